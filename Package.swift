@@ -1,0 +1,45 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "sandbox",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "sandbox", targets: ["sandbox"]),
+        // What a harness embeds: the same pipeline the CLI drives.
+        .library(name: "SandboxKit", targets: ["SandboxPolicy", "SandboxPlan", "SandboxExecutor"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/LebJe/TOMLKit", exact: "0.6.0"),
+    ],
+    targets: [
+        // System libraries, found by pkg-config (Debian -dev packages).
+        .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
+        .systemLibrary(name: "CCap", pkgConfig: "libcap", providers: [.apt(["libcap-dev"])]),
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+
+        // C that Swift cannot express: raw syscalls, macros, and the child runner that
+        // executes between clone3 and execve (async-signal-safe only).
+        .target(name: "CSandbox"),
+
+        // Pure layers: no kernel calls, unprivileged tests.
+        .target(name: "SandboxPolicy", dependencies: [.product(name: "TOMLKit", package: "TOMLKit")]),
+        .target(name: "SandboxPlan", dependencies: ["SandboxPolicy", "CCrypto"]),
+
+        // The only Swift module that talks to the kernel.
+        .target(name: "SandboxKernel", dependencies: ["CSandbox", "CSeccomp", "CCap"]),
+        .target(name: "SandboxExecutor", dependencies: ["SandboxPlan", "SandboxKernel"]),
+
+        .executableTarget(name: "sandbox", dependencies: [
+            "SandboxPolicy", "SandboxPlan", "SandboxExecutor",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "SandboxPolicyTests", dependencies: ["SandboxPolicy"]),
+        .testTarget(name: "SandboxPlanTests", dependencies: ["SandboxPlan", "SandboxPolicy"]),
+        // Runs the built `sandbox` binary against the real kernel; needs root for part.
+        .testTarget(name: "IntegrationTests", dependencies: ["SandboxPlan", "SandboxPolicy"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

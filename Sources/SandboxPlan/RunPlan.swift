@@ -1,0 +1,220 @@
+import SandboxPolicy
+
+/// Everything the executor will do for one run, fully resolved: absolute paths, the
+/// mount steps in order, the fence rules, limits, network configuration, argv and
+/// environment. The executor applies a plan and makes no policy decisions of its own.
+///
+/// A plan is pure data: compiling it reads files but makes no other syscalls, and the
+/// same inputs give byte-identical canonical JSON (`RunPlan.canonicalJSON`) and so the
+/// same `digest`.
+public struct RunPlan: Codable, Sendable, Equatable {
+    public var planVersion: Int = 1
+    public var runId: String
+    public var policy: PolicyInfo
+    public var host: HostInfo
+    public var process: ProcessPlan
+    /// The private root, built on an empty tmpfs in this order.
+    public var mounts: [MountStep]
+    public var landlock: LandlockPlan
+    public var seccomp: SeccompPlan
+    public var capabilities: CapabilityPlan
+    public var resources: ResourcePlan
+    public var network: NetworkPlan
+    public var binary: BinaryPlan
+    public var audit: AuditPlan
+    /// Protections a `best-effort` policy asked for that this host cannot give.
+    public var notApplied: [String]
+    /// sha256 of the canonical JSON of every other field; nil while it is computed.
+    public var digest: String?
+}
+
+public struct PolicyInfo: Codable, Sendable, Equatable {
+    public var name: String
+    public var sources: [String]
+}
+
+/// The host facts the plan depends on (so a plan read later says what it assumed).
+public struct HostInfo: Codable, Sendable, Equatable {
+    public var arch: String
+    public var kernel: String
+    public var landlockABI: Int
+    public var invokerUID: UInt32
+    public var invokerGID: UInt32
+    public var rootless: Bool
+}
+
+public struct UserNamespacePlan: Codable, Sendable, Equatable {
+    /// One `/proc/self/uid_map` line: "inside outside 1".
+    public var uidMap: String
+    public var gidMap: String
+}
+
+public struct RlimitPlan: Codable, Sendable, Equatable {
+    public var name: String
+    public var resource: Int32
+    /// `UInt64.max` is RLIM_INFINITY.
+    public var soft: UInt64
+    public var hard: UInt64
+}
+
+public struct ProcessPlan: Codable, Sendable, Equatable {
+    public var argv: [String]
+    /// "KEY=value", sorted by key.
+    public var env: [String]
+    /// PATH used to find argv[0] inside the sandbox.
+    public var searchPath: String
+    public var workdir: String
+    public var uid: UInt32
+    public var gid: UInt32
+    public var hostname: String
+    public var newSession: Bool
+    public var timeoutMs: UInt64?
+    public var graceMs: UInt64
+    /// Present when the invoker is not root: the child maps itself into a new user
+    /// namespace before anything else.
+    public var userNamespace: UserNamespacePlan?
+    public var rlimits: [RlimitPlan]
+}
+
+public enum MountKind: String, Codable, Sendable, Equatable {
+    /// Recursive bind of a host path (`source`) at `destination`.
+    case bind
+    case tmpfs
+    /// A fresh procfs for the new pid namespace, with the kernel knobs read-only.
+    case proc
+    /// A minimal /dev: null zero full random urandom tty, pts, ptmx, shm, fd links.
+    case dev
+    /// A symlink at `destination` pointing to `source` (mirrors a host symlink).
+    case symlink
+    /// `destination` made read-only again (inside an rw bind); skipped if absent.
+    case protect
+    /// `destination` hidden: a file reads as empty and unreadable, a directory as empty.
+    case mask
+}
+
+public struct MountStep: Codable, Sendable, Equatable {
+    public var kind: MountKind
+    public var source: String?
+    public var destination: String
+    public var readOnly: Bool
+    /// tmpfs data such as "mode=0755".
+    public var options: String?
+    /// Skip without error when the source (bind) or destination (protect) is absent.
+    public var optional: Bool
+    /// The policy key this step comes from, for messages and `explain`.
+    public var origin: String
+
+    public init(kind: MountKind, source: String? = nil, destination: String, readOnly: Bool,
+                options: String? = nil, optional: Bool = false, origin: String) {
+        self.kind = kind; self.source = source; self.destination = destination
+        self.readOnly = readOnly; self.options = options; self.optional = optional; self.origin = origin
+    }
+
+    /// How the step reads in an error message: `bind /opt/tool -> /opt/tool (ro)`.
+    public var summary: String {
+        switch kind {
+        case .bind: return "bind \(source ?? "?") -> \(destination) (\(readOnly ? "ro" : "rw"))"
+        case .symlink: return "symlink \(destination) -> \(source ?? "?")"
+        default: return "\(kind.rawValue) \(destination)"
+        }
+    }
+}
+
+public struct LandlockRule: Codable, Sendable, Equatable {
+    /// Path inside the sandbox (the same inode as the host path for binds).
+    public var path: String
+    /// Landlock access-right names (`execute`, `read_file`, …) granted beneath it.
+    public var access: [String]
+}
+
+public struct LandlockPlan: Codable, Sendable, Equatable {
+    public var mode: String
+    /// The ABI the ruleset is built for: min(kernel's, what we know); 0 when off/unavailable.
+    public var abi: Int
+    /// The lowest ABI that gives everything the policy asked for.
+    public var requiredABI: Int
+    /// Filesystem rights handled (denied unless a rule grants them).
+    public var handledAccessFS: [String]
+    public var rules: [LandlockRule]
+    public var connectTCP: [UInt16]?
+    public var bindTCP: [UInt16]?
+    public var scopes: [String]
+}
+
+public struct SeccompArgPlan: Codable, Sendable, Equatable {
+    public var index: UInt32
+    public var op: String
+    public var value: UInt64
+    public var valueTwo: UInt64
+}
+
+public struct SeccompRulePlan: Codable, Sendable, Equatable {
+    public var syscalls: [String]
+    public var action: String
+    public var errno: UInt32?
+    public var args: [SeccompArgPlan]
+    public var origin: String
+}
+
+public struct SeccompPlan: Codable, Sendable, Equatable {
+    public var enabled: Bool
+    public var profile: String?
+    /// Native architecture only; x32/i386 syscalls hit the kill action.
+    public var arch: String
+    public var defaultAction: String
+    public var defaultErrno: UInt32?
+    public var rules: [SeccompRulePlan]
+    /// Address families allowed for socket(2); others fail with EAFNOSUPPORT. nil: all.
+    public var socketFamilies: [String]?
+    public var onViolation: String
+    /// Names in the profile that do not exist on this architecture (dropped).
+    public var unknownSyscalls: [String]
+    /// sha256 of the rule set alone: the cache key of the compiled BPF.
+    public var rulesDigest: String
+}
+
+public struct CapabilityPlan: Codable, Sendable, Equatable {
+    /// Names (`cap_net_bind_service`) kept in every set; all others are dropped.
+    public var keep: [String]
+    public var keepMask: UInt64
+}
+
+public struct ResourcePlan: Codable, Sendable, Equatable {
+    public var memoryBytes: UInt64?
+    public var swapBytes: UInt64?
+    public var pids: UInt64?
+    public var cpuQuotaUs: UInt64?
+    public var cpuPeriodUs: UInt64?
+    public var ioWeight: UInt64?
+    public var bestEffort: [String]
+    public var needsCgroup: Bool { memoryBytes != nil || pids != nil || cpuQuotaUs != nil || ioWeight != nil }
+}
+
+public struct NetworkAllowPlan: Codable, Sendable, Equatable {
+    public var cidr: String
+    public var ports: [UInt16]
+    public var proto: String
+}
+
+public struct NetworkPlan: Codable, Sendable, Equatable {
+    public var mode: String
+    public var dns: [String]
+    /// The exact /etc/resolv.conf the sandbox sees (egress), never a host file.
+    public var resolvConf: String?
+    public var hosts: String?
+    public var allow: [NetworkAllowPlan]
+    /// The nft ruleset loaded inside the sandbox's network namespace (egress).
+    public var nftRuleset: String?
+}
+
+public struct BinaryPlan: Codable, Sendable, Equatable {
+    public var requireRootOwned: Bool
+    public var rejectWritable: Bool
+    public var rejectSetuid: Bool
+    public var pin: [String: String]
+    public var isActive: Bool { requireRootOwned || rejectWritable || rejectSetuid || !pin.isEmpty }
+}
+
+public struct AuditPlan: Codable, Sendable, Equatable {
+    public var path: String?
+}

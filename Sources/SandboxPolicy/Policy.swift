@@ -1,0 +1,206 @@
+/// The typed policy model. A `Policy` value only exists after `PolicyLoader` has
+/// parsed, merged (`extends`) and validated every key, so code downstream never
+/// re-checks what is written here: sizes are bytes, durations are milliseconds,
+/// CIDRs are parsed, names are known.
+///
+/// Paths are still templates (`{cwd}`, `{home}`, …) because their values depend on
+/// the invocation; `{policy_dir}` is already expanded, since it differs per file of an
+/// `extends` chain.
+public struct Policy: Sendable, Equatable {
+    public var version: Int
+    public var name: String
+    /// Files that were merged to make this policy, base first.
+    public var sources: [String]
+    public var process: ProcessPolicy
+    public var filesystem: FilesystemPolicy
+    public var landlock: LandlockPolicy
+    public var seccomp: SeccompPolicy
+    public var capabilities: CapabilitiesPolicy
+    public var resources: ResourcesPolicy
+    public var network: NetworkPolicy
+    public var binary: BinaryPolicy
+    public var audit: AuditPolicy
+
+    public init(version: Int = 1, name: String, sources: [String] = [],
+                process: ProcessPolicy = .init(), filesystem: FilesystemPolicy = .init(),
+                landlock: LandlockPolicy = .init(), seccomp: SeccompPolicy = .init(),
+                capabilities: CapabilitiesPolicy = .init(), resources: ResourcesPolicy = .init(),
+                network: NetworkPolicy = .init(), binary: BinaryPolicy = .init(),
+                audit: AuditPolicy = .init()) {
+        self.version = version; self.name = name; self.sources = sources
+        self.process = process; self.filesystem = filesystem; self.landlock = landlock
+        self.seccomp = seccomp; self.capabilities = capabilities; self.resources = resources
+        self.network = network; self.binary = binary; self.audit = audit
+    }
+}
+
+/// A path as written in a policy, possibly containing `{cwd}`, `{home}`, `{uid}`,
+/// `{gid}`, `{run_id}`. Validated to be absolute once expanded.
+public struct PathTemplate: Sendable, Hashable, Comparable, CustomStringConvertible {
+    public let raw: String
+    public init(_ raw: String) { self.raw = raw }
+    public var description: String { raw }
+    public static func < (a: PathTemplate, b: PathTemplate) -> Bool { a.raw < b.raw }
+}
+
+public enum UserSpec: Sendable, Hashable {
+    /// Run as the invoking user (the default): files written to rw paths keep their owner.
+    case invoker
+    case id(UInt32)
+}
+
+public struct ProcessPolicy: Sendable, Equatable {
+    public var hostname: String = "sandbox"
+    public var user: UserSpec = .invoker
+    /// nil: the same as `user`.
+    public var group: UserSpec? = nil
+    /// nil: `{cwd}` if it is visible inside, else `/`.
+    public var workdir: PathTemplate? = nil
+    public var envPass: [String] = []
+    public var envSet: [String: String] = [:]
+    /// Wall-clock limit in milliseconds; nil = none.
+    public var timeoutMs: UInt64? = nil
+    /// Time between SIGTERM and SIGKILL when the timeout fires.
+    public var graceMs: UInt64 = 5_000
+    public var newSession: Bool = true
+    public init() {}
+}
+
+public struct FilesystemPolicy: Sendable, Equatable {
+    public var ro: [PathTemplate] = []
+    public var rw: [PathTemplate] = []
+    public var tmpfs: [PathTemplate] = []
+    /// Names (relative, e.g. `.git`) made read-only again inside every rw path.
+    public var protect: [String] = []
+    public var mask: [PathTemplate] = []
+    public var unixSockets: [PathTemplate] = []
+    public init() {}
+}
+
+public enum FenceMode: String, Sendable, Hashable, CaseIterable {
+    case enforce
+    case bestEffort = "best-effort"
+    case off
+}
+
+public enum LandlockScope: String, Sendable, Hashable, CaseIterable {
+    case abstractUnixSocket = "abstract-unix-socket"
+    case signal
+}
+
+public struct LandlockPolicy: Sendable, Equatable {
+    public var mode: FenceMode = .enforce
+    /// nil: TCP connect is not handled by Landlock (the network fence decides).
+    /// A list, even empty: only these ports may be connected to (ABI 4).
+    public var connectTCP: [UInt16]? = nil
+    public var bindTCP: [UInt16]? = nil
+    public var scope: [LandlockScope] = []
+    public init() {}
+}
+
+public enum ViolationAction: String, Sendable, Hashable, CaseIterable {
+    case errno, kill, log, notify
+}
+
+public enum SocketFamily: String, Sendable, Hashable, CaseIterable, Comparable {
+    case unix, inet, inet6, netlink, packet, vsock, bluetooth, can, alg, xdp
+    public static func < (a: SocketFamily, b: SocketFamily) -> Bool { a.rawValue < b.rawValue }
+    /// AF_* value (the same on every Linux architecture).
+    public var number: Int {
+        switch self {
+        case .unix: 1; case .inet: 2; case .inet6: 10; case .netlink: 16; case .packet: 17
+        case .vsock: 40; case .bluetooth: 31; case .can: 29; case .alg: 38; case .xdp: 44
+        }
+    }
+}
+
+public struct SeccompPolicy: Sendable, Equatable {
+    /// nil: no profile (only `deny` and `socket_families` apply, default allow).
+    public var profile: SeccompProfile? = nil
+    /// Syscall names denied with `onViolation`; validated against the syscall table.
+    public var deny: [String] = []
+    /// nil: socket families are not restricted.
+    public var socketFamilies: [SocketFamily]? = nil
+    public var onViolation: ViolationAction = .errno
+    public init() {}
+}
+
+public struct CapabilitiesPolicy: Sendable, Equatable {
+    /// Capability names without the `CAP_` prefix, lower-case (`net_bind_service`).
+    public var keep: [String] = []
+    public init() {}
+}
+
+public enum Rlimit: String, Sendable, Hashable, CaseIterable, Comparable {
+    case cpu, fsize, data, stack, core, rss, nproc, nofile, memlock, `as`, locks, sigpending, msgqueue, nice, rtprio, rttime
+    public static func < (a: Rlimit, b: Rlimit) -> Bool { a.rawValue < b.rawValue }
+    /// RLIMIT_* value on Linux (generic and x86 agree for these).
+    public var number: Int32 {
+        switch self {
+        case .cpu: 0; case .fsize: 1; case .data: 2; case .stack: 3; case .core: 4; case .rss: 5
+        case .nproc: 6; case .nofile: 7; case .memlock: 8; case .as: 9; case .locks: 10
+        case .sigpending: 11; case .msgqueue: 12; case .nice: 13; case .rtprio: 14; case .rttime: 15
+        }
+    }
+}
+
+public enum RlimitValue: Sendable, Hashable {
+    case unlimited
+    case value(UInt64)
+}
+
+public struct ResourcesPolicy: Sendable, Equatable {
+    public var memoryBytes: UInt64? = nil
+    /// nil with a memory limit means swap 0.
+    public var swapBytes: UInt64? = nil
+    public var pids: UInt64? = nil
+    /// Cores, > 0.
+    public var cpu: Double? = nil
+    /// cgroup io weight 1…10000.
+    public var ioWeight: UInt64? = nil
+    public var rlimits: [Rlimit: RlimitValue] = [:]
+    /// Limits (`memory`, `swap`, `pids`, `cpu`, `io`) that may be skipped when the host
+    /// lacks their controller; the run result then lists them.
+    public var bestEffort: [String] = []
+    public init() {}
+}
+
+public enum NetworkMode: String, Sendable, Hashable, CaseIterable {
+    case none, loopback, egress
+}
+
+public enum IPProtocolName: String, Sendable, Hashable, CaseIterable {
+    case tcp, udp
+}
+
+public struct AllowRule: Sendable, Hashable {
+    public var cidr: CIDR
+    public var ports: [UInt16]
+    public var proto: IPProtocolName
+    public init(cidr: CIDR, ports: [UInt16], proto: IPProtocolName) {
+        self.cidr = cidr; self.ports = ports; self.proto = proto
+    }
+}
+
+public struct NetworkPolicy: Sendable, Equatable {
+    public var mode: NetworkMode = .none
+    public var dns: [IPAddress] = []
+    public var allow: [AllowRule] = []
+    /// Extra `/etc/hosts` entries: name → address.
+    public var hosts: [String: IPAddress] = [:]
+    public init() {}
+}
+
+public struct BinaryPolicy: Sendable, Equatable {
+    public var requireRootOwned: Bool = false
+    public var rejectWritable: Bool = false
+    public var rejectSetuid: Bool = false
+    /// Absolute path → "sha256:<64 hex>".
+    public var pin: [String: String] = [:]
+    public init() {}
+}
+
+public struct AuditPolicy: Sendable, Equatable {
+    public var path: PathTemplate? = nil
+    public init() {}
+}

@@ -1,0 +1,84 @@
+/// A seccomp profile in the OCI runtime-spec `linux.seccomp` JSON format — the format
+/// Docker, containerd and Podman ship — so their profiles load unchanged. Loading
+/// (`SeccompProfile.load`) validates actions, operators and argument indexes; syscall
+/// names are kept as written because a profile legitimately lists names of other
+/// architectures. Conditions (`includes`/`excludes`) are evaluated by the planner,
+/// which knows the architecture, kernel and kept capabilities.
+public struct SeccompProfile: Sendable, Equatable {
+    /// Absolute path the profile was read from.
+    public var source: String
+    public var defaultAction: SeccompAction
+    public var defaultErrnoRet: UInt32?
+    /// `SCMP_ARCH_*` names from `architectures` and `archMap[].architecture`.
+    public var architectures: [String]
+    public var syscalls: [SeccompRule]
+
+    public init(source: String, defaultAction: SeccompAction, defaultErrnoRet: UInt32? = nil,
+                architectures: [String] = [], syscalls: [SeccompRule] = []) {
+        self.source = source; self.defaultAction = defaultAction
+        self.defaultErrnoRet = defaultErrnoRet; self.architectures = architectures
+        self.syscalls = syscalls
+    }
+}
+
+public enum SeccompAction: String, Sendable, Hashable, CaseIterable, Codable {
+    case kill = "SCMP_ACT_KILL"
+    case killProcess = "SCMP_ACT_KILL_PROCESS"
+    case killThread = "SCMP_ACT_KILL_THREAD"
+    case trap = "SCMP_ACT_TRAP"
+    case errno = "SCMP_ACT_ERRNO"
+    case trace = "SCMP_ACT_TRACE"
+    case allow = "SCMP_ACT_ALLOW"
+    case log = "SCMP_ACT_LOG"
+    case notify = "SCMP_ACT_NOTIFY"
+}
+
+public enum SeccompOperator: String, Sendable, Hashable, CaseIterable, Codable {
+    case notEqual = "SCMP_CMP_NE"
+    case lessThan = "SCMP_CMP_LT"
+    case lessOrEqual = "SCMP_CMP_LE"
+    case equal = "SCMP_CMP_EQ"
+    case greaterOrEqual = "SCMP_CMP_GE"
+    case greaterThan = "SCMP_CMP_GT"
+    case maskedEqual = "SCMP_CMP_MASKED_EQ"
+}
+
+public struct SeccompArg: Sendable, Hashable, Codable {
+    public var index: UInt32       // 0…5
+    public var value: UInt64
+    public var valueTwo: UInt64
+    public var op: SeccompOperator
+    public init(index: UInt32, value: UInt64, valueTwo: UInt64 = 0, op: SeccompOperator) {
+        self.index = index; self.value = value; self.valueTwo = valueTwo; self.op = op
+    }
+}
+
+/// Docker's `includes`/`excludes`: a rule applies when every listed condition holds
+/// (includes) and none of the listed ones does (excludes).
+public struct SeccompCondition: Sendable, Hashable {
+    /// Capability names as written (`CAP_SYS_ADMIN`).
+    public var caps: [String] = []
+    /// Architecture names as written (`amd64`, `arm64`, `x86`, …).
+    public var arches: [String] = []
+    /// "major.minor" or nil.
+    public var minKernel: String? = nil
+    public init(caps: [String] = [], arches: [String] = [], minKernel: String? = nil) {
+        self.caps = caps; self.arches = arches; self.minKernel = minKernel
+    }
+    public var isEmpty: Bool { caps.isEmpty && arches.isEmpty && minKernel == nil }
+}
+
+public struct SeccompRule: Sendable, Hashable {
+    public var names: [String]
+    public var action: SeccompAction
+    public var errnoRet: UInt32?
+    public var args: [SeccompArg]
+    public var includes: SeccompCondition
+    public var excludes: SeccompCondition
+    public init(names: [String], action: SeccompAction, errnoRet: UInt32? = nil,
+                args: [SeccompArg] = [], includes: SeccompCondition = .init(),
+                excludes: SeccompCondition = .init()) {
+        self.names = names; self.action = action; self.errnoRet = errnoRet
+        self.args = args; self.includes = includes; self.excludes = excludes
+    }
+}
