@@ -36,11 +36,16 @@ public struct Policy: Sendable, Equatable {
 
 /// A path as written in a policy, possibly containing `{cwd}`, `{home}`, `{uid}`,
 /// `{gid}`, `{run_id}`. Validated to be absolute once expanded.
+///
+/// A trailing `?` in the policy (`"/lib64?"`) makes the entry optional: skipped when
+/// the host path does not exist, instead of failing the run (bwrap's `--ro-bind-try`).
 public struct PathTemplate: Sendable, Hashable, Comparable, CustomStringConvertible {
+    /// The template without the optional marker.
     public let raw: String
-    public init(_ raw: String) { self.raw = raw }
-    public var description: String { raw }
-    public static func < (a: PathTemplate, b: PathTemplate) -> Bool { a.raw < b.raw }
+    public let optional: Bool
+    public init(_ raw: String, optional: Bool = false) { self.raw = raw; self.optional = optional }
+    public var description: String { optional ? raw + "?" : raw }
+    public static func < (a: PathTemplate, b: PathTemplate) -> Bool { a.description < b.description }
 }
 
 public enum UserSpec: Sendable, Hashable {
