@@ -121,8 +121,12 @@ public struct MountStep: Codable, Sendable, Equatable {
 }
 
 public struct LandlockRule: Codable, Sendable, Equatable {
-    /// Path inside the sandbox (the same inode as the host path for binds).
+    /// Path inside the sandbox.
     public var path: String
+    /// The host path with the same inode (bind sources): the supervisor opens it
+    /// before clone. nil: the path exists only inside (tmpfs, /dev, /proc) and the
+    /// child adds the rule after building the root.
+    public var hostPath: String?
     /// Landlock access-right names (`execute`, `read_file`, …) granted beneath it.
     public var access: [String]
 }
