@@ -1,0 +1,887 @@
+/*
+ * The child runner: everything between clone3 and execve.
+ *
+ * Rules for this file (see DESIGN.md §4, STYLE.md lesson 5): only async-signal-safe
+ * calls — raw syscalls and a few libc functions that are thin syscall wrappers; no
+ * malloc, no stdio, no opendir; all memory comes from the spec the supervisor built
+ * before clone3 or from fixed buffers on the stack. Every failure reports
+ * {step, index, errno} on spec->error_fd and _exit()s.
+ *
+ * The order of operations is written once, in sbx_init() and sbx_payload(), one line
+ * per step, with the reason for each ordering constraint next to it.
+ */
+#define _GNU_SOURCE
+#include "sandbox_child.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/sched.h>
+#include <linux/seccomp.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* ---- Constants of the new mount API and friends (kept local: glibc 2.36's
+ *      <sys/mount.h> and <linux/mount.h> conflict when both are included). ---- */
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+#define SBX_CLONE_INTO_CGROUP 0x200000000ULL
+#define SBX_OPEN_TREE_CLONE 1
+#define SBX_AT_RECURSIVE 0x8000
+#define SBX_MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#define SBX_MOVE_MOUNT_T_EMPTY_PATH 0x00000040
+#define SBX_FSCONFIG_SET_FLAG 0
+#define SBX_FSCONFIG_SET_STRING 1
+#define SBX_FSCONFIG_CMD_CREATE 6
+#define SBX_FSOPEN_CLOEXEC 1
+#define SBX_FSMOUNT_CLOEXEC 1
+#define SBX_MOUNT_ATTR_RDONLY 0x1
+#define SBX_MOUNT_ATTR_NOSUID 0x2
+#define SBX_MOUNT_ATTR_NODEV 0x4
+#define SBX_MOUNT_ATTR_NOEXEC 0x8
+#define SBX_RESOLVE_NO_MAGICLINKS 0x02
+#define SBX_RESOLVE_IN_ROOT 0x10
+#define SBX_P_PIDFD 3
+#define SBX_SECBIT_NOROOT (1 << 0)
+#define SBX_SECBIT_NOROOT_LOCKED (1 << 1)
+#define SBX_SECBIT_KEEP_CAPS (1 << 4)
+
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
+#ifndef SYS_fsopen
+#define SYS_fsopen 430
+#endif
+#ifndef SYS_fsconfig
+#define SYS_fsconfig 431
+#endif
+#ifndef SYS_fsmount
+#define SYS_fsmount 432
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#ifndef SYS_landlock_create_ruleset
+#define SYS_landlock_create_ruleset 444
+#endif
+#ifndef SYS_landlock_add_rule
+#define SYS_landlock_add_rule 445
+#endif
+#ifndef SYS_landlock_restrict_self
+#define SYS_landlock_restrict_self 446
+#endif
+
+struct sbx_clone_args {
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls,
+        set_tid, set_tid_size, cgroup;
+};
+struct sbx_mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
+struct sbx_open_how { uint64_t flags, mode, resolve; };
+struct sbx_landlock_path_beneath { uint64_t allowed_access; int32_t parent_fd; } __attribute__((packed));
+
+#define SBX_PATH_MAX 4096
+#define SBX_MASK_NAME ".sbx-mask"
+
+/* ---- Small async-signal-safe helpers. ---- */
+
+static void put_error(const struct sbx_spec *spec, int step, int index, int err) {
+    struct sbx_child_error e = { step, index, err };
+    ssize_t n;
+    do { n = write(spec->error_fd, &e, sizeof e); } while (n < 0 && errno == EINTR);
+}
+
+__attribute__((noreturn))
+static void fail(const struct sbx_spec *spec, int step, int index, int err, int code) {
+    put_error(spec, step, index, err);
+    _exit(code);
+}
+
+#define CHECK(cond, step, index) \
+    do { if (!(cond)) fail(spec, (step), (index), errno, 125); } while (0)
+
+static size_t str_len(const char *s) { size_t n = 0; while (s[n]) n++; return n; }
+
+static int str_copy(char *dst, size_t cap, const char *a, const char *b) {
+    size_t la = str_len(a), lb = b ? str_len(b) : 0;
+    if (la + lb + 1 > cap) return -1;
+    memcpy(dst, a, la);
+    if (b) memcpy(dst + la, b, lb);
+    dst[la + lb] = 0;
+    return 0;
+}
+
+static int write_all(int fd, const char *buf, size_t len) {
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0) { if (errno == EINTR) continue; return -1; }
+        buf += n; len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int write_file(const char *path, const char *data) {
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int r = write_all(fd, data, str_len(data));
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return r;
+}
+
+static int sys_open_tree(int dfd, const char *path, unsigned flags) {
+    return (int)syscall(SYS_open_tree, dfd, path, flags);
+}
+static int sys_move_mount(int from_dfd, const char *from, int to_dfd, const char *to, unsigned flags) {
+    return (int)syscall(SYS_move_mount, from_dfd, from, to_dfd, to, flags);
+}
+static int sys_mount_setattr(int dfd, const char *path, unsigned flags, uint64_t set) {
+    struct sbx_mount_attr attr = { set, 0, 0, 0 };
+    return (int)syscall(SYS_mount_setattr, dfd, path, flags, &attr, sizeof attr);
+}
+static int sys_openat2(int dfd, const char *path, uint64_t flags, uint64_t resolve) {
+    struct sbx_open_how how = { flags, 0, resolve };
+    return (int)syscall(SYS_openat2, dfd, path, &how, sizeof how);
+}
+
+/* Make a fresh filesystem instance (tmpfs, proc, devpts) as a detached mount. */
+static int new_fs(const char *type, const char *const *opts, unsigned attrs) {
+    int fsfd = (int)syscall(SYS_fsopen, type, SBX_FSOPEN_CLOEXEC);
+    if (fsfd < 0) return -1;
+    for (size_t i = 0; opts && opts[i]; i += 2) {
+        int r = opts[i + 1]
+            ? (int)syscall(SYS_fsconfig, fsfd, SBX_FSCONFIG_SET_STRING, opts[i], opts[i + 1], 0)
+            : (int)syscall(SYS_fsconfig, fsfd, SBX_FSCONFIG_SET_FLAG, opts[i], NULL, 0);
+        if (r < 0) { int e = errno; close(fsfd); errno = e; return -1; }
+    }
+    if (syscall(SYS_fsconfig, fsfd, SBX_FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
+        int e = errno; close(fsfd); errno = e; return -1;
+    }
+    int mfd = (int)syscall(SYS_fsmount, fsfd, SBX_FSMOUNT_CLOEXEC, attrs);
+    int e = errno;
+    close(fsfd);
+    errno = e;
+    return mfd;
+}
+
+/* Parse "key=value,key2=value2,flag" tmpfs options into pairs for fsconfig, in a
+ * caller-provided buffer. */
+static int split_options(const char *data, char *buf, size_t cap, const char **pairs, size_t max_pairs) {
+    size_t n = 0, len = data ? str_len(data) : 0;
+    if (len + 1 > cap) { errno = E2BIG; return -1; }
+    if (data) memcpy(buf, data, len);
+    buf[len] = 0;
+    char *p = buf;
+    while (*p) {
+        if (n + 3 > max_pairs) { errno = E2BIG; return -1; }
+        char *key = p, *val = NULL;
+        while (*p && *p != ',') { if (*p == '=' && !val) { *p = 0; val = p + 1; } p++; }
+        if (*p) *p++ = 0;
+        pairs[n++] = key;
+        pairs[n++] = val;
+    }
+    pairs[n] = NULL;
+    pairs[n + 1] = NULL;
+    return 0;
+}
+
+/* ---- Building the new root. ----
+ *
+ * All paths inside the new root are resolved from `rootfd` one component at a time
+ * with O_NOFOLLOW, so a symlink planted in an rw bind (attacker data) can never
+ * redirect where a later mount lands. Mount points are created only on filesystems
+ * this child made (the root tmpfs and later tmpfs mounts), never inside a host bind:
+ * building the sandbox must not write to the host. */
+
+struct builder {
+    const struct sbx_spec *spec;
+    int rootfd;
+    dev_t own_devs[64];   /* st_dev of filesystems we created (may hold mount points) */
+    size_t n_own;
+};
+
+static int is_own_dev(const struct builder *b, dev_t dev) {
+    for (size_t i = 0; i < b->n_own; i++) if (b->own_devs[i] == dev) return 1;
+    return 0;
+}
+
+static void add_own_dev(struct builder *b, int fd) {
+    struct stat st;
+    if (b->n_own < 64 && fstat(fd, &st) == 0) b->own_devs[b->n_own++] = st.st_dev;
+}
+
+/* Open the directory that will contain `dest`'s last component, creating missing
+ * directories (only on our own filesystems). Returns an O_PATH fd and points *leaf
+ * into `buf` at the last component. */
+static int open_parent(struct builder *b, const char *dest, char *buf, const char **leaf) {
+    if (str_copy(buf, SBX_PATH_MAX, dest, NULL) < 0) { errno = ENAMETOOLONG; return -1; }
+    char *p = buf;
+    while (*p == '/') p++;
+    int dirfd = dup(b->rootfd);
+    if (dirfd < 0) return -1;
+    for (;;) {
+        char *slash = p;
+        while (*slash && *slash != '/') slash++;
+        if (!*slash) { *leaf = p; return dirfd; }
+        *slash = 0;
+        int next = openat(dirfd, p, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (next < 0 && errno == ENOENT) {
+            struct stat st;
+            if (fstat(dirfd, &st) < 0) { int e = errno; close(dirfd); errno = e; return -1; }
+            if (!is_own_dev(b, st.st_dev)) { close(dirfd); errno = EROFS; return -1; }
+            if (mkdirat(dirfd, p, 0755) < 0 && errno != EEXIST) { int e = errno; close(dirfd); errno = e; return -1; }
+            next = openat(dirfd, p, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        }
+        int e = errno;
+        close(dirfd);
+        if (next < 0) { errno = e; return -1; }
+        dirfd = next;
+        p = slash + 1;
+        while (*p == '/') p++;
+    }
+}
+
+/* Create (if needed) and open the mount point `dest` as O_PATH: a directory when
+ * `want_dir`, else an empty regular file. */
+static int open_mount_point(struct builder *b, const char *dest, int want_dir) {
+    char buf[SBX_PATH_MAX];
+    const char *leaf;
+    if (dest[0] == '/' && dest[1] == 0) return dup(b->rootfd);
+    int dirfd = open_parent(b, dest, buf, &leaf);
+    if (dirfd < 0) return -1;
+    int fd = openat(dirfd, leaf, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+        struct stat st;
+        if (fstat(dirfd, &st) < 0 || !is_own_dev(b, st.st_dev)) { close(dirfd); errno = EROFS; return -1; }
+        if (want_dir) {
+            if (mkdirat(dirfd, leaf, 0755) < 0 && errno != EEXIST) { int e = errno; close(dirfd); errno = e; return -1; }
+        } else {
+            int f = openat(dirfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+            if (f < 0 && errno != EEXIST) { int e = errno; close(dirfd); errno = e; return -1; }
+            if (f >= 0) close(f);
+        }
+        fd = openat(dirfd, leaf, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    }
+    int e = errno;
+    close(dirfd);
+    errno = e;
+    return fd;
+}
+
+static int attach(int mntfd, int targetfd) {
+    return sys_move_mount(mntfd, "", targetfd, "", SBX_MOVE_MOUNT_F_EMPTY_PATH | SBX_MOVE_MOUNT_T_EMPTY_PATH);
+}
+
+/* Clone the mount tree at `fd` (recursively), make it read-only, put it back on top
+ * of itself. Covers submounts: mount_setattr(AT_RECURSIVE). */
+static int remount_readonly_at(int fd) {
+    int tree = sys_open_tree(fd, "", SBX_OPEN_TREE_CLONE | O_CLOEXEC | SBX_AT_RECURSIVE | AT_EMPTY_PATH);
+    if (tree < 0) return -1;
+    int r = sys_mount_setattr(tree, "", AT_EMPTY_PATH | SBX_AT_RECURSIVE,
+                              SBX_MOUNT_ATTR_RDONLY | SBX_MOUNT_ATTR_NOSUID | SBX_MOUNT_ATTR_NODEV);
+    if (r == 0) r = attach(tree, fd);
+    int e = errno;
+    close(tree);
+    errno = e;
+    return r;
+}
+
+static int do_bind(struct builder *b, const struct sbx_mount_op *op) {
+    struct stat st;
+    if (stat(op->source, &st) < 0) return -1;
+    int tree = sys_open_tree(AT_FDCWD, op->source, SBX_OPEN_TREE_CLONE | O_CLOEXEC | SBX_AT_RECURSIVE);
+    if (tree < 0) return -1;
+    uint64_t attrs = SBX_MOUNT_ATTR_NOSUID | SBX_MOUNT_ATTR_NODEV;
+    if (op->flags & SBX_MF_RDONLY) attrs |= SBX_MOUNT_ATTR_RDONLY;
+    int r = sys_mount_setattr(tree, "", AT_EMPTY_PATH | SBX_AT_RECURSIVE, attrs);
+    if (r == 0) {
+        int target = open_mount_point(b, op->dest, S_ISDIR(st.st_mode));
+        if (target < 0) r = -1;
+        else { r = attach(tree, target); int e = errno; close(target); errno = e; }
+    }
+    int e = errno;
+    close(tree);
+    errno = e;
+    return r;
+}
+
+static int do_tmpfs_at(struct builder *b, const char *dest, const char *data, unsigned attrs, int readonly_after) {
+    char optbuf[256];
+    const char *pairs[32];
+    if (split_options(data, optbuf, sizeof optbuf, pairs, 30) < 0) return -1;
+    int mnt = new_fs("tmpfs", pairs, attrs);
+    if (mnt < 0) return -1;
+    add_own_dev(b, mnt);
+    int target = open_mount_point(b, dest, 1);
+    int r = target < 0 ? -1 : attach(mnt, target);
+    if (r == 0 && readonly_after) r = sys_mount_setattr(target, "", AT_EMPTY_PATH, SBX_MOUNT_ATTR_RDONLY);
+    int e = errno;
+    if (target >= 0) close(target);
+    close(mnt);
+    errno = e;
+    return r;
+}
+
+/* Bind one host device node (files only; mknod is not possible in a user ns). */
+static int bind_dev_node(struct builder *b, const char *name) {
+    char host[64], inside[64];
+    if (str_copy(host, sizeof host, "/dev/", name) < 0 || str_copy(inside, sizeof inside, "/dev/", name) < 0) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    int tree = sys_open_tree(AT_FDCWD, host, SBX_OPEN_TREE_CLONE | O_CLOEXEC);
+    if (tree < 0) return -1;
+    int r = sys_mount_setattr(tree, "", AT_EMPTY_PATH, SBX_MOUNT_ATTR_NOSUID | SBX_MOUNT_ATTR_NOEXEC);
+    int target = r == 0 ? open_mount_point(b, inside, 0) : -1;
+    if (target < 0) r = -1; else r = attach(tree, target);
+    int e = errno;
+    if (target >= 0) close(target);
+    close(tree);
+    errno = e;
+    return r;
+}
+
+static int make_symlink(struct builder *b, const char *target, const char *dest) {
+    char buf[SBX_PATH_MAX];
+    const char *leaf;
+    int dirfd = open_parent(b, dest, buf, &leaf);
+    if (dirfd < 0) return -1;
+    struct stat st;
+    int r;
+    if (fstat(dirfd, &st) < 0) r = -1;
+    else if (!is_own_dev(b, st.st_dev)) { errno = EROFS; r = -1; }
+    else r = symlinkat(target, dirfd, leaf);
+    int e = errno;
+    close(dirfd);
+    errno = e;
+    return r;
+}
+
+static int do_dev(struct builder *b, const char *dest) {
+    if (dest[0] != '/' || dest[1] != 'd' || str_len(dest) != 4) { errno = EINVAL; return -1; }
+    if (do_tmpfs_at(b, "/dev", "mode=0755,size=64k", SBX_MOUNT_ATTR_NOSUID | SBX_MOUNT_ATTR_NOEXEC, 0) < 0) return -1;
+    static const char *const nodes[] = { "null", "zero", "full", "random", "urandom", "tty" };
+    for (size_t i = 0; i < sizeof nodes / sizeof nodes[0]; i++)
+        if (bind_dev_node(b, nodes[i]) < 0) return -1;
+    /* A private devpts instance: ptys opened inside cannot reach the host's. */
+    static const char *const pts_opts[] = { "newinstance", NULL, "ptmxmode", "0666", "mode", "620", NULL, NULL };
+    int pts = new_fs("devpts", pts_opts, SBX_MOUNT_ATTR_NOSUID | SBX_MOUNT_ATTR_NOEXEC);
+    if (pts < 0) return -1;
+    int target = open_mount_point(b, "/dev/pts", 1);
+    int r = target < 0 ? -1 : attach(pts, target);
+    int e = errno;
+    if (target >= 0) close(target);
+    close(pts);
+    errno = e;
+    if (r < 0) return -1;
+    if (do_tmpfs_at(b, "/dev/shm", "mode=1777", SBX_MOUNT_ATTR_NOSUID | SBX_MOUNT_ATTR_NODEV, 0) < 0) return -1;
+    if (make_symlink(b, "pts/ptmx", "/dev/ptmx") < 0) return -1;
+    if (make_symlink(b, "/proc/self/fd", "/dev/fd") < 0) return -1;
+    if (make_symlink(b, "/proc/self/fd/0", "/dev/stdin") < 0) return -1;
+    if (make_symlink(b, "/proc/self/fd/1", "/dev/stdout") < 0) return -1;
+    if (make_symlink(b, "/proc/self/fd/2", "/dev/stderr") < 0) return -1;
+    return 0;
+}
+
+/* Hide `fd` (a file or directory inside the new root). */
+static int mask_at(struct builder *b, int fd) {
+    struct stat st;
+    if (fstat(fd, &st) < 0) return -1;
+    int mnt;
+    if (S_ISDIR(st.st_mode)) {
+        static const char *const opts[] = { "mode", "0000", "size", "4k", NULL, NULL };
+        mnt = new_fs("tmpfs", opts, SBX_MOUNT_ATTR_RDONLY | SBX_MOUNT_ATTR_NOSUID | SBX_MOUNT_ATTR_NODEV | SBX_MOUNT_ATTR_NOEXEC);
+    } else {
+        /* An empty mode-000 file on the root tmpfs, bound read-only over the target. */
+        int f = openat(b->rootfd, SBX_MASK_NAME, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0);
+        if (f < 0) return -1;
+        close(f);
+        mnt = sys_open_tree(b->rootfd, SBX_MASK_NAME, SBX_OPEN_TREE_CLONE | O_CLOEXEC);
+        if (mnt >= 0 && sys_mount_setattr(mnt, "", AT_EMPTY_PATH,
+                SBX_MOUNT_ATTR_RDONLY | SBX_MOUNT_ATTR_NOSUID | SBX_MOUNT_ATTR_NODEV | SBX_MOUNT_ATTR_NOEXEC) < 0) {
+            int e = errno; close(mnt); errno = e; return -1;
+        }
+    }
+    if (mnt < 0) return -1;
+    int r = attach(mnt, fd);
+    int e = errno;
+    close(mnt);
+    errno = e;
+    return r;
+}
+
+/* Resolve a path inside the new root the way the sandbox will (symlinks stay inside). */
+static int open_inside(struct builder *b, const char *dest) {
+    while (*dest == '/') dest++;
+    if (!*dest) return dup(b->rootfd);
+    return sys_openat2(b->rootfd, dest, O_PATH | O_CLOEXEC, SBX_RESOLVE_IN_ROOT | SBX_RESOLVE_NO_MAGICLINKS);
+}
+
+static int do_proc(struct builder *b, const char *dest) {
+    int mnt = new_fs("proc", NULL, SBX_MOUNT_ATTR_NOSUID | SBX_MOUNT_ATTR_NODEV | SBX_MOUNT_ATTR_NOEXEC);
+    if (mnt < 0) return -1;
+    int target = open_mount_point(b, dest, 1);
+    int r = target < 0 ? -1 : attach(mnt, target);
+    int e = errno;
+    close(mnt);
+    if (target >= 0) close(target);
+    errno = e;
+    if (r < 0) return -1;
+    /* Kernel knobs read-only and host-wide information hidden, as runc and bwrap do. */
+    static const char *const readonly[] = { "sys", "sysrq-trigger", "irq", "bus", "fs" };
+    static const char *const masked[] = { "kcore", "keys", "timer_list", "sched_debug", "kallsyms", "acpi", "scsi" };
+    char path[SBX_PATH_MAX];
+    for (size_t i = 0; i < sizeof readonly / sizeof readonly[0]; i++) {
+        if (str_copy(path, sizeof path, dest, "/") < 0) { errno = ENAMETOOLONG; return -1; }
+        size_t l = str_len(path);
+        if (str_copy(path + l, sizeof path - l, readonly[i], NULL) < 0) { errno = ENAMETOOLONG; return -1; }
+        int fd = open_inside(b, path);
+        if (fd < 0) { if (errno == ENOENT) continue; return -1; }
+        r = remount_readonly_at(fd);
+        e = errno; close(fd); errno = e;
+        if (r < 0) return -1;
+    }
+    for (size_t i = 0; i < sizeof masked / sizeof masked[0]; i++) {
+        if (str_copy(path, sizeof path, dest, "/") < 0) { errno = ENAMETOOLONG; return -1; }
+        size_t l = str_len(path);
+        if (str_copy(path + l, sizeof path - l, masked[i], NULL) < 0) { errno = ENAMETOOLONG; return -1; }
+        int fd = open_inside(b, path);
+        if (fd < 0) { if (errno == ENOENT) continue; return -1; }
+        r = mask_at(b, fd);
+        e = errno; close(fd); errno = e;
+        if (r < 0) return -1;
+    }
+    return 0;
+}
+
+static int apply_mount(struct builder *b, const struct sbx_mount_op *op) {
+    switch (op->kind) {
+    case SBX_MOUNT_BIND:
+        if (do_bind(b, op) < 0) {
+            if (errno == ENOENT && (op->flags & SBX_MF_OPTIONAL)) return 0;
+            return -1;
+        }
+        return 0;
+    case SBX_MOUNT_TMPFS:
+        return do_tmpfs_at(b, op->dest, op->data ? op->data : "mode=0755",
+                           SBX_MOUNT_ATTR_NOSUID | SBX_MOUNT_ATTR_NODEV, (op->flags & SBX_MF_RDONLY) != 0);
+    case SBX_MOUNT_PROC:
+        return do_proc(b, op->dest);
+    case SBX_MOUNT_DEV:
+        return do_dev(b, op->dest);
+    case SBX_MOUNT_SYMLINK:
+        return make_symlink(b, op->source, op->dest);
+    case SBX_MOUNT_PROTECT: {
+        int fd = open_inside(b, op->dest);
+        if (fd < 0) return errno == ENOENT ? 0 : -1;
+        int r = remount_readonly_at(fd);
+        int e = errno; close(fd); errno = e;
+        return r;
+    }
+    case SBX_MOUNT_MASK: {
+        int fd = open_inside(b, op->dest);
+        if (fd < 0) return errno == ENOENT ? 0 : -1;
+        int r = mask_at(b, fd);
+        int e = errno; close(fd); errno = e;
+        return r;
+    }
+    case SBX_MOUNT_MOVE_FD: {
+        int target = open_mount_point(b, op->dest, 0);
+        if (target < 0) return -1;
+        int r = attach(op->fd, target);
+        int e = errno; close(target); errno = e;
+        return r;
+    }
+    }
+    errno = EINVAL;
+    return -1;
+}
+
+static void build_root(const struct sbx_spec *spec) {
+    /* Nothing we mount may propagate back to the host. */
+    CHECK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0, SBX_STEP_MOUNT_PRIVATE, -1);
+
+    struct builder b = { .spec = spec, .rootfd = -1, .n_own = 0 };
+    static const char *const root_opts[] = { "mode", "0755", "size", "1m", NULL, NULL };
+    int mnt = new_fs("tmpfs", root_opts, SBX_MOUNT_ATTR_NOSUID | SBX_MOUNT_ATTR_NODEV);
+    CHECK(mnt >= 0, SBX_STEP_ROOT_TMPFS, -1);
+    add_own_dev(&b, mnt);
+    CHECK(sys_move_mount(mnt, "", AT_FDCWD, spec->staging, SBX_MOVE_MOUNT_F_EMPTY_PATH) == 0, SBX_STEP_ROOT_TMPFS, -1);
+    close(mnt);
+    b.rootfd = open(spec->staging, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    CHECK(b.rootfd >= 0, SBX_STEP_ROOT_TMPFS, -1);
+
+    for (size_t i = 0; i < spec->n_mounts; i++)
+        CHECK(apply_mount(&b, &spec->mounts[i]) == 0, SBX_STEP_MOUNT, (int)i);
+
+    /* The helper file for masks must not stay visible; the binds keep its inode. */
+    unlinkat(b.rootfd, SBX_MASK_NAME, 0);
+    /* The root itself read-only: only listed rw paths and tmpfs mounts are writable. */
+    CHECK(sys_mount_setattr(b.rootfd, "", AT_EMPTY_PATH, SBX_MOUNT_ATTR_RDONLY) == 0, SBX_STEP_ROOT_READONLY, -1);
+
+    /* pivot_root(".", ".") stacks the old root under the new one; detaching it
+     * leaves nothing of the host reachable (no /oldroot directory needed). */
+    CHECK(fchdir(b.rootfd) == 0, SBX_STEP_PIVOT_ROOT, -1);
+    CHECK(syscall(SYS_pivot_root, ".", ".") == 0, SBX_STEP_PIVOT_ROOT, -1);
+    CHECK(umount2(".", MNT_DETACH) == 0, SBX_STEP_PIVOT_ROOT, -1);
+    CHECK(chdir("/") == 0, SBX_STEP_PIVOT_ROOT, -1);
+    close(b.rootfd);
+}
+
+/* ---- Descriptors. ---- */
+
+static void close_all_except(const int *keep, size_t n) {
+    /* Sort the few fds to keep (insertion sort), then close the gaps. */
+    int sorted[64];
+    size_t m = 0;
+    for (size_t i = 0; i < n && m < 64; i++) {
+        if (keep[i] < 3) continue;
+        int v = keep[i];
+        size_t j = m;
+        while (j > 0 && sorted[j - 1] > v) { sorted[j] = sorted[j - 1]; j--; }
+        sorted[j] = v;
+        m++;
+    }
+    unsigned int lo = 3;
+    for (size_t i = 0; i < m; i++) {
+        if ((unsigned)sorted[i] > lo) syscall(SYS_close_range, lo, (unsigned)sorted[i] - 1, 0);
+        if ((unsigned)sorted[i] + 1 > lo) lo = (unsigned)sorted[i] + 1;
+    }
+    syscall(SYS_close_range, lo, ~0U, 0);
+}
+
+/* ---- Payload: identity, fences, exec. ---- */
+
+static int cap_last(void) {
+    /* Probe downward from 63: PR_CAPBSET_READ fails with EINVAL past the last cap. */
+    for (int c = 63; c >= 0; c--) if (prctl(PR_CAPBSET_READ, c, 0, 0, 0) >= 0) return c;
+    return 40;
+}
+
+static void apply_identity_and_caps(const struct sbx_spec *spec) {
+    int last = spec->apply_caps ? cap_last() : -1;
+
+    /* Bounding set first: dropping needs CAP_SETPCAP, which setuid() may take away. */
+    for (int c = 0; c <= last; c++) {
+        if (spec->cap_keep & (1ULL << c)) continue;
+        CHECK(prctl(PR_CAPBSET_DROP, c, 0, 0, 0) == 0 || errno == EINVAL, SBX_STEP_CAPS_BOUNDING, c);
+    }
+    if (spec->apply_caps) {
+        /* No root magic: uid 0 or a setuid-root file gains no capabilities on exec.
+         * KEEP_CAPS (if anything is kept) lets permitted survive the uid change. */
+        unsigned long bits = SBX_SECBIT_NOROOT | SBX_SECBIT_NOROOT_LOCKED;
+        if (spec->cap_keep) bits |= SBX_SECBIT_KEEP_CAPS;
+        CHECK(prctl(PR_SET_SECUREBITS, bits, 0, 0, 0) == 0, SBX_STEP_SECUREBITS, -1);
+    }
+
+    if (!spec->uid_map) CHECK(setgroups(0, NULL) == 0, SBX_STEP_SETGROUPS, -1);
+    CHECK(setresgid(spec->gid, spec->gid, spec->gid) == 0, SBX_STEP_SETGID, -1);
+    CHECK(setresuid(spec->uid, spec->uid, spec->uid) == 0, SBX_STEP_SETUID, -1);
+
+    if (spec->apply_caps) {
+        struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+        struct __user_cap_data_struct data[2];
+        memset(data, 0, sizeof data);
+        for (int i = 0; i < 2; i++) {
+            uint32_t v = (uint32_t)(spec->cap_keep >> (32 * i));
+            data[i].effective = v; data[i].permitted = v; data[i].inheritable = v;
+        }
+        CHECK(syscall(SYS_capset, &hdr, data) == 0, SBX_STEP_CAPS, -1);
+        CHECK(prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) == 0, SBX_STEP_CAPS, -1);
+        /* Kept capabilities must survive execve for a non-root uid: ambient. */
+        for (int c = 0; c <= last; c++)
+            if (spec->cap_keep & (1ULL << c))
+                CHECK(prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) == 0, SBX_STEP_CAPS, c);
+    }
+}
+
+static void apply_landlock(const struct sbx_spec *spec) {
+    if (spec->landlock_fd < 0) return;
+    for (size_t i = 0; i < spec->n_landlock_inner; i++) {
+        int fd = open(spec->landlock_inner[i].path, O_PATH | O_CLOEXEC);
+        CHECK(fd >= 0, SBX_STEP_LANDLOCK, (int)i);
+        struct sbx_landlock_path_beneath pb = { spec->landlock_inner[i].access, fd };
+        CHECK(syscall(SYS_landlock_add_rule, spec->landlock_fd, 1 /* PATH_BENEATH */, &pb, 0) == 0, SBX_STEP_LANDLOCK, (int)i);
+        close(fd);
+    }
+    CHECK(syscall(SYS_landlock_restrict_self, spec->landlock_fd, 0) == 0, SBX_STEP_LANDLOCK, -1);
+    close(spec->landlock_fd);
+}
+
+static void send_fd(const struct sbx_spec *spec, int fd) {
+    char byte = 'L';
+    struct iovec iov = { &byte, 1 };
+    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+    memset(&u, 0, sizeof u);
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    ssize_t n;
+    do { n = sendmsg(spec->notify_sock, &msg, MSG_NOSIGNAL); } while (n < 0 && errno == EINTR);
+    CHECK(n == 1, SBX_STEP_NOTIFY_SEND, -1);
+}
+
+static void apply_seccomp(const struct sbx_spec *spec) {
+    if (!spec->seccomp_filter) return;
+    struct sock_fprog prog = { spec->seccomp_len, (struct sock_filter *)spec->seccomp_filter };
+    long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, spec->seccomp_flags, &prog);
+    CHECK(r >= 0, SBX_STEP_SECCOMP, -1);
+    if (spec->seccomp_flags & SECCOMP_FILTER_FLAG_NEW_LISTENER) {
+        send_fd(spec, (int)r);
+        close((int)r);
+    }
+}
+
+__attribute__((noreturn))
+static void exec_payload(const struct sbx_spec *spec) {
+    const char *file = spec->argv[0];
+    int has_slash = 0;
+    for (const char *p = file; *p; p++) if (*p == '/') { has_slash = 1; break; }
+    if (has_slash) {
+        execve(file, spec->argv, spec->envp);
+        int e = errno;
+        fail(spec, SBX_STEP_EXEC, -1, e, e == ENOENT || e == ENOTDIR ? 127 : 126);
+    }
+    /* execvp's search, without its allocation: try each PATH entry; remember EACCES. */
+    int saw_eacces = 0, last = ENOENT;
+    const char *p = spec->search_path ? spec->search_path : "/usr/bin:/bin";
+    char path[SBX_PATH_MAX];
+    size_t flen = str_len(file);
+    for (;;) {
+        const char *end = p;
+        while (*end && *end != ':') end++;
+        size_t dlen = (size_t)(end - p);
+        if (dlen == 0) { path[0] = '.'; dlen = 1; } else if (dlen < sizeof path) memcpy(path, p, dlen);
+        if (dlen + 1 + flen + 1 <= sizeof path) {
+            path[dlen] = '/';
+            memcpy(path + dlen + 1, file, flen + 1);
+            execve(path, spec->argv, spec->envp);
+            if (errno == EACCES) saw_eacces = 1;
+            else if (errno != ENOENT && errno != ENOTDIR) { last = errno; break; }
+        }
+        if (!*end) break;
+        p = end + 1;
+    }
+    int e = saw_eacces ? EACCES : last;
+    fail(spec, SBX_STEP_EXEC, -1, e, e == ENOENT ? 127 : 126);
+}
+
+__attribute__((noreturn))
+static void sbx_payload(const struct sbx_spec *spec) {
+    /* A session of its own: no controlling terminal, so TIOCSTI cannot reach the
+     * caller's terminal. */
+    if (spec->new_session) CHECK(setsid() >= 0, SBX_STEP_SETSID, -1);
+    /* Identity and capabilities: bounding set before setuid (needs CAP_SETPCAP). */
+    apply_identity_and_caps(spec);
+    /* AFTER the uid change (setuid from root would clear it anyway) and BEFORE
+     * Landlock and seccomp, which require it for an unprivileged caller. */
+    CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0, SBX_STEP_NO_NEW_PRIVS, -1);
+    CHECK(chdir(spec->workdir) == 0, SBX_STEP_CHDIR, -1);
+    apply_landlock(spec);
+    /* Only the error pipe (CLOEXEC) and the notify socket survive to seccomp. */
+    int keep[2] = { spec->error_fd, spec->notify_sock };
+    close_all_except(keep, 2);
+    /* seccomp last, so the filter need not allow anything the set-up above used. */
+    apply_seccomp(spec);
+    if (spec->notify_sock >= 0) close(spec->notify_sock);
+    exec_payload(spec);
+}
+
+/* ---- PID 1: the reaper. ---- */
+
+static const int forwarded[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
+
+__attribute__((noreturn))
+static void sbx_reaper(const struct sbx_spec *spec) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++) sigaddset(&set, forwarded[i]);
+    /* Blocked before fork so no signal is lost; the payload unblocks its copy. */
+    sigprocmask(SIG_BLOCK, &set, NULL);
+
+    int payload_pidfd = -1;
+    struct sbx_clone_args args;
+    memset(&args, 0, sizeof args);
+    args.flags = CLONE_PIDFD;
+    args.pidfd = (uint64_t)(uintptr_t)&payload_pidfd;
+    args.exit_signal = SIGCHLD;
+    long pid = syscall(SYS_clone3, &args, sizeof args);
+    CHECK(pid >= 0, SBX_STEP_FORK, -1);
+    if (pid == 0) {
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        close(spec->status_fd);
+        sbx_payload(spec);
+    }
+
+    /* The reaper keeps only the status pipe; it cannot be inspected or ptraced by
+     * the payload (not dumpable) and never changes credentials (that would clear
+     * PDEATHSIG). */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    int keep[2] = { spec->status_fd, payload_pidfd };
+    close_all_except(keep, 2);
+
+    for (;;) {
+        siginfo_t si;
+        int sig = sigwaitinfo(&set, &si);
+        if (sig < 0) continue;
+        if (sig != SIGCHLD) {
+            syscall(SYS_pidfd_send_signal, payload_pidfd, sig, NULL, 0);
+            continue;
+        }
+        int status;
+        pid_t done;
+        while ((done = waitpid(-1, &status, WNOHANG)) > 0) {
+            if (done == (pid_t)pid) {
+                /* The run ends with the payload: returning kills every other process
+                 * in the pid namespace (double-forked daemons included). */
+                write_all(spec->status_fd, (const char *)&status, sizeof status);
+                _exit(0);
+            }
+        }
+    }
+}
+
+/* ---- The sandbox init, right after clone3. ---- */
+
+__attribute__((noreturn))
+static void sbx_init(const struct sbx_spec *spec) {
+    /* Signal dispositions the supervisor set (e.g. SIGPIPE ignored) would survive
+     * execve; start from the defaults. */
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int s = 1; s < 65; s++) if (s != SIGKILL && s != SIGSTOP) sigaction(s, &dfl, NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+
+    /* Drop every inherited descriptor (the run lock, the supervisor's pipe ends)
+     * but those in the spec. Before the sync read: our copy of the sync pipe's write
+     * end must be gone for EOF to mean "supervisor died". */
+    int keep[48];
+    size_t nk = 0;
+    keep[nk++] = spec->sync_fd; keep[nk++] = spec->error_fd; keep[nk++] = spec->status_fd;
+    keep[nk++] = spec->landlock_fd; keep[nk++] = spec->notify_sock; keep[nk++] = spec->netns_fd;
+    for (size_t i = 0; i < spec->n_cgroup_procs_fds && nk < 24; i++) keep[nk++] = spec->cgroup_procs_fds[i];
+    for (size_t i = 0; i < spec->n_mounts && nk < 48; i++)
+        if (spec->mounts[i].kind == SBX_MOUNT_MOVE_FD) keep[nk++] = spec->mounts[i].fd;
+    close_all_except(keep, nk);
+
+    /* Die with the supervisor. Then wait for its go: EOF means it died before
+     * PDEATHSIG was armed (getppid() is 0 across a pid namespace, so it can't tell). */
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    char go;
+    ssize_t n;
+    do { n = read(spec->sync_fd, &go, 1); } while (n < 0 && errno == EINTR);
+    if (n != 1) _exit(125);
+    close(spec->sync_fd);
+
+    /* The network namespace prepared by the supervisor (egress), joined by fd. */
+    if (spec->netns_fd >= 0) CHECK(setns(spec->netns_fd, CLONE_NEWNET) == 0, SBX_STEP_NETNS, -1);
+    /* cgroup v1: join each controller by writing "0" (= this process) to the files
+     * the supervisor opened; no PID is ever written by the supervisor. */
+    for (size_t i = 0; i < spec->n_cgroup_procs_fds; i++) {
+        CHECK(write_all(spec->cgroup_procs_fds[i], "0", 1) == 0, SBX_STEP_CGROUP_JOIN, (int)i);
+        close(spec->cgroup_procs_fds[i]);
+    }
+    /* Rootless: map ourselves (we may write our own maps once, for our own uid). */
+    if (spec->uid_map) {
+        CHECK(write_file("/proc/self/setgroups", "deny") == 0, SBX_STEP_USERNS_MAP, 0);
+        CHECK(write_file("/proc/self/uid_map", spec->uid_map) == 0, SBX_STEP_USERNS_MAP, 1);
+        CHECK(write_file("/proc/self/gid_map", spec->gid_map) == 0, SBX_STEP_USERNS_MAP, 2);
+    }
+    CHECK(sethostname(spec->hostname, str_len(spec->hostname)) == 0, SBX_STEP_HOSTNAME, -1);
+    if (spec->loopback_up) {
+        int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        CHECK(s >= 0, SBX_STEP_LOOPBACK, -1);
+        struct ifreq ifr;
+        memset(&ifr, 0, sizeof ifr);
+        memcpy(ifr.ifr_name, "lo", 3);
+        CHECK(ioctl(s, SIOCGIFFLAGS, &ifr) == 0, SBX_STEP_LOOPBACK, -1);
+        ifr.ifr_flags |= IFF_UP;
+        CHECK(ioctl(s, SIOCSIFFLAGS, &ifr) == 0, SBX_STEP_LOOPBACK, -1);
+        close(s);
+    }
+    /* The private root, then pivot: from here on no host path is reachable. */
+    build_root(spec);
+    for (size_t i = 0; i < spec->n_rlimits; i++) {
+        struct rlimit rl = { spec->rlimits[i].soft, spec->rlimits[i].hard };
+        CHECK(setrlimit(spec->rlimits[i].resource, &rl) == 0, SBX_STEP_RLIMIT, (int)i);
+    }
+    /* PID 1 stays behind as reaper; the payload is its child. */
+    sbx_reaper(spec);
+}
+
+pid_t sbx_spawn(const struct sbx_spec *spec, int *pidfd_out) {
+    int pidfd = -1;
+    struct sbx_clone_args args;
+    memset(&args, 0, sizeof args);
+    args.flags = spec->clone_flags | CLONE_PIDFD;
+    args.pidfd = (uint64_t)(uintptr_t)&pidfd;
+    args.exit_signal = SIGCHLD;
+    if (spec->cgroup_fd >= 0) {
+        args.flags |= SBX_CLONE_INTO_CGROUP;
+        args.cgroup = (uint64_t)spec->cgroup_fd;
+    }
+    long pid = syscall(SYS_clone3, &args, sizeof args);
+    if (pid < 0) return -errno;
+    if (pid == 0) sbx_init(spec);
+    *pidfd_out = pidfd;
+    return (pid_t)pid;
+}
+
+int sbx_pidfd_send_signal(int pidfd, int sig) {
+    return syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) == 0 ? 0 : -errno;
+}
+
+int sbx_pidfd_wait(int pidfd, int *code, int *status, struct rusage *usage) {
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    long r;
+    do { r = syscall(SYS_waitid, SBX_P_PIDFD, pidfd, &si, WEXITED, usage); } while (r < 0 && errno == EINTR);
+    if (r < 0) return -errno;
+    *code = si.si_code;
+    *status = si.si_status;
+    return 0;
+}
+
+int sbx_landlock_abi(void) {
+    long r = syscall(SYS_landlock_create_ruleset, NULL, 0, 1 /* LANDLOCK_CREATE_RULESET_VERSION */);
+    return r < 0 ? 0 : (int)r;
+}

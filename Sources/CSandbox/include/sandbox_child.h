@@ -1,0 +1,146 @@
+/*
+ * The flat spec the supervisor (Swift) prepares before clone3, and the child runner
+ * (C, async-signal-safe) that applies it between clone3 and execve.
+ *
+ * Everything the child needs is in `struct sbx_spec`: no allocation, no stdio, no
+ * locks after clone3. Errors travel back on `error_fd` as a `struct sbx_child_error`
+ * (step + index + errno); EOF on that pipe without a record means execve succeeded.
+ */
+#ifndef SANDBOX_CHILD_H
+#define SANDBOX_CHILD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/resource.h>
+
+enum sbx_mount_kind {
+    SBX_MOUNT_BIND = 1,     /* recursive bind of host `source` at `dest` */
+    SBX_MOUNT_TMPFS = 2,    /* fresh tmpfs at `dest`, options in `data` */
+    SBX_MOUNT_PROC = 3,     /* procfs of the new pid namespace, knobs read-only */
+    SBX_MOUNT_DEV = 4,      /* minimal /dev */
+    SBX_MOUNT_SYMLINK = 5,  /* symlink `dest` -> `source` */
+    SBX_MOUNT_PROTECT = 6,  /* `dest` made read-only again; skipped if absent */
+    SBX_MOUNT_MASK = 7,     /* `dest` hidden: empty unreadable file / empty dir */
+    SBX_MOUNT_MOVE_FD = 8,  /* detached mount `fd` (e.g. resolv.conf) moved to `dest` */
+};
+
+#define SBX_MF_RDONLY   0x1u
+#define SBX_MF_OPTIONAL 0x2u  /* missing source: skip instead of failing */
+
+struct sbx_mount_op {
+    int kind;
+    unsigned flags;
+    const char *source;
+    const char *dest;     /* absolute, inside the new root */
+    const char *data;
+    int fd;
+};
+
+struct sbx_rlimit {
+    int resource;
+    rlim_t soft;
+    rlim_t hard;
+};
+
+struct sbx_landlock_inner {
+    const char *path;     /* inside the new root */
+    uint64_t access;
+};
+
+struct sbx_spec {
+    /* Namespaces and placement. */
+    uint64_t clone_flags;          /* CLONE_NEW* set; CLONE_PIDFD is added */
+    int cgroup_fd;                 /* v2: CLONE_INTO_CGROUP target, or -1 */
+    const int *cgroup_procs_fds;   /* v1: cgroup.procs files the child writes "0" to */
+    size_t n_cgroup_procs_fds;
+    int netns_fd;                  /* join this netns (then no CLONE_NEWNET), or -1 */
+    int loopback_up;
+    const char *uid_map;           /* rootless: "inside outside 1\n", else NULL */
+    const char *gid_map;
+
+    /* The new root. */
+    const char *staging;           /* host dir the root tmpfs is mounted on */
+    const struct sbx_mount_op *mounts;
+    size_t n_mounts;
+
+    /* The process. */
+    const char *hostname;
+    const struct sbx_rlimit *rlimits;
+    size_t n_rlimits;
+    uint32_t uid, gid;
+    int new_session;
+    const char *workdir;
+    char *const *argv;
+    char *const *envp;
+    const char *search_path;       /* PATH for argv[0] without a slash */
+
+    /* Fences, applied last, in this order: caps, no_new_privs, Landlock, seccomp. */
+    uint64_t cap_keep;             /* bit n set = keep capability n */
+    int apply_caps;                /* 0: leave capabilities alone (fence off) */
+    int landlock_fd;               /* prepared ruleset, or -1 */
+    const struct sbx_landlock_inner *landlock_inner;
+    size_t n_landlock_inner;
+    const void *seccomp_filter;    /* struct sock_filter[], or NULL */
+    unsigned short seccomp_len;    /* instructions */
+    unsigned seccomp_flags;        /* SECCOMP_FILTER_FLAG_* */
+    int notify_sock;               /* listener fd goes back over this, or -1 */
+
+    /* Channels to the supervisor. */
+    int sync_fd;                   /* read: one byte once the supervisor is ready */
+    int error_fd;                  /* write, CLOEXEC: struct sbx_child_error */
+    int status_fd;                 /* write: the payload's wait status (int) */
+};
+
+enum sbx_step {
+    SBX_STEP_SYNC = 1,
+    SBX_STEP_CLOSE_FDS,
+    SBX_STEP_NETNS,
+    SBX_STEP_CGROUP_JOIN,
+    SBX_STEP_USERNS_MAP,
+    SBX_STEP_HOSTNAME,
+    SBX_STEP_LOOPBACK,
+    SBX_STEP_MOUNT_PRIVATE,
+    SBX_STEP_ROOT_TMPFS,
+    SBX_STEP_MOUNT,                /* index = mount op */
+    SBX_STEP_ROOT_READONLY,
+    SBX_STEP_PIVOT_ROOT,
+    SBX_STEP_RLIMIT,               /* index = rlimit */
+    SBX_STEP_FORK,
+    SBX_STEP_SETSID,
+    SBX_STEP_CAPS_BOUNDING,
+    SBX_STEP_SECUREBITS,
+    SBX_STEP_SETGROUPS,
+    SBX_STEP_SETGID,
+    SBX_STEP_SETUID,
+    SBX_STEP_CAPS,
+    SBX_STEP_NO_NEW_PRIVS,
+    SBX_STEP_CHDIR,
+    SBX_STEP_LANDLOCK,             /* index = inner rule, or -1 for restrict_self */
+    SBX_STEP_SECCOMP,
+    SBX_STEP_NOTIFY_SEND,
+    SBX_STEP_EXEC,
+    SBX_STEP_MOUNT_POINT,          /* index = mount op: creating its mount point */
+};
+
+struct sbx_child_error {
+    int32_t step;
+    int32_t index;
+    int32_t err;
+};
+
+/*
+ * Clone the sandbox init (PID 1 of the new pid namespace) with CLONE_PIDFD and run
+ * `spec` in it. Returns the pid in the caller's namespace (> 0) and the pidfd in
+ * *pidfd_out, or -errno. Call from a thread that lives as long as the run: the
+ * child's PDEATHSIG fires when this *thread* exits.
+ */
+pid_t sbx_spawn(const struct sbx_spec *spec, int *pidfd_out);
+
+/* Thin wrappers Swift cannot call directly (raw syscalls). */
+int sbx_pidfd_send_signal(int pidfd, int sig);
+/* waitid(P_PIDFD, WEXITED): returns 0 and fills code (CLD_*), status, rusage. */
+int sbx_pidfd_wait(int pidfd, int *code, int *status, struct rusage *usage);
+int sbx_landlock_abi(void);
+
+#endif
