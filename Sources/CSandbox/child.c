@@ -885,3 +885,37 @@ int sbx_landlock_abi(void) {
     long r = syscall(SYS_landlock_create_ruleset, NULL, 0, 1 /* LANDLOCK_CREATE_RULESET_VERSION */);
     return r < 0 ? 0 : (int)r;
 }
+
+int sbx_recv_fd(int sock) {
+    char byte;
+    struct iovec iov = { &byte, 1 };
+    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+    memset(&u, 0, sizeof u);
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
+    ssize_t n;
+    do { n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
+    if (n <= 0) return -1;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) return -1;
+    int fd;
+    memcpy(&fd, CMSG_DATA(c), sizeof fd);
+    return fd;
+}
+
+int sbx_pipe_cloexec(int fds[2]) {
+    return pipe2(fds, O_CLOEXEC) == 0 ? 0 : -errno;
+}
+
+#include <sys/signalfd.h>
+
+int sbx_signalfd(const sigset_t *mask) {
+    int fd = signalfd(-1, mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    return fd < 0 ? -errno : fd;
+}
+
+int sbx_signalfd_next(int fd) {
+    struct signalfd_siginfo si;
+    ssize_t n;
+    do { n = read(fd, &si, sizeof si); } while (n < 0 && errno == EINTR);
+    return n == (ssize_t)sizeof si ? (int)si.ssi_signo : -1;
+}

@@ -14,6 +14,15 @@
 #include <sys/types.h>
 #include <sys/resource.h>
 
+/* Namespace flags (sched.h hides them without _GNU_SOURCE, which Swift lacks). */
+#define SBX_CLONE_NEWNS     0x00020000ULL
+#define SBX_CLONE_NEWCGROUP 0x02000000ULL
+#define SBX_CLONE_NEWUTS    0x04000000ULL
+#define SBX_CLONE_NEWIPC    0x08000000ULL
+#define SBX_CLONE_NEWUSER   0x10000000ULL
+#define SBX_CLONE_NEWPID    0x20000000ULL
+#define SBX_CLONE_NEWNET    0x40000000ULL
+
 enum sbx_mount_kind {
     SBX_MOUNT_BIND = 1,     /* recursive bind of host `source` at `dest` */
     SBX_MOUNT_TMPFS = 2,    /* fresh tmpfs at `dest`, options in `data` */
@@ -142,5 +151,14 @@ int sbx_pidfd_send_signal(int pidfd, int sig);
 /* waitid(P_PIDFD, WEXITED): returns 0 and fills code (CLD_*), status, rusage. */
 int sbx_pidfd_wait(int pidfd, int *code, int *status, struct rusage *usage);
 int sbx_landlock_abi(void);
+/* Receive one fd sent with SCM_RIGHTS (the seccomp listener); -1 on failure. */
+int sbx_recv_fd(int sock);
+/* pipe2(O_CLOEXEC) (hidden from Swift without _GNU_SOURCE); 0 or -errno. */
+int sbx_pipe_cloexec(int fds[2]);
+/* signalfd(CLOEXEC|NONBLOCK) for `mask`; fd or -errno. */
+#include <signal.h>
+int sbx_signalfd(const sigset_t *mask);
+/* The next pending signal number from a signalfd, or -1 when none is pending. */
+int sbx_signalfd_next(int fd);
 
 #endif

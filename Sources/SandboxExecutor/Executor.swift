@@ -1,0 +1,438 @@
+import CSandbox
+import Foundation
+import Glibc
+import SandboxKernel
+import SandboxPlan
+
+/// A problem that stops a run before the command starts (exit 125, or 126/127 for
+/// the command itself). The message names the step and the subject.
+public struct ExecError: Error, CustomStringConvertible {
+    public var message: String
+    public var exitCode: Int32
+    public init(_ message: String, exitCode: Int32 = 125) { self.message = message; self.exitCode = exitCode }
+    public var description: String { message }
+}
+
+public struct ExecOptions {
+    /// Where compiled seccomp programs are cached (by rule digest); nil: no cache.
+    public var seccompCacheDir: String?
+    /// Where run directories live (`/run/sandbox`, or `$XDG_RUNTIME_DIR/sandbox`).
+    public var runBase: String
+    public init(runBase: String, seccompCacheDir: String? = nil) {
+        self.runBase = runBase; self.seccompCacheDir = seccompCacheDir
+    }
+}
+
+/// Applies a RunPlan and supervises the run. Makes no policy decisions: everything
+/// comes from the plan. Preparation happens here, before the child exists (cgroup,
+/// Landlock ruleset, seccomp BPF, run directory); every step registers its undo, so a
+/// failure anywhere leaves nothing behind.
+public final class Executor {
+    let plan: RunPlan
+    let options: ExecOptions
+    private var undo: [() -> Void] = []
+    private var notApplied: [String]
+    private var seccompProgram: SeccompProgram?
+    private var violations: [String: RunResult.Violation] = [:]
+
+    public init(plan: RunPlan, options: ExecOptions) {
+        self.plan = plan
+        self.options = options
+        self.notApplied = plan.notApplied
+    }
+
+    /// Forwarded to the sandbox (DESIGN §4): the supervisor itself never dies of them.
+    static let forwardedSignals: [Int32] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2]
+
+    /// Runs the plan to completion. Never throws: a set-up failure is a RunResult with
+    /// exit code 125 (or 126/127) and `error` set, after everything was undone.
+    public func run() -> RunResult {
+        let started = Monotonic.now()
+        var result: RunResult
+        do {
+            result = try supervise(started: started)
+        } catch let e as ExecError {
+            result = failure(e, started: started)
+        } catch {
+            result = failure(ExecError("\(error)"), started: started)
+        }
+        teardown()
+        return result
+    }
+
+    private func failure(_ e: ExecError, started: UInt64) -> RunResult {
+        makeResult(exitCode: e.exitCode, signal: nil, timedOut: false, started: started,
+                   usage: nil, error: e.message, cgroupStats: nil)
+    }
+
+    private func teardown() {
+        while let step = undo.popLast() { step() }
+    }
+
+    // MARK: - Preparation and supervision
+
+    private func supervise(started: UInt64) throws -> RunResult {
+        try refuseUnsupported()
+        try checkBindSources()
+
+        // 1. Run directory + lock, held for the supervisor's life.
+        let runDir: RunDirectory
+        do { runDir = try RunDirectory.create(base: options.runBase, id: plan.runId) } catch {
+            throw ExecError("run directory: \(error)")
+        }
+        undo.append { runDir.remove() }
+        try writeState(runDir, state: "starting")
+
+        // 2. Cgroup, limits written before the child exists.
+        var spec = ChildSpec()
+        var cgroup: RunCgroup?
+        if plan.resources.needsCgroup {
+            do {
+                let cg = try RunCgroup.create(runId: plan.runId, limits: plan.resources.cgroupLimits,
+                                              bestEffort: Set(plan.resources.bestEffort), host: CgroupHost.probe())
+                cgroup = cg
+                undo.append { cg.remove() }
+                notApplied += cg.notApplied
+                spec.cgroupFD = cg.cloneIntoFD
+                spec.cgroupProcsFDs = cg.procsFDs
+            } catch {
+                throw ExecError("resources: \(error)")
+            }
+        }
+
+        // 3. Fences compiled in the parent, applied by the child.
+        var landlock: LandlockRuleset?
+        if plan.landlock.abi > 0 {
+            do { landlock = try LandlockRuleset(spec: plan.landlock.kernelSpec) } catch { throw ExecError("landlock: \(error)") }
+            undo.append { landlock?.close() }
+            spec.landlockFD = landlock!.fd
+            spec.landlockInner = landlock!.innerRules
+        }
+        var notifyParent: Int32 = -1
+        if plan.seccomp.enabled {
+            let program: SeccompProgram
+            do { program = try SeccompCompiler.compile(plan.seccomp.kernelSpec, cacheDir: options.seccompCacheDir) } catch {
+                throw ExecError("seccomp: \(error)")
+            }
+            seccompProgram = program
+            spec.seccompFilter = program.filter
+            if program.usesNotify {
+                var pair: [Int32] = [-1, -1]
+                guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
+                    throw ExecError("seccomp: socketpair: \(KernelError.text(errno))")
+                }
+                notifyParent = pair[0]
+                spec.notifySocket = pair[1]
+                spec.seccompFlags |= 1 << 3 // SECCOMP_FILTER_FLAG_NEW_LISTENER
+                let (a, b) = (pair[0], pair[1])
+                undo.append { FD.close(a); FD.close(b) }
+            }
+        }
+
+        // 4. The child's spec.
+        let sync = try pipeOrFail("sync")
+        let errors = try pipeOrFail("error")
+        let status = try pipeOrFail("status")
+        spec.cloneFlags = ChildSpec.newNamespaces | ChildSpec.newNet
+        if let userns = plan.process.userNamespace {
+            spec.cloneFlags |= ChildSpec.newUser
+            spec.uidMap = userns.uidMap
+            spec.gidMap = userns.gidMap
+        }
+        spec.loopbackUp = plan.network.mode == "loopback"
+        spec.staging = runDir.staging
+        spec.mounts = plan.mounts.map(Executor.childMount)
+        spec.hostname = plan.process.hostname
+        spec.rlimits = plan.process.rlimits.map { ($0.resource, $0.soft, $0.hard) }
+        spec.uid = plan.process.uid
+        spec.gid = plan.process.gid
+        spec.newSession = plan.process.newSession
+        spec.workdir = plan.process.workdir
+        spec.argv = plan.process.argv
+        spec.env = plan.process.env
+        spec.searchPath = plan.process.searchPath
+        spec.capKeep = plan.capabilities.keepMask
+        spec.syncFD = sync.read
+        spec.errorFD = errors.write
+        spec.statusFD = status.write
+
+        // 5. Signals: blocked here and read from a signalfd, so none is lost between
+        // clone and the event loop; the child resets its mask.
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        for s in Executor.forwardedSignals + [SIGCHLD] { sigaddset(&mask, s) }
+        var oldMask = sigset_t()
+        pthread_sigmask(SIG_BLOCK, &mask, &oldMask)
+        undo.append { var m = oldMask; pthread_sigmask(SIG_SETMASK, &m, nil) }
+        let sigfd = sbx_signalfd(&mask)
+        guard sigfd >= 0 else { throw ExecError("signalfd: \(KernelError.text(-sigfd))") }
+        undo.append { FD.close(sigfd) }
+
+        // 6. clone3. From here the child exists; its pidfd is the only handle to it.
+        let child: (pid: Int32, pidfd: Int32)
+        do { child = try Child.spawn(spec) } catch {
+            FD.close(sync.write)
+            if plan.process.userNamespace != nil, [EPERM, ENOSPC, EINVAL, EUSERS].contains(error.errno) {
+                let why = HostProbe.userNamespaceBlocker().map { " (\($0))" } ?? ""
+                throw ExecError("user namespaces are not available to this user\(why); rootless runs need them — enable unprivileged user namespaces or run as root")
+            }
+            throw ExecError("\(error)")
+        }
+        let pidfd = Pidfd(fd: child.pidfd)
+        undo.append { pidfd.signal(SIGKILL); _ = try? pidfd.wait(); pidfd.close() }
+        for fd in [sync.read, errors.write, status.write, spec.notifySocket] { FD.close(fd) }
+        landlock?.close()
+        cgroup?.closeChildFDs()
+        _ = FD.writeAll(sync.write, [1])
+        FD.close(sync.write)
+        try? writeState(runDir, state: "running")
+
+        // 7. Supervise until the sandbox init exits.
+        let (timedOut, exit) = try loop(pidfd: pidfd, sigfd: sigfd, notifySocket: notifyParent)
+        undo.removeLast() // the child is reaped; nothing left to kill by pidfd
+        pidfd.close()
+
+        // 8. Why it ended: a set-up failure report, else the payload's wait status.
+        FD.setNonBlocking(errors.read)
+        let report = FD.readAll(errors.read, max: 12)
+        FD.close(errors.read)
+        FD.setNonBlocking(status.read)
+        let statusBytes = FD.readAll(status.read, max: 4)
+        FD.close(status.read)
+        let stats = cgroup?.stats()
+
+        if report.count == 12 {
+            let f = report.withUnsafeBytes {
+                ChildFailure(step: $0.load(fromByteOffset: 0, as: Int32.self),
+                             index: $0.load(fromByteOffset: 4, as: Int32.self),
+                             errno: $0.load(fromByteOffset: 8, as: Int32.self))
+            }
+            let e = describe(f)
+            return makeResult(exitCode: e.exitCode, signal: nil, timedOut: timedOut, started: started,
+                              usage: exit.usage, error: e.message, cgroupStats: stats)
+        }
+        var code: Int32
+        var signal: Int32? = nil
+        if statusBytes.count == 4 {
+            let ws = statusBytes.withUnsafeBytes { $0.load(as: Int32.self) }
+            if ws & 0x7f == 0 { code = (ws >> 8) & 0xff } else { signal = ws & 0x7f; code = 128 + (ws & 0x7f) }
+        } else if exit.code == CLD_EXITED {
+            // The init exited without a payload status: it failed before forking.
+            code = exit.status == 0 ? 125 : exit.status
+        } else {
+            signal = exit.status
+            code = 128 + exit.status
+        }
+        return makeResult(exitCode: code, signal: signal, timedOut: timedOut, started: started,
+                          usage: exit.usage, error: nil, cgroupStats: stats)
+    }
+
+    /// poll() on the pidfd, the signalfd and the seccomp listener; the timeout sends
+    /// SIGTERM, then SIGKILL after the grace period (which takes down the whole pid
+    /// namespace, as the init is its PID 1).
+    private func loop(pidfd: Pidfd, sigfd: Int32, notifySocket: Int32) throws -> (Bool, Pidfd.Exit) {
+        var timedOut = false
+        var termDeadline: UInt64? = plan.process.timeoutMs.map { Monotonic.now() + $0 }
+        var killDeadline: UInt64? = nil
+        var notifier: SeccompNotifier? = nil
+        var notifySock = notifySocket
+        defer { notifier?.close() }
+
+        while true {
+            var fds = [pollfd(fd: pidfd.fd, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: sigfd, events: Int16(POLLIN), revents: 0)]
+            if notifySock >= 0 { fds.append(pollfd(fd: notifySock, events: Int16(POLLIN), revents: 0)) }
+            if let n = notifier { fds.append(pollfd(fd: n.fd, events: Int16(POLLIN), revents: 0)) }
+            let now = Monotonic.now()
+            var wait: Int32 = -1
+            if let d = killDeadline ?? termDeadline { wait = Int32(clamping: d > now ? d - now : 0) }
+            let n = poll(&fds, nfds_t(fds.count), wait)
+            if n < 0 && errno != EINTR { throw ExecError("poll: \(KernelError.text(errno))") }
+
+            if fds[0].revents != 0 { return (timedOut, try waitExit(pidfd)) }
+
+            if fds[1].revents != 0 {
+                while case let sig = sbx_signalfd_next(sigfd), sig > 0 {
+                    if sig != SIGCHLD { pidfd.signal(sig) }
+                }
+            }
+            var i = 2
+            if notifySock >= 0 {
+                if fds[i].revents != 0 {
+                    let fd = sbx_recv_fd(notifySock)
+                    if fd >= 0 { notifier = SeccompNotifier(listenerFD: fd, arch: plan.seccomp.arch) }
+                    FD.close(notifySock)
+                    notifySock = -1
+                }
+                i += 1
+            }
+            if let n = notifier, i < fds.count, fds[i].revents != 0 {
+                if fds[i].revents & Int16(POLLIN) != 0, let v = n.handleOne() {
+                    record(v)
+                } else if fds[i].revents & Int16(POLLHUP) != 0 {
+                    n.close(); notifier = nil
+                }
+            }
+
+            let t = Monotonic.now()
+            if let d = killDeadline, t >= d {
+                pidfd.signal(SIGKILL)
+                killDeadline = nil
+                termDeadline = nil
+            } else if let d = termDeadline, t >= d, killDeadline == nil {
+                timedOut = true
+                pidfd.signal(SIGTERM)
+                killDeadline = t + plan.process.graceMs
+                termDeadline = nil
+            }
+        }
+    }
+
+    private func waitExit(_ pidfd: Pidfd) throws -> Pidfd.Exit {
+        do { return try pidfd.wait() } catch { throw ExecError("\(error)") }
+    }
+
+    private func record(_ v: SeccompViolation) {
+        if var existing = violations[v.syscall] {
+            existing.count += 1
+            violations[v.syscall] = existing
+        } else {
+            violations[v.syscall] = RunResult.Violation(kind: "seccomp", syscall: v.syscall, args: v.args, count: 1)
+        }
+    }
+
+    // MARK: - Checks before anything is created
+
+    /// Protections this build cannot enforce yet: refuse rather than run with less
+    /// than the policy asks.
+    private func refuseUnsupported() throws {
+        if plan.network.mode == "egress" {
+            throw ExecError("network.mode = \"egress\" is not supported by this build yet; refusing to run without the egress firewall the policy asks for")
+        }
+        if plan.binary.isActive {
+            throw ExecError("[binary] checks are not supported by this build yet; refusing to run without them")
+        }
+        if plan.audit.path != nil {
+            throw ExecError("[audit] logging is not supported by this build yet; refusing to run without it")
+        }
+    }
+
+    private func checkBindSources() throws {
+        for step in plan.mounts where step.kind == .bind && !step.optional {
+            var st = stat()
+            if let src = step.source, stat(src, &st) != 0 {
+                throw ExecError("\(step.summary): \(KernelError.text(errno))")
+            }
+        }
+    }
+
+    private func pipeOrFail(_ what: String) throws -> (read: Int32, write: Int32) {
+        do {
+            let p = try FD.pipe()
+            undo.append { FD.close(p.read); FD.close(p.write) }
+            return p
+        } catch { throw ExecError("\(what) pipe: \(error)") }
+    }
+
+    private func writeState(_ dir: RunDirectory, state: String) throws {
+        struct State: Codable { var runId: String; var policy: String; var argv: [String]; var started: Int; var state: String; var planDigest: String }
+        let s = State(runId: plan.runId, policy: plan.policy.name, argv: plan.process.argv,
+                      started: Int(Date().timeIntervalSince1970), state: state, planDigest: plan.digest ?? "")
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        do {
+            try dir.write("state.json", String(decoding: try enc.encode(s), as: UTF8.self))
+            if state == "starting" { try dir.write("plan.json", try plan.prettyJSON()) }
+        } catch { throw ExecError("run directory: \(error)") }
+    }
+
+    // MARK: - Results
+
+    private func describe(_ f: ChildFailure) -> ExecError {
+        let err = KernelError.text(f.errno)
+        if f.isExec {
+            let code: Int32 = (f.errno == ENOENT || f.errno == ENOTDIR) ? 127 : 126
+            return ExecError("\(plan.process.argv[0]): \(err)", exitCode: code)
+        }
+        if f.isMount, f.index >= 0, Int(f.index) < plan.mounts.count {
+            return ExecError("\(plan.mounts[Int(f.index)].summary): \(err)")
+        }
+        if f.step == Int32(SBX_STEP_CHDIR.rawValue) {
+            return ExecError("chdir \(plan.process.workdir): \(err)")
+        }
+        return ExecError("\(f.stepName): \(err)")
+    }
+
+    private func makeResult(exitCode: Int32, signal: Int32?, timedOut: Bool, started: UInt64,
+                            usage: rusage?, error: String?, cgroupStats: CgroupStats?) -> RunResult {
+        func ms(_ t: timeval) -> UInt64 { UInt64(max(0, t.tv_sec)) * 1000 + UInt64(max(0, t.tv_usec)) / 1000 }
+        return RunResult(
+            runId: plan.runId, policy: plan.policy.name, planDigest: plan.digest ?? "",
+            argv: plan.process.argv, exitCode: exitCode, signal: signal, timedOut: timedOut,
+            wallMs: Monotonic.now() - started,
+            cpuUserMs: usage.map { ms($0.ru_utime) } ?? 0, cpuSystemMs: usage.map { ms($0.ru_stime) } ?? 0,
+            error: error, notApplied: notApplied,
+            fences: RunResult.Fences(
+                landlockABI: plan.landlock.abi, seccompRules: plan.seccomp.enabled ? plan.seccomp.rules.count : 0,
+                seccompInstructions: seccompProgram?.instructionCount ?? 0,
+                seccompAction: plan.seccomp.enabled ? plan.seccomp.onViolation : nil,
+                seccompCacheHit: seccompProgram?.cacheHit, capabilitiesKept: plan.capabilities.keep,
+                noNewPrivs: true),
+            violations: violations.values.sorted { ($0.syscall ?? "") < ($1.syscall ?? "") },
+            resources: cgroupStats.map {
+                RunResult.ResourceUsage(oomKilled: $0.oomKilled, pidsLimitHit: $0.pidsLimitHit,
+                                        memoryPeakBytes: $0.memoryPeakBytes, cpuUserUs: $0.cpuUserUs,
+                                        cpuSystemUs: $0.cpuSystemUs, throttledUs: $0.throttledUs)
+            })
+    }
+
+    static func childMount(_ m: MountStep) -> ChildSpec.Mount {
+        switch m.kind {
+        case .bind: return .bind(source: m.source ?? "", destination: m.destination, readOnly: m.readOnly, optional: m.optional)
+        case .tmpfs: return .tmpfs(destination: m.destination, options: m.options ?? "mode=0755", readOnly: m.readOnly)
+        case .proc: return .proc(destination: m.destination)
+        case .dev: return .dev(destination: m.destination)
+        case .symlink: return .symlink(target: m.source ?? "", destination: m.destination)
+        case .protect: return .protect(destination: m.destination)
+        case .mask: return .mask(destination: m.destination)
+        }
+    }
+}
+
+// The kernel layer has its own spec types (it does not depend on the planner); these
+// are the one place plan values are translated into them.
+extension LandlockPlan {
+    var kernelSpec: LandlockSpec {
+        LandlockSpec(abi: abi, handledAccessFS: handledAccessFS,
+                     rules: rules.map { LandlockSpec.PathRule(path: $0.path, hostPath: $0.hostPath, access: $0.access) },
+                     connectTCP: connectTCP, bindTCP: bindTCP, scopes: scopes)
+    }
+}
+
+extension SeccompPlan {
+    var kernelSpec: SeccompSpec {
+        SeccompSpec(arch: arch, defaultAction: defaultAction, defaultErrno: defaultErrno,
+                    rules: rules.map { r in
+                        SeccompSpec.Rule(syscalls: r.syscalls, action: r.action, errno: r.errno,
+                                         args: r.args.map { SeccompSpec.Arg(index: $0.index, op: $0.op, value: $0.value, valueTwo: $0.valueTwo) },
+                                         origin: r.origin)
+                    },
+                    socketFamilies: socketFamilies, onViolation: onViolation, rulesDigest: rulesDigest)
+    }
+}
+
+extension ResourcePlan {
+    var cgroupLimits: CgroupLimits {
+        CgroupLimits(memoryBytes: memoryBytes, swapBytes: swapBytes, pids: pids, cpuQuotaUs: cpuQuotaUs,
+                     cpuPeriodUs: cpuPeriodUs, ioWeight: ioWeight)
+    }
+}
+
+enum Monotonic {
+    /// Milliseconds on CLOCK_MONOTONIC.
+    static func now() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec) / 1_000_000
+    }
+}

@@ -1,0 +1,54 @@
+import SandboxPlan
+
+/// How a run ended, written as JSON for `--result`/`--result-fd`. Stdout and stderr
+/// stay the command's own.
+public struct RunResult: Codable, Sendable, Equatable {
+    public var runId: String
+    public var policy: String
+    public var planDigest: String
+    public var argv: [String]
+    /// The exit status `sandbox exec` returns: the command's own, 128+N for signal N,
+    /// 125 sandbox/policy error, 126 not executable, 127 not found.
+    public var exitCode: Int32
+    /// The signal that ended the command, if any.
+    public var signal: Int32?
+    public var timedOut: Bool
+    public var wallMs: UInt64
+    public var cpuUserMs: UInt64
+    public var cpuSystemMs: UInt64
+    /// Set when the sandbox could not start the command (exit code 125/126/127).
+    public var error: String?
+    /// Protections the policy allowed to be skipped (`best-effort`) that were skipped.
+    public var notApplied: [String]
+    public var fences: Fences
+    /// What the command tried and was denied (filled by the fences that report it).
+    public var violations: [Violation]
+    /// Resource accounting from the run's cgroup, when it had one.
+    public var resources: ResourceUsage?
+
+    public struct Fences: Codable, Sendable, Equatable {
+        public var landlockABI: Int
+        public var seccompRules: Int
+        public var seccompInstructions: Int
+        public var seccompAction: String?
+        public var seccompCacheHit: Bool?
+        public var capabilitiesKept: [String]
+        public var noNewPrivs: Bool
+    }
+
+    public struct Violation: Codable, Sendable, Equatable {
+        public var kind: String        // "seccomp", later "egress", "landlock"
+        public var syscall: String?
+        public var args: [UInt64]?
+        public var count: Int
+    }
+
+    public struct ResourceUsage: Codable, Sendable, Equatable {
+        public var oomKilled: Bool
+        public var pidsLimitHit: Bool
+        public var memoryPeakBytes: UInt64?
+        public var cpuUserUs: UInt64?
+        public var cpuSystemUs: UInt64?
+        public var throttledUs: UInt64?
+    }
+}

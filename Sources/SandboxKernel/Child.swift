@@ -1,0 +1,216 @@
+import CSandbox
+import Glibc
+
+/// Everything the child runner needs, in Swift form. `Child.spawn` flattens it into
+/// the C `sbx_spec` (every string and array allocated before clone3, freed after) so
+/// the child itself never allocates.
+public struct ChildSpec {
+    public enum Mount {
+        case bind(source: String, destination: String, readOnly: Bool, optional: Bool)
+        case tmpfs(destination: String, options: String, readOnly: Bool)
+        case proc(destination: String)
+        case dev(destination: String)
+        case symlink(target: String, destination: String)
+        case protect(destination: String)
+        case mask(destination: String)
+        case moveFD(fd: Int32, destination: String)
+    }
+
+    public var cloneFlags: UInt64 = 0
+    public var cgroupFD: Int32 = -1
+    public var cgroupProcsFDs: [Int32] = []
+    public var netnsFD: Int32 = -1
+    public var loopbackUp = false
+    public var uidMap: String? = nil
+    public var gidMap: String? = nil
+    public var staging: String = ""
+    public var mounts: [Mount] = []
+    public var hostname: String = "sandbox"
+    public var rlimits: [(resource: Int32, soft: UInt64, hard: UInt64)] = []
+    public var uid: UInt32 = 0
+    public var gid: UInt32 = 0
+    public var newSession = true
+    public var workdir: String = "/"
+    public var argv: [String] = []
+    public var env: [String] = []
+    public var searchPath: String = "/usr/bin:/bin"
+    public var capKeep: UInt64 = 0
+    public var applyCaps = true
+    public var landlockFD: Int32 = -1
+    public var landlockInner: [(path: String, access: UInt64)] = []
+    public var seccompFilter: [UInt8]? = nil
+    public var seccompFlags: UInt32 = 0
+    public var notifySocket: Int32 = -1
+    public var syncFD: Int32 = -1
+    public var errorFD: Int32 = -1
+    public var statusFD: Int32 = -1
+
+    public init() {}
+
+    public static let newNamespaces: UInt64 =
+        SBX_CLONE_NEWNS | SBX_CLONE_NEWPID | SBX_CLONE_NEWIPC | SBX_CLONE_NEWUTS | SBX_CLONE_NEWCGROUP
+    public static let newNet: UInt64 = SBX_CLONE_NEWNET
+    public static let newUser: UInt64 = SBX_CLONE_NEWUSER
+}
+
+/// The step a child failed at, as reported over the error pipe.
+public struct ChildFailure: Sendable, Equatable {
+    public var step: Int32
+    public var index: Int32
+    public var errno: Int32
+
+    public init(step: Int32, index: Int32, errno: Int32) { self.step = step; self.index = index; self.errno = errno }
+
+    public var isExec: Bool { step == Int32(SBX_STEP_EXEC.rawValue) }
+    public var isMount: Bool {
+        step == Int32(SBX_STEP_MOUNT.rawValue) || step == Int32(SBX_STEP_MOUNT_POINT.rawValue)
+    }
+
+    /// A short name for the step, for messages that are not about a mount.
+    public var stepName: String {
+        switch UInt32(step) {
+        case SBX_STEP_SYNC.rawValue: return "wait for supervisor"
+        case SBX_STEP_CLOSE_FDS.rawValue: return "close descriptors"
+        case SBX_STEP_NETNS.rawValue: return "join network namespace"
+        case SBX_STEP_CGROUP_JOIN.rawValue: return "join cgroup (v1)"
+        case SBX_STEP_USERNS_MAP.rawValue:
+            return ["write /proc/self/setgroups", "write /proc/self/uid_map", "write /proc/self/gid_map"][Int(max(0, min(2, index)))]
+        case SBX_STEP_HOSTNAME.rawValue: return "sethostname"
+        case SBX_STEP_LOOPBACK.rawValue: return "bring up lo"
+        case SBX_STEP_MOUNT_PRIVATE.rawValue: return "make mounts private"
+        case SBX_STEP_ROOT_TMPFS.rawValue: return "mount the root tmpfs"
+        case SBX_STEP_ROOT_READONLY.rawValue: return "make the root read-only"
+        case SBX_STEP_PIVOT_ROOT.rawValue: return "pivot_root"
+        case SBX_STEP_RLIMIT.rawValue: return "setrlimit"
+        case SBX_STEP_FORK.rawValue: return "fork the payload"
+        case SBX_STEP_SETSID.rawValue: return "setsid"
+        case SBX_STEP_CAPS_BOUNDING.rawValue: return "drop capability \(index) from the bounding set"
+        case SBX_STEP_SECUREBITS.rawValue: return "lock securebits"
+        case SBX_STEP_SETGROUPS.rawValue: return "setgroups"
+        case SBX_STEP_SETGID.rawValue: return "setgid"
+        case SBX_STEP_SETUID.rawValue: return "setuid"
+        case SBX_STEP_CAPS.rawValue: return "set capabilities"
+        case SBX_STEP_NO_NEW_PRIVS.rawValue: return "PR_SET_NO_NEW_PRIVS"
+        case SBX_STEP_CHDIR.rawValue: return "chdir"
+        case SBX_STEP_LANDLOCK.rawValue: return index < 0 ? "landlock_restrict_self" : "landlock_add_rule"
+        case SBX_STEP_SECCOMP.rawValue: return "load the seccomp filter"
+        case SBX_STEP_NOTIFY_SEND.rawValue: return "hand the seccomp listener to the supervisor"
+        case SBX_STEP_EXEC.rawValue: return "execve"
+        default: return "step \(step)"
+        }
+    }
+}
+
+public enum Child {
+    /// clone3 the sandbox init and run `spec` in it. Must be called on a thread that
+    /// outlives the run (PDEATHSIG is tied to the calling thread).
+    public static func spawn(_ spec: ChildSpec) throws(KernelError) -> (pid: Int32, pidfd: Int32) {
+        var arena = CArena()
+        defer { arena.free() }
+
+        var c = sbx_spec()
+        c.clone_flags = spec.cloneFlags
+        c.cgroup_fd = spec.cgroupFD
+        c.cgroup_procs_fds = arena.array(spec.cgroupProcsFDs)
+        c.n_cgroup_procs_fds = spec.cgroupProcsFDs.count
+        c.netns_fd = spec.netnsFD
+        c.loopback_up = spec.loopbackUp ? 1 : 0
+        c.uid_map = spec.uidMap.map { arena.string($0) }
+        c.gid_map = spec.gidMap.map { arena.string($0) }
+        c.staging = arena.string(spec.staging)
+
+        let ops: [sbx_mount_op] = spec.mounts.map { m in
+            var op = sbx_mount_op()
+            op.fd = -1
+            switch m {
+            case let .bind(source, destination, readOnly, optional):
+                op.kind = Int32(SBX_MOUNT_BIND.rawValue)
+                op.source = arena.string(source); op.dest = arena.string(destination)
+                op.flags = (readOnly ? SBX_MF_RDONLY : 0) | (optional ? SBX_MF_OPTIONAL : 0)
+            case let .tmpfs(destination, options, readOnly):
+                op.kind = Int32(SBX_MOUNT_TMPFS.rawValue)
+                op.dest = arena.string(destination); op.data = arena.string(options)
+                op.flags = readOnly ? SBX_MF_RDONLY : 0
+            case let .proc(destination):
+                op.kind = Int32(SBX_MOUNT_PROC.rawValue); op.dest = arena.string(destination)
+            case let .dev(destination):
+                op.kind = Int32(SBX_MOUNT_DEV.rawValue); op.dest = arena.string(destination)
+            case let .symlink(target, destination):
+                op.kind = Int32(SBX_MOUNT_SYMLINK.rawValue)
+                op.source = arena.string(target); op.dest = arena.string(destination)
+            case let .protect(destination):
+                op.kind = Int32(SBX_MOUNT_PROTECT.rawValue); op.dest = arena.string(destination)
+            case let .mask(destination):
+                op.kind = Int32(SBX_MOUNT_MASK.rawValue); op.dest = arena.string(destination)
+            case let .moveFD(fd, destination):
+                op.kind = Int32(SBX_MOUNT_MOVE_FD.rawValue); op.fd = fd; op.dest = arena.string(destination)
+            }
+            return op
+        }
+        c.mounts = arena.array(ops)
+        c.n_mounts = ops.count
+
+        c.hostname = arena.string(spec.hostname)
+        let limits = spec.rlimits.map { sbx_rlimit(resource: $0.resource, soft: rlim_t($0.soft), hard: rlim_t($0.hard)) }
+        c.rlimits = arena.array(limits)
+        c.n_rlimits = limits.count
+        c.uid = spec.uid
+        c.gid = spec.gid
+        c.new_session = spec.newSession ? 1 : 0
+        c.workdir = arena.string(spec.workdir)
+        c.argv = arena.stringArray(spec.argv)
+        c.envp = arena.stringArray(spec.env)
+        c.search_path = arena.string(spec.searchPath)
+
+        c.cap_keep = spec.capKeep
+        c.apply_caps = spec.applyCaps ? 1 : 0
+        c.landlock_fd = spec.landlockFD
+        let inner = spec.landlockInner.map { sbx_landlock_inner(path: arena.string($0.path), access: $0.access) }
+        c.landlock_inner = arena.array(inner)
+        c.n_landlock_inner = inner.count
+        if let filter = spec.seccompFilter {
+            c.seccomp_filter = UnsafeRawPointer(arena.array(filter))
+            c.seccomp_len = UInt16(filter.count / 8)
+        }
+        c.seccomp_flags = spec.seccompFlags
+        c.notify_sock = spec.notifySocket
+        c.sync_fd = spec.syncFD
+        c.error_fd = spec.errorFD
+        c.status_fd = spec.statusFD
+
+        var pidfd: Int32 = -1
+        let pid = sbx_spawn(&c, &pidfd)
+        if pid < 0 { throw KernelError(operation: "clone3", subject: "sandbox init", errno: -pid) }
+        return (pid, pidfd)
+    }
+}
+
+/// Owns the C copies of strings and arrays handed to the child runner.
+private struct CArena {
+    private var blocks: [UnsafeMutableRawPointer] = []
+
+    mutating func string(_ s: String) -> UnsafePointer<CChar> {
+        let p = strdup(s)!
+        blocks.append(UnsafeMutableRawPointer(p))
+        return UnsafePointer(p)
+    }
+
+    mutating func stringArray(_ items: [String]) -> UnsafePointer<UnsafeMutablePointer<CChar>?> {
+        let p = malloc(MemoryLayout<UnsafeMutablePointer<CChar>?>.stride * (items.count + 1))!
+            .bindMemory(to: UnsafeMutablePointer<CChar>?.self, capacity: items.count + 1)
+        for (i, s) in items.enumerated() { p[i] = UnsafeMutablePointer(mutating: string(s)) }
+        p[items.count] = nil
+        blocks.append(UnsafeMutableRawPointer(p))
+        return UnsafePointer(p)
+    }
+
+    mutating func array<T>(_ items: [T]) -> UnsafePointer<T>? {
+        if items.isEmpty { return nil }
+        let p = malloc(MemoryLayout<T>.stride * items.count)!.bindMemory(to: T.self, capacity: items.count)
+        p.initialize(from: items, count: items.count)
+        blocks.append(UnsafeMutableRawPointer(p))
+        return UnsafePointer(p)
+    }
+
+    func free() { for b in blocks { Glibc.free(b) } }
+}

@@ -1,0 +1,32 @@
+import CSandbox
+import Glibc
+
+/// A process addressed only by its pidfd: signalled with pidfd_send_signal and
+/// reaped with waitid(P_PIDFD), so a recycled PID can never be hit.
+public struct Pidfd {
+    public let fd: Int32
+
+    public init(fd: Int32) { self.fd = fd }
+
+    /// ESRCH (already exited) counts as delivered.
+    public func signal(_ sig: Int32) {
+        _ = sbx_pidfd_send_signal(fd, sig)
+    }
+
+    public struct Exit {
+        /// CLD_EXITED, CLD_KILLED, CLD_DUMPED.
+        public var code: Int32
+        public var status: Int32
+        public var usage: rusage
+    }
+
+    public func wait() throws(KernelError) -> Exit {
+        var code: Int32 = 0, status: Int32 = 0
+        var usage = rusage()
+        let r = sbx_pidfd_wait(fd, &code, &status, &usage)
+        if r < 0 { throw KernelError(operation: "waitid", subject: "pidfd \(fd)", errno: -r) }
+        return Exit(code: code, status: status, usage: usage)
+    }
+
+    public func close() { FD.close(fd) }
+}

@@ -1,0 +1,133 @@
+import Glibc
+
+/// `/run/sandbox/<run-id>/` (or `$XDG_RUNTIME_DIR/sandbox/<run-id>/` rootless): the
+/// plan, the state and a lock file that the supervisor holds with `flock` for its
+/// whole life. A run is alive exactly when its lock is held; `ps` and `gc` never look
+/// at PIDs.
+public final class RunDirectory {
+    public let base: String
+    public let id: String
+    public let path: String
+    private var lockFD: Int32
+
+    public var staging: String { path + "/root" }
+
+    /// Where run directories live for this invoker.
+    public static func base(rootless: Bool, environment: [String: String]) throws(KernelError) -> String {
+        if !rootless { return "/run/sandbox" }
+        guard let xdg = environment["XDG_RUNTIME_DIR"], xdg.hasPrefix("/") else {
+            throw KernelError(operation: "locate run directory", subject: "$XDG_RUNTIME_DIR", errno: ENOENT,
+                              detail: "rootless runs keep their state under $XDG_RUNTIME_DIR/sandbox; set it to a directory you own")
+        }
+        return xdg + "/sandbox"
+    }
+
+    /// Creates the directory under a temporary name, takes the lock, then renames it
+    /// into place: `gc` never sees a run directory whose lock is not yet held.
+    public static func create(base: String, id: String) throws(KernelError) -> RunDirectory {
+        if mkdir(base, 0o711) != 0 && errno != EEXIST { throw .last("mkdir", base) }
+        let tmp = "\(base)/.\(id).new"
+        let final = "\(base)/\(id)"
+        guard mkdir(tmp, 0o700) == 0 else { throw .last("mkdir", tmp) }
+        let fd = open(tmp + "/lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard fd >= 0 else { let e = KernelError.last("open", tmp + "/lock"); rmdir(tmp); throw e }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let e = KernelError.last("flock", tmp + "/lock"); close(fd); unlink(tmp + "/lock"); rmdir(tmp); throw e
+        }
+        guard mkdir(tmp + "/root", 0o700) == 0 else {
+            let e = KernelError.last("mkdir", tmp + "/root"); close(fd); unlink(tmp + "/lock"); rmdir(tmp); throw e
+        }
+        guard rename(tmp, final) == 0 else {
+            let e = KernelError.last("rename", final); rmdir(tmp + "/root"); close(fd); unlink(tmp + "/lock"); rmdir(tmp); throw e
+        }
+        return RunDirectory(base: base, id: id, path: final, lockFD: fd)
+    }
+
+    private init(base: String, id: String, path: String, lockFD: Int32) {
+        self.base = base; self.id = id; self.path = path; self.lockFD = lockFD
+    }
+
+    public func write(_ name: String, _ text: String) throws(KernelError) {
+        let tmp = "\(path)/.\(name).tmp"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard fd >= 0 else { throw .last("open", tmp) }
+        let ok = FD.writeAll(fd, Array(text.utf8))
+        close(fd)
+        guard ok, rename(tmp, "\(path)/\(name)") == 0 else { throw .last("write", "\(path)/\(name)") }
+    }
+
+    /// Removes everything and releases the lock. Idempotent.
+    public func remove() {
+        guard lockFD >= 0 else { return }
+        RunDirectory.removeContents(path)
+        close(lockFD)
+        lockFD = -1
+    }
+
+    static func removeContents(_ path: String) {
+        if let dir = opendir(path) {
+            while let entry = readdir(dir) {
+                let name = withUnsafePointer(to: entry.pointee.d_name) {
+                    $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+                }
+                if name == "." || name == ".." || name == "lock" { continue }
+                let full = "\(path)/\(name)"
+                if unlink(full) != 0 && errno == EISDIR { rmdir(full) }
+            }
+            closedir(dir)
+        }
+        unlink(path + "/lock")
+        rmdir(path)
+    }
+
+    public struct Entry: Sendable {
+        public var id: String
+        public var path: String
+        public var live: Bool
+    }
+
+    /// Every run directory under `base`, live or not (probing a lock does not
+    /// disturb a live run: LOCK_NB fails at once while the supervisor holds it).
+    public static func list(base: String) -> [Entry] {
+        guard let dir = opendir(base) else { return [] }
+        defer { closedir(dir) }
+        var out: [Entry] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name.hasPrefix(".") { continue }
+            let path = "\(base)/\(name)"
+            out.append(Entry(id: name, path: path, live: isLocked(path)))
+        }
+        return out.sorted { $0.id < $1.id }
+    }
+
+    static func isLocked(_ path: String) -> Bool {
+        let fd = open(path + "/lock", O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        if fd < 0 { return false }
+        defer { close(fd) }
+        return flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK
+    }
+
+    /// For `gc`: take the lock of a run whose supervisor is gone, run `cleanup` while
+    /// holding it, then remove the directory. Returns false if the run is alive.
+    public static func reclaim(base: String, id: String, cleanup: () -> Void) -> Bool {
+        let path = "\(base)/\(id)"
+        let fd = open(path + "/lock", O_RDWR | O_CLOEXEC | O_NOFOLLOW)
+        if fd >= 0 {
+            guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { close(fd); return false }
+        }
+        cleanup()
+        removeContents(path)
+        if fd >= 0 { close(fd) }
+        return true
+    }
+
+    public static func read(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        return String(decoding: FD.readAll(fd), as: UTF8.self)
+    }
+}

@@ -1,0 +1,110 @@
+import SandboxPolicy
+
+/// `sandbox explain`: the plan as a reviewer reads it — what can be read, written,
+/// executed and reached, what is denied, and the limits.
+public enum Explanation {
+    public static func text(for plan: RunPlan, policy: Policy) -> String {
+        var out: [String] = []
+        func line(_ s: String = "") { out.append(s) }
+        func list(_ items: [String]) -> String { items.isEmpty ? "nothing" : items.joined(separator: ", ") }
+
+        line("Policy \"\(plan.policy.name)\" (from \(plan.policy.sources.joined(separator: " ← ")))")
+        line("Plan digest (for this host and command): \(plan.digest ?? "-")")
+        line()
+        line("Filesystem — the sandbox sees only these paths, on an otherwise empty read-only root:")
+        let binds = plan.mounts.filter { $0.kind == .bind }
+        let ro = binds.filter(\.readOnly).map(\.destination)
+        let rw = binds.filter { !$0.readOnly }.map(\.destination)
+        line("  read and execute:  \(list(ro))")
+        line("  read and write:    \(list(rw))")
+        let tmp = plan.mounts.filter { $0.kind == .tmpfs }.map(\.destination)
+        line("  private scratch:   \(list(tmp)) (empty tmpfs, gone after the run)")
+        let links = plan.mounts.filter { $0.kind == .symlink }.map { "\($0.destination) → \($0.source ?? "")" }
+        if !links.isEmpty { line("  symlinks:          \(list(links))") }
+        let protect = plan.mounts.filter { $0.kind == .protect }.map(\.destination)
+        line("  read-only again:   \(list(protect))\(policy.filesystem.protect.isEmpty ? "" : " (protect: \(policy.filesystem.protect.joined(separator: ", ")))")")
+        let masks = plan.mounts.filter { $0.kind == .mask }.map(\.destination)
+        if !masks.isEmpty { line("  hidden (masked):   \(list(masks))") }
+        line("  always: a private /proc (this run's processes only) and a minimal /dev")
+        line("  everything else of the host (e.g. /home, /root, /var, the host's /tmp) is absent")
+        line()
+
+        line("Process:")
+        let p = plan.process
+        let who = p.uid == plan.host.invokerUID ? "the invoking user (uid \(p.uid))" : "uid \(p.uid)"
+        line("  runs as \(who), gid \(p.gid), no supplementary groups\(plan.host.rootless ? ", in a user namespace" : "")")
+        line("  hostname \"\(p.hostname)\", working directory \(p.workdir)")
+        let envNames = p.env.map { String($0.prefix { $0 != "=" }) }
+        line("  environment: only \(list(envNames))")
+        if let t = p.timeoutMs {
+            line("  time limit: \(Explanation.duration(t)) wall clock, then SIGTERM, SIGKILL \(Explanation.duration(p.graceMs)) later")
+        } else {
+            line("  time limit: none")
+        }
+        line("  \(p.newSession ? "own session: no controlling terminal (TIOCSTI cannot reach yours)" : "shares your terminal session")")
+        line()
+
+        line("Kernel fences:")
+        if plan.landlock.abi > 0 {
+            line("  Landlock ABI \(plan.landlock.abi) (\(plan.landlock.mode)): file access limited to the paths above, independent of the mounts")
+            if let c = plan.landlock.connectTCP { line("    TCP connect only to ports: \(list(c.map(String.init)))") }
+            if let b = plan.landlock.bindTCP { line("    TCP bind only to ports: \(list(b.map(String.init)))") }
+            if !plan.landlock.scopes.isEmpty { line("    scoped: \(list(plan.landlock.scopes)) (no reaching outside the sandbox)") }
+        } else {
+            line("  Landlock: \(plan.landlock.mode == "off" ? "off (policy)" : "not available on this host")")
+        }
+        if plan.seccomp.enabled {
+            let deny = plan.seccomp.rules.filter { $0.origin == "seccomp.deny" }.flatMap(\.syscalls)
+            line("  seccomp: \(plan.seccomp.profile.map { "profile \($0), " } ?? "")\(plan.seccomp.rules.count) rules, other syscalls: \(plan.seccomp.defaultAction)")
+            line("    always denied: \(list(deny))")
+            line("    on violation: \(plan.seccomp.onViolation)")
+            if let fam = plan.seccomp.socketFamilies { line("    socket families: \(list(fam)) (others fail with EAFNOSUPPORT)") }
+            line("    only \(plan.seccomp.arch) syscalls; 32-bit and x32 entry points kill the process")
+        } else {
+            line("  seccomp: none")
+        }
+        line("  capabilities: \(plan.capabilities.keep.isEmpty ? "none (all dropped)" : "only \(list(plan.capabilities.keep))"); no_new_privs set (setuid binaries gain nothing)")
+        line()
+
+        line("Network:")
+        switch plan.network.mode {
+        case "none": line("  none: a private network namespace with no interfaces up")
+        case "loopback": line("  loopback only: 127.0.0.1 inside the sandbox's own namespace (not the host's)")
+        default:
+            line("  egress through a firewall inside the sandbox's namespace; everything else is dropped and reported")
+            line("  DNS only to: \(list(plan.network.dns))")
+            for a in plan.network.allow { line("  allow \(a.proto) to \(a.cidr) ports \(list(a.ports.map(String.init)))") }
+        }
+        line()
+
+        line("Limits:")
+        let r = plan.resources
+        line("  memory: \(r.memoryBytes.map(Explanation.bytes) ?? "unlimited")\(r.memoryBytes != nil ? " (swap \(Explanation.bytes(r.swapBytes ?? 0)))" : "")")
+        line("  processes: \(r.pids.map(String.init) ?? "unlimited")")
+        if let q = r.cpuQuotaUs, let per = r.cpuPeriodUs {
+            line("  cpu: \(Double(q) / Double(per)) cores")
+        } else { line("  cpu: unlimited") }
+        if let io = r.ioWeight { line("  io weight: \(io)") }
+        for l in p.rlimits { line("  rlimit \(l.name): \(l.soft == UInt64.max ? "unlimited" : String(l.soft))") }
+        if !r.bestEffort.isEmpty { line("  may be skipped if the host lacks them: \(list(r.bestEffort))") }
+        if !plan.notApplied.isEmpty {
+            line()
+            line("NOT APPLIED on this host (best-effort):")
+            for n in plan.notApplied { line("  - \(n)") }
+        }
+        return out.joined(separator: "\n")
+    }
+
+    static func duration(_ ms: UInt64) -> String {
+        if ms % 3_600_000 == 0 { return "\(ms / 3_600_000)h" }
+        if ms % 60_000 == 0 { return "\(ms / 60_000)m" }
+        if ms % 1000 == 0 { return "\(ms / 1000)s" }
+        return "\(ms)ms"
+    }
+
+    static func bytes(_ b: UInt64) -> String {
+        let units: [(UInt64, String)] = [(1 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")]
+        for (size, name) in units where b >= size && b % size == 0 { return "\(b / size) \(name)" }
+        return "\(b) B"
+    }
+}

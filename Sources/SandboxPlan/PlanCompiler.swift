@@ -1,0 +1,400 @@
+import Foundation
+import SandboxPolicy
+
+/// Policy + invocation + host facts → RunPlan. Pure: the only outside input is
+/// `HostFacts` (including its `FileInspector`), so the same inputs always give the
+/// same plan and digest.
+public struct PlanCompiler {
+    public let host: HostFacts
+
+    public init(host: HostFacts) { self.host = host }
+
+    public func compile(_ policy: Policy, argv: [String], runId: String) throws -> RunPlan {
+        guard !argv.isEmpty, !argv[0].isEmpty else {
+            throw PlanError(key: "argv", message: "no command given (usage: sandbox exec --policy P -- CMD ARGS…)")
+        }
+        guard runId.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }), !runId.isEmpty else {
+            throw PlanError(key: "run_id", message: "\"\(runId)\" is not a valid run id (letters, digits, '-')")
+        }
+        let ctx = Context(policy: policy, host: host, runId: runId)
+        var notApplied: [String] = []
+
+        let process = try ctx.processPlan(argv: argv)
+        let (mounts, binds) = try ctx.mountPlan()
+        let landlock = try ctx.landlockPlan(binds: binds, notApplied: &notApplied)
+        let seccomp = try ctx.seccompPlan()
+        let capabilities = try ctx.capabilityPlan()
+        let resources = ctx.resourcePlan()
+        let network = NetworkRules.plan(policy.network)
+        let binary = BinaryPlan(
+            requireRootOwned: policy.binary.requireRootOwned, rejectWritable: policy.binary.rejectWritable,
+            rejectSetuid: policy.binary.rejectSetuid, pin: policy.binary.pin)
+        let audit = AuditPlan(path: try policy.audit.path.map { try ctx.expand($0, key: "audit.path") })
+
+        var plan = RunPlan(
+            runId: runId,
+            policy: PolicyInfo(name: policy.name, sources: policy.sources),
+            host: HostInfo(arch: host.arch, kernel: host.kernelRelease, landlockABI: host.landlockABI,
+                           invokerUID: host.invokerUID, invokerGID: host.invokerGID,
+                           rootless: host.invokerUID != 0),
+            process: process, mounts: mounts, landlock: landlock, seccomp: seccomp,
+            capabilities: capabilities, resources: resources, network: network,
+            binary: binary, audit: audit, notApplied: notApplied, digest: nil)
+        plan.digest = try PlanDigest.digest(of: plan)
+        return plan
+    }
+}
+
+/// A bind mount as resolved for the plan (Landlock derives its rules from these).
+struct ResolvedBind {
+    var source: String
+    var destination: String
+    var readOnly: Bool
+    var isDirectory: Bool
+}
+
+private struct Context {
+    let policy: Policy
+    let host: HostFacts
+    let runId: String
+
+    // MARK: Paths
+
+    func expand(_ template: PathTemplate, key: String) throws -> String {
+        var s = template.raw
+        let values: [(String, String)] = [
+            ("{cwd}", host.cwd), ("{home}", host.home), ("{uid}", String(host.invokerUID)),
+            ("{gid}", String(host.invokerGID)), ("{run_id}", runId),
+        ]
+        for (name, value) in values { s = s.replacingOccurrences(of: name, with: value) }
+        guard s.hasPrefix("/") else {
+            throw PlanError(key: key, message: "\"\(template.raw)\" expands to \"\(s)\", which is not an absolute path")
+        }
+        return Context.normalize(s)
+    }
+
+    static func normalize(_ path: String) -> String {
+        var parts: [Substring] = []
+        for p in path.split(separator: "/") where p != "." { parts.append(p) }
+        return "/" + parts.joined(separator: "/")
+    }
+
+    static func isBeneath(_ path: String, _ root: String) -> Bool {
+        root == "/" || path == root || path.hasPrefix(root + "/")
+    }
+
+    // MARK: Process
+
+    func processPlan(argv: [String]) throws -> ProcessPlan {
+        let uid: UInt32
+        switch policy.process.user {
+        case .invoker: uid = host.invokerUID
+        case .id(let n): uid = n
+        }
+        let gid: UInt32
+        switch policy.process.group {
+        case nil:
+            if case .id(let n) = policy.process.user { gid = n } else { gid = host.invokerGID }
+        case .invoker?: gid = host.invokerGID
+        case .id(let n)?: gid = n
+        }
+
+        var env: [String: String] = [:]
+        for name in policy.process.envPass { if let v = host.environment[name] { env[name] = v } }
+        for (k, v) in policy.process.envSet { env[k] = v }
+        let defaultPath = "/usr/local/bin:/usr/bin:/bin"
+        if env["PATH"] == nil { env["PATH"] = defaultPath }
+        let searchPath = env["PATH"] ?? defaultPath
+
+        let workdir: String
+        if let w = policy.process.workdir {
+            workdir = try expand(w, key: "process.workdir")
+        } else {
+            let cwd = Context.normalize(host.cwd)
+            let visible = (policy.filesystem.ro + policy.filesystem.rw + policy.filesystem.tmpfs)
+                .compactMap { try? expand($0, key: "") }
+                .contains { Context.isBeneath(cwd, $0) }
+            workdir = visible ? cwd : "/"
+        }
+
+        let rootless = host.invokerUID != 0
+        let userns = rootless
+            ? UserNamespacePlan(uidMap: "\(uid) \(host.invokerUID) 1\n", gidMap: "\(gid) \(host.invokerGID) 1\n")
+            : nil
+
+        let rlimits = policy.resources.rlimits.keys.sorted().map { r -> RlimitPlan in
+            let v: UInt64
+            switch policy.resources.rlimits[r]! {
+            case .unlimited: v = UInt64.max
+            case .value(let n): v = n
+            }
+            return RlimitPlan(name: r.rawValue, resource: r.number, soft: v, hard: v)
+        }
+
+        return ProcessPlan(
+            argv: argv, env: env.keys.sorted().map { "\($0)=\(env[$0]!)" }, searchPath: searchPath,
+            workdir: workdir, uid: uid, gid: gid, hostname: policy.process.hostname,
+            newSession: policy.process.newSession, timeoutMs: policy.process.timeoutMs,
+            graceMs: policy.process.graceMs, userNamespace: userns, rlimits: rlimits)
+    }
+
+    // MARK: Mounts
+
+    /// The private root, in the order the child applies it: the listed paths from the
+    /// outermost in (so a parent never covers a child), then /proc and /dev, then
+    /// `protect` (after the rw binds it narrows), then `mask` (last: nothing may cover
+    /// a mask).
+    func mountPlan() throws -> ([MountStep], [ResolvedBind]) {
+        struct Entry { var dest: String; var step: MountStep; var bind: ResolvedBind? }
+        var entries: [String: Entry] = [:]
+        let reserved = ["/proc", "/dev"]
+
+        func add(_ list: [PathTemplate], key: String, make: (String, PathTemplate) throws -> Entry?) throws {
+            for (i, t) in list.enumerated() {
+                let path = try expand(t, key: "\(key)[\(i)]")
+                if reserved.contains(where: { Context.isBeneath(path, $0) }) {
+                    throw PlanError(key: "\(key)[\(i)]", message: "\(path) is provided by the sandbox itself (a private /proc and a minimal /dev); remove it from the policy")
+                }
+                if let existing = entries[path] {
+                    throw PlanError(key: "\(key)[\(i)]", message: "\(path) is also listed in \(existing.step.origin); a path may appear in one list only")
+                }
+                if let e = try make(path, t) { entries[path] = e }
+            }
+        }
+
+        func bindEntry(_ path: String, _ t: PathTemplate, readOnly: Bool, origin: String) -> Entry? {
+            switch host.files.kind(of: path) {
+            case nil:
+                if t.optional { return nil }
+                // Kept: the child reports the missing source with the path and errno.
+                return Entry(dest: path, step: MountStep(kind: .bind, source: path, destination: path,
+                                                         readOnly: readOnly, origin: origin),
+                             bind: ResolvedBind(source: path, destination: path, readOnly: readOnly, isDirectory: true))
+            case .symlink(let target)?:
+                // Mirror the link (e.g. /lib -> usr/lib on merged-/usr systems); what it
+                // points to is visible only if listed itself.
+                return Entry(dest: path, step: MountStep(kind: .symlink, source: target, destination: path,
+                                                         readOnly: true, origin: origin), bind: nil)
+            case let kind?:
+                return Entry(dest: path, step: MountStep(kind: .bind, source: path, destination: path,
+                                                         readOnly: readOnly, optional: t.optional, origin: origin),
+                             bind: ResolvedBind(source: path, destination: path, readOnly: readOnly,
+                                                isDirectory: kind == .directory))
+            }
+        }
+
+        try add(policy.filesystem.ro, key: "filesystem.ro") { bindEntry($0, $1, readOnly: true, origin: "filesystem.ro") }
+        try add(policy.filesystem.rw, key: "filesystem.rw") { bindEntry($0, $1, readOnly: false, origin: "filesystem.rw") }
+        try add(policy.filesystem.unixSockets, key: "filesystem.unix_sockets") {
+            bindEntry($0, $1, readOnly: false, origin: "filesystem.unix_sockets")
+        }
+        try add(policy.filesystem.tmpfs, key: "filesystem.tmpfs") { path, _ in
+            Entry(dest: path, step: MountStep(kind: .tmpfs, destination: path, readOnly: false,
+                                              options: "mode=1777", origin: "filesystem.tmpfs"), bind: nil)
+        }
+
+        let ordered = entries.values.sorted {
+            let da = $0.dest.split(separator: "/").count, db = $1.dest.split(separator: "/").count
+            return da != db ? da < db : $0.dest < $1.dest
+        }
+        var steps = ordered.map(\.step)
+        steps.append(MountStep(kind: .proc, destination: "/proc", readOnly: false, origin: "builtin"))
+        steps.append(MountStep(kind: .dev, destination: "/dev", readOnly: false, origin: "builtin"))
+
+        let binds = ordered.compactMap(\.bind)
+        for bind in binds where !bind.readOnly && bind.isDirectory {
+            for name in policy.filesystem.protect {
+                let path = Context.normalize(bind.destination + "/" + name)
+                if host.files.kind(of: path) != nil {
+                    steps.append(MountStep(kind: .protect, destination: path, readOnly: true, optional: true,
+                                           origin: "filesystem.protect"))
+                }
+            }
+        }
+        for (i, t) in policy.filesystem.mask.enumerated() {
+            let path = try expand(t, key: "filesystem.mask[\(i)]")
+            steps.append(MountStep(kind: .mask, destination: path, readOnly: true, optional: true,
+                                   origin: "filesystem.mask"))
+        }
+        return (steps, binds)
+    }
+
+    // MARK: Landlock
+
+    static let fsRightsByABI: [(String, Int)] = [
+        ("execute", 1), ("write_file", 1), ("read_file", 1), ("read_dir", 1), ("remove_dir", 1),
+        ("remove_file", 1), ("make_char", 1), ("make_dir", 1), ("make_reg", 1), ("make_sock", 1),
+        ("make_fifo", 1), ("make_block", 1), ("make_sym", 1), ("refer", 2), ("truncate", 3),
+        ("ioctl_dev", 5),
+    ]
+    /// Rights that may be granted on a single file (Landlock rejects the others there).
+    static let fileRights: Set<String> = ["execute", "write_file", "read_file", "truncate", "ioctl_dev"]
+    static let knownLandlockABI = 7
+
+    func landlockPlan(binds: [ResolvedBind], notApplied: inout [String]) throws -> LandlockPlan {
+        let ll = policy.landlock
+        if ll.mode == .off {
+            return LandlockPlan(mode: ll.mode.rawValue, abi: 0, requiredABI: 0, handledAccessFS: [], rules: [],
+                                connectTCP: nil, bindTCP: nil, scopes: [])
+        }
+        var needs: [(feature: String, abi: Int)] = [("filesystem rules", 1)]
+        if ll.connectTCP != nil { needs.append(("landlock.connect_tcp", 4)) }
+        if ll.bindTCP != nil { needs.append(("landlock.bind_tcp", 4)) }
+        for s in ll.scope { needs.append(("landlock.scope \"\(s.rawValue)\"", 6)) }
+        let required = needs.map(\.abi).max() ?? 1
+        let abi = min(host.landlockABI, Context.knownLandlockABI)
+        let missing = needs.filter { $0.abi > abi }
+        if !missing.isEmpty {
+            let list = missing.map { "\($0.feature) (ABI \($0.abi))" }.joined(separator: ", ")
+            if ll.mode == .enforce {
+                throw PlanError(key: "landlock.mode", message: abi == 0
+                    ? "Landlock is not available on this kernel (needed for \(list)); set landlock.mode = \"best-effort\" or \"off\" to run without it"
+                    : "this kernel has Landlock ABI \(abi), but the policy needs \(list); set landlock.mode = \"best-effort\" to run without them")
+            }
+            for m in missing { notApplied.append("landlock: \(m.feature) needs ABI \(m.abi), kernel has \(abi)") }
+        }
+        if abi == 0 {
+            return LandlockPlan(mode: ll.mode.rawValue, abi: 0, requiredABI: required, handledAccessFS: [],
+                                rules: [], connectTCP: nil, bindTCP: nil, scopes: [])
+        }
+        let handled = Context.fsRightsByABI.filter { $0.1 <= abi }.map(\.0)
+        let readRights = ["execute", "read_file", "read_dir"]
+        func rights(_ wanted: [String], directory: Bool) -> [String] {
+            wanted.filter { handled.contains($0) && (directory || Context.fileRights.contains($0)) }
+        }
+        var rules: [LandlockRule] = []
+        // Listing "/" only: traversal needs no right; this keeps `ls /` working.
+        rules.append(LandlockRule(path: "/", hostPath: nil, access: ["read_dir"]))
+        for b in binds {
+            rules.append(LandlockRule(path: b.destination, hostPath: b.source,
+                                      access: rights(b.readOnly ? readRights : handled, directory: b.isDirectory)))
+        }
+        for (i, t) in policy.filesystem.tmpfs.enumerated() {
+            rules.append(LandlockRule(path: try expand(t, key: "filesystem.tmpfs[\(i)]"), hostPath: nil, access: handled))
+        }
+        rules.append(LandlockRule(path: "/dev", hostPath: nil,
+                                  access: rights(["read_file", "write_file", "read_dir", "ioctl_dev"], directory: true)))
+        rules.append(LandlockRule(path: "/dev/shm", hostPath: nil, access: handled))
+        rules.append(LandlockRule(path: "/proc", hostPath: nil, access: ["read_file", "read_dir", "write_file"]))
+        let net = abi >= 4
+        return LandlockPlan(
+            mode: ll.mode.rawValue, abi: abi, requiredABI: required, handledAccessFS: handled, rules: rules,
+            connectTCP: net ? ll.connectTCP?.sorted() : nil, bindTCP: net ? ll.bindTCP?.sorted() : nil,
+            scopes: abi >= 6 ? ll.scope.map(\.rawValue).sorted() : [])
+    }
+
+    // MARK: Seccomp
+
+    func seccompPlan() throws -> SeccompPlan {
+        let sc = policy.seccomp
+        let arch = host.arch
+        let enabled = sc.profile != nil || !sc.deny.isEmpty || sc.socketFamilies != nil
+        let violation: (action: String, errno: UInt32?) = {
+            switch sc.onViolation {
+            case .errno: return (SeccompAction.errno.rawValue, 1)
+            case .kill: return (SeccompAction.killProcess.rawValue, nil)
+            case .log: return (SeccompAction.log.rawValue, nil)
+            case .notify: return (SeccompAction.notify.rawValue, nil)
+            }
+        }()
+        let denied = Set(sc.deny)
+        var rules: [SeccompRulePlan] = []
+        var unknown = Set<String>()
+        var defaultAction = SeccompAction.allow.rawValue
+        var defaultErrno: UInt32? = nil
+
+        if let profile = sc.profile {
+            // The profile's "deny everything else" becomes the policy's on_violation
+            // action, so a violation is reported the same way whatever the profile.
+            switch profile.defaultAction {
+            case .allow, .log, .trace:
+                defaultAction = profile.defaultAction.rawValue
+            case .errno:
+                if sc.onViolation == .errno {
+                    defaultAction = SeccompAction.errno.rawValue
+                    defaultErrno = profile.defaultErrnoRet ?? 1
+                } else { (defaultAction, defaultErrno) = violation }
+            case .kill, .killProcess, .killThread, .trap, .notify:
+                (defaultAction, defaultErrno) = violation
+            }
+            let caps = Set(policy.capabilities.keep.map { "CAP_" + $0.uppercased() })
+            for (i, rule) in profile.syscalls.enumerated() where applies(rule, caps: caps) {
+                var names: [String] = []
+                for n in rule.names where !denied.contains(n) {
+                    if SyscallTable.number(n, arch: arch) == nil { unknown.insert(n) } else { names.append(n) }
+                }
+                if names.isEmpty { continue }
+                rules.append(SeccompRulePlan(
+                    syscalls: names, action: rule.action.rawValue,
+                    errno: rule.action == .errno ? (rule.errnoRet ?? 1) : rule.errnoRet,
+                    args: rule.args.map { SeccompArgPlan(index: $0.index, op: $0.op.rawValue, value: $0.value, valueTwo: $0.valueTwo) },
+                    origin: "\(profile.source) syscalls[\(i)]"))
+            }
+        }
+        let denyNames = sc.deny.filter { SyscallTable.number($0, arch: arch) != nil }
+        for n in sc.deny where SyscallTable.number(n, arch: arch) == nil { unknown.insert(n) }
+        if !denyNames.isEmpty {
+            rules.append(SeccompRulePlan(syscalls: denyNames.sorted(), action: violation.action,
+                                         errno: violation.errno, args: [], origin: "seccomp.deny"))
+        }
+        let families = sc.socketFamilies.map { $0.sorted().map(\.rawValue) }
+        struct DigestInput: Codable {
+            var arch: String; var defaultAction: String; var defaultErrno: UInt32?
+            var rules: [SeccompRulePlan]; var socketFamilies: [String]?; var onViolation: String
+        }
+        let digest = try PlanDigest.sha256Hex(PlanDigest.canonicalJSON(DigestInput(
+            arch: arch, defaultAction: defaultAction, defaultErrno: defaultErrno, rules: rules,
+            socketFamilies: families, onViolation: sc.onViolation.rawValue)))
+        return SeccompPlan(
+            enabled: enabled, profile: sc.profile?.source, arch: arch, defaultAction: defaultAction,
+            defaultErrno: defaultErrno, rules: rules, socketFamilies: families,
+            onViolation: sc.onViolation.rawValue, unknownSyscalls: unknown.sorted(), rulesDigest: digest)
+    }
+
+    /// Docker's includes/excludes, evaluated for this host and the kept capabilities.
+    func applies(_ rule: SeccompRule, caps: Set<String>) -> Bool {
+        let archNames: Set<String> = host.arch == "x86_64" ? ["amd64", "x86_64", "x32"] : ["arm64", "aarch64"]
+        func holds(_ c: SeccompCondition, all: Bool) -> Bool {
+            var results: [Bool] = []
+            if !c.caps.isEmpty { results.append(all ? c.caps.allSatisfy(caps.contains) : c.caps.contains(where: caps.contains)) }
+            if !c.arches.isEmpty { results.append(c.arches.contains(where: archNames.contains)) }
+            if let k = c.minKernel { results.append(Context.kernel(host.kernelRelease, atLeast: k)) }
+            return all ? results.allSatisfy { $0 } : results.contains(true)
+        }
+        if !rule.includes.isEmpty && !holds(rule.includes, all: true) { return false }
+        if !rule.excludes.isEmpty && holds(rule.excludes, all: false) { return false }
+        return true
+    }
+
+    static func kernel(_ release: String, atLeast wanted: String) -> Bool {
+        func parts(_ s: String) -> [Int] {
+            s.split(whereSeparator: { !$0.isNumber }).prefix(2).map { Int($0) ?? 0 }
+        }
+        let a = parts(release), b = parts(wanted)
+        return (a.first ?? 0, a.dropFirst().first ?? 0) >= (b.first ?? 0, b.dropFirst().first ?? 0)
+    }
+
+    // MARK: Capabilities, resources
+
+    func capabilityPlan() throws -> CapabilityPlan {
+        var mask: UInt64 = 0
+        var names: [String] = []
+        for name in policy.capabilities.keep {
+            guard let n = CapabilityTable.number(name) else {
+                throw PlanError(key: "capabilities.keep", message: "unknown capability \"\(name)\"")
+            }
+            mask |= 1 << UInt64(n)
+            names.append("cap_" + (CapabilityTable.canonicalName(name) ?? name))
+        }
+        return CapabilityPlan(keep: names.sorted(), keepMask: mask)
+    }
+
+    func resourcePlan() -> ResourcePlan {
+        let r = policy.resources
+        let period: UInt64 = 100_000
+        return ResourcePlan(
+            memoryBytes: r.memoryBytes, swapBytes: r.memoryBytes != nil ? (r.swapBytes ?? 0) : r.swapBytes,
+            pids: r.pids, cpuQuotaUs: r.cpu.map { UInt64(($0 * Double(period)).rounded()) },
+            cpuPeriodUs: r.cpu != nil ? period : nil, ioWeight: r.ioWeight, bestEffort: r.bestEffort.sorted())
+    }
+}

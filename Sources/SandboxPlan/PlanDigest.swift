@@ -1,0 +1,52 @@
+import CCrypto
+import Foundation
+
+/// Canonical JSON (sorted keys, no insignificant whitespace, slashes unescaped) and
+/// its SHA-256: the identity of a plan. Two plans with the same digest do the same.
+public enum PlanDigest {
+    public static func canonicalJSON<T: Encodable>(_ value: T) throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return Array(try encoder.encode(value))
+    }
+
+    public static func sha256Hex(_ bytes: [UInt8]) -> String {
+        var out = [UInt8](repeating: 0, count: Int(SHA256_DIGEST_LENGTH))
+        bytes.withUnsafeBufferPointer { buf in _ = SHA256(buf.baseAddress, buf.count, &out) }
+        return out.map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// sha256 of the canonical JSON of `plan` with its `digest` field left out.
+    public static func digest(of plan: RunPlan) throws -> String {
+        var copy = plan
+        copy.digest = nil
+        return sha256Hex(try canonicalJSON(copy))
+    }
+}
+
+extension RunPlan {
+    /// The plan as people and tools read it: sorted keys, indented, digest included.
+    public func prettyJSON() throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted]
+        return String(decoding: try encoder.encode(self), as: UTF8.self)
+    }
+}
+
+/// The host's files, as the compiler sees them (lstat semantics).
+public struct SystemFileInspector: FileInspector {
+    public init() {}
+    public func kind(of path: String) -> FileKind? {
+        let fm = FileManager.default
+        guard let attrs = try? fm.attributesOfItem(atPath: path), let type = attrs[.type] as? FileAttributeType else {
+            return nil
+        }
+        switch type {
+        case .typeDirectory: return .directory
+        case .typeRegular: return .file
+        case .typeSymbolicLink:
+            return (try? fm.destinationOfSymbolicLink(atPath: path)).map { .symlink(target: $0) } ?? .other
+        default: return .other
+        }
+    }
+}

@@ -1,0 +1,244 @@
+import ArgumentParser
+import Foundation
+import SandboxExecutor
+import SandboxKernel
+import SandboxPlan
+import SandboxPolicy
+
+// Exit codes, like env(1), timeout(1) and container runtimes.
+let exitSandboxError: Int32 = 125
+
+struct Sandbox: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sandbox",
+        abstract: "Run untrusted commands under a declarative security policy.",
+        discussion: """
+            Exit status of `exec`: the command's own; 128+N if it died of signal N; \
+            125 sandbox or policy error; 126 command not executable; 127 command not found.
+            """,
+        subcommands: [Exec.self, Check.self, Plan.self, Explain.self, Ps.self, Gc.self, Doctor.self])
+}
+
+/// Shared by the commands that take a policy and a command line.
+struct PolicyOptions: ParsableArguments {
+    @Option(name: .long, help: "Policy file, or the name of a shipped policy (agent, strict, …).")
+    var policy: String
+}
+
+func fail(_ message: String, code: Int32 = exitSandboxError) -> Never {
+    FileHandle.standardError.write(Data("sandbox: \(message)\n".utf8))
+    Foundation.exit(code)
+}
+
+func loadPolicy(_ nameOrPath: String) -> Policy {
+    let loader = PolicyLoader(searchPath: PolicyLoader.defaultSearchPath())
+    do {
+        let path = try loader.resolve(nameOrPath: nameOrPath, relativeTo: FileManager.default.currentDirectoryPath)
+        return try loader.load(path: path)
+    } catch let e as PolicyError {
+        fail("invalid policy:\n" + e.diagnostics.map { "  \($0)" }.joined(separator: "\n"))
+    } catch {
+        fail("\(error)")
+    }
+}
+
+func hostFacts(_ probe: HostProbe = .probe()) -> HostFacts {
+    HostFacts(arch: probe.arch, kernelRelease: probe.kernelRelease, landlockABI: probe.landlockABI,
+              invokerUID: probe.uid, invokerGID: probe.gid, cwd: probe.cwd, home: probe.home,
+              environment: probe.environment, files: SystemFileInspector())
+}
+
+func compile(_ policy: Policy, argv: [String], runId: String, probe: HostProbe = .probe()) -> RunPlan {
+    do {
+        return try PlanCompiler(host: hostFacts(probe)).compile(policy, argv: argv, runId: runId)
+    } catch let e as PlanError {
+        fail("policy \(policy.name): \(e)")
+    } catch {
+        fail("\(error)")
+    }
+}
+
+func newRunId() -> String {
+    var g = SystemRandomNumberGenerator()
+    return (0..<6).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &g)) }.joined()
+}
+
+func runBase(_ probe: HostProbe) -> String {
+    do { return try RunDirectory.base(rootless: probe.uid != 0, environment: probe.environment) } catch {
+        fail("\(error)")
+    }
+}
+
+struct Exec: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a command in a sandbox built from a policy.",
+        discussion: "Example: sandbox exec --policy agent -- python3 -c 'print(1)'")
+
+    @OptionGroup var options: PolicyOptions
+    @Option(name: .long, help: "Write the run result (JSON) to this file.")
+    var result: String?
+    @Option(name: .customLong("result-fd"), help: "Write the run result (JSON) to this open file descriptor.")
+    var resultFD: Int32?
+    @Argument(parsing: .captureForPassthrough, help: "The command and its arguments (after --).")
+    var command: [String] = []
+
+    func run() throws {
+        let argv = command.first == "--" ? Array(command.dropFirst()) : command
+        guard !argv.isEmpty else { fail("no command given; usage: sandbox exec --policy P -- CMD ARGS…") }
+        let probe = HostProbe.probe()
+        let policy = loadPolicy(options.policy)
+        let plan = compile(policy, argv: argv, runId: newRunId(), probe: probe)
+        let base = runBase(probe)
+        let executor = Executor(plan: plan, options: ExecOptions(runBase: base, seccompCacheDir: base + "/.seccomp-cache"))
+        let outcome = executor.run()
+        if let error = outcome.error { FileHandle.standardError.write(Data("sandbox: \(error)\n".utf8)) }
+        if result != nil || resultFD != nil {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            let data = (try? enc.encode(outcome)) ?? Data()
+            if let path = result {
+                if !FileManager.default.createFile(atPath: path, contents: data + Data("\n".utf8)) {
+                    FileHandle.standardError.write(Data("sandbox: cannot write result to \(path)\n".utf8))
+                }
+            }
+            if let fd = resultFD { FileHandle(fileDescriptor: fd, closeOnDealloc: false).write(data + Data("\n".utf8)) }
+        }
+        Foundation.exit(outcome.exitCode)
+    }
+}
+
+struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Validate policy files; print every problem found. Exit 0 or 125.")
+
+    @Argument(help: "Policy files or names.")
+    var files: [String]
+
+    func run() throws {
+        let loader = PolicyLoader(searchPath: PolicyLoader.defaultSearchPath())
+        var bad = false
+        for f in files {
+            do {
+                let path = try loader.resolve(nameOrPath: f, relativeTo: FileManager.default.currentDirectoryPath)
+                let p = try loader.load(path: path)
+                print("\(path): ok (policy \"\(p.name)\")")
+            } catch let e as PolicyError {
+                bad = true
+                for d in e.diagnostics { FileHandle.standardError.write(Data("\(d)\n".utf8)) }
+            } catch {
+                bad = true
+                FileHandle.standardError.write(Data("\(f): \(error)\n".utf8))
+            }
+        }
+        Foundation.exit(bad ? exitSandboxError : 0)
+    }
+}
+
+struct Plan: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the RunPlan a policy compiles to (JSON, with its digest).",
+        discussion: "The plan is deterministic: the same policy, command and host give the same digest.")
+
+    @OptionGroup var options: PolicyOptions
+    @Flag(name: .long, help: "Print JSON (the default; kept for scripts that pass it).")
+    var json = false
+    @Option(name: .customLong("run-id"), help: "Run id to plan for (`{run_id}` in paths).")
+    var runId = "plan"
+    @Argument(parsing: .captureForPassthrough, help: "The command and its arguments (after --).")
+    var command: [String] = []
+
+    func run() throws {
+        var argv = command.first == "--" ? Array(command.dropFirst()) : command
+        if argv.isEmpty { argv = ["/bin/sh"] }
+        let plan = compile(loadPolicy(options.policy), argv: argv, runId: runId)
+        print((try? plan.prettyJSON()) ?? "{}")
+    }
+}
+
+struct Explain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Summarise for people what a policy allows and denies.")
+
+    @OptionGroup var options: PolicyOptions
+
+    func run() throws {
+        let policy = loadPolicy(options.policy)
+        let plan = compile(policy, argv: ["<command>"], runId: "explain")
+        print(Explanation.text(for: plan, policy: policy))
+    }
+}
+
+struct Ps: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List live runs (those whose supervisor still holds the run lock).")
+
+    func run() throws {
+        let probe = HostProbe.probe()
+        let base = runBase(probe)
+        struct State: Decodable { var runId: String; var policy: String; var argv: [String]; var started: Int; var state: String }
+        let live = RunDirectory.list(base: base).filter(\.live)
+        print("RUN ID        POLICY        STARTED                STATE     COMMAND")
+        for entry in live {
+            let text = RunDirectory.read(entry.path + "/state.json") ?? "{}"
+            guard let s = try? JSONDecoder().decode(State.self, from: Data(text.utf8)) else {
+                print("\(entry.id.padding(14))?"); continue
+            }
+            let started = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: TimeInterval(s.started)))
+            print("\(s.runId.padding(14))\(s.policy.padding(14))\(started.padding(23))\(s.state.padding(10))\(s.argv.joined(separator: " "))")
+        }
+    }
+}
+
+struct Gc: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Remove what runs whose supervisor died left behind (run directories, cgroups).")
+
+    func run() throws {
+        let probe = HostProbe.probe()
+        let base = runBase(probe)
+        let host = CgroupHost.probe()
+        var removed = 0
+        for entry in RunDirectory.list(base: base) where !entry.live {
+            if RunDirectory.reclaim(base: base, id: entry.id, cleanup: {
+                RunCgroup.removeLeftovers(runId: entry.id, host: host)
+            }) {
+                print("removed \(entry.id)")
+                removed += 1
+            }
+        }
+        print("\(removed) stale run(s) removed")
+    }
+}
+
+struct Doctor: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Report what this kernel and host support, and what each missing feature disables.")
+
+    func run() throws {
+        let probe = HostProbe.probe()
+        print("kernel: \(probe.kernelRelease) (\(probe.arch))")
+        print("invoker: uid \(probe.uid)\(probe.uid == 0 ? " (root)" : " (rootless: user namespace)")")
+        if probe.landlockABI > 0 {
+            print("landlock: ABI \(probe.landlockABI)")
+        } else {
+            print("landlock: unavailable — policies with landlock.mode = \"enforce\" will not run")
+        }
+        let actions = RunDirectory.read("/proc/sys/kernel/seccomp/actions_avail")?
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        print("seccomp: \(actions.map { "actions: \($0)" } ?? "unavailable — policies with [seccomp] will not run")")
+        if let blocker = HostProbe.userNamespaceBlocker() {
+            print("user namespaces: blocked for unprivileged users (\(blocker)) — rootless runs will fail")
+        } else {
+            print("user namespaces: available")
+        }
+        for line in CgroupHost.probe().summary { print("cgroups: \(line)") }
+    }
+}
+
+extension String {
+    func padding(_ width: Int) -> String {
+        count >= width ? self + " " : self + String(repeating: " ", count: width - count)
+    }
+}
+
+Sandbox.main()

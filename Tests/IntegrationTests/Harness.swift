@@ -1,0 +1,120 @@
+import Foundation
+import Testing
+
+/// Runs the built `sandbox` binary against the real kernel. These tests need root
+/// (and run the rootless cases through `setpriv`); when a requirement is missing they
+/// FAIL, unless SANDBOX_TESTS_ALLOW_SKIP=1 turns that into a skip. CI never sets it.
+enum Harness {
+    static let repoRoot: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    static let binary: String = {
+        if let b = ProcessInfo.processInfo.environment["SANDBOX_BIN"] { return b }
+        for dir in [".build/debug", ".build/release"] {
+            let p = "\(repoRoot)/\(dir)/sandbox"
+            if FileManager.default.isExecutableFile(atPath: p) { return p }
+        }
+        return "\(repoRoot)/.build/debug/sandbox"
+    }()
+
+    static var allowSkip: Bool { ProcessInfo.processInfo.environment["SANDBOX_TESTS_ALLOW_SKIP"] == "1" }
+
+    /// True when the test may go on; records a failure (or allows a skip) otherwise.
+    static func require(_ condition: Bool, _ what: String) -> Bool {
+        if condition { return true }
+        if allowSkip { return false }
+        Issue.record("requirement missing: \(what) (set SANDBOX_TESTS_ALLOW_SKIP=1 to skip instead)")
+        return false
+    }
+
+    static var isRoot: Bool { getuid() == 0 }
+
+    struct Output {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+        var result: [String: Any]?
+    }
+
+    /// `sandbox exec --policy POLICY -- ARGV`, in `cwd`, optionally as another user.
+    static func exec(policy: String, _ argv: [String], cwd: String? = nil, asUser: (uid: UInt32, runtimeDir: String)? = nil,
+                     env: [String: String] = [:], stdin: String? = nil, timeout: TimeInterval = 60) throws -> Output {
+        let resultFile = NSTemporaryDirectory() + "sbx-result-\(UUID().uuidString).json"
+        defer { try? FileManager.default.removeItem(atPath: resultFile) }
+        var args = ["exec", "--policy", policy, "--result", resultFile, "--"] + argv
+        var exe = binary
+        if let user = asUser {
+            // The result file must be writable by that user.
+            FileManager.default.createFile(atPath: resultFile, contents: nil)
+            chown(resultFile, user.uid, user.uid)
+            args = ["--reuid=\(user.uid)", "--regid=\(user.uid)", "--clear-groups", "env",
+                    "XDG_RUNTIME_DIR=\(user.runtimeDir)", "HOME=\(user.runtimeDir)", binary] + args
+            exe = "/usr/bin/setpriv"
+        }
+        var out = try run(exe, args, cwd: cwd, env: env, stdin: stdin, timeout: timeout)
+        if let data = FileManager.default.contents(atPath: resultFile), !data.isEmpty {
+            out.result = try JSONSerialization.jsonObject(with: data) as? [String: Any]
+        }
+        return out
+    }
+
+    static func sandbox(_ args: [String], cwd: String? = nil) throws -> Output {
+        try run(binary, args, cwd: cwd)
+    }
+
+    static func run(_ exe: String, _ args: [String], cwd: String? = nil, env: [String: String] = [:],
+                    stdin: String? = nil, timeout: TimeInterval = 60) throws -> Output {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = args
+        if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
+        var environment = ProcessInfo.processInfo.environment
+        environment["PATH"] = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+        for (k, v) in env { environment[k] = v }
+        p.environment = environment
+        let outPipe = Pipe(), errPipe = Pipe(), inPipe = Pipe()
+        p.standardOutput = outPipe
+        p.standardError = errPipe
+        p.standardInput = inPipe
+        try p.run()
+        if let stdin { inPipe.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try? inPipe.fileHandleForWriting.close()
+        // Drain both pipes concurrently so a chatty child never blocks.
+        var outData = Data(), errData = Data()
+        let group = DispatchGroup()
+        group.enter()
+        DispatchQueue.global().async { outData = outPipe.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        group.enter()
+        DispatchQueue.global().async { errData = errPipe.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        let deadline = Date().addingTimeInterval(timeout)
+        while p.isRunning && Date() < deadline { usleep(10_000) }
+        if p.isRunning { kill(p.processIdentifier, SIGKILL) } // our own child, not yet reaped
+        p.waitUntilExit()
+        group.wait()
+        return Output(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                      stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    /// A fresh directory (removed by the caller), optionally owned by `uid`.
+    static func tempDir(owner uid: UInt32? = nil) -> String {
+        let path = NSTemporaryDirectory() + "sbx-test-\(UUID().uuidString.prefix(8))"
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        if let uid { chown(path, uid, uid) }
+        chmod(path, 0o755)
+        return path
+    }
+
+    /// Writes a policy file extending a shipped one, returns its path.
+    static func policy(_ body: String, in dir: String, name: String = "test.toml") -> String {
+        let path = "\(dir)/\(name)"
+        try! body.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    static func runDirEntries() -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/run/sandbox")) ?? []).filter { !$0.hasPrefix(".") }
+    }
+}
