@@ -12,12 +12,14 @@ public struct SeccompProfile: Sendable, Equatable {
     /// `SCMP_ARCH_*` names from `architectures` and `archMap[].architecture`.
     public var architectures: [String]
     public var syscalls: [SeccompRule]
+    /// `SECCOMP_FILTER_FLAG_*` names from `flags` (validated, kept as written).
+    public var flags: [String]
 
     public init(source: String, defaultAction: SeccompAction, defaultErrnoRet: UInt32? = nil,
-                architectures: [String] = [], syscalls: [SeccompRule] = []) {
+                architectures: [String] = [], syscalls: [SeccompRule] = [], flags: [String] = []) {
         self.source = source; self.defaultAction = defaultAction
         self.defaultErrnoRet = defaultErrnoRet; self.architectures = architectures
-        self.syscalls = syscalls
+        self.syscalls = syscalls; self.flags = flags
     }
 }
 
@@ -56,7 +58,7 @@ public struct SeccompArg: Sendable, Hashable, Codable {
 /// Docker's `includes`/`excludes`: a rule applies when every listed condition holds
 /// (includes) and none of the listed ones does (excludes).
 public struct SeccompCondition: Sendable, Hashable {
-    /// Capability names as written (`CAP_SYS_ADMIN`).
+    /// Capability names, normalized by the loader to the `CAP_SYS_ADMIN` form.
     public var caps: [String] = []
     /// Architecture names as written (`amd64`, `arm64`, `x86`, …).
     public var arches: [String] = []
