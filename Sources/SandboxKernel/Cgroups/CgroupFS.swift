@@ -1,0 +1,152 @@
+import Glibc
+
+/// The few file operations the cgroup facility performs, each turning a failure
+/// into a `CgroupError` that names the operation, the path, the data and errno.
+/// cgroupfs files are written with ONE write(2) each: the kernel parses every
+/// write call as a whole value, so a short or split write would set something else.
+enum CgroupFS {
+    static func write(_ path: String, _ data: String) throws {
+        let fd = try open(path, O_WRONLY | O_CLOEXEC, operation: "open for writing \"\(data)\"")
+        defer { Glibc.close(fd) }
+        try writeFD(fd, data, path: path)
+    }
+
+    /// Writes `data` to an already open cgroup file in one call.
+    static func writeFD(_ fd: Int32, _ data: String, path: String) throws {
+        var bytes = Array(data.utf8)
+        let count = bytes.count
+        while true {
+            let n = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress, count) }
+            if n == count { return }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { throw CgroupError.sys("write", path, data: data, errno: errno) }
+            // A partial write of a cgroup value cannot be resumed meaningfully.
+            throw CgroupError(kind: .syscall, operation: "write", path: path, data: data,
+                              detail: "short write: \(n) of \(count) bytes")
+        }
+    }
+
+    static func open(_ path: String, _ flags: Int32, operation: String = "open") throws -> Int32 {
+        while true {
+            let fd = Glibc.open(path, flags)
+            if fd >= 0 { return fd }
+            if errno == EINTR { continue }
+            throw CgroupError.sys(operation, path, errno: errno)
+        }
+    }
+
+    /// The whole file, or nil if it cannot be read (absent file, removed cgroup).
+    static func read(_ path: String) -> String? {
+        try? readThrowing(path)
+    }
+
+    static func readThrowing(_ path: String) throws -> String {
+        let fd = try open(path, O_RDONLY | O_CLOEXEC)
+        defer { Glibc.close(fd) }
+        var out: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, 4096) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { throw CgroupError.sys("read", path, errno: errno) }
+            if n == 0 { break }
+            out.append(contentsOf: buf[0..<n])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// `mkdir`; an existing directory is fine (our `sandbox` parents are shared by
+    /// concurrent runs, so EEXIST is the normal case).
+    static func mkdirShared(_ path: String) throws {
+        if mkdir(path, 0o755) == 0 || errno == EEXIST { return }
+        throw CgroupError.sys("mkdir", path, errno: errno)
+    }
+
+    /// `mkdir` of a directory that must be new (a run cgroup). EEXIST is an error: a
+    /// run id is used once, so an existing directory belongs to someone else.
+    static func mkdirNew(_ path: String) throws {
+        if mkdir(path, 0o755) == 0 { return }
+        let e = errno
+        throw CgroupError(kind: .syscall, operation: "mkdir", path: path, errno: e,
+                          detail: e == EEXIST ? "a cgroup with this run id already exists; `sandbox gc` removes stale ones" : nil)
+    }
+
+    /// `rmdir` with a short bounded retry: a cgroup stays busy (EBUSY) for a moment
+    /// after its last task exited while the kernel finishes tearing it down. ENOENT
+    /// counts as done, which makes removal idempotent.
+    static func rmdirRetrying(_ path: String, attempts: Int = 100, sleepUs: UInt32 = 10_000) -> CgroupError? {
+        var last: Int32 = 0
+        for i in 0..<attempts {
+            if rmdir(path) == 0 { return nil }
+            last = errno
+            if last == ENOENT { return nil }
+            if last != EBUSY && last != EINTR { break }
+            if i + 1 < attempts { usleep(sleepUs) }
+        }
+        return CgroupError.sys("rmdir", path, errno: last)
+    }
+
+    static func exists(_ path: String) -> Bool {
+        access(path, F_OK) == 0
+    }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    static func isWritable(_ path: String) -> Bool {
+        access(path, W_OK) == 0
+    }
+
+    /// Names of the subdirectories of `path` (cgroups are directories; their control
+    /// files are regular files). Empty if unreadable.
+    static func subdirectories(_ path: String) -> [String] {
+        guard let dir = opendir(path) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            guard entry.pointee.d_type == UInt8(DT_DIR) else { continue }
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    /// Parses flat-keyed files (`memory.events`, `cpu.stat`, `pids.events`,
+    /// `memory.oom_control`): one `key value` pair per line.
+    static func keyed(_ text: String) -> [String: UInt64] {
+        var out: [String: UInt64] = [:]
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: " ", omittingEmptySubsequences: true)
+            if parts.count == 2, let v = UInt64(parts[1]) { out[String(parts[0])] = v }
+        }
+        return out
+    }
+
+    static func readKeyed(_ path: String) -> [String: UInt64]? {
+        read(path).map(keyed)
+    }
+
+    /// A file holding a single number, e.g. `memory.peak`; nil if absent or "max".
+    static func readNumber(_ path: String) -> UInt64? {
+        guard let text = read(path) else { return nil }
+        return UInt64(trimmed(text))
+    }
+
+    /// The pids listed in a `cgroup.procs` file (0 = not visible from our pid namespace).
+    static func readPids(_ path: String) -> [Int32]? {
+        guard let text = read(path) else { return nil }
+        return text.split(separator: "\n").compactMap { Int32($0) }.filter { $0 > 0 }
+    }
+
+    /// `text` without leading and trailing spaces and newlines.
+    static func trimmed(_ text: String) -> String {
+        var s = Substring(text)
+        while let f = s.first, f == " " || f == "\n" || f == "\t" { s = s.dropFirst() }
+        while let l = s.last, l == " " || l == "\n" || l == "\t" { s = s.dropLast() }
+        return String(s)
+    }
+}
