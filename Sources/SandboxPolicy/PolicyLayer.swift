@@ -1,0 +1,746 @@
+import TOMLKit
+
+/// One entry of a list key as written: a value to add, or `"!value"` to remove an
+/// inherited one.
+enum ListEdit<T> {
+    case add(T)
+    case remove(T)
+}
+
+/// `seccomp.profile` after resolution: no profile, or an existing file.
+enum ProfileRef: Equatable {
+    case none
+    case file(String)
+}
+
+/// One policy file, validated on its own: every key optional, every value already
+/// typed. `PolicyLoader` merges layers base-first into a `Policy`.
+struct PolicyLayer {
+    var file: String
+    var absolutePath: String
+
+    var version: Int?
+    var name: String?
+    var extends: [(target: String, path: TOMLPath)] = []
+
+    var hostname: String?
+    var user: UserSpec?
+    var group: UserSpec?
+    var workdir: PathTemplate?
+    var envPass: [ListEdit<String>] = []
+    var envSet: [String: String] = [:]
+    var timeoutMs: UInt64?
+    var graceMs: UInt64?
+    var newSession: Bool?
+
+    var ro: [ListEdit<PathTemplate>] = []
+    var rw: [ListEdit<PathTemplate>] = []
+    var tmpfs: [ListEdit<PathTemplate>] = []
+    var protect: [ListEdit<String>] = []
+    var mask: [ListEdit<PathTemplate>] = []
+    var unixSockets: [ListEdit<PathTemplate>] = []
+
+    var landlockMode: FenceMode?
+    var connectTCP: [UInt16]?
+    var bindTCP: [UInt16]?
+    var scope: [ListEdit<LandlockScope>] = []
+
+    var seccompProfile: ProfileRef?
+    var seccompProfilePath: TOMLPath?
+    var deny: [ListEdit<String>] = []
+    var socketFamilies: [ListEdit<SocketFamily>]?
+    var onViolation: ViolationAction?
+
+    var keep: [ListEdit<String>] = []
+
+    var memory: UInt64?
+    var swap: UInt64?
+    var pids: UInt64?
+    var cpu: Double?
+    var io: UInt64?
+    var rlimits: [Rlimit: RlimitValue] = [:]
+    var bestEffort: [ListEdit<String>] = []
+
+    var networkMode: NetworkMode?
+    var dns: [ListEdit<IPAddress>] = []
+    var allow: [AllowRule] = []
+    var hosts: [String: IPAddress] = [:]
+
+    var requireRootOwned: Bool?
+    var rejectWritable: Bool?
+    var rejectSetuid: Bool?
+    var pin: [String: String] = [:]
+
+    var auditPath: PathTemplate?
+}
+
+/// The schema: every table and the keys it allows. Unknown keys are errors.
+enum PolicySchema {
+    static let topLevel = ["version", "name", "extends", "process", "filesystem", "landlock", "seccomp",
+                           "capabilities", "resources", "network", "binary", "audit"]
+    static let process = ["hostname", "user", "group", "workdir", "env", "timeout", "grace", "new_session"]
+    static let env = ["pass", "set"]
+    static let filesystem = ["ro", "rw", "tmpfs", "protect", "mask", "unix_sockets"]
+    static let landlock = ["mode", "connect_tcp", "bind_tcp", "scope"]
+    static let seccomp = ["profile", "deny", "socket_families", "on_violation"]
+    static let capabilities = ["keep"]
+    static let resources = ["memory", "swap", "pids", "cpu", "io", "rlimits", "best_effort"]
+    static let bestEffortNames = ["memory", "swap", "pids", "cpu", "io"]
+    static let network = ["mode", "dns", "allow", "hosts"]
+    static let allowRule = ["cidr", "ports", "proto"]
+    static let binary = ["require_root_owned", "reject_writable", "reject_setuid", "pin"]
+    static let audit = ["path"]
+    /// rlimits whose value is a byte count, so sizes such as "8MiB" are accepted.
+    static let byteRlimits: Set<Rlimit> = [.fsize, .data, .stack, .core, .rss, .memlock, .as, .msgqueue]
+    /// PID_MAX_LIMIT on 64-bit Linux: pids.max rejects anything larger.
+    static let maxPids: Int = 4_194_304
+}
+
+/// Validates one parsed file into a `PolicyLayer`, collecting every diagnostic.
+final class LayerReader {
+    let file: String
+    let policyDir: String
+    let index: SourceIndex?
+    let profileDirs: [String]
+    private(set) var diagnostics: [PolicyDiagnostic] = []
+
+    init(file: String, policyDir: String, index: SourceIndex?, profileDirs: [String]) {
+        self.file = file; self.policyDir = policyDir; self.index = index; self.profileDirs = profileDirs
+    }
+
+    func error(_ path: TOMLPath, _ message: String) {
+        let keyPath = path.components.isEmpty ? nil : path.description
+        diagnostics.append(PolicyDiagnostic(file: file, keyPath: keyPath, line: index?.line(for: path), message: message))
+    }
+
+    // MARK: - The whole file
+
+    func read(_ root: TOMLTable, absolutePath: String) -> PolicyLayer {
+        var layer = PolicyLayer(file: file, absolutePath: absolutePath)
+        let top = TOMLPath.root
+        checkKeys(root, at: top, allowed: PolicySchema.topLevel, noun: "top-level key", place: nil)
+
+        if let v = integer(root, "version", at: top) {
+            if v != 1 {
+                error(top.key("version"), "version \(v) is not supported; only version = 1 is")
+            } else {
+                layer.version = 1
+            }
+        }
+        if let n = string(root, "name", at: top) {
+            if isPolicyName(n) {
+                layer.name = n
+            } else {
+                error(top.key("name"), "invalid name \"\(n)\"; use letters, digits, \".\", \"_\" and \"-\" (at most 64)")
+            }
+        }
+        if let value = root["extends"] {
+            let path = top.key("extends")
+            if value.type == .string, let s = value.string {
+                layer.extends = [(s, path)]
+            } else if let items = stringList(value, at: path, what: "list policy names or paths, e.g. [\"base\"]") {
+                layer.extends = items.map { ($0.0, $0.1) }
+            }
+            for (target, p) in layer.extends where target.isEmpty {
+                error(p, "empty extends entry; write a policy name such as \"base\" or a path such as \"./base.toml\"")
+            }
+            layer.extends.removeAll { $0.target.isEmpty }
+        }
+
+        if let t = section(root, "process", at: top, allowed: PolicySchema.process) { readProcess(t, at: top.key("process"), into: &layer) }
+        if let t = section(root, "filesystem", at: top, allowed: PolicySchema.filesystem) { readFilesystem(t, at: top.key("filesystem"), into: &layer) }
+        if let t = section(root, "landlock", at: top, allowed: PolicySchema.landlock) { readLandlock(t, at: top.key("landlock"), into: &layer) }
+        if let t = section(root, "seccomp", at: top, allowed: PolicySchema.seccomp) { readSeccomp(t, at: top.key("seccomp"), into: &layer) }
+        if let t = section(root, "capabilities", at: top, allowed: PolicySchema.capabilities) { readCapabilities(t, at: top.key("capabilities"), into: &layer) }
+        if let t = section(root, "resources", at: top, allowed: PolicySchema.resources) { readResources(t, at: top.key("resources"), into: &layer) }
+        if let t = section(root, "network", at: top, allowed: PolicySchema.network) { readNetwork(t, at: top.key("network"), into: &layer) }
+        if let t = section(root, "binary", at: top, allowed: PolicySchema.binary) { readBinary(t, at: top.key("binary"), into: &layer) }
+        if let t = section(root, "audit", at: top, allowed: PolicySchema.audit) {
+            let p = top.key("audit")
+            if let s = string(t, "path", at: p) { layer.auditPath = path(s, at: p.key("path"), allowOptional: false) }
+        }
+        return layer
+    }
+
+    // MARK: - Tables
+
+    private func readProcess(_ t: TOMLTable, at p: TOMLPath, into layer: inout PolicyLayer) {
+        if let h = string(t, "hostname", at: p) {
+            if let why = Validate.hostname(h, maxLength: 64) {
+                error(p.key("hostname"), "invalid hostname \"\(h)\": \(why)")
+            } else {
+                layer.hostname = h
+            }
+        }
+        layer.user = userSpec(t, "user", at: p)
+        layer.group = userSpec(t, "group", at: p)
+        if let s = string(t, "workdir", at: p) { layer.workdir = path(s, at: p.key("workdir"), allowOptional: false) }
+        if let env = section(t, "env", at: p, allowed: PolicySchema.env) {
+            let ep = p.key("env")
+            layer.envPass = edits(env, "pass", at: ep) { name, path in
+                if Validate.isEnvName(name) { return name }
+                self.error(path, "invalid variable name \"\(name)\"; names match [A-Za-z_][A-Za-z0-9_]*")
+                return nil
+            }
+            if let set = table(env, "set", at: ep) {
+                let sp = ep.key("set")
+                for key in set.keys.sorted() {
+                    let kp = sp.key(key)
+                    guard Validate.isEnvName(key) else {
+                        error(kp, "invalid variable name \"\(key)\"; names match [A-Za-z_][A-Za-z0-9_]*")
+                        continue
+                    }
+                    guard let value = set[key], expect(value, .string, at: kp), let s = value.string else { continue }
+                    if s.contains("\0") { error(kp, "value contains a NUL character"); continue }
+                    layer.envSet[key] = s
+                }
+            }
+        }
+        layer.timeoutMs = duration(t, "timeout", at: p)
+        layer.graceMs = duration(t, "grace", at: p)
+        layer.newSession = bool(t, "new_session", at: p)
+    }
+
+    private func readFilesystem(_ t: TOMLTable, at p: TOMLPath, into layer: inout PolicyLayer) {
+        let paths = { (key: String) -> [ListEdit<PathTemplate>] in
+            self.edits(t, key, at: p) { s, kp in self.path(s, at: kp, allowOptional: true) }
+        }
+        layer.ro = paths("ro")
+        layer.rw = paths("rw")
+        layer.tmpfs = paths("tmpfs")
+        layer.mask = paths("mask")
+        layer.unixSockets = paths("unix_sockets")
+        layer.protect = edits(t, "protect", at: p) { s, kp in
+            switch PathTemplates.parseName(s) {
+            case .success(let n): return n
+            case .failure(let why): self.error(kp, why.message); return nil
+            }
+        }
+    }
+
+    private func readLandlock(_ t: TOMLTable, at p: TOMLPath, into layer: inout PolicyLayer) {
+        layer.landlockMode = enumValue(t, "mode", at: p, FenceMode.self)
+        layer.connectTCP = ports(t, "connect_tcp", at: p)
+        layer.bindTCP = ports(t, "bind_tcp", at: p)
+        layer.scope = edits(t, "scope", at: p) { s, kp in self.parseEnum(s, at: kp, LandlockScope.self) }
+    }
+
+    private func readSeccomp(_ t: TOMLTable, at p: TOMLPath, into layer: inout PolicyLayer) {
+        if let s = string(t, "profile", at: p) {
+            layer.seccompProfile = profile(s, at: p.key("profile"))
+            layer.seccompProfilePath = p.key("profile")
+        }
+        layer.deny = edits(t, "deny", at: p) { name, kp in
+            if SyscallTable.isKnown(name) { return name }
+            self.error(kp, "unknown syscall \"\(name)\"; write a Linux syscall name as in syscalls(2), e.g. \"ptrace\" or \"io_uring_setup\"")
+            return nil
+        }
+        if t["socket_families"] != nil {
+            layer.socketFamilies = edits(t, "socket_families", at: p) { s, kp in self.parseEnum(s, at: kp, SocketFamily.self) }
+        }
+        layer.onViolation = enumValue(t, "on_violation", at: p, ViolationAction.self)
+    }
+
+    private func readCapabilities(_ t: TOMLTable, at p: TOMLPath, into layer: inout PolicyLayer) {
+        layer.keep = edits(t, "keep", at: p) { name, kp in
+            if let canonical = CapabilityTable.canonicalName(name) { return canonical }
+            self.error(kp, "unknown capability \"\(name)\"; write a name from capabilities(7), e.g. \"net_bind_service\" or \"CAP_NET_BIND_SERVICE\"")
+            return nil
+        }
+    }
+
+    private func readResources(_ t: TOMLTable, at p: TOMLPath, into layer: inout PolicyLayer) {
+        layer.memory = size(t, "memory", at: p, allowZero: false)
+        layer.swap = size(t, "swap", at: p, allowZero: true)
+        if let n = integer(t, "pids", at: p) {
+            if n < 1 {
+                error(p.key("pids"), "pids = \(n) must be at least 1 (the number of processes and threads allowed, up to \(PolicySchema.maxPids))")
+            } else if n > PolicySchema.maxPids {
+                error(p.key("pids"), "pids = \(n) is above the kernel's limit; use 1…\(PolicySchema.maxPids)")
+            } else {
+                layer.pids = UInt64(n)
+            }
+        }
+        if let v = t["cpu"] {
+            let kp = p.key("cpu")
+            let number: Double? = v.type == .int ? v.int.map(Double.init) : v.type == .double ? v.double : nil
+            if let c = number {
+                if c.isFinite, c > 0, c <= 1024 {
+                    layer.cpu = c
+                } else {
+                    error(kp, "cpu = \(formatNumber(c)) is out of range; give the number of cores as a number > 0 and ≤ 1024, e.g. 1.5")
+                }
+            } else {
+                error(kp, "expected a number of cores (e.g. 2 or 1.5), found \(describe(v.type))")
+            }
+        }
+        if let n = integer(t, "io", at: p) {
+            if n < 1 || n > 10_000 {
+                error(p.key("io"), "io = \(n) is out of range; the cgroup io weight is 1…10000 (default 100)")
+            } else {
+                layer.io = UInt64(n)
+            }
+        }
+        if let limits = table(t, "rlimits", at: p) {
+            let rp = p.key("rlimits")
+            for key in limits.keys.sorted() {
+                let kp = rp.key(key)
+                guard let which = Rlimit(rawValue: key) else {
+                    unknownKey(key, at: kp, allowed: Rlimit.allCases.map(\.rawValue), noun: "rlimit", place: nil)
+                    continue
+                }
+                guard let value = limits[key] else { continue }
+                if let v = rlimitValue(value, which, at: kp) { layer.rlimits[which] = v }
+            }
+        }
+        layer.bestEffort = edits(t, "best_effort", at: p) { s, kp in
+            if PolicySchema.bestEffortNames.contains(s) { return s }
+            self.error(kp, "unknown limit \"\(s)\"; allowed: \(PolicySchema.bestEffortNames.map { "\"\($0)\"" }.joined(separator: ", "))")
+            return nil
+        }
+    }
+
+    private func readNetwork(_ t: TOMLTable, at p: TOMLPath, into layer: inout PolicyLayer) {
+        layer.networkMode = enumValue(t, "mode", at: p, NetworkMode.self)
+        layer.dns = edits(t, "dns", at: p) { s, kp in
+            if let a = IPAddress(s) { return a }
+            self.error(kp, "invalid IP address \"\(s)\"; write an IPv4 (\"10.203.0.1\") or IPv6 (\"fd00::1\") address")
+            return nil
+        }
+        if let value = t["allow"] {
+            let ap = p.key("allow")
+            if expect(value, .array, at: ap), let items = value.array {
+                for i in 0..<items.count {
+                    if let rule = allowRule(items[i], at: ap.index(i)) { layer.allow.append(rule) }
+                }
+            }
+        }
+        if let hosts = table(t, "hosts", at: p) {
+            let hp = p.key("hosts")
+            for name in hosts.keys.sorted() {
+                let kp = hp.key(name)
+                if let why = Validate.hostname(name, maxLength: 253) {
+                    error(kp, "invalid host name \"\(name)\": \(why)")
+                    continue
+                }
+                guard let value = hosts[name], expect(value, .string, at: kp), let s = value.string else { continue }
+                guard let address = IPAddress(s) else {
+                    error(kp, "invalid IP address \"\(s)\"; write an IPv4 or IPv6 address")
+                    continue
+                }
+                layer.hosts[name] = address
+            }
+        }
+    }
+
+    private func allowRule(_ value: TOMLValueConvertible, at p: TOMLPath) -> AllowRule? {
+        guard expect(value, .table, at: p), let t = value.table else { return nil }
+        checkKeys(t, at: p, allowed: PolicySchema.allowRule, noun: "key", place: "in an allow rule")
+        var ok = true
+        var cidr: CIDR?
+        if let s = string(t, "cidr", at: p) {
+            cidr = parseCIDR(s, at: p.key("cidr"))
+        } else if t["cidr"] == nil {
+            error(p, "missing cidr; each allow rule needs cidr = \"ADDRESS/PREFIX\" and ports = [PORT, …]")
+        }
+        var portList: [UInt16]?
+        if t["ports"] != nil {
+            portList = ports(t, "ports", at: p)
+            if let list = portList, list.isEmpty {
+                error(p.key("ports"), "empty ports list; list the destination ports (1…65535) this rule allows")
+                ok = false
+            }
+        } else {
+            error(p, "missing ports; each allow rule needs ports = [PORT, …] (1…65535)")
+        }
+        let proto = enumValue(t, "proto", at: p, IPProtocolName.self)
+        if t["proto"] != nil && proto == nil { ok = false }
+        guard ok, let cidr, let portList else { return nil }
+        return AllowRule(cidr: cidr, ports: portList, proto: proto ?? .tcp)
+    }
+
+    private func readBinary(_ t: TOMLTable, at p: TOMLPath, into layer: inout PolicyLayer) {
+        layer.requireRootOwned = bool(t, "require_root_owned", at: p)
+        layer.rejectWritable = bool(t, "reject_writable", at: p)
+        layer.rejectSetuid = bool(t, "reject_setuid", at: p)
+        if let pins = table(t, "pin", at: p) {
+            let pp = p.key("pin")
+            for key in pins.keys.sorted() {
+                let kp = pp.key(key)
+                guard key.hasPrefix("/"), !key.contains("{"), !key.contains("\0"),
+                      !key.split(separator: "/").contains(where: { $0 == ".." || $0 == "." }) else {
+                    error(kp, "pin keys are absolute paths of executables without templates or \"..\", e.g. \"/usr/bin/python3\"")
+                    continue
+                }
+                guard let value = pins[key], expect(value, .string, at: kp), let s = value.string else { continue }
+                let digest = s.lowercased()
+                let hex = digest.dropFirst("sha256:".count)
+                guard digest.hasPrefix("sha256:"), hex.count == 64,
+                      hex.allSatisfy({ $0.isHexDigit && $0.isASCII }) else {
+                    error(kp, "invalid digest \"\(s)\"; write \"sha256:\" followed by 64 hex digits (as printed by sha256sum)")
+                    continue
+                }
+                layer.pin[Paths.normalize(key)] = digest
+            }
+        }
+    }
+
+    // MARK: - Values
+
+    private func userSpec(_ t: TOMLTable, _ key: String, at p: TOMLPath) -> UserSpec? {
+        guard let v = t[key] else { return nil }
+        let kp = p.key(key)
+        let allowed = "a numeric id 0…4294967294 or \"invoker\""
+        if v.type == .string, let s = v.string {
+            if s == "invoker" { return .invoker }
+            error(kp, "invalid \(key) \"\(s)\"; write \(allowed) (names are not looked up)")
+            return nil
+        }
+        if v.type == .int, let n = v.int {
+            // 4294967295 is (uid_t)-1, which setresuid reads as "unchanged".
+            if n >= 0 && n <= 4_294_967_294 { return .id(UInt32(n)) }
+            error(kp, "\(key) = \(n) is out of range; write \(allowed)")
+            return nil
+        }
+        error(kp, "expected \(allowed), found \(describe(v.type))")
+        return nil
+    }
+
+    func path(_ s: String, at kp: TOMLPath, allowOptional: Bool) -> PathTemplate? {
+        switch PathTemplates.parse(s, policyDir: policyDir, allowOptional: allowOptional) {
+        case .success(let t): return t
+        case .failure(let why): error(kp, why.message); return nil
+        }
+    }
+
+    private func duration(_ t: TOMLTable, _ key: String, at p: TOMLPath) -> UInt64? {
+        guard let v = t[key] else { return nil }
+        let kp = p.key(key)
+        var ms: UInt64?
+        switch v.type {
+        case .int:
+            let n = v.int ?? 0
+            if n <= 0 { error(kp, "\(key) = \(n) must be positive; write \(PolicyDuration.acceptedForms)"); return nil }
+            ms = UInt64(n).multipliedReportingOverflow(by: 1000).overflow ? nil : UInt64(n) * 1000
+            if ms == nil { error(kp, "\(key) = \(n) is too large") }
+        case .string:
+            switch PolicyDuration.parseMilliseconds(v.string ?? "") {
+            case .success(let value):
+                if value == 0 { error(kp, "\(key) must be positive; write \(PolicyDuration.acceptedForms)"); return nil }
+                ms = value
+            case .failure(let why):
+                error(kp, why.message)
+            }
+        default:
+            error(kp, "expected a duration, found \(describe(v.type)); write \(PolicyDuration.acceptedForms)")
+        }
+        return ms
+    }
+
+    private func size(_ t: TOMLTable, _ key: String, at p: TOMLPath, allowZero: Bool) -> UInt64? {
+        guard let v = t[key] else { return nil }
+        let kp = p.key(key)
+        guard let bytes = sizeValue(v, at: kp) else { return nil }
+        if bytes == 0 && !allowZero {
+            error(kp, "\(key) must be more than 0 bytes; write \(ByteSize.acceptedForms)")
+            return nil
+        }
+        return bytes
+    }
+
+    private func sizeValue(_ v: TOMLValueConvertible, at kp: TOMLPath) -> UInt64? {
+        switch v.type {
+        case .int:
+            let n = v.int ?? 0
+            if n < 0 { error(kp, "a size cannot be negative (\(n)); write \(ByteSize.acceptedForms)"); return nil }
+            return UInt64(n)
+        case .string:
+            switch ByteSize.parse(v.string ?? "") {
+            case .success(let b): return b
+            case .failure(let why): error(kp, why.message); return nil
+            }
+        default:
+            error(kp, "expected a size, found \(describe(v.type)); write \(ByteSize.acceptedForms)")
+            return nil
+        }
+    }
+
+    private func rlimitValue(_ v: TOMLValueConvertible, _ which: Rlimit, at kp: TOMLPath) -> RlimitValue? {
+        let isBytes = PolicySchema.byteRlimits.contains(which)
+        let allowed = isBytes
+            ? "a non-negative number of bytes, a size such as \"8MiB\", or \"unlimited\""
+            : "a non-negative integer or \"unlimited\""
+        if v.type == .string, v.string == "unlimited" { return .unlimited }
+        if v.type == .int, let n = v.int {
+            if n >= 0 { return .value(UInt64(n)) }
+            error(kp, "\(which.rawValue) = \(n) cannot be negative; write \(allowed)")
+            return nil
+        }
+        if v.type == .string, isBytes, let s = v.string {
+            switch ByteSize.parse(s) {
+            case .success(let b): return .value(b)
+            case .failure(let why): error(kp, why.message + ", or \"unlimited\""); return nil
+            }
+        }
+        if v.type == .string, let s = v.string {
+            error(kp, "invalid value \"\(s)\"; write \(allowed)")
+        } else {
+            error(kp, "expected \(allowed), found \(describe(v.type))")
+        }
+        return nil
+    }
+
+    private func ports(_ t: TOMLTable, _ key: String, at p: TOMLPath) -> [UInt16]? {
+        guard let v = t[key] else { return nil }
+        let kp = p.key(key)
+        guard expect(v, .array, at: kp), let items = v.array else { return nil }
+        var out: [UInt16] = []
+        var ok = true
+        for i in 0..<items.count {
+            let item = items[i]
+            let ip = kp.index(i)
+            guard item.type == .int, let n = item.int else {
+                error(ip, "expected a port number 1…65535, found \(describe(item.type))")
+                ok = false
+                continue
+            }
+            guard n >= 1 && n <= 65_535 else {
+                error(ip, "port \(n) is out of range; ports are 1…65535")
+                ok = false
+                continue
+            }
+            if !out.contains(UInt16(n)) { out.append(UInt16(n)) }
+        }
+        return ok ? out : nil
+    }
+
+    private func profile(_ s: String, at kp: TOMLPath) -> ProfileRef? {
+        let forms = "write \"none\", the name of a profile in Profiles/seccomp (e.g. \"default\"), or a path to an OCI seccomp JSON file"
+        if s == "none" { return ProfileRef.none }
+        if s.isEmpty { error(kp, "empty profile; \(forms)"); return nil }
+        if s.contains("/") || s.hasSuffix(".json") {
+            var text = s
+            if text.hasPrefix("{policy_dir}") { text = policyDir + "/" + text.dropFirst("{policy_dir}".count) }
+            if text.contains("{") || text.contains("}") {
+                error(kp, "\"\(s)\": only {policy_dir} may be used in a profile path (the profile is read when the policy is loaded)")
+                return nil
+            }
+            let resolved = Paths.join(policyDir, text)
+            guard Paths.isFile(resolved) else {
+                error(kp, "seccomp profile file not found: \(resolved); \(forms)")
+                return nil
+            }
+            return .file(resolved)
+        }
+        guard isPolicyName(s) else {
+            error(kp, "invalid profile name \"\(s)\"; \(forms)")
+            return nil
+        }
+        let candidates = profileDirs.map { Paths.join($0, s + ".json") }
+        if let found = candidates.first(where: Paths.isFile) { return .file(found) }
+        if candidates.isEmpty {
+            error(kp, "seccomp profile \"\(s)\" not found: no data directory with Profiles/seccomp was found (set SANDBOX_DATA_DIR); \(forms)")
+        } else {
+            error(kp, "seccomp profile \"\(s)\" not found; looked for \(candidates.joined(separator: ", ")); \(forms)")
+        }
+        return nil
+    }
+
+    private func parseCIDR(_ s: String, at kp: TOMLPath) -> CIDR? {
+        let example = "write an IPv4 or IPv6 network such as \"140.82.112.0/20\" or \"2606:50c0::/32\""
+        switch CIDR.parse(s) {
+        case .success(let c):
+            return c
+        case .failure(let why):
+            let address = s.split(separator: "/", omittingEmptySubsequences: false).first.map(String.init) ?? s
+            let reason: String
+            switch why {
+            case .malformed: reason = "more than one \"/\""
+            case .badAddress: reason = "\"\(address)\" is not an IPv4 or IPv6 address"
+            case .badPrefix:
+                let width = IPAddress(address)?.bitWidth ?? 32
+                reason = "the prefix length must be 0…\(width)"
+            case .hostBitsSet: reason = "bits are set after the prefix (the address must be the network's first address)"
+            }
+            error(kp, "invalid CIDR \"\(s)\": \(reason); \(example)")
+            return nil
+        }
+    }
+
+    // MARK: - Generic readers
+
+    /// A sub-table of `t` (with its unknown keys reported), or nil if absent or not a table.
+    func section(_ t: TOMLTable, _ key: String, at p: TOMLPath, allowed: [String]) -> TOMLTable? {
+        guard let sub = table(t, key, at: p) else { return nil }
+        checkKeys(sub, at: p.key(key), allowed: allowed, noun: "key", place: "in [\(p.key(key))]")
+        return sub
+    }
+
+    func table(_ t: TOMLTable, _ key: String, at p: TOMLPath) -> TOMLTable? {
+        guard let v = t[key], expect(v, .table, at: p.key(key)) else { return nil }
+        return v.table
+    }
+
+    func checkKeys(_ t: TOMLTable, at p: TOMLPath, allowed: [String], noun: String, place: String?) {
+        for key in t.keys.sorted() where !allowed.contains(key) {
+            unknownKey(key, at: p.key(key), allowed: allowed, noun: noun, place: place)
+        }
+    }
+
+    func unknownKey(_ key: String, at kp: TOMLPath, allowed: [String], noun: String, place: String?) {
+        var message = "unknown \(noun) \"\(key)\""
+        if let place { message += " " + place }
+        if let guess = Validate.closest(to: key, in: allowed) { message += " (did you mean \"\(guess)\"?)" }
+        message += "; allowed: \(allowed.joined(separator: ", "))"
+        error(kp, message)
+    }
+
+    @discardableResult
+    func expect(_ v: TOMLValueConvertible, _ type: TOMLType, at kp: TOMLPath) -> Bool {
+        if v.type == type { return true }
+        error(kp, "expected \(describe(type)), found \(describe(v.type))")
+        return false
+    }
+
+    func string(_ t: TOMLTable, _ key: String, at p: TOMLPath) -> String? {
+        guard let v = t[key], expect(v, .string, at: p.key(key)) else { return nil }
+        return v.string
+    }
+
+    func bool(_ t: TOMLTable, _ key: String, at p: TOMLPath) -> Bool? {
+        guard let v = t[key], expect(v, .bool, at: p.key(key)) else { return nil }
+        return v.bool
+    }
+
+    func integer(_ t: TOMLTable, _ key: String, at p: TOMLPath) -> Int? {
+        guard let v = t[key], expect(v, .int, at: p.key(key)) else { return nil }
+        return v.int
+    }
+
+    func enumValue<E: RawRepresentable & CaseIterable>(_ t: TOMLTable, _ key: String, at p: TOMLPath, _: E.Type) -> E? where E.RawValue == String {
+        guard let s = string(t, key, at: p) else { return nil }
+        return parseEnum(s, at: p.key(key), E.self)
+    }
+
+    func parseEnum<E: RawRepresentable & CaseIterable>(_ s: String, at kp: TOMLPath, _: E.Type) -> E? where E.RawValue == String {
+        if let e = E(rawValue: s) { return e }
+        let allowed = E.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
+        error(kp, "unknown value \"\(s)\"; allowed: \(allowed)")
+        return nil
+    }
+
+    /// The strings of an array, each with its key path; wrong-typed items are reported.
+    func stringList(_ v: TOMLValueConvertible, at kp: TOMLPath, what: String) -> [(String, TOMLPath)]? {
+        guard v.type == .array, let items = v.array else {
+            error(kp, "expected an array of strings, found \(describe(v.type)); \(what)")
+            return nil
+        }
+        var out: [(String, TOMLPath)] = []
+        for i in 0..<items.count {
+            let item = items[i]
+            if item.type == .string, let s = item.string {
+                out.append((s, kp.index(i)))
+            } else {
+                error(kp.index(i), "expected a string, found \(describe(item.type))")
+            }
+        }
+        return out
+    }
+
+    /// A list key whose items may be `"!X"` to remove an inherited `X`.
+    func edits<T>(_ t: TOMLTable, _ key: String, at p: TOMLPath, parse: (String, TOMLPath) -> T?) -> [ListEdit<T>] {
+        guard let v = t[key] else { return [] }
+        guard let items = stringList(v, at: p.key(key), what: "write a list such as [\"a\", \"b\"]; an entry \"!X\" removes an inherited X") else { return [] }
+        var out: [ListEdit<T>] = []
+        for (s, kp) in items {
+            if s.hasPrefix("!") {
+                let rest = String(s.dropFirst())
+                if rest.isEmpty {
+                    error(kp, "\"!\" alone removes nothing; write \"!X\" to remove an inherited X")
+                    continue
+                }
+                if let value = parse(rest, kp) { out.append(.remove(value)) }
+            } else if let value = parse(s, kp) {
+                out.append(.add(value))
+            }
+        }
+        return out
+    }
+
+    func describe(_ type: TOMLType) -> String {
+        switch type {
+        case .string: return "a string"
+        case .int: return "an integer"
+        case .double: return "a floating-point number"
+        case .bool: return "a boolean (true or false)"
+        case .table: return "a table"
+        case .array: return "an array"
+        case .date: return "a date"
+        case .time: return "a time"
+        case .dateTime: return "a date-time"
+        }
+    }
+
+    private func formatNumber(_ d: Double) -> String {
+        d == d.rounded() && abs(d) < 1e15 ? String(Int(d)) : String(d)
+    }
+
+    private func isPolicyName(_ s: String) -> Bool {
+        !s.isEmpty && s.count <= 64 && s.first != "." && s.unicodeScalars.allSatisfy {
+            ($0 >= "a" && $0 <= "z") || ($0 >= "A" && $0 <= "Z") || ($0 >= "0" && $0 <= "9") || $0 == "_" || $0 == "-" || $0 == "."
+        }
+    }
+}
+
+enum Validate {
+    /// RFC 1123 host name; nil when valid, else why not.
+    static func hostname(_ s: String, maxLength: Int) -> String? {
+        if s.isEmpty { return "it is empty" }
+        if s.utf8.count > maxLength { return "longer than \(maxLength) characters" }
+        for label in s.split(separator: ".", omittingEmptySubsequences: false) {
+            if label.isEmpty { return "empty label; labels are separated by single dots" }
+            if label.utf8.count > 63 { return "label \"\(label)\" is longer than 63 characters" }
+            if label.first == "-" || label.last == "-" { return "label \"\(label)\" starts or ends with \"-\"" }
+            if !label.unicodeScalars.allSatisfy({
+                ($0 >= "a" && $0 <= "z") || ($0 >= "A" && $0 <= "Z") || ($0 >= "0" && $0 <= "9") || $0 == "-"
+            }) {
+                return "use letters, digits and \"-\" in dot-separated labels (RFC 1123)"
+            }
+        }
+        return nil
+    }
+
+    static func isEnvName(_ s: String) -> Bool {
+        guard let first = s.unicodeScalars.first, first == "_" || (first >= "a" && first <= "z") || (first >= "A" && first <= "Z") else {
+            return false
+        }
+        return s.unicodeScalars.allSatisfy {
+            ($0 >= "a" && $0 <= "z") || ($0 >= "A" && $0 <= "Z") || ($0 >= "0" && $0 <= "9") || $0 == "_"
+        }
+    }
+
+    /// The allowed word nearest to a misspelt one, if it is close enough to be a typo.
+    static func closest(to word: String, in candidates: [String]) -> String? {
+        let w = Array(word.lowercased())
+        var best: (String, Int)? = nil
+        for c in candidates {
+            let d = distance(w, Array(c.lowercased()))
+            if d <= max(1, min(w.count, c.count) / 3), best == nil || d < best!.1 { best = (c, d) }
+        }
+        return best?.0
+    }
+
+    private static func distance(_ a: [Character], _ b: [Character]) -> Int {
+        if a.isEmpty { return b.count }
+        if b.isEmpty { return a.count }
+        var previous = Array(0...b.count)
+        for i in 1...a.count {
+            var current = [i] + Array(repeating: 0, count: b.count)
+            for j in 1...b.count {
+                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            previous = current
+        }
+        return previous[b.count]
+    }
+}

@@ -1,0 +1,171 @@
+import Foundation
+
+/// Path rules for policy files: templates, the optional marker, normalisation.
+///
+/// `{cwd}`, `{home}`, `{uid}`, `{gid}` and `{run_id}` stay in the `PathTemplate`
+/// because their values depend on the invocation; `{policy_dir}` is expanded here
+/// because it differs per file of an `extends` chain.
+public enum PathTemplates {
+    /// Every template a policy path may use.
+    public static let allowed = ["cwd", "home", "uid", "gid", "run_id", "policy_dir"]
+    /// Templates that stand for an absolute directory and so may start a path.
+    public static let roots = ["cwd", "home", "policy_dir"]
+
+    static var allowedList: String { allowed.map { "{\($0)}" }.joined(separator: ", ") }
+    static let mustBeAbsolute = "must be absolute (start with / or {cwd}, {home}, {policy_dir})"
+
+    /// Validates and normalises one path as written in a policy.
+    ///
+    /// - Parameters:
+    ///   - allowOptional: whether a trailing `?` marks the entry optional; where it is
+    ///     not allowed, a trailing `?` is an error (rather than a file name character),
+    ///     so a marker is never silently ignored.
+    ///   - policyDir: absolute directory of the policy file, substituted for `{policy_dir}`.
+    /// - Returns: the template or a message saying what is wrong and what is allowed.
+    public static func parse(_ text: String, policyDir: String, allowOptional: Bool) -> Result<PathTemplate, PolicyValueError> {
+        var body = text
+        var optional = false
+        if body.hasSuffix("?") {
+            guard allowOptional else {
+                return .failure("the optional marker \"?\" is not allowed here; write the path without it")
+            }
+            optional = true
+            body.removeLast()
+        }
+        if body.isEmpty { return .failure("empty path; \(mustBeAbsolute)") }
+        if body.contains("\0") { return .failure("path contains a NUL character") }
+
+        // Templates: only known names, roots only at the start.
+        var names: [(name: String, offset: Int)] = []
+        let chars = Array(body)
+        var i = 0
+        while i < chars.count {
+            if chars[i] == "{" {
+                guard let close = chars[i...].firstIndex(of: "}") else {
+                    return .failure("unclosed \"{\" in \"\(text)\"; templates are \(allowedList)")
+                }
+                let name = String(chars[(i + 1)..<close])
+                guard allowed.contains(name) else {
+                    return .failure("unknown template \"{\(name)}\"; allowed templates: \(allowedList)")
+                }
+                names.append((name, i))
+                i = close + 1
+            } else if chars[i] == "}" {
+                return .failure("unmatched \"}\" in \"\(text)\"; templates are \(allowedList)")
+            } else {
+                i += 1
+            }
+        }
+        for (name, offset) in names where roots.contains(name) {
+            let end = offset + name.count + 2
+            if offset != 0 || (end < chars.count && chars[end] != "/") {
+                return .failure("{\(name)} stands for a directory and may only start a path, as in \"{\(name)}/sub\"")
+            }
+        }
+        let startsWithRoot = names.first.map { $0.offset == 0 && roots.contains($0.name) } ?? false
+        guard body.hasPrefix("/") || startsWithRoot else {
+            return .failure("\"\(text)\" \(mustBeAbsolute)")
+        }
+
+        // Normalise: no "//", no "." components, no trailing "/"; ".." is rejected
+        // because it would make the path's meaning depend on what the template expands to
+        // and on symlinks.
+        var parts: [String] = []
+        for component in body.split(separator: "/", omittingEmptySubsequences: true) {
+            if component == "." { continue }
+            if component == ".." { return .failure("\"\(text)\" must not contain \"..\" components") }
+            parts.append(String(component))
+        }
+        var normalized: String
+        if startsWithRoot {
+            normalized = parts.joined(separator: "/")
+        } else {
+            normalized = "/" + parts.joined(separator: "/")
+        }
+
+        if normalized.hasPrefix("{policy_dir}") {
+            if policyDir.contains("{") || policyDir.contains("}") {
+                return .failure("the policy's directory \"\(policyDir)\" contains a brace, so {policy_dir} cannot be used; write the path out")
+            }
+            let dir = policyDir == "/" ? "" : policyDir
+            normalized = dir + normalized.dropFirst("{policy_dir}".count)
+            if normalized.isEmpty { normalized = "/" }
+        }
+        return .success(PathTemplate(normalized, optional: optional))
+    }
+
+    /// Validates a `filesystem.protect` entry: a relative name such as `.git` or
+    /// `.github/workflows`, matched inside every rw path.
+    public static func parseName(_ text: String) -> Result<String, PolicyValueError> {
+        let what = "write a name relative to each rw path, such as \".git\" or \".github/workflows\""
+        if text.isEmpty { return .failure("empty name; \(what)") }
+        if text.contains("\0") { return .failure("name contains a NUL character") }
+        if text.hasPrefix("/") { return .failure("\"\(text)\" must be relative; \(what)") }
+        if text.contains("{") || text.contains("}") { return .failure("\"\(text)\": templates are not allowed here; \(what)") }
+        var parts: [String] = []
+        for component in text.split(separator: "/", omittingEmptySubsequences: true) {
+            if component == "." { continue }
+            if component == ".." { return .failure("\"\(text)\" must not contain \"..\" components; \(what)") }
+            parts.append(String(component))
+        }
+        if parts.isEmpty { return .failure("\"\(text)\" names no file; \(what)") }
+        return .success(parts.joined(separator: "/"))
+    }
+}
+
+/// Lexical path helpers (no file system access, no symlink resolution).
+enum Paths {
+    /// Removes `.`, empty components and `a/..` pairs; keeps leading `..` of relative paths.
+    static func normalize(_ path: String) -> String {
+        let absolute = path.hasPrefix("/")
+        var out: [Substring] = []
+        for c in path.split(separator: "/", omittingEmptySubsequences: true) {
+            if c == "." { continue }
+            if c == ".." {
+                if let last = out.last, last != ".." { out.removeLast(); continue }
+                if absolute { continue }
+            }
+            out.append(c)
+        }
+        let joined = out.joined(separator: "/")
+        if absolute { return "/" + joined }
+        return joined.isEmpty ? "." : joined
+    }
+
+    static func join(_ dir: String, _ path: String) -> String {
+        if path.hasPrefix("/") { return normalize(path) }
+        return normalize(dir + "/" + path)
+    }
+
+    static func absolute(_ path: String) -> String {
+        join(FileManager.default.currentDirectoryPath, path)
+    }
+
+    static func dirname(_ path: String) -> String {
+        let n = normalize(path)
+        guard let slash = n.lastIndex(of: "/") else { return "." }
+        if slash == n.startIndex { return "/" }
+        return String(n[..<slash])
+    }
+
+    static func basename(_ path: String) -> String {
+        let n = normalize(path)
+        guard let slash = n.lastIndex(of: "/") else { return n }
+        return String(n[n.index(after: slash)...])
+    }
+
+    /// The path with symlinks resolved, used to recognise the same file reached twice.
+    static func identity(_ absolutePath: String) -> String {
+        URL(fileURLWithPath: absolutePath).resolvingSymlinksInPath().path
+    }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var isDir: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && isDir.boolValue
+    }
+
+    static func isFile(_ path: String) -> Bool {
+        var isDir: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && !isDir.boolValue
+    }
+}
