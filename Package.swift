@@ -36,7 +36,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        .testTarget(name: "SandboxPolicyTests", dependencies: ["SandboxPolicy"]),
+        .testTarget(name: "SandboxPolicyTests", dependencies: ["SandboxPolicy"], exclude: ["Fixtures"]),
         .testTarget(name: "SandboxPlanTests", dependencies: ["SandboxPlan", "SandboxPolicy"]),
         .testTarget(name: "SandboxKernelTests", dependencies: ["SandboxKernel"]),
         // Runs the built `sandbox` binary against the real kernel; needs root for part.

@@ -1,0 +1,237 @@
+import Foundation
+import Testing
+
+/// `sandbox exec` against the real kernel (issue 5). Each test builds its own project
+/// directory and policy; the root checks run as root, the rootless ones through setpriv
+/// as uid 65534.
+@Suite struct ExecTests {
+    /// A policy like `agent` but without cgroup limits, so these tests exercise the
+    /// executor alone.
+    static func basicPolicy(in dir: String, extra: String = "") -> String {
+        Harness.policy("""
+            name = "exec-test"
+            extends = ["base"]
+            [process]
+            env.set = { PATH = "/usr/local/bin:/usr/bin:/bin" }
+            [filesystem]
+            rw = ["{cwd}"]
+            protect = [".git"]
+            \(extra)
+            """, in: dir, name: "exec-test.toml")
+    }
+
+    func runGone(_ out: Harness.Output, base: String = "/run/sandbox") {
+        guard let id = out.result?["runId"] as? String else {
+            Issue.record("no run id in result: \(out.stderr)")
+            return
+        }
+        #expect(!FileManager.default.fileExists(atPath: "\(base)/\(id)"), "run directory \(id) left behind")
+    }
+
+    @Test func agentPolicyRunsPython() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let dir = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let out = try Harness.exec(policy: "\(Harness.repoRoot)/Policies/agent.toml",
+                                   ["python3", "-c", "print(1)"], cwd: dir)
+        #expect(out.stdout == "1\n", "stderr: \(out.stderr)")
+        #expect(out.status == 0)
+        runGone(out)
+    }
+
+    @Test func onlyListedPathsAreVisible() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let dir = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let marker = "/tmp/sbx-host-marker-\(UUID().uuidString.prefix(6))"
+        FileManager.default.createFile(atPath: marker, contents: Data("host".utf8))
+        defer { try? FileManager.default.removeItem(atPath: marker) }
+        let script = """
+            for p in /home /root /var /work /opt /boot \(marker); do
+              if [ -e "$p" ]; then echo "VISIBLE $p"; fi
+            done
+            echo done
+            """
+        let out = try Harness.exec(policy: Self.basicPolicy(in: dir), ["sh", "-c", script], cwd: dir)
+        #expect(out.stdout == "done\n", "stderr: \(out.stderr)")
+        #expect(out.status == 0)
+    }
+
+    @Test func readOnlyWritableMaskedProtected() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let dir = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: "\(dir)/.git", withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: "\(dir)/.git/config", contents: Data("[core]\n".utf8))
+        FileManager.default.createFile(atPath: "\(dir)/secret.txt", contents: Data("TOPSECRET".utf8))
+        let policy = Self.basicPolicy(in: dir, extra: "mask = [\"{cwd}/secret.txt\"]")
+        let script = """
+            touch /usr/sbx-probe 2>&1 | grep -q 'Read-only file system' && echo ro-erofs
+            echo written > out.txt && echo rw-ok
+            echo x >> .git/config 2>&1 | grep -q 'Read-only file system' && echo protect-erofs
+            c=$(cat secret.txt 2>&1); case "$c" in *TOPSECRET*) echo mask-LEAK;; *) echo mask-ok;; esac
+            """
+        let out = try Harness.exec(policy: policy, ["sh", "-c", script], cwd: dir)
+        #expect(out.stdout == "ro-erofs\nrw-ok\nprotect-erofs\nmask-ok\n", "stderr: \(out.stderr)")
+        #expect((try? String(contentsOfFile: "\(dir)/out.txt", encoding: .utf8)) == "written\n")
+        #expect((try? String(contentsOfFile: "\(dir)/.git/config", encoding: .utf8)) == "[core]\n")
+    }
+
+    @Test func pidNamespaceAndHostname() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let dir = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // A process of our own on the host that `kill -9 -1` inside must not reach.
+        let victim = Process()
+        victim.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        victim.arguments = ["30"]
+        try victim.run()
+        defer { if victim.isRunning { victim.terminate() }; victim.waitUntilExit() }
+        let script = """
+            ls /proc | grep -cE '^[0-9]+$'
+            cat /proc/1/comm
+            hostname
+            kill -9 -1 2>/dev/null; echo survived
+            """
+        let out = try Harness.exec(policy: Self.basicPolicy(in: dir, extra: "[process]\nhostname = \"box-7\""),
+                                   ["sh", "-c", script], cwd: dir)
+        let lines = out.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.count >= 3, "stdout: \(out.stdout) stderr: \(out.stderr)")
+        if lines.count >= 3 {
+            // PID 1 (reaper), the shell, and the short-lived ls/grep.
+            #expect((Int(lines[0]) ?? 99) <= 5, "processes visible: \(lines[0])")
+            #expect(lines[1] == "sandbox")
+            #expect(lines[2] == "box-7")
+        }
+        #expect(victim.isRunning, "kill -9 -1 inside reached a host process")
+    }
+
+    @Test func exitStatuses() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let dir = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let policy = Self.basicPolicy(in: dir)
+        FileManager.default.createFile(atPath: "\(dir)/plain.txt", contents: Data("x".utf8))
+        let cases: [([String], Int32)] = [
+            (["sh", "-c", "exit 7"], 7),
+            (["sh", "-c", "kill -SEGV $$"], 139),
+            (["/nonexistent"], 127),
+            (["no-such-command-here"], 127),
+            (["\(dir)/plain.txt"], 126),
+        ]
+        for (argv, expected) in cases {
+            let out = try Harness.exec(policy: policy, argv, cwd: dir)
+            #expect(out.status == expected, "\(argv): got \(out.status), stderr: \(out.stderr)")
+            #expect((out.result?["exitCode"] as? Int).map(Int32.init) == expected)
+            runGone(out)
+        }
+    }
+
+    @Test func missingBindSourceIs125WithPath() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let dir = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let policy = Self.basicPolicy(in: dir, extra: "ro = [\"/opt/sbx-no-such-tool\"]")
+        let out = try Harness.exec(policy: policy, ["true"], cwd: dir)
+        #expect(out.status == 125)
+        #expect(out.stderr.contains("bind /opt/sbx-no-such-tool -> /opt/sbx-no-such-tool (ro): No such file or directory"),
+                "stderr: \(out.stderr)")
+        runGone(out)
+    }
+
+    @Test func timeoutTermsThenKills() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let dir = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let policy = Self.basicPolicy(in: dir, extra: "[process]\ntimeout = \"1s\"\ngrace = \"1s\"")
+        var start = Date()
+        var out = try Harness.exec(policy: policy, ["sleep", "100"], cwd: dir)
+        var elapsed = Date().timeIntervalSince(start)
+        #expect(out.result?["timedOut"] as? Bool == true)
+        #expect(out.status == 128 + 15)
+        #expect(elapsed < 3, "took \(elapsed)s")
+        // Ignores SIGTERM: killed after the grace period.
+        start = Date()
+        out = try Harness.exec(policy: policy, ["sh", "-c", "trap '' TERM; sleep 100; sleep 100"], cwd: dir)
+        elapsed = Date().timeIntervalSince(start)
+        #expect(out.result?["timedOut"] as? Bool == true)
+        #expect(out.status == 128 + 9)
+        #expect(elapsed >= 1.9 && elapsed < 4, "took \(elapsed)s")
+        runGone(out)
+    }
+
+    @Test func killedSupervisorTakesTheSandboxWithIt() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let dir = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let policy = Self.basicPolicy(in: dir)
+        let token = "hb-\(UUID().uuidString.prefix(8))"
+        let sup = Process()
+        sup.executableURL = URL(fileURLWithPath: Harness.binary)
+        sup.arguments = ["exec", "--policy", policy, "--", "sh", "-c",
+                         "while :; do date +%s%N > heartbeat; sleep 0.05; done # \(token)"]
+        sup.currentDirectoryURL = URL(fileURLWithPath: dir)
+        try sup.run()
+        let hb = "\(dir)/heartbeat"
+        var waited = 0
+        while !FileManager.default.fileExists(atPath: hb) && waited < 100 { usleep(50_000); waited += 1 }
+        #expect(FileManager.default.fileExists(atPath: hb), "sandboxed loop never started")
+        // The run, found by the token in its recorded argv.
+        let runId = Harness.runDirEntries().first {
+            (try? String(contentsOfFile: "/run/sandbox/\($0)/state.json", encoding: .utf8))?.contains(token) == true
+        }
+        #expect(runId != nil, "no run directory records the command")
+        let psBefore = try Harness.sandbox(["ps"])
+        if let runId { #expect(psBefore.stdout.contains(runId), "ps does not list the live run") }
+
+        kill(sup.processIdentifier, SIGKILL) // our own child, not yet reaped
+        sup.waitUntilExit()
+        usleep(1_000_000)
+        let a = try? String(contentsOfFile: hb, encoding: .utf8)
+        usleep(500_000)
+        let b = try? String(contentsOfFile: hb, encoding: .utf8)
+        #expect(a == b, "the sandboxed loop is still running after its supervisor died")
+
+        guard let runId else { return }
+        let ps = try Harness.sandbox(["ps"])
+        #expect(!ps.stdout.contains(runId), "ps still lists the dead run")
+        #expect(FileManager.default.fileExists(atPath: "/run/sandbox/\(runId)"), "expected a stale directory for gc")
+        let gc = try Harness.sandbox(["gc"])
+        #expect(gc.status == 0)
+        #expect(!FileManager.default.fileExists(atPath: "/run/sandbox/\(runId)"), "gc left \(runId): \(gc.stdout)")
+    }
+
+    @Test func parallelRuns() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let dir = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let policy = Self.basicPolicy(in: dir)
+        let lock = NSLock()
+        var outputs: [Harness.Output] = []
+        DispatchQueue.concurrentPerform(iterations: 32) { i in
+            let out = try? Harness.exec(policy: policy, ["sh", "-c", "echo run-\(i)"], cwd: dir)
+            lock.lock(); if let out { outputs.append(out) }; lock.unlock()
+        }
+        #expect(outputs.count == 32)
+        #expect(outputs.allSatisfy { $0.status == 0 })
+        let ids = Set(outputs.compactMap { $0.result?["runId"] as? String })
+        #expect(ids.count == 32, "run ids not distinct")
+        for out in outputs { runGone(out) }
+    }
+
+    @Test func rootlessRun() throws {
+        guard Harness.require(Harness.isRoot, "root (to switch to an unprivileged user with setpriv)") else { return }
+        let runtime = Harness.tempDir(owner: 65534)
+        let dir = Harness.tempDir(owner: 65534)
+        defer { try? FileManager.default.removeItem(atPath: dir); try? FileManager.default.removeItem(atPath: runtime) }
+        let policy = Self.basicPolicy(in: dir)
+        chmod(policy, 0o644)
+        let out = try Harness.exec(policy: policy, ["sh", "-c", "id -u; echo made > f; touch /usr/x 2>&1 | grep -c 'Read-only'; grep CapEff /proc/self/status"],
+                                   cwd: dir, asUser: (65534, runtime))
+        #expect(out.status == 0, "stderr: \(out.stderr)")
+        #expect(out.stdout == "65534\n1\nCapEff:\t0000000000000000\n", "stdout: \(out.stdout)")
+        var st = stat()
+        #expect(stat("\(dir)/f", &st) == 0 && st.st_uid == 65534, "file written inside is not owned by the invoker")
+        runGone(out, base: "\(runtime)/sandbox")
+    }
+}

@@ -1,0 +1,201 @@
+import Foundation
+import SandboxPlan
+import SandboxPolicy
+import Testing
+
+/// The compiler is pure: host facts and the filesystem view are faked here, so these
+/// tests say the same thing on every machine and need no privileges.
+struct FakeFiles: FileInspector {
+    var entries: [String: FileKind]
+    func kind(of path: String) -> FileKind? { entries[path] }
+}
+
+func host(abi: Int = 7, uid: UInt32 = 1000, files: [String: FileKind] = [:], kernel: String = "6.18.0") -> HostFacts {
+    var all: [String: FileKind] = [
+        "/usr": .directory, "/bin": .symlink(target: "usr/bin"), "/lib": .symlink(target: "usr/lib"),
+        "/work/proj": .directory, "/work/proj/.git": .directory, "/etc/ssl": .directory,
+    ]
+    for (k, v) in files { all[k] = v }
+    return HostFacts(arch: "x86_64", kernelRelease: kernel, landlockABI: abi, invokerUID: uid, invokerGID: uid,
+                     cwd: "/work/proj", home: "/home/u", environment: ["PATH": "/usr/bin:/bin", "SECRET": "x", "LANG": "C"],
+                     files: FakeFiles(entries: all))
+}
+
+func policy(_ toml: String, file: String = "p.toml") throws -> Policy {
+    let dir = NSTemporaryDirectory() + "sbx-plan-\(UUID().uuidString.prefix(8))"
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let path = "\(dir)/\(file)"
+    try toml.write(toFile: path, atomically: true, encoding: .utf8)
+    return try PolicyLoader(searchPath: [repoRoot() + "/Policies"]).load(path: path)
+}
+
+/// `simple` extended by a child file holding `extra` (TOML cannot reopen a table).
+func derived(_ extra: String) throws -> Policy {
+    let dir = NSTemporaryDirectory() + "sbx-plan-\(UUID().uuidString.prefix(8))"
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    try simple.write(toFile: "\(dir)/simple.toml", atomically: true, encoding: .utf8)
+    try ("name = \"derived\"\nextends = [\"./simple.toml\"]\n" + extra).write(toFile: "\(dir)/child.toml", atomically: true, encoding: .utf8)
+    return try PolicyLoader(searchPath: [repoRoot() + "/Policies"]).load(path: "\(dir)/child.toml")
+}
+
+func repoRoot(_ file: String = #filePath) -> String {
+    var url = URL(fileURLWithPath: file)
+    for _ in 0..<3 { url.deleteLastPathComponent() }
+    return url.path
+}
+
+let simple = """
+    name = "simple"
+    [process]
+    env.pass = ["PATH", "LANG"]
+    [filesystem]
+    ro = ["/usr", "/bin", "/lib", "/opt/missing?"]
+    rw = ["{cwd}"]
+    tmpfs = ["/tmp"]
+    protect = [".git", ".absent"]
+    mask = ["/etc/shadow"]
+    [landlock]
+    scope = ["signal"]
+    """
+
+@Suite struct PlanCompilerTests {
+    @Test func sameInputsSameBytesAndDigest() throws {
+        let p = try policy(simple)
+        let a = try PlanCompiler(host: host()).compile(p, argv: ["python3", "-c", "print(1)"], runId: "r1")
+        let b = try PlanCompiler(host: host()).compile(p, argv: ["python3", "-c", "print(1)"], runId: "r1")
+        #expect(try a.prettyJSON() == b.prettyJSON())
+        #expect(a.digest == b.digest)
+        #expect(a.digest?.count == 64)
+        #expect(a.digest == (try PlanDigest.digest(of: a)))
+    }
+
+    @Test func everyPolicyValueChangesTheDigest() throws {
+        let base = try PlanCompiler(host: host()).compile(try policy(simple), argv: ["sh"], runId: "r1").digest
+        let variants = [
+            "[filesystem]\ntmpfs = [\"/tmp2\"]",
+            "[landlock]\nscope = [\"abstract-unix-socket\"]",
+            "[process]\nhostname = \"other\"",
+            "[resources]\npids = 10",
+            "[seccomp]\ndeny = [\"ptrace\"]",
+            "[capabilities]\nkeep = [\"net_bind_service\"]",
+            "[filesystem]\nro = [\"!/lib\"]",
+        ]
+        var seen: Set<String?> = [base]
+        for v in variants {
+            let d = try PlanCompiler(host: host()).compile(try derived(v), argv: ["sh"], runId: "r1").digest
+            #expect(!seen.contains(d), "digest unchanged for variant:\n\(v)")
+            seen.insert(d)
+        }
+        let otherArgv = try PlanCompiler(host: host()).compile(try policy(simple), argv: ["sh", "-x"], runId: "r1").digest
+        #expect(otherArgv != base)
+    }
+
+    @Test func mountOrderSymlinksProtectMask() throws {
+        let plan = try PlanCompiler(host: host()).compile(try policy(simple), argv: ["sh"], runId: "r1")
+        let summary = plan.mounts.map(\.summary)
+        #expect(summary == [
+            "symlink /bin -> usr/bin", "symlink /lib -> usr/lib", "tmpfs /tmp", "bind /usr -> /usr (ro)",
+            "bind /work/proj -> /work/proj (rw)", "proc /proc", "dev /dev", "protect /work/proj/.git", "mask /etc/shadow",
+        ])
+        #expect(plan.process.workdir == "/work/proj")
+    }
+
+    @Test func environmentIsClearedButPass() throws {
+        let plan = try PlanCompiler(host: host()).compile(try policy(simple), argv: ["sh"], runId: "r1")
+        #expect(plan.process.env == ["LANG=C", "PATH=/usr/bin:/bin"])
+    }
+
+    @Test func rootlessMapsTheInvoker() throws {
+        let p = try derived("[process]\nuser = 65534")
+        let rootless = try PlanCompiler(host: host(uid: 1000)).compile(p, argv: ["sh"], runId: "r1")
+        #expect(rootless.process.userNamespace?.uidMap == "65534 1000 1\n")
+        #expect(rootless.process.uid == 65534 && rootless.process.gid == 65534)
+        let root = try PlanCompiler(host: host(uid: 0)).compile(p, argv: ["sh"], runId: "r1")
+        #expect(root.process.userNamespace == nil)
+    }
+
+    @Test func landlockEnforceNeedsTheABI() throws {
+        let p = try policy(simple)
+        // scope needs ABI 6; a kernel with 5 must refuse before anything starts.
+        #expect(throws: PlanError.self) { try PlanCompiler(host: host(abi: 5)).compile(p, argv: ["sh"], runId: "r1") }
+        do {
+            _ = try PlanCompiler(host: host(abi: 5)).compile(p, argv: ["sh"], runId: "r1")
+        } catch let e as PlanError {
+            #expect(e.key == "landlock.mode")
+            #expect(e.message.contains("ABI 5") && e.message.contains("scope"))
+        }
+        #expect(throws: PlanError.self) { try PlanCompiler(host: host(abi: 0)).compile(p, argv: ["sh"], runId: "r1") }
+    }
+
+    @Test func landlockBestEffortRecordsWhatIsSkipped() throws {
+        let p = try derived("[landlock]\nmode = \"best-effort\"")
+        let plan = try PlanCompiler(host: host(abi: 5)).compile(p, argv: ["sh"], runId: "r1")
+        #expect(plan.landlock.abi == 5)
+        #expect(plan.landlock.scopes.isEmpty)
+        #expect(plan.notApplied.count == 1 && plan.notApplied[0].contains("scope"))
+        #expect(plan.landlock.handledAccessFS.contains("ioctl_dev"))
+    }
+
+    @Test func landlockRulesFollowTheFilesystem() throws {
+        let plan = try PlanCompiler(host: host()).compile(try policy(simple), argv: ["sh"], runId: "r1")
+        let byPath = Dictionary(uniqueKeysWithValues: plan.landlock.rules.map { ($0.path, $0) })
+        #expect(byPath["/usr"]?.access == ["execute", "read_file", "read_dir"])
+        #expect(byPath["/usr"]?.hostPath == "/usr")
+        #expect(byPath["/work/proj"]?.access.contains("write_file") == true)
+        #expect(byPath["/tmp"]?.hostPath == nil)
+        #expect(byPath["/etc/shadow"] == nil)
+    }
+
+    @Test func seccompDockerConditionsAndDeny() throws {
+        let p = try policy("""
+            name = "sc"
+            [seccomp]
+            profile = "\(repoRoot())/Tests/SandboxPolicyTests/Fixtures/seccomp/docker-format.json"
+            deny = ["ptrace"]
+            on_violation = "kill"
+            """)
+        let plan = try PlanCompiler(host: host()).compile(p, argv: ["sh"], runId: "r1")
+        #expect(plan.seccomp.enabled)
+        // The profile's "deny the rest" takes the policy's on_violation action.
+        #expect(plan.seccomp.defaultAction == "SCMP_ACT_KILL_PROCESS")
+        let deny = plan.seccomp.rules.last
+        #expect(deny?.origin == "seccomp.deny" && deny?.syscalls == ["ptrace"] && deny?.action == "SCMP_ACT_KILL_PROCESS")
+        // A denied name never appears in an allow rule.
+        #expect(!plan.seccomp.rules.dropLast().contains { $0.syscalls.contains("ptrace") })
+        #expect(plan.seccomp.rulesDigest.count == 64)
+    }
+
+    @Test func sharedPathInTwoListsIsAnError() throws {
+        let p = try derived("[filesystem]\nro = [\"/work/proj\"]")
+        #expect(throws: PlanError.self) { try PlanCompiler(host: host()).compile(p, argv: ["sh"], runId: "r1") }
+    }
+
+    @Test func egressRulesetIsInThePlan() throws {
+        let p = try policy("""
+            name = "net"
+            [network]
+            mode = "egress"
+            dns = ["10.203.0.1"]
+            allow = [{ cidr = "192.0.2.0/24", ports = [443, 80], proto = "tcp" }]
+            """)
+        let plan = try PlanCompiler(host: host()).compile(p, argv: ["sh"], runId: "r1")
+        #expect(plan.network.resolvConf == "nameserver 10.203.0.1\noptions edns0\n")
+        let nft = plan.network.nftRuleset ?? ""
+        #expect(nft.contains("policy drop;"))
+        #expect(nft.contains("ip daddr 10.203.0.1 udp dport 53 accept"))
+        #expect(nft.contains("ip daddr 192.0.2.0/24 tcp dport { 80, 443 } accept"))
+    }
+
+    @Test func shippedPoliciesCompile() throws {
+        let loader = PolicyLoader(searchPath: [repoRoot() + "/Policies"])
+        for name in ["base", "agent", "agent-net", "ci-build", "strict"] {
+            let p = try loader.load(path: "\(repoRoot())/Policies/\(name).toml")
+            let plan = try PlanCompiler(host: host()).compile(p, argv: ["sh"], runId: "r1")
+            #expect(plan.policy.name == name)
+            let text = Explanation.text(for: plan, policy: p)
+            #expect(text.contains("Filesystem"))
+        }
+    }
+}
