@@ -40,7 +40,7 @@ let package = Package(
         .testTarget(name: "SandboxPlanTests", dependencies: ["SandboxPlan", "SandboxPolicy"]),
         .testTarget(name: "SandboxKernelTests", dependencies: ["SandboxKernel"]),
         // Runs the built `sandbox` binary against the real kernel; needs root for part.
-        .testTarget(name: "IntegrationTests", dependencies: ["SandboxPlan", "SandboxPolicy"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["sandbox"]),
     ],
     swiftLanguageModes: [.v5]
 )
