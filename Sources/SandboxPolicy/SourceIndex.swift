@@ -63,23 +63,33 @@ struct TOMLPath: Hashable, CustomStringConvertible {
 struct SourceIndex {
     private var lines: [String: Int] = [:]
 
+    /// State of a value that continues over several lines.
+    private struct ValueScan {
+        var depth = 0
+        /// The closing delimiter of an open multi-line string.
+        var multiline: String? = nil
+        /// The key whose value is an array: its items (at depth 1) are located too.
+        var arrayPath: [TOMLPath.Component]? = nil
+        var item = 0
+        var itemStarted = false
+    }
+
     init(source: String) {
         var header: [TOMLPath.Component] = []
         var arrayCounts: [String: Int] = [:]
-        var depth = 0
-        var inMultiline: String? = nil   // the closing delimiter of a multi-line string
+        var scan = ValueScan()
         for (number, rawLine) in source.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let lineNumber = number + 1
             var line = Substring(rawLine)
-            if let closing = inMultiline {
+            if let closing = scan.multiline {
                 guard let r = line.range(of: closing) else { continue }
-                inMultiline = nil
+                scan.multiline = nil
                 line = line[r.upperBound...]
-                depth = SourceIndex.scanValue(line, depth: depth, multiline: &inMultiline)
+                scanValue(line, lineNumber, &scan)
                 continue
             }
-            if depth > 0 {
-                depth = SourceIndex.scanValue(line, depth: depth, multiline: &inMultiline)
+            if scan.depth > 0 {
+                scanValue(line, lineNumber, &scan)
                 continue
             }
             let trimmed = line.drop(while: { $0 == " " || $0 == "\t" })
@@ -104,7 +114,10 @@ struct SourceIndex {
                     path.append(.key(k))
                     record(TOMLPath(components: path).description, lineNumber)
                 }
-                depth = SourceIndex.scanValue(rest.dropFirst(), depth: 0, multiline: &inMultiline)
+                scan = ValueScan()
+                let value = rest.dropFirst().drop(while: { $0 == " " || $0 == "\t" })
+                if value.first == "[" { scan.arrayPath = path }
+                scanValue(value, lineNumber, &scan)
             }
         }
     }
@@ -164,13 +177,20 @@ struct SourceIndex {
         }
     }
 
-    /// Bracket depth after scanning a value fragment, ignoring strings and comments.
-    private static func scanValue(_ text: Substring, depth: Int, multiline: inout String?) -> Int {
-        var d = depth
+    /// Follows brackets over a value fragment, ignoring strings and comments, and
+    /// records the line where each item of a tracked array starts.
+    private mutating func scanValue(_ text: Substring, _ lineNumber: Int, _ scan: inout ValueScan) {
         var rest = text
+        func itemBegins() {
+            guard scan.depth == 1, let path = scan.arrayPath, !scan.itemStarted else { return }
+            scan.itemStarted = true
+            record(TOMLPath(components: path + [.index(scan.item)]).description, lineNumber)
+        }
         while let c = rest.first {
             if c == "#" { break }
+            if c == " " || c == "\t" || c == "\r" { rest = rest.dropFirst(); continue }
             if c == "\"" || c == "'" {
+                itemBegins()
                 let triple = String(repeating: String(c), count: 3)
                 if rest.hasPrefix(triple) {
                     rest = rest.dropFirst(3)
@@ -178,8 +198,8 @@ struct SourceIndex {
                         rest = rest[r.upperBound...]
                         continue
                     }
-                    multiline = triple
-                    return d
+                    scan.multiline = triple
+                    return
                 }
                 rest = rest.dropFirst()
                 while let s = rest.first {
@@ -189,10 +209,18 @@ struct SourceIndex {
                 }
                 continue
             }
-            if c == "[" || c == "{" { d += 1 }
-            if c == "]" || c == "}" { d = max(0, d - 1) }
+            if c == "," && scan.depth == 1 {
+                scan.item += 1
+                scan.itemStarted = false
+            } else if c == "[" || c == "{" {
+                itemBegins()
+                scan.depth += 1
+            } else if c == "]" || c == "}" {
+                scan.depth = max(0, scan.depth - 1)
+            } else {
+                itemBegins()
+            }
             rest = rest.dropFirst()
         }
-        return d
     }
 }

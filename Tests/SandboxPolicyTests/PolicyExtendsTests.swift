@@ -142,6 +142,24 @@ import Testing
         #expect(d.map(\.message) == ["extends cycle: \(s.dir)/a.toml -> \(s.dir)/a.toml"])
     }
 
+    @Test func aSymlinkToAnAncestorIsACycle() throws {
+        let s = PolicyScratch()
+        s.write("a.toml", "extends = [\"link.toml\"]\n")
+        try FileManager.default.createSymbolicLink(atPath: s.dir + "/link.toml", withDestinationPath: s.dir + "/a.toml")
+        let d = s.diagnostics("a.toml")
+        #expect(d.count == 1)
+        #expect(d.first?.message.hasPrefix("extends cycle: ") == true)
+    }
+
+    @Test func profileErrorsNameTheProfileFile() {
+        let s = PolicyScratch()
+        s.write("profiles/bad.json", #"{"defaultAction": "SCMP_ACT_EXPLODE"}"#)
+        s.write("p.toml", "[seccomp]\nprofile = \"bad\"\n")
+        let d = s.diagnostics("p.toml")
+        #expect(!d.isEmpty)
+        #expect(d.allSatisfy { $0.file.hasSuffix("profiles/bad.json") }, "\(d)")
+    }
+
     @Test func relativeExtendsIsRelativeToTheExtendingFile() throws {
         let s = PolicyScratch()
         s.write("shared/common.toml", "[process]\nhostname = \"common\"\n[filesystem]\nro = [\"{policy_dir}/data\"]\n")

@@ -147,7 +147,9 @@ import Testing
         let index = SourceIndex(source: text)
         func line(_ components: [TOMLPath.Component]) -> Int? { index.line(for: TOMLPath(components: components)) }
         #expect(line([.key("version")]) == 2)
-        #expect(line([.key("process"), .key("env"), .key("pass"), .index(1)]) == 4)
+        #expect(line([.key("process"), .key("env"), .key("pass")]) == 4)
+        #expect(line([.key("process"), .key("env"), .key("pass"), .index(0)]) == 5)
+        #expect(line([.key("process"), .key("env"), .key("pass"), .index(1)]) == 6)
         #expect(line([.key("process"), .key("hostname")]) == 8)
         #expect(line([.key("network"), .key("allow"), .index(0), .key("cidr")]) == 10)
         #expect(line([.key("network"), .key("allow"), .index(1), .key("ports"), .index(0)]) == 12)
