@@ -1,0 +1,332 @@
+/*
+ * fence.c — supervisor-side wrappers for Landlock and seccomp (see sandbox_fence.h).
+ *
+ * The installed UAPI headers may predate the Landlock ABIs this code knows
+ * (4: network, 5: ioctl_dev, 6: scopes), so the structs the kernel reads are
+ * declared here with the kernel's layout rather than taken from
+ * <linux/landlock.h>; the constants are defined only where the header lacks them.
+ */
+#define _GNU_SOURCE
+#include "sandbox_fence.h"
+#include "sandbox_child.h" /* sbx_recv_fd */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/landlock.h>
+#include <linux/seccomp.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <seccomp.h> /* macros only: SCMP_ACT_ERRNO, SCMP_ACT_TRACE */
+
+#ifndef __NR_landlock_create_ruleset
+#define __NR_landlock_create_ruleset 444
+#endif
+#ifndef __NR_landlock_add_rule
+#define __NR_landlock_add_rule 445
+#endif
+#ifndef __NR_landlock_restrict_self
+#define __NR_landlock_restrict_self 446
+#endif
+#ifndef LANDLOCK_CREATE_RULESET_VERSION
+#define LANDLOCK_CREATE_RULESET_VERSION (1U << 0)
+#endif
+/* enum landlock_rule_type in include/uapi/linux/landlock.h */
+#define SBX_LANDLOCK_RULE_PATH_BENEATH 1
+#define SBX_LANDLOCK_RULE_NET_PORT 2
+
+/* struct landlock_ruleset_attr as of ABI 6 (Linux 6.12). */
+struct sbx_landlock_ruleset_attr {
+    uint64_t handled_access_fs;
+    uint64_t handled_access_net; /* ABI 4 */
+    uint64_t scoped;             /* ABI 6 */
+};
+
+/* struct landlock_path_beneath_attr: packed in the UAPI (12 bytes). */
+struct sbx_landlock_path_beneath_attr {
+    uint64_t allowed_access;
+    int32_t parent_fd;
+} __attribute__((packed));
+
+/* struct landlock_net_port_attr (ABI 4). */
+struct sbx_landlock_net_port_attr {
+    uint64_t allowed_access;
+    uint64_t port;
+};
+
+int sbx_fence_landlock_abi(void) {
+    long abi = syscall(__NR_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
+    if (abi < 0) return -errno;
+    return (int)abi;
+}
+
+int sbx_fence_landlock_create_ruleset(uint64_t handled_access_fs, uint64_t handled_access_net,
+                                      uint64_t scoped, int abi) {
+    struct sbx_landlock_ruleset_attr attr = {
+        .handled_access_fs = handled_access_fs,
+        .handled_access_net = handled_access_net,
+        .scoped = scoped,
+    };
+    size_t size = abi >= 6 ? sizeof attr
+                : abi >= 4 ? offsetof(struct sbx_landlock_ruleset_attr, scoped)
+                           : offsetof(struct sbx_landlock_ruleset_attr, handled_access_net);
+    if ((abi < 4 && handled_access_net != 0) || (abi < 6 && scoped != 0)) {
+        errno = EINVAL;
+        return -1;
+    }
+    /* The ruleset fd is O_CLOEXEC by construction (landlock_create_ruleset(2)). */
+    return (int)syscall(__NR_landlock_create_ruleset, &attr, size, 0);
+}
+
+int sbx_fence_open_path(const char *path) {
+    return open(path, O_PATH | O_CLOEXEC);
+}
+
+int sbx_fence_landlock_add_path_rule(int ruleset_fd, int parent_fd, uint64_t allowed_access) {
+    struct sbx_landlock_path_beneath_attr attr = {
+        .allowed_access = allowed_access,
+        .parent_fd = parent_fd,
+    };
+    return (int)syscall(__NR_landlock_add_rule, ruleset_fd, SBX_LANDLOCK_RULE_PATH_BENEATH, &attr, 0);
+}
+
+int sbx_fence_landlock_add_net_rule(int ruleset_fd, uint64_t port, uint64_t allowed_access) {
+    struct sbx_landlock_net_port_attr attr = {
+        .allowed_access = allowed_access,
+        .port = port,
+    };
+    return (int)syscall(__NR_landlock_add_rule, ruleset_fd, SBX_LANDLOCK_RULE_NET_PORT, &attr, 0);
+}
+
+/* ---- seccomp ------------------------------------------------------------- */
+
+int sbx_fence_memfd(const char *name) {
+    return (int)syscall(SYS_memfd_create, name, MFD_CLOEXEC);
+}
+
+uint32_t sbx_fence_scmp_act_errno(uint16_t err) { return SCMP_ACT_ERRNO(err); }
+uint32_t sbx_fence_scmp_act_trace(uint16_t msg) { return SCMP_ACT_TRACE(msg); }
+
+int sbx_fence_notif_sizes(uint16_t *notif, uint16_t *notif_resp, uint16_t *data) {
+    struct seccomp_notif_sizes sizes;
+    memset(&sizes, 0, sizeof sizes);
+    if (syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes) != 0) return -1;
+    if (notif) *notif = sizes.seccomp_notif;
+    if (notif_resp) *notif_resp = sizes.seccomp_notif_resp;
+    if (data) *data = sizes.seccomp_data;
+    return 0;
+}
+
+int sbx_fence_notif_recv(int listener_fd, void *buf, size_t buf_size,
+                         struct sbx_fence_notification *out) {
+    if (buf_size < sizeof(struct seccomp_notif)) {
+        errno = EINVAL;
+        return -1;
+    }
+    /* The kernel rejects a non-zeroed buffer with EINVAL (seccomp_unotify(2)). */
+    memset(buf, 0, buf_size);
+    if (ioctl(listener_fd, SECCOMP_IOCTL_NOTIF_RECV, buf) != 0) return -1;
+    const struct seccomp_notif *n = buf;
+    out->id = n->id;
+    out->pid = n->pid;
+    out->flags = n->flags;
+    out->nr = n->data.nr;
+    out->arch = n->data.arch;
+    out->instruction_pointer = n->data.instruction_pointer;
+    for (int i = 0; i < 6; i++) out->args[i] = n->data.args[i];
+    return 0;
+}
+
+int sbx_fence_notif_send_error(int listener_fd, void *buf, size_t buf_size,
+                               uint64_t id, int32_t err) {
+    if (buf_size < sizeof(struct seccomp_notif_resp)) {
+        errno = EINVAL;
+        return -1;
+    }
+    memset(buf, 0, buf_size);
+    struct seccomp_notif_resp *r = buf;
+    r->id = id;
+    r->val = 0;
+    r->error = -err;
+    r->flags = 0; /* never SECCOMP_USER_NOTIF_FLAG_CONTINUE: the answer is the verdict */
+    return ioctl(listener_fd, SECCOMP_IOCTL_NOTIF_SEND, buf);
+}
+
+/* ---- TEST SUPPORT ONLY ---------------------------------------------------- */
+
+/* Runs one probe; returns 0 on success or the errno. Async-signal-safe. */
+static int run_probe(int probe, const char *path, uint16_t port) {
+    long rc = 0;
+    switch (probe) {
+    case SBX_FENCE_PROBE_NONE:
+        return 0;
+    case SBX_FENCE_PROBE_PTRACE_TRACEME:
+        rc = syscall(SYS_ptrace, PTRACE_TRACEME, 0x1111, 0x2222, 0x3333);
+        break;
+    case SBX_FENCE_PROBE_SOCKET_UNIX:
+    case SBX_FENCE_PROBE_SOCKET_INET:
+    case SBX_FENCE_PROBE_SOCKET_INET6:
+    case SBX_FENCE_PROBE_SOCKET_NETLINK:
+    case SBX_FENCE_PROBE_SOCKET_PACKET:
+    case SBX_FENCE_PROBE_SOCKET_NETLINK_HIGH: {
+        /* Raw syscall: the a0 the filter sees is exactly the one given here. */
+        static const struct { int probe; unsigned long family; int type; } sockets[] = {
+            {SBX_FENCE_PROBE_SOCKET_UNIX, AF_UNIX, SOCK_STREAM},
+            {SBX_FENCE_PROBE_SOCKET_INET, AF_INET, SOCK_STREAM},
+            {SBX_FENCE_PROBE_SOCKET_INET6, AF_INET6, SOCK_STREAM},
+            {SBX_FENCE_PROBE_SOCKET_NETLINK, AF_NETLINK, SOCK_RAW},
+            {SBX_FENCE_PROBE_SOCKET_PACKET, AF_PACKET, SOCK_RAW},
+            {SBX_FENCE_PROBE_SOCKET_NETLINK_HIGH, (1UL << 32) | AF_NETLINK, SOCK_RAW},
+        };
+        for (size_t i = 0; i < sizeof sockets / sizeof sockets[0]; i++) {
+            if (sockets[i].probe == probe) rc = syscall(SYS_socket, sockets[i].family, sockets[i].type, 0);
+        }
+        break;
+    }
+#if defined(__x86_64__)
+    case SBX_FENCE_PROBE_X32_GETPID:
+        rc = syscall(0x40000000 | 39);
+        break;
+    case SBX_FENCE_PROBE_I386_GETPID: {
+        long ret;
+        __asm__ volatile("int $0x80" : "=a"(ret) : "a"(20L) : "memory", "cc");
+        if (ret < 0) return (int)-ret;
+        return 0;
+    }
+#endif
+    case SBX_FENCE_PROBE_OPEN_READ:
+        rc = open(path, O_RDONLY | O_CLOEXEC);
+        break;
+    case SBX_FENCE_PROBE_OPEN_WRITE:
+        rc = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+        break;
+    case SBX_FENCE_PROBE_MKDIR:
+        rc = mkdir(path, 0700);
+        break;
+    case SBX_FENCE_PROBE_CONNECT_TCP: {
+        int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (s < 0) return errno;
+        struct sockaddr_in sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sin_family = AF_INET;
+        sa.sin_port = htons(port);
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        rc = connect(s, (struct sockaddr *)&sa, sizeof sa);
+        int saved = errno;
+        close(s);
+        errno = saved;
+        break;
+    }
+    case SBX_FENCE_PROBE_SIGNAL_PARENT:
+        rc = kill(getppid(), 0);
+        break;
+    default:
+        return EINVAL;
+    }
+    return rc < 0 ? errno : 0;
+}
+
+static void probe_and_exit(int probe, int repeat, const char *path, uint16_t port) {
+    int first = run_probe(probe, path, port);
+    for (int i = 1; i < repeat; i++) {
+        if (run_probe(probe, path, port) != first) _exit(SBX_FENCE_TEST_EXIT_MIXED);
+    }
+    _exit(first);
+}
+
+static int install_filter(const void *filter, size_t len, unsigned int flags) {
+    struct sock_fprog prog = {
+        .len = (unsigned short)(len / sizeof(struct sock_filter)),
+        .filter = (struct sock_filter *)filter,
+    };
+    return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
+}
+
+int sbx_fence_test_wait(pid_t pid) {
+    int status;
+    for (;;) {
+        if (waitpid(pid, &status, 0) == pid) return status;
+        if (errno != EINTR) return -1;
+    }
+}
+
+int sbx_fence_test_probe_seccomp(const void *filter, size_t len, unsigned int flags,
+                                 int probe, int repeat) {
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) _exit(SBX_FENCE_TEST_EXIT_NNP);
+        if (len > 0 && install_filter(filter, len, flags) < 0) _exit(SBX_FENCE_TEST_EXIT_FENCE);
+        probe_and_exit(probe, repeat, NULL, 0);
+    }
+    return sbx_fence_test_wait(pid);
+}
+
+int sbx_fence_test_spawn_notify(const void *filter, size_t len, int probe, int repeat,
+                                pid_t *pid_out) {
+    int sv[2];
+    *pid_out = -1;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return -1;
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(sv[0]);
+        close(sv[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        close(sv[0]);
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) _exit(SBX_FENCE_TEST_EXIT_NNP);
+        int listener = install_filter(filter, len, SECCOMP_FILTER_FLAG_NEW_LISTENER);
+        if (listener < 0) _exit(SBX_FENCE_TEST_EXIT_FENCE);
+        char byte = 'L';
+        struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+        union {
+            char buf[CMSG_SPACE(sizeof(int))];
+            struct cmsghdr align;
+        } control;
+        memset(&control, 0, sizeof control);
+        struct msghdr msg = {
+            .msg_iov = &iov, .msg_iovlen = 1,
+            .msg_control = control.buf, .msg_controllen = sizeof control.buf,
+        };
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &listener, sizeof(int));
+        if (sendmsg(sv[1], &msg, MSG_NOSIGNAL) != 1) _exit(SBX_FENCE_TEST_EXIT_SEND);
+        close(listener);
+        close(sv[1]);
+        probe_and_exit(probe, repeat, NULL, 0);
+    }
+    *pid_out = pid;
+    close(sv[1]);
+    int fd = sbx_recv_fd(sv[0]); /* the executor's own receive path (child.c) */
+    int saved = errno;
+    close(sv[0]);
+    errno = saved;
+    return fd;
+}
+
+int sbx_fence_test_probe_landlock(int ruleset_fd, int probe, const char *path, uint16_t port) {
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) _exit(SBX_FENCE_TEST_EXIT_NNP);
+        if (syscall(__NR_landlock_restrict_self, ruleset_fd, 0) != 0) _exit(SBX_FENCE_TEST_EXIT_FENCE);
+        probe_and_exit(probe, 1, path, port);
+    }
+    return sbx_fence_test_wait(pid);
+}

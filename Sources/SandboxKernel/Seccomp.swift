@@ -1,0 +1,473 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CSandbox
+import CSeccomp
+import Foundation
+import Synchronization
+
+/// What a seccomp filter is compiled from: the seccomp part of a run plan
+/// (`SandboxPlan.SeccompPlan`), in the kernel layer's own terms so this module does
+/// not depend on the planner. Field names match the plan's; `Codable` so the cache
+/// can store exactly what an entry was compiled from.
+public struct SeccompSpec: Codable, Sendable, Equatable {
+    public struct Arg: Codable, Sendable, Equatable {
+        /// Syscall argument 0…5.
+        public var index: UInt32
+        /// `SCMP_CMP_NE` `_LT` `_LE` `_EQ` `_GE` `_GT` `_MASKED_EQ`.
+        public var op: String
+        /// For `SCMP_CMP_MASKED_EQ` the mask (OCI runtime-spec order, as runc).
+        public var value: UInt64
+        public var valueTwo: UInt64
+        public init(index: UInt32, op: String, value: UInt64, valueTwo: UInt64 = 0) {
+            self.index = index; self.op = op; self.value = value; self.valueTwo = valueTwo
+        }
+    }
+
+    public struct Rule: Codable, Sendable, Equatable {
+        public var syscalls: [String]
+        /// An `SCMP_ACT_*` name, or ``SeccompCompiler/onViolationAction`` for a rule
+        /// from `deny` that takes the policy's `on_violation` action.
+        public var action: String
+        /// The errno for `SCMP_ACT_ERRNO` (default EPERM), the message for `SCMP_ACT_TRACE`.
+        public var errno: UInt32?
+        /// ANDed comparisons, at most one per argument index (libseccomp's rule).
+        public var args: [Arg]
+        /// Where the rule comes from, for messages (`profile default.json`, `seccomp.deny`).
+        public var origin: String
+        public init(syscalls: [String], action: String, errno: UInt32? = nil, args: [Arg] = [], origin: String) {
+            self.syscalls = syscalls; self.action = action; self.errno = errno; self.args = args; self.origin = origin
+        }
+    }
+
+    /// The architecture the plan was made for (`x86_64`, `aarch64`, or `SCMP_ARCH_*`);
+    /// it must be this host's native one.
+    public var arch: String
+    public var defaultAction: String
+    public var defaultErrno: UInt32?
+    public var rules: [Rule]
+    /// Address-family names (`unix`, `inet`, … or a decimal number) socket(2) may use;
+    /// nil: all.
+    public var socketFamilies: [String]?
+    /// `errno` | `kill` | `log` | `notify`.
+    public var onViolation: String
+    /// The planner's digest of the rule set: the cache key.
+    public var rulesDigest: String
+
+    public init(arch: String, defaultAction: String, defaultErrno: UInt32? = nil, rules: [Rule],
+                socketFamilies: [String]?, onViolation: String, rulesDigest: String) {
+        self.arch = arch; self.defaultAction = defaultAction; self.defaultErrno = defaultErrno
+        self.rules = rules; self.socketFamilies = socketFamilies; self.onViolation = onViolation
+        self.rulesDigest = rulesDigest
+    }
+}
+
+/// A compiled seccomp filter, ready for `seccomp(SECCOMP_SET_MODE_FILTER)` in the child.
+public struct SeccompProgram: Sendable, Equatable {
+    /// The raw `struct sock_filter` array (8 bytes per instruction, host byte order).
+    public let filter: [UInt8]
+    public var instructionCount: Int { filter.count / 8 }
+    /// Read from the cache: libseccomp was not called.
+    public let cacheHit: Bool
+    /// Some rule (or the default) is `SCMP_ACT_NOTIFY`: the child must install the
+    /// filter with `SECCOMP_FILTER_FLAG_NEW_LISTENER` and hand the listener back.
+    public let usesNotify: Bool
+
+    public init(filter: [UInt8], cacheHit: Bool, usesNotify: Bool) {
+        self.filter = filter; self.cacheHit = cacheHit; self.usesNotify = usesNotify
+    }
+}
+
+/// Compiles a ``SeccompSpec`` to BPF with libseccomp, in the supervisor, before clone.
+///
+/// The filter:
+/// * takes the spec's default action and rules (argument comparisons included);
+/// * is for the native architecture only: libseccomp's architecture check sends every
+///   other one (i386 via `int 0x80` on x86_64) to the bad-arch action, set here to
+///   KILL_PROCESS, and its x86_64 section sends x32 system calls
+///   (`nr | __X32_SYSCALL_BIT`) there too;
+/// * gives rules with the ``onViolationAction`` the policy's `on_violation` action
+///   (errno → ERRNO(EPERM), kill → KILL_PROCESS, log → LOG, notify → NOTIFY); these
+///   `deny` rules win over any profile rule for the same syscall;
+/// * with `socketFamilies` set, fails socket(2) for any other family with
+///   EAFNOSUPPORT. libseccomp cannot say "a0 not in {…}" — one rule may compare an
+///   argument only once (EINVAL) and separate `a0 != x` rules are ORed, which denies
+///   everything — so that check is a short BPF prefix in front of libseccomp's
+///   program: native arch and `socket` → compare the low 32 bits of a0 (the kernel
+///   reads an `int`) against each allowed family → match: continue into the
+///   libseccomp program (the profile decides as before); no match: ERRNO(EAFNOSUPPORT).
+public enum SeccompCompiler {
+    /// The pseudo-action of `deny` rules: replaced by the `on_violation` action.
+    public static let onViolationAction = "on_violation"
+
+    /// Bumped when the generated program changes for the same spec, so old cache
+    /// entries are not reused.
+    static let formatVersion = 1
+
+    private static let compiles = Atomic<Int>(0)
+
+    /// How many times this process has called libseccomp to compile (not counting
+    /// cache hits). For tests and debugging.
+    public static var compileCount: Int { compiles.load(ordering: .relaxed) }
+
+    /// Compiles `spec`. With a `cacheDir`, the program is looked up first under
+    /// `<cacheDir>/<rulesDigest>-<arch>-libseccomp<version>-v<format>.bpf`; an entry is
+    /// used only if it records exactly this spec (so a digest that does not cover a
+    /// field cannot return a stale filter) and the file and directory belong to us (or
+    /// root) and are not writable by others. A miss compiles and stores the result
+    /// atomically (temporary file, mode 0600, then rename; the directory is created
+    /// 0700). A hit returns `cacheHit = true` without calling libseccomp.
+    /// A cache directory that is not ours is an error, never silently trusted.
+    public static func compile(_ spec: SeccompSpec, cacheDir: String?) throws -> SeccompProgram {
+        let native = seccomp_arch_native()
+        let archName = try checkArch(spec.arch, native: native)
+        let usesNotify = try resolvedActions(spec).contains(SCMP_ACT_NOTIFY)
+
+        var cache: FilterCache?
+        if let cacheDir, !spec.rulesDigest.isEmpty {
+            cache = try FilterCache(directory: cacheDir, spec: spec, arch: archName)
+            if let filter = cache?.load() {
+                return SeccompProgram(filter: filter, cacheHit: true, usesNotify: usesNotify)
+            }
+        }
+
+        var filter = try compileWithLibseccomp(spec)
+        if let families = spec.socketFamilies {
+            let numbers = try families.map(socketFamilyNumber)
+            let socketNR = seccomp_syscall_resolve_name("socket")
+            guard socketNR >= 0 else {
+                throw FenceError(operation: "seccomp_syscall_resolve_name", subject: "socket",
+                                 detail: "no socket(2) on \(archName); socket_families cannot be enforced")
+            }
+            filter = try socketFamilyPrefix(arch: native, socketNR: UInt32(socketNR),
+                                            families: Array(Set(numbers)).sorted()) + filter
+        }
+        guard filter.count % 8 == 0, filter.count / 8 <= 4096 else {
+            throw FenceError(operation: "seccomp", subject: "filter",
+                             detail: "\(filter.count / 8) instructions; the kernel takes at most 4096 (BPF_MAXINSNS)")
+        }
+        cache?.store(filter)
+        return SeccompProgram(filter: filter, cacheHit: false, usesNotify: usesNotify)
+    }
+
+    // MARK: - libseccomp
+
+    private static func compileWithLibseccomp(_ spec: SeccompSpec) throws -> [UInt8] {
+        let defaultAction = try action(spec.defaultAction, errno: spec.defaultErrno, spec: spec,
+                                       subject: "defaultAction")
+        guard let ctx = seccomp_init(defaultAction) else {
+            throw FenceError(operation: "seccomp_init", subject: spec.defaultAction,
+                             detail: "libseccomp or the kernel does not support this default action")
+        }
+        defer { seccomp_release(ctx) }
+        compiles.add(1, ordering: .relaxed)
+
+        // Anything not native (i386 on x86_64) kills the whole process, not just the
+        // thread (libseccomp's default bad-arch action is KILL_THREAD).
+        var rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS)
+        guard rc == 0 else {
+            throw FenceError(operation: "seccomp_attr_set", subject: "SCMP_FLTATR_ACT_BADARCH", errno: -rc)
+        }
+        // A binary tree of syscall numbers instead of a linear list: a large profile
+        // (Docker's allows ~370 syscalls) costs a few comparisons per syscall, not hundreds.
+        // Best effort: an older libseccomp without it still produces a correct filter.
+        _ = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2)
+
+        // deny (on_violation) rules win over profile rules for the same syscall:
+        // libseccomp would otherwise keep whichever unconditional rule came first.
+        let denied = Set(spec.rules.filter { $0.action == onViolationAction && $0.args.isEmpty }
+            .flatMap(\.syscalls))
+        for rule in spec.rules {
+            let act = try action(rule.action, errno: rule.errno, spec: spec, subject: rule.origin)
+            // libseccomp refuses a rule whose action is the default (EACCES); it changes nothing.
+            if act == defaultAction { continue }
+            var comparisons = try rule.args.map { arg in
+                scmp_arg_cmp(arg: arg.index, op: try compareOp(arg.op, origin: rule.origin),
+                             datum_a: arg.value, datum_b: arg.valueTwo)
+            }
+            for name in rule.syscalls {
+                if rule.action != onViolationAction && denied.contains(name) { continue }
+                let nr = seccomp_syscall_resolve_name(name)
+                guard nr != -1 /* __NR_SCMP_ERROR */ else {
+                    throw FenceError(operation: "seccomp_syscall_resolve_name", subject: name,
+                                     detail: "unknown system call (\(rule.origin))")
+                }
+                rc = comparisons.withUnsafeMutableBufferPointer { buffer in
+                    seccomp_rule_add_array(ctx, act, nr, UInt32(buffer.count), buffer.baseAddress)
+                }
+                guard rc == 0 else {
+                    throw FenceError(operation: "seccomp_rule_add", subject: name, errno: -rc,
+                                     detail: "\(rule.action) from \(rule.origin)")
+                }
+            }
+        }
+
+        let memfd = sbx_fence_memfd("sandbox-seccomp-bpf")
+        guard memfd >= 0 else {
+            throw FenceError(operation: "memfd_create", subject: "sandbox-seccomp-bpf", errno: errno)
+        }
+        defer { Glibc.close(memfd) }
+        rc = seccomp_export_bpf(ctx, memfd)
+        guard rc == 0 else {
+            throw FenceError(operation: "seccomp_export_bpf", subject: "memfd", errno: -rc)
+        }
+        guard lseek(memfd, 0, SEEK_SET) == 0, let bytes = readAll(memfd) else {
+            throw FenceError(operation: "read", subject: "exported BPF (memfd)", errno: errno)
+        }
+        return bytes
+    }
+
+    /// Every action the filter can return, resolved (for `usesNotify`).
+    private static func resolvedActions(_ spec: SeccompSpec) throws -> [UInt32] {
+        var actions = [try action(spec.defaultAction, errno: spec.defaultErrno, spec: spec, subject: "defaultAction")]
+        for rule in spec.rules where !rule.syscalls.isEmpty {
+            actions.append(try action(rule.action, errno: rule.errno, spec: spec, subject: rule.origin))
+        }
+        return actions
+    }
+
+    /// The libseccomp action value for an `SCMP_ACT_*` name (or the on_violation
+    /// pseudo-action). `SCMP_ACT_KILL` is KILL_THREAD, as in libseccomp and runc.
+    static func action(_ name: String, errno: UInt32?, spec: SeccompSpec, subject: String) throws -> UInt32 {
+        switch name {
+        case onViolationAction:
+            switch spec.onViolation {
+            case "errno": return sbx_fence_scmp_act_errno(UInt16(EPERM))
+            case "kill": return SCMP_ACT_KILL_PROCESS
+            case "log": return SCMP_ACT_LOG
+            case "notify": return SCMP_ACT_NOTIFY
+            default:
+                throw FenceError(operation: "seccomp", subject: "on_violation '\(spec.onViolation)'",
+                                 detail: "expected errno, kill, log or notify")
+            }
+        case "SCMP_ACT_ALLOW": return SCMP_ACT_ALLOW
+        case "SCMP_ACT_ERRNO":
+            let value = errno ?? UInt32(EPERM)
+            guard value <= 0xffff else {
+                throw FenceError(operation: "seccomp", subject: subject, detail: "errno \(value) does not fit 16 bits")
+            }
+            return sbx_fence_scmp_act_errno(UInt16(value))
+        case "SCMP_ACT_KILL", "SCMP_ACT_KILL_THREAD": return SCMP_ACT_KILL_THREAD
+        case "SCMP_ACT_KILL_PROCESS": return SCMP_ACT_KILL_PROCESS
+        case "SCMP_ACT_TRAP": return SCMP_ACT_TRAP
+        case "SCMP_ACT_TRACE": return sbx_fence_scmp_act_trace(UInt16(truncatingIfNeeded: errno ?? 0))
+        case "SCMP_ACT_LOG": return SCMP_ACT_LOG
+        case "SCMP_ACT_NOTIFY": return SCMP_ACT_NOTIFY
+        default:
+            throw FenceError(operation: "seccomp", subject: "action '\(name)' (\(subject))",
+                             detail: "not an SCMP_ACT_* action")
+        }
+    }
+
+    private static func compareOp(_ name: String, origin: String) throws -> scmp_compare {
+        switch name {
+        case "SCMP_CMP_NE": return SCMP_CMP_NE
+        case "SCMP_CMP_LT": return SCMP_CMP_LT
+        case "SCMP_CMP_LE": return SCMP_CMP_LE
+        case "SCMP_CMP_EQ": return SCMP_CMP_EQ
+        case "SCMP_CMP_GE": return SCMP_CMP_GE
+        case "SCMP_CMP_GT": return SCMP_CMP_GT
+        case "SCMP_CMP_MASKED_EQ": return SCMP_CMP_MASKED_EQ
+        default:
+            throw FenceError(operation: "seccomp", subject: "operator '\(name)' (\(origin))",
+                             detail: "not an SCMP_CMP_* operator")
+        }
+    }
+
+    /// The spec's architecture must be this host's: the filter is native-only and the
+    /// syscall numbers come from the native table. Returns libseccomp's name for it.
+    private static func checkArch(_ arch: String, native: UInt32) throws -> String {
+        var name = arch.lowercased()
+        if name.hasPrefix("scmp_arch_") { name.removeFirst("scmp_arch_".count) }
+        if name == "amd64" { name = "x86_64" }
+        if name == "arm64" { name = "aarch64" }
+        let token = seccomp_arch_resolve_name(name)
+        guard token != 0, token == native else {
+            let names: [String] = ["x86_64", "aarch64", "riscv64", "ppc64le", "s390x", "x86", "arm"]
+            let nativeName = names.first { seccomp_arch_resolve_name($0) == native } ?? "0x\(String(native, radix: 16))"
+            throw FenceError(operation: "seccomp", subject: "arch '\(arch)'",
+                             detail: "this host's native architecture is \(nativeName)")
+        }
+        return name
+    }
+
+    /// `AF_*` values (the same on every Linux architecture), as `SocketFamily` names them.
+    static let socketFamilies: [String: UInt32] = [
+        "unix": 1, "inet": 2, "inet6": 10, "netlink": 16, "packet": 17,
+        "can": 29, "bluetooth": 31, "alg": 38, "vsock": 40, "xdp": 44,
+    ]
+
+    private static func socketFamilyNumber(_ name: String) throws -> UInt32 {
+        if let number = socketFamilies[name.lowercased()] { return number }
+        if let number = UInt32(name), number < 64 { return number }
+        throw FenceError(operation: "seccomp", subject: "socket family '\(name)'",
+                         detail: "known: \(socketFamilies.keys.sorted().joined(separator: " "))")
+    }
+
+    /// The BPF prefix that fails socket(2) for families not in `families` with
+    /// EAFNOSUPPORT and lets everything else through to the program that follows
+    /// (which begins right after the prefix; BPF jumps are relative, so libseccomp's
+    /// program works unchanged behind it).
+    ///
+    ///     0      ld  [arch]
+    ///     1      jeq native,   0, → lib      other arch: libseccomp kills it
+    ///     2      ld  [nr]
+    ///     3      jeq socket,   0, → lib      x32 socket (nr|0x40000000) too: killed there
+    ///     4      ld  [args[0] low 32 bits]   the kernel's `int family`
+    ///     5…4+n  jeq family_k, → lib, 0
+    ///     5+n    ret ERRNO(EAFNOSUPPORT)
+    static func socketFamilyPrefix(arch: UInt32, socketNR: UInt32, families: [UInt32]) throws -> [UInt8] {
+        guard families.count <= 64 else {
+            throw FenceError(operation: "seccomp", subject: "socket_families", detail: "at most 64 families")
+        }
+        let ldAbs: UInt16 = 0x20    // BPF_LD | BPF_W | BPF_ABS
+        let jeq: UInt16 = 0x15      // BPF_JMP | BPF_JEQ | BPF_K
+        let ret: UInt16 = 0x06      // BPF_RET | BPF_K
+        // struct seccomp_data: nr @0, arch @4, instruction_pointer @8, args[6] @16.
+        let a0Low: UInt32 = UInt16(1).littleEndian == 1 ? 16 : 20
+        let length = 6 + families.count
+        var code: [(UInt16, UInt8, UInt8, UInt32)] = []
+        func toLib(from index: Int) -> UInt8 { UInt8(length - index - 1) }
+        code.append((ldAbs, 0, 0, 4))
+        code.append((jeq, 0, toLib(from: 1), arch))
+        code.append((ldAbs, 0, 0, 0))
+        code.append((jeq, 0, toLib(from: 3), socketNR))
+        code.append((ldAbs, 0, 0, a0Low))
+        for family in families {
+            code.append((jeq, toLib(from: code.count), 0, family))
+        }
+        code.append((ret, 0, 0, sbx_fence_scmp_act_errno(UInt16(EAFNOSUPPORT))))
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(code.count * 8)
+        for (op, jt, jf, k) in code {
+            withUnsafeBytes(of: op) { bytes.append(contentsOf: $0) }
+            bytes.append(jt)
+            bytes.append(jf)
+            withUnsafeBytes(of: k) { bytes.append(contentsOf: $0) }
+        }
+        return bytes
+    }
+
+    static func libseccompVersion() -> String {
+        let v = seccomp_version().pointee
+        return "\(v.major).\(v.minor).\(v.micro)"
+    }
+
+    static func readAll(_ fd: Int32) -> [UInt8]? {
+        var result: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 16384)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                return nil
+            }
+            if n == 0 { return result }
+            result.append(contentsOf: chunk[0..<n])
+        }
+    }
+}
+
+/// The on-disk cache of compiled filters (see ``SeccompCompiler/compile(_:cacheDir:)``).
+///
+/// File layout: `SBXBPF1\n`, a 4-byte little-endian length, that many bytes of
+/// canonical JSON naming the format, libseccomp version, architecture and the full
+/// spec, then the BPF. An entry whose JSON differs from the current spec is a miss.
+struct FilterCache {
+    let directory: String
+    let path: String
+    let header: [UInt8]
+    static let magic = Array("SBXBPF1\n".utf8)
+
+    init(directory: String, spec: SeccompSpec, arch: String) throws {
+        let version = SeccompCompiler.libseccompVersion()
+        let safeDigest = String(spec.rulesDigest.map { $0.isLetter || $0.isNumber || "-_.".contains($0) ? $0 : "_" })
+        self.directory = directory
+        self.path = "\(directory)/\(safeDigest)-\(arch)-libseccomp\(version)-v\(SeccompCompiler.formatVersion).bpf"
+        struct Header: Encodable {
+            var format: Int
+            var libseccomp: String
+            var arch: String
+            var spec: SeccompSpec
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        self.header = Array(try encoder.encode(Header(format: SeccompCompiler.formatVersion, libseccomp: version,
+                                                      arch: arch, spec: spec)))
+        try Self.prepareDirectory(directory)
+    }
+
+    /// Creates missing directories 0700 and refuses a directory that someone else
+    /// could have filled: it must be a real directory (not a symlink), owned by us or
+    /// root, and not writable by group or others.
+    static func prepareDirectory(_ directory: String) throws {
+        var prefix = directory.hasPrefix("/") ? "" : "."
+        for component in directory.split(separator: "/") {
+            prefix += "/" + component
+            if mkdir(prefix, 0o700) != 0 && errno != EEXIST {
+                throw FenceError(operation: "mkdir", subject: prefix, errno: errno, detail: "seccomp cache directory")
+            }
+        }
+        var st = stat()
+        guard lstat(directory, &st) == 0 else {
+            throw FenceError(operation: "lstat", subject: directory, errno: errno, detail: "seccomp cache directory")
+        }
+        guard st.st_mode & S_IFMT == S_IFDIR else {
+            throw FenceError(operation: "seccomp cache", subject: directory, detail: "not a directory (or a symlink)")
+        }
+        guard st.st_uid == geteuid() || st.st_uid == 0 else {
+            throw FenceError(operation: "seccomp cache", subject: directory,
+                             detail: "owned by uid \(st.st_uid), not by uid \(geteuid()) or root: its filters cannot be trusted")
+        }
+        guard st.st_mode & 0o022 == 0 else {
+            throw FenceError(operation: "seccomp cache", subject: directory,
+                             detail: "mode \(String(st.st_mode & 0o7777, radix: 8)) lets others write: its filters cannot be trusted")
+        }
+    }
+
+    /// The cached program, or nil on a miss (absent, foreign, or compiled from another spec).
+    func load() -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG,
+              st.st_uid == geteuid() || st.st_uid == 0, st.st_mode & 0o022 == 0,
+              let bytes = SeccompCompiler.readAll(fd) else { return nil }
+        let fixed = Self.magic.count + 4
+        guard bytes.count > fixed, Array(bytes[0..<Self.magic.count]) == Self.magic else { return nil }
+        let length = bytes[Self.magic.count..<fixed].reversed().reduce(0) { $0 << 8 | Int($1) }
+        guard length == header.count, bytes.count >= fixed + length,
+              Array(bytes[fixed..<(fixed + length)]) == header else { return nil }
+        let filter = Array(bytes[(fixed + length)...])
+        guard !filter.isEmpty, filter.count % 8 == 0, filter.count / 8 <= 4096 else { return nil }
+        return filter
+    }
+
+    /// Writes the entry atomically. A failure only costs a compile next time, so it is
+    /// not an error.
+    func store(_ filter: [UInt8]) {
+        let tmp = "\(directory)/.\(UInt64.random(in: 0...UInt64.max)).tmp"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard fd >= 0 else { return }
+        var bytes = Self.magic
+        let length = UInt32(header.count)
+        withUnsafeBytes(of: length.littleEndian) { bytes.append(contentsOf: $0) }
+        bytes += header
+        bytes += filter
+        let ok = bytes.withUnsafeBytes { buffer -> Bool in
+            var offset = 0
+            while offset < buffer.count {
+                let n = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    return false
+                }
+                offset += n
+            }
+            return true
+        }
+        close(fd)
+        if !ok || rename(tmp, path) != 0 { unlink(tmp) }
+    }
+}

@@ -1,0 +1,108 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CSandbox
+import CSeccomp
+
+/// One system call the filter caught and the supervisor answered (on_violation = notify).
+public struct SeccompViolation: Codable, Sendable, Equatable {
+    /// The syscall's name (libseccomp's table for the caller's architecture), or
+    /// `nr_<n>` when it has none.
+    public var syscall: String
+    public var number: Int32
+    /// The six raw argument registers (pointers are addresses in the caller: they are
+    /// never read, so nothing here can be raced).
+    public var args: [UInt64]
+    /// The filter action that caught it: `notify` (the caller got EPERM).
+    public var action: String
+
+    public init(syscall: String, number: Int32, args: [UInt64], action: String) {
+        self.syscall = syscall; self.number = number; self.args = args; self.action = action
+    }
+}
+
+/// The supervisor's end of a seccomp user-notification filter (seccomp_unotify(2)):
+/// every notification is recorded and answered with EPERM.
+///
+/// The answer is never `SECCOMP_USER_NOTIF_FLAG_CONTINUE`: by the time the supervisor
+/// looked at pointer arguments the caller could have changed them (TOCTOU), so the
+/// notifier is an audit channel, not a policy engine — the verdict is always "denied".
+///
+/// Use: poll ``fd`` for `POLLIN` (a notification is pending) and call ``handleOne()``;
+/// `POLLHUP` means every task using the filter has exited.
+public final class SeccompNotifier {
+    /// The listener fd. -1 after ``close()``.
+    public private(set) var fd: Int32
+    /// The architecture the filter was compiled for (the plan's), used to name a
+    /// syscall when the kernel reports no architecture.
+    public let arch: String
+    private let recvBuffer: UnsafeMutableRawBufferPointer
+    private let sendBuffer: UnsafeMutableRawBufferPointer
+
+    /// Takes ownership of `listenerFD` (from `SECCOMP_FILTER_FLAG_NEW_LISTENER`, passed
+    /// back by the child over SCM_RIGHTS).
+    public init(listenerFD: Int32, arch: String) {
+        self.fd = listenerFD
+        self.arch = arch
+        // The kernel's structs may be larger than the headers we were built with;
+        // RECV/SEND need buffers of at least the kernel's size (SECCOMP_GET_NOTIF_SIZES).
+        var notifSize: UInt16 = 0
+        var respSize: UInt16 = 0
+        if sbx_fence_notif_sizes(&notifSize, &respSize, nil) != 0 {
+            notifSize = 0
+            respSize = 0
+        }
+        let recvSize = max(Int(notifSize), MemoryLayout<sbx_fence_notification>.size, 80)
+        let sendSize = max(Int(respSize), 24)
+        recvBuffer = .allocate(byteCount: recvSize, alignment: 8)
+        sendBuffer = .allocate(byteCount: sendSize, alignment: 8)
+    }
+
+    /// Receives one notification (blocking until one is pending), answers it with
+    /// EPERM and returns what was attempted. nil when there was nothing to record:
+    /// the caller died or was interrupted before it could be received (ENOENT), or the
+    /// notifier is closed.
+    public func handleOne() -> SeccompViolation? {
+        guard fd >= 0 else { return nil }
+        var note = sbx_fence_notification()
+        while sbx_fence_notif_recv(fd, recvBuffer.baseAddress, recvBuffer.count, &note) != 0 {
+            if errno == EINTR { continue }
+            return nil
+        }
+        // ENOENT here means the caller is gone (killed, or its syscall interrupted); the
+        // attempt still happened, so it is recorded all the same.
+        _ = sbx_fence_notif_send_error(fd, sendBuffer.baseAddress, sendBuffer.count, note.id, EPERM)
+
+        let args = withUnsafeBytes(of: note.args) { Array($0.bindMemory(to: UInt64.self)) }
+        return SeccompViolation(syscall: syscallName(note.nr, archToken: note.arch),
+                                number: note.nr, args: args, action: "notify")
+    }
+
+    private func syscallName(_ nr: Int32, archToken: UInt32) -> String {
+        var token = archToken
+        if token == 0 {
+            token = seccomp_arch_resolve_name(arch)
+            if token == 0 { token = seccomp_arch_native() }
+        }
+        if let name = seccomp_syscall_resolve_num_arch(token, nr) {
+            defer { free(name) }
+            return String(cString: name)
+        }
+        return "nr_\(nr)"
+    }
+
+    /// Closes the listener; idempotent. Tasks still blocked in a notifying syscall then
+    /// get ENOSYS, and later ones too (the kernel's behaviour without a listener).
+    public func close() {
+        if fd >= 0 {
+            Glibc.close(fd)
+            fd = -1
+        }
+    }
+
+    deinit {
+        close()
+        recvBuffer.deallocate()
+        sendBuffer.deallocate()
+    }
+}

@@ -1,0 +1,370 @@
+import CSandbox
+import Foundation
+import Testing
+@testable import SandboxKernel
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Landlock and seccomp against the real kernel (root). Every fence is proven by a
+// forked child that applies it and tries the forbidden thing (sandbox_fence.h, TEST
+// SUPPORT); the assertion is the exact errno or signal the child ended with.
+//
+// A missing kernel feature FAILS these tests; set SANDBOX_TESTS_ALLOW_SKIP=1 to let
+// them pass without running on a host that lacks it.
+//
+// Serialized: the cache test reads the process-wide compile counter.
+@Suite(.serialized)
+struct FenceTests {
+
+    // MARK: - helpers
+
+    enum Outcome: Equatable, CustomStringConvertible {
+        case exited(Int32)
+        case signaled(Int32)
+        case failed(Int32)
+
+        init(status: Int32) {
+            if status < 0 { self = .failed(errno); return }
+            let signal = status & 0x7f
+            self = signal == 0 ? .exited((status >> 8) & 0xff) : .signaled(signal)
+        }
+
+        var description: String {
+            switch self {
+            case .exited(let code): return code == 0 ? "exit 0" : "exit \(code) (\(String(cString: strerror(code))))"
+            case .signaled(let signal): return "killed by signal \(signal)"
+            case .failed(let err): return "fork/wait failed: errno \(err)"
+            }
+        }
+    }
+
+    static let allowSkip = ProcessInfo.processInfo.environment["SANDBOX_TESTS_ALLOW_SKIP"] == "1"
+
+    /// False when a needed kernel feature is missing: recorded as a failure unless
+    /// skipping is allowed.
+    static func require(_ available: Bool, _ feature: String) -> Bool {
+        if available { return true }
+        if allowSkip {
+            print("FenceTests: skipped, \(feature) not available (SANDBOX_TESTS_ALLOW_SKIP=1)")
+        } else {
+            Issue.record("\(feature) is not available on this host (set SANDBOX_TESTS_ALLOW_SKIP=1 to skip)")
+        }
+        return false
+    }
+
+    static func probe(_ program: SeccompProgram?, _ probe: Int32, repeat count: Int32 = 1) -> Outcome {
+        let bytes = program?.filter ?? []
+        let status = bytes.withUnsafeBytes { buffer in
+            sbx_fence_test_probe_seccomp(buffer.baseAddress, buffer.count, 0, probe, count)
+        }
+        return Outcome(status: status)
+    }
+
+    static func probe(_ ruleset: LandlockRuleset, _ probe: Int32, path: String = "", port: UInt16 = 0) -> Outcome {
+        Outcome(status: sbx_fence_test_probe_landlock(ruleset.fd, probe, path, port))
+    }
+
+    static func spec(deny: [String] = ["ptrace"], families: [String]? = ["unix", "inet", "inet6"],
+                     onViolation: String = "errno", defaultAction: String = "SCMP_ACT_ALLOW",
+                     profile: [SeccompSpec.Rule] = [], digest: String = "test") -> SeccompSpec {
+        var rules = profile
+        if !deny.isEmpty {
+            rules.append(.init(syscalls: deny, action: SeccompCompiler.onViolationAction, origin: "seccomp.deny"))
+        }
+        return SeccompSpec(arch: "x86_64", defaultAction: defaultAction, rules: rules,
+                           socketFamilies: families, onViolation: onViolation, rulesDigest: digest)
+    }
+
+    static func makeTempDir() -> String {
+        var template = Array("/tmp/fence-test-XXXXXX".utf8CString)
+        let path = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
+        return path
+    }
+
+    static func mode(of path: String) -> mode_t {
+        var st = stat()
+        lstat(path, &st)
+        return st.st_mode & 0o7777
+    }
+
+    // MARK: - Landlock
+
+    @Test func landlockIsAvailable() {
+        let abi = Landlock.probeABI()
+        _ = Self.require(abi >= 1, "Landlock (probeABI() = \(abi))")
+    }
+
+    @Test func accessRightNamesFollowTheABI() throws {
+        #expect(try Landlock.accessBits(["execute", "read_file", "read_dir"], abi: 1) == 0b1101)
+        #expect(try Landlock.accessBits(["refer", "truncate", "ioctl_dev"], abi: 5) == (1 << 13 | 1 << 14 | 1 << 15))
+        #expect(Landlock.allFSRights(abi: 1).count == 13)
+        #expect(Landlock.allFSRights(abi: 2).last == "refer")
+        #expect(Landlock.allFSRights(abi: 3).last == "truncate")
+        #expect(Landlock.allFSRights(abi: 7).count == 16)
+        do {
+            _ = try Landlock.accessBits(["read_file", "refer"], abi: 1)
+            Issue.record("refer accepted at ABI 1")
+        } catch let error as FenceError {
+            #expect(error.description.contains("'refer'"))
+            #expect(error.description.contains("needs Landlock ABI 2"))
+        }
+        do {
+            _ = try Landlock.accessBits(["fly"], abi: 7)
+            Issue.record("unknown right accepted")
+        } catch let error as FenceError {
+            #expect(error.description.contains("'fly'"))
+        }
+    }
+
+    @Test func rulesetFromHostPathsIsEnforcedInAChild() throws {
+        let kernelABI = Landlock.probeABI()
+        guard Self.require(kernelABI >= 1, "Landlock") else { return }
+        let abi = min(kernelABI, Landlock.knownABI)
+        let base = Self.makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        for dir in ["ro", "rw"] { mkdir("\(base)/\(dir)", 0o755) }
+        for file in ["ro/data", "rw/data", "single", "other"] {
+            FileManager.default.createFile(atPath: "\(base)/\(file)", contents: Data("x".utf8))
+        }
+        let all = Landlock.allFSRights(abi: abi)
+        let readOnly = ["execute", "read_file", "read_dir"]
+        let allowedPort: UInt16 = 1
+        let deniedPort: UInt16 = 2
+        let spec = LandlockSpec(
+            abi: abi, handledAccessFS: all,
+            rules: [
+                .init(path: "/ro", hostPath: "\(base)/ro", access: readOnly),
+                .init(path: "/rw", hostPath: "\(base)/rw", access: all),
+                // A file with directory rights: the ruleset keeps only the file ones.
+                .init(path: "/single", hostPath: "\(base)/single", access: all),
+                .init(path: "/proc", hostPath: nil, access: ["read_file", "read_dir"]),
+            ],
+            connectTCP: abi >= 4 ? [allowedPort] : nil,
+            scopes: abi >= 6 ? ["signal"] : [])
+        let ruleset = try LandlockRuleset(spec: spec)
+        defer { ruleset.close() }
+
+        #expect(ruleset.fd >= 0)
+        #expect(ruleset.abi == abi)
+        #expect(ruleset.innerRules.count == 1)
+        #expect(ruleset.innerRules.first?.path == "/proc")
+        #expect(ruleset.innerRules.first?.access == (1 << 2 | 1 << 3))
+        #expect(fcntl(ruleset.fd, F_GETFD) & FD_CLOEXEC != 0)
+
+        #expect(Self.probe(ruleset, Int32(SBX_FENCE_PROBE_OPEN_READ), path: "\(base)/ro/data") == .exited(0))
+        #expect(Self.probe(ruleset, Int32(SBX_FENCE_PROBE_OPEN_WRITE), path: "\(base)/ro/data") == .exited(EACCES))
+        #expect(Self.probe(ruleset, Int32(SBX_FENCE_PROBE_MKDIR), path: "\(base)/ro/new") == .exited(EACCES))
+        #expect(Self.probe(ruleset, Int32(SBX_FENCE_PROBE_OPEN_WRITE), path: "\(base)/rw/data") == .exited(0))
+        #expect(Self.probe(ruleset, Int32(SBX_FENCE_PROBE_MKDIR), path: "\(base)/rw/new") == .exited(0))
+        #expect(Self.probe(ruleset, Int32(SBX_FENCE_PROBE_OPEN_WRITE), path: "\(base)/single") == .exited(0))
+        #expect(Self.probe(ruleset, Int32(SBX_FENCE_PROBE_OPEN_READ), path: "\(base)/other") == .exited(EACCES))
+        #expect(Self.probe(ruleset, Int32(SBX_FENCE_PROBE_OPEN_READ), path: "/etc/passwd") == .exited(EACCES))
+
+        if Self.require(abi >= 4, "Landlock ABI 4 (TCP ports; kernel has \(kernelABI))") {
+            #expect(Self.probe(ruleset, Int32(SBX_FENCE_PROBE_CONNECT_TCP), port: deniedPort) == .exited(EACCES))
+            // Allowed: whatever the network says (refused, or unreachable) — not Landlock's EACCES.
+            #expect(Self.probe(ruleset, Int32(SBX_FENCE_PROBE_CONNECT_TCP), port: allowedPort) != .exited(EACCES))
+        }
+        if Self.require(abi >= 6, "Landlock ABI 6 (scopes; kernel has \(kernelABI))") {
+            #expect(Self.probe(ruleset, Int32(SBX_FENCE_PROBE_SIGNAL_PARENT)) == .exited(EPERM))
+        }
+    }
+
+    @Test func rulesetWithAMissingHostPathNamesThePath() throws {
+        guard Self.require(Landlock.probeABI() >= 1, "Landlock") else { return }
+        let missing = "/nonexistent/fence-test-\(getpid())"
+        let spec = LandlockSpec(abi: 1, handledAccessFS: Landlock.allFSRights(abi: 1),
+                                rules: [.init(path: "/data", hostPath: missing, access: ["read_file"])])
+        do {
+            _ = try LandlockRuleset(spec: spec)
+            Issue.record("a ruleset with a missing host path was built")
+        } catch let error as FenceError {
+            #expect(error.operation == "open")
+            #expect(error.errno == ENOENT)
+            #expect(error.description.contains(missing))
+            #expect(error.description.contains("/data"))
+        }
+    }
+
+    @Test func rulesetRefusesWhatItsABILacks() throws {
+        guard Self.require(Landlock.probeABI() >= 1, "Landlock") else { return }
+        let tooNew = LandlockSpec(abi: 3, handledAccessFS: ["read_file"], rules: [], connectTCP: [443])
+        #expect(throws: FenceError.self) { _ = try LandlockRuleset(spec: tooNew) }
+        let scoped = LandlockSpec(abi: 5, handledAccessFS: ["read_file"], rules: [], scopes: ["signal"])
+        #expect(throws: FenceError.self) { _ = try LandlockRuleset(spec: scoped) }
+        let unhandled = LandlockSpec(abi: 1, handledAccessFS: ["read_file"],
+                                     rules: [.init(path: "/", hostPath: "/", access: ["write_file"])])
+        #expect(throws: FenceError.self) { _ = try LandlockRuleset(spec: unhandled) }
+    }
+
+    // MARK: - seccomp: compiling and the cache
+
+    @Test func compilesANonEmptyProgram() throws {
+        let program = try SeccompCompiler.compile(Self.spec(), cacheDir: nil)
+        #expect(program.instructionCount > 10)
+        #expect(program.filter.count == program.instructionCount * 8)
+        #expect(!program.cacheHit)
+        #expect(!program.usesNotify)
+        #expect(try SeccompCompiler.compile(Self.spec(onViolation: "notify"), cacheDir: nil).usesNotify)
+    }
+
+    @Test func aSecondCompileIsACacheHit() throws {
+        let dir = Self.makeTempDir() + "/cache/seccomp"
+        defer { try? FileManager.default.removeItem(atPath: (dir as NSString).deletingLastPathComponent) }
+        let spec = Self.spec(digest: "sha256:0123abcd")
+
+        let first = try SeccompCompiler.compile(spec, cacheDir: dir)
+        let compiled = SeccompCompiler.compileCount
+        let second = try SeccompCompiler.compile(spec, cacheDir: dir)
+        #expect(!first.cacheHit)
+        #expect(second.cacheHit)
+        #expect(SeccompCompiler.compileCount == compiled)
+        #expect(second.filter == first.filter)
+        #expect(second.usesNotify == first.usesNotify)
+
+        #expect(Self.mode(of: dir) == 0o700)
+        let entries = try FileManager.default.contentsOfDirectory(atPath: dir)
+        #expect(entries.count == 1)
+        #expect(entries.first?.hasPrefix("sha256_0123abcd-x86_64-libseccomp") == true)
+        #expect(Self.mode(of: "\(dir)/\(entries[0])") == 0o600)
+
+        // Same digest, different spec (a digest that misses a field): not served stale.
+        let other = try SeccompCompiler.compile(Self.spec(onViolation: "kill", digest: "sha256:0123abcd"), cacheDir: dir)
+        #expect(!other.cacheHit)
+        #expect(other.filter != first.filter)
+        #expect(SeccompCompiler.compileCount == compiled + 1)
+
+        // A cache others can write to is refused, not trusted.
+        chmod(dir, 0o777)
+        #expect(throws: FenceError.self) { _ = try SeccompCompiler.compile(spec, cacheDir: dir) }
+    }
+
+    @Test func refusesAnotherArchitecture() throws {
+        var spec = Self.spec()
+        spec.arch = "aarch64"
+        do {
+            _ = try SeccompCompiler.compile(spec, cacheDir: nil)
+            Issue.record("compiled for a foreign architecture")
+        } catch let error as FenceError {
+            #expect(error.description.contains("x86_64"))
+        }
+    }
+
+    // MARK: - seccomp: applied in a child
+
+    @Test func denyAndSocketFamiliesInAChild() throws {
+        let program = try SeccompCompiler.compile(Self.spec(), cacheDir: nil)
+        // Baseline without a filter: as root these all work, so the denials below are the filter's.
+        #expect(Self.probe(nil, Int32(SBX_FENCE_PROBE_SOCKET_NETLINK)) == .exited(0))
+        #expect(Self.probe(nil, Int32(SBX_FENCE_PROBE_SOCKET_PACKET)) == .exited(0))
+
+        #expect(Self.probe(program, Int32(SBX_FENCE_PROBE_PTRACE_TRACEME)) == .exited(EPERM))
+        #expect(Self.probe(program, Int32(SBX_FENCE_PROBE_SOCKET_NETLINK)) == .exited(EAFNOSUPPORT))
+        #expect(Self.probe(program, Int32(SBX_FENCE_PROBE_SOCKET_PACKET)) == .exited(EAFNOSUPPORT))
+        // Upper bits set: the kernel reads an int and would open AF_NETLINK.
+        #expect(Self.probe(program, Int32(SBX_FENCE_PROBE_SOCKET_NETLINK_HIGH)) == .exited(EAFNOSUPPORT))
+        #expect(Self.probe(program, Int32(SBX_FENCE_PROBE_SOCKET_UNIX)) == .exited(0))
+        #expect(Self.probe(program, Int32(SBX_FENCE_PROBE_SOCKET_INET)) == .exited(0))
+        #expect(Self.probe(program, Int32(SBX_FENCE_PROBE_SOCKET_INET6)) == .exited(0))
+    }
+
+    @Test func onViolationKillEndsTheChildWithSIGSYS() throws {
+        let program = try SeccompCompiler.compile(Self.spec(onViolation: "kill"), cacheDir: nil)
+        #expect(Self.probe(program, Int32(SBX_FENCE_PROBE_PTRACE_TRACEME)) == .signaled(SIGSYS))
+        #expect(Self.probe(program, Int32(SBX_FENCE_PROBE_SOCKET_INET)) == .exited(0))
+    }
+
+    @Test func onViolationLogLetsTheCallThrough() throws {
+        let program = try SeccompCompiler.compile(Self.spec(onViolation: "log"), cacheDir: nil)
+        #expect(Self.probe(program, Int32(SBX_FENCE_PROBE_PTRACE_TRACEME)) == .exited(0))
+    }
+
+    @Test func foreignArchitectureSyscallsAreKilled() throws {
+        let program = try SeccompCompiler.compile(Self.spec(), cacheDir: nil)
+        // Baseline: i386 getpid via int 0x80 works (IA32 emulation); x32 is ENOSYS when the
+        // kernel lacks CONFIG_X86_X32_ABI — the filter must kill both before that.
+        let i386Baseline = Self.probe(nil, Int32(SBX_FENCE_PROBE_I386_GETPID))
+        _ = Self.require(i386Baseline == .exited(0), "i386 syscalls (int 0x80: \(i386Baseline))")
+        let x32Baseline = Self.probe(nil, Int32(SBX_FENCE_PROBE_X32_GETPID))
+        #expect(x32Baseline == .exited(ENOSYS) || x32Baseline == .exited(0))
+        #expect(Self.probe(program, Int32(SBX_FENCE_PROBE_X32_GETPID)) == .signaled(SIGSYS))
+        #expect(Self.probe(program, Int32(SBX_FENCE_PROBE_I386_GETPID)) == .signaled(SIGSYS))
+        // The bad-arch verdict is KILL_PROCESS (`ret 0x80000000`), not libseccomp's default
+        // KILL_THREAD: this filter has no other kill action, so the instruction is that one.
+        let killProcess: [UInt8] = [0x06, 0, 0, 0, 0x00, 0x00, 0x00, 0x80]
+        let instructions = stride(from: 0, to: program.filter.count, by: 8).map { Array(program.filter[$0..<($0 + 8)]) }
+        #expect(instructions.contains(killProcess))
+    }
+
+    @Test func profileDecidesForAllowedFamiliesAndDenyWins() throws {
+        // Allow-list profile (default ERRNO like Docker's) that allows socket and ptrace
+        // unconditionally: the family check still applies, and deny (kill) beats the allow.
+        let profile = [SeccompSpec.Rule(syscalls: ["exit_group", "exit", "socket", "close", "ptrace", "rt_sigreturn"],
+                                        action: "SCMP_ACT_ALLOW", origin: "profile test")]
+        let spec = Self.spec(onViolation: "kill", defaultAction: "SCMP_ACT_ERRNO", profile: profile)
+        let program = try SeccompCompiler.compile(spec, cacheDir: nil)
+        #expect(Self.probe(program, Int32(SBX_FENCE_PROBE_SOCKET_INET)) == .exited(0))
+        #expect(Self.probe(program, Int32(SBX_FENCE_PROBE_SOCKET_NETLINK)) == .exited(EAFNOSUPPORT))
+        #expect(Self.probe(program, Int32(SBX_FENCE_PROBE_PTRACE_TRACEME)) == .signaled(SIGSYS))
+
+        // Without deny, the profile's own answers: ptrace allowed, mkdir not listed → EPERM.
+        let plain = try SeccompCompiler.compile(Self.spec(deny: [], defaultAction: "SCMP_ACT_ERRNO", profile: profile),
+                                                cacheDir: nil)
+        #expect(Self.probe(plain, Int32(SBX_FENCE_PROBE_MKDIR)) == .exited(EPERM))
+        #expect(Self.probe(plain, Int32(SBX_FENCE_PROBE_SOCKET_UNIX)) == .exited(0))
+    }
+
+    @Test func notifyRecordsEachCallAndAnswersEPERM() throws {
+        let spec = Self.spec(onViolation: "notify")
+        let program = try SeccompCompiler.compile(spec, cacheDir: nil)
+        #expect(program.usesNotify)
+
+        var pid: pid_t = -1
+        let listener = program.filter.withUnsafeBytes { buffer in
+            sbx_fence_test_spawn_notify(buffer.baseAddress, buffer.count,
+                                        Int32(SBX_FENCE_PROBE_PTRACE_TRACEME), 3, &pid)
+        }
+        defer { if pid > 0 { _ = sbx_fence_test_wait(pid) } }
+        guard Self.require(listener >= 0, "seccomp user notification (listener: errno \(errno))") else { return }
+
+        let notifier = SeccompNotifier(listenerFD: listener, arch: spec.arch)
+        defer { notifier.close() }
+        var violations: [SeccompViolation] = []
+        for _ in 0..<3 {
+            var pfd = pollfd(fd: notifier.fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&pfd, 1, 10_000) == 1, pfd.revents & Int16(POLLIN) != 0 else {
+                Issue.record("no notification within 10 s (revents \(pfd.revents))")
+                return
+            }
+            if let violation = notifier.handleOne() { violations.append(violation) }
+        }
+        let status = sbx_fence_test_wait(pid)
+        pid = -1
+        // All three attempts got EPERM (the child exits 251 if they differed).
+        #expect(Outcome(status: status) == .exited(EPERM))
+        #expect(violations.count == 3)
+        for violation in violations {
+            #expect(violation.syscall == "ptrace")
+            #expect(violation.number == 101)
+            #expect(Array(violation.args.prefix(4)) == [0 /* PTRACE_TRACEME */, 0x1111, 0x2222, 0x3333])
+            #expect(violation.action == "notify")
+        }
+        // The filter's last user is gone: the listener reports POLLHUP.
+        var pfd = pollfd(fd: notifier.fd, events: Int16(POLLIN), revents: 0)
+        #expect(poll(&pfd, 1, 5_000) == 1)
+        #expect(pfd.revents & Int16(POLLHUP) != 0)
+    }
+
+    @Test func socketFamilyPrefixLayout() throws {
+        // 6 fixed instructions + one per family; the last returns ERRNO(EAFNOSUPPORT).
+        let prefix = try SeccompCompiler.socketFamilyPrefix(arch: 0xC000_003E, socketNR: 41, families: [1, 2, 10])
+        #expect(prefix.count == 9 * 8)
+        let lastK = prefix[(8 * 8 + 4)...].enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * $1.offset) }
+        #expect(lastK == 0x0005_0000 | UInt32(EAFNOSUPPORT))
+        // Each family jump lands right after the prefix (jt = length - index - 1).
+        #expect(prefix[5 * 8 + 2] == 3)
+        #expect(prefix[7 * 8 + 2] == 1)
+    }
+}
