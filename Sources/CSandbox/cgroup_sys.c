@@ -1,6 +1,9 @@
 #define _GNU_SOURCE
 #include "sandbox_cgroup_sys.h"
 
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -8,6 +11,9 @@
  * the names. */
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
+#endif
+#ifndef SYS_clone3
+#define SYS_clone3 435
 #endif
 #ifndef SYS_pidfd_send_signal
 #define SYS_pidfd_send_signal 424
@@ -19,4 +25,27 @@ int sbx_cg_pidfd_open(int pid) {
 
 int sbx_cg_pidfd_send_signal(int pidfd, int sig) {
     return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, (void *)0, 0);
+}
+
+/* struct clone_args up to `cgroup` (CLONE_ARGS_SIZE_VER2, Linux 5.7). Declared here
+ * because older <linux/sched.h> lack the field. */
+struct sbx_cg_clone_args {
+    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size,
+        tls, set_tid, set_tid_size, cgroup;
+};
+
+#define SBX_CG_CLONE_INTO_CGROUP 0x200000000ULL
+
+int sbx_cg_clone_into_paused(int cgroup_fd) {
+    struct sbx_cg_clone_args args;
+    memset(&args, 0, sizeof args);
+    args.flags = SBX_CG_CLONE_INTO_CGROUP;
+    args.exit_signal = SIGCHLD;
+    args.cgroup = (uint64_t)cgroup_fd;
+    long pid = syscall(SYS_clone3, &args, sizeof args);
+    if (pid == 0) {
+        /* The child of a (possibly multi-threaded) process: async-signal-safe only. */
+        for (;;) pause();
+    }
+    return (int)pid;
 }

@@ -1,3 +1,4 @@
+import CSandbox
 import Glibc
 import Testing
 @testable import SandboxKernel
@@ -67,6 +68,8 @@ private func cgroup2MountPoint() -> String? {
 /// O_CLOEXEC on the copy, exactly as the executor's child inherits procsFDs).
 private struct Spawned {
     let pid: pid_t
+
+    init(pid: pid_t) { self.pid = pid }
 
     init(_ script: String, fds: [Int32] = []) throws {
         var actions = posix_spawn_file_actions_t()
@@ -301,6 +304,9 @@ struct CgroupKernelTests {
             #expect(host.summary.first?.hasPrefix("cgroup mode: hybrid") == true)
         }
         for c in ["memory", "pids", "cpu"] { _ = require(host.controllers.contains(c), "\(c) controller") }
+        let t0 = RunCgroup.now()
+        for _ in 0..<100 { _ = CgroupHost.probe() }
+        print("measured: CgroupHost.probe(): \((RunCgroup.now() - t0) / 100) µs")
         _ = require(host.canCreate, "run cgroups can be created (root)")
     }
 
@@ -318,6 +324,7 @@ struct CgroupKernelTests {
                 #expect(cg.procsFDs.count == cg.directories.count)
                 #expect(cg.directories.first == dirs["freezer"], "freezer is joined first")
                 for c in ["freezer", "memory", "pids", "cpu", "cpuacct"] { #expect(dirs[c].map(isDir) == true, "\(c) directory") }
+                #expect(dirs["blkio"] == nil)
                 #expect(readFile(dirs["memory"]! + "/memory.limit_in_bytes") == "67108864")
                 if host.v1SwapLimit { #expect(readFile(dirs["memory"]! + "/memory.memsw.limit_in_bytes") == "67108864") }
                 #expect(readFile(dirs["pids"]! + "/pids.max") == "32")
@@ -368,6 +375,43 @@ struct CgroupKernelTests {
             for d in cg.directories { #expect(CgroupFS.readPids(d + "/cgroup.procs") == [], "\(d) empty") }
             #expect(readFile(freezer + "/freezer.state") == "THAWED")
             #expect(killedBySIGKILL(child.reap()), "child reaped, killed by SIGKILL")
+            #expect(cg.remove().isEmpty)
+        }
+    }
+
+    /// swap = 32 MiB on top of 64 MiB memory: v1 limits memory+swap together.
+    @Test func explicitSwapIsAddedToTheMemoryLimit() throws {
+        try withTestHost { host in
+            guard require(host.controllers.contains("memory") && host.canCreate, "memory controller") else { return }
+            let cg = try RunCgroup.create(runId: "test-" + randomHex(), limits: CgroupLimits(memoryBytes: 64 * MiB, swapBytes: 32 * MiB),
+                                          bestEffort: [], host: host)
+            defer { cg.remove() }
+            switch cg.backend {
+            case .v1(let dirs):
+                guard require(host.v1SwapLimit, "swap accounting (memory.memsw.limit_in_bytes)") else { return }
+                #expect(readFile(dirs["memory"]! + "/memory.limit_in_bytes") == String(64 * MiB))
+                #expect(readFile(dirs["memory"]! + "/memory.memsw.limit_in_bytes") == String(96 * MiB))
+            case .v2(let dir):
+                #expect(readFile(dir + "/memory.swap.max") == String(32 * MiB))
+            case .none:
+                Issue.record("no backend")
+            }
+        }
+    }
+
+    /// A run without limits joins only freezer and cpuacct on v1: the limiting
+    /// hierarchies would take it out of the invoker's own memory/pids/cpu cgroup.
+    @Test func v1RunWithoutLimitsStaysInInvokersLimitingCgroups() throws {
+        try withTestHost { host in
+            guard case .hybrid(let v1, _) = host.mode else { return }
+            guard require(host.canCreate, "run cgroups can be created") else { return }
+            let cg = try RunCgroup.create(runId: "test-" + randomHex(), limits: CgroupLimits(), bestEffort: [], host: host)
+            defer { cg.remove() }
+            let dirs = v1Dirs(cg)
+            #expect(Set(dirs.keys) == Set(["freezer", "cpuacct"].filter { v1[$0] != nil }))
+            #expect(cg.procsFDs.count == cg.directories.count)
+            let s = cg.stats()
+            #expect(s.memoryPeakBytes == nil && s.cpuUserUs != nil)
             #expect(cg.remove().isEmpty)
         }
     }
@@ -478,8 +522,13 @@ struct CgroupKernelTests {
             #expect(fstat(cg.cloneIntoFD, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR)
             #expect(fcntl(cg.cloneIntoFD, F_GETFD) & FD_CLOEXEC != 0)
 
+            // The executor's way: born inside with clone3(CLONE_INTO_CGROUP), so it is
+            // a member the moment clone3 returns.
+            let born = sbx_cg_clone_into_paused(cg.cloneIntoFD)
+            guard born > 0 else { Issue.record("clone3(CLONE_INTO_CGROUP): \(String(cString: strerror(errno)))"); return }
+            #expect(CgroupFS.readPids(dir + "/cgroup.procs") == [born], "born inside, no PID written")
             let child = try spawnInside(cg, "sleep 30 & exec sleep 30")
-            #expect(waitForMembers(dir + "/cgroup.procs", count: 2))
+            #expect(waitForMembers(dir + "/cgroup.procs", count: 3))
             let s = cg.stats()
             #expect(s.cpuUserUs != nil, "cpu.stat is a core file")
             let start = RunCgroup.now()
@@ -488,6 +537,7 @@ struct CgroupKernelTests {
             #expect(errors.isEmpty, "\(errors)")
             #expect(CgroupFS.readPids(dir + "/cgroup.procs") == [])
             #expect(killedBySIGKILL(child.reap()))
+            #expect(killedBySIGKILL(Spawned(pid: born).reap()))
             #expect(cg.remove().isEmpty)
             #expect(!isDir(dir))
             #expect(cg.remove().isEmpty)

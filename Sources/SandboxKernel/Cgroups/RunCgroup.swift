@@ -158,13 +158,20 @@ public final class RunCgroup: @unchecked Sendable {
             // kills, pids.max hits) even without a limit, at negligible cost. cpu and io
             // change scheduling, so only when limited. Writing "+x" when x is already
             // enabled is a no-op, so concurrent runs may race here harmlessly.
-            var enable: [String] = []
-            for c in ["memory", "pids"] where available.contains(c) { enable.append(c) }
-            if limits.cpuQuotaUs != nil && applies("cpu") { enable.append("cpu") }
-            if limits.ioWeight != nil && applies("io") { enable.append("io") }
+            var required: Set<String> = []
+            if limits.memoryBytes != nil && applies("memory") { required.insert("memory") }
+            if limits.swapBytes != nil && applies("swap") { required.insert("memory") }
+            if limits.pids != nil && applies("pids") { required.insert("pids") }
+            if limits.cpuQuotaUs != nil && applies("cpu") { required.insert("cpu") }
+            if limits.ioWeight != nil && applies("io") { required.insert("io") }
+            let accounting = Set(["memory", "pids"]).intersection(available)
             let enabled = Set(CgroupFS.trimmed(CgroupFS.read(parent + "/cgroup.subtree_control") ?? "").split(separator: " ").map(String.init))
-            for c in enable where !enabled.contains(c) {
-                try CgroupFS.write(parent + "/cgroup.subtree_control", "+" + c)
+            for c in Self.v2Order(required.union(accounting)) where !enabled.contains(c) {
+                do {
+                    try CgroupFS.write(parent + "/cgroup.subtree_control", "+" + c)
+                } catch where !required.contains(c) {
+                    // Accounting only: the run goes on without those statistics.
+                }
             }
 
             let dir = parent + "/" + runId
@@ -208,6 +215,10 @@ public final class RunCgroup: @unchecked Sendable {
             return result
         }
 
+        static func v2Order(_ set: Set<String>) -> [String] {
+            CgroupHost.v2LimitControllers.filter(set.contains)
+        }
+
         // MARK: v1
 
         mutating func buildV1(_ v1: [String: String]) throws -> RunCgroup {
@@ -243,11 +254,16 @@ public final class RunCgroup: @unchecked Sendable {
                                   detail: "no v1 freezer hierarchy: the run's processes could not be killed safely")
             }
 
-            // Which hierarchies get a directory: freezer always (teardown), memory and
-            // pids and cpuacct when mounted (statistics even without limits), cpu only
-            // with a quota, blkio only with a weight.
+            // Which hierarchies get a directory. Our parents sit at the top of each
+            // hierarchy, so joining one moves the run OUT of the invoker's cgroup in
+            // that hierarchy (and out of any limit the invoker is under there). So a
+            // limiting controller gets a directory only when its limit is applied:
+            // memory, pids, cpu, blkio. freezer (teardown) and cpuacct (CPU time) limit
+            // nothing, so they are always used.
             var wanted = ["freezer"]
-            for c in ["memory", "pids", "cpuacct"] where v1[c] != nil { wanted.append(c) }
+            if v1["cpuacct"] != nil { wanted.append("cpuacct") }
+            if limits.memoryBytes != nil && applies("memory") { wanted.append("memory") }
+            if limits.pids != nil && applies("pids") { wanted.append("pids") }
             if limits.cpuQuotaUs != nil && applies("cpu") { wanted.append("cpu") }
             if limits.ioWeight != nil && applies("io") { wanted.append("blkio") }
             wanted.sort { RunCgroup.v1Order($0) < RunCgroup.v1Order($1) }
