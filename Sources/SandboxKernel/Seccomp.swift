@@ -53,12 +53,18 @@ public struct SeccompSpec: Codable, Sendable, Equatable {
     public var onViolation: String
     /// The planner's digest of the rule set: the cache key.
     public var rulesDigest: String
+    /// Syscall numbers for names libseccomp may not know (a syscall newer than the
+    /// installed libseccomp, e.g. `getxattrat` in Linux 6.13 vs libseccomp 2.5.4), from
+    /// the planner's own table for `arch`. Consulted only when libseccomp cannot resolve
+    /// a name.
+    public var syscallNumbers: [String: Int32]
 
     public init(arch: String, defaultAction: String, defaultErrno: UInt32? = nil, rules: [Rule],
-                socketFamilies: [String]?, onViolation: String, rulesDigest: String) {
+                socketFamilies: [String]?, onViolation: String, rulesDigest: String,
+                syscallNumbers: [String: Int32] = [:]) {
         self.arch = arch; self.defaultAction = defaultAction; self.defaultErrno = defaultErrno
         self.rules = rules; self.socketFamilies = socketFamilies; self.onViolation = onViolation
-        self.rulesDigest = rulesDigest
+        self.rulesDigest = rulesDigest; self.syscallNumbers = syscallNumbers
     }
 }
 
@@ -72,9 +78,14 @@ public struct SeccompProgram: Sendable, Equatable {
     /// Some rule (or the default) is `SCMP_ACT_NOTIFY`: the child must install the
     /// filter with `SECCOMP_FILTER_FLAG_NEW_LISTENER` and hand the listener back.
     public let usesNotify: Bool
+    /// Syscall names neither libseccomp nor `SeccompSpec.syscallNumbers` could number,
+    /// left out of the filter because leaving them out cannot allow more (they get the
+    /// default action, which denies); for the run result's "not applied".
+    public let unresolvedSyscalls: [String]
 
-    public init(filter: [UInt8], cacheHit: Bool, usesNotify: Bool) {
+    public init(filter: [UInt8], cacheHit: Bool, usesNotify: Bool, unresolvedSyscalls: [String] = []) {
         self.filter = filter; self.cacheHit = cacheHit; self.usesNotify = usesNotify
+        self.unresolvedSyscalls = unresolvedSyscalls
     }
 }
 
@@ -102,7 +113,7 @@ public enum SeccompCompiler {
 
     /// Bumped when the generated program changes for the same spec, so old cache
     /// entries are not reused.
-    static let formatVersion = 1
+    static let formatVersion = 2
 
     private static let compiles = Atomic<Int>(0)
 
@@ -126,12 +137,13 @@ public enum SeccompCompiler {
         var cache: FilterCache?
         if let cacheDir, !spec.rulesDigest.isEmpty {
             cache = try FilterCache(directory: cacheDir, spec: spec, arch: archName)
-            if let filter = cache?.load() {
-                return SeccompProgram(filter: filter, cacheHit: true, usesNotify: usesNotify)
+            if let entry = cache?.load() {
+                return SeccompProgram(filter: entry.filter, cacheHit: true, usesNotify: usesNotify,
+                                      unresolvedSyscalls: entry.unresolved)
             }
         }
 
-        var filter = try compileWithLibseccomp(spec)
+        var (filter, unresolved) = try compileWithLibseccomp(spec)
         if let families = spec.socketFamilies {
             let numbers = try families.map(socketFamilyNumber)
             let socketNR = seccomp_syscall_resolve_name("socket")
@@ -146,13 +158,13 @@ public enum SeccompCompiler {
             throw FenceError(operation: "seccomp", subject: "filter",
                              detail: "\(filter.count / 8) instructions; the kernel takes at most 4096 (BPF_MAXINSNS)")
         }
-        cache?.store(filter)
-        return SeccompProgram(filter: filter, cacheHit: false, usesNotify: usesNotify)
+        cache?.store(filter, unresolved: unresolved)
+        return SeccompProgram(filter: filter, cacheHit: false, usesNotify: usesNotify, unresolvedSyscalls: unresolved)
     }
 
     // MARK: - libseccomp
 
-    private static func compileWithLibseccomp(_ spec: SeccompSpec) throws -> [UInt8] {
+    private static func compileWithLibseccomp(_ spec: SeccompSpec) throws -> (filter: [UInt8], unresolved: [String]) {
         let defaultAction = try action(spec.defaultAction, errno: spec.defaultErrno, spec: spec,
                                        subject: "defaultAction")
         guard let ctx = seccomp_init(defaultAction) else {
@@ -177,6 +189,8 @@ public enum SeccompCompiler {
         // libseccomp would otherwise keep whichever unconditional rule came first.
         let denied = Set(spec.rules.filter { $0.action == onViolationAction && $0.args.isEmpty }
             .flatMap(\.syscalls))
+        let defaultDenies = !permissive(defaultAction)
+        var unresolved: [String] = []
         for rule in spec.rules {
             let act = try action(rule.action, errno: rule.errno, spec: spec, subject: rule.origin)
             // libseccomp refuses a rule whose action is the default (EACCES); it changes nothing.
@@ -187,10 +201,19 @@ public enum SeccompCompiler {
             }
             for name in rule.syscalls {
                 if rule.action != onViolationAction && denied.contains(name) { continue }
-                let nr = seccomp_syscall_resolve_name(name)
-                guard nr != -1 /* __NR_SCMP_ERROR */ else {
-                    throw FenceError(operation: "seccomp_syscall_resolve_name", subject: name,
-                                     detail: "unknown system call (\(rule.origin))")
+                var nr = seccomp_syscall_resolve_name(name)
+                if nr == -1 /* __NR_SCMP_ERROR */, let number = spec.syscallNumbers[name] { nr = number }
+                if nr == -1 {
+                    // Leaving the rule out gives this syscall the default action. That is
+                    // safe when the rule would have allowed it, or when the default denies
+                    // too; a deny rule under an allowing default must not vanish.
+                    guard permissive(act) || defaultDenies else {
+                        throw FenceError(operation: "seccomp_syscall_resolve_name", subject: name,
+                                         detail: "libseccomp \(libseccompVersion()) does not know this system call "
+                                             + "and no number was given; denying it is impossible (\(rule.origin))")
+                    }
+                    unresolved.append(name)
+                    continue
                 }
                 rc = comparisons.withUnsafeMutableBufferPointer { buffer in
                     seccomp_rule_add_array(ctx, act, nr, UInt32(buffer.count), buffer.baseAddress)
@@ -214,7 +237,12 @@ public enum SeccompCompiler {
         guard lseek(memfd, 0, SEEK_SET) == 0, let bytes = readAll(memfd) else {
             throw FenceError(operation: "read", subject: "exported BPF (memfd)", errno: errno)
         }
-        return bytes
+        return (bytes, Array(Set(unresolved)).sorted())
+    }
+
+    /// Actions that let the syscall run (ALLOW, LOG).
+    private static func permissive(_ action: UInt32) -> Bool {
+        action == SCMP_ACT_ALLOW || action == SCMP_ACT_LOG
     }
 
     /// Every action the filter can return, resolved (for `usesNotify`).
@@ -370,9 +398,10 @@ public enum SeccompCompiler {
 
 /// The on-disk cache of compiled filters (see ``SeccompCompiler/compile(_:cacheDir:)``).
 ///
-/// File layout: `SBXBPF1\n`, a 4-byte little-endian length, that many bytes of
+/// File layout: `SBXBPF1\n`; a 4-byte little-endian length and that many bytes of
 /// canonical JSON naming the format, libseccomp version, architecture and the full
-/// spec, then the BPF. An entry whose JSON differs from the current spec is a miss.
+/// spec; a 4-byte length and a JSON array of the unresolved syscall names; then the
+/// BPF. An entry whose spec JSON differs from the current spec is a miss.
 struct FilterCache {
     let directory: String
     let path: String
@@ -426,7 +455,7 @@ struct FilterCache {
     }
 
     /// The cached program, or nil on a miss (absent, foreign, or compiled from another spec).
-    func load() -> [UInt8]? {
+    func load() -> (filter: [UInt8], unresolved: [String])? {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
@@ -434,26 +463,36 @@ struct FilterCache {
         guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG,
               st.st_uid == geteuid() || st.st_uid == 0, st.st_mode & 0o022 == 0,
               let bytes = SeccompCompiler.readAll(fd) else { return nil }
-        let fixed = Self.magic.count + 4
-        guard bytes.count > fixed, Array(bytes[0..<Self.magic.count]) == Self.magic else { return nil }
-        let length = bytes[Self.magic.count..<fixed].reversed().reduce(0) { $0 << 8 | Int($1) }
-        guard length == header.count, bytes.count >= fixed + length,
-              Array(bytes[fixed..<(fixed + length)]) == header else { return nil }
-        let filter = Array(bytes[(fixed + length)...])
+        guard bytes.count > Self.magic.count, Array(bytes[0..<Self.magic.count]) == Self.magic else { return nil }
+        var offset = Self.magic.count
+        func block() -> ArraySlice<UInt8>? {
+            guard bytes.count >= offset + 4 else { return nil }
+            let length = bytes[offset..<(offset + 4)].reversed().reduce(0) { $0 << 8 | Int($1) }
+            offset += 4
+            guard bytes.count >= offset + length else { return nil }
+            defer { offset += length }
+            return bytes[offset..<(offset + length)]
+        }
+        guard let storedHeader = block(), Array(storedHeader) == header,
+              let meta = block(), let unresolved = try? JSONDecoder().decode([String].self, from: Data(meta))
+        else { return nil }
+        let filter = Array(bytes[offset...])
         guard !filter.isEmpty, filter.count % 8 == 0, filter.count / 8 <= 4096 else { return nil }
-        return filter
+        return (filter, unresolved)
     }
 
     /// Writes the entry atomically. A failure only costs a compile next time, so it is
     /// not an error.
-    func store(_ filter: [UInt8]) {
+    func store(_ filter: [UInt8], unresolved: [String]) {
         let tmp = "\(directory)/.\(UInt64.random(in: 0...UInt64.max)).tmp"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else { return }
+        let meta = (try? JSONEncoder().encode(unresolved)).map(Array.init) ?? Array("[]".utf8)
         var bytes = Self.magic
-        let length = UInt32(header.count)
-        withUnsafeBytes(of: length.littleEndian) { bytes.append(contentsOf: $0) }
-        bytes += header
+        for block in [header, meta] {
+            withUnsafeBytes(of: UInt32(block.count).littleEndian) { bytes.append(contentsOf: $0) }
+            bytes += block
+        }
         bytes += filter
         let ok = bytes.withUnsafeBytes { buffer -> Bool in
             var offset = 0

@@ -252,6 +252,38 @@ struct FenceTests {
         }
     }
 
+    @Test func namesLibseccompDoesNotKnow() throws {
+        // getxattrat (Linux 6.13) is newer than libseccomp 2.5.4's table; "no_such_call" is in none.
+        let allow = [SeccompSpec.Rule(syscalls: ["exit_group", "getxattrat", "no_such_call"],
+                                      action: "SCMP_ACT_ALLOW", origin: "profile test")]
+        var spec = Self.spec(deny: [], defaultAction: "SCMP_ACT_ERRNO", profile: allow, digest: "sha256:unresolved")
+        // Allowed but unnumbered: left out (the default denies it), and reported.
+        let skipped = try SeccompCompiler.compile(spec, cacheDir: nil)
+        #expect(skipped.unresolvedSyscalls.contains("no_such_call"))
+
+        // A number from the planner's table puts it in the filter.
+        spec.syscallNumbers = ["getxattrat": 464]
+        let numbered = try SeccompCompiler.compile(spec, cacheDir: nil)
+        #expect(numbered.unresolvedSyscalls == ["no_such_call"])
+        let jeq464: [UInt8] = [0x15, 0, 0, 0, 0xd0, 0x01, 0, 0]
+        let hasJeq464 = stride(from: 0, to: numbered.filter.count, by: 8).contains {
+            numbered.filter[$0] == 0x15 && Array(numbered.filter[($0 + 4)..<($0 + 8)]) == Array(jeq464[4...])
+        }
+        #expect(hasJeq464)
+
+        // The cache gives the same report on a hit.
+        let dir = Self.makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        _ = try SeccompCompiler.compile(spec, cacheDir: dir)
+        let hit = try SeccompCompiler.compile(spec, cacheDir: dir)
+        #expect(hit.cacheHit)
+        #expect(hit.unresolvedSyscalls == ["no_such_call"])
+
+        // A deny rule that cannot be numbered under an allowing default would open a hole: error.
+        let open = Self.spec(deny: ["no_such_call"], defaultAction: "SCMP_ACT_ALLOW")
+        #expect(throws: FenceError.self) { _ = try SeccompCompiler.compile(open, cacheDir: nil) }
+    }
+
     // MARK: - seccomp: applied in a child
 
     @Test func denyAndSocketFamiliesInAChild() throws {
