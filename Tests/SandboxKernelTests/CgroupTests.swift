@@ -455,6 +455,29 @@ struct CgroupKernelTests {
         }
     }
 
+    /// A process tree that keeps forking while it is being killed (a fork bomb held
+    /// at pids.max): killAll still empties it — v1 freezes it first, v2's cgroup.kill
+    /// catches forks in flight.
+    @Test func killAllStopsAForkingTree() throws {
+        try withTestHost { host in
+            guard require(host.controllers.contains("pids") && host.canCreate, "pids controller") else { return }
+            let cg = try RunCgroup.create(runId: "test-" + randomHex(), limits: CgroupLimits(pids: 32), bestEffort: [], host: host)
+            defer { cg.remove() }
+            let child = try spawnInside(cg, "while :; do (sleep 30 &) 2>/dev/null; sh -c 'sleep 30 &' 2>/dev/null; done")
+            cg.closeChildFDs()
+            let procs = (v1Dirs(cg)["pids"] ?? cg.directories[0]) + "/cgroup.procs"
+            #expect(waitForMembers(procs, count: 25), "the tree grew")
+            usleep(200_000)
+            let start = RunCgroup.now()
+            let errors = cg.killAll()
+            print("measured: killAll of a forking tree at pids.max 32: \(RunCgroup.now() - start) µs")
+            #expect(errors.isEmpty, "\(errors)")
+            for d in cg.directories { #expect(CgroupFS.readPids(d + "/cgroup.procs") == [], "\(d) empty") }
+            #expect(cg.stats().pidsLimitHit)
+            #expect(killedBySIGKILL(child.reap()))
+        }
+    }
+
     @Test func cpuQuotaHolds() throws {
         try withTestHost { host in
             guard require(host.controllers.contains("cpu") && host.canCreate, "cpu controller") else { return }

@@ -6,7 +6,11 @@ import Glibc
 /// write call as a whole value, so a short or split write would set something else.
 enum CgroupFS {
     static func write(_ path: String, _ data: String) throws {
-        let fd = try open(path, O_WRONLY | O_CLOEXEC, operation: "open for writing \"\(data)\"")
+        let fd: Int32
+        do { fd = try open(path, O_WRONLY | O_CLOEXEC) } catch let e as CgroupError {
+            // Report it as the write it was for: the data matters more than the step.
+            throw CgroupError.sys("write", path, data: data, errno: e.errno ?? 0)
+        }
         defer { Glibc.close(fd) }
         try writeFD(fd, data, path: path)
     }

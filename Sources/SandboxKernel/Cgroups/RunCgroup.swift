@@ -4,15 +4,32 @@ import Glibc
 /// The cgroup(s) of one run: created with every limit written before the child
 /// exists, joined by the child without the supervisor ever naming a PID, read for
 /// the run's statistics, and torn down (every process killed, directories removed).
-///
-/// Layout (the `sandbox` parent is `host.parentName`):
-/// * v2: `<base>/sandbox/<run-id>`; the child is born inside with
-///   `clone3(CLONE_INTO_CGROUP)` on `cloneIntoFD`.
-/// * v1: `<controller mount>/sandbox/<run-id>` for freezer, memory, pids, cpu,
-///   cpuacct (and blkio when io is limited); the child writes "0" to each of
-///   `procsFDs` before it execs.
-///
 /// One backend per layout behind one type, in the manner of youki's CgroupManager.
+///
+/// Layout (`sandbox` is `host.parentName`; it is created once, shared by concurrent
+/// runs and never removed — it is ours):
+/// * v2: `<base>/sandbox/<run-id>`, where base is the mount point for root and the
+///   top of the invoker's writable (delegated) subtree otherwise. The child is born
+///   inside with `clone3(CLONE_INTO_CGROUP)` on `cloneIntoFD`.
+/// * v1: `<controller mount>/sandbox/<run-id>` for freezer and cpuacct always, and
+///   memory, pids, cpu, blkio when their limit is applied. The child writes "0" to
+///   each of `procsFDs` (freezer first) before it execs.
+///
+/// Decisions worth knowing:
+/// * Host cgroups we did not create are never written. In particular the root's (or
+///   the delegation's) `cgroup.subtree_control` is left alone: a controller it does
+///   not enable is reported missing (by `CgroupHost.summary`, with the `echo +x`
+///   that would enable it) and its limit fails unless best-effort. We only enable
+///   controllers in our own parent's `cgroup.subtree_control`.
+/// * The parents sit at the top of each hierarchy, so a run leaves the invoker's own
+///   cgroup in every hierarchy it joins (and any limit the invoker is under there).
+///   v1 therefore joins a limiting controller only when its limit is applied; v2 has
+///   a single hierarchy, so a v2 run is always outside the invoker's cgroup.
+/// * Swap: nil with a memory limit means swap 0 (v2 `memory.swap.max` 0; v1
+///   `memory.memsw.limit_in_bytes` = memory). Without swap accounting that is a
+///   missing `swap` limit (error unless best-effort). `memory.swappiness` is not
+///   written: it tunes reclaim, it limits nothing.
+/// * A run id is `[a-z0-9-]{1,64}` (the plan's hex id), never a PID.
 public final class RunCgroup: @unchecked Sendable {
     public let runId: String
     public let host: CgroupHost
@@ -412,7 +429,9 @@ public final class RunCgroup: @unchecked Sendable {
         case .none:
             return []
         case .v2(let dir):
-            guard CgroupFS.isDirectory(dir) else { return [] }
+            // Nothing to kill (the common case at teardown: the run's init was
+            // reaped and its processes died with its pid namespace).
+            guard !(CgroupFS.readPids(dir + "/cgroup.procs") ?? []).isEmpty else { return [] }
             if CgroupFS.exists(dir + "/cgroup.kill") {
                 do { try CgroupFS.write(dir + "/cgroup.kill", "1") } catch let e as CgroupError {
                     if e.errno != ENOENT { errors.append(e) }
@@ -427,11 +446,11 @@ public final class RunCgroup: @unchecked Sendable {
         case .v1(let dirs):
             guard let freezer = dirs["freezer"] else { return [] }
             let all = Array(Set(dirs.values)).sorted().map { $0 + "/cgroup.procs" }
+            guard all.contains(where: { !(CgroupFS.readPids($0) ?? []).isEmpty }) else { return [] }
             guard CgroupFS.isDirectory(freezer) else {
                 // Without our freezer directory, nothing can be killed safely.
-                return all.contains(where: { !(CgroupFS.readPids($0) ?? []).isEmpty })
-                    ? [CgroupError(kind: .syscall, operation: "kill", path: freezer, detail: "freezer cgroup is gone but other hierarchies still hold processes")]
-                    : []
+                return [CgroupError(kind: .syscall, operation: "kill", path: freezer,
+                                    detail: "the freezer cgroup is gone but other hierarchies still hold processes")]
             }
             // Repeat: a process that joined the freezer last (after our listing) is
             // caught in the next round.
