@@ -211,8 +211,9 @@ struct FenceTests {
     }
 
     @Test func aSecondCompileIsACacheHit() throws {
-        let dir = Self.makeTempDir() + "/cache/seccomp"
-        defer { try? FileManager.default.removeItem(atPath: (dir as NSString).deletingLastPathComponent) }
+        let base = Self.makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let dir = base + "/cache/seccomp"
         let spec = Self.spec(digest: "sha256:0123abcd")
 
         let first = try SeccompCompiler.compile(spec, cacheDir: dir)
