@@ -411,13 +411,15 @@ extension LandlockPlan {
 
 extension SeccompPlan {
     var kernelSpec: SeccompSpec {
-        SeccompSpec(arch: arch, defaultAction: defaultAction, defaultErrno: defaultErrno,
+        var spec = SeccompSpec(arch: arch, defaultAction: defaultAction, defaultErrno: defaultErrno,
                     rules: rules.map { r in
                         SeccompSpec.Rule(syscalls: r.syscalls, action: r.action, errno: r.errno,
                                          args: r.args.map { SeccompSpec.Arg(index: $0.index, op: $0.op, value: $0.value, valueTwo: $0.valueTwo) },
                                          origin: r.origin)
                     },
                     socketFamilies: socketFamilies, onViolation: onViolation, rulesDigest: rulesDigest)
+        spec.syscallNumbers = syscallNumbers.mapValues { Int32($0) }
+        return spec
     }
 }
 

@@ -345,10 +345,13 @@ private struct Context {
         let digest = try PlanDigest.sha256Hex(PlanDigest.canonicalJSON(DigestInput(
             arch: arch, defaultAction: defaultAction, defaultErrno: defaultErrno, rules: rules,
             socketFamilies: families, onViolation: sc.onViolation.rawValue)))
+        var numbers: [String: Int] = [:]
+        for r in rules { for n in r.syscalls { numbers[n] = SyscallTable.number(n, arch: arch) } }
         return SeccompPlan(
             enabled: enabled, profile: sc.profile?.source, arch: arch, defaultAction: defaultAction,
             defaultErrno: defaultErrno, rules: rules, socketFamilies: families,
-            onViolation: sc.onViolation.rawValue, unknownSyscalls: unknown.sorted(), rulesDigest: digest)
+            onViolation: sc.onViolation.rawValue, unknownSyscalls: unknown.sorted(),
+            syscallNumbers: numbers, rulesDigest: digest)
     }
 
     /// Docker's includes/excludes, evaluated for this host and the kept capabilities.

@@ -173,6 +173,9 @@ public struct SeccompPlan: Codable, Sendable, Equatable {
     public var onViolation: String
     /// Names in the profile that do not exist on this architecture (dropped).
     public var unknownSyscalls: [String]
+    /// Number of every syscall named in `rules` on `arch` (from our own table, so a
+    /// syscall newer than the installed libseccomp still compiles).
+    public var syscallNumbers: [String: Int]
     /// sha256 of the rule set alone: the cache key of the compiled BPF.
     public var rulesDigest: String
 }

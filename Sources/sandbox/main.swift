@@ -206,6 +206,13 @@ struct Gc: ParsableCommand {
                 removed += 1
             }
         }
+        // Cgroups whose run directory is already gone (a supervisor killed between
+        // the two removals); a live run always holds its directory's lock first.
+        let live = Set(RunDirectory.list(base: base).filter(\.live).map(\.id))
+        for id in RunCgroup.existingRunIds(host: host) where !live.contains(id) {
+            RunCgroup.removeLeftovers(runId: id, host: host)
+            print("removed cgroup of \(id)")
+        }
         print("\(removed) stale run(s) removed")
     }
 }
