@@ -38,7 +38,9 @@ let package = Package(
 
         .testTarget(name: "SandboxPolicyTests", dependencies: ["SandboxPolicy"], exclude: ["Fixtures"]),
         .testTarget(name: "SandboxPlanTests", dependencies: ["SandboxPlan", "SandboxPolicy"]),
-        .testTarget(name: "SandboxKernelTests", dependencies: ["SandboxKernel"]),
+        // Fork-and-probe helpers for the kernel tests; outside Sources/ so none of it ships.
+        .target(name: "CSandboxTestSupport", dependencies: ["CSandbox"], path: "Tests/Support/CSandboxTestSupport"),
+        .testTarget(name: "SandboxKernelTests", dependencies: ["SandboxKernel", "CSandboxTestSupport"]),
         // Runs the built `sandbox` binary against the real kernel; needs root for part.
         .testTarget(name: "IntegrationTests", dependencies: ["sandbox"]),
     ],

@@ -34,18 +34,4 @@ struct sbx_cg_clone_args {
         tls, set_tid, set_tid_size, cgroup;
 };
 
-#define SBX_CG_CLONE_INTO_CGROUP 0x200000000ULL
 
-int sbx_cg_clone_into_paused(int cgroup_fd) {
-    struct sbx_cg_clone_args args;
-    memset(&args, 0, sizeof args);
-    args.flags = SBX_CG_CLONE_INTO_CGROUP;
-    args.exit_signal = SIGCHLD;
-    args.cgroup = (uint64_t)cgroup_fd;
-    long pid = syscall(SYS_clone3, &args, sizeof args);
-    if (pid == 0) {
-        /* The child of a (possibly multi-threaded) process: async-signal-safe only. */
-        for (;;) pause();
-    }
-    return (int)pid;
-}

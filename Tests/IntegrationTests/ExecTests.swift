@@ -7,16 +7,17 @@ import Testing
 @Suite struct ExecTests {
     /// A policy like `agent` but without cgroup limits, so these tests exercise the
     /// executor alone.
-    static func basicPolicy(in dir: String, extra: String = "") -> String {
+    static func basicPolicy(in dir: String, process: String = "", filesystem: String = "") -> String {
         Harness.policy("""
             name = "exec-test"
             extends = ["base"]
             [process]
             env.set = { PATH = "/usr/local/bin:/usr/bin:/bin" }
+            \(process)
             [filesystem]
             rw = ["{cwd}"]
             protect = [".git"]
-            \(extra)
+            \(filesystem)
             """, in: dir, name: "exec-test.toml")
     }
 
@@ -64,11 +65,11 @@ import Testing
         try FileManager.default.createDirectory(atPath: "\(dir)/.git", withIntermediateDirectories: true)
         FileManager.default.createFile(atPath: "\(dir)/.git/config", contents: Data("[core]\n".utf8))
         FileManager.default.createFile(atPath: "\(dir)/secret.txt", contents: Data("TOPSECRET".utf8))
-        let policy = Self.basicPolicy(in: dir, extra: "mask = [\"{cwd}/secret.txt\"]")
+        let policy = Self.basicPolicy(in: dir, filesystem: "mask = [\"{cwd}/secret.txt\"]")
         let script = """
             touch /usr/sbx-probe 2>&1 | grep -q 'Read-only file system' && echo ro-erofs
             echo written > out.txt && echo rw-ok
-            echo x >> .git/config 2>&1 | grep -q 'Read-only file system' && echo protect-erofs
+            ( echo x >> .git/config ) 2>&1 | grep -q 'Read-only file system' && echo protect-erofs
             c=$(cat secret.txt 2>&1); case "$c" in *TOPSECRET*) echo mask-LEAK;; *) echo mask-ok;; esac
             """
         let out = try Harness.exec(policy: policy, ["sh", "-c", script], cwd: dir)
@@ -86,14 +87,14 @@ import Testing
         victim.executableURL = URL(fileURLWithPath: "/bin/sleep")
         victim.arguments = ["30"]
         try victim.run()
-        defer { if victim.isRunning { victim.terminate() }; victim.waitUntilExit() }
+        defer { kill(victim.processIdentifier, SIGKILL); victim.waitUntilExit() } // our own child
         let script = """
             ls /proc | grep -cE '^[0-9]+$'
             cat /proc/1/comm
             hostname
             kill -9 -1 2>/dev/null; echo survived
             """
-        let out = try Harness.exec(policy: Self.basicPolicy(in: dir, extra: "[process]\nhostname = \"box-7\""),
+        let out = try Harness.exec(policy: Self.basicPolicy(in: dir, process: "hostname = \"box-7\""),
                                    ["sh", "-c", script], cwd: dir)
         let lines = out.stdout.split(separator: "\n").map(String.init)
         #expect(lines.count >= 3, "stdout: \(out.stdout) stderr: \(out.stderr)")
@@ -131,7 +132,7 @@ import Testing
         guard Harness.require(Harness.isRoot, "root") else { return }
         let dir = Harness.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let policy = Self.basicPolicy(in: dir, extra: "ro = [\"/opt/sbx-no-such-tool\"]")
+        let policy = Self.basicPolicy(in: dir, filesystem: "ro = [\"/opt/sbx-no-such-tool\"]")
         let out = try Harness.exec(policy: policy, ["true"], cwd: dir)
         #expect(out.status == 125)
         #expect(out.stderr.contains("bind /opt/sbx-no-such-tool -> /opt/sbx-no-such-tool (ro): No such file or directory"),
@@ -143,7 +144,7 @@ import Testing
         guard Harness.require(Harness.isRoot, "root") else { return }
         let dir = Harness.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let policy = Self.basicPolicy(in: dir, extra: "[process]\ntimeout = \"1s\"\ngrace = \"1s\"")
+        let policy = Self.basicPolicy(in: dir, process: "timeout = \"1s\"\ngrace = \"1s\"")
         var start = Date()
         var out = try Harness.exec(policy: policy, ["sleep", "100"], cwd: dir)
         var elapsed = Date().timeIntervalSince(start)

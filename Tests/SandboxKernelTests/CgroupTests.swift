@@ -1,4 +1,5 @@
 import CSandbox
+import CSandboxTestSupport
 import Glibc
 import Testing
 @testable import SandboxKernel

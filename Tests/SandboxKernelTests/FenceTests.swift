@@ -1,4 +1,5 @@
 import CSandbox
+import CSandboxTestSupport
 import Foundation
 import Testing
 @testable import SandboxKernel

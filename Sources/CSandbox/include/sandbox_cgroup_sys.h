@@ -13,10 +13,5 @@ int sbx_cg_pidfd_open(int pid);
 /* pidfd_send_signal(2) with no siginfo and flags 0. */
 int sbx_cg_pidfd_send_signal(int pidfd, int sig);
 
-/* clone3(CLONE_INTO_CGROUP) of a child that only pause()s until it is killed: the
- * child is born inside the cgroup `cgroup_fd` (a cgroup2 directory fd), so no PID
- * is ever written. Returns the child's pid, or -1 and errno. For tests and probes
- * of the v2 path; the executor's own clone3 lives in the child runner. */
-int sbx_cg_clone_into_paused(int cgroup_fd);
 
 #endif

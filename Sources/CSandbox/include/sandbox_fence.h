@@ -6,9 +6,7 @@
  *
  * Nothing here runs between clone and execve; the child runner has its own code.
  * The functions return -1 and leave errno set on failure unless noted.
- *
- * The part marked TEST SUPPORT at the end exists only so the Swift tests can
- * apply a filter or a ruleset to a forked child and observe the result.
+
  */
 #ifndef SANDBOX_FENCE_H
 #define SANDBOX_FENCE_H
@@ -83,58 +81,6 @@ int sbx_fence_notif_recv(int listener_fd, void *buf, size_t buf_size,
  * Never sets SECCOMP_USER_NOTIF_FLAG_CONTINUE. ENOENT: the caller is gone. */
 int sbx_fence_notif_send_error(int listener_fd, void *buf, size_t buf_size,
                                uint64_t id, int32_t err);
-
-/* ---- TEST SUPPORT ONLY ---------------------------------------------------- *
- * Used by Tests/SandboxKernelTests/FenceTests.swift to try a forbidden thing in
- * a forked child. The child applies PR_SET_NO_NEW_PRIVS and the fence, runs the
- * probe `repeat` times and _exit()s with the probe's errno (0 on success; 251
- * when repeats disagreed); setup failures exit with 252-254. Not for production
- * use: it forks the calling process.
- */
-enum {
-    SBX_FENCE_PROBE_NONE = 0,
-    SBX_FENCE_PROBE_PTRACE_TRACEME = 1,      /* syscall(SYS_ptrace, PTRACE_TRACEME, 0x1111, 0x2222, 0x3333) */
-    SBX_FENCE_PROBE_SOCKET_UNIX = 2,
-    SBX_FENCE_PROBE_SOCKET_INET = 3,
-    SBX_FENCE_PROBE_SOCKET_INET6 = 4,
-    SBX_FENCE_PROBE_SOCKET_NETLINK = 5,
-    SBX_FENCE_PROBE_SOCKET_PACKET = 6,
-    SBX_FENCE_PROBE_SOCKET_NETLINK_HIGH = 7, /* a0 = (1 << 32) | AF_NETLINK: the kernel reads an int */
-    SBX_FENCE_PROBE_X32_GETPID = 8,          /* syscall(__X32_SYSCALL_BIT | 39) */
-    SBX_FENCE_PROBE_I386_GETPID = 9,         /* int $0x80, eax = 20 */
-    SBX_FENCE_PROBE_OPEN_READ = 10,          /* open(path, O_RDONLY) */
-    SBX_FENCE_PROBE_OPEN_WRITE = 11,         /* open(path, O_WRONLY | O_APPEND) */
-    SBX_FENCE_PROBE_MKDIR = 12,              /* mkdir(path, 0700) */
-    SBX_FENCE_PROBE_CONNECT_TCP = 13,        /* connect to 127.0.0.1:port */
-    SBX_FENCE_PROBE_SIGNAL_PARENT = 14,      /* kill(getppid(), 0) */
-};
-
-/* Exit codes of a test child whose setup failed. */
-enum {
-    SBX_FENCE_TEST_EXIT_MIXED = 251,
-    SBX_FENCE_TEST_EXIT_NNP = 252,
-    SBX_FENCE_TEST_EXIT_FENCE = 253,
-    SBX_FENCE_TEST_EXIT_SEND = 254,
-};
-
-/* Fork; the child installs `filter` (`len` bytes of struct sock_filter; none
- * when len is 0) with `flags`, runs the probe. Returns the waitpid() status. */
-int sbx_fence_test_probe_seccomp(const void *filter, size_t len, unsigned int flags,
-                                 int probe, int repeat);
-
-/* Fork; the child installs `filter` with SECCOMP_FILTER_FLAG_NEW_LISTENER, sends
- * the listener fd back over a socketpair (SCM_RIGHTS) and runs the probe. Returns
- * the listener fd in the parent (-1 on failure) and the child's pid in *pid_out
- * (to be reaped with sbx_fence_test_wait whatever the result). */
-int sbx_fence_test_spawn_notify(const void *filter, size_t len, int probe, int repeat,
-                                pid_t *pid_out);
-
-/* Fork; the child calls landlock_restrict_self(ruleset_fd) and runs the probe
- * against `path` / `port`. Returns the waitpid() status. */
-int sbx_fence_test_probe_landlock(int ruleset_fd, int probe, const char *path, uint16_t port);
-
-/* waitpid(pid) retrying EINTR; the status or -1. */
-int sbx_fence_test_wait(pid_t pid);
 
 #ifdef __cplusplus
 }
