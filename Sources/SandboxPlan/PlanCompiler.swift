@@ -241,6 +241,7 @@ private struct Context {
         if ll.connectTCP != nil { needs.append(("landlock.connect_tcp", 4)) }
         if ll.bindTCP != nil { needs.append(("landlock.bind_tcp", 4)) }
         for s in ll.scope { needs.append(("landlock.scope \"\(s.rawValue)\"", 6)) }
+        if let m = ll.minABI { needs.append(("landlock.min_abi", m)) }
         let required = needs.map(\.abi).max() ?? 1
         let abi = min(host.landlockABI, Context.knownLandlockABI)
         let missing = needs.filter { $0.abi > abi }

@@ -95,6 +95,10 @@ public enum LandlockScope: String, Sendable, Hashable, CaseIterable {
 
 public struct LandlockPolicy: Sendable, Equatable {
     public var mode: FenceMode = .enforce
+    /// The lowest Landlock ABI the policy accepts, whatever features it uses (for
+    /// deployments that want e.g. the ABI 5 ioctl rules guaranteed). nil: derived
+    /// from the features used.
+    public var minABI: Int? = nil
     /// nil: TCP connect is not handled by Landlock (the network fence decides).
     /// A list, even empty: only these ports may be connected to (ABI 4).
     public var connectTCP: [UInt16]? = nil

@@ -42,6 +42,7 @@ struct PolicyLayer {
 
     var landlockMode: FenceMode?
     var connectTCP: [UInt16]?
+    var landlockMinABI: Int?
     var bindTCP: [UInt16]?
     var scope: [ListEdit<LandlockScope>] = []
 
@@ -81,7 +82,7 @@ enum PolicySchema {
     static let process = ["hostname", "user", "group", "workdir", "env", "timeout", "grace", "new_session"]
     static let env = ["pass", "set"]
     static let filesystem = ["ro", "rw", "tmpfs", "protect", "mask", "unix_sockets"]
-    static let landlock = ["mode", "connect_tcp", "bind_tcp", "scope"]
+    static let landlock = ["mode", "min_abi", "connect_tcp", "bind_tcp", "scope"]
     static let seccomp = ["profile", "deny", "socket_families", "on_violation"]
     static let capabilities = ["keep"]
     static let resources = ["memory", "swap", "pids", "cpu", "io", "rlimits", "best_effort"]
@@ -220,6 +221,10 @@ final class LayerReader {
 
     private func readLandlock(_ t: TOMLTable, at p: TOMLPath, into layer: inout PolicyLayer) {
         layer.landlockMode = enumValue(t, "mode", at: p, FenceMode.self)
+        if let n = integer(t, "min_abi", at: p) {
+            if n < 1 || n > 1000 { error(p.key("min_abi"), "must be a Landlock ABI version from 1 up (got \(n))") }
+            else { layer.landlockMinABI = n }
+        }
         layer.connectTCP = ports(t, "connect_tcp", at: p)
         layer.bindTCP = ports(t, "bind_tcp", at: p)
         layer.scope = edits(t, "scope", at: p) { s, kp in self.parseEnum(s, at: kp, LandlockScope.self) }

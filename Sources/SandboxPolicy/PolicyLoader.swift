@@ -253,6 +253,7 @@ struct Merger {
             Merger.apply(l.unixSockets, to: &p.filesystem.unixSockets)
 
             if let v = l.landlockMode { p.landlock.mode = v }
+            if let v = l.landlockMinABI { p.landlock.minABI = v }
             if let v = l.connectTCP { p.landlock.connectTCP = Merger.appendUnique(p.landlock.connectTCP ?? [], v) }
             if let v = l.bindTCP { p.landlock.bindTCP = Merger.appendUnique(p.landlock.bindTCP ?? [], v) }
             Merger.apply(l.scope, to: &p.landlock.scope)

@@ -129,6 +129,18 @@ let simple = """
         #expect(throws: PlanError.self) { try PlanCompiler(host: host(abi: 0)).compile(p, argv: ["sh"], runId: "r1") }
     }
 
+    @Test func landlockMinABIAboveTheKernel() throws {
+        let p = try derived("[landlock]\nmin_abi = 8")
+        do {
+            _ = try PlanCompiler(host: host(abi: 7)).compile(p, argv: ["sh"], runId: "r1")
+            Issue.record("ABI 8 required on an ABI 7 kernel compiled")
+        } catch let e as PlanError {
+            #expect(e.message.contains("ABI 7") && e.message.contains("min_abi (ABI 8)"))
+        }
+        let ok = try PlanCompiler(host: host(abi: 8)).compile(p, argv: ["sh"], runId: "r1")
+        #expect(ok.landlock.requiredABI == 8 && ok.notApplied.isEmpty)
+    }
+
     @Test func landlockBestEffortRecordsWhatIsSkipped() throws {
         let p = try derived("[landlock]\nmode = \"best-effort\"")
         let plan = try PlanCompiler(host: host(abi: 5)).compile(p, argv: ["sh"], runId: "r1")
