@@ -130,15 +130,15 @@ let simple = """
     }
 
     @Test func landlockMinABIAboveTheKernel() throws {
-        let p = try derived("[landlock]\nmin_abi = 8")
+        let p = try derived("[landlock]\nmin_abi = 7\nscope = []")
         do {
-            _ = try PlanCompiler(host: host(abi: 7)).compile(p, argv: ["sh"], runId: "r1")
-            Issue.record("ABI 8 required on an ABI 7 kernel compiled")
+            _ = try PlanCompiler(host: host(abi: 6)).compile(p, argv: ["sh"], runId: "r1")
+            Issue.record("ABI 7 required on an ABI 6 kernel compiled")
         } catch let e as PlanError {
-            #expect(e.message.contains("ABI 7") && e.message.contains("min_abi (ABI 8)"))
+            #expect(e.message.contains("ABI 6") && e.message.contains("min_abi (ABI 7)"))
         }
-        let ok = try PlanCompiler(host: host(abi: 8)).compile(p, argv: ["sh"], runId: "r1")
-        #expect(ok.landlock.requiredABI == 8 && ok.notApplied.isEmpty)
+        let ok = try PlanCompiler(host: host(abi: 7)).compile(p, argv: ["sh"], runId: "r1")
+        #expect(ok.landlock.requiredABI == 7 && ok.notApplied.isEmpty)
     }
 
     @Test func landlockBestEffortRecordsWhatIsSkipped() throws {
