@@ -16,7 +16,6 @@ let package = Package(
     targets: [
         // System libraries, found by pkg-config (Debian -dev packages).
         .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
-        .systemLibrary(name: "CCap", pkgConfig: "libcap", providers: [.apt(["libcap-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
 
         // C that Swift cannot express: raw syscalls, macros, and the child runner that
@@ -28,11 +27,13 @@ let package = Package(
         .target(name: "SandboxPlan", dependencies: ["SandboxPolicy", "CCrypto"]),
 
         // The only Swift module that talks to the kernel.
-        .target(name: "SandboxKernel", dependencies: ["CSandbox", "CSeccomp", "CCap"]),
+        // Capabilities are dropped in the child with raw prctl/capset (libcap allocates,
+        // which is not allowed between clone and execve), so libcap is not linked.
+        .target(name: "SandboxKernel", dependencies: ["CSandbox", "CSeccomp"]),
         .target(name: "SandboxExecutor", dependencies: ["SandboxPlan", "SandboxKernel"]),
 
         .executableTarget(name: "sandbox", dependencies: [
-            "SandboxPolicy", "SandboxPlan", "SandboxExecutor",
+            "SandboxPolicy", "SandboxPlan", "SandboxExecutor", "SandboxKernel",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

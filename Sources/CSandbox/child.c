@@ -447,6 +447,14 @@ static int open_inside(struct builder *b, const char *dest) {
     return sys_openat2(b->rootfd, dest, O_PATH | O_CLOEXEC, SBX_RESOLVE_IN_ROOT | SBX_RESOLVE_NO_MAGICLINKS);
 }
 
+/* Like open_inside, but the last component itself is not followed (O_PATH of a
+ * symlink opens the link). */
+static int open_inside_nofollow(struct builder *b, const char *dest) {
+    while (*dest == '/') dest++;
+    if (!*dest) return dup(b->rootfd);
+    return sys_openat2(b->rootfd, dest, O_PATH | O_NOFOLLOW | O_CLOEXEC, SBX_RESOLVE_IN_ROOT | SBX_RESOLVE_NO_MAGICLINKS);
+}
+
 static int do_proc(struct builder *b, const char *dest) {
     int mnt = new_fs("proc", NULL, SBX_MOUNT_ATTR_NOSUID | SBX_MOUNT_ATTR_NODEV | SBX_MOUNT_ATTR_NOEXEC);
     if (mnt < 0) return -1;
@@ -502,8 +510,13 @@ static int apply_mount(struct builder *b, const struct sbx_mount_op *op) {
     case SBX_MOUNT_SYMLINK:
         return make_symlink(b, op->source, op->dest);
     case SBX_MOUNT_PROTECT: {
-        int fd = open_inside(b, op->dest);
+        /* The last component must not be a symlink: the link lives in the writable
+         * parent and could be swapped for a writable directory after we protect
+         * its target. (Intermediate components resolve inside the new root.) */
+        int fd = open_inside_nofollow(b, op->dest);
         if (fd < 0) return errno == ENOENT ? 0 : -1;
+        struct stat lst;
+        if (fstat(fd, &lst) < 0 || S_ISLNK(lst.st_mode)) { close(fd); errno = ELOOP; return -1; }
         int r = remount_readonly_at(fd);
         int e = errno; close(fd); errno = e;
         return r;

@@ -309,6 +309,9 @@ public final class Executor {
         if plan.network.mode == "egress" {
             throw ExecError("network.mode = \"egress\" is not supported by this build yet; refusing to run without the egress firewall the policy asks for")
         }
+        if plan.network.hosts != nil {
+            throw ExecError("network.hosts is not supported by this build yet; refusing to run without the /etc/hosts the policy asks for")
+        }
         if plan.binary.isActive {
             throw ExecError("[binary] checks are not supported by this build yet; refusing to run without them")
         }
@@ -359,6 +362,14 @@ public final class Executor {
         }
         if f.step == Int32(SBX_STEP_CHDIR.rawValue) {
             return ExecError("chdir \(plan.process.workdir): \(err)")
+        }
+        if f.step == Int32(SBX_STEP_RLIMIT.rawValue), f.index >= 0, Int(f.index) < plan.process.rlimits.count {
+            let l = plan.process.rlimits[Int(f.index)]
+            return ExecError("setrlimit \(l.name) = \(l.soft == UInt64.max ? "unlimited" : String(l.soft)): \(err)")
+        }
+        if f.step == Int32(SBX_STEP_MOUNT.rawValue), f.errno == ELOOP, f.index >= 0, Int(f.index) < plan.mounts.count,
+           plan.mounts[Int(f.index)].kind == .protect {
+            return ExecError("\(plan.mounts[Int(f.index)].summary): is a symlink; protect covers real files and directories only (a link could be replaced by a writable one)")
         }
         return ExecError("\(f.stepName): \(err)")
     }

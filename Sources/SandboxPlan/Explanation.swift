@@ -32,7 +32,11 @@ public enum Explanation {
         line("Process:")
         let p = plan.process
         let who = p.uid == plan.host.invokerUID ? "the invoking user (uid \(p.uid))" : "uid \(p.uid)"
-        line("  runs as \(who), gid \(p.gid), no supplementary groups\(plan.host.rootless ? ", in a user namespace" : "")")
+        if plan.host.rootless {
+            line("  runs as \(who), gid \(p.gid), in a user namespace; keeps your supplementary groups (an unprivileged user namespace cannot drop them; they show as \"nogroup\" inside)")
+        } else {
+            line("  runs as \(who), gid \(p.gid), no supplementary groups")
+        }
         line("  hostname \"\(p.hostname)\", working directory \(p.workdir)")
         let envNames = p.env.map { String($0.prefix { $0 != "=" }) }
         line("  environment: only \(list(envNames))")

@@ -111,7 +111,8 @@ private struct Context {
             workdir = try expand(w, key: "process.workdir")
         } else {
             let cwd = Context.normalize(host.cwd)
-            let visible = (policy.filesystem.ro + policy.filesystem.rw + policy.filesystem.tmpfs)
+            // Only a bind shows the host's directory; under a tmpfs it does not exist.
+            let visible = (policy.filesystem.ro + policy.filesystem.rw)
                 .compactMap { try? expand($0, key: "") }
                 .contains { Context.isBeneath(cwd, $0) }
             workdir = visible ? cwd : "/"
@@ -205,6 +206,9 @@ private struct Context {
         for bind in binds where !bind.readOnly && bind.isDirectory {
             for name in policy.filesystem.protect {
                 let path = Context.normalize(bind.destination + "/" + name)
+                if case .symlink? = host.files.kind(of: path) {
+                    throw PlanError(key: "filesystem.protect", message: "\(path) is a symlink; protect covers real files and directories only (the command could replace the link with a writable one). Remove the link or the name from protect")
+                }
                 if host.files.kind(of: path) != nil {
                     steps.append(MountStep(kind: .protect, destination: path, readOnly: true, optional: true,
                                            origin: "filesystem.protect"))

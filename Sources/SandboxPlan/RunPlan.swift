@@ -194,7 +194,9 @@ public struct ResourcePlan: Codable, Sendable, Equatable {
     public var cpuPeriodUs: UInt64?
     public var ioWeight: UInt64?
     public var bestEffort: [String]
-    public var needsCgroup: Bool { memoryBytes != nil || pids != nil || cpuQuotaUs != nil || ioWeight != nil }
+    public var needsCgroup: Bool {
+        memoryBytes != nil || swapBytes != nil || pids != nil || cpuQuotaUs != nil || ioWeight != nil
+    }
 }
 
 public struct NetworkAllowPlan: Codable, Sendable, Equatable {
