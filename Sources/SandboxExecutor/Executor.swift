@@ -337,15 +337,19 @@ public final class Executor {
         } catch { throw ExecError("\(what) pipe: \(error)") }
     }
 
+    /// state.json for `sandbox ps`, and (once) the plan as canonical JSON. Written by
+    /// hand: this is on every run's start-up path.
     private func writeState(_ dir: RunDirectory, state: String) throws {
-        struct State: Codable { var runId: String; var policy: String; var argv: [String]; var started: Int; var state: String; var planDigest: String }
-        let s = State(runId: plan.runId, policy: plan.policy.name, argv: plan.process.argv,
-                      started: Int(Date().timeIntervalSince1970), state: state, planDigest: plan.digest ?? "")
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys]
+        let argv = plan.process.argv.map(CanonicalJSON.quote).joined(separator: ",")
+        let started = Int(time(nil))
+        let text = "{\"argv\":[\(argv)],\"planDigest\":\(CanonicalJSON.quote(plan.digest ?? "")),"
+            + "\"policy\":\(CanonicalJSON.quote(plan.policy.name)),\"runId\":\(CanonicalJSON.quote(plan.runId)),"
+            + "\"started\":\(started),\"state\":\(CanonicalJSON.quote(state))}\n"
         do {
-            try dir.write("state.json", String(decoding: try enc.encode(s), as: UTF8.self))
-            if state == "starting" { try dir.write("plan.json", try plan.prettyJSON()) }
+            try dir.write("state.json", text)
+            if state == "starting" {
+                try dir.write("plan.json", String(decoding: try CanonicalJSON.encode(plan), as: UTF8.self) + "\n")
+            }
         } catch { throw ExecError("run directory: \(error)") }
     }
 

@@ -413,16 +413,11 @@ struct FilterCache {
         let safeDigest = String(spec.rulesDigest.map { $0.isLetter || $0.isNumber || "-_.".contains($0) ? $0 : "_" })
         self.directory = directory
         self.path = "\(directory)/\(safeDigest)-\(arch)-libseccomp\(version)-v\(SeccompCompiler.formatVersion).bpf"
-        struct Header: Encodable {
-            var format: Int
-            var libseccomp: String
-            var arch: String
-            var spec: SeccompSpec
-        }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        self.header = Array(try encoder.encode(Header(format: SeccompCompiler.formatVersion, libseccomp: version,
-                                                      arch: arch, spec: spec)))
+        // The planner's rulesDigest covers every field of the spec (arch, actions,
+        // rules, their syscall numbers, socket families, on_violation), so it and the
+        // compiler's own identity are the whole key. Built by hand: this runs on every
+        // exec, and JSONEncoder was a measurable part of start-up.
+        self.header = Array("{\"arch\":\"\(arch)\",\"format\":\(SeccompCompiler.formatVersion),\"libseccomp\":\"\(version)\",\"rulesDigest\":\"\(safeDigest)\"}".utf8)
         try Self.prepareDirectory(directory)
     }
 

@@ -343,15 +343,17 @@ private struct Context {
                                          errno: violation.errno, args: [], origin: "seccomp.deny"))
         }
         let families = sc.socketFamilies.map { $0.sorted().map(\.rawValue) }
+        var numbers: [String: Int] = [:]
+        for r in rules { for n in r.syscalls { numbers[n] = SyscallTable.number(n, arch: arch) } }
+        // The cache key of the compiled BPF: it must cover everything the compiler reads.
         struct DigestInput: Codable {
             var arch: String; var defaultAction: String; var defaultErrno: UInt32?
             var rules: [SeccompRulePlan]; var socketFamilies: [String]?; var onViolation: String
+            var syscallNumbers: [String: Int]
         }
         let digest = try PlanDigest.sha256Hex(PlanDigest.canonicalJSON(DigestInput(
             arch: arch, defaultAction: defaultAction, defaultErrno: defaultErrno, rules: rules,
-            socketFamilies: families, onViolation: sc.onViolation.rawValue)))
-        var numbers: [String: Int] = [:]
-        for r in rules { for n in r.syscalls { numbers[n] = SyscallTable.number(n, arch: arch) } }
+            socketFamilies: families, onViolation: sc.onViolation.rawValue, syscallNumbers: numbers)))
         return SeccompPlan(
             enabled: enabled, profile: sc.profile?.source, arch: arch, defaultAction: defaultAction,
             defaultErrno: defaultErrno, rules: rules, socketFamilies: families,

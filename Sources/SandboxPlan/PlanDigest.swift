@@ -1,13 +1,11 @@
 import CCrypto
 import Foundation
 
-/// Canonical JSON (sorted keys, no insignificant whitespace, slashes unescaped) and
-/// its SHA-256: the identity of a plan. Two plans with the same digest do the same.
+/// Canonical JSON (`CanonicalJSON`: sorted keys, no whitespace) and its SHA-256: the
+/// identity of a plan. Two plans with the same digest do the same.
 public enum PlanDigest {
     public static func canonicalJSON<T: Encodable>(_ value: T) throws -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return Array(try encoder.encode(value))
+        try CanonicalJSON.encode(value)
     }
 
     public static func sha256Hex(_ bytes: [UInt8]) -> String {

@@ -69,6 +69,51 @@ func runBase(_ probe: HostProbe) -> String {
     }
 }
 
+/// `exec`'s work, shared by the ArgumentParser command and the fast path below.
+func runExec(policyName: String, argv: [String], resultPath: String?, resultFD: Int32?) -> Never {
+    guard !argv.isEmpty else { fail("no command given; usage: sandbox exec --policy P -- CMD ARGS…") }
+    let probe = HostProbe.probe()
+    let policy = loadPolicy(policyName)
+    let plan = compile(policy, argv: argv, runId: newRunId(), probe: probe)
+    let base = runBase(probe)
+    let executor = Executor(plan: plan, options: ExecOptions(runBase: base, seccompCacheDir: base + "/.seccomp-cache"))
+    let outcome = executor.run()
+    if let error = outcome.error { FileHandle.standardError.write(Data("sandbox: \(error)\n".utf8)) }
+    if resultPath != nil || resultFD != nil {
+        let data = Data(((try? CanonicalJSON.encode(outcome)) ?? []) + [UInt8(ascii: "\n")])
+        if let path = resultPath, !FileManager.default.createFile(atPath: path, contents: data) {
+            FileHandle.standardError.write(Data("sandbox: cannot write result to \(path)\n".utf8))
+        }
+        if let fd = resultFD { FileHandle(fileDescriptor: fd, closeOnDealloc: false).write(data) }
+    }
+    Foundation.exit(outcome.exitCode)
+}
+
+/// The start-up path of every sandboxed command: `sandbox exec --policy P
+/// [--result F] [--result-fd N] -- CMD…` is parsed by hand, because building
+/// ArgumentParser's command tree (reflection over every subcommand) costs more than
+/// the rest of start-up. Anything else — help, a typo, another order — goes to
+/// ArgumentParser, which gives the usual messages.
+func fastExec(_ args: [String]) {
+    guard args.count > 1, args[1] == "exec" else { return }
+    var policy: String?, result: String?, resultFD: Int32?
+    var i = 2
+    while i < args.count {
+        let a = args[i]
+        if a == "--" { break }
+        guard i + 1 < args.count else { return }
+        switch a {
+        case "--policy": policy = args[i + 1]
+        case "--result": result = args[i + 1]
+        case "--result-fd": guard let n = Int32(args[i + 1]) else { return }; resultFD = n
+        default: return
+        }
+        i += 2
+    }
+    guard i < args.count, args[i] == "--", let policy else { return }
+    runExec(policyName: policy, argv: Array(args[(i + 1)...]), resultPath: result, resultFD: resultFD)
+}
+
 struct Exec: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a command in a sandbox built from a policy.",
@@ -84,26 +129,7 @@ struct Exec: ParsableCommand {
 
     func run() throws {
         let argv = command.first == "--" ? Array(command.dropFirst()) : command
-        guard !argv.isEmpty else { fail("no command given; usage: sandbox exec --policy P -- CMD ARGS…") }
-        let probe = HostProbe.probe()
-        let policy = loadPolicy(options.policy)
-        let plan = compile(policy, argv: argv, runId: newRunId(), probe: probe)
-        let base = runBase(probe)
-        let executor = Executor(plan: plan, options: ExecOptions(runBase: base, seccompCacheDir: base + "/.seccomp-cache"))
-        let outcome = executor.run()
-        if let error = outcome.error { FileHandle.standardError.write(Data("sandbox: \(error)\n".utf8)) }
-        if result != nil || resultFD != nil {
-            let enc = JSONEncoder()
-            enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            let data = (try? enc.encode(outcome)) ?? Data()
-            if let path = result {
-                if !FileManager.default.createFile(atPath: path, contents: data + Data("\n".utf8)) {
-                    FileHandle.standardError.write(Data("sandbox: cannot write result to \(path)\n".utf8))
-                }
-            }
-            if let fd = resultFD { FileHandle(fileDescriptor: fd, closeOnDealloc: false).write(data + Data("\n".utf8)) }
-        }
-        Foundation.exit(outcome.exitCode)
+        runExec(policyName: options.policy, argv: argv, resultPath: result, resultFD: resultFD)
     }
 }
 
@@ -248,4 +274,5 @@ extension String {
     }
 }
 
+fastExec(CommandLine.arguments)
 Sandbox.main()

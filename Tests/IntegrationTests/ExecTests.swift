@@ -235,4 +235,60 @@ import Testing
         #expect(stat("\(dir)/f", &st) == 0 && st.st_uid == 65534, "file written inside is not owned by the invoker")
         runGone(out, base: "\(runtime)/sandbox")
     }
+    @Test func signalsAreForwardedThroughThePidfd() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let dir = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let policy = Self.basicPolicy(in: dir)
+        let sup = Process()
+        sup.executableURL = URL(fileURLWithPath: Harness.binary)
+        sup.arguments = ["exec", "--policy", policy, "--", "sh", "-c",
+                         "trap 'echo got-usr1 > usr1; ' USR1; echo ready > ready; while :; do sleep 0.05; done"]
+        sup.currentDirectoryURL = URL(fileURLWithPath: dir)
+        try sup.run()
+        var waited = 0
+        while !FileManager.default.fileExists(atPath: "\(dir)/ready") && waited < 100 { usleep(50_000); waited += 1 }
+        kill(sup.processIdentifier, SIGUSR1) // our own child (the supervisor)
+        waited = 0
+        while !FileManager.default.fileExists(atPath: "\(dir)/usr1") && waited < 100 { usleep(50_000); waited += 1 }
+        #expect(FileManager.default.fileExists(atPath: "\(dir)/usr1"), "SIGUSR1 was not forwarded to the command")
+        kill(sup.processIdentifier, SIGTERM)
+        sup.waitUntilExit()
+        #expect(sup.terminationStatus == 128 + 15, "supervisor exit \(sup.terminationStatus)")
+    }
+
+    @Test func terminalPassesThroughButTIOCSTIIsRefused() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let dir = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let policy = Self.basicPolicy(in: dir)
+        // The host side: run `sandbox exec` on a fresh pty and read what it prints.
+        let inner = "import os,fcntl,termios\nprint('tty', os.isatty(0), os.isatty(1))\n" +
+            "try:\n fcntl.ioctl(0, termios.TIOCSTI, b'x'); print('TIOCSTI ok')\n" +
+            "except OSError as e:\n print('TIOCSTI', e.errno)\n"
+        let driver = """
+            import os, pty, sys
+            pid, fd = pty.fork()
+            if pid == 0:
+                os.execv(sys.argv[1], [sys.argv[1], 'exec', '--policy', sys.argv[2], '--', 'python3', '-c', sys.argv[3]])
+            out = b''
+            while True:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            _, status = os.waitpid(pid, 0)
+            sys.stdout.write(out.decode(errors='replace'))
+            sys.stdout.write('exit %d\\n' % os.waitstatus_to_exitcode(status))
+            """
+        let out = try Harness.run("/usr/bin/python3", ["-c", driver, Harness.binary, policy, inner], cwd: dir)
+        #expect(out.stdout.contains("tty True True"), "output: \(out.stdout) \(out.stderr)")
+        // setsid: the pty is not the command's controlling terminal, so TIOCSTI fails
+        // (EPERM; EIO where the kernel disables legacy TIOCSTI altogether).
+        #expect(out.stdout.contains("TIOCSTI 1") || out.stdout.contains("TIOCSTI 5"), "output: \(out.stdout)")
+        #expect(out.stdout.contains("exit 0"))
+    }
 }

@@ -232,8 +232,8 @@ struct FenceTests {
         #expect(entries.first?.hasPrefix("sha256_0123abcd-x86_64-libseccomp") == true)
         #expect(Self.mode(of: "\(dir)/\(entries[0])") == 0o600)
 
-        // Same digest, different spec (a digest that misses a field): not served stale.
-        let other = try SeccompCompiler.compile(Self.spec(onViolation: "kill", digest: "sha256:0123abcd"), cacheDir: dir)
+        // Another rule set (the planner's digest covers every field of the spec) is a miss.
+        let other = try SeccompCompiler.compile(Self.spec(onViolation: "kill", digest: "sha256:4567ef01"), cacheDir: dir)
         #expect(!other.cacheHit)
         #expect(other.filter != first.filter)
         #expect(SeccompCompiler.compileCount == compiled + 1)

@@ -179,6 +179,22 @@ let simple = """
         #expect(plan.seccomp.rulesDigest.count == 64)
     }
 
+    @Test func seccompRulesDigestCoversWhatTheCompilerReads() throws {
+        let variants = ["", "[seccomp]\non_violation = \"kill\"", "[seccomp]\ndeny = [\"ptrace\"]",
+                        "[seccomp]\nsocket_families = [\"unix\"]"]
+        var seen: Set<String> = []
+        for v in variants {
+            let plan = try PlanCompiler(host: host()).compile(try derived(v), argv: ["sh"], runId: "r1")
+            #expect(!seen.contains(plan.seccomp.rulesDigest), "rulesDigest unchanged for \(v)")
+            seen.insert(plan.seccomp.rulesDigest)
+        }
+        let arm = try PlanCompiler(host: HostFacts(arch: "aarch64", kernelRelease: "6.18", landlockABI: 7, invokerUID: 0,
+                                                   invokerGID: 0, cwd: "/work/proj", home: "/", environment: [:],
+                                                   files: FakeFiles(entries: [:])))
+            .compile(try derived("[seccomp]\ndeny = [\"ptrace\"]"), argv: ["sh"], runId: "r1")
+        #expect(!seen.contains(arm.seccomp.rulesDigest))
+    }
+
     @Test func sharedPathInTwoListsIsAnError() throws {
         let p = try derived("[filesystem]\nro = [\"/work/proj\"]")
         #expect(throws: PlanError.self) { try PlanCompiler(host: host()).compile(p, argv: ["sh"], runId: "r1") }
