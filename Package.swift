@@ -17,6 +17,7 @@ let package = Package(
         // System libraries, found by pkg-config (Debian -dev packages).
         .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CNftables", pkgConfig: "libnftables", providers: [.apt(["libnftables-dev"])]),
 
         // C that Swift cannot express: raw syscalls, macros, and the child runner that
         // executes between clone3 and execve (async-signal-safe only).
@@ -29,7 +30,7 @@ let package = Package(
         // The only Swift module that talks to the kernel.
         // Capabilities are dropped in the child with raw prctl/capset (libcap allocates,
         // which is not allowed between clone and execve), so libcap is not linked.
-        .target(name: "SandboxKernel", dependencies: ["CSandbox", "CSeccomp"]),
+        .target(name: "SandboxKernel", dependencies: ["CSandbox", "CSeccomp", "CNftables"]),
         .target(name: "SandboxExecutor", dependencies: ["SandboxPlan", "SandboxKernel"]),
 
         .executableTarget(name: "sandbox", dependencies: [

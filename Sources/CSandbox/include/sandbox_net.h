@@ -1,0 +1,60 @@
+/*
+ * sandbox_net.h — the C half of the egress network facility
+ * (Sources/SandboxKernel/Network/): what Swift cannot express or should not do on
+ * its own threads.
+ *
+ *  - Namespace work happens on a dedicated, short-lived pthread: unshare(2) and
+ *    setns(2) change only the calling thread, so the supervisor's own threads (and
+ *    Swift's pooled workers) never leave the host network namespace.
+ *  - The new mount API has no libc wrappers here (glibc 2.36): fsopen, fsconfig,
+ *    fsmount, open_tree, mount_setattr are raw syscalls.
+ *  - The netlink socket options (SOL_NETLINK, NETLINK_EXT_ACK, struct sockaddr_nl)
+ *    come from <linux/netlink.h>, which Swift's Glibc module does not export.
+ *
+ * Nothing here runs between clone and execve. Every function returns -errno on
+ * failure (never -1 with errno), so a caller on another thread reads the right code.
+ */
+#ifndef SANDBOX_NET_H
+#define SANDBOX_NET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A new network namespace as an O_CLOEXEC file descriptor. A dedicated thread
+ * calls unshare(CLONE_NEWNET), opens /proc/thread-self/ns/net and exits; the fd is
+ * then the only reference (no /run/netns name), so the namespace dies with its last
+ * fd and its last process. Returns the fd or -errno. */
+int sbx_net_new_netns(void);
+
+/* Runs fn(ctx) on a new thread that has joined `netns_fd` with setns(CLONE_NEWNET),
+ * waits for it and returns 0. Sockets the callback opens (rtnetlink, libnftables)
+ * belong to that namespace. Returns -errno, without calling fn, when the thread
+ * cannot be created or cannot join. */
+int sbx_net_run_in_netns(int netns_fd, void (*fn)(void *ctx), void *ctx);
+
+/* An rtnetlink socket (NETLINK_ROUTE) in the caller's network namespace, bound,
+ * O_CLOEXEC, with NETLINK_EXT_ACK (the kernel's error text comes back with the
+ * errno) and NETLINK_CAP_ACK (acks do not echo the request). Returns fd or -errno. */
+int sbx_net_rtnl_open(void);
+
+/* An empty tmpfs as a detached mount (fsopen/fsconfig CMD_CREATE/fsmount), nosuid,
+ * nodev, noexec, size 64k; never attached to any path. Returns the mount fd or
+ * -errno. */
+int sbx_net_detached_tmpfs(void);
+
+/* Creates `name` (mode 0644) in the detached tmpfs `mount_fd`, writes `len` bytes of
+ * `data` into it, clones just that file with open_tree(OPEN_TREE_CLONE) and makes
+ * the clone read-only with mount_setattr(MOUNT_ATTR_RDONLY|NOSUID|NODEV|NOEXEC).
+ * Returns the clone's O_CLOEXEC fd (for move_mount in the child) or -errno.
+ * DESIGN.md §4: a memfd cannot be mounted (EINVAL), this can. */
+int sbx_net_readonly_file(int mount_fd, const char *name, const char *data, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

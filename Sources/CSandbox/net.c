@@ -1,0 +1,164 @@
+/* The C half of the egress network facility; see include/sandbox_net.h. */
+#define _GNU_SOURCE
+#include "sandbox_net.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/netlink.h>
+#include <pthread.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* Constants of the new mount API, kept local as in child.c (glibc 2.36's
+ * <sys/mount.h> and <linux/mount.h> conflict when both are included). */
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_fsopen
+#define SYS_fsopen 430
+#endif
+#ifndef SYS_fsconfig
+#define SYS_fsconfig 431
+#endif
+#ifndef SYS_fsmount
+#define SYS_fsmount 432
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#define NET_OPEN_TREE_CLONE 1
+#define NET_OPEN_TREE_CLOEXEC O_CLOEXEC
+#define NET_FSCONFIG_SET_STRING 1
+#define NET_FSCONFIG_CMD_CREATE 6
+#define NET_FSOPEN_CLOEXEC 1
+#define NET_FSMOUNT_CLOEXEC 1
+#define NET_MOUNT_ATTR_RDONLY 0x1
+#define NET_MOUNT_ATTR_NOSUID 0x2
+#define NET_MOUNT_ATTR_NODEV 0x4
+#define NET_MOUNT_ATTR_NOEXEC 0x8
+#ifndef NETLINK_EXT_ACK
+#define NETLINK_EXT_ACK 11
+#endif
+#ifndef NETLINK_CAP_ACK
+#define NETLINK_CAP_ACK 10
+#endif
+#ifndef SOL_NETLINK
+#define SOL_NETLINK 270
+#endif
+
+struct net_mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
+
+/* ---- Namespace threads ---------------------------------------------------- */
+
+struct new_netns_job { int fd; int err; };
+
+static void *new_netns_thread(void *arg) {
+    struct new_netns_job *job = arg;
+    /* Only this thread moves to the new namespace; it exits right after, leaving
+     * the fd as the namespace's only reference. */
+    if (unshare(CLONE_NEWNET) != 0) { job->err = errno; return NULL; }
+    job->fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (job->fd < 0) job->err = errno;
+    return NULL;
+}
+
+int sbx_net_new_netns(void) {
+    struct new_netns_job job = { -1, 0 };
+    pthread_t t;
+    int r = pthread_create(&t, NULL, new_netns_thread, &job);
+    if (r != 0) return -r;
+    pthread_join(t, NULL);
+    return job.fd >= 0 ? job.fd : -job.err;
+}
+
+struct in_netns_job { int netns_fd; void (*fn)(void *); void *ctx; int err; };
+
+static void *in_netns_thread(void *arg) {
+    struct in_netns_job *job = arg;
+    /* setns(2) with CLONE_NEWNET is allowed in a multithreaded process and changes
+     * this thread alone; the thread ends when fn returns. */
+    if (setns(job->netns_fd, CLONE_NEWNET) != 0) { job->err = errno; return NULL; }
+    job->fn(job->ctx);
+    return NULL;
+}
+
+int sbx_net_run_in_netns(int netns_fd, void (*fn)(void *ctx), void *ctx) {
+    struct in_netns_job job = { netns_fd, fn, ctx, 0 };
+    pthread_t t;
+    int r = pthread_create(&t, NULL, in_netns_thread, &job);
+    if (r != 0) return -r;
+    pthread_join(t, NULL);
+    return -job.err;
+}
+
+/* ---- rtnetlink ----------------------------------------------------------- */
+
+int sbx_net_rtnl_open(void) {
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (fd < 0) return -errno;
+    struct sockaddr_nl addr;
+    memset(&addr, 0, sizeof addr);
+    addr.nl_family = AF_NETLINK;
+    int one = 1;
+    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 ||
+        setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one) != 0 ||
+        setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one) != 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+/* ---- Detached read-only files --------------------------------------------- */
+
+int sbx_net_detached_tmpfs(void) {
+    int fsfd = (int)syscall(SYS_fsopen, "tmpfs", NET_FSOPEN_CLOEXEC);
+    if (fsfd < 0) return -errno;
+    if (syscall(SYS_fsconfig, fsfd, NET_FSCONFIG_SET_STRING, "mode", "0755", 0) < 0 ||
+        syscall(SYS_fsconfig, fsfd, NET_FSCONFIG_SET_STRING, "size", "64k", 0) < 0 ||
+        syscall(SYS_fsconfig, fsfd, NET_FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
+        int e = errno;
+        close(fsfd);
+        return -e;
+    }
+    int mfd = (int)syscall(SYS_fsmount, fsfd, NET_FSMOUNT_CLOEXEC,
+                           NET_MOUNT_ATTR_NOSUID | NET_MOUNT_ATTR_NODEV | NET_MOUNT_ATTR_NOEXEC);
+    int e = errno;
+    close(fsfd);
+    return mfd >= 0 ? mfd : -e;
+}
+
+int sbx_net_readonly_file(int mount_fd, const char *name, const char *data, size_t len) {
+    int fd = openat(mount_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) return -errno;
+    const char *p = data;
+    size_t left = len;
+    while (left > 0) {
+        ssize_t n = write(fd, p, left);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            int e = errno;
+            close(fd);
+            return -e;
+        }
+        p += n;
+        left -= (size_t)n;
+    }
+    if (close(fd) != 0 && errno != EINTR) return -errno;
+    int tree = (int)syscall(SYS_open_tree, mount_fd, name, NET_OPEN_TREE_CLONE | NET_OPEN_TREE_CLOEXEC);
+    if (tree < 0) return -errno;
+    struct net_mount_attr attr = {
+        NET_MOUNT_ATTR_RDONLY | NET_MOUNT_ATTR_NOSUID | NET_MOUNT_ATTR_NODEV | NET_MOUNT_ATTR_NOEXEC, 0, 0, 0
+    };
+    if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0) {
+        int e = errno;
+        close(tree);
+        return -e;
+    }
+    return tree;
+}

@@ -1,0 +1,314 @@
+import Foundation
+import Glibc
+
+/// What `EgressNetwork.setUp` needs from the plan (`plan.network`) and the run.
+public struct EgressConfig: Sendable {
+    public var runId: String
+    /// The run directory (`/run/sandbox/<run-id>`): the lease is kept there.
+    public var runDir: String
+    /// The nft ruleset text loaded inside the run's namespace (`plan.network.nftRuleset`).
+    public var nftRuleset: String
+    /// `/etc/resolv.conf` inside, if the plan has one.
+    public var resolvConf: String?
+    /// `/etc/hosts` inside, if the plan has one.
+    public var hosts: String?
+    /// The shared host side; `.standard` unless an installation or a test says otherwise.
+    public var bridge: BridgeConfig
+
+    public init(runId: String, runDir: String, nftRuleset: String, resolvConf: String? = nil,
+                hosts: String? = nil, bridge: BridgeConfig = .standard) {
+        self.runId = runId; self.runDir = runDir; self.nftRuleset = nftRuleset
+        self.resolvConf = resolvConf; self.hosts = hosts; self.bridge = bridge
+    }
+}
+
+/// A destination the sandbox tried and the egress firewall denied, read from the
+/// `denied4`/`denied6` sets of its ruleset (DESIGN.md §5), with the packet count.
+public struct DeniedDestination: Codable, Sendable, Equatable, Hashable {
+    public var daddr: String
+    public var dport: UInt16
+    public var proto: String
+    public var packets: UInt64
+
+    public init(daddr: String, dport: UInt16, proto: String, packets: UInt64) {
+        self.daddr = daddr; self.dport = dport; self.proto = proto; self.packets = packets
+    }
+}
+
+/// The network of one egress run (DESIGN.md §4 step 3, §5): its own network
+/// namespace, held by fd; a veth pair whose host end (`sbx<hash>`, marked
+/// `sandbox:<run-id>`) is a port of the shared bridge and whose peer is `eth0`
+/// inside; an address leased from the bridge subnet; the run's nft ruleset loaded
+/// inside, before any interface is up; resolv.conf/hosts as detached read-only
+/// mounts. The child joins the namespace by `netnsFD` and moves `fileMounts` into
+/// its root; the command, without CAP_NET_ADMIN and without netlink sockets, cannot
+/// change any of it.
+///
+/// Set-up registers an undo for every step before taking the next, so a failure
+/// leaves nothing. `tearDown()` is idempotent. `removeLeftovers` is for `gc`.
+public final class EgressNetwork {
+    public let runId: String
+    public let runDir: String
+    /// The host end of the veth pair (`sbx` + 8 hex digits of the run id's hash).
+    public let hostInterface: String
+    /// The peer's name inside the namespace.
+    public let peerInterface = "eth0"
+    /// The sandbox's address, e.g. 10.203.0.7.
+    public let address: String
+    /// Its default gateway: the bridge's address.
+    public let gateway: String
+    public let prefixLength: Int
+    /// How long `setUp` took, in microseconds.
+    public let setUpMicroseconds: UInt64
+
+    /// The run's network namespace; the child joins it (ChildSpec.netnsFD) and is
+    /// then not given CLONE_NEWNET. Owned here: closed by `tearDown`.
+    public private(set) var netnsFD: Int32
+    /// resolv.conf (and hosts) as detached read-only mounts, for
+    /// `ChildSpec.Mount.moveFD`. Owned here: closed by `closeChildFDs` or `tearDown`.
+    public private(set) var fileMounts: [(fd: Int32, destination: String)]
+
+    private let hostIndex: Int32
+    private var tornDown = false
+
+    private init(config: EgressConfig, hostInterface: String, hostIndex: Int32, address: IPv4, bridge: Bridge,
+                 netnsFD: Int32, fileMounts: [(fd: Int32, destination: String)], setUpMicroseconds: UInt64) {
+        runId = config.runId; runDir = config.runDir
+        self.hostInterface = hostInterface; self.hostIndex = hostIndex
+        self.address = address.description; gateway = bridge.gateway.description; prefixLength = bridge.prefixLength
+        self.netnsFD = netnsFD; self.fileMounts = fileMounts; self.setUpMicroseconds = setUpMicroseconds
+    }
+
+    deinit { tearDown() }
+
+    // MARK: - Names
+
+    /// `sbx` + the 32-bit FNV-1a hash of the run id, in hex: 11 bytes (IFNAMSIZ is
+    /// 16 with the NUL), the same in every process (Swift's `Hasher` is seeded per
+    /// process, so it is not used).
+    public static func interfaceName(runId: String) -> String {
+        "sbx" + Bridge.fnv1a(runId)
+    }
+
+    /// The IFLA_IFALIAS of a run's host veth: what `gc` checks before deleting, so
+    /// it never touches another tool's (or another run's) link.
+    public static func ownershipMark(runId: String) -> String { "sandbox:" + runId }
+
+    // MARK: - Set-up
+
+    public static func setUp(_ config: EgressConfig) throws -> EgressNetwork {
+        let started = monotonicMicroseconds()
+        let bridge = try Bridge(config.bridge)
+        guard !config.runId.isEmpty, config.runId.utf8.count <= 200,
+              config.runId.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) else {
+            throw NetworkError(operation: "egress", subject: "run id \"\(config.runId)\"", errno: EINVAL,
+                               data: "a run id is letters, digits, - and _")
+        }
+        guard config.runDir.hasPrefix("/") else {
+            throw NetworkError(operation: "egress", subject: config.runDir, errno: EINVAL, data: "the run directory must be absolute")
+        }
+        // Fail closed: an egress network without its firewall is never set up.
+        guard !config.nftRuleset.netTrimmed.isEmpty else {
+            throw NetworkError(operation: "egress", subject: "run \(config.runId)", errno: EINVAL, data: "the plan has no nft ruleset")
+        }
+        let name = interfaceName(runId: config.runId)
+        let mark = ownershipMark(runId: config.runId)
+
+        var undo: [() -> Void] = []
+        do {
+            // 1. The namespace, as an fd, before anything refers to it.
+            let netns = try Netns.create()
+            undo.append { Glibc.close(netns) }
+
+            // 2. Shared host state, under the host lock from the first look at the
+            // bridge to the moment our veth is a port of it with its lease on disk.
+            let rtnl = try RouteSocket()
+            let (address, hostIndex) = try attachUnderLock(config: config, bridge: bridge, name: name, mark: mark,
+                                                           netns: netns, rtnl: rtnl, undo: &undo)
+
+            // 3. Inside: the firewall first — policy drop holds before any interface
+            // inside is up — then lo, the address, eth0 up, the default route.
+            let ruleset = config.nftRuleset
+            let prefix = bridge.prefixLength
+            let gw = bridge.gateway
+            try Netns.run(in: netns) {
+                try configureInside(ruleset: ruleset, address: address, prefixLength: prefix, gateway: gw)
+            }
+
+            // 4. resolv.conf and hosts: in memory, read-only, never a host path.
+            var files: [(name: String, content: String, destination: String)] = []
+            if let r = config.resolvConf { files.append(("resolv.conf", r, "/etc/resolv.conf")) }
+            if let h = config.hosts { files.append(("hosts", h, "/etc/hosts")) }
+            let fds = try DetachedFiles.readOnly(files.map { ($0.name, $0.content) })
+            undo.append { for fd in fds { Glibc.close(fd) } }
+            let mounts = zip(fds, files).map { (fd: $0, destination: $1.destination) }
+
+            return EgressNetwork(config: config, hostInterface: name, hostIndex: hostIndex, address: address,
+                                 bridge: bridge, netnsFD: netns, fileMounts: mounts,
+                                 setUpMicroseconds: monotonicMicroseconds() - started)
+        } catch {
+            while let step = undo.popLast() { step() }
+            throw error
+        }
+    }
+
+    /// Ensures the host side, leases an address and creates the veth pair attached to
+    /// the bridge — all under the host lock, released on return whatever happens.
+    private static func attachUnderLock(config: EgressConfig, bridge: Bridge, name: String, mark: String, netns: Int32,
+                                        rtnl: RouteSocket, undo: inout [() -> Void]) throws -> (IPv4, Int32) {
+        let lock = try HostLock(bridge)
+        defer { lock.release() }
+        var state = HostState.read(bridge.statePath)
+        let bridgeIndex = try bridge.ensureHostState(rtnl, state: &state)
+
+        let bases = bridge.runBases + [(config.runDir as NSString).deletingLastPathComponent]
+        let inUse = AddressPool.addressesInUse(bridge: bridge, bases: bases, rtnl: rtnl)
+        let cursor = state.values["next"].flatMap(IPv4.init)?.value
+        guard let a = AddressPool.pick(pool: bridge.pool, inUse: inUse, cursor: cursor) else {
+            throw NetworkError(operation: "lease", subject: bridge.subnet, errno: EADDRNOTAVAIL,
+                               data: "every address of the bridge subnet is leased by a live run")
+        }
+        let address = IPv4(a)
+        let runDir = config.runDir
+        undo.append { Lease.release(runDir: runDir) }
+        try Lease(address: address, bridge: bridge.name, veth: name).write(runDir: runDir)
+        state.values["next"] = IPv4(a == bridge.pool.upperBound ? bridge.pool.lowerBound : a + 1).description
+        state.values["bridge"] = bridge.name
+        state.values["subnet"] = bridge.subnet
+        try state.write(bridge.statePath)
+
+        // The pair in one message: the peer is born inside the namespace as eth0.
+        // NLM_F_EXCL: a link of this name that is not ours is never adopted.
+        try rtnl.createVeth(name: name, peerName: "eth0", peerNetnsFD: netns)
+        undo.append {
+            // Created EXCL by us under the lock: the link of this name is ours.
+            if let link = try? rtnl.link(named: name) { try? rtnl.deleteLink(index: link.index, name: name) }
+        }
+        guard let host = try rtnl.link(named: name) else {
+            throw NetworkError(operation: "netlink RTM_GETLINK", subject: name, errno: ENODEV)
+        }
+        // Mark, attach, up — one message (rtnl_newlink ignores the alias on create).
+        try rtnl.setLink(index: host.index, name: name, up: true, alias: mark, master: bridgeIndex)
+        return (address, host.index)
+    }
+
+    /// Runs on a thread inside the run's namespace.
+    static func configureInside(ruleset: String, address: IPv4, prefixLength: Int, gateway: IPv4) throws {
+        _ = try Nftables.run(ruleset, operation: "nft load ruleset", subject: "inet sandbox")
+        let rtnl = try RouteSocket()
+        guard let lo = try rtnl.link(named: "lo") else { throw NetworkError(operation: "netlink RTM_GETLINK", subject: "lo", errno: ENODEV) }
+        try rtnl.setLink(index: lo.index, name: "lo", up: true, alias: nil, master: nil)
+        guard let eth = try rtnl.link(named: "eth0") else { throw NetworkError(operation: "netlink RTM_GETLINK", subject: "eth0", errno: ENODEV) }
+        try rtnl.addAddress(index: eth.index, name: "eth0", address: address, prefixLength: prefixLength)
+        try rtnl.setLink(index: eth.index, name: "eth0", up: true, alias: nil, master: nil)
+        try rtnl.addDefaultRoute(gateway: gateway, index: eth.index, name: "eth0")
+    }
+
+    // MARK: - Results
+
+    /// The denied destinations with their packet counts; [] if they cannot be read
+    /// (the error is in `readDeniedDestinations`). Call before `tearDown`.
+    public func deniedDestinations() -> [DeniedDestination] {
+        (try? readDeniedDestinations()) ?? []
+    }
+
+    /// Lists the `denied4` and `denied6` sets of `table inet sandbox` (JSON, with
+    /// counters) from a thread inside the run's namespace. A ruleset without one of
+    /// the sets contributes nothing.
+    public func readDeniedDestinations() throws -> [DeniedDestination] {
+        guard netnsFD >= 0 else {
+            throw NetworkError(operation: "nft list set", subject: "inet sandbox", errno: EBADF, data: "the run's network is torn down")
+        }
+        let outputs: [String] = try Netns.run(in: netnsFD) {
+            try ["denied4", "denied6"].compactMap { set -> String? in
+                do {
+                    return try Nftables.run("list set inet sandbox \(set)", json: true,
+                                            operation: "nft list set", subject: "inet sandbox \(set)")
+                } catch where (error as? NetworkError)?.data?.contains("No such file or directory") == true {
+                    return nil
+                }
+            }
+        }
+        return outputs.flatMap(EgressNetwork.parseDenied).sorted {
+            ($0.proto, $0.daddr, $0.dport) < ($1.proto, $1.daddr, $1.dport)
+        }
+    }
+
+    /// The elements of a `list set` in libnftables JSON:
+    /// `{"elem": {"val": {"concat": ["10.9.9.9", "udp", 9999]}, "counter": {"packets": 3, …}}}`.
+    static func parseDenied(_ json: String) -> [DeniedDestination] {
+        guard let root = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
+              let items = root["nftables"] as? [[String: Any]] else { return [] }
+        var out: [DeniedDestination] = []
+        for item in items {
+            guard let set = item["set"] as? [String: Any], let elems = set["elem"] as? [Any] else { continue }
+            for e in elems {
+                var value: Any? = e
+                var packets: UInt64 = 0
+                if let wrapped = (e as? [String: Any])?["elem"] as? [String: Any] {
+                    value = wrapped["val"]
+                    if let c = wrapped["counter"] as? [String: Any] { packets = (c["packets"] as? NSNumber)?.uint64Value ?? 0 }
+                }
+                guard let concat = (value as? [String: Any])?["concat"] as? [Any], concat.count == 3,
+                      let daddr = concat[0] as? String else { continue }
+                let proto: String
+                switch concat[1] {
+                case let s as String: proto = s
+                case let n as NSNumber: proto = n.intValue == 6 ? "tcp" : n.intValue == 17 ? "udp" : n.stringValue
+                default: continue
+                }
+                let port: UInt16
+                switch concat[2] {
+                case let n as NSNumber: port = n.uint16Value
+                case let s as String: guard let p = UInt16(s) else { continue }; port = p
+                default: continue
+                }
+                out.append(DeniedDestination(daddr: daddr, dport: port, proto: proto, packets: packets))
+            }
+        }
+        return out
+    }
+
+    // MARK: - Teardown
+
+    /// Closes the detached file mounts once the child has them (it keeps its own
+    /// copies until it has moved them into its root). Idempotent.
+    public func closeChildFDs() {
+        for m in fileMounts { Glibc.close(m.fd) }
+        fileMounts = []
+    }
+
+    /// Deletes the host veth (the peer goes with it; the namespace dies with its last
+    /// fd and process), releases the lease, closes the fds. Idempotent; a link that
+    /// is already gone counts as deleted.
+    public func tearDown() {
+        guard !tornDown else { return }
+        tornDown = true
+        if let rtnl = try? RouteSocket() {
+            // By the index we created: never a link that merely has the same name.
+            try? rtnl.deleteLink(index: hostIndex, name: hostInterface)
+        }
+        Lease.release(runDir: runDir)
+        closeChildFDs()
+        if netnsFD >= 0 { Glibc.close(netnsFD) }
+        netnsFD = -1
+    }
+
+    /// For `sandbox gc`, while it holds the dead run's lock: deletes the run's host
+    /// veth — found by its derived name, deleted only if its alias carries this run's
+    /// mark — and releases the lease. Safe to repeat.
+    public static func removeLeftovers(runId: String, runDir: String) {
+        let name = interfaceName(runId: runId)
+        if let rtnl = try? RouteSocket(), let link = try? rtnl.link(named: name),
+           link.alias == ownershipMark(runId: runId) {
+            try? rtnl.deleteLink(index: link.index, name: name)
+        }
+        Lease.release(runDir: runDir)
+    }
+}
+
+func monotonicMicroseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1000
+}

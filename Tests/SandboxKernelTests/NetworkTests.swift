@@ -1,0 +1,559 @@
+import Foundation
+import Glibc
+import Testing
+@testable import SandboxKernel
+
+// The egress network facility. The first suite is pure (golden netlink bytes, nft
+// text, JSON parsing, the address pool) and runs unprivileged. The second runs
+// against the real kernel as root; a missing feature FAILS unless
+// SANDBOX_TESTS_ALLOW_SKIP=1. Each kernel test builds its own bridge (`sbxt<hex>`,
+// subnet 10.205.<n>.0/24, table `inet sbxtest_<hex>`, state and run directories
+// under a private /tmp directory, ip_forward left alone) and removes all of it, even
+// when it fails. No packet leaves a sandbox namespace: the only destinations tried
+// are the test bridge's own address, and the in-namespace firewall drops them.
+
+private let allowSkip = getenv("SANDBOX_TESTS_ALLOW_SKIP").map { String(cString: $0) == "1" } ?? false
+
+private func require(_ condition: Bool, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) -> Bool {
+    if condition { return true }
+    if allowSkip {
+        print("SKIPPED (SANDBOX_TESTS_ALLOW_SKIP=1): \(what)")
+    } else {
+        Issue.record("missing: \(what) (set SANDBOX_TESTS_ALLOW_SKIP=1 to skip)", sourceLocation: sourceLocation)
+    }
+    return false
+}
+
+private func randomHex(_ n: Int) -> String {
+    var g = SystemRandomNumberGenerator()
+    return String((0..<n).map { _ in "0123456789abcdef".randomElement(using: &g)! })
+}
+
+private func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+
+/// The ruleset NetworkRules.swift renders for dns = ["10.205.N.1"] and one allow
+/// rule (SandboxPlan is not a dependency of this target; the integration tests use
+/// the real plan).
+private func sandboxRuleset(dns: String) -> String {
+    """
+    table inet sandbox {
+      set denied4 {
+        type ipv4_addr . inet_proto . inet_service
+        flags dynamic
+        size 1024
+        counter
+      }
+      set denied6 {
+        type ipv6_addr . inet_proto . inet_service
+        flags dynamic
+        size 1024
+        counter
+      }
+      chain output {
+        type filter hook output priority filter; policy drop;
+        oifname "lo" accept
+        ct state established,related accept
+        ip daddr \(dns) udp dport 53 accept
+        ip daddr \(dns) tcp dport 53 accept
+        ip daddr 192.0.2.0/24 tcp dport { 443 } accept
+        meta l4proto { tcp, udp } ip daddr . meta l4proto . th dport @denied4 counter drop
+        meta l4proto { tcp, udp } add @denied4 { ip daddr . meta l4proto . th dport } drop
+        meta l4proto { tcp, udp } ip6 daddr . meta l4proto . th dport @denied6 counter drop
+        meta l4proto { tcp, udp } add @denied6 { ip6 daddr . meta l4proto . th dport } drop
+        counter drop
+      }
+    }
+
+    """
+}
+
+// MARK: - Pure
+
+@Suite struct NetworkUnitTests {
+    @Test func interfaceNamesAreStableShortAndHex() {
+        // FNV-1a 32 of "0123456789ab", computed independently.
+        #expect(EgressNetwork.interfaceName(runId: "0123456789ab") == "sbx2d4c5d51")
+        #expect(EgressNetwork.interfaceName(runId: "r1") == EgressNetwork.interfaceName(runId: "r1"))
+        #expect(EgressNetwork.interfaceName(runId: "r1") != EgressNetwork.interfaceName(runId: "r2"))
+        for id in ["a", "0123456789ab", String(repeating: "z", count: 200)] {
+            let n = EgressNetwork.interfaceName(runId: id)
+            #expect(n.utf8.count == 11 && n.utf8.count <= 15 && n.hasPrefix("sbx"))
+            #expect(n.dropFirst(3).allSatisfy { "0123456789abcdef".contains($0) })
+        }
+        #expect(EgressNetwork.ownershipMark(runId: "abc") == "sandbox:abc")
+    }
+
+    /// RTM_NEWLINK creating the pair, field by field (python struct.pack computed the
+    /// same bytes).
+    @Test func vethMessageBytes() {
+        let m = RouteSocket.newVethMessage(name: "sbx2d4c5d51", peerName: "eth0", peerNetnsFD: 7)
+        let expected =
+            "6c000000" + "1000" + "0006" + "01000000" + "00000000" // nlmsghdr: len 108, RTM_NEWLINK, CREATE|EXCL, seq 1, pid 0
+            + "0000" + "0000" + "00000000" + "00000000" + "00000000" // ifinfomsg: AF_UNSPEC, type, index 0, flags, change
+            + "1000" + "0300" + "7362783264346335643531" + "00"      // IFLA_IFNAME "sbx2d4c5d51\0"
+            + "3c00" + "1200"                                        // IFLA_LINKINFO, 60 bytes
+            + "0900" + "0100" + "7665746800" + "000000"              //   IFLA_INFO_KIND "veth\0" + pad
+            + "2c00" + "0200"                                        //   IFLA_INFO_DATA, 44 bytes
+            + "2800" + "0100"                                        //     VETH_INFO_PEER, 40 bytes
+            + "00000000000000000000000000000000"                     //       struct ifinfomsg of the peer
+            + "0900" + "0300" + "6574683000" + "000000"              //       IFLA_IFNAME "eth0\0" + pad
+            + "0800" + "1c00" + "07000000"                           //       IFLA_NET_NS_FD 7
+        #expect(hex(m.encoded(seq: 1)) == expected)
+    }
+
+    @Test func setLinkAddressAndRouteBytes() {
+        let link = RouteSocket.setLinkMessage(index: 5, up: true, alias: "sandbox:r1", master: 3)
+        #expect(hex(link.encoded(seq: 1)) ==
+            "38000000" + "1000" + "0000" + "01000000" + "00000000"   // RTM_NEWLINK on an existing link
+            + "0000" + "0000" + "05000000" + "01000000" + "01000000" // index 5, flags IFF_UP, change IFF_UP
+            + "0e00" + "1400" + "73616e64626f783a7231" + "0000"      // IFLA_IFALIAS "sandbox:r1" (no NUL) + pad
+            + "0800" + "0a00" + "03000000")                          // IFLA_MASTER 3
+        let addr = RouteSocket.newAddressMessage(index: 4, address: IPv4("10.203.0.7")!, prefixLength: 16)
+        #expect(hex(addr.encoded(seq: 1)) ==
+            "28000000" + "1400" + "0005" + "01000000" + "00000000"   // RTM_NEWADDR, CREATE|REPLACE
+            + "02" + "10" + "00" + "00" + "04000000"                 // ifaddrmsg: AF_INET, /16, flags, scope, index 4
+            + "0800" + "0200" + "0acb0007"                           // IFA_LOCAL 10.203.0.7
+            + "0800" + "0100" + "0acb0007")                          // IFA_ADDRESS 10.203.0.7
+        let route = RouteSocket.defaultRouteMessage(gateway: IPv4("10.203.0.1")!, index: 4)
+        #expect(hex(route.encoded(seq: 1)) ==
+            "2c000000" + "1800" + "0005" + "01000000" + "00000000"   // RTM_NEWROUTE, CREATE|REPLACE
+            + "02" + "00" + "00" + "00" + "fe" + "04" + "00" + "01"  // rtmsg: AF_INET, dst_len 0, main, static, universe, unicast
+            + "00000000"
+            + "0800" + "0500" + "0acb0001"                           // RTA_GATEWAY 10.203.0.1
+            + "0800" + "0400" + "04000000")                          // RTA_OIF 4
+    }
+
+    @Test func errorRepliesCarryTheKernelMessage() {
+        // NLMSG_ERROR, capped, with an extended ack: -EEXIST and "File exists" text.
+        var payload: [UInt8] = le(UInt32(bitPattern: -17)) + [UInt8](repeating: 0, count: 16)
+        let text = Array("Link already exists".utf8) + [0]
+        payload += le(UInt16(4 + text.count)) + le(UInt16(1)) + text
+        let reply = NetlinkReply(type: RTNL.NLMSG_ERROR, flags: RTNL.NLM_F_CAPPED | RTNL.NLM_F_ACK_TLVS, seq: 1, payload: payload)
+        #expect(reply.error.errno == EEXIST)
+        #expect(reply.error.message == "Link already exists")
+        let e = NetworkError(operation: "netlink RTM_NEWLINK", subject: "sbx1a2b3c4d", errno: EEXIST)
+        #expect(e.description == "netlink RTM_NEWLINK sbx1a2b3c4d: File exists")
+    }
+
+    @Test func ipv4Parsing() {
+        #expect(IPv4("10.203.0.7")?.value == 0x0acb_0007)
+        #expect(IPv4("10.203.0.7")?.description == "10.203.0.7")
+        for bad in ["", "10.203.0", "10.203.0.256", "10.203.0.07", "1.2.3.4.5", "a.b.c.d", "10.203.0.-1", " 1.2.3.4"] {
+            #expect(IPv4(bad) == nil, "\(bad)")
+        }
+    }
+
+    @Test func poolSkipsAddressesInUseAndWrapsOnlyOntoFreeOnes() {
+        let pool: ClosedRange<UInt32> = 10...14
+        #expect(AddressPool.pick(pool: pool, inUse: [], cursor: nil) == 10)
+        #expect(AddressPool.pick(pool: pool, inUse: [12], cursor: 12) == 13)
+        // Wraps past the end to the first free address, never onto one in use.
+        #expect(AddressPool.pick(pool: pool, inUse: [14, 10, 11], cursor: 14) == 12)
+        #expect(AddressPool.pick(pool: pool, inUse: [10, 11, 12, 13, 14], cursor: 12) == nil)
+        // A cursor outside the pool (another configuration) starts at the beginning.
+        #expect(AddressPool.pick(pool: pool, inUse: [10], cursor: 99) == 11)
+    }
+
+    @Test func bridgeConfigIsValidated() throws {
+        let b = try Bridge(.standard)
+        #expect(b.subnet == "10.203.0.0/16")
+        #expect(b.pool.lowerBound == IPv4("10.203.0.1")!.value && b.pool.upperBound == IPv4("10.203.255.254")!.value)
+        for bad in [BridgeConfig(name: "a-name-longer-than-15"), BridgeConfig(name: "br;x"), BridgeConfig(address: "10.203.0"),
+                    BridgeConfig(address: "10.203.0.0"), BridgeConfig(prefixLength: 31), BridgeConfig(table: "x y"),
+                    BridgeConfig(stateDir: "relative")] {
+            #expect(throws: NetworkError.self) { try Bridge(bad) }
+        }
+    }
+
+    @Test func hostTableText() throws {
+        let b = try Bridge(.standard)
+        #expect(b.hostTable == """
+            table inet sandbox_host
+            delete table inet sandbox_host
+            table inet sandbox_host {
+              chain forward {
+                type filter hook forward priority filter; policy accept;
+                iifname "sbx0" ip saddr 10.203.0.0/16 accept
+                oifname "sbx0" ip daddr 10.203.0.0/16 ct state established,related accept
+                iifname "sbx0" drop
+                oifname "sbx0" drop
+              }
+              chain postrouting {
+                type nat hook postrouting priority srcnat; policy accept;
+                ip saddr 10.203.0.0/16 oifname != "sbx0" masquerade
+              }
+            }
+
+            """)
+    }
+
+    @Test func deniedSetJSONIsParsed() {
+        // What libnftables 1.0.6 printed for `list set inet sandbox denied4` after three
+        // UDP datagrams and one TCP SYN were dropped.
+        let json = """
+            {"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, \
+            {"set": {"family": "inet", "name": "denied4", "table": "sandbox", "type": ["ipv4_addr", "inet_proto", "inet_service"], \
+            "handle": 2, "size": 1024, "elem": [{"elem": {"val": {"concat": ["10.9.9.9", "udp", 9999]}, "counter": {"packets": 3, "bytes": 87}}}, \
+            {"elem": {"val": {"concat": ["10.9.9.8", "tcp", 81]}, "counter": {"packets": 1, "bytes": 60}}}], "stmt": [{"counter": null}]}}]}
+            """
+        #expect(EgressNetwork.parseDenied(json) == [
+            DeniedDestination(daddr: "10.9.9.9", dport: 9999, proto: "udp", packets: 3),
+            DeniedDestination(daddr: "10.9.9.8", dport: 81, proto: "tcp", packets: 1),
+        ])
+        #expect(EgressNetwork.parseDenied(#"{"nftables": [{"set": {"name": "denied6"}}]}"#).isEmpty)
+        #expect(EgressNetwork.parseDenied("not json").isEmpty)
+    }
+
+    @Test func leaseText() {
+        let l = Lease(address: IPv4("10.203.0.9")!, bridge: "sbx0", veth: "sbx2d4c5d51")
+        #expect(l.text == "address=10.203.0.9\nbridge=sbx0\nveth=sbx2d4c5d51\n")
+        #expect(Lease(text: l.text) == l)
+        #expect(Lease(text: "address=nope\nbridge=sbx0\nveth=x\n") == nil)
+    }
+}
+
+// MARK: - Real kernel
+
+/// A bridge, table, state directory and run base of one test's own; `cleanUp` removes
+/// them (and any run the test left) whatever happened.
+private final class TestHost {
+    let tag = randomHex(6)
+    let base: String
+    let config: BridgeConfig
+    let third: Int
+    private(set) var runs: [RunDirectory] = []
+
+    init() {
+        base = "/tmp/sbxnet-\(tag)"
+        mkdir(base, 0o755)
+        third = Int.random(in: 0...255)
+        config = BridgeConfig(name: "sbxt\(tag)", address: "10.205.\(third).1", prefixLength: 24,
+                              table: "sbxtest_\(tag)", stateDir: base, runBases: [base], manageIPForward: false)
+    }
+
+    var gateway: String { "10.205.\(third).1" }
+
+    func runDir(_ id: String? = nil) throws -> RunDirectory {
+        let r = try RunDirectory.create(base: base, id: id ?? "nt\(randomHex(10))")
+        runs.append(r)
+        return r
+    }
+
+    func egress(_ run: RunDirectory, ruleset: String? = nil, resolv: String? = nil, hosts: String? = nil) -> EgressConfig {
+        EgressConfig(runId: run.id, runDir: run.path, nftRuleset: ruleset ?? sandboxRuleset(dns: gateway),
+                     resolvConf: resolv, hosts: hosts, bridge: config)
+    }
+
+    func cleanUp() {
+        precondition(config.name.hasPrefix("sbxt") && base.hasPrefix("/tmp/sbxnet-"))
+        for r in runs {
+            EgressNetwork.removeLeftovers(runId: r.id, runDir: r.path)
+            r.remove()
+        }
+        do { try EgressNetwork.removeHostState(config) } catch { Issue.record("cleanup: \(error)") }
+        RunDirectory.removeContents(base)
+        rmdir(base)
+        if shell("ip", ["link", "show", config.name]).status == 0 { Issue.record("test bridge \(config.name) left behind") }
+    }
+}
+
+private func withTestHost(_ body: (TestHost) throws -> Void) rethrows {
+    let host = TestHost()
+    defer { host.cleanUp() }
+    try body(host)
+}
+
+@discardableResult
+private func shell(_ exe: String, _ args: [String]) -> (status: Int32, out: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: exe.hasPrefix("/") ? exe : "/usr/sbin/\(exe)")
+    if !FileManager.default.isExecutableFile(atPath: p.executableURL!.path) { p.executableURL = URL(fileURLWithPath: "/usr/bin/\(exe)") }
+    p.arguments = args
+    let out = Pipe()
+    p.standardOutput = out
+    p.standardError = FileHandle.nullDevice
+    do { try p.run() } catch { return (-1, "") }
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+/// `ip`/`nft` inside a namespace held by fd, via nsenter on our own fd.
+private func inside(_ net: EgressNetwork, _ exe: String, _ args: [String]) -> (status: Int32, out: String) {
+    // nsenter opens the path in its own process: name our fd through our pid.
+    let ours = "/proc/\(getpid())/fd/\(net.netnsFD)"
+    return shell("/usr/bin/nsenter", ["--net=\(ours)", exe.hasPrefix("/") ? exe : "/usr/sbin/\(exe)"] + args)
+}
+
+private func linkJSON(_ name: String) -> [String: Any]? {
+    let r = shell("ip", ["-j", "-d", "link", "show", name])
+    guard r.status == 0, let arr = try? JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [[String: Any]] else { return nil }
+    return arr.first
+}
+
+private func nftRulesetWithout(_ table: String) -> String {
+    // `nft list ruleset` minus the named table (tables are separated at top level).
+    let text = shell("nft", ["list", "ruleset"]).out
+    var out: [String] = []
+    var skipping = false
+    for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        if line.hasPrefix("table ") { skipping = line.hasPrefix("table inet \(table) ") }
+        if !skipping { out.append(String(line)) }
+        if skipping && line == "}" { skipping = false }
+    }
+    return out.joined(separator: "\n")
+}
+
+@Suite(.serialized) struct NetworkTests {
+    @Test func setUpBuildsTheRunNetworkAndTearDownRemovesIt() throws {
+        guard require(getuid() == 0, "root") else { return }
+        try withTestHost { host in
+            let run = try host.runDir()
+            let net = try EgressNetwork.setUp(host.egress(run, resolv: "nameserver \(host.gateway)\n"))
+            defer { net.tearDown() }
+            print("egress setUp: \(net.setUpMicroseconds) µs (first run: bridge and host table created)")
+
+            // The host end: named from the run id, marked, a port of the bridge, up.
+            #expect(net.hostInterface == EgressNetwork.interfaceName(runId: run.id))
+            let link = linkJSON(net.hostInterface)
+            #expect(link?["ifalias"] as? String == "sandbox:\(run.id)")
+            #expect(link?["master"] as? String == host.config.name)
+            #expect((link?["flags"] as? [String])?.contains("UP") == true)
+            let bridge = linkJSON(host.config.name)
+            #expect(((bridge?["linkinfo"] as? [String: Any])?["info_kind"] as? String) == "bridge")
+            #expect(bridge?["ifalias"] as? String == "sandbox:bridge")
+            #expect(shell("ip", ["-4", "-o", "addr", "show", "dev", host.config.name]).out.contains("\(host.gateway)/24"))
+
+            // The lease, in the run directory.
+            #expect(RunDirectory.read(run.path + "/lease") == "address=\(net.address)\nbridge=\(host.config.name)\nveth=\(net.hostInterface)\n")
+            #expect(net.address.hasPrefix("10.205.\(host.third).") && net.address != host.gateway)
+
+            // Inside: lo and eth0 up, the address, the default route, the firewall.
+            let addrs = inside(net, "ip", ["-o", "addr"]).out
+            #expect(addrs.contains("lo    inet 127.0.0.1/8"))
+            #expect(addrs.contains("eth0    inet \(net.address)/24"))
+            #expect(inside(net, "ip", ["route"]).out.contains("default via \(host.gateway) dev eth0"))
+            let links = inside(net, "ip", ["-o", "link"]).out
+            #expect(links.split(separator: "\n").count == 2, "only lo and eth0: \(links)")
+            let rules = inside(net, "nft", ["list", "table", "inet", "sandbox"]).out
+            #expect(rules.contains("policy drop;") && rules.contains("set denied4"))
+
+            // The host table is ours alone and says what it should.
+            let table = shell("nft", ["list", "table", "inet", host.config.table]).out
+            #expect(table.contains("iifname \"\(host.config.name)\" ip saddr 10.205.\(host.third).0/24 accept"))
+            #expect(table.contains("masquerade"))
+
+            net.tearDown()
+            #expect(linkJSON(net.hostInterface) == nil, "veth left behind")
+            #expect(access(run.path + "/lease", F_OK) != 0, "lease left behind")
+            #expect(net.netnsFD == -1 && net.fileMounts.isEmpty)
+            net.tearDown() // idempotent
+        }
+    }
+
+    @Test func deniedDestinationsAreCountedPerPacket() throws {
+        guard require(getuid() == 0, "root") else { return }
+        try withTestHost { host in
+            let run = try host.runDir()
+            let net = try EgressNetwork.setUp(host.egress(run))
+            defer { net.tearDown() }
+            let gw = host.gateway
+            // From inside: three UDP datagrams to port 9 and a TCP connect to port 81 of
+            // the test bridge's own address; the output chain drops them all (EPERM).
+            let errnos: [Int32] = try Netns.run(in: net.netnsFD) {
+                var addr = sockaddr_in()
+                addr.sin_family = sa_family_t(AF_INET)
+                addr.sin_addr.s_addr = inet_addr(gw)
+                var out: [Int32] = []
+                let u = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+                for _ in 0..<3 {
+                    addr.sin_port = in_port_t(9).bigEndian
+                    let r = withUnsafePointer(to: &addr) {
+                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(u, "x", 1, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                    }
+                    out.append(r < 0 ? errno : 0)
+                }
+                close(u)
+                // TCP: the dropped SYN is not reported to connect() (tcp_connect ignores
+                // the transmit error and retransmits), so connect without blocking and
+                // give up after a moment, as a client with a timeout would.
+                let t = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+                addr.sin_port = in_port_t(81).bigEndian
+                let r = withUnsafePointer(to: &addr) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(t, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                }
+                out.append(r < 0 ? errno : 0)
+                var p = pollfd(fd: t, events: Int16(POLLOUT), revents: 0)
+                out.append(poll(&p, 1, 300)) // 0: nothing came back
+                close(t)
+                return out
+            }
+            #expect(errnos == [EPERM, EPERM, EPERM, EINPROGRESS, 0], "UDP refused locally, TCP never answered: \(errnos)")
+            let denied = try net.readDeniedDestinations()
+            #expect(denied.contains(DeniedDestination(daddr: gw, dport: 9, proto: "udp", packets: 3)), "\(denied)")
+            #expect(denied.contains { $0.daddr == gw && $0.dport == 81 && $0.proto == "tcp" && $0.packets >= 1 }, "\(denied)")
+            #expect(net.deniedDestinations() == denied)
+        }
+    }
+
+    @Test func resolvConfAndHostsAreDetachedReadOnlyFiles() throws {
+        guard require(getuid() == 0, "root") else { return }
+        try withTestHost { host in
+            let run = try host.runDir()
+            let resolv = "nameserver \(host.gateway)\noptions edns0\n"
+            let hosts = "127.0.0.1 localhost\n"
+            let net = try EgressNetwork.setUp(host.egress(run, resolv: resolv, hosts: hosts))
+            defer { net.tearDown() }
+            #expect(net.fileMounts.map(\.destination) == ["/etc/resolv.conf", "/etc/hosts"])
+            for (m, text) in zip(net.fileMounts, [resolv, hosts]) {
+                let path = "/proc/self/fd/\(m.fd)"
+                #expect((try? String(contentsOfFile: path, encoding: .utf8)) == text)
+                let w = open(path, O_WRONLY | O_CLOEXEC)
+                #expect(w < 0 && errno == EROFS, "the clone is read-only")
+                if w >= 0 { close(w) }
+            }
+            // No host path holds them: the mount is in no mount namespace we can see.
+            let mountinfo = RunDirectory.read("/proc/self/mountinfo") ?? ""
+            #expect(!mountinfo.contains("resolv.conf") || !mountinfo.contains(resolv))
+            net.closeChildFDs()
+            #expect(net.fileMounts.isEmpty)
+        }
+    }
+
+    @Test func aFailedSetUpLeavesNothing() throws {
+        guard require(getuid() == 0, "root") else { return }
+        try withTestHost { host in
+            let run = try host.runDir()
+            let bad = "table inet sandbox {\n  chain output {\n    type filter hook output priority filter; policy drop;\n    no such statement\n  }\n}\n"
+            do {
+                _ = try EgressNetwork.setUp(host.egress(run, ruleset: bad))
+                Issue.record("a ruleset nft rejects was loaded")
+            } catch let e as NetworkError {
+                #expect(e.operation == "nft load ruleset" && (e.data ?? "").contains("Error"), "\(e)")
+            }
+            #expect(linkJSON(EgressNetwork.interfaceName(runId: run.id)) == nil, "veth left behind")
+            #expect(access(run.path + "/lease", F_OK) != 0, "lease left behind")
+            // An empty ruleset is refused before anything is created.
+            #expect(throws: NetworkError.self) { try EgressNetwork.setUp(host.egress(run, ruleset: " \n")) }
+            // The host lock was released: the next run sets up.
+            let net = try EgressNetwork.setUp(host.egress(run))
+            net.tearDown()
+        }
+    }
+
+    @Test func parallelSetUpsGetDistinctAddresses() throws {
+        guard require(getuid() == 0, "root") else { return }
+        try withTestHost { host in
+            let n = 16
+            let runs = try (0..<n).map { _ in try host.runDir() }
+            let configs = runs.map { host.egress($0) }
+            let results = UnsafeMutableBufferPointer<Result<EgressNetwork, Error>?>.allocate(capacity: n)
+            results.initialize(repeating: nil)
+            defer { results.deallocate() }
+            let started = monotonicMicroseconds()
+            DispatchQueue.concurrentPerform(iterations: n) { i in
+                results[i] = Result { try EgressNetwork.setUp(configs[i]) }
+            }
+            let wall = monotonicMicroseconds() - started
+            let nets = results.compactMap { r -> EgressNetwork? in
+                switch r {
+                case .success(let net)?: return net
+                case .failure(let e)?: Issue.record("setUp failed: \(e)"); return nil
+                case nil: return nil
+                }
+            }
+            #expect(nets.count == n)
+            #expect(Set(nets.map(\.address)).count == nets.count, "addresses: \(nets.map(\.address))")
+            #expect(Set(nets.map(\.hostInterface)).count == nets.count)
+            let times = nets.map(\.setUpMicroseconds).sorted()
+            if !times.isEmpty {
+                print("egress setUp x\(n) in parallel: wall \(wall / 1000) ms, per run median \(times[times.count / 2]) µs, max \(times.last!) µs")
+            }
+            let t0 = monotonicMicroseconds()
+            for net in nets { net.tearDown() }
+            print("egress tearDown x\(n): \((monotonicMicroseconds() - t0) / UInt64(max(1, n))) µs per run")
+            for net in nets {
+                #expect(linkJSON(net.hostInterface) == nil, "veth \(net.hostInterface) left behind")
+            }
+            for r in runs { #expect(access(r.path + "/lease", F_OK) != 0) }
+        }
+    }
+
+    @Test func aLiveRunsAddressIsNeverHandedOutAndADeadOnesIs() throws {
+        guard require(getuid() == 0, "root") else { return }
+        try withTestHost { host in
+            let first = try host.runDir()
+            let a = try EgressNetwork.setUp(host.egress(first))
+            // Point the pool's cursor at the live run's address.
+            var state = HostState.read(host.config.stateDir + "/.net.state")
+            state.values["next"] = a.address
+            try state.write(host.config.stateDir + "/.net.state")
+            let second = try host.runDir()
+            let b = try EgressNetwork.setUp(host.egress(second))
+            #expect(b.address != a.address)
+            b.tearDown()
+
+            // A dead run (no lock held) whose veth is gone: its lease no longer counts.
+            let leased = a.address
+            a.tearDown()
+            let dead = host.base + "/deadrun"
+            mkdir(dead, 0o700)
+            try Lease(address: IPv4(leased)!, bridge: host.config.name, veth: "sbx00000000").write(runDir: dead)
+            state = HostState.read(host.config.stateDir + "/.net.state")
+            state.values["next"] = leased
+            try state.write(host.config.stateDir + "/.net.state")
+            let third = try host.runDir()
+            let c = try EgressNetwork.setUp(host.egress(third))
+            #expect(c.address == leased)
+            c.tearDown()
+            RunDirectory.removeContents(dead)
+        }
+    }
+
+    @Test func gcRemovesOnlyLinksMarkedForTheRun() throws {
+        guard require(getuid() == 0, "root") else { return }
+        try withTestHost { host in
+            // A supervisor that died: its network object is never torn down.
+            let run = try host.runDir()
+            let net = try EgressNetwork.setUp(host.egress(run))
+            EgressNetwork.removeLeftovers(runId: run.id, runDir: run.path)
+            #expect(linkJSON(net.hostInterface) == nil)
+            #expect(access(run.path + "/lease", F_OK) != 0)
+            EgressNetwork.removeLeftovers(runId: run.id, runDir: run.path) // again: nothing to do
+            net.tearDown() // and the late teardown finds nothing either
+
+            // A link with a run's derived name but not our mark is someone else's.
+            let other = "other\(randomHex(6))"
+            let name = EgressNetwork.interfaceName(runId: other)
+            #expect(shell("ip", ["link", "add", name, "type", "veth", "peer", "name", "sbxtp\(host.tag)"]).status == 0)
+            defer { shell("ip", ["link", "del", name]) }
+            EgressNetwork.removeLeftovers(runId: other, runDir: host.base + "/nonexistent")
+            #expect(linkJSON(name) != nil, "gc deleted a link it does not own")
+        }
+    }
+
+    @Test func hostRulesetOutsideOurTableIsUntouched() throws {
+        guard require(getuid() == 0, "root") else { return }
+        try withTestHost { host in
+            let before = nftRulesetWithout(host.config.table)
+            let run = try host.runDir()
+            let net = try EgressNetwork.setUp(host.egress(run))
+            let during = nftRulesetWithout(host.config.table)
+            net.tearDown()
+            let after = nftRulesetWithout(host.config.table)
+            #expect(before == during && before == after)
+        }
+    }
+
+    @Test func probeReportsWithoutChangingAnything() throws {
+        guard require(getuid() == 0, "root") else { return }
+        let before = shell("nft", ["list", "ruleset"]).out
+        let forward = RunDirectory.read("/proc/sys/net/ipv4/ip_forward")
+        let lines = EgressNetwork.probe()
+        #expect(lines.contains { $0.hasPrefix("nft: libnftables usable") }, "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("ip_forward:") })
+        #expect(lines.contains { $0.hasPrefix("bridge:") })
+        #expect(shell("nft", ["list", "ruleset"]).out == before)
+        #expect(RunDirectory.read("/proc/sys/net/ipv4/ip_forward") == forward)
+    }
+}
