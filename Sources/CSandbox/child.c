@@ -774,7 +774,10 @@ static void sbx_reaper(const struct sbx_spec *spec) {
         int sig = sigwaitinfo(&set, &si);
         if (sig < 0) continue;
         if (sig != SIGCHLD) {
-            syscall(SYS_pidfd_send_signal, payload_pidfd, sig, NULL, 0);
+            /* Forward only what the supervisor sends: a sender in an ancestor pid
+             * namespace shows as pid 0 here. A signal from inside the sandbox (the
+             * payload signalling PID 1) is not bounced back to the payload. */
+            if (si.si_pid == 0) syscall(SYS_pidfd_send_signal, payload_pidfd, sig, NULL, 0);
             continue;
         }
         int status;

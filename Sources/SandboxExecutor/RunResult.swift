@@ -26,6 +26,17 @@ public struct RunResult: Codable, Sendable, Equatable {
     /// Resource accounting from the run's cgroup, when it had one.
     public var resources: ResourceUsage?
 
+    /// The result of a run refused before anything was created (bad policy, a plan
+    /// this host cannot satisfy): exit 125 and the reason, so `--result` always has
+    /// something to read.
+    public static func refused(runId: String, policy: String, argv: [String], error: String) -> RunResult {
+        RunResult(runId: runId, policy: policy, planDigest: "", argv: argv, exitCode: 125, signal: nil,
+                  timedOut: false, wallMs: 0, cpuUserMs: 0, cpuSystemMs: 0, error: error, notApplied: [],
+                  fences: Fences(landlockABI: 0, seccompRules: 0, seccompInstructions: 0, seccompAction: nil,
+                                 seccompCacheHit: nil, capabilitiesKept: [], noNewPrivs: false),
+                  violations: [], resources: nil)
+    }
+
     public struct Fences: Codable, Sendable, Equatable {
         public var landlockABI: Int
         public var seccompRules: Int

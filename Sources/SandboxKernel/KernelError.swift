@@ -67,3 +67,26 @@ public enum FD {
         _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
     }
 }
+
+/// lstat(2)/readlink(2) of a host path, for the planner's view of the filesystem.
+public enum PathInfo: Sendable, Equatable {
+    case directory, file, other
+    case symlink(target: String)
+
+    /// nil when the path does not exist (or cannot be looked at).
+    public static func of(_ path: String) -> PathInfo? {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return nil }
+        switch st.st_mode & S_IFMT {
+        case S_IFDIR: return .directory
+        case S_IFREG: return .file
+        case S_IFLNK:
+            var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            let n = readlink(path, &buf, buf.count - 1)
+            guard n >= 0 else { return .other }
+            buf[n] = 0
+            return .symlink(target: String(cString: buf))
+        default: return .other
+        }
+    }
+}

@@ -30,21 +30,3 @@ extension RunPlan {
         return String(decoding: try encoder.encode(self), as: UTF8.self)
     }
 }
-
-/// The host's files, as the compiler sees them (lstat semantics).
-public struct SystemFileInspector: FileInspector {
-    public init() {}
-    public func kind(of path: String) -> FileKind? {
-        let fm = FileManager.default
-        guard let attrs = try? fm.attributesOfItem(atPath: path), let type = attrs[.type] as? FileAttributeType else {
-            return nil
-        }
-        switch type {
-        case .typeDirectory: return .directory
-        case .typeRegular: return .file
-        case .typeSymbolicLink:
-            return (try? fm.destinationOfSymbolicLink(atPath: path)).map { .symlink(target: $0) } ?? .other
-        default: return .other
-        }
-    }
-}

@@ -45,7 +45,20 @@ func loadPolicy(_ nameOrPath: String) -> Policy {
 func hostFacts(_ probe: HostProbe = .probe()) -> HostFacts {
     HostFacts(arch: probe.arch, kernelRelease: probe.kernelRelease, landlockABI: probe.landlockABI,
               invokerUID: probe.uid, invokerGID: probe.gid, cwd: probe.cwd, home: probe.home,
-              environment: probe.environment, files: SystemFileInspector())
+              environment: probe.environment, files: HostFiles())
+}
+
+/// The planner's view of host paths, answered by lstat/readlink in the kernel layer.
+struct HostFiles: FileInspector {
+    func kind(of path: String) -> FileKind? {
+        switch PathInfo.of(path) {
+        case nil: return nil
+        case .directory?: return .directory
+        case .file?: return .file
+        case .other?: return .other
+        case .symlink(let target)?: return .symlink(target: target)
+        }
+    }
 }
 
 func compile(_ policy: Policy, argv: [String], runId: String, probe: HostProbe = .probe()) -> RunPlan {
@@ -71,22 +84,40 @@ func runBase(_ probe: HostProbe) -> String {
 
 /// `exec`'s work, shared by the ArgumentParser command and the fast path below.
 func runExec(policyName: String, argv: [String], resultPath: String?, resultFD: Int32?) -> Never {
-    guard !argv.isEmpty else { fail("no command given; usage: sandbox exec --policy P -- CMD ARGS…") }
-    let probe = HostProbe.probe()
-    let policy = loadPolicy(policyName)
-    let plan = compile(policy, argv: argv, runId: newRunId(), probe: probe)
-    let base = runBase(probe)
-    let executor = Executor(plan: plan, options: ExecOptions(runBase: base, seccompCacheDir: base + "/.seccomp-cache"))
-    let outcome = executor.run()
-    if let error = outcome.error { FileHandle.standardError.write(Data("sandbox: \(error)\n".utf8)) }
-    if resultPath != nil || resultFD != nil {
-        let data = Data(((try? CanonicalJSON.encode(outcome)) ?? []) + [UInt8(ascii: "\n")])
-        if let path = resultPath, !FileManager.default.createFile(atPath: path, contents: data) {
-            FileHandle.standardError.write(Data("sandbox: cannot write result to \(path)\n".utf8))
+    func report(_ outcome: RunResult) -> Never {
+        if let error = outcome.error { FileHandle.standardError.write(Data("sandbox: \(error)\n".utf8)) }
+        if resultPath != nil || resultFD != nil {
+            let data = Data(((try? CanonicalJSON.encode(outcome)) ?? []) + [UInt8(ascii: "\n")])
+            if let path = resultPath, !FileManager.default.createFile(atPath: path, contents: data) {
+                FileHandle.standardError.write(Data("sandbox: cannot write result to \(path)\n".utf8))
+            }
+            if let fd = resultFD { FileHandle(fileDescriptor: fd, closeOnDealloc: false).write(data) }
         }
-        if let fd = resultFD { FileHandle(fileDescriptor: fd, closeOnDealloc: false).write(data) }
+        Foundation.exit(outcome.exitCode)
     }
-    Foundation.exit(outcome.exitCode)
+    let runId = newRunId()
+    func refuse(_ message: String) -> Never {
+        report(.refused(runId: runId, policy: policyName, argv: argv, error: message))
+    }
+    guard !argv.isEmpty else { refuse("no command given; usage: sandbox exec --policy P -- CMD ARGS…") }
+    let probe = HostProbe.probe()
+    let loader = PolicyLoader(searchPath: PolicyLoader.defaultSearchPath())
+    let policy: Policy
+    do {
+        policy = try loader.load(path: try loader.resolve(nameOrPath: policyName, relativeTo: probe.cwd))
+    } catch let e as PolicyError {
+        refuse("invalid policy:\n" + e.diagnostics.map { "  \($0)" }.joined(separator: "\n"))
+    } catch { refuse("\(error)") }
+    let plan: RunPlan
+    do { plan = try PlanCompiler(host: hostFacts(probe)).compile(policy, argv: argv, runId: runId) } catch {
+        refuse("policy \(policy.name): \(error)")
+    }
+    let base: String
+    do { base = try RunDirectory.base(rootless: probe.uid != 0, environment: probe.environment) } catch {
+        refuse("\(error)")
+    }
+    let executor = Executor(plan: plan, options: ExecOptions(runBase: base, seccompCacheDir: base + "/.seccomp-cache"))
+    report(executor.run())
 }
 
 /// The start-up path of every sandboxed command: `sandbox exec --policy P
