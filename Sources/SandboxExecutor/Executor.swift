@@ -1,6 +1,3 @@
-import CSandbox
-import Foundation
-import Glibc
 import SandboxKernel
 import SandboxPlan
 
@@ -41,13 +38,10 @@ public final class Executor {
         self.notApplied = plan.notApplied
     }
 
-    /// Forwarded to the sandbox (DESIGN §4): the supervisor itself never dies of them.
-    static let forwardedSignals: [Int32] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2]
-
     /// Runs the plan to completion. Never throws: a set-up failure is a RunResult with
     /// exit code 125 (or 126/127) and `error` set, after everything was undone.
     public func run() -> RunResult {
-        let started = Monotonic.now()
+        let started = Clock.monotonicMs()
         var result: RunResult
         do {
             result = try supervise(started: started)
@@ -62,7 +56,7 @@ public final class Executor {
 
     private func failure(_ e: ExecError, started: UInt64) -> RunResult {
         makeResult(exitCode: e.exitCode, signal: nil, timedOut: false, started: started,
-                   usage: nil, error: e.message, cgroupStats: nil)
+                   exit: nil, error: e.message, cgroupStats: nil)
     }
 
     private func teardown() {
@@ -117,15 +111,12 @@ public final class Executor {
             seccompProgram = program
             spec.seccompFilter = program.filter
             if program.usesNotify {
-                var pair: [Int32] = [-1, -1]
-                guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
-                    throw ExecError("seccomp: socketpair: \(KernelError.text(errno))")
-                }
-                notifyParent = pair[0]
-                spec.notifySocket = pair[1]
+                let pair: (Int32, Int32)
+                do { pair = try FD.socketPair() } catch { throw ExecError("seccomp: \(error)") }
+                notifyParent = pair.0
+                spec.notifySocket = pair.1
                 spec.seccompFlags |= 1 << 3 // SECCOMP_FILTER_FLAG_NEW_LISTENER
-                let (a, b) = (pair[0], pair[1])
-                undo.append { FD.close(a); FD.close(b) }
+                undo.append { FD.close(pair.0); FD.close(pair.1) }
             }
         }
 
@@ -158,28 +149,22 @@ public final class Executor {
 
         // 5. Signals: blocked here and read from a signalfd, so none is lost between
         // clone and the event loop; the child resets its mask.
-        var mask = sigset_t()
-        sigemptyset(&mask)
-        for s in Executor.forwardedSignals + [SIGCHLD] { sigaddset(&mask, s) }
-        var oldMask = sigset_t()
-        pthread_sigmask(SIG_BLOCK, &mask, &oldMask)
-        undo.append { var m = oldMask; pthread_sigmask(SIG_SETMASK, &m, nil) }
-        let sigfd = sbx_signalfd(&mask)
-        guard sigfd >= 0 else { throw ExecError("signalfd: \(KernelError.text(-sigfd))") }
-        undo.append { FD.close(sigfd) }
+        let signals: SignalChannel
+        do { signals = try SignalChannel(Signal.forwarded) } catch { throw ExecError("\(error)") }
+        undo.append { signals.close() }
 
         // 6. clone3. From here the child exists; its pidfd is the only handle to it.
         let child: (pid: Int32, pidfd: Int32)
         do { child = try Child.spawn(spec) } catch {
             FD.close(sync.write)
-            if plan.process.userNamespace != nil, [EPERM, ENOSPC, EINVAL, EUSERS].contains(error.errno) {
+            if plan.process.userNamespace != nil, error.isUserNamespaceDenied {
                 let why = HostProbe.userNamespaceBlocker().map { " (\($0))" } ?? ""
                 throw ExecError("user namespaces are not available to this user\(why); rootless runs need them — enable unprivileged user namespaces or run as root")
             }
             throw ExecError("\(error)")
         }
         let pidfd = Pidfd(fd: child.pidfd)
-        undo.append { pidfd.signal(SIGKILL); _ = try? pidfd.wait(); pidfd.close() }
+        undo.append { pidfd.signal(Signal.kill); _ = try? pidfd.wait(); pidfd.close() }
         for fd in [sync.read, errors.write, status.write, spec.notifySocket] { FD.close(fd) }
         landlock?.close()
         cgroup?.closeChildFDs()
@@ -188,7 +173,7 @@ public final class Executor {
         try? writeState(runDir, state: "running")
 
         // 7. Supervise until the sandbox init exits.
-        let (timedOut, exit) = try loop(pidfd: pidfd, sigfd: sigfd, notifySocket: notifyParent)
+        let (timedOut, exit) = try loop(pidfd: pidfd, signals: signals, notifySocket: notifyParent)
         undo.removeLast() // the child is reaped; nothing left to kill by pidfd
         pidfd.close()
 
@@ -201,22 +186,17 @@ public final class Executor {
         FD.close(status.read)
         let stats = cgroup?.stats()
 
-        if report.count == 12 {
-            let f = report.withUnsafeBytes {
-                ChildFailure(step: $0.load(fromByteOffset: 0, as: Int32.self),
-                             index: $0.load(fromByteOffset: 4, as: Int32.self),
-                             errno: $0.load(fromByteOffset: 8, as: Int32.self))
-            }
+        if let f = ChildFailure(record: report) {
             let e = describe(f)
             return makeResult(exitCode: e.exitCode, signal: nil, timedOut: timedOut, started: started,
-                              usage: exit.usage, error: e.message, cgroupStats: stats)
+                              exit: exit, error: e.message, cgroupStats: stats)
         }
         var code: Int32
         var signal: Int32? = nil
         if statusBytes.count == 4 {
             let ws = statusBytes.withUnsafeBytes { $0.load(as: Int32.self) }
             if ws & 0x7f == 0 { code = (ws >> 8) & 0xff } else { signal = ws & 0x7f; code = 128 + (ws & 0x7f) }
-        } else if exit.code == CLD_EXITED {
+        } else if exit.exited {
             // The init exited without a payload status: it failed before forking.
             code = exit.status == 0 ? 125 : exit.status
         } else {
@@ -224,64 +204,53 @@ public final class Executor {
             code = 128 + exit.status
         }
         return makeResult(exitCode: code, signal: signal, timedOut: timedOut, started: started,
-                          usage: exit.usage, error: nil, cgroupStats: stats)
+                          exit: exit, error: nil, cgroupStats: stats)
     }
 
     /// poll() on the pidfd, the signalfd and the seccomp listener; the timeout sends
     /// SIGTERM, then SIGKILL after the grace period (which takes down the whole pid
     /// namespace, as the init is its PID 1).
-    private func loop(pidfd: Pidfd, sigfd: Int32, notifySocket: Int32) throws -> (Bool, Pidfd.Exit) {
+    private func loop(pidfd: Pidfd, signals: SignalChannel, notifySocket: Int32) throws -> (Bool, Pidfd.Exit) {
         var timedOut = false
-        var termDeadline: UInt64? = plan.process.timeoutMs.map { Monotonic.now() + $0 }
+        var termDeadline: UInt64? = plan.process.timeoutMs.map { Clock.monotonicMs() + $0 }
         var killDeadline: UInt64? = nil
         var notifier: SeccompNotifier? = nil
         var notifySock = notifySocket
         defer { notifier?.close() }
 
         while true {
-            var fds = [pollfd(fd: pidfd.fd, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: sigfd, events: Int16(POLLIN), revents: 0)]
-            if notifySock >= 0 { fds.append(pollfd(fd: notifySock, events: Int16(POLLIN), revents: 0)) }
-            if let n = notifier { fds.append(pollfd(fd: n.fd, events: Int16(POLLIN), revents: 0)) }
-            let now = Monotonic.now()
+            // Fixed slots: 0 pidfd, 1 signals, 2 notify socket (until the listener
+            // arrives), 3 listener.
+            let fds = [pidfd.fd, signals.fd, notifySock, notifier?.fd ?? -1]
+            let now = Clock.monotonicMs()
             var wait: Int32 = -1
             if let d = killDeadline ?? termDeadline { wait = Int32(clamping: d > now ? d - now : 0) }
-            let n = poll(&fds, nfds_t(fds.count), wait)
-            if n < 0 && errno != EINTR { throw ExecError("poll: \(KernelError.text(errno))") }
+            let events: [PollEvents]
+            do { events = try Poll.wait(fds, timeoutMs: wait) } catch { throw ExecError("\(error)") }
 
-            if fds[0].revents != 0 { return (timedOut, try waitExit(pidfd)) }
-
-            if fds[1].revents != 0 {
-                while case let sig = sbx_signalfd_next(sigfd), sig > 0 {
-                    if sig != SIGCHLD { pidfd.signal(sig) }
-                }
+            if !events[0].isEmpty { return (timedOut, try waitExit(pidfd)) }
+            if !events[1].isEmpty { for sig in signals.pending() { pidfd.signal(sig) } }
+            if notifySock >= 0, !events[2].isEmpty {
+                if let fd = FD.receiveFD(notifySock) { notifier = SeccompNotifier(listenerFD: fd, arch: plan.seccomp.arch) }
+                FD.close(notifySock)
+                notifySock = -1
             }
-            var i = 2
-            if notifySock >= 0 {
-                if fds[i].revents != 0 {
-                    let fd = sbx_recv_fd(notifySock)
-                    if fd >= 0 { notifier = SeccompNotifier(listenerFD: fd, arch: plan.seccomp.arch) }
-                    FD.close(notifySock)
-                    notifySock = -1
-                }
-                i += 1
-            }
-            if let n = notifier, i < fds.count, fds[i].revents != 0 {
-                if fds[i].revents & Int16(POLLIN) != 0, let v = n.handleOne() {
+            if let n = notifier, !events[3].isEmpty {
+                if events[3].contains(.readable), let v = n.handleOne() {
                     record(v)
-                } else if fds[i].revents & Int16(POLLHUP) != 0 {
+                } else if events[3].contains(.hangup) {
                     n.close(); notifier = nil
                 }
             }
 
-            let t = Monotonic.now()
+            let t = Clock.monotonicMs()
             if let d = killDeadline, t >= d {
-                pidfd.signal(SIGKILL)
+                pidfd.signal(Signal.kill)
                 killDeadline = nil
                 termDeadline = nil
             } else if let d = termDeadline, t >= d, killDeadline == nil {
                 timedOut = true
-                pidfd.signal(SIGTERM)
+                pidfd.signal(Signal.term)
                 killDeadline = t + plan.process.graceMs
                 termDeadline = nil
             }
@@ -322,9 +291,8 @@ public final class Executor {
 
     private func checkBindSources() throws {
         for step in plan.mounts where step.kind == .bind && !step.optional {
-            var st = stat()
-            if let src = step.source, stat(src, &st) != 0 {
-                throw ExecError("\(step.summary): \(KernelError.text(errno))")
+            if let src = step.source, let err = FD.statError(src) {
+                throw ExecError("\(step.summary): \(KernelError.text(err))")
             }
         }
     }
@@ -341,7 +309,7 @@ public final class Executor {
     /// hand: this is on every run's start-up path.
     private func writeState(_ dir: RunDirectory, state: String) throws {
         let argv = plan.process.argv.map(CanonicalJSON.quote).joined(separator: ",")
-        let started = Int(time(nil))
+        let started = Clock.unixSeconds()
         let text = "{\"argv\":[\(argv)],\"planDigest\":\(CanonicalJSON.quote(plan.digest ?? "")),"
             + "\"policy\":\(CanonicalJSON.quote(plan.policy.name)),\"runId\":\(CanonicalJSON.quote(plan.runId)),"
             + "\"started\":\(started),\"state\":\(CanonicalJSON.quote(state))}\n"
@@ -358,20 +326,20 @@ public final class Executor {
     private func describe(_ f: ChildFailure) -> ExecError {
         let err = KernelError.text(f.errno)
         if f.isExec {
-            let code: Int32 = (f.errno == ENOENT || f.errno == ENOTDIR) ? 127 : 126
+            let code: Int32 = f.isNotFound ? 127 : 126
             return ExecError("\(plan.process.argv[0]): \(err)", exitCode: code)
         }
         if f.isMount, f.index >= 0, Int(f.index) < plan.mounts.count {
             return ExecError("\(plan.mounts[Int(f.index)].summary): \(err)")
         }
-        if f.step == Int32(SBX_STEP_CHDIR.rawValue) {
+        if f.isChdir {
             return ExecError("chdir \(plan.process.workdir): \(err)")
         }
-        if f.step == Int32(SBX_STEP_RLIMIT.rawValue), f.index >= 0, Int(f.index) < plan.process.rlimits.count {
+        if f.isRlimit, f.index >= 0, Int(f.index) < plan.process.rlimits.count {
             let l = plan.process.rlimits[Int(f.index)]
             return ExecError("setrlimit \(l.name) = \(l.soft == UInt64.max ? "unlimited" : String(l.soft)): \(err)")
         }
-        if f.step == Int32(SBX_STEP_MOUNT.rawValue), f.errno == ELOOP, f.index >= 0, Int(f.index) < plan.mounts.count,
+        if f.isMount, f.isSymlinkLoop, f.index >= 0, Int(f.index) < plan.mounts.count,
            plan.mounts[Int(f.index)].kind == .protect {
             return ExecError("\(plan.mounts[Int(f.index)].summary): is a symlink; protect covers real files and directories only (a link could be replaced by a writable one)")
         }
@@ -379,13 +347,12 @@ public final class Executor {
     }
 
     private func makeResult(exitCode: Int32, signal: Int32?, timedOut: Bool, started: UInt64,
-                            usage: rusage?, error: String?, cgroupStats: CgroupStats?) -> RunResult {
-        func ms(_ t: timeval) -> UInt64 { UInt64(max(0, t.tv_sec)) * 1000 + UInt64(max(0, t.tv_usec)) / 1000 }
+                            exit: Pidfd.Exit?, error: String?, cgroupStats: CgroupStats?) -> RunResult {
         return RunResult(
             runId: plan.runId, policy: plan.policy.name, planDigest: plan.digest ?? "",
             argv: plan.process.argv, exitCode: exitCode, signal: signal, timedOut: timedOut,
-            wallMs: Monotonic.now() - started,
-            cpuUserMs: usage.map { ms($0.ru_utime) } ?? 0, cpuSystemMs: usage.map { ms($0.ru_stime) } ?? 0,
+            wallMs: Clock.monotonicMs() - started,
+            cpuUserMs: exit?.cpuUserMs ?? 0, cpuSystemMs: exit?.cpuSystemMs ?? 0,
             error: error, notApplied: notApplied,
             fences: RunResult.Fences(
                 landlockABI: plan.landlock.abi, seccompRules: plan.seccomp.enabled ? plan.seccomp.rules.count : 0,
@@ -442,14 +409,5 @@ extension ResourcePlan {
     var cgroupLimits: CgroupLimits {
         CgroupLimits(memoryBytes: memoryBytes, swapBytes: swapBytes, pids: pids, cpuQuotaUs: cpuQuotaUs,
                      cpuPeriodUs: cpuPeriodUs, ioWeight: ioWeight)
-    }
-}
-
-enum Monotonic {
-    /// Milliseconds on CLOCK_MONOTONIC.
-    static func now() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec) / 1_000_000
     }
 }

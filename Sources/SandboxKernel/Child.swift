@@ -62,6 +62,20 @@ public struct ChildFailure: Sendable, Equatable {
     public init(step: Int32, index: Int32, errno: Int32) { self.step = step; self.index = index; self.errno = errno }
 
     public var isExec: Bool { step == Int32(SBX_STEP_EXEC.rawValue) }
+    /// execve found nothing to run (127), as opposed to something it may not run (126).
+    public var isNotFound: Bool { errno == ENOENT || errno == ENOTDIR }
+    public var isSymlinkLoop: Bool { errno == ELOOP }
+    public var isChdir: Bool { step == Int32(SBX_STEP_CHDIR.rawValue) }
+    public var isRlimit: Bool { step == Int32(SBX_STEP_RLIMIT.rawValue) }
+
+    /// The 12-byte record the child writes on the error pipe.
+    public init?(record: [UInt8]) {
+        guard record.count == 12 else { return nil }
+        (step, index, errno) = record.withUnsafeBytes {
+            ($0.load(fromByteOffset: 0, as: Int32.self), $0.load(fromByteOffset: 4, as: Int32.self),
+             $0.load(fromByteOffset: 8, as: Int32.self))
+        }
+    }
     public var isMount: Bool {
         step == Int32(SBX_STEP_MOUNT.rawValue) || step == Int32(SBX_STEP_MOUNT_POINT.rawValue)
     }

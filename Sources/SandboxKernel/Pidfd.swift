@@ -18,6 +18,13 @@ public struct Pidfd {
         public var code: Int32
         public var status: Int32
         public var usage: rusage
+
+        /// Exited normally (status is the exit code) rather than by a signal.
+        public var exited: Bool { code == CLD_EXITED }
+        /// CPU time of the process and every descendant it reaped.
+        public var cpuUserMs: UInt64 { Exit.ms(usage.ru_utime) }
+        public var cpuSystemMs: UInt64 { Exit.ms(usage.ru_stime) }
+        static func ms(_ t: timeval) -> UInt64 { UInt64(max(0, t.tv_sec)) * 1000 + UInt64(max(0, t.tv_usec)) / 1000 }
     }
 
     public func wait() throws(KernelError) -> Exit {
