@@ -31,6 +31,7 @@ public final class Executor {
     private var notApplied: [String]
     private var seccompProgram: SeccompProgram?
     private var violations: [String: RunResult.Violation] = [:]
+    private var egressDenied: [DeniedDestination] = []
 
     public init(plan: RunPlan, options: ExecOptions) {
         self.plan = plan
@@ -94,7 +95,32 @@ public final class Executor {
             }
         }
 
-        // 3. Fences compiled in the parent, applied by the child.
+        // 3. Network: egress gets a namespace prepared here (veth, addresses, the nft
+        // ruleset loaded before any interface is up) that the child joins by fd;
+        // none/loopback get a fresh one from clone3. resolv.conf and hosts exist only
+        // as detached read-only mounts the child moves into place.
+        var network: EgressNetwork?
+        var fileMounts: [(fd: Int32, destination: String)] = []
+        if plan.network.mode == "egress" {
+            guard let ruleset = plan.network.nftRuleset else { throw ExecError("network: egress plan without a ruleset") }
+            do {
+                let net = try EgressNetwork.setUp(EgressConfig(
+                    runId: plan.runId, runDir: runDir.path, nftRuleset: ruleset,
+                    resolvConf: plan.network.resolvConf, hosts: plan.network.hosts))
+                network = net
+                undo.append { net.tearDown() }
+                spec.netnsFD = net.netnsFD
+                fileMounts = net.fileMounts
+            } catch { throw ExecError("network: \(error)") }
+        } else if let hosts = plan.network.hosts {
+            do {
+                let fds = try DetachedFiles.readOnly([(name: "hosts", content: hosts)])
+                undo.append { for fd in fds { FD.close(fd) } }
+                fileMounts = fds.map { (fd: $0, destination: "/etc/hosts") }
+            } catch { throw ExecError("network: \(error)") }
+        }
+
+        // 4. Fences compiled in the parent, applied by the child.
         var landlock: LandlockRuleset?
         if plan.landlock.abi > 0 {
             do { landlock = try LandlockRuleset(spec: plan.landlock.kernelSpec) } catch { throw ExecError("landlock: \(error)") }
@@ -120,11 +146,11 @@ public final class Executor {
             }
         }
 
-        // 4. The child's spec.
+        // 5. The child's spec.
         let sync = try pipeOrFail("sync")
         let errors = try pipeOrFail("error")
         let status = try pipeOrFail("status")
-        spec.cloneFlags = ChildSpec.newNamespaces | ChildSpec.newNet
+        spec.cloneFlags = ChildSpec.newNamespaces | (spec.netnsFD >= 0 ? 0 : ChildSpec.newNet)
         if let userns = plan.process.userNamespace {
             spec.cloneFlags |= ChildSpec.newUser
             spec.uidMap = userns.uidMap
@@ -133,6 +159,7 @@ public final class Executor {
         spec.loopbackUp = plan.network.mode == "loopback"
         spec.staging = runDir.staging
         spec.mounts = plan.mounts.map(Executor.childMount)
+            + fileMounts.map { .moveFD(fd: $0.fd, destination: $0.destination) }
         spec.hostname = plan.process.hostname
         spec.rlimits = plan.process.rlimits.map { ($0.resource, $0.soft, $0.hard) }
         spec.uid = plan.process.uid
@@ -147,13 +174,13 @@ public final class Executor {
         spec.errorFD = errors.write
         spec.statusFD = status.write
 
-        // 5. Signals: blocked here and read from a signalfd, so none is lost between
+        // 6. Signals: blocked here and read from a signalfd, so none is lost between
         // clone and the event loop; the child resets its mask.
         let signals: SignalChannel
         do { signals = try SignalChannel(Signal.forwarded) } catch { throw ExecError("\(error)") }
         undo.append { signals.close() }
 
-        // 6. clone3. From here the child exists; its pidfd is the only handle to it.
+        // 7. clone3. From here the child exists; its pidfd is the only handle to it.
         let child: (pid: Int32, pidfd: Int32)
         do { child = try Child.spawn(spec) } catch {
             FD.close(sync.write)
@@ -168,16 +195,17 @@ public final class Executor {
         for fd in [sync.read, errors.write, status.write, spec.notifySocket] { FD.close(fd) }
         landlock?.close()
         cgroup?.closeChildFDs()
+        network?.closeChildFDs()
         _ = FD.writeAll(sync.write, [1])
         FD.close(sync.write)
         try? writeState(runDir, state: "running")
 
-        // 7. Supervise until the sandbox init exits.
+        // 8. Supervise until the sandbox init exits.
         let (timedOut, exit) = try loop(pidfd: pidfd, signals: signals, notifySocket: notifyParent)
         undo.removeLast() // the child is reaped; nothing left to kill by pidfd
         pidfd.close()
 
-        // 8. Why it ended: a set-up failure report, else the payload's wait status.
+        // 9. Why it ended: a set-up failure report, else the payload's wait status.
         FD.setNonBlocking(errors.read)
         let report = FD.readAll(errors.read, max: 12)
         FD.close(errors.read)
@@ -185,6 +213,8 @@ public final class Executor {
         let statusBytes = FD.readAll(status.read, max: 4)
         FD.close(status.read)
         let stats = cgroup?.stats()
+        // Read before teardown: the sets live in the run's namespace.
+        egressDenied = network?.deniedDestinations() ?? []
 
         if let f = ChildFailure(record: report) {
             let e = describe(f)
@@ -275,12 +305,6 @@ public final class Executor {
     /// Protections this build cannot enforce yet: refuse rather than run with less
     /// than the policy asks.
     private func refuseUnsupported() throws {
-        if plan.network.mode == "egress" {
-            throw ExecError("network.mode = \"egress\" is not supported by this build yet; refusing to run without the egress firewall the policy asks for")
-        }
-        if plan.network.hosts != nil {
-            throw ExecError("network.hosts is not supported by this build yet; refusing to run without the /etc/hosts the policy asks for")
-        }
         if plan.binary.isActive {
             throw ExecError("[binary] checks are not supported by this build yet; refusing to run without them")
         }
@@ -361,6 +385,7 @@ public final class Executor {
                 seccompCacheHit: seccompProgram?.cacheHit, capabilitiesKept: plan.capabilities.keep,
                 noNewPrivs: true),
             violations: violations.values.sorted { ($0.syscall ?? "") < ($1.syscall ?? "") },
+            egressDenied: egressDenied.map { RunResult.EgressDenial(daddr: $0.daddr, dport: $0.dport, proto: $0.proto, packets: $0.packets) },
             resources: cgroupStats.map {
                 RunResult.ResourceUsage(oomKilled: $0.oomKilled, pidsLimitHit: $0.pidsLimitHit,
                                         memoryPeakBytes: $0.memoryPeakBytes, cpuUserUs: $0.cpuUserUs,

@@ -23,6 +23,8 @@ public struct RunResult: Codable, Sendable, Equatable {
     public var fences: Fences
     /// What the command tried and was denied (filled by the fences that report it).
     public var violations: [Violation]
+    /// Destinations the egress firewall dropped, with packet counts (egress runs).
+    public var egressDenied: [EgressDenial]
     /// Resource accounting from the run's cgroup, when it had one.
     public var resources: ResourceUsage?
 
@@ -34,7 +36,7 @@ public struct RunResult: Codable, Sendable, Equatable {
                   timedOut: false, wallMs: 0, cpuUserMs: 0, cpuSystemMs: 0, error: error, notApplied: [],
                   fences: Fences(landlockABI: 0, seccompRules: 0, seccompInstructions: 0, seccompAction: nil,
                                  seccompCacheHit: nil, capabilitiesKept: [], noNewPrivs: false),
-                  violations: [], resources: nil)
+                  violations: [], egressDenied: [], resources: nil)
     }
 
     public struct Fences: Codable, Sendable, Equatable {
@@ -52,6 +54,13 @@ public struct RunResult: Codable, Sendable, Equatable {
         public var syscall: String?
         public var args: [UInt64]?
         public var count: Int
+    }
+
+    public struct EgressDenial: Codable, Sendable, Equatable {
+        public var daddr: String
+        public var dport: UInt16
+        public var proto: String
+        public var packets: UInt64
     }
 
     public struct ResourceUsage: Codable, Sendable, Equatable {

@@ -281,10 +281,14 @@ private struct Context {
                                   access: rights(["read_file", "write_file", "read_dir", "ioctl_dev"], directory: true)))
         rules.append(LandlockRule(path: "/dev/shm", hostPath: nil, access: handled))
         rules.append(LandlockRule(path: "/proc", hostPath: nil, access: ["read_file", "read_dir", "write_file"]))
-        let net = abi >= 4
+        // The in-memory resolv.conf and hosts (see NetworkRules): readable, nothing more.
+        let net = NetworkRules.plan(policy.network)
+        if net.resolvConf != nil { rules.append(LandlockRule(path: "/etc/resolv.conf", hostPath: nil, access: ["read_file"])) }
+        if net.hosts != nil { rules.append(LandlockRule(path: "/etc/hosts", hostPath: nil, access: ["read_file"])) }
+        let hasNet = abi >= 4
         return LandlockPlan(
             mode: ll.mode.rawValue, abi: abi, requiredABI: required, handledAccessFS: handled, rules: rules,
-            connectTCP: net ? ll.connectTCP?.sorted() : nil, bindTCP: net ? ll.bindTCP?.sorted() : nil,
+            connectTCP: hasNet ? ll.connectTCP?.sorted() : nil, bindTCP: hasNet ? ll.bindTCP?.sorted() : nil,
             scopes: abi >= 6 ? ll.scope.map(\.rawValue).sorted() : [])
     }
 

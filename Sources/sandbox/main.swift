@@ -257,6 +257,7 @@ struct Gc: ParsableCommand {
         var removed = 0
         for entry in RunDirectory.list(base: base) where !entry.live {
             if RunDirectory.reclaim(base: base, id: entry.id, cleanup: {
+                EgressNetwork.removeLeftovers(runId: entry.id, runDir: entry.path)
                 RunCgroup.removeLeftovers(runId: entry.id, host: host)
             }) {
                 print("removed \(entry.id)")
@@ -296,6 +297,7 @@ struct Doctor: ParsableCommand {
             print("user namespaces: available")
         }
         for line in CgroupHost.probe().summary { print("cgroups: \(line)") }
+        for line in EgressNetwork.probe() { print("network: \(line)") }
     }
 }
 

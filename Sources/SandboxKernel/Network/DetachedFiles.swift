@@ -8,10 +8,10 @@ import Glibc
 /// open_tree(OPEN_TREE_CLONE), marks the clone read-only with mount_setattr, and the
 /// child move_mount()s the clone over its destination in the new root
 /// (ChildSpec.Mount.moveFD).
-enum DetachedFiles {
+public enum DetachedFiles {
     /// One read-only mount fd per file, in order. The tmpfs itself is reachable only
     /// through the clones (its own mount fd is closed here).
-    static func readOnly(_ files: [(name: String, content: String)]) throws(NetworkError) -> [Int32] {
+    public static func readOnly(_ files: [(name: String, content: String)]) throws(NetworkError) -> [Int32] {
         guard !files.isEmpty else { return [] }
         let mnt = sbx_net_detached_tmpfs()
         guard mnt >= 0 else { throw NetworkError(operation: "fsopen/fsmount", subject: "tmpfs", errno: -mnt) }
