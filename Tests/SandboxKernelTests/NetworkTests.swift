@@ -304,6 +304,100 @@ private func nftRulesetWithout(_ table: String) -> String {
     return out.joined(separator: "\n")
 }
 
+/// A "remote" host of the test's own: network namespace `sbxtest-<hex>` (via `ip
+/// netns`, test code only), reached from the host over a veth `sbxr<hex>` with
+/// 10.204.N.1/24 here and 10.204.N.2/24 there, running a python listener (bounded
+/// lifetime) that answers `hello-PORT` on each port. `cleanUp` removes all of it.
+final class RemoteHost {
+    let tag = randomHex(6)
+    let n: Int
+    var netns: String { "sbxtest-\(tag)" }
+    var hostIf: String { "sbxr\(tag)" }
+    var address: String { "10.204.\(n).2" }
+    var router: String { "10.204.\(n).1" }
+    private var listener: Process?
+
+    init() throws {
+        let used = shell("ip", ["-4", "-o", "addr"]).out
+        n = (0..<256).shuffled().first { !used.contains("10.204.\($0).") } ?? 0
+        let steps: [[String]] = [
+            ["netns", "add", netns],
+            ["link", "add", hostIf, "type", "veth", "peer", "name", "eth0", "netns", netns],
+            ["addr", "add", "\(router)/24", "dev", hostIf],
+            ["link", "set", hostIf, "up"],
+            ["-n", netns, "addr", "add", "\(address)/24", "dev", "eth0"],
+            ["-n", netns, "link", "set", "lo", "up"],
+            ["-n", netns, "link", "set", "eth0", "up"],
+            ["-n", netns, "route", "add", "default", "via", router],
+        ]
+        for step in steps {
+            let r = shell("ip", step)
+            if r.status != 0 { cleanUp(); throw NetworkError(operation: "ip", subject: step.joined(separator: " "), errno: 0, data: "exit \(r.status)") }
+        }
+    }
+
+    /// Starts the listener and waits until it is accepting.
+    func listen(_ ports: [Int], lifetime: Int = 120) throws {
+        let script = """
+            import socket, sys, threading, time
+            def serve(port):
+                s = socket.socket()
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(("0.0.0.0", port))
+                s.listen(64)
+                while True:
+                    c, _ = s.accept()
+                    c.sendall(b"hello-%d\\n" % port)
+                    c.close()
+            for p in sys.argv[1:]:
+                threading.Thread(target=serve, args=(int(p),), daemon=True).start()
+            time.sleep(0.2)
+            print("ready", flush=True)
+            time.sleep(\(lifetime))
+            """
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+        p.arguments = ["netns", "exec", netns, "python3", "-c", script] + ports.map(String.init)
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        listener = p
+        let line = out.fileHandleForReading.availableData
+        guard String(decoding: line, as: UTF8.self).hasPrefix("ready") else {
+            throw NetworkError(operation: "listener", subject: netns, errno: 0, data: "did not start")
+        }
+    }
+
+    func cleanUp() {
+        // SIGKILL: our own child (`ip netns exec` execs python in place).
+        if let p = listener, p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() }
+        listener = nil
+        shell("ip", ["link", "del", hostIf])
+        shell("ip", ["netns", "del", netns])
+    }
+}
+
+/// Connects from the calling thread; "ok:<first line>", "timeout" or the errno name.
+func tcpProbe(_ host: String, _ port: UInt16, timeoutMs: Int32 = 1000) -> String {
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr(host)
+    addr.sin_port = port.bigEndian
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+    defer { close(fd) }
+    let r = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    if r < 0 && errno != EINPROGRESS { return String(cString: strerror(errno)) }
+    var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+    guard poll(&p, 1, timeoutMs) == 1 else { return "timeout" }
+    var buf = [UInt8](repeating: 0, count: 64)
+    let n = read(fd, &buf, buf.count)
+    if n < 0 { return String(cString: strerror(errno)) }
+    return "ok:" + String(decoding: buf.prefix(max(0, n)), as: UTF8.self).netTrimmed
+}
+
 @Suite(.serialized) struct NetworkTests {
     @Test func setUpBuildsTheRunNetworkAndTearDownRemovesIt() throws {
         guard require(getuid() == 0, "root") else { return }
@@ -479,6 +573,25 @@ private func nftRulesetWithout(_ table: String) -> String {
         }
     }
 
+    /// Set-up and teardown cost once the bridge and host table exist (printed; the
+    /// numbers in Docs/network.md come from here).
+    @Test func sequentialRunsMeasureSetUpAndTearDown() throws {
+        guard require(getuid() == 0, "root") else { return }
+        try withTestHost { host in
+            var setUp: [UInt64] = [], tearDown: [UInt64] = []
+            for i in 0..<11 {
+                let run = try host.runDir()
+                let net = try EgressNetwork.setUp(host.egress(run, resolv: "nameserver \(host.gateway)\n"))
+                let t = monotonicMicroseconds()
+                net.tearDown()
+                if i > 0 { setUp.append(net.setUpMicroseconds); tearDown.append(monotonicMicroseconds() - t) }
+                #expect(linkJSON(net.hostInterface) == nil)
+            }
+            setUp.sort(); tearDown.sort()
+            print("egress sequential x10: setUp median \(setUp[5]) µs (min \(setUp[0])), tearDown median \(tearDown[5]) µs (min \(tearDown[0]))")
+        }
+    }
+
     @Test func aLiveRunsAddressIsNeverHandedOutAndADeadOnesIs() throws {
         guard require(getuid() == 0, "root") else { return }
         try withTestHost { host in
@@ -542,6 +655,40 @@ private func nftRulesetWithout(_ table: String) -> String {
             net.tearDown()
             let after = nftRulesetWithout(host.config.table)
             #expect(before == during && before == after)
+        }
+    }
+
+    /// The whole data path without the executor: sandbox eth0 → veth → bridge →
+    /// forward (our table) → masquerade → a test host of our own; the ruleset lets
+    /// TCP 8080 through and nothing else. Turns net.ipv4.ip_forward on if it is off
+    /// (as every egress run does; recorded in the test's state file).
+    @Test func trafficFlowsOnlyWhereTheRulesetAllows() throws {
+        guard require(getuid() == 0, "root") else { return }
+        let remote = try RemoteHost()
+        defer { remote.cleanUp() }
+        try remote.listen([8080, 8081])
+        try withTestHost { host in
+            var config = host.config
+            config.manageIPForward = true
+            let run = try host.runDir()
+            var egress = host.egress(run)
+            egress.bridge = config
+            egress.nftRuleset = sandboxRuleset(dns: host.gateway)
+                .replacingOccurrences(of: "ip daddr 192.0.2.0/24 tcp dport { 443 } accept",
+                                      with: "ip daddr \(remote.address)/32 tcp dport { 8080 } accept")
+            let net = try EgressNetwork.setUp(egress)
+            defer { net.tearDown() }
+            #expect(RunDirectory.read("/proc/sys/net/ipv4/ip_forward")?.netTrimmed == "1")
+            let target = remote.address
+            let results: [String] = try Netns.run(in: net.netnsFD) {
+                [tcpProbe(target, 8080), tcpProbe(target, 8081), tcpProbe(target, 8080)]
+            }
+            #expect(results == ["ok:hello-8080", "timeout", "ok:hello-8080"], "\(results)")
+            // From the host, the same listener answers on 8081: the drop was the sandbox's.
+            #expect(tcpProbe(target, 8081) == "ok:hello-8081")
+            let denied = try net.readDeniedDestinations()
+            #expect(denied.contains { $0.daddr == target && $0.dport == 8081 && $0.proto == "tcp" && $0.packets >= 1 }, "\(denied)")
+            #expect(!denied.contains { $0.dport == 8080 })
         }
     }
 

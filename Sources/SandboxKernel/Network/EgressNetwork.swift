@@ -136,12 +136,8 @@ public final class EgressNetwork {
             }
 
             // 4. resolv.conf and hosts: in memory, read-only, never a host path.
-            var files: [(name: String, content: String, destination: String)] = []
-            if let r = config.resolvConf { files.append(("resolv.conf", r, "/etc/resolv.conf")) }
-            if let h = config.hosts { files.append(("hosts", h, "/etc/hosts")) }
-            let fds = try DetachedFiles.readOnly(files.map { ($0.name, $0.content) })
-            undo.append { for fd in fds { Glibc.close(fd) } }
-            let mounts = zip(fds, files).map { (fd: $0, destination: $1.destination) }
+            let mounts = try fileMounts(resolvConf: config.resolvConf, hosts: config.hosts)
+            undo.append { for m in mounts { Glibc.close(m.fd) } }
 
             return EgressNetwork(config: config, hostInterface: name, hostIndex: hostIndex, address: address,
                                  bridge: bridge, netnsFD: netns, fileMounts: mounts,
@@ -190,6 +186,17 @@ public final class EgressNetwork {
         // Mark, attach, up — one message (rtnl_newlink ignores the alias on create).
         try rtnl.setLink(index: host.index, name: name, up: true, alias: mark, master: bridgeIndex)
         return (address, host.index)
+    }
+
+    /// `/etc/resolv.conf` and `/etc/hosts` as detached read-only mounts (for
+    /// `ChildSpec.Mount.moveFD`), without any network: what `setUp` uses, and what a
+    /// `none`/`loopback` run with hosts entries can use too. The caller owns the fds.
+    public static func fileMounts(resolvConf: String?, hosts: String?) throws -> [(fd: Int32, destination: String)] {
+        var files: [(name: String, content: String, destination: String)] = []
+        if let r = resolvConf { files.append(("resolv.conf", r, "/etc/resolv.conf")) }
+        if let h = hosts { files.append(("hosts", h, "/etc/hosts")) }
+        let fds = try DetachedFiles.readOnly(files.map { ($0.name, $0.content) })
+        return zip(fds, files).map { (fd: $0, destination: $1.destination) }
     }
 
     /// Runs on a thread inside the run's namespace.
