@@ -444,6 +444,27 @@ import Testing
         }
     }
 
+    /// network.hosts: an /etc/hosts of the policy's entries, in memory and read-only
+    /// like resolv.conf; a name from it resolves and connects.
+    @Test func hostsEntriesResolveInside() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        try Self.withRemotes { h1, _ in
+            let dir = Harness.tempDir()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let probe = Self.writeProbe(in: dir)
+            let policy = Self.egressPolicy(in: dir, allow: h1.address, dns: h1.address,
+                                           extra: "hosts = { \"remote-one\" = \"\(h1.address)\" }")
+            let script = "cat /etc/hosts; (echo x >> /etc/hosts) 2>/dev/null && echo hosts=writable; python3 \(probe) tcp:remote-one:8080"
+            let out = try Harness.exec(policy: policy, ["sh", "-c", script], cwd: dir, timeout: 60)
+            #expect(out.status == 0, "stderr: \(out.stderr)")
+            #expect(out.stdout.contains("\(h1.address) remote-one\n"), "\(out.stdout)")
+            let r = Self.results(out.stdout)
+            #expect(r["hosts"] == nil, "/etc/hosts is writable inside")
+            #expect(r["tcp:remote-one:8080"] == "ok:hello-8080", "\(out.stdout) \(out.stderr)")
+            runGone(out)
+        }
+    }
+
     // MARK: - none and loopback
 
     /// A listener on the host's 127.0.0.1, for "cannot reach the host's loopback".
