@@ -57,10 +57,14 @@ enum NetworkRules {
             let ports = rule.ports.sorted().map(String.init).joined(separator: ", ")
             lines.append("    \(family) daddr \(rule.cidr) \(rule.proto.rawValue) dport { \(ports) } accept")
         }
-        lines.append("    meta l4proto { tcp, udp } ip daddr . meta l4proto . th dport @denied4 counter drop")
-        lines.append("    meta l4proto { tcp, udp } add @denied4 { ip daddr . meta l4proto . th dport } drop")
-        lines.append("    meta l4proto { tcp, udp } ip6 daddr . meta l4proto . th dport @denied6 counter drop")
-        lines.append("    meta l4proto { tcp, udp } add @denied6 { ip6 daddr . meta l4proto . th dport } drop")
+        // Record, then refuse: a TCP connect gets a reset (ECONNREFUSED at once, not a
+        // two-minute SYN retry), anything else is dropped (EPERM for local senders).
+        for (family, set) in [("ip", "denied4"), ("ip6", "denied6")] {
+            for (proto, verdict) in [("tcp", "reject with tcp reset"), ("udp", "drop")] {
+                lines.append("    meta l4proto \(proto) \(family) daddr . meta l4proto . th dport @\(set) counter \(verdict)")
+                lines.append("    meta l4proto \(proto) add @\(set) { \(family) daddr . meta l4proto . th dport } \(verdict)")
+            }
+        }
         lines.append("    counter drop")
         lines.append("  }")
         lines.append("}")
