@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include "sandbox_child.h"
+#include "kernel_abi.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -35,78 +36,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* ---- Constants of the new mount API and friends (kept local: glibc 2.36's
- *      <sys/mount.h> and <linux/mount.h> conflict when both are included). ---- */
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000
 #endif
-#define SBX_CLONE_INTO_CGROUP 0x200000000ULL
-#define SBX_OPEN_TREE_CLONE 1
-#define SBX_AT_RECURSIVE 0x8000
-#define SBX_MOVE_MOUNT_F_EMPTY_PATH 0x00000004
-#define SBX_MOVE_MOUNT_T_EMPTY_PATH 0x00000040
-#define SBX_FSCONFIG_SET_FLAG 0
-#define SBX_FSCONFIG_SET_STRING 1
-#define SBX_FSCONFIG_CMD_CREATE 6
-#define SBX_FSOPEN_CLOEXEC 1
-#define SBX_FSMOUNT_CLOEXEC 1
-#define SBX_MOUNT_ATTR_RDONLY 0x1
-#define SBX_MOUNT_ATTR_NOSUID 0x2
-#define SBX_MOUNT_ATTR_NODEV 0x4
-#define SBX_MOUNT_ATTR_NOEXEC 0x8
-#define SBX_RESOLVE_NO_MAGICLINKS 0x02
-#define SBX_RESOLVE_IN_ROOT 0x10
 #define SBX_P_PIDFD 3
 #define SBX_SECBIT_NOROOT (1 << 0)
 #define SBX_SECBIT_NOROOT_LOCKED (1 << 1)
 #define SBX_SECBIT_KEEP_CAPS (1 << 4)
 
-#ifndef SYS_clone3
-#define SYS_clone3 435
-#endif
-#ifndef SYS_open_tree
-#define SYS_open_tree 428
-#endif
-#ifndef SYS_move_mount
-#define SYS_move_mount 429
-#endif
-#ifndef SYS_fsopen
-#define SYS_fsopen 430
-#endif
-#ifndef SYS_fsconfig
-#define SYS_fsconfig 431
-#endif
-#ifndef SYS_fsmount
-#define SYS_fsmount 432
-#endif
-#ifndef SYS_pidfd_send_signal
-#define SYS_pidfd_send_signal 424
-#endif
-#ifndef SYS_close_range
-#define SYS_close_range 436
-#endif
-#ifndef SYS_openat2
-#define SYS_openat2 437
-#endif
-#ifndef SYS_mount_setattr
-#define SYS_mount_setattr 442
-#endif
-#ifndef SYS_landlock_create_ruleset
-#define SYS_landlock_create_ruleset 444
-#endif
-#ifndef SYS_landlock_add_rule
-#define SYS_landlock_add_rule 445
-#endif
-#ifndef SYS_landlock_restrict_self
-#define SYS_landlock_restrict_self 446
-#endif
-
-struct sbx_clone_args {
-    uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls,
-        set_tid, set_tid_size, cgroup;
-};
-struct sbx_mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
-struct sbx_open_how { uint64_t flags, mode, resolve; };
 struct sbx_landlock_path_beneath { uint64_t allowed_access; int32_t parent_fd; } __attribute__((packed));
 
 #define SBX_PATH_MAX 4096

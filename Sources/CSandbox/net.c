@@ -1,6 +1,7 @@
 /* The C half of the egress network facility; see include/sandbox_net.h. */
 #define _GNU_SOURCE
 #include "sandbox_net.h"
+#include "kernel_abi.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,33 +14,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* Constants of the new mount API, kept local as in child.c (glibc 2.36's
- * <sys/mount.h> and <linux/mount.h> conflict when both are included). */
-#ifndef SYS_open_tree
-#define SYS_open_tree 428
-#endif
-#ifndef SYS_fsopen
-#define SYS_fsopen 430
-#endif
-#ifndef SYS_fsconfig
-#define SYS_fsconfig 431
-#endif
-#ifndef SYS_fsmount
-#define SYS_fsmount 432
-#endif
-#ifndef SYS_mount_setattr
-#define SYS_mount_setattr 442
-#endif
-#define NET_OPEN_TREE_CLONE 1
-#define NET_OPEN_TREE_CLOEXEC O_CLOEXEC
-#define NET_FSCONFIG_SET_STRING 1
-#define NET_FSCONFIG_CMD_CREATE 6
-#define NET_FSOPEN_CLOEXEC 1
-#define NET_FSMOUNT_CLOEXEC 1
-#define NET_MOUNT_ATTR_RDONLY 0x1
-#define NET_MOUNT_ATTR_NOSUID 0x2
-#define NET_MOUNT_ATTR_NODEV 0x4
-#define NET_MOUNT_ATTR_NOEXEC 0x8
 #ifndef NETLINK_EXT_ACK
 #define NETLINK_EXT_ACK 11
 #endif
@@ -50,7 +24,6 @@
 #define SOL_NETLINK 270
 #endif
 
-struct net_mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
 
 /* ---- Namespace threads ---------------------------------------------------- */
 
@@ -117,17 +90,17 @@ int sbx_net_rtnl_open(void) {
 /* ---- Detached read-only files --------------------------------------------- */
 
 int sbx_net_detached_tmpfs(void) {
-    int fsfd = (int)syscall(SYS_fsopen, "tmpfs", NET_FSOPEN_CLOEXEC);
+    int fsfd = (int)syscall(SYS_fsopen, "tmpfs", SBX_FSOPEN_CLOEXEC);
     if (fsfd < 0) return -errno;
-    if (syscall(SYS_fsconfig, fsfd, NET_FSCONFIG_SET_STRING, "mode", "0755", 0) < 0 ||
-        syscall(SYS_fsconfig, fsfd, NET_FSCONFIG_SET_STRING, "size", "64k", 0) < 0 ||
-        syscall(SYS_fsconfig, fsfd, NET_FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
+    if (syscall(SYS_fsconfig, fsfd, SBX_FSCONFIG_SET_STRING, "mode", "0755", 0) < 0 ||
+        syscall(SYS_fsconfig, fsfd, SBX_FSCONFIG_SET_STRING, "size", "64k", 0) < 0 ||
+        syscall(SYS_fsconfig, fsfd, SBX_FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
         int e = errno;
         close(fsfd);
         return -e;
     }
-    int mfd = (int)syscall(SYS_fsmount, fsfd, NET_FSMOUNT_CLOEXEC,
-                           NET_MOUNT_ATTR_NOSUID | NET_MOUNT_ATTR_NODEV | NET_MOUNT_ATTR_NOEXEC);
+    int mfd = (int)syscall(SYS_fsmount, fsfd, SBX_FSMOUNT_CLOEXEC,
+                           SBX_MOUNT_ATTR_NOSUID | SBX_MOUNT_ATTR_NODEV | SBX_MOUNT_ATTR_NOEXEC);
     int e = errno;
     close(fsfd);
     return mfd >= 0 ? mfd : -e;
@@ -150,10 +123,10 @@ int sbx_net_readonly_file(int mount_fd, const char *name, const char *data, size
         left -= (size_t)n;
     }
     if (close(fd) != 0 && errno != EINTR) return -errno;
-    int tree = (int)syscall(SYS_open_tree, mount_fd, name, NET_OPEN_TREE_CLONE | NET_OPEN_TREE_CLOEXEC);
+    int tree = (int)syscall(SYS_open_tree, mount_fd, name, SBX_OPEN_TREE_CLONE | O_CLOEXEC);
     if (tree < 0) return -errno;
-    struct net_mount_attr attr = {
-        NET_MOUNT_ATTR_RDONLY | NET_MOUNT_ATTR_NOSUID | NET_MOUNT_ATTR_NODEV | NET_MOUNT_ATTR_NOEXEC, 0, 0, 0
+    struct sbx_mount_attr attr = {
+        SBX_MOUNT_ATTR_RDONLY | SBX_MOUNT_ATTR_NOSUID | SBX_MOUNT_ATTR_NODEV | SBX_MOUNT_ATTR_NOEXEC, 0, 0, 0
     };
     if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0) {
         int e = errno;

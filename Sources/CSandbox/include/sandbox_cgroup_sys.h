@@ -10,8 +10,6 @@
 /* pidfd_open(2) with flags 0: a pidfd (O_CLOEXEC is implied by the kernel). */
 int sbx_cg_pidfd_open(int pid);
 
-/* pidfd_send_signal(2) with no siginfo and flags 0. */
-int sbx_cg_pidfd_send_signal(int pidfd, int sig);
-
+/* Signalling goes through sbx_pidfd_send_signal (sandbox_child.h). */
 
 #endif

@@ -489,8 +489,8 @@ public final class RunCgroup: @unchecked Sendable {
         // frozen, so no member could have taken a recycled pid in between.
         let still = Set(CgroupFS.readPids(procs) ?? [])
         for (pid, fd) in opened {
-            if still.contains(pid), sbx_cg_pidfd_send_signal(fd, SIGKILL) != 0, errno != ESRCH {
-                errors.append(CgroupError.sys("pidfd_send_signal SIGKILL", procs, data: String(pid), errno: errno))
+            if still.contains(pid), case let r = sbx_pidfd_send_signal(fd, SIGKILL), r != 0, r != -ESRCH {
+                errors.append(CgroupError.sys("pidfd_send_signal SIGKILL", procs, data: String(pid), errno: -r))
             }
             close(fd)
         }
