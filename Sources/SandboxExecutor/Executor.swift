@@ -339,7 +339,9 @@ public final class Executor {
             + "\"started\":\(started),\"state\":\(CanonicalJSON.quote(state))}\n"
         do {
             try dir.write("state.json", text)
-            if state == "starting" {
+            // Written once the child is running: encoding the plan then overlaps with
+            // the child building its root instead of delaying it.
+            if state == "running" {
                 try dir.write("plan.json", String(decoding: try CanonicalJSON.encode(plan), as: UTF8.self) + "\n")
             }
         } catch { throw ExecError("run directory: \(error)") }

@@ -349,15 +349,18 @@ private struct Context {
         let families = sc.socketFamilies.map { $0.sorted().map(\.rawValue) }
         var numbers: [String: Int] = [:]
         for r in rules { for n in r.syscalls { numbers[n] = SyscallTable.number(n, arch: arch) } }
-        // The cache key of the compiled BPF: it must cover everything the compiler reads.
-        struct DigestInput: Codable {
-            var arch: String; var defaultAction: String; var defaultErrno: UInt32?
-            var rules: [SeccompRulePlan]; var socketFamilies: [String]?; var onViolation: String
-            var syscallNumbers: [String: Int]
+        // The cache key of the compiled BPF: it must cover everything the compiler
+        // reads. Rendered as plain text (one line per field and rule) rather than
+        // through an Encoder: this runs on every exec.
+        var key = "arch \(arch)\ndefault \(defaultAction) \(defaultErrno.map(String.init) ?? "-")\n"
+        key += "families \(families?.joined(separator: ",") ?? "*")\nviolation \(sc.onViolation.rawValue)\n"
+        for r in rules {
+            key += "rule \(r.action) \(r.errno.map(String.init) ?? "-")"
+            for n in r.syscalls { key += " \(n)=\(numbers[n].map(String.init) ?? "?")" }
+            for a in r.args { key += " arg\(a.index) \(a.op) \(a.value) \(a.valueTwo)" }
+            key += "\n"
         }
-        let digest = try PlanDigest.sha256Hex(PlanDigest.canonicalJSON(DigestInput(
-            arch: arch, defaultAction: defaultAction, defaultErrno: defaultErrno, rules: rules,
-            socketFamilies: families, onViolation: sc.onViolation.rawValue, syscallNumbers: numbers)))
+        let digest = PlanDigest.sha256Hex(Array(key.utf8))
         return SeccompPlan(
             enabled: enabled, profile: sc.profile?.source, arch: arch, defaultAction: defaultAction,
             defaultErrno: defaultErrno, rules: rules, socketFamilies: families,
