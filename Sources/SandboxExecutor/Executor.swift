@@ -32,6 +32,8 @@ public final class Executor {
     private var seccompProgram: SeccompProgram?
     private var violations: [String: RunResult.Violation] = [:]
     private var egressDenied: [DeniedDestination] = []
+    /// The syscall that ended the run under `on_violation = "kill"`.
+    private var killedFor: String?
 
     public init(plan: RunPlan, options: ExecOptions) {
         self.plan = plan
@@ -223,6 +225,11 @@ public final class Executor {
         }
         var code: Int32
         var signal: Int32? = nil
+        if let syscall = killedFor {
+            // Reported as the kernel's own kill would be: SIGSYS, 128+31.
+            return makeResult(exitCode: 128 + 31, signal: 31, timedOut: timedOut, started: started, exit: exit,
+                              error: "killed: seccomp violation: \(syscall) (on_violation = \"kill\")", cgroupStats: stats)
+        }
         if statusBytes.count == 4 {
             let ws = statusBytes.withUnsafeBytes { $0.load(as: Int32.self) }
             if ws & 0x7f == 0 { code = (ws >> 8) & 0xff } else { signal = ws & 0x7f; code = 128 + (ws & 0x7f) }
@@ -266,8 +273,14 @@ public final class Executor {
                 notifySock = -1
             }
             if let n = notifier, !events[3].isEmpty {
-                if events[3].contains(.readable), let v = n.handleOne() {
+                let kill = plan.seccomp.onViolation == "kill"
+                if events[3].contains(.readable), let v = n.handleOne(respond: !kill) {
                     record(v)
+                    if kill && killedFor == nil {
+                        // The call stays blocked in the kernel; the sandbox dies first.
+                        killedFor = v.syscall
+                        pidfd.signal(Signal.kill)
+                    }
                 } else if events[3].contains(.hangup) {
                     n.close(); notifier = nil
                 }

@@ -62,7 +62,10 @@ public final class SeccompNotifier {
     /// EPERM and returns what was attempted. nil when there was nothing to record:
     /// the caller died or was interrupted before it could be received (ENOENT), or the
     /// notifier is closed.
-    public func handleOne() -> SeccompViolation? {
+    /// Receives one notification. With `respond` (the default) the call is answered
+    /// with EPERM. Without, it is left blocked: for `on_violation = "kill"`, where the
+    /// supervisor kills the sandbox and the call must never return to the caller.
+    public func handleOne(respond: Bool = true) -> SeccompViolation? {
         guard fd >= 0 else { return nil }
         var note = sbx_fence_notification()
         while sbx_fence_notif_recv(fd, recvBuffer.baseAddress, recvBuffer.count, &note) != 0 {
@@ -71,11 +74,11 @@ public final class SeccompNotifier {
         }
         // ENOENT here means the caller is gone (killed, or its syscall interrupted); the
         // attempt still happened, so it is recorded all the same.
-        _ = sbx_fence_notif_send_error(fd, sendBuffer.baseAddress, sendBuffer.count, note.id, EPERM)
+        if respond { _ = sbx_fence_notif_send_error(fd, sendBuffer.baseAddress, sendBuffer.count, note.id, EPERM) }
 
         let args = withUnsafeBytes(of: note.args) { Array($0.bindMemory(to: UInt64.self)) }
         return SeccompViolation(syscall: syscallName(note.nr, archToken: note.arch),
-                                number: note.nr, args: args, action: "notify")
+                                number: note.nr, args: args, action: respond ? "notify" : "kill")
     }
 
     private func syscallName(_ nr: Int32, archToken: UInt32) -> String {

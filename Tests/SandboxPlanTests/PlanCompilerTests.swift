@@ -170,10 +170,11 @@ let simple = """
             """)
         let plan = try PlanCompiler(host: host()).compile(p, argv: ["sh"], runId: "r1")
         #expect(plan.seccomp.enabled)
-        // The profile's "deny the rest" takes the policy's on_violation action.
-        #expect(plan.seccomp.defaultAction == "SCMP_ACT_KILL_PROCESS")
+        // The profile's "deny the rest" takes the policy's on_violation action; "kill"
+        // goes through the supervisor (notify) so the result can name the syscall.
+        #expect(plan.seccomp.defaultAction == "SCMP_ACT_NOTIFY")
         let deny = plan.seccomp.rules.last
-        #expect(deny?.origin == "seccomp.deny" && deny?.syscalls == ["ptrace"] && deny?.action == "SCMP_ACT_KILL_PROCESS")
+        #expect(deny?.origin == "seccomp.deny" && deny?.syscalls == ["ptrace"] && deny?.action == "SCMP_ACT_NOTIFY")
         // A denied name never appears in an allow rule.
         #expect(!plan.seccomp.rules.dropLast().contains { $0.syscalls.contains("ptrace") })
         #expect(plan.seccomp.rulesDigest.count == 64)

@@ -1,0 +1,47 @@
+import Foundation
+import Testing
+
+/// on_violation = "kill": the run ends with SIGSYS and the result names the syscall
+/// (issue 6); the denied call never returns to the command.
+@Suite struct ViolationTests {
+    @Test func killNamesTheSyscall() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let dir = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let policy = Harness.policy("""
+            name = "kill-test"
+            extends = ["\(Harness.repoRoot)/Policies/agent.toml"]
+            [seccomp]
+            on_violation = "kill"
+            """, in: dir)
+        let probe = """
+            import ctypes
+            print("before", flush=True)
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.syscall(101, 16, 1, 0, 0)   # ptrace(PTRACE_ATTACH, 1)
+            print("after", flush=True)
+            """
+        let out = try Harness.exec(policy: policy, ["python3", "-c", probe], cwd: dir)
+        #expect(out.stdout == "before\n", "the command ran past the denied call: \(out.stdout)")
+        #expect(out.status == 128 + 31)
+        #expect(out.result?["signal"] as? Int == 31)
+        #expect((out.result?["error"] as? String)?.contains("ptrace") == true, "\(out.result ?? [:])")
+        let v = (out.result?["violations"] as? [[String: Any]]) ?? []
+        #expect(v.count == 1 && v.first?["syscall"] as? String == "ptrace" && v.first?["count"] as? Int == 1, "\(v)")
+        #expect((v.first?["args"] as? [Int])?.prefix(2) == [16, 1])
+    }
+
+    @Test func errnoModeLetsTheCommandGoOn() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let dir = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let out = try Harness.exec(policy: "\(Harness.repoRoot)/Policies/agent.toml", ["python3", "-c", """
+            import ctypes
+            libc = ctypes.CDLL(None, use_errno=True)
+            r = libc.syscall(101, 16, 1, 0, 0)
+            print(r, ctypes.get_errno())
+            """], cwd: dir)
+        #expect(out.stdout == "-1 1\n", "ptrace under errno mode: \(out.stdout) \(out.stderr)")
+        #expect(out.status == 0)
+    }
+}
