@@ -163,3 +163,18 @@ int sbx_fence_notif_send_error(int listener_fd, void *buf, size_t buf_size,
     r->flags = 0; /* never SECCOMP_USER_NOTIF_FLAG_CONTINUE: the answer is the verdict */
     return ioctl(listener_fd, SECCOMP_IOCTL_NOTIF_SEND, buf);
 }
+
+int sbx_fence_notif_send_continue(int listener_fd, void *buf, size_t buf_size, uint64_t id) {
+    if (buf_size < sizeof(struct seccomp_notif_resp)) {
+        errno = EINVAL;
+        return -1;
+    }
+    memset(buf, 0, buf_size);
+    struct seccomp_notif_resp *r = buf;
+    r->id = id;
+    /* Only for on_violation = "log", whose meaning is "allow and record": the call
+     * runs as if no filter were there. Never used to allow after inspecting
+     * arguments (they could change after the inspection). */
+    r->flags = 1; /* SECCOMP_USER_NOTIF_FLAG_CONTINUE */
+    return ioctl(listener_fd, SECCOMP_IOCTL_NOTIF_SEND, buf);
+}

@@ -274,7 +274,8 @@ public final class Executor {
             }
             if let n = notifier, !events[3].isEmpty {
                 let kill = plan.seccomp.onViolation == "kill"
-                if events[3].contains(.readable), let v = n.handleOne(respond: !kill) {
+                let answer: SeccompNotifier.Answer = kill ? .none : plan.seccomp.onViolation == "log" ? .allow : .deny
+                if events[3].contains(.readable), let v = n.handleOne(answer: answer) {
                     record(v)
                     if kill && killedFor == nil {
                         // The call stays blocked in the kernel; the sandbox dies first.

@@ -65,7 +65,15 @@ public final class SeccompNotifier {
     /// Receives one notification. With `respond` (the default) the call is answered
     /// with EPERM. Without, it is left blocked: for `on_violation = "kill"`, where the
     /// supervisor kills the sandbox and the call must never return to the caller.
+    public enum Answer { case deny, allow, none }
+
     public func handleOne(respond: Bool = true) -> SeccompViolation? {
+        handleOne(answer: respond ? .deny : .none)
+    }
+
+    /// Receives one notification and answers it: `.deny` (EPERM), `.allow` (the call
+    /// runs: on_violation = "log"), or `.none` (left blocked: "kill").
+    public func handleOne(answer: Answer) -> SeccompViolation? {
         guard fd >= 0 else { return nil }
         var note = sbx_fence_notification()
         while sbx_fence_notif_recv(fd, recvBuffer.baseAddress, recvBuffer.count, &note) != 0 {
@@ -74,11 +82,15 @@ public final class SeccompNotifier {
         }
         // ENOENT here means the caller is gone (killed, or its syscall interrupted); the
         // attempt still happened, so it is recorded all the same.
-        if respond { _ = sbx_fence_notif_send_error(fd, sendBuffer.baseAddress, sendBuffer.count, note.id, EPERM) }
+        switch answer {
+        case .deny: _ = sbx_fence_notif_send_error(fd, sendBuffer.baseAddress, sendBuffer.count, note.id, EPERM)
+        case .allow: _ = sbx_fence_notif_send_continue(fd, sendBuffer.baseAddress, sendBuffer.count, note.id)
+        case .none: break
+        }
 
         let args = withUnsafeBytes(of: note.args) { Array($0.bindMemory(to: UInt64.self)) }
         return SeccompViolation(syscall: syscallName(note.nr, archToken: note.arch),
-                                number: note.nr, args: args, action: respond ? "notify" : "kill")
+                                number: note.nr, args: args, action: answer == .deny ? "notify" : answer == .allow ? "log" : "kill")
     }
 
     private func syscallName(_ nr: Int32, archToken: UInt32) -> String {

@@ -305,7 +305,9 @@ private struct Context {
             // syscall: the call is held by the kernel (it never runs), the supervisor
             // records it and kills the whole sandbox, and the run ends with SIGSYS.
             case .kill: return (SeccompAction.notify.rawValue, nil)
-            case .log: return (SeccompAction.log.rawValue, nil)
+            // "log" = allow and record: through the supervisor too, so each call is
+            // counted in the run result (it answers with FLAG_CONTINUE).
+            case .log: return (SeccompAction.notify.rawValue, nil)
             case .notify: return (SeccompAction.notify.rawValue, nil)
             }
         }()

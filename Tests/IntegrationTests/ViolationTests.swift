@@ -44,4 +44,28 @@ import Testing
         #expect(out.stdout == "-1 1\n", "ptrace under errno mode: \(out.stdout) \(out.stderr)")
         #expect(out.status == 0)
     }
+
+    /// on_violation = "log": the call runs (allowed) and every one is counted.
+    @Test func logAllowsAndCounts() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let dir = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let policy = Harness.policy("""
+            name = "log-test"
+            extends = ["\(Harness.repoRoot)/Policies/agent.toml"]
+            [seccomp]
+            on_violation = "log"
+            """, in: dir)
+        let out = try Harness.exec(policy: policy, ["python3", "-c", """
+            import ctypes
+            libc = ctypes.CDLL(None, use_errno=True)
+            for _ in range(2):
+                print(libc.syscall(101, 0, 0, 0, 0), ctypes.get_errno())   # ptrace(PTRACE_TRACEME)
+            """], cwd: dir)
+        // The first TRACEME succeeds; the second fails with EPERM from the kernel's own
+        // check (already traced) — which shows the calls really ran.
+        #expect(out.stdout == "0 0\n-1 1\n", "\(out.stdout) \(out.stderr)")
+        let v = (out.result?["violations"] as? [[String: Any]]) ?? []
+        #expect(v.first?["syscall"] as? String == "ptrace" && v.first?["count"] as? Int == 2, "\(v)")
+    }
 }

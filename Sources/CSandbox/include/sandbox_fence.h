@@ -82,6 +82,10 @@ int sbx_fence_notif_recv(int listener_fd, void *buf, size_t buf_size,
 int sbx_fence_notif_send_error(int listener_fd, void *buf, size_t buf_size,
                                uint64_t id, int32_t err);
 
+/* ioctl(SECCOMP_IOCTL_NOTIF_SEND) letting the call run (FLAG_CONTINUE): only for
+ * on_violation = "log" (allow and record). */
+int sbx_fence_notif_send_continue(int listener_fd, void *buf, size_t buf_size, uint64_t id);
+
 #ifdef __cplusplus
 }
 #endif
