@@ -137,6 +137,12 @@ public final class Executor {
                 throw ExecError("seccomp: \(error)")
             }
             seccompProgram = program
+            if !program.unresolvedSyscalls.isEmpty {
+                // Only names the compiler could drop without allowing more (see
+                // SeccompCompiler): listed so the result says exactly what the filter holds.
+                notApplied.append("seccomp: left out of allow rules (unknown to this libseccomp): "
+                                  + program.unresolvedSyscalls.joined(separator: ", "))
+            }
             spec.seccompFilter = program.filter
             if program.usesNotify {
                 let pair: (Int32, Int32)
