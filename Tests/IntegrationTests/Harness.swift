@@ -48,7 +48,7 @@ enum Harness {
         var exe = binary
         if let user = asUser {
             // The result file must be writable by that user.
-            FileManager.default.createFile(atPath: resultFile, contents: nil)
+            _ = FileManager.default.createFile(atPath: resultFile, contents: nil)
             chown(resultFile, user.uid, user.uid)
             args = ["--reuid=\(user.uid)", "--regid=\(user.uid)", "--clear-groups", "env",
                     "XDG_RUNTIME_DIR=\(user.runtimeDir)", "HOME=\(user.runtimeDir)", binary] + args
@@ -83,19 +83,20 @@ enum Harness {
         if let stdin { inPipe.fileHandleForWriting.write(Data(stdin.utf8)) }
         try? inPipe.fileHandleForWriting.close()
         // Drain both pipes concurrently so a chatty child never blocks.
-        var outData = Data(), errData = Data()
+        final class Box: @unchecked Sendable { var data = Data() } // each written by one reader, read after wait()
+        let outBox = Box(), errBox = Box()
         let group = DispatchGroup()
         group.enter()
-        DispatchQueue.global().async { outData = outPipe.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        DispatchQueue.global().async { outBox.data = outPipe.fileHandleForReading.readDataToEndOfFile(); group.leave() }
         group.enter()
-        DispatchQueue.global().async { errData = errPipe.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        DispatchQueue.global().async { errBox.data = errPipe.fileHandleForReading.readDataToEndOfFile(); group.leave() }
         let deadline = Date().addingTimeInterval(timeout)
         while p.isRunning && Date() < deadline { usleep(10_000) }
         if p.isRunning { kill(p.processIdentifier, SIGKILL) } // our own child, not yet reaped
         p.waitUntilExit()
         group.wait()
-        return Output(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData, as: UTF8.self))
+        return Output(status: p.terminationStatus, stdout: String(decoding: outBox.data, as: UTF8.self),
+                      stderr: String(decoding: errBox.data, as: UTF8.self))
     }
 
     /// A fresh directory (removed by the caller), optionally owned by `uid`.
