@@ -7,7 +7,7 @@ let package = Package(
     products: [
         .executable(name: "sandbox", targets: ["sandbox"]),
         // What a harness embeds: the same pipeline the CLI drives.
-        .library(name: "SandboxKit", targets: ["SandboxPolicy", "SandboxPlan", "SandboxExecutor"]),
+        .library(name: "SandboxKit", targets: ["SandboxPolicy", "SandboxPlan", "SandboxKernel", "SandboxExecutor"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

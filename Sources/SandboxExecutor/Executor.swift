@@ -34,6 +34,9 @@ public final class Executor {
     private var egressDenied: [DeniedDestination] = []
     /// The syscall that ended the run under `on_violation = "kill"`.
     private var killedFor: String?
+    /// Whether the fences were applied to anything: false for a run refused or failed
+    /// before clone3, whose result then reports none.
+    private var spawned = false
 
     public init(plan: RunPlan, options: ExecOptions) {
         self.plan = plan
@@ -166,8 +169,13 @@ public final class Executor {
         }
         spec.loopbackUp = plan.network.mode == "loopback"
         spec.staging = runDir.staging
-        spec.mounts = plan.mounts.map(Executor.childMount)
-            + fileMounts.map { .moveFD(fd: $0.fd, destination: $0.destination) }
+        spec.mounts = try plan.mounts.map { step in
+            guard step.kind == .file else { return Executor.childMount(step) }
+            guard let m = fileMounts.first(where: { $0.destination == step.destination }) else {
+                throw ExecError("\(step.summary): no in-memory file was prepared for it")
+            }
+            return .moveFD(fd: m.fd, destination: m.destination)
+        }
         spec.hostname = plan.process.hostname
         spec.rlimits = plan.process.rlimits.map { ($0.resource, $0.soft, $0.hard) }
         spec.uid = plan.process.uid
@@ -198,6 +206,7 @@ public final class Executor {
             }
             throw ExecError("\(error)")
         }
+        spawned = true
         let pidfd = Pidfd(fd: child.pidfd)
         undo.append { pidfd.signal(Signal.kill); _ = try? pidfd.wait(); pidfd.close() }
         for fd in [sync.read, errors.write, status.write, spec.notifySocket] { FD.close(fd) }
@@ -375,9 +384,7 @@ public final class Executor {
             let code: Int32 = f.isNotFound ? 127 : 126
             return ExecError("\(plan.process.argv[0]): \(err)", exitCode: code)
         }
-        if f.isMount, f.index >= 0, Int(f.index) < plan.mounts.count {
-            return ExecError("\(plan.mounts[Int(f.index)].summary): \(err)")
-        }
+
         if f.isChdir {
             return ExecError("chdir \(plan.process.workdir): \(err)")
         }
@@ -388,6 +395,9 @@ public final class Executor {
         if f.isMount, f.isSymlinkLoop, f.index >= 0, Int(f.index) < plan.mounts.count,
            plan.mounts[Int(f.index)].kind == .protect {
             return ExecError("\(plan.mounts[Int(f.index)].summary): is a symlink; protect covers real files and directories only (a link could be replaced by a writable one)")
+        }
+        if f.isMount, f.index >= 0, Int(f.index) < plan.mounts.count {
+            return ExecError("\(plan.mounts[Int(f.index)].summary): \(err)")
         }
         return ExecError("\(f.stepName): \(err)")
     }
@@ -400,7 +410,9 @@ public final class Executor {
             wallMs: Clock.monotonicMs() - started,
             cpuUserMs: exit?.cpuUserMs ?? 0, cpuSystemMs: exit?.cpuSystemMs ?? 0,
             error: error, notApplied: notApplied,
-            fences: RunResult.Fences(
+            fences: !spawned ? RunResult.Fences(
+                landlockABI: 0, seccompRules: 0, seccompInstructions: 0, seccompAction: nil, seccompCacheHit: nil,
+                capabilitiesKept: [], noNewPrivs: false) : RunResult.Fences(
                 landlockABI: plan.landlock.abi, seccompRules: plan.seccomp.enabled ? plan.seccomp.rules.count : 0,
                 seccompInstructions: seccompProgram?.instructionCount ?? 0,
                 seccompAction: plan.seccomp.enabled ? plan.seccomp.onViolation : nil,
@@ -424,6 +436,7 @@ public final class Executor {
         case .symlink: return .symlink(target: m.source ?? "", destination: m.destination)
         case .protect: return .protect(destination: m.destination)
         case .mask: return .mask(destination: m.destination)
+        case .file: return .moveFD(fd: -1, destination: m.destination) // replaced by supervise()
         }
     }
 }

@@ -123,9 +123,9 @@ public enum SeccompCompiler {
 
     /// Compiles `spec`. With a `cacheDir`, the program is looked up first under
     /// `<cacheDir>/<rulesDigest>-<arch>-libseccomp<version>-v<format>.bpf`; an entry is
-    /// used only if it records exactly this spec (so a digest that does not cover a
-    /// field cannot return a stale filter) and the file and directory belong to us (or
-    /// root) and are not writable by others. A miss compiles and stores the result
+    /// used only if its header names the same digest, architecture, libseccomp and
+    /// format (the planner's rulesDigest covers every field of the spec) and the file
+    /// and directory belong to us (or root) and are not writable by others. A miss compiles and stores the result
     /// atomically (temporary file, mode 0600, then rename; the directory is created
     /// 0700). A hit returns `cacheHit = true` without calling libseccomp.
     /// A cache directory that is not ours is an error, never silently trusted.
@@ -399,9 +399,9 @@ public enum SeccompCompiler {
 /// The on-disk cache of compiled filters (see ``SeccompCompiler/compile(_:cacheDir:)``).
 ///
 /// File layout: `SBXBPF1\n`; a 4-byte little-endian length and that many bytes of
-/// canonical JSON naming the format, libseccomp version, architecture and the full
-/// spec; a 4-byte length and a JSON array of the unresolved syscall names; then the
-/// BPF. An entry whose spec JSON differs from the current spec is a miss.
+/// JSON naming the format, libseccomp version, architecture and rules digest; a
+/// 4-byte length and a JSON array of the unresolved syscall names; then the BPF. An
+/// entry whose header differs from the current one is a miss.
 struct FilterCache {
     let directory: String
     let path: String

@@ -25,6 +25,9 @@ public enum Explanation {
         line("  read-only again:   \(list(protect))\(policy.filesystem.protect.isEmpty ? "" : " (protect: \(policy.filesystem.protect.joined(separator: ", ")))")")
         let masks = plan.mounts.filter { $0.kind == .mask }.map(\.destination)
         if !masks.isEmpty { line("  hidden (masked):   \(list(masks))") }
+        for f in plan.mounts where f.kind == .file {
+            line("  in memory, read-only: \(f.destination) (from \(f.origin); never a host file)")
+        }
         line("  always: a private /proc (this run's processes only) and a minimal /dev")
         line("  everything else of the host (e.g. /home, /root, /var, the host's /tmp) is absent")
         line()
@@ -91,6 +94,10 @@ public enum Explanation {
         if let io = r.ioWeight { line("  io weight: \(io)") }
         for l in p.rlimits { line("  rlimit \(l.name): \(l.soft == UInt64.max ? "unlimited" : String(l.soft))") }
         if !r.bestEffort.isEmpty { line("  may be skipped if the host lacks them: \(list(r.bestEffort))") }
+        if plan.binary.isActive || plan.audit.path != nil {
+            line()
+            line("REFUSED by this build: [binary] and [audit] are not enforced yet, so `sandbox exec` exits 125 with this policy")
+        }
         if !plan.notApplied.isEmpty {
             line()
             line("NOT APPLIED on this host (best-effort):")

@@ -16,6 +16,7 @@ public struct PlanCompiler {
         guard runId.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }), !runId.isEmpty else {
             throw PlanError(key: "run_id", message: "\"\(runId)\" is not a valid run id (letters, digits, '-')")
         }
+        try PlanCompiler.checkNetwork(policy, rootless: host.invokerUID != 0)
         let ctx = Context(policy: policy, host: host, runId: runId)
         var notApplied: [String] = []
 
@@ -42,6 +43,22 @@ public struct PlanCompiler {
             binary: binary, audit: audit, notApplied: notApplied, digest: nil)
         plan.digest = try PlanDigest.digest(of: plan)
         return plan
+    }
+}
+
+extension PlanCompiler {
+    /// What the network section needs from the invoker and the other fences.
+    static func checkNetwork(_ policy: Policy, rootless: Bool) throws {
+        let net = policy.network
+        if rootless && net.mode == .egress {
+            throw PlanError(key: "network.mode", message: "\"egress\" needs a root invoker: the veth pair, the bridge and the host's forwarding rules cannot be made from an unprivileged user namespace; use \"none\" or \"loopback\", or run as root")
+        }
+        if rootless && !net.hosts.isEmpty {
+            throw PlanError(key: "network.hosts", message: "needs a root invoker (the in-memory /etc/hosts is a detached tmpfs made by the supervisor); remove it or run as root")
+        }
+        if net.mode == .egress, let cap = policy.capabilities.keep.first(where: { ["net_admin", "net_raw"].contains($0) }) {
+            throw PlanError(key: "capabilities.keep", message: "\"\(cap)\" would let the command change or bypass its own egress firewall; egress runs cannot keep it")
+        }
     }
 }
 
@@ -202,6 +219,17 @@ private struct Context {
         steps.append(MountStep(kind: .proc, destination: "/proc", readOnly: false, origin: "builtin"))
         steps.append(MountStep(kind: .dev, destination: "/dev", readOnly: false, origin: "builtin"))
 
+        // In-memory files before protect and mask, so a mask can still cover them.
+        let net = NetworkRules.plan(policy.network)
+        if net.resolvConf != nil {
+            steps.append(MountStep(kind: .file, source: "network.resolvConf", destination: "/etc/resolv.conf",
+                                   readOnly: true, origin: "network.dns"))
+        }
+        if net.hosts != nil {
+            steps.append(MountStep(kind: .file, source: "network.hosts", destination: "/etc/hosts",
+                                   readOnly: true, origin: "network.hosts"))
+        }
+
         let binds = ordered.compactMap(\.bind)
         for bind in binds where !bind.readOnly && bind.isDirectory {
             for name in policy.filesystem.protect {
@@ -252,9 +280,12 @@ private struct Context {
         if !missing.isEmpty {
             let list = missing.map { "\($0.feature) (ABI \($0.abi))" }.joined(separator: ", ")
             if ll.mode == .enforce {
+                let have = host.landlockABI > Context.knownLandlockABI
+                    ? "this kernel has Landlock ABI \(host.landlockABI), of which this build uses up to ABI \(abi)"
+                    : "this kernel has Landlock ABI \(abi)"
                 throw PlanError(key: "landlock.mode", message: abi == 0
                     ? "Landlock is not available on this kernel (needed for \(list)); set landlock.mode = \"best-effort\" or \"off\" to run without it"
-                    : "this kernel has Landlock ABI \(abi), but the policy needs \(list); set landlock.mode = \"best-effort\" to run without them")
+                    : "\(have), but the policy needs \(list); set landlock.mode = \"best-effort\" to run without them")
             }
             for m in missing { notApplied.append("landlock: \(m.feature) needs ABI \(m.abi), kernel has \(abi)") }
         }

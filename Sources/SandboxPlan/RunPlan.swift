@@ -90,6 +90,9 @@ public enum MountKind: String, Codable, Sendable, Equatable {
     case protect
     /// `destination` hidden: a file reads as empty and unreadable, a directory as empty.
     case mask
+    /// A read-only file that exists only in memory (resolv.conf, hosts): `source`
+    /// names the plan field holding its text (`network.resolvConf`, `network.hosts`).
+    case file
 }
 
 public struct MountStep: Codable, Sendable, Equatable {

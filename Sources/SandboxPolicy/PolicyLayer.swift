@@ -222,7 +222,7 @@ final class LayerReader {
     private func readLandlock(_ t: TOMLTable, at p: TOMLPath, into layer: inout PolicyLayer) {
         layer.landlockMode = enumValue(t, "mode", at: p, FenceMode.self)
         if let n = integer(t, "min_abi", at: p) {
-            if n < 1 || n > 1000 { error(p.key("min_abi"), "must be a Landlock ABI version from 1 up (got \(n))") }
+            if n < 1 || n > 64 { error(p.key("min_abi"), "must be a Landlock ABI version from 1 to 64 (got \(n))") }
             else { layer.landlockMinABI = n }
         }
         layer.connectTCP = ports(t, "connect_tcp", at: p)

@@ -96,8 +96,9 @@ func runExec(policyName: String, argv: [String], resultPath: String?, resultFD: 
         Foundation.exit(outcome.exitCode)
     }
     let runId = newRunId()
+    var policyLabel = policyName   // the file or name given, until the policy has its own name
     func refuse(_ message: String) -> Never {
-        report(.refused(runId: runId, policy: policyName, argv: argv, error: message))
+        report(.refused(runId: runId, policy: policyLabel, argv: argv, error: message))
     }
     guard !argv.isEmpty else { refuse("no command given; usage: sandbox exec --policy P -- CMD ARGS…") }
     let probe = HostProbe.probe()
@@ -108,6 +109,7 @@ func runExec(policyName: String, argv: [String], resultPath: String?, resultFD: 
     } catch let e as PolicyError {
         refuse("invalid policy:\n" + e.diagnostics.map { "  \($0)" }.joined(separator: "\n"))
     } catch { refuse("\(error)") }
+    policyLabel = policy.name
     let plan: RunPlan
     do { plan = try PlanCompiler(host: hostFacts(probe)).compile(policy, argv: argv, runId: runId) } catch {
         refuse("policy \(policy.name): \(error)")

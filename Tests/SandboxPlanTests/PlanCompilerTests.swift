@@ -209,8 +209,11 @@ let simple = """
             dns = ["10.203.0.1"]
             allow = [{ cidr = "192.0.2.0/24", ports = [443, 80], proto = "tcp" }]
             """)
-        let plan = try PlanCompiler(host: host()).compile(p, argv: ["sh"], runId: "r1")
+        let plan = try PlanCompiler(host: host(uid: 0)).compile(p, argv: ["sh"], runId: "r1")
         #expect(plan.network.resolvConf == "nameserver 10.203.0.1\noptions edns0\n")
+        #expect(plan.mounts.contains { $0.kind == .file && $0.destination == "/etc/resolv.conf" })
+        // Rootless egress is refused with the reason, not attempted.
+        #expect(throws: PlanError.self) { try PlanCompiler(host: host(uid: 1000)).compile(p, argv: ["sh"], runId: "r1") }
         let nft = plan.network.nftRuleset ?? ""
         #expect(nft.contains("policy drop;"))
         #expect(nft.contains("ip daddr 10.203.0.1 udp dport 53 accept"))
@@ -221,7 +224,7 @@ let simple = """
         let loader = PolicyLoader(searchPath: [repoRoot() + "/Policies"])
         for name in ["base", "agent", "agent-net", "ci-build", "strict"] {
             let p = try loader.load(path: "\(repoRoot())/Policies/\(name).toml")
-            let plan = try PlanCompiler(host: host()).compile(p, argv: ["sh"], runId: "r1")
+            let plan = try PlanCompiler(host: host(uid: 0)).compile(p, argv: ["sh"], runId: "r1")
             #expect(plan.policy.name == name)
             let text = Explanation.text(for: plan, policy: p)
             #expect(text.contains("Filesystem"))
