@@ -1,7 +1,7 @@
 /*
  * The child runner: everything between clone3 and execve.
  *
- * Rules for this file (see DESIGN.md §4, STYLE.md lesson 5): only async-signal-safe
+ * Rules for this file (see Docs/design.md §4, STYLE.md lesson 5): only async-signal-safe
  * calls — raw syscalls and a few libc functions that are thin syscall wrappers; no
  * malloc, no stdio, no opendir; all memory comes from the spec the supervisor built
  * before clone3 or from fixed buffers on the stack. Every failure reports

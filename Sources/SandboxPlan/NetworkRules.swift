@@ -1,7 +1,7 @@
 import SandboxPolicy
 
 /// The network section of a plan: resolv.conf/hosts text and the nft ruleset loaded
-/// inside the sandbox's own network namespace (DESIGN.md §5). Everything rendered
+/// inside the sandbox's own network namespace (Docs/design.md §5). Everything rendered
 /// here comes from typed, validated values (`IPAddress`, `CIDR`, `UInt16`), never
 /// from raw policy strings.
 enum NetworkRules {

@@ -5,7 +5,7 @@ import TOMLKit
 /// chain, validates each on its own, merges them base-first and applies the
 /// defaults. Every problem in every file is reported at once (`PolicyError`).
 ///
-/// Merge rules (DESIGN.md §3): scalars override; lists append, and an entry `"!X"`
+/// Merge rules (Docs/design.md §3): scalars override; lists append, and an entry `"!X"`
 /// removes an inherited `X`; tables (`env.set`, `rlimits`, `hosts`, `pin`) merge key
 /// by key; `network.allow` rules append. A base reached twice (a diamond) is merged
 /// once, at its first position.

@@ -50,7 +50,7 @@ int sbx_net_detached_tmpfs(void);
  * `data` into it, clones just that file with open_tree(OPEN_TREE_CLONE) and makes
  * the clone read-only with mount_setattr(MOUNT_ATTR_RDONLY|NOSUID|NODEV|NOEXEC).
  * Returns the clone's O_CLOEXEC fd (for move_mount in the child) or -errno.
- * DESIGN.md §4: a memfd cannot be mounted (EINVAL), this can. */
+ * Docs/design.md §4: a memfd cannot be mounted (EINVAL), this can. */
 int sbx_net_readonly_file(int mount_fd, const char *name, const char *data, size_t len);
 
 #ifdef __cplusplus

@@ -2,7 +2,7 @@ import CSandbox
 import Glibc
 
 /// Files that exist only as detached, read-only mounts (resolv.conf, hosts): never a
-/// path on the host. DESIGN.md §4: a memfd cannot be mounted (EINVAL on 6.18), so
+/// path on the host. Docs/design.md §4: a memfd cannot be mounted (EINVAL on 6.18), so
 /// the supervisor makes a detached tmpfs with fsopen/fsconfig/fsmount, writes each
 /// file through openat(mountfd, name), clones just that file with
 /// open_tree(OPEN_TREE_CLONE), marks the clone read-only with mount_setattr, and the

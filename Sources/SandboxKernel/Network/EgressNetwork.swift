@@ -23,7 +23,7 @@ public struct EgressConfig: Sendable {
 }
 
 /// A destination the sandbox tried and the egress firewall denied, read from the
-/// `denied4`/`denied6` sets of its ruleset (DESIGN.md §5), with the packet count.
+/// `denied4`/`denied6` sets of its ruleset (Docs/design.md §5), with the packet count.
 public struct DeniedDestination: Codable, Sendable, Equatable, Hashable {
     public var daddr: String
     public var dport: UInt16
@@ -35,7 +35,7 @@ public struct DeniedDestination: Codable, Sendable, Equatable, Hashable {
     }
 }
 
-/// The network of one egress run (DESIGN.md §4 step 3, §5): its own network
+/// The network of one egress run (Docs/design.md §4 step 3, §5): its own network
 /// namespace, held by fd; a veth pair whose host end (`sbx<hash>`, marked
 /// `sandbox:<run-id>`) is a port of the shared bridge and whose peer is `eth0`
 /// inside; an address leased from the bridge subnet; the run's nft ruleset loaded

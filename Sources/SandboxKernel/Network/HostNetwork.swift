@@ -107,7 +107,7 @@ struct Bridge: Sendable, Equatable {
 
 /// The host-wide lock: an exclusive flock on `<stateDir>/.net.lock`, held across
 /// every change of shared host state (bridge, host table, forwarding, pool), so two
-/// runs never interleave them (pelagos' NAT race, DESIGN.md §8).
+/// runs never interleave them (pelagos' NAT race, Docs/design.md §8).
 final class HostLock {
     private var fd: Int32
 
