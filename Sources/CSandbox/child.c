@@ -773,6 +773,10 @@ static void sbx_init(const struct sbx_spec *spec) {
         CHECK(write_all(spec->cgroup_procs_fds[i], "0", 1) == 0, SBX_STEP_CGROUP_JOIN, (int)i);
         close(spec->cgroup_procs_fds[i]);
     }
+    /* The cgroup namespace from clone3 was rooted where we were born; re-root it at
+     * the run's own cgroups so /proc/self/cgroup inside shows "/", not the host's
+     * layout. (v2 needs nothing: CLONE_INTO_CGROUP placed us before the namespace.) */
+    if (spec->n_cgroup_procs_fds > 0) CHECK(unshare(CLONE_NEWCGROUP) == 0, SBX_STEP_CGROUP_JOIN, -1);
     /* Rootless: map ourselves (we may write our own maps once, for our own uid). */
     if (spec->uid_map) {
         CHECK(write_file("/proc/self/setgroups", "deny") == 0, SBX_STEP_USERNS_MAP, 0);

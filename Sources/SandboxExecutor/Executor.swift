@@ -323,9 +323,11 @@ public final class Executor {
     private func record(_ v: SeccompViolation) {
         if var existing = violations[v.syscall] {
             existing.count += 1
+            if existing.calls.count < RunResult.Violation.maxCalls { existing.calls.append(v.args) }
             violations[v.syscall] = existing
         } else {
-            violations[v.syscall] = RunResult.Violation(kind: "seccomp", syscall: v.syscall, args: v.args, count: 1)
+            violations[v.syscall] = RunResult.Violation(kind: "seccomp", syscall: v.syscall, args: v.args,
+                                                        calls: [v.args], count: 1)
         }
     }
 

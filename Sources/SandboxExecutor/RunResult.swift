@@ -50,10 +50,14 @@ public struct RunResult: Codable, Sendable, Equatable {
     }
 
     public struct Violation: Codable, Sendable, Equatable {
-        public var kind: String        // "seccomp", later "egress", "landlock"
+        public var kind: String        // "seccomp"; later "landlock" where the kernel reports it
         public var syscall: String?
+        /// The arguments of the first call.
         public var args: [UInt64]?
+        /// The arguments of each call, in order (the first `Violation.maxCalls`).
+        public var calls: [[UInt64]]
         public var count: Int
+        public static let maxCalls = 32
     }
 
     public struct EgressDenial: Codable, Sendable, Equatable {

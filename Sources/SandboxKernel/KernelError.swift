@@ -90,3 +90,22 @@ public enum PathInfo: Sendable, Equatable {
         }
     }
 }
+
+extension FD {
+    /// Opens (creating or truncating) the `--result` file before the run starts, so
+    /// the path is resolved while the command cannot yet have changed it; a symlink
+    /// as the last component is refused.
+    public static func openResultFile(_ path: String) throws(KernelError) -> Int32 {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        guard fd >= 0 else { throw .last("open", path) }
+        return fd
+    }
+
+    /// Whether `fd` is open for writing (for `--result-fd`).
+    public static func isWritable(_ fd: Int32) -> Bool {
+        let flags = fcntl(fd, F_GETFL)
+        guard flags >= 0 else { return false }
+        let mode = flags & O_ACCMODE
+        return mode == O_WRONLY || mode == O_RDWR
+    }
+}

@@ -41,8 +41,8 @@ public enum Explanation {
             line("  runs as \(who), gid \(p.gid), no supplementary groups")
         }
         line("  hostname \"\(p.hostname)\", working directory \(p.workdir)")
-        let envNames = p.env.map { String($0.prefix { $0 != "=" }) }
-        line("  environment: only \(list(envNames))")
+        let envNames = Set(p.env.map { String($0.prefix { $0 != "=" }) }).union(policy.process.envPass).sorted()
+        line("  environment: only \(list(envNames)) (passed from yours when set there, or set by the policy)")
         if let t = p.timeoutMs {
             line("  time limit: \(Explanation.duration(t)) wall clock, then SIGTERM, SIGKILL \(Explanation.duration(p.graceMs)) later")
         } else {
@@ -63,8 +63,19 @@ public enum Explanation {
         if plan.seccomp.enabled {
             let deny = plan.seccomp.rules.filter { $0.origin == "seccomp.deny" }.flatMap(\.syscalls)
             line("  seccomp: \(plan.seccomp.profile.map { "profile \($0), " } ?? "")\(plan.seccomp.rules.count) rules, other syscalls: \(plan.seccomp.defaultAction)")
-            line("    always denied: \(list(deny))")
-            line("    on violation: \(plan.seccomp.onViolation)")
+            switch plan.seccomp.onViolation {
+            case "log":
+                line("    DRY RUN (on_violation = \"log\"): these and all other filtered calls are ALLOWED and only counted: \(list(deny))")
+            case "kill":
+                line("    always denied: \(list(deny))")
+                line("    on violation: the whole sandbox is killed (SIGSYS) and the result names the call")
+            case "notify":
+                line("    always denied: \(list(deny))")
+                line("    on violation: EPERM, and each call is listed in the result")
+            default:
+                line("    always denied: \(list(deny))")
+                line("    on violation: EPERM")
+            }
             if let fam = plan.seccomp.socketFamilies { line("    socket families: \(list(fam)) (others fail with EAFNOSUPPORT)") }
             line("    only \(plan.seccomp.arch) syscalls; 32-bit and x32 entry points kill the process")
         } else {

@@ -27,6 +27,12 @@ public struct PlanCompiler {
         let capabilities = try ctx.capabilityPlan()
         let resources = ctx.resourcePlan()
         let network = NetworkRules.plan(policy.network)
+        // Allowed, but unreachable until the bridge routes IPv6: say so in the result.
+        let v6 = policy.network.allow.filter { !$0.cidr.address.isV4 }.map(\.cidr.description)
+            + policy.network.dns.filter { !$0.isV4 }.map(\.description)
+        if policy.network.mode == .egress && !v6.isEmpty {
+            notApplied.append("network: IPv6 destinations have no route yet (the bridge is IPv4-only): \(v6.joined(separator: ", "))")
+        }
         let binary = BinaryPlan(
             requireRootOwned: policy.binary.requireRootOwned, rejectWritable: policy.binary.rejectWritable,
             rejectSetuid: policy.binary.rejectSetuid, pin: policy.binary.pin)
@@ -170,6 +176,9 @@ private struct Context {
         func add(_ list: [PathTemplate], key: String, make: (String, PathTemplate) throws -> Entry?) throws {
             for (i, t) in list.enumerated() {
                 let path = try expand(t, key: "\(key)[\(i)]")
+                if path == "/" {
+                    throw PlanError(key: "\(key)[\(i)]", message: "\"\(t.raw)\" is / here; the sandbox builds its own root and a bind of the host's / would cover it. List the directories the command needs (run from a project directory, not /)")
+                }
                 if reserved.contains(where: { Context.isBeneath(path, $0) }) {
                     throw PlanError(key: "\(key)[\(i)]", message: "\(path) is provided by the sandbox itself (a private /proc and a minimal /dev); remove it from the policy")
                 }

@@ -84,14 +84,22 @@ func runBase(_ probe: HostProbe) -> String {
 
 /// `exec`'s work, shared by the ArgumentParser command and the fast path below.
 func runExec(policyName: String, argv: [String], resultPath: String?, resultFD: Int32?) -> Never {
+    // Where the result goes is settled before anything runs: the file is opened now
+    // (the command could otherwise swap a directory on its path for a symlink), and
+    // a given fd must be open for writing.
+    var resultFDs: [Int32] = []
+    if let path = resultPath {
+        do { resultFDs.append(try FD.openResultFile(path)) } catch { fail("--result: \(error)") }
+    }
+    if let fd = resultFD {
+        guard FD.isWritable(fd) else { fail("--result-fd \(fd): not a descriptor open for writing") }
+        resultFDs.append(fd)
+    }
     func report(_ outcome: RunResult) -> Never {
         if let error = outcome.error { FileHandle.standardError.write(Data("sandbox: \(error)\n".utf8)) }
-        if resultPath != nil || resultFD != nil {
-            let data = Data(((try? CanonicalJSON.encode(outcome)) ?? []) + [UInt8(ascii: "\n")])
-            if let path = resultPath, !FileManager.default.createFile(atPath: path, contents: data) {
-                FileHandle.standardError.write(Data("sandbox: cannot write result to \(path)\n".utf8))
-            }
-            if let fd = resultFD { FileHandle(fileDescriptor: fd, closeOnDealloc: false).write(data) }
+        let bytes = ((try? CanonicalJSON.encode(outcome)) ?? []) + [UInt8(ascii: "\n")]
+        for fd in resultFDs where !FD.writeAll(fd, bytes) {
+            FileHandle.standardError.write(Data("sandbox: cannot write the result to fd \(fd)\n".utf8))
         }
         Foundation.exit(outcome.exitCode)
     }
@@ -266,13 +274,11 @@ struct Gc: ParsableCommand {
                 removed += 1
             }
         }
-        // Cgroups whose run directory is already gone (a supervisor killed between
-        // the two removals); a live run always holds its directory's lock first.
-        let live = Set(RunDirectory.list(base: base).filter(\.live).map(\.id))
-        for id in RunCgroup.existingRunIds(host: host) where !live.contains(id) {
-            RunCgroup.removeLeftovers(runId: id, host: host)
-            print("removed cgroup of \(id)")
-        }
+        // Only what a stale run directory names, under that directory's lock: a run
+        // creates its directory (and takes the lock) before its cgroup and removes the
+        // cgroup before the directory, so no cgroup of ours outlives its directory,
+        // and a cgroup found without one may belong to a run being created right now
+        // (or to another user's run base). Those are never touched.
         print("\(removed) stale run(s) removed")
     }
 }
@@ -310,4 +316,15 @@ extension String {
 }
 
 fastExec(CommandLine.arguments)
-Sandbox.main()
+do {
+    var command = try Sandbox.parseAsRoot()
+    try command.run()
+} catch {
+    // A usage error is a sandbox error (125), never a status a command could also
+    // return (ArgumentParser's default is 64); help and version still exit 0.
+    if Sandbox.exitCode(for: error).rawValue == 64 {
+        FileHandle.standardError.write(Data((Sandbox.fullMessage(for: error) + "\n").utf8))
+        Foundation.exit(exitSandboxError)
+    }
+    Sandbox.exit(withError: error)
+}

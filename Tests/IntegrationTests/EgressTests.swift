@@ -228,6 +228,8 @@ import Testing
                 if e.level >= 3 { e.skipDescendants() }
                 let path = "\(root)/\(rel)"
                 if path.hasPrefix("/tmp/sbx-") || path.hasPrefix("/tmp/sbxnet-") { continue }
+                // Other processes on the machine (a compiler's scratch directories).
+                if path.hasPrefix("/tmp/TemporaryDirectory.") || path.hasPrefix("/tmp/swift") { continue }
                 // Run directories of runs (ours are checked to be gone separately).
                 if path.hasPrefix("/run/sandbox/"), !path.hasPrefix("/run/sandbox/.net") { continue }
                 if path.hasPrefix("/run/netns/sbxtest-") { continue }

@@ -291,4 +291,81 @@ import Testing
         #expect(out.stdout.contains("TIOCSTI 1") || out.stdout.contains("TIOCSTI 5"), "output: \(out.stdout)")
         #expect(out.stdout.contains("exit 0"))
     }
+    /// gc (root's, and an unprivileged user's with its own run base) while a run with
+    /// cgroups is live: the run must finish untouched. An unprivileged gc once swept
+    /// host-wide cgroups by name and killed root's runs whose payload it could signal.
+    @Test func gcNeverTouchesALiveRun() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let dir = Harness.tempDir(owner: 65534)
+        let runtime = Harness.tempDir(owner: 65534)
+        defer { try? FileManager.default.removeItem(atPath: dir); try? FileManager.default.removeItem(atPath: runtime) }
+        let limited = Harness.policy("""
+            name = "gc-live"
+            extends = ["\(Harness.repoRoot)/Policies/base.toml"]
+            [process]
+            user = 65534
+            [filesystem]
+            rw = ["{cwd}"]
+            [resources]
+            memory = "256MiB"
+            pids = 64
+            """, in: dir, name: "gc-live.toml")
+        chmod(limited, 0o644)
+        let lock = NSLock()
+        var out: Harness.Output?
+        let done = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            let o = try? Harness.exec(policy: limited, ["sh", "-c", "echo up > up; sleep 1.5; echo finished"], cwd: dir)
+            lock.lock(); out = o; lock.unlock()
+            done.signal()
+        }
+        var waited = 0
+        while !FileManager.default.fileExists(atPath: "\(dir)/up") && waited < 100 { usleep(20_000); waited += 1 }
+        _ = try Harness.sandbox(["gc"])
+        let g = try Harness.run("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "env",
+                                                 "XDG_RUNTIME_DIR=\(runtime)", Harness.binary, "gc"], cwd: runtime)
+        #expect(g.stdout == "0 stale run(s) removed\n", "an unprivileged gc removed something of root's: \(g.stdout)")
+        done.wait()
+        lock.lock(); defer { lock.unlock() }
+        #expect(out?.status == 0, "a live run was disturbed by gc: \(out?.stderr ?? "")")
+        #expect(out?.stdout == "finished\n")
+    }
+
+    @Test func badInvocationsAre125AndRunNothing() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let dir = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let policy = Self.basicPolicy(in: dir)
+        let marker = "\(dir)/ran"
+        let cases: [[String]] = [
+            ["exec", "--", "touch", marker],                                         // no --policy
+            ["exec", "--bogus", "--policy", policy, "--", "touch", marker],          // unknown option
+            ["exec", "--policy", policy, "--result-fd", "97", "--", "touch", marker], // fd not open
+            ["exec", "--policy", policy, "--result", "\(dir)/no/such/dir/r.json", "--", "touch", marker],
+        ]
+        for args in cases {
+            let out = try Harness.sandbox(args, cwd: dir)
+            #expect(out.status == 125, "\(args): \(out.status) \(out.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: marker), "\(args) ran the command")
+        }
+        // From / the agent policy's rw {cwd} would bind the host's root: refused.
+        let root = try Harness.sandbox(["exec", "--policy", "\(Harness.repoRoot)/Policies/agent.toml", "--", "true"], cwd: "/")
+        #expect(root.status == 125 && root.stderr.contains("is / here"), "\(root.stderr)")
+    }
+
+    @Test func resultPathIsFixedBeforeTheCommandRuns() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let dir = Harness.tempDir()
+        let elsewhere = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir); try? FileManager.default.removeItem(atPath: elsewhere) }
+        let policy = Self.basicPolicy(in: dir)
+        try FileManager.default.createDirectory(atPath: "\(dir)/out", withIntermediateDirectories: true)
+        // The command swaps the result's directory for a symlink to somewhere else.
+        let out = try Harness.sandbox(["exec", "--policy", policy, "--result", "\(dir)/out/r.json", "--",
+                                       "sh", "-c", "mv out out.old && ln -s \(elsewhere) out"], cwd: dir)
+        #expect(out.status == 0, "\(out.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: "\(elsewhere)/r.json"), "the result followed the command's symlink")
+        let written = (try? String(contentsOfFile: "\(dir)/out.old/r.json", encoding: .utf8)) ?? ""
+        #expect(written.contains("\"exitCode\":0"), "result: \(written)")
+    }
 }

@@ -72,7 +72,7 @@ import Testing
         #expect(p.process.timeoutMs == 2 * 3_600_000)
         #expect(p.resources.memoryBytes == 8 << 30)
         #expect(p.resources.pids == 4096)
-        #expect(p.resources.rlimits[.nofile] == .value(65536))
+        #expect(p.resources.rlimits[.nofile] == .value(16384))
         #expect(p.network.mode == .egress)
         #expect(p.network.allow.allSatisfy { $0.proto == .tcp && !$0.ports.isEmpty })
         #expect(p.filesystem.tmpfs == [PathTemplate("/tmp")])

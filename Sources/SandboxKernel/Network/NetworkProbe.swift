@@ -10,14 +10,17 @@ extension EgressNetwork {
 
         // libnftables and nf_tables: a read-only listing of the host's tables.
         var hostRuleset: [[String: Any]] = []
-        do {
+        if geteuid() != 0 {
+            // Egress needs root anyway; libnftables would only print "you must be root".
+            lines.append("nft: not checked (egress runs need a root invoker)")
+        } else { do {
             let json = try Nftables.run("list ruleset", json: true, operation: "nft list ruleset", subject: "host")
             let root = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]
             hostRuleset = root?["nftables"] as? [[String: Any]] ?? []
             lines.append("nft: libnftables usable (nf_tables in the kernel)")
         } catch {
             lines.append("nft: unusable (\(error)) — egress runs will fail")
-        }
+        } }
 
         switch RunDirectory.read(Bridge.ipForwardPath)?.netTrimmed {
         case "1"?: lines.append("ip_forward: 1")
