@@ -37,6 +37,8 @@ public final class Executor {
     /// Whether the fences were applied to anything: false for a run refused or failed
     /// before clone3, whose result then reports none.
     private var spawned = false
+    /// Set when teardown could not remove something; the run directory then stays.
+    private var keepRunDirectory = false
 
     public init(plan: RunPlan, options: ExecOptions) {
         self.plan = plan
@@ -80,7 +82,9 @@ public final class Executor {
         do { runDir = try RunDirectory.create(base: options.runBase, id: plan.runId) } catch {
             throw ExecError("run directory: \(error)")
         }
-        undo.append { runDir.remove() }
+        // Left for `sandbox gc` (lock released) if a kernel object of the run could not
+        // be removed; gc retries under the lock.
+        undo.append { [unowned self] in if self.keepRunDirectory { runDir.release() } else { runDir.remove() } }
         try writeState(runDir, state: "starting")
 
         // 2. Cgroup, limits written before the child exists.
@@ -91,7 +95,7 @@ public final class Executor {
                 let cg = try RunCgroup.create(runId: plan.runId, limits: plan.resources.cgroupLimits,
                                               bestEffort: Set(plan.resources.bestEffort), host: CgroupHost.probe())
                 cgroup = cg
-                undo.append { cg.remove() }
+                undo.append { [unowned self] in if !cg.remove().isEmpty { self.keepRunDirectory = true } }
                 notApplied += cg.notApplied
                 spec.cgroupFD = cg.cloneIntoFD
                 spec.cgroupProcsFDs = cg.procsFDs

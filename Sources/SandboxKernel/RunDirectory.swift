@@ -56,6 +56,14 @@ public final class RunDirectory {
         guard ok, rename(tmp, "\(path)/\(name)") == 0 else { throw .last("write", "\(path)/\(name)") }
     }
 
+    /// Releases the lock but leaves the directory for `sandbox gc` (something of the
+    /// run could not be removed at teardown). Idempotent.
+    public func release() {
+        guard lockFD >= 0 else { return }
+        close(lockFD)
+        lockFD = -1
+    }
+
     /// Removes everything and releases the lock. Idempotent.
     public func remove() {
         guard lockFD >= 0 else { return }
@@ -122,6 +130,31 @@ public final class RunDirectory {
         removeContents(path)
         if fd >= 0 { close(fd) }
         return true
+    }
+
+    /// Directories a supervisor killed inside `create` left under their temporary
+    /// name (`.<id>.new`), older than `minAgeSeconds` and with a free lock.
+    public static func removeAbandonedCreations(base: String, minAgeSeconds: Int = 60) -> [String] {
+        guard let dir = opendir(base) else { return [] }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name.hasPrefix("."), name.hasSuffix(".new") { names.append(name) }
+        }
+        closedir(dir)
+        var removed: [String] = []
+        for name in names {
+            let path = "\(base)/\(name)"
+            var st = stat()
+            guard lstat(path, &st) == 0, st.st_mode & S_IFMT == S_IFDIR,
+                  Int(time(nil)) - Int(st.st_mtim.tv_sec) >= minAgeSeconds, !isLocked(path) else { continue }
+            rmdir(path + "/root")
+            removeContents(path)
+            removed.append(name)
+        }
+        return removed
     }
 
     public static func read(_ path: String) -> String? {

@@ -296,7 +296,8 @@ private struct Context {
                     ? "Landlock is not available on this kernel (needed for \(list)); set landlock.mode = \"best-effort\" or \"off\" to run without it"
                     : "\(have), but the policy needs \(list); set landlock.mode = \"best-effort\" to run without them")
             }
-            for m in missing { notApplied.append("landlock: \(m.feature) needs ABI \(m.abi), kernel has \(abi)") }
+            let have = host.landlockABI > abi ? "kernel has \(host.landlockABI), this build uses up to \(abi)" : "kernel has \(abi)"
+            for m in missing { notApplied.append("landlock: \(m.feature) needs ABI \(m.abi), \(have)") }
         }
         if abi == 0 {
             return LandlockPlan(mode: ll.mode.rawValue, abi: 0, requiredABI: required, handledAccessFS: [],

@@ -276,9 +276,11 @@ struct Gc: ParsableCommand {
         }
         // Only what a stale run directory names, under that directory's lock: a run
         // creates its directory (and takes the lock) before its cgroup and removes the
-        // cgroup before the directory, so no cgroup of ours outlives its directory,
-        // and a cgroup found without one may belong to a run being created right now
-        // (or to another user's run base). Those are never touched.
+        // cgroup before the directory (keeping the directory if that removal failed),
+        // so no cgroup of ours outlives its directory, and a cgroup found without one
+        // may belong to a run being created right now (or to another user's run
+        // base). Those are never touched.
+        for name in RunDirectory.removeAbandonedCreations(base: base) { print("removed \(name)") }
         print("\(removed) stale run(s) removed")
     }
 }

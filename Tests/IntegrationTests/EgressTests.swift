@@ -403,6 +403,8 @@ import Testing
                 return
             }
             #expect(!Self.linksMarked(for: id).isEmpty, "the run's veth exists while it runs")
+            Harness.gcLock.lock()
+            defer { Harness.gcLock.unlock() }
             kill(p.processIdentifier, SIGKILL)
             p.waitUntilExit()
             #expect(FileManager.default.fileExists(atPath: "/run/sandbox/\(id)/lease"), "the lease outlives a killed supervisor")

@@ -185,6 +185,8 @@ import Testing
         let psBefore = try Harness.sandbox(["ps"])
         if let runId { #expect(psBefore.stdout.contains(runId), "ps does not list the live run") }
 
+        Harness.gcLock.lock()
+        defer { Harness.gcLock.unlock() }
         kill(sup.processIdentifier, SIGKILL) // our own child, not yet reaped
         sup.waitUntilExit()
         usleep(1_000_000)
@@ -321,6 +323,8 @@ import Testing
         }
         var waited = 0
         while !FileManager.default.fileExists(atPath: "\(dir)/up") && waited < 100 { usleep(20_000); waited += 1 }
+        Harness.gcLock.lock()
+        defer { Harness.gcLock.unlock() }
         _ = try Harness.sandbox(["gc"])
         let g = try Harness.run("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "env",
                                                  "XDG_RUNTIME_DIR=\(runtime)", Harness.binary, "gc"], cwd: runtime)

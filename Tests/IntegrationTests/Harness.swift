@@ -20,6 +20,10 @@ enum Harness {
         return "\(repoRoot)/.build/debug/sandbox"
     }()
 
+    /// Held by tests that run `sandbox gc` or leave a stale run for it to find: gc is
+    /// host-wide, so one test's gc would otherwise reclaim another's stale run first.
+    static let gcLock = NSLock()
+
     static var allowSkip: Bool { ProcessInfo.processInfo.environment["SANDBOX_TESTS_ALLOW_SKIP"] == "1" }
 
     /// True when the test may go on; records a failure (or allows a skip) otherwise.

@@ -558,8 +558,9 @@ public final class RunCgroup: @unchecked Sendable {
         }
     }
 
-    /// Run ids that have a cgroup directory under our parent in any hierarchy — what
-    /// `sandbox gc` compares with the live (locked) runs.
+    /// Run ids that have a cgroup directory under our parent in any hierarchy. For
+    /// tests and diagnostics: `sandbox gc` never removes a cgroup by this listing (a
+    /// run being created right now has one before it could be seen as live).
     public static func existingRunIds(host: CgroupHost) -> [String] {
         var parents: [String] = []
         switch host.mode {
