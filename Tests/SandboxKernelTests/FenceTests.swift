@@ -41,18 +41,9 @@ struct FenceTests {
         }
     }
 
-    static let allowSkip = ProcessInfo.processInfo.environment["SANDBOX_TESTS_ALLOW_SKIP"] == "1"
-
-    /// False when a needed kernel feature is missing: recorded as a failure unless
-    /// skipping is allowed.
-    static func require(_ available: Bool, _ feature: String) -> Bool {
-        if available { return true }
-        if allowSkip {
-            print("FenceTests: skipped, \(feature) not available (SANDBOX_TESTS_ALLOW_SKIP=1)")
-        } else {
-            Issue.record("\(feature) is not available on this host (set SANDBOX_TESTS_ALLOW_SKIP=1 to skip)")
-        }
-        return false
+    /// False when a needed kernel feature is missing (see TestSupport.swift).
+    static func require(_ available: Bool, _ feature: String, sourceLocation: SourceLocation = #_sourceLocation) -> Bool {
+        SandboxKernelTests.require(available, feature, sourceLocation: sourceLocation)
     }
 
     static func probe(_ program: SeccompProgram?, _ probe: Int32, repeat count: Int32 = 1) -> Outcome {

@@ -12,17 +12,6 @@ import Testing
 // when it fails. No packet leaves a sandbox namespace: the only destinations tried
 // are the test bridge's own address, and the in-namespace firewall drops them.
 
-private let allowSkip = getenv("SANDBOX_TESTS_ALLOW_SKIP").map { String(cString: $0) == "1" } ?? false
-
-private func require(_ condition: Bool, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) -> Bool {
-    if condition { return true }
-    if allowSkip {
-        print("SKIPPED (SANDBOX_TESTS_ALLOW_SKIP=1): \(what)")
-    } else {
-        Issue.record("missing: \(what) (set SANDBOX_TESTS_ALLOW_SKIP=1 to skip)", sourceLocation: sourceLocation)
-    }
-    return false
-}
 
 private func randomHex(_ n: Int) -> String {
     var g = SystemRandomNumberGenerator()
