@@ -25,7 +25,8 @@ public struct ExecOptions {
 /// Landlock ruleset, seccomp BPF, run directory); every step registers its undo, so a
 /// failure anywhere leaves nothing behind.
 public final class Executor {
-    let plan: RunPlan
+    /// `var` only for the digest, filled after clone3 when the caller left it out.
+    private(set) var plan: RunPlan
     let options: ExecOptions
     private var undo: [() -> Void] = []
     private var notApplied: [String]
@@ -63,7 +64,8 @@ public final class Executor {
     }
 
     private func failure(_ e: ExecError, started: UInt64) -> RunResult {
-        makeResult(exitCode: e.exitCode, signal: nil, timedOut: false, started: started,
+        if plan.digest == nil { plan.digest = try? PlanDigest.digest(of: plan) }
+        return makeResult(exitCode: e.exitCode, signal: nil, timedOut: false, started: started,
                    exit: nil, error: e.message, cgroupStats: nil)
     }
 
@@ -219,6 +221,9 @@ public final class Executor {
         network?.closeChildFDs()
         _ = FD.writeAll(sync.write, [1])
         FD.close(sync.write)
+        // While the child builds its root: the plan's digest (if the caller left it
+        // for now) and the run directory's record of the plan.
+        if plan.digest == nil { plan.digest = try? PlanDigest.digest(of: plan) }
         try? writeState(runDir, state: "running")
 
         // 8. Supervise until the sandbox init exits.

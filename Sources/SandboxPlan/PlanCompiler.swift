@@ -9,7 +9,10 @@ public struct PlanCompiler {
 
     public init(host: HostFacts) { self.host = host }
 
-    public func compile(_ policy: Policy, argv: [String], runId: String) throws -> RunPlan {
+    /// - Parameter digest: compute `plan.digest` now (the default). `exec` passes false
+    ///   and lets the executor compute it while the child builds its root: the child
+    ///   does not need it, and it is the most expensive part of compiling.
+    public func compile(_ policy: Policy, argv: [String], runId: String, digest: Bool = true) throws -> RunPlan {
         guard !argv.isEmpty, !argv[0].isEmpty else {
             throw PlanError(key: "argv", message: "no command given (usage: sandbox exec --policy P -- CMD ARGS…)")
         }
@@ -47,7 +50,7 @@ public struct PlanCompiler {
             process: process, mounts: mounts, landlock: landlock, seccomp: seccomp,
             capabilities: capabilities, resources: resources, network: network,
             binary: binary, audit: audit, notApplied: notApplied, digest: nil)
-        plan.digest = try PlanDigest.digest(of: plan)
+        if digest { plan.digest = try PlanDigest.digest(of: plan) }
         return plan
     }
 }

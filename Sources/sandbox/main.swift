@@ -119,7 +119,7 @@ func runExec(policyName: String, argv: [String], resultPath: String?, resultFD: 
     } catch { refuse("\(error)") }
     policyLabel = policy.name
     let plan: RunPlan
-    do { plan = try PlanCompiler(host: hostFacts(probe)).compile(policy, argv: argv, runId: runId) } catch {
+    do { plan = try PlanCompiler(host: hostFacts(probe)).compile(policy, argv: argv, runId: runId, digest: false) } catch {
         refuse("policy \(policy.name): \(error)")
     }
     let base: String
