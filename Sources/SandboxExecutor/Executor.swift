@@ -94,9 +94,16 @@ public final class Executor {
         var cgroup: RunCgroup?
         if plan.resources.needsCgroup {
             do {
+                // Nested in the invoker's own cgroups where it has them (v1), so limits
+                // the invoker is under still bound the run.
+                var host = CgroupHost.probe()
+                host.nestUnderInvoker = true
                 let cg = try RunCgroup.create(runId: plan.runId, limits: plan.resources.cgroupLimits,
-                                              bestEffort: Set(plan.resources.bestEffort), host: CgroupHost.probe())
+                                              bestEffort: Set(plan.resources.bestEffort), host: host)
                 cgroup = cg
+                // Recorded for gc, which may run in another cgroup and cannot derive them.
+                try? runDir.write("cgroups", cg.controllerDirectories.keys.sorted()
+                    .map { "\($0) \(cg.controllerDirectories[$0]!)\n" }.joined())
                 undo.append { [unowned self] in if !cg.remove().isEmpty { self.keepRunDirectory = true } }
                 notApplied += cg.notApplied
                 spec.cgroupFD = cg.cloneIntoFD

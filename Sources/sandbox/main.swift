@@ -268,7 +268,17 @@ struct Gc: ParsableCommand {
         for entry in RunDirectory.list(base: base) where !entry.live {
             if RunDirectory.reclaim(base: base, id: entry.id, cleanup: {
                 EgressNetwork.removeLeftovers(runId: entry.id, runDir: entry.path)
-                RunCgroup.removeLeftovers(runId: entry.id, host: host)
+                // The directories the run recorded; by name only for runs that predate that.
+                if let text = RunDirectory.read(entry.path + "/cgroups") {
+                    var dirs: [String: String] = [:]
+                    for line in text.split(separator: "\n") {
+                        let parts = line.split(separator: " ", maxSplits: 1)
+                        if parts.count == 2 { dirs[String(parts[0])] = String(parts[1]) }
+                    }
+                    RunCgroup.removeLeftovers(runId: entry.id, directories: dirs, host: host)
+                } else {
+                    RunCgroup.removeLeftovers(runId: entry.id, host: host)
+                }
             }) {
                 print("removed \(entry.id)")
                 removed += 1

@@ -23,6 +23,15 @@ public struct CgroupHost: Sendable {
     /// v2 only: the existing cgroup under which `parentName` lives — the mount point
     /// for root, the top of the invoker's writable (delegated) subtree otherwise.
     public var unifiedBase: String?
+    /// v1: the invoker's own cgroup directory in each controller's hierarchy (from
+    /// /proc/self/cgroup), e.g. memory → /sys/fs/cgroup/memory/ci/job-42.
+    public var v1InvokerDirs: [String: String] = [:]
+    /// v1: create each run's cgroups inside the invoker's own (as
+    /// `<invoker>/<parentName>-<run-id>`), so the invoker's limits still bound the run
+    /// (a CI job's memory limit is not escaped by a policy's larger one). The executor
+    /// sets this; when the invoker is at a hierarchy's root, runs go under
+    /// `<mount>/<parentName>/` as before.
+    public var nestUnderInvoker = false
 
     // Feature details found by the probe (v1), used by RunCgroup.create.
     /// `memory.memsw.limit_in_bytes` exists (swap accounting is on).
@@ -48,7 +57,32 @@ public struct CgroupHost: Sendable {
         if case .unified(let mp) = mode, let m = mounts.first(where: { $0.fstype == "cgroup2" && $0.mountPoint == mp }) {
             invoker = invokerDirectory(selfCgroup: selfCgroup, mount: m)
         }
-        return CgroupHost(mode: mode, invokerCgroup: invoker)
+        var host = CgroupHost(mode: mode, invokerCgroup: invoker)
+        if case .hybrid(let v1, _) = mode {
+            for (controller, mountPoint) in v1 {
+                guard let m = mounts.first(where: { $0.mountPoint == mountPoint }),
+                      let dir = v1InvokerDirectory(selfCgroup: selfCgroup, controller: controller, mount: m) else { continue }
+                host.v1InvokerDirs[controller] = dir
+            }
+        }
+        return host
+    }
+
+    /// The invoker's directory in a v1 hierarchy: the `/proc/self/cgroup` line whose
+    /// controller list names `controller`, joined to the mount (minus its root).
+    static func v1InvokerDirectory(selfCgroup: String, controller: String, mount: Mount) -> String? {
+        for line in selfCgroup.split(separator: "\n") {
+            let parts = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+            guard parts.count == 3, parts[1].split(separator: ",").contains(Substring(controller)) else { continue }
+            var path = String(parts[2])
+            if path.hasSuffix(" (deleted)") || path.contains("/../") || path.hasSuffix("/..") { return nil }
+            if mount.root != "/" {
+                guard path == mount.root || path.hasPrefix(mount.root + "/") else { return nil }
+                path = String(path.dropFirst(mount.root.count))
+            }
+            return path.isEmpty || path == "/" ? mount.mountPoint : mount.mountPoint + path
+        }
+        return nil
     }
 
     /// Builds the host view for a given layout by looking at its files.

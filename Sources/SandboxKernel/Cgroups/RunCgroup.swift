@@ -289,10 +289,12 @@ public final class RunCgroup: @unchecked Sendable {
             var ordered: [String] = []
             for c in wanted {
                 let mount = v1[c]!
-                let dir = mount + "/" + host.parentName + "/" + runId
+                let own = host.nestUnderInvoker ? host.v1InvokerDirs[c] : nil
+                let nested = own != nil && own != mount
+                let dir = nested ? own! + "/" + host.parentName + "-" + runId : mount + "/" + host.parentName + "/" + runId
                 dirs[c] = dir
                 if ordered.contains(dir) { continue }       // co-mounted (e.g. cpu,cpuacct)
-                try CgroupFS.mkdirShared(mount + "/" + host.parentName)
+                if !nested { try CgroupFS.mkdirShared(mount + "/" + host.parentName) }
                 try CgroupFS.mkdirNew(dir)
                 created.append(dir)
                 ordered.append(dir)
@@ -532,6 +534,38 @@ public final class RunCgroup: @unchecked Sendable {
             if let e = CgroupFS.rmdirRetrying(dir) { errors.append(e) }
         }
         return errors
+    }
+
+    /// Where each controller's directory of this run is: what the executor records in
+    /// the run directory so `gc` can remove exactly these (v1 runs may be nested in an
+    /// invoker's cgroup that gc, running elsewhere, cannot derive).
+    public var controllerDirectories: [String: String] {
+        switch backend {
+        case .v1(let dirs): return dirs
+        case .v2(let dir): return ["unified": dir]
+        case .none: return [:]
+        }
+    }
+
+    /// `gc` for a run whose directories were recorded (`controllerDirectories`). Each
+    /// must be a cgroup directory named for `runId` (`…/<run-id>` or `…-<run-id>`)
+    /// under /sys/fs/cgroup; anything else is refused.
+    @discardableResult
+    public static func removeLeftovers(runId: String, directories: [String: String], host: CgroupHost) -> [CgroupError] {
+        do { try validate(runId: runId) } catch let e as CgroupError { return [e] } catch { return [] }
+        for dir in directories.values {
+            let last = dir.split(separator: "/").last.map(String.init) ?? ""
+            guard dir.hasPrefix("/sys/fs/cgroup/"), !dir.contains("/../"), last == runId || last.hasSuffix("-" + runId) else {
+                return [CgroupError(kind: .invalidRunId, operation: "remove recorded cgroup", path: dir,
+                                    detail: "not a run cgroup of \(runId)")]
+            }
+        }
+        let backend: Backend
+        if let unified = directories["unified"], directories.count == 1 { backend = .v2(dir: unified) }
+        else { backend = .v1(dirs: directories) }
+        let ordered = Array(Set(directories.values)).sorted()
+        return RunCgroup(runId: runId, host: host, backend: backend, directories: ordered, notApplied: [],
+                         cloneIntoFD: -1, procsFDs: []).remove()
     }
 
     /// For `sandbox gc`: the same teardown by name, for a run whose supervisor died
