@@ -255,8 +255,21 @@ static int remount_readonly_at(int fd) {
 
 static int do_bind(struct builder *b, const struct sbx_mount_op *op) {
     struct stat st;
-    if (stat(op->source, &st) < 0) return -1;
-    int tree = sys_open_tree(AT_FDCWD, op->source, SBX_OPEN_TREE_CLONE | O_CLOEXEC | SBX_AT_RECURSIVE);
+    int tree;
+    if (op->flags & SBX_MF_NOSYMLINKS) {
+        /* Inside a writable bind: resolve once, refusing any symlink (ELOOP), and
+         * clone exactly what was resolved, so a swap cannot redirect the mount. */
+        int src = sys_openat2(AT_FDCWD, op->source, O_PATH | O_CLOEXEC, SBX_RESOLVE_NO_SYMLINKS);
+        if (src < 0) return -1;
+        if (fstat(src, &st) < 0) { int e = errno; close(src); errno = e; return -1; }
+        tree = sys_open_tree(src, "", SBX_OPEN_TREE_CLONE | O_CLOEXEC | SBX_AT_RECURSIVE | AT_EMPTY_PATH);
+        int e = errno;
+        close(src);
+        errno = e;
+    } else {
+        if (stat(op->source, &st) < 0) return -1;
+        tree = sys_open_tree(AT_FDCWD, op->source, SBX_OPEN_TREE_CLONE | O_CLOEXEC | SBX_AT_RECURSIVE);
+    }
     if (tree < 0) return -1;
     uint64_t attrs = SBX_MOUNT_ATTR_NOSUID | SBX_MOUNT_ATTR_NODEV;
     if (op->flags & SBX_MF_RDONLY) attrs |= SBX_MOUNT_ATTR_RDONLY;

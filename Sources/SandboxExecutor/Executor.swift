@@ -414,6 +414,9 @@ public final class Executor {
            plan.mounts[Int(f.index)].kind == .protect {
             return ExecError("\(plan.mounts[Int(f.index)].summary): is a symlink; protect covers real files and directories only (a link could be replaced by a writable one)")
         }
+        if f.isMount, f.isSymlinkLoop, f.index >= 0, Int(f.index) < plan.mounts.count, plan.mounts[Int(f.index)].noSymlinks {
+            return ExecError("\(plan.mounts[Int(f.index)].summary): a symlink is on its path; refused because it lies inside a writable directory (it could have been swapped in)")
+        }
         if f.isMount, f.index >= 0, Int(f.index) < plan.mounts.count {
             return ExecError("\(plan.mounts[Int(f.index)].summary): \(err)")
         }
@@ -447,7 +450,8 @@ public final class Executor {
 
     static func childMount(_ m: MountStep) -> ChildSpec.Mount {
         switch m.kind {
-        case .bind: return .bind(source: m.source ?? "", destination: m.destination, readOnly: m.readOnly, optional: m.optional)
+        case .bind: return .bind(source: m.source ?? "", destination: m.destination, readOnly: m.readOnly,
+                                 optional: m.optional, noSymlinks: m.noSymlinks)
         case .tmpfs: return .tmpfs(destination: m.destination, options: m.options ?? "mode=0755", readOnly: m.readOnly)
         case .proc: return .proc(destination: m.destination)
         case .dev: return .dev(destination: m.destination)

@@ -6,7 +6,7 @@ import Glibc
 /// the child itself never allocates.
 public struct ChildSpec {
     public enum Mount {
-        case bind(source: String, destination: String, readOnly: Bool, optional: Bool)
+        case bind(source: String, destination: String, readOnly: Bool, optional: Bool, noSymlinks: Bool = false)
         case tmpfs(destination: String, options: String, readOnly: Bool)
         case proc(destination: String)
         case dev(destination: String)
@@ -137,10 +137,11 @@ public enum Child {
             var op = sbx_mount_op()
             op.fd = -1
             switch m {
-            case let .bind(source, destination, readOnly, optional):
+            case let .bind(source, destination, readOnly, optional, noSymlinks):
                 op.kind = Int32(SBX_MOUNT_BIND.rawValue)
                 op.source = arena.string(source); op.dest = arena.string(destination)
                 op.flags = (readOnly ? SBX_MF_RDONLY : 0) | (optional ? SBX_MF_OPTIONAL : 0)
+                    | (noSymlinks ? SBX_MF_NOSYMLINKS : 0)
             case let .tmpfs(destination, options, readOnly):
                 op.kind = Int32(SBX_MOUNT_TMPFS.rawValue)
                 op.dest = arena.string(destination); op.data = arena.string(options)

@@ -106,6 +106,9 @@ public struct MountStep: Codable, Sendable, Equatable {
     public var optional: Bool
     /// The policy key this step comes from, for messages and `explain`.
     public var origin: String
+    /// A bind whose source lies inside a writable bind: the child resolves it with no
+    /// symlink anywhere in the path, because a concurrent run could swap one in.
+    public var noSymlinks: Bool = false
 
     public init(kind: MountKind, source: String? = nil, destination: String, readOnly: Bool,
                 options: String? = nil, optional: Bool = false, origin: String) {

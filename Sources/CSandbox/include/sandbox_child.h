@@ -36,6 +36,7 @@ enum sbx_mount_kind {
 
 #define SBX_MF_RDONLY   0x1u
 #define SBX_MF_OPTIONAL 0x2u  /* missing source: skip instead of failing */
+#define SBX_MF_NOSYMLINKS 0x4u /* resolve the source with no symlink in any component */
 
 struct sbx_mount_op {
     int kind;
