@@ -464,11 +464,25 @@ static int apply_mount(struct builder *b, const struct sbx_mount_op *op) {
          * parent and could be swapped for a writable directory after we protect
          * its target. (Intermediate components resolve inside the new root.) */
         int fd = open_inside_nofollow(b, op->dest);
-        if (fd < 0) return errno == ENOENT ? 0 : -1;
+        if (fd < 0) return errno == ENOENT && (op->flags & SBX_MF_OPTIONAL) ? 0 : -1;
         struct stat lst;
         if (fstat(fd, &lst) < 0 || S_ISLNK(lst.st_mode)) { close(fd); errno = ELOOP; return -1; }
         int r = remount_readonly_at(fd);
         int e = errno; close(fd); errno = e;
+        return r;
+    }
+    case SBX_MOUNT_PIN: {
+        /* A real directory (no symlink as its last component), bound onto itself. */
+        int fd = open_inside_nofollow(b, op->dest);
+        if (fd < 0) return -1;
+        struct stat st;
+        if (fstat(fd, &st) < 0 || !S_ISDIR(st.st_mode)) { close(fd); errno = ENOTDIR; return -1; }
+        int tree = sys_open_tree(fd, "", SBX_OPEN_TREE_CLONE | O_CLOEXEC | SBX_AT_RECURSIVE | AT_EMPTY_PATH);
+        int r = tree < 0 ? -1 : attach(tree, fd);
+        int e = errno;
+        if (tree >= 0) close(tree);
+        close(fd);
+        errno = e;
         return r;
     }
     case SBX_MOUNT_MASK: {

@@ -456,7 +456,8 @@ public final class Executor {
         case .proc: return .proc(destination: m.destination)
         case .dev: return .dev(destination: m.destination)
         case .symlink: return .symlink(target: m.source ?? "", destination: m.destination)
-        case .protect: return .protect(destination: m.destination)
+        case .protect: return .protect(destination: m.destination, optional: m.optional)
+        case .pin: return .pin(destination: m.destination)
         case .mask: return .mask(destination: m.destination)
         case .file: return .moveFD(fd: -1, destination: m.destination) // replaced by supervise()
         }

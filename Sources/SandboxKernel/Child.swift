@@ -11,7 +11,8 @@ public struct ChildSpec {
         case proc(destination: String)
         case dev(destination: String)
         case symlink(target: String, destination: String)
-        case protect(destination: String)
+        case protect(destination: String, optional: Bool = true)
+        case pin(destination: String)
         case mask(destination: String)
         case moveFD(fd: Int32, destination: String)
     }
@@ -153,8 +154,11 @@ public enum Child {
             case let .symlink(target, destination):
                 op.kind = Int32(SBX_MOUNT_SYMLINK.rawValue)
                 op.source = arena.string(target); op.dest = arena.string(destination)
-            case let .protect(destination):
+            case let .protect(destination, optional):
                 op.kind = Int32(SBX_MOUNT_PROTECT.rawValue); op.dest = arena.string(destination)
+                op.flags = optional ? SBX_MF_OPTIONAL : 0
+            case let .pin(destination):
+                op.kind = Int32(SBX_MOUNT_PIN.rawValue); op.dest = arena.string(destination)
             case let .mask(destination):
                 op.kind = Int32(SBX_MOUNT_MASK.rawValue); op.dest = arena.string(destination)
             case let .moveFD(fd, destination):

@@ -252,20 +252,40 @@ private struct Context {
         }
 
         let binds = ordered.compactMap(\.bind)
-        for bind in binds where !bind.readOnly && bind.isDirectory {
+        // Directories between a writable bind and a nested protect/mask target are
+        // pinned (bound onto themselves): otherwise a run could rename a parent away,
+        // so the next run finds nothing to protect, write there, and rename it back.
+        var pinned = Set<String>()
+        func pinParents(of path: String, under root: String) {
+            var prefix = root
+            let rest = path.dropFirst(root == "/" ? 1 : root.count + 1).split(separator: "/").dropLast()
+            for part in rest {
+                prefix += "/" + part
+                if host.files.kind(of: prefix) == .directory, pinned.insert(prefix).inserted {
+                    steps.append(MountStep(kind: .pin, destination: prefix, readOnly: false, origin: "filesystem.protect"))
+                }
+            }
+        }
+        let writableDirs = binds.filter { !$0.readOnly && $0.isDirectory }.map(\.destination)
+        for root in writableDirs {
             for name in policy.filesystem.protect {
-                let path = Context.normalize(bind.destination + "/" + name)
+                let path = Context.normalize(root + "/" + name)
                 if case .symlink? = host.files.kind(of: path) {
                     throw PlanError(key: "filesystem.protect", message: "\(path) is a symlink; protect covers real files and directories only (the command could replace the link with a writable one). Remove the link or the name from protect")
                 }
                 if host.files.kind(of: path) != nil {
-                    steps.append(MountStep(kind: .protect, destination: path, readOnly: true, optional: true,
+                    pinParents(of: path, under: root)
+                    // Present now, so required at run time: gone by then means tampered.
+                    steps.append(MountStep(kind: .protect, destination: path, readOnly: true, optional: false,
                                            origin: "filesystem.protect"))
                 }
             }
         }
         for (i, t) in policy.filesystem.mask.enumerated() {
             let path = try expand(t, key: "filesystem.mask[\(i)]")
+            if let root = writableDirs.filter({ path != $0 && Context.isBeneath(path, $0) }).max(by: { $0.count < $1.count }) {
+                pinParents(of: path, under: root)
+            }
             steps.append(MountStep(kind: .mask, destination: path, readOnly: true, optional: true,
                                    origin: "filesystem.mask"))
         }

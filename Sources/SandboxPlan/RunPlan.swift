@@ -90,6 +90,10 @@ public enum MountKind: String, Codable, Sendable, Equatable {
     case protect
     /// `destination` hidden: a file reads as empty and unreadable, a directory as empty.
     case mask
+    /// `destination` (a directory inside a writable bind) bound onto itself: a mount
+    /// point cannot be renamed or removed, so a nested protect or mask below it stays
+    /// where the policy saw it.
+    case pin
     /// A read-only file that exists only in memory (resolv.conf, hosts): `source`
     /// names the plan field holding its text (`network.resolvConf`, `network.hosts`).
     case file

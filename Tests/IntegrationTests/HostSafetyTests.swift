@@ -53,4 +53,29 @@ import Testing
         #expect(!out.stdout.contains("SECRET"))
         #expect(out.stderr.contains("a symlink is on its path"), "\(out.stderr)")
     }
+
+    /// A nested protect cannot be dodged by renaming a parent away (the parents are
+    /// pinned), and one that was present when the run was planned must still be there.
+    @Test func nestedProtectHoldsAgainstRenames() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let dir = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: "\(dir)/vendor/lib/.git/hooks", withIntermediateDirectories: true)
+        let policy = Harness.policy("""
+            name = "nested-protect"
+            extends = ["\(Harness.repoRoot)/Policies/agent.toml"]
+            [filesystem]
+            protect = ["vendor/lib/.git"]
+            """, in: dir)
+        let script = """
+            (echo x > vendor/lib/.git/hooks/pre-commit) 2>/dev/null || echo hook-refused
+            mv vendor v2 2>/dev/null || echo rename-refused
+            mv vendor/lib vendor/l2 2>/dev/null || echo rename2-refused
+            echo ok > vendor/other && echo sibling-writable
+            """
+        let out = try Harness.exec(policy: policy, ["sh", "-c", script], cwd: dir)
+        #expect(out.stdout == "hook-refused\nrename-refused\nrename2-refused\nsibling-writable\n", "\(out.stdout) \(out.stderr)")
+        #expect(FileManager.default.fileExists(atPath: "\(dir)/vendor/lib/.git"))
+        #expect(!FileManager.default.fileExists(atPath: "\(dir)/vendor/lib/.git/hooks/pre-commit"))
+    }
 }

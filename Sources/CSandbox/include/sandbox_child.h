@@ -32,6 +32,7 @@ enum sbx_mount_kind {
     SBX_MOUNT_PROTECT = 6,  /* `dest` made read-only again; skipped if absent */
     SBX_MOUNT_MASK = 7,     /* `dest` hidden: empty unreadable file / empty dir */
     SBX_MOUNT_MOVE_FD = 8,  /* detached mount `fd` (e.g. resolv.conf) moved to `dest` */
+    SBX_MOUNT_PIN = 9,      /* directory `dest` bound onto itself (cannot be renamed) */
 };
 
 #define SBX_MF_RDONLY   0x1u
