@@ -458,10 +458,15 @@ private struct Context {
     /// setuid-to-the-invoker ones. So, whatever the profile says: a mode with S_ISUID
     /// or S_ISGID fails with EPERM, any other mode is allowed where the profile allowed
     /// the call. (open/openat with O_CREAT take a mode too; filtering them needs
-    /// two-argument rules and is not done — see Docs/status.md.)
+    /// open/openat too, when they create (O_CREAT or O_TMPFILE). openat2's mode is
+    /// behind a pointer and cannot be filtered — see Docs/status.md.)
+    static let creatingOpens: [(name: String, flagsArg: UInt32, modeArg: UInt32)] = [("open", 1, 2), ("openat", 2, 3)]
+    static let createFlags: [UInt64] = [0o100 /* O_CREAT */, 0o20000000 /* __O_TMPFILE */]
+
     static func noSetuidBits(_ rules: [SeccompRulePlan], arch: String, denied: Set<String>, defaultAllows: Bool) -> [SeccompRulePlan] {
         let guarded = modeSetters.filter { SyscallTable.number($0.name, arch: arch) != nil && !denied.contains($0.name) }
-        let names = Set(guarded.map(\.name))
+        let opens = creatingOpens.filter { SyscallTable.number($0.name, arch: arch) != nil && !denied.contains($0.name) }
+        let names = Set(guarded.map(\.name) + opens.map(\.name))
         var allowed = defaultAllows ? names : []
         var out: [SeccompRulePlan] = []
         for var r in rules {
@@ -486,6 +491,26 @@ private struct Context {
                 out.append(SeccompRulePlan(syscalls: [name], action: SeccompAction.errno.rawValue, errno: 1,
                                            args: [SeccompArgPlan(index: arg, op: SeccompOperator.maskedEqual.rawValue, value: bit, valueTwo: bit)],
                                            origin: "builtin: no setuid/setgid bits"))
+            }
+        }
+        let masked = SeccompOperator.maskedEqual.rawValue
+        for (name, flagsArg, modeArg) in opens {
+            let origin = "builtin: no setuid/setgid bits"
+            if allowed.contains(name) {
+                // Not creating, or creating without those bits: as the profile said.
+                let creating = createFlags.reduce(0, |)
+                out.append(SeccompRulePlan(syscalls: [name], action: SeccompAction.allow.rawValue, errno: nil,
+                                           args: [SeccompArgPlan(index: flagsArg, op: masked, value: creating, valueTwo: 0)], origin: origin))
+                out.append(SeccompRulePlan(syscalls: [name], action: SeccompAction.allow.rawValue, errno: nil,
+                                           args: [SeccompArgPlan(index: modeArg, op: masked, value: suid | sgid, valueTwo: 0)], origin: origin))
+            }
+            for flag in createFlags {
+                for bit in [suid, sgid] {
+                    out.append(SeccompRulePlan(syscalls: [name], action: SeccompAction.errno.rawValue, errno: 1,
+                                               args: [SeccompArgPlan(index: flagsArg, op: masked, value: flag, valueTwo: flag),
+                                                      SeccompArgPlan(index: modeArg, op: masked, value: bit, valueTwo: bit)],
+                                               origin: origin))
+                }
             }
         }
         return out

@@ -18,10 +18,16 @@ import Testing
                     os.chmod("suid-id", m); print("os.chmod ok")
                 except PermissionError as e:
                     print("os.chmod", e.errno)'
+            python3 -c 'import os
+            for name, flags in (("c1", os.O_CREAT | os.O_WRONLY), ("c2", os.O_TMPFILE | os.O_WRONLY)):
+                try:
+                    os.close(os.open(name if flags & os.O_CREAT else ".", flags, 0o4755)); print("create ok")
+                except OSError as e:
+                    print("create", e.errno)'
             chmod 750 ./suid-id; echo "chmod 750: $?"
             """
         let out = try Harness.exec(policy: "\(Harness.repoRoot)/Policies/agent.toml", ["sh", "-c", script], cwd: dir)
-        #expect(out.stdout == "chmod 4755: 1\nchmod 2755: 1\nchmod 6755: 1\nos.chmod 1\nos.chmod 1\nchmod 750: 0\n",
+        #expect(out.stdout == "chmod 4755: 1\nchmod 2755: 1\nchmod 6755: 1\nos.chmod 1\nos.chmod 1\ncreate 1\ncreate 1\nchmod 750: 0\n",
                 "\(out.stdout) \(out.stderr)")
         var st = stat()
         #expect(stat("\(dir)/suid-id", &st) == 0)
