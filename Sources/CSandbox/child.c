@@ -16,7 +16,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/sched.h>
@@ -581,9 +580,11 @@ static void apply_identity_and_caps(const struct sbx_spec *spec) {
         CHECK(prctl(PR_SET_SECUREBITS, bits, 0, 0, 0) == 0, SBX_STEP_SECUREBITS, -1);
     }
 
-    if (!spec->uid_map) CHECK(setgroups(0, NULL) == 0, SBX_STEP_SETGROUPS, -1);
-    CHECK(setresgid(spec->gid, spec->gid, spec->gid) == 0, SBX_STEP_SETGID, -1);
-    CHECK(setresuid(spec->uid, spec->uid, spec->uid) == 0, SBX_STEP_SETUID, -1);
+    /* Raw syscalls, not glibc's wrappers: those broadcast the change to every thread
+     * through locks copied from the supervisor at clone time. We are one thread. */
+    if (!spec->uid_map) CHECK(syscall(SYS_setgroups, 0, NULL) == 0, SBX_STEP_SETGROUPS, -1);
+    CHECK(syscall(SYS_setresgid, spec->gid, spec->gid, spec->gid) == 0, SBX_STEP_SETGID, -1);
+    CHECK(syscall(SYS_setresuid, spec->uid, spec->uid, spec->uid) == 0, SBX_STEP_SETUID, -1);
 
     if (spec->apply_caps) {
         struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
@@ -738,9 +739,10 @@ static void sbx_reaper(const struct sbx_spec *spec) {
         int sig = sigwaitinfo(&set, &si);
         if (sig < 0) continue;
         if (sig != SIGCHLD) {
-            /* Forward only what the supervisor sends: a sender in an ancestor pid
-             * namespace shows as pid 0 here. A signal from inside the sandbox (the
-             * payload signalling PID 1) is not bounced back to the payload. */
+            /* Forward what the supervisor sends: a sender in an ancestor pid
+             * namespace shows as pid 0 here, so kill(1, sig) from inside is not
+             * bounced back. (sigqueue can forge si_pid 0 from inside; that only sends
+             * the payload a signal it could send itself.) */
             if (si.si_pid == 0) syscall(SYS_pidfd_send_signal, payload_pidfd, sig, NULL, 0);
             continue;
         }
