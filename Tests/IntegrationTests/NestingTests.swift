@@ -8,6 +8,12 @@ import Testing
 @Suite(.serialized) struct NestingTests {
     static let memoryMount = "/sys/fs/cgroup/memory"
 
+    static func ready() -> Bool {
+        Harness.require(Harness.isRoot, "root")
+            && Harness.require(FileManager.default.fileExists(atPath: "\(memoryMount)/memory.limit_in_bytes"),
+                               "a cgroup v1 memory hierarchy (this host's layout)")
+    }
+
     /// Runs `body` with a memory cgroup of our own (limit `limitMiB`) that a shell
     /// joins before exec'ing `sandbox`; removed afterwards.
     func withOuterCgroup(limitMiB: Int, _ body: (String) throws -> Void) throws {
@@ -22,9 +28,7 @@ import Testing
     }
 
     @Test func invokerLimitStillBoundsTheRun() throws {
-        guard Harness.require(Harness.isRoot, "root"),
-              Harness.require(FileManager.default.fileExists(atPath: "\(Self.memoryMount)/memory.limit_in_bytes"),
-                              "a cgroup v1 memory hierarchy (this host's layout)") else { return }
+        guard Self.ready() else { return }
         let dir = Harness.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let policy = Harness.policy("""
@@ -47,9 +51,7 @@ import Testing
     }
 
     @Test func gcRemovesNestedCgroupsOfAKilledRun() throws {
-        guard Harness.require(Harness.isRoot, "root"),
-              Harness.require(FileManager.default.fileExists(atPath: "\(Self.memoryMount)/memory.limit_in_bytes"),
-                              "a cgroup v1 memory hierarchy (this host's layout)") else { return }
+        guard Self.ready() else { return }
         let dir = Harness.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let policy = Harness.policy("""
