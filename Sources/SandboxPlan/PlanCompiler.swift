@@ -23,13 +23,14 @@ public struct PlanCompiler {
         let ctx = Context(policy: policy, host: host, runId: runId)
         var notApplied: [String] = []
 
+        // Rendered once: the mount list and the Landlock rules need its files too.
+        let network = NetworkRules.plan(policy.network)
         let process = try ctx.processPlan(argv: argv)
-        let (mounts, binds) = try ctx.mountPlan()
-        let landlock = try ctx.landlockPlan(binds: binds, notApplied: &notApplied)
+        let (mounts, binds) = try ctx.mountPlan(network: network)
+        let landlock = try ctx.landlockPlan(binds: binds, network: network, notApplied: &notApplied)
         let seccomp = try ctx.seccompPlan()
         let capabilities = try ctx.capabilityPlan()
         let resources = ctx.resourcePlan()
-        let network = NetworkRules.plan(policy.network)
         // Allowed, but unreachable until the bridge routes IPv6: say so in the result.
         let v6 = policy.network.allow.filter { !$0.cidr.address.isV4 }.map(\.cidr.description)
             + policy.network.dns.filter { !$0.isV4 }.map(\.description)
@@ -171,7 +172,7 @@ private struct Context {
     /// outermost in (so a parent never covers a child), then /proc and /dev, then
     /// `protect` (after the rw binds it narrows), then `mask` (last: nothing may cover
     /// a mask).
-    func mountPlan() throws -> ([MountStep], [ResolvedBind]) {
+    func mountPlan(network net: NetworkPlan) throws -> ([MountStep], [ResolvedBind]) {
         struct Entry { var dest: String; var step: MountStep; var bind: ResolvedBind? }
         var entries: [String: Entry] = [:]
         let reserved = ["/proc", "/dev"]
@@ -241,7 +242,6 @@ private struct Context {
         steps.append(MountStep(kind: .dev, destination: "/dev", readOnly: false, origin: "builtin"))
 
         // In-memory files before protect and mask, so a mask can still cover them.
-        let net = NetworkRules.plan(policy.network)
         if net.resolvConf != nil {
             steps.append(MountStep(kind: .file, source: "network.resolvConf", destination: "/etc/resolv.conf",
                                    readOnly: true, origin: "network.dns"))
@@ -304,7 +304,7 @@ private struct Context {
     static let fileRights: Set<String> = ["execute", "write_file", "read_file", "truncate", "ioctl_dev"]
     static let knownLandlockABI = 7
 
-    func landlockPlan(binds: [ResolvedBind], notApplied: inout [String]) throws -> LandlockPlan {
+    func landlockPlan(binds: [ResolvedBind], network net: NetworkPlan, notApplied: inout [String]) throws -> LandlockPlan {
         let ll = policy.landlock
         if ll.mode == .off {
             return LandlockPlan(mode: ll.mode.rawValue, abi: 0, requiredABI: 0, handledAccessFS: [], rules: [],
@@ -355,7 +355,6 @@ private struct Context {
         rules.append(LandlockRule(path: "/dev/shm", hostPath: nil, access: handled))
         rules.append(LandlockRule(path: "/proc", hostPath: nil, access: ["read_file", "read_dir", "write_file"]))
         // The in-memory resolv.conf and hosts (see NetworkRules): readable, nothing more.
-        let net = NetworkRules.plan(policy.network)
         if net.resolvConf != nil { rules.append(LandlockRule(path: "/etc/resolv.conf", hostPath: nil, access: ["read_file"])) }
         if net.hosts != nil { rules.append(LandlockRule(path: "/etc/hosts", hostPath: nil, access: ["read_file"])) }
         let hasNet = abi >= 4
