@@ -30,15 +30,19 @@ func fail(_ message: String, code: Int32 = exitSandboxError) -> Never {
     Foundation.exit(code)
 }
 
-func loadPolicy(_ nameOrPath: String) -> Policy {
+/// Each step below ends the process on failure through `onError`: by default a message
+/// and exit 125; `exec` passes its own, which also writes the `--result`.
+typealias OnError = (String) -> Never
+
+func loadPolicy(_ nameOrPath: String, relativeTo cwd: String = FileManager.default.currentDirectoryPath,
+                onError: OnError = { fail($0) }) -> Policy {
     let loader = PolicyLoader(searchPath: PolicyLoader.defaultSearchPath())
     do {
-        let path = try loader.resolve(nameOrPath: nameOrPath, relativeTo: FileManager.default.currentDirectoryPath)
-        return try loader.load(path: path)
+        return try loader.load(path: try loader.resolve(nameOrPath: nameOrPath, relativeTo: cwd))
     } catch let e as PolicyError {
-        fail("invalid policy:\n" + e.diagnostics.map { "  \($0)" }.joined(separator: "\n"))
+        onError("invalid policy:\n" + e.diagnostics.map { "  \($0)" }.joined(separator: "\n"))
     } catch {
-        fail("\(error)")
+        onError("\(error)")
     }
 }
 
@@ -61,13 +65,12 @@ struct HostFiles: FileInspector {
     }
 }
 
-func compile(_ policy: Policy, argv: [String], runId: String, probe: HostProbe = .probe()) -> RunPlan {
+func compile(_ policy: Policy, argv: [String], runId: String, probe: HostProbe = .probe(), digest: Bool = true,
+             onError: OnError = { fail($0) }) -> RunPlan {
     do {
-        return try PlanCompiler(host: hostFacts(probe)).compile(policy, argv: argv, runId: runId)
-    } catch let e as PlanError {
-        fail("policy \(policy.name): \(e)")
+        return try PlanCompiler(host: hostFacts(probe)).compile(policy, argv: argv, runId: runId, digest: digest)
     } catch {
-        fail("\(error)")
+        onError("policy \(policy.name): \(error)")
     }
 }
 
@@ -76,9 +79,9 @@ func newRunId() -> String {
     return (0..<6).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &g)) }.joined()
 }
 
-func runBase(_ probe: HostProbe) -> String {
+func runBase(_ probe: HostProbe, onError: OnError = { fail($0) }) -> String {
     do { return try RunDirectory.base(rootless: probe.uid != 0, environment: probe.environment) } catch {
-        fail("\(error)")
+        onError("\(error)")
     }
 }
 
@@ -110,22 +113,11 @@ func runExec(policyName: String, argv: [String], resultPath: String?, resultFD: 
     }
     guard !argv.isEmpty else { refuse("no command given; usage: sandbox exec --policy P -- CMD ARGS…") }
     let probe = HostProbe.probe()
-    let loader = PolicyLoader(searchPath: PolicyLoader.defaultSearchPath())
-    let policy: Policy
-    do {
-        policy = try loader.load(path: try loader.resolve(nameOrPath: policyName, relativeTo: probe.cwd))
-    } catch let e as PolicyError {
-        refuse("invalid policy:\n" + e.diagnostics.map { "  \($0)" }.joined(separator: "\n"))
-    } catch { refuse("\(error)") }
+    let policy = loadPolicy(policyName, relativeTo: probe.cwd, onError: refuse)
     policyLabel = policy.name
-    let plan: RunPlan
-    do { plan = try PlanCompiler(host: hostFacts(probe)).compile(policy, argv: argv, runId: runId, digest: false) } catch {
-        refuse("policy \(policy.name): \(error)")
-    }
-    let base: String
-    do { base = try RunDirectory.base(rootless: probe.uid != 0, environment: probe.environment) } catch {
-        refuse("\(error)")
-    }
+    // The digest is left to the executor, which computes it while the child starts.
+    let plan = compile(policy, argv: argv, runId: runId, probe: probe, digest: false, onError: refuse)
+    let base = runBase(probe, onError: refuse)
     let executor = Executor(plan: plan, options: ExecOptions(runBase: base, seccompCacheDir: base + "/.seccomp-cache"))
     report(executor.run())
 }
