@@ -182,13 +182,7 @@ public final class Executor {
         }
         spec.loopbackUp = plan.network.mode == "loopback"
         spec.staging = runDir.staging
-        spec.mounts = try plan.mounts.map { step in
-            guard step.kind == .file else { return Executor.childMount(step) }
-            guard let m = fileMounts.first(where: { $0.destination == step.destination }) else {
-                throw ExecError("\(step.summary): no in-memory file was prepared for it")
-            }
-            return .moveFD(fd: m.fd, destination: m.destination)
-        }
+        spec.mounts = try plan.mounts.map { try Executor.childMount($0, files: fileMounts) }
         spec.hostname = plan.process.hostname
         spec.rlimits = plan.process.rlimits.map { ($0.resource, $0.soft, $0.hard) }
         spec.uid = plan.process.uid
@@ -431,9 +425,7 @@ public final class Executor {
             wallMs: Clock.monotonicMs() - started,
             cpuUserMs: exit?.cpuUserMs ?? 0, cpuSystemMs: exit?.cpuSystemMs ?? 0,
             error: error, notApplied: notApplied,
-            fences: !spawned ? RunResult.Fences(
-                landlockABI: 0, seccompRules: 0, seccompInstructions: 0, seccompAction: nil, seccompCacheHit: nil,
-                capabilitiesKept: [], noNewPrivs: false) : RunResult.Fences(
+            fences: !spawned ? .none : RunResult.Fences(
                 landlockABI: plan.landlock.abi, seccompRules: plan.seccomp.enabled ? plan.seccomp.rules.count : 0,
                 seccompInstructions: seccompProgram?.instructionCount ?? 0,
                 seccompAction: plan.seccomp.enabled ? plan.seccomp.onViolation : nil,
@@ -448,7 +440,9 @@ public final class Executor {
             })
     }
 
-    static func childMount(_ m: MountStep) -> ChildSpec.Mount {
+    /// The child's form of a plan step; `.file` steps take the detached mount prepared
+    /// for their destination.
+    static func childMount(_ m: MountStep, files: [(fd: Int32, destination: String)]) throws -> ChildSpec.Mount {
         switch m.kind {
         case .bind: return .bind(source: m.source ?? "", destination: m.destination, readOnly: m.readOnly,
                                  optional: m.optional, noSymlinks: m.noSymlinks)
@@ -459,7 +453,11 @@ public final class Executor {
         case .protect: return .protect(destination: m.destination, optional: m.optional)
         case .pin: return .pin(destination: m.destination)
         case .mask: return .mask(destination: m.destination)
-        case .file: return .moveFD(fd: -1, destination: m.destination) // replaced by supervise()
+        case .file:
+            guard let f = files.first(where: { $0.destination == m.destination }) else {
+                throw ExecError("\(m.summary): no in-memory file was prepared for it")
+            }
+            return .moveFD(fd: f.fd, destination: f.destination)
         }
     }
 }

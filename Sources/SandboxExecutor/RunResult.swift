@@ -34,12 +34,15 @@ public struct RunResult: Codable, Sendable, Equatable {
     public static func refused(runId: String, policy: String, argv: [String], error: String) -> RunResult {
         RunResult(runId: runId, policy: policy, planDigest: "", argv: argv, exitCode: 125, signal: nil,
                   timedOut: false, wallMs: 0, cpuUserMs: 0, cpuSystemMs: 0, error: error, notApplied: [],
-                  fences: Fences(landlockABI: 0, seccompRules: 0, seccompInstructions: 0, seccompAction: nil,
-                                 seccompCacheHit: nil, capabilitiesKept: [], noNewPrivs: false),
+                  fences: .none,
                   violations: [], egressDenied: [], resources: nil)
     }
 
     public struct Fences: Codable, Sendable, Equatable {
+        /// Nothing applied: the run never reached clone3.
+        public static let none = Fences(landlockABI: 0, seccompRules: 0, seccompInstructions: 0, seccompAction: nil,
+                                        seccompCacheHit: nil, capabilitiesKept: [], noNewPrivs: false)
+
         public var landlockABI: Int
         public var seccompRules: Int
         public var seccompInstructions: Int
