@@ -867,11 +867,6 @@ int sbx_pidfd_wait(int pidfd, int *code, int *status, struct rusage *usage) {
     return 0;
 }
 
-int sbx_landlock_abi(void) {
-    long r = syscall(SYS_landlock_create_ruleset, NULL, 0, 1 /* LANDLOCK_CREATE_RULESET_VERSION */);
-    return r < 0 ? 0 : (int)r;
-}
-
 int sbx_recv_fd(int sock) {
     char byte;
     struct iovec iov = { &byte, 1 };

@@ -31,14 +31,14 @@ public struct HostProbe: Sendable {
         var home = env["HOME"] ?? "/"
         if home.isEmpty || !home.hasPrefix("/") { home = "/" }
         return HostProbe(arch: field(u.machine), kernelRelease: field(u.release),
-                         landlockABI: Int(sbx_landlock_abi()), uid: getuid(), gid: getgid(),
+                         landlockABI: Landlock.probeABI(), uid: getuid(), gid: getgid(),
                          cwd: cwd, home: home, environment: env)
     }
 
     /// Why unprivileged user namespaces are unavailable, if a sysctl says so.
     public static func userNamespaceBlocker() -> String? {
         func read(_ path: String) -> String? {
-            RunDirectory.read(path).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+            RunDirectory.read(path)?.trimmed
         }
         if read("/proc/sys/kernel/unprivileged_userns_clone") == "0" {
             return "kernel.unprivileged_userns_clone = 0"
@@ -50,14 +50,3 @@ public struct HostProbe: Sendable {
         return nil
     }
 }
-
-extension String {
-    func trimmingCharacters(in set: WhitespaceSet) -> String {
-        var s = Substring(self)
-        while let c = s.first, c.isWhitespace { s.removeFirst() }
-        while let c = s.last, c.isWhitespace { s.removeLast() }
-        return String(s)
-    }
-}
-
-enum WhitespaceSet { case whitespacesAndNewlines }

@@ -38,15 +38,40 @@ public enum FD {
         return (fds[0], fds[1])
     }
 
-    /// Reads until EOF or `max` bytes (non-blocking callers get what is there).
-    public static func readAll(_ fd: Int32, max: Int = 1 << 20) -> [UInt8] {
+    /// Reads until EOF, `max` bytes, or an error (EINTR is retried); the error, if one
+    /// stopped it, comes back with what was read before (EAGAIN for a drained
+    /// non-blocking fd).
+    public static func read(_ fd: Int32, max: Int = Int.max) -> (bytes: [UInt8], errno: Int32?) {
         var out: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 4096)
+        var buf = [UInt8](repeating: 0, count: 16384)
         while out.count < max {
-            let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && Glibc.errno == EINTR { continue }
-            if n <= 0 { break }
+            let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, Swift.min($0.count, max - out.count)) }
+            if n < 0 {
+                if Glibc.errno == EINTR { continue }
+                return (out, Glibc.errno)
+            }
+            if n == 0 { break }
             out.append(contentsOf: buf[0..<n])
+        }
+        return (out, nil)
+    }
+
+    /// What `read` got, whatever stopped it (non-blocking callers get what is there).
+    public static func readAll(_ fd: Int32, max: Int = 1 << 20) -> [UInt8] {
+        read(fd, max: max).bytes
+    }
+
+    /// The entries of a directory, without "." and "..", with whether each is a
+    /// directory (d_type); empty if it cannot be read.
+    static func entries(_ path: String) -> [(name: String, isDirectory: Bool)] {
+        guard let dir = opendir(path) else { return [] }
+        defer { closedir(dir) }
+        var out: [(name: String, isDirectory: Bool)] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { out.append((name, entry.pointee.d_type == UInt8(DT_DIR))) }
         }
         return out
     }
@@ -60,6 +85,20 @@ public enum FD {
             off += n
         }
         return true
+    }
+
+    /// Replaces `path` with `bytes` at once: written to a fresh temporary name beside
+    /// it (O_EXCL, so concurrent writers never share one), then renamed into place.
+    public static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t) throws(KernelError) {
+        let slash = path.lastIndex(of: "/").map { path.index(after: $0) } ?? path.startIndex
+        let tmp = String(path[..<slash]) + "." + String(path[slash...]) + ".\(String(UInt64.random(in: 0...UInt64.max), radix: 16)).tmp"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode)
+        guard fd >= 0 else { throw .last("open", tmp) }
+        let ok = writeAll(fd, bytes)
+        let err = Glibc.errno
+        Glibc.close(fd)
+        guard ok else { unlink(tmp); throw KernelError(operation: "write", subject: tmp, errno: err) }
+        guard rename(tmp, path) == 0 else { let e = KernelError.last("rename", path); unlink(tmp); throw e }
     }
 
     public static func setNonBlocking(_ fd: Int32) {
@@ -107,5 +146,15 @@ extension FD {
         guard flags >= 0 else { return false }
         let mode = flags & O_ACCMODE
         return mode == O_WRONLY || mode == O_RDWR
+    }
+}
+
+extension String {
+    /// Without leading and trailing whitespace (kernel files end in "\n").
+    var trimmed: String {
+        var s = Substring(self)
+        while let c = s.first, c.isWhitespace { s.removeFirst() }
+        while let c = s.last, c.isWhitespace { s.removeLast() }
+        return String(s)
     }
 }

@@ -48,12 +48,7 @@ public final class RunDirectory {
     }
 
     public func write(_ name: String, _ text: String) throws(KernelError) {
-        let tmp = "\(path)/.\(name).tmp"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard fd >= 0 else { throw .last("open", tmp) }
-        let ok = FD.writeAll(fd, Array(text.utf8))
-        close(fd)
-        guard ok, rename(tmp, "\(path)/\(name)") == 0 else { throw .last("write", "\(path)/\(name)") }
+        try FD.writeAtomically("\(path)/\(name)", Array(text.utf8), mode: 0o600)
     }
 
     /// Releases the lock but leaves the directory for `sandbox gc` (something of the
@@ -73,16 +68,9 @@ public final class RunDirectory {
     }
 
     static func removeContents(_ path: String) {
-        if let dir = opendir(path) {
-            while let entry = readdir(dir) {
-                let name = withUnsafePointer(to: entry.pointee.d_name) {
-                    $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-                }
-                if name == "." || name == ".." || name == "lock" { continue }
-                let full = "\(path)/\(name)"
-                if unlink(full) != 0 && errno == EISDIR { rmdir(full) }
-            }
-            closedir(dir)
+        for (name, _) in FD.entries(path) where name != "lock" {
+            let full = "\(path)/\(name)"
+            if unlink(full) != 0 && errno == EISDIR { rmdir(full) }
         }
         unlink(path + "/lock")
         rmdir(path)
@@ -97,18 +85,8 @@ public final class RunDirectory {
     /// Every run directory under `base`, live or not (probing a lock does not
     /// disturb a live run: LOCK_NB fails at once while the supervisor holds it).
     public static func list(base: String) -> [Entry] {
-        guard let dir = opendir(base) else { return [] }
-        defer { closedir(dir) }
-        var out: [Entry] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
-            if name.hasPrefix(".") { continue }
-            let path = "\(base)/\(name)"
-            out.append(Entry(id: name, path: path, live: isLocked(path)))
-        }
-        return out.sorted { $0.id < $1.id }
+        FD.entries(base).map(\.name).filter { !$0.hasPrefix(".") }.sorted()
+            .map { Entry(id: $0, path: "\(base)/\($0)", live: isLocked("\(base)/\($0)")) }
     }
 
     static func isLocked(_ path: String) -> Bool {
@@ -135,15 +113,7 @@ public final class RunDirectory {
     /// Directories a supervisor killed inside `create` left under their temporary
     /// name (`.<id>.new`), older than `minAgeSeconds` and with a free lock.
     public static func removeAbandonedCreations(base: String, minAgeSeconds: Int = 60) -> [String] {
-        guard let dir = opendir(base) else { return [] }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
-            if name.hasPrefix("."), name.hasSuffix(".new") { names.append(name) }
-        }
-        closedir(dir)
+        let names = FD.entries(base).map(\.name).filter { $0.hasPrefix(".") && $0.hasSuffix(".new") }
         var removed: [String] = []
         for name in names {
             let path = "\(base)/\(name)"

@@ -382,17 +382,8 @@ public enum SeccompCompiler {
     }
 
     static func readAll(_ fd: Int32) -> [UInt8]? {
-        var result: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 16384)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                return nil
-            }
-            if n == 0 { return result }
-            result.append(contentsOf: chunk[0..<n])
-        }
+        let r = FD.read(fd)
+        return r.errno == nil ? r.bytes : nil
     }
 }
 
@@ -479,9 +470,6 @@ struct FilterCache {
     /// Writes the entry atomically. A failure only costs a compile next time, so it is
     /// not an error.
     func store(_ filter: [UInt8], unresolved: [String]) {
-        let tmp = "\(directory)/.\(UInt64.random(in: 0...UInt64.max)).tmp"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard fd >= 0 else { return }
         let meta = (try? JSONEncoder().encode(unresolved)).map(Array.init) ?? Array("[]".utf8)
         var bytes = Self.magic
         for block in [header, meta] {
@@ -489,19 +477,6 @@ struct FilterCache {
             bytes += block
         }
         bytes += filter
-        let ok = bytes.withUnsafeBytes { buffer -> Bool in
-            var offset = 0
-            while offset < buffer.count {
-                let n = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    return false
-                }
-                offset += n
-            }
-            return true
-        }
-        close(fd)
-        if !ok || rename(tmp, path) != 0 { unlink(tmp) }
+        try? FD.writeAtomically(path, bytes, mode: 0o600)
     }
 }

@@ -384,7 +384,7 @@ func tcpProbe(_ host: String, _ port: UInt16, timeoutMs: Int32 = 1000) -> String
     var buf = [UInt8](repeating: 0, count: 64)
     let n = read(fd, &buf, buf.count)
     if n < 0 { return String(cString: strerror(errno)) }
-    return "ok:" + String(decoding: buf.prefix(max(0, n)), as: UTF8.self).netTrimmed
+    return "ok:" + String(decoding: buf.prefix(max(0, n)), as: UTF8.self).trimmed
 }
 
 @Suite(.serialized) struct NetworkTests {
@@ -667,7 +667,7 @@ func tcpProbe(_ host: String, _ port: UInt16, timeoutMs: Int32 = 1000) -> String
                                       with: "ip daddr \(remote.address)/32 tcp dport { 8080 } accept")
             let net = try EgressNetwork.setUp(egress)
             defer { net.tearDown() }
-            #expect(RunDirectory.read("/proc/sys/net/ipv4/ip_forward")?.netTrimmed == "1")
+            #expect(RunDirectory.read("/proc/sys/net/ipv4/ip_forward")?.trimmed == "1")
             let target = remote.address
             let results: [String] = try Netns.run(in: net.netnsFD) {
                 [tcpProbe(target, 8080), tcpProbe(target, 8081), tcpProbe(target, 8080)]

@@ -152,7 +152,6 @@ pid_t sbx_spawn(const struct sbx_spec *spec, int *pidfd_out);
 int sbx_pidfd_send_signal(int pidfd, int sig);
 /* waitid(P_PIDFD, WEXITED): returns 0 and fills code (CLD_*), status, rusage. */
 int sbx_pidfd_wait(int pidfd, int *code, int *status, struct rusage *usage);
-int sbx_landlock_abi(void);
 /* Receive one fd sent with SCM_RIGHTS (the seccomp listener); -1 on failure. */
 int sbx_recv_fd(int sock);
 /* pipe2(O_CLOEXEC) (hidden from Swift without _GNU_SOURCE); 0 or -errno. */

@@ -47,16 +47,9 @@ enum CgroupFS {
     static func readThrowing(_ path: String) throws -> String {
         let fd = try open(path, O_RDONLY | O_CLOEXEC)
         defer { Glibc.close(fd) }
-        var out: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, 4096) }
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 { throw CgroupError.sys("read", path, errno: errno) }
-            if n == 0 { break }
-            out.append(contentsOf: buf[0..<n])
-        }
-        return String(decoding: out, as: UTF8.self)
+        let r = FD.read(fd)
+        if let err = r.errno { throw CgroupError.sys("read", path, errno: err) }
+        return String(decoding: r.bytes, as: UTF8.self)
     }
 
     /// `mkdir`; an existing directory is fine (our `sandbox` parents are shared by
@@ -106,17 +99,7 @@ enum CgroupFS {
     /// Names of the subdirectories of `path` (cgroups are directories; their control
     /// files are regular files). Empty if unreadable.
     static func subdirectories(_ path: String) -> [String] {
-        guard let dir = opendir(path) else { return [] }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            guard entry.pointee.d_type == UInt8(DT_DIR) else { continue }
-            let name = withUnsafePointer(to: entry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names.sorted()
+        FD.entries(path).filter(\.isDirectory).map(\.name).sorted()
     }
 
     /// Parses flat-keyed files (`memory.events`, `cpu.stat`, `pids.events`,

@@ -108,7 +108,7 @@ public final class EgressNetwork {
             throw NetworkError(operation: "egress", subject: config.runDir, errno: EINVAL, data: "the run directory must be absolute")
         }
         // Fail closed: an egress network without its firewall is never set up.
-        guard !config.nftRuleset.netTrimmed.isEmpty else {
+        guard !config.nftRuleset.trimmed.isEmpty else {
             throw NetworkError(operation: "egress", subject: "run \(config.runId)", errno: EINVAL, data: "the plan has no nft ruleset")
         }
         let name = interfaceName(runId: config.runId)

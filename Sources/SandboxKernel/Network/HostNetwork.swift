@@ -151,16 +151,11 @@ struct HostState: Equatable {
     }
 }
 
-/// Writes `text` to a temporary name next to `path`, then renames it into place.
+/// `FD.writeAtomically`, with the network facility's error type.
 func writeFileAtomically(_ path: String, _ text: String, mode: mode_t = 0o644) throws(NetworkError) {
-    let tmp = path + ".tmp"
-    let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode)
-    guard fd >= 0 else { throw .last("open", tmp) }
-    let ok = FD.writeAll(fd, Array(text.utf8))
-    let e = errno
-    Glibc.close(fd)
-    guard ok else { unlink(tmp); throw NetworkError(operation: "write", subject: tmp, errno: e) }
-    guard rename(tmp, path) == 0 else { let err = NetworkError.last("rename", path); unlink(tmp); throw err }
+    do { try FD.writeAtomically(path, Array(text.utf8), mode: mode) } catch {
+        throw NetworkError(operation: error.operation, subject: error.subject, errno: error.errno)
+    }
 }
 
 extension Bridge {
@@ -220,7 +215,7 @@ extension Bridge {
     /// advertisements on every interface of the host.
     func enableIPv4Forwarding(_ state: inout HostState) throws(NetworkError) {
         let path = Bridge.ipForwardPath
-        guard let current = RunDirectory.read(path)?.netTrimmed else { throw .last("read", path) }
+        guard let current = RunDirectory.read(path)?.trimmed else { throw .last("read", path) }
         guard current == "0" else { return }
         let fd = open(path, O_WRONLY | O_CLOEXEC)
         guard fd >= 0 else { throw .last("open", path, data: "1") }

@@ -31,13 +31,3 @@ public struct NetworkError: Error, Sendable, Equatable, CustomStringConvertible 
         NetworkError(operation: operation, subject: subject, errno: Glibc.errno, data: data)
     }
 }
-
-extension String {
-    /// Without leading and trailing whitespace (kernel files end in "\n").
-    var netTrimmed: String {
-        var s = Substring(self)
-        while let c = s.first, c.isWhitespace { s.removeFirst() }
-        while let c = s.last, c.isWhitespace { s.removeLast() }
-        return String(s)
-    }
-}

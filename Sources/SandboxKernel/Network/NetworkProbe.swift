@@ -22,7 +22,7 @@ extension EgressNetwork {
             lines.append("nft: unusable (\(error)) — egress runs will fail")
         } }
 
-        switch RunDirectory.read(Bridge.ipForwardPath)?.netTrimmed {
+        switch RunDirectory.read(Bridge.ipForwardPath)?.trimmed {
         case "1"?: lines.append("ip_forward: 1")
         case "0"?:
             lines.append(config.manageIPForward
@@ -58,13 +58,13 @@ extension EgressNetwork {
         if let legacy = RunDirectory.read("/proc/net/ip_tables_names")?.split(separator: "\n"), legacy.contains("filter") {
             lines.append("forward: legacy iptables filter table is loaded — if its FORWARD policy is DROP, accept \(bridge.name) there")
         }
-        if let ufw = RunDirectory.read("/etc/ufw/ufw.conf"), ufw.split(separator: "\n").contains(where: { String($0).netTrimmed == "ENABLED=yes" }) {
+        if let ufw = RunDirectory.read("/etc/ufw/ufw.conf"), ufw.split(separator: "\n").contains(where: { String($0).trimmed == "ENABLED=yes" }) {
             lines.append("forward: UFW is enabled (default forward policy DROP) — allow routed traffic for \(bridge.name), e.g. `ufw route allow in on \(bridge.name)`")
         }
         if access("/run/firewalld", F_OK) == 0 || access("/var/run/firewalld.pid", F_OK) == 0 {
             lines.append("forward: firewalld is present — put \(bridge.name) in a zone that allows forwarding (e.g. trusted)")
         }
-        if RunDirectory.read("/proc/sys/net/bridge/bridge-nf-call-iptables")?.netTrimmed == "1" {
+        if RunDirectory.read("/proc/sys/net/bridge/bridge-nf-call-iptables")?.trimmed == "1" {
             lines.append("bridge: br_netfilter passes bridged frames through iptables (bridge-nf-call-iptables = 1)")
         }
         return lines

@@ -29,7 +29,7 @@ enum Nftables {
         let savedErrno = errno
         if r != 0 {
             let text = nft_ctx_get_error_buffer(ctx).map { String(cString: $0) } ?? ""
-            let message = text.netTrimmed
+            let message = text.trimmed
             throw NetworkError(operation: operation, subject: subject, errno: 0,
                                data: message.isEmpty ? "libnftables failed (errno \(savedErrno))" : message)
         }
