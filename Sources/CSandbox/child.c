@@ -252,23 +252,26 @@ static int remount_readonly_at(int fd) {
     return r;
 }
 
+/* Resolve the source in our own mount namespace (a clone cannot be made from the
+ * supervisor's fd: that mount belongs to its namespace) with no symlink on the path,
+ * and refuse anything but the object the supervisor opened and checked against the
+ * plan: a rename or a swapped-in symlink between then and now fails the run instead
+ * of redirecting the mount. Working-directory sources resolve beneath our cwd, which
+ * is the supervisor's (inherited at clone), never by its path. */
 static int do_bind(struct builder *b, const struct sbx_mount_op *op) {
     struct stat st;
-    int tree;
-    if (op->flags & SBX_MF_NOSYMLINKS) {
-        /* Inside a writable bind: resolve once, refusing any symlink (ELOOP), and
-         * clone exactly what was resolved, so a swap cannot redirect the mount. */
-        int src = sys_openat2(AT_FDCWD, op->source, O_PATH | O_CLOEXEC, SBX_RESOLVE_NO_SYMLINKS);
-        if (src < 0) return -1;
-        if (fstat(src, &st) < 0) { int e = errno; close(src); errno = e; return -1; }
-        tree = sys_open_tree(src, "", SBX_OPEN_TREE_CLONE | O_CLOEXEC | SBX_AT_RECURSIVE | AT_EMPTY_PATH);
-        int e = errno;
-        close(src);
-        errno = e;
-    } else {
-        if (stat(op->source, &st) < 0) return -1;
-        tree = sys_open_tree(AT_FDCWD, op->source, SBX_OPEN_TREE_CLONE | O_CLOEXEC | SBX_AT_RECURSIVE);
-    }
+    int beneath = (op->flags & SBX_MF_BENEATH_CWD) != 0;
+    int src;
+    if (beneath && op->source[0] == 0) src = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    else src = sys_openat2(AT_FDCWD, op->source, O_PATH | O_NOFOLLOW | O_CLOEXEC,
+                           SBX_RESOLVE_NO_SYMLINKS | (beneath ? SBX_RESOLVE_BENEATH : 0));
+    if (src < 0) return -1;
+    if (fstat(src, &st) < 0) { int e = errno; close(src); errno = e; return -1; }
+    if ((uint64_t)st.st_dev != op->dev || (uint64_t)st.st_ino != op->ino) { close(src); errno = ESTALE; return -1; }
+    int tree = sys_open_tree(src, "", SBX_OPEN_TREE_CLONE | O_CLOEXEC | SBX_AT_RECURSIVE | AT_EMPTY_PATH);
+    int e = errno;
+    close(src);
+    errno = e;
     if (tree < 0) return -1;
     uint64_t attrs = SBX_MOUNT_ATTR_NOSUID | SBX_MOUNT_ATTR_NODEV;
     if (op->flags & SBX_MF_RDONLY) attrs |= SBX_MOUNT_ATTR_RDONLY;
@@ -276,9 +279,9 @@ static int do_bind(struct builder *b, const struct sbx_mount_op *op) {
     if (r == 0) {
         int target = open_mount_point(b, op->dest, S_ISDIR(st.st_mode));
         if (target < 0) r = -1;
-        else { r = attach(tree, target); int e = errno; close(target); errno = e; }
+        else { r = attach(tree, target); e = errno; close(target); errno = e; }
     }
-    int e = errno;
+    e = errno;
     close(tree);
     errno = e;
     return r;
@@ -441,14 +444,34 @@ static int do_proc(struct builder *b, const char *dest) {
     return 0;
 }
 
+/* A read-only file holding `content` (resolv.conf, hosts): written on a small tmpfs
+ * of its own that only this file is cloned from, so nothing else of it is visible. */
+static int do_file(struct builder *b, const char *dest, const char *content) {
+    static const char *const opts[] = { "mode", "0755", "size", "64k", NULL, NULL };
+    int mnt = new_fs("tmpfs", opts, SBX_MOUNT_ATTR_NOSUID | SBX_MOUNT_ATTR_NODEV | SBX_MOUNT_ATTR_NOEXEC);
+    if (mnt < 0) return -1;
+    int f = openat(mnt, "file", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0444);
+    int r = f < 0 ? -1 : write_all(f, content, str_len(content));
+    int e = errno;
+    if (f >= 0) close(f);
+    int tree = r < 0 ? -1 : sys_open_tree(mnt, "file", SBX_OPEN_TREE_CLONE | O_CLOEXEC);
+    if (r == 0 && tree < 0) { r = -1; e = errno; }
+    close(mnt);
+    if (r == 0 && sys_mount_setattr(tree, "", AT_EMPTY_PATH, SBX_MOUNT_ATTR_RDONLY | SBX_MOUNT_ATTR_NOSUID
+                                    | SBX_MOUNT_ATTR_NODEV | SBX_MOUNT_ATTR_NOEXEC) < 0) { r = -1; e = errno; }
+    int target = r == 0 ? open_mount_point(b, dest, 0) : -1;
+    if (r == 0 && target < 0) { r = -1; e = errno; }
+    if (r == 0 && attach(tree, target) < 0) { r = -1; e = errno; }
+    if (target >= 0) close(target);
+    if (tree >= 0) close(tree);
+    errno = e;
+    return r;
+}
+
 static int apply_mount(struct builder *b, const struct sbx_mount_op *op) {
     switch (op->kind) {
     case SBX_MOUNT_BIND:
-        if (do_bind(b, op) < 0) {
-            if (errno == ENOENT && (op->flags & SBX_MF_OPTIONAL)) return 0;
-            return -1;
-        }
-        return 0;
+        return (op->flags & SBX_MF_SKIP) ? 0 : do_bind(b, op);
     case SBX_MOUNT_TMPFS:
         return do_tmpfs_at(b, op->dest, op->data ? op->data : "mode=0755",
                            SBX_MOUNT_ATTR_NOSUID | SBX_MOUNT_ATTR_NODEV, (op->flags & SBX_MF_RDONLY) != 0);
@@ -492,12 +515,16 @@ static int apply_mount(struct builder *b, const struct sbx_mount_op *op) {
         return r;
     }
     case SBX_MOUNT_MOVE_FD: {
-        int target = open_mount_point(b, op->dest, 0);
+        struct stat st;
+        if (fstat(op->fd, &st) < 0) return -1;
+        int target = open_mount_point(b, op->dest, S_ISDIR(st.st_mode));
         if (target < 0) return -1;
         int r = attach(op->fd, target);
         int e = errno; close(target); errno = e;
         return r;
     }
+    case SBX_MOUNT_FILE:
+        return do_file(b, op->dest, op->data ? op->data : "");
     }
     errno = EINVAL;
     return -1;
@@ -538,9 +565,9 @@ static void build_root(const struct sbx_spec *spec) {
 
 static void close_all_except(const int *keep, size_t n) {
     /* Sort the few fds to keep (insertion sort), then close the gaps. */
-    int sorted[64];
+    int sorted[SBX_MAX_KEEP];
     size_t m = 0;
-    for (size_t i = 0; i < n && m < 64; i++) {
+    for (size_t i = 0; i < n && m < SBX_MAX_KEEP; i++) {
         if (keep[i] < 3) continue;
         int v = keep[i];
         size_t j = m;
@@ -776,13 +803,17 @@ static void sbx_init(const struct sbx_spec *spec) {
     /* Drop every inherited descriptor (the run lock, the supervisor's pipe ends)
      * but those in the spec. Before the sync read: our copy of the sync pipe's write
      * end must be gone for EOF to mean "supervisor died". */
-    int keep[48];
+    int keep[SBX_MAX_KEEP];
     size_t nk = 0;
     keep[nk++] = spec->sync_fd; keep[nk++] = spec->error_fd; keep[nk++] = spec->status_fd;
     keep[nk++] = spec->landlock_fd; keep[nk++] = spec->notify_sock; keep[nk++] = spec->netns_fd;
     for (size_t i = 0; i < spec->n_cgroup_procs_fds && nk < 24; i++) keep[nk++] = spec->cgroup_procs_fds[i];
-    for (size_t i = 0; i < spec->n_mounts && nk < 48; i++)
-        if (spec->mounts[i].kind == SBX_MOUNT_MOVE_FD) keep[nk++] = spec->mounts[i].fd;
+    for (size_t i = 0; i < spec->n_mounts; i++) {
+        if (spec->mounts[i].kind != SBX_MOUNT_MOVE_FD || spec->mounts[i].fd < 0) continue;
+        /* The supervisor refuses a spec with more descriptors than this (SBX_MAX_KEEP). */
+        if (nk == SBX_MAX_KEEP) fail(spec, SBX_STEP_CLOSE_FDS, (int)i, EMFILE, 125);
+        keep[nk++] = spec->mounts[i].fd;
+    }
     close_all_except(keep, nk);
 
     /* Die with the supervisor. Then wait for its go: EOF means it died before
@@ -834,6 +865,29 @@ static void sbx_init(const struct sbx_spec *spec) {
     sbx_reaper(spec);
 }
 
+/* Only the calling thread's credentials change (raw syscalls): euid `owner` for the
+ * clone, with the effective capabilities the euid change cleared raised again from
+ * the permitted set, so the clone itself (CLONE_INTO_CGROUP, the namespaces) is as
+ * privileged as before; only the new user namespace's owner differs. */
+static int become_owner(uint32_t owner) {
+    /* The gid of the same number too: files the init creates (its new root) need an
+     * fsuid and fsgid that its user namespace maps. */
+    if (syscall(SYS_setresgid, -1, owner, -1) < 0) return -errno;
+    if (syscall(SYS_setresuid, -1, owner, -1) < 0) { int e = errno; syscall(SYS_setresgid, -1, 0, -1); return -e; }
+    struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct data[2];
+    if (syscall(SYS_capget, &hdr, data) < 0) goto undo;
+    data[0].effective = data[0].permitted;
+    data[1].effective = data[1].permitted;
+    if (syscall(SYS_capset, &hdr, data) < 0) goto undo;
+    return 0;
+undo:;
+    int e = errno;
+    syscall(SYS_setresuid, -1, 0, -1);
+    syscall(SYS_setresgid, -1, 0, -1);
+    return -e;
+}
+
 pid_t sbx_spawn(const struct sbx_spec *spec, int *pidfd_out) {
     int pidfd = -1;
     struct sbx_clone_args args;
@@ -845,9 +899,17 @@ pid_t sbx_spawn(const struct sbx_spec *spec, int *pidfd_out) {
         args.flags |= SBX_CLONE_INTO_CGROUP;
         args.cgroup = (uint64_t)spec->cgroup_fd;
     }
+    if (spec->has_userns_owner) {
+        int r = become_owner(spec->userns_owner);
+        if (r < 0) return r;
+    }
     long pid = syscall(SYS_clone3, &args, sizeof args);
-    if (pid < 0) return -errno;
+    int e = errno;
     if (pid == 0) sbx_init(spec);
+    /* Back to euid 0 (the kernel restores the effective set from the permitted one)
+     * and egid 0. */
+    if (spec->has_userns_owner) { syscall(SYS_setresuid, -1, 0, -1); syscall(SYS_setresgid, -1, 0, -1); }
+    if (pid < 0) return -e;
     *pidfd_out = pidfd;
     return (pid_t)pid;
 }

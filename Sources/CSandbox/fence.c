@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include "sandbox_fence.h"
 #include "sandbox_child.h" /* sbx_recv_fd */
+#include "kernel_abi.h"   /* SYS_openat2, struct sbx_open_how */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -177,4 +178,9 @@ int sbx_fence_notif_send_continue(int listener_fd, void *buf, size_t buf_size, u
      * arguments (they could change after the inspection). */
     r->flags = 1; /* SECCOMP_USER_NOTIF_FLAG_CONTINUE */
     return ioctl(listener_fd, SECCOMP_IOCTL_NOTIF_SEND, buf);
+}
+
+int sbx_fence_open_no_symlinks(const char *path, int flags, unsigned mode) {
+    struct sbx_open_how how = { (uint64_t)(unsigned)flags, mode, SBX_RESOLVE_NO_SYMLINKS };
+    return (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof how);
 }

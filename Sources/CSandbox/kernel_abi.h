@@ -70,6 +70,7 @@
 #define SBX_MOUNT_ATTR_NOEXEC 0x8
 #define SBX_RESOLVE_NO_MAGICLINKS 0x02
 #define SBX_RESOLVE_NO_SYMLINKS 0x04
+#define SBX_RESOLVE_BENEATH 0x08
 #define SBX_RESOLVE_IN_ROOT 0x10
 
 /* struct clone_args up to `cgroup` (CLONE_ARGS_SIZE_VER2, Linux 5.7). */

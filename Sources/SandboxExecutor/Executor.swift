@@ -40,6 +40,8 @@ public final class Executor {
     private var spawned = false
     /// Set when teardown could not remove something; the run directory then stays.
     private var keepRunDirectory = false
+    /// The host uid leased to this run (`process.host_uid = "own"`).
+    private var hostUID: UInt32?
 
     public init(plan: RunPlan, options: ExecOptions) {
         self.plan = plan
@@ -77,7 +79,10 @@ public final class Executor {
 
     private func supervise(started: UInt64) throws -> RunResult {
         try refuseUnsupported()
-        try checkBindSources()
+        // Every bind source opened once, before anything is created; the child and
+        // Landlock use these fds, never the paths again.
+        let sources = try openBindSources()
+        undo.append { for s in sources.values { FD.close(s.fd) } }
 
         // 1. Run directory + lock, held for the supervisor's life.
         let runDir: RunDirectory
@@ -88,6 +93,25 @@ public final class Executor {
         // be removed; gc retries under the lock.
         undo.append { [unowned self] in if self.keepRunDirectory { runDir.release() } else { runDir.remove() } }
         try writeState(runDir, state: "starting")
+
+        // A root invoker's command runs as a host uid of its own (process.host_uid =
+        // "own"): leased here, recorded in the run directory first so gc can release it.
+        var lease: UidLease?
+        if plan.process.hostUID == "own" {
+            do {
+                let l = try UidLease.acquire(directory: UidLease.directory(runBase: options.runBase), runId: plan.runId) {
+                    uid throws(KernelError) in try runDir.write("uid", "\(uid)\n")
+                }
+                lease = l
+                hostUID = l.uid
+                undo.append { l.release() }
+            } catch { throw ExecError("host uid: \(error)") }
+        }
+        // A root invoker's binds are cloned here, from the fds checked above, as
+        // detached trees the child only moves into place; writable ones are idmapped so
+        // the run's own uid writes files that belong to the invoker on the host.
+        let trees = try prepareTrees(sources, lease: lease)
+        undo.append { for fd in trees.values { FD.close(fd) } }
 
         // 2. Cgroup, limits written before the child exists.
         var spec = ChildSpec()
@@ -113,35 +137,10 @@ public final class Executor {
             }
         }
 
-        // 3. Network: egress gets a namespace prepared here (veth, addresses, the nft
-        // ruleset loaded before any interface is up) that the child joins by fd;
-        // none/loopback get a fresh one from clone3. resolv.conf and hosts exist only
-        // as detached read-only mounts the child moves into place.
-        var network: EgressNetwork?
-        var fileMounts: [(fd: Int32, destination: String)] = []
-        if plan.network.mode == "egress" {
-            guard let ruleset = plan.network.nftRuleset else { throw ExecError("network: egress plan without a ruleset") }
-            do {
-                let net = try EgressNetwork.setUp(EgressConfig(
-                    runId: plan.runId, runDir: runDir.path, nftRuleset: ruleset,
-                    resolvConf: plan.network.resolvConf, hosts: plan.network.hosts))
-                network = net
-                undo.append { net.tearDown() }
-                spec.netnsFD = net.netnsFD
-                fileMounts = net.fileMounts
-            } catch { throw ExecError("network: \(error)") }
-        } else if let hosts = plan.network.hosts {
-            do {
-                let fds = try DetachedFiles.readOnly([(name: "hosts", content: hosts)])
-                undo.append { for fd in fds { FD.close(fd) } }
-                fileMounts = fds.map { (fd: $0, destination: "/etc/hosts") }
-            } catch { throw ExecError("network: \(error)") }
-        }
-
         // 4. Fences compiled in the parent, applied by the child.
         var landlock: LandlockRuleset?
         if plan.landlock.abi > 0 {
-            do { landlock = try LandlockRuleset(spec: plan.landlock.kernelSpec) } catch { throw ExecError("landlock: \(error)") }
+            do { landlock = try LandlockRuleset(spec: plan.landlock.kernelSpec(sources: sources, mounts: plan.mounts)) } catch { throw ExecError("landlock: \(error)") }
             undo.append { landlock?.close() }
             spec.landlockFD = landlock!.fd
             spec.landlockInner = landlock!.innerRules
@@ -174,15 +173,26 @@ public final class Executor {
         let sync = try pipeOrFail("sync")
         let errors = try pipeOrFail("error")
         let status = try pipeOrFail("status")
-        spec.cloneFlags = ChildSpec.newNamespaces | (spec.netnsFD >= 0 ? 0 : ChildSpec.newNet)
+        // The child always gets a network namespace of its own from clone3 (so it is
+        // owned by the run's user namespace); egress sets it up before the child goes on.
+        spec.cloneFlags = ChildSpec.newNamespaces | ChildSpec.newNet
         if let userns = plan.process.userNamespace {
             spec.cloneFlags |= ChildSpec.newUser
             spec.uidMap = userns.uidMap
             spec.gidMap = userns.gidMap
+        } else if let lease {
+            spec.cloneFlags |= ChildSpec.newUser
+            spec.userNamespaceOwner = lease.uid
         }
         spec.loopbackUp = plan.network.mode == "loopback"
         spec.staging = runDir.staging
-        spec.mounts = try plan.mounts.map { try Executor.childMount($0, files: fileMounts) }
+        spec.mounts = try plan.mounts.enumerated().map { i, m in
+            if let tree = trees[i] { return .moveFD(fd: tree, destination: m.destination) }
+            return try Executor.childMount(m, source: sources[i], network: plan.network)
+        }
+        guard spec.mounts.count <= ChildSpec.maxMounts else {
+            throw ExecError("filesystem: \(spec.mounts.count) mounts; at most \(ChildSpec.maxMounts) are supported")
+        }
         spec.hostname = plan.process.hostname
         spec.rlimits = plan.process.rlimits.map { ($0.resource, $0.soft, $0.hard) }
         spec.uid = plan.process.uid
@@ -215,11 +225,35 @@ public final class Executor {
         }
         spawned = true
         let pidfd = Pidfd(fd: child.pidfd)
-        undo.append { pidfd.signal(Signal.kill); _ = try? pidfd.wait(); pidfd.close() }
+        var reaped = false
+        undo.append { if !reaped { pidfd.signal(Signal.kill); _ = try? pidfd.wait() }; pidfd.close() }
         for fd in [sync.read, errors.write, status.write, spec.notifySocket] { FD.close(fd) }
         landlock?.close()
         cgroup?.closeChildFDs()
-        network?.closeChildFDs()
+        for fd in trees.values { FD.close(fd) }
+
+        // The child waits for the sync byte; until then it has done nothing. Its user
+        // namespace's maps (a uid of its own: only a privileged writer in the parent
+        // namespace may map another uid) and its network.
+        if let lease {
+            let maps = (uid: "\(plan.process.uid) \(lease.uid) 1\n", gid: "\(plan.process.gid) \(lease.uid) 1\n")
+            do { try MountSources.writeIDMaps(pid: child.pid, uidMap: maps.uid, gidMap: maps.gid) } catch {
+                throw ExecError("host uid: \(error)")
+            }
+        }
+        var network: EgressNetwork?
+        if plan.network.mode == "egress" {
+            guard let ruleset = plan.network.nftRuleset else { throw ExecError("network: egress plan without a ruleset") }
+            do {
+                let netns = try MountSources.networkNamespace(pidfd: child.pidfd)
+                defer { FD.close(netns) }
+                var config = EgressConfig(runId: plan.runId, runDir: runDir.path, nftRuleset: ruleset)
+                config.netnsFD = netns
+                let net = try EgressNetwork.setUp(config)
+                network = net
+                undo.append { net.tearDown() }
+            } catch { throw ExecError("network: \(error)") }
+        }
         _ = FD.writeAll(sync.write, [1])
         FD.close(sync.write)
         // While the child builds its root: the plan's digest (if the caller left it
@@ -229,8 +263,7 @@ public final class Executor {
 
         // 8. Supervise until the sandbox init exits.
         let (timedOut, exit) = try loop(pidfd: pidfd, signals: signals, notifySocket: notifyParent)
-        undo.removeLast() // the child is reaped; nothing left to kill by pidfd
-        pidfd.close()
+        reaped = true // nothing left to kill by pidfd
 
         // 9. Why it ended: a set-up failure report, else the payload's wait status.
         FD.setNonBlocking(errors.read)
@@ -354,12 +387,74 @@ public final class Executor {
         }
     }
 
-    private func checkBindSources() throws {
-        for step in plan.mounts where step.kind == .bind && !step.optional {
-            if let src = step.source, let err = FD.statError(src) {
-                throw ExecError("\(step.summary): \(KernelError.text(err))")
+    /// Opens every bind source (by index in `plan.mounts`) with no symlink on its
+    /// path — sources at or under the working directory from the supervisor's own cwd
+    /// fd — and checks each is the object the planner saw. An optional source that is
+    /// absent has no entry.
+    private func openBindSources() throws -> [Int: OpenedSource] {
+        var opened: [Int: OpenedSource] = [:]
+        var cwd: OpenedSource?
+        defer { if let cwd { FD.close(cwd.fd) } }
+        do {
+            for (i, step) in plan.mounts.enumerated() where step.kind == .bind {
+                let location: BindSourceLocation
+                if let relative = step.cwdRelative {
+                    if cwd == nil { cwd = try MountSources.openWorkingDirectory() }
+                    location = .beneath(directoryFD: cwd!.fd, relative: relative)
+                } else {
+                    location = .absolute(step.source ?? "")
+                }
+                let source: OpenedSource?
+                do { source = try MountSources.open(location, optional: step.optional) } catch {
+                    throw ExecError("\(step.summary): \(MountSources.explain(error))")
+                }
+                guard let source else { continue }
+                opened[i] = source
+                if let want = step.sourceIdentity, want.device != source.device || want.inode != source.inode {
+                    throw ExecError("\(step.summary): the source changed after the plan was made (it was \(want), it is now device \(source.device) inode \(source.inode)); refused: a concurrent run may have renamed or swapped it")
+                }
             }
+        } catch {
+            for s in opened.values { FD.close(s.fd) }
+            throw error
         }
+        return opened
+    }
+
+    /// A root invoker's binds as detached trees made from the checked source fds
+    /// (index in `plan.mounts` → mount fd). With a leased uid, writable ones are
+    /// idmapped: the invoker's uid and gid on disk are the run's uid in the mount.
+    /// Rootless runs have none (the child clones from paths it checks itself).
+    private func prepareTrees(_ sources: [Int: OpenedSource], lease: UidLease?) throws -> [Int: Int32] {
+        guard plan.process.userNamespace == nil else { return [:] }
+        var trees: [Int: Int32] = [:]
+        var idmap: Int32 = -1
+        defer { FD.close(idmap) }
+        do {
+            for (i, source) in sources.sorted(by: { $0.key < $1.key }) {
+                let step = plan.mounts[i]
+                var userns: Int32 = -1
+                if let lease, !step.readOnly {
+                    if idmap < 0 {
+                        do {
+                            idmap = try MountSources.makeUserNamespace(
+                                uidMap: "\(plan.host.invokerUID) \(lease.uid) 1\n", gidMap: "\(plan.host.invokerGID) \(lease.uid) 1\n")
+                        } catch { throw ExecError("host uid: \(error)") }
+                    }
+                    userns = idmap
+                }
+                do { trees[i] = try MountSources.prepareTree(source, readOnly: step.readOnly, userNamespaceFD: userns) } catch {
+                    if error.operation == "idmap" {
+                        throw ExecError("\(step.summary): \(KernelError.text(error.errno)): this filesystem cannot be idmapped, so the run's own uid could not write there as you; set process.host_uid = \"invoker\" to run as your own uid (see `sandbox doctor`)")
+                    }
+                    throw ExecError("\(step.summary): \(error)")
+                }
+            }
+        } catch {
+            for fd in trees.values { FD.close(fd) }
+            throw error
+        }
+        return trees
     }
 
     private func pipeOrFail(_ what: String) throws -> (read: Int32, write: Int32) {
@@ -408,8 +503,11 @@ public final class Executor {
            plan.mounts[Int(f.index)].kind == .protect {
             return ExecError("\(plan.mounts[Int(f.index)].summary): is a symlink; protect covers real files and directories only (a link could be replaced by a writable one)")
         }
-        if f.isMount, f.isSymlinkLoop, f.index >= 0, Int(f.index) < plan.mounts.count, plan.mounts[Int(f.index)].noSymlinks {
-            return ExecError("\(plan.mounts[Int(f.index)].summary): a symlink is on its path; refused because it lies inside a writable directory (it could have been swapped in)")
+        if f.isMount, f.isSourceChanged, f.index >= 0, Int(f.index) < plan.mounts.count {
+            return ExecError("\(plan.mounts[Int(f.index)].summary): the source changed between the supervisor's check and the mount; refused: a concurrent run may have renamed or swapped it")
+        }
+        if f.isMount, f.isSymlinkLoop, f.index >= 0, Int(f.index) < plan.mounts.count, plan.mounts[Int(f.index)].kind == .bind {
+            return ExecError("\(plan.mounts[Int(f.index)].summary): a symlink was swapped onto its path after the supervisor's check; refused")
         }
         if f.isMount, f.index >= 0, Int(f.index) < plan.mounts.count {
             return ExecError("\(plan.mounts[Int(f.index)].summary): \(err)")
@@ -419,7 +517,7 @@ public final class Executor {
 
     private func makeResult(exitCode: Int32, signal: Int32?, timedOut: Bool, started: UInt64,
                             exit: Pidfd.Exit?, error: String?, cgroupStats: CgroupStats?) -> RunResult {
-        return RunResult(
+        var result = RunResult(
             runId: plan.runId, policy: plan.policy.name, planDigest: plan.digest ?? "",
             argv: plan.process.argv, exitCode: exitCode, signal: signal, timedOut: timedOut,
             wallMs: Clock.monotonicMs() - started,
@@ -438,14 +536,21 @@ public final class Executor {
                                         memoryPeakBytes: $0.memoryPeakBytes, cpuUserUs: $0.cpuUserUs,
                                         cpuSystemUs: $0.cpuSystemUs, throttledUs: $0.throttledUs)
             })
+        result.hostUID = spawned ? hostUID : nil
+        return result
     }
 
-    /// The child's form of a plan step; `.file` steps take the detached mount prepared
-    /// for their destination.
-    static func childMount(_ m: MountStep, files: [(fd: Int32, destination: String)]) throws -> ChildSpec.Mount {
+    /// The child's form of a plan step: a bind takes the source fd opened for it (-1:
+    /// an optional source that is absent), a `.file` step the plan's text.
+    static func childMount(_ m: MountStep, source: OpenedSource?, network: NetworkPlan) throws -> ChildSpec.Mount {
         switch m.kind {
-        case .bind: return .bind(source: m.source ?? "", destination: m.destination, readOnly: m.readOnly,
-                                 optional: m.optional, noSymlinks: m.noSymlinks)
+        case .bind:
+            // The child resolves the same location again in its own mount namespace and
+            // must find the object opened here (a fd cannot be cloned across namespaces).
+            let location = source == nil ? nil : m.cwdRelative ?? m.source
+            return .bind(source: location, beneathCwd: m.cwdRelative != nil,
+                         identity: (source?.device ?? 0, source?.inode ?? 0),
+                         destination: m.destination, readOnly: m.readOnly)
         case .tmpfs: return .tmpfs(destination: m.destination, options: m.options ?? "mode=0755", readOnly: m.readOnly)
         case .proc: return .proc(destination: m.destination)
         case .dev: return .dev(destination: m.destination)
@@ -454,10 +559,9 @@ public final class Executor {
         case .pin: return .pin(destination: m.destination)
         case .mask: return .mask(destination: m.destination)
         case .file:
-            guard let f = files.first(where: { $0.destination == m.destination }) else {
-                throw ExecError("\(m.summary): no in-memory file was prepared for it")
-            }
-            return .moveFD(fd: f.fd, destination: f.destination)
+            let text = m.source == "network.resolvConf" ? network.resolvConf : m.source == "network.hosts" ? network.hosts : nil
+            guard let text else { throw ExecError("\(m.summary): the plan has no text for it") }
+            return .file(content: text, destination: m.destination)
         }
     }
 }
@@ -465,10 +569,19 @@ public final class Executor {
 // The kernel layer has its own spec types (it does not depend on the planner); these
 // are the one place plan values are translated into them.
 extension LandlockPlan {
-    var kernelSpec: LandlockSpec {
-        LandlockSpec(abi: abi, handledAccessFS: handledAccessFS,
-                     rules: rules.map { LandlockSpec.PathRule(path: $0.path, hostPath: $0.hostPath, access: $0.access) },
-                     connectTCP: connectTCP, bindTCP: bindTCP, scopes: scopes)
+    /// Rules on bind sources use the fds the supervisor opened for the mounts (the
+    /// inode that is mounted is the one the rule is on); a rule whose optional source
+    /// was absent is left out.
+    func kernelSpec(sources: [Int: OpenedSource], mounts: [MountStep]) -> LandlockSpec {
+        var byDestination: [String: Int] = [:]
+        for (i, m) in mounts.enumerated() where m.kind == .bind { byDestination[m.destination] = i }
+        let pathRules = rules.compactMap { r -> LandlockSpec.PathRule? in
+            guard r.hostPath != nil else { return LandlockSpec.PathRule(path: r.path, hostPath: nil, access: r.access) }
+            guard let i = byDestination[r.path], let source = sources[i] else { return nil }
+            return LandlockSpec.PathRule(path: r.path, hostPath: r.hostPath, hostFD: source.fd, access: r.access)
+        }
+        return LandlockSpec(abi: abi, handledAccessFS: handledAccessFS, rules: pathRules,
+                            connectTCP: connectTCP, bindTCP: bindTCP, scopes: scopes)
     }
 }
 

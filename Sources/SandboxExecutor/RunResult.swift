@@ -27,6 +27,9 @@ public struct RunResult: Codable, Sendable, Equatable {
     public var egressDenied: [EgressDenial]
     /// Resource accounting from the run's cgroup, when it had one.
     public var resources: ResourceUsage?
+    /// The host uid the command ran as when it had one of its own (a root invoker,
+    /// `process.host_uid = "own"`); nil: the invoker's.
+    public var hostUID: UInt32? = nil
 
     /// The result of a run refused before anything was created (bad policy, a plan
     /// this host cannot satisfy): exit 125 and the reason, so `--result` always has

@@ -6,7 +6,12 @@ import Glibc
 /// the child itself never allocates.
 public struct ChildSpec {
     public enum Mount {
-        case bind(source: String, destination: String, readOnly: Bool, optional: Bool, noSymlinks: Bool = false)
+        /// A recursive bind of `source`, resolved by the child with no symlink on the
+        /// path (beneath its working directory when `beneathCwd`), which must be the
+        /// object `identity` names (what the supervisor opened and checked); nil source:
+        /// an optional source that is absent, skipped.
+        case bind(source: String?, beneathCwd: Bool, identity: (device: UInt64, inode: UInt64),
+                  destination: String, readOnly: Bool)
         case tmpfs(destination: String, options: String, readOnly: Bool)
         case proc(destination: String)
         case dev(destination: String)
@@ -14,7 +19,11 @@ public struct ChildSpec {
         case protect(destination: String, optional: Bool = true)
         case pin(destination: String)
         case mask(destination: String)
+        /// A detached mount the supervisor prepared (an idmapped writable bind) moved
+        /// into place; a directory or a file, as the tree's root is.
         case moveFD(fd: Int32, destination: String)
+        /// A read-only file holding `content`, on a tmpfs of its own (resolv.conf, hosts).
+        case file(content: String, destination: String)
     }
 
     public var cloneFlags: UInt64 = 0
@@ -24,6 +33,9 @@ public struct ChildSpec {
     public var loopbackUp = false
     public var uidMap: String? = nil
     public var gidMap: String? = nil
+    /// The effective uid clone3 runs with (a root invoker's run with a uid of its
+    /// own): the new user namespace's owner; its maps are written by the supervisor.
+    public var userNamespaceOwner: UInt32? = nil
     public var staging: String = ""
     public var mounts: [Mount] = []
     public var hostname: String = "sandbox"
@@ -51,6 +63,8 @@ public struct ChildSpec {
     public static let newNamespaces: UInt64 =
         SBX_CLONE_NEWNS | SBX_CLONE_NEWPID | SBX_CLONE_NEWIPC | SBX_CLONE_NEWUTS | SBX_CLONE_NEWCGROUP
     public static let newNet: UInt64 = SBX_CLONE_NEWNET
+    /// Mount steps a spec may have: each may hold an fd the child keeps (SBX_MAX_KEEP).
+    public static let maxMounts = Int(SBX_MAX_KEEP) - 16
     public static let newUser: UInt64 = SBX_CLONE_NEWUSER
 }
 
@@ -66,6 +80,8 @@ public struct ChildFailure: Sendable, Equatable {
     /// execve found nothing to run (127), as opposed to something it may not run (126).
     public var isNotFound: Bool { errno == ENOENT || errno == ENOTDIR }
     public var isSymlinkLoop: Bool { errno == ELOOP }
+    /// A bind source that is no longer the object the supervisor checked.
+    public var isSourceChanged: Bool { errno == ESTALE }
     public var isChdir: Bool { step == Int32(SBX_STEP_CHDIR.rawValue) }
     public var isRlimit: Bool { step == Int32(SBX_STEP_RLIMIT.rawValue) }
 
@@ -132,17 +148,19 @@ public enum Child {
         c.loopback_up = spec.loopbackUp ? 1 : 0
         c.uid_map = spec.uidMap.map { arena.string($0) }
         c.gid_map = spec.gidMap.map { arena.string($0) }
+        c.has_userns_owner = spec.userNamespaceOwner == nil ? 0 : 1
+        c.userns_owner = spec.userNamespaceOwner ?? 0
         c.staging = arena.string(spec.staging)
 
         let ops: [sbx_mount_op] = spec.mounts.map { m in
             var op = sbx_mount_op()
             op.fd = -1
             switch m {
-            case let .bind(source, destination, readOnly, optional, noSymlinks):
+            case let .bind(source, beneathCwd, identity, destination, readOnly):
                 op.kind = Int32(SBX_MOUNT_BIND.rawValue)
-                op.source = arena.string(source); op.dest = arena.string(destination)
-                op.flags = (readOnly ? SBX_MF_RDONLY : 0) | (optional ? SBX_MF_OPTIONAL : 0)
-                    | (noSymlinks ? SBX_MF_NOSYMLINKS : 0)
+                op.source = arena.string(source ?? ""); op.dest = arena.string(destination)
+                op.dev = identity.device; op.ino = identity.inode
+                op.flags = (readOnly ? SBX_MF_RDONLY : 0) | (beneathCwd ? SBX_MF_BENEATH_CWD : 0) | (source == nil ? SBX_MF_SKIP : 0)
             case let .tmpfs(destination, options, readOnly):
                 op.kind = Int32(SBX_MOUNT_TMPFS.rawValue)
                 op.dest = arena.string(destination); op.data = arena.string(options)
@@ -163,6 +181,8 @@ public enum Child {
                 op.kind = Int32(SBX_MOUNT_MASK.rawValue); op.dest = arena.string(destination)
             case let .moveFD(fd, destination):
                 op.kind = Int32(SBX_MOUNT_MOVE_FD.rawValue); op.fd = fd; op.dest = arena.string(destination)
+            case let .file(content, destination):
+                op.kind = Int32(SBX_MOUNT_FILE.rawValue); op.data = arena.string(content); op.dest = arena.string(destination)
             }
             return op
         }

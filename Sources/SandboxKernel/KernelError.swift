@@ -128,15 +128,36 @@ public enum PathInfo: Sendable, Equatable {
         default: return .other
         }
     }
+
+    /// The first component of `path` (relative ones from the working directory) that
+    /// is a symlink, with its target; nil if none is.
+    public static func firstSymlink(on path: String) -> (path: String, target: String)? {
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/") {
+            prefix += "/" + part
+            if case .symlink(let target)? = of(prefix) {
+                return (prefix.hasPrefix("./") ? String(prefix.dropFirst(2)) : prefix, target)
+            }
+        }
+        return nil
+    }
 }
 
 extension FD {
     /// Opens (creating or truncating) the `--result` file before the run starts, so
-    /// the path is resolved while the command cannot yet have changed it; a symlink
-    /// as the last component is refused.
+    /// the path is resolved while the command cannot yet have changed it. No component
+    /// may be a symlink (`openat2` with `RESOLVE_NO_SYMLINKS`): an earlier run could
+    /// have planted one in a directory it could write. ELOOP names the link in
+    /// `detail` (`/p/out -> /elsewhere`).
     public static func openResultFile(_ path: String) throws(KernelError) -> Int32 {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
-        guard fd >= 0 else { throw .last("open", path) }
+        let fd = sbx_fence_open_no_symlinks(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        guard fd >= 0 else {
+            var e = KernelError.last("open", path)
+            if e.errno == ELOOP, let link = PathInfo.firstSymlink(on: path) {
+                e.detail = "\(link.path) -> \(link.target)"
+            }
+            throw e
+        }
         return fd
     }
 

@@ -108,10 +108,13 @@ public struct LandlockSpec: Sendable, Equatable {
         public var path: String
         /// The host path with the same inode; nil when it exists only inside.
         public var hostPath: String?
+        /// That object already opened (the bind's source fd, owned by the caller):
+        /// used instead of opening `hostPath` again.
+        public var hostFD: Int32?
         /// Right names granted beneath it.
         public var access: [String]
-        public init(path: String, hostPath: String?, access: [String]) {
-            self.path = path; self.hostPath = hostPath; self.access = access
+        public init(path: String, hostPath: String?, hostFD: Int32? = nil, access: [String]) {
+            self.path = path; self.hostPath = hostPath; self.hostFD = hostFD; self.access = access
         }
     }
 
@@ -208,7 +211,7 @@ public final class LandlockRuleset {
         }
         do {
             for (rule, hostPath, bits) in hostRules {
-                try Self.addPathRule(rulesetFD, hostPath: hostPath, insidePath: rule.path, access: bits)
+                try Self.addPathRule(rulesetFD, hostPath: hostPath, hostFD: rule.hostFD, insidePath: rule.path, access: bits)
             }
             for port in spec.connectTCP ?? [] {
                 try Self.addPortRule(rulesetFD, port: port, access: Landlock.netConnectTCP, key: "connect_tcp")
@@ -229,13 +232,14 @@ public final class LandlockRuleset {
         self.innerRules = inner
     }
 
-    private static func addPathRule(_ rulesetFD: Int32, hostPath: String, insidePath: String, access: UInt64) throws {
+    private static func addPathRule(_ rulesetFD: Int32, hostPath: String, hostFD: Int32?, insidePath: String,
+                                    access: UInt64) throws {
         let purpose = hostPath == insidePath ? "Landlock rule" : "Landlock rule for \(insidePath)"
-        let pathFD = sbx_fence_open_path(hostPath)
+        let pathFD = hostFD ?? sbx_fence_open_path(hostPath)
         guard pathFD >= 0 else {
             throw FenceError(operation: "open", subject: hostPath, errno: errno, detail: purpose)
         }
-        defer { Glibc.close(pathFD) }
+        defer { if hostFD == nil { Glibc.close(pathFD) } }
         var st = stat()
         guard fstat(pathFD, &st) == 0 else {
             throw FenceError(operation: "fstat", subject: hostPath, errno: errno, detail: purpose)

@@ -28,7 +28,10 @@ public final class RunDirectory {
         if mkdir(base, 0o711) != 0 && errno != EEXIST { throw .last("mkdir", base) }
         let tmp = "\(base)/.\(id).new"
         let final = "\(base)/\(id)"
-        guard mkdir(tmp, 0o700) == 0 else { throw .last("mkdir", tmp) }
+        // 0711: the sandbox init of a run with a uid of its own (no capability over
+        // host files) must pass through to `root` to mount its new root there; nothing
+        // in here can be listed, and the files are 0600.
+        guard mkdir(tmp, 0o711) == 0 else { throw .last("mkdir", tmp) }
         let fd = open(tmp + "/lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else { let e = KernelError.last("open", tmp + "/lock"); rmdir(tmp); throw e }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {

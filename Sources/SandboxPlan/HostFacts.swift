@@ -18,6 +18,14 @@ public struct HostFacts: Sendable {
     public var environment: [String: String]
     /// Looks at host paths (lstat/readlink); faked in tests.
     public var files: any FileInspector
+    /// What later runs rely on (the `sandbox` executable, the data directory, the
+    /// seccomp cache): no writable bind may hold one (`TrustCheck.swift`).
+    public var trusted: [TrustedPath] = []
+    /// Where run directories live (`/run/sandbox`): reserved, and trusted too.
+    public var runBase: String? = nil
+    /// Device and inode of the invoker's working directory itself (fstat of "."), not
+    /// of the path `cwd`, which may have been renamed since.
+    public var cwdIdentity: FileIdentity? = nil
 
     public init(arch: String, kernelRelease: String, landlockABI: Int, invokerUID: UInt32,
                 invokerGID: UInt32, cwd: String, home: String, environment: [String: String],
@@ -35,10 +43,24 @@ public enum FileKind: Sendable, Equatable {
     case other
 }
 
+/// A file's identity on the host: what a later open must find again.
+public struct FileIdentity: Codable, Sendable, Equatable, CustomStringConvertible {
+    public var device: UInt64
+    public var inode: UInt64
+    public init(device: UInt64, inode: UInt64) { self.device = device; self.inode = inode }
+    public var description: String { "device \(device) inode \(inode)" }
+}
+
 /// Read-only view of host paths used while compiling.
 public protocol FileInspector: Sendable {
     /// lstat semantics: a symlink is reported as such, not followed. nil = absent.
     func kind(of path: String) -> FileKind?
+    /// lstat's device and inode; nil when absent or unknown (fakes in tests).
+    func identity(of path: String) -> FileIdentity?
+}
+
+extension FileInspector {
+    public func identity(of path: String) -> FileIdentity? { nil }
 }
 
 /// A problem that makes a policy impossible to run on this host or with this

@@ -27,6 +27,7 @@ public struct PlanCompiler {
         let network = NetworkRules.plan(policy.network)
         let process = try ctx.processPlan(argv: argv)
         let (mounts, binds) = try ctx.mountPlan(network: network)
+        try checkTrust(policy, binds: binds, runId: runId)   // TrustCheck.swift
         let landlock = try ctx.landlockPlan(binds: binds, network: network, notApplied: &notApplied)
         let seccomp = try ctx.seccompPlan()
         let capabilities = try ctx.capabilityPlan()
@@ -159,11 +160,14 @@ private struct Context {
             return RlimitPlan(name: r.rawValue, resource: r.number, soft: v, hard: v)
         }
 
-        return ProcessPlan(
+        var plan = ProcessPlan(
             argv: argv, env: env.keys.sorted().map { "\($0)=\(env[$0]!)" }, searchPath: searchPath,
             workdir: workdir, uid: uid, gid: gid, hostname: policy.process.hostname,
             newSession: policy.process.newSession, timeoutMs: policy.process.timeoutMs,
             graceMs: policy.process.graceMs, userNamespace: userns, rlimits: rlimits)
+        // Rootless runs have no uids but the invoker's to map (no subordinate ids).
+        plan.hostUID = !rootless && policy.process.hostUID == .own ? "own" : "invoker"
+        return plan
     }
 
     // MARK: Mounts
@@ -193,7 +197,25 @@ private struct Context {
             }
         }
 
+        let cwd = Context.normalize(host.cwd)
         func bindEntry(_ path: String, _ t: PathTemplate, readOnly: Bool, origin: String) -> Entry? {
+            // The working directory itself is the inode the invoker runs in (opened by
+            // the supervisor from its cwd fd), whatever the path names by now.
+            if path == cwd, let id = host.cwdIdentity {
+                var step = MountStep(kind: .bind, source: path, destination: path, readOnly: readOnly, origin: origin)
+                step.sourceIdentity = id
+                step.cwdRelative = ""
+                return Entry(dest: path, step: step,
+                             bind: ResolvedBind(source: path, destination: path, readOnly: readOnly, isDirectory: true))
+            }
+            func located(_ step: MountStep) -> MountStep {
+                var step = step
+                step.sourceIdentity = host.files.identity(of: path)
+                if host.cwdIdentity != nil, cwd != "/", Context.isBeneath(path, cwd) {
+                    step.cwdRelative = String(path.dropFirst(cwd.count + 1))
+                }
+                return step
+            }
             switch host.files.kind(of: path) {
             case nil:
                 if t.optional { return nil }
@@ -207,8 +229,8 @@ private struct Context {
                 return Entry(dest: path, step: MountStep(kind: .symlink, source: target, destination: path,
                                                          readOnly: true, origin: origin), bind: nil)
             case let kind?:
-                return Entry(dest: path, step: MountStep(kind: .bind, source: path, destination: path,
-                                                         readOnly: readOnly, optional: t.optional, origin: origin),
+                return Entry(dest: path, step: located(MountStep(kind: .bind, source: path, destination: path,
+                                                                 readOnly: readOnly, optional: t.optional, origin: origin)),
                              bind: ResolvedBind(source: path, destination: path, readOnly: readOnly,
                                                 isDirectory: kind == .directory))
             }
@@ -228,16 +250,10 @@ private struct Context {
             let da = $0.dest.split(separator: "/").count, db = $1.dest.split(separator: "/").count
             return da != db ? da < db : $0.dest < $1.dest
         }
-        // Binds nested inside a writable bind name paths the command (or a concurrent
-        // run in the same directory) can change between now and the mount.
-        let writable = ordered.filter { $0.step.kind == .bind && !$0.step.readOnly }.map(\.dest)
-        var steps = ordered.map { e -> MountStep in
-            var step = e.step
-            if step.kind == .bind, writable.contains(where: { $0 != e.dest && Context.isBeneath(e.dest, $0) }) {
-                step.noSymlinks = true
-            }
-            return step
-        }
+        // Every bind source is opened by the supervisor with no symlink on its path
+        // and checked against `sourceIdentity` (Executor.openBindSources), so nested
+        // binds need nothing more here.
+        var steps = ordered.map(\.step)
         steps.append(MountStep(kind: .proc, destination: "/proc", readOnly: false, origin: "builtin"))
         steps.append(MountStep(kind: .dev, destination: "/dev", readOnly: false, origin: "builtin"))
 

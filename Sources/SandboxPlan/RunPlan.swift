@@ -73,6 +73,11 @@ public struct ProcessPlan: Codable, Sendable, Equatable {
     /// Present when the invoker is not root: the child maps itself into a new user
     /// namespace before anything else.
     public var userNamespace: UserNamespacePlan?
+    /// The host uid the command runs as: "own" (a root invoker's run: a uid leased for
+    /// this run alone, mapped to `uid` in a user namespace; writable binds idmapped
+    /// so files stay the invoker's) or "invoker" (the invoker's own uid: rootless
+    /// runs, and `process.host_uid = "invoker"`).
+    public var hostUID: String = "invoker"
     public var rlimits: [RlimitPlan]
 }
 
@@ -110,9 +115,15 @@ public struct MountStep: Codable, Sendable, Equatable {
     public var optional: Bool
     /// The policy key this step comes from, for messages and `explain`.
     public var origin: String
-    /// A bind whose source lies inside a writable bind: the child resolves it with no
-    /// symlink anywhere in the path, because a concurrent run could swap one in.
-    public var noSymlinks: Bool = false
+    /// Binds: the source's device and inode when the plan was made. The supervisor
+    /// opens every source once (no symlink on its path) and refuses the run if what
+    /// it opened is not this object; the child clones the mount from that fd.
+    public var sourceIdentity: FileIdentity? = nil
+    /// Binds whose source is the invoker's working directory or lies beneath it: the
+    /// path relative to it ("" for the directory itself). The supervisor opens these
+    /// from its own cwd fd (`RESOLVE_BENEATH`), never by the path, which a
+    /// concurrent run could rename.
+    public var cwdRelative: String? = nil
 
     public init(kind: MountKind, source: String? = nil, destination: String, readOnly: Bool,
                 options: String? = nil, optional: Bool = false, origin: String) {

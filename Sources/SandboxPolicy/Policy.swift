@@ -68,7 +68,20 @@ public struct ProcessPolicy: Sendable, Equatable {
     /// Time between SIGTERM and SIGKILL when the timeout fires.
     public var graceMs: UInt64 = 5_000
     public var newSession: Bool = true
+    /// Which host uid the command runs as (a root invoker's runs; rootless runs are
+    /// always the invoker's, mapped into a user namespace).
+    public var hostUID: HostUID = .own
     public init() {}
+}
+
+/// `process.host_uid`.
+public enum HostUID: String, Sendable, Hashable, CaseIterable {
+    /// A uid leased for this run alone, inside a user namespace that maps it to the
+    /// policy's `user`; writable binds are idmapped so files keep the invoker's owner.
+    case own
+    /// The invoker's own host uid (root, for a root invoker), capabilities dropped:
+    /// it shares owner permissions and per-user kernel limits with the invoker.
+    case invoker
 }
 
 public struct FilesystemPolicy: Sendable, Equatable {

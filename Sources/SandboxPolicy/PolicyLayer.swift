@@ -32,6 +32,7 @@ struct PolicyLayer {
     var timeoutMs: UInt64?
     var graceMs: UInt64?
     var newSession: Bool?
+    var hostUID: HostUID?
 
     var ro: [ListEdit<PathTemplate>] = []
     var rw: [ListEdit<PathTemplate>] = []
@@ -79,7 +80,7 @@ struct PolicyLayer {
 enum PolicySchema {
     static let topLevel = ["version", "name", "extends", "process", "filesystem", "landlock", "seccomp",
                            "capabilities", "resources", "network", "binary", "audit"]
-    static let process = ["hostname", "user", "group", "workdir", "env", "timeout", "grace", "new_session"]
+    static let process = ["hostname", "user", "group", "workdir", "env", "timeout", "grace", "new_session", "host_uid"]
     static let env = ["pass", "set"]
     static let filesystem = ["ro", "rw", "tmpfs", "protect", "mask", "unix_sockets"]
     static let landlock = ["mode", "min_abi", "connect_tcp", "bind_tcp", "scope"]
@@ -200,6 +201,7 @@ final class LayerReader {
         layer.timeoutMs = duration(t, "timeout", at: p)
         layer.graceMs = duration(t, "grace", at: p)
         layer.newSession = bool(t, "new_session", at: p)
+        layer.hostUID = enumValue(t, "host_uid", at: p, HostUID.self)
     }
 
     private func readFilesystem(_ t: TOMLTable, at p: TOMLPath, into layer: inout PolicyLayer) {

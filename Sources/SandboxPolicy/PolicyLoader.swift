@@ -244,6 +244,7 @@ struct Merger {
             if let v = l.timeoutMs { p.process.timeoutMs = v }
             if let v = l.graceMs { p.process.graceMs = v }
             if let v = l.newSession { p.process.newSession = v }
+            if let v = l.hostUID { p.process.hostUID = v }
 
             Merger.apply(l.ro, to: &p.filesystem.ro)
             Merger.apply(l.rw, to: &p.filesystem.rw)

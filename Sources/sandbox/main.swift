@@ -47,9 +47,35 @@ func loadPolicy(_ nameOrPath: String, relativeTo cwd: String = FileManager.defau
 }
 
 func hostFacts(_ probe: HostProbe = .probe()) -> HostFacts {
-    HostFacts(arch: probe.arch, kernelRelease: probe.kernelRelease, landlockABI: probe.landlockABI,
-              invokerUID: probe.uid, invokerGID: probe.gid, cwd: probe.cwd, home: probe.home,
-              environment: probe.environment, files: HostFiles())
+    var facts = HostFacts(arch: probe.arch, kernelRelease: probe.kernelRelease, landlockABI: probe.landlockABI,
+                          invokerUID: probe.uid, invokerGID: probe.gid, cwd: probe.cwd, home: probe.home,
+                          environment: probe.environment, files: HostFiles())
+    // The inode the invoker runs in: the supervisor binds this one, whatever its path
+    // names by the time the run starts.
+    facts.cwdIdentity = MountSources.workingDirectoryIdentity().map { FileIdentity(device: $0.device, inode: $0.inode) }
+    // What later runs trust; the planner refuses a policy that makes any of it
+    // writable (and the policy and profile files it was built from).
+    let base = try? RunDirectory.base(rootless: probe.uid != 0, environment: probe.environment)
+    facts.runBase = base
+    var trusted: [TrustedPath] = []
+    if let exe = realPath("/proc/self/exe") { trusted.append(.executable(exe)) }
+    if let data = DataDirectory.locate() {
+        trusted.append(.policies(data.policies))
+        trusted.append(.profiles(data.profiles))
+    }
+    for dir in (probe.environment["SANDBOX_POLICY_PATH"] ?? "").split(separator: ":") {
+        trusted.append(.policySearchDirectory(dir.hasPrefix("/") ? String(dir) : probe.cwd + "/" + dir))
+    }
+    if let base { trusted.append(.seccompCache(base + "/.seccomp-cache")) }
+    facts.trusted = trusted
+    return facts
+}
+
+/// realpath(3), or nil if the path cannot be resolved.
+func realPath(_ path: String) -> String? {
+    guard let p = realpath(path, nil) else { return nil }
+    defer { free(p) }
+    return String(cString: p)
 }
 
 /// The planner's view of host paths, answered by lstat/readlink in the kernel layer.
@@ -62,6 +88,12 @@ struct HostFiles: FileInspector {
         case .other?: return .other
         case .symlink(let target)?: return .symlink(target: target)
         }
+    }
+
+    func identity(of path: String) -> FileIdentity? {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return nil }
+        return FileIdentity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
     }
 }
 
@@ -92,7 +124,12 @@ func runExec(policyName: String, argv: [String], resultPath: String?, resultFD: 
     // a given fd must be open for writing.
     var resultFDs: [Int32] = []
     if let path = resultPath {
-        do { resultFDs.append(try FD.openResultFile(path)) } catch { fail("--result: \(error)") }
+        do { resultFDs.append(try FD.openResultFile(path)) } catch {
+            if error.errno == ELOOP {
+                fail("--result \(path): a symlink is on its path (\(error.detail ?? "a component is a link")); refused: an earlier run could have planted it")
+            }
+            fail("--result: \(error)")
+        }
     }
     if let fd = resultFD {
         guard FD.isWritable(fd) else { fail("--result-fd \(fd): not a descriptor open for writing") }
@@ -260,6 +297,11 @@ struct Gc: ParsableCommand {
         for entry in RunDirectory.list(base: base) where !entry.live {
             if RunDirectory.reclaim(base: base, id: entry.id, cleanup: {
                 EgressNetwork.removeLeftovers(runId: entry.id, runDir: entry.path)
+                // The host uid the run leased, recorded before the lease was taken.
+                if let text = RunDirectory.read(entry.path + "/uid"),
+                   let uid = UInt32(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+                    UidLease.releaseLeftover(directory: UidLease.directory(runBase: base), uid: uid, runId: entry.id)
+                }
                 // The directories the run recorded; by name only for runs that predate that.
                 if let text = RunDirectory.read(entry.path + "/cgroups") {
                     var dirs: [String: String] = [:]
@@ -307,6 +349,20 @@ struct Doctor: ParsableCommand {
             print("user namespaces: blocked for unprivileged users (\(blocker)) — rootless runs will fail")
         } else {
             print("user namespaces: available")
+        }
+        if probe.uid == 0 {
+            // A root invoker's runs have a uid of their own and idmap their writable
+            // binds (process.host_uid = "own"); a filesystem that cannot be idmapped
+            // makes such a run fail with 125 unless the policy sets host_uid = "invoker".
+            let r = UidLease.range
+            print("host uid: each run leases its own from \(r.lowerBound)…\(r.upperBound) (process.host_uid = \"own\")")
+            for path in Set([probe.cwd, "/tmp", probe.home]).sorted() {
+                if let why = MountSources.idmapProblem(at: path) {
+                    print("idmapped mounts: \(path): no (\(why)) — writable binds there need process.host_uid = \"invoker\"")
+                } else {
+                    print("idmapped mounts: \(path): yes")
+                }
+            }
         }
         for line in CgroupHost.probe().summary { print("cgroups: \(line)") }
         for line in EgressNetwork.probe() { print("network: \(line)") }

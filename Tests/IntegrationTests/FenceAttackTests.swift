@@ -159,7 +159,10 @@ import Testing
         #expect(r["own"] == "OK", "the payload's own abstract socket: \(r["own"] ?? "no result")")
         #expect(r["host"] == "ECONNREFUSED", "host socket from inside: \(r["host"] ?? "no result")")
 
-        let noScope = p.policy("no-scope", "[landlock]\nscope = [\"!abstract-unix-socket\", \"!signal\"]\n")
+        // The control runs as the invoker's uid: with a uid of its own, PID 1 (another
+        // uid) is out of reach anyway (IdentityTests), and the scope would not be what
+        // this shows.
+        let noScope = p.policy("no-scope", "[process]\nhost_uid = \"invoker\"\n[landlock]\nscope = [\"!abstract-unix-socket\", \"!signal\"]\n")
         let (nout, nr) = try p.probe(noScope, ["abstract", name])
         #expect(nr["host"] == "ECONNREFUSED", "without the scope: \(nr["host"] ?? "no result") \(nout.stderr)")
     }
@@ -180,7 +183,10 @@ import Testing
         #expect(r["pid1"] == "EPERM", "kill(1, SIGTERM) under agent: \(r["pid1"] ?? "no result")")
         #expect(r["sigterm-received"] == "no")
 
-        let noScope = p.policy("no-scope", "[landlock]\nscope = [\"!abstract-unix-socket\", \"!signal\"]\n")
+        // The control runs as the invoker's uid: with a uid of its own, PID 1 (another
+        // uid) is out of reach anyway (IdentityTests), and the scope would not be what
+        // this shows.
+        let noScope = p.policy("no-scope", "[process]\nhost_uid = \"invoker\"\n[landlock]\nscope = [\"!abstract-unix-socket\", \"!signal\"]\n")
         let (nout, nr) = try p.probe(noScope, ["signal"])
         #expect(nout.status == 0, "stderr: \(nout.stderr)")
         #expect(nr["pid1"] == "OK", "control, no scope: kill(1, SIGTERM) gave \(nr["pid1"] ?? "no result")")
@@ -372,7 +378,9 @@ import Testing
         rules.append(["names": ["acct"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
                       "args": [["index": 0, "value": UInt64.random(in: 1..<(1 << 62)), "op": "SCMP_CMP_EQ"]]])
         profile["syscalls"] = rules
-        try JSONSerialization.data(withJSONObject: profile).write(to: URL(fileURLWithPath: "\(p.dir)/unique-profile.json"))
+        // Beside the policy ({policy_dir}), outside the rw {cwd}: a profile there is refused.
+        try JSONSerialization.data(withJSONObject: profile)
+            .write(to: URL(fileURLWithPath: "\(Harness.policyDir(for: p.dir))/unique-profile.json"))
         let policy = p.policy("cache", "[seccomp]\nprofile = \"{policy_dir}/unique-profile.json\"\n")
 
         let digest = ((try p.plan(policy))?["seccomp"] as? [String: Any])?["rulesDigest"] as? String

@@ -112,12 +112,33 @@ enum Harness {
         return path
     }
 
-    /// Writes a policy file extending a shipped one, returns its path.
+    /// Writes a policy file for the test that works in `dir`, returns its path. The
+    /// file goes to `policyDir(for: dir)`, not into `dir`: `dir` is usually the run's
+    /// writable `{cwd}`, and the planner refuses a policy file a run could rewrite
+    /// (TrustTests). Files the policy names with `{policy_dir}` go there too.
     static func policy(_ body: String, in dir: String, name: String = "test.toml") -> String {
-        let path = "\(dir)/\(name)"
+        let path = "\(policyDir(for: dir))/\(name)"
         try! body.write(toFile: path, atomically: true, encoding: .utf8)
         return path
     }
+
+    /// Where `policy(_:in:)` writes the policies of the test working in `dir`: a
+    /// directory of its own under this process's policy root (outside every test's
+    /// working directory; removed when the test process exits).
+    static func policyDir(for dir: String) -> String {
+        let path = "\(policyRoot)/" + dir.split(separator: "/").joined(separator: "_")
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        chmod(path, 0o755)   // rootless runs read their policy as another user
+        return path
+    }
+
+    static let policyRoot: String = {
+        let path = NSTemporaryDirectory() + "sbx-policies-\(UUID().uuidString.prefix(8))"
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        chmod(path, 0o755)
+        atexit { try? FileManager.default.removeItem(atPath: Harness.policyRoot) }
+        return path
+    }()
 
     static func runDirEntries() -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: "/run/sandbox")) ?? []).filter { !$0.hasPrefix(".") }

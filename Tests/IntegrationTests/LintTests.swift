@@ -33,9 +33,21 @@ import Testing
         }
     }
 
+    /// The one exception: a user namespace's id maps can only be written through
+    /// /proc/<pid>/{uid,gid}_map, so `sbx_mounts_write_maps` writes those two files of
+    /// the supervisor's own clone3'd child, which it has not reaped (its pid cannot
+    /// name another process). Nothing else of /proc/<pid> is allowed, there or elsewhere.
+    static let idMapWriter = (file: "CSandbox/mounts.c", allowed: [#""/proc/%d/uid_map""#, #""/proc/%d/gid_map""#])
+
     @Test func neverReadsAnotherProcessProc() {
         for (path, text) in Self.sourceFiles() {
-            let code = Self.stripComments(text)
+            var code = Self.stripComments(text)
+            if path == Self.idMapWriter.file {
+                for a in Self.idMapWriter.allowed {
+                    #expect(code.ranges(of: NSRegularExpression.escapedPattern(for: a)) == 1, "\(path): expected exactly one \(a)")
+                    code = code.replacingOccurrences(of: a, with: "")
+                }
+            }
             for pattern in [#"/proc/\\\("#, #"/proc/%"#, #""/proc/"\s*\+"#, #"/proc/[0-9]"#] {
                 #expect(code.ranges(of: pattern) == 0, "\(path) builds a /proc/<pid> path (\(pattern))")
             }

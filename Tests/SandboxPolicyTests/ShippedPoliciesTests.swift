@@ -40,6 +40,11 @@ import Testing
         #expect(p.network.mode == .none)
         #expect(p.filesystem.rw.isEmpty)
         #expect(p.filesystem.ro.contains(PathTemplate("/lib64", optional: true)))
+        // TLS needs the CA certificates, not /etc/ssl/private (0600 host keys).
+        let tls = ["/etc/ssl/certs", "/etc/ssl/openssl.cnf", "/etc/pki/tls/certs", "/etc/pki/tls/openssl.cnf",
+                   "/etc/pki/ca-trust/extracted"]
+        for path in tls { #expect(p.filesystem.ro.contains(PathTemplate(path, optional: true)), "\(path)") }
+        #expect(!p.filesystem.ro.contains { $0.raw == "/etc/ssl" || $0.raw == "/etc/pki" || $0.raw.hasPrefix("/etc/ssl/private") })
         #expect(p.seccomp.deny.contains("ptrace") && p.seccomp.deny.contains("io_uring_setup"))
         #expect(p.seccomp.socketFamilies == [.unix, .inet, .inet6])
         #expect(p.resources.rlimits[.core] == .value(0))

@@ -24,28 +24,35 @@
 #define SBX_CLONE_NEWNET    0x40000000ULL
 
 enum sbx_mount_kind {
-    SBX_MOUNT_BIND = 1,     /* recursive bind of host `source` at `dest` */
+    SBX_MOUNT_BIND = 1,     /* recursive bind of `source` (no symlinks; must be `dev`/`ino`) at `dest` */
     SBX_MOUNT_TMPFS = 2,    /* fresh tmpfs at `dest`, options in `data` */
     SBX_MOUNT_PROC = 3,     /* procfs of the new pid namespace, knobs read-only */
     SBX_MOUNT_DEV = 4,      /* minimal /dev */
     SBX_MOUNT_SYMLINK = 5,  /* symlink `dest` -> `source` */
     SBX_MOUNT_PROTECT = 6,  /* `dest` made read-only again; skipped if absent */
     SBX_MOUNT_MASK = 7,     /* `dest` hidden: empty unreadable file / empty dir */
-    SBX_MOUNT_MOVE_FD = 8,  /* detached mount `fd` (e.g. resolv.conf) moved to `dest` */
+    SBX_MOUNT_MOVE_FD = 8,  /* detached mount `fd` (an idmapped rw bind) moved to `dest` */
     SBX_MOUNT_PIN = 9,      /* directory `dest` bound onto itself (cannot be renamed) */
+    SBX_MOUNT_FILE = 10,    /* read-only file holding `data`, on a tmpfs of its own */
 };
 
 #define SBX_MF_RDONLY   0x1u
-#define SBX_MF_OPTIONAL 0x2u  /* missing source: skip instead of failing */
-#define SBX_MF_NOSYMLINKS 0x4u /* resolve the source with no symlink in any component */
+#define SBX_MF_OPTIONAL 0x2u  /* missing destination (protect): skip instead of failing */
+#define SBX_MF_BENEATH_CWD 0x4u /* bind: `source` is relative to the working directory */
+#define SBX_MF_SKIP 0x8u      /* bind: an optional source that is absent */
+
+/* Descriptors the child may keep across its first step (its channels, the fences'
+ * fds, one per bind source): a spec with more is refused by the supervisor. */
+#define SBX_MAX_KEEP 256
 
 struct sbx_mount_op {
     int kind;
     unsigned flags;
     const char *source;
     const char *dest;     /* absolute, inside the new root */
-    const char *data;
-    int fd;
+    const char *data;     /* tmpfs options; FILE: the content */
+    int fd;               /* MOVE_FD: the detached mount */
+    uint64_t dev, ino;    /* BIND: the object the supervisor opened and checked */
 };
 
 struct sbx_rlimit {
@@ -69,6 +76,11 @@ struct sbx_spec {
     int loopback_up;
     const char *uid_map;           /* rootless: "inside outside 1\n", else NULL */
     const char *gid_map;
+    /* Root invoker, a uid of the run's own: clone3 runs with this effective uid, so
+     * the new user namespace is owned by it and every per-user kernel counter of the
+     * processes inside is charged to it, not to root. The supervisor writes the maps. */
+    int has_userns_owner;
+    uint32_t userns_owner;
 
     /* The new root. */
     const char *staging;           /* host dir the root tmpfs is mounted on */

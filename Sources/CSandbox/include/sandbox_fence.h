@@ -86,6 +86,13 @@ int sbx_fence_notif_send_error(int listener_fd, void *buf, size_t buf_size,
  * on_violation = "log" (allow and record). */
 int sbx_fence_notif_send_continue(int listener_fd, void *buf, size_t buf_size, uint64_t id);
 
+/* ---- files ---------------------------------------------------------------- */
+
+/* openat2(AT_FDCWD, path, {flags, mode, RESOLVE_NO_SYMLINKS}): no component of
+ * `path` may be a symlink (ELOOP otherwise), so a link planted by an earlier run
+ * cannot redirect the open. For `--result FILE`. Returns an fd or -1. */
+int sbx_fence_open_no_symlinks(const char *path, int flags, unsigned mode);
+
 #ifdef __cplusplus
 }
 #endif

@@ -14,6 +14,9 @@ public struct EgressConfig: Sendable {
     public var hosts: String?
     /// The shared host side; `.standard` unless an installation or a test says otherwise.
     public var bridge: BridgeConfig
+    /// The namespace to set up (the sandbox init's own, from its pidfd, so it is owned
+    /// by the run's user namespace); nil: a fresh one is made. Duplicated, not taken.
+    public var netnsFD: Int32? = nil
 
     public init(runId: String, runDir: String, nftRuleset: String, resolvConf: String? = nil,
                 hosts: String? = nil, bridge: BridgeConfig = .standard) {
@@ -117,7 +120,13 @@ public final class EgressNetwork {
         var undo: [() -> Void] = []
         do {
             // 1. The namespace, as an fd, before anything refers to it.
-            let netns = try Netns.create()
+            let netns: Int32
+            if let given = config.netnsFD {
+                netns = fcntl(given, F_DUPFD_CLOEXEC, 3)
+                guard netns >= 0 else { throw NetworkError(operation: "dup", subject: "network namespace fd \(given)", errno: errno) }
+            } else {
+                netns = try Netns.create()
+            }
             undo.append { Glibc.close(netns) }
 
             // 2. Shared host state, under the host lock from the first look at the

@@ -1,0 +1,40 @@
+/*
+ * Mount objects the supervisor prepares before (or right after) clone3: bind
+ * sources opened once by fd, idmapped detached trees for writable binds, and the
+ * user namespaces behind them. Raw syscalls Swift cannot make (openat2, open_tree,
+ * mount_setattr, clone3), each returning a result or -errno.
+ */
+#ifndef SANDBOX_MOUNTS_H
+#define SANDBOX_MOUNTS_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#define SBX_RESOLVE_BENEATH_FLAG 0x08ULL
+#define SBX_RESOLVE_NO_SYMLINKS_FLAG 0x04ULL
+
+/* openat2(dirfd, path, O_PATH|O_CLOEXEC[|O_NOFOLLOW], resolve). An empty path opens
+ * dirfd itself (a new O_PATH fd for the same object). fd or -errno. */
+int sbx_mounts_open_source(int dirfd, const char *path, uint64_t resolve);
+
+/* st_dev/st_ino/mode of an fd. 0 or -errno. */
+int sbx_mounts_identity(int fd, uint64_t *dev, uint64_t *ino, uint32_t *mode);
+
+/* A detached recursive clone of the tree at `source_fd`, with nosuid+nodev
+ * (+rdonly) set recursively and, when userns_fd >= 0, idmapped through that user
+ * namespace. The mount fd, or -errno (*failed_step: 1 open_tree, 2 idmap, 3 attrs). */
+int sbx_mounts_prepare_tree(int source_fd, int readonly, int userns_fd, int *failed_step);
+
+/* A user namespace with exactly these maps ("inside outside count\n"), held by fd
+ * only: a short-lived helper process is created in it, its maps are written, the
+ * namespace is opened and the helper is reaped. fd or -errno. */
+int sbx_mounts_make_userns(const char *uid_map, const char *gid_map);
+
+/* Write the uid/gid maps of `pid`, our own clone3'd child that has not been
+ * reaped (so the pid cannot have been reused). 0 or -errno. */
+int sbx_mounts_write_maps(pid_t pid, const char *uid_map, const char *gid_map);
+
+/* ioctl(pidfd, PIDFD_GET_NET_NAMESPACE): the child's network namespace. fd or -errno. */
+int sbx_mounts_pidfd_netns(int pidfd);
+
+#endif

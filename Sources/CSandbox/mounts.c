@@ -1,0 +1,126 @@
+/*
+ * Supervisor-side mount preparation (see sandbox_mounts.h). Runs in the
+ * supervisor, never in the child: it may use ordinary libc.
+ */
+#define _GNU_SOURCE
+#include "sandbox_mounts.h"
+#include "kernel_abi.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define SBX_MOUNT_ATTR_IDMAP 0x00100000ULL
+#define SBX_CLONE_NEWUSER_FLAG 0x10000000ULL
+#define SBX_CLONE_PIDFD_FLAG 0x00001000ULL
+#define SBX_P_PIDFD 3
+/* _IO(PIDFS_IOCTL_MAGIC 0xFF, n): PIDFD_GET_NET_NAMESPACE (4) and
+ * PIDFD_GET_USER_NAMESPACE (9), Linux 6.11; newer than the libc headers here. */
+#define SBX_PIDFD_GET_NET_NAMESPACE 0xFF04
+#define SBX_PIDFD_GET_USER_NAMESPACE 0xFF09
+
+int sbx_mounts_open_source(int dirfd, const char *path, uint64_t resolve) {
+    if (path[0] == 0) {
+        int fd = openat(dirfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        return fd < 0 ? -errno : fd;
+    }
+    struct sbx_open_how how = { O_PATH | O_CLOEXEC | O_NOFOLLOW, 0, resolve };
+    int fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+    return fd < 0 ? -errno : fd;
+}
+
+int sbx_mounts_identity(int fd, uint64_t *dev, uint64_t *ino, uint32_t *mode) {
+    struct stat st;
+    if (fstat(fd, &st) < 0) return -errno;
+    *dev = (uint64_t)st.st_dev;
+    *ino = (uint64_t)st.st_ino;
+    *mode = (uint32_t)st.st_mode;
+    return 0;
+}
+
+int sbx_mounts_prepare_tree(int source_fd, int readonly, int userns_fd, int *failed_step) {
+    *failed_step = 1;
+    int tree = (int)syscall(SYS_open_tree, source_fd, "",
+                            SBX_OPEN_TREE_CLONE | O_CLOEXEC | SBX_AT_RECURSIVE | AT_EMPTY_PATH);
+    if (tree < 0) return -errno;
+    if (userns_fd >= 0) {
+        /* The idmap first and on its own: the kernel refuses it on a tree whose
+         * filesystem cannot be idmapped, and that must not pass for an attr error. */
+        *failed_step = 2;
+        struct sbx_mount_attr idmap = { SBX_MOUNT_ATTR_IDMAP, 0, 0, (uint64_t)userns_fd };
+        if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | SBX_AT_RECURSIVE, &idmap, sizeof idmap) < 0) {
+            int e = errno; close(tree); return -e;
+        }
+    }
+    *failed_step = 3;
+    uint64_t set = SBX_MOUNT_ATTR_NOSUID | SBX_MOUNT_ATTR_NODEV | (readonly ? SBX_MOUNT_ATTR_RDONLY : 0);
+    struct sbx_mount_attr attrs = { set, 0, 0, 0 };
+    if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH | SBX_AT_RECURSIVE, &attrs, sizeof attrs) < 0) {
+        int e = errno; close(tree); return -e;
+    }
+    *failed_step = 0;
+    return tree;
+}
+
+static int write_text(const char *path, const char *text) {
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    size_t len = strlen(text);
+    ssize_t n = write(fd, text, len);
+    int e = errno;
+    close(fd);
+    if (n < 0) return -e;
+    return (size_t)n == len ? 0 : -EIO;
+}
+
+int sbx_mounts_write_maps(pid_t pid, const char *uid_map, const char *gid_map) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/uid_map", (int)pid);
+    int r = write_text(path, uid_map);
+    if (r < 0) return r;
+    snprintf(path, sizeof path, "/proc/%d/gid_map", (int)pid);
+    return write_text(path, gid_map);
+}
+
+int sbx_mounts_make_userns(const char *uid_map, const char *gid_map) {
+    int sync[2];
+    if (pipe2(sync, O_CLOEXEC) < 0) return -errno;
+    int pidfd = -1;
+    struct sbx_clone_args args;
+    memset(&args, 0, sizeof args);
+    args.flags = SBX_CLONE_NEWUSER_FLAG | SBX_CLONE_PIDFD_FLAG;
+    args.pidfd = (uint64_t)(uintptr_t)&pidfd;
+    args.exit_signal = SIGCHLD;
+    long pid = syscall(SYS_clone3, &args, sizeof args);
+    if (pid < 0) { int e = errno; close(sync[0]); close(sync[1]); return -e; }
+    if (pid == 0) {
+        /* The helper only waits for EOF, then exits: async-signal-safe. */
+        char c;
+        close(sync[1]);
+        while (read(sync[0], &c, 1) < 0 && errno == EINTR) {}
+        _exit(0);
+    }
+    close(sync[0]);
+    int result = sbx_mounts_write_maps((pid_t)pid, uid_map, gid_map);
+    if (result == 0) {
+        result = ioctl(pidfd, SBX_PIDFD_GET_USER_NAMESPACE, 0);
+        if (result < 0) result = -errno;
+    }
+    close(sync[1]);  /* the helper sees EOF and exits */
+    siginfo_t si;
+    while (syscall(SYS_waitid, SBX_P_PIDFD, pidfd, &si, WEXITED, NULL) < 0 && errno == EINTR) {}
+    close(pidfd);
+    return result;
+}
+
+int sbx_mounts_pidfd_netns(int pidfd) {
+    int fd = ioctl(pidfd, SBX_PIDFD_GET_NET_NAMESPACE, 0);
+    return fd < 0 ? -errno : fd;
+}

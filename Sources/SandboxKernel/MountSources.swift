@@ -1,0 +1,140 @@
+import CSandbox
+import Glibc
+
+/// Where the supervisor finds a bind's source: by path from `/`, or by a path
+/// relative to a directory fd it already holds (its own working directory).
+public enum BindSourceLocation: Sendable, Equatable {
+    case absolute(String)
+    /// Opened beneath `directoryFD` with `RESOLVE_BENEATH`; "" is the directory itself.
+    case beneath(directoryFD: Int32, relative: String)
+}
+
+/// A host object a bind comes from, opened once (`O_PATH`) by the supervisor. The
+/// child clones its mount from this fd and Landlock's rule is attached to it, so
+/// what was checked is what is mounted: a concurrent run that renames a directory
+/// on the path or swaps in a symlink changes nothing once this is open.
+public struct OpenedSource: Sendable {
+    public var fd: Int32
+    public var device: UInt64
+    public var inode: UInt64
+    public var isDirectory: Bool
+}
+
+public enum MountSources {
+    /// What a failed `open` of a source means, for the run's error.
+    public static func explain(_ e: KernelError) -> String {
+        switch e.errno {
+        case ELOOP: return "a symlink is on its path; refused, because a run that can write there could swap one in between planning and mounting (name the real path)"
+        case EXDEV: return "it leads outside the working directory; refused"
+        default: return KernelError.text(e.errno)
+        }
+    }
+
+    /// Opens `location` with no symlink in any component (`RESOLVE_NO_SYMLINKS`, and
+    /// `O_NOFOLLOW` for the last), so nothing a run can plant redirects it.
+    /// nil when it does not exist and `optional`.
+    public static func open(_ location: BindSourceLocation, optional: Bool) throws(KernelError) -> OpenedSource? {
+        let r: Int32
+        let subject: String
+        switch location {
+        case .absolute(let path):
+            subject = path
+            r = sbx_mounts_open_source(AT_FDCWD, path, UInt64(SBX_RESOLVE_NO_SYMLINKS_FLAG))
+        case .beneath(let dir, let relative):
+            subject = relative.isEmpty ? "the working directory" : relative
+            r = sbx_mounts_open_source(dir, relative, UInt64(SBX_RESOLVE_NO_SYMLINKS_FLAG | SBX_RESOLVE_BENEATH_FLAG))
+        }
+        if r == -ENOENT && optional { return nil }
+        guard r >= 0 else { throw KernelError(operation: "open", subject: subject, errno: -r) }
+        var dev: UInt64 = 0, ino: UInt64 = 0, mode: UInt32 = 0
+        let s = sbx_mounts_identity(r, &dev, &ino, &mode)
+        guard s == 0 else {
+            Glibc.close(r)
+            throw KernelError(operation: "fstat", subject: subject, errno: -s)
+        }
+        return OpenedSource(fd: r, device: dev, inode: ino, isDirectory: mode & S_IFMT == S_IFDIR)
+    }
+
+    /// The invoker's working directory as an `O_PATH` fd: the inode it runs in, not
+    /// the path `getcwd` reported (which a rename may have changed).
+    public static func openWorkingDirectory() throws(KernelError) -> OpenedSource {
+        let fd = sbx_mounts_open_source(AT_FDCWD, "", 0)
+        guard fd >= 0 else { throw KernelError(operation: "open", subject: ".", errno: -fd) }
+        var dev: UInt64 = 0, ino: UInt64 = 0, mode: UInt32 = 0
+        let s = sbx_mounts_identity(fd, &dev, &ino, &mode)
+        guard s == 0 else { Glibc.close(fd); throw KernelError(operation: "fstat", subject: ".", errno: -s) }
+        return OpenedSource(fd: fd, device: dev, inode: ino, isDirectory: true)
+    }
+
+    /// Device and inode of the working directory (for the planner's `HostFacts`).
+    public static func workingDirectoryIdentity() -> (device: UInt64, inode: UInt64)? {
+        guard let s = try? openWorkingDirectory() else { return nil }
+        Glibc.close(s.fd)
+        return (s.device, s.inode)
+    }
+
+    /// Why preparing a tree failed, for the message.
+    public enum TreeStep: Sendable { case clone, idmap, attributes }
+
+    /// A detached recursive clone of `source` with nosuid, nodev (and rdonly) set
+    /// recursively and, with `userNamespaceFD`, idmapped through that namespace.
+    public static func prepareTree(_ source: OpenedSource, readOnly: Bool,
+                                   userNamespaceFD: Int32) throws(KernelError) -> Int32 {
+        var step: Int32 = 0
+        let r = sbx_mounts_prepare_tree(source.fd, readOnly ? 1 : 0, userNamespaceFD, &step)
+        guard r >= 0 else {
+            switch step {
+            case 2: throw KernelError(operation: "idmap", subject: "", errno: -r,
+                                     detail: -r == EINVAL || -r == EPERM || -r == EOPNOTSUPP
+                                        ? "this filesystem cannot be idmapped" : nil)
+            case 3: throw KernelError(operation: "mount_setattr", subject: "", errno: -r)
+            default: throw KernelError(operation: "open_tree", subject: "", errno: -r)
+            }
+        }
+        return r
+    }
+
+    /// A user namespace with exactly these maps, held by fd (for idmapped mounts).
+    public static func makeUserNamespace(uidMap: String, gidMap: String) throws(KernelError) -> Int32 {
+        let r = sbx_mounts_make_userns(uidMap, gidMap)
+        guard r >= 0 else { throw KernelError(operation: "create user namespace", subject: uidMap.trimmedLine, errno: -r) }
+        return r
+    }
+
+    /// Writes the id maps of our own child `pid` (clone3'd, not reaped, so the pid
+    /// names it): the one place the supervisor uses a pid, because only
+    /// /proc/<pid>/{uid,gid}_map can set a user namespace's maps.
+    public static func writeIDMaps(pid: Int32, uidMap: String, gidMap: String) throws(KernelError) {
+        let r = sbx_mounts_write_maps(pid, uidMap, gidMap)
+        guard r == 0 else { throw KernelError(operation: "write id maps", subject: uidMap.trimmedLine, errno: -r) }
+    }
+
+    /// Whether the filesystem at `path` can be idmapped (what a writable bind of a run
+    /// with its own uid needs): nil if it can, else why not. Needs root.
+    public static func idmapProblem(at path: String) -> String? {
+        let source: OpenedSource?
+        do { source = try open(.absolute(path), optional: false) } catch { return "\(error)" }
+        guard let source else { return "absent" }
+        defer { Glibc.close(source.fd) }
+        let userns: Int32
+        let first = UidLease.range.lowerBound
+        do { userns = try makeUserNamespace(uidMap: "0 \(first) 1\n", gidMap: "0 \(first) 1\n") } catch { return "\(error)" }
+        defer { Glibc.close(userns) }
+        do {
+            let tree = try prepareTree(source, readOnly: true, userNamespaceFD: userns)
+            Glibc.close(tree)
+            return nil
+        } catch { return KernelError.text(error.errno) }
+    }
+
+    /// The network namespace of the process behind `pidfd`.
+    public static func networkNamespace(pidfd: Int32) throws(KernelError) -> Int32 {
+        let r = sbx_mounts_pidfd_netns(pidfd)
+        guard r >= 0 else { throw KernelError(operation: "PIDFD_GET_NET_NAMESPACE", subject: "sandbox init", errno: -r) }
+        return r
+    }
+}
+
+private extension String {
+    var trimmedLine: String { split(separator: "\n").first.map(String.init) ?? self }
+}

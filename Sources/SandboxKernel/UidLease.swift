@@ -1,0 +1,53 @@
+import Glibc
+
+/// A host uid (and the gid of the same number) leased to one run, so the command
+/// shares owner permissions and per-user kernel counters (inotify instances, queued
+/// signals, process counts, leases) with no other process on the host.
+///
+/// Leases come from the last 64 Ki block of systemd's container range
+/// (524288…1879048191, `UIDS-GIDS.md`): ids no account, file or system service
+/// uses. A lease is a file `<dir>/<uid>` created with `O_EXCL` holding the run id;
+/// the run records the uid in its run directory *before* taking the lease, so `gc`
+/// can always find and release it after a killed supervisor.
+public struct UidLease: Sendable, Equatable {
+    public static let range: ClosedRange<UInt32> = 1_878_982_656...1_879_048_191
+    public let uid: UInt32
+    public let directory: String
+
+    /// Where leases live under a root run base (`/run/sandbox/.uids`).
+    public static func directory(runBase: String) -> String { runBase + "/.uids" }
+
+    /// Picks a free uid at random and takes it. `record` is called with the uid
+    /// before the lease file exists (it writes the run directory's record).
+    public static func acquire(directory: String, runId: String,
+                               record: (UInt32) throws(KernelError) -> Void) throws(KernelError) -> UidLease {
+        if mkdir(directory, 0o700) != 0 && errno != EEXIST { throw .last("mkdir", directory) }
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<64 {
+            let uid = UInt32.random(in: range, using: &rng)
+            try record(uid)
+            let path = "\(directory)/\(uid)"
+            let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            if fd < 0 {
+                if errno == EEXIST { continue }
+                throw .last("create uid lease", path)
+            }
+            _ = FD.writeAll(fd, Array((runId + "\n").utf8))
+            Glibc.close(fd)
+            return UidLease(uid: uid, directory: directory)
+        }
+        throw KernelError(operation: "lease a uid", subject: "\(range.lowerBound)…\(range.upperBound)", errno: EAGAIN,
+                          detail: "64 random picks were all taken; run `sandbox gc`")
+    }
+
+    /// Gives the uid back. Idempotent.
+    public func release() { unlink("\(directory)/\(uid)") }
+
+    /// For `gc`: releases `uid` if its lease still names `runId` (a lease taken by
+    /// a later run for the same uid is left alone).
+    public static func releaseLeftover(directory: String, uid: UInt32, runId: String) {
+        let path = "\(directory)/\(uid)"
+        guard let text = RunDirectory.read(path), text.split(separator: "\n").first.map(String.init) == runId else { return }
+        unlink(path)
+    }
+}

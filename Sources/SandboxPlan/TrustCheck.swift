@@ -1,0 +1,193 @@
+import Foundation
+import SandboxPolicy
+
+/// A host path later runs rely on: the `sandbox` executable, the data directory, the
+/// seccomp cache, a policy or profile file. No run may be able to write it.
+public struct TrustedPath: Sendable, Equatable {
+    /// What it is, as the refusal names it: "the sandbox executable".
+    public var what: String
+    public var path: String
+    public init(what: String, path: String) { self.what = what; self.path = path }
+
+    public static func executable(_ path: String) -> TrustedPath { .init(what: Kind.executable, path: path) }
+    public static func policies(_ path: String) -> TrustedPath { .init(what: Kind.policies, path: path) }
+    public static func profiles(_ path: String) -> TrustedPath { .init(what: Kind.profiles, path: path) }
+    public static func policySearchDirectory(_ path: String) -> TrustedPath { .init(what: Kind.searchDir, path: path) }
+    public static func seccompCache(_ path: String) -> TrustedPath { .init(what: Kind.seccompCache, path: path) }
+
+    enum Kind {
+        static let executable = "the sandbox executable"
+        static let policies = "the data directory's Policies"
+        static let profiles = "the data directory's Profiles"
+        static let searchDir = "the policy search directory"
+        static let seccompCache = "the seccomp cache"
+        static let runBase = "the run base"
+        static let policyFile = "the policy file"
+        static let profileFile = "the seccomp profile"
+    }
+}
+
+/// No run can change what a later run trusts, and no bind reaches the host's kernel
+/// state or other runs' state.
+///
+/// - Every bind source (any list) at or under `/proc`, `/sys`, `/dev` or the run base
+///   is refused: those are the sandbox's own (`/proc`, `/dev`), the host kernel's
+///   knobs (`/sys`), or every run's lock, plan and seccomp cache (the run base).
+/// - A writable bind (`rw`, `unix_sockets`; `tmpfs` is private to the run) is refused
+///   when it holds, or lies inside, a trusted path: `HostFacts.trusted` (the
+///   executable, the data directory, the seccomp cache), the run base, and every
+///   policy and profile file the plan was built from. A trusted path under a
+///   `protect` entry of that bind is read-only inside and allowed (a project's
+///   `.sandbox/` policy, for instance).
+///
+/// Both sides are compared as canonical paths: symlinks are resolved through the
+/// `FileInspector` (lstat/readlink on the host), so a path reached through a
+/// symlinked directory is still caught.
+extension PlanCompiler {
+    /// The reserved roots: what is there, and why a bind may not show it.
+    static let reservedRoots: [(path: String, why: String)] = [
+        ("/proc", "the sandbox mounts its own /proc"),
+        ("/sys", "the host kernel's knobs and devices"),
+        ("/dev", "the sandbox makes its own minimal /dev"),
+    ]
+
+    func checkTrust(_ policy: Policy, binds: [ResolvedBind], runId: String) throws {
+        var resolver = CanonicalPaths(files: host.files)
+        // Each bind with the policy key that made it, in the order the policy lists
+        // them, so the first entry at fault is the one named.
+        var named: [(key: String, fromCwd: Bool, bind: ResolvedBind)] = []
+        let lists: [(key: String, list: [PathTemplate])] = [
+            ("filesystem.ro", policy.filesystem.ro), ("filesystem.rw", policy.filesystem.rw),
+            ("filesystem.unix_sockets", policy.filesystem.unixSockets),
+        ]
+        var seen = Set<String>()
+        for (key, list) in lists {
+            for (i, t) in list.enumerated() {
+                let path = expandTemplate(t.raw, runId: runId)
+                guard let bind = binds.first(where: { $0.source == path }), seen.insert(path).inserted else { continue }
+                named.append(("\(key)[\(i)]", t.raw.hasPrefix("{cwd}"), bind))
+            }
+        }
+        for bind in binds where !seen.contains(bind.source) { named.append(("filesystem", false, bind)) }
+
+        func shown(_ path: String, _ canonical: String) -> String {
+            path == canonical ? path : "\(path) (that is \(canonical))"
+        }
+
+        // 1. Reserved roots.
+        var reserved = Self.reservedRoots
+        if let base = host.runBase { reserved.append((base, "every run's lock, plan and seccomp cache")) }
+        for (key, fromCwd, bind) in named {
+            let canonical = resolver.canonical(bind.source)
+            for root in reserved {
+                guard Self.isBeneath(bind.source, root.path) || Self.isBeneath(canonical, resolver.canonical(root.path))
+                else { continue }
+                let advice = fromCwd
+                    ? "run sandbox from a project directory, not from under \(root.path)"
+                    : "remove it from the policy"
+                let place = bind.source == root.path || canonical == root.path ? "is" : "is under"
+                throw PlanError(key: key, message: "\(shown(bind.source, canonical)) \(place) \(root.path), which the sandbox reserves (\(root.why)); \(advice)")
+            }
+        }
+
+        // 2. What later runs trust, outside every writable bind.
+        var trusted = host.trusted
+        if let base = host.runBase { trusted.append(TrustedPath(what: TrustedPath.Kind.runBase, path: base)) }
+        trusted += policy.sources.map { TrustedPath(what: TrustedPath.Kind.policyFile, path: $0) }
+        if let profile = policy.seccomp.profile {
+            trusted.append(TrustedPath(what: TrustedPath.Kind.profileFile, path: profile.source))
+        }
+        let canonicalTrusted = trusted.map { (entry: $0, canonical: resolver.canonical($0.path)) }
+
+        for (key, _, bind) in named where !bind.readOnly {
+            let w = resolver.canonical(bind.source)
+            // The protect entries present now are bound read-only over this bind.
+            let protected = bind.isDirectory
+                ? policy.filesystem.protect.compactMap { name -> String? in
+                    let path = Self.normalizePath(bind.source + "/" + name)
+                    return host.files.kind(of: path) == nil ? nil : resolver.canonical(path)
+                  }
+                : []
+            for (entry, t) in canonicalTrusted {
+                let holds = Self.isBeneath(t, w)
+                let inside = !holds && Self.isBeneath(w, t)
+                guard holds || inside else { continue }
+                if holds, protected.contains(where: { Self.isBeneath(t, $0) }) { continue }
+                let relation = holds ? "it holds" : "it lies inside"
+                throw PlanError(key: key, message: "\(shown(bind.source, w)) is writable by the command, and \(relation) \(entry.what) \(t); a run could replace what later runs trust. \(Self.advice(for: entry.what))")
+            }
+        }
+    }
+
+    static func advice(for what: String) -> String {
+        switch what {
+        case TrustedPath.Kind.policyFile, TrustedPath.Kind.profileFile, TrustedPath.Kind.searchDir:
+            return "Keep policies and profiles outside the writable paths (the installed data directory, or the project's protected .sandbox/)"
+        case TrustedPath.Kind.runBase, TrustedPath.Kind.seccompCache:
+            return "The run base holds every run's state; no policy may make it writable"
+        default:
+            return "Run sandbox from outside the writable paths (install it, see README)"
+        }
+    }
+
+    /// `Context.expand` without its errors (the entry expanded once already).
+    func expandTemplate(_ raw: String, runId: String) -> String {
+        var s = raw
+        let values: [(String, String)] = [
+            ("{cwd}", host.cwd), ("{home}", host.home), ("{uid}", String(host.invokerUID)),
+            ("{gid}", String(host.invokerGID)), ("{run_id}", runId),
+        ]
+        for (name, value) in values { s = s.replacingOccurrences(of: name, with: value) }
+        return Self.normalizePath(s)
+    }
+
+    static func normalizePath(_ path: String) -> String {
+        "/" + path.split(separator: "/").filter { $0 != "." }.joined(separator: "/")
+    }
+
+    static func isBeneath(_ path: String, _ root: String) -> Bool {
+        root == "/" || path == root || path.hasPrefix(root + "/")
+    }
+}
+
+/// realpath(3) over a `FileInspector`: symlinks are followed (relative to the
+/// directory holding them, at most 40 of them), `..` goes to the parent of what was
+/// reached; from the first missing component on, the rest is taken as written.
+struct CanonicalPaths {
+    let files: any FileInspector
+    private var cache: [String: String] = [:]
+
+    init(files: any FileInspector) { self.files = files }
+
+    mutating func canonical(_ path: String) -> String {
+        if let hit = cache[path] { return hit }
+        var rest = path.split(separator: "/").map(String.init)
+        var out: [String] = []
+        var hops = 0
+        var missing = false
+        var i = 0
+        while i < rest.count {
+            let part = rest[i]
+            i += 1
+            if part == "." || part.isEmpty { continue }
+            if part == ".." { if !out.isEmpty { out.removeLast() }; continue }
+            if missing { out.append(part); continue }
+            let candidate = "/" + (out + [part]).joined(separator: "/")
+            switch files.kind(of: candidate) {
+            case .symlink(let target)? where hops < 40:
+                hops += 1
+                if target.hasPrefix("/") { out = [] }
+                rest = target.split(separator: "/").map(String.init) + rest[i...]
+                i = 0
+            case nil:
+                missing = true
+                out.append(part)
+            default:
+                out.append(part)
+            }
+        }
+        let result = "/" + out.joined(separator: "/")
+        cache[path] = result
+        return result
+    }
+}

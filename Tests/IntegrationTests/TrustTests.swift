@@ -1,0 +1,236 @@
+import Foundation
+import Testing
+
+/// Issue 11, "no run can change what a later run trusts": the `sandbox` executable,
+/// its data directory, the policy and profile files a plan was built from, the seccomp
+/// cache and the run base must not lie in a path the policy makes writable; `--result`
+/// must not follow a symlink an earlier run planted; nothing may bind `/proc`, `/sys`,
+/// `/dev` or the run base. Each refusal is 125 before anything runs (the command would
+/// `touch` a marker: it must not exist), and each has a control: the same thing from a
+/// safe place works, and, where it is the point, a normal run really can rewrite what
+/// sits in its writable directory.
+@Suite struct TrustTests {
+    static var agent: String { "\(Harness.repoRoot)/Policies/agent.toml" }
+    static func realPath(_ p: String) -> String { URL(fileURLWithPath: p).resolvingSymlinksInPath().path }
+    static func exists(_ p: String) -> Bool { FileManager.default.fileExists(atPath: p) }
+
+    /// A copy of the built binary at `proj/.build/release/sandbox`, the README's old layout.
+    static func copyBinary(into proj: String) throws -> String {
+        let dir = "\(proj)/.build/release"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let copy = "\(dir)/sandbox"
+        try FileManager.default.copyItem(atPath: Harness.binary, toPath: copy)
+        chmod(copy, 0o755)
+        return copy
+    }
+
+    // MARK: (a) the binary
+
+    /// The binary inside the writable `{cwd}`: `exec`, `plan` and `explain` refuse with
+    /// 125 naming both paths, and the command does not run.
+    @Test func binaryInsideTheWritableDirectoryIsRefused() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let proj = Harness.tempDir(), other = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: proj); try? FileManager.default.removeItem(atPath: other) }
+        let copy = try Self.copyBinary(into: proj)
+        // The copy finds no Policies/ beside it; the checkout's are its data directory.
+        let env = ["SANDBOX_DATA_DIR": Harness.repoRoot]
+        let result = "\(other)/result.json"
+
+        let out = try Harness.run(copy, ["exec", "--policy", "agent", "--result", result, "--", "touch", "ran"], cwd: proj, env: env)
+        #expect(out.status == 125, "stderr: \(out.stderr)")
+        #expect(out.stderr.contains("filesystem.rw[0]: \(Self.realPath(proj)) is writable by the command"), "\(out.stderr)")
+        #expect(out.stderr.contains("the sandbox executable \(Self.realPath(copy))"), "\(out.stderr)")
+        #expect(!Self.exists("\(proj)/ran"), "the command ran")
+        // The refusal is a RunResult like any plan error.
+        let json = (try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: result)))) as? [String: Any]
+        #expect(json?["exitCode"] as? Int == 125)
+        #expect((json?["error"] as? String)?.contains(Self.realPath(copy)) == true, "\(json ?? [:])")
+
+        for args in [["plan", "--policy", "agent", "--", "true"], ["explain", "--policy", "agent"]] {
+            let o = try Harness.run(copy, args, cwd: proj, env: env)
+            #expect(o.status == 125 && o.stderr.contains("the sandbox executable \(Self.realPath(copy))"), "\(args): \(o.status) \(o.stderr)")
+        }
+
+        // Control: the same copy from another directory (not under rw) runs.
+        let ok = try Harness.run(copy, ["exec", "--policy", "agent", "--", "touch", "ran"], cwd: other, env: env)
+        #expect(ok.status == 0, "stderr: \(ok.stderr)")
+        #expect(Self.exists("\(other)/ran"))
+    }
+
+    /// The attack the refusal prevents: under agent, a command replaces a "binary" in
+    /// its working directory, and the change is on the host (the next call would run it).
+    @Test func aRunCanReplaceWhatLiesInItsWritableDirectory() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let proj = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: proj) }
+        let copy = try Self.copyBinary(into: proj)
+        let before = try Data(contentsOf: URL(fileURLWithPath: copy))
+        // Harness.binary lives outside proj, so this run is allowed.
+        let out = try Harness.exec(policy: Self.agent, ["sh", "-c", "printf '#!/bin/sh\\necho replaced\\n' > .build/release/sandbox"], cwd: proj)
+        #expect(out.status == 0, "stderr: \(out.stderr)")
+        let after = try Data(contentsOf: URL(fileURLWithPath: copy))
+        #expect(after != before && String(decoding: after, as: UTF8.self).hasPrefix("#!/bin/sh"), "the host copy did not change")
+    }
+
+    /// The data directory (here by SANDBOX_DATA_DIR) inside the writable `{cwd}`.
+    @Test func dataDirectoryInsideTheWritableDirectoryIsRefused() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let proj = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: proj) }
+        let share = "\(proj)/share"
+        try FileManager.default.createDirectory(atPath: share, withIntermediateDirectories: true)
+        for d in ["Policies", "Profiles"] {
+            try FileManager.default.copyItem(atPath: "\(Harness.repoRoot)/\(d)", toPath: "\(share)/\(d)")
+        }
+        let out = try Harness.exec(policy: "agent", ["touch", "ran"], cwd: proj, env: ["SANDBOX_DATA_DIR": share])
+        #expect(out.status == 125, "stderr: \(out.stderr)")
+        #expect(out.stderr.contains("\(Self.realPath(proj)) is writable by the command")
+                && out.stderr.contains("the data directory's Policies \(Self.realPath(share))/Policies"), "\(out.stderr)")
+        #expect(!Self.exists("\(proj)/ran"), "the command ran")
+    }
+
+    // MARK: (b) policy files
+
+    /// A policy file inside `{cwd}`, given directly, through a symlinked directory, or
+    /// only extended by a policy that lives elsewhere: 125 naming both.
+    @Test func policyFileInsideTheWritableDirectoryIsRefused() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let proj = Harness.tempDir()
+        let alias = NSTemporaryDirectory() + "sbx-alias-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: proj); try? FileManager.default.removeItem(atPath: alias) }
+        let inside = "\(proj)/p.toml"
+        try "name = \"in-workspace\"\nextends = [\"\(Self.agent)\"]\n".write(toFile: inside, atomically: true, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: alias, withDestinationPath: proj)
+        let outer = Harness.policy("name = \"outer\"\nextends = [\"\(inside)\"]\n", in: proj, name: "outer.toml")
+
+        for policy in [inside, "\(alias)/p.toml", outer] {
+            let out = try Harness.exec(policy: policy, ["touch", "ran"], cwd: proj)
+            #expect(out.status == 125, "\(policy): \(out.stderr)")
+            #expect(out.stderr.contains("\(Self.realPath(proj)) is writable by the command")
+                    && out.stderr.contains("the policy file \(Self.realPath(inside))"), "\(policy): \(out.stderr)")
+            #expect((out.result?["error"] as? String)?.contains(Self.realPath(inside)) == true)
+            #expect(!Self.exists("\(proj)/ran"), "\(policy): the command ran")
+        }
+
+        // Control, the attack: run with the same policy kept outside, the command
+        // rewrites the copy in its directory, and the host file changes.
+        let outside = Harness.policy("name = \"in-workspace\"\nextends = [\"\(Self.agent)\"]\n", in: proj, name: "p.toml")
+        let out = try Harness.exec(policy: outside, ["sh", "-c", "printf '[filesystem]\\nrw = [\"/root\"]\\n' >> p.toml; touch ran"], cwd: proj)
+        #expect(out.status == 0, "stderr: \(out.stderr)")
+        #expect(Self.exists("\(proj)/ran"))
+        #expect((try? String(contentsOfFile: inside, encoding: .utf8))?.contains("/root") == true, "the run could not rewrite p.toml")
+    }
+
+    /// A policy in the project's `.sandbox/` (agent's `protect`) is read-only inside:
+    /// allowed, and the command indeed cannot change it.
+    @Test func policyInProtectedDotSandboxRuns() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let proj = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: proj) }
+        try FileManager.default.createDirectory(atPath: "\(proj)/.sandbox", withIntermediateDirectories: true)
+        let path = "\(proj)/.sandbox/p.toml"
+        let text = "name = \"project\"\nextends = [\"\(Self.agent)\"]\n"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        let out = try Harness.exec(policy: path, ["sh", "-c", "touch ran; echo '[filesystem]' >> .sandbox/p.toml; echo $?"], cwd: proj)
+        #expect(out.status == 0, "stderr: \(out.stderr)")
+        #expect(Self.exists("\(proj)/ran"))
+        #expect(out.stdout != "0\n", "the append succeeded")
+        #expect((try? String(contentsOfFile: path, encoding: .utf8)) == text, "the protected policy changed")
+    }
+
+    // MARK: (c) the seccomp profile
+
+    @Test func seccompProfileInsideTheWritableDirectoryIsRefused() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let proj = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: proj) }
+        let profile = "\(Harness.repoRoot)/Profiles/seccomp/default.json"
+        try FileManager.default.copyItem(atPath: profile, toPath: "\(proj)/prof.json")
+        let policy = Harness.policy("extends = [\"\(Self.agent)\"]\n[seccomp]\nprofile = \"\(proj)/prof.json\"\n", in: proj, name: "inside.toml")
+        let out = try Harness.exec(policy: policy, ["touch", "ran"], cwd: proj)
+        #expect(out.status == 125, "stderr: \(out.stderr)")
+        #expect(out.stderr.contains("\(Self.realPath(proj)) is writable by the command")
+                && out.stderr.contains("the seccomp profile \(Self.realPath(proj))/prof.json"), "\(out.stderr)")
+        #expect(!Self.exists("\(proj)/ran"), "the command ran")
+
+        // Control: the same profile beside the policy, outside the rw directory.
+        try FileManager.default.copyItem(atPath: profile, toPath: "\(Harness.policyDir(for: proj))/prof.json")
+        let ok = Harness.policy("extends = [\"\(Self.agent)\"]\n[seccomp]\nprofile = \"{policy_dir}/prof.json\"\n", in: proj, name: "outside.toml")
+        let out2 = try Harness.exec(policy: ok, ["touch", "ran"], cwd: proj)
+        #expect(out2.status == 0, "stderr: \(out2.stderr)")
+        #expect(Self.exists("\(proj)/ran"))
+    }
+
+    // MARK: (d) --result
+
+    /// An earlier run plants `out -> elsewhere` in its directory; the next
+    /// `--result out/result.json` is refused (125, no result anywhere, nothing runs).
+    @Test func resultThroughAPlantedSymlinkIsRefused() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let proj = Harness.tempDir(), target = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: proj); try? FileManager.default.removeItem(atPath: target) }
+        // The earlier run: allowed, it only writes its own directory.
+        let plant = try Harness.exec(policy: Self.agent, ["ln", "-s", target, "out"], cwd: proj)
+        #expect(plant.status == 0, "stderr: \(plant.stderr)")
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: "\(proj)/out")) == target)
+        // The last component planted as a link, too.
+        let lastLink = try Harness.exec(policy: Self.agent, ["ln", "-s", "\(target)/last.json", "last.json"], cwd: proj)
+        #expect(lastLink.status == 0, "stderr: \(lastLink.stderr)")
+
+        let cases = [("out/result.json", "(out -> \(target))"), ("\(proj)/out/result.json", "(\(proj)/out -> \(target))"),
+                     ("last.json", "(last.json -> \(target)/last.json)")]
+        for (path, link) in cases {
+            let out = try Harness.sandbox(["exec", "--policy", Self.agent, "--result", path, "--", "touch", "ran"], cwd: proj)
+            #expect(out.status == 125, "\(path): \(out.stderr)")
+            #expect(out.stderr.contains("--result \(path): a symlink is on its path \(link); refused: an earlier run could have planted it"),
+                    "\(path): \(out.stderr)")
+            #expect(!Self.exists("\(proj)/ran"), "\(path): the command ran")
+        }
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: target)) ?? ["?"]).isEmpty, "something was written through the link")
+
+        // Control: through a real directory the result is written.
+        try FileManager.default.createDirectory(atPath: "\(proj)/real", withIntermediateDirectories: true)
+        let ok = try Harness.sandbox(["exec", "--policy", Self.agent, "--result", "real/result.json", "--", "touch", "ran"], cwd: proj)
+        #expect(ok.status == 0, "stderr: \(ok.stderr)")
+        let written = (try? String(contentsOfFile: "\(proj)/real/result.json", encoding: .utf8)) ?? ""
+        #expect(written.contains("\"exitCode\":0"), "result: \(written)")
+        #expect(Self.exists("\(proj)/ran"))
+    }
+
+    // MARK: (e) reserved paths
+
+    /// `{cwd}` in /sys, /proc or the run base, and a bind that reaches /sys through a
+    /// symlink: 125, nothing runs.
+    @Test func reservedPathsAreRefused() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        try FileManager.default.createDirectory(atPath: "/run/sandbox/.seccomp-cache", withIntermediateDirectories: true)
+        let cases: [(cwd: String, names: String)] = [
+            ("/sys/kernel", "is under /sys, which the sandbox reserves"),
+            ("/sys", "is /sys, which the sandbox reserves"),
+            ("/proc/sys", "provided by the sandbox itself"),
+            ("/run/sandbox", "is /run/sandbox, which the sandbox reserves"),
+            ("/run/sandbox/.seccomp-cache", "is under /run/sandbox, which the sandbox reserves"),
+        ]
+        for c in cases {
+            let out = try Harness.exec(policy: Self.agent, ["sh", "-c", "echo ran"], cwd: c.cwd)
+            #expect(out.status == 125, "cwd \(c.cwd): \(out.status) \(out.stderr)")
+            #expect(out.stderr.contains(c.names), "cwd \(c.cwd): \(out.stderr)")
+            #expect(!out.stdout.contains("ran"), "cwd \(c.cwd): the command ran")
+        }
+
+        // An ro bind whose path reaches /sys through a symlink in the project.
+        let proj = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: proj) }
+        try FileManager.default.createSymbolicLink(atPath: "\(proj)/sysfs", withDestinationPath: "/sys")
+        let policy = Harness.policy("extends = [\"\(Self.agent)\"]\n[filesystem]\nro = [\"{cwd}/sysfs/kernel\"]\n", in: proj)
+        let out = try Harness.exec(policy: policy, ["sh", "-c", "echo ran"], cwd: proj)
+        #expect(out.status == 125 && out.stderr.contains("\(Self.realPath(proj))/sysfs/kernel (that is /sys/kernel) is under /sys"),
+                "\(out.status) \(out.stderr)")
+        #expect(!out.stdout.contains("ran"))
+
+        // Control: the same policy without that entry, from the same directory, runs.
+        let ok = try Harness.exec(policy: Self.agent, ["sh", "-c", "echo ran"], cwd: proj)
+        #expect(ok.status == 0 && ok.stdout == "ran\n", "stderr: \(ok.stderr)")
+    }
+}

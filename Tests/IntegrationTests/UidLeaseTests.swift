@@ -1,0 +1,84 @@
+import Foundation
+import Testing
+
+/// The host uid a root invoker's run leases (process.host_uid = "own"): given back at
+/// teardown and by `gc` after a killed supervisor; a writable bind on a filesystem
+/// that cannot be idmapped is refused rather than run with the wrong owner.
+@Suite(.serialized) struct UidLeaseTests {
+    static let leases = "/run/sandbox/.uids"
+
+    static func agentPolicy(in dir: String, extra: String = "") -> String {
+        // Kept outside the writable cwd (a policy there is refused).
+        Harness.policy("version = 1\nextends = [\"agent\"]\n\(extra)\n", in: dir, name: "lease.toml")
+    }
+
+    @Test func leaseIsRecordedAndReleased() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let ws = Harness.tempDir(), pol = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: ws); try? FileManager.default.removeItem(atPath: pol) }
+        let out = try Harness.exec(policy: Self.agentPolicy(in: pol), ["sh", "-c", "id -u"], cwd: ws)
+        #expect(out.status == 0, "stderr: \(out.stderr)")
+        guard let uid = out.result?["hostUID"] as? Int else {
+            Issue.record("no hostUID in the result: \(out.stderr)")
+            return
+        }
+        #expect(uid >= 1_878_982_656 && uid <= 1_879_048_191, "uid \(uid) outside the documented range")
+        #expect(!FileManager.default.fileExists(atPath: "\(Self.leases)/\(uid)"), "lease \(uid) not released at teardown")
+        // Control: with the invoker's uid no lease is taken and none is reported.
+        let inv = try Harness.exec(policy: Self.agentPolicy(in: pol, extra: "[process]\nhost_uid = \"invoker\""),
+                                   ["sh", "-c", "id -u"], cwd: ws)
+        #expect(inv.status == 0 && inv.result?["hostUID"] == nil, "invoker mode: \(inv.stderr) \(String(describing: inv.result?["hostUID"]))")
+    }
+
+    @Test func gcReleasesTheLeaseOfAKilledSupervisor() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let ws = Harness.tempDir(), pol = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: ws); try? FileManager.default.removeItem(atPath: pol) }
+        let token = "lease-\(UUID().uuidString.prefix(8))"
+        let sup = Process()
+        sup.executableURL = URL(fileURLWithPath: Harness.binary)
+        sup.arguments = ["exec", "--policy", Self.agentPolicy(in: pol), "--", "sh", "-c", "touch started; sleep 30 # \(token)"]
+        sup.currentDirectoryURL = URL(fileURLWithPath: ws)
+        try sup.run()
+        var waited = 0
+        while !FileManager.default.fileExists(atPath: "\(ws)/started") && waited < 100 { usleep(50_000); waited += 1 }
+        let runId = Harness.runDirEntries().first {
+            (try? String(contentsOfFile: "/run/sandbox/\($0)/state.json", encoding: .utf8))?.contains(token) == true
+        }
+        guard let runId, let text = try? String(contentsOfFile: "/run/sandbox/\(runId)/uid", encoding: .utf8),
+              let uid = UInt32(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            Issue.record("the run recorded no uid in its run directory")
+            kill(sup.processIdentifier, SIGKILL); sup.waitUntilExit()
+            return
+        }
+        #expect(FileManager.default.fileExists(atPath: "\(Self.leases)/\(uid)"), "no lease file while the run is live")
+        Harness.gcLock.lock()
+        defer { Harness.gcLock.unlock() }
+        kill(sup.processIdentifier, SIGKILL) // our own child, not yet reaped
+        sup.waitUntilExit()
+        usleep(300_000)
+        #expect(FileManager.default.fileExists(atPath: "\(Self.leases)/\(uid)"), "control: a killed supervisor leaves its lease for gc")
+        _ = try Harness.sandbox(["gc"])
+        #expect(!FileManager.default.fileExists(atPath: "\(Self.leases)/\(uid)"), "gc did not release lease \(uid)")
+    }
+
+    /// ramfs cannot be idmapped: a writable bind there would be written as the run's
+    /// own uid, so the run is refused (125 naming the path and the opt-out); with
+    /// host_uid = "invoker" it runs. The ramfs is mounted by the test and removed.
+    @Test func writableBindThatCannotBeIdmappedIsRefused() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let ws = Harness.tempDir(), pol = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: ws); try? FileManager.default.removeItem(atPath: pol) }
+        let mnt = try Harness.run("/bin/mount", ["-t", "ramfs", "-o", "mode=0755", "sbx-test-ramfs", ws])
+        guard Harness.require(mnt.status == 0, "mount a ramfs: \(mnt.stderr)") else { return }
+        defer { _ = try? Harness.run("/bin/umount", [ws]) }
+        let out = try Harness.exec(policy: Self.agentPolicy(in: pol), ["sh", "-c", "echo ran > out"], cwd: ws)
+        #expect(out.status == 125, "status \(out.status)")
+        #expect(out.stderr.contains(ws) && out.stderr.contains("idmapped") && out.stderr.contains("host_uid"), "stderr: \(out.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: "\(ws)/out"), "the command ran")
+        let control = try Harness.exec(policy: Self.agentPolicy(in: pol, extra: "[process]\nhost_uid = \"invoker\""),
+                                       ["sh", "-c", "echo ran > out"], cwd: ws)
+        #expect(control.status == 0, "control: \(control.stderr)")
+        #expect(FileManager.default.fileExists(atPath: "\(ws)/out"), "control: the command did not write")
+    }
+}
