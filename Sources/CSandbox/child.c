@@ -346,7 +346,8 @@ static int do_dev(struct builder *b, const char *dest) {
     for (size_t i = 0; i < sizeof nodes / sizeof nodes[0]; i++)
         if (bind_dev_node(b, nodes[i]) < 0) return -1;
     /* A private devpts instance: ptys opened inside cannot reach the host's. */
-    static const char *const pts_opts[] = { "newinstance", NULL, "ptmxmode", "0666", "mode", "620", NULL, NULL };
+    /* max: ptys count against the host-wide kernel.pty.max; a run gets a bounded share. */
+    static const char *const pts_opts[] = { "newinstance", NULL, "ptmxmode", "0666", "mode", "620", "max", "64", NULL, NULL };
     int pts = new_fs("devpts", pts_opts, SBX_MOUNT_ATTR_NOSUID | SBX_MOUNT_ATTR_NOEXEC);
     if (pts < 0) return -1;
     int target = open_mount_point(b, "/dev/pts", 1);
@@ -417,9 +418,21 @@ static int do_proc(struct builder *b, const char *dest) {
     if (target >= 0) close(target);
     errno = e;
     if (r < 0) return -1;
-    /* Kernel knobs read-only and host-wide information hidden, as runc and bwrap do. */
+    /* Kernel knobs read-only (as runc and Docker) and host-wide kernel information
+     * hidden (an empty unreadable file or directory over each; absent ones skipped).
+     * Docker's list (moby's default masked paths): kcore keys timer_list timer_stats sched_debug
+     * latency_stats interrupts acpi asound scsi. Added here: kallsyms (symbol
+     * addresses); kpageflags kpagecount kpagecgroup (the state of every physical
+     * page); slabinfo vmallocinfo (kernel heap layout and addresses); iomem ioports
+     * (physical address map); buddyinfo pagetypeinfo zoneinfo (page-allocator state,
+     * used to time page-level exploits); kmsg (the host's kernel log); config.gz (the
+     * host kernel's build configuration). Docs/status.md keeps this list. */
     static const char *const readonly[] = { "sys", "sysrq-trigger", "irq", "bus", "fs" };
-    static const char *const masked[] = { "kcore", "keys", "timer_list", "sched_debug", "kallsyms", "acpi", "scsi" };
+    static const char *const masked[] = {
+        "kcore", "keys", "timer_list", "timer_stats", "sched_debug", "latency_stats", "interrupts",
+        "acpi", "asound", "scsi", "kallsyms", "kpageflags", "kpagecount", "kpagecgroup", "slabinfo",
+        "vmallocinfo", "iomem", "ioports", "buddyinfo", "pagetypeinfo", "zoneinfo", "kmsg", "config.gz",
+    };
     char path[SBX_PATH_MAX];
     for (size_t i = 0; i < sizeof readonly / sizeof readonly[0]; i++) {
         if (str_copy(path, sizeof path, dest, "/") < 0) { errno = ENAMETOOLONG; return -1; }
@@ -729,8 +742,22 @@ static void sbx_payload(const struct sbx_spec *spec) {
 
 static const int forwarded[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
 
+/* The reaper is a copy of the supervisor that never execs: its /proc/1/cmdline is the
+ * supervisor's argv (the policy path, the --result path), readable by anything in the
+ * sandbox. Overwrite its copy of those bytes (copy-on-write: the supervisor's own are
+ * untouched) with a name of its own and NULs, before the payload exists. */
+static void hide_supervisor_argv(const struct sbx_spec *spec) {
+    static const char name[] = "sandbox-init";
+    prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0);
+    if (!spec->argv_area || spec->argv_area_len == 0) return;
+    char *p = spec->argv_area;
+    size_t n = spec->argv_area_len;
+    for (size_t i = 0; i < n; i++) p[i] = (i + 1 < n && i < sizeof name - 1) ? name[i] : '\0';
+}
+
 __attribute__((noreturn))
 static void sbx_reaper(const struct sbx_spec *spec) {
+    hide_supervisor_argv(spec);
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);

@@ -124,3 +124,17 @@ int sbx_mounts_pidfd_netns(int pidfd) {
     int fd = ioctl(pidfd, SBX_PIDFD_GET_NET_NAMESPACE, 0);
     return fd < 0 ? -errno : fd;
 }
+
+int sbx_mounts_birth(int dirfd, const char *name, int64_t *sec, uint32_t *nsec, int *is_birth,
+                     uint64_t *dev, uint32_t *mode) {
+    struct statx sx;
+    int flags = AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | (name[0] ? 0 : AT_EMPTY_PATH);
+    if (statx(dirfd, name, flags, STATX_TYPE | STATX_BTIME | STATX_CTIME, &sx) < 0)
+        return -errno;
+    *is_birth = (sx.stx_mask & STATX_BTIME) != 0;
+    *sec = *is_birth ? sx.stx_btime.tv_sec : sx.stx_ctime.tv_sec;
+    *nsec = *is_birth ? sx.stx_btime.tv_nsec : sx.stx_ctime.tv_nsec;
+    *dev = ((uint64_t)sx.stx_dev_major << 32) | sx.stx_dev_minor;
+    *mode = sx.stx_mode;
+    return 0;
+}

@@ -15,6 +15,9 @@ public struct ExecOptions {
     public var seccompCacheDir: String?
     /// Where run directories live (`/run/sandbox`, or `$XDG_RUNTIME_DIR/sandbox`).
     public var runBase: String
+    /// Put back the attributes of a terminal on stdin/stdout/stderr when the run ends
+    /// (the command could leave it without echo, in raw mode).
+    public var restoreTerminal = true
     public init(runBase: String, seccompCacheDir: String? = nil) {
         self.runBase = runBase; self.seccompCacheDir = seccompCacheDir
     }
@@ -31,7 +34,8 @@ public final class Executor {
     private var undo: [() -> Void] = []
     private var notApplied: [String]
     private var seccompProgram: SeccompProgram?
-    private var violations: [String: RunResult.Violation] = [:]
+    /// Seccomp violations, bounded (see ViolationLog).
+    private var violations = ViolationLog()
     private var egressDenied: [DeniedDestination] = []
     /// The syscall that ended the run under `on_violation = "kill"`.
     private var killedFor: String?
@@ -42,6 +46,8 @@ public final class Executor {
     private var keepRunDirectory = false
     /// The host uid leased to this run (`process.host_uid = "own"`).
     private var hostUID: UInt32?
+    /// What the run created that the plan reports (`plan.reportCreated`).
+    private var createdEntries: [String] = []
 
     public init(plan: RunPlan, options: ExecOptions) {
         self.plan = plan
@@ -53,6 +59,10 @@ public final class Executor {
     /// exit code 125 (or 126/127) and `error` set, after everything was undone.
     public func run() -> RunResult {
         let started = Clock.monotonicMs()
+        // The command inherits stdin/stdout/stderr: a terminal among them gets its
+        // attributes back however the run ends (TerminalModes).
+        let terminal = options.restoreTerminal ? TerminalModes.save() : TerminalModes()
+        defer { terminal.restore() }
         var result: RunResult
         do {
             result = try supervise(started: started)
@@ -213,6 +223,9 @@ public final class Executor {
         do { signals = try SignalChannel(Signal.forwarded) } catch { throw ExecError("\(error)") }
         undo.append { signals.close() }
 
+        // For "created during the run": birth times on disk come from the same clock.
+        let startedWall = Clock.fileTimestampNow()
+
         // 7. clone3. From here the child exists; its pidfd is the only handle to it.
         let child: (pid: Int32, pidfd: Int32)
         do { child = try Child.spawn(spec) } catch {
@@ -273,6 +286,7 @@ public final class Executor {
         let statusBytes = FD.readAll(status.read, max: 4)
         FD.close(status.read)
         let stats = cgroup?.stats()
+        createdEntries = scanCreated(sources: sources, since: startedWall)
         // Read before teardown: the sets live in the run's namespace.
         egressDenied = network?.deniedDestinations() ?? []
 
@@ -364,14 +378,7 @@ public final class Executor {
     }
 
     private func record(_ v: SeccompViolation) {
-        if var existing = violations[v.syscall] {
-            existing.count += 1
-            if existing.calls.count < RunResult.Violation.maxCalls { existing.calls.append(v.args) }
-            violations[v.syscall] = existing
-        } else {
-            violations[v.syscall] = RunResult.Violation(kind: "seccomp", syscall: v.syscall, args: v.args,
-                                                        calls: [v.args], count: 1)
-        }
+        violations.record(syscall: v.syscall, args: v.args)
     }
 
     // MARK: - Checks before anything is created
@@ -421,6 +428,25 @@ public final class Executor {
         return opened
     }
 
+    /// After the run: entries named in `plan.reportCreated` created beneath each
+    /// writable directory bind, walked from the supervisor's own source fds. A walk cut
+    /// short by its bound is said in `notApplied`.
+    private func scanCreated(sources: [Int: OpenedSource], since: (sec: Int64, nsec: UInt32)) -> [String] {
+        guard !plan.reportCreated.isEmpty else { return [] }
+        var found: [String] = []
+        for (i, step) in plan.mounts.enumerated() where step.kind == .bind && !step.readOnly {
+            guard let source = sources[i], source.isDirectory else { continue }
+            for name in plan.reportCreated {
+                let r = CreatedEntryScan.scan(rootFD: source.fd, rootPath: step.destination, name: name, since: since)
+                found += r.created
+                if !r.complete {
+                    notApplied.append("filesystem: the scan for \(name) created under \(step.destination) stopped after \(r.entriesSeen) entries; deeper ones are not reported")
+                }
+            }
+        }
+        return found.sorted()
+    }
+
     /// A root invoker's binds as detached trees made from the checked source fds
     /// (index in `plan.mounts` → mount fd). With a leased uid, writable ones are
     /// idmapped: the invoker's uid and gid on disk are the run's uid in the mount.
@@ -468,7 +494,7 @@ public final class Executor {
     /// state.json for `sandbox ps`, and (once) the plan as canonical JSON. Written by
     /// hand: this is on every run's start-up path.
     private func writeState(_ dir: RunDirectory, state: String) throws {
-        let argv = plan.process.argv.map(CanonicalJSON.quote).joined(separator: ",")
+        let argv = Executor.stateArgv(plan.process.argv).map(CanonicalJSON.quote).joined(separator: ",")
         let started = Clock.unixSeconds()
         let text = "{\"argv\":[\(argv)],\"planDigest\":\(CanonicalJSON.quote(plan.digest ?? "")),"
             + "\"policy\":\(CanonicalJSON.quote(plan.policy.name)),\"runId\":\(CanonicalJSON.quote(plan.runId)),"
@@ -481,6 +507,28 @@ public final class Executor {
                 try dir.write("plan.json", String(decoding: try CanonicalJSON.encode(plan), as: UTF8.self) + "\n")
             }
         } catch { throw ExecError("run directory: \(error)") }
+    }
+
+    /// How much of argv state.json records (for `sandbox ps`): it is rewritten at each
+    /// state change, and an argv can be megabytes. The plan (plan.json) keeps all of it.
+    static let stateArgvBytes = 4096
+
+    /// argv cut to `stateArgvBytes` bytes of UTF-8: an argument cut short ends in "…",
+    /// and a last element "…+N" stands for N arguments left out.
+    static func stateArgv(_ argv: [String]) -> [String] {
+        var out: [String] = []
+        var budget = stateArgvBytes
+        for (i, arg) in argv.enumerated() {
+            if budget <= 0 { out.append("…+\(argv.count - i)"); break }
+            if arg.utf8.count <= budget { out.append(arg); budget -= arg.utf8.count; continue }
+            var n = budget
+            while n > 0, String(arg.utf8.prefix(n)) == nil { n -= 1 }
+            out.append((String(arg.utf8.prefix(n)) ?? "") + "…")
+            budget = 0
+            if i + 1 < argv.count { out.append("…+\(argv.count - i - 1)") }
+            break
+        }
+        return out
     }
 
     // MARK: - Results
@@ -529,7 +577,7 @@ public final class Executor {
                 seccompAction: plan.seccomp.enabled ? plan.seccomp.onViolation : nil,
                 seccompCacheHit: seccompProgram?.cacheHit, capabilitiesKept: plan.capabilities.keep,
                 noNewPrivs: true),
-            violations: violations.values.sorted { ($0.syscall ?? "") < ($1.syscall ?? "") },
+            violations: violations.sorted,
             egressDenied: egressDenied.map { RunResult.EgressDenial(daddr: $0.daddr, dport: $0.dport, proto: $0.proto, packets: $0.packets) },
             resources: cgroupStats.map {
                 RunResult.ResourceUsage(oomKilled: $0.oomKilled, pidsLimitHit: $0.pidsLimitHit,
@@ -537,6 +585,9 @@ public final class Executor {
                                         cpuSystemUs: $0.cpuSystemUs, throttledUs: $0.throttledUs)
             })
         result.hostUID = spawned ? hostUID : nil
+        result.violationsTotal = violations.total
+        result.violationsDropped = violations.dropped
+        result.createdEntries = createdEntries
         return result
     }
 

@@ -21,7 +21,8 @@ public struct RunResult: Codable, Sendable, Equatable {
     /// Protections the policy allowed to be skipped (`best-effort`) that were skipped.
     public var notApplied: [String]
     public var fences: Fences
-    /// What the command tried and was denied (filled by the fences that report it).
+    /// What the command tried and was denied (filled by the fences that report it):
+    /// one entry per syscall, at most `Violation.maxEntries` of them (see `ViolationLog`).
     public var violations: [Violation]
     /// Destinations the egress firewall dropped, with packet counts (egress runs).
     public var egressDenied: [EgressDenial]
@@ -30,6 +31,15 @@ public struct RunResult: Codable, Sendable, Equatable {
     /// The host uid the command ran as when it had one of its own (a root invoker,
     /// `process.host_uid = "own"`); nil: the invoker's.
     public var hostUID: UInt32? = nil
+    /// Every call the seccomp filter handed to the supervisor, exact, including those
+    /// past the caps below: the sum of the entries' `count` plus `violationsDropped`.
+    public var violationsTotal: Int = 0
+    /// Calls of syscalls that have no entry because `violations` already held
+    /// `Violation.maxEntries` syscalls: counted here and in `violationsTotal` only.
+    public var violationsDropped: Int = 0
+    /// Entries the plan reports when created (`.git`) that the run created beneath a
+    /// writable directory: git on the host would read their config and run its hooks.
+    public var createdEntries: [String] = []
 
     /// The result of a run refused before anything was created (bad policy, a plan
     /// this host cannot satisfy): exit 125 and the reason, so `--result` always has
@@ -60,10 +70,19 @@ public struct RunResult: Codable, Sendable, Equatable {
         public var syscall: String?
         /// The arguments of the first call.
         public var args: [UInt64]?
-        /// The arguments of each call, in order (the first `Violation.maxCalls`).
+        /// The arguments of each call, in order: the first `Violation.maxCalls`, while
+        /// the run has recorded fewer than `Violation.maxRecordedCalls` in all.
         public var calls: [[UInt64]]
+        /// Every call of this syscall, exact.
         public var count: Int
         public static let maxCalls = 32
+        /// Distinct syscalls listed per run; calls of any other are only counted
+        /// (`violationsDropped`). With the argument caps this bounds the entries at
+        /// about 350 KB of JSON whatever the command does (each entry ≤ ~250 bytes
+        /// plus its calls, each call ≤ ~130 bytes).
+        public static let maxEntries = 256
+        /// Argument lists (`calls`) recorded per run, across all entries.
+        public static let maxRecordedCalls = 2048
     }
 
     public struct EgressDenial: Codable, Sendable, Equatable {

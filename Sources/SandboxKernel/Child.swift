@@ -57,6 +57,10 @@ public struct ChildSpec {
     public var syncFD: Int32 = -1
     public var errorFD: Int32 = -1
     public var statusFD: Int32 = -1
+    /// The reaper (PID 1 inside, a copy of this process that never execs) overwrites
+    /// its copy of this process's argv strings with "sandbox-init", so
+    /// `/proc/1/cmdline` inside does not show the supervisor's command line.
+    public var hideSupervisorArgv = true
 
     public init() {}
 
@@ -216,12 +220,31 @@ public enum Child {
         c.sync_fd = spec.syncFD
         c.error_fd = spec.errorFD
         c.status_fd = spec.statusFD
+        if spec.hideSupervisorArgv, let area = argvArea() {
+            c.argv_area = area.start
+            c.argv_area_len = area.count
+        }
 
         var pidfd: Int32 = -1
         let pid = sbx_spawn(&c, &pidfd)
         if pid < 0 { throw KernelError(operation: "clone3", subject: "sandbox init", errno: -pid) }
         return (pid, pidfd)
     }
+}
+
+/// This process's argv strings as the kernel laid them out (argv[0] to the last
+/// string's NUL, back to back: the range /proc/<pid>/cmdline reads), or nil when they
+/// are not contiguous (someone moved them) or there are none.
+func argvArea() -> (start: UnsafeMutablePointer<CChar>, count: Int)? {
+    let argc = Int(CommandLine.argc)
+    let argv = CommandLine.unsafeArgv
+    guard argc > 0, let first = argv[0] else { return nil }
+    var end = first
+    for i in 0..<argc {
+        guard let s = argv[i], s == end else { return nil }
+        end = s + strlen(s) + 1
+    }
+    return (first, first.distance(to: end))
 }
 
 /// Owns the C copies of strings and arrays handed to the child runner.

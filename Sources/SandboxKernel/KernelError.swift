@@ -144,23 +144,6 @@ public enum PathInfo: Sendable, Equatable {
 }
 
 extension FD {
-    /// Opens (creating or truncating) the `--result` file before the run starts, so
-    /// the path is resolved while the command cannot yet have changed it. No component
-    /// may be a symlink (`openat2` with `RESOLVE_NO_SYMLINKS`): an earlier run could
-    /// have planted one in a directory it could write. ELOOP names the link in
-    /// `detail` (`/p/out -> /elsewhere`).
-    public static func openResultFile(_ path: String) throws(KernelError) -> Int32 {
-        let fd = sbx_fence_open_no_symlinks(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
-        guard fd >= 0 else {
-            var e = KernelError.last("open", path)
-            if e.errno == ELOOP, let link = PathInfo.firstSymlink(on: path) {
-                e.detail = "\(link.path) -> \(link.target)"
-            }
-            throw e
-        }
-        return fd
-    }
-
     /// Whether `fd` is open for writing (for `--result-fd`).
     public static func isWritable(_ fd: Int32) -> Bool {
         let flags = fcntl(fd, F_GETFL)

@@ -107,13 +107,17 @@ public struct SeccompProgram: Sendable, Equatable {
 ///   program: native arch and `socket` → compare the low 32 bits of a0 (the kernel
 ///   reads an `int`) against each allowed family → match: continue into the
 ///   libseccomp program (the profile decides as before); no match: ERRNO(EAFNOSUPPORT).
+/// * when the default action denies, answers system-call numbers this build does not
+///   know with ENOSYS in the filter itself (``unknownNumberPrefix``), as a kernel
+///   without them would: they never reach the notify listener, so a command cannot
+///   make the supervisor keep one entry per made-up number.
 public enum SeccompCompiler {
     /// The pseudo-action of `deny` rules: replaced by the `on_violation` action.
     public static let onViolationAction = "on_violation"
 
     /// Bumped when the generated program changes for the same spec, so old cache
-    /// entries are not reused.
-    static let formatVersion = 2
+    /// entries are not reused. 3: the unknown-number (ENOSYS) prefix.
+    static let formatVersion = 3
 
     private static let compiles = Atomic<Int>(0)
 
@@ -154,6 +158,8 @@ public enum SeccompCompiler {
             filter = try socketFamilyPrefix(arch: native, socketNR: UInt32(socketNR),
                                             families: Array(Set(numbers)).sorted()) + filter
         }
+        // Outermost, so an unknown number is answered before anything else looks at it.
+        if let prefix = try unknownNumberPrefix(spec, native: native) { filter = prefix + filter }
         guard filter.count % 8 == 0, filter.count / 8 <= 4096 else {
             throw FenceError(operation: "seccomp", subject: "filter",
                              detail: "\(filter.count / 8) instructions; the kernel takes at most 4096 (BPF_MAXINSNS)")
@@ -369,6 +375,112 @@ public enum SeccompCompiler {
         bytes.reserveCapacity(code.count * 8)
         for (op, jt, jf, k) in code {
             withUnsafeBytes(of: op) { bytes.append(contentsOf: $0) }
+            bytes.append(jt)
+            bytes.append(jf)
+            withUnsafeBytes(of: k) { bytes.append(contentsOf: $0) }
+        }
+        return bytes
+    }
+
+    /// Every system-call number this build can name on the native architecture:
+    /// libseccomp's table (numbers below 1024; an architecture numbered above that,
+    /// such as MIPS, gets none and so no prefix) and the spec's own numbers.
+    static func knownNumbers(_ spec: SeccompSpec, native: UInt32) -> Set<UInt32> {
+        var known = Set<UInt32>()
+        for nr in Int32(0)..<1024 {
+            if let name = seccomp_syscall_resolve_num_arch(native, nr) {
+                free(name)
+                known.insert(UInt32(nr))
+            }
+        }
+        for nr in spec.syscallNumbers.values where nr >= 0 { known.insert(UInt32(nr)) }
+        return known
+    }
+
+    /// The BPF prefix that answers numbers no table names with ERRNO(ENOSYS), or nil
+    /// when the default action lets calls through (ALLOW, LOG, TRACE: an unknown
+    /// number would not reach the supervisor, and a syscall newer than our tables must
+    /// not be denied by a policy that allows by default) or nothing is known.
+    ///
+    /// "Unknown": above the highest known number, or in a gap below it (x86_64 has none
+    /// from 335 to 423). A number the kernel has but neither libseccomp nor the planner
+    /// names is answered ENOSYS too, as runc does, so a program falls back as it would
+    /// on an older kernel. On x86_64, numbers with the x32 bit (0x40000000…0xfffffffe)
+    /// go on to libseccomp's program, which kills them (x32 is not the native ABI).
+    ///
+    ///     ld  [arch]; jeq native, 0, →lib
+    ///     ld  [nr];   jgt max, →above, 0
+    ///     per gap lo…hi, ascending: jge lo, 0, →lib; jgt hi, 0, →enosys
+    ///     ja  →lib
+    ///     above: (x86_64) jge 0x40000000, 0, →enosys; jeq 0xffffffff, →enosys, →lib
+    ///     enosys: ret ERRNO(ENOSYS)
+    ///     lib: (the rest of the filter)
+    static func unknownNumberPrefix(_ spec: SeccompSpec, native: UInt32) throws -> [UInt8]? {
+        let defaultAction = try action(spec.defaultAction, errno: spec.defaultErrno, spec: spec, subject: "defaultAction")
+        let tracing = defaultAction & 0xffff_0000 == sbx_fence_scmp_act_trace(0)
+        guard !permissive(defaultAction), !tracing else { return nil }
+        let known = knownNumbers(spec, native: native)
+        guard let maxKnown = known.max() else { return nil }
+        var gaps: [(lo: UInt32, hi: UInt32)] = []
+        var nr: UInt32 = 0
+        while nr < maxKnown {
+            if known.contains(nr) { nr += 1; continue }
+            let lo = nr
+            while !known.contains(nr + 1) { nr += 1 }
+            gaps.append((lo, nr))
+            nr += 1
+        }
+        // Each gap costs two instructions on every call below it; more than this many
+        // (no architecture has) would only cost time, and numbers in the gaps left out
+        // still get the default action, as before.
+        if gaps.count > 32 { gaps = Array(gaps.prefix(32)) }
+        return prefixProgram(native: native, maxKnown: maxKnown, gaps: gaps)
+    }
+
+    /// ``unknownNumberPrefix(_:native:)`` for this host's architecture.
+    static func unknownNumberPrefix(_ spec: SeccompSpec) throws -> [UInt8]? {
+        try unknownNumberPrefix(spec, native: seccomp_arch_native())
+    }
+
+    static func prefixProgram(native: UInt32, maxKnown: UInt32, gaps: [(lo: UInt32, hi: UInt32)]) -> [UInt8] {
+        enum Target { case next, lib, enosys, above }
+        let ldAbs: UInt16 = 0x20, jeq: UInt16 = 0x15, jgt: UInt16 = 0x25, jge: UInt16 = 0x35
+        let ja: UInt16 = 0x05, ret: UInt16 = 0x06
+        var code: [(op: UInt16, jt: Target, jf: Target, k: UInt32)] = []
+        code.append((ldAbs, .next, .next, 4))
+        code.append((jeq, .next, .lib, native))
+        code.append((ldAbs, .next, .next, 0))
+        code.append((jgt, .above, .next, maxKnown))
+        for gap in gaps {
+            code.append((jge, .next, .lib, gap.lo))
+            code.append((jgt, .next, .enosys, gap.hi))
+        }
+        code.append((ja, .lib, .next, 0))
+        let above = code.count
+        let x86_64: UInt32 = 0xC000_003E   // AUDIT_ARCH_X86_64
+        if native == x86_64 {
+            code.append((jge, .next, .enosys, 0x4000_0000))
+            code.append((jeq, .enosys, .lib, 0xffff_ffff))
+        }
+        let enosys = code.count
+        code.append((ret, .next, .next, sbx_fence_scmp_act_errno(UInt16(ENOSYS))))
+        let lib = code.count
+        func offset(_ t: Target, from i: Int) -> UInt32 {
+            switch t {
+            case .next: return 0
+            case .lib: return UInt32(lib - i - 1)
+            case .enosys: return UInt32(enosys - i - 1)
+            case .above: return UInt32(above - i - 1)
+            }
+        }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(code.count * 8)
+        for (i, c) in code.enumerated() {
+            var k = c.k
+            var jt = UInt8(offset(c.jt, from: i)), jf = UInt8(offset(c.jf, from: i))
+            // `ja` jumps by k; its jt/jf are unused.
+            if c.op == ja { k = offset(c.jt, from: i); jt = 0; jf = 0 }
+            withUnsafeBytes(of: c.op) { bytes.append(contentsOf: $0) }
             bytes.append(jt)
             bytes.append(jf)
             withUnsafeBytes(of: k) { bytes.append(contentsOf: $0) }

@@ -80,6 +80,14 @@ public enum Clock {
     }
 
     public static func unixSeconds() -> Int { Int(time(nil)) }
+
+    /// CLOCK_REALTIME_COARSE: the clock the kernel stamps new inodes with, so a file
+    /// created after this call never has an earlier birth time.
+    public static func fileTimestampNow() -> (sec: Int64, nsec: UInt32) {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME_COARSE, &ts)
+        return (Int64(ts.tv_sec), UInt32(ts.tv_nsec))
+    }
 }
 
 extension FD {

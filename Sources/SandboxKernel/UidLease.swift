@@ -6,7 +6,8 @@ import Glibc
 ///
 /// Leases come from the last 64 Ki block of systemd's container range
 /// (524288…1879048191, `UIDS-GIDS.md`): ids no account, file or system service
-/// uses. A lease is a file `<dir>/<uid>` created with `O_EXCL` holding the run id;
+/// uses. Ids inside a range of /etc/subuid or /etc/subgid (delegated to a user for
+/// their own user namespaces) are never picked. A lease is a file `<dir>/<uid>` created with `O_EXCL` holding the run id;
 /// the run records the uid in its run directory *before* taking the lease, so `gc`
 /// can always find and release it after a killed supervisor.
 public struct UidLease: Sendable, Equatable {
@@ -22,9 +23,12 @@ public struct UidLease: Sendable, Equatable {
     public static func acquire(directory: String, runId: String,
                                record: (UInt32) throws(KernelError) -> Void) throws(KernelError) -> UidLease {
         if mkdir(directory, 0o700) != 0 && errno != EEXIST { throw .last("mkdir", directory) }
+        // Ids handed to users for their own user namespaces (newuidmap) are theirs.
+        let delegated = subordinateRanges("/etc/subuid") + subordinateRanges("/etc/subgid")
         var rng = SystemRandomNumberGenerator()
         for _ in 0..<64 {
             let uid = UInt32.random(in: range, using: &rng)
+            if delegated.contains(where: { $0.contains(uid) }) { continue }
             try record(uid)
             let path = "\(directory)/\(uid)"
             let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
@@ -38,6 +42,17 @@ public struct UidLease: Sendable, Equatable {
         }
         throw KernelError(operation: "lease a uid", subject: "\(range.lowerBound)…\(range.upperBound)", errno: EAGAIN,
                           detail: "64 random picks were all taken; run `sandbox gc`")
+    }
+
+    /// The ranges of a subuid(5)/subgid(5) file: `name:first:count` per line.
+    static func subordinateRanges(_ path: String) -> [ClosedRange<UInt32>] {
+        guard let text = RunDirectory.read(path) else { return [] }
+        return text.split(separator: "\n").compactMap { line in
+            let f = line.split(separator: ":")
+            guard f.count == 3, let first = UInt32(f[1]), let count = UInt32(f[2]), count > 0,
+                  first <= UInt32.max - (count - 1) else { return nil }
+            return first...(first + count - 1)
+        }
     }
 
     /// Gives the uid back. Idempotent.

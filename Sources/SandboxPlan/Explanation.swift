@@ -92,6 +92,8 @@ public enum Explanation {
             line("  egress through a firewall inside the sandbox's namespace; everything else is dropped and reported")
             line("  DNS only to: \(list(plan.network.dns))")
             for a in plan.network.allow { line("  allow \(a.proto) to \(a.cidr) ports \(list(a.ports.map(String.init)))") }
+            line("  no broad rule opens this host's addresses, the sandbox bridge (other runs), link-local (cloud metadata), loopback or multicast; only a rule naming the address exactly")
+            line("  at most \(policy.network.maxConnections) connections at once (network.max_connections); new ones over it are refused")
         }
         line()
 

@@ -26,6 +26,13 @@ public struct HostFacts: Sendable {
     /// Device and inode of the invoker's working directory itself (fstat of "."), not
     /// of the path `cwd`, which may have been renamed since.
     public var cwdIdentity: FileIdentity? = nil
+    /// What an egress `allow` rule must not open by being broad (`NetworkRules`): the
+    /// host's own addresses (`ADDRESS`), and networks wholly the host's (`ADDRESS/LEN`:
+    /// the sandbox bridge's subnet, where the gateway and other runs are). A rule
+    /// naming exactly one of the host's addresses (a /32 or /128) still opens it; no
+    /// rule opens another address of such a network. The CLI fills it with
+    /// `HostAddresses.egressProtected()`; a harness should do the same.
+    public var hostAddresses: [String] = []
 
     public init(arch: String, kernelRelease: String, landlockABI: Int, invokerUID: UInt32,
                 invokerGID: UInt32, cwd: String, home: String, environment: [String: String],
@@ -57,10 +64,18 @@ public protocol FileInspector: Sendable {
     func kind(of path: String) -> FileKind?
     /// lstat's device and inode; nil when absent or unknown (fakes in tests).
     func identity(of path: String) -> FileIdentity?
+    /// The text of a small regular file (a repository's `.git/config`), read without
+    /// following a symlink and at most `maxBytes`; nil when absent, not a regular
+    /// file or larger.
+    func contents(of path: String, maxBytes: Int) -> String?
+    /// lstat's link count; nil when absent or unknown (fakes in tests).
+    func linkCount(of path: String) -> Int?
 }
 
 extension FileInspector {
     public func identity(of path: String) -> FileIdentity? { nil }
+    public func contents(of path: String, maxBytes: Int) -> String? { nil }
+    public func linkCount(of path: String) -> Int? { nil }
 }
 
 /// A problem that makes a policy impossible to run on this host or with this

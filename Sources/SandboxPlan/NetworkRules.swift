@@ -1,11 +1,16 @@
 import SandboxPolicy
 
 /// The network section of a plan: resolv.conf/hosts text and the nft ruleset loaded
-/// inside the sandbox's own network namespace (Docs/design.md §5). Everything rendered
-/// here comes from typed, validated values (`IPAddress`, `CIDR`, `UInt16`), never
-/// from raw policy strings.
+/// inside the sandbox's own network namespace (Docs/design.md §5, Docs/network.md).
+/// Everything rendered here comes from typed, validated values (`IPAddress`, `CIDR`,
+/// `UInt16`, `Int`), never from raw policy strings; the host's addresses are parsed
+/// before use and skipped if they do not parse.
 enum NetworkRules {
-    static func plan(_ net: NetworkPolicy) -> NetworkPlan {
+    /// - Parameter hostAddresses: `HostFacts.hostAddresses`: the host's own addresses
+    ///   and networks wholly the host's (the bridge subnet).
+    /// - Throws: `PlanError` for an `allow` rule or `dns` address that lies wholly in
+    ///   a range no rule may open (it could never match anything).
+    static func plan(_ net: NetworkPolicy, hostAddresses: [String], strict: Bool = true) throws -> NetworkPlan {
         let allow = net.allow.map {
             NetworkAllowPlan(cidr: $0.cidr.description, ports: $0.ports.sorted(), proto: $0.proto.rawValue)
         }
@@ -15,7 +20,8 @@ enum NetworkRules {
         }
         let resolv = net.dns.isEmpty ? nil : net.dns.map { "nameserver \($0)\n" }.joined() + "options edns0\n"
         return NetworkPlan(mode: net.mode.rawValue, dns: net.dns.map(\.description), resolvConf: resolv,
-                           hosts: hostsFile(net), allow: allow, nftRuleset: ruleset(net))
+                           hosts: hostsFile(net), allow: allow,
+                           nftRuleset: try ruleset(net, hostAddresses: hostAddresses, strict: strict))
     }
 
     static func hostsFile(_ net: NetworkPolicy) -> String? {
@@ -25,44 +31,246 @@ enum NetworkRules {
         return text
     }
 
-    /// output policy drop; lo and established accepted; DNS only to the resolvers;
-    /// one accept per allow rule; everything else recorded in a `denied` set (with
-    /// counters, read into the run result) and dropped. IPv6 only where allowed.
-    static func ruleset(_ net: NetworkPolicy) -> String {
+    // MARK: - DNS
+
+    /// The largest DNS packet (IP header included) the ruleset passes to a resolver:
+    /// a query is a 12-byte header, one question (a name of at most 255 bytes) and at
+    /// most an EDNS0 record, well under the classic 512-byte message.
+    static let dnsMaxPacket = 576
+    /// UDP header + DNS header + the smallest question (root name, type, class).
+    static let dnsMinUDPLength = 8 + 12 + 5
+    /// UDP datagrams per second to all resolvers together, and the burst. (TCP to port
+    /// 53 is bounded by the connection cap.)
+    static let dnsRate = (perSecond: 100, burst: 200)
+
+    // MARK: - What a broad allow rule never opens
+
+    /// Ranges no broad rule opens; an exact address inside one still can be named.
+    static let fixedProtected: [(cidr: String, what: String)] = [
+        ("0.0.0.0/8", "\"this network\""),
+        ("127.0.0.0/8", "loopback"),
+        ("169.254.0.0/16", "link-local, cloud metadata at 169.254.169.254"),
+        ("224.0.0.0/4", "multicast"),
+        ("255.255.255.255/32", "broadcast"),
+        ("::/128", "the unspecified address"),
+        ("::1/128", "loopback"),
+        ("fd00:ec2::254/128", "cloud metadata"),
+        ("fe80::/10", "link-local"),
+        ("ff00::/8", "multicast"),
+    ]
+
+    /// An address range as bytes (4 or 16) and a prefix length.
+    struct Net: Hashable, Comparable, CustomStringConvertible {
+        var bytes: [UInt8]
+        var prefix: Int
+        var isV4: Bool { bytes.count == 4 }
+        var isExact: Bool { prefix == bytes.count * 8 }
+
+        init(_ address: IPAddress, prefix: Int? = nil) {
+            switch address {
+            case .v4(let v): bytes = [UInt8(v >> 24), UInt8(v >> 16 & 0xff), UInt8(v >> 8 & 0xff), UInt8(v & 0xff)]
+            case .v6(let g): bytes = g.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xff)] }
+            }
+            self.prefix = prefix ?? bytes.count * 8
+            // Host bits cleared, so `description` is always a valid nft prefix.
+            for i in 0..<bytes.count {
+                let keep = max(0, min(8, self.prefix - i * 8))
+                bytes[i] &= keep == 0 ? 0 : ~UInt8(0) << (8 - keep)
+            }
+        }
+
+        init(_ cidr: CIDR) { self.init(cidr.address, prefix: cidr.prefix) }
+
+        /// `ADDRESS` or `ADDRESS/LEN`, IPv4 or IPv6; nil if either part does not parse.
+        init?(parsing text: String) {
+            let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+            guard parts.count <= 2, let address = IPAddress(String(parts[0])) else { return nil }
+            var prefix = address.bitWidth
+            if parts.count == 2 {
+                guard let p = Int(parts[1]), (0...address.bitWidth).contains(p) else { return nil }
+                prefix = p
+            }
+            self.init(address, prefix: prefix)
+        }
+
+        /// The first `bits` bits of both are equal (same family).
+        private func samePrefix(_ o: Net, bits: Int) -> Bool {
+            guard bytes.count == o.bytes.count else { return false }
+            for i in 0..<bytes.count {
+                let n = max(0, min(8, bits - i * 8))
+                if n == 0 { break }
+                let mask: UInt8 = ~UInt8(0) << (8 - n)
+                if bytes[i] & mask != o.bytes[i] & mask { return false }
+            }
+            return true
+        }
+
+        func contains(_ o: Net) -> Bool { prefix <= o.prefix && samePrefix(o, bits: prefix) }
+        func overlaps(_ o: Net) -> Bool { samePrefix(o, bits: min(prefix, o.prefix)) }
+
+        var address: IPAddress {
+            if isV4 {
+                return .v4(bytes.reduce(0) { $0 << 8 | UInt32($1) })
+            }
+            return .v6(stride(from: 0, to: 16, by: 2).map { UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]) })
+        }
+
+        var description: String { isExact ? address.description : "\(address)/\(prefix)" }
+
+        static func < (a: Net, b: Net) -> Bool {
+            if a.bytes.count != b.bytes.count { return a.bytes.count < b.bytes.count }
+            if a.bytes != b.bytes { return a.bytes.lexicographicallyPrecedes(b.bytes) }
+            return a.prefix < b.prefix
+        }
+    }
+
+    /// A range an allow rule must not open by being broad. `exactOpens`: a rule naming
+    /// exactly one address inside (a /32 or /128) opens that address; false for a
+    /// network of the host's (the bridge subnet: only the host's own addresses in it,
+    /// the gateway, can be named).
+    struct Protected {
+        var net: Net
+        var what: String
+        var exactOpens: Bool
+    }
+
+    static func protectedRanges(hostAddresses: [String]) -> [Protected] {
+        var out = fixedProtected.map { Protected(net: Net(parsing: $0.cidr)!, what: $0.what, exactOpens: true) }
+        for text in hostAddresses {
+            guard let net = Net(parsing: text) else { continue }
+            out.append(net.isExact
+                ? Protected(net: net, what: "an address of this host", exactOpens: true)
+                : Protected(net: net, what: "a network of this host: the sandbox bridge, its gateway and other runs", exactOpens: false))
+        }
+        return out
+    }
+
+    /// An exact address a rule may name although it lies in a protected range: one of
+    /// the host's own addresses, or one inside ranges that all allow naming.
+    static func exactMayOpen(_ net: Net, _ protected: [Protected]) -> Bool {
+        guard net.isExact else { return false }
+        let inside = protected.filter { $0.net.contains(net) }
+        return inside.contains { $0.net == net } || inside.allSatisfy(\.exactOpens)
+    }
+
+    /// The protected ranges to refuse before the allow rules: those a non-exempt rule
+    /// (or resolver) overlaps, without ranges inside another one (nft interval sets
+    /// refuse overlapping elements). Throws for a rule lying wholly inside one.
+    /// Not `strict`: such a rule is left closed instead (its range refused before it).
+    static func refusedRanges(_ net: NetworkPolicy, _ protected: [Protected], strict: Bool = true) throws -> [Net] {
+        var refused: [Net] = []
+        func check(_ target: Net, key: String, what: String, shown: String) throws {
+            if exactMayOpen(target, protected) { return }
+            for p in protected where p.net.overlaps(target) {
+                if p.net.contains(target) && strict {
+                    let fix = p.exactOpens
+                        ? "name the one address exactly (a /\(target.bytes.count * 8)) to open it"
+                        : "only the host's own addresses in it (the gateway) can be named, each exactly"
+                    throw PlanError(key: key, message: "\(what) \(shown) lies inside \(p.net) (\(p.what)), which no rule opens by being broad; \(fix)")
+                }
+                refused.append(p.net)
+            }
+        }
+        for address in net.dns {
+            try check(Net(address), key: "network.dns", what: "resolver", shown: address.description)
+        }
+        for (i, rule) in net.allow.enumerated() {
+            try check(Net(rule.cidr), key: "network.allow[\(i)]", what: "cidr", shown: rule.cidr.description)
+        }
+        let unique = Set(refused)
+        return unique.filter { n in !unique.contains { $0 != n && $0.contains(n) } }.sorted()
+    }
+
+    // MARK: - The ruleset
+
+    /// output policy drop. In order: `lo`; every UDP packet to a resolver's port 53 must
+    /// look like a DNS query (size, header, rate); established traffic; new connections
+    /// to the resolvers' port 53 and to exact addresses a rule may name inside the
+    /// protected ranges; the protected ranges refused; the other allow rules. Every new
+    /// connection that is allowed passes `admit`, which refuses it once the run has
+    /// `maxConnections` tracked (`ct count`). Whatever is refused goes to `refuse`:
+    /// recorded in a `denied` set (with counters, read into the run result), then a TCP
+    /// reset or a drop. IPv6 only where allowed.
+    static func ruleset(_ net: NetworkPolicy, hostAddresses: [String] = [], strict: Bool = true) throws -> String {
+        let protected = protectedRanges(hostAddresses: hostAddresses)
+        let refused = try refusedRanges(net, protected, strict: strict)
+        // Only reachable resolvers get rules (the others are plan errors when strict).
+        let resolvers = net.dns.filter { a in exactMayOpen(Net(a), protected) || !protected.contains { $0.net.contains(Net(a)) } }
+        func family(_ a: IPAddress) -> String { a.isV4 ? "ip" : "ip6" }
+
         var lines: [String] = []
         lines.append("table inet sandbox {")
-        lines.append("  set denied4 {")
-        lines.append("    type ipv4_addr . inet_proto . inet_service")
-        lines.append("    flags dynamic")
-        lines.append("    size 1024")
-        lines.append("    counter")
-        lines.append("  }")
-        lines.append("  set denied6 {")
-        lines.append("    type ipv6_addr . inet_proto . inet_service")
-        lines.append("    flags dynamic")
-        lines.append("    size 1024")
-        lines.append("    counter")
-        lines.append("  }")
+        for (set, type) in [("denied4", "ipv4_addr"), ("denied6", "ipv6_addr")] {
+            lines.append("  set \(set) {")
+            lines.append("    type \(type) . inet_proto . inet_service")
+            lines.append("    flags dynamic")
+            lines.append("    size 1024")
+            lines.append("    counter")
+            lines.append("  }")
+        }
         lines.append("  chain output {")
         lines.append("    type filter hook output priority filter; policy drop;")
         lines.append("    oifname \"lo\" accept")
+        // Before `established`: a resolver's answer makes the UDP flow established, and
+        // every later datagram on it must still look like a query.
+        for dns in resolvers {
+            lines.append("    \(family(dns)) daddr \(dns) udp dport 53 jump dns")
+        }
         lines.append("    ct state established,related accept")
-        for dns in net.dns {
-            let family = dns.isV4 ? "ip" : "ip6"
-            lines.append("    \(family) daddr \(dns) udp dport 53 accept")
-            lines.append("    \(family) daddr \(dns) tcp dport 53 accept")
+        for dns in resolvers {
+            lines.append("    \(family(dns)) daddr \(dns) udp dport 53 goto admit")
+            lines.append("    \(family(dns)) daddr \(dns) tcp dport 53 goto admit")
         }
-        for rule in net.allow {
-            let family = rule.cidr.address.isV4 ? "ip" : "ip6"
+        func allowLine(_ rule: AllowRule) -> String {
             let ports = rule.ports.sorted().map(String.init).joined(separator: ", ")
-            lines.append("    \(family) daddr \(rule.cidr) \(rule.proto.rawValue) dport { \(ports) } accept")
+            return "    \(family(rule.cidr.address)) daddr \(rule.cidr) \(rule.proto.rawValue) dport { \(ports) } goto admit"
         }
+        let exact = net.allow.filter { exactMayOpen(Net($0.cidr), protected) }
+        let broad = net.allow.filter { !exactMayOpen(Net($0.cidr), protected) }
+        for rule in exact { lines.append(allowLine(rule)) }
+        for (fam, v4) in [("ip", true), ("ip6", false)] {
+            let ranges = refused.filter { $0.isV4 == v4 }
+            if !ranges.isEmpty {
+                lines.append("    \(fam) daddr { \(ranges.map(\.description).joined(separator: ", ")) } goto refuse")
+            }
+        }
+        for rule in broad { lines.append(allowLine(rule)) }
+        lines.append("    goto refuse")
+        lines.append("  }")
+
+        // A UDP datagram to a resolver: the size of a query, a query's header (QR 0,
+        // opcode QUERY, one question, no answer or authority records, at most the EDNS0
+        // record), at a bounded rate. What follows the header is not parsed: the resolver
+        // must be trusted (Docs/network.md, DNS).
+        lines.append("  chain dns {")
+        lines.append("    meta length > \(dnsMaxPacket) goto refuse")
+        lines.append("    udp length < \(dnsMinUDPLength) goto refuse")
+        lines.append("    @th,80,5 != 0 goto refuse")
+        lines.append("    @th,96,16 != 1 goto refuse")
+        lines.append("    @th,112,32 != 0 goto refuse")
+        lines.append("    @th,144,16 > 1 goto refuse")
+        lines.append("    limit rate over \(dnsRate.perSecond)/second burst \(dnsRate.burst) packets goto refuse")
+        lines.append("  }")
+
+        // The connection cap: `ct count` counts this run's tracked connections (its own
+        // namespace's conntrack; closed TCP ones are not counted), so at most
+        // `maxConnections` of them reach the host's conntrack table at once. A flow
+        // already admitted (a retransmitted SYN, more UDP before an answer) passes: the
+        // count also holds refused attempts until they are collected, which must not
+        // cut a connection that is already out.
+        lines.append("  chain admit {")
+        lines.append("    ct status confirmed accept")
+        lines.append("    ct count over \(net.maxConnections) goto refuse")
+        lines.append("    accept")
+        lines.append("  }")
+
         // Record, then refuse: a TCP connect gets a reset (ECONNREFUSED at once, not a
         // two-minute SYN retry), anything else is dropped (EPERM for local senders).
-        for (family, set) in [("ip", "denied4"), ("ip6", "denied6")] {
+        lines.append("  chain refuse {")
+        for (fam, set) in [("ip", "denied4"), ("ip6", "denied6")] {
             for (proto, verdict) in [("tcp", "reject with tcp reset"), ("udp", "drop")] {
-                lines.append("    meta l4proto \(proto) \(family) daddr . meta l4proto . th dport @\(set) counter \(verdict)")
-                lines.append("    meta l4proto \(proto) add @\(set) { \(family) daddr . meta l4proto . th dport } \(verdict)")
+                lines.append("    meta l4proto \(proto) \(fam) daddr . meta l4proto . th dport @\(set) counter \(verdict)")
+                lines.append("    meta l4proto \(proto) add @\(set) { \(fam) daddr . meta l4proto . th dport } \(verdict)")
             }
         }
         lines.append("    counter drop")

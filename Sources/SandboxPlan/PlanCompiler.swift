@@ -24,9 +24,9 @@ public struct PlanCompiler {
         var notApplied: [String] = []
 
         // Rendered once: the mount list and the Landlock rules need its files too.
-        let network = NetworkRules.plan(policy.network)
+        let network = try NetworkRules.plan(policy.network, hostAddresses: host.hostAddresses)
         let process = try ctx.processPlan(argv: argv)
-        let (mounts, binds) = try ctx.mountPlan(network: network)
+        let (mounts, binds) = try ctx.mountPlan(network: network, notApplied: &notApplied)
         try checkTrust(policy, binds: binds, runId: runId)   // TrustCheck.swift
         let landlock = try ctx.landlockPlan(binds: binds, network: network, notApplied: &notApplied)
         let seccomp = try ctx.seccompPlan()
@@ -52,6 +52,7 @@ public struct PlanCompiler {
             process: process, mounts: mounts, landlock: landlock, seccomp: seccomp,
             capabilities: capabilities, resources: resources, network: network,
             binary: binary, audit: audit, notApplied: notApplied, digest: nil)
+        if policy.filesystem.protect.contains(".git") { plan.reportCreated = [".git"] }
         if digest { plan.digest = try PlanDigest.digest(of: plan) }
         return plan
     }
@@ -63,9 +64,6 @@ extension PlanCompiler {
         let net = policy.network
         if rootless && net.mode == .egress {
             throw PlanError(key: "network.mode", message: "\"egress\" needs a root invoker: the veth pair, the bridge and the host's forwarding rules cannot be made from an unprivileged user namespace; use \"none\" or \"loopback\", or run as root")
-        }
-        if rootless && !net.hosts.isEmpty {
-            throw PlanError(key: "network.hosts", message: "needs a root invoker (the in-memory /etc/hosts is a detached tmpfs made by the supervisor); remove it or run as root")
         }
         if net.mode == .egress, let cap = policy.capabilities.keep.first(where: { ["net_admin", "net_raw"].contains($0) }) {
             throw PlanError(key: "capabilities.keep", message: "\"\(cap)\" would let the command change or bypass its own egress firewall; egress runs cannot keep it")
@@ -176,7 +174,7 @@ private struct Context {
     /// outermost in (so a parent never covers a child), then /proc and /dev, then
     /// `protect` (after the rw binds it narrows), then `mask` (last: nothing may cover
     /// a mask).
-    func mountPlan(network net: NetworkPlan) throws -> ([MountStep], [ResolvedBind]) {
+    func mountPlan(network net: NetworkPlan, notApplied: inout [String]) throws -> ([MountStep], [ResolvedBind]) {
         struct Entry { var dest: String; var step: MountStep; var bind: ResolvedBind? }
         var entries: [String: Entry] = [:]
         let reserved = ["/proc", "/dev"]
@@ -296,6 +294,14 @@ private struct Context {
                                            origin: "filesystem.protect"))
                 }
             }
+            if policy.filesystem.protect.contains(".git") {
+                for t in try gitIndirections(root: root, writable: writableDirs, notApplied: &notApplied)
+                where !steps.contains(where: { $0.kind == .protect && $0.destination == t.path }) {
+                    pinParents(of: t.path, under: t.home)
+                    steps.append(MountStep(kind: .protect, destination: t.path, readOnly: true, optional: false,
+                                           origin: "filesystem.protect (\(t.key))"))
+                }
+            }
         }
         for (i, t) in policy.filesystem.mask.enumerated() {
             let path = try expand(t, key: "filesystem.mask[\(i)]")
@@ -306,6 +312,35 @@ private struct Context {
                                    origin: "filesystem.mask"))
         }
         return (steps, binds)
+    }
+
+    /// With `.git` protected, what the repository's config makes git on the host run
+    /// or read from the work tree (`GitIndirections`) is protected too; a target that
+    /// does not exist yet cannot be (a mount needs something to cover) and is listed
+    /// in `notApplied`.
+    func gitIndirections(root: String, writable: [String],
+                         notApplied: inout [String]) throws -> [(key: String, path: String, home: String)] {
+        guard host.files.kind(of: root + "/.git") == .directory,
+              let config = host.files.contents(of: root + "/.git/config", maxBytes: 1 << 20) else { return [] }
+        var out: [(key: String, path: String, home: String)] = []
+        for target in GitIndirections.targets(config: config, repoRoot: root) {
+            // Inside .git it is protected already; outside every writable path the
+            // command cannot change it.
+            guard !Context.isBeneath(target.path, root + "/.git"),
+                  let home = writable.filter({ Context.isBeneath(target.path, $0) }).max(by: { $0.count < $1.count }) else { continue }
+            if target.path == home {
+                throw PlanError(key: "filesystem.protect", message: "\(root)/.git/config sets \(target.key) to \(target.path), the writable directory itself; git on the host would run what the command writes there. Point it elsewhere or do not make that directory writable")
+            }
+            switch host.files.kind(of: target.path) {
+            case .symlink?:
+                throw PlanError(key: "filesystem.protect", message: "\(target.path) (\(target.key) in \(root)/.git/config) is a symlink; the command could replace it with a writable one and git on the host would run it. Remove the link or the setting")
+            case nil:
+                notApplied.append("filesystem.protect: \(target.key) in \(root)/.git/config names \(target.path), which does not exist, so it cannot be protected; what the command creates there runs with the host's next git command")
+            case _?:
+                out.append((target.key, target.path, home))
+            }
+        }
+        return out
     }
 
     // MARK: Landlock

@@ -15,6 +15,10 @@ public struct RunPlan: Codable, Sendable, Equatable {
     public var process: ProcessPlan
     /// The private root, built on an empty tmpfs in this order.
     public var mounts: [MountStep]
+    /// Names whose creation beneath a writable directory the result reports
+    /// (`.git`, when the policy protects it: a planted repository's config runs on
+    /// the host's next git command there).
+    public var reportCreated: [String] = []
     public var landlock: LandlockPlan
     public var seccomp: SeccompPlan
     public var capabilities: CapabilityPlan

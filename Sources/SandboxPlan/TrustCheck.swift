@@ -36,13 +36,16 @@ public struct TrustedPath: Sendable, Equatable {
 /// - A writable bind (`rw`, `unix_sockets`; `tmpfs` is private to the run) is refused
 ///   when it holds, or lies inside, a trusted path: `HostFacts.trusted` (the
 ///   executable, the data directory, the seccomp cache), the run base, and every
-///   policy and profile file the plan was built from. A trusted path under a
-///   `protect` entry of that bind is read-only inside and allowed (a project's
-///   `.sandbox/` policy, for instance).
+///   policy and profile file the plan was built from. There is no exception for a
+///   `protect`ed entry: protect covers only what exists when the plan is made, so a
+///   `.sandbox/` policy may have been planted by an earlier run (red-team review).
+/// - A policy or profile file with more than one hard link is refused: another link
+///   could lie inside a writable path, and writing through it changes this file.
 ///
-/// Both sides are compared as canonical paths: symlinks are resolved through the
-/// `FileInspector` (lstat/readlink on the host), so a path reached through a
-/// symlinked directory is still caught.
+/// Both sides are compared as canonical paths (symlinks resolved through the
+/// `FileInspector`) and by identity (device and inode of the trusted path and each
+/// of its ancestors against the writable source and each of its ancestors), so a
+/// path reached through a symlinked directory or a bind-mount alias is still caught.
 extension PlanCompiler {
     /// The reserved roots: what is there, and why a bind may not show it.
     static let reservedRoots: [(path: String, why: String)] = [
@@ -99,22 +102,44 @@ extension PlanCompiler {
         }
         let canonicalTrusted = trusted.map { (entry: $0, canonical: resolver.canonical($0.path)) }
 
+        // Identities: each trusted path and every directory above it (a writable bind
+        // of any of them holds it), by device and inode, whatever path names them.
+        func ancestry(_ canonical: String) -> [(path: String, id: FileIdentity)] {
+            var out: [(String, FileIdentity)] = []
+            var prefix = ""
+            for part in canonical.split(separator: "/") {
+                prefix += "/" + part
+                if let id = host.files.identity(of: prefix) { out.append((prefix, id)) }
+            }
+            return out
+        }
+        let trustedAncestry = canonicalTrusted.map { (entry: $0.entry, canonical: $0.canonical, chain: ancestry($0.canonical)) }
+
         for (key, _, bind) in named where !bind.readOnly {
             let w = resolver.canonical(bind.source)
-            // The protect entries present now are bound read-only over this bind.
-            let protected = bind.isDirectory
-                ? policy.filesystem.protect.compactMap { name -> String? in
-                    let path = Self.normalizePath(bind.source + "/" + name)
-                    return host.files.kind(of: path) == nil ? nil : resolver.canonical(path)
-                  }
-                : []
-            for (entry, t) in canonicalTrusted {
-                let holds = Self.isBeneath(t, w)
-                let inside = !holds && Self.isBeneath(w, t)
+            let wChain = ancestry(w)
+            for (entry, t, tChain) in trustedAncestry {
+                var holds = Self.isBeneath(t, w)
+                var inside = !holds && Self.isBeneath(w, t)
+                if !holds && !inside, let wID = wChain.last?.id, wChain.last?.path == w {
+                    // The same objects under other names (a bind-mount alias).
+                    holds = tChain.contains { $0.id == wID }
+                    if !holds, let tID = tChain.last?.id, tChain.last?.path == t {
+                        inside = wChain.contains { $0.id == tID }
+                    }
+                }
                 guard holds || inside else { continue }
-                if holds, protected.contains(where: { Self.isBeneath(t, $0) }) { continue }
                 let relation = holds ? "it holds" : "it lies inside"
                 throw PlanError(key: key, message: "\(shown(bind.source, w)) is writable by the command, and \(relation) \(entry.what) \(t); a run could replace what later runs trust. \(Self.advice(for: entry.what))")
+            }
+        }
+
+        // 3. A second hard link of a policy or profile could be anywhere, writable too.
+        for (entry, t) in canonicalTrusted
+        where entry.what == TrustedPath.Kind.policyFile || entry.what == TrustedPath.Kind.profileFile {
+            if let n = host.files.linkCount(of: t), n > 1 {
+                throw PlanError(key: entry.what == TrustedPath.Kind.policyFile ? "extends" : "seccomp.profile",
+                                message: "\(entry.what) \(t) has \(n) hard links; another link could lie in a path a run can write, and writing through it would change this file. Use a copy with a single link")
             }
         }
     }
@@ -122,7 +147,7 @@ extension PlanCompiler {
     static func advice(for what: String) -> String {
         switch what {
         case TrustedPath.Kind.policyFile, TrustedPath.Kind.profileFile, TrustedPath.Kind.searchDir:
-            return "Keep policies and profiles outside the writable paths (the installed data directory, or the project's protected .sandbox/)"
+            return "Keep policies and profiles outside every path a run can write (the installed data directory, or a directory only root writes)"
         case TrustedPath.Kind.runBase, TrustedPath.Kind.seccompCache:
             return "The run base holds every run's state; no policy may make it writable"
         default:

@@ -210,6 +210,12 @@ public struct NetworkPolicy: Sendable, Equatable {
     public var allow: [AllowRule] = []
     /// Extra `/etc/hosts` entries: name → address.
     public var hosts: [String: IPAddress] = [:]
+    /// Egress: connections the run may have tracked at once (`ct count`); new ones
+    /// over it are refused. Bounds what one run adds to the host's conntrack table.
+    public var maxConnections: Int = NetworkPolicy.defaultMaxConnections
+    public static let defaultMaxConnections = 256
+    /// The range `max_connections` accepts.
+    public static let maxConnectionsRange = 1...65536
     public init() {}
 }
 

@@ -67,6 +67,7 @@ struct PolicyLayer {
     var dns: [ListEdit<IPAddress>] = []
     var allow: [AllowRule] = []
     var hosts: [String: IPAddress] = [:]
+    var maxConnections: Int?
 
     var requireRootOwned: Bool?
     var rejectWritable: Bool?
@@ -88,7 +89,7 @@ enum PolicySchema {
     static let capabilities = ["keep"]
     static let resources = ["memory", "swap", "pids", "cpu", "io", "rlimits", "best_effort"]
     static let bestEffortNames = ["memory", "swap", "pids", "cpu", "io"]
-    static let network = ["mode", "dns", "allow", "hosts"]
+    static let network = ["mode", "dns", "allow", "hosts", "max_connections"]
     static let allowRule = ["cidr", "ports", "proto"]
     static let binary = ["require_root_owned", "reject_writable", "reject_setuid", "pin"]
     static let audit = ["path"]
@@ -102,15 +103,20 @@ enum PolicySchema {
 final class LayerReader {
     let file: String
     let policyDir: String
-    let index: SourceIndex?
+    /// Built on the first diagnostic: a valid file never pays for it.
+    private lazy var index: SourceIndex? = makeIndex()
+    private let makeIndex: () -> SourceIndex?
     let profileDirs: [String]
     private(set) var diagnostics: [PolicyDiagnostic] = []
+    /// Diagnostics past `PolicyLimits.maxDiagnostics`: counted, not kept.
+    private(set) var omitted = 0
 
-    init(file: String, policyDir: String, index: SourceIndex?, profileDirs: [String]) {
-        self.file = file; self.policyDir = policyDir; self.index = index; self.profileDirs = profileDirs
+    init(file: String, policyDir: String, index: @escaping @autoclosure () -> SourceIndex?, profileDirs: [String]) {
+        self.file = file; self.policyDir = policyDir; self.makeIndex = index; self.profileDirs = profileDirs
     }
 
     func error(_ path: TOMLPath, _ message: String) {
+        guard diagnostics.count < PolicyLimits.maxDiagnostics else { omitted += 1; return }
         let keyPath = path.components.isEmpty ? nil : path.description
         diagnostics.append(PolicyDiagnostic(file: file, keyPath: keyPath, line: index?.line(for: path), message: message))
     }
@@ -338,6 +344,14 @@ final class LayerReader {
                 layer.hosts[name] = address
             }
         }
+        if let n = integer(t, "max_connections", at: p) {
+            let range = NetworkPolicy.maxConnectionsRange
+            if range.contains(n) {
+                layer.maxConnections = n
+            } else {
+                error(p.key("max_connections"), "max_connections = \(n) is out of range; use \(range.lowerBound)…\(range.upperBound) (connections the run may have open at once)")
+            }
+        }
     }
 
     private func allowRule(_ value: TOMLValueConvertible, at p: TOMLPath) -> AllowRule? {
@@ -533,18 +547,27 @@ final class LayerReader {
                 return nil
             }
             let resolved = Paths.join(policyDir, text)
-            guard Paths.isFile(resolved) else {
+            switch PolicyFile.kind(resolved) {
+            case .regular:
+                return .file(resolved)
+            case .missing:
                 error(kp, "seccomp profile file not found: \(resolved); \(forms)")
-                return nil
+            case let other:
+                // A FIFO would block the loader, /dev/zero never ends: only a regular file is read.
+                error(kp, "seccomp profile \(resolved) is \(PolicyFile.describe(other) ?? "not a regular file"), not a regular JSON file; \(forms)")
             }
-            return .file(resolved)
+            return nil
         }
         guard isPolicyName(s) else {
             error(kp, "invalid profile name \"\(s)\"; \(forms)")
             return nil
         }
         let candidates = profileDirs.map { Paths.join($0, s + ".json") }
-        if let found = candidates.first(where: Paths.isFile) { return .file(found) }
+        if let found = candidates.first(where: { PolicyFile.kind($0) == .regular }) { return .file(found) }
+        if let special = candidates.first(where: { if case .special = PolicyFile.kind($0) { return true } else { return false } }) {
+            error(kp, "seccomp profile \"\(s)\" is \(PolicyFile.describe(PolicyFile.kind(special)) ?? "not a regular file") (\(special)), not a regular JSON file; \(forms)")
+            return nil
+        }
         if candidates.isEmpty {
             error(kp, "seccomp profile \"\(s)\" not found: no data directory with Profiles/seccomp was found (set SANDBOX_DATA_DIR); \(forms)")
         } else {
@@ -595,6 +618,8 @@ final class LayerReader {
     }
 
     func unknownKey(_ key: String, at kp: TOMLPath, allowed: [String], noun: String, place: String?) {
+        // Past the diagnostics limit only the count matters: skip the spelling search.
+        guard diagnostics.count < PolicyLimits.maxDiagnostics else { omitted += 1; return }
         var message = "unknown \(noun) \"\(key)\""
         if let place { message += " " + place }
         if let guess = Validate.closest(to: key, in: allowed) { message += " (did you mean \"\(guess)\"?)" }

@@ -84,6 +84,7 @@ public struct PolicyLoader: Sendable {
         let root = FileRef(display: path, absolute: Paths.absolute(path))
         session.visit(root, stack: [])
         var diagnostics = session.diagnostics
+        var omitted = session.omitted
         let layers = session.order
 
         var policy: Policy?
@@ -93,50 +94,91 @@ public struct PolicyLoader: Sendable {
             let built = merger.build(layers: layers, root: rootLayer,
                                      defaultName: (Paths.basename(path) as NSString).deletingPathExtension)
             diagnostics += merger.diagnostics
+            omitted += merger.omitted
             policy = built
         }
         if !diagnostics.isEmpty || policy == nil {
             if diagnostics.isEmpty {
                 diagnostics.append(PolicyDiagnostic(file: path, message: "the policy could not be loaded"))
             }
-            throw PolicyError(LoadSession.ordered(diagnostics))
+            throw PolicyError(PolicyLimits.capped(LoadSession.ordered(diagnostics), extra: omitted, file: path))
         }
         return policy!
     }
 
     /// Reads and validates one file on its own (no `extends`), for tools and tests.
-    func readLayer(_ file: FileRef) -> (PolicyLayer?, [PolicyDiagnostic]) {
-        let text: String
-        do {
-            let data = try Data(contentsOf: URL(fileURLWithPath: file.absolute))
-            guard let s = String(data: data, encoding: .utf8) else {
-                return (nil, [PolicyDiagnostic(file: file.display, message: "the file is not valid UTF-8; policy files are UTF-8 TOML")])
-            }
-            text = s
-        } catch {
-            let why: String
-            if !FileManager.default.fileExists(atPath: file.absolute) {
-                why = "no such file"
-            } else if Paths.isDirectory(file.absolute) {
-                why = "it is a directory"
-            } else {
-                why = "it cannot be read (\((error as NSError).localizedDescription))"
-            }
-            return (nil, [PolicyDiagnostic(file: file.display, message: "cannot read policy file: \(why)")])
+    ///
+    /// Every bound of `PolicyLimits` that one file can exceed is checked here, each
+    /// before the work it protects: the kind and size of the file before it is read
+    /// (`PolicyFile`), the raw text before the TOML parser sees it (`PolicyPrescan`),
+    /// the parsed tree before it is validated (`TOMLBounds`). The layer's own
+    /// diagnostics stop at `PolicyLimits.maxDiagnostics`; `omitted` counts the rest.
+    /// - Parameters:
+    ///   - budget: bytes this file may have: what is left of `PolicyLimits.maxTotalBytes`.
+    ///   - valueBudget: values it may hold: what is left of `PolicyLimits.maxValues`.
+    func readLayer(_ file: FileRef, budget: Int = PolicyLimits.maxTotalBytes,
+                   valueBudget: Int = PolicyLimits.maxValues) -> LayerRead {
+        func refused(_ d: PolicyDiagnostic, bytes: Int = 0) -> LayerRead {
+            LayerRead(layer: nil, diagnostics: [d], omitted: 0, bytes: bytes, values: 0)
+        }
+        let bytes: [UInt8]
+        let limit = min(PolicyLimits.maxFileBytes, budget)
+        switch PolicyFile.read(file.absolute, limit: limit) {
+        case .success(let b):
+            bytes = b
+        case .failure(.tooLarge) where limit < PolicyLimits.maxFileBytes:
+            return refused(PolicyDiagnostic(file: file.display, message: "total size limit exceeded: the files of the extends graph are larger than \(PolicyLimits.bytes(PolicyLimits.maxTotalBytes)) together"))
+        case .failure(let why):
+            return refused(PolicyDiagnostic(file: file.display, message: "cannot read policy file: \(why.reason)"))
+        }
+        let scan = PolicyPrescan.check(bytes, valueLimit: valueBudget)
+        if case .exceeded(let found) = scan {
+            return refused(PolicyDiagnostic(file: file.display, line: found.line, message: found.message), bytes: bytes.count)
+        }
+        guard let text = String(bytes: bytes, encoding: .utf8) else {
+            return refused(PolicyDiagnostic(file: file.display, message: "the file is not valid UTF-8; policy files are UTF-8 TOML"), bytes: bytes.count)
         }
         let table: TOMLTable
         do {
             table = try TOMLTable(string: text)
         } catch let e as TOMLParseError {
-            return (nil, [PolicyDiagnostic(file: file.display, line: e.source.begin.line, column: e.source.begin.column,
-                                           message: "malformed TOML: \(e.description)")])
+            return refused(PolicyDiagnostic(file: file.display, line: e.source.begin.line, column: e.source.begin.column,
+                                            message: "malformed TOML: \(e.description)"), bytes: bytes.count)
         } catch {
-            return (nil, [PolicyDiagnostic(file: file.display, message: "malformed TOML: \(error)")])
+            return refused(PolicyDiagnostic(file: file.display, message: "malformed TOML: \(error)"), bytes: bytes.count)
+        }
+        // The scan checked every bound exactly unless it stopped early on text the
+        // parser then accepted: check the parsed tree then.
+        var values = 0
+        if case .complete(let counted) = scan { values = counted }
+        if scan == .stopped {
+            let (exceeded, counted) = TOMLBounds.check(table, valueLimit: valueBudget)
+            if !exceeded.isEmpty {
+                let index = SourceIndex(source: text)
+                return LayerRead(layer: nil, diagnostics: exceeded.map {
+                    PolicyDiagnostic(file: file.display, keyPath: $0.path.components.isEmpty ? nil : $0.path.description,
+                                     line: index.line(for: $0.path), message: $0.message)
+                }, omitted: 0, bytes: bytes.count, values: counted)
+            }
+            values = counted
         }
         let reader = LayerReader(file: file.display, policyDir: Paths.dirname(file.absolute),
                                  index: SourceIndex(source: text), profileDirs: profileSearchPath)
         let layer = reader.read(table, absolutePath: file.absolute)
-        return (layer, reader.diagnostics)
+        return LayerRead(layer: layer, diagnostics: reader.diagnostics, omitted: reader.omitted, bytes: bytes.count,
+                         values: values)
+    }
+
+    /// One file read and validated on its own.
+    struct LayerRead {
+        var layer: PolicyLayer?
+        /// At most `PolicyLimits.maxDiagnostics`; `omitted` counts the rest.
+        var diagnostics: [PolicyDiagnostic]
+        var omitted: Int
+        /// Bytes read, counted against `PolicyLimits.maxTotalBytes`.
+        var bytes: Int
+        /// Values parsed, counted against `PolicyLimits.maxValues`.
+        var values: Int
     }
 
     struct FileRef {
@@ -149,22 +191,36 @@ public struct PolicyLoader: Sendable {
     }
 
     /// Depth-first walk of the `extends` graph; `order` is the merge order (post-order,
-    /// each file once).
+    /// each file once). The walk stops at `PolicyLimits.maxExtendsDepth` levels and
+    /// `PolicyLimits.maxPolicyFiles` files; each file keeps at most
+    /// `PolicyLimits.maxDiagnostics` diagnostics and counts the rest in `omitted`.
     private struct LoadSession {
         let loader: PolicyLoader
         var diagnostics: [PolicyDiagnostic] = []
+        var omitted = 0
         var order: [PolicyLayer] = []
         var done = Set<String>()
         var reportedCycles = Set<[String]>()
+        var filesRead = 0
+        var bytesRead = 0
+        var valuesRead = 0
+        var reportedFileLimit = false
+        private var kept: [String: Int] = [:]
+        private var indexes: [String: SourceIndex] = [:]
 
         init(loader: PolicyLoader) { self.loader = loader }
 
         mutating func visit(_ file: FileRef, stack: [FileRef]) {
             let id = file.identity
             if done.contains(id) { return }
-            let (layer, found) = loader.readLayer(file)
-            diagnostics += found
-            guard let layer else { done.insert(id); return }
+            filesRead += 1
+            let read = loader.readLayer(file, budget: PolicyLimits.maxTotalBytes - bytesRead,
+                                        valueBudget: PolicyLimits.maxValues - valuesRead)
+            bytesRead += read.bytes
+            valuesRead += read.values
+            for d in read.diagnostics { add(d) }
+            omitted += read.omitted
+            guard let layer = read.layer else { done.insert(id); return }
             let here = stack + [file]
             let dir = Paths.dirname(file.display)
             for (target, keyPath) in layer.extends {
@@ -173,10 +229,16 @@ public struct PolicyLoader: Sendable {
                     report(file, keyPath, message, layer: layer)
                 case .found(let display):
                     let child = FileRef(display: display, absolute: Paths.absolute(display))
-                    if !Paths.isFile(child.absolute) {
-                        let message = Paths.isDirectory(child.absolute)
-                            ? "extends target \"\(target)\" is a directory (\(display)); name a .toml file"
-                            : "extends target \"\(target)\" not found: no file \(display)"
+                    // Only a regular file is read: a FIFO would block, /dev/zero never ends.
+                    let message: String?
+                    switch PolicyFile.kind(child.absolute) {
+                    case .regular: message = nil
+                    case .missing: message = "extends target \"\(target)\" not found: no file \(display)"
+                    case .directory: message = "extends target \"\(target)\" is a directory (\(display)); name a .toml file"
+                    case .special(let what): message = "extends target \"\(target)\" is \(what), not a regular file (\(display)); name a .toml file"
+                    case .unreadable(let why): message = "extends target \"\(target)\" cannot be read (\(display)): \(why)"
+                    }
+                    if let message {
                         report(file, keyPath, message, layer: layer)
                         continue
                     }
@@ -190,6 +252,20 @@ public struct PolicyLoader: Sendable {
                         }
                         continue
                     }
+                    if done.contains(childID) { continue }
+                    // `here.count` is the level the child would be at (the root is level 0).
+                    if here.count > PolicyLimits.maxExtendsDepth {
+                        let chain = (here.map(\.display) + [display]).joined(separator: " -> ")
+                        report(file, keyPath, "extends depth limit exceeded: \(chain) is more than \(PolicyLimits.maxExtendsDepth) levels of extends", layer: layer)
+                        continue
+                    }
+                    if filesRead >= PolicyLimits.maxPolicyFiles {
+                        if !reportedFileLimit {
+                            reportedFileLimit = true
+                            report(file, keyPath, "policy file count limit exceeded: the extends graph has more than \(PolicyLimits.maxPolicyFiles) files; \(display) and the files after it were not read", layer: layer)
+                        }
+                        continue
+                    }
                     visit(child, stack: here)
                 }
             }
@@ -197,12 +273,25 @@ public struct PolicyLoader: Sendable {
             order.append(layer)
         }
 
+        /// Keeps the first `PolicyLimits.maxDiagnostics` of each file; counts the rest.
+        private mutating func add(_ d: PolicyDiagnostic) {
+            let n = kept[d.file, default: 0]
+            guard n < PolicyLimits.maxDiagnostics else { omitted += 1; return }
+            kept[d.file] = n + 1
+            diagnostics.append(d)
+        }
+
         private mutating func report(_ file: FileRef, _ keyPath: TOMLPath, _ message: String, layer: PolicyLayer) {
-            // The source index is rebuilt only on this (rare) error path.
-            let line = (try? String(contentsOfFile: file.absolute, encoding: .utf8)).flatMap {
-                SourceIndex(source: $0).line(for: keyPath)
+            guard kept[file.display, default: 0] < PolicyLimits.maxDiagnostics else { omitted += 1; return }
+            // The source index is built only on this (rare) error path, once per file,
+            // from at most the bytes the layer was read from.
+            if indexes[file.absolute] == nil {
+                let text = (try? PolicyFile.read(file.absolute, limit: PolicyLimits.maxFileBytes).get())
+                    .flatMap { String(bytes: $0, encoding: .utf8) } ?? ""
+                indexes[file.absolute] = SourceIndex(source: text)
             }
-            diagnostics.append(PolicyDiagnostic(file: file.display, keyPath: keyPath.description, line: line, message: message))
+            let line = indexes[file.absolute]?.line(for: keyPath)
+            add(PolicyDiagnostic(file: file.display, keyPath: keyPath.description, line: line, message: message))
         }
 
         /// Groups diagnostics by file (in order of first appearance) and sorts each
@@ -225,6 +314,8 @@ public struct PolicyLoader: Sendable {
 struct Merger {
     let rootFile: String
     var diagnostics: [PolicyDiagnostic] = []
+    /// Diagnostics past `PolicyLimits.maxDiagnostics`, counted, not kept.
+    var omitted = 0
 
     init(rootFile: String) { self.rootFile = rootFile }
 
@@ -282,6 +373,7 @@ struct Merger {
             Merger.apply(l.dns, to: &p.network.dns)
             p.network.allow = Merger.appendUnique(p.network.allow, l.allow)
             p.network.hosts.merge(l.hosts) { _, new in new }
+            if let v = l.maxConnections { p.network.maxConnections = v }
 
             if let v = l.requireRootOwned { p.binary.requireRootOwned = v }
             if let v = l.rejectWritable { p.binary.rejectWritable = v }
@@ -292,15 +384,15 @@ struct Merger {
         }
 
         crossCheck(p)
+        checkMergedSizes(p)
 
         if let profile, case .file(let path) = profile.ref {
-            do {
-                p.seccomp.profile = try SeccompProfile.load(path: path)
-            } catch let e as PolicyError {
-                diagnostics += e.diagnostics
-            } catch {
-                diagnostics.append(PolicyDiagnostic(file: profile.file, keyPath: profile.path?.description,
-                                                    message: "cannot load seccomp profile \(path): \(error)"))
+            switch SeccompProfile.loadCounted(path: path) {
+            case .success(let loaded):
+                p.seccomp.profile = loaded
+            case .failure(let failure):
+                diagnostics += failure.diagnostics
+                omitted += failure.omitted
             }
         }
         return p
@@ -331,7 +423,26 @@ struct Merger {
         }
     }
 
+    /// Lists and tables merged over the `extends` chain stay within the bound each file's
+    /// arrays have (`PolicyLimits.maxArrayItems`): every entry costs the planner a
+    /// path lookup, a mount or a rule.
+    private mutating func checkMergedSizes(_ p: Policy) {
+        let sizes: [(String, Int)] = [
+            ("process.env.pass", p.process.envPass.count), ("process.env.set", p.process.envSet.count),
+            ("filesystem.ro", p.filesystem.ro.count), ("filesystem.rw", p.filesystem.rw.count),
+            ("filesystem.tmpfs", p.filesystem.tmpfs.count), ("filesystem.protect", p.filesystem.protect.count),
+            ("filesystem.mask", p.filesystem.mask.count), ("filesystem.unix_sockets", p.filesystem.unixSockets.count),
+            ("landlock.connect_tcp", p.landlock.connectTCP?.count ?? 0), ("landlock.bind_tcp", p.landlock.bindTCP?.count ?? 0),
+            ("network.dns", p.network.dns.count), ("network.allow", p.network.allow.count),
+            ("network.hosts", p.network.hosts.count), ("binary.pin", p.binary.pin.count),
+        ]
+        for (key, n) in sizes where n > PolicyLimits.maxArrayItems {
+            fail(key, "array length limit exceeded: \(n) entries after merging the extends chain, more than \(PolicyLimits.maxArrayItems)")
+        }
+    }
+
     private mutating func fail(_ keyPath: String, _ message: String) {
+        guard diagnostics.count < PolicyLimits.maxDiagnostics else { omitted += 1; return }
         diagnostics.append(PolicyDiagnostic(file: rootFile, keyPath: keyPath, message: message))
     }
 
@@ -345,17 +456,52 @@ struct Merger {
         }
     }
 
-    /// Paths compare by their text: `"!/lib64"` also removes an inherited `"/lib64?"`, and
-    /// re-adding a path replaces its optional marker in place.
-    static func apply(_ edits: [ListEdit<PathTemplate>], to list: inout [PathTemplate]) {
+    // The Hashable forms below do the same in time linear in the list and the edits (a
+    // chain of files with thousands of entries each must not take quadratic time); the
+    // Equatable forms remain for types that are not Hashable.
+
+    /// `apply(_:to:)` for Hashable values: a set of what is in the list, removals
+    /// leave a hole, filled in one pass at the end.
+    static func apply<T: Hashable>(_ edits: [ListEdit<T>], to list: inout [T]) {
+        guard !edits.isEmpty else { return }
+        var slots: [T?] = list
+        var position: [T: Int] = [:]
+        for (i, v) in list.enumerated() where position[v] == nil { position[v] = i }
         for edit in edits {
             switch edit {
             case .add(let v):
-                if let i = list.firstIndex(where: { $0.raw == v.raw }) { list[i] = v } else { list.append(v) }
+                if position[v] == nil { position[v] = slots.count; slots.append(v) }
             case .remove(let v):
-                list.removeAll { $0.raw == v.raw }
+                if let i = position.removeValue(forKey: v) { slots[i] = nil }
             }
         }
+        list = slots.compactMap { $0 }
+    }
+
+    /// Paths compare by their text: `"!/lib64"` also removes an inherited `"/lib64?"`, and
+    /// re-adding a path replaces its optional marker in place.
+    static func apply(_ edits: [ListEdit<PathTemplate>], to list: inout [PathTemplate]) {
+        guard !edits.isEmpty else { return }
+        var slots: [PathTemplate?] = list
+        var position: [String: Int] = [:]
+        for (i, v) in list.enumerated() where position[v.raw] == nil { position[v.raw] = i }
+        for edit in edits {
+            switch edit {
+            case .add(let v):
+                if let i = position[v.raw] { slots[i] = v } else { position[v.raw] = slots.count; slots.append(v) }
+            case .remove(let v):
+                if let i = position.removeValue(forKey: v.raw) { slots[i] = nil }
+            }
+        }
+        list = slots.compactMap { $0 }
+    }
+
+    static func appendUnique<T: Hashable>(_ list: [T], _ more: [T]) -> [T] {
+        guard !more.isEmpty else { return list }
+        var seen = Set(list)
+        var out = list
+        for v in more where seen.insert(v).inserted { out.append(v) }
+        return out
     }
 
     static func appendUnique<T: Equatable>(_ list: [T], _ more: [T]) -> [T] {

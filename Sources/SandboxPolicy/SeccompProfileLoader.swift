@@ -8,44 +8,73 @@ import Foundation
 // thrown once as a `PolicyError`. Unknown keys are errors, as everywhere in a policy.
 
 extension SeccompProfile {
-    /// Reads and validates the profile at `path`.
+    /// Reads and validates the profile at `path`. Only a regular file of at most
+    /// `PolicyLimits.maxProfileBytes` is read (a FIFO or a device is refused unopened).
     public static func load(path: String) throws -> SeccompProfile {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw PolicyError([PolicyDiagnostic(file: path, message: "seccomp profile not found")])
+        switch loadCounted(path: path) {
+        case .success(let profile): return profile
+        case .failure(let failure): throw PolicyError(PolicyLimits.capped(failure.diagnostics, extra: failure.omitted, file: path))
         }
-        guard !isDirectory.boolValue else {
-            throw PolicyError([PolicyDiagnostic(file: path, message: "seccomp profile is a directory, not a JSON file")])
-        }
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw PolicyError([PolicyDiagnostic(file: path, message: "cannot read seccomp profile: \(error.localizedDescription)")])
-        }
-        let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
-        return try load(data: data, source: absolute, file: path)
     }
 
     /// Validates a profile held in memory. `source` becomes `SeccompProfile.source`;
     /// `file` (default: `source`) names it in diagnostics.
     public static func load(data: Data, source: String, file: String? = nil) throws -> SeccompProfile {
         let file = file ?? source
-        guard data.count <= SeccompProfileReader.maxSize else {
-            throw PolicyError([PolicyDiagnostic(file: file, message: "seccomp profile is larger than \(SeccompProfileReader.maxSize) bytes")])
+        switch loadCounted(bytes: Array(data), source: source, file: file) {
+        case .success(let profile): return profile
+        case .failure(let failure): throw PolicyError(PolicyLimits.capped(failure.diagnostics, extra: failure.omitted, file: file))
+        }
+    }
+
+    /// Why a profile was refused: at most `PolicyLimits.maxDiagnostics` diagnostics,
+    /// and how many more there were.
+    struct LoadFailure: Error {
+        var diagnostics: [PolicyDiagnostic]
+        var omitted = 0
+    }
+
+    static func loadCounted(path: String) -> Result<SeccompProfile, LoadFailure> {
+        let bytes: [UInt8]
+        switch PolicyFile.read(path, limit: PolicyLimits.maxProfileBytes) {
+        case .success(let b):
+            bytes = b
+        case .failure(.missing):
+            return .failure(LoadFailure(diagnostics: [PolicyDiagnostic(file: path, message: "seccomp profile not found")]))
+        case .failure(.notRegular("a directory")):
+            return .failure(LoadFailure(diagnostics: [PolicyDiagnostic(file: path, message: "seccomp profile is a directory, not a JSON file")]))
+        case .failure(.tooLarge):
+            return .failure(LoadFailure(diagnostics: [PolicyDiagnostic(file: path, message: tooLarge)]))
+        case .failure(let why):
+            return .failure(LoadFailure(diagnostics: [PolicyDiagnostic(file: path, message: "cannot read seccomp profile: \(why.reason)")]))
+        }
+        let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
+        return loadCounted(bytes: bytes, source: absolute, file: path)
+    }
+
+    private static var tooLarge: String {
+        "profile size limit exceeded: the seccomp profile is larger than \(PolicyLimits.bytes(PolicyLimits.maxProfileBytes)) (\(PolicyLimits.maxProfileBytes) bytes)"
+    }
+
+    static func loadCounted(bytes: [UInt8], source: String, file: String) -> Result<SeccompProfile, LoadFailure> {
+        guard bytes.count <= PolicyLimits.maxProfileBytes else {
+            return .failure(LoadFailure(diagnostics: [PolicyDiagnostic(file: file, message: tooLarge)]))
         }
         let root: JSONNode
         do {
-            var parser = JSONNodeParser(Array(data))
+            var parser = JSONNodeParser(bytes)
             root = try parser.parseDocument()
         } catch let error as JSONNodeParser.SyntaxError {
-            throw PolicyError([PolicyDiagnostic(file: file, line: error.line, column: error.column,
-                                                message: "invalid JSON: \(error.message)")])
+            let message = error.isLimit ? error.message : "invalid JSON: \(error.message)"
+            return .failure(LoadFailure(diagnostics: [PolicyDiagnostic(file: file, line: error.line, column: error.column,
+                                                                       message: message)]))
+        } catch {
+            return .failure(LoadFailure(diagnostics: [PolicyDiagnostic(file: file, message: "invalid JSON: \(error)")]))
         }
         var reader = SeccompProfileReader(file: file)
         let profile = reader.profile(root, source: source)
-        if let profile, reader.diagnostics.isEmpty { return profile }
-        throw PolicyError(reader.diagnostics)
+        if let profile, reader.diagnostics.isEmpty { return .success(profile) }
+        return .failure(LoadFailure(diagnostics: reader.diagnostics, omitted: reader.omitted))
     }
 
     /// Errno names accepted by Podman's `errno`/`defaultErrno` keys (Linux numbers,
@@ -55,7 +84,6 @@ extension SeccompProfile {
 
 /// Walks the parsed JSON and builds the model, recording every problem.
 struct SeccompProfileReader {
-    static let maxSize = 16 << 20
 
     static let topKeys = ["defaultAction", "defaultErrnoRet", "defaultErrno", "architectures", "archMap",
                           "flags", "syscalls", "listenerPath", "listenerMetadata"]
@@ -108,10 +136,13 @@ struct SeccompProfileReader {
 
     let file: String
     var diagnostics: [PolicyDiagnostic] = []
+    /// Diagnostics past `PolicyLimits.maxDiagnostics`: counted, not kept.
+    var omitted = 0
 
     init(file: String) { self.file = file }
 
     mutating func error(_ node: JSONNode, _ keyPath: String, _ message: String) {
+        guard diagnostics.count < PolicyLimits.maxDiagnostics else { omitted += 1; return }
         diagnostics.append(PolicyDiagnostic(file: file, keyPath: keyPath.isEmpty ? nil : keyPath,
                                             line: node.line, column: node.column, message: message))
     }
@@ -480,13 +511,16 @@ struct JSONNodeParser {
         var line: Int
         var column: Int
         var message: String
+        /// A bound of `PolicyLimits` was exceeded (the text may be valid JSON).
+        var isLimit = false
     }
 
     private let bytes: [UInt8]
     private var index = 0
     private var line = 1
     private var lineStart = 0
-    private static let maxDepth = 512
+    private var values = 0
+    private static let maxDepth = PolicyLimits.maxProfileDepth
 
     init(_ bytes: [UInt8]) {
         self.bytes = bytes
@@ -507,6 +541,10 @@ struct JSONNodeParser {
         SyntaxError(line: line, column: column, message: message)
     }
 
+    private func limit(_ message: String) -> SyntaxError {
+        SyntaxError(line: line, column: column, message: message, isLimit: true)
+    }
+
     private func describe(_ byte: UInt8) -> String {
         if byte >= 0x21 && byte < 0x7f { return "'\(Character(Unicode.Scalar(byte)))'" }
         return String(format: "byte 0x%02x", byte)
@@ -523,8 +561,14 @@ struct JSONNodeParser {
     }
 
     private mutating func parseValue(depth: Int) throws -> JSONNode {
-        guard depth < Self.maxDepth else { throw failure("nesting deeper than \(Self.maxDepth) levels") }
+        guard depth < Self.maxDepth else {
+            throw limit("JSON depth limit exceeded: arrays and objects nested more than \(Self.maxDepth) levels deep")
+        }
         guard index < bytes.count else { throw failure("unexpected end of file, expected a value") }
+        values += 1
+        guard values <= PolicyLimits.maxProfileValues else {
+            throw limit("JSON value count limit exceeded: the profile has more than \(PolicyLimits.maxProfileValues) values")
+        }
         let startLine = line, startColumn = column
         func node(_ kind: JSONNode.Kind) -> JSONNode { JSONNode(kind: kind, line: startLine, column: startColumn) }
         switch bytes[index] {

@@ -62,38 +62,59 @@ struct TOMLPath: Hashable, CustomStringConvertible {
 /// array's line).
 struct SourceIndex {
     private var lines: [String: Int] = [:]
+    /// The line of each item of an array value, by the array's key path: one integer
+    /// per item, not one key path string.
+    private var itemLines: [String: [Int]] = [:]
 
     /// State of a value that continues over several lines.
     private struct ValueScan {
         var depth = 0
-        /// The closing delimiter of an open multi-line string.
-        var multiline: String? = nil
+        /// The quote (`"` or `'`) of an open multi-line string.
+        var multiline: UInt8? = nil
         /// The key whose value is an array: its items (at depth 1) are located too.
-        var arrayPath: [TOMLPath.Component]? = nil
+        var arrayPath: [TOMLPath.Component]? = nil {
+            didSet { arrayKey = arrayPath.map { TOMLPath(components: $0).description } }
+        }
+        private(set) var arrayKey: String? = nil
         var item = 0
         var itemStarted = false
+        /// The line of each item seen so far.
+        var items: [Int] = []
     }
 
     init(source: String) {
+        // Byte-wise over UTF-8 (every delimiter is ASCII): linear, and cheap even in a
+        // debug build, since this also runs on files that are refused.
+        let bytes = Array(source.utf8)
+        bytes.withUnsafeBufferPointer { b in build(b) }
+    }
+
+    private mutating func build(_ b: UnsafeBufferPointer<UInt8>) {
         var header: [TOMLPath.Component] = []
         var arrayCounts: [String: Int] = [:]
         var scan = ValueScan()
-        for (number, rawLine) in source.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let lineNumber = number + 1
-            var line = Substring(rawLine)
-            if let closing = scan.multiline {
-                guard let r = line.range(of: closing) else { continue }
+        var lineNumber = 0
+        var start = 0
+        while start <= b.count {
+            var end = start
+            while end < b.count, b[end] != 0x0A { end += 1 }
+            lineNumber += 1
+            defer { start = end + 1 }
+            var pos = start
+            if let quote = scan.multiline {
+                guard let close = SourceIndex.findTriple(quote, b, pos, end) else { continue }
                 scan.multiline = nil
-                line = line[r.upperBound...]
-                scanValue(line, lineNumber, &scan)
+                pos = close + 3
+                scanValue(b, pos, end, lineNumber, &scan)
                 continue
             }
             if scan.depth > 0 {
-                scanValue(line, lineNumber, &scan)
+                scanValue(b, pos, end, lineNumber, &scan)
                 continue
             }
-            let trimmed = line.drop(while: { $0 == " " || $0 == "\t" })
-            if trimmed.isEmpty || trimmed.first == "#" { continue }
+            while pos < end, b[pos] == 0x20 || b[pos] == 0x09 { pos += 1 }
+            if pos == end || b[pos] == UInt8(ascii: "#") { continue }
+            let trimmed = Substring(String(decoding: UnsafeBufferPointer(rebasing: b[pos..<end]), as: UTF8.self))
             if trimmed.hasPrefix("[[") {
                 guard let (keys, _) = SourceIndex.parseKeys(trimmed.dropFirst(2)) else { continue }
                 let tablePath = TOMLPath(components: keys.map { .key($0) })
@@ -112,18 +133,42 @@ struct SourceIndex {
                 var path = header
                 for k in keys {
                     path.append(.key(k))
-                    record(TOMLPath(components: path).description, lineNumber)
+                    // Each prefix costs its length: a key deeper than any the loader
+                    // accepts (one of 20 000 parts took 50 s here) is not indexed.
+                    if path.count <= PolicyLimits.maxKeyDepth {
+                        record(TOMLPath(components: path).description, lineNumber)
+                    }
                 }
+                flushItems(&scan)
                 scan = ValueScan()
-                let value = rest.dropFirst().drop(while: { $0 == " " || $0 == "\t" })
-                if value.first == "[" { scan.arrayPath = path }
-                scanValue(value, lineNumber, &scan)
+                // The value starts after the `=`: its offset from the end of the line.
+                var value = end - (rest.utf8.count - 1)
+                while value < end, b[value] == 0x20 || b[value] == 0x09 { value += 1 }
+                if value < end, b[value] == UInt8(ascii: "[") { scan.arrayPath = path }
+                scanValue(b, value, end, lineNumber, &scan)
             }
         }
+        flushItems(&scan)
+    }
+
+    /// The offset of the next `quote` × 3 in `b[from..<to]`.
+    private static func findTriple(_ quote: UInt8, _ b: UnsafeBufferPointer<UInt8>, _ from: Int, _ to: Int) -> Int? {
+        var i = from
+        while i + 2 < to {
+            if b[i] == quote, b[i + 1] == quote, b[i + 2] == quote { return i }
+            i += 1
+        }
+        return nil
     }
 
     private mutating func record(_ key: String, _ line: Int) {
         if lines[key] == nil { lines[key] = line }
+    }
+
+    /// Files the item lines of the array value just scanned under its key path.
+    private mutating func flushItems(_ scan: inout ValueScan) {
+        if let key = scan.arrayKey, !scan.items.isEmpty, itemLines[key] == nil { itemLines[key] = scan.items }
+        scan.items = []
     }
 
     /// The line of `path` or of its nearest ancestor that is written in the file.
@@ -131,6 +176,10 @@ struct SourceIndex {
         var p: TOMLPath? = path
         while let current = p, !current.components.isEmpty {
             if let l = lines[current.description] { return l }
+            if case .index(let i)? = current.components.last, let parent = current.parent,
+               let items = itemLines[parent.description], i >= 0, i < items.count {
+                return items[i]
+            }
             p = current.parent
         }
         return nil
@@ -177,50 +226,51 @@ struct SourceIndex {
         }
     }
 
-    /// Follows brackets over a value fragment, ignoring strings and comments, and
-    /// records the line where each item of a tracked array starts.
-    private mutating func scanValue(_ text: Substring, _ lineNumber: Int, _ scan: inout ValueScan) {
-        var rest = text
+    /// Follows brackets over a value fragment (`b[from..<to]`), ignoring strings and
+    /// comments, and records the line where each item of a tracked array starts.
+    private mutating func scanValue(_ b: UnsafeBufferPointer<UInt8>, _ from: Int, _ to: Int, _ lineNumber: Int,
+                                    _ scan: inout ValueScan) {
+        var i = from
         func itemBegins() {
-            guard scan.depth == 1, let path = scan.arrayPath, !scan.itemStarted else { return }
+            guard scan.depth == 1, scan.arrayPath != nil, !scan.itemStarted else { return }
             scan.itemStarted = true
-            record(TOMLPath(components: path + [.index(scan.item)]).description, lineNumber)
+            if scan.items.count == scan.item { scan.items.append(lineNumber) }
         }
-        while let c = rest.first {
-            if c == "#" { break }
-            if c == " " || c == "\t" || c == "\r" { rest = rest.dropFirst(); continue }
-            if c == "\"" || c == "'" {
+        while i < to {
+            let c = b[i]
+            if c == UInt8(ascii: "#") { break }
+            if c == 0x20 || c == 0x09 || c == 0x0D { i += 1; continue }
+            if c == UInt8(ascii: "\"") || c == UInt8(ascii: "'") {
                 itemBegins()
-                let triple = String(repeating: String(c), count: 3)
-                if rest.hasPrefix(triple) {
-                    rest = rest.dropFirst(3)
-                    if let r = rest.range(of: triple) {
-                        rest = rest[r.upperBound...]
+                if i + 2 < to, b[i + 1] == c, b[i + 2] == c {
+                    if let close = SourceIndex.findTriple(c, b, i + 3, to) {
+                        i = close + 3
                         continue
                     }
-                    scan.multiline = triple
+                    scan.multiline = c
                     return
                 }
-                rest = rest.dropFirst()
-                while let s = rest.first {
-                    rest = rest.dropFirst()
-                    if s == "\\" && c == "\"" { rest = rest.dropFirst(); continue }
+                i += 1
+                while i < to {
+                    let s = b[i]
+                    i += 1
+                    if s == UInt8(ascii: "\\") && c == UInt8(ascii: "\"") { i += 1; continue }
                     if s == c { break }
                 }
                 continue
             }
-            if c == "," && scan.depth == 1 {
+            if c == UInt8(ascii: ",") && scan.depth == 1 {
                 scan.item += 1
                 scan.itemStarted = false
-            } else if c == "[" || c == "{" {
+            } else if c == UInt8(ascii: "[") || c == UInt8(ascii: "{") {
                 itemBegins()
                 scan.depth += 1
-            } else if c == "]" || c == "}" {
+            } else if c == UInt8(ascii: "]") || c == UInt8(ascii: "}") {
                 scan.depth = max(0, scan.depth - 1)
             } else {
                 itemBegins()
             }
-            rest = rest.dropFirst()
+            i += 1
         }
     }
 }

@@ -68,6 +68,8 @@ func hostFacts(_ probe: HostProbe = .probe()) -> HostFacts {
     }
     if let base { trusted.append(.seccompCache(base + "/.seccomp-cache")) }
     facts.trusted = trusted
+    // What a broad egress allow rule must not open: the host's addresses, the bridge.
+    facts.hostAddresses = HostAddresses.egressProtected()
     return facts
 }
 
@@ -88,6 +90,22 @@ struct HostFiles: FileInspector {
         case .other?: return .other
         case .symlink(let target)?: return .symlink(target: target)
         }
+    }
+
+    func contents(of path: String, maxBytes: Int) -> String? {
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG, Int(st.st_size) <= maxBytes else { return nil }
+        let bytes = FD.readAll(fd, max: maxBytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    func linkCount(of path: String) -> Int? {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return nil }
+        return Int(st.st_nlink)
     }
 
     func identity(of path: String) -> FileIdentity? {
@@ -123,8 +141,9 @@ func runExec(policyName: String, argv: [String], resultPath: String?, resultFD: 
     // (the command could otherwise swap a directory on its path for a symlink), and
     // a given fd must be open for writing.
     var resultFDs: [Int32] = []
+    var resultFile: ResultFile?
     if let path = resultPath {
-        do { resultFDs.append(try FD.openResultFile(path)) } catch {
+        do { resultFile = try ResultFile.open(path) } catch {
             if error.errno == ELOOP {
                 fail("--result \(path): a symlink is on its path (\(error.detail ?? "a component is a link")); refused: an earlier run could have planted it")
             }
@@ -140,6 +159,11 @@ func runExec(policyName: String, argv: [String], resultPath: String?, resultFD: 
         let bytes = ((try? CanonicalJSON.encode(outcome)) ?? []) + [UInt8(ascii: "\n")]
         for fd in resultFDs where !FD.writeAll(fd, bytes) {
             FileHandle.standardError.write(Data("sandbox: cannot write the result to fd \(fd)\n".utf8))
+        }
+        if let resultFile {
+            do { try resultFile.write(bytes) } catch {
+                FileHandle.standardError.write(Data("sandbox: --result \(resultFile.path): \(error)\n".utf8))
+            }
         }
         Foundation.exit(outcome.exitCode)
     }

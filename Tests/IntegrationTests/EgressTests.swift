@@ -135,7 +135,8 @@ import Testing
 
     /// A probe the sandbox runs: each argument `kind:host:port` becomes one attempt,
     /// printed as `kind:host:port=RESULT` ("ok:<answer>", "sent", "timeout" or the
-    /// errno name).
+    /// errno name). Kinds: `tcp`, `udp` (a non-DNS datagram), `dns` (a DNS query over
+    /// UDP), `addr`.
     static let probeScript = """
         import errno, socket, sys
         def name(e):
@@ -154,10 +155,12 @@ import Testing
                     return name(e)
                 finally:
                     s.close()
-            if kind == "udp":
+            if kind in ("udp", "dns"):
                 s = socket.socket(fam, socket.SOCK_DGRAM)
+                # dns: a DNS query (the resolver's port passes nothing else)
+                payload = b"probe" if kind == "udp" else bytes.fromhex("123401000001000000000000076578616d706c6504746573740000010001")
                 try:
-                    s.sendto(b"probe", (host, port))
+                    s.sendto(payload, (host, port))
                     return "sent"
                 except OSError as e:
                     return name(e)
@@ -262,7 +265,7 @@ import Testing
             let policy = Self.egressPolicy(in: dir, allow: h1.address, dns: h1.address)
             let attempts = [
                 "tcp:\(h1.address):8080", "tcp:\(h1.address):8081", "tcp:\(h2.address):8080",
-                "udp:\(h1.address):9999", "udp:\(h2.address):53", "udp:\(h1.address):53",
+                "udp:\(h1.address):9999", "udp:\(h2.address):53", "dns:\(h1.address):53",
                 "tcp:[\(h1.address6)]:8080",
             ]
             let script = "cat /etc/resolv.conf; python3 \(probe) \(attempts.joined(separator: " "))"
@@ -275,7 +278,7 @@ import Testing
             #expect(r["tcp:\(h2.address):8080"] == "ECONNREFUSED", "\(out.stdout)")
             #expect(r["udp:\(h1.address):9999"] == "EPERM", "\(out.stdout)")
             #expect(r["udp:\(h2.address):53"] == "EPERM", "DNS to a non-resolver: \(out.stdout)")
-            #expect(r["udp:\(h1.address):53"] == "sent", "DNS to the resolver: \(out.stdout)")
+            #expect(r["dns:\(h1.address):53"] == "sent", "DNS to the resolver: \(out.stdout)")
             let v6 = r["tcp:[\(h1.address6)]:8080"] ?? "missing"
             #expect(!v6.hasPrefix("ok") && v6 != "missing", "IPv6: \(v6)")
             // resolv.conf: exactly the policy's resolvers.

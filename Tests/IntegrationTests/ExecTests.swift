@@ -101,7 +101,7 @@ import Testing
         if lines.count >= 3 {
             // PID 1 (reaper), the shell, and the short-lived ls/grep.
             #expect((Int(lines[0]) ?? 99) <= 5, "processes visible: \(lines[0])")
-            #expect(lines[1] == "sandbox")
+            #expect(lines[1] == "sandbox-init")   // the reaper names itself (issue 12)
             #expect(lines[2] == "box-7")
         }
         #expect(victim.isRunning, "kill -9 -1 inside reached a host process")
@@ -237,6 +237,21 @@ import Testing
         #expect(stat("\(dir)/f", &st) == 0 && st.st_uid == 65534, "file written inside is not owned by the invoker")
         runGone(out, base: "\(runtime)/sandbox")
     }
+    /// network.hosts for a rootless invoker: the child writes the file on a tmpfs of
+    /// its own (nothing needs the supervisor's privileges), read-only inside.
+    @Test func rootlessHostsEntriesResolve() throws {
+        guard Harness.require(Harness.isRoot, "root (to switch to an unprivileged user with setpriv)") else { return }
+        let runtime = Harness.tempDir(owner: 65534)
+        let dir = Harness.tempDir(owner: 65534)
+        defer { try? FileManager.default.removeItem(atPath: dir); try? FileManager.default.removeItem(atPath: runtime) }
+        let policy = Self.basicPolicy(in: dir, filesystem: "[network]\nhosts = { \"db.test\" = \"10.9.8.7\" }")
+        chmod(policy, 0o644)
+        let out = try Harness.exec(policy: policy, ["sh", "-c", "getent hosts db.test; if (echo x >> /etc/hosts) 2>/dev/null; then echo writable; fi"],
+                                   cwd: dir, asUser: (65534, runtime))
+        #expect(out.status == 0, "stderr: \(out.stderr)")
+        #expect(out.stdout.hasPrefix("10.9.8.7") && out.stdout.contains("db.test") && !out.stdout.contains("writable"), "stdout: \(out.stdout)")
+    }
+
     @Test func signalsAreForwardedThroughThePidfd() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
         let dir = Harness.tempDir()

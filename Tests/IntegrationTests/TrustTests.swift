@@ -124,19 +124,54 @@ import Testing
 
     /// A policy in the project's `.sandbox/` (agent's `protect`) is read-only inside:
     /// allowed, and the command indeed cannot change it.
-    @Test func policyInProtectedDotSandboxRuns() throws {
+    /// A policy under a protected `.sandbox/` is refused too: protect covers only what
+    /// exists when a run is planned, so an earlier run (in a directory without
+    /// `.sandbox/`) could have planted it. Control: such a run can create it.
+    @Test func policyInProtectedDotSandboxIsRefused() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
         let proj = Harness.tempDir()
         defer { try? FileManager.default.removeItem(atPath: proj) }
-        try FileManager.default.createDirectory(atPath: "\(proj)/.sandbox", withIntermediateDirectories: true)
-        let path = "\(proj)/.sandbox/p.toml"
-        let text = "name = \"project\"\nextends = [\"\(Self.agent)\"]\n"
-        try text.write(toFile: path, atomically: true, encoding: .utf8)
-        let out = try Harness.exec(policy: path, ["sh", "-c", "touch ran; echo '[filesystem]' >> .sandbox/p.toml; echo $?"], cwd: proj)
-        #expect(out.status == 0, "stderr: \(out.stderr)")
-        #expect(Self.exists("\(proj)/ran"))
-        #expect(out.stdout != "0\n", "the append succeeded")
-        #expect((try? String(contentsOfFile: path, encoding: .utf8)) == text, "the protected policy changed")
+        let planted = "name = \"planted\"\nextends = [\"\(Self.agent)\"]\n[filesystem]\nrw = [\"{cwd}\", \"/root\"]\n"
+        let plant = try Harness.exec(policy: "agent", ["sh", "-c", "mkdir -p .sandbox && printf '\(planted.replacingOccurrences(of: "\n", with: "\\n"))' > .sandbox/p.toml"], cwd: proj)
+        #expect(plant.status == 0 && Self.exists("\(proj)/.sandbox/p.toml"), "control: a run could not plant a policy: \(plant.stderr)")
+        let out = try Harness.exec(policy: "\(proj)/.sandbox/p.toml", ["touch", "ran"], cwd: proj)
+        #expect(out.status == 125, "stderr: \(out.stderr)")
+        #expect(out.stderr.contains("holds the policy file"), "\(out.stderr)")
+        #expect(!Self.exists("\(proj)/ran"), "the planted policy ran")
+    }
+
+    /// Identity, not only paths: a bind-mount alias of a directory holding a policy is
+    /// the same directory. (The alias is a bind mount the test makes and removes.)
+    @Test func bindMountAliasOfATrustedDirectoryIsRefused() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let real = Harness.tempDir(), alias = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: real); try? FileManager.default.removeItem(atPath: alias) }
+        try "name = \"aliased\"\nextends = [\"\(Self.agent)\"]\n".write(toFile: "\(real)/p.toml", atomically: true, encoding: .utf8)
+        let m = try Harness.run("/bin/mount", ["--bind", real, alias])
+        guard Harness.require(m.status == 0, "bind mount: \(m.stderr)") else { return }
+        defer { _ = try? Harness.run("/bin/umount", [alias]) }
+        let out = try Harness.exec(policy: "\(real)/p.toml", ["sh", "-c", "echo '# changed' >> p.toml"], cwd: alias)
+        #expect(out.status == 125, "stderr: \(out.stderr)")
+        #expect(out.stderr.contains("holds the policy file"), "\(out.stderr)")
+        #expect(!((try? String(contentsOfFile: "\(real)/p.toml", encoding: .utf8)) ?? "").contains("changed"), "the policy was changed through the alias")
+        // Control: another directory is fine, and a run there could write what it holds.
+        let other = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: other) }
+        let ok = try Harness.exec(policy: "\(real)/p.toml", ["sh", "-c", "echo hi > f"], cwd: other)
+        #expect(ok.status == 0, "control: \(ok.stderr)")
+    }
+
+    @Test func hardLinkedPolicyIsRefused() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let dir = Harness.tempDir(), ws = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir); try? FileManager.default.removeItem(atPath: ws) }
+        try "name = \"linked\"\nextends = [\"\(Self.agent)\"]\n".write(toFile: "\(dir)/p.toml", atomically: true, encoding: .utf8)
+        #expect(link("\(dir)/p.toml", "\(ws)/p.toml") == 0)
+        let out = try Harness.exec(policy: "\(dir)/p.toml", ["true"], cwd: ws)
+        #expect(out.status == 125 && out.stderr.contains("hard links"), "stderr: \(out.stderr)")
+        unlink("\(ws)/p.toml")
+        let ok = try Harness.exec(policy: "\(dir)/p.toml", ["true"], cwd: ws)
+        #expect(ok.status == 0, "control, one link: \(ok.stderr)")
     }
 
     // MARK: (c) the seccomp profile
@@ -232,5 +267,53 @@ import Testing
         // Control: the same policy without that entry, from the same directory, runs.
         let ok = try Harness.exec(policy: Self.agent, ["sh", "-c", "echo ran"], cwd: proj)
         #expect(ok.status == 0 && ok.stdout == "ran\n", "stderr: \(ok.stderr)")
+    }
+
+    // MARK: (d') what an earlier run or the command can leave at the result's name
+
+    /// A FIFO planted where the result goes would block the supervisor in open(2)
+    /// before any timeout applies (control: a plain write to it blocks). Refused at
+    /// once, nothing runs.
+    @Test func resultAtAPlantedFIFOIsRefusedWithoutBlocking() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let proj = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: proj) }
+        #expect(mkfifo("\(proj)/out.json", 0o644) == 0)
+        // SIGKILL: the test process may run its children with SIGTERM blocked.
+        let control = try Harness.run("/usr/bin/timeout", ["-s", "KILL", "1", "sh", "-c", "echo x > out.json"], cwd: proj)
+        #expect([124, 137, 9].contains(control.status), "control: writing to the FIFO did not block (status \(control.status))")
+        let started = Date()
+        let out = try Harness.sandbox(["exec", "--policy", Self.agent, "--result", "\(proj)/out.json", "--", "touch", "ran"], cwd: proj)
+        #expect(out.status == 125 && out.stderr.contains("not a regular file"), "status \(out.status): \(out.stderr)")
+        #expect(Date().timeIntervalSince(started) < 10, "blocked")
+        #expect(!Self.exists("\(proj)/ran"), "the command ran")
+    }
+
+    /// The command replaces the result file in its writable directory with a forged
+    /// one (or a hard link to another file). The result is written at the end to a new
+    /// file renamed over the name, so the real one wins and no other file is touched.
+    /// Control: a result fd opened on that file beforehand is swapped away by the command.
+    @Test func resultInTheWritableDirectoryCannotBeForged() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let proj = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: proj) }
+        try "keep\n".write(toFile: "\(proj)/other.txt", atomically: true, encoding: .utf8)
+        let forge = "mv res.json .old 2>/dev/null; printf '{\"exitCode\":0}' > res.json; ln -f other.txt res2.json; exit 3"
+        let out = try Harness.sandbox(["exec", "--policy", Self.agent, "--result", "\(proj)/res.json", "--", "sh", "-c", forge], cwd: proj)
+        #expect(out.status == 3, "stderr: \(out.stderr)")
+        let text = (try? String(contentsOfFile: "\(proj)/res.json", encoding: .utf8)) ?? ""
+        #expect(text.contains("\"exitCode\":3"), "result: \(text)")
+        let hard = try Harness.sandbox(["exec", "--policy", Self.agent, "--result", "\(proj)/res2.json", "--", "true"], cwd: proj)
+        #expect(hard.status == 0, "\(hard.stderr)")
+        #expect((try? String(contentsOfFile: "\(proj)/other.txt", encoding: .utf8)) == "keep\n", "the result was written through a hard link")
+
+        // Control: a descriptor opened on the name before the run (what --result did
+        // before) is left behind when the command moves the file and forges another.
+        let c = try Harness.run("/bin/sh", ["-c", "exec 9>fd.json; exec \"$0\" exec --policy \"$1\" --result-fd 9 -- sh -c \"$2\"",
+                                            Harness.binary, Self.agent,
+                                            "mv fd.json .fd-old; printf '{\"exitCode\":0}' > fd.json; exit 3"], cwd: proj)
+        #expect(c.status == 3)
+        let forged = (try? String(contentsOfFile: "\(proj)/fd.json", encoding: .utf8)) ?? ""
+        #expect(forged == "{\"exitCode\":0}", "control: the forged result is not what a reader finds: \(forged)")
     }
 }

@@ -216,8 +216,8 @@ let simple = """
         #expect(throws: PlanError.self) { try PlanCompiler(host: host(uid: 1000)).compile(p, argv: ["sh"], runId: "r1") }
         let nft = plan.network.nftRuleset ?? ""
         #expect(nft.contains("policy drop;"))
-        #expect(nft.contains("ip daddr 10.203.0.1 udp dport 53 accept"))
-        #expect(nft.contains("ip daddr 192.0.2.0/24 tcp dport { 80, 443 } accept"))
+        #expect(nft.contains("ip daddr 10.203.0.1 udp dport 53 goto admit"))
+        #expect(nft.contains("ip daddr 192.0.2.0/24 tcp dport { 80, 443 } goto admit"))
     }
 
     @Test func shippedPoliciesCompile() throws {

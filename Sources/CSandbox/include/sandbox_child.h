@@ -113,6 +113,12 @@ struct sbx_spec {
     int sync_fd;                   /* read: one byte once the supervisor is ready */
     int error_fd;                  /* write, CLOEXEC: struct sbx_child_error */
     int status_fd;                 /* write: the payload's wait status (int) */
+
+    /* The supervisor's argv strings, argv[0] to the end of the last one's NUL (the
+     * bytes /proc/<pid>/cmdline shows): the reaper overwrites its copy with
+     * "sandbox-init" and NULs. NULL: left as is. */
+    char *argv_area;
+    size_t argv_area_len;
 };
 
 enum sbx_step {

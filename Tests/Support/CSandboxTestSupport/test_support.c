@@ -91,6 +91,16 @@ static int run_probe(int probe, const char *path, uint16_t port) {
     case SBX_FENCE_PROBE_SIGNAL_PARENT:
         rc = kill(getppid(), 0);
         break;
+    case SBX_FENCE_PROBE_UNKNOWN_NR:
+        rc = syscall(100000, 0x1111);
+        break;
+    case SBX_FENCE_PROBE_GAP_NR:
+#if defined(__x86_64__)
+        rc = syscall(400, 0x1111);
+        break;
+#else
+        return ENOSYS;
+#endif
     default:
         return EINVAL;
     }

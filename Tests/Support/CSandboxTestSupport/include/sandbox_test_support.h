@@ -33,6 +33,8 @@ enum {
     SBX_FENCE_PROBE_MKDIR = 12,              /* mkdir(path, 0700) */
     SBX_FENCE_PROBE_CONNECT_TCP = 13,        /* connect to 127.0.0.1:port */
     SBX_FENCE_PROBE_SIGNAL_PARENT = 14,      /* kill(getppid(), 0) */
+    SBX_FENCE_PROBE_UNKNOWN_NR = 15,         /* syscall(100000, 0x1111): above every known number */
+    SBX_FENCE_PROBE_GAP_NR = 16,             /* x86_64: syscall(400), in the gap 335…423 (ENOSYS elsewhere) */
 };
 
 /* Exit codes of a test child whose setup failed. */

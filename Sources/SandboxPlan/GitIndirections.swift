@@ -1,0 +1,81 @@
+import Foundation
+
+/// Files outside `.git` that git on the host runs or reads because the repository's
+/// own config says so: `core.hooksPath` (husky and lefthook point it into the work
+/// tree), `core.fsmonitor` (a command), `include.path` and `includeIf.<cond>.path`.
+/// Protecting `.git` alone leaves these writable, and the host's next `git commit`
+/// or `git status` would run what the command planted there. The planner protects
+/// the ones that exist (`PlanCompiler.mountPlan`) when the policy protects `.git`.
+enum GitIndirections {
+    struct Target: Equatable {
+        /// The config key, e.g. `core.hooksPath`.
+        var key: String
+        /// Absolute, normalised.
+        var path: String
+    }
+
+    /// The targets named by `config` (the text of `<repoRoot>/.git/config`).
+    static func targets(config: String, repoRoot: String) -> [Target] {
+        let gitDir = repoRoot + "/.git"
+        var out: [Target] = []
+        for (section, key, value) in entries(config) {
+            let v = value.trimmingCharacters(in: .whitespaces)
+            if v.isEmpty { continue }
+            switch (section, key) {
+            case ("core", "hookspath"):
+                out.append(Target(key: "core.hooksPath", path: resolve(v, against: repoRoot)))
+            case ("core", "fsmonitor"):
+                // A boolean selects git's built-in daemon; anything else is a command.
+                if ["true", "false", "yes", "no", "on", "off", "1", "0"].contains(v.lowercased()) { continue }
+                let command = String(v.split(separator: " ").first ?? "")
+                out.append(Target(key: "core.fsmonitor", path: resolve(command, against: repoRoot)))
+            case ("include", "path"), (_, "path") where section.hasPrefix("includeif"):
+                out.append(Target(key: section.hasPrefix("includeif") ? "includeIf.path" : "include.path",
+                                  path: resolve(v, against: gitDir)))
+            default: continue
+            }
+        }
+        return out
+    }
+
+    private static func resolve(_ value: String, against base: String) -> String {
+        let raw = value.hasPrefix("/") ? value : base + "/" + value
+        var parts: [Substring] = []
+        for p in raw.split(separator: "/") {
+            if p == "." { continue }
+            if p == ".." { if !parts.isEmpty { parts.removeLast() }; continue }
+            parts.append(p)
+        }
+        return "/" + parts.joined(separator: "/")
+    }
+
+    /// (section, key, value) with section and key lower-cased; a subsection is kept
+    /// in the section name (`includeif "gitdir:x"`). Enough of git-config(1) for the
+    /// keys above: comments, quoted values, no continuation lines.
+    static func entries(_ text: String) -> [(String, String, String)] {
+        var section = ""
+        var out: [(String, String, String)] = []
+        for rawLine in text.split(whereSeparator: \.isNewline) {
+            var line = Substring(rawLine).trimmingCharacters(in: .whitespaces)
+            if line.isEmpty || line.hasPrefix("#") || line.hasPrefix(";") { continue }
+            if line.hasPrefix("[") {
+                guard let close = line.firstIndex(of: "]") else { continue }
+                section = String(line[line.index(after: line.startIndex)..<close]).lowercased()
+                let rest = line[line.index(after: close)...].trimmingCharacters(in: .whitespaces)
+                if rest.isEmpty { continue }
+                line = rest   // `[core] hooksPath = x` on one line
+            }
+            guard let eq = line.firstIndex(of: "=") else { continue }
+            let key = line[..<eq].trimmingCharacters(in: .whitespaces).lowercased()
+            var value = line[line.index(after: eq)...].trimmingCharacters(in: .whitespaces)
+            if value.hasPrefix("\"") {
+                value.removeFirst()
+                if let end = value.firstIndex(of: "\"") { value = String(value[..<end]) }
+            } else if let c = value.firstIndex(where: { $0 == "#" || $0 == ";" }) {
+                value = String(value[..<c]).trimmingCharacters(in: .whitespaces)
+            }
+            out.append((section, key, value))
+        }
+        return out
+    }
+}

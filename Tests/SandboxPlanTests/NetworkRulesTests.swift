@@ -1,0 +1,137 @@
+import Foundation
+import SandboxPlan
+import SandboxPolicy
+import Testing
+
+/// The egress ruleset the planner renders (issue 12, items 2 and 5): the connection
+/// cap, DNS only as queries to the resolvers, and what a broad allow rule never opens.
+/// Pure; the kernel side is attacked in IntegrationTests (KernelResourceTests,
+/// EgressScopeTests).
+struct NetworkRulesTests {
+    /// The host of these tests: eth0 192.0.2.2 (broadcast 192.0.2.255), the standard
+    /// bridge (gateway 10.203.0.1, subnet 10.203.0.0/16), an IPv6 address.
+    static let hostAddresses = ["192.0.2.2", "192.0.2.255", "10.203.0.1", "10.203.0.0/16", "2001:db8::5"]
+
+    func compile(_ network: String, hostAddresses: [String] = NetworkRulesTests.hostAddresses) throws -> RunPlan {
+        let p = try policy("name = \"net\"\n[network]\nmode = \"egress\"\n" + network)
+        var facts = host(uid: 0)
+        facts.hostAddresses = hostAddresses
+        return try PlanCompiler(host: facts).compile(p, argv: ["sh"], runId: "r1")
+    }
+
+    func ruleset(_ network: String, hostAddresses: [String] = NetworkRulesTests.hostAddresses) throws -> [String] {
+        try (compile(network, hostAddresses: hostAddresses).network.nftRuleset ?? "")
+            .split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+    }
+
+    func planError(_ network: String) -> PlanError? {
+        do { _ = try compile(network); return nil } catch let e as PlanError { return e } catch { return nil }
+    }
+
+    @Test func connectionCapDefaultsTo256AndFollowsThePolicy() throws {
+        let d = try ruleset("dns = [\"10.203.0.1\"]")
+        #expect(d.contains("ct count over 256 goto refuse"))
+        // A flow already admitted passes before the count (retransmitted SYNs).
+        let admit = d.firstIndex(of: "chain admit {")!
+        #expect(Array(d[(admit + 1)...(admit + 3)]) == ["ct status confirmed accept", "ct count over 256 goto refuse", "accept"])
+        #expect(try ruleset("max_connections = 64").contains("ct count over 64 goto refuse"))
+        // Every new connection that is allowed goes through admit; nothing accepts directly
+        // after the established rule.
+        let r = try ruleset("dns = [\"10.203.0.1\"]\nallow = [{ cidr = \"192.0.2.128/25\", ports = [443] }]")
+        let out = r[r.firstIndex(of: "chain output {")!..<r.firstIndex(of: "chain dns {")!]
+        #expect(out.filter { $0.hasSuffix(" accept") } == ["oifname \"lo\" accept", "ct state established,related accept"])
+        #expect(out.contains("ip daddr 192.0.2.128/25 tcp dport { 443 } goto admit"))
+        #expect(out.last == "}" && out.dropLast().last == "goto refuse")
+    }
+
+    @Test func dnsPassesOnlyQueriesToTheResolvers() throws {
+        let r = try ruleset("dns = [\"10.203.0.1\", \"9.9.9.9\"]")
+        // Every UDP datagram to a resolver is checked, before `established` lets a flow's
+        // later datagrams through.
+        let established = r.firstIndex(of: "ct state established,related accept")!
+        for dns in ["10.203.0.1", "9.9.9.9"] {
+            let jump = try #require(r.firstIndex(of: "ip daddr \(dns) udp dport 53 jump dns"))
+            #expect(jump < established)
+            #expect(r.contains("ip daddr \(dns) udp dport 53 goto admit"))
+            #expect(r.contains("ip daddr \(dns) tcp dport 53 goto admit"))
+        }
+        let dns = r[r.firstIndex(of: "chain dns {")!...]
+        for rule in ["meta length > 576 goto refuse", "udp length < 25 goto refuse", "@th,80,5 != 0 goto refuse",
+                     "@th,96,16 != 1 goto refuse", "@th,112,32 != 0 goto refuse", "@th,144,16 > 1 goto refuse",
+                     "limit rate over 100/second burst 200 packets goto refuse"] {
+            #expect(dns.contains(rule), "\(rule)")
+        }
+        // No resolver, no DNS rule at all.
+        #expect(!(try ruleset("allow = [{ cidr = \"192.0.2.128/25\", ports = [443] }]")).contains { $0.contains("dport 53") })
+    }
+
+    @Test func aBroadRuleNeverOpensTheHostTheBridgeOrLinkLocal() throws {
+        let r = try ruleset("""
+            dns = ["10.203.0.1"]
+            allow = [
+              { cidr = "0.0.0.0/0", ports = [8080] },
+              { cidr = "10.203.0.1/32", ports = [9090] },
+              { cidr = "169.254.169.254/32", ports = [80] },
+              { cidr = "::/0", ports = [443] },
+            ]
+            """)
+        let drop4 = "ip daddr { 0.0.0.0/8, 10.203.0.0/16, 127.0.0.0/8, 169.254.0.0/16, 192.0.2.2, 192.0.2.255, 224.0.0.0/4, 255.255.255.255 } goto refuse"
+        let drop6 = "ip6 daddr { ::, ::1, 2001:db8::5, fd00:ec2::254, fe80::/10, ff00::/8 } goto refuse"
+        let i4 = try #require(r.firstIndex(of: drop4), "\(r.joined(separator: "\n"))")
+        let i6 = try #require(r.firstIndex(of: drop6), "\(r.joined(separator: "\n"))")
+        // Exact rules for the host's gateway and for the metadata address come first;
+        // the broad ones after the drops.
+        #expect(r.firstIndex(of: "ip daddr 10.203.0.1/32 tcp dport { 9090 } goto admit")! < i4)
+        #expect(r.firstIndex(of: "ip daddr 169.254.169.254/32 tcp dport { 80 } goto admit")! < i4)
+        #expect(r.firstIndex(of: "ip daddr 0.0.0.0/0 tcp dport { 8080 } goto admit")! > i4)
+        #expect(r.firstIndex(of: "ip6 daddr ::/0 tcp dport { 443 } goto admit")! > i6)
+        // The resolver (the gateway, named exactly) comes before the drops too.
+        #expect(r.firstIndex(of: "ip daddr 10.203.0.1 udp dport 53 goto admit")! < i4)
+    }
+
+    @Test func onlyRangesARuleOverlapsAreRendered() throws {
+        // 10.0.0.0/8 covers the bridge and nothing else that is protected.
+        let r = try ruleset("allow = [{ cidr = \"10.0.0.0/8\", ports = [443] }]")
+        #expect(r.contains("ip daddr { 10.203.0.0/16 } goto refuse"), "\(r.joined(separator: "\n"))")
+        #expect(!r.contains { $0.hasPrefix("ip6 daddr {") })
+        // Rules that overlap nothing protected (agent-net's): no drop line at all.
+        let g = try ruleset("allow = [{ cidr = \"140.82.112.0/20\", ports = [443] }, { cidr = \"2606:50c0::/32\", ports = [443] }]")
+        #expect(!g.contains { $0.hasSuffix("} goto refuse") && $0.contains("daddr {") })
+    }
+
+    @Test func rulesInsideAProtectedRangeAreRefused() {
+        // Another run's address: never, not even exactly.
+        let other = planError("allow = [{ cidr = \"10.203.0.7/32\", ports = [80] }]")
+        #expect(other?.key == "network.allow[0]")
+        #expect(other?.message.contains("10.203.0.0/16") == true, "\(String(describing: other))")
+        #expect(planError("allow = [{ cidr = \"10.203.0.0/24\", ports = [80] }]")?.key == "network.allow[0]")
+        // Link-local as a whole, loopback, multicast: refused; an exact address is not.
+        let ll = planError("allow = [{ cidr = \"169.254.0.0/16\", ports = [80] }]")
+        #expect(ll?.message.contains("name the one address exactly") == true, "\(String(describing: ll))")
+        #expect(planError("allow = [{ cidr = \"127.0.0.0/8\", ports = [80] }]") != nil)
+        #expect(planError("allow = [{ cidr = \"224.0.0.0/24\", ports = [5353], proto = \"udp\" }]") != nil)
+        #expect(planError("allow = [{ cidr = \"fe80::/64\", ports = [80] }]") != nil)
+        #expect(planError("allow = [{ cidr = \"169.254.169.254/32\", ports = [80] }]") == nil)
+        #expect(planError("allow = [{ cidr = \"192.0.2.2/32\", ports = [22] }]") == nil)
+        // A resolver that is another run's address.
+        #expect(planError("dns = [\"10.203.4.4\"]")?.key == "network.dns")
+    }
+
+    @Test func hostAddressesOrderAndJunkDoNotChangeThePlan() throws {
+        let net = "allow = [{ cidr = \"0.0.0.0/0\", ports = [443] }]"
+        let a = try compile(net)
+        let b = try compile(net, hostAddresses: Self.hostAddresses.reversed() + ["not-an-address", "10.203.0.1", "1.2.3.4/99"])
+        #expect(a.network.nftRuleset == b.network.nftRuleset)
+        // Without host facts the fixed ranges still hold.
+        let bare = try ruleset(net, hostAddresses: [])
+        #expect(bare.contains("ip daddr { 0.0.0.0/8, 127.0.0.0/8, 169.254.0.0/16, 224.0.0.0/4, 255.255.255.255 } goto refuse"))
+    }
+
+    @Test func theRulesetLoadsAsOneTableWithFourChains() throws {
+        let text = try compile("dns = [\"10.203.0.1\"]").network.nftRuleset ?? ""
+        for chain in ["chain output {", "chain dns {", "chain admit {", "chain refuse {"] {
+            #expect(text.contains(chain))
+        }
+        #expect(text.contains("type filter hook output priority filter; policy drop;"))
+    }
+}
