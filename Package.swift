@@ -44,7 +44,10 @@ let package = Package(
         .target(name: "CSandboxTestSupport", dependencies: ["CSandbox"], path: "Tests/Support/CSandboxTestSupport"),
         .testTarget(name: "SandboxKernelTests", dependencies: ["SandboxKernel", "CSandboxTestSupport"]),
         // Runs the built `sandbox` binary against the real kernel; needs root for part.
-        .testTarget(name: "IntegrationTests", dependencies: ["sandbox"]),
+        // ConcurrencyTests also drives the library in-process, as a harness would.
+        .testTarget(name: "IntegrationTests", dependencies: [
+            "sandbox", "SandboxPolicy", "SandboxPlan", "SandboxKernel", "SandboxExecutor",
+        ]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -926,16 +926,23 @@ pid_t sbx_spawn(const struct sbx_spec *spec, int *pidfd_out) {
         args.flags |= SBX_CLONE_INTO_CGROUP;
         args.cgroup = (uint64_t)spec->cgroup_fd;
     }
+    /* A euid change marks the whole process not dumpable (suid_dumpable); the
+     * supervisor's own setting is put back afterwards. */
+    int dumpable = spec->has_userns_owner ? prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) : -1;
     if (spec->has_userns_owner) {
         int r = become_owner(spec->userns_owner);
-        if (r < 0) return r;
+        if (r < 0) { if (dumpable >= 0) prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0); return r; }
     }
     long pid = syscall(SYS_clone3, &args, sizeof args);
     int e = errno;
     if (pid == 0) sbx_init(spec);
     /* Back to euid 0 (the kernel restores the effective set from the permitted one)
      * and egid 0. */
-    if (spec->has_userns_owner) { syscall(SYS_setresuid, -1, 0, -1); syscall(SYS_setresgid, -1, 0, -1); }
+    if (spec->has_userns_owner) {
+        syscall(SYS_setresuid, -1, 0, -1);
+        syscall(SYS_setresgid, -1, 0, -1);
+        if (dumpable >= 0) prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0);
+    }
     if (pid < 0) return -e;
     *pidfd_out = pidfd;
     return (pid_t)pid;

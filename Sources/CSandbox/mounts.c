@@ -101,10 +101,16 @@ int sbx_mounts_make_userns(const char *uid_map, const char *gid_map) {
     long pid = syscall(SYS_clone3, &args, sizeof args);
     if (pid < 0) { int e = errno; close(sync[0]); close(sync[1]); return -e; }
     if (pid == 0) {
-        /* The helper only waits for EOF, then exits: async-signal-safe. */
+        /* The helper only waits, then exits: async-signal-safe. It keeps nothing but
+         * its end of the pipe: in a process running several runs at once it was
+         * cloned holding every other descriptor too (another run's pipes, run lock,
+         * and the write end of another helper's pipe, which would then never see EOF
+         * while that helper held ours: both waited for ever). */
         char c;
-        close(sync[1]);
-        while (read(sync[0], &c, 1) < 0 && errno == EINTR) {}
+        int keep = sync[0];
+        if (keep > 0) syscall(SYS_close_range, 0U, (unsigned)keep - 1, 0);
+        syscall(SYS_close_range, (unsigned)keep + 1, ~0U, 0);
+        while (read(keep, &c, 1) < 0 && errno == EINTR) {}
         _exit(0);
     }
     close(sync[0]);
@@ -113,7 +119,10 @@ int sbx_mounts_make_userns(const char *uid_map, const char *gid_map) {
         result = ioctl(pidfd, SBX_PIDFD_GET_USER_NAMESPACE, 0);
         if (result < 0) result = -errno;
     }
-    close(sync[1]);  /* the helper sees EOF and exits */
+    /* Done with it: EOF tells it to exit, and SIGKILL by pidfd makes sure it does
+     * even if a process cloned meanwhile by another thread still holds the write end. */
+    close(sync[1]);
+    syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
     siginfo_t si;
     while (syscall(SYS_waitid, SBX_P_PIDFD, pidfd, &si, WEXITED, NULL) < 0 && errno == EINTR) {}
     close(pidfd);
@@ -131,9 +140,15 @@ int sbx_mounts_birth(int dirfd, const char *name, int64_t *sec, uint32_t *nsec, 
     int flags = AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | (name[0] ? 0 : AT_EMPTY_PATH);
     if (statx(dirfd, name, flags, STATX_TYPE | STATX_BTIME | STATX_CTIME, &sx) < 0)
         return -errno;
+    /* The later of birth and change: a rename (moving in an entry made earlier)
+     * changes ctime but keeps the birth time. */
     *is_birth = (sx.stx_mask & STATX_BTIME) != 0;
-    *sec = *is_birth ? sx.stx_btime.tv_sec : sx.stx_ctime.tv_sec;
-    *nsec = *is_birth ? sx.stx_btime.tv_nsec : sx.stx_ctime.tv_nsec;
+    *sec = sx.stx_ctime.tv_sec;
+    *nsec = sx.stx_ctime.tv_nsec;
+    if (*is_birth && (sx.stx_btime.tv_sec > *sec || (sx.stx_btime.tv_sec == *sec && sx.stx_btime.tv_nsec > *nsec))) {
+        *sec = sx.stx_btime.tv_sec;
+        *nsec = sx.stx_btime.tv_nsec;
+    }
     *dev = ((uint64_t)sx.stx_dev_major << 32) | sx.stx_dev_minor;
     *mode = sx.stx_mode;
     return 0;

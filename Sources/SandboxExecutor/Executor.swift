@@ -1,5 +1,6 @@
 import SandboxKernel
 import SandboxPlan
+import Synchronization
 
 /// A problem that stops a run before the command starts (exit 125, or 126/127 for
 /// the command itself). The message names the step and the subject.
@@ -16,8 +17,17 @@ public struct ExecOptions {
     /// Where run directories live (`/run/sandbox`, or `$XDG_RUNTIME_DIR/sandbox`).
     public var runBase: String
     /// Put back the attributes of a terminal on stdin/stdout/stderr when the run ends
-    /// (the command could leave it without echo, in raw mode).
+    /// (the command could leave it without echo, in raw mode). The terminal is the
+    /// process's: with several runs at once on one terminal, leave this to one of
+    /// them (or to the harness).
     public var restoreTerminal = true
+    /// Block INT, TERM, HUP, QUIT, USR1 and USR2 on the run's thread and forward those
+    /// that reach it to the sandbox (what the CLI wants: Ctrl-C reaches the command).
+    /// A signal sent to the *process* reaches a run only if no thread of the process
+    /// leaves it unblocked, and then whichever run reads it first: a harness with
+    /// several runs at once should set this to false and forward with
+    /// ``Executor/signal(_:)`` (or ``RunHandle/signal(_:)``) to the run it means.
+    public var forwardSignals = true
     public init(runBase: String, seccompCacheDir: String? = nil) {
         self.runBase = runBase; self.seccompCacheDir = seccompCacheDir
     }
@@ -27,6 +37,28 @@ public struct ExecOptions {
 /// comes from the plan. Preparation happens here, before the child exists (cgroup,
 /// Landlock ruleset, seccomp BPF, run directory); every step registers its undo, so a
 /// failure anywhere leaves nothing behind.
+///
+/// Threads:
+/// - **One run per instance.** ``run()`` runs the plan once; a second call returns a
+///   125 result without running anything. Make a new `Executor` for each run.
+/// - **Any number of instances at once**, on as many threads, in one process: every
+///   descriptor a run opens has one owner (`OwnedFD`) and is closed exactly once, so
+///   one run never closes another's; run directories, cgroups, uid and address
+///   leases are per run id, and the host-wide state (bridge, seccomp cache, lease
+///   files) is locked or written atomically.
+/// - **Call ``run()`` on a thread that lives as long as the run.** The sandbox
+///   init's `PR_SET_PDEATHSIG` fires when the *thread* that cloned it exits, not the
+///   process; a pool thread that is retired mid-run kills its sandbox. The euid
+///   switch around `clone3` (a leased host uid) and the blocked signals
+///   (``ExecOptions/forwardSignals``) are that thread's alone.
+/// - **Signals**: ``signal(_:)`` may be called from any thread (also through
+///   ``handle``, which is `Sendable`); signals sent to the process are not routed
+///   to a particular run (see ``ExecOptions/forwardSignals``).
+/// - Process-wide state a run reads and does not change: the working directory
+///   (`{cwd}` binds are opened beneath it: do not `chdir` while runs start), the
+///   umask (the run directory's mode, which the run's own uid depends on, is set
+///   with `chmod` too), the terminal (see ``ExecOptions/restoreTerminal``). SIGPIPE
+///   need not be ignored: the one write to the child is made with it held off.
 public final class Executor {
     /// `var` only for the digest, filled after clone3 when the caller left it out.
     private(set) var plan: RunPlan
@@ -48,6 +80,8 @@ public final class Executor {
     private var hostUID: UInt32?
     /// What the run created that the plan reports (`plan.reportCreated`).
     private var createdEntries: [String] = []
+    /// Shared with other threads: signal the run (``signal(_:)``).
+    public let handle = RunHandle()
 
     public init(plan: RunPlan, options: ExecOptions) {
         self.plan = plan
@@ -59,6 +93,10 @@ public final class Executor {
     /// exit code 125 (or 126/127) and `error` set, after everything was undone.
     public func run() -> RunResult {
         let started = Clock.monotonicMs()
+        guard handle.claim() else {
+            return RunResult.refused(runId: plan.runId, policy: plan.policy.name, argv: plan.process.argv,
+                                     error: "this Executor has already run its plan; make a new Executor for each run")
+        }
         // The command inherits stdin/stdout/stderr: a terminal among them gets its
         // attributes back however the run ends (TerminalModes).
         let terminal = options.restoreTerminal ? TerminalModes.save() : TerminalModes()
@@ -74,6 +112,12 @@ public final class Executor {
         teardown()
         return result
     }
+
+    /// Sends `sig` to the sandbox (its init forwards it to the command), from any
+    /// thread, as the CLI forwards the signals it receives. False when there is no
+    /// child to signal: before `clone3`, and once the run has ended.
+    @discardableResult
+    public func signal(_ sig: Int32) -> Bool { handle.signal(sig) }
 
     private func failure(_ e: ExecError, started: UInt64) -> RunResult {
         if plan.digest == nil { plan.digest = try? PlanDigest.digest(of: plan) }
@@ -92,7 +136,7 @@ public final class Executor {
         // Every bind source opened once, before anything is created; the child and
         // Landlock use these fds, never the paths again.
         let sources = try openBindSources()
-        undo.append { for s in sources.values { FD.close(s.fd) } }
+        undo.append { for s in sources.values { s.close() } }
 
         // 1. Run directory + lock, held for the supervisor's life.
         let runDir: RunDirectory
@@ -121,7 +165,7 @@ public final class Executor {
         // detached trees the child only moves into place; writable ones are idmapped so
         // the run's own uid writes files that belong to the invoker on the host.
         let trees = try prepareTrees(sources, lease: lease)
-        undo.append { for fd in trees.values { FD.close(fd) } }
+        undo.append { for fd in trees.values { fd.close() } }
 
         // 2. Cgroup, limits written before the child exists.
         var spec = ChildSpec()
@@ -140,8 +184,6 @@ public final class Executor {
                     .map { "\($0) \(cg.controllerDirectories[$0]!)\n" }.joined())
                 undo.append { [unowned self] in if !cg.remove().isEmpty { self.keepRunDirectory = true } }
                 notApplied += cg.notApplied
-                spec.cgroupFD = cg.cloneIntoFD
-                spec.cgroupProcsFDs = cg.procsFDs
             } catch {
                 throw ExecError("resources: \(error)")
             }
@@ -150,12 +192,15 @@ public final class Executor {
         // 4. Fences compiled in the parent, applied by the child.
         var landlock: LandlockRuleset?
         if plan.landlock.abi > 0 {
-            do { landlock = try LandlockRuleset(spec: plan.landlock.kernelSpec(sources: sources, mounts: plan.mounts)) } catch { throw ExecError("landlock: \(error)") }
-            undo.append { landlock?.close() }
-            spec.landlockFD = landlock!.fd
-            spec.landlockInner = landlock!.innerRules
+            let ruleset: LandlockRuleset
+            do { ruleset = try LandlockRuleset(spec: plan.landlock.kernelSpec(sources: sources, mounts: plan.mounts)) } catch { throw ExecError("landlock: \(error)") }
+            landlock = ruleset
+            undo.append { ruleset.close() }
+            spec.landlockInner = ruleset.innerRules
         }
-        var notifyParent: Int32 = -1
+        // The seccomp listener comes back over this pair: `parent` is the supervisor's
+        // end, `child` goes to the child.
+        var notify: (parent: OwnedFD, child: OwnedFD)?
         if plan.seccomp.enabled {
             let program: SeccompProgram
             do { program = try SeccompCompiler.compile(plan.seccomp.kernelSpec, cacheDir: options.seccompCacheDir) } catch {
@@ -170,12 +215,11 @@ public final class Executor {
             }
             spec.seccompFilter = program.filter
             if program.usesNotify {
-                let pair: (Int32, Int32)
+                let pair: (OwnedFD, OwnedFD)
                 do { pair = try FD.socketPair() } catch { throw ExecError("seccomp: \(error)") }
-                notifyParent = pair.0
-                spec.notifySocket = pair.1
+                undo.append { pair.0.close(); pair.1.close() }
+                notify = (pair.0, pair.1)
                 spec.seccompFlags |= 1 << 3 // SECCOMP_FILTER_FLAG_NEW_LISTENER
-                undo.append { FD.close(pair.0); FD.close(pair.1) }
             }
         }
 
@@ -196,13 +240,6 @@ public final class Executor {
         }
         spec.loopbackUp = plan.network.mode == "loopback"
         spec.staging = runDir.staging
-        spec.mounts = try plan.mounts.enumerated().map { i, m in
-            if let tree = trees[i] { return .moveFD(fd: tree, destination: m.destination) }
-            return try Executor.childMount(m, source: sources[i], network: plan.network)
-        }
-        guard spec.mounts.count <= ChildSpec.maxMounts else {
-            throw ExecError("filesystem: \(spec.mounts.count) mounts; at most \(ChildSpec.maxMounts) are supported")
-        }
         spec.hostname = plan.process.hostname
         spec.rlimits = plan.process.rlimits.map { ($0.resource, $0.soft, $0.hard) }
         spec.uid = plan.process.uid
@@ -213,23 +250,41 @@ public final class Executor {
         spec.env = plan.process.env
         spec.searchPath = plan.process.searchPath
         spec.capKeep = plan.capabilities.keepMask
-        spec.syncFD = sync.read
-        spec.errorFD = errors.write
-        spec.statusFD = status.write
 
-        // 6. Signals: blocked here and read from a signalfd, so none is lost between
-        // clone and the event loop; the child resets its mask.
-        let signals: SignalChannel
-        do { signals = try SignalChannel(Signal.forwarded) } catch { throw ExecError("\(error)") }
-        undo.append { signals.close() }
+        // 6. Signals: blocked on this thread and read from a signalfd, so none is lost
+        // between clone and the event loop; the child resets its mask.
+        var signals: SignalChannel?
+        if options.forwardSignals {
+            let channel: SignalChannel
+            do { channel = try SignalChannel(Signal.forwarded) } catch { throw ExecError("\(error)") }
+            signals = channel
+            undo.append { channel.close() }
+        }
 
         // For "created during the run": birth times on disk come from the same clock.
         let startedWall = Clock.fileTimestampNow()
 
+        // The child's descriptors, as the plain numbers the C child takes: read from
+        // their owners now, and the parent's copies closed by the same owners right
+        // after clone3 (and by the undo entries above if it fails, once either way).
+        spec.mounts = try plan.mounts.enumerated().map { i, m in
+            if let tree = trees[i] { return .moveFD(fd: tree.raw, destination: m.destination) }
+            return try Executor.childMount(m, source: sources[i], network: plan.network)
+        }
+        guard spec.mounts.count <= ChildSpec.maxMounts else {
+            throw ExecError("filesystem: \(spec.mounts.count) mounts; at most \(ChildSpec.maxMounts) are supported")
+        }
+        spec.cgroupFD = cgroup?.cloneIntoFD ?? -1
+        spec.cgroupProcsFDs = cgroup?.procsFDs ?? []
+        spec.landlockFD = landlock?.fd ?? -1
+        spec.notifySocket = notify?.child.raw ?? -1
+        spec.syncFD = sync.read.raw
+        spec.errorFD = errors.write.raw
+        spec.statusFD = status.write.raw
+
         // 7. clone3. From here the child exists; its pidfd is the only handle to it.
         let child: (pid: Int32, pidfd: Int32)
         do { child = try Child.spawn(spec) } catch {
-            FD.close(sync.write)
             if plan.process.userNamespace != nil, error.isUserNamespaceDenied {
                 let why = HostProbe.userNamespaceBlocker().map { " (\($0))" } ?? ""
                 throw ExecError("user namespaces are not available to this user\(why); rootless runs need them — enable unprivileged user namespaces or run as root")
@@ -239,11 +294,18 @@ public final class Executor {
         spawned = true
         let pidfd = Pidfd(fd: child.pidfd)
         var reaped = false
-        undo.append { if !reaped { pidfd.signal(Signal.kill); _ = try? pidfd.wait() }; pidfd.close() }
-        for fd in [sync.read, errors.write, status.write, spec.notifySocket] { FD.close(fd) }
+        undo.append { [handle] in
+            handle.ended()
+            if !reaped { pidfd.signal(Signal.kill); _ = try? pidfd.wait() }
+            pidfd.close()
+        }
+        handle.started(pidfd)
+        // The child has its own copies now; the parent's are closed by their owners.
+        for fd in [sync.read, errors.write, status.write] { fd.close() }
+        notify?.child.close()
         landlock?.close()
         cgroup?.closeChildFDs()
-        for fd in trees.values { FD.close(fd) }
+        for fd in trees.values { fd.close() }
 
         // The child waits for the sync byte; until then it has done nothing. Its user
         // namespace's maps (a uid of its own: only a privileged writer in the parent
@@ -258,33 +320,34 @@ public final class Executor {
         if plan.network.mode == "egress" {
             guard let ruleset = plan.network.nftRuleset else { throw ExecError("network: egress plan without a ruleset") }
             do {
-                let netns = try MountSources.networkNamespace(pidfd: child.pidfd)
-                defer { FD.close(netns) }
+                let netns = try MountSources.networkNamespace(pidfd: pidfd.fd)
+                defer { netns.close() }
                 var config = EgressConfig(runId: plan.runId, runDir: runDir.path, nftRuleset: ruleset)
-                config.netnsFD = netns
+                config.netnsFD = netns.raw
                 let net = try EgressNetwork.setUp(config)
                 network = net
                 undo.append { net.tearDown() }
             } catch { throw ExecError("network: \(error)") }
         }
-        _ = FD.writeAll(sync.write, [1])
-        FD.close(sync.write)
+        // A child already gone (killed before it read this) is seen at waitid.
+        _ = FD.writeAllWithoutSIGPIPE(sync.write.raw, [1])
+        sync.write.close()
         // While the child builds its root: the plan's digest (if the caller left it
         // for now) and the run directory's record of the plan.
         if plan.digest == nil { plan.digest = try? PlanDigest.digest(of: plan) }
         try? writeState(runDir, state: "running")
 
         // 8. Supervise until the sandbox init exits.
-        let (timedOut, exit) = try loop(pidfd: pidfd, signals: signals, notifySocket: notifyParent)
+        let (timedOut, exit) = try loop(pidfd: pidfd, signals: signals, notifySocket: notify?.parent)
         reaped = true // nothing left to kill by pidfd
 
         // 9. Why it ended: a set-up failure report, else the payload's wait status.
-        FD.setNonBlocking(errors.read)
-        let report = FD.readAll(errors.read, max: 12)
-        FD.close(errors.read)
-        FD.setNonBlocking(status.read)
-        let statusBytes = FD.readAll(status.read, max: 4)
-        FD.close(status.read)
+        FD.setNonBlocking(errors.read.raw)
+        let report = FD.readAll(errors.read.raw, max: 12)
+        errors.read.close()
+        FD.setNonBlocking(status.read.raw)
+        let statusBytes = FD.readAll(status.read.raw, max: 4)
+        status.read.close()
         let stats = cgroup?.stats()
         createdEntries = scanCreated(sources: sources, since: startedWall)
         // Read before teardown: the sets live in the run's namespace.
@@ -319,18 +382,17 @@ public final class Executor {
     /// poll() on the pidfd, the signalfd and the seccomp listener; the timeout sends
     /// SIGTERM, then SIGKILL after the grace period (which takes down the whole pid
     /// namespace, as the init is its PID 1).
-    private func loop(pidfd: Pidfd, signals: SignalChannel, notifySocket: Int32) throws -> (Bool, Pidfd.Exit) {
+    private func loop(pidfd: Pidfd, signals: SignalChannel?, notifySocket: OwnedFD?) throws -> (Bool, Pidfd.Exit) {
         var timedOut = false
         var termDeadline: UInt64? = plan.process.timeoutMs.map { Clock.monotonicMs() + $0 }
         var killDeadline: UInt64? = nil
         var notifier: SeccompNotifier? = nil
-        var notifySock = notifySocket
         defer { notifier?.close() }
 
         while true {
             // Fixed slots: 0 pidfd, 1 signals, 2 notify socket (until the listener
             // arrives), 3 listener.
-            let fds = [pidfd.fd, signals.fd, notifySock, notifier?.fd ?? -1]
+            let fds = [pidfd.fd, signals?.fd ?? -1, notifySocket?.raw ?? -1, notifier?.fd ?? -1]
             let now = Clock.monotonicMs()
             var wait: Int32 = -1
             if let d = killDeadline ?? termDeadline { wait = Int32(clamping: d > now ? d - now : 0) }
@@ -338,11 +400,10 @@ public final class Executor {
             do { events = try Poll.wait(fds, timeoutMs: wait) } catch { throw ExecError("\(error)") }
 
             if !events[0].isEmpty { return (timedOut, try waitExit(pidfd)) }
-            if !events[1].isEmpty { for sig in signals.pending() { pidfd.signal(sig) } }
-            if notifySock >= 0, !events[2].isEmpty {
-                if let fd = FD.receiveFD(notifySock) { notifier = SeccompNotifier(listenerFD: fd, arch: plan.seccomp.arch) }
-                FD.close(notifySock)
-                notifySock = -1
+            if let signals, !events[1].isEmpty { for sig in signals.pending() { pidfd.signal(sig) } }
+            if let socket = notifySocket, socket.isOpen, !events[2].isEmpty {
+                if let fd = FD.receiveFD(socket) { notifier = SeccompNotifier(listener: fd, arch: plan.seccomp.arch) }
+                socket.close() // one listener per run; the undo entry finds it closed
             }
             if let n = notifier, !events[3].isEmpty {
                 let kill = plan.seccomp.onViolation == "kill"
@@ -401,7 +462,7 @@ public final class Executor {
     private func openBindSources() throws -> [Int: OpenedSource] {
         var opened: [Int: OpenedSource] = [:]
         var cwd: OpenedSource?
-        defer { if let cwd { FD.close(cwd.fd) } }
+        defer { cwd?.close() }
         do {
             for (i, step) in plan.mounts.enumerated() where step.kind == .bind {
                 let location: BindSourceLocation
@@ -422,7 +483,7 @@ public final class Executor {
                 }
             }
         } catch {
-            for s in opened.values { FD.close(s.fd) }
+            for s in opened.values { s.close() }
             throw error
         }
         return opened
@@ -451,23 +512,23 @@ public final class Executor {
     /// (index in `plan.mounts` → mount fd). With a leased uid, writable ones are
     /// idmapped: the invoker's uid and gid on disk are the run's uid in the mount.
     /// Rootless runs have none (the child clones from paths it checks itself).
-    private func prepareTrees(_ sources: [Int: OpenedSource], lease: UidLease?) throws -> [Int: Int32] {
+    private func prepareTrees(_ sources: [Int: OpenedSource], lease: UidLease?) throws -> [Int: OwnedFD] {
         guard plan.process.userNamespace == nil else { return [:] }
-        var trees: [Int: Int32] = [:]
-        var idmap: Int32 = -1
-        defer { FD.close(idmap) }
+        var trees: [Int: OwnedFD] = [:]
+        var idmap: OwnedFD?
+        defer { idmap?.close() }
         do {
             for (i, source) in sources.sorted(by: { $0.key < $1.key }) {
                 let step = plan.mounts[i]
                 var userns: Int32 = -1
                 if let lease, !step.readOnly {
-                    if idmap < 0 {
+                    if idmap == nil {
                         do {
                             idmap = try MountSources.makeUserNamespace(
                                 uidMap: "\(plan.host.invokerUID) \(lease.uid) 1\n", gidMap: "\(plan.host.invokerGID) \(lease.uid) 1\n")
                         } catch { throw ExecError("host uid: \(error)") }
                     }
-                    userns = idmap
+                    userns = idmap?.raw ?? -1
                 }
                 do { trees[i] = try MountSources.prepareTree(source, readOnly: step.readOnly, userNamespaceFD: userns) } catch {
                     if error.operation == "idmap" {
@@ -477,16 +538,18 @@ public final class Executor {
                 }
             }
         } catch {
-            for fd in trees.values { FD.close(fd) }
+            for fd in trees.values { fd.close() }
             throw error
         }
         return trees
     }
 
-    private func pipeOrFail(_ what: String) throws -> (read: Int32, write: Int32) {
+    /// A pipe whose ends the undo stack closes (each at most once, also when closed
+    /// earlier by the run).
+    private func pipeOrFail(_ what: String) throws -> (read: OwnedFD, write: OwnedFD) {
         do {
             let p = try FD.pipe()
-            undo.append { FD.close(p.read); FD.close(p.write) }
+            undo.append { p.read.close(); p.write.close() }
             return p
         } catch { throw ExecError("\(what) pipe: \(error)") }
     }
@@ -655,4 +718,40 @@ extension ResourcePlan {
         CgroupLimits(memoryBytes: memoryBytes, swapBytes: swapBytes, pids: pids, cpuQuotaUs: cpuQuotaUs,
                      cpuPeriodUs: cpuPeriodUs, ioWeight: ioWeight)
     }
+}
+
+/// The part of an ``Executor`` other threads may use while it runs (`Sendable`):
+/// signal the sandbox. The run's thread publishes the child's pidfd after `clone3`
+/// and withdraws it at teardown; sending goes through the pidfd's owner, so it never
+/// races its `close`.
+public final class RunHandle: Sendable {
+    private struct State {
+        var claimed = false
+        var pidfd: Pidfd?
+    }
+    private let state = Mutex(State())
+
+    init() {}
+
+    /// Sends `sig` to the sandbox init (which forwards it to the command). False when
+    /// there is no child: before `clone3`, or once the run has ended.
+    @discardableResult
+    public func signal(_ sig: Int32) -> Bool {
+        state.withLock { $0.pidfd?.signal(sig) ?? false }
+    }
+
+    /// Whether the sandbox's child exists now (between `clone3` and teardown).
+    public var isRunning: Bool { state.withLock { $0.pidfd != nil } }
+
+    /// The first call wins: an Executor runs once.
+    func claim() -> Bool {
+        state.withLock { s in
+            if s.claimed { return false }
+            s.claimed = true
+            return true
+        }
+    }
+
+    func started(_ pidfd: Pidfd) { state.withLock { $0.pidfd = pidfd } }
+    func ended() { state.withLock { $0.pidfd = nil } }
 }

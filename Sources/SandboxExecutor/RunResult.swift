@@ -37,8 +37,9 @@ public struct RunResult: Codable, Sendable, Equatable {
     /// Calls of syscalls that have no entry because `violations` already held
     /// `Violation.maxEntries` syscalls: counted here and in `violationsTotal` only.
     public var violationsDropped: Int = 0
-    /// Entries the plan reports when created (`.git`) that the run created beneath a
-    /// writable directory: git on the host would read their config and run its hooks.
+    /// Entries the plan reports (`.git`) that the run created, moved into place, or
+    /// whose config or hooks it changed, beneath a writable directory: git on the host
+    /// would read that config and run those hooks.
     public var createdEntries: [String] = []
 
     /// The result of a run refused before anything was created (bad policy, a plan

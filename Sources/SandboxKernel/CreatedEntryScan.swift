@@ -8,9 +8,11 @@ import Glibc
 ///
 /// The walk starts from the supervisor's own fd of the bind source, never follows a
 /// symlink, stays on the source's filesystem, does not descend into the entries it
-/// looks for, and stops after `maxEntries` (then `complete` is false). "Created"
-/// means a birth time (statx `btime`) at or after `since`; on a filesystem without
-/// birth times the change time is used.
+/// looks for, and stops after `maxEntries` (then `complete` is false). Reported: an
+/// entry whose birth or change time is at or after `since` (a rename into place
+/// changes the latter), or, for a directory, whose `config`, `hooks` or any hook
+/// changed since — a repository that was there before but was given a config or
+/// hooks by the run.
 public enum CreatedEntryScan {
     public struct Outcome: Sendable, Equatable {
         /// Absolute paths, as the plan names the bind (`rootPath` + relative path).
@@ -31,6 +33,30 @@ public enum CreatedEntryScan {
         walk(openat(rootFD, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), path: rootPath, depth: 0)
         return out
 
+        /// A repository the run did not create can still have been given a config or
+        /// hooks of its choosing: `config`, `hooks` and each hook changed since `since`.
+        func changedInside(_ parent: Int32, _ entry: String, isDirectory: Bool) -> Bool {
+            guard isDirectory else { return false }
+            let fd = openat(parent, entry, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard fd >= 0 else { return false }
+            defer { Glibc.close(fd) }
+            func changed(_ dirFD: Int32, _ n: String) -> Bool {
+                var s: Int64 = 0, ns: UInt32 = 0, b: Int32 = 0, d: UInt64 = 0, m: UInt32 = 0
+                return sbx_mounts_birth(dirFD, n, &s, &ns, &b, &d, &m) == 0 && (s, ns) >= (since.sec, since.nsec)
+            }
+            if changed(fd, "config") || changed(fd, "hooks") { return true }
+            let hooks = openat(fd, "hooks", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard hooks >= 0, let dir = fdopendir(hooks) else { if hooks >= 0 { Glibc.close(hooks) }; return false }
+            defer { closedir(dir) }
+            var seen = 0
+            while let ent = readdir(dir), seen < 256 {
+                seen += 1
+                let n = withUnsafeBytes(of: ent.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+                if n != "." && n != "..", changed(dirfd(dir), n) { return true }
+            }
+            return false
+        }
+
         func walk(_ fd: Int32, path: String, depth: Int) {
             guard fd >= 0 else { out.complete = false; return }
             guard let dir = fdopendir(fd) else { Glibc.close(fd); out.complete = false; return }
@@ -45,7 +71,9 @@ public enum CreatedEntryScan {
                 var s: Int64 = 0, ns: UInt32 = 0, isBirth: Int32 = 0, d: UInt64 = 0, m: UInt32 = 0
                 guard sbx_mounts_birth(dirfd(dir), entryName, &s, &ns, &isBirth, &d, &m) == 0 else { continue }
                 if entryName == name {
-                    if (s, ns) >= (since.sec, since.nsec) { out.created.append(path + "/" + entryName) }
+                    if (s, ns) >= (since.sec, since.nsec) || changedInside(dirfd(dir), entryName, isDirectory: m & UInt32(S_IFMT) == UInt32(S_IFDIR)) {
+                        out.created.append(path + "/" + entryName)
+                    }
                     continue
                 }
                 guard m & UInt32(S_IFMT) == UInt32(S_IFDIR), d == dev else { continue }

@@ -27,15 +27,15 @@ public struct KernelError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// Small fd helpers shared by the supervisor-side facilities.
+/// Small fd helpers shared by the supervisor-side facilities. Descriptors they open
+/// come back as ``OwnedFD``s: there is no raw `close` here on purpose.
 public enum FD {
-    public static func close(_ fd: Int32) { if fd >= 0 { _ = Glibc.close(fd) } }
-
-    public static func pipe() throws(KernelError) -> (read: Int32, write: Int32) {
+    /// A close-on-exec pipe, each end with its owner.
+    public static func pipe() throws(KernelError) -> (read: OwnedFD, write: OwnedFD) {
         var fds: [Int32] = [-1, -1]
         let r = sbx_pipe_cloexec(&fds)
         guard r == 0 else { throw KernelError(operation: "pipe2", subject: "", errno: -r) }
-        return (fds[0], fds[1])
+        return (OwnedFD(fds[0]), OwnedFD(fds[1]))
     }
 
     /// Reads until EOF, `max` bytes, or an error (EINTR is retried); the error, if one

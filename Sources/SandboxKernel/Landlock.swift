@@ -140,9 +140,10 @@ public struct LandlockSpec: Sendable, Equatable {
 /// opened `O_PATH`, TCP ports). The child inherits `fd`, adds ``innerRules`` after
 /// pivot_root and calls `landlock_restrict_self(fd)`.
 public final class LandlockRuleset {
+    private let owner: OwnedFD
     /// The ruleset fd (O_CLOEXEC; the child runner keeps it across its own steps
     /// and closes it before execve). -1 after ``close()``.
-    public private(set) var fd: Int32
+    public var fd: Int32 { owner.raw }
     /// The ABI the ruleset was built for.
     public let abi: Int
     public let handledAccessFS: UInt64
@@ -224,7 +225,7 @@ public final class LandlockRuleset {
             throw error
         }
 
-        self.fd = rulesetFD
+        self.owner = OwnedFD(rulesetFD)
         self.abi = abi
         self.handledAccessFS = handledFS
         self.handledAccessNet = handledNet
@@ -262,12 +263,5 @@ public final class LandlockRuleset {
     }
 
     /// Closes the ruleset fd; idempotent.
-    public func close() {
-        if fd >= 0 {
-            Glibc.close(fd)
-            fd = -1
-        }
-    }
-
-    deinit { close() }
+    public func close() { owner.close() }
 }

@@ -13,11 +13,21 @@ public enum BindSourceLocation: Sendable, Equatable {
 /// child clones its mount from this fd and Landlock's rule is attached to it, so
 /// what was checked is what is mounted: a concurrent run that renames a directory
 /// on the path or swaps in a symlink changes nothing once this is open.
+/// Copies share one owner: ``close()`` closes the fd once.
 public struct OpenedSource: Sendable {
-    public var fd: Int32
+    public let owner: OwnedFD
+    /// The `O_PATH` fd; -1 once closed.
+    public var fd: Int32 { owner.raw }
     public var device: UInt64
     public var inode: UInt64
     public var isDirectory: Bool
+
+    public init(owner: OwnedFD, device: UInt64, inode: UInt64, isDirectory: Bool) {
+        self.owner = owner; self.device = device; self.inode = inode; self.isDirectory = isDirectory
+    }
+
+    /// Closes the fd; idempotent.
+    public func close() { owner.close() }
 }
 
 public enum MountSources {
@@ -46,13 +56,14 @@ public enum MountSources {
         }
         if r == -ENOENT && optional { return nil }
         guard r >= 0 else { throw KernelError(operation: "open", subject: subject, errno: -r) }
+        let owner = OwnedFD(r)
         var dev: UInt64 = 0, ino: UInt64 = 0, mode: UInt32 = 0
         let s = sbx_mounts_identity(r, &dev, &ino, &mode)
         guard s == 0 else {
-            Glibc.close(r)
+            owner.close()
             throw KernelError(operation: "fstat", subject: subject, errno: -s)
         }
-        return OpenedSource(fd: r, device: dev, inode: ino, isDirectory: mode & S_IFMT == S_IFDIR)
+        return OpenedSource(owner: owner, device: dev, inode: ino, isDirectory: mode & S_IFMT == S_IFDIR)
     }
 
     /// The invoker's working directory as an `O_PATH` fd: the inode it runs in, not
@@ -60,16 +71,17 @@ public enum MountSources {
     public static func openWorkingDirectory() throws(KernelError) -> OpenedSource {
         let fd = sbx_mounts_open_source(AT_FDCWD, "", 0)
         guard fd >= 0 else { throw KernelError(operation: "open", subject: ".", errno: -fd) }
+        let owner = OwnedFD(fd)
         var dev: UInt64 = 0, ino: UInt64 = 0, mode: UInt32 = 0
         let s = sbx_mounts_identity(fd, &dev, &ino, &mode)
-        guard s == 0 else { Glibc.close(fd); throw KernelError(operation: "fstat", subject: ".", errno: -s) }
-        return OpenedSource(fd: fd, device: dev, inode: ino, isDirectory: true)
+        guard s == 0 else { owner.close(); throw KernelError(operation: "fstat", subject: ".", errno: -s) }
+        return OpenedSource(owner: owner, device: dev, inode: ino, isDirectory: true)
     }
 
     /// Device and inode of the working directory (for the planner's `HostFacts`).
     public static func workingDirectoryIdentity() -> (device: UInt64, inode: UInt64)? {
         guard let s = try? openWorkingDirectory() else { return nil }
-        Glibc.close(s.fd)
+        s.close()
         return (s.device, s.inode)
     }
 
@@ -79,7 +91,7 @@ public enum MountSources {
     /// A detached recursive clone of `source` with nosuid, nodev (and rdonly) set
     /// recursively and, with `userNamespaceFD`, idmapped through that namespace.
     public static func prepareTree(_ source: OpenedSource, readOnly: Bool,
-                                   userNamespaceFD: Int32) throws(KernelError) -> Int32 {
+                                   userNamespaceFD: Int32) throws(KernelError) -> OwnedFD {
         var step: Int32 = 0
         let r = sbx_mounts_prepare_tree(source.fd, readOnly ? 1 : 0, userNamespaceFD, &step)
         guard r >= 0 else {
@@ -91,14 +103,14 @@ public enum MountSources {
             default: throw KernelError(operation: "open_tree", subject: "", errno: -r)
             }
         }
-        return r
+        return OwnedFD(r)
     }
 
     /// A user namespace with exactly these maps, held by fd (for idmapped mounts).
-    public static func makeUserNamespace(uidMap: String, gidMap: String) throws(KernelError) -> Int32 {
+    public static func makeUserNamespace(uidMap: String, gidMap: String) throws(KernelError) -> OwnedFD {
         let r = sbx_mounts_make_userns(uidMap, gidMap)
         guard r >= 0 else { throw KernelError(operation: "create user namespace", subject: uidMap.trimmedLine, errno: -r) }
-        return r
+        return OwnedFD(r)
     }
 
     /// Writes the id maps of our own child `pid` (clone3'd, not reaped, so the pid
@@ -115,23 +127,23 @@ public enum MountSources {
         let source: OpenedSource?
         do { source = try open(.absolute(path), optional: false) } catch { return "\(error)" }
         guard let source else { return "absent" }
-        defer { Glibc.close(source.fd) }
-        let userns: Int32
+        defer { source.close() }
+        let userns: OwnedFD
         let first = UidLease.range.lowerBound
         do { userns = try makeUserNamespace(uidMap: "0 \(first) 1\n", gidMap: "0 \(first) 1\n") } catch { return "\(error)" }
-        defer { Glibc.close(userns) }
+        defer { userns.close() }
         do {
-            let tree = try prepareTree(source, readOnly: true, userNamespaceFD: userns)
-            Glibc.close(tree)
+            let tree = try prepareTree(source, readOnly: true, userNamespaceFD: userns.raw)
+            tree.close()
             return nil
         } catch { return KernelError.text(error.errno) }
     }
 
     /// The network namespace of the process behind `pidfd`.
-    public static func networkNamespace(pidfd: Int32) throws(KernelError) -> Int32 {
+    public static func networkNamespace(pidfd: Int32) throws(KernelError) -> OwnedFD {
         let r = sbx_mounts_pidfd_netns(pidfd)
         guard r >= 0 else { throw KernelError(operation: "PIDFD_GET_NET_NAMESPACE", subject: "sandbox init", errno: -r) }
-        return r
+        return OwnedFD(r)
     }
 }
 

@@ -2,15 +2,26 @@ import CSandbox
 import Glibc
 
 /// A process addressed only by its pidfd: signalled with pidfd_send_signal and
-/// reaped with waitid(P_PIDFD), so a recycled PID can never be hit.
-public struct Pidfd {
-    public let fd: Int32
+/// reaped with waitid(P_PIDFD), so a recycled PID can never be hit. Owns the pidfd
+/// (``OwnedFD``): closed once, by ``close()`` or when the last reference goes.
+/// ``signal(_:)`` may be called from any thread, also while another closes it.
+public final class Pidfd: Sendable {
+    private let owner: OwnedFD
 
-    public init(fd: Int32) { self.fd = fd }
+    /// The pidfd; -1 after ``close()``.
+    public var fd: Int32 { owner.raw }
 
-    /// ESRCH (already exited) counts as delivered.
-    public func signal(_ sig: Int32) {
-        _ = sbx_pidfd_send_signal(fd, sig)
+    /// Takes ownership of `fd`.
+    public init(fd: Int32) { owner = OwnedFD(fd) }
+
+    /// ESRCH (already exited) counts as delivered. False once closed (nothing sent).
+    @discardableResult
+    public func signal(_ sig: Int32) -> Bool {
+        owner.withRaw { fd in
+            guard fd >= 0 else { return false }
+            _ = sbx_pidfd_send_signal(fd, sig)
+            return true
+        }
     }
 
     public struct Exit {
@@ -35,5 +46,6 @@ public struct Pidfd {
         return Exit(code: code, status: status, usage: usage)
     }
 
-    public func close() { FD.close(fd) }
+    /// Closes the pidfd; idempotent. Not while ``wait()`` runs on another thread.
+    public func close() { owner.close() }
 }

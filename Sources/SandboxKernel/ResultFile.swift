@@ -9,9 +9,13 @@ import Glibc
 /// command did to the name meanwhile is written into or trusted: not a FIFO (which
 /// would block the supervisor), not a hard link to another file (which would be
 /// clobbered), not a forged result (which is replaced), and a rename of the directory
-/// itself only moves where the result lands.
+/// itself only moves where the result lands. The CLI also refuses a result directory
+/// inside a path the run can write (`FileSystemLocation`): there the command could
+/// move the directory and leave a forged result where the caller looks.
 public struct ResultFile {
     public let path: String
+    /// The directory it is written in, as given (no symlink on it).
+    public let directory: String
     let directoryFD: Int32
     let name: String
 
@@ -52,7 +56,7 @@ public struct ResultFile {
             Glibc.close(fd)
             throw e
         }
-        return ResultFile(path: path, directoryFD: fd, name: name)
+        return ResultFile(path: path, directory: directory, directoryFD: fd, name: name)
     }
 
     /// Writes `bytes` to a new file beside the name and renames it into place.

@@ -8,7 +8,8 @@ public final class RunDirectory {
     public let base: String
     public let id: String
     public let path: String
-    private var lockFD: Int32
+    /// The `flock`ed lock file: the run is alive exactly while this is open.
+    private let lock: OwnedFD
 
     public var staging: String { path + "/root" }
 
@@ -25,13 +26,16 @@ public final class RunDirectory {
     /// Creates the directory under a temporary name, takes the lock, then renames it
     /// into place: `gc` never sees a run directory whose lock is not yet held.
     public static func create(base: String, id: String) throws(KernelError) -> RunDirectory {
-        if mkdir(base, 0o711) != 0 && errno != EEXIST { throw .last("mkdir", base) }
+        // The modes are set with chmod too: mkdir's are masked by the process's umask
+        // (077 would lock the run's own uid out of its root).
+        if mkdir(base, 0o711) == 0 { chmod(base, 0o711) } else if errno != EEXIST { throw .last("mkdir", base) }
         let tmp = "\(base)/.\(id).new"
         let final = "\(base)/\(id)"
         // 0711: the sandbox init of a run with a uid of its own (no capability over
         // host files) must pass through to `root` to mount its new root there; nothing
         // in here can be listed, and the files are 0600.
         guard mkdir(tmp, 0o711) == 0 else { throw .last("mkdir", tmp) }
+        guard chmod(tmp, 0o711) == 0 else { let e = KernelError.last("chmod", tmp); rmdir(tmp); throw e }
         let fd = open(tmp + "/lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else { let e = KernelError.last("open", tmp + "/lock"); rmdir(tmp); throw e }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
@@ -43,11 +47,11 @@ public final class RunDirectory {
         guard rename(tmp, final) == 0 else {
             let e = KernelError.last("rename", final); rmdir(tmp + "/root"); close(fd); unlink(tmp + "/lock"); rmdir(tmp); throw e
         }
-        return RunDirectory(base: base, id: id, path: final, lockFD: fd)
+        return RunDirectory(base: base, id: id, path: final, lock: OwnedFD(fd))
     }
 
-    private init(base: String, id: String, path: String, lockFD: Int32) {
-        self.base = base; self.id = id; self.path = path; self.lockFD = lockFD
+    private init(base: String, id: String, path: String, lock: OwnedFD) {
+        self.base = base; self.id = id; self.path = path; self.lock = lock
     }
 
     public func write(_ name: String, _ text: String) throws(KernelError) {
@@ -57,17 +61,14 @@ public final class RunDirectory {
     /// Releases the lock but leaves the directory for `sandbox gc` (something of the
     /// run could not be removed at teardown). Idempotent.
     public func release() {
-        guard lockFD >= 0 else { return }
-        close(lockFD)
-        lockFD = -1
+        lock.close()
     }
 
     /// Removes everything and releases the lock. Idempotent.
     public func remove() {
-        guard lockFD >= 0 else { return }
+        guard lock.isOpen else { return }
         RunDirectory.removeContents(path)
-        close(lockFD)
-        lockFD = -1
+        lock.close()
     }
 
     static func removeContents(_ path: String) {

@@ -31,8 +31,9 @@ public struct SeccompViolation: Codable, Sendable, Equatable {
 /// Use: poll ``fd`` for `POLLIN` (a notification is pending) and call ``handleOne()``;
 /// `POLLHUP` means every task using the filter has exited.
 public final class SeccompNotifier {
+    private let listener: OwnedFD
     /// The listener fd. -1 after ``close()``.
-    public private(set) var fd: Int32
+    public var fd: Int32 { listener.raw }
     /// The architecture the filter was compiled for (the plan's), used to name a
     /// syscall when the kernel reports no architecture.
     public let arch: String
@@ -41,8 +42,13 @@ public final class SeccompNotifier {
 
     /// Takes ownership of `listenerFD` (from `SECCOMP_FILTER_FLAG_NEW_LISTENER`, passed
     /// back by the child over SCM_RIGHTS).
-    public init(listenerFD: Int32, arch: String) {
-        self.fd = listenerFD
+    public convenience init(listenerFD: Int32, arch: String) {
+        self.init(listener: OwnedFD(listenerFD), arch: arch)
+    }
+
+    /// Takes over `listener` (this notifier closes it).
+    public init(listener: OwnedFD, arch: String) {
+        self.listener = listener
         self.arch = arch
         // The kernel's structs may be larger than the headers we were built with;
         // RECV/SEND need buffers of at least the kernel's size (SECCOMP_GET_NOTIF_SIZES).
@@ -109,10 +115,7 @@ public final class SeccompNotifier {
     /// Closes the listener; idempotent. Tasks still blocked in a notifying syscall then
     /// get ENOSYS, and later ones too (the kernel's behaviour without a listener).
     public func close() {
-        if fd >= 0 {
-            Glibc.close(fd)
-            fd = -1
-        }
+        listener.close()
     }
 
     deinit {

@@ -15,14 +15,29 @@ public enum Signal {
 /// Signals delivered through a signalfd instead of handlers: blocked on the calling
 /// thread before clone (the child resets its mask), read in the event loop, so none
 /// is lost and the supervisor never runs code in a signal handler.
+///
+/// The mask is the calling thread's (`pthread_sigmask`), not the process's. The
+/// signalfd yields signals sent to this thread and process-directed ones that are
+/// pending because every thread blocks them; a process-directed signal goes to any
+/// one thread that does not block it. So in a process with one run (the CLI) the
+/// run receives what is sent to the process; with several runs at once, which run
+/// (if any) gets a signal sent to the process is not defined — see
+/// `Executor.signal(_:)`. Create, read and close it on one thread.
 public final class SignalChannel {
-    public let fd: Int32
+    private let owner: OwnedFD
     private var previous = sigset_t()
+    private var restored = false
+
+    /// The signalfd; -1 after ``close()``.
+    public var fd: Int32 { owner.raw }
 
     public init(_ signals: [Int32]) throws(KernelError) {
         var mask = sigset_t()
         sigemptyset(&mask)
-        for s in signals + [SIGCHLD] { sigaddset(&mask, s) }
+        // Not SIGCHLD: the pidfd says when the child exits, and a blocked SIGCHLD read
+        // here would be taken from whatever else in the process waits for its own
+        // children (a Dispatch signal source, Foundation's Process).
+        for s in signals where s != SIGCHLD { sigaddset(&mask, s) }
         pthread_sigmask(SIG_BLOCK, &mask, &previous)
         let fd = sbx_signalfd(&mask)
         guard fd >= 0 else {
@@ -30,20 +45,24 @@ public final class SignalChannel {
             pthread_sigmask(SIG_SETMASK, &old, nil)
             throw KernelError(operation: "signalfd", subject: "supervisor signals", errno: -fd)
         }
-        self.fd = fd
+        owner = OwnedFD(fd)
     }
 
-    /// Signals that arrived since the last call (SIGCHLD left out: the pidfd says
-    /// when the child exits).
+    /// Signals that arrived since the last call.
     public func pending() -> [Int32] {
+        let fd = owner.raw
+        guard fd >= 0 else { return [] }
         var out: [Int32] = []
-        while case let sig = sbx_signalfd_next(fd), sig > 0 { if sig != SIGCHLD { out.append(sig) } }
+        while case let sig = sbx_signalfd_next(fd), sig > 0 { out.append(sig) }
         return out
     }
 
-    /// Closes the fd and restores the signal mask. Call once.
+    /// Closes the fd and restores the calling thread's signal mask (on the thread
+    /// that created the channel). Idempotent.
     public func close() {
-        FD.close(fd)
+        owner.close()
+        guard !restored else { return }
+        restored = true
         var old = previous
         pthread_sigmask(SIG_SETMASK, &old, nil)
     }
@@ -92,18 +111,39 @@ public enum Clock {
 
 extension FD {
     /// A connected AF_UNIX SOCK_SEQPACKET pair, both ends close-on-exec.
-    public static func socketPair() throws(KernelError) -> (Int32, Int32) {
+    public static func socketPair() throws(KernelError) -> (OwnedFD, OwnedFD) {
         var pair: [Int32] = [-1, -1]
         guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
             throw .last("socketpair", "AF_UNIX")
         }
-        return (pair[0], pair[1])
+        return (OwnedFD(pair[0]), OwnedFD(pair[1]))
+    }
+
+    /// `writeAll` with SIGPIPE held off the calling thread: a reader that is gone (a
+    /// child killed before it read its sync byte) is a failed write (EPIPE), not the
+    /// end of the process — an embedding program need not ignore SIGPIPE. The kernel
+    /// sends that SIGPIPE to the writing thread; it is taken back here.
+    public static func writeAllWithoutSIGPIPE(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+        var pipe = sigset_t()
+        sigemptyset(&pipe)
+        sigaddset(&pipe, SIGPIPE)
+        var old = sigset_t()
+        pthread_sigmask(SIG_BLOCK, &pipe, &old)
+        var before = sigset_t()
+        sigpending(&before)
+        let ok = writeAll(fd, bytes)
+        if !ok, errno == EPIPE, sigismember(&before, SIGPIPE) == 0 {
+            var now = timespec(tv_sec: 0, tv_nsec: 0)
+            _ = sigtimedwait(&pipe, nil, &now)
+        }
+        pthread_sigmask(SIG_SETMASK, &old, nil)
+        return ok
     }
 
     /// One fd sent with SCM_RIGHTS (the child's seccomp listener), or nil.
-    public static func receiveFD(_ socket: Int32) -> Int32? {
-        let fd = sbx_recv_fd(socket)
-        return fd >= 0 ? fd : nil
+    public static func receiveFD(_ socket: OwnedFD) -> OwnedFD? {
+        let fd = sbx_recv_fd(socket.raw)
+        return fd >= 0 ? OwnedFD(fd) : nil
     }
 
     /// The errno stat(2) gives for `path`, or nil if it exists.

@@ -44,6 +44,24 @@ public struct UidLease: Sendable, Equatable {
                           detail: "64 random picks were all taken; run `sandbox gc`")
     }
 
+    /// For `gc`: leases whose run has no run directory at all. A run creates its
+    /// directory before it takes a lease and releases the lease before it removes the
+    /// directory, so such a lease belongs to no run, live or stale. Returns the uids.
+    public static func releaseOrphans(directory: String, runBase: String) -> [UInt32] {
+        var released: [UInt32] = []
+        for entry in FD.entries(directory) where !entry.isDirectory {
+            guard let uid = UInt32(entry.name), let text = RunDirectory.read("\(directory)/\(entry.name)"),
+                  let runId = text.split(separator: "\n").first.map(String.init), !runId.isEmpty,
+                  !runId.contains("/"), access("\(runBase)/\(runId)", F_OK) != 0 else { continue }
+            // Read again right before: a lease is never reused for another run id.
+            if RunDirectory.read("\(directory)/\(entry.name)")?.hasPrefix(runId) == true {
+                unlink("\(directory)/\(entry.name)")
+                released.append(uid)
+            }
+        }
+        return released
+    }
+
     /// The ranges of a subuid(5)/subgid(5) file: `name:first:count` per line.
     static func subordinateRanges(_ path: String) -> [ClosedRange<UInt32>] {
         guard let text = RunDirectory.read(path) else { return [] }

@@ -25,6 +25,9 @@ public enum Explanation {
         line("  read-only again:   \(list(protect))\(policy.filesystem.protect.isEmpty ? "" : " (protect: \(policy.filesystem.protect.joined(separator: ", ")))")")
         let masks = plan.mounts.filter { $0.kind == .mask }.map(\.destination)
         if !masks.isEmpty { line("  hidden (masked):   \(list(masks))") }
+        if !policy.filesystem.socketScanSkip.isEmpty {
+            line("  unix sockets under read-only paths are hidden; not searched (socket_scan_skip, vouched socket-free): \(list(policy.filesystem.socketScanSkip.map(\.raw)))")
+        }
         for f in plan.mounts where f.kind == .file {
             line("  in memory, read-only: \(f.destination) (from \(f.origin); never a host file)")
         }

@@ -14,9 +14,10 @@ enum GitIndirections {
         var path: String
     }
 
-    /// The targets named by `config` (the text of `<repoRoot>/.git/config`).
-    static func targets(config: String, repoRoot: String) -> [Target] {
-        let gitDir = repoRoot + "/.git"
+    /// The targets named by `config`: hooks and fsmonitor relative to the work tree
+    /// `repoRoot`, includes relative to `configDir` (the directory of the config file).
+    static func targets(config: String, repoRoot: String, configDir: String? = nil) -> [Target] {
+        let gitDir = configDir ?? repoRoot + "/.git"
         var out: [Target] = []
         for (section, key, value) in entries(config) {
             let v = value.trimmingCharacters(in: .whitespaces)
@@ -27,9 +28,13 @@ enum GitIndirections {
             case ("core", "fsmonitor"):
                 // A boolean selects git's built-in daemon; anything else is a command.
                 if ["true", "false", "yes", "no", "on", "off", "1", "0"].contains(v.lowercased()) { continue }
-                let command = String(v.split(separator: " ").first ?? "")
-                out.append(Target(key: "core.fsmonitor", path: resolve(command, against: repoRoot)))
+                // A command line: every word that names a file (`sh .husky/x`) counts.
+                let words = v.split(separator: " ").map(String.init)
+                for (i, w) in words.enumerated() where i == 0 || w.contains("/") {
+                    out.append(Target(key: "core.fsmonitor", path: resolve(w, against: repoRoot)))
+                }
             case ("include", "path"), (_, "path") where section.hasPrefix("includeif"):
+                if v.hasPrefix("~") { continue }  // the invoker's home: not the run's to write
                 out.append(Target(key: section.hasPrefix("includeif") ? "includeIf.path" : "include.path",
                                   path: resolve(v, against: gitDir)))
             default: continue

@@ -70,12 +70,41 @@ public protocol FileInspector: Sendable {
     func contents(of path: String, maxBytes: Int) -> String?
     /// lstat's link count; nil when absent or unknown (fakes in tests).
     func linkCount(of path: String) -> Int?
+    /// The unix sockets at or beneath `roots` (absolute paths without symlinks), as a
+    /// recursive bind of each shows them: submounts included, no symlink followed,
+    /// nothing at or beneath a `skipping` path (a root itself is never skipped).
+    /// Reads at most `limit` directory entries in all. nil: this inspector cannot
+    /// list directories (the planner then says so in `notApplied`). `SocketScan.swift`.
+    func unixSockets(under roots: [String], skipping: Set<String>, limit: Int) -> SocketSearch?
+    /// Where the path lives whatever mount shows it: its filesystem's device and the
+    /// path below that filesystem's root (from the host's mount table); nil when
+    /// unknown. Two names for one place (bind-mount aliases) have the same location.
+    func location(of path: String) -> (device: String, path: String)?
 }
 
 extension FileInspector {
     public func identity(of path: String) -> FileIdentity? { nil }
     public func contents(of path: String, maxBytes: Int) -> String? { nil }
     public func linkCount(of path: String) -> Int? { nil }
+    public func unixSockets(under roots: [String], skipping: Set<String>, limit: Int) -> SocketSearch? { nil }
+    public func location(of path: String) -> (device: String, path: String)? { nil }
+}
+
+/// What `FileInspector.unixSockets` found.
+public struct SocketSearch: Sendable, Equatable {
+    /// Absolute paths of the sockets found.
+    public var sockets: [String]
+    /// Directory entries read.
+    public var entries: Int
+    /// Set when the search could not see everything: the root it was in and why
+    /// (the limit, a directory that can be passed through but not listed, …).
+    public var incompleteRoot: String?
+    public var incompleteReason: String?
+
+    public init(sockets: [String], entries: Int, incompleteRoot: String? = nil, incompleteReason: String? = nil) {
+        self.sockets = sockets; self.entries = entries
+        self.incompleteRoot = incompleteRoot; self.incompleteReason = incompleteReason
+    }
 }
 
 /// A problem that makes a policy impossible to run on this host or with this

@@ -311,6 +311,8 @@ private struct Context {
             steps.append(MountStep(kind: .mask, destination: path, readOnly: true, optional: true,
                                    origin: "filesystem.mask"))
         }
+        steps += try SocketScan.masks(policy: policy, files: host.files, binds: binds, destinations: Array(entries.keys),
+                                      expand: expand, notApplied: &notApplied)   // SocketScan.swift
         return (steps, binds)
     }
 
@@ -318,26 +320,57 @@ private struct Context {
     /// or read from the work tree (`GitIndirections`) is protected too; a target that
     /// does not exist yet cannot be (a mount needs something to cover) and is listed
     /// in `notApplied`.
+    /// The repository `root` belongs to — `root` itself or the nearest directory above
+    /// it with a `.git` (a directory, or a file `gitdir: …` as in linked worktrees) —
+    /// and the configs git reads for it: the common dir's (worktrees share it), the
+    /// repository's own, `config.worktree`, and what they include (four levels).
+    /// Their hooks, fsmonitor and included files that lie in a writable path are
+    /// protected; a missing one is listed in `notApplied`.
     func gitIndirections(root: String, writable: [String],
                          notApplied: inout [String]) throws -> [(key: String, path: String, home: String)] {
-        guard host.files.kind(of: root + "/.git") == .directory,
-              let config = host.files.contents(of: root + "/.git/config", maxBytes: 1 << 20) else { return [] }
+        var repo = root
+        while host.files.kind(of: repo + "/.git") == nil {
+            guard repo != "/", let slash = repo.lastIndex(of: "/") else { return [] }
+            repo = slash == repo.startIndex ? "/" : String(repo[..<slash])
+        }
+        let dotGit = (repo == "/" ? "" : repo) + "/.git"
+        var gitDir = dotGit
+        if host.files.kind(of: dotGit) == .file {
+            guard let text = host.files.contents(of: dotGit, maxBytes: 4096),
+                  let line = text.split(separator: "\n").first, line.hasPrefix("gitdir:") else { return [] }
+            let target = line.dropFirst("gitdir:".count).trimmingCharacters(in: .whitespaces)
+            gitDir = Context.normalize(target.hasPrefix("/") ? target : repo + "/" + target)
+        }
+        var configs: [(path: String, depth: Int)] = []
+        if let common = host.files.contents(of: gitDir + "/commondir", maxBytes: 4096)?.trimmingCharacters(in: .whitespacesAndNewlines),
+           !common.isEmpty {
+            configs.append((Context.normalize((common.hasPrefix("/") ? common : gitDir + "/" + common) + "/config"), 0))
+        }
+        configs += [(gitDir + "/config", 0), (gitDir + "/config.worktree", 0)]
+        var seen = Set<String>()
         var out: [(key: String, path: String, home: String)] = []
-        for target in GitIndirections.targets(config: config, repoRoot: root) {
-            // Inside .git it is protected already; outside every writable path the
-            // command cannot change it.
-            guard !Context.isBeneath(target.path, root + "/.git"),
-                  let home = writable.filter({ Context.isBeneath(target.path, $0) }).max(by: { $0.count < $1.count }) else { continue }
-            if target.path == home {
-                throw PlanError(key: "filesystem.protect", message: "\(root)/.git/config sets \(target.key) to \(target.path), the writable directory itself; git on the host would run what the command writes there. Point it elsewhere or do not make that directory writable")
-            }
-            switch host.files.kind(of: target.path) {
-            case .symlink?:
-                throw PlanError(key: "filesystem.protect", message: "\(target.path) (\(target.key) in \(root)/.git/config) is a symlink; the command could replace it with a writable one and git on the host would run it. Remove the link or the setting")
-            case nil:
-                notApplied.append("filesystem.protect: \(target.key) in \(root)/.git/config names \(target.path), which does not exist, so it cannot be protected; what the command creates there runs with the host's next git command")
-            case _?:
-                out.append((target.key, target.path, home))
+        while !configs.isEmpty {
+            let (configPath, depth) = configs.removeFirst()
+            guard seen.insert(configPath).inserted, seen.count <= 32,
+                  let text = host.files.contents(of: configPath, maxBytes: 1 << 20) else { continue }
+            let configDir = String(configPath[..<(configPath.lastIndex(of: "/") ?? configPath.endIndex)])
+            for target in GitIndirections.targets(config: text, repoRoot: repo, configDir: configDir) {
+                if target.key.hasSuffix(".path"), depth < 4 { configs.append((target.path, depth + 1)) }
+                // Inside a .git that is protected already; outside every writable path
+                // the command cannot change it.
+                guard !Context.isBeneath(target.path, dotGit), !Context.isBeneath(target.path, gitDir),
+                      let home = writable.filter({ Context.isBeneath(target.path, $0) }).max(by: { $0.count < $1.count }) else { continue }
+                if target.path == home {
+                    throw PlanError(key: "filesystem.protect", message: "\(configPath) sets \(target.key) to \(target.path), the writable directory itself; git on the host would run what the command writes there. Point it elsewhere or do not make that directory writable")
+                }
+                switch host.files.kind(of: target.path) {
+                case .symlink?:
+                    throw PlanError(key: "filesystem.protect", message: "\(target.path) (\(target.key) in \(configPath)) is a symlink; the command could replace it with a writable one and git on the host would run it. Remove the link or the setting")
+                case nil:
+                    notApplied.append("filesystem.protect: \(target.key) in \(configPath) names \(target.path), which does not exist, so it cannot be protected; what the command creates there runs with the host's next git command")
+                case _?:
+                    if !out.contains(where: { $0.path == target.path }) { out.append((target.key, target.path, home)) }
+                }
             }
         }
         return out

@@ -118,6 +118,7 @@ extension PlanCompiler {
         for (key, _, bind) in named where !bind.readOnly {
             let w = resolver.canonical(bind.source)
             let wChain = ancestry(w)
+            let wLoc = host.files.location(of: w)
             for (entry, t, tChain) in trustedAncestry {
                 var holds = Self.isBeneath(t, w)
                 var inside = !holds && Self.isBeneath(w, t)
@@ -127,6 +128,12 @@ extension PlanCompiler {
                     if !holds, let tID = tChain.last?.id, tChain.last?.path == t {
                         inside = wChain.contains { $0.id == tID }
                     }
+                }
+                // The same places on their filesystem, whatever mounts show them (an
+                // alias of a subdirectory of the writable path shares no ancestor).
+                if !holds && !inside, let a = wLoc, let b = host.files.location(of: t), a.device == b.device {
+                    holds = Self.isBeneath(b.path, a.path)
+                    inside = !holds && Self.isBeneath(a.path, b.path)
                 }
                 guard holds || inside else { continue }
                 let relation = holds ? "it holds" : "it lies inside"

@@ -92,6 +92,15 @@ public struct FilesystemPolicy: Sendable, Equatable {
     public var protect: [String] = []
     public var mask: [PathTemplate] = []
     public var unixSockets: [PathTemplate] = []
+    /// Trees the search for unix sockets under `ro` binds leaves out: the policy
+    /// vouches that nothing binds a socket there (package-managed system trees).
+    public var socketScanSkip: [PathTemplate] = []
+    /// Directory entries that search may read per plan; a plan that needs more is
+    /// refused (never a partial search).
+    public var socketScanLimit: Int = FilesystemPolicy.defaultSocketScanLimit
+    public static let defaultSocketScanLimit = 10_000
+    /// The range `socket_scan_limit` accepts.
+    public static let socketScanLimitRange = 0...10_000_000
     public init() {}
 }
 

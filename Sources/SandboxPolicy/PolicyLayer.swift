@@ -40,6 +40,8 @@ struct PolicyLayer {
     var protect: [ListEdit<String>] = []
     var mask: [ListEdit<PathTemplate>] = []
     var unixSockets: [ListEdit<PathTemplate>] = []
+    var socketScanSkip: [ListEdit<PathTemplate>] = []
+    var socketScanLimit: Int?
 
     var landlockMode: FenceMode?
     var connectTCP: [UInt16]?
@@ -83,7 +85,7 @@ enum PolicySchema {
                            "capabilities", "resources", "network", "binary", "audit"]
     static let process = ["hostname", "user", "group", "workdir", "env", "timeout", "grace", "new_session", "host_uid"]
     static let env = ["pass", "set"]
-    static let filesystem = ["ro", "rw", "tmpfs", "protect", "mask", "unix_sockets"]
+    static let filesystem = ["ro", "rw", "tmpfs", "protect", "mask", "unix_sockets", "socket_scan_skip", "socket_scan_limit"]
     static let landlock = ["mode", "min_abi", "connect_tcp", "bind_tcp", "scope"]
     static let seccomp = ["profile", "deny", "socket_families", "on_violation"]
     static let capabilities = ["keep"]
@@ -219,6 +221,15 @@ final class LayerReader {
         layer.tmpfs = paths("tmpfs")
         layer.mask = paths("mask")
         layer.unixSockets = paths("unix_sockets")
+        layer.socketScanSkip = paths("socket_scan_skip")
+        if let n = integer(t, "socket_scan_limit", at: p) {
+            let range = FilesystemPolicy.socketScanLimitRange
+            if range.contains(n) {
+                layer.socketScanLimit = n
+            } else {
+                error(p.key("socket_scan_limit"), "socket_scan_limit = \(n) is out of range; use \(range.lowerBound)…\(range.upperBound) (directory entries the search for unix sockets under ro binds may read)")
+            }
+        }
         layer.protect = edits(t, "protect", at: p) { s, kp in
             switch PathTemplates.parseName(s) {
             case .success(let n): return n

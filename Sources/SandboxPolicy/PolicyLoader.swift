@@ -343,6 +343,8 @@ struct Merger {
             Merger.apply(l.protect, to: &p.filesystem.protect)
             Merger.apply(l.mask, to: &p.filesystem.mask)
             Merger.apply(l.unixSockets, to: &p.filesystem.unixSockets)
+            Merger.apply(l.socketScanSkip, to: &p.filesystem.socketScanSkip)
+            if let v = l.socketScanLimit { p.filesystem.socketScanLimit = v }
 
             if let v = l.landlockMode { p.landlock.mode = v }
             if let v = l.landlockMinABI { p.landlock.minABI = v }
@@ -432,6 +434,7 @@ struct Merger {
             ("filesystem.ro", p.filesystem.ro.count), ("filesystem.rw", p.filesystem.rw.count),
             ("filesystem.tmpfs", p.filesystem.tmpfs.count), ("filesystem.protect", p.filesystem.protect.count),
             ("filesystem.mask", p.filesystem.mask.count), ("filesystem.unix_sockets", p.filesystem.unixSockets.count),
+            ("filesystem.socket_scan_skip", p.filesystem.socketScanSkip.count),
             ("landlock.connect_tcp", p.landlock.connectTCP?.count ?? 0), ("landlock.bind_tcp", p.landlock.bindTCP?.count ?? 0),
             ("network.dns", p.network.dns.count), ("network.allow", p.network.allow.count),
             ("network.hosts", p.network.hosts.count), ("binary.pin", p.binary.pin.count),

@@ -80,6 +80,11 @@ func realPath(_ path: String) -> String? {
     return String(cString: p)
 }
 
+final class MountTableOnce: @unchecked Sendable {
+    // Filled on first use by the one thread that compiles the plan.
+    lazy var table = FileSystemLocation.table()
+}
+
 /// The planner's view of host paths, answered by lstat/readlink in the kernel layer.
 struct HostFiles: FileInspector {
     func kind(of path: String) -> FileKind? {
@@ -102,6 +107,13 @@ struct HostFiles: FileInspector {
         return String(decoding: bytes, as: UTF8.self)
     }
 
+    /// Read once per plan: the trust check asks for many paths.
+    private let mountTable = MountTableOnce()
+
+    func location(of path: String) -> (device: String, path: String)? {
+        FileSystemLocation.of(path, in: mountTable.table).map { ($0.device, $0.path) }
+    }
+
     func linkCount(of path: String) -> Int? {
         var st = stat()
         guard lstat(path, &st) == 0 else { return nil }
@@ -112,6 +124,12 @@ struct HostFiles: FileInspector {
         var st = stat()
         guard lstat(path, &st) == 0 else { return nil }
         return FileIdentity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+    }
+
+    func unixSockets(under roots: [String], skipping: Set<String>, limit: Int) -> SocketSearch? {
+        let o = UnixSocketScan.scan(roots: roots, skip: skipping, limit: limit)
+        return SocketSearch(sockets: o.sockets, entries: o.entries, incompleteRoot: o.incompleteRoot,
+                            incompleteReason: o.incompleteReason)
     }
 }
 
@@ -157,15 +175,20 @@ func runExec(policyName: String, argv: [String], resultPath: String?, resultFD: 
     func report(_ outcome: RunResult) -> Never {
         if let error = outcome.error { FileHandle.standardError.write(Data("sandbox: \(error)\n".utf8)) }
         let bytes = ((try? CanonicalJSON.encode(outcome)) ?? []) + [UInt8(ascii: "\n")]
+        var lost = false
         for fd in resultFDs where !FD.writeAll(fd, bytes) {
             FileHandle.standardError.write(Data("sandbox: cannot write the result to fd \(fd)\n".utf8))
+            lost = true
         }
         if let resultFile {
             do { try resultFile.write(bytes) } catch {
                 FileHandle.standardError.write(Data("sandbox: --result \(resultFile.path): \(error)\n".utf8))
+                lost = true
             }
         }
-        Foundation.exit(outcome.exitCode)
+        // A caller that asked for the result and cannot have it must not read the
+        // command's status as the whole story.
+        Foundation.exit(lost ? exitSandboxError : outcome.exitCode)
     }
     let runId = newRunId()
     var policyLabel = policyName   // the file or name given, until the policy has its own name
@@ -178,6 +201,13 @@ func runExec(policyName: String, argv: [String], resultPath: String?, resultFD: 
     policyLabel = policy.name
     // The digest is left to the executor, which computes it while the child starts.
     let plan = compile(policy, argv: argv, runId: runId, probe: probe, digest: false, onError: refuse)
+    // A result the command could reach is a result it could forge: refused.
+    if let resultFile, let at = FileSystemLocation.of(resultFile.directory) {
+        for step in plan.mounts where step.kind == .bind && !step.readOnly {
+            guard let source = step.source, let writable = FileSystemLocation.of(source), writable.contains(at) else { continue }
+            refuse("--result \(resultFile.path): it lies in \(source), which the command can write (\(step.origin)); it could move the directory and leave a forged result there. Write the result outside the writable paths")
+        }
+    }
     let base = runBase(probe, onError: refuse)
     let executor = Executor(plan: plan, options: ExecOptions(runBase: base, seccompCacheDir: base + "/.seccomp-cache"))
     report(executor.run())
@@ -349,6 +379,9 @@ struct Gc: ParsableCommand {
         // may belong to a run being created right now (or to another user's run
         // base). Those are never touched.
         for name in RunDirectory.removeAbandonedCreations(base: base) { print("removed \(name)") }
+        for uid in UidLease.releaseOrphans(directory: UidLease.directory(runBase: base), runBase: base) {
+            print("released uid lease \(uid)")
+        }
         print("\(removed) stale run(s) removed")
     }
 }

@@ -172,17 +172,7 @@ import Testing
     static func results(_ stdout: String) -> [String: String] { EgressTests.results(stdout) }
 
     static func basePolicy(in dir: String, name: String, body: String) -> String {
-        Harness.policy("""
-            name = "\(name)"
-            extends = ["base"]
-            [process]
-            env.set = { PATH = "/usr/local/bin:/usr/bin:/bin" }
-            [filesystem]
-            rw = ["{cwd}"]
-            [network]
-            mode = "egress"
-            \(body)
-            """, in: dir, name: "\(name).toml")
+        Harness.egressPolicy(in: dir, name: name, network: body)
     }
 
     // MARK: - DNS

@@ -118,19 +118,11 @@ import Testing
     }
 
     static func egressPolicy(in dir: String, allow host: String, dns: String, extra: String = "") -> String {
-        Harness.policy("""
-            name = "egress-test"
-            extends = ["base"]
-            [process]
-            env.set = { PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin" }
-            [filesystem]
-            rw = ["{cwd}"]
-            [network]
-            mode = "egress"
+        Harness.egressPolicy(in: dir, name: "egress-test", network: """
             dns = ["\(dns)"]
             allow = [{ cidr = "\(host)/32", ports = [8080], proto = "tcp" }]
             \(extra)
-            """, in: dir, name: "egress-test.toml")
+            """)
     }
 
     /// A probe the sandbox runs: each argument `kind:host:port` becomes one attempt,

@@ -372,19 +372,21 @@ import Testing
         #expect(root.status == 125 && root.stderr.contains("is / here"), "\(root.stderr)")
     }
 
-    @Test func resultPathIsFixedBeforeTheCommandRuns() throws {
+    /// A result in a directory the command can write could be moved and replaced by a
+    /// forged one (TrustTests has the attack): refused before anything runs; the
+    /// refusal itself is written there (nothing ran yet).
+    @Test func resultInsideAWritablePathIsRefused() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
         let dir = Harness.tempDir()
-        let elsewhere = Harness.tempDir()
-        defer { try? FileManager.default.removeItem(atPath: dir); try? FileManager.default.removeItem(atPath: elsewhere) }
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let policy = Self.basicPolicy(in: dir)
         try FileManager.default.createDirectory(atPath: "\(dir)/out", withIntermediateDirectories: true)
-        // The command swaps the result's directory for a symlink to somewhere else.
-        let out = try Harness.sandbox(["exec", "--policy", policy, "--result", "\(dir)/out/r.json", "--",
-                                       "sh", "-c", "mv out out.old && ln -s \(elsewhere) out"], cwd: dir)
-        #expect(out.status == 0, "\(out.stderr)")
-        #expect(!FileManager.default.fileExists(atPath: "\(elsewhere)/r.json"), "the result followed the command's symlink")
-        let written = (try? String(contentsOfFile: "\(dir)/out.old/r.json", encoding: .utf8)) ?? ""
-        #expect(written.contains("\"exitCode\":0"), "result: \(written)")
+        let out = try Harness.sandbox(["exec", "--policy", policy, "--result", "\(dir)/out/r.json", "--", "touch", "ran"], cwd: dir)
+        #expect(out.status == 125, "\(out.stderr)")
+        #expect(out.stderr.contains("which the command can write"), "\(out.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: "\(dir)/ran"), "the command ran")
+        let written = (try? String(contentsOfFile: "\(dir)/out/r.json", encoding: .utf8)) ?? ""
+        #expect(written.contains("\"exitCode\":125"), "result: \(written)")
     }
+
 }

@@ -105,4 +105,69 @@ import Testing
         let quiet = try Harness.exec(policy: "agent", ["true"], cwd: repo)
         #expect((quiet.result?["createdEntries"] as? [String] ?? ["?"]).isEmpty, "\(String(describing: quiet.result?["createdEntries"]))")
     }
+
+    /// The scan is not fooled by a `.git` made earlier and renamed into place (a rename
+    /// keeps the birth time but changes the change time), and it reports a nested
+    /// repository that existed before when the run changed its config or hooks.
+    @Test func movedInOrReconfiguredRepositoriesAreReported() throws {
+        guard Self.ready() else { return }
+        let repo = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: repo) }
+        _ = try Self.git(["init", "-q", "."], in: repo)
+        try FileManager.default.createDirectory(atPath: "\(repo)/stash/.git", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: "\(repo)/vendor/lib", withIntermediateDirectories: true)
+        _ = try Self.git(["init", "-q", "."], in: "\(repo)/vendor/lib")
+        usleep(20_000)
+        let out = try Harness.exec(policy: "agent", ["sh", "-c",
+            "mkdir -p src && mv stash/.git src/.git && printf '[core]\\n\\tfsmonitor = ./x\\n' >> vendor/lib/.git/config"], cwd: repo)
+        #expect(out.status == 0, "stderr: \(out.stderr)")
+        let created = out.result?["createdEntries"] as? [String] ?? []
+        #expect(created == ["\(repo)/src/.git", "\(repo)/vendor/lib/.git"], "createdEntries: \(created)")
+    }
+
+    /// Second red-team pass: the hooks of the repository that CONTAINS the working
+    /// directory (husky in a monorepo package), hooks set in an included config, and a
+    /// linked worktree (`.git` is a file) are protected too. Each: the command's write
+    /// to the hook fails, and the host's commit runs nothing it wrote.
+    @Test func hooksOfEnclosingIncludedAndWorktreeRepositoriesAreProtected() throws {
+        guard Self.ready() else { return }
+        let marker = "/tmp/sbx-git-g-\(UUID().uuidString.prefix(8))"
+        defer { unlink(marker) }
+        func attempt(cwd: String, hook: String) throws -> Harness.Output {
+            try Harness.exec(policy: "agent", ["sh", "-c", "{ echo 'touch \(marker)' >> \(hook); } 2>&1; echo rc=$?"], cwd: cwd)
+        }
+        // G1: hooksPath = frontend/.husky, the run works in frontend/.
+        let mono = try Self.huskyRepo()
+        defer { try? FileManager.default.removeItem(atPath: mono) }
+        try FileManager.default.createDirectory(atPath: "\(mono)/frontend", withIntermediateDirectories: true)
+        try FileManager.default.moveItem(atPath: "\(mono)/.husky", toPath: "\(mono)/frontend/.husky")
+        _ = try Self.git(["config", "core.hooksPath", "frontend/.husky"], in: mono)
+        let g1 = try attempt(cwd: "\(mono)/frontend", hook: ".husky/pre-commit")
+        #expect(g1.stdout.contains("Read-only file system"), "G1: \(g1.stdout) \(g1.stderr)")
+
+        // G2: the hooks path comes from an included file.
+        let inc = try Self.huskyRepo()
+        defer { try? FileManager.default.removeItem(atPath: inc) }
+        _ = try Self.git(["config", "--unset", "core.hooksPath"], in: inc)
+        try "[core]\n\thooksPath = .husky\n".write(toFile: "\(inc)/.gitconfig", atomically: true, encoding: .utf8)
+        _ = try Self.git(["config", "include.path", "../.gitconfig"], in: inc)
+        let g2 = try attempt(cwd: inc, hook: ".husky/pre-commit")
+        #expect(g2.stdout.contains("Read-only file system"), "G2: \(g2.stdout) \(g2.stderr)")
+
+        // G3: a linked worktree of a repository with hooksPath = .husky.
+        let main = try Self.huskyRepo()
+        let wt = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: main); try? FileManager.default.removeItem(atPath: wt) }
+        _ = try Self.git(["add", "."], in: main)
+        _ = try Self.git(["commit", "-q", "-m", "init", "--no-verify"], in: main)
+        try? FileManager.default.removeItem(atPath: wt)
+        let add = try Self.git(["worktree", "add", "-q", wt], in: main)
+        #expect(add.status == 0, "worktree add: \(add.stderr)")
+        let g3 = try attempt(cwd: wt, hook: ".husky/pre-commit")
+        #expect(g3.stdout.contains("Read-only file system"), "G3: \(g3.stdout) \(g3.stderr)")
+        _ = try Self.git(["commit", "-q", "--allow-empty", "-m", "x"], in: wt)
+        _ = try Self.git(["commit", "-q", "--allow-empty", "-m", "x"], in: mono)
+        _ = try Self.git(["commit", "-q", "--allow-empty", "-m", "x"], in: inc)
+        #expect(!FileManager.default.fileExists(atPath: marker), "a host commit ran a hook the command wrote")
+    }
 }

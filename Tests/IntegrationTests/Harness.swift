@@ -122,6 +122,22 @@ enum Harness {
         return path
     }
 
+    /// An egress policy: base, the working directory writable, `network` the rest of
+    /// its `[network]` table (dns, allow, …).
+    static func egressPolicy(in dir: String, name: String, network: String) -> String {
+        policy("""
+            name = "\(name)"
+            extends = ["base"]
+            [process]
+            env.set = { PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin" }
+            [filesystem]
+            rw = ["{cwd}"]
+            [network]
+            mode = "egress"
+            \(network)
+            """, in: dir, name: "\(name).toml")
+    }
+
     /// Where `policy(_:in:)` writes the policies of the test working in `dir`: a
     /// directory of its own under this process's policy root (outside every test's
     /// working directory; removed when the test process exits).

@@ -152,18 +152,10 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try Self.synScript.write(toFile: "\(dir)/syn.py", atomically: true, encoding: .utf8)
         func policy(_ cap: Int) -> String {
-            Harness.policy("""
-                name = "cap-test"
-                extends = ["base"]
-                [process]
-                env.set = { PATH = "/usr/local/bin:/usr/bin:/bin" }
-                [filesystem]
-                rw = ["{cwd}"]
-                [network]
-                mode = "egress"
+            Harness.egressPolicy(in: dir, name: "cap-\(cap)", network: """
                 allow = [{ cidr = "\(h.address)/32", ports = [8090, 8091], proto = "tcp" }]
                 max_connections = \(cap)
-                """, in: dir, name: "cap-\(cap).toml")
+                """)
         }
 
         let cap = 40

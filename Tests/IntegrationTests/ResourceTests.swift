@@ -315,6 +315,9 @@ struct ResourceTests {
         let dir = Harness.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let policy = Self.policy(in: dir, resources: "memory = \"64MiB\"\npids = 32\ncpu = 0.5", process: "timeout = \"30s\"")
+        // Results outside the writable cwd (a result there is refused).
+        let results = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: results) }
         let count = 50
         // All 50 supervisors started at once (not a thread pool's 2 at a time), each
         // run alive long enough to overlap the others.
@@ -322,7 +325,7 @@ struct ResourceTests {
         for i in 0..<count {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: Harness.binary)
-            p.arguments = ["exec", "--policy", policy, "--result", "\(dir)/result-\(i).json", "--",
+            p.arguments = ["exec", "--policy", policy, "--result", "\(results)/result-\(i).json", "--",
                            "sh", "-c", "echo run-$0; sleep 0.3", String(i)]
             p.currentDirectoryURL = URL(fileURLWithPath: dir)
             var env = ProcessInfo.processInfo.environment
@@ -348,7 +351,7 @@ struct ResourceTests {
             let stderr = (try? String(contentsOfFile: "\(dir)/err-\(i)", encoding: .utf8)) ?? ""
             #expect(p.terminationStatus == 0, "run \(i): exit \(p.terminationStatus), stderr: \(stderr)")
             #expect(stdout == "run-\(i)\n", "run \(i): stdout \(stdout)")
-            guard let data = FileManager.default.contents(atPath: "\(dir)/result-\(i).json"),
+            guard let data = FileManager.default.contents(atPath: "\(results)/result-\(i).json"),
                   let result = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
                 Issue.record("run \(i): no result JSON; stderr: \(stderr)")
                 continue

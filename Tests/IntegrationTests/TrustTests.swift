@@ -224,11 +224,12 @@ import Testing
         }
         #expect(((try? FileManager.default.contentsOfDirectory(atPath: target)) ?? ["?"]).isEmpty, "something was written through the link")
 
-        // Control: through a real directory the result is written.
-        try FileManager.default.createDirectory(atPath: "\(proj)/real", withIntermediateDirectories: true)
-        let ok = try Harness.sandbox(["exec", "--policy", Self.agent, "--result", "real/result.json", "--", "touch", "ran"], cwd: proj)
+        // Control: through a real directory (outside the writable cwd) the result is written.
+        let real = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: real) }
+        let ok = try Harness.sandbox(["exec", "--policy", Self.agent, "--result", "\(real)/result.json", "--", "touch", "ran"], cwd: proj)
         #expect(ok.status == 0, "stderr: \(ok.stderr)")
-        let written = (try? String(contentsOfFile: "\(proj)/real/result.json", encoding: .utf8)) ?? ""
+        let written = (try? String(contentsOfFile: "\(real)/result.json", encoding: .utf8)) ?? ""
         #expect(written.contains("\"exitCode\":0"), "result: \(written)")
         #expect(Self.exists("\(proj)/ran"))
     }
@@ -289,26 +290,29 @@ import Testing
         #expect(!Self.exists("\(proj)/ran"), "the command ran")
     }
 
-    /// The command replaces the result file in its writable directory with a forged
-    /// one (or a hard link to another file). The result is written at the end to a new
-    /// file renamed over the name, so the real one wins and no other file is touched.
-    /// Control: a result fd opened on that file beforehand is swapped away by the command.
-    @Test func resultInTheWritableDirectoryCannotBeForged() throws {
+    /// The command moves its result's directory aside and leaves a forged result
+    /// where the caller looks (second red-team pass): a result inside a path the run
+    /// can write is refused, also through a bind-mount alias of that path. Control: a
+    /// descriptor opened on a file there (what a harness might do) is swapped away.
+    @Test func resultInTheWritableDirectoryIsRefused() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
-        let proj = Harness.tempDir()
-        defer { try? FileManager.default.removeItem(atPath: proj) }
-        try "keep\n".write(toFile: "\(proj)/other.txt", atomically: true, encoding: .utf8)
-        let forge = "mv res.json .old 2>/dev/null; printf '{\"exitCode\":0}' > res.json; ln -f other.txt res2.json; exit 3"
-        let out = try Harness.sandbox(["exec", "--policy", Self.agent, "--result", "\(proj)/res.json", "--", "sh", "-c", forge], cwd: proj)
-        #expect(out.status == 3, "stderr: \(out.stderr)")
-        let text = (try? String(contentsOfFile: "\(proj)/res.json", encoding: .utf8)) ?? ""
-        #expect(text.contains("\"exitCode\":3"), "result: \(text)")
-        let hard = try Harness.sandbox(["exec", "--policy", Self.agent, "--result", "\(proj)/res2.json", "--", "true"], cwd: proj)
-        #expect(hard.status == 0, "\(hard.stderr)")
-        #expect((try? String(contentsOfFile: "\(proj)/other.txt", encoding: .utf8)) == "keep\n", "the result was written through a hard link")
+        let proj = Harness.tempDir(), alias = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: proj); try? FileManager.default.removeItem(atPath: alias) }
+        try FileManager.default.createDirectory(atPath: "\(proj)/out", withIntermediateDirectories: true)
+        let forge = "mv out .old; mkdir out; printf '{\"exitCode\":0}' > out/res.json; exit 3"
+        let out = try Harness.sandbox(["exec", "--policy", Self.agent, "--result", "\(proj)/out/res.json", "--", "sh", "-c", forge], cwd: proj)
+        #expect(out.status == 125 && out.stderr.contains("which the command can write"), "status \(out.status): \(out.stderr)")
+        #expect(Self.exists("\(proj)/out") && !Self.exists("\(proj)/.old"), "the command ran")
 
-        // Control: a descriptor opened on the name before the run (what --result did
-        // before) is left behind when the command moves the file and forges another.
+        let m = try Harness.run("/bin/mount", ["--bind", "\(proj)/out", alias])
+        if Harness.require(m.status == 0, "bind mount: \(m.stderr)") {
+            defer { _ = try? Harness.run("/bin/umount", [alias]) }
+            let a = try Harness.sandbox(["exec", "--policy", Self.agent, "--result", "\(alias)/res.json", "--", "true"], cwd: proj)
+            #expect(a.status == 125 && a.stderr.contains("which the command can write"), "alias: \(a.stderr)")
+        }
+
+        // Control: a descriptor opened on the name before the run is left behind when
+        // the command moves the file and forges another.
         let c = try Harness.run("/bin/sh", ["-c", "exec 9>fd.json; exec \"$0\" exec --policy \"$1\" --result-fd 9 -- sh -c \"$2\"",
                                             Harness.binary, Self.agent,
                                             "mv fd.json .fd-old; printf '{\"exitCode\":0}' > fd.json; exit 3"], cwd: proj)
@@ -316,4 +320,5 @@ import Testing
         let forged = (try? String(contentsOfFile: "\(proj)/fd.json", encoding: .utf8)) ?? ""
         #expect(forged == "{\"exitCode\":0}", "control: the forged result is not what a reader finds: \(forged)")
     }
+
 }

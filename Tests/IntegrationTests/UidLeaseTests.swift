@@ -62,6 +62,31 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: "\(Self.leases)/\(uid)"), "gc did not release lease \(uid)")
     }
 
+    /// A lease whose run has no directory at all belongs to no run (a run makes its
+    /// directory before its lease and releases the lease before removing it): gc
+    /// releases it. A lease whose run directory exists is left alone.
+    @Test func gcReleasesOrphanedLeases() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        Harness.gcLock.lock()
+        defer { Harness.gcLock.unlock() }
+        try? FileManager.default.createDirectory(atPath: Self.leases, withIntermediateDirectories: true)
+        let orphan = "\(Self.leases)/4000000123", kept = "\(Self.leases)/4000000124"
+        let liveID = "lease-test-\(UUID().uuidString.prefix(8))"
+        try "no-such-run-\(UUID().uuidString.prefix(8))\n".write(toFile: orphan, atomically: true, encoding: .utf8)
+        try "\(liveID)\n".write(toFile: kept, atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: "/run/sandbox/\(liveID)", withIntermediateDirectories: true)
+        defer { unlink(orphan); unlink(kept); rmdir("/run/sandbox/\(liveID)") }
+        // The run directory of `kept` has no lock file: gc would reclaim it as stale; so
+        // hold its lock the way a live run does.
+        let lock = open("/run/sandbox/\(liveID)/lock", O_RDWR | O_CREAT, 0o600)
+        defer { close(lock); unlink("/run/sandbox/\(liveID)/lock") }
+        #expect(flock(lock, LOCK_EX | LOCK_NB) == 0)
+        let gc = try Harness.sandbox(["gc"])
+        #expect(gc.status == 0, "\(gc.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: orphan), "orphaned lease kept: \(gc.stdout)")
+        #expect(FileManager.default.fileExists(atPath: kept), "a lease of an existing run directory was released")
+    }
+
     /// ramfs cannot be idmapped: a writable bind there would be written as the run's
     /// own uid, so the run is refused (125 naming the path and the opt-out); with
     /// host_uid = "invoker" it runs. The ramfs is mounted by the test and removed.

@@ -7,7 +7,34 @@ import Testing
 /// tests say the same thing on every machine and need no privileges.
 struct FakeFiles: FileInspector {
     var entries: [String: FileKind]
+    /// Unix sockets on the fake host: `unixSockets` finds those a walk would.
+    var sockets: [String] = []
     func kind(of path: String) -> FileKind? { entries[path] }
+
+    /// Like the real walk: beneath a root, not through a skipped path (a root itself
+    /// is never skipped); every fake entry beneath a root counts against `limit`.
+    func unixSockets(under roots: [String], skipping: Set<String>, limit: Int) -> SocketSearch? {
+        func beneath(_ p: String, _ r: String) -> Bool { p == r || p.hasPrefix(r + "/") }
+        func reachable(_ s: String, from root: String) -> Bool {
+            var p = s
+            while p.count > root.count {
+                if skipping.contains(p) { return false }
+                p = String(p[..<p.lastIndex(of: "/")!])
+            }
+            return true
+        }
+        var out = SocketSearch(sockets: [], entries: 0)
+        for root in roots {
+            let seen = Set(entries.keys).union(sockets).filter { $0 != root && beneath($0, root) && reachable($0, from: root) }
+            out.entries += seen.count
+            if out.entries > limit {
+                return SocketSearch(sockets: out.sockets, entries: out.entries, incompleteRoot: root,
+                                    incompleteReason: "more than \(limit) directory entries")
+            }
+            out.sockets += sockets.filter { beneath($0, root) && reachable($0, from: root) }
+        }
+        return out
+    }
 }
 
 func host(abi: Int = 7, uid: UInt32 = 1000, files: [String: FileKind] = [:], kernel: String = "6.18.0") -> HostFacts {

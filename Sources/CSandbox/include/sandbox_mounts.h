@@ -37,8 +37,8 @@ int sbx_mounts_write_maps(pid_t pid, const char *uid_map, const char *gid_map);
 /* ioctl(pidfd, PIDFD_GET_NET_NAMESPACE): the child's network namespace. fd or -errno. */
 int sbx_mounts_pidfd_netns(int pidfd);
 
-/* statx(dirfd, name, AT_SYMLINK_NOFOLLOW) birth time (or, where the filesystem
- * has none, the change time; *is_birth says which), device and type bits.
+/* statx(dirfd, name, AT_SYMLINK_NOFOLLOW): the later of its birth time and change
+ * time (*is_birth: the filesystem records births), device and type bits.
  * 0 or -errno. */
 int sbx_mounts_birth(int dirfd, const char *name, int64_t *sec, uint32_t *nsec, int *is_birth,
                      uint64_t *dev, uint32_t *mode);

@@ -42,12 +42,12 @@ public final class RunCgroup: @unchecked Sendable {
 
     /// v2: `O_RDONLY|O_DIRECTORY|O_CLOEXEC` fd of the run cgroup, for `clone3`'s
     /// `CLONE_INTO_CGROUP`; -1 on v1 or once closed.
-    public var cloneIntoFD: Int32 { lock.locked { _cloneIntoFD } }
+    public var cloneIntoFD: Int32 { cloneInto.raw }
     /// v1: `O_WRONLY|O_CLOEXEC` fds of each hierarchy's `<run>/cgroup.procs`, freezer
     /// first. The child writes "0" (itself) into each, in this order, before exec —
     /// the kernel checks the permission against the opener's credentials (this root
     /// supervisor), so the child may do it whatever it becomes. Empty on v2.
-    public var procsFDs: [Int32] { lock.locked { _procsFDs } }
+    public var procsFDs: [Int32] { procs.map(\.raw).filter { $0 >= 0 } }
 
     /// The hierarchy a run lives in, with where each controller's files are.
     enum Backend {
@@ -59,19 +59,16 @@ public final class RunCgroup: @unchecked Sendable {
     }
     let backend: Backend
 
-    private var _cloneIntoFD: Int32
-    private var _procsFDs: [Int32]
-    private let lock = CgroupLock()
+    /// The child's descriptors, owned here (closed once: `closeChildFDs`, `remove`
+    /// or when the last reference goes).
+    private let cloneInto: OwnedFD
+    private let procs: [OwnedFD]
 
+    /// Takes ownership of `cloneIntoFD` and `procsFDs`.
     init(runId: String, host: CgroupHost, backend: Backend, directories: [String], notApplied: [String],
          cloneIntoFD: Int32, procsFDs: [Int32]) {
         self.runId = runId; self.host = host; self.backend = backend; self.directories = directories
-        self.notApplied = notApplied; self._cloneIntoFD = cloneIntoFD; self._procsFDs = procsFDs
-    }
-
-    deinit {
-        if _cloneIntoFD >= 0 { close(_cloneIntoFD) }
-        for fd in _procsFDs { close(fd) }
+        self.notApplied = notApplied; self.cloneInto = OwnedFD(cloneIntoFD); self.procs = procsFDs.map(OwnedFD.init)
     }
 
     // MARK: - create
@@ -353,12 +350,8 @@ public final class RunCgroup: @unchecked Sendable {
 
     /// After clone: the supervisor closes its copies of the child's fds. Idempotent.
     public func closeChildFDs() {
-        lock.locked {
-            if _cloneIntoFD >= 0 { close(_cloneIntoFD) }
-            _cloneIntoFD = -1
-            for fd in _procsFDs { close(fd) }
-            _procsFDs = []
-        }
+        cloneInto.close()
+        procs.closeAll()
     }
 
     // MARK: - stats
@@ -610,20 +603,3 @@ public final class RunCgroup: @unchecked Sendable {
     }
 }
 
-/// A pthread mutex for the few fields a supervisor's threads share.
-final class CgroupLock: @unchecked Sendable {
-    private let m: UnsafeMutablePointer<pthread_mutex_t>
-    init() {
-        m = .allocate(capacity: 1)
-        pthread_mutex_init(m, nil)
-    }
-    deinit {
-        pthread_mutex_destroy(m)
-        m.deallocate()
-    }
-    func locked<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_mutex_lock(m)
-        defer { pthread_mutex_unlock(m) }
-        return try body()
-    }
-}

@@ -65,21 +65,25 @@ public final class EgressNetwork {
     public let setUpMicroseconds: UInt64
 
     /// The run's network namespace; the child joins it (ChildSpec.netnsFD) and is
-    /// then not given CLONE_NEWNET. Owned here: closed by `tearDown`.
-    public private(set) var netnsFD: Int32
+    /// then not given CLONE_NEWNET. Owned here: closed by `tearDown`; -1 after.
+    public var netnsFD: Int32 { netns.raw }
+    private let netns: OwnedFD
     /// resolv.conf (and hosts) as detached read-only mounts, for
     /// `ChildSpec.Mount.moveFD`. Owned here: closed by `closeChildFDs` or `tearDown`.
-    public private(set) var fileMounts: [(fd: Int32, destination: String)]
+    public var fileMounts: [(fd: Int32, destination: String)] {
+        fileMountOwners.compactMap { $0.fd.isOpen ? ($0.fd.raw, $0.destination) : nil }
+    }
+    private let fileMountOwners: [(fd: OwnedFD, destination: String)]
 
     private let hostIndex: Int32
     private var tornDown = false
 
     private init(config: EgressConfig, hostInterface: String, hostIndex: Int32, address: IPv4, bridge: Bridge,
-                 netnsFD: Int32, fileMounts: [(fd: Int32, destination: String)], setUpMicroseconds: UInt64) {
+                 netns: OwnedFD, fileMounts: [(fd: OwnedFD, destination: String)], setUpMicroseconds: UInt64) {
         runId = config.runId; runDir = config.runDir
         self.hostInterface = hostInterface; self.hostIndex = hostIndex
         self.address = address.description; gateway = bridge.gateway.description; prefixLength = bridge.prefixLength
-        self.netnsFD = netnsFD; self.fileMounts = fileMounts; self.setUpMicroseconds = setUpMicroseconds
+        self.netns = netns; self.fileMountOwners = fileMounts; self.setUpMicroseconds = setUpMicroseconds
     }
 
     deinit { tearDown() }
@@ -120,14 +124,16 @@ public final class EgressNetwork {
         var undo: [() -> Void] = []
         do {
             // 1. The namespace, as an fd, before anything refers to it.
-            let netns: Int32
+            let netnsOwner: OwnedFD
             if let given = config.netnsFD {
-                netns = fcntl(given, F_DUPFD_CLOEXEC, 3)
-                guard netns >= 0 else { throw NetworkError(operation: "dup", subject: "network namespace fd \(given)", errno: errno) }
+                let dup = fcntl(given, F_DUPFD_CLOEXEC, 3)
+                guard dup >= 0 else { throw NetworkError(operation: "dup", subject: "network namespace fd \(given)", errno: errno) }
+                netnsOwner = OwnedFD(dup)
             } else {
-                netns = try Netns.create()
+                netnsOwner = OwnedFD(try Netns.create())
             }
-            undo.append { Glibc.close(netns) }
+            undo.append { netnsOwner.close() }
+            let netns = netnsOwner.raw
 
             // 2. Shared host state, under the host lock from the first look at the
             // bridge to the moment our veth is a port of it with its lease on disk.
@@ -146,10 +152,10 @@ public final class EgressNetwork {
 
             // 4. resolv.conf and hosts: in memory, read-only, never a host path.
             let mounts = try fileMounts(resolvConf: config.resolvConf, hosts: config.hosts)
-            undo.append { for m in mounts { Glibc.close(m.fd) } }
+            undo.append { for m in mounts { m.fd.close() } }
 
             return EgressNetwork(config: config, hostInterface: name, hostIndex: hostIndex, address: address,
-                                 bridge: bridge, netnsFD: netns, fileMounts: mounts,
+                                 bridge: bridge, netns: netnsOwner, fileMounts: mounts,
                                  setUpMicroseconds: monotonicMicroseconds() - started)
         } catch {
             while let step = undo.popLast() { step() }
@@ -199,13 +205,13 @@ public final class EgressNetwork {
 
     /// `/etc/resolv.conf` and `/etc/hosts` as detached read-only mounts (for
     /// `ChildSpec.Mount.moveFD`), without any network: what `setUp` uses, and what a
-    /// `none`/`loopback` run with hosts entries can use too. The caller owns the fds.
-    public static func fileMounts(resolvConf: String?, hosts: String?) throws -> [(fd: Int32, destination: String)] {
+    /// `none`/`loopback` run with hosts entries can use too.
+    public static func fileMounts(resolvConf: String?, hosts: String?) throws -> [(fd: OwnedFD, destination: String)] {
         var files: [(name: String, content: String, destination: String)] = []
         if let r = resolvConf { files.append(("resolv.conf", r, "/etc/resolv.conf")) }
         if let h = hosts { files.append(("hosts", h, "/etc/hosts")) }
         let fds = try DetachedFiles.readOnly(files.map { ($0.name, $0.content) })
-        return zip(fds, files).map { (fd: $0, destination: $1.destination) }
+        return zip(fds, files).map { (fd: OwnedFD($0), destination: $1.destination) }
     }
 
     /// Runs on a thread inside the run's namespace.
@@ -290,8 +296,7 @@ public final class EgressNetwork {
     /// Closes the detached file mounts once the child has them (it keeps its own
     /// copies until it has moved them into its root). Idempotent.
     public func closeChildFDs() {
-        for m in fileMounts { Glibc.close(m.fd) }
-        fileMounts = []
+        for m in fileMountOwners { m.fd.close() }
     }
 
     /// Deletes the host veth (the peer goes with it; the namespace dies with its last
@@ -306,8 +311,7 @@ public final class EgressNetwork {
         }
         Lease.release(runDir: runDir)
         closeChildFDs()
-        if netnsFD >= 0 { Glibc.close(netnsFD) }
-        netnsFD = -1
+        netns.close()
     }
 
     /// For `sandbox gc`, while it holds the dead run's lock: deletes the run's host

@@ -108,27 +108,26 @@ struct Bridge: Sendable, Equatable {
 /// The host-wide lock: an exclusive flock on `<stateDir>/.net.lock`, held across
 /// every change of shared host state (bridge, host table, forwarding, pool), so two
 /// runs never interleave them (pelagos' NAT race, Docs/design.md §8).
+///
+/// flock belongs to the open file description, so two runs of one process (each
+/// opening the file) exclude each other as two processes would.
 final class HostLock {
-    private var fd: Int32
+    private let fd: OwnedFD
 
     init(_ bridge: Bridge) throws(NetworkError) {
         if mkdir(bridge.stateDir, 0o711) != 0 && errno != EEXIST { throw .last("mkdir", bridge.stateDir) }
-        fd = open(bridge.lockPath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard fd >= 0 else { throw .last("open", bridge.lockPath) }
-        while flock(fd, LOCK_EX) != 0 {
+        let raw = open(bridge.lockPath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard raw >= 0 else { throw .last("open", bridge.lockPath) }
+        fd = OwnedFD(raw)
+        while flock(raw, LOCK_EX) != 0 {
             if errno == EINTR { continue }
             let e = NetworkError.last("flock", bridge.lockPath)
-            Glibc.close(fd)
+            fd.close()
             throw e
         }
     }
 
-    func release() {
-        if fd >= 0 { Glibc.close(fd) }
-        fd = -1
-    }
-
-    deinit { release() }
+    func release() { fd.close() }
 }
 
 /// `<stateDir>/.net.state`: `key=value` lines — the pool cursor, and whether we
@@ -175,6 +174,11 @@ extension Bridge {
             throw NetworkError(operation: "bridge", subject: name, errno: EEXIST,
                                data: "a link of that name exists (kind \(bridge.kind ?? "?"), alias \(bridge.alias.map { "\"\($0)\"" } ?? "none")) that sandbox did not create; remove it or configure another bridge name")
         }
+        // A fixed, locally administered address from the bridge's name (set again on
+        // every run: cheap, and it repairs a bridge made before this was done).
+        let h = UInt32(Bridge.fnv1a(name), radix: 16) ?? 0
+        try rtnl.setHardwareAddress(index: bridge.index, name: name,
+                                    [0x02, 0x5b, UInt8(h >> 24), UInt8((h >> 16) & 0xff), UInt8((h >> 8) & 0xff), UInt8(h & 0xff)])
         try rtnl.addAddress(index: bridge.index, name: name, address: gateway, prefixLength: prefixLength)
         if !bridge.isUp { try rtnl.setLink(index: bridge.index, name: name, up: true, alias: nil, master: nil) }
         // Replacing the table costs a kernel RCU grace period (~10 ms, under the lock):

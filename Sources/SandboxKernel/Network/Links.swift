@@ -34,6 +34,16 @@ extension RouteSocket {
         try request(RouteSocket.setLinkMessage(index: index, up: up, alias: alias, master: master), subject: name)
     }
 
+    /// Sets the link's hardware address. A bridge with an address of its own keeps
+    /// it; without one it takes the lowest address of its ports, and every time such
+    /// a port goes away, each live sandbox's cached gateway address points nowhere.
+    func setHardwareAddress(index: Int32, name: String, _ mac: [UInt8]) throws(NetworkError) {
+        var m = NetlinkMessage(type: RTNL.RTM_NEWLINK, flags: 0)
+        m.ifinfomsg(index: index)
+        m.attribute(RTNL.IFLA_ADDRESS, mac)
+        try request(m, subject: name)
+    }
+
     /// Deletes the link with this index. ENODEV counts as done (the link went with
     /// its namespace, or an earlier teardown).
     func deleteLink(index: Int32, name: String) throws(NetworkError) {

@@ -29,6 +29,7 @@ enum RTNL {
     static let NLMSGERR_ATTR_MSG: UInt16 = 1
 
     // struct ifinfomsg attributes.
+    static let IFLA_ADDRESS: UInt16 = 1
     static let IFLA_IFNAME: UInt16 = 3
     static let IFLA_MASTER: UInt16 = 10
     static let IFLA_LINKINFO: UInt16 = 18

@@ -1,0 +1,212 @@
+import Glibc
+
+/// The unix sockets a read-only bind would show. A read-only mount does not stop
+/// `connect(2)`: the kernel asks only for write permission on the socket inode, which
+/// a world-connectable socket (mode 0666/0777) grants to every uid. So the planner
+/// masks each socket found beneath an `ro` bind (`SandboxPlan/SocketScan.swift`).
+///
+/// The walk reads directories with `readdir` and decides by `d_type`: no `stat` per
+/// entry (only where the filesystem reports `DT_UNKNOWN`). It follows no symlink
+/// (inside the sandbox a link resolves in the sandbox's own root, whose other trees
+/// are searched on their own), crosses into submounts (the bind is recursive), and
+/// does not enter the `skip` paths. A file mounted over another file does not show
+/// in `d_type` (the directory lists the covered entry), so the mount table is read
+/// too: every mount point beneath a root is looked at with `lstat`, which sees the
+/// mounted object.
+///
+/// The search stops, with `incompleteRoot` and `incompleteReason` set, at `limit`
+/// entries in all, at a depth of `maxDepth`, at a directory it cannot list although
+/// the invoker could pass through it (a socket inside could be reached by name), at
+/// a socket or mount point whose path is not UTF-8 (a mask step could not name it),
+/// and at any other read error. A directory the invoker cannot pass through is
+/// skipped, since the command cannot reach into it either.
+public enum UnixSocketScan {
+    public struct Outcome: Sendable, Equatable {
+        public var sockets: [String] = []
+        public var entries = 0
+        /// The root being searched when the search stopped, and why.
+        public var incompleteRoot: String?
+        public var incompleteReason: String?
+    }
+
+    public static func scan(roots: [String], skip: Set<String>, limit: Int, maxDepth: Int = 128) -> Outcome {
+        var out = Outcome()
+        var found = Set<String>()
+        func record(_ path: String) { if found.insert(path).inserted { out.sockets.append(path) } }
+        func stop(_ root: String, _ why: String) {
+            if out.incompleteRoot == nil { out.incompleteRoot = root; out.incompleteReason = why }
+        }
+        let nameOffset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
+
+        /// Walks the directory open at `fd` (closed here), shown at `path`. `exact` is
+        /// false beneath a name that is not UTF-8: a mask step names its target as a
+        /// `String`, so a socket there could not be hidden, and the search stops.
+        func walk(_ fd: Int32, path: String, exact: Bool, depth: Int, root: String) {
+            guard let dir = fdopendir(fd) else {
+                let e = errno
+                Glibc.close(fd)
+                stop(root, "\(path): \(String(cString: strerror(e)))")
+                return
+            }
+            defer { closedir(dir) }
+            while out.incompleteRoot == nil {
+                errno = 0
+                guard let ent = readdir(dir) else {
+                    if errno != 0 { stop(root, "\(path): \(String(cString: strerror(errno)))") }
+                    return
+                }
+                let name = UnsafeRawPointer(ent).advanced(by: nameOffset).assumingMemoryBound(to: CChar.self)
+                if name[0] == 0x2E && (name[1] == 0 || (name[1] == 0x2E && name[2] == 0)) { continue }
+                out.entries += 1
+                if out.entries > limit {
+                    stop(root, "more than \(limit) directory entries")
+                    return
+                }
+                var type = ent.pointee.d_type
+                if type == UInt8(DT_UNKNOWN) {
+                    var st = stat()
+                    guard fstatat(dirfd(dir), name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+                    switch st.st_mode & S_IFMT {
+                    case S_IFDIR: type = UInt8(DT_DIR)
+                    case S_IFSOCK: type = UInt8(DT_SOCK)
+                    default: continue
+                    }
+                }
+                if type == UInt8(DT_SOCK) {
+                    let valid = String(validatingCString: name)
+                    let p = path + "/" + (valid ?? String(cString: name))
+                    if skip.contains(p) { continue }
+                    guard exact, valid != nil else {
+                        stop(root, "\(p): a unix socket whose path is not UTF-8 cannot be masked")
+                        return
+                    }
+                    record(p)
+                } else if type == UInt8(DT_DIR) {
+                    let valid = String(validatingCString: name)
+                    let p = path + "/" + (valid ?? String(cString: name))
+                    if skip.contains(p) { continue }
+                    if depth + 1 > maxDepth {
+                        stop(root, "\(p): deeper than \(maxDepth) directories")
+                        return
+                    }
+                    let child = openat(dirfd(dir), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
+                    if child < 0 {
+                        let e = errno
+                        switch e {
+                        case ENOENT, ENOTDIR, ELOOP:
+                            continue   // removed or replaced since it was listed
+                        case EACCES, EPERM:
+                            // Unreachable for the invoker, so for the command too.
+                            if faccessat(dirfd(dir), name, X_OK, AT_EACCESS | AT_SYMLINK_NOFOLLOW) != 0 { continue }
+                            stop(root, "\(p): cannot be listed (\(String(cString: strerror(e)))), but can be passed through")
+                        default:
+                            stop(root, "\(p): \(String(cString: strerror(e)))")
+                        }
+                        return
+                    }
+                    walk(child, path: p, exact: exact && valid != nil, depth: depth + 1, root: root)
+                }
+            }
+        }
+
+        var searched: [String] = []
+        for root in roots {
+            if out.incompleteRoot != nil { break }
+            var st = stat()
+            guard lstat(root, &st) == 0 else { continue }   // absent: nothing to show
+            switch st.st_mode & S_IFMT {
+            case S_IFSOCK:
+                record(root)
+            case S_IFDIR:
+                let fd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
+                guard fd >= 0 else {
+                    stop(root, "\(root): \(String(cString: strerror(errno)))")
+                    break
+                }
+                walk(fd, path: root, exact: true, depth: 0, root: root)
+                searched.append(root)
+            default:
+                continue
+            }
+        }
+        guard out.incompleteRoot == nil, !searched.isEmpty else { return out }
+
+        // Files mounted over files beneath a root: readdir showed what they cover.
+        for (point, valid) in mountPoints() {
+            // The innermost root holding it: a nested root is searched on its own.
+            guard let root = searched.filter({ point != $0 && point.hasPrefix($0 + "/") })
+                .max(by: { $0.count < $1.count }) else { continue }
+            if skipped(point, under: root, skip) { continue }
+            guard valid else {
+                // Its name cannot be given to lstat or to a mask step.
+                stop(root, "\(point): a mount point whose path is not UTF-8")
+                break
+            }
+            var st = stat()
+            if lstat(point, &st) == 0, st.st_mode & S_IFMT == S_IFSOCK { record(point) }
+        }
+        return out
+    }
+
+    /// The mount points of this mount namespace (field 5 of `/proc/self/mountinfo`,
+    /// `\ooo` escapes decoded). Parsed as bytes: this runs on every plan that
+    /// searches, and splitting the text as Swift `String`s cost three times the read.
+    static func mountPoints() -> [(path: String, valid: Bool)] {
+        let fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return [] }
+        defer { Glibc.close(fd) }
+        var text: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            text += chunk[0..<n]
+        }
+        var points: [(path: String, valid: Bool)] = []
+        var field = 0, start = 0, i = 0
+        while i <= text.count {
+            let c: UInt8 = i < text.count ? text[i] : 0x0A
+            if c == 0x20 || c == 0x0A {
+                if field == 4 { points.append(unescape(text[start..<i])) }
+                field = c == 0x0A ? 0 : field + 1
+                start = i + 1
+            }
+            i += 1
+        }
+        return points
+    }
+
+    static func unescape(_ bytes: ArraySlice<UInt8>) -> (path: String, valid: Bool) {
+        guard bytes.contains(0x5C) else { return decode(bytes) }
+        var out: [UInt8] = []
+        var i = bytes.startIndex
+        while i < bytes.endIndex {
+            if bytes[i] == 0x5C, bytes.endIndex - i >= 4,
+               bytes[(i + 1)...(i + 3)].allSatisfy({ $0 >= 0x30 && $0 <= 0x37 }) {
+                out.append(bytes[(i + 1)...(i + 3)].reduce(0) { $0 &* 8 &+ ($1 - 0x30) })
+                i += 4
+            } else {
+                out.append(bytes[i])
+                i += 1
+            }
+        }
+        return decode(out[...])
+    }
+
+    static func decode(_ bytes: ArraySlice<UInt8>) -> (path: String, valid: Bool) {
+        if let s = String(validating: bytes, as: UTF8.self) { return (s, true) }
+        return (String(decoding: bytes, as: UTF8.self), false)
+    }
+
+    /// Whether `path` (beneath `root`) is at or beneath a skipped path.
+    static func skipped(_ path: String, under root: String, _ skip: Set<String>) -> Bool {
+        var p = Substring(path)
+        while p.count > root.count {
+            if skip.contains(String(p)) { return true }
+            guard let slash = p.lastIndex(of: "/") else { break }
+            p = p[..<slash]
+        }
+        return false
+    }
+}
