@@ -41,35 +41,66 @@ public struct FileSystemLocation: Sendable, Equatable, CustomStringConvertible {
         return FileSystemLocation(device: m.device, path: inFS)
     }
 
-    struct Mount: Sendable { var device: String; var root: String; var mountPoint: String }
-
-    static func mounts() -> [Mount] {
-        guard let text = RunDirectory.read("/proc/self/mountinfo") else { return [] }
-        return text.split(separator: "\n").compactMap { line in
-            // id parent major:minor root mount-point options … - fstype source super
-            let f = line.split(separator: " ", omittingEmptySubsequences: false)
-            guard f.count > 4 else { return nil }
-            return Mount(device: String(f[2]), root: unescape(f[3]), mountPoint: unescape(f[4]))
-        }
+    struct Mount: Sendable {
+        var device: String
+        var root: String
+        var mountPoint: String
+        /// The mount point's bytes were valid UTF-8 (else `mountPoint` is lossy).
+        var valid: Bool = true
     }
 
-    /// mountinfo writes space, tab, newline and backslash as `\ooo`.
-    static func unescape(_ s: Substring) -> String {
-        guard s.contains("\\") else { return String(s) }
+    /// `/proc/self/mountinfo`: `id parent major:minor root mount-point …`, `\ooo`
+    /// escapes decoded. Parsed as bytes: this runs on every plan, and splitting the
+    /// text as Swift `String`s cost three times the read.
+    static func mounts() -> [Mount] {
+        let fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return [] }
+        defer { Glibc.close(fd) }
+        var text: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            text += chunk[0..<n]
+        }
+        var out: [Mount] = []
+        var fields: [ArraySlice<UInt8>] = []
+        var start = 0
+        for i in 0...text.count {
+            let c: UInt8 = i < text.count ? text[i] : 0x0A
+            guard c == 0x20 || c == 0x0A else { continue }
+            if fields.count < 5 { fields.append(text[start..<i]) }
+            start = i + 1
+            if c == 0x0A {
+                if fields.count == 5 {
+                    let point = unescape(fields[4])
+                    out.append(Mount(device: unescape(fields[2]).text, root: unescape(fields[3]).text,
+                                     mountPoint: point.text, valid: point.valid))
+                }
+                fields.removeAll(keepingCapacity: true)
+            }
+        }
+        return out
+    }
+
+    /// mountinfo writes space, tab, newline and backslash as `\ooo`. `valid`: the
+    /// decoded bytes are UTF-8.
+    public static func unescape(_ bytes: ArraySlice<UInt8>) -> (text: String, valid: Bool) {
         var out: [UInt8] = []
-        let b = Array(s.utf8)
-        var i = 0
-        while i < b.count {
-            if b[i] == UInt8(ascii: "\\"), i + 3 < b.count,
-               let v = UInt8(String(decoding: b[(i + 1)...(i + 3)], as: UTF8.self), radix: 8) {
-                out.append(v)
+        var i = bytes.startIndex
+        while i < bytes.endIndex {
+            if bytes[i] == 0x5C, bytes.endIndex - i >= 4,
+               bytes[(i + 1)...(i + 3)].allSatisfy({ $0 >= 0x30 && $0 <= 0x37 }) {
+                out.append(bytes[(i + 1)...(i + 3)].reduce(0) { $0 &* 8 &+ ($1 - 0x30) })
                 i += 4
             } else {
-                out.append(b[i])
+                out.append(bytes[i])
                 i += 1
             }
         }
-        return String(decoding: out, as: UTF8.self)
+        if let s = String(validating: out, as: UTF8.self) { return (s, true) }
+        return (String(decoding: out, as: UTF8.self), false)
     }
 
     static func isBeneath(_ path: String, _ root: String) -> Bool {

@@ -148,55 +148,9 @@ public enum UnixSocketScan {
         return out
     }
 
-    /// The mount points of this mount namespace (field 5 of `/proc/self/mountinfo`,
-    /// `\ooo` escapes decoded). Parsed as bytes: this runs on every plan that
-    /// searches, and splitting the text as Swift `String`s cost three times the read.
+    /// The mount points of this mount namespace (`FileSystemLocation.mounts`).
     static func mountPoints() -> [(path: String, valid: Bool)] {
-        let fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return [] }
-        defer { Glibc.close(fd) }
-        var text: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            text += chunk[0..<n]
-        }
-        var points: [(path: String, valid: Bool)] = []
-        var field = 0, start = 0, i = 0
-        while i <= text.count {
-            let c: UInt8 = i < text.count ? text[i] : 0x0A
-            if c == 0x20 || c == 0x0A {
-                if field == 4 { points.append(unescape(text[start..<i])) }
-                field = c == 0x0A ? 0 : field + 1
-                start = i + 1
-            }
-            i += 1
-        }
-        return points
-    }
-
-    static func unescape(_ bytes: ArraySlice<UInt8>) -> (path: String, valid: Bool) {
-        guard bytes.contains(0x5C) else { return decode(bytes) }
-        var out: [UInt8] = []
-        var i = bytes.startIndex
-        while i < bytes.endIndex {
-            if bytes[i] == 0x5C, bytes.endIndex - i >= 4,
-               bytes[(i + 1)...(i + 3)].allSatisfy({ $0 >= 0x30 && $0 <= 0x37 }) {
-                out.append(bytes[(i + 1)...(i + 3)].reduce(0) { $0 &* 8 &+ ($1 - 0x30) })
-                i += 4
-            } else {
-                out.append(bytes[i])
-                i += 1
-            }
-        }
-        return decode(out[...])
-    }
-
-    static func decode(_ bytes: ArraySlice<UInt8>) -> (path: String, valid: Bool) {
-        if let s = String(validating: bytes, as: UTF8.self) { return (s, true) }
-        return (String(decoding: bytes, as: UTF8.self), false)
+        FileSystemLocation.mounts().map { ($0.mountPoint, $0.valid) }
     }
 
     /// Whether `path` (beneath `root`) is at or beneath a skipped path.
