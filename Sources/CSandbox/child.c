@@ -432,6 +432,7 @@ static int do_proc(struct builder *b, const char *dest) {
         "kcore", "keys", "timer_list", "timer_stats", "sched_debug", "latency_stats", "interrupts",
         "acpi", "asound", "scsi", "kallsyms", "kpageflags", "kpagecount", "kpagecgroup", "slabinfo",
         "vmallocinfo", "iomem", "ioports", "buddyinfo", "pagetypeinfo", "zoneinfo", "kmsg", "config.gz",
+        "cmdline",   /* the host kernel's command line */
     };
     char path[SBX_PATH_MAX];
     for (size_t i = 0; i < sizeof readonly / sizeof readonly[0]; i++) {

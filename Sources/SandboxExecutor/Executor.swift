@@ -79,7 +79,7 @@ public final class Executor {
     /// The host uid leased to this run (`process.host_uid = "own"`).
     private var hostUID: UInt32?
     /// What the run created that the plan reports (`plan.reportCreated`).
-    private var createdEntries: [String] = []
+    private var createdEntries: (paths: [String], total: Int, incomplete: Bool) = ([], 0, false)
     /// Shared with other threads: signal the run (``signal(_:)``).
     public let handle = RunHandle()
 
@@ -492,20 +492,25 @@ public final class Executor {
     /// After the run: entries named in `plan.reportCreated` created beneath each
     /// writable directory bind, walked from the supervisor's own source fds. A walk cut
     /// short by its bound is said in `notApplied`.
-    private func scanCreated(sources: [Int: OpenedSource], since: (sec: Int64, nsec: UInt32)) -> [String] {
-        guard !plan.reportCreated.isEmpty else { return [] }
+    private func scanCreated(sources: [Int: OpenedSource], since: (sec: Int64, nsec: UInt32))
+        -> (paths: [String], total: Int, incomplete: Bool) {
+        guard !plan.reportCreated.isEmpty else { return ([], 0, false) }
         var found: [String] = []
+        var total = 0
+        var incomplete = false
         for (i, step) in plan.mounts.enumerated() where step.kind == .bind && !step.readOnly {
             guard let source = sources[i], source.isDirectory else { continue }
             for name in plan.reportCreated {
                 let r = CreatedEntryScan.scan(rootFD: source.fd, rootPath: step.destination, name: name, since: since)
-                found += r.created
+                total += r.total
+                found += r.created.prefix(CreatedEntryScan.maxReported - found.count)
                 if !r.complete {
+                    incomplete = true
                     notApplied.append("filesystem: the scan for \(name) created under \(step.destination) stopped after \(r.entriesSeen) entries; deeper ones are not reported")
                 }
             }
         }
-        return found.sorted()
+        return (found.sorted(), total, incomplete)
     }
 
     /// A root invoker's binds as detached trees made from the checked source fds
@@ -650,7 +655,9 @@ public final class Executor {
         result.hostUID = spawned ? hostUID : nil
         result.violationsTotal = violations.total
         result.violationsDropped = violations.dropped
-        result.createdEntries = createdEntries
+        result.createdEntries = createdEntries.paths
+        result.createdEntriesTotal = createdEntries.total
+        result.createdEntriesIncomplete = createdEntries.incomplete
         return result
     }
 

@@ -41,6 +41,11 @@ public struct RunResult: Codable, Sendable, Equatable {
     /// whose config or hooks it changed, beneath a writable directory: git on the host
     /// would read that config and run those hooks.
     public var createdEntries: [String] = []
+    /// How many were found (`createdEntries` lists at most 256).
+    public var createdEntriesTotal: Int = 0
+    /// The walk stopped at its bound (50 000 entries, depth 64): more may exist. A
+    /// caller must not take an empty `createdEntries` as "none" then.
+    public var createdEntriesIncomplete: Bool = false
 
     /// The result of a run refused before anything was created (bad policy, a plan
     /// this host cannot satisfy): exit 125 and the reason, so `--result` always has

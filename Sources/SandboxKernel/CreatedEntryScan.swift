@@ -16,14 +16,19 @@ import Glibc
 public enum CreatedEntryScan {
     public struct Outcome: Sendable, Equatable {
         /// Absolute paths, as the plan names the bind (`rootPath` + relative path).
+        /// At most `maxReported`, each at most `maxPathBytes` long (then cut, ending in …).
         public var created: [String]
+        /// Every one found, reported or not.
+        public var total: Int
         public var complete: Bool
         public var entriesSeen: Int
     }
+    public static let maxReported = 256
+    public static let maxPathBytes = 1024
 
     public static func scan(rootFD: Int32, rootPath: String, name: String, since: (sec: Int64, nsec: UInt32),
                             maxEntries: Int = 50_000, maxDepth: Int = 64) -> Outcome {
-        var out = Outcome(created: [], complete: true, entriesSeen: 0)
+        var out = Outcome(created: [], total: 0, complete: true, entriesSeen: 0)
         var dev: UInt64 = 0
         var sec: Int64 = 0, nsec: UInt32 = 0, birth: Int32 = 0, mode: UInt32 = 0
         guard sbx_mounts_birth(rootFD, "", &sec, &nsec, &birth, &dev, &mode) == 0 else {
@@ -72,7 +77,12 @@ public enum CreatedEntryScan {
                 guard sbx_mounts_birth(dirfd(dir), entryName, &s, &ns, &isBirth, &d, &m) == 0 else { continue }
                 if entryName == name {
                     if (s, ns) >= (since.sec, since.nsec) || changedInside(dirfd(dir), entryName, isDirectory: m & UInt32(S_IFMT) == UInt32(S_IFDIR)) {
-                        out.created.append(path + "/" + entryName)
+                        out.total += 1
+                        if out.created.count < maxReported {
+                            let full = path + "/" + entryName
+                            out.created.append(full.utf8.count <= maxPathBytes ? full
+                                               : String(decoding: full.utf8.prefix(maxPathBytes - 3), as: UTF8.self) + "…")
+                        }
                     }
                     continue
                 }

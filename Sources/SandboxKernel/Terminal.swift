@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CSandbox
 
 /// The attributes (termios) of the terminals on stdin, stdout and stderr, saved
 /// before a run and put back after it: the command inherits those descriptors, and
@@ -8,16 +9,24 @@ import Glibc
 /// line discipline to raw mode (`TCSETS`), which would outlive the run on the
 /// invoker's terminal.
 ///
-/// Restored only where it changed, and only while this process may own the
-/// terminal's modes: when the terminal is not its controlling terminal (no job
-/// control applies, e.g. a pty a harness made), or it is and this process group is
-/// in the foreground. A run in the background of an interactive shell leaves the
-/// modes to the foreground job (the shell resets them itself at its next prompt).
-/// A supervisor killed with SIGKILL restores nothing.
+/// With them: the line discipline (`TIOCSETD` to N_NULL leaves a dead terminal), the
+/// window size, and always flow on (`tcflow` TCOON/TCION: a stopped output would block
+/// the next writer) and exclusive mode off (`TIOCNXCL`).
+///
+/// Whether this process may set the terminal's modes is decided from the state
+/// saved before the run: when the terminal is not its controlling terminal (no job
+/// control applies, e.g. a pty a harness made), or this process group was in the
+/// foreground then. A command that made its own group the foreground one (with
+/// `new_session = false`) does not get to keep it: the saved foreground group is put
+/// back first. A run in the background of an interactive shell leaves the modes to
+/// the foreground job. A supervisor killed with SIGKILL restores nothing.
 public struct TerminalModes {
     private struct Saved {
         var fd: Int32
         var modes: termios
+        var other: sbx_tty_state
+        /// The foreground process group then; -1 when it is not our controlling terminal.
+        var foreground: pid_t
     }
     private var saved: [Saved] = []
 
@@ -34,7 +43,9 @@ public struct TerminalModes {
             var t = termios()
             guard tcgetattr(fd, &t) == 0 else { continue }
             seen.append(st.st_rdev)
-            out.saved.append(Saved(fd: fd, modes: t))
+            var other = sbx_tty_state()
+            _ = sbx_tty_get(fd, &other)
+            out.saved.append(Saved(fd: fd, modes: t, other: other, foreground: tcgetpgrp(fd)))
         }
         return out
     }
@@ -47,21 +58,23 @@ public struct TerminalModes {
     public func restore() -> Int {
         var restored = 0
         for s in saved {
-            var now = termios()
-            guard tcgetattr(s.fd, &now) == 0 else { continue }
-            if Self.same(now, s.modes) { continue }
-            // Job control: a background process group of this terminal leaves its
-            // modes to the foreground one (and tcsetattr would stop us with SIGTTOU).
-            let fg = tcgetpgrp(s.fd)
-            if fg >= 0 && fg != getpgrp() { continue }
-            // Blocked anyway, so a race with a job-control change cannot stop us.
+            // Job control: a background process group of this terminal (when the run
+            // started) leaves its modes to the foreground one.
+            if s.foreground >= 0 && s.foreground != getpgrp() { continue }
+            // Blocked, so neither tcsetpgrp nor tcsetattr can stop us.
             var ttou = sigset_t(), old = sigset_t()
             sigemptyset(&ttou)
             sigaddset(&ttou, SIGTTOU)
             pthread_sigmask(SIG_BLOCK, &ttou, &old)
+            defer { pthread_sigmask(SIG_SETMASK, &old, nil) }
+            if s.foreground >= 0, tcgetpgrp(s.fd) != s.foreground { _ = tcsetpgrp(s.fd, s.foreground) }
+            var other = s.other
+            sbx_tty_put(s.fd, &other)
+            var now = termios()
+            guard tcgetattr(s.fd, &now) == 0 else { continue }
+            if Self.same(now, s.modes) { continue }
             var modes = s.modes
             if tcsetattr(s.fd, TCSANOW, &modes) == 0 { restored += 1 }
-            pthread_sigmask(SIG_SETMASK, &old, nil)
         }
         return restored
     }

@@ -24,6 +24,12 @@ enum NetworkRules {
                            nftRuleset: try ruleset(net, hostAddresses: hostAddresses, strict: strict))
     }
 
+    /// New connections a run may open per second (and its burst), from
+    /// `max_connections`: an eighth of it per second, at least 1.
+    static func newConnectionRate(_ maxConnections: Int) -> (perSecond: Int, burst: Int) {
+        (max(1, maxConnections / 8), max(1, maxConnections))
+    }
+
     static func hostsFile(_ net: NetworkPolicy) -> String? {
         guard !net.hosts.isEmpty else { return nil }
         var text = "127.0.0.1 localhost\n::1 localhost\n"
@@ -258,9 +264,14 @@ enum NetworkRules {
         // already admitted (a retransmitted SYN, more UDP before an answer) passes: the
         // count also holds refused attempts until they are collected, which must not
         // cut a connection that is already out.
+        // Closed TCP connections are not counted but stay in the host's table (TIME_WAIT,
+        // 120 s): new connections are also rate-limited, so a run leaves at most
+        // rate × 120 s closed entries there (red-team review of issue 12).
+        let rate = Self.newConnectionRate(net.maxConnections)
         lines.append("  chain admit {")
         lines.append("    ct status confirmed accept")
         lines.append("    ct count over \(net.maxConnections) goto refuse")
+        lines.append("    limit rate over \(rate.perSecond)/second burst \(rate.burst) packets goto refuse")
         lines.append("    accept")
         lines.append("  }")
 

@@ -170,4 +170,18 @@ import Testing
         _ = try Self.git(["commit", "-q", "--allow-empty", "-m", "x"], in: inc)
         #expect(!FileManager.default.fileExists(atPath: marker), "a host commit ran a hook the command wrote")
     }
+
+    /// The report is bounded (red-team review: 24 000 planted `.git` with long paths
+    /// made a 356 MB result and a 1.26 GB supervisor): at most 256 paths, the true
+    /// total counted.
+    @Test func theReportIsBounded() throws {
+        guard Self.ready() else { return }
+        let repo = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: repo) }
+        let out = try Harness.exec(policy: "agent", ["sh", "-c", "for i in $(seq 300); do mkdir -p d$i/.git; done"], cwd: repo)
+        #expect(out.status == 0, "stderr: \(out.stderr)")
+        #expect((out.result?["createdEntries"] as? [String])?.count == 256)
+        #expect(out.result?["createdEntriesTotal"] as? Int == 300, "\(String(describing: out.result?["createdEntriesTotal"]))")
+        #expect(out.result?["createdEntriesIncomplete"] as? Bool == false)
+    }
 }

@@ -58,6 +58,76 @@ import Testing
             """, in: dir, name: "terminal.toml")
     }
 
+    /// Besides termios (red-team review): the line discipline (N_NULL leaves a dead
+    /// terminal) and stopped output. Prints the line discipline after the run and
+    /// whether a write to the terminal still comes out.
+    static let ldiscDriver = """
+        import os, sys, fcntl, struct, select
+        argv = sys.argv[1:]
+        m, s = os.openpty()
+        pid = os.fork()
+        if pid == 0:
+            for fd in (0, 1, 2): os.dup2(s, fd)
+            os.close(m)
+            if s > 2: os.close(s)
+            os.execv(argv[0], argv)
+        os.waitpid(pid, 0)
+        ld = struct.unpack('i', fcntl.ioctl(s, 0x5424, b'\\0' * 4))[0]
+        while select.select([m], [], [], 0.2)[0]:
+            try:
+                if not os.read(m, 4096): break
+            except OSError:
+                break
+        fcntl.fcntl(s, fcntl.F_SETFL, os.O_NONBLOCK)
+        try:
+            os.write(s, b'ping')
+        except OSError:
+            pass
+        got = os.read(m, 100) if select.select([m], [], [], 1.0)[0] else b''
+        print(ld, b'ping' in got)
+        """
+
+    @Test func lineDisciplineAndFlowAreRestored() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        guard Harness.require(FileManager.default.isExecutableFile(atPath: "/usr/bin/bwrap"), "bwrap") else { return }
+        let dir = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let attack = ["/usr/bin/python3", "-c",
+                      "import fcntl, struct, termios; termios.tcflow(0, termios.TCOOFF); fcntl.ioctl(0, 0x5423, struct.pack('i', 27))"]
+        let out = try Harness.run("/usr/bin/python3", ["-c", Self.ldiscDriver, Harness.binary, "exec", "--policy", Self.policy(in: dir), "--"] + attack, cwd: dir)
+        #expect(out.stdout == "0 True\n", "sandbox: \(out.stdout) \(out.stderr)")
+        // Control: under bwrap the terminal is left dead.
+        let bwrap = ["/usr/bin/bwrap", "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib",
+                     "--symlink", "usr/lib64", "/lib64", "--proc", "/proc", "--dev", "/dev", "--new-session", "--"]
+        let control = try Harness.run("/usr/bin/python3", ["-c", Self.ldiscDriver] + bwrap + attack, cwd: dir)
+        #expect(control.stdout == "27 False\n", "control: \(control.stdout) \(control.stderr)")
+    }
+
+    /// With `new_session = false` the command is in the invoker's session and can make
+    /// its own group the terminal's foreground one, so that a restore keyed on the
+    /// current foreground group would skip (red-team review): the saved group is put
+    /// back and the modes restored.
+    @Test func takingTheForegroundDoesNotKeepTheModes() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let dir = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let policy = Harness.policy("""
+            name = "terminal-shared"
+            extends = ["\(Harness.repoRoot)/Policies/agent.toml"]
+            [process]
+            new_session = false
+            """, in: dir, name: "terminal-shared.toml")
+        let grab = "import os, signal, termios; os.setpgid(0, 0); signal.signal(signal.SIGTTOU, signal.SIG_IGN); " +
+            "os.tcsetpgrp(0, os.getpgrp()); a = termios.tcgetattr(0); a[3] &= ~(termios.ECHO | termios.ICANON); " +
+            "termios.tcsetattr(0, termios.TCSANOW, a)"
+        let out = try Self.run(ctty: true, [Harness.binary, "exec", "--policy", policy, "--", "/usr/bin/python3", "-c", grab], cwd: dir)
+        #expect(out.stdout == "same 0\n", "\(out.stdout) \(out.stderr)")
+        // Control: the attack does change the terminal (no sandbox; and the previous
+        // restore, keyed on the foreground group at the end, left it "changed").
+        let plain = try Self.run(ctty: true, ["/bin/sh", "-c", "/usr/bin/python3 -c \"$0\"", grab], cwd: dir)
+        #expect(plain.stdout == "changed 0\n", "control: \(plain.stdout) \(plain.stderr)")
+    }
+
     @Test func attributesAreRestoredWhenTheRunEnds() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
         let dir = Harness.tempDir()

@@ -33,8 +33,11 @@ struct NetworkRulesTests {
         #expect(d.contains("ct count over 256 goto refuse"))
         // A flow already admitted passes before the count (retransmitted SYNs).
         let admit = d.firstIndex(of: "chain admit {")!
-        #expect(Array(d[(admit + 1)...(admit + 3)]) == ["ct status confirmed accept", "ct count over 256 goto refuse", "accept"])
-        #expect(try ruleset("max_connections = 64").contains("ct count over 64 goto refuse"))
+        // Then the count, then a rate (closed connections stay in the host's table).
+        #expect(Array(d[(admit + 1)...(admit + 4)]) == ["ct status confirmed accept", "ct count over 256 goto refuse",
+                                                        "limit rate over 32/second burst 256 packets goto refuse", "accept"])
+        let small = try ruleset("max_connections = 64")
+        #expect(small.contains("ct count over 64 goto refuse") && small.contains("limit rate over 8/second burst 64 packets goto refuse"))
         // Every new connection that is allowed goes through admit; nothing accepts directly
         // after the established rule.
         let r = try ruleset("dns = [\"10.203.0.1\"]\nallow = [{ cidr = \"192.0.2.128/25\", ports = [443] }]")
