@@ -221,16 +221,25 @@ func runExec(policyName: String, argv: [String], resultPath: String?, resultFD: 
 func fastExec(_ args: [String]) {
     guard args.count > 1, args[1] == "exec" else { return }
     var policy: String?, result: String?, resultFD: Int32?
+    var seen = Set<String>()
     var i = 2
     while i < args.count {
         let a = args[i]
         if a == "--" { break }
+        // Like env(1) and timeout(1): the first word that is not an option starts the
+        // command; what follows it is the command's (ArgumentParser handles that form).
+        guard a.hasPrefix("-") else { return }
+        guard ["--policy", "--result", "--result-fd"].contains(a) else {
+            if a == "-h" || a == "--help" { return }
+            fail("exec: unknown option \(a); exec takes --policy P, --result FILE and --result-fd N, then -- and the command")
+        }
+        // Given twice is a mistake, never "the last wins" (which policy would run?).
+        guard seen.insert(a).inserted else { fail("exec: \(a) given twice; give it once") }
         guard i + 1 < args.count else { return }
         switch a {
         case "--policy": policy = args[i + 1]
         case "--result": result = args[i + 1]
-        case "--result-fd": guard let n = Int32(args[i + 1]) else { return }; resultFD = n
-        default: return
+        default: guard let n = Int32(args[i + 1]) else { return }; resultFD = n
         }
         i += 2
     }

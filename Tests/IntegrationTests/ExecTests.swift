@@ -361,12 +361,22 @@ import Testing
             ["exec", "--bogus", "--policy", policy, "--", "touch", marker],          // unknown option
             ["exec", "--policy", policy, "--result-fd", "97", "--", "touch", marker], // fd not open
             ["exec", "--policy", policy, "--result", "\(dir)/no/such/dir/r.json", "--", "touch", marker],
+            ["exec", "--policy", policy, "--policy", "strict", "--", "touch", marker], // given twice (issue 14)
         ]
         for args in cases {
             let out = try Harness.sandbox(args, cwd: dir)
             #expect(out.status == 125, "\(args): \(out.status) \(out.stderr)")
             #expect(!FileManager.default.fileExists(atPath: marker), "\(args) ran the command")
         }
+        // The messages name what is wrong (not "missing --policy" for an unknown option).
+        let bogus = try Harness.sandbox(["exec", "--bogus", "--policy", policy, "--", "true"], cwd: dir)
+        #expect(bogus.stderr.contains("unknown option --bogus"), "\(bogus.stderr)")
+        let twice = try Harness.sandbox(["exec", "--policy", policy, "--policy", policy, "--", "true"], cwd: dir)
+        #expect(twice.stderr.contains("--policy given twice"), "\(twice.stderr)")
+        // Without `--`, like env(1) and timeout(1), the command starts at the first word
+        // that is not an option, and what follows is its own.
+        let bare = try Harness.sandbox(["exec", "--policy", policy, "sh", "-c", "echo bare"], cwd: dir)
+        #expect(bare.status == 0 && bare.stdout == "bare\n", "\(bare.stdout) \(bare.stderr)")
         // From / the agent policy's rw {cwd} would bind the host's root: refused.
         let root = try Harness.sandbox(["exec", "--policy", "\(Harness.repoRoot)/Policies/agent.toml", "--", "true"], cwd: "/")
         #expect(root.status == 125 && root.stderr.contains("is / here"), "\(root.stderr)")
