@@ -99,6 +99,8 @@ enum PolicySchema {
     static let byteRlimits: Set<Rlimit> = [.fsize, .data, .stack, .core, .rss, .memlock, .as, .msgqueue]
     /// PID_MAX_LIMIT on 64-bit Linux: pids.max rejects anything larger.
     static let maxPids: Int = 4_194_304
+    /// The smallest `memory` limit (8 MiB).
+    static let minMemoryBytes: UInt64 = 8 << 20
 }
 
 /// Validates one parsed file into a `PolicyLayer`, collecting every diagnostic.
@@ -275,6 +277,12 @@ final class LayerReader {
 
     private func readResources(_ t: TOMLTable, at p: TOMLPath, into layer: inout PolicyLayer) {
         layer.memory = size(t, "memory", at: p, allowZero: false)
+        // Below this no command starts (the loader, libc and a shell need more): every
+        // run would be OOM-killed, which a check should say instead.
+        if let m = layer.memory, m < PolicySchema.minMemoryBytes {
+            error(p.key("memory"), "memory = \(m) bytes is below the minimum of 8MiB a sandboxed command needs to start")
+            layer.memory = nil
+        }
         layer.swap = size(t, "swap", at: p, allowZero: true)
         if let n = integer(t, "pids", at: p) {
             if n < 1 {
@@ -289,10 +297,10 @@ final class LayerReader {
             let kp = p.key("cpu")
             let number: Double? = v.type == .int ? v.int.map(Double.init) : v.type == .double ? v.double : nil
             if let c = number {
-                if c.isFinite, c > 0, c <= 1024 {
+                if c.isFinite, c >= 0.01, c <= 1024 {
                     layer.cpu = c
                 } else {
-                    error(kp, "cpu = \(formatNumber(c)) is out of range; give the number of cores as a number > 0 and ≤ 1024, e.g. 1.5")
+                    error(kp, "cpu = \(formatNumber(c)) is out of range; give the number of cores from 0.01 (the kernel's smallest quota, 1 ms per 100 ms) to 1024, e.g. 1.5")
                 }
             } else {
                 error(kp, "expected a number of cores (e.g. 2 or 1.5), found \(describe(v.type))")

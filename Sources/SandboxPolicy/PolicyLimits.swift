@@ -145,10 +145,20 @@ struct PolicyPrescan {
                 lineStart = i + 1
             } else if c == 0 {
                 return Finding(line: line, message: "the file contains a NUL byte; policy files are UTF-8 text")
+            } else if c == 0x5C, i + 5 < b.count, b[i + 1] == 0x75 || b[i + 1] == 0x55,
+                      Self.isZeroEscape(b, from: i + 2, digits: b[i + 1] == 0x75 ? 4 : 8) {
+                // TOML's \u0000 / \U00000000: a NUL inside a value, which the C side of
+                // the sandbox (environment, paths) would silently cut short.
+                return Finding(line: line, message: "the file writes a NUL character (\\u0000); no policy value may contain one (the command would see the value cut short there)")
             }
         }
         if b.count - lineStart > PolicyLimits.maxLineBytes { return lineTooLong(line) }
         return nil
+    }
+
+    static func isZeroEscape(_ b: UnsafeBufferPointer<UInt8>, from start: Int, digits: Int) -> Bool {
+        guard start + digits <= b.count else { return false }
+        return (start..<(start + digits)).allSatisfy { b[$0] == 0x30 }
     }
 
     private static func lineTooLong(_ line: Int) -> Finding {

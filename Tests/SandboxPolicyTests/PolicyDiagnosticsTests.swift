@@ -68,7 +68,7 @@ let badInputs: [BadInput] = [
              keyPath: "resources.pids", fragments: ["must be at least 1"], line: 2),
     BadInput(label: "cpu = -1",
              toml: "[resources]\ncpu = -1\n",
-             keyPath: "resources.cpu", fragments: ["cpu = -1", "> 0 and ≤ 1024"], line: 2),
+             keyPath: "resources.cpu", fragments: ["cpu = -1", "from 0.01", "to 1024"], line: 2),
     BadInput(label: "io weight out of range",
              toml: "[resources]\nio = 20000\n",
              keyPath: "resources.io", fragments: ["1…10000"]),
@@ -184,6 +184,21 @@ let badInputs: [BadInput] = [
         if let match, let line = c.line {
             #expect(match.line == line, "\(match)")
         }
+    }
+
+    /// Issue 14 item 3: inputs that were accepted and then failed (or were cut) at run
+    /// time are refused by `check`, naming the key.
+    @Test func valuesThatCannotWorkAreRefused() {
+        let scratch = PolicyScratch()
+        _ = scratch.write("nul.toml", "version = 1\n[process]\nenv.set = { X = \"a\\u0000b\" }\n")
+        #expect(scratch.diagnostics("nul.toml").contains { $0.message.contains("NUL character") }, "\(scratch.diagnostics("nul.toml"))")
+        _ = scratch.write("mem.toml", "version = 1\n[resources]\nmemory = \"1B\"\n")
+        #expect(scratch.diagnostics("mem.toml").contains { $0.keyPath == "resources.memory" && $0.message.contains("minimum of 8MiB") })
+        _ = scratch.write("cpu.toml", "version = 1\n[resources]\ncpu = 0.000001\n")
+        #expect(scratch.diagnostics("cpu.toml").contains { $0.keyPath == "resources.cpu" && $0.message.contains("0.01") })
+        // Controls: the smallest accepted values load.
+        _ = scratch.write("ok.toml", "version = 1\n[resources]\nmemory = \"8MiB\"\ncpu = 0.01\n[process]\nenv.set = { X = \"a\\u0041b\" }\n")
+        #expect(scratch.diagnostics("ok.toml").isEmpty, "\(scratch.diagnostics("ok.toml"))")
     }
 
     @Test func malformedTOMLHasLineAndColumn() {
