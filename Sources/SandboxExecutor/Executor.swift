@@ -176,12 +176,16 @@ public final class Executor {
                 // the invoker is under still bound the run.
                 var host = CgroupHost.probe()
                 host.nestUnderInvoker = true
+                // Recorded for gc (which may run in another cgroup and cannot derive
+                // them) BEFORE any directory is made: every directory create may make,
+                // so a supervisor killed at any point of set-up leaves none unrecorded.
+                let planned = RunCgroup.plannedDirectories(runId: plan.runId, host: host)
+                if !planned.isEmpty {
+                    try runDir.write("cgroups", planned.keys.sorted().map { "\($0) \(planned[$0]!)\n" }.joined())
+                }
                 let cg = try RunCgroup.create(runId: plan.runId, limits: plan.resources.cgroupLimits,
                                               bestEffort: Set(plan.resources.bestEffort), host: host)
                 cgroup = cg
-                // Recorded for gc, which may run in another cgroup and cannot derive them.
-                try? runDir.write("cgroups", cg.controllerDirectories.keys.sorted()
-                    .map { "\($0) \(cg.controllerDirectories[$0]!)\n" }.joined())
                 undo.append { [unowned self] in if !cg.remove().isEmpty { self.keepRunDirectory = true } }
                 notApplied += cg.notApplied
             } catch {

@@ -365,7 +365,10 @@ struct Gc: ParsableCommand {
                    let uid = UInt32(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
                     UidLease.releaseLeftover(directory: UidLease.directory(runBase: base), uid: uid, runId: entry.id)
                 }
-                // The directories the run recorded; by name only for runs that predate that.
+                // The directories the run recorded (before it made any: every place it
+                // may have one). Without a record (runs that predate it), by this run's
+                // id in every place a run of this invoker can have a cgroup: nested in
+                // our own v1 cgroups (`<invoker>/sandbox-<id>`) and `<mount>/sandbox/<id>`.
                 if let text = RunDirectory.read(entry.path + "/cgroups") {
                     var dirs: [String: String] = [:]
                     for line in text.split(separator: "\n") {

@@ -286,9 +286,7 @@ public final class RunCgroup: @unchecked Sendable {
             var ordered: [String] = []
             for c in wanted {
                 let mount = v1[c]!
-                let own = host.nestUnderInvoker ? host.v1InvokerDirs[c] : nil
-                let nested = own != nil && own != mount
-                let dir = nested ? own! + "/" + host.parentName + "-" + runId : mount + "/" + host.parentName + "/" + runId
+                let (dir, nested) = RunCgroup.v1Directory(controller: c, mount: mount, runId: runId, host: host)
                 dirs[c] = dir
                 if ordered.contains(dir) { continue }       // co-mounted (e.g. cpu,cpuacct)
                 if !nested { try CgroupFS.mkdirShared(mount + "/" + host.parentName) }
@@ -331,6 +329,37 @@ public final class RunCgroup: @unchecked Sendable {
                                    notApplied: notApplied, cloneIntoFD: -1, procsFDs: fds)
             fds = []; created = []
             return result
+        }
+    }
+
+    /// Where a run's directory in one v1 hierarchy is: nested in the invoker's own
+    /// cgroup (`<invoker>/<parentName>-<run-id>`) when `nestUnderInvoker` and the
+    /// invoker is below the mount, else `<mount>/<parentName>/<run-id>`.
+    static func v1Directory(controller: String, mount: String, runId: String, host: CgroupHost) -> (dir: String, nested: Bool) {
+        let own = host.nestUnderInvoker ? host.v1InvokerDirs[controller] : nil
+        if let own, own != mount { return (own + "/" + host.parentName + "-" + runId, true) }
+        return (mount + "/" + host.parentName + "/" + runId, false)
+    }
+
+    /// Every directory `create(runId:…, host:)` may make, by controller (`unified` on
+    /// v2), whatever the limits: a superset of `controllerDirectories`, computed
+    /// without touching the hierarchy. The executor records it in the run directory
+    /// BEFORE `create`, so a supervisor killed at any point of set-up leaves a record
+    /// naming every cgroup it may have made (`gc` removes what exists of it).
+    public static func plannedDirectories(runId: String, host: CgroupHost) -> [String: String] {
+        guard (try? validate(runId: runId)) != nil else { return [:] }
+        switch host.mode {
+        case .unavailable:
+            return [:]
+        case .unified(let mountPoint):
+            return ["unified": (host.unifiedBase ?? mountPoint) + "/" + host.parentName + "/" + runId]
+        case .hybrid(let v1, _):
+            var dirs: [String: String] = [:]
+            for c in CgroupHost.v1RunControllers {
+                guard let mount = v1[c] else { continue }
+                dirs[c] = v1Directory(controller: c, mount: mount, runId: runId, host: host).dir
+            }
+            return dirs
         }
     }
 
@@ -561,12 +590,25 @@ public final class RunCgroup: @unchecked Sendable {
                          cloneIntoFD: -1, procsFDs: []).remove()
     }
 
-    /// For `sandbox gc`: the same teardown by name, for a run whose supervisor died
-    /// (only call it once the run's lock is known to be free).
+    /// For `sandbox gc`: the same teardown by name, for a stale run directory without a
+    /// `cgroups` record (only call it once the run's lock is known to be free). Looks
+    /// in every place a run of this invoker can have a cgroup: nested in the invoker's
+    /// own v1 cgroups (`<invoker>/<parentName>-<run-id>`, where the executor puts
+    /// them) and at the top of each hierarchy (`<mount>/<parentName>/<run-id>`, v1 or
+    /// v2). Only directories named for `runId` are touched.
     @discardableResult
     public static func removeLeftovers(runId: String, host: CgroupHost) -> [CgroupError] {
         do { try validate(runId: runId) } catch let e as CgroupError { return [e] } catch { return [] }
-        return attach(runId: runId, host: host).remove()
+        var errors: [CgroupError] = []
+        var nestedHost = host
+        nestedHost.nestUnderInvoker = true
+        let nested = plannedDirectories(runId: runId, host: nestedHost)
+        let top = attach(runId: runId, host: host).controllerDirectories
+        if nested != top, case .hybrid = host.mode {
+            errors += removeLeftovers(runId: runId, directories: nested, host: host)
+        }
+        errors += attach(runId: runId, host: host).remove()
+        return errors
     }
 
     /// A RunCgroup for the existing directories of `runId` (none need exist).
