@@ -834,7 +834,7 @@ static void sbx_init(const struct sbx_spec *spec) {
     int keep[SBX_MAX_KEEP];
     size_t nk = 0;
     keep[nk++] = spec->sync_fd; keep[nk++] = spec->error_fd; keep[nk++] = spec->status_fd;
-    keep[nk++] = spec->landlock_fd; keep[nk++] = spec->notify_sock; keep[nk++] = spec->netns_fd;
+    keep[nk++] = spec->landlock_fd; keep[nk++] = spec->notify_sock;
     for (size_t i = 0; i < spec->n_cgroup_procs_fds && nk < 24; i++) keep[nk++] = spec->cgroup_procs_fds[i];
     for (size_t i = 0; i < spec->n_mounts; i++) {
         if (spec->mounts[i].kind != SBX_MOUNT_MOVE_FD || spec->mounts[i].fd < 0) continue;
@@ -853,8 +853,8 @@ static void sbx_init(const struct sbx_spec *spec) {
     if (n != 1) _exit(125);
     close(spec->sync_fd);
 
-    /* The network namespace prepared by the supervisor (egress), joined by fd. */
-    if (spec->netns_fd >= 0) CHECK(setns(spec->netns_fd, CLONE_NEWNET) == 0, SBX_STEP_NETNS, -1);
+    /* (Egress: this process's own network namespace from clone3 was set up by the
+     * supervisor before the sync byte; nothing to join.) */
     /* cgroup v1: join each controller by writing "0" (= this process) to the files
      * the supervisor opened; no PID is ever written by the supervisor. */
     for (size_t i = 0; i < spec->n_cgroup_procs_fds; i++) {

@@ -29,7 +29,6 @@ public struct ChildSpec {
     public var cloneFlags: UInt64 = 0
     public var cgroupFD: Int32 = -1
     public var cgroupProcsFDs: [Int32] = []
-    public var netnsFD: Int32 = -1
     public var loopbackUp = false
     public var uidMap: String? = nil
     public var gidMap: String? = nil
@@ -106,7 +105,6 @@ public struct ChildFailure: Sendable, Equatable {
         switch UInt32(step) {
         case SBX_STEP_SYNC.rawValue: return "wait for supervisor"
         case SBX_STEP_CLOSE_FDS.rawValue: return "close descriptors"
-        case SBX_STEP_NETNS.rawValue: return "join network namespace"
         case SBX_STEP_CGROUP_JOIN.rawValue: return "join cgroup (v1)"
         case SBX_STEP_USERNS_MAP.rawValue:
             return ["write /proc/self/setgroups", "write /proc/self/uid_map", "write /proc/self/gid_map"][Int(max(0, min(2, index)))]
@@ -148,7 +146,6 @@ public enum Child {
         c.cgroup_fd = spec.cgroupFD
         c.cgroup_procs_fds = arena.array(spec.cgroupProcsFDs)
         c.n_cgroup_procs_fds = spec.cgroupProcsFDs.count
-        c.netns_fd = spec.netnsFD
         c.loopback_up = spec.loopbackUp ? 1 : 0
         c.uid_map = spec.uidMap.map { arena.string($0) }
         c.gid_map = spec.gidMap.map { arena.string($0) }

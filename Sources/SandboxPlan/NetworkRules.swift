@@ -10,7 +10,7 @@ enum NetworkRules {
     ///   and networks wholly the host's (the bridge subnet).
     /// - Throws: `PlanError` for an `allow` rule or `dns` address that lies wholly in
     ///   a range no rule may open (it could never match anything).
-    static func plan(_ net: NetworkPolicy, hostAddresses: [String], strict: Bool = true) throws -> NetworkPlan {
+    static func plan(_ net: NetworkPolicy, hostAddresses: [String]) throws -> NetworkPlan {
         let allow = net.allow.map {
             NetworkAllowPlan(cidr: $0.cidr.description, ports: $0.ports.sorted(), proto: $0.proto.rawValue)
         }
@@ -21,7 +21,7 @@ enum NetworkRules {
         let resolv = net.dns.isEmpty ? nil : net.dns.map { "nameserver \($0)\n" }.joined() + "options edns0\n"
         return NetworkPlan(mode: net.mode.rawValue, dns: net.dns.map(\.description), resolvConf: resolv,
                            hosts: hostsFile(net), allow: allow,
-                           nftRuleset: try ruleset(net, hostAddresses: hostAddresses, strict: strict))
+                           nftRuleset: try ruleset(net, hostAddresses: hostAddresses))
     }
 
     /// New connections a run may open per second (and its burst), from
@@ -162,13 +162,12 @@ enum NetworkRules {
     /// The protected ranges to refuse before the allow rules: those a non-exempt rule
     /// (or resolver) overlaps, without ranges inside another one (nft interval sets
     /// refuse overlapping elements). Throws for a rule lying wholly inside one.
-    /// Not `strict`: such a rule is left closed instead (its range refused before it).
-    static func refusedRanges(_ net: NetworkPolicy, _ protected: [Protected], strict: Bool = true) throws -> [Net] {
+    static func refusedRanges(_ net: NetworkPolicy, _ protected: [Protected]) throws -> [Net] {
         var refused: [Net] = []
         func check(_ target: Net, key: String, what: String, shown: String) throws {
             if exactMayOpen(target, protected) { return }
             for p in protected where p.net.overlaps(target) {
-                if p.net.contains(target) && strict {
+                if p.net.contains(target) {
                     let fix = p.exactOpens
                         ? "name the one address exactly (a /\(target.bytes.count * 8)) to open it"
                         : "only the host's own addresses in it (the gateway) can be named, each exactly"
@@ -197,11 +196,11 @@ enum NetworkRules {
     /// `maxConnections` tracked (`ct count`). Whatever is refused goes to `refuse`:
     /// recorded in a `denied` set (with counters, read into the run result), then a TCP
     /// reset or a drop. IPv6 only where allowed.
-    static func ruleset(_ net: NetworkPolicy, hostAddresses: [String] = [], strict: Bool = true) throws -> String {
+    static func ruleset(_ net: NetworkPolicy, hostAddresses: [String] = []) throws -> String {
         let protected = protectedRanges(hostAddresses: hostAddresses)
-        let refused = try refusedRanges(net, protected, strict: strict)
-        // Only reachable resolvers get rules (the others are plan errors when strict).
-        let resolvers = net.dns.filter { a in exactMayOpen(Net(a), protected) || !protected.contains { $0.net.contains(Net(a)) } }
+        // A resolver no rule could reach is a plan error here, so every one gets rules.
+        let refused = try refusedRanges(net, protected)
+        let resolvers = net.dns
         func family(_ a: IPAddress) -> String { a.isV4 ? "ip" : "ip6" }
 
         var lines: [String] = []

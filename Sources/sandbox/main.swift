@@ -202,9 +202,11 @@ func runExec(policyName: String, argv: [String], resultPath: String?, resultFD: 
     // The digest is left to the executor, which computes it while the child starts.
     let plan = compile(policy, argv: argv, runId: runId, probe: probe, digest: false, onError: refuse)
     // A result the command could reach is a result it could forge: refused.
-    if let resultFile, let at = FileSystemLocation.of(resultFile.directory) {
+    let mountTable = resultFile == nil ? nil : FileSystemLocation.table()   // read once
+    if let resultFile, let mountTable, let at = FileSystemLocation.of(resultFile.directory, in: mountTable) {
         for step in plan.mounts where step.kind == .bind && !step.readOnly {
-            guard let source = step.source, let writable = FileSystemLocation.of(source), writable.contains(at) else { continue }
+            guard let source = step.source, let writable = FileSystemLocation.of(source, in: mountTable),
+                  writable.contains(at) else { continue }
             refuse("--result \(resultFile.path): it lies in \(source), which the command can write (\(step.origin)); it could move the directory and leave a forged result there. Write the result outside the writable paths")
         }
     }

@@ -228,9 +228,8 @@ private final class TestHost {
         return r
     }
 
-    func egress(_ run: RunDirectory, ruleset: String? = nil, resolv: String? = nil, hosts: String? = nil) -> EgressConfig {
-        EgressConfig(runId: run.id, runDir: run.path, nftRuleset: ruleset ?? sandboxRuleset(dns: gateway),
-                     resolvConf: resolv, hosts: hosts, bridge: config)
+    func egress(_ run: RunDirectory, ruleset: String? = nil) -> EgressConfig {
+        EgressConfig(runId: run.id, runDir: run.path, nftRuleset: ruleset ?? sandboxRuleset(dns: gateway), bridge: config)
     }
 
     func cleanUp() {
@@ -392,7 +391,7 @@ func tcpProbe(_ host: String, _ port: UInt16, timeoutMs: Int32 = 1000) -> String
         guard require(getuid() == 0, "root") else { return }
         try withTestHost { host in
             let run = try host.runDir()
-            let net = try EgressNetwork.setUp(host.egress(run, resolv: "nameserver \(host.gateway)\n"))
+            let net = try EgressNetwork.setUp(host.egress(run))
             defer { net.tearDown() }
             print("egress setUp: \(net.setUpMicroseconds) µs (first run: bridge and host table created)")
 
@@ -429,7 +428,7 @@ func tcpProbe(_ host: String, _ port: UInt16, timeoutMs: Int32 = 1000) -> String
             net.tearDown()
             #expect(linkJSON(net.hostInterface) == nil, "veth left behind")
             #expect(access(run.path + "/lease", F_OK) != 0, "lease left behind")
-            #expect(net.netnsFD == -1 && net.fileMounts.isEmpty)
+            #expect(net.netnsFD == -1)
             net.tearDown() // idempotent
         }
     }
@@ -476,30 +475,6 @@ func tcpProbe(_ host: String, _ port: UInt16, timeoutMs: Int32 = 1000) -> String
             #expect(denied.contains(DeniedDestination(daddr: gw, dport: 9, proto: "udp", packets: 3)), "\(denied)")
             #expect(denied.contains { $0.daddr == gw && $0.dport == 81 && $0.proto == "tcp" && $0.packets >= 1 }, "\(denied)")
             #expect(net.deniedDestinations() == denied)
-        }
-    }
-
-    @Test func resolvConfAndHostsAreDetachedReadOnlyFiles() throws {
-        guard require(getuid() == 0, "root") else { return }
-        try withTestHost { host in
-            let run = try host.runDir()
-            let resolv = "nameserver \(host.gateway)\noptions edns0\n"
-            let hosts = "127.0.0.1 localhost\n"
-            let net = try EgressNetwork.setUp(host.egress(run, resolv: resolv, hosts: hosts))
-            defer { net.tearDown() }
-            #expect(net.fileMounts.map(\.destination) == ["/etc/resolv.conf", "/etc/hosts"])
-            for (m, text) in zip(net.fileMounts, [resolv, hosts]) {
-                let path = "/proc/self/fd/\(m.fd)"
-                #expect((try? String(contentsOfFile: path, encoding: .utf8)) == text)
-                let w = open(path, O_WRONLY | O_CLOEXEC)
-                #expect(w < 0 && errno == EROFS, "the clone is read-only")
-                if w >= 0 { close(w) }
-            }
-            // No host path holds them: the mount is in no mount namespace we can see.
-            let mountinfo = RunDirectory.read("/proc/self/mountinfo") ?? ""
-            #expect(!mountinfo.contains("resolv.conf") || !mountinfo.contains(resolv))
-            net.closeChildFDs()
-            #expect(net.fileMounts.isEmpty)
         }
     }
 
@@ -570,7 +545,7 @@ func tcpProbe(_ host: String, _ port: UInt16, timeoutMs: Int32 = 1000) -> String
             var setUp: [UInt64] = [], tearDown: [UInt64] = []
             for i in 0..<11 {
                 let run = try host.runDir()
-                let net = try EgressNetwork.setUp(host.egress(run, resolv: "nameserver \(host.gateway)\n"))
+                let net = try EgressNetwork.setUp(host.egress(run))
                 let t = monotonicMicroseconds()
                 net.tearDown()
                 if i > 0 { setUp.append(net.setUpMicroseconds); tearDown.append(monotonicMicroseconds() - t) }

@@ -72,7 +72,6 @@ struct sbx_spec {
     int cgroup_fd;                 /* v2: CLONE_INTO_CGROUP target, or -1 */
     const int *cgroup_procs_fds;   /* v1: cgroup.procs files the child writes "0" to */
     size_t n_cgroup_procs_fds;
-    int netns_fd;                  /* join this netns (then no CLONE_NEWNET), or -1 */
     int loopback_up;
     const char *uid_map;           /* rootless: "inside outside 1\n", else NULL */
     const char *gid_map;
@@ -124,7 +123,6 @@ struct sbx_spec {
 enum sbx_step {
     SBX_STEP_SYNC = 1,
     SBX_STEP_CLOSE_FDS,
-    SBX_STEP_NETNS,
     SBX_STEP_CGROUP_JOIN,
     SBX_STEP_USERNS_MAP,
     SBX_STEP_HOSTNAME,

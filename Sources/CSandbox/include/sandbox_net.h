@@ -41,18 +41,6 @@ int sbx_net_run_in_netns(int netns_fd, void (*fn)(void *ctx), void *ctx);
  * errno) and NETLINK_CAP_ACK (acks do not echo the request). Returns fd or -errno. */
 int sbx_net_rtnl_open(void);
 
-/* An empty tmpfs as a detached mount (fsopen/fsconfig CMD_CREATE/fsmount), nosuid,
- * nodev, noexec, size 64k; never attached to any path. Returns the mount fd or
- * -errno. */
-int sbx_net_detached_tmpfs(void);
-
-/* Creates `name` (mode 0644) in the detached tmpfs `mount_fd`, writes `len` bytes of
- * `data` into it, clones just that file with open_tree(OPEN_TREE_CLONE) and makes
- * the clone read-only with mount_setattr(MOUNT_ATTR_RDONLY|NOSUID|NODEV|NOEXEC).
- * Returns the clone's O_CLOEXEC fd (for move_mount in the child) or -errno.
- * Docs/design.md §4: a memfd cannot be mounted (EINVAL), this can. */
-int sbx_net_readonly_file(int mount_fd, const char *name, const char *data, size_t len);
-
 #ifdef __cplusplus
 }
 #endif

@@ -8,20 +8,14 @@ public struct EgressConfig: Sendable {
     public var runDir: String
     /// The nft ruleset text loaded inside the run's namespace (`plan.network.nftRuleset`).
     public var nftRuleset: String
-    /// `/etc/resolv.conf` inside, if the plan has one.
-    public var resolvConf: String?
-    /// `/etc/hosts` inside, if the plan has one.
-    public var hosts: String?
     /// The shared host side; `.standard` unless an installation or a test says otherwise.
     public var bridge: BridgeConfig
     /// The namespace to set up (the sandbox init's own, from its pidfd, so it is owned
     /// by the run's user namespace); nil: a fresh one is made. Duplicated, not taken.
     public var netnsFD: Int32? = nil
 
-    public init(runId: String, runDir: String, nftRuleset: String, resolvConf: String? = nil,
-                hosts: String? = nil, bridge: BridgeConfig = .standard) {
-        self.runId = runId; self.runDir = runDir; self.nftRuleset = nftRuleset
-        self.resolvConf = resolvConf; self.hosts = hosts; self.bridge = bridge
+    public init(runId: String, runDir: String, nftRuleset: String, bridge: BridgeConfig = .standard) {
+        self.runId = runId; self.runDir = runDir; self.nftRuleset = nftRuleset; self.bridge = bridge
     }
 }
 
@@ -42,10 +36,10 @@ public struct DeniedDestination: Codable, Sendable, Equatable, Hashable {
 /// namespace, held by fd; a veth pair whose host end (`sbx<hash>`, marked
 /// `sandbox:<run-id>`) is a port of the shared bridge and whose peer is `eth0`
 /// inside; an address leased from the bridge subnet; the run's nft ruleset loaded
-/// inside, before any interface is up; resolv.conf/hosts as detached read-only
-/// mounts. The child joins the namespace by `netnsFD` and moves `fileMounts` into
-/// its root; the command, without CAP_NET_ADMIN and without netlink sockets, cannot
-/// change any of it.
+/// inside, before any interface is up. The namespace is the sandbox init's own
+/// (`EgressConfig.netnsFD`), set up before the init goes on; the command, without
+/// CAP_NET_ADMIN and without netlink sockets, cannot change any of it. (resolv.conf
+/// and hosts are written by the child itself: `file` mount steps.)
 ///
 /// Set-up registers an undo for every step before taking the next, so a failure
 /// leaves nothing. `tearDown()` is idempotent. `removeLeftovers` is for `gc`.
@@ -64,26 +58,20 @@ public final class EgressNetwork {
     /// How long `setUp` took, in microseconds.
     public let setUpMicroseconds: UInt64
 
-    /// The run's network namespace; the child joins it (ChildSpec.netnsFD) and is
-    /// then not given CLONE_NEWNET. Owned here: closed by `tearDown`; -1 after.
+    /// The run's network namespace (a duplicate, for reading the denied sets after
+    /// the run). Owned here: closed by `tearDown`; -1 after.
     public var netnsFD: Int32 { netns.raw }
     private let netns: OwnedFD
-    /// resolv.conf (and hosts) as detached read-only mounts, for
-    /// `ChildSpec.Mount.moveFD`. Owned here: closed by `closeChildFDs` or `tearDown`.
-    public var fileMounts: [(fd: Int32, destination: String)] {
-        fileMountOwners.compactMap { $0.fd.isOpen ? ($0.fd.raw, $0.destination) : nil }
-    }
-    private let fileMountOwners: [(fd: OwnedFD, destination: String)]
 
     private let hostIndex: Int32
     private var tornDown = false
 
     private init(config: EgressConfig, hostInterface: String, hostIndex: Int32, address: IPv4, bridge: Bridge,
-                 netns: OwnedFD, fileMounts: [(fd: OwnedFD, destination: String)], setUpMicroseconds: UInt64) {
+                 netns: OwnedFD, setUpMicroseconds: UInt64) {
         runId = config.runId; runDir = config.runDir
         self.hostInterface = hostInterface; self.hostIndex = hostIndex
         self.address = address.description; gateway = bridge.gateway.description; prefixLength = bridge.prefixLength
-        self.netns = netns; self.fileMountOwners = fileMounts; self.setUpMicroseconds = setUpMicroseconds
+        self.netns = netns; self.setUpMicroseconds = setUpMicroseconds
     }
 
     deinit { tearDown() }
@@ -150,12 +138,8 @@ public final class EgressNetwork {
                 try configureInside(ruleset: ruleset, address: address, prefixLength: prefix, gateway: gw)
             }
 
-            // 4. resolv.conf and hosts: in memory, read-only, never a host path.
-            let mounts = try fileMounts(resolvConf: config.resolvConf, hosts: config.hosts)
-            undo.append { for m in mounts { m.fd.close() } }
-
             return EgressNetwork(config: config, hostInterface: name, hostIndex: hostIndex, address: address,
-                                 bridge: bridge, netns: netnsOwner, fileMounts: mounts,
+                                 bridge: bridge, netns: netnsOwner,
                                  setUpMicroseconds: monotonicMicroseconds() - started)
         } catch {
             while let step = undo.popLast() { step() }
@@ -201,17 +185,6 @@ public final class EgressNetwork {
         // Mark, attach, up — one message (rtnl_newlink ignores the alias on create).
         try rtnl.setLink(index: host.index, name: name, up: true, alias: mark, master: bridgeIndex)
         return (address, host.index)
-    }
-
-    /// `/etc/resolv.conf` and `/etc/hosts` as detached read-only mounts (for
-    /// `ChildSpec.Mount.moveFD`), without any network: what `setUp` uses, and what a
-    /// `none`/`loopback` run with hosts entries can use too.
-    public static func fileMounts(resolvConf: String?, hosts: String?) throws -> [(fd: OwnedFD, destination: String)] {
-        var files: [(name: String, content: String, destination: String)] = []
-        if let r = resolvConf { files.append(("resolv.conf", r, "/etc/resolv.conf")) }
-        if let h = hosts { files.append(("hosts", h, "/etc/hosts")) }
-        let fds = try DetachedFiles.readOnly(files.map { ($0.name, $0.content) })
-        return zip(fds, files).map { (fd: OwnedFD($0), destination: $1.destination) }
     }
 
     /// Runs on a thread inside the run's namespace.
@@ -293,12 +266,6 @@ public final class EgressNetwork {
 
     // MARK: - Teardown
 
-    /// Closes the detached file mounts once the child has them (it keeps its own
-    /// copies until it has moved them into its root). Idempotent.
-    public func closeChildFDs() {
-        for m in fileMountOwners { m.fd.close() }
-    }
-
     /// Deletes the host veth (the peer goes with it; the namespace dies with its last
     /// fd and process), releases the lease, closes the fds. Idempotent; a link that
     /// is already gone counts as deleted.
@@ -310,7 +277,6 @@ public final class EgressNetwork {
             try? rtnl.deleteLink(index: hostIndex, name: hostInterface)
         }
         Lease.release(runDir: runDir)
-        closeChildFDs()
         netns.close()
     }
 
