@@ -80,58 +80,6 @@ func realPath(_ path: String) -> String? {
     return String(cString: p)
 }
 
-final class MountTableOnce: @unchecked Sendable {
-    // Filled on first use by the one thread that compiles the plan.
-    lazy var table = FileSystemLocation.table()
-}
-
-/// The planner's view of host paths, answered by lstat/readlink in the kernel layer.
-struct HostFiles: FileInspector {
-    func kind(of path: String) -> FileKind? {
-        switch PathInfo.of(path) {
-        case nil: return nil
-        case .directory?: return .directory
-        case .file?: return .file
-        case .other?: return .other
-        case .symlink(let target)?: return .symlink(target: target)
-        }
-    }
-
-    func contents(of path: String, maxBytes: Int) -> String? {
-        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG, Int(st.st_size) <= maxBytes else { return nil }
-        let bytes = FD.readAll(fd, max: maxBytes)
-        return String(decoding: bytes, as: UTF8.self)
-    }
-
-    /// Read once per plan: the trust check asks for many paths.
-    private let mountTable = MountTableOnce()
-
-    func location(of path: String) -> (device: String, path: String)? {
-        FileSystemLocation.of(path, in: mountTable.table).map { ($0.device, $0.path) }
-    }
-
-    func linkCount(of path: String) -> Int? {
-        var st = stat()
-        guard lstat(path, &st) == 0 else { return nil }
-        return Int(st.st_nlink)
-    }
-
-    func identity(of path: String) -> FileIdentity? {
-        var st = stat()
-        guard lstat(path, &st) == 0 else { return nil }
-        return FileIdentity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
-    }
-
-    func unixSockets(under roots: [String], skipping: Set<String>, limit: Int) -> SocketSearch? {
-        let o = UnixSocketScan.scan(roots: roots, skip: skipping, limit: limit)
-        return SocketSearch(sockets: o.sockets, entries: o.entries, incompleteRoot: o.incompleteRoot,
-                            incompleteReason: o.incompleteReason)
-    }
-}
 
 func compile(_ policy: Policy, argv: [String], runId: String, probe: HostProbe = .probe(), digest: Bool = true,
              onError: OnError = { fail($0) }) -> RunPlan {

@@ -104,27 +104,10 @@ import SandboxPolicy
         let probe = HostProbe.probe()
         var facts = HostFacts(arch: probe.arch, kernelRelease: probe.kernelRelease, landlockABI: probe.landlockABI,
                               invokerUID: probe.uid, invokerGID: probe.gid, cwd: probe.cwd, home: probe.home,
-                              environment: probe.environment, files: LstatFiles())
+                              environment: probe.environment, files: HostFiles())
         facts.cwdIdentity = MountSources.workingDirectoryIdentity().map { FileIdentity(device: $0.device, inode: $0.inode) }
         facts.runBase = "/run/sandbox"
         return facts
-    }
-
-    struct LstatFiles: FileInspector {
-        func kind(of path: String) -> FileKind? {
-            switch PathInfo.of(path) {
-            case nil: return nil
-            case .directory?: return .directory
-            case .file?: return .file
-            case .other?: return .other
-            case .symlink(let target)?: return .symlink(target: target)
-            }
-        }
-        func identity(of path: String) -> FileIdentity? {
-            var st = stat()
-            guard lstat(path, &st) == 0 else { return nil }
-            return FileIdentity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
-        }
     }
 
     static func newRunId() -> String {

@@ -1,0 +1,62 @@
+import Glibc
+import SandboxKernel
+import SandboxPlan
+
+/// Held by one `HostFiles`: the mount table, read on first use by the one thread that
+/// compiles the plan.
+final class MountTableOnce: @unchecked Sendable {
+    lazy var table = FileSystemLocation.table()
+}
+
+/// The planner's view of host paths, answered by lstat/readlink in the kernel layer:
+/// what the CLI gives the planner, and what a harness embedding the library can use.
+public struct HostFiles: FileInspector {
+    public init() {}
+
+    public func kind(of path: String) -> FileKind? {
+        switch PathInfo.of(path) {
+        case nil: return nil
+        case .directory?: return .directory
+        case .file?: return .file
+        case .other?: return .other
+        case .symlink(let target)?: return .symlink(target: target)
+        }
+    }
+
+    public func contents(of path: String, maxBytes: Int) -> String? {
+        let opened = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
+        guard opened >= 0 else { return nil }
+        let owner = OwnedFD(opened)
+        defer { owner.close() }
+        let fd = owner.raw
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG, Int(st.st_size) <= maxBytes else { return nil }
+        let bytes = FD.readAll(fd, max: maxBytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Read once per plan: the trust check asks for many paths.
+    private let mountTable = MountTableOnce()
+
+    public func location(of path: String) -> (device: String, path: String)? {
+        FileSystemLocation.of(path, in: mountTable.table).map { ($0.device, $0.path) }
+    }
+
+    public func linkCount(of path: String) -> Int? {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return nil }
+        return Int(st.st_nlink)
+    }
+
+    public func identity(of path: String) -> FileIdentity? {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return nil }
+        return FileIdentity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+    }
+
+    public func unixSockets(under roots: [String], skipping: Set<String>, limit: Int) -> SocketSearch? {
+        let o = UnixSocketScan.scan(roots: roots, skip: skipping, limit: limit)
+        return SocketSearch(sockets: o.sockets, entries: o.entries, incompleteRoot: o.incompleteRoot,
+                            incompleteReason: o.incompleteReason)
+    }
+}
