@@ -55,7 +55,7 @@ public struct HostFiles: FileInspector {
     }
 
     public func unixSockets(under roots: [String], skipping: Set<String>, limit: Int) -> SocketSearch? {
-        let o = UnixSocketScan.scan(roots: roots, skip: skipping, limit: limit)
+        let o = UnixSocketScan.scan(roots: roots, skip: skipping, limit: limit, mounts: mountTable.table)
         return SocketSearch(sockets: o.sockets, entries: o.entries, incompleteRoot: o.incompleteRoot,
                             incompleteReason: o.incompleteReason)
     }

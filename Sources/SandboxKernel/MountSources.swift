@@ -85,9 +85,6 @@ public enum MountSources {
         return (s.device, s.inode)
     }
 
-    /// Why preparing a tree failed, for the message.
-    public enum TreeStep: Sendable { case clone, idmap, attributes }
-
     /// A detached recursive clone of `source` with nosuid, nodev (and rdonly) set
     /// recursively and, with `userNamespaceFD`, idmapped through that namespace.
     public static func prepareTree(_ source: OpenedSource, readOnly: Bool,

@@ -145,12 +145,6 @@ extension FD {
         let fd = sbx_recv_fd(socket.raw)
         return fd >= 0 ? OwnedFD(fd) : nil
     }
-
-    /// The errno stat(2) gives for `path`, or nil if it exists.
-    public static func statError(_ path: String) -> Int32? {
-        var st = stat()
-        return stat(path, &st) == 0 ? nil : errno
-    }
 }
 
 extension KernelError {

@@ -29,7 +29,9 @@ public enum UnixSocketScan {
         public var incompleteReason: String?
     }
 
-    public static func scan(roots: [String], skip: Set<String>, limit: Int, maxDepth: Int = 128) -> Outcome {
+    /// `mounts`: the mount table when the caller has read it already (else read here).
+    public static func scan(roots: [String], skip: Set<String>, limit: Int, maxDepth: Int = 128,
+                            mounts: FileSystemLocation.Table? = nil) -> Outcome {
         var out = Outcome()
         var found = Set<String>()
         func record(_ path: String) { if found.insert(path).inserted { out.sockets.append(path) } }
@@ -132,7 +134,8 @@ public enum UnixSocketScan {
         guard out.incompleteRoot == nil, !searched.isEmpty else { return out }
 
         // Files mounted over files beneath a root: readdir showed what they cover.
-        for (point, valid) in mountPoints() {
+        for m in (mounts ?? FileSystemLocation.table()).mounts {
+            let (point, valid) = (m.mountPoint, m.valid)
             // The innermost root holding it: a nested root is searched on its own.
             guard let root = searched.filter({ point != $0 && point.hasPrefix($0 + "/") })
                 .max(by: { $0.count < $1.count }) else { continue }
@@ -146,11 +149,6 @@ public enum UnixSocketScan {
             if lstat(point, &st) == 0, st.st_mode & S_IFMT == S_IFSOCK { record(point) }
         }
         return out
-    }
-
-    /// The mount points of this mount namespace (`FileSystemLocation.mounts`).
-    static func mountPoints() -> [(path: String, valid: Bool)] {
-        FileSystemLocation.mounts().map { ($0.mountPoint, $0.valid) }
     }
 
     /// Whether `path` (beneath `root`) is at or beneath a skipped path.

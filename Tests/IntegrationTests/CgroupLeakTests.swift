@@ -44,10 +44,19 @@ import Testing
         try? String(contentsOfFile: "/run/sandbox/\(id)/cgroups", encoding: .utf8)
     }
 
+    /// In the argv of every run this suite starts (so in its state.json): other suites
+    /// run limited runs at the same time, whose directories come and go.
+    static let token = "cgleak-\(UUID().uuidString.prefix(8))"
+
+    /// A run of this suite: its run directory records the token.
+    static func ours(_ id: String) -> Bool {
+        (try? String(contentsOfFile: "/run/sandbox/\(id)/state.json", encoding: .utf8))?.contains(token) == true
+    }
+
     static func start(policy: String, cwd: String) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Harness.binary)
-        p.arguments = ["exec", "--policy", policy, "--", "sleep", "5"]
+        p.arguments = ["exec", "--policy", policy, "--", "sh", "-c", "exec sleep 5", token]
         p.currentDirectoryURL = URL(fileURLWithPath: cwd)
         p.standardInput = FileHandle.nullDevice
         p.standardOutput = FileHandle.nullDevice
@@ -94,6 +103,7 @@ import Testing
         }
         let census = Self.census()
         candidates.formUnion(Set(census.keys).subtracting(before))
+        candidates = candidates.filter(Self.ours)
         #expect(!candidates.isEmpty, "no run got as far as its run directory")
 
         // Record before create: a cgroup directory of a run whose run directory exists
@@ -140,7 +150,7 @@ import Testing
             let deadline = Date().addingTimeInterval(5)
             while seen.isEmpty && p.isRunning && Date() < deadline {
                 seen = Self.census().filter { !before.contains($0.key) && !runsBefore.contains($0.key) && !done.contains($0.key) }
-                    .filter { FileManager.default.fileExists(atPath: "/run/sandbox/\($0.key)") }
+                    .filter { FileManager.default.fileExists(atPath: "/run/sandbox/\($0.key)") && Self.ours($0.key) }
             }
             kill(p.processIdentifier, SIGKILL) // our own child, not yet reaped
             p.waitUntilExit()
