@@ -7,7 +7,7 @@ let package = Package(
     products: [
         .executable(name: "sandbox", targets: ["sandbox"]),
         // What a harness embeds: the same pipeline the CLI drives.
-        .library(name: "SandboxKit", targets: ["SandboxPolicy", "SandboxPlan", "SandboxKernel", "SandboxExecutor"]),
+        .library(name: "SandboxKit", targets: ["SandboxPolicy", "SandboxPlan", "SandboxKernel", "SandboxAudit", "SandboxExecutor"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -24,29 +24,32 @@ let package = Package(
         .target(name: "CSandbox"),
 
         // Pure layers: no kernel calls, unprivileged tests.
-        .target(name: "SandboxPolicy", dependencies: [.product(name: "TOMLKit", package: "TOMLKit")]),
-        .target(name: "SandboxPlan", dependencies: ["SandboxPolicy", "CCrypto"]),
+        .target(name: "SandboxPolicy", dependencies: [.product(name: "TOMLKit", package: "TOMLKit"), "CCrypto"]),
+        .target(name: "SandboxPlan", dependencies: ["SandboxPolicy"]),
 
         // The only Swift module that talks to the kernel.
         // Capabilities are dropped in the child with raw prctl/capset (libcap allocates,
         // which is not allowed between clone and execve), so libcap is not linked.
         .target(name: "SandboxKernel", dependencies: ["CSandbox", "CSeccomp", "CNftables"]),
-        .target(name: "SandboxExecutor", dependencies: ["SandboxPlan", "SandboxKernel"]),
+        // The tamper-evident audit log: records, the hash chain, verification.
+        .target(name: "SandboxAudit", dependencies: ["SandboxPlan", "SandboxKernel", "CCrypto"]),
+        .target(name: "SandboxExecutor", dependencies: ["SandboxPlan", "SandboxKernel", "SandboxAudit"]),
 
         .executableTarget(name: "sandbox", dependencies: [
-            "SandboxPolicy", "SandboxPlan", "SandboxExecutor", "SandboxKernel",
+            "SandboxPolicy", "SandboxPlan", "SandboxExecutor", "SandboxKernel", "SandboxAudit",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .testTarget(name: "SandboxPolicyTests", dependencies: ["SandboxPolicy"], exclude: ["Fixtures"]),
         .testTarget(name: "SandboxPlanTests", dependencies: ["SandboxPlan", "SandboxPolicy"]),
+        .testTarget(name: "SandboxAuditTests", dependencies: ["SandboxAudit", "SandboxPlan", "SandboxPolicy"]),
         // Fork-and-probe helpers for the kernel tests; outside Sources/ so none of it ships.
         .target(name: "CSandboxTestSupport", dependencies: ["CSandbox"], path: "Tests/Support/CSandboxTestSupport"),
         .testTarget(name: "SandboxKernelTests", dependencies: ["SandboxKernel", "CSandboxTestSupport"]),
         // Runs the built `sandbox` binary against the real kernel; needs root for part.
         // ConcurrencyTests also drives the library in-process, as a harness would.
         .testTarget(name: "IntegrationTests", dependencies: [
-            "sandbox", "SandboxPolicy", "SandboxPlan", "SandboxKernel", "SandboxExecutor",
+            "sandbox", "SandboxPolicy", "SandboxPlan", "SandboxKernel", "SandboxExecutor", "SandboxAudit",
         ]),
     ],
     swiftLanguageModes: [.v5]

@@ -1,3 +1,4 @@
+import SandboxAudit
 import SandboxKernel
 import SandboxPlan
 import Synchronization
@@ -82,6 +83,8 @@ public final class Executor {
     private var createdEntries: (paths: [String], total: Int, incomplete: Bool) = ([], 0, false)
     /// Shared with other threads: signal the run (``signal(_:)``).
     public let handle = RunHandle()
+    /// The audit log (`[audit] path`) once this run's start is in it.
+    private var audit: AuditLog?
 
     public init(plan: RunPlan, options: ExecOptions) {
         self.plan = plan
@@ -110,7 +113,7 @@ public final class Executor {
             result = failure(ExecError("\(error)"), started: started)
         }
         teardown()
-        return result
+        return endAudit(result)
     }
 
     /// Sends `sig` to the sandbox (its init forwards it to the command), from any
@@ -133,6 +136,7 @@ public final class Executor {
 
     private func supervise(started: UInt64) throws -> RunResult {
         try refuseUnsupported()
+        try startAudit()
         // Every bind source opened once, before anything is created; the child and
         // Landlock use these fds, never the paths again.
         let sources = try openBindSources()
@@ -454,8 +458,34 @@ public final class Executor {
         if plan.binary.isActive {
             throw ExecError("[binary] checks are not supported by this build yet; refusing to run without them")
         }
-        if plan.audit.path != nil {
-            throw ExecError("[audit] logging is not supported by this build yet; refusing to run without it")
+    }
+
+    /// `run_start`, before anything of the run exists: a run the policy wants audited
+    /// does not start unless its start is on record (RunAudit.swift).
+    private func startAudit() throws {
+        guard let path = plan.audit.path else { return }
+        if plan.digest == nil { plan.digest = try? PlanDigest.digest(of: plan) }
+        do {
+            let log = try AuditLog.open(path: path, keyFile: plan.audit.keyFile, invoker: plan.host.invokerUID)
+            try log.start(RunAudit.start(plan))
+            audit = log
+        } catch { throw ExecError("\(error); the command was not started") }
+    }
+
+    /// `run_end` (and the run's denials) after teardown, whatever the outcome. A run
+    /// whose end cannot be recorded reports 125: the account the caller asked for is
+    /// incomplete.
+    private func endAudit(_ result: RunResult) -> RunResult {
+        guard let log = audit else { return result }
+        defer { log.close(); audit = nil }
+        do {
+            try log.end(runId: result.runId, exitCode: result.exitCode, result: result, denials: RunAudit.denials(result))
+            return result
+        } catch {
+            var r = result
+            r.error = "\(error); the command ran and exited \(result.exitCode), but its end is not on record"
+            r.exitCode = 125
+            return r
         }
     }
 

@@ -110,9 +110,13 @@ public enum Explanation {
         if let io = r.ioWeight { line("  io weight: \(io)") }
         for l in p.rlimits { line("  rlimit \(l.name): \(l.soft == UInt64.max ? "unlimited" : String(l.soft))") }
         if !r.bestEffort.isEmpty { line("  may be skipped if the host lacks them: \(list(r.bestEffort))") }
-        if plan.binary.isActive || plan.audit.path != nil {
+        if let log = plan.audit.path {
             line()
-            line("REFUSED by this build: [binary] and [audit] are not enforced yet, so `sandbox exec` exits 125 with this policy")
+            line("Audit: each run is recorded in \(log) before it starts and when it ends, hash-chained (\(plan.audit.keyFile.map { "HMAC-SHA256, key \($0)" } ?? "SHA-256, no key")); a run whose start cannot be recorded does not start")
+        }
+        if plan.binary.isActive {
+            line()
+            line("REFUSED by this build: [binary] is not enforced yet, so `sandbox exec` exits 125 with this policy")
         }
         if !plan.notApplied.isEmpty {
             line()

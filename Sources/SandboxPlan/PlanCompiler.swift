@@ -41,11 +41,12 @@ public struct PlanCompiler {
         let binary = BinaryPlan(
             requireRootOwned: policy.binary.requireRootOwned, rejectWritable: policy.binary.rejectWritable,
             rejectSetuid: policy.binary.rejectSetuid, pin: policy.binary.pin)
-        let audit = AuditPlan(path: try policy.audit.path.map { try ctx.expand($0, key: "audit.path") })
+        let audit = AuditPlan(path: try policy.audit.path.map { try ctx.expand($0, key: "audit.path") },
+                              keyFile: try policy.audit.keyFile.map { try ctx.expand($0, key: "audit.key_file") })
 
         var plan = RunPlan(
             runId: runId,
-            policy: PolicyInfo(name: policy.name, sources: policy.sources),
+            policy: PolicyInfo(name: policy.name, sources: policy.sources, digest: policy.digest),
             host: HostInfo(arch: host.arch, kernel: host.kernelRelease, landlockABI: host.landlockABI,
                            invokerUID: host.invokerUID, invokerGID: host.invokerGID,
                            rootless: host.invokerUID != 0),

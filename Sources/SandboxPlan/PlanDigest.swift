@@ -1,5 +1,5 @@
-import CCrypto
 import Foundation
+import SandboxPolicy
 
 /// Canonical JSON (`CanonicalJSON`: sorted keys, no whitespace) and its SHA-256: the
 /// identity of a plan. Two plans with the same digest do the same.
@@ -8,11 +8,7 @@ public enum PlanDigest {
         try CanonicalJSON.encode(value)
     }
 
-    public static func sha256Hex(_ bytes: [UInt8]) -> String {
-        var out = [UInt8](repeating: 0, count: Int(SHA256_DIGEST_LENGTH))
-        bytes.withUnsafeBufferPointer { buf in _ = SHA256(buf.baseAddress, buf.count, &out) }
-        return out.map { String(format: "%02x", $0) }.joined()
-    }
+    public static func sha256Hex(_ bytes: [UInt8]) -> String { Digest.sha256Hex(bytes) }
 
     /// sha256 of the canonical JSON of `plan` with its `digest` field left out.
     public static func digest(of plan: RunPlan) throws -> String {

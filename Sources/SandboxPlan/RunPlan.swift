@@ -35,6 +35,9 @@ public struct RunPlan: Codable, Sendable, Equatable {
 public struct PolicyInfo: Codable, Sendable, Equatable {
     public var name: String
     public var sources: [String]
+    /// `Policy.digest`: SHA-256 over the digests of the files as loaded (nil for a
+    /// policy built in code).
+    public var digest: String?
 }
 
 /// The host facts the plan depends on (so a plan read later says what it assumed).
@@ -250,5 +253,8 @@ public struct BinaryPlan: Codable, Sendable, Equatable {
 }
 
 public struct AuditPlan: Codable, Sendable, Equatable {
+    /// The audit log (JSON lines, hash-chained); nil: no audit.
     public var path: String?
+    /// The chain's HMAC key; nil: a plain SHA-256 chain.
+    public var keyFile: String?
 }

@@ -24,6 +24,8 @@ public struct TrustedPath: Sendable, Equatable {
         static let runBase = "the run base"
         static let policyFile = "the policy file"
         static let profileFile = "the seccomp profile"
+        static let auditLog = "the audit log"
+        static let auditKey = "the audit key file"
     }
 }
 
@@ -100,6 +102,15 @@ extension PlanCompiler {
         if let profile = policy.seccomp.profile {
             trusted.append(TrustedPath(what: TrustedPath.Kind.profileFile, path: profile.source))
         }
+        // The audit log: a run that could write it could rewrite its own account.
+        // Its key: a run that could read it could forge the chain, so no bind at all
+        // may show it (read-only ones included, below).
+        if let log = policy.audit.path {
+            trusted.append(TrustedPath(what: TrustedPath.Kind.auditLog, path: expandTemplate(log.raw, runId: runId)))
+        }
+        if let key = policy.audit.keyFile {
+            trusted.append(TrustedPath(what: TrustedPath.Kind.auditKey, path: expandTemplate(key.raw, runId: runId)))
+        }
         let canonicalTrusted = trusted.map { (entry: $0, canonical: resolver.canonical($0.path)) }
 
         // Identities: each trusted path and every directory above it (a writable bind
@@ -115,11 +126,11 @@ extension PlanCompiler {
         }
         let trustedAncestry = canonicalTrusted.map { (entry: $0.entry, canonical: $0.canonical, chain: ancestry($0.canonical)) }
 
-        for (key, _, bind) in named where !bind.readOnly {
+        for (key, _, bind) in named {
             let w = resolver.canonical(bind.source)
             let wChain = ancestry(w)
             let wLoc = host.files.location(of: w)
-            for (entry, t, tChain) in trustedAncestry {
+            for (entry, t, tChain) in trustedAncestry where !bind.readOnly || entry.what == TrustedPath.Kind.auditKey {
                 var holds = Self.isBeneath(t, w)
                 var inside = !holds && Self.isBeneath(w, t)
                 if !holds && !inside, let wID = wChain.last?.id, wChain.last?.path == w {
@@ -137,6 +148,9 @@ extension PlanCompiler {
                 }
                 guard holds || inside else { continue }
                 let relation = holds ? "it holds" : "it lies inside"
+                if entry.what == TrustedPath.Kind.auditKey {
+                    throw PlanError(key: key, message: "\(shown(bind.source, w)) is visible to the command (\(bind.readOnly ? "read-only" : "writable")), and \(relation) \(entry.what) \(t); a run could read the key and forge the audit chain. \(Self.advice(for: entry.what))")
+                }
                 throw PlanError(key: key, message: "\(shown(bind.source, w)) is writable by the command, and \(relation) \(entry.what) \(t); a run could replace what later runs trust. \(Self.advice(for: entry.what))")
             }
         }
@@ -155,6 +169,8 @@ extension PlanCompiler {
         switch what {
         case TrustedPath.Kind.policyFile, TrustedPath.Kind.profileFile, TrustedPath.Kind.searchDir:
             return "Keep policies and profiles outside every path a run can write (the installed data directory, or a directory only root writes)"
+        case TrustedPath.Kind.auditLog, TrustedPath.Kind.auditKey:
+            return "Keep the audit log and its key outside every path a run can write, and the key outside every path it can see"
         case TrustedPath.Kind.runBase, TrustedPath.Kind.seccompCache:
             return "The run base holds every run's state; no policy may make it writable"
         default:

@@ -11,6 +11,8 @@ public struct Policy: Sendable, Equatable {
     public var name: String
     /// Files that were merged to make this policy, base first.
     public var sources: [String]
+    /// SHA-256 (hex) of each file in `sources`, of the bytes the loader parsed.
+    public var sourceDigests: [String] = []
     public var process: ProcessPolicy
     public var filesystem: FilesystemPolicy
     public var landlock: LandlockPolicy
@@ -239,5 +241,15 @@ public struct BinaryPolicy: Sendable, Equatable {
 
 public struct AuditPolicy: Sendable, Equatable {
     public var path: PathTemplate? = nil
+    /// The HMAC key of the chain (a file the invoker or root owns, mode 0600).
+    public var keyFile: PathTemplate? = nil
     public init() {}
+}
+
+extension Policy {
+    /// The policy's identity as text: SHA-256 of its files' digests in merge order,
+    /// one hex digest and a newline each. Nil for a policy built in code.
+    public var digest: String? {
+        sourceDigests.isEmpty ? nil : Digest.sha256Hex(Array(sourceDigests.map { $0 + "\n" }.joined().utf8))
+    }
 }

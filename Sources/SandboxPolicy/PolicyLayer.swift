@@ -77,6 +77,9 @@ struct PolicyLayer {
     var pin: [String: String] = [:]
 
     var auditPath: PathTemplate?
+    var auditKeyFile: PathTemplate?
+    /// SHA-256 of the file's bytes as parsed.
+    var sha256 = ""
 }
 
 /// The schema: every table and the keys it allows. Unknown keys are errors.
@@ -94,7 +97,7 @@ enum PolicySchema {
     static let network = ["mode", "dns", "allow", "hosts", "max_connections"]
     static let allowRule = ["cidr", "ports", "proto"]
     static let binary = ["require_root_owned", "reject_writable", "reject_setuid", "pin"]
-    static let audit = ["path"]
+    static let audit = ["path", "key_file"]
     /// rlimits whose value is a byte count, so sizes such as "8MiB" are accepted.
     static let byteRlimits: Set<Rlimit> = [.fsize, .data, .stack, .core, .rss, .memlock, .as, .msgqueue]
     /// PID_MAX_LIMIT on 64-bit Linux: pids.max rejects anything larger.
@@ -170,6 +173,7 @@ final class LayerReader {
         if let t = section(root, "audit", at: top, allowed: PolicySchema.audit) {
             let p = top.key("audit")
             if let s = string(t, "path", at: p) { layer.auditPath = path(s, at: p.key("path"), allowOptional: false) }
+            if let s = string(t, "key_file", at: p) { layer.auditKeyFile = path(s, at: p.key("key_file"), allowOptional: false) }
         }
         return layer
     }

@@ -164,7 +164,8 @@ public struct PolicyLoader: Sendable {
         }
         let reader = LayerReader(file: file.display, policyDir: Paths.dirname(file.absolute),
                                  index: SourceIndex(source: text), profileDirs: profileSearchPath)
-        let layer = reader.read(table, absolutePath: file.absolute)
+        var layer = reader.read(table, absolutePath: file.absolute)
+        layer.sha256 = Digest.sha256Hex(bytes)
         return LayerRead(layer: layer, diagnostics: reader.diagnostics, omitted: reader.omitted, bytes: bytes.count,
                          values: values)
     }
@@ -323,6 +324,7 @@ struct Merger {
         var p = Policy(name: root.name ?? defaultName)
         p.version = 1
         p.sources = layers.map(\.absolutePath)
+        p.sourceDigests = layers.map(\.sha256)
         var profile: (ref: ProfileRef, file: String, path: TOMLPath?)? = nil
 
         for l in layers {
@@ -383,6 +385,7 @@ struct Merger {
             p.binary.pin.merge(l.pin) { _, new in new }
 
             if let v = l.auditPath { p.audit.path = v }
+            if let v = l.auditKeyFile { p.audit.keyFile = v }
         }
 
         crossCheck(p)

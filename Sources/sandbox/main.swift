@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SandboxAudit
 import SandboxExecutor
 import SandboxKernel
 import SandboxPlan
@@ -16,7 +17,7 @@ struct Sandbox: ParsableCommand {
             Exit status of `exec`: the command's own; 128+N if it died of signal N; \
             125 sandbox or policy error; 126 command not executable; 127 command not found.
             """,
-        subcommands: [Exec.self, Check.self, Plan.self, Explain.self, Ps.self, Gc.self, Doctor.self])
+        subcommands: [Exec.self, Check.self, Plan.self, Explain.self, Ps.self, Gc.self, Doctor.self, Audit.self])
 }
 
 /// Shared by the commands that take a policy and a command line.
@@ -385,6 +386,38 @@ struct Doctor: ParsableCommand {
         }
         for line in CgroupHost.probe().summary { print("cgroups: \(line)") }
         for line in EgressNetwork.probe() { print("network: \(line)") }
+    }
+}
+
+struct Audit: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Work with audit logs ([audit] path).", subcommands: [Verify.self])
+
+    struct Verify: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check an audit log's chain. Exit 0 and counts when intact; 1 naming the first bad line.",
+            discussion: "A run with a start and no end is a warning (still running, its supervisor died, or the end of the file was cut).")
+
+        @Argument(help: "The audit log.")
+        var file: String
+        @Option(name: .customLong("key-file"), help: "The chain's HMAC key (the policy's [audit] key_file).")
+        var keyFile: String?
+
+        func run() throws {
+            var key: AuditKey?
+            if let keyFile {
+                do { key = try AuditKey.load(path: keyFile, invoker: getuid()) } catch { fail("\(error)") }
+            }
+            let bytes: [UInt8]
+            do { bytes = try AppendOnlyFile.contents(of: file) } catch { fail("audit verify: \(error)") }
+            let report = AuditVerifier.verify(bytes, key: key)
+            for w in report.warnings { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
+            if let problem = report.problem {
+                FileHandle.standardError.write(Data("\(file): \(problem)\n".utf8))
+                Foundation.exit(1)
+            }
+            print("\(file): ok: \(report.records) records, \(report.runsStarted) runs started, \(report.runsEnded) ended, \(report.denials) denials (\(report.link) chain); head \(report.head ?? "-")")
+        }
     }
 }
 

@@ -1,0 +1,21 @@
+import CCrypto
+
+/// SHA-256 as lowercase hex: the one implementation every layer uses (policy file
+/// digests here, plan digests in SandboxPlan, the audit chain in SandboxAudit).
+public enum Digest {
+    public static func sha256(_ bytes: [UInt8]) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: Int(SHA256_DIGEST_LENGTH))
+        bytes.withUnsafeBufferPointer { buf in _ = SHA256(buf.baseAddress, buf.count, &out) }
+        return out
+    }
+
+    public static func sha256Hex(_ bytes: [UInt8]) -> String { hex(sha256(bytes)) }
+
+    public static func hex(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(bytes.count * 2)
+        for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 15)]) }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
