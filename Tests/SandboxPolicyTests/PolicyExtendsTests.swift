@@ -238,7 +238,12 @@ import Testing
         let p = try s.load("empty.toml")
         var expected = Policy(name: "empty", sources: [s.dir + "/empty.toml"])
         expected.version = 1
+        // SHA-256 of no bytes: each file's digest is of exactly what was parsed, and
+        // the policy's digest is over those digests (the audit log's policy.digest).
+        let emptySHA = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        expected.sourceDigests = [emptySHA]
         #expect(p == expected)
+        #expect(p.digest == Digest.sha256Hex(Array((emptySHA + "\n").utf8)))
         #expect(p.process.graceMs == 5_000)
         #expect(p.landlock.connectTCP == nil)
         #expect(p.seccomp.socketFamilies == nil)
