@@ -24,11 +24,19 @@ public final class RunDirectory {
     }
 
     /// Creates the directory under a temporary name, takes the lock, then renames it
-    /// into place: `gc` never sees a run directory whose lock is not yet held.
+    /// into place: `gc` never sees a run directory whose lock is not yet held. All of
+    /// it under a shared lock on `<base>/.create.lock`, so `gc`, holding that lock
+    /// exclusively, knows every `.<id>.new` with a free lock was abandoned.
     public static func create(base: String, id: String) throws(KernelError) -> RunDirectory {
         // The modes are set with chmod too: mkdir's are masked by the process's umask
         // (077 would lock the run's own uid out of its root).
         if mkdir(base, 0o711) == 0 { chmod(base, 0o711) } else if errno != EEXIST { throw .last("mkdir", base) }
+        let creating = open(base + "/" + createLockName, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard creating >= 0 else { throw .last("open", base + "/" + createLockName) }
+        defer { close(creating) }
+        while flock(creating, LOCK_SH) != 0 {
+            if errno != EINTR { throw .last("flock", base + "/" + createLockName) }
+        }
         let tmp = "\(base)/.\(id).new"
         let final = "\(base)/\(id)"
         // 0711: the sandbox init of a run with a uid of its own (no capability over
@@ -114,16 +122,30 @@ public final class RunDirectory {
         return true
     }
 
+    static let createLockName = ".create.lock"
+
     /// Directories a supervisor killed inside `create` left under their temporary
-    /// name (`.<id>.new`), older than `minAgeSeconds` and with a free lock.
-    public static func removeAbandonedCreations(base: String, minAgeSeconds: Int = 60) -> [String] {
+    /// name (`.<id>.new`) with a free lock: all of them when no `create` is under way
+    /// (the exclusive create lock, tried for up to `waitSeconds`), else only those
+    /// older than `minAgeSeconds` (a `create` may be between its mkdir and its flock).
+    public static func removeAbandonedCreations(base: String, minAgeSeconds: Int = 60, waitSeconds: Int = 2) -> [String] {
         let names = FD.entries(base).map(\.name).filter { $0.hasPrefix(".") && $0.hasSuffix(".new") }
+        guard !names.isEmpty else { return [] }
+        var minAge = minAgeSeconds
+        let creating = open(base + "/" + createLockName, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        defer { if creating >= 0 { close(creating) } }
+        if creating >= 0 {
+            for _ in 0..<(waitSeconds * 100) {
+                if flock(creating, LOCK_EX | LOCK_NB) == 0 { minAge = 0; break }
+                usleep(10_000)
+            }
+        }
         var removed: [String] = []
         for name in names {
             let path = "\(base)/\(name)"
             var st = stat()
             guard lstat(path, &st) == 0, st.st_mode & S_IFMT == S_IFDIR,
-                  Int(time(nil)) - Int(st.st_mtim.tv_sec) >= minAgeSeconds, !isLocked(path) else { continue }
+                  Int(time(nil)) - Int(st.st_mtim.tv_sec) >= minAge, !isLocked(path) else { continue }
             rmdir(path + "/root")
             removeContents(path)
             removed.append(name)

@@ -7,9 +7,10 @@ import Glibc
 /// Leases come from the last 64 Ki block of systemd's container range
 /// (524288…1879048191, `UIDS-GIDS.md`): ids no account, file or system service
 /// uses. Ids inside a range of /etc/subuid or /etc/subgid (delegated to a user for
-/// their own user namespaces) are never picked. A lease is a file `<dir>/<uid>` created with `O_EXCL` holding the run id;
-/// the run records the uid in its run directory *before* taking the lease, so `gc`
-/// can always find and release it after a killed supervisor.
+/// their own user namespaces) are never picked. A lease is a file `<dir>/<uid>`
+/// holding the run id, made by hard-linking a staged `<dir>/.<run-id>` (so it is
+/// never seen empty); the run records the uid in its run directory *before* taking
+/// the lease, so `gc` can always find and release it after a killed supervisor.
 public struct UidLease: Sendable, Equatable {
     public static let range: ClosedRange<UInt32> = 1_878_982_656...1_879_048_191
     public let uid: UInt32
@@ -25,19 +26,28 @@ public struct UidLease: Sendable, Equatable {
         if mkdir(directory, 0o700) != 0 && errno != EEXIST { throw .last("mkdir", directory) }
         // Ids handed to users for their own user namespaces (newuidmap) are theirs.
         let delegated = subordinateRanges("/etc/subuid") + subordinateRanges("/etc/subgid")
+        // The lease appears with its content or not at all: the run id is written to
+        // `.<run-id>` first and hard-linked to `<uid>` (link fails on an existing name,
+        // as O_EXCL does). A lease created empty and filled after — as before — was
+        // left empty by a supervisor killed in between, and no gc could tell whose.
+        let staged = "\(directory)/.\(runId)"
+        let fd = open(staged, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw .last("create uid lease", staged) }
+        let written = FD.writeAll(fd, Array((runId + "\n").utf8))
+        let writeErrno = errno
+        Glibc.close(fd)
+        defer { unlink(staged) }
+        guard written else { throw KernelError(operation: "write uid lease", subject: staged, errno: writeErrno) }
         var rng = SystemRandomNumberGenerator()
         for _ in 0..<64 {
             let uid = UInt32.random(in: range, using: &rng)
             if delegated.contains(where: { $0.contains(uid) }) { continue }
             try record(uid)
             let path = "\(directory)/\(uid)"
-            let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-            if fd < 0 {
+            if link(staged, path) != 0 {
                 if errno == EEXIST { continue }
                 throw .last("create uid lease", path)
             }
-            _ = FD.writeAll(fd, Array((runId + "\n").utf8))
-            Glibc.close(fd)
             return UidLease(uid: uid, directory: directory)
         }
         throw KernelError(operation: "lease a uid", subject: "\(range.lowerBound)…\(range.upperBound)", errno: EAGAIN,
@@ -46,10 +56,26 @@ public struct UidLease: Sendable, Equatable {
 
     /// For `gc`: leases whose run has no run directory at all. A run creates its
     /// directory before it takes a lease and releases the lease before it removes the
-    /// directory, so such a lease belongs to no run, live or stale. Returns the uids.
-    public static func releaseOrphans(directory: String, runBase: String) -> [UInt32] {
+    /// directory, so such a lease belongs to no run, live or stale. Also the staged
+    /// `.<run-id>` files of such runs, and leases left empty by versions that filled
+    /// them after creating them (at least `emptyAgeSeconds` old: those versions
+    /// filled theirs within microseconds). Returns the uids.
+    public static func releaseOrphans(directory: String, runBase: String, emptyAgeSeconds: Int = 60) -> [UInt32] {
         var released: [UInt32] = []
         for entry in FD.entries(directory) where !entry.isDirectory {
+            let path = "\(directory)/\(entry.name)"
+            if entry.name.hasPrefix(".") {
+                let runId = String(entry.name.dropFirst())
+                if !runId.isEmpty, !runId.contains("/"), access("\(runBase)/\(runId)", F_OK) != 0 { unlink(path) }
+                continue
+            }
+            var st = stat()
+            if let uid = UInt32(entry.name), lstat(path, &st) == 0, st.st_size == 0,
+               Int(time(nil)) - Int(st.st_mtim.tv_sec) >= emptyAgeSeconds {
+                unlink(path)
+                released.append(uid)
+                continue
+            }
             guard let uid = UInt32(entry.name), let text = RunDirectory.read("\(directory)/\(entry.name)"),
                   let runId = text.split(separator: "\n").first.map(String.init), !runId.isEmpty,
                   !runId.contains("/"), access("\(runBase)/\(runId)", F_OK) != 0 else { continue }

@@ -87,6 +87,30 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: kept), "a lease of an existing run directory was released")
     }
 
+    /// Issue 14: what a supervisor killed while taking its lease can leave — a
+    /// staged `.<run-id>` of a run that has no directory, or (older versions) an
+    /// empty lease — is released by gc; an empty lease younger than a minute is kept
+    /// (an older version may be filling it right now).
+    @Test func gcReleasesStagedAndEmptyLeases() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        Harness.gcLock.lock()
+        defer { Harness.gcLock.unlock() }
+        try? FileManager.default.createDirectory(atPath: Self.leases, withIntermediateDirectories: true)
+        let staged = "\(Self.leases)/.no-such-run-\(UUID().uuidString.prefix(8))"
+        let empty = "\(Self.leases)/4000000125", young = "\(Self.leases)/4000000126"
+        try "\(staged.split(separator: ".").last!)\n".write(toFile: staged, atomically: true, encoding: .utf8)
+        FileManager.default.createFile(atPath: empty, contents: nil)
+        FileManager.default.createFile(atPath: young, contents: nil)
+        defer { unlink(staged); unlink(empty); unlink(young) }
+        var old = [timeval(tv_sec: time(nil) - 120, tv_usec: 0), timeval(tv_sec: time(nil) - 120, tv_usec: 0)]
+        #expect(utimes(empty, &old) == 0)
+        let gc = try Harness.sandbox(["gc"])
+        #expect(gc.status == 0, "\(gc.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: staged), "staged lease of a run without a directory kept")
+        #expect(!FileManager.default.fileExists(atPath: empty), "empty lease older than a minute kept: \(gc.stdout)")
+        #expect(FileManager.default.fileExists(atPath: young), "an empty lease younger than a minute was released")
+    }
+
     /// ramfs cannot be idmapped: a writable bind there would be written as the run's
     /// own uid, so the run is refused (125 naming the path and the opt-out); with
     /// host_uid = "invoker" it runs. The ramfs is mounted by the test and removed.

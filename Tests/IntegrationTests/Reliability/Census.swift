@@ -8,13 +8,12 @@ import Foundation
 /// parents), our nft tables and their rules (read only: `nft list`), zombies and
 /// the processes of commands that outlived their run (`survivors`).
 ///
-/// `leaks(since:)` compares two censuses and names each object that is new. Other
-/// suites of this test process run at the same time, so an object is not counted
-/// when it belongs to one of them: to a live run whose supervisor's argv lacks the
-/// caller's token, or to a test host another suite made (`/run/netns/sbxtest-*`
-/// that is not in `ownHosts`). `settle` takes censuses until what is new stays
-/// explained or `timeout` passes: a run that just ended removes its objects a few
-/// milliseconds apart.
+/// `leaks(since:)` compares two censuses and names each object that is new and the
+/// caller's: other suites of this test process run at the same time, so an object
+/// of a run counts only for the caller's runs, and an object of no run not when it
+/// hangs from another suite's run or test host. `settle` takes censuses until
+/// nothing new is left or `timeout` passes: a run that just ended removes its
+/// objects a few milliseconds apart.
 struct Census {
     /// One object, as the report names it: its kind and key, and the run it belongs
     /// to when it has one.
@@ -40,7 +39,7 @@ struct Census {
 
     static let runBase = "/run/sandbox"
     /// Files of the run base that are shared host state, not a run's.
-    static let sharedRunBaseEntries: Set<String> = [".net.lock", ".net.state", ".seccomp-cache", ".uids"]
+    static let sharedRunBaseEntries: Set<String> = [".net.lock", ".net.state", ".seccomp-cache", ".uids", ".create.lock"]
 
     // MARK: - Taking a census
 
@@ -230,22 +229,29 @@ struct Census {
         return false
     }
 
-    /// The objects new since `before` that belong to no other suite's live run or
-    /// test host. `token`: in the argv of every run the caller started.
-    /// `ownHosts`: the `/run/netns` names of the caller's own test hosts.
-    func leaks(since before: Census, token: String, ownHosts: Set<String> = []) -> [Object] {
+    /// The objects new since `before` that are the caller's. An object of a run
+    /// counts when the run is one of `ours` (ids from the caller's results) or its
+    /// state.json holds `token` (runs the caller killed); other suites' runs, live or
+    /// left for their own `gc`, never count. An object of no run counts unless it
+    /// hangs from another suite's run or test host (`ownHosts`: the `/run/netns`
+    /// names of the caller's own test hosts) or is a child of this process (every
+    /// suite's `Process`; the caller waits for each of its own).
+    func leaks(since before: Census, token: String, ours: Set<String>, ownHosts: Set<String> = []) -> [Object] {
         let foreign = foreignRoots(token: token)
+        let me = getpid()
         // Shared host state that egress and limited runs make once and keep by design
         // (Docs/network.md; RunCgroup's shared parents): new only on a fresh host.
         let hostTableExisted = before.objects.contains(Object(kind: "nft table", key: "inet sandbox_host"))
-        let foreignRuns = Set(objects.compactMap(\.runId).filter { id in
-            let dir = "\(Self.runBase)/\(id)"
-            guard Self.isLive(dir) else { return false }
-            let state = (try? String(contentsOfFile: dir + "/state.json", encoding: .utf8)) ?? ""
-            return !state.contains(token)
-        })
+        var tokenRuns: [String: Bool] = [:]
+        func isOurs(_ id: String) -> Bool {
+            if ours.contains(id) { return true }
+            if let known = tokenRuns[id] { return known }
+            let state = (try? String(contentsOfFile: "\(Self.runBase)/\(id)/state.json", encoding: .utf8)) ?? ""
+            tokenRuns[id] = state.contains(token)
+            return tokenRuns[id]!
+        }
         return objects.subtracting(before.objects).filter { o in
-            if let id = o.runId, foreignRuns.contains(id) { return false }
+            if let id = o.runId { return isOurs(id) }
             switch o.kind {
             case "bridge": return o.key != "sbx0"
             case "cgroup parent": return false
@@ -262,7 +268,7 @@ struct Census {
                 }
             case "zombie":
                 let pid = Int32(o.key.split(separator: " ")[1]) ?? 0
-                return !descends(pid, from: foreign)
+                return processes[pid]?.ppid != me && !descends(pid, from: foreign)
             case "mount":
                 // Other suites' test hosts.
                 guard o.key.hasPrefix("/run/netns/") else { return true }
@@ -275,12 +281,12 @@ struct Census {
     }
 
     /// Censuses until nothing new is left unexplained, or `timeout` seconds.
-    static func settle(since before: Census, token: String, ownHosts: Set<String> = [],
+    static func settle(since before: Census, token: String, ours: Set<String>, ownHosts: Set<String> = [],
                        timeout: TimeInterval = 15) -> (census: Census, leaks: [Object]) {
         let deadline = Date().addingTimeInterval(timeout)
         while true {
             let now = take()
-            let leaks = now.leaks(since: before, token: token, ownHosts: ownHosts)
+            let leaks = now.leaks(since: before, token: token, ours: ours, ownHosts: ownHosts)
             if leaks.isEmpty || Date() >= deadline { return (now, leaks.sorted { $0.description < $1.description }) }
             usleep(500_000)
         }

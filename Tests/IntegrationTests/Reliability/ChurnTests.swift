@@ -107,7 +107,7 @@ import Testing
         }.start()
 
         // Short egress runs, spread over the long run (each connects once).
-        final class Short: @unchecked Sendable { var wrong: [String] = []; let lock = NSLock() }
+        final class Short: @unchecked Sendable { var wrong: [String] = []; var ids: Set<String> = []; let lock = NSLock() } // guarded by lock
         let short = Short()
         let group = DispatchGroup()
         let spacing = max(0.05, (Double(seconds) - 3) / Double(runs))
@@ -119,6 +119,9 @@ import Testing
             Thread {
                 defer { group.leave() }
                 let out = try? Harness.exec(policy: policy, ["python3", "-c", LoadTests.connect, host.address, token], cwd: ws, timeout: 60)
+                short.lock.lock()
+                if let id = out?.result?["runId"] as? String { short.ids.insert(id) }
+                short.lock.unlock()
                 if out?.status != 0 || out?.stdout != "hello-8080\n" {
                     short.lock.lock()
                     short.wrong.append("#\(i): status \(String(describing: out?.status)) \(out?.stdout ?? "") \(out?.stderr.prefix(200) ?? "")")
@@ -133,7 +136,10 @@ import Testing
 
         let counts = Self.counts(try? String(contentsOfFile: "\(ws)/long.out", encoding: .utf8))
         host.cleanUp()
-        let (after, leaks) = Census.settle(since: before, token: token)
+        var ours = short.ids
+        if let data = FileManager.default.contents(atPath: resultFile),
+           let id = (try? JSONSerialization.jsonObject(with: data) as? [String: Any])?["runId"] as? String { ours.insert(id) }
+        let (after, leaks) = Census.settle(since: before, token: token, ours: ours, ownHosts: [host.netns])
         let survivors = Reliability.endSurvivors(after, token: token)
         print("ChurnTests: \(seconds) s run, \(runs) short runs: \(counts.map { "\($0.ok) connects ok, \($0.failed) lost" } ?? "no count"); "
               + "\(short.wrong.count) short runs wrong; bridge address \(own.sorted()); the lowest port address changed \(changes) times "

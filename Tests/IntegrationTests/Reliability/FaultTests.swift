@@ -68,6 +68,7 @@ import Testing
         let policy = Reliability.egressPolicy(in: ws, host: host, name: "fault")
         let token = Reliability.newToken("fault")
         let before = Census.take()
+        let entriesBefore = Set((try? FileManager.default.contentsOfDirectory(atPath: Census.runBase)) ?? [])
 
         // Live runs beside the kills and every gc.
         let liveCount = 2
@@ -108,6 +109,8 @@ import Testing
             let lock = NSLock()
             var next = 0
             var exitedFirst = 0
+            /// Runs killed before their state.json (which holds the token) existed.
+            var early: Set<String> = []
         }
         let state = Kills()
         let gcs = Box()
@@ -130,8 +133,18 @@ import Testing
                     let ran = !p.isRunning
                     kill(p.processIdentifier, SIGKILL) // our own child, not yet reaped
                     p.waitUntilExit()
+                    // A run directory new since the start, dead and without state.json
+                    // (which would hold the token): a run this suite killed early.
+                    let early = ((try? FileManager.default.contentsOfDirectory(atPath: Census.runBase)) ?? [])
+                        .filter { name in
+                            let dir = "\(Census.runBase)/\(name)"
+                            return !entriesBefore.contains(name) && (!name.hasPrefix(".") || name.hasSuffix(".new"))
+                                && !Census.isLive(dir) && !FileManager.default.fileExists(atPath: dir + "/state.json")
+                        }
+                        .map { $0.hasSuffix(".new") ? String($0.dropFirst().dropLast(4)) : $0 }
                     state.lock.lock()
                     if ran { state.exitedFirst += 1 }
+                    state.early.formUnion(early)
                     state.lock.unlock()
                     // gc beside live runs and the other workers' runs, every 10 kills.
                     if k % 10 == 9 {
@@ -142,7 +155,7 @@ import Testing
             }.start()
         }
         workers.wait()
-        let beforeGc = Census.take().leaks(since: before, token: token, ownHosts: [host.netns])
+        let beforeGc = Census.take().leaks(since: before, token: token, ours: state.early, ownHosts: [host.netns])
         let gc = try Harness.sandbox(["gc"])
         #expect(gc.status == 0, "gc: \(gc.stderr)")
 
@@ -156,7 +169,8 @@ import Testing
         for g in gcs.outs { #expect(g?.status == 0, "gc beside live runs: \(g?.stderr ?? "did not run")") }
 
         host.cleanUp()
-        let (after, leaks) = Census.settle(since: before, token: token)
+        let ours = state.early.union(live.outs.compactMap { $0?.result?["runId"] as? String })
+        let (after, leaks) = Census.settle(since: before, token: token, ours: ours, ownHosts: [host.netns])
         let survivors = Reliability.endSurvivors(after, token: token)
         let byKind = Dictionary(grouping: beforeGc, by: \.kind).map { "\($0.key) \($0.value.count)" }.sorted().joined(separator: ", ")
         print("FaultTests: \(kills) kills (\(delays.filter { $0 <= setUp + 10_000 }.count) within 10 ms of set-up at ~\(setUp / 1000) ms; "
@@ -166,5 +180,45 @@ import Testing
         #expect(leaks.isEmpty, "left after gc:\n\(leaks.prefix(40).map(\.description).joined(separator: "\n"))")
         #expect(survivors.isEmpty, "command processes outlived their supervisor: \(survivors)")
         #expect(!beforeGc.isEmpty, "no kill left anything for gc: the kills missed set-up")
+    }
+
+    /// A supervisor killed inside `RunDirectory.create` leaves `.<id>.new` with a
+    /// free lock. gc used to remove it only a minute later (it could not tell it from
+    /// a creation between its mkdir and its flock), so a `gc` right after the kills
+    /// left it. Now creations hold a shared lock on `.create.lock`, and gc, holding it
+    /// exclusively, removes such a directory at once; one whose lock is held (a
+    /// creation under way) is kept, and while a creation holds the create lock gc
+    /// keeps the young ones and still ends.
+    @Test func gcRemovesAnAbandonedCreationAtOnce() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        Harness.gcLock.lock()
+        defer { Harness.gcLock.unlock() }
+        let base = Census.runBase
+        func make(_ name: String) -> Int32 {
+            mkdir("\(base)/\(name)", 0o711)
+            mkdir("\(base)/\(name)/root", 0o700)
+            return open("\(base)/\(name)/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        }
+        func remove(_ name: String) { rmdir("\(base)/\(name)/root"); unlink("\(base)/\(name)/lock"); rmdir("\(base)/\(name)") }
+        let abandoned = ".fault\(UUID().uuidString.prefix(8).lowercased()).new"
+        let underWay = ".fault\(UUID().uuidString.prefix(8).lowercased()).new"
+        close(make(abandoned))
+        let held = make(underWay)
+        defer { close(held); remove(abandoned); remove(underWay) }
+        #expect(flock(held, LOCK_EX | LOCK_NB) == 0)
+
+        // A creation under way: gc cannot take the create lock, keeps both, ends.
+        let creating = open("\(base)/.create.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        #expect(flock(creating, LOCK_SH) == 0)
+        let started = Date()
+        let busy = try Harness.sandbox(["gc"])
+        close(creating)
+        #expect(busy.status == 0 && Date().timeIntervalSince(started) < 30, "gc during a creation: \(busy.stderr)")
+        #expect(FileManager.default.fileExists(atPath: "\(base)/\(abandoned)"), "gc removed a young .new during a creation")
+
+        let gc = try Harness.sandbox(["gc"])
+        #expect(gc.status == 0, "\(gc.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: "\(base)/\(abandoned)"), "abandoned creation kept: \(gc.stdout)")
+        #expect(FileManager.default.fileExists(atPath: "\(base)/\(underWay)"), "a creation whose lock is held was removed")
     }
 }

@@ -161,6 +161,7 @@ import Testing
             var next = 0
             var wrong: [String] = []
             var kinds: [String: Int] = [:]
+            var ids: Set<String> = []
         }
         let results = Results()
         let sampler = FDSampler()
@@ -180,12 +181,16 @@ import Testing
                     let job = Job.of(i)
                     let (policy, argv) = Self.command(job, policies: policies, host: host, token: token)
                     let wrong: [String]
+                    var runId: String?
                     do {
-                        wrong = Self.check(job, try Harness.exec(policy: policy, argv, cwd: ws, timeout: 60))
+                        let out = try Harness.exec(policy: policy, argv, cwd: ws, timeout: 60)
+                        runId = out.result?["runId"] as? String
+                        wrong = Self.check(job, out)
                     } catch {
                         wrong = ["\(error)"]
                     }
                     results.lock.lock()
+                    if let runId { results.ids.insert(runId) }
                     results.kinds["\(job)".split(separator: " ").first.map(String.init) ?? "", default: 0] += 1
                     if !wrong.isEmpty { results.wrong.append("#\(i) \(job): " + wrong.joined(separator: "; ")) }
                     results.lock.unlock()
@@ -198,7 +203,8 @@ import Testing
         #expect(ended, "runs still going after the deadline")
 
         host.cleanUp()
-        let (after, leaks) = Census.settle(since: before, token: token)
+        results.lock.lock(); let ours = results.ids; results.lock.unlock()
+        let (after, leaks) = Census.settle(since: before, token: token, ours: ours, ownHosts: [host.netns])
         let survivors = Reliability.endSurvivors(after, token: token)
         results.lock.lock()
         let wrong = results.wrong
