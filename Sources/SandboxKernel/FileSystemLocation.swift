@@ -41,19 +41,26 @@ public struct FileSystemLocation: Sendable, Equatable, CustomStringConvertible {
         return FileSystemLocation(device: m.device, path: inFS)
     }
 
-    struct Mount: Sendable {
+    /// One line of mountinfo (proc(5)): `id parent major:minor root mount-point
+    /// options [optional…] - fstype source super-options`.
+    struct Mount: Sendable, Equatable {
         var device: String
         var root: String
         var mountPoint: String
         /// The mount point's bytes were valid UTF-8 (else `mountPoint` is lossy).
         var valid: Bool = true
+        /// The filesystem type (`ext4`, `cgroup2`, …), after the ` - ` separator.
+        var fstype: String = ""
+        /// The superblock options as written (`rw,memory`: a v1 cgroup mount lists its
+        /// controllers here).
+        var superOptions: String = ""
     }
 
-    /// `/proc/self/mountinfo`: `id parent major:minor root mount-point …`, `\ooo`
-    /// escapes decoded. Parsed as bytes: this runs on every plan, and splitting the
-    /// text as Swift `String`s cost three times the read.
-    static func mounts() -> [Mount] {
-        let fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC)
+    /// `/proc/self/mountinfo`, `\\ooo` escapes decoded. The one mount-table reader of
+    /// the project (the planner's table, the cgroup probe). Parsed as bytes: this runs
+    /// on every plan, and splitting the text as Swift `String`s cost three times the read.
+    static func mounts(mountinfo path: String = "/proc/self/mountinfo") -> [Mount] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return [] }
         defer { Glibc.close(fd) }
         var text: [UInt8] = []
@@ -64,19 +71,33 @@ public struct FileSystemLocation: Sendable, Equatable, CustomStringConvertible {
             if n <= 0 { break }
             text += chunk[0..<n]
         }
+        return parse(text)
+    }
+
+    /// Parses mountinfo text; lines without the five leading fields are skipped, and
+    /// the fields after ` - ` are empty where a line lacks them.
+    static func parse(_ text: [UInt8]) -> [Mount] {
         var out: [Mount] = []
         var fields: [ArraySlice<UInt8>] = []
         var start = 0
         for i in 0...text.count {
             let c: UInt8 = i < text.count ? text[i] : 0x0A
             guard c == 0x20 || c == 0x0A else { continue }
-            if fields.count < 5 { fields.append(text[start..<i]) }
+            if i > start { fields.append(text[start..<i]) }
             start = i + 1
             if c == 0x0A {
-                if fields.count == 5 {
+                if fields.count >= 5 {
                     let point = unescape(fields[4])
-                    out.append(Mount(device: unescape(fields[2]).text, root: unescape(fields[3]).text,
-                                     mountPoint: point.text, valid: point.valid))
+                    var m = Mount(device: unescape(fields[2]).text, root: unescape(fields[3]).text,
+                                  mountPoint: point.text, valid: point.valid)
+                    // Optional fields come before the lone "-"; fstype, source and super
+                    // options after it.
+                    if fields.count > 6, let dash = fields[6...].firstIndex(where: { $0.count == 1 && $0.first == 0x2D }),
+                       dash + 3 < fields.count {
+                        m.fstype = String(decoding: fields[dash + 1], as: UTF8.self)
+                        m.superOptions = String(decoding: fields[dash + 3], as: UTF8.self)
+                    }
+                    out.append(m)
                 }
                 fields.removeAll(keepingCapacity: true)
             }

@@ -98,6 +98,13 @@ public enum Clock {
         return UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec) / 1_000_000
     }
 
+    /// Microseconds on CLOCK_MONOTONIC (deadlines and measurements finer than a ms).
+    public static func monotonicUs() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1000
+    }
+
     public static func unixSeconds() -> Int { Int(time(nil)) }
 
     /// CLOCK_REALTIME_COARSE: the clock the kernel stamps new inodes with, so a file

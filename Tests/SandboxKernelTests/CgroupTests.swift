@@ -1,6 +1,8 @@
 import CSandbox
 import CSandboxTestSupport
+import Dispatch
 import Glibc
+import Synchronization
 import Testing
 @testable import SandboxKernel
 
@@ -107,7 +109,7 @@ private func waitForMembers(_ procs: String, count: Int, timeoutMs: Int = 5000) 
 /// does: v1, "0" into each inherited procs fd (3, 4, …); v2 (where the executor uses
 /// CLONE_INTO_CGROUP, which sh cannot), "0" into the run's cgroup.procs.
 private func joinScript(_ cg: RunCgroup) -> String {
-    switch cg.backend {
+    switch layout(cg) {
     case .v1: return (0..<cg.procsFDs.count).map { "echo 0 >&\(3 + $0)" }.joined(separator: " && ")
     case .v2(let dir): return "echo 0 > \(dir)/cgroup.procs"
     case .none: return "false"
@@ -119,8 +121,21 @@ private func spawnInside(_ cg: RunCgroup, _ script: String) throws -> Spawned {
     try Spawned("\(joinScript(cg)) || exit 99; \(script)", fds: cg.procsFDs)
 }
 
+/// Which backend a RunCgroup got, with its directories.
+private enum Layout {
+    case v1([String: String])
+    case v2(String)
+    case none
+}
+
+private func layout(_ cg: RunCgroup) -> Layout {
+    if let v1 = cg.backend as? CgroupV1 { return .v1(v1.dirs) }
+    if let v2 = cg.backend as? CgroupV2 { return .v2(v2.dir) }
+    return .none
+}
+
 private func v1Dirs(_ cg: RunCgroup) -> [String: String] {
-    if case .v1(let dirs) = cg.backend { return dirs }
+    if case .v1(let dirs) = layout(cg) { return dirs }
     return [:]
 }
 
@@ -174,12 +189,12 @@ struct CgroupProbeParsingTests {
     }
 
     @Test func invokerDirectoryHonoursMountRoot() {
-        let m = CgroupHost.Mount(root: "/", mountPoint: "/sys/fs/cgroup", fstype: "cgroup2", superOptions: [])
+        let m = CgroupHost.Mount(device: "0:30", root: "/", mountPoint: "/sys/fs/cgroup", fstype: "cgroup2")
         #expect(CgroupHost.invokerDirectory(selfCgroup: "0::/user.slice/user-1000.slice/session-2.scope\n", mount: m)
                 == "/sys/fs/cgroup/user.slice/user-1000.slice/session-2.scope")
         #expect(CgroupHost.invokerDirectory(selfCgroup: "0::/\n", mount: m) == "/sys/fs/cgroup")
         // A container that sees a bind of its own subtree.
-        let sub = CgroupHost.Mount(root: "/docker/abc", mountPoint: "/sys/fs/cgroup", fstype: "cgroup2", superOptions: [])
+        let sub = CgroupHost.Mount(device: "0:30", root: "/docker/abc", mountPoint: "/sys/fs/cgroup", fstype: "cgroup2")
         #expect(CgroupHost.invokerDirectory(selfCgroup: "0::/docker/abc/init\n", mount: sub) == "/sys/fs/cgroup/init")
         #expect(CgroupHost.invokerDirectory(selfCgroup: "0::/elsewhere\n", mount: sub) == nil)
         #expect(CgroupHost.invokerDirectory(selfCgroup: "4:memory:/x\n", mount: m) == nil)
@@ -254,10 +269,10 @@ struct CgroupProbeParsingTests {
     }
 
     @Test func blkioWeightScaling() {
-        #expect(RunCgroup.v1BlkioWeight(fromV2: 1) == 10)
-        #expect(RunCgroup.v1BlkioWeight(fromV2: 10_000) == 1000)
-        #expect(RunCgroup.v1BlkioWeight(fromV2: 100) == 19)   // v2 default → near the low end, as crun maps it
-        #expect(RunCgroup.v1BlkioWeight(fromV2: 5050) == 509)
+        #expect(CgroupV1.blkioWeight(fromV2: 1) == 10)
+        #expect(CgroupV1.blkioWeight(fromV2: 10_000) == 1000)
+        #expect(CgroupV1.blkioWeight(fromV2: 100) == 19)   // v2 default → near the low end, as crun maps it
+        #expect(CgroupV1.blkioWeight(fromV2: 5050) == 509)
     }
 }
 
@@ -292,9 +307,9 @@ struct CgroupKernelTests {
             #expect(host.summary.first?.hasPrefix("cgroup mode: hybrid") == true)
         }
         for c in ["memory", "pids", "cpu"] { _ = require(host.controllers.contains(c), "\(c) controller") }
-        let t0 = RunCgroup.now()
+        let t0 = Clock.monotonicUs()
         for _ in 0..<100 { _ = CgroupHost.probe() }
-        print("measured: CgroupHost.probe(): \((RunCgroup.now() - t0) / 100) µs")
+        print("measured: CgroupHost.probe(): \((Clock.monotonicUs() - t0) / 100) µs")
         _ = require(host.canCreate, "run cgroups can be created (root)")
     }
 
@@ -306,7 +321,7 @@ struct CgroupKernelTests {
             let cg = try RunCgroup.create(runId: id, limits: limits, bestEffort: [], host: host)
             #expect(cg.notApplied.isEmpty)
             #expect(RunCgroup.existingRunIds(host: host) == [id])
-            switch cg.backend {
+            switch layout(cg) {
             case .v1(let dirs):
                 #expect(cg.cloneIntoFD == -1)
                 #expect(cg.procsFDs.count == cg.directories.count)
@@ -356,9 +371,9 @@ struct CgroupKernelTests {
             for d in cg.directories {
                 #expect(CgroupFS.readPids(d + "/cgroup.procs")?.contains(child.pid) == true, "joined \(d)")
             }
-            let start = RunCgroup.now()
+            let start = Clock.monotonicUs()
             let errors = cg.killAll()
-            print("measured: v1 killAll (freeze, 2 pidfd kills, thaw, wait empty): \(RunCgroup.now() - start) µs")
+            print("measured: v1 killAll (freeze, 2 pidfd kills, thaw, wait empty): \(Clock.monotonicUs() - start) µs")
             #expect(errors.isEmpty, "\(errors)")
             for d in cg.directories { #expect(CgroupFS.readPids(d + "/cgroup.procs") == [], "\(d) empty") }
             #expect(readFile(freezer + "/freezer.state") == "THAWED")
@@ -374,7 +389,7 @@ struct CgroupKernelTests {
             let cg = try RunCgroup.create(runId: "test-" + randomHex(), limits: CgroupLimits(memoryBytes: 64 * MiB, swapBytes: 32 * MiB),
                                           bestEffort: [], host: host)
             defer { cg.remove() }
-            switch cg.backend {
+            switch layout(cg) {
             case .v1(let dirs):
                 guard require(host.v1SwapLimit, "swap accounting (memory.memsw.limit_in_bytes)") else { return }
                 #expect(readFile(dirs["memory"]! + "/memory.limit_in_bytes") == String(64 * MiB))
@@ -456,9 +471,9 @@ struct CgroupKernelTests {
             let procs = (v1Dirs(cg)["pids"] ?? cg.directories[0]) + "/cgroup.procs"
             #expect(waitForMembers(procs, count: 25), "the tree grew")
             usleep(200_000)
-            let start = RunCgroup.now()
+            let start = Clock.monotonicUs()
             let errors = cg.killAll()
-            print("measured: killAll of a forking tree at pids.max 32: \(RunCgroup.now() - start) µs")
+            print("measured: killAll of a forking tree at pids.max 32: \(Clock.monotonicUs() - start) µs")
             #expect(errors.isEmpty, "\(errors)")
             for d in cg.directories { #expect(CgroupFS.readPids(d + "/cgroup.procs") == [], "\(d) empty") }
             #expect(cg.stats().pidsLimitHit)
@@ -501,7 +516,7 @@ struct CgroupKernelTests {
             }
             let cg = try RunCgroup.create(runId: id, limits: CgroupLimits(pids: 10, ioWeight: 500), bestEffort: ["io"], host: host)
             #expect(cg.notApplied == ["io"])
-            if case .v1(let dirs) = cg.backend { #expect(dirs["blkio"] == nil, "no blkio directory for a skipped limit") }
+            if case .v1(let dirs) = layout(cg) { #expect(dirs["blkio"] == nil, "no blkio directory for a skipped limit") }
             #expect(cg.remove().isEmpty)
 
             do {
@@ -542,9 +557,9 @@ struct CgroupKernelTests {
             #expect(waitForMembers(dir + "/cgroup.procs", count: 3))
             let s = cg.stats()
             #expect(s.cpuUserUs != nil, "cpu.stat is a core file")
-            let start = RunCgroup.now()
+            let start = Clock.monotonicUs()
             let errors = cg.killAll()
-            print("measured: v2 cgroup.kill + wait empty: \(RunCgroup.now() - start) µs")
+            print("measured: v2 cgroup.kill + wait empty: \(Clock.monotonicUs() - start) µs")
             #expect(errors.isEmpty, "\(errors)")
             #expect(CgroupFS.readPids(dir + "/cgroup.procs") == [])
             #expect(killedBySIGKILL(child.reap()))
@@ -575,6 +590,64 @@ struct CgroupKernelTests {
                 }
                 #expect(!isDir(mp + "/" + host.parentName + "/" + rid))
             }
+        }
+    }
+
+    /// The v2 backend's freeze and events on the real unified hierarchy, and the kill
+    /// it falls back to without cgroup.kill (Linux < 5.14): freeze, pidfd SIGKILL to
+    /// each listed pid, thaw.
+    @Test func v2FreezeEventsAndPidfdKillOnTheUnifiedHierarchy() throws {
+        guard let mp = cgroup2MountPoint() else { _ = require(false, "a cgroup2 mount"); return }
+        try withTestHost(CgroupHost(mode: .unified(mountPoint: mp))) { host in
+            guard require(host.canCreate, "cgroup2 writable") else { return }
+            let cg = try RunCgroup.create(runId: "test-" + randomHex(), limits: CgroupLimits(), bestEffort: [], host: host)
+            defer { cg.remove() }
+            guard let v2 = cg.backend as? CgroupV2 else { Issue.record("expected the v2 backend"); return }
+            #expect(v2.events()! == (populated: false, frozen: false))
+            let child = try spawnInside(cg, "sleep 30 & exec sleep 30")
+            #expect(waitForMembers(v2.dir + "/cgroup.procs", count: 2))
+            #expect(v2.events()?.populated == true)
+
+            guard require(CgroupFS.exists(v2.dir + "/cgroup.freeze"), "cgroup.freeze (Linux 5.2)") else { return }
+            try v2.freeze()
+            let deadline = Clock.monotonicUs() + 2_000_000
+            while !v2.isFrozen() && Clock.monotonicUs() < deadline { usleep(1000) }
+            #expect(v2.isFrozen(), "cgroup.events says frozen 1")
+            #expect(readFile(v2.dir + "/cgroup.freeze") == "1")
+            try v2.thaw()
+            while v2.isFrozen() && Clock.monotonicUs() < deadline + 2_000_000 { usleep(1000) }
+            #expect(!v2.isFrozen())
+
+            let start = Clock.monotonicUs()
+            let errors = v2.freezeKillThaw(procs: v2.dir + "/cgroup.procs", deadline: Clock.monotonicUs() + RunCgroup.killTimeoutUs)
+            #expect(errors.isEmpty, "\(errors)")
+            #expect(v2.waitEmpty(v2.procsFiles, deadline: Clock.monotonicUs() + RunCgroup.killTimeoutUs) == nil)
+            print("measured: v2 freeze + pidfd kills + thaw + wait empty: \(Clock.monotonicUs() - start) µs")
+            #expect(killedBySIGKILL(child.reap()))
+            #expect(v2.events()! == (populated: false, frozen: false))
+            #expect(cg.remove().isEmpty)
+        }
+    }
+
+    /// Two threads tearing one run down at once (an undo entry and a cancelling
+    /// harness): the lock makes them take turns; both see the run gone, neither an error.
+    @Test func concurrentRemoveTakesTurns() throws {
+        try withTestHost { host in
+            guard require(host.canCreate, "run cgroups can be created") else { return }
+            let cg = try RunCgroup.create(runId: "test-" + randomHex(), limits: CgroupLimits(pids: 16), bestEffort: [], host: host)
+            let child = try spawnInside(cg, "sleep 30 & exec sleep 30")
+            cg.closeChildFDs()
+            #expect(waitForMembers(cg.directories[0] + "/cgroup.procs", count: 2))
+            let results = Mutex<[[CgroupError]]>([])
+            DispatchQueue.concurrentPerform(iterations: 2) { _ in
+                let r = cg.remove()
+                results.withLock { $0.append(r) }
+            }
+            let all = results.withLock { $0 }
+            #expect(all.count == 2)
+            #expect(all.allSatisfy { $0.isEmpty }, "\(all)")
+            for d in cg.directories { #expect(!isDir(d)) }
+            #expect(killedBySIGKILL(child.reap()))
         }
     }
 
@@ -610,17 +683,17 @@ struct CgroupKernelTests {
         guard require(host.canCreate, "run cgroups can be created") else { return }
         let limits = CgroupLimits(memoryBytes: 64 * MiB, pids: 32, cpuQuotaUs: 50_000)
         let h = host
-        let start = RunCgroup.now()
+        let start = Clock.monotonicUs()
         let results: [(UInt64, UInt64, String?)] = await withTaskGroup(of: (UInt64, UInt64, String?).self) { group in
             for _ in 0..<50 {
                 group.addTask {
-                    let t0 = RunCgroup.now()
+                    let t0 = Clock.monotonicUs()
                     do {
                         let cg = try RunCgroup.create(runId: "test-" + randomHex(), limits: limits, bestEffort: [], host: h)
-                        let t1 = RunCgroup.now()
+                        let t1 = Clock.monotonicUs()
                         _ = cg.stats()
                         let errs = cg.remove()
-                        return (t1 - t0, RunCgroup.now() - t1, errs.isEmpty ? nil : "\(errs)")
+                        return (t1 - t0, Clock.monotonicUs() - t1, errs.isEmpty ? nil : "\(errs)")
                     } catch {
                         return (0, 0, "\(error)")
                     }
@@ -630,19 +703,19 @@ struct CgroupKernelTests {
             for await r in group { out.append(r) }
             return out
         }
-        let wall = RunCgroup.now() - start
+        let wall = Clock.monotonicUs() - start
         for r in results { if let e = r.2 { Issue.record("\(e)") } }
         let creates = results.map(\.0).sorted(), removes = results.map(\.1).sorted()
         print("measured: 50 parallel create+stats+remove: wall \(wall / 1000) ms; create median \(creates[25]) µs, max \(creates[49]) µs; remove median \(removes[25]) µs, max \(removes[49]) µs")
         #expect(RunCgroup.existingRunIds(host: host).isEmpty)
 
         // Sequential cost of one run, for the record.
-        let t0 = RunCgroup.now()
+        let t0 = Clock.monotonicUs()
         for _ in 0..<20 {
             let cg = try RunCgroup.create(runId: "test-" + randomHex(), limits: limits, bestEffort: [], host: host)
             cg.remove()
         }
-        print("measured: sequential create+remove with memory/pids/cpu: \((RunCgroup.now() - t0) / 20) µs per run")
+        print("measured: sequential create+remove with memory/pids/cpu: \((Clock.monotonicUs() - t0) / 20) µs per run")
         #expect(RunCgroup.existingRunIds(host: host).isEmpty)
     }
 }

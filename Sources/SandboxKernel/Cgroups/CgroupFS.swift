@@ -1,13 +1,18 @@
 import Glibc
 
 /// The few file operations the cgroup facility performs, each turning a failure
-/// into a `CgroupError` that names the operation, the path, the data and errno.
-/// cgroupfs files are written with ONE write(2) each: the kernel parses every
-/// write call as a whole value, so a short or split write would set something else.
+/// into a `CgroupError` that names the operation, the path, the data and errno; and
+/// the parsers of the kernel's file formats (flat-keyed, single value, pid list),
+/// shared by both backends. Every path is absolute: the backends work under whatever
+/// root they are given (a real hierarchy, or a faked cgroup2 tree in tests).
 enum CgroupFS {
+    /// Writes `data` to the control file `path` with ONE write(2): the kernel parses
+    /// every write call as a whole value, so a short or split write would set
+    /// something else. O_TRUNC as `echo x >` and runc's WriteFile do: cgroupfs ignores
+    /// it, and on a plain file (a faked tree) the file then holds exactly `data`.
     static func write(_ path: String, _ data: String) throws {
         let fd: Int32
-        do { fd = try open(path, O_WRONLY | O_CLOEXEC) } catch let e as CgroupError {
+        do { fd = try open(path, O_WRONLY | O_TRUNC | O_CLOEXEC) } catch let e as CgroupError {
             // Report it as the write it was for: the data matters more than the step.
             throw CgroupError.sys("write", path, data: data, errno: e.errno ?? 0)
         }
@@ -127,6 +132,12 @@ enum CgroupFS {
     static func readPids(_ path: String) -> [Int32]? {
         guard let text = read(path) else { return nil }
         return text.split(separator: "\n").compactMap { Int32($0) }.filter { $0 > 0 }
+    }
+
+    /// The space- or newline-separated words of a file such as `cgroup.controllers`
+    /// or `cgroup.subtree_control` ("cpu io memory pids\n").
+    static func words(_ text: String) -> [String] {
+        text.split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init)
     }
 
     /// `text` without leading and trailing spaces and newlines.

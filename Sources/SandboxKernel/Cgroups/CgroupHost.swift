@@ -49,9 +49,8 @@ public struct CgroupHost: Sendable {
     /// Reads `<procRoot>/self/mountinfo` and `<procRoot>/self/cgroup` and builds the
     /// host view. Never fails: a host without usable cgroups is `.unavailable`.
     public static func probe(procRoot: String = "/proc") -> CgroupHost {
-        let mountinfo = CgroupFS.read(procRoot + "/self/mountinfo") ?? ""
         let selfCgroup = CgroupFS.read(procRoot + "/self/cgroup") ?? ""
-        let mounts = parseMountinfo(mountinfo)
+        let mounts = cgroupMounts(FileSystemLocation.mounts(mountinfo: procRoot + "/self/mountinfo"))
         let mode = mode(of: mounts)
         var invoker: String? = nil
         if case .unified(let mp) = mode, let m = mounts.first(where: { $0.fstype == "cgroup2" && $0.mountPoint == mp }) {
@@ -142,8 +141,8 @@ public struct CgroupHost: Sendable {
         // A controller reaches our parent only if the base enables it for children.
         // We never write the base's subtree_control (it is not ours: the host's root
         // cgroup or systemd's delegation); we only enable controllers in our parent's.
-        let enabled = Set((CgroupFS.read(base + "/cgroup.subtree_control") ?? "").split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init))
-        let available = Set((CgroupFS.read(base + "/cgroup.controllers") ?? "").split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init))
+        let enabled = Set(CgroupFS.words(CgroupFS.read(base + "/cgroup.subtree_control") ?? ""))
+        let available = Set(CgroupFS.words(CgroupFS.read(base + "/cgroup.controllers") ?? ""))
         controllers = Self.v2LimitControllers.filter { enabled.contains($0) }
         summary.append("controllers: " + (controllers.isEmpty ? "none" : controllers.joined(separator: " ")) + " (enabled in \(base)/cgroup.subtree_control)")
         for c in Self.v2LimitControllers where !enabled.contains(c) {
@@ -224,26 +223,17 @@ public struct CgroupHost: Sendable {
 
     // MARK: parsing
 
-    struct Mount: Equatable {
-        var root: String
-        var mountPoint: String
-        var fstype: String
-        var superOptions: [String]
+    /// A mount-table line, from the project's one mountinfo reader.
+    typealias Mount = FileSystemLocation.Mount
+
+    /// The cgroup and cgroup2 mounts of a table.
+    static func cgroupMounts(_ mounts: [Mount]) -> [Mount] {
+        mounts.filter { $0.fstype == "cgroup" || $0.fstype == "cgroup2" }
     }
 
-    /// Cgroup mounts from mountinfo (proc(5)): `id parent maj:min root mountpoint
-    /// options [optional…] - fstype source superoptions`. Paths are octal-escaped.
+    /// The cgroup mounts of mountinfo text (tests, canned tables).
     static func parseMountinfo(_ text: String) -> [Mount] {
-        var mounts: [Mount] = []
-        for line in text.split(separator: "\n") {
-            let fields = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
-            guard let dash = fields.firstIndex(of: "-"), dash >= 6, fields.count >= dash + 4 else { continue }
-            let fstype = fields[dash + 1]
-            guard fstype == "cgroup" || fstype == "cgroup2" else { continue }
-            mounts.append(Mount(root: unescape(fields[3]), mountPoint: unescape(fields[4]), fstype: fstype,
-                                superOptions: fields[dash + 3].split(separator: ",").map(String.init)))
-        }
-        return mounts
+        cgroupMounts(FileSystemLocation.parse(Array(text.utf8)))
     }
 
     /// The layout the mounts describe. Hybrid only if a controller we use sits on a
@@ -251,8 +241,9 @@ public struct CgroupHost: Sendable {
     static func mode(of mounts: [Mount]) -> CgroupMode {
         var v1: [String: String] = [:]
         for m in mounts where m.fstype == "cgroup" {
-            for c in m.superOptions where v1RunControllers.contains(c) && v1[c] == nil {
-                v1[c] = m.mountPoint
+            for option in m.superOptions.split(separator: ",") {
+                let c = String(option)
+                if v1RunControllers.contains(c) && v1[c] == nil { v1[c] = m.mountPoint }
             }
         }
         let unified = mounts.first(where: { $0.fstype == "cgroup2" })?.mountPoint
@@ -273,10 +264,6 @@ public struct CgroupHost: Sendable {
         }
         if path.isEmpty || path == "/" { return mount.mountPoint }
         return mount.mountPoint + path
-    }
-
-    static func unescape(_ s: String) -> String {
-        FileSystemLocation.unescape(Array(s.utf8)[...]).text
     }
 
     static func parentDirectory(_ path: String) -> String {
