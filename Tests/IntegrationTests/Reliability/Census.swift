@@ -234,10 +234,10 @@ struct Census {
     /// state.json holds `token` (runs the caller killed); other suites' runs, live or
     /// left for their own `gc`, never count. An object of no run counts unless it
     /// hangs from another suite's run or test host (`ownHosts`: the `/run/netns`
-    /// names of the caller's own test hosts) or is a child of this process (every
-    /// suite's `Process`; the caller waits for each of its own).
+    /// names of the caller's own test hosts); a zombie only below a process of ours.
     func leaks(since before: Census, token: String, ours: Set<String>, ownHosts: Set<String> = []) -> [Object] {
         let foreign = foreignRoots(token: token)
+        let tokenProcesses = Set(processes.filter { $0.value.argv.contains(token) }.map(\.key))
         let me = getpid()
         // Shared host state that egress and limited runs make once and keep by design
         // (Docs/network.md; RunCgroup's shared parents): new only on a fresh host.
@@ -267,8 +267,13 @@ struct Census {
                     }
                 }
             case "zombie":
+                // Ours only below a process of ours that is still there (a supervisor
+                // or command that outlived its run, which fails the test by itself):
+                // the host's init reaps orphans, and every suite's own children
+                // (ours included, each waited for) are this process's.
                 let pid = Int32(o.key.split(separator: " ")[1]) ?? 0
-                return processes[pid]?.ppid != me && !descends(pid, from: foreign)
+                guard let parent = processes[pid]?.ppid, parent != me else { return false }
+                return descends(parent, from: tokenProcesses)
             case "mount":
                 // Other suites' test hosts.
                 guard o.key.hasPrefix("/run/netns/") else { return true }

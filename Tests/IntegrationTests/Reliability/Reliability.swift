@@ -13,9 +13,9 @@ enum Reliability {
     }
 
     /// Load: runs, and how many at once.
-    static let loadRuns = setting("SANDBOX_LOAD_RUNS", short: 96, full: 2000)
+    static let loadRuns = setting("SANDBOX_LOAD_RUNS", short: 64, full: 2000)
     // Short: fewer at once, so the timing tests running beside it keep their CPU.
-    static let loadParallel = setting("SANDBOX_LOAD_PARALLEL", short: 6, full: 16)
+    static let loadParallel = setting("SANDBOX_LOAD_PARALLEL", short: 4, full: 16)
     /// Faults: supervisors killed, and how many of them within 10 ms of set-up.
     static let faultKills = setting("SANDBOX_FAULT_KILLS", short: 40, full: 300)
     /// Churn: the long run's length, and the short runs that come and go meanwhile.
