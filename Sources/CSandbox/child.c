@@ -7,8 +7,10 @@
  * before clone3 or from fixed buffers on the stack. Every failure reports
  * {step, index, errno} on spec->error_fd and _exit()s.
  *
- * The order of operations is written once, in sbx_init() and sbx_payload(), one line
- * per step, with the reason for each ordering constraint next to it.
+ * The order of operations is written once, as three step lists at the end of this
+ * file (the init's, the reaper's, the payload's), one line per step, each with its
+ * own step code and the reason for its place beside it. The supervisor's side of the
+ * channels (signal, wait, receive the listener) is in supervisor.c.
  */
 #define _GNU_SOURCE
 #include "sandbox_child.h"
@@ -38,7 +40,6 @@
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000
 #endif
-#define SBX_P_PIDFD 3
 #define SBX_SECBIT_NOROOT (1 << 0)
 #define SBX_SECBIT_NOROOT_LOCKED (1 << 1)
 #define SBX_SECBIT_KEEP_CAPS (1 << 4)
@@ -61,9 +62,6 @@ static void fail(const struct sbx_spec *spec, int step, int index, int err, int 
     put_error(spec, step, index, err);
     _exit(code);
 }
-
-#define CHECK(cond, step, index) \
-    do { if (!(cond)) fail(spec, (step), (index), errno, 125); } while (0)
 
 static size_t str_len(const char *s) { size_t n = 0; while (s[n]) n++; return n; }
 
@@ -544,44 +542,39 @@ static int apply_mount(struct builder *b, const struct sbx_mount_op *op) {
     return -1;
 }
 
-static void build_root(const struct sbx_spec *spec) {
-    /* Nothing we mount may propagate back to the host. */
-    CHECK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0, SBX_STEP_MOUNT_PRIVATE, -1);
+/* ---- What the steps share. ---- */
 
-    struct builder b = { .spec = spec, .rootfd = -1, .n_own = 0 };
-    static const char *const root_opts[] = { "mode", "0755", "size", "1m", NULL, NULL };
-    int mnt = new_fs("tmpfs", root_opts, SBX_MOUNT_ATTR_NOSUID | SBX_MOUNT_ATTR_NODEV);
-    CHECK(mnt >= 0, SBX_STEP_ROOT_TMPFS, -1);
-    add_own_dev(&b, mnt);
-    CHECK(sys_move_mount(mnt, "", AT_FDCWD, spec->staging, SBX_MOVE_MOUNT_F_EMPTY_PATH) == 0, SBX_STEP_ROOT_TMPFS, -1);
-    close(mnt);
-    b.rootfd = open(spec->staging, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    CHECK(b.rootfd >= 0, SBX_STEP_ROOT_TMPFS, -1);
+/* The state one step leaves for a later one, on the init's stack (the payload gets
+ * its own copy at the fork). A step returns 0, or -1 with errno set and, when it
+ * failed at one item of a list (a mount, an rlimit, a capability), that item in
+ * `index`; the step runner reports {step, index, errno} and _exit()s. */
+struct child {
+    const struct sbx_spec *spec;
+    int index;                 /* the failing item, or -1 */
+    int exit_code;             /* 125; execve sets 126/127 */
+    int keep[SBX_MAX_KEEP];    /* descriptors the init keeps across its first close */
+    size_t n_keep;
+    struct builder b;          /* the new root while it is built */
+    int cap_last;              /* highest capability the kernel knows, or -1 (caps off) */
+    int listener;              /* the seccomp notify listener, or -1 */
+    sigset_t reaped;           /* the signals PID 1 waits for */
+    long payload_pid;
+    int payload_pidfd;
+};
 
-    for (size_t i = 0; i < spec->n_mounts; i++)
-        CHECK(apply_mount(&b, &spec->mounts[i]) == 0, SBX_STEP_MOUNT, (int)i);
+struct step {
+    int code;                  /* enum sbx_step, reported when `run` fails */
+    int (*run)(struct child *c);
+};
 
-    /* The helper file for masks must not stay visible; the binds keep its inode. */
-    unlinkat(b.rootfd, SBX_MASK_NAME, 0);
-    /* The root itself read-only: only listed rw paths and tmpfs mounts are writable. */
-    CHECK(sys_mount_setattr(b.rootfd, "", AT_EMPTY_PATH, SBX_MOUNT_ATTR_RDONLY) == 0, SBX_STEP_ROOT_READONLY, -1);
-
-    /* pivot_root(".", ".") stacks the old root under the new one; detaching it
-     * leaves nothing of the host reachable (no /oldroot directory needed). */
-    CHECK(fchdir(b.rootfd) == 0, SBX_STEP_PIVOT_ROOT, -1);
-    CHECK(syscall(SYS_pivot_root, ".", ".") == 0, SBX_STEP_PIVOT_ROOT, -1);
-    CHECK(umount2(".", MNT_DETACH) == 0, SBX_STEP_PIVOT_ROOT, -1);
-    CHECK(chdir("/") == 0, SBX_STEP_PIVOT_ROOT, -1);
-    close(b.rootfd);
-}
-
-/* ---- Descriptors. ---- */
-
-static void close_all_except(const int *keep, size_t n) {
-    /* Sort the few fds to keep (insertion sort), then close the gaps. */
+static int close_all_except(const int *keep, size_t n) {
+    /* Sort the few fds to keep (insertion sort), then close the gaps. A list that
+     * does not fit is refused, not cut short: a descriptor closed by mistake would
+     * surface later as an unrelated EBADF. */
+    if (n > SBX_MAX_KEEP) { errno = E2BIG; return -1; }
     int sorted[SBX_MAX_KEEP];
     size_t m = 0;
-    for (size_t i = 0; i < n && m < SBX_MAX_KEEP; i++) {
+    for (size_t i = 0; i < n; i++) {
         if (keep[i] < 3) continue;
         int v = keep[i];
         size_t j = m;
@@ -591,13 +584,273 @@ static void close_all_except(const int *keep, size_t n) {
     }
     unsigned int lo = 3;
     for (size_t i = 0; i < m; i++) {
-        if ((unsigned)sorted[i] > lo) syscall(SYS_close_range, lo, (unsigned)sorted[i] - 1, 0);
+        if ((unsigned)sorted[i] > lo && syscall(SYS_close_range, lo, (unsigned)sorted[i] - 1, 0) < 0) return -1;
         if ((unsigned)sorted[i] + 1 > lo) lo = (unsigned)sorted[i] + 1;
     }
-    syscall(SYS_close_range, lo, ~0U, 0);
+    return syscall(SYS_close_range, lo, ~0U, 0) < 0 ? -1 : 0;
 }
 
-/* ---- Payload: identity, fences, exec. ---- */
+/* ---- The sandbox init's steps (PID 1 of the new pid namespace). ---- */
+
+static int reset_signals(struct child *c) {
+    (void)c;
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int s = 1; s < 65; s++) {
+        if (s == SIGKILL || s == SIGSTOP) continue;
+        /* glibc's own signals (SIGCANCEL, SIGSETXID), below SIGRTMIN: sigaction
+         * refuses them, and nothing of the supervisor's handlers survives execve. */
+        if (s > 31 && s < SIGRTMIN) continue;
+        if (sigaction(s, &dfl, NULL) < 0) { c->index = s; return -1; }
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    return sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+static int list_kept_fds(struct child *c) {
+    const struct sbx_spec *spec = c->spec;
+    size_t n_moved = 0;
+    for (size_t i = 0; i < spec->n_mounts; i++)
+        if (spec->mounts[i].kind == SBX_MOUNT_MOVE_FD && spec->mounts[i].fd >= 0) n_moved++;
+    size_t want = 5 + spec->n_cgroup_procs_fds + n_moved;
+    if (want > SBX_MAX_KEEP) { c->index = (int)want; errno = E2BIG; return -1; }
+    size_t nk = 0;
+    c->keep[nk++] = spec->sync_fd; c->keep[nk++] = spec->error_fd; c->keep[nk++] = spec->status_fd;
+    c->keep[nk++] = spec->landlock_fd; c->keep[nk++] = spec->notify_sock;
+    for (size_t i = 0; i < spec->n_cgroup_procs_fds; i++) c->keep[nk++] = spec->cgroup_procs_fds[i];
+    for (size_t i = 0; i < spec->n_mounts; i++)
+        if (spec->mounts[i].kind == SBX_MOUNT_MOVE_FD && spec->mounts[i].fd >= 0) c->keep[nk++] = spec->mounts[i].fd;
+    c->n_keep = nk;
+    return 0;
+}
+
+static int close_inherited_fds(struct child *c) {
+    return close_all_except(c->keep, c->n_keep);
+}
+
+static int die_with_supervisor(struct child *c) {
+    (void)c;
+    return prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+}
+
+/* EOF means the supervisor died (or gave up) before the go: nobody reads a report
+ * then, so the init just leaves. */
+static int wait_for_supervisor(struct child *c) {
+    char go;
+    ssize_t n;
+    do { n = read(c->spec->sync_fd, &go, 1); } while (n < 0 && errno == EINTR);
+    if (n == 0) _exit(125);
+    if (n < 0) return -1;
+    close(c->spec->sync_fd);
+    return 0;
+}
+
+/* cgroup v1: join each controller by writing "0" (= this process) to the files the
+ * supervisor opened; no PID is ever written by the supervisor. */
+static int join_cgroups_v1(struct child *c) {
+    const struct sbx_spec *spec = c->spec;
+    for (size_t i = 0; i < spec->n_cgroup_procs_fds; i++) {
+        if (write_all(spec->cgroup_procs_fds[i], "0", 1) < 0) { c->index = (int)i; return -1; }
+        close(spec->cgroup_procs_fds[i]);
+    }
+    return 0;
+}
+
+/* The cgroup namespace from clone3 was rooted where we were born; re-root it at the
+ * run's own cgroups so /proc/self/cgroup inside shows "/", not the host's layout.
+ * (v2 needs nothing: CLONE_INTO_CGROUP placed us before the namespace.) */
+static int reroot_cgroup_namespace(struct child *c) {
+    if (c->spec->n_cgroup_procs_fds == 0) return 0;
+    return unshare(CLONE_NEWCGROUP);
+}
+
+/* Rootless: map ourselves (we may write our own maps once, for our own uid). */
+static int map_own_ids(struct child *c) {
+    const struct sbx_spec *spec = c->spec;
+    if (!spec->uid_map) return 0;
+    c->index = 0;
+    if (write_file("/proc/self/setgroups", "deny") < 0) return -1;
+    c->index = 1;
+    if (write_file("/proc/self/uid_map", spec->uid_map) < 0) return -1;
+    c->index = 2;
+    return write_file("/proc/self/gid_map", spec->gid_map);
+}
+
+static int set_hostname(struct child *c) {
+    return sethostname(c->spec->hostname, str_len(c->spec->hostname));
+}
+
+static int bring_up_loopback(struct child *c) {
+    if (!c->spec->loopback_up) return 0;
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) return -1;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    memcpy(ifr.ifr_name, "lo", 3);
+    int r = ioctl(s, SIOCGIFFLAGS, &ifr);
+    if (r == 0) { ifr.ifr_flags |= IFF_UP; r = ioctl(s, SIOCSIFFLAGS, &ifr); }
+    int e = errno;
+    close(s);
+    errno = e;
+    return r;
+}
+
+static int make_mounts_private(struct child *c) {
+    (void)c;
+    return mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
+}
+
+static int mount_root_tmpfs(struct child *c) {
+    static const char *const root_opts[] = { "mode", "0755", "size", "1m", NULL, NULL };
+    c->b.spec = c->spec;
+    c->b.rootfd = -1;
+    c->b.n_own = 0;
+    int mnt = new_fs("tmpfs", root_opts, SBX_MOUNT_ATTR_NOSUID | SBX_MOUNT_ATTR_NODEV);
+    if (mnt < 0) return -1;
+    add_own_dev(&c->b, mnt);
+    int r = sys_move_mount(mnt, "", AT_FDCWD, c->spec->staging, SBX_MOVE_MOUNT_F_EMPTY_PATH);
+    int e = errno;
+    close(mnt);
+    errno = e;
+    if (r < 0) return -1;
+    c->b.rootfd = open(c->spec->staging, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    return c->b.rootfd < 0 ? -1 : 0;
+}
+
+static int apply_mounts(struct child *c) {
+    for (size_t i = 0; i < c->spec->n_mounts; i++)
+        if (apply_mount(&c->b, &c->spec->mounts[i]) < 0) { c->index = (int)i; return -1; }
+    return 0;
+}
+
+/* The helper file for masks must not stay visible; the binds keep its inode. */
+static int remove_mask_helper(struct child *c) {
+    return unlinkat(c->b.rootfd, SBX_MASK_NAME, 0) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+/* The root itself read-only: only listed rw paths and tmpfs mounts are writable. */
+static int make_root_readonly(struct child *c) {
+    return sys_mount_setattr(c->b.rootfd, "", AT_EMPTY_PATH, SBX_MOUNT_ATTR_RDONLY);
+}
+
+/* pivot_root(".", ".") stacks the old root under the new one; detaching it leaves
+ * nothing of the host reachable (no /oldroot directory needed). */
+static int pivot_into_root(struct child *c) {
+    if (fchdir(c->b.rootfd) < 0 || syscall(SYS_pivot_root, ".", ".") < 0
+        || umount2(".", MNT_DETACH) < 0 || chdir("/") < 0) return -1;
+    close(c->b.rootfd);
+    c->b.rootfd = -1;
+    return 0;
+}
+
+static int set_rlimits(struct child *c) {
+    const struct sbx_spec *spec = c->spec;
+    for (size_t i = 0; i < spec->n_rlimits; i++) {
+        struct rlimit rl = { spec->rlimits[i].soft, spec->rlimits[i].hard };
+        if (setrlimit(spec->rlimits[i].resource, &rl) < 0) { c->index = (int)i; return -1; }
+    }
+    return 0;
+}
+
+/* ---- PID 1 becomes the reaper. ---- */
+
+static const int forwarded[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
+
+/* The reaper is a copy of the supervisor that never execs: its /proc/1/cmdline is the
+ * supervisor's argv (the policy path, the --result path), readable by anything in the
+ * sandbox. Overwrite its copy of those bytes (copy-on-write: the supervisor's own are
+ * untouched) with a name of its own and NULs, before the payload exists. */
+static int hide_supervisor_argv(struct child *c) {
+    static const char name[] = "sandbox-init";
+    if (prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0) < 0) return -1;
+    if (!c->spec->argv_area || c->spec->argv_area_len == 0) return 0;
+    char *p = c->spec->argv_area;
+    size_t n = c->spec->argv_area_len;
+    for (size_t i = 0; i < n; i++) p[i] = (i + 1 < n && i < sizeof name - 1) ? name[i] : '\0';
+    return 0;
+}
+
+/* Blocked before the fork so no signal is lost; the payload unblocks its copy. */
+static int block_reaped_signals(struct child *c) {
+    sigemptyset(&c->reaped);
+    sigaddset(&c->reaped, SIGCHLD);
+    for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++) sigaddset(&c->reaped, forwarded[i]);
+    return sigprocmask(SIG_BLOCK, &c->reaped, NULL);
+}
+
+__attribute__((noreturn))
+static void run_payload(struct child *c);
+
+/* The payload is PID 1's child; it runs its own steps and never returns. */
+static int fork_payload(struct child *c) {
+    c->payload_pidfd = -1;
+    struct sbx_clone_args args;
+    memset(&args, 0, sizeof args);
+    args.flags = CLONE_PIDFD;
+    args.pidfd = (uint64_t)(uintptr_t)&c->payload_pidfd;
+    args.exit_signal = SIGCHLD;
+    c->payload_pid = syscall(SYS_clone3, &args, sizeof args);
+    if (c->payload_pid < 0) return -1;
+    if (c->payload_pid == 0) run_payload(c);
+    return 0;
+}
+
+/* The payload cannot inspect or ptrace PID 1. (PID 1 never changes credentials:
+ * that would clear PDEATHSIG.) */
+static int make_reaper_undumpable(struct child *c) {
+    (void)c;
+    return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+/* The reaper keeps only the status pipe and the payload's pidfd. */
+static int close_reaper_fds(struct child *c) {
+    int keep[2] = { c->spec->status_fd, c->payload_pidfd };
+    return close_all_except(keep, 2);
+}
+
+__attribute__((noreturn))
+static void reap(struct child *c) {
+    for (;;) {
+        siginfo_t si;
+        int sig = sigwaitinfo(&c->reaped, &si);
+        if (sig < 0) continue;
+        if (sig != SIGCHLD) {
+            /* Forward what the supervisor sends: a sender in an ancestor pid
+             * namespace shows as pid 0 here, so kill(1, sig) from inside is not
+             * bounced back. (sigqueue can forge si_pid 0 from inside; that only sends
+             * the payload a signal it could send itself.) */
+            if (si.si_pid == 0) syscall(SYS_pidfd_send_signal, c->payload_pidfd, sig, NULL, 0);
+            continue;
+        }
+        int status;
+        pid_t done;
+        while ((done = waitpid(-1, &status, WNOHANG)) > 0) {
+            if (done == (pid_t)c->payload_pid) {
+                /* The run ends with the payload: returning kills every other process
+                 * in the pid namespace (double-forked daemons included). */
+                write_all(c->spec->status_fd, (const char *)&status, sizeof status);
+                _exit(0);
+            }
+        }
+    }
+}
+
+/* ---- The payload's steps: identity, fences, exec. ---- */
+
+static int unblock_signals(struct child *c) {
+    close(c->spec->status_fd);
+    sigset_t none;
+    sigemptyset(&none);
+    return sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* A session of its own: no controlling terminal, so TIOCSTI cannot reach the
+ * caller's terminal. */
+static int new_session(struct child *c) {
+    return c->spec->new_session && setsid() < 0 ? -1 : 0;
+}
 
 static int cap_last(void) {
     /* Probe downward from 63: PR_CAPBSET_READ fails with EINVAL past the last cap. */
@@ -605,94 +858,138 @@ static int cap_last(void) {
     return 40;
 }
 
-static void apply_identity_and_caps(const struct sbx_spec *spec) {
-    int last = spec->apply_caps ? cap_last() : -1;
-
-    /* Bounding set first: dropping needs CAP_SETPCAP, which setuid() may take away. */
-    for (int c = 0; c <= last; c++) {
-        if (spec->cap_keep & (1ULL << c)) continue;
-        CHECK(prctl(PR_CAPBSET_DROP, c, 0, 0, 0) == 0 || errno == EINVAL, SBX_STEP_CAPS_BOUNDING, c);
+/* Dropping needs CAP_SETPCAP, which setuid() may take away. */
+static int drop_bounding_set(struct child *c) {
+    c->cap_last = c->spec->apply_caps ? cap_last() : -1;
+    for (int cap = 0; cap <= c->cap_last; cap++) {
+        if (c->spec->cap_keep & (1ULL << cap)) continue;
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) { c->index = cap; return -1; }
     }
-    if (spec->apply_caps) {
-        /* No root magic: uid 0 or a setuid-root file gains no capabilities on exec.
-         * KEEP_CAPS (if anything is kept) lets permitted survive the uid change. */
-        unsigned long bits = SBX_SECBIT_NOROOT | SBX_SECBIT_NOROOT_LOCKED;
-        if (spec->cap_keep) bits |= SBX_SECBIT_KEEP_CAPS;
-        CHECK(prctl(PR_SET_SECUREBITS, bits, 0, 0, 0) == 0, SBX_STEP_SECUREBITS, -1);
+    return 0;
+}
+
+/* No root magic: uid 0 or a setuid-root file gains no capabilities on exec.
+ * KEEP_CAPS (if anything is kept) lets permitted survive the uid change. */
+static int lock_securebits(struct child *c) {
+    if (!c->spec->apply_caps) return 0;
+    unsigned long bits = SBX_SECBIT_NOROOT | SBX_SECBIT_NOROOT_LOCKED;
+    if (c->spec->cap_keep) bits |= SBX_SECBIT_KEEP_CAPS;
+    return prctl(PR_SET_SECUREBITS, bits, 0, 0, 0);
+}
+
+/* Raw syscalls, not glibc's wrappers: those broadcast the change to every thread
+ * through locks copied from the supervisor at clone time. We are one thread. */
+static int clear_groups(struct child *c) {
+    return c->spec->uid_map ? 0 : (int)syscall(SYS_setgroups, 0, NULL);
+}
+
+static int set_gid(struct child *c) {
+    return (int)syscall(SYS_setresgid, c->spec->gid, c->spec->gid, c->spec->gid);
+}
+
+static int set_uid(struct child *c) {
+    return (int)syscall(SYS_setresuid, c->spec->uid, c->spec->uid, c->spec->uid);
+}
+
+static int set_capabilities(struct child *c) {
+    const struct sbx_spec *spec = c->spec;
+    if (!spec->apply_caps) return 0;
+    struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof data);
+    for (int i = 0; i < 2; i++) {
+        uint32_t v = (uint32_t)(spec->cap_keep >> (32 * i));
+        data[i].effective = v; data[i].permitted = v; data[i].inheritable = v;
     }
-
-    /* Raw syscalls, not glibc's wrappers: those broadcast the change to every thread
-     * through locks copied from the supervisor at clone time. We are one thread. */
-    if (!spec->uid_map) CHECK(syscall(SYS_setgroups, 0, NULL) == 0, SBX_STEP_SETGROUPS, -1);
-    CHECK(syscall(SYS_setresgid, spec->gid, spec->gid, spec->gid) == 0, SBX_STEP_SETGID, -1);
-    CHECK(syscall(SYS_setresuid, spec->uid, spec->uid, spec->uid) == 0, SBX_STEP_SETUID, -1);
-
-    if (spec->apply_caps) {
-        struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
-        struct __user_cap_data_struct data[2];
-        memset(data, 0, sizeof data);
-        for (int i = 0; i < 2; i++) {
-            uint32_t v = (uint32_t)(spec->cap_keep >> (32 * i));
-            data[i].effective = v; data[i].permitted = v; data[i].inheritable = v;
+    if (syscall(SYS_capset, &hdr, data) < 0) return -1;
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0) return -1;
+    /* Kept capabilities must survive execve for a non-root uid: ambient. */
+    for (int cap = 0; cap <= c->cap_last; cap++)
+        if ((spec->cap_keep & (1ULL << cap)) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0) {
+            c->index = cap;
+            return -1;
         }
-        CHECK(syscall(SYS_capset, &hdr, data) == 0, SBX_STEP_CAPS, -1);
-        CHECK(prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) == 0, SBX_STEP_CAPS, -1);
-        /* Kept capabilities must survive execve for a non-root uid: ambient. */
-        for (int c = 0; c <= last; c++)
-            if (spec->cap_keep & (1ULL << c))
-                CHECK(prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) == 0, SBX_STEP_CAPS, c);
-    }
+    return 0;
 }
 
-static void apply_landlock(const struct sbx_spec *spec) {
-    if (spec->landlock_fd < 0) return;
+static int no_new_privs(struct child *c) {
+    (void)c;
+    return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+}
+
+static int enter_workdir(struct child *c) {
+    return chdir(c->spec->workdir);
+}
+
+static int apply_landlock(struct child *c) {
+    const struct sbx_spec *spec = c->spec;
+    if (spec->landlock_fd < 0) return 0;
     for (size_t i = 0; i < spec->n_landlock_inner; i++) {
+        c->index = (int)i;
         int fd = open(spec->landlock_inner[i].path, O_PATH | O_CLOEXEC);
-        CHECK(fd >= 0, SBX_STEP_LANDLOCK, (int)i);
+        if (fd < 0) return -1;
         struct sbx_landlock_path_beneath pb = { spec->landlock_inner[i].access, fd };
-        CHECK(syscall(SYS_landlock_add_rule, spec->landlock_fd, 1 /* PATH_BENEATH */, &pb, 0) == 0, SBX_STEP_LANDLOCK, (int)i);
+        long r = syscall(SYS_landlock_add_rule, spec->landlock_fd, 1 /* PATH_BENEATH */, &pb, 0);
+        int e = errno;
         close(fd);
+        errno = e;
+        if (r < 0) return -1;
     }
-    CHECK(syscall(SYS_landlock_restrict_self, spec->landlock_fd, 0) == 0, SBX_STEP_LANDLOCK, -1);
+    c->index = -1;
+    if (syscall(SYS_landlock_restrict_self, spec->landlock_fd, 0) < 0) return -1;
     close(spec->landlock_fd);
+    return 0;
 }
 
-static void send_fd(const struct sbx_spec *spec, int fd) {
-    char byte = 'L';
-    struct iovec iov = { &byte, 1 };
-    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
-    memset(&u, 0, sizeof u);
-    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof(int));
-    ssize_t n;
-    do { n = sendmsg(spec->notify_sock, &msg, MSG_NOSIGNAL); } while (n < 0 && errno == EINTR);
-    CHECK(n == 1, SBX_STEP_NOTIFY_SEND, -1);
+/* Only the error pipe (CLOEXEC) and the notify socket survive to seccomp. */
+static int close_payload_fds(struct child *c) {
+    int keep[2] = { c->spec->error_fd, c->spec->notify_sock };
+    return close_all_except(keep, 2);
 }
 
-static void apply_seccomp(const struct sbx_spec *spec) {
-    if (!spec->seccomp_filter) return;
+static int load_seccomp(struct child *c) {
+    const struct sbx_spec *spec = c->spec;
+    c->listener = -1;
+    if (!spec->seccomp_filter) return 0;
     struct sock_fprog prog = { spec->seccomp_len, (struct sock_filter *)spec->seccomp_filter };
     long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, spec->seccomp_flags, &prog);
-    CHECK(r >= 0, SBX_STEP_SECCOMP, -1);
-    if (spec->seccomp_flags & SECCOMP_FILTER_FLAG_NEW_LISTENER) {
-        send_fd(spec, (int)r);
-        close((int)r);
-    }
+    if (r < 0) return -1;
+    if (spec->seccomp_flags & SECCOMP_FILTER_FLAG_NEW_LISTENER) c->listener = (int)r;
+    return 0;
 }
 
-__attribute__((noreturn))
-static void exec_payload(const struct sbx_spec *spec) {
+/* The notify listener goes to the supervisor over the notify socket. */
+static int send_listener(struct child *c) {
+    if (c->listener >= 0) {
+        char byte = 'L';
+        struct iovec iov = { &byte, 1 };
+        union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+        memset(&u, 0, sizeof u);
+        struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cm), &c->listener, sizeof(int));
+        ssize_t n;
+        do { n = sendmsg(c->spec->notify_sock, &msg, MSG_NOSIGNAL); } while (n < 0 && errno == EINTR);
+        if (n != 1) return -1;
+        close(c->listener);
+    }
+    if (c->spec->notify_sock >= 0) close(c->spec->notify_sock);
+    return 0;
+}
+
+/* Returns only on failure, with exit code 127 (nothing to run) or 126. */
+static int exec_command(struct child *c) {
+    const struct sbx_spec *spec = c->spec;
     const char *file = spec->argv[0];
     int has_slash = 0;
     for (const char *p = file; *p; p++) if (*p == '/') { has_slash = 1; break; }
     if (has_slash) {
         execve(file, spec->argv, spec->envp);
-        int e = errno;
-        fail(spec, SBX_STEP_EXEC, -1, e, e == ENOENT || e == ENOTDIR ? 127 : 126);
+        c->exit_code = errno == ENOENT || errno == ENOTDIR ? 127 : 126;
+        return -1;
     }
     /* execvp's search, without its allocation: try each PATH entry; remember EACCES. */
     int saw_eacces = 0, last = ENOENT;
@@ -714,183 +1011,125 @@ static void exec_payload(const struct sbx_spec *spec) {
         if (!*end) break;
         p = end + 1;
     }
-    int e = saw_eacces ? EACCES : last;
-    fail(spec, SBX_STEP_EXEC, -1, e, e == ENOENT ? 127 : 126);
+    errno = saw_eacces ? EACCES : last;
+    c->exit_code = errno == ENOENT ? 127 : 126;
+    return -1;
 }
 
-__attribute__((noreturn))
-static void sbx_payload(const struct sbx_spec *spec) {
-    /* A session of its own: no controlling terminal, so TIOCSTI cannot reach the
-     * caller's terminal. */
-    if (spec->new_session) CHECK(setsid() >= 0, SBX_STEP_SETSID, -1);
-    /* Identity and capabilities: bounding set before setuid (needs CAP_SETPCAP). */
-    apply_identity_and_caps(spec);
+/* ---- The order of operations: one step per line, the reason for its place beside
+ * it. Docs/architecture.md's step table follows these lists line for line. ---- */
+
+static const struct step init_steps[] = {
+    /* Dispositions the supervisor set (e.g. SIGPIPE ignored) would survive execve. */
+    { SBX_STEP_SIGNALS, reset_signals },
+    /* Drop every inherited descriptor (the run lock, the supervisor's pipe ends) but
+     * those in the spec. BEFORE the sync read: our copy of the sync pipe's write end
+     * must be gone for EOF to mean "supervisor died". */
+    { SBX_STEP_KEEP_LIST, list_kept_fds },
+    { SBX_STEP_CLOSE_FDS, close_inherited_fds },
+    /* Die with the supervisor; THEN wait for its go: EOF means it died before
+     * PDEATHSIG was armed (getppid() is 0 across a pid namespace, so it can't tell).
+     * (Egress: this process's own network namespace from clone3 was set up by the
+     * supervisor before the sync byte; nothing to join.) */
+    { SBX_STEP_PDEATHSIG, die_with_supervisor },
+    { SBX_STEP_SYNC, wait_for_supervisor },
+    /* BEFORE anything is built or forked, so every later process is inside. */
+    { SBX_STEP_CGROUP_JOIN, join_cgroups_v1 },
+    { SBX_STEP_CGROUP_NAMESPACE, reroot_cgroup_namespace },
+    /* BEFORE creating files and mount points, and the later setresuid: they need
+     * mapped ids. */
+    { SBX_STEP_USERNS_MAP, map_own_ids },
+    /* While the capabilities in the new namespaces are still held. */
+    { SBX_STEP_HOSTNAME, set_hostname },
+    { SBX_STEP_LOOPBACK, bring_up_loopback },
+    /* The private root, then pivot: from here on no host path is reachable. Private
+     * first: nothing we mount may propagate back to the host. */
+    { SBX_STEP_MOUNT_PRIVATE, make_mounts_private },
+    { SBX_STEP_ROOT_TMPFS, mount_root_tmpfs },
+    { SBX_STEP_MOUNT, apply_mounts },
+    { SBX_STEP_MASK_HELPER, remove_mask_helper },
+    { SBX_STEP_ROOT_READONLY, make_root_readonly },
+    { SBX_STEP_PIVOT_ROOT, pivot_into_root },
+    /* AFTER the root is built, so a small nofile or fsize cannot break building it;
+     * BEFORE the fork, so the command inherits them. */
+    { SBX_STEP_RLIMIT, set_rlimits },
+};
+
+/* PID 1 stays behind as the reaper; the payload is its child. */
+static const struct step reaper_steps[] = {
+    /* BEFORE the payload exists, which could read /proc/1/cmdline. */
+    { SBX_STEP_REAPER_NAME, hide_supervisor_argv },
+    { SBX_STEP_REAPER_SIGNALS, block_reaped_signals },
+    { SBX_STEP_FORK, fork_payload },
+    { SBX_STEP_REAPER_DUMPABLE, make_reaper_undumpable },
+    { SBX_STEP_REAPER_CLOSE_FDS, close_reaper_fds },
+};
+
+static const struct step payload_steps[] = {
+    { SBX_STEP_PAYLOAD_SIGNALS, unblock_signals },
+    { SBX_STEP_SETSID, new_session },
+    /* Identity and capabilities: the bounding set BEFORE setuid (needs CAP_SETPCAP);
+     * securebits BEFORE the uid change, so kept capabilities survive it; gid BEFORE
+     * uid (after a non-root uid the gid cannot change); capset AFTER the uid change,
+     * which clears capabilities. */
+    { SBX_STEP_CAPS_BOUNDING, drop_bounding_set },
+    { SBX_STEP_SECUREBITS, lock_securebits },
+    { SBX_STEP_SETGROUPS, clear_groups },
+    { SBX_STEP_SETGID, set_gid },
+    { SBX_STEP_SETUID, set_uid },
+    { SBX_STEP_CAPS, set_capabilities },
     /* AFTER the uid change (setuid from root would clear it anyway) and BEFORE
      * Landlock and seccomp, which require it for an unprivileged caller. */
-    CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0, SBX_STEP_NO_NEW_PRIVS, -1);
-    CHECK(chdir(spec->workdir) == 0, SBX_STEP_CHDIR, -1);
-    apply_landlock(spec);
-    /* Only the error pipe (CLOEXEC) and the notify socket survive to seccomp. */
-    int keep[2] = { spec->error_fd, spec->notify_sock };
-    close_all_except(keep, 2);
+    { SBX_STEP_NO_NEW_PRIVS, no_new_privs },
+    { SBX_STEP_CHDIR, enter_workdir },
+    /* AFTER pivot_root, so the paths that exist only inside exist. */
+    { SBX_STEP_LANDLOCK, apply_landlock },
+    /* BEFORE seccomp, so the filter need not allow close_range. */
+    { SBX_STEP_PAYLOAD_CLOSE_FDS, close_payload_fds },
     /* seccomp last, so the filter need not allow anything the set-up above used. */
-    apply_seccomp(spec);
-    if (spec->notify_sock >= 0) close(spec->notify_sock);
-    exec_payload(spec);
-}
+    { SBX_STEP_SECCOMP, load_seccomp },
+    { SBX_STEP_NOTIFY_SEND, send_listener },
+    { SBX_STEP_EXEC, exec_command },
+};
 
-/* ---- PID 1: the reaper. ---- */
+#define N_STEPS(list) (sizeof list / sizeof list[0])
 
-static const int forwarded[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
-
-/* The reaper is a copy of the supervisor that never execs: its /proc/1/cmdline is the
- * supervisor's argv (the policy path, the --result path), readable by anything in the
- * sandbox. Overwrite its copy of those bytes (copy-on-write: the supervisor's own are
- * untouched) with a name of its own and NULs, before the payload exists. */
-static void hide_supervisor_argv(const struct sbx_spec *spec) {
-    static const char name[] = "sandbox-init";
-    prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0);
-    if (!spec->argv_area || spec->argv_area_len == 0) return;
-    char *p = spec->argv_area;
-    size_t n = spec->argv_area_len;
-    for (size_t i = 0; i < n; i++) p[i] = (i + 1 < n && i < sizeof name - 1) ? name[i] : '\0';
-}
-
-__attribute__((noreturn))
-static void sbx_reaper(const struct sbx_spec *spec) {
-    hide_supervisor_argv(spec);
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGCHLD);
-    for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++) sigaddset(&set, forwarded[i]);
-    /* Blocked before fork so no signal is lost; the payload unblocks its copy. */
-    sigprocmask(SIG_BLOCK, &set, NULL);
-
-    int payload_pidfd = -1;
-    struct sbx_clone_args args;
-    memset(&args, 0, sizeof args);
-    args.flags = CLONE_PIDFD;
-    args.pidfd = (uint64_t)(uintptr_t)&payload_pidfd;
-    args.exit_signal = SIGCHLD;
-    long pid = syscall(SYS_clone3, &args, sizeof args);
-    CHECK(pid >= 0, SBX_STEP_FORK, -1);
-    if (pid == 0) {
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        close(spec->status_fd);
-        sbx_payload(spec);
-    }
-
-    /* The reaper keeps only the status pipe; it cannot be inspected or ptraced by
-     * the payload (not dumpable) and never changes credentials (that would clear
-     * PDEATHSIG). */
-    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-    int keep[2] = { spec->status_fd, payload_pidfd };
-    close_all_except(keep, 2);
-
-    for (;;) {
-        siginfo_t si;
-        int sig = sigwaitinfo(&set, &si);
-        if (sig < 0) continue;
-        if (sig != SIGCHLD) {
-            /* Forward what the supervisor sends: a sender in an ancestor pid
-             * namespace shows as pid 0 here, so kill(1, sig) from inside is not
-             * bounced back. (sigqueue can forge si_pid 0 from inside; that only sends
-             * the payload a signal it could send itself.) */
-            if (si.si_pid == 0) syscall(SYS_pidfd_send_signal, payload_pidfd, sig, NULL, 0);
-            continue;
-        }
-        int status;
-        pid_t done;
-        while ((done = waitpid(-1, &status, WNOHANG)) > 0) {
-            if (done == (pid_t)pid) {
-                /* The run ends with the payload: returning kills every other process
-                 * in the pid namespace (double-forked daemons included). */
-                write_all(spec->status_fd, (const char *)&status, sizeof status);
-                _exit(0);
-            }
-        }
+static void run_list(struct child *c, const struct step *steps, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        c->index = -1;
+        if (steps[i].run(c) < 0) fail(c->spec, steps[i].code, c->index, errno, c->exit_code);
     }
 }
 
-/* ---- The sandbox init, right after clone3. ---- */
+/* The payload's list ends in execve, which returns only by failing. */
+static void run_payload(struct child *c) {
+    run_list(c, payload_steps, N_STEPS(payload_steps));
+    _exit(125);
+}
 
 __attribute__((noreturn))
 static void sbx_init(const struct sbx_spec *spec) {
-    /* Signal dispositions the supervisor set (e.g. SIGPIPE ignored) would survive
-     * execve; start from the defaults. */
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    for (int s = 1; s < 65; s++) if (s != SIGKILL && s != SIGSTOP) sigaction(s, &dfl, NULL);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    struct child c;
+    memset(&c, 0, sizeof c);
+    c.spec = spec;
+    c.exit_code = 125;
+    c.listener = -1;
+    c.payload_pidfd = -1;
+    c.b.rootfd = -1;
+    run_list(&c, init_steps, N_STEPS(init_steps));
+    run_list(&c, reaper_steps, N_STEPS(reaper_steps));
+    reap(&c);
+}
 
-    /* Drop every inherited descriptor (the run lock, the supervisor's pipe ends)
-     * but those in the spec. Before the sync read: our copy of the sync pipe's write
-     * end must be gone for EOF to mean "supervisor died". */
-    int keep[SBX_MAX_KEEP];
-    size_t nk = 0;
-    keep[nk++] = spec->sync_fd; keep[nk++] = spec->error_fd; keep[nk++] = spec->status_fd;
-    keep[nk++] = spec->landlock_fd; keep[nk++] = spec->notify_sock;
-    for (size_t i = 0; i < spec->n_cgroup_procs_fds && nk < 24; i++) keep[nk++] = spec->cgroup_procs_fds[i];
-    for (size_t i = 0; i < spec->n_mounts; i++) {
-        if (spec->mounts[i].kind != SBX_MOUNT_MOVE_FD || spec->mounts[i].fd < 0) continue;
-        /* The supervisor refuses a spec with more descriptors than this (SBX_MAX_KEEP). */
-        if (nk == SBX_MAX_KEEP) fail(spec, SBX_STEP_CLOSE_FDS, (int)i, EMFILE, 125);
-        keep[nk++] = spec->mounts[i].fd;
-    }
-    close_all_except(keep, nk);
-
-    /* Die with the supervisor. Then wait for its go: EOF means it died before
-     * PDEATHSIG was armed (getppid() is 0 across a pid namespace, so it can't tell). */
-    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-    char go;
-    ssize_t n;
-    do { n = read(spec->sync_fd, &go, 1); } while (n < 0 && errno == EINTR);
-    if (n != 1) _exit(125);
-    close(spec->sync_fd);
-
-    /* (Egress: this process's own network namespace from clone3 was set up by the
-     * supervisor before the sync byte; nothing to join.) */
-    /* cgroup v1: join each controller by writing "0" (= this process) to the files
-     * the supervisor opened; no PID is ever written by the supervisor. */
-    for (size_t i = 0; i < spec->n_cgroup_procs_fds; i++) {
-        CHECK(write_all(spec->cgroup_procs_fds[i], "0", 1) == 0, SBX_STEP_CGROUP_JOIN, (int)i);
-        close(spec->cgroup_procs_fds[i]);
-    }
-    /* The cgroup namespace from clone3 was rooted where we were born; re-root it at
-     * the run's own cgroups so /proc/self/cgroup inside shows "/", not the host's
-     * layout. (v2 needs nothing: CLONE_INTO_CGROUP placed us before the namespace.) */
-    if (spec->n_cgroup_procs_fds > 0) CHECK(unshare(CLONE_NEWCGROUP) == 0, SBX_STEP_CGROUP_JOIN, -1);
-    /* Rootless: map ourselves (we may write our own maps once, for our own uid). */
-    if (spec->uid_map) {
-        CHECK(write_file("/proc/self/setgroups", "deny") == 0, SBX_STEP_USERNS_MAP, 0);
-        CHECK(write_file("/proc/self/uid_map", spec->uid_map) == 0, SBX_STEP_USERNS_MAP, 1);
-        CHECK(write_file("/proc/self/gid_map", spec->gid_map) == 0, SBX_STEP_USERNS_MAP, 2);
-    }
-    CHECK(sethostname(spec->hostname, str_len(spec->hostname)) == 0, SBX_STEP_HOSTNAME, -1);
-    if (spec->loopback_up) {
-        int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        CHECK(s >= 0, SBX_STEP_LOOPBACK, -1);
-        struct ifreq ifr;
-        memset(&ifr, 0, sizeof ifr);
-        memcpy(ifr.ifr_name, "lo", 3);
-        CHECK(ioctl(s, SIOCGIFFLAGS, &ifr) == 0, SBX_STEP_LOOPBACK, -1);
-        ifr.ifr_flags |= IFF_UP;
-        CHECK(ioctl(s, SIOCSIFFLAGS, &ifr) == 0, SBX_STEP_LOOPBACK, -1);
-        close(s);
-    }
-    /* The private root, then pivot: from here on no host path is reachable. */
-    build_root(spec);
-    for (size_t i = 0; i < spec->n_rlimits; i++) {
-        struct rlimit rl = { spec->rlimits[i].soft, spec->rlimits[i].hard };
-        CHECK(setrlimit(spec->rlimits[i].resource, &rl) == 0, SBX_STEP_RLIMIT, (int)i);
-    }
-    /* PID 1 stays behind as reaper; the payload is its child. */
-    sbx_reaper(spec);
+size_t sbx_child_steps(int32_t *out, size_t cap) {
+    const struct { const struct step *steps; size_t n; } lists[] = {
+        { init_steps, N_STEPS(init_steps) }, { reaper_steps, N_STEPS(reaper_steps) }, { payload_steps, N_STEPS(payload_steps) },
+    };
+    size_t k = 0;
+    for (size_t l = 0; l < sizeof lists / sizeof lists[0]; l++)
+        for (size_t i = 0; i < lists[l].n; i++, k++)
+            if (k < cap) out[k] = lists[l].steps[i].code;
+    return k;
 }
 
 /* Only the calling thread's credentials change (raw syscalls): euid `owner` for the
@@ -947,53 +1186,4 @@ pid_t sbx_spawn(const struct sbx_spec *spec, int *pidfd_out) {
     if (pid < 0) return -e;
     *pidfd_out = pidfd;
     return (pid_t)pid;
-}
-
-int sbx_pidfd_send_signal(int pidfd, int sig) {
-    return syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) == 0 ? 0 : -errno;
-}
-
-int sbx_pidfd_wait(int pidfd, int *code, int *status, struct rusage *usage) {
-    siginfo_t si;
-    memset(&si, 0, sizeof si);
-    long r;
-    do { r = syscall(SYS_waitid, SBX_P_PIDFD, pidfd, &si, WEXITED, usage); } while (r < 0 && errno == EINTR);
-    if (r < 0) return -errno;
-    *code = si.si_code;
-    *status = si.si_status;
-    return 0;
-}
-
-int sbx_recv_fd(int sock) {
-    char byte;
-    struct iovec iov = { &byte, 1 };
-    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
-    memset(&u, 0, sizeof u);
-    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
-    ssize_t n;
-    do { n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
-    if (n <= 0) return -1;
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) return -1;
-    int fd;
-    memcpy(&fd, CMSG_DATA(c), sizeof fd);
-    return fd;
-}
-
-int sbx_pipe_cloexec(int fds[2]) {
-    return pipe2(fds, O_CLOEXEC) == 0 ? 0 : -errno;
-}
-
-#include <sys/signalfd.h>
-
-int sbx_signalfd(const sigset_t *mask) {
-    int fd = signalfd(-1, mask, SFD_CLOEXEC | SFD_NONBLOCK);
-    return fd < 0 ? -errno : fd;
-}
-
-int sbx_signalfd_next(int fd) {
-    struct signalfd_siginfo si;
-    ssize_t n;
-    do { n = read(fd, &si, sizeof si); } while (n < 0 && errno == EINTR);
-    return n == (ssize_t)sizeof si ? (int)si.ssi_signo : -1;
 }

@@ -8,7 +8,7 @@
  */
 #define _GNU_SOURCE
 #include "sandbox_fence.h"
-#include "sandbox_child.h" /* sbx_recv_fd */
+#include "sandbox_supervisor.h" /* sbx_recv_fd */
 #include "kernel_abi.h"   /* SYS_openat2, struct sbx_open_how */
 
 #include <errno.h>

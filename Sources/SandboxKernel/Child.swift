@@ -96,26 +96,38 @@ public struct ChildFailure: Sendable, Equatable {
              $0.load(fromByteOffset: 8, as: Int32.self))
         }
     }
-    public var isMount: Bool {
-        step == Int32(SBX_STEP_MOUNT.rawValue) || step == Int32(SBX_STEP_MOUNT_POINT.rawValue)
-    }
+    public var isMount: Bool { step == Int32(SBX_STEP_MOUNT.rawValue) }
 
-    /// A short name for the step, for messages that are not about a mount.
+    /// A short name for the step, for messages that are not about a mount. Every code
+    /// the child sends has one (ChildStepTests); Docs/architecture.md's step table
+    /// uses these names.
     public var stepName: String {
         switch UInt32(step) {
+        case SBX_STEP_SIGNALS.rawValue: return "reset signal \(index < 0 ? "mask" : "disposition \(index)")"
+        case SBX_STEP_KEEP_LIST.rawValue:
+            return "keep \(index) descriptors across the first close (at most \(SBX_MAX_KEEP))"
+        case SBX_STEP_CLOSE_FDS.rawValue: return "close inherited descriptors"
+        case SBX_STEP_PDEATHSIG.rawValue: return "PR_SET_PDEATHSIG"
         case SBX_STEP_SYNC.rawValue: return "wait for supervisor"
-        case SBX_STEP_CLOSE_FDS.rawValue: return "close descriptors"
         case SBX_STEP_CGROUP_JOIN.rawValue: return "join cgroup (v1)"
+        case SBX_STEP_CGROUP_NAMESPACE.rawValue: return "unshare the cgroup namespace"
         case SBX_STEP_USERNS_MAP.rawValue:
             return ["write /proc/self/setgroups", "write /proc/self/uid_map", "write /proc/self/gid_map"][Int(max(0, min(2, index)))]
         case SBX_STEP_HOSTNAME.rawValue: return "sethostname"
         case SBX_STEP_LOOPBACK.rawValue: return "bring up lo"
         case SBX_STEP_MOUNT_PRIVATE.rawValue: return "make mounts private"
         case SBX_STEP_ROOT_TMPFS.rawValue: return "mount the root tmpfs"
+        case SBX_STEP_MOUNT.rawValue: return "mount \(index)"
+        case SBX_STEP_MASK_HELPER.rawValue: return "remove the mask helper file"
         case SBX_STEP_ROOT_READONLY.rawValue: return "make the root read-only"
         case SBX_STEP_PIVOT_ROOT.rawValue: return "pivot_root"
         case SBX_STEP_RLIMIT.rawValue: return "setrlimit"
+        case SBX_STEP_REAPER_NAME.rawValue: return "name the reaper"
+        case SBX_STEP_REAPER_SIGNALS.rawValue: return "block the reaper's signals"
         case SBX_STEP_FORK.rawValue: return "fork the payload"
+        case SBX_STEP_REAPER_DUMPABLE.rawValue: return "make the reaper not dumpable"
+        case SBX_STEP_REAPER_CLOSE_FDS.rawValue: return "close the reaper's descriptors"
+        case SBX_STEP_PAYLOAD_SIGNALS.rawValue: return "unblock the payload's signals"
         case SBX_STEP_SETSID.rawValue: return "setsid"
         case SBX_STEP_CAPS_BOUNDING.rawValue: return "drop capability \(index) from the bounding set"
         case SBX_STEP_SECUREBITS.rawValue: return "lock securebits"
@@ -126,6 +138,7 @@ public struct ChildFailure: Sendable, Equatable {
         case SBX_STEP_NO_NEW_PRIVS.rawValue: return "PR_SET_NO_NEW_PRIVS"
         case SBX_STEP_CHDIR.rawValue: return "chdir"
         case SBX_STEP_LANDLOCK.rawValue: return index < 0 ? "landlock_restrict_self" : "landlock_add_rule"
+        case SBX_STEP_PAYLOAD_CLOSE_FDS.rawValue: return "close the payload's descriptors"
         case SBX_STEP_SECCOMP.rawValue: return "load the seccomp filter"
         case SBX_STEP_NOTIFY_SEND.rawValue: return "hand the seccomp listener to the supervisor"
         case SBX_STEP_EXEC.rawValue: return "execve"

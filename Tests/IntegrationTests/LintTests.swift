@@ -23,13 +23,33 @@ import Testing
         return s
     }
 
-    @Test func neverKillsByPid() {
-        let files = Self.sourceFiles()
-        #expect(!files.isEmpty)
-        for (path, text) in files {
+    /// The files a lint reads: a walk that finds nothing (a moved root, a wrong
+    /// suffix) would let every lint pass, so it must find files of each kind,
+    /// the ones that hold the child and the supervisor among them.
+    static func checkedSourceFiles() throws -> [(path: String, text: String)] {
+        let files = sourceFiles()
+        let paths = Set(files.map(\.path))
+        for known in ["CSandbox/child.c", "CSandbox/include/sandbox_child.h", "SandboxExecutor/Executor.swift"] {
+            try #require(paths.contains(known), "the lint's file walk misses \(known) (found \(files.count) files)")
+        }
+        return files
+    }
+
+    /// A lint pattern is only worth something if it compiles and catches the thing it
+    /// forbids: each is tried on a known-bad sample (and a fine one) first.
+    static func checkPattern(_ pattern: String, catches bad: [String], allows fine: [String]) throws {
+        for sample in bad { #expect(try sample.matches(of: pattern) > 0, "\(pattern) misses \(sample)") }
+        for sample in fine { #expect(try sample.matches(of: pattern) == 0, "\(pattern) flags \(sample)") }
+    }
+
+    static let killCall = #"(?<![A-Za-z_.])kill\s*\("#
+
+    @Test func neverKillsByPid() throws {
+        try Self.checkPattern(Self.killCall, catches: ["kill(pid, SIGKILL);", "if (kill (p, 0) == 0)", "_ = kill(pid, 9)"],
+                              allows: ["sbx_pidfd_send_signal(fd, 9)", "pidfd.kill(9)", "killed(run)", "skill (x)"])
+        for (path, text) in try Self.checkedSourceFiles() {
             let code = Self.stripComments(text)
-            let hits = code.ranges(of: #"(?<![A-Za-z_.])kill\s*\("#)
-            #expect(hits == 0, "\(path) calls kill(): use pidfd_send_signal on a pidfd")
+            #expect(try code.matches(of: Self.killCall) == 0, "\(path) calls kill(): use pidfd_send_signal on a pidfd")
         }
     }
 
@@ -39,26 +59,38 @@ import Testing
     /// name another process). Nothing else of /proc/<pid> is allowed, there or elsewhere.
     static let idMapWriter = (file: "CSandbox/mounts.c", allowed: [#""/proc/%d/uid_map""#, #""/proc/%d/gid_map""#])
 
-    @Test func neverReadsAnotherProcessProc() {
-        for (path, text) in Self.sourceFiles() {
+    /// A /proc/<pid> path built in Swift ("/proc/\(pid)"), in C ("/proc/%d"), by
+    /// concatenation, or written out.
+    static let procPidPatterns: [(pattern: String, bad: String)] = [
+        (#"/proc/\\\("#, #"let p = "/proc/\(pid)/status""#),
+        (#"/proc/%"#, #"snprintf(buf, n, "/proc/%d/status", pid);"#),
+        (#""/proc/"\s*\+"#, #"let p = "/proc/" + String(pid)"#),
+        (#"/proc/[0-9]"#, #"open("/proc/1/environ")"#),
+    ]
+
+    @Test func neverReadsAnotherProcessProc() throws {
+        for (pattern, bad) in Self.procPidPatterns {
+            try Self.checkPattern(pattern, catches: [bad], allows: [#"open("/proc/self/status")"#, #""/proc/thread-self/attr""#])
+        }
+        for (path, text) in try Self.checkedSourceFiles() {
             var code = Self.stripComments(text)
             if path == Self.idMapWriter.file {
                 for a in Self.idMapWriter.allowed {
-                    #expect(code.ranges(of: NSRegularExpression.escapedPattern(for: a)) == 1, "\(path): expected exactly one \(a)")
+                    #expect(try code.matches(of: NSRegularExpression.escapedPattern(for: a)) == 1, "\(path): expected exactly one \(a)")
                     code = code.replacingOccurrences(of: a, with: "")
                 }
             }
-            for pattern in [#"/proc/\\\("#, #"/proc/%"#, #""/proc/"\s*\+"#, #"/proc/[0-9]"#] {
-                #expect(code.ranges(of: pattern) == 0, "\(path) builds a /proc/<pid> path (\(pattern))")
+            for (pattern, _) in Self.procPidPatterns {
+                #expect(try code.matches(of: pattern) == 0, "\(path) builds a /proc/<pid> path (\(pattern))")
             }
         }
     }
 }
 
 extension String {
-    func ranges(of pattern: String) -> Int {
-        (try? NSRegularExpression(pattern: pattern)).map {
-            $0.numberOfMatches(in: self, range: NSRange(startIndex..., in: self))
-        } ?? 0
+    /// How often `pattern` matches; a pattern that does not compile throws (and fails
+    /// the test) instead of counting as "no match".
+    func matches(of pattern: String) throws -> Int {
+        try NSRegularExpression(pattern: pattern).numberOfMatches(in: self, range: NSRange(startIndex..., in: self))
     }
 }

@@ -247,14 +247,70 @@ let simple = """
         #expect(nft.contains("ip daddr 192.0.2.0/24 tcp dport { 80, 443 } goto admit"))
     }
 
+    /// Lines `explain` must show for each shipped policy, as its file (and base.toml,
+    /// which they all extend) says, on the fake host (where /bin and /lib are symlinks).
+    static let shippedExplanations: [String: [String]] = {
+        let base = [
+            "  private scratch:   /tmp (empty tmpfs, gone after the run)",
+            "  symlinks:          /bin → usr/bin, /lib → usr/lib",
+            "  environment: only HOME, LANG, LC_ALL, PATH, TERM, TZ (passed from yours when set there, or set by the policy)",
+            "  own session: no controlling terminal (TIOCSTI cannot reach yours)",
+            "  Landlock ABI 7 (enforce): file access limited to the paths above, independent of the mounts",
+            "    on violation: EPERM",
+            "    socket families: inet, inet6, unix (others fail with EAFNOSUPPORT)",
+            "  capabilities: none (all dropped); no_new_privs set (setuid binaries gain nothing)",
+        ]
+        let noNetwork = "  none: a private network namespace with no interfaces up"
+        let egress = "  egress through a firewall inside the sandbox's namespace; everything else is dropped and reported"
+        let agent = base + [
+            "  read and write:    /work/proj",
+            "  read-only again:   /work/proj/.git (protect: .git, .sandbox)",
+            "  hostname \"sandbox\", working directory /work/proj",
+            "  time limit: 10m wall clock, then SIGTERM, SIGKILL 5s later",
+            "    scoped: abstract-unix-socket, signal (no reaching outside the sandbox)",
+            "  memory: 2 GiB (swap 0 B)", "  processes: 256", "  cpu: 1.5 cores",
+        ]
+        return [
+            "base": base + [
+                "  read and execute:  /sbin, /usr", "  read and write:    nothing", "  time limit: none",
+                noNetwork, "  memory: unlimited", "  processes: unlimited", "  rlimit nofile: 4096",
+            ],
+            "agent": agent + [noNetwork],
+            "agent-net": agent + [
+                egress, "  DNS only to: 10.203.0.1",
+                "  in memory, read-only: /etc/resolv.conf (from network.dns; never a host file)",
+                "  allow tcp to 140.82.112.0/20 ports 443", "  allow tcp to 2606:50c0::/32 ports 443",
+            ],
+            "ci-build": base + [
+                "  read and write:    /work/proj", "  time limit: 2h wall clock, then SIGTERM, SIGKILL 30s later",
+                egress, "  allow tcp to 151.101.0.0/16 ports 80, 443",
+                "  memory: 8 GiB (swap 0 B)", "  processes: 4096", "  rlimit nofile: 16384",
+            ],
+            "strict": base + [
+                "  read and execute:  /sbin, /usr, /work/proj", "  read and write:    nothing",
+                "  runs as uid 65534, gid 65534, no supplementary groups",
+                "  time limit: 1m wall clock, then SIGTERM, SIGKILL 5s later",
+                "    TCP connect only to ports: nothing", "    TCP bind only to ports: nothing",
+                noNetwork, "  memory: 512 MiB (swap 0 B)", "  processes: 64", "  rlimit nofile: 1024",
+            ],
+        ]
+    }()
+
     @Test func shippedPoliciesCompile() throws {
         let loader = PolicyLoader(searchPath: [repoRoot() + "/Policies"])
         for name in ["base", "agent", "agent-net", "ci-build", "strict"] {
             let p = try loader.load(path: "\(repoRoot())/Policies/\(name).toml")
             let plan = try PlanCompiler(host: host(uid: 0)).compile(p, argv: ["sh"], runId: "r1")
             #expect(plan.policy.name == name)
-            let text = Explanation.text(for: plan, policy: p)
-            #expect(text.contains("Filesystem"))
+            let lines = Set(Explanation.text(for: plan, policy: p).split(separator: "\n").map(String.init))
+            let expected = try #require(Self.shippedExplanations[name])
+            for line in expected {
+                #expect(lines.contains(line), "explain \(name) lacks: \(line)")
+            }
+            // What a policy does not grant is not claimed either.
+            if !expected.contains(where: { $0.hasPrefix("  egress") }) {
+                #expect(!lines.contains { $0.hasPrefix("  allow ") || $0.hasPrefix("  DNS only to") }, "explain \(name) shows egress")
+            }
         }
     }
 }

@@ -10,6 +10,6 @@
 /* pidfd_open(2) with flags 0: a pidfd (O_CLOEXEC is implied by the kernel). */
 int sbx_cg_pidfd_open(int pid);
 
-/* Signalling goes through sbx_pidfd_send_signal (sandbox_child.h). */
+/* Signalling goes through sbx_pidfd_send_signal (sandbox_supervisor.h). */
 
 #endif

@@ -41,8 +41,10 @@ enum sbx_mount_kind {
 #define SBX_MF_BENEATH_CWD 0x4u /* bind: `source` is relative to the working directory */
 #define SBX_MF_SKIP 0x8u      /* bind: an optional source that is absent */
 
-/* Descriptors the child may keep across its first step (its channels, the fences'
- * fds, one per bind source): a spec with more is refused by the supervisor. */
+/* Descriptors the child may keep across its first close: its channels, the fence
+ * fds, the v1 cgroup files, one per moved mount. The supervisor refuses a spec with
+ * more mounts than fit; the child refuses a longer list at its own step rather than
+ * close one it needs. */
 #define SBX_MAX_KEEP 256
 
 struct sbx_mount_op {
@@ -120,34 +122,52 @@ struct sbx_spec {
     size_t argv_area_len;
 };
 
+/* The child's steps, in the order it runs them (child.c's step lists): a failure is
+ * reported as {step, index, errno}. Every code here is sent by exactly one step, and
+ * every one has a name in Sources/SandboxKernel/Child.swift (ChildStepTests checks
+ * both, against sbx_child_steps()). */
 enum sbx_step {
-    SBX_STEP_SYNC = 1,
+    /* The sandbox init (PID 1), right after clone3. */
+    SBX_STEP_SIGNALS = 1,          /* reset dispositions and mask */
+    SBX_STEP_KEEP_LIST,            /* index = descriptors the spec asks to keep (> SBX_MAX_KEEP) */
     SBX_STEP_CLOSE_FDS,
-    SBX_STEP_CGROUP_JOIN,
-    SBX_STEP_USERNS_MAP,
+    SBX_STEP_PDEATHSIG,
+    SBX_STEP_SYNC,                 /* a failed read; EOF (supervisor gone) sends nothing */
+    SBX_STEP_CGROUP_JOIN,          /* index = cgroup.procs file */
+    SBX_STEP_CGROUP_NAMESPACE,
+    SBX_STEP_USERNS_MAP,           /* index 0 setgroups, 1 uid_map, 2 gid_map */
     SBX_STEP_HOSTNAME,
     SBX_STEP_LOOPBACK,
     SBX_STEP_MOUNT_PRIVATE,
     SBX_STEP_ROOT_TMPFS,
     SBX_STEP_MOUNT,                /* index = mount op */
+    SBX_STEP_MASK_HELPER,
     SBX_STEP_ROOT_READONLY,
     SBX_STEP_PIVOT_ROOT,
     SBX_STEP_RLIMIT,               /* index = rlimit */
+    /* PID 1 becomes the reaper. */
+    SBX_STEP_REAPER_NAME,
+    SBX_STEP_REAPER_SIGNALS,
     SBX_STEP_FORK,
+    SBX_STEP_REAPER_DUMPABLE,
+    SBX_STEP_REAPER_CLOSE_FDS,
+    /* The payload, PID 1's child, until execve. */
+    SBX_STEP_PAYLOAD_SIGNALS,
     SBX_STEP_SETSID,
-    SBX_STEP_CAPS_BOUNDING,
+    SBX_STEP_CAPS_BOUNDING,        /* index = capability */
     SBX_STEP_SECUREBITS,
     SBX_STEP_SETGROUPS,
     SBX_STEP_SETGID,
     SBX_STEP_SETUID,
-    SBX_STEP_CAPS,
+    SBX_STEP_CAPS,                 /* index = capability raised in ambient, or -1 */
     SBX_STEP_NO_NEW_PRIVS,
     SBX_STEP_CHDIR,
     SBX_STEP_LANDLOCK,             /* index = inner rule, or -1 for restrict_self */
+    SBX_STEP_PAYLOAD_CLOSE_FDS,
     SBX_STEP_SECCOMP,
     SBX_STEP_NOTIFY_SEND,
     SBX_STEP_EXEC,
-    SBX_STEP_MOUNT_POINT,          /* index = mount op: creating its mount point */
+    SBX_STEP_END                   /* one past the last code; not a step */
 };
 
 struct sbx_child_error {
@@ -164,18 +184,11 @@ struct sbx_child_error {
  */
 pid_t sbx_spawn(const struct sbx_spec *spec, int *pidfd_out);
 
-/* Thin wrappers Swift cannot call directly (raw syscalls). */
-int sbx_pidfd_send_signal(int pidfd, int sig);
-/* waitid(P_PIDFD, WEXITED): returns 0 and fills code (CLD_*), status, rusage. */
-int sbx_pidfd_wait(int pidfd, int *code, int *status, struct rusage *usage);
-/* Receive one fd sent with SCM_RIGHTS (the seccomp listener); -1 on failure. */
-int sbx_recv_fd(int sock);
-/* pipe2(O_CLOEXEC) (hidden from Swift without _GNU_SOURCE); 0 or -errno. */
-int sbx_pipe_cloexec(int fds[2]);
-/* signalfd(CLOEXEC|NONBLOCK) for `mask`; fd or -errno. */
-#include <signal.h>
-int sbx_signalfd(const sigset_t *mask);
-/* The next pending signal number from a signalfd, or -1 when none is pending. */
-int sbx_signalfd_next(int fd);
+/* The step codes of the child's step lists, in order (for the supervisor's tests:
+ * every code is sent by one step and named in Swift). Returns how many there are;
+ * copies at most `cap` of them into `out`. */
+size_t sbx_child_steps(int32_t *out, size_t cap);
+
+/* The supervisor's side (signal, wait, receive the listener): sandbox_supervisor.h. */
 
 #endif

@@ -1,6 +1,6 @@
 #define _GNU_SOURCE
 #include "sandbox_test_support.h"
-#include "sandbox_child.h" /* sbx_recv_fd */
+#include "sandbox_supervisor.h" /* sbx_recv_fd */
 
 #include <errno.h>
 #include <fcntl.h>

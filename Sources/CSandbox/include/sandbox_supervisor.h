@@ -1,0 +1,25 @@
+/*
+ * Thin wrappers the supervisor (Swift) calls around the child it spawned: raw
+ * syscalls and macros Swift cannot reach (pidfd_send_signal, waitid(P_PIDFD),
+ * SCM_RIGHTS, pipe2, signalfd). They run in the supervisor, never in the child, so
+ * they are kept out of child.c (which holds only what runs between clone3 and execve).
+ */
+#ifndef SANDBOX_SUPERVISOR_H
+#define SANDBOX_SUPERVISOR_H
+
+#include <signal.h>
+#include <sys/resource.h>
+
+int sbx_pidfd_send_signal(int pidfd, int sig);
+/* waitid(P_PIDFD, WEXITED): returns 0 and fills code (CLD_*), status, rusage. */
+int sbx_pidfd_wait(int pidfd, int *code, int *status, struct rusage *usage);
+/* Receive one fd sent with SCM_RIGHTS (the seccomp listener); -1 on failure. */
+int sbx_recv_fd(int sock);
+/* pipe2(O_CLOEXEC) (hidden from Swift without _GNU_SOURCE); 0 or -errno. */
+int sbx_pipe_cloexec(int fds[2]);
+/* signalfd(CLOEXEC|NONBLOCK) for `mask`; fd or -errno. */
+int sbx_signalfd(const sigset_t *mask);
+/* The next pending signal number from a signalfd, or -1 when none is pending. */
+int sbx_signalfd_next(int fd);
+
+#endif

@@ -1,0 +1,62 @@
+/* See sandbox_supervisor.h. Runs in the supervisor, around the child it spawned. */
+#define _GNU_SOURCE
+#include "sandbox_supervisor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define SBX_P_PIDFD 3
+
+int sbx_pidfd_send_signal(int pidfd, int sig) {
+    return syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) == 0 ? 0 : -errno;
+}
+
+int sbx_pidfd_wait(int pidfd, int *code, int *status, struct rusage *usage) {
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    long r;
+    do { r = syscall(SYS_waitid, SBX_P_PIDFD, pidfd, &si, WEXITED, usage); } while (r < 0 && errno == EINTR);
+    if (r < 0) return -errno;
+    *code = si.si_code;
+    *status = si.si_status;
+    return 0;
+}
+
+int sbx_recv_fd(int sock) {
+    char byte;
+    struct iovec iov = { &byte, 1 };
+    union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+    memset(&u, 0, sizeof u);
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
+    ssize_t n;
+    do { n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
+    if (n <= 0) return -1;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) return -1;
+    int fd;
+    memcpy(&fd, CMSG_DATA(c), sizeof fd);
+    return fd;
+}
+
+int sbx_pipe_cloexec(int fds[2]) {
+    return pipe2(fds, O_CLOEXEC) == 0 ? 0 : -errno;
+}
+
+int sbx_signalfd(const sigset_t *mask) {
+    int fd = signalfd(-1, mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    return fd < 0 ? -errno : fd;
+}
+
+int sbx_signalfd_next(int fd) {
+    struct signalfd_siginfo si;
+    ssize_t n;
+    do { n = read(fd, &si, sizeof si); } while (n < 0 && errno == EINTR);
+    return n == (ssize_t)sizeof si ? (int)si.ssi_signo : -1;
+}

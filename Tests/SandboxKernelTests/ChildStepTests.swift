@@ -1,0 +1,62 @@
+import CSandbox
+import Glibc
+@testable import SandboxKernel
+import Testing
+
+/// The child's step codes: what child.c's step lists send, what sandbox_child.h
+/// defines and what Child.swift names must be one set.
+@Suite struct ChildStepTests {
+    static func sentSteps() -> [Int32] {
+        let n = sbx_child_steps(nil, 0)
+        var codes = [Int32](repeating: 0, count: n)
+        _ = codes.withUnsafeMutableBufferPointer { sbx_child_steps($0.baseAddress, n) }
+        return codes
+    }
+
+    /// Every code is sent by exactly one step, every defined code is sent (no dead
+    /// codes in the header), and every one has a name in Child.swift. Child.swift can
+    /// only name header codes, so this also covers "every name has a sender".
+    @Test func everyStepCodeIsSentOnceAndNamed() {
+        let sent = Self.sentSteps()
+        #expect(sent.count > 30, "the step lists look empty: \(sent)")
+        #expect(Set(sent).count == sent.count, "a code is sent by two steps: \(sent)")
+        #expect(Set(sent) == Set(1..<Int32(SBX_STEP_END.rawValue)),
+                "codes defined but never sent, or sent but not defined: \(sent)")
+        for code in 1..<Int32(SBX_STEP_END.rawValue) {
+            let name = ChildFailure(step: code, index: -1, errno: 0).stepName
+            #expect(name != "step \(code)", "step code \(code) has no name in Child.swift")
+        }
+        #expect(ChildFailure(step: Int32(SBX_STEP_END.rawValue), index: -1, errno: 0).stepName == "step \(SBX_STEP_END.rawValue)")
+    }
+
+    /// A spec asking the init to keep more descriptors than fit is refused at its own
+    /// step, naming how many were asked for; before, the v1 cgroup files past the 24th
+    /// were silently left out of the list (and closed). Needs no privilege: a plain
+    /// clone3 with no namespaces fails at the init's second step.
+    @Test func overlongKeepListIsRefusedWithItsStep() throws {
+        var fds: [Int32] = [-1, -1]
+        #expect(sbx_pipe_cloexec(&fds) == 0)
+        defer { close(fds[0]) }
+        var spec = ChildSpec()
+        spec.errorFD = fds[1]
+        spec.cgroupProcsFDs = Array(repeating: fds[1], count: Int(SBX_MAX_KEEP))
+        spec.argv = ["/bin/true"]
+        spec.hideSupervisorArgv = false
+        let child = try Child.spawn(spec)
+        close(fds[1])
+        defer { close(child.pidfd) }
+
+        var record = [UInt8](repeating: 0, count: 12)
+        let n = read(fds[0], &record, 12)
+        var code: Int32 = 0, status: Int32 = 0
+        var usage = rusage()
+        #expect(sbx_pidfd_wait(child.pidfd, &code, &status, &usage) == 0)
+        #expect(code == CLD_EXITED && status == 125)
+
+        #expect(n == 12)
+        let failure = try #require(ChildFailure(record: record))
+        let asked = Int32(SBX_MAX_KEEP) + 5 // the init's five channels and fence fds
+        #expect(failure == ChildFailure(step: Int32(SBX_STEP_KEEP_LIST.rawValue), index: asked, errno: E2BIG))
+        #expect(failure.stepName == "keep \(asked) descriptors across the first close (at most \(SBX_MAX_KEEP))")
+    }
+}
