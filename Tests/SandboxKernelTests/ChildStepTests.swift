@@ -1,4 +1,5 @@
 import CSandbox
+import Foundation
 import Glibc
 @testable import SandboxKernel
 import Testing
@@ -27,6 +28,26 @@ import Testing
             #expect(name != "step \(code)", "step code \(code) has no name in Child.swift")
         }
         #expect(ChildFailure(step: Int32(SBX_STEP_END.rawValue), index: -1, errno: 0).stepName == "step \(SBX_STEP_END.rawValue)")
+    }
+
+    /// Docs/architecture.md's table of the child's order of operations has one row per
+    /// step, in the order the step lists run them, each naming its step as Child.swift
+    /// reports it (an item number shows as N).
+    @Test func architectureTableFollowsTheStepLists() throws {
+        var docs = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { docs.deleteLastPathComponent() }
+        let text = try String(contentsOf: docs.appendingPathComponent("Docs/architecture.md"), encoding: .utf8)
+        let section = try #require(text.components(separatedBy: "## The child's order of operations").dropFirst().first)
+        let rows = section.components(separatedBy: "\n## ")[0].split(separator: "\n")
+            .filter { $0.range(of: #"^\| [0-9]+ \|"#, options: .regularExpression) != nil }
+        let sent = Self.sentSteps()
+        #expect(rows.count == sent.count, "the table has \(rows.count) rows for \(sent.count) steps")
+        for (k, (row, code)) in zip(rows, sent).enumerated() {
+            let cells = row.split(separator: "|", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            #expect(cells[1] == String(k + 1), "row \(k + 1) is numbered \(cells[1])")
+            let name = ChildFailure(step: code, index: .min, errno: 0).stepName.replacingOccurrences(of: "\(Int32.min)", with: "N")
+            #expect(cells[2].contains("`\(name)`"), "row \(k + 1) should name step `\(name)`: \(cells[2])")
+        }
     }
 
     /// A spec asking the init to keep more descriptors than fit is refused at its own
