@@ -46,6 +46,9 @@ let package = Package(
         // Fork-and-probe helpers for the kernel tests; outside Sources/ so none of it ships.
         .target(name: "CSandboxTestSupport", dependencies: ["CSandbox"], path: "Tests/Support/CSandboxTestSupport"),
         .testTarget(name: "SandboxKernelTests", dependencies: ["SandboxKernel", "CSandboxTestSupport"]),
+        // What the executor decides without the kernel (errors, exit status, undo
+        // order, fd ownership): no root needed.
+        .testTarget(name: "SandboxExecutorTests", dependencies: ["SandboxExecutor", "SandboxKernel"]),
         // Runs the built `sandbox` binary against the real kernel; needs root for part.
         // ConcurrencyTests also drives the library in-process, as a harness would.
         .testTarget(name: "IntegrationTests", dependencies: [

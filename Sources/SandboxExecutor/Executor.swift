@@ -3,13 +3,78 @@ import SandboxKernel
 import SandboxPlan
 import Synchronization
 
-/// A problem that stops a run before the command starts (exit 125, or 126/127 for
-/// the command itself). The message names the step and the subject.
-public struct ExecError: Error, CustomStringConvertible {
+/// Why a run did not run its command to the end: where it stopped (`kind`, `step`),
+/// on what (`subject`: a path, a cgroup file, a policy key), the errno when the
+/// kernel gave one, the message people read, and the exit status (125, or 126/127
+/// when the command itself could not be executed). `RunResult.error` carries it.
+public struct ExecError: Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Kind: String, Codable, Sendable {
+        /// The policy could not be loaded or is invalid.
+        case policy
+        /// The plan was refused (by the planner, or by the executor before anything
+        /// was created): nothing ran.
+        case plan
+        /// The supervisor's preparation failed: a kernel object could not be made.
+        case setup
+        /// The sandbox init failed at a step between `clone3` and `execve`.
+        case child
+        /// `execve` of the command failed (126 not executable, 127 not found).
+        case exec
+        /// The command was killed for a seccomp violation (`on_violation = "kill"`).
+        case violation
+    }
+
+    public var kind: Kind
+    /// The step that failed: a ``SetupStep`` name, the child's step name, `load`
+    /// or `compile` for the policy and the plan.
+    public var step: String
+    /// What it failed on, when there is one thing: a path, a cgroup file, a key.
+    public var subject: String?
+    public var errno: Errno?
+    /// What people read (stderr): names the step and the subject.
     public var message: String
     public var exitCode: Int32
-    public init(_ message: String, exitCode: Int32 = 125) { self.message = message; self.exitCode = exitCode }
+
+    public init(kind: Kind, step: String, subject: String? = nil, errno: Errno? = nil,
+                message: String, exitCode: Int32 = 125) {
+        self.kind = kind; self.step = step; self.subject = subject?.isEmpty == true ? nil : subject
+        self.errno = errno; self.message = message; self.exitCode = exitCode
+    }
+
+    /// A set-up step that failed (a ``KernelError`` gives the subject and errno); the
+    /// message is `<label>: <error>` (label: the step's name unless given; "": none).
+    init(_ step: SetupStep, _ error: any Error, label: String? = nil, subject: String? = nil) {
+        let kernel = error as? KernelError
+        self.init(kind: .setup, step: step.rawValue, subject: subject ?? kernel?.subject, errno: kernel?.errno,
+                  message: label == "" ? "\(error)" : "\(label ?? step.rawValue): \(error)")
+    }
+
+    /// A set-up step that failed without an errno.
+    init(_ step: SetupStep, subject: String? = nil, message: String) {
+        self.init(kind: .setup, step: step.rawValue, subject: subject, message: message)
+    }
+
     public var description: String { message }
+}
+
+/// The supervisor's set-up steps, in order (see ``Executor``'s `supervise`): the
+/// `step` of a set-up error.
+public enum SetupStep: String, Sendable, CaseIterable {
+    case refuse = "refuse"
+    case audit = "audit"
+    case bindSources = "bind sources"
+    case runDirectory = "run directory"
+    case hostUID = "host uid"
+    case bindTrees = "bind trees"
+    case cgroup = "resources"
+    case landlock = "landlock"
+    case seccomp = "seccomp"
+    case childSpec = "child spec"
+    case signals = "signals"
+    case clone = "clone3"
+    case idMaps = "id maps"
+    case network = "network"
+    case supervise = "supervise"
 }
 
 public struct ExecOptions {
@@ -64,7 +129,7 @@ public final class Executor {
     /// `var` only for the digest, filled after clone3 when the caller left it out.
     private(set) var plan: RunPlan
     let options: ExecOptions
-    private var undo: [() -> Void] = []
+    private var undo = UndoStack()
     private var notApplied: [String]
     private var seccompProgram: SeccompProgram?
     /// Seccomp violations, bounded (see ViolationLog).
@@ -98,7 +163,8 @@ public final class Executor {
         let started = Clock.monotonicMs()
         guard handle.claim() else {
             return RunResult.refused(runId: plan.runId, policy: plan.policy.name, argv: plan.process.argv,
-                                     error: "this Executor has already run its plan; make a new Executor for each run")
+                                     error: ExecError(kind: .plan, step: SetupStep.refuse.rawValue,
+                                                      message: "this Executor has already run its plan; make a new Executor for each run"))
         }
         // The command inherits stdin/stdout/stderr: a terminal among them gets its
         // attributes back however the run ends (TerminalModes).
@@ -110,7 +176,7 @@ public final class Executor {
         } catch let e as ExecError {
             result = failure(e, started: started)
         } catch {
-            result = failure(ExecError("\(error)"), started: started)
+            result = failure(ExecError(.supervise, message: "\(error)"), started: started)
         }
         teardown()
         return endAudit(result)
@@ -125,12 +191,10 @@ public final class Executor {
     private func failure(_ e: ExecError, started: UInt64) -> RunResult {
         if plan.digest == nil { plan.digest = try? PlanDigest.digest(of: plan) }
         return makeResult(exitCode: e.exitCode, signal: nil, timedOut: false, started: started,
-                   exit: nil, error: e.message, cgroupStats: nil)
+                   exit: nil, error: e, cgroupStats: nil)
     }
 
-    private func teardown() {
-        while let step = undo.popLast() { step() }
-    }
+    private func teardown() { undo.unwind() }
 
     // MARK: - Preparation and supervision
 
@@ -140,16 +204,16 @@ public final class Executor {
         // Every bind source opened once, before anything is created; the child and
         // Landlock use these fds, never the paths again.
         let sources = try openBindSources()
-        undo.append { for s in sources.values { s.close() } }
+        undo.push { for s in sources.values { s.close() } }
 
         // 1. Run directory + lock, held for the supervisor's life.
         let runDir: RunDirectory
         do { runDir = try RunDirectory.create(base: options.runBase, id: plan.runId) } catch {
-            throw ExecError("run directory: \(error)")
+            throw ExecError(.runDirectory, error)
         }
         // Left for `sandbox gc` (lock released) if a kernel object of the run could not
         // be removed; gc retries under the lock.
-        undo.append { [unowned self] in if self.keepRunDirectory { runDir.release() } else { runDir.remove() } }
+        undo.push { [unowned self] in if self.keepRunDirectory { runDir.release() } else { runDir.remove() } }
         try writeState(runDir, state: "starting")
 
         // A root invoker's command runs as a host uid of its own (process.host_uid =
@@ -162,14 +226,14 @@ public final class Executor {
                 }
                 lease = l
                 hostUID = l.uid
-                undo.append { l.release() }
-            } catch { throw ExecError("host uid: \(error)") }
+                undo.push { l.release() }
+            } catch { throw ExecError(.hostUID, error) }
         }
         // A root invoker's binds are cloned here, from the fds checked above, as
         // detached trees the child only moves into place; writable ones are idmapped so
         // the run's own uid writes files that belong to the invoker on the host.
         let trees = try prepareTrees(sources, lease: lease)
-        undo.append { for fd in trees.values { fd.close() } }
+        undo.push { for fd in trees.values { fd.close() } }
 
         // 2. Cgroup, limits written before the child exists.
         var spec = ChildSpec()
@@ -190,10 +254,10 @@ public final class Executor {
                 let cg = try RunCgroup.create(runId: plan.runId, limits: plan.resources.cgroupLimits,
                                               bestEffort: Set(plan.resources.bestEffort), host: host)
                 cgroup = cg
-                undo.append { [unowned self] in if !cg.remove().isEmpty { self.keepRunDirectory = true } }
+                undo.push { [unowned self] in if !cg.remove().isEmpty { self.keepRunDirectory = true } }
                 notApplied += cg.notApplied
             } catch {
-                throw ExecError("resources: \(error)")
+                throw Executor.resourcesError(error)
             }
         }
 
@@ -201,9 +265,9 @@ public final class Executor {
         var landlock: LandlockRuleset?
         if plan.landlock.abi > 0 {
             let ruleset: LandlockRuleset
-            do { ruleset = try LandlockRuleset(spec: plan.landlock.kernelSpec(sources: sources, mounts: plan.mounts)) } catch { throw ExecError("landlock: \(error)") }
+            do { ruleset = try LandlockRuleset(spec: plan.landlock.kernelSpec(sources: sources, mounts: plan.mounts)) } catch { throw ExecError(.landlock, error) }
             landlock = ruleset
-            undo.append { ruleset.close() }
+            undo.push { ruleset.close() }
             spec.landlockInner = ruleset.innerRules
         }
         // The seccomp listener comes back over this pair: `parent` is the supervisor's
@@ -212,7 +276,7 @@ public final class Executor {
         if plan.seccomp.enabled {
             let program: SeccompProgram
             do { program = try SeccompCompiler.compile(plan.seccomp.kernelSpec, cacheDir: options.seccompCacheDir) } catch {
-                throw ExecError("seccomp: \(error)")
+                throw ExecError(.seccomp, error)
             }
             seccompProgram = program
             if !program.unresolvedSyscalls.isEmpty {
@@ -224,8 +288,8 @@ public final class Executor {
             spec.seccompFilter = program.filter
             if program.usesNotify {
                 let pair: (OwnedFD, OwnedFD)
-                do { pair = try FD.socketPair() } catch { throw ExecError("seccomp: \(error)") }
-                undo.append { pair.0.close(); pair.1.close() }
+                do { pair = try FD.socketPair() } catch { throw ExecError(.seccomp, error) }
+                undo.push { pair.0.close(); pair.1.close() }
                 notify = (pair.0, pair.1)
                 spec.seccompFlags |= 1 << 3 // SECCOMP_FILTER_FLAG_NEW_LISTENER
             }
@@ -264,9 +328,9 @@ public final class Executor {
         var signals: SignalChannel?
         if options.forwardSignals {
             let channel: SignalChannel
-            do { channel = try SignalChannel(Signal.forwarded) } catch { throw ExecError("\(error)") }
+            do { channel = try SignalChannel(Signal.forwarded) } catch { throw ExecError(.signals, error, label: "") }
             signals = channel
-            undo.append { channel.close() }
+            undo.push { channel.close() }
         }
 
         // For "created during the run": birth times on disk come from the same clock.
@@ -280,7 +344,8 @@ public final class Executor {
             return try Executor.childMount(m, source: sources[i], network: plan.network)
         }
         guard spec.mounts.count <= ChildSpec.maxMounts else {
-            throw ExecError("filesystem: \(spec.mounts.count) mounts; at most \(ChildSpec.maxMounts) are supported")
+            throw ExecError(kind: .plan, step: SetupStep.childSpec.rawValue, subject: "filesystem",
+                            message: "filesystem: \(spec.mounts.count) mounts; at most \(ChildSpec.maxMounts) are supported")
         }
         spec.cgroupFD = cgroup?.cloneIntoFD ?? -1
         spec.cgroupProcsFDs = cgroup?.procsFDs ?? []
@@ -295,14 +360,15 @@ public final class Executor {
         do { child = try Child.spawn(spec) } catch {
             if plan.process.userNamespace != nil, error.isUserNamespaceDenied {
                 let why = HostProbe.userNamespaceBlocker().map { " (\($0))" } ?? ""
-                throw ExecError("user namespaces are not available to this user\(why); rootless runs need them — enable unprivileged user namespaces or run as root")
+                throw ExecError(kind: .setup, step: SetupStep.clone.rawValue, subject: error.subject, errno: error.errno,
+                                message: "user namespaces are not available to this user\(why); rootless runs need them — enable unprivileged user namespaces or run as root")
             }
-            throw ExecError("\(error)")
+            throw ExecError(.clone, error, label: "")
         }
         spawned = true
         let pidfd = Pidfd(fd: child.pidfd)
         var reaped = false
-        undo.append { [handle] in
+        undo.push { [handle] in
             handle.ended()
             if !reaped { pidfd.signal(Signal.kill); _ = try? pidfd.wait() }
             pidfd.close()
@@ -321,12 +387,14 @@ public final class Executor {
         if let lease {
             let maps = (uid: "\(plan.process.uid) \(lease.uid) 1\n", gid: "\(plan.process.gid) \(lease.uid) 1\n")
             do { try MountSources.writeIDMaps(pid: child.pid, uidMap: maps.uid, gidMap: maps.gid) } catch {
-                throw ExecError("host uid: \(error)")
+                throw ExecError(.idMaps, error, label: "host uid")
             }
         }
         var network: EgressNetwork?
         if plan.network.mode == "egress" {
-            guard let ruleset = plan.network.nftRuleset else { throw ExecError("network: egress plan without a ruleset") }
+            guard let ruleset = plan.network.nftRuleset else {
+                throw ExecError(kind: .plan, step: SetupStep.network.rawValue, message: "network: egress plan without a ruleset")
+            }
             do {
                 let netns = try MountSources.networkNamespace(pidfd: pidfd.fd)
                 defer { netns.close() }
@@ -334,8 +402,8 @@ public final class Executor {
                 config.netnsFD = netns.raw
                 let net = try EgressNetwork.setUp(config)
                 network = net
-                undo.append { net.tearDown() }
-            } catch { throw ExecError("network: \(error)") }
+                undo.push { net.tearDown() }
+            } catch { throw ExecError(.network, error) }
         }
         // A child already gone (killed before it read this) is seen at waitid.
         _ = FD.writeAllWithoutSIGPIPE(sync.write.raw, [1])
@@ -364,27 +432,33 @@ public final class Executor {
         if let f = ChildFailure(record: report) {
             let e = describe(f)
             return makeResult(exitCode: e.exitCode, signal: nil, timedOut: timedOut, started: started,
-                              exit: exit, error: e.message, cgroupStats: stats)
+                              exit: exit, error: e, cgroupStats: stats)
         }
-        var code: Int32
-        var signal: Int32? = nil
         if let syscall = killedFor {
             // Reported as the kernel's own kill would be: SIGSYS, 128+31.
             return makeResult(exitCode: 128 + 31, signal: 31, timedOut: timedOut, started: started, exit: exit,
-                              error: "killed: seccomp violation: \(syscall) (on_violation = \"kill\")", cgroupStats: stats)
+                              error: ExecError(kind: .violation, step: "seccomp", subject: syscall,
+                                               message: "killed: seccomp violation: \(syscall) (on_violation = \"kill\")",
+                                               exitCode: 128 + 31),
+                              cgroupStats: stats)
         }
-        if statusBytes.count == 4 {
-            let ws = statusBytes.withUnsafeBytes { $0.load(as: Int32.self) }
-            if ws & 0x7f == 0 { code = (ws >> 8) & 0xff } else { signal = ws & 0x7f; code = 128 + (ws & 0x7f) }
-        } else if exit.exited {
-            // The init exited without a payload status: it failed before forking.
-            code = exit.status == 0 ? 125 : exit.status
-        } else {
-            signal = exit.status
-            code = 128 + exit.status
-        }
+        let (code, signal) = Executor.exitStatus(payload: statusBytes, initExited: exit.exited, initStatus: exit.status)
         return makeResult(exitCode: code, signal: signal, timedOut: timedOut, started: started,
                           exit: exit, error: nil, cgroupStats: stats)
+    }
+
+    /// The exit status `sandbox exec` returns, and the signal that ended the command:
+    /// from the payload's wait status (the 4 bytes the init writes on the status
+    /// pipe), else from the init's own end (`waitid`'s code and status).
+    static func exitStatus(payload: [UInt8], initExited: Bool, initStatus: Int32) -> (code: Int32, signal: Int32?) {
+        if payload.count == 4 {
+            let ws = payload.withUnsafeBytes { $0.load(as: Int32.self) }
+            if ws & 0x7f == 0 { return ((ws >> 8) & 0xff, nil) }
+            return (128 + (ws & 0x7f), ws & 0x7f)
+        }
+        // The init exited without a payload status: it failed before forking.
+        if initExited { return (initStatus == 0 ? 125 : initStatus, nil) }
+        return (128 + initStatus, initStatus)
     }
 
     /// poll() on the pidfd, the signalfd and the seccomp listener; the timeout sends
@@ -405,7 +479,7 @@ public final class Executor {
             var wait: Int32 = -1
             if let d = killDeadline ?? termDeadline { wait = Int32(clamping: d > now ? d - now : 0) }
             let events: [PollEvents]
-            do { events = try Poll.wait(fds, timeoutMs: wait) } catch { throw ExecError("\(error)") }
+            do { events = try Poll.wait(fds, timeoutMs: wait) } catch { throw ExecError(.supervise, error, label: "") }
 
             if !events[0].isEmpty { return (timedOut, try waitExit(pidfd)) }
             if let signals, !events[1].isEmpty { for sig in signals.pending() { pidfd.signal(sig) } }
@@ -443,7 +517,7 @@ public final class Executor {
     }
 
     private func waitExit(_ pidfd: Pidfd) throws -> Pidfd.Exit {
-        do { return try pidfd.wait() } catch { throw ExecError("\(error)") }
+        do { return try pidfd.wait() } catch { throw ExecError(.supervise, error, label: "") }
     }
 
     private func record(_ v: SeccompViolation) {
@@ -456,7 +530,8 @@ public final class Executor {
     /// than the policy asks.
     private func refuseUnsupported() throws {
         if plan.binary.isActive {
-            throw ExecError("[binary] checks are not supported by this build yet; refusing to run without them")
+            throw ExecError(kind: .plan, step: SetupStep.refuse.rawValue, subject: "binary",
+                            message: "[binary] checks are not supported by this build yet; refusing to run without them")
         }
     }
 
@@ -469,7 +544,10 @@ public final class Executor {
             let log = try AuditLog.open(path: path, keyFile: plan.audit.keyFile, invoker: plan.host.invokerUID)
             try log.start(RunAudit.start(plan))
             audit = log
-        } catch { throw ExecError("\(error); the command was not started") }
+        } catch {
+            throw ExecError(kind: .setup, step: SetupStep.audit.rawValue, subject: (error as any Error as? AuditError)?.subject,
+                            message: "\(error); the command was not started")
+        }
     }
 
     /// `run_end` (and the run's denials) after teardown, whatever the outcome. A run
@@ -483,7 +561,9 @@ public final class Executor {
             return result
         } catch {
             var r = result
-            r.error = "\(error); the command ran and exited \(result.exitCode), but its end is not on record"
+            r.error = RunResult.Failure(ExecError(kind: .setup, step: SetupStep.audit.rawValue,
+                                                  subject: (error as any Error as? AuditError)?.subject,
+                                                  message: "\(error); the command ran and exited \(result.exitCode), but its end is not on record"))
             r.exitCode = 125
             return r
         }
@@ -508,12 +588,13 @@ public final class Executor {
                 }
                 let source: OpenedSource?
                 do { source = try MountSources.open(location, optional: step.optional) } catch {
-                    throw ExecError("\(step.summary): \(MountSources.explain(error))")
+                    throw ExecError(kind: .setup, step: SetupStep.bindSources.rawValue, subject: step.source ?? error.subject,
+                                    errno: error.errno, message: "\(step.summary): \(MountSources.explain(error))")
                 }
                 guard let source else { continue }
                 opened[i] = source
                 if let want = step.sourceIdentity, want.device != source.device || want.inode != source.inode {
-                    throw ExecError("\(step.summary): the source changed after the plan was made (it was \(want), it is now device \(source.device) inode \(source.inode)); refused: a concurrent run may have renamed or swapped it")
+                    throw ExecError(.bindSources, subject: step.source, message: "\(step.summary): the source changed after the plan was made (it was \(want), it is now device \(source.device) inode \(source.inode)); refused: a concurrent run may have renamed or swapped it")
                 }
             }
         } catch {
@@ -565,15 +646,15 @@ public final class Executor {
                         do {
                             idmap = try MountSources.makeUserNamespace(
                                 uidMap: "\(plan.host.invokerUID) \(lease.uid) 1\n", gidMap: "\(plan.host.invokerGID) \(lease.uid) 1\n")
-                        } catch { throw ExecError("host uid: \(error)") }
+                        } catch { throw ExecError(.bindTrees, error, label: "host uid") }
                     }
                     userns = idmap?.raw ?? -1
                 }
                 do { trees[i] = try MountSources.prepareTree(source, readOnly: step.readOnly, userNamespaceFD: userns) } catch {
                     if error.operation == "idmap" {
-                        throw ExecError("\(step.summary): \(KernelError.text(error.errno)): this filesystem cannot be idmapped, so the run's own uid could not write there as you; set process.host_uid = \"invoker\" to run as your own uid (see `sandbox doctor`)")
+                        throw ExecError(kind: .setup, step: SetupStep.bindTrees.rawValue, subject: step.source, errno: error.errno, message: "\(step.summary): \(error.errno?.message ?? "\(error)"): this filesystem cannot be idmapped, so the run's own uid could not write there as you; set process.host_uid = \"invoker\" to run as your own uid (see `sandbox doctor`)")
                     }
-                    throw ExecError("\(step.summary): \(error)")
+                    throw ExecError(.bindTrees, error, label: step.summary, subject: step.source)
                 }
             }
         } catch {
@@ -588,9 +669,9 @@ public final class Executor {
     private func pipeOrFail(_ what: String) throws -> (read: OwnedFD, write: OwnedFD) {
         do {
             let p = try FD.pipe()
-            undo.append { p.read.close(); p.write.close() }
+            undo.push { p.read.close(); p.write.close() }
             return p
-        } catch { throw ExecError("\(what) pipe: \(error)") }
+        } catch { throw ExecError(.childSpec, error, label: "\(what) pipe", subject: "\(what) pipe") }
     }
 
     /// state.json for `sandbox ps`, and (once) the plan as canonical JSON. Written by
@@ -608,7 +689,7 @@ public final class Executor {
             if state == "running" {
                 try dir.write("plan.json", String(decoding: try CanonicalJSON.encode(plan), as: UTF8.self) + "\n")
             }
-        } catch { throw ExecError("run directory: \(error)") }
+        } catch { throw ExecError(.runDirectory, error) }
     }
 
     /// How much of argv state.json records (for `sandbox ps`): it is rewritten at each
@@ -635,44 +716,68 @@ public final class Executor {
 
     // MARK: - Results
 
+    /// The child's report `{step, index, errno}` as an error: kind `child` (or `exec`
+    /// for execve) with the child's step name, and the plan's object at `index` as
+    /// the subject (the mount, the rlimit) where the step has one.
     private func describe(_ f: ChildFailure) -> ExecError {
-        let err = KernelError.text(f.errno)
+        let errno = Errno(f.errno)
+        let err = errno.message
+        func child(_ subject: String?, _ message: String, step: String = f.stepName) -> ExecError {
+            ExecError(kind: .child, step: step, subject: subject, errno: errno, message: message)
+        }
         if f.isExec {
             let code: Int32 = f.isNotFound ? 127 : 126
-            return ExecError("\(plan.process.argv[0]): \(err)", exitCode: code)
+            return ExecError(kind: .exec, step: f.stepName, subject: plan.process.argv[0], errno: errno,
+                             message: "\(plan.process.argv[0]): \(err)", exitCode: code)
         }
 
         if f.isChdir {
-            return ExecError("chdir \(plan.process.workdir): \(err)")
+            return child(plan.process.workdir, "chdir \(plan.process.workdir): \(err)")
         }
         if f.isRlimit, f.index >= 0, Int(f.index) < plan.process.rlimits.count {
             let l = plan.process.rlimits[Int(f.index)]
-            return ExecError("setrlimit \(l.name) = \(l.soft == UInt64.max ? "unlimited" : String(l.soft)): \(err)")
-        }
-        if f.isMount, f.isSymlinkLoop, f.index >= 0, Int(f.index) < plan.mounts.count,
-           plan.mounts[Int(f.index)].kind == .protect {
-            return ExecError("\(plan.mounts[Int(f.index)].summary): is a symlink; protect covers real files and directories only (a link could be replaced by a writable one)")
-        }
-        if f.isMount, f.isSourceChanged, f.index >= 0, Int(f.index) < plan.mounts.count {
-            return ExecError("\(plan.mounts[Int(f.index)].summary): the source changed between the supervisor's check and the mount; refused: a concurrent run may have renamed or swapped it")
-        }
-        if f.isMount, f.isSymlinkLoop, f.index >= 0, Int(f.index) < plan.mounts.count, plan.mounts[Int(f.index)].kind == .bind {
-            return ExecError("\(plan.mounts[Int(f.index)].summary): a symlink was swapped onto its path after the supervisor's check; refused")
+            return child(l.name, "setrlimit \(l.name) = \(l.soft == UInt64.max ? "unlimited" : String(l.soft)): \(err)")
         }
         if f.isMount, f.index >= 0, Int(f.index) < plan.mounts.count {
-            return ExecError("\(plan.mounts[Int(f.index)].summary): \(err)")
+            // The mount steps have no name of their own in the child's list.
+            let m = plan.mounts[Int(f.index)]
+            func mount(_ message: String) -> ExecError { child(m.destination, message, step: "mount") }
+            if f.isSymlinkLoop, m.kind == .protect {
+                return mount("\(m.summary): is a symlink; protect covers real files and directories only (a link could be replaced by a writable one)")
+            }
+            if f.isSourceChanged {
+                return mount("\(m.summary): the source changed between the supervisor's check and the mount; refused: a concurrent run may have renamed or swapped it")
+            }
+            if f.isSymlinkLoop, m.kind == .bind {
+                return mount("\(m.summary): a symlink was swapped onto its path after the supervisor's check; refused")
+            }
+            return mount("\(m.summary): \(err)")
         }
-        return ExecError("\(f.stepName): \(err)")
+        return child(nil, "\(f.stepName): \(err)")
+    }
+
+    /// The executor's one translation of a cgroup failure (``CgroupError``, or the
+    /// run directory's record of the cgroups) into a set-up error.
+    static func resourcesError(_ error: any Error) -> ExecError {
+        switch error {
+        case let e as CgroupError:
+            return ExecError(kind: .setup, step: SetupStep.cgroup.rawValue, subject: e.path,
+                             errno: e.errno.map { Errno($0) }, message: "resources: \(e)")
+        case let e as KernelError:
+            return ExecError(.cgroup, e)
+        default:
+            return ExecError(.cgroup, message: "resources: \(error)")
+        }
     }
 
     private func makeResult(exitCode: Int32, signal: Int32?, timedOut: Bool, started: UInt64,
-                            exit: Pidfd.Exit?, error: String?, cgroupStats: CgroupStats?) -> RunResult {
+                            exit: Pidfd.Exit?, error: ExecError?, cgroupStats: CgroupStats?) -> RunResult {
         var result = RunResult(
             runId: plan.runId, policy: plan.policy.name, planDigest: plan.digest ?? "",
             argv: plan.process.argv, exitCode: exitCode, signal: signal, timedOut: timedOut,
             wallMs: Clock.monotonicMs() - started,
             cpuUserMs: exit?.cpuUserMs ?? 0, cpuSystemMs: exit?.cpuSystemMs ?? 0,
-            error: error, notApplied: notApplied,
+            error: error.map(RunResult.Failure.init), notApplied: notApplied,
             fences: !spawned ? .none : RunResult.Fences(
                 landlockABI: plan.landlock.abi, seccompRules: plan.seccomp.enabled ? plan.seccomp.rules.count : 0,
                 seccompInstructions: seccompProgram?.instructionCount ?? 0,
@@ -715,7 +820,10 @@ public final class Executor {
         case .mask: return .mask(destination: m.destination)
         case .file:
             let text = m.source == "network.resolvConf" ? network.resolvConf : m.source == "network.hosts" ? network.hosts : nil
-            guard let text else { throw ExecError("\(m.summary): the plan has no text for it") }
+            guard let text else {
+                throw ExecError(kind: .plan, step: SetupStep.childSpec.rawValue, subject: m.destination,
+                                message: "\(m.summary): the plan has no text for it")
+            }
             return .file(content: text, destination: m.destination)
         }
     }

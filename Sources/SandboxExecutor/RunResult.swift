@@ -16,8 +16,10 @@ public struct RunResult: Codable, Sendable, Equatable {
     public var wallMs: UInt64
     public var cpuUserMs: UInt64
     public var cpuSystemMs: UInt64
-    /// Set when the sandbox could not start the command (exit code 125/126/127).
-    public var error: String?
+    /// Set when the sandbox could not start the command (exit code 125/126/127), or
+    /// ended it for a violation: where it failed and why, as fields a program can act
+    /// on (see ``Failure``).
+    public var error: Failure?
     /// Protections the policy allowed to be skipped (`best-effort`) that were skipped.
     public var notApplied: [String]
     public var fences: Fences
@@ -50,11 +52,35 @@ public struct RunResult: Codable, Sendable, Equatable {
     /// The result of a run refused before anything was created (bad policy, a plan
     /// this host cannot satisfy): exit 125 and the reason, so `--result` always has
     /// something to read.
-    public static func refused(runId: String, policy: String, argv: [String], error: String) -> RunResult {
-        RunResult(runId: runId, policy: policy, planDigest: "", argv: argv, exitCode: 125, signal: nil,
-                  timedOut: false, wallMs: 0, cpuUserMs: 0, cpuSystemMs: 0, error: error, notApplied: [],
+    public static func refused(runId: String, policy: String, argv: [String], error: ExecError) -> RunResult {
+        RunResult(runId: runId, policy: policy, planDigest: "", argv: argv, exitCode: error.exitCode, signal: nil,
+                  timedOut: false, wallMs: 0, cpuUserMs: 0, cpuSystemMs: 0, error: Failure(error), notApplied: [],
                   fences: .none,
                   violations: [], egressDenied: [], resources: nil)
+    }
+
+    /// `error` in the result: `{kind, step, subject, errno, errnoName, message}`.
+    /// Fields without a value (no subject, no errno) are left out of the JSON.
+    ///
+    ///     {"errno":2,"errnoName":"ENOENT","kind":"setup","message":"bind /data (ro): No such file or directory",
+    ///      "step":"bind sources","subject":"/data"}
+    public struct Failure: Codable, Sendable, Equatable {
+        /// `policy`, `plan`, `setup`, `child`, `exec` or `violation` (``ExecError/Kind``).
+        public var kind: ExecError.Kind
+        /// The step that failed (a set-up step, the child's step name, `load`, `compile`).
+        public var step: String
+        /// What it failed on: a path, a cgroup file, a policy key, a syscall.
+        public var subject: String?
+        /// The errno number, and its C name (`ENOENT`).
+        public var errno: Int32?
+        public var errnoName: String?
+        /// The text `sandbox exec` prints on stderr.
+        public var message: String
+
+        public init(_ e: ExecError) {
+            kind = e.kind; step = e.step; subject = e.subject
+            errno = e.errno?.rawValue; errnoName = e.errno?.name; message = e.message
+        }
     }
 
     public struct Fences: Codable, Sendable, Equatable {

@@ -1,29 +1,56 @@
 import CSandbox
 import Glibc
 
-/// A failed kernel call: what was attempted, on what, and the errno. Prints as
-/// `open /run/sandbox/x/lock: Permission denied`.
+/// The one error of the kernel layer: what was attempted, on what, the errno when
+/// the kernel or a library gave one, and what else explains it. Every facility
+/// (files, fences, network; cgroups next) throws it, so a caller reads the same
+/// fields whatever failed. Prints as
+///
+///     open /run/sandbox/x/lock: Permission denied
+///     netlink RTM_NEWLINK sbx1a2b3c4d: File exists (Link already exists)
+///     lease 10.203.0.0/16: the address pool is full
 public struct KernelError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The call or step: `open`, `landlock_add_rule`, `netlink RTM_NEWLINK`,
+    /// `nft load ruleset`, `seccomp_rule_add`, …
     public var operation: String
+    /// What it was applied to: a path, an interface, an nft table, a cgroup file, a
+    /// syscall name; "" when the operation alone says it.
     public var subject: String
-    public var errno: Int32
+    /// The errno; nil where the failure has none (a full address pool, a value that
+    /// does not fit, nft's syntax error).
+    public var errno: Errno?
+    /// What the errno alone does not say: the bytes written, the kernel's extended
+    /// ack, nft's error text, what to do.
     public var detail: String?
 
-    public init(operation: String, subject: String, errno: Int32, detail: String? = nil) {
-        self.operation = operation; self.subject = subject; self.errno = errno; self.detail = detail
+    public init(operation: String, subject: String, errno: Errno? = nil, detail: String? = nil) {
+        self.operation = operation; self.subject = subject; self.errno = errno
+        self.detail = detail?.isEmpty == true ? nil : detail
     }
 
+    /// With the raw errno a syscall returned (negated) or left in `errno`.
+    public init(operation: String, subject: String, errno: Int32, detail: String? = nil) {
+        self.init(operation: operation, subject: subject, errno: Errno(errno), detail: detail)
+    }
+
+    /// `operation subject: strerror (detail)`, or `operation subject: detail`
+    /// without an errno.
     public var description: String {
-        var s = "\(operation) \(subject): \(KernelError.text(errno))"
-        if let detail { s += " (\(detail))" }
+        var s = subject.isEmpty ? operation : "\(operation) \(subject)"
+        if let errno {
+            s += ": \(errno.message)"
+            if let detail { s += " (\(detail))" }
+        } else if let detail {
+            s += ": \(detail)"
+        }
         return s
     }
 
-    public static func text(_ err: Int32) -> String { String(cString: strerror(err)) }
+    public static func text(_ err: Int32) -> String { Errno(err).message }
 
     /// The current errno, for the call that just failed.
-    public static func last(_ operation: String, _ subject: String) -> KernelError {
-        KernelError(operation: operation, subject: subject, errno: Glibc.errno)
+    public static func last(_ operation: String, _ subject: String, detail: String? = nil) -> KernelError {
+        KernelError(operation: operation, subject: subject, errno: Errno.current, detail: detail)
     }
 }
 

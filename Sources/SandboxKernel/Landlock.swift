@@ -86,11 +86,11 @@ public enum Landlock {
         var bits: UInt64 = 0
         for name in names {
             guard let entry = table.first(where: { $0.name == name }) else {
-                throw FenceError(operation: "landlock", subject: "\(kind) '\(name)'",
+                throw KernelError(operation: "landlock", subject: "\(kind) '\(name)'",
                                  detail: "unknown; known: \(table.map(\.name).joined(separator: " "))")
             }
             guard entry.abi <= abi else {
-                throw FenceError(operation: "landlock", subject: "\(kind) '\(name)'",
+                throw KernelError(operation: "landlock", subject: "\(kind) '\(name)'",
                                  detail: "needs Landlock ABI \(entry.abi), the ruleset is for ABI \(abi)")
             }
             bits |= entry.bit
@@ -166,11 +166,11 @@ public final class LandlockRuleset {
     public init(spec: LandlockSpec) throws {
         let kernelABI = Landlock.probeABI()
         guard spec.abi >= 1, spec.abi <= Landlock.knownABI else {
-            throw FenceError(operation: "landlock_create_ruleset", subject: "ABI \(spec.abi)",
+            throw KernelError(operation: "landlock_create_ruleset", subject: "ABI \(spec.abi)",
                              detail: "a ruleset needs an ABI from 1 to \(Landlock.knownABI)")
         }
         guard spec.abi <= kernelABI else {
-            throw FenceError(operation: "landlock_create_ruleset", subject: "ABI \(spec.abi)",
+            throw KernelError(operation: "landlock_create_ruleset", subject: "ABI \(spec.abi)",
                              detail: kernelABI == 0 ? "Landlock is not available on this kernel"
                                                     : "the running kernel supports Landlock ABI \(kernelABI)")
         }
@@ -180,7 +180,7 @@ public final class LandlockRuleset {
         if spec.connectTCP != nil { handledNet |= Landlock.netConnectTCP }
         if spec.bindTCP != nil { handledNet |= Landlock.netBindTCP }
         if handledNet != 0 && abi < 4 {
-            throw FenceError(operation: "landlock_create_ruleset", subject: "connect_tcp/bind_tcp",
+            throw KernelError(operation: "landlock_create_ruleset", subject: "connect_tcp/bind_tcp",
                              detail: "TCP port rules need Landlock ABI 4, the ruleset is for ABI \(abi)")
         }
         let scoped = try Landlock.scopeMask(spec.scopes, abi: abi)
@@ -191,7 +191,7 @@ public final class LandlockRuleset {
         for rule in spec.rules {
             let bits = try Landlock.accessBits(rule.access, abi: abi)
             guard bits & ~handledFS == 0 else {
-                throw FenceError(operation: "landlock_add_rule", subject: rule.path,
+                throw KernelError(operation: "landlock_add_rule", subject: rule.path,
                                  detail: "grants \(Landlock.rightNames(bits & ~handledFS).joined(separator: " ")), "
                                      + "which the ruleset does not handle")
             }
@@ -206,7 +206,7 @@ public final class LandlockRuleset {
         let rulesetFD = sbx_fence_landlock_create_ruleset(handledFS, handledNet, scoped, Int32(abi))
         guard rulesetFD >= 0 else {
             let err = errno
-            throw FenceError(operation: "landlock_create_ruleset", subject: "ABI \(abi)", errno: err,
+            throw KernelError(operation: "landlock_create_ruleset", subject: "ABI \(abi)", errno: err,
                              detail: "handled_access_fs=0x\(String(handledFS, radix: 16)) "
                                  + "handled_access_net=0x\(String(handledNet, radix: 16)) scoped=0x\(String(scoped, radix: 16))")
         }
@@ -238,12 +238,12 @@ public final class LandlockRuleset {
         let purpose = hostPath == insidePath ? "Landlock rule" : "Landlock rule for \(insidePath)"
         let pathFD = hostFD ?? sbx_fence_open_path(hostPath)
         guard pathFD >= 0 else {
-            throw FenceError(operation: "open", subject: hostPath, errno: errno, detail: purpose)
+            throw KernelError(operation: "open", subject: hostPath, errno: errno, detail: purpose)
         }
         defer { if hostFD == nil { Glibc.close(pathFD) } }
         var st = stat()
         guard fstat(pathFD, &st) == 0 else {
-            throw FenceError(operation: "fstat", subject: hostPath, errno: errno, detail: purpose)
+            throw KernelError(operation: "fstat", subject: hostPath, errno: errno, detail: purpose)
         }
         // Directory rights on a file are EINVAL (landlock_add_rule(2)); the file keeps
         // the ones that apply to it, as the kernel's own sample sandboxer does.
@@ -251,14 +251,14 @@ public final class LandlockRuleset {
         if st.st_mode & S_IFMT != S_IFDIR { bits &= Landlock.fileAccessMask }
         if bits == 0 { return }
         guard sbx_fence_landlock_add_path_rule(rulesetFD, pathFD, bits) == 0 else {
-            throw FenceError(operation: "landlock_add_rule", subject: hostPath, errno: errno,
+            throw KernelError(operation: "landlock_add_rule", subject: hostPath, errno: errno,
                              detail: "\(purpose) granting \(Landlock.rightNames(bits).joined(separator: " "))")
         }
     }
 
     private static func addPortRule(_ rulesetFD: Int32, port: UInt16, access: UInt64, key: String) throws {
         guard sbx_fence_landlock_add_net_rule(rulesetFD, UInt64(port), access) == 0 else {
-            throw FenceError(operation: "landlock_add_rule", subject: "\(key) port \(port)", errno: errno)
+            throw KernelError(operation: "landlock_add_rule", subject: "\(key) port \(port)", errno: errno)
         }
     }
 

@@ -33,10 +33,10 @@ public struct OpenedSource: Sendable {
 public enum MountSources {
     /// What a failed `open` of a source means, for the run's error.
     public static func explain(_ e: KernelError) -> String {
-        switch e.errno {
+        switch e.errno?.rawValue {
         case ELOOP: return "a symlink is on its path; refused, because a run that can write there could swap one in between planning and mounting (name the real path)"
         case EXDEV: return "it leads outside the working directory; refused"
-        default: return KernelError.text(e.errno)
+        default: return e.errno?.message ?? "\(e)"
         }
     }
 
@@ -133,7 +133,7 @@ public enum MountSources {
             let tree = try prepareTree(source, readOnly: true, userNamespaceFD: userns.raw)
             tree.close()
             return nil
-        } catch { return KernelError.text(error.errno) }
+        } catch { return error.errno?.message ?? "\(error)" }
     }
 
     /// The network namespace of the process behind `pidfd`.

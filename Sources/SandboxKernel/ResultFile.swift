@@ -34,7 +34,7 @@ public struct ResultFile {
         let fd = sbx_fence_open_no_symlinks(directory, oPath | O_DIRECTORY | O_CLOEXEC, 0)
         guard fd >= 0 else {
             var e = KernelError.last("open", directory)
-            if e.errno == ELOOP, let link = PathInfo.firstSymlink(on: directory) { e.detail = "\(link.path) -> \(link.target)" }
+            if e.errno?.rawValue == ELOOP, let link = PathInfo.firstSymlink(on: directory) { e.detail = "\(link.path) -> \(link.target)" }
             throw e
         }
         var st = stat()

@@ -152,7 +152,7 @@ public enum SeccompCompiler {
             let numbers = try families.map(socketFamilyNumber)
             let socketNR = seccomp_syscall_resolve_name("socket")
             guard socketNR >= 0 else {
-                throw FenceError(operation: "seccomp_syscall_resolve_name", subject: "socket",
+                throw KernelError(operation: "seccomp_syscall_resolve_name", subject: "socket",
                                  detail: "no socket(2) on \(archName); socket_families cannot be enforced")
             }
             filter = try socketFamilyPrefix(arch: native, socketNR: UInt32(socketNR),
@@ -161,7 +161,7 @@ public enum SeccompCompiler {
         // Outermost, so an unknown number is answered before anything else looks at it.
         if let prefix = try unknownNumberPrefix(spec, native: native) { filter = prefix + filter }
         guard filter.count % 8 == 0, filter.count / 8 <= 4096 else {
-            throw FenceError(operation: "seccomp", subject: "filter",
+            throw KernelError(operation: "seccomp", subject: "filter",
                              detail: "\(filter.count / 8) instructions; the kernel takes at most 4096 (BPF_MAXINSNS)")
         }
         cache?.store(filter, unresolved: unresolved)
@@ -174,7 +174,7 @@ public enum SeccompCompiler {
         let defaultAction = try action(spec.defaultAction, errno: spec.defaultErrno, spec: spec,
                                        subject: "defaultAction")
         guard let ctx = seccomp_init(defaultAction) else {
-            throw FenceError(operation: "seccomp_init", subject: spec.defaultAction,
+            throw KernelError(operation: "seccomp_init", subject: spec.defaultAction,
                              detail: "libseccomp or the kernel does not support this default action")
         }
         defer { seccomp_release(ctx) }
@@ -184,7 +184,7 @@ public enum SeccompCompiler {
         // thread (libseccomp's default bad-arch action is KILL_THREAD).
         var rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS)
         guard rc == 0 else {
-            throw FenceError(operation: "seccomp_attr_set", subject: "SCMP_FLTATR_ACT_BADARCH", errno: -rc)
+            throw KernelError(operation: "seccomp_attr_set", subject: "SCMP_FLTATR_ACT_BADARCH", errno: -rc)
         }
         // A binary tree of syscall numbers instead of a linear list: a large profile
         // (Docker's allows ~370 syscalls) costs a few comparisons per syscall, not hundreds.
@@ -214,7 +214,7 @@ public enum SeccompCompiler {
                     // safe when the rule would have allowed it, or when the default denies
                     // too; a deny rule under an allowing default must not vanish.
                     guard permissive(act) || defaultDenies else {
-                        throw FenceError(operation: "seccomp_syscall_resolve_name", subject: name,
+                        throw KernelError(operation: "seccomp_syscall_resolve_name", subject: name,
                                          detail: "libseccomp \(libseccompVersion()) does not know this system call "
                                              + "and no number was given; denying it is impossible (\(rule.origin))")
                     }
@@ -225,7 +225,7 @@ public enum SeccompCompiler {
                     seccomp_rule_add_array(ctx, act, nr, UInt32(buffer.count), buffer.baseAddress)
                 }
                 guard rc == 0 else {
-                    throw FenceError(operation: "seccomp_rule_add", subject: name, errno: -rc,
+                    throw KernelError(operation: "seccomp_rule_add", subject: name, errno: -rc,
                                      detail: "\(rule.action) from \(rule.origin)")
                 }
             }
@@ -233,15 +233,15 @@ public enum SeccompCompiler {
 
         let memfd = sbx_fence_memfd("sandbox-seccomp-bpf")
         guard memfd >= 0 else {
-            throw FenceError(operation: "memfd_create", subject: "sandbox-seccomp-bpf", errno: errno)
+            throw KernelError(operation: "memfd_create", subject: "sandbox-seccomp-bpf", errno: errno)
         }
         defer { Glibc.close(memfd) }
         rc = seccomp_export_bpf(ctx, memfd)
         guard rc == 0 else {
-            throw FenceError(operation: "seccomp_export_bpf", subject: "memfd", errno: -rc)
+            throw KernelError(operation: "seccomp_export_bpf", subject: "memfd", errno: -rc)
         }
         guard lseek(memfd, 0, SEEK_SET) == 0, let bytes = readAll(memfd) else {
-            throw FenceError(operation: "read", subject: "exported BPF (memfd)", errno: errno)
+            throw KernelError(operation: "read", subject: "exported BPF (memfd)", errno: errno)
         }
         return (bytes, Array(Set(unresolved)).sorted())
     }
@@ -271,14 +271,14 @@ public enum SeccompCompiler {
             case "log": return SCMP_ACT_LOG
             case "notify": return SCMP_ACT_NOTIFY
             default:
-                throw FenceError(operation: "seccomp", subject: "on_violation '\(spec.onViolation)'",
+                throw KernelError(operation: "seccomp", subject: "on_violation '\(spec.onViolation)'",
                                  detail: "expected errno, kill, log or notify")
             }
         case "SCMP_ACT_ALLOW": return SCMP_ACT_ALLOW
         case "SCMP_ACT_ERRNO":
             let value = errno ?? UInt32(EPERM)
             guard value <= 0xffff else {
-                throw FenceError(operation: "seccomp", subject: subject, detail: "errno \(value) does not fit 16 bits")
+                throw KernelError(operation: "seccomp", subject: subject, detail: "errno \(value) does not fit 16 bits")
             }
             return sbx_fence_scmp_act_errno(UInt16(value))
         case "SCMP_ACT_KILL", "SCMP_ACT_KILL_THREAD": return SCMP_ACT_KILL_THREAD
@@ -288,7 +288,7 @@ public enum SeccompCompiler {
         case "SCMP_ACT_LOG": return SCMP_ACT_LOG
         case "SCMP_ACT_NOTIFY": return SCMP_ACT_NOTIFY
         default:
-            throw FenceError(operation: "seccomp", subject: "action '\(name)' (\(subject))",
+            throw KernelError(operation: "seccomp", subject: "action '\(name)' (\(subject))",
                              detail: "not an SCMP_ACT_* action")
         }
     }
@@ -303,7 +303,7 @@ public enum SeccompCompiler {
         case "SCMP_CMP_GT": return SCMP_CMP_GT
         case "SCMP_CMP_MASKED_EQ": return SCMP_CMP_MASKED_EQ
         default:
-            throw FenceError(operation: "seccomp", subject: "operator '\(name)' (\(origin))",
+            throw KernelError(operation: "seccomp", subject: "operator '\(name)' (\(origin))",
                              detail: "not an SCMP_CMP_* operator")
         }
     }
@@ -319,7 +319,7 @@ public enum SeccompCompiler {
         guard token != 0, token == native else {
             let names: [String] = ["x86_64", "aarch64", "riscv64", "ppc64le", "s390x", "x86", "arm"]
             let nativeName = names.first { seccomp_arch_resolve_name($0) == native } ?? "0x\(String(native, radix: 16))"
-            throw FenceError(operation: "seccomp", subject: "arch '\(arch)'",
+            throw KernelError(operation: "seccomp", subject: "arch '\(arch)'",
                              detail: "this host's native architecture is \(nativeName)")
         }
         return name
@@ -334,7 +334,7 @@ public enum SeccompCompiler {
     private static func socketFamilyNumber(_ name: String) throws -> UInt32 {
         if let number = socketFamilies[name.lowercased()] { return number }
         if let number = UInt32(name), number < 64 { return number }
-        throw FenceError(operation: "seccomp", subject: "socket family '\(name)'",
+        throw KernelError(operation: "seccomp", subject: "socket family '\(name)'",
                          detail: "known: \(socketFamilies.keys.sorted().joined(separator: " "))")
     }
 
@@ -352,7 +352,7 @@ public enum SeccompCompiler {
     ///     5+n    ret ERRNO(EAFNOSUPPORT)
     static func socketFamilyPrefix(arch: UInt32, socketNR: UInt32, families: [UInt32]) throws -> [UInt8] {
         guard families.count <= 64 else {
-            throw FenceError(operation: "seccomp", subject: "socket_families", detail: "at most 64 families")
+            throw KernelError(operation: "seccomp", subject: "socket_families", detail: "at most 64 families")
         }
         let ldAbs: UInt16 = 0x20    // BPF_LD | BPF_W | BPF_ABS
         let jeq: UInt16 = 0x15      // BPF_JMP | BPF_JEQ | BPF_K
@@ -532,22 +532,22 @@ struct FilterCache {
         for component in directory.split(separator: "/") {
             prefix += "/" + component
             if mkdir(prefix, 0o700) != 0 && errno != EEXIST {
-                throw FenceError(operation: "mkdir", subject: prefix, errno: errno, detail: "seccomp cache directory")
+                throw KernelError(operation: "mkdir", subject: prefix, errno: errno, detail: "seccomp cache directory")
             }
         }
         var st = stat()
         guard lstat(directory, &st) == 0 else {
-            throw FenceError(operation: "lstat", subject: directory, errno: errno, detail: "seccomp cache directory")
+            throw KernelError(operation: "lstat", subject: directory, errno: errno, detail: "seccomp cache directory")
         }
         guard st.st_mode & S_IFMT == S_IFDIR else {
-            throw FenceError(operation: "seccomp cache", subject: directory, detail: "not a directory (or a symlink)")
+            throw KernelError(operation: "seccomp cache", subject: directory, detail: "not a directory (or a symlink)")
         }
         guard st.st_uid == geteuid() || st.st_uid == 0 else {
-            throw FenceError(operation: "seccomp cache", subject: directory,
+            throw KernelError(operation: "seccomp cache", subject: directory,
                              detail: "owned by uid \(st.st_uid), not by uid \(geteuid()) or root: its filters cannot be trusted")
         }
         guard st.st_mode & 0o022 == 0 else {
-            throw FenceError(operation: "seccomp cache", subject: directory,
+            throw KernelError(operation: "seccomp cache", subject: directory,
                              detail: "mode \(String(st.st_mode & 0o7777, radix: 8)) lets others write: its filters cannot be trusted")
         }
     }

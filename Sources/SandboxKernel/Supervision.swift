@@ -156,5 +156,5 @@ extension FD {
 
 extension KernelError {
     /// clone3 failed because this user may not create a user namespace.
-    public var isUserNamespaceDenied: Bool { [EPERM, ENOSPC, EINVAL, EUSERS].contains(errno) }
+    public var isUserNamespaceDenied: Bool { [EPERM, ENOSPC, EINVAL, EUSERS].contains(errno?.rawValue ?? 0) }
 }

@@ -33,17 +33,19 @@ func fail(_ message: String, code: Int32 = exitSandboxError) -> Never {
 
 /// Each step below ends the process on failure through `onError`: by default a message
 /// and exit 125; `exec` passes its own, which also writes the `--result`.
-typealias OnError = (String) -> Never
+typealias OnError = (ExecError) -> Never
 
 func loadPolicy(_ nameOrPath: String, relativeTo cwd: String = FileManager.default.currentDirectoryPath,
-                onError: OnError = { fail($0) }) -> Policy {
+                onError: OnError = { fail($0.message) }) -> Policy {
     let loader = PolicyLoader(searchPath: PolicyLoader.defaultSearchPath())
     do {
         return try loader.load(path: try loader.resolve(nameOrPath: nameOrPath, relativeTo: cwd))
     } catch let e as PolicyError {
-        onError("invalid policy:\n" + e.diagnostics.map { "  \($0)" }.joined(separator: "\n"))
+        // The subject: the first file at fault (the policy, or a file it extends).
+        onError(ExecError(kind: .policy, step: "load", subject: e.diagnostics.first?.file ?? nameOrPath,
+                          message: "invalid policy:\n" + e.diagnostics.map { "  \($0)" }.joined(separator: "\n")))
     } catch {
-        onError("\(error)")
+        onError(ExecError(kind: .policy, step: "load", subject: nameOrPath, message: "\(error)"))
     }
 }
 
@@ -83,11 +85,13 @@ func realPath(_ path: String) -> String? {
 
 
 func compile(_ policy: Policy, argv: [String], runId: String, probe: HostProbe = .probe(), digest: Bool = true,
-             onError: OnError = { fail($0) }) -> RunPlan {
+             onError: OnError = { fail($0.message) }) -> RunPlan {
     do {
         return try PlanCompiler(host: hostFacts(probe)).compile(policy, argv: argv, runId: runId, digest: digest)
     } catch {
-        onError("policy \(policy.name): \(error)")
+        // The subject: the policy key at fault.
+        onError(ExecError(kind: .plan, step: "compile", subject: (error as? PlanError)?.key,
+                          message: "policy \(policy.name): \(error)"))
     }
 }
 
@@ -96,9 +100,10 @@ func newRunId() -> String {
     return (0..<6).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &g)) }.joined()
 }
 
-func runBase(_ probe: HostProbe, onError: OnError = { fail($0) }) -> String {
+func runBase(_ probe: HostProbe, onError: OnError = { fail($0.message) }) -> String {
     do { return try RunDirectory.base(rootless: probe.uid != 0, environment: probe.environment) } catch {
-        onError("\(error)")
+        onError(ExecError(kind: .setup, step: SetupStep.runDirectory.rawValue, subject: error.subject,
+                          errno: error.errno, message: "\(error)"))
     }
 }
 
@@ -111,7 +116,7 @@ func runExec(policyName: String, argv: [String], resultPath: String?, resultFD: 
     var resultFile: ResultFile?
     if let path = resultPath {
         do { resultFile = try ResultFile.open(path) } catch {
-            if error.errno == ELOOP {
+            if error.errno?.rawValue == ELOOP {
                 fail("--result \(path): a symlink is on its path (\(error.detail ?? "a component is a link")); refused: an earlier run could have planted it")
             }
             fail("--result: \(error)")
@@ -122,7 +127,7 @@ func runExec(policyName: String, argv: [String], resultPath: String?, resultFD: 
         resultFDs.append(fd)
     }
     func report(_ outcome: RunResult) -> Never {
-        if let error = outcome.error { FileHandle.standardError.write(Data("sandbox: \(error)\n".utf8)) }
+        if let error = outcome.error { FileHandle.standardError.write(Data("sandbox: \(error.message)\n".utf8)) }
         let bytes = ((try? CanonicalJSON.encode(outcome)) ?? []) + [UInt8(ascii: "\n")]
         var lost = false
         for fd in resultFDs where !FD.writeAll(fd, bytes) {
@@ -141,10 +146,12 @@ func runExec(policyName: String, argv: [String], resultPath: String?, resultFD: 
     }
     let runId = newRunId()
     var policyLabel = policyName   // the file or name given, until the policy has its own name
-    func refuse(_ message: String) -> Never {
-        report(.refused(runId: runId, policy: policyLabel, argv: argv, error: message))
+    func refuse(_ error: ExecError) -> Never {
+        report(.refused(runId: runId, policy: policyLabel, argv: argv, error: error))
     }
-    guard !argv.isEmpty else { refuse("no command given; usage: sandbox exec --policy P -- CMD ARGS…") }
+    guard !argv.isEmpty else {
+        refuse(ExecError(kind: .plan, step: "command", message: "no command given; usage: sandbox exec --policy P -- CMD ARGS…"))
+    }
     let probe = HostProbe.probe()
     let policy = loadPolicy(policyName, relativeTo: probe.cwd, onError: refuse)
     policyLabel = policy.name
@@ -156,7 +163,8 @@ func runExec(policyName: String, argv: [String], resultPath: String?, resultFD: 
         for step in plan.mounts where step.kind == .bind && !step.readOnly {
             guard let source = step.source, let writable = FileSystemLocation.of(source, in: mountTable),
                   writable.contains(at) else { continue }
-            refuse("--result \(resultFile.path): it lies in \(source), which the command can write (\(step.origin)); it could move the directory and leave a forged result there. Write the result outside the writable paths")
+            refuse(ExecError(kind: .plan, step: "result file", subject: resultFile.path,
+                             message: "--result \(resultFile.path): it lies in \(source), which the command can write (\(step.origin)); it could move the directory and leave a forged result there. Write the result outside the writable paths"))
         }
     }
     let base = runBase(probe, onError: refuse)

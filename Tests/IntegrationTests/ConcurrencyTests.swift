@@ -230,7 +230,7 @@ import SandboxPolicy
         for o in outcomes {
             guard let r = o.result else { failures.append("t\(o.thread)#\(o.index) \(o.job): plan: \(o.planError ?? "")"); continue }
             var wrong: [String] = []
-            if r.error != nil { wrong.append("error \(r.error!)") }
+            if let e = r.error { wrong.append("error \(e.message)") }
             switch o.job {
             case .exit(_, let c):
                 if r.exitCode != c || r.signal != nil { wrong.append("exit \(r.exitCode) signal \(String(describing: r.signal))") }
@@ -295,10 +295,10 @@ import SandboxPolicy
         let executor = Executor(plan: plan, options: options)
         #expect(executor.signal(SIGTERM) == false, "nothing to signal before the run")
         let first = executor.run()
-        #expect(first.exitCode == 5 && first.error == nil, "\(first.error ?? "")")
+        #expect(first.exitCode == 5 && first.error == nil, "\(first.error?.message ?? "")")
         #expect(executor.signal(SIGTERM) == false, "nothing to signal after the run")
         let second = executor.run()
-        #expect(second.exitCode == 125 && second.error?.contains("already run") == true, "\(second.error ?? "")")
+        #expect(second.exitCode == 125 && second.error?.message.contains("already run") == true, "\(second.error?.message ?? "")")
         #expect(!FileManager.default.fileExists(atPath: "/run/sandbox/\(plan.runId)"))
     }
 

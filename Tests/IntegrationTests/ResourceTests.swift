@@ -401,7 +401,7 @@ struct ResourceTests {
             #expect(Self.number(out.result?["exitCode"]) == 125)
             #expect(out.stderr.contains("io limit cannot be applied"), "stderr does not name io: \(out.stderr)")
             #expect(out.stderr.contains("best-effort"), "stderr does not say how to run anyway: \(out.stderr)")
-            #expect((out.result?["error"] as? String)?.contains("io limit") == true, "result error: \(out.result?["error"] ?? "nil")")
+            #expect(((out.result?["error"] as? [String: Any])?["message"] as? String)?.contains("io limit") == true, "result error: \(out.result?["error"] ?? "nil")")
             #expect(!FileManager.default.fileExists(atPath: "\(dir)/ran-strict"), "the command ran without its io limit")
         }
         Self.expectRunGone(out, "(io strict)")

@@ -45,7 +45,7 @@ import Testing
         // The refusal is a RunResult like any plan error.
         let json = (try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: result)))) as? [String: Any]
         #expect(json?["exitCode"] as? Int == 125)
-        #expect((json?["error"] as? String)?.contains(Self.realPath(copy)) == true, "\(json ?? [:])")
+        #expect(((json?["error"] as? [String: Any])?["message"] as? String)?.contains(Self.realPath(copy)) == true, "\(json ?? [:])")
 
         for args in [["plan", "--policy", "agent", "--", "true"], ["explain", "--policy", "agent"]] {
             let o = try Harness.run(copy, args, cwd: proj, env: env)
@@ -109,7 +109,7 @@ import Testing
             #expect(out.status == 125, "\(policy): \(out.stderr)")
             #expect(out.stderr.contains("\(Self.realPath(proj)) is writable by the command")
                     && out.stderr.contains("the policy file \(Self.realPath(inside))"), "\(policy): \(out.stderr)")
-            #expect((out.result?["error"] as? String)?.contains(Self.realPath(inside)) == true)
+            #expect(((out.result?["error"] as? [String: Any])?["message"] as? String)?.contains(Self.realPath(inside)) == true)
             #expect(!Self.exists("\(proj)/ran"), "\(policy): the command ran")
         }
 

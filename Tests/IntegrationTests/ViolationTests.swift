@@ -25,7 +25,9 @@ import Testing
         #expect(out.stdout == "before\n", "the command ran past the denied call: \(out.stdout)")
         #expect(out.status == 128 + 31)
         #expect(out.result?["signal"] as? Int == 31)
-        #expect((out.result?["error"] as? String)?.contains("ptrace") == true, "\(out.result ?? [:])")
+        let error = out.result?["error"] as? [String: Any]
+        #expect((error?["message"] as? String)?.contains("ptrace") == true, "\(out.result ?? [:])")
+        #expect(error?["kind"] as? String == "violation" && error?["subject"] as? String == "ptrace", "\(out.result ?? [:])")
         let v = (out.result?["violations"] as? [[String: Any]]) ?? []
         #expect(v.count == 1 && v.first?["syscall"] as? String == "ptrace" && v.first?["count"] as? Int == 1, "\(v)")
         #expect((v.first?["args"] as? [Int])?.prefix(2) == [16, 1])

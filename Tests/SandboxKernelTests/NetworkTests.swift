@@ -120,7 +120,7 @@ private func sandboxRuleset(dns: String) -> String {
         let reply = NetlinkReply(type: RTNL.NLMSG_ERROR, flags: RTNL.NLM_F_CAPPED | RTNL.NLM_F_ACK_TLVS, seq: 1, payload: payload)
         #expect(reply.error.errno == EEXIST)
         #expect(reply.error.message == "Link already exists")
-        let e = NetworkError(operation: "netlink RTM_NEWLINK", subject: "sbx1a2b3c4d", errno: EEXIST)
+        let e = KernelError(operation: "netlink RTM_NEWLINK", subject: "sbx1a2b3c4d", errno: EEXIST)
         #expect(e.description == "netlink RTM_NEWLINK sbx1a2b3c4d: File exists")
     }
 
@@ -150,7 +150,7 @@ private func sandboxRuleset(dns: String) -> String {
         for bad in [BridgeConfig(name: "a-name-longer-than-15"), BridgeConfig(name: "br;x"), BridgeConfig(address: "10.203.0"),
                     BridgeConfig(address: "10.203.0.0"), BridgeConfig(prefixLength: 31), BridgeConfig(table: "x y"),
                     BridgeConfig(stateDir: "relative")] {
-            #expect(throws: NetworkError.self) { try Bridge(bad) }
+            #expect(throws: KernelError.self) { try Bridge(bad) }
         }
     }
 
@@ -320,7 +320,7 @@ final class RemoteHost {
         ]
         for step in steps {
             let r = shell("ip", step)
-            if r.status != 0 { cleanUp(); throw NetworkError(operation: "ip", subject: step.joined(separator: " "), errno: 0, data: "exit \(r.status)") }
+            if r.status != 0 { cleanUp(); throw KernelError(operation: "ip", subject: step.joined(separator: " "), detail: "exit \(r.status)") }
         }
     }
 
@@ -353,7 +353,7 @@ final class RemoteHost {
         listener = p
         let line = out.fileHandleForReading.availableData
         guard String(decoding: line, as: UTF8.self).hasPrefix("ready") else {
-            throw NetworkError(operation: "listener", subject: netns, errno: 0, data: "did not start")
+            throw KernelError(operation: "listener", subject: netns, detail: "did not start")
         }
     }
 
@@ -486,13 +486,13 @@ func tcpProbe(_ host: String, _ port: UInt16, timeoutMs: Int32 = 1000) -> String
             do {
                 _ = try EgressNetwork.setUp(host.egress(run, ruleset: bad))
                 Issue.record("a ruleset nft rejects was loaded")
-            } catch let e as NetworkError {
-                #expect(e.operation == "nft load ruleset" && (e.data ?? "").contains("Error"), "\(e)")
+            } catch let e as KernelError {
+                #expect(e.operation == "nft load ruleset" && (e.detail ?? "").contains("Error"), "\(e)")
             }
             #expect(linkJSON(EgressNetwork.interfaceName(runId: run.id)) == nil, "veth left behind")
             #expect(access(run.path + "/lease", F_OK) != 0, "lease left behind")
             // An empty ruleset is refused before anything is created.
-            #expect(throws: NetworkError.self) { try EgressNetwork.setUp(host.egress(run, ruleset: " \n")) }
+            #expect(throws: KernelError.self) { try EgressNetwork.setUp(host.egress(run, ruleset: " \n")) }
             // The host lock was released: the next run sets up.
             let net = try EgressNetwork.setUp(host.egress(run))
             net.tearDown()

@@ -29,8 +29,8 @@ struct Lease: Sendable, Equatable {
         RunDirectory.read(runDir + "/" + fileName).flatMap { Lease(text: $0) }
     }
 
-    func write(runDir: String) throws(NetworkError) {
-        try writeFileAtomically(runDir + "/" + Lease.fileName, text, mode: 0o600)
+    func write(runDir: String) throws(KernelError) {
+        try FD.writeAtomically(runDir + "/" + Lease.fileName, Array(text.utf8), mode: 0o600)
     }
 
     /// Removes the lease file; a missing one counts as released.

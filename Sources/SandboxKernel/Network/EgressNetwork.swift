@@ -96,15 +96,15 @@ public final class EgressNetwork {
         let bridge = try Bridge(config.bridge)
         guard !config.runId.isEmpty, config.runId.utf8.count <= 200,
               config.runId.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) else {
-            throw NetworkError(operation: "egress", subject: "run id \"\(config.runId)\"", errno: EINVAL,
-                               data: "a run id is letters, digits, - and _")
+            throw KernelError(operation: "egress", subject: "run id \"\(config.runId)\"", errno: EINVAL,
+                               detail: "a run id is letters, digits, - and _")
         }
         guard config.runDir.hasPrefix("/") else {
-            throw NetworkError(operation: "egress", subject: config.runDir, errno: EINVAL, data: "the run directory must be absolute")
+            throw KernelError(operation: "egress", subject: config.runDir, errno: EINVAL, detail: "the run directory must be absolute")
         }
         // Fail closed: an egress network without its firewall is never set up.
         guard !config.nftRuleset.trimmed.isEmpty else {
-            throw NetworkError(operation: "egress", subject: "run \(config.runId)", errno: EINVAL, data: "the plan has no nft ruleset")
+            throw KernelError(operation: "egress", subject: "run \(config.runId)", errno: EINVAL, detail: "the plan has no nft ruleset")
         }
         let name = interfaceName(runId: config.runId)
         let mark = ownershipMark(runId: config.runId)
@@ -115,7 +115,7 @@ public final class EgressNetwork {
             let netnsOwner: OwnedFD
             if let given = config.netnsFD {
                 let dup = fcntl(given, F_DUPFD_CLOEXEC, 3)
-                guard dup >= 0 else { throw NetworkError(operation: "dup", subject: "network namespace fd \(given)", errno: errno) }
+                guard dup >= 0 else { throw KernelError(operation: "dup", subject: "network namespace fd \(given)", errno: errno) }
                 netnsOwner = OwnedFD(dup)
             } else {
                 netnsOwner = OwnedFD(try Netns.create())
@@ -160,8 +160,8 @@ public final class EgressNetwork {
         let inUse = AddressPool.addressesInUse(bridge: bridge, bases: bases, rtnl: rtnl)
         let cursor = state.values["next"].flatMap(IPv4.init)?.value
         guard let a = AddressPool.pick(pool: bridge.pool, inUse: inUse, cursor: cursor) else {
-            throw NetworkError(operation: "lease", subject: bridge.subnet, errno: EADDRNOTAVAIL,
-                               data: "every address of the bridge subnet is leased by a live run")
+            throw KernelError(operation: "lease", subject: bridge.subnet, errno: EADDRNOTAVAIL,
+                               detail: "every address of the bridge subnet is leased by a live run")
         }
         let address = IPv4(a)
         let runDir = config.runDir
@@ -180,7 +180,7 @@ public final class EgressNetwork {
             if let link = try? rtnl.link(named: name) { try? rtnl.deleteLink(index: link.index, name: name) }
         }
         guard let host = try rtnl.link(named: name) else {
-            throw NetworkError(operation: "netlink RTM_GETLINK", subject: name, errno: ENODEV)
+            throw KernelError(operation: "netlink RTM_GETLINK", subject: name, errno: ENODEV)
         }
         // Mark, attach, up — one message (rtnl_newlink ignores the alias on create).
         try rtnl.setLink(index: host.index, name: name, up: true, alias: mark, master: bridgeIndex)
@@ -191,9 +191,9 @@ public final class EgressNetwork {
     static func configureInside(ruleset: String, address: IPv4, prefixLength: Int, gateway: IPv4) throws {
         _ = try Nftables.run(ruleset, operation: "nft load ruleset", subject: "inet sandbox")
         let rtnl = try RouteSocket()
-        guard let lo = try rtnl.link(named: "lo") else { throw NetworkError(operation: "netlink RTM_GETLINK", subject: "lo", errno: ENODEV) }
+        guard let lo = try rtnl.link(named: "lo") else { throw KernelError(operation: "netlink RTM_GETLINK", subject: "lo", errno: ENODEV) }
         try rtnl.setLink(index: lo.index, name: "lo", up: true, alias: nil, master: nil)
-        guard let eth = try rtnl.link(named: "eth0") else { throw NetworkError(operation: "netlink RTM_GETLINK", subject: "eth0", errno: ENODEV) }
+        guard let eth = try rtnl.link(named: "eth0") else { throw KernelError(operation: "netlink RTM_GETLINK", subject: "eth0", errno: ENODEV) }
         try rtnl.addAddress(index: eth.index, name: "eth0", address: address, prefixLength: prefixLength)
         try rtnl.setLink(index: eth.index, name: "eth0", up: true, alias: nil, master: nil)
         try rtnl.addDefaultRoute(gateway: gateway, index: eth.index, name: "eth0")
@@ -212,14 +212,14 @@ public final class EgressNetwork {
     /// the sets contributes nothing.
     public func readDeniedDestinations() throws -> [DeniedDestination] {
         guard netnsFD >= 0 else {
-            throw NetworkError(operation: "nft list set", subject: "inet sandbox", errno: EBADF, data: "the run's network is torn down")
+            throw KernelError(operation: "nft list set", subject: "inet sandbox", errno: EBADF, detail: "the run's network is torn down")
         }
         let outputs: [String] = try Netns.run(in: netnsFD) {
             try ["denied4", "denied6"].compactMap { set -> String? in
                 do {
                     return try Nftables.run("list set inet sandbox \(set)", json: true,
                                             operation: "nft list set", subject: "inet sandbox \(set)")
-                } catch where (error as? NetworkError)?.data?.contains("No such file or directory") == true {
+                } catch where (error as? KernelError)?.detail?.contains("No such file or directory") == true {
                     return nil
                 }
             }

@@ -54,9 +54,9 @@ struct Bridge: Sendable, Equatable {
     var lockPath: String { stateDir + "/.net.lock" }
     var statePath: String { stateDir + "/.net.state" }
 
-    init(_ c: BridgeConfig) throws(NetworkError) {
-        func bad(_ what: String, _ why: String) -> NetworkError {
-            NetworkError(operation: "bridge config", subject: what, errno: EINVAL, data: why)
+    init(_ c: BridgeConfig) throws(KernelError) {
+        func bad(_ what: String, _ why: String) -> KernelError {
+            KernelError(operation: "bridge config", subject: what, errno: EINVAL, detail: why)
         }
         guard Bridge.isInterfaceName(c.name) else {
             throw bad(c.name, "an interface name is 1-15 characters of a-z, A-Z, 0-9, _ and -")
@@ -114,14 +114,14 @@ struct Bridge: Sendable, Equatable {
 final class HostLock {
     private let fd: OwnedFD
 
-    init(_ bridge: Bridge) throws(NetworkError) {
+    init(_ bridge: Bridge) throws(KernelError) {
         if mkdir(bridge.stateDir, 0o711) != 0 && errno != EEXIST { throw .last("mkdir", bridge.stateDir) }
         let raw = open(bridge.lockPath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard raw >= 0 else { throw .last("open", bridge.lockPath) }
         fd = OwnedFD(raw)
         while flock(raw, LOCK_EX) != 0 {
             if errno == EINTR { continue }
-            let e = NetworkError.last("flock", bridge.lockPath)
+            let e = KernelError.last("flock", bridge.lockPath)
             fd.close()
             throw e
         }
@@ -144,16 +144,9 @@ struct HostState: Equatable {
         return s
     }
 
-    func write(_ path: String) throws(NetworkError) {
+    func write(_ path: String) throws(KernelError) {
         let text = values.keys.sorted().map { "\($0)=\(values[$0]!)\n" }.joined()
-        try writeFileAtomically(path, text)
-    }
-}
-
-/// `FD.writeAtomically`, with the network facility's error type.
-func writeFileAtomically(_ path: String, _ text: String, mode: mode_t = 0o644) throws(NetworkError) {
-    do { try FD.writeAtomically(path, Array(text.utf8), mode: mode) } catch {
-        throw NetworkError(operation: error.operation, subject: error.subject, errno: error.errno)
+        try FD.writeAtomically(path, Array(text.utf8), mode: 0o644)
     }
 }
 
@@ -161,18 +154,18 @@ extension Bridge {
     /// The bridge (created if missing, marked, addressed, up), our host table, and
     /// IPv4 forwarding. Idempotent; the caller holds the HostLock. Returns the
     /// bridge's ifindex.
-    func ensureHostState(_ rtnl: RouteSocket, state: inout HostState) throws(NetworkError) -> Int32 {
+    func ensureHostState(_ rtnl: RouteSocket, state: inout HostState) throws(KernelError) -> Int32 {
         var link = try rtnl.link(named: name)
         if link == nil {
             try rtnl.createBridge(name: name, alias: BridgeConfig.bridgeMark)
             link = try rtnl.link(named: name)
         }
         guard let bridge = link else {
-            throw NetworkError(operation: "netlink RTM_GETLINK", subject: name, errno: ENODEV)
+            throw KernelError(operation: "netlink RTM_GETLINK", subject: name, errno: ENODEV)
         }
         guard bridge.kind == "bridge", bridge.alias == BridgeConfig.bridgeMark else {
-            throw NetworkError(operation: "bridge", subject: name, errno: EEXIST,
-                               data: "a link of that name exists (kind \(bridge.kind ?? "?"), alias \(bridge.alias.map { "\"\($0)\"" } ?? "none")) that sandbox did not create; remove it or configure another bridge name")
+            throw KernelError(operation: "bridge", subject: name, errno: EEXIST,
+                               detail: "a link of that name exists (kind \(bridge.kind ?? "?"), alias \(bridge.alias.map { "\"\($0)\"" } ?? "none")) that sandbox did not create; remove it or configure another bridge name")
         }
         // A fixed, locally administered address from the bridge's name (set again on
         // every run: cheap, and it repairs a bridge made before this was done).
@@ -217,16 +210,16 @@ extension Bridge {
     /// that sandbox made it. IPv6 forwarding is never touched (the bridge carries no
     /// IPv6), least of all `net.ipv6.conf.all.forwarding`, which turns off router
     /// advertisements on every interface of the host.
-    func enableIPv4Forwarding(_ state: inout HostState) throws(NetworkError) {
+    func enableIPv4Forwarding(_ state: inout HostState) throws(KernelError) {
         let path = Bridge.ipForwardPath
         guard let current = RunDirectory.read(path)?.trimmed else { throw .last("read", path) }
         guard current == "0" else { return }
         let fd = open(path, O_WRONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw .last("open", path, data: "1") }
+        guard fd >= 0 else { throw .last("open", path, detail: "1") }
         let ok = FD.writeAll(fd, Array("1\n".utf8))
         let e = errno
         Glibc.close(fd)
-        guard ok else { throw NetworkError(operation: "write", subject: path, errno: e, data: "1") }
+        guard ok else { throw KernelError(operation: "write", subject: path, errno: e, detail: "1") }
         state.values["ip_forward_enabled_by_sandbox"] = "1"
     }
 
@@ -247,8 +240,8 @@ extension EgressNetwork {
         let held = AddressPool.addressesInUse(bridge: bridge, bases: bridge.runBases, rtnl: rtnl)
             .subtracting([bridge.gateway.value])
         guard held.isEmpty else {
-            throw NetworkError(operation: "remove bridge", subject: bridge.name, errno: EBUSY,
-                               data: "\(held.count) address(es) still leased by runs")
+            throw KernelError(operation: "remove bridge", subject: bridge.name, errno: EBUSY,
+                               detail: "\(held.count) address(es) still leased by runs")
         }
         if let link = try rtnl.link(named: bridge.name), link.alias == BridgeConfig.bridgeMark {
             try rtnl.deleteLink(index: link.index, name: bridge.name)

@@ -4,20 +4,20 @@ import Glibc
 /// builders are separate (static, pure) so tests compare them with golden bytes.
 extension RouteSocket {
     /// The link called `name`, or nil when there is none (ENODEV).
-    func link(named name: String) throws(NetworkError) -> LinkInfo? {
+    func link(named name: String) throws(KernelError) -> LinkInfo? {
         do {
             let replies = try request(RouteSocket.getLinkMessage(name: name), subject: name)
             return replies.first { $0.type == RTNL.RTM_NEWLINK }.flatMap { LinkInfo(payload: $0.payload) }
-        } catch where error.errno == ENODEV {
+        } catch where error.errno?.rawValue == ENODEV {
             return nil
         }
     }
 
-    func createBridge(name: String, alias: String) throws(NetworkError) {
+    func createBridge(name: String, alias: String) throws(KernelError) {
         try request(RouteSocket.newBridgeMessage(name: name), subject: name)
         // rtnl_newlink ignores IFLA_IFALIAS when it creates a link; it is set after.
         guard let link = try link(named: name) else {
-            throw NetworkError(operation: "netlink RTM_GETLINK", subject: name, errno: ENODEV, data: "the bridge vanished after creation")
+            throw KernelError(operation: "netlink RTM_GETLINK", subject: name, errno: ENODEV, detail: "the bridge vanished after creation")
         }
         try setLink(index: link.index, name: name, up: nil, alias: alias, master: nil)
     }
@@ -25,19 +25,19 @@ extension RouteSocket {
     /// The veth pair: `name` here, down, unowned until `setLink` marks it; its peer
     /// created directly inside the namespace `netnsFD` as `peerName` (one message, so
     /// the peer never exists in the host namespace).
-    func createVeth(name: String, peerName: String, peerNetnsFD: Int32) throws(NetworkError) {
+    func createVeth(name: String, peerName: String, peerNetnsFD: Int32) throws(KernelError) {
         try request(RouteSocket.newVethMessage(name: name, peerName: peerName, peerNetnsFD: peerNetnsFD), subject: name)
     }
 
     /// RTM_NEWLINK on an existing link: up/down, alias and master in one message.
-    func setLink(index: Int32, name: String, up: Bool?, alias: String?, master: Int32?) throws(NetworkError) {
+    func setLink(index: Int32, name: String, up: Bool?, alias: String?, master: Int32?) throws(KernelError) {
         try request(RouteSocket.setLinkMessage(index: index, up: up, alias: alias, master: master), subject: name)
     }
 
     /// Sets the link's hardware address. A bridge with an address of its own keeps
     /// it; without one it takes the lowest address of its ports, and every time such
     /// a port goes away, each live sandbox's cached gateway address points nowhere.
-    func setHardwareAddress(index: Int32, name: String, _ mac: [UInt8]) throws(NetworkError) {
+    func setHardwareAddress(index: Int32, name: String, _ mac: [UInt8]) throws(KernelError) {
         var m = NetlinkMessage(type: RTNL.RTM_NEWLINK, flags: 0)
         m.ifinfomsg(index: index)
         m.attribute(RTNL.IFLA_ADDRESS, mac)
@@ -46,20 +46,20 @@ extension RouteSocket {
 
     /// Deletes the link with this index. ENODEV counts as done (the link went with
     /// its namespace, or an earlier teardown).
-    func deleteLink(index: Int32, name: String) throws(NetworkError) {
+    func deleteLink(index: Int32, name: String) throws(KernelError) {
         var m = NetlinkMessage(type: RTNL.RTM_DELLINK, flags: 0)
         m.ifinfomsg(index: index)
-        do { try request(m, subject: name) } catch where error.errno == ENODEV {}
+        do { try request(m, subject: name) } catch where error.errno?.rawValue == ENODEV {}
     }
 
     /// Adds `address/prefix` to the link, or leaves it as it is when present
     /// (NLM_F_CREATE|NLM_F_REPLACE).
-    func addAddress(index: Int32, name: String, address: IPv4, prefixLength: Int) throws(NetworkError) {
+    func addAddress(index: Int32, name: String, address: IPv4, prefixLength: Int) throws(KernelError) {
         try request(RouteSocket.newAddressMessage(index: index, address: address, prefixLength: prefixLength),
                     subject: "\(address)/\(prefixLength) on \(name)")
     }
 
-    func addDefaultRoute(gateway: IPv4, index: Int32, name: String) throws(NetworkError) {
+    func addDefaultRoute(gateway: IPv4, index: Int32, name: String) throws(KernelError) {
         try request(RouteSocket.defaultRouteMessage(gateway: gateway, index: index), subject: "default via \(gateway) dev \(name)")
     }
 

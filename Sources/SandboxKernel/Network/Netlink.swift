@@ -216,14 +216,14 @@ struct LinkInfo: Sendable, Equatable {
 /// An rtnetlink socket in the network namespace of the thread that opened it (the
 /// namespace is fixed when the socket is created, whichever thread uses it later).
 /// One request at a time: send, then read until the kernel's ack for that sequence
-/// number; an NLMSG_ERROR becomes a NetworkError with the kernel's own message.
+/// number; an NLMSG_ERROR becomes a KernelError with the kernel's own message.
 final class RouteSocket {
     let fd: Int32
     private var seq: UInt32 = 0
 
-    init() throws(NetworkError) {
+    init() throws(KernelError) {
         let r = sbx_net_rtnl_open()
-        guard r >= 0 else { throw NetworkError(operation: "socket", subject: "NETLINK_ROUTE", errno: -r) }
+        guard r >= 0 else { throw KernelError(operation: "socket", subject: "NETLINK_ROUTE", errno: -r) }
         fd = r
         seq = UInt32.random(in: 1...0xffff)
     }
@@ -233,14 +233,14 @@ final class RouteSocket {
     /// Sends `message` with NLM_F_REQUEST|NLM_F_ACK and returns the replies that came
     /// before the ack (e.g. the RTM_NEWLINK answering an RTM_GETLINK).
     @discardableResult
-    func request(_ message: NetlinkMessage, subject: String) throws(NetworkError) -> [NetlinkReply] {
+    func request(_ message: NetlinkMessage, subject: String) throws(KernelError) -> [NetlinkReply] {
         seq &+= 1
         var m = message
         m.flags |= RTNL.NLM_F_REQUEST | RTNL.NLM_F_ACK
         let bytes = m.encoded(seq: seq)
         let operation = "netlink " + RTNL.name(message.type)
         let sent = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) }
-        guard sent == bytes.count else { throw NetworkError.last(operation, subject) }
+        guard sent == bytes.count else { throw KernelError.last(operation, subject) }
 
         var replies: [NetlinkReply] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
@@ -248,7 +248,7 @@ final class RouteSocket {
             let n = buffer.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) }
             if n < 0 {
                 if Glibc.errno == EINTR { continue }
-                throw NetworkError.last(operation + " (receive)", subject)
+                throw KernelError.last(operation + " (receive)", subject)
             }
             var i = 0
             while i + 16 <= n {
@@ -261,7 +261,7 @@ final class RouteSocket {
                 if reply.type == RTNL.NLMSG_ERROR {
                     let (code, text) = reply.error
                     if code == 0 { return replies }
-                    throw NetworkError(operation: operation, subject: subject, errno: code, data: text)
+                    throw KernelError(operation: operation, subject: subject, errno: code, detail: text)
                 }
                 if reply.type == RTNL.NLMSG_DONE { return replies }
                 replies.append(reply)

@@ -7,11 +7,11 @@ import Glibc
 /// the caller's threads never leave the host namespace.
 enum Netns {
     /// A fresh network namespace (only `lo`, down), as an O_CLOEXEC fd.
-    static func create() throws(NetworkError) -> Int32 {
+    static func create() throws(KernelError) -> Int32 {
         let fd = sbx_net_new_netns()
         guard fd >= 0 else {
-            throw NetworkError(operation: "unshare", subject: "CLONE_NEWNET", errno: -fd,
-                               data: -fd == EPERM ? "creating a network namespace needs CAP_SYS_ADMIN" : nil)
+            throw KernelError(operation: "unshare", subject: "CLONE_NEWNET", errno: -fd,
+                               detail: -fd == EPERM ? "creating a network namespace needs CAP_SYS_ADMIN" : nil)
         }
         return fd
     }
@@ -24,7 +24,7 @@ enum Netns {
         let r = sbx_net_run_in_netns(fd, { raw in
             Unmanaged<NetnsJob>.fromOpaque(raw!).takeUnretainedValue().work()
         }, job.toOpaque())
-        guard r == 0 else { throw NetworkError(operation: "setns", subject: "network namespace fd \(fd)", errno: -r) }
+        guard r == 0 else { throw KernelError(operation: "setns", subject: "network namespace fd \(fd)", errno: -r) }
         return try result!.get()
     }
 }

@@ -14,11 +14,11 @@ enum Nftables {
 
     /// Runs `commands` (nft syntax, one transaction per call) and returns what nft
     /// printed (JSON when `json`). Throws with nft's own error text.
-    static func run(_ commands: String, json: Bool = false, operation: String, subject: String) throws(NetworkError) -> String {
+    static func run(_ commands: String, json: Bool = false, operation: String, subject: String) throws(KernelError) -> String {
         lock.lock()
         defer { lock.unlock() }
         guard let ctx = nft_ctx_new(0) else {
-            throw NetworkError(operation: operation, subject: subject, errno: ENOMEM, data: "nft_ctx_new failed")
+            throw KernelError(operation: operation, subject: subject, errno: ENOMEM, detail: "nft_ctx_new failed")
         }
         defer { nft_ctx_free(ctx) }
         if json { nft_ctx_output_set_flags(ctx, UInt32(NFT_CTX_OUTPUT_JSON)) }
@@ -30,8 +30,8 @@ enum Nftables {
         if r != 0 {
             let text = nft_ctx_get_error_buffer(ctx).map { String(cString: $0) } ?? ""
             let message = text.trimmed
-            throw NetworkError(operation: operation, subject: subject, errno: 0,
-                               data: message.isEmpty ? "libnftables failed (errno \(savedErrno))" : message)
+            throw KernelError(operation: operation, subject: subject,
+                               detail: message.isEmpty ? "libnftables failed (errno \(savedErrno))" : message)
         }
         return nft_ctx_get_output_buffer(ctx).map { String(cString: $0) } ?? ""
     }

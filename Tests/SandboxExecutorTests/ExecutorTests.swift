@@ -1,0 +1,154 @@
+import Foundation
+import Glibc
+@testable import SandboxExecutor
+import SandboxKernel
+import Testing
+
+/// The executor's decisions that need no kernel object and no root: how a failure
+/// reads and encodes, how an exit status is decoded, the order teardown undoes
+/// things in, and that a descriptor has one owner.
+struct ExecErrorTests {
+    @Test func errnoHasItsCNameAndText() {
+        #expect(Errno(ENOENT).name == "ENOENT")
+        #expect(Errno(ENOENT).message == "No such file or directory")
+        #expect(Errno(EINVAL).name == "EINVAL")
+        #expect(Errno(100_000).name == "errno 100000")   // glibc has no name for it
+    }
+
+    @Test func kernelErrorPrintsOperationSubjectErrnoAndDetail() {
+        #expect(KernelError(operation: "open", subject: "/run/sandbox/x/lock", errno: EACCES).description
+                == "open /run/sandbox/x/lock: Permission denied")
+        #expect(KernelError(operation: "netlink RTM_NEWLINK", subject: "sbx1", errno: EEXIST, detail: "Link already exists").description
+                == "netlink RTM_NEWLINK sbx1: File exists (Link already exists)")
+        // No errno: the detail says why.
+        #expect(KernelError(operation: "nft load ruleset", subject: "inet sandbox", detail: "Error: syntax error").description
+                == "nft load ruleset inet sandbox: Error: syntax error")
+        // No subject: no dangling space.
+        #expect(KernelError(operation: "pipe2", subject: "", errno: EMFILE).description == "pipe2: Too many open files")
+        // An empty detail is no detail.
+        #expect(KernelError(operation: "write", subject: "/x", errno: EIO, detail: "").detail == nil)
+    }
+
+    @Test func setupErrorCarriesStepSubjectAndErrno() {
+        let kernel = KernelError(operation: "landlock_add_rule", subject: "/srv/data", errno: EBADF)
+        let e = ExecError(.landlock, kernel)
+        #expect(e.kind == .setup && e.step == "landlock" && e.subject == "/srv/data" && e.errno == Errno(EBADF))
+        #expect(e.message == "landlock: landlock_add_rule /srv/data: Bad file descriptor")
+        #expect(e.description == e.message && e.exitCode == 125)
+        // Label "" keeps the kernel error's own text; an explicit subject wins.
+        let bare = ExecError(.supervise, kernel, label: "", subject: "pidfd")
+        #expect(bare.message == "landlock_add_rule /srv/data: Bad file descriptor" && bare.subject == "pidfd")
+        // A failure that is not a kernel error has no errno.
+        struct Other: Error, CustomStringConvertible { var description: String { "odd" } }
+        let other = ExecError(.network, Other())
+        #expect(other.errno == nil && other.subject == nil && other.message == "network: odd")
+    }
+
+    @Test func resultErrorEncodesAsAnObject() throws {
+        let e = ExecError(kind: .setup, step: "bind sources", subject: "/data", errno: Errno(ENOENT),
+                          message: "bind /data -> /data (ro): No such file or directory")
+        let json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(RunResult.Failure(e))) as? [String: Any]
+        #expect(json?["kind"] as? String == "setup")
+        #expect(json?["step"] as? String == "bind sources")
+        #expect(json?["subject"] as? String == "/data")
+        #expect(json?["errno"] as? Int == Int(ENOENT) && json?["errnoName"] as? String == "ENOENT")
+        #expect(json?["message"] as? String == e.message)
+        // No subject or errno: the keys are left out, not null.
+        let plan = ExecError(kind: .plan, step: "compile", message: "policy p: x")
+        let bare = try JSONSerialization.jsonObject(with: JSONEncoder().encode(RunResult.Failure(plan))) as? [String: Any]
+        #expect(bare.map { Set($0.keys) } == ["kind", "step", "message"])
+        // And back.
+        let decoded = try JSONDecoder().decode(RunResult.Failure.self, from: JSONEncoder().encode(RunResult.Failure(e)))
+        #expect(decoded == RunResult.Failure(e))
+    }
+
+    @Test func refusedResultTakesTheErrorsExitCode() {
+        let r = RunResult.refused(runId: "r", policy: "p", argv: ["x"],
+                                  error: ExecError(kind: .policy, step: "load", subject: "p.toml", message: "invalid policy"))
+        #expect(r.exitCode == 125 && r.error?.kind == .policy && r.error?.subject == "p.toml")
+    }
+}
+
+struct ExitStatusTests {
+    /// A wait status as the init writes it on the status pipe.
+    static func payload(_ ws: Int32) -> [UInt8] { withUnsafeBytes(of: ws) { Array($0) } }
+
+    @Test func payloadExitCode() {
+        let r = Executor.exitStatus(payload: Self.payload(3 << 8), initExited: true, initStatus: 0)
+        #expect(r.code == 3 && r.signal == nil)
+    }
+
+    @Test func payloadKilledBySignal() {
+        let r = Executor.exitStatus(payload: Self.payload(SIGKILL), initExited: true, initStatus: 0)
+        #expect(r.code == 128 + SIGKILL && r.signal == SIGKILL)
+        // A core dump bit does not change the signal.
+        let dumped = Executor.exitStatus(payload: Self.payload(SIGSEGV | 0x80), initExited: true, initStatus: 0)
+        #expect(dumped.code == 128 + SIGSEGV && dumped.signal == SIGSEGV)
+    }
+
+    @Test func noPayloadFallsBackToTheInit() {
+        // The init failed before forking the payload: 0 would claim success.
+        #expect(Executor.exitStatus(payload: [], initExited: true, initStatus: 0) == (125, nil))
+        #expect(Executor.exitStatus(payload: [], initExited: true, initStatus: 7) == (7, nil))
+        // The init itself was killed (SIGKILL to the sandbox).
+        let killed = Executor.exitStatus(payload: [], initExited: false, initStatus: SIGKILL)
+        #expect(killed.code == 137 && killed.signal == SIGKILL)
+        // A short read is no payload.
+        #expect(Executor.exitStatus(payload: [0, 0], initExited: true, initStatus: 4) == (4, nil))
+    }
+}
+
+struct UndoStackTests {
+    @Test func unwindsNewestFirstAndOnce() {
+        var order: [Int] = []
+        var undo = UndoStack()
+        for i in 1...4 { undo.push { order.append(i) } }
+        #expect(undo.count == 4)
+        undo.unwind()
+        #expect(order == [4, 3, 2, 1])
+        undo.unwind()
+        #expect(order == [4, 3, 2, 1], "a second unwind ran an undo again")
+        #expect(undo.count == 0)
+    }
+}
+
+struct OwnedFDTests {
+    /// Whether `fd` is an open descriptor of this process.
+    static func isOpen(_ fd: Int32) -> Bool { fcntl(fd, F_GETFD) >= 0 }
+
+    @Test func closesExactlyOnce() throws {
+        let (r, w) = try FD.pipe()
+        let number = r.raw
+        #expect(r.close() == true)
+        #expect(!Self.isOpen(number))
+        // Another descriptor may take the number now; a second close must not touch it.
+        let (r2, w2) = try FD.pipe()
+        defer { r2.close(); w2.close(); w.close() }
+        #expect(r.close() == false && r.raw == -1)
+        #expect(r2.raw == number ? Self.isOpen(number) : true, "the second close closed a newer descriptor")
+        #expect(Self.isOpen(r2.raw))
+    }
+
+    @Test func handOffLeavesTheOwnerEmpty() throws {
+        let (r, w) = try FD.pipe()
+        defer { w.close() }
+        let raw = r.release()
+        #expect(r.raw == -1 && !r.isOpen)
+        #expect(r.close() == false)
+        #expect(Self.isOpen(raw), "release closed the descriptor it handed off")
+        let next = OwnedFD(raw)
+        #expect(next.close() && !Self.isOpen(raw))
+    }
+
+    @Test func deinitClosesWhatIsStillOwned() throws {
+        var number: Int32 = -1
+        var keep: OwnedFD?
+        do {
+            let (r, w) = try FD.pipe()
+            number = r.raw
+            keep = w
+        }
+        #expect(!Self.isOpen(number), "an owner that went away left its descriptor open")
+        keep?.close()
+    }
+}
