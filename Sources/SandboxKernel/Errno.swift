@@ -24,3 +24,8 @@ public struct Errno: RawRepresentable, Codable, Sendable, Hashable, CustomString
 
     public var description: String { message }
 }
+
+/// `error.errno == ENOENT`: an errno compared with the C constant (false when there
+/// is none).
+public func == (lhs: Errno?, rhs: Int32) -> Bool { lhs?.rawValue == rhs }
+public func != (lhs: Errno?, rhs: Int32) -> Bool { lhs?.rawValue != rhs }
