@@ -146,6 +146,8 @@ public final class Executor {
     private var hostUID: UInt32?
     /// What the run created that the plan reports (`plan.reportCreated`).
     private var createdEntries: (paths: [String], total: Int, incomplete: Bool) = ([], 0, false)
+    /// What the run directory says about the run (`state.json`), once it exists.
+    private var record: RunRecord?
     /// Shared with other threads: signal the run (``signal(_:)``).
     public let handle = RunHandle()
     /// The audit log (`[audit] path`) once this run's start is in it.
@@ -196,109 +198,158 @@ public final class Executor {
 
     private func teardown() { undo.unwind() }
 
-    // MARK: - Preparation and supervision
+    // MARK: - The run, step by step
 
+    /// The supervisor's work in order, one step per line (as nsjail's `containProc`;
+    /// Docs/architecture.md, "The supervisor's preparation", numbers them the same).
+    /// Each step that creates something registers its own undo as it goes, and
+    /// `teardown` unwinds them newest first on every path, so a failure at any step
+    /// leaves nothing behind.
     private func supervise(started: UInt64) throws -> RunResult {
-        try refuseUnsupported()
-        try startAudit()
-        // Every bind source opened once, before anything is created; the child and
-        // Landlock use these fds, never the paths again.
-        let sources = try openBindSources()
-        undo.push { for s in sources.values { s.close() } }
+        try refuseUnsupported()                                           // 1
+        try startAudit()                                                  // 1
+        let sources = try openBindSources()                               // 2
+        let runDir = try makeRunDirectory()                               // 3
+        let lease = try leaseHostUID(runDir)                              // 4
+        let trees = try prepareTrees(sources, lease: lease)               // 5
+        let cgroup = try makeCgroup(runDir)                               // 6
+        let landlock = try makeLandlockRuleset(sources)                   // 7
+        let (program, notify) = try compileSeccomp()                      // 7
+        let pipes = try ChildPipes(undo: &undo)                           // 8
+        var spec = childSpec(runDir: runDir, lease: lease, landlock: landlock, seccomp: program) // 8
+        let signals = try blockSignals()                                  // 9
+        try giveDescriptors(to: &spec, sources: sources, trees: trees, cgroup: cgroup, landlock: landlock,
+                            notify: notify, pipes: pipes)                 // 9
+        // For "created during the run": birth times on disk come from the same clock.
+        let startedWall = Clock.fileTimestampNow()
+        let child = try spawn(spec)                                       // 10
+        // The child has its own copies now; the parent's are closed by their owners.
+        pipes.closeChildEnds(); notify?.child.close(); landlock?.close()  // 11
+        cgroup?.closeChildFDs(); for fd in trees.values { fd.close() }    // 11
+        try writeIDMaps(child, lease: lease)                              // 11
+        let network = try setUpNetwork(child, runDir: runDir)             // 11
+        letChildGoOn(pipes, runDir: runDir)                               // 11
+        let (timedOut, exit) = try loop(pidfd: child.pidfd, signals: signals, notifySocket: notify?.parent) // 12
+        child.reaped = true // nothing left to kill by pidfd
 
-        // 1. Run directory + lock, held for the supervisor's life.
+        // 13. Why it ended: a set-up failure report, else the payload's wait status;
+        // what the run's cgroup, the scan and the firewall counted (the nft sets live
+        // in the run's namespace: read before teardown).
+        let (report, statusBytes) = pipes.readOutcome()
+        let stats = cgroup?.stats()
+        createdEntries = scanCreated(sources: sources, since: startedWall)
+        egressDenied = network?.deniedDestinations() ?? []
+        if let f = ChildFailure(record: report) {
+            let e = describe(f)
+            return makeResult(exitCode: e.exitCode, signal: nil, timedOut: timedOut, started: started,
+                              exit: exit, error: e, cgroupStats: stats)
+        }
+        if let syscall = killedFor {
+            // Reported as the kernel's own kill would be: SIGSYS, 128+31.
+            return makeResult(exitCode: 128 + 31, signal: 31, timedOut: timedOut, started: started, exit: exit,
+                              error: ExecError(kind: .violation, step: "seccomp", subject: syscall,
+                                               message: "killed: seccomp violation: \(syscall) (on_violation = \"kill\")",
+                                               exitCode: 128 + 31),
+                              cgroupStats: stats)
+        }
+        let (code, signal) = Executor.exitStatus(payload: statusBytes, initExited: exit.exited, initStatus: exit.status)
+        return makeResult(exitCode: code, signal: signal, timedOut: timedOut, started: started,
+                          exit: exit, error: nil, cgroupStats: stats)
+    }
+
+    // MARK: - The steps
+
+    /// 3. The run directory and its lock, held for the supervisor's life, and the run
+    /// record (`starting`). Left for `sandbox gc` (lock released) if a kernel object
+    /// of the run could not be removed; gc retries under the lock.
+    private func makeRunDirectory() throws -> RunDirectory {
         let runDir: RunDirectory
         do { runDir = try RunDirectory.create(base: options.runBase, id: plan.runId) } catch {
             throw ExecError(.runDirectory, error)
         }
-        // Left for `sandbox gc` (lock released) if a kernel object of the run could not
-        // be removed; gc retries under the lock.
         undo.push { [unowned self] in if self.keepRunDirectory { runDir.release() } else { runDir.remove() } }
-        try writeState(runDir, state: "starting")
+        record = RunRecord(runId: plan.runId, policy: plan.policy.name, planDigest: plan.digest ?? "",
+                           argv: plan.process.argv, started: Clock.unixSeconds(), state: .starting)
+        do { try updateRecord(runDir) { _ in } } catch { throw ExecError(.runDirectory, error) }
+        return runDir
+    }
 
-        // A root invoker's command runs as a host uid of its own (process.host_uid =
-        // "own"): leased here, recorded in the run directory first so gc can release it.
-        var lease: UidLease?
-        if plan.process.hostUID == "own" {
-            do {
-                let l = try UidLease.acquire(directory: UidLease.directory(runBase: options.runBase), runId: plan.runId) {
-                    uid throws(KernelError) in try runDir.write("uid", "\(uid)\n")
-                }
-                lease = l
-                hostUID = l.uid
-                undo.push { l.release() }
-            } catch { throw ExecError(.hostUID, error) }
-        }
-        // A root invoker's binds are cloned here, from the fds checked above, as
-        // detached trees the child only moves into place; writable ones are idmapped so
-        // the run's own uid writes files that belong to the invoker on the host.
-        let trees = try prepareTrees(sources, lease: lease)
-        undo.push { for fd in trees.values { fd.close() } }
+    /// 4. A root invoker's command runs as a host uid of its own (`process.host_uid =
+    /// "own"`): recorded in the run record first, so gc can release it, then taken.
+    private func leaseHostUID(_ runDir: RunDirectory) throws -> UidLease? {
+        guard plan.process.hostUID == "own" else { return nil }
+        do {
+            let lease = try UidLease.acquire(directory: UidLease.directory(runBase: options.runBase), runId: plan.runId) {
+                uid throws(KernelError) in try self.updateRecord(runDir) { $0.hostUID = uid }
+            }
+            hostUID = lease.uid
+            undo.push { lease.release() }
+            return lease
+        } catch { throw ExecError(.hostUID, error) }
+    }
 
-        // 2. Cgroup, limits written before the child exists.
-        var spec = ChildSpec()
-        var cgroup: RunCgroup?
-        if plan.resources.needsCgroup {
-            do {
-                // Nested in the invoker's own cgroups where it has them (v1), so limits
-                // the invoker is under still bound the run.
-                var host = CgroupHost.probe()
-                host.nestUnderInvoker = true
-                // Recorded for gc (which may run in another cgroup and cannot derive
-                // them) BEFORE any directory is made: every directory create may make,
-                // so a supervisor killed at any point of set-up leaves none unrecorded.
-                let planned = RunCgroup.plannedDirectories(runId: plan.runId, host: host)
-                if !planned.isEmpty {
-                    try runDir.write("cgroups", planned.keys.sorted().map { "\($0) \(planned[$0]!)\n" }.joined())
-                }
-                let cg = try RunCgroup.create(runId: plan.runId, limits: plan.resources.cgroupLimits,
+    /// 6. The run's cgroup with every limit written, before the child exists. Nested
+    /// in the invoker's own cgroups where it has them (v1), so limits the invoker is
+    /// under still bound the run. Every directory `create` may make is recorded for
+    /// gc (which may run in another cgroup and cannot derive them) BEFORE any is
+    /// made, so a supervisor killed at any point of set-up leaves none unrecorded.
+    private func makeCgroup(_ runDir: RunDirectory) throws -> RunCgroup? {
+        guard plan.resources.needsCgroup else { return nil }
+        do {
+            var host = CgroupHost.probe()
+            host.nestUnderInvoker = true
+            let planned = RunCgroup.plannedDirectories(runId: plan.runId, host: host)
+            if !planned.isEmpty { try updateRecord(runDir) { $0.cgroups = planned } }
+            let cgroup = try RunCgroup.create(runId: plan.runId, limits: plan.resources.cgroupLimits,
                                               bestEffort: Set(plan.resources.bestEffort), host: host)
-                cgroup = cg
-                undo.push { [unowned self] in if !cg.remove().isEmpty { self.keepRunDirectory = true } }
-                notApplied += cg.notApplied
-            } catch {
-                throw Executor.resourcesError(error)
-            }
+            undo.push { [unowned self] in if !cgroup.remove().isEmpty { self.keepRunDirectory = true } }
+            notApplied += cgroup.notApplied
+            return cgroup
+        } catch {
+            throw Executor.resourcesError(error)
         }
+    }
 
-        // 4. Fences compiled in the parent, applied by the child.
-        var landlock: LandlockRuleset?
-        if plan.landlock.abi > 0 {
-            let ruleset: LandlockRuleset
-            do { ruleset = try LandlockRuleset(spec: plan.landlock.kernelSpec(sources: sources, mounts: plan.mounts)) } catch { throw ExecError(.landlock, error) }
-            landlock = ruleset
-            undo.push { ruleset.close() }
-            spec.landlockInner = ruleset.innerRules
+    /// 7. The Landlock ruleset, with every rule on a host path (bind sources by their
+    /// fds); the child only restricts itself with it.
+    private func makeLandlockRuleset(_ sources: [Int: OpenedSource]) throws -> LandlockRuleset? {
+        guard plan.landlock.abi > 0 else { return nil }
+        let ruleset: LandlockRuleset
+        do { ruleset = try LandlockRuleset(spec: plan.landlock.kernelSpec(sources: sources, mounts: plan.mounts)) } catch {
+            throw ExecError(.landlock, error)
         }
-        // The seccomp listener comes back over this pair: `parent` is the supervisor's
-        // end, `child` goes to the child.
-        var notify: (parent: OwnedFD, child: OwnedFD)?
-        if plan.seccomp.enabled {
-            let program: SeccompProgram
-            do { program = try SeccompCompiler.compile(plan.seccomp.kernelSpec, cacheDir: options.seccompCacheDir) } catch {
-                throw ExecError(.seccomp, error)
-            }
-            seccompProgram = program
-            if !program.unresolvedSyscalls.isEmpty {
-                // Only names the compiler could drop without allowing more (see
-                // SeccompCompiler): listed so the result says exactly what the filter holds.
-                notApplied.append("seccomp: left out of allow rules (unknown to this libseccomp): "
-                                  + program.unresolvedSyscalls.joined(separator: ", "))
-            }
-            spec.seccompFilter = program.filter
-            if program.usesNotify {
-                let pair: (OwnedFD, OwnedFD)
-                do { pair = try FD.socketPair() } catch { throw ExecError(.seccomp, error) }
-                undo.push { pair.0.close(); pair.1.close() }
-                notify = (pair.0, pair.1)
-                spec.seccompFlags |= 1 << 3 // SECCOMP_FILTER_FLAG_NEW_LISTENER
-            }
-        }
+        undo.push { ruleset.close() }
+        return ruleset
+    }
 
-        // 5. The child's spec.
-        let sync = try pipeOrFail("sync")
-        let errors = try pipeOrFail("error")
-        let status = try pipeOrFail("status")
+    /// 7. The seccomp BPF (cached by the plan's `rulesDigest`) and, when the filter
+    /// can notify, the socketpair the listener comes back over: `parent` is the
+    /// supervisor's end, `child` goes to the child.
+    private func compileSeccomp() throws -> (SeccompProgram?, notify: (parent: OwnedFD, child: OwnedFD)?) {
+        guard plan.seccomp.enabled else { return (nil, nil) }
+        let program: SeccompProgram
+        do { program = try SeccompCompiler.compile(plan.seccomp.kernelSpec, cacheDir: options.seccompCacheDir) } catch {
+            throw ExecError(.seccomp, error)
+        }
+        seccompProgram = program
+        if !program.unresolvedSyscalls.isEmpty {
+            // Only names the compiler could drop without allowing more (see
+            // SeccompCompiler): listed so the result says exactly what the filter holds.
+            notApplied.append("seccomp: left out of allow rules (unknown to this libseccomp): "
+                              + program.unresolvedSyscalls.joined(separator: ", "))
+        }
+        guard program.usesNotify else { return (program, nil) }
+        let pair: (OwnedFD, OwnedFD)
+        do { pair = try FD.socketPair() } catch { throw ExecError(.seccomp, error) }
+        undo.push { pair.0.close(); pair.1.close() }
+        return (program, (pair.0, pair.1))
+    }
+
+    /// 8. The child's spec (`ChildSpec` → flat C `sbx_spec`), every value but the
+    /// descriptors and the mounts that carry them (step 9).
+    private func childSpec(runDir: RunDirectory, lease: UidLease?, landlock: LandlockRuleset?,
+                           seccomp: SeccompProgram?) -> ChildSpec {
+        var spec = ChildSpec()
         // The child always gets a network namespace of its own from clone3 (so it is
         // owned by the run's user namespace); egress sets it up before the child goes on.
         spec.cloneFlags = ChildSpec.newNamespaces | ChildSpec.newNet
@@ -322,23 +373,32 @@ public final class Executor {
         spec.env = plan.process.env
         spec.searchPath = plan.process.searchPath
         spec.capKeep = plan.capabilities.keepMask
-
-        // 6. Signals: blocked on this thread and read from a signalfd, so none is lost
-        // between clone and the event loop; the child resets its mask.
-        var signals: SignalChannel?
-        if options.forwardSignals {
-            let channel: SignalChannel
-            do { channel = try SignalChannel(Signal.forwarded) } catch { throw ExecError(.signals, error, label: "") }
-            signals = channel
-            undo.push { channel.close() }
+        spec.landlockInner = landlock?.innerRules ?? []
+        if let seccomp {
+            spec.seccompFilter = seccomp.filter
+            if seccomp.usesNotify { spec.seccompFlags |= 1 << 3 } // SECCOMP_FILTER_FLAG_NEW_LISTENER
         }
+        return spec
+    }
 
-        // For "created during the run": birth times on disk come from the same clock.
-        let startedWall = Clock.fileTimestampNow()
+    /// 9. Signals: blocked on this thread and read from a signalfd, so none is lost
+    /// between clone and the event loop; the child resets its mask.
+    private func blockSignals() throws -> SignalChannel? {
+        guard options.forwardSignals else { return nil }
+        let channel: SignalChannel
+        do { channel = try SignalChannel(Signal.forwarded) } catch { throw ExecError(.signals, error, label: "") }
+        undo.push { channel.close() }
+        return channel
+    }
 
-        // The child's descriptors, as the plain numbers the C child takes: read from
-        // their owners now, and the parent's copies closed by the same owners right
-        // after clone3 (and by the undo entries above if it fails, once either way).
+    /// 9. The child's descriptors, as the plain numbers the C child takes: read from
+    /// their owners now, and the parent's copies closed by the same owners right
+    /// after clone3 (and by the undo entries if it fails, once either way). The
+    /// plan's mount steps are translated in order (a bind tree by its fd, a `file`
+    /// step with its text).
+    private func giveDescriptors(to spec: inout ChildSpec, sources: [Int: OpenedSource], trees: [Int: OwnedFD],
+                                 cgroup: RunCgroup?, landlock: LandlockRuleset?,
+                                 notify: (parent: OwnedFD, child: OwnedFD)?, pipes: ChildPipes) throws {
         spec.mounts = try plan.mounts.enumerated().map { i, m in
             if let tree = trees[i] { return .moveFD(fd: tree.raw, destination: m.destination) }
             return try Executor.childMount(m, source: sources[i], network: plan.network)
@@ -351,11 +411,14 @@ public final class Executor {
         spec.cgroupProcsFDs = cgroup?.procsFDs ?? []
         spec.landlockFD = landlock?.fd ?? -1
         spec.notifySocket = notify?.child.raw ?? -1
-        spec.syncFD = sync.read.raw
-        spec.errorFD = errors.write.raw
-        spec.statusFD = status.write.raw
+        spec.syncFD = pipes.sync.read.raw
+        spec.errorFD = pipes.errors.write.raw
+        spec.statusFD = pipes.status.write.raw
+    }
 
-        // 7. clone3. From here the child exists; its pidfd is the only handle to it.
+    /// 10. clone3. From here the child exists; its pidfd is the only handle to it.
+    /// The undo kills it (unless reaped) and closes the pidfd.
+    private func spawn(_ spec: ChildSpec) throws -> SandboxInit {
         let child: (pid: Int32, pidfd: Int32)
         do { child = try Child.spawn(spec) } catch {
             if plan.process.userNamespace != nil, error.isUserNamespaceDenied {
@@ -366,85 +429,65 @@ public final class Executor {
             throw ExecError(.clone, error, label: "")
         }
         spawned = true
-        let pidfd = Pidfd(fd: child.pidfd)
-        var reaped = false
+        let sandboxInit = SandboxInit(pid: child.pid, pidfd: Pidfd(fd: child.pidfd))
         undo.push { [handle] in
             handle.ended()
-            if !reaped { pidfd.signal(Signal.kill); _ = try? pidfd.wait() }
-            pidfd.close()
+            if !sandboxInit.reaped { sandboxInit.pidfd.signal(Signal.kill); _ = try? sandboxInit.pidfd.wait() }
+            sandboxInit.pidfd.close()
         }
-        handle.started(pidfd)
-        // The child has its own copies now; the parent's are closed by their owners.
-        for fd in [sync.read, errors.write, status.write] { fd.close() }
-        notify?.child.close()
-        landlock?.close()
-        cgroup?.closeChildFDs()
-        for fd in trees.values { fd.close() }
+        handle.started(sandboxInit.pidfd)
+        return sandboxInit
+    }
 
-        // The child waits for the sync byte; until then it has done nothing. Its user
-        // namespace's maps (a uid of its own: only a privileged writer in the parent
-        // namespace may map another uid) and its network.
-        if let lease {
-            let maps = (uid: "\(plan.process.uid) \(lease.uid) 1\n", gid: "\(plan.process.gid) \(lease.uid) 1\n")
-            do { try MountSources.writeIDMaps(pid: child.pid, uidMap: maps.uid, gidMap: maps.gid) } catch {
-                throw ExecError(.idMaps, error, label: "host uid")
-            }
+    /// 11. The child waits for the sync byte; until then it has done nothing. With a
+    /// leased uid, its user namespace's maps (only a privileged writer in the parent
+    /// namespace may map another uid than its own).
+    private func writeIDMaps(_ child: SandboxInit, lease: UidLease?) throws {
+        guard let lease else { return }
+        let maps = (uid: "\(plan.process.uid) \(lease.uid) 1\n", gid: "\(plan.process.gid) \(lease.uid) 1\n")
+        do { try MountSources.writeIDMaps(pid: child.pid, uidMap: maps.uid, gidMap: maps.gid) } catch {
+            throw ExecError(.idMaps, error, label: "host uid")
         }
-        var network: EgressNetwork?
-        if plan.network.mode == "egress" {
-            guard let ruleset = plan.network.nftRuleset else {
-                throw ExecError(kind: .plan, step: SetupStep.network.rawValue, message: "network: egress plan without a ruleset")
-            }
-            do {
-                let netns = try MountSources.networkNamespace(pidfd: pidfd.fd)
-                defer { netns.close() }
-                var config = EgressConfig(runId: plan.runId, runDir: runDir.path, nftRuleset: ruleset)
-                config.netnsFD = netns.raw
-                let net = try EgressNetwork.setUp(config)
-                network = net
-                undo.push { net.tearDown() }
-            } catch { throw ExecError(.network, error) }
+    }
+
+    /// 11. Egress: the child's own network namespace (from its pidfd) joined to the
+    /// host bridge, its nft ruleset loaded before any interface is up.
+    private func setUpNetwork(_ child: SandboxInit, runDir: RunDirectory) throws -> EgressNetwork? {
+        guard plan.network.mode == "egress" else { return nil }
+        guard let ruleset = plan.network.nftRuleset else {
+            throw ExecError(kind: .plan, step: SetupStep.network.rawValue, message: "network: egress plan without a ruleset")
         }
-        // A child already gone (killed before it read this) is seen at waitid.
-        _ = FD.writeAllWithoutSIGPIPE(sync.write.raw, [1])
-        sync.write.close()
-        // While the child builds its root: the plan's digest (if the caller left it
-        // for now) and the run directory's record of the plan.
+        do {
+            let netns = try MountSources.networkNamespace(pidfd: child.pidfd.fd)
+            defer { netns.close() }
+            var config = EgressConfig(runId: plan.runId, runDir: runDir.path, nftRuleset: ruleset)
+            config.netnsFD = netns.raw
+            let network = try EgressNetwork.setUp(config)
+            undo.push { network.tearDown() }
+            return network
+        } catch { throw ExecError(.network, error) }
+    }
+
+    /// 11. One byte on the sync pipe: the child may go on (a child already gone,
+    /// killed before it read this, is seen at waitid). While it builds its root: the
+    /// plan's digest (if the caller left it for now), the record (`running`) and the
+    /// plan (`plan.json`) in the run directory.
+    private func letChildGoOn(_ pipes: ChildPipes, runDir: RunDirectory) {
+        _ = FD.writeAllWithoutSIGPIPE(pipes.sync.write.raw, [1])
+        pipes.sync.write.close()
         if plan.digest == nil { plan.digest = try? PlanDigest.digest(of: plan) }
-        try? writeState(runDir, state: "running")
+        try? updateRecord(runDir) { [plan] in $0.state = .running; $0.planDigest = plan.digest ?? "" }
+        // Encoding the plan here overlaps with the child building its root instead of
+        // delaying it.
+        try? runDir.write("plan.json", String(decoding: try CanonicalJSON.encode(plan), as: UTF8.self) + "\n")
+    }
 
-        // 8. Supervise until the sandbox init exits.
-        let (timedOut, exit) = try loop(pidfd: pidfd, signals: signals, notifySocket: notify?.parent)
-        reaped = true // nothing left to kill by pidfd
-
-        // 9. Why it ended: a set-up failure report, else the payload's wait status.
-        FD.setNonBlocking(errors.read.raw)
-        let report = FD.readAll(errors.read.raw, max: 12)
-        errors.read.close()
-        FD.setNonBlocking(status.read.raw)
-        let statusBytes = FD.readAll(status.read.raw, max: 4)
-        status.read.close()
-        let stats = cgroup?.stats()
-        createdEntries = scanCreated(sources: sources, since: startedWall)
-        // Read before teardown: the sets live in the run's namespace.
-        egressDenied = network?.deniedDestinations() ?? []
-
-        if let f = ChildFailure(record: report) {
-            let e = describe(f)
-            return makeResult(exitCode: e.exitCode, signal: nil, timedOut: timedOut, started: started,
-                              exit: exit, error: e, cgroupStats: stats)
-        }
-        if let syscall = killedFor {
-            // Reported as the kernel's own kill would be: SIGSYS, 128+31.
-            return makeResult(exitCode: 128 + 31, signal: 31, timedOut: timedOut, started: started, exit: exit,
-                              error: ExecError(kind: .violation, step: "seccomp", subject: syscall,
-                                               message: "killed: seccomp violation: \(syscall) (on_violation = \"kill\")",
-                                               exitCode: 128 + 31),
-                              cgroupStats: stats)
-        }
-        let (code, signal) = Executor.exitStatus(payload: statusBytes, initExited: exit.exited, initStatus: exit.status)
-        return makeResult(exitCode: code, signal: signal, timedOut: timedOut, started: started,
-                          exit: exit, error: nil, cgroupStats: stats)
+    /// Changes the run record and writes it (atomically) to the run directory.
+    private func updateRecord(_ runDir: RunDirectory, _ change: (inout RunRecord) -> Void) throws(KernelError) {
+        guard var r = record else { return }
+        change(&r)
+        record = r
+        try r.write(to: runDir)
     }
 
     /// The exit status `sandbox exec` returns, and the signal that ended the command:
@@ -526,7 +569,7 @@ public final class Executor {
 
     // MARK: - Checks before anything is created
 
-    /// Protections this build cannot enforce yet: refuse rather than run with less
+    /// 1. Protections this build cannot enforce yet: refuse rather than run with less
     /// than the policy asks.
     private func refuseUnsupported() throws {
         if plan.binary.isActive {
@@ -569,7 +612,8 @@ public final class Executor {
         }
     }
 
-    /// Opens every bind source (by index in `plan.mounts`) with no symlink on its
+    /// 2. Opens every bind source (by index in `plan.mounts`) once, before anything is
+    /// created (the child and Landlock use these fds, never the paths again), with no symlink on its
     /// path — sources at or under the working directory from the supervisor's own cwd
     /// fd — and checks each is the object the planner saw. An optional source that is
     /// absent has no entry.
@@ -601,6 +645,7 @@ public final class Executor {
             for s in opened.values { s.close() }
             throw error
         }
+        undo.push { for s in opened.values { s.close() } }
         return opened
     }
 
@@ -628,7 +673,7 @@ public final class Executor {
         return (found.sorted(), total, incomplete)
     }
 
-    /// A root invoker's binds as detached trees made from the checked source fds
+    /// 5. A root invoker's binds as detached trees made from the checked source fds
     /// (index in `plan.mounts` → mount fd). With a leased uid, writable ones are
     /// idmapped: the invoker's uid and gid on disk are the run's uid in the mount.
     /// Rootless runs have none (the child clones from paths it checks itself).
@@ -661,57 +706,8 @@ public final class Executor {
             for fd in trees.values { fd.close() }
             throw error
         }
+        undo.push { for fd in trees.values { fd.close() } }
         return trees
-    }
-
-    /// A pipe whose ends the undo stack closes (each at most once, also when closed
-    /// earlier by the run).
-    private func pipeOrFail(_ what: String) throws -> (read: OwnedFD, write: OwnedFD) {
-        do {
-            let p = try FD.pipe()
-            undo.push { p.read.close(); p.write.close() }
-            return p
-        } catch { throw ExecError(.childSpec, error, label: "\(what) pipe", subject: "\(what) pipe") }
-    }
-
-    /// state.json for `sandbox ps`, and (once) the plan as canonical JSON. Written by
-    /// hand: this is on every run's start-up path.
-    private func writeState(_ dir: RunDirectory, state: String) throws {
-        let argv = Executor.stateArgv(plan.process.argv).map(CanonicalJSON.quote).joined(separator: ",")
-        let started = Clock.unixSeconds()
-        let text = "{\"argv\":[\(argv)],\"planDigest\":\(CanonicalJSON.quote(plan.digest ?? "")),"
-            + "\"policy\":\(CanonicalJSON.quote(plan.policy.name)),\"runId\":\(CanonicalJSON.quote(plan.runId)),"
-            + "\"started\":\(started),\"state\":\(CanonicalJSON.quote(state))}\n"
-        do {
-            try dir.write("state.json", text)
-            // Written once the child is running: encoding the plan then overlaps with
-            // the child building its root instead of delaying it.
-            if state == "running" {
-                try dir.write("plan.json", String(decoding: try CanonicalJSON.encode(plan), as: UTF8.self) + "\n")
-            }
-        } catch { throw ExecError(.runDirectory, error) }
-    }
-
-    /// How much of argv state.json records (for `sandbox ps`): it is rewritten at each
-    /// state change, and an argv can be megabytes. The plan (plan.json) keeps all of it.
-    static let stateArgvBytes = 4096
-
-    /// argv cut to `stateArgvBytes` bytes of UTF-8: an argument cut short ends in "…",
-    /// and a last element "…+N" stands for N arguments left out.
-    static func stateArgv(_ argv: [String]) -> [String] {
-        var out: [String] = []
-        var budget = stateArgvBytes
-        for (i, arg) in argv.enumerated() {
-            if budget <= 0 { out.append("…+\(argv.count - i)"); break }
-            if arg.utf8.count <= budget { out.append(arg); budget -= arg.utf8.count; continue }
-            var n = budget
-            while n > 0, String(arg.utf8.prefix(n)) == nil { n -= 1 }
-            out.append((String(arg.utf8.prefix(n)) ?? "") + "…")
-            budget = 0
-            if i + 1 < argv.count { out.append("…+\(argv.count - i - 1)") }
-            break
-        }
-        return out
     }
 
     // MARK: - Results
@@ -770,13 +766,25 @@ public final class Executor {
         }
     }
 
+    /// The run's one CPU figure (see `RunResult.cpuUserMs`): the cgroup's account
+    /// when it has both times, which counts every task of the run; else the rusage of
+    /// the reaped tree, which misses what was killed unreaped; nil source when
+    /// nothing ran.
+    static func cpuTime(cgroup: CgroupStats?, rusage: (userMs: UInt64, systemMs: UInt64)?)
+        -> (userMs: UInt64, systemMs: UInt64, source: RunResult.CPUSource?) {
+        if let user = cgroup?.cpuUserUs, let system = cgroup?.cpuSystemUs { return (user / 1000, system / 1000, .cgroup) }
+        if let rusage { return (rusage.userMs, rusage.systemMs, .rusage) }
+        return (0, 0, nil)
+    }
+
     private func makeResult(exitCode: Int32, signal: Int32?, timedOut: Bool, started: UInt64,
                             exit: Pidfd.Exit?, error: ExecError?, cgroupStats: CgroupStats?) -> RunResult {
+        let cpu = Executor.cpuTime(cgroup: cgroupStats, rusage: exit.map { ($0.cpuUserMs, $0.cpuSystemMs) })
         var result = RunResult(
             runId: plan.runId, policy: plan.policy.name, planDigest: plan.digest ?? "",
             argv: plan.process.argv, exitCode: exitCode, signal: signal, timedOut: timedOut,
             wallMs: Clock.monotonicMs() - started,
-            cpuUserMs: exit?.cpuUserMs ?? 0, cpuSystemMs: exit?.cpuSystemMs ?? 0,
+            cpuUserMs: cpu.userMs, cpuSystemMs: cpu.systemMs,
             error: error.map(RunResult.Failure.init), notApplied: notApplied,
             fences: !spawned ? .none : RunResult.Fences(
                 landlockABI: plan.landlock.abi, seccompRules: plan.seccomp.enabled ? plan.seccomp.rules.count : 0,
@@ -788,9 +796,9 @@ public final class Executor {
             egressDenied: egressDenied.map { RunResult.EgressDenial(daddr: $0.daddr, dport: $0.dport, proto: $0.proto, packets: $0.packets) },
             resources: cgroupStats.map {
                 RunResult.ResourceUsage(oomKilled: $0.oomKilled, pidsLimitHit: $0.pidsLimitHit,
-                                        memoryPeakBytes: $0.memoryPeakBytes, cpuUserUs: $0.cpuUserUs,
-                                        cpuSystemUs: $0.cpuSystemUs, throttledUs: $0.throttledUs)
+                                        memoryPeakBytes: $0.memoryPeakBytes, throttledUs: $0.throttledUs)
             })
+        result.cpuSource = cpu.source
         result.hostUID = spawned ? hostUID : nil
         result.violationsTotal = violations.total
         result.violationsDropped = violations.dropped
@@ -903,4 +911,53 @@ public final class RunHandle: Sendable {
 
     func started(_ pidfd: Pidfd) { state.withLock { $0.pidfd = pidfd } }
     func ended() { state.withLock { $0.pidfd = nil } }
+}
+
+/// The sandbox init after `clone3`: its pid (for the id maps), its pidfd (the only
+/// handle to it) and whether it was reaped (then the undo does not kill it).
+private final class SandboxInit {
+    let pid: Int32
+    let pidfd: Pidfd
+    var reaped = false
+    init(pid: Int32, pidfd: Pidfd) { self.pid = pid; self.pidfd = pidfd }
+}
+
+/// The child's three close-on-exec pipes: `sync` (the supervisor's go-ahead),
+/// `errors` (a failed step's `{step, index, errno}`; EOF means execve succeeded),
+/// `status` (the payload's wait status). Each end has one owner; the undo entry
+/// closes whatever is still open.
+private struct ChildPipes {
+    let sync: (read: OwnedFD, write: OwnedFD)
+    let errors: (read: OwnedFD, write: OwnedFD)
+    let status: (read: OwnedFD, write: OwnedFD)
+
+    init(undo: inout UndoStack) throws {
+        func make(_ what: String, _ undo: inout UndoStack) throws -> (read: OwnedFD, write: OwnedFD) {
+            do {
+                let p = try FD.pipe()
+                undo.push { p.read.close(); p.write.close() }
+                return p
+            } catch { throw ExecError(.childSpec, error, label: "\(what) pipe", subject: "\(what) pipe") }
+        }
+        sync = try make("sync", &undo)
+        errors = try make("error", &undo)
+        status = try make("status", &undo)
+    }
+
+    /// After clone3: the ends the child has its own copies of.
+    func closeChildEnds() {
+        for fd in [sync.read, errors.write, status.write] { fd.close() }
+    }
+
+    /// Once the init has exited: the child's failure record (12 bytes, or none) and
+    /// the payload's wait status (4 bytes, or none).
+    func readOutcome() -> (report: [UInt8], status: [UInt8]) {
+        FD.setNonBlocking(errors.read.raw)
+        let report = FD.readAll(errors.read.raw, max: 12)
+        errors.read.close()
+        FD.setNonBlocking(status.read.raw)
+        let bytes = FD.readAll(status.read.raw, max: 4)
+        status.read.close()
+        return (report, bytes)
+    }
 }

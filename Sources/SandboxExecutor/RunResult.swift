@@ -14,8 +14,20 @@ public struct RunResult: Codable, Sendable, Equatable {
     public var signal: Int32?
     public var timedOut: Bool
     public var wallMs: UInt64
+    /// The run's CPU time, user and system, in ms: the one CPU figure of the result
+    /// (`cpuSource` says where it comes from).
+    ///
+    /// - `cgroup`: the run's cgroup account (v1 `cpuacct.usage_user`/`usage_sys`, v2
+    ///   `cpu.stat`), when the run has a cgroup (any `[resources]` limit). Complete:
+    ///   every task that ran in the run, reaped or not — a background process killed
+    ///   when the run ended included.
+    /// - `rusage`: without a cgroup, the rusage `waitid` gives for the sandbox init
+    ///   and what it reaped. A lower bound: processes still running when the run ends
+    ///   (killed with its PID namespace) are not counted.
     public var cpuUserMs: UInt64
     public var cpuSystemMs: UInt64
+    /// Where `cpuUserMs`/`cpuSystemMs` come from; nil when nothing ran.
+    public var cpuSource: CPUSource? = nil
     /// Set when the sandbox could not start the command (exit code 125/126/127), or
     /// ended it for a violation: where it failed and why, as fields a program can act
     /// on (see ``Failure``).
@@ -124,12 +136,16 @@ public struct RunResult: Codable, Sendable, Equatable {
         public var packets: UInt64
     }
 
+    public enum CPUSource: String, Codable, Sendable {
+        case cgroup, rusage
+    }
+
+    /// What the run's cgroup says (its CPU time is `cpuUserMs`/`cpuSystemMs`).
     public struct ResourceUsage: Codable, Sendable, Equatable {
         public var oomKilled: Bool
         public var pidsLimitHit: Bool
         public var memoryPeakBytes: UInt64?
-        public var cpuUserUs: UInt64?
-        public var cpuSystemUs: UInt64?
+        /// Time the run was held back by its CPU quota.
         public var throttledUs: UInt64?
     }
 }

@@ -293,16 +293,15 @@ struct Ps: ParsableCommand {
     func run() throws {
         let probe = HostProbe.probe()
         let base = runBase(probe)
-        struct State: Decodable { var runId: String; var policy: String; var argv: [String]; var started: Int; var state: String }
         let live = RunDirectory.list(base: base).filter(\.live)
         print("RUN ID        POLICY        STARTED                STATE     COMMAND")
         for entry in live {
-            let text = RunDirectory.read(entry.path + "/state.json") ?? "{}"
-            guard let s = try? JSONDecoder().decode(State.self, from: Data(text.utf8)) else {
-                print("\(entry.id.padding(14))?"); continue
-            }
-            let started = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: TimeInterval(s.started)))
-            print("\(s.runId.padding(14))\(s.policy.padding(14))\(started.padding(23))\(s.state.padding(10))\(s.argv.joined(separator: " "))")
+            guard let r = RunRecord.read(runDirectory: entry.path) else { print("\(entry.id.padding(14))?"); continue }
+            let started = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: TimeInterval(r.started)))
+            // One line per run whatever the command line holds: newlines and other
+            // control characters are printed escaped (RunRecord.printable).
+            print("\(RunRecord.printable(r.runId).padding(14))\(RunRecord.printable(r.policy).padding(14))"
+                  + "\(started.padding(23))\(r.state.rawValue.padding(10))\(r.commandLine)")
         }
     }
 }
@@ -319,21 +318,17 @@ struct Gc: ParsableCommand {
         for entry in RunDirectory.list(base: base) where !entry.live {
             if RunDirectory.reclaim(base: base, id: entry.id, cleanup: {
                 EgressNetwork.removeLeftovers(runId: entry.id, runDir: entry.path)
+                let record = RunRecord.read(runDirectory: entry.path)
                 // The host uid the run leased, recorded before the lease was taken.
-                if let text = RunDirectory.read(entry.path + "/uid"),
-                   let uid = UInt32(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+                if let uid = record?.hostUID {
                     UidLease.releaseLeftover(directory: UidLease.directory(runBase: base), uid: uid, runId: entry.id)
                 }
                 // The directories the run recorded (before it made any: every place it
-                // may have one). Without a record (runs that predate it), by this run's
-                // id in every place a run of this invoker can have a cgroup: nested in
-                // our own v1 cgroups (`<invoker>/sandbox-<id>`) and `<mount>/sandbox/<id>`.
-                if let text = RunDirectory.read(entry.path + "/cgroups") {
-                    var dirs: [String: String] = [:]
-                    for line in text.split(separator: "\n") {
-                        let parts = line.split(separator: " ", maxSplits: 1)
-                        if parts.count == 2 { dirs[String(parts[0])] = String(parts[1]) }
-                    }
+                // may have one). Without a record (a supervisor killed before writing
+                // it), by this run's id in every place a run of this invoker can have a
+                // cgroup: nested in our own v1 cgroups (`<invoker>/sandbox-<id>`) and
+                // `<mount>/sandbox/<id>`.
+                if let dirs = record?.cgroups {
                     RunCgroup.removeLeftovers(runId: entry.id, directories: dirs, host: host)
                 } else {
                     RunCgroup.removeLeftovers(runId: entry.id, host: host)

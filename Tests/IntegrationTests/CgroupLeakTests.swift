@@ -1,9 +1,10 @@
 import Foundation
+import SandboxExecutor
 import Testing
 
 /// Issue 14 item 1: a supervisor killed during set-up must not leak a cgroup that
 /// `gc` cannot find. The run records every directory it may make in
-/// `<rundir>/cgroups` BEFORE making any (v1 memory included, nested in the invoker's
+/// its run record (`<rundir>/state.json`, `cgroups`) BEFORE making any (v1 memory included, nested in the invoker's
 /// own memcg as `<invoker>/sandbox-<id>`), and `gc` removes what the record names.
 ///
 /// Needs root; fails unless SANDBOX_TESTS_ALLOW_SKIP=1 otherwise.
@@ -40,8 +41,9 @@ import Testing
         return found
     }
 
-    static func recorded(_ id: String) -> String? {
-        try? String(contentsOfFile: "/run/sandbox/\(id)/cgroups", encoding: .utf8)
+    /// The cgroup directories the run's record names (read as `gc` reads it).
+    static func recorded(_ id: String) -> Set<String> {
+        Set(RunRecord.read(runDirectory: "/run/sandbox/\(id)")?.cgroups.map { Array($0.values) } ?? [])
     }
 
     /// In the argv of every run this suite starts (so in its state.json): other suites
@@ -112,8 +114,8 @@ import Testing
         for id in candidates {
             guard let paths = census[id], FileManager.default.fileExists(atPath: "/run/sandbox/\(id)") else { continue }
             withCgroup += 1
-            let record = Self.recorded(id) ?? ""
-            for path in paths { #expect(record.contains(path + "\n"), "\(path) is not in the record of \(id): \(record)") }
+            let record = Self.recorded(id)
+            for path in paths { #expect(record.contains(path), "\(path) is not in the record of \(id): \(record)") }
         }
 
         let gc = try Harness.sandbox(["gc"])
@@ -157,8 +159,8 @@ import Testing
             for (id, paths) in seen {
                 caught += 1
                 done.insert(id)
-                let record = Self.recorded(id) ?? ""
-                for path in paths { #expect(record.contains(path + "\n"), "\(path) appeared before its record: \(record)") }
+                let record = Self.recorded(id)
+                for path in paths { #expect(record.contains(path), "\(path) appeared before its record: \(record)") }
             }
         }
         #expect(caught > 0, "never caught a run with a cgroup directory")

@@ -399,4 +399,32 @@ import Testing
         #expect(written.contains("\"exitCode\":125"), "result: \(written)")
     }
 
+
+    /// Issue 14 item 4: `sandbox ps` prints one line per run whatever its argv holds:
+    /// a newline, a carriage return or an escape sequence in an argument is printed
+    /// escaped, never raw (a raw one breaks the table, or moves the terminal's cursor).
+    @Test func psKeepsOneLinePerRun() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let dir = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let policy = Self.basicPolicy(in: dir)
+        let token = "ps-\(UUID().uuidString.prefix(8))"
+        let sup = Process()
+        sup.executableURL = URL(fileURLWithPath: Harness.binary)
+        sup.arguments = ["exec", "--policy", policy, "--", "sh", "-c", "touch up; sleep 5", token,
+                         "line one\nFAKE-RUN  \u{1b}[2Jcleared\rback"]
+        sup.currentDirectoryURL = URL(fileURLWithPath: dir)
+        try sup.run()
+        defer { kill(sup.processIdentifier, SIGTERM); sup.waitUntilExit() } // our own child
+        var waited = 0
+        while !FileManager.default.fileExists(atPath: "\(dir)/up") && waited < 100 { usleep(50_000); waited += 1 }
+        let ps = try Harness.sandbox(["ps"])
+        #expect(ps.status == 0, "\(ps.stderr)")
+        let lines = ps.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+        let ours = lines.filter { $0.contains(token) }
+        #expect(ours.count == 1, "\(ps.stdout)")
+        #expect(ours.first?.hasSuffix(#"line one\nFAKE-RUN  \x1b[2Jcleared\rback"#) == true, "\(ps.stdout)")
+        #expect(!lines.contains { $0.hasPrefix("FAKE-RUN") }, "an argument's newline started a line of ps: \(ps.stdout)")
+        #expect(!ps.stdout.contains("\u{1b}") && !ps.stdout.contains("\r"), "a raw control character in ps: \(ps.stdout)")
+    }
 }

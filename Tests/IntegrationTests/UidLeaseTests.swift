@@ -1,4 +1,5 @@
 import Foundation
+import SandboxExecutor
 import Testing
 
 /// The host uid a root invoker's run leases (process.host_uid = "own"): given back at
@@ -45,9 +46,8 @@ import Testing
         let runId = Harness.runDirEntries().first {
             (try? String(contentsOfFile: "/run/sandbox/\($0)/state.json", encoding: .utf8))?.contains(token) == true
         }
-        guard let runId, let text = try? String(contentsOfFile: "/run/sandbox/\(runId)/uid", encoding: .utf8),
-              let uid = UInt32(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
-            Issue.record("the run recorded no uid in its run directory")
+        guard let runId, let uid = RunRecord.read(runDirectory: "/run/sandbox/\(runId)")?.hostUID else {
+            Issue.record("the run recorded no uid in its run record")
             kill(sup.processIdentifier, SIGKILL); sup.waitUntilExit()
             return
         }

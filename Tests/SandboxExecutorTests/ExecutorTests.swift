@@ -152,3 +152,57 @@ struct OwnedFDTests {
         keep?.close()
     }
 }
+
+struct RunRecordTests {
+    @Test func handWrittenJSONDecodesToTheSameRecord() throws {
+        var r = RunRecord(runId: "ab12", policy: "agent", planDigest: "", argv: ["sh", "-c", "echo \"hi\"\n\u{1}"],
+                          started: 1_700_000_000, state: .starting)
+        for step in 0..<3 {
+            if step == 1 { r.hostUID = 1_878_982_700 }
+            if step == 2 { r.cgroups = ["memory": "/sys/fs/cgroup/memory/x/sandbox-ab12", "pids": "/sys/fs/cgroup/pids/sandbox/ab12"]; r.state = .running }
+            let decoded = try JSONDecoder().decode(RunRecord.self, from: Data(r.json.utf8))
+            #expect(decoded == r, "\(r.json)")
+        }
+        // Canonical: keys sorted, absent values left out.
+        let bare = RunRecord(runId: "x", policy: "p", planDigest: "d", argv: [], started: 1, state: .running)
+        #expect(bare.json == #"{"argv":[],"planDigest":"d","policy":"p","runId":"x","started":1,"state":"running"}"# + "\n")
+    }
+
+    @Test func argvIsCutToItsBound() {
+        let big = String(repeating: "x", count: 10_000)
+        let r = RunRecord(runId: "x", policy: "p", planDigest: "", argv: ["sh", big, "tail"], started: 0, state: .starting)
+        #expect(r.argv.count == 3 && r.argv[0] == "sh" && r.argv[1].hasSuffix("…") && r.argv[2] == "…+1")
+        #expect(r.argv.joined().utf8.count <= RunRecord.argvBytes + 16)
+        // A cut never splits a UTF-8 sequence.
+        let wide = RunRecord(runId: "x", policy: "p", planDigest: "", argv: [String(repeating: "é", count: 3000)],
+                             started: 0, state: .starting)
+        #expect(wide.argv[0].hasSuffix("…") && wide.argv[0].utf8.count <= RunRecord.argvBytes + 3)
+    }
+
+    @Test func printableKeepsOneLine() {
+        #expect(RunRecord.printable("a\nb\tc\rd") == #"a\nb\tc\rd"#)
+        #expect(RunRecord.printable("\u{1b}[2J\u{7f}\u{85}") == #"\x1b[2J\x7f\x85"#)
+        #expect(RunRecord.printable("x\u{2028}y\u{202e}z") == #"x\u{2028}y\u{202e}z"#)
+        #expect(RunRecord.printable(#"back\slash"#) == #"back\\slash"#)
+        #expect(RunRecord.printable("plain – ünïcode ok") == "plain – ünïcode ok")
+        let r = RunRecord(runId: "x", policy: "p", planDigest: "", argv: ["sh", "-c", "a\nb"], started: 0, state: .running)
+        #expect(r.commandLine == #"sh -c a\nb"#)
+    }
+}
+
+struct CPUTimeTests {
+    @Test func theCgroupAccountWinsWhenThereIsOne() {
+        let stats = CgroupStats(cpuUserUs: 431_716, cpuSystemUs: 4_000)
+        let t = Executor.cpuTime(cgroup: stats, rusage: (6, 0))
+        #expect(t.userMs == 431 && t.systemMs == 4 && t.source == .cgroup)
+    }
+
+    @Test func rusageWithoutACgroup() {
+        let t = Executor.cpuTime(cgroup: nil, rusage: (242, 7))
+        #expect(t.userMs == 242 && t.systemMs == 7 && t.source == .rusage)
+        // A cgroup without CPU accounting (no cpuacct) falls back too.
+        let partial = Executor.cpuTime(cgroup: CgroupStats(cpuUserUs: 5), rusage: (1, 2))
+        #expect(partial.source == .rusage && partial.userMs == 1)
+        #expect(Executor.cpuTime(cgroup: nil, rusage: nil).source == nil)
+    }
+}
