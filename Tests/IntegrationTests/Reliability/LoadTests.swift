@@ -93,7 +93,7 @@ import Testing
         guard let r = out.result else { return ["no result (status \(out.status)): \(out.stderr.prefix(300))"] }
         let exitCode = r["exitCode"] as? Int ?? -1
         let timedOut = r["timedOut"] as? Bool ?? false
-        if let e = r["error"] as? String { wrong.append("error: \(e)") }
+        if let e = r["error"] as? [String: Any] { wrong.append("error: \(e["message"] as? String ?? "\(e)")") }
         if (r["runId"] as? String ?? "").isEmpty { wrong.append("no runId") }
         if Int(out.status) != exitCode { wrong.append("status \(out.status) but result exitCode \(exitCode)") }
         let expected: Int
