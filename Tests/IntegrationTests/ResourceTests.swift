@@ -252,7 +252,9 @@ struct ResourceTests {
         // cpu.stat on v2).
         #expect(out.result?["cpuSource"] as? String == "cgroup", "\(out.result ?? [:])")
         let ms = (Self.number(out.result?["cpuUserMs"]) ?? 0) + (Self.number(out.result?["cpuSystemMs"]) ?? 0)
-        #expect(ms >= 800 && ms <= 1200, "CPU time \(ms) ms for 2 s of busy loop at cpu = 0.5")
+        // At most the quota (1 s of 2 s); at least most of it, though a loop on a busy
+        // 2-core host (the whole suite runs at once) may get less than its quota.
+        #expect(ms >= 600 && ms <= 1200, "CPU time \(ms) ms for 2 s of busy loop at cpu = 0.5")
         #expect(res["cpuUserUs"] == nil && res["cpuSystemUs"] == nil, "a second CPU figure: \(res)")
         let throttled = Self.number(res["throttledUs"]) ?? 0
         #expect(throttled > 0, "the quota never throttled the loop: \(res)")
