@@ -306,7 +306,9 @@ public final class Executor {
             notApplied += cgroup.notApplied
             return cgroup
         } catch {
-            throw Executor.resourcesError(error)
+            // The cgroup facility throws KernelErrors: the file, errno and data
+            // written go into the result's error object as they are.
+            throw ExecError(.cgroup, error)
         }
     }
 
@@ -750,20 +752,6 @@ public final class Executor {
             return mount("\(m.summary): \(err)")
         }
         return child(nil, "\(f.stepName): \(err)")
-    }
-
-    /// The executor's one translation of a cgroup failure (``CgroupError``, or the
-    /// run directory's record of the cgroups) into a set-up error.
-    static func resourcesError(_ error: any Error) -> ExecError {
-        switch error {
-        case let e as CgroupError:
-            return ExecError(kind: .setup, step: SetupStep.cgroup.rawValue, subject: e.path,
-                             errno: e.errno.map { Errno($0) }, message: "resources: \(e)")
-        case let e as KernelError:
-            return ExecError(.cgroup, e)
-        default:
-            return ExecError(.cgroup, message: "resources: \(error)")
-        }
     }
 
     /// The run's one CPU figure (see `RunResult.cpuUserMs`): the cgroup's account

@@ -3,7 +3,7 @@ import Glibc
 
 /// The one error of the kernel layer: what was attempted, on what, the errno when
 /// the kernel or a library gave one, and what else explains it. Every facility
-/// (files, fences, network; cgroups next) throws it, so a caller reads the same
+/// (files, fences, network, cgroups) throws it, so a caller reads the same
 /// fields whatever failed. Prints as
 ///
 ///     open /run/sandbox/x/lock: Permission denied

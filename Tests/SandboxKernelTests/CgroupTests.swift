@@ -71,7 +71,7 @@ private struct Spawned {
         defer { for p in argv { free(p) } }
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, "/bin/sh", &actions, nil, &argv, environ)
-        guard rc == 0 else { throw CgroupError.sys("posix_spawn", "/bin/sh", errno: rc) }
+        guard rc == 0 else { throw KernelError(operation: "posix_spawn", subject: "/bin/sh", errno: rc) }
         self.pid = pid
     }
 
@@ -140,6 +140,13 @@ private func v1Dirs(_ cg: RunCgroup) -> [String: String] {
 }
 
 private let MiB: UInt64 = 1 << 20
+
+/// A limit this host cannot apply: no errno, the limit named, and the hint.
+func isMissingLimit(_ e: KernelError, _ limit: String) -> Bool {
+    e.operation == "create run cgroup" && e.errno == nil
+        && e.detail?.hasPrefix("\(limit) limit cannot be applied: ") == true
+        && e.detail?.hasSuffix("; mark it best-effort in [resources] to run without it") == true
+}
 
 // MARK: - parsing (no kernel needed)
 
@@ -221,7 +228,7 @@ struct CgroupProbeParsingTests {
         #expect(host.summary.contains { $0.hasPrefix("io: missing") })
 
         // A limit whose controller is not enabled: refused before anything is made.
-        #expect(throws: CgroupError.self) {
+        #expect(throws: KernelError.self) {
             try RunCgroup.create(runId: "fake", limits: CgroupLimits(cpuQuotaUs: 50_000), bestEffort: [], host: host)
         }
         #expect(!isDir(root + "/cg/sandbox/fake"))
@@ -245,16 +252,15 @@ struct CgroupProbeParsingTests {
         do {
             _ = try RunCgroup.create(runId: "fake", limits: CgroupLimits(memoryBytes: 64 * MiB), bestEffort: ["memory"], host: host)
             Issue.record("memory without swap accounting must be refused")
-        } catch let e as CgroupError {
-            #expect(e.kind == .missingController && e.limit == "swap")
-            #expect(e.description.contains("swap limit cannot be applied"))
+        } catch let e as KernelError {
+            #expect(isMissingLimit(e, "swap"), "\(e)")
         }
         #expect(!isDir(root + "/memory/sandbox/fake") && !isDir(root + "/freezer/sandbox/fake"))
     }
 
     @Test func runIdValidation() {
         for bad in ["", "../x", "ABC", "a.b", "a/b", "cgroup.procs", String(repeating: "a", count: 65), "a b"] {
-            #expect(throws: CgroupError.self) { try RunCgroup.validate(runId: bad) }
+            #expect(throws: KernelError.self) { try RunCgroup.validate(runId: bad) }
         }
         for good in ["ab12", "test-0f", String(repeating: "9", count: 64)] {
             #expect(throws: Never.self) { try RunCgroup.validate(runId: good) }
@@ -262,10 +268,16 @@ struct CgroupProbeParsingTests {
     }
 
     @Test func errorMessagesCarryOperationPathDataAndErrno() {
-        let e = CgroupError.sys("write", "/sys/fs/cgroup/memory/sandbox/ab12/memory.limit_in_bytes", data: "67108864", errno: EBUSY)
-        #expect(e.description == "cgroup: write \"67108864\" to /sys/fs/cgroup/memory/sandbox/ab12/memory.limit_in_bytes: Device or resource busy")
-        let m = CgroupError(kind: .missingController, operation: "create", path: "/sys/fs/cgroup/blkio/blkio.weight", limit: "io", detail: "no weight file")
-        #expect(m.description == "cgroup: io limit cannot be applied (/sys/fs/cgroup/blkio/blkio.weight): no weight file; mark it best-effort in [resources] to run without it")
+        let e = KernelError.cgroup("write", "/sys/fs/cgroup/memory/sandbox/ab12/memory.limit_in_bytes", data: "67108864", errno: EBUSY)
+        #expect(e.operation == "write" && e.subject == "/sys/fs/cgroup/memory/sandbox/ab12/memory.limit_in_bytes" && e.errno == EBUSY)
+        #expect(e.description == "write /sys/fs/cgroup/memory/sandbox/ab12/memory.limit_in_bytes: Device or resource busy (writing \"67108864\")")
+        #expect(KernelError.cgroup("write", "/x/cgroup.subtree_control", data: "+a\n\"b\\", errno: EINVAL).detail == #"writing "+a\n\"b\\""#,
+                "the data is escaped")
+        let m = KernelError.missingLimit("io", path: "/sys/fs/cgroup/blkio/blkio.weight", why: "no weight file")
+        #expect(m.errno == nil && m.subject == "/sys/fs/cgroup/blkio/blkio.weight")
+        #expect(m.description == "create run cgroup /sys/fs/cgroup/blkio/blkio.weight: io limit cannot be applied: no weight file; mark it best-effort in [resources] to run without it")
+        let id = #expect(throws: KernelError.self) { try RunCgroup.validate(runId: "ABC") }
+        #expect(id?.description == "check run id ABC: must match [a-z0-9-]{1,64}" && id?.errno == nil)
     }
 
     @Test func blkioWeightScaling() {
@@ -279,7 +291,7 @@ struct CgroupProbeParsingTests {
 extension String {
     fileprivate func write(to path: String) throws {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw CgroupError.sys("open", path, errno: errno) }
+        guard fd >= 0 else { throw KernelError.cgroup("open", path, errno: errno) }
         defer { close(fd) }
         try CgroupFS.writeFD(fd, self, path: path)
     }
@@ -522,11 +534,9 @@ struct CgroupKernelTests {
             do {
                 _ = try RunCgroup.create(runId: id, limits: CgroupLimits(pids: 10, ioWeight: 500), bestEffort: [], host: host)
                 Issue.record("io without best-effort must throw")
-            } catch let e as CgroupError {
+            } catch let e as KernelError {
                 print("measured: io refusal message: \(e)")
-                #expect(e.kind == .missingController && e.limit == "io")
-                #expect(e.description.hasPrefix("cgroup: io limit cannot be applied"))
-                #expect(e.description.contains("best-effort"))
+                #expect(isMissingLimit(e, "io"), "\(e)")
             }
             #expect(RunCgroup.existingRunIds(host: host).isEmpty, "a refused create leaves nothing")
         }
@@ -580,8 +590,8 @@ struct CgroupKernelTests {
                     do {
                         _ = try RunCgroup.create(runId: rid, limits: limits, bestEffort: [], host: host)
                         Issue.record("\(name) without its controller must throw")
-                    } catch let e as CgroupError {
-                        #expect(e.kind == .missingController && e.limit == name)
+                    } catch let e as KernelError {
+                        #expect(isMissingLimit(e, name), "\(e)")
                         #expect(e.description.contains("\(name) controller is not enabled"))
                     }
                     let c = try RunCgroup.create(runId: rid, limits: limits, bestEffort: [name], host: host)
@@ -638,7 +648,7 @@ struct CgroupKernelTests {
             let child = try spawnInside(cg, "sleep 30 & exec sleep 30")
             cg.closeChildFDs()
             #expect(waitForMembers(cg.directories[0] + "/cgroup.procs", count: 2))
-            let results = Mutex<[[CgroupError]]>([])
+            let results = Mutex<[[KernelError]]>([])
             DispatchQueue.concurrentPerform(iterations: 2) { _ in
                 let r = cg.remove()
                 results.withLock { $0.append(r) }

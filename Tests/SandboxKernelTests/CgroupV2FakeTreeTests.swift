@@ -24,7 +24,7 @@ private final class FakeCgroup2 {
 
     init() throws {
         var tmpl = Array("/tmp/sbxtest-cgroup2-XXXXXX".utf8CString)
-        guard let p = mkdtemp(&tmpl) else { throw CgroupError.sys("mkdtemp", "/tmp", errno: errno) }
+        guard let p = mkdtemp(&tmpl) else { throw KernelError.cgroup("mkdtemp", "/tmp", errno: errno) }
         root = String(cString: p)
         try put("cgroup.controllers", "cpuset cpu io memory hugetlb pids rdma misc\n")
         try put("cgroup.subtree_control", "cpu io memory pids\n")
@@ -55,7 +55,7 @@ private final class FakeCgroup2 {
     func put(_ relative: String, _ text: String) throws {
         let path = root + "/" + relative
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw CgroupError.sys("open", path, errno: errno) }
+        guard fd >= 0 else { throw KernelError.cgroup("open", path, errno: errno) }
         defer { close(fd) }
         try CgroupFS.writeFD(fd, text, path: path)
     }
@@ -130,11 +130,10 @@ struct CgroupV2FakeTreeTests {
         do {
             try fake.cgroup.apply(&strict)
             Issue.record("a memory limit without swap accounting must be refused")
-        } catch let e as CgroupError {
-            #expect(e.kind == .missingController && e.limit == "swap")
-            #expect(e.path == fake.run + "/memory.swap.max")
+        } catch let e as KernelError {
+            #expect(isMissingLimit(e, "swap"), "\(e)")
+            #expect(e.subject == fake.run + "/memory.swap.max")
             #expect(e.description.contains("swap accounting is off"))
-            #expect(e.description.hasSuffix("mark it best-effort in [resources] to run without it"))
         }
         var lenient = LimitRequest(limits: CgroupLimits(memoryBytes: 64 * MiB), bestEffort: ["swap"])
         try fake.cgroup.apply(&lenient)
@@ -143,7 +142,7 @@ struct CgroupV2FakeTreeTests {
 
         fake.remove("sandbox/fake/io.weight")
         var io = LimitRequest(limits: CgroupLimits(ioWeight: 100), bestEffort: [])
-        #expect(throws: CgroupError.self) { try fake.cgroup.apply(&io) }
+        #expect(throws: KernelError.self) { try fake.cgroup.apply(&io) }
         var ioBestEffort = LimitRequest(limits: CgroupLimits(ioWeight: 100), bestEffort: ["io"])
         try fake.cgroup.apply(&ioBestEffort)
         #expect(ioBestEffort.notApplied == ["io"])
@@ -159,9 +158,9 @@ struct CgroupV2FakeTreeTests {
         do {
             try fake.cgroup.apply(&request)
             Issue.record("the write must fail")
-        } catch let e as CgroupError {
-            #expect(e.kind == .syscall && e.operation == "write" && e.data == "32" && e.errno == EISDIR)
-            #expect(e.description == "cgroup: write \"32\" to \(fake.run)/pids.max: Is a directory")
+        } catch let e as KernelError {
+            #expect(e.operation == "write" && e.subject == fake.run + "/pids.max" && e.errno == EISDIR)
+            #expect(e.description == "write \(fake.run)/pids.max: Is a directory (writing \"32\")")
         }
     }
 
@@ -189,8 +188,8 @@ struct CgroupV2FakeTreeTests {
         do {
             try CgroupV2.enableControllers(in: fake.parent, required: ["memory"], accounting: ["memory", "pids"])
             Issue.record("a required controller that cannot be enabled must throw")
-        } catch let e as CgroupError {
-            #expect(e.operation == "write" && e.data == "+memory" && e.path == fake.parent + "/cgroup.subtree_control")
+        } catch let e as KernelError {
+            #expect(e.operation == "write" && e.detail == "writing \"+memory\"" && e.subject == fake.parent + "/cgroup.subtree_control")
         }
     }
 
@@ -214,9 +213,9 @@ struct CgroupV2FakeTreeTests {
         do {
             _ = try RunCgroup.create(runId: "cpu", limits: CgroupLimits(cpuQuotaUs: 50_000), bestEffort: [], host: fake.host)
             Issue.record("cpu without the cpu controller must be refused")
-        } catch let e as CgroupError {
-            #expect(e.kind == .missingController && e.limit == "cpu")
-            #expect(e.description == "cgroup: cpu limit cannot be applied (\(fake.root)/cgroup.subtree_control): the cpu controller is not enabled for children of \(fake.root); mark it best-effort in [resources] to run without it")
+        } catch let e as KernelError {
+            #expect(isMissingLimit(e, "cpu"), "\(e)")
+            #expect(e.description == "create run cgroup \(fake.root)/cgroup.subtree_control: cpu limit cannot be applied: the cpu controller is not enabled for children of \(fake.root); mark it best-effort in [resources] to run without it")
         }
         #expect(!CgroupFS.isDirectory(fake.parent + "/cpu"))
     }

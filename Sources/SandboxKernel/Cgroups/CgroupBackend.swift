@@ -36,7 +36,7 @@ protocol CgroupBackend: Sendable {
 
     /// Kills every process of the run and waits until none is left or `deadline`
     /// (CLOCK_MONOTONIC µs) passes. Returns what went wrong; never stops half-way.
-    func killAll(deadline: UInt64) -> [CgroupError]
+    func killAll(deadline: UInt64) -> [KernelError]
 
     /// The run's statistics from its own files; a missing file leaves its field nil.
     func stats() -> CgroupStats
@@ -50,7 +50,7 @@ extension CgroupBackend {
 
     /// Removes each directory (short bounded retry on EBUSY; ENOENT counts as done,
     /// so removing twice is fine).
-    func removeDirectories() -> [CgroupError] {
+    func removeDirectories() -> [KernelError] {
         directories.compactMap { CgroupFS.rmdirRetrying($0) }
     }
 
@@ -61,9 +61,9 @@ extension CgroupBackend {
     /// before its pidfd is open; each pidfd is still checked against a second read of
     /// `procs` before signalling, which covers a zombie reaped by an outside parent in
     /// between. Never kill(2).
-    func freezeKillThaw(procs: String, deadline: UInt64) -> [CgroupError] {
-        var errors: [CgroupError] = []
-        do { try freeze() } catch let e as CgroupError { errors.append(e) } catch {}
+    func freezeKillThaw(procs: String, deadline: UInt64) -> [KernelError] {
+        var errors: [KernelError] = []
+        do { try freeze() } catch let e as KernelError { errors.append(e) } catch {}
         // Freezing is asynchronous (FREEZING until every task stopped). Bounded: a
         // task in uninterruptible sleep can hold it; we kill anyway, the pidfd check
         // below still guards every signal.
@@ -75,7 +75,7 @@ extension CgroupBackend {
         for pid in pids {
             let fd = sbx_cg_pidfd_open(pid)
             if fd >= 0 { opened.append((pid, OwnedFD(fd))) }
-            else if errno != ESRCH { errors.append(CgroupError.sys("pidfd_open", procs, data: String(pid), errno: errno)) }
+            else if errno != ESRCH { errors.append(KernelError.cgroup("pidfd_open", procs, errno: errno, detail: "pid \(pid)")) }
         }
         // The pidfd names whatever process held the pid at open time. If the pid is
         // still listed now, that holder is a member: members cannot fork while
@@ -83,22 +83,22 @@ extension CgroupBackend {
         let still = Set(CgroupFS.readPids(procs) ?? [])
         for (pid, fd) in opened {
             if still.contains(pid), case let r = sbx_pidfd_send_signal(fd.raw, SIGKILL), r != 0, r != -ESRCH {
-                errors.append(CgroupError.sys("pidfd_send_signal SIGKILL", procs, data: String(pid), errno: -r))
+                errors.append(KernelError.cgroup("pidfd_send_signal SIGKILL", procs, errno: -r, detail: "pid \(pid)"))
             }
             fd.close()
         }
-        do { try thaw() } catch let e as CgroupError { errors.append(e) } catch {}
+        do { try thaw() } catch let e as KernelError { errors.append(e) } catch {}
         return errors
     }
 
     /// Polls until every `cgroup.procs` file is empty or gone, or the deadline passes.
-    func waitEmpty(_ procsFiles: [String], deadline: UInt64) -> CgroupError? {
+    func waitEmpty(_ procsFiles: [String], deadline: UInt64) -> KernelError? {
         var delay: UInt32 = 200
         while true {
             let busy = procsFiles.first { !(CgroupFS.readPids($0) ?? []).isEmpty }
             guard let busy else { return nil }
             if Clock.monotonicUs() >= deadline {
-                return CgroupError(kind: .timeout, operation: "kill", path: busy,
+                return KernelError(operation: "kill", subject: busy,
                                    detail: "processes still present after \(RunCgroup.killTimeoutUs / 1000) ms")
             }
             usleep(delay)
@@ -126,7 +126,7 @@ struct LimitRequest {
     mutating func missing(_ limit: String, path: String, detail: String) throws {
         if limit == "swap" && limits.swapBytes == nil && notApplied.contains("memory") { return }
         guard bestEffort.contains(limit) else {
-            throw CgroupError(kind: .missingController, operation: "create", path: path, limit: limit, detail: detail)
+            throw KernelError.missingLimit(limit, path: path, why: detail)
         }
         if !notApplied.contains(limit) { notApplied.append(limit) }
     }

@@ -1,7 +1,7 @@
 import Glibc
 
 /// The few file operations the cgroup facility performs, each turning a failure
-/// into a `CgroupError` that names the operation, the path, the data and errno; and
+/// into a `KernelError` that names the operation, the path, the data and errno; and
 /// the parsers of the kernel's file formats (flat-keyed, single value, pid list),
 /// shared by both backends. Every path is absolute: the backends work under whatever
 /// root they are given (a real hierarchy, or a faked cgroup2 tree in tests).
@@ -12,9 +12,9 @@ enum CgroupFS {
     /// it, and on a plain file (a faked tree) the file then holds exactly `data`.
     static func write(_ path: String, _ data: String) throws {
         let fd: Int32
-        do { fd = try open(path, O_WRONLY | O_TRUNC | O_CLOEXEC) } catch let e as CgroupError {
+        do { fd = try open(path, O_WRONLY | O_TRUNC | O_CLOEXEC) } catch let e as KernelError {
             // Report it as the write it was for: the data matters more than the step.
-            throw CgroupError.sys("write", path, data: data, errno: e.errno ?? 0)
+            throw KernelError.cgroup("write", path, data: data, errno: e.errno?.rawValue ?? 0)
         }
         defer { Glibc.close(fd) }
         try writeFD(fd, data, path: path)
@@ -28,10 +28,10 @@ enum CgroupFS {
             let n = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress, count) }
             if n == count { return }
             if n < 0 && errno == EINTR { continue }
-            if n < 0 { throw CgroupError.sys("write", path, data: data, errno: errno) }
+            if n < 0 { throw KernelError.cgroup("write", path, data: data, errno: errno) }
             // A partial write of a cgroup value cannot be resumed meaningfully.
-            throw CgroupError(kind: .syscall, operation: "write", path: path, data: data,
-                              detail: "short write: \(n) of \(count) bytes")
+            throw KernelError(operation: "write", subject: path,
+                              detail: "short write: \(n) of \(count) bytes; " + KernelError.writing(data))
         }
     }
 
@@ -40,7 +40,7 @@ enum CgroupFS {
             let fd = Glibc.open(path, flags)
             if fd >= 0 { return fd }
             if errno == EINTR { continue }
-            throw CgroupError.sys(operation, path, errno: errno)
+            throw KernelError.cgroup(operation, path, errno: errno)
         }
     }
 
@@ -53,7 +53,7 @@ enum CgroupFS {
         let fd = try open(path, O_RDONLY | O_CLOEXEC)
         defer { Glibc.close(fd) }
         let r = FD.read(fd)
-        if let err = r.errno { throw CgroupError.sys("read", path, errno: err) }
+        if let err = r.errno { throw KernelError.cgroup("read", path, errno: err) }
         return String(decoding: r.bytes, as: UTF8.self)
     }
 
@@ -61,7 +61,7 @@ enum CgroupFS {
     /// concurrent runs, so EEXIST is the normal case).
     static func mkdirShared(_ path: String) throws {
         if mkdir(path, 0o755) == 0 || errno == EEXIST { return }
-        throw CgroupError.sys("mkdir", path, errno: errno)
+        throw KernelError.cgroup("mkdir", path, errno: errno)
     }
 
     /// `mkdir` of a directory that must be new (a run cgroup). EEXIST is an error: a
@@ -69,14 +69,14 @@ enum CgroupFS {
     static func mkdirNew(_ path: String) throws {
         if mkdir(path, 0o755) == 0 { return }
         let e = errno
-        throw CgroupError(kind: .syscall, operation: "mkdir", path: path, errno: e,
+        throw KernelError.cgroup("mkdir", path, errno: e,
                           detail: e == EEXIST ? "a cgroup with this run id already exists; `sandbox gc` removes stale ones" : nil)
     }
 
     /// `rmdir` with a short bounded retry: a cgroup stays busy (EBUSY) for a moment
     /// after its last task exited while the kernel finishes tearing it down. ENOENT
     /// counts as done, which makes removal idempotent.
-    static func rmdirRetrying(_ path: String, attempts: Int = 100, sleepUs: UInt32 = 10_000) -> CgroupError? {
+    static func rmdirRetrying(_ path: String, attempts: Int = 100, sleepUs: UInt32 = 10_000) -> KernelError? {
         var last: Int32 = 0
         for i in 0..<attempts {
             if rmdir(path) == 0 { return nil }
@@ -85,7 +85,7 @@ enum CgroupFS {
             if last != EBUSY && last != EINTR { break }
             if i + 1 < attempts { usleep(sleepUs) }
         }
-        return CgroupError.sys("rmdir", path, errno: last)
+        return KernelError.cgroup("rmdir", path, errno: last)
     }
 
     static func exists(_ path: String) -> Bool {

@@ -79,70 +79,29 @@ public struct CgroupStats: Codable, Sendable, Equatable {
     }
 }
 
-/// A cgroup operation that failed, with everything needed to act on it: what was
-/// attempted, on which file, the data written and the kernel's answer. Modelled on
-/// youki's `failed to write {data} to {path}: {err}`.
-public struct CgroupError: Error, Sendable, Equatable, CustomStringConvertible {
-    public enum Kind: Sendable, Equatable {
-        /// A syscall on a cgroup file or directory failed (`errno` set).
-        case syscall
-        /// A limit was asked for but this host cannot apply it; `limit` names it.
-        case missingController
-        /// The run id is not `[a-z0-9-]{1,64}`.
-        case invalidRunId
-        /// The invoker may not create cgroups on this host.
-        case notPermitted
-        /// Teardown could not finish within its time bound.
-        case timeout
+/// The cgroup facility fails with the kernel layer's one error, `KernelError`: the
+/// operation (`write`, `mkdir`, `rmdir`, `kill`, `create run cgroup`, …), the subject
+/// (the cgroup file or directory), the errno when a syscall gave one, and the data
+/// written (as youki's `failed to write {data} to {path}: {err}`). Failures without an
+/// errno — a limit this host cannot apply, a kill that timed out, an invalid run id —
+/// have errno nil and say why, and what to do, in `detail`.
+extension KernelError {
+    /// A syscall on a cgroup file or directory failed. `data`: the bytes written.
+    static func cgroup(_ operation: String, _ path: String, data: String? = nil, errno: Int32,
+                       detail: String? = nil) -> KernelError {
+        KernelError(operation: operation, subject: path, errno: Errno(errno),
+                    detail: [data.map(writing), detail].compactMap { $0 }.joined(separator: "; "))
     }
 
-    public var kind: Kind
-    /// What was attempted: `mkdir`, `write`, `read`, `open`, `rmdir`, `kill`, …
-    public var operation: String
-    /// The file or directory operated on.
-    public var path: String
-    /// The exact bytes written, for `write`.
-    public var data: String?
-    /// errno, for `.syscall`.
-    public var errno: Int32?
-    /// The limit name (`memory`, `swap`, `pids`, `cpu`, `io`) for `.missingController`.
-    public var limit: String?
-    /// Free text that says why and, where there is one, what to do.
-    public var detail: String?
-
-    public init(kind: Kind, operation: String, path: String, data: String? = nil,
-                errno: Int32? = nil, limit: String? = nil, detail: String? = nil) {
-        self.kind = kind; self.operation = operation; self.path = path; self.data = data
-        self.errno = errno; self.limit = limit; self.detail = detail
+    /// A limit (`memory`, `swap`, `pids`, `cpu`, `io`) was asked for but this host
+    /// cannot apply it; `path` is the file or hierarchy at fault ("" when none).
+    static func missingLimit(_ limit: String, path: String, why: String) -> KernelError {
+        KernelError(operation: "create run cgroup", subject: path,
+                    detail: "\(limit) limit cannot be applied: \(why); mark it best-effort in [resources] to run without it")
     }
 
-    static func sys(_ operation: String, _ path: String, data: String? = nil, errno: Int32) -> CgroupError {
-        CgroupError(kind: .syscall, operation: operation, path: path, data: data, errno: errno)
-    }
-
-    public var description: String {
-        var s = "cgroup: "
-        switch kind {
-        case .missingController:
-            s += "\(limit ?? "?") limit cannot be applied"
-            if !path.isEmpty { s += " (\(path))" }
-            if let detail { s += ": \(detail)" }
-            s += "; mark it best-effort in [resources] to run without it"
-            return s
-        case .invalidRunId:
-            return "cgroup: invalid run id \"\(path)\": must match [a-z0-9-]{1,64}"
-        default:
-            break
-        }
-        s += operation
-        if let data { s += " \"\(Self.printable(data))\" to" }
-        s += " " + path
-        if let errno { s += ": " + String(cString: strerror(errno)) }
-        if let detail { s += errno == nil ? ": \(detail)" : " (\(detail))" }
-        return s
-    }
-
-    private static func printable(_ data: String) -> String {
+    /// `writing "…"`, with newlines, quotes and backslashes escaped.
+    static func writing(_ data: String) -> String {
         var out = ""
         for c in data.unicodeScalars {
             switch c {
@@ -152,6 +111,6 @@ public struct CgroupError: Error, Sendable, Equatable, CustomStringConvertible {
             default: out.unicodeScalars.append(c)
             }
         }
-        return out
+        return "writing \"\(out)\""
     }
 }

@@ -86,7 +86,7 @@ struct CgroupV1: CgroupBackend {
                                     : "blkio has neither blkio.weight (CFQ, removed in Linux 5.0) nor blkio.bfq.weight (BFQ not in use)")
         }
         guard v1["freezer"] != nil else {
-            throw CgroupError(kind: .notPermitted, operation: "create", path: "",
+            throw KernelError(operation: "create run cgroup", subject: "",
                               detail: "no v1 freezer hierarchy: the run's processes could not be killed safely")
         }
 
@@ -182,15 +182,15 @@ struct CgroupV1: CgroupBackend {
     /// Freeze → pidfd kills → thaw in the freezer hierarchy, repeated: a process that
     /// joined the freezer last (after our listing) is caught in the next round. Then
     /// waits until every hierarchy's `cgroup.procs` is empty.
-    func killAll(deadline: UInt64) -> [CgroupError] {
+    func killAll(deadline: UInt64) -> [KernelError] {
         guard let freezer = dirs["freezer"] else { return [] }
         guard hasProcesses() else { return [] }
         guard CgroupFS.isDirectory(freezer) else {
             // Without our freezer directory, nothing can be killed safely.
-            return [CgroupError(kind: .syscall, operation: "kill", path: freezer,
+            return [KernelError(operation: "kill", subject: freezer,
                                 detail: "the freezer cgroup is gone but other hierarchies still hold processes")]
         }
-        var errors: [CgroupError] = []
+        var errors: [KernelError] = []
         repeat {
             errors += freezeKillThaw(procs: freezer + "/cgroup.procs", deadline: deadline)
             if waitEmpty(procsFiles, deadline: min(deadline, Clock.monotonicUs() + 200_000)) == nil { return errors }

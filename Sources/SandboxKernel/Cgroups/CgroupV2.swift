@@ -149,14 +149,14 @@ struct CgroupV2: CgroupBackend {
 
     /// `cgroup.kill` where the kernel has it, else freeze → pidfd kills → thaw; then
     /// waits until `cgroup.procs` is empty.
-    func killAll(deadline: UInt64) -> [CgroupError] {
+    func killAll(deadline: UInt64) -> [KernelError] {
         // Nothing to kill (the common case at teardown: the run's init was reaped and
         // its processes died with its pid namespace).
         guard hasProcesses() else { return [] }
-        var errors: [CgroupError] = []
+        var errors: [KernelError] = []
         if CgroupFS.exists(dir + "/cgroup.kill") {
-            do { try requestKill() } catch let e as CgroupError {
-                if e.errno != ENOENT { errors.append(e) }
+            do { try requestKill() } catch let e as KernelError {
+                if !(e.errno == ENOENT) { errors.append(e) }   // already gone
             } catch {}
         } else {
             errors += freezeKillThaw(procs: dir + "/cgroup.procs", deadline: deadline)

@@ -108,7 +108,7 @@ public final class RunCgroup: Sendable {
     /// `[a-z0-9-]{1,64}`, keeps out `/`, `.`, `..` and every cgroup control file name
     /// (they contain dots). The one place the cgroup facility states it.
     public static func validate(runId: String) throws {
-        if !isValid(runId: runId) { throw CgroupError(kind: .invalidRunId, operation: "validate", path: runId) }
+        if !isValid(runId: runId) { throw KernelError(operation: "check run id", subject: runId, detail: "must match [a-z0-9-]{1,64}") }
     }
 
     static func isValid(runId: String) -> Bool {
@@ -160,11 +160,11 @@ public final class RunCgroup: Sendable {
     /// `CgroupBackend.freezeKillThaw`). Never kill(2).
     /// Returns what went wrong, if anything; teardown goes on regardless.
     @discardableResult
-    public func killAll() -> [CgroupError] {
+    public func killAll() -> [KernelError] {
         teardown.withLock { _ in killLocked() }
     }
 
-    private func killLocked() -> [CgroupError] {
+    private func killLocked() -> [KernelError] {
         backend?.killAll(deadline: Clock.monotonicUs() + Self.killTimeoutUs) ?? []
     }
 
@@ -174,7 +174,7 @@ public final class RunCgroup: Sendable {
     /// (short bounded retry on EBUSY; ENOENT counts as done). Idempotent; never
     /// aborts half-way. Returns what could not be done.
     @discardableResult
-    public func remove() -> [CgroupError] {
+    public func remove() -> [KernelError] {
         teardown.withLock { _ in
             var errors = killLocked()
             closeChildFDs()
@@ -194,12 +194,12 @@ public final class RunCgroup: Sendable {
     /// must be a cgroup directory named for `runId` (`…/<run-id>` or `…-<run-id>`)
     /// under /sys/fs/cgroup; anything else is refused.
     @discardableResult
-    public static func removeLeftovers(runId: String, directories: [String: String], host: CgroupHost) -> [CgroupError] {
-        do { try validate(runId: runId) } catch let e as CgroupError { return [e] } catch { return [] }
+    public static func removeLeftovers(runId: String, directories: [String: String], host: CgroupHost) -> [KernelError] {
+        do { try validate(runId: runId) } catch let e as KernelError { return [e] } catch { return [] }
         for dir in directories.values {
             let last = dir.split(separator: "/").last.map(String.init) ?? ""
             guard dir.hasPrefix("/sys/fs/cgroup/"), !dir.contains("/../"), last == runId || last.hasSuffix("-" + runId) else {
-                return [CgroupError(kind: .invalidRunId, operation: "remove recorded cgroup", path: dir,
+                return [KernelError(operation: "remove recorded cgroup", subject: dir,
                                     detail: "not a run cgroup of \(runId)")]
             }
         }
@@ -216,9 +216,9 @@ public final class RunCgroup: Sendable {
     /// them) and at the top of each hierarchy (`<mount>/<parentName>/<run-id>`, v1 or
     /// v2). Only directories named for `runId` are touched.
     @discardableResult
-    public static func removeLeftovers(runId: String, host: CgroupHost) -> [CgroupError] {
-        do { try validate(runId: runId) } catch let e as CgroupError { return [e] } catch { return [] }
-        var errors: [CgroupError] = []
+    public static func removeLeftovers(runId: String, host: CgroupHost) -> [KernelError] {
+        do { try validate(runId: runId) } catch let e as KernelError { return [e] } catch { return [] }
+        var errors: [KernelError] = []
         var nestedHost = host
         nestedHost.nestUnderInvoker = true
         let nested = plannedDirectories(runId: runId, host: nestedHost)
