@@ -120,6 +120,26 @@ import Testing
         #expect((e["message"] as? String)?.hasPrefix("invalid policy:") == true, "\(e)")
     }
 
+    /// A step of the sandbox init that fails (the working directory is not in the
+    /// sandbox's root): kind child, the child's own step name, the path, ENOENT.
+    @Test func failedChildStepIsAChildError() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let dir = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let policy = Harness.policy("""
+            name = "no-workdir"
+            extends = ["\(Harness.repoRoot)/Policies/base.toml"]
+            [process]
+            workdir = "/no-such-workdir"
+            """, in: dir)
+        let out = try Harness.exec(policy: policy, ["true"], cwd: dir)
+        #expect(out.status == 125, "\(out.stderr)")
+        let e = Self.error(out)
+        #expect(e["kind"] as? String == "child" && e["step"] as? String == "chdir", "\(e)")
+        #expect(e["subject"] as? String == "/no-such-workdir" && e["errnoName"] as? String == "ENOENT", "\(e)")
+        Self.expectSameMessage(out)
+    }
+
     /// A command that does not exist: kind exec, errno ENOENT, exit 127.
     @Test func missingCommandIsAnExecError() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
