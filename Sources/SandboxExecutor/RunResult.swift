@@ -20,7 +20,9 @@ public struct RunResult: Codable, Sendable, Equatable {
     /// - `cgroup`: the run's cgroup account (v1 `cpuacct.usage_user`/`usage_sys`, v2
     ///   `cpu.stat`), when the run has a cgroup (any `[resources]` limit). Complete:
     ///   every task that ran in the run, reaped or not — a background process killed
-    ///   when the run ended included.
+    ///   when the run ended included. On cgroup v1 the kernel samples the user/system
+    ///   split at ticks (time stolen from a VM's CPU is not counted), so the figure
+    ///   can be below what the processes' own CPU clocks say.
     /// - `rusage`: without a cgroup, the rusage `waitid` gives for the sandbox init
     ///   and what it reaped. A lower bound: processes still running when the run ends
     ///   (killed with its PID namespace) are not counted.
