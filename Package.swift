@@ -41,8 +41,12 @@ let package = Package(
         ]),
 
         .testTarget(name: "SandboxPolicyTests", dependencies: ["SandboxPolicy"], exclude: ["Fixtures"]),
-        .testTarget(name: "SandboxPlanTests", dependencies: ["SandboxPlan", "SandboxPolicy"]),
+        .testTarget(name: "SandboxPlanTests", dependencies: ["SandboxPlan", "SandboxPolicy", "PolicyFuzz"]),
         .testTarget(name: "SandboxAuditTests", dependencies: ["SandboxAudit", "SandboxPlan", "SandboxPolicy"]),
+        // The policy fuzzer (Docs/reliability.md): the generator and in-process driver, and
+        // `policy-fuzz`, its long form; outside Sources/ so none of it ships.
+        .target(name: "PolicyFuzz", dependencies: ["SandboxPolicy", "SandboxPlan"], path: "Tests/Support/PolicyFuzz"),
+        .executableTarget(name: "policy-fuzz", dependencies: ["PolicyFuzz", "SandboxPolicy"], path: "Tests/Support/PolicyFuzzRunner"),
         // Fork-and-probe helpers for the kernel tests; outside Sources/ so none of it ships.
         .target(name: "CSandboxTestSupport", dependencies: ["CSandbox"], path: "Tests/Support/CSandboxTestSupport"),
         .testTarget(name: "SandboxKernelTests", dependencies: ["SandboxKernel", "CSandboxTestSupport"]),
@@ -52,7 +56,7 @@ let package = Package(
         // Runs the built `sandbox` binary against the real kernel; needs root for part.
         // ConcurrencyTests also drives the library in-process, as a harness would.
         .testTarget(name: "IntegrationTests", dependencies: [
-            "sandbox", "SandboxPolicy", "SandboxPlan", "SandboxKernel", "SandboxExecutor", "SandboxAudit",
+            "sandbox", "policy-fuzz", "SandboxPolicy", "SandboxPlan", "SandboxKernel", "SandboxExecutor", "SandboxAudit",
         ]),
     ],
     swiftLanguageModes: [.v5]

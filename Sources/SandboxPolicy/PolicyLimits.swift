@@ -262,6 +262,7 @@ struct PolicyPrescan {
     private mutating func header() throws {
         let isArray = peek(1) == UInt8(ascii: "[")
         i += isArray ? 2 : 1
+        try headerKeyStart(isArray: isArray)
         let parts = try dottedKey()
         headerDepth = parts + (isArray ? 1 : 0)
         if headerDepth > PolicyLimits.maxKeyDepth { throw depthExceeded() }
@@ -274,6 +275,33 @@ struct PolicyPrescan {
             i += 1
         }
         state = .afterValue
+    }
+
+    /// The parser (toml++ 3.4) reads a table header's key without checking its first
+    /// character and aborts the process (an assertion; in a build without assertions it
+    /// is undefined behaviour) when it is not one a key can start with: `[=]`, `[é]`,
+    /// `[#`, `[` at the end of a line. Such a header is reported here, before the
+    /// parser sees it. (A `[` or `]` is left to the parser, which reports it.)
+    private mutating func headerKeyStart(isArray: Bool) throws {
+        skipBlanks()
+        guard let c = peek() else { return }
+        if PolicyPrescan.isASCIIBareKey(c) || c == UInt8(ascii: "\"") || c == UInt8(ascii: "'")
+            || c == UInt8(ascii: "]") || (c == UInt8(ascii: "[") && !isArray) {
+            return
+        }
+        let found: String
+        switch c {
+        case 0x0A, 0x0D: found = "the end of the line"
+        case 0x21...0x7E: found = "\"\(Character(Unicode.Scalar(c)))\""
+        case 0x80...: found = "a non-ASCII character (a bare key is ASCII: quote the key)"
+        default: found = "the control character 0x" + String(c, radix: 16, uppercase: true)
+        }
+        throw Finding(line: line, message: "malformed TOML: a table header must start with a key (letters, digits, \"_\" and \"-\", or a quoted key), found \(found)")
+    }
+
+    static func isASCIIBareKey(_ c: UInt8) -> Bool {
+        (c >= 0x61 && c <= 0x7A) || (c >= 0x41 && c <= 0x5A) || (c >= 0x30 && c <= 0x39)
+            || c == UInt8(ascii: "_") || c == UInt8(ascii: "-")
     }
 
     /// `a.b.c = ` up to the value.

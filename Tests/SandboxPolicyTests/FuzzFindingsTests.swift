@@ -1,0 +1,43 @@
+import Foundation
+import Testing
+@testable import SandboxPolicy
+
+/// Inputs the policy fuzzer found (Docs/reliability.md), each kept as a regression
+/// test: before its fix, each one crashed the process, hung, or was refused without
+/// saying where or why.
+@Suite struct FuzzFindingsTests {
+    /// The diagnostics of loading `text`.
+    private func diagnostics(_ text: String) -> [PolicyDiagnostic] {
+        let s = PolicyScratch()
+        s.write("found.toml", text)
+        return s.diagnostics("found.toml")
+    }
+
+    /// A table header whose key starts with a character no key starts with aborted the
+    /// process inside the TOML parser (toml++'s `parse_key` assertion, SIGABRT: `sandbox
+    /// check` died with no message). Seed 11 case 1582 found `[# comment\nprocess]`.
+    @Test(arguments: ["[# comment\nprocess]\n", "[=]\n", "[é]\n", "[[é]]\n", "[ é]\n", "[,]\n", "[{]\n", "[.a]\n",
+                      "[[#]]\n", "[ \n", "[\r]\n", "[\u{7F}]\n", "[\u{01}]\n", "[+]\n", "[\\]\n", "[[ =]]\n",
+                      "version = 1 # x\n[[ é]]\n", "[process]\nhostname = \"a\"\n[=\n"])
+    func tableHeaderWithoutAKeyIsRefused(_ text: String) {
+        let d = diagnostics(text)
+        #expect(d.count == 1, "\(d)")
+        #expect(d.first?.message.hasPrefix("malformed TOML: a table header must start with a key") == true, "\(d)")
+        #expect(d.first?.line != nil && d.first?.file.hasSuffix("found.toml") == true, "\(d)")
+    }
+
+    /// Headers the parser does check itself are still reported by it, with its words.
+    @Test(arguments: ["[]\n", "[[]]\n", "[ [a]]\n", "[a.#]\n", "[\"a\".=]\n"])
+    func otherBadHeadersAreTheParsersToReport(_ text: String) {
+        let d = diagnostics(text)
+        #expect(d.count == 1 && d.first?.message.hasPrefix("malformed TOML: Error while parsing") == true, "\(d)")
+    }
+
+    /// Valid headers are untouched.
+    @Test func validHeadersStillLoad() throws {
+        let s = PolicyScratch()
+        s.write("ok.toml", "[ process ]\nhostname = \"a\"\n[\"filesystem\"]\nro = []\n[ 'landlock' ]\nmode = \"off\"\n[[network.allow]]\ncidr = \"1.1.1.1/32\"\nports = [443]\n[network]\nmode = \"egress\"\n")
+        let p = try s.load("ok.toml")
+        #expect(p.process.hostname == "a" && p.network.allow.count == 1)
+    }
+}
