@@ -22,8 +22,17 @@ struct Sandbox: ParsableCommand {
 
 /// Shared by the commands that take a policy and a command line.
 struct PolicyOptions: ParsableArguments {
-    @Option(name: .long, help: "Policy file, or the name of a shipped policy (agent, strict, …).")
-    var policy: String
+    // An array, so that a second --policy is seen and refused (ArgumentParser would
+    // keep the last one silently); `exec`'s fast path refuses it the same way.
+    @Option(name: .customLong("policy"), help: "Policy file, or the name of a shipped policy (agent, strict, …).")
+    var policies: [String] = []
+
+    var policy: String { policies[0] }
+
+    func validate() throws {
+        if policies.isEmpty { throw ValidationError("Missing expected argument '--policy <policy>'") }
+        if policies.count > 1 { throw ValidationError("--policy given twice; give it once") }
+    }
 }
 
 func fail(_ message: String, code: Int32 = exitSandboxError) -> Never {
@@ -130,8 +139,13 @@ func runExec(policyName: String, argv: [String], resultPath: String?, resultFD: 
         if let error = outcome.error { FileHandle.standardError.write(Data("sandbox: \(error.message)\n".utf8)) }
         let bytes = ((try? CanonicalJSON.encode(outcome)) ?? []) + [UInt8(ascii: "\n")]
         var lost = false
-        for fd in resultFDs where !FD.writeAll(fd, bytes) {
-            FileHandle.standardError.write(Data("sandbox: cannot write the result to fd \(fd)\n".utf8))
+        // A reader that is gone is EPIPE here, not a SIGPIPE that would end the
+        // supervisor with a status that looks like the command's.
+        for fd in resultFDs {
+            errno = 0
+            if FD.writeAllWithoutSIGPIPE(fd, bytes) { continue }
+            let why = errno == 0 ? "a short write" : String(cString: strerror(errno))
+            FileHandle.standardError.write(Data("sandbox: --result-fd \(fd): cannot write the result: \(why)\n".utf8))
             lost = true
         }
         if let resultFile {
@@ -141,8 +155,12 @@ func runExec(policyName: String, argv: [String], resultPath: String?, resultFD: 
             }
         }
         // A caller that asked for the result and cannot have it must not read the
-        // command's status as the whole story.
-        Foundation.exit(lost ? exitSandboxError : outcome.exitCode)
+        // command's status as the whole story: 125, and the status said in words.
+        if lost {
+            FileHandle.standardError.write(Data("sandbox: the result is lost; exiting 125 instead of the run's status \(outcome.exitCode)\n".utf8))
+            Foundation.exit(exitSandboxError)
+        }
+        Foundation.exit(outcome.exitCode)
     }
     let runId = newRunId()
     var policyLabel = policyName   // the file or name given, until the policy has its own name

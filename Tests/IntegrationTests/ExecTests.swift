@@ -362,6 +362,9 @@ import Testing
             ["exec", "--policy", policy, "--result-fd", "97", "--", "touch", marker], // fd not open
             ["exec", "--policy", policy, "--result", "\(dir)/no/such/dir/r.json", "--", "touch", marker],
             ["exec", "--policy", policy, "--policy", "strict", "--", "touch", marker], // given twice (issue 14)
+            ["exec", "--policy", policy, "--policy", "strict", "touch", marker],       // … without `--`
+            ["exec", "--policy", policy, "--result", "/dev/full", "--", "touch", marker], // a device loses the result
+            ["exec", "--policy", policy, "--result", dir, "--", "touch", marker],       // a directory
         ]
         for args in cases {
             let out = try Harness.sandbox(args, cwd: dir)
@@ -373,6 +376,13 @@ import Testing
         #expect(bogus.stderr.contains("unknown option --bogus"), "\(bogus.stderr)")
         let twice = try Harness.sandbox(["exec", "--policy", policy, "--policy", policy, "--", "true"], cwd: dir)
         #expect(twice.stderr.contains("--policy given twice"), "\(twice.stderr)")
+        // plan and explain too: which policy would be shown is not for the last one to decide.
+        for args in [["plan", "--policy", policy, "--policy", "strict", "--", "true"], ["explain", "--policy", policy, "--policy", "strict"]] {
+            let out = try Harness.sandbox(args, cwd: dir)
+            #expect(out.status == 125 && out.stderr.contains("--policy given twice"), "\(args): \(out.status) \(out.stderr)")
+        }
+        let full = try Harness.sandbox(["exec", "--policy", policy, "--result", "/dev/full", "--", "true"], cwd: dir)
+        #expect(full.stderr.contains("--result: open /dev/full") && full.stderr.contains("not a regular file"), "\(full.stderr)")
         // Without `--`, like env(1) and timeout(1), the command starts at the first word
         // that is not an option, and what follows is its own.
         let bare = try Harness.sandbox(["exec", "--policy", policy, "sh", "-c", "echo bare"], cwd: dir)
@@ -380,6 +390,28 @@ import Testing
         // From / the agent policy's rw {cwd} would bind the host's root: refused.
         let root = try Harness.sandbox(["exec", "--policy", "\(Harness.repoRoot)/Policies/agent.toml", "--", "true"], cwd: "/")
         #expect(root.status == 125 && root.stderr.contains("is / here"), "\(root.stderr)")
+    }
+
+    /// A result that cannot be written once the command has run (a full device behind
+    /// --result-fd, a reader that is gone) makes `exec` exit 125 with a message that
+    /// still says the run's own status; a reader that is gone is not a SIGPIPE that
+    /// ends the supervisor with a status that looks like the command's (issue 14).
+    @Test func resultThatCannotBeWrittenIs125AndSaysTheStatus() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let dir = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let policy = Self.basicPolicy(in: dir)
+        let full = try Harness.run("/bin/bash", ["-c", "exec \"$0\" exec --policy \"$1\" --result-fd 3 -- sh -c 'echo ran; exit 3' 3>/dev/full",
+                                                 Harness.binary, policy], cwd: dir)
+        #expect(full.status == 125, "\(full.status) \(full.stderr)")
+        #expect(full.stdout == "ran\n")
+        #expect(full.stderr.contains("--result-fd 3: cannot write the result: No space left on device"), "\(full.stderr)")
+        #expect(full.stderr.contains("instead of the run's status 3"), "\(full.stderr)")
+        let gone = try Harness.run("/bin/bash", ["-c", "\"$0\" exec --policy \"$1\" --result-fd 1 -- sh -c 'sleep 0.3; exit 4' | true; echo \"status ${PIPESTATUS[0]}\" >&2",
+                                                 Harness.binary, policy], cwd: dir)
+        #expect(gone.stderr.contains("status 125"), "\(gone.stderr)")
+        #expect(gone.stderr.contains("--result-fd 1: cannot write the result: Broken pipe"), "\(gone.stderr)")
+        #expect(gone.stderr.contains("instead of the run's status 4"), "\(gone.stderr)")
     }
 
     /// A result in a directory the command can write could be moved and replaced by a

@@ -46,7 +46,7 @@ public struct CLIProbe {
             case .exited(125):
                 if result.stderr.isEmpty {
                     verdicts.append(.unclear("\(what): exit 125 with nothing on stderr"))
-                } else if args[0] == "check" && !result.stderr.contains(caseDir) {
+                } else if args[0] == "check" && !result.stderr.contains(caseDir) && !namesAReferencedFile(result.stderr, c) {
                     verdicts.append(.unclear("\(what): exit 125 without naming the file: \(result.stderr.prefix(500))"))
                 } else if args[0] == "check", inProcess.result != .refused, !c.files.contains(where: { $0.path.hasPrefix("profiles/") }) {
                     verdicts.append(.unclear("\(what): exit 125, but the loader accepted it: \(result.stderr.prefix(500))"))
@@ -57,5 +57,16 @@ public struct CLIProbe {
             }
         }
         return verdicts.isEmpty ? [.fine] : verdicts
+    }
+
+    /// Whether the first diagnostic is about a file the case's policy names (an
+    /// `extends` target or a seccomp profile outside the case, such as /etc/passwd):
+    /// then it names that file, and the line in it.
+    private func namesAReferencedFile(_ stderr: String, _ c: FuzzCase) -> Bool {
+        guard let file = stderr.split(separator: ":").first, file.hasPrefix("/") else { return false }
+        return c.files.contains { f in
+            if case .bytes(let b) = f.content { return String(decoding: b, as: UTF8.self).contains(file) }
+            return false
+        }
     }
 }
