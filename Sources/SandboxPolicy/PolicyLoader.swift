@@ -234,6 +234,9 @@ public struct PolicyLoader: Sendable {
                     let message: String?
                     switch PolicyFile.kind(child.absolute) {
                     case .regular: message = nil
+                    case .missing where target.contains("{"):
+                        // Templates are not expanded here: say so rather than "no file …/{policy_dir}/…".
+                        message = "extends target \"\(target)\" not found: no file \(display); extends takes no templates such as {policy_dir}: a relative path is already relative to the directory of this file"
                     case .missing: message = "extends target \"\(target)\" not found: no file \(display)"
                     case .directory: message = "extends target \"\(target)\" is a directory (\(display)); name a .toml file"
                     case .special(let what): message = "extends target \"\(target)\" is \(what), not a regular file (\(display)); name a .toml file"

@@ -40,4 +40,12 @@ import Testing
         let p = try s.load("ok.toml")
         #expect(p.process.hostname == "a" && p.network.allow.count == 1)
     }
+
+    /// `extends = ["{policy_dir}/base.toml"]` said only "no file …/{policy_dir}/base.toml":
+    /// templates are not expanded in extends, and the message now says so.
+    @Test func templateInExtendsIsExplained() {
+        let d = diagnostics("extends = [\"{policy_dir}/base.toml\"]\n")
+        #expect(d.count == 1 && d.first?.keyPath == "extends[0]", "\(d)")
+        #expect(d.first?.message.contains("extends takes no templates such as {policy_dir}") == true, "\(d)")
+    }
 }

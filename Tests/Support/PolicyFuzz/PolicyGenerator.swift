@@ -152,6 +152,8 @@ public struct PolicyGenerator {
             c.add(name + ".toml", text)
         }
         c.strategy += " files=\(n)"
+        // Sometimes the file given to the loader is itself no policy file.
+        if r.oneIn(12) { c.root = String(r.pick(odd).dropFirst(2)); c.strategy += " root=\(c.root)" }
     }
 
     private func seccompProfile(_ c: inout FuzzCase, _ r: inout FuzzRandom) {
