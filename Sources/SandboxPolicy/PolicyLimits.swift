@@ -121,6 +121,9 @@ struct PolicyPrescan {
             } catch let f as Finding {
                 return .exceeded(f)
             } catch {
+                // The scan follows TOML closely but not exactly: should the parser read
+                // on past where it stopped, it must still meet no header that aborts it.
+                if let f = scan.headerWithoutKeyAfterStop() { return .exceeded(f) }
                 return .stopped
             }
             return .complete(values: scan.values)
@@ -203,6 +206,8 @@ struct PolicyPrescan {
     private func exceeded(_ message: String) -> Finding { Finding(line: line, message: message) }
 
     private mutating func run() throws {
+        // A UTF-8 byte order mark, which the parser skips.
+        if b.count >= 3 && b[0] == 0xEF && b[1] == 0xBB && b[2] == 0xBF { i = 3 }
         while i < b.count {
             let c = b[i]
             switch c {
@@ -297,6 +302,31 @@ struct PolicyPrescan {
         default: found = "the control character 0x" + String(c, radix: 16, uppercase: true)
         }
         throw Finding(line: line, message: "malformed TOML: a table header must start with a key (letters, digits, \"_\" and \"-\", or a quoted key), found \(found)")
+    }
+
+    /// After the scan stopped: the first line from the one it stopped on that looks
+    /// like a table header without a key (`headerKeyStart`), judged line by line,
+    /// as the structure around it is no longer known.
+    func headerWithoutKeyAfterStop() -> Finding? {
+        var lineNumber = line
+        var j = i
+        while j > 0 && b[j - 1] != 0x0A { j -= 1 }
+        while j < b.count {
+            var k = j
+            while k < b.count && (b[k] == 0x20 || b[k] == 0x09) { k += 1 }
+            if k < b.count && b[k] == UInt8(ascii: "[") {
+                var probe = PolicyPrescan(b, valueLimit: valueLimit)
+                probe.i = k
+                probe.line = lineNumber
+                let isArray = k + 1 < b.count && b[k + 1] == UInt8(ascii: "[")
+                probe.i += isArray ? 2 : 1
+                do { try probe.headerKeyStart(isArray: isArray) } catch let f as Finding { return f } catch {}
+            }
+            while j < b.count && b[j] != 0x0A { j += 1 }
+            j += 1
+            lineNumber += 1
+        }
+        return nil
     }
 
     static func isASCIIBareKey(_ c: UInt8) -> Bool {

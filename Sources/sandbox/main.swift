@@ -23,7 +23,9 @@ struct Sandbox: ParsableCommand {
 /// Shared by the commands that take a policy and a command line.
 struct PolicyOptions: ParsableArguments {
     // An array, so that a second --policy is seen and refused (ArgumentParser would
-    // keep the last one silently); `exec`'s fast path refuses it the same way.
+    // keep the last one silently); `exec`'s fast path refuses it the same way. (The
+    // commands give their usage line themselves: ArgumentParser would show an array
+    // as optional and repeatable.)
     @Option(name: .customLong("policy"), help: "Policy file, or the name of a shipped policy (agent, strict, …).")
     var policies: [String] = []
 
@@ -227,6 +229,7 @@ func fastExec(_ args: [String]) {
 struct Exec: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a command in a sandbox built from a policy.",
+        usage: "sandbox exec --policy <policy> [--result <result>] [--result-fd <result-fd>] [--] <command> ...",
         discussion: "Example: sandbox exec --policy agent -- python3 -c 'print(1)'")
 
     @OptionGroup var options: PolicyOptions
@@ -273,6 +276,7 @@ struct Check: ParsableCommand {
 struct Plan: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print the RunPlan a policy compiles to (JSON, with its digest).",
+        usage: "sandbox plan --policy <policy> [--json] [--run-id <run-id>] [--] [<command> ...]",
         discussion: "The plan is deterministic: the same policy, command and host give the same digest.")
 
     @OptionGroup var options: PolicyOptions
@@ -293,7 +297,8 @@ struct Plan: ParsableCommand {
 
 struct Explain: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Summarise for people what a policy allows and denies.")
+        abstract: "Summarise for people what a policy allows and denies.",
+        usage: "sandbox explain --policy <policy>")
 
     @OptionGroup var options: PolicyOptions
 

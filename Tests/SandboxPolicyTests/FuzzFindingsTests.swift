@@ -18,7 +18,12 @@ import Testing
     /// check` died with no message). Seed 11 case 1582 found `[# comment\nprocess]`.
     @Test(arguments: ["[# comment\nprocess]\n", "[=]\n", "[é]\n", "[[é]]\n", "[ é]\n", "[,]\n", "[{]\n", "[.a]\n",
                       "[[#]]\n", "[ \n", "[\r]\n", "[\u{7F}]\n", "[\u{01}]\n", "[+]\n", "[\\]\n", "[[ =]]\n",
-                      "version = 1 # x\n[[ é]]\n", "[process]\nhostname = \"a\"\n[=\n"])
+                      "version = 1 # x\n[[ é]]\n", "[process]\nhostname = \"a\"\n[=\n",
+                      // Seed 20261201 case 11808: a BOM (which stopped the scan before the
+                      // parser, which skips it) and, lines later, `[` + U+202E.
+                      "\u{FEFF}# comment\nversion = 1\n[\u{202E}network]\n",
+                      // After text the scan takes for not TOML, judged line by line.
+                      "a = 1 1\n[=]\n"])
     func tableHeaderWithoutAKeyIsRefused(_ text: String) {
         let d = diagnostics(text)
         #expect(d.count == 1, "\(d)")
