@@ -123,7 +123,7 @@ struct PolicyPrescan {
             } catch {
                 // The scan follows TOML closely but not exactly: should the parser read
                 // on past where it stopped, it must still meet no header that aborts it.
-                if let f = scan.headerWithoutKeyAfterStop() { return .exceeded(f) }
+                if let f = scan.parserAbortAfterStop() { return .exceeded(f) }
                 return .stopped
             }
             return .complete(values: scan.values)
@@ -304,27 +304,78 @@ struct PolicyPrescan {
         throw Finding(line: line, message: "malformed TOML: a table header must start with a key (letters, digits, \"_\" and \"-\", or a quoted key), found \(found)")
     }
 
-    /// After the scan stopped: the first line from the one it stopped on that looks
-    /// like a table header without a key (`headerKeyStart`), judged line by line,
-    /// as the structure around it is no longer known.
-    func headerWithoutKeyAfterStop() -> Finding? {
+    /// The parser (toml++ 3.4) also aborts on a `}` where an array entry should start
+    /// (`[}]`, `[1, }]`): it asserts that a value never starts with a character that
+    /// ends one, and only `]` and `,` are checked before.
+    static func braceInArray(line: Int) -> Finding {
+        Finding(line: line, message: "malformed TOML: \"}\" where an array entry or the closing \"]\" should be")
+    }
+
+    /// After the scan stopped, should the parser read on: the first of what would abort
+    /// it from the line the scan stopped on — a table header without a key
+    /// (`headerKeyStart`), or a `}` where an array entry should start — judged from the
+    /// text alone, in one pass (brackets opened before that line are not known).
+    func parserAbortAfterStop() -> Finding? {
         var lineNumber = line
         var j = i
         while j > 0 && b[j - 1] != 0x0A { j -= 1 }
+        var atLineStart = true
+        var open: [Bool] = []           // true: `[`, false: `{`
+        var entryDue = false            // after `[` or `,` in an array: an entry or `]`
         while j < b.count {
-            var k = j
-            while k < b.count && (b[k] == 0x20 || b[k] == 0x09) { k += 1 }
-            if k < b.count && b[k] == UInt8(ascii: "[") {
-                var probe = PolicyPrescan(b, valueLimit: valueLimit)
-                probe.i = k
-                probe.line = lineNumber
-                let isArray = k + 1 < b.count && b[k + 1] == UInt8(ascii: "[")
-                probe.i += isArray ? 2 : 1
-                do { try probe.headerKeyStart(isArray: isArray) } catch let f as Finding { return f } catch {}
+            let c = b[j]
+            switch c {
+            case 0x0A:
+                lineNumber += 1; atLineStart = true; j += 1; continue
+            case 0x20, 0x09, 0x0D:
+                j += 1; continue
+            case UInt8(ascii: "#"):
+                while j < b.count && b[j] != 0x0A { j += 1 }
+                continue
+            case UInt8(ascii: "}"):
+                if entryDue { return PolicyPrescan.braceInArray(line: lineNumber) }
+                if open.last == false { open.removeLast() }
+            case UInt8(ascii: "["):
+                if atLineStart && open.isEmpty {
+                    var probe = PolicyPrescan(b, valueLimit: valueLimit)
+                    probe.line = lineNumber
+                    let isArray = j + 1 < b.count && b[j + 1] == UInt8(ascii: "[")
+                    probe.i = j + (isArray ? 2 : 1)
+                    do { try probe.headerKeyStart(isArray: isArray) } catch let f as Finding { return f } catch {}
+                }
+                open.append(true)
+                entryDue = true
+                atLineStart = false
+                j += 1
+                continue
+            case UInt8(ascii: "]"):
+                if open.last == true { open.removeLast() }
+            case UInt8(ascii: "{"):
+                open.append(false)
+            case UInt8(ascii: ","):
+                if open.last == true { entryDue = true; atLineStart = false; j += 1; continue }
+            case UInt8(ascii: "\""), UInt8(ascii: "'"):
+                // Past the string (one line, or three quotes to three quotes).
+                let triple = j + 2 < b.count && b[j + 1] == c && b[j + 2] == c
+                j += triple ? 3 : 1
+                while j < b.count {
+                    if c == UInt8(ascii: "\"") && b[j] == UInt8(ascii: "\\") { j += 2; continue }
+                    if b[j] == 0x0A { if !triple { break }; lineNumber += 1 }
+                    if b[j] == c && (!triple || (j + 2 < b.count && b[j + 1] == c && b[j + 2] == c)) {
+                        j += triple ? 3 : 1
+                        break
+                    }
+                    j += 1
+                }
+                entryDue = false
+                atLineStart = false
+                continue
+            default:
+                break
             }
-            while j < b.count && b[j] != 0x0A { j += 1 }
+            entryDue = false
+            atLineStart = false
             j += 1
-            lineNumber += 1
         }
         return nil
     }
@@ -382,6 +433,7 @@ struct PolicyPrescan {
     }
 
     private mutating func value(_ c: UInt8) throws {
+        if c == UInt8(ascii: "}"), stack.last?.isArray == true { throw PolicyPrescan.braceInArray(line: line) }
         if var top = stack.last, top.isArray {
             if c == UInt8(ascii: "]") { try close(array: true); return }   // `[]` or a trailing comma
             top.items += 1

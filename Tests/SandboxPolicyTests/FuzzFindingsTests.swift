@@ -31,6 +31,30 @@ import Testing
         #expect(d.first?.line != nil && d.first?.file.hasSuffix("found.toml") == true, "\(d)")
     }
 
+    /// A `}` where an array entry should start aborted the parser too (toml++'s
+    /// `parse_value` assertion). Seed 20261201 case 47717: `extends = [}"base"]`.
+    @Test(arguments: ["extends = [}\"base\"]\n", "a = [}]\n", "a = [1,}]\n", "a = [\n}]\n", "a = [[}]]\n",
+                      "a = [{}, }]\n", "a = {b = [}]}\n", "a = [ #c\n}]\n", "[network]\nallow = [ { cidr = \"1.1.1.1/32\" }, }]\n",
+                      // After text the scan takes for not TOML, judged on the text alone.
+                      "a = 1 1\nb = [}]\n", "a = 1 1\nb = [1,\n  }]\n", "a = 1 1\nb = \"[\" \nc = [ \"x\", }]\n"])
+    func braceWhereAnArrayEntryShouldBeIsRefused(_ text: String) {
+        let d = diagnostics(text)
+        #expect(d.count == 1, "\(d)")
+        #expect(d.first?.message == "malformed TOML: \"}\" where an array entry or the closing \"]\" should be", "\(d)")
+        #expect(d.first?.line != nil, "\(d)")
+    }
+
+    /// Arrays of inline tables, and a `}` the parser checks itself, are as before.
+    @Test func bracesTheParserHandlesAreUntouched() throws {
+        let s = PolicyScratch()
+        s.write("ok.toml", "[network]\nmode = \"egress\"\nallow = [\n  { cidr = \"1.1.1.1/32\", ports = [443] },\n  {cidr=\"1.0.0.1/32\",ports=[53]},\n]\n")
+        #expect(try s.load("ok.toml").network.allow.count == 2)
+        for text in ["a = {b = }\n", "a = [1 }\n", "a = }\n", "a = {b = 1, }\n"] {
+            let d = diagnostics(text)
+            #expect(d.count == 1 && d.first?.message.hasPrefix("malformed TOML: Error while parsing") == true, "\(text): \(d)")
+        }
+    }
+
     /// Headers the parser does check itself are still reported by it, with its words.
     @Test(arguments: ["[]\n", "[[]]\n", "[ [a]]\n", "[a.#]\n", "[\"a\".=]\n"])
     func otherBadHeadersAreTheParsersToReport(_ text: String) {
