@@ -122,7 +122,7 @@ struct PolicyPrescan {
                 return .exceeded(f)
             } catch {
                 // The scan follows TOML closely but not exactly: should the parser read
-                // on past where it stopped, it must still meet no header that aborts it.
+                // on past where it stopped, it must still meet nothing that aborts it.
                 if let f = scan.parserAbortAfterStop() { return .exceeded(f) }
                 return .stopped
             }
@@ -311,6 +311,35 @@ struct PolicyPrescan {
         Finding(line: line, message: "malformed TOML: \"}\" where an array entry or the closing \"]\" should be")
     }
 
+    /// The parser (toml++ 3.4) reads `1979-05-27 0` followed by a blank, `,`, `]`, `}`
+    /// or `#` as the start of a date-time with a space, and then aborts (the same
+    /// `parse_value` assertion). `at`: where a value starts. Its test, as the parser's:
+    /// ten characters but `_` of digits and `-`, with `-` 5th and 8th, then one space,
+    /// one digit and a character that ends a value (any non-ASCII one counted too).
+    static func dateSpaceDigitAborts(_ b: UnsafeBufferPointer<UInt8>, at start: Int) -> Bool {
+        func endsValue(_ c: UInt8) -> Bool {
+            c == 0x20 || c == 0x09 || c == 0x0A || c == 0x0B || c == 0x0C || c == 0x0D || c >= 0x80
+                || c == UInt8(ascii: "]") || c == UInt8(ascii: "}") || c == UInt8(ascii: ",") || c == UInt8(ascii: "#")
+        }
+        func isDigit(_ c: UInt8) -> Bool { c >= 0x30 && c <= 0x39 }
+        var chars: [UInt8] = []
+        var k = start
+        while k < b.count, !(endsValue(b[k]) && b[k] < 0x80) {
+            if b[k] != UInt8(ascii: "_") {
+                guard chars.count < 10 else { return false }
+                chars.append(b[k])
+            }
+            k += 1
+        }
+        guard chars.count == 10, isDigit(chars[0]), chars[4] == UInt8(ascii: "-"), chars[7] == UInt8(ascii: "-"),
+              chars.allSatisfy({ isDigit($0) || $0 == UInt8(ascii: "-") }) else { return false }
+        return k + 2 < b.count && b[k] == 0x20 && isDigit(b[k + 1]) && endsValue(b[k + 2])
+    }
+
+    static func dateSpaceDigit(line: Int) -> Finding {
+        Finding(line: line, message: "malformed TOML: a date, a space and one digit (\"1979-05-27 0\"); write a date-time as 1979-05-27T07:32:00 or 1979-05-27 07:32:00")
+    }
+
     /// After the scan stopped, should the parser read on: the first of what would abort
     /// it from the line the scan stopped on — a table header without a key
     /// (`headerKeyStart`), or a `}` where an array entry should start — judged from the
@@ -370,6 +399,13 @@ struct PolicyPrescan {
                 entryDue = false
                 atLineStart = false
                 continue
+            case 0x30...0x39:
+                // A digit where a value could start (after no letter, digit or sign).
+                let before = j > 0 ? b[j - 1] : 0x20
+                if !PolicyPrescan.isASCIIBareKey(before) && before != UInt8(ascii: "+") && before != UInt8(ascii: ".")
+                    && before != UInt8(ascii: ":") && PolicyPrescan.dateSpaceDigitAborts(b, at: j) {
+                    return PolicyPrescan.dateSpaceDigit(line: lineNumber)
+                }
             default:
                 break
             }
@@ -461,6 +497,7 @@ struct PolicyPrescan {
         default:
             // A number, boolean or date: up to what can end a value. (A date may hold a
             // space; a value cannot hold a quote or a bracket.)
+            if PolicyPrescan.dateSpaceDigitAborts(b, at: i) { throw PolicyPrescan.dateSpaceDigit(line: line) }
             let start = i
             while let v = peek(), !PolicyPrescan.endsScalar(v) { i += 1 }
             if i == start { throw NotTOML() }

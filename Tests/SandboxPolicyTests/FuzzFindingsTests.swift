@@ -44,6 +44,27 @@ import Testing
         #expect(d.first?.line != nil, "\(d)")
     }
 
+    /// A date, a space and one digit aborted the parser as well (it takes it for the
+    /// start of a date-time with a space). Seed 20261202 case 109706:
+    /// `seccomp.on_violation = 1979-05-27 0 07:32:00`.
+    @Test(arguments: ["seccomp.on_violation = 1979-05-27 0 07:32:00\n", "a = 1979-05-27 0\n", "a = [19_79-05-27 0]\n",
+                      "a = 1979-05-27 0#\n", "a = 1979-05-27 0,\n", "a = {b = 1979-05-27 0}\n", "a = 1979-05-27 0\u{A0}\n",
+                      "a = 1979--5-27 0 \n", "a = 1 1\nb = 1979-05-27 1 \n"])
+    func dateSpaceDigitIsRefused(_ text: String) {
+        let d = diagnostics(text)
+        #expect(d.count == 1, "\(d)")
+        #expect(d.first?.message.hasPrefix("malformed TOML: a date, a space and one digit") == true, "\(d)")
+    }
+
+    /// Dates and date-times the parser reads are as before.
+    @Test func datesTheParserReadsAreUntouched() {
+        for text in ["a = 1979-05-27 07:32:00\n", "a = 1979-05-27\n", "a = 1979-05-27 07\n", "a = [1979-05-27, 1]\n",
+                     "a = \"1979-05-27 0 \"\n", "a = 1979-05-27 0"] {
+            let d = diagnostics(text)
+            #expect(!d.contains { $0.message.contains("a date, a space and one digit") }, "\(text): \(d)")
+        }
+    }
+
     /// Arrays of inline tables, and a `}` the parser checks itself, are as before.
     @Test func bracesTheParserHandlesAreUntouched() throws {
         let s = PolicyScratch()
