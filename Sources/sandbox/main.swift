@@ -453,6 +453,10 @@ extension String {
     }
 }
 
+// A file-size limit (`ulimit -f`) the invoker set must make a write fail with EFBIG,
+// reported (125, naming the file), not kill the supervisor with SIGXFSZ: its status
+// 153 would look like the command's. The child resets every disposition before execve.
+signal(SIGXFSZ, SIG_IGN)
 fastExec(CommandLine.arguments)
 do {
     var command = try Sandbox.parseAsRoot()

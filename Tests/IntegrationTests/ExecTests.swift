@@ -412,6 +412,11 @@ import Testing
         #expect(gone.stderr.contains("status 125"), "\(gone.stderr)")
         #expect(gone.stderr.contains("--result-fd 1: cannot write the result: Broken pipe"), "\(gone.stderr)")
         #expect(gone.stderr.contains("instead of the run's status 4"), "\(gone.stderr)")
+        // A file-size limit of the invoker's: the supervisor's writes fail (EFBIG) and
+        // are reported, instead of SIGXFSZ ending it with 153, a status like a command's.
+        let fsize = try Harness.run("/bin/bash", ["-c", "ulimit -f 0; exec \"$0\" exec --policy \"$1\" -- true", Harness.binary, policy], cwd: dir)
+        #expect(fsize.status == 125, "\(fsize.status) \(fsize.stderr)")
+        #expect(fsize.stderr.contains("File too large"), "\(fsize.stderr)")
     }
 
     /// A result in a directory the command can write could be moved and replaced by a
