@@ -92,11 +92,7 @@ public enum Poll {
 
 public enum Clock {
     /// Milliseconds on CLOCK_MONOTONIC.
-    public static func monotonicMs() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec) / 1_000_000
-    }
+    public static func monotonicMs() -> UInt64 { monotonicUs() / 1000 }
 
     /// Microseconds on CLOCK_MONOTONIC (deadlines and measurements finer than a ms).
     public static func monotonicUs() -> UInt64 {

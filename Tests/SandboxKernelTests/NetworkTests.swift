@@ -508,11 +508,11 @@ func tcpProbe(_ host: String, _ port: UInt16, timeoutMs: Int32 = 1000) -> String
             let results = UnsafeMutableBufferPointer<Result<EgressNetwork, Error>?>.allocate(capacity: n)
             results.initialize(repeating: nil)
             defer { results.deallocate() }
-            let started = monotonicMicroseconds()
+            let started = Clock.monotonicUs()
             DispatchQueue.concurrentPerform(iterations: n) { i in
                 results[i] = Result { try EgressNetwork.setUp(configs[i]) }
             }
-            let wall = monotonicMicroseconds() - started
+            let wall = Clock.monotonicUs() - started
             let nets = results.compactMap { r -> EgressNetwork? in
                 switch r {
                 case .success(let net)?: return net
@@ -527,9 +527,9 @@ func tcpProbe(_ host: String, _ port: UInt16, timeoutMs: Int32 = 1000) -> String
             if !times.isEmpty {
                 print("egress setUp x\(n) in parallel: wall \(wall / 1000) ms, per run median \(times[times.count / 2]) µs, max \(times.last!) µs")
             }
-            let t0 = monotonicMicroseconds()
+            let t0 = Clock.monotonicUs()
             for net in nets { net.tearDown() }
-            print("egress tearDown x\(n): \((monotonicMicroseconds() - t0) / UInt64(max(1, n))) µs per run")
+            print("egress tearDown x\(n): \((Clock.monotonicUs() - t0) / UInt64(max(1, n))) µs per run")
             for net in nets {
                 #expect(linkJSON(net.hostInterface) == nil, "veth \(net.hostInterface) left behind")
             }
@@ -546,9 +546,9 @@ func tcpProbe(_ host: String, _ port: UInt16, timeoutMs: Int32 = 1000) -> String
             for i in 0..<11 {
                 let run = try host.runDir()
                 let net = try EgressNetwork.setUp(host.egress(run))
-                let t = monotonicMicroseconds()
+                let t = Clock.monotonicUs()
                 net.tearDown()
-                if i > 0 { setUp.append(net.setUpMicroseconds); tearDown.append(monotonicMicroseconds() - t) }
+                if i > 0 { setUp.append(net.setUpMicroseconds); tearDown.append(Clock.monotonicUs() - t) }
                 #expect(linkJSON(net.hostInterface) == nil)
             }
             setUp.sort(); tearDown.sort()

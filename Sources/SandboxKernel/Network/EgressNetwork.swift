@@ -92,7 +92,7 @@ public final class EgressNetwork {
     // MARK: - Set-up
 
     public static func setUp(_ config: EgressConfig) throws -> EgressNetwork {
-        let started = monotonicMicroseconds()
+        let started = Clock.monotonicUs()
         let bridge = try Bridge(config.bridge)
         guard !config.runId.isEmpty, config.runId.utf8.count <= 200,
               config.runId.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) else {
@@ -140,7 +140,7 @@ public final class EgressNetwork {
 
             return EgressNetwork(config: config, hostInterface: name, hostIndex: hostIndex, address: address,
                                  bridge: bridge, netns: netnsOwner,
-                                 setUpMicroseconds: monotonicMicroseconds() - started)
+                                 setUpMicroseconds: Clock.monotonicUs() - started)
         } catch {
             while let step = undo.popLast() { step() }
             throw error
@@ -291,10 +291,4 @@ public final class EgressNetwork {
         }
         Lease.release(runDir: runDir)
     }
-}
-
-func monotonicMicroseconds() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1000
 }
