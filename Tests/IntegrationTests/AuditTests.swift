@@ -165,6 +165,43 @@ import Testing
         #expect(!room.stdout.contains("size=0") && !room.stdout.contains("size=none"), "\(room.stdout)")
     }
 
+    /// A run that fills the filesystem its audit log is on (through a writable bind
+    /// on the same tmpfs) cannot leave its end off the record quietly: its exit status
+    /// becomes 125 and the error says the end is missing; verify then warns of a run
+    /// without an end. Control: the same run writing little ends 0, recorded.
+    @Test func endNotWrittenIs125() throws {
+        guard Harness.require(Harness.isRoot, "root (to mount a tmpfs)") else { return }
+        guard Harness.require(Self.exists("/usr/bin/unshare"), "unshare (util-linux)") else { return }
+        let mnt = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: mnt) }
+        let policy = Self.policy(in: mnt, log: "\(mnt)/log/audit.jsonl")
+        // The records hold argv: 8 KiB of it makes the end need pages of its own (tmpfs
+        // hands out whole pages, and the start's last page may have room left).
+        let pad = String(repeating: "x", count: 8192)
+        func run(_ command: String) throws -> Harness.Output {
+            let script = """
+                set -e
+                mount -t tmpfs -o size=256k,mode=0755 audit-test "\(mnt)"
+                mkdir "\(mnt)/log" "\(mnt)/work"
+                cd "\(mnt)/work"
+                rc=0
+                "\(Harness.binary)" exec --policy "\(policy)" -- sh -c '\(command)' sh "\(pad)" || rc=$?
+                echo "rc=$rc"
+                "\(Harness.binary)" audit verify "\(mnt)/log/audit.jsonl" || true
+                """
+            return try Harness.run("/usr/bin/unshare", ["--mount", "--propagation", "private", "/bin/sh", "-c", script])
+        }
+        let filled = try run("dd if=/dev/zero of=fill bs=4k count=128 2>/dev/null; exit 0")
+        #expect(filled.stdout.contains("rc=125"), "\(filled.stdout) \(filled.stderr)")
+        #expect(filled.stderr.contains("the command ran and exited 0, but its end is not on record"), "\(filled.stderr)")
+        #expect(filled.stdout.contains("1 runs started, 0 ended"), "\(filled.stdout)")
+        #expect(filled.stderr.contains("warning: run ") && filled.stderr.contains("has no run_end"), "\(filled.stderr)")
+
+        let small = try run("echo hi > small; exit 0")
+        #expect(small.stdout.contains("rc=0") && small.stdout.contains("1 runs started, 1 ended"), "\(small.stdout) \(small.stderr)")
+        #expect(!small.stderr.contains("warning"), "\(small.stderr)")
+    }
+
     /// Not a regular file, a symlink on the path, a directory the invoker cannot
     /// write (EACCES, rootless): 125 and the command did not run. Control: a plain
     /// path runs.
