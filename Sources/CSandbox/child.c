@@ -614,11 +614,12 @@ static int list_kept_fds(struct child *c) {
     size_t n_moved = 0;
     for (size_t i = 0; i < spec->n_mounts; i++)
         if (spec->mounts[i].kind == SBX_MOUNT_MOVE_FD && spec->mounts[i].fd >= 0) n_moved++;
-    size_t want = 5 + spec->n_cgroup_procs_fds + n_moved;
+    size_t want = 7 + spec->n_cgroup_procs_fds + n_moved;
     if (want > SBX_MAX_KEEP) { c->index = (int)want; errno = E2BIG; return -1; }
     size_t nk = 0;
     c->keep[nk++] = spec->sync_fd; c->keep[nk++] = spec->error_fd; c->keep[nk++] = spec->status_fd;
     c->keep[nk++] = spec->landlock_fd; c->keep[nk++] = spec->notify_sock;
+    c->keep[nk++] = spec->exec_fd; c->keep[nk++] = spec->script_fd;
     for (size_t i = 0; i < spec->n_cgroup_procs_fds; i++) c->keep[nk++] = spec->cgroup_procs_fds[i];
     for (size_t i = 0; i < spec->n_mounts; i++)
         if (spec->mounts[i].kind == SBX_MOUNT_MOVE_FD && spec->mounts[i].fd >= 0) c->keep[nk++] = spec->mounts[i].fd;
@@ -941,10 +942,36 @@ static int apply_landlock(struct child *c) {
     return 0;
 }
 
-/* Only the error pipe (CLOEXEC) and the notify socket survive to seccomp. */
+/* Only the error pipe (CLOEXEC), the notify socket and the checked executable
+ * (and script) survive to seccomp. */
 static int close_payload_fds(struct child *c) {
-    int keep[2] = { c->spec->error_fd, c->spec->notify_sock };
-    return close_all_except(keep, 2);
+    int keep[4] = { c->spec->error_fd, c->spec->notify_sock, c->spec->exec_fd, c->spec->script_fd };
+    return close_all_except(keep, 4);
+}
+
+/* [binary]: the file the supervisor hashed must be unchanged. The fd already pins
+ * the inode (a rename or a swapped path changes nothing); this catches a write into
+ * that inode since the hash (every write moves ctime, which no caller can set back).
+ * The script's fd loses CLOEXEC: its interpreter opens it as /dev/fd/N. */
+static int unchanged(int fd, int64_t sec, int64_t nsec, int64_t size) {
+    struct stat st;
+    if (fstat(fd, &st) < 0) return -1;
+    if ((int64_t)st.st_ctim.tv_sec != sec || (int64_t)st.st_ctim.tv_nsec != nsec || (int64_t)st.st_size != size) {
+        errno = ESTALE;
+        return -1;
+    }
+    return 0;
+}
+
+static int check_executable(struct child *c) {
+    const struct sbx_spec *spec = c->spec;
+    if (spec->exec_fd < 0) return 0;
+    c->index = 0;
+    if (unchanged(spec->exec_fd, spec->exec_ctime_sec, spec->exec_ctime_nsec, spec->exec_size) < 0) return -1;
+    if (spec->script_fd < 0) return 0;
+    c->index = 1;
+    if (unchanged(spec->script_fd, spec->script_ctime_sec, spec->script_ctime_nsec, spec->script_size) < 0) return -1;
+    return fcntl(spec->script_fd, F_SETFD, 0) < 0 ? -1 : 0;
 }
 
 static int load_seccomp(struct child *c) {
@@ -983,6 +1010,12 @@ static int send_listener(struct child *c) {
 /* Returns only on failure, with exit code 127 (nothing to run) or 126. */
 static int exec_command(struct child *c) {
     const struct sbx_spec *spec = c->spec;
+    if (spec->exec_fd >= 0) {
+        /* The checked file itself, not whatever its path names now. */
+        syscall(SYS_execveat, spec->exec_fd, "", spec->exec_argv, spec->envp, AT_EMPTY_PATH);
+        c->exit_code = 126;
+        return -1;
+    }
     const char *file = spec->argv[0];
     int has_slash = 0;
     for (const char *p = file; *p; p++) if (*p == '/') { has_slash = 1; break; }
@@ -1086,6 +1119,9 @@ static const struct step payload_steps[] = {
     { SBX_STEP_LANDLOCK, apply_landlock },
     /* BEFORE seccomp, so the filter need not allow close_range. */
     { SBX_STEP_PAYLOAD_CLOSE_FDS, close_payload_fds },
+    /* [binary]: the checked file unchanged since its hash; BEFORE seccomp, so the
+     * filter need not allow fstat or fcntl. */
+    { SBX_STEP_EXEC_CHECK, check_executable },
     /* seccomp last, so the filter need not allow anything the set-up above used. */
     { SBX_STEP_SECCOMP, load_seccomp },
     { SBX_STEP_NOTIFY_SEND, send_listener },

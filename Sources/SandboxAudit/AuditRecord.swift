@@ -56,7 +56,7 @@ public struct RunStart: Encodable, Sendable {
         }
         enum K: String, CodingKey { case name, digest, sources }
     }
-    /// The executable that runs: nil until `[binary]` resolves and opens it.
+    /// The executable `[binary]` checked (Docs/binary.md); nil without `[binary]`.
     public struct Binary: Encodable, Sendable {
         public var path: String
         public var sha256: String?

@@ -63,6 +63,7 @@ public enum SetupStep: String, Sendable, CaseIterable {
     case refuse = "refuse"
     case audit = "audit"
     case bindSources = "bind sources"
+    case binary = "binary"
     case runDirectory = "run directory"
     case hostUID = "host uid"
     case bindTrees = "bind trees"
@@ -152,6 +153,8 @@ public final class Executor {
     public let handle = RunHandle()
     /// The audit log (`[audit] path`) once this run's start is in it.
     private var audit: AuditLog?
+    /// `[binary]`: what was checked (also when refused), for the result and the audit.
+    private var binary: CheckedBinary?
 
     public init(plan: RunPlan, options: ExecOptions) {
         self.plan = plan
@@ -206,9 +209,13 @@ public final class Executor {
     /// `teardown` unwinds them newest first on every path, so a failure at any step
     /// leaves nothing behind.
     private func supervise(started: UInt64) throws -> RunResult {
-        try refuseUnsupported()                                           // 1
+        // Refusals from here on are audited: run_start names the checked binary.
+        let opened = Result { () throws -> ([Int: OpenedSource], BinaryCheck.Opened?) in
+            let sources = try openBindSources()                           // 2
+            return (sources, try checkBinary(sources))                    // 2b
+        }
         try startAudit()                                                  // 1
-        let sources = try openBindSources()                               // 2
+        let (sources, executable) = try opened.get()
         let runDir = try makeRunDirectory()                               // 3
         let lease = try leaseHostUID(runDir)                              // 4
         let trees = try prepareTrees(sources, lease: lease)               // 5
@@ -219,13 +226,14 @@ public final class Executor {
         var spec = childSpec(runDir: runDir, lease: lease, landlock: landlock, seccomp: program) // 8
         let signals = try blockSignals()                                  // 9
         try giveDescriptors(to: &spec, sources: sources, trees: trees, cgroup: cgroup, landlock: landlock,
-                            notify: notify, pipes: pipes)                 // 9
+                            notify: notify, pipes: pipes, executable: executable) // 9
         // For "created during the run": birth times on disk come from the same clock.
         let startedWall = Clock.fileTimestampNow()
         let child = try spawn(spec)                                       // 10
         // The child has its own copies now; the parent's are closed by their owners.
         pipes.closeChildEnds(); notify?.child.close(); landlock?.close()  // 11
         cgroup?.closeChildFDs(); for fd in trees.values { fd.close() }    // 11
+        executable?.close()                                               // 11
         try writeIDMaps(child, lease: lease)                              // 11
         let network = try setUpNetwork(child, runDir: runDir)             // 11
         letChildGoOn(pipes, runDir: runDir)                               // 11
@@ -400,7 +408,8 @@ public final class Executor {
     /// step with its text).
     private func giveDescriptors(to spec: inout ChildSpec, sources: [Int: OpenedSource], trees: [Int: OwnedFD],
                                  cgroup: RunCgroup?, landlock: LandlockRuleset?,
-                                 notify: (parent: OwnedFD, child: OwnedFD)?, pipes: ChildPipes) throws {
+                                 notify: (parent: OwnedFD, child: OwnedFD)?, pipes: ChildPipes,
+                                 executable: BinaryCheck.Opened?) throws {
         spec.mounts = try plan.mounts.enumerated().map { i, m in
             if let tree = trees[i] { return .moveFD(fd: tree.raw, destination: m.destination) }
             return try Executor.childMount(m, source: sources[i], network: plan.network)
@@ -416,6 +425,12 @@ public final class Executor {
         spec.syncFD = pipes.sync.read.raw
         spec.errorFD = pipes.errors.write.raw
         spec.statusFD = pipes.status.write.raw
+        if var e = executable, !TestHooks.execByPath {
+            try e.confirm()
+            spec.checkedExec = CheckedExec(
+                fd: (e.interpreter ?? e.command).fd, stamp: (e.interpreter ?? e.command).stamp, argv: e.argv,
+                script: e.interpreter == nil ? nil : (e.command.fd, e.command.stamp))
+        }
     }
 
     /// 10. clone3. From here the child exists; its pidfd is the only handle to it.
@@ -571,13 +586,16 @@ public final class Executor {
 
     // MARK: - Checks before anything is created
 
-    /// 1. Protections this build cannot enforce yet: refuse rather than run with less
-    /// than the policy asks.
-    private func refuseUnsupported() throws {
-        if plan.binary.isActive {
-            throw ExecError(kind: .plan, step: SetupStep.refuse.rawValue, subject: "binary",
-                            message: "[binary] checks are not supported by this build yet; refusing to run without them")
-        }
+    /// 2b. `[binary]`: the command found as the sandbox would find it, opened once
+    /// from its bind source, every rule run on that descriptor (BinaryCheck.swift);
+    /// the child `execveat`s it. Refused: 126 (not found: 127), nothing started.
+    private func checkBinary(_ sources: [Int: OpenedSource]) throws -> BinaryCheck.Opened? {
+        guard plan.binary.isActive else { return nil }
+        let opened = try BinaryCheck(plan: plan, sources: sources).run(record: &binary)
+        undo.push { opened.close() }
+        // Debug builds only: a test swaps or rewrites the file here.
+        TestHooks.pauseAfterBinaryCheck()
+        return opened
     }
 
     /// `run_start`, before anything of the run exists: a run the policy wants audited
@@ -587,7 +605,7 @@ public final class Executor {
         if plan.digest == nil { plan.digest = try? PlanDigest.digest(of: plan) }
         do {
             let log = try AuditLog.open(path: path, keyFile: plan.audit.keyFile, invoker: plan.host.invokerUID)
-            try log.start(RunAudit.start(plan))
+            try log.start(RunAudit.start(plan, binary: binary))
             audit = log
         } catch {
             throw ExecError(kind: .setup, step: SetupStep.audit.rawValue, subject: (error as any Error as? AuditError)?.subject,
@@ -723,6 +741,12 @@ public final class Executor {
         func child(_ subject: String?, _ message: String, step: String = f.stepName) -> ExecError {
             ExecError(kind: .child, step: step, subject: subject, errno: errno, message: message)
         }
+        if f.isExecutableChanged {
+            let path = f.index == 1 ? binary?.path : binary?.interpreter?.path ?? binary?.path
+            return ExecError(kind: .exec, step: f.stepName, subject: path, errno: errno,
+                             message: "[binary] \(path ?? plan.process.argv[0]) was written to after its check (ctime or size changed); not run",
+                             exitCode: 126)
+        }
         if f.isExec {
             let code: Int32 = f.isNotFound ? 127 : 126
             return ExecError(kind: .exec, step: f.stepName, subject: plan.process.argv[0], errno: errno,
@@ -788,6 +812,7 @@ public final class Executor {
             })
         result.cpuSource = cpu.source
         result.hostUID = spawned ? hostUID : nil
+        result.binary = binary
         result.violationsTotal = violations.total
         result.violationsDropped = violations.dropped
         result.createdEntries = createdEntries.paths

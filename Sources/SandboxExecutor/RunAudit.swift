@@ -3,12 +3,13 @@ import SandboxPlan
 
 /// What the audit log records of a run, from its plan and its result.
 enum RunAudit {
-    static func start(_ plan: RunPlan) -> RunStart {
+    static func start(_ plan: RunPlan, binary: CheckedBinary?) -> RunStart {
         RunStart(runId: plan.runId, invokerUid: plan.host.invokerUID, invokerGid: plan.host.invokerGID,
                  policyName: plan.policy.name, policyDigest: plan.policy.digest, sources: plan.policy.sources,
                  planDigest: plan.digest ?? "", argv: plan.process.argv,
-                 // Filled when `[binary]` resolves and opens the executable.
-                 binary: nil)
+                 // What `[binary]` opened and hashed (also when a rule refused it); nil
+                 // without `[binary]` checks, when argv[0] is run by path.
+                 binary: binary.map { RunStart.Binary(path: $0.path, sha256: $0.sha256) })
     }
 
     /// One denial per seccomp entry (and one for the calls past the entry cap) and

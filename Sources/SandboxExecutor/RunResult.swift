@@ -47,6 +47,9 @@ public struct RunResult: Codable, Sendable, Equatable {
     /// The host uid the command ran as when it had one of its own (a root invoker,
     /// `process.host_uid = "own"`); nil: the invoker's.
     public var hostUID: UInt32? = nil
+    /// `[binary]`: the executable that was checked (and ran, unless refused), its
+    /// SHA-256 and a script's interpreter; nil without `[binary]` checks.
+    public var binary: CheckedBinary? = nil
     /// Every call the seccomp filter handed to the supervisor, exact, including those
     /// past the caps below: the sum of the entries' `count` plus `violationsDropped`.
     public var violationsTotal: Int = 0

@@ -46,6 +46,9 @@ public struct ChildSpec {
     public var argv: [String] = []
     public var env: [String] = []
     public var searchPath: String = "/usr/bin:/bin"
+    /// `[binary]`: the checked executable, run with `execveat(fd, "", argv,
+    /// AT_EMPTY_PATH)`; nil: `execve` of `argv[0]` by path.
+    public var checkedExec: CheckedExec? = nil
     public var capKeep: UInt64 = 0
     public var applyCaps = true
     public var landlockFD: Int32 = -1
@@ -85,6 +88,8 @@ public struct ChildFailure: Sendable, Equatable {
     public var isSymlinkLoop: Bool { errno == ELOOP }
     /// A bind source that is no longer the object the supervisor checked.
     public var isSourceChanged: Bool { errno == ESTALE }
+    /// `[binary]`: the checked file was written to between its hash and the exec.
+    public var isExecutableChanged: Bool { step == Int32(SBX_STEP_EXEC_CHECK.rawValue) }
     public var isChdir: Bool { step == Int32(SBX_STEP_CHDIR.rawValue) }
     public var isRlimit: Bool { step == Int32(SBX_STEP_RLIMIT.rawValue) }
 
@@ -139,11 +144,25 @@ public struct ChildFailure: Sendable, Equatable {
         case SBX_STEP_CHDIR.rawValue: return "chdir"
         case SBX_STEP_LANDLOCK.rawValue: return index < 0 ? "landlock_restrict_self" : "landlock_add_rule"
         case SBX_STEP_PAYLOAD_CLOSE_FDS.rawValue: return "close the payload's descriptors"
+        case SBX_STEP_EXEC_CHECK.rawValue: return index == 1 ? "check the script is unchanged" : "check the executable is unchanged"
         case SBX_STEP_SECCOMP.rawValue: return "load the seccomp filter"
         case SBX_STEP_NOTIFY_SEND.rawValue: return "hand the seccomp listener to the supervisor"
         case SBX_STEP_EXEC.rawValue: return "execve"
         default: return "step \(step)"
         }
+    }
+}
+
+/// The descriptors and argv of a `[binary]`-checked command: what the child execs,
+/// and what it checks is unchanged first (`ExecutableFile.Opened.stamp`).
+public struct CheckedExec {
+    public var fd: Int32
+    public var stamp: ExecutableFile.Stamp
+    public var argv: [String]
+    /// A `#!` script run by its checked interpreter (`fd`) as `/dev/fd/<scriptFD>`.
+    public var script: (fd: Int32, stamp: ExecutableFile.Stamp)?
+    public init(fd: Int32, stamp: ExecutableFile.Stamp, argv: [String], script: (fd: Int32, stamp: ExecutableFile.Stamp)?) {
+        self.fd = fd; self.stamp = stamp; self.argv = argv; self.script = script
     }
 }
 
@@ -214,6 +233,17 @@ public enum Child {
         c.argv = arena.stringArray(spec.argv)
         c.envp = arena.stringArray(spec.env)
         c.search_path = arena.string(spec.searchPath)
+        c.exec_fd = -1
+        c.script_fd = -1
+        if let e = spec.checkedExec {
+            c.exec_fd = e.fd
+            c.exec_argv = arena.stringArray(e.argv)
+            (c.exec_ctime_sec, c.exec_ctime_nsec, c.exec_size) = (e.stamp.ctimeSec, e.stamp.ctimeNsec, e.stamp.size)
+            if let s = e.script {
+                c.script_fd = s.fd
+                (c.script_ctime_sec, c.script_ctime_nsec, c.script_size) = (s.stamp.ctimeSec, s.stamp.ctimeNsec, s.stamp.size)
+            }
+        }
 
         c.cap_keep = spec.capKeep
         c.apply_caps = spec.applyCaps ? 1 : 0

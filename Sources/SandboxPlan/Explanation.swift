@@ -115,8 +115,13 @@ public enum Explanation {
             line("Audit: each run is recorded in \(log) before it starts and when it ends, hash-chained (\(plan.audit.keyFile.map { "HMAC-SHA256, key \($0)" } ?? "SHA-256, no key")); a run whose start cannot be recorded does not start")
         }
         if plan.binary.isActive {
+            let b = plan.binary
+            let rules = [b.requireRootOwned ? "owned by root or the invoker" : nil,
+                         b.rejectWritable ? "not group- or world-writable, nor any directory above it" : nil,
+                         b.rejectSetuid ? "not setuid or setgid" : nil].compactMap { $0 }
             line()
-            line("REFUSED by this build: [binary] is not enforced yet, so `sandbox exec` exits 125 with this policy")
+            line("Binary: the command (and a #! script's interpreter) is found as the sandbox sees it, opened once and run from that descriptor; refused with 126 unless it is \(rules.isEmpty ? "as pinned" : rules.joined(separator: "; "))")
+            for (path, digest) in b.pin.sorted(by: { $0.key < $1.key }) { line("  pin \(path) = \(digest)") }
         }
         if !plan.notApplied.isEmpty {
             line()

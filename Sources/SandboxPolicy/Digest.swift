@@ -19,3 +19,24 @@ public enum Digest {
         return String(decoding: out, as: UTF8.self)
     }
 }
+
+extension Digest {
+    /// SHA-256 over bytes given in pieces (a file read in chunks), as lowercase hex.
+    public final class SHA256Stream {
+        private let ctx: OpaquePointer?
+        public init() {
+            ctx = EVP_MD_CTX_new()
+            EVP_DigestInit_ex(ctx, EVP_sha256(), nil)
+        }
+        deinit { EVP_MD_CTX_free(ctx) }
+        public func update(_ bytes: UnsafeRawBufferPointer) {
+            _ = EVP_DigestUpdate(ctx, bytes.baseAddress, bytes.count)
+        }
+        public func finalHex() -> String {
+            var out = [UInt8](repeating: 0, count: Int(SHA256_DIGEST_LENGTH))
+            var n: UInt32 = 0
+            EVP_DigestFinal_ex(ctx, &out, &n)
+            return Digest.hex(out)
+        }
+    }
+}

@@ -98,6 +98,18 @@ struct sbx_spec {
     char *const *argv;
     char *const *envp;
     const char *search_path;       /* PATH for argv[0] without a slash */
+    /* [binary]: the executable the supervisor resolved, opened and checked
+     * (O_RDONLY|O_CLOEXEC), executed with execveat(AT_EMPTY_PATH) and `exec_argv`
+     * (a script: its checked interpreter, with the script as /dev/fd/<script_fd>);
+     * -1: execve argv[0] by path. `exec_ctime_*`/`exec_size` are what the
+     * supervisor hashed; the child refuses the file if they changed (ESTALE). */
+    int exec_fd;
+    char *const *exec_argv;
+    int64_t exec_ctime_sec, exec_ctime_nsec;
+    int64_t exec_size;
+    int script_fd;                 /* the checked script (CLOEXEC cleared in the child), or -1 */
+    int64_t script_ctime_sec, script_ctime_nsec;
+    int64_t script_size;
 
     /* Fences, applied last, in this order: caps, no_new_privs, Landlock, seccomp. */
     uint64_t cap_keep;             /* bit n set = keep capability n */
@@ -164,6 +176,7 @@ enum sbx_step {
     SBX_STEP_CHDIR,
     SBX_STEP_LANDLOCK,             /* index = inner rule, or -1 for restrict_self */
     SBX_STEP_PAYLOAD_CLOSE_FDS,
+    SBX_STEP_EXEC_CHECK,           /* index 0 the executable, 1 the script; ESTALE: changed */
     SBX_STEP_SECCOMP,
     SBX_STEP_NOTIFY_SEND,
     SBX_STEP_EXEC,

@@ -1,0 +1,343 @@
+import SandboxKernel
+import SandboxPlan
+import SandboxPolicy
+
+private func join(_ dir: String, _ name: String) -> String {
+    dir.hasSuffix("/") ? dir + name : dir + "/" + name
+}
+
+/// What `[binary]` checked: the executable (and a script's interpreter), by the path
+/// the sandbox sees after its symlinks, with the SHA-256 of the bytes that run. In
+/// the result (`binary`) and the audit log's `run_start`, also when a rule refused it.
+public struct CheckedBinary: Codable, Sendable, Equatable {
+    public struct File: Codable, Sendable, Equatable {
+        /// The path inside the sandbox, symlinks resolved (`/usr/bin/python3.11`).
+        public var path: String
+        /// The path the command named it by, when a symlink differs (`/usr/bin/python3`).
+        public var foundAs: String?
+        public var sha256: String
+    }
+    public var path: String
+    public var foundAs: String?
+    public var sha256: String
+    /// A `#!` script's interpreter, checked by the same rules.
+    public var interpreter: File?
+}
+
+/// `[binary]` (Docs/binary.md): find the command as the sandbox would — its `PATH`,
+/// its working directory, its mount table (which host object backs a sandbox path),
+/// its symlinks — open it once from the bind source the child will mount, run every
+/// rule on that descriptor, and hand the descriptor to the child, which
+/// `execveat`s it. A refusal is 126 naming the rule and the path; 127 when there is
+/// nothing to run.
+struct BinaryCheck {
+    let plan: RunPlan
+    let sources: [Int: OpenedSource]
+
+    /// The opened files the child execs; closed by their owners (the undo and after
+    /// clone3).
+    struct Opened {
+        var command: ExecutableFile.Opened
+        var interpreter: ExecutableFile.Opened?
+        var record: CheckedBinary
+        /// The child's argv for `execveat`.
+        var argv: [String]
+        func close() { command.close(); interpreter?.close() }
+
+        /// Right before clone3: each file's stamp again. A changed `ctime` is not
+        /// always a changed file (a rename over its old name, a new hard link move it
+        /// too), so the bytes are hashed again: the same → the new stamp is what the
+        /// child compares; different → refused, naming both hashes.
+        mutating func confirm() throws(ExecError) {
+            command = try Self.confirm(command, path: record.path, sha256: record.sha256)
+            if let i = interpreter, let r = record.interpreter {
+                interpreter = try Self.confirm(i, path: r.path, sha256: r.sha256)
+            }
+        }
+
+        private static func confirm(_ f: ExecutableFile.Opened, path: String, sha256: String) throws(ExecError)
+            -> ExecutableFile.Opened {
+            var f = f
+            let now: ExecutableFile.Stamp
+            do { now = try f.currentStamp() } catch {
+                throw ExecError(kind: .exec, step: SetupStep.binary.rawValue, subject: path, errno: error.errno,
+                                message: "[binary] \(error); not run", exitCode: 126)
+            }
+            guard now != f.stamp else { return f }
+            let again = try BinaryCheck.sha256(f)
+            guard again == sha256 else {
+                throw ExecError(kind: .exec, step: SetupStep.binary.rawValue, subject: path,
+                                message: "[binary] \(path) was written to after its check (sha256 was \(sha256), is now \(again)); not run",
+                                exitCode: 126)
+            }
+            f.stamp = now
+            return f
+        }
+    }
+
+    /// A sandbox path found on a bind: the mount step, the path beneath its source,
+    /// and the sandbox paths the command was named by (for pins).
+    struct Located {
+        var path: String
+        var foundAs: String
+        var bind: Int
+        var relative: String
+    }
+
+    enum Lookup {
+        case found(Located, mode: UInt32)
+        case missing
+        case notOnBind(String, MountKind)
+        case notAFile(String)
+        case loop
+    }
+
+    /// Runs the check. `record` is filled as soon as something was opened and hashed,
+    /// so a refusal still reports what was found.
+    func run(record: inout CheckedBinary?) throws(ExecError) -> Opened {
+        let argv0 = plan.process.argv.first ?? ""
+        let command = try find(argv0)
+        let file = try open(command)
+        var opened = [file]
+        var done = false
+        defer { if !done { for f in opened { f.close() } } }
+        let hash = try Self.sha256(file)
+        record = CheckedBinary(path: command.path, foundAs: command.foundAs == command.path ? nil : command.foundAs,
+                               sha256: hash, interpreter: nil)
+        try checkRules(file, command, hash: hash, role: "")
+
+        var interpreter: (ExecutableFile.Opened, Located, String)?
+        var argv = plan.process.argv
+        if let shebang = Shebang(file.head()) {
+            let located = try locate(shebang.interpreter, for: "the interpreter of \(command.path)")
+            let interp = try open(located)
+            opened.append(interp)
+            let h = try Self.sha256(interp)
+            record?.interpreter = .init(path: located.path, foundAs: located.foundAs == located.path ? nil : located.foundAs,
+                                        sha256: h)
+            try checkRules(interp, located, hash: h, role: "interpreter of \(command.path): ")
+            if Shebang(interp.head()) != nil {
+                throw refusal(located.path, "the interpreter of \(command.path), \(located.path), is itself a #! script; [binary] runs one level of interpreter")
+            }
+            guard plan.mounts.contains(where: { $0.kind == .proc && $0.destination == "/proc" }),
+                  plan.mounts.contains(where: { $0.kind == .dev && $0.destination == "/dev" }) else {
+                throw refusal(command.path, "\(command.path) is a #! script, which runs from its checked descriptor as /dev/fd/N: the sandbox needs /proc and /dev for that")
+            }
+            // As the kernel runs a script from a descriptor: the interpreter (named as
+            // in the #! line), its one argument, the script as /dev/fd/N.
+            argv = [shebang.interpreter] + (shebang.argument.map { [$0] } ?? [])
+                + ["/dev/fd/\(file.fd)"] + plan.process.argv.dropFirst()
+            interpreter = (interp, located, h)
+        }
+        done = true
+        return Opened(command: file, interpreter: interpreter?.0, record: record!, argv: argv)
+    }
+
+    // MARK: - Finding the file as the sandbox sees it
+
+    /// argv[0] as execvp inside would find it: a name without `/` through the plan's
+    /// `PATH` (empty and relative entries from the working directory), else from the
+    /// working directory.
+    private func find(_ argv0: String) throws(ExecError) -> Located {
+        if argv0.contains("/") { return try locate(argv0, for: argv0) }
+        var sawNotExecutable: String?
+        var sawNotOnBind: (String, MountKind)?
+        for dir in plan.process.searchPath.split(separator: ":", omittingEmptySubsequences: false) {
+            let path = join(absolute(String(dir)), argv0)
+            switch lookup(path) {
+            case .found(let l, let mode):
+                if mode & 0o111 == 0 { sawNotExecutable = sawNotExecutable ?? l.path; continue }
+                return l
+            case .notOnBind(let p, let k): sawNotOnBind = sawNotOnBind ?? (p, k)
+            case .notAFile, .missing, .loop: continue
+            }
+        }
+        if let p = sawNotExecutable { throw refusal(p, "\(p): not executable (no x bit)") }
+        if let (p, k) = sawNotOnBind { throw notOnBind(p, k) }
+        throw ExecError(kind: .exec, step: SetupStep.binary.rawValue, subject: argv0,
+                        message: "\(argv0): not found in the sandbox's PATH (\(plan.process.searchPath))", exitCode: 127)
+    }
+
+    /// A path (absolute or from the working directory) that must name a file on a bind.
+    private func locate(_ path: String, for what: String) throws(ExecError) -> Located {
+        switch lookup(absolute(path)) {
+        case .found(let l, _): return l
+        case .missing: throw ExecError(kind: .exec, step: SetupStep.binary.rawValue, subject: path,
+                                       message: "\(what): \(path): not found in the sandbox", exitCode: 127)
+        case .notOnBind(let p, let k): throw notOnBind(p, k)
+        case .notAFile(let p): throw refusal(p, "\(what): \(p): not a regular file")
+        case .loop: throw refusal(path, "\(what): \(path): too many levels of symbolic links")
+        }
+    }
+
+    private func absolute(_ path: String) -> String {
+        path.hasPrefix("/") ? path : join(plan.process.workdir, path)
+    }
+
+    /// Resolves `path` one component at a time in the sandbox's view: a symlink the
+    /// plan makes (merged-usr `/bin`) or one on a bind (`python3 -> python3.11`) is
+    /// followed the way the kernel inside would (absolute targets from the sandbox's
+    /// root), up to 40 links. Only finds: the open checks again, without following.
+    func lookup(_ path: String) -> Lookup {
+        var pending = path.split(separator: "/").map(String.init)
+        var resolved: [String] = []
+        var links = 0
+        while !pending.isEmpty {
+            let name = pending.removeFirst()
+            if name == "." { continue }
+            if name == ".." { if !resolved.isEmpty { resolved.removeLast() }; continue }
+            let candidate = "/" + (resolved + [name]).joined(separator: "/")
+            var target: String?
+            switch cover(candidate) {
+            case .symlink(let t): target = t
+            case .bind(let i, let relative):
+                switch ExecutableFile.lookup(beneath: sources[i]!.fd, relative) {
+                case .missing: return .missing
+                case .symlink(let t): target = t
+                case .directory, .file: break
+                case .other: return .notAFile(candidate)
+                }
+            case .other(let kind): if pending.isEmpty { return .notOnBind(candidate, kind) }
+            case .none: if pending.isEmpty { return .missing }
+            }
+            if let target {
+                links += 1
+                if links > 40 { return .loop }
+                pending = target.split(separator: "/").map(String.init) + pending
+                if target.hasPrefix("/") { resolved = [] }
+                continue
+            }
+            resolved.append(name)
+        }
+        let final = "/" + resolved.joined(separator: "/")
+        guard case .bind(let i, let relative) = cover(final) else { return .missing }
+        switch ExecutableFile.lookup(beneath: sources[i]!.fd, relative) {
+        case .file(let mode): return .found(Located(path: final, foundAs: path, bind: i, relative: relative), mode: mode)
+        case .missing: return .missing
+        default: return .notAFile(final)
+        }
+    }
+
+    enum Cover { case bind(Int, relative: String), symlink(String), other(MountKind), none }
+
+    /// Which of the plan's mount steps shows `path` inside: the last one at or above
+    /// it (steps are ordered outermost first). `protect` and `pin` change no content;
+    /// an optional bind whose source is absent was skipped.
+    func cover(_ path: String) -> Cover {
+        var found = Cover.none
+        for (i, m) in plan.mounts.enumerated() {
+            let d = m.destination
+            guard path == d || path.hasPrefix(d == "/" ? "/" : d + "/") else { continue }
+            switch m.kind {
+            case .protect, .pin: continue
+            case .bind:
+                guard sources[i] != nil else { continue }
+                found = .bind(i, relative: String(path.dropFirst(d.count)).split(separator: "/").joined(separator: "/"))
+            case .symlink:
+                // A symlink the root holds at d: followed only when d itself is reached.
+                found = path == d ? .symlink(m.source ?? "") : .none
+            default: found = .other(m.kind)
+            }
+        }
+        return found
+    }
+
+    // MARK: - Opening and the rules
+
+    /// Opens the located file from `/` along the bind source's host path, checking
+    /// that the walk passes through the very source the child mounts.
+    private func open(_ l: Located) throws(ExecError) -> ExecutableFile.Opened {
+        let step = plan.mounts[l.bind]
+        let source = sources[l.bind]!
+        let base = step.source ?? "/"
+        let host = l.relative.isEmpty ? base : join(base, l.relative)
+        let depth = base.split(separator: "/").count
+        do {
+            return try ExecutableFile.open(hostPath: host, anchorDepth: depth,
+                                           anchor: (device: source.device, inode: source.inode))
+        } catch {
+            throw ExecError(kind: .exec, step: SetupStep.binary.rawValue, subject: l.path, errno: error.errno,
+                            message: "[binary] \(l.path): \(error); not run", exitCode: 126)
+        }
+    }
+
+    static func sha256(_ f: ExecutableFile.Opened) throws(ExecError) -> String {
+        let stream = Digest.SHA256Stream()
+        do { try f.read { stream.update($0) } } catch {
+            throw ExecError(kind: .exec, step: SetupStep.binary.rawValue, subject: f.hostPath, errno: error.errno,
+                            message: "[binary] \(error); not run", exitCode: 126)
+        }
+        return stream.finalHex()
+    }
+
+    /// The rules on the opened file and the directories the walk passed (the host's:
+    /// those a writer could have used before the open).
+    private func checkRules(_ f: ExecutableFile.Opened, _ l: Located, hash: String, role: String) throws(ExecError) {
+        let b = plan.binary
+        let invoker = plan.host.invokerUID
+        let name = role + l.path
+        if b.requireRootOwned {
+            if f.uid != 0 && f.uid != invoker {
+                throw refusal(l.path, "require_root_owned: \(name) is owned by uid \(f.uid), not root or the invoker (uid \(invoker))")
+            }
+            if let d = f.directories.first(where: { $0.uid != 0 && $0.uid != invoker }) {
+                throw refusal(l.path, "require_root_owned: \(name): directory \(d.path) above it is owned by uid \(d.uid), not root or the invoker (uid \(invoker))")
+            }
+        }
+        if b.rejectWritable {
+            if f.mode & 0o022 != 0 {
+                throw refusal(l.path, "reject_writable: \(name) is \(Self.writable(f.mode)) (mode \(Self.octal(f.mode)), host \(f.hostPath))")
+            }
+            if let d = f.directories.first(where: { $0.mode & 0o022 != 0 }) {
+                throw refusal(l.path, "reject_writable: \(name): directory \(d.path) above it is \(Self.writable(d.mode)) (mode \(Self.octal(d.mode)))")
+            }
+        }
+        if b.rejectSetuid && f.mode & 0o6000 != 0 {
+            let what = f.mode & 0o4000 != 0 ? "setuid" : "setgid"
+            throw refusal(l.path, "reject_setuid: \(name) is \(what) (mode \(Self.octal(f.mode)))")
+        }
+        for key in Set([l.foundAs, l.path]).sorted() {
+            guard let want = b.pin[key] else { continue }
+            if want.lowercased() != "sha256:" + hash {
+                throw refusal(l.path, "pin: \(role)\(key): its sha256 is \(hash), the policy pins \(want.dropFirst("sha256:".count))")
+            }
+        }
+    }
+
+    private static func writable(_ mode: UInt32) -> String {
+        let sticky = mode & 0o1000 != 0 ? " (sticky)" : ""
+        return (mode & 0o002 != 0 ? "world-writable" : "group-writable") + sticky
+    }
+
+    private static func octal(_ mode: UInt32) -> String { String(mode, radix: 8) }
+
+    private func refusal(_ path: String, _ why: String) -> ExecError {
+        ExecError(kind: .exec, step: SetupStep.binary.rawValue, subject: path,
+                  message: "[binary] \(why); not run", exitCode: 126)
+    }
+
+    private func notOnBind(_ path: String, _ kind: MountKind) -> ExecError {
+        refusal(path, "\(path) is on the sandbox's own \(kind.rawValue), not on a bind of a host path: [binary] checks only files the plan binds in")
+    }
+}
+
+/// A `#!` line as the kernel reads it (binfmt_script): the interpreter path, then
+/// at most one argument, the rest of the line with surrounding blanks cut.
+struct Shebang: Equatable {
+    var interpreter: String
+    var argument: String?
+
+    init?(_ head: [UInt8]) {
+        guard head.count > 2, head[0] == UInt8(ascii: "#"), head[1] == UInt8(ascii: "!") else { return nil }
+        let line = head[2...].prefix { $0 != UInt8(ascii: "\n") }
+        let text = String(decoding: line, as: UTF8.self)
+        let blank: (Character) -> Bool = { $0 == " " || $0 == "\t" }
+        let trimmed = text.drop(while: blank)
+        let interp = trimmed.prefix { !blank($0) }
+        guard !interp.isEmpty else { return nil }
+        interpreter = String(interp)
+        var rest = Substring(trimmed.dropFirst(interp.count)).drop(while: blank)
+        while let last = rest.last, blank(last) || last == "\r" { rest = rest.dropLast() }
+        argument = rest.isEmpty ? nil : String(rest)
+    }
+}

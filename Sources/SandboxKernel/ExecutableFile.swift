@@ -1,0 +1,194 @@
+import CSandbox
+import Glibc
+
+/// The command's executable for `[binary]`: found by looking at host paths without
+/// following symlinks (the caller resolves them in the sandbox's own view), then
+/// opened once, from `/`, one component at a time with `RESOLVE_NO_SYMLINKS`, every
+/// directory on the way `fstat`ed as it is passed. The checks, the hash and the
+/// child's `execveat` all use the one descriptor this returns, so a rename, a
+/// swapped symlink or a replaced file after the open changes nothing that runs.
+public enum ExecutableFile {
+    /// What the child compares before `execveat` (a write into the inode moves
+    /// `ctime`, which no caller can set back).
+    public struct Stamp: Sendable, Equatable {
+        public var ctimeSec: Int64
+        public var ctimeNsec: Int64
+        public var size: Int64
+    }
+
+    /// A directory passed on the way to the file, as `fstat` saw it through the fd
+    /// the walk held.
+    public struct Directory: Sendable, Equatable {
+        public var path: String
+        public var uid: UInt32
+        public var mode: UInt32
+    }
+
+    /// The opened executable: its descriptor (`O_RDONLY | O_CLOEXEC`), what `fstat`
+    /// said of it and of every directory above it.
+    public struct Opened: Sendable {
+        public let owner: OwnedFD
+        public var fd: Int32 { owner.raw }
+        public var hostPath: String
+        public var uid: UInt32
+        public var mode: UInt32
+        public var stamp: Stamp
+        /// `/` first, the file's own directory last.
+        public var directories: [Directory]
+
+        public func close() { owner.close() }
+
+        /// Reads the whole file from the descriptor (`pread` from offset 0, so the
+        /// bytes are those of this inode, whatever its path names now), in chunks.
+        public func read(_ body: (UnsafeRawBufferPointer) -> Void) throws(KernelError) {
+            var buf = [UInt8](repeating: 0, count: 1 << 20)
+            var offset: off_t = 0
+            while true {
+                let n = buf.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, $0.count, offset) }
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw KernelError.last("read", hostPath)
+                }
+                if n == 0 { return }
+                buf.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+                offset += off_t(n)
+            }
+        }
+
+        /// The file's stamp now, through the same descriptor.
+        public func currentStamp() throws(KernelError) -> Stamp {
+            var st = stat()
+            if fstat(fd, &st) < 0 { throw KernelError.last("fstat", hostPath) }
+            return Stamp(ctimeSec: Int64(st.st_ctim.tv_sec), ctimeNsec: Int64(st.st_ctim.tv_nsec), size: Int64(st.st_size))
+        }
+
+        /// The first bytes of the file (for `#!`).
+        public func head(_ count: Int = 256) -> [UInt8] {
+            var buf = [UInt8](repeating: 0, count: count)
+            let n = buf.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, count, 0) }
+            return n > 0 ? Array(buf[0..<n]) : []
+        }
+    }
+
+    /// What a host path is, its last component not followed.
+    public enum Entry: Sendable, Equatable {
+        case missing
+        case symlink(target: String)
+        case directory
+        case file(mode: UInt32)
+        case other
+    }
+
+    /// What `relative` names beneath `directoryFD` (a bind source's fd; "" is the
+    /// source itself), without following its last component. Only for finding the
+    /// file: the open (``open(hostPath:anchorDepth:anchor:)``) checks again.
+    public static func lookup(beneath directoryFD: Int32, _ relative: String) -> Entry {
+        var st = stat()
+        let r = relative.isEmpty ? fstatat(directoryFD, "", &st, 0x1000 /* AT_EMPTY_PATH */ | AT_SYMLINK_NOFOLLOW)
+                                 : fstatat(directoryFD, relative, &st, AT_SYMLINK_NOFOLLOW)
+        if r < 0 { return .missing }
+        switch st.st_mode & S_IFMT {
+        case S_IFDIR: return .directory
+        case S_IFREG: return .file(mode: st.st_mode & 0o7777)
+        case S_IFLNK:
+            var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            let n = readlinkat(directoryFD, relative, &buf, buf.count - 1)
+            guard n > 0 else { return .missing }
+            return .symlink(target: String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        default: return .other
+        }
+    }
+
+    /// Opens `hostPath` (absolute, normalized) from `/`, each component with
+    /// `openat2(RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH)` from the directory fd before
+    /// it, recording each directory; the object reached after `anchorDepth`
+    /// components must be `anchor` (the bind source the supervisor opened and the
+    /// child mounts), else `ESTALE`: the file is then the one the sandbox sees. The
+    /// file itself is opened `O_RDONLY | O_NOFOLLOW | O_NONBLOCK` and must be a
+    /// regular file (`EACCES` otherwise, as execve says).
+    public static func open(hostPath: String, anchorDepth: Int, anchor: (device: UInt64, inode: UInt64))
+        throws(KernelError) -> Opened {
+        let components = hostPath.split(separator: "/").map(String.init)
+        guard !components.isEmpty, !components.contains(".."), !components.contains(".") else {
+            throw KernelError(operation: "open", subject: hostPath, errno: EINVAL)
+        }
+        var dirs: [Directory] = []
+        var dir = OwnedFD(sbx_mounts_open_source(AT_FDCWD, "/", UInt64(SBX_RESOLVE_NO_SYMLINKS_FLAG)))
+        defer { dir.close() }
+        guard dir.isOpen else { throw KernelError.last("open", "/") }
+        var path = ""
+
+        func identity(_ fd: Int32, _ at: String) throws(KernelError) -> stat {
+            var st = stat()
+            if fstat(fd, &st) < 0 { throw KernelError.last("fstat", at) }
+            return st
+        }
+        func checkAnchor(_ st: stat, depth: Int, at: String) throws(KernelError) {
+            guard depth == anchorDepth else { return }
+            if UInt64(st.st_dev) != anchor.device || UInt64(st.st_ino) != anchor.inode {
+                throw KernelError(operation: "open", subject: at, errno: ESTALE,
+                                  detail: "not the bind source the supervisor opened; renamed or swapped meanwhile")
+            }
+        }
+
+        var st = try identity(dir.raw, "/")
+        try checkAnchor(st, depth: 0, at: "/")
+        for (i, name) in components.enumerated() {
+            dirs.append(Directory(path: path.isEmpty ? "/" : path, uid: st.st_uid, mode: st.st_mode & 0o7777))
+            path += "/" + name
+            if i == components.count - 1 { break }
+            let next = sbx_mounts_open_source(dir.raw, name,
+                                              UInt64(SBX_RESOLVE_NO_SYMLINKS_FLAG | SBX_RESOLVE_BENEATH_FLAG))
+            guard next >= 0 else { throw KernelError(operation: "open", subject: path, errno: -next) }
+            dir.close()
+            dir = OwnedFD(next)
+            st = try identity(dir.raw, path)
+            guard st.st_mode & S_IFMT == S_IFDIR else { throw KernelError(operation: "open", subject: path, errno: ENOTDIR) }
+            try checkAnchor(st, depth: i + 1, at: path)
+        }
+        let raw = openat(dir.raw, components.last!, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
+        guard raw >= 0 else { throw KernelError.last("open", hostPath) }
+        let file = OwnedFD(raw)
+        do {
+            st = try identity(raw, hostPath)
+            try checkAnchor(st, depth: components.count, at: hostPath)
+        } catch { file.close(); throw error }
+        guard st.st_mode & S_IFMT == S_IFREG else {
+            file.close()
+            throw KernelError(operation: "open", subject: hostPath, errno: EACCES, detail: "not a regular file")
+        }
+        return Opened(owner: file, hostPath: hostPath, uid: st.st_uid, mode: st.st_mode & 0o7777,
+                      stamp: Stamp(ctimeSec: Int64(st.st_ctim.tv_sec), ctimeNsec: Int64(st.st_ctim.tv_nsec),
+                                   size: Int64(st.st_size)),
+                      directories: dirs)
+    }
+}
+
+/// Test hooks of debug builds only: compiled out of a release build (`#if DEBUG`),
+/// so no environment variable can change what a release build runs.
+public enum TestHooks {
+    /// `SANDBOX_TEST_PAUSE_AFTER_BINARY_CHECK=DIR`: after the `[binary]` check, create
+    /// `DIR/checked` and wait (at most 20 s) until `DIR/go` exists, so a test can
+    /// swap or rewrite the binary between the check and the exec.
+    public static func pauseAfterBinaryCheck() {
+        #if DEBUG
+        guard let dir = getenv("SANDBOX_TEST_PAUSE_AFTER_BINARY_CHECK").map({ String(cString: $0) }) else { return }
+        let fd = Glibc.open(dir + "/checked", O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
+        if fd >= 0 { Glibc.close(fd) }
+        for _ in 0..<2000 {
+            if access(dir + "/go", F_OK) == 0 { return }
+            usleep(10_000)
+        }
+        #endif
+    }
+
+    /// `SANDBOX_TEST_EXEC_BY_PATH=1`: the control of the swap test: the child execs
+    /// `argv[0]` by path after the check, as it would without the checked fd.
+    public static var execByPath: Bool {
+        #if DEBUG
+        return getenv("SANDBOX_TEST_EXEC_BY_PATH").map { String(cString: $0) } == "1"
+        #else
+        return false
+        #endif
+    }
+}

@@ -1,0 +1,297 @@
+import Foundation
+import Testing
+
+/// Issue 15, acceptance 1–3: `[binary]`. Every fixture is a real file in a directory
+/// this test makes under /run (whose chain is root-owned 0755, unlike /tmp's 1777,
+/// which `reject_writable` rightly refuses) and removes after. The policy binds that
+/// directory read-only at the same path.
+@Suite(.serialized) struct BinaryTests {
+    /// A fixture directory: `root/bin/tool` is a copy of /usr/bin/true, `root/alt/tool`
+    /// of /usr/bin/false (exit 1): which one ran is its exit status.
+    final class Fixture {
+        let root: String
+        let cwd = Harness.tempDir()
+        var bin: String { root + "/bin" }
+        var tool: String { bin + "/tool" }
+
+        init() throws {
+            root = "/run/sandbox-binary-test-\(UUID().uuidString.prefix(8))"
+            try FileManager.default.createDirectory(atPath: root + "/bin", withIntermediateDirectories: true)
+            chmod(root, 0o755); chmod(root + "/bin", 0o755)
+            try copy("/usr/bin/true", to: tool)
+        }
+
+        func copy(_ from: String, to: String, mode: mode_t = 0o755) throws {
+            try? FileManager.default.removeItem(atPath: to)
+            // The file itself, not a symlink to it (/bin/sh is one).
+            try FileManager.default.copyItem(atPath: URL(fileURLWithPath: from).resolvingSymlinksInPath().path, toPath: to)
+            chmod(to, mode)
+        }
+
+        func remove() {
+            try? FileManager.default.removeItem(atPath: root)
+            try? FileManager.default.removeItem(atPath: cwd)
+        }
+
+        /// `base`, the fixture directory read-only, every rule on, `extra` appended.
+        func policy(_ extra: String = "", rules: String = "require_root_owned = true\nreject_writable = true\nreject_setuid = true") -> String {
+            Harness.policy("""
+                name = "binary-test"
+                extends = ["base"]
+                [filesystem]
+                ro = ["\(root)"]
+                [binary]
+                \(rules)
+                \(extra)
+                """, in: cwd)
+        }
+
+        func run(_ argv: [String], policy: String, env: [String: String] = [:]) throws -> Harness.Output {
+            try Harness.exec(policy: policy, argv, cwd: cwd, env: env)
+        }
+    }
+
+    static func sha256(_ path: String) throws -> String {
+        let out = try Harness.run("/usr/bin/sha256sum", [path])
+        return String(out.stdout.prefix(64))
+    }
+
+    static func error(_ out: Harness.Output) -> [String: Any] { out.result?["error"] as? [String: Any] ?? [:] }
+
+    /// A refusal: 126, kind exec, step binary, the message naming `rule` and `path`,
+    /// and nothing spawned (no fences applied).
+    static func expectRefused(_ out: Harness.Output, rule: String, path: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(out.status == 126, "status \(out.status); stderr: \(out.stderr)", sourceLocation: sourceLocation)
+        let e = error(out)
+        let message = e["message"] as? String ?? ""
+        #expect(e["kind"] as? String == "exec" && e["step"] as? String == "binary", "error: \(e)", sourceLocation: sourceLocation)
+        #expect(message.contains(rule) && message.contains(path), "message does not name \(rule) and \(path): \(message)", sourceLocation: sourceLocation)
+        #expect(out.stderr.contains(rule), "stderr: \(out.stderr)", sourceLocation: sourceLocation)
+        let fences = out.result?["fences"] as? [String: Any]
+        #expect(fences?["noNewPrivs"] as? Bool == false, "the command's sandbox was started: \(fences ?? [:])", sourceLocation: sourceLocation)
+    }
+
+    // MARK: - Acceptance 1: pin
+
+    @Test func wrongPinIsRefusedNamingBothHashesAndTheRightOneRuns() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let f = try Fixture()
+        defer { f.remove() }
+        let actual = try Self.sha256(f.tool)
+        let wrong = String(repeating: "ab", count: 32)
+
+        let refused = try f.run([f.tool], policy: f.policy("pin = { \"\(f.tool)\" = \"sha256:\(wrong)\" }"))
+        Self.expectRefused(refused, rule: "pin", path: f.tool)
+        let message = Self.error(refused)["message"] as? String ?? ""
+        #expect(message.contains(actual) && message.contains(wrong), "both hashes must be named: \(message)")
+        let binary = refused.result?["binary"] as? [String: Any]
+        #expect(binary?["sha256"] as? String == actual, "the result names what was found: \(binary ?? [:])")
+
+        let ran = try f.run([f.tool], policy: f.policy("pin = { \"\(f.tool)\" = \"sha256:\(actual)\" }"))
+        #expect(ran.status == 0, "status \(ran.status); stderr: \(ran.stderr)")
+        let checked = ran.result?["binary"] as? [String: Any]
+        #expect(checked?["path"] as? String == f.tool && checked?["sha256"] as? String == actual, "binary: \(checked ?? [:])")
+    }
+
+    /// A pin on the name the command is found by (a symlink) holds the bytes of the
+    /// file it leads to; the result names both.
+    @Test func pinThroughASymlinkChecksTheFileItLeadsTo() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let f = try Fixture()
+        defer { f.remove() }
+        let link = f.bin + "/link"
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: "tool")
+        let actual = try Self.sha256(f.tool)
+        let policy = f.policy("pin = { \"\(link)\" = \"sha256:\(String(repeating: "0", count: 64))\" }")
+        Self.expectRefused(try f.run([link], policy: policy), rule: "pin", path: link)
+
+        let ok = try f.run(["link"], policy: f.policy("pin = { \"\(link)\" = \"sha256:\(actual)\" }"),
+                           env: ["PATH": f.bin + ":/usr/bin:/bin"])
+        #expect(ok.status == 0, "status \(ok.status); stderr: \(ok.stderr)")
+        let b = ok.result?["binary"] as? [String: Any]
+        #expect(b?["path"] as? String == f.tool && b?["foundAs"] as? String == link, "binary: \(b ?? [:])")
+    }
+
+    /// run_start in the audit log names the checked binary and its hash.
+    @Test func auditRunStartNamesTheBinary() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let f = try Fixture()
+        defer { f.remove() }
+        let logDir = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: logDir) }
+        let out = try f.run([f.tool], policy: f.policy("[audit]\npath = \"\(logDir)/audit.jsonl\""))
+        #expect(out.status == 0, "stderr: \(out.stderr)")
+        let text = (try? String(contentsOfFile: logDir + "/audit.jsonl", encoding: .utf8)) ?? ""
+        let start = text.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }.first { $0["type"] as? String == "run_start" }
+        let binary = start?["binary"] as? [String: Any]
+        let actual = try Self.sha256(f.tool)
+        #expect(binary?["path"] as? String == f.tool && binary?["sha256"] as? String == actual,
+                "run_start: \(start ?? [:])")
+    }
+
+    // MARK: - Acceptance 2: the rules
+
+    @Test func binaryInAWorldWritableDirectoryIsRefused() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let f = try Fixture()
+        defer { f.remove() }
+        let dir = f.root + "/open"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        chmod(dir, 0o1777)   // sticky, as /tmp: still writable by anyone
+        try f.copy("/usr/bin/true", to: dir + "/tool")
+        let out = try f.run([dir + "/tool"], policy: f.policy())
+        Self.expectRefused(out, rule: "reject_writable", path: dir)
+        #expect((Self.error(out)["message"] as? String ?? "").contains("world-writable"), "\(Self.error(out))")
+    }
+
+    @Test func groupWritableBinaryIsRefused() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let f = try Fixture()
+        defer { f.remove() }
+        chmod(f.tool, 0o775)
+        let out = try f.run([f.tool], policy: f.policy())
+        Self.expectRefused(out, rule: "reject_writable", path: f.tool)
+        #expect((Self.error(out)["message"] as? String ?? "").contains("group-writable"), "\(Self.error(out))")
+        // Control: the same file without the group bit runs.
+        chmod(f.tool, 0o755)
+        #expect(try f.run([f.tool], policy: f.policy()).status == 0)
+    }
+
+    @Test func setuidBinaryIsRefused() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let f = try Fixture()
+        defer { f.remove() }
+        chmod(f.tool, 0o4755)
+        Self.expectRefused(try f.run([f.tool], policy: f.policy()), rule: "reject_setuid", path: f.tool)
+        chmod(f.tool, 0o2755)
+        Self.expectRefused(try f.run([f.tool], policy: f.policy()), rule: "reject_setuid", path: f.tool)
+    }
+
+    @Test func binaryOwnedByAnotherUserIsRefused() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let f = try Fixture()
+        defer { f.remove() }
+        chown(f.tool, 4242, 4242)
+        chmod(f.tool, 0o755)
+        let out = try f.run([f.tool], policy: f.policy())
+        Self.expectRefused(out, rule: "require_root_owned", path: f.tool)
+        #expect((Self.error(out)["message"] as? String ?? "").contains("uid 4242"), "\(Self.error(out))")
+        // Without the rule it runs: the refusal is the rule's.
+        #expect(try f.run([f.tool], policy: f.policy(rules: "reject_setuid = true")).status == 0)
+    }
+
+    /// A `#!` script runs through its checked interpreter; an interpreter that fails a
+    /// rule refuses the script.
+    @Test func scriptWhoseInterpreterFailsARuleIsRefused() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let f = try Fixture()
+        defer { f.remove() }
+        let interp = f.bin + "/sh"
+        try f.copy("/bin/sh", to: interp)
+        let script = f.bin + "/script"
+        try "#!\(interp) -e\necho \"ran $0 $1\"\n".write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+
+        let ok = try f.run([script, "arg"], policy: f.policy())
+        #expect(ok.status == 0 && ok.stdout.contains("ran /dev/fd/") && ok.stdout.contains(" arg"),
+                "status \(ok.status) stdout \(ok.stdout) stderr \(ok.stderr)")
+        let b = ok.result?["binary"] as? [String: Any]
+        let i = b?["interpreter"] as? [String: Any]
+        #expect(b?["path"] as? String == script && i?["path"] as? String == interp, "binary: \(b ?? [:])")
+
+        chmod(interp, 0o777)
+        let out = try f.run([script], policy: f.policy())
+        Self.expectRefused(out, rule: "reject_writable", path: interp)
+        #expect((Self.error(out)["message"] as? String ?? "").contains("interpreter of \(script)"), "\(Self.error(out))")
+    }
+
+    // MARK: - Acceptance 3: the file that was checked is the file that runs
+
+    /// Runs `f.tool` with the supervisor paused between the check and the clone;
+    /// `during` changes the file system meanwhile.
+    static func runPaused(_ f: Fixture, policy: String, env: [String: String] = [:],
+                          during: () throws -> Void) throws -> Harness.Output {
+        let hook = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: hook) }
+        var env = env
+        env["SANDBOX_TEST_PAUSE_AFTER_BINARY_CHECK"] = hook
+        final class Box: @unchecked Sendable { var out: Harness.Output?; var error: (any Error)? } // written before done.signal()
+        let box = Box()
+        let done = DispatchSemaphore(value: 0)
+        let argv = [f.tool]
+        DispatchQueue.global().async {
+            do { box.out = try f.run(argv, policy: policy, env: env) } catch { box.error = error }
+            done.signal()
+        }
+        var paused = false
+        for _ in 0..<1000 where !paused {
+            paused = FileManager.default.fileExists(atPath: hook + "/checked")
+            if !paused { usleep(10_000) }
+        }
+        #expect(paused, "the supervisor never reached the test hook (a debug build honours SANDBOX_TEST_PAUSE_AFTER_BINARY_CHECK)")
+        try during()
+        FileManager.default.createFile(atPath: hook + "/go", contents: nil)
+        done.wait()
+        if let e = box.error { throw e }
+        return box.out!
+    }
+
+    /// The path is replaced (rename over it) while the supervisor waits: the checked
+    /// bytes (true, 0) run, not the new ones (false, 1). Control: the same swap with
+    /// the child executing by path (debug-only SANDBOX_TEST_EXEC_BY_PATH) runs the new
+    /// bytes, so the race is real and the test can fail.
+    @Test func swappedPathRunsTheCheckedBytes() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let f = try Fixture()
+        defer { f.remove() }
+        let swap = {
+            try f.copy("/usr/bin/false", to: f.bin + "/.new")
+            #expect(rename(f.bin + "/.new", f.tool) == 0)
+        }
+        let out = try Self.runPaused(f, policy: f.policy(), during: swap)
+        #expect(out.status == 0, "the new bytes ran instead of the checked ones: status \(out.status), stderr \(out.stderr)")
+
+        try f.copy("/usr/bin/true", to: f.tool)
+        let control = try Self.runPaused(f, policy: f.policy(), env: ["SANDBOX_TEST_EXEC_BY_PATH": "1"], during: swap)
+        #expect(control.status == 1, "control: executing by path should run the swapped-in file (false → 1): status \(control.status), stderr \(control.stderr)")
+    }
+
+    /// The attacker's other moves on a path: rename the parent directory away and put
+    /// another in its place (the walk held each directory by fd), or hard-link a
+    /// different file to the name (the checks are on the inode opened, not on a name).
+    @Test func swappedParentDirectoryRunsTheCheckedBytes() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let f = try Fixture()
+        defer { f.remove() }
+        let out = try Self.runPaused(f, policy: f.policy()) {
+            #expect(rename(f.bin, f.root + "/old") == 0)
+            try FileManager.default.createDirectory(atPath: f.bin, withIntermediateDirectories: false)
+            chmod(f.bin, 0o755)
+            try f.copy("/usr/bin/false", to: f.root + "/false")
+            #expect(link(f.root + "/false", f.tool) == 0)
+        }
+        #expect(out.status == 0, "the swapped-in directory's file ran: status \(out.status), stderr \(out.stderr)")
+    }
+
+    /// The strongest move left: the checked inode itself rewritten (a writer with write
+    /// permission on it, such as another run writing as the invoker through an rw
+    /// bind) after the hash. The fd does not stop that; the child's check of ctime and
+    /// size before execveat does: 126, nothing ran.
+    @Test func checkedFileWrittenInPlaceIsRefused() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let f = try Fixture()
+        defer { f.remove() }
+        let out = try Self.runPaused(f, policy: f.policy()) {
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: "/usr/bin/false"))
+            let h = try FileHandle(forWritingTo: URL(fileURLWithPath: f.tool))
+            try h.truncate(atOffset: 0)
+            try h.write(contentsOf: bytes)
+            try h.close()
+        }
+        #expect(out.status == 126, "status \(out.status); stderr \(out.stderr)")
+        #expect(out.stderr.contains("written to after its check"), "stderr: \(out.stderr)")
+        #expect((Self.error(out)["kind"] as? String) == "exec", "\(Self.error(out))")
+    }
+}
