@@ -42,7 +42,7 @@ struct BinaryCheck {
         var record: CheckedBinary
         /// The child's argv for `execveat`.
         var argv: [String]
-        func close() { command.close(); interpreter?.close() }
+        func closeFiles() { command.close(); interpreter?.close() }
 
         /// Right before clone3: each file's stamp again. A changed `ctime` is not
         /// always a changed file (a rename over its old name, a new hard link move it

@@ -233,7 +233,7 @@ public final class Executor {
         // The child has its own copies now; the parent's are closed by their owners.
         pipes.closeChildEnds(); notify?.child.close(); landlock?.close()  // 11
         cgroup?.closeChildFDs(); for fd in trees.values { fd.close() }    // 11
-        executable?.close()                                               // 11
+        executable?.closeFiles()                                          // 11
         try writeIDMaps(child, lease: lease)                              // 11
         let network = try setUpNetwork(child, runDir: runDir)             // 11
         letChildGoOn(pipes, runDir: runDir)                               // 11
@@ -592,7 +592,7 @@ public final class Executor {
     private func checkBinary(_ sources: [Int: OpenedSource]) throws -> BinaryCheck.Opened? {
         guard plan.binary.isActive else { return nil }
         let opened = try BinaryCheck(plan: plan, sources: sources).run(record: &binary)
-        undo.push { opened.close() }
+        undo.push { opened.closeFiles() }
         // Debug builds only: a test swaps or rewrites the file here.
         TestHooks.pauseAfterBinaryCheck()
         return opened
