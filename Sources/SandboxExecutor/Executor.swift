@@ -427,6 +427,7 @@ public final class Executor {
         spec.statusFD = pipes.status.write.raw
         if var e = executable, !TestHooks.execByPath {
             try e.confirm()
+            TestHooks.pauseBeforeClone() // debug builds only: the child's check is left
             spec.checkedExec = CheckedExec(
                 fd: (e.interpreter ?? e.command).fd, stamp: (e.interpreter ?? e.command).stamp, argv: e.argv,
                 script: e.interpreter == nil ? nil : (e.command.fd, e.command.stamp))

@@ -170,9 +170,15 @@ public enum TestHooks {
     /// `SANDBOX_TEST_PAUSE_AFTER_BINARY_CHECK=DIR`: after the `[binary]` check, create
     /// `DIR/checked` and wait (at most 20 s) until `DIR/go` exists, so a test can
     /// swap or rewrite the binary between the check and the exec.
-    public static func pauseAfterBinaryCheck() {
+    public static func pauseAfterBinaryCheck() { pause("SANDBOX_TEST_PAUSE_AFTER_BINARY_CHECK") }
+
+    /// `SANDBOX_TEST_PAUSE_BEFORE_CLONE=DIR`: the same, after the supervisor's last
+    /// look at the binary (right before clone3), so only the child's check is left.
+    public static func pauseBeforeClone() { pause("SANDBOX_TEST_PAUSE_BEFORE_CLONE") }
+
+    private static func pause(_ variable: String) {
         #if DEBUG
-        guard let dir = getenv("SANDBOX_TEST_PAUSE_AFTER_BINARY_CHECK").map({ String(cString: $0) }) else { return }
+        guard let dir = getenv(variable).map({ String(cString: $0) }) else { return }
         let fd = Glibc.open(dir + "/checked", O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
         if fd >= 0 { Glibc.close(fd) }
         for _ in 0..<2000 {

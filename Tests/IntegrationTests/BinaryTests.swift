@@ -212,11 +212,12 @@ import Testing
     /// Runs `f.tool` with the supervisor paused between the check and the clone;
     /// `during` changes the file system meanwhile.
     static func runPaused(_ f: Fixture, policy: String, env: [String: String] = [:],
+                          at hookVariable: String = "SANDBOX_TEST_PAUSE_AFTER_BINARY_CHECK",
                           during: () throws -> Void) throws -> Harness.Output {
         let hook = Harness.tempDir()
         defer { try? FileManager.default.removeItem(atPath: hook) }
         var env = env
-        env["SANDBOX_TEST_PAUSE_AFTER_BINARY_CHECK"] = hook
+        env[hookVariable] = hook
         final class Box: @unchecked Sendable { var out: Harness.Output?; var error: (any Error)? } // written before done.signal()
         let box = Box()
         let done = DispatchSemaphore(value: 0)
@@ -293,5 +294,23 @@ import Testing
         #expect(out.status == 126, "status \(out.status); stderr \(out.stderr)")
         #expect(out.stderr.contains("written to after its check"), "stderr: \(out.stderr)")
         #expect((Self.error(out)["kind"] as? String) == "exec", "\(Self.error(out))")
+    }
+
+    /// The same write after the supervisor's last look (right before clone3): only
+    /// the child's own check before execveat (step 35) is left, and it refuses.
+    @Test func writeAfterTheSupervisorsLastLookIsRefusedByTheChild() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let f = try Fixture()
+        defer { f.remove() }
+        let out = try Self.runPaused(f, policy: f.policy(), at: "SANDBOX_TEST_PAUSE_BEFORE_CLONE") {
+            let h = try FileHandle(forWritingTo: URL(fileURLWithPath: f.tool))
+            try h.seekToEnd()
+            try h.write(contentsOf: Data([0]))
+            try h.close()
+        }
+        #expect(out.status == 126, "status \(out.status); stderr \(out.stderr)")
+        let e = Self.error(out)
+        #expect(e["step"] as? String == "check the executable is unchanged" && e["errnoName"] as? String == "ESTALE", "\(e)")
+        #expect(out.stderr.contains("written to after its check"), "stderr: \(out.stderr)")
     }
 }
