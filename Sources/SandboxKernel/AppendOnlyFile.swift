@@ -38,6 +38,12 @@ public final class AppendOnlyFile {
             fd.close()
             throw KernelError(operation: "open", subject: path, errno: EINVAL, detail: "not a regular file")
         }
+        // Checked on the open file, not at plan time only: a link or a new owner made
+        // between the plan and this open is seen too.
+        if let problem = Self.untrusted(st) {
+            fd.close()
+            throw KernelError(operation: "open", subject: path, errno: problem.errno, detail: problem.why)
+        }
         return AppendOnlyFile(path: path, fd: fd)
     }
 
@@ -142,9 +148,31 @@ public final class AppendOnlyFile {
         guard st.st_mode & S_IFMT == S_IFREG else {
             throw KernelError(operation: "open", subject: path, errno: EINVAL, detail: "not a regular file")
         }
+        if st.st_nlink > 1 {
+            throw KernelError(operation: "open", subject: path, errno: EMLINK, detail: Self.linkProblem(st.st_nlink))
+        }
         let r = FD.read(raw, max: maxBytes + 1)
         if let err = r.errno { throw KernelError(operation: "read", subject: path, errno: err) }
         return (r.bytes, st.st_uid, st.st_mode & 0o7777)
+    }
+
+    /// Why an audit file must not be trusted, nil when it may be. Another hard link
+    /// could lie in a path a run can write (or, for a key, see): writing through it
+    /// rewrites the log; reading it leaks the key. A log another user owns, or that
+    /// group or others may write, can be rewritten or cut by them.
+    static func untrusted(_ st: stat) -> (errno: Int32, why: String)? {
+        if st.st_nlink > 1 { return (EMLINK, linkProblem(st.st_nlink)) }
+        if st.st_uid != 0 && st.st_uid != geteuid() {
+            return (EPERM, "owned by uid \(st.st_uid); the audit log must belong to the invoker (uid \(geteuid())) or root")
+        }
+        if st.st_mode & 0o022 != 0 {
+            return (EPERM, "mode \(String(st.st_mode & 0o7777, radix: 8)); the audit log must not be writable by group or others (chmod 600)")
+        }
+        return nil
+    }
+
+    static func linkProblem(_ n: some BinaryInteger) -> String {
+        "it has \(n) hard links; another link could lie in a path a run can reach, and writing or reading through it would bypass the checks on this path. Use a file with a single link"
     }
 
     /// A whole file, for reading a log back (`sandbox audit verify`).

@@ -155,11 +155,16 @@ extension PlanCompiler {
             }
         }
 
-        // 3. A second hard link of a policy or profile could be anywhere, writable too.
-        for (entry, t) in canonicalTrusted
-        where entry.what == TrustedPath.Kind.policyFile || entry.what == TrustedPath.Kind.profileFile {
+        // 3. A second hard link of a policy, profile or audit file could be anywhere,
+        // writable (or, for the key, visible) too. The executor checks the audit files
+        // again on the descriptors it opens.
+        let linkKeys = [TrustedPath.Kind.policyFile: "extends", TrustedPath.Kind.profileFile: "seccomp.profile",
+                        TrustedPath.Kind.auditLog: "audit.path", TrustedPath.Kind.auditKey: "audit.key_file"]
+        for (entry, t) in canonicalTrusted {
+            // A directory's link count is its subdirectories: only files are asked.
+            guard let linkKey = linkKeys[entry.what], host.files.kind(of: t) == .file else { continue }
             if let n = host.files.linkCount(of: t), n > 1 {
-                throw PlanError(key: entry.what == TrustedPath.Kind.policyFile ? "extends" : "seccomp.profile",
+                throw PlanError(key: linkKey,
                                 message: "\(entry.what) \(t) has \(n) hard links; another link could lie in a path a run can write, and writing through it would change this file. Use a copy with a single link")
             }
         }

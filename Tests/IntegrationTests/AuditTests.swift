@@ -265,6 +265,43 @@ import Testing
         #expect(!Self.exists("\(dir)/ran"))
     }
 
+    /// An audit log or key with a second hard link (which could lie in a path a run
+    /// can write or see: a run then rewrites the log, or reads the key and re-seals
+    /// the chain), a log another user owns, or one group/others may write: each 125,
+    /// nothing ran. Control: the same files with one link, the invoker's, run.
+    @Test func auditFilesWithOtherWaysInAreRefused() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let dir = Harness.tempDir(), logDir = Harness.tempDir(), elsewhere = Harness.tempDir()
+        defer { for d in [dir, logDir, elsewhere] { try? FileManager.default.removeItem(atPath: d) } }
+        let log = "\(logDir)/audit.jsonl", key = "\(logDir)/key"
+        FileManager.default.createFile(atPath: key, contents: Data((0..<32).map { _ in UInt8.random(in: 0...255) }))
+        chmod(key, 0o600)
+        let policy = Self.policy(in: dir, log: log, key: key)
+        var out = try Harness.exec(policy: policy, ["touch", "ran"], cwd: dir)
+        #expect(out.status == 0, "control: \(out.stderr)")
+        try FileManager.default.removeItem(atPath: "\(dir)/ran")
+
+        for (file, other) in [(log, "\(elsewhere)/log-link"), (key, "\(elsewhere)/key-link")] {
+            #expect(link(file, other) == 0)
+            out = try Harness.exec(policy: policy, ["touch", "ran"], cwd: dir)
+            #expect(out.status == 125 && out.stderr.contains("2 hard links"), "\(file): \(out.stderr)")
+            #expect(!Self.exists("\(dir)/ran"))
+            unlink(other)
+        }
+        chown(log, 4242, 4242)
+        out = try Harness.exec(policy: policy, ["touch", "ran"], cwd: dir)
+        #expect(out.status == 125 && out.stderr.contains("owned by uid 4242"), "\(out.stderr)")
+        #expect(!Self.exists("\(dir)/ran"))
+        chown(log, 0, 0)
+        chmod(log, 0o666)
+        out = try Harness.exec(policy: policy, ["touch", "ran"], cwd: dir)
+        #expect(out.status == 125 && out.stderr.contains("writable by group or others"), "\(out.stderr)")
+        #expect(!Self.exists("\(dir)/ran"))
+        chmod(log, 0o600)
+        out = try Harness.exec(policy: policy, ["touch", "ran"], cwd: dir)
+        #expect(out.status == 0, "control after: \(out.stderr)")
+    }
+
     /// `key_file`: runs chain with HMAC; verify needs the key and catches an edit
     /// whose plain SHA-256 chain was recomputed. A key others can read is refused
     /// (125, nothing ran).
