@@ -7,7 +7,7 @@ let package = Package(
     products: [
         .executable(name: "sandbox", targets: ["sandbox"]),
         // What a harness embeds: the same pipeline the CLI drives.
-        .library(name: "SandboxKit", targets: ["SandboxPolicy", "SandboxPlan", "SandboxKernel", "SandboxAudit", "SandboxExecutor"]),
+        .library(name: "SandboxKit", targets: ["SandboxVocabulary", "SandboxPolicy", "SandboxPlan", "SandboxKernel", "SandboxAudit", "SandboxExecutor"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -23,14 +23,17 @@ let package = Package(
         // executes between clone3 and execve (async-signal-safe only).
         .target(name: "CSandbox"),
 
+        // The words policy, plan and kernel layer share (network mode, seccomp actions,
+        // Landlock rights, socket families, the run-id rule…): a leaf, written once.
+        .target(name: "SandboxVocabulary"),
         // Pure layers: no kernel calls, unprivileged tests.
-        .target(name: "SandboxPolicy", dependencies: [.product(name: "TOMLKit", package: "TOMLKit"), "CCrypto"]),
-        .target(name: "SandboxPlan", dependencies: ["SandboxPolicy"]),
+        .target(name: "SandboxPolicy", dependencies: ["SandboxVocabulary", .product(name: "TOMLKit", package: "TOMLKit"), "CCrypto"]),
+        .target(name: "SandboxPlan", dependencies: ["SandboxVocabulary", "SandboxPolicy"]),
 
         // The only Swift module that talks to the kernel.
         // Capabilities are dropped in the child with raw prctl/capset (libcap allocates,
         // which is not allowed between clone and execve), so libcap is not linked.
-        .target(name: "SandboxKernel", dependencies: ["CSandbox", "CSeccomp", "CNftables"]),
+        .target(name: "SandboxKernel", dependencies: ["SandboxVocabulary", "CSandbox", "CSeccomp", "CNftables"]),
         // The tamper-evident audit log: records, the hash chain, verification.
         .target(name: "SandboxAudit", dependencies: ["SandboxPlan", "SandboxKernel", "CCrypto"]),
         .target(name: "SandboxExecutor", dependencies: ["SandboxPlan", "SandboxKernel", "SandboxAudit"]),
@@ -49,7 +52,7 @@ let package = Package(
         .executableTarget(name: "policy-fuzz", dependencies: ["PolicyFuzz", "SandboxPolicy"], path: "Tests/Support/PolicyFuzzRunner"),
         // Fork-and-probe helpers for the kernel tests; outside Sources/ so none of it ships.
         .target(name: "CSandboxTestSupport", dependencies: ["CSandbox"], path: "Tests/Support/CSandboxTestSupport"),
-        .testTarget(name: "SandboxKernelTests", dependencies: ["SandboxKernel", "CSandboxTestSupport"]),
+        .testTarget(name: "SandboxKernelTests", dependencies: ["SandboxVocabulary", "SandboxKernel", "CSandboxTestSupport"]),
         // What the executor decides without the kernel (errors, exit status, undo
         // order, fd ownership): no root needed.
         .testTarget(name: "SandboxExecutorTests", dependencies: ["SandboxExecutor", "SandboxKernel"]),

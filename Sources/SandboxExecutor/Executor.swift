@@ -285,7 +285,7 @@ public final class Executor {
     /// 4. A root invoker's command runs as a host uid of its own (`process.host_uid =
     /// "own"`): recorded in the run record first, so gc can release it, then taken.
     private func leaseHostUID(_ runDir: RunDirectory) throws -> UidLease? {
-        guard plan.process.hostUID == "own" else { return nil }
+        guard plan.process.hostUID == .own else { return nil }
         do {
             let lease = try UidLease.acquire(directory: UidLease.directory(runBase: options.runBase), runId: plan.runId) {
                 uid throws(KernelError) in try self.updateRecord(runDir) { $0.hostUID = uid }
@@ -371,7 +371,7 @@ public final class Executor {
             spec.cloneFlags |= ChildSpec.newUser
             spec.userNamespaceOwner = lease.uid
         }
-        spec.loopbackUp = plan.network.mode == "loopback"
+        spec.loopbackUp = plan.network.mode == .loopback
         spec.staging = runDir.staging
         spec.hostname = plan.process.hostname
         spec.rlimits = plan.process.rlimits.map { ($0.resource, $0.soft, $0.hard) }
@@ -471,7 +471,7 @@ public final class Executor {
     /// 11. Egress: the child's own network namespace (from its pidfd) joined to the
     /// host bridge, its nft ruleset loaded before any interface is up.
     private func setUpNetwork(_ child: SandboxInit, runDir: RunDirectory) throws -> EgressNetwork? {
-        guard plan.network.mode == "egress" else { return nil }
+        guard plan.network.mode == .egress else { return nil }
         guard let ruleset = plan.network.nftRuleset else {
             throw ExecError(kind: .plan, step: SetupStep.network.rawValue, message: "network: egress plan without a ruleset")
         }
@@ -549,8 +549,8 @@ public final class Executor {
                 socket.close() // one listener per run; the undo entry finds it closed
             }
             if let n = notifier, !events[3].isEmpty {
-                let kill = plan.seccomp.onViolation == "kill"
-                let answer: SeccompNotifier.Answer = kill ? .none : plan.seccomp.onViolation == "log" ? .allow : .deny
+                let kill = plan.seccomp.onViolation == .kill
+                let answer: SeccompNotifier.Answer = kill ? .none : plan.seccomp.onViolation == .log ? .allow : .deny
                 if events[3].contains(.readable), let v = n.handleOne(answer: answer) {
                     record(v)
                     if kill && killedFor == nil {
@@ -802,7 +802,7 @@ public final class Executor {
             fences: !spawned ? .none : RunResult.Fences(
                 landlockABI: plan.landlock.abi, seccompRules: plan.seccomp.enabled ? plan.seccomp.rules.count : 0,
                 seccompInstructions: seccompProgram?.instructionCount ?? 0,
-                seccompAction: plan.seccomp.enabled ? plan.seccomp.onViolation : nil,
+                seccompAction: plan.seccomp.enabled ? plan.seccomp.onViolation.rawValue : nil,
                 seccompCacheHit: seccompProgram?.cacheHit, capabilitiesKept: plan.capabilities.keep,
                 noNewPrivs: true),
             violations: violations.sorted,
@@ -841,8 +841,7 @@ public final class Executor {
         case .pin: return .pin(destination: m.destination)
         case .mask: return .mask(destination: m.destination)
         case .file:
-            let text = m.source == "network.resolvConf" ? network.resolvConf : m.source == "network.hosts" ? network.hosts : nil
-            guard let text else {
+            guard let file = m.inMemoryFile, let text = network.text(of: file) else {
                 throw ExecError(kind: .plan, step: SetupStep.childSpec.rawValue, subject: m.destination,
                                 message: "\(m.summary): the plan has no text for it")
             }
@@ -878,7 +877,7 @@ extension SeccompPlan {
                                          args: r.args.map { SeccompSpec.Arg(index: $0.index, op: $0.op, value: $0.value, valueTwo: $0.valueTwo) },
                                          origin: r.origin)
                     },
-                    socketFamilies: socketFamilies, onViolation: onViolation, rulesDigest: rulesDigest)
+                    socketFamilies: socketFamilies, rulesDigest: rulesDigest)
         spec.syscallNumbers = syscallNumbers.mapValues { Int32($0) }
         return spec
     }

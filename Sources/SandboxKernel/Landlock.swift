@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CSandbox
+import SandboxVocabulary
 
 /// Landlock, the unprivileged access-control LSM (landlock(7)): the names of its
 /// access rights, the ABI the running kernel offers, and (``LandlockRuleset``) the
@@ -12,44 +13,17 @@ import CSandbox
 /// child adds the few rules for paths that exist only inside (``LandlockRuleset/innerRules``)
 /// and calls `landlock_restrict_self` after `PR_SET_NO_NEW_PRIVS`.
 public enum Landlock {
-    /// The highest ABI this code knows. ABI 7 (Linux 6.15) adds audit-logging flags
-    /// for `landlock_restrict_self`, no new rights; rulesets are the same as ABI 6.
-    public static let knownABI = 7
-
-    /// `LANDLOCK_ACCESS_FS_*` from include/uapi/linux/landlock.h, with the ABI that
-    /// introduced each right.
-    static let fsRights: [(name: String, bit: UInt64, abi: Int)] = [
-        ("execute", 1 << 0, 1),
-        ("write_file", 1 << 1, 1),
-        ("read_file", 1 << 2, 1),
-        ("read_dir", 1 << 3, 1),
-        ("remove_dir", 1 << 4, 1),
-        ("remove_file", 1 << 5, 1),
-        ("make_char", 1 << 6, 1),
-        ("make_dir", 1 << 7, 1),
-        ("make_reg", 1 << 8, 1),
-        ("make_sock", 1 << 9, 1),
-        ("make_fifo", 1 << 10, 1),
-        ("make_block", 1 << 11, 1),
-        ("make_sym", 1 << 12, 1),
-        ("refer", 1 << 13, 2),
-        ("truncate", 1 << 14, 3),
-        ("ioctl_dev", 1 << 15, 5),
-    ]
+    /// The highest ABI this code knows (the rights and their ABIs are
+    /// ``LandlockAccess``, shared with the planner).
+    public static let knownABI = LandlockAccess.knownABI
 
     /// The rights that make sense on a file that is not a directory (the kernel's
     /// `ACCESS_FILE`): a rule on such a file with any other right fails with EINVAL.
-    public static let fileAccessMask: UInt64 = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 14) | (1 << 15)
+    public static let fileAccessMask = LandlockAccess.mask(LandlockAccess.allCases.filter(\.appliesToFiles))
 
     /// `LANDLOCK_ACCESS_NET_BIND_TCP` / `LANDLOCK_ACCESS_NET_CONNECT_TCP` (ABI 4).
     public static let netBindTCP: UInt64 = 1 << 0
     public static let netConnectTCP: UInt64 = 1 << 1
-
-    /// `LANDLOCK_SCOPE_*` (ABI 6), by the names a policy's `scope` uses.
-    static let scopeBits: [(name: String, bit: UInt64, abi: Int)] = [
-        ("abstract-unix-socket", 1 << 0, 6),
-        ("signal", 1 << 1, 6),
-    ]
 
     /// The highest Landlock ABI the running kernel supports, from
     /// `landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION)`; 0 when
@@ -59,48 +33,32 @@ public enum Landlock {
         return abi > 0 ? Int(abi) : 0
     }
 
-    /// The `handled_access_fs` / `allowed_access` mask for right names at `abi`.
-    /// An unknown name, or a right newer than `abi`, is an error naming it: the
-    /// kernel would refuse the whole ruleset with a bare EINVAL.
-    public static func accessBits(_ names: [String], abi: Int) throws -> UInt64 {
-        try mask(names, from: fsRights, kind: "access right", abi: abi)
-    }
-
-    /// Every filesystem right name the kernel handles at `abi`, in bit order.
-    public static func allFSRights(abi: Int) -> [String] {
-        fsRights.filter { $0.abi <= abi }.map(\.name)
-    }
-
-    /// The names of the rights in `bits` (for messages and `explain`).
-    public static func rightNames(_ bits: UInt64) -> [String] {
-        fsRights.filter { bits & $0.bit != 0 }.map(\.name)
-    }
-
-    /// The `scoped` mask for scope names (ABI 6).
-    public static func scopeMask(_ names: [String], abi: Int) throws -> UInt64 {
-        try mask(names, from: scopeBits, kind: "scope", abi: abi)
-    }
-
-    private static func mask(_ names: [String], from table: [(name: String, bit: UInt64, abi: Int)],
-                             kind: String, abi: Int) throws -> UInt64 {
-        var bits: UInt64 = 0
-        for name in names {
-            guard let entry = table.first(where: { $0.name == name }) else {
-                throw KernelError(operation: "landlock", subject: "\(kind) '\(name)'",
-                                 detail: "unknown; known: \(table.map(\.name).joined(separator: " "))")
-            }
-            guard entry.abi <= abi else {
-                throw KernelError(operation: "landlock", subject: "\(kind) '\(name)'",
-                                 detail: "needs Landlock ABI \(entry.abi), the ruleset is for ABI \(abi)")
-            }
-            bits |= entry.bit
+    /// The `handled_access_fs` / `allowed_access` mask for `rights` at `abi`. A
+    /// right newer than `abi` is an error naming it: the kernel would refuse the
+    /// whole ruleset with a bare EINVAL.
+    public static func accessBits(_ rights: [LandlockAccess], abi: Int) throws -> UInt64 {
+        if let newer = rights.first(where: { $0.abi > abi }) {
+            throw KernelError(operation: "landlock", subject: "access right '\(newer.rawValue)'",
+                             detail: "needs Landlock ABI \(newer.abi), the ruleset is for ABI \(abi)")
         }
-        return bits
+        return LandlockAccess.mask(rights)
+    }
+
+    /// The names of the rights in `bits` (for messages).
+    static func rightNames(_ bits: UInt64) -> [String] { LandlockAccess.rights(in: bits).map(\.rawValue) }
+
+    /// The `scoped` mask for `scopes` (ABI 6).
+    public static func scopeMask(_ scopes: [LandlockScope], abi: Int) throws -> UInt64 {
+        if let newer = scopes.first(where: { $0.abi > abi }) {
+            throw KernelError(operation: "landlock", subject: "scope '\(newer.rawValue)'",
+                             detail: "needs Landlock ABI \(newer.abi), the ruleset is for ABI \(abi)")
+        }
+        return scopes.reduce(0) { $0 | $1.bit }
     }
 }
 
 /// What a ruleset is built from: the Landlock part of a run plan
-/// (`SandboxPlan.LandlockPlan`), in the kernel layer's own terms so this module
+/// (`SandboxPlan.LandlockPlan`) in the shared vocabulary's types, so this module
 /// does not depend on the planner. Field names match the plan's.
 public struct LandlockSpec: Sendable, Equatable {
     public struct PathRule: Sendable, Equatable {
@@ -111,25 +69,25 @@ public struct LandlockSpec: Sendable, Equatable {
         /// That object already opened (the bind's source fd, owned by the caller):
         /// used instead of opening `hostPath` again.
         public var hostFD: Int32?
-        /// Right names granted beneath it.
-        public var access: [String]
-        public init(path: String, hostPath: String?, hostFD: Int32? = nil, access: [String]) {
+        /// Rights granted beneath it.
+        public var access: [LandlockAccess]
+        public init(path: String, hostPath: String?, hostFD: Int32? = nil, access: [LandlockAccess]) {
             self.path = path; self.hostPath = hostPath; self.hostFD = hostFD; self.access = access
         }
     }
 
     /// The ABI the ruleset is built for (1…``Landlock/knownABI``, at most the kernel's).
     public var abi: Int
-    public var handledAccessFS: [String]
+    public var handledAccessFS: [LandlockAccess]
     public var rules: [PathRule]
     /// nil: TCP connect not handled. A list, even empty: only these ports (ABI 4).
     public var connectTCP: [UInt16]?
     public var bindTCP: [UInt16]?
     /// `abstract-unix-socket`, `signal` (ABI 6).
-    public var scopes: [String]
+    public var scopes: [LandlockScope]
 
-    public init(abi: Int, handledAccessFS: [String], rules: [PathRule], connectTCP: [UInt16]? = nil,
-                bindTCP: [UInt16]? = nil, scopes: [String] = []) {
+    public init(abi: Int, handledAccessFS: [LandlockAccess], rules: [PathRule], connectTCP: [UInt16]? = nil,
+                bindTCP: [UInt16]? = nil, scopes: [LandlockScope] = []) {
         self.abi = abi; self.handledAccessFS = handledAccessFS; self.rules = rules
         self.connectTCP = connectTCP; self.bindTCP = bindTCP; self.scopes = scopes
     }

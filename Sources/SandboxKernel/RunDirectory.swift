@@ -1,4 +1,5 @@
 import Glibc
+import SandboxVocabulary
 
 /// `/run/sandbox/<run-id>/` (or `$XDG_RUNTIME_DIR/sandbox/<run-id>/` rootless): the
 /// plan, the state and a lock file that the supervisor holds with `flock` for its
@@ -28,6 +29,11 @@ public final class RunDirectory {
     /// it under a shared lock on `<base>/.create.lock`, so `gc`, holding that lock
     /// exclusively, knows every `.<id>.new` with a free lock was abandoned.
     public static func create(base: String, id: String) throws(KernelError) -> RunDirectory {
+        // The id becomes a path component: the rule every consumer of it shares.
+        guard RunID.isValid(id) else {
+            throw KernelError(operation: "create run directory", subject: id, errno: EINVAL,
+                              detail: "a run id is \(RunID.rule)")
+        }
         // The modes are set with chmod too: mkdir's are masked by the process's umask
         // (077 would lock the run's own uid out of its root).
         if mkdir(base, 0o711) == 0 { chmod(base, 0o711) } else if errno != EEXIST { throw .last("mkdir", base) }

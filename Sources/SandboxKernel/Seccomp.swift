@@ -4,38 +4,37 @@ import Glibc
 import CSandbox
 import CSeccomp
 import Foundation
+import SandboxVocabulary
 import Synchronization
 
 /// What a seccomp filter is compiled from: the seccomp part of a run plan
-/// (`SandboxPlan.SeccompPlan`), in the kernel layer's own terms so this module does
+/// (`SandboxPlan.SeccompPlan`) in the shared vocabulary's types, so this module does
 /// not depend on the planner. Field names match the plan's; `Codable` so the cache
 /// can store exactly what an entry was compiled from.
 public struct SeccompSpec: Codable, Sendable, Equatable {
     public struct Arg: Codable, Sendable, Equatable {
         /// Syscall argument 0…5.
         public var index: UInt32
-        /// `SCMP_CMP_NE` `_LT` `_LE` `_EQ` `_GE` `_GT` `_MASKED_EQ`.
-        public var op: String
+        public var op: SeccompOperator
         /// For `SCMP_CMP_MASKED_EQ` the mask (OCI runtime-spec order, as runc).
         public var value: UInt64
         public var valueTwo: UInt64
-        public init(index: UInt32, op: String, value: UInt64, valueTwo: UInt64 = 0) {
+        public init(index: UInt32, op: SeccompOperator, value: UInt64, valueTwo: UInt64 = 0) {
             self.index = index; self.op = op; self.value = value; self.valueTwo = valueTwo
         }
     }
 
     public struct Rule: Codable, Sendable, Equatable {
         public var syscalls: [String]
-        /// An `SCMP_ACT_*` name, or ``SeccompCompiler/onViolationAction`` for a rule
-        /// from `deny` that takes the policy's `on_violation` action.
-        public var action: String
+        /// The planner has already turned the policy's `on_violation` into one of these.
+        public var action: SeccompAction
         /// The errno for `SCMP_ACT_ERRNO` (default EPERM), the message for `SCMP_ACT_TRACE`.
         public var errno: UInt32?
         /// ANDed comparisons, at most one per argument index (libseccomp's rule).
         public var args: [Arg]
         /// Where the rule comes from, for messages (`profile default.json`, `seccomp.deny`).
         public var origin: String
-        public init(syscalls: [String], action: String, errno: UInt32? = nil, args: [Arg] = [], origin: String) {
+        public init(syscalls: [String], action: SeccompAction, errno: UInt32? = nil, args: [Arg] = [], origin: String) {
             self.syscalls = syscalls; self.action = action; self.errno = errno; self.args = args; self.origin = origin
         }
     }
@@ -43,14 +42,11 @@ public struct SeccompSpec: Codable, Sendable, Equatable {
     /// The architecture the plan was made for (`x86_64`, `aarch64`, or `SCMP_ARCH_*`);
     /// it must be this host's native one.
     public var arch: String
-    public var defaultAction: String
+    public var defaultAction: SeccompAction
     public var defaultErrno: UInt32?
     public var rules: [Rule]
-    /// Address-family names (`unix`, `inet`, … or a decimal number) socket(2) may use;
-    /// nil: all.
-    public var socketFamilies: [String]?
-    /// `errno` | `kill` | `log` | `notify`.
-    public var onViolation: String
+    /// The address families socket(2) may use; nil: all.
+    public var socketFamilies: [SocketFamily]?
     /// The planner's digest of the rule set: the cache key.
     public var rulesDigest: String
     /// Syscall numbers for names libseccomp may not know (a syscall newer than the
@@ -59,11 +55,11 @@ public struct SeccompSpec: Codable, Sendable, Equatable {
     /// a name.
     public var syscallNumbers: [String: Int32]
 
-    public init(arch: String, defaultAction: String, defaultErrno: UInt32? = nil, rules: [Rule],
-                socketFamilies: [String]?, onViolation: String, rulesDigest: String,
+    public init(arch: String, defaultAction: SeccompAction, defaultErrno: UInt32? = nil, rules: [Rule],
+                socketFamilies: [SocketFamily]?, rulesDigest: String,
                 syscallNumbers: [String: Int32] = [:]) {
         self.arch = arch; self.defaultAction = defaultAction; self.defaultErrno = defaultErrno
-        self.rules = rules; self.socketFamilies = socketFamilies; self.onViolation = onViolation
+        self.rules = rules; self.socketFamilies = socketFamilies
         self.rulesDigest = rulesDigest; self.syscallNumbers = syscallNumbers
     }
 }
@@ -97,9 +93,6 @@ public struct SeccompProgram: Sendable, Equatable {
 ///   other one (i386 via `int 0x80` on x86_64) to the bad-arch action, set here to
 ///   KILL_PROCESS, and its x86_64 section sends x32 system calls
 ///   (`nr | __X32_SYSCALL_BIT`) there too;
-/// * gives rules with the ``onViolationAction`` the policy's `on_violation` action
-///   (errno → ERRNO(EPERM), kill → KILL_PROCESS, log → LOG, notify → NOTIFY); these
-///   `deny` rules win over any profile rule for the same syscall;
 /// * with `socketFamilies` set, fails socket(2) for any other family with
 ///   EAFNOSUPPORT. libseccomp cannot say "a0 not in {…}" — one rule may compare an
 ///   argument only once (EINVAL) and separate `a0 != x` rules are ORed, which denies
@@ -112,9 +105,6 @@ public struct SeccompProgram: Sendable, Equatable {
 ///   without them would: they never reach the notify listener, so a command cannot
 ///   make the supervisor keep one entry per made-up number.
 public enum SeccompCompiler {
-    /// The pseudo-action of `deny` rules: replaced by the `on_violation` action.
-    public static let onViolationAction = "on_violation"
-
     /// Bumped when the generated program changes for the same spec, so old cache
     /// entries are not reused. 3: the unknown-number (ENOSYS) prefix.
     static let formatVersion = 3
@@ -149,7 +139,7 @@ public enum SeccompCompiler {
 
         var (filter, unresolved) = try compileWithLibseccomp(spec)
         if let families = spec.socketFamilies {
-            let numbers = try families.map(socketFamilyNumber)
+            let numbers = families.map(\.number)
             let socketNR = seccomp_syscall_resolve_name("socket")
             guard socketNR >= 0 else {
                 throw KernelError(operation: "seccomp_syscall_resolve_name", subject: "socket",
@@ -171,10 +161,9 @@ public enum SeccompCompiler {
     // MARK: - libseccomp
 
     private static func compileWithLibseccomp(_ spec: SeccompSpec) throws -> (filter: [UInt8], unresolved: [String]) {
-        let defaultAction = try action(spec.defaultAction, errno: spec.defaultErrno, spec: spec,
-                                       subject: "defaultAction")
+        let defaultAction = try action(spec.defaultAction, errno: spec.defaultErrno, subject: "defaultAction")
         guard let ctx = seccomp_init(defaultAction) else {
-            throw KernelError(operation: "seccomp_init", subject: spec.defaultAction,
+            throw KernelError(operation: "seccomp_init", subject: spec.defaultAction.rawValue,
                              detail: "libseccomp or the kernel does not support this default action")
         }
         defer { seccomp_release(ctx) }
@@ -191,22 +180,17 @@ public enum SeccompCompiler {
         // Best effort: an older libseccomp without it still produces a correct filter.
         _ = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2)
 
-        // deny (on_violation) rules win over profile rules for the same syscall:
-        // libseccomp would otherwise keep whichever unconditional rule came first.
-        let denied = Set(spec.rules.filter { $0.action == onViolationAction && $0.args.isEmpty }
-            .flatMap(\.syscalls))
         let defaultDenies = !permissive(defaultAction)
         var unresolved: [String] = []
         for rule in spec.rules {
-            let act = try action(rule.action, errno: rule.errno, spec: spec, subject: rule.origin)
+            let act = try action(rule.action, errno: rule.errno, subject: rule.origin)
             // libseccomp refuses a rule whose action is the default (EACCES); it changes nothing.
             if act == defaultAction { continue }
             var comparisons = try rule.args.map { arg in
-                scmp_arg_cmp(arg: arg.index, op: try compareOp(arg.op, origin: rule.origin),
+                scmp_arg_cmp(arg: arg.index, op: compareOp(arg.op),
                              datum_a: arg.value, datum_b: arg.valueTwo)
             }
             for name in rule.syscalls {
-                if rule.action != onViolationAction && denied.contains(name) { continue }
                 var nr = seccomp_syscall_resolve_name(name)
                 if nr == -1 /* __NR_SCMP_ERROR */, let number = spec.syscallNumbers[name] { nr = number }
                 if nr == -1 {
@@ -226,7 +210,7 @@ public enum SeccompCompiler {
                 }
                 guard rc == 0 else {
                     throw KernelError(operation: "seccomp_rule_add", subject: name, errno: -rc,
-                                     detail: "\(rule.action) from \(rule.origin)")
+                                     detail: "\(rule.action.rawValue) from \(rule.origin)")
                 }
             }
         }
@@ -253,58 +237,41 @@ public enum SeccompCompiler {
 
     /// Every action the filter can return, resolved (for `usesNotify`).
     private static func resolvedActions(_ spec: SeccompSpec) throws -> [UInt32] {
-        var actions = [try action(spec.defaultAction, errno: spec.defaultErrno, spec: spec, subject: "defaultAction")]
+        var actions = [try action(spec.defaultAction, errno: spec.defaultErrno, subject: "defaultAction")]
         for rule in spec.rules where !rule.syscalls.isEmpty {
-            actions.append(try action(rule.action, errno: rule.errno, spec: spec, subject: rule.origin))
+            actions.append(try action(rule.action, errno: rule.errno, subject: rule.origin))
         }
         return actions
     }
 
-    /// The libseccomp action value for an `SCMP_ACT_*` name (or the on_violation
-    /// pseudo-action). `SCMP_ACT_KILL` is KILL_THREAD, as in libseccomp and runc.
-    static func action(_ name: String, errno: UInt32?, spec: SeccompSpec, subject: String) throws -> UInt32 {
-        switch name {
-        case onViolationAction:
-            switch spec.onViolation {
-            case "errno": return sbx_fence_scmp_act_errno(UInt16(EPERM))
-            case "kill": return SCMP_ACT_KILL_PROCESS
-            case "log": return SCMP_ACT_LOG
-            case "notify": return SCMP_ACT_NOTIFY
-            default:
-                throw KernelError(operation: "seccomp", subject: "on_violation '\(spec.onViolation)'",
-                                 detail: "expected errno, kill, log or notify")
-            }
-        case "SCMP_ACT_ALLOW": return SCMP_ACT_ALLOW
-        case "SCMP_ACT_ERRNO":
+    /// The libseccomp action value. `SCMP_ACT_KILL` is KILL_THREAD, as in libseccomp and runc.
+    static func action(_ action: SeccompAction, errno: UInt32?, subject: String) throws -> UInt32 {
+        switch action {
+        case .allow: return SCMP_ACT_ALLOW
+        case .errno:
             let value = errno ?? UInt32(EPERM)
             guard value <= 0xffff else {
                 throw KernelError(operation: "seccomp", subject: subject, detail: "errno \(value) does not fit 16 bits")
             }
             return sbx_fence_scmp_act_errno(UInt16(value))
-        case "SCMP_ACT_KILL", "SCMP_ACT_KILL_THREAD": return SCMP_ACT_KILL_THREAD
-        case "SCMP_ACT_KILL_PROCESS": return SCMP_ACT_KILL_PROCESS
-        case "SCMP_ACT_TRAP": return SCMP_ACT_TRAP
-        case "SCMP_ACT_TRACE": return sbx_fence_scmp_act_trace(UInt16(truncatingIfNeeded: errno ?? 0))
-        case "SCMP_ACT_LOG": return SCMP_ACT_LOG
-        case "SCMP_ACT_NOTIFY": return SCMP_ACT_NOTIFY
-        default:
-            throw KernelError(operation: "seccomp", subject: "action '\(name)' (\(subject))",
-                             detail: "not an SCMP_ACT_* action")
+        case .kill, .killThread: return SCMP_ACT_KILL_THREAD
+        case .killProcess: return SCMP_ACT_KILL_PROCESS
+        case .trap: return SCMP_ACT_TRAP
+        case .trace: return sbx_fence_scmp_act_trace(UInt16(truncatingIfNeeded: errno ?? 0))
+        case .log: return SCMP_ACT_LOG
+        case .notify: return SCMP_ACT_NOTIFY
         }
     }
 
-    private static func compareOp(_ name: String, origin: String) throws -> scmp_compare {
-        switch name {
-        case "SCMP_CMP_NE": return SCMP_CMP_NE
-        case "SCMP_CMP_LT": return SCMP_CMP_LT
-        case "SCMP_CMP_LE": return SCMP_CMP_LE
-        case "SCMP_CMP_EQ": return SCMP_CMP_EQ
-        case "SCMP_CMP_GE": return SCMP_CMP_GE
-        case "SCMP_CMP_GT": return SCMP_CMP_GT
-        case "SCMP_CMP_MASKED_EQ": return SCMP_CMP_MASKED_EQ
-        default:
-            throw KernelError(operation: "seccomp", subject: "operator '\(name)' (\(origin))",
-                             detail: "not an SCMP_CMP_* operator")
+    private static func compareOp(_ op: SeccompOperator) -> scmp_compare {
+        switch op {
+        case .notEqual: SCMP_CMP_NE
+        case .lessThan: SCMP_CMP_LT
+        case .lessOrEqual: SCMP_CMP_LE
+        case .equal: SCMP_CMP_EQ
+        case .greaterOrEqual: SCMP_CMP_GE
+        case .greaterThan: SCMP_CMP_GT
+        case .maskedEqual: SCMP_CMP_MASKED_EQ
         }
     }
 
@@ -323,19 +290,6 @@ public enum SeccompCompiler {
                              detail: "this host's native architecture is \(nativeName)")
         }
         return name
-    }
-
-    /// `AF_*` values (the same on every Linux architecture), as `SocketFamily` names them.
-    static let socketFamilies: [String: UInt32] = [
-        "unix": 1, "inet": 2, "inet6": 10, "netlink": 16, "packet": 17,
-        "can": 29, "bluetooth": 31, "alg": 38, "vsock": 40, "xdp": 44,
-    ]
-
-    private static func socketFamilyNumber(_ name: String) throws -> UInt32 {
-        if let number = socketFamilies[name.lowercased()] { return number }
-        if let number = UInt32(name), number < 64 { return number }
-        throw KernelError(operation: "seccomp", subject: "socket family '\(name)'",
-                         detail: "known: \(socketFamilies.keys.sorted().joined(separator: " "))")
     }
 
     /// The BPF prefix that fails socket(2) for families not in `families` with
@@ -416,7 +370,7 @@ public enum SeccompCompiler {
     ///     enosys: ret ERRNO(ENOSYS)
     ///     lib: (the rest of the filter)
     static func unknownNumberPrefix(_ spec: SeccompSpec, native: UInt32) throws -> [UInt8]? {
-        let defaultAction = try action(spec.defaultAction, errno: spec.defaultErrno, spec: spec, subject: "defaultAction")
+        let defaultAction = try action(spec.defaultAction, errno: spec.defaultErrno, subject: "defaultAction")
         let tracing = defaultAction & 0xffff_0000 == sbx_fence_scmp_act_trace(0)
         guard !permissive(defaultAction), !tracing else { return nil }
         let known = knownNumbers(spec, native: native)

@@ -3,7 +3,10 @@ import SandboxPolicy
 /// `sandbox explain`: the plan as a reviewer reads it — what can be read, written,
 /// executed and reached, what is denied, and the limits.
 public enum Explanation {
-    public static func text(for plan: RunPlan, policy: Policy) -> String {
+    /// - Parameter host: the facts the plan was compiled with, to show policy paths
+    ///   with their templates (`{cwd}`, `{home}`…) expanded as the plan used them.
+    public static func text(for plan: RunPlan, policy: Policy, host: HostFacts) -> String {
+        let paths = Context(policy: policy, host: host, runId: plan.runId)
         var out: [String] = []
         func line(_ s: String = "") { out.append(s) }
         func list(_ items: [String]) -> String { items.isEmpty ? "nothing" : items.joined(separator: ", ") }
@@ -26,7 +29,7 @@ public enum Explanation {
         let masks = plan.mounts.filter { $0.kind == .mask }.map(\.destination)
         if !masks.isEmpty { line("  hidden (masked):   \(list(masks))") }
         if !policy.filesystem.socketScanSkip.isEmpty {
-            line("  unix sockets under read-only paths are hidden; not searched (socket_scan_skip, vouched socket-free): \(list(policy.filesystem.socketScanSkip.map(\.raw)))")
+            line("  unix sockets under read-only paths are hidden; not searched (socket_scan_skip, vouched socket-free): \(list(policy.filesystem.socketScanSkip.map { (try? paths.expand($0, key: "filesystem.socket_scan_skip")) ?? $0.raw }))")
         }
         for f in plan.mounts where f.kind == .file {
             line("  in memory, read-only: \(f.destination) (from \(f.origin); never a host file)")
@@ -56,30 +59,30 @@ public enum Explanation {
 
         line("Kernel fences:")
         if plan.landlock.abi > 0 {
-            line("  Landlock ABI \(plan.landlock.abi) (\(plan.landlock.mode)): file access limited to the paths above, independent of the mounts")
+            line("  Landlock ABI \(plan.landlock.abi) (\(plan.landlock.mode.rawValue)): file access limited to the paths above, independent of the mounts")
             if let c = plan.landlock.connectTCP { line("    TCP connect only to ports: \(list(c.map(String.init)))") }
             if let b = plan.landlock.bindTCP { line("    TCP bind only to ports: \(list(b.map(String.init)))") }
-            if !plan.landlock.scopes.isEmpty { line("    scoped: \(list(plan.landlock.scopes)) (no reaching outside the sandbox)") }
+            if !plan.landlock.scopes.isEmpty { line("    scoped: \(list(plan.landlock.scopes.map(\.rawValue))) (no reaching outside the sandbox)") }
         } else {
-            line("  Landlock: \(plan.landlock.mode == "off" ? "off (policy)" : "not available on this host")")
+            line("  Landlock: \(plan.landlock.mode == .off ? "off (policy)" : "not available on this host")")
         }
         if plan.seccomp.enabled {
             let deny = plan.seccomp.rules.filter { $0.origin == "seccomp.deny" }.flatMap(\.syscalls)
-            line("  seccomp: \(plan.seccomp.profile.map { "profile \($0), " } ?? "")\(plan.seccomp.rules.count) rules, other syscalls: \(plan.seccomp.defaultAction)")
+            line("  seccomp: \(plan.seccomp.profile.map { "profile \($0), " } ?? "")\(plan.seccomp.rules.count) rules, other syscalls: \(plan.seccomp.defaultAction.rawValue)")
             switch plan.seccomp.onViolation {
-            case "log":
+            case .log:
                 line("    DRY RUN (on_violation = \"log\"): these and all other filtered calls are ALLOWED and only counted: \(list(deny))")
-            case "kill":
+            case .kill:
                 line("    always denied: \(list(deny))")
                 line("    on violation: the whole sandbox is killed (SIGSYS) and the result names the call")
-            case "notify":
+            case .notify:
                 line("    always denied: \(list(deny))")
                 line("    on violation: EPERM, and each call is listed in the result")
-            default:
+            case .errno:
                 line("    always denied: \(list(deny))")
                 line("    on violation: EPERM")
             }
-            if let fam = plan.seccomp.socketFamilies { line("    socket families: \(list(fam)) (others fail with EAFNOSUPPORT)") }
+            if let fam = plan.seccomp.socketFamilies { line("    socket families: \(list(fam.map(\.rawValue))) (others fail with EAFNOSUPPORT)") }
             line("    only \(plan.seccomp.arch) syscalls; 32-bit and x32 entry points kill the process")
         } else {
             line("  seccomp: none")
@@ -89,9 +92,9 @@ public enum Explanation {
 
         line("Network:")
         switch plan.network.mode {
-        case "none": line("  none: a private network namespace with no interfaces up")
-        case "loopback": line("  loopback only: 127.0.0.1 inside the sandbox's own namespace (not the host's)")
-        default:
+        case .none: line("  none: a private network namespace with no interfaces up")
+        case .loopback: line("  loopback only: 127.0.0.1 inside the sandbox's own namespace (not the host's)")
+        case .egress:
             line("  egress through a firewall inside the sandbox's namespace; everything else is dropped and reported")
             line("  DNS only to: \(list(plan.network.dns))")
             for a in plan.network.allow { line("  allow \(a.proto) to \(a.cidr) ports \(list(a.ports.map(String.init)))") }

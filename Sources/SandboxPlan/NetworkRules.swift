@@ -1,4 +1,5 @@
 import SandboxPolicy
+import SandboxVocabulary
 
 /// The network section of a plan: resolv.conf/hosts text and the nft ruleset loaded
 /// inside the sandbox's own network namespace (Docs/design.md §5, Docs/network.md).
@@ -15,11 +16,11 @@ enum NetworkRules {
             NetworkAllowPlan(cidr: $0.cidr.description, ports: $0.ports.sorted(), proto: $0.proto.rawValue)
         }
         guard net.mode == .egress else {
-            return NetworkPlan(mode: net.mode.rawValue, dns: [], resolvConf: nil,
+            return NetworkPlan(mode: net.mode, dns: [], resolvConf: nil,
                                hosts: hostsFile(net), allow: [], nftRuleset: nil)
         }
         let resolv = net.dns.isEmpty ? nil : net.dns.map { "nameserver \($0)\n" }.joined() + "options edns0\n"
-        return NetworkPlan(mode: net.mode.rawValue, dns: net.dns.map(\.description), resolvConf: resolv,
+        return NetworkPlan(mode: net.mode, dns: net.dns.map(\.description), resolvConf: resolv,
                            hosts: hostsFile(net), allow: allow,
                            nftRuleset: try ruleset(net, hostAddresses: hostAddresses))
     }
@@ -204,8 +205,8 @@ enum NetworkRules {
         func family(_ a: IPAddress) -> String { a.isV4 ? "ip" : "ip6" }
 
         var lines: [String] = []
-        lines.append("table inet sandbox {")
-        for (set, type) in [("denied4", "ipv4_addr"), ("denied6", "ipv6_addr")] {
+        lines.append("table \(NftRunTable.family) \(NftRunTable.name) {")
+        for (set, type) in [(NftRunTable.deniedSetV4, "ipv4_addr"), (NftRunTable.deniedSetV6, "ipv6_addr")] {
             lines.append("  set \(set) {")
             lines.append("    type \(type) . inet_proto . inet_service")
             lines.append("    flags dynamic")
@@ -277,7 +278,7 @@ enum NetworkRules {
         // Record, then refuse: a TCP connect gets a reset (ECONNREFUSED at once, not a
         // two-minute SYN retry), anything else is dropped (EPERM for local senders).
         lines.append("  chain refuse {")
-        for (fam, set) in [("ip", "denied4"), ("ip6", "denied6")] {
+        for (fam, set) in [("ip", NftRunTable.deniedSetV4), ("ip6", NftRunTable.deniedSetV6)] {
             for (proto, verdict) in [("tcp", "reject with tcp reset"), ("udp", "drop")] {
                 lines.append("    meta l4proto \(proto) \(fam) daddr . meta l4proto . th dport @\(set) counter \(verdict)")
                 lines.append("    meta l4proto \(proto) add @\(set) { \(fam) daddr . meta l4proto . th dport } \(verdict)")

@@ -1,5 +1,6 @@
 import Foundation
 import SandboxPolicy
+import SandboxVocabulary
 
 /// Policy + invocation + host facts → RunPlan. Pure: the only outside input is
 /// `HostFacts` (including its `FileInspector`), so the same inputs always give the
@@ -16,8 +17,8 @@ public struct PlanCompiler {
         guard !argv.isEmpty, !argv[0].isEmpty else {
             throw PlanError(key: "argv", message: "no command given (usage: sandbox exec --policy P -- CMD ARGS…)")
         }
-        guard runId.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }), !runId.isEmpty else {
-            throw PlanError(key: "run_id", message: "\"\(runId)\" is not a valid run id (letters, digits, '-')")
+        guard RunID.isValid(runId) else {
+            throw PlanError(key: "run_id", message: "\"\(runId)\" is not a valid run id (\(RunID.rule))")
         }
         try PlanCompiler.checkNetwork(policy, rootless: host.invokerUID != 0)
         let ctx = Context(policy: policy, host: host, runId: runId)
@@ -80,7 +81,7 @@ struct ResolvedBind {
     var isDirectory: Bool
 }
 
-private struct Context {
+struct Context {
     let policy: Policy
     let host: HostFacts
     let runId: String
@@ -165,7 +166,7 @@ private struct Context {
             newSession: policy.process.newSession, timeoutMs: policy.process.timeoutMs,
             graceMs: policy.process.graceMs, userNamespace: userns, rlimits: rlimits)
         // Rootless runs have no uids but the invoker's to map (no subordinate ids).
-        plan.hostUID = !rootless && policy.process.hostUID == .own ? "own" : "invoker"
+        plan.hostUID = !rootless && policy.process.hostUID == .own ? .own : .invoker
         return plan
     }
 
@@ -257,13 +258,9 @@ private struct Context {
         steps.append(MountStep(kind: .dev, destination: "/dev", readOnly: false, origin: "builtin"))
 
         // In-memory files before protect and mask, so a mask can still cover them.
-        if net.resolvConf != nil {
-            steps.append(MountStep(kind: .file, source: "network.resolvConf", destination: "/etc/resolv.conf",
-                                   readOnly: true, origin: "network.dns"))
-        }
-        if net.hosts != nil {
-            steps.append(MountStep(kind: .file, source: "network.hosts", destination: "/etc/hosts",
-                                   readOnly: true, origin: "network.hosts"))
+        for (file, origin) in [(InMemoryFile.resolvConf, "network.dns"), (.hosts, "network.hosts")] where net.text(of: file) != nil {
+            steps.append(MountStep(kind: .file, source: file.rawValue, destination: file.destination,
+                                   readOnly: true, origin: origin))
         }
 
         let binds = ordered.compactMap(\.bind)
@@ -379,34 +376,25 @@ private struct Context {
 
     // MARK: Landlock
 
-    static let fsRightsByABI: [(String, Int)] = [
-        ("execute", 1), ("write_file", 1), ("read_file", 1), ("read_dir", 1), ("remove_dir", 1),
-        ("remove_file", 1), ("make_char", 1), ("make_dir", 1), ("make_reg", 1), ("make_sock", 1),
-        ("make_fifo", 1), ("make_block", 1), ("make_sym", 1), ("refer", 2), ("truncate", 3),
-        ("ioctl_dev", 5),
-    ]
-    /// Rights that may be granted on a single file (Landlock rejects the others there).
-    static let fileRights: Set<String> = ["execute", "write_file", "read_file", "truncate", "ioctl_dev"]
-    static let knownLandlockABI = 7
 
     func landlockPlan(binds: [ResolvedBind], network net: NetworkPlan, notApplied: inout [String]) throws -> LandlockPlan {
         let ll = policy.landlock
         if ll.mode == .off {
-            return LandlockPlan(mode: ll.mode.rawValue, abi: 0, requiredABI: 0, handledAccessFS: [], rules: [],
+            return LandlockPlan(mode: ll.mode, abi: 0, requiredABI: 0, handledAccessFS: [], rules: [],
                                 connectTCP: nil, bindTCP: nil, scopes: [])
         }
         var needs: [(feature: String, abi: Int)] = [("filesystem rules", 1)]
         if ll.connectTCP != nil { needs.append(("landlock.connect_tcp", 4)) }
         if ll.bindTCP != nil { needs.append(("landlock.bind_tcp", 4)) }
-        for s in ll.scope { needs.append(("landlock.scope \"\(s.rawValue)\"", 6)) }
+        for s in ll.scope { needs.append(("landlock.scope \"\(s.rawValue)\"", s.abi)) }
         if let m = ll.minABI { needs.append(("landlock.min_abi", m)) }
         let required = needs.map(\.abi).max() ?? 1
-        let abi = min(host.landlockABI, Context.knownLandlockABI)
+        let abi = min(host.landlockABI, LandlockAccess.knownABI)
         let missing = needs.filter { $0.abi > abi }
         if !missing.isEmpty {
             let list = missing.map { "\($0.feature) (ABI \($0.abi))" }.joined(separator: ", ")
             if ll.mode == .enforce {
-                let have = host.landlockABI > Context.knownLandlockABI
+                let have = host.landlockABI > LandlockAccess.knownABI
                     ? "this kernel has Landlock ABI \(host.landlockABI), of which this build uses up to ABI \(abi)"
                     : "this kernel has Landlock ABI \(abi)"
                 throw PlanError(key: "landlock.mode", message: abi == 0
@@ -417,17 +405,17 @@ private struct Context {
             for m in missing { notApplied.append("landlock: \(m.feature) needs ABI \(m.abi), \(have)") }
         }
         if abi == 0 {
-            return LandlockPlan(mode: ll.mode.rawValue, abi: 0, requiredABI: required, handledAccessFS: [],
+            return LandlockPlan(mode: ll.mode, abi: 0, requiredABI: required, handledAccessFS: [],
                                 rules: [], connectTCP: nil, bindTCP: nil, scopes: [])
         }
-        let handled = Context.fsRightsByABI.filter { $0.1 <= abi }.map(\.0)
-        let readRights = ["execute", "read_file", "read_dir"]
-        func rights(_ wanted: [String], directory: Bool) -> [String] {
-            wanted.filter { handled.contains($0) && (directory || Context.fileRights.contains($0)) }
+        let handled = LandlockAccess.all(abi: abi)
+        let readRights: [LandlockAccess] = [.execute, .readFile, .readDir]
+        func rights(_ wanted: [LandlockAccess], directory: Bool) -> [LandlockAccess] {
+            wanted.filter { handled.contains($0) && (directory || $0.appliesToFiles) }
         }
         var rules: [LandlockRule] = []
         // Listing "/" only: traversal needs no right; this keeps `ls /` working.
-        rules.append(LandlockRule(path: "/", hostPath: nil, access: ["read_dir"]))
+        rules.append(LandlockRule(path: "/", hostPath: nil, access: [.readDir]))
         for b in binds {
             rules.append(LandlockRule(path: b.destination, hostPath: b.source,
                                       access: rights(b.readOnly ? readRights : handled, directory: b.isDirectory)))
@@ -436,17 +424,18 @@ private struct Context {
             rules.append(LandlockRule(path: try expand(t, key: "filesystem.tmpfs[\(i)]"), hostPath: nil, access: handled))
         }
         rules.append(LandlockRule(path: "/dev", hostPath: nil,
-                                  access: rights(["read_file", "write_file", "read_dir", "ioctl_dev"], directory: true)))
+                                  access: rights([.readFile, .writeFile, .readDir, .ioctlDev], directory: true)))
         rules.append(LandlockRule(path: "/dev/shm", hostPath: nil, access: handled))
-        rules.append(LandlockRule(path: "/proc", hostPath: nil, access: ["read_file", "read_dir", "write_file"]))
+        rules.append(LandlockRule(path: "/proc", hostPath: nil, access: [.readFile, .readDir, .writeFile]))
         // The in-memory resolv.conf and hosts (see NetworkRules): readable, nothing more.
-        if net.resolvConf != nil { rules.append(LandlockRule(path: "/etc/resolv.conf", hostPath: nil, access: ["read_file"])) }
-        if net.hosts != nil { rules.append(LandlockRule(path: "/etc/hosts", hostPath: nil, access: ["read_file"])) }
+        for file in InMemoryFile.allCases where net.text(of: file) != nil {
+            rules.append(LandlockRule(path: file.destination, hostPath: nil, access: [.readFile]))
+        }
         let hasNet = abi >= 4
         return LandlockPlan(
-            mode: ll.mode.rawValue, abi: abi, requiredABI: required, handledAccessFS: handled, rules: rules,
+            mode: ll.mode, abi: abi, requiredABI: required, handledAccessFS: handled, rules: rules,
             connectTCP: hasNet ? ll.connectTCP?.sorted() : nil, bindTCP: hasNet ? ll.bindTCP?.sorted() : nil,
-            scopes: abi >= 6 ? ll.scope.map(\.rawValue).sorted() : [])
+            scopes: ll.scope.filter { $0.abi <= abi }.sorted { $0.rawValue < $1.rawValue })
     }
 
     // MARK: Seccomp
@@ -455,23 +444,23 @@ private struct Context {
         let sc = policy.seccomp
         let arch = host.arch
         let enabled = sc.profile != nil || !sc.deny.isEmpty || sc.socketFamilies != nil
-        let violation: (action: String, errno: UInt32?) = {
+        let violation: (action: SeccompAction, errno: UInt32?) = {
             switch sc.onViolation {
-            case .errno: return (SeccompAction.errno.rawValue, 1)
+            case .errno: return (.errno, 1)
             // "kill" is delivered through the supervisor so the result can name the
             // syscall: the call is held by the kernel (it never runs), the supervisor
             // records it and kills the whole sandbox, and the run ends with SIGSYS.
-            case .kill: return (SeccompAction.notify.rawValue, nil)
+            case .kill: return (.notify, nil)
             // "log" = allow and record: through the supervisor too, so each call is
             // counted in the run result (it answers with FLAG_CONTINUE).
-            case .log: return (SeccompAction.notify.rawValue, nil)
-            case .notify: return (SeccompAction.notify.rawValue, nil)
+            case .log: return (.notify, nil)
+            case .notify: return (.notify, nil)
             }
         }()
         let denied = Set(sc.deny)
         var rules: [SeccompRulePlan] = []
         var unknown = Set<String>()
-        var defaultAction = SeccompAction.allow.rawValue
+        var defaultAction = SeccompAction.allow
         var defaultErrno: UInt32? = nil
 
         if let profile = sc.profile {
@@ -479,10 +468,10 @@ private struct Context {
             // action, so a violation is reported the same way whatever the profile.
             switch profile.defaultAction {
             case .allow, .log, .trace:
-                defaultAction = profile.defaultAction.rawValue
+                defaultAction = profile.defaultAction
             case .errno:
                 if sc.onViolation == .errno {
-                    defaultAction = SeccompAction.errno.rawValue
+                    defaultAction = .errno
                     defaultErrno = profile.defaultErrnoRet ?? 1
                 } else { (defaultAction, defaultErrno) = violation }
             case .kill, .killProcess, .killThread, .trap, .notify:
@@ -496,38 +485,38 @@ private struct Context {
                 }
                 if names.isEmpty { continue }
                 rules.append(SeccompRulePlan(
-                    syscalls: names, action: rule.action.rawValue,
+                    syscalls: names, action: rule.action,
                     errno: rule.action == .errno ? (rule.errnoRet ?? 1) : rule.errnoRet,
-                    args: rule.args.map { SeccompArgPlan(index: $0.index, op: $0.op.rawValue, value: $0.value, valueTwo: $0.valueTwo) },
+                    args: rule.args.map { SeccompArgPlan(index: $0.index, op: $0.op, value: $0.value, valueTwo: $0.valueTwo) },
                     origin: "\(profile.source) syscalls[\(i)]"))
             }
         }
-        if enabled { rules = Context.noSetuidBits(rules, arch: arch, denied: denied, defaultAllows: defaultAction == SeccompAction.allow.rawValue) }
+        if enabled { rules = Context.noSetuidBits(rules, arch: arch, denied: denied, defaultAllows: defaultAction == .allow) }
         let denyNames = sc.deny.filter { SyscallTable.number($0, arch: arch) != nil }
         for n in sc.deny where SyscallTable.number(n, arch: arch) == nil { unknown.insert(n) }
         if !denyNames.isEmpty {
             rules.append(SeccompRulePlan(syscalls: denyNames.sorted(), action: violation.action,
                                          errno: violation.errno, args: [], origin: "seccomp.deny"))
         }
-        let families = sc.socketFamilies.map { $0.sorted().map(\.rawValue) }
+        let families = sc.socketFamilies.map { $0.sorted() }
         var numbers: [String: Int] = [:]
         for r in rules { for n in r.syscalls { numbers[n] = SyscallTable.number(n, arch: arch) } }
         // The cache key of the compiled BPF: it must cover everything the compiler
         // reads. Rendered as plain text (one line per field and rule) rather than
         // through an Encoder: this runs on every exec.
-        var key = "arch \(arch)\ndefault \(defaultAction) \(defaultErrno.map(String.init) ?? "-")\n"
-        key += "families \(families?.joined(separator: ",") ?? "*")\nviolation \(sc.onViolation.rawValue)\n"
+        var key = "arch \(arch)\ndefault \(defaultAction.rawValue) \(defaultErrno.map(String.init) ?? "-")\n"
+        key += "families \(families?.map(\.rawValue).joined(separator: ",") ?? "*")\nviolation \(sc.onViolation.rawValue)\n"
         for r in rules {
-            key += "rule \(r.action) \(r.errno.map(String.init) ?? "-")"
+            key += "rule \(r.action.rawValue) \(r.errno.map(String.init) ?? "-")"
             for n in r.syscalls { key += " \(n)=\(numbers[n].map(String.init) ?? "?")" }
-            for a in r.args { key += " arg\(a.index) \(a.op) \(a.value) \(a.valueTwo)" }
+            for a in r.args { key += " arg\(a.index) \(a.op.rawValue) \(a.value) \(a.valueTwo)" }
             key += "\n"
         }
         let digest = PlanDigest.sha256Hex(Array(key.utf8))
         return SeccompPlan(
             enabled: enabled, profile: sc.profile?.source, arch: arch, defaultAction: defaultAction,
             defaultErrno: defaultErrno, rules: rules, socketFamilies: families,
-            onViolation: sc.onViolation.rawValue, unknownSyscalls: unknown.sorted(),
+            onViolation: sc.onViolation, unknownSyscalls: unknown.sorted(),
             syscallNumbers: numbers, rulesDigest: digest)
     }
 
@@ -556,7 +545,7 @@ private struct Context {
         for var r in rules {
             if r.args.isEmpty, r.syscalls.contains(where: names.contains) {
                 // An unconditional rule would win over the conditional ones below.
-                if r.action == SeccompAction.allow.rawValue || r.action == SeccompAction.log.rawValue {
+                if r.action == .allow || r.action == .log {
                     allowed.formUnion(r.syscalls.filter(names.contains))
                 }
                 r.syscalls.removeAll(where: names.contains)
@@ -567,30 +556,30 @@ private struct Context {
         let suid: UInt64 = 0o4000, sgid: UInt64 = 0o2000
         for (name, arg) in guarded {
             if allowed.contains(name) {
-                out.append(SeccompRulePlan(syscalls: [name], action: SeccompAction.allow.rawValue, errno: nil,
-                                           args: [SeccompArgPlan(index: arg, op: SeccompOperator.maskedEqual.rawValue, value: suid | sgid, valueTwo: 0)],
+                out.append(SeccompRulePlan(syscalls: [name], action: .allow, errno: nil,
+                                           args: [SeccompArgPlan(index: arg, op: .maskedEqual, value: suid | sgid, valueTwo: 0)],
                                            origin: "builtin: no setuid/setgid bits"))
             }
             for bit in [suid, sgid] {
-                out.append(SeccompRulePlan(syscalls: [name], action: SeccompAction.errno.rawValue, errno: 1,
-                                           args: [SeccompArgPlan(index: arg, op: SeccompOperator.maskedEqual.rawValue, value: bit, valueTwo: bit)],
+                out.append(SeccompRulePlan(syscalls: [name], action: .errno, errno: 1,
+                                           args: [SeccompArgPlan(index: arg, op: .maskedEqual, value: bit, valueTwo: bit)],
                                            origin: "builtin: no setuid/setgid bits"))
             }
         }
-        let masked = SeccompOperator.maskedEqual.rawValue
+        let masked = SeccompOperator.maskedEqual
         for (name, flagsArg, modeArg) in opens {
             let origin = "builtin: no setuid/setgid bits"
             if allowed.contains(name) {
                 // Not creating, or creating without those bits: as the profile said.
                 let creating = createFlags.reduce(0, |)
-                out.append(SeccompRulePlan(syscalls: [name], action: SeccompAction.allow.rawValue, errno: nil,
+                out.append(SeccompRulePlan(syscalls: [name], action: .allow, errno: nil,
                                            args: [SeccompArgPlan(index: flagsArg, op: masked, value: creating, valueTwo: 0)], origin: origin))
-                out.append(SeccompRulePlan(syscalls: [name], action: SeccompAction.allow.rawValue, errno: nil,
+                out.append(SeccompRulePlan(syscalls: [name], action: .allow, errno: nil,
                                            args: [SeccompArgPlan(index: modeArg, op: masked, value: suid | sgid, valueTwo: 0)], origin: origin))
             }
             for flag in createFlags {
                 for bit in [suid, sgid] {
-                    out.append(SeccompRulePlan(syscalls: [name], action: SeccompAction.errno.rawValue, errno: 1,
+                    out.append(SeccompRulePlan(syscalls: [name], action: .errno, errno: 1,
                                                args: [SeccompArgPlan(index: flagsArg, op: masked, value: flag, valueTwo: flag),
                                                       SeccompArgPlan(index: modeArg, op: masked, value: bit, valueTwo: bit)],
                                                origin: origin))

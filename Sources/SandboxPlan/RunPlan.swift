@@ -1,4 +1,5 @@
 import SandboxPolicy
+import SandboxVocabulary
 
 /// Everything the executor will do for one run, fully resolved: absolute paths, the
 /// mount steps in order, the fence rules, limits, network configuration, argv and
@@ -80,11 +81,11 @@ public struct ProcessPlan: Codable, Sendable, Equatable {
     /// Present when the invoker is not root: the child maps itself into a new user
     /// namespace before anything else.
     public var userNamespace: UserNamespacePlan?
-    /// The host uid the command runs as: "own" (a root invoker's run: a uid leased for
+    /// The host uid the command runs as: `own` (a root invoker's run: a uid leased for
     /// this run alone, mapped to `uid` in a user namespace; writable binds idmapped
-    /// so files stay the invoker's) or "invoker" (the invoker's own uid: rootless
+    /// so files stay the invoker's) or `invoker` (the invoker's own uid: rootless
     /// runs, and `process.host_uid = "invoker"`).
-    public var hostUID: String = "invoker"
+    public var hostUID: HostUID = .invoker
     public var rlimits: [RlimitPlan]
 }
 
@@ -122,6 +123,8 @@ public struct MountStep: Codable, Sendable, Equatable {
     public var optional: Bool
     /// The policy key this step comes from, for messages and `explain`.
     public var origin: String
+    /// A `file` step's in-memory file (its `source` names the plan field).
+    public var inMemoryFile: InMemoryFile? { kind == .file ? source.flatMap(InMemoryFile.init(rawValue:)) : nil }
     /// Binds: the source's device and inode when the plan was made. The supervisor
     /// opens every source once (no symlink on its path) and refuses the run if what
     /// it opened is not this object; the child clones the mount from that fd.
@@ -155,34 +158,34 @@ public struct LandlockRule: Codable, Sendable, Equatable {
     /// before clone. nil: the path exists only inside (tmpfs, /dev, /proc) and the
     /// child adds the rule after building the root.
     public var hostPath: String?
-    /// Landlock access-right names (`execute`, `read_file`, …) granted beneath it.
-    public var access: [String]
+    /// The rights granted beneath it.
+    public var access: [LandlockAccess]
 }
 
 public struct LandlockPlan: Codable, Sendable, Equatable {
-    public var mode: String
+    public var mode: FenceMode
     /// The ABI the ruleset is built for: min(kernel's, what we know); 0 when off/unavailable.
     public var abi: Int
     /// The lowest ABI that gives everything the policy asked for.
     public var requiredABI: Int
     /// Filesystem rights handled (denied unless a rule grants them).
-    public var handledAccessFS: [String]
+    public var handledAccessFS: [LandlockAccess]
     public var rules: [LandlockRule]
     public var connectTCP: [UInt16]?
     public var bindTCP: [UInt16]?
-    public var scopes: [String]
+    public var scopes: [LandlockScope]
 }
 
 public struct SeccompArgPlan: Codable, Sendable, Equatable {
     public var index: UInt32
-    public var op: String
+    public var op: SeccompOperator
     public var value: UInt64
     public var valueTwo: UInt64
 }
 
 public struct SeccompRulePlan: Codable, Sendable, Equatable {
     public var syscalls: [String]
-    public var action: String
+    public var action: SeccompAction
     public var errno: UInt32?
     public var args: [SeccompArgPlan]
     public var origin: String
@@ -193,12 +196,12 @@ public struct SeccompPlan: Codable, Sendable, Equatable {
     public var profile: String?
     /// Native architecture only; x32/i386 syscalls hit the kill action.
     public var arch: String
-    public var defaultAction: String
+    public var defaultAction: SeccompAction
     public var defaultErrno: UInt32?
     public var rules: [SeccompRulePlan]
     /// Address families allowed for socket(2); others fail with EAFNOSUPPORT. nil: all.
-    public var socketFamilies: [String]?
-    public var onViolation: String
+    public var socketFamilies: [SocketFamily]?
+    public var onViolation: ViolationAction
     /// Names in the profile that do not exist on this architecture (dropped).
     public var unknownSyscalls: [String]
     /// Number of every syscall named in `rules` on `arch` (from our own table, so a
@@ -234,7 +237,7 @@ public struct NetworkAllowPlan: Codable, Sendable, Equatable {
 }
 
 public struct NetworkPlan: Codable, Sendable, Equatable {
-    public var mode: String
+    public var mode: NetworkMode
     public var dns: [String]
     /// The exact /etc/resolv.conf the sandbox sees (egress), never a host file.
     public var resolvConf: String?
@@ -242,6 +245,14 @@ public struct NetworkPlan: Codable, Sendable, Equatable {
     public var allow: [NetworkAllowPlan]
     /// The nft ruleset loaded inside the sandbox's network namespace (egress).
     public var nftRuleset: String?
+
+    /// The text of an in-memory file; nil when this plan has none.
+    public func text(of file: InMemoryFile) -> String? {
+        switch file {
+        case .resolvConf: resolvConf
+        case .hosts: hosts
+        }
+    }
 }
 
 public struct BinaryPlan: Codable, Sendable, Equatable {

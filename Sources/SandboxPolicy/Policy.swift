@@ -1,3 +1,7 @@
+// The shared words (NetworkMode, SeccompAction, SocketFamily, …) are part of the
+// policy model's API: whoever reads a Policy reads them.
+@_exported import SandboxVocabulary
+
 /// The typed policy model. A `Policy` value only exists after `PolicyLoader` has
 /// parsed, merged (`extends`) and validated every key, so code downstream never
 /// re-checks what is written here: sizes are bytes, durations are milliseconds,
@@ -76,15 +80,6 @@ public struct ProcessPolicy: Sendable, Equatable {
     public init() {}
 }
 
-/// `process.host_uid`.
-public enum HostUID: String, Sendable, Hashable, CaseIterable {
-    /// A uid leased for this run alone, inside a user namespace that maps it to the
-    /// policy's `user`; writable binds are idmapped so files keep the invoker's owner.
-    case own
-    /// The invoker's own host uid (root, for a root invoker), capabilities dropped:
-    /// it shares owner permissions and per-user kernel limits with the invoker.
-    case invoker
-}
 
 public struct FilesystemPolicy: Sendable, Equatable {
     public var ro: [PathTemplate] = []
@@ -106,16 +101,7 @@ public struct FilesystemPolicy: Sendable, Equatable {
     public init() {}
 }
 
-public enum FenceMode: String, Sendable, Hashable, CaseIterable {
-    case enforce
-    case bestEffort = "best-effort"
-    case off
-}
 
-public enum LandlockScope: String, Sendable, Hashable, CaseIterable {
-    case abstractUnixSocket = "abstract-unix-socket"
-    case signal
-}
 
 public struct LandlockPolicy: Sendable, Equatable {
     public var mode: FenceMode = .enforce
@@ -131,21 +117,7 @@ public struct LandlockPolicy: Sendable, Equatable {
     public init() {}
 }
 
-public enum ViolationAction: String, Sendable, Hashable, CaseIterable {
-    case errno, kill, log, notify
-}
 
-public enum SocketFamily: String, Sendable, Hashable, CaseIterable, Comparable {
-    case unix, inet, inet6, netlink, packet, vsock, bluetooth, can, alg, xdp
-    public static func < (a: SocketFamily, b: SocketFamily) -> Bool { a.rawValue < b.rawValue }
-    /// AF_* value (the same on every Linux architecture).
-    public var number: Int {
-        switch self {
-        case .unix: 1; case .inet: 2; case .inet6: 10; case .netlink: 16; case .packet: 17
-        case .vsock: 40; case .bluetooth: 31; case .can: 29; case .alg: 38; case .xdp: 44
-        }
-    }
-}
 
 public struct SeccompPolicy: Sendable, Equatable {
     /// nil: no profile (only `deny` and `socket_families` apply, default allow).
@@ -198,9 +170,6 @@ public struct ResourcesPolicy: Sendable, Equatable {
     public init() {}
 }
 
-public enum NetworkMode: String, Sendable, Hashable, CaseIterable {
-    case none, loopback, egress
-}
 
 public enum IPProtocolName: String, Sendable, Hashable, CaseIterable {
     case tcp, udp

@@ -23,27 +23,7 @@ public struct SeccompProfile: Sendable, Equatable {
     }
 }
 
-public enum SeccompAction: String, Sendable, Hashable, CaseIterable, Codable {
-    case kill = "SCMP_ACT_KILL"
-    case killProcess = "SCMP_ACT_KILL_PROCESS"
-    case killThread = "SCMP_ACT_KILL_THREAD"
-    case trap = "SCMP_ACT_TRAP"
-    case errno = "SCMP_ACT_ERRNO"
-    case trace = "SCMP_ACT_TRACE"
-    case allow = "SCMP_ACT_ALLOW"
-    case log = "SCMP_ACT_LOG"
-    case notify = "SCMP_ACT_NOTIFY"
-}
 
-public enum SeccompOperator: String, Sendable, Hashable, CaseIterable, Codable {
-    case notEqual = "SCMP_CMP_NE"
-    case lessThan = "SCMP_CMP_LT"
-    case lessOrEqual = "SCMP_CMP_LE"
-    case equal = "SCMP_CMP_EQ"
-    case greaterOrEqual = "SCMP_CMP_GE"
-    case greaterThan = "SCMP_CMP_GT"
-    case maskedEqual = "SCMP_CMP_MASKED_EQ"
-}
 
 public struct SeccompArg: Sendable, Hashable, Codable {
     public var index: UInt32       // 0…5

@@ -282,7 +282,7 @@ struct Plan: ParsableCommand {
     @OptionGroup var options: PolicyOptions
     @Flag(name: .long, help: "Print JSON (the default; kept for scripts that pass it).")
     var json = false
-    @Option(name: .customLong("run-id"), help: "Run id to plan for (`{run_id}` in paths).")
+    @Option(name: .customLong("run-id"), help: "Run id to plan for (`{run_id}` in paths): \(RunID.rule).")
     var runId = "plan"
     @Argument(parsing: .captureForPassthrough, help: "The command and its arguments (after --).")
     var command: [String] = []
@@ -304,8 +304,9 @@ struct Explain: ParsableCommand {
 
     func run() throws {
         let policy = loadPolicy(options.policy)
-        let plan = compile(policy, argv: ["<command>"], runId: "explain")
-        print(Explanation.text(for: plan, policy: policy))
+        let probe = HostProbe.probe()
+        let plan = compile(policy, argv: ["<command>"], runId: "explain", probe: probe)
+        print(Explanation.text(for: plan, policy: policy, host: hostFacts(probe)))
     }
 }
 

@@ -158,7 +158,7 @@ import SandboxPolicy
         let policies = loaded
         let compiler = PlanCompiler(host: Self.hostFacts())
         let netPlan = try compiler.compile(policies["net"]!, argv: ["true"], runId: Self.newRunId(), digest: false)
-        #expect(netPlan.network.mode == "egress" && netPlan.resources.needsCgroup, "the net runs have no egress network or no cgroup")
+        #expect(netPlan.network.mode == .egress && netPlan.resources.needsCgroup, "the net runs have no egress network or no cgroup")
         let collector = Collector()
         let descriptorsBefore = Self.runDescriptors()
         let started = Date()

@@ -1,6 +1,7 @@
 import CSandbox
 import CSandboxTestSupport
 import Foundation
+import SandboxVocabulary
 import Testing
 @testable import SandboxKernel
 
@@ -58,15 +59,29 @@ struct FenceTests {
         Outcome(status: sbx_fence_test_probe_landlock(ruleset.fd, probe, path, port))
     }
 
-    static func spec(deny: [String] = ["ptrace"], families: [String]? = ["unix", "inet", "inet6"],
-                     onViolation: String = "errno", defaultAction: String = "SCMP_ACT_ALLOW",
+    /// A spec with `deny` rules taking `onViolation`'s action directly (the planner
+    /// routes kill and log through notify; these tests look at the filter itself), and
+    /// the denied names taken out of the profile's rules, as the planner does, so the
+    /// deny wins.
+    static func spec(deny: [String] = ["ptrace"], families: [SocketFamily]? = [.unix, .inet, .inet6],
+                     onViolation: ViolationAction = .errno, defaultAction: SeccompAction = .allow,
                      profile: [SeccompSpec.Rule] = [], digest: String = "test") -> SeccompSpec {
-        var rules = profile
+        var rules = profile.compactMap { rule -> SeccompSpec.Rule? in
+            var rule = rule
+            rule.syscalls.removeAll(where: deny.contains)
+            return rule.syscalls.isEmpty ? nil : rule
+        }
         if !deny.isEmpty {
-            rules.append(.init(syscalls: deny, action: SeccompCompiler.onViolationAction, origin: "seccomp.deny"))
+            let action: SeccompAction = switch onViolation {
+            case .errno: .errno
+            case .kill: .killProcess
+            case .log: .log
+            case .notify: .notify
+            }
+            rules.append(.init(syscalls: deny, action: action, origin: "seccomp.deny"))
         }
         return SeccompSpec(arch: "x86_64", defaultAction: defaultAction, rules: rules,
-                           socketFamilies: families, onViolation: onViolation, rulesDigest: digest)
+                           socketFamilies: families, rulesDigest: digest)
     }
 
     static func makeTempDir() -> String {
@@ -89,24 +104,21 @@ struct FenceTests {
     }
 
     @Test func accessRightNamesFollowTheABI() throws {
-        #expect(try Landlock.accessBits(["execute", "read_file", "read_dir"], abi: 1) == 0b1101)
-        #expect(try Landlock.accessBits(["refer", "truncate", "ioctl_dev"], abi: 5) == (1 << 13 | 1 << 14 | 1 << 15))
-        #expect(Landlock.allFSRights(abi: 1).count == 13)
-        #expect(Landlock.allFSRights(abi: 2).last == "refer")
-        #expect(Landlock.allFSRights(abi: 3).last == "truncate")
-        #expect(Landlock.allFSRights(abi: 7).count == 16)
+        #expect(try Landlock.accessBits([.execute, .readFile, .readDir], abi: 1) == 0b1101)
+        #expect(try Landlock.accessBits([.refer, .truncate, .ioctlDev], abi: 5) == (1 << 13 | 1 << 14 | 1 << 15))
+        #expect(LandlockAccess.all(abi: 1).count == 13)
+        #expect(LandlockAccess.all(abi: 2).last == .refer)
+        #expect(LandlockAccess.all(abi: 3).last == .truncate)
+        #expect(LandlockAccess.all(abi: 7).count == 16)
+        // The bits are the kernel's (include/uapi/linux/landlock.h), in case order.
+        #expect(LandlockAccess.allCases.enumerated().allSatisfy { $0.element.bit == 1 << UInt64($0.offset) })
+        #expect(Landlock.fileAccessMask == (1 << 0 | 1 << 1 | 1 << 2 | 1 << 14 | 1 << 15))
         do {
-            _ = try Landlock.accessBits(["read_file", "refer"], abi: 1)
+            _ = try Landlock.accessBits([.readFile, .refer], abi: 1)
             Issue.record("refer accepted at ABI 1")
         } catch let error as KernelError {
             #expect(error.description.contains("'refer'"))
             #expect(error.description.contains("needs Landlock ABI 2"))
-        }
-        do {
-            _ = try Landlock.accessBits(["fly"], abi: 7)
-            Issue.record("unknown right accepted")
-        } catch let error as KernelError {
-            #expect(error.description.contains("'fly'"))
         }
     }
 
@@ -120,8 +132,8 @@ struct FenceTests {
         for file in ["ro/data", "rw/data", "single", "other"] {
             FileManager.default.createFile(atPath: "\(base)/\(file)", contents: Data("x".utf8))
         }
-        let all = Landlock.allFSRights(abi: abi)
-        let readOnly = ["execute", "read_file", "read_dir"]
+        let all = LandlockAccess.all(abi: abi)
+        let readOnly: [LandlockAccess] = [.execute, .readFile, .readDir]
         let allowedPort: UInt16 = 1
         let deniedPort: UInt16 = 2
         let spec = LandlockSpec(
@@ -131,10 +143,10 @@ struct FenceTests {
                 .init(path: "/rw", hostPath: "\(base)/rw", access: all),
                 // A file with directory rights: the ruleset keeps only the file ones.
                 .init(path: "/single", hostPath: "\(base)/single", access: all),
-                .init(path: "/proc", hostPath: nil, access: ["read_file", "read_dir"]),
+                .init(path: "/proc", hostPath: nil, access: [.readFile, .readDir]),
             ],
             connectTCP: abi >= 4 ? [allowedPort] : nil,
-            scopes: abi >= 6 ? ["signal"] : [])
+            scopes: abi >= 6 ? [.signal] : [])
         let ruleset = try LandlockRuleset(spec: spec)
         defer { ruleset.close() }
 
@@ -167,8 +179,8 @@ struct FenceTests {
     @Test func rulesetWithAMissingHostPathNamesThePath() throws {
         guard Self.require(Landlock.probeABI() >= 1, "Landlock") else { return }
         let missing = "/nonexistent/fence-test-\(getpid())"
-        let spec = LandlockSpec(abi: 1, handledAccessFS: Landlock.allFSRights(abi: 1),
-                                rules: [.init(path: "/data", hostPath: missing, access: ["read_file"])])
+        let spec = LandlockSpec(abi: 1, handledAccessFS: LandlockAccess.all(abi: 1),
+                                rules: [.init(path: "/data", hostPath: missing, access: [.readFile])])
         do {
             _ = try LandlockRuleset(spec: spec)
             Issue.record("a ruleset with a missing host path was built")
@@ -182,12 +194,12 @@ struct FenceTests {
 
     @Test func rulesetRefusesWhatItsABILacks() throws {
         guard Self.require(Landlock.probeABI() >= 1, "Landlock") else { return }
-        let tooNew = LandlockSpec(abi: 3, handledAccessFS: ["read_file"], rules: [], connectTCP: [443])
+        let tooNew = LandlockSpec(abi: 3, handledAccessFS: [.readFile], rules: [], connectTCP: [443])
         #expect(throws: KernelError.self) { _ = try LandlockRuleset(spec: tooNew) }
-        let scoped = LandlockSpec(abi: 5, handledAccessFS: ["read_file"], rules: [], scopes: ["signal"])
+        let scoped = LandlockSpec(abi: 5, handledAccessFS: [.readFile], rules: [], scopes: [.signal])
         #expect(throws: KernelError.self) { _ = try LandlockRuleset(spec: scoped) }
-        let unhandled = LandlockSpec(abi: 1, handledAccessFS: ["read_file"],
-                                     rules: [.init(path: "/", hostPath: "/", access: ["write_file"])])
+        let unhandled = LandlockSpec(abi: 1, handledAccessFS: [.readFile],
+                                     rules: [.init(path: "/", hostPath: "/", access: [.writeFile])])
         #expect(throws: KernelError.self) { _ = try LandlockRuleset(spec: unhandled) }
     }
 
@@ -199,7 +211,7 @@ struct FenceTests {
         #expect(program.filter.count == program.instructionCount * 8)
         #expect(!program.cacheHit)
         #expect(!program.usesNotify)
-        #expect(try SeccompCompiler.compile(Self.spec(onViolation: "notify"), cacheDir: nil).usesNotify)
+        #expect(try SeccompCompiler.compile(Self.spec(onViolation: .notify), cacheDir: nil).usesNotify)
     }
 
     @Test func aSecondCompileIsACacheHit() throws {
@@ -224,7 +236,7 @@ struct FenceTests {
         #expect(Self.mode(of: "\(dir)/\(entries[0])") == 0o600)
 
         // Another rule set (the planner's digest covers every field of the spec) is a miss.
-        let other = try SeccompCompiler.compile(Self.spec(onViolation: "kill", digest: "sha256:4567ef01"), cacheDir: dir)
+        let other = try SeccompCompiler.compile(Self.spec(onViolation: .kill, digest: "sha256:4567ef01"), cacheDir: dir)
         #expect(!other.cacheHit)
         #expect(other.filter != first.filter)
         #expect(SeccompCompiler.compileCount == compiled + 1)
@@ -248,8 +260,8 @@ struct FenceTests {
     @Test func namesLibseccompDoesNotKnow() throws {
         // getxattrat (Linux 6.13) is newer than libseccomp 2.5.4's table; "no_such_call" is in none.
         let allow = [SeccompSpec.Rule(syscalls: ["exit_group", "getxattrat", "no_such_call"],
-                                      action: "SCMP_ACT_ALLOW", origin: "profile test")]
-        var spec = Self.spec(deny: [], defaultAction: "SCMP_ACT_ERRNO", profile: allow, digest: "sha256:unresolved")
+                                      action: .allow, origin: "profile test")]
+        var spec = Self.spec(deny: [], defaultAction: .errno, profile: allow, digest: "sha256:unresolved")
         // Allowed but unnumbered: left out (the default denies it), and reported.
         let skipped = try SeccompCompiler.compile(spec, cacheDir: nil)
         #expect(skipped.unresolvedSyscalls.contains("no_such_call"))
@@ -273,7 +285,7 @@ struct FenceTests {
         #expect(hit.unresolvedSyscalls == ["no_such_call"])
 
         // A deny rule that cannot be numbered under an allowing default would open a hole: error.
-        let open = Self.spec(deny: ["no_such_call"], defaultAction: "SCMP_ACT_ALLOW")
+        let open = Self.spec(deny: ["no_such_call"], defaultAction: .allow)
         #expect(throws: KernelError.self) { _ = try SeccompCompiler.compile(open, cacheDir: nil) }
     }
 
@@ -296,13 +308,13 @@ struct FenceTests {
     }
 
     @Test func onViolationKillEndsTheChildWithSIGSYS() throws {
-        let program = try SeccompCompiler.compile(Self.spec(onViolation: "kill"), cacheDir: nil)
+        let program = try SeccompCompiler.compile(Self.spec(onViolation: .kill), cacheDir: nil)
         #expect(Self.probe(program, Int32(SBX_FENCE_PROBE_PTRACE_TRACEME)) == .signaled(SIGSYS))
         #expect(Self.probe(program, Int32(SBX_FENCE_PROBE_SOCKET_INET)) == .exited(0))
     }
 
     @Test func onViolationLogLetsTheCallThrough() throws {
-        let program = try SeccompCompiler.compile(Self.spec(onViolation: "log"), cacheDir: nil)
+        let program = try SeccompCompiler.compile(Self.spec(onViolation: .log), cacheDir: nil)
         #expect(Self.probe(program, Int32(SBX_FENCE_PROBE_PTRACE_TRACEME)) == .exited(0))
     }
 
@@ -327,22 +339,22 @@ struct FenceTests {
         // Allow-list profile (default ERRNO like Docker's) that allows socket and ptrace
         // unconditionally: the family check still applies, and deny (kill) beats the allow.
         let profile = [SeccompSpec.Rule(syscalls: ["exit_group", "exit", "socket", "close", "ptrace", "rt_sigreturn"],
-                                        action: "SCMP_ACT_ALLOW", origin: "profile test")]
-        let spec = Self.spec(onViolation: "kill", defaultAction: "SCMP_ACT_ERRNO", profile: profile)
+                                        action: .allow, origin: "profile test")]
+        let spec = Self.spec(onViolation: .kill, defaultAction: .errno, profile: profile)
         let program = try SeccompCompiler.compile(spec, cacheDir: nil)
         #expect(Self.probe(program, Int32(SBX_FENCE_PROBE_SOCKET_INET)) == .exited(0))
         #expect(Self.probe(program, Int32(SBX_FENCE_PROBE_SOCKET_NETLINK)) == .exited(EAFNOSUPPORT))
         #expect(Self.probe(program, Int32(SBX_FENCE_PROBE_PTRACE_TRACEME)) == .signaled(SIGSYS))
 
         // Without deny, the profile's own answers: ptrace allowed, mkdir not listed → EPERM.
-        let plain = try SeccompCompiler.compile(Self.spec(deny: [], defaultAction: "SCMP_ACT_ERRNO", profile: profile),
+        let plain = try SeccompCompiler.compile(Self.spec(deny: [], defaultAction: .errno, profile: profile),
                                                 cacheDir: nil)
         #expect(Self.probe(plain, Int32(SBX_FENCE_PROBE_MKDIR)) == .exited(EPERM))
         #expect(Self.probe(plain, Int32(SBX_FENCE_PROBE_SOCKET_UNIX)) == .exited(0))
     }
 
     @Test func notifyRecordsEachCallAndAnswersEPERM() throws {
-        let spec = Self.spec(onViolation: "notify")
+        let spec = Self.spec(onViolation: .notify)
         let program = try SeccompCompiler.compile(spec, cacheDir: nil)
         #expect(program.usesNotify)
 

@@ -1,6 +1,7 @@
 import CSandbox
 import CSandboxTestSupport
 import Foundation
+import SandboxVocabulary
 import Testing
 @testable import SandboxKernel
 
@@ -16,9 +17,9 @@ extension FenceTests {
     /// A notify-by-default filter (as `on_violation = "notify"` makes one) that lets
     /// the test child itself hand over the listener and exit.
     static func notifyByDefault() -> SeccompSpec {
-        let own = SeccompSpec.Rule(syscalls: ["sendmsg", "close", "exit", "exit_group"], action: "SCMP_ACT_ALLOW",
+        let own = SeccompSpec.Rule(syscalls: ["sendmsg", "close", "exit", "exit_group"], action: .allow,
                                    origin: "test child")
-        return spec(deny: [], families: nil, onViolation: "notify", defaultAction: "SCMP_ACT_NOTIFY",
+        return spec(deny: [], families: nil, onViolation: .notify, defaultAction: .notify,
                     profile: [own], digest: "unknown-nr-test")
     }
 
@@ -79,8 +80,8 @@ extension FenceTests {
         let program = try SeccompCompiler.compile(spec, cacheDir: nil)
         #if arch(x86_64)
         // x32 (nr | 0x40000000) is still killed by libseccomp's bad-arch check.
-        let errnoSpec = Self.spec(deny: ["ptrace"], families: nil, onViolation: "errno", defaultAction: "SCMP_ACT_ERRNO",
-                                  profile: [.init(syscalls: ["exit", "exit_group", "getpid"], action: "SCMP_ACT_ALLOW", origin: "t")])
+        let errnoSpec = Self.spec(deny: ["ptrace"], families: nil, onViolation: .errno, defaultAction: .errno,
+                                  profile: [.init(syscalls: ["exit", "exit_group", "getpid"], action: .allow, origin: "t")])
         let errnoProgram = try SeccompCompiler.compile(errnoSpec, cacheDir: nil)
         #expect(Self.probe(errnoProgram, Int32(SBX_FENCE_PROBE_X32_GETPID)) == .signaled(SIGSYS))
         #expect(Self.probe(errnoProgram, Int32(SBX_FENCE_PROBE_UNKNOWN_NR)) == .exited(ENOSYS))
@@ -88,8 +89,8 @@ extension FenceTests {
         #endif
         // A default that allows gets no prefix: a syscall newer than our tables is not
         // denied by a policy that allows by default.
-        #expect(try SeccompCompiler.unknownNumberPrefix(Self.spec(defaultAction: "SCMP_ACT_ALLOW")) == nil)
-        #expect(try SeccompCompiler.unknownNumberPrefix(Self.spec(defaultAction: "SCMP_ACT_LOG")) == nil)
+        #expect(try SeccompCompiler.unknownNumberPrefix(Self.spec(defaultAction: .allow)) == nil)
+        #expect(try SeccompCompiler.unknownNumberPrefix(Self.spec(defaultAction: .log)) == nil)
         #expect(program.instructionCount < 4096)
     }
 }

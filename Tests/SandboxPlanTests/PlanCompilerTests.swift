@@ -174,15 +174,15 @@ let simple = """
         #expect(plan.landlock.abi == 5)
         #expect(plan.landlock.scopes.isEmpty)
         #expect(plan.notApplied.count == 1 && plan.notApplied[0].contains("scope"))
-        #expect(plan.landlock.handledAccessFS.contains("ioctl_dev"))
+        #expect(plan.landlock.handledAccessFS.contains(.ioctlDev))
     }
 
     @Test func landlockRulesFollowTheFilesystem() throws {
         let plan = try PlanCompiler(host: host()).compile(try policy(simple), argv: ["sh"], runId: "r1")
         let byPath = Dictionary(uniqueKeysWithValues: plan.landlock.rules.map { ($0.path, $0) })
-        #expect(byPath["/usr"]?.access == ["execute", "read_file", "read_dir"])
+        #expect(byPath["/usr"]?.access == [.execute, .readFile, .readDir])
         #expect(byPath["/usr"]?.hostPath == "/usr")
-        #expect(byPath["/work/proj"]?.access.contains("write_file") == true)
+        #expect(byPath["/work/proj"]?.access.contains(.writeFile) == true)
         #expect(byPath["/tmp"]?.hostPath == nil)
         #expect(byPath["/etc/shadow"] == nil)
     }
@@ -199,9 +199,9 @@ let simple = """
         #expect(plan.seccomp.enabled)
         // The profile's "deny the rest" takes the policy's on_violation action; "kill"
         // goes through the supervisor (notify) so the result can name the syscall.
-        #expect(plan.seccomp.defaultAction == "SCMP_ACT_NOTIFY")
+        #expect(plan.seccomp.defaultAction == .notify)
         let deny = plan.seccomp.rules.last
-        #expect(deny?.origin == "seccomp.deny" && deny?.syscalls == ["ptrace"] && deny?.action == "SCMP_ACT_NOTIFY")
+        #expect(deny?.origin == "seccomp.deny" && deny?.syscalls == ["ptrace"] && deny?.action == .notify)
         // A denied name never appears in an allow rule.
         #expect(!plan.seccomp.rules.dropLast().contains { $0.syscalls.contains("ptrace") })
         #expect(plan.seccomp.rulesDigest.count == 64)
@@ -288,6 +288,7 @@ let simple = """
             ],
             "strict": base + [
                 "  read and execute:  /sbin, /usr, /work/proj", "  read and write:    nothing",
+                "  unix sockets under read-only paths are hidden; not searched (socket_scan_skip, vouched socket-free): /usr, /bin, /sbin, /lib, /lib64, /lib32, /work/proj",
                 "  runs as uid 65534, gid 65534, no supplementary groups",
                 "  time limit: 1m wall clock, then SIGTERM, SIGKILL 5s later",
                 "    TCP connect only to ports: nothing", "    TCP bind only to ports: nothing",
@@ -302,7 +303,10 @@ let simple = """
             let p = try loader.load(path: "\(repoRoot())/Policies/\(name).toml")
             let plan = try PlanCompiler(host: host(uid: 0)).compile(p, argv: ["sh"], runId: "r1")
             #expect(plan.policy.name == name)
-            let lines = Set(Explanation.text(for: plan, policy: p).split(separator: "\n").map(String.init))
+            let text = Explanation.text(for: plan, policy: p, host: host(uid: 0))
+            let lines = Set(text.split(separator: "\n").map(String.init))
+            // Paths show as the plan used them: no template is left unexpanded.
+            #expect(!text.contains("{"), "explain \(name) shows a template: \(text)")
             let expected = try #require(Self.shippedExplanations[name])
             for line in expected {
                 #expect(lines.contains(line), "explain \(name) lacks: \(line)")

@@ -1,4 +1,5 @@
 import Glibc
+import SandboxVocabulary
 import Synchronization
 
 /// The cgroup(s) of one run: created with every limit written before the child
@@ -104,18 +105,14 @@ public final class RunCgroup: Sendable {
         }
     }
 
-    /// A run id becomes a directory name: hex from the plan, never a PID. The rule,
-    /// `[a-z0-9-]{1,64}`, keeps out `/`, `.`, `..` and every cgroup control file name
-    /// (they contain dots). The one place the cgroup facility states it.
+    /// A run id becomes a directory name: hex from the plan, never a PID. The rule
+    /// is ``RunID`` (shared with the planner): it keeps out `/`, `.`, `..` and every
+    /// cgroup control file name (they contain dots).
     public static func validate(runId: String) throws {
         if !isValid(runId: runId) { throw KernelError(operation: "check run id", subject: runId, detail: "must match [a-z0-9-]{1,64}") }
     }
 
-    static func isValid(runId: String) -> Bool {
-        !runId.isEmpty && runId.utf8.count <= 64 && runId.utf8.allSatisfy {
-            ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z")) || ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || $0 == UInt8(ascii: "-")
-        }
-    }
+    static func isValid(runId: String) -> Bool { RunID.isValid(runId) }
 
     /// Every directory `create(runId:…, host:)` may make, by controller (`unified` on
     /// v2), whatever the limits: a superset of `controllerDirectories`, computed

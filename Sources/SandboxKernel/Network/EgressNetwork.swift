@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SandboxVocabulary
 
 /// What `EgressNetwork.setUp` needs from the plan (`plan.network`) and the run.
 public struct EgressConfig: Sendable {
@@ -89,15 +90,17 @@ public final class EgressNetwork {
     /// it never touches another tool's (or another run's) link.
     public static func ownershipMark(runId: String) -> String { "sandbox:" + runId }
 
+    /// `inet sandbox`: the run's own table, as the planner wrote it into the ruleset.
+    static let runTable = "\(NftRunTable.family) \(NftRunTable.name)"
+
     // MARK: - Set-up
 
     public static func setUp(_ config: EgressConfig) throws -> EgressNetwork {
         let started = Clock.monotonicUs()
         let bridge = try Bridge(config.bridge)
-        guard !config.runId.isEmpty, config.runId.utf8.count <= 200,
-              config.runId.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) else {
+        guard RunID.isValid(config.runId) else {
             throw KernelError(operation: "egress", subject: "run id \"\(config.runId)\"", errno: EINVAL,
-                               detail: "a run id is letters, digits, - and _")
+                              detail: "a run id is \(RunID.rule)")
         }
         guard config.runDir.hasPrefix("/") else {
             throw KernelError(operation: "egress", subject: config.runDir, errno: EINVAL, detail: "the run directory must be absolute")
@@ -189,7 +192,7 @@ public final class EgressNetwork {
 
     /// Runs on a thread inside the run's namespace.
     static func configureInside(ruleset: String, address: IPv4, prefixLength: Int, gateway: IPv4) throws {
-        _ = try Nftables.run(ruleset, operation: "nft load ruleset", subject: "inet sandbox")
+        _ = try Nftables.run(ruleset, operation: "nft load ruleset", subject: runTable)
         let rtnl = try RouteSocket()
         guard let lo = try rtnl.link(named: "lo") else { throw KernelError(operation: "netlink RTM_GETLINK", subject: "lo", errno: ENODEV) }
         try rtnl.setLink(index: lo.index, name: "lo", up: true, alias: nil, master: nil)
@@ -212,13 +215,13 @@ public final class EgressNetwork {
     /// the sets contributes nothing.
     public func readDeniedDestinations() throws -> [DeniedDestination] {
         guard netnsFD >= 0 else {
-            throw KernelError(operation: "nft list set", subject: "inet sandbox", errno: EBADF, detail: "the run's network is torn down")
+            throw KernelError(operation: "nft list set", subject: Self.runTable, errno: EBADF, detail: "the run's network is torn down")
         }
         let outputs: [String] = try Netns.run(in: netnsFD) {
-            try ["denied4", "denied6"].compactMap { set -> String? in
+            try NftRunTable.deniedSets.compactMap { set -> String? in
                 do {
-                    return try Nftables.run("list set inet sandbox \(set)", json: true,
-                                            operation: "nft list set", subject: "inet sandbox \(set)")
+                    return try Nftables.run("list set \(Self.runTable) \(set)", json: true,
+                                            operation: "nft list set", subject: "\(Self.runTable) \(set)")
                 } catch where (error as? KernelError)?.detail?.contains("No such file or directory") == true {
                     return nil
                 }

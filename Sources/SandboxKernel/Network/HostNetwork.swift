@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import SandboxVocabulary
 
 /// The host side every egress run shares: the bridge, our own nft table, IPv4
 /// forwarding and the address pool. Its defaults are documented in Docs/network.md;
@@ -22,7 +23,7 @@ public struct BridgeConfig: Sendable, Equatable {
     public var manageIPForward: Bool
 
     public init(name: String = "sbx0", address: String = "10.203.0.1", prefixLength: Int = 16,
-                table: String = "sandbox_host", stateDir: String = "/run/sandbox",
+                table: String = NftHostTable.name, stateDir: String = "/run/sandbox",
                 runBases: [String] = ["/run/sandbox"], manageIPForward: Bool = true) {
         self.name = name; self.address = address; self.prefixLength = prefixLength; self.table = table
         self.stateDir = stateDir; self.runBases = runBases; self.manageIPForward = manageIPForward

@@ -1,0 +1,33 @@
+/// A read-only file the sandbox sees that exists only in memory: its text is a plan
+/// field, never a host file. A `file` mount step names the field (its `source`).
+public enum InMemoryFile: String, Sendable, Hashable, CaseIterable, Codable {
+    case resolvConf = "network.resolvConf"
+    case hosts = "network.hosts"
+
+    /// Where the sandbox sees it.
+    public var destination: String {
+        switch self {
+        case .resolvConf: "/etc/resolv.conf"
+        case .hosts: "/etc/hosts"
+        }
+    }
+}
+
+/// The nft names of a run's own ruleset, loaded inside its network namespace: the
+/// planner writes the ruleset, the kernel layer lists the sets the result reports.
+public enum NftRunTable {
+    /// `table inet sandbox`.
+    public static let family = "inet"
+    public static let name = "sandbox"
+    /// Destinations the ruleset refused, with packet counts (IPv4, IPv6).
+    public static let deniedSetV4 = "denied4"
+    public static let deniedSetV6 = "denied6"
+    public static let deniedSets = [deniedSetV4, deniedSetV6]
+}
+
+/// The nft table every egress run shares on the host (forward and masquerade for
+/// the bridge's subnet).
+public enum NftHostTable {
+    /// `table inet sandbox_host` (the default; a bridge configuration may name another).
+    public static let name = "sandbox_host"
+}
