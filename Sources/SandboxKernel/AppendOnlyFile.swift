@@ -23,21 +23,7 @@ public final class AppendOnlyFile {
     private init(path: String, fd: OwnedFD) { self.path = path; self.fd = fd }
 
     public static func open(_ path: String) throws(KernelError) -> AppendOnlyFile {
-        let raw = sbx_fence_open_no_symlinks(path, O_RDWR | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0o600)
-        guard raw >= 0 else {
-            var e = KernelError.last("open", path)
-            if e.errno == ELOOP, let link = PathInfo.firstSymlink(on: path) {
-                e.detail = "a symlink is on its path: \(link.path) -> \(link.target)"
-            }
-            throw e
-        }
-        let fd = OwnedFD(raw)
-        var st = stat()
-        guard fstat(raw, &st) == 0 else { let e = KernelError.last("fstat", path); fd.close(); throw e }
-        guard st.st_mode & S_IFMT == S_IFREG else {
-            fd.close()
-            throw KernelError(operation: "open", subject: path, errno: EINVAL, detail: "not a regular file")
-        }
+        let (fd, st) = try openRegular(path, O_RDWR | O_APPEND | O_CREAT, mode: 0o600)
         // Checked on the open file, not at plan time only: a link or a new owner made
         // between the plan and this open is seen too.
         if let problem = Self.untrusted(st) {
@@ -133,7 +119,21 @@ public final class AppendOnlyFile {
     /// A small secret file (a key): opened with no symlink on its path, a regular file,
     /// read whole. Its owner and mode come back for the caller's rules.
     public static func readSecret(_ path: String, maxBytes: Int) throws(KernelError) -> (bytes: [UInt8], owner: UInt32, mode: UInt32) {
-        let raw = sbx_fence_open_no_symlinks(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0)
+        let (fd, st) = try openRegular(path, O_RDONLY, mode: 0)
+        defer { fd.close() }
+        if st.st_nlink > 1 {
+            throw KernelError(operation: "open", subject: path, errno: EMLINK, detail: Self.linkProblem(st.st_nlink))
+        }
+        let r = FD.read(fd.raw, max: maxBytes + 1)
+        if let err = r.errno { throw KernelError(operation: "read", subject: path, errno: err) }
+        return (r.bytes, st.st_uid, st.st_mode & 0o7777)
+    }
+
+    /// `path` opened with no symlink anywhere on it (the error names the first one
+    /// found), non-blocking (a FIFO must not hang the run), and refused unless it is a
+    /// regular file; with its `fstat`.
+    private static func openRegular(_ path: String, _ flags: Int32, mode: mode_t) throws(KernelError) -> (OwnedFD, stat) {
+        let raw = sbx_fence_open_no_symlinks(path, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode)
         guard raw >= 0 else {
             var e = KernelError.last("open", path)
             if e.errno == ELOOP, let link = PathInfo.firstSymlink(on: path) {
@@ -142,18 +142,13 @@ public final class AppendOnlyFile {
             throw e
         }
         let fd = OwnedFD(raw)
-        defer { fd.close() }
         var st = stat()
-        guard fstat(raw, &st) == 0 else { throw KernelError.last("fstat", path) }
+        guard fstat(raw, &st) == 0 else { let e = KernelError.last("fstat", path); fd.close(); throw e }
         guard st.st_mode & S_IFMT == S_IFREG else {
+            fd.close()
             throw KernelError(operation: "open", subject: path, errno: EINVAL, detail: "not a regular file")
         }
-        if st.st_nlink > 1 {
-            throw KernelError(operation: "open", subject: path, errno: EMLINK, detail: Self.linkProblem(st.st_nlink))
-        }
-        let r = FD.read(raw, max: maxBytes + 1)
-        if let err = r.errno { throw KernelError(operation: "read", subject: path, errno: err) }
-        return (r.bytes, st.st_uid, st.st_mode & 0o7777)
+        return (fd, st)
     }
 
     /// Why an audit file must not be trusted, nil when it may be. Another hard link

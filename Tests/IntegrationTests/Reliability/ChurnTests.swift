@@ -64,13 +64,9 @@ import Testing
 
     @Test func longEgressRunLosesNoConnectWhileShortRunsComeAndGo() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
-        Harness.gcLock.lock()
-        defer { Harness.gcLock.unlock() }
-        let ws = Harness.tempDir()
-        defer { try? FileManager.default.removeItem(atPath: ws) }
-        let host = try EgressTests.RemoteHost()
-        defer { host.cleanUp() }
-        try host.listen([8080], lifetime: 3600)
+        let stage = try Reliability.Stage()
+        defer { stage.close() }
+        let ws = stage.ws, host = stage.host
         let policy = Reliability.egressPolicy(in: ws, host: host, name: "churn")
         let token = Reliability.newToken("churn")
         let before = Census.take()

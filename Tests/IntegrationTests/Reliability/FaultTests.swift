@@ -56,13 +56,9 @@ import Testing
 
     @Test func killedSupervisorsLeaveNothingAfterGcAndGcSparesLiveRuns() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
-        Harness.gcLock.lock()
-        defer { Harness.gcLock.unlock() }
-        let ws = Harness.tempDir()
-        defer { try? FileManager.default.removeItem(atPath: ws) }
-        let host = try EgressTests.RemoteHost()
-        defer { host.cleanUp() }
-        try host.listen([8080], lifetime: 3600)
+        let stage = try Reliability.Stage()
+        defer { stage.close() }
+        let ws = stage.ws, host = stage.host
         // Egress and a cgroup: a killed run can leave every kind of object (run
         // directory, uid and address leases, veth, cgroups in every hierarchy).
         let policy = Reliability.egressPolicy(in: ws, host: host, name: "fault")

@@ -143,14 +143,9 @@ import Testing
 
     @Test func mixedRunsInParallelAreRightAndLeaveNothing() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
-        // gc is host-wide: no other suite leaves a stale run while the census runs.
-        Harness.gcLock.lock()
-        defer { Harness.gcLock.unlock() }
-        let ws = Harness.tempDir()
-        defer { try? FileManager.default.removeItem(atPath: ws) }
-        let host = try EgressTests.RemoteHost()
-        defer { host.cleanUp() }
-        try host.listen([8080], lifetime: 3600)
+        let stage = try Reliability.Stage()
+        defer { stage.close() }
+        let ws = stage.ws, host = stage.host
         let policies = Policies(ws: ws, host: host)
         let token = Reliability.newToken("load")
         let before = Census.take()

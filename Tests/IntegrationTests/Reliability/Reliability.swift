@@ -28,6 +28,34 @@ enum Reliability {
         "\(prefix)-\(UUID().uuidString.lowercased().prefix(8))"
     }
 
+    /// What each suite starts from: the gc lock held (gc is host-wide: no other suite
+    /// leaves a stale run while the census runs), a workspace, and a test host of
+    /// its own listening on 8080. `close()` undoes it in reverse order.
+    final class Stage {
+        let ws: String
+        let host: EgressTests.RemoteHost
+
+        init() throws {
+            Harness.gcLock.lock()
+            let ws = Harness.tempDir()
+            do {
+                let host = try EgressTests.RemoteHost()
+                do { try host.listen([8080], lifetime: 3600) } catch { host.cleanUp(); throw error }
+                self.ws = ws; self.host = host
+            } catch {
+                try? FileManager.default.removeItem(atPath: ws)
+                Harness.gcLock.unlock()
+                throw error
+            }
+        }
+
+        func close() {
+            host.cleanUp()
+            try? FileManager.default.removeItem(atPath: ws)
+            Harness.gcLock.unlock()
+        }
+    }
+
     /// An agent run (a cgroup: the agent policy limits memory, pids and cpu) with an
     /// egress network that may reach `host`:8080 only.
     static func egressPolicy(in ws: String, host: EgressTests.RemoteHost, name: String) -> String {
