@@ -117,6 +117,14 @@ int sbx_fence_memfd(const char *name) {
     return (int)syscall(SYS_memfd_create, name, MFD_CLOEXEC);
 }
 
+int sbx_memfd_sealable(const char *name) {
+    return (int)syscall(SYS_memfd_create, name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+}
+
+int sbx_memfd_seal(int fd) {
+    return fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL);
+}
+
 uint32_t sbx_fence_scmp_act_errno(uint16_t err) { return SCMP_ACT_ERRNO(err); }
 uint32_t sbx_fence_scmp_act_trace(uint16_t msg) { return SCMP_ACT_TRACE(msg); }
 

@@ -97,7 +97,7 @@ struct BinaryCheck {
     func run(record: inout CheckedBinary?) throws(ExecError) -> Opened {
         let argv0 = plan.process.argv.first ?? ""
         let command = try find(argv0)
-        let file = try open(command)
+        var file = try open(command)
         var opened = [file]
         var done = false
         defer { if !done { for f in opened { f.close() } } }
@@ -123,6 +123,21 @@ struct BinaryCheck {
                   plan.mounts.contains(where: { $0.kind == .dev && $0.destination == "/dev" }) else {
                 throw refusal(command.path, "\(command.path) is a #! script, which runs from its checked descriptor as /dev/fd/N: the sandbox needs /proc and /dev for that")
             }
+            // The interpreter reads the script by line while it runs, long after any
+            // check; a writer (another run of the invoker's) could rewrite it then.
+            // So it reads a sealed copy, and the hash reported is the copy's.
+            let copy: ExecutableFile.Opened
+            do { copy = try file.sealedCopy() } catch {
+                throw ExecError(kind: .exec, step: SetupStep.binary.rawValue, subject: command.path, errno: error.errno,
+                                message: "[binary] \(error); not run", exitCode: 126)
+            }
+            opened.append(copy)
+            let copied = try Self.sha256(copy)
+            guard copied == hash else {
+                throw refusal(command.path, "\(command.path) was written to while it was checked (sha256 was \(hash), is now \(copied))")
+            }
+            file.close()
+            file = copy
             // As the kernel runs a script from a descriptor: the interpreter (named as
             // in the #! line), its one argument, the script as /dev/fd/N.
             argv = [shebang.interpreter] + (shebang.argument.map { [$0] } ?? [])

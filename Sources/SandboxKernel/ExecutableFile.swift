@@ -62,6 +62,30 @@ public enum ExecutableFile {
             return Stamp(ctimeSec: Int64(st.st_ctim.tv_sec), ctimeNsec: Int64(st.st_ctim.tv_nsec), size: Int64(st.st_size))
         }
 
+        /// The file's bytes copied into a sealed memfd (no write, grow or shrink, seals
+        /// locked): what an interpreter reads from it can no longer change. A script is
+        /// never exec'd itself, so the kernel would not refuse writers to it
+        /// (`ETXTBSY`) while the interpreter reads it line by line; the caller hashes
+        /// the copy and compares. Same owner, mode and directories as the original:
+        /// the rules were checked on that.
+        public func sealedCopy() throws(KernelError) -> Opened {
+            let raw = sbx_memfd_sealable("sandbox-script")
+            guard raw >= 0 else { throw KernelError.last("memfd_create", hostPath) }
+            let copy = OwnedFD(raw)
+            var failed: Int32 = 0
+            do {
+                try read { chunk in
+                    guard failed == 0 else { return }
+                    if !FD.writeAll(raw, Array(chunk)) { failed = errno == 0 ? EIO : errno }
+                }
+            } catch { copy.close(); throw error }
+            guard failed == 0 else { copy.close(); throw KernelError(operation: "copy into memfd", subject: hostPath, errno: failed) }
+            guard sbx_memfd_seal(raw) == 0 else { let e = KernelError.last("seal memfd", hostPath); copy.close(); throw e }
+            var out = Opened(owner: copy, hostPath: hostPath, uid: uid, mode: mode, stamp: stamp, directories: directories)
+            do { out.stamp = try out.currentStamp() } catch { copy.close(); throw error }
+            return out
+        }
+
         /// The first bytes of the file (for `#!`).
         public func head(_ count: Int = 256) -> [UInt8] {
             var buf = [UInt8](repeating: 0, count: count)

@@ -207,6 +207,48 @@ import Testing
         #expect((Self.error(out)["message"] as? String ?? "").contains("interpreter of \(script)"), "\(Self.error(out))")
     }
 
+    /// A script is read by its interpreter while it runs, long after every check, and
+    /// is never exec'd itself (so no ETXTBSY): a writer rewriting a later line in place
+    /// changed what ran while the result showed the pinned hash (red-team finding).
+    /// The interpreter now reads a sealed copy. Control: the same rewrite against the
+    /// interpreter reading the file itself (outside the sandbox) wins.
+    @Test func scriptRewrittenWhileItRunsRunsTheCheckedBytes() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let f = try Fixture()
+        defer { f.remove() }
+        // bash, not dash: bash reads a script a command at a time (dash reads it whole).
+        let interp = f.bin + "/bash"
+        try f.copy("/bin/bash", to: interp)
+        let script = f.bin + "/script"
+        let text = "#!\(interp)\necho step1\nsleep 1\necho step2\n"
+        func plant() throws { try text.write(toFile: script, atomically: true, encoding: .utf8); chmod(script, 0o755) }
+        /// Overwrites "step2" with "PWND2" in place (same length, same inode) after 0.4 s.
+        func rewriteSoon() -> Thread {
+            let t = Thread {
+                usleep(400_000)
+                let fd = open(script, O_WRONLY)
+                let offset = text.utf8.count - "step2\n".utf8.count
+                _ = "PWND2".withCString { pwrite(fd, $0, 5, off_t(offset)) }
+                close(fd)
+            }
+            t.start()
+            return t
+        }
+        // Control: an interpreter reading the file itself runs the rewritten line.
+        try plant()
+        _ = rewriteSoon()
+        let control = try Harness.run(interp, [script])
+        #expect(control.stdout.contains("PWND2"), "control: the rewrite should win against a plain read: \(control.stdout)")
+
+        try plant()
+        let pin = try Self.sha256(script)
+        _ = rewriteSoon()
+        let out = try f.run([script], policy: f.policy("pin = { \"\(script)\" = \"sha256:\(pin)\" }"))
+        #expect(out.status == 0 && out.stdout.contains("step2") && !out.stdout.contains("PWND2"),
+                "status \(out.status) stdout \(out.stdout) stderr \(out.stderr)")
+        #expect((out.result?["binary"] as? [String: Any])?["sha256"] as? String == pin)
+    }
+
     // MARK: - Acceptance 3: the file that was checked is the file that runs
 
     /// Runs `f.tool` with the supervisor paused between the check and the clone;

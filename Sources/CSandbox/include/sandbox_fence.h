@@ -49,6 +49,11 @@ int sbx_fence_landlock_add_net_rule(int ruleset_fd, uint64_t port, uint64_t allo
 /* memfd_create(name, MFD_CLOEXEC): where seccomp_export_bpf() writes (libseccomp
  * 2.5 exports to an fd only). */
 int sbx_fence_memfd(const char *name);
+/* memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING), and the seals that make it
+ * immutable (F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL): a checked
+ * script is copied into one, so the bytes the interpreter reads are the bytes hashed. */
+int sbx_memfd_sealable(const char *name);
+int sbx_memfd_seal(int fd);
 
 /* The function-like action macros of <seccomp.h> (SCMP_ACT_ERRNO(x),
  * SCMP_ACT_TRACE(x)); only the macros are used, libseccomp is not linked here. */
