@@ -89,16 +89,23 @@ struct Context {
     // MARK: Paths
 
     func expand(_ template: PathTemplate, key: String) throws -> String {
-        var s = template.raw
+        let s = Self.substitute(template.raw, host: host, runId: runId)
+        guard s.hasPrefix("/") else {
+            throw PlanError(key: key, message: "\"\(template.raw)\" expands to \"\(s)\", which is not an absolute path")
+        }
+        return Context.normalize(s)
+    }
+
+    /// A path template's variables replaced by this host's values (not normalized,
+    /// not checked): the one substitution `expand` and the trust check share.
+    static func substitute(_ raw: String, host: HostFacts, runId: String) -> String {
+        var s = raw
         let values: [(String, String)] = [
             ("{cwd}", host.cwd), ("{home}", host.home), ("{uid}", String(host.invokerUID)),
             ("{gid}", String(host.invokerGID)), ("{run_id}", runId),
         ]
         for (name, value) in values { s = s.replacingOccurrences(of: name, with: value) }
-        guard s.hasPrefix("/") else {
-            throw PlanError(key: key, message: "\"\(template.raw)\" expands to \"\(s)\", which is not an absolute path")
-        }
-        return Context.normalize(s)
+        return s
     }
 
     static func normalize(_ path: String) -> String {

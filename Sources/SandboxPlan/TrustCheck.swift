@@ -85,7 +85,7 @@ extension PlanCompiler {
         for (key, fromCwd, bind) in named {
             let canonical = resolver.canonical(bind.source)
             for root in reserved {
-                guard Self.isBeneath(bind.source, root.path) || Self.isBeneath(canonical, resolver.canonical(root.path))
+                guard Context.isBeneath(bind.source, root.path) || Context.isBeneath(canonical, resolver.canonical(root.path))
                 else { continue }
                 let advice = fromCwd
                     ? "run sandbox from a project directory, not from under \(root.path)"
@@ -131,8 +131,8 @@ extension PlanCompiler {
             let wChain = ancestry(w)
             let wLoc = host.files.location(of: w)
             for (entry, t, tChain) in trustedAncestry where !bind.readOnly || entry.what == TrustedPath.Kind.auditKey {
-                var holds = Self.isBeneath(t, w)
-                var inside = !holds && Self.isBeneath(w, t)
+                var holds = Context.isBeneath(t, w)
+                var inside = !holds && Context.isBeneath(w, t)
                 if !holds && !inside, let wID = wChain.last?.id, wChain.last?.path == w {
                     // The same objects under other names (a bind-mount alias).
                     holds = tChain.contains { $0.id == wID }
@@ -143,8 +143,8 @@ extension PlanCompiler {
                 // The same places on their filesystem, whatever mounts show them (an
                 // alias of a subdirectory of the writable path shares no ancestor).
                 if !holds && !inside, let a = wLoc, let b = host.files.location(of: t), a.device == b.device {
-                    holds = Self.isBeneath(b.path, a.path)
-                    inside = !holds && Self.isBeneath(a.path, b.path)
+                    holds = Context.isBeneath(b.path, a.path)
+                    inside = !holds && Context.isBeneath(a.path, b.path)
                 }
                 guard holds || inside else { continue }
                 let relation = holds ? "it holds" : "it lies inside"
@@ -185,21 +185,7 @@ extension PlanCompiler {
 
     /// `Context.expand` without its errors (the entry expanded once already).
     func expandTemplate(_ raw: String, runId: String) -> String {
-        var s = raw
-        let values: [(String, String)] = [
-            ("{cwd}", host.cwd), ("{home}", host.home), ("{uid}", String(host.invokerUID)),
-            ("{gid}", String(host.invokerGID)), ("{run_id}", runId),
-        ]
-        for (name, value) in values { s = s.replacingOccurrences(of: name, with: value) }
-        return Self.normalizePath(s)
-    }
-
-    static func normalizePath(_ path: String) -> String {
-        "/" + path.split(separator: "/").filter { $0 != "." }.joined(separator: "/")
-    }
-
-    static func isBeneath(_ path: String, _ root: String) -> Bool {
-        root == "/" || path == root || path.hasPrefix(root + "/")
+        Context.normalize(Context.substitute(raw, host: host, runId: runId))
     }
 }
 
