@@ -968,6 +968,10 @@ static int check_executable(struct child *c) {
     if (spec->exec_fd < 0) return 0;
     c->index = 0;
     if (unchanged(spec->exec_fd, spec->exec_ctime_sec, spec->exec_ctime_nsec, spec->exec_size) < 0) return -1;
+    /* A write through a shared mapping made before the check moves no ctime; the
+     * lease, refused while such a mapping existed and broken by any open for
+     * writing since, is what says nobody could write. */
+    if (spec->exec_leased && fcntl(spec->exec_fd, F_GETLEASE) != F_RDLCK) { errno = ESTALE; return -1; }
     if (spec->script_fd < 0) return 0;
     c->index = 1;
     if (unchanged(spec->script_fd, spec->script_ctime_sec, spec->script_ctime_nsec, spec->script_size) < 0) return -1;

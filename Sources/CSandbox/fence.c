@@ -25,9 +25,11 @@
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
+#include <sys/statfs.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <seccomp.h> /* macros only: SCMP_ACT_ERRNO, SCMP_ACT_TRACE */
@@ -118,7 +120,33 @@ int sbx_fence_memfd(const char *name) {
 }
 
 int sbx_memfd_sealable(const char *name) {
-    return (int)syscall(SYS_memfd_create, name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    /* MFD_EXEC (6.3+): executable even where vm.memfd_noexec = 1 makes memfds
+     * noexec by default; an older kernel does not know the flag (EINVAL). */
+    int fd = (int)syscall(SYS_memfd_create, name, MFD_CLOEXEC | MFD_ALLOW_SEALING | 0x0010U /* MFD_EXEC */);
+    if (fd < 0 && errno == EINVAL) fd = (int)syscall(SYS_memfd_create, name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    return fd;
+}
+
+int sbx_read_lease(int fd) {
+    if (fcntl(fd, F_SETLEASE, F_RDLCK) < 0) return -1;
+    /* The kernel made this process the file's owner for the break signal (SIGIO,
+     * which would end the supervisor): no owner, no signal; F_GETLEASE still tells. */
+    if (fcntl(fd, F_SETOWN, 0) < 0) { int e = errno; fcntl(fd, F_SETLEASE, F_UNLCK); errno = e; return -1; }
+    return 0;
+}
+
+int sbx_holds_read_lease(int fd) {
+    return fcntl(fd, F_GETLEASE) == F_RDLCK;
+}
+
+int64_t sbx_fs_magic(int fd) {
+    struct statfs fs;
+    if (fstatfs(fd, &fs) < 0) return -1;
+    return (int64_t)(uint32_t)fs.f_type;
+}
+
+int sbx_has_file_caps(int fd) {
+    return fgetxattr(fd, "security.capability", NULL, 0) > 0;
 }
 
 int sbx_memfd_seal(int fd) {

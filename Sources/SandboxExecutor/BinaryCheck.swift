@@ -1,3 +1,4 @@
+import Glibc
 import SandboxKernel
 import SandboxPlan
 import SandboxPolicy
@@ -16,10 +17,15 @@ public struct CheckedBinary: Codable, Sendable, Equatable {
         /// The path the command named it by, when a symlink differs (`/usr/bin/python3`).
         public var foundAs: String?
         public var sha256: String
+        /// What keeps the bytes that run the hashed ones: `lease` or `copy`.
+        public var fence: ExecutableFile.Fence?
     }
     public var path: String
     public var foundAs: String?
     public var sha256: String
+    /// `lease` (the file itself runs, under a read lease) or `copy` (a sealed memfd
+    /// copy of the checked bytes runs: a `#!` script always, an ELF where no lease).
+    public var fence: ExecutableFile.Fence?
     /// A `#!` script's interpreter, checked by the same rules.
     public var interpreter: File?
 }
@@ -33,6 +39,9 @@ public struct CheckedBinary: Codable, Sendable, Equatable {
 struct BinaryCheck {
     let plan: RunPlan
     let sources: [Int: OpenedSource]
+    /// What this run and every other recorded run can write (``writablePlaces``):
+    /// `require_root_owned` refuses a file there.
+    var writable: [WritablePlace] = []
 
     /// The opened files the child execs; closed by their owners (the undo and after
     /// clone3).
@@ -62,6 +71,11 @@ struct BinaryCheck {
             do { now = try f.currentStamp() } catch {
                 throw ExecError(kind: .exec, step: SetupStep.binary.rawValue, subject: path, errno: error.errno,
                                 message: "[binary] \(error); not run", exitCode: 126)
+            }
+            guard f.leaseIntact else {
+                throw ExecError(kind: .exec, step: SetupStep.binary.rawValue, subject: path,
+                                message: "[binary] \(path) was opened for writing after its check (its read lease was broken); not run",
+                                exitCode: 126)
             }
             guard now != f.stamp else { return f }
             let again = try BinaryCheck.sha256(f)
@@ -97,24 +111,35 @@ struct BinaryCheck {
     func run(record: inout CheckedBinary?) throws(ExecError) -> Opened {
         let argv0 = plan.process.argv.first ?? ""
         let command = try find(argv0)
-        var file = try open(command)
-        var opened = [file]
+        var opened: [ExecutableFile.Opened] = []
         var done = false
         defer { if !done { for f in opened { f.close() } } }
+        let original = try open(command)
+        opened.append(original)
+        let isScript = Shebang(original.head()) != nil
+        // Fenced before the hash, so the bytes hashed are the bytes that run.
+        let file = try fence(original, path: command.path, script: isScript)
+        opened.append(file)
         let hash = try Self.sha256(file)
         record = CheckedBinary(path: command.path, foundAs: command.foundAs == command.path ? nil : command.foundAs,
-                               sha256: hash, interpreter: nil)
+                               sha256: hash, fence: file.fence, interpreter: nil)
         try checkRules(file, command, hash: hash, role: "")
 
-        var interpreter: (ExecutableFile.Opened, Located, String)?
+        var interpreter: ExecutableFile.Opened?
         var argv = plan.process.argv
-        if let shebang = Shebang(file.head()) {
+        if isScript {
+            // The copy's own #! line: the one the hash covers.
+            guard let shebang = Shebang(file.head()) else {
+                throw refusal(command.path, "\(command.path) was written to while it was checked (no longer a #! script)")
+            }
             let located = try locate(shebang.interpreter, for: "the interpreter of \(command.path)")
-            let interp = try open(located)
+            let raw = try open(located)
+            opened.append(raw)
+            let interp = try fence(raw, path: located.path, script: false)
             opened.append(interp)
             let h = try Self.sha256(interp)
             record?.interpreter = .init(path: located.path, foundAs: located.foundAs == located.path ? nil : located.foundAs,
-                                        sha256: h)
+                                        sha256: h, fence: interp.fence)
             try checkRules(interp, located, hash: h, role: "interpreter of \(command.path): ")
             if Shebang(interp.head()) != nil {
                 throw refusal(located.path, "the interpreter of \(command.path), \(located.path), is itself a #! script; [binary] runs one level of interpreter")
@@ -123,29 +148,27 @@ struct BinaryCheck {
                   plan.mounts.contains(where: { $0.kind == .dev && $0.destination == "/dev" }) else {
                 throw refusal(command.path, "\(command.path) is a #! script, which runs from its checked descriptor as /dev/fd/N: the sandbox needs /proc and /dev for that")
             }
-            // The interpreter reads the script by line while it runs, long after any
-            // check; a writer (another run of the invoker's) could rewrite it then.
-            // So it reads a sealed copy, and the hash reported is the copy's.
-            let copy: ExecutableFile.Opened
-            do { copy = try file.sealedCopy() } catch {
-                throw ExecError(kind: .exec, step: SetupStep.binary.rawValue, subject: command.path, errno: error.errno,
-                                message: "[binary] \(error); not run", exitCode: 126)
-            }
-            opened.append(copy)
-            let copied = try Self.sha256(copy)
-            guard copied == hash else {
-                throw refusal(command.path, "\(command.path) was written to while it was checked (sha256 was \(hash), is now \(copied))")
-            }
-            file.close()
-            file = copy
             // As the kernel runs a script from a descriptor: the interpreter (named as
             // in the #! line), its one argument, the script as /dev/fd/N.
             argv = [shebang.interpreter] + (shebang.argument.map { [$0] } ?? [])
                 + ["/dev/fd/\(file.fd)"] + plan.process.argv.dropFirst()
-            interpreter = (interp, located, h)
+            interpreter = interp
         }
         done = true
-        return Opened(command: file, interpreter: interpreter?.0, record: record!, argv: argv)
+        return Opened(command: file, interpreter: interpreter, record: record!, argv: argv)
+    }
+
+    /// The opened file fenced (``ExecutableFile/Opened/fenced(lease:)``), `f` closed if
+    /// it was copied. A `#!` script is always copied: its interpreter reads it line by
+    /// line while it runs, long after any check, and the kernel never refuses a
+    /// script's writers (it is not exec'd), so a lease could be broken mid-run.
+    private func fence(_ f: ExecutableFile.Opened, path: String, script: Bool) throws(ExecError) -> ExecutableFile.Opened {
+        // Debug builds only: the control of the shared-mapping test runs an ELF unfenced.
+        if !script && TestHooks.execFence == "none" { return f }
+        do { return try f.fenced(lease: !script && TestHooks.execFence != "copy") } catch {
+            throw ExecError(kind: .exec, step: SetupStep.binary.rawValue, subject: path, errno: error.errno,
+                            message: "[binary] \(path): no lease and no sealed copy: \(error); not run", exitCode: 126)
+        }
     }
 
     // MARK: - Finding the file as the sandbox sees it
@@ -307,9 +330,15 @@ struct BinaryCheck {
                 throw refusal(l.path, "reject_writable: \(name): directory \(d.path) above it is \(Self.writable(d.mode)) (mode \(Self.octal(d.mode)))")
             }
         }
+        if b.requireRootOwned, let w = writablePlace(holding: f) {
+            throw refusal(l.path, "require_root_owned: \(name) lies in \(w.path), which \(w.writer) can write; a file a run can write is not one only root or the invoker wrote")
+        }
         if b.rejectSetuid && f.mode & 0o6000 != 0 {
             let what = f.mode & 0o4000 != 0 ? "setuid" : "setgid"
             throw refusal(l.path, "reject_setuid: \(name) is \(what) (mode \(Self.octal(f.mode)))")
+        }
+        if b.rejectSetuid && f.hasFileCapabilities {
+            throw refusal(l.path, "reject_setuid: \(name) has file capabilities (security.capability)")
         }
         for key in Set([l.foundAs, l.path]).sorted() {
             guard let want = b.pin[key] else { continue }
@@ -354,5 +383,58 @@ struct Shebang: Equatable {
         var rest = Substring(trimmed.dropFirst(interp.count)).drop(while: blank)
         while let last = rest.last, blank(last) || last == "\r" { rest = rest.dropLast() }
         argument = rest.isEmpty ? nil : String(rest)
+    }
+}
+
+/// A place a run can write: the source of a writable bind (`rw`, `unix_sockets`) of
+/// this run's plan or of a run recorded under the run base, by path and identity.
+/// Runs write there as the invoker (rootless, or through an idmapped bind), so a file
+/// in it owned by the invoker may be one a run planted.
+struct WritablePlace: Equatable {
+    var path: String
+    var device: UInt64
+    var inode: UInt64
+    /// Who can write it, as a refusal names it: "this run", "run 2a9f…".
+    var writer: String
+}
+
+extension BinaryCheck {
+    /// This plan's writable binds and those every run directory under `runBase`
+    /// records (live or left for `gc`: a stale record only refuses more). The records
+    /// are the supervisors' (a run cannot write the run base: no bind may show it), so
+    /// the base must be the supervisor's own and writable by no one else, or nothing
+    /// it lists can be trusted to be complete: then refused.
+    static func writablePlaces(plan: RunPlan, sources: [Int: OpenedSource], runBase: String) throws(ExecError) -> [WritablePlace] {
+        var out = RunRecord.writableSources(plan, sources).map {
+            WritablePlace(path: $0.path, device: $0.device, inode: $0.inode, writer: "this run")
+        }
+        var st = stat()
+        guard lstat(runBase, &st) == 0 else { return out }   // no run base: no other run
+        let me = geteuid()
+        guard st.st_mode & S_IFMT == S_IFDIR, st.st_uid == me || st.st_uid == 0, st.st_mode & 0o022 == 0 else {
+            throw ExecError(kind: .exec, step: SetupStep.binary.rawValue, subject: runBase,
+                            message: "[binary] require_root_owned: the run base \(runBase) (uid \(st.st_uid), mode \(String(st.st_mode & 0o7777, radix: 8))) is not the supervisor's own, so the other runs' records in it cannot be trusted to name every place a run can write; not run",
+                            exitCode: 126)
+        }
+        for entry in RunDirectory.list(base: runBase) where entry.id != plan.runId {
+            guard let record = RunRecord.read(runDirectory: entry.path) else { continue }
+            out += (record.writable ?? []).map {
+                WritablePlace(path: $0.path, device: $0.device, inode: $0.inode, writer: "run \(record.runId)")
+            }
+        }
+        return out
+    }
+
+    /// The writable place `f` lies in, if any: one of the directories the open walked
+    /// through (or the file itself) is a writable source (device and inode, whatever
+    /// names them), or the file's place on its filesystem lies beneath the source's
+    /// (a bind-mount alias of a subdirectory shares no inode on the walk).
+    func writablePlace(holding f: ExecutableFile.Opened) -> WritablePlace? {
+        guard !writable.isEmpty else { return nil }
+        let chain = f.directories.map { ($0.device, $0.inode) } + [(f.device, f.inode)]
+        if let w = writable.first(where: { w in chain.contains { $0 == (w.device, w.inode) } }) { return w }
+        let table = FileSystemLocation.table()
+        guard let here = FileSystemLocation.of(f.hostPath, in: table) else { return nil }
+        return writable.first { FileSystemLocation.of($0.path, in: table)?.contains(here) == true }
     }
 }

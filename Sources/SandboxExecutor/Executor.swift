@@ -216,7 +216,7 @@ public final class Executor {
         }
         try startAudit()                                                  // 1
         let (sources, executable) = try opened.get()
-        let runDir = try makeRunDirectory()                               // 3
+        let runDir = try makeRunDirectory(sources)                        // 3
         let lease = try leaseHostUID(runDir)                              // 4
         let trees = try prepareTrees(sources, lease: lease)               // 5
         let cgroup = try makeCgroup(runDir)                               // 6
@@ -270,14 +270,15 @@ public final class Executor {
     /// 3. The run directory and its lock, held for the supervisor's life, and the run
     /// record (`starting`). Left for `sandbox gc` (lock released) if a kernel object
     /// of the run could not be removed; gc retries under the lock.
-    private func makeRunDirectory() throws -> RunDirectory {
+    private func makeRunDirectory(_ sources: [Int: OpenedSource]) throws -> RunDirectory {
         let runDir: RunDirectory
         do { runDir = try RunDirectory.create(base: options.runBase, id: plan.runId) } catch {
             throw ExecError(.runDirectory, error)
         }
         undo.push { [unowned self] in if self.keepRunDirectory { runDir.release() } else { runDir.remove() } }
         record = RunRecord(runId: plan.runId, policy: plan.policy.name, planDigest: plan.digest ?? "",
-                           argv: plan.process.argv, started: Clock.unixSeconds(), state: .starting)
+                           argv: plan.process.argv, started: Clock.unixSeconds(), state: .starting,
+                           writable: RunRecord.writableSources(plan, sources))
         do { try updateRecord(runDir) { _ in } } catch { throw ExecError(.runDirectory, error) }
         return runDir
     }
@@ -429,7 +430,8 @@ public final class Executor {
             try e.confirm()
             TestHooks.pauseBeforeClone() // debug builds only: the child's check is left
             spec.checkedExec = CheckedExec(
-                fd: (e.interpreter ?? e.command).fd, stamp: (e.interpreter ?? e.command).stamp, argv: e.argv,
+                fd: (e.interpreter ?? e.command).fd, stamp: (e.interpreter ?? e.command).stamp,
+                leased: (e.interpreter ?? e.command).fence == .lease, argv: e.argv,
                 script: e.interpreter == nil ? nil : (e.command.fd, e.command.stamp))
         }
     }
@@ -592,7 +594,11 @@ public final class Executor {
     /// the child `execveat`s it. Refused: 126 (not found: 127), nothing started.
     private func checkBinary(_ sources: [Int: OpenedSource]) throws -> BinaryCheck.Opened? {
         guard plan.binary.isActive else { return nil }
-        let opened = try BinaryCheck(plan: plan, sources: sources).run(record: &binary)
+        var check = BinaryCheck(plan: plan, sources: sources)
+        if plan.binary.requireRootOwned {
+            check.writable = try BinaryCheck.writablePlaces(plan: plan, sources: sources, runBase: options.runBase)
+        }
+        let opened = try check.run(record: &binary)
         undo.push { opened.closeFiles() }
         // Debug builds only: a test swaps or rewrites the file here.
         TestHooks.pauseAfterBinaryCheck()
@@ -745,7 +751,7 @@ public final class Executor {
         if f.isExecutableChanged {
             let path = f.index == 1 ? binary?.path : binary?.interpreter?.path ?? binary?.path
             return ExecError(kind: .exec, step: f.stepName, subject: path, errno: errno,
-                             message: "[binary] \(path ?? plan.process.argv[0]) was written to after its check (ctime or size changed); not run",
+                             message: "[binary] \(path ?? plan.process.argv[0]) was written to after its check (its ctime or size changed, or its read lease was broken); not run",
                              exitCode: 126)
         }
         if f.isExec {

@@ -34,13 +34,35 @@ public struct RunRecord: Codable, Sendable, Equatable {
     /// any is made; nil when the run has no cgroup (gc then looks in every place a
     /// run of this invoker can have one).
     public var cgroups: [String: String]?
+    /// The sources of the run's writable binds (`rw`, `unix_sockets`), recorded before
+    /// the command starts: `[binary] require_root_owned` of every later run refuses a
+    /// command or interpreter in one of them (a run writes there as the invoker).
+    public var writable: [WritableSource]?
+
+    /// A writable bind's source: its host path and identity when it was opened.
+    public struct WritableSource: Codable, Sendable, Equatable {
+        public var path: String
+        public var device: UInt64
+        public var inode: UInt64
+        public init(path: String, device: UInt64, inode: UInt64) { self.path = path; self.device = device; self.inode = inode }
+    }
+
+    /// The writable bind sources of `plan`, as opened (`sources`, by mount step).
+    static func writableSources(_ plan: RunPlan, _ sources: [Int: OpenedSource]) -> [WritableSource] {
+        plan.mounts.enumerated().compactMap { i, m in
+            guard m.kind == .bind, !m.readOnly, let s = sources[i], let path = m.source else { return nil }
+            return WritableSource(path: path, device: s.device, inode: s.inode)
+        }
+    }
 
     public static let fileName = "state.json"
 
     public init(runId: String, policy: String, planDigest: String, argv: [String], started: Int,
-                state: State, hostUID: UInt32? = nil, cgroups: [String: String]? = nil) {
+                state: State, hostUID: UInt32? = nil, cgroups: [String: String]? = nil,
+                writable: [WritableSource]? = nil) {
         self.runId = runId; self.policy = policy; self.planDigest = planDigest; self.argv = RunRecord.cut(argv)
         self.started = started; self.state = state; self.hostUID = hostUID; self.cgroups = cgroups
+        self.writable = writable
     }
 
     /// The record in the run directory at `path`; nil when it has none (a
@@ -72,6 +94,12 @@ public struct RunRecord: Codable, Sendable, Equatable {
             fields.append("\"cgroups\":{" + entries.joined(separator: ",") + "}")
         }
         if let hostUID { fields.append("\"hostUID\":\(hostUID)") }
+        if let writable {
+            let entries = writable.map {
+                "{\"device\":\($0.device),\"inode\":\($0.inode),\"path\":" + CanonicalJSON.quote($0.path) + "}"
+            }
+            fields.append("\"writable\":[" + entries.joined(separator: ",") + "]")
+        }
         return "{" + fields.sorted().joined(separator: ",") + "}\n"
     }
 

@@ -158,11 +158,14 @@ public struct ChildFailure: Sendable, Equatable {
 public struct CheckedExec {
     public var fd: Int32
     public var stamp: ExecutableFile.Stamp
+    /// `fd` holds a read lease (``ExecutableFile/Fence/lease``): the child checks it
+    /// is unbroken right before `execveat`.
+    public var leased: Bool
     public var argv: [String]
     /// A `#!` script run by its checked interpreter (`fd`) as `/dev/fd/<scriptFD>`.
     public var script: (fd: Int32, stamp: ExecutableFile.Stamp)?
-    public init(fd: Int32, stamp: ExecutableFile.Stamp, argv: [String], script: (fd: Int32, stamp: ExecutableFile.Stamp)?) {
-        self.fd = fd; self.stamp = stamp; self.argv = argv; self.script = script
+    public init(fd: Int32, stamp: ExecutableFile.Stamp, leased: Bool, argv: [String], script: (fd: Int32, stamp: ExecutableFile.Stamp)?) {
+        self.fd = fd; self.stamp = stamp; self.leased = leased; self.argv = argv; self.script = script
     }
 }
 
@@ -239,6 +242,7 @@ public enum Child {
             c.exec_fd = e.fd
             c.exec_argv = arena.stringArray(e.argv)
             (c.exec_ctime_sec, c.exec_ctime_nsec, c.exec_size) = (e.stamp.ctimeSec, e.stamp.ctimeNsec, e.stamp.size)
+            c.exec_leased = e.leased ? 1 : 0
             if let s = e.script {
                 c.script_fd = s.fd
                 (c.script_ctime_sec, c.script_ctime_nsec, c.script_size) = (s.stamp.ctimeSec, s.stamp.ctimeNsec, s.stamp.size)

@@ -22,19 +22,35 @@ public enum ExecutableFile {
         public var path: String
         public var uid: UInt32
         public var mode: UInt32
+        public var device: UInt64
+        public var inode: UInt64
+    }
+
+    /// What keeps the bytes that run equal to the bytes hashed (Docs/binary.md,
+    /// "Keeping the bytes"): a read lease on the opened file, or a sealed memfd copy
+    /// of it that runs instead.
+    public enum Fence: String, Sendable, Codable, Equatable {
+        case lease
+        case copy
     }
 
     /// The opened executable: its descriptor (`O_RDONLY | O_CLOEXEC`), what `fstat`
     /// said of it and of every directory above it.
     public struct Opened: Sendable {
-        public let owner: OwnedFD
+        public var owner: OwnedFD
         public var fd: Int32 { owner.raw }
         public var hostPath: String
         public var uid: UInt32
         public var mode: UInt32
+        public var device: UInt64
+        public var inode: UInt64
+        /// It carries file capabilities (a `security.capability` extended attribute).
+        public var hasFileCapabilities: Bool
         public var stamp: Stamp
         /// `/` first, the file's own directory last.
         public var directories: [Directory]
+        /// nil until ``fenced(lease:)``.
+        public var fence: Fence?
 
         public func close() { owner.close() }
 
@@ -69,7 +85,7 @@ public enum ExecutableFile {
         /// the copy and compares. Same owner, mode and directories as the original:
         /// the rules were checked on that.
         public func sealedCopy() throws(KernelError) -> Opened {
-            let raw = sbx_memfd_sealable("sandbox-script")
+            let raw = sbx_memfd_sealable("sandbox-checked")
             guard raw >= 0 else { throw KernelError.last("memfd_create", hostPath) }
             let copy = OwnedFD(raw)
             var failed: Int32 = 0
@@ -81,9 +97,49 @@ public enum ExecutableFile {
             } catch { copy.close(); throw error }
             guard failed == 0 else { copy.close(); throw KernelError(operation: "copy into memfd", subject: hostPath, errno: failed) }
             guard sbx_memfd_seal(raw) == 0 else { let e = KernelError.last("seal memfd", hostPath); copy.close(); throw e }
-            var out = Opened(owner: copy, hostPath: hostPath, uid: uid, mode: mode, stamp: stamp, directories: directories)
+            var out = self
+            out.owner = copy
+            out.fence = .copy
             do { out.stamp = try out.currentStamp() } catch { copy.close(); throw error }
             return out
+        }
+
+        /// The file fenced so that what runs is what is read from now on (hash after
+        /// this): with `lease`, a read lease on this descriptor where the kernel grants
+        /// one and the filesystem is one where every write goes through this kernel's
+        /// VFS; else a sealed copy, this descriptor then closed. A lease is refused
+        /// while a writer or a shared writable mapping exists (EAGAIN), for a file the
+        /// supervisor neither owns nor has CAP_LEASE over (EACCES: a rootless run of a
+        /// root-owned binary), or where leases are off: each falls back to the copy.
+        public func fenced(lease: Bool) throws(KernelError) -> Opened {
+            if lease, Self.leaseHolds(fd), sbx_read_lease(fd) == 0 {
+                var f = self
+                f.fence = .lease
+                return f
+            }
+            let copy = try sealedCopy()
+            close()
+            return copy
+        }
+
+        /// The lease taken by ``fenced(lease:)`` is still held and was never broken
+        /// (no open for writing, no truncate since). True without a lease.
+        public var leaseIntact: Bool { fence != .lease || sbx_holds_read_lease(fd) == 1 }
+
+        /// Filesystems where every write to the inode passes this kernel's VFS, so a
+        /// lease sees it: not NFS, CIFS or 9p (another host writes), FUSE (its daemon
+        /// serves any bytes it likes), overlayfs (its upper and lower files can be
+        /// written by their own paths, past the overlay inode's lease).
+        static func leaseHolds(_ fd: Int32) -> Bool {
+            let local: Set<Int64> = [
+                0xEF53,       // ext2/3/4
+                0x5846_5342,  // xfs
+                0x9123_683E,  // btrfs
+                0x0102_1994,  // tmpfs
+                0xF2F5_2010,  // f2fs
+                0xCA45_1A4E,  // bcachefs
+            ]
+            return local.contains(sbx_fs_magic(fd))
         }
 
         /// The first bytes of the file (for `#!`).
@@ -158,7 +214,8 @@ public enum ExecutableFile {
         var st = try identity(dir.raw, "/")
         try checkAnchor(st, depth: 0, at: "/")
         for (i, name) in components.enumerated() {
-            dirs.append(Directory(path: path.isEmpty ? "/" : path, uid: st.st_uid, mode: st.st_mode & 0o7777))
+            dirs.append(Directory(path: path.isEmpty ? "/" : path, uid: st.st_uid, mode: st.st_mode & 0o7777,
+                                  device: UInt64(st.st_dev), inode: UInt64(st.st_ino)))
             path += "/" + name
             if i == components.count - 1 { break }
             let next = sbx_mounts_open_source(dir.raw, name,
@@ -181,10 +238,14 @@ public enum ExecutableFile {
             file.close()
             throw KernelError(operation: "open", subject: hostPath, errno: EACCES, detail: "not a regular file")
         }
+        // File capabilities (setcap) are privilege as setuid is: read from the opened
+        // file, so it is the inode that runs. ENODATA: none; ENOTSUP: no xattrs here.
+        let capabilities = sbx_has_file_caps(raw) == 1
         return Opened(owner: file, hostPath: hostPath, uid: st.st_uid, mode: st.st_mode & 0o7777,
+                      device: UInt64(st.st_dev), inode: UInt64(st.st_ino), hasFileCapabilities: capabilities,
                       stamp: Stamp(ctimeSec: Int64(st.st_ctim.tv_sec), ctimeNsec: Int64(st.st_ctim.tv_nsec),
                                    size: Int64(st.st_size)),
-                      directories: dirs)
+                      directories: dirs, fence: nil)
     }
 }
 
@@ -209,6 +270,17 @@ public enum TestHooks {
             if access(dir + "/go", F_OK) == 0 { return }
             usleep(10_000)
         }
+        #endif
+    }
+
+    /// `SANDBOX_TEST_EXEC_FENCE=none|copy`: `none` runs an ELF without its fence (no
+    /// lease, no copy: the control of the shared-mapping rewrite test); `copy` skips
+    /// the lease, so a root test exercises the copy a rootless run gets.
+    public static var execFence: String? {
+        #if DEBUG
+        return getenv("SANDBOX_TEST_EXEC_FENCE").map { String(cString: $0) }
+        #else
+        return nil
         #endif
     }
 

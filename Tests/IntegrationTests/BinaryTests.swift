@@ -318,15 +318,16 @@ import Testing
         #expect(out.status == 0, "the swapped-in directory's file ran: status \(out.status), stderr \(out.stderr)")
     }
 
-    /// The strongest move left: the checked inode itself rewritten (a writer with write
+    /// The checked inode itself rewritten after the hash (a writer with write
     /// permission on it, such as another run writing as the invoker through an rw
-    /// bind) after the hash. The fd does not stop that; the child's check of ctime and
-    /// size before execveat does: 126, nothing ran.
+    /// bind). The fence (lease or copy) stops that first (the lease tests below); this
+    /// tests the line behind it with the fence off (debug-only
+    /// SANDBOX_TEST_EXEC_FENCE=none): the re-check of ctime and size refuses, 126.
     @Test func checkedFileWrittenInPlaceIsRefused() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
         let f = try Fixture()
         defer { f.remove() }
-        let out = try Self.runPaused(f, policy: f.policy()) {
+        let out = try Self.runPaused(f, policy: f.policy(), env: ["SANDBOX_TEST_EXEC_FENCE": "none"]) {
             let bytes = try Data(contentsOf: URL(fileURLWithPath: "/usr/bin/false"))
             let h = try FileHandle(forWritingTo: URL(fileURLWithPath: f.tool))
             try h.truncate(atOffset: 0)
@@ -338,13 +339,14 @@ import Testing
         #expect((Self.error(out)["kind"] as? String) == "exec", "\(Self.error(out))")
     }
 
-    /// The same write after the supervisor's last look (right before clone3): only
-    /// the child's own check before execveat (step 35) is left, and it refuses.
+    /// The same write after the supervisor's last look (right before clone3), fence
+    /// off as above: only the child's own check before execveat is left, and it refuses.
     @Test func writeAfterTheSupervisorsLastLookIsRefusedByTheChild() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
         let f = try Fixture()
         defer { f.remove() }
-        let out = try Self.runPaused(f, policy: f.policy(), at: "SANDBOX_TEST_PAUSE_BEFORE_CLONE") {
+        let out = try Self.runPaused(f, policy: f.policy(), env: ["SANDBOX_TEST_EXEC_FENCE": "none"],
+                                     at: "SANDBOX_TEST_PAUSE_BEFORE_CLONE") {
             let h = try FileHandle(forWritingTo: URL(fileURLWithPath: f.tool))
             try h.seekToEnd()
             try h.write(contentsOf: Data([0]))
@@ -354,5 +356,220 @@ import Testing
         let e = Self.error(out)
         #expect(e["step"] as? String == "check the executable is unchanged" && e["errnoName"] as? String == "ESTALE", "\(e)")
         #expect(out.stderr.contains("written to after its check"), "stderr: \(out.stderr)")
+    }
+
+    // MARK: - The fence: the bytes that run are the bytes hashed
+
+    /// Red-team finding: a shared writable mapping made before the check. Pages
+    /// dirtied through it before the check are written again after it without any
+    /// fault, so ctime never moves; the mapping is gone before execveat, so ETXTBSY
+    /// never fires. The lease is refused while the mapping exists (the file is open
+    /// for writing through it), so the checked bytes run from a sealed copy: true (0),
+    /// with the pinned hash. Control: the fence off (debug-only
+    /// SANDBOX_TEST_EXEC_FENCE=none), false (1) runs while the result shows true's hash.
+    @Test func elfRewrittenThroughASharedMappingRunsTheCheckedBytes() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let f = try Fixture()
+        defer { f.remove() }
+        let good = try Data(contentsOf: URL(fileURLWithPath: f.tool))
+        let bad = try Data(contentsOf: URL(fileURLWithPath: URL(fileURLWithPath: "/usr/bin/false").resolvingSymlinksInPath().path))
+        try #require(good.count == bad.count && good != bad, "the test needs true and false of one size")
+        let pin = try Self.sha256(f.tool)
+        let policy = f.policy("pin = { \"\(f.tool)\" = \"sha256:\(pin)\" }")
+
+        func attack(env: [String: String]) throws -> Harness.Output {
+            let fd = open(f.tool, O_RDWR)
+            try #require(fd >= 0)
+            let mapped = mmap(nil, good.count, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+            close(fd)   // the mapping keeps the file open for writing
+            guard let map = mapped, map != MAP_FAILED else { Issue.record("mmap: errno \(errno)"); throw POSIXError(.EIO) }
+            // Dirty every page now, before the check (the same bytes): writes to a
+            // dirty, writable page take no fault, so the rewrite below moves no ctime.
+            good.withUnsafeBytes { _ = memcpy(map, $0.baseAddress!, good.count) }
+            return try Self.runPaused(f, policy: policy, env: env) {
+                var before = stat(), after = stat()
+                stat(f.tool, &before)
+                bad.withUnsafeBytes { _ = memcpy(map, $0.baseAddress!, bad.count) }
+                munmap(map, bad.count)
+                stat(f.tool, &after)
+                #expect(before.st_ctim.tv_sec == after.st_ctim.tv_sec && before.st_ctim.tv_nsec == after.st_ctim.tv_nsec,
+                        "the rewrite through the mapping moved ctime: the attack is not the one under test")
+            }
+        }
+
+        let out = try attack(env: [:])
+        #expect(out.status == 0, "the rewritten bytes ran: status \(out.status), stderr \(out.stderr)")
+        let b = out.result?["binary"] as? [String: Any]
+        #expect(b?["sha256"] as? String == pin && b?["fence"] as? String == "copy", "binary: \(b ?? [:])")
+
+        try f.copy("/usr/bin/true", to: f.tool)
+        let control = try attack(env: ["SANDBOX_TEST_EXEC_FENCE": "none"])
+        #expect(control.status == 1, "control: without the fence the rewrite should run false (1): status \(control.status), stderr \(control.stderr)")
+        #expect((control.result?["binary"] as? [String: Any])?["sha256"] as? String == pin)
+    }
+
+    /// Without a writer at the check the file runs itself, under a read lease. A
+    /// later open for writing (here O_NONBLOCK: it fails at once, yet breaks the
+    /// lease; a blocking one would wait for the lease holder) is seen at the
+    /// supervisor's last look: 126. Without the lease that open would succeed.
+    @Test func openForWritingAfterTheCheckBreaksTheLeaseAndIsRefused() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let f = try Fixture()
+        defer { f.remove() }
+        let ok = try f.run([f.tool], policy: f.policy())
+        #expect(ok.status == 0 && (ok.result?["binary"] as? [String: Any])?["fence"] as? String == "lease",
+                "status \(ok.status), binary \(ok.result?["binary"] ?? "nil"), stderr \(ok.stderr)")
+
+        let out = try Self.runPaused(f, policy: f.policy()) {
+            let fd = open(f.tool, O_WRONLY | O_NONBLOCK)
+            let e = errno
+            if fd >= 0 { close(fd) }
+            #expect(fd < 0 && e == EWOULDBLOCK, "the open for writing was not held off by a lease: fd \(fd), errno \(e)")
+        }
+        #expect(out.status == 126, "status \(out.status); stderr \(out.stderr)")
+        #expect(out.stderr.contains("read lease was broken"), "stderr: \(out.stderr)")
+    }
+
+    /// The same open after the supervisor's last look: the child's check of the lease
+    /// right before execveat refuses (ESTALE, 126).
+    @Test func leaseBrokenAfterTheSupervisorsLastLookIsRefusedByTheChild() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let f = try Fixture()
+        defer { f.remove() }
+        let out = try Self.runPaused(f, policy: f.policy(), at: "SANDBOX_TEST_PAUSE_BEFORE_CLONE") {
+            let fd = open(f.tool, O_WRONLY | O_NONBLOCK)
+            if fd >= 0 { close(fd) }
+            #expect(fd < 0 && errno == EWOULDBLOCK, "the open for writing was not held off by a lease")
+        }
+        #expect(out.status == 126, "status \(out.status); stderr \(out.stderr)")
+        let e = Self.error(out)
+        #expect(e["step"] as? String == "check the executable is unchanged" && e["errnoName"] as? String == "ESTALE", "\(e)")
+    }
+
+    /// The copy a run gets where the kernel grants no lease (forced here with the
+    /// debug-only SANDBOX_TEST_EXEC_FENCE=copy) runs, pinned, and also for a script's
+    /// interpreter; and a rootless run of a root-owned binary (no CAP_LEASE, not the
+    /// owner) gets it for real.
+    @Test func sealedCopyRunsWhereThereIsNoLease() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let f = try Fixture()
+        defer { f.remove() }
+        let pin = try Self.sha256(f.tool)
+        let out = try f.run([f.tool], policy: f.policy("pin = { \"\(f.tool)\" = \"sha256:\(pin)\" }"),
+                            env: ["SANDBOX_TEST_EXEC_FENCE": "copy"])
+        #expect(out.status == 0 && (out.result?["binary"] as? [String: Any])?["fence"] as? String == "copy",
+                "status \(out.status), binary \(out.result?["binary"] ?? "nil"), stderr \(out.stderr)")
+
+        let interp = f.bin + "/sh"
+        try f.copy("/bin/sh", to: interp)
+        let script = f.bin + "/script"
+        try "#!\(interp)\necho ran\n".write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        let s = try f.run([script], policy: f.policy(), env: ["SANDBOX_TEST_EXEC_FENCE": "copy"])
+        let i = (s.result?["binary"] as? [String: Any])?["interpreter"] as? [String: Any]
+        #expect(s.status == 0 && s.stdout == "ran\n" && i?["fence"] as? String == "copy",
+                "status \(s.status) stdout \(s.stdout) interpreter \(i ?? [:]) stderr \(s.stderr)")
+
+        let runtime = Harness.tempDir(owner: 65534)
+        let dir = Harness.tempDir(owner: 65534)
+        defer { try? FileManager.default.removeItem(atPath: dir); try? FileManager.default.removeItem(atPath: runtime) }
+        let policy = Harness.policy("""
+            name = "binary-rootless"
+            extends = ["base"]
+            [filesystem]
+            ro = ["\(f.root)"]
+            [binary]
+            require_root_owned = true
+            pin = { "\(f.tool)" = "sha256:\(pin)" }
+            """, in: dir)
+        chmod(policy, 0o644)
+        let r = try Harness.exec(policy: policy, [f.tool], cwd: dir, asUser: (65534, runtime))
+        #expect(r.status == 0 && (r.result?["binary"] as? [String: Any])?["fence"] as? String == "copy",
+                "rootless: status \(r.status), binary \(r.result?["binary"] ?? "nil"), stderr \(r.stderr)")
+    }
+
+    // MARK: - What other runs can write
+
+    /// Red-team finding: run A writes through its rw bind as the invoker, so a file it
+    /// plants is "owned by the invoker" and passed require_root_owned for run B,
+    /// which finds it on its PATH. B is now refused while A's record names that bind;
+    /// control: without require_root_owned B runs A's file (false: 1). And a command
+    /// under a writable bind of B's own plan is refused the same way.
+    @Test func fileAnotherRunCanWriteIsRefusedByRequireRootOwned() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let f = try Fixture()
+        defer { f.remove() }
+        let shared = f.root + "/shared"
+        try FileManager.default.createDirectory(atPath: shared, withIntermediateDirectories: false)
+        chmod(shared, 0o755)
+        let planter = Harness.policy("""
+            name = "binary-planter"
+            extends = ["base"]
+            [filesystem]
+            rw = ["\(shared)"]
+            """, in: f.cwd, name: "planter.toml")
+        let signal = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: signal) }
+        final class Box: @unchecked Sendable { var out: Harness.Output? } // written before done.signal()
+        let box = Box()
+        let done = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            box.out = try? f.run(["/bin/sh", "-c", """
+                cp /usr/bin/false \(shared)/tool && chmod 755 \(shared)/tool && touch \(shared)/planted
+                i=0; while [ ! -e \(shared)/done ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done
+                """], policy: planter)
+            done.signal()
+        }
+        var planted = false
+        for _ in 0..<1000 where !planted {
+            planted = FileManager.default.fileExists(atPath: shared + "/planted")
+            if !planted { usleep(10_000) }
+        }
+        try #require(planted, "run A never planted its file: \(box.out?.stderr ?? "still running")")
+        let path = ["PATH": shared + ":/usr/bin:/bin"]
+        let refused = try f.run(["tool"], policy: f.policy(), env: path)
+        Self.expectRefused(refused, rule: "require_root_owned", path: shared + "/tool")
+        #expect((Self.error(refused)["message"] as? String ?? "").contains("which run "), "\(Self.error(refused))")
+        let control = try f.run(["tool"], policy: f.policy(rules: "reject_setuid = true"), env: path)
+        #expect(control.status == 1, "control: B should run A's file (false → 1): status \(control.status), stderr \(control.stderr)")
+        FileManager.default.createFile(atPath: shared + "/done", contents: nil)
+        done.wait()
+        #expect(box.out?.status == 0, "run A: \(box.out?.stderr ?? "nil")")
+
+        // A has ended: its record is gone. B's own rw bind of the directory.
+        let ownPolicy = Harness.policy("""
+            name = "binary-own-rw"
+            extends = ["base"]
+            [filesystem]
+            ro = ["\(f.root)"]
+            rw = ["\(shared)"]
+            [binary]
+            require_root_owned = true
+            """, in: f.cwd, name: "own.toml")
+        Self.expectRefused(try f.run([shared + "/tool"], policy: ownPolicy), rule: "require_root_owned", path: shared + "/tool")
+        #expect(try f.run([shared + "/tool"], policy: f.policy()).status == 1, "with no run able to write it, it runs")
+    }
+
+    // MARK: - File capabilities
+
+    /// reject_setuid also refuses file capabilities (security.capability, written
+    /// here directly: a v2 entry with CAP_NET_RAW permitted and effective). They grant
+    /// nothing under no_new_privs, but the rule promises no privileged file runs.
+    /// Control: without reject_setuid the same file runs.
+    @Test func fileWithCapabilitiesIsRefusedByRejectSetuid() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let f = try Fixture()
+        defer { f.remove() }
+        // struct vfs_cap_data, little-endian: magic_etc = VFS_CAP_REVISION_2 |
+        // VFS_CAP_FLAGS_EFFECTIVE, then {permitted, inheritable} × 2; CAP_NET_RAW = 13.
+        let set = try Harness.run("/usr/bin/python3", ["-c", """
+            import os, struct, sys
+            os.setxattr(sys.argv[1], "security.capability", struct.pack("<5I", 0x02000001, 1 << 13, 0, 0, 0))
+            """, f.tool])
+        try #require(set.status == 0, "setxattr security.capability: \(set.stderr)")
+        let out = try f.run([f.tool], policy: f.policy())
+        Self.expectRefused(out, rule: "reject_setuid", path: f.tool)
+        #expect((Self.error(out)["message"] as? String ?? "").contains("file capabilities"), "\(Self.error(out))")
+        #expect(try f.run([f.tool], policy: f.policy(rules: "require_root_owned = true")).status == 0)
     }
 }

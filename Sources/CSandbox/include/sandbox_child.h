@@ -107,6 +107,7 @@ struct sbx_spec {
     char *const *exec_argv;
     int64_t exec_ctime_sec, exec_ctime_nsec;
     int64_t exec_size;
+    int exec_leased;               /* exec_fd holds a read lease: it must be unbroken */
     int script_fd;                 /* the checked script (CLOEXEC cleared in the child), or -1 */
     int64_t script_ctime_sec, script_ctime_nsec;
     int64_t script_size;

@@ -54,6 +54,18 @@ int sbx_fence_memfd(const char *name);
  * script is copied into one, so the bytes the interpreter reads are the bytes hashed. */
 int sbx_memfd_sealable(const char *name);
 int sbx_memfd_seal(int fd);
+/* A read lease on `fd` (F_SETLEASE F_RDLCK, O_RDONLY fd): refused (EAGAIN) while any
+ * process has the file open for writing or mapped shared-writable, broken by any
+ * later open for writing or truncate, which then waits for the holder (up to
+ * /proc/sys/fs/lease-break-time). Needs the file's owner as fsuid or CAP_LEASE
+ * (EACCES). The break sends no signal (no owner); sbx_holds_read_lease says 1
+ * only while the lease is held and unbroken. */
+int sbx_read_lease(int fd);
+int sbx_holds_read_lease(int fd);
+/* fstatfs's f_type (the filesystem's magic), -1 on error. */
+int64_t sbx_fs_magic(int fd);
+/* 1 when the file carries file capabilities (a `security.capability` xattr). */
+int sbx_has_file_caps(int fd);
 
 /* The function-like action macros of <seccomp.h> (SCMP_ACT_ERRNO(x),
  * SCMP_ACT_TRACE(x)); only the macros are used, libseccomp is not linked here. */
