@@ -486,6 +486,14 @@ import Testing
         let r = try Harness.exec(policy: policy, [f.tool], cwd: dir, asUser: (65534, runtime))
         #expect(r.status == 0 && (r.result?["binary"] as? [String: Any])?["fence"] as? String == "copy",
                 "rootless: status \(r.status), binary \(r.result?["binary"] ?? "nil"), stderr \(r.stderr)")
+
+        // The invoker's own file: a rootless supervisor may lease it (fsuid = owner).
+        let own = f.bin + "/own"
+        try f.copy("/usr/bin/true", to: own)
+        chown(own, 65534, 65534)
+        let o = try Harness.exec(policy: policy, [own], cwd: dir, asUser: (65534, runtime))
+        #expect(o.status == 0 && (o.result?["binary"] as? [String: Any])?["fence"] as? String == "lease",
+                "rootless, own file: status \(o.status), binary \(o.result?["binary"] ?? "nil"), stderr \(o.stderr)")
     }
 
     // MARK: - What other runs can write
@@ -548,6 +556,37 @@ import Testing
             """, in: f.cwd, name: "own.toml")
         Self.expectRefused(try f.run([shared + "/tool"], policy: ownPolicy), rule: "require_root_owned", path: shared + "/tool")
         #expect(try f.run([shared + "/tool"], policy: f.policy()).status == 1, "with no run able to write it, it runs")
+    }
+
+    /// The other runs' records are trusted because no one but the supervisor can
+    /// write the run base (else a record could be removed, hiding a run's writable
+    /// binds): a run base others can write is refused under require_root_owned.
+    /// Control: the same run base at 0711 runs.
+    @Test func requireRootOwnedRefusesARunBaseOthersCanWrite() throws {
+        guard Harness.require(Harness.isRoot, "root (to switch to an unprivileged user with setpriv)") else { return }
+        let f = try Fixture()
+        defer { f.remove() }
+        let runtime = Harness.tempDir(owner: 65534)
+        let dir = Harness.tempDir(owner: 65534)
+        defer { try? FileManager.default.removeItem(atPath: dir); try? FileManager.default.removeItem(atPath: runtime) }
+        let base = runtime + "/sandbox"
+        try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: false)
+        chown(base, 65534, 65534)
+        chmod(base, 0o777)
+        let policy = Harness.policy("""
+            name = "binary-run-base"
+            extends = ["base"]
+            [filesystem]
+            ro = ["\(f.root)"]
+            [binary]
+            require_root_owned = true
+            """, in: dir)
+        chmod(policy, 0o644)
+        let out = try Harness.exec(policy: policy, [f.tool], cwd: dir, asUser: (65534, runtime))
+        Self.expectRefused(out, rule: "require_root_owned", path: base)
+        chmod(base, 0o711)
+        let ok = try Harness.exec(policy: policy, [f.tool], cwd: dir, asUser: (65534, runtime))
+        #expect(ok.status == 0, "status \(ok.status); stderr \(ok.stderr)")
     }
 
     // MARK: - File capabilities
