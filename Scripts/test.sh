@@ -23,4 +23,17 @@ if [ -z "${SANDBOX_DOCKER_SECCOMP_PROFILE:-}" ] && [ ! -s "$profile" ]; then
 fi
 export SANDBOX_DOCKER_SECCOMP_PROFILE="${SANDBOX_DOCKER_SECCOMP_PROFILE:-$profile}"
 
+# Every run result and audit log the suite reads is kept here (Harness.keepSample)
+# and validated against Docs/schemas afterwards: a field the schema does not
+# document fails the run. A filtered run may collect nothing; a full run must not.
+samples="$PWD/.build/schema-samples"
+rm -rf "$samples"
+mkdir -p "$samples"
+export SANDBOX_SCHEMA_SAMPLES="$samples"
+minimum=(--min-results 1 --min-audit 1)
+for arg in "$@"; do
+    case "$arg" in --filter|--filter=*|--skip|--skip=*) minimum=() ;; esac
+done
+
 swift test "$@"
+python3 Scripts/validate-schemas.py "${minimum[@]}" "$samples"

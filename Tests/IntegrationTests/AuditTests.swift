@@ -349,35 +349,21 @@ import Testing
 
     // MARK: - JSON Schema
 
-    /// Validates each line against Docs/schemas/audit-record.schema.json with the
-    /// `jsonschema` Python package (.ci/run installs python3-jsonschema). Missing
-    /// tools fail the test. A record without `prev` must be rejected, so the
-    /// validator is known to be checking.
+    /// Validates each line against Docs/schemas/audit-record.schema.json (a run_end's
+    /// result against run-result.schema.json) with Scripts/validate-schemas.py, which
+    /// uses the `jsonschema` Python package (.ci/run installs python3-jsonschema).
+    /// Missing tools fail the test. The script also checks that a record without
+    /// `prev` is rejected, so the validator is known to be checking. The log is kept
+    /// for Scripts/test.sh's validation of everything the suite produced.
     static func validateAgainstSchema(_ lines: [String]) throws {
-        let schema = "\(Harness.repoRoot)/Docs/schemas/audit-record.schema.json"
-        let script = """
-            import json, sys
-            import jsonschema
-            schema = json.load(open(sys.argv[1]))
-            jsonschema.Draft202012Validator.check_schema(schema)
-            v = jsonschema.Draft202012Validator(schema)
-            bad = 0
-            for n, line in enumerate(open(sys.argv[2]), 1):
-                rec = json.loads(line)
-                for e in v.iter_errors(rec):
-                    print(f"line {n}: {e.json_path}: {e.message}"); bad += 1
-                # Control: the same record without prev must fail.
-                del rec["prev"]
-                if v.is_valid(rec):
-                    print(f"line {n}: a record without prev passed"); bad += 1
-            sys.exit(1 if bad else 0)
-            """
         // The records go in a file, not on stdin: a validator that dies early must not
         // leave the test writing into a closed pipe.
         let records = NSTemporaryDirectory() + "sbx-audit-records-\(UUID().uuidString.prefix(8)).jsonl"
         defer { try? FileManager.default.removeItem(atPath: records) }
-        try lines.map { $0 + "\n" }.joined().write(toFile: records, atomically: true, encoding: .utf8)
-        let out = try Harness.run("/usr/bin/env", ["python3", "-c", script, schema, records])
+        let text = lines.map { $0 + "\n" }.joined()
+        try text.write(toFile: records, atomically: true, encoding: .utf8)
+        Harness.keepSample(Data(text.utf8), kind: .auditLog)
+        let out = try Harness.validateSchemas(["--min-audit", "1", records])
         #expect(out.status == 0, "schema validation: \(out.stdout) \(out.stderr)")
     }
 }

@@ -41,6 +41,8 @@ enum Harness {
         var stdout: String
         var stderr: String
         var result: [String: Any]?
+        /// The result file's bytes, as `sandbox exec` wrote them.
+        var resultBytes: Data? = nil
     }
 
     /// `sandbox exec --policy POLICY -- ARGV`, in `cwd`, optionally as another user.
@@ -61,8 +63,28 @@ enum Harness {
         var out = try run(exe, args, cwd: cwd, env: env, stdin: stdin, timeout: timeout)
         if let data = FileManager.default.contents(atPath: resultFile), !data.isEmpty {
             out.result = try JSONSerialization.jsonObject(with: data) as? [String: Any]
+            out.resultBytes = data
+            keepSample(data, kind: .runResult)
         }
         return out
+    }
+
+    // MARK: - Schema samples
+
+    enum SampleKind: String { case runResult = "json", auditLog = "jsonl" }
+
+    /// Keeps a copy of a run result or audit log the suite produced in
+    /// `$SANDBOX_SCHEMA_SAMPLES` (set by Scripts/test.sh, which validates them all
+    /// against Docs/schemas after `swift test`). Without the variable: nothing.
+    static func keepSample(_ data: Data, kind: SampleKind) {
+        guard let dir = ProcessInfo.processInfo.environment["SANDBOX_SCHEMA_SAMPLES"], !dir.isEmpty else { return }
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: "\(dir)/\(UUID().uuidString).\(kind.rawValue)", contents: data)
+    }
+
+    /// Scripts/validate-schemas.py with `args` (options, then files or directories).
+    static func validateSchemas(_ args: [String]) throws -> Output {
+        try run("/usr/bin/env", ["python3", "\(repoRoot)/Scripts/validate-schemas.py"] + args)
     }
 
     static func sandbox(_ args: [String], cwd: String? = nil) throws -> Output {
