@@ -35,5 +35,7 @@ for arg in "$@"; do
     case "$arg" in --filter|--filter=*|--skip|--skip=*) minimum=() ;; esac
 done
 
-swift test "$@"
-python3 Scripts/validate-schemas.py "${minimum[@]}" "$samples"
+status=0
+swift test "$@" || status=$?
+python3 Scripts/validate-schemas.py "${minimum[@]}" "$samples" || status=1
+exit "$status"

@@ -376,46 +376,6 @@ struct Gc: ParsableCommand {
     }
 }
 
-struct Doctor: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Report what this kernel and host support, and what each missing feature disables.")
-
-    func run() throws {
-        let probe = HostProbe.probe()
-        print("kernel: \(probe.kernelRelease) (\(probe.arch))")
-        print("invoker: uid \(probe.uid)\(probe.uid == 0 ? " (root)" : " (rootless: user namespace)")")
-        if probe.landlockABI > 0 {
-            print("landlock: ABI \(probe.landlockABI)")
-        } else {
-            print("landlock: unavailable — policies with landlock.mode = \"enforce\" will not run")
-        }
-        let actions = RunDirectory.read("/proc/sys/kernel/seccomp/actions_avail")?
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-        print("seccomp: \(actions.map { "actions: \($0)" } ?? "unavailable — policies with [seccomp] will not run")")
-        if let blocker = HostProbe.userNamespaceBlocker() {
-            print("user namespaces: blocked for unprivileged users (\(blocker)) — rootless runs will fail")
-        } else {
-            print("user namespaces: available")
-        }
-        if probe.uid == 0 {
-            // A root invoker's runs have a uid of their own and idmap their writable
-            // binds (process.host_uid = "own"); a filesystem that cannot be idmapped
-            // makes such a run fail with 125 unless the policy sets host_uid = "invoker".
-            let r = UidLease.range
-            print("host uid: each run leases its own from \(r.lowerBound)…\(r.upperBound) (process.host_uid = \"own\")")
-            for path in Set([probe.cwd, "/tmp", probe.home]).sorted() {
-                if let why = MountSources.idmapProblem(at: path) {
-                    print("idmapped mounts: \(path): no (\(why)) — writable binds there need process.host_uid = \"invoker\"")
-                } else {
-                    print("idmapped mounts: \(path): yes")
-                }
-            }
-        }
-        for line in CgroupHost.probe().summary { print("cgroups: \(line)") }
-        for line in EgressNetwork.probe() { print("network: \(line)") }
-    }
-}
-
 struct Audit: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Work with audit logs ([audit] path).", subcommands: [Verify.self])

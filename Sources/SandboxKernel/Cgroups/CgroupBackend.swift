@@ -113,11 +113,16 @@ extension CgroupBackend {
 struct LimitRequest {
     let limits: CgroupLimits
     let bestEffort: Set<String>
+    /// Keep every refusal in `refused` instead of throwing the first
+    /// (`RunCgroup.check`: all of them, in one answer).
+    let collect: Bool
     /// Limit names asked for, best-effort, and not applied on this host.
     private(set) var notApplied: [String] = []
+    /// `collect`: the limits that cannot be applied and are not best-effort.
+    private(set) var refused: [CgroupRefusal] = []
 
-    init(limits: CgroupLimits, bestEffort: Set<String>) {
-        self.limits = limits; self.bestEffort = bestEffort
+    init(limits: CgroupLimits, bestEffort: Set<String>, collect: Bool = false) {
+        self.limits = limits; self.bestEffort = bestEffort; self.collect = collect
     }
 
     /// Records that `limit` cannot be applied: fine if best-effort, else the error.
@@ -126,7 +131,10 @@ struct LimitRequest {
     mutating func missing(_ limit: String, path: String, detail: String) throws {
         if limit == "swap" && limits.swapBytes == nil && notApplied.contains("memory") { return }
         guard bestEffort.contains(limit) else {
-            throw KernelError.missingLimit(limit, path: path, why: detail)
+            let error = KernelError.missingLimit(limit, path: path, why: detail)
+            guard collect else { throw error }
+            refused.append(CgroupRefusal(limit: limit, error: error))
+            return
         }
         if !notApplied.contains(limit) { notApplied.append(limit) }
     }

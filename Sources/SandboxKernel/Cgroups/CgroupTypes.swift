@@ -43,6 +43,14 @@ public struct CgroupLimits: Sendable, Equatable {
     }
 }
 
+/// A limit this host cannot apply for this invoker (`RunCgroup.check`): its name
+/// (`memory`, `swap`, `pids`, `cpu`, `io`; nil when no cgroup at all can be made)
+/// and why.
+public struct CgroupRefusal: Sendable, Equatable {
+    public var limit: String?
+    public var error: KernelError
+}
+
 /// Which cgroup layout the host has mounted.
 public enum CgroupMode: Sendable, Equatable {
     /// Pure cgroup v2: every controller lives on one hierarchy at `mountPoint`.

@@ -52,12 +52,9 @@ struct CgroupV1: CgroupBackend {
 
     // MARK: create + apply
 
-    /// Makes the run's directories with every limit written and opens each one's
-    /// `cgroup.procs` for the child. Every limit is checked before the first mkdir,
-    /// so most refusals leave nothing; any later failure removes what was made (never
-    /// the shared parents) before throwing.
-    static func create(runId: String, host: CgroupHost, mounts v1: [String: String],
-                       request: inout LimitRequest) throws -> (CgroupV1, [OwnedFD]) {
+    /// Every limit this host cannot apply, before anything is made (`create`, and
+    /// `RunCgroup.check` for `sandbox doctor`): skipped when best-effort, else refused.
+    static func check(host: CgroupHost, mounts v1: [String: String], request: inout LimitRequest) throws {
         let l = request.limits
         if l.memoryBytes != nil && v1["memory"] == nil {
             try request.missing("memory", path: "", detail: "no v1 memory hierarchy is mounted")
@@ -89,6 +86,16 @@ struct CgroupV1: CgroupBackend {
             throw KernelError(operation: "create run cgroup", subject: "",
                               detail: "no v1 freezer hierarchy: the run's processes could not be killed safely")
         }
+    }
+
+    /// Makes the run's directories with every limit written and opens each one's
+    /// `cgroup.procs` for the child. Every limit is checked before the first mkdir,
+    /// so most refusals leave nothing; any later failure removes what was made (never
+    /// the shared parents) before throwing.
+    static func create(runId: String, host: CgroupHost, mounts v1: [String: String],
+                       request: inout LimitRequest) throws -> (CgroupV1, [OwnedFD]) {
+        try check(host: host, mounts: v1, request: &request)
+        let l = request.limits
 
         // Which hierarchies get a directory. Joining one moves the run OUT of the
         // invoker's cgroup in that hierarchy when our parent sits at its top (and out

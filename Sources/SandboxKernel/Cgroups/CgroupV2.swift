@@ -35,12 +35,8 @@ struct CgroupV2: CgroupBackend {
     /// after the mkdir removes the directory before throwing.
     static func create(runId: String, host: CgroupHost, mountPoint: String,
                        request: inout LimitRequest) throws -> (CgroupV2, OwnedFD) {
-        let base = host.unifiedBase ?? mountPoint
+        try check(host: host, mountPoint: mountPoint, request: &request)
         let available = Set(host.controllers)
-        for name in request.limits.requested where !available.contains(controller(for: name)) {
-            try request.missing(name, path: base + "/cgroup.subtree_control",
-                                detail: "the \(controller(for: name)) controller is not enabled for children of \(base)")
-        }
         let parent = parent(host: host, mountPoint: mountPoint)
         try CgroupFS.mkdirShared(parent)
         try enableControllers(in: parent, required: requiredControllers(request),
@@ -55,6 +51,19 @@ struct CgroupV2: CgroupBackend {
         } catch {
             _ = CgroupFS.rmdirRetrying(cg.dir, attempts: 5)
             throw error
+        }
+    }
+
+    /// Every limit whose controller the base does not enable for children, before
+    /// anything is made (`create`, and `RunCgroup.check` for `sandbox doctor`).
+    /// Swap accounting shows only in the run's own directory (`memory.swap.max`):
+    /// `apply` finds that one.
+    static func check(host: CgroupHost, mountPoint: String, request: inout LimitRequest) throws {
+        let base = host.unifiedBase ?? mountPoint
+        let available = Set(host.controllers)
+        for name in request.limits.requested where !available.contains(controller(for: name)) {
+            try request.missing(name, path: base + "/cgroup.subtree_control",
+                                detail: "the \(controller(for: name)) controller is not enabled for children of \(base)")
         }
     }
 

@@ -98,11 +98,38 @@ public final class RunCgroup: Sendable {
             let (cg, fds) = try CgroupV1.create(runId: runId, host: host, mounts: v1, request: &request)
             return RunCgroup(runId: runId, host: host, backend: cg, notApplied: request.notApplied, procs: fds)
         default:
-            let why = host.mode == .unavailable ? "this host has no usable cgroup hierarchy"
-                : "this user cannot create cgroups here (see `sandbox doctor`)"
-            for name in limits.requested { try request.missing(name, path: "", detail: why) }
+            try noCgroup(host: host, request: &request)
             return RunCgroup(runId: runId, host: host, backend: nil, notApplied: request.notApplied)
         }
+    }
+
+    /// Without a cgroup this user may create, every limit is missing.
+    private static func noCgroup(host: CgroupHost, request: inout LimitRequest) throws {
+        let why = host.mode == .unavailable ? "this host has no usable cgroup hierarchy"
+            : "this user cannot create cgroups here (see `sandbox doctor`)"
+        for name in request.limits.requested { try request.missing(name, path: "", detail: why) }
+    }
+
+    /// What `create` would do with these limits on this host, decided without making
+    /// anything, by the same checks: the limits it would skip (best-effort) and
+    /// every one it would refuse (`create` stops at the first). For `sandbox doctor`
+    /// and a caller that wants all of them in one message. Swap accounting on v2 is
+    /// seen only in a run's own directory, so a missing one is found by `create` alone.
+    public static func check(limits: CgroupLimits, bestEffort: Set<String>, host: CgroupHost)
+        -> (notApplied: [String], refused: [CgroupRefusal]) {
+        var request = LimitRequest(limits: limits, bestEffort: bestEffort, collect: true)
+        var fatal: [CgroupRefusal] = []
+        do {
+            switch host.mode {
+            case .unified(let mountPoint) where host.canCreate:
+                try CgroupV2.check(host: host, mountPoint: mountPoint, request: &request)
+            case .hybrid(let v1, _) where host.canCreate:
+                try CgroupV1.check(host: host, mounts: v1, request: &request)
+            default:
+                try noCgroup(host: host, request: &request)
+            }
+        } catch let e as KernelError { fatal.append(CgroupRefusal(limit: nil, error: e)) } catch {}
+        return (request.notApplied, request.refused + fatal)
     }
 
     /// A run id becomes a directory name: hex from the plan, never a PID. The rule
