@@ -221,7 +221,9 @@ public enum Diagnosis {
         for name in limitNames {
             // Each limit alone, through the check `exec` makes.
             let refused = RunCgroup.check(limits: limits([name]), bestEffort: [], host: host).refused
-            if let r = refused.first { disables.append("resources.\(name) (\(r.error.detail ?? "\(r.error)"))") }
+            if let r = refused.first(where: { $0.limit == name }) ?? refused.first {
+                disables.append("resources.\(name) (\(reason(r)))")
+            }
         }
         let mode: String
         switch host.mode {
@@ -233,6 +235,14 @@ public enum Diagnosis {
         return .init(name: "cgroups", state: disables.isEmpty ? .available : (disables.count == limitNames.count ? .unavailable : .partial),
                      detail: "\(mode); controllers usable for this user: \(usable.isEmpty ? "none" : usable)",
                      disables: disables.map { $0 + " unless best-effort" }, notes: host.summary)
+    }
+
+    /// Why a limit cannot be applied, without the advice to mark it best-effort
+    /// (said once, after it).
+    static func reason(_ r: CgroupRefusal) -> String {
+        let text = r.error.detail ?? "\(r.error)"
+        guard let advice = text.firstRange(of: "; mark it best-effort") else { return text }
+        return String(text[..<advice.lowerBound])
     }
 
     /// A limit set asking for exactly these names (values do not matter to the check).
@@ -338,7 +348,8 @@ public enum Diagnosis {
         }
         let cgroup = RunCgroup.check(limits: plan.resources.cgroupLimits, bestEffort: Set(plan.resources.bestEffort), host: f.cgroups)
         for r in cgroup.refused {
-            blockers.append(B(key: r.limit.map { "resources.\($0)" } ?? "resources", reason: r.error.detail ?? "\(r.error)"))
+            blockers.append(B(key: r.limit.map { "resources.\($0)" } ?? "resources",
+                              reason: reason(r) + "; mark it best-effort in [resources] to run without it"))
         }
         without += cgroup.notApplied.map { "resources: \($0) (best-effort, cannot be applied here)" }
         // Raising a hard limit needs privilege on the host.
