@@ -67,6 +67,7 @@ import Testing
                                               Harness.binary, "exec", "--policy", policy, "--result", result, "--", "true"],
                                   cwd: dir)
         out.result = (try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: result)))) as? [String: Any]
+        if let data = FileManager.default.contents(atPath: result) { Harness.keepSample(data, kind: .runResult) }
         #expect(out.status == 125, "\(out.stderr)")
         let e = Self.error(out)
         #expect(e["kind"] as? String == "setup", "\(e)")

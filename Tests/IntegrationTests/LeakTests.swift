@@ -75,6 +75,7 @@ import Testing
                                  stderr: String(decoding: errBox.data, as: UTF8.self))
         let data = FileManager.default.contents(atPath: resultFile) ?? Data()
         if !data.isEmpty { out.result = try JSONSerialization.jsonObject(with: data) as? [String: Any] }
+        if !data.isEmpty { Harness.keepSample(data, kind: .runResult) }
         return (out, samples, data.count)
     }
 

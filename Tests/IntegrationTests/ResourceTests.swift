@@ -384,6 +384,7 @@ struct ResourceTests {
                 Issue.record("run \(i): no result JSON; stderr: \(stderr)")
                 continue
             }
+            Harness.keepSample(data, kind: .runResult)
             #expect(Self.number(result["exitCode"]) == 0)
             #expect((result["notApplied"] as? [String]) == [], "run \(i) skipped limits: \(result["notApplied"] ?? "")")
             let res = result["resources"] as? [String: Any]
