@@ -228,7 +228,8 @@ public enum Diagnosis {
         let mode: String
         switch host.mode {
         case .unified(let mp): mode = "cgroup v2 at \(mp)"
-        case .hybrid: mode = "cgroup v1 (hybrid)"
+        case .hybrid(_, nil): mode = "cgroup v1"
+        case .hybrid(_, let unified?): mode = "hybrid: cgroup v1 controllers, cgroup2 at \(unified) unused for limits"
         case .unavailable: mode = "no usable cgroup hierarchy"
         }
         let usable = host.canCreate ? host.controllers.joined(separator: " ") : "none (this user cannot create run cgroups)"
