@@ -89,7 +89,8 @@ import Testing
             """, in: dir, name: "pin.toml")
         let refused = try Harness.exec(policy: pinned, ["/usr/bin/true"], cwd: dir)
         try keep("binary-refused", refused) {
-            $0["exitCode"] as? Int == 126 && ($0["binary"] as? [String: Any])?["sha256"] != nil
+            let binary = $0["binary"] as? [String: Any]
+            return $0["exitCode"] as? Int == 126 && binary?["sha256"] != nil && binary?["fence"] != nil
         }
 
         // An egress run with refused destinations (a test host in its own namespace:
