@@ -937,7 +937,7 @@ static int apply_landlock(struct child *c) {
         if (r < 0) return -1;
     }
     c->index = -1;
-    if (syscall(SYS_landlock_restrict_self, spec->landlock_fd, 0) < 0) return -1;
+    if (syscall(SYS_landlock_restrict_self, spec->landlock_fd, spec->landlock_restrict_flags) < 0) return -1;
     close(spec->landlock_fd);
     return 0;
 }
@@ -986,6 +986,12 @@ static int load_seccomp(struct child *c) {
     long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, spec->seccomp_flags, &prog);
     if (r < 0) return -1;
     if (spec->seccomp_flags & SECCOMP_FILTER_FLAG_NEW_LISTENER) c->listener = (int)r;
+    /* Installed last, so it is evaluated first and its ENOSYS (unknown numbers)
+     * wins over the logged filter's identical answer: not logged. */
+    if (spec->seccomp_unlogged) {
+        struct sock_fprog pre = { spec->seccomp_unlogged_len, (struct sock_filter *)spec->seccomp_unlogged };
+        if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &pre) < 0) return -1;
+    }
     return 0;
 }
 

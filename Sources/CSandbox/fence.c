@@ -28,6 +28,7 @@
 #include <sys/statfs.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -219,4 +220,13 @@ int sbx_fence_notif_send_continue(int listener_fd, void *buf, size_t buf_size, u
 int sbx_fence_open_no_symlinks(const char *path, int flags, unsigned mode) {
     struct sbx_open_how how = { (uint64_t)(unsigned)flags, mode, SBX_RESOLVE_NO_SYMLINKS };
     return (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof how);
+}
+
+long sbx_fence_notif_read_caller(int listener_fd, uint64_t id, uint32_t pid, uint64_t addr, void *buf, size_t len) {
+    struct iovec local = { buf, len };
+    struct iovec remote = { (void *)(uintptr_t)addr, len };
+    ssize_t n = process_vm_readv((pid_t)pid, &local, 1, &remote, 1, 0);
+    if (n < 0) return -1;
+    if (ioctl(listener_fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) != 0) return -1;
+    return (long)n;
 }

@@ -97,16 +97,21 @@ public struct RunStart: Encodable, Sendable {
     enum K: String, CodingKey { case runId, invokerUid, invokerGid, policy, planDigest, argv, binary }
 }
 
-/// One thing the run tried and was denied. Generic on purpose: `kind` names the
-/// fence ("syscall", "egress", …), `what` the object (a syscall name, a destination),
-/// `detail` anything more, `count` how many times.
+/// One entry of a run's denial account (`RunResult.denials`, Docs/denials.md):
+/// `kind` names the fence (`syscall`, `socket-family`, `setuid-bit`, `signal`,
+/// `abstract-socket`, `filesystem`, `egress`), `what` the object (a syscall name, a
+/// path, a destination), `detail` anything more, `count` how many times, `first` ms
+/// after the run started (nil: unknown), `hint` what a model can do about it.
 public struct Denial: Encodable, Sendable, Equatable {
     public var kind: String
     public var what: String
     public var detail: String?
     public var count: Int
-    public init(kind: String, what: String, detail: String?, count: Int) {
+    public var first: UInt64?
+    public var hint: String?
+    public init(kind: String, what: String, detail: String?, count: Int, first: UInt64? = nil, hint: String? = nil) {
         self.kind = kind; self.what = what; self.detail = detail; self.count = count
+        self.first = first; self.hint = hint
     }
 }
 
@@ -121,8 +126,10 @@ struct DenialRecord: Encodable {
         try c.encode(denial.what, forKey: .what)
         try c.encodeOrNull(denial.detail, forKey: .detail)
         try c.encode(denial.count, forKey: .count)
+        try c.encodeOrNull(denial.first, forKey: .first)
+        try c.encodeOrNull(denial.hint, forKey: .hint)
     }
-    enum K: String, CodingKey { case runId, kind, what, detail, count }
+    enum K: String, CodingKey { case runId, kind, what, detail, count, first, hint }
 }
 
 /// Written after the run, whatever its outcome: the whole result.

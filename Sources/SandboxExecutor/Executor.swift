@@ -133,8 +133,11 @@ public final class Executor {
     private var undo = UndoStack()
     private var notApplied: [String]
     private var seccompProgram: SeccompProgram?
-    /// Seccomp violations, bounded (see ViolationLog).
-    private var violations = ViolationLog()
+    /// Every fence's denials (the notifier's calls, the audit records, the
+    /// firewall's counters), bounded: `denials` and `violations` in the result.
+    private var account: DenialAccount
+    /// The run's start on CLOCK_REALTIME (audit timestamps' clock), for `first`.
+    private var startedWallMs: UInt64 = 0
     private var egressDenied: [DeniedDestination] = []
     /// The syscall that ended the run under `on_violation = "kill"`.
     private var killedFor: String?
@@ -160,12 +163,14 @@ public final class Executor {
         self.plan = plan
         self.options = options
         self.notApplied = plan.notApplied
+        self.account = DenialAccount(plan: plan)
     }
 
     /// Runs the plan to completion. Never throws: a set-up failure is a RunResult with
     /// exit code 125 (or 126/127) and `error` set, after everything was undone.
     public func run() -> RunResult {
         let started = Clock.monotonicMs()
+        startedWallMs = Clock.realtimeMs()
         guard handle.claim() else {
             return RunResult.refused(runId: plan.runId, policy: plan.policy.name, argv: plan.process.argv,
                                      error: ExecError(kind: .plan, step: SetupStep.refuse.rawValue,
@@ -222,8 +227,11 @@ public final class Executor {
         let cgroup = try makeCgroup(runDir)                               // 6
         let landlock = try makeLandlockRuleset(sources)                   // 7
         let (program, notify) = try compileSeccomp()                      // 7
+        let logFlags = startDenialAccount()                               // 7
         let pipes = try ChildPipes(undo: &undo)                           // 8
         var spec = childSpec(runDir: runDir, lease: lease, landlock: landlock, seccomp: program) // 8
+        if let program, logFlags != 0 { spec.seccompFlags |= logFlags; spec.seccompUnlogged = program.unknownNumberFilter }
+        if account.landlockLogged { spec.landlockRestrictFlags = 1 << 1 } // LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON
         let signals = try blockSignals()                                  // 9
         try giveDescriptors(to: &spec, sources: sources, trees: trees, cgroup: cgroup, landlock: landlock,
                             notify: notify, pipes: pipes, executable: executable) // 9
@@ -239,6 +247,7 @@ public final class Executor {
         letChildGoOn(pipes, runDir: runDir)                               // 11
         let (timedOut, exit) = try loop(pidfd: child.pidfd, signals: signals, notifySocket: notify?.parent) // 12
         child.reaped = true // nothing left to kill by pidfd
+        account.finish() // the run's pid namespace is empty: its last audit records are in flight
 
         // 13. Why it ended: a set-up failure report, else the payload's wait status;
         // what the run's cgroup, the scan and the firewall counted (the nft sets live
@@ -354,6 +363,15 @@ public final class Executor {
         do { pair = try FD.socketPair() } catch { throw ExecError(.seccomp, error) }
         undo.push { pair.0.close(); pair.1.close() }
         return (program, (pair.0, pair.1))
+    }
+
+    /// 7. The denial account: the run's leased uid subscribed to the process's audit
+    /// reader before the run's first process exists (DenialAccount). Returns the
+    /// seccomp filter flags that make the filter's denials logged.
+    private func startDenialAccount() -> UInt32 {
+        let flags = account.start(hostUID: hostUID)
+        undo.push { [unowned self] in self.account.finish() } // a failed start: unsubscribe
+        return flags
     }
 
     /// 8. The child's spec (`ChildSpec` → flat C `sbx_spec`), every value but the
@@ -553,9 +571,11 @@ public final class Executor {
             if let n = notifier, !events[3].isEmpty {
                 let kill = plan.seccomp.onViolation == .kill
                 let answer: SeccompNotifier.Answer = kill ? .none : plan.seccomp.onViolation == .log ? .allow : .deny
-                if events[3].contains(.readable), let v = n.handleOne(answer: answer) {
+                if events[3].contains(.readable), let (v, given) = n.handleOne(decide: { v in
+                    account.accountConnect(v, atMs: Clock.realtimeMs() - startedWallMs) { n.readCaller(v, address: $0, length: $1) } ?? answer
+                }), !account.isAccountedConnect(v) {
                     record(v)
-                    if kill && killedFor == nil {
+                    if given == .none && killedFor == nil {
                         // The call stays blocked in the kernel; the sandbox dies first.
                         killedFor = v.syscall
                         pidfd.signal(Signal.kill)
@@ -584,7 +604,7 @@ public final class Executor {
     }
 
     private func record(_ v: SeccompViolation) {
-        violations.record(syscall: v.syscall, args: v.args)
+        account.record(v, atMs: Clock.realtimeMs() - startedWallMs)
     }
 
     // MARK: - Checks before anything is created
@@ -811,7 +831,7 @@ public final class Executor {
                 seccompAction: plan.seccomp.enabled ? plan.seccomp.onViolation.rawValue : nil,
                 seccompCacheHit: seccompProgram?.cacheHit, capabilitiesKept: plan.capabilities.keep,
                 noNewPrivs: true),
-            violations: violations.sorted,
+            violations: account.violations.sorted,
             egressDenied: egressDenied.map { RunResult.EgressDenial(daddr: $0.daddr, dport: $0.dport, proto: $0.proto, packets: $0.packets) },
             resources: cgroupStats.map {
                 RunResult.ResourceUsage(oomKilled: $0.oomKilled, pidsLimitHit: $0.pidsLimitHit,
@@ -820,8 +840,12 @@ public final class Executor {
         result.cpuSource = cpu.source
         result.hostUID = spawned ? hostUID : nil
         result.binary = binary
-        result.violationsTotal = violations.total
-        result.violationsDropped = violations.dropped
+        result.violationsTotal = account.violations.total
+        result.violationsDropped = account.violations.dropped
+        if spawned {
+            result.denials = account.denials(egress: egressDenied, startedWallMs: startedWallMs)
+            result.notApplied += account.notObserved
+        }
         result.createdEntries = createdEntries.paths
         result.createdEntriesTotal = createdEntries.total
         result.createdEntriesIncomplete = createdEntries.incomplete

@@ -12,22 +12,10 @@ enum RunAudit {
                  binary: binary.map { RunStart.Binary(path: $0.path, sha256: $0.sha256) })
     }
 
-    /// One denial per seccomp entry (and one for the calls past the entry cap) and
-    /// per egress destination. Another change gathers every fence's denials into
-    /// the result; this then maps that list.
+    /// One `denial` record per entry of the run's denial account.
     static func denials(_ result: RunResult) -> [Denial] {
-        var out = result.violations.map {
-            Denial(kind: "syscall", what: $0.syscall ?? "?", detail: $0.kind, count: $0.count)
+        result.denials.map {
+            Denial(kind: $0.kind.rawValue, what: $0.what, detail: $0.detail, count: $0.count, first: $0.first, hint: $0.hint)
         }
-        if result.violationsDropped > 0 {
-            out.append(Denial(kind: "syscall", what: "(other syscalls)",
-                              detail: "calls of syscalls past the \(RunResult.Violation.maxEntries)-entry cap",
-                              count: result.violationsDropped))
-        }
-        out += result.egressDenied.map {
-            Denial(kind: "egress", what: "\($0.daddr):\($0.dport)/\($0.proto)", detail: "packets dropped",
-                   count: Int(clamping: $0.packets))
-        }
-        return out
     }
 }

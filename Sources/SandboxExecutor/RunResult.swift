@@ -1,4 +1,5 @@
 import SandboxPlan
+import SandboxVocabulary
 
 /// How a run ended, written as JSON for `--result`/`--result-fd`. Stdout and stderr
 /// stay the command's own.
@@ -42,6 +43,10 @@ public struct RunResult: Codable, Sendable, Equatable {
     public var violations: [Violation]
     /// Destinations the egress firewall dropped, with packet counts (egress runs).
     public var egressDenied: [EgressDenial]
+    /// Everything the run tried and was denied, one entry per (kind, what, detail):
+    /// the denial account (Docs/denials.md). Kinds that could not be observed on this
+    /// run are named in `notApplied` (`denials: … not observed: why`).
+    public var denials: [Denial] = []
     /// Resource accounting from the run's cgroup, when it had one.
     public var resources: ResourceUsage?
     /// The host uid the command ran as when it had one of its own (a root invoker,
@@ -132,6 +137,28 @@ public struct RunResult: Codable, Sendable, Equatable {
         public static let maxEntries = 256
         /// Argument lists (`calls`) recorded per run, across all entries.
         public static let maxRecordedCalls = 2048
+    }
+
+    /// One line of the denial account.
+    ///
+    ///     {"count":5,"detail":"EPERM","first":3,"hint":"the system call ptrace is not allowed by this policy (it fails with EPERM)",
+    ///      "kind":"syscall","what":"ptrace"}
+    public struct Denial: Codable, Sendable, Equatable {
+        /// The fence that refused it (`syscall`, `socket-family`, `setuid-bit`,
+        /// `signal`, `abstract-socket`, `filesystem`, `egress`).
+        public var kind: DenialKind
+        /// What was tried: a system call's name, a path, a destination `addr:port/proto`.
+        public var what: String
+        /// More about it: the errno it got, the missing Landlock right, the rule.
+        public var detail: String?
+        /// How many times, exact (unless `notApplied` says the account is incomplete).
+        public var count: Int
+        /// When the first one happened: ms after the supervisor started the run (the
+        /// kernel's audit timestamp for logged denials, the notifier's receipt for
+        /// notify mode); nil where the source has no time (the firewall's counters).
+        public var first: UInt64?
+        /// What a model can do about it, in one sentence.
+        public var hint: String
     }
 
     public struct EgressDenial: Codable, Sendable, Equatable {

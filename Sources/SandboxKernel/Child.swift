@@ -52,9 +52,15 @@ public struct ChildSpec {
     public var capKeep: UInt64 = 0
     public var applyCaps = true
     public var landlockFD: Int32 = -1
+    /// `landlock_restrict_self` flags: LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON (ABI 7)
+    /// when the denial account reads Landlock's audit records.
+    public var landlockRestrictFlags: UInt32 = 0
     public var landlockInner: [(path: String, access: UInt64)] = []
     public var seccompFilter: [UInt8]? = nil
     public var seccompFlags: UInt32 = 0
+    /// A second filter, installed after `seccompFilter` without flags (the
+    /// unknown-number prefix when the first is logged: SeccompProgram.unknownNumberFilter).
+    public var seccompUnlogged: [UInt8]? = nil
     public var notifySocket: Int32 = -1
     public var syncFD: Int32 = -1
     public var errorFD: Int32 = -1
@@ -252,6 +258,7 @@ public enum Child {
         c.cap_keep = spec.capKeep
         c.apply_caps = spec.applyCaps ? 1 : 0
         c.landlock_fd = spec.landlockFD
+        c.landlock_restrict_flags = spec.landlockRestrictFlags
         let inner = spec.landlockInner.map { sbx_landlock_inner(path: arena.string($0.path), access: $0.access) }
         c.landlock_inner = arena.array(inner)
         c.n_landlock_inner = inner.count
@@ -260,6 +267,10 @@ public enum Child {
             c.seccomp_len = UInt16(filter.count / 8)
         }
         c.seccomp_flags = spec.seccompFlags
+        if let unlogged = spec.seccompUnlogged {
+            c.seccomp_unlogged = UnsafeRawPointer(arena.array(unlogged))
+            c.seccomp_unlogged_len = UInt16(unlogged.count / 8)
+        }
         c.notify_sock = spec.notifySocket
         c.sync_fd = spec.syncFD
         c.error_fd = spec.errorFD

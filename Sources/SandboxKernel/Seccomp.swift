@@ -78,10 +78,29 @@ public struct SeccompProgram: Sendable, Equatable {
     /// left out of the filter because leaving them out cannot allow more (they get the
     /// default action, which denies); for the run result's "not applied".
     public let unresolvedSyscalls: [String]
+    /// Instructions of the unknown-number prefix at the start of `filter` (0: none).
+    public let unknownPrefixLength: Int
 
-    public init(filter: [UInt8], cacheHit: Bool, usesNotify: Bool, unresolvedSyscalls: [String] = []) {
+    public init(filter: [UInt8], cacheHit: Bool, usesNotify: Bool, unresolvedSyscalls: [String] = [],
+                unknownPrefixLength: Int = 0) {
         self.filter = filter; self.cacheHit = cacheHit; self.usesNotify = usesNotify
-        self.unresolvedSyscalls = unresolvedSyscalls
+        self.unresolvedSyscalls = unresolvedSyscalls; self.unknownPrefixLength = unknownPrefixLength
+    }
+
+    /// The unknown-number prefix as a filter of its own (its jumps past the prefix
+    /// land on a final ALLOW), or nil without one. Installed after `filter` when the
+    /// filter's denials are logged (SECCOMP_FILTER_FLAG_LOG): the kernel takes the
+    /// most recently installed filter's result among equal actions, so an ENOSYS for
+    /// a number no table names comes from this unlogged filter. Such a call is the
+    /// kernel's own "no such call", not a policy denial, and a flood of them (a
+    /// fuzzer, LeakTests) would otherwise cost ~10 µs each in audit records.
+    public var unknownNumberFilter: [UInt8]? {
+        guard unknownPrefixLength > 0 else { return nil }
+        var allow: [UInt8] = []
+        withUnsafeBytes(of: UInt16(0x06)) { allow.append(contentsOf: $0) } // BPF_RET | BPF_K
+        allow += [0, 0]
+        withUnsafeBytes(of: UInt32(0x7fff_0000)) { allow.append(contentsOf: $0) } // SECCOMP_RET_ALLOW
+        return Array(filter.prefix(unknownPrefixLength * 8)) + allow
     }
 }
 
@@ -106,8 +125,9 @@ public struct SeccompProgram: Sendable, Equatable {
 ///   make the supervisor keep one entry per made-up number.
 public enum SeccompCompiler {
     /// Bumped when the generated program changes for the same spec, so old cache
-    /// entries are not reused. 3: the unknown-number (ENOSYS) prefix.
-    static let formatVersion = 3
+    /// entries are not reused. 3: the unknown-number (ENOSYS) prefix. 4: the
+    /// unknown-number prefix's length in the entry.
+    static let formatVersion = 4
 
     private static let compiles = Atomic<Int>(0)
 
@@ -133,7 +153,7 @@ public enum SeccompCompiler {
             cache = try FilterCache(directory: cacheDir, spec: spec, arch: archName)
             if let entry = cache?.load() {
                 return SeccompProgram(filter: entry.filter, cacheHit: true, usesNotify: usesNotify,
-                                      unresolvedSyscalls: entry.unresolved)
+                                      unresolvedSyscalls: entry.unresolved, unknownPrefixLength: entry.prefixLength)
             }
         }
 
@@ -149,13 +169,15 @@ public enum SeccompCompiler {
                                             families: Array(Set(numbers)).sorted()) + filter
         }
         // Outermost, so an unknown number is answered before anything else looks at it.
-        if let prefix = try unknownNumberPrefix(spec, native: native) { filter = prefix + filter }
+        var prefixLength = 0
+        if let prefix = try unknownNumberPrefix(spec, native: native) { filter = prefix + filter; prefixLength = prefix.count / 8 }
         guard filter.count % 8 == 0, filter.count / 8 <= 4096 else {
             throw KernelError(operation: "seccomp", subject: "filter",
                              detail: "\(filter.count / 8) instructions; the kernel takes at most 4096 (BPF_MAXINSNS)")
         }
-        cache?.store(filter, unresolved: unresolved)
-        return SeccompProgram(filter: filter, cacheHit: false, usesNotify: usesNotify, unresolvedSyscalls: unresolved)
+        cache?.store(filter, unresolved: unresolved, prefixLength: prefixLength)
+        return SeccompProgram(filter: filter, cacheHit: false, usesNotify: usesNotify, unresolvedSyscalls: unresolved,
+                              unknownPrefixLength: prefixLength)
     }
 
     // MARK: - libseccomp
@@ -442,6 +464,16 @@ public enum SeccompCompiler {
         return bytes
     }
 
+    /// libseccomp's name for `nr` on `arch` (its architecture tokens are the
+    /// AUDIT_ARCH values an audit record carries), or `nr_<n>`.
+    public static func syscallName(_ nr: Int32, arch: UInt32) -> String {
+        if let p = seccomp_syscall_resolve_num_arch(arch, nr) {
+            defer { free(p) }
+            return String(cString: p)
+        }
+        return "nr_\(nr)"
+    }
+
     static func libseccompVersion() -> String {
         let v = seccomp_version().pointee
         return "\(v.major).\(v.minor).\(v.micro)"
@@ -457,7 +489,8 @@ public enum SeccompCompiler {
 ///
 /// File layout: `SBXBPF1\n`; a 4-byte little-endian length and that many bytes of
 /// JSON naming the format, libseccomp version, architecture and rules digest; a
-/// 4-byte length and a JSON array of the unresolved syscall names; then the BPF. An
+/// 4-byte length and a JSON array of the unresolved syscall names; a 4-byte length
+/// and the unknown-number prefix's length in instructions (4 bytes); then the BPF. An
 /// entry whose header differs from the current one is a miss.
 struct FilterCache {
     let directory: String
@@ -507,7 +540,7 @@ struct FilterCache {
     }
 
     /// The cached program, or nil on a miss (absent, foreign, or compiled from another spec).
-    func load() -> (filter: [UInt8], unresolved: [String])? {
+    func load() -> (filter: [UInt8], unresolved: [String], prefixLength: Int)? {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
@@ -526,19 +559,23 @@ struct FilterCache {
             return bytes[offset..<(offset + length)]
         }
         guard let storedHeader = block(), Array(storedHeader) == header,
-              let meta = block(), let unresolved = try? JSONDecoder().decode([String].self, from: Data(meta))
+              let meta = block(), let unresolved = try? JSONDecoder().decode([String].self, from: Data(meta)),
+              let lengthBlock = block(), lengthBlock.count == 4
         else { return nil }
+        let prefixLength = lengthBlock.reversed().reduce(0) { $0 << 8 | Int($1) }
         let filter = Array(bytes[offset...])
-        guard !filter.isEmpty, filter.count % 8 == 0, filter.count / 8 <= 4096 else { return nil }
-        return (filter, unresolved)
+        guard !filter.isEmpty, filter.count % 8 == 0, filter.count / 8 <= 4096, prefixLength * 8 <= filter.count else { return nil }
+        return (filter, unresolved, prefixLength)
     }
 
     /// Writes the entry atomically. A failure only costs a compile next time, so it is
     /// not an error.
-    func store(_ filter: [UInt8], unresolved: [String]) {
+    func store(_ filter: [UInt8], unresolved: [String], prefixLength: Int) {
         let meta = (try? JSONEncoder().encode(unresolved)).map(Array.init) ?? Array("[]".utf8)
+        var length: [UInt8] = []
+        withUnsafeBytes(of: UInt32(prefixLength).littleEndian) { length.append(contentsOf: $0) }
         var bytes = Self.magic
-        for block in [header, meta] {
+        for block in [header, meta, length] {
             withUnsafeBytes(of: UInt32(block.count).littleEndian) { bytes.append(contentsOf: $0) }
             bytes += block
         }

@@ -15,6 +15,9 @@ public struct SeccompViolation: Codable, Sendable, Equatable {
     public var args: [UInt64]
     /// The filter action that caught it: `notify` (the caller got EPERM).
     public var action: String
+    /// The notification (its id and the caller's pid), for ``SeccompNotifier/readCaller(_:address:length:)``.
+    public var id: UInt64 = 0
+    public var pid: UInt32 = 0
 
     public init(syscall: String, number: Int32, args: [UInt64], action: String) {
         self.syscall = syscall; self.number = number; self.args = args; self.action = action
@@ -71,32 +74,47 @@ public final class SeccompNotifier {
     /// Receives one notification. With `respond` (the default) the call is answered
     /// with EPERM. Without, it is left blocked: for `on_violation = "kill"`, where the
     /// supervisor kills the sandbox and the call must never return to the caller.
-    public enum Answer { case deny, allow, none }
+    public enum Answer: Equatable { case deny, allow, none, error(Int32) }
 
     public func handleOne(respond: Bool = true) -> SeccompViolation? {
         handleOne(answer: respond ? .deny : .none)
     }
 
-    /// Receives one notification and answers it: `.deny` (EPERM), `.allow` (the call
-    /// runs: on_violation = "log"), or `.none` (left blocked: "kill").
+    /// Receives one notification and answers it: `.deny` (EPERM), `.error(e)` (that
+    /// errno), `.allow` (the call runs: on_violation = "log"), or `.none` (left
+    /// blocked: "kill").
     public func handleOne(answer: Answer) -> SeccompViolation? {
+        handleOne { _ in answer }?.violation
+    }
+
+    /// Receives one notification and answers it as `decide` says from what was
+    /// attempted (never from memory the caller can change: only its registers).
+    public func handleOne(decide: (SeccompViolation) -> Answer) -> (violation: SeccompViolation, answer: Answer)? {
         guard fd >= 0 else { return nil }
         var note = sbx_fence_notification()
         while sbx_fence_notif_recv(fd, recvBuffer.baseAddress, recvBuffer.count, &note) != 0 {
             if errno == EINTR { continue }
             return nil
         }
+        let args = withUnsafeBytes(of: note.args) { Array($0.bindMemory(to: UInt64.self)) }
+        var v = SeccompViolation(syscall: syscallName(note.nr, archToken: note.arch), number: note.nr, args: args, action: "")
+        v.id = note.id
+        v.pid = note.pid
+        let answer = decide(v)
         // ENOENT here means the caller is gone (killed, or its syscall interrupted); the
         // attempt still happened, so it is recorded all the same.
         switch answer {
         case .deny: _ = sbx_fence_notif_send_error(fd, sendBuffer.baseAddress, sendBuffer.count, note.id, EPERM)
+        case .error(let e): _ = sbx_fence_notif_send_error(fd, sendBuffer.baseAddress, sendBuffer.count, note.id, e)
         case .allow: _ = sbx_fence_notif_send_continue(fd, sendBuffer.baseAddress, sendBuffer.count, note.id)
         case .none: break
         }
-
-        let args = withUnsafeBytes(of: note.args) { Array($0.bindMemory(to: UInt64.self)) }
-        return SeccompViolation(syscall: syscallName(note.nr, archToken: note.arch),
-                                number: note.nr, args: args, action: answer == .deny ? "notify" : answer == .allow ? "log" : "kill")
+        switch answer {
+        case .deny, .error: v.action = "notify"
+        case .allow: v.action = "log"
+        case .none: v.action = "kill"
+        }
+        return (v, answer)
     }
 
     private func syscallName(_ nr: Int32, archToken: UInt32) -> String {
@@ -110,6 +128,17 @@ public final class SeccompNotifier {
             return String(cString: name)
         }
         return "nr_\(nr)"
+    }
+
+    /// Up to `length` bytes at `address` in the caller of `v` while its call is held,
+    /// or nil (the caller is gone, the address unreadable). For the denial account
+    /// only: the caller can change them right after, so no answer may depend on them.
+    public func readCaller(_ v: SeccompViolation, address: UInt64, length: Int) -> [UInt8]? {
+        guard fd >= 0, length > 0, length <= 4096 else { return nil }
+        var bytes = [UInt8](repeating: 0, count: length)
+        let n = bytes.withUnsafeMutableBytes { sbx_fence_notif_read_caller(fd, v.id, v.pid, address, $0.baseAddress, length) }
+        guard n > 0 else { return nil }
+        return Array(bytes.prefix(n))
     }
 
     /// Closes the listener; idempotent. Tasks still blocked in a notifying syscall then

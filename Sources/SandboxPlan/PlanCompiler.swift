@@ -499,6 +499,12 @@ struct Context {
             }
         }
         if enabled { rules = Context.noSetuidBits(rules, arch: arch, denied: denied, defaultAllows: defaultAction == .allow) }
+        if enabled && policy.landlock.scope.contains(.signal) {
+            rules = Context.noSignalsToInit(rules, arch: arch, denied: denied, defaultAllows: defaultAction == .allow)
+        }
+        if enabled && (policy.network.mode == .none || policy.network.mode == .loopback) {
+            rules = Context.connectThroughSupervisor(rules, arch: arch, denied: denied, defaultAllows: defaultAction == .allow)
+        }
         let denyNames = sc.deny.filter { SyscallTable.number($0, arch: arch) != nil }
         for n in sc.deny where SyscallTable.number(n, arch: arch) == nil { unknown.insert(n) }
         if !denyNames.isEmpty {
@@ -565,17 +571,17 @@ struct Context {
             if allowed.contains(name) {
                 out.append(SeccompRulePlan(syscalls: [name], action: .allow, errno: nil,
                                            args: [SeccompArgPlan(index: arg, op: .maskedEqual, value: suid | sgid, valueTwo: 0)],
-                                           origin: "builtin: no setuid/setgid bits"))
+                                           origin: SeccompPlan.noSetuidBitsOrigin))
             }
             for bit in [suid, sgid] {
                 out.append(SeccompRulePlan(syscalls: [name], action: .errno, errno: 1,
                                            args: [SeccompArgPlan(index: arg, op: .maskedEqual, value: bit, valueTwo: bit)],
-                                           origin: "builtin: no setuid/setgid bits"))
+                                           origin: SeccompPlan.noSetuidBitsOrigin))
             }
         }
         let masked = SeccompOperator.maskedEqual
         for (name, flagsArg, modeArg) in opens {
-            let origin = "builtin: no setuid/setgid bits"
+            let origin = SeccompPlan.noSetuidBitsOrigin
             if allowed.contains(name) {
                 // Not creating, or creating without those bits: as the profile said.
                 let creating = createFlags.reduce(0, |)
@@ -593,6 +599,70 @@ struct Context {
                 }
             }
         }
+        return out
+    }
+
+    /// The calls that signal a process by pid (arg 0).
+    static let signallers = ["kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo"]
+
+    /// With Landlock's `signal` scope, a signal to PID 1 (the sandbox init: outside
+    /// the payload's domain) fails with EPERM in the filter too: defence in depth,
+    /// and, unlike the scope, a denial the seccomp log reports with audit off. Calls
+    /// that reach PID 1 another way (pidfd_send_signal on a pidfd or /proc/1) are left
+    /// to the scope. As for setuid bits, an unconditional rule for these names is
+    /// replaced by "allowed unless arg 0 is 1" (libseccomp lets an unconditional rule
+    /// win over conditional ones).
+    static func noSignalsToInit(_ rules: [SeccompRulePlan], arch: String, denied: Set<String>, defaultAllows: Bool) -> [SeccompRulePlan] {
+        let names = Set(signallers.filter { SyscallTable.number($0, arch: arch) != nil && !denied.contains($0) })
+        var allowed = defaultAllows ? names : []
+        var out: [SeccompRulePlan] = []
+        for var r in rules {
+            if r.args.isEmpty, r.syscalls.contains(where: names.contains) {
+                if r.action == .allow || r.action == .log { allowed.formUnion(r.syscalls.filter(names.contains)) }
+                r.syscalls.removeAll(where: names.contains)
+                if r.syscalls.isEmpty { continue }
+            }
+            out.append(r)
+        }
+        for name in signallers where names.contains(name) {
+            if allowed.contains(name) {
+                out.append(SeccompRulePlan(syscalls: [name], action: .allow, errno: nil,
+                                           args: [SeccompArgPlan(index: 0, op: .notEqual, value: 1, valueTwo: 0)],
+                                           origin: SeccompPlan.noSignalsToInitOrigin))
+            }
+            out.append(SeccompRulePlan(syscalls: [name], action: .errno, errno: 1,
+                                       args: [SeccompArgPlan(index: 0, op: .equal, value: 1, valueTwo: 0)],
+                                       origin: SeccompPlan.noSignalsToInitOrigin))
+        }
+        return out
+    }
+
+    /// Network modes none and loopback: connect(2), where the profile allows it
+    /// unconditionally, is handed to the supervisor (USER_NOTIF), which reads the
+    /// destination for the denial account and always lets the call go on
+    /// (FLAG_CONTINUE): the kernel then answers as it would have (ENETUNREACH for an
+    /// address no interface routes), so nothing is decided on memory the caller
+    /// could change. A connect that never reaches a fence (routing fails before any
+    /// netfilter hook) is counted this way. Left as it is where the profile denies
+    /// connect or allows it only under argument conditions.
+    static func connectThroughSupervisor(_ rules: [SeccompRulePlan], arch: String, denied: Set<String>, defaultAllows: Bool) -> [SeccompRulePlan] {
+        let name = "connect"
+        guard SyscallTable.number(name, arch: arch) != nil, !denied.contains(name),
+              !rules.contains(where: { !$0.args.isEmpty && $0.syscalls.contains(name) }) else { return rules }
+        var allowed = defaultAllows
+        var out: [SeccompRulePlan] = []
+        for var r in rules {
+            if r.syscalls.contains(name) {
+                guard r.action == .allow || r.action == .log else { return rules }
+                allowed = true
+                r.syscalls.removeAll { $0 == name }
+                if r.syscalls.isEmpty { continue }
+            }
+            out.append(r)
+        }
+        guard allowed else { return rules }
+        out.append(SeccompRulePlan(syscalls: [name], action: .notify, errno: nil, args: [],
+                                   origin: SeccompPlan.connectAccountOrigin))
         return out
     }
 

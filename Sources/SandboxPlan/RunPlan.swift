@@ -192,6 +192,11 @@ public struct SeccompRulePlan: Codable, Sendable, Equatable {
 }
 
 public struct SeccompPlan: Codable, Sendable, Equatable {
+    /// The `origin` of the rules the planner adds whatever the profile says; the
+    /// denial account tells their denials apart by it.
+    public static let noSetuidBitsOrigin = "builtin: no setuid/setgid bits"
+    public static let noSignalsToInitOrigin = "builtin: no signals to PID 1"
+    public static let connectAccountOrigin = "builtin: connect through the supervisor (egress account)"
     public var enabled: Bool
     public var profile: String?
     /// Native architecture only; x32/i386 syscalls hit the kill action.

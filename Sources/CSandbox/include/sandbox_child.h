@@ -116,11 +116,14 @@ struct sbx_spec {
     uint64_t cap_keep;             /* bit n set = keep capability n */
     int apply_caps;                /* 0: leave capabilities alone (fence off) */
     int landlock_fd;               /* prepared ruleset, or -1 */
+    unsigned landlock_restrict_flags; /* LANDLOCK_RESTRICT_SELF_* (ABI 7: denial logging) */
     const struct sbx_landlock_inner *landlock_inner;
     size_t n_landlock_inner;
     const void *seccomp_filter;    /* struct sock_filter[], or NULL */
     unsigned short seccomp_len;    /* instructions */
     unsigned seccomp_flags;        /* SECCOMP_FILTER_FLAG_* */
+    const void *seccomp_unlogged;  /* installed after the filter, no flags, or NULL */
+    unsigned short seccomp_unlogged_len;
     int notify_sock;               /* listener fd goes back over this, or -1 */
 
     /* Channels to the supervisor. */

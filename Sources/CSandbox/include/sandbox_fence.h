@@ -100,8 +100,16 @@ int sbx_fence_notif_send_error(int listener_fd, void *buf, size_t buf_size,
                                uint64_t id, int32_t err);
 
 /* ioctl(SECCOMP_IOCTL_NOTIF_SEND) letting the call run (FLAG_CONTINUE): only for
- * on_violation = "log" (allow and record). */
+ * on_violation = "log" (allow and record) and connect(2) handed over for the egress
+ * account (network modes none/loopback), never after a check of the caller's memory. */
 int sbx_fence_notif_send_continue(int listener_fd, void *buf, size_t buf_size, uint64_t id);
+
+/* Reads `len` bytes at `addr` in the caller of notification `id` (process_vm_readv
+ * on `pid`), then checks the notification is still valid (SECCOMP_IOCTL_NOTIF_ID_VALID),
+ * so the bytes came from that caller, not a process that reused its pid. For the
+ * denial account only: nothing is ever decided on them (the caller may change them
+ * the moment after). Returns the bytes read, or -1 with errno. */
+long sbx_fence_notif_read_caller(int listener_fd, uint64_t id, uint32_t pid, uint64_t addr, void *buf, size_t len);
 
 /* ---- files ---------------------------------------------------------------- */
 

@@ -1,0 +1,329 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import SandboxKernel
+import SandboxPlan
+import SandboxVocabulary
+
+/// The run's denial account (`RunResult.denials`, Docs/denials.md): every fence's
+/// refusals gathered into one list a model can act on.
+///
+/// Sources:
+/// - the seccomp notifier (`on_violation` notify/log/kill): each call, as today's
+///   `violations`;
+/// - the kernel's audit records, read by the process's ``AuditReader`` with kernel
+///   audit off: the filter carries SECCOMP_FILTER_FLAG_LOG, so each ERRNO it returns
+///   is logged (AUDIT_SECCOMP) with the caller's uid, which is the run's own leased
+///   uid; Landlock's records where the kernel writes them (audit on);
+/// - the egress firewall's counters (egress runs).
+///
+/// A record says only (syscall, errno): each rule that must be told apart answers
+/// with an errno of its own for that syscall (``SeccompClassifier``). Where a kind
+/// cannot be observed, ``notObserved`` says which and why (the result's
+/// `notApplied`): never silently.
+struct DenialAccount {
+    let classifier: SeccompClassifier
+    /// Notify mode: the calls the supervisor answered (also `violations`).
+    private(set) var violations = ViolationLog()
+    private var notifyFirst: [String: UInt64] = [:]
+    /// The reader and this run's uid while records are being accounted.
+    private var reader: AuditReader?
+    private var uid: UInt32?
+    private var tally: AuditTally?
+    /// Landlock denials are logged (kernel audit on, ABI 7, the reader up): the child
+    /// restricts itself with LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON.
+    private(set) var landlockLogged = false
+    private(set) var notObserved: [String] = []
+
+    init(plan: RunPlan) {
+        classifier = SeccompClassifier(plan: plan.seccomp)
+        self.plan = plan
+    }
+    private let plan: RunPlan
+
+    /// Before clone3: subscribe the run's uid to the reader. Returns the filter flag
+    /// to add (SECCOMP_FILTER_FLAG_LOG) when the seccomp log is read, else 0.
+    mutating func start(hostUID: UInt32?) -> UInt32 {
+        var seccompKinds = classifier.loggedKinds(onViolation: plan.seccomp.onViolation)
+        if plan.seccomp.onViolation != .errno && !seccompKinds.isEmpty {
+            // FLAG_LOG logs every action but ALLOW: under notify each notification
+            // would cost an audit record the reader only throws away.
+            notObserved.append(Self.line(seccompKinds, "on_violation = \"\(plan.seccomp.onViolation.rawValue)\": the filter is not logged (its log would repeat every notification); errno mode reports them"))
+            seccompKinds = []
+        }
+        var landlockKinds: [String] = []
+        if plan.landlock.abi > 0 { landlockKinds.append(DenialKind.filesystem.rawValue) }
+        for scope in plan.landlock.scopes {
+            landlockKinds.append(scope == .abstractUnixSocket ? DenialKind.abstractSocket.rawValue
+                                 : classifier.signalRule ? "signal (other than kill/tkill/tgkill/rt_sigqueueinfo to PID 1)" : DenialKind.signal.rawValue)
+        }
+        if (plan.network.mode == .none || plan.network.mode == .loopback) && !classifier.connectAccounted {
+            notObserved.append("denials: egress not observed: the seccomp profile does not allow connect(2) unconditionally, so it cannot be handed to the supervisor")
+        }
+        guard !seccompKinds.isEmpty || !landlockKinds.isEmpty else { return 0 }
+
+        let observing: Result<AuditReader, AuditUnavailable>
+        if let hostUID { observing = AuditReader.shared().flatMap { r in
+            r.subscribe(uid: hostUID) ? .success(r) : .failure(AuditUnavailable(reason: r.failure ?? "uid \(hostUID) is already being accounted"))
+        } } else {
+            observing = .failure(AuditUnavailable(reason: "the command runs as the invoker's uid (process.host_uid = \"invoker\" or a rootless invoker), which other processes share: its audit records cannot be told apart"))
+        }
+        switch observing {
+        case .failure(let why):
+            notObserved.append(Self.line(seccompKinds + landlockKinds, why.reason))
+            return 0
+        case .success(let r):
+            reader = r; uid = hostUID
+            if !landlockKinds.isEmpty {
+                if r.kernelAuditEnabled != true {
+                    notObserved.append(Self.line(landlockKinds, r.kernelAuditEnabled == nil
+                        ? "Landlock logs denials only with kernel audit on, and its state could not be read"
+                        : "kernel audit is off (Landlock logs denials only with it on; the sandbox never turns it on)"))
+                } else if plan.landlock.abi < 7 {
+                    notObserved.append(Self.line(landlockKinds, "Landlock ABI \(plan.landlock.abi) < 7 does not log denials"))
+                } else {
+                    landlockLogged = true
+                }
+            }
+            return seccompKinds.isEmpty ? 0 : 1 << 1 // SECCOMP_FILTER_FLAG_LOG
+        }
+    }
+
+    static func line(_ kinds: [String], _ reason: String) -> String {
+        "denials: \(kinds.joined(separator: ", ")) not observed: \(reason)"
+    }
+
+    /// Once the run's init was reaped: the reader's records of the run.
+    mutating func finish() {
+        guard let reader, let uid else { return }
+        let t = reader.finish(uid: uid)
+        if !t.complete {
+            notObserved.append("denials: the account may be incomplete: the audit reader did not confirm it had every record of the run")
+        }
+        if t.lost {
+            notObserved.append("denials: the audit socket overflowed during the run: some denials are missing (counts are lower bounds)")
+        }
+        tally = t
+        self.reader = nil
+    }
+
+    /// connect(2) handed over for the egress account (network modes none and
+    /// loopback, SeccompPlan.connectAccountOrigin): records an internet destination
+    /// the run has no route to and answers "go on" (FLAG_CONTINUE), so the kernel
+    /// answers as without the account (ENETUNREACH). `read(address, length)` reads the
+    /// caller's sockaddr while its call is held; it is only counted, never acted on
+    /// (the caller could change it). nil: not such a call.
+    mutating func accountConnect(_ v: SeccompViolation, atMs: UInt64,
+                                 read: (UInt64, Int) -> [UInt8]?) -> SeccompNotifier.Answer? {
+        guard isAccountedConnect(v) else { return nil }
+        let length = Int(min(v.args[2], 28)) // sockaddr_in6
+        if length >= 8, let bytes = read(v.args[1], length), let dest = Self.destination(bytes),
+           plan.network.mode == .none || !dest.loopback {
+            let key = dest.text
+            if connects[key] == nil && connects.count >= AuditTally.maxEntries { connectsDropped += 1 }
+            else { connects[key, default: (0, atMs)].count += 1 }
+        }
+        return .allow
+    }
+
+    func isAccountedConnect(_ v: SeccompViolation) -> Bool { classifier.connectAccounted && v.syscall == "connect" }
+
+    /// `addr:port` of a sockaddr_in / sockaddr_in6 (nil for other families), and
+    /// whether it is a loopback address.
+    static func destination(_ b: [UInt8]) -> (text: String, loopback: Bool)? {
+        let family = UInt16(b[0]) | UInt16(b[1]) << 8   // sa_family_t, host order (little-endian hosts)
+        let port = UInt16(b[2]) << 8 | UInt16(b[3])     // network order
+        if family == UInt16(AF_INET), b.count >= 8 {
+            return ("\(b[4]).\(b[5]).\(b[6]).\(b[7]):\(port)", b[4] == 127)
+        }
+        if family == UInt16(AF_INET6), b.count >= 24 {
+            let a = Array(b[8..<24])
+            var groups: [String] = []
+            for i in stride(from: 0, to: 16, by: 2) { groups.append(String(UInt16(a[i]) << 8 | UInt16(a[i + 1]), radix: 16)) }
+            let mapped = a[0..<10].allSatisfy { $0 == 0 } && a[10] == 0xff && a[11] == 0xff
+            let loopback = a[0..<15].allSatisfy { $0 == 0 } && a[15] == 1 || (mapped && a[12] == 127)
+            return ("[\(groups.joined(separator: ":"))]:\(port)", loopback)
+        }
+        return nil
+    }
+
+    /// A call the notifier answered, `atMs` after the run started.
+    mutating func record(_ v: SeccompViolation, atMs: UInt64) {
+        violations.record(syscall: v.syscall, args: v.args)
+        if notifyFirst[v.syscall] == nil { notifyFirst[v.syscall] = atMs }
+    }
+    /// Connects to destinations the run has no network for, by `addr:port`.
+    private var connects: [String: (count: Int, first: UInt64)] = [:]
+    private var connectsDropped = 0
+
+    /// The account, merged by (kind, what, detail), in kind then name order.
+    /// `startedWallMs`: the run's start on CLOCK_REALTIME (audit records' clock).
+    func denials(egress: [DeniedDestination], startedWallMs: UInt64) -> [RunResult.Denial] {
+        var out: [RunResult.Denial] = []
+        func add(_ d: RunResult.Denial) {
+            if let i = out.firstIndex(where: { $0.kind == d.kind && $0.what == d.what && $0.detail == d.detail }) {
+                out[i].count += d.count
+                out[i].first = [out[i].first, d.first].compactMap { $0 }.min()
+            } else { out.append(d) }
+        }
+        let action = plan.seccomp.onViolation
+        for v in violations.sorted {
+            let name = v.syscall ?? "?"
+            add(RunResult.Denial(kind: .syscall, what: name,
+                                 detail: action == .log ? "allowed and logged (on_violation = \"log\")"
+                                     : action == .kill ? "the sandbox was killed (on_violation = \"kill\")" : "EPERM (on_violation = \"notify\")",
+                                 count: v.count, first: notifyFirst[name],
+                                 hint: action == .log ? "\(name) is outside this policy's allow-list (it ran: on_violation = \"log\")"
+                                     : "the system call \(name) is not allowed by this policy"))
+        }
+        if violations.dropped > 0 {
+            add(RunResult.Denial(kind: .syscall, what: "(other system calls)",
+                                 detail: "calls of system calls past the \(RunResult.Violation.maxEntries)-entry cap",
+                                 count: violations.dropped, first: nil, hint: "more system calls were denied than the account lists"))
+        }
+        let none = plan.network.mode == .none
+        for (dest, n) in connects {
+            add(RunResult.Denial(kind: .egress, what: dest, detail: "connect in network mode \(plan.network.mode.rawValue) (ENETUNREACH)",
+                                 count: n.count, first: n.first,
+                                 hint: none ? "network is off for this policy (network.mode = \"none\"): no connection can be made"
+                                     : "this policy's network is the loopback only (network.mode = \"loopback\")"))
+        }
+        if connectsDropped > 0 {
+            add(RunResult.Denial(kind: .egress, what: "(other destinations)", detail: "connects past the \(AuditTally.maxEntries)-entry cap",
+                                 count: connectsDropped, first: nil, hint: "more destinations were tried than the account lists"))
+        }
+        if let tally {
+            for (key, entry) in tally.seccomp {
+                var d = classifier.classify(key)
+                d.count = entry.count
+                d.first = entry.firstMs >= startedWallMs ? entry.firstMs - startedWallMs : 0
+                add(d)
+            }
+            for (key, entry) in tally.landlock {
+                var d = Self.landlockDenial(key)
+                d.count = entry.count
+                d.first = entry.firstMs >= startedWallMs ? entry.firstMs - startedWallMs : 0
+                add(d)
+            }
+            if tally.dropped > 0 {
+                add(RunResult.Denial(kind: .syscall, what: "(other denials)",
+                                     detail: "denials past the \(AuditTally.maxEntries)-entry cap",
+                                     count: tally.dropped, first: nil, hint: "more was denied than the account lists"))
+            }
+        }
+        for e in egress {
+            add(RunResult.Denial(kind: .egress, what: "\(e.daddr):\(e.dport)/\(e.proto)", detail: "packets dropped by the egress firewall",
+                                 count: Int(clamping: e.packets), first: nil,
+                                 hint: "\(e.daddr) port \(e.dport) is not in this policy's network.allow"))
+        }
+        let order = DenialKind.allCases
+        return out.sorted {
+            let a = order.firstIndex(of: $0.kind)!, b = order.firstIndex(of: $1.kind)!
+            return a != b ? a < b : $0.what < $1.what
+        }
+    }
+
+    /// A Landlock denial from its missing right (`fs.read_file`, `scope.signal`…).
+    static func landlockDenial(_ key: AuditTally.LandlockKey) -> RunResult.Denial {
+        let right = key.blocker
+        if right == "scope.signal" {
+            return RunResult.Denial(kind: .signal, what: key.object, detail: right, count: 0, first: nil,
+                                    hint: "processes outside the sandbox (PID 1, the sandbox init, included) cannot be signalled under this policy")
+        }
+        if right == "scope.abstract_unix_socket" {
+            return RunResult.Denial(kind: .abstractSocket, what: key.object, detail: right, count: 0, first: nil,
+                                    hint: "abstract unix sockets outside the sandbox cannot be reached under this policy")
+        }
+        if right.hasPrefix("net.") {
+            return RunResult.Denial(kind: .egress, what: key.object, detail: right, count: 0, first: nil,
+                                    hint: "\(key.object): \(right == "net.bind_tcp" ? "binding" : "connecting to") this TCP port is not allowed by this policy")
+        }
+        let verb = right.hasPrefix("fs.") ? String(right.dropFirst(3)).replacingOccurrences(of: "_", with: " ") : right
+        return RunResult.Denial(kind: .filesystem, what: key.object, detail: right, count: 0, first: nil,
+                                hint: "\(key.object): \(verb) is not allowed by this policy")
+    }
+}
+
+/// Maps a seccomp log record (syscall, errno) to the rule that produced it. The
+/// rules that must be told apart answer a syscall with an errno no other rule of the
+/// plan gives it: socket(2) EAFNOSUPPORT (a family outside `socket_families`),
+/// socket(2) EACCES (network off), EPERM of a mode setter the profile allows (a
+/// setuid/setgid bit), EPERM of kill & co. the profile allows (a signal to PID 1).
+struct SeccompClassifier {
+    let socketFamilies: [SocketFamily]?
+    /// connect(2) goes through the supervisor for the egress account.
+    let connectAccounted: Bool
+    /// The errno of each syscall an unconditional errno rule names, and the default's.
+    let errnoByName: [String: UInt32]
+    let defaultErrno: UInt32
+    /// Syscalls the no-setuid rules guard (the profile allows them otherwise).
+    let setuidGuarded: Set<String>
+    let signalGuarded: Set<String>
+    var signalRule: Bool { !signalGuarded.isEmpty }
+    let hasDenyRules: Bool
+
+    init(plan: SeccompPlan) {
+        socketFamilies = plan.enabled ? plan.socketFamilies : nil
+        connectAccounted = plan.enabled && plan.rules.contains { $0.origin == SeccompPlan.connectAccountOrigin }
+        var byName: [String: UInt32] = [:]
+        for r in plan.rules where r.action == .errno && r.args.isEmpty {
+            for n in r.syscalls where byName[n] == nil { byName[n] = r.errno ?? 1 }
+        }
+        errnoByName = byName
+        defaultErrno = plan.defaultErrno ?? 1
+        func guarded(_ origin: String) -> Set<String> {
+            Set(plan.rules.filter { $0.origin == origin && $0.action == .allow }.flatMap(\.syscalls))
+        }
+        setuidGuarded = plan.enabled ? guarded(SeccompPlan.noSetuidBitsOrigin) : []
+        signalGuarded = plan.enabled ? guarded(SeccompPlan.noSignalsToInitOrigin) : []
+        hasDenyRules = plan.enabled && (plan.defaultAction != .allow
+            || plan.rules.contains { $0.action != .allow && $0.action != .log })
+    }
+
+    /// The kinds only the seccomp log can report under `onViolation` (notify mode
+    /// reports plain syscall denials through the notifier).
+    func loggedKinds(onViolation: ViolationAction) -> [String] {
+        var kinds: [String] = []
+        if hasDenyRules && onViolation == .errno { kinds.append(DenialKind.syscall.rawValue) }
+        if socketFamilies != nil { kinds.append(DenialKind.socketFamily.rawValue) }
+        if !setuidGuarded.isEmpty { kinds.append(DenialKind.setuidBit.rawValue) }
+        if signalRule { kinds.append("signal (kill/tkill/tgkill/rt_sigqueueinfo to PID 1)") }
+        return kinds
+    }
+
+    func classify(_ key: AuditTally.SeccompKey) -> RunResult.Denial {
+        let name = SeccompCompiler.syscallName(key.syscall, arch: key.arch)
+        // The record carries the action but not the errno (the kernel logs
+        // `action`, not the filter's data) nor the arguments: the syscall names the
+        // rule, because each rule told apart here is the only one that denies it.
+        let action = key.code & 0xffff_0000
+        if action == SeccompAuditRecord.errnoAction {
+            if name == "socket" && socketFamilies != nil {
+                let allowed = socketFamilies!.map(\.rawValue).joined(separator: ", ")
+                return RunResult.Denial(kind: .socketFamily, what: "socket", detail: "address family not in socket_families (EAFNOSUPPORT)",
+                                        count: 0, first: nil,
+                                        hint: "this policy allows only \(allowed.isEmpty ? "no" : allowed) sockets; other address families (netlink, packet…) fail with EAFNOSUPPORT")
+            }
+            if setuidGuarded.contains(name) {
+                return RunResult.Denial(kind: .setuidBit, what: name, detail: "a mode with S_ISUID or S_ISGID (EPERM)",
+                                        count: 0, first: nil,
+                                        hint: "setting the setuid or setgid bit is not allowed by this policy")
+            }
+            if signalGuarded.contains(name) {
+                return RunResult.Denial(kind: .signal, what: name, detail: "to PID 1, the sandbox init (EPERM)", count: 0, first: nil,
+                                        hint: "processes outside the sandbox (PID 1, the sandbox init, included) cannot be signalled under this policy")
+            }
+            if name.hasPrefix("nr_") {
+                return RunResult.Denial(kind: .syscall, what: name, detail: "unknown system call number (ENOSYS)", count: 0, first: nil,
+                                        hint: "system call number \(key.syscall) is unknown to this sandbox and fails with ENOSYS")
+            }
+            let errName = Errno(Int32(errnoByName[name] ?? defaultErrno)).name
+            return RunResult.Denial(kind: .syscall, what: name, detail: errName, count: 0, first: nil,
+                                    hint: "the system call \(name) is not allowed by this policy (it fails with \(errName))")
+        }
+        let what = action == 0x8000_0000 ? "killed the process" : action == 0 ? "killed the thread"
+            : action == 0x0003_0000 ? "SIGSYS (trap)" : action == 0x7ff0_0000 ? "traced" : "action 0x\(String(action, radix: 16))"
+        return RunResult.Denial(kind: .syscall, what: name, detail: what, count: 0, first: nil,
+                                hint: "the system call \(name) is not allowed by this policy")
+    }
+}
