@@ -7,7 +7,7 @@ let package = Package(
     products: [
         .executable(name: "sandbox", targets: ["sandbox"]),
         // What a harness embeds: the same pipeline the CLI drives.
-        .library(name: "SandboxKit", targets: ["SandboxVocabulary", "SandboxPolicy", "SandboxPlan", "SandboxKernel", "SandboxAudit", "SandboxExecutor"]),
+        .library(name: "SandboxKit", targets: ["SandboxKit"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -38,8 +38,14 @@ let package = Package(
         .target(name: "SandboxAudit", dependencies: ["SandboxPlan", "SandboxKernel", "CCrypto"]),
         .target(name: "SandboxExecutor", dependencies: ["SandboxPlan", "SandboxKernel", "SandboxAudit"]),
 
+        // One module for a harness: the pipeline re-exported, and exec's steps around
+        // the Executor (Docs/library.md).
+        .target(name: "SandboxKit", dependencies: ["SandboxVocabulary", "SandboxPolicy", "SandboxPlan", "SandboxKernel", "SandboxAudit", "SandboxExecutor"]),
+        // `sandbox serve` and the `exec --server` client (Docs/serve.md).
+        .target(name: "SandboxServe", dependencies: ["SandboxKit", "CSandbox"]),
+
         .executableTarget(name: "sandbox", dependencies: [
-            "SandboxPolicy", "SandboxPlan", "SandboxExecutor", "SandboxKernel", "SandboxAudit",
+            "SandboxKit", "SandboxServe",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -60,6 +66,7 @@ let package = Package(
         // ConcurrencyTests also drives the library in-process, as a harness would.
         .testTarget(name: "IntegrationTests", dependencies: [
             "sandbox", "policy-fuzz", "SandboxPolicy", "SandboxPlan", "SandboxKernel", "SandboxExecutor", "SandboxAudit",
+            "SandboxKit", "CSandbox",
         ]),
     ],
     swiftLanguageModes: [.v5]

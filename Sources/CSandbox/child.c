@@ -609,6 +609,26 @@ static int reset_signals(struct child *c) {
     return sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
+/* The spec's stdio descriptors onto 0, 1, 2 (without CLOEXEC: the command inherits
+ * them); the originals are closed with the other inherited descriptors next. One
+ * that already sits at 0–2 is first moved above 2, so no dup3 overwrites a
+ * descriptor a later one still needs. */
+static int install_stdio(struct child *c) {
+    int fds[3];
+    for (int i = 0; i < 3; i++) {
+        fds[i] = c->spec->stdio_fds[i];
+        if (fds[i] >= 0 && fds[i] < 3 && fds[i] != i) {
+            fds[i] = fcntl(fds[i], F_DUPFD, 3);
+            if (fds[i] < 0) { c->index = i; return -1; }
+        }
+    }
+    for (int i = 0; i < 3; i++) {
+        if (fds[i] < 0 || fds[i] == i) continue;
+        if (dup3(fds[i], i, 0) < 0) { c->index = i; return -1; }
+    }
+    return 0;
+}
+
 static int list_kept_fds(struct child *c) {
     const struct sbx_spec *spec = c->spec;
     size_t n_moved = 0;
@@ -1065,6 +1085,9 @@ static int exec_command(struct child *c) {
 static const struct step init_steps[] = {
     /* Dispositions the supervisor set (e.g. SIGPIPE ignored) would survive execve. */
     { SBX_STEP_SIGNALS, reset_signals },
+    /* A server's request: its client's stdin, stdout, stderr become 0, 1, 2. BEFORE
+     * the close, which then drops the originals with everything else inherited. */
+    { SBX_STEP_STDIO, install_stdio },
     /* Drop every inherited descriptor (the run lock, the supervisor's pipe ends) but
      * those in the spec. BEFORE the sync read: our copy of the sync pipe's write end
      * must be gone for EOF to mean "supervisor died". */

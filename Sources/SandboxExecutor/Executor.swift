@@ -95,6 +95,10 @@ public struct ExecOptions {
     /// several runs at once should set this to false and forward with
     /// ``Executor/signal(_:)`` (or ``RunHandle/signal(_:)``) to the run it means.
     public var forwardSignals = true
+    /// The command's stdin, stdout and stderr, when not this process's 0, 1, 2 (a
+    /// server runs each request with its client's descriptors). Borrowed: the caller
+    /// keeps them open for the whole of ``Executor/run()`` and closes them after.
+    public var stdio: (Int32, Int32, Int32)? = nil
     public init(runBase: String, seccompCacheDir: String? = nil) {
         self.runBase = runBase; self.seccompCacheDir = seccompCacheDir
     }
@@ -401,6 +405,7 @@ public final class Executor {
         spec.argv = plan.process.argv
         spec.env = plan.process.env
         spec.searchPath = plan.process.searchPath
+        spec.stdio = options.stdio
         spec.capKeep = plan.capabilities.keepMask
         spec.landlockInner = landlock?.innerRules ?? []
         if let seccomp {
@@ -927,6 +932,7 @@ extension ResourcePlan {
 public final class RunHandle: Sendable {
     private struct State {
         var claimed = false
+        var cancelled = false
         var pidfd: Pidfd?
     }
     private let state = Mutex(State())
@@ -940,6 +946,19 @@ public final class RunHandle: Sendable {
         state.withLock { $0.pidfd?.signal(sig) ?? false }
     }
 
+    /// Ends the run, whenever it is called: SIGKILL to the sandbox init now, or, if
+    /// the child does not exist yet, the moment `clone3` made it (the end of the init
+    /// ends every process of the sandbox; teardown then runs as for any run).
+    public func cancel() {
+        state.withLock { s in
+            s.cancelled = true
+            s.pidfd?.signal(Signal.kill)
+        }
+    }
+
+    /// Whether ``cancel()`` was called.
+    public var isCancelled: Bool { state.withLock { $0.cancelled } }
+
     /// Whether the sandbox's child exists now (between `clone3` and teardown).
     public var isRunning: Bool { state.withLock { $0.pidfd != nil } }
 
@@ -952,7 +971,12 @@ public final class RunHandle: Sendable {
         }
     }
 
-    func started(_ pidfd: Pidfd) { state.withLock { $0.pidfd = pidfd } }
+    func started(_ pidfd: Pidfd) {
+        state.withLock { s in
+            s.pidfd = pidfd
+            if s.cancelled { pidfd.signal(Signal.kill) }
+        }
+    }
     func ended() { state.withLock { $0.pidfd = nil } }
 }
 

@@ -65,6 +65,10 @@ public struct ChildSpec {
     public var syncFD: Int32 = -1
     public var errorFD: Int32 = -1
     public var statusFD: Int32 = -1
+    /// The command's stdin, stdout and stderr (a server's client's), dup'ed onto 0, 1,
+    /// 2 by the init; nil: the supervisor's own 0, 1, 2. Borrowed: the caller keeps
+    /// them open until `spawn` returns and closes them.
+    public var stdio: (Int32, Int32, Int32)? = nil
     /// The reaper (PID 1 inside, a copy of this process that never execs) overwrites
     /// its copy of this process's argv strings with "sandbox-init", so
     /// `/proc/1/cmdline` inside does not show the supervisor's command line.
@@ -115,6 +119,7 @@ public struct ChildFailure: Sendable, Equatable {
     public var stepName: String {
         switch UInt32(step) {
         case SBX_STEP_SIGNALS.rawValue: return "reset signal \(index < 0 ? "mask" : "disposition \(index)")"
+        case SBX_STEP_STDIO.rawValue: return "install descriptor \(index) (\(["stdin", "stdout", "stderr"][Int(max(0, min(2, index)))]))"
         case SBX_STEP_KEEP_LIST.rawValue:
             return "keep \(index) descriptors across the first close (at most \(SBX_MAX_KEEP))"
         case SBX_STEP_CLOSE_FDS.rawValue: return "close inherited descriptors"
@@ -275,6 +280,8 @@ public enum Child {
         c.sync_fd = spec.syncFD
         c.error_fd = spec.errorFD
         c.status_fd = spec.statusFD
+        let stdio = spec.stdio ?? (-1, -1, -1)
+        c.stdio_fds = (stdio.0, stdio.1, stdio.2)
         if spec.hideSupervisorArgv, let area = argvArea() {
             c.argv_area = area.start
             c.argv_area_len = area.count

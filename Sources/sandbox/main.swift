@@ -1,10 +1,7 @@
 import ArgumentParser
 import Foundation
-import SandboxAudit
-import SandboxExecutor
-import SandboxKernel
-import SandboxPlan
-import SandboxPolicy
+import SandboxKit
+import SandboxServe
 
 // Exit codes, like env(1), timeout(1) and container runtimes.
 let exitSandboxError: Int32 = 125
@@ -17,7 +14,7 @@ struct Sandbox: ParsableCommand {
             Exit status of `exec`: the command's own; 128+N if it died of signal N; \
             125 sandbox or policy error; 126 command not executable; 127 command not found.
             """,
-        subcommands: [Exec.self, Check.self, Plan.self, Explain.self, Ps.self, Gc.self, Doctor.self, Audit.self])
+        subcommands: [Exec.self, Serve.self, Check.self, Plan.self, Explain.self, Ps.self, Gc.self, Doctor.self, Audit.self])
 }
 
 /// Shared by the commands that take a policy and a command line.
@@ -48,78 +45,24 @@ typealias OnError = (ExecError) -> Never
 
 func loadPolicy(_ nameOrPath: String, relativeTo cwd: String = FileManager.default.currentDirectoryPath,
                 onError: OnError = { fail($0.message) }) -> Policy {
-    let loader = PolicyLoader(searchPath: PolicyLoader.defaultSearchPath())
-    do {
-        return try loader.load(path: try loader.resolve(nameOrPath: nameOrPath, relativeTo: cwd))
-    } catch let e as PolicyError {
-        // The subject: the first file at fault (the policy, or a file it extends).
-        onError(ExecError(kind: .policy, step: "load", subject: e.diagnostics.first?.file ?? nameOrPath,
-                          message: "invalid policy:\n" + e.diagnostics.map { "  \($0)" }.joined(separator: "\n")))
-    } catch {
-        onError(ExecError(kind: .policy, step: "load", subject: nameOrPath, message: "\(error)"))
-    }
+    do { return try RunSteps.loadPolicy(nameOrPath, relativeTo: cwd) } catch { onError(error) }
 }
 
-func hostFacts(_ probe: HostProbe = .probe()) -> HostFacts {
-    var facts = HostFacts(arch: probe.arch, kernelRelease: probe.kernelRelease, landlockABI: probe.landlockABI,
-                          invokerUID: probe.uid, invokerGID: probe.gid, cwd: probe.cwd, home: probe.home,
-                          environment: probe.environment, files: HostFiles())
-    // The inode the invoker runs in: the supervisor binds this one, whatever its path
-    // names by the time the run starts.
-    facts.cwdIdentity = MountSources.workingDirectoryIdentity().map { FileIdentity(device: $0.device, inode: $0.inode) }
-    // What later runs trust; the planner refuses a policy that makes any of it
-    // writable (and the policy and profile files it was built from).
-    let base = try? RunDirectory.base(rootless: probe.uid != 0, environment: probe.environment)
-    facts.runBase = base
-    var trusted: [TrustedPath] = []
-    if let exe = realPath("/proc/self/exe") { trusted.append(.executable(exe)) }
-    if let data = DataDirectory.locate() {
-        trusted.append(.policies(data.policies))
-        trusted.append(.profiles(data.profiles))
-    }
-    for dir in (probe.environment["SANDBOX_POLICY_PATH"] ?? "").split(separator: ":") {
-        trusted.append(.policySearchDirectory(dir.hasPrefix("/") ? String(dir) : probe.cwd + "/" + dir))
-    }
-    if let base { trusted.append(.seccompCache(base + "/.seccomp-cache")) }
-    facts.trusted = trusted
-    // What a broad egress allow rule must not open: the host's addresses, the bridge.
-    facts.hostAddresses = HostAddresses.egressProtected()
-    return facts
-}
-
-/// realpath(3), or nil if the path cannot be resolved.
-func realPath(_ path: String) -> String? {
-    guard let p = realpath(path, nil) else { return nil }
-    defer { free(p) }
-    return String(cString: p)
-}
-
+func hostFacts(_ probe: HostProbe = .probe()) -> HostFacts { RunSteps.hostFacts(probe) }
 
 func compile(_ policy: Policy, argv: [String], runId: String, probe: HostProbe = .probe(), digest: Bool = true,
              onError: OnError = { fail($0.message) }) -> RunPlan {
-    do {
-        return try PlanCompiler(host: hostFacts(probe)).compile(policy, argv: argv, runId: runId, digest: digest)
-    } catch {
-        // The subject: the policy key at fault.
-        onError(ExecError(kind: .plan, step: "compile", subject: (error as? PlanError)?.key,
-                          message: "policy \(policy.name): \(error)"))
+    do { return try RunSteps.plan(policy, argv: argv, runId: runId, host: hostFacts(probe), digest: digest) } catch {
+        onError(error)
     }
-}
-
-func newRunId() -> String {
-    var g = SystemRandomNumberGenerator()
-    return (0..<6).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &g)) }.joined()
 }
 
 func runBase(_ probe: HostProbe, onError: OnError = { fail($0.message) }) -> String {
-    do { return try RunDirectory.base(rootless: probe.uid != 0, environment: probe.environment) } catch {
-        onError(ExecError(kind: .setup, step: SetupStep.runDirectory.rawValue, subject: error.subject,
-                          errno: error.errno, message: "\(error)"))
-    }
+    do { return try RunSteps.runBase(probe) } catch { onError(error) }
 }
 
 /// `exec`'s work, shared by the ArgumentParser command and the fast path below.
-func runExec(policyName: String, argv: [String], resultPath: String?, resultFD: Int32?) -> Never {
+func runExec(policyName: String, argv: [String], resultPath: String?, resultFD: Int32?, server: String? = nil) -> Never {
     // Where the result goes is settled before anything runs: the file is opened now
     // (the command could otherwise swap a directory on its path for a symlink), and
     // a given fd must be open for writing.
@@ -138,8 +81,11 @@ func runExec(policyName: String, argv: [String], resultPath: String?, resultFD: 
         resultFDs.append(fd)
     }
     func report(_ outcome: RunResult) -> Never {
-        if let error = outcome.error { FileHandle.standardError.write(Data("sandbox: \(error.message)\n".utf8)) }
-        let bytes = ((try? CanonicalJSON.encode(outcome)) ?? []) + [UInt8(ascii: "\n")]
+        deliver(((try? CanonicalJSON.encode(outcome)) ?? []) + [UInt8(ascii: "\n")], exitCode: outcome.exitCode,
+                errorMessage: outcome.error?.message)
+    }
+    func deliver(_ bytes: [UInt8], exitCode: Int32, errorMessage: String?) -> Never {
+        if let errorMessage { FileHandle.standardError.write(Data("sandbox: \(errorMessage)\n".utf8)) }
         var lost = false
         // A reader that is gone is EPIPE here, not a SIGPIPE that would end the
         // supervisor with a status that looks like the command's.
@@ -159,12 +105,22 @@ func runExec(policyName: String, argv: [String], resultPath: String?, resultFD: 
         // A caller that asked for the result and cannot have it must not read the
         // command's status as the whole story: 125, and the status said in words.
         if lost {
-            FileHandle.standardError.write(Data("sandbox: the result is lost; exiting 125 instead of the run's status \(outcome.exitCode)\n".utf8))
+            FileHandle.standardError.write(Data("sandbox: the result is lost; exiting 125 instead of the run's status \(exitCode)\n".utf8))
             Foundation.exit(exitSandboxError)
         }
-        Foundation.exit(outcome.exitCode)
+        Foundation.exit(exitCode)
     }
-    let runId = newRunId()
+    // A thin client: the server loads, plans and runs (Docs/serve.md).
+    if let server {
+        guard !argv.isEmpty else { fail("no command given; usage: sandbox exec --server S --policy P -- CMD ARGS…") }
+        let probe = HostProbe.probe()
+        do {
+            let reply = try ServeClient.run(socket: server, policy: policyName, argv: argv, cwd: probe.cwd,
+                                            environment: probe.environment, result: resultFile)
+            deliver(reply.line, exitCode: reply.exitCode, errorMessage: reply.errorMessage)
+        } catch { fail("--server \(error)") }
+    }
+    let runId = RunSteps.newRunId()
     var policyLabel = policyName   // the file or name given, until the policy has its own name
     func refuse(_ error: ExecError) -> Never {
         report(.refused(runId: runId, policy: policyLabel, argv: argv, error: error))
@@ -178,17 +134,11 @@ func runExec(policyName: String, argv: [String], resultPath: String?, resultFD: 
     // The digest is left to the executor, which computes it while the child starts.
     let plan = compile(policy, argv: argv, runId: runId, probe: probe, digest: false, onError: refuse)
     // A result the command could reach is a result it could forge: refused.
-    let mountTable = resultFile == nil ? nil : FileSystemLocation.table()   // read once
-    if let resultFile, let mountTable, let at = FileSystemLocation.of(resultFile.directory, in: mountTable) {
-        for step in plan.mounts where step.kind == .bind && !step.readOnly {
-            guard let source = step.source, let writable = FileSystemLocation.of(source, in: mountTable),
-                  writable.contains(at) else { continue }
-            refuse(ExecError(kind: .plan, step: "result file", subject: resultFile.path,
-                             message: "--result \(resultFile.path): it lies in \(source), which the command can write (\(step.origin)); it could move the directory and leave a forged result there. Write the result outside the writable paths"))
-        }
+    if let resultFile {
+        do { try RunSteps.checkResultDirectory(resultFile.directory, path: resultFile.path, plan: plan) } catch { refuse(error) }
     }
     let base = runBase(probe, onError: refuse)
-    let executor = Executor(plan: plan, options: ExecOptions(runBase: base, seccompCacheDir: base + "/.seccomp-cache"))
+    let executor = Executor(plan: plan, options: RunSteps.options(runBase: base))
     report(executor.run())
 }
 
@@ -199,7 +149,7 @@ func runExec(policyName: String, argv: [String], resultPath: String?, resultFD: 
 /// ArgumentParser, which gives the usual messages.
 func fastExec(_ args: [String]) {
     guard args.count > 1, args[1] == "exec" else { return }
-    var policy: String?, result: String?, resultFD: Int32?
+    var policy: String?, result: String?, resultFD: Int32?, server: String?
     var seen = Set<String>()
     var i = 2
     while i < args.count {
@@ -208,9 +158,9 @@ func fastExec(_ args: [String]) {
         // Like env(1) and timeout(1): the first word that is not an option starts the
         // command; what follows it is the command's (ArgumentParser handles that form).
         guard a.hasPrefix("-") else { return }
-        guard ["--policy", "--result", "--result-fd"].contains(a) else {
+        guard ["--policy", "--result", "--result-fd", "--server"].contains(a) else {
             if a == "-h" || a == "--help" { return }
-            fail("exec: unknown option \(a); exec takes --policy P, --result FILE and --result-fd N, then -- and the command")
+            fail("exec: unknown option \(a); exec takes --policy P, --result FILE, --result-fd N and --server SOCKET, then -- and the command")
         }
         // Given twice is a mistake, never "the last wins" (which policy would run?).
         guard seen.insert(a).inserted else { fail("exec: \(a) given twice; give it once") }
@@ -218,18 +168,19 @@ func fastExec(_ args: [String]) {
         switch a {
         case "--policy": policy = args[i + 1]
         case "--result": result = args[i + 1]
+        case "--server": server = args[i + 1]
         default: guard let n = Int32(args[i + 1]) else { return }; resultFD = n
         }
         i += 2
     }
     guard i < args.count, args[i] == "--", let policy else { return }
-    runExec(policyName: policy, argv: Array(args[(i + 1)...]), resultPath: result, resultFD: resultFD)
+    runExec(policyName: policy, argv: Array(args[(i + 1)...]), resultPath: result, resultFD: resultFD, server: server)
 }
 
 struct Exec: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a command in a sandbox built from a policy.",
-        usage: "sandbox exec --policy <policy> [--result <result>] [--result-fd <result-fd>] [--] <command> ...",
+        usage: "sandbox exec --policy <policy> [--result <result>] [--result-fd <result-fd>] [--server <socket>] [--] <command> ...",
         discussion: "Example: sandbox exec --policy agent -- python3 -c 'print(1)'")
 
     @OptionGroup var options: PolicyOptions
@@ -237,12 +188,40 @@ struct Exec: ParsableCommand {
     var result: String?
     @Option(name: .customLong("result-fd"), help: "Write the run result (JSON) to this open file descriptor.")
     var resultFD: Int32?
+    @Option(name: .long, help: "Run through this `sandbox serve` socket instead of starting a supervisor.")
+    var server: String?
     @Argument(parsing: .captureForPassthrough, help: "The command and its arguments (after --).")
     var command: [String] = []
 
     func run() throws {
         let argv = command.first == "--" ? Array(command.dropFirst()) : command
-        runExec(policyName: options.policy, argv: argv, resultPath: result, resultFD: resultFD)
+        runExec(policyName: options.policy, argv: argv, resultPath: result, resultFD: resultFD, server: server)
+    }
+}
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve runs over a unix socket: JSON lines, stdio passed as descriptors (Docs/serve.md).",
+        discussion: "Each request runs in a fresh sandbox exactly as `exec` would. Stops on SIGINT/SIGTERM/SIGHUP, cancelling its runs.")
+
+    @Option(name: .long, help: "The socket to create (in a directory only you can write).")
+    var socket: String
+    @Option(name: .long, help: "Let this group's members connect (mode 0660); a root server still serves root only.")
+    var group: String?
+
+    func run() throws {
+        var gid: UInt32?
+        if let group {
+            if let n = UInt32(group) { gid = n } else if let g = getgrnam(group) { gid = g.pointee.gr_gid } else {
+                fail("serve: --group \(group): no such group")
+            }
+        }
+        do {
+            let server = try Server(group: gid)
+            try server.serve(path: socket) {
+                FileHandle.standardError.write(Data("sandbox: serving on \(socket)\n".utf8))
+            }
+        } catch { fail("serve: \(error)") }
     }
 }
 

@@ -131,6 +131,11 @@ struct sbx_spec {
     int error_fd;                  /* write, CLOEXEC: struct sbx_child_error */
     int status_fd;                 /* write: the payload's wait status (int) */
 
+    /* The command's stdin, stdout, stderr when not the supervisor's own 0, 1, 2 (a
+     * server runs each request with its client's): dup'ed onto 0, 1, 2 first thing.
+     * -1: inherit. */
+    int stdio_fds[3];
+
     /* The supervisor's argv strings, argv[0] to the end of the last one's NUL (the
      * bytes /proc/<pid>/cmdline shows): the reaper overwrites its copy with
      * "sandbox-init" and NULs. NULL: left as is. */
@@ -145,6 +150,7 @@ struct sbx_spec {
 enum sbx_step {
     /* The sandbox init (PID 1), right after clone3. */
     SBX_STEP_SIGNALS = 1,          /* reset dispositions and mask */
+    SBX_STEP_STDIO,                /* index = 0, 1 or 2 */
     SBX_STEP_KEEP_LIST,            /* index = descriptors the spec asks to keep (> SBX_MAX_KEEP) */
     SBX_STEP_CLOSE_FDS,
     SBX_STEP_PDEATHSIG,

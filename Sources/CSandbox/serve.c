@@ -1,0 +1,130 @@
+/* The socket calls of `sandbox serve` and its client (sandbox_serve.h). */
+#define _GNU_SOURCE
+#include "sandbox_serve.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+int sbx_serve_listen(int dirfd, const char *name, unsigned mode, long gid, int backlog) {
+    if (strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, "..") || !*name) return -EINVAL;
+    struct sockaddr_un a;
+    memset(&a, 0, sizeof a);
+    a.sun_family = AF_UNIX;
+    int n = snprintf(a.sun_path, sizeof a.sun_path, "/proc/self/fd/%d/%s", dirfd, name);
+    if (n < 0 || (size_t)n >= sizeof a.sun_path) return -ENAMETOOLONG;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    /* The socket file gets 0777 & ~umask: with this umask it is never looser than
+     * `mode` (0600 until the group is set), not even between bind and the chmod. */
+    mode_t old = umask(0777 & ~(gid >= 0 ? 0600 : mode));
+    int r = bind(fd, (struct sockaddr *)&a, sizeof a);
+    int e = errno;
+    umask(old);
+    if (r < 0) { close(fd); return -e; }
+    if (gid >= 0 && (fchownat(dirfd, name, (uid_t)-1, (gid_t)gid, AT_SYMLINK_NOFOLLOW) < 0
+                     || fchmodat(dirfd, name, mode, 0) < 0)) {
+        e = errno;
+        unlinkat(dirfd, name, 0);
+        close(fd);
+        return -e;
+    }
+    if (listen(fd, backlog) < 0) { e = errno; unlinkat(dirfd, name, 0); close(fd); return -e; }
+    return fd;
+}
+
+int sbx_serve_peer(int fd, uint32_t *uid, uint32_t *gid, int32_t *pid) {
+    struct ucred c;
+    socklen_t len = sizeof c;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c, &len) < 0) return -errno;
+    *uid = c.uid; *gid = c.gid; *pid = c.pid;
+    return 0;
+}
+
+int sbx_serve_peer_groups(int fd, uint32_t *groups, int max) {
+    socklen_t len = (socklen_t)(max * sizeof(gid_t));
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0) return -errno;
+    return (int)(len / sizeof(gid_t));
+}
+
+ssize_t sbx_serve_recv(int fd, void *buf, size_t len, int *fds, int max_fds, int *n_fds, int *truncated) {
+    char control[CMSG_SPACE(sizeof(int) * 16)];
+    if (max_fds > 16) max_fds = 16;
+    struct iovec iov = { .iov_base = buf, .iov_len = len };
+    struct msghdr m;
+    memset(&m, 0, sizeof m);
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = control;
+    m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)max_fds);
+    *n_fds = 0;
+    *truncated = 0;
+    ssize_t n;
+    do { n = recvmsg(fd, &m, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
+    if (n < 0) return -errno;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        int count = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        int got[16];
+        memcpy(got, CMSG_DATA(c), sizeof(int) * (size_t)(count > 16 ? 16 : count));
+        for (int i = 0; i < count && i < 16; i++) {
+            if (*n_fds < max_fds) fds[(*n_fds)++] = got[i];
+            else { close(got[i]); *truncated = 1; }
+        }
+    }
+    if (m.msg_flags & MSG_CTRUNC) *truncated = 1;
+    return n;
+}
+
+ssize_t sbx_serve_send(int fd, const void *buf, size_t len, const int *fds, int n_fds) {
+    if (n_fds > 16) return -EINVAL;
+    char control[CMSG_SPACE(sizeof(int) * 16)];
+    struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+    struct msghdr m;
+    memset(&m, 0, sizeof m);
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    if (n_fds > 0) {
+        memset(control, 0, sizeof control);
+        m.msg_control = control;
+        m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n_fds);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n_fds);
+        memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)n_fds);
+    }
+    ssize_t n;
+    do { n = sendmsg(fd, &m, MSG_NOSIGNAL); } while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : n;
+}
+
+int sbx_serve_accept(int listen_fd) {
+    int fd;
+    do { fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC); } while (fd < 0 && errno == EINTR);
+    return fd < 0 ? -errno : fd;
+}
+
+int sbx_serve_connect(const char *path) {
+    struct sockaddr_un a;
+    memset(&a, 0, sizeof a);
+    a.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof a.sun_path) return -ENAMETOOLONG;
+    strcpy(a.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    int r;
+    do { r = connect(fd, (struct sockaddr *)&a, sizeof a); } while (r < 0 && errno == EINTR);
+    if (r < 0) { int e = errno; close(fd); return -e; }
+    return fd;
+}
+
+int sbx_serve_unshare_fs(void) {
+    return unshare(CLONE_FS) < 0 ? -errno : 0;
+}

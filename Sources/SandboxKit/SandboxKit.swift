@@ -1,0 +1,119 @@
+// The one module a harness imports: the whole pipeline (policy, plan, kernel, audit,
+// executor) re-exported, and the steps `sandbox exec` takes around the Executor, so
+// a harness runs a command exactly as the CLI does without copying code out of it.
+// Docs/library.md has the example.
+@_exported import SandboxAudit
+@_exported import SandboxExecutor
+@_exported import SandboxKernel
+@_exported import SandboxPlan
+@_exported import SandboxPolicy
+@_exported import SandboxVocabulary
+import Glibc
+
+/// The steps of a run before ``Executor/run()``, as `sandbox exec` takes them: a run
+/// id, the policy, the host facts, the plan, the run base. Each failure is the
+/// ``ExecError`` `exec` reports (kind `policy`, `plan` or `setup`), so a caller can
+/// turn it into the same refused ``RunResult`` (``RunResult/refused(runId:policy:argv:error:)``).
+public enum RunSteps {
+    /// A fresh run id: 12 random hex digits (``RunID``'s rule).
+    public static func newRunId() -> String {
+        var g = SystemRandomNumberGenerator()
+        let digits = Array("0123456789abcdef")
+        return String((0..<12).map { _ in digits[Int(g.next() & 15)] })
+    }
+
+    /// Loads a policy by name (the search path: `SANDBOX_POLICY_PATH`, then the shipped
+    /// policies) or by path (relative to `cwd`).
+    public static func loadPolicy(_ nameOrPath: String, relativeTo cwd: String,
+                                  searchPath: [String] = PolicyLoader.defaultSearchPath()) throws(ExecError) -> Policy {
+        let loader = PolicyLoader(searchPath: searchPath)
+        do {
+            return try loader.load(path: try loader.resolve(nameOrPath: nameOrPath, relativeTo: cwd))
+        } catch let e as PolicyError {
+            // The subject: the first file at fault (the policy, or a file it extends).
+            throw ExecError(kind: .policy, step: "load", subject: e.diagnostics.first?.file ?? nameOrPath,
+                            message: "invalid policy:\n" + e.diagnostics.map { "  \($0)" }.joined(separator: "\n"))
+        } catch {
+            throw ExecError(kind: .policy, step: "load", subject: nameOrPath, message: "\(error)")
+        }
+    }
+
+    /// The planner's view of this host and invoker, as `exec` builds it: the probe,
+    /// the identity of the working directory (of the calling thread), what later runs
+    /// trust (the executable, its data, the policy search path, the run base), and the
+    /// addresses a broad egress rule must not open.
+    public static func hostFacts(_ probe: HostProbe = .probe()) -> HostFacts {
+        var facts = HostFacts(arch: probe.arch, kernelRelease: probe.kernelRelease, landlockABI: probe.landlockABI,
+                              invokerUID: probe.uid, invokerGID: probe.gid, cwd: probe.cwd, home: probe.home,
+                              environment: probe.environment, files: HostFiles())
+        // The inode the invoker runs in: the supervisor binds this one, whatever its path
+        // names by the time the run starts.
+        facts.cwdIdentity = MountSources.workingDirectoryIdentity().map { FileIdentity(device: $0.device, inode: $0.inode) }
+        // What later runs trust; the planner refuses a policy that makes any of it
+        // writable (and the policy and profile files it was built from).
+        let base = try? RunDirectory.base(rootless: probe.uid != 0, environment: probe.environment)
+        facts.runBase = base
+        var trusted: [TrustedPath] = []
+        if let exe = realPath("/proc/self/exe") { trusted.append(.executable(exe)) }
+        if let data = DataDirectory.locate() {
+            trusted.append(.policies(data.policies))
+            trusted.append(.profiles(data.profiles))
+        }
+        for dir in (probe.environment["SANDBOX_POLICY_PATH"] ?? "").split(separator: ":") {
+            trusted.append(.policySearchDirectory(dir.hasPrefix("/") ? String(dir) : probe.cwd + "/" + dir))
+        }
+        if let base { trusted.append(.seccompCache(base + "/.seccomp-cache")) }
+        facts.trusted = trusted
+        // What a broad egress allow rule must not open: the host's addresses, the bridge.
+        facts.hostAddresses = HostAddresses.egressProtected()
+        return facts
+    }
+
+    /// The plan for `argv` under `policy` on this host. `digest: false` leaves the
+    /// digest to the executor, which computes it while the child starts.
+    public static func plan(_ policy: Policy, argv: [String], runId: String, host: HostFacts,
+                            digest: Bool = true) throws(ExecError) -> RunPlan {
+        do {
+            return try PlanCompiler(host: host).compile(policy, argv: argv, runId: runId, digest: digest)
+        } catch {
+            // The subject: the policy key at fault.
+            throw ExecError(kind: .plan, step: "compile", subject: (error as? PlanError)?.key,
+                            message: "policy \(policy.name): \(error)")
+        }
+    }
+
+    /// Where this invoker's run directories live (`/run/sandbox`, or
+    /// `$XDG_RUNTIME_DIR/sandbox` rootless).
+    public static func runBase(_ probe: HostProbe) throws(ExecError) -> String {
+        do { return try RunDirectory.base(rootless: probe.uid != 0, environment: probe.environment) } catch {
+            throw ExecError(kind: .setup, step: "run directory", subject: error.subject,
+                            errno: error.errno, message: "\(error)")
+        }
+    }
+
+    /// A result the command could reach is a result it could forge: refused when the
+    /// directory the result file goes to (`--result`'s) lies in a writable bind of
+    /// `plan` (compared by filesystem location, so bind-mount aliases count).
+    public static func checkResultDirectory(_ directory: String, path: String, plan: RunPlan) throws(ExecError) {
+        let table = FileSystemLocation.table()
+        guard let at = FileSystemLocation.of(directory, in: table) else { return }
+        for step in plan.mounts where step.kind == .bind && !step.readOnly {
+            guard let source = step.source, let writable = FileSystemLocation.of(source, in: table),
+                  writable.contains(at) else { continue }
+            throw ExecError(kind: .plan, step: "result file", subject: path,
+                            message: "--result \(path): it lies in \(source), which the command can write (\(step.origin)); it could move the directory and leave a forged result there. Write the result outside the writable paths")
+        }
+    }
+
+    /// The options `exec` runs with: this run base and its seccomp cache.
+    public static func options(runBase: String) -> ExecOptions {
+        ExecOptions(runBase: runBase, seccompCacheDir: runBase + "/.seccomp-cache")
+    }
+}
+
+/// realpath(3), or nil if the path cannot be resolved.
+private func realPath(_ path: String) -> String? {
+    guard let p = realpath(path, nil) else { return nil }
+    defer { free(p) }
+    return String(cString: p)
+}

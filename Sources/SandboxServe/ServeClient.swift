@@ -1,0 +1,54 @@
+import CSandbox
+import Foundation
+import SandboxKit
+
+/// `sandbox exec --server PATH`: one request to a `sandbox serve`, with this
+/// process's stdin, stdout and stderr, its directory and environment; the reply is
+/// the run's result.
+public enum ServeClient {
+    public struct Reply {
+        /// The reply line (the RunResult with `id` and `peer`), newline included.
+        public var line: [UInt8]
+        public var exitCode: Int32
+        /// The result's `error.message`, if the run failed.
+        public var errorMessage: String?
+    }
+
+    public static func run(socket path: String, policy: String, argv: [String], cwd: String,
+                           environment: [String: String], result: ResultFile?) throws(ServeError) -> Reply {
+        let fd = sbx_serve_connect(path)
+        guard fd >= 0 else { throw ServeError("connect \(path): \(String(cString: strerror(-fd)))") }
+        let socket = OwnedFD(fd)
+        defer { socket.close() }
+        func q(_ s: String) -> String { CanonicalJSON.quote(s) }
+        var json = "{\"id\":1,\"policy\":\(q(policy)),\"argv\":[\(argv.map(q).joined(separator: ","))],\"cwd\":\(q(cwd))"
+        json += ",\"env\":{\(environment.sorted { $0.key < $1.key }.map { "\(q($0.key)):\(q($0.value))" }.joined(separator: ","))}"
+        if let result { json += ",\"resultDir\":\(q(result.directory)),\"resultPath\":\(q(result.path))" }
+        let request = Array((json + "}\n").utf8)
+        var offset = 0
+        while offset < request.count {
+            // The three descriptors go with the first byte, as the protocol wants.
+            let stdio: [Int32] = offset == 0 ? [0, 1, 2] : []
+            let n = request[offset...].withUnsafeBytes { b in
+                sbx_serve_send(fd, b.baseAddress, b.count, stdio, Int32(stdio.count))
+            }
+            guard n > 0 else { throw ServeError("send to \(path): \(String(cString: strerror(Int32(-n))))") }
+            offset += n
+        }
+        var line: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
+        while !line.contains(UInt8(ascii: "\n")) {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw ServeError("\(path): the server closed the connection without a reply") }
+            line += chunk[..<n]
+        }
+        line = Array(line[...line.firstIndex(of: UInt8(ascii: "\n"))!])
+        guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
+              let exit = object["exitCode"] as? Int else {
+            throw ServeError("\(path): the reply is not a result")
+        }
+        let message = (object["error"] as? [String: Any])?["message"] as? String
+        return Reply(line: line, exitCode: Int32(truncatingIfNeeded: exit), errorMessage: message)
+    }
+}

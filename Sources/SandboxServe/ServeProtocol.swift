@@ -1,0 +1,96 @@
+import Foundation
+import SandboxKit
+
+/// One request of the serve protocol (Docs/serve.md): a JSON object on one line, sent
+/// with the client's stdin, stdout and stderr as three descriptors (SCM_RIGHTS).
+public struct ServeRequest: Sendable {
+    /// Echoed in the reply: a string or an integer, as the client sent it (JSON text).
+    public var id: String
+    public var policy: String
+    public var argv: [String]
+    /// Absolute: the directory the run starts in (`{cwd}`), as `exec` run there would.
+    public var cwd: String
+    /// The invoker's environment (`process.env_pass` reads it); absent: empty.
+    public var env: [String: String]
+    /// `exec --server --result FILE`: the result file's directory, refused like
+    /// `exec`'s when it lies in a writable bind of the run.
+    public var resultDirectory: String?
+    public var resultPath: String?
+
+    static let keys: Set<String> = ["id", "policy", "argv", "cwd", "env", "resultDir", "resultPath"]
+
+    /// The request in `line`, or the error reply's id (when one could be read) and why.
+    static func parse(_ line: ArraySlice<UInt8>) -> Result<ServeRequest, Refusal> {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(line)), let o = object as? [String: Any] else {
+            return .failure(Refusal(id: "null", "the request is not a JSON object on one line"))
+        }
+        let id: String
+        switch o["id"] {
+        case let s as String: id = CanonicalJSON.quote(s)
+        case let n as Int: id = String(n)
+        default: return .failure(Refusal(id: "null", subject: "id", "id: a string or an integer is required"))
+        }
+        if let unknown = o.keys.first(where: { !keys.contains($0) }) {
+            return .failure(Refusal(id: id, subject: unknown, "\(unknown): not a request field (\(keys.sorted().joined(separator: ", ")))"))
+        }
+        guard let policy = o["policy"] as? String, !policy.isEmpty else {
+            return .failure(Refusal(id: id, subject: "policy", "policy: a policy name or file is required"))
+        }
+        guard let argv = o["argv"] as? [String], !argv.isEmpty else {
+            return .failure(Refusal(id: id, subject: "argv", "argv: a non-empty array of strings is required"))
+        }
+        guard let cwd = o["cwd"] as? String, cwd.hasPrefix("/") else {
+            return .failure(Refusal(id: id, subject: "cwd", "cwd: an absolute path is required"))
+        }
+        var env: [String: String] = [:]
+        if let e = o["env"] {
+            guard let m = e as? [String: String] else {
+                return .failure(Refusal(id: id, subject: "env", "env: an object of strings is required"))
+            }
+            env = m
+        }
+        let dir = o["resultDir"] as? String, path = o["resultPath"] as? String
+        if (o["resultDir"] != nil && dir?.hasPrefix("/") != true) || (o["resultPath"] != nil && path == nil) {
+            return .failure(Refusal(id: id, subject: "resultDir", "resultDir: an absolute path is required"))
+        }
+        for s in [policy, cwd] + argv + Array(env.keys) + Array(env.values) where s.utf8.contains(0) {
+            return .failure(Refusal(id: id, subject: "argv", "a string holds a NUL byte"))
+        }
+        return .success(ServeRequest(id: id, policy: policy, argv: argv, cwd: cwd, env: env,
+                                     resultDirectory: dir, resultPath: path ?? dir))
+    }
+
+    /// A request refused before it ran: the error reply's id and the error.
+    struct Refusal: Error {
+        var id: String
+        var error: ExecError
+        init(id: String, subject: String? = nil, kind: ExecError.Kind = .plan, step: String = "request", _ message: String) {
+            self.id = id
+            error = ExecError(kind: kind, step: step, subject: subject, message: message)
+        }
+    }
+}
+
+/// Who is on the other end of a connection, as the kernel recorded it at `connect`.
+public struct Peer: Sendable, Equatable {
+    public var uid: UInt32
+    public var gid: UInt32
+    public var pid: Int32
+}
+
+enum ServeReply {
+    /// One line: the RunResult's canonical JSON with the request's `id` and the
+    /// connection's `peer` first.
+    static func line(id: String, peer: Peer?, result: RunResult) -> [UInt8] {
+        let body = (try? CanonicalJSON.encode(result)) ?? Array("{}".utf8)
+        var out = Array("{\"id\":\(id),".utf8)
+        if let peer { out += Array("\"peer\":{\"gid\":\(peer.gid),\"pid\":\(peer.pid),\"uid\":\(peer.uid)},".utf8) }
+        out += body.dropFirst()
+        out.append(UInt8(ascii: "\n"))
+        return out
+    }
+
+    static func refused(_ r: ServeRequest.Refusal, peer: Peer?, argv: [String] = []) -> [UInt8] {
+        line(id: r.id, peer: peer, result: .refused(runId: "", policy: "", argv: argv, error: r.error))
+    }
+}

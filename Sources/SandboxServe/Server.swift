@@ -1,0 +1,253 @@
+import CSandbox
+import Foundation
+import SandboxKit
+import Synchronization
+
+/// `sandbox serve`: a long-lived supervisor that runs each request of its clients in
+/// a fresh sandbox exactly as `exec` would (same loader, planner, executor, result),
+/// with the client's stdio, directory and environment. Docs/serve.md has the
+/// protocol and the security model.
+///
+/// Threads: the caller's thread accepts (and reads the stop signals); one thread
+/// per connection reads its requests; one thread per run, which lives as long as the
+/// run (the init's PDEATHSIG is tied to it) and has a working directory of its own
+/// (`unshare(CLONE_FS)`), the client's.
+public final class Server: @unchecked Sendable {
+    public struct Limits: Sendable {
+        /// A request line longer than this ends the connection (framing is lost).
+        public var maxLineBytes = 256 * 1024
+        public var maxInFlightPerConnection = 64
+        public var maxInFlight = 512
+        public var maxConnections = 256
+        public init() {}
+    }
+
+    let limits: Limits
+    /// `--group`: members may connect; nil: only the server's own uid.
+    let group: UInt32?
+    let uid = geteuid()
+    /// The server's, fixed at start: every run's policy search path and run base.
+    let searchPath: [String]
+    let runBase: String
+    let serverEnvironment: [String: String]
+    private let inFlight = Mutex(0)
+    private let connections = Mutex<[ObjectIdentifier: Connection]>([:])
+
+    public init(group: UInt32?, limits: Limits = Limits()) throws(ServeError) {
+        self.group = group
+        self.limits = limits
+        let probe = HostProbe.probe()
+        serverEnvironment = probe.environment
+        searchPath = PolicyLoader.defaultSearchPath()
+        do { runBase = try RunSteps.runBase(probe) } catch { throw ServeError(error.message) }
+    }
+
+    /// Serves on `path` until SIGINT, SIGTERM or SIGHUP; then cancels every run, waits
+    /// for their teardown and removes the socket. `ready` is called once clients can
+    /// connect.
+    public func serve(path: String, ready: () -> Void = {}) throws(ServeError) {
+        // Blocked here, before any thread exists, so every thread inherits the mask
+        // and only this signalfd sees them.
+        let signals: SignalChannel
+        do { signals = try SignalChannel([SIGINT, SIGTERM, SIGHUP]) } catch { throw ServeError("\(error)") }
+        defer { signals.close() }
+        let socket = try ListeningSocket(path: path, group: group)
+        defer { socket.remove() }
+        ready()
+        accepting: while true {
+            guard let events = try? Poll.wait([socket.fd.raw, signals.fd], timeoutMs: -1) else { continue }
+            if !events[1].isEmpty, !signals.pending().isEmpty { break accepting }
+            guard events[0].contains(.readable) else { continue }
+            let fd = sbx_serve_accept(socket.fd.raw)
+            if fd < 0 { continue }
+            accept(fd)
+        }
+        socket.remove()
+        let all = connections.withLock { Array($0.values) }
+        // The readers see EOF and let go; the runs' threads close each connection.
+        for c in all { c.cancelAll(); shutdown(c.fd, Int32(SHUT_RDWR)) }
+        // Teardown of the cancelled runs (cgroup kill, run directory, leases).
+        let deadline = Clock.monotonicMs() + 30_000
+        while inFlight.withLock({ $0 }) > 0 && Clock.monotonicMs() < deadline { usleep(10_000) }
+    }
+
+    /// A new connection: its peer checked, then its own reading thread.
+    private func accept(_ fd: Int32) {
+        var uid: UInt32 = 0, gid: UInt32 = 0, pid: Int32 = 0
+        guard sbx_serve_peer(fd, &uid, &gid, &pid) == 0 else { Glibc.close(fd); return }
+        let connection = Connection(fd: fd, peer: Peer(uid: uid, gid: gid, pid: pid))
+        if let why = refusal(of: connection.peer, fd: fd) {
+            connection.send(ServeReply.refused(.init(id: "null", subject: "peer", step: "peer", why), peer: connection.peer))
+            connection.release(request: false)
+            return
+        }
+        let admitted = connections.withLock { c -> Bool in
+            guard c.count < limits.maxConnections else { return false }
+            c[ObjectIdentifier(connection)] = connection
+            return true
+        }
+        guard admitted else {
+            connection.send(ServeReply.refused(.init(id: "null", step: "limit", "the server has \(limits.maxConnections) connections open; try again later"), peer: connection.peer))
+            connection.release(request: false)
+            return
+        }
+        startThread { self.read(connection) }
+    }
+
+    /// Who may be served (Docs/serve.md, security model): the server's own uid; with
+    /// `--group`, members of that group too, but only by a server that is not root
+    /// (their runs are the server's uid's: a non-root server lends what that uid can
+    /// do, which the group was given by its owner). A root server serves root only:
+    /// runs on behalf of another uid (its policies, its directory's access, its idmap)
+    /// are not implemented, so another uid could gain root's reach through them.
+    private func refusal(of peer: Peer, fd: Int32) -> String? {
+        if peer.uid == uid { return nil }
+        guard let group else {
+            return "uid \(peer.uid) may not use this server: it serves uid \(uid) only (start it with --group to admit a group)"
+        }
+        if uid == 0 {
+            return "uid \(peer.uid) may not use this server: a server running as root serves root only (run a server as that user)"
+        }
+        var groups = [UInt32](repeating: 0, count: 256)
+        let n = sbx_serve_peer_groups(fd, &groups, Int32(groups.count))
+        if peer.gid == group || (n > 0 && groups[..<Int(n)].contains(group)) { return nil }
+        return "uid \(peer.uid) may not use this server: not in group \(group)"
+    }
+
+    /// The connection's reading loop: lines and the descriptors sent with them.
+    private func read(_ connection: Connection) {
+        var buffer: [UInt8] = []
+        var pending: [OwnedFD] = []   // received, not yet given to a request
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        defer {
+            for fd in pending { fd.close() }
+            connection.cancelAll()
+            connections.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(connection)) }
+            // The runs' threads close the connection once the last one has replied
+            // (or found the client gone).
+            connection.release(request: false)
+        }
+        while true {
+            var fds = [Int32](repeating: -1, count: 16)
+            var nfds: Int32 = 0, truncated: Int32 = 0
+            let n = chunk.withUnsafeMutableBytes { b in
+                sbx_serve_recv(connection.fd, b.baseAddress, b.count, &fds, 16, &nfds, &truncated)
+            }
+            if n <= 0 { return }   // EOF or error: the client is gone
+            pending += fds[..<Int(nfds)].map { OwnedFD($0) }
+            // More descriptors than lines could use: not a client of this protocol.
+            if truncated != 0 || pending.count > 3 * limits.maxInFlightPerConnection {
+                connection.send(ServeReply.refused(.init(id: "null", step: "request", "more descriptors than requests; each request carries exactly three"), peer: connection.peer))
+                return
+            }
+            buffer += chunk[..<n]
+            while let nl = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = buffer[..<nl]
+                let stdio = pending.count >= 3 ? Array(pending.prefix(3)) : []
+                pending.removeFirst(stdio.count)
+                handle(line, stdio: stdio, on: connection)
+                buffer.removeSubrange(...nl)
+            }
+            if buffer.count > limits.maxLineBytes {
+                connection.send(ServeReply.refused(.init(id: "null", step: "request", "a request line is longer than \(limits.maxLineBytes) bytes"), peer: connection.peer))
+                return
+            }
+        }
+    }
+
+    /// One request line: refused at once, or run on a thread of its own.
+    private func handle(_ line: ArraySlice<UInt8>, stdio: [OwnedFD], on connection: Connection) {
+        let request: ServeRequest
+        switch ServeRequest.parse(line) {
+        case .failure(let r):
+            for fd in stdio { fd.close() }
+            connection.send(ServeReply.refused(r, peer: connection.peer))
+            return
+        case .success(let r): request = r
+        }
+        guard stdio.count == 3 else {
+            connection.send(ServeReply.refused(.init(id: request.id, subject: "descriptors", "the request came with \(stdio.count) descriptors; send stdin, stdout and stderr (SCM_RIGHTS) with it"), peer: connection.peer, argv: request.argv))
+            return
+        }
+        guard connection.retain(limit: limits.maxInFlightPerConnection) else {
+            for fd in stdio { fd.close() }
+            connection.send(ServeReply.refused(.init(id: request.id, step: "limit", "\(limits.maxInFlightPerConnection) requests of this connection are in flight; wait for a reply"), peer: connection.peer, argv: request.argv))
+            return
+        }
+        let admitted = inFlight.withLock { n -> Bool in
+            guard n < limits.maxInFlight else { return false }
+            n += 1
+            return true
+        }
+        guard admitted else {
+            for fd in stdio { fd.close() }
+            connection.send(ServeReply.refused(.init(id: request.id, step: "limit", "the server has \(limits.maxInFlight) runs in flight; try again later"), peer: connection.peer, argv: request.argv))
+            connection.release()
+            return
+        }
+        startThread {
+            let result = self.run(request, stdio: stdio, connection: connection)
+            for fd in stdio { fd.close() }
+            connection.send(ServeReply.line(id: request.id, peer: connection.peer, result: result))
+            self.inFlight.withLock { $0 -= 1 }
+            connection.release()
+        }
+    }
+
+    /// One run, on its own thread, as `exec` would make it in `request.cwd` with
+    /// `request.env`: the same steps (RunSteps), a fresh Executor.
+    func run(_ request: ServeRequest, stdio: [OwnedFD], connection: Connection) -> RunResult {
+        let runId = RunSteps.newRunId()
+        var label = request.policy
+        func refused(_ e: ExecError) -> RunResult { .refused(runId: runId, policy: label, argv: request.argv, error: e) }
+        // This thread's working directory becomes the client's; the server's and the
+        // other runs' are untouched.
+        let r = sbx_serve_unshare_fs()
+        guard r == 0 else {
+            return refused(ExecError(kind: .setup, step: "cwd", subject: request.cwd, errno: Errno(-r), message: "unshare(CLONE_FS): \(String(cString: strerror(-r)))"))
+        }
+        guard chdir(request.cwd) == 0 else {
+            let e = errno
+            return refused(ExecError(kind: .plan, step: "cwd", subject: request.cwd, errno: Errno(e), message: "cwd \(request.cwd): \(String(cString: strerror(e)))"))
+        }
+        var probe = HostProbe.probe()
+        probe.environment = environment(for: request)
+        let home = probe.environment["HOME"] ?? "/"
+        probe.home = home.hasPrefix("/") ? home : "/"
+        do {
+            let policy = try RunSteps.loadPolicy(request.policy, relativeTo: probe.cwd, searchPath: searchPath)
+            label = policy.name
+            let plan = try RunSteps.plan(policy, argv: request.argv, runId: runId, host: RunSteps.hostFacts(probe), digest: false)
+            if let dir = request.resultDirectory {
+                try RunSteps.checkResultDirectory(dir, path: request.resultPath ?? dir, plan: plan)
+            }
+            var options = RunSteps.options(runBase: runBase)
+            options.stdio = (stdio[0].raw, stdio[1].raw, stdio[2].raw)
+            options.forwardSignals = false    // the server's signals are its own
+            options.restoreTerminal = false   // the client's terminal is the client's
+            let executor = Executor(plan: plan, options: options)
+            guard let key = connection.register(executor.handle) else {
+                return refused(ExecError(kind: .plan, step: "cancelled", message: "the client disconnected before the run started"))
+            }
+            defer { connection.unregister(key) }
+            return executor.run()
+        } catch {
+            return refused(error)
+        }
+    }
+
+    /// The client's environment, but the server's `SANDBOX_POLICY_PATH` and
+    /// `XDG_RUNTIME_DIR`: the policy search path and the run base (and so what the
+    /// planner counts as trusted) are the server's, whatever a client sends.
+    private func environment(for request: ServeRequest) -> [String: String] {
+        var env = request.env
+        for key in ["SANDBOX_POLICY_PATH", "XDG_RUNTIME_DIR"] { env[key] = serverEnvironment[key] }
+        return env
+    }
+
+    private func startThread(_ body: @escaping @Sendable () -> Void) {
+        let t = Thread { body() }
+        t.stackSize = 4 << 20
+        t.start()
+    }
+}
