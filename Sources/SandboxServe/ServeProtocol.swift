@@ -21,43 +21,62 @@ public struct ServeRequest: Sendable {
 
     /// The request in `line`, or the error reply's id (when one could be read) and why.
     static func parse(_ line: ArraySlice<UInt8>) -> Result<ServeRequest, Refusal> {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(line)), let o = object as? [String: Any] else {
+        // JSONDecoder, not JSONSerialization: it tells `true` from 1 and 1.5 from 1.
+        guard let o = try? JSONDecoder().decode(Wire.self, from: Data(line)) else {
             return .failure(Refusal(id: "null", "the request is not a JSON object on one line"))
         }
-        let id: String
-        switch o["id"] {
-        case let s as String: id = CanonicalJSON.quote(s)
-        case let n as Int: id = String(n)
-        default: return .failure(Refusal(id: "null", subject: "id", "id: a string or an integer is required"))
-        }
-        if let unknown = o.keys.first(where: { !keys.contains($0) }) {
+        guard let id = o.id else { return .failure(Refusal(id: "null", subject: "id", "id: a string or an integer is required")) }
+        if let unknown = o.present.subtracting(keys).sorted().first {
             return .failure(Refusal(id: id, subject: unknown, "\(unknown): not a request field (\(keys.sorted().joined(separator: ", ")))"))
         }
-        guard let policy = o["policy"] as? String, !policy.isEmpty else {
+        guard let policy = o.policy, !policy.isEmpty else {
             return .failure(Refusal(id: id, subject: "policy", "policy: a policy name or file is required"))
         }
-        guard let argv = o["argv"] as? [String], !argv.isEmpty else {
+        guard let argv = o.argv, !argv.isEmpty else {
             return .failure(Refusal(id: id, subject: "argv", "argv: a non-empty array of strings is required"))
         }
-        guard let cwd = o["cwd"] as? String, cwd.hasPrefix("/") else {
+        guard let cwd = o.cwd, cwd.hasPrefix("/") else {
             return .failure(Refusal(id: id, subject: "cwd", "cwd: an absolute path is required"))
         }
-        var env: [String: String] = [:]
-        if let e = o["env"] {
-            guard let m = e as? [String: String] else {
-                return .failure(Refusal(id: id, subject: "env", "env: an object of strings is required"))
-            }
-            env = m
+        if o.present.contains("env") && o.env == nil {
+            return .failure(Refusal(id: id, subject: "env", "env: an object of strings is required"))
         }
-        let dir = o["resultDir"] as? String, path = o["resultPath"] as? String
-        if (o["resultDir"] != nil && dir?.hasPrefix("/") != true) || (o["resultPath"] != nil && path == nil) {
-            return .failure(Refusal(id: id, subject: "resultDir", "resultDir: an absolute path is required"))
+        if (o.present.contains("resultDir") && o.resultDir?.hasPrefix("/") != true)
+            || (o.present.contains("resultPath") && o.resultPath == nil) {
+            return .failure(Refusal(id: id, subject: "resultDir", "resultDir, resultPath: absolute paths are required"))
         }
+        let env = o.env ?? [:]
         for s in [policy, cwd] + argv + Array(env.keys) + Array(env.values) where s.utf8.contains(0) {
             return .failure(Refusal(id: id, subject: "argv", "a string holds a NUL byte"))
         }
         return .success(ServeRequest(id: id, policy: policy, argv: argv, cwd: cwd, env: env,
-                                     resultDirectory: dir, resultPath: path ?? dir))
+                                     resultDirectory: o.resultDir, resultPath: o.resultPath ?? o.resultDir))
+    }
+
+    /// The line as sent: each field nil when absent or of the wrong type, and which
+    /// keys were there.
+    private struct Wire: Decodable {
+        var present: Set<String>
+        var id: String?
+        var policy: String?, argv: [String]?, cwd: String?, env: [String: String]?
+        var resultDir: String?, resultPath: String?
+
+        struct Key: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init(_ s: String) { stringValue = s }
+            init?(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
+
+        init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: Key.self)
+            present = Set(c.allKeys.map(\.stringValue))
+            func get<T: Decodable>(_ key: String) -> T? { try? c.decode(T.self, forKey: Key(key)) }
+            if let s: String = get("id") { id = CanonicalJSON.quote(s) } else if let n: Int = get("id") { id = String(n) }
+            policy = get("policy"); argv = get("argv"); cwd = get("cwd"); env = get("env")
+            resultDir = get("resultDir"); resultPath = get("resultPath")
+        }
     }
 
     /// A request refused before it ran: the error reply's id and the error.

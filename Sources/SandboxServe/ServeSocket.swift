@@ -95,8 +95,12 @@ final class Connection: @unchecked Sendable {
         var requests = 0
     }
 
-    init(fd: Int32, peer: Peer) {
+    /// Runs this connection may still start (``Server/Limits/maxInFlightPerConnection``).
+    let slots: DispatchSemaphore
+
+    init(fd: Int32, peer: Peer, maxInFlight: Int) {
         self.fd = fd
+        slots = DispatchSemaphore(value: maxInFlight)
         self.peer = peer
     }
 
@@ -136,13 +140,11 @@ final class Connection: @unchecked Sendable {
         for r in runs { r.cancel() }
     }
 
-    /// Admits one more request unless `limit` are in flight.
-    func retain(limit: Int) -> Bool {
+    /// One more request uses the connection (it replies on it).
+    func retain() {
         state.withLock { s in
-            guard s.requests < limit else { return false }
             s.requests += 1
             s.users += 1
-            return true
         }
     }
 
@@ -162,4 +164,5 @@ public struct ServeError: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
+import Dispatch
 import Synchronization

@@ -13,12 +13,20 @@ import Synchronization
 /// run (the init's PDEATHSIG is tied to it) and has a working directory of its own
 /// (`unshare(CLONE_FS)`), the client's.
 public final class Server: @unchecked Sendable {
+    /// Every bound keeps the server's descriptors below 1024: libnftables waits on
+    /// its netlink socket with select(), which aborts the process on a descriptor
+    /// past FD_SETSIZE. A run holds about 20 while it runs (bind sources and trees,
+    /// pipes, pidfd, cgroup, Landlock, the client's three), plus two per bind.
     public struct Limits: Sendable {
         /// A request line longer than this ends the connection (framing is lost).
         public var maxLineBytes = 256 * 1024
-        public var maxInFlightPerConnection = 64
-        public var maxInFlight = 512
-        public var maxConnections = 256
+        /// Runs of one connection at once; past it the server reads no more of that
+        /// connection until one ends (back-pressure, not an error).
+        public var maxInFlightPerConnection = 16
+        /// Runs at once in the server; past it, the same back-pressure.
+        public var maxRunning = 32
+        /// Connections at once; one more gets an error line and is closed.
+        public var maxConnections = 64
         public init() {}
     }
 
@@ -31,11 +39,13 @@ public final class Server: @unchecked Sendable {
     let runBase: String
     let serverEnvironment: [String: String]
     private let inFlight = Mutex(0)
+    private let running: DispatchSemaphore
     private let connections = Mutex<[ObjectIdentifier: Connection]>([:])
 
     public init(group: UInt32?, limits: Limits = Limits()) throws(ServeError) {
         self.group = group
         self.limits = limits
+        running = DispatchSemaphore(value: limits.maxRunning)
         let probe = HostProbe.probe()
         serverEnvironment = probe.environment
         searchPath = PolicyLoader.defaultSearchPath()
@@ -75,7 +85,8 @@ public final class Server: @unchecked Sendable {
     private func accept(_ fd: Int32) {
         var uid: UInt32 = 0, gid: UInt32 = 0, pid: Int32 = 0
         guard sbx_serve_peer(fd, &uid, &gid, &pid) == 0 else { Glibc.close(fd); return }
-        let connection = Connection(fd: fd, peer: Peer(uid: uid, gid: gid, pid: pid))
+        let connection = Connection(fd: fd, peer: Peer(uid: uid, gid: gid, pid: pid),
+                                    maxInFlight: limits.maxInFlightPerConnection)
         if let why = refusal(of: connection.peer, fd: fd) {
             connection.send(ServeReply.refused(.init(id: "null", subject: "peer", step: "peer", why), peer: connection.peer))
             connection.release(request: false)
@@ -119,6 +130,7 @@ public final class Server: @unchecked Sendable {
         var buffer: [UInt8] = []
         var pending: [OwnedFD] = []   // received, not yet given to a request
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        let tooLong = ServeReply.refused(.init(id: "null", step: "request", "a request line is longer than \(limits.maxLineBytes) bytes; the connection is closed"), peer: connection.peer)
         defer {
             for fd in pending { fd.close() }
             connection.cancelAll()
@@ -136,22 +148,20 @@ public final class Server: @unchecked Sendable {
             if n <= 0 { return }   // EOF or error: the client is gone
             pending += fds[..<Int(nfds)].map { OwnedFD($0) }
             // More descriptors than lines could use: not a client of this protocol.
-            if truncated != 0 || pending.count > 3 * limits.maxInFlightPerConnection {
+            if truncated != 0 || pending.count > 6 {
                 connection.send(ServeReply.refused(.init(id: "null", step: "request", "more descriptors than requests; each request carries exactly three"), peer: connection.peer))
                 return
             }
             buffer += chunk[..<n]
             while let nl = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                if nl > limits.maxLineBytes { connection.send(tooLong); return }
                 let line = buffer[..<nl]
                 let stdio = pending.count >= 3 ? Array(pending.prefix(3)) : []
                 pending.removeFirst(stdio.count)
                 handle(line, stdio: stdio, on: connection)
                 buffer.removeSubrange(...nl)
             }
-            if buffer.count > limits.maxLineBytes {
-                connection.send(ServeReply.refused(.init(id: "null", step: "request", "a request line is longer than \(limits.maxLineBytes) bytes"), peer: connection.peer))
-                return
-            }
+            if buffer.count > limits.maxLineBytes { connection.send(tooLong); return }
         }
     }
 
@@ -169,27 +179,19 @@ public final class Server: @unchecked Sendable {
             connection.send(ServeReply.refused(.init(id: request.id, subject: "descriptors", "the request came with \(stdio.count) descriptors; send stdin, stdout and stderr (SCM_RIGHTS) with it"), peer: connection.peer, argv: request.argv))
             return
         }
-        guard connection.retain(limit: limits.maxInFlightPerConnection) else {
-            for fd in stdio { fd.close() }
-            connection.send(ServeReply.refused(.init(id: request.id, step: "limit", "\(limits.maxInFlightPerConnection) requests of this connection are in flight; wait for a reply"), peer: connection.peer, argv: request.argv))
-            return
-        }
-        let admitted = inFlight.withLock { n -> Bool in
-            guard n < limits.maxInFlight else { return false }
-            n += 1
-            return true
-        }
-        guard admitted else {
-            for fd in stdio { fd.close() }
-            connection.send(ServeReply.refused(.init(id: request.id, step: "limit", "the server has \(limits.maxInFlight) runs in flight; try again later"), peer: connection.peer, argv: request.argv))
-            connection.release()
-            return
-        }
+        // Back-pressure: this connection is not read while it is at its bound, nor
+        // any while the server is at its own.
+        connection.slots.wait()
+        running.wait()
+        connection.retain()
+        inFlight.withLock { $0 += 1 }
         startThread {
             let result = self.run(request, stdio: stdio, connection: connection)
             for fd in stdio { fd.close() }
             connection.send(ServeReply.line(id: request.id, peer: connection.peer, result: result))
             self.inFlight.withLock { $0 -= 1 }
+            self.running.signal()
+            connection.slots.signal()
             connection.release()
         }
     }
