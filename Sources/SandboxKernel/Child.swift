@@ -119,7 +119,7 @@ public struct ChildFailure: Sendable, Equatable {
     public var stepName: String {
         switch UInt32(step) {
         case SBX_STEP_SIGNALS.rawValue: return "reset signal \(index < 0 ? "mask" : "disposition \(index)")"
-        case SBX_STEP_STDIO.rawValue: return "install descriptor \(index) (\(["stdin", "stdout", "stderr"][Int(max(0, min(2, index)))]))"
+        case SBX_STEP_STDIO.rawValue: return "install stdio descriptor \(index)"
         case SBX_STEP_KEEP_LIST.rawValue:
             return "keep \(index) descriptors across the first close (at most \(SBX_MAX_KEEP))"
         case SBX_STEP_CLOSE_FDS.rawValue: return "close inherited descriptors"

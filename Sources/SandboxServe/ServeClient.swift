@@ -51,4 +51,13 @@ public enum ServeClient {
         let message = (object["error"] as? [String: Any])?["message"] as? String
         return Reply(line: line, exitCode: Int32(truncatingIfNeeded: exit), errorMessage: message)
     }
+
+    /// The RunResult of a reply line, as `exec --result` writes it: the line without
+    /// the `id` and `peer` the server puts first (`{"id":1,"peer":{…numbers…},…`).
+    public static func result(of line: [UInt8]) -> [UInt8] {
+        let prefix = Array("{\"id\":1,\"peer\":{".utf8)
+        guard line.starts(with: prefix), let close = line[prefix.count...].firstIndex(of: UInt8(ascii: "}")),
+              close + 1 < line.count, line[close + 1] == UInt8(ascii: ",") else { return line }
+        return [UInt8(ascii: "{")] + line[(close + 2)...]
+    }
 }

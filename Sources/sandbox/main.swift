@@ -117,7 +117,7 @@ func runExec(policyName: String, argv: [String], resultPath: String?, resultFD: 
         do {
             let reply = try ServeClient.run(socket: server, policy: policyName, argv: argv, cwd: probe.cwd,
                                             environment: probe.environment, result: resultFile)
-            deliver(reply.line, exitCode: reply.exitCode, errorMessage: reply.errorMessage)
+            deliver(ServeClient.result(of: reply.line), exitCode: reply.exitCode, errorMessage: reply.errorMessage)
         } catch { fail("--server \(error)") }
     }
     let runId = RunSteps.newRunId()

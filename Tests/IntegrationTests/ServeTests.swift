@@ -225,9 +225,12 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: result) }
         let viaClient = try Harness.run(Harness.binary, ["exec", "--server", served.socket, "--policy", policy, "--result", result,
                                                          "--", "sh", "-c", "cat; echo to-err >&2; exit 5"], cwd: ws, stdin: "piped\n")
-        let written = FileManager.default.contents(atPath: result).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+        let bytes = FileManager.default.contents(atPath: result)
+        if let bytes { Harness.keepSample(bytes, kind: .runResult) }   // exec's schema, not the reply's
+        let written = bytes.flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
         #expect(viaClient.status == 5 && viaClient.stdout == "piped\n" && viaClient.stderr == "to-err\n"
-                && written?["exitCode"] as? Int == 5, "\(viaClient) \(written ?? [:])")
+                && written?["exitCode"] as? Int == 5 && written?["id"] == nil && written?["peer"] == nil
+                && written?["policy"] as? String == "serve-notify", "\(viaClient) \(written ?? [:])")
         #expect(!served.stop().contains("to-err"), "a run wrote to the server's own stderr")
     }
 
