@@ -452,7 +452,7 @@ import Testing
     /// Acceptance 5, shorter (Scripts/reliability.sh runs 2 000): 200 requests from 16
     /// connections, mixed policies with egress and timeouts, each result what `exec`
     /// gives for the same request.
-    @Test func twoHundredRequestsFromSixteenConnections() throws {
+    @Test func mixedLoadFromSixteenConnections() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
         let total = Int(ProcessInfo.processInfo.environment["SANDBOX_SERVE_REQUESTS"] ?? "") ?? 200
         try Self.load(requests: total, connections: 16)
