@@ -37,6 +37,7 @@ public final class Server: @unchecked Sendable {
     /// The server's, fixed at start: every run's policy search path and run base.
     let searchPath: [String]
     let runBase: String
+    let policies: PolicyCache
     let serverEnvironment: [String: String]
     private let inFlight = Mutex(0)
     private let running: DispatchSemaphore
@@ -49,6 +50,7 @@ public final class Server: @unchecked Sendable {
         let probe = HostProbe.probe()
         serverEnvironment = probe.environment
         searchPath = PolicyLoader.defaultSearchPath()
+        policies = PolicyCache(searchPath: searchPath)
         do { runBase = try RunSteps.runBase(probe) } catch { throw ServeError(error.message) }
     }
 
@@ -217,7 +219,7 @@ public final class Server: @unchecked Sendable {
         let home = probe.environment["HOME"] ?? "/"
         probe.home = home.hasPrefix("/") ? home : "/"
         do {
-            let policy = try RunSteps.loadPolicy(request.policy, relativeTo: probe.cwd, searchPath: searchPath)
+            let policy = try policies.load(request.policy, relativeTo: probe.cwd)
             label = policy.name
             let plan = try RunSteps.plan(policy, argv: request.argv, runId: runId, host: RunSteps.hostFacts(probe), digest: false)
             if let dir = request.resultDirectory {

@@ -234,6 +234,27 @@ import Testing
         #expect(!served.stop().contains("to-err"), "a run wrote to the server's own stderr")
     }
 
+    /// The server keeps loaded policies warm, but a changed file (the policy or one it
+    /// extends) is loaded again, as `exec` would load it.
+    @Test func aChangedPolicyFileIsLoadedAgain() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let served = try Served()
+        defer { served.stop() }
+        guard Harness.require(served.ready, "sandbox serve started") else { return }
+        let ws = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: ws) }
+        func write(_ name: String, _ body: String) -> String { Harness.policy(body, in: ws, name: name) }
+        _ = write("parent.toml", "name = \"parent\"\nextends = [\"agent\"]\n[process]\nenv.set = { A = \"a1\" }\n")
+        let child = write("child.toml", "name = \"child\"\nextends = [\"parent.toml\"]\n[process]\nenv.set = { B = \"b1\" }\n")
+        func echo() throws -> String { try Self.runOnce(served, policy: child, argv: ["sh", "-c", "echo $A $B"], cwd: ws).out }
+        #expect(try echo() == "a1 b1\n")
+        #expect(try echo() == "a1 b1\n")
+        _ = write("child.toml", "name = \"child\"\nextends = [\"parent.toml\"]\n[process]\nenv.set = { B = \"b2\" }\n")
+        #expect(try echo() == "a1 b2\n", "a changed policy file was not loaded again")
+        _ = write("parent.toml", "name = \"parent\"\nextends = [\"agent\"]\n[process]\nenv.set = { A = \"a2\" }\n")
+        #expect(try echo() == "a2 b2\n", "a changed parent was not loaded again")
+    }
+
     @Test func stdioTravelsThroughThePassedDescriptors() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
         let served = try Served()
