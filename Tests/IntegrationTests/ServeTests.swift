@@ -169,6 +169,10 @@ import Testing
         }
         // Whether the filter came from the cache depends on which run compiled it first.
         if var f = r["fences"] as? [String: Any] { f["seccompCacheHit"] = nil; r["fences"] = f }
+        if var d = r["denials"] as? [[String: Any]] {
+            for i in d.indices { d[i]["first"] = nil }   // when, not what
+            r["denials"] = d
+        }
         if var v = r["violations"] as? [[String: Any]] {
             // The arguments are addresses in the command's memory, not the request's content.
             for i in v.indices { v[i]["args"] = nil; v[i]["calls"] = (v[i]["calls"] as? [Any])?.count }
