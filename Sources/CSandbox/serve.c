@@ -14,13 +14,18 @@
 
 int sbx_serve_listen(int dirfd, const char *name, unsigned mode, long gid, int backlog) {
     if (strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, "..") || !*name) return -EINVAL;
+    /* Bound under a temporary name and renamed into place once listening: a client
+     * that finds the name can connect (between bind and listen it would be refused). */
+    char tmp[64];
+    snprintf(tmp, sizeof tmp, ".sandbox-serve.%d.tmp", (int)getpid());
     struct sockaddr_un a;
     memset(&a, 0, sizeof a);
     a.sun_family = AF_UNIX;
-    int n = snprintf(a.sun_path, sizeof a.sun_path, "/proc/self/fd/%d/%s", dirfd, name);
+    int n = snprintf(a.sun_path, sizeof a.sun_path, "/proc/self/fd/%d/%s", dirfd, tmp);
     if (n < 0 || (size_t)n >= sizeof a.sun_path) return -ENAMETOOLONG;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;
+    unlinkat(dirfd, tmp, 0);   /* ours, from a server of this pid that died */
     /* The socket file gets 0777 & ~umask: with this umask it is never looser than
      * `mode` (0600 until the group is set), not even between bind and the chmod. */
     mode_t old = umask(0777 & ~(gid >= 0 ? 0600 : mode));
@@ -28,14 +33,16 @@ int sbx_serve_listen(int dirfd, const char *name, unsigned mode, long gid, int b
     int e = errno;
     umask(old);
     if (r < 0) { close(fd); return -e; }
-    if (gid >= 0 && (fchownat(dirfd, name, (uid_t)-1, (gid_t)gid, AT_SYMLINK_NOFOLLOW) < 0
-                     || fchmodat(dirfd, name, mode, 0) < 0)) {
+    if ((gid >= 0 && (fchownat(dirfd, tmp, (uid_t)-1, (gid_t)gid, AT_SYMLINK_NOFOLLOW) < 0
+                      || fchmodat(dirfd, tmp, mode, 0) < 0))
+        || listen(fd, backlog) < 0
+        /* Never over anything planted at the name meanwhile. */
+        || renameat2(dirfd, tmp, dirfd, name, RENAME_NOREPLACE) < 0) {
         e = errno;
-        unlinkat(dirfd, name, 0);
+        unlinkat(dirfd, tmp, 0);
         close(fd);
         return -e;
     }
-    if (listen(fd, backlog) < 0) { e = errno; unlinkat(dirfd, name, 0); close(fd); return -e; }
     return fd;
 }
 
