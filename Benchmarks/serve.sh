@@ -16,8 +16,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v bwrap >/dev/null || { echo "needs bubblewrap (apt-get install bubblewrap)"; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "run as root (agent leases a uid of its own per run)"; exit 1; }
-[ -n "${SKIP_BUILD:-}" ] || swift build -c release --static-swift-stdlib >/dev/null
-bin="$PWD/.build/release/sandbox"
+# SANDBOX_BIN: a release binary built elsewhere (then nothing is built here).
+if [ -z "${SANDBOX_BIN:-}" ]; then swift build -c release --static-swift-stdlib >/dev/null; fi
+bin="${SANDBOX_BIN:-$PWD/.build/release/sandbox}"
 client="$PWD/Benchmarks/serve_client.py"
 work=$(mktemp -d)
 mkdir "$work/sock" && chmod 700 "$work/sock"
