@@ -47,8 +47,8 @@ struct DenialAccount {
         var seccompKinds = classifier.loggedKinds(onViolation: plan.seccomp.onViolation)
         if plan.seccomp.onViolation != .errno && !seccompKinds.isEmpty {
             // FLAG_LOG logs every action but ALLOW: under notify each notification
-            // would cost an audit record the reader only throws away.
-            notObserved.append(Self.line(seccompKinds, "on_violation = \"\(plan.seccomp.onViolation.rawValue)\": the filter is not logged (its log would repeat every notification); errno mode reports them"))
+            // would cost an audit record the reader only throws away. The built-in
+            // refusals reach the supervisor instead (refuseBuiltin).
             seccompKinds = []
         }
         var landlockKinds: [String] = []
@@ -128,6 +128,29 @@ struct DenialAccount {
 
     func isAccountedConnect(_ v: SeccompViolation) -> Bool { classifier.connectAccounted && v.syscall == "connect" }
 
+    /// Notify modes: a built-in refusal the filter handed over (a socket family
+    /// outside `socket_families`, a setuid/setgid mode, a signal to PID 1) is
+    /// answered as the errno rule would (EAFNOSUPPORT, EPERM) and listed under its
+    /// kind, not as a violation. Decided on the registers only. nil: not one.
+    mutating func refuseBuiltin(_ v: SeccompViolation, atMs: UInt64) -> SeccompNotifier.Answer? {
+        guard let (b, err) = classifier.builtin(v, viaSupervisor: plan.seccomp.onViolation != .errno) else { return nil }
+        if let i = builtins.firstIndex(where: { $0.kind == b.kind && $0.what == b.what && $0.detail == b.detail }) {
+            builtins[i].count += 1
+        } else if builtins.count < AuditTally.maxEntries {
+            var d = b
+            d.count = 1
+            d.first = atMs
+            builtins.append(d)
+        }
+        return .error(err)
+    }
+
+    func isBuiltin(_ v: SeccompViolation) -> Bool {
+        classifier.builtin(v, viaSupervisor: plan.seccomp.onViolation != .errno) != nil
+    }
+    /// The built-in refusals the supervisor answered (notify modes).
+    private var builtins: [RunResult.Denial] = []
+
     /// `addr:port` of a sockaddr_in / sockaddr_in6 (nil for other families), and
     /// whether it is a loopback address.
     static func destination(_ b: [UInt8]) -> (text: String, loopback: Bool)? {
@@ -181,6 +204,7 @@ struct DenialAccount {
                                  detail: "calls of system calls past the \(RunResult.Violation.maxEntries)-entry cap",
                                  count: violations.dropped, first: nil, hint: "more system calls were denied than the account lists"))
         }
+        for d in builtins { add(d) }
         let none = plan.network.mode == .none
         for (dest, n) in connects {
             add(RunResult.Denial(kind: .egress, what: dest, detail: "connect in network mode \(plan.network.mode.rawValue) (ENETUNREACH)",
@@ -291,6 +315,34 @@ struct SeccompClassifier {
         return kinds
     }
 
+    /// A built-in refusal handed to the supervisor (notify modes), from the
+    /// registers: the denial (count 0) and the errno to answer.
+    func builtin(_ v: SeccompViolation, viaSupervisor: Bool) -> (RunResult.Denial, errno: Int32)? {
+        guard viaSupervisor, v.args.count == 6 else { return nil }
+        let name = v.syscall
+        if name == "socket", let allowed = socketFamilies {
+            let family = UInt32(truncatingIfNeeded: v.args[0])
+            guard !allowed.contains(where: { $0.number == family }) else { return nil }
+            let known = SocketFamily.allCases.first { $0.number == family }
+            let afName = known.map { "AF_" + $0.rawValue.uppercased() } ?? "address family \(family)"
+            return (RunResult.Denial(kind: .socketFamily, what: "socket", detail: "\(afName) (EAFNOSUPPORT)", count: 0, first: nil,
+                                     hint: "the policy forbids creating \(afName) sockets (socket_families allows \(allowed.map(\.rawValue).joined(separator: ", ")))"),
+                    EAFNOSUPPORT)
+        }
+        if setuidGuarded.contains(name), let arg = SeccompPlan.modeArgument[name] {
+            let bits: UInt64 = 0o6000
+            if let flagsArg = SeccompPlan.createFlagsArgument[name], v.args[Int(flagsArg)] & SeccompPlan.createFlags == 0 { return nil }
+            guard v.args[Int(arg)] & bits != 0 else { return nil }
+            return (RunResult.Denial(kind: .setuidBit, what: name, detail: "a mode with S_ISUID or S_ISGID (EPERM)", count: 0, first: nil,
+                                     hint: "setting the setuid or setgid bit is not allowed by this policy"), EPERM)
+        }
+        if signalGuarded.contains(name), v.args[0] == 1 {
+            return (RunResult.Denial(kind: .signal, what: name, detail: "to PID 1, the sandbox init (EPERM)", count: 0, first: nil,
+                                     hint: "processes outside the sandbox (PID 1, the sandbox init, included) cannot be signalled under this policy"), EPERM)
+        }
+        return nil
+    }
+
     func classify(_ key: AuditTally.SeccompKey) -> RunResult.Denial {
         let name = SeccompCompiler.syscallName(key.syscall, arch: key.arch)
         // The record carries the action but not the errno (the kernel logs
@@ -327,3 +379,4 @@ struct SeccompClassifier {
                                 hint: "the system call \(name) is not allowed by this policy")
     }
 }
+

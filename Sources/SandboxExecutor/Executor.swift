@@ -577,8 +577,10 @@ public final class Executor {
                 let kill = plan.seccomp.onViolation == .kill
                 let answer: SeccompNotifier.Answer = kill ? .none : plan.seccomp.onViolation == .log ? .allow : .deny
                 if events[3].contains(.readable), let (v, given) = n.handleOne(decide: { v in
-                    account.accountConnect(v, atMs: Clock.realtimeMs() - startedWallMs) { n.readCaller(v, address: $0, length: $1) } ?? answer
-                }), !account.isAccountedConnect(v) {
+                    let at = Clock.realtimeMs() - startedWallMs
+                    return account.accountConnect(v, atMs: at) { n.readCaller(v, address: $0, length: $1) }
+                        ?? account.refuseBuiltin(v, atMs: at) ?? answer
+                }), !account.isAccountedConnect(v), !account.isBuiltin(v) {
                     record(v)
                     if given == .none && killedFor == nil {
                         // The call stays blocked in the kernel; the sandbox dies first.
@@ -913,6 +915,7 @@ extension SeccompPlan {
                                          origin: r.origin)
                     },
                     socketFamilies: socketFamilies, rulesDigest: rulesDigest)
+        spec.socketFamiliesViaSupervisor = onViolation != .errno // covered by rulesDigest
         spec.syscallNumbers = syscallNumbers.mapValues { Int32($0) }
         return spec
     }

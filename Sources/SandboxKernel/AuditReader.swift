@@ -229,7 +229,15 @@ public final class AuditReader: @unchecked Sendable {
             while let last = text.last, last == 0 || last == 0x0a { text = UnsafeRawBufferPointer(rebasing: text.dropLast()) }
             var event: AuditEvent?
             if type == AuditRecordParser.seccompType {
-                event = AuditRecordParser.parseSeccomp(text).map { .seccomp($0) }
+                // The hot path (a flood is thousands a second): a record of a run
+                // being accounted goes straight to its tally.
+                guard let r = AuditRecordParser.parseSeccomp(text) else { offset += (length + 3) & ~3; continue }
+                if r.pid != demux.markerPid, tallies[r.uid] != nil {
+                    if r.action != SeccompAuditRecord.notifyAction { tallies[r.uid]!.add(r) }
+                    offset += (length + 3) & ~3
+                    continue
+                }
+                event = .seccomp(r)
             } else if type == AuditRecordParser.landlockAccessType || type == AuditRecordParser.landlockDomainType {
                 event = AuditRecordParser.parse(type: type, text: String(decoding: text, as: UTF8.self)[...])
             }

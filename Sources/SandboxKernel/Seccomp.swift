@@ -47,6 +47,10 @@ public struct SeccompSpec: Codable, Sendable, Equatable {
     public var rules: [Rule]
     /// The address families socket(2) may use; nil: all.
     public var socketFamilies: [SocketFamily]?
+    /// socket(2) for another family is handed to the supervisor (USER_NOTIF), which
+    /// answers EAFNOSUPPORT and names it in the denial account, instead of failing in
+    /// the filter: for the notify modes, whose filter is not logged.
+    public var socketFamiliesViaSupervisor = false
     /// The planner's digest of the rule set: the cache key.
     public var rulesDigest: String
     /// Syscall numbers for names libseccomp may not know (a syscall newer than the
@@ -126,8 +130,9 @@ public struct SeccompProgram: Sendable, Equatable {
 public enum SeccompCompiler {
     /// Bumped when the generated program changes for the same spec, so old cache
     /// entries are not reused. 3: the unknown-number (ENOSYS) prefix. 4: the
-    /// unknown-number prefix's length in the entry.
-    static let formatVersion = 4
+    /// unknown-number prefix's length in the entry. 5: the socket-family prefix may
+    /// notify (socketFamiliesViaSupervisor).
+    static let formatVersion = 5
 
     private static let compiles = Atomic<Int>(0)
 
@@ -147,6 +152,7 @@ public enum SeccompCompiler {
         let native = seccomp_arch_native()
         let archName = try checkArch(spec.arch, native: native)
         let usesNotify = try resolvedActions(spec).contains(SCMP_ACT_NOTIFY)
+            || (spec.socketFamiliesViaSupervisor && spec.socketFamilies != nil)
 
         var cache: FilterCache?
         if let cacheDir, !spec.rulesDigest.isEmpty {
@@ -166,7 +172,8 @@ public enum SeccompCompiler {
                                  detail: "no socket(2) on \(archName); socket_families cannot be enforced")
             }
             filter = try socketFamilyPrefix(arch: native, socketNR: UInt32(socketNR),
-                                            families: Array(Set(numbers)).sorted()) + filter
+                                            families: Array(Set(numbers)).sorted(),
+                                            viaSupervisor: spec.socketFamiliesViaSupervisor) + filter
         }
         // Outermost, so an unknown number is answered before anything else looks at it.
         var prefixLength = 0
@@ -325,8 +332,9 @@ public enum SeccompCompiler {
     ///     3      jeq socket,   0, → lib      x32 socket (nr|0x40000000) too: killed there
     ///     4      ld  [args[0] low 32 bits]   the kernel's `int family`
     ///     5…4+n  jeq family_k, → lib, 0
-    ///     5+n    ret ERRNO(EAFNOSUPPORT)
-    static func socketFamilyPrefix(arch: UInt32, socketNR: UInt32, families: [UInt32]) throws -> [UInt8] {
+    ///     5+n    ret ERRNO(EAFNOSUPPORT)     (viaSupervisor: ret USER_NOTIF)
+    static func socketFamilyPrefix(arch: UInt32, socketNR: UInt32, families: [UInt32],
+                                   viaSupervisor: Bool = false) throws -> [UInt8] {
         guard families.count <= 64 else {
             throw KernelError(operation: "seccomp", subject: "socket_families", detail: "at most 64 families")
         }
@@ -346,7 +354,7 @@ public enum SeccompCompiler {
         for family in families {
             code.append((jeq, toLib(from: code.count), 0, family))
         }
-        code.append((ret, 0, 0, sbx_fence_scmp_act_errno(UInt16(EAFNOSUPPORT))))
+        code.append((ret, 0, 0, viaSupervisor ? SCMP_ACT_NOTIFY : sbx_fence_scmp_act_errno(UInt16(EAFNOSUPPORT))))
         var bytes: [UInt8] = []
         bytes.reserveCapacity(code.count * 8)
         for (op, jt, jf, k) in code {

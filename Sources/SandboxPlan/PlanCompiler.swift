@@ -502,6 +502,17 @@ struct Context {
         if enabled && policy.landlock.scope.contains(.signal) {
             rules = Context.noSignalsToInit(rules, arch: arch, denied: denied, defaultAllows: defaultAction == .allow)
         }
+        if sc.onViolation != .errno {
+            // notify/log/kill: the filter is not logged (its log would repeat every
+            // notification), so the built-in refusals reach the supervisor instead,
+            // which answers each as the errno rule would (EPERM) and names it in the
+            // denial account. Never allowed: the answer is always the refusal.
+            let builtin: Set<String> = [SeccompPlan.noSetuidBitsOrigin, SeccompPlan.noSignalsToInitOrigin]
+            for i in rules.indices where rules[i].action == .errno && builtin.contains(rules[i].origin) {
+                rules[i].action = .notify
+                rules[i].errno = nil
+            }
+        }
         if enabled && (policy.network.mode == .none || policy.network.mode == .loopback) {
             rules = Context.connectThroughSupervisor(rules, arch: arch, denied: denied, defaultAllows: defaultAction == .allow)
         }
@@ -713,3 +724,15 @@ struct Context {
             cpuPeriodUs: r.cpu != nil ? period : nil, ioWeight: r.ioWeight, bestEffort: r.bestEffort.sorted())
     }
 }
+
+extension SeccompPlan {
+    /// The argument that holds the mode of each call the no-setuid rules guard, and
+    /// of the opens the argument with their create flags (Context.modeSetters,
+    /// creatingOpens): the supervisor reads a handed-over call with them.
+    public static let modeArgument: [String: UInt32] = Dictionary(
+        uniqueKeysWithValues: Context.modeSetters.map { ($0.name, $0.modeArg) } + Context.creatingOpens.map { ($0.name, $0.modeArg) })
+    public static let createFlagsArgument: [String: UInt32] = Dictionary(
+        uniqueKeysWithValues: Context.creatingOpens.map { ($0.name, $0.flagsArg) })
+    public static let createFlags: UInt64 = Context.createFlags.reduce(0, |)
+}
+

@@ -118,10 +118,11 @@ import Testing
         }
     }
 
-    /// Notify mode: the notifier's calls are counted once, and the kinds only the
-    /// filter's log reports (setuid bits, socket families, signals to PID 1), which
-    /// notify mode does not log, are named in `notApplied`.
-    @Test func notifyModeCountsOnceAndNamesTheRest() throws {
+    /// Notify mode: the notifier's calls are counted once (`violations` and one
+    /// `syscall` entry); the built-in refusals (a socket family, a setuid bit, a
+    /// signal to PID 1) reach the supervisor too, which answers them as the errno
+    /// rules would and lists them under their kinds, the socket family by name.
+    @Test func notifyModeListsEveryKind() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
         let dir = Harness.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -131,21 +132,51 @@ import Testing
             [seccomp]
             on_violation = "notify"
             """, in: dir)
+        let out = try Harness.exec(policy: policy, ["python3", "-c", Self.builtinProbe], cwd: dir)
+        #expect(out.stdout == "ptrace -1 1\nptrace -1 1\nptrace -1 1\nchmod 1\nnetlink 97\nkill 1\n", "\(out.stdout) \(out.stderr)")
+        let d = Self.denials(out)
+        #expect(Self.summary(d).sorted() == ["setuid-bit chmod ×1", "signal kill ×1", "socket-family socket ×1", "syscall ptrace ×3"],
+                "\(Self.summary(d))")
+        #expect((d.first { $0["kind"] as? String == "socket-family" }?["hint"] as? String)?.contains("AF_NETLINK") == true, "\(d)")
+        let v = (out.result?["violations"] as? [[String: Any]]) ?? []
+        #expect(v.count == 1 && v.first?["syscall"] as? String == "ptrace" && v.first?["count"] as? Int == 3, "\(v)")
+        #expect(!Self.notApplied(out).contains { $0.contains("setuid-bit") }, "\(Self.notApplied(out))")
+    }
+
+    /// on_violation = "kill": a built-in refusal is answered (EPERM) and listed; it
+    /// does not end the run (the errno rules it stands for never did).
+    @Test func killModeAnswersBuiltinRefusals() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let dir = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let policy = Harness.policy("""
+            name = "kill-denials"
+            extends = ["\(Self.agent)"]
+            [seccomp]
+            on_violation = "kill"
+            """, in: dir)
         let out = try Harness.exec(policy: policy, ["python3", "-c", """
-            import ctypes, os
-            f = ctypes.CDLL(None, use_errno=True).syscall
-            for _ in range(3): f(101, 0, 0, 0, 0)
+            import os
             open("g", "w").close()
             try: os.chmod("g", 0o2755)
-            except OSError as e: print(e.errno)
+            except OSError as e: print("chmod", e.errno)
+            print("still here")
             """], cwd: dir)
-        #expect(out.stdout == "1\n", "\(out.stdout) \(out.stderr)")
-        let d = Self.summary(Self.denials(out)).sorted()
-        #expect(d == ["syscall ptrace ×3"], "\(d)")
-        #expect(Self.notApplied(out).contains { $0.contains("setuid-bit") && $0.contains("on_violation = \"notify\"") }, "\(Self.notApplied(out))")
-        let v = (out.result?["violations"] as? [[String: Any]]) ?? []
-        #expect(v.count == 1 && v.first?["count"] as? Int == 3, "\(v)")
+        #expect(out.status == 0 && out.stdout == "chmod 1\nstill here\n", "\(out.status) \(out.stdout) \(out.stderr)")
+        #expect(Self.summary(Self.denials(out)) == ["setuid-bit chmod ×1"], "\(Self.summary(Self.denials(out)))")
     }
+
+    static let builtinProbe = """
+        import ctypes, os, socket, subprocess
+        f = ctypes.CDLL(None, use_errno=True)
+        for _ in range(3): print("ptrace", f.syscall(101, 0, 0, 0, 0), ctypes.get_errno())
+        open("g", "w").close()
+        try: os.chmod("g", 0o2755); print("chmod ok")
+        except OSError as e: print("chmod", e.errno)
+        try: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0); print("netlink ok")
+        except OSError as e: print("netlink", e.errno)
+        print("kill", subprocess.run(["bash", "-c", "kill -TERM 1"]).returncode)
+        """
 
     /// Without CAP_AUDIT_READ (a capability-dropped root here; rootless alike) the
     /// audit log cannot be read: the kinds it would report are named in
