@@ -70,8 +70,10 @@ int sbx_net_run_in_netns(int netns_fd, void (*fn)(void *ctx), void *ctx) {
 
 /* ---- rtnetlink ----------------------------------------------------------- */
 
-int sbx_net_rtnl_open(void) {
-    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+int sbx_net_rtnl_open(void) { return sbx_net_netlink_open(NETLINK_ROUTE); }
+
+int sbx_net_netlink_open(int protocol) {
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
     if (fd < 0) return -errno;
     struct sockaddr_nl addr;
     memset(&addr, 0, sizeof addr);

@@ -348,6 +348,9 @@ struct Gc: ParsableCommand {
         // may belong to a run being created right now (or to another user's run
         // base). Those are never touched.
         for name in RunDirectory.removeAbandonedCreations(base: base) { print("removed \(name)") }
+        // Host veths of runs that are over, kept by a namespace still held somewhere
+        // (teardown leaves deleting them to the kernel, with the namespace).
+        for name in EgressNetwork.removeOrphanLinks(runBases: [base]) { print("removed veth \(name)") }
         for uid in UidLease.releaseOrphans(directory: UidLease.directory(runBase: base), runBase: base) {
             print("released uid lease \(uid)")
         }

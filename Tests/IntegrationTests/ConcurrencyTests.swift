@@ -274,7 +274,7 @@ import SandboxPolicy
             return holder.map(ids.contains) ?? false
         }
         #expect(leftLeases.isEmpty, "uid leases left: \(leftLeases)")
-        let leftLinks = ids.map(EgressNetwork.interfaceName(runId:)).filter { FileManager.default.fileExists(atPath: "/sys/class/net/\($0)") }
+        let leftLinks = ids.filter { !EgressTests.linksGone(for: $0) }
         #expect(leftLinks.isEmpty, "host veths left: \(leftLinks)")
         let descriptorsAfter = Self.runDescriptors()
         #expect(descriptorsAfter.count <= descriptorsBefore.count,

@@ -197,6 +197,17 @@ import Testing
         return links.filter { ($0["ifalias"] as? String) == "sandbox:\(runId)" }.compactMap { $0["ifname"] as? String }
     }
 
+    /// True once no link carries the run's mark, within `seconds`: teardown leaves the
+    /// veth to the kernel, which removes it with the run's namespace in a worker of
+    /// its own.
+    static func linksGone(for runId: String, seconds: Int = 10) -> Bool {
+        for _ in 0..<(seconds * 20) {
+            if linksMarked(for: runId).isEmpty { return true }
+            usleep(50_000)
+        }
+        return false
+    }
+
     /// `nft list ruleset` without our own `inet sandbox_host` table.
     static func rulesetOutsideOurTable() -> String {
         var out: [Substring] = []
@@ -243,7 +254,7 @@ import Testing
             return
         }
         #expect(!FileManager.default.fileExists(atPath: "/run/sandbox/\(id)"), "run directory \(id) left behind")
-        #expect(Self.linksMarked(for: id).isEmpty, "veth of \(id) left behind")
+        #expect(Self.linksGone(for: id), "veth of \(id) left behind")
     }
 
     // MARK: - egress

@@ -59,17 +59,25 @@ private func sandboxRuleset(dns: String) -> String {
 // MARK: - Pure
 
 @Suite struct NetworkUnitTests {
-    @Test func interfaceNamesAreStableShortAndHex() {
-        // FNV-1a 32 of "0123456789ab", computed independently.
-        #expect(EgressNetwork.interfaceName(runId: "0123456789ab") == "sbx2d4c5d51")
-        #expect(EgressNetwork.interfaceName(runId: "r1") == EgressNetwork.interfaceName(runId: "r1"))
-        #expect(EgressNetwork.interfaceName(runId: "r1") != EgressNetwork.interfaceName(runId: "r2"))
-        for id in ["a", "0123456789ab", String(repeating: "z", count: 200)] {
-            let n = EgressNetwork.interfaceName(runId: id)
-            #expect(n.utf8.count == 11 && n.utf8.count <= 15 && n.hasPrefix("sbx"))
+    @Test func interfaceNamesAreTheAddressInHex() {
+        #expect(EgressNetwork.interfaceName(address: IPv4("10.203.0.7")!) == "sbx0acb0007")
+        #expect(EgressNetwork.interfaceName(address: IPv4("1.2.3.4")!) == "sbx01020304")
+        for a in ["10.203.0.2", "10.203.255.254", "0.0.0.1", "255.255.255.255"] {
+            let n = EgressNetwork.interfaceName(address: IPv4(a)!)
+            #expect(n.utf8.count == 11 && n.hasPrefix("sbx"))
             #expect(n.dropFirst(3).allSatisfy { "0123456789abcdef".contains($0) })
+            #expect(EgressNetwork.address(ofInterface: n) == IPv4(a))
+        }
+        // Any other name stands for no address (the bridge, other tools' links).
+        for other in ["sbx0", "sbx0ACB0007", "sbx0acb00071", "sbx0acb000g", "xbx0acb0007", "eth0"] {
+            #expect(EgressNetwork.address(ofInterface: other) == nil, "\(other)")
         }
         #expect(EgressNetwork.ownershipMark(runId: "abc") == "sandbox:abc")
+        #expect(EgressNetwork.runId(ofMark: "sandbox:abc") == "abc")
+        #expect(EgressNetwork.runId(ofMark: "sandbox:bridge") == "bridge") // never a veth's: gc also checks kind
+        for bad in [nil, "", "sandbox:", "sandbox:../x", "other:abc"] as [String?] {
+            #expect(EgressNetwork.runId(ofMark: bad) == nil, "\(bad ?? "nil")")
+        }
     }
 
     /// RTM_NEWLINK creating the pair, field by field (python struct.pack computed the
@@ -279,6 +287,16 @@ private func linkJSON(_ name: String) -> [String: Any]? {
     return arr.first
 }
 
+/// Teardown leaves the veth to the kernel, which removes it with the namespace in a
+/// worker of its own: true once the link is gone (within `seconds`).
+private func linkGone(_ name: String, seconds: Int = 10) -> Bool {
+    for _ in 0..<(seconds * 100) {
+        if access("/sys/class/net/\(name)", F_OK) != 0 { return true }
+        usleep(10_000)
+    }
+    return false
+}
+
 private func nftRulesetWithout(_ table: String) -> String {
     // `nft list ruleset` minus the named table (tables are separated at top level).
     let text = shell("nft", ["list", "ruleset"]).out
@@ -395,8 +413,8 @@ func tcpProbe(_ host: String, _ port: UInt16, timeoutMs: Int32 = 1000) -> String
             defer { net.tearDown() }
             print("egress setUp: \(net.setUpMicroseconds) µs (first run: bridge and host table created)")
 
-            // The host end: named from the run id, marked, a port of the bridge, up.
-            #expect(net.hostInterface == EgressNetwork.interfaceName(runId: run.id))
+            // The host end: named from the address, marked, a port of the bridge, up.
+            #expect(net.hostInterface == EgressNetwork.interfaceName(address: IPv4(net.address)!))
             let link = linkJSON(net.hostInterface)
             #expect(link?["ifalias"] as? String == "sandbox:\(run.id)")
             #expect(link?["master"] as? String == host.config.name)
@@ -426,7 +444,7 @@ func tcpProbe(_ host: String, _ port: UInt16, timeoutMs: Int32 = 1000) -> String
             #expect(table.contains("masquerade"))
 
             net.tearDown()
-            #expect(linkJSON(net.hostInterface) == nil, "veth left behind")
+            #expect(linkGone(net.hostInterface), "veth left behind")
             #expect(access(run.path + "/lease", F_OK) != 0, "lease left behind")
             #expect(net.netnsFD == -1)
             net.tearDown() // idempotent
@@ -489,7 +507,7 @@ func tcpProbe(_ host: String, _ port: UInt16, timeoutMs: Int32 = 1000) -> String
             } catch let e as KernelError {
                 #expect(e.operation == "nft load ruleset" && (e.detail ?? "").contains("Error"), "\(e)")
             }
-            #expect(linkJSON(EgressNetwork.interfaceName(runId: run.id)) == nil, "veth left behind")
+            #expect(!shell("ip", ["-d", "link", "show"]).out.contains("sandbox:\(run.id)"), "veth left behind")
             #expect(access(run.path + "/lease", F_OK) != 0, "lease left behind")
             // An empty ruleset is refused before anything is created.
             #expect(throws: KernelError.self) { try EgressNetwork.setUp(host.egress(run, ruleset: " \n")) }
@@ -531,7 +549,7 @@ func tcpProbe(_ host: String, _ port: UInt16, timeoutMs: Int32 = 1000) -> String
             for net in nets { net.tearDown() }
             print("egress tearDown x\(n): \((Clock.monotonicUs() - t0) / UInt64(max(1, n))) µs per run")
             for net in nets {
-                #expect(linkJSON(net.hostInterface) == nil, "veth \(net.hostInterface) left behind")
+                #expect(linkGone(net.hostInterface), "veth \(net.hostInterface) left behind")
             }
             for r in runs { #expect(access(r.path + "/lease", F_OK) != 0) }
         }
@@ -542,48 +560,79 @@ func tcpProbe(_ host: String, _ port: UInt16, timeoutMs: Int32 = 1000) -> String
     @Test func sequentialRunsMeasureSetUpAndTearDown() throws {
         guard require(getuid() == 0, "root") else { return }
         try withTestHost { host in
-            var setUp: [UInt64] = [], tearDown: [UInt64] = []
+            var setUp: [UInt64] = [], tearDown: [UInt64] = [], names: [String] = []
             for i in 0..<11 {
                 let run = try host.runDir()
                 let net = try EgressNetwork.setUp(host.egress(run))
                 let t = Clock.monotonicUs()
                 net.tearDown()
                 if i > 0 { setUp.append(net.setUpMicroseconds); tearDown.append(Clock.monotonicUs() - t) }
-                #expect(linkJSON(net.hostInterface) == nil)
+                names.append(net.hostInterface)
             }
+            for name in names { #expect(linkGone(name), "veth \(name) left behind") }
             setUp.sort(); tearDown.sort()
             print("egress sequential x10: setUp median \(setUp[5]) µs (min \(setUp[0])), tearDown median \(tearDown[5]) µs (min \(tearDown[0]))")
         }
     }
 
-    @Test func aLiveRunsAddressIsNeverHandedOutAndADeadOnesIs() throws {
+    @Test func anAddressIsNeverHandedOutWhileItsVethExists() throws {
         guard require(getuid() == 0, "root") else { return }
         try withTestHost { host in
-            let first = try host.runDir()
-            let a = try EgressNetwork.setUp(host.egress(first))
-            // Point the pool's cursor at the live run's address.
-            var state = HostState.read(host.config.stateDir + "/.net.state")
-            state.values["next"] = a.address
-            try state.write(host.config.stateDir + "/.net.state")
-            let second = try host.runDir()
-            let b = try EgressNetwork.setUp(host.egress(second))
-            #expect(b.address != a.address)
+            func pointCursor(at address: String) throws {
+                var state = HostState.read(host.config.stateDir + "/.net.state")
+                state.values["next"] = address
+                try state.write(host.config.stateDir + "/.net.state")
+            }
+            // A live run's address.
+            let a = try EgressNetwork.setUp(host.egress(try host.runDir()))
+            try pointCursor(at: a.address)
+            let b = try EgressNetwork.setUp(host.egress(try host.runDir()))
+            #expect(b.address != a.address, "two live runs share \(a.address)")
             b.tearDown()
 
-            // A dead run (no lock held) whose veth is gone: its lease no longer counts.
-            let leased = a.address
+            // A run that is over but whose namespace is still held (here: a duplicate
+            // of its fd; in life, one passed out of the sandbox, or the kernel not done
+            // removing it): its veth stays, and with it the address.
+            let held = fcntl(a.netnsFD, F_DUPFD_CLOEXEC, 3)
+            #expect(held >= 0)
+            let leased = a.address, vethA = a.hostInterface
             a.tearDown()
-            let dead = host.base + "/deadrun"
-            mkdir(dead, 0o700)
-            try Lease(address: IPv4(leased)!, bridge: host.config.name, veth: "sbx00000000").write(runDir: dead)
-            state = HostState.read(host.config.stateDir + "/.net.state")
-            state.values["next"] = leased
-            try state.write(host.config.stateDir + "/.net.state")
-            let third = try host.runDir()
-            let c = try EgressNetwork.setUp(host.egress(third))
-            #expect(c.address == leased)
+            #expect(linkJSON(vethA) != nil, "control: the held namespace keeps its veth")
+            try pointCursor(at: leased)
+            let c = try EgressNetwork.setUp(host.egress(try host.runDir()))
+            #expect(c.address != leased, "an address was handed out while its veth exists")
             c.tearDown()
-            RunDirectory.removeContents(dead)
+
+            // Once the namespace is gone, the kernel removes the veth and the address is free.
+            close(held)
+            #expect(linkGone(vethA))
+            try pointCursor(at: leased)
+            let d = try EgressNetwork.setUp(host.egress(try host.runDir()))
+            #expect(d.address == leased)
+            d.tearDown()
+        }
+    }
+
+    /// Any link holding an address's name — another tool's included — makes that
+    /// address skipped, one by one and (after a few) from one dump of every link.
+    @Test func addressesWhoseNameIsTakenAreSkipped() throws {
+        guard require(getuid() == 0, "root") else { return }
+        try withTestHost { host in
+            let first = IPv4("10.205.\(host.third).100")!
+            var foreign: [String] = []
+            defer { for name in foreign { shell("ip", ["link", "del", name]) } }
+            for i in 0..<6 {
+                let name = EgressNetwork.interfaceName(address: IPv4(first.value + UInt32(i)))
+                #expect(shell("ip", ["link", "add", name, "type", "veth", "peer", "name", "sbxtq\(host.tag)\(i)"]).status == 0)
+                foreign.append(name)
+            }
+            var state = HostState.read(host.config.stateDir + "/.net.state")
+            state.values["next"] = first.description
+            try state.write(host.config.stateDir + "/.net.state")
+            let net = try EgressNetwork.setUp(host.egress(try host.runDir()))
+            #expect(net.address == IPv4(first.value + 6).description)
+            net.tearDown()
+            for name in foreign { #expect(linkJSON(name) != nil, "a link not ours was touched: \(name)") }
         }
     }
 
@@ -599,13 +648,76 @@ func tcpProbe(_ host: String, _ port: UInt16, timeoutMs: Int32 = 1000) -> String
             EgressNetwork.removeLeftovers(runId: run.id, runDir: run.path) // again: nothing to do
             net.tearDown() // and the late teardown finds nothing either
 
-            // A link with a run's derived name but not our mark is someone else's.
-            let other = "other\(randomHex(6))"
-            let name = EgressNetwork.interfaceName(runId: other)
+            // A lease naming a link that is not marked for the run: someone else's.
+            let other = try host.runDir()
+            let address = IPv4("10.205.\(host.third).250")!
+            let name = EgressNetwork.interfaceName(address: address)
             #expect(shell("ip", ["link", "add", name, "type", "veth", "peer", "name", "sbxtp\(host.tag)"]).status == 0)
             defer { shell("ip", ["link", "del", name]) }
-            EgressNetwork.removeLeftovers(runId: other, runDir: host.base + "/nonexistent")
+            try Lease(address: address, bridge: host.config.name, veth: name).write(runDir: other.path)
+            EgressNetwork.removeLeftovers(runId: other.id, runDir: other.path)
             #expect(linkJSON(name) != nil, "gc deleted a link it does not own")
+        }
+    }
+
+    /// gc's sweep: a finished run whose namespace is still held keeps its veth until
+    /// `removeOrphanLinks`; a live run's veth and links without our mark stay.
+    @Test func gcRemovesVethsOfRunsThatAreOver() throws {
+        guard require(getuid() == 0, "root") else { return }
+        try withTestHost { host in
+            let overRun = try host.runDir()
+            let over = try EgressNetwork.setUp(host.egress(overRun))
+            let held = fcntl(over.netnsFD, F_DUPFD_CLOEXEC, 3)
+            defer { close(held) }
+            over.tearDown()
+            overRun.remove()
+            let live = try EgressNetwork.setUp(host.egress(try host.runDir()))
+            defer { live.tearDown() }
+            // A port of the bridge with an address's name but without our mark: untouched.
+            let unmarked = EgressNetwork.interfaceName(address: IPv4("10.205.\(host.third).251")!)
+            #expect(shell("ip", ["link", "add", unmarked, "master", host.config.name, "type", "veth", "peer", "name", "sbxtu\(host.tag)"]).status == 0)
+            defer { shell("ip", ["link", "del", unmarked]) }
+
+            #expect(linkJSON(over.hostInterface) != nil, "control: the held namespace keeps its veth")
+            let removed = EgressNetwork.removeOrphanLinks(host.config, runBases: [host.base])
+            #expect(removed == [over.hostInterface])
+            #expect(linkJSON(over.hostInterface) == nil)
+            #expect(linkJSON(live.hostInterface) != nil, "gc deleted a live run's veth")
+            #expect(linkJSON(unmarked) != nil, "gc deleted a link it does not own")
+            #expect(EgressNetwork.removeOrphanLinks(host.config, runBases: [host.base]).isEmpty, "again: nothing to do")
+        }
+    }
+
+    /// The host table is checked only when nf_tables' generation moved since the last
+    /// check, and a table someone changed is loaded again by the next run.
+    @Test func aChangedHostTableIsRepairedByTheNextRun() throws {
+        guard require(getuid() == 0, "root") else { return }
+        try withTestHost { host in
+            func run() throws { try EgressNetwork.setUp(host.egress(try host.runDir())).tearDown() }
+            func tableHandle() -> String? {
+                shell("nft", ["-a", "list", "table", "inet", host.config.table]).out
+                    .split(separator: "\n").first { $0.hasPrefix("table ") }.map(String.init)
+            }
+            func rules() -> Int {
+                shell("nft", ["list", "table", "inet", host.config.table]).out.split(separator: "\n")
+                    .filter { $0.contains("accept") || $0.contains("drop") || $0.contains("masquerade") }
+                    .filter { !$0.contains("policy") }.count
+            }
+            try run() // creates the table
+            try run() // checks it, records the generation
+            let state = host.config.stateDir + "/.net.state"
+            #expect(HostState.read(state).values["host_table_generation"] != nil)
+            let handle = tableHandle()
+            try run() // generation unchanged: neither checked nor replaced
+            #expect(tableHandle() == handle && handle != nil)
+            #expect(rules() == 5)
+
+            // Someone empties our forward chain: the generation moves, the next run
+            // finds the table changed and loads it again.
+            #expect(shell("nft", ["flush", "chain", "inet", host.config.table, "forward"]).status == 0)
+            #expect(rules() == 1, "control: the flush removed the forward rules")
+            try run()
+            #expect(rules() == 5, "the host table was not repaired")
         }
     }
 

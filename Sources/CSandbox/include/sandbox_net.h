@@ -41,6 +41,10 @@ int sbx_net_run_in_netns(int netns_fd, void (*fn)(void *ctx), void *ctx);
  * errno) and NETLINK_CAP_ACK (acks do not echo the request). Returns fd or -errno. */
 int sbx_net_rtnl_open(void);
 
+/* The same for another netlink protocol (NETLINK_NETFILTER: nf_tables' generation
+ * id, read without libnftables). */
+int sbx_net_netlink_open(int protocol);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,7 +1,9 @@
 import Glibc
 
-/// A run's address on the bridge, persisted as `<runDir>/lease` so `gc` and the next
-/// allocation can see it. Text, `key=value` lines: `address`, `bridge`, `veth`.
+/// A run's address on the bridge, persisted as `<runDir>/lease` so `gc` finds the
+/// run's veth and `removeHostState` sees the bridge in use. (What keeps an address
+/// from being handed out twice is its veth's name: `EgressNetwork.interfaceName`.)
+/// Text, `key=value` lines: `address`, `bridge`, `veth`.
 struct Lease: Sendable, Equatable {
     var address: IPv4
     var bridge: String
@@ -57,7 +59,7 @@ enum AddressPool {
         return nil
     }
 
-    /// Addresses of `bridge` held by other runs: every lease of a live run (its
+    /// Addresses of `bridge` held by runs, for `removeHostState`: every lease of a live run (its
     /// run-directory lock is held), and the lease of a dead run whose veth still
     /// exists with that run's mark (gc has not cleaned it yet). Leases of dead runs
     /// whose veth is gone are free.

@@ -47,7 +47,7 @@ public struct DeniedDestination: Codable, Sendable, Equatable, Hashable {
 public final class EgressNetwork {
     public let runId: String
     public let runDir: String
-    /// The host end of the veth pair (`sbx` + 8 hex digits of the run id's hash).
+    /// The host end of the veth pair (`sbx` + the run's address in 8 hex digits).
     public let hostInterface: String
     /// The peer's name inside the namespace.
     public let peerInterface = "eth0"
@@ -64,13 +64,12 @@ public final class EgressNetwork {
     public var netnsFD: Int32 { netns.raw }
     private let netns: OwnedFD
 
-    private let hostIndex: Int32
     private var tornDown = false
 
-    private init(config: EgressConfig, hostInterface: String, hostIndex: Int32, address: IPv4, bridge: Bridge,
+    private init(config: EgressConfig, hostInterface: String, address: IPv4, bridge: Bridge,
                  netns: OwnedFD, setUpMicroseconds: UInt64) {
         runId = config.runId; runDir = config.runDir
-        self.hostInterface = hostInterface; self.hostIndex = hostIndex
+        self.hostInterface = hostInterface
         self.address = address.description; gateway = bridge.gateway.description; prefixLength = bridge.prefixLength
         self.netns = netns; self.setUpMicroseconds = setUpMicroseconds
     }
@@ -79,16 +78,34 @@ public final class EgressNetwork {
 
     // MARK: - Names
 
-    /// `sbx` + the 32-bit FNV-1a hash of the run id, in hex: 11 bytes (IFNAMSIZ is
-    /// 16 with the NUL), the same in every process (Swift's `Hasher` is seeded per
-    /// process, so it is not used).
-    public static func interfaceName(runId: String) -> String {
-        "sbx" + Bridge.fnv1a(runId)
+    /// `sbx` + the run's address in 8 hex digits (11 bytes; IFNAMSIZ is 16 with the
+    /// NUL). Named after the address, the host end is the address's lock: the kernel
+    /// keeps link names unique, so while a veth exists — a live run's, or a finished
+    /// run's the kernel has not yet removed with its namespace — no other run can
+    /// create one for the same address (EEXIST).
+    public static func interfaceName(address: IPv4) -> String {
+        let hex = String(address.value, radix: 16)
+        return "sbx" + String(repeating: "0", count: 8 - hex.count) + hex
+    }
+
+    /// The address an `interfaceName(address:)` name stands for; nil for any other name.
+    static func address(ofInterface name: String) -> IPv4? {
+        guard name.utf8.count == 11, name.hasPrefix("sbx"),
+              name.dropFirst(3).allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else { return nil }
+        return UInt32(name.dropFirst(3), radix: 16).map(IPv4.init)
     }
 
     /// The IFLA_IFALIAS of a run's host veth: what `gc` checks before deleting, so
     /// it never touches another tool's (or another run's) link.
     public static func ownershipMark(runId: String) -> String { "sandbox:" + runId }
+
+    /// The run id in a host veth's ownership mark; nil for the bridge's mark and for
+    /// anything that is not a mark.
+    static func runId(ofMark alias: String?) -> String? {
+        guard let alias, alias.hasPrefix("sandbox:") else { return nil }
+        let id = String(alias.dropFirst("sandbox:".count))
+        return RunID.isValid(id) ? id : nil
+    }
 
     /// `inet sandbox`: the run's own table, as the planner wrote it into the ruleset.
     static let runTable = "\(NftRunTable.family) \(NftRunTable.name)"
@@ -109,7 +126,6 @@ public final class EgressNetwork {
         guard !config.nftRuleset.trimmed.isEmpty else {
             throw KernelError(operation: "egress", subject: "run \(config.runId)", errno: EINVAL, detail: "the plan has no nft ruleset")
         }
-        let name = interfaceName(runId: config.runId)
         let mark = ownershipMark(runId: config.runId)
 
         var undo: [() -> Void] = []
@@ -129,7 +145,7 @@ public final class EgressNetwork {
             // 2. Shared host state, under the host lock from the first look at the
             // bridge to the moment our veth is a port of it with its lease on disk.
             let rtnl = try RouteSocket()
-            let (address, hostIndex) = try attachUnderLock(config: config, bridge: bridge, name: name, mark: mark,
+            let (address, name) = try attachUnderLock(config: config, bridge: bridge, mark: mark,
                                                            netns: netns, rtnl: rtnl, undo: &undo)
 
             // 3. Inside: the firewall first — policy drop holds before any interface
@@ -141,7 +157,7 @@ public final class EgressNetwork {
                 try configureInside(ruleset: ruleset, address: address, prefixLength: prefix, gateway: gw)
             }
 
-            return EgressNetwork(config: config, hostInterface: name, hostIndex: hostIndex, address: address,
+            return EgressNetwork(config: config, hostInterface: name, address: address,
                                  bridge: bridge, netns: netnsOwner,
                                  setUpMicroseconds: Clock.monotonicUs() - started)
         } catch {
@@ -152,42 +168,66 @@ public final class EgressNetwork {
 
     /// Ensures the host side, leases an address and creates the veth pair attached to
     /// the bridge — all under the host lock, released on return whatever happens.
-    private static func attachUnderLock(config: EgressConfig, bridge: Bridge, name: String, mark: String, netns: Int32,
-                                        rtnl: RouteSocket, undo: inout [() -> Void]) throws -> (IPv4, Int32) {
+    private static func attachUnderLock(config: EgressConfig, bridge: Bridge, mark: String, netns: Int32,
+                                        rtnl: RouteSocket, undo: inout [() -> Void]) throws -> (IPv4, String) {
         let lock = try HostLock(bridge)
         defer { lock.release() }
         var state = HostState.read(bridge.statePath)
         let bridgeIndex = try bridge.ensureHostState(rtnl, state: &state)
 
-        let bases = bridge.runBases + [(config.runDir as NSString).deletingLastPathComponent]
-        let inUse = AddressPool.addressesInUse(bridge: bridge, bases: bases, rtnl: rtnl)
-        let cursor = state.values["next"].flatMap(IPv4.init)?.value
-        guard let a = AddressPool.pick(pool: bridge.pool, inUse: inUse, cursor: cursor) else {
-            throw KernelError(operation: "lease", subject: bridge.subnet, errno: EADDRNOTAVAIL,
-                               detail: "every address of the bridge subnet is leased by a live run")
+        // The address, from the cursor on: the first whose host veth name can be
+        // created. The pair in one message: the peer is born inside the namespace as
+        // eth0. NLM_F_EXCL: a link of that name (ours, still alive or not yet removed by
+        // the kernel, or anyone's) is never adopted; its address is skipped.
+        var taken: Set<UInt32> = [bridge.gateway.value]
+        var cursor = state.values["next"].flatMap(IPv4.init)?.value
+        var collisions = 0
+        var address = IPv4(0), name = ""
+        while true {
+            guard let a = AddressPool.pick(pool: bridge.pool, inUse: taken, cursor: cursor) else {
+                throw KernelError(operation: "lease", subject: bridge.subnet, errno: EADDRNOTAVAIL,
+                                   detail: "every address of the bridge subnet has a veth on the host (a live run's, or one the kernel is still removing)")
+            }
+            address = IPv4(a); name = interfaceName(address: address)
+            if try createVeth(rtnl, name: name, netns: netns) { break }
+            // EEXIST is the host name's (the namespace is new: eth0 cannot clash);
+            // after a few, one dump names every address taken at once.
+            taken.insert(a)
+            cursor = a == bridge.pool.upperBound ? bridge.pool.lowerBound : a + 1
+            collisions += 1
+            if collisions == 4 {
+                for link in try rtnl.links() { if let t = EgressNetwork.address(ofInterface: link.name) { taken.insert(t.value) } }
+            }
         }
-        let address = IPv4(a)
+        let created = name
+        undo.append {
+            // Created EXCL by us under the lock: the link of this name is ours.
+            if let link = try? rtnl.link(named: created) { try? rtnl.deleteLink(index: link.index, name: created) }
+        }
         let runDir = config.runDir
         undo.append { Lease.release(runDir: runDir) }
         try Lease(address: address, bridge: bridge.name, veth: name).write(runDir: runDir)
-        state.values["next"] = IPv4(a == bridge.pool.upperBound ? bridge.pool.lowerBound : a + 1).description
+        state.values["next"] = IPv4(address.value == bridge.pool.upperBound ? bridge.pool.lowerBound : address.value + 1).description
         state.values["bridge"] = bridge.name
         state.values["subnet"] = bridge.subnet
         try state.write(bridge.statePath)
 
-        // The pair in one message: the peer is born inside the namespace as eth0.
-        // NLM_F_EXCL: a link of this name that is not ours is never adopted.
-        try rtnl.createVeth(name: name, peerName: "eth0", peerNetnsFD: netns)
-        undo.append {
-            // Created EXCL by us under the lock: the link of this name is ours.
-            if let link = try? rtnl.link(named: name) { try? rtnl.deleteLink(index: link.index, name: name) }
-        }
         guard let host = try rtnl.link(named: name) else {
             throw KernelError(operation: "netlink RTM_GETLINK", subject: name, errno: ENODEV)
         }
         // Mark, attach, up — one message (rtnl_newlink ignores the alias on create).
         try rtnl.setLink(index: host.index, name: name, up: true, alias: mark, master: bridgeIndex)
-        return (address, host.index)
+        return (address, name)
+    }
+
+    /// The veth pair, or false when a link of that name exists.
+    private static func createVeth(_ rtnl: RouteSocket, name: String, netns: Int32) throws(KernelError) -> Bool {
+        do {
+            try rtnl.createVeth(name: name, peerName: "eth0", peerNetnsFD: netns)
+            return true
+        } catch where error.errno?.rawValue == EEXIST {
+            return false
+        }
     }
 
     /// Runs on a thread inside the run's namespace.
@@ -218,7 +258,11 @@ public final class EgressNetwork {
             throw KernelError(operation: "nft list set", subject: Self.runTable, errno: EBADF, detail: "the run's network is torn down")
         }
         let outputs: [String] = try Netns.run(in: netnsFD) {
-            try NftRunTable.deniedSets.compactMap { set -> String? in
+            // Both sets with one libnftables context; a ruleset without one of them
+            // fails that listing as a whole, and then each is listed on its own.
+            let both = NftRunTable.deniedSets.map { "list set \(Self.runTable) \($0)" }.joined(separator: "\n")
+            if let all = try? Nftables.run(both, json: true, operation: "nft list set", subject: Self.runTable) { return [all] }
+            return try NftRunTable.deniedSets.compactMap { set -> String? in
                 do {
                     return try Nftables.run("list set \(Self.runTable) \(set)", json: true,
                                             operation: "nft list set", subject: "\(Self.runTable) \(set)")
@@ -269,29 +313,55 @@ public final class EgressNetwork {
 
     // MARK: - Teardown
 
-    /// Deletes the host veth (the peer goes with it; the namespace dies with its last
-    /// fd and process), releases the lease, closes the fds. Idempotent; a link that
-    /// is already gone counts as deleted.
+    /// Releases the lease and closes the namespace fd. Idempotent.
+    ///
+    /// The veth is not deleted here: the kernel removes the pair with the namespace,
+    /// in a worker of its own, once the namespace's last process and fd are gone (the
+    /// run's have, or go with the supervisor). RTM_DELLINK would make the run wait for
+    /// that same work — an RCU grace period and the device's last references, 10–30 ms
+    /// — and gain nothing: until the kernel is done the link keeps its name, so no
+    /// later run can take its address (`interfaceName(address:)`), and nothing is left
+    /// in the namespace to use it. A namespace kept alive past the run (an fd of it
+    /// passed out of the sandbox) keeps its veth — still behind the run's firewall —
+    /// until `sandbox gc` removes it (`removeOrphanLinks`).
     public func tearDown() {
         guard !tornDown else { return }
         tornDown = true
-        if let rtnl = try? RouteSocket() {
-            // By the index we created: never a link that merely has the same name.
-            try? rtnl.deleteLink(index: hostIndex, name: hostInterface)
-        }
         Lease.release(runDir: runDir)
         netns.close()
     }
 
     /// For `sandbox gc`, while it holds the dead run's lock: deletes the run's host
-    /// veth — found by its derived name, deleted only if its alias carries this run's
-    /// mark — and releases the lease. Safe to repeat.
+    /// veth — named in its lease, deleted only if its alias carries this run's mark —
+    /// and releases the lease. Safe to repeat.
     public static func removeLeftovers(runId: String, runDir: String) {
-        let name = interfaceName(runId: runId)
-        if let rtnl = try? RouteSocket(), let link = try? rtnl.link(named: name),
-           link.alias == ownershipMark(runId: runId) {
-            try? rtnl.deleteLink(index: link.index, name: name)
+        if let lease = Lease.read(runDir: runDir), let rtnl = try? RouteSocket(),
+           let link = try? rtnl.link(named: lease.veth), link.alias == ownershipMark(runId: runId) {
+            try? rtnl.deleteLink(index: link.index, name: lease.veth)
         }
         Lease.release(runDir: runDir)
+    }
+
+    /// For `sandbox gc`: deletes every host veth on the bridge of `config` whose mark
+    /// names a run that is not alive (no lock held on its directory under any of the
+    /// bridge's run bases or `runBases`) — a namespace some process still holds past
+    /// its run, or one the kernel has not removed yet. A live run's, the bridge, and
+    /// links without our mark are never touched. Returns the names deleted.
+    @discardableResult
+    public static func removeOrphanLinks(_ config: BridgeConfig = .standard, runBases: [String] = []) -> [String] {
+        guard let bridge = try? Bridge(config), let rtnl = try? RouteSocket(),
+              let links = try? rtnl.links(),
+              let bridgeIndex = links.first(where: { $0.name == bridge.name && $0.alias == BridgeConfig.bridgeMark })?.index
+        else { return [] }
+        var live: Set<String> = []
+        for base in Set(bridge.runBases + runBases) {
+            for entry in RunDirectory.list(base: base) where entry.live { live.insert(entry.id) }
+        }
+        var removed: [String] = []
+        for link in links where link.master == bridgeIndex && link.kind == "veth" && address(ofInterface: link.name) != nil {
+            guard let id = runId(ofMark: link.alias), !live.contains(id) else { continue }
+            if (try? rtnl.deleteLink(index: link.index, name: link.name)) != nil { removed.append(link.name) }
+        }
+        return removed
     }
 }

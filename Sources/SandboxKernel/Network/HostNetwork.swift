@@ -171,16 +171,25 @@ extension Bridge {
         // A fixed, locally administered address from the bridge's name (set again on
         // every run: cheap, and it repairs a bridge made before this was done).
         let h = UInt32(Bridge.fnv1a(name), radix: 16) ?? 0
-        try rtnl.setHardwareAddress(index: bridge.index, name: name,
-                                    [0x02, 0x5b, UInt8(h >> 24), UInt8((h >> 16) & 0xff), UInt8((h >> 8) & 0xff), UInt8(h & 0xff)])
+        let mac: [UInt8] = [0x02, 0x5b, UInt8(h >> 24), UInt8((h >> 16) & 0xff), UInt8((h >> 8) & 0xff), UInt8(h & 0xff)]
+        if bridge.hardwareAddress != mac { try rtnl.setHardwareAddress(index: bridge.index, name: name, mac) }
         try rtnl.addAddress(index: bridge.index, name: name, address: gateway, prefixLength: prefixLength)
         if !bridge.isUp { try rtnl.setLink(index: bridge.index, name: name, up: true, alias: nil, master: nil) }
         // Replacing the table costs a kernel RCU grace period (~10 ms, under the lock):
-        // only when it is missing, changed, or not the text we last loaded.
+        // only when it is missing, changed, or not the text we last loaded. Listing it
+        // to check (libnftables, ~2 ms) is skipped while nf_tables' generation in the
+        // host namespace is the one recorded at the last check: any committed change
+        // of any table there changes it. It is read before the check, so a change
+        // made during the check is caught by the next run.
         let digest = Bridge.fnv1a(hostTable)
-        if state.values["host_table"] != digest || !hostTableIsIntact() {
+        let generation = (try? RouteSocket(family: RTNL.NETLINK_NETFILTER).nftGeneration()).map(String.init)
+        let unchanged = generation != nil && state.values["host_table_generation"] == generation
+        if state.values["host_table"] != digest || !(unchanged || hostTableIsIntact()) {
             _ = try Nftables.run(hostTable, operation: "nft load host table", subject: "inet \(table)")
             state.values["host_table"] = digest
+            state.values["host_table_generation"] = nil // our own commit changed it: checked next time
+        } else {
+            state.values["host_table_generation"] = generation
         }
         if manageIPForward { try enableIPv4Forwarding(&state) }
         return bridge.index

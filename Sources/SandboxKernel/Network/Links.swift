@@ -13,6 +13,29 @@ extension RouteSocket {
         }
     }
 
+    /// Every link of the namespace (one RTM_GETLINK dump).
+    func links() throws(KernelError) -> [LinkInfo] {
+        var m = NetlinkMessage(type: RTNL.RTM_GETLINK, flags: RTNL.NLM_F_DUMP)
+        m.ifinfomsg()
+        return try request(m, subject: "every link").compactMap {
+            $0.type == RTNL.RTM_NEWLINK ? LinkInfo(payload: $0.payload) : nil
+        }
+    }
+
+    /// nf_tables' ruleset generation in this socket's namespace (NETLINK_NETFILTER
+    /// sockets only): it changes with every committed change of any table there, so an
+    /// unchanged value means a ruleset checked before is still as it was.
+    func nftGeneration() throws(KernelError) -> UInt32 {
+        var m = NetlinkMessage(type: RTNL.NFT_MSG_GETGEN, flags: 0)
+        m.raw([RTNL.AF_UNSPEC, 0, 0, 0]) // struct nfgenmsg { family, version, res_id (be16) }
+        for reply in try request(m, subject: "nf_tables generation") where reply.type == RTNL.NFT_MSG_NEWGEN {
+            for a in netlinkAttributes(reply.payload, from: 4) where a.type == RTNL.NFTA_GEN_ID && a.data.count == 4 {
+                return UInt32(a.data[0]) << 24 | UInt32(a.data[1]) << 16 | UInt32(a.data[2]) << 8 | UInt32(a.data[3])
+            }
+        }
+        throw KernelError(operation: "netlink NFT_MSG_GETGEN", subject: "nf_tables generation", errno: EPROTO, detail: "no NFTA_GEN_ID in the answer")
+    }
+
     func createBridge(name: String, alias: String) throws(KernelError) {
         try request(RouteSocket.newBridgeMessage(name: name), subject: name)
         // rtnl_newlink ignores IFLA_IFALIAS when it creates a link; it is set after.

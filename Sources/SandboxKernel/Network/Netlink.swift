@@ -21,6 +21,7 @@ enum RTNL {
     static let NLM_F_REQUEST: UInt16 = 0x1
     static let NLM_F_MULTI: UInt16 = 0x2
     static let NLM_F_ACK: UInt16 = 0x4
+    static let NLM_F_DUMP: UInt16 = 0x300
     static let NLM_F_REPLACE: UInt16 = 0x100
     static let NLM_F_EXCL: UInt16 = 0x200
     static let NLM_F_CREATE: UInt16 = 0x400
@@ -45,6 +46,13 @@ enum RTNL {
     static let RTA_OIF: UInt16 = 4
     static let RTA_GATEWAY: UInt16 = 5
 
+    // nfnetlink (<linux/netfilter/nfnetlink.h>, <linux/netfilter/nf_tables.h>): the
+    // type is the subsystem (NFNL_SUBSYS_NFTABLES = 10) << 8 | the message.
+    static let NETLINK_NETFILTER: Int32 = 12
+    static let NFT_MSG_NEWGEN: UInt16 = 10 << 8 | 15
+    static let NFT_MSG_GETGEN: UInt16 = 10 << 8 | 16
+    static let NFTA_GEN_ID: UInt16 = 1
+
     static let AF_UNSPEC: UInt8 = 0
     static let AF_INET: UInt8 = 2
     static let IFF_UP: UInt32 = 0x1
@@ -60,6 +68,7 @@ enum RTNL {
         case RTM_GETLINK: return "RTM_GETLINK"
         case RTM_NEWADDR: return "RTM_NEWADDR"
         case RTM_NEWROUTE: return "RTM_NEWROUTE"
+        case NFT_MSG_GETGEN: return "NFT_MSG_GETGEN"
         default: return "type \(type)"
         }
     }
@@ -188,6 +197,8 @@ struct LinkInfo: Sendable, Equatable {
     var alias: String?
     var kind: String?
     var master: Int32?
+    /// IFLA_ADDRESS: the hardware address.
+    var hardwareAddress: [UInt8]?
     var isUp: Bool { flags & RTNL.IFF_UP != 0 }
 
     init(index: Int32, name: String, flags: UInt32, alias: String?, kind: String?, master: Int32?) {
@@ -205,6 +216,7 @@ struct LinkInfo: Sendable, Equatable {
             case RTNL.IFLA_IFNAME: name = cString(a.data)
             case RTNL.IFLA_IFALIAS: alias = cString(a.data)
             case RTNL.IFLA_MASTER where a.data.count >= 4: master = a.data.s32(at: 0)
+            case RTNL.IFLA_ADDRESS: hardwareAddress = a.data
             case RTNL.IFLA_LINKINFO:
                 for i in netlinkAttributes(a.data, from: 0) where i.type == RTNL.IFLA_INFO_KIND { kind = cString(i.data) }
             default: break
@@ -213,17 +225,20 @@ struct LinkInfo: Sendable, Equatable {
     }
 }
 
-/// An rtnetlink socket in the network namespace of the thread that opened it (the
-/// namespace is fixed when the socket is created, whichever thread uses it later).
+/// An rtnetlink socket (or, `family:`, another netlink family's) in the network
+/// namespace of the thread that opened it (the namespace is fixed when the socket is
+/// created, whichever thread uses it later).
 /// One request at a time: send, then read until the kernel's ack for that sequence
 /// number; an NLMSG_ERROR becomes a KernelError with the kernel's own message.
 final class RouteSocket {
     let fd: Int32
     private var seq: UInt32 = 0
 
-    init() throws(KernelError) {
-        let r = sbx_net_rtnl_open()
-        guard r >= 0 else { throw KernelError(operation: "socket", subject: "NETLINK_ROUTE", errno: -r) }
+    init(family: Int32 = 0 /* NETLINK_ROUTE */) throws(KernelError) {
+        let r = sbx_net_netlink_open(family)
+        guard r >= 0 else {
+            throw KernelError(operation: "socket", subject: family == 0 ? "NETLINK_ROUTE" : "netlink family \(family)", errno: -r)
+        }
         fd = r
         seq = UInt32.random(in: 1...0xffff)
     }
