@@ -198,6 +198,9 @@ private func sandboxRuleset(dns: String) -> String {
             DeniedDestination(daddr: "10.9.9.8", dport: 81, proto: "tcp", packets: 1),
         ])
         #expect(EgressNetwork.parseDenied(#"{"nftables": [{"set": {"name": "denied6"}}]}"#).isEmpty)
+        // A `list table` holds the table's other sets too (and its rules): not denials.
+        let other = json.replacingOccurrences(of: #""name": "denied4""#, with: #""name": "allowed4""#)
+        #expect(other != json && EgressNetwork.parseDenied(other).isEmpty)
         #expect(EgressNetwork.parseDenied("not json").isEmpty)
     }
 

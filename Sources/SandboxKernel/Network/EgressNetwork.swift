@@ -255,35 +255,30 @@ public final class EgressNetwork {
     /// the sets contributes nothing.
     public func readDeniedDestinations() throws -> [DeniedDestination] {
         guard netnsFD >= 0 else {
-            throw KernelError(operation: "nft list set", subject: Self.runTable, errno: EBADF, detail: "the run's network is torn down")
+            throw KernelError(operation: "nft list table", subject: Self.runTable, errno: EBADF, detail: "the run's network is torn down")
         }
-        let outputs: [String] = try Netns.run(in: netnsFD) {
-            // Both sets with one libnftables context; a ruleset without one of them
-            // fails that listing as a whole, and then each is listed on its own.
-            let both = NftRunTable.deniedSets.map { "list set \(Self.runTable) \($0)" }.joined(separator: "\n")
-            if let all = try? Nftables.run(both, json: true, operation: "nft list set", subject: Self.runTable) { return [all] }
-            return try NftRunTable.deniedSets.compactMap { set -> String? in
-                do {
-                    return try Nftables.run("list set \(Self.runTable) \(set)", json: true,
-                                            operation: "nft list set", subject: "\(Self.runTable) \(set)")
-                } catch where (error as? KernelError)?.detail?.contains("No such file or directory") == true {
-                    return nil
-                }
-            }
+        // The whole table in one listing (one libnftables context): it holds both sets
+        // with their elements, and a ruleset without one of them is no error.
+        // (`list set` twice in one command fails: libnftables fetches the cache for
+        // the last set named only.)
+        let json: String = try Netns.run(in: netnsFD) {
+            try Nftables.run("list table \(Self.runTable)", json: true, operation: "nft list table", subject: Self.runTable)
         }
-        return outputs.flatMap(EgressNetwork.parseDenied).sorted {
+        return EgressNetwork.parseDenied(json).sorted {
             ($0.proto, $0.daddr, $0.dport) < ($1.proto, $1.daddr, $1.dport)
         }
     }
 
-    /// The elements of a `list set` in libnftables JSON:
+    /// The elements of the `denied4`/`denied6` sets in a `list table` (or `list set`)
+    /// in libnftables JSON — other sets of the table are not denials:
     /// `{"elem": {"val": {"concat": ["10.9.9.9", "udp", 9999]}, "counter": {"packets": 3, …}}}`.
     static func parseDenied(_ json: String) -> [DeniedDestination] {
         guard let root = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
               let items = root["nftables"] as? [[String: Any]] else { return [] }
         var out: [DeniedDestination] = []
         for item in items {
-            guard let set = item["set"] as? [String: Any], let elems = set["elem"] as? [Any] else { continue }
+            guard let set = item["set"] as? [String: Any], let name = set["name"] as? String,
+                  NftRunTable.deniedSets.contains(name), let elems = set["elem"] as? [Any] else { continue }
             for e in elems {
                 var value: Any? = e
                 var packets: UInt64 = 0

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# What an egress run costs (issue 16, acceptance 3), in one hyperfine run so all
+# lines see the same machine state: sandbox egress `true` (bench-egress.toml),
+# sandbox `true` without a network (bench.toml), and the shell-out peer
+# (egress-peer.sh: netns + veth + addresses + nft + teardown with ip/nft). Prints
+# min/median/p99 of each and the ratios. Root only; takes the suite lock (it uses
+# the shared bridge sbx0).
+#
+#   Benchmarks/egress.sh                 # release build, 100 runs each
+#   RUNS=50 NO_BUILD=1 Benchmarks/egress.sh
+#   BEFORE=/path/to/older/sandbox Benchmarks/egress.sh   # adds an older build's egress run
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v hyperfine >/dev/null || { echo "needs hyperfine (apt-get install hyperfine)"; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "egress runs need root"; exit 1; }
+[ -n "${NO_BUILD:-}" ] || swift build -c release --static-swift-stdlib >/dev/null
+bin="$PWD/.build/release/sandbox"
+bench="$PWD/Benchmarks"
+runs="${RUNS:-100}"
+work=$(mktemp -d)
+trap 'rm -rf "$work"; "$bench/egress-peer.sh" --remove' EXIT
+cd "$work"
+"$bin" exec --policy "$bench/bench-egress.toml" -- true   # the bridge, host table, seccomp cache
+"$bench/egress-peer.sh"                                   # the peer's bridge
+
+args=(-n "sandbox egress" "$bin exec --policy $bench/bench-egress.toml -- true"
+      -n "sandbox none" "$bin exec --policy $bench/bench.toml -- true"
+      -n "shell-out peer" "$bench/egress-peer.sh")
+[ -z "${BEFORE:-}" ] || args+=(-n "before: egress" "$BEFORE exec --policy $bench/bench-egress.toml -- true")
+flock /tmp/sandbox-suite.lock hyperfine -N --warmup 10 --runs "$runs" --export-json "$work/egress.json" "${args[@]}" >/dev/null
+
+python3 - "$work/egress.json" <<'PY'
+import json, sys
+r = {x["command"]: sorted(x["times"]) for x in json.load(open(sys.argv[1]))["results"]}
+def q(t, p): return t[min(len(t) - 1, int(p * len(t)))] * 1e3
+med = {k: q(t, 0.5) for k, t in r.items()}
+print(f"| | min | median | p99 | median ÷ peer |")
+print(f"|---|---|---|---|---|")
+for k, t in r.items():
+    print(f"| {k} | {t[0]*1e3:.1f} ms | {med[k]:.1f} ms | {q(t, 0.99):.1f} ms | {med[k] / med['shell-out peer']:.2f}× |")
+print(f"\nwhat egress adds (median): {med['sandbox egress'] - med['sandbox none']:.1f} ms")
+PY
