@@ -15,6 +15,8 @@ command -v hyperfine >/dev/null || { echo "needs hyperfine (apt-get install hype
 [ "$(id -u)" = 0 ] || { echo "egress runs need root"; exit 1; }
 [ -n "${NO_BUILD:-}" ] || swift build -c release --static-swift-stdlib >/dev/null
 bin="$PWD/.build/release/sandbox"
+# Policies and profiles from this checkout for every binary (BEFORE may live elsewhere).
+export SANDBOX_DATA_DIR="$PWD"
 bench="$PWD/Benchmarks"
 runs="${RUNS:-100}"
 work=$(mktemp -d)
