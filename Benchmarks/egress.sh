@@ -20,8 +20,12 @@ export SANDBOX_DATA_DIR="$PWD"
 bench="$PWD/Benchmarks"
 runs="${RUNS:-100}"
 work=$(mktemp -d)
-trap 'rm -rf "$work"; "$bench/egress-peer.sh" --remove' EXIT
+trap 'cd /; rm -rf "$work"; "$bench/egress-peer.sh" --remove' EXIT
 cd "$work"
+# Everything from here under the suite lock: the runs use the shared bridge sbx0, and
+# the peer makes a network namespace (/run/netns) the suites would see.
+exec 9>/tmp/sandbox-suite.lock
+flock 9
 "$bin" exec --policy "$bench/bench-egress.toml" -- true   # the bridge, host table, seccomp cache
 "$bench/egress-peer.sh"                                   # the peer's bridge
 
@@ -29,7 +33,7 @@ args=(-n "sandbox egress" "$bin exec --policy $bench/bench-egress.toml -- true"
       -n "sandbox none" "$bin exec --policy $bench/bench.toml -- true"
       -n "shell-out peer" "$bench/egress-peer.sh")
 [ -z "${BEFORE:-}" ] || args+=(-n "before: egress" "$BEFORE exec --policy $bench/bench-egress.toml -- true")
-flock /tmp/sandbox-suite.lock hyperfine -N --warmup 10 --runs "$runs" --export-json "$work/egress.json" "${args[@]}" >/dev/null
+hyperfine -N --warmup 10 --runs "$runs" --export-json "$work/egress.json" "${args[@]}" >/dev/null
 
 python3 - "$work/egress.json" <<'PY'
 import json, sys
