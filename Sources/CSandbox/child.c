@@ -560,6 +560,7 @@ struct child {
     sigset_t reaped;           /* the signals PID 1 waits for */
     long payload_pid;
     int payload_pidfd;
+    int exec_run_fd;           /* [binary]: what execveat runs (check_executable) */
 };
 
 struct step {
@@ -992,6 +993,22 @@ static int check_executable(struct child *c) {
      * lease, refused while such a mapping existed and broken by any open for
      * writing since, is what says nobody could write. */
     if (spec->exec_leased && fcntl(spec->exec_fd, F_GETLEASE) != F_RDLCK) { errno = ESTALE; return -1; }
+    /* The supervisor's descriptor was opened through the host's mount: exec'd, the
+     * command's /proc/self/exe would be that writable host file, past the sandbox's
+     * read-only bind (red-team finding). So the same inode is opened again by its
+     * sandbox path, through the sandbox's own mount, following no symlink; any
+     * other inode there now is refused. The lease stays on exec_fd (it is per
+     * inode); O_PATH needs no read permission and opens nothing Landlock checks. */
+    c->exec_run_fd = spec->exec_fd;
+    if (spec->exec_view) {
+        int fd = sys_openat2(AT_FDCWD, spec->exec_view, O_PATH | O_CLOEXEC,
+                             SBX_RESOLVE_NO_SYMLINKS | SBX_RESOLVE_NO_MAGICLINKS);
+        if (fd < 0) return -1;
+        struct stat seen, checked;
+        if (fstat(fd, &seen) < 0 || fstat(spec->exec_fd, &checked) < 0) return -1;
+        if (seen.st_dev != checked.st_dev || seen.st_ino != checked.st_ino) { errno = ESTALE; return -1; }
+        c->exec_run_fd = fd;
+    }
     if (spec->script_fd < 0) return 0;
     c->index = 1;
     if (unchanged(spec->script_fd, spec->script_ctime_sec, spec->script_ctime_nsec, spec->script_size) < 0) return -1;
@@ -1042,7 +1059,7 @@ static int exec_command(struct child *c) {
     const struct sbx_spec *spec = c->spec;
     if (spec->exec_fd >= 0) {
         /* The checked file itself, not whatever its path names now. */
-        syscall(SYS_execveat, spec->exec_fd, "", spec->exec_argv, spec->envp, AT_EMPTY_PATH);
+        syscall(SYS_execveat, c->exec_run_fd, "", spec->exec_argv, spec->envp, AT_EMPTY_PATH);
         c->exit_code = 126;
         return -1;
     }

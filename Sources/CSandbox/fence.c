@@ -129,9 +129,20 @@ int sbx_memfd_sealable(const char *name) {
 }
 
 int sbx_read_lease(int fd) {
-    if (fcntl(fd, F_SETLEASE, F_RDLCK) < 0) return -1;
-    /* The kernel made this process the file's owner for the break signal (SIGIO,
-     * which would end the supervisor): no owner, no signal; F_GETLEASE still tells. */
+    /* F_SETLEASE makes this process the file's owner for the break signal, SIGIO,
+     * whose default action ends the process: a writer's open between F_SETLEASE and
+     * the F_SETOWN 0 below killed a supervisor (red-team finding, 1 run in 150). So
+     * SIGIO is ignored first, for good: the supervisor uses no signal-driven I/O,
+     * and the child resets every disposition before it execs. */
+    struct sigaction ignore;
+    memset(&ignore, 0, sizeof ignore);
+    ignore.sa_handler = SIG_IGN;
+    if (sigaction(SIGIO, &ignore, NULL) < 0) return -1;
+    return fcntl(fd, F_SETLEASE, F_RDLCK) < 0 ? -1 : 0;
+}
+
+int sbx_lease_disown(int fd) {
+    /* No owner, no signal at all (F_GETLEASE still tells a break). */
     if (fcntl(fd, F_SETOWN, 0) < 0) { int e = errno; fcntl(fd, F_SETLEASE, F_UNLCK); errno = e; return -1; }
     return 0;
 }

@@ -53,6 +53,16 @@ struct BinaryCheck {
         var argv: [String]
         func closeFiles() { command.close(); interpreter?.close() }
 
+        /// The sandbox path the child reopens and execs in place of the host
+        /// descriptor (`CheckedExec.view`): the file that runs is then the sandbox's
+        /// mount of it, so its `/proc/self/exe` obeys the bind's read-only flag. A
+        /// sealed copy runs itself (nothing reaches the host file through it).
+        var view: String? {
+            let runs = interpreter ?? command
+            if runs.fence == .copy || TestHooks.execHostFD { return nil }
+            return interpreter == nil ? record.path : record.interpreter?.path
+        }
+
         /// Right before clone3: each file's stamp again. A changed `ctime` is not
         /// always a changed file (a rename over its old name, a new hard link move it
         /// too), so the bytes are hashed again: the same → the new stamp is what the
@@ -96,6 +106,16 @@ struct BinaryCheck {
         var foundAs: String
         var bind: Int
         var relative: String
+        /// The symlinks on binds the lookup followed to get here: each is a choice of
+        /// file its directory's writers made, so the rules look at them too.
+        var links: [Hop] = []
+    }
+
+    /// A place on a bind, by the mount step and the path beneath its source.
+    struct Hop: Equatable {
+        var path: String
+        var bind: Int
+        var relative: String
     }
 
     enum Lookup {
@@ -116,6 +136,10 @@ struct BinaryCheck {
         defer { if !done { for f in opened { f.close() } } }
         let original = try open(command)
         opened.append(original)
+        // Every rule that needs no bytes first, on the opened file: a refused or
+        // oversized file is never copied or hashed (red-team finding: a 2 GiB sparse
+        // script cost 20 s and 2 GiB of shmem before its refusal).
+        try checkMetadata(original, command, role: "")
         let isScript = Shebang(original.head()) != nil
         // Fenced before the hash, so the bytes hashed are the bytes that run.
         let file = try fence(original, path: command.path, script: isScript)
@@ -123,7 +147,7 @@ struct BinaryCheck {
         let hash = try Self.sha256(file)
         record = CheckedBinary(path: command.path, foundAs: command.foundAs == command.path ? nil : command.foundAs,
                                sha256: hash, fence: file.fence, interpreter: nil)
-        try checkRules(file, command, hash: hash, role: "")
+        try checkPin(original, command, hash: hash, role: "")
 
         var interpreter: ExecutableFile.Opened?
         var argv = plan.process.argv
@@ -135,12 +159,14 @@ struct BinaryCheck {
             let located = try locate(shebang.interpreter, for: "the interpreter of \(command.path)")
             let raw = try open(located)
             opened.append(raw)
+            let role = "interpreter of \(command.path): "
+            try checkMetadata(raw, located, role: role)
             let interp = try fence(raw, path: located.path, script: false)
             opened.append(interp)
             let h = try Self.sha256(interp)
             record?.interpreter = .init(path: located.path, foundAs: located.foundAs == located.path ? nil : located.foundAs,
                                         sha256: h, fence: interp.fence)
-            try checkRules(interp, located, hash: h, role: "interpreter of \(command.path): ")
+            try checkPin(raw, located, hash: h, role: role)
             if Shebang(interp.head()) != nil {
                 throw refusal(located.path, "the interpreter of \(command.path), \(located.path), is itself a #! script; [binary] runs one level of interpreter")
             }
@@ -220,6 +246,7 @@ struct BinaryCheck {
         var pending = path.split(separator: "/").map(String.init)
         var resolved: [String] = []
         var links = 0
+        var hops: [Hop] = []
         while !pending.isEmpty {
             let name = pending.removeFirst()
             if name == "." { continue }
@@ -231,7 +258,9 @@ struct BinaryCheck {
             case .bind(let i, let relative):
                 switch ExecutableFile.lookup(beneath: sources[i]!.fd, relative) {
                 case .missing: return .missing
-                case .symlink(let t): target = t
+                case .symlink(let t):
+                    target = t
+                    hops.append(Hop(path: candidate, bind: i, relative: relative))
                 case .directory, .file: break
                 case .other: return .notAFile(candidate)
                 }
@@ -250,7 +279,8 @@ struct BinaryCheck {
         let final = "/" + resolved.joined(separator: "/")
         guard case .bind(let i, let relative) = cover(final) else { return .missing }
         switch ExecutableFile.lookup(beneath: sources[i]!.fd, relative) {
-        case .file(let mode): return .found(Located(path: final, foundAs: path, bind: i, relative: relative), mode: mode)
+        case .file(let mode):
+            return .found(Located(path: final, foundAs: path, bind: i, relative: relative, links: hops), mode: mode)
         case .missing: return .missing
         default: return .notAFile(final)
         }
@@ -285,18 +315,29 @@ struct BinaryCheck {
     /// Opens the located file from `/` along the bind source's host path, checking
     /// that the walk passes through the very source the child mounts.
     private func open(_ l: Located) throws(ExecError) -> ExecutableFile.Opened {
-        let step = plan.mounts[l.bind]
-        let source = sources[l.bind]!
-        let base = step.source ?? "/"
-        let host = l.relative.isEmpty ? base : join(base, l.relative)
-        let depth = base.split(separator: "/").count
-        do {
-            return try ExecutableFile.open(hostPath: host, anchorDepth: depth,
-                                           anchor: (device: source.device, inode: source.inode))
-        } catch {
+        let (host, depth, anchor) = hostPlace(bind: l.bind, relative: l.relative)
+        do { return try ExecutableFile.open(hostPath: host, anchorDepth: depth, anchor: anchor) } catch {
             throw ExecError(kind: .exec, step: SetupStep.binary.rawValue, subject: l.path, errno: error.errno,
                             message: "[binary] \(l.path): \(error); not run", exitCode: 126)
         }
+    }
+
+    /// A symlink the lookup followed, reached again by the same walk as the file.
+    private func inspect(_ hop: Hop) throws(ExecError) -> ExecutableFile.Link {
+        let (host, depth, anchor) = hostPlace(bind: hop.bind, relative: hop.relative)
+        do { return try ExecutableFile.link(hostPath: host, anchorDepth: depth, anchor: anchor) } catch {
+            throw ExecError(kind: .exec, step: SetupStep.binary.rawValue, subject: hop.path, errno: error.errno,
+                            message: "[binary] symlink \(hop.path): \(error); not run", exitCode: 126)
+        }
+    }
+
+    /// The host path of a place on a bind, the depth of the bind's source in it and
+    /// the source's identity (what the walk must pass through).
+    private func hostPlace(bind: Int, relative: String) -> (String, Int, (device: UInt64, inode: UInt64)) {
+        let base = plan.mounts[bind].source ?? "/"
+        let source = sources[bind]!
+        return (relative.isEmpty ? base : join(base, relative), base.split(separator: "/").count,
+                (device: source.device, inode: source.inode))
     }
 
     static func sha256(_ f: ExecutableFile.Opened) throws(ExecError) -> String {
@@ -308,9 +349,10 @@ struct BinaryCheck {
         return stream.finalHex()
     }
 
-    /// The rules on the opened file and the directories the walk passed (the host's:
-    /// those a writer could have used before the open).
-    private func checkRules(_ f: ExecutableFile.Opened, _ l: Located, hash: String, role: String) throws(ExecError) {
+    /// Every rule but the pin, on the opened file and the directories the walk passed
+    /// (the host's: those a writer could have used before the open), and the size
+    /// cap: all before a byte is copied or hashed.
+    private func checkMetadata(_ f: ExecutableFile.Opened, _ l: Located, role: String) throws(ExecError) {
         let b = plan.binary
         let invoker = plan.host.invokerUID
         let name = role + l.path
@@ -340,12 +382,64 @@ struct BinaryCheck {
         if b.rejectSetuid && f.hasFileCapabilities {
             throw refusal(l.path, "reject_setuid: \(name) has file capabilities (security.capability)")
         }
-        for key in Set([l.foundAs, l.path]).sorted() {
-            guard let want = b.pin[key] else { continue }
+        if b.requireRootOwned || b.rejectWritable {
+            for hop in l.links { try checkLink(try inspect(hop), hop, to: name) }
+        }
+        if f.stamp.size > ExecutableFile.maxSize {
+            throw refusal(l.path, "max size: \(name) is \(f.stamp.size) bytes, over the \(ExecutableFile.maxSize >> 20) MiB [binary] copies or hashes at most")
+        }
+    }
+
+    /// A symlink the lookup followed decides which file runs, so whoever can replace
+    /// it could choose (red-team finding: run A planted `WS/bin/tool -> /usr/bin/bash`
+    /// and run B ran bash under the name it trusted). The same rules as for the
+    /// file's place: its owner and its directories' owners root or the invoker, not in
+    /// a place a run can write (`require_root_owned`); no group- or world-writable
+    /// directory above it (`reject_writable`). The plan's own symlinks (`/bin ->
+    /// usr/bin`) are the policy's, not on a bind: nothing to check.
+    private func checkLink(_ link: ExecutableFile.Link, _ hop: Hop, to name: String) throws(ExecError) {
+        let invoker = plan.host.invokerUID
+        let what = "symlink \(hop.path) on the way to \(name)"
+        if plan.binary.requireRootOwned {
+            if link.uid != 0 && link.uid != invoker {
+                throw refusal(hop.path, "require_root_owned: \(what) is owned by uid \(link.uid), not root or the invoker (uid \(invoker))")
+            }
+            if let d = link.directories.first(where: { $0.uid != 0 && $0.uid != invoker }) {
+                throw refusal(hop.path, "require_root_owned: \(what): directory \(d.path) above it is owned by uid \(d.uid), not root or the invoker (uid \(invoker))")
+            }
+            if let w = writablePlace(chain: link.directories.map { ($0.device, $0.inode) } + [(link.device, link.inode)],
+                                     hostPath: link.hostPath) {
+                throw refusal(hop.path, "require_root_owned: \(what) lies in \(w.path), which \(w.writer) can write")
+            }
+        }
+        if plan.binary.rejectWritable, let d = link.directories.first(where: { $0.mode & 0o022 != 0 }) {
+            throw refusal(hop.path, "reject_writable: \(what): directory \(d.path) above it is \(Self.writable(d.mode)) (mode \(Self.octal(d.mode)))")
+        }
+    }
+
+    /// The pins on the hash of the fenced bytes: every pin whose key names this file,
+    /// however spelled (``pins(naming:_:)``).
+    private func checkPin(_ f: ExecutableFile.Opened, _ l: Located, hash: String, role: String) throws(ExecError) {
+        for (key, want) in pins(naming: f, l) {
             if want.lowercased() != "sha256:" + hash {
                 throw refusal(l.path, "pin: \(role)\(key): its sha256 is \(hash), the policy pins \(want.dropFirst("sha256:".count))")
             }
         }
+    }
+
+    /// The pins that name the opened file `f` (found as `l`): a key spelled as the
+    /// command was found or as its final path; else a key that the same lookup
+    /// resolves to that path (`/bin/python3`, `/usr/bin//python3`,
+    /// `/usr/bin/./python3`) or to the same inode (a hard link). A red-team finding:
+    /// pins matched only the exact string, so another spelling ran unpinned.
+    func pins(naming f: ExecutableFile.Opened, _ l: Located) -> [(key: String, want: String)] {
+        plan.binary.pin.sorted { $0.key < $1.key }.filter { key, _ in
+            if key == l.foundAs || key == l.path { return true }
+            guard case .found(let k, _) = lookup(absolute(key)) else { return false }
+            if k.path == l.path { return true }
+            guard let id = ExecutableFile.identity(beneath: sources[k.bind]!.fd, k.relative) else { return false }
+            return id.device == f.device && id.inode == f.inode
+        }.map { (key: $0.key, want: $0.value) }
     }
 
     private static func writable(_ mode: UInt32) -> String {
@@ -373,7 +467,9 @@ struct Shebang: Equatable {
 
     init?(_ head: [UInt8]) {
         guard head.count > 2, head[0] == UInt8(ascii: "#"), head[1] == UInt8(ascii: "!") else { return nil }
-        let line = head[2...].prefix { $0 != UInt8(ascii: "\n") }
+        // The line ends at a newline or at a NUL, as for the kernel, which reads the
+        // interpreter and its argument as C strings.
+        let line = head[2...].prefix { $0 != UInt8(ascii: "\n") && $0 != 0 }
         let text = String(decoding: line, as: UTF8.self)
         let blank: (Character) -> Bool = { $0 == " " || $0 == "\t" }
         let trimmed = text.drop(while: blank)
@@ -430,11 +526,16 @@ extension BinaryCheck {
     /// names them), or the file's place on its filesystem lies beneath the source's
     /// (a bind-mount alias of a subdirectory shares no inode on the walk).
     func writablePlace(holding f: ExecutableFile.Opened) -> WritablePlace? {
+        writablePlace(chain: f.directories.map { ($0.device, $0.inode) } + [(f.device, f.inode)], hostPath: f.hostPath)
+    }
+
+    /// The same for any object: the identities the walk passed (its own last), its
+    /// host path.
+    func writablePlace(chain: [(UInt64, UInt64)], hostPath: String) -> WritablePlace? {
         guard !writable.isEmpty else { return nil }
-        let chain = f.directories.map { ($0.device, $0.inode) } + [(f.device, f.inode)]
         if let w = writable.first(where: { w in chain.contains { $0 == (w.device, w.inode) } }) { return w }
         let table = FileSystemLocation.table()
-        guard let here = FileSystemLocation.of(f.hostPath, in: table) else { return nil }
+        guard let here = FileSystemLocation.of(hostPath, in: table) else { return nil }
         return writable.first { FileSystemLocation.of($0.path, in: table)?.contains(here) == true }
     }
 }

@@ -454,7 +454,7 @@ public final class Executor {
             TestHooks.pauseBeforeClone() // debug builds only: the child's check is left
             spec.checkedExec = CheckedExec(
                 fd: (e.interpreter ?? e.command).fd, stamp: (e.interpreter ?? e.command).stamp,
-                leased: (e.interpreter ?? e.command).fence == .lease, argv: e.argv,
+                leased: (e.interpreter ?? e.command).fence == .lease, view: e.view, argv: e.argv,
                 script: e.interpreter == nil ? nil : (e.command.fd, e.command.stamp))
         }
     }

@@ -172,11 +172,16 @@ public struct CheckedExec {
     /// `fd` holds a read lease (``ExecutableFile/Fence/lease``): the child checks it
     /// is unbroken right before `execveat`.
     public var leased: Bool
+    /// `fd`'s path inside the sandbox: the child reopens it there (same inode, no
+    /// symlinks) and execs that, so the command's `/proc/self/exe` is the sandbox's
+    /// (read-only) mount of the file, not the host's. nil: `fd` itself (a sealed copy).
+    public var view: String?
     public var argv: [String]
     /// A `#!` script run by its checked interpreter (`fd`) as `/dev/fd/<scriptFD>`.
     public var script: (fd: Int32, stamp: ExecutableFile.Stamp)?
-    public init(fd: Int32, stamp: ExecutableFile.Stamp, leased: Bool, argv: [String], script: (fd: Int32, stamp: ExecutableFile.Stamp)?) {
-        self.fd = fd; self.stamp = stamp; self.leased = leased; self.argv = argv; self.script = script
+    public init(fd: Int32, stamp: ExecutableFile.Stamp, leased: Bool, view: String?, argv: [String],
+                script: (fd: Int32, stamp: ExecutableFile.Stamp)?) {
+        self.fd = fd; self.stamp = stamp; self.leased = leased; self.view = view; self.argv = argv; self.script = script
     }
 }
 
@@ -254,6 +259,7 @@ public enum Child {
             c.exec_argv = arena.stringArray(e.argv)
             (c.exec_ctime_sec, c.exec_ctime_nsec, c.exec_size) = (e.stamp.ctimeSec, e.stamp.ctimeNsec, e.stamp.size)
             c.exec_leased = e.leased ? 1 : 0
+            c.exec_view = e.view.map { arena.string($0) }
             if let s = e.script {
                 c.script_fd = s.fd
                 (c.script_ctime_sec, c.script_ctime_nsec, c.script_size) = (s.stamp.ctimeSec, s.stamp.ctimeNsec, s.stamp.size)

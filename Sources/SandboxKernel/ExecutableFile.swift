@@ -26,6 +26,11 @@ public enum ExecutableFile {
         public var inode: UInt64
     }
 
+    /// The largest file `[binary]` copies or hashes (512 MiB): a bigger one is
+    /// refused before a byte is read, so a planted huge file costs no memory or CPU.
+    /// Executables are far smaller (a static toolchain binary: ~200 MiB).
+    public static let maxSize: Int64 = 512 << 20
+
     /// What keeps the bytes that run equal to the bytes hashed (Docs/binary.md,
     /// "Keeping the bytes"): a read lease on the opened file, or a sealed memfd copy
     /// of it that runs instead.
@@ -55,11 +60,16 @@ public enum ExecutableFile {
         public func close() { owner.close() }
 
         /// Reads the whole file from the descriptor (`pread` from offset 0, so the
-        /// bytes are those of this inode, whatever its path names now), in chunks.
+        /// bytes are those of this inode, whatever its path names now), in chunks;
+        /// `EFBIG` past ``ExecutableFile/maxSize`` (a file grown since its `fstat`).
         public func read(_ body: (UnsafeRawBufferPointer) -> Void) throws(KernelError) {
             var buf = [UInt8](repeating: 0, count: 1 << 20)
             var offset: off_t = 0
             while true {
+                if Int64(offset) > ExecutableFile.maxSize {
+                    throw KernelError(operation: "read", subject: hostPath, errno: EFBIG,
+                                      detail: "over the \(ExecutableFile.maxSize >> 20) MiB [binary] reads at most")
+                }
                 let n = buf.withUnsafeMutableBytes { pread(fd, $0.baseAddress!, $0.count, offset) }
                 if n < 0 {
                     if errno == EINTR { continue }
@@ -113,6 +123,8 @@ public enum ExecutableFile {
         /// root-owned binary), or where leases are off: each falls back to the copy.
         public func fenced(lease: Bool) throws(KernelError) -> Opened {
             if lease, Self.leaseHolds(fd), sbx_read_lease(fd) == 0 {
+                TestHooks.pauseInLease() // debug builds only: a writer breaks the lease here
+                if sbx_lease_disown(fd) < 0 { throw KernelError.last("F_SETOWN", hostPath) }
                 var f = self
                 f.fence = .lease
                 return f
@@ -179,6 +191,15 @@ public enum ExecutableFile {
         }
     }
 
+    /// The device and inode `relative` names beneath `directoryFD`, its last
+    /// component not followed; nil if nothing is there.
+    public static func identity(beneath directoryFD: Int32, _ relative: String) -> (device: UInt64, inode: UInt64)? {
+        var st = stat()
+        let r = relative.isEmpty ? fstatat(directoryFD, "", &st, 0x1000 /* AT_EMPTY_PATH */ | AT_SYMLINK_NOFOLLOW)
+                                 : fstatat(directoryFD, relative, &st, AT_SYMLINK_NOFOLLOW)
+        return r < 0 ? nil : (UInt64(st.st_dev), UInt64(st.st_ino))
+    }
+
     /// Opens `hostPath` (absolute, normalized) from `/`, each component with
     /// `openat2(RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH)` from the directory fd before
     /// it, recording each directory; the object reached after `anchorDepth`
@@ -188,51 +209,15 @@ public enum ExecutableFile {
     /// regular file (`EACCES` otherwise, as execve says).
     public static func open(hostPath: String, anchorDepth: Int, anchor: (device: UInt64, inode: UInt64))
         throws(KernelError) -> Opened {
-        let components = hostPath.split(separator: "/").map(String.init)
-        guard !components.isEmpty, !components.contains(".."), !components.contains(".") else {
-            throw KernelError(operation: "open", subject: hostPath, errno: EINVAL)
-        }
-        var dirs: [Directory] = []
-        var dir = OwnedFD(sbx_mounts_open_source(AT_FDCWD, "/", UInt64(SBX_RESOLVE_NO_SYMLINKS_FLAG)))
+        let (dir, dirs, components) = try walk(hostPath: hostPath, anchorDepth: anchorDepth, anchor: anchor)
         defer { dir.close() }
-        guard dir.isOpen else { throw KernelError.last("open", "/") }
-        var path = ""
-
-        func identity(_ fd: Int32, _ at: String) throws(KernelError) -> stat {
-            var st = stat()
-            if fstat(fd, &st) < 0 { throw KernelError.last("fstat", at) }
-            return st
-        }
-        func checkAnchor(_ st: stat, depth: Int, at: String) throws(KernelError) {
-            guard depth == anchorDepth else { return }
-            if UInt64(st.st_dev) != anchor.device || UInt64(st.st_ino) != anchor.inode {
-                throw KernelError(operation: "open", subject: at, errno: ESTALE,
-                                  detail: "not the bind source the supervisor opened; renamed or swapped meanwhile")
-            }
-        }
-
-        var st = try identity(dir.raw, "/")
-        try checkAnchor(st, depth: 0, at: "/")
-        for (i, name) in components.enumerated() {
-            dirs.append(Directory(path: path.isEmpty ? "/" : path, uid: st.st_uid, mode: st.st_mode & 0o7777,
-                                  device: UInt64(st.st_dev), inode: UInt64(st.st_ino)))
-            path += "/" + name
-            if i == components.count - 1 { break }
-            let next = sbx_mounts_open_source(dir.raw, name,
-                                              UInt64(SBX_RESOLVE_NO_SYMLINKS_FLAG | SBX_RESOLVE_BENEATH_FLAG))
-            guard next >= 0 else { throw KernelError(operation: "open", subject: path, errno: -next) }
-            dir.close()
-            dir = OwnedFD(next)
-            st = try identity(dir.raw, path)
-            guard st.st_mode & S_IFMT == S_IFDIR else { throw KernelError(operation: "open", subject: path, errno: ENOTDIR) }
-            try checkAnchor(st, depth: i + 1, at: path)
-        }
         let raw = openat(dir.raw, components.last!, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
         guard raw >= 0 else { throw KernelError.last("open", hostPath) }
         let file = OwnedFD(raw)
-        do {
-            st = try identity(raw, hostPath)
-            try checkAnchor(st, depth: components.count, at: hostPath)
+        var st = stat()
+        do throws(KernelError) {
+            if fstat(raw, &st) < 0 { throw KernelError.last("fstat", hostPath) }
+            try checkAnchor(st, depth: components.count, anchorDepth: anchorDepth, anchor: anchor, at: hostPath)
         } catch { file.close(); throw error }
         guard st.st_mode & S_IFMT == S_IFREG else {
             file.close()
@@ -247,6 +232,75 @@ public enum ExecutableFile {
                                    size: Int64(st.st_size)),
                       directories: dirs, fence: nil)
     }
+
+    /// A symlink the lookup followed on a bind, as its rules see it: its owner and
+    /// identity and the directories above it (the walk of ``open(hostPath:anchorDepth:anchor:)``).
+    public struct Link: Sendable, Equatable {
+        public var hostPath: String
+        public var uid: UInt32
+        public var device: UInt64
+        public var inode: UInt64
+        /// `/` first, the link's own directory last.
+        public var directories: [Directory]
+    }
+
+    /// The symlink at `hostPath`, reached as ``open(hostPath:anchorDepth:anchor:)``
+    /// reaches a file; `EINVAL` if it is no longer a symlink.
+    public static func link(hostPath: String, anchorDepth: Int, anchor: (device: UInt64, inode: UInt64))
+        throws(KernelError) -> Link {
+        let (dir, dirs, components) = try walk(hostPath: hostPath, anchorDepth: anchorDepth, anchor: anchor)
+        defer { dir.close() }
+        var st = stat()
+        if fstatat(dir.raw, components.last!, &st, AT_SYMLINK_NOFOLLOW) < 0 { throw KernelError.last("lstat", hostPath) }
+        guard st.st_mode & S_IFMT == S_IFLNK else {
+            throw KernelError(operation: "lstat", subject: hostPath, errno: EINVAL, detail: "no longer a symlink")
+        }
+        return Link(hostPath: hostPath, uid: st.st_uid, device: UInt64(st.st_dev), inode: UInt64(st.st_ino), directories: dirs)
+    }
+
+    private static func checkAnchor(_ st: stat, depth: Int, anchorDepth: Int, anchor: (device: UInt64, inode: UInt64),
+                                    at: String) throws(KernelError) {
+        guard depth == anchorDepth else { return }
+        if UInt64(st.st_dev) != anchor.device || UInt64(st.st_ino) != anchor.inode {
+            throw KernelError(operation: "open", subject: at, errno: ESTALE,
+                              detail: "not the bind source the supervisor opened; renamed or swapped meanwhile")
+        }
+    }
+
+    /// Walks `hostPath`'s directories from `/` (each with `RESOLVE_NO_SYMLINKS |
+    /// RESOLVE_BENEATH` from the one before, `fstat`ed as held, the anchor checked):
+    /// the last one's fd, every directory seen, the path's components.
+    private static func walk(hostPath: String, anchorDepth: Int, anchor: (device: UInt64, inode: UInt64))
+        throws(KernelError) -> (OwnedFD, [Directory], [String]) {
+        let components = hostPath.split(separator: "/").map(String.init)
+        guard !components.isEmpty, !components.contains(".."), !components.contains(".") else {
+            throw KernelError(operation: "open", subject: hostPath, errno: EINVAL)
+        }
+        var dirs: [Directory] = []
+        var dir = OwnedFD(sbx_mounts_open_source(AT_FDCWD, "/", UInt64(SBX_RESOLVE_NO_SYMLINKS_FLAG)))
+        guard dir.isOpen else { throw KernelError.last("open", "/") }
+        var path = ""
+        var st = stat()
+        do throws(KernelError) {
+            if fstat(dir.raw, &st) < 0 { throw KernelError.last("fstat", "/") }
+            try checkAnchor(st, depth: 0, anchorDepth: anchorDepth, anchor: anchor, at: "/")
+            for (i, name) in components.enumerated() {
+                dirs.append(Directory(path: path.isEmpty ? "/" : path, uid: st.st_uid, mode: st.st_mode & 0o7777,
+                                      device: UInt64(st.st_dev), inode: UInt64(st.st_ino)))
+                path += "/" + name
+                if i == components.count - 1 { break }
+                let next = sbx_mounts_open_source(dir.raw, name,
+                                                  UInt64(SBX_RESOLVE_NO_SYMLINKS_FLAG | SBX_RESOLVE_BENEATH_FLAG))
+                guard next >= 0 else { throw KernelError(operation: "open", subject: path, errno: -next) }
+                dir.close()
+                dir = OwnedFD(next)
+                if fstat(dir.raw, &st) < 0 { throw KernelError.last("fstat", path) }
+                guard st.st_mode & S_IFMT == S_IFDIR else { throw KernelError(operation: "open", subject: path, errno: ENOTDIR) }
+                try checkAnchor(st, depth: i + 1, anchorDepth: anchorDepth, anchor: anchor, at: path)
+            }
+        } catch { dir.close(); throw error }
+        return (dir, dirs, components)
+    }
 }
 
 /// Test hooks of debug builds only: compiled out of a release build (`#if DEBUG`),
@@ -260,6 +314,11 @@ public enum TestHooks {
     /// `SANDBOX_TEST_PAUSE_BEFORE_CLONE=DIR`: the same, after the supervisor's last
     /// look at the binary (right before clone3), so only the child's check is left.
     public static func pauseBeforeClone() { pause("SANDBOX_TEST_PAUSE_BEFORE_CLONE") }
+
+    /// `SANDBOX_TEST_PAUSE_IN_LEASE=DIR`: the same, between taking the read lease and
+    /// clearing its owner, so a test can break the lease while the kernel would still
+    /// signal the supervisor.
+    public static func pauseInLease() { pause("SANDBOX_TEST_PAUSE_IN_LEASE") }
 
     private static func pause(_ variable: String) {
         #if DEBUG
@@ -281,6 +340,17 @@ public enum TestHooks {
         return getenv("SANDBOX_TEST_EXEC_FENCE").map { String(cString: $0) }
         #else
         return nil
+        #endif
+    }
+
+    /// `SANDBOX_TEST_EXEC_HOST_FD=1`: the control of the `/proc/self/exe` test: the
+    /// child execs the supervisor's descriptor (opened through the host's mount)
+    /// instead of reopening the file through the sandbox's own mount.
+    public static var execHostFD: Bool {
+        #if DEBUG
+        return getenv("SANDBOX_TEST_EXEC_HOST_FD").map { String(cString: $0) } == "1"
+        #else
+        return false
         #endif
     }
 

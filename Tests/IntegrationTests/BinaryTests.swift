@@ -112,6 +112,45 @@ import Testing
         #expect(b?["path"] as? String == f.tool && b?["foundAs"] as? String == link, "binary: \(b ?? [:])")
     }
 
+    /// Red-team finding: a pin matched only the exact string, so the same file named
+    /// another way ran unpinned. Each spelling of the pinned file (`//`, `/./`, a
+    /// symlinked directory on the way, a hard link) and a `#!` line spelling its
+    /// interpreter with `//` or ending in a NUL (the kernel stops there) is now
+    /// refused by the pin; control: with the right hash each spelling runs, so each
+    /// names a file that really runs.
+    @Test func pinHoldsForEverySpellingOfThePinnedFile() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let f = try Fixture()
+        defer { f.remove() }
+        try FileManager.default.createSymbolicLink(atPath: f.root + "/via", withDestinationPath: "bin")
+        #expect(link(f.tool, f.root + "/hard") == 0)
+        let actual = try Self.sha256(f.tool)
+        // One policy file per fixture: written again before each run.
+        let wrong = { f.policy("pin = { \"\(f.tool)\" = \"sha256:\(String(repeating: "0", count: 64))\" }") }
+        let right = { f.policy("pin = { \"\(f.tool)\" = \"sha256:\(actual)\" }") }
+        for spelling in [f.bin + "//tool", f.bin + "/./tool", f.root + "/via/tool", f.root + "/hard"] {
+            let out = try f.run([spelling], policy: wrong())
+            #expect(out.status == 126 && (Self.error(out)["message"] as? String ?? "").contains("pin: "),
+                    "\(spelling) ran unpinned: status \(out.status), \(Self.error(out))")
+            let ok = try f.run([spelling], policy: right())
+            #expect(ok.status == 0, "control: \(spelling) with the right hash: status \(ok.status), stderr \(ok.stderr)")
+        }
+
+        let interp = f.bin + "/sh"
+        try f.copy("/bin/sh", to: interp)
+        let shHash = try Self.sha256(interp)
+        let script = f.bin + "/script"
+        for line in ["#!\(f.bin)//sh", "#!\(interp)\u{0}junk"] {
+            try (line + "\necho ran\n").write(toFile: script, atomically: true, encoding: .utf8)
+            chmod(script, 0o755)
+            let out = try f.run([script], policy: f.policy("pin = { \"\(interp)\" = \"sha256:\(String(repeating: "0", count: 64))\" }"))
+            #expect(out.status == 126 && (Self.error(out)["message"] as? String ?? "").contains("pin: interpreter of"),
+                    "\(line.debugDescription): the interpreter ran unpinned: status \(out.status), \(Self.error(out))")
+            let ok = try f.run([script], policy: f.policy("pin = { \"\(interp)\" = \"sha256:\(shHash)\" }"))
+            #expect(ok.status == 0 && ok.stdout == "ran\n", "control: \(line.debugDescription): status \(ok.status), stderr \(ok.stderr)")
+        }
+    }
+
     /// run_start in the audit log names the checked binary and its hash.
     @Test func auditRunStartNamesTheBinary() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
@@ -281,11 +320,13 @@ import Testing
         return box.out!
     }
 
-    /// The path is replaced (rename over it) while the supervisor waits: the checked
-    /// bytes (true, 0) run, not the new ones (false, 1). Control: the same swap with
-    /// the child executing by path (debug-only SANDBOX_TEST_EXEC_BY_PATH) runs the new
-    /// bytes, so the race is real and the test can fail.
-    @Test func swappedPathRunsTheCheckedBytes() throws {
+    /// The path is replaced (rename over it) while the supervisor waits: the new
+    /// bytes (false, 1) never run. A leased file is run by reopening its sandbox path
+    /// inside (so it runs through the sandbox's mount), which now holds another
+    /// inode: refused (126, ESTALE); a sealed copy runs the checked bytes (true, 0).
+    /// Control: the same swap with the child executing by path (debug-only
+    /// SANDBOX_TEST_EXEC_BY_PATH) runs the new bytes, so the race is real.
+    @Test func swappedPathNeverRunsTheNewBytes() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
         let f = try Fixture()
         defer { f.remove() }
@@ -294,7 +335,11 @@ import Testing
             #expect(rename(f.bin + "/.new", f.tool) == 0)
         }
         let out = try Self.runPaused(f, policy: f.policy(), during: swap)
-        #expect(out.status == 0, "the new bytes ran instead of the checked ones: status \(out.status), stderr \(out.stderr)")
+        Self.expectCheckedInodeGone(out)
+
+        try f.copy("/usr/bin/true", to: f.tool)
+        let copy = try Self.runPaused(f, policy: f.policy(), env: ["SANDBOX_TEST_EXEC_FENCE": "copy"], during: swap)
+        #expect(copy.status == 0, "the sealed copy should run the checked bytes: status \(copy.status), stderr \(copy.stderr)")
 
         try f.copy("/usr/bin/true", to: f.tool)
         let control = try Self.runPaused(f, policy: f.policy(), env: ["SANDBOX_TEST_EXEC_BY_PATH": "1"], during: swap)
@@ -303,19 +348,35 @@ import Testing
 
     /// The attacker's other moves on a path: rename the parent directory away and put
     /// another in its place (the walk held each directory by fd), or hard-link a
-    /// different file to the name (the checks are on the inode opened, not on a name).
-    @Test func swappedParentDirectoryRunsTheCheckedBytes() throws {
+    /// different file to the name (the checks are on the inode opened, not on a name):
+    /// the child finds another inode at the path and refuses.
+    @Test func swappedParentDirectoryNeverRunsTheNewBytes() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
         let f = try Fixture()
         defer { f.remove() }
-        let out = try Self.runPaused(f, policy: f.policy()) {
+        let swap = {
             #expect(rename(f.bin, f.root + "/old") == 0)
             try FileManager.default.createDirectory(atPath: f.bin, withIntermediateDirectories: false)
             chmod(f.bin, 0o755)
             try f.copy("/usr/bin/false", to: f.root + "/false")
             #expect(link(f.root + "/false", f.tool) == 0)
         }
-        #expect(out.status == 0, "the swapped-in directory's file ran: status \(out.status), stderr \(out.stderr)")
+        Self.expectCheckedInodeGone(try Self.runPaused(f, policy: f.policy(), during: swap))
+
+        // Control: executing by path runs the swapped-in directory's file (false: 1).
+        try FileManager.default.removeItem(atPath: f.bin)
+        try FileManager.default.removeItem(atPath: f.root + "/false")
+        #expect(rename(f.root + "/old", f.bin) == 0)
+        let control = try Self.runPaused(f, policy: f.policy(), env: ["SANDBOX_TEST_EXEC_BY_PATH": "1"], during: swap)
+        #expect(control.status == 1, "control: executing by path should run the swapped-in file (false → 1): status \(control.status), stderr \(control.stderr)")
+    }
+
+    /// The checked inode is no longer at its sandbox path when the child reopens it
+    /// there (to run it through the sandbox's own mount): refused, nothing ran.
+    static func expectCheckedInodeGone(_ out: Harness.Output, sourceLocation: SourceLocation = #_sourceLocation) {
+        let e = error(out)
+        #expect(out.status == 126 && e["step"] as? String == "check the executable is unchanged" && e["errnoName"] as? String == "ESTALE",
+                "the swapped-in file ran, or another refusal: status \(out.status), \(e), stderr \(out.stderr)", sourceLocation: sourceLocation)
     }
 
     /// The checked inode itself rewritten after the hash (a writer with write
@@ -446,6 +507,55 @@ import Testing
         #expect(e["step"] as? String == "check the executable is unchanged" && e["errnoName"] as? String == "ESTALE", "\(e)")
     }
 
+    /// A writer that blocks in open (the kernel holds it until the lease holder lets
+    /// go) while the supervisor is past its last look: the child sees the broken
+    /// lease and refuses (126); the writer's open completes only after. Waits for
+    /// /proc/locks to show the break, not for a time.
+    @Test func writerBlockedInOpenIsRefusedByTheChild() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let f = try Fixture()
+        defer { f.remove() }
+        var st = stat()
+        stat(f.tool, &st)
+        let writer = DispatchSemaphore(value: 0)
+        let out = try Self.runPaused(f, policy: f.policy(), at: "SANDBOX_TEST_PAUSE_BEFORE_CLONE") {
+            let path = f.tool
+            Thread {
+                let fd = open(path, O_WRONLY)  // blocks until the lease is released
+                if fd >= 0 { close(fd) }
+                writer.signal()
+            }.start()
+            var breaking = false
+            for _ in 0..<500 where !breaking {
+                let locks = (try? String(contentsOfFile: "/proc/locks", encoding: .utf8)) ?? ""
+                breaking = locks.split(separator: "\n").contains { $0.contains("BREAK") && $0.contains(":\(st.st_ino) ") }
+                if !breaking { usleep(10_000) }
+            }
+            #expect(breaking, "the writer's open never broke the lease (/proc/locks)")
+        }
+        #expect(out.status == 126, "status \(out.status); stderr \(out.stderr)")
+        #expect(Self.error(out)["errnoName"] as? String == "ESTALE", "\(Self.error(out))")
+        #expect(writer.wait(timeout: .now() + 60) == .success, "the writer never got its open")
+    }
+
+    /// Red-team finding: the lease's break signal (SIGIO, deadly by default) reached
+    /// the supervisor when a writer opened between F_SETLEASE and F_SETOWN 0 (1 run
+    /// in 150). The supervisor now ignores SIGIO before it takes a lease; the debug
+    /// pause holds it in that window while the test breaks the lease: it lives and
+    /// refuses (126), where before it died of SIGIO.
+    @Test func leaseBreakBeforeTheOwnerIsClearedDoesNotKillTheSupervisor() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let f = try Fixture()
+        defer { f.remove() }
+        let out = try Self.runPaused(f, policy: f.policy(), at: "SANDBOX_TEST_PAUSE_IN_LEASE") {
+            let fd = open(f.tool, O_WRONLY | O_NONBLOCK)
+            if fd >= 0 { close(fd) }
+            #expect(fd < 0 && errno == EWOULDBLOCK, "the open for writing was not held off by a lease")
+        }
+        #expect(out.status == 126 && out.stderr.contains("read lease was broken"),
+                "the supervisor did not refuse (SIGIO?): status \(out.status); stderr \(out.stderr)")
+    }
+
     /// The copy a run gets where the kernel grants no lease (forced here with the
     /// debug-only SANDBOX_TEST_EXEC_FENCE=copy) runs, pinned, and also for a script's
     /// interpreter; and a rootless run of a root-owned binary (no CAP_LEASE, not the
@@ -494,6 +604,78 @@ import Testing
         let o = try Harness.exec(policy: policy, [own], cwd: dir, asUser: (65534, runtime))
         #expect(o.status == 0 && (o.result?["binary"] as? [String: Any])?["fence"] as? String == "lease",
                 "rootless, own file: status \(o.status), binary \(o.result?["binary"] ?? "nil"), stderr \(o.stderr)")
+    }
+
+    /// Red-team finding: the leased file ran from the supervisor's descriptor, opened
+    /// through the host's mount, so the command's /proc/self/exe was the host file,
+    /// not its read-only bind: a rootless run could chmod (and, without Landlock,
+    /// rewrite) its own binary on the host. The child now execs the same inode
+    /// reopened through the sandbox's mount: EROFS, the host file unchanged. Control:
+    /// executing the host descriptor (debug-only SANDBOX_TEST_EXEC_HOST_FD=1) lets the
+    /// chmod through.
+    @Test func procSelfExeIsTheReadOnlyBindNotTheHostFile() throws {
+        guard Harness.require(Harness.isRoot, "root (to switch to an unprivileged user with setpriv)") else { return }
+        let f = try Fixture()
+        defer { f.remove() }
+        let own = f.bin + "/bash"
+        try f.copy("/bin/bash", to: own)
+        chown(own, 65534, 65534)
+        let runtime = Harness.tempDir(owner: 65534)
+        let dir = Harness.tempDir(owner: 65534)
+        defer { try? FileManager.default.removeItem(atPath: dir); try? FileManager.default.removeItem(atPath: runtime) }
+        let policy = Harness.policy("""
+            name = "binary-proc-exe"
+            extends = ["base"]
+            [filesystem]
+            ro = ["\(f.root)"]
+            [binary]
+            require_root_owned = true
+            """, in: dir)
+        chmod(policy, 0o644)
+        let argv = [own, "-c", "/usr/bin/chmod 777 /proc/$$/exe && echo CHANGED"]
+        func mode() -> mode_t { var st = stat(); stat(own, &st); return st.st_mode & 0o7777 }
+
+        let out = try Harness.exec(policy: policy, argv, cwd: dir, asUser: (65534, runtime))
+        #expect((out.result?["binary"] as? [String: Any])?["fence"] as? String == "lease",
+                "the own file should run under a lease: \(out.result?["binary"] ?? "nil"), stderr \(out.stderr)")
+        #expect(!out.stdout.contains("CHANGED") && out.stderr.contains("Read-only file system"),
+                "chmod of /proc/$$/exe: stdout \(out.stdout) stderr \(out.stderr)")
+        #expect(mode() == 0o755, "the host file's mode changed: \(String(mode(), radix: 8))")
+
+        let control = try Harness.exec(policy: policy, argv, cwd: dir, asUser: (65534, runtime),
+                                       env: ["SANDBOX_TEST_EXEC_HOST_FD": "1"])
+        #expect(control.stdout.contains("CHANGED") && mode() == 0o777,
+                "control: the host descriptor should let the chmod through: stdout \(control.stdout) stderr \(control.stderr)")
+    }
+
+    /// Red-team finding: the whole file was copied and hashed before any rule ran, so
+    /// a 2 GiB sparse `#!` script in a refused place cost 20 s and 2 GiB of shmem.
+    /// Every rule but the pin now runs on the opened file first: the refusal comes
+    /// with no hash (no `binary` in the result: nothing was read). And a file over
+    /// the 512 MiB cap is refused unread even where every rule passes and a pin
+    /// names it (before: hashed whole, then refused by the pin).
+    @Test func hugeFileIsRefusedBeforeItIsCopiedOrHashed() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let f = try Fixture()
+        defer { f.remove() }
+        func sparse(_ path: String, size: off_t) throws {
+            try "#!/bin/sh\necho ran\n".write(toFile: path, atomically: false, encoding: .utf8)
+            #expect(truncate(path, size) == 0)
+            chmod(path, 0o755)
+        }
+        let open = f.root + "/open"
+        try FileManager.default.createDirectory(atPath: open, withIntermediateDirectories: false)
+        chmod(open, 0o777)
+        try sparse(open + "/big", size: 1 << 30)
+        let refused = try f.run([open + "/big"], policy: f.policy())
+        Self.expectRefused(refused, rule: "reject_writable", path: open)
+        #expect(refused.result?["binary"] == nil, "the refused file was hashed: \(refused.result?["binary"] ?? "nil")")
+
+        let big = f.bin + "/big"
+        try sparse(big, size: (512 << 20) + 1)
+        let capped = try f.run([big], policy: f.policy("pin = { \"\(big)\" = \"sha256:\(String(repeating: "0", count: 64))\" }"))
+        Self.expectRefused(capped, rule: "max size", path: big)
+        #expect(capped.result?["binary"] == nil, "the oversized file was hashed: \(capped.result?["binary"] ?? "nil")")
     }
 
     // MARK: - What other runs can write
@@ -556,6 +738,49 @@ import Testing
             """, in: f.cwd, name: "own.toml")
         Self.expectRefused(try f.run([shared + "/tool"], policy: ownPolicy), rule: "require_root_owned", path: shared + "/tool")
         #expect(try f.run([shared + "/tool"], policy: f.policy()).status == 1, "with no run able to write it, it runs")
+    }
+
+    /// Red-team finding: symlinks the lookup followed were never checked, so whoever
+    /// could write the directory holding one chose which trusted program ran under
+    /// the name (`WS/bin/tool -> /usr/bin/bash`). A symlink in a place a run can
+    /// write is refused by require_root_owned, one in a 1777 directory by
+    /// reject_writable, though the file it leads to passes both. Controls: without
+    /// the rule each runs the file the link chose.
+    @Test func symlinksOnTheWayAreCheckedLikeTheFile() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let f = try Fixture()
+        defer { f.remove() }
+        let shared = f.root + "/shared"
+        try FileManager.default.createDirectory(atPath: shared, withIntermediateDirectories: false)
+        chmod(shared, 0o755)
+        try FileManager.default.createSymbolicLink(atPath: shared + "/tool", withDestinationPath: f.tool)
+        func rwPolicy(_ rules: String) -> String {
+            Harness.policy("""
+                name = "binary-link"
+                extends = ["base"]
+                [filesystem]
+                ro = ["\(f.root)"]
+                rw = ["\(shared)"]
+                [binary]
+                \(rules)
+                """, in: f.cwd, name: "link.toml")
+        }
+        let path = ["PATH": shared + ":/usr/bin:/bin"]
+        let refused = try f.run(["tool"], policy: rwPolicy("require_root_owned = true"), env: path)
+        Self.expectRefused(refused, rule: "require_root_owned", path: shared + "/tool")
+        #expect((Self.error(refused)["message"] as? String ?? "").contains("symlink"), "\(Self.error(refused))")
+        #expect(try f.run(["tool"], policy: rwPolicy("reject_setuid = true"), env: path).status == 0,
+                "control: without require_root_owned the link's choice runs")
+
+        let open = f.root + "/open"
+        try FileManager.default.createDirectory(atPath: open, withIntermediateDirectories: false)
+        chmod(open, 0o1777)
+        try FileManager.default.createSymbolicLink(atPath: open + "/ls", withDestinationPath: f.tool)
+        let sticky = try f.run([open + "/ls"], policy: f.policy())
+        Self.expectRefused(sticky, rule: "reject_writable", path: open)
+        #expect((Self.error(sticky)["message"] as? String ?? "").contains("symlink \(open)/ls"), "\(Self.error(sticky))")
+        #expect(try f.run([open + "/ls"], policy: f.policy(rules: "require_root_owned = true")).status == 0,
+                "control: without reject_writable the link's choice runs")
     }
 
     /// The other runs' records are trusted because no one but the supervisor can

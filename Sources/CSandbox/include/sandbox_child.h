@@ -108,6 +108,11 @@ struct sbx_spec {
     int64_t exec_ctime_sec, exec_ctime_nsec;
     int64_t exec_size;
     int exec_leased;               /* exec_fd holds a read lease: it must be unbroken */
+    /* exec_fd's path inside the sandbox (symlinks resolved): the child opens it
+     * again (O_PATH, no symlinks), requires the same inode and execs that, so the
+     * command's /proc/self/exe is the sandbox's mount of the file (a read-only bind
+     * stays read-only), not the host's. NULL: exec_fd itself (a sealed memfd). */
+    const char *exec_view;
     int script_fd;                 /* the checked script (CLOEXEC cleared in the child), or -1 */
     int64_t script_ctime_sec, script_ctime_nsec;
     int64_t script_size;

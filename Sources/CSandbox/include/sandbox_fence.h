@@ -58,9 +58,13 @@ int sbx_memfd_seal(int fd);
  * process has the file open for writing or mapped shared-writable, broken by any
  * later open for writing or truncate, which then waits for the holder (up to
  * /proc/sys/fs/lease-break-time). Needs the file's owner as fsuid or CAP_LEASE
- * (EACCES). The break sends no signal (no owner); sbx_holds_read_lease says 1
- * only while the lease is held and unbroken. */
+ * (EACCES). sbx_read_lease sets SIGIO to SIG_IGN for the whole process first and
+ * leaves it so (the kernel signals the lease's owner, this process, on a break):
+ * a library user that relies on SIGIO must restore it. sbx_lease_disown then
+ * clears the owner (F_SETOWN 0: no signal at all; the lease is dropped if that
+ * fails). sbx_holds_read_lease says 1 only while the lease is held and unbroken. */
 int sbx_read_lease(int fd);
+int sbx_lease_disown(int fd);
 int sbx_holds_read_lease(int fd);
 /* fstatfs's f_type (the filesystem's magic), -1 on error. */
 int64_t sbx_fs_magic(int fd);
