@@ -375,6 +375,14 @@ struct BinaryCheck {
         if b.requireRootOwned, let w = writablePlace(holding: f) {
             throw refusal(l.path, "require_root_owned: \(name) lies in \(w.path), which \(w.writer) can write; a file a run can write is not one only root or the invoker wrote")
         }
+        // Another name of the same inode may lie in a writable place: hard links stay
+        // on one filesystem, so a file that is not root's with more than one link is
+        // refused when a place a run can write is on its filesystem (its other names
+        // cannot be found without a scan). Root's files are left alone: system
+        // binaries have several links, and runs write as the invoker.
+        if b.requireRootOwned, f.uid != 0, f.linkCount > 1, let w = writable.first(where: { $0.device == f.device }) {
+            throw refusal(l.path, "require_root_owned: \(name) (uid \(f.uid)) has \(f.linkCount) hard links and \(w.path), which \(w.writer) can write, is on its filesystem: another of its names may lie there")
+        }
         if b.rejectSetuid && f.mode & 0o6000 != 0 {
             let what = f.mode & 0o4000 != 0 ? "setuid" : "setgid"
             throw refusal(l.path, "reject_setuid: \(name) is \(what) (mode \(Self.octal(f.mode)))")
@@ -513,7 +521,17 @@ extension BinaryCheck {
                             exitCode: 126)
         }
         for entry in RunDirectory.list(base: runBase) where entry.id != plan.runId {
-            guard let record = RunRecord.read(runDirectory: entry.path) else { continue }
+            let record: RunRecord
+            switch RunRecord.load(runDirectory: entry.path) {
+            case .none: continue   // being created: nothing of it can write yet
+            case .record(let r): record = r
+            case .unreadable(let why):
+                // Fail closed: a record that cannot be read could name the place a
+                // file was planted in.
+                throw ExecError(kind: .exec, step: SetupStep.binary.rawValue, subject: entry.path,
+                                message: "[binary] require_root_owned: the record of run \(entry.id) cannot be read (\(why)), so the places it can write are unknown; not run",
+                                exitCode: 126)
+            }
             out += (record.writable ?? []).map {
                 WritablePlace(path: $0.path, device: $0.device, inode: $0.inode, writer: "run \(record.runId)")
             }

@@ -68,8 +68,28 @@ public struct RunRecord: Codable, Sendable, Equatable {
     /// The record in the run directory at `path`; nil when it has none (a
     /// supervisor killed before writing it) or it cannot be read.
     public static func read(runDirectory path: String) -> RunRecord? {
-        guard let text = RunDirectory.read(path + "/" + fileName) else { return nil }
-        return try? JSONDecoder().decode(RunRecord.self, from: Data(text.utf8))
+        if case .record(let r) = load(runDirectory: path) { return r }
+        return nil
+    }
+
+    /// What a run directory holds: no record yet (a run being created, or whose
+    /// supervisor was killed before its first write), a record, or one that exists
+    /// and cannot be read or decoded — which a caller that needs every run's
+    /// writable places must refuse, not skip (`[binary]` require_root_owned).
+    public enum Loaded {
+        case none
+        case record(RunRecord)
+        case unreadable(String)
+    }
+
+    public static func load(runDirectory path: String) -> Loaded {
+        let file = path + "/" + fileName
+        let fd = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { return errno == ENOENT ? .none : .unreadable(KernelError.last("open", file).description) }
+        defer { close(fd) }
+        do { return .record(try JSONDecoder().decode(RunRecord.self, from: Data(FD.readAll(fd)))) } catch {
+            return .unreadable("\(file): not a run record (\(error))")
+        }
     }
 
     /// Replaces the record in `dir`.

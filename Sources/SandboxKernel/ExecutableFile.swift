@@ -49,6 +49,8 @@ public enum ExecutableFile {
         public var mode: UInt32
         public var device: UInt64
         public var inode: UInt64
+        /// `st_nlink`: how many names the inode has.
+        public var linkCount: UInt64
         /// It carries file capabilities (a `security.capability` extended attribute).
         public var hasFileCapabilities: Bool
         public var stamp: Stamp
@@ -227,7 +229,8 @@ public enum ExecutableFile {
         // file, so it is the inode that runs. ENODATA: none; ENOTSUP: no xattrs here.
         let capabilities = sbx_has_file_caps(raw) == 1
         return Opened(owner: file, hostPath: hostPath, uid: st.st_uid, mode: st.st_mode & 0o7777,
-                      device: UInt64(st.st_dev), inode: UInt64(st.st_ino), hasFileCapabilities: capabilities,
+                      device: UInt64(st.st_dev), inode: UInt64(st.st_ino), linkCount: UInt64(st.st_nlink),
+                      hasFileCapabilities: capabilities,
                       stamp: Stamp(ctimeSec: Int64(st.st_ctim.tv_sec), ctimeNsec: Int64(st.st_ctim.tv_nsec),
                                    size: Int64(st.st_size)),
                       directories: dirs, fence: nil)

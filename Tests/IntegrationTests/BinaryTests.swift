@@ -259,30 +259,57 @@ import Testing
         let interp = f.bin + "/bash"
         try f.copy("/bin/bash", to: interp)
         let script = f.bin + "/script"
-        let text = "#!\(interp)\necho step1\nsleep 1\necho step2\n"
-        func plant() throws { try text.write(toFile: script, atomically: true, encoding: .utf8); chmod(script, 0o755) }
-        /// Overwrites "step2" with "PWND2" in place (same length, same inode) after 0.4 s.
-        func rewriteSoon() -> Thread {
+        // The script says when it has started, then waits for the rewrite: no timing.
+        let signal = f.root + "/signal"
+        try FileManager.default.createDirectory(atPath: signal, withIntermediateDirectories: false)
+        chmod(signal, 0o777)
+        let text = """
+            #!\(interp)
+            echo step1
+            : > \(signal)/started
+            while [ ! -e \(signal)/rewritten ]; do sleep 0.01; done
+            echo step2
+
+            """
+        func plant() throws {
+            try text.write(toFile: script, atomically: true, encoding: .utf8); chmod(script, 0o755)
+            for name in ["started", "rewritten"] { unlink(signal + "/" + name) }
+        }
+        /// Once the script has started, overwrites "step2" with "PWND2" in place (same
+        /// length, same inode), then lets it go on.
+        func rewriteOnceStarted() -> Thread {
             let t = Thread {
-                usleep(400_000)
+                for _ in 0..<3000 where access(signal + "/started", F_OK) != 0 { usleep(10_000) }
                 let fd = open(script, O_WRONLY)
                 let offset = text.utf8.count - "step2\n".utf8.count
                 _ = "PWND2".withCString { pwrite(fd, $0, 5, off_t(offset)) }
                 close(fd)
+                close(open(signal + "/rewritten", O_WRONLY | O_CREAT, 0o644))
             }
             t.start()
             return t
         }
         // Control: an interpreter reading the file itself runs the rewritten line.
         try plant()
-        _ = rewriteSoon()
+        _ = rewriteOnceStarted()
         let control = try Harness.run(interp, [script])
         #expect(control.stdout.contains("PWND2"), "control: the rewrite should win against a plain read: \(control.stdout)")
 
         try plant()
         let pin = try Self.sha256(script)
-        _ = rewriteSoon()
-        let out = try f.run([script], policy: f.policy("pin = { \"\(script)\" = \"sha256:\(pin)\" }"))
+        _ = rewriteOnceStarted()
+        let policy = Harness.policy("""
+            name = "binary-script-rewrite"
+            extends = ["base"]
+            [filesystem]
+            ro = ["\(f.root)"]
+            rw = ["\(signal)"]
+            [binary]
+            require_root_owned = true
+            reject_setuid = true
+            pin = { "\(script)" = "sha256:\(pin)" }
+            """, in: f.cwd, name: "rewrite.toml")
+        let out = try f.run([script], policy: policy)
         #expect(out.status == 0 && out.stdout.contains("step2") && !out.stdout.contains("PWND2"),
                 "status \(out.status) stdout \(out.stdout) stderr \(out.stderr)")
         #expect((out.result?["binary"] as? [String: Any])?["sha256"] as? String == pin)
@@ -812,6 +839,77 @@ import Testing
         chmod(base, 0o711)
         let ok = try Harness.exec(policy: policy, [f.tool], cwd: dir, asUser: (65534, runtime))
         #expect(ok.status == 0, "status \(ok.status); stderr \(ok.stderr)")
+    }
+
+    /// A run record that exists and cannot be decoded used to be skipped, silently
+    /// dropping that run's writable places; require_root_owned now refuses (126,
+    /// naming the run). Control: the same run directory with no record yet (a run
+    /// being created) is skipped and the command runs.
+    @Test func unreadableRunRecordIsRefusedByRequireRootOwned() throws {
+        guard Harness.require(Harness.isRoot, "root (to switch to an unprivileged user with setpriv)") else { return }
+        let f = try Fixture()
+        defer { f.remove() }
+        let runtime = Harness.tempDir(owner: 65534)
+        let dir = Harness.tempDir(owner: 65534)
+        defer { try? FileManager.default.removeItem(atPath: dir); try? FileManager.default.removeItem(atPath: runtime) }
+        let base = runtime + "/sandbox"
+        let run = base + "/r-corrupt"
+        try FileManager.default.createDirectory(atPath: run, withIntermediateDirectories: true)
+        for d in [base, run] { chown(d, 65534, 65534); chmod(d, 0o711) }
+        try "{\"runId\": \"r-corrupt\", \"writable\": [".write(toFile: run + "/state.json", atomically: false, encoding: .utf8)
+        chown(run + "/state.json", 65534, 65534)
+        let policy = Harness.policy("""
+            name = "binary-corrupt-record"
+            extends = ["base"]
+            [filesystem]
+            ro = ["\(f.root)"]
+            [binary]
+            require_root_owned = true
+            """, in: dir)
+        chmod(policy, 0o644)
+        let out = try Harness.exec(policy: policy, [f.tool], cwd: dir, asUser: (65534, runtime))
+        Self.expectRefused(out, rule: "require_root_owned", path: "r-corrupt")
+        try FileManager.default.removeItem(atPath: run + "/state.json")
+        let ok = try Harness.exec(policy: policy, [f.tool], cwd: dir, asUser: (65534, runtime))
+        #expect(ok.status == 0, "control: a run directory with no record yet is skipped: status \(ok.status), stderr \(ok.stderr)")
+    }
+
+    /// A hard link is another name of the same inode, which require_root_owned's
+    /// place check does not see: a file of the invoker's linked into a place a run
+    /// can write (here the run's own rw bind) and run by its other name ran. A
+    /// file not root's with more than one link is now refused when a writable place
+    /// is on its filesystem. Control: the same file with one link runs.
+    @Test func hardLinkIntoAWritablePlaceIsRefusedByRequireRootOwned() throws {
+        guard Harness.require(Harness.isRoot, "root (to switch to an unprivileged user with setpriv)") else { return }
+        let f = try Fixture()
+        defer { f.remove() }
+        let shared = f.root + "/shared"
+        try FileManager.default.createDirectory(atPath: shared, withIntermediateDirectories: false)
+        chown(shared, 65534, 65534)
+        chmod(shared, 0o755)
+        let own = f.bin + "/own"
+        try f.copy("/usr/bin/true", to: own)
+        chown(own, 65534, 65534)
+        #expect(link(own, shared + "/tool") == 0)
+        let runtime = Harness.tempDir(owner: 65534)
+        let dir = Harness.tempDir(owner: 65534)
+        defer { try? FileManager.default.removeItem(atPath: dir); try? FileManager.default.removeItem(atPath: runtime) }
+        let policy = Harness.policy("""
+            name = "binary-hard-link"
+            extends = ["base"]
+            [filesystem]
+            ro = ["\(f.root)"]
+            rw = ["\(shared)"]
+            [binary]
+            require_root_owned = true
+            """, in: dir)
+        chmod(policy, 0o644)
+        let out = try Harness.exec(policy: policy, [own], cwd: dir, asUser: (65534, runtime))
+        Self.expectRefused(out, rule: "require_root_owned", path: own)
+        #expect((Self.error(out)["message"] as? String ?? "").contains("hard links"), "\(Self.error(out))")
+        unlink(shared + "/tool")
+        let ok = try Harness.exec(policy: policy, [own], cwd: dir, asUser: (65534, runtime))
+        #expect(ok.status == 0, "control: with one link it runs: status \(ok.status), stderr \(ok.stderr)")
     }
 
     // MARK: - File capabilities
