@@ -415,8 +415,10 @@ struct BinaryCheck {
             if let d = link.directories.first(where: { $0.uid != 0 && $0.uid != invoker }) {
                 throw refusal(hop.path, "require_root_owned: \(what): directory \(d.path) above it is owned by uid \(d.uid), not root or the invoker (uid \(invoker))")
             }
+            // Its directory's place (realpath of the link itself would follow it).
+            let holder = link.directories.last?.path ?? "/"
             if let w = writablePlace(chain: link.directories.map { ($0.device, $0.inode) } + [(link.device, link.inode)],
-                                     hostPath: link.hostPath) {
+                                     hostPath: holder) {
                 throw refusal(hop.path, "require_root_owned: \(what) lies in \(w.path), which \(w.writer) can write")
             }
         }
