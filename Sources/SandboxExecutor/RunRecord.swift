@@ -86,8 +86,9 @@ public struct RunRecord: Codable, Sendable, Equatable {
         let file = path + "/" + fileName
         let fd = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         guard fd >= 0 else { return errno == ENOENT ? .none : .unreadable(KernelError.last("open", file).description) }
-        defer { close(fd) }
-        do { return .record(try JSONDecoder().decode(RunRecord.self, from: Data(FD.readAll(fd)))) } catch {
+        let owner = OwnedFD(fd)
+        defer { owner.close() }
+        do { return .record(try JSONDecoder().decode(RunRecord.self, from: Data(FD.readAll(owner.raw)))) } catch {
             return .unreadable("\(file): not a run record (\(error))")
         }
     }
