@@ -518,11 +518,16 @@ public final class Executor {
     private func letChildGoOn(_ pipes: ChildPipes, runDir: RunDirectory) {
         _ = FD.writeAllWithoutSIGPIPE(pipes.sync.write.raw, [1])
         pipes.sync.write.close()
-        if plan.digest == nil { plan.digest = try? PlanDigest.digest(of: plan) }
-        try? updateRecord(runDir) { [plan] in $0.state = .running; $0.planDigest = plan.digest ?? "" }
         // Encoding the plan here overlaps with the child building its root instead of
-        // delaying it.
-        try? runDir.write("plan.json", String(decoding: try CanonicalJSON.encode(plan), as: UTF8.self) + "\n")
+        // delaying it; the digest and plan.json come from one encoding.
+        var json: [UInt8]?
+        if plan.digest == nil, let (digest, bytes) = try? PlanDigest.digestAndJSON(of: plan) {
+            plan.digest = digest; json = bytes
+        }
+        try? updateRecord(runDir) { [plan] in $0.state = .running; $0.planDigest = plan.digest ?? "" }
+        if let bytes = json ?? (try? CanonicalJSON.encode(plan)) {
+            try? runDir.write("plan.json", String(decoding: bytes, as: UTF8.self) + "\n")
+        }
     }
 
     /// Changes the run record and writes it (atomically) to the run directory.

@@ -4,14 +4,26 @@
 ///
 /// Why not Foundation's JSONEncoder: it is on the start-up path of every `exec`, and
 /// its dynamic casts (Date, Data, URL special cases) made it the largest single cost
-/// there. This encoder knows only what plans contain.
+/// there. This encoder knows only what plans contain. For the same reason strings are
+/// kept unescaped in the tree and escaped byte by byte straight into the output, and
+/// a tree can be written twice (`PlanDigest.digestAndJSON`: the plan without and with
+/// its digest, from one encoding).
 public enum CanonicalJSON {
     public static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
+        bytes(of: try tree(value))
+    }
+
+    /// The tree `encode` writes.
+    static func tree<T: Encodable>(_ value: T) throws -> Node {
         let sink = Sink()
         try value.encode(to: NodeEncoder(sink: sink, codingPath: []))
+        return sink.node ?? .literal("null")
+    }
+
+    static func bytes(of node: Node) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(8192)
-        write(sink.node ?? .scalar("null"), into: &out)
+        out.reserveCapacity(16384)
+        write(node, into: &out)
         return out
     }
 
@@ -22,29 +34,38 @@ public enum CanonicalJSON {
     enum Node {
         case object(ObjectStorage)
         case array(ArrayStorage)
-        /// Already JSON text.
-        case scalar(String)
+        /// A string, escaped when written.
+        case string(String)
+        /// Already JSON text (numbers, `true`, `false`, `null`).
+        case literal(String)
     }
     final class Sink { var node: Node? }
 
     static func write(_ node: Node, into out: inout [UInt8]) {
         switch node {
-        case .scalar(let s): out.append(contentsOf: s.utf8)
+        case .string(let s): appendQuoted(s, into: &out)
+        case .literal(let s): out.append(contentsOf: s.utf8)
         case .array(let a):
             out.append(UInt8(ascii: "["))
-            for (i, item) in a.items.enumerated() {
-                if i > 0 { out.append(UInt8(ascii: ",")) }
+            var first = true
+            for item in a.items {
+                if !first { out.append(UInt8(ascii: ",")) }
+                first = false
                 write(item, into: &out)
             }
             out.append(UInt8(ascii: "]"))
         case .object(let o):
             out.append(UInt8(ascii: "{"))
-            let keys = o.items.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
-            for (i, key) in keys.enumerated() {
-                if i > 0 { out.append(UInt8(ascii: ",")) }
-                out.append(contentsOf: quote(key).utf8)
+            // Sorted by UTF-8 bytes: compare contiguous byte arrays, made once per key.
+            let entries = o.items.map { (key: Array($0.key.utf8), node: $0.value) }
+                .sorted { $0.key.lexicographicallyPrecedes($1.key) }
+            var first = true
+            for entry in entries {
+                if !first { out.append(UInt8(ascii: ",")) }
+                first = false
+                entry.key.withUnsafeBufferPointer { appendQuoted(bytes: $0, into: &out) }
                 out.append(UInt8(ascii: ":"))
-                write(o.items[key]!, into: &out)
+                write(entry.node, into: &out)
             }
             out.append(UInt8(ascii: "}"))
         }
@@ -52,24 +73,37 @@ public enum CanonicalJSON {
 
     /// A JSON string literal for `s`.
     public static func quote(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 {
-                    let hex = String(u.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(u)
-                }
+        var out: [UInt8] = []
+        out.reserveCapacity(s.utf8.count + 2)
+        appendQuoted(s, into: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func appendQuoted(_ s: String, into out: inout [UInt8]) {
+        var s = s
+        s.withUTF8 { appendQuoted(bytes: $0, into: &out) }
+    }
+
+    /// Escapes `"`, `\` and the control characters below 0x20 (`\n`, `\r`, `\t` by
+    /// name, the rest as `\u00xx` in lowercase hex); every other byte, including each
+    /// byte of a multi-byte UTF-8 sequence (all ≥ 0x80), is copied as it is.
+    static func appendQuoted(bytes: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
+        let hex: StaticString = "0123456789abcdef"
+        out.append(UInt8(ascii: "\""))
+        for b in bytes {
+            switch b {
+            case UInt8(ascii: "\""): out.append(UInt8(ascii: "\\")); out.append(b)
+            case UInt8(ascii: "\\"): out.append(UInt8(ascii: "\\")); out.append(b)
+            case UInt8(ascii: "\n"): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "n"))
+            case UInt8(ascii: "\r"): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "r"))
+            case UInt8(ascii: "\t"): out.append(UInt8(ascii: "\\")); out.append(UInt8(ascii: "t"))
+            case 0..<0x20:
+                out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0")])
+                hex.withUTF8Buffer { d in out.append(d[Int(b >> 4)]); out.append(d[Int(b & 15)]) }
+            default: out.append(b)
             }
         }
-        return out + "\""
+        out.append(UInt8(ascii: "\""))
     }
 
     // MARK: Encoder
@@ -100,17 +134,17 @@ public enum CanonicalJSON {
 
     static func node<T: Encodable>(_ value: T, path: [any CodingKey]) throws -> Node {
         switch value {
-        case let s as String: return .scalar(quote(s))
-        case let b as Bool: return .scalar(b ? "true" : "false")
-        case let n as Int: return .scalar(String(n))
-        case let n as Int32: return .scalar(String(n))
-        case let n as UInt64: return .scalar(String(n))
-        case let n as UInt32: return .scalar(String(n))
-        case let n as UInt16: return .scalar(String(n))
+        case let s as String: return .string(s)
+        case let b as Bool: return .literal(b ? "true" : "false")
+        case let n as Int: return .literal(String(n))
+        case let n as Int32: return .literal(String(n))
+        case let n as UInt64: return .literal(String(n))
+        case let n as UInt32: return .literal(String(n))
+        case let n as UInt16: return .literal(String(n))
         default:
             let sink = Sink()
             try value.encode(to: NodeEncoder(sink: sink, codingPath: path))
-            return sink.node ?? .scalar("null")
+            return sink.node ?? .literal("null")
         }
     }
 
@@ -118,21 +152,21 @@ public enum CanonicalJSON {
         let storage: ObjectStorage
         var codingPath: [any CodingKey]
 
-        mutating func encodeNil(forKey key: Key) throws { storage.items[key.stringValue] = .scalar("null") }
-        mutating func encode(_ value: Bool, forKey key: Key) throws { storage.items[key.stringValue] = .scalar(value ? "true" : "false") }
-        mutating func encode(_ value: String, forKey key: Key) throws { storage.items[key.stringValue] = .scalar(quote(value)) }
-        mutating func encode(_ value: Double, forKey key: Key) throws { storage.items[key.stringValue] = .scalar(value.description) }
-        mutating func encode(_ value: Float, forKey key: Key) throws { storage.items[key.stringValue] = .scalar(value.description) }
-        mutating func encode(_ value: Int, forKey key: Key) throws { storage.items[key.stringValue] = .scalar(String(value)) }
-        mutating func encode(_ value: Int8, forKey key: Key) throws { storage.items[key.stringValue] = .scalar(String(value)) }
-        mutating func encode(_ value: Int16, forKey key: Key) throws { storage.items[key.stringValue] = .scalar(String(value)) }
-        mutating func encode(_ value: Int32, forKey key: Key) throws { storage.items[key.stringValue] = .scalar(String(value)) }
-        mutating func encode(_ value: Int64, forKey key: Key) throws { storage.items[key.stringValue] = .scalar(String(value)) }
-        mutating func encode(_ value: UInt, forKey key: Key) throws { storage.items[key.stringValue] = .scalar(String(value)) }
-        mutating func encode(_ value: UInt8, forKey key: Key) throws { storage.items[key.stringValue] = .scalar(String(value)) }
-        mutating func encode(_ value: UInt16, forKey key: Key) throws { storage.items[key.stringValue] = .scalar(String(value)) }
-        mutating func encode(_ value: UInt32, forKey key: Key) throws { storage.items[key.stringValue] = .scalar(String(value)) }
-        mutating func encode(_ value: UInt64, forKey key: Key) throws { storage.items[key.stringValue] = .scalar(String(value)) }
+        mutating func encodeNil(forKey key: Key) throws { storage.items[key.stringValue] = .literal("null") }
+        mutating func encode(_ value: Bool, forKey key: Key) throws { storage.items[key.stringValue] = .literal(value ? "true" : "false") }
+        mutating func encode(_ value: String, forKey key: Key) throws { storage.items[key.stringValue] = .string(value) }
+        mutating func encode(_ value: Double, forKey key: Key) throws { storage.items[key.stringValue] = .literal(value.description) }
+        mutating func encode(_ value: Float, forKey key: Key) throws { storage.items[key.stringValue] = .literal(value.description) }
+        mutating func encode(_ value: Int, forKey key: Key) throws { storage.items[key.stringValue] = .literal(String(value)) }
+        mutating func encode(_ value: Int8, forKey key: Key) throws { storage.items[key.stringValue] = .literal(String(value)) }
+        mutating func encode(_ value: Int16, forKey key: Key) throws { storage.items[key.stringValue] = .literal(String(value)) }
+        mutating func encode(_ value: Int32, forKey key: Key) throws { storage.items[key.stringValue] = .literal(String(value)) }
+        mutating func encode(_ value: Int64, forKey key: Key) throws { storage.items[key.stringValue] = .literal(String(value)) }
+        mutating func encode(_ value: UInt, forKey key: Key) throws { storage.items[key.stringValue] = .literal(String(value)) }
+        mutating func encode(_ value: UInt8, forKey key: Key) throws { storage.items[key.stringValue] = .literal(String(value)) }
+        mutating func encode(_ value: UInt16, forKey key: Key) throws { storage.items[key.stringValue] = .literal(String(value)) }
+        mutating func encode(_ value: UInt32, forKey key: Key) throws { storage.items[key.stringValue] = .literal(String(value)) }
+        mutating func encode(_ value: UInt64, forKey key: Key) throws { storage.items[key.stringValue] = .literal(String(value)) }
         mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws {
             storage.items[key.stringValue] = try node(value, path: codingPath + [key])
         }
@@ -151,7 +185,7 @@ public enum CanonicalJSON {
             let sink = Sink()
             let storage = self.storage
             let name = key.stringValue
-            storage.items[name] = .scalar("null")
+            storage.items[name] = .literal("null")
             return DeferredEncoder(sink: sink, codingPath: codingPath + [key]) { storage.items[name] = $0 }
         }
     }
@@ -161,12 +195,12 @@ public enum CanonicalJSON {
         var codingPath: [any CodingKey]
         var count: Int { storage.items.count }
 
-        mutating func encodeNil() throws { storage.items.append(.scalar("null")) }
-        mutating func encode(_ value: Bool) throws { storage.items.append(.scalar(value ? "true" : "false")) }
-        mutating func encode(_ value: String) throws { storage.items.append(.scalar(quote(value))) }
-        mutating func encode(_ value: Int) throws { storage.items.append(.scalar(String(value))) }
-        mutating func encode(_ value: UInt64) throws { storage.items.append(.scalar(String(value))) }
-        mutating func encode(_ value: UInt16) throws { storage.items.append(.scalar(String(value))) }
+        mutating func encodeNil() throws { storage.items.append(.literal("null")) }
+        mutating func encode(_ value: Bool) throws { storage.items.append(.literal(value ? "true" : "false")) }
+        mutating func encode(_ value: String) throws { storage.items.append(.string(value)) }
+        mutating func encode(_ value: Int) throws { storage.items.append(.literal(String(value))) }
+        mutating func encode(_ value: UInt64) throws { storage.items.append(.literal(String(value))) }
+        mutating func encode(_ value: UInt16) throws { storage.items.append(.literal(String(value))) }
         mutating func encode<T: Encodable>(_ value: T) throws {
             storage.items.append(try node(value, path: codingPath))
         }
@@ -183,7 +217,7 @@ public enum CanonicalJSON {
         mutating func superEncoder() -> any Encoder {
             let storage = self.storage
             let index = storage.items.count
-            storage.items.append(.scalar("null"))
+            storage.items.append(.literal("null"))
             return DeferredEncoder(sink: Sink(), codingPath: codingPath) { storage.items[index] = $0 }
         }
     }
@@ -191,21 +225,21 @@ public enum CanonicalJSON {
     struct Single: SingleValueEncodingContainer {
         let sink: Sink
         var codingPath: [any CodingKey]
-        mutating func encodeNil() throws { sink.node = .scalar("null") }
-        mutating func encode(_ value: Bool) throws { sink.node = .scalar(value ? "true" : "false") }
-        mutating func encode(_ value: String) throws { sink.node = .scalar(quote(value)) }
-        mutating func encode(_ value: Double) throws { sink.node = .scalar(value.description) }
-        mutating func encode(_ value: Float) throws { sink.node = .scalar(value.description) }
-        mutating func encode(_ value: Int) throws { sink.node = .scalar(String(value)) }
-        mutating func encode(_ value: Int8) throws { sink.node = .scalar(String(value)) }
-        mutating func encode(_ value: Int16) throws { sink.node = .scalar(String(value)) }
-        mutating func encode(_ value: Int32) throws { sink.node = .scalar(String(value)) }
-        mutating func encode(_ value: Int64) throws { sink.node = .scalar(String(value)) }
-        mutating func encode(_ value: UInt) throws { sink.node = .scalar(String(value)) }
-        mutating func encode(_ value: UInt8) throws { sink.node = .scalar(String(value)) }
-        mutating func encode(_ value: UInt16) throws { sink.node = .scalar(String(value)) }
-        mutating func encode(_ value: UInt32) throws { sink.node = .scalar(String(value)) }
-        mutating func encode(_ value: UInt64) throws { sink.node = .scalar(String(value)) }
+        mutating func encodeNil() throws { sink.node = .literal("null") }
+        mutating func encode(_ value: Bool) throws { sink.node = .literal(value ? "true" : "false") }
+        mutating func encode(_ value: String) throws { sink.node = .string(value) }
+        mutating func encode(_ value: Double) throws { sink.node = .literal(value.description) }
+        mutating func encode(_ value: Float) throws { sink.node = .literal(value.description) }
+        mutating func encode(_ value: Int) throws { sink.node = .literal(String(value)) }
+        mutating func encode(_ value: Int8) throws { sink.node = .literal(String(value)) }
+        mutating func encode(_ value: Int16) throws { sink.node = .literal(String(value)) }
+        mutating func encode(_ value: Int32) throws { sink.node = .literal(String(value)) }
+        mutating func encode(_ value: Int64) throws { sink.node = .literal(String(value)) }
+        mutating func encode(_ value: UInt) throws { sink.node = .literal(String(value)) }
+        mutating func encode(_ value: UInt8) throws { sink.node = .literal(String(value)) }
+        mutating func encode(_ value: UInt16) throws { sink.node = .literal(String(value)) }
+        mutating func encode(_ value: UInt32) throws { sink.node = .literal(String(value)) }
+        mutating func encode(_ value: UInt64) throws { sink.node = .literal(String(value)) }
         mutating func encode<T: Encodable>(_ value: T) throws { sink.node = try node(value, path: codingPath) }
     }
 
@@ -218,7 +252,7 @@ public enum CanonicalJSON {
         init(sink: Sink, codingPath: [any CodingKey], commit: @escaping (Node) -> Void) {
             inner = NodeEncoder(sink: sink, codingPath: codingPath); self.commit = commit
         }
-        deinit { commit(inner.sink.node ?? .scalar("null")) }
+        deinit { commit(inner.sink.node ?? .literal("null")) }
         func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> { inner.container(keyedBy: type) }
         func unkeyedContainer() -> any UnkeyedEncodingContainer { inner.unkeyedContainer() }
         func singleValueContainer() -> any SingleValueEncodingContainer { inner.singleValueContainer() }

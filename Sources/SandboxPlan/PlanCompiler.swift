@@ -99,13 +99,35 @@ struct Context {
     /// A path template's variables replaced by this host's values (not normalized,
     /// not checked): the one substitution `expand` and the trust check share.
     static func substitute(_ raw: String, host: HostFacts, runId: String) -> String {
+        // Most paths name no variable; the rest are replaced one variable after the
+        // other, in this order, as before (a value holding a later name is replaced
+        // again). Byte-wise, without Foundation: the names are ASCII.
+        guard raw.utf8.contains(UInt8(ascii: "{")) else { return raw }
         var s = raw
         let values: [(String, String)] = [
             ("{cwd}", host.cwd), ("{home}", host.home), ("{uid}", String(host.invokerUID)),
             ("{gid}", String(host.invokerGID)), ("{run_id}", runId),
         ]
-        for (name, value) in values { s = s.replacingOccurrences(of: name, with: value) }
+        for (name, value) in values { s = replacingAll(name, with: value, in: s) }
         return s
+    }
+
+    /// Every occurrence of `name` in `text` replaced by `value`, left to right, matched
+    /// byte for byte.
+    static func replacingAll(_ name: String, with value: String, in text: String) -> String {
+        let needle = Array(name.utf8), hay = Array(text.utf8)
+        guard !needle.isEmpty, hay.count >= needle.count else { return text }
+        var out: [UInt8] = []
+        out.reserveCapacity(hay.count)
+        var i = 0, changed = false
+        while i < hay.count {
+            if hay[i] == needle[0], i + needle.count <= hay.count, hay[i..<(i + needle.count)].elementsEqual(needle) {
+                out.append(contentsOf: value.utf8); i += needle.count; changed = true
+            } else {
+                out.append(hay[i]); i += 1
+            }
+        }
+        return changed ? String(decoding: out, as: UTF8.self) : text
     }
 
     static func normalize(_ path: String) -> String {

@@ -16,6 +16,21 @@ public enum PlanDigest {
         copy.digest = nil
         return sha256Hex(try canonicalJSON(copy))
     }
+
+    /// The digest of `plan` (as `digest(of:)`) and the canonical JSON of the plan with
+    /// that digest set (as `canonicalJSON`), from one encoding: the second is the
+    /// first's tree with the `digest` key added, which is what encoding the plan with
+    /// its digest set gives (an optional is encoded only when present). Run start-up
+    /// needs both, and the encoding is the larger part of their cost.
+    public static func digestAndJSON(of plan: RunPlan) throws -> (digest: String, json: [UInt8]) {
+        var copy = plan
+        copy.digest = nil
+        let tree = try CanonicalJSON.tree(copy)
+        let digest = sha256Hex(CanonicalJSON.bytes(of: tree))
+        guard case .object(let root) = tree else { return (digest, try canonicalJSON(plan)) }
+        root.items["digest"] = .string(digest)
+        return (digest, CanonicalJSON.bytes(of: tree))
+    }
 }
 
 extension RunPlan {

@@ -1,5 +1,5 @@
 import Foundation
-import SandboxPlan
+@testable import SandboxPlan
 import SandboxPolicy
 import Testing
 
@@ -85,5 +85,49 @@ struct PlanSpellingTests {
         let decoded = try JSONDecoder().decode(RunPlan.self, from: Data(try PlanDigest.canonicalJSON(plan)))
         #expect(decoded == plan)
         #expect(plan.mounts.first { $0.kind == .file }?.inMemoryFile == .resolvConf)
+    }
+}
+
+/// The start-up path's own replacements for Foundation (the substitution of path
+/// variables, the canonical string escape) give what Foundation's and the earlier
+/// code gave.
+@Suite struct HandWrittenStringsTests {
+    @Test(arguments: [
+        ("{cwd}/x", "{cwd}", "/home/a"), ("{cwd}{cwd}", "{cwd}", "/w"), ("a{cw}d}", "{cwd}", "/w"),
+        ("{home}/.cache/{home}", "{home}", "/root"), ("", "{uid}", "0"), ("{{uid}}", "{uid}", "1000"),
+        ("/p/é/{run_id}/ü", "{run_id}", "abc123"), ("{gid", "{gid}", "5"), ("x{cwd}", "{cwd}", "{home}"),
+    ])
+    func replacingAllIsFoundationsReplace(_ text: String, _ name: String, _ value: String) {
+        #expect(Context.replacingAll(name, with: value, in: text) == text.replacingOccurrences(of: name, with: value))
+    }
+
+    /// The escape as it was written before it worked on bytes.
+    static func quoteByScalars(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 {
+                    let hex = String(u.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(u)
+                }
+            }
+        }
+        return out + "\""
+    }
+
+    @Test func quoteIsTheScalarEscape() {
+        var samples = ["", "plain", "quote\"back\\slash", "/p/é/ü/日本/🙂", "\u{7f}\u{80}\u{FFFF}"]
+        samples += (0..<0x20).map { "a" + String(UnicodeScalar(UInt8($0))) + "b" }
+        for s in samples {
+            #expect(CanonicalJSON.quote(s) == Self.quoteByScalars(s), "\(Array(s.utf8))")
+        }
     }
 }
