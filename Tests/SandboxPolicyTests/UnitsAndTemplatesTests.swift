@@ -195,3 +195,28 @@ import Testing
         #expect(DataDirectory.locate()?.root == repositoryRoot())
     }
 }
+
+/// The size and duration parsers trim with our own `trimmingBlanks` instead of
+/// Foundation's (start-up cost): it must trim exactly what Foundation's
+/// `.whitespaces` trims, so a policy accepted before is accepted now and vice versa.
+@Suite struct BlankTrimmingTests {
+    @Test(arguments: [
+        "", " ", "\t", "  8 MiB\t", "\u{00A0}30s\u{3000}", "\u{2003}x\u{2009}", "\n5s\n", "\r1m\r",
+        "a b", " \u{0301}x", "x\u{200B}", "\u{1680}1h\u{202F}", "\u{85}2s", "é ", "\u{FEFF}3s",
+    ])
+    func trimsWhatFoundationTrims(_ text: String) {
+        #expect(text.trimmingBlanks() == text.trimmingCharacters(in: .whitespaces))
+        #expect(text[...].trimmingBlanks() == text.trimmingCharacters(in: .whitespaces))
+    }
+
+    /// Every scalar, alone between two letters and at both ends.
+    @Test func agreesOnEveryScalar() {
+        for v in 0...0x10FFFF {
+            guard let u = Unicode.Scalar(v) else { continue }
+            let s = String(u) + "a" + String(u) + "b" + String(u)
+            if s.trimmingBlanks() != s.trimmingCharacters(in: .whitespaces) {
+                Issue.record("U+\(String(v, radix: 16)) trimmed differently")
+            }
+        }
+    }
+}
