@@ -17,7 +17,9 @@ let package = Package(
         // System libraries, found by pkg-config (Debian -dev packages).
         .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
-        .systemLibrary(name: "CNftables", pkgConfig: "libnftables", providers: [.apt(["libnftables-dev"])]),
+        // Declarations only: libnftables is opened with dlopen by the egress runs that
+        // need it (SandboxKernel/Network/Nftables.swift), so it is not linked.
+        .systemLibrary(name: "CNftables", providers: [.apt(["libnftables-dev"])]),
 
         // C that Swift cannot express: raw syscalls, macros, and the child runner that
         // executes between clone3 and execve (async-signal-safe only).
