@@ -16,7 +16,6 @@ let package = Package(
     targets: [
         // System libraries, found by pkg-config (Debian -dev packages).
         .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
-        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // Declarations only: libnftables is opened with dlopen by the egress runs that
         // need it (SandboxKernel/Network/Nftables.swift), so it is not linked.
         .systemLibrary(name: "CNftables", providers: [.apt(["libnftables-dev"])]),
@@ -24,12 +23,15 @@ let package = Package(
         // C that Swift cannot express: raw syscalls, macros, and the child runner that
         // executes between clone3 and execve (async-signal-safe only).
         .target(name: "CSandbox"),
+        // SHA-256 and HMAC-SHA256 in C (SHA extensions when the CPU has them): every
+        // digest, without loading libcrypto on each run's start-up.
+        .target(name: "CDigest"),
 
         // The words policy, plan and kernel layer share (network mode, seccomp actions,
         // Landlock rights, socket families, the run-id rule…): a leaf, written once.
         .target(name: "SandboxVocabulary"),
         // Pure layers: no kernel calls, unprivileged tests.
-        .target(name: "SandboxPolicy", dependencies: ["SandboxVocabulary", .product(name: "TOMLKit", package: "TOMLKit"), "CCrypto"]),
+        .target(name: "SandboxPolicy", dependencies: ["SandboxVocabulary", .product(name: "TOMLKit", package: "TOMLKit"), "CDigest"]),
         .target(name: "SandboxPlan", dependencies: ["SandboxVocabulary", "SandboxPolicy"]),
 
         // The only Swift module that talks to the kernel.
@@ -37,7 +39,7 @@ let package = Package(
         // which is not allowed between clone and execve), so libcap is not linked.
         .target(name: "SandboxKernel", dependencies: ["SandboxVocabulary", "CSandbox", "CSeccomp", "CNftables"]),
         // The tamper-evident audit log: records, the hash chain, verification.
-        .target(name: "SandboxAudit", dependencies: ["SandboxPlan", "SandboxKernel", "CCrypto"]),
+        .target(name: "SandboxAudit", dependencies: ["SandboxPlan", "SandboxKernel", "CDigest"]),
         .target(name: "SandboxExecutor", dependencies: ["SandboxPlan", "SandboxKernel", "SandboxAudit"]),
 
         // One module for a harness: the pipeline re-exported, and exec's steps around
@@ -51,7 +53,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        .testTarget(name: "SandboxPolicyTests", dependencies: ["SandboxPolicy"], exclude: ["Fixtures"]),
+        .testTarget(name: "SandboxPolicyTests", dependencies: ["SandboxPolicy", "CDigest"], exclude: ["Fixtures"]),
         .testTarget(name: "SandboxPlanTests", dependencies: ["SandboxPlan", "SandboxPolicy", "PolicyFuzz"]),
         .testTarget(name: "SandboxAuditTests", dependencies: ["SandboxAudit", "SandboxPlan", "SandboxPolicy"]),
         // The policy fuzzer (Docs/reliability.md): the generator and in-process driver, and

@@ -1,4 +1,3 @@
-import CCrypto
 import SandboxKernel
 import SandboxPolicy
 
@@ -54,16 +53,7 @@ public struct AuditKey: Sendable, Equatable {
 
     func mac(_ data: ArraySlice<UInt8>) -> [UInt8] { Self.hmac(key: bytes, data) }
 
-    static func hmac(key: [UInt8], _ data: ArraySlice<UInt8>) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-        var len: UInt32 = 0
-        key.withUnsafeBytes { k in
-            data.withUnsafeBytes { d in
-                _ = HMAC(EVP_sha256(), k.baseAddress, Int32(k.count), d.baseAddress?.assumingMemoryBound(to: UInt8.self), d.count, &out, &len)
-            }
-        }
-        return Array(out.prefix(Int(len)))
-    }
+    static func hmac(key: [UInt8], _ data: ArraySlice<UInt8>) -> [UInt8] { Digest.hmacSHA256(key: key, data) }
 
     /// Reads and checks the key file: a regular file reached with no symlink, owned by
     /// `invoker` or root, no access for group or others (0600 or 0400), 32 to 4096

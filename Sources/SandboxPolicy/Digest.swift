@@ -1,11 +1,11 @@
-import CCrypto
+import CDigest
 
 /// SHA-256 as lowercase hex: the one implementation every layer uses (policy file
 /// digests here, plan digests in SandboxPlan, the audit chain in SandboxAudit).
 public enum Digest {
     public static func sha256(_ bytes: [UInt8]) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: Int(SHA256_DIGEST_LENGTH))
-        bytes.withUnsafeBufferPointer { buf in _ = SHA256(buf.baseAddress, buf.count, &out) }
+        var out = [UInt8](repeating: 0, count: Int(SBX_SHA256_DIGEST_LENGTH))
+        bytes.withUnsafeBufferPointer { buf in sbx_sha256(buf.baseAddress, buf.count, &out) }
         return out
     }
 
@@ -23,20 +23,24 @@ public enum Digest {
 extension Digest {
     /// SHA-256 over bytes given in pieces (a file read in chunks), as lowercase hex.
     public final class SHA256Stream {
-        private let ctx: OpaquePointer?
-        public init() {
-            ctx = EVP_MD_CTX_new()
-            EVP_DigestInit_ex(ctx, EVP_sha256(), nil)
-        }
-        deinit { EVP_MD_CTX_free(ctx) }
+        private var ctx = sbx_sha256_ctx()
+        public init() { sbx_sha256_init(&ctx) }
         public func update(_ bytes: UnsafeRawBufferPointer) {
-            _ = EVP_DigestUpdate(ctx, bytes.baseAddress, bytes.count)
+            sbx_sha256_update(&ctx, bytes.baseAddress, bytes.count)
         }
         public func finalHex() -> String {
-            var out = [UInt8](repeating: 0, count: Int(SHA256_DIGEST_LENGTH))
-            var n: UInt32 = 0
-            EVP_DigestFinal_ex(ctx, &out, &n)
+            var out = [UInt8](repeating: 0, count: Int(SBX_SHA256_DIGEST_LENGTH))
+            sbx_sha256_final(&ctx, &out)
             return Digest.hex(out)
         }
+    }
+
+    /// HMAC-SHA256 (RFC 2104) of `data` under `key`.
+    public static func hmacSHA256(key: [UInt8], _ data: ArraySlice<UInt8>) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: Int(SBX_SHA256_DIGEST_LENGTH))
+        key.withUnsafeBytes { k in
+            data.withUnsafeBytes { d in sbx_hmac_sha256(k.baseAddress, k.count, d.baseAddress, d.count, &out) }
+        }
+        return out
     }
 }

@@ -1,3 +1,0 @@
-#include <openssl/sha.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
