@@ -17,7 +17,7 @@ public struct DataDirectory: Sendable, Equatable {
     public var seccompProfiles: String { profiles + "/seccomp" }
 
     public static func locate() -> DataDirectory? {
-        locate(environment: ProcessInfo.processInfo.environment, executablePath: executablePath())
+        locate(environment: Environment.only("SANDBOX_DATA_DIR"), executablePath: executablePath())
     }
 
     /// The search with its inputs made explicit, for tests.
@@ -43,18 +43,29 @@ public struct DataDirectory: Sendable, Equatable {
 
     /// The running executable with symlinks resolved: `/proc/self/exe`, else argv[0].
     static func executablePath() -> String? {
-        if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"),
-           target.hasPrefix("/") {
-            return Paths.normalize(target)
+        var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlink("/proc/self/exe", &buf, buf.count - 1)
+        if n > 0, buf[0] == CChar(UInt8(ascii: "/")) {
+            return Paths.normalize(String(decoding: buf[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self))
         }
         guard let arg0 = CommandLine.arguments.first, !arg0.isEmpty else { return nil }
         var path = arg0
         if !path.contains("/") {
             // Found through PATH.
-            let dirs = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":")
+            let dirs = (Environment.only("PATH")["PATH"] ?? "").split(separator: ":")
             guard let dir = dirs.first(where: { Paths.isFile(String($0) + "/" + arg0) }) else { return nil }
             path = String(dir) + "/" + arg0
         }
         return Paths.identity(Paths.absolute(path))
+    }
+}
+
+/// Single environment variables, read with getenv: building Foundation's whole
+/// `ProcessInfo.environment` dictionary was a measurable part of every run's start-up.
+enum Environment {
+    /// `[name: value]` when `name` is set, else empty (the form the searches take).
+    static func only(_ name: String) -> [String: String] {
+        guard let v = getenv(name) else { return [:] }
+        return [name: String(cString: v)]
     }
 }

@@ -24,7 +24,7 @@ public struct PolicyLoader: Sendable {
 
     /// `$SANDBOX_POLICY_PATH` (colon-separated), then the shipped `Policies/`.
     public static func defaultSearchPath() -> [String] {
-        defaultSearchPath(environment: ProcessInfo.processInfo.environment, data: DataDirectory.locate())
+        defaultSearchPath(environment: Environment.only("SANDBOX_POLICY_PATH"), data: DataDirectory.locate())
     }
 
     static func defaultSearchPath(environment: [String: String], data: DataDirectory?) -> [String] {
