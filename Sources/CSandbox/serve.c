@@ -7,6 +7,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -51,6 +52,30 @@ int sbx_serve_peer(int fd, uint32_t *uid, uint32_t *gid, int32_t *pid) {
     socklen_t len = sizeof c;
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c, &len) < 0) return -errno;
     *uid = c.uid; *gid = c.gid; *pid = c.pid;
+    return 0;
+}
+
+/* SO_PEERPIDFD (6.5) and PIDFD_GET_PID_NAMESPACE = _IO(PIDFS_IOCTL_MAGIC 0xFF, 5)
+ * (6.11); spelled out for older headers. */
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
+#define SBX_PIDFD_GET_PID_NAMESPACE 0xFF05
+
+int sbx_serve_peer_pidns(int fd, uint64_t *dev, uint64_t *ino) {
+    int pidfd = -1;
+    socklen_t len = sizeof pidfd;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) < 0) return -errno;
+    int ns = ioctl(pidfd, SBX_PIDFD_GET_PID_NAMESPACE, 0);
+    int e = errno;
+    close(pidfd);
+    if (ns < 0) return -e;
+    struct stat st;
+    int r = fstat(ns, &st);
+    e = errno;
+    close(ns);
+    if (r < 0) return -e;
+    *dev = (uint64_t)st.st_dev; *ino = (uint64_t)st.st_ino;
     return 0;
 }
 

@@ -34,6 +34,11 @@ public final class Server: @unchecked Sendable {
     /// `--group`: members may connect; nil: only the server's own uid.
     let group: UInt32?
     let uid = geteuid()
+    /// The server's own PID namespace (nsfs device and inode): only peers in it are served.
+    let pidNamespace: (dev: UInt64, ino: UInt64)? = {
+        var st = stat()
+        return stat("/proc/self/ns/pid", &st) == 0 ? (UInt64(st.st_dev), UInt64(st.st_ino)) : nil
+    }()
     /// The server's, fixed at start: every run's policy search path and run base.
     let searchPath: [String]
     let runBase: String
@@ -114,6 +119,19 @@ public final class Server: @unchecked Sendable {
     /// runs on behalf of another uid (its policies, its directory's access, its idmap)
     /// are not implemented, so another uid could gain root's reach through them.
     private func refusal(of peer: Peer, fd: Int32) -> String? {
+        // SO_PEERCRED cannot tell a sandboxed command from its owner (a run of the
+        // server's own uid, or a root run with `host_uid = "invoker"`, that reaches the
+        // socket): it would ask for any policy, directory and command and so leave its
+        // sandbox. Every run has a PID namespace of its own, so a peer outside the
+        // server's is never served.
+        var dev: UInt64 = 0, ino: UInt64 = 0
+        let r = sbx_serve_peer_pidns(fd, &dev, &ino)
+        guard r == 0 else {
+            return "pid \(peer.pid) may not use this server: its PID namespace cannot be read (SO_PEERPIDFD, PIDFD_GET_PID_NAMESPACE: \(String(cString: strerror(-r))))"
+        }
+        guard let own = pidNamespace, own.dev == dev, own.ino == ino else {
+            return "pid \(peer.pid) may not use this server: it is not in the server's PID namespace (a sandboxed command is never served)"
+        }
         if peer.uid == uid { return nil }
         guard let group else {
             return "uid \(peer.uid) may not use this server: it serves uid \(uid) only (start it with --group to admit a group)"

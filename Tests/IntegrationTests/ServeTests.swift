@@ -15,9 +15,9 @@ import Testing
         let process = Process()
         let output = Pipe()
 
-        init(group: String? = nil, dirMode: mode_t = 0o700) throws {
-            dir = Harness.tempDir()
-            chmod(dir, dirMode)
+        init(group: String? = nil, dirMode: mode_t = 0o700, in directory: String? = nil) throws {
+            dir = directory ?? Harness.tempDir()
+            if directory == nil { chmod(dir, dirMode) }
             socket = dir + "/serve.sock"
             process.executableURL = URL(fileURLWithPath: Harness.binary)
             process.arguments = ["serve", "--socket", socket] + (group.map { ["--group", $0] } ?? [])
@@ -451,15 +451,60 @@ import Testing
                 && !FileManager.default.fileExists(atPath: dir + "/elsewhere"), "\(planted)")
     }
 
-    @Test func thePythonClientOfTheDocsWorks() throws {
-        guard Harness.require(Harness.isRoot, "root") else { return }
+    /// The Python client of Docs/serve.md (the `serve-client` block).
+    static func docClient() throws -> String? {
         let doc = try String(contentsOfFile: Harness.repoRoot + "/Docs/serve.md", encoding: .utf8)
         guard let marker = doc.range(of: "<!-- serve-client"),
               let start = doc.range(of: "```python\n", range: marker.upperBound..<doc.endIndex),
-              let end = doc.range(of: "\n```", range: start.upperBound..<doc.endIndex) else {
-            Issue.record("Docs/serve.md has no serve-client block"); return
-        }
-        let code = String(doc[start.upperBound..<end.lowerBound])
+              let end = doc.range(of: "\n```", range: start.upperBound..<doc.endIndex) else { return nil }
+        return String(doc[start.upperBound..<end.lowerBound])
+    }
+
+    /// A sandboxed command that reaches the socket (here: in its writable `{cwd}`) with
+    /// the server's uid (root, `host_uid = "invoker"`) passes SO_PEERCRED's check; it
+    /// must still not be served, or it would run anything unsandboxed. Control: the
+    /// same client from outside the sandbox is served.
+    @Test func aSandboxedCommandIsNotServed() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let ws = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: ws) }
+        let served = try Served(in: ws)
+        defer { served.stop() }
+        guard Harness.require(served.ready, "sandbox serve started") else { return }
+        guard let code = try Self.docClient() else { Issue.record("Docs/serve.md has no serve-client block"); return }
+        try code.write(toFile: ws + "/client.py", atomically: true, encoding: .utf8)
+        let probe = """
+            import json, sys
+            sys.path.insert(0, ".")
+            import client
+            try:
+                r = client.run(sys.argv[1], "agent", ["true"], 0, 1, 2)
+                print(json.dumps({"exitCode": r["exitCode"], "step": (r.get("error") or {}).get("step")}))
+            except OSError as e:  # the refusal may close the connection before the request is sent
+                print(json.dumps({"oserror": str(e)}))
+            """
+        let policy = Harness.policy("""
+            name = "serve-invoker"
+            extends = ["agent"]
+            [process]
+            host_uid = "invoker"
+            """, in: ws, name: "serve-invoker.toml")
+        let inside = try Harness.exec(policy: policy, ["python3", "-c", probe, served.socket], cwd: ws)
+        let said = try? JSONSerialization.jsonObject(with: Data(inside.stdout.utf8)) as? [String: Any]
+        // Refused at accept: the error line (step `peer`), or, when the server closed
+        // before the client's send, EPIPE; never a run.
+        let refused = (said?["step"] as? String == "peer" && said?["exitCode"] as? Int == 125)
+            || (said?["oserror"] as? String ?? "").contains("Broken pipe")
+        #expect(refused, "inside: \(inside.stdout) \(inside.stderr)")
+        // Control: from outside the sandbox, the same client is served.
+        let control = try Harness.run("/usr/bin/env", ["python3", "-c", probe, served.socket], cwd: ws)
+        let ok = try? JSONSerialization.jsonObject(with: Data(control.stdout.utf8)) as? [String: Any]
+        #expect(ok?["exitCode"] as? Int == 0, "outside: \(control)")
+    }
+
+    @Test func thePythonClientOfTheDocsWorks() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        guard let code = try Self.docClient() else { Issue.record("Docs/serve.md has no serve-client block"); return }
         #expect(code.split(separator: "\n", omittingEmptySubsequences: false).count <= 20, "the doc's client is longer than 20 lines")
         let served = try Served()
         defer { served.stop() }

@@ -28,6 +28,12 @@ int sbx_serve_listen(int dirfd, const char *name, unsigned mode, long gid, int b
 /* The peer's credentials (SO_PEERCRED) as of connect(). */
 int sbx_serve_peer(int fd, uint32_t *uid, uint32_t *gid, int32_t *pid);
 
+/* The PID namespace of the process that connected (SO_PEERPIDFD, then
+ * ioctl PIDFD_GET_PID_NAMESPACE): its nsfs device and inode, to compare with the
+ * server's own /proc/self/ns/pid. -ESRCH when the peer is gone (a pidfd, so a
+ * reused pid is never mistaken for it). */
+int sbx_serve_peer_pidns(int fd, uint64_t *dev, uint64_t *ino);
+
 /* The peer's supplementary groups (SO_PEERGROUPS): how many were written (at most
  * `max`), or -errno. */
 int sbx_serve_peer_groups(int fd, uint32_t *groups, int max);
