@@ -16,14 +16,15 @@ class Connection:
         self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.s.connect(path)
         self.f = self.s.makefile("rb")
-        self.req = {"policy": "agent", "argv": ["/bin/true"], "cwd": os.getcwd(), "env": {"PATH": "/usr/bin:/bin"}}
+        self.req = {"policy": "agent", "argv": ["/bin/true"], "env": {"PATH": "/usr/bin:/bin"}}
         self.devnull = os.open("/dev/null", os.O_RDWR)
+        self.cwd = os.open(".", os.O_PATH | os.O_DIRECTORY)
         self.n = 0
 
     def run(self):
         self.n += 1
         self.req["id"] = self.n
-        socket.send_fds(self.s, [json.dumps(self.req).encode() + b"\n"], [self.devnull] * 3)
+        socket.send_fds(self.s, [json.dumps(self.req).encode() + b"\n"], [self.devnull] * 3 + [self.cwd])
         r = json.loads(self.f.readline())
         if r["exitCode"] != 0:
             raise RuntimeError(r)

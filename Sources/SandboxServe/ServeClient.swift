@@ -3,7 +3,7 @@ import Foundation
 import SandboxKit
 
 /// `sandbox exec --server PATH`: one request to a `sandbox serve`, with this
-/// process's stdin, stdout and stderr, its directory and environment; the reply is
+/// process's stdin, stdout and stderr, its directory (a descriptor) and environment; the reply is
 /// the run's result.
 public enum ServeClient {
     public struct Reply {
@@ -25,10 +25,15 @@ public enum ServeClient {
         json += ",\"env\":{\(environment.sorted { $0.key < $1.key }.map { "\(q($0.key)):\(q($0.value))" }.joined(separator: ","))}"
         if let result { json += ",\"resultDir\":\(q(result.directory)),\"resultPath\":\(q(result.path))" }
         let request = Array((json + "}\n").utf8)
+        // The fourth descriptor: this process's working directory, the inode it runs
+        // in (the server never looks the path up again).
+        let directory: OpenedSource
+        do { directory = try MountSources.openWorkingDirectory() } catch { throw ServeError("the working directory: \(error)") }
+        defer { directory.close() }
         var offset = 0
         while offset < request.count {
-            // The three descriptors go with the first byte, as the protocol wants.
-            let stdio: [Int32] = offset == 0 ? [0, 1, 2] : []
+            // The four descriptors go with the first byte, as the protocol wants.
+            let stdio: [Int32] = offset == 0 ? [0, 1, 2, directory.fd] : []
             let n = request[offset...].withUnsafeBytes { b in
                 sbx_serve_send(fd, b.baseAddress, b.count, stdio, Int32(stdio.count))
             }

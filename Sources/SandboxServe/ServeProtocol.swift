@@ -2,14 +2,18 @@ import Foundation
 import SandboxKit
 
 /// One request of the serve protocol (Docs/serve.md): a JSON object on one line, sent
-/// with the client's stdin, stdout and stderr as three descriptors (SCM_RIGHTS).
+/// with the client's stdin, stdout, stderr and working directory as four descriptors
+/// (SCM_RIGHTS).
 public struct ServeRequest: Sendable {
     /// Echoed in the reply: a string or an integer, as the client sent it (JSON text).
     public var id: String
     public var policy: String
     public var argv: [String]
-    /// Absolute: the directory the run starts in (`{cwd}`), as `exec` run there would.
-    public var cwd: String
+    /// The path of the directory the client sent (the fourth descriptor), as the
+    /// client saw it: only for messages. The run starts in the descriptor's directory,
+    /// never in one looked up again by this path (a run that can write a parent could
+    /// have swapped a component for a symlink meanwhile).
+    public var cwd: String?
     /// The invoker's environment (`process.env_pass` reads it); absent: empty.
     public var env: [String: String]
     /// `exec --server --result FILE`: the result file's directory, refused like
@@ -35,9 +39,10 @@ public struct ServeRequest: Sendable {
         guard let argv = o.argv, !argv.isEmpty else {
             return .failure(Refusal(id: id, subject: "argv", "argv: a non-empty array of strings is required"))
         }
-        guard let cwd = o.cwd, cwd.hasPrefix("/") else {
+        if o.present.contains("cwd") && o.cwd?.hasPrefix("/") != true {
             return .failure(Refusal(id: id, subject: "cwd", "cwd: an absolute path is required"))
         }
+        let cwd = o.cwd
         if o.present.contains("env") && o.env == nil {
             return .failure(Refusal(id: id, subject: "env", "env: an object of strings is required"))
         }
@@ -46,7 +51,7 @@ public struct ServeRequest: Sendable {
             return .failure(Refusal(id: id, subject: "resultDir", "resultDir, resultPath: absolute paths are required"))
         }
         let env = o.env ?? [:]
-        for s in [policy, cwd] + argv + Array(env.keys) + Array(env.values) where s.utf8.contains(0) {
+        for s in [policy, cwd ?? ""] + argv + Array(env.keys) + Array(env.values) where s.utf8.contains(0) {
             return .failure(Refusal(id: id, subject: "argv", "a string holds a NUL byte"))
         }
         return .success(ServeRequest(id: id, policy: policy, argv: argv, cwd: cwd, env: env,

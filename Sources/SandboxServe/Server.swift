@@ -145,14 +145,23 @@ public final class Server: @unchecked Sendable {
         return "uid \(peer.uid) may not use this server: not in group \(group)"
     }
 
-    /// The connection's reading loop: lines and the descriptors sent with them.
+    /// The descriptors of a request: stdin, stdout, stderr and the working directory.
+    static let descriptorsPerRequest = 4
+
+    /// The connection's reading loop: lines and the descriptors sent with them. A
+    /// line's descriptors are those that came with its first byte: the kernel ends a
+    /// read at a message that carries descriptors, so they belong to the first line
+    /// that starts in that read (a read may begin with the rest of an earlier line).
+    /// Descriptors with no line starting beside them end the connection; a line with
+    /// another count than four is refused (``handle``).
     private func read(_ connection: Connection) {
         var buffer: [UInt8] = []
-        var pending: [OwnedFD] = []   // received, not yet given to a request
+        var lineFDs: [OwnedFD] = []   // those of the line in `buffer`, not yet complete
+        var lineCount = 0             // how many came with it; -1: more than 16
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         let tooLong = ServeReply.refused(.init(id: "null", step: "request", "a request line is longer than \(limits.maxLineBytes) bytes; the connection is closed"), peer: connection.peer)
         defer {
-            for fd in pending { fd.close() }
+            for fd in lineFDs { fd.close() }
             connection.cancelAll()
             connections.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(connection)) }
             // The runs' threads close the connection once the last one has replied
@@ -166,39 +175,57 @@ public final class Server: @unchecked Sendable {
                 sbx_serve_recv(connection.fd, b.baseAddress, b.count, &fds, 16, &nfds, &truncated)
             }
             if n <= 0 { return }   // EOF or error: the client is gone
-            pending += fds[..<Int(nfds)].map { OwnedFD($0) }
-            // More descriptors than lines could use: not a client of this protocol.
-            if truncated != 0 || pending.count > 6 {
-                connection.send(ServeReply.refused(.init(id: "null", step: "request", "more descriptors than requests; each request carries exactly three"), peer: connection.peer))
-                return
+            var received: [OwnedFD]? = nfds > 0 || truncated != 0 ? fds[..<Int(nfds)].map { OwnedFD($0) } : nil
+            let receivedCount = truncated != 0 ? -1 : Int(nfds)
+            if let r = received, !buffer.isEmpty {
+                // Mid-line: they must be the next line's, and it must start in this read.
+                guard let nl = chunk[..<n].firstIndex(of: UInt8(ascii: "\n")), nl < n - 1 else {
+                    for fd in r { fd.close() }
+                    connection.send(ServeReply.refused(.init(id: "null", subject: "descriptors", "descriptors arrived in the middle of a request line; send them with its first byte; the connection is closed"), peer: connection.peer))
+                    return
+                }
+            } else if let r = received {
+                lineFDs = r
+                lineCount = receivedCount
+                received = nil
             }
             buffer += chunk[..<n]
             while let nl = buffer.firstIndex(of: UInt8(ascii: "\n")) {
-                if nl > limits.maxLineBytes { connection.send(tooLong); return }
-                let line = buffer[..<nl]
-                let stdio = pending.count >= 3 ? Array(pending.prefix(3)) : []
-                pending.removeFirst(stdio.count)
-                handle(line, stdio: stdio, on: connection)
+                if nl > limits.maxLineBytes {
+                    for fd in received ?? [] { fd.close() }
+                    connection.send(tooLong)
+                    return
+                }
+                handle(buffer[..<nl], descriptors: lineFDs, count: lineCount, on: connection)
                 buffer.removeSubrange(...nl)
+                // The next line: the descriptors of this read if they were not the
+                // first line's, else none.
+                lineFDs = received ?? []
+                lineCount = received == nil ? 0 : receivedCount
+                received = nil
             }
             if buffer.count > limits.maxLineBytes { connection.send(tooLong); return }
         }
     }
 
     /// One request line: refused at once, or run on a thread of its own.
-    private func handle(_ line: ArraySlice<UInt8>, stdio: [OwnedFD], on connection: Connection) {
+    private func handle(_ line: ArraySlice<UInt8>, descriptors: [OwnedFD], count: Int, on connection: Connection) {
         let request: ServeRequest
         switch ServeRequest.parse(line) {
         case .failure(let r):
-            for fd in stdio { fd.close() }
+            for fd in descriptors { fd.close() }
             connection.send(ServeReply.refused(r, peer: connection.peer))
             return
         case .success(let r): request = r
         }
-        guard stdio.count == 3 else {
-            connection.send(ServeReply.refused(.init(id: request.id, subject: "descriptors", "the request came with \(stdio.count) descriptors; send stdin, stdout and stderr (SCM_RIGHTS) with it"), peer: connection.peer, argv: request.argv))
+        guard count == Self.descriptorsPerRequest else {
+            for fd in descriptors { fd.close() }
+            let got = count < 0 ? "more than 16" : "\(count)"
+            connection.send(ServeReply.refused(.init(id: request.id, subject: "descriptors", "the request came with \(got) descriptors; send exactly four with its first byte (SCM_RIGHTS): stdin, stdout, stderr and the working directory"), peer: connection.peer, argv: request.argv))
             return
         }
+        let stdio = Array(descriptors.prefix(3))
+        let directory = descriptors[3]
         // Back-pressure: this connection is not read while it is at its bound, nor
         // any while the server is at its own.
         connection.slots.wait()
@@ -206,8 +233,8 @@ public final class Server: @unchecked Sendable {
         connection.retain()
         inFlight.withLock { $0 += 1 }
         startThread {
-            let result = self.run(request, stdio: stdio, connection: connection)
-            for fd in stdio { fd.close() }
+            let result = self.run(request, stdio: stdio, directory: directory, connection: connection)
+            for fd in descriptors { fd.close() }
             connection.send(ServeReply.line(id: request.id, peer: connection.peer, result: result))
             self.inFlight.withLock { $0 -= 1 }
             self.running.signal()
@@ -216,9 +243,10 @@ public final class Server: @unchecked Sendable {
         }
     }
 
-    /// One run, on its own thread, as `exec` would make it in `request.cwd` with
-    /// `request.env`: the same steps (RunSteps), a fresh Executor.
-    func run(_ request: ServeRequest, stdio: [OwnedFD], connection: Connection) -> RunResult {
+    /// One run, on its own thread, as `exec` would make it in the client's directory
+    /// (`directory`, the fourth descriptor) with `request.env`: the same steps
+    /// (RunSteps), a fresh Executor.
+    func run(_ request: ServeRequest, stdio: [OwnedFD], directory: OwnedFD, connection: Connection) -> RunResult {
         let runId = RunSteps.newRunId()
         var label = request.policy
         func refused(_ e: ExecError) -> RunResult { .refused(runId: runId, policy: label, argv: request.argv, error: e) }
@@ -228,9 +256,12 @@ public final class Server: @unchecked Sendable {
         guard r == 0 else {
             return refused(ExecError(kind: .setup, step: "cwd", subject: request.cwd, errno: Errno(-r), message: "unshare(CLONE_FS): \(String(cString: strerror(-r)))"))
         }
-        guard chdir(request.cwd) == 0 else {
+        // The directory the client holds, not one looked up again by its path: the
+        // executor opens `{cwd}` binds beneath this thread's working directory, as
+        // `exec` does beneath its own.
+        guard fchdir(directory.raw) == 0 else {
             let e = errno
-            return refused(ExecError(kind: .plan, step: "cwd", subject: request.cwd, errno: Errno(e), message: "cwd \(request.cwd): \(String(cString: strerror(e)))"))
+            return refused(ExecError(kind: .plan, step: "cwd", subject: request.cwd, errno: Errno(e), message: "cwd: the fourth descriptor\(request.cwd.map { " (\($0))" } ?? ""): \(String(cString: strerror(e)))"))
         }
         var probe = HostProbe.probe()
         probe.environment = environment(for: request)

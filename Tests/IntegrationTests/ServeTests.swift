@@ -41,6 +41,9 @@ import Testing
         }
     }
 
+    /// O_PATH (Glibc's module does not export it).
+    static let oPath: Int32 = 0o10000000
+
     /// One connection, as a client of the protocol.
     final class Client {
         let fd: Int32
@@ -52,8 +55,18 @@ import Testing
             fd = r
         }
 
-        func send(_ line: String, fds: [Int32] = []) {
-            let bytes = Array((line + "\n").utf8)
+        /// Sends a line with `fds` on its first byte; three (stdio) get the fourth, the
+        /// directory the line's `cwd` names, opened now (O_PATH).
+        func send(_ line: String, fds: [Int32] = [], end: String = "\n") {
+            var fds = fds
+            var directory: Int32 = -1
+            if fds.count == 3, let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+               let cwd = o["cwd"] as? String {
+                directory = open(cwd, ServeTests.oPath | O_CLOEXEC)
+                if directory >= 0 { fds.append(directory) }
+            }
+            defer { if directory >= 0 { Glibc.close(directory) } }
+            let bytes = Array((line + end).utf8)
             var offset = 0
             while offset < bytes.count {
                 let extra = offset == 0 ? fds : []
@@ -380,7 +393,10 @@ import Testing
             ("{\"id\":\"c\",\"policy\":\"agent\",\"argv\":[\"true\"],\"cwd\":\"/\",\"extra\":1}", true, "c", "extra"),
             ("{\"id\":\"d\",\"policy\":\"agent\",\"argv\":[\"true\"],\"cwd\":\"\(ws)\"}", false, "d", "descriptors"),
             ("{\"id\":\"e\",\"policy\":\"no-such-policy\",\"argv\":[\"true\"],\"cwd\":\"\(ws)\"}", true, "e", "no-such-policy"),
-            ("{\"id\":\"f\",\"policy\":\"agent\",\"argv\":[\"true\"],\"cwd\":\"/no/such/dir\"}", true, "f", "/no/such/dir"),
+            // The fourth descriptor is not a directory.
+            ("{\"id\":\"f\",\"policy\":\"agent\",\"argv\":[\"true\"],\"cwd\":\"/etc/hostname\"}", true, "f", "Not a directory"),
+            // Three descriptors: the directory is missing.
+            ("{\"id\":\"g\",\"policy\":\"agent\",\"argv\":[\"true\"],\"cwd\":\"/no/such/dir\"}", true, "g", "came with 3 descriptors"),
         ]
         for b in bad {
             let stdio = Stdio()
@@ -405,6 +421,102 @@ import Testing
         #expect(r?["exitCode"] as? Int == 125 && ((r?["error"] as? [String: Any])?["message"] as? String ?? "").contains("longer"), "\(r ?? [:])")
         #expect(long.reply() == nil, "the connection stayed open after an over-long line")
         #expect(try Self.runOnce(served, policy: policy, argv: ["true"], cwd: ws).reply?["exitCode"] as? Int == 0)
+    }
+
+    /// The run starts in the directory the client sent (a descriptor), never in one
+    /// looked up again by path: a run that can write a parent swaps a component for a
+    /// symlink while requests keep coming; no run's writable `{cwd}` lands on the
+    /// symlink's target.
+    @Test func aSwappedPathDoesNotMoveTheRunsDirectory() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let served = try Served()
+        defer { served.stop() }
+        guard Harness.require(served.ready, "sandbox serve started") else { return }
+        let parent = Harness.tempDir(), target = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: parent); try? FileManager.default.removeItem(atPath: target) }
+        try FileManager.default.createDirectory(atPath: parent + "/x/work", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: target + "/work", withIntermediateDirectories: true)
+        let policy = Self.notifyPolicy(in: parent + "/x/work")
+        // The client sits in x/work (its descriptor taken before the swapping starts).
+        let directory = open(parent + "/x/work", Self.oPath | O_DIRECTORY | O_CLOEXEC)
+        defer { Glibc.close(directory) }
+        final class Flag: @unchecked Sendable { var stop = false; let lock = NSLock() }  // guarded by lock
+        let flag = Flag()
+        let swapper = Thread {
+            while true {
+                flag.lock.lock(); let stop = flag.stop; flag.lock.unlock()
+                if stop { break }
+                rename(parent + "/x", parent + "/x.real")
+                symlink(target, parent + "/x")
+                usleep(200)
+                unlink(parent + "/x")
+                rename(parent + "/x.real", parent + "/x")
+                usleep(50)
+            }
+        }
+        swapper.start()
+        let client = try Client(served.socket)
+        defer { client.close() }
+        var replies: [[String: Any]?] = []
+        for i in 0..<40 {
+            let stdio = Stdio()
+            client.send(Self.request(id: i, policy: policy, argv: ["sh", "-c", "echo \(i) >> marker"], cwd: parent + "/x/work"),
+                        fds: stdio.fds + [directory])
+            stdio.closeSent()
+            replies.append(client.reply())
+            _ = stdio.output()
+        }
+        flag.lock.lock(); flag.stop = true; flag.lock.unlock()
+        while !swapper.isFinished { usleep(1000) }
+        #expect(!FileManager.default.fileExists(atPath: target + "/work/marker"),
+                "a run's {cwd} followed the swapped symlink: \((try? String(contentsOfFile: target + "/work/marker", encoding: .utf8)) ?? "")")
+        let wrote = (try? String(contentsOfFile: parent + "/x/work/marker", encoding: .utf8))?.split(separator: "\n").count ?? 0
+        let ran = replies.filter { $0?["exitCode"] as? Int == 0 }.count
+        #expect(ran > 0 && wrote == ran, "\(ran) runs succeeded, \(wrote) wrote in the client's directory: \(replies.prefix(3))")
+    }
+
+    /// A line's descriptors are those sent with its first byte: extra ones sent with
+    /// one line are not handed to the next, and any count but four is refused.
+    @Test func descriptorsBelongToTheirLine() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let served = try Served()
+        defer { served.stop() }
+        guard Harness.require(served.ready, "sandbox serve started") else { return }
+        let ws = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: ws) }
+        let policy = Self.notifyPolicy(in: ws)
+        let client = try Client(served.socket)
+        defer { client.close() }
+        let directory = open(ws, Self.oPath | O_DIRECTORY | O_CLOEXEC)
+        defer { Glibc.close(directory) }
+        // Eight with the first line (two requests' worth), none with the second.
+        let a = Stdio(), b = Stdio()
+        client.send(Self.request(id: "a", policy: policy, argv: ["true"], cwd: ws), fds: a.fds + [directory] + b.fds + [directory])
+        client.send(Self.request(id: "b", policy: policy, argv: ["true"], cwd: ws), fds: [])
+        a.closeSent(); b.closeSent()
+        for id in ["a", "b"] {
+            let r = client.reply()
+            let message = (r?["error"] as? [String: Any])?["message"] as? String ?? ""
+            #expect(r?["id"] as? String == id && r?["exitCode"] as? Int == 125 && message.contains("came with \(id == "a" ? 8 : 0) descriptors"), "\(r ?? [:])")
+        }
+        _ = a.output(); _ = b.output()
+        // Descriptors in the middle of a line: the connection is closed.
+        let mid = try Client(served.socket)
+        defer { mid.close() }
+        let c = Stdio()
+        mid.send("{\"id\":\"c\",", fds: [], end: "")
+        usleep(100_000)
+        mid.send("\"policy\":\"agent\",\"argv\":[\"true\"]}", fds: c.fds + [directory])
+        c.closeSent()
+        let r = mid.reply()
+        #expect(((r?["error"] as? [String: Any])?["message"] as? String ?? "").contains("middle of a request line") && mid.reply() == nil, "\(r ?? [:])")
+        _ = c.output()
+        // The first connection still serves a proper request.
+        let d = Stdio()
+        client.send(Self.request(id: "d", policy: policy, argv: ["true"], cwd: ws), fds: d.fds)
+        d.closeSent()
+        #expect(client.reply()?["exitCode"] as? Int == 0)
+        _ = d.output()
     }
 
     @Test func aPeerOfAnotherUidIsRefused() throws {
