@@ -118,6 +118,14 @@ final class Connection: @unchecked Sendable {
         }
     }
 
+    /// Whether the client is gone: its reader saw EOF, or the socket reports the
+    /// peer's close (POLLHUP, POLLRDHUP) while the reader waits on back-pressure.
+    var isClosed: Bool {
+        if state.withLock({ $0.closed }) { return true }
+        var p = pollfd(fd: fd, events: Int16(POLLIN) | 0x2000 /* POLLRDHUP */, revents: 0)
+        return poll(&p, 1, 0) == 1 && p.revents & (Int16(POLLHUP) | Int16(POLLERR) | 0x2000) != 0
+    }
+
     /// Registers a run for cancellation; nil when the client is already gone.
     func register(_ handle: RunHandle) -> Int? {
         state.withLock { s in

@@ -15,8 +15,7 @@ import Synchronization
 public final class Server: @unchecked Sendable {
     /// Every bound keeps the server's descriptors below 1024: libnftables waits on
     /// its netlink socket with select(), which aborts the process on a descriptor
-    /// past FD_SETSIZE. A run holds about 20 while it runs (bind sources and trees,
-    /// pipes, pidfd, cgroup, Landlock, the client's three), plus two per bind.
+    /// past FD_SETSIZE (``DescriptorBudget``).
     public struct Limits: Sendable {
         /// A request line longer than this ends the connection (framing is lost).
         public var maxLineBytes = 256 * 1024
@@ -27,6 +26,11 @@ public final class Server: @unchecked Sendable {
         public var maxRunning = 32
         /// Connections at once; one more gets an error line and is closed.
         public var maxConnections = 64
+        /// Descriptors the runs may hold at once (``DescriptorBudget``): what is
+        /// left below 1024 after the connections (one each, and the four of the
+        /// request each reader may hold while it waits), the server's own (~40) and
+        /// room for libnftables' netlink sockets.
+        public var runDescriptors = 1024 - 64 * 5 - 128
         public init() {}
     }
 
@@ -45,6 +49,7 @@ public final class Server: @unchecked Sendable {
     let policies: PolicyCache
     let serverEnvironment: [String: String]
     private let inFlight = Mutex(0)
+    private let descriptors: DescriptorBudget
     private let running: DispatchSemaphore
     private let connections = Mutex<[ObjectIdentifier: Connection]>([:])
 
@@ -52,6 +57,7 @@ public final class Server: @unchecked Sendable {
         self.group = group
         self.limits = limits
         running = DispatchSemaphore(value: limits.maxRunning)
+        descriptors = DescriptorBudget(total: limits.runDescriptors)
         let probe = HostProbe.probe()
         serverEnvironment = probe.environment
         searchPath = PolicyLoader.defaultSearchPath()
@@ -250,6 +256,10 @@ public final class Server: @unchecked Sendable {
         let runId = RunSteps.newRunId()
         var label = request.policy
         func refused(_ e: ExecError) -> RunResult { .refused(runId: runId, policy: label, argv: request.argv, error: e) }
+        // Admitted after back-pressure: a client gone meanwhile gets nothing started.
+        if connection.isClosed {
+            return refused(ExecError(kind: .plan, step: "cancelled", message: "the client disconnected before the run started"))
+        }
         // This thread's working directory becomes the client's; the server's and the
         // other runs' are untouched.
         let r = sbx_serve_unshare_fs()
@@ -278,6 +288,13 @@ public final class Server: @unchecked Sendable {
             options.stdio = (stdio[0].raw, stdio[1].raw, stdio[2].raw)
             options.forwardSignals = false    // the server's signals are its own
             options.restoreTerminal = false   // the client's terminal is the client's
+            // Its descriptors, counted from the plan, must fit below FD_SETSIZE beside
+            // the other runs' (``DescriptorBudget``): else it waits.
+            let need = DescriptorBudget.estimate(mounts: plan.mounts.count)
+            guard descriptors.acquire(need, while: { !connection.isClosed }) else {
+                return refused(ExecError(kind: .plan, step: "cancelled", message: "the client disconnected before the run started"))
+            }
+            defer { descriptors.release(need) }
             let executor = Executor(plan: plan, options: options)
             guard let key = connection.register(executor.handle) else {
                 return refused(ExecError(kind: .plan, step: "cancelled", message: "the client disconnected before the run started"))
@@ -303,4 +320,43 @@ public final class Server: @unchecked Sendable {
         t.stackSize = 4 << 20
         t.start()
     }
+}
+
+/// The descriptors runs may hold at once: every bound keeps the server's descriptors
+/// below 1024, because libnftables waits on its netlink socket with select(), which
+/// aborts the process on a descriptor past FD_SETSIZE (a soft RLIMIT_NOFILE above
+/// 1024 does not help; it only lets the number be reached). A run's need grows with
+/// its binds (the source and the prepared tree of each, Landlock's rule fds): a
+/// client asking for many runs with many binds waits here instead of pushing the
+/// server's descriptors past 1024.
+final class DescriptorBudget: Sendable {
+    private let state: Mutex<Int>
+    private let total: Int
+
+    init(total: Int) { self.total = total; state = Mutex(total) }
+
+    /// What a run holds at most: 2 per bind while it is set up (the source and its
+    /// prepared tree; one stays for the run's life), and about 32 of its own (pipes,
+    /// pidfd, cgroup, Landlock, seccomp, network namespace, the client's four;
+    /// measured: 123 for a run of 100 binds). Capped at the total, so the largest
+    /// plan still runs (alone).
+    static func estimate(mounts: Int) -> Int { 2 * mounts + 32 }
+
+    /// Takes `n` (at most the total); waits while they are not free and `waiting()`
+    /// holds. False if it stopped waiting.
+    func acquire(_ n: Int, while waiting: () -> Bool) -> Bool {
+        let n = min(n, total)
+        while true {
+            let got = state.withLock { free -> Bool in
+                guard free >= n else { return false }
+                free -= n
+                return true
+            }
+            if got { return true }
+            if !waiting() { return false }
+            usleep(5_000)
+        }
+    }
+
+    func release(_ n: Int) { state.withLock { $0 += min(n, total) } }
 }

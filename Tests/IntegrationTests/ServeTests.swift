@@ -519,6 +519,51 @@ import Testing
         _ = d.output()
     }
 
+    /// A client's runs with many binds cannot push the server's descriptors past
+    /// FD_SETSIZE (libnftables' select() aborts the process there): 12 runs of 100
+    /// binds each at once, then an egress run; the server serves it and lives on.
+    @Test func manyBindsDoNotExhaustTheServersLowDescriptors() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let served = try Served()
+        defer { served.stop() }
+        guard Harness.require(served.ready, "sandbox serve started") else { return }
+        let ws = Harness.tempDir(), trees = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: ws); try? FileManager.default.removeItem(atPath: trees) }
+        var dirs: [String] = []
+        for i in 0..<100 {
+            dirs.append("\(trees)/d\(i)")
+            try FileManager.default.createDirectory(atPath: dirs.last!, withIntermediateDirectories: true)
+        }
+        let binds = Harness.policy("""
+            name = "serve-binds"
+            extends = ["serve-notify.toml"]
+            [filesystem]
+            ro = [\(dirs.map { "\"\($0)\"" }.joined(separator: ", "))]
+            """, in: ws, name: "serve-binds.toml")
+        _ = Self.notifyPolicy(in: ws)
+        let net = Harness.policy("""
+            name = "serve-net"
+            extends = ["agent-net", "serve-notify.toml"]
+            """, in: ws, name: "serve-net.toml")
+        let client = try Client(served.socket)
+        defer { client.close() }
+        var pipes: [Stdio] = []
+        for i in 0..<12 {
+            let stdio = Stdio()
+            client.send(Self.request(id: i, policy: binds, argv: ["sleep", "2"], cwd: ws), fds: stdio.fds)
+            stdio.closeSent()
+            pipes.append(stdio)
+        }
+        usleep(1_500_000)   // the bind runs are up
+        let egress = try Self.runOnce(served, policy: net, argv: ["sh", "-c", "exit 6"], cwd: ws)
+        #expect(egress.reply?["exitCode"] as? Int == 6, "egress run beside many binds: \(egress.reply ?? [:])")
+        var ok = 0
+        for _ in 0..<12 { if client.reply()?["exitCode"] as? Int == 0 { ok += 1 } }
+        for p in pipes { _ = p.output() }
+        #expect(ok == 12, "\(ok) of 12 bind runs succeeded")
+        #expect(served.process.isRunning, "the server died: \(served.stop())")
+    }
+
     @Test func aPeerOfAnotherUidIsRefused() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
         // A group may connect (0660); the server runs as root, which serves root only.
