@@ -14,6 +14,9 @@ public struct SeccompProfile: Sendable, Equatable {
     public var syscalls: [SeccompRule]
     /// `SECCOMP_FILTER_FLAG_*` names from `flags` (validated, kept as written).
     public var flags: [String]
+    /// SHA-256 (hex) of the exact bytes this profile was parsed from; nil when built
+    /// in code. A cache of loaded policies keys on it (never on the file read again).
+    public var sha256: String? = nil
 
     public init(source: String, defaultAction: SeccompAction, defaultErrnoRet: UInt32? = nil,
                 architectures: [String] = [], syscalls: [SeccompRule] = [], flags: [String] = []) {

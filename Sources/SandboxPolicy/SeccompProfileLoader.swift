@@ -72,7 +72,8 @@ extension SeccompProfile {
             return .failure(LoadFailure(diagnostics: [PolicyDiagnostic(file: file, message: "invalid JSON: \(error)")]))
         }
         var reader = SeccompProfileReader(file: file)
-        let profile = reader.profile(root, source: source)
+        var profile = reader.profile(root, source: source)
+        profile?.sha256 = Digest.sha256Hex(bytes)
         if let profile, reader.diagnostics.isEmpty { return .success(profile) }
         return .failure(LoadFailure(diagnostics: reader.diagnostics, omitted: reader.omitted))
     }

@@ -37,38 +37,55 @@ final class PolicyCache: Sendable {
             return try RunSteps.loadPolicy(nameOrPath, relativeTo: cwd, searchPath: searchPath)
         }
         if let e = entries.withLock({ $0[path] }), valid(e) { return e.policy }
-        // Loaded twice around taking the inputs' fingerprints: cached only if both
-        // loads agree, so a file changed meanwhile is never paired with a stale hash.
-        let first = try RunSteps.loadPolicy(path, relativeTo: cwd, searchPath: searchPath)
-        let inputs = fingerprint(first)
+        // Loaded once, and cached on the SHA-256 of the exact bytes the loader parsed
+        // (`Policy.sourceDigests`, the profile's `sha256`), never on the files read
+        // again: a file rewritten meanwhile is then a mismatch at the next request,
+        // and loaded again.
+        var started = timespec()
+        clock_gettime(CLOCK_REALTIME, &started)
         let policy = try RunSteps.loadPolicy(path, relativeTo: cwd, searchPath: searchPath)
-        if let inputs, policy == first {
+        afterLoad?(path)
+        var files = zip(policy.sources, policy.sourceDigests).map { (path: $0.0, sha256: $0.1) }
+        if let profile = policy.seccomp.profile {
+            guard let digest = profile.sha256 else { return policy }
+            files.append((profile.source, digest))
+        }
+        // The directories are stamped after the load: one changed since it began
+        // (a file added that a name could now resolve to) is not cached at all. The
+        // filesystem's clock is coarse (a tick behind): 50 ms of margin.
+        let directories = stamps(policy)
+        let since = (started.tv_sec, started.tv_nsec - 50_000_000)
+        let quiet = directories.allSatisfy { d in
+            [(d.stamp.mtimeSec, d.stamp.mtimeNsec), (d.stamp.ctimeSec, d.stamp.ctimeNsec)].allSatisfy { $0 < since }
+        }
+        if quiet && files.count == policy.sources.count + (policy.seccomp.profile == nil ? 0 : 1) {
             entries.withLock { m in
                 if m.count >= Self.maxEntries { m.removeAll() }
-                m[path] = Entry(policy: policy, files: inputs.files, directories: inputs.directories)
+                m[path] = Entry(policy: policy, files: files, directories: directories)
             }
         }
         return policy
     }
+
+    /// Tests only: runs between the load and the caching of its result (a file
+    /// rewritten here must not be served from the cache).
+    nonisolated(unsafe) var afterLoad: ((String) -> Void)?
 
     private func valid(_ e: Entry) -> Bool {
         e.directories.allSatisfy { Self.stamp($0.path) == $0.stamp }
             && e.files.allSatisfy { Self.sha256(of: $0.path) == $0.sha256 }
     }
 
-    private func fingerprint(_ p: Policy) -> (files: [(path: String, sha256: String)], directories: [(path: String, stamp: Stamp)])? {
-        var files: [(String, String)] = []
-        for path in p.sources + (p.seccomp.profile.map { [$0.source] } ?? []) {
-            guard let h = Self.sha256(of: path) else { return nil }
-            files.append((path, h))
-        }
-        var dirs: [(String, Stamp)] = []
+    /// The directories a name may be looked up in (a file added there could shadow
+    /// one that `extends` names): the search paths and every policy file's directory.
+    private func stamps(_ p: Policy) -> [(path: String, stamp: Stamp)] {
         let lookedIn = Set(p.sources.map { String($0[..<($0.lastIndex(of: "/") ?? $0.endIndex)]) } + searchPath + profileSearchPath)
+        var dirs: [(path: String, stamp: Stamp)] = []
         for dir in lookedIn.sorted() {
             guard let s = Self.stamp(dir) else { continue }   // absent: nothing there to shadow
             dirs.append((dir, s))
         }
-        return (files, dirs)
+        return dirs
     }
 
     private static func sha256(of path: String) -> String? {
