@@ -53,6 +53,10 @@ final class ListeningSocket {
         let r = sbx_serve_listen(directory.fd, name, group == nil ? 0o600 : 0o660, group.map { Int($0) } ?? -1, 128)
         guard r >= 0 else {
             directory.close()
+            // Only fchown gives EPERM here: the server's user is not in that group.
+            if let group, r == -EPERM {
+                throw ServeError("--socket \(path): fchown to group \(group) failed (\(String(cString: strerror(-r)))): the server's user must be a member of the --group")
+            }
             throw ServeError("--socket \(path): bind: \(String(cString: strerror(-r)))")
         }
         fd = OwnedFD(r)

@@ -594,6 +594,17 @@ import Testing
         #expect(reply?["runId"] as? String == "", "\(reply ?? [:])")
     }
 
+    /// `--group` a group the server's user is not in: the error says the fchown failed.
+    @Test func aGroupTheServerIsNotInIsNamed() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let dir = Harness.tempDir(owner: 65534)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        chmod(dir, 0o700)
+        let out = try Harness.run("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups",
+                                                       "env", "XDG_RUNTIME_DIR=\(dir)", Harness.binary, "serve", "--socket", dir + "/s", "--group", "0"])
+        #expect(out.status == 125 && out.stderr.contains("fchown to group 0 failed"), "\(out)")
+    }
+
     @Test func theSocketIsNeverMadeWhereOthersCanWrite() throws {
         // /tmp-like: writable by others, and a symlink planted at the name.
         let dir = Harness.tempDir()
