@@ -1,6 +1,7 @@
 import SandboxAudit
 import SandboxKernel
 import SandboxPlan
+import SandboxVocabulary
 import Synchronization
 
 /// Why a run did not run its command to the end: where it stopped (`kind`, `step`),
@@ -143,6 +144,7 @@ public final class Executor {
     /// The run's start on CLOCK_REALTIME (audit timestamps' clock), for `first`.
     private var startedWallMs: UInt64 = 0
     private var egressDenied: [DeniedDestination] = []
+    private var dnsRefusals: (kinds: [DNSRefusal], dropped: UInt64) = ([], 0)
     /// The syscall that ended the run under `on_violation = "kill"`.
     private var killedFor: String?
     /// Whether the fences were applied to anything: false for a run refused or failed
@@ -260,6 +262,7 @@ public final class Executor {
         let stats = cgroup?.stats()
         createdEntries = scanCreated(sources: sources, since: startedWall)
         egressDenied = network?.deniedDestinations() ?? []
+        dnsRefusals = network?.dnsRefusals() ?? ([], 0)
         if let f = ChildFailure(record: report) {
             let e = describe(f)
             return makeResult(exitCode: e.exitCode, signal: nil, timedOut: timedOut, started: started,
@@ -505,6 +508,7 @@ public final class Executor {
             defer { netns.close() }
             var config = EgressConfig(runId: plan.runId, runDir: runDir.path, nftRuleset: ruleset)
             config.netnsFD = netns.raw
+            config.stub = plan.network.stub.map(DNSStubConfig.init(plan:))
             let network = try EgressNetwork.setUp(config)
             undo.push { network.tearDown() }
             return network
@@ -857,6 +861,10 @@ public final class Executor {
         if spawned {
             result.denials = account.denials(egress: egressDenied, startedWallMs: startedWallMs)
             result.notApplied += account.notObserved
+        }
+        if spawned, plan.network.stub != nil {
+            result.dnsDenied = dnsRefusals.kinds.map(RunResult.DNSDenial.init)
+            result.dnsDeniedDropped = dnsRefusals.dropped
         }
         result.createdEntries = createdEntries.paths
         result.createdEntriesTotal = createdEntries.total

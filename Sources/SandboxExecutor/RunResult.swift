@@ -70,6 +70,11 @@ public struct RunResult: Codable, Sendable, Equatable {
     /// The walk stopped at its bound (50 000 entries, depth 64): more may exist. A
     /// caller must not take an empty `createdEntries` as "none" then.
     public var createdEntriesIncomplete: Bool = false
+    /// Runs with a DNS stub (allow rules naming hosts): the questions it refused, one
+    /// entry per (name, type, reason), most frequent first, at most 256.
+    public var dnsDenied: [DNSDenial]? = nil
+    /// Refusals past those 256 entries, counted only here.
+    public var dnsDeniedDropped: UInt64? = nil
 
     /// The result of a run refused before anything was created (bad policy, a plan
     /// this host cannot satisfy): exit 125 and the reason, so `--result` always has
@@ -159,6 +164,27 @@ public struct RunResult: Codable, Sendable, Equatable {
         public var first: UInt64?
         /// What a model can do about it, in one sentence.
         public var hint: String
+    }
+
+    /// `dnsDenied[]`: `{name, type, reason, count, hint}`.
+    public struct DNSDenial: Codable, Sendable, Equatable {
+        public var name: String
+        public var type: String
+        public var reason: DNSRefusal.Reason
+        public var count: UInt64
+        public var hint: String
+
+        init(_ r: DNSRefusal) {
+            name = r.name; type = r.type; reason = r.reason; count = r.count
+            switch r.reason {
+            case .notAllowed:
+                hint = "\(r.name) is not an allowed name (answered NXDOMAIN, not asked upstream); to reach it add network.allow = [{ host = \"\(r.name)\", ports = [PORT] }]"
+            case .recordType:
+                hint = "\(r.type) records are not answered (only A and AAAA; HTTPS/SVCB would hide the server name); the client should fall back to A/AAAA"
+            case .deniedAddress:
+                hint = "\(r.name) resolved to an address in network.deny_resolved (loopback, link-local/metadata, multicast, this host, the sandbox bridge, or a listed range); it was left out of the answer and not opened"
+            }
+        }
     }
 
     public struct EgressDenial: Codable, Sendable, Equatable {

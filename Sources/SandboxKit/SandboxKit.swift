@@ -66,6 +66,7 @@ public enum RunSteps {
         facts.trusted = trusted
         // What a broad egress allow rule must not open: the host's addresses, the bridge.
         facts.hostAddresses = HostAddresses.egressProtected()
+        facts.hostResolvers = HostResolvers.read()
         return facts
     }
 

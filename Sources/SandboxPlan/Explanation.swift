@@ -98,6 +98,14 @@ public enum Explanation {
             line("  egress through a firewall inside the sandbox's namespace; everything else is dropped and reported")
             line("  DNS only to: \(list(plan.network.dns))")
             for a in plan.network.allow { line("  allow \(a.proto) to \(a.cidr) ports \(list(a.ports.map(String.init)))") }
+            if let stub = plan.network.stub {
+                for n in stub.names {
+                    let what = n.host.wildcard ? "names below \(n.host.base) (not \(n.host.base) itself)" : n.host.description
+                    line("  allow \(n.proto) to \(what) ports \(list(n.ports.map(String.init))): the addresses it resolves to, for the answer's TTL (\(stub.ttl.min)–\(stub.ttl.max) s; nft sets \(n.set4), \(n.set6))")
+                }
+                line("  DNS stub at \(stub.address):53 (udp, tcp), the only resolver: asks \(list(stub.upstream)) (\(stub.upstreamSource)) only for these names; any other name gets NXDOMAIN without being sent on; HTTPS/SVCB and other record types are refused; DNS (53, 853) to any other address is dropped")
+                line("  an answer in \(list(stub.denyResolved)) (network.deny_resolved and the fixed ranges) opens nothing")
+            }
             line("  no broad rule opens this host's addresses, the sandbox bridge (other runs), link-local (cloud metadata), loopback or multicast; only a rule naming the address exactly")
             line("  at most \(policy.network.maxConnections) connections at once (network.max_connections); new ones over it are refused")
         }

@@ -33,6 +33,9 @@ public struct HostFacts: Sendable {
     /// rule opens another address of such a network. The CLI fills it with
     /// `HostAddresses.egressProtected()`; a harness should do the same.
     public var hostAddresses: [String] = []
+    /// The host's resolvers (`nameserver` lines of its /etc/resolv.conf): the DNS
+    /// stub's upstream when the policy names none (`network.upstream_dns`).
+    public var hostResolvers: [String] = []
 
     public init(arch: String, kernelRelease: String, landlockABI: Int, invokerUID: UInt32,
                 invokerGID: UInt32, cwd: String, home: String, environment: [String: String],

@@ -11,7 +11,9 @@ enum NetworkRules {
     ///   and networks wholly the host's (the bridge subnet).
     /// - Throws: `PlanError` for an `allow` rule or `dns` address that lies wholly in
     ///   a range no rule may open (it could never match anything).
-    static func plan(_ net: NetworkPolicy, hostAddresses: [String]) throws -> NetworkPlan {
+    ///   - hostResolvers: `HostFacts.hostResolvers`, the stub's upstream when the policy
+    ///     names none.
+    static func plan(_ net: NetworkPolicy, hostAddresses: [String], hostResolvers: [String] = []) throws -> NetworkPlan {
         let allow = net.allow.map {
             NetworkAllowPlan(cidr: $0.cidr.description, ports: $0.ports.sorted(), proto: $0.proto.rawValue)
         }
@@ -19,10 +21,53 @@ enum NetworkRules {
             return NetworkPlan(mode: net.mode, dns: [], resolvConf: nil,
                                hosts: hostsFile(net), allow: [], nftRuleset: nil)
         }
-        let resolv = net.dns.isEmpty ? nil : net.dns.map { "nameserver \($0)\n" }.joined() + "options edns0\n"
-        return NetworkPlan(mode: net.mode, dns: net.dns.map(\.description), resolvConf: resolv,
-                           hosts: hostsFile(net), allow: allow,
-                           nftRuleset: try ruleset(net, hostAddresses: hostAddresses))
+        let stub = try stubPlan(net, hostAddresses: hostAddresses, hostResolvers: hostResolvers)
+        let resolvers = stub.map { [$0.address] } ?? net.dns.map(\.description)
+        let resolv = resolvers.isEmpty ? nil : resolvers.map { "nameserver \($0)\n" }.joined() + "options edns0\n"
+        var plan = NetworkPlan(mode: net.mode, dns: resolvers, resolvConf: resolv,
+                               hosts: hostsFile(net), allow: allow,
+                               nftRuleset: try ruleset(net, hostAddresses: hostAddresses))
+        plan.stub = stub
+        return plan
+    }
+
+    // MARK: - Names (the DNS stub)
+
+    /// Where the stub listens inside the run's namespace (on its own `lo`).
+    static let stubAddress = "127.0.0.53"
+    /// The set-entry timeout is the answer's TTL clamped to this range: at least long
+    /// enough for the client to connect after the reply (a TTL of 0 or 1 would expire
+    /// first), at most an hour, so an address a name stopped using closes in time. The
+    /// TTLs in the reply are lowered to the maximum, so no client caches an address
+    /// longer than its entry lives.
+    static let stubTTL = DNSStubPlan.TTLRange(min: 5, max: 3600)
+
+    /// The nft sets of host rule `index` (IPv4, IPv6).
+    static func nameSets(_ index: Int) -> (v4: String, v6: String) { ("name\(index)_4", "name\(index)_6") }
+
+    /// The stub's plan; nil without host rules.
+    static func stubPlan(_ net: NetworkPolicy, hostAddresses: [String], hostResolvers: [String]) throws -> DNSStubPlan? {
+        guard !net.allowHosts.isEmpty else { return nil }
+        var upstream = net.upstreamDNS.map(\.description)
+        var source = "network.upstream_dns"
+        if upstream.isEmpty {
+            upstream = hostResolvers.compactMap { IPAddress($0)?.description }
+            source = "the host's /etc/resolv.conf"
+        }
+        guard !upstream.isEmpty else {
+            throw PlanError(key: "network.upstream_dns", message: "host rules need a resolver for the DNS stub to ask, and the host's /etc/resolv.conf names none; set network.upstream_dns = [\"ADDRESS\"]")
+        }
+        var deny = protectedRanges(hostAddresses: hostAddresses).map(\.net)
+        deny += net.denyResolved.map(Net.init)
+        let unique = Set(deny)
+        let minimal = unique.filter { n in !unique.contains { $0 != n && $0.contains(n) } }.sorted()
+        let names = net.allowHosts.enumerated().map { i, rule in
+            let sets = nameSets(i)
+            return DNSStubPlan.Name(host: rule.host, ports: rule.ports.sorted(), proto: rule.proto.rawValue,
+                                    set4: sets.v4, set6: sets.v6)
+        }
+        return DNSStubPlan(address: stubAddress, upstream: upstream, upstreamSource: source,
+                           denyResolved: minimal.map(\.description), ttl: stubTTL, names: names)
     }
 
     /// New connections a run may open per second (and its burst), from
@@ -214,9 +259,27 @@ enum NetworkRules {
             lines.append("    counter")
             lines.append("  }")
         }
+        // One pair of sets per host rule, filled by the DNS stub with the addresses its
+        // name resolved to, each for the answer's (clamped) TTL.
+        for i in net.allowHosts.indices {
+            let sets = nameSets(i)
+            for (set, type) in [(sets.v4, "ipv4_addr"), (sets.v6, "ipv6_addr")] {
+                lines.append("  set \(set) {")
+                lines.append("    type \(type)")
+                lines.append("    flags timeout")
+                lines.append("    size 4096")
+                lines.append("  }")
+            }
+        }
         lines.append("  chain output {")
         lines.append("    type filter hook output priority filter; policy drop;")
         lines.append("    oifname \"lo\" accept")
+        // With the stub, DNS goes to it (on lo, above) and nowhere else — also not
+        // through an allow rule's port 53 — and DNS over TLS (853) not at all: every
+        // name the run resolves passes the stub's allowlist.
+        if !net.allowHosts.isEmpty {
+            lines.append("    meta l4proto { tcp, udp } th dport { 53, 853 } goto refuse")
+        }
         // Before `established`: a resolver's answer makes the UDP flow established, and
         // every later datagram on it must still look like a query.
         for dns in resolvers {
@@ -239,6 +302,14 @@ enum NetworkRules {
             if !ranges.isEmpty {
                 lines.append("    \(fam) daddr { \(ranges.map(\.description).joined(separator: ", ")) } goto refuse")
             }
+        }
+        // Host rules: the addresses the stub put in the rule's sets. (The stub never
+        // adds one in deny_resolved; these come after the protected ranges all the same.)
+        for (i, rule) in net.allowHosts.enumerated() {
+            let sets = nameSets(i)
+            let ports = rule.ports.sorted().map(String.init).joined(separator: ", ")
+            lines.append("    ip daddr @\(sets.v4) \(rule.proto.rawValue) dport { \(ports) } goto admit")
+            lines.append("    ip6 daddr @\(sets.v6) \(rule.proto.rawValue) dport { \(ports) } goto admit")
         }
         for rule in broad { lines.append(allowLine(rule)) }
         lines.append("    goto refuse")

@@ -25,7 +25,8 @@ public struct PlanCompiler {
         var notApplied: [String] = []
 
         // Rendered once: the mount list and the Landlock rules need its files too.
-        let network = try NetworkRules.plan(policy.network, hostAddresses: host.hostAddresses)
+        let network = try NetworkRules.plan(policy.network, hostAddresses: host.hostAddresses,
+                                            hostResolvers: host.hostResolvers)
         let process = try ctx.processPlan(argv: argv)
         let (mounts, binds) = try ctx.mountPlan(network: network, notApplied: &notApplied)
         try checkTrust(policy, binds: binds, runId: runId)   // TrustCheck.swift

@@ -241,6 +241,33 @@ public struct NetworkAllowPlan: Codable, Sendable, Equatable {
     public var proto: String
 }
 
+/// The DNS stub the supervisor serves inside an egress run's namespace: the run's only
+/// resolver. It answers the names of `names` (asking `upstream` from the host side and
+/// putting each answer not in `denyResolved` into the rule's sets first) and nothing else.
+public struct DNSStubPlan: Codable, Sendable, Equatable {
+    public struct TTLRange: Codable, Sendable, Equatable {
+        public var min: UInt32
+        public var max: UInt32
+    }
+    public struct Name: Codable, Sendable, Equatable {
+        public var host: HostPattern
+        public var ports: [UInt16]
+        public var proto: String
+        /// The rule's nft sets in `table inet sandbox` (IPv4, IPv6).
+        public var set4: String
+        public var set6: String
+    }
+    /// Inside the run's namespace, UDP and TCP port 53.
+    public var address: String
+    public var upstream: [String]
+    /// Where `upstream` came from: the policy or the host's resolv.conf.
+    public var upstreamSource: String
+    public var denyResolved: [String]
+    /// Seconds a set entry lives: the answer's TTL clamped to this range.
+    public var ttl: TTLRange
+    public var names: [Name]
+}
+
 public struct NetworkPlan: Codable, Sendable, Equatable {
     public var mode: NetworkMode
     public var dns: [String]
@@ -250,6 +277,8 @@ public struct NetworkPlan: Codable, Sendable, Equatable {
     public var allow: [NetworkAllowPlan]
     /// The nft ruleset loaded inside the sandbox's network namespace (egress).
     public var nftRuleset: String?
+    /// The DNS stub, when allow rules name hosts (Docs/network.md, "Names").
+    public var stub: DNSStubPlan? = nil
 
     /// The text of an in-memory file; nil when this plan has none.
     public func text(of file: InMemoryFile) -> String? {

@@ -184,10 +184,30 @@ public struct AllowRule: Sendable, Hashable {
     }
 }
 
+/// An allow rule naming hosts (`{ host = "pypi.org", ports = [443] }`): the DNS stub
+/// opens the addresses the name resolves to, for the answer's TTL (Docs/network.md).
+public struct HostRule: Sendable, Hashable {
+    public var host: HostPattern
+    public var ports: [UInt16]
+    public var proto: IPProtocolName
+    public init(host: HostPattern, ports: [UInt16], proto: IPProtocolName) {
+        self.host = host; self.ports = ports; self.proto = proto
+    }
+}
+
 public struct NetworkPolicy: Sendable, Equatable {
     public var mode: NetworkMode = .none
     public var dns: [IPAddress] = []
     public var allow: [AllowRule] = []
+    /// Allow rules naming hosts; any makes the run's resolver the DNS stub.
+    public var allowHosts: [HostRule] = []
+    /// The resolvers the stub asks (from the host side); empty: the host's own, read
+    /// from its resolv.conf when the plan is made.
+    public var upstreamDNS: [IPAddress] = []
+    /// Ranges an answer may never open, on top of those that are always refused
+    /// (loopback, link-local, unspecified, multicast, the host's own addresses, the
+    /// bridge subnet), e.g. private ranges.
+    public var denyResolved: [CIDR] = []
     /// Extra `/etc/hosts` entries: name → address.
     public var hosts: [String: IPAddress] = [:]
     /// Egress: connections the run may have tracked at once (`ct count`); new ones

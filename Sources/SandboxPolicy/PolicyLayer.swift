@@ -68,6 +68,9 @@ struct PolicyLayer {
     var networkMode: NetworkMode?
     var dns: [ListEdit<IPAddress>] = []
     var allow: [AllowRule] = []
+    var allowHosts: [HostRule] = []
+    var upstreamDNS: [ListEdit<IPAddress>] = []
+    var denyResolved: [CIDR] = []
     var hosts: [String: IPAddress] = [:]
     var maxConnections: Int?
 
@@ -94,8 +97,8 @@ enum PolicySchema {
     static let capabilities = ["keep"]
     static let resources = ["memory", "swap", "pids", "cpu", "io", "rlimits", "best_effort"]
     static let bestEffortNames = ["memory", "swap", "pids", "cpu", "io"]
-    static let network = ["mode", "dns", "allow", "hosts", "max_connections"]
-    static let allowRule = ["cidr", "ports", "proto"]
+    static let network = ["mode", "dns", "allow", "hosts", "max_connections", "upstream_dns", "deny_resolved"]
+    static let allowRule = ["cidr", "host", "ports", "proto"]
     static let binary = ["require_root_owned", "reject_writable", "reject_setuid", "pin"]
     static let audit = ["path", "key_file"]
     /// rlimits whose value is a byte count, so sizes such as "8MiB" are accepted.
@@ -347,7 +350,25 @@ final class LayerReader {
             let ap = p.key("allow")
             if expect(value, .array, at: ap), let items = value.array {
                 for i in 0..<items.count {
-                    if let rule = allowRule(items[i], at: ap.index(i)) { layer.allow.append(rule) }
+                    switch allowRule(items[i], at: ap.index(i)) {
+                    case .cidr(let rule): layer.allow.append(rule)
+                    case .host(let rule): layer.allowHosts.append(rule)
+                    case nil: break
+                    }
+                }
+            }
+        }
+        layer.upstreamDNS = edits(t, "upstream_dns", at: p) { s, kp in
+            if let a = IPAddress(s) { return a }
+            self.error(kp, "invalid IP address \"\(s)\"; write the address of a resolver the host can reach, such as \"192.0.2.53\"")
+            return nil
+        }
+        if let value = t["deny_resolved"] {
+            let dp = p.key("deny_resolved")
+            if expect(value, .array, at: dp), let items = value.array {
+                for i in 0..<items.count {
+                    guard expect(items[i], .string, at: dp.index(i)), let s = items[i].string else { continue }
+                    if let c = parseCIDR(s, at: dp.index(i)) { layer.denyResolved.append(c) }
                 }
             }
         }
@@ -377,15 +398,29 @@ final class LayerReader {
         }
     }
 
-    private func allowRule(_ value: TOMLValueConvertible, at p: TOMLPath) -> AllowRule? {
+    private enum ParsedAllowRule { case cidr(AllowRule), host(HostRule) }
+
+    /// `{ cidr = …, ports = […] }` or `{ host = …, ports = […] }` (exactly one of the two).
+    private func allowRule(_ value: TOMLValueConvertible, at p: TOMLPath) -> ParsedAllowRule? {
         guard expect(value, .table, at: p), let t = value.table else { return nil }
         checkKeys(t, at: p, allowed: PolicySchema.allowRule, noun: "key", place: "in an allow rule")
         var ok = true
         var cidr: CIDR?
+        var host: HostPattern?
+        if t["cidr"] != nil && t["host"] != nil {
+            error(p, "an allow rule names either cidr or host, not both; write two rules")
+            ok = false
+        }
         if let s = string(t, "cidr", at: p) {
             cidr = parseCIDR(s, at: p.key("cidr"))
-        } else if t["cidr"] == nil {
-            error(p, "missing cidr; each allow rule needs cidr = \"ADDRESS/PREFIX\" and ports = [PORT, …]")
+        } else if let s = string(t, "host", at: p) {
+            if let why = HostPattern.problem(s) {
+                error(p.key("host"), "invalid host \"\(s)\": \(why)")
+            } else {
+                host = HostPattern(s)
+            }
+        } else if t["cidr"] == nil && t["host"] == nil {
+            error(p, "missing cidr or host; each allow rule needs cidr = \"ADDRESS/PREFIX\" or host = \"NAME\" (or \"*.NAME\"), and ports = [PORT, …]")
         }
         var portList: [UInt16]?
         if t["ports"] != nil {
@@ -399,8 +434,18 @@ final class LayerReader {
         }
         let proto = enumValue(t, "proto", at: p, IPProtocolName.self)
         if t["proto"] != nil && proto == nil { ok = false }
-        guard ok, let cidr, let portList else { return nil }
-        return AllowRule(cidr: cidr, ports: portList, proto: proto ?? .tcp)
+        guard ok, let portList else { return nil }
+        if let host {
+            // QUIC carries its server name encrypted: a name rule never opens it, so
+            // clients fall back to TCP, whose ClientHello can be checked (Docs/network.md).
+            if proto == .udp && portList.contains(443) {
+                error(p.key("ports"), "udp port 443 (QUIC) is not opened by a host rule; clients fall back to TCP 443 (list it with proto = \"tcp\"), or open QUIC with a cidr rule")
+                return nil
+            }
+            return .host(HostRule(host: host, ports: portList, proto: proto ?? .tcp))
+        }
+        guard let cidr else { return nil }
+        return .cidr(AllowRule(cidr: cidr, ports: portList, proto: proto ?? .tcp))
     }
 
     private func readBinary(_ t: TOMLTable, at p: TOMLPath, into layer: inout PolicyLayer) {

@@ -379,6 +379,9 @@ struct Merger {
             if let v = l.networkMode { p.network.mode = v }
             Merger.apply(l.dns, to: &p.network.dns)
             p.network.allow = Merger.appendUnique(p.network.allow, l.allow)
+            p.network.allowHosts = Merger.appendUnique(p.network.allowHosts, l.allowHosts)
+            Merger.apply(l.upstreamDNS, to: &p.network.upstreamDNS)
+            p.network.denyResolved = Merger.appendUnique(p.network.denyResolved, l.denyResolved)
             p.network.hosts.merge(l.hosts) { _, new in new }
             if let v = l.maxConnections { p.network.maxConnections = v }
 
@@ -415,6 +418,21 @@ struct Merger {
             if !p.network.dns.isEmpty {
                 fail("network.dns", "dns servers need network.mode = \"egress\" (mode is \"\(p.network.mode.rawValue)\"); set mode = \"egress\" or remove them")
             }
+            if !p.network.allowHosts.isEmpty {
+                fail("network.allow", "host rules need network.mode = \"egress\" (mode is \"\(p.network.mode.rawValue)\"); set mode = \"egress\" or remove the rules")
+            }
+        }
+        // With host rules the run's only resolver is the DNS stub; without, there is no stub.
+        if !p.network.allowHosts.isEmpty, !p.network.dns.isEmpty {
+            fail("network.dns", "host rules make the DNS stub the run's only resolver; move these addresses to network.upstream_dns (the resolvers the stub asks from the host side) or remove them")
+        }
+        if p.network.allowHosts.isEmpty {
+            if !p.network.upstreamDNS.isEmpty {
+                fail("network.upstream_dns", "upstream_dns is for the DNS stub, which only host rules (allow = [{ host = \"NAME\", ports = […] }]) start; add one or remove it")
+            }
+            if !p.network.denyResolved.isEmpty {
+                fail("network.deny_resolved", "deny_resolved filters the DNS stub's answers, which only host rules start; add one or remove it")
+            }
         }
         // One path in two of ro/rw/tmpfs/mask has no single meaning: say which to drop.
         let lists: [(String, [PathTemplate])] = [("ro", p.filesystem.ro), ("rw", p.filesystem.rw),
@@ -442,7 +460,7 @@ struct Merger {
             ("filesystem.mask", p.filesystem.mask.count), ("filesystem.unix_sockets", p.filesystem.unixSockets.count),
             ("filesystem.socket_scan_skip", p.filesystem.socketScanSkip.count),
             ("landlock.connect_tcp", p.landlock.connectTCP?.count ?? 0), ("landlock.bind_tcp", p.landlock.bindTCP?.count ?? 0),
-            ("network.dns", p.network.dns.count), ("network.allow", p.network.allow.count),
+            ("network.dns", p.network.dns.count), ("network.allow", p.network.allow.count + p.network.allowHosts.count),
             ("network.hosts", p.network.hosts.count), ("binary.pin", p.binary.pin.count),
         ]
         for (key, n) in sizes where n > PolicyLimits.maxArrayItems {

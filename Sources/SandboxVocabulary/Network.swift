@@ -31,3 +31,22 @@ public enum NftHostTable {
     /// `table inet sandbox_host` (the default; a bridge configuration may name another).
     public static let name = "sandbox_host"
 }
+
+/// A question the stub refused, with how often (the run result's `dnsDenied`).
+public struct DNSRefusal: Sendable, Equatable, Hashable {
+    public init(name: String, type: String, reason: Reason, count: UInt64) {
+        self.name = name; self.type = type; self.reason = reason; self.count = count
+    }
+    public enum Reason: String, Sendable, Codable {
+        /// No host rule admits the name: NXDOMAIN, never asked upstream.
+        case notAllowed = "not_allowed"
+        /// HTTPS/SVCB (they would hide the server name: ECH) or another type than A/AAAA.
+        case recordType = "record_type"
+        /// An answer lay in `deny_resolved` (loopback, metadata, …): left out, not opened.
+        case deniedAddress = "denied_address"
+    }
+    public var name: String
+    public var type: String
+    public var reason: Reason
+    public var count: UInt64
+}

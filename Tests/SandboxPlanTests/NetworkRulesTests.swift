@@ -138,3 +138,55 @@ struct NetworkRulesTests {
         #expect(text.contains("type filter hook output priority filter; policy drop;"))
     }
 }
+
+/// Host rules (issue 17): the stub in the plan, the sets and their rules, DNS closed
+/// to everything but the stub.
+struct HostRuleRulesetTests {
+    func compile(_ network: String, resolvers: [String] = ["192.0.2.53"]) throws -> RunPlan {
+        let p = try policy("name = \"net\"\n[network]\nmode = \"egress\"\n" + network)
+        var facts = host(uid: 0)
+        facts.hostAddresses = NetworkRulesTests.hostAddresses
+        facts.hostResolvers = resolvers
+        return try PlanCompiler(host: facts).compile(p, argv: ["sh"], runId: "r1")
+    }
+
+    @Test func theStubIsTheOnlyResolverAndEachRuleHasItsSets() throws {
+        let plan = try compile("allow = [{ host = \"ok.test\", ports = [8080] }, { host = \"*.cdn.test\", ports = [443] }, { cidr = \"198.51.100.0/24\", ports = [443], proto = \"udp\" }]")
+        let stub = try #require(plan.network.stub)
+        #expect(plan.network.resolvConf == "nameserver 127.0.0.53\noptions edns0\n")
+        #expect(stub.address == "127.0.0.53" && stub.upstream == ["192.0.2.53"] && stub.upstreamSource.contains("resolv.conf"))
+        #expect(stub.names.map(\.set4) == ["name0_4", "name1_4"] && stub.names[1].host.wildcard)
+        #expect(stub.ttl.min == 5 && stub.ttl.max == 3600)
+        // The fixed ranges and the host's own addresses and bridge, always.
+        for range in ["127.0.0.0/8", "169.254.0.0/16", "0.0.0.0/8", "224.0.0.0/4", "10.203.0.0/16", "192.0.2.2", "::1", "fe80::/10"] {
+            #expect(stub.denyResolved.contains(range), "\(range): \(stub.denyResolved)")
+        }
+        let r = (plan.network.nftRuleset ?? "").split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        let lo = try #require(r.firstIndex(of: "oifname \"lo\" accept"))
+        #expect(r[lo + 1] == "meta l4proto { tcp, udp } th dport { 53, 853 } goto refuse")
+        #expect(r.contains("ip daddr @name0_4 tcp dport { 8080 } goto admit"))
+        #expect(r.contains("ip6 daddr @name1_6 tcp dport { 443 } goto admit"))
+        #expect(r.contains("set name1_4 {") && r.contains("flags timeout"))
+        // UDP 443 only by the CIDR rule.
+        #expect(r.filter { $0.contains("udp dport { 443 }") } == ["ip daddr 198.51.100.0/24 udp dport { 443 } goto admit"])
+    }
+
+    @Test func upstreamAndDenyResolvedFromThePolicy() throws {
+        let plan = try compile("allow = [{ host = \"ok.test\", ports = [443] }]\nupstream_dns = [\"203.0.113.53\"]\ndeny_resolved = [\"10.0.0.0/8\", \"172.16.0.0/12\"]")
+        let stub = try #require(plan.network.stub)
+        #expect(stub.upstream == ["203.0.113.53"] && stub.upstreamSource == "network.upstream_dns")
+        #expect(stub.denyResolved.contains("10.0.0.0/8") && stub.denyResolved.contains("172.16.0.0/12"))
+        // 10.203.0.0/16 lies inside 10.0.0.0/8: listed once.
+        #expect(!stub.denyResolved.contains("10.203.0.0/16"))
+    }
+
+    @Test func noResolverAnywhereIsAPlanError() {
+        #expect(throws: PlanError.self) { try compile("allow = [{ host = \"ok.test\", ports = [443] }]", resolvers: []) }
+    }
+
+    @Test func withoutHostRulesNothingChanges() throws {
+        let plan = try compile("dns = [\"10.203.0.1\"]\nallow = [{ cidr = \"198.51.100.0/24\", ports = [443] }]")
+        #expect(plan.network.stub == nil)
+        #expect(!(plan.network.nftRuleset ?? "").contains("853"))
+    }
+}

@@ -14,6 +14,8 @@ public struct EgressConfig: Sendable {
     /// The namespace to set up (the sandbox init's own, from its pidfd, so it is owned
     /// by the run's user namespace); nil: a fresh one is made. Duplicated, not taken.
     public var netnsFD: Int32? = nil
+    /// The DNS stub to serve inside the namespace (`plan.network.stub`); nil: none.
+    public var stub: DNSStubConfig? = nil
 
     public init(runId: String, runDir: String, nftRuleset: String, bridge: BridgeConfig = .standard) {
         self.runId = runId; self.runDir = runDir; self.nftRuleset = nftRuleset; self.bridge = bridge
@@ -63,12 +65,14 @@ public final class EgressNetwork {
     /// the run). Owned here: closed by `tearDown`; -1 after.
     public var netnsFD: Int32 { netns.raw }
     private let netns: OwnedFD
+    /// The run's resolver when its policy names hosts (Docs/network.md, "Names").
+    private let stub: DNSStub?
 
     private var tornDown = false
 
     private init(config: EgressConfig, hostInterface: String, address: IPv4, bridge: Bridge,
-                 netns: OwnedFD, setUpMicroseconds: UInt64) {
-        runId = config.runId; runDir = config.runDir
+                 netns: OwnedFD, stub: DNSStub?, setUpMicroseconds: UInt64) {
+        runId = config.runId; runDir = config.runDir; self.stub = stub
         self.hostInterface = hostInterface
         self.address = address.description; gateway = bridge.gateway.description; prefixLength = bridge.prefixLength
         self.netns = netns; self.setUpMicroseconds = setUpMicroseconds
@@ -156,9 +160,12 @@ public final class EgressNetwork {
             try Netns.run(in: netns) {
                 try configureInside(ruleset: ruleset, address: address, prefixLength: prefix, gateway: gw)
             }
+            // 4. The DNS stub on the namespace's lo (up now), before the command runs.
+            let stub = try config.stub.map { try DNSStub.start($0, netnsFD: netns) }
+            undo.append { stub?.stop() }
 
             return EgressNetwork(config: config, hostInterface: name, address: address,
-                                 bridge: bridge, netns: netnsOwner,
+                                 bridge: bridge, netns: netnsOwner, stub: stub,
                                  setUpMicroseconds: Clock.monotonicUs() - started)
         } catch {
             while let step = undo.popLast() { step() }
@@ -244,6 +251,14 @@ public final class EgressNetwork {
 
     // MARK: - Results
 
+    /// The questions the DNS stub refused (none without a stub). Stops the stub: call
+    /// when the run is over, before `tearDown`.
+    public func dnsRefusals() -> (kinds: [DNSRefusal], dropped: UInt64) {
+        guard let stub else { return ([], 0) }
+        stub.stop()
+        return stub.refusals()
+    }
+
     /// The denied destinations with their packet counts; [] if they cannot be read
     /// (the error is in `readDeniedDestinations`). Call before `tearDown`.
     public func deniedDestinations() -> [DeniedDestination] {
@@ -322,6 +337,7 @@ public final class EgressNetwork {
     public func tearDown() {
         guard !tornDown else { return }
         tornDown = true
+        stub?.stop()
         Lease.release(runDir: runDir)
         netns.close()
     }

@@ -59,3 +59,22 @@ public enum HostAddresses {
         return out
     }
 }
+
+/// The host's resolvers, for the DNS stub's default upstream (`HostFacts.hostResolvers`).
+public enum HostResolvers {
+    /// The `nameserver` addresses of `path`, in order ([] when it cannot be read). The
+    /// stub asks them from the host's namespace, so a local resolver (127.0.0.53) works.
+    public static func read(path: String = "/etc/resolv.conf") -> [String] {
+        guard let f = fopen(path, "re") else { return [] }
+        defer { fclose(f) }
+        var out: [String] = []
+        var line: UnsafeMutablePointer<CChar>? = nil
+        var cap = 0
+        defer { free(line) }
+        while getline(&line, &cap, f) > 0, out.count < 8 {
+            let words = String(cString: line!).split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" })
+            if words.count >= 2, words[0] == "nameserver" { out.append(String(words[1])) }
+        }
+        return out
+    }
+}

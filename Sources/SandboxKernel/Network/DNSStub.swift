@@ -1,0 +1,439 @@
+import Foundation
+import Glibc
+import SandboxVocabulary
+
+/// What the DNS stub needs from the plan (`plan.network.stub`; Docs/network.md, "Names").
+public struct DNSStubConfig: Sendable {
+    public struct Name: Sendable {
+        public var host: HostPattern
+        /// The rule's nft sets in the run's table (IPv4, IPv6).
+        public var set4: String
+        public var set6: String
+        public init(host: HostPattern, set4: String, set6: String) { self.host = host; self.set4 = set4; self.set6 = set6 }
+    }
+    /// Where it listens inside the run's namespace (127.0.0.53), UDP and TCP port 53.
+    public var address: String
+    /// Resolvers asked from the host's namespace, in order.
+    public var upstream: [String]
+    /// `ADDRESS` or `ADDRESS/LEN`: an answer inside one opens nothing and is left out.
+    public var denyResolved: [String]
+    public var ttlMin: UInt32
+    public var ttlMax: UInt32
+    public var names: [Name]
+    public init(address: String, upstream: [String], denyResolved: [String], ttlMin: UInt32, ttlMax: UInt32, names: [Name]) {
+        self.address = address; self.upstream = upstream; self.denyResolved = denyResolved
+        self.ttlMin = ttlMin; self.ttlMax = ttlMax; self.names = names
+    }
+}
+
+/// The run's only resolver (Docs/network.md, "Names"): sockets the supervisor makes
+/// inside the run's namespace on its `lo`, served from the supervisor. An allowed name
+/// is asked upstream from the host side; each A/AAAA answer not in `denyResolved` goes
+/// into its rule's nft set, with the TTL as timeout, before the reply leaves, so the
+/// connect that follows passes the firewall. Any other name gets NXDOMAIN without a
+/// packet upstream; HTTPS/SVCB and other types get REFUSED. What is not a DNS query
+/// gets nothing. Every refusal is counted.
+public final class DNSStub: @unchecked Sendable {
+    /// Upstream: each resolver is given this long per try, UDP then (if truncated) TCP.
+    static let upstreamTimeoutMs: Int32 = 2000
+    /// Queries served at once (each a thread); over it, SERVFAIL at once.
+    static let maxInFlight = 32
+    /// TCP connections at once; over it, closed at once. Each serves at most
+    /// `tcpQueriesPerConnection` and is closed after 5 s without a query.
+    static let maxTCP = 16
+    static let tcpQueriesPerConnection = 32
+    /// Distinct (name, type, reason) kept for the result; further ones are counted in
+    /// `refusalsDropped`.
+    static let maxRefusalKinds = 256
+
+    private let config: DNSStubConfig
+    private let deny: [AddressRange]
+    private let udp: OwnedFD
+    private let tcp: OwnedFD
+    /// The run's namespace (a duplicate), for the set updates.
+    private let netns: OwnedFD
+    private let stopPipe: (read: OwnedFD, write: OwnedFD)
+    private let lock = NSLock()
+    private var counts: [String: DNSRefusal] = [:]
+    private var order: [String] = []
+    private var dropped: UInt64 = 0
+    private var inFlight = 0
+    private var tcpOpen = 0
+    private let finished = DispatchGroup()
+    private var stopped = false
+
+    /// Makes the sockets inside `netnsFD` (its `lo` must be up) and starts serving.
+    public static func start(_ config: DNSStubConfig, netnsFD: Int32) throws -> DNSStub {
+        let deny = config.denyResolved.compactMap(AddressRange.init(parsing:))
+        guard deny.count == config.denyResolved.count else {
+            throw KernelError(operation: "dns stub", subject: "deny_resolved", errno: EINVAL, detail: "a range does not parse")
+        }
+        for u in config.upstream where SocketAddress(u, port: 53) == nil {
+            throw KernelError(operation: "dns stub", subject: u, errno: EINVAL, detail: "upstream resolver is not an address")
+        }
+        guard let local = SocketAddress(config.address, port: 53) else {
+            throw KernelError(operation: "dns stub", subject: config.address, errno: EINVAL, detail: "not an address")
+        }
+        let dup = fcntl(netnsFD, F_DUPFD_CLOEXEC, 3)
+        guard dup >= 0 else { throw KernelError(operation: "dup", subject: "network namespace fd \(netnsFD)", errno: errno) }
+        let netns = OwnedFD(dup)
+        let (u, t) = try Netns.run(in: netnsFD) { () throws -> (OwnedFD, OwnedFD) in
+            let u = OwnedFD(try local.bound(Int32(SOCK_DGRAM.rawValue)))
+            let t = OwnedFD(try local.bound(Int32(SOCK_STREAM.rawValue)))
+            guard listen(t.raw, 64) == 0 else { throw KernelError(operation: "listen", subject: "\(config.address):53 (tcp)", errno: errno) }
+            return (u, t)
+        }
+        var p: [Int32] = [-1, -1]
+        guard pipe(&p) == 0 else { throw KernelError(operation: "pipe", subject: "dns stub", errno: errno) }
+        for fd in p { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        let stub = DNSStub(config: config, deny: deny, udp: u, tcp: t, netns: netns, stopPipe: (OwnedFD(p[0]), OwnedFD(p[1])))
+        stub.finished.enter()
+        let thread = Thread { stub.serve(); stub.finished.leave() }
+        thread.name = "dns-stub"
+        thread.start()
+        return stub
+    }
+
+    private init(config: DNSStubConfig, deny: [AddressRange], udp: OwnedFD, tcp: OwnedFD, netns: OwnedFD,
+                 stopPipe: (read: OwnedFD, write: OwnedFD)) {
+        self.config = config; self.deny = deny; self.udp = udp; self.tcp = tcp; self.netns = netns; self.stopPipe = stopPipe
+    }
+
+    deinit {
+        udp.close(); tcp.close(); netns.close(); stopPipe.read.close(); stopPipe.write.close()
+    }
+
+    /// Stops serving and waits (at most a few seconds: the upstream timeouts) for the
+    /// queries in flight. Idempotent. The refusals can be read after.
+    public func stop() {
+        lock.lock()
+        let first = !stopped
+        stopped = true
+        lock.unlock()
+        guard first else { return }
+        var byte: UInt8 = 1
+        _ = write(stopPipe.write.raw, &byte, 1)
+        _ = finished.wait(timeout: .now() + .seconds(6))
+    }
+
+    /// The refusals so far, most frequent first.
+    public func refusals() -> (kinds: [DNSRefusal], dropped: UInt64) {
+        lock.lock(); defer { lock.unlock() }
+        let list = order.compactMap { counts[$0] }.sorted { ($1.count, $0.name, $0.type) < ($0.count, $1.name, $1.type) }
+        return (list, dropped)
+    }
+
+    private func count(_ name: String, _ type: UInt16, _ reason: DNSRefusal.Reason) {
+        let typeName = DNSMessage.typeName(type)
+        let key = "\(name)\u{0}\(typeName)\u{0}\(reason.rawValue)"
+        lock.lock(); defer { lock.unlock() }
+        if counts[key] != nil {
+            counts[key]!.count += 1
+        } else if counts.count < Self.maxRefusalKinds {
+            counts[key] = DNSRefusal(name: name, type: typeName, reason: reason, count: 1)
+            order.append(key)
+        } else {
+            dropped += 1
+        }
+    }
+
+    // MARK: - Serving
+
+    private func serve() {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            var fds = [pollfd(fd: udp.raw, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: tcp.raw, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: stopPipe.read.raw, events: Int16(POLLIN), revents: 0)]
+            let r = poll(&fds, 3, -1)
+            if r < 0 { if errno == EINTR { continue } else { return } }
+            if fds[2].revents != 0 { return }
+            if fds[0].revents & Int16(POLLIN) != 0 {
+                var from = sockaddr_storage()
+                var fromLen = socklen_t(MemoryLayout<sockaddr_storage>.size)
+                let n = buffer.withUnsafeMutableBytes { b in
+                    withUnsafeMutablePointer(to: &from) {
+                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(udp.raw, b.baseAddress, b.count, Int32(MSG_DONTWAIT), $0, &fromLen) }
+                    }
+                }
+                if n > 0 { dispatchUDP(Array(buffer[0..<n]), from: from, fromLen: fromLen) }
+            }
+            if fds[1].revents & Int16(POLLIN) != 0 {
+                // The child closes every descriptor but 0–2 before execve, so the
+                // moment without FD_CLOEXEC leaks nothing into the run.
+                let c = accept(tcp.raw, nil, nil)
+                if c >= 0 { _ = fcntl(c, F_SETFD, FD_CLOEXEC); dispatchTCP(c) }
+            }
+        }
+    }
+
+    private func admit(_ counter: ReferenceWritableKeyPath<DNSStub, Int>, max: Int) -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        guard self[keyPath: counter] < max else { return false }
+        self[keyPath: counter] += 1
+        return true
+    }
+
+    private func release(_ counter: ReferenceWritableKeyPath<DNSStub, Int>) {
+        lock.lock(); self[keyPath: counter] -= 1; lock.unlock()
+    }
+
+    private func dispatchUDP(_ bytes: [UInt8], from: sockaddr_storage, fromLen: socklen_t) {
+        let udp = self.udp
+        @Sendable func send(_ reply: [UInt8]) {
+            var to = from
+            _ = reply.withUnsafeBytes { b in
+                withUnsafePointer(to: &to) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(udp.raw, b.baseAddress, b.count, Int32(MSG_DONTWAIT), $0, fromLen) } }
+            }
+        }
+        guard admit(\.inFlight, max: Self.maxInFlight) else {
+            if let q = DNSMessage.parseQuery(bytes) { send(DNSMessage.reply(to: q, rcode: .servFail)) }
+            return
+        }
+        finished.enter()
+        Thread.detachNewThread { [self] in
+            if let reply = answer(bytes, overTCP: false) { send(reply) }
+            release(\.inFlight)
+            finished.leave()
+        }
+    }
+
+    private func dispatchTCP(_ fd: Int32) {
+        guard admit(\.tcpOpen, max: Self.maxTCP) else { Glibc.close(fd); return }
+        finished.enter()
+        Thread.detachNewThread { [self] in
+            var tv = timeval(tv_sec: 5, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            for _ in 0..<Self.tcpQueriesPerConnection {
+                guard let length = readExactly(fd, 2), let message = readExactly(fd, Int(length[0]) << 8 | Int(length[1])),
+                      let reply = answer(message, overTCP: true) else { break }
+                let framed = [UInt8(reply.count >> 8), UInt8(reply.count & 0xff)] + reply
+                guard writeAll(fd, framed) else { break }
+            }
+            Glibc.close(fd)
+            release(\.tcpOpen)
+            finished.leave()
+        }
+    }
+
+    // MARK: - Answering
+
+    /// The reply to one message; nil for what is not a query (nothing is sent back,
+    /// and nothing upstream).
+    func answer(_ bytes: [UInt8], overTCP: Bool) -> [UInt8]? {
+        guard let q = DNSMessage.parseQuery(bytes) else { return nil }
+        let limit = overTCP ? 65535 : Int(min(max(q.ednsSize ?? 512, 512), 1232))
+        let rules = q.nameIsHostname ? config.names.filter { $0.host.matches(q.name) } : []
+        guard !rules.isEmpty else {
+            count(q.name, q.type, .notAllowed)
+            return DNSMessage.reply(to: q, rcode: .nxDomain)
+        }
+        guard q.qclass == DNSMessage.classIN, q.type == DNSMessage.typeA || q.type == DNSMessage.typeAAAA else {
+            count(q.name, q.type, .recordType)
+            return DNSMessage.reply(to: q, rcode: .refused)
+        }
+        guard let response = ask(q.name, q.type) else { return DNSMessage.reply(to: q, rcode: .servFail) }
+        guard response.rcode == DNSMessage.RCode.noError.rawValue else {
+            return DNSMessage.reply(to: q, rcode: response.rcode == DNSMessage.RCode.nxDomain.rawValue ? .nxDomain : .servFail)
+        }
+        // The chain from the question: CNAMEs from a name in it, then the addresses of
+        // a name in it. Anything else in the answer section is not this question's.
+        var chain: Set<String> = [q.name]
+        var kept: [DNSMessage.Record] = []
+        var opened: [(address: [UInt8], ttl: UInt32)] = []
+        for r in response.answers where chain.contains(r.name) {
+            var record = r
+            record.ttl = min(r.ttl, config.ttlMax)
+            if r.type == DNSMessage.typeCNAME, let target = r.target {
+                chain.insert(target)
+                kept.append(record)
+            } else if r.type == q.type {
+                if deny.contains(where: { $0.contains(r.data) }) {
+                    count(q.name, q.type, .deniedAddress)
+                    continue
+                }
+                opened.append((r.data, max(config.ttlMin, min(r.ttl, config.ttlMax))))
+                kept.append(record)
+            }
+        }
+        if !opened.isEmpty {
+            do { try open(opened, rules: rules) } catch { return DNSMessage.reply(to: q, rcode: .servFail) }
+        }
+        return DNSMessage.reply(to: q, rcode: .noError, answers: kept, limit: limit)
+    }
+
+    /// Adds the addresses to every matching rule's set with their timeouts, in one
+    /// transaction inside the run's namespace. An address already there gets the new
+    /// timeout (add, delete, add: `add` alone keeps the old one).
+    private func open(_ addresses: [(address: [UInt8], ttl: UInt32)], rules: [DNSStubConfig.Name]) throws {
+        var commands = ""
+        let table = "\(NftRunTable.family) \(NftRunTable.name)"
+        for rule in rules {
+            for a in addresses {
+                guard let text = AddressRange.format(a.address) else { continue }
+                let set = a.address.count == 4 ? rule.set4 : rule.set6
+                commands += "add element \(table) \(set) { \(text) }\n"
+                commands += "delete element \(table) \(set) { \(text) }\n"
+                commands += "add element \(table) \(set) { \(text) timeout \(a.ttl)s }\n"
+            }
+        }
+        let ns = netns.raw
+        _ = try Netns.run(in: ns) {
+            try Nftables.run(commands, operation: "nft add element", subject: table)
+        }
+    }
+
+    /// Asks each upstream resolver in turn (UDP; TCP when the answer is truncated);
+    /// nil when none answered this question.
+    private func ask(_ name: String, _ type: UInt16) -> DNSMessage.Response? {
+        for server in config.upstream {
+            guard let address = SocketAddress(server, port: 53) else { continue }
+            let id = UInt16.random(in: 0...UInt16.max)
+            let query = DNSMessage.upstreamQuery(id: id, name: name, type: type)
+            func valid(_ r: DNSMessage.Response?) -> DNSMessage.Response? {
+                guard let r, r.id == id, r.questionName == name, r.questionType == type else { return nil }
+                return r
+            }
+            guard let udpAnswer = valid(address.exchange(query, stream: false, timeoutMs: Self.upstreamTimeoutMs).flatMap(DNSMessage.parseResponse)) else { continue }
+            if !udpAnswer.truncated { return udpAnswer }
+            if let tcpAnswer = valid(address.exchange(query, stream: true, timeoutMs: Self.upstreamTimeoutMs).flatMap(DNSMessage.parseResponse)) {
+                return tcpAnswer
+            }
+        }
+        return nil
+    }
+}
+
+// MARK: - Small helpers
+
+/// An address range as bytes and a prefix length (what `deny_resolved` lists).
+struct AddressRange {
+    var bytes: [UInt8]
+    var prefix: Int
+
+    init?(parsing text: String) {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count <= 2, let b = AddressRange.parse(String(parts[0])) else { return nil }
+        bytes = b
+        prefix = b.count * 8
+        if parts.count == 2 {
+            guard let p = Int(parts[1]), (0...b.count * 8).contains(p) else { return nil }
+            prefix = p
+        }
+    }
+
+    func contains(_ address: [UInt8]) -> Bool {
+        guard address.count == bytes.count else { return false }
+        for i in 0..<bytes.count {
+            let n = max(0, min(8, prefix - i * 8))
+            if n == 0 { break }
+            let mask: UInt8 = ~UInt8(0) << (8 - n)
+            if address[i] & mask != bytes[i] & mask { return false }
+        }
+        return true
+    }
+
+    static func parse(_ text: String) -> [UInt8]? {
+        var v4 = in_addr(), v6 = in6_addr()
+        if inet_pton(AF_INET, text, &v4) == 1 { return withUnsafeBytes(of: v4) { Array($0) } }
+        if inet_pton(AF_INET6, text, &v6) == 1 { return withUnsafeBytes(of: v6) { Array($0) } }
+        return nil
+    }
+
+    static func format(_ bytes: [UInt8]) -> String? {
+        var out = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        let family = bytes.count == 4 ? AF_INET : bytes.count == 16 ? AF_INET6 : -1
+        guard family >= 0 else { return nil }
+        let ok = bytes.withUnsafeBytes { inet_ntop(family, $0.baseAddress, &out, socklen_t(out.count)) } != nil
+        return ok ? String(cString: out) : nil
+    }
+}
+
+/// An IPv4 or IPv6 socket address.
+struct SocketAddress {
+    var storage = sockaddr_storage()
+    var length: socklen_t
+    var family: Int32
+
+    init?(_ text: String, port: UInt16) {
+        guard let bytes = AddressRange.parse(text) else { return nil }
+        if bytes.count == 4 {
+            var sin = sockaddr_in()
+            sin.sin_family = sa_family_t(AF_INET); sin.sin_port = port.bigEndian
+            withUnsafeMutableBytes(of: &sin.sin_addr) { $0.copyBytes(from: bytes) }
+            withUnsafeMutableBytes(of: &storage) { dst in withUnsafeBytes(of: sin) { dst.copyMemory(from: $0) } }
+            length = socklen_t(MemoryLayout<sockaddr_in>.size); family = AF_INET
+        } else {
+            var sin6 = sockaddr_in6()
+            sin6.sin6_family = sa_family_t(AF_INET6); sin6.sin6_port = port.bigEndian
+            withUnsafeMutableBytes(of: &sin6.sin6_addr) { $0.copyBytes(from: bytes) }
+            withUnsafeMutableBytes(of: &storage) { dst in withUnsafeBytes(of: sin6) { dst.copyMemory(from: $0) } }
+            length = socklen_t(MemoryLayout<sockaddr_in6>.size); family = AF_INET6
+        }
+    }
+
+    private func withSockaddr<T>(_ body: (UnsafePointer<sockaddr>) -> T) -> T {
+        withUnsafePointer(to: storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1, body) }
+    }
+
+    /// A socket of `type` bound to this address (SO_REUSEADDR for the listener).
+    func bound(_ type: Int32) throws -> Int32 {
+        let fd = socket(family, Int32(type) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw KernelError(operation: "socket", subject: "dns stub", errno: errno) }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        guard withSockaddr({ bind(fd, $0, length) }) == 0 else {
+            let e = errno
+            Glibc.close(fd)
+            throw KernelError(operation: "bind", subject: "dns stub \(AddressRange.format(withUnsafeBytes(of: storage) { Array($0) }) ?? ""):53", errno: e)
+        }
+        return fd
+    }
+
+    /// Sends `message` and returns the answer (TCP: framed with a length), or nil on
+    /// timeout or error. A connected socket: only this address's answers arrive.
+    func exchange(_ message: [UInt8], stream: Bool, timeoutMs: Int32) -> [UInt8]? {
+        let type = stream ? SOCK_STREAM : SOCK_DGRAM
+        let fd = socket(family, Int32(type.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        defer { Glibc.close(fd) }
+        var tv = timeval(tv_sec: Int(timeoutMs / 1000), tv_usec: Int(timeoutMs % 1000) * 1000)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        guard withSockaddr({ connect(fd, $0, length) }) == 0 else { return nil }
+        if stream {
+            guard writeAll(fd, [UInt8(message.count >> 8), UInt8(message.count & 0xff)] + message),
+                  let len = readExactly(fd, 2) else { return nil }
+            return readExactly(fd, Int(len[0]) << 8 | Int(len[1]))
+        }
+        guard message.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, 0) }) == message.count else { return nil }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        return n > 0 ? Array(buffer[0..<n]) : nil
+    }
+}
+
+private func readExactly(_ fd: Int32, _ count: Int) -> [UInt8]? {
+    guard count > 0 else { return nil }
+    var out = [UInt8](repeating: 0, count: count)
+    var got = 0
+    while got < count {
+        let n = out.withUnsafeMutableBytes { read(fd, $0.baseAddress! + got, count - got) }
+        if n < 0 && errno == EINTR { continue }
+        guard n > 0 else { return nil }
+        got += n
+    }
+    return out
+}
+
+private func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+    var sent = 0
+    while sent < bytes.count {
+        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + sent, bytes.count - sent) }
+        if n < 0 && errno == EINTR { continue }
+        guard n > 0 else { return false }
+        sent += n
+    }
+    return true
+}

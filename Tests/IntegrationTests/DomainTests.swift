@@ -1,0 +1,331 @@
+import Foundation
+import Testing
+
+/// Allow rules naming hosts, end to end (issue 17; Docs/network.md, "Names"): the DNS
+/// stub the supervisor serves inside the run's namespace, the sets it fills, and the
+/// firewall around it. Against test hosts this suite creates (`EgressTests.RemoteHost`):
+/// one runs a small DNS server (Python, started and stopped here) that logs every
+/// question it gets, another a TCP listener. Nothing is sent to any other address.
+/// Every fence is shown with a control in which the same attempt gets through.
+@Suite(.serialized) struct DomainTests {
+    /// The test DNS server: `ADDRESS LOGFILE NAME=IP[@TTL]…` on UDP and TCP port 53 of
+    /// ADDRESS; every question is logged as `name type`; a name not listed is NXDOMAIN.
+    static let dnsServerScript = """
+        import socket, struct, sys, threading, time
+        addr, logpath = sys.argv[1], sys.argv[2]
+        log = open(logpath, "a", buffering=1)
+        records = {}
+        for spec in sys.argv[3:]:
+            name, rest = spec.split("=")
+            ip, _, ttl = rest.partition("@")
+            t = 28 if ":" in ip else 1
+            records.setdefault(name.lower(), []).append((t, ip, int(ttl or 60)))
+        def answer(q):
+            qid = struct.unpack("!H", q[:2])[0]
+            labels, i = [], 12
+            while q[i]:
+                labels.append(q[i + 1:i + 1 + q[i]].decode().lower()); i += 1 + q[i]
+            i += 1
+            name = ".".join(labels)
+            qtype = struct.unpack("!H", q[i:i + 2])[0]
+            log.write("%s %d\\n" % (name, qtype))
+            recs = [r for r in records.get(name, []) if r[0] == qtype]
+            rcode = 0 if name in records else 3
+            out = struct.pack("!HHHHHH", qid, 0x8180 | rcode, 1, len(recs), 0, 0) + q[12:i + 4]
+            for t, ip, ttl in recs:
+                data = socket.inet_pton(socket.AF_INET6 if t == 28 else socket.AF_INET, ip)
+                out += b"\\xc0\\x0c" + struct.pack("!HHIH", t, 1, ttl, len(data)) + data
+            return out
+        def udp():
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind((addr, 53))
+            while True:
+                q, peer = s.recvfrom(4096)
+                try: s.sendto(answer(q), peer)
+                except Exception as e: log.write("bad %r\\n" % e)
+        def tcp():
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((addr, 53)); s.listen(16)
+            while True:
+                c, _ = s.accept()
+                try:
+                    n = struct.unpack("!H", c.recv(2))[0]
+                    a = answer(c.recv(n))
+                    c.sendall(struct.pack("!H", len(a)) + a)
+                except Exception as e: log.write("bad %r\\n" % e)
+                c.close()
+        threading.Thread(target=udp, daemon=True).start()
+        threading.Thread(target=tcp, daemon=True).start()
+        time.sleep(0.2)
+        print("ready", flush=True)
+        time.sleep(180)
+        """
+
+    /// A DNS server on a test host, stopped (SIGKILL, our own child) by `stop`.
+    final class DNSServer {
+        let log: String
+        private let process: Process
+
+        init(on host: EgressTests.RemoteHost, records: [String], dir: String) throws {
+            log = "\(dir)/dns-queries.log"
+            FileManager.default.createFile(atPath: log, contents: nil)
+            let script = "\(dir)/dns_server.py"
+            try DomainTests.dnsServerScript.write(toFile: script, atomically: true, encoding: .utf8)
+            process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+            process.arguments = ["netns", "exec", host.netns, "python3", script, host.address, log] + records
+            let out = Pipe()
+            process.standardOutput = out
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            guard String(decoding: out.fileHandleForReading.availableData, as: UTF8.self).hasPrefix("ready") else {
+                stop()
+                throw EgressTests.TestHostError(message: "DNS server in \(host.netns) did not start")
+            }
+        }
+
+        /// The questions it was asked: `name type` lines.
+        var questions: [String] {
+            ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+        }
+
+        func stop() {
+            if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        }
+    }
+
+    /// The probe: `name:HOST:PORT` resolves HOST (getaddrinfo, IPv4) and connects
+    /// (`ok:<answer>`, `gai:<error>`, or the errno name); `q:NAME:TYPE` sends one
+    /// question to the stub over UDP (`rcode:N,an:N`, or `timeout`); the kinds of
+    /// `EgressTests.probeScript` as they are.
+    static let probeScript = EgressTests.probeScript.replacingOccurrences(of: "for arg in sys.argv[1:]:", with: """
+        import struct, random
+        def named(host, port):
+            try:
+                infos = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM)
+            except socket.gaierror as e:
+                return "gai:%d" % e.errno
+            return "addr:" + infos[0][4][0] + "/" + attempt("tcp", infos[0][4][0], port)
+        def question(qname, qtype):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.settimeout(3)
+            qid = random.randrange(65536)
+            q = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+            for label in qname.split("."):
+                q += bytes([len(label)]) + label.encode()
+            q += b"\\0" + struct.pack("!HH", qtype, 1)
+            try:
+                s.sendto(q, ("127.0.0.53", 53))
+                a = s.recv(4096)
+            except socket.timeout:
+                return "timeout"
+            except OSError as e:
+                return name(e)
+            return "rcode:%d,an:%d" % (struct.unpack("!H", a[2:4])[0] & 15, struct.unpack("!H", a[6:8])[0])
+        for arg in sys.argv[1:]:
+            if arg.startswith("name:"):
+                _, host, port = arg.split(":")
+                print("%s=%s" % (arg, named(host, int(port))), flush=True)
+                continue
+            if arg.startswith("q:"):
+                _, qname, qtype = arg.split(":")
+                print("%s=%s" % (arg, question(qname, int(qtype))), flush=True)
+                continue
+        """)
+
+    /// A test host with the DNS server, another with a listener on 8080 and 8443, a
+    /// directory with the probe; all removed after `body`.
+    static func withHosts(records: (EgressTests.RemoteHost) -> [String],
+                          _ body: (_ dns: EgressTests.RemoteHost, _ server: DNSServer, _ web: EgressTests.RemoteHost, _ dir: String, _ probe: String) throws -> Void) throws {
+        let dnsHost = try EgressTests.RemoteHost()
+        defer { dnsHost.cleanUp() }
+        let web = try EgressTests.RemoteHost(avoiding: [dnsHost.n])
+        defer { web.cleanUp() }
+        try web.listen([8080, 8443])
+        let dir = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try DNSServer(on: dnsHost, records: records(web), dir: dir)
+        defer { server.stop() }
+        let probe = "\(dir)/probe.py"
+        try probeScript.write(toFile: probe, atomically: true, encoding: .utf8)
+        try body(dnsHost, server, web, dir, probe)
+    }
+
+    static func policy(in dir: String, name: String = "domain-test", _ network: String) -> String {
+        Harness.egressPolicy(in: dir, name: name, network: network)
+    }
+
+    static func dnsDenied(_ result: [String: Any]?) -> [(name: String, type: String, reason: String, count: Int)] {
+        ((result?["dnsDenied"] as? [[String: Any]]) ?? []).map {
+            ($0["name"] as? String ?? "", $0["type"] as? String ?? "", $0["reason"] as? String ?? "", $0["count"] as? Int ?? 0)
+        }
+    }
+
+    // MARK: - Tests
+
+    /// An allowed name resolves through the stub and its address connects; a name not
+    /// allowed is NXDOMAIN and never reaches the upstream server; the result counts it.
+    @Test func anAllowedNameConnectsAndOthersNeverLeave() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        try Self.withHosts(records: { ["ok.test=\($0.address)", "bad.test=\($0.address)"] }) { dns, server, web, dir, probe in
+            let policy = Self.policy(in: dir, """
+                allow = [{ host = "ok.test", ports = [8080] }]
+                upstream_dns = ["\(dns.address)"]
+                """)
+            let script = "cat /etc/resolv.conf; getent hosts ok.test; python3 \(probe) name:ok.test:8080 name:bad.test:8080 name:ok.test:8443"
+            let out = try Harness.exec(policy: policy, ["sh", "-c", script], cwd: dir, timeout: 90)
+            #expect(out.status == 0, "stderr: \(out.stderr)")
+            let r = EgressTests.results(out.stdout)
+            #expect(out.stdout.contains("\(web.address)      ok.test") || out.stdout.contains("\(web.address) ok.test") || out.stdout.contains("\(web.address)\tok.test") || out.stdout.split(separator: "\n").contains { $0.hasPrefix(web.address) && $0.hasSuffix("ok.test") }, "getent: \(out.stdout)")
+            #expect(r["name:ok.test:8080"] == "addr:\(web.address)/ok:hello-8080", "\(out.stdout)")
+            // Another port of the same address is not opened by the name.
+            #expect(r["name:ok.test:8443"] == "addr:\(web.address)/ECONNREFUSED", "\(out.stdout)")
+            // NXDOMAIN: getaddrinfo's EAI_NONAME (-2).
+            #expect(r["name:bad.test:8080"] == "gai:-2", "\(out.stdout)")
+            #expect(out.stdout.hasPrefix("nameserver 127.0.0.53\n"), "\(out.stdout)")
+            let asked = server.questions
+            #expect(asked.contains("ok.test 1"), "upstream saw: \(asked)")
+            #expect(!asked.contains { $0.hasPrefix("bad.test") }, "a name not allowed reached upstream: \(asked)")
+            #expect(Self.dnsDenied(out.result).contains { $0.name == "bad.test" && $0.reason == "not_allowed" && $0.count >= 1 },
+                    "dnsDenied: \(String(describing: out.result?["dnsDenied"]))")
+        }
+    }
+
+    /// The address behind an allowed name is closed until the name is resolved in this
+    /// run; control: a CIDR rule for it opens it without any lookup.
+    @Test func anAddressIsClosedUntilItsNameIsResolved() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        try Self.withHosts(records: { ["ok.test=\($0.address)"] }) { dns, server, web, dir, probe in
+            let names = Self.policy(in: dir, """
+                allow = [{ host = "ok.test", ports = [8080] }]
+                upstream_dns = ["\(dns.address)"]
+                """)
+            let out = try Harness.exec(policy: names, ["python3", probe, "tcp:\(web.address):8080"], cwd: dir, timeout: 90)
+            #expect(EgressTests.results(out.stdout)["tcp:\(web.address):8080"] == "ECONNREFUSED", "\(out.stdout) \(out.stderr)")
+            #expect(server.questions.isEmpty, "\(server.questions)")
+            // Control: the same connect under a CIDR rule for the address.
+            let cidr = Self.policy(in: dir, name: "domain-control", """
+                allow = [{ host = "ok.test", ports = [8080] }, { cidr = "\(web.address)/32", ports = [8080] }]
+                upstream_dns = ["\(dns.address)"]
+                """)
+            let control = try Harness.exec(policy: cidr, ["python3", probe, "tcp:\(web.address):8080"], cwd: dir, timeout: 90)
+            #expect(EgressTests.results(control.stdout)["tcp:\(web.address):8080"] == "ok:hello-8080", "\(control.stdout) \(control.stderr)")
+        }
+    }
+
+    /// Answers in deny_resolved open nothing and are left out of the reply: loopback and
+    /// the metadata address always; a range the policy adds. Control: the same name,
+    /// without that range, connects.
+    @Test func answersInDeniedRangesOpenNothing() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        try Self.withHosts(records: { ["meta.test=169.254.169.254", "lo.test=127.0.0.1", "ok.test=\($0.address)"] }) { dns, _, web, dir, probe in
+            let attempts = ["name:meta.test:8080", "name:lo.test:8080", "name:ok.test:8080"]
+            let denying = Self.policy(in: dir, """
+                allow = [{ host = "meta.test", ports = [8080] }, { host = "lo.test", ports = [8080] }, { host = "ok.test", ports = [8080] }]
+                upstream_dns = ["\(dns.address)"]
+                deny_resolved = ["\(web.address)/32"]
+                """)
+            let out = try Harness.exec(policy: denying, ["python3", probe] + attempts, cwd: dir, timeout: 90)
+            let r = EgressTests.results(out.stdout)
+            // No address in the reply (NOERROR without records: EAI_NODATA -5 or EAI_NONAME -2).
+            for a in attempts { #expect(r[a]?.hasPrefix("gai:") == true, "\(a): \(out.stdout) \(out.stderr)") }
+            let denied = Self.dnsDenied(out.result)
+            for name in ["meta.test", "lo.test", "ok.test"] {
+                #expect(denied.contains { $0.name == name && $0.reason == "denied_address" && $0.type == "A" }, "\(name): \(denied)")
+            }
+            // The address was never opened: a direct connect is refused.
+            let direct = try Harness.exec(policy: denying, ["sh", "-c", "python3 \(probe) name:ok.test:8080 tcp:\(web.address):8080"], cwd: dir, timeout: 90)
+            #expect(EgressTests.results(direct.stdout)["tcp:\(web.address):8080"] == "ECONNREFUSED", "\(direct.stdout)")
+            // Control: without the added range the same name connects.
+            let open = Self.policy(in: dir, name: "domain-control", """
+                allow = [{ host = "ok.test", ports = [8080] }]
+                upstream_dns = ["\(dns.address)"]
+                """)
+            let control = try Harness.exec(policy: open, ["python3", probe, "name:ok.test:8080"], cwd: dir, timeout: 90)
+            #expect(EgressTests.results(control.stdout)["name:ok.test:8080"] == "addr:\(web.address)/ok:hello-8080", "\(control.stdout) \(control.stderr)")
+        }
+    }
+
+    /// DNS to any address but the stub is dropped (UDP and TCP 53), even to the
+    /// upstream server itself and even where a CIDR rule opens port 53; what is not a
+    /// DNS query goes nowhere upstream. Control: without host rules, the same query to
+    /// the same server (named in `dns`) gets there.
+    @Test func dnsGoesOnlyToTheStub() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        try Self.withHosts(records: { ["ok.test=\($0.address)"] }) { dns, server, _, dir, probe in
+            let names = Self.policy(in: dir, """
+                allow = [{ host = "ok.test", ports = [8080] }, { cidr = "\(dns.address)/32", ports = [53], proto = "udp" }]
+                upstream_dns = ["\(dns.address)"]
+                """)
+            let attempts = ["dns:\(dns.address):53", "tcp:\(dns.address):53", "udp:127.0.0.53:53"]
+            let out = try Harness.exec(policy: names, ["python3", probe] + attempts, cwd: dir, timeout: 90)
+            let r = EgressTests.results(out.stdout)
+            #expect(r["dns:\(dns.address):53"] == "EPERM", "\(out.stdout) \(out.stderr)")
+            #expect(r["tcp:\(dns.address):53"] == "ECONNREFUSED", "\(out.stdout)")
+            #expect(r["udp:127.0.0.53:53"] == "sent", "\(out.stdout)")
+            usleep(300_000)
+            #expect(server.questions.isEmpty, "upstream saw: \(server.questions)")
+            // Control: a CIDR-only policy with the server as its resolver reaches it.
+            let direct = Self.policy(in: dir, name: "domain-control", """
+                dns = ["\(dns.address)"]
+                allow = [{ cidr = "\(dns.address)/32", ports = [8080] }]
+                """)
+            let control = try Harness.exec(policy: direct, ["python3", probe, "dns:\(dns.address):53"], cwd: dir, timeout: 90)
+            #expect(EgressTests.results(control.stdout)["dns:\(dns.address):53"] == "sent", "\(control.stdout)")
+            var seen = false
+            for _ in 0..<20 where !seen { seen = server.questions.contains("example.test 1"); if !seen { usleep(100_000) } }
+            #expect(seen, "control query did not arrive: \(server.questions)")
+        }
+    }
+
+    /// A wildcard admits names below it, not the name itself; HTTPS/SVCB questions are
+    /// refused without being sent on. Control: the same questions for a listed name
+    /// and type A go upstream and are answered.
+    @Test func wildcardsAndRecordTypes() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        try Self.withHosts(records: { ["a.ok.test=\($0.address)", "b.a.ok.test=\($0.address)", "ok.test=\($0.address)"] }) { dns, server, _, dir, probe in
+            let policy = Self.policy(in: dir, """
+                allow = [{ host = "*.ok.test", ports = [8080] }]
+                upstream_dns = ["\(dns.address)"]
+                """)
+            let attempts = ["q:a.ok.test:1", "q:b.a.ok.test:1", "q:ok.test:1", "q:a.ok.test:65", "q:a.ok.test:64", "q:a.ok.test:16"]
+            let out = try Harness.exec(policy: policy, ["python3", probe] + attempts, cwd: dir, timeout: 90)
+            let r = EgressTests.results(out.stdout)
+            #expect(r["q:a.ok.test:1"] == "rcode:0,an:1", "\(out.stdout) \(out.stderr)")
+            #expect(r["q:b.a.ok.test:1"] == "rcode:0,an:1", "\(out.stdout)")
+            #expect(r["q:ok.test:1"] == "rcode:3,an:0", "\(out.stdout)")
+            for t in [65, 64, 16] { #expect(r["q:a.ok.test:\(t)"] == "rcode:5,an:0", "type \(t): \(out.stdout)") }
+            let asked = server.questions
+            #expect(asked.contains("a.ok.test 1") && asked.contains("b.a.ok.test 1"), "\(asked)")
+            #expect(!asked.contains("ok.test 1") && !asked.contains { $0.hasSuffix(" 65") || $0.hasSuffix(" 64") || $0.hasSuffix(" 16") },
+                    "upstream saw: \(asked)")
+            let denied = Self.dnsDenied(out.result)
+            #expect(denied.contains { $0.name == "ok.test" && $0.reason == "not_allowed" }, "\(denied)")
+            #expect(denied.contains { $0.name == "a.ok.test" && $0.type == "HTTPS" && $0.reason == "record_type" }, "\(denied)")
+            #expect(denied.contains { $0.name == "a.ok.test" && $0.type == "SVCB" && $0.reason == "record_type" }, "\(denied)")
+        }
+    }
+
+    /// UDP 443 (QUIC) stays closed to a name's address; a CIDR rule opens it (control).
+    @Test func quicIsClosedUnlessACIDRRuleOpensIt() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        try Self.withHosts(records: { ["ok.test=\($0.address)"] }) { dns, _, web, dir, probe in
+            let names = Self.policy(in: dir, """
+                allow = [{ host = "ok.test", ports = [443, 8080] }]
+                upstream_dns = ["\(dns.address)"]
+                """)
+            let script = "python3 \(probe) name:ok.test:8080 udp:\(web.address):443"
+            let out = try Harness.exec(policy: names, ["sh", "-c", script], cwd: dir, timeout: 90)
+            let r = EgressTests.results(out.stdout)
+            #expect(r["name:ok.test:8080"] == "addr:\(web.address)/ok:hello-8080", "\(out.stdout) \(out.stderr)")
+            #expect(r["udp:\(web.address):443"] == "EPERM", "\(out.stdout)")
+            let cidr = Self.policy(in: dir, name: "domain-control", """
+                allow = [{ host = "ok.test", ports = [443, 8080] }, { cidr = "\(web.address)/32", ports = [443], proto = "udp" }]
+                upstream_dns = ["\(dns.address)"]
+                """)
+            let control = try Harness.exec(policy: cidr, ["sh", "-c", script], cwd: dir, timeout: 90)
+            #expect(EgressTests.results(control.stdout)["udp:\(web.address):443"] == "sent", "\(control.stdout)")
+        }
+    }
+}
