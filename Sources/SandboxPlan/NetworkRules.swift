@@ -58,6 +58,9 @@ enum NetworkRules {
             throw PlanError(key: "network.upstream_dns", message: "host rules need a resolver for the DNS stub to ask, and the host's /etc/resolv.conf names none; set network.upstream_dns = [\"ADDRESS\"]")
         }
         var deny = protectedRanges(hostAddresses: hostAddresses).map(\.net)
+        // IPv4-mapped IPv6 (an AAAA answer ::ffff:169.254.169.254): never an address a
+        // name needs; the packet would leave as IPv4 anyway, outside the _6 set.
+        deny.append(Net(parsing: "::ffff:0:0/96")!)
         deny += net.denyResolved.map(Net.init)
         let unique = Set(deny)
         let minimal = unique.filter { n in !unique.contains { $0 != n && $0.contains(n) } }.sorted()

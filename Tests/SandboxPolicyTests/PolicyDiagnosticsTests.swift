@@ -44,7 +44,7 @@ let badInputs: [BadInput] = [
              prot = "tcp"
              """,
              keyPath: "network.allow[1].prot",
-             fragments: ["unknown key \"prot\" in an allow rule", "did you mean \"proto\"?", "cidr, ports, proto"], line: 11),
+             fragments: ["unknown key \"prot\" in an allow rule", "did you mean \"proto\"?", "cidr, host, ports, proto"], line: 11),
     BadInput(label: "unknown key inside an inline allow rule",
              toml: "[network]\nmode = \"egress\"\nallow = [{ cidr = \"10.0.0.0/8\", port = [443] }]\n",
              keyPath: "network.allow[0].port", fragments: ["did you mean \"ports\"?"], line: 3),
