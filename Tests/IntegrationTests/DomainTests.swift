@@ -328,4 +328,78 @@ import Testing
             #expect(EgressTests.results(control.stdout)["udp:\(web.address):443"] == "sent", "\(control.stdout)")
         }
     }
+
+    /// An entry lives for the answer's TTL clamped to at least 5 s: with TTL 2 the
+    /// address still connects right after the lookup (the clamp), and no longer once
+    /// the entry has expired without a new lookup. Control: the same wait with a TTL
+    /// of 60 s still connects.
+    @Test func anEntryExpiresWithItsTTL() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        try Self.withHosts(records: { ["short.test=\($0.address)@2", "long.test=\($0.address)@60"] }) { dns, _, web, dir, probe in
+            let policy = Self.policy(in: dir, """
+                allow = [{ host = "short.test", ports = [8080] }, { host = "long.test", ports = [8443] }]
+                upstream_dns = ["\(dns.address)"]
+                """)
+            let script = """
+                python3 \(probe) name:short.test:8080 name:long.test:8443; sleep 2.5
+                python3 \(probe) tcp:\(web.address):8080; sleep 4
+                python3 \(probe) tcp:\(web.address):8443 tcp:\(web.address):8080
+                """
+            let out = try Harness.exec(policy: policy, ["sh", "-c", script], cwd: dir, timeout: 90)
+            let lines = out.stdout.split(separator: "\n").map(String.init)
+            #expect(lines.contains("name:short.test:8080=addr:\(web.address)/ok:hello-8080"), "\(out.stdout) \(out.stderr)")
+            // 2.5 s after a TTL-2 answer: open (entries live at least 5 s).
+            #expect(lines.firstIndex(of: "tcp:\(web.address):8080=ok:hello-8080") != nil, "\(out.stdout)")
+            // 6.5 s after: the TTL-60 entry holds (control), the clamped TTL-2 one has expired.
+            #expect(lines.contains("tcp:\(web.address):8443=ok:hello-8443"), "\(out.stdout)")
+            #expect(lines.contains("tcp:\(web.address):8080=ECONNREFUSED"), "\(out.stdout)")
+        }
+    }
+
+    /// Runs at once with different allowlists never see each other's entries: each
+    /// opens its own name's host, and the other host — opened meanwhile by the other
+    /// half of the runs — stays refused.
+    @Test func parallelRunsKeepTheirOwnEntries() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let second = try EgressTests.RemoteHost()
+        defer { second.cleanUp() }
+        try second.listen([8080])
+        try Self.withHosts(records: { ["a.test=\($0.address)", "b.test=\(second.address)"] }) { dns, _, first, dir, probe in
+            let policies = ["a", "b"].map { name in
+                Self.policy(in: dir, name: "domain-\(name)", """
+                    allow = [{ host = "\(name).test", ports = [8080] }]
+                    upstream_dns = ["\(dns.address)"]
+                    """)
+            }
+            let hosts = [first.address, second.address]
+            let lock = NSLock()
+            var outputs: [(Int, Harness.Output)] = []
+            var failures: [String] = []
+            let group = DispatchGroup()
+            for i in 0..<16 {
+                let mine = i % 2, other = 1 - mine
+                group.enter()
+                Thread {
+                    defer { group.leave() }
+                    do {
+                        let name = mine == 0 ? "a.test" : "b.test"
+                        let script = "python3 \(probe) name:\(name):8080; sleep 1; python3 \(probe) tcp:\(hosts[other]):8080"
+                        let out = try Harness.exec(policy: policies[mine], ["sh", "-c", script], cwd: dir, timeout: 120)
+                        lock.lock(); outputs.append((mine, out)); lock.unlock()
+                    } catch {
+                        lock.lock(); failures.append("\(error)"); lock.unlock()
+                    }
+                }.start()
+            }
+            group.wait()
+            #expect(failures.isEmpty, "\(failures)")
+            #expect(outputs.count == 16)
+            for (mine, out) in outputs {
+                let r = EgressTests.results(out.stdout)
+                let name = mine == 0 ? "a.test" : "b.test"
+                #expect(r["name:\(name):8080"] == "addr:\(hosts[mine])/ok:hello-8080", "\(out.stdout) \(out.stderr)")
+                #expect(r["tcp:\(hosts[1 - mine]):8080"] == "ECONNREFUSED", "\(out.stdout)")
+            }
+        }
+    }
 }

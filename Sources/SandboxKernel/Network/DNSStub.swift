@@ -57,6 +57,15 @@ public final class DNSStub: @unchecked Sendable {
     private var counts: [String: DNSRefusal] = [:]
     private var order: [String] = []
     private var dropped: UInt64 = 0
+    /// "set address" → when the entry the stub made expires (monotonic seconds).
+    private var expiries: [String: Double] = [:]
+    /// Questions a run may have sent upstream per second, and the burst: the stub
+    /// must not let a run make the host flood its resolver (over it: SERVFAIL).
+    static let upstreamRate = 100
+    static let upstreamBurst = 200
+    private var tokens = Double(DNSStub.upstreamBurst)
+    private var tokensAt = DNSStub.now()
+    static let maxRememberedEntries = 4096
     private var inFlight = 0
     private var tcpOpen = 0
     private let finished = DispatchGroup()
@@ -233,6 +242,7 @@ public final class DNSStub: @unchecked Sendable {
             count(q.name, q.type, .recordType)
             return DNSMessage.reply(to: q, rcode: .refused)
         }
+        guard takeUpstreamToken() else { return DNSMessage.reply(to: q, rcode: .servFail) }
         guard let response = ask(q.name, q.type) else { return DNSMessage.reply(to: q, rcode: .servFail) }
         guard response.rcode == DNSMessage.RCode.noError.rawValue else {
             return DNSMessage.reply(to: q, rcode: response.rcode == DNSMessage.RCode.nxDomain.rawValue ? .nxDomain : .servFail)
@@ -258,30 +268,87 @@ public final class DNSStub: @unchecked Sendable {
             }
         }
         if !opened.isEmpty {
-            do { try open(opened, rules: rules) } catch { return DNSMessage.reply(to: q, rcode: .servFail) }
+            do {
+                let lifetimes = try open(opened, rules: rules)
+                // No client may keep an address longer than its entry lives.
+                for i in kept.indices where kept[i].type == q.type {
+                    if let left = lifetimes[kept[i].data] { kept[i].ttl = min(kept[i].ttl, left) }
+                }
+            } catch {
+                return DNSMessage.reply(to: q, rcode: .servFail)
+            }
         }
         return DNSMessage.reply(to: q, rcode: .noError, answers: kept, limit: limit)
     }
 
-    /// Adds the addresses to every matching rule's set with their timeouts, in one
-    /// transaction inside the run's namespace. An address already there gets the new
-    /// timeout (add, delete, add: `add` alone keeps the old one).
-    private func open(_ addresses: [(address: [UInt8], ttl: UInt32)], rules: [DNSStubConfig.Name]) throws {
+    /// The upstream rate: a token per question sent on, `upstreamRate` a second, at
+    /// most `upstreamBurst` saved (as the firewall's rate for a policy's own resolvers).
+    private func takeUpstreamToken() -> Bool {
+        let now = Self.now()
+        lock.lock(); defer { lock.unlock() }
+        tokens = min(Double(Self.upstreamBurst), tokens + (now - tokensAt) * Double(Self.upstreamRate))
+        tokensAt = now
+        guard tokens >= 1 else { return false }
+        tokens -= 1
+        return true
+    }
+
+    /// Seconds on the monotonic clock.
+    private static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    /// Puts the addresses into every matching rule's set, in one transaction inside
+    /// the run's namespace, and returns for each the seconds its entries are sure to
+    /// live (what the reply's TTL may say).
+    ///
+    /// A transaction costs milliseconds (libnftables fetches the table first; replacing
+    /// an element, add–delete–add, more), and `add` renews an existing element's
+    /// timeout only on newer kernels. So the stub remembers when each entry it made
+    /// expires: a new entry, or one that has expired, is added; one that lives at
+    /// least `ttlMin` more is left as it is and the reply's TTL is held to what is
+    /// left of it; one about to expire is replaced (delete, add). Only the stub writes
+    /// these sets (the command has no CAP_NET_ADMIN), so what it remembers is what
+    /// the kernel holds — or later: the entry's clock starts after ours.
+    private func open(_ addresses: [(address: [UInt8], ttl: UInt32)], rules: [DNSStubConfig.Name]) throws -> [[UInt8]: UInt32] {
         var commands = ""
+        var lifetimes: [[UInt8]: UInt32] = [:]
         let table = "\(NftRunTable.family) \(NftRunTable.name)"
+        let now = Self.now()
+        var made: [(key: String, expiry: Double)] = []
+        lock.lock()
         for rule in rules {
             for a in addresses {
                 guard let text = AddressRange.format(a.address) else { continue }
                 let set = a.address.count == 4 ? rule.set4 : rule.set6
-                commands += "add element \(table) \(set) { \(text) }\n"
-                commands += "delete element \(table) \(set) { \(text) }\n"
-                commands += "add element \(table) \(set) { \(text) timeout \(a.ttl)s }\n"
+                let key = "\(set) \(text)"
+                let add = "add element \(table) \(set) { \(text) timeout \(a.ttl)s }\n"
+                var left = a.ttl
+                if let expiry = expiries[key], expiry > now + Double(config.ttlMin) {
+                    left = min(left, UInt32(expiry - now))
+                } else {
+                    if let expiry = expiries[key], expiry > now {
+                        commands += "delete element \(table) \(set) { \(text) }\n"
+                    }
+                    commands += add
+                    made.append((key, now + Double(a.ttl)))
+                }
+                lifetimes[a.address] = min(lifetimes[a.address] ?? .max, left)
             }
         }
+        lock.unlock()
+        guard !commands.isEmpty else { return lifetimes }
         let ns = netns.raw
         _ = try Netns.run(in: ns) {
             try Nftables.run(commands, operation: "nft add element", subject: table)
         }
+        lock.lock()
+        if expiries.count > 4 * Self.maxRememberedEntries { expiries = expiries.filter { $0.value > now } }
+        for m in made { expiries[m.key] = m.expiry }
+        lock.unlock()
+        return lifetimes
     }
 
     /// Asks each upstream resolver in turn (UDP; TCP when the answer is truncated);
