@@ -97,7 +97,8 @@ import Testing
 
     /// The probe: `name:HOST:PORT` resolves HOST (getaddrinfo, IPv4) and connects
     /// (`ok:<answer>`, `gai:<error>`, or the errno name); `q:NAME:TYPE` sends one
-    /// question to the stub over UDP (`rcode:N,an:N`, or `timeout`); the kinds of
+    /// question to the stub over UDP (`rcode:N,an:N`, or `timeout`), `qt:NAME:TYPE`
+    /// over TCP; the kinds of
     /// `EgressTests.probeScript` as they are.
     static let probeScript = EgressTests.probeScript.replacingOccurrences(of: "for arg in sys.argv[1:]:", with: """
         import struct, random
@@ -107,8 +108,8 @@ import Testing
             except socket.gaierror as e:
                 return "gai:%d" % e.errno
             return "addr:" + infos[0][4][0] + "/" + attempt("tcp", infos[0][4][0], port)
-        def question(qname, qtype):
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        def question(qname, qtype, tcp=False):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM)
             s.settimeout(3)
             qid = random.randrange(65536)
             q = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0)
@@ -116,8 +117,16 @@ import Testing
                 q += bytes([len(label)]) + label.encode()
             q += b"\\0" + struct.pack("!HH", qtype, 1)
             try:
-                s.sendto(q, ("127.0.0.53", 53))
-                a = s.recv(4096)
+                if tcp:
+                    s.connect(("127.0.0.53", 53))
+                    s.sendall(struct.pack("!H", len(q)) + q)
+                    n = struct.unpack("!H", s.recv(2))[0]
+                    a = b""
+                    while len(a) < n:
+                        a += s.recv(n - len(a))
+                else:
+                    s.sendto(q, ("127.0.0.53", 53))
+                    a = s.recv(4096)
             except socket.timeout:
                 return "timeout"
             except OSError as e:
@@ -128,9 +137,9 @@ import Testing
                 _, host, port = arg.split(":")
                 print("%s=%s" % (arg, named(host, int(port))), flush=True)
                 continue
-            if arg.startswith("q:"):
-                _, qname, qtype = arg.split(":")
-                print("%s=%s" % (arg, question(qname, int(qtype))), flush=True)
+            if arg.startswith("q:") or arg.startswith("qt:"):
+                kind, qname, qtype = arg.split(":")
+                print("%s=%s" % (arg, question(qname, int(qtype), kind == "qt")), flush=True)
                 continue
         """)
 
@@ -289,12 +298,16 @@ import Testing
                 allow = [{ host = "*.ok.test", ports = [8080] }]
                 upstream_dns = ["\(dns.address)"]
                 """)
-            let attempts = ["q:a.ok.test:1", "q:b.a.ok.test:1", "q:ok.test:1", "q:a.ok.test:65", "q:a.ok.test:64", "q:a.ok.test:16"]
+            let attempts = ["q:a.ok.test:1", "q:b.a.ok.test:1", "q:ok.test:1", "q:a.ok.test:65", "q:a.ok.test:64", "q:a.ok.test:16",
+                            "qt:b.a.ok.test:1", "qt:ok.test:1"]
             let out = try Harness.exec(policy: policy, ["python3", probe] + attempts, cwd: dir, timeout: 90)
             let r = EgressTests.results(out.stdout)
             #expect(r["q:a.ok.test:1"] == "rcode:0,an:1", "\(out.stdout) \(out.stderr)")
             #expect(r["q:b.a.ok.test:1"] == "rcode:0,an:1", "\(out.stdout)")
             #expect(r["q:ok.test:1"] == "rcode:3,an:0", "\(out.stdout)")
+            // The same over TCP.
+            #expect(r["qt:b.a.ok.test:1"] == "rcode:0,an:1", "\(out.stdout)")
+            #expect(r["qt:ok.test:1"] == "rcode:3,an:0", "\(out.stdout)")
             for t in [65, 64, 16] { #expect(r["q:a.ok.test:\(t)"] == "rcode:5,an:0", "type \(t): \(out.stdout)") }
             let asked = server.questions
             #expect(asked.contains("a.ok.test 1") && asked.contains("b.a.ok.test 1"), "\(asked)")

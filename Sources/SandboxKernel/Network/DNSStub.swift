@@ -68,7 +68,8 @@ public final class DNSStub: @unchecked Sendable {
     static let maxRememberedEntries = 4096
     private var inFlight = 0
     private var tcpOpen = 0
-    private let finished = DispatchGroup()
+    /// Signalled when the serving thread has returned.
+    private let serving = DispatchSemaphore(value: 0)
     private var stopped = false
 
     /// Makes the sockets inside `netnsFD` (its `lo` must be up) and starts serving.
@@ -96,8 +97,7 @@ public final class DNSStub: @unchecked Sendable {
         guard pipe(&p) == 0 else { throw KernelError(operation: "pipe", subject: "dns stub", errno: errno) }
         for fd in p { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         let stub = DNSStub(config: config, deny: deny, udp: u, tcp: t, netns: netns, stopPipe: (OwnedFD(p[0]), OwnedFD(p[1])))
-        stub.finished.enter()
-        let thread = Thread { stub.serve(); stub.finished.leave() }
+        let thread = Thread { stub.serve(); stub.serving.signal() }
         thread.name = "dns-stub"
         thread.start()
         return stub
@@ -112,8 +112,10 @@ public final class DNSStub: @unchecked Sendable {
         udp.close(); tcp.close(); netns.close(); stopPipe.read.close(); stopPipe.write.close()
     }
 
-    /// Stops serving and waits (at most a few seconds: the upstream timeouts) for the
-    /// queries in flight. Idempotent. The refusals can be read after.
+    /// Stops serving: no new question is read after it returns. Idempotent. Questions
+    /// already in flight (asking upstream) are not waited for: their client is gone
+    /// with the run, and they hold the stub, so its sockets stay valid until they end.
+    /// Every refusal but `denied_address` is counted before anything is asked.
     public func stop() {
         lock.lock()
         let first = !stopped
@@ -122,7 +124,7 @@ public final class DNSStub: @unchecked Sendable {
         guard first else { return }
         var byte: UInt8 = 1
         _ = write(stopPipe.write.raw, &byte, 1)
-        _ = finished.wait(timeout: .now() + .seconds(6))
+        serving.wait()
     }
 
     /// The refusals so far, most frequent first.
@@ -199,17 +201,14 @@ public final class DNSStub: @unchecked Sendable {
             if let q = DNSMessage.parseQuery(bytes) { send(DNSMessage.reply(to: q, rcode: .servFail)) }
             return
         }
-        finished.enter()
         Thread.detachNewThread { [self] in
             if let reply = answer(bytes, overTCP: false) { send(reply) }
             release(\.inFlight)
-            finished.leave()
         }
     }
 
     private func dispatchTCP(_ fd: Int32) {
         guard admit(\.tcpOpen, max: Self.maxTCP) else { Glibc.close(fd); return }
-        finished.enter()
         Thread.detachNewThread { [self] in
             var tv = timeval(tv_sec: 5, tv_usec: 0)
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
@@ -222,7 +221,6 @@ public final class DNSStub: @unchecked Sendable {
             }
             Glibc.close(fd)
             release(\.tcpOpen)
-            finished.leave()
         }
     }
 
