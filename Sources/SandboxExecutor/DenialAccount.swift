@@ -28,6 +28,8 @@ struct DenialAccount {
     private var notifyFirst: [String: UInt64] = [:]
     /// The reader and this run's uid while records are being accounted.
     private var reader: AuditReader?
+    /// The Landlock observer, when it accounts this run's Landlock denials.
+    private var observer: LandlockObserver?
     private var uid: UInt32?
     private var tally: AuditTally?
     /// Landlock denials are logged (kernel audit on, ABI 7, the reader up): the child
@@ -60,6 +62,18 @@ struct DenialAccount {
         if (plan.network.mode == .none || plan.network.mode == .loopback) && !classifier.connectAccounted {
             notObserved.append("denials: egress not observed: the seccomp profile does not allow connect(2) unconditionally, so it cannot be handed to the supervisor")
         }
+        // Landlock's denials: the BPF observer where the kernel allows it (no audit
+        // needed), else Landlock's own audit records (kernel audit on).
+        var observerRefusal: String?
+        if !landlockKinds.isEmpty, let hostUID {
+            switch LandlockObserver.shared().flatMap({ o in o.subscribe(uid: hostUID).map { o } }) {
+            case .success(let o):
+                observer = o; uid = hostUID
+                landlockKinds = []
+            case .failure(let why):
+                observerRefusal = why.reason
+            }
+        }
         guard !seccompKinds.isEmpty || !landlockKinds.isEmpty else { return 0 }
 
         let observing: Result<AuditReader, AuditUnavailable>
@@ -68,17 +82,18 @@ struct DenialAccount {
         } } else {
             observing = .failure(AuditUnavailable(reason: "the command runs as the invoker's uid (process.host_uid = \"invoker\" or a rootless invoker), which other processes share: its audit records cannot be told apart"))
         }
+        let observerSaid = observerRefusal.map { "; \($0)" } ?? ""
         switch observing {
         case .failure(let why):
-            notObserved.append(Self.line(seccompKinds + landlockKinds, why.reason))
+            notObserved.append(Self.line(seccompKinds + landlockKinds, why.reason + (landlockKinds.isEmpty ? "" : observerSaid)))
             return 0
         case .success(let r):
             reader = r; uid = hostUID
             if !landlockKinds.isEmpty {
                 if r.kernelAuditEnabled != true {
-                    notObserved.append(Self.line(landlockKinds, r.kernelAuditEnabled == nil
+                    notObserved.append(Self.line(landlockKinds, (r.kernelAuditEnabled == nil
                         ? "Landlock logs denials only with kernel audit on, and its state could not be read"
-                        : "kernel audit is off (Landlock logs denials only with it on; the sandbox never turns it on)"))
+                        : "kernel audit is off (Landlock logs denials only with it on; the sandbox never turns it on)") + observerSaid))
                 } else if plan.landlock.abi < 7 {
                     notObserved.append(Self.line(landlockKinds, "Landlock ABI \(plan.landlock.abi) < 7 does not log denials"))
                 } else {
@@ -95,6 +110,14 @@ struct DenialAccount {
 
     /// Once the run's init was reaped: the reader's records of the run.
     mutating func finish() {
+        if let observer, let uid {
+            let t = observer.finish(uid: uid)
+            if t.lost {
+                notObserved.append("denials: the Landlock observer's ring was full during the run: some Landlock denials are missing (counts are lower bounds)")
+            }
+            landlockTally = t
+            self.observer = nil
+        }
         guard let reader, let uid else { return }
         let t = reader.finish(uid: uid)
         if !t.complete {
@@ -106,6 +129,8 @@ struct DenialAccount {
         tally = t
         self.reader = nil
     }
+    /// The observer's tally (its `landlock` entries replace the audit reader's).
+    private var landlockTally: AuditTally?
 
     /// connect(2) handed over for the egress account (network modes none and
     /// loopback, SeccompPlan.connectAccountOrigin): records an internet destination
@@ -216,7 +241,13 @@ struct DenialAccount {
             add(RunResult.Denial(kind: .egress, what: "(other destinations)", detail: "connects past the \(AuditTally.maxEntries)-entry cap",
                                  count: connectsDropped, first: nil, hint: "more destinations were tried than the account lists"))
         }
-        if let tally {
+        var merged = tally
+        if let landlockTally {
+            if merged == nil { merged = AuditTally() }
+            merged!.landlock = landlockTally.landlock
+            merged!.dropped += landlockTally.dropped
+        }
+        if let tally = merged {
             for (key, entry) in tally.seccomp {
                 var d = classifier.classify(key)
                 d.count = entry.count

@@ -36,6 +36,8 @@ public struct AuditTally: Sendable {
     /// Distinct entries per run, each kind; past it, records are only counted.
     public static let maxEntries = 256
 
+    public init() {}
+
     mutating func add(_ r: SeccompAuditRecord) {
         let key = SeccompKey(arch: r.arch, syscall: r.syscall, code: r.code)
         if seccomp[key] != nil { seccomp[key]!.count += 1 }

@@ -1,4 +1,5 @@
 import Foundation
+import SandboxKernel
 import Testing
 
 /// The denial account (`RunResult.denials`, Docs/denials.md; issue 15, acceptance 4):
@@ -65,6 +66,47 @@ import Testing
         // audit on; this host has it off, and the result must say so.
         let na = Self.notApplied(out)
         #expect(na.contains { $0.contains("filesystem") && $0.contains("not observed: kernel audit is off") }, "\(na)")
+    }
+
+    /// Acceptance 4, Landlock: an access the mounts allow but a Landlock ruleset
+    /// forbids — the command's own nested ruleset, which handles read_file and grants
+    /// it nowhere — tried twice. Where the observer runs (BPF fentry on
+    /// landlock_log_denial): one `filesystem` entry with the path, `fs.read_file` and
+    /// count 2. Where the kernel refuses it and audit is off (this development host):
+    /// no entry, and `notApplied` names the kind with both reasons.
+    @Test func aLandlockDenialIsNamedWithItsPathAndRight() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let dir = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try """
+            import ctypes
+            libc = ctypes.CDLL(None, use_errno=True)
+            open("secret", "w").write("x")
+            class Attr(ctypes.Structure):
+                _fields_ = [("fs", ctypes.c_uint64), ("net", ctypes.c_uint64), ("scoped", ctypes.c_uint64)]
+            attr = Attr(1 << 2, 0, 0)
+            fd = libc.syscall(444, ctypes.byref(attr), ctypes.sizeof(attr), 0)
+            print("restrict", libc.syscall(446, fd, 0))
+            for _ in range(2):
+                try: open("secret").read(); print("read ok")
+                except OSError as e: print("read", e.errno)
+            """.write(toFile: "\(dir)/nest.py", atomically: true, encoding: .utf8)
+        let out = try Harness.exec(policy: Self.agent, ["python3", "nest.py"], cwd: dir)
+        #expect(out.status == 0, "\(out.stderr)")
+        #expect(out.stdout == "restrict 0\nread 13\nread 13\n", "\(out.stdout) \(out.stderr)")
+        let fs = Self.denials(out).filter { $0["kind"] as? String == "filesystem" }
+        switch LandlockObserver.shared() {
+        case .success:
+            #expect(fs.count == 1, "\(Self.summary(fs))")
+            #expect(fs.first?["what"] as? String == "\(dir)/secret", "\(fs)")
+            #expect(fs.first?["detail"] as? String == "fs.read_file", "\(fs)")
+            #expect(fs.first?["count"] as? Int == 2, "\(fs)")
+            #expect((fs.first?["hint"] as? String)?.contains("read file is not allowed") == true, "\(fs)")
+        case .failure(let why):
+            #expect(fs.isEmpty, "\(Self.summary(fs))")
+            let na = Self.notApplied(out)
+            #expect(na.contains { $0.contains("filesystem") && $0.contains("kernel audit is off") && $0.contains(why.reason) }, "\(na)")
+        }
     }
 
     /// Counts are exact under a flood (20 000 denied ptrace calls, errno mode). Calls

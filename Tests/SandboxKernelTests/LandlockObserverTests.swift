@@ -1,0 +1,94 @@
+import CSandbox
+import Foundation
+import Glibc
+import SandboxKernel
+import Testing
+
+/// The Landlock observer (Docs/denials.md): the BPF program, its ring and its decoder.
+/// Where the kernel refuses fentry (BPF trampolines), the same instructions run on a
+/// raw tracepoint: the kernel's verifier checks them and the ring carries real records.
+@Suite struct LandlockObserverTests {
+    static var isRoot: Bool { geteuid() == 0 }
+
+    /// Runs /bin/true as `uid` (no other process has it: a test range above the leases).
+    static func runAs(_ uid: UInt32) throws -> Int32 {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        p.arguments = ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "/bin/true"]
+        try p.run()
+        p.waitUntilExit()
+        return p.terminationStatus
+    }
+
+    /// The program passes the kernel's verifier (offsets from this kernel's BTF), and
+    /// the ring carries the records of watched uids only: the filter is in the kernel,
+    /// so a process of another uid adds nothing to the ring (control: the same process
+    /// as a watched uid adds one record per system call).
+    @Test func watchedUidsOnlyReachTheRing() throws {
+        guard require(Self.isRoot, "root (CAP_BPF, CAP_PERFMON)") else { return }
+        let o = try LandlockObserver(rawTracepoint: "sys_enter")
+        let base = 4_000_000_000 + UInt32(getpid() % 100_000) * 2
+        let watched = base, other = base + 1
+        guard case .success = o.subscribe(uid: watched) else { Issue.record("subscribe"); return }
+        let before = o.recordsDelivered()
+        #expect(try Self.runAs(other) == 0)
+        let afterOther = o.recordsDelivered()
+        #expect(afterOther == before, "a process of an unwatched uid reached the ring: \(afterOther - before) records")
+        #expect(try Self.runAs(watched) == 0)
+        let t = o.finish(uid: watched)
+        let n = t.landlock.values.reduce(0) { $0 + $1.count }
+        // setpriv sets the uid, then execs /bin/true: every call after setresuid is a record.
+        #expect(n >= 10, "records of the watched uid: \(n)")
+        #expect(t.complete && !t.lost)
+        #expect(t.landlock.keys.allSatisfy { $0.blocker == "landlock.request_0" }, "\(t.landlock.keys)")
+        // Unwatched again: nothing more is recorded for it.
+        let settled = o.recordsDelivered()
+        #expect(try Self.runAs(watched) == 0)
+        #expect(o.recordsDelivered() == settled)
+    }
+
+    /// On landlock_log_denial itself: it opens, or it says why not in a sentence a
+    /// result can carry (this development host's kernel refuses BPF trampolines).
+    @Test func theFentryObserverOpensOrSaysWhy() throws {
+        guard require(Self.isRoot, "root (CAP_BPF, CAP_PERFMON)") else { return }
+        switch LandlockObserver.shared() {
+        case .success: break
+        case .failure(let why):
+            #expect(why.reason.hasPrefix("the kernel refused the observer (BPF fentry on landlock_log_denial): "), "\(why.reason)")
+        }
+    }
+
+    /// Landlock's names for the missing rights, as its audit records spell them.
+    @Test func blockersAreLandlocksNames() {
+        #expect(LandlockObserver.blockers(request: 3, access: 1 << 2) == ["fs.read_file"])
+        #expect(LandlockObserver.blockers(request: 3, access: 1 << 1 | 1 << 14) == ["fs.write_file", "fs.truncate"])
+        #expect(LandlockObserver.blockers(request: 3, access: 1 << 15) == ["fs.ioctl_dev"])
+        #expect(LandlockObserver.blockers(request: 4, access: 2) == ["net.connect_tcp"])
+        #expect(LandlockObserver.blockers(request: 5, access: 0) == ["scope.abstract_unix_socket"])
+        #expect(LandlockObserver.blockers(request: 6, access: 0) == ["scope.signal"])
+        #expect(LandlockObserver.blockers(request: 2, access: 0) == ["fs.change_topology"])
+    }
+
+    /// A decoded event becomes the record the account already understands.
+    @Test func eventsBecomeAccessRecords() {
+        var e = sbx_ll_event()
+        e.request = 3
+        e.access = 1 << 2
+        e.target_pid = -1
+        withUnsafeMutableBytes(of: &e.object) { raw in
+            let path = Array("/work/secret".utf8)
+            for (i, b) in path.enumerated() { raw[i] = b }
+        }
+        var r = LandlockObserver.record(e, timeMs: 7)
+        #expect(r.path == "/work/secret" && r.blockers == ["fs.read_file"] && r.timeMs == 7)
+        e.object_partial = 1
+        r = LandlockObserver.record(e, timeMs: 7)
+        #expect(r.path == "…/work/secret")
+        var s = sbx_ll_event()
+        s.request = 6
+        s.target_pid = 4321
+        withUnsafeMutableBytes(of: &s.target_comm) { raw in for (i, b) in Array("sshd".utf8).enumerated() { raw[i] = b } }
+        r = LandlockObserver.record(s, timeMs: 0)
+        #expect(r.opid == 4321 && r.ocomm == "sshd" && r.path == nil && r.blockers == ["scope.signal"])
+    }
+}
