@@ -147,7 +147,7 @@ static void btf_find_all(const struct btf_view *b, struct btf_want *want, size_t
         id++;
         if (btf_extra(t) < 0) return;
         int kind = (int)BTF_INFO_KIND(t->info);
-        if (kind != BTF_KIND_FUNC && kind != BTF_KIND_STRUCT) continue;
+        if (kind != BTF_KIND_FUNC && kind != BTF_KIND_STRUCT && kind != BTF_KIND_TYPEDEF) continue;
         if (kind == BTF_KIND_STRUCT && BTF_INFO_VLEN(t->info) == 0) continue;
         const char *name = btf_name(b, t->name_off);
         for (size_t i = 0; i < n; i++) {
@@ -287,6 +287,7 @@ static int read_offsets(struct offsets *o, int fentry, char *why, size_t why_len
         {BTF_KIND_STRUCT, "task_struct", 0}, {BTF_KIND_STRUCT, "file", 0},
         {BTF_KIND_STRUCT, "dentry", 0}, {BTF_KIND_STRUCT, "qstr", 0},
         {BTF_KIND_STRUCT, "mount", 0}, {BTF_KIND_STRUCT, "vfsmount", 0},
+        {BTF_KIND_TYPEDEF, "access_mask_t", 0}, {BTF_KIND_TYPEDEF, "layer_mask_t", 0},
     };
     btf_find_all(&b, types, sizeof types / sizeof types[0]);
     o->func_id = types[0].id;
@@ -329,7 +330,15 @@ static int read_offsets(struct offsets *o, int fentry, char *why, size_t why_len
     }
     o->req_size = btf_size_of(&b, req);
     o->net_size = btf_size_of(&b, net);
+    /* The decoder reads rights and layer masks as 16 bits (Landlock's types since
+     * 6.x); a kernel that widened them is refused, not misread. */
+    uint32_t access_size = btf_size_of(&b, types[12].id), layer_size = btf_size_of(&b, types[13].id);
     btf_free(&b);
+    if (access_size != 2 || layer_size != 2) {
+        snprintf(why, why_len, "the kernel's Landlock access_mask_t/layer_mask_t are %u/%u bytes, not 2/2 as the observer decodes them",
+                 access_size, layer_size);
+        return -ENOTSUP;
+    }
     if (o->req_size > REQ_COPY || o->net_size > 64 || o->req_audit + o->audit_u + 16 > REQ_COPY) {
         snprintf(why, why_len, "the kernel's landlock_request is larger than the observer copies");
         return -E2BIG;

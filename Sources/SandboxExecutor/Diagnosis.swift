@@ -296,18 +296,26 @@ public enum Diagnosis {
         out.append(F(name: "audit-read", state: why.isEmpty ? .available : .unavailable,
                      detail: why.isEmpty ? "CAP_AUDIT_READ; the audit log group (AUDIT_NLGRP_READLOG) can be joined\(unsure)" : why.joined(separator: "; "),
                      unreported: why.isEmpty ? [] : landlockKinds + ["denials of kind syscall in errno mode"]))
-        // Landlock reports a denial only into the kernel audit log (ABI 7), and only
-        // while audit is on.
+        // Landlock's denials: the observer (BPF fentry on landlock_log_denial) where
+        // the kernel allows it; else Landlock's audit records (ABI 7), only while
+        // kernel audit is on.
         var llWhy: [String] = []
         if f.landlockABI < 7 { llWhy.append("Landlock ABI \(f.landlockABI) has no denial logging (ABI 7)") }
         if enabled == 0 { llWhy.append("kernel audit is off") }
         if !auditReadable(f) { llWhy.append("the audit log group cannot be read (see audit-read)") }
-        let llState: DoctorReport.State = !llWhy.isEmpty ? .unavailable : (enabled == nil ? .unknown : .available)
-        out.append(F(name: "landlock-audit", state: llState,
-                     detail: llWhy.isEmpty ? (enabled == nil ? "Landlock ABI \(f.landlockABI) logs denials; whether audit is on could not be read"
-                                                              : "Landlock denials are logged and readable")
-                         : llWhy.joined(separator: "; "),
-                     unreported: llWhy.isEmpty ? [] : landlockKinds))
+        if f.landlockObserverRefusal == nil {
+            out.append(F(name: "landlock-audit", state: .available,
+                         detail: "Landlock denials observed by the BPF observer (fentry on landlock_log_denial)"
+                             + (llWhy.isEmpty ? "; also logged by the kernel audit" : "; kernel audit not needed (\(llWhy.joined(separator: "; ")))")))
+        } else {
+            let llState: DoctorReport.State = !llWhy.isEmpty ? .unavailable : (enabled == nil ? .unknown : .available)
+            if !llWhy.isEmpty, let refusal = f.landlockObserverRefusal { llWhy.append(refusal) }
+            out.append(F(name: "landlock-audit", state: llState,
+                         detail: llWhy.isEmpty ? (enabled == nil ? "Landlock ABI \(f.landlockABI) logs denials; whether audit is on could not be read"
+                                                                  : "Landlock denials are logged and readable")
+                             : llWhy.joined(separator: "; "),
+                         unreported: llWhy.isEmpty ? [] : landlockKinds))
+        }
         out.append(F(name: "audit-log", state: f.openat2.works ? .available : .unavailable,
                      detail: f.openat2.works ? "[audit] logs: openat2 without symlinks, O_APPEND, flock, SHA-256/HMAC-SHA256"
                          : describe(f.openat2, works: ""),

@@ -119,6 +119,9 @@ public struct HostFeatures: Sendable {
     public var initialNetworkNamespace: Bool?
     /// The invoker's hard rlimits by resource number (`RLIM_INFINITY` = UInt64.max).
     public var hardLimits: [Int32: UInt64]
+    /// Why the Landlock observer (BPF fentry on landlock_log_denial) cannot run
+    /// here; nil: it runs (a value made without probing says it was not probed).
+    public var landlockObserverRefusal: String? = "not probed"
 
     public static func probe() -> HostFeatures {
         let rootless = geteuid() != 0
@@ -181,7 +184,9 @@ public struct HostFeatures: Sendable {
             auditReadlog: readlog == 0 ? .works
                 : .fails(KernelError(operation: "bind NETLINK_AUDIT", subject: "AUDIT_NLGRP_READLOG", errno: -readlog)),
             initialNetworkNamespace: inInitialNetworkNamespace(),
-            hardLimits: limits)
+            hardLimits: limits,
+            landlockObserverRefusal: rootless ? "it needs CAP_BPF and CAP_PERFMON (root)"
+                : { if case .failure(let why) = LandlockObserver.shared() { return why.reason }; return nil }())
     }
 
     /// `CapEff` of /proc/self/status.
