@@ -220,6 +220,9 @@ public final class Executor {
     /// `teardown` unwinds them newest first on every path, so a failure at any step
     /// leaves nothing behind.
     private func supervise(started: UInt64) throws -> RunResult {
+        // The Landlock observer opens once per process; started now, its cost
+        // overlaps steps 1–7 (the account joins it at step 7).
+        if plan.landlock.abi > 0 { LandlockObserver.prepareInBackground() }
         // Refusals from here on are audited: run_start names the checked binary.
         let opened = Result { () throws -> ([Int: OpenedSource], BinaryCheck.Opened?) in
             let sources = try openBindSources()                           // 2

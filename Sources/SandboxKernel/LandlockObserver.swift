@@ -35,6 +35,15 @@ public final class LandlockObserver: @unchecked Sendable {
         }
     }
 
+    /// Opens the observer on a thread of its own, so that its cost (the BTF scan, the
+    /// verifier: ≈1 ms where the kernel refuses it, ≈12 ms where it loads) overlaps
+    /// the run's other set-up; ``shared()`` then waits for it if it is not done.
+    public static func prepareInBackground() {
+        // Rootless: no CAP_BPF, and no leased uid to watch.
+        guard geteuid() == 0, !instance.withLock({ $0 != nil }) else { return }
+        _ = sbx_audit_spawn_thread({ _ in _ = LandlockObserver.shared() }, nil)
+    }
+
     /// `rawTracepoint`: the same program on that raw tracepoint instead (tests only:
     /// the ring, the uid filter and the decoder where fentry is refused).
     public init(rawTracepoint: String?) throws(AuditUnavailable) {
