@@ -202,9 +202,10 @@ static uint32_t btf_size_of(const struct btf_view *b, uint32_t id) {
 
 /* ---------------------------------------------------------------- the program */
 
-/* Path components recorded (deeper paths lose their top, `object_partial`): each
- * costs the verifier ≈0.5 ms once, when the observer loads. */
-#define NAMES 16
+/* Steps of the path walk, each a component or a mount crossing (deeper paths lose
+ * their top, `object_partial`): each costs the verifier ≈0.5 ms once, when the
+ * observer loads. */
+#define NAMES 20
 #define NAME_LEN 64
 #define REQ_COPY 128
 #define OBJ_LEN 192
@@ -214,6 +215,7 @@ static uint32_t btf_size_of(const struct btf_view *b, uint32_t id) {
 #define R_UID 16
 #define R_COMPLETE 20
 #define R_COUNT 21
+#define R_AUDIT 22   /* the audit data type (a copy, for the decoder) */
 #define R_REQ 24
 #define R_MASKS (R_REQ + REQ_COPY)     /* 16 layer masks (u16), fs access */
 #define R_OBJ (R_MASKS + 32)
@@ -228,6 +230,8 @@ static uint32_t btf_size_of(const struct btf_view *b, uint32_t id) {
 #define AUDIT_IOCTL_OP 11
 #define AUDIT_FILE 12
 #define REQUEST_ABSTRACT_UNIX 5
+#define REQUEST_FS_ACCESS 3
+
 
 static long sys_bpf(int cmd, union bpf_attr *attr) {
     return syscall(SYS_bpf, cmd, attr, sizeof *attr);
@@ -270,6 +274,8 @@ struct offsets {
     long file_path;
     long dentry_parent, dentry_name, qstr_name;
     long mount_mnt, mount_parent, mount_mountpoint, vfsmount_root;
+    long path_mnt, path_dentry, ioctlop_path;
+    long task_fs, fs_pwd; /* the tests' stand-in request: the caller's cwd */
 };
 
 static int read_offsets(struct offsets *o, int fentry, char *why, size_t why_len) {
@@ -288,12 +294,15 @@ static int read_offsets(struct offsets *o, int fentry, char *why, size_t why_len
         {BTF_KIND_STRUCT, "dentry", 0}, {BTF_KIND_STRUCT, "qstr", 0},
         {BTF_KIND_STRUCT, "mount", 0}, {BTF_KIND_STRUCT, "vfsmount", 0},
         {BTF_KIND_TYPEDEF, "access_mask_t", 0}, {BTF_KIND_TYPEDEF, "layer_mask_t", 0},
+        {BTF_KIND_STRUCT, "path", 0}, {BTF_KIND_STRUCT, "lsm_ioctlop_audit", 0},
+        {BTF_KIND_STRUCT, "fs_struct", 0},
     };
     btf_find_all(&b, types, sizeof types / sizeof types[0]);
     o->func_id = types[0].id;
     uint32_t req = types[1].id, cad = types[2].id, net = types[3].id, usock = types[4].id,
              uaddr = types[5].id, task = types[6].id, file = types[7].id, dentry = types[8].id,
-             qstr = types[9].id, mount = types[10].id, vfsmount = types[11].id;
+             qstr = types[9].id, mount = types[10].id, vfsmount = types[11].id,
+             path = types[14].id, ioctlop = types[15].id, fs = types[16].id;
     if (!o->func_id) {
         btf_free(&b);
         snprintf(why, why_len, "the kernel has no landlock_log_denial (Landlock without CONFIG_AUDIT, or older than 6.15)");
@@ -317,6 +326,8 @@ static int read_offsets(struct offsets *o, int fentry, char *why, size_t why_len
         {&o->qstr_name, qstr, "name"},
         {&o->mount_mnt, mount, "mnt"}, {&o->mount_parent, mount, "mnt_parent"},
         {&o->mount_mountpoint, mount, "mnt_mountpoint"}, {&o->vfsmount_root, vfsmount, "mnt_root"},
+        {&o->path_mnt, path, "mnt"}, {&o->path_dentry, path, "dentry"}, {&o->ioctlop_path, ioctlop, "path"},
+        {&o->task_fs, task, "fs"}, {&o->fs_pwd, fs, "pwd"},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         *want[i].dst = want[i].type ? btf_member_in(&b, want[i].type, want[i].member, 0) : -1;
@@ -416,16 +427,20 @@ static void probe_read(struct prog *p, int dst_base, int dst_off, int size, int 
     CALL(str ? BPF_FUNC_probe_read_kernel_str : BPF_FUNC_probe_read_kernel);
 }
 
-enum { L_OUT, L_RESERVED, L_FINISH, L_DONE, L_PATH, L_OP, L_FILE, L_DENTRY, L_TASK, L_NET,
+enum { L_OUT, L_DROP, L_MASKS_DONE, L_FAKE_OK, L_RESERVED, L_FINISH, L_DONE, L_PATH, L_OP, L_FILE, L_DENTRY, L_TASK, L_NET,
        L_WALK_SETUP, L_WALK, L_NAME0, L_NEXT0 = L_NAME0 + NAMES, L_END = L_NEXT0 + NAMES };
 
-static int build(struct prog *p, const struct offsets *o, int uids_fd, int ring_fd) {
+/* `fake_fd` ≥ 0 (tests): instead of the function's request, a stand-in built in that
+ * per-CPU map — an fs access (read_file) to the caller's working directory — and
+ * the rest of the program unchanged, so the path walk, the offsets and the decoder
+ * meet real kernel objects where fentry is refused. */
+static int build(struct prog *p, const struct offsets *o, int uids_fd, int ring_fd, int fake_fd, uint32_t run_cap) {
     memset(p, 0, sizeof *p);
     for (int i = 0; i < MAX_LABELS; i++) p->label_at[i] = -1;
     const int u = R_REQ + (int)o->req_audit + (int)o->audit_u; /* the audit union in the copy */
 
     /* The uid: only watched runs cost more than a lookup. */
-    LDX(BPF_DW, R7, R1, 8);                 /* r7 = request (ctx[1]) */
+    MOV(R6, R1);                            /* r6 = ctx */
     CALL(BPF_FUNC_get_current_uid_gid);
     STX(BPF_W, R10, R0, -4);
     LD_MAP(R1, uids_fd);
@@ -433,18 +448,50 @@ static int build(struct prog *p, const struct offsets *o, int uids_fd, int ring_
     ADDI(R2, -4);
     CALL(BPF_FUNC_map_lookup_elem);
     JEQI(R0, 0, L_OUT);
-    MOV(R9, R0);
+    MOV(R9, R0);                            /* r9 = {lost, records} of the run */
+    LDX(BPF_DW, R1, R9, 8);
+    /* Records one run may put in the ring; past it, its denials are only counted
+     * (lost), so a run flooding denials cannot crowd the others out. */
+    jump(p, BPF_JMP | BPF_JGE | BPF_K, R1, 0, (int32_t)(run_cap > INT32_MAX ? INT32_MAX : run_cap), L_DROP);
+    MOVI(R1, 1);
+    emit(p, BPF_STX | BPF_DW | BPF_ATOMIC, R9, R1, 8, BPF_ADD);
     LD_MAP(R1, ring_fd);
     MOVI(R2, R_SIZE);
     MOVI(R3, 0);
     CALL(BPF_FUNC_ringbuf_reserve);
     JNEI(R0, 0, L_RESERVED);
-    MOVI(R1, 1);                            /* no room: count it for the run */
+    place(p, L_DROP);                       /* no room, or past the cap: counted lost */
+    MOVI(R1, 1);
     emit(p, BPF_STX | BPF_DW | BPF_ATOMIC, R9, R1, 0, BPF_ADD);
     JA(L_OUT);
 
     place(p, L_RESERVED);
     MOV(R8, R0);
+    if (fake_fd < 0) {
+        LDX(BPF_DW, R7, R6, 8);             /* r7 = request (ctx[1]) */
+    } else {
+        STI(BPF_W, R10, -8, 0);
+        LD_MAP(R1, fake_fd);
+        MOV(R2, R10);
+        ADDI(R2, -8);
+        CALL(BPF_FUNC_map_lookup_elem);
+        JNEI(R0, 0, L_FAKE_OK);
+        MOV(R1, R8);                        /* (a per-CPU array always has key 0) */
+        MOVI(R2, 0);
+        CALL(BPF_FUNC_ringbuf_discard);
+        JA(L_OUT);
+        place(p, L_FAKE_OK);
+        MOV(R7, R0);                        /* r7 = the stand-in request */
+        CALL(BPF_FUNC_get_current_task);
+        MOV(R3, R0);
+        probe_read(p, R10, -16, 8, R3, o->task_fs, 0);
+        LDX(BPF_DW, R3, R10, -16);          /* current->fs */
+        probe_read(p, R7, (int)(o->req_audit + o->audit_u), 16, R3, o->fs_pwd, 0);
+        STI(BPF_W, R7, (int)o->req_type, REQUEST_FS_ACCESS);
+        STI(BPF_B, R7, (int)(o->req_audit + o->audit_type), AUDIT_PATH);
+        STI(BPF_H, R7, (int)o->req_access, 1 << 2); /* read_file */
+        STI(BPF_DW, R7, (int)o->req_layer_masks, 0);
+    }
     MOVI(R6, 0);
     CALL(BPF_FUNC_ktime_get_ns);
     STX(BPF_DW, R8, R0, R_MONO);
@@ -455,9 +502,14 @@ static int build(struct prog *p, const struct offsets *o, int uids_fd, int ring_
     STI(BPF_B, R8, R_COMPLETE, 0);
     for (int i = 0; i < OBJ_LEN; i += 8) STI(BPF_DW, R8, R_OBJ + i, 0);
     probe_read(p, R8, R_REQ, (int)o->req_size, R7, 0, 0);
+    for (int i = 0; i < 32; i += 8) STI(BPF_DW, R8, R_MASKS + i, 0);
+    LDX(BPF_W, R1, R8, R_REQ + (int)o->req_type);
+    JNEI(R1, REQUEST_FS_ACCESS, L_MASKS_DONE); /* only fs access has a layer-mask array */
     LDX(BPF_DW, R3, R8, R_REQ + (int)o->req_layer_masks);
     probe_read(p, R8, R_MASKS, 32, R3, 0, 0);
+    place(p, L_MASKS_DONE);
     LDX(BPF_B, R2, R8, R_REQ + (int)o->req_audit + (int)o->audit_type);
+    STX(BPF_B, R8, R2, R_AUDIT);
     JEQI(R2, AUDIT_PATH, L_PATH);
     JEQI(R2, AUDIT_IOCTL_OP, L_OP);
     JEQI(R2, AUDIT_FILE, L_FILE);
@@ -467,20 +519,20 @@ static int build(struct prog *p, const struct offsets *o, int uids_fd, int ring_
     JA(L_FINISH);
 
     place(p, L_PATH);                       /* u.path = { mnt, dentry } */
-    LDX(BPF_DW, R9, R8, u);
-    LDX(BPF_DW, R7, R8, u + 8);
+    LDX(BPF_DW, R9, R8, u + (int)o->path_mnt);
+    LDX(BPF_DW, R7, R8, u + (int)o->path_dentry);
     JA(L_WALK_SETUP);
     place(p, L_OP);                         /* u.op->path */
     LDX(BPF_DW, R3, R8, u);
-    probe_read(p, R8, R_OBJ, 16, R3, 0, 0);
-    LDX(BPF_DW, R9, R8, R_OBJ);
-    LDX(BPF_DW, R7, R8, R_OBJ + 8);
+    probe_read(p, R8, R_OBJ, 16, R3, o->ioctlop_path, 0);
+    LDX(BPF_DW, R9, R8, R_OBJ + (int)o->path_mnt);
+    LDX(BPF_DW, R7, R8, R_OBJ + (int)o->path_dentry);
     JA(L_WALK_SETUP);
     place(p, L_FILE);                       /* u.file->f_path */
     LDX(BPF_DW, R3, R8, u);
     probe_read(p, R8, R_OBJ, 16, R3, o->file_path, 0);
-    LDX(BPF_DW, R9, R8, R_OBJ);
-    LDX(BPF_DW, R7, R8, R_OBJ + 8);
+    LDX(BPF_DW, R9, R8, R_OBJ + (int)o->path_mnt);
+    LDX(BPF_DW, R7, R8, R_OBJ + (int)o->path_dentry);
     JA(L_WALK_SETUP);
     place(p, L_DENTRY);                     /* u.dentry: no mount, the path within its fs */
     LDX(BPF_DW, R7, R8, u);
@@ -569,10 +621,10 @@ static int map_create(uint32_t type, uint32_t key, uint32_t value, uint32_t entr
     return fd < 0 ? -errno : (int)fd;
 }
 
-/* 8 MiB: ≈6 000 denials between two reads of the consumer thread. */
-#define RING_SIZE (8u << 20)
 
-int sbx_ll_observer_open(struct sbx_ll_observer *o, const char *raw_tracepoint, char *why, size_t why_len) {
+int sbx_ll_observer_open(struct sbx_ll_observer *o, const char *raw_tracepoint, int fake_cwd_request,
+                         uint32_t ring_size, uint32_t run_cap, char *why, size_t why_len) {
+    int fake_fd = -1;
     memset(o, 0, sizeof *o);
     o->prog_fd = o->link_fd = o->ring_fd = o->uids_fd = -1;
     struct offsets off;
@@ -586,16 +638,25 @@ int sbx_ll_observer_open(struct sbx_ll_observer *o, const char *raw_tracepoint, 
     o->off_net_dport = (uint32_t)off.net_dport;
     o->off_net_sport = (uint32_t)off.net_sport;
 
-    rc = map_create(BPF_MAP_TYPE_HASH, 4, 8, 4096);
+    if (ring_size < (64u << 10) || (ring_size & (ring_size - 1))) {
+        snprintf(why, why_len, "the ring size %u is not a power of two of at least 64 KiB", ring_size);
+        return -EINVAL;
+    }
+    rc = map_create(BPF_MAP_TYPE_HASH, 4, 16, 4096);
     if (rc < 0) { snprintf(why, why_len, "creating the observer's uid map: %s", strerror(-rc)); goto fail; }
     o->uids_fd = rc;
-    rc = map_create(BPF_MAP_TYPE_RINGBUF, 0, 0, RING_SIZE);
+    rc = map_create(BPF_MAP_TYPE_RINGBUF, 0, 0, ring_size);
     if (rc < 0) { snprintf(why, why_len, "creating the observer's ring buffer: %s", strerror(-rc)); goto fail; }
     o->ring_fd = rc;
 
     struct prog *p = malloc(sizeof *p);
     if (!p) { rc = -ENOMEM; snprintf(why, why_len, "out of memory"); goto fail; }
-    rc = build(p, &off, o->uids_fd, o->ring_fd);
+    if (fake_cwd_request && raw_tracepoint) {
+        rc = map_create(BPF_MAP_TYPE_PERCPU_ARRAY, 4, REQ_COPY, 1);
+        if (rc < 0) { free(p); snprintf(why, why_len, "creating the stand-in request map: %s", strerror(-rc)); goto fail; }
+        fake_fd = rc;
+    }
+    rc = build(p, &off, o->uids_fd, o->ring_fd, fake_fd, run_cap);
     if (rc < 0) { free(p); snprintf(why, why_len, "assembling the observer: %s", strerror(-rc)); goto fail; }
     char *log = malloc(1 << 16);
     union bpf_attr a;
@@ -621,6 +682,7 @@ int sbx_ll_observer_open(struct sbx_ll_observer *o, const char *raw_tracepoint, 
     }
     int e = errno;
     free(p);
+    if (fake_fd >= 0) close(fake_fd); /* the program holds it */
     if (fd < 0) {
         rc = -e;
         const char *tail = "";
@@ -647,7 +709,7 @@ int sbx_ll_observer_open(struct sbx_ll_observer *o, const char *raw_tracepoint, 
     o->link_fd = (int)fd;
 
     o->page_size = (size_t)sysconf(_SC_PAGESIZE);
-    o->ring_size = RING_SIZE;
+    o->ring_size = ring_size;
     o->consumer = mmap(NULL, o->page_size, PROT_READ | PROT_WRITE, MAP_SHARED, o->ring_fd, 0);
     if (o->consumer == MAP_FAILED) { o->consumer = NULL; rc = -errno; snprintf(why, why_len, "mapping the ring: %s", strerror(-rc)); goto fail; }
     o->producer = mmap(NULL, o->page_size + 2 * o->ring_size, PROT_READ, MAP_SHARED, o->ring_fd, (off_t)o->page_size);
@@ -667,34 +729,43 @@ void sbx_ll_observer_close(struct sbx_ll_observer *o) {
 }
 
 int sbx_ll_observer_watch(const struct sbx_ll_observer *o, uint32_t uid) {
-    uint64_t zero = 0;
+    uint64_t zero[2] = {0, 0};
     union bpf_attr a;
     memset(&a, 0, sizeof a);
     a.map_fd = (uint32_t)o->uids_fd;
     a.key = (uint64_t)(uintptr_t)&uid;
-    a.value = (uint64_t)(uintptr_t)&zero;
+    a.value = (uint64_t)(uintptr_t)zero;
     a.flags = BPF_NOEXIST;
     return sys_bpf(BPF_MAP_UPDATE_ELEM, &a) < 0 ? -errno : 0;
 }
 
-int sbx_ll_observer_unwatch(const struct sbx_ll_observer *o, uint32_t uid, uint64_t *dropped) {
+int sbx_ll_observer_unwatch(const struct sbx_ll_observer *o, uint32_t uid, uint64_t *lost) {
+    uint64_t value[2] = {0, 0}; /* { lost, records put in the ring } */
     union bpf_attr a;
     memset(&a, 0, sizeof a);
     a.map_fd = (uint32_t)o->uids_fd;
     a.key = (uint64_t)(uintptr_t)&uid;
-    a.value = (uint64_t)(uintptr_t)dropped;
-    *dropped = 0;
-    if (sys_bpf(BPF_MAP_LOOKUP_AND_DELETE_ELEM, &a) == 0) return 0;
+    a.value = (uint64_t)(uintptr_t)value;
+    *lost = 0;
+    if (sys_bpf(BPF_MAP_LOOKUP_AND_DELETE_ELEM, &a) == 0) { *lost = value[0]; return 0; }
     /* Hash maps took LOOKUP_AND_DELETE only from 5.14: look up, then delete. */
-    memset(&a, 0, sizeof a);
-    a.map_fd = (uint32_t)o->uids_fd;
-    a.key = (uint64_t)(uintptr_t)&uid;
-    a.value = (uint64_t)(uintptr_t)dropped;
     if (sys_bpf(BPF_MAP_LOOKUP_ELEM, &a) < 0) return -errno;
+    *lost = value[0];
     memset(&a, 0, sizeof a);
     a.map_fd = (uint32_t)o->uids_fd;
     a.key = (uint64_t)(uintptr_t)&uid;
     return sys_bpf(BPF_MAP_DELETE_ELEM, &a) < 0 ? -errno : 0;
+}
+
+uint64_t sbx_ll_observer_misses(const struct sbx_ll_observer *o) {
+    struct bpf_prog_info info;
+    memset(&info, 0, sizeof info);
+    union bpf_attr a;
+    memset(&a, 0, sizeof a);
+    a.info.bpf_fd = (uint32_t)o->prog_fd;
+    a.info.info_len = sizeof info;
+    a.info.info = (uint64_t)(uintptr_t)&info;
+    return sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &a) < 0 ? UINT64_MAX : info.recursion_misses;
 }
 
 int sbx_ll_observer_wait(const struct sbx_ll_observer *o, int timeout_ms) {
@@ -756,14 +827,26 @@ static void decode(const struct sbx_ll_observer *o, const uint8_t *r, struct sbx
             const char *name = (const char *)r + R_NAMES + i * NAME_LEN;
             size_t n = strnlen(name, NAME_LEN);
             if (n == 0 || (n == 1 && name[0] == '/')) continue;
-            if (len + 1 + n >= sizeof ev->object) break;
+            /* A name that filled its slot may have been cut: say so in the path. */
+            int cut = n == NAME_LEN - 1;
+            if (len + 1 + n + (cut ? 3 : 0) >= sizeof ev->object) break;
             ev->object[len++] = '/';
             memcpy(ev->object + len, name, n);
             len += n;
+            if (cut) { memcpy(ev->object + len, "\xe2\x80\xa6", 3); len += 3; ev->object_partial = 1; }
         }
         if (count > 0 && len == 0) ev->object[len++] = '/';
         ev->object[len] = 0;
-        ev->object_partial = count > 0 && !r[R_COMPLETE];
+        /* The walk stopped before the root (too deep), or had no mount to go on from
+         * (a dentry only: umount, remount — the path is relative to a mount point not
+         * known): the top is missing, shown as a leading "…". */
+        if (count > 0 && (!r[R_COMPLETE] || r[R_AUDIT] == AUDIT_DENTRY)) {
+            if (len + 3 < sizeof ev->object) {
+                memmove(ev->object + 3, ev->object, len + 1);
+                memcpy(ev->object, "\xe2\x80\xa6", 3);
+            }
+            ev->object_partial = 1;
+        }
         break;
     }
     }
@@ -782,8 +865,10 @@ int sbx_ll_observer_drain(struct sbx_ll_observer *o,
     int n = 0;
     o->stopped_busy = 0;
     uint64_t cons = __atomic_load_n(cons_pos, __ATOMIC_ACQUIRE);
+    /* Up to where the producer was when the drain began: a flood going on meanwhile
+     * cannot hold the caller (who holds the observer's lock) for its whole length. */
+    const uint64_t prod = __atomic_load_n(prod_pos, __ATOMIC_ACQUIRE);
     for (;;) {
-        uint64_t prod = __atomic_load_n(prod_pos, __ATOMIC_ACQUIRE);
         if (cons >= prod) break;
         const uint32_t *hdr = (const uint32_t *)(data + (cons & (o->ring_size - 1)));
         uint32_t len = __atomic_load_n(hdr, __ATOMIC_ACQUIRE);

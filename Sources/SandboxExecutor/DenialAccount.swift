@@ -113,7 +113,10 @@ struct DenialAccount {
         if let observer, let uid {
             let t = observer.finish(uid: uid)
             if t.lost {
-                notObserved.append("denials: the Landlock observer's ring was full during the run: some Landlock denials are missing (counts are lower bounds)")
+                notObserved.append("denials: some Landlock denials of the run are not listed (the observer's ring was full, the run passed the records one run may have in it, or the kernel skipped the observer): counts are lower bounds")
+            }
+            if !t.complete {
+                notObserved.append("denials: the Landlock account may be incomplete: the observer could not confirm it had every record of the run")
             }
             landlockTally = t
             self.observer = nil

@@ -20,19 +20,47 @@ public final class LandlockObserver: @unchecked Sendable {
     private let lock = NSLock()
     // Guarded by `lock`:
     private var tallies: [UInt32: AuditTally] = [:]
+    /// Per watched uid: when it was subscribed (CLOCK_MONOTONIC ns; a record older
+    /// than that belongs to an earlier run of the uid) and the program's recursion
+    /// misses then.
+    private var since: [UInt32: (monoNs: UInt64, misses: UInt64)] = [:]
     private var recordsRead: UInt64 = 0
     /// Monotonic and wall clocks read together: records carry CLOCK_MONOTONIC.
     private let clockBase: (monoNs: UInt64, wallMs: UInt64)
 
     private static let instance = Mutex<Result<LandlockObserver, AuditUnavailable>?>(nil)
 
+    /// The ring's size: 2 MiB (≈1 500 records between two drains) for a process that
+    /// runs one sandbox; `sandbox serve` sets 8 MiB before its first run.
+    nonisolated(unsafe) public static var ringBytes: UInt32 = 2 << 20
+    /// Records one run may put in the ring (past it: counted, as lost, for that run
+    /// only). A process running one sandbox has no other run to protect; `serve` sets
+    /// 1 024 (≈1.5 MiB of its 8 MiB ring).
+    nonisolated(unsafe) public static var perRunCap: UInt32 = .max
+
+    /// The process's observer. A refusal the kernel will repeat (EPERM, ENOENT,
+    /// ENOTSUP, EINVAL: no trampolines, no function, another layout) is kept; a
+    /// passing one (E2BIG: 38 programs on the function already, ENOMEM, EMFILE) is
+    /// tried again at the next run.
     public static func shared() -> Result<LandlockObserver, AuditUnavailable> {
         instance.withLock { slot in
             if let slot { return slot }
-            let opened = Result { () throws(AuditUnavailable) -> LandlockObserver in try LandlockObserver(rawTracepoint: nil) }
-            slot = opened
-            return opened
+            do throws(Refusal) {
+                let o = try LandlockObserver(rawTracepoint: nil, fakeCwdRequest: false, ringBytes: ringBytes, perRunCap: perRunCap)
+                slot = .success(o)
+                return .success(o)
+            } catch {
+                let refusal = AuditUnavailable(reason: error.reason)
+                if [EPERM, ENOENT, ENOTSUP, EINVAL].contains(error.errno) { slot = .failure(refusal) }
+                return .failure(refusal)
+            }
         }
+    }
+
+    /// Why the observer did not open, and the errno that says whether it would again.
+    public struct Refusal: Error {
+        public var reason: String
+        public var errno: Int32
     }
 
     /// Opens the observer on a thread of its own, so that its cost (the BTF scan, the
@@ -46,17 +74,23 @@ public final class LandlockObserver: @unchecked Sendable {
 
     /// `rawTracepoint`: the same program on that raw tracepoint instead (tests only:
     /// the ring, the uid filter and the decoder where fentry is refused).
-    public init(rawTracepoint: String?) throws(AuditUnavailable) {
+    /// `fakeCwdRequest` (tests, with a raw tracepoint): each record is a stand-in
+    /// denial — read_file on the caller's working directory — built from the kernel's
+    /// own objects, so the path walk and the decoder meet real data.
+    public init(rawTracepoint: String?, fakeCwdRequest: Bool = false, ringBytes: UInt32 = 2 << 20,
+                perRunCap: UInt32 = .max) throws(Refusal) {
         var why = [CChar](repeating: 0, count: 512)
         var opened = sbx_ll_observer()
         let rc = why.withUnsafeMutableBufferPointer { buf in
             if let rawTracepoint {
-                return rawTracepoint.withCString { sbx_ll_observer_open(&opened, $0, buf.baseAddress, buf.count) }
+                return rawTracepoint.withCString {
+                    sbx_ll_observer_open(&opened, $0, fakeCwdRequest ? 1 : 0, ringBytes, perRunCap, buf.baseAddress, buf.count)
+                }
             }
-            return sbx_ll_observer_open(&opened, nil, buf.baseAddress, buf.count)
+            return sbx_ll_observer_open(&opened, nil, 0, ringBytes, perRunCap, buf.baseAddress, buf.count)
         }
         guard rc == 0 else {
-            throw AuditUnavailable(reason: String(cString: why))
+            throw Refusal(reason: String(cString: why), errno: -rc)
         }
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
@@ -69,7 +103,7 @@ public final class LandlockObserver: @unchecked Sendable {
         if spawned != 0 {
             Unmanaged<LandlockObserver>.fromOpaque(context).release()
             sbx_ll_observer_close(&observer)
-            throw AuditUnavailable(reason: "the observer's thread: \(String(cString: strerror(-spawned)))")
+            throw Refusal(reason: "the observer's thread: \(String(cString: strerror(-spawned)))", errno: -spawned)
         }
     }
 
@@ -80,23 +114,31 @@ public final class LandlockObserver: @unchecked Sendable {
         let rc = sbx_ll_observer_watch(&observer, uid)
         guard rc == 0 else { return .failure(AuditUnavailable(reason: "watching uid \(uid): \(String(cString: strerror(-rc)))")) }
         tallies[uid] = AuditTally()
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        since[uid] = (UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec), sbx_ll_observer_misses(&observer))
         return .success(())
     }
 
-    /// Once every process of the run is gone: the run's denials. `lost` if the ring
-    /// had no room for some of them; `complete` otherwise.
+    /// Once every process of the run is gone: the run's denials. `lost`: some are
+    /// not in it (the ring had no room, the run passed its cap of records, or
+    /// the kernel skipped the program meanwhile); `complete` false: records of the run
+    /// may still have been on their way (see `unwatchFailed` too).
     public func finish(uid: UInt32) -> AuditTally {
         lock.lock(); defer { lock.unlock() }
         drainLocked()
         // A record of another run still being written holds back those behind it
-        // (the ring is consumed in order): it is done within microseconds.
+        // (the ring is consumed in order); it is done within microseconds unless its
+        // writer was preempted. Past ~10 ms the account says it may be incomplete.
         var spins = 0
         while observer.stopped_busy != 0 && spins < 10_000 { sched_yield(); drainLocked(); spins += 1 }
-        var dropped: UInt64 = 0
-        let rc = sbx_ll_observer_unwatch(&observer, uid, &dropped)
+        var lost: UInt64 = 0
+        let rc = sbx_ll_observer_unwatch(&observer, uid, &lost)
         var tally = tallies.removeValue(forKey: uid) ?? AuditTally()
-        tally.lost = dropped > 0 || rc != 0
-        tally.complete = rc == 0
+        let start = since.removeValue(forKey: uid)
+        let misses = sbx_ll_observer_misses(&observer)
+        tally.lost = lost > 0 || misses == UInt64.max || start.map { misses > $0.misses } ?? false
+        tally.complete = rc == 0 && observer.stopped_busy == 0
         return tally
     }
 
@@ -128,7 +170,8 @@ public final class LandlockObserver: @unchecked Sendable {
     /// Called with `lock` held (from the drain).
     private func record(_ e: sbx_ll_event) {
         recordsRead += 1
-        guard tallies[e.uid] != nil else { return }
+        // A record from before the uid's subscription is an earlier run's.
+        guard tallies[e.uid] != nil, let start = since[e.uid], e.mono_ns >= start.monoNs else { return }
         let timeMs = e.mono_ns >= clockBase.monoNs
             ? clockBase.wallMs + (e.mono_ns - clockBase.monoNs) / 1_000_000
             : clockBase.wallMs - min(clockBase.wallMs, (clockBase.monoNs - e.mono_ns) / 1_000_000)
@@ -138,10 +181,10 @@ public final class LandlockObserver: @unchecked Sendable {
     /// The event in the shape of Landlock's own audit record (the same tally and
     /// account code serve both sources).
     public static func record(_ e: sbx_ll_event, timeMs: UInt64) -> LandlockAccessRecord {
-        var object = withUnsafeBytes(of: e.object) { raw in
+        // A path that is not exact carries its own "…" (a missing top, a cut name).
+        let object = withUnsafeBytes(of: e.object) { raw in
             String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
         }
-        if e.object_partial != 0 { object = "…" + object }
         let comm = withUnsafeBytes(of: e.target_comm) { raw in
             String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
         }

@@ -54,6 +54,9 @@ public final class Server: @unchecked Sendable {
     private let connections = Mutex<[ObjectIdentifier: Connection]>([:])
 
     public init(group: UInt32?, limits: Limits = Limits()) throws(ServeError) {
+        // Many runs share the process's Landlock observer: a larger ring.
+        LandlockObserver.ringBytes = 8 << 20
+        LandlockObserver.perRunCap = 1024
         self.group = group
         self.limits = limits
         running = DispatchSemaphore(value: limits.maxRunning)

@@ -28,7 +28,8 @@ struct sbx_ll_event {
     uint32_t access;        /* the denied rights, in the request type's Landlock bits */
     int32_t target_pid;     /* ptrace/signal: the target's thread-group id, else -1 */
     uint16_t port;          /* net access: the port (host order), else 0 */
-    uint8_t object_partial; /* the path's walk stopped before a root: a prefix is missing */
+    uint8_t object_partial; /* the path is not exact: its top is missing (shown as a
+                               leading "…") or a name was cut (a trailing "…") */
     char target_comm[16];   /* ptrace/signal: the target's comm */
     char object[4096];      /* the path, or "@name" of an abstract socket, or "" */
 };
@@ -51,14 +52,26 @@ struct sbx_ll_observer {
  * Nothing is left open on failure. `raw_tracepoint` NULL: on landlock_log_denial;
  * else the same program on that raw tracepoint, whose second argument is then read
  * as the request (tests: the ring, the uid filter and the decoder, where fentry is
- * refused). */
-int sbx_ll_observer_open(struct sbx_ll_observer *o, const char *raw_tracepoint, char *why, size_t why_len);
+ * refused). `fake_cwd_request` (tests, with a raw tracepoint): the program's request is
+ * a stand-in — read_file denied on the caller's working directory — built in the
+ * kernel from the caller's fs_struct, so the path walk meets real objects.
+ * `ring_size`: a power of two, at least 64 KiB. `run_cap`: records one uid may put in
+ * the ring (past it they are counted lost), so one run's flood cannot crowd out the
+ * others'. */
+int sbx_ll_observer_open(struct sbx_ll_observer *o, const char *raw_tracepoint, int fake_cwd_request,
+                         uint32_t ring_size, uint32_t run_cap, char *why, size_t why_len);
 void sbx_ll_observer_close(struct sbx_ll_observer *o);
 
-/* Starts/stops recording denials of processes with this uid. Unwatch returns the
- * number of this uid's denials the ring had no room for (lost), via `dropped`. */
+/* Starts/stops recording denials of processes with this uid. Unwatch returns, via
+ * `lost`, how many of this uid's denials are not in the ring: no room, or past the
+ * per-run cap. */
 int sbx_ll_observer_watch(const struct sbx_ll_observer *o, uint32_t uid);
-int sbx_ll_observer_unwatch(const struct sbx_ll_observer *o, uint32_t uid, uint64_t *dropped);
+int sbx_ll_observer_unwatch(const struct sbx_ll_observer *o, uint32_t uid, uint64_t *lost);
+
+/* The program's recursion misses (runs the kernel skipped because the program was
+ * already running on that CPU): a run during which it grew may miss denials.
+ * UINT64_MAX: could not be read. */
+uint64_t sbx_ll_observer_misses(const struct sbx_ll_observer *o);
 
 /* Waits up to timeout_ms for records (poll on the ring). 1 ready, 0 timeout, -errno. */
 int sbx_ll_observer_wait(const struct sbx_ll_observer *o, int timeout_ms);
