@@ -222,7 +222,8 @@ public final class Executor {
     private func supervise(started: UInt64) throws -> RunResult {
         // The Landlock observer opens once per process; started now, its cost
         // overlaps steps 1–7 (the account joins it at step 7).
-        if plan.landlock.abi > 0 { LandlockObserver.prepareInBackground() }
+        // Only a run of its own (leased) uid can be told apart by it.
+        if plan.landlock.abi > 0 && plan.process.hostUID == .own { LandlockObserver.prepareInBackground() }
         // Refusals from here on are audited: run_start names the checked binary.
         let opened = Result { () throws -> ([Int: OpenedSource], BinaryCheck.Opened?) in
             let sources = try openBindSources()                           // 2
