@@ -28,8 +28,11 @@ public struct PlanCompiler {
         let network = try NetworkRules.plan(policy.network, hostAddresses: host.hostAddresses,
                                             hostResolvers: host.hostResolvers)
         let process = try ctx.processPlan(argv: argv)
-        let (mounts, binds) = try ctx.mountPlan(network: network, notApplied: &notApplied)
-        try checkTrust(policy, binds: binds, runId: runId)   // TrustCheck.swift
+        // The trust checks (TrustCheck.swift) run before the search for sockets under
+        // ro binds: a reserved path is refused as such, not after (or as) a walk of
+        // /sys that may pass the search's limit.
+        let (mounts, binds) = try ctx.mountPlan(network: network, notApplied: &notApplied,
+                                                 beforeSocketScan: { try checkTrust(policy, binds: $0, runId: runId) })
         let landlock = try ctx.landlockPlan(binds: binds, network: network, notApplied: &notApplied)
         let seccomp = try ctx.seccompPlan()
         let capabilities = try ctx.capabilityPlan()
@@ -206,7 +209,8 @@ struct Context {
     /// outermost in (so a parent never covers a child), then /proc and /dev, then
     /// `protect` (after the rw binds it narrows), then `mask` (last: nothing may cover
     /// a mask).
-    func mountPlan(network net: NetworkPlan, notApplied: inout [String]) throws -> ([MountStep], [ResolvedBind]) {
+    func mountPlan(network net: NetworkPlan, notApplied: inout [String],
+                   beforeSocketScan: ([ResolvedBind]) throws -> Void = { _ in }) throws -> ([MountStep], [ResolvedBind]) {
         struct Entry { var dest: String; var step: MountStep; var bind: ResolvedBind? }
         var entries: [String: Entry] = [:]
         let reserved = ["/proc", "/dev"]
@@ -339,6 +343,7 @@ struct Context {
             steps.append(MountStep(kind: .mask, destination: path, readOnly: true, optional: true,
                                    origin: "filesystem.mask"))
         }
+        try beforeSocketScan(binds)
         steps += try SocketScan.masks(policy: policy, files: host.files, binds: binds, destinations: Array(entries.keys),
                                       expand: expand, notApplied: &notApplied)   // SocketScan.swift
         return (steps, binds)
