@@ -209,7 +209,7 @@ struct DenialAccount {
 
     /// The account, merged by (kind, what, detail), in kind then name order.
     /// `startedWallMs`: the run's start on CLOCK_REALTIME (audit records' clock).
-    func denials(egress: [DeniedDestination], startedWallMs: UInt64) -> [RunResult.Denial] {
+    func denials(egress: [DeniedDestination], dns: [DNSRefusal] = [], startedWallMs: UInt64) -> [RunResult.Denial] {
         var out: [RunResult.Denial] = []
         func add(_ d: RunResult.Denial) {
             if let i = out.firstIndex(where: { $0.kind == d.kind && $0.what == d.what && $0.detail == d.detail }) {
@@ -273,6 +273,18 @@ struct DenialAccount {
             add(RunResult.Denial(kind: .egress, what: "\(e.daddr):\(e.dport)/\(e.proto)", detail: "packets dropped by the egress firewall",
                                  count: Int(clamping: e.packets), first: nil,
                                  hint: "\(e.daddr) port \(e.dport) is not in this policy's network.allow"))
+        }
+        // The stub's refusals (also `dnsDenied`, with the reason as a word).
+        for r in dns {
+            let d = RunResult.DNSDenial(r)
+            let why: String
+            switch r.reason {
+            case .notAllowed: why = "not an allowed name: NXDOMAIN, not asked upstream"
+            case .recordType: why = "record type not answered"
+            case .deniedAddress: why = "answer in network.deny_resolved: left out, not opened"
+            }
+            add(RunResult.Denial(kind: .dns, what: r.name, detail: "\(r.type): \(why)",
+                                 count: Int(clamping: r.count), first: nil, hint: d.hint))
         }
         let order = DenialKind.allCases
         return out.sorted {

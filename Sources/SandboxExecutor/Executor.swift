@@ -863,7 +863,8 @@ public final class Executor {
         result.violationsTotal = account.violations.total
         result.violationsDropped = account.violations.dropped
         if spawned {
-            result.denials = account.denials(egress: egressDenied, startedWallMs: startedWallMs)
+            result.denials = account.denials(egress: egressDenied, dns: plan.network.stub != nil ? dnsRefusals.kinds : [],
+                                             startedWallMs: startedWallMs)
             result.notApplied += account.notObserved
         }
         if spawned, plan.network.stub != nil {

@@ -16,4 +16,8 @@ public enum DenialKind: String, Sendable, Hashable, CaseIterable, Codable {
     /// Network traffic the policy does not allow: a destination the egress firewall
     /// dropped, or an internet socket in network mode `none`.
     case egress
+    /// A question the DNS stub refused: a name no host rule allows (NXDOMAIN, never
+    /// asked upstream), a record type it does not answer, an answer in
+    /// `deny_resolved`.
+    case dns
 }

@@ -198,6 +198,10 @@ import Testing
             #expect(!asked.contains { $0.hasPrefix("bad.test") }, "a name not allowed reached upstream: \(asked)")
             #expect(Self.dnsDenied(out.result).contains { $0.name == "bad.test" && $0.reason == "not_allowed" && $0.count >= 1 },
                     "dnsDenied: \(String(describing: out.result?["dnsDenied"]))")
+            // The same refusal in the one denial account, with its hint.
+            let d = (out.result?["denials"] as? [[String: Any]] ?? []).first { $0["kind"] as? String == "dns" && $0["what"] as? String == "bad.test" }
+            #expect((d?["detail"] as? String)?.contains("not an allowed name") == true && (d?["count"] as? Int ?? 0) >= 1, "\(String(describing: d))")
+            #expect((d?["hint"] as? String)?.contains("network.allow") == true, "\(String(describing: d))")
         }
     }
 
