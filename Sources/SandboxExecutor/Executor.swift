@@ -527,15 +527,14 @@ public final class Executor {
         _ = FD.writeAllWithoutSIGPIPE(pipes.sync.write.raw, [1])
         pipes.sync.write.close()
         // Encoding the plan here overlaps with the child building its root instead of
-        // delaying it; the digest and plan.json come from one encoding.
+        // delaying it.
         var json: [UInt8]?
         if plan.digest == nil, let (digest, bytes) = try? PlanDigest.digestAndJSON(of: plan) {
             plan.digest = digest; json = bytes
         }
         try? updateRecord(runDir) { [plan] in $0.state = .running; $0.planDigest = plan.digest ?? "" }
-        if let bytes = json ?? (try? CanonicalJSON.encode(plan)) {
-            try? runDir.write("plan.json", String(decoding: bytes, as: UTF8.self) + "\n")
-        }
+        let bytes = json ?? plan.canonicalJSON()
+        try? runDir.write("plan.json", String(decoding: bytes, as: UTF8.self) + "\n")
     }
 
     /// Changes the run record and writes it (atomically) to the run directory.

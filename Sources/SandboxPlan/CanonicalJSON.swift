@@ -4,10 +4,10 @@
 ///
 /// Why not Foundation's JSONEncoder: it is on the start-up path of every `exec`, and
 /// its dynamic casts (Date, Data, URL special cases) made it the largest single cost
-/// there. This encoder knows only what plans contain. For the same reason strings are
-/// kept unescaped in the tree and escaped byte by byte straight into the output, and
-/// a tree can be written twice (`PlanDigest.digestAndJSON`: the plan without and with
-/// its digest, from one encoding).
+/// there. This encoder knows only what plans and results contain. For the same reason
+/// strings are kept unescaped in the tree and escaped byte by byte straight into the
+/// output. The plan itself, encoded on every run, is written without `Codable` at all
+/// (`PlanJSON.swift`); this encoder is what that writer is checked against.
 public enum CanonicalJSON {
     public static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
         bytes(of: try tree(value))

@@ -10,26 +10,25 @@ public enum PlanDigest {
 
     public static func sha256Hex(_ bytes: [UInt8]) -> String { Digest.sha256Hex(bytes) }
 
+    /// A plan's canonical JSON, written by hand (`RunPlan.canonicalJSON()`, the same
+    /// bytes as the generic form above, without `Codable`'s start-up cost).
+    public static func canonicalJSON(_ plan: RunPlan) -> [UInt8] { plan.canonicalJSON() }
+
     /// sha256 of the canonical JSON of `plan` with its `digest` field left out.
     public static func digest(of plan: RunPlan) throws -> String {
         var copy = plan
         copy.digest = nil
-        return sha256Hex(try canonicalJSON(copy))
+        return sha256Hex(copy.canonicalJSON())
     }
 
     /// The digest of `plan` (as `digest(of:)`) and the canonical JSON of the plan with
-    /// that digest set (as `canonicalJSON`), from one encoding: the second is the
-    /// first's tree with the `digest` key added, which is what encoding the plan with
-    /// its digest set gives (an optional is encoded only when present). Run start-up
-    /// needs both, and the encoding is the larger part of their cost.
+    /// that digest set (as `canonicalJSON`): run start-up needs both.
     public static func digestAndJSON(of plan: RunPlan) throws -> (digest: String, json: [UInt8]) {
         var copy = plan
         copy.digest = nil
-        let tree = try CanonicalJSON.tree(copy)
-        let digest = sha256Hex(CanonicalJSON.bytes(of: tree))
-        guard case .object(let root) = tree else { return (digest, try canonicalJSON(plan)) }
-        root.items["digest"] = .string(digest)
-        return (digest, CanonicalJSON.bytes(of: tree))
+        let digest = sha256Hex(copy.canonicalJSON())
+        copy.digest = digest
+        return (digest, copy.canonicalJSON())
     }
 }
 

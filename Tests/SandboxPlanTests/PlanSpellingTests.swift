@@ -86,6 +86,63 @@ struct PlanSpellingTests {
         #expect(decoded == plan)
         #expect(plan.mounts.first { $0.kind == .file }?.inMemoryFile == .resolvConf)
     }
+
+    /// The plan's hand-written canonical JSON (`PlanJSON.swift`, on every run's
+    /// start-up) is the bytes the Codable encoder gives: on each shipped plan, with and
+    /// without its digest, and on a plan with every optional set and odd strings.
+    @Test func handWrittenPlanJSONIsTheCodableEncoding() throws {
+        var plans = try Self.shippedPlans().map(\.1)
+        var full = plans[0]
+        full.digest = "d\u{1}\"\\é"
+        full.policy.digest = nil
+        full.audit = AuditPlan(path: "/var/log/a\nb", keyFile: "/etc/k")
+        full.process.timeoutMs = 0
+        full.process.userNamespace = UserNamespacePlan(uidMap: "0 1000 1\n", gidMap: "0 1000 1\n")
+        full.process.rlimits.append(RlimitPlan(name: "nofile", resource: 7, soft: UInt64.max, hard: 0))
+        full.resources = ResourcePlan(memoryBytes: 1, swapBytes: 2, pids: 3, cpuQuotaUs: 4, cpuPeriodUs: 5, ioWeight: 6,
+                                      bestEffort: ["memory", ""])
+        full.landlock.connectTCP = [443, 80]
+        full.landlock.bindTCP = []
+        full.landlock.rules.append(LandlockRule(path: "/x", hostPath: "/h\t", access: [.readFile, .execute]))
+        full.seccomp.profile = nil
+        full.seccomp.defaultErrno = 38
+        full.seccomp.socketFamilies = [.unix, .inet]
+        full.seccomp.syscallNumbers["Zeta"] = -1
+        full.seccomp.rules.append(SeccompRulePlan(syscalls: ["a", "b"], action: .errno, errno: 1,
+            args: [SeccompArgPlan(index: 5, op: .maskedEqual, value: UInt64.max, valueTwo: 0)], origin: "o"))
+        full.network.resolvConf = "nameserver 10.0.0.1\n"
+        full.network.hosts = "127.0.0.1 localhost\n"
+        full.network.nftRuleset = "table inet t {}"
+        full.network.stub = DNSStubPlan(address: "10.0.0.1", upstream: ["9.9.9.9"], upstreamSource: "policy",
+            denyResolved: ["10.0.0.0/8"], ttl: .init(min: 5, max: 300),
+            names: [.init(host: try #require(HostPattern("*.example.org")), ports: [443], proto: "tcp",
+                          set4: "h0_4", set6: "h0_6")])
+        full.network.allow = [NetworkAllowPlan(cidr: "10.0.0.0/8", ports: [], proto: "tcp"),
+                              NetworkAllowPlan(cidr: "::/0", ports: [53, 1], proto: "udp")]
+        full.binary.pin = ["/usr/bin/b": "ff", "/usr/bin/a": "00", "/usr/bin/B": "11"]
+        full.reportCreated = [".git"]
+        full.notApplied = ["x\u{7f}"]
+        var step = MountStep(kind: .bind, source: "/s", destination: "/d", readOnly: false, options: "mode=0755",
+                             optional: true, origin: "filesystem.rw")
+        step.sourceIdentity = FileIdentity(device: 1, inode: UInt64.max)
+        step.cwdRelative = ""
+        full.mounts.append(step)
+        plans.append(full)
+        for plan in plans {
+            var bare = plan
+            bare.digest = nil
+            for p in [plan, bare] {
+                let hand = p.canonicalJSON()
+                let codable = try CanonicalJSON.encode(p)
+                #expect(hand == codable, "\(String(decoding: hand, as: UTF8.self))\n!=\n\(String(decoding: codable, as: UTF8.self))")
+            }
+            let (digest, json) = try PlanDigest.digestAndJSON(of: bare)
+            #expect(digest == PlanDigest.sha256Hex(try CanonicalJSON.encode(bare)))
+            var withDigest = bare
+            withDigest.digest = digest
+            #expect(json == (try CanonicalJSON.encode(withDigest)))
+        }
+    }
 }
 
 /// The start-up path's own replacements for Foundation (the substitution of path

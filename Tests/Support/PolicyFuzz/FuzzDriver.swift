@@ -85,6 +85,10 @@ public final class FuzzDriver {
             do {
                 let plan = try compiler.compile(policy, argv: ["/bin/true"], runId: "fuzz", digest: true)
                 if (plan.digest ?? "").isEmpty { findings.append("a compiled plan has no digest") }
+                // The run's hand-written plan JSON (PlanJSON.swift) is the Codable encoding.
+                if (try? CanonicalJSON.encode(plan)) != plan.canonicalJSON() {
+                    findings.append("the hand-written plan JSON differs from the Codable encoding")
+                }
                 result = .planned
                 detail = "planned: \(plan.digest ?? "")"
             } catch let e as PlanError {

@@ -1,0 +1,347 @@
+import SandboxVocabulary
+
+/// The plan's canonical JSON (`CanonicalJSON`'s form: keys sorted by UTF-8 bytes, no
+/// whitespace, minimal escaping), written field by field without `Codable`.
+///
+/// Why: every run encodes its plan (the digest, `plan.json`), and the `Codable` path
+/// cost more than anything else the supervisor computes: each type's keyed container
+/// and coding keys are generic metadata the runtime instantiates on first use, by
+/// scanning the binary's conformance tables, in every new process (issue 16). Here
+/// every key is written in its sorted place by hand.
+///
+/// Must give byte for byte what `CanonicalJSON.encode` gives for the same plan (an
+/// optional left out when nil, as synthesized `Codable` does): `PlanSpellingTests`
+/// compares the two on the shipped plans and on a plan with every optional set, the
+/// policy fuzzer on each plan it compiles, and debug builds check every object's keys
+/// are written in increasing order. A field added to a plan type must be added here.
+struct PlanJSONWriter {
+    private(set) var out: [UInt8] = []
+    private var first = true
+    #if DEBUG
+    private var lastKey: [UInt8]? = nil
+    #endif
+
+    init() { out.reserveCapacity(24 << 10) }
+
+    // MARK: Containers
+
+    mutating func object(_ fill: (inout PlanJSONWriter) -> Void) {
+        out.append(UInt8(ascii: "{"))
+        let saved = first
+        first = true
+        #if DEBUG
+        let savedKey = lastKey
+        lastKey = nil
+        #endif
+        fill(&self)
+        first = saved
+        #if DEBUG
+        lastKey = savedKey
+        #endif
+        out.append(UInt8(ascii: "}"))
+    }
+
+    mutating func array<S: Sequence>(_ items: S, _ each: (inout PlanJSONWriter, S.Element) -> Void) {
+        out.append(UInt8(ascii: "["))
+        var firstItem = true
+        for item in items {
+            if !firstItem { out.append(UInt8(ascii: ",")) }
+            firstItem = false
+            let saved = first
+            each(&self, item)
+            first = saved
+        }
+        out.append(UInt8(ascii: "]"))
+    }
+
+    /// A key of the object being written; keys must come in increasing byte order.
+    mutating func key(_ k: StaticString) {
+        if !first { out.append(UInt8(ascii: ",")) }
+        first = false
+        k.withUTF8Buffer { b in
+            #if DEBUG
+            let bytes = Array(b)
+            if let lastKey { precondition(lastKey.lexicographicallyPrecedes(bytes), "PlanJSONWriter: key \(k) out of order") }
+            lastKey = bytes
+            #endif
+            CanonicalJSON.appendQuoted(bytes: b, into: &out)
+        }
+        out.append(UInt8(ascii: ":"))
+    }
+
+    // MARK: Values
+
+    mutating func string(_ s: String) { CanonicalJSON.appendQuoted(s, into: &out) }
+    mutating func bool(_ b: Bool) { out.append(contentsOf: (b ? "true" : "false").utf8) }
+    mutating func int<I: BinaryInteger>(_ n: I) { out.append(contentsOf: String(n).utf8) }
+    mutating func strings(_ items: [String]) { array(items) { $0.string($1) } }
+    mutating func raw<R: RawRepresentable>(_ v: R) where R.RawValue == String { string(v.rawValue) }
+    mutating func raws<R: RawRepresentable>(_ items: [R]) where R.RawValue == String { array(items) { $0.raw($1) } }
+    mutating func ints<I: BinaryInteger>(_ items: [I]) { array(items) { $0.int($1) } }
+
+    /// A `[String: V]` as an object, keys in UTF-8 byte order (as `CanonicalJSON`).
+    mutating func dictionary<V>(_ d: [String: V], _ value: (inout PlanJSONWriter, V) -> Void) {
+        let entries = d.map { (key: Array($0.key.utf8), value: $0.value) }
+            .sorted { $0.key.lexicographicallyPrecedes($1.key) }
+        out.append(UInt8(ascii: "{"))
+        var firstItem = true
+        for e in entries {
+            if !firstItem { out.append(UInt8(ascii: ",")) }
+            firstItem = false
+            e.key.withUnsafeBufferPointer { CanonicalJSON.appendQuoted(bytes: $0, into: &out) }
+            out.append(UInt8(ascii: ":"))
+            let saved = first
+            value(&self, e.value)
+            first = saved
+        }
+        out.append(UInt8(ascii: "}"))
+    }
+
+    // Fields: the key and its value; an optional's key only when it has one.
+    mutating func field(_ k: StaticString, _ s: String) { key(k); string(s) }
+    mutating func field(_ k: StaticString, _ s: String?) { if let s { key(k); string(s) } }
+    mutating func field(_ k: StaticString, _ b: Bool) { key(k); bool(b) }
+    mutating func field<I: BinaryInteger>(_ k: StaticString, _ n: I) { key(k); int(n) }
+    mutating func field<I: BinaryInteger>(_ k: StaticString, _ n: I?) { if let n { key(k); int(n) } }
+    mutating func field(_ k: StaticString, _ items: [String]) { key(k); strings(items) }
+    mutating func field<R: RawRepresentable>(_ k: StaticString, _ v: R) where R.RawValue == String { key(k); raw(v) }
+}
+
+extension RunPlan {
+    /// The canonical JSON of this plan as it is (`digest` included when set): what
+    /// `CanonicalJSON.encode(self)` gives, without `Codable`.
+    public func canonicalJSON() -> [UInt8] {
+        var w = PlanJSONWriter()
+        write(to: &w)
+        #if DEBUG
+        // Every plan a debug build makes (the whole test suite's) is checked against
+        // the Codable encoding: a plan field added without its line here stops here.
+        if let codable = try? CanonicalJSON.encode(self), codable != w.out {
+            preconditionFailure("PlanJSONWriter: the plan's hand-written JSON differs from its Codable encoding (a field missing in PlanJSON.swift?):\n\(String(decoding: w.out, as: UTF8.self))\n\(String(decoding: codable, as: UTF8.self))")
+        }
+        #endif
+        return w.out
+    }
+
+    func write(to w: inout PlanJSONWriter) {
+        w.object { w in
+            w.key("audit"); audit.write(to: &w)
+            w.key("binary"); binary.write(to: &w)
+            w.key("capabilities"); w.object { w in
+                w.field("keep", capabilities.keep)
+                w.field("keepMask", capabilities.keepMask)
+            }
+            w.field("digest", digest)
+            w.key("host"); host.write(to: &w)
+            w.key("landlock"); landlock.write(to: &w)
+            w.key("mounts"); w.array(mounts) { w, m in m.write(to: &w) }
+            w.key("network"); network.write(to: &w)
+            w.field("notApplied", notApplied)
+            w.field("planVersion", planVersion)
+            w.key("policy"); w.object { w in
+                w.field("digest", policy.digest)
+                w.field("name", policy.name)
+                w.field("sources", policy.sources)
+            }
+            w.key("process"); process.write(to: &w)
+            w.field("reportCreated", reportCreated)
+            w.key("resources"); resources.write(to: &w)
+            w.field("runId", runId)
+            w.key("seccomp"); seccomp.write(to: &w)
+        }
+    }
+}
+
+extension AuditPlan {
+    func write(to w: inout PlanJSONWriter) {
+        w.object { w in
+            w.field("keyFile", keyFile)
+            w.field("path", path)
+        }
+    }
+}
+
+extension BinaryPlan {
+    func write(to w: inout PlanJSONWriter) {
+        w.object { w in
+            w.key("pin"); w.dictionary(pin) { $0.string($1) }
+            w.field("rejectSetuid", rejectSetuid)
+            w.field("rejectWritable", rejectWritable)
+            w.field("requireRootOwned", requireRootOwned)
+        }
+    }
+}
+
+extension HostInfo {
+    func write(to w: inout PlanJSONWriter) {
+        w.object { w in
+            w.field("arch", arch)
+            w.field("invokerGID", invokerGID)
+            w.field("invokerUID", invokerUID)
+            w.field("kernel", kernel)
+            w.field("landlockABI", landlockABI)
+            w.field("rootless", rootless)
+        }
+    }
+}
+
+extension LandlockPlan {
+    func write(to w: inout PlanJSONWriter) {
+        w.object { w in
+            w.field("abi", abi)
+            if let bindTCP { w.key("bindTCP"); w.ints(bindTCP) }
+            if let connectTCP { w.key("connectTCP"); w.ints(connectTCP) }
+            w.key("handledAccessFS"); w.raws(handledAccessFS)
+            w.field("mode", mode)
+            w.field("requiredABI", requiredABI)
+            w.key("rules"); w.array(rules) { w, r in
+                w.object { w in
+                    w.key("access"); w.raws(r.access)
+                    w.field("hostPath", r.hostPath)
+                    w.field("path", r.path)
+                }
+            }
+            w.key("scopes"); w.raws(scopes)
+        }
+    }
+}
+
+extension MountStep {
+    func write(to w: inout PlanJSONWriter) {
+        w.object { w in
+            w.field("cwdRelative", cwdRelative)
+            w.field("destination", destination)
+            w.field("kind", kind)
+            w.field("optional", optional)
+            w.field("options", options)
+            w.field("origin", origin)
+            w.field("readOnly", readOnly)
+            w.field("source", source)
+            if let sourceIdentity {
+                w.key("sourceIdentity"); w.object { w in
+                    w.field("device", sourceIdentity.device)
+                    w.field("inode", sourceIdentity.inode)
+                }
+            }
+        }
+    }
+}
+
+extension NetworkPlan {
+    func write(to w: inout PlanJSONWriter) {
+        w.object { w in
+            w.key("allow"); w.array(allow) { w, a in
+                w.object { w in
+                    w.field("cidr", a.cidr)
+                    w.key("ports"); w.ints(a.ports)
+                    w.field("proto", a.proto)
+                }
+            }
+            w.field("dns", dns)
+            w.field("hosts", hosts)
+            w.field("mode", mode)
+            w.field("nftRuleset", nftRuleset)
+            w.field("resolvConf", resolvConf)
+            if let stub {
+                w.key("stub"); w.object { w in
+                    w.field("address", stub.address)
+                    w.field("denyResolved", stub.denyResolved)
+                    w.key("names"); w.array(stub.names) { w, n in
+                        w.object { w in
+                            w.field("host", n.host.description)
+                            w.key("ports"); w.ints(n.ports)
+                            w.field("proto", n.proto)
+                            w.field("set4", n.set4)
+                            w.field("set6", n.set6)
+                        }
+                    }
+                    w.key("ttl"); w.object { w in
+                        w.field("max", stub.ttl.max)
+                        w.field("min", stub.ttl.min)
+                    }
+                    w.field("upstream", stub.upstream)
+                    w.field("upstreamSource", stub.upstreamSource)
+                }
+            }
+        }
+    }
+}
+
+extension ProcessPlan {
+    func write(to w: inout PlanJSONWriter) {
+        w.object { w in
+            w.field("argv", argv)
+            w.field("env", env)
+            w.field("gid", gid)
+            w.field("graceMs", graceMs)
+            w.field("hostUID", hostUID)
+            w.field("hostname", hostname)
+            w.field("newSession", newSession)
+            w.key("rlimits"); w.array(rlimits) { w, r in
+                w.object { w in
+                    w.field("hard", r.hard)
+                    w.field("name", r.name)
+                    w.field("resource", r.resource)
+                    w.field("soft", r.soft)
+                }
+            }
+            w.field("searchPath", searchPath)
+            w.field("timeoutMs", timeoutMs)
+            w.field("uid", uid)
+            if let userNamespace {
+                w.key("userNamespace"); w.object { w in
+                    w.field("gidMap", userNamespace.gidMap)
+                    w.field("uidMap", userNamespace.uidMap)
+                }
+            }
+            w.field("workdir", workdir)
+        }
+    }
+}
+
+extension ResourcePlan {
+    func write(to w: inout PlanJSONWriter) {
+        w.object { w in
+            w.field("bestEffort", bestEffort)
+            w.field("cpuPeriodUs", cpuPeriodUs)
+            w.field("cpuQuotaUs", cpuQuotaUs)
+            w.field("ioWeight", ioWeight)
+            w.field("memoryBytes", memoryBytes)
+            w.field("pids", pids)
+            w.field("swapBytes", swapBytes)
+        }
+    }
+}
+
+extension SeccompPlan {
+    func write(to w: inout PlanJSONWriter) {
+        w.object { w in
+            w.field("arch", arch)
+            w.field("defaultAction", defaultAction)
+            w.field("defaultErrno", defaultErrno)
+            w.field("enabled", enabled)
+            w.field("onViolation", onViolation)
+            w.field("profile", profile)
+            w.key("rules"); w.array(rules) { w, r in
+                w.object { w in
+                    w.field("action", r.action)
+                    w.key("args"); w.array(r.args) { w, a in
+                        w.object { w in
+                            w.field("index", a.index)
+                            w.field("op", a.op)
+                            w.field("value", a.value)
+                            w.field("valueTwo", a.valueTwo)
+                        }
+                    }
+                    w.field("errno", r.errno)
+                    w.field("origin", r.origin)
+                    w.field("syscalls", r.syscalls)
+                }
+            }
+            w.field("rulesDigest", rulesDigest)
+            if let socketFamilies { w.key("socketFamilies"); w.raws(socketFamilies) }
+            w.key("syscallNumbers"); w.dictionary(syscallNumbers) { $0.int($1) }
+            w.field("unknownSyscalls", unknownSyscalls)
+        }
+    }
+}
