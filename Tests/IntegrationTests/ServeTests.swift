@@ -364,6 +364,11 @@ import Testing
             usleep(20_000)
         }
         guard let runId else { Issue.record("the run never started"); client.close(); return }
+        // `running` is recorded while the child still builds its root: wait for the
+        // command itself before cancelling.
+        while !Self.traces(of: runId, marker: marker).contains(where: { $0.hasPrefix("process") }) && Date() < deadline {
+            usleep(20_000)
+        }
         #expect(Self.traces(of: runId, marker: marker).contains { $0.hasPrefix("process") }, "the run has no process to cancel")
         client.close()
         var left = Self.traces(of: runId, marker: marker)
