@@ -145,6 +145,7 @@ public final class Executor {
     private var startedWallMs: UInt64 = 0
     private var egressDenied: [DeniedDestination] = []
     private var dnsRefusals: (kinds: [DNSRefusal], dropped: UInt64) = ([], 0)
+    private var sniRefusals: (kinds: [ServerNameRefusal], dropped: UInt64) = ([], 0)
     /// The syscall that ended the run under `on_violation = "kill"`.
     private var killedFor: String?
     /// Whether the fences were applied to anything: false for a run refused or failed
@@ -266,6 +267,7 @@ public final class Executor {
         let stats = cgroup?.stats()
         createdEntries = scanCreated(sources: sources, since: startedWall)
         egressDenied = network?.deniedDestinations() ?? []
+        sniRefusals = network?.serverNameRefusals() ?? ([], 0)
         dnsRefusals = network?.dnsRefusals() ?? ([], 0)
         if let f = ChildFailure(record: report) {
             let e = describe(f)
@@ -869,6 +871,10 @@ public final class Executor {
         if spawned, plan.network.stub != nil {
             result.dnsDenied = dnsRefusals.kinds.map(RunResult.DNSDenial.init)
             result.dnsDeniedDropped = dnsRefusals.dropped
+            if plan.network.stub?.names.contains(where: { $0.proto == "tcp" }) == true {
+                result.sniDenied = sniRefusals.kinds.map(RunResult.SNIDenial.init)
+                result.sniDeniedDropped = sniRefusals.dropped
+            }
         }
         result.createdEntries = createdEntries.paths
         result.createdEntriesTotal = createdEntries.total

@@ -75,6 +75,11 @@ public struct RunResult: Codable, Sendable, Equatable {
     public var dnsDenied: [DNSDenial]? = nil
     /// Refusals past those 256 entries, counted only here.
     public var dnsDeniedDropped: UInt64? = nil
+    /// Runs whose host rules open TCP ports: the flows the server name check reset,
+    /// one entry per (daddr, dport, name, reason), at most 256.
+    public var sniDenied: [SNIDenial]? = nil
+    /// Refusals past those 256 entries, counted only here.
+    public var sniDeniedDropped: UInt64? = nil
 
     /// The result of a run refused before anything was created (bad policy, a plan
     /// this host cannot satisfy): exit 125 and the reason, so `--result` always has
@@ -183,6 +188,30 @@ public struct RunResult: Codable, Sendable, Equatable {
                 hint = "\(r.type) records are not answered (only A and AAAA; HTTPS/SVCB would hide the server name); the client should fall back to A/AAAA"
             case .deniedAddress:
                 hint = "\(r.name) resolved to an address in network.deny_resolved (loopback, link-local/metadata, multicast, this host, the sandbox bridge, or a listed range); it was left out of the answer and not opened"
+            }
+        }
+    }
+
+    /// `sniDenied[]`: `{daddr, dport, name, reason, count, hint}`.
+    public struct SNIDenial: Codable, Sendable, Equatable {
+        public var daddr: String
+        public var dport: UInt16
+        public var name: String
+        public var reason: ServerNameRefusal.Reason
+        public var count: UInt64
+        public var hint: String
+
+        init(_ r: ServerNameRefusal) {
+            daddr = r.daddr; dport = r.dport; name = r.name; reason = r.reason; count = r.count
+            switch r.reason {
+            case .notResolved:
+                hint = "the connection to \(r.daddr):\(r.dport) named \(r.name), which did not resolve to that address in this run; connect by resolving \(r.name) itself (a shared address does not open other names)"
+            case .notAllowed:
+                hint = "the connection to \(r.daddr):\(r.dport) named \(r.name), which no rule allows on port \(r.dport); to reach it add network.allow = [{ host = \"\(r.name)\", ports = [\(r.dport)] }]"
+            case .noName:
+                hint = "the connection to \(r.daddr):\(r.dport) sent neither a TLS ClientHello with a server name nor an HTTP/1 request with one Host in its first segment; ports of host rules carry only those (open other protocols with a cidr rule)"
+            case .ech:
+                hint = "the connection to \(r.daddr):\(r.dport) used encrypted_client_hello, which hides the server name; disable ECH in the client"
             }
         }
     }

@@ -308,11 +308,13 @@ enum NetworkRules {
         }
         // Host rules: the addresses the stub put in the rule's sets. (The stub never
         // adds one in deny_resolved; these come after the protected ranges all the same.)
+        // A TCP flow they admit is marked for the server name check (`sandbox_sni`).
         for (i, rule) in net.allowHosts.enumerated() {
             let sets = nameSets(i)
             let ports = rule.ports.sorted().map(String.init).joined(separator: ", ")
-            lines.append("    ip daddr @\(sets.v4) \(rule.proto.rawValue) dport { \(ports) } goto admit")
-            lines.append("    ip6 daddr @\(sets.v6) \(rule.proto.rawValue) dport { \(ports) } goto admit")
+            let mark = rule.proto == .tcp ? "ct mark set \(hex(NftRunTable.sniPending)) " : ""
+            lines.append("    ip daddr @\(sets.v4) \(rule.proto.rawValue) dport { \(ports) } \(mark)goto admit")
+            lines.append("    ip6 daddr @\(sets.v6) \(rule.proto.rawValue) dport { \(ports) } \(mark)goto admit")
         }
         for rule in broad { lines.append(allowLine(rule)) }
         lines.append("    goto refuse")
@@ -361,6 +363,38 @@ enum NetworkRules {
         lines.append("    counter drop")
         lines.append("  }")
         lines.append("}")
+        if net.allowHosts.contains(where: { $0.proto == .tcp }) { lines += serverNameTables() }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    static func hex(_ v: UInt32) -> String { "0x" + String(v, radix: 16) }
+
+    /// The server name check (Docs/network.md): after the run's own chain, a flow a
+    /// host rule marked pending has its packets queued to the supervisor until one
+    /// with data decides; the verdict comes back as the packet's mark on a repeat of
+    /// this chain and becomes the flow's: passed (never queued again) or refused
+    /// (this and every later packet answered with a reset). The queue rule itself is
+    /// appended by the supervisor (`ServerNameCheck`, an x_tables NFQUEUE target: this
+    /// kernel need not have nft's `queue`), without bypass; until it is there, and
+    /// whenever nobody reads the queue, pending flows' packets are dropped (policy
+    /// drop). Separate ip and ip6 tables: x_tables targets need a family.
+    static func serverNameTables() -> [String] {
+        let (pending, passed, refused) = (hex(NftRunTable.sniPending), hex(NftRunTable.sniPassed), hex(NftRunTable.sniRefused))
+        var lines: [String] = []
+        for family in ["ip", "ip6"] {
+            lines.append("table \(family) \(NftRunTable.sniTable) {")
+            lines.append("  chain \(NftRunTable.sniChain) {")
+            lines.append("    type filter hook output priority filter + 1; policy drop;")
+            // The reset a reject makes for the client comes back through this hook, on
+            // lo, in the refused flow: it must pass.
+            lines.append("    oifname \"lo\" accept")
+            lines.append("    ct mark \(refused) meta l4proto tcp reject with tcp reset")
+            lines.append("    ct mark != \(pending) accept")
+            lines.append("    meta mark \(passed) ct mark set \(passed) accept")
+            lines.append("    meta mark \(refused) meta l4proto tcp ct mark set \(refused) reject with tcp reset")
+            lines.append("  }")
+            lines.append("}")
+        }
+        return lines
     }
 }

@@ -23,6 +23,41 @@ public enum NftRunTable {
     public static let deniedSetV4 = "denied4"
     public static let deniedSetV6 = "denied6"
     public static let deniedSets = [deniedSetV4, deniedSetV6]
+
+    /// The server name check (Docs/network.md): `table ip`/`ip6 sandbox_sni`, chain
+    /// `output` after the run's own, where the supervisor appends the queue rule.
+    public static let sniTable = "sandbox_sni"
+    public static let sniChain = "output"
+    /// Conntrack marks of a host rule's TCP flows: not yet checked (set when the
+    /// rule admits the SYN), checked and passed, refused. A packet mark with the
+    /// passed or refused value is the supervisor's verdict on a repeated packet.
+    public static let sniPending: UInt32 = 0x5a1
+    public static let sniPassed: UInt32 = 0x5a2
+    public static let sniRefused: UInt32 = 0x5a3
+}
+
+/// A flow the server name check refused, with how often (the run result's `sniDenied`).
+public struct ServerNameRefusal: Sendable, Equatable, Hashable {
+    public enum Reason: String, Sendable, Codable {
+        /// The name is allowed on this port but did not resolve to this address in this run.
+        case notResolved = "not_resolved"
+        /// No host rule admits the name on this port.
+        case notAllowed = "not_allowed"
+        /// No name in the first data: not a TLS ClientHello or HTTP/1 request, or one
+        /// whose server name is not in its first segment.
+        case noName = "no_name"
+        /// A ClientHello with encrypted_client_hello (the real name is hidden).
+        case ech = "ech"
+    }
+    public var daddr: String
+    public var dport: UInt16
+    /// The name the flow claimed (TLS server_name or HTTP Host); empty for `no_name`, `ech`.
+    public var name: String
+    public var reason: Reason
+    public var count: UInt64
+    public init(daddr: String, dport: UInt16, name: String, reason: Reason, count: UInt64) {
+        self.daddr = daddr; self.dport = dport; self.name = name; self.reason = reason; self.count = count
+    }
 }
 
 /// The nft table every egress run shares on the host (forward and masquerade for

@@ -164,8 +164,17 @@ struct HostRuleRulesetTests {
         let r = (plan.network.nftRuleset ?? "").split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
         let lo = try #require(r.firstIndex(of: "oifname \"lo\" accept"))
         #expect(r[lo + 1] == "meta l4proto { tcp, udp } th dport { 53, 853 } goto refuse")
-        #expect(r.contains("ip daddr @name0_4 tcp dport { 8080 } goto admit"))
-        #expect(r.contains("ip6 daddr @name1_6 tcp dport { 443 } goto admit"))
+        // TCP flows of host rules are marked for the server name check.
+        #expect(r.contains("ip daddr @name0_4 tcp dport { 8080 } ct mark set 0x5a1 goto admit"))
+        #expect(r.contains("ip6 daddr @name1_6 tcp dport { 443 } ct mark set 0x5a1 goto admit"))
+        // Its tables: after the run's own chain, fail closed (policy drop; the queue rule
+        // the supervisor appends has no bypass), a refused flow reset.
+        let text = plan.network.nftRuleset ?? ""
+        #expect(text.contains("table ip sandbox_sni {") && text.contains("table ip6 sandbox_sni {"))
+        #expect(r.filter { $0 == "type filter hook output priority filter + 1; policy drop;" }.count == 2)
+        #expect(r.contains("ct mark != 0x5a1 accept") && r.contains("meta mark 0x5a2 ct mark set 0x5a2 accept"))
+        #expect(r.contains("ct mark 0x5a3 meta l4proto tcp reject with tcp reset"))
+        #expect(!text.contains("bypass") && !text.contains("queue"))
         #expect(r.contains("set name1_4 {") && r.contains("flags timeout"))
         // UDP 443 only by the CIDR rule.
         #expect(r.filter { $0.contains("udp dport { 443 }") } == ["ip daddr 198.51.100.0/24 udp dport { 443 } goto admit"])

@@ -9,7 +9,11 @@ public struct DNSStubConfig: Sendable {
         /// The rule's nft sets in the run's table (IPv4, IPv6).
         public var set4: String
         public var set6: String
-        public init(host: HostPattern, set4: String, set6: String) { self.host = host; self.set4 = set4; self.set6 = set6 }
+        /// The TCP ports the rule opens (what the server name check compares).
+        public var tcpPorts: [UInt16]
+        public init(host: HostPattern, set4: String, set6: String, tcpPorts: [UInt16] = []) {
+            self.host = host; self.set4 = set4; self.set6 = set6; self.tcpPorts = tcpPorts
+        }
     }
     /// Where it listens inside the run's namespace (127.0.0.53), UDP and TCP port 53.
     public var address: String
@@ -59,6 +63,9 @@ public final class DNSStub: @unchecked Sendable {
     private var dropped: UInt64 = 0
     /// "set address" → when the entry the stub made expires (monotonic seconds).
     private var expiries: [String: Double] = [:]
+    /// "address name" → until when the name resolved to the address in this run (the
+    /// server name check's question, `resolved(_:to:)`).
+    private var resolved: [String: Double] = [:]
     /// Questions a run may have sent upstream per second, and the burst: the stub
     /// must not let a run make the host flood its resolver (over it: SERVFAIL).
     static let upstreamRate = 100
@@ -268,6 +275,7 @@ public final class DNSStub: @unchecked Sendable {
         if !opened.isEmpty {
             do {
                 let lifetimes = try open(opened, rules: rules)
+                remember(q.name, lifetimes)
                 // No client may keep an address longer than its entry lives.
                 for i in kept.indices where kept[i].type == q.type {
                     if let left = lifetimes[kept[i].data] { kept[i].ttl = min(kept[i].ttl, left) }
@@ -277,6 +285,30 @@ public final class DNSStub: @unchecked Sendable {
             }
         }
         return DNSMessage.reply(to: q, rcode: .noError, answers: kept, limit: limit)
+    }
+
+    /// Records that `name` resolved to these addresses, for as long as the entries live.
+    private func remember(_ name: String, _ lifetimes: [[UInt8]: UInt32]) {
+        let now = Self.now()
+        lock.lock(); defer { lock.unlock() }
+        if resolved.count > 4 * Self.maxRememberedEntries { resolved = resolved.filter { $0.value > now } }
+        for (address, left) in lifetimes {
+            guard let text = AddressRange.format(address) else { continue }
+            let key = "\(text) \(name)"
+            resolved[key] = max(resolved[key] ?? 0, now + Double(left))
+        }
+    }
+
+    /// Whether the server name check may pass a flow to `address` port `port` that
+    /// names `name`: `.notAllowed` when no host rule admits the name on that TCP port,
+    /// `.notResolved` when one does but the name did not resolve to the address in
+    /// this run (or its entry has expired); nil: it may pass.
+    public func refusal(name: String, address: [UInt8], port: UInt16) -> ServerNameRefusal.Reason? {
+        guard config.names.contains(where: { $0.host.matches(name) && $0.tcpPorts.contains(port) }) else { return .notAllowed }
+        guard let text = AddressRange.format(address) else { return .notResolved }
+        lock.lock(); defer { lock.unlock() }
+        guard let until = resolved["\(text) \(name)"], until > Self.now() else { return .notResolved }
+        return nil
     }
 
     /// The upstream rate: a token per question sent on, `upstreamRate` a second, at

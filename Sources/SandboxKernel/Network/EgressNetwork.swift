@@ -67,12 +67,14 @@ public final class EgressNetwork {
     private let netns: OwnedFD
     /// The run's resolver when its policy names hosts (Docs/network.md, "Names").
     private let stub: DNSStub?
+    /// The server name check of the host rules' TCP flows (with the stub).
+    private let serverNames: ServerNameCheck?
 
     private var tornDown = false
 
     private init(config: EgressConfig, hostInterface: String, address: IPv4, bridge: Bridge,
-                 netns: OwnedFD, stub: DNSStub?, setUpMicroseconds: UInt64) {
-        runId = config.runId; runDir = config.runDir; self.stub = stub
+                 netns: OwnedFD, stub: DNSStub?, serverNames: ServerNameCheck?, setUpMicroseconds: UInt64) {
+        runId = config.runId; runDir = config.runDir; self.stub = stub; self.serverNames = serverNames
         self.hostInterface = hostInterface
         self.address = address.description; gateway = bridge.gateway.description; prefixLength = bridge.prefixLength
         self.netns = netns; self.setUpMicroseconds = setUpMicroseconds
@@ -163,9 +165,17 @@ public final class EgressNetwork {
             // 4. The DNS stub on the namespace's lo (up now), before the command runs.
             let stub = try config.stub.map { try DNSStub.start($0, netnsFD: netns) }
             undo.append { stub?.stop() }
+            // 5. The server name check, when a host rule opens TCP ports: its queue
+            // rule and reader, before the command runs (until then the ruleset drops
+            // what would be queued). The queue is numbered after the run's address.
+            var serverNames: ServerNameCheck? = nil
+            if let stub, config.stub?.names.contains(where: { !$0.tcpPorts.isEmpty }) == true {
+                serverNames = try ServerNameCheck.start(queue: UInt16(truncatingIfNeeded: address.value), netnsFD: netns, stub: stub)
+            }
+            undo.append { serverNames?.stop() }
 
             return EgressNetwork(config: config, hostInterface: name, address: address,
-                                 bridge: bridge, netns: netnsOwner, stub: stub,
+                                 bridge: bridge, netns: netnsOwner, stub: stub, serverNames: serverNames,
                                  setUpMicroseconds: Clock.monotonicUs() - started)
         } catch {
             while let step = undo.popLast() { step() }
@@ -259,6 +269,13 @@ public final class EgressNetwork {
         return stub.refusals()
     }
 
+    /// The flows the server name check refused. Stops it: call when the run is over.
+    public func serverNameRefusals() -> (kinds: [ServerNameRefusal], dropped: UInt64) {
+        guard let serverNames else { return ([], 0) }
+        serverNames.stop()
+        return serverNames.refusals()
+    }
+
     /// The denied destinations with their packet counts; [] if they cannot be read
     /// (the error is in `readDeniedDestinations`). Call before `tearDown`.
     public func deniedDestinations() -> [DeniedDestination] {
@@ -337,6 +354,7 @@ public final class EgressNetwork {
     public func tearDown() {
         guard !tornDown else { return }
         tornDown = true
+        serverNames?.stop()
         stub?.stop()
         Lease.release(runDir: runDir)
         netns.close()

@@ -1,0 +1,154 @@
+import CSandbox
+import Foundation
+import Glibc
+import SandboxVocabulary
+
+/// The server name check (Docs/network.md, "The server name check"): the first data
+/// of every TCP flow a host rule admitted comes to the supervisor through an
+/// nfnetlink_queue of the run's namespace; it passes when the TLS server_name (or
+/// HTTP Host) it carries is a name that resolved to that destination in this run and
+/// that a rule allows on that port, else the flow is reset. The verdict goes back as
+/// a packet mark on a repeated packet, which the ruleset turns into the flow's
+/// conntrack mark: later packets never come here. No proxy: the data stays in the
+/// kernel. No bypass: while nothing reads the queue, its packets are dropped.
+public final class ServerNameCheck: @unchecked Sendable {
+    /// Distinct (address, port, name, reason) kept for the result.
+    static let maxRefusalKinds = 256
+    /// Flows remembered with their verdict, for segments queued before the verdict
+    /// reached the kernel (the rest of a ClientHello).
+    static let maxFlows = 4096
+    /// Bytes of each packet copied up: a first segment is at most an MSS.
+    static let copyRange: UInt32 = 65535
+
+    let queue: UInt16
+    private let socket: OwnedFD
+    private let stub: DNSStub
+    private let stopPipe: (read: OwnedFD, write: OwnedFD)
+    private let lock = NSLock()
+    private var counts: [String: ServerNameRefusal] = [:]
+    private var order: [String] = []
+    private var dropped: UInt64 = 0
+    private var flows: [[UInt8]: Bool] = [:]
+    private let serving = DispatchSemaphore(value: 0)
+    private var stopped = false
+
+    /// Appends the queue rule to the run's `sandbox_sni` chains and binds the queue,
+    /// inside `netnsFD`. `queue`: a number of the run's own (queues are per namespace
+    /// anyway; the run's address makes it unique on the host too).
+    public static func start(queue: UInt16, netnsFD: Int32, stub: DNSStub) throws -> ServerNameCheck {
+        let fd = try Netns.run(in: netnsFD) { () throws -> Int32 in
+            // NFPROTO_IPV4, NFPROTO_IPV6
+            for (family, name) in [(Int32(2), "ip"), (Int32(10), "ip6")] {
+                let r = sbx_nft_append_queue_rule(family, NftRunTable.sniTable, NftRunTable.sniChain, queue)
+                guard r == 0 else {
+                    throw KernelError(operation: "nft add rule (NFQUEUE)", subject: "\(name) \(NftRunTable.sniTable) \(NftRunTable.sniChain)", errno: -r)
+                }
+            }
+            let fd = sbx_nfq_open(queue, copyRange)
+            guard fd >= 0 else { throw KernelError(operation: "nfnetlink_queue bind", subject: "queue \(queue)", errno: -fd) }
+            return fd
+        }
+        var p: [Int32] = [-1, -1]
+        guard pipe(&p) == 0 else {
+            let e = errno
+            Glibc.close(fd)
+            throw KernelError(operation: "pipe", subject: "server name check", errno: e)
+        }
+        for end in p { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
+        let check = ServerNameCheck(queue: queue, socket: OwnedFD(fd), stub: stub, stopPipe: (OwnedFD(p[0]), OwnedFD(p[1])))
+        let thread = Thread { check.serve(); check.serving.signal() }
+        thread.name = "sni-check"
+        thread.start()
+        return check
+    }
+
+    private init(queue: UInt16, socket: OwnedFD, stub: DNSStub, stopPipe: (read: OwnedFD, write: OwnedFD)) {
+        self.queue = queue; self.socket = socket; self.stub = stub; self.stopPipe = stopPipe
+    }
+
+    deinit { socket.close(); stopPipe.read.close(); stopPipe.write.close() }
+
+    /// Stops reading (idempotent). Packets queued after it are dropped by the kernel.
+    public func stop() {
+        lock.lock()
+        let first = !stopped
+        stopped = true
+        lock.unlock()
+        guard first else { return }
+        var byte: UInt8 = 1
+        _ = write(stopPipe.write.raw, &byte, 1)
+        serving.wait()
+    }
+
+    /// The refusals so far, most frequent first.
+    public func refusals() -> (kinds: [ServerNameRefusal], dropped: UInt64) {
+        lock.lock(); defer { lock.unlock() }
+        let list = order.compactMap { counts[$0] }.sorted { ($1.count, $0.daddr, $0.name) < ($0.count, $1.daddr, $1.name) }
+        return (list, dropped)
+    }
+
+    private func serve() {
+        var buffer = [UInt8](repeating: 0, count: Int(Self.copyRange) + 4096)
+        while true {
+            var fds = [pollfd(fd: socket.raw, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: stopPipe.read.raw, events: Int16(POLLIN), revents: 0)]
+            let r = poll(&fds, 2, -1)
+            if r < 0 { if errno == EINTR { continue } else { return } }
+            if fds[1].revents != 0 { return }
+            while true {
+                var id: UInt32 = 0, offset: UInt32 = 0, length: UInt32 = 0
+                let got = buffer.withUnsafeMutableBytes {
+                    sbx_nfq_receive(socket.raw, $0.baseAddress!.assumingMemoryBound(to: UInt8.self), $0.count, &id, &offset, &length)
+                }
+                if got == -EAGAIN || got == -EWOULDBLOCK { break }
+                if got == -EINTR || got == -ENOBUFS || got == 0 { continue }  // ENOBUFS: the kernel dropped some (fail closed)
+                if got < 0 { return }
+                let (verdict, mark) = decide(buffer[Int(offset)..<Int(offset + length)])
+                _ = sbx_nfq_verdict(socket.raw, queue, id, verdict, mark)
+            }
+        }
+    }
+
+    static let accept: UInt32 = 1    // NF_ACCEPT
+    static let drop: UInt32 = 0      // NF_DROP
+    static let repeatHook: UInt32 = 4  // NF_REPEAT: the chain again, with the mark set
+
+    /// The verdict on one queued packet: a segment without data (the handshake, a
+    /// bare ACK or FIN) passes and the flow stays unchecked; the first data decides
+    /// for the flow.
+    func decide(_ packet: ArraySlice<UInt8>) -> (verdict: UInt32, mark: UInt32) {
+        guard let segment = TCPSegment(packet) else { return (Self.drop, 0) }
+        if segment.payload.isEmpty { return (Self.accept, 0) }
+        let flow = segment.flow
+        lock.lock()
+        let known = flows[flow]
+        lock.unlock()
+        if let known { return (Self.repeatHook, known ? NftRunTable.sniPassed : NftRunTable.sniRefused) }
+        let daddr = AddressRange.format(segment.destination) ?? "?"
+        var refusal: (name: String, reason: ServerNameRefusal.Reason)? = nil
+        switch ServerName.claim(segment.payload) {
+        case .tls(let name), .http(let name):
+            if let reason = stub.refusal(name: name, address: segment.destination, port: segment.destinationPort) {
+                refusal = (name, reason)
+            }
+        case .unreadable(let why):
+            refusal = ("", why == .ech ? .ech : .noName)
+        }
+        lock.lock()
+        if flows.count >= Self.maxFlows { flows.removeAll() }
+        flows[flow] = refusal == nil
+        if let refusal {
+            let key = "\(daddr)\u{0}\(segment.destinationPort)\u{0}\(refusal.name)\u{0}\(refusal.reason.rawValue)"
+            if counts[key] != nil {
+                counts[key]!.count += 1
+            } else if counts.count < Self.maxRefusalKinds {
+                counts[key] = ServerNameRefusal(daddr: daddr, dport: segment.destinationPort, name: refusal.name, reason: refusal.reason, count: 1)
+                order.append(key)
+            } else {
+                dropped += 1
+            }
+        }
+        lock.unlock()
+        return (Self.repeatHook, refusal == nil ? NftRunTable.sniPassed : NftRunTable.sniRefused)
+    }
+}
