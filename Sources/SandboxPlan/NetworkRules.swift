@@ -79,9 +79,12 @@ enum NetworkRules {
         (max(1, maxConnections / 8), max(1, maxConnections))
     }
 
+    /// Every run gets an /etc/hosts that names localhost (v4 and v6): a resolver with
+    /// `hosts: files` in nsswitch.conf answers it in any network mode, rootless too;
+    /// `network.hosts` adds names. (PlanCompiler leaves it out where the policy binds
+    /// the host's /etc or /etc/hosts itself and adds no names.)
     static func hostsFile(_ net: NetworkPolicy) -> String? {
-        guard !net.hosts.isEmpty else { return nil }
-        var text = "127.0.0.1 localhost\n::1 localhost\n"
+        var text = "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n"
         for name in net.hosts.keys.sorted() { text += "\(net.hosts[name]!) \(name)\n" }
         return text
     }

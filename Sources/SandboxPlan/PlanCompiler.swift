@@ -25,8 +25,14 @@ public struct PlanCompiler {
         var notApplied: [String] = []
 
         // Rendered once: the mount list and the Landlock rules need its files too.
-        let network = try NetworkRules.plan(policy.network, hostAddresses: host.hostAddresses,
+        var network = try NetworkRules.plan(policy.network, hostAddresses: host.hostAddresses,
                                             hostResolvers: host.hostResolvers)
+        // A policy that binds the host's /etc or /etc/hosts and names no hosts of its
+        // own keeps the host's file.
+        if policy.network.hosts.isEmpty,
+           (policy.filesystem.ro + policy.filesystem.rw).contains(where: { $0.raw == "/etc" || $0.raw == "/etc/hosts" }) {
+            network.hosts = nil
+        }
         let process = try ctx.processPlan(argv: argv)
         // The trust checks (TrustCheck.swift) run before the search for sockets under
         // ro binds: a reserved path is refused as such, not after (or as) a walk of

@@ -440,6 +440,32 @@ import Testing
     /// Issue 14 item 4: `sandbox ps` prints one line per run whatever its argv holds:
     /// a newline, a carriage return or an escape sequence in an argument is printed
     /// escaped, never raw (a raw one breaks the table, or moves the terminal's cursor).
+    /// Issue 18, acceptance 4: `localhost` resolves under every shipped policy, in
+    /// every network mode: each run gets an /etc/hosts naming it (v4 and v6); a policy
+    /// that binds the host's /etc/hosts and adds no names keeps the host's file.
+    /// Control: without the file (`mask = ["/etc/hosts"]`) getent finds nothing.
+    @Test func localhostResolvesUnderEveryShippedPolicy() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let dir = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let names = try FileManager.default.contentsOfDirectory(atPath: "\(Harness.repoRoot)/Policies")
+            .filter { $0.hasSuffix(".toml") }.sorted()
+        #expect(names.count >= 5, "\(names)")
+        for name in names {
+            let out = try Harness.exec(policy: "\(Harness.repoRoot)/Policies/\(name)",
+                                       ["python3", "-c", "import socket; print(socket.gethostbyname('localhost'), socket.getaddrinfo('localhost', 80, socket.AF_INET6)[0][4][0])"],
+                                       cwd: dir)
+            #expect(out.status == 0 && out.stdout == "127.0.0.1 ::1\n", "\(name): \(out.status) \(out.stdout) \(out.stderr)")
+        }
+        let masked = Harness.policy("""
+            extends = ["\(Harness.repoRoot)/Policies/strict.toml"]
+            [filesystem]
+            mask = ["/etc/hosts"]
+            """, in: dir)
+        let out = try Harness.exec(policy: masked, ["getent", "hosts", "localhost"], cwd: dir)
+        #expect(out.status != 0 && out.stdout.isEmpty, "\(out.status) \(out.stdout)")
+    }
+
     @Test func psKeepsOneLinePerRun() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
         let dir = Harness.tempDir()

@@ -124,7 +124,7 @@ let simple = """
         let summary = plan.mounts.map(\.summary)
         #expect(summary == [
             "symlink /bin -> usr/bin", "symlink /lib -> usr/lib", "tmpfs /tmp", "bind /usr -> /usr (ro)",
-            "bind /work/proj -> /work/proj (rw)", "proc /proc", "dev /dev", "protect /work/proj/.git", "mask /etc/shadow",
+            "bind /work/proj -> /work/proj (rw)", "proc /proc", "dev /dev", "file /etc/hosts", "protect /work/proj/.git", "mask /etc/shadow",
         ])
         #expect(plan.process.workdir == "/work/proj")
     }

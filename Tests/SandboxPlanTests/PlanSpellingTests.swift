@@ -15,14 +15,14 @@ struct PlanSpellingTests {
     /// seccomp rules that keep signals off PID 1 (Landlock's signal scope) and
     /// connect(2) through the supervisor in network modes none and loopback.
     static let goldenDigests: [String: String] = [
-        "base root": "af5ef5714223f3f02eb729a3cb36884fda9adfaf9d303de854a71d2bf70dc700",
-        "base rootless": "0eb42b0e63c815fa2219ce45d36daea7cc75255694d10cdbda714bc6a2262009",
-        "agent root": "cb33b4bda7ccb1c40b0886104119d2c14c0b9ea0fa5f3df73534223c6eac5e22",
-        "agent rootless": "fc7870f71d7d59b9452135fb9a0421d0c71a9c494f09044627f7946229154f56",
-        "agent-net root": "a947ebe0f19c08c40f1396b1928fece550661a808c27a7f625b693f782c2562e",
-        "ci-build root": "428ce954ee168ed686b535ca89a07a08f63be2d07e705ef794ae3f54f68f5def",
-        "strict root": "9e8d9944540738cacbb74f7ad13bab2ce80c26a756d94c63db1baaee8fef20c6",
-        "strict rootless": "b5368bf5ce98ce67a6a24de736a67552d396ed7d095b90772205911e9e4ea5b6",
+        "base root": "5469990e6b781dd3360034ecaafe66ee27e49915af4380c5e3a8f98403348c10",
+        "base rootless": "8c0c041cbab7c1f84f7241138194ca010aa6f47cbed0e87294c6cc54617cd3e3",
+        "agent root": "24877daa0f2bf819db8a109578b2fdd718bd555eedf40cbb07d4bb3586155312",
+        "agent rootless": "b1a49a6b32644b3b6e4de434cb8b4b5cc52e510f8d9c8cc4ced3dd3f1b5b7802",
+        "agent-net root": "98f3543607f1bb5b04a4e940763062fc8c7e3551b016bbd5057cdc1a1e4b75da",
+        "ci-build root": "5dfbda09fccc789a1c62280fe55eb396fa1fcaa8567a91528bad73214a79f4e8",
+        "strict root": "e36f597e509dcdd1279ac5a515b1fa997efa87d76fb17347bf345ca2d1cc4a03",
+        "strict rootless": "d1beb60df96448326c9c70c9e0cf7ea4289f0e13b5ae7420cc2e75cdf06deddc",
     ]
 
     static func shippedPlans() throws -> [(String, RunPlan)] {
