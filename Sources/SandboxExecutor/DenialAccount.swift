@@ -209,7 +209,8 @@ struct DenialAccount {
 
     /// The account, merged by (kind, what, detail), in kind then name order.
     /// `startedWallMs`: the run's start on CLOCK_REALTIME (audit records' clock).
-    func denials(egress: [DeniedDestination], dns: [DNSRefusal] = [], startedWallMs: UInt64) -> [RunResult.Denial] {
+    func denials(egress: [DeniedDestination], dns: [DNSRefusal] = [], serverNames: [ServerNameRefusal] = [],
+                 startedWallMs: UInt64) -> [RunResult.Denial] {
         var out: [RunResult.Denial] = []
         func add(_ d: RunResult.Denial) {
             if let i = out.firstIndex(where: { $0.kind == d.kind && $0.what == d.what && $0.detail == d.detail }) {
@@ -284,6 +285,21 @@ struct DenialAccount {
             case .deniedAddress: why = "answer in network.deny_resolved: left out, not opened"
             }
             add(RunResult.Denial(kind: .dns, what: r.name, detail: "\(r.type): \(why)",
+                                 count: Int(clamping: r.count), first: nil, hint: d.hint))
+        }
+        // The server name check's resets (also `sniDenied`): a flow to a host rule's
+        // port whose TLS server_name / HTTP Host did not earn that destination.
+        for r in serverNames {
+            let d = RunResult.SNIDenial(r)
+            let claimed = r.name.isEmpty ? "no server name" : "server name \(r.name)"
+            let why: String
+            switch r.reason {
+            case .notResolved: why = "not resolved to this address in this run"
+            case .notAllowed: why = "not an allowed name on this port"
+            case .noName: why = "no TLS server_name or HTTP Host in the first data"
+            case .ech: why = "encrypted ClientHello (the real name is hidden)"
+            }
+            add(RunResult.Denial(kind: .egress, what: "\(r.daddr):\(r.dport)/tcp", detail: "\(claimed): \(why) (reset)",
                                  count: Int(clamping: r.count), first: nil, hint: d.hint))
         }
         let order = DenialKind.allCases

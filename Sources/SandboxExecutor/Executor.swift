@@ -865,6 +865,7 @@ public final class Executor {
         result.violationsDropped = account.violations.dropped
         if spawned {
             result.denials = account.denials(egress: egressDenied, dns: plan.network.stub != nil ? dnsRefusals.kinds : [],
+                                             serverNames: plan.network.stub != nil ? sniRefusals.kinds : [],
                                              startedWallMs: startedWallMs)
             result.notApplied += account.notObserved
         }

@@ -151,6 +151,11 @@ import Testing
             #expect(denied.contains { $0.name == "" && $0.reason == "no_name" && $0.count == 1 }, "\(denied)")
             #expect(!denied.contains { $0.name == "a.test" }, "\(denied)")
             #expect((out.result?["sniDenied"] as? [[String: Any]])?.allSatisfy { ($0["hint"] as? String)?.isEmpty == false } == true)
+            // The same resets in the one denial account (kind egress), with their hints.
+            let account = (out.result?["denials"] as? [[String: Any]] ?? []).filter {
+                $0["kind"] as? String == "egress" && $0["what"] as? String == "\(web.address):8443/tcp" }
+            #expect(account.contains { ($0["detail"] as? String)?.hasPrefix("server name b.test: not resolved") == true && $0["count"] as? Int == 1 }, "\(account)")
+            #expect(account.contains { ($0["detail"] as? String)?.hasPrefix("server name c.test: not an allowed name") == true && $0["count"] as? Int == 2 }, "\(account)")
             // The result with sniDenied matches Docs/schemas/run-result.schema.json.
             let sample = "\(dir)/sni-result.json"
             try out.resultBytes?.write(to: URL(fileURLWithPath: sample))
