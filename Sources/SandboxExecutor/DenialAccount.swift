@@ -280,6 +280,7 @@ struct DenialAccount {
             let d = RunResult.DNSDenial(r)
             let why: String
             switch r.reason {
+            case .notAllowed where !r.nameIsHostName: why = "not a valid host name: NXDOMAIN, not asked upstream"
             case .notAllowed: why = "not an allowed name: NXDOMAIN, not asked upstream"
             case .recordType: why = "record type not answered"
             case .deniedAddress: why = "answer in network.deny_resolved: left out, not opened"

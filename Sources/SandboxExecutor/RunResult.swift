@@ -182,6 +182,8 @@ public struct RunResult: Codable, Sendable, Equatable {
         init(_ r: DNSRefusal) {
             name = r.name; type = r.type; reason = r.reason; count = r.count
             switch r.reason {
+            case .notAllowed where !r.nameIsHostName:
+                hint = "the name is not a valid host name (shown escaped, RFC 1035 \\DDD); answered NXDOMAIN, not asked upstream; no rule can allow it"
             case .notAllowed:
                 hint = "\(r.name) is not an allowed name (answered NXDOMAIN, not asked upstream); to reach it add network.allow = [{ host = \"\(r.name)\", ports = [PORT] }]"
             case .recordType:

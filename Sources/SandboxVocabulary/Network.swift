@@ -84,4 +84,13 @@ public struct DNSRefusal: Sendable, Equatable, Hashable {
     public var type: String
     public var reason: Reason
     public var count: UInt64
+
+    /// The name is a host name: labels of letters, digits, "-" and "_" only. The stub
+    /// shows any other name escaped (RFC 1035 `\DDD`); such a name is never repeated
+    /// inside a suggested policy edit, which it could otherwise forge (red-team F3).
+    public var nameIsHostName: Bool {
+        !name.isEmpty && name.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in
+            !label.isEmpty && label.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7a) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2d || $0 == 0x5f }
+        }
+    }
 }

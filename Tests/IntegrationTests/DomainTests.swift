@@ -324,6 +324,43 @@ import Testing
         }
     }
 
+    /// A query name that is not a host name (a quote, newline, escape byte) reaches the
+    /// result escaped (RFC 1035 `\DDD`) and with no suggested policy edit, which it
+    /// could otherwise forge (red-team F3). Control: a host name not allowed gets the
+    /// "add host" hint.
+    @Test func aNameThatIsNotAHostNameForgesNoHint() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        try Self.withHosts(records: { ["ok.test=\($0.address)"] }) { dns, server, _, dir, probe in
+            let policy = Self.policy(in: dir, """
+                allow = [{ host = "ok.test", ports = [8080] }]
+                upstream_dns = ["\(dns.address)"]
+                """)
+            let forged = "x\", ports = [1] }]\nnetwork.allow = [{ cidr = \"0.0.0.0/0\u{1b}.test"
+            let attempts = ["q:\(forged):1", "q:bad.test:1"]
+            let out = try Harness.exec(policy: policy, ["python3", probe] + attempts, cwd: dir, timeout: 90)
+            let r = EgressTests.results(out.stdout)
+            #expect(r["q:bad.test:1"] == "rcode:3,an:0", "\(out.stdout) \(out.stderr)")
+            let escaped = #"x\034\044\032ports\032\061\032\0911\093\032\125\093\010network.allow\032\061\032\091\123\032cidr\032\061\032\0340.0.0.0\0470\027.test"#
+            let denials = out.result?["denials"] as? [[String: Any]] ?? []
+            let dnsDenied = out.result?["dnsDenied"] as? [[String: Any]] ?? []
+            let entry = dnsDenied.first { $0["name"] as? String == escaped }
+            #expect(entry?["reason"] as? String == "not_allowed", "\(dnsDenied)")
+            let d = denials.first { $0["kind"] as? String == "dns" && $0["what"] as? String == escaped }
+            #expect((d?["detail"] as? String)?.contains("not a valid host name") == true, "\(denials)")
+            for hint in [entry?["hint"] as? String, d?["hint"] as? String] {
+                #expect(hint?.contains("not a valid host name") == true, "\(String(describing: hint))")
+                #expect(hint?.contains("network.allow") == false && hint?.contains("0.0.0.0") == false, "\(String(describing: hint))")
+            }
+            // No refusal in the result carries the client's bytes as they were (argv does).
+            let raw = String(decoding: try JSONSerialization.data(withJSONObject: [denials, dnsDenied]), as: UTF8.self)
+            #expect(raw.contains("bad.test") && !raw.contains("cidr = \\\"0.0.0.0") && !raw.contains("\\u001b"), "\(raw)")
+            // Control: a host name not allowed is told how to allow it.
+            let bad = dnsDenied.first { $0["name"] as? String == "bad.test" }
+            #expect((bad?["hint"] as? String)?.contains("network.allow = [{ host = \"bad.test\"") == true, "\(dnsDenied)")
+            #expect(server.questions.isEmpty, "\(server.questions)")
+        }
+    }
+
     /// UDP 443 (QUIC) stays closed to a name's address; a CIDR rule opens it (control).
     @Test func quicIsClosedUnlessACIDRRuleOpensIt() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }

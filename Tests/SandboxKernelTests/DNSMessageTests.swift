@@ -28,6 +28,15 @@ import Testing
         var dotted = Self.query("xok.test")
         dotted[13] = UInt8(ascii: ".")
         #expect(DNSMessage.parseQuery(dotted)?.nameIsHostname == false)
+        #expect(DNSMessage.parseQuery(dotted)?.name == "\\046ok.test")
+    }
+
+    /// A name with bytes no host name holds is shown escaped (RFC 1035 `\DDD`): a
+    /// quote, newline or escape byte from the client never reaches the result as such.
+    @Test func aNameThatIsNotAHostNameIsEscaped() throws {
+        let q = try #require(DNSMessage.parseQuery(Self.query("A\"b\n\u{1b}.Test")))
+        #expect(q.name == "a\\034b\\010\\027.test" && !q.nameIsHostname)
+        #expect(DNSMessage.parseQuery(Self.query(""))?.name == ".")
     }
 
     @Test func answersAreReadWithCompressionButNoLoops() throws {

@@ -35,7 +35,8 @@ enum DNSMessage {
     struct Query {
         var id: UInt16
         var recursionDesired: Bool
-        /// The question's name as sent (for the echo), and lower case for matching.
+        /// The question's name as sent (for the echo), and lower case for matching,
+        /// with bytes no host name holds escaped (`presentation`); the root is ".".
         var rawName: [UInt8]
         var name: String
         var type: UInt16
@@ -87,10 +88,8 @@ enum DNSMessage {
             if len == 0 { i += 1; break }
             guard len <= 63, i + 1 + len <= b.count else { return nil }
             let label = b[(i + 1)..<(i + 1 + len)]
-            if !label.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7a) || ($0 >= 0x41 && $0 <= 0x5a) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2d || $0 == 0x5f }) {
-                hostname = false
-            }
-            labels.append(String(decoding: label, as: UTF8.self).lowercased())
+            if !label.allSatisfy(isHostNameByte) { hostname = false }
+            labels.append(presentation(label))
             i += 1 + len
             guard i - 12 <= 255 else { return nil }
         }
@@ -109,8 +108,30 @@ enum DNSMessage {
             return nil
         }
         return Query(id: u16(b, 0), recursionDesired: flags & 0x0100 != 0, rawName: rawName,
-                     name: labels.joined(separator: "."), type: type, qclass: qclass, ednsSize: edns,
+                     name: labels.isEmpty ? "." : labels.joined(separator: "."), type: type, qclass: qclass, ednsSize: edns,
                      nameIsHostname: hostname && !labels.isEmpty)
+    }
+
+    /// A letter, digit, "-" or "_": what a label of a host name holds.
+    static func isHostNameByte(_ c: UInt8) -> Bool {
+        (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c == 0x2d || c == 0x5f
+    }
+
+    /// A label as the result shows it: lower case, and every byte that is not a host
+    /// name's as RFC 1035's `\DDD` (decimal). The query name reaches the run result,
+    /// its hints and the audit log: a client's quote, newline, dot inside a label or
+    /// escape byte must not be read as part of anything around it (red-team F3).
+    static func presentation(_ label: ArraySlice<UInt8>) -> String {
+        var out = ""
+        for c in label {
+            if isHostNameByte(c) {
+                out.unicodeScalars.append(Unicode.Scalar(c >= 0x41 && c <= 0x5a ? c + 0x20 : c))
+            } else {
+                let d = String(c)
+                out += "\\" + String(repeating: "0", count: 3 - d.count) + d
+            }
+        }
+        return out
     }
 
     /// A name at `start` (compression pointers followed, at most 64 of them, each to
