@@ -57,13 +57,7 @@ enum NetworkRules {
         guard !upstream.isEmpty else {
             throw PlanError(key: "network.upstream_dns", message: "host rules need a resolver for the DNS stub to ask, and the host's /etc/resolv.conf names none; set network.upstream_dns = [\"ADDRESS\"]")
         }
-        var deny = protectedRanges(hostAddresses: hostAddresses).map(\.net)
-        // IPv4-mapped IPv6 (an AAAA answer ::ffff:169.254.169.254): never an address a
-        // name needs; the packet would leave as IPv4 anyway, outside the _6 set.
-        deny.append(Net(parsing: "::ffff:0:0/96")!)
-        deny += net.denyResolved.map(Net.init)
-        let unique = Set(deny)
-        let minimal = unique.filter { n in !unique.contains { $0 != n && $0.contains(n) } }.sorted()
+        let minimal = denyResolved(net, hostAddresses: hostAddresses)
         let names = net.allowHosts.enumerated().map { i, rule in
             let sets = nameSets(i)
             return DNSStubPlan.Name(host: rule.host, ports: rule.ports.sorted(), proto: rule.proto.rawValue,
@@ -71,6 +65,20 @@ enum NetworkRules {
         }
         return DNSStubPlan(address: stubAddress, upstream: upstream, upstreamSource: source,
                            denyResolved: minimal.map(\.description), ttl: stubTTL, names: names)
+    }
+
+    /// The ranges no answer may open (the stub's `denyResolved`, and the ruleset's
+    /// `resolved` chain): the protected ranges, IPv4-mapped IPv6 and the policy's
+    /// `deny_resolved`, without ranges inside another one (nft interval sets refuse
+    /// overlapping elements).
+    static func denyResolved(_ net: NetworkPolicy, hostAddresses: [String]) -> [Net] {
+        var deny = protectedRanges(hostAddresses: hostAddresses).map(\.net)
+        // IPv4-mapped IPv6 (an AAAA answer ::ffff:169.254.169.254): never an address a
+        // name needs; the packet would leave as IPv4 anyway, outside the _6 set.
+        deny.append(Net(parsing: "::ffff:0:0/96")!)
+        deny += net.denyResolved.map(Net.init)
+        let unique = Set(deny)
+        return unique.filter { n in !unique.contains { $0 != n && $0.contains(n) } }.sorted()
     }
 
     /// New connections a run may open per second (and its burst), from
@@ -243,7 +251,9 @@ enum NetworkRules {
     /// output policy drop. In order: `lo`; every UDP packet to a resolver's port 53 must
     /// look like a DNS query (size, header, rate); established traffic; new connections
     /// to the resolvers' port 53 and to exact addresses a rule may name inside the
-    /// protected ranges; the protected ranges refused; the other allow rules. Every new
+    /// protected ranges; the protected ranges a broad rule overlaps refused; host
+    /// rules' sets (through `resolved`, which refuses deny_resolved); the other allow
+    /// rules. Every new
     /// connection that is allowed passes `admit`, which refuses it once the run has
     /// `maxConnections` tracked (`ct count`). Whatever is refused goes to `refuse`:
     /// recorded in a `denied` set (with counters, read into the run result), then a TCP
@@ -309,19 +319,38 @@ enum NetworkRules {
                 lines.append("    \(fam) daddr { \(ranges.map(\.description).joined(separator: ", ")) } goto refuse")
             }
         }
-        // Host rules: the addresses the stub put in the rule's sets. (The stub never
-        // adds one in deny_resolved; these come after the protected ranges all the same.)
-        // A TCP flow they admit is marked for the server name check (`sandbox_sni`).
+        // Host rules: the addresses the stub put in the rule's sets, each checked again
+        // in the kernel against deny_resolved (chain `resolved`): the stub leaves such
+        // answers out, but its filter must not be the only fence (red-team F6b). The
+        // protected ranges refused above are only those a broad rule overlaps, so they
+        // do not cover this. A TCP flow they admit is marked for the server name check
+        // (`sandbox_sni`).
         for (i, rule) in net.allowHosts.enumerated() {
             let sets = nameSets(i)
             let ports = rule.ports.sorted().map(String.init).joined(separator: ", ")
             let mark = rule.proto == .tcp ? "ct mark set \(hex(NftRunTable.sniPending)) " : ""
-            lines.append("    ip daddr @\(sets.v4) \(rule.proto.rawValue) dport { \(ports) } \(mark)goto admit")
-            lines.append("    ip6 daddr @\(sets.v6) \(rule.proto.rawValue) dport { \(ports) } \(mark)goto admit")
+            lines.append("    ip daddr @\(sets.v4) \(rule.proto.rawValue) dport { \(ports) } \(mark)goto resolved")
+            lines.append("    ip6 daddr @\(sets.v6) \(rule.proto.rawValue) dport { \(ports) } \(mark)goto resolved")
         }
         for rule in broad { lines.append(allowLine(rule)) }
         lines.append("    goto refuse")
         lines.append("  }")
+
+        // A destination a name's set admitted: never one in deny_resolved (v4 and v6),
+        // whatever put it in the set. Only set matches come here, so a CIDR rule that
+        // opens such a range itself still does.
+        if !net.allowHosts.isEmpty {
+            let deny = denyResolved(net, hostAddresses: hostAddresses)
+            lines.append("  chain resolved {")
+            for (fam, v4) in [("ip", true), ("ip6", false)] {
+                let ranges = deny.filter { $0.isV4 == v4 }
+                if !ranges.isEmpty {
+                    lines.append("    \(fam) daddr { \(ranges.map(\.description).joined(separator: ", ")) } goto refuse")
+                }
+            }
+            lines.append("    goto admit")
+            lines.append("  }")
+        }
 
         // A UDP datagram to a resolver: the size of a query, a query's header (QR 0,
         // opcode QUERY, one question, no answer or authority records, at most the EDNS0

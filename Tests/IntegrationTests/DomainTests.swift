@@ -361,6 +361,58 @@ import Testing
         }
     }
 
+    /// The kernel checks deny_resolved again after a name's set (red-team F6b): an
+    /// entry for a denied address put into the set by hand (from the host, inside the
+    /// run's namespace) still cannot be connected to. Control: the same entry for an
+    /// address not denied connects.
+    @Test func aDeniedAddressInANameSetIsStillRefused() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        try Self.withHosts(records: { ["ok.test=\($0.address)"] }) { dns, _, web, dir, probe in
+            for (name, denied) in [("domain-deny", true), ("domain-control", false)] {
+                let policy = Self.policy(in: dir, name: name, """
+                    allow = [{ host = "ok.test", ports = [8080] }]
+                    upstream_dns = ["\(dns.address)"]
+                    \(denied ? "deny_resolved = [\"\(web.address)/32\"]" : "")
+                    """)
+                let flag = "\(dir)/added-\(name)"
+                let marker = "marker-\(UUID().uuidString)"
+                let script = ": \(marker); for i in $(seq 100); do [ -e \(flag) ] && break; sleep 0.1; done; python3 \(probe) tcp:\(web.address):8080"
+                var added = ""
+                let adder = Thread {
+                    defer { FileManager.default.createFile(atPath: flag, contents: nil) }
+                    for _ in 0..<100 {
+                        if let pid = Self.runProcess(marker) {
+                            let r = try? Harness.run("/usr/bin/nsenter", ["--net=/proc/\(pid)/ns/net", "nft", "add", "element", "inet", "sandbox",
+                                                                         "name0_4", "{ \(web.address) timeout 60s }"])
+                            added = r.map { "status \($0.status) \($0.stderr)" } ?? "failed"
+                            return
+                        }
+                        usleep(50_000)
+                    }
+                    added = "no run process"
+                }
+                adder.start()
+                let out = try Harness.exec(policy: policy, ["sh", "-c", script], cwd: dir, timeout: 90)
+                #expect(added == "status 0 ", "\(added)")
+                let expected = denied ? "ECONNREFUSED" : "ok:hello-8080"
+                #expect(EgressTests.results(out.stdout)["tcp:\(web.address):8080"] == expected, "\(name): \(out.stdout) \(out.stderr)")
+            }
+        }
+    }
+
+    /// The pid of the run's `sh` whose command line holds `marker` (in a network
+    /// namespace other than ours: not the supervisor, whose argv holds it too).
+    static func runProcess(_ marker: String) -> Int32? {
+        let ours = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/net")) ?? ""
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = Int32(entry), let cmd = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline"),
+                  String(decoding: cmd, as: UTF8.self).contains(marker),
+                  let ns = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(entry)/ns/net"), ns != ours else { continue }
+            return pid
+        }
+        return nil
+    }
+
     /// UDP 443 (QUIC) stays closed to a name's address; a CIDR rule opens it (control).
     @Test func quicIsClosedUnlessACIDRRuleOpensIt() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }

@@ -165,8 +165,8 @@ struct HostRuleRulesetTests {
         let lo = try #require(r.firstIndex(of: "oifname \"lo\" accept"))
         #expect(r[lo + 1] == "meta l4proto { tcp, udp } th dport { 53, 853 } goto refuse")
         // TCP flows of host rules are marked for the server name check.
-        #expect(r.contains("ip daddr @name0_4 tcp dport { 8080 } ct mark set 0x5a1 goto admit"))
-        #expect(r.contains("ip6 daddr @name1_6 tcp dport { 443 } ct mark set 0x5a1 goto admit"))
+        #expect(r.contains("ip daddr @name0_4 tcp dport { 8080 } ct mark set 0x5a1 goto resolved"))
+        #expect(r.contains("ip6 daddr @name1_6 tcp dport { 443 } ct mark set 0x5a1 goto resolved"))
         // Its tables: after the run's own chain, fail closed (policy drop; the queue rule
         // the supervisor appends has no bypass), a refused flow reset.
         let text = plan.network.nftRuleset ?? ""
@@ -175,6 +175,13 @@ struct HostRuleRulesetTests {
         #expect(r.contains("ct mark != 0x5a1 accept") && r.contains("meta mark 0x5a2 ct mark set 0x5a2 accept"))
         #expect(r.contains("ct mark 0x5a3 meta l4proto tcp reject with tcp reset"))
         #expect(!text.contains("bypass") && !text.contains("queue"))
+        // The kernel checks deny_resolved again (red-team F6b): a set entry for a
+        // denied address is refused, then the rest admitted.
+        let chain = try #require(r.firstIndex(of: "chain resolved {"), "\(r.joined(separator: "\n"))")
+        #expect(r[chain + 1].hasPrefix("ip daddr { 0.0.0.0/8, 10.203.0.0/16, 127.0.0.0/8, 169.254.0.0/16,") && r[chain + 1].hasSuffix("} goto refuse"), "\(r[chain + 1])")
+        #expect(r[chain + 2].hasPrefix("ip6 daddr { ") && r[chain + 2].contains("::1, ") && r[chain + 2].contains("::ffff:0:0/96")
+                && r[chain + 2].hasSuffix("} goto refuse"), "\(r[chain + 2])")
+        #expect(r[chain + 3] == "goto admit")
         #expect(r.contains("set name1_4 {") && r.contains("flags timeout"))
         // UDP 443 only by the CIDR rule.
         #expect(r.filter { $0.contains("udp dport { 443 }") } == ["ip daddr 198.51.100.0/24 udp dport { 443 } goto admit"])
