@@ -118,10 +118,20 @@ enum NetworkRules {
         ("169.254.0.0/16", "link-local, cloud metadata at 169.254.169.254"),
         ("224.0.0.0/4", "multicast"),
         ("255.255.255.255/32", "broadcast"),
+        // IPv6 forms an IPv4 address travels in (red-team F5): IPv4-compatible
+        // (deprecated, holds ::/128 and ::1), NAT64 (RFC 6052, 8215), Teredo and 6to4;
+        // a gateway may turn each into the IPv4 address inside, 127.0.0.1 or
+        // 169.254.169.254 among them. Site-local is the deprecated fec0::/10.
+        ("::/96", "IPv4-compatible IPv6 (deprecated; holds the unspecified address and loopback)"),
         ("::/128", "the unspecified address"),
         ("::1/128", "loopback"),
+        ("64:ff9b::/96", "NAT64, an IPv4 address inside"),
+        ("64:ff9b:1::/48", "local-use NAT64, an IPv4 address inside"),
+        ("2001::/32", "Teredo, an IPv4 address inside"),
+        ("2002::/16", "6to4, an IPv4 address inside"),
         ("fd00:ec2::254/128", "cloud metadata"),
         ("fe80::/10", "link-local"),
+        ("fec0::/10", "site-local (deprecated)"),
         ("ff00::/8", "multicast"),
     ]
 

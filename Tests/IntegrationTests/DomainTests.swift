@@ -361,6 +361,30 @@ import Testing
         }
     }
 
+    /// IPv6 forms of IPv4 addresses (NAT64, local NAT64, 6to4, Teredo, IPv4-compatible)
+    /// and site-local answers open nothing (red-team F5): a gateway could turn them into
+    /// 169.254.169.254 or 127.0.0.1. Control: an AAAA answer outside them is opened.
+    @Test func ipv6FormsOfDeniedAddressesOpenNothing() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let denied = ["nat64.test=64:ff9b::a9fe:a9fe", "lnat64.test=64:ff9b:1::a9fe:a9fe", "sixto4.test=2002:a9fe:a9fe::1",
+                      "teredo.test=2001:0:4136:e378:8000:63bf:5601:5601", "compat.test=::7f00:1", "site.test=fec0::1"]
+        try Self.withHosts(records: { denied + ["ok6.test=\($0.address6)"] }) { dns, _, web, dir, probe in
+            let names = denied.map { String($0.split(separator: "=")[0]) }
+            let policy = Self.policy(in: dir, """
+                allow = [\((names + ["ok6.test"]).map { "{ host = \"\($0)\", ports = [8080] }" }.joined(separator: ", "))]
+                upstream_dns = ["\(dns.address)"]
+                """)
+            let out = try Harness.exec(policy: policy, ["python3", probe] + (names + ["ok6.test"]).map { "q:\($0):28" }, cwd: dir, timeout: 90)
+            let r = EgressTests.results(out.stdout)
+            let d = Self.dnsDenied(out.result)
+            for name in names {
+                #expect(r["q:\(name):28"] == "rcode:0,an:0", "\(name): \(out.stdout) \(out.stderr)")
+                #expect(d.contains { $0.name == name && $0.type == "AAAA" && $0.reason == "denied_address" }, "\(name): \(d)")
+            }
+            #expect(r["q:ok6.test:28"] == "rcode:0,an:1", "\(out.stdout)")
+        }
+    }
+
     /// The kernel checks deny_resolved again after a name's set (red-team F6b): an
     /// entry for a denied address put into the set by hand (from the host, inside the
     /// run's namespace) still cannot be connected to. Control: the same entry for an

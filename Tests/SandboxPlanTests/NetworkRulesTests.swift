@@ -79,7 +79,7 @@ struct NetworkRulesTests {
             ]
             """)
         let drop4 = "ip daddr { 0.0.0.0/8, 10.203.0.0/16, 127.0.0.0/8, 169.254.0.0/16, 192.0.2.2, 192.0.2.255, 224.0.0.0/4, 255.255.255.255 } goto refuse"
-        let drop6 = "ip6 daddr { ::, ::1, 2001:db8::5, fd00:ec2::254, fe80::/10, ff00::/8 } goto refuse"
+        let drop6 = "ip6 daddr { ::/96, 64:ff9b::/96, 64:ff9b:1::/48, 2001::/32, 2001:db8::5, 2002::/16, fd00:ec2::254, fe80::/10, fec0::/10, ff00::/8 } goto refuse"
         let i4 = try #require(r.firstIndex(of: drop4), "\(r.joined(separator: "\n"))")
         let i6 = try #require(r.firstIndex(of: drop6), "\(r.joined(separator: "\n"))")
         // Exact rules for the host's gateway and for the metadata address come first;
@@ -114,6 +114,11 @@ struct NetworkRulesTests {
         #expect(planError("allow = [{ cidr = \"127.0.0.0/8\", ports = [80] }]") != nil)
         #expect(planError("allow = [{ cidr = \"224.0.0.0/24\", ports = [5353], proto = \"udp\" }]") != nil)
         #expect(planError("allow = [{ cidr = \"fe80::/64\", ports = [80] }]") != nil)
+        // IPv6 forms of an IPv4 address (NAT64, 6to4, Teredo, IPv4-compatible) and
+        // site-local (red-team F5).
+        for cidr in ["64:ff9b::a9fe:0/112", "64:ff9b:1::/64", "2002:a9fe:a9fe::/48", "2001:0:a9fe::/48", "::a9fe:0/112", "fec0::/16"] {
+            #expect(planError("allow = [{ cidr = \"\(cidr)\", ports = [80] }]") != nil, "\(cidr)")
+        }
         #expect(planError("allow = [{ cidr = \"169.254.169.254/32\", ports = [80] }]") == nil)
         #expect(planError("allow = [{ cidr = \"192.0.2.2/32\", ports = [22] }]") == nil)
         // A resolver that is another run's address.
@@ -158,7 +163,8 @@ struct HostRuleRulesetTests {
         #expect(stub.names.map(\.set4) == ["name0_4", "name1_4"] && stub.names[1].host.wildcard)
         #expect(stub.ttl.min == 5 && stub.ttl.max == 3600)
         // The fixed ranges and the host's own addresses and bridge, always.
-        for range in ["127.0.0.0/8", "169.254.0.0/16", "0.0.0.0/8", "224.0.0.0/4", "10.203.0.0/16", "192.0.2.2", "::1", "fe80::/10"] {
+        for range in ["127.0.0.0/8", "169.254.0.0/16", "0.0.0.0/8", "224.0.0.0/4", "10.203.0.0/16", "192.0.2.2", "::/96", "fe80::/10",
+                      "64:ff9b::/96", "64:ff9b:1::/48", "2001::/32", "2002::/16", "fec0::/10", "::ffff:0:0/96"] {
             #expect(stub.denyResolved.contains(range), "\(range): \(stub.denyResolved)")
         }
         let r = (plan.network.nftRuleset ?? "").split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
@@ -179,7 +185,7 @@ struct HostRuleRulesetTests {
         // denied address is refused, then the rest admitted.
         let chain = try #require(r.firstIndex(of: "chain resolved {"), "\(r.joined(separator: "\n"))")
         #expect(r[chain + 1].hasPrefix("ip daddr { 0.0.0.0/8, 10.203.0.0/16, 127.0.0.0/8, 169.254.0.0/16,") && r[chain + 1].hasSuffix("} goto refuse"), "\(r[chain + 1])")
-        #expect(r[chain + 2].hasPrefix("ip6 daddr { ") && r[chain + 2].contains("::1, ") && r[chain + 2].contains("::ffff:0:0/96")
+        #expect(r[chain + 2].hasPrefix("ip6 daddr { ::/96, ::ffff:0:0/96, 64:ff9b::/96, ") && r[chain + 2].contains("2002::/16")
                 && r[chain + 2].hasSuffix("} goto refuse"), "\(r[chain + 2])")
         #expect(r[chain + 3] == "goto admit")
         #expect(r.contains("set name1_4 {") && r.contains("flags timeout"))
