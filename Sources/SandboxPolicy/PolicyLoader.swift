@@ -426,6 +426,18 @@ struct Merger {
         if !p.network.allowHosts.isEmpty, !p.network.dns.isEmpty {
             fail("network.dns", "host rules make the DNS stub the run's only resolver; move these addresses to network.upstream_dns (the resolvers the stub asks from the host side) or remove them")
         }
+        // With host rules the ruleset refuses DNS (53) and DNS over TLS (853) to every
+        // address but the stub before any allow rule: a rule listing them would be
+        // refused silently (red-team F6a), so it is a load error that says so.
+        if !p.network.allowHosts.isEmpty {
+            let dnsPorts: Set<UInt16> = [53, 853]
+            let rules = p.network.allow.map { ("cidr = \"\($0.cidr)\"", $0.ports) } + p.network.allowHosts.map { ("host = \"\($0.host)\"", $0.ports) }
+            for (what, ports) in rules {
+                let listed = ports.filter(dnsPorts.contains).sorted()
+                guard !listed.isEmpty else { continue }
+                fail("network.allow", "the rule { \(what) } lists port \(listed.map(String.init).joined(separator: " and ")), which host rules never open: DNS goes only to the DNS stub (its upstream is network.upstream_dns) and DNS over TLS nowhere; remove the port from the rule")
+            }
+        }
         if p.network.allowHosts.isEmpty {
             if !p.network.upstreamDNS.isEmpty {
                 fail("network.upstream_dns", "upstream_dns is for the DNS stub, which only host rules (allow = [{ host = \"NAME\", ports = […] }]) start; add one or remove it")

@@ -261,14 +261,14 @@ import Testing
     }
 
     /// DNS to any address but the stub is dropped (UDP and TCP 53), even to the
-    /// upstream server itself and even where a CIDR rule opens port 53; what is not a
-    /// DNS query goes nowhere upstream. Control: without host rules, the same query to
+    /// upstream server itself (a rule that lists port 53 next to host rules is a load
+    /// error); what is not a DNS query goes nowhere upstream. Control: without host rules, the same query to
     /// the same server (named in `dns`) gets there.
     @Test func dnsGoesOnlyToTheStub() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
         try Self.withHosts(records: { ["ok.test=\($0.address)"] }) { dns, server, _, dir, probe in
             let names = Self.policy(in: dir, """
-                allow = [{ host = "ok.test", ports = [8080] }, { cidr = "\(dns.address)/32", ports = [53], proto = "udp" }]
+                allow = [{ host = "ok.test", ports = [8080] }, { cidr = "\(dns.address)/32", ports = [8080] }]
                 upstream_dns = ["\(dns.address)"]
                 """)
             let attempts = ["dns:\(dns.address):53", "tcp:\(dns.address):53", "udp:127.0.0.53:53"]

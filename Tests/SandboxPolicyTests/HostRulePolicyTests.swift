@@ -52,6 +52,10 @@ import Testing
             ("dns = [\"192.0.2.53\"]\nallow = [{ host = \"a.test\", ports = [443] }]", "network.dns", "upstream_dns"),
             ("upstream_dns = [\"192.0.2.53\"]", "network.upstream_dns", "only host rules"),
             ("deny_resolved = [\"10.0.0.0/8\"]", "network.deny_resolved", "only host rules"),
+            // Ports 53 and 853 with host rules: refused in the kernel before any rule (F6a).
+            ("allow = [{ host = \"a.test\", ports = [443] }, { cidr = \"192.0.2.0/24\", ports = [53], proto = \"udp\" }]", "network.allow",
+             "{ cidr = \"192.0.2.0/24\" } lists port 53, which host rules never open"),
+            ("allow = [{ host = \"a.test\", ports = [443, 853] }]", "network.allow", "{ host = \"a.test\" } lists port 853"),
             ("allow = [{ host = \"a.test\", ports = [443] }]\nupstream_dns = [\"resolver\"]", "network.upstream_dns[0]", "invalid IP address"),
         ]
         for (i, (body, key, text)) in cases.enumerated() {
