@@ -188,6 +188,14 @@ public struct RunResult: Codable, Sendable, Equatable {
                 hint = "\(r.name) is not an allowed name (answered NXDOMAIN, not asked upstream); to reach it add network.allow = [{ host = \"\(r.name)\", ports = [PORT] }]"
             case .recordType:
                 hint = "\(r.type) records are not answered (only A and AAAA; HTTPS/SVCB would hide the server name); the client should fall back to A/AAAA"
+            case .rateLimited:
+                hint = "more than 100 questions a second (burst 200) went to the DNS stub; this one got SERVFAIL without being asked upstream — retry more slowly"
+            case .busy:
+                hint = "more questions were in flight at once than the DNS stub serves (32); this one got SERVFAIL — retry, or ask fewer at once"
+            case .setFull:
+                hint = "the host rule's address sets are full (\(NftRunTable.nameSetSize) addresses each); this answer got SERVFAIL and opened nothing — entries free as their TTLs expire"
+            case .tooManyAddresses:
+                hint = "the answer held more addresses than one answer may open (32); the rest were left out of the reply and not opened"
             case .deniedAddress:
                 hint = "\(r.name) resolved to an address in network.deny_resolved (loopback, link-local/metadata, multicast, this host, the sandbox bridge, or a listed range); it was left out of the answer and not opened"
             }

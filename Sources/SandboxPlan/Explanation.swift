@@ -102,6 +102,10 @@ public enum Explanation {
                 for n in stub.names {
                     let what = n.host.wildcard ? "names below \(n.host.base) (not \(n.host.base) itself)" : n.host.description
                     line("  allow \(n.proto) to \(what) ports \(list(n.ports.map(String.init))): the addresses it resolves to, for the answer's TTL (\(stub.ttl.min)–\(stub.ttl.max) s; nft sets \(n.set4), \(n.set6))")
+                    if n.host.wildcard {
+                        // Red-team F4: any sub-label is asked upstream, so the zone's servers see it.
+                        line("    note: every name below \(n.host.base) is asked upstream, so the run can send data to \(n.host.base)'s DNS servers in the labels (at most 100 questions a second); allow a wildcard only for a zone you trust")
+                    }
                 }
                 line("  DNS stub at \(stub.address):53 (udp, tcp), the only resolver: asks \(list(stub.upstream)) (\(stub.upstreamSource)) only for these names; any other name gets NXDOMAIN without being sent on; HTTPS/SVCB and other record types are refused; DNS (53, 853) to any other address is dropped")
                 line("  an answer in \(list(stub.denyResolved)) (network.deny_resolved and the fixed ranges) opens nothing")

@@ -293,7 +293,7 @@ enum NetworkRules {
                 lines.append("  set \(set) {")
                 lines.append("    type \(type)")
                 lines.append("    flags timeout")
-                lines.append("    size 4096")
+                lines.append("    size \(NftRunTable.nameSetSize)")
                 lines.append("  }")
             }
         }

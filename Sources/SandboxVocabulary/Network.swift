@@ -34,6 +34,10 @@ public enum NftRunTable {
     public static let sniPending: UInt32 = 0x5a1
     public static let sniPassed: UInt32 = 0x5a2
     public static let sniRefused: UInt32 = 0x5a3
+    /// Elements in each of a host rule's sets (`name<i>_4`, `name<i>_6`): the planner
+    /// declares them with this size, the DNS stub refuses an answer that would
+    /// overflow one (`set_full`) without asking the kernel.
+    public static let nameSetSize = 4096
 }
 
 /// A flow the server name check refused, with how often (the run result's `sniDenied`).
@@ -79,6 +83,14 @@ public struct DNSRefusal: Sendable, Equatable, Hashable {
         case recordType = "record_type"
         /// An answer lay in `deny_resolved` (loopback, metadata, …): left out, not opened.
         case deniedAddress = "denied_address"
+        /// More questions than the upstream rate (100/s, burst 200): SERVFAIL, not asked.
+        case rateLimited = "rate_limited"
+        /// More questions in flight than the stub serves at once: SERVFAIL.
+        case busy = "busy"
+        /// The rule's set holds as many addresses as it can: SERVFAIL, nothing opened.
+        case setFull = "set_full"
+        /// An answer held more addresses than one answer may open (32): the rest left out.
+        case tooManyAddresses = "too_many_addresses"
     }
     public var name: String
     public var type: String

@@ -385,6 +385,31 @@ import Testing
         }
     }
 
+    /// Every refusal is counted (red-team F1, F4): questions over the upstream rate get
+    /// SERVFAIL and `rate_limited`; an answer with more than 32 addresses opens 32 and
+    /// counts the rest (`too_many_addresses`). The 40 addresses only enter the run's
+    /// nft set: nothing is sent to them. Control: the first questions are answered.
+    @Test func rateLimitAndAddressCapAreCounted() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let many = (1...40).map { "many.test=198.51.100.\($0)" }
+        try Self.withHosts(records: { many + ["ok.test=\($0.address)"] }) { dns, _, _, dir, probe in
+            let policy = Self.policy(in: dir, """
+                allow = [{ host = "many.test", ports = [8080] }, { host = "ok.test", ports = [8080] }]
+                upstream_dns = ["\(dns.address)"]
+                """)
+            let script = "python3 \(probe) qt:many.test:1 q:ok.test:1 | head -2; python3 \(probe) \((0..<300).map { _ in "q:ok.test:1" }.joined(separator: " ")) | sort | uniq -c"
+            let out = try Harness.exec(policy: policy, ["sh", "-c", script], cwd: dir, timeout: 90)
+            #expect(out.stdout.contains("qt:many.test:1=rcode:0,an:32"), "\(out.stdout) \(out.stderr)")
+            #expect(out.stdout.contains("q:ok.test:1=rcode:0,an:1"), "\(out.stdout)")
+            #expect(out.stdout.contains("q:ok.test:1=rcode:2,an:0"), "\(out.stdout)")
+            let d = Self.dnsDenied(out.result)
+            #expect(d.contains { $0.name == "many.test" && $0.reason == "too_many_addresses" && $0.count == 8 }, "\(d)")
+            #expect(d.contains { $0.name == "ok.test" && $0.reason == "rate_limited" && $0.count >= 1 }, "\(d)")
+            let hint = (out.result?["denials"] as? [[String: Any]] ?? []).first { ($0["detail"] as? String)?.contains("upstream rate") == true }?["hint"] as? String
+            #expect(hint?.contains("retry more slowly") == true, "\(String(describing: out.result?["denials"]))")
+        }
+    }
+
     /// The kernel checks deny_resolved again after a name's set (red-team F6b): an
     /// entry for a denied address put into the set by hand (from the host, inside the
     /// run's namespace) still cannot be connected to. Control: the same entry for an

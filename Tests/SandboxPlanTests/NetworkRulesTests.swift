@@ -202,6 +202,19 @@ struct HostRuleRulesetTests {
         #expect(!stub.denyResolved.contains("10.203.0.0/16"))
     }
 
+    /// explain says under a wildcard rule that its sub-labels reach the zone's DNS
+    /// servers (red-team F4); not under an exact name.
+    @Test func explainNamesTheWildcardChannel() throws {
+        let p = try policy("name = \"net\"\n[network]\nmode = \"egress\"\nallow = [{ host = \"*.cdn.test\", ports = [443] }, { host = \"ok.test\", ports = [443] }]")
+        var facts = host(uid: 0)
+        facts.hostAddresses = NetworkRulesTests.hostAddresses
+        facts.hostResolvers = ["192.0.2.53"]
+        let plan = try PlanCompiler(host: facts).compile(p, argv: ["sh"], runId: "r1")
+        let text = Explanation.text(for: plan, policy: p, host: facts)
+        let notes = text.split(separator: "\n").filter { $0.contains("is asked upstream, so the run can send data to") }
+        #expect(notes.count == 1 && notes[0].contains("cdn.test's DNS servers") && notes[0].contains("100 questions a second"), "\(text)")
+    }
+
     @Test func noResolverAnywhereIsAPlanError() {
         #expect(throws: PlanError.self) { try compile("allow = [{ host = \"ok.test\", ports = [443] }]", resolvers: []) }
     }

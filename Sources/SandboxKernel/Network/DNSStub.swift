@@ -73,6 +73,9 @@ public final class DNSStub: @unchecked Sendable {
     private var tokens = Double(DNSStub.upstreamBurst)
     private var tokensAt = DNSStub.now()
     static let maxRememberedEntries = 4096
+    /// Addresses one answer may open; the rest are left out of the reply and counted
+    /// (`too_many_addresses`): one question must not fill a rule's sets (red-team F1).
+    static let maxAddressesPerAnswer = 32
     private var inFlight = 0
     private var tcpOpen = 0
     /// Signalled when the serving thread has returned.
@@ -205,7 +208,10 @@ public final class DNSStub: @unchecked Sendable {
             }
         }
         guard admit(\.inFlight, max: Self.maxInFlight) else {
-            if let q = DNSMessage.parseQuery(bytes) { send(DNSMessage.reply(to: q, rcode: .servFail)) }
+            if let q = DNSMessage.parseQuery(bytes) {
+                count(q.name, q.type, .busy)
+                send(DNSMessage.reply(to: q, rcode: .servFail))
+            }
             return
         }
         Thread.detachNewThread { [self] in
@@ -247,7 +253,10 @@ public final class DNSStub: @unchecked Sendable {
             count(q.name, q.type, .recordType)
             return DNSMessage.reply(to: q, rcode: .refused)
         }
-        guard takeUpstreamToken() else { return DNSMessage.reply(to: q, rcode: .servFail) }
+        guard takeUpstreamToken() else {
+            count(q.name, q.type, .rateLimited)
+            return DNSMessage.reply(to: q, rcode: .servFail)
+        }
         guard let response = ask(q.name, q.type) else { return DNSMessage.reply(to: q, rcode: .servFail) }
         guard response.rcode == DNSMessage.RCode.noError.rawValue else {
             return DNSMessage.reply(to: q, rcode: response.rcode == DNSMessage.RCode.nxDomain.rawValue ? .nxDomain : .servFail)
@@ -268,13 +277,20 @@ public final class DNSStub: @unchecked Sendable {
                     count(q.name, q.type, .deniedAddress)
                     continue
                 }
+                if opened.count >= Self.maxAddressesPerAnswer {
+                    count(q.name, q.type, .tooManyAddresses)
+                    continue
+                }
                 opened.append((r.data, max(config.ttlMin, min(r.ttl, config.ttlMax))))
                 kept.append(record)
             }
         }
         if !opened.isEmpty {
             do {
-                let lifetimes = try open(opened, rules: rules)
+                guard let lifetimes = try open(opened, rules: rules) else {
+                    count(q.name, q.type, .setFull)
+                    return DNSMessage.reply(to: q, rcode: .servFail)
+                }
                 remember(q.name, lifetimes)
                 // No client may keep an address longer than its entry lives.
                 for i in kept.indices where kept[i].type == q.type {
@@ -342,7 +358,11 @@ public final class DNSStub: @unchecked Sendable {
     /// left of it; one about to expire is replaced (delete, add). Only the stub writes
     /// these sets (the command has no CAP_NET_ADMIN), so what it remembers is what
     /// the kernel holds — or later: the entry's clock starts after ours.
-    private func open(_ addresses: [(address: [UInt8], ttl: UInt32)], rules: [DNSStubConfig.Name]) throws -> [[UInt8]: UInt32] {
+    ///
+    /// Nil when a set would hold more than `NftRunTable.nameSetSize` live entries (by
+    /// what the stub remembers): the kernel would refuse the transaction, so it is not
+    /// tried — no nft work, and no wait on the shared nftables lock, for a full set.
+    private func open(_ addresses: [(address: [UInt8], ttl: UInt32)], rules: [DNSStubConfig.Name]) throws -> [[UInt8]: UInt32]? {
         var commands = ""
         var lifetimes: [[UInt8]: UInt32] = [:]
         let table = "\(NftRunTable.family) \(NftRunTable.name)"
@@ -366,6 +386,18 @@ public final class DNSStub: @unchecked Sendable {
                     made.append((key, now + Double(a.ttl)))
                 }
                 lifetimes[a.address] = min(lifetimes[a.address] ?? .max, left)
+            }
+        }
+        // A full set: counted only when it could be (the cap per answer is small).
+        if !made.isEmpty, expiries.count + made.count > NftRunTable.nameSetSize {
+            var live: [Substring: Int] = [:]
+            for (key, expiry) in expiries where expiry > now { live[key.prefix { $0 != " " }, default: 0] += 1 }
+            for m in made { live[m.key.prefix { $0 != " " }, default: 0] += 1 }
+            // An entry the stub thinks expired may live a moment longer in the kernel
+            // (its clock starts later): a margin of one answer's addresses.
+            if live.values.contains(where: { $0 > NftRunTable.nameSetSize - Self.maxAddressesPerAnswer }) {
+                lock.unlock()
+                return nil
             }
         }
         lock.unlock()
