@@ -132,7 +132,33 @@ import Testing
             except OSError as e:
                 return name(e)
             return "rcode:%d,an:%d" % (struct.unpack("!H", a[2:4])[0] & 15, struct.unpack("!H", a[6:8])[0])
+        def burst(qname, n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            s.settimeout(3)
+            q = struct.pack("!HHHHHH", 7, 0x0100, 1, 0, 0, 0)
+            for label in qname.split("."):
+                q += bytes([len(label)]) + label.encode()
+            q += b"\\0" + struct.pack("!HH", 1, 1)
+            codes = {}
+            try:
+                # Windows of 100 outstanding: more than the stub's 32 workers, fewer
+                # than its socket buffer holds.
+                for _ in range(n // 100):
+                    for _ in range(100):
+                        s.sendto(q, ("127.0.0.53", 53))
+                    for _ in range(100):
+                        a = s.recv(4096)
+                        c = struct.unpack("!H", a[2:4])[0] & 15
+                        codes[c] = codes.get(c, 0) + 1
+            except socket.timeout:
+                codes["lost"] = 1
+            return ",".join("rcode%d:%d" % kv for kv in sorted(codes.items()))
         for arg in sys.argv[1:]:
+            if arg.startswith("burst:"):
+                _, qname, n = arg.split(":")
+                print("%s=%s" % (arg, burst(qname, int(n))), flush=True)
+                continue
             if arg.startswith("name:"):
                 _, host, port = arg.split(":")
                 print("%s=%s" % (arg, named(host, int(port))), flush=True)
@@ -407,6 +433,47 @@ import Testing
             #expect(d.contains { $0.name == "ok.test" && $0.reason == "rate_limited" && $0.count >= 1 }, "\(d)")
             let hint = (out.result?["denials"] as? [[String: Any]] ?? []).first { ($0["detail"] as? String)?.contains("upstream rate") == true }?["hint"] as? String
             #expect(hint?.contains("retry more slowly") == true, "\(String(describing: out.result?["denials"]))")
+        }
+    }
+
+    /// Questions no rule admits are answered on the stub's serving thread (red-team
+    /// F2): a burst of them all get NXDOMAIN, none SERVFAIL for want of a worker
+    /// (`busy`), and an allowed name asked meanwhile is still answered.
+    @Test func aBurstOfRefusedNamesIsAnsweredInline() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        try Self.withHosts(records: { ["ok.test=\($0.address)"] }) { dns, _, _, dir, probe in
+            let policy = Self.policy(in: dir, """
+                allow = [{ host = "ok.test", ports = [8080] }]
+                upstream_dns = ["\(dns.address)"]
+                """)
+            let out = try Harness.exec(policy: policy, ["python3", probe, "burst:flood.test:2000", "q:ok.test:1"], cwd: dir, timeout: 90)
+            let r = EgressTests.results(out.stdout)
+            #expect(r["burst:flood.test:2000"] == "rcode3:2000", "\(out.stdout) \(out.stderr)")
+            #expect(r["q:ok.test:1"] == "rcode:0,an:1", "\(out.stdout)")
+            let d = Self.dnsDenied(out.result)
+            #expect(!d.contains { $0.reason == "busy" }, "\(d)")
+            #expect(d.contains { $0.name == "flood.test" && $0.reason == "not_allowed" && $0.count == 2000 }, "\(d)")
+        }
+    }
+
+    /// A rule's set that would overflow (4096 addresses) gets SERVFAIL and `set_full`
+    /// without an nft transaction (red-team F1). 128 names of 32 addresses each fill
+    /// it; the addresses only enter the run's set, nothing is sent to them.
+    @Test func aFullSetIsCountedAndRefused() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let records = (0..<130).flatMap { n in (0..<32).map { "n\(n).fill.test=10.\(100 + n / 64).\(n % 64 * 4 + $0 / 64).\($0 % 64 + 1)" } }
+        try Self.withHosts(records: { _ in records }) { dns, _, _, dir, probe in
+            let policy = Self.policy(in: dir, """
+                allow = [{ host = "*.fill.test", ports = [8080] }]
+                upstream_dns = ["\(dns.address)"]
+                """)
+            let out = try Harness.exec(policy: policy, ["python3", probe] + (0..<130).map { "qt:n\($0).fill.test:1" }, cwd: dir, timeout: 120)
+            let r = EgressTests.results(out.stdout)
+            #expect(r["qt:n0.fill.test:1"] == "rcode:0,an:32", "\(out.stdout) \(out.stderr)")
+            #expect(r["qt:n126.fill.test:1"] == "rcode:0,an:32", "\(out.stdout)")
+            #expect(r["qt:n129.fill.test:1"] == "rcode:2,an:0", "\(out.stdout)")
+            let d = Self.dnsDenied(out.result)
+            #expect(d.contains { $0.name == "n129.fill.test" && $0.reason == "set_full" }, "\(d)")
         }
     }
 

@@ -40,7 +40,8 @@ public struct DNSStubConfig: Sendable {
 public final class DNSStub: @unchecked Sendable {
     /// Upstream: each resolver is given this long per try, UDP then (if truncated) TCP.
     static let upstreamTimeoutMs: Int32 = 2000
-    /// Queries served at once (each a thread); over it, SERVFAIL at once.
+    /// Questions asked upstream at once over UDP (each a worker thread); over it,
+    /// SERVFAIL at once (`busy`). Refusals are answered on the serving thread.
     static let maxInFlight = 32
     /// TCP connections at once; over it, closed at once. Each serves at most
     /// `tcpQueriesPerConnection` and is closed after 5 s without a query.
@@ -207,15 +208,20 @@ public final class DNSStub: @unchecked Sendable {
                 withUnsafePointer(to: &to) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(udp.raw, b.baseAddress, b.count, Int32(MSG_DONTWAIT), $0, fromLen) } }
             }
         }
+        // What needs no upstream is answered here, on the serving thread: a flood of
+        // names no rule admits costs no thread each, and does not crowd out allowed
+        // questions (red-team F2). Only a question sent upstream gets a worker, at most
+        // `maxInFlight` of them.
+        guard let q = DNSMessage.parseQuery(bytes) else { return }
+        let screened = screen(q)
+        if let reply = screened.reply { send(reply); return }
         guard admit(\.inFlight, max: Self.maxInFlight) else {
-            if let q = DNSMessage.parseQuery(bytes) {
-                count(q.name, q.type, .busy)
-                send(DNSMessage.reply(to: q, rcode: .servFail))
-            }
+            count(q.name, q.type, .busy)
+            send(DNSMessage.reply(to: q, rcode: .servFail))
             return
         }
         Thread.detachNewThread { [self] in
-            if let reply = answer(bytes, overTCP: false) { send(reply) }
+            send(resolve(q, rules: screened.rules, overTCP: false))
             release(\.inFlight)
         }
     }
@@ -243,20 +249,34 @@ public final class DNSStub: @unchecked Sendable {
     /// and nothing upstream).
     func answer(_ bytes: [UInt8], overTCP: Bool) -> [UInt8]? {
         guard let q = DNSMessage.parseQuery(bytes) else { return nil }
-        let limit = overTCP ? 65535 : Int(min(max(q.ednsSize ?? 512, 512), 1232))
+        let screened = screen(q)
+        return screened.reply ?? resolve(q, rules: screened.rules, overTCP: overTCP)
+    }
+
+    /// The checks that need no upstream, cheap enough for the serving thread: the
+    /// counted reply to a name no rule admits (NXDOMAIN), a type not answered
+    /// (REFUSED) or a question over the upstream rate (SERVFAIL); else no reply and
+    /// the rules that admit the name.
+    private func screen(_ q: DNSMessage.Query) -> (reply: [UInt8]?, rules: [DNSStubConfig.Name]) {
         let rules = q.nameIsHostname ? config.names.filter { $0.host.matches(q.name) } : []
         guard !rules.isEmpty else {
             count(q.name, q.type, .notAllowed)
-            return DNSMessage.reply(to: q, rcode: .nxDomain)
+            return (DNSMessage.reply(to: q, rcode: .nxDomain), [])
         }
         guard q.qclass == DNSMessage.classIN, q.type == DNSMessage.typeA || q.type == DNSMessage.typeAAAA else {
             count(q.name, q.type, .recordType)
-            return DNSMessage.reply(to: q, rcode: .refused)
+            return (DNSMessage.reply(to: q, rcode: .refused), [])
         }
         guard takeUpstreamToken() else {
             count(q.name, q.type, .rateLimited)
-            return DNSMessage.reply(to: q, rcode: .servFail)
+            return (DNSMessage.reply(to: q, rcode: .servFail), [])
         }
+        return (nil, rules)
+    }
+
+    /// The reply to an admitted question: asked upstream, its addresses opened.
+    private func resolve(_ q: DNSMessage.Query, rules: [DNSStubConfig.Name], overTCP: Bool) -> [UInt8] {
+        let limit = overTCP ? 65535 : Int(min(max(q.ednsSize ?? 512, 512), 1232))
         guard let response = ask(q.name, q.type) else { return DNSMessage.reply(to: q, rcode: .servFail) }
         guard response.rcode == DNSMessage.RCode.noError.rawValue else {
             return DNSMessage.reply(to: q, rcode: response.rcode == DNSMessage.RCode.nxDomain.rawValue ? .nxDomain : .servFail)
@@ -389,7 +409,7 @@ public final class DNSStub: @unchecked Sendable {
             }
         }
         // A full set: counted only when it could be (the cap per answer is small).
-        if !made.isEmpty, expiries.count + made.count > NftRunTable.nameSetSize {
+        if !made.isEmpty, expiries.count + made.count > NftRunTable.nameSetSize - Self.maxAddressesPerAnswer {
             var live: [Substring: Int] = [:]
             for (key, expiry) in expiries where expiry > now { live[key.prefix { $0 != " " }, default: 0] += 1 }
             for m in made { live[m.key.prefix { $0 != " " }, default: 0] += 1 }
