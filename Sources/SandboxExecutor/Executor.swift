@@ -334,7 +334,7 @@ public final class Executor {
             let cgroup = try RunCgroup.create(runId: plan.runId, limits: plan.resources.cgroupLimits,
                                               bestEffort: Set(plan.resources.bestEffort), host: host)
             undo.push { [unowned self] in if !cgroup.remove().isEmpty { self.keepRunDirectory = true } }
-            notApplied += cgroup.notApplied
+            notApplied += cgroup.notAppliedDescriptions
             return cgroup
         } catch {
             // The cgroup facility throws KernelErrors: the file, errno and data

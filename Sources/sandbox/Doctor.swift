@@ -84,8 +84,9 @@ struct Doctor: ParsableCommand {
         }
         out.append("shipped policies (\(dir)), compiled for a run from \(cwd) as uid \(r.invokerUID):")
         if r.policies.isEmpty { out.append("  none found") }
+        let nameWidth = max(12, (r.policies.map(\.name.count).max() ?? 0) + 2)
         for p in r.policies {
-            out.append("  " + p.name.padding(12) + (p.runs ? "runs" : "cannot run here"))
+            out.append("  " + p.name.padding(nameWidth) + (p.runs ? "runs" : "cannot run here"))
             for b in p.blockers { out.append("      \(b.key): \(b.reason)") }
             for w in p.without { out.append("      runs without: \(w)") }
         }

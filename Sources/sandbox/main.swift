@@ -286,6 +286,19 @@ struct Explain: ParsableCommand {
         let probe = HostProbe.probe()
         let plan = compile(policy, argv: ["<command>"], runId: "explain", probe: probe)
         print(Explanation.text(for: plan, policy: policy, host: hostFacts(probe)))
+        print(Self.hostVerdict(plan, uid: probe.uid))
+    }
+
+    /// Whether `exec` would run this plan on this host as this user — the same
+    /// verdict as `sandbox doctor` gives each shipped policy — so the limits shown
+    /// above come with a sign when `exec` would refuse them.
+    static func hostVerdict(_ plan: RunPlan, uid: UInt32) -> String {
+        let (blockers, without) = Diagnosis.verdict(plan, on: HostFeatures.probe(), idmap: MountSources.idmapProblem(at:))
+        let who = uid == 0 ? "root" : "uid \(uid) (rootless)"
+        var out = ["", "On this host, as \(who): " + (blockers.isEmpty ? "runs." : "cannot run:")]
+        out += blockers.map { "  - \($0.key): \($0.reason)" }
+        if !without.isEmpty { out.append("  runs without (best-effort): " + without.joined(separator: "; ")) }
+        return out.joined(separator: "\n")
     }
 }
 

@@ -43,7 +43,10 @@ import Testing
         let text = try Harness.sandbox(["doctor"], cwd: dir)
         #expect(text.status == 0, "\(text.stdout)\(text.stderr)")
         for name in Diagnosis.featureNames { #expect(text.stdout.contains("\n  \(name) "), "\(name) missing: \(text.stdout)") }
-        for name in Self.shippedNames { #expect(text.stdout.contains("\n  \(name.padding(toLength: 12, withPad: " ", startingAt: 0))runs")) }
+        let lines = text.stdout.split(separator: "\n").map(String.init)
+        for name in Self.shippedNames {
+            #expect(lines.contains { $0.hasPrefix("  \(name) ") && $0.hasSuffix(" runs") }, "\(name): \(text.stdout)")
+        }
     }
 
     /// As nobody (rootless): the egress policies need a root invoker, and on a host
@@ -57,8 +60,9 @@ import Testing
         // Its run base (and seccomp cache) must not be in the project a run may write.
         let runtime = Harness.tempDir(owner: 65534)
         defer { try? FileManager.default.removeItem(atPath: runtime) }
-        let asNobody = ["--reuid=65534", "--regid=65534", "--clear-groups", "env", "XDG_RUNTIME_DIR=\(runtime)",
-                        "HOME=\(runtime)", Harness.binary, "doctor"]
+        let asNobodyArgs = ["--reuid=65534", "--regid=65534", "--clear-groups", "env", "XDG_RUNTIME_DIR=\(runtime)",
+                            "HOME=\(runtime)", Harness.binary]
+        let asNobody = asNobodyArgs + ["doctor"]
         let out = try Harness.run("/usr/bin/setpriv", asNobody + ["--json"], cwd: dir)
         #expect(out.status == 1, "\(out.stdout)\(out.stderr)")
         let r = try Self.report(out)
@@ -73,9 +77,34 @@ import Testing
             #expect(Set(blockers("agent")).isSuperset(of: ["resources.memory", "resources.pids", "resources.cpu"]),
                     "agent: \(blockers("agent"))")
             #expect(r.features.first { $0.name == "cgroups" }?.state == .unavailable)
+            // One message names every limit exec cannot apply, with the advice once.
             let exec = try Harness.exec(policy: "agent", ["true"], cwd: dir, asUser: (65534, runtime))
-            #expect(exec.status == 125 && exec.stderr.contains("memory limit cannot be applied"), "\(exec.stderr)")
+            #expect(exec.status == 125, "\(exec.stderr)")
+            let firstLine = exec.stderr.split(separator: "\n").first.map(String.init) ?? ""
+            for limit in ["memory", "pids", "cpu"] { #expect(firstLine.contains(limit), "\(limit) not named: \(exec.stderr)") }
+            #expect(firstLine.contains("limits cannot be applied: this user cannot create cgroups here"), "\(exec.stderr)")
+            #expect(exec.stderr.components(separatedBy: "best-effort").count == 2, "\(exec.stderr)")
+            // `explain` says the same before anything runs; as root it runs here.
+            let explain = try Harness.run("/usr/bin/setpriv", asNobodyArgs + ["explain", "--policy", "agent"], cwd: dir)
+            #expect(explain.status == 0 && explain.stdout.contains("On this host, as uid 65534 (rootless): cannot run:")
+                    && explain.stdout.contains("  - resources.memory: ") && explain.stdout.contains("  - resources.cpu: "),
+                    "\(explain.stdout)\(explain.stderr)")
+            // The shipped rootless policy runs, and its result names each skipped limit and why.
+            #expect(blockers("agent-rootless") == [], "agent-rootless: \(blockers("agent-rootless"))")
+            let rootless = try Harness.exec(policy: "agent-rootless", ["sh", "-c", "echo ran > ran"], cwd: dir, asUser: (65534, runtime))
+            #expect(rootless.status == 0, "\(rootless.stderr)")
+            #expect(FileManager.default.fileExists(atPath: "\(dir)/ran"))
+            let skipped = (rootless.result?["notApplied"] as? [String] ?? []).filter { $0.hasPrefix("resources.") }
+            for limit in ["memory", "pids", "cpu"] {
+                #expect(skipped.contains("resources.\(limit): best-effort limit not applied: this user cannot create cgroups here (see `sandbox doctor`)"),
+                        "\(limit): \(skipped)")
+            }
+            let explainRootless = try Harness.run("/usr/bin/setpriv", asNobodyArgs + ["explain", "--policy", "agent-rootless"], cwd: dir)
+            #expect(explainRootless.stdout.contains("On this host, as uid 65534 (rootless): runs.")
+                    && explainRootless.stdout.contains("resources: memory (best-effort, cannot be applied here)"), "\(explainRootless.stdout)")
         }
+        let asRoot = try Harness.sandbox(["explain", "--policy", "agent"], cwd: dir)
+        #expect(asRoot.stdout.contains("On this host, as root: runs."), "\(asRoot.stdout)")
         let text = try Harness.run("/usr/bin/setpriv", asNobody, cwd: dir)
         #expect(text.status == 1)
         #expect(text.stdout.contains("cannot run on this host as uid 65534: ") && text.stdout.contains("agent-net (network.mode"),

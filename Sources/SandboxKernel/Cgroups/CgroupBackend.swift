@@ -118,6 +118,8 @@ struct LimitRequest {
     let collect: Bool
     /// Limit names asked for, best-effort, and not applied on this host.
     private(set) var notApplied: [String] = []
+    /// Why each of `notApplied` was skipped (the host's reason, no advice).
+    private(set) var reasons: [String: String] = [:]
     /// `collect`: the limits that cannot be applied and are not best-effort.
     private(set) var refused: [CgroupRefusal] = []
 
@@ -136,7 +138,7 @@ struct LimitRequest {
             refused.append(CgroupRefusal(limit: limit, error: error))
             return
         }
-        if !notApplied.contains(limit) { notApplied.append(limit) }
+        if !notApplied.contains(limit) { notApplied.append(limit); reasons[limit] = detail }
     }
 
     /// Whether `limit` is still to be applied (not skipped as best-effort).

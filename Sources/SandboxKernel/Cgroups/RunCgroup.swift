@@ -39,6 +39,9 @@ public final class RunCgroup: Sendable {
     /// Limit names (`memory`, `swap`, `pids`, `cpu`, `io`) that were asked for, marked
     /// best-effort, and could not be applied on this host.
     public let notApplied: [String]
+    /// Each of `notApplied` said for a person: `resources.memory: best-effort limit
+    /// not applied: <the host's reason>` — what a run result lists.
+    public let notAppliedDescriptions: [String]
     /// The layout's backend; nil for an inert RunCgroup (no usable cgroups, nothing
     /// required).
     let backend: (any CgroupBackend)?
@@ -69,8 +72,11 @@ public final class RunCgroup: Sendable {
     private let teardown = Mutex(())
 
     init(runId: String, host: CgroupHost, backend: (any CgroupBackend)?, notApplied: [String],
-         cloneInto: OwnedFD = OwnedFD(-1), procs: [OwnedFD] = []) {
+         reasons: [String: String] = [:], cloneInto: OwnedFD = OwnedFD(-1), procs: [OwnedFD] = []) {
         self.runId = runId; self.host = host; self.backend = backend; self.notApplied = notApplied
+        self.notAppliedDescriptions = notApplied.map { name in
+            "resources.\(name): best-effort limit not applied" + (reasons[name].map { ": \($0)" } ?? "")
+        }
         self.cloneInto = cloneInto; self.procs = procs
     }
 
@@ -89,17 +95,48 @@ public final class RunCgroup: Sendable {
     public static func create(runId: String, limits: CgroupLimits, bestEffort: Set<String>,
                               host: CgroupHost) throws -> RunCgroup {
         try validate(runId: runId)
+        do {
+            return try createOrThrowFirst(runId: runId, limits: limits, bestEffort: bestEffort, host: host)
+        } catch let first as KernelError where first.errno == nil && first.operation == "create run cgroup" {
+            // A limit this host cannot apply: name every such limit in one message,
+            // not one per attempt (a user would otherwise edit the policy four times).
+            throw combined(first, refused: check(limits: limits, bestEffort: bestEffort, host: host).refused)
+        }
+    }
+
+    /// One error naming every refused limit (`first` when it is the only one or the
+    /// check finds nothing more), with the advice said once.
+    static func combined(_ first: KernelError, refused: [CgroupRefusal]) -> KernelError {
+        let limits = refused.compactMap(\.limit)
+        guard limits.count > 1, limits.count == refused.count else { return first }
+        var reasons: [String] = []
+        for r in refused {
+            let text = r.error.detail ?? ""
+            let why = text.firstRange(of: "; mark it best-effort").map { String(text[..<$0.lowerBound]) } ?? text
+            let reason = why.firstRange(of: " limit cannot be applied: ").map { String(why[$0.upperBound...]) } ?? why
+            reasons.append(reason)
+        }
+        let shared = Set(reasons).count == 1
+        let listed = shared ? limits.joined(separator: ", ") + " limits cannot be applied: " + reasons[0]
+            : zip(limits, reasons).map { "\($0) (\($1))" }.joined(separator: ", ") + ": these limits cannot be applied"
+        let names = limits.map { "\"\($0)\"" }.joined(separator: ", ")
+        return KernelError(operation: first.operation, subject: first.subject,
+                           detail: "\(listed); mark them best-effort in [resources] (best_effort = [\(names)]) to run without them, or use a policy without them (`sandbox doctor` says which shipped policies run here)")
+    }
+
+    private static func createOrThrowFirst(runId: String, limits: CgroupLimits, bestEffort: Set<String>,
+                                           host: CgroupHost) throws -> RunCgroup {
         var request = LimitRequest(limits: limits, bestEffort: bestEffort)
         switch host.mode {
         case .unified(let mountPoint) where host.canCreate:
             let (cg, fd) = try CgroupV2.create(runId: runId, host: host, mountPoint: mountPoint, request: &request)
-            return RunCgroup(runId: runId, host: host, backend: cg, notApplied: request.notApplied, cloneInto: fd)
+            return RunCgroup(runId: runId, host: host, backend: cg, notApplied: request.notApplied, reasons: request.reasons, cloneInto: fd)
         case .hybrid(let v1, _) where host.canCreate:
             let (cg, fds) = try CgroupV1.create(runId: runId, host: host, mounts: v1, request: &request)
-            return RunCgroup(runId: runId, host: host, backend: cg, notApplied: request.notApplied, procs: fds)
+            return RunCgroup(runId: runId, host: host, backend: cg, notApplied: request.notApplied, reasons: request.reasons, procs: fds)
         default:
             try noCgroup(host: host, request: &request)
-            return RunCgroup(runId: runId, host: host, backend: nil, notApplied: request.notApplied)
+            return RunCgroup(runId: runId, host: host, backend: nil, notApplied: request.notApplied, reasons: request.reasons)
         }
     }
 
