@@ -142,10 +142,17 @@ private func v1Dirs(_ cg: RunCgroup) -> [String: String] {
 private let MiB: UInt64 = 1 << 20
 
 /// A limit this host cannot apply: no errno, the limit named, and the hint.
+/// The refusal of a limit this host cannot apply: alone ("memory limit cannot be
+/// applied: …; mark it best-effort …") or named with the others refused at once
+/// ("memory, swap limits cannot be applied: …; mark them best-effort …").
 func isMissingLimit(_ e: KernelError, _ limit: String) -> Bool {
-    e.operation == "create run cgroup" && e.errno == nil
-        && e.detail?.hasPrefix("\(limit) limit cannot be applied: ") == true
-        && e.detail?.hasSuffix("; mark it best-effort in [resources] to run without it") == true
+    guard e.operation == "create run cgroup", e.errno == nil, let d = e.detail else { return false }
+    if d.hasPrefix("\(limit) limit cannot be applied: ") {
+        return d.hasSuffix("; mark it best-effort in [resources] to run without it")
+    }
+    guard let r = d.firstRange(of: " limits cannot be applied: ") else { return false }
+    return d[..<r.lowerBound].components(separatedBy: ", ").contains(limit)
+        && d.contains("; mark them best-effort in [resources] (best_effort = [")
 }
 
 // MARK: - parsing (no kernel needed)
