@@ -109,6 +109,10 @@ public enum Explanation {
                 }
                 line("  DNS stub at \(stub.address):53 (udp, tcp), the only resolver: asks \(list(stub.upstream)) (\(stub.upstreamSource)) only for these names; any other name gets NXDOMAIN without being sent on; HTTPS/SVCB and other record types are refused; DNS (53, 853) to any other address is dropped")
                 line("  an answer in \(list(stub.denyResolved)) (network.deny_resolved and the fixed ranges) opens nothing")
+                if let check = stub.serverNameCheck {
+                    let covered = check.rules.map { "\($0.host) \(list($0.ports.map(String.init)))" }
+                    line("  server name check on the TCP ports of host rules (\(list(covered))): the first data of each connection must name, in its TLS server_name or a plain HTTP Host, a name that resolved to that address in this run and is allowed on that port; a mismatched name, a connection without one and an encrypted ClientHello (ECH) are reset and listed in sniDenied")
+                }
             }
             line("  no broad rule opens this host's addresses, the sandbox bridge (other runs), link-local (cloud metadata), loopback or multicast; only a rule naming the address exactly")
             line("  at most \(policy.network.maxConnections) connections at once (network.max_connections); new ones over it are refused")

@@ -63,8 +63,17 @@ enum NetworkRules {
             return DNSStubPlan.Name(host: rule.host, ports: rule.ports.sorted(), proto: rule.proto.rawValue,
                                     set4: sets.v4, set6: sets.v6)
         }
-        return DNSStubPlan(address: stubAddress, upstream: upstream, upstreamSource: source,
-                           denyResolved: minimal.map(\.description), ttl: stubTTL, names: names)
+        var stub = DNSStubPlan(address: stubAddress, upstream: upstream, upstreamSource: source,
+                               denyResolved: minimal.map(\.description), ttl: stubTTL, names: names)
+        // The executor starts the check for exactly these: the names' TCP ports
+        // (`DNSStubConfig.Name.tcpPorts`), which the ruleset marks (`sniPending`).
+        let checked = names.filter { $0.proto == IPProtocolName.tcp.rawValue }
+        if !checked.isEmpty {
+            stub.serverNameCheck = ServerNameCheckPlan(rules: checked.map { .init(host: $0.host, ports: $0.ports) },
+                                                       claims: [.tlsServerName, .httpHost],
+                                                       resetWhen: [.notAllowed, .notResolved, .noName, .ech])
+        }
+        return stub
     }
 
     /// The ranges no answer may open (the stub's `denyResolved`, and the ruleset's

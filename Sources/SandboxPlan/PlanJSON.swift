@@ -255,6 +255,18 @@ extension NetworkPlan {
                             w.field("set6", n.set6)
                         }
                     }
+                    if let check = stub.serverNameCheck {
+                        w.key("serverNameCheck"); w.object { w in
+                            w.key("claims"); w.raws(check.claims)
+                            w.key("resetWhen"); w.raws(check.resetWhen)
+                            w.key("rules"); w.array(check.rules) { w, r in
+                                w.object { w in
+                                    w.field("host", r.host.description)
+                                    w.key("ports"); w.ints(r.ports)
+                                }
+                            }
+                        }
+                    }
                     w.key("ttl"); w.object { w in
                         w.field("max", stub.ttl.max)
                         w.field("min", stub.ttl.min)

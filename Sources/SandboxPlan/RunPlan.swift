@@ -266,6 +266,33 @@ public struct DNSStubPlan: Codable, Sendable, Equatable {
     /// Seconds a set entry lives: the answer's TTL clamped to this range.
     public var ttl: TTLRange
     public var names: [Name]
+    /// The server name check of the TCP ports these names open; nil when no host rule
+    /// opens a TCP port.
+    public var serverNameCheck: ServerNameCheckPlan? = nil
+}
+
+/// The server name check (Docs/network.md, "The server name check"): the supervisor
+/// reads the first data of every TCP flow a host rule admits (NFQUEUE) and resets the
+/// flow unless the name it claims resolved to that destination in this run and a host
+/// rule allows that name on that port.
+public struct ServerNameCheckPlan: Codable, Sendable, Equatable {
+    /// Where a flow's claimed name is read from.
+    public enum Claim: String, Codable, Sendable {
+        /// A TLS ClientHello's server_name.
+        case tlsServerName = "tls_server_name"
+        /// A plain HTTP/1 request's Host header.
+        case httpHost = "http_host"
+    }
+    public struct Rule: Codable, Sendable, Equatable {
+        public var host: HostPattern
+        public var ports: [UInt16]
+    }
+    /// The TCP host rules, each with the ports whose flows are checked.
+    public var rules: [Rule]
+    public var claims: [Claim]
+    /// Why a flow is reset (the result's `sniDenied` reasons): a name not allowed on the
+    /// port or not resolved there, no readable name, an encrypted ClientHello (ECH).
+    public var resetWhen: [ServerNameRefusal.Reason]
 }
 
 public struct NetworkPlan: Codable, Sendable, Equatable {

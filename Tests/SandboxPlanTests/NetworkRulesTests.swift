@@ -148,11 +148,17 @@ struct NetworkRulesTests {
 /// to everything but the stub.
 struct HostRuleRulesetTests {
     func compile(_ network: String, resolvers: [String] = ["192.0.2.53"]) throws -> RunPlan {
+        try explained(network, resolvers: resolvers).plan
+    }
+
+    /// The plan for the `[network]` lines and `sandbox explain`'s text of it.
+    func explained(_ network: String, resolvers: [String] = ["192.0.2.53"]) throws -> (plan: RunPlan, text: String) {
         let p = try policy("name = \"net\"\n[network]\nmode = \"egress\"\n" + network)
         var facts = host(uid: 0)
         facts.hostAddresses = NetworkRulesTests.hostAddresses
         facts.hostResolvers = resolvers
-        return try PlanCompiler(host: facts).compile(p, argv: ["sh"], runId: "r1")
+        let plan = try PlanCompiler(host: facts).compile(p, argv: ["sh"], runId: "r1")
+        return (plan, Explanation.text(for: plan, policy: p, host: facts))
     }
 
     @Test func theStubIsTheOnlyResolverAndEachRuleHasItsSets() throws {
@@ -205,14 +211,33 @@ struct HostRuleRulesetTests {
     /// explain says under a wildcard rule that its sub-labels reach the zone's DNS
     /// servers (red-team F4); not under an exact name.
     @Test func explainNamesTheWildcardChannel() throws {
-        let p = try policy("name = \"net\"\n[network]\nmode = \"egress\"\nallow = [{ host = \"*.cdn.test\", ports = [443] }, { host = \"ok.test\", ports = [443] }]")
-        var facts = host(uid: 0)
-        facts.hostAddresses = NetworkRulesTests.hostAddresses
-        facts.hostResolvers = ["192.0.2.53"]
-        let plan = try PlanCompiler(host: facts).compile(p, argv: ["sh"], runId: "r1")
-        let text = Explanation.text(for: plan, policy: p, host: facts)
+        let text = try explained("allow = [{ host = \"*.cdn.test\", ports = [443] }, { host = \"ok.test\", ports = [443] }]").text
         let notes = text.split(separator: "\n").filter { $0.contains("is asked upstream, so the run can send data to") }
         #expect(notes.count == 1 && notes[0].contains("cdn.test's DNS servers") && notes[0].contains("100 questions a second"), "\(text)")
+    }
+
+    /// The server name check is in the plan (`network.stub.serverNameCheck`) and in
+    /// explain, with the TCP host rules and ports it covers, what it reads and what is
+    /// reset; not for a UDP host rule. Control: without a TCP host rule, neither.
+    @Test func planAndExplainShowTheServerNameCheck() throws {
+        let (plan, text) = try explained("allow = [{ host = \"ok.test\", ports = [8443, 8080] }, { host = \"*.cdn.test\", ports = [443] }, { host = \"u.test\", ports = [5000], proto = \"udp\" }, { cidr = \"198.51.100.0/24\", ports = [443] }]")
+        let check = try #require(plan.network.stub?.serverNameCheck)
+        #expect(check.rules.map { "\($0.host) \($0.ports)" } == ["ok.test [8080, 8443]", "*.cdn.test [443]"])
+        #expect(check.claims == [.tlsServerName, .httpHost] && check.resetWhen == [.notAllowed, .notResolved, .noName, .ech])
+        let json = String(decoding: plan.canonicalJSON(), as: UTF8.self)
+        #expect(json.contains(#""serverNameCheck":{"claims":["tls_server_name","http_host"],"resetWhen":["not_allowed","not_resolved","no_name","ech"],"rules":[{"host":"ok.test","ports":[8080,8443]},{"host":"*.cdn.test","ports":[443]}]}"#), "\(json)")
+        let lines = text.split(separator: "\n").filter { $0.contains("server name check") }
+        #expect(lines.count == 1, "\(text)")
+        let line = String(lines.first ?? "")
+        for part in ["ok.test 8080, 8443", "*.cdn.test 443", "TLS server_name", "HTTP Host", "resolved to that address in this run",
+                     "allowed on that port", "mismatched name", "encrypted ClientHello (ECH)", "reset", "sniDenied"] {
+            #expect(line.contains(part), "\(part): \(line)")
+        }
+        #expect(!line.contains("u.test") && !line.contains("198.51.100"), "\(line)")
+        // Control: a UDP host rule alone has the stub, not the check.
+        let udp = try explained("allow = [{ host = \"u.test\", ports = [5000], proto = \"udp\" }]")
+        #expect(udp.plan.network.stub != nil && udp.plan.network.stub?.serverNameCheck == nil)
+        #expect(!udp.text.contains("server name check"))
     }
 
     @Test func noResolverAnywhereIsAPlanError() {

@@ -117,6 +117,9 @@ struct PlanSpellingTests {
             denyResolved: ["10.0.0.0/8"], ttl: .init(min: 5, max: 300),
             names: [.init(host: try #require(HostPattern("*.example.org")), ports: [443], proto: "tcp",
                           set4: "h0_4", set6: "h0_6")])
+        full.network.stub?.serverNameCheck = ServerNameCheckPlan(
+            rules: [.init(host: try #require(HostPattern("*.example.org")), ports: [443, 80])],
+            claims: [.tlsServerName, .httpHost], resetWhen: [.notAllowed, .ech])
         full.network.allow = [NetworkAllowPlan(cidr: "10.0.0.0/8", ports: [], proto: "tcp"),
                               NetworkAllowPlan(cidr: "::/0", ports: [53, 1], proto: "udp")]
         full.binary.pin = ["/usr/bin/b": "ff", "/usr/bin/a": "00", "/usr/bin/B": "11"]
