@@ -263,9 +263,14 @@ import Testing
 
     /// Network mode loopback: a connect off the loopback (ENETUNREACH: the run's
     /// namespace has only lo, so no packet is made, let alone sent) is an egress
-    /// entry; one to the loopback is not. 192.0.2.1 is TEST-NET-1 (RFC 5737).
+    /// entry; one to the loopback is not. The address is a test host this test makes
+    /// in a namespace of its own (`EgressTests.RemoteHost`), with a listener on 443.
+    /// Control: from outside the sandbox the same address and port answer.
     @Test func loopbackModeCountsConnectsOffTheLoopback() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
+        let remote = try EgressTests.RemoteHost()
+        defer { remote.cleanUp() }
+        try remote.listen([443])
         let dir = Harness.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let policy = Harness.policy("""
@@ -274,15 +279,19 @@ import Testing
             [network]
             mode = "loopback"
             """, in: dir)
-        let out = try Harness.exec(policy: policy, ["python3", "-c", """
-            import socket
-            for addr in [("192.0.2.1", 443), ("192.0.2.1", 443), ("127.0.0.1", 9)]:
-                try: socket.create_connection(addr, timeout=2); print("connected")
+        let connects = """
+            import socket, sys
+            for addr in [(sys.argv[1], 443), (sys.argv[1], 443), ("127.0.0.1", 9)]:
+                try: s = socket.create_connection(addr, timeout=2); print("connected", s.recv(16).decode().strip())
                 except OSError as e: print(e.errno)
-            """], cwd: dir)
+            """
+        let out = try Harness.exec(policy: policy, ["python3", "-c", connects, remote.address], cwd: dir)
         #expect(out.status == 0, "\(out.stderr)")
         #expect(out.stdout == "101\n101\n111\n", "\(out.stdout)")
-        #expect(Self.summary(Self.denials(out)) == ["egress 192.0.2.1:443 ×2"], "\(Self.summary(Self.denials(out)))")
+        #expect(Self.summary(Self.denials(out)) == ["egress \(remote.address):443 ×2"], "\(Self.summary(Self.denials(out)))")
         #expect((Self.denials(out).first?["hint"] as? String)?.contains("loopback only") == true)
+        // Control: the test host's listener answers a connect from outside the sandbox.
+        let outside = try Harness.run("/usr/bin/python3", ["-c", connects, remote.address])
+        #expect(outside.stdout.hasPrefix("connected hello-443\nconnected hello-443\n"), "\(outside.stdout) \(outside.stderr)")
     }
 }
