@@ -39,6 +39,7 @@ public struct PlanCompiler {
         // /sys that may pass the search's limit.
         let (mounts, binds) = try ctx.mountPlan(network: network, notApplied: &notApplied,
                                                  beforeSocketScan: { try checkTrust(policy, binds: $0, runId: runId) })
+        if policy.process.workdir != nil { try Context.checkWorkdir(process.workdir, mounts: mounts) }
         let landlock = try ctx.landlockPlan(binds: binds, network: network, notApplied: &notApplied)
         let seccomp = try ctx.seccompPlan()
         let capabilities = try ctx.capabilityPlan()
@@ -207,6 +208,17 @@ struct Context {
         // Rootless runs have no uids but the invoker's to map (no subordinate ids).
         plan.hostUID = !rootless && policy.process.hostUID == .own ? .own : .invoker
         return plan
+    }
+
+    /// The loader compared `process.workdir` with the mount lists as written; after
+    /// expansion it must still be at, under or above a place the plan mounts (an
+    /// optional bind whose source is absent mounts nothing), else the child's chdir
+    /// fails after the whole sandbox was built.
+    static func checkWorkdir(_ workdir: String, mounts: [MountStep]) throws {
+        let kinds: Set<MountKind> = [.bind, .tmpfs, .proc, .dev, .symlink]
+        let places = mounts.filter { kinds.contains($0.kind) }.map(\.destination)
+        if workdir == "/" || places.contains(where: { isBeneath(workdir, $0) || isBeneath($0, workdir) }) { return }
+        throw PlanError(key: "process.workdir", message: "\(workdir) is outside every mount of this plan, so it does not exist inside the sandbox; name a path at or under a bind or tmpfs that is mounted here (an optional \"?\" entry whose host path is absent mounts nothing)")
     }
 
     // MARK: Mounts

@@ -1,10 +1,45 @@
 import TOMLKit
 
-/// One entry of a list key as written: a value to add, or `"!value"` to remove an
-/// inherited one.
+/// One entry of a list key as written: a value to add, `"!value"` to remove an
+/// inherited one, or (first, from `{ replace = […] }`) drop everything inherited.
 enum ListEdit<T> {
     case add(T)
     case remove(T)
+    case clear
+}
+
+/// A key whose absence means something ("no limit", "the default"), as written: a
+/// value, or `"!"`, which unsets what a base set.
+enum Setting<T> {
+    case value(T)
+    case unset
+
+    var value: T? {
+        if case .value(let v) = self { return v }
+        return nil
+    }
+}
+
+/// Where a key was written, for diagnostics the merge finds (a removal that matches
+/// no inherited allow rule).
+struct KeyLocation {
+    var file: String
+    var keyPath: String
+    var line: Int?
+}
+
+/// One entry of `network.allow` as written.
+enum AllowEdit {
+    /// `allow = { replace = […] }`: the inherited rules are dropped first.
+    case clear
+    case cidr(AllowRule)
+    case host(HostRule)
+    /// `"!10.0.0.0/8"`: every rule so far whose cidr is exactly this network, whatever
+    /// its ports and protocol.
+    case removeCIDR(CIDR, at: KeyLocation)
+    /// `"!pypi.org"`, `"!*.example.test"`: every host rule so far with exactly this
+    /// pattern (compared lower case, without a trailing dot), whatever its ports.
+    case removeHost(HostPattern, at: KeyLocation)
 }
 
 /// `seccomp.profile` after resolution: no profile, or an existing file.
@@ -25,11 +60,11 @@ struct PolicyLayer {
 
     var hostname: String?
     var user: UserSpec?
-    var group: UserSpec?
-    var workdir: PathTemplate?
+    var group: Setting<UserSpec>?
+    var workdir: Setting<PathTemplate>?
     var envPass: [ListEdit<String>] = []
     var envSet: [String: String] = [:]
-    var timeoutMs: UInt64?
+    var timeoutMs: Setting<UInt64>?
     var graceMs: UInt64?
     var newSession: Bool?
     var hostUID: HostUID?
@@ -44,43 +79,42 @@ struct PolicyLayer {
     var socketScanLimit: Int?
 
     var landlockMode: FenceMode?
-    var connectTCP: [UInt16]?
-    var landlockMinABI: Int?
-    var bindTCP: [UInt16]?
+    var connectTCP: Setting<[ListEdit<UInt16>]>?
+    var landlockMinABI: Setting<Int>?
+    var bindTCP: Setting<[ListEdit<UInt16>]>?
     var scope: [ListEdit<LandlockScope>] = []
 
     var seccompProfile: ProfileRef?
     var seccompProfilePath: TOMLPath?
     var deny: [ListEdit<String>] = []
-    var socketFamilies: [ListEdit<SocketFamily>]?
+    var socketFamilies: Setting<[ListEdit<SocketFamily>]>?
     var onViolation: ViolationAction?
 
     var keep: [ListEdit<String>] = []
 
-    var memory: UInt64?
-    var swap: UInt64?
-    var pids: UInt64?
-    var cpu: Double?
-    var io: UInt64?
-    var rlimits: [Rlimit: RlimitValue] = [:]
+    var memory: Setting<UInt64>?
+    var swap: Setting<UInt64>?
+    var pids: Setting<UInt64>?
+    var cpu: Setting<Double>?
+    var io: Setting<UInt64>?
+    var rlimits: [Rlimit: Setting<RlimitValue>] = [:]
     var bestEffort: [ListEdit<String>] = []
 
     var networkMode: NetworkMode?
     var dns: [ListEdit<IPAddress>] = []
-    var allow: [AllowRule] = []
-    var allowHosts: [HostRule] = []
+    var allow: [AllowEdit] = []
     var upstreamDNS: [ListEdit<IPAddress>] = []
-    var denyResolved: [CIDR] = []
-    var hosts: [String: IPAddress] = [:]
+    var denyResolved: [ListEdit<CIDR>] = []
+    var hosts: [String: Setting<IPAddress>] = [:]
     var maxConnections: Int?
 
     var requireRootOwned: Bool?
     var rejectWritable: Bool?
     var rejectSetuid: Bool?
-    var pin: [String: String] = [:]
+    var pin: [String: Setting<String>] = [:]
 
-    var auditPath: PathTemplate?
-    var auditKeyFile: PathTemplate?
+    var auditPath: Setting<PathTemplate>?
+    var auditKeyFile: Setting<PathTemplate>?
     /// SHA-256 of the file's bytes as parsed.
     var sha256 = ""
 }
@@ -107,6 +141,25 @@ enum PolicySchema {
     static let maxPids: Int = 4_194_304
     /// The smallest `memory` limit (8 MiB).
     static let minMemoryBytes: UInt64 = 8 << 20
+
+    /// Keys holding a list: `{ replace = […] }` replaces what a base listed.
+    static let lists: Set<String> = [
+        "process.env.pass", "filesystem.ro", "filesystem.rw", "filesystem.tmpfs", "filesystem.protect",
+        "filesystem.mask", "filesystem.unix_sockets", "filesystem.socket_scan_skip", "landlock.connect_tcp",
+        "landlock.bind_tcp", "landlock.scope", "seccomp.deny", "seccomp.socket_families", "capabilities.keep",
+        "resources.best_effort", "network.dns", "network.allow", "network.upstream_dns", "network.deny_resolved",
+    ]
+    /// Keys whose absence means something (no limit, no restriction, the default
+    /// derived from another key): `"!"` unsets what a base set. Every other scalar
+    /// always has a value, so `"!"` there is an error.
+    static let unsettable: Set<String> = [
+        "process.group", "process.workdir", "process.timeout", "landlock.min_abi", "landlock.connect_tcp",
+        "landlock.bind_tcp", "seccomp.profile", "seccomp.socket_families", "resources.memory", "resources.swap",
+        "resources.pids", "resources.cpu", "resources.io", "audit.path", "audit.key_file",
+    ]
+    /// Tables merged key by key: a key set to `"!"` is removed (`env.set` excepted: `"!"`
+    /// is a value a variable may hold).
+    static let tables: Set<String> = ["process.env", "process.env.set", "resources.rlimits", "network.hosts", "binary.pin"]
 }
 
 /// Validates one parsed file into a `PolicyLayer`, collecting every diagnostic.
@@ -137,6 +190,7 @@ final class LayerReader {
         var layer = PolicyLayer(file: file, absolutePath: absolutePath)
         let top = TOMLPath.root
         checkKeys(root, at: top, allowed: PolicySchema.topLevel, noun: "top-level key", place: nil)
+        checkMarkers(root, at: top, allowed: ["version", "name", "extends"])
 
         if let v = integer(root, "version", at: top) {
             if v != 1 {
@@ -175,8 +229,10 @@ final class LayerReader {
         if let t = section(root, "binary", at: top, allowed: PolicySchema.binary) { readBinary(t, at: top.key("binary"), into: &layer) }
         if let t = section(root, "audit", at: top, allowed: PolicySchema.audit) {
             let p = top.key("audit")
-            if let s = string(t, "path", at: p) { layer.auditPath = path(s, at: p.key("path"), allowOptional: false) }
-            if let s = string(t, "key_file", at: p) { layer.auditKeyFile = path(s, at: p.key("key_file"), allowOptional: false) }
+            layer.auditPath = setting(t, "path") { string(t, "path", at: p).flatMap { path($0, at: p.key("path"), allowOptional: false) } }
+            layer.auditKeyFile = setting(t, "key_file") {
+                string(t, "key_file", at: p).flatMap { path($0, at: p.key("key_file"), allowOptional: false) }
+            }
         }
         return layer
     }
@@ -192,8 +248,8 @@ final class LayerReader {
             }
         }
         layer.user = userSpec(t, "user", at: p)
-        layer.group = userSpec(t, "group", at: p)
-        if let s = string(t, "workdir", at: p) { layer.workdir = path(s, at: p.key("workdir"), allowOptional: false) }
+        layer.group = setting(t, "group") { userSpec(t, "group", at: p) }
+        layer.workdir = setting(t, "workdir") { string(t, "workdir", at: p).flatMap { path($0, at: p.key("workdir"), allowOptional: false) } }
         if let env = section(t, "env", at: p, allowed: PolicySchema.env) {
             let ep = p.key("env")
             layer.envPass = edits(env, "pass", at: ep) { name, path in
@@ -215,7 +271,7 @@ final class LayerReader {
                 }
             }
         }
-        layer.timeoutMs = duration(t, "timeout", at: p)
+        layer.timeoutMs = setting(t, "timeout") { duration(t, "timeout", at: p) }
         layer.graceMs = duration(t, "grace", at: p)
         layer.newSession = bool(t, "new_session", at: p)
         layer.hostUID = enumValue(t, "host_uid", at: p, HostUID.self)
@@ -249,18 +305,20 @@ final class LayerReader {
 
     private func readLandlock(_ t: TOMLTable, at p: TOMLPath, into layer: inout PolicyLayer) {
         layer.landlockMode = enumValue(t, "mode", at: p, FenceMode.self)
-        if let n = integer(t, "min_abi", at: p) {
-            if n < 1 || n > 64 { error(p.key("min_abi"), "must be a Landlock ABI version from 1 to 64 (got \(n))") }
-            else { layer.landlockMinABI = n }
+        layer.landlockMinABI = setting(t, "min_abi") { () -> Int? in
+            guard let n = integer(t, "min_abi", at: p) else { return nil }
+            if n < 1 || n > 64 { error(p.key("min_abi"), "must be a Landlock ABI version from 1 to 64 (got \(n))"); return nil }
+            return n
         }
-        layer.connectTCP = ports(t, "connect_tcp", at: p)
-        layer.bindTCP = ports(t, "bind_tcp", at: p)
+        layer.connectTCP = setting(t, "connect_tcp") { portEdits(t, "connect_tcp", at: p) }
+        layer.bindTCP = setting(t, "bind_tcp") { portEdits(t, "bind_tcp", at: p) }
         layer.scope = edits(t, "scope", at: p) { s, kp in self.parseEnum(s, at: kp, LandlockScope.self) }
     }
 
     private func readSeccomp(_ t: TOMLTable, at p: TOMLPath, into layer: inout PolicyLayer) {
         if let s = string(t, "profile", at: p) {
-            layer.seccompProfile = profile(s, at: p.key("profile"))
+            // "!" unsets an inherited profile, as "none" does.
+            layer.seccompProfile = s == "!" ? ProfileRef.none : profile(s, at: p.key("profile"))
             layer.seccompProfilePath = p.key("profile")
         }
         layer.deny = edits(t, "deny", at: p) { name, kp in
@@ -269,7 +327,9 @@ final class LayerReader {
             return nil
         }
         if t["socket_families"] != nil {
-            layer.socketFamilies = edits(t, "socket_families", at: p) { s, kp in self.parseEnum(s, at: kp, SocketFamily.self) }
+            layer.socketFamilies = setting(t, "socket_families") {
+                edits(t, "socket_families", at: p) { s, kp in self.parseEnum(s, at: kp, SocketFamily.self) }
+            }
         }
         layer.onViolation = enumValue(t, "on_violation", at: p, ViolationAction.self)
     }
@@ -283,29 +343,36 @@ final class LayerReader {
     }
 
     private func readResources(_ t: TOMLTable, at p: TOMLPath, into layer: inout PolicyLayer) {
-        layer.memory = size(t, "memory", at: p, allowZero: false)
-        // Below this no command starts (the loader, libc and a shell need more): every
-        // run would be OOM-killed, which a check should say instead.
-        if let m = layer.memory, m < PolicySchema.minMemoryBytes {
-            error(p.key("memory"), "memory = \(m) bytes is below the minimum of 8MiB a sandboxed command needs to start")
-            layer.memory = nil
+        layer.memory = setting(t, "memory") { () -> UInt64? in
+            guard let m = size(t, "memory", at: p, allowZero: false) else { return nil }
+            // Below this no command starts (the loader, libc and a shell need more): every
+            // run would be OOM-killed, which a check should say instead.
+            if m < PolicySchema.minMemoryBytes {
+                error(p.key("memory"), "memory = \(m) bytes is below the minimum of 8MiB a sandboxed command needs to start")
+                return nil
+            }
+            return m
         }
-        layer.swap = size(t, "swap", at: p, allowZero: true)
-        if let n = integer(t, "pids", at: p) {
+        layer.swap = setting(t, "swap") { size(t, "swap", at: p, allowZero: true) }
+        layer.pids = setting(t, "pids") { () -> UInt64? in
+            guard let n = integer(t, "pids", at: p) else { return nil }
             if n < 1 {
                 error(p.key("pids"), "pids = \(n) must be at least 1 (the number of processes and threads allowed, up to \(PolicySchema.maxPids))")
             } else if n > PolicySchema.maxPids {
                 error(p.key("pids"), "pids = \(n) is above the kernel's limit; use 1…\(PolicySchema.maxPids)")
             } else {
-                layer.pids = UInt64(n)
+                return UInt64(n)
             }
+            return nil
         }
-        if let v = t["cpu"] {
+        if let v = t["cpu"], isUnsetMarker(v) {
+            layer.cpu = .unset
+        } else if let v = t["cpu"] {
             let kp = p.key("cpu")
             let number: Double? = v.type == .int ? v.int.map(Double.init) : v.type == .double ? v.double : nil
             if let c = number {
                 if c.isFinite, c >= 0.01, c <= 1024 {
-                    layer.cpu = c
+                    layer.cpu = .value(c)
                 } else {
                     error(kp, "cpu = \(formatNumber(c)) is out of range; give the number of cores from 0.01 (the kernel's smallest quota, 1 ms per 100 ms) to 1024, e.g. 1.5")
                 }
@@ -313,12 +380,13 @@ final class LayerReader {
                 error(kp, "expected a number of cores (e.g. 2 or 1.5), found \(describe(v.type))")
             }
         }
-        if let n = integer(t, "io", at: p) {
+        layer.io = setting(t, "io") { () -> UInt64? in
+            guard let n = integer(t, "io", at: p) else { return nil }
             if n < 1 || n > 10_000 {
                 error(p.key("io"), "io = \(n) is out of range; the cgroup io weight is 1…10000 (default 100)")
-            } else {
-                layer.io = UInt64(n)
+                return nil
             }
+            return UInt64(n)
         }
         if let limits = table(t, "rlimits", at: p) {
             let rp = p.key("rlimits")
@@ -329,7 +397,11 @@ final class LayerReader {
                     continue
                 }
                 guard let value = limits[key] else { continue }
-                if let v = rlimitValue(value, which, at: kp) { layer.rlimits[which] = v }
+                if isUnsetMarker(value) {
+                    layer.rlimits[which] = .unset
+                } else if let v = rlimitValue(value, which, at: kp) {
+                    layer.rlimits[which] = .value(v)
+                }
             }
         }
         layer.bestEffort = edits(t, "best_effort", at: p) { s, kp in
@@ -346,32 +418,13 @@ final class LayerReader {
             self.error(kp, "invalid IP address \"\(s)\"; write an IPv4 (\"10.203.0.1\") or IPv6 (\"fd00::1\") address")
             return nil
         }
-        if let value = t["allow"] {
-            let ap = p.key("allow")
-            if expect(value, .array, at: ap), let items = value.array {
-                for i in 0..<items.count {
-                    switch allowRule(items[i], at: ap.index(i)) {
-                    case .cidr(let rule): layer.allow.append(rule)
-                    case .host(let rule): layer.allowHosts.append(rule)
-                    case nil: break
-                    }
-                }
-            }
-        }
+        if let value = t["allow"] { layer.allow = allowEdits(value, at: p.key("allow")) }
         layer.upstreamDNS = edits(t, "upstream_dns", at: p) { s, kp in
             if let a = IPAddress(s) { return a }
             self.error(kp, "invalid IP address \"\(s)\"; write the address of a resolver the host can reach, such as \"192.0.2.53\"")
             return nil
         }
-        if let value = t["deny_resolved"] {
-            let dp = p.key("deny_resolved")
-            if expect(value, .array, at: dp), let items = value.array {
-                for i in 0..<items.count {
-                    guard expect(items[i], .string, at: dp.index(i)), let s = items[i].string else { continue }
-                    if let c = parseCIDR(s, at: dp.index(i)) { layer.denyResolved.append(c) }
-                }
-            }
-        }
+        layer.denyResolved = edits(t, "deny_resolved", at: p) { s, kp in self.parseCIDR(s, at: kp) }
         if let hosts = table(t, "hosts", at: p) {
             let hp = p.key("hosts")
             for name in hosts.keys.sorted() {
@@ -381,11 +434,12 @@ final class LayerReader {
                     continue
                 }
                 guard let value = hosts[name], expect(value, .string, at: kp), let s = value.string else { continue }
+                if s == "!" { layer.hosts[name] = .unset; continue }
                 guard let address = IPAddress(s) else {
-                    error(kp, "invalid IP address \"\(s)\"; write an IPv4 or IPv6 address")
+                    error(kp, "invalid IP address \"\(s)\"; write an IPv4 or IPv6 address, or \"!\" to remove an inherited entry")
                     continue
                 }
-                layer.hosts[name] = address
+                layer.hosts[name] = .value(address)
             }
         }
         if let n = integer(t, "max_connections", at: p) {
@@ -396,6 +450,77 @@ final class LayerReader {
                 error(p.key("max_connections"), "max_connections = \(n) is out of range; use \(range.lowerBound)…\(range.upperBound) (connections the run may have open at once)")
             }
         }
+    }
+
+    /// `network.allow`: rules to add (tables), `"!CIDR"` / `"!HOST"` to remove inherited
+    /// ones, or `{ replace = […] }`.
+    private func allowEdits(_ value: TOMLValueConvertible, at ap: TOMLPath) -> [AllowEdit] {
+        let what = "write rules such as [{ cidr = \"192.0.2.0/24\", ports = [443] }]; an entry \"!192.0.2.0/24\" or \"!pypi.org\" removes inherited rules, and { replace = […] } replaces them"
+        guard let list = listValue(value, at: ap, what: what) else { return [] }
+        var out: [AllowEdit] = list.replace ? [.clear] : []
+        for i in 0..<list.items.count {
+            let item = list.items[i]
+            let kp = list.path.index(i)
+            if item.type == .string, let s = item.string {
+                guard s.hasPrefix("!") else {
+                    error(kp, "expected an allow rule { cidr = …, ports = […] } or { host = …, ports = […] }, found a string; \"!X\" removes inherited rules")
+                    continue
+                }
+                guard let rest = removal(s, at: kp, replacing: list.replace) else { continue }
+                if rest.contains("/") {
+                    if let c = parseCIDR(rest, at: kp) { out.append(.removeCIDR(c, at: location(kp))) }
+                } else if let host = HostPattern(rest) {
+                    out.append(.removeHost(host, at: location(kp)))
+                } else {
+                    error(kp, "\"\(s)\" names no rule: write \"!\" and the cidr of inherited rules as written there (\"!151.101.0.0/16\"), or their host (\"!pypi.org\", \"!*.example.test\")")
+                }
+                continue
+            }
+            switch allowRule(item, at: kp) {
+            case .cidr(let rule): out.append(.cidr(rule))
+            case .host(let rule): out.append(.host(rule))
+            case nil: break
+            }
+        }
+        return out
+    }
+
+    /// `connect_tcp`, `bind_tcp`: port numbers to add, `"!PORT"` to remove an inherited
+    /// one, or `{ replace = […] }`.
+    private func portEdits(_ t: TOMLTable, _ key: String, at p: TOMLPath) -> [ListEdit<UInt16>]? {
+        guard let v = t[key] else { return nil }
+        let what = "write port numbers such as [443]; an entry \"!443\" removes an inherited port, and { replace = [443] } replaces the list"
+        guard let list = listValue(v, at: p.key(key), what: what) else { return nil }
+        var out: [ListEdit<UInt16>] = list.replace ? [.clear] : []
+        var ok = true
+        for i in 0..<list.items.count {
+            let item = list.items[i]
+            let ip = list.path.index(i)
+            var number = item.type == .int ? item.int : nil
+            var remove = false
+            if item.type == .string, let s = item.string {
+                guard let rest = removal(s, at: ip, replacing: list.replace) else {
+                    if !s.hasPrefix("!") { error(ip, "expected a port number 1…65535, found a string; \"!PORT\" removes an inherited port") }
+                    ok = false
+                    continue
+                }
+                number = Int(rest)
+                remove = true
+                if number == nil { error(ip, "\"\(s)\": write \"!\" and a port number, e.g. \"!443\""); ok = false; continue }
+            }
+            guard let n = number else {
+                error(ip, "expected a port number 1…65535, found \(describe(item.type))")
+                ok = false
+                continue
+            }
+            guard n >= 1 && n <= 65_535 else {
+                error(ip, "port \(n) is out of range; ports are 1…65535")
+                ok = false
+                continue
+            }
+            out.append(remove ? .remove(UInt16(n)) : .add(UInt16(n)))
+        }
+        return ok ? out : nil
     }
 
     private enum ParsedAllowRule { case cidr(AllowRule), host(HostRule) }
@@ -462,6 +587,7 @@ final class LayerReader {
                     continue
                 }
                 guard let value = pins[key], expect(value, .string, at: kp), let s = value.string else { continue }
+                if s == "!" { layer.pin[Paths.normalize(key)] = .unset; continue }
                 let digest = s.lowercased()
                 let hex = digest.dropFirst("sha256:".count)
                 guard digest.hasPrefix("sha256:"), hex.count == 64,
@@ -469,7 +595,7 @@ final class LayerReader {
                     error(kp, "invalid digest \"\(s)\"; write \"sha256:\" followed by 64 hex digits (as printed by sha256sum)")
                     continue
                 }
-                layer.pin[Paths.normalize(key)] = digest
+                layer.pin[Paths.normalize(key)] = .value(digest)
             }
         }
     }
@@ -671,7 +797,45 @@ final class LayerReader {
     func section(_ t: TOMLTable, _ key: String, at p: TOMLPath, allowed: [String]) -> TOMLTable? {
         guard let sub = table(t, key, at: p) else { return nil }
         checkKeys(sub, at: p.key(key), allowed: allowed, noun: "key", place: "in [\(p.key(key))]")
+        checkMarkers(sub, at: p.key(key), allowed: allowed)
         return sub
+    }
+
+    /// `"!"` and `{ replace = […] }` where the key takes neither: reported, and the key
+    /// dropped from `t`, so its reader does not also say "expected a size".
+    func checkMarkers(_ t: TOMLTable, at p: TOMLPath, allowed: [String]) {
+        for key in t.keys.sorted() where allowed.contains(key) {
+            guard let v = t[key] else { continue }
+            let kp = p.key(key)
+            let name = kp.description
+            if PolicySchema.tables.contains(name) { continue }
+            if v.type == .table, let inner = v.table, inner.contains(key: "replace"), !PolicySchema.lists.contains(name) {
+                error(kp, "{ replace = […] } replaces an inherited list, and \(name) is not a list; write its value (\(PolicySchema.unsettable.contains(name) ? "or \"!\" to unset an inherited one" : "it cannot be unset"))")
+                t.remove(at: key)
+            } else if isUnsetMarker(v), !PolicySchema.unsettable.contains(name) {
+                if PolicySchema.lists.contains(name) {
+                    error(kp, "\"!\" unsets a scalar; \(name) is a list: write \(key) = { replace = [] } to drop every inherited entry, or \"!X\" entries to remove one")
+                } else {
+                    error(kp, "\(name) cannot be unset: it always has a value (its default when no file sets it); write the value this policy needs")
+                }
+                t.remove(at: key)
+            }
+        }
+    }
+
+    func isUnsetMarker(_ v: TOMLValueConvertible) -> Bool {
+        v.type == .string && v.string == "!"
+    }
+
+    /// `key = "!"` (unset what a base set) as `.unset`; otherwise the value `read` finds.
+    func setting<T>(_ t: TOMLTable, _ key: String, read: () -> T?) -> Setting<T>? {
+        if let v = t[key], isUnsetMarker(v) { return .unset }
+        return read().map { .value($0) }
+    }
+
+    /// Where `path` is written, for diagnostics the merge makes.
+    func location(_ path: TOMLPath) -> KeyLocation {
+        KeyLocation(file: file, keyPath: path.description, line: index?.line(for: path))
     }
 
     func table(_ t: TOMLTable, _ key: String, at p: TOMLPath) -> TOMLTable? {
@@ -747,24 +911,66 @@ final class LayerReader {
         return out
     }
 
-    /// A list key whose items may be `"!X"` to remove an inherited `X`.
+    /// The array a list key holds, written `[…]` or `{ replace = […] }` (then the
+    /// inherited list is dropped first), with the key path of its items; nil
+    /// (reported) when it is neither.
+    func listValue(_ v: TOMLValueConvertible, at kp: TOMLPath, what: String) -> (items: TOMLArray, path: TOMLPath, replace: Bool)? {
+        if v.type == .array, let items = v.array { return (items, kp, false) }
+        if v.type == .table, let t = v.table {
+            checkKeys(t, at: kp, allowed: ["replace"], noun: "key", place: "in { replace = […] }")
+            guard let r = t["replace"] else {
+                error(kp, "expected an array or { replace = […] }; \(what)")
+                return nil
+            }
+            let rp = kp.key("replace")
+            guard r.type == .array, let items = r.array else {
+                error(rp, "expected an array, found \(describe(r.type)); \(what)")
+                return nil
+            }
+            return (items, rp, true)
+        }
+        error(kp, "expected an array, found \(describe(v.type)); \(what)")
+        return nil
+    }
+
+    /// A list key whose items may be `"!X"` to remove an inherited `X`, or which may be
+    /// `{ replace = […] }` to replace the inherited list.
     func edits<T>(_ t: TOMLTable, _ key: String, at p: TOMLPath, parse: (String, TOMLPath) -> T?) -> [ListEdit<T>] {
         guard let v = t[key] else { return [] }
-        guard let items = stringList(v, at: p.key(key), what: "write a list such as [\"a\", \"b\"]; an entry \"!X\" removes an inherited X") else { return [] }
-        var out: [ListEdit<T>] = []
-        for (s, kp) in items {
-            if s.hasPrefix("!") {
-                let rest = String(s.dropFirst())
-                if rest.isEmpty {
-                    error(kp, "\"!\" alone removes nothing; write \"!X\" to remove an inherited X")
-                    continue
-                }
+        let what = "write a list such as [\"a\", \"b\"]; an entry \"!X\" removes an inherited X, and { replace = [\"a\"] } replaces the inherited list"
+        guard let list = listValue(v, at: p.key(key), what: what) else { return [] }
+        var out: [ListEdit<T>] = list.replace ? [.clear] : []
+        for i in 0..<list.items.count {
+            let item = list.items[i]
+            let kp = list.path.index(i)
+            guard item.type == .string, let s = item.string else {
+                error(kp, "expected a string, found \(describe(item.type))")
+                continue
+            }
+            if let rest = removal(s, at: kp, replacing: list.replace) {
                 if let value = parse(rest, kp) { out.append(.remove(value)) }
-            } else if let value = parse(s, kp) {
+            } else if !s.hasPrefix("!"), let value = parse(s, kp) {
                 out.append(.add(value))
             }
         }
         return out
+    }
+
+    /// What `"!X"` removes (`X`); nil for an entry that adds, and for a removal that
+    /// is an error (reported): `"!"` alone, or any inside `{ replace = […] }`, where
+    /// nothing inherited is left to remove.
+    func removal(_ s: String, at kp: TOMLPath, replacing: Bool) -> String? {
+        guard s.hasPrefix("!") else { return nil }
+        let rest = String(s.dropFirst())
+        if rest.isEmpty {
+            error(kp, "\"!\" alone removes nothing; write \"!X\" to remove an inherited X")
+            return nil
+        }
+        if replacing {
+            error(kp, "\"\(s)\" inside { replace = […] } removes nothing: the inherited entries are dropped already; list only what this policy keeps")
+            return nil
+        }
+        return rest
     }
 
     func describe(_ type: TOMLType) -> String {

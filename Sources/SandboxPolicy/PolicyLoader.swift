@@ -5,10 +5,13 @@ import TOMLKit
 /// chain, validates each on its own, merges them base-first and applies the
 /// defaults. Every problem in every file is reported at once (`PolicyError`).
 ///
-/// Merge rules (Docs/design.md §3): scalars override; lists append, and an entry `"!X"`
-/// removes an inherited `X`; tables (`env.set`, `rlimits`, `hosts`, `pin`) merge key
-/// by key; `network.allow` rules append. A base reached twice (a diamond) is merged
-/// once, at its first position.
+/// Merge rules (Docs/policy-reference.md, "Merge rules"): scalars override, and `"!"`
+/// unsets one whose absence means something (`memory`, `timeout`, …); lists append,
+/// an entry `"!X"` removes an inherited `X` (for `network.allow`: every rule with that
+/// cidr or host), `{ replace = […] }` replaces the inherited list; tables (`env.set`,
+/// `rlimits`, `hosts`, `pin`) merge key by key, and a key set to `"!"` (not in
+/// `env.set`) is removed. A base reached twice (a diamond) is merged once, at its
+/// first position.
 public struct PolicyLoader: Sendable {
     /// Directories searched, in order, for `extends = ["NAME"]` and `--policy NAME`.
     public var searchPath: [String]
@@ -329,15 +332,18 @@ struct Merger {
         p.sources = layers.map(\.absolutePath)
         p.sourceDigests = layers.map(\.sha256)
         var profile: (ref: ProfileRef, file: String, path: TOMLPath?)? = nil
+        var allow = AllowMerge()
+        /// The file that set `process.workdir` last (for a diagnostic with its line).
+        var workdirLayer: PolicyLayer?
 
         for l in layers {
             if let v = l.hostname { p.process.hostname = v }
             if let v = l.user { p.process.user = v }
-            if let v = l.group { p.process.group = v }
-            if let v = l.workdir { p.process.workdir = v }
+            if let v = l.group { p.process.group = v.value }
+            if let v = l.workdir { p.process.workdir = v.value; workdirLayer = l }
             Merger.apply(l.envPass, to: &p.process.envPass)
             p.process.envSet.merge(l.envSet) { _, new in new }
-            if let v = l.timeoutMs { p.process.timeoutMs = v }
+            if let v = l.timeoutMs { p.process.timeoutMs = v.value }
             if let v = l.graceMs { p.process.graceMs = v }
             if let v = l.newSession { p.process.newSession = v }
             if let v = l.hostUID { p.process.hostUID = v }
@@ -352,49 +358,48 @@ struct Merger {
             if let v = l.socketScanLimit { p.filesystem.socketScanLimit = v }
 
             if let v = l.landlockMode { p.landlock.mode = v }
-            if let v = l.landlockMinABI { p.landlock.minABI = v }
-            if let v = l.connectTCP { p.landlock.connectTCP = Merger.appendUnique(p.landlock.connectTCP ?? [], v) }
-            if let v = l.bindTCP { p.landlock.bindTCP = Merger.appendUnique(p.landlock.bindTCP ?? [], v) }
+            if let v = l.landlockMinABI { p.landlock.minABI = v.value }
+            if let v = l.connectTCP { p.landlock.connectTCP = Merger.apply(v, to: p.landlock.connectTCP) }
+            if let v = l.bindTCP { p.landlock.bindTCP = Merger.apply(v, to: p.landlock.bindTCP) }
             Merger.apply(l.scope, to: &p.landlock.scope)
 
             if let v = l.seccompProfile { profile = (v, l.file, l.seccompProfilePath) }
             Merger.apply(l.deny, to: &p.seccomp.deny)
-            if let v = l.socketFamilies {
-                var families = p.seccomp.socketFamilies ?? []
-                Merger.apply(v, to: &families)
-                p.seccomp.socketFamilies = families
-            }
+            if let v = l.socketFamilies { p.seccomp.socketFamilies = Merger.apply(v, to: p.seccomp.socketFamilies) }
             if let v = l.onViolation { p.seccomp.onViolation = v }
 
             Merger.apply(l.keep, to: &p.capabilities.keep)
 
-            if let v = l.memory { p.resources.memoryBytes = v }
-            if let v = l.swap { p.resources.swapBytes = v }
-            if let v = l.pids { p.resources.pids = v }
-            if let v = l.cpu { p.resources.cpu = v }
-            if let v = l.io { p.resources.ioWeight = v }
-            p.resources.rlimits.merge(l.rlimits) { _, new in new }
+            if let v = l.memory { p.resources.memoryBytes = v.value }
+            if let v = l.swap { p.resources.swapBytes = v.value }
+            if let v = l.pids { p.resources.pids = v.value }
+            if let v = l.cpu { p.resources.cpu = v.value }
+            if let v = l.io { p.resources.ioWeight = v.value }
+            for (k, v) in l.rlimits { p.resources.rlimits[k] = v.value }
             Merger.apply(l.bestEffort, to: &p.resources.bestEffort)
 
             if let v = l.networkMode { p.network.mode = v }
             Merger.apply(l.dns, to: &p.network.dns)
-            p.network.allow = Merger.appendUnique(p.network.allow, l.allow)
-            p.network.allowHosts = Merger.appendUnique(p.network.allowHosts, l.allowHosts)
+            for edit in l.allow {
+                if let unmatched = allow.apply(edit) { failUnmatched(unmatched, edit) }
+            }
             Merger.apply(l.upstreamDNS, to: &p.network.upstreamDNS)
-            p.network.denyResolved = Merger.appendUnique(p.network.denyResolved, l.denyResolved)
-            p.network.hosts.merge(l.hosts) { _, new in new }
+            Merger.apply(l.denyResolved, to: &p.network.denyResolved)
+            for (k, v) in l.hosts { p.network.hosts[k] = v.value }
             if let v = l.maxConnections { p.network.maxConnections = v }
 
             if let v = l.requireRootOwned { p.binary.requireRootOwned = v }
             if let v = l.rejectWritable { p.binary.rejectWritable = v }
             if let v = l.rejectSetuid { p.binary.rejectSetuid = v }
-            p.binary.pin.merge(l.pin) { _, new in new }
+            for (k, v) in l.pin { p.binary.pin[k] = v.value }
 
-            if let v = l.auditPath { p.audit.path = v }
-            if let v = l.auditKeyFile { p.audit.keyFile = v }
+            if let v = l.auditPath { p.audit.path = v.value }
+            if let v = l.auditKeyFile { p.audit.keyFile = v.value }
         }
+        (p.network.allow, p.network.allowHosts) = allow.rules
 
         crossCheck(p)
+        if let workdirLayer { checkWorkdir(p, setBy: workdirLayer) }
         checkMergedSizes(p)
 
         if let profile, case .file(let path) = profile.ref {
@@ -461,6 +466,32 @@ struct Merger {
         }
     }
 
+    /// `process.workdir` must exist inside: `/`, or at, under or above a path the
+    /// filesystem lists show (`ro`, `rw`, `tmpfs`, `unix_sockets`). Paths compare as
+    /// written, so a template only matches the same template (`{cwd}/src` is under
+    /// `{cwd}`; `/work` is not, even when run from /work): a policy is valid or not
+    /// wherever it runs. The planner checks again after expansion (a `?` bind that is
+    /// absent, a template that expands elsewhere).
+    private mutating func checkWorkdir(_ p: Policy, setBy layer: PolicyLayer) {
+        guard let w = p.process.workdir?.raw, w != "/" else { return }
+        let fs = p.filesystem
+        let shown = (fs.ro + fs.rw + fs.tmpfs + fs.unixSockets).map(\.raw)
+        func beneath(_ a: String, _ b: String) -> Bool { a == b || a.hasPrefix(b + "/") }
+        if shown.contains(where: { beneath(w, $0) || beneath($0, w) }) { return }
+        let message = "\"\(w)\" is outside every mount, so it does not exist inside the sandbox (the command would fail at chdir); name a path at or under an ro, rw or tmpfs entry (they compare as written: \"{cwd}/src\" is under \"{cwd}\", \"/work\" is not), or leave workdir unset (then {cwd} when it is visible, else /)"
+        failAt(layer, TOMLPath.root.key("process").key("workdir"), message)
+    }
+
+    /// A diagnostic at a key of one file of the chain, with its line: the file is read
+    /// again only on this error path.
+    private mutating func failAt(_ layer: PolicyLayer, _ keyPath: TOMLPath, _ message: String) {
+        guard diagnostics.count < PolicyLimits.maxDiagnostics else { omitted += 1; return }
+        let text = (try? PolicyFile.read(layer.absolutePath, limit: PolicyLimits.maxFileBytes).get())
+            .flatMap { String(bytes: $0, encoding: .utf8) } ?? ""
+        diagnostics.append(PolicyDiagnostic(file: layer.file, keyPath: keyPath.description,
+                                            line: SourceIndex(source: text).line(for: keyPath), message: message))
+    }
+
     /// Lists and tables merged over the `extends` chain stay within the bound each file's
     /// arrays have (`PolicyLimits.maxArrayItems`): every entry costs the planner a
     /// path lookup, a mount or a rule.
@@ -480,6 +511,20 @@ struct Merger {
         }
     }
 
+    /// A `"!X"` in `network.allow` that matched no rule: the writer's picture of the
+    /// inherited rules is wrong, and a rule they meant to close may still be open.
+    private mutating func failUnmatched(_ at: KeyLocation, _ edit: AllowEdit) {
+        let what: String
+        switch edit {
+        case .removeCIDR(let c, _): what = "no rule before it has cidr = \"\(c)\""
+        case .removeHost(let h, _): what = "no rule before it has host = \"\(h)\""
+        default: return
+        }
+        guard diagnostics.count < PolicyLimits.maxDiagnostics else { omitted += 1; return }
+        diagnostics.append(PolicyDiagnostic(file: at.file, keyPath: at.keyPath, line: at.line,
+                                            message: "this removal matches nothing: \(what) (a removal names a rule's cidr or host exactly as written there; `sandbox explain` lists the inherited rules)"))
+    }
+
     private mutating func fail(_ keyPath: String, _ message: String) {
         guard diagnostics.count < PolicyLimits.maxDiagnostics else { omitted += 1; return }
         diagnostics.append(PolicyDiagnostic(file: rootFile, keyPath: keyPath, message: message))
@@ -491,8 +536,18 @@ struct Merger {
             switch edit {
             case .add(let v): if !list.contains(v) { list.append(v) }
             case .remove(let v): list.removeAll { $0 == v }
+            case .clear: list.removeAll()
             }
         }
+    }
+
+    /// A list whose absence means "no restriction" (`socket_families`, `connect_tcp`):
+    /// `"!"` makes it absent again; edits start from an empty list when it was.
+    static func apply<T: Hashable>(_ setting: Setting<[ListEdit<T>]>, to list: [T]?) -> [T]? {
+        guard case .value(let edits) = setting else { return nil }
+        var out = list ?? []
+        apply(edits, to: &out)
+        return out
     }
 
     // The Hashable forms below do the same in time linear in the list and the edits (a
@@ -512,6 +567,8 @@ struct Merger {
                 if position[v] == nil { position[v] = slots.count; slots.append(v) }
             case .remove(let v):
                 if let i = position.removeValue(forKey: v) { slots[i] = nil }
+            case .clear:
+                slots.removeAll(); position.removeAll()
             }
         }
         list = slots.compactMap { $0 }
@@ -530,22 +587,71 @@ struct Merger {
                 if let i = position[v.raw] { slots[i] = v } else { position[v.raw] = slots.count; slots.append(v) }
             case .remove(let v):
                 if let i = position.removeValue(forKey: v.raw) { slots[i] = nil }
+            case .clear:
+                slots.removeAll(); position.removeAll()
             }
         }
         list = slots.compactMap { $0 }
     }
+}
 
-    static func appendUnique<T: Hashable>(_ list: [T], _ more: [T]) -> [T] {
-        guard !more.isEmpty else { return list }
-        var seen = Set(list)
-        var out = list
-        for v in more where seen.insert(v).inserted { out.append(v) }
-        return out
+/// `network.allow` over the `extends` chain: rules in the order first written, each
+/// once; a removal drops every rule with its cidr or host. Linear in the rules and the
+/// edits (a chain of files with thousands of rules each must not take quadratic time).
+struct AllowMerge {
+    private enum Rule: Hashable {
+        case cidr(AllowRule)
+        case host(HostRule)
+    }
+    private enum Target: Hashable {
+        case cidr(CIDR)
+        case host(HostPattern)
+    }
+    private var slots: [Rule?] = []
+    private var present: Set<Rule> = []
+    /// The slots of the rules each removal target would drop.
+    private var byTarget: [Target: [Int]] = [:]
+
+    /// Applies one edit; for a removal that matched nothing, where it was written.
+    mutating func apply(_ edit: AllowEdit) -> KeyLocation? {
+        switch edit {
+        case .clear:
+            self = AllowMerge()
+        case .cidr(let r):
+            add(.cidr(r), target: .cidr(r.cidr))
+        case .host(let r):
+            add(.host(r), target: .host(r.host))
+        case .removeCIDR(let c, let at):
+            if !remove(.cidr(c)) { return at }
+        case .removeHost(let h, let at):
+            if !remove(.host(h)) { return at }
+        }
+        return nil
     }
 
-    static func appendUnique<T: Equatable>(_ list: [T], _ more: [T]) -> [T] {
-        var out = list
-        for v in more where !out.contains(v) { out.append(v) }
-        return out
+    private mutating func add(_ rule: Rule, target: Target) {
+        guard present.insert(rule).inserted else { return }
+        byTarget[target, default: []].append(slots.count)
+        slots.append(rule)
+    }
+
+    private mutating func remove(_ target: Target) -> Bool {
+        guard let indices = byTarget.removeValue(forKey: target) else { return false }
+        for i in indices {
+            if let rule = slots[i] { present.remove(rule) }
+            slots[i] = nil
+        }
+        return true
+    }
+
+    var rules: ([AllowRule], [HostRule]) {
+        var cidrs: [AllowRule] = [], hosts: [HostRule] = []
+        for case let rule? in slots {
+            switch rule {
+            case .cidr(let r): cidrs.append(r)
+            case .host(let r): hosts.append(r)
+            }
+        }
+        return (cidrs, hosts)
     }
 }

@@ -122,7 +122,9 @@ import Testing
     }
 
     /// A step of the sandbox init that fails (the working directory is not in the
-    /// sandbox's root): kind child, the child's own step name, the path, ENOENT.
+    /// sandbox's root): kind child, the child's own step name, the path, ENOENT. The
+    /// directory is under a bind (`/usr` of base) but absent on the host: a workdir
+    /// outside every mount is refused when the policy is loaded.
     @Test func failedChildStepIsAChildError() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
         let dir = Harness.tempDir()
@@ -131,13 +133,13 @@ import Testing
             name = "no-workdir"
             extends = ["\(Harness.repoRoot)/Policies/base.toml"]
             [process]
-            workdir = "/no-such-workdir"
+            workdir = "/usr/no-such-workdir"
             """, in: dir)
         let out = try Harness.exec(policy: policy, ["true"], cwd: dir)
         #expect(out.status == 125, "\(out.stderr)")
         let e = Self.error(out)
         #expect(e["kind"] as? String == "child" && e["step"] as? String == "chdir", "\(e)")
-        #expect(e["subject"] as? String == "/no-such-workdir" && e["errnoName"] as? String == "ENOENT", "\(e)")
+        #expect(e["subject"] as? String == "/usr/no-such-workdir" && e["errnoName"] as? String == "ENOENT", "\(e)")
         Self.expectSameMessage(out)
     }
 

@@ -129,6 +129,26 @@ let simple = """
         #expect(plan.process.workdir == "/work/proj")
     }
 
+    /// A workdir under an optional bind whose host path is absent: the loader saw it
+    /// under a listed path, but the plan mounts nothing there (issue 18). Control: the
+    /// same policy on a host that has the path.
+    @Test func workdirUnderAnAbsentOptionalBindIsRefused() throws {
+        let p = try policy("""
+            [filesystem]
+            ro = ["/usr", "/opt/tools?"]
+            [process]
+            workdir = "/opt/tools/bin"
+            """)
+        #expect(throws: PlanError.self) { try PlanCompiler(host: host()).compile(p, argv: ["sh"], runId: "r1") }
+        do {
+            _ = try PlanCompiler(host: host()).compile(p, argv: ["sh"], runId: "r1")
+        } catch let e as PlanError {
+            #expect(e.key == "process.workdir" && e.message.contains("/opt/tools/bin is outside every mount"), "\(e)")
+        }
+        let present = try PlanCompiler(host: host(files: ["/opt/tools": .directory])).compile(p, argv: ["sh"], runId: "r1")
+        #expect(present.process.workdir == "/opt/tools/bin")
+    }
+
     @Test func environmentIsClearedButPass() throws {
         let plan = try PlanCompiler(host: host()).compile(try policy(simple), argv: ["sh"], runId: "r1")
         #expect(plan.process.env == ["LANG=C", "PATH=/usr/bin:/bin"])
