@@ -31,7 +31,11 @@ let package = Package(
         // Landlock rights, socket families, the run-id rule…): a leaf, written once.
         .target(name: "SandboxVocabulary"),
         // Pure layers: no kernel calls, unprivileged tests.
-        .target(name: "SandboxPolicy", dependencies: ["SandboxVocabulary", .product(name: "TOMLKit", package: "TOMLKit"), "CDigest"]),
+        // The shipped Policies/ and Profiles/seccomp/ are compiled in (EmbedShippedFiles):
+        // the binary runs them wherever it is copied, and the copies are made from the
+        // files at build time, so they cannot drift from the repository.
+        .target(name: "SandboxPolicy", dependencies: ["SandboxVocabulary", .product(name: "TOMLKit", package: "TOMLKit"), "CDigest"],
+                plugins: ["EmbedShippedFiles"]),
         .target(name: "SandboxPlan", dependencies: ["SandboxVocabulary", "SandboxPolicy"]),
 
         // The only Swift module that talks to the kernel.
@@ -51,7 +55,13 @@ let package = Package(
         .executableTarget(name: "sandbox", dependencies: [
             "SandboxKit", "SandboxServe",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        ], plugins: ["RecordRevision"]),
+
+        // Build-time only (nothing here ships): the generator of SandboxPolicy's
+        // ShippedFiles, and the git revision `sandbox --version` reports.
+        .executableTarget(name: "embed-shipped-files", path: "Plugins/EmbedShippedFilesTool"),
+        .plugin(name: "EmbedShippedFiles", capability: .buildTool(), dependencies: ["embed-shipped-files"]),
+        .plugin(name: "RecordRevision", capability: .buildTool()),
 
         .testTarget(name: "SandboxPolicyTests", dependencies: ["SandboxPolicy", "CDigest"], exclude: ["Fixtures"]),
         .testTarget(name: "SandboxPlanTests", dependencies: ["SandboxPlan", "SandboxPolicy", "PolicyFuzz"]),

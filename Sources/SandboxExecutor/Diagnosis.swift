@@ -23,7 +23,8 @@ public struct DoctorReport: Codable, Sendable, Equatable {
     public var features: [Feature]
     /// Every policy looked at (the shipped ones), by name.
     public var policies: [PolicyVerdict]
-    /// Where the shipped policies were looked for; nil: no data directory found.
+    /// The data directory's `Policies/`, whose files override the built-in ones of
+    /// the same name; nil: no data directory, the built-in policies only.
     public var policyDirectory: String?
     /// Every policy can run here (and there was at least one): `doctor` exits 0.
     public var ok: Bool

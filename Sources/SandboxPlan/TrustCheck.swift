@@ -98,8 +98,9 @@ extension PlanCompiler {
         // 2. What later runs trust, outside every writable bind.
         var trusted = host.trusted
         if let base = host.runBase { trusted.append(TrustedPath(what: TrustedPath.Kind.runBase, path: base)) }
-        trusted += policy.sources.map { TrustedPath(what: TrustedPath.Kind.policyFile, path: $0) }
-        if let profile = policy.seccomp.profile {
+        // A built-in file is part of the executable, which is trusted already.
+        trusted += policy.sources.filter { !BuiltIn.isBuiltIn($0) }.map { TrustedPath(what: TrustedPath.Kind.policyFile, path: $0) }
+        if let profile = policy.seccomp.profile, !BuiltIn.isBuiltIn(profile.source) {
             trusted.append(TrustedPath(what: TrustedPath.Kind.profileFile, path: profile.source))
         }
         // The audit log: a run that could write it could rewrite its own account.

@@ -34,6 +34,10 @@ enum PolicyFile {
     }
 
     static func kind(_ path: String) -> Kind {
+        if BuiltIn.isBuiltIn(path) {
+            if BuiltIn.contents(of: path) != nil { return .regular }
+            return BuiltIn.isDirectory(path) ? .directory : .missing
+        }
         var st = stat()
         guard stat(path, &st) == 0 else {
             let e = errno
@@ -70,7 +74,14 @@ enum PolicyFile {
     /// looked at with `stat` before it is opened, so a FIFO or a device is never
     /// opened; it is opened non-blocking and checked again with `fstat`, in case it
     /// was replaced in between; then at most `limit + 1` bytes are read.
+    /// A built-in path (`BuiltIn`) is answered from the binary, within the same limit.
     static func read(_ path: String, limit: Int) -> Result<[UInt8], ReadError> {
+        if BuiltIn.isBuiltIn(path) {
+            guard let bytes = BuiltIn.contents(of: path) else {
+                return .failure(BuiltIn.isDirectory(path) ? .notRegular("a directory") : .missing)
+            }
+            return bytes.count > limit ? .failure(.tooLarge(limit: limit)) : .success(bytes)
+        }
         switch kind(path) {
         case .regular: break
         case .missing: return .failure(.missing)

@@ -19,13 +19,15 @@ public struct PolicyLoader: Sendable {
     public var profileSearchPath: [String]
 
     /// - Parameter profileSearchPath: where named seccomp profiles are looked up;
-    ///   nil: `Profiles/seccomp` of the located `DataDirectory`.
+    ///   nil: `Profiles/seccomp` of the located `DataDirectory`, then the built-in profiles.
     public init(searchPath: [String], profileSearchPath: [String]? = nil) {
         self.searchPath = searchPath
-        self.profileSearchPath = profileSearchPath ?? DataDirectory.locate().map { [$0.seccompProfiles] } ?? []
+        self.profileSearchPath = profileSearchPath ?? PolicyLoader.defaultProfileSearchPath(data: DataDirectory.locate())
     }
 
-    /// `$SANDBOX_POLICY_PATH` (colon-separated), then the shipped `Policies/`.
+    /// `$SANDBOX_POLICY_PATH` (colon-separated), then the data directory's `Policies/`,
+    /// then the policies built into the binary (`BuiltIn.policies`): the first file
+    /// of a name wins, so both of the others override a built-in one.
     public static func defaultSearchPath() -> [String] {
         defaultSearchPath(environment: Environment.only("SANDBOX_POLICY_PATH"), data: DataDirectory.locate())
     }
@@ -33,8 +35,14 @@ public struct PolicyLoader: Sendable {
     static func defaultSearchPath(environment: [String: String], data: DataDirectory?) -> [String] {
         var dirs = (environment["SANDBOX_POLICY_PATH"] ?? "").split(separator: ":").map(String.init)
         if let data { dirs.append(data.policies) }
+        dirs.append(BuiltIn.policies)
         var seen = Set<String>()
         return dirs.filter { seen.insert($0).inserted }
+    }
+
+    /// The data directory's `Profiles/seccomp`, then the built-in profiles.
+    static func defaultProfileSearchPath(data: DataDirectory?) -> [String] {
+        (data.map { [$0.seccompProfiles] } ?? []) + [BuiltIn.seccompProfiles]
     }
 
     // MARK: - Resolving names
@@ -52,6 +60,8 @@ public struct PolicyLoader: Sendable {
     private func resolveTarget(_ text: String, relativeTo dir: String?) -> Resolution {
         if PolicyLoader.isPath(text) {
             if text.hasPrefix("/") { return .found(Paths.normalize(text)) }
+            // `builtin:Policies/base.toml`: the copy in the binary, past any override.
+            if BuiltIn.isBuiltIn(text) { return .found(BuiltIn.join(BuiltIn.scheme, String(text.dropFirst(BuiltIn.scheme.count)))) }
             return .found(dir.map { Paths.join($0, text) } ?? Paths.normalize(text))
         }
         let looked = searchPath.map { Paths.join($0, text + ".toml") }

@@ -48,7 +48,7 @@ extension SeccompProfile {
         case .failure(let why):
             return .failure(LoadFailure(diagnostics: [PolicyDiagnostic(file: path, message: "cannot read seccomp profile: \(why.reason)")]))
         }
-        let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
+        let absolute = BuiltIn.isBuiltIn(path) ? path : URL(fileURLWithPath: path).standardizedFileURL.path
         return loadCounted(bytes: bytes, source: absolute, file: path)
     }
 

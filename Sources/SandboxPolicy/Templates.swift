@@ -84,6 +84,9 @@ public enum PathTemplates {
         }
 
         if normalized.hasPrefix("{policy_dir}") {
+            if BuiltIn.isBuiltIn(policyDir) {
+                return .failure("a built-in policy (\(policyDir)) has no directory on the host, so {policy_dir} cannot be used; write the path out")
+            }
             if policyDir.contains("{") || policyDir.contains("}") {
                 return .failure("the policy's directory \"\(policyDir)\" contains a brace, so {policy_dir} cannot be used; write the path out")
             }
@@ -132,13 +135,17 @@ enum Paths {
         return joined.isEmpty ? "." : joined
     }
 
+    /// A built-in `dir` (`BuiltIn`) keeps a relative `path` among the built-in files.
     static func join(_ dir: String, _ path: String) -> String {
         if path.hasPrefix("/") { return normalize(path) }
+        if BuiltIn.isBuiltIn(dir) { return BuiltIn.join(dir, path) }
         return normalize(dir + "/" + path)
     }
 
+    /// A built-in path is its own absolute form.
     static func absolute(_ path: String) -> String {
-        join(FileManager.default.currentDirectoryPath, path)
+        if BuiltIn.isBuiltIn(path) { return path }
+        return join(FileManager.default.currentDirectoryPath, path)
     }
 
     static func dirname(_ path: String) -> String {
@@ -156,15 +163,18 @@ enum Paths {
 
     /// The path with symlinks resolved, used to recognise the same file reached twice.
     static func identity(_ absolutePath: String) -> String {
-        URL(fileURLWithPath: absolutePath).resolvingSymlinksInPath().path
+        if BuiltIn.isBuiltIn(absolutePath) { return absolutePath }
+        return URL(fileURLWithPath: absolutePath).resolvingSymlinksInPath().path
     }
 
     static func isDirectory(_ path: String) -> Bool {
+        if BuiltIn.isBuiltIn(path) { return BuiltIn.isDirectory(path) }
         var isDir: ObjCBool = false
         return FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && isDir.boolValue
     }
 
     static func isFile(_ path: String) -> Bool {
+        if BuiltIn.isBuiltIn(path) { return BuiltIn.contents(of: path) != nil }
         var isDir: ObjCBool = false
         return FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && !isDir.boolValue
     }

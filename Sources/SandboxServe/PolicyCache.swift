@@ -89,6 +89,7 @@ final class PolicyCache: Sendable {
     }
 
     private static func sha256(of path: String) -> String? {
+        if let builtIn = BuiltIn.contents(of: path) { return Digest.sha256Hex(builtIn) }
         guard let bytes = try? AppendOnlyFile.contents(of: path) else { return nil }
         return Digest.sha256Hex(bytes)
     }

@@ -22,19 +22,14 @@ struct Doctor: ParsableCommand {
         let probe = HostProbe.probe()
         let features = HostFeatures.probe()
         let idmapPaths = probe.uid == 0 ? Set([probe.cwd, "/tmp", probe.home]).sorted() : []
-        let data = DataDirectory.locate()
-        var verdicts: [DoctorReport.PolicyVerdict] = []
-        if let data {
-            let files = ((try? FileManager.default.contentsOfDirectory(atPath: data.policies)) ?? [])
-                .filter { $0.hasSuffix(".toml") }.sorted()
-            for file in files { verdicts.append(verdict(data.policies + "/" + file, probe: probe, features: features)) }
-            verdicts.sort { $0.name < $1.name }
-        }
+        // Every policy a name selects: the built-in ones, or what overrides them.
+        var verdicts = PolicyCatalog().entries.map { verdict($0.source, probe: probe, features: features) }
+        verdicts.sort { $0.name < $1.name }
         let report = DoctorReport(
             kernel: probe.kernelRelease, arch: probe.arch, invokerUID: probe.uid, rootless: probe.uid != 0,
             features: Diagnosis.features(features, idmapPaths: idmapPaths, idmap: MountSources.idmapProblem(at:),
                                          networkNotes: probe.uid == 0 ? EgressNetwork.probe() : []),
-            policies: verdicts, policyDirectory: data?.policies)
+            policies: verdicts, policyDirectory: DataDirectory.locate()?.policies)
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
@@ -78,15 +73,11 @@ struct Doctor: ParsableCommand {
             for n in f.notes { out.append("      \(n)") }
         }
         out.append("")
-        guard let dir = r.policyDirectory else {
-            out.append("shipped policies: none found (no data directory: set SANDBOX_DATA_DIR, or install Policies/ and Profiles/ in ../share/sandbox beside the binary)")
-            return out.joined(separator: "\n")
-        }
-        out.append("shipped policies (\(dir)), compiled for a run from \(cwd) as uid \(r.invokerUID):")
+        out.append("policies (sandbox policies lists them), compiled for a run from \(cwd) as uid \(r.invokerUID):")
         if r.policies.isEmpty { out.append("  none found") }
         let nameWidth = max(12, (r.policies.map(\.name.count).max() ?? 0) + 2)
         for p in r.policies {
-            out.append("  " + p.name.padding(nameWidth) + (p.runs ? "runs" : "cannot run here"))
+            out.append("  " + p.name.padding(nameWidth) + (p.runs ? "runs" : "cannot run here") + "  (\(p.source))")
             for b in p.blockers { out.append("      \(b.key): \(b.reason)") }
             for w in p.without { out.append("      runs without: \(w)") }
         }

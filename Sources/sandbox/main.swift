@@ -14,7 +14,9 @@ struct Sandbox: ParsableCommand {
             Exit status of `exec`: the command's own; 128+N if it died of signal N; \
             125 sandbox or policy error; 126 command not executable; 127 command not found.
             """,
-        subcommands: [Exec.self, Serve.self, Check.self, Plan.self, Explain.self, Ps.self, Gc.self, Doctor.self, Audit.self])
+        version: SandboxVersion.text,
+        subcommands: [Exec.self, Serve.self, Check.self, Plan.self, Explain.self, Policies.self, Ps.self, Gc.self, Doctor.self,
+                      Audit.self, Completions.self, Man.self])
 }
 
 /// Shared by the commands that take a policy and a command line.
@@ -23,7 +25,8 @@ struct PolicyOptions: ParsableArguments {
     // keep the last one silently); `exec`'s fast path refuses it the same way. (The
     // commands give their usage line themselves: ArgumentParser would show an array
     // as optional and repeatable.)
-    @Option(name: .customLong("policy"), help: "Policy file, or the name of a shipped policy (agent, strict, …).")
+    @Option(name: .customLong("policy"), help: "Policy file, or the name of a policy (sandbox policies lists them).",
+            completion: .custom { _, _, _ in PolicyCatalog().names })
     var policies: [String] = []
 
     var policy: String { policies[0] }

@@ -226,8 +226,8 @@ import Testing
     @Test func defaultSearchPathReadsTheEnvironment() {
         let data = DataDirectory(root: "/opt/sandbox")
         #expect(PolicyLoader.defaultSearchPath(environment: ["SANDBOX_POLICY_PATH": "/a::/b"], data: data)
-                == ["/a", "/b", "/opt/sandbox/Policies"])
-        #expect(PolicyLoader.defaultSearchPath(environment: [:], data: nil) == [])
+                == ["/a", "/b", "/opt/sandbox/Policies", BuiltIn.policies])
+        #expect(PolicyLoader.defaultSearchPath(environment: [:], data: nil) == [BuiltIn.policies])
     }
 }
 
