@@ -77,7 +77,8 @@ struct Doctor: ParsableCommand {
         if r.policies.isEmpty { out.append("  none found") }
         let nameWidth = max(12, (r.policies.map(\.name.count).max() ?? 0) + 2)
         for p in r.policies {
-            out.append("  " + p.name.padding(nameWidth) + (p.runs ? "runs" : "cannot run here") + "  (\(p.source))")
+            out.append("  " + p.name.padding(nameWidth) + (p.runs ? "runs" : "cannot run here"))
+            if !BuiltIn.isBuiltIn(p.source) { out.append("      from \(p.source)") }
             for b in p.blockers { out.append("      \(b.key): \(b.reason)") }
             for w in p.without { out.append("      runs without: \(w)") }
         }
