@@ -74,12 +74,21 @@ import Testing
         let c = try Copy()
         let out = try c.run(["--version"])
         #expect(out.status == 0, "\(out.stderr)")
-        // The revision of the checkout the tests run in (the binary was built from it),
-        // or "unknown" when this is no git checkout.
-        let git = try Harness.run("/usr/bin/env", ["git", "-C", Harness.repoRoot, "rev-parse", "--verify", "-q", "HEAD"])
-        let head = git.status == 0 ? git.stdout.trimmingCharacters(in: .whitespacesAndNewlines) : "unknown"
+        // A commit of the checkout the tests run in (the binary was built from it; HEAD
+        // may have moved on since the build), or "unknown" when this is no git checkout.
         let line = out.stdout.trimmingCharacters(in: .newlines)
-        #expect(line == "sandbox 0.1.0 (git \(head))" || line == "sandbox 0.1.0 (git \(head)-dirty)", "\(line), HEAD \(head)")
+        let git = try Harness.run("/usr/bin/env", ["git", "-C", Harness.repoRoot, "rev-parse", "--verify", "-q", "HEAD"])
+        guard git.status == 0 else {
+            #expect(line == "sandbox 0.1.0 (git unknown)", "\(line)")
+            return
+        }
+        let prefix = "sandbox 0.1.0 (git ", suffix = ")"
+        #expect(line.hasPrefix(prefix) && line.hasSuffix(suffix), "\(line)")
+        var rev = String(line.dropFirst(prefix.count).dropLast(suffix.count))
+        if rev.hasSuffix("-dirty") { rev.removeLast("-dirty".count) }
+        #expect(rev.count == 40 && rev.allSatisfy(\.isHexDigit), "\(line)")
+        let commit = try Harness.run("/usr/bin/env", ["git", "-C", Harness.repoRoot, "cat-file", "-e", rev + "^{commit}"])
+        #expect(commit.status == 0, "\(rev) is no commit of this repository: \(commit.stderr)")
     }
 
     @Test func completionsOfferSubcommandsFlagsAndPolicyNames() throws {
