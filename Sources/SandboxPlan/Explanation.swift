@@ -16,8 +16,13 @@ public enum Explanation {
         line()
         line("Filesystem — the sandbox sees only these paths, on an otherwise empty read-only root:")
         let binds = plan.mounts.filter { $0.kind == .bind }
-        let ro = binds.filter(\.readOnly).map(\.destination)
-        let rw = binds.filter { !$0.readOnly }.map(\.destination)
+        // A bind with a dst shows where it comes from.
+        func shown(_ m: MountStep) -> String {
+            guard let source = m.source, source != m.destination else { return m.destination }
+            return "\(m.destination) (from \(source))"
+        }
+        let ro = binds.filter(\.readOnly).map(shown)
+        let rw = binds.filter { !$0.readOnly }.map(shown)
         line("  read and execute:  \(list(ro))")
         line("  read and write:    \(list(rw))")
         let tmp = plan.mounts.filter { $0.kind == .tmpfs }.map(\.destination)

@@ -179,11 +179,18 @@ struct Context {
             workdir = try expand(w, key: "process.workdir")
         } else {
             let cwd = Context.normalize(host.cwd)
-            // Only a bind shows the host's directory; under a tmpfs it does not exist.
-            let visible = (policy.filesystem.ro + policy.filesystem.rw)
-                .compactMap { try? expand($0, key: "") }
-                .contains { Context.isBeneath(cwd, $0) }
-            workdir = visible ? cwd : "/"
+            // Only a bind shows the host's directory (under a tmpfs it does not exist),
+            // at its destination when it has one: the innermost bind holding the cwd.
+            let holding = (policy.filesystem.ro + policy.filesystem.rw)
+                .compactMap { t in (try? expand(t, key: "")).map { (source: $0, inside: t.destination ?? $0) } }
+                .filter { Context.isBeneath(cwd, $0.source) }
+                .max { $0.source.count < $1.source.count }
+            if let b = holding {
+                workdir = cwd == b.source ? b.inside
+                    : Context.normalize(b.inside + "/" + cwd.dropFirst(b.source == "/" ? 1 : b.source.count + 1))
+            } else {
+                workdir = "/"
+            }
         }
 
         let rootless = host.invokerUID != 0
@@ -239,26 +246,32 @@ struct Context {
                 if path == "/" {
                     throw PlanError(key: "\(key)[\(i)]", message: "\"\(t.raw)\" is / here; the sandbox builds its own root and a bind of the host's / would cover it. List the directories the command needs (run from a project directory, not /)")
                 }
-                if reserved.contains(where: { Context.isBeneath(path, $0) }) {
-                    throw PlanError(key: "\(key)[\(i)]", message: "\(path) is provided by the sandbox itself (a private /proc and a minimal /dev); remove it from the policy")
+                // A bind with a destination occupies the destination inside.
+                let inside = t.destination ?? path
+                if let r = [path, inside].first(where: { p in reserved.contains { Context.isBeneath(p, $0) } }) {
+                    throw PlanError(key: "\(key)[\(i)]", message: "\(r) is provided by the sandbox itself (a private /proc and a minimal /dev); remove it from the policy")
                 }
-                if let existing = entries[path] {
-                    throw PlanError(key: "\(key)[\(i)]", message: "\(path) is also listed in \(existing.step.origin); a path may appear in one list only")
+                if let existing = entries[inside] {
+                    throw PlanError(key: "\(key)[\(i)]", message: "\(inside) is also listed in \(existing.step.origin); a path may appear in one list only")
                 }
-                if let e = try make(path, t) { entries[path] = e }
+                if let e = try make(path, t) { entries[inside] = e }
             }
         }
 
         let cwd = Context.normalize(host.cwd)
-        func bindEntry(_ path: String, _ t: PathTemplate, readOnly: Bool, origin: String) -> Entry? {
+        func bindEntry(_ path: String, _ t: PathTemplate, readOnly: Bool, origin: String) throws -> Entry? {
+            // `path` is the host's; `dest` where the command sees it (the same unless the
+            // entry names a dst). Everything about the source (its identity, the cwd,
+            // the trust checks) is about `path`.
+            let dest = t.destination ?? path
             // The working directory itself is the inode the invoker runs in (opened by
             // the supervisor from its cwd fd), whatever the path names by now.
             if path == cwd, let id = host.cwdIdentity {
-                var step = MountStep(kind: .bind, source: path, destination: path, readOnly: readOnly, origin: origin)
+                var step = MountStep(kind: .bind, source: path, destination: dest, readOnly: readOnly, origin: origin)
                 step.sourceIdentity = id
                 step.cwdRelative = ""
-                return Entry(dest: path, step: step,
-                             bind: ResolvedBind(source: path, destination: path, readOnly: readOnly, isDirectory: true))
+                return Entry(dest: dest, step: step,
+                             bind: ResolvedBind(source: path, destination: dest, readOnly: readOnly, isDirectory: true))
             }
             func located(_ step: MountStep) -> MountStep {
                 var step = step
@@ -272,26 +285,30 @@ struct Context {
             case nil:
                 if t.optional { return nil }
                 // Kept: the child reports the missing source with the path and errno.
-                return Entry(dest: path, step: MountStep(kind: .bind, source: path, destination: path,
+                return Entry(dest: dest, step: MountStep(kind: .bind, source: path, destination: dest,
                                                          readOnly: readOnly, origin: origin),
-                             bind: ResolvedBind(source: path, destination: path, readOnly: readOnly, isDirectory: true))
+                             bind: ResolvedBind(source: path, destination: dest, readOnly: readOnly, isDirectory: true))
+            case .symlink? where t.destination != nil:
+                // A mirrored link at another place would point elsewhere (a relative
+                // target), and a bind would follow it: neither is what was written.
+                throw PlanError(key: origin, message: "\(path) is a symlink; a bind with a dst needs the real directory or file as its src")
             case .symlink(let target)?:
                 // Mirror the link (e.g. /lib -> usr/lib on merged-/usr systems); what it
                 // points to is visible only if listed itself.
                 return Entry(dest: path, step: MountStep(kind: .symlink, source: target, destination: path,
                                                          readOnly: true, origin: origin), bind: nil)
             case let kind?:
-                return Entry(dest: path, step: located(MountStep(kind: .bind, source: path, destination: path,
+                return Entry(dest: dest, step: located(MountStep(kind: .bind, source: path, destination: dest,
                                                                  readOnly: readOnly, optional: t.optional, origin: origin)),
-                             bind: ResolvedBind(source: path, destination: path, readOnly: readOnly,
+                             bind: ResolvedBind(source: path, destination: dest, readOnly: readOnly,
                                                 isDirectory: kind == .directory))
             }
         }
 
-        try add(policy.filesystem.ro, key: "filesystem.ro") { bindEntry($0, $1, readOnly: true, origin: "filesystem.ro") }
-        try add(policy.filesystem.rw, key: "filesystem.rw") { bindEntry($0, $1, readOnly: false, origin: "filesystem.rw") }
+        try add(policy.filesystem.ro, key: "filesystem.ro") { try bindEntry($0, $1, readOnly: true, origin: "filesystem.ro") }
+        try add(policy.filesystem.rw, key: "filesystem.rw") { try bindEntry($0, $1, readOnly: false, origin: "filesystem.rw") }
         try add(policy.filesystem.unixSockets, key: "filesystem.unix_sockets") {
-            bindEntry($0, $1, readOnly: false, origin: "filesystem.unix_sockets")
+            try bindEntry($0, $1, readOnly: false, origin: "filesystem.unix_sockets")
         }
         try add(policy.filesystem.tmpfs, key: "filesystem.tmpfs") { path, _ in
             Entry(dest: path, step: MountStep(kind: .tmpfs, destination: path, readOnly: false,
@@ -320,43 +337,54 @@ struct Context {
         // pinned (bound onto themselves): otherwise a run could rename a parent away,
         // so the next run finds nothing to protect, write there, and rename it back.
         var pinned = Set<String>()
-        func pinParents(of path: String, under root: String) {
-            var prefix = root
-            let rest = path.dropFirst(root == "/" ? 1 : root.count + 1).split(separator: "/").dropLast()
+        // Protect and pin look at the host (the bind's source); their steps name the
+        // place inside (its destination, which differs for a bind with a dst).
+        let writable = binds.filter { !$0.readOnly && $0.isDirectory }
+        func inside(_ hostPath: String, of b: ResolvedBind) -> String {
+            hostPath == b.source ? b.destination
+                : Context.normalize(b.destination + "/" + hostPath.dropFirst(b.source == "/" ? 1 : b.source.count + 1))
+        }
+        func pinParents(of path: String, under b: ResolvedBind) {
+            var prefix = b.source
+            let rest = path.dropFirst(b.source == "/" ? 1 : b.source.count + 1).split(separator: "/").dropLast()
             for part in rest {
                 prefix += "/" + part
-                if host.files.kind(of: prefix) == .directory, pinned.insert(prefix).inserted {
-                    steps.append(MountStep(kind: .pin, destination: prefix, readOnly: false, origin: "filesystem.protect"))
+                let dest = inside(prefix, of: b)
+                if host.files.kind(of: prefix) == .directory, pinned.insert(dest).inserted {
+                    steps.append(MountStep(kind: .pin, destination: dest, readOnly: false, origin: "filesystem.protect"))
                 }
             }
         }
-        let writableDirs = binds.filter { !$0.readOnly && $0.isDirectory }.map(\.destination)
-        for root in writableDirs {
+        for b in writable {
             for name in policy.filesystem.protect {
-                let path = Context.normalize(root + "/" + name)
+                let path = Context.normalize(b.source + "/" + name)
                 if case .symlink? = host.files.kind(of: path) {
                     throw PlanError(key: "filesystem.protect", message: "\(path) is a symlink; protect covers real files and directories only (the command could replace the link with a writable one). Remove the link or the name from protect")
                 }
                 if host.files.kind(of: path) != nil {
-                    pinParents(of: path, under: root)
+                    pinParents(of: path, under: b)
                     // Present now, so required at run time: gone by then means tampered.
-                    steps.append(MountStep(kind: .protect, destination: path, readOnly: true, optional: false,
+                    steps.append(MountStep(kind: .protect, destination: inside(path, of: b), readOnly: true, optional: false,
                                            origin: "filesystem.protect"))
                 }
             }
             if policy.filesystem.protect.contains(".git") {
-                for t in try gitIndirections(root: root, writable: writableDirs, notApplied: &notApplied)
-                where !steps.contains(where: { $0.kind == .protect && $0.destination == t.path }) {
-                    pinParents(of: t.path, under: t.home)
-                    steps.append(MountStep(kind: .protect, destination: t.path, readOnly: true, optional: false,
+                for t in try gitIndirections(root: b.source, writable: writable.map(\.source), notApplied: &notApplied) {
+                    guard let home = writable.first(where: { $0.source == t.home }) else { continue }
+                    let dest = inside(t.path, of: home)
+                    if steps.contains(where: { $0.kind == .protect && $0.destination == dest }) { continue }
+                    pinParents(of: t.path, under: home)
+                    steps.append(MountStep(kind: .protect, destination: dest, readOnly: true, optional: false,
                                            origin: "filesystem.protect (\(t.key))"))
                 }
             }
         }
         for (i, t) in policy.filesystem.mask.enumerated() {
             let path = try expand(t, key: "filesystem.mask[\(i)]")
-            if let root = writableDirs.filter({ path != $0 && Context.isBeneath(path, $0) }).max(by: { $0.count < $1.count }) {
-                pinParents(of: path, under: root)
+            if let b = writable.filter({ path != $0.destination && Context.isBeneath(path, $0.destination) })
+                .max(by: { $0.destination.count < $1.destination.count }) {
+                let rest = path.dropFirst(b.destination == "/" ? 1 : b.destination.count + 1)
+                pinParents(of: Context.normalize(b.source + "/" + rest), under: b)
             }
             steps.append(MountStep(kind: .mask, destination: path, readOnly: true, optional: true,
                                    origin: "filesystem.mask"))

@@ -30,28 +30,36 @@ enum SocketScan {
         for (i, t) in fs.socketScanSkip.enumerated() { skip.append(try expand(t, "filesystem.socket_scan_skip[\(i)]")) }
         func beneath(_ path: String, _ root: String) -> Bool { path == root || path.hasPrefix(root + "/") }
 
-        // The ro binds (not mirrored symlinks, not skipped optional ones), with their keys.
-        var roots: [(path: String, key: String)] = []
+        // The ro binds (not mirrored symlinks, not skipped optional ones), with their keys:
+        // searched on the host (`path`, the source), hidden inside (`inside`, the
+        // destination, which differs for a bind with a dst).
+        var roots: [(path: String, inside: String, key: String)] = []
         for (i, t) in fs.ro.enumerated() {
             let path = try expand(t, "filesystem.ro[\(i)]")
-            guard binds.contains(where: { $0.destination == path && $0.readOnly }) else { continue }
+            guard let bind = binds.first(where: { $0.source == path && $0.readOnly }) else { continue }
             if skip.contains(where: { beneath(path, $0) }) { continue }
-            roots.append((path, "filesystem.ro[\(i)]"))
+            roots.append((path, bind.destination, "filesystem.ro[\(i)]"))
         }
         if roots.isEmpty { return [] }
 
         // Every other mount destination covers what the host has there: its own bind
         // (a nested ro bind is searched as a root of its own), a tmpfs, a
         // unix_sockets bind, a mirrored link. Roots themselves are never skipped.
+        // Pruning the search by those places is right only when every root shows the
+        // host at its own path: with a bind elsewhere, a host path covered at its own
+        // place may still be shown under the other's destination, so then only the
+        // trees socket_scan_skip vouches for are left out, and each socket is judged
+        // where each root shows it (below).
         let rootPaths = Set(roots.map(\.path))
-        let covered = Set(destinations).subtracting(rootPaths).union(skip)
+        let elsewhere = roots.contains { $0.inside != $0.path }
+        let covered = elsewhere ? Set(skip) : Set(destinations).subtracting(rootPaths).union(skip)
         guard let found = files.unixSockets(under: roots.map(\.path), skipping: covered.union(rootPaths),
                                             limit: fs.socketScanLimit) else {
             notApplied.append("filesystem.ro: not searched for unix sockets (this host's FileInspector cannot list directories); a socket under an ro bind stays connectable")
             return []
         }
         /// The innermost root showing `path`.
-        func root(of path: String) -> (path: String, key: String)? {
+        func root(of path: String) -> (path: String, inside: String, key: String)? {
             roots.filter { beneath(path, $0.path) }.max(by: { $0.path.count < $1.path.count })
         }
         func key(of path: String) -> String { root(of: path)?.key ?? "filesystem.ro" }
@@ -60,18 +68,22 @@ enum SocketScan {
             let raise = found.entries > fs.socketScanLimit ? ", raise filesystem.socket_scan_limit (now \(fs.socketScanLimit))" : ""
             throw PlanError(key: key(of: root), message: "\(root) cannot be searched for unix sockets (\(why)). A socket under an ro bind stays connectable, so each one is hidden, and the search is never cut short. List the tree in filesystem.socket_scan_skip if nothing binds a socket there\(raise), or bind a smaller tree")
         }
+        // Each socket is hidden where each root shows it, unless a mount nested in that
+        // root's destination covers the place (the innermost mount decides what is seen).
         var sockets: [String] = []
+        var seen = Set<String>()
         for s in Set(found.sockets).sorted() {
             if rootPaths.contains(s) {
                 throw PlanError(key: key(of: s), message: "\(s) is a unix socket; a read-only bind does not stop connect(2) to it. List it in filesystem.unix_sockets to let the command connect, or remove it")
             }
-            // Covered by a mount nested in its bind (the search did not go there).
-            guard let r = root(of: s)?.path,
-                  !covered.contains(where: { $0 != r && beneath($0, r) && beneath(s, $0) }) else { continue }
-            sockets.append(s)
+            for r in roots where beneath(s, r.path) {
+                let at = r.inside == r.path ? s : (r.inside == "/" ? "" : r.inside) + s.dropFirst(r.path.count)
+                let nested = destinations.contains { $0 != r.inside && beneath($0, r.inside) && beneath(at, $0) }
+                if !nested, seen.insert(at).inserted { sockets.append(at) }
+            }
         }
         if sockets.count > maxSockets {
-            throw PlanError(key: key(of: sockets[0]), message: "\(sockets.count) unix sockets under the ro binds, more than the \(maxSockets) the sandbox hides (each is a mount); bind a smaller tree or list it in filesystem.socket_scan_skip")
+            throw PlanError(key: key(of: found.sockets.sorted()[0]), message: "\(sockets.count) unix sockets under the ro binds, more than the \(maxSockets) the sandbox hides (each is a mount); bind a smaller tree or list it in filesystem.socket_scan_skip")
         }
         return sockets.map {
             MountStep(kind: .mask, destination: $0, readOnly: true, optional: true, origin: "filesystem.ro (unix socket)")

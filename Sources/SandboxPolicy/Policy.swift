@@ -45,12 +45,26 @@ public struct Policy: Sendable, Equatable {
 ///
 /// A trailing `?` in the policy (`"/lib64?"`) makes the entry optional: skipped when
 /// the host path does not exist, instead of failing the run (bwrap's `--ro-bind-try`).
+///
+/// An `ro` or `rw` entry written `{ src = "{cwd}", dst = "/workspace" }` is mounted at
+/// `destination` instead of at its own path; list edits still compare entries by
+/// `raw`, the source.
 public struct PathTemplate: Sendable, Hashable, Comparable, CustomStringConvertible {
     /// The template without the optional marker.
     public let raw: String
     public let optional: Bool
-    public init(_ raw: String, optional: Bool = false) { self.raw = raw; self.optional = optional }
-    public var description: String { optional ? raw + "?" : raw }
+    /// Where a bind is mounted inside, when not at its own path: an absolute, normalised
+    /// path without templates.
+    public let destination: String?
+    public init(_ raw: String, optional: Bool = false, destination: String? = nil) {
+        self.raw = raw; self.optional = optional; self.destination = destination
+    }
+    public var description: String {
+        let source = optional ? raw + "?" : raw
+        return destination.map { "\(source) -> \($0)" } ?? source
+    }
+    /// The path inside as written: `destination`, else the path itself.
+    public var inside: String { destination ?? raw }
     public static func < (a: PathTemplate, b: PathTemplate) -> Bool { a.description < b.description }
 }
 

@@ -281,8 +281,11 @@ final class LayerReader {
         let paths = { (key: String) -> [ListEdit<PathTemplate>] in
             self.edits(t, key, at: p) { s, kp in self.path(s, at: kp, allowOptional: true) }
         }
-        layer.ro = paths("ro")
-        layer.rw = paths("rw")
+        let binds = { (key: String) -> [ListEdit<PathTemplate>] in
+            self.edits(t, key, at: p, table: self.bindElsewhere) { s, kp in self.path(s, at: kp, allowOptional: true) }
+        }
+        layer.ro = binds("ro")
+        layer.rw = binds("rw")
         layer.tmpfs = paths("tmpfs")
         layer.mask = paths("mask")
         layer.unixSockets = paths("unix_sockets")
@@ -301,6 +304,28 @@ final class LayerReader {
             case .failure(let why): self.error(kp, why.message); return nil
             }
         }
+    }
+
+    /// `{ src = "{cwd}", dst = "/workspace" }`: the source mounted at another path.
+    /// The destination is a fixed path inside the sandbox (no templates, no `?`).
+    private func bindElsewhere(_ t: TOMLTable, at kp: TOMLPath) -> PathTemplate? {
+        checkKeys(t, at: kp, allowed: ["src", "dst"], noun: "key", place: "in a bind { src = …, dst = … }")
+        guard t["src"] != nil, t["dst"] != nil else {
+            error(kp, "a bind written as a table needs src (the host path) and dst (where it appears inside), e.g. { src = \"{cwd}\", dst = \"/workspace\" }")
+            return nil
+        }
+        guard let s = string(t, "src", at: kp), let d = string(t, "dst", at: kp),
+              let source = path(s, at: kp.key("src"), allowOptional: true),
+              let dest = path(d, at: kp.key("dst"), allowOptional: false) else { return nil }
+        if dest.raw.contains("{") {
+            error(kp.key("dst"), "dst is a path inside the sandbox, the same wherever it runs: write it without templates, e.g. \"/workspace\"")
+            return nil
+        }
+        if dest.raw == "/" {
+            error(kp.key("dst"), "dst = \"/\" would cover the sandbox's own root; name a directory such as \"/workspace\"")
+            return nil
+        }
+        return PathTemplate(source.raw, optional: source.optional, destination: dest.raw)
     }
 
     private func readLandlock(_ t: TOMLTable, at p: TOMLPath, into layer: inout PolicyLayer) {
@@ -935,7 +960,10 @@ final class LayerReader {
 
     /// A list key whose items may be `"!X"` to remove an inherited `X`, or which may be
     /// `{ replace = […] }` to replace the inherited list.
-    func edits<T>(_ t: TOMLTable, _ key: String, at p: TOMLPath, parse: (String, TOMLPath) -> T?) -> [ListEdit<T>] {
+    /// - Parameter table: reads an entry written as a table (`ro`, `rw`: a bind with a
+    ///   destination); nil: only strings.
+    func edits<T>(_ t: TOMLTable, _ key: String, at p: TOMLPath, table: ((TOMLTable, TOMLPath) -> T?)? = nil,
+                  parse: (String, TOMLPath) -> T?) -> [ListEdit<T>] {
         guard let v = t[key] else { return [] }
         let what = "write a list such as [\"a\", \"b\"]; an entry \"!X\" removes an inherited X, and { replace = [\"a\"] } replaces the inherited list"
         guard let list = listValue(v, at: p.key(key), what: what) else { return [] }
@@ -943,6 +971,10 @@ final class LayerReader {
         for i in 0..<list.items.count {
             let item = list.items[i]
             let kp = list.path.index(i)
+            if let table, item.type == .table, let entry = item.table {
+                if let value = table(entry, kp) { out.append(.add(value)) }
+                continue
+            }
             guard item.type == .string, let s = item.string else {
                 error(kp, "expected a string, found \(describe(item.type))")
                 continue

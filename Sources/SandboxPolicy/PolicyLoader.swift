@@ -467,10 +467,13 @@ struct Merger {
         var owner: [String: String] = [:]
         for (name, list) in lists {
             for t in list {
-                if let first = owner[t.raw] {
-                    fail("filesystem.\(name)", "\"\(t.raw)\" is in both filesystem.\(first) and filesystem.\(name); keep it in one (remove an inherited entry with \"!\(t.raw)\")")
+                // By the path inside: a bind elsewhere occupies its destination.
+                if owner[t.inside] == name {
+                    fail("filesystem.\(name)", "\"\(t.inside)\" is listed twice in filesystem.\(name) (as a path and as a dst, or as two dst); keep one")
+                } else if let first = owner[t.inside] {
+                    fail("filesystem.\(name)", "\"\(t.inside)\" is in both filesystem.\(first) and filesystem.\(name); keep it in one (remove an inherited entry with \"!\(t.raw)\")")
                 } else {
-                    owner[t.raw] = name
+                    owner[t.inside] = name
                 }
             }
         }
@@ -485,10 +488,10 @@ struct Merger {
     private mutating func checkWorkdir(_ p: Policy, setBy layer: PolicyLayer) {
         guard let w = p.process.workdir?.raw, w != "/" else { return }
         let fs = p.filesystem
-        let shown = (fs.ro + fs.rw + fs.tmpfs + fs.unixSockets).map(\.raw)
+        let shown = (fs.ro + fs.rw + fs.tmpfs + fs.unixSockets).map(\.inside)
         func beneath(_ a: String, _ b: String) -> Bool { a == b || a.hasPrefix(b + "/") }
         if shown.contains(where: { beneath(w, $0) || beneath($0, w) }) { return }
-        let message = "\"\(w)\" is outside every mount, so it does not exist inside the sandbox (the command would fail at chdir); name a path at or under an ro, rw or tmpfs entry (they compare as written: \"{cwd}/src\" is under \"{cwd}\", \"/work\" is not), or leave workdir unset (then {cwd} when it is visible, else /)"
+        let message = "\"\(w)\" is outside every mount, so it does not exist inside the sandbox (the command would fail at chdir); name a path at or under an ro, rw or tmpfs entry (they compare as written: \"{cwd}/src\" is under \"{cwd}\", \"/work\" is not), or leave workdir unset (then {cwd} when it is visible, else /); a bind with a dst counts at its dst"
         failAt(layer, TOMLPath.root.key("process").key("workdir"), message)
     }
 

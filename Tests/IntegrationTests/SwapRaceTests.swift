@@ -23,25 +23,38 @@ import Testing
     /// against the swapping run A write nothing into `outside`, and every run that
     /// started saw `proj/sub`'s inode as its working directory. Runs may be refused
     /// with 125 (the path changed under the supervisor) but must never be redirected.
-    @Test func swappingRunCannotRedirectAnotherRunsCwd() throws {
+    /// The same holds when B mounts its cwd elsewhere, `rw = [{ src = "{cwd}", dst =
+    /// "/workspace" }]` (issue 18): the source is what is checked, wherever it goes.
+    @Test(arguments: ["agent", "workspace"])
+    func swappingRunCannotRedirectAnotherRunsCwd(_ variant: String) throws {
         guard Self.ready() else { return }
         let race = try SwapRace()
         defer { race.remove() }
+        var policy = "agent"
+        if variant == "workspace" {
+            policy = Harness.policy("""
+                extends = ["agent"]
+                [filesystem]
+                rw = [{ src = "{cwd}", dst = "/workspace" }]
+                [process]
+                workdir = "/workspace"
+                """, in: race.proj, name: "workspace.toml")
+        }
 
         // The inner `$(…)` is expanded by the sandboxed sh, `$i` by the driving shell.
-        let loop = #"""
+        let loop = """
             for i in $(seq "$RUNS"); do
-              "$SANDBOX" exec --policy agent -- sh -c "touch PWNED-$i; echo ino \$(stat -c %i .)"
+              "$SANDBOX" exec --policy '\(policy)' -- sh -c "touch PWNED-$i; echo ino \\$(stat -c %i .)"
               echo "rc $i $?"
             done
-            """#
+            """
         let (b, a) = try race.run(loop)
 
         let statuses = Self.statuses(b.stdout)
         let inodes = b.stdout.split(separator: "\n").filter { $0.hasPrefix("ino ") }.map { UInt64($0.dropFirst(4)) ?? 0 }
         let ok = statuses.filter { $0.value == 0 }.map(\.key).sorted()
         let refused = statuses.filter { $0.value == 125 }.count
-        print("swap race: A made \(a.swaps) swaps; of \(statuses.count) runs of B, \(ok.count) ran, \(refused) were refused with 125")
+        print("swap race (\(variant)): A made \(a.swaps) swaps; of \(statuses.count) runs of B, \(ok.count) ran, \(refused) were refused with 125")
 
         #expect(a.swaps > 0, "run A never swapped, the race proves nothing: \(a.output.stdout) \(a.output.stderr)")
         #expect(b.status == 0, "driving shell: status \(b.status), stdout: \(b.stdout.suffix(2000)) stderr: \(b.stderr.suffix(2000))")

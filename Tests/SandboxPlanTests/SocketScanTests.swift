@@ -28,6 +28,19 @@ import Testing
         plan.mounts.filter { $0.kind == .mask && $0.origin == "filesystem.ro (unix socket)" }.map(\.destination)
     }
 
+    /// An ro bind with a dst (issue 18): its sockets are found under the source and
+    /// hidden at the destination. A tree that is also bound at its own path is hidden
+    /// in both places: the nested bind covers only its own path, not the copy under
+    /// the dst. Control: without the dst the socket is hidden at its own path.
+    @Test func socketsUnderABindElsewhereAreHiddenWhereTheyAreSeen() throws {
+        let elsewhere = try compile(#"ro = ["/usr", { src = "/srv", dst = "/data" }]"#, sockets: ["/srv/a/s.sock"])
+        #expect(socketMasks(elsewhere) == ["/data/a/s.sock"])
+        let twice = try compile(#"ro = ["/usr", { src = "/srv", dst = "/data" }, "/srv/a"]"#, sockets: ["/srv/a/s.sock"])
+        #expect(Set(socketMasks(twice)) == ["/data/a/s.sock", "/srv/a/s.sock"], "\(socketMasks(twice))")
+        let same = try compile(#"ro = ["/usr", "/srv"]"#, sockets: ["/srv/a/s.sock"])
+        #expect(socketMasks(same) == ["/srv/a/s.sock"])
+    }
+
     func refusal(_ filesystem: String, sockets: [String], files: [String: FileKind] = [:]) -> PlanError? {
         do {
             _ = try compile(filesystem, sockets: sockets, files: files)
