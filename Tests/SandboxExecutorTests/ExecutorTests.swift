@@ -116,11 +116,23 @@ struct OwnedFDTests {
     /// Whether `fd` is an open descriptor of this process.
     static func isOpen(_ fd: Int32) -> Bool { fcntl(fd, F_GETFD) >= 0 }
 
+    /// The open file `fd` names (device, inode), nil when it names none.
+    static func file(_ fd: Int32) -> [UInt64]? {
+        var st = stat()
+        return fstat(fd, &st) == 0 ? [UInt64(st.st_dev), UInt64(st.st_ino)] : nil
+    }
+
+    /// Whether `fd` still names `file`. Tests run in parallel in one process: once a
+    /// descriptor is closed another test may get its number at once, so "closed" is
+    /// checked as "no longer names this pipe", not as "the number is free".
+    static func stillNames(_ fd: Int32, _ file: [UInt64]?) -> Bool { file != nil && Self.file(fd) == file }
+
     @Test func closesExactlyOnce() throws {
         let (r, w) = try FD.pipe()
         let number = r.raw
+        let pipe = Self.file(number)
         #expect(r.close() == true)
-        #expect(!Self.isOpen(number))
+        #expect(!Self.stillNames(number, pipe))
         // Another descriptor may take the number now; a second close must not touch it.
         let (r2, w2) = try FD.pipe()
         defer { r2.close(); w2.close(); w.close() }
@@ -133,22 +145,26 @@ struct OwnedFDTests {
         let (r, w) = try FD.pipe()
         defer { w.close() }
         let raw = r.release()
+        let pipe = Self.file(raw)
         #expect(r.raw == -1 && !r.isOpen)
         #expect(r.close() == false)
-        #expect(Self.isOpen(raw), "release closed the descriptor it handed off")
+        #expect(Self.stillNames(raw, pipe), "release closed the descriptor it handed off")
         let next = OwnedFD(raw)
-        #expect(next.close() && !Self.isOpen(raw))
+        #expect(next.close() && !Self.stillNames(raw, pipe))
     }
 
     @Test func deinitClosesWhatIsStillOwned() throws {
         var number: Int32 = -1
+        var pipe: [UInt64]?
         var keep: OwnedFD?
         do {
             let (r, w) = try FD.pipe()
             number = r.raw
+            pipe = Self.file(number)
             keep = w
         }
-        #expect(!Self.isOpen(number), "an owner that went away left its descriptor open")
+        #expect(pipe != nil)
+        #expect(!Self.stillNames(number, pipe), "an owner that went away left its descriptor open")
         keep?.close()
     }
 }
