@@ -49,11 +49,13 @@ let package = Package(
         // One module for a harness: the pipeline re-exported, and exec's steps around
         // the Executor (Docs/library.md).
         .target(name: "SandboxKit", dependencies: ["SandboxVocabulary", "SandboxPolicy", "SandboxPlan", "SandboxKernel", "SandboxAudit", "SandboxExecutor"]),
+        // `sandbox export`: a plan as an OCI bundle or Kubernetes objects (Docs/scale-out.md).
+        .target(name: "SandboxExport", dependencies: ["SandboxVocabulary", "SandboxPlan"]),
         // `sandbox serve` and the `exec --server` client (Docs/serve.md).
         .target(name: "SandboxServe", dependencies: ["SandboxKit", "CSandbox"]),
 
         .executableTarget(name: "sandbox", dependencies: [
-            "SandboxKit", "SandboxServe",
+            "SandboxKit", "SandboxServe", "SandboxExport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], plugins: ["RecordRevision"]),
 

@@ -114,6 +114,11 @@ int sbx_fence_landlock_add_net_rule(int ruleset_fd, uint64_t port, uint64_t allo
     return (int)syscall(__NR_landlock_add_rule, ruleset_fd, SBX_LANDLOCK_RULE_NET_PORT, &attr, 0);
 }
 
+int sbx_fence_landlock_restrict_self(int ruleset_fd) {
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return -1;
+    return (int)syscall(__NR_landlock_restrict_self, ruleset_fd, 0);
+}
+
 /* ---- seccomp ------------------------------------------------------------- */
 
 int sbx_fence_memfd(const char *name) {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SandboxKit
 import SandboxServe
+import SandboxExport
 
 // Exit codes, like env(1), timeout(1) and container runtimes.
 let exitSandboxError: Int32 = 125
@@ -16,7 +17,7 @@ struct Sandbox: ParsableCommand {
             """,
         version: SandboxVersion.text,
         subcommands: [Exec.self, Serve.self, Check.self, Plan.self, Explain.self, Policies.self, Ps.self, Gc.self, Doctor.self,
-                      Audit.self, Completions.self, Man.self])
+                      Audit.self, Completions.self, Man.self, Export.self, LandlockExec.self])
 }
 
 /// Shared by the commands that take a policy and a command line.
@@ -280,14 +281,20 @@ struct Plan: ParsableCommand {
 struct Explain: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Summarise for people what a policy allows and denies.",
-        usage: "sandbox explain --policy <policy>")
+        usage: "sandbox explain --policy <policy> [--target oci|k8s]")
 
     @OptionGroup var options: PolicyOptions
+    @Option(name: .long, help: "List what `export oci` or `export k8s` cannot carry of the plan, one a line.")
+    var target: ExportTarget?
 
     func run() throws {
         let policy = loadPolicy(options.policy)
         let probe = HostProbe.probe()
         let plan = compile(policy, argv: ["<command>"], runId: "explain", probe: probe)
+        if let target {
+            for gap in ExportGaps.of(plan, target: target) { print(gap.line) }
+            return
+        }
         print(Explanation.text(for: plan, policy: policy, host: hostFacts(probe)))
         print(Self.hostVerdict(plan, uid: probe.uid))
     }

@@ -44,6 +44,12 @@ int sbx_fence_landlock_add_path_rule(int ruleset_fd, int parent_fd, uint64_t all
 /* landlock_add_rule(LANDLOCK_RULE_NET_PORT) (ABI 4). */
 int sbx_fence_landlock_add_net_rule(int ruleset_fd, uint64_t port, uint64_t allowed_access);
 
+/* PR_SET_NO_NEW_PRIVS, then landlock_restrict_self(ruleset_fd, 0) on the calling
+ * thread: for `sandbox landlock-exec`, the entrypoint of an exported OCI bundle,
+ * which restricts itself and then execs the command (the executor's child does
+ * this in child.c instead). */
+int sbx_fence_landlock_restrict_self(int ruleset_fd);
+
 /* ---- seccomp ------------------------------------------------------------- */
 
 /* memfd_create(name, MFD_CLOEXEC): where seccomp_export_bpf() writes (libseccomp

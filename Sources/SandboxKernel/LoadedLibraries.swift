@@ -1,0 +1,42 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The shared objects this process has loaded: what the sandbox
+/// binary needs beside itself when it runs somewhere else, as an exported bundle's
+/// entrypoint.
+public enum LoadedLibraries {
+    /// The directories holding them, each resolved (no symlink), sorted, once each:
+    /// the file-backed mappings of this process (`/proc/self/maps`) whose name holds `.so`.
+    public static func directories() -> [String] {
+        let fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return [] }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = read(fd, &chunk, chunk.count)
+            if n <= 0 { break }
+            bytes += chunk[0..<n]
+        }
+        var dirs = Set<String>()
+        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
+            // "addr perms offset dev inode    path": the path is the sixth field on.
+            guard let slash = line.firstIndex(of: "/") else { continue }
+            let path = String(line[slash...])
+            guard path.contains(".so"), let resolved = realpath(path, nil) else { continue }
+            var real = String(cString: resolved)
+            free(resolved)
+            if let last = real.lastIndex(of: "/") { real = String(real[..<last]) }
+            if !real.isEmpty { dirs.insert(real) }
+        }
+        return dirs.sorted()
+    }
+
+    /// This executable's own path (`/proc/self/exe`, resolved).
+    public static func executable() -> String? {
+        guard let resolved = realpath("/proc/self/exe", nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+}
