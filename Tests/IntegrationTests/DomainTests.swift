@@ -521,8 +521,13 @@ import Testing
     static func runProcess(_ marker: String) -> Int32? {
         let ours = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/net")) ?? ""
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            // comm "sh": the command itself, not the child before its execve, which is a
+            // clone of the supervisor (its argv holds the marker too) and already in the
+            // run's namespace before the supervisor has loaded the ruleset there.
             guard let pid = Int32(entry), let cmd = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline"),
                   String(decoding: cmd, as: UTF8.self).contains(marker),
+                  let comm = FileManager.default.contents(atPath: "/proc/\(entry)/comm"),
+                  String(decoding: comm, as: UTF8.self) == "sh\n",
                   let ns = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(entry)/ns/net"), ns != ours else { continue }
             return pid
         }
