@@ -30,10 +30,6 @@ public enum ExportGaps {
 
         switch target {
         case .oci:
-            if landlockOn {
-                // Carried, by the entrypoint; said here because a runtime alone would not.
-                add("landlock", "applied by the entrypoint (the sandbox binary, bound read-only at \(OCIExport.entrypointDirectory)), not by the runtime; a config whose args are changed loses it")
-            }
             if plan.process.timeoutMs != nil {
                 add("process.timeout", "no runtime-spec field: whoever starts the container must end it")
             }
