@@ -169,8 +169,12 @@ import Testing
             #expect(profile["type"] as? String == "Localhost")
             let name = profile["localhostProfile"] as! String
             #expect(FileManager.default.fileExists(atPath: dir + "/seccomp/" + name), "\(policy): the profile the Pod names")
-            // Every shipped policy but base has a timeout.
-            #expect((spec["activeDeadlineSeconds"] != nil) == (policy != "base"), "\(policy): activeDeadlineSeconds")
+            // The deadline is the plan's timeout, rounded up to seconds (none without one).
+            let plan = try Harness.sandbox(["plan", "--policy", policy, "--", "/bin/true"], cwd: w)
+            let planned = try JSONSerialization.jsonObject(with: Data(plan.stdout.utf8)) as! [String: Any]
+            let timeoutMs = (planned["process"] as! [String: Any])["timeoutMs"] as? Int
+            #expect(spec["activeDeadlineSeconds"] as? Int == timeoutMs.map { ($0 + 999) / 1000 }, "\(policy): activeDeadlineSeconds")
+            if policy == "agent" { #expect(spec["activeDeadlineSeconds"] as? Int == 600) }
         }
         // The validator is not a rubber stamp: a Pod with a mistyped field and one
         // the API does not have is refused.
