@@ -76,8 +76,7 @@ extension ExportTarget: ExpressibleByArgument {}
 struct LandlockExec: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: OCIExport.entrypointCommand,
-        abstract: "Apply a plan's Landlock ruleset and exec the command (an exported bundle's entrypoint).",
-        shouldDisplay: false)
+        abstract: "Apply a plan's Landlock ruleset and exec the command (the entrypoint of an `export oci` bundle).")
 
     @Option(name: .long, help: "The plan's Landlock part (JSON), as `export oci` writes it.")
     var rules: String
