@@ -542,6 +542,29 @@ static int apply_mount(struct builder *b, const struct sbx_mount_op *op) {
     return -1;
 }
 
+/* clone3(CLONE_PIDFD [| CLONE_INTO_CGROUP] | flags); where clone3 is refused with
+ * ENOSYS (Docker's default seccomp profile does that, so that runtimes fall back to
+ * clone, whose namespace flags it can filter) and neither namespaces nor a cgroup
+ * are asked for, the legacy clone(CLONE_PIDFD), which stores the pidfd through its
+ * parent_tid argument on every architecture. Returns the pid (0 in the child) or
+ * -errno. */
+static long clone_with_pidfd(uint64_t flags, int cgroup_fd, int *pidfd) {
+    struct sbx_clone_args args;
+    memset(&args, 0, sizeof args);
+    args.flags = flags | CLONE_PIDFD;
+    args.pidfd = (uint64_t)(uintptr_t)pidfd;
+    args.exit_signal = SIGCHLD;
+    if (cgroup_fd >= 0) {
+        args.flags |= SBX_CLONE_INTO_CGROUP;
+        args.cgroup = (uint64_t)cgroup_fd;
+    }
+    long pid = syscall(SYS_clone3, &args, sizeof args);
+    if (pid >= 0) return pid;
+    if (errno != ENOSYS || flags != 0 || cgroup_fd >= 0) return -errno;
+    pid = syscall(SYS_clone, (unsigned long)(CLONE_PIDFD | SIGCHLD), 0UL, pidfd, 0UL, 0UL);
+    return pid < 0 ? -errno : pid;
+}
+
 /* ---- What the steps share. ---- */
 
 /* The state one step leaves for a later one, on the init's stack (the payload gets
@@ -808,13 +831,8 @@ static void run_payload(struct child *c);
 /* The payload is PID 1's child; it runs its own steps and never returns. */
 static int fork_payload(struct child *c) {
     c->payload_pidfd = -1;
-    struct sbx_clone_args args;
-    memset(&args, 0, sizeof args);
-    args.flags = CLONE_PIDFD;
-    args.pidfd = (uint64_t)(uintptr_t)&c->payload_pidfd;
-    args.exit_signal = SIGCHLD;
-    c->payload_pid = syscall(SYS_clone3, &args, sizeof args);
-    if (c->payload_pid < 0) return -1;
+    c->payload_pid = clone_with_pidfd(0, -1, &c->payload_pidfd);
+    if (c->payload_pid < 0) { errno = (int)-c->payload_pid; return -1; }
     if (c->payload_pid == 0) run_payload(c);
     return 0;
 }
@@ -885,6 +903,9 @@ static int drop_bounding_set(struct child *c) {
     c->cap_last = c->spec->apply_caps ? cap_last() : -1;
     for (int cap = 0; cap <= c->cap_last; cap++) {
         if (c->spec->cap_keep & (1ULL << cap)) continue;
+        /* Not in the set already (a nested run's invoker may have none, and no
+         * CAP_SETPCAP to drop them with): nothing to drop. */
+        if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 0) continue;
         if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) { c->index = cap; return -1; }
     }
     return 0;
@@ -896,13 +917,26 @@ static int lock_securebits(struct child *c) {
     if (!c->spec->apply_caps) return 0;
     unsigned long bits = SBX_SECBIT_NOROOT | SBX_SECBIT_NOROOT_LOCKED;
     if (c->spec->cap_keep) bits |= SBX_SECBIT_KEEP_CAPS;
-    return prctl(PR_SET_SECUREBITS, bits, 0, 0, 0);
+    if (prctl(PR_SET_SECUREBITS, bits, 0, 0, 0) == 0) return 0;
+    /* Nested, without CAP_SETPCAP: enough when what the bits are for already holds —
+     * they are locked on by whoever set up this environment, or the bounding set
+     * (after the step before) holds nothing but what is kept, so no exec can gain
+     * more. No uid changes here, so KEEP_CAPS is not needed. */
+    if (!c->spec->nested || errno != EPERM) return -1;
+    int have = prctl(PR_GET_SECUREBITS, 0, 0, 0, 0);
+    if (have >= 0 && (have & (SBX_SECBIT_NOROOT | SBX_SECBIT_NOROOT_LOCKED)) == (SBX_SECBIT_NOROOT | SBX_SECBIT_NOROOT_LOCKED))
+        return 0;
+    for (int cap = 0; cap <= c->cap_last; cap++)
+        if (!(c->spec->cap_keep & (1ULL << cap)) && prctl(PR_CAPBSET_READ, cap, 0, 0, 0) > 0) { errno = EPERM; return -1; }
+    return 0;
 }
 
 /* Raw syscalls, not glibc's wrappers: those broadcast the change to every thread
  * through locks copied from the supervisor at clone time. We are one thread. */
 static int clear_groups(struct child *c) {
-    return c->spec->uid_map ? 0 : (int)syscall(SYS_setgroups, 0, NULL);
+    /* Nested: the invoker's own identity, kept as it is (no user namespace maps
+     * another; setgroups would need CAP_SETGID). */
+    return c->spec->uid_map || c->spec->nested ? 0 : (int)syscall(SYS_setgroups, 0, NULL);
 }
 
 static int set_gid(struct child *c) {
@@ -1178,6 +1212,36 @@ static const struct step payload_steps[] = {
     { SBX_STEP_EXEC, exec_command },
 };
 
+/* Nested isolation (namespaces cannot be made here): the process clone made is the
+ * command. No root is built and no reaper stays behind; it runs the init's steps
+ * that need no namespace, then the payload's, from the same functions. */
+static const struct step nested_steps[] = {
+    { SBX_STEP_SIGNALS, reset_signals },
+    { SBX_STEP_STDIO, install_stdio },
+    { SBX_STEP_KEEP_LIST, list_kept_fds },
+    { SBX_STEP_CLOSE_FDS, close_inherited_fds },
+    { SBX_STEP_PDEATHSIG, die_with_supervisor },
+    { SBX_STEP_SYNC, wait_for_supervisor },
+    { SBX_STEP_CGROUP_JOIN, join_cgroups_v1 },
+    { SBX_STEP_RLIMIT, set_rlimits },
+    { SBX_STEP_PAYLOAD_SIGNALS, unblock_signals },
+    { SBX_STEP_SETSID, new_session },
+    { SBX_STEP_CAPS_BOUNDING, drop_bounding_set },
+    { SBX_STEP_SECUREBITS, lock_securebits },
+    { SBX_STEP_SETGROUPS, clear_groups },
+    { SBX_STEP_SETGID, set_gid },
+    { SBX_STEP_SETUID, set_uid },
+    { SBX_STEP_CAPS, set_capabilities },
+    { SBX_STEP_NO_NEW_PRIVS, no_new_privs },
+    { SBX_STEP_CHDIR, enter_workdir },
+    { SBX_STEP_LANDLOCK, apply_landlock },
+    { SBX_STEP_PAYLOAD_CLOSE_FDS, close_payload_fds },
+    { SBX_STEP_EXEC_CHECK, check_executable },
+    { SBX_STEP_SECCOMP, load_seccomp },
+    { SBX_STEP_NOTIFY_SEND, send_listener },
+    { SBX_STEP_EXEC, exec_command },
+};
+
 #define N_STEPS(list) (sizeof list / sizeof list[0])
 
 static void run_list(struct child *c, const struct step *steps, size_t n) {
@@ -1202,6 +1266,10 @@ static void sbx_init(const struct sbx_spec *spec) {
     c.listener = -1;
     c.payload_pidfd = -1;
     c.b.rootfd = -1;
+    if (spec->nested) {
+        run_list(&c, nested_steps, N_STEPS(nested_steps));
+        _exit(125);
+    }
     run_list(&c, init_steps, N_STEPS(init_steps));
     run_list(&c, reaper_steps, N_STEPS(reaper_steps));
     reap(&c);
@@ -1243,15 +1311,6 @@ undo:;
 
 pid_t sbx_spawn(const struct sbx_spec *spec, int *pidfd_out) {
     int pidfd = -1;
-    struct sbx_clone_args args;
-    memset(&args, 0, sizeof args);
-    args.flags = spec->clone_flags | CLONE_PIDFD;
-    args.pidfd = (uint64_t)(uintptr_t)&pidfd;
-    args.exit_signal = SIGCHLD;
-    if (spec->cgroup_fd >= 0) {
-        args.flags |= SBX_CLONE_INTO_CGROUP;
-        args.cgroup = (uint64_t)spec->cgroup_fd;
-    }
     /* A euid change marks the whole process not dumpable (suid_dumpable); the
      * supervisor's own setting is put back afterwards. */
     int dumpable = spec->has_userns_owner ? prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) : -1;
@@ -1259,8 +1318,7 @@ pid_t sbx_spawn(const struct sbx_spec *spec, int *pidfd_out) {
         int r = become_owner(spec->userns_owner);
         if (r < 0) { if (dumpable >= 0) prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0); return r; }
     }
-    long pid = syscall(SYS_clone3, &args, sizeof args);
-    int e = errno;
+    long pid = clone_with_pidfd(spec->nested ? 0 : spec->clone_flags, spec->cgroup_fd, &pidfd);
     if (pid == 0) sbx_init(spec);
     /* Back to euid 0 (the kernel restores the effective set from the permitted one)
      * and egid 0. */
@@ -1269,7 +1327,7 @@ pid_t sbx_spawn(const struct sbx_spec *spec, int *pidfd_out) {
         syscall(SYS_setresgid, -1, 0, -1);
         if (dumpable >= 0) prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0);
     }
-    if (pid < 0) return -e;
+    if (pid < 0) return (pid_t)pid;
     *pidfd_out = pidfd;
     return (pid_t)pid;
 }

@@ -91,7 +91,7 @@ public struct DoctorReport: Codable, Sendable, Equatable {
 public enum Diagnosis {
     /// The features, in the order reported.
     public static let featureNames = [
-        "clone3-pidfd", "openat2", "user-namespaces", "landlock", "seccomp", "seccomp-user-notification",
+        "clone3-pidfd", "openat2", "user-namespaces", "isolation", "landlock", "seccomp", "seccomp-user-notification",
         "seccomp-log", "cgroups", "nftables", "pidfd-netns", "idmapped-mounts", "kernel-audit", "audit-read",
         "landlock-audit", "audit-log",
     ]
@@ -124,6 +124,7 @@ public enum Diagnosis {
                      disables: f.namespaces.works ? [] : (f.rootless ? ["every policy, for this (rootless) invoker"]
                                                                       : ["process.host_uid = \"own\" (the default): set \"invoker\""])))
 
+        out.append(isolation(f))
         out.append(landlock(f))
         out.append(contentsOf: seccomp(f))
         out.append(cgroups(f))
@@ -152,6 +153,21 @@ public enum Diagnosis {
         }
         out.append(contentsOf: audit(f))
         return out
+    }
+
+    /// Which isolation runs get here (`process.isolation`, NestedPlan.swift): namespaces,
+    /// or — where they cannot be made (an unprivileged container, user namespaces
+    /// restricted) — nested only, and why.
+    static func isolation(_ f: HostFeatures) -> DoctorReport.Feature {
+        let fences = "Landlock\(f.landlockABI > 0 ? " ABI \(f.landlockABI)" : " (unavailable here, so nested runs are refused too)"), seccomp, dropped capabilities, no_new_privs, rlimits and a cgroup where one can be made"
+        guard !f.namespaces.works else {
+            return DoctorReport.Feature(name: "isolation", state: .available,
+                detail: "namespaces: a run gets its own user, mount, PID, IPC, UTS, cgroup and network namespaces and a private root (process.isolation = \"nested\" runs without them, with \(fences))")
+        }
+        let why = f.namespaceBlocker ?? describe(f.namespaces, works: "")
+        return DoctorReport.Feature(name: "isolation", state: f.landlockABI > 0 ? .partial : .unavailable,
+            detail: "nested only: namespaces cannot be made here (\(why)); a policy with process.isolation = \"nested\" or \"namespaces-or-nested\" runs with \(fences), and its plan and result list each layer applied or not",
+            disables: ["process.isolation = \"namespaces\" (the default): set \"namespaces-or-nested\" or \"nested\""])
     }
 
     static func describe(_ o: ProbeOutcome, works: String) -> String {
@@ -343,6 +359,9 @@ public enum Diagnosis {
             } else if plan.process.hostUID == .own {
                 blockers.append(B(key: "process.host_uid", reason: "a run as its own host uid needs a user namespace: \(e)\(blocker); set process.host_uid = \"invoker\""))
             }
+        }
+        if !plan.isNested, let why = f.namespaceBlocker {
+            blockers.append(B(key: "process.isolation", reason: "namespaces cannot be made here (\(why)) and the policy does not accept nested isolation; set process.isolation = \"namespaces-or-nested\" or \"nested\""))
         }
         if plan.seccomp.enabled {
             if f.seccompActions == nil {

@@ -191,7 +191,7 @@ public final class Executor {
         do {
             result = try supervise(started: started)
         } catch let e as ExecError {
-            result = failure(e, started: started)
+            result = failure(namespacesRefused(e), started: started)
         } catch {
             result = failure(ExecError(.supervise, message: "\(error)"), started: started)
         }
@@ -212,6 +212,18 @@ public final class Executor {
     }
 
     private func teardown() { undo.unwind() }
+
+    /// A namespaced run refused where namespaces cannot be made (the bind trees need
+    /// CAP_SYS_ADMIN, clone3 the namespaces): the error says so, names what the probe
+    /// found refused, and that the policy does not accept nested isolation — never a
+    /// silent fallback.
+    private func namespacesRefused(_ e: ExecError) -> ExecError {
+        guard !plan.isNested, [SetupStep.bindTrees, .clone, .idMaps].map(\.rawValue).contains(e.step),
+              let why = HostProbe.namespaceBlocker() else { return e }
+        var out = e
+        out.message = "namespaces cannot be made here (\(why)), and policy \(plan.policy.name) does not accept nested isolation (process.isolation = \"\(plan.isolation?.requested.rawValue ?? "namespaces")\"; \"nested\" or \"namespaces-or-nested\" would run with Landlock, seccomp and the other fences that need no namespace: Docs/policy-reference.md): \(e.message)"
+        return out
+    }
 
     // MARK: - The run, step by step
 
@@ -282,7 +294,8 @@ public final class Executor {
                                                exitCode: 128 + 31),
                               cgroupStats: stats)
         }
-        let (code, signal) = Executor.exitStatus(payload: statusBytes, initExited: exit.exited, initStatus: exit.status)
+        let (code, signal) = Executor.exitStatus(payload: statusBytes, initExited: exit.exited, initStatus: exit.status,
+                                                 initIsCommand: plan.isNested)
         return makeResult(exitCode: code, signal: signal, timedOut: timedOut, started: started,
                           exit: exit, error: nil, cgroupStats: stats)
     }
@@ -395,7 +408,11 @@ public final class Executor {
         // The child always gets a network namespace of its own from clone3 (so it is
         // owned by the run's user namespace); egress sets it up before the child goes on.
         spec.cloneFlags = ChildSpec.newNamespaces | ChildSpec.newNet
-        if let userns = plan.process.userNamespace {
+        if plan.isNested {
+            // No namespaces can be made here: a plain clone that is the command.
+            spec.cloneFlags = 0
+            spec.nested = true
+        } else if let userns = plan.process.userNamespace {
             spec.cloneFlags |= ChildSpec.newUser
             spec.uidMap = userns.uidMap
             spec.gidMap = userns.gidMap
@@ -550,7 +567,11 @@ public final class Executor {
     /// The exit status `sandbox exec` returns, and the signal that ended the command:
     /// from the payload's wait status (the 4 bytes the init writes on the status
     /// pipe), else from the init's own end (`waitid`'s code and status).
-    static func exitStatus(payload: [UInt8], initExited: Bool, initStatus: Int32) -> (code: Int32, signal: Int32?) {
+    static func exitStatus(payload: [UInt8], initExited: Bool, initStatus: Int32,
+                           initIsCommand: Bool = false) -> (code: Int32, signal: Int32?) {
+        // Nested: no reaper; the process clone made is the command (a set-up failure
+        // was read from the error pipe before this).
+        if initIsCommand { return initExited ? (initStatus, nil) : (128 + initStatus, initStatus) }
         if payload.count == 4 {
             let ws = payload.withUnsafeBytes { $0.load(as: Int32.self) }
             if ws & 0x7f == 0 { return ((ws >> 8) & 0xff, nil) }
@@ -746,7 +767,7 @@ public final class Executor {
     /// idmapped: the invoker's uid and gid on disk are the run's uid in the mount.
     /// Rootless runs have none (the child clones from paths it checks itself).
     private func prepareTrees(_ sources: [Int: OpenedSource], lease: UidLease?) throws -> [Int: OwnedFD] {
-        guard plan.process.userNamespace == nil else { return [:] }
+        guard plan.process.userNamespace == nil, !plan.isNested else { return [:] }
         var trees: [Int: OwnedFD] = [:]
         var idmap: OwnedFD?
         defer { idmap?.close() }
@@ -859,6 +880,7 @@ public final class Executor {
                                         memoryPeakBytes: $0.memoryPeakBytes, throttledUs: $0.throttledUs)
             })
         result.cpuSource = cpu.source
+        result.isolation = plan.isolation
         result.hostUID = spawned ? hostUID : nil
         result.binary = binary
         result.violationsTotal = account.violations.total
@@ -922,7 +944,9 @@ extension LandlockPlan {
         for (i, m) in mounts.enumerated() where m.kind == .bind { byDestination[m.destination] = i }
         let pathRules = rules.compactMap { r -> LandlockSpec.PathRule? in
             guard r.hostPath != nil else { return LandlockSpec.PathRule(path: r.path, hostPath: nil, access: r.access) }
-            guard let i = byDestination[r.path], let source = sources[i] else { return nil }
+            // A host path that is no bind's (a nested run's device nodes): opened by path.
+            guard let i = byDestination[r.path] else { return LandlockSpec.PathRule(path: r.path, hostPath: r.hostPath, access: r.access) }
+            guard let source = sources[i] else { return nil }
             return LandlockSpec.PathRule(path: r.path, hostPath: r.hostPath, hostFD: source.fd, access: r.access)
         }
         return LandlockSpec(abi: abi, handledAccessFS: handledAccessFS, rules: pathRules,

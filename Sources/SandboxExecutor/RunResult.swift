@@ -80,6 +80,9 @@ public struct RunResult: Codable, Sendable, Equatable {
     public var sniDenied: [SNIDenial]? = nil
     /// Refusals past those 256 entries, counted only here.
     public var sniDeniedDropped: UInt64? = nil
+    /// The plan's `isolation` (a policy that accepts nested isolation): the mode this
+    /// run got, why, and — nested — each layer applied or not.
+    public var isolation: IsolationPlan? = nil
 
     /// The result of a run refused before anything was created (bad policy, a plan
     /// this host cannot satisfy): exit 125 and the reason, so `--result` always has

@@ -27,6 +27,9 @@ public struct ChildSpec {
     }
 
     public var cloneFlags: UInt64 = 0
+    /// Nested isolation: a plain clone (no namespaces, `cloneFlags` unused) that runs
+    /// the identity, capability and fence steps and execs the command itself.
+    public var nested = false
     public var cgroupFD: Int32 = -1
     public var cgroupProcsFDs: [Int32] = []
     public var loopbackUp = false
@@ -194,6 +197,7 @@ public enum Child {
 
         var c = sbx_spec()
         c.clone_flags = spec.cloneFlags
+        c.nested = spec.nested ? 1 : 0
         c.cgroup_fd = spec.cgroupFD
         c.cgroup_procs_fds = arena.array(spec.cgroupProcsFDs)
         c.n_cgroup_procs_fds = spec.cgroupProcsFDs.count

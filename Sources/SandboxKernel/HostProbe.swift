@@ -35,6 +35,40 @@ public struct HostProbe: Sendable {
                          cwd: cwd, home: home, environment: env)
     }
 
+    /// Why a run's namespaces cannot be made here, or nil when they can: `clone3` of a
+    /// child that exits at once, with every namespace a run may get; refused, each
+    /// namespace alone (and with a user namespace of its own) to name those refused.
+    /// For `process.isolation = "namespaces-or-nested"` and the reason a namespaced
+    /// run is refused; each try is a short-lived child, so not on every run's path.
+    public static func namespaceBlocker() -> String? {
+        let user: UInt64 = 0x1000_0000
+        let kinds: [(name: String, flag: UInt64)] = [
+            ("user", user), ("mount", 0x0002_0000), ("PID", 0x2000_0000), ("IPC", 0x0800_0000),
+            ("UTS", 0x0400_0000), ("cgroup", 0x0200_0000), ("network", 0x4000_0000),
+        ]
+        func attempt(_ flags: UInt64) -> Int32 {
+            var status: Int32 = 0
+            var step: UnsafePointer<CChar>? = nil
+            let r = sbx_probe_clone3(flags, Int32(SBX_PROBE_EXIT.rawValue), &status, &step)
+            return r < 0 ? -r : 0
+        }
+        let all = kinds.reduce(0) { $0 | $1.flag }
+        let e = attempt(all)
+        if e == 0 { return nil }
+        if e == ENOSYS {
+            return "clone3: ENOSYS (a seccomp filter refuses clone3, as Docker's default profile does, so that namespace flags can be filtered)"
+        }
+        let refused = kinds.compactMap { k -> String? in
+            let alone = attempt(k.flag)
+            if alone == 0 || (k.flag != user && attempt(user | k.flag) == 0) { return nil }
+            return "\(k.name) (\(Errno(alone).name))"
+        }
+        var why = "clone3 refuses new " + (refused.isEmpty ? "namespaces all at once (\(Errno(e).name))" : refused.joined(separator: ", ") + " namespaces")
+        if HostFeatures.effectiveCapabilities() & (1 << 21) == 0 { why += "; no CAP_SYS_ADMIN" }
+        if let sysctl = userNamespaceBlocker() { why += "; \(sysctl)" }
+        return why
+    }
+
     /// Why unprivileged user namespaces are unavailable, if a sysctl says so.
     public static func userNamespaceBlocker() -> String? {
         func read(_ path: String) -> String? {
@@ -99,6 +133,9 @@ public struct HostFeatures: Sendable {
     public var namespaces: ProbeOutcome
     /// A sysctl that blocks unprivileged user namespaces, if one does.
     public var userNamespaceBlocker: String?
+    /// When `namespaces` fails: which namespaces are refused and why
+    /// (`HostProbe.namespaceBlocker`); nil when they can be made.
+    public var namespaceBlocker: String? = nil
     public var cgroups: CgroupHost
     /// libnftables lists the ruleset (root only: egress needs a root invoker).
     public var nftables: ProbeOutcome
@@ -170,7 +207,7 @@ public struct HostFeatures: Sendable {
             var hard: UInt64 = 0
             if sbx_probe_hard_rlimit(resource, &hard) == 0 { limits[resource] = hard }
         }
-        return HostFeatures(
+        var features = HostFeatures(
             rootless: rootless, landlockABI: abi > 0 ? Int(abi) : 0, landlockErrno: abi > 0 ? nil : Errno(-abi),
             seccompActions: words("/proc/sys/kernel/seccomp/actions_avail"),
             seccompLogged: words("/proc/sys/kernel/seccomp/actions_logged") ?? [],
@@ -187,6 +224,8 @@ public struct HostFeatures: Sendable {
             hardLimits: limits,
             landlockObserverRefusal: rootless ? "it needs CAP_BPF and CAP_PERFMON (root)"
                 : { if case .failure(let why) = LandlockObserver.shared() { return why.reason }; return nil }())
+        if !features.namespaces.works { features.namespaceBlocker = HostProbe.namespaceBlocker() }
+        return features
     }
 
     /// `CapEff` of /proc/self/status.

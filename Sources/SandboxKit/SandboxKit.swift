@@ -74,6 +74,11 @@ public enum RunSteps {
     /// digest to the executor, which computes it while the child starts.
     public static func plan(_ policy: Policy, argv: [String], runId: String, host: HostFacts,
                             digest: Bool = true) throws(ExecError) -> RunPlan {
+        var host = host
+        // Only a policy that accepts either isolation needs to know which it gets here.
+        if policy.process.isolation == .namespacesOrNested, host.namespaces == .notProbed {
+            host.namespaces = HostProbe.namespaceBlocker().map { .blocked($0) } ?? .available
+        }
         do {
             return try PlanCompiler(host: host).compile(policy, argv: argv, runId: runId, digest: digest)
         } catch {

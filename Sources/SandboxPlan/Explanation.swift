@@ -13,6 +13,16 @@ public enum Explanation {
 
         line("Policy \"\(plan.policy.name)\" (from \(plan.policy.sources.joined(separator: " ← ")))")
         line("Plan digest (for this host and command): \(plan.digest ?? "-")")
+        if let iso = plan.isolation {
+            line()
+            line("Isolation: \(iso.mode.rawValue) (\(iso.reason))")
+            if iso.mode == .nested {
+                line("  no namespaces and no private root: where the sections below speak of the sandbox's own root, /proc, /dev,")
+                line("  hostname or network namespace, these layers say what this run has instead:")
+                for l in iso.layers { line("  \(l.applied ? "applied" : "ABSENT ") \(l.name): \(l.how)") }
+                if !iso.accepted.isEmpty { line("  accepted absent (process.nested_without): \(list(iso.accepted.map(\.rawValue)))") }
+            }
+        }
         line()
         line("Filesystem — the sandbox sees only these paths, on an otherwise empty read-only root:")
         let binds = plan.mounts.filter { $0.kind == .bind }

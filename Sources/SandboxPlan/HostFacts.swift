@@ -36,6 +36,9 @@ public struct HostFacts: Sendable {
     /// The host's resolvers (`nameserver` lines of its /etc/resolv.conf): the DNS
     /// stub's upstream when the policy names none (`network.upstream_dns`).
     public var hostResolvers: [String] = []
+    /// Whether the invoker can make a run's namespaces here: probed (by `RunSteps.plan`)
+    /// only for a policy that accepts either isolation (`namespaces-or-nested`).
+    public var namespaces: NamespaceCheck = .notProbed
 
     public init(arch: String, kernelRelease: String, landlockABI: Int, invokerUID: UInt32,
                 invokerGID: UInt32, cwd: String, home: String, environment: [String: String],
@@ -44,6 +47,14 @@ public struct HostFacts: Sendable {
         self.invokerUID = invokerUID; self.invokerGID = invokerGID; self.cwd = cwd
         self.home = home; self.environment = environment; self.files = files
     }
+}
+
+/// What the probe found about making a run's namespaces (`HostFacts.namespaces`).
+public enum NamespaceCheck: Sendable, Equatable {
+    case notProbed
+    case available
+    /// Why not: the call, the namespaces and the errno that refused them.
+    case blocked(String)
 }
 
 public enum FileKind: Sendable, Equatable {

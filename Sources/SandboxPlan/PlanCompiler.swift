@@ -22,6 +22,9 @@ public struct PlanCompiler {
         }
         try PlanCompiler.checkNetwork(policy, rootless: host.invokerUID != 0)
         let ctx = Context(policy: policy, host: host, runId: runId)
+        let isolation = ctx.chooseIsolation()
+        let nested = isolation?.mode == .nested
+        if nested { try ctx.checkNested() }   // NestedPlan.swift
         var notApplied: [String] = []
 
         // Rendered once: the mount list and the Landlock rules need its files too.
@@ -33,15 +36,28 @@ public struct PlanCompiler {
            (policy.filesystem.ro + policy.filesystem.rw).contains(where: { $0.raw == "/etc" || $0.raw == "/etc/hosts" }) {
             network.hosts = nil
         }
-        let process = try ctx.processPlan(argv: argv)
+        var process = try ctx.processPlan(argv: argv)
+        if nested {
+            // No user namespace to map another identity: the invoker's own.
+            process.userNamespace = nil
+            process.hostUID = .invoker
+            process.uid = host.invokerUID
+            process.gid = host.invokerGID
+        }
         // The trust checks (TrustCheck.swift) run before the search for sockets under
         // ro binds: a reserved path is refused as such, not after (or as) a walk of
         // /sys that may pass the search's limit.
-        let (mounts, binds) = try ctx.mountPlan(network: network, notApplied: &notApplied,
-                                                 beforeSocketScan: { try checkTrust(policy, binds: $0, runId: runId) })
+        let (allMounts, binds) = try ctx.mountPlan(network: network, notApplied: &notApplied,
+                                                    beforeSocketScan: { try checkTrust(policy, binds: $0, runId: runId) })
+        var mounts = allMounts
+        var landlock = try ctx.landlockPlan(binds: binds, network: network, notApplied: &notApplied)
+        var gaps: [NestedGap: String] = [:]
+        if nested {
+            (mounts, gaps) = try ctx.nestedMounts(allMounts, abi: landlock.abi)
+            landlock = ctx.nestedLandlock(landlock, binds: binds)
+        }
         if policy.process.workdir != nil { try Context.checkWorkdir(process.workdir, mounts: mounts) }
-        let landlock = try ctx.landlockPlan(binds: binds, network: network, notApplied: &notApplied)
-        let seccomp = try ctx.seccompPlan()
+        let seccomp = try ctx.seccompPlan(nested: nested ? ctx.nestedSeccomp() : nil)
         let capabilities = try ctx.capabilityPlan()
         let resources = ctx.resourcePlan()
         // Allowed, but unreachable until the bridge routes IPv6: say so in the result.
@@ -66,6 +82,16 @@ public struct PlanCompiler {
             capabilities: capabilities, resources: resources, network: network,
             binary: binary, audit: audit, notApplied: notApplied, digest: nil)
         if policy.filesystem.protect.contains(".git") { plan.reportCreated = [".git"] }
+        if let isolation {
+            plan.isolation = IsolationPlan(requested: policy.process.isolation, mode: isolation.mode,
+                                           reason: isolation.reason, layers: [],
+                                           accepted: policy.process.nestedWithout.sorted())
+            if nested {
+                let layers = ctx.nestedLayers(plan: plan, gaps: gaps,
+                                              droppedMounts: allMounts.filter { $0.kind != .bind && $0.kind != .symlink })
+                plan.isolation?.layers = layers
+            }
+        }
         if digest { plan.digest = try PlanDigest.digest(of: plan) }
         return plan
     }
@@ -521,10 +547,10 @@ struct Context {
 
     // MARK: Seccomp
 
-    func seccompPlan() throws -> SeccompPlan {
+    func seccompPlan(nested: NestedSeccomp? = nil) throws -> SeccompPlan {
         let sc = policy.seccomp
         let arch = host.arch
-        let enabled = sc.profile != nil || !sc.deny.isEmpty || sc.socketFamilies != nil
+        let enabled = sc.profile != nil || !sc.deny.isEmpty || sc.socketFamilies != nil || nested != nil
         let violation: (action: SeccompAction, errno: UInt32?) = {
             switch sc.onViolation {
             case .errno: return (.errno, 1)
@@ -538,7 +564,8 @@ struct Context {
             case .notify: return (.notify, nil)
             }
         }()
-        let denied = Set(sc.deny)
+        let nestedDeny = (nested?.deny ?? []).filter { SyscallTable.number($0, arch: arch) != nil && !sc.deny.contains($0) }
+        let denied = Set(sc.deny + nestedDeny)
         var rules: [SeccompRulePlan] = []
         var unknown = Set<String>()
         var defaultAction = SeccompAction.allow
@@ -596,7 +623,11 @@ struct Context {
             rules.append(SeccompRulePlan(syscalls: denyNames.sorted(), action: violation.action,
                                          errno: violation.errno, args: [], origin: "seccomp.deny"))
         }
-        let families = sc.socketFamilies.map { $0.sorted() }
+        if !nestedDeny.isEmpty {
+            rules.append(SeccompRulePlan(syscalls: nestedDeny.sorted(), action: .errno, errno: 1, args: [],
+                                         origin: NestedSeccomp.origin))
+        }
+        let families = nested?.families ?? sc.socketFamilies.map { $0.sorted() }
         var numbers: [String: Int] = [:]
         for r in rules { for n in r.syscalls { numbers[n] = SyscallTable.number(n, arch: arch) } }
         // The cache key of the compiled BPF: it must cover everything the compiler

@@ -133,6 +133,21 @@ extension RunPlan {
             }
             w.field("digest", digest)
             w.key("host"); host.write(to: &w)
+            if let isolation {
+                w.key("isolation"); w.object { w in
+                    w.key("accepted"); w.raws(isolation.accepted)
+                    w.key("layers"); w.array(isolation.layers) { w, l in
+                        w.object { w in
+                            w.field("applied", l.applied)
+                            w.field("how", l.how)
+                            w.field("name", l.name)
+                        }
+                    }
+                    w.field("mode", isolation.mode)
+                    w.field("reason", isolation.reason)
+                    w.field("requested", isolation.requested)
+                }
+            }
             w.key("landlock"); landlock.write(to: &w)
             w.key("mounts"); w.array(mounts) { w, m in m.write(to: &w) }
             w.key("network"); network.write(to: &w)

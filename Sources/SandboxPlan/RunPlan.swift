@@ -27,6 +27,10 @@ public struct RunPlan: Codable, Sendable, Equatable {
     public var network: NetworkPlan
     public var binary: BinaryPlan
     public var audit: AuditPlan
+    /// `process.isolation`, when the policy accepts nested isolation: which this run
+    /// gets, why, and (nested) every layer applied or not (NestedPlan.swift). nil:
+    /// namespaces only.
+    public var isolation: IsolationPlan? = nil
     /// Protections a `best-effort` policy asked for that this host cannot give.
     public var notApplied: [String]
     /// sha256 of the canonical JSON of every other field; nil while it is computed.

@@ -91,6 +91,12 @@ public struct ProcessPolicy: Sendable, Equatable {
     /// Which host uid the command runs as (a root invoker's runs; rootless runs are
     /// always the invoker's, mapped into a user namespace).
     public var hostUID: HostUID = .own
+    /// Namespaces (the default), nested, or namespaces where they can be made
+    /// (`Isolation`; Docs/policy-reference.md, "Nested isolation").
+    public var isolation: Isolation = .namespaces
+    /// What a nested run may lack (`NestedGap`); anything else it cannot fence the
+    /// usual way is fenced another way or refuses the run.
+    public var nestedWithout: [NestedGap] = []
     public init() {}
 }
 

@@ -68,6 +68,8 @@ struct PolicyLayer {
     var graceMs: UInt64?
     var newSession: Bool?
     var hostUID: HostUID?
+    var isolation: Isolation?
+    var nestedWithout: [ListEdit<NestedGap>] = []
 
     var ro: [ListEdit<PathTemplate>] = []
     var rw: [ListEdit<PathTemplate>] = []
@@ -123,7 +125,8 @@ struct PolicyLayer {
 enum PolicySchema {
     static let topLevel = ["version", "name", "extends", "process", "filesystem", "landlock", "seccomp",
                            "capabilities", "resources", "network", "binary", "audit"]
-    static let process = ["hostname", "user", "group", "workdir", "env", "timeout", "grace", "new_session", "host_uid"]
+    static let process = ["hostname", "user", "group", "workdir", "env", "timeout", "grace", "new_session", "host_uid",
+                          "isolation", "nested_without"]
     static let env = ["pass", "set"]
     static let filesystem = ["ro", "rw", "tmpfs", "protect", "mask", "unix_sockets", "socket_scan_skip", "socket_scan_limit"]
     static let landlock = ["mode", "min_abi", "connect_tcp", "bind_tcp", "scope"]
@@ -275,6 +278,8 @@ final class LayerReader {
         layer.graceMs = duration(t, "grace", at: p)
         layer.newSession = bool(t, "new_session", at: p)
         layer.hostUID = enumValue(t, "host_uid", at: p, HostUID.self)
+        layer.isolation = enumValue(t, "isolation", at: p, Isolation.self)
+        layer.nestedWithout = edits(t, "nested_without", at: p) { s, kp in self.parseEnum(s, at: kp, NestedGap.self) }
     }
 
     private func readFilesystem(_ t: TOMLTable, at p: TOMLPath, into layer: inout PolicyLayer) {

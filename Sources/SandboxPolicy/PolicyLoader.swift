@@ -357,6 +357,8 @@ struct Merger {
             if let v = l.graceMs { p.process.graceMs = v }
             if let v = l.newSession { p.process.newSession = v }
             if let v = l.hostUID { p.process.hostUID = v }
+            if let v = l.isolation { p.process.isolation = v }
+            Merger.apply(l.nestedWithout, to: &p.process.nestedWithout)
 
             Merger.apply(l.ro, to: &p.filesystem.ro)
             Merger.apply(l.rw, to: &p.filesystem.rw)

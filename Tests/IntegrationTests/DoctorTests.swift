@@ -28,7 +28,7 @@ import Testing
         let r = try Self.report(out)
         #expect(r.features.map(\.name) == Diagnosis.featureNames)
         for f in r.features { #expect(!f.detail.isEmpty, "\(f.name) has no detail") }
-        #expect(Diagnosis.featureNames.count == 15)
+        #expect(Diagnosis.featureNames.count == 16)
         let actions = (try? String(contentsOfFile: "/proc/sys/kernel/seccomp/actions_avail", encoding: .utf8))?
             .trimmingCharacters(in: .whitespacesAndNewlines) ?? "-"
         #expect(r.features.first { $0.name == "seccomp" }?.detail == "actions: \(actions)")

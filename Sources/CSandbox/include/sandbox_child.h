@@ -71,6 +71,9 @@ struct sbx_landlock_inner {
 struct sbx_spec {
     /* Namespaces and placement. */
     uint64_t clone_flags;          /* CLONE_NEW* set; CLONE_PIDFD is added */
+    /* Nested isolation (no namespaces can be made here): clone_flags is 0, and the
+     * child runs nested_steps — no root, no reaper: it is the command itself. */
+    int nested;
     int cgroup_fd;                 /* v2: CLONE_INTO_CGROUP target, or -1 */
     const int *cgroup_procs_fds;   /* v1: cgroup.procs files the child writes "0" to */
     size_t n_cgroup_procs_fds;

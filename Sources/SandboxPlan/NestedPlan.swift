@@ -1,0 +1,205 @@
+import SandboxPolicy
+import SandboxVocabulary
+
+/// How the run is isolated, and — nested — every layer a namespaced run has, each
+/// with whether it applies and how (`plan.isolation`, copied into the result). nil
+/// in a plan: the policy asks for namespaces only (`process.isolation` unset).
+public struct IsolationPlan: Codable, Sendable, Equatable {
+    /// The policy's `process.isolation`.
+    public var requested: Isolation
+    /// What this run gets: `namespaces` or `nested`.
+    public var mode: Isolation
+    /// Why this mode: the policy's choice, or what the probe found.
+    public var reason: String
+    /// Nested: each layer, applied or not, and how. Empty with namespaces.
+    public var layers: [IsolationLayer]
+    /// `process.nested_without`: what the policy accepts a nested run may lack.
+    public var accepted: [NestedGap]
+}
+
+public struct IsolationLayer: Codable, Sendable, Equatable {
+    /// `landlock`, `seccomp`, `pid_namespace`, `mask`… (Docs/policy-reference.md).
+    public var name: String
+    public var applied: Bool
+    /// What it does here, or what is lost without it.
+    public var how: String
+}
+
+/// The seccomp rules a nested run adds in place of the namespaces it lacks.
+struct NestedSeccomp {
+    /// The socket families left (nil: the policy's list, or all).
+    var families: [SocketFamily]?
+    /// Calls refused with EPERM.
+    var deny: [String]
+    static let ipcCalls = ["shmget", "shmat", "shmdt", "shmctl", "msgget", "msgsnd", "msgrcv", "msgctl",
+                           "semget", "semop", "semtimedop", "semctl", "mq_open", "mq_unlink", "mq_timedsend",
+                           "mq_timedreceive", "mq_notify", "mq_getsetattr"]
+    static let origin = "builtin: nested, no System V IPC or POSIX message queues"
+}
+
+extension Context {
+    /// `process.isolation` against what the host allows: nested or namespaces, and why.
+    func chooseIsolation() -> (mode: Isolation, reason: String)? {
+        switch policy.process.isolation {
+        case .namespaces: return nil
+        case .nested: return (.nested, "process.isolation = \"nested\"")
+        case .namespacesOrNested:
+            if case .blocked(let why) = host.namespaces {
+                return (.nested, "process.isolation = \"namespaces-or-nested\" and namespaces cannot be made here: \(why)")
+            }
+            return (.namespaces, host.namespaces == .available
+                ? "process.isolation = \"namespaces-or-nested\" and namespaces can be made here"
+                : "process.isolation = \"namespaces-or-nested\"; namespaces were not probed, so they are assumed")
+        }
+    }
+
+    /// What a nested run refuses outright: no Landlock (the only filesystem fence
+    /// left without a private root) and a network mode that needs a namespace.
+    func checkNested() throws {
+        if policy.landlock.mode == .off || host.landlockABI < 1 {
+            throw PlanError(key: "landlock.mode", message: policy.landlock.mode == .off
+                ? "nested isolation needs Landlock: without a private root it is the only fence on the filesystem; set landlock.mode = \"enforce\""
+                : "nested isolation needs Landlock (without a private root it is the only fence on the filesystem), and this kernel has none")
+        }
+        if policy.network.mode != .none {
+            throw PlanError(key: "network.mode", message: "\"\(policy.network.mode.rawValue)\" needs a network namespace of the run's own, which nested isolation does not have; use network.mode = \"none\" (enforced by the seccomp filter and Landlock) or namespaces")
+        }
+    }
+
+    /// Nested, the mount steps are only looked at: binds become Landlock rules on their
+    /// host paths (a bind whose destination is not its source cannot be one), and what
+    /// only a private root gives is either accepted (`nested_without`) or refuses the
+    /// run. Returns the steps the executor still needs (binds, to open and check their
+    /// sources) and the gaps the policy accepts that this plan has.
+    func nestedMounts(_ mounts: [MountStep], abi: Int) throws -> (mounts: [MountStep], gaps: [NestedGap: String]) {
+        let accepted = Set(policy.process.nestedWithout)
+        var gaps: [NestedGap: String] = [:]
+        var refused: [String] = []
+        let binds = mounts.filter { $0.kind == .bind }
+        if let moved = binds.first(where: { $0.source != $0.destination }) {
+            throw PlanError(key: moved.origin, message: "\(moved.summary): nested isolation has no private root to bind it elsewhere; its Landlock rule would be on \(moved.source ?? "?"), not \(moved.destination)")
+        }
+        let protects = mounts.filter { $0.kind == .protect }.map(\.destination)
+        if !protects.isEmpty {
+            let what = "filesystem.protect: \(protects.joined(separator: ", ")) stay writable (Landlock cannot take back a right granted above them)"
+            if accepted.contains(.protect) { gaps[.protect] = what } else { refused.append(what) }
+        }
+        let readable = binds.map(\.destination)
+        let masks = mounts.filter { m in m.kind == .mask && readable.contains { Context.isBeneath(m.destination, $0) } }
+            .map(\.destination)
+        if !masks.isEmpty {
+            let what = "filesystem.mask: \(masks.joined(separator: ", ")) stay visible (they lie beneath a path the command may read; Landlock cannot hide them)"
+            if accepted.contains(.mask) { gaps[.mask] = what } else { refused.append(what) }
+        }
+        if abi < LandlockScope.signal.abi {
+            let what = "Landlock scopes (ABI \(LandlockScope.signal.abi); this kernel has \(abi)): the command could signal the invoker's other processes and reach abstract unix sockets outside"
+            if accepted.contains(.scopes) { gaps[.scopes] = what } else { refused.append(what) }
+        }
+        if accepted.contains(.unixSockets) {
+            gaps[.unixSockets] = "unix sockets anywhere on the host can be connected to by path (Landlock does not mediate connect)"
+        }
+        if accepted.contains(.ipc) {
+            gaps[.ipc] = "System V IPC and POSIX message queues of the invoker's IPC namespace are reachable"
+        }
+        if !refused.isEmpty {
+            throw PlanError(key: "process.isolation", message: "nested isolation cannot fence what this policy asks for: \(refused.joined(separator: "; ")). Accept each in process.nested_without (\(NestedGap.allCases.map(\.rawValue).joined(separator: ", "))), or run with namespaces")
+        }
+        return (mounts.filter { $0.kind == .bind || $0.kind == .symlink }, gaps)
+    }
+
+    /// Nested Landlock: every rule on a host path — the binds' sources, and the
+    /// harmless device nodes a private /dev would hold — and nothing that exists only
+    /// inside a private root (tmpfs, /proc, /dev, the in-memory files stay denied).
+    /// The scopes keep signals and abstract unix sockets inside; with network none,
+    /// no TCP port may be bound or connected.
+    func nestedLandlock(_ plan: LandlockPlan, binds: [ResolvedBind]) -> LandlockPlan {
+        var plan = plan
+        let handled = plan.handledAccessFS
+        var rules = plan.rules.filter { r in r.hostPath != nil }
+        for node in Context.nestedDeviceNodes where host.files.kind(of: node) == .other {
+            rules.append(LandlockRule(path: node, hostPath: node, access: [.readFile, .writeFile].filter(handled.contains)))
+        }
+        plan.rules = rules
+        if plan.abi >= 4 { plan.connectTCP = []; plan.bindTCP = [] }
+        if plan.abi >= LandlockScope.signal.abi {
+            plan.scopes = Array(Set(plan.scopes).union(LandlockScope.allCases.filter { $0.abi <= plan.abi }))
+                .sorted { $0.rawValue < $1.rawValue }
+        }
+        return plan
+    }
+
+    static let nestedDeviceNodes = ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"]
+
+    /// What the seccomp filter carries in place of the namespaces: no socket family
+    /// that reaches a network (none is the only mode nested allows), no unix sockets
+    /// and no System V IPC unless the policy accepts them.
+    func nestedSeccomp() -> NestedSeccomp {
+        let accepted = Set(policy.process.nestedWithout)
+        var keep: Set<SocketFamily> = [.alg]
+        if accepted.contains(.unixSockets) { keep.insert(.unix) }
+        let families = (policy.seccomp.socketFamilies ?? SocketFamily.allCases).filter(keep.contains).sorted()
+        return NestedSeccomp(families: families, deny: accepted.contains(.ipc) ? [] : NestedSeccomp.ipcCalls)
+    }
+
+    /// Every layer of a namespaced run, and what a nested one has of each.
+    func nestedLayers(plan: RunPlan, gaps: [NestedGap: String], droppedMounts: [MountStep]) -> [IsolationLayer] {
+        func list(_ xs: [String]) -> String { xs.isEmpty ? "none" : xs.joined(separator: ", ") }
+        var layers: [IsolationLayer] = []
+        let ll = plan.landlock
+        let binds = plan.mounts.filter { $0.kind == .bind }
+        layers.append(IsolationLayer(name: "landlock", applied: true, how:
+            "ABI \(ll.abi): rules on the host paths of the binds (\(list(binds.map { "\($0.destination) \($0.readOnly ? "ro" : "rw")" }))) and the device nodes \(list(ll.rules.filter { $0.path.hasPrefix("/dev/") }.map(\.path))); everything else denied"
+            + (ll.scopes.isEmpty ? "" : "; scoped: \(list(ll.scopes.map(\.rawValue)))")
+            + (ll.connectTCP == [] ? "; no TCP bind or connect" : "")))
+        let sc = plan.seccomp
+        layers.append(IsolationLayer(name: "seccomp", applied: sc.enabled, how:
+            "\(sc.profile ?? "no profile"), \(sc.rules.count) rules; socket families: \(list((sc.socketFamilies ?? []).map(\.rawValue)))"))
+        layers.append(IsolationLayer(name: "capabilities", applied: true, how:
+            plan.capabilities.keep.isEmpty ? "every set empty (bounding, permitted, effective, inheritable, ambient)"
+            : "every set holds only \(list(plan.capabilities.keep))"))
+        layers.append(IsolationLayer(name: "no_new_privs", applied: true, how: "set before Landlock and seccomp"))
+        layers.append(IsolationLayer(name: "rlimits", applied: true, how: list(plan.process.rlimits.map(\.name))))
+        layers.append(IsolationLayer(name: "cgroup", applied: plan.resources.needsCgroup, how: plan.resources.needsCgroup
+            ? "the run's limits, in a cgroup of its own made at run time where one can be made (delegated)"
+            : "no [resources] limit asked for"))
+        layers.append(IsolationLayer(name: "network", applied: true, how:
+            "mode none without a network namespace: socket(2) of every network family refused by the seccomp filter" + (ll.connectTCP == [] ? ", TCP bind and connect by Landlock" : "")))
+        layers.append(IsolationLayer(name: "unix_sockets", applied: gaps[.unixSockets] == nil, how:
+            gaps[.unixSockets] ?? "socket(AF_UNIX) refused by the seccomp filter (a unix socket anywhere on the host could be reached by path)"))
+        layers.append(IsolationLayer(name: "ipc_namespace", applied: gaps[.ipc] == nil, how:
+            gaps[.ipc] ?? "no IPC namespace; System V IPC and POSIX message queue calls refused by the seccomp filter"))
+        layers.append(IsolationLayer(name: "user_namespace", applied: false, how:
+            "the command runs as the invoker's uid \(plan.process.uid) and gid \(plan.process.gid), supplementary groups kept; no uid of its own"))
+        layers.append(IsolationLayer(name: "mount_namespace", applied: false, how:
+            "no private root: paths outside the binds are denied by Landlock, but their names can still be looked up (stat)"))
+        layers.append(IsolationLayer(name: "pid_namespace", applied: false, how:
+            "the invoker's PID namespace: Landlock keeps the command from tracing or (with its signal scope) signalling processes outside; processes it leaves behind are ended only by the run's cgroup, if it has one"))
+        layers.append(IsolationLayer(name: "uts_namespace", applied: false, how: "the invoker's hostname, not process.hostname"))
+        layers.append(IsolationLayer(name: "cgroup_namespace", applied: false, how: "/proc/self/cgroup would show the host's layout (/proc is denied)"))
+        let dropped: [(String, MountKind, String)] = [
+            ("tmpfs", .tmpfs, "not mounted; the path is not writable (Landlock grants nothing there)"),
+            ("proc", .proc, "no private /proc; /proc is denied by Landlock"),
+            ("dev", .dev, "no private /dev; only the device nodes in the Landlock rules"),
+            ("in_memory_files", .file, "not written; /etc/resolv.conf and /etc/hosts are the host's where /etc is bound"),
+            ("pin", .pin, "nothing to pin without mounts"),
+        ]
+        for (name, kind, how) in dropped {
+            let paths = droppedMounts.filter { $0.kind == kind }.map(\.destination)
+            if !paths.isEmpty { layers.append(IsolationLayer(name: name, applied: false, how: "\(list(paths)): \(how)")) }
+        }
+        let masks = droppedMounts.filter { $0.kind == .mask }.map(\.destination)
+        if let how = gaps[.mask] {
+            layers.append(IsolationLayer(name: "mask", applied: false, how: how + " (accepted: nested_without)"))
+        } else if !masks.isEmpty {
+            layers.append(IsolationLayer(name: "mask", applied: true, how: "\(list(masks)): outside every bind, so denied by Landlock"))
+        }
+        if let how = gaps[.protect] { layers.append(IsolationLayer(name: "protect", applied: false, how: how + " (accepted: nested_without)")) }
+        if let how = gaps[.scopes] { layers.append(IsolationLayer(name: "scopes", applied: false, how: how + " (accepted: nested_without)")) }
+        return layers
+    }
+}
+
+extension RunPlan {
+    /// This run gets nested isolation: no namespaces, no private root.
+    public var isNested: Bool { isolation?.mode == .nested }
+}

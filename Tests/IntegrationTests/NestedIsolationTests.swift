@@ -1,0 +1,194 @@
+import Foundation
+import Testing
+
+/// Nested isolation (issue 19, acceptance 1): `sandbox` run inside an environment
+/// like an unprivileged Docker container — an outer `sandbox exec` whose command has
+/// no capability at all (bounding set empty), no_new_privs, and Docker's own default
+/// seccomp profile as its filter (clone3 is ENOSYS there, namespace flags of clone
+/// and unshare are refused, ptrace is allowed). Inside it, a policy that accepts
+/// nested isolation runs and its result lists the layers applied; its Landlock still
+/// denies a write outside the workspace and its seccomp filter still denies ptrace;
+/// a policy that does not accept nested fails with 125 naming why. The controls: the
+/// same probe in the outer environment itself writes outside and ptraces, and the
+/// namespaces-only policy runs on the host.
+@Suite(.serialized) struct NestedIsolationTests {
+    static func dockerProfile() -> String? {
+        guard let path = ProcessInfo.processInfo.environment["SANDBOX_DOCKER_SECCOMP_PROFILE"],
+              FileManager.default.fileExists(atPath: path) else { return nil }
+        return path
+    }
+
+    static func ready() -> Bool {
+        Harness.require(Harness.isRoot, "root")
+            && Harness.require(dockerProfile() != nil,
+                               "Docker's default seccomp profile at $SANDBOX_DOCKER_SECCOMP_PROFILE (Scripts/test.sh fetches it)")
+    }
+
+    /// What the probe prints: `inside=OK outside=EACCES ptrace=EPERM`.
+    static let probe = """
+        import ctypes, errno
+        libc = ctypes.CDLL(None, use_errno=True)
+        r = {}
+        def attempt(key, path):
+            try:
+                with open(path, 'w') as f: f.write('x')
+                r[key] = 'OK'
+            except OSError as e:
+                r[key] = errno.errorcode.get(e.errno, str(e.errno))
+        attempt('inside', 'inside.txt')
+        attempt('outside', OUTSIDE + '/written.txt')
+        rc = libc.syscall(101, 0, 0, 0, 0)  # ptrace(PTRACE_TRACEME)
+        r['ptrace'] = 'OK' if rc == 0 else errno.errorcode.get(ctypes.get_errno(), '?')
+        print(' '.join('%s=%s' % kv for kv in sorted(r.items())), flush=True)
+        """
+
+    static func results(_ stdout: String) -> [String: String] {
+        var out: [String: String] = [:]
+        for word in stdout.split(whereSeparator: { $0 == " " || $0 == "\n" }) {
+            let kv = word.split(separator: "=", maxSplits: 1)
+            if kv.count == 2 { out[String(kv[0])] = String(kv[1]) }
+        }
+        return out
+    }
+
+    /// The directories of one test: the workspace (the inner run's {cwd}), a
+    /// directory outside it that the outer environment may write, and where the
+    /// inner result goes (writable by the outer environment only).
+    struct World {
+        let work = Harness.tempDir()
+        let outside = Harness.tempDir()
+        let results = Harness.tempDir()
+        func remove() { for d in [work, outside, results] { try? FileManager.default.removeItem(atPath: d) } }
+
+        /// The container-like outer policy: no capability, Docker's default seccomp
+        /// profile unchanged (and connect denied), a private /tmp and /run, the system
+        /// and the build read-only, the three directories writable.
+        func outerPolicy(profile: String) -> String {
+            let ro = ["/usr", "/bin", "/sbin", "/lib", "/lib64?", "/etc/passwd?", "/etc/group?", "/etc/ld.so.cache?",
+                      "/etc/nsswitch.conf?", "/opt/swift?", Harness.repoRoot, Harness.policyDir(for: work)]
+            let list = { (xs: [String]) in xs.map { "\"\($0)\"" }.joined(separator: ", ") }
+            return Harness.policy("""
+                version = 1
+                name = "container-like"
+                [process]
+                env.pass = ["PATH"]
+                env.set = { HOME = "/tmp" }
+                [filesystem]
+                ro = [\(list(ro))]
+                rw = [\(list([work, outside, results]))]
+                tmpfs = ["/tmp", "/run"]
+                socket_scan_skip = [\(list(ro.map { $0.hasSuffix("?") ? String($0.dropLast()) : $0 }))]
+                [landlock]
+                mode = "enforce"
+                [seccomp]
+                profile = "\(profile)"
+                on_violation = "errno"
+                # Only so that this filter has no user-notification listener (a network-none
+                # run hands connect to its supervisor through one): the kernel allows one
+                # listener per filter chain, and a real container's filter has none.
+                deny = ["connect"]
+                [capabilities]
+                keep = []
+                [network]
+                mode = "none"
+                """, in: work, name: "container-like.toml")
+        }
+
+        /// base with the workspace writable; `isolation` the [process] line.
+        func innerPolicy(_ name: String, isolation: String?) -> String {
+            Harness.policy("""
+                name = "\(name)"
+                extends = ["\(Harness.repoRoot)/Policies/base.toml"]
+                [process]
+                \(isolation.map { "isolation = \"\($0)\"" } ?? "")
+                [filesystem]
+                rw = ["{cwd}"]
+                [seccomp]
+                on_violation = "notify"
+                """, in: work, name: "\(name).toml")
+        }
+
+        var script: String { "OUTSIDE = '\(outside)'\n" + NestedIsolationTests.probe }
+
+        /// `sandbox exec` of `inner` inside the outer environment; its result file.
+        func nestedRun(outer: String, inner: String) throws -> (Harness.Output, [String: Any]?) {
+            let resultFile = "\(results)/inner-\(UUID().uuidString.prefix(8)).json"
+            let out = try Harness.exec(policy: outer, [Harness.binary, "exec", "--policy", inner, "--result", resultFile,
+                                                       "--", "python3", "-c", script], cwd: work)
+            let data = FileManager.default.contents(atPath: resultFile)
+            if let data { Harness.keepSample(data, kind: .runResult) }
+            return (out, data.flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] })
+        }
+    }
+
+    @Test func nestedPolicyRunsInAContainerLikeEnvironmentWithItsFences() throws {
+        guard Self.ready(), let profile = Self.dockerProfile() else { return }
+        let w = World()
+        defer { w.remove() }
+        let outer = w.outerPolicy(profile: profile)
+
+        // Control: the outer environment itself may write outside and ptrace.
+        let control = try Harness.exec(policy: outer, ["python3", "-c", w.script], cwd: w.work)
+        let c = Self.results(control.stdout)
+        #expect(control.status == 0, "outer environment: \(control.status) \(control.stderr)")
+        #expect(c["outside"] == "OK" && c["ptrace"] == "OK", "control: the outer environment fences these itself: \(control.stdout)")
+        #expect((control.result?["fences"] as? [String: Any])?["capabilitiesKept"] as? [String] == [], "outer keeps capabilities")
+        try? FileManager.default.removeItem(atPath: "\(w.outside)/written.txt")
+
+        let (out, result) = try w.nestedRun(outer: outer, inner: w.innerPolicy("nested", isolation: "nested"))
+        let r = Self.results(out.stdout)
+        #expect(out.status == 0, "nested run: \(out.status) \(out.stdout) \(out.stderr)")
+        #expect(r["inside"] == "OK", "the workspace is writable: \(out.stdout) \(out.stderr)")
+        #expect(r["outside"] == "EACCES", "Landlock let a write outside the workspace through: \(out.stdout)")
+        #expect(r["ptrace"] == "EPERM", "ptrace not denied: \(out.stdout)")
+        #expect(!FileManager.default.fileExists(atPath: "\(w.outside)/written.txt"))
+        // The ptrace refusal is the seccomp filter's: the supervisor answered it.
+        let violations = (result?["violations"] as? [[String: Any]] ?? []).compactMap { $0["syscall"] as? String }
+        #expect(violations.contains("ptrace"), "seccomp did not report ptrace: \(violations)")
+
+        let isolation = result?["isolation"] as? [String: Any]
+        #expect(isolation?["mode"] as? String == "nested", "result: \(isolation ?? [:])")
+        let layers = Dictionary((isolation?["layers"] as? [[String: Any]] ?? []).compactMap { l -> (String, Bool)? in
+            guard let n = l["name"] as? String, let a = l["applied"] as? Bool else { return nil }
+            return (n, a)
+        }, uniquingKeysWith: { a, _ in a })
+        for name in ["landlock", "seccomp", "capabilities", "no_new_privs", "rlimits", "network", "unix_sockets", "ipc_namespace"] {
+            #expect(layers[name] == true, "\(name) not listed as applied: \(layers)")
+        }
+        for name in ["user_namespace", "mount_namespace", "pid_namespace", "uts_namespace", "tmpfs", "proc", "dev"] {
+            #expect(layers[name] == false, "\(name) not listed as absent: \(layers)")
+        }
+        #expect((result?["fences"] as? [String: Any])?["landlockABI"] as? Int ?? 0 >= 1)
+    }
+
+    @Test func namespacesOnlyPolicyIsRefusedThereNamingWhy() throws {
+        guard Self.ready(), let profile = Self.dockerProfile() else { return }
+        let w = World()
+        defer { w.remove() }
+        let outer = w.outerPolicy(profile: profile)
+        let inner = w.innerPolicy("namespaces-only", isolation: nil)
+
+        // Control: the same policy runs on the host, where namespaces can be made.
+        let host = try Harness.exec(policy: inner, ["python3", "-c", w.script], cwd: w.work)
+        #expect(host.status == 0, "on the host: \(host.status) \(host.stderr)")
+
+        let (out, result) = try w.nestedRun(outer: outer, inner: inner)
+        #expect(out.status == 125, "status \(out.status): \(out.stdout) \(out.stderr)")
+        #expect(out.stdout.isEmpty, "the command ran: \(out.stdout)")
+        #expect(out.stderr.contains("namespaces cannot be made here"), "stderr: \(out.stderr)")
+        #expect(out.stderr.contains("does not accept nested isolation"), "stderr: \(out.stderr)")
+        #expect(out.stderr.contains("clone3: ENOSYS") || out.stderr.contains("EPERM"), "no errno named: \(out.stderr)")
+        #expect((result?["error"] as? [String: Any])?["message"] as? String == out.stderr.trimmingCharacters(in: .newlines)
+                || out.stderr.contains((result?["error"] as? [String: Any])?["message"] as? String ?? "-"),
+                "result error: \(result?["error"] ?? "none")")
+
+        // Accepting either: nested here, and the plan says why.
+        let either = w.innerPolicy("either", isolation: "namespaces-or-nested")
+        let (eout, eresult) = try w.nestedRun(outer: outer, inner: either)
+        #expect(eout.status == 0, "namespaces-or-nested: \(eout.status) \(eout.stderr)")
+        let iso = eresult?["isolation"] as? [String: Any]
+        #expect(iso?["mode"] as? String == "nested", "isolation: \(iso ?? [:])")
+        #expect((iso?["reason"] as? String ?? "").contains("namespaces cannot be made here"), "reason: \(iso ?? [:])")
+        #expect(Self.results(eout.stdout)["outside"] == "EACCES", "stdout: \(eout.stdout)")
+    }
+}

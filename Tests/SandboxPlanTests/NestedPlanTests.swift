@@ -1,0 +1,109 @@
+import Foundation
+import SandboxPlan
+import SandboxPolicy
+import Testing
+
+/// Nested isolation at plan time (NestedPlan.swift): what it refuses, what it carries
+/// instead of the namespaces, and that every layer is named. Pure: faked host facts.
+@Suite struct NestedPlanTests {
+    static let nested = """
+        name = "nested"
+        [process]
+        isolation = "nested"
+        [filesystem]
+        ro = ["/usr"]
+        rw = ["{cwd}"]
+        tmpfs = ["/tmp"]
+        [seccomp]
+        socket_families = ["unix", "inet", "inet6", "alg"]
+        [network]
+        mode = "none"
+        """
+
+    func compile(_ toml: String, host h: HostFacts = host(uid: 0)) throws -> RunPlan {
+        try PlanCompiler(host: h).compile(try policy(toml), argv: ["sh"], runId: "r1")
+    }
+
+    func layers(_ plan: RunPlan) -> [String: Bool] {
+        Dictionary((plan.isolation?.layers ?? []).map { ($0.name, $0.applied) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    @Test func namespacesOnlyHasNoIsolationField() throws {
+        // The default keeps the plan (and its digest) as it was.
+        let plan = try compile(Self.nested.replacingOccurrences(of: "isolation = \"nested\"", with: ""))
+        #expect(plan.isolation == nil)
+        #expect(!plan.isNested)
+    }
+
+    @Test func nestedCarriesLandlockOnHostPathsAndSeccompInsteadOfNamespaces() throws {
+        let files: [String: FileKind] = ["/dev/null": .other, "/dev/urandom": .other, "/dev/zero": .symlink(target: "null")]
+        let plan = try compile(Self.nested, host: host(uid: 0, files: files))
+        #expect(plan.isNested)
+        #expect(plan.isolation?.reason == "process.isolation = \"nested\"")
+        // No user namespace, the invoker's own uid: nothing to map.
+        #expect(plan.process.userNamespace == nil && plan.process.hostUID == .invoker && plan.process.uid == 0)
+        // Only binds (and mirrored symlinks) stay: no tmpfs, /proc, /dev, files.
+        #expect(plan.mounts.allSatisfy { $0.kind == .bind || $0.kind == .symlink }, "\(plan.mounts.map(\.summary))")
+        // Every Landlock rule is on a host path; device nodes only if real nodes.
+        #expect(plan.landlock.rules.allSatisfy { $0.hostPath != nil }, "\(plan.landlock.rules)")
+        #expect(plan.landlock.rules.map(\.path).contains("/dev/null"))
+        #expect(!plan.landlock.rules.map(\.path).contains("/dev/zero"), "a symlink got a rule")
+        #expect(!plan.landlock.rules.map(\.path).contains("/tmp") && !plan.landlock.rules.map(\.path).contains("/proc"))
+        #expect(plan.landlock.scopes.count == 2)
+        #expect(plan.landlock.connectTCP == [] && plan.landlock.bindTCP == [])
+        // No network family, no unix sockets, no System V IPC.
+        #expect(plan.seccomp.socketFamilies == [.alg])
+        #expect(plan.seccomp.rules.contains { $0.syscalls.contains("shmget") && $0.action == .errno })
+        let l = layers(plan)
+        for name in ["landlock", "seccomp", "capabilities", "no_new_privs", "rlimits", "network", "unix_sockets", "ipc_namespace"] {
+            #expect(l[name] == true, "\(name): \(l)")
+        }
+        for name in ["user_namespace", "mount_namespace", "pid_namespace", "uts_namespace", "tmpfs", "proc", "dev"] {
+            #expect(l[name] == false, "\(name): \(l)")
+        }
+    }
+
+    @Test func acceptedGapsAreLeftOpenAndListed() throws {
+        let plan = try compile(Self.nested.replacingOccurrences(
+            of: "isolation = \"nested\"", with: "isolation = \"nested\"\nnested_without = [\"unix_sockets\", \"ipc\"]"))
+        #expect(plan.seccomp.socketFamilies == [.alg, .unix])
+        #expect(!plan.seccomp.rules.contains { $0.syscalls.contains("shmget") })
+        #expect(plan.isolation?.accepted == [.ipc, .unixSockets])
+        #expect(layers(plan)["unix_sockets"] == false && layers(plan)["ipc_namespace"] == false)
+    }
+
+    @Test func whatNestedCannotFenceIsRefusedUnlessAccepted() throws {
+        // protect with a target present, a mask beneath a bind: refused, each named.
+        let withFences = Self.nested.replacingOccurrences(of: "tmpfs = [\"/tmp\"]",
+                                                          with: "tmpfs = [\"/tmp\"]\nprotect = [\".git\"]\nmask = [\"/usr/secret\", \"/elsewhere\"]")
+        #expect { try compile(withFences) } throws: { e in
+            let m = "\(e)"
+            return m.contains("filesystem.protect: /work/proj/.git") && m.contains("filesystem.mask: /usr/secret")
+                && !m.contains("/elsewhere") && m.contains("nested_without")
+        }
+        let accepted = withFences.replacingOccurrences(of: "isolation = \"nested\"",
+                                                       with: "isolation = \"nested\"\nnested_without = [\"protect\", \"mask\"]")
+        let plan = try compile(accepted)
+        #expect(layers(plan)["protect"] == false && layers(plan)["mask"] == false)
+        // A kernel without Landlock's scopes: refused unless accepted.
+        #expect { try compile(Self.nested, host: host(abi: 5, uid: 0)) } throws: { "\($0)".contains("Landlock scopes") }
+        // No Landlock at all, or a network mode that needs a namespace: refused outright.
+        #expect { try compile(Self.nested, host: host(abi: 0, uid: 0)) } throws: { "\($0)".contains("needs Landlock") }
+        #expect { try compile(Self.nested.replacingOccurrences(of: "mode = \"none\"", with: "mode = \"loopback\"")) } throws: {
+            "\($0)".contains("network namespace")
+        }
+    }
+
+    @Test func namespacesOrNestedFollowsTheProbe() throws {
+        let either = Self.nested.replacingOccurrences(of: "isolation = \"nested\"", with: "isolation = \"namespaces-or-nested\"")
+        var h = host(uid: 0)
+        h.namespaces = .blocked("clone3: ENOSYS")
+        let nested = try compile(either, host: h)
+        #expect(nested.isNested)
+        #expect(nested.isolation?.reason.contains("clone3: ENOSYS") == true)
+        h.namespaces = .available
+        let namespaced = try compile(either, host: h)
+        #expect(namespaced.isolation?.mode == .namespaces && namespaced.isolation?.layers == [])
+        #expect(namespaced.mounts.contains { $0.kind == .tmpfs })
+    }
+}
