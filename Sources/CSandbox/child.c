@@ -906,7 +906,15 @@ static int drop_bounding_set(struct child *c) {
         /* Not in the set already (a nested run's invoker may have none, and no
          * CAP_SETPCAP to drop them with): nothing to drop. */
         if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 0) continue;
-        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) { c->index = cap; return -1; }
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0 || errno == EINVAL) continue;
+        /* Nested, without CAP_SETPCAP (a container's non-root user): the bounding
+         * set stays as it is. What it bounds still holds: capset below leaves only
+         * `keep` permitted, and with no_new_privs (set before exec) an exec's
+         * permitted set is cut to what it had (commoncap: cap_bprm_creds_from_file),
+         * root and file capabilities included. */
+        if (c->spec->nested && errno == EPERM) continue;
+        c->index = cap;
+        return -1;
     }
     return 0;
 }
@@ -918,17 +926,10 @@ static int lock_securebits(struct child *c) {
     unsigned long bits = SBX_SECBIT_NOROOT | SBX_SECBIT_NOROOT_LOCKED;
     if (c->spec->cap_keep) bits |= SBX_SECBIT_KEEP_CAPS;
     if (prctl(PR_SET_SECUREBITS, bits, 0, 0, 0) == 0) return 0;
-    /* Nested, without CAP_SETPCAP: enough when what the bits are for already holds —
-     * they are locked on by whoever set up this environment, or the bounding set
-     * (after the step before) holds nothing but what is kept, so no exec can gain
-     * more. No uid changes here, so KEEP_CAPS is not needed. */
-    if (!c->spec->nested || errno != EPERM) return -1;
-    int have = prctl(PR_GET_SECUREBITS, 0, 0, 0, 0);
-    if (have >= 0 && (have & (SBX_SECBIT_NOROOT | SBX_SECBIT_NOROOT_LOCKED)) == (SBX_SECBIT_NOROOT | SBX_SECBIT_NOROOT_LOCKED))
-        return 0;
-    for (int cap = 0; cap <= c->cap_last; cap++)
-        if (!(c->spec->cap_keep & (1ULL << cap)) && prctl(PR_CAPBSET_READ, cap, 0, 0, 0) > 0) { errno = EPERM; return -1; }
-    return 0;
+    /* Nested, without CAP_SETPCAP: the bits stay as they are; no_new_privs gives what
+     * NOROOT is for (an exec of, or as, root gains nothing beyond the permitted set,
+     * which capset cuts to `keep`), and no uid changes here, so KEEP_CAPS is moot. */
+    return c->spec->nested && errno == EPERM ? 0 : -1;
 }
 
 /* Raw syscalls, not glibc's wrappers: those broadcast the change to every thread

@@ -155,8 +155,9 @@ extension Context {
         layers.append(IsolationLayer(name: "seccomp", applied: sc.enabled, how:
             "\(sc.profile ?? "no profile"), \(sc.rules.count) rules; socket families: \(list((sc.socketFamilies ?? []).map(\.rawValue)))"))
         layers.append(IsolationLayer(name: "capabilities", applied: true, how:
-            plan.capabilities.keep.isEmpty ? "every set empty (bounding, permitted, effective, inheritable, ambient)"
-            : "every set holds only \(list(plan.capabilities.keep))"))
+            (plan.capabilities.keep.isEmpty ? "every set empty (bounding, permitted, effective, inheritable, ambient)"
+                : "every set holds only \(list(plan.capabilities.keep))")
+            + "; without CAP_SETPCAP the bounding set and securebits stay as they are, and no_new_privs keeps an exec from gaining more"))
         layers.append(IsolationLayer(name: "no_new_privs", applied: true, how: "set before Landlock and seccomp"))
         layers.append(IsolationLayer(name: "rlimits", applied: true, how: list(plan.process.rlimits.map(\.name))))
         layers.append(IsolationLayer(name: "cgroup", applied: plan.resources.needsCgroup, how: plan.resources.needsCgroup

@@ -191,4 +191,31 @@ import Testing
         #expect((iso?["reason"] as? String ?? "").contains("namespaces cannot be made here"), "reason: \(iso ?? [:])")
         #expect(Self.results(eout.stdout)["outside"] == "EACCES", "stdout: \(eout.stdout)")
     }
+
+    /// What a container's non-root user has: a full bounding set and no CAP_SETPCAP to
+    /// drop it with (here: uid 65534 on the host). Nested still runs, and Landlock still
+    /// keeps it to the workspace. Control: that user writes the other directory itself.
+    @Test func nestedRunsForAnInvokerThatCannotDropTheBoundingSet() throws {
+        guard Harness.require(Harness.isRoot, "root (to run as another user)") else { return }
+        let work = Harness.tempDir(owner: 65534), other = Harness.tempDir(owner: 65534), runtime = Harness.tempDir(owner: 65534)
+        defer { for d in [work, other, runtime] { try? FileManager.default.removeItem(atPath: d) } }
+        chmod(runtime, 0o700)
+        let policy = Harness.policy("""
+            name = "nested-user"
+            extends = ["\(Harness.repoRoot)/Policies/base.toml"]
+            [process]
+            isolation = "nested"
+            [filesystem]
+            rw = ["{cwd}"]
+            """, in: work, name: "nested-user.toml")
+        let control = try Harness.run("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups",
+                                                           "sh", "-c", "echo x > \(other)/control"])
+        #expect(control.status == 0 && FileManager.default.fileExists(atPath: "\(other)/control"), "control: \(control.stderr)")
+        let out = try Harness.exec(policy: policy, ["sh", "-c", "echo ok > inside; echo x > \(other)/escape; exit 0"],
+                                   cwd: work, asUser: (65534, runtime))
+        #expect(out.status == 0, "status \(out.status): \(out.stderr)")
+        #expect(FileManager.default.fileExists(atPath: "\(work)/inside"), "the workspace was not written: \(out.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: "\(other)/escape"), "Landlock let the write outside through")
+        #expect((out.result?["isolation"] as? [String: Any])?["mode"] as? String == "nested")
+    }
 }
