@@ -264,6 +264,11 @@ struct Context {
                    beforeSocketScan: ([ResolvedBind]) throws -> Void = { _ in }) throws -> ([MountStep], [ResolvedBind]) {
         struct Entry { var dest: String; var step: MountStep; var bind: ResolvedBind? }
         var entries: [String: Entry] = [:]
+        // Host path bound → the entry that binds it. A source is bound once: the trust
+        // checks, the socket masks and the git-indirection protects each look a bind up
+        // by its source, so a second bind of it (another dst, or `{cwd}` beside its
+        // literal path) would be checked at one place and open at the other.
+        var boundSources: [String: String] = [:]
         let reserved = ["/proc", "/dev"]
 
         func add(_ list: [PathTemplate], key: String, make: (String, PathTemplate) throws -> Entry?) throws {
@@ -280,7 +285,14 @@ struct Context {
                 if let existing = entries[inside] {
                     throw PlanError(key: "\(key)[\(i)]", message: "\(inside) is also listed in \(existing.step.origin); a path may appear in one list only")
                 }
-                if let e = try make(path, t) { entries[inside] = e }
+                guard let e = try make(path, t) else { continue }
+                if e.bind != nil, e.step.kind == .bind, let source = e.step.source {
+                    if let other = boundSources[source] {
+                        throw PlanError(key: "\(key)[\(i)]", message: "\(source) is already bound by \(other); a host path may be bound at one place only (one ro or rw entry, one dst) — its trust checks, socket masks and protects follow that one bind")
+                    }
+                    boundSources[source] = "\(e.step.origin) at \(e.dest)"
+                }
+                entries[inside] = e
             }
         }
 

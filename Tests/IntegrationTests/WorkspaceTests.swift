@@ -50,4 +50,54 @@ import Testing
         #expect(out.status == 0 && out.stdout == "/workspace\ncwd-path-absent\n", "\(out.status) \(out.stdout) \(out.stderr)")
         #expect(FileManager.default.contents(atPath: "\(dir)/made") == Data("from-inside\n".utf8))
     }
+
+    /// Red-team finding: the same directory bound twice — a read-only view at a
+    /// destination beside the writable cwd — had its trust check done for the first
+    /// bind only, so a run could rewrite the policy it runs under. A host path may
+    /// now be bound once. Controls: the writable cwd alone is refused because it
+    /// holds the policy (the fence the second bind went around); the view alone runs.
+    @Test func aSourceBoundTwiceIsRefused() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let dir = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func write(_ name: String, _ text: String) -> String {
+            let path = "\(dir)/\(name)"
+            FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+            return path
+        }
+        let view = write("view.toml", """
+            version = 1
+            extends = ["agent"]
+            [filesystem]
+            ro = [{ src = "{cwd}", dst = "/v" }]
+            """)
+        let before = FileManager.default.contents(atPath: view)
+        let attack = "echo 'mode = \"host\"' >> \(view)"
+        let out = try Harness.exec(policy: view, ["sh", "-c", attack], cwd: dir)
+        #expect(out.status == 125 && out.stderr.contains("is already bound by") && out.stderr.contains("bound at one place only"),
+                "\(out.status) \(out.stderr)")
+        #expect(FileManager.default.contents(atPath: view) == before, "the run rewrote its own policy")
+        // The literal path beside `{cwd}` is the same source: refused too.
+        let literal = write("literal.toml", """
+            version = 1
+            extends = ["agent"]
+            [filesystem]
+            ro = [{ src = "\(dir)", dst = "/v" }]
+            """)
+        let out2 = try Harness.exec(policy: literal, ["true"], cwd: dir)
+        #expect(out2.status == 125 && out2.stderr.contains("is already bound by"), "\(out2.status) \(out2.stderr)")
+        // Control: the writable cwd alone is refused for holding the policy.
+        let alone = write("alone.toml", "version = 1\nextends = [\"agent\"]\n")
+        let out3 = try Harness.exec(policy: alone, ["true"], cwd: dir)
+        #expect(out3.status == 125 && out3.stderr.contains("holds the policy file"), "\(out3.status) \(out3.stderr)")
+        // Control: a read-only view alone runs.
+        let viewOnly = write("view-only.toml", """
+            version = 1
+            extends = ["base"]
+            [filesystem]
+            ro = [{ src = "{cwd}", dst = "/v" }]
+            """)
+        let out4 = try Harness.exec(policy: viewOnly, ["sh", "-c", "cat /v/alone.toml"], cwd: dir)
+        #expect(out4.status == 0 && out4.stdout.contains("extends"), "\(out4.status) \(out4.stdout) \(out4.stderr)")
+    }
 }

@@ -155,4 +155,23 @@ private final class PolicyScratch {
     func diagnostics(_ name: String) -> [PolicyDiagnostic] {
         do { _ = try load(name); return [] } catch let e as PolicyError { return e.diagnostics } catch { return [] }
     }
+
+    /// One host path, one bind: a second bind of the same source (another dst, or
+    /// `{cwd}` beside its literal path, ro beside rw in either depth order) is
+    /// refused — the trust checks, socket masks and git protects follow one bind
+    /// (red-team findings 1–3). Control: two different sources at two places compile.
+    @Test func aSourceIsBoundOnce() throws {
+        let shapes = [
+            "ro = [\"/usr\", { src = \"{cwd}\", dst = \"/v\" }]\nrw = [\"{cwd}\"]",
+            "ro = [\"/usr\", \"{cwd}\"]\nrw = [{ src = \"/work/proj\", dst = \"/a/b/c/d\" }]",
+            "ro = [\"/usr\", { src = \"{cwd}\", dst = \"/y\" }, { src = \"/work/proj\", dst = \"/z\" }]",
+            "ro = [\"/usr\"]\nrw = [{ src = \"/work/proj\", dst = \"/w\" }, \"{cwd}\"]",
+        ]
+        for shape in shapes {
+            let p = try policy("[filesystem]\n" + shape + "\n[process]\nworkdir = \"/usr\"\n")
+            #expect(throws: PlanError.self, "\(shape)") { try PlanCompiler(host: host()).compile(p, argv: ["sh"], runId: "r1") }
+        }
+        let two = try policy("[filesystem]\nro = [\"/usr\", { src = \"/srv\", dst = \"/v\" }]\nrw = [\"{cwd}\"]\n")
+        _ = try PlanCompiler(host: host()).compile(two, argv: ["sh"], runId: "r1")
+    }
 }
