@@ -64,9 +64,9 @@ public final class DNSStub: @unchecked Sendable {
     private var dropped: UInt64 = 0
     /// "set address" → when the entry the stub made expires (monotonic seconds).
     private var expiries: [String: Double] = [:]
-    /// "address name" → until when the name resolved to the address in this run (the
-    /// server name check's question, `resolved(_:to:)`).
-    private var resolved: [String: Double] = [:]
+    /// Which name resolved to which address in this run, until when (the server name
+    /// check's question, `refusal(name:address:port:)`).
+    private var resolved = ResolvedNames()
     /// Questions a run may have sent upstream per second, and the burst: the stub
     /// must not let a run make the host flood its resolver (over it: SERVFAIL).
     static let upstreamRate = 100
@@ -306,6 +306,10 @@ public final class DNSStub: @unchecked Sendable {
             }
         }
         if !opened.isEmpty {
+            guard roomToRemember(q.name, opened.map(\.address)) else {
+                count(q.name, q.type, .setFull)
+                return DNSMessage.reply(to: q, rcode: .servFail)
+            }
             do {
                 guard let lifetimes = try open(opened, rules: rules) else {
                     count(q.name, q.type, .setFull)
@@ -323,16 +327,14 @@ public final class DNSStub: @unchecked Sendable {
         return DNSMessage.reply(to: q, rcode: .noError, answers: kept, limit: limit)
     }
 
-    /// Records that `name` resolved to these addresses, for as long as the entries live.
-    private func remember(_ name: String, _ lifetimes: [[UInt8]: UInt32]) {
-        let now = Self.now()
+    private func roomToRemember(_ name: String, _ addresses: [[UInt8]]) -> Bool {
         lock.lock(); defer { lock.unlock() }
-        if resolved.count > 4 * Self.maxRememberedEntries { resolved = resolved.filter { $0.value > now } }
-        for (address, left) in lifetimes {
-            guard let text = AddressRange.format(address) else { continue }
-            let key = "\(text) \(name)"
-            resolved[key] = max(resolved[key] ?? 0, now + Double(left))
-        }
+        return resolved.room(for: name, at: addresses, now: Self.now())
+    }
+
+    private func remember(_ name: String, _ lifetimes: [[UInt8]: UInt32]) {
+        lock.lock(); defer { lock.unlock() }
+        resolved.remember(name, lifetimes, now: Self.now())
     }
 
     /// Whether the server name check may pass a flow to `address` port `port` that
@@ -341,10 +343,8 @@ public final class DNSStub: @unchecked Sendable {
     /// this run (or its entry has expired); nil: it may pass.
     public func refusal(name: String, address: [UInt8], port: UInt16) -> ServerNameRefusal.Reason? {
         guard config.names.contains(where: { $0.host.matches(name) && $0.tcpPorts.contains(port) }) else { return .notAllowed }
-        guard let text = AddressRange.format(address) else { return .notResolved }
         lock.lock(); defer { lock.unlock() }
-        guard let until = resolved["\(text) \(name)"], until > Self.now() else { return .notResolved }
-        return nil
+        return resolved.resolved(name, to: address, now: Self.now()) ? nil : .notResolved
     }
 
     /// The upstream rate: a token per question sent on, `upstreamRate` a second, at
@@ -455,6 +455,54 @@ public final class DNSStub: @unchecked Sendable {
 }
 
 // MARK: - Small helpers
+
+/// Which name resolved to which address in this run, and until when: one entry per
+/// (address, name). Bounded (red-team F5: one entry per name a wildcard admits, all at
+/// one address, would otherwise grow without bound, and a purge on every answer walked
+/// the whole map under the lock the server name check takes): at most `capacity`
+/// entries, an answer that would add more is refused (`set_full`); expired entries are
+/// purged when the count doubled since the last purge, or at most once a second when
+/// full — amortised constant work per answer.
+struct ResolvedNames {
+    static let defaultCapacity = 16384
+    let capacity: Int
+    private var until: [String: Double] = [:]
+    private var purgeAt = 1024
+    private var purged = -Double.infinity
+
+    init(capacity: Int = ResolvedNames.defaultCapacity) { self.capacity = capacity }
+
+    var count: Int { until.count }
+
+    private static func key(_ name: String, _ address: [UInt8]) -> String? {
+        AddressRange.format(address).map { "\($0) \(name)" }
+    }
+
+    /// Whether `name` may be remembered at these addresses (after a purge, if due).
+    mutating func room(for name: String, at addresses: [[UInt8]], now: Double) -> Bool {
+        let new = Set(addresses.compactMap { Self.key(name, $0) }).filter { until[$0] == nil }.count
+        if until.count >= purgeAt || (until.count + new > capacity && now - purged >= 1) {
+            until = until.filter { $0.value > now }
+            purgeAt = max(1024, 2 * until.count)
+            purged = now
+        }
+        return until.count + new <= capacity
+    }
+
+    /// Records the lifetimes (seconds from `now`); a new entry only while there is
+    /// room (answers in flight at once may all have found room).
+    mutating func remember(_ name: String, _ lifetimes: [[UInt8]: UInt32], now: Double) {
+        for (address, left) in lifetimes {
+            guard let key = Self.key(name, address), until[key] != nil || until.count < capacity else { continue }
+            until[key] = max(until[key] ?? 0, now + Double(left))
+        }
+    }
+
+    func resolved(_ name: String, to address: [UInt8], now: Double) -> Bool {
+        guard let key = Self.key(name, address), let end = until[key] else { return false }
+        return end > now
+    }
+}
 
 /// An address range as bytes and a prefix length (what `deny_resolved` lists).
 struct AddressRange {

@@ -14,9 +14,6 @@ import SandboxVocabulary
 public final class ServerNameCheck: @unchecked Sendable {
     /// Distinct (address, port, name, reason) kept for the result.
     static let maxRefusalKinds = 256
-    /// Flows remembered with their verdict, for segments queued before the verdict
-    /// reached the kernel (the rest of a ClientHello).
-    static let maxFlows = 4096
     /// Bytes of each packet copied up: a first segment is at most an MSS.
     static let copyRange: UInt32 = 65535
 
@@ -28,7 +25,7 @@ public final class ServerNameCheck: @unchecked Sendable {
     private var counts: [String: ServerNameRefusal] = [:]
     private var order: [String] = []
     private var dropped: UInt64 = 0
-    private var flows: [[UInt8]: Bool] = [:]
+    private var flows = FlowBook()
     private let serving = DispatchSemaphore(value: 0)
     private var stopped = false
 
@@ -113,20 +110,28 @@ public final class ServerNameCheck: @unchecked Sendable {
     static let drop: UInt32 = 0      // NF_DROP
     static let repeatHook: UInt32 = 4  // NF_REPEAT: the chain again, with the mark set
 
-    /// The verdict on one queued packet: a segment without data (the handshake, a
-    /// bare ACK or FIN) passes and the flow stays unchecked; the first data decides
-    /// for the flow.
+    /// The verdict on one queued packet (what `FlowBook` says): a SYN opens the flow
+    /// and passes, as does a segment without data; the data that starts right after
+    /// the SYN decides for the flow; other data of an undecided flow is dropped.
     func decide(_ packet: ArraySlice<UInt8>) -> (verdict: UInt32, mark: UInt32) {
         guard let segment = TCPSegment(packet) else { return (Self.drop, 0) }
-        if segment.payload.isEmpty { return (Self.accept, 0) }
-        let flow = segment.flow
         lock.lock()
-        let known = flows[flow]
+        let step = flows.step(segment)
         lock.unlock()
-        if let known { return (Self.repeatHook, known ? NftRunTable.sniPassed : NftRunTable.sniRefused) }
+        switch step {
+        case .accept: return (Self.accept, 0)
+        case .drop: return (Self.drop, 0)
+        case .known(let passed): return (Self.repeatHook, passed ? NftRunTable.sniPassed : NftRunTable.sniRefused)
+        case .decide, .unknown: break
+        }
         let daddr = AddressRange.format(segment.destination) ?? "?"
         var refusal: (name: String, reason: ServerNameRefusal.Reason)? = nil
-        switch ServerName.claim(segment.payload) {
+        // Urgent data leaves the stream the server reads (unless it asked for it
+        // inline): the bytes here would not be the bytes it reads. A flow not seen
+        // opening has no first data to read.
+        let claim = step == .unknown || segment.flags & TCPSegment.urg != 0
+            ? .unreadable(.noName) : ServerName.claim(segment.payload)
+        switch claim {
         case .tls(let name), .http(let name):
             if let reason = stub.refusal(name: name, address: segment.destination, port: segment.destinationPort) {
                 refusal = (name, reason)
@@ -135,8 +140,7 @@ public final class ServerNameCheck: @unchecked Sendable {
             refusal = ("", why == .ech ? .ech : .noName)
         }
         lock.lock()
-        if flows.count >= Self.maxFlows { flows.removeAll() }
-        flows[flow] = refusal == nil
+        flows.record(segment, passed: refusal == nil)
         if let refusal {
             let key = "\(daddr)\u{0}\(segment.destinationPort)\u{0}\(refusal.name)\u{0}\(refusal.reason.rawValue)"
             if counts[key] != nil {
@@ -150,5 +154,65 @@ public final class ServerNameCheck: @unchecked Sendable {
         }
         lock.unlock()
         return (Self.repeatHook, refusal == nil ? NftRunTable.sniPassed : NftRunTable.sniRefused)
+    }
+}
+
+/// What the check remembers of each queued flow, by its four-tuple: the ISN of the
+/// SYN that opened it (every SYN of a pending flow is queued) and, once the data right
+/// after it was read, the verdict. A new SYN on the same four-tuple is a new
+/// connection and starts afresh (red-team F1: a verdict must not outlive its
+/// connection). Only the segment at ISN+1 (or data in the SYN itself) decides: when
+/// the queue dropped the first segment, a later one must not decide for the stream
+/// the server reads from its start; it is dropped and the first comes again,
+/// retransmitted (red-team F4).
+struct FlowBook {
+    enum Step: Equatable {
+        /// Pass, no verdict (the handshake, a bare ACK, FIN or RST).
+        case accept
+        /// Drop, no verdict: data of an undecided flow that is not its first.
+        case drop
+        /// Read this segment and `record` the verdict.
+        case decide
+        /// Data of a flow whose opening the check never saw (forgotten): refuse and record.
+        case unknown
+        /// Decided before; a segment queued before the verdict reached the kernel.
+        case known(passed: Bool)
+    }
+
+    /// Flows remembered: when full, decided ones are forgotten (their later segments
+    /// rarely still queue), then new SYNs are dropped until some decide (the client
+    /// sends them again).
+    static let maxFlows = 4096
+
+    private struct Entry { var isn: UInt32; var passed: Bool? }
+    private var entries: [[UInt8]: Entry] = [:]
+
+    var count: Int { entries.count }
+
+    mutating func step(_ s: TCPSegment) -> Step {
+        let flow = s.flow
+        if s.opens {
+            if entries[flow] == nil && entries.count >= Self.maxFlows {
+                entries = entries.filter { $0.value.passed == nil }
+                if entries.count >= Self.maxFlows { return .drop }
+            }
+            entries[flow] = Entry(isn: s.sequence, passed: nil)
+            return s.payload.isEmpty ? .accept : .decide
+        }
+        if s.payload.isEmpty { return .accept }
+        guard let e = entries[flow] else { return .unknown }
+        if let passed = e.passed { return .known(passed: passed) }
+        return s.sequence == e.isn &+ 1 ? .decide : .drop
+    }
+
+    /// The verdict for the flow of a segment `step` said `.decide` or `.unknown` for.
+    mutating func record(_ s: TCPSegment, passed: Bool) {
+        let flow = s.flow
+        if var e = entries[flow] {
+            e.passed = passed
+            entries[flow] = e
+        } else if entries.count < Self.maxFlows {
+            entries[flow] = Entry(isn: s.sequence &- 1, passed: passed)
+        }
     }
 }
