@@ -286,7 +286,7 @@ struct DenialAccount {
             case .deniedAddress: why = "answer in network.deny_resolved: left out, not opened"
             case .rateLimited: why = "over the stub's upstream rate: SERVFAIL, not asked upstream"
             case .busy: why = "too many questions in flight: SERVFAIL"
-            case .setFull: why = "the rule's address sets are full: SERVFAIL, nothing opened"
+            case .setFull: why = "the rule's address sets (or the stub's name memory) are full: SERVFAIL, nothing opened"
             case .tooManyAddresses: why = "more addresses than one answer may open: the rest left out, not opened"
             }
             add(RunResult.Denial(kind: .dns, what: r.name, detail: "\(r.type): \(why)",

@@ -196,7 +196,7 @@ public struct RunResult: Codable, Sendable, Equatable {
             case .busy:
                 hint = "more questions were in flight at once than the DNS stub serves (32); this one got SERVFAIL — retry, or ask fewer at once"
             case .setFull:
-                hint = "the host rule's address sets are full (\(NftRunTable.nameSetSize) addresses each); this answer got SERVFAIL and opened nothing — entries free as their TTLs expire"
+                hint = "the host rule's address sets are full (\(NftRunTable.nameSetSize) addresses each), or the stub remembers its most (address, name) pairs (16384, e.g. many names of a wildcard); this answer got SERVFAIL and opened nothing — entries free as their TTLs expire"
             case .tooManyAddresses:
                 hint = "the answer held more addresses than one answer may open (32); the rest were left out of the reply and not opened"
             case .deniedAddress:
