@@ -80,11 +80,35 @@ import Testing
             #expect(ServerName.claim(Self.records(hello, cuts: [cut], type: 0x17)[...]) == .unreadable(.noName), "cut at \(cut)")
         }
         #expect(ServerName.claim(Self.records(hello, cuts: [3, 50, 51])[...]) == .tls("a.test"))
-        // The second record cut short by the segment's end.
+        // The second record cut short by the segment's end, after the name: read so far.
         let two = Self.records(hello, cuts: [60])
-        #expect(ServerName.claim(two[0..<(two.count - 1)]) == .unreadable(.noName))
+        #expect(ServerName.claim(two[0..<(two.count - 1)]) == .tls("a.test"))
         // Records after the ClientHello (TLS 1.3 early data, change_cipher_spec) are not read.
         #expect(ServerName.claim((hello + [0x17, 3, 3, 0, 2, 9, 9])[...]) == .tls("a.test"))
+    }
+
+    /// A ClientHello larger than a segment (a post-quantum key share) is read as far as
+    /// the segment goes, by the same rules: the name must be in it, the lengths seen
+    /// must add up, no extension twice.
+    @Test func aClientHelloLongerThanItsSegmentIsReadAsFarAsItGoes() {
+        let share: (UInt16, [UInt8]) = (51, [UInt8](repeating: 9, count: 1800))
+        let first = Self.clientHello([Self.sni("a.test"), share])
+        #expect(ServerName.claim(first[0..<1400]) == .tls("a.test"))
+        #expect(ServerName.claim(Self.records(first, cuts: [30])[0..<1400]) == .tls("a.test"))
+        let last = Self.clientHello([share, Self.sni("a.test")])
+        #expect(ServerName.claim(last[0..<1400]) == .unreadable(.noName))
+        let twice = Self.clientHello([Self.sni("a.test"), (51, [1]), share, Self.sni("c.test")])
+        #expect(ServerName.claim(twice[0..<1400]) == .unreadable(.noName))
+        #expect(ServerName.claim(twice[...]) == .unreadable(.noName))
+        // An extension block longer than the message it is in, or an extension longer
+        // than the block: no name, even cut.
+        var long = first
+        long[50] += 1
+        #expect(ServerName.claim(long[0..<1400]) == .unreadable(.noName))
+        var over = Self.clientHello([Self.sni("a.test"), (51, [UInt8](repeating: 9, count: 100))])
+        over[52 + 4 + Self.sni("a.test").1.count + 2] = 0xff
+        #expect(ServerName.claim(over[...]) == .unreadable(.noName))
+        #expect(ServerName.claim(over[0..<80]) == .unreadable(.noName))
     }
 
     /// F2, the red team's desync: G1 (a GREASE extension) + server_name(c.test) + G2

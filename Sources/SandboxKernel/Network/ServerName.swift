@@ -36,25 +36,31 @@ enum ServerName {
     }
 
     /// A ClientHello as the server reads it (red-team F2): the handshake message is
-    /// reassembled from the TLS records that carry it (each of type handshake, 22, and
+    /// reassembled from the TLS records that carry it (each of type handshake, 22,
     /// within its own length), then read within its own length, the extension block
-    /// within its length, each extension within its own. A server_name extension
-    /// (RFC 6066 §3) must hold exactly one host_name; an extension seen twice, or
-    /// anything that does not add up, is no name.
+    /// within its length (which must end where the message does), each extension
+    /// within its own. A server_name extension (RFC 6066 §3) must hold exactly one
+    /// host_name; an extension seen twice, or anything that does not add up, is no
+    /// name. A message the segment's end cuts (a ClientHello with a post-quantum key
+    /// share is larger than one segment) is read as far as it goes, the same way: the
+    /// server reads the same prefix first; the name must be in it.
     static func tls(_ d: [UInt8]) -> Claim {
         guard let message = handshakeMessage(d) else { return .unreadable(.noName) }
         var r = Reader(message)
-        guard r.u8() == 1, r.skip(3), r.skip(2 + 32),                    // ClientHello, length, version, random
+        guard r.u8() == 1, let high = r.u8(), let low = r.u16(), r.skip(2 + 32),   // ClientHello, length, version, random
               let sid = r.u8(), sid <= 32, r.skip(Int(sid)),
               let suites = r.u16(), r.skip(Int(suites)),
               let comp = r.u8(), r.skip(Int(comp)),
-              let total = r.u16(), Int(total) == r.remaining else { return .unreadable(.noName) }
+              let total = r.u16(), r.at + Int(total) == 4 + (Int(high) << 16 | Int(low)) else { return .unreadable(.noName) }
+        let end = r.at + Int(total)
         var name: String? = nil
         var seen: Set<UInt16> = []
-        while r.remaining > 0 {
-            guard let type = r.u16(), let length = r.u16(), let body = r.bytes(Int(length)),
-                  seen.insert(type).inserted else { return .unreadable(.noName) }
+        while r.at < end {
+            guard r.at + 4 <= end else { return .unreadable(.noName) }
+            guard let type = r.u16(), let length = r.u16() else { break }      // cut by the segment's end
+            guard r.at + Int(length) <= end, seen.insert(type).inserted else { return .unreadable(.noName) }
             if type == extensionECH { return .unreadable(.ech) }
+            guard let body = r.bytes(Int(length)) else { break }
             if type == extensionServerName {
                 var e = Reader(body)
                 guard let list = e.u16(), Int(list) == e.remaining, e.u8() == 0, let n = e.u16(),
@@ -65,22 +71,23 @@ enum ServerName {
         return name.map(Claim.tls) ?? .unreadable(.noName)
     }
 
-    /// The first handshake message of `d`, taken from consecutive handshake records
-    /// (a message may span records; the bytes after it are not looked at); nil when a
-    /// record is not a handshake record, is empty or oversized, or the message does
-    /// not end within the records complete in `d`.
+    /// The first handshake message of `d`, taken from consecutive handshake records (a
+    /// message may span records), up to its end or the segment's, whichever is first
+    /// (the bytes after it are not looked at); nil when a record is not a handshake
+    /// record, or is empty or oversized.
     static func handshakeMessage(_ d: [UInt8]) -> [UInt8]? {
         var r = Reader(d)
         var message: [UInt8] = []
-        while true {
+        while r.remaining > 0 {
             guard r.u8() == 0x16, r.u8() == 3, r.u8() != nil, let length = r.u16(),
-                  length > 0, Int(length) <= maxRecord, let body = r.bytes(Int(length)) else { return nil }
-            message += body
+                  length > 0, Int(length) <= maxRecord else { return r.remaining == 0 && !message.isEmpty ? message : nil }
+            message += r.bytes(min(Int(length), r.remaining)) ?? []
             if message.count >= 4 {
                 let need = 4 + (Int(message[1]) << 16 | Int(message[2]) << 8 | Int(message[3]))
                 if message.count >= need { return Array(message[..<need]) }
             }
         }
+        return message.isEmpty ? nil : message
     }
 
     /// The request line and header block of an HTTP/1 request, read strictly (red-team
@@ -200,7 +207,7 @@ enum ServerName {
 
     private struct Reader {
         let d: [UInt8]
-        var at = 0
+        private(set) var at = 0
         init(_ d: [UInt8]) { self.d = d }
         var remaining: Int { d.count - at }
         mutating func u8() -> UInt8? { guard at < d.count else { return nil }; at += 1; return d[at - 1] }
