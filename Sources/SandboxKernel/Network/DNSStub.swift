@@ -47,9 +47,6 @@ public final class DNSStub: @unchecked Sendable {
     /// `tcpQueriesPerConnection` and is closed after 5 s without a query.
     static let maxTCP = 16
     static let tcpQueriesPerConnection = 32
-    /// Distinct (name, type, reason) kept for the result; further ones are counted in
-    /// `refusalsDropped`.
-    static let maxRefusalKinds = 256
 
     private let config: DNSStubConfig
     private let deny: [AddressRange]
@@ -57,11 +54,9 @@ public final class DNSStub: @unchecked Sendable {
     private let tcp: OwnedFD
     /// The run's namespace (a duplicate), for the set updates.
     private let netns: OwnedFD
-    private let stopPipe: (read: OwnedFD, write: OwnedFD)
+    /// The serving thread and the refusals, one entry per (name, type, reason).
+    private let loop: ServingLoop<DNSRefusal>
     private let lock = NSLock()
-    private var counts: [String: DNSRefusal] = [:]
-    private var order: [String] = []
-    private var dropped: UInt64 = 0
     /// "set address" → when the entry the stub made expires (monotonic seconds).
     private var expiries: [String: Double] = [:]
     /// Which name resolved to which address in this run, until when (the server name
@@ -79,9 +74,6 @@ public final class DNSStub: @unchecked Sendable {
     static let maxAddressesPerAnswer = 32
     private var inFlight = 0
     private var tcpOpen = 0
-    /// Signalled when the serving thread has returned.
-    private let serving = DispatchSemaphore(value: 0)
-    private var stopped = false
 
     /// Makes the sockets inside `netnsFD` (its `lo` must be up) and starts serving.
     public static func start(_ config: DNSStubConfig, netnsFD: Int32) throws -> DNSStub {
@@ -95,6 +87,7 @@ public final class DNSStub: @unchecked Sendable {
         guard let local = SocketAddress(config.address, port: 53) else {
             throw KernelError(operation: "dns stub", subject: config.address, errno: EINVAL, detail: "not an address")
         }
+        let loop = try ServingLoop<DNSRefusal>(subject: "dns stub")
         let dup = fcntl(netnsFD, F_DUPFD_CLOEXEC, 3)
         guard dup >= 0 else { throw KernelError(operation: "dup", subject: "network namespace fd \(netnsFD)", errno: errno) }
         let netns = OwnedFD(dup)
@@ -104,59 +97,34 @@ public final class DNSStub: @unchecked Sendable {
             guard listen(t.raw, 64) == 0 else { throw KernelError(operation: "listen", subject: "\(config.address):53 (tcp)", errno: errno) }
             return (u, t)
         }
-        var p: [Int32] = [-1, -1]
-        guard pipe(&p) == 0 else { throw KernelError(operation: "pipe", subject: "dns stub", errno: errno) }
-        for fd in p { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        let stub = DNSStub(config: config, deny: deny, udp: u, tcp: t, netns: netns, stopPipe: (OwnedFD(p[0]), OwnedFD(p[1])))
-        let thread = Thread { stub.serve(); stub.serving.signal() }
-        thread.name = "dns-stub"
-        thread.start()
+        let stub = DNSStub(config: config, deny: deny, udp: u, tcp: t, netns: netns, loop: loop)
+        loop.start(name: "dns-stub") { stub.serve() }
         return stub
     }
 
     private init(config: DNSStubConfig, deny: [AddressRange], udp: OwnedFD, tcp: OwnedFD, netns: OwnedFD,
-                 stopPipe: (read: OwnedFD, write: OwnedFD)) {
-        self.config = config; self.deny = deny; self.udp = udp; self.tcp = tcp; self.netns = netns; self.stopPipe = stopPipe
+                 loop: ServingLoop<DNSRefusal>) {
+        self.config = config; self.deny = deny; self.udp = udp; self.tcp = tcp; self.netns = netns; self.loop = loop
     }
 
     deinit {
-        udp.close(); tcp.close(); netns.close(); stopPipe.read.close(); stopPipe.write.close()
+        udp.close(); tcp.close(); netns.close()
     }
 
     /// Stops serving: no new question is read after it returns. Idempotent. Questions
     /// already in flight (asking upstream) are not waited for: their client is gone
     /// with the run, and they hold the stub, so its sockets stay valid until they end.
     /// Every refusal but `denied_address` is counted before anything is asked.
-    public func stop() {
-        lock.lock()
-        let first = !stopped
-        stopped = true
-        lock.unlock()
-        guard first else { return }
-        var byte: UInt8 = 1
-        _ = write(stopPipe.write.raw, &byte, 1)
-        serving.wait()
-    }
+    public func stop() { loop.stop() }
 
     /// The refusals so far, most frequent first.
     public func refusals() -> (kinds: [DNSRefusal], dropped: UInt64) {
-        lock.lock(); defer { lock.unlock() }
-        let list = order.compactMap { counts[$0] }.sorted { ($1.count, $0.name, $0.type) < ($0.count, $1.name, $1.type) }
-        return (list, dropped)
+        loop.refusals { ($0.name, $0.type) < ($1.name, $1.type) }
     }
 
     private func count(_ name: String, _ type: UInt16, _ reason: DNSRefusal.Reason) {
         let typeName = DNSMessage.typeName(type)
-        let key = "\(name)\u{0}\(typeName)\u{0}\(reason.rawValue)"
-        lock.lock(); defer { lock.unlock() }
-        if counts[key] != nil {
-            counts[key]!.count += 1
-        } else if counts.count < Self.maxRefusalKinds {
-            counts[key] = DNSRefusal(name: name, type: typeName, reason: reason, count: 1)
-            order.append(key)
-        } else {
-            dropped += 1
-        }
+        loop.count("\(name)\u{0}\(typeName)\u{0}\(reason.rawValue)", DNSRefusal(name: name, type: typeName, reason: reason, count: 1))
     }
 
     // MARK: - Serving
@@ -166,7 +134,7 @@ public final class DNSStub: @unchecked Sendable {
         while true {
             var fds = [pollfd(fd: udp.raw, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: tcp.raw, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: stopPipe.read.raw, events: Int16(POLLIN), revents: 0)]
+                       pollfd(fd: loop.stopFD, events: Int16(POLLIN), revents: 0)]
             let r = poll(&fds, 3, -1)
             if r < 0 { if errno == EINTR { continue } else { return } }
             if fds[2].revents != 0 { return }

@@ -12,27 +12,22 @@ import SandboxVocabulary
 /// conntrack mark: later packets never come here. No proxy: the data stays in the
 /// kernel. No bypass: while nothing reads the queue, its packets are dropped.
 public final class ServerNameCheck: @unchecked Sendable {
-    /// Distinct (address, port, name, reason) kept for the result.
-    static let maxRefusalKinds = 256
     /// Bytes of each packet copied up: a first segment is at most an MSS.
     static let copyRange: UInt32 = 65535
 
     let queue: UInt16
     private let socket: OwnedFD
     private let stub: DNSStub
-    private let stopPipe: (read: OwnedFD, write: OwnedFD)
+    /// The serving thread and the refusals, one entry per (address, port, name, reason).
+    private let loop: ServingLoop<ServerNameRefusal>
     private let lock = NSLock()
-    private var counts: [String: ServerNameRefusal] = [:]
-    private var order: [String] = []
-    private var dropped: UInt64 = 0
     private var flows = FlowBook()
-    private let serving = DispatchSemaphore(value: 0)
-    private var stopped = false
 
     /// Appends the queue rule to the run's `sandbox_sni` chains and binds the queue,
     /// inside `netnsFD`. `queue`: a number of the run's own (queues are per namespace
     /// anyway; the run's address makes it unique on the host too).
     public static func start(queue: UInt16, netnsFD: Int32, stub: DNSStub) throws -> ServerNameCheck {
+        let loop = try ServingLoop<ServerNameRefusal>(subject: "server name check")
         let fd = try Netns.run(in: netnsFD) { () throws -> Int32 in
             // NFPROTO_IPV4, NFPROTO_IPV6
             for (family, name) in [(Int32(2), "ip"), (Int32(10), "ip6")] {
@@ -45,50 +40,30 @@ public final class ServerNameCheck: @unchecked Sendable {
             guard fd >= 0 else { throw KernelError(operation: "nfnetlink_queue bind", subject: "queue \(queue)", errno: -fd) }
             return fd
         }
-        var p: [Int32] = [-1, -1]
-        guard pipe(&p) == 0 else {
-            let e = errno
-            Glibc.close(fd)
-            throw KernelError(operation: "pipe", subject: "server name check", errno: e)
-        }
-        for end in p { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
-        let check = ServerNameCheck(queue: queue, socket: OwnedFD(fd), stub: stub, stopPipe: (OwnedFD(p[0]), OwnedFD(p[1])))
-        let thread = Thread { check.serve(); check.serving.signal() }
-        thread.name = "sni-check"
-        thread.start()
+        let check = ServerNameCheck(queue: queue, socket: OwnedFD(fd), stub: stub, loop: loop)
+        loop.start(name: "sni-check") { check.serve() }
         return check
     }
 
-    private init(queue: UInt16, socket: OwnedFD, stub: DNSStub, stopPipe: (read: OwnedFD, write: OwnedFD)) {
-        self.queue = queue; self.socket = socket; self.stub = stub; self.stopPipe = stopPipe
+    private init(queue: UInt16, socket: OwnedFD, stub: DNSStub, loop: ServingLoop<ServerNameRefusal>) {
+        self.queue = queue; self.socket = socket; self.stub = stub; self.loop = loop
     }
 
-    deinit { socket.close(); stopPipe.read.close(); stopPipe.write.close() }
+    deinit { socket.close() }
 
     /// Stops reading (idempotent). Packets queued after it are dropped by the kernel.
-    public func stop() {
-        lock.lock()
-        let first = !stopped
-        stopped = true
-        lock.unlock()
-        guard first else { return }
-        var byte: UInt8 = 1
-        _ = write(stopPipe.write.raw, &byte, 1)
-        serving.wait()
-    }
+    public func stop() { loop.stop() }
 
     /// The refusals so far, most frequent first.
     public func refusals() -> (kinds: [ServerNameRefusal], dropped: UInt64) {
-        lock.lock(); defer { lock.unlock() }
-        let list = order.compactMap { counts[$0] }.sorted { ($1.count, $0.daddr, $0.name) < ($0.count, $1.daddr, $1.name) }
-        return (list, dropped)
+        loop.refusals { ($0.daddr, $0.name) < ($1.daddr, $1.name) }
     }
 
     private func serve() {
         var buffer = [UInt8](repeating: 0, count: Int(Self.copyRange) + 4096)
         while true {
             var fds = [pollfd(fd: socket.raw, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: stopPipe.read.raw, events: Int16(POLLIN), revents: 0)]
+                       pollfd(fd: loop.stopFD, events: Int16(POLLIN), revents: 0)]
             let r = poll(&fds, 2, -1)
             if r < 0 { if errno == EINTR { continue } else { return } }
             if fds[1].revents != 0 { return }
@@ -141,18 +116,11 @@ public final class ServerNameCheck: @unchecked Sendable {
         }
         lock.lock()
         flows.record(segment, passed: refusal == nil)
-        if let refusal {
-            let key = "\(daddr)\u{0}\(segment.destinationPort)\u{0}\(refusal.name)\u{0}\(refusal.reason.rawValue)"
-            if counts[key] != nil {
-                counts[key]!.count += 1
-            } else if counts.count < Self.maxRefusalKinds {
-                counts[key] = ServerNameRefusal(daddr: daddr, dport: segment.destinationPort, name: refusal.name, reason: refusal.reason, count: 1)
-                order.append(key)
-            } else {
-                dropped += 1
-            }
-        }
         lock.unlock()
+        if let refusal {
+            loop.count("\(daddr)\u{0}\(segment.destinationPort)\u{0}\(refusal.name)\u{0}\(refusal.reason.rawValue)",
+                       ServerNameRefusal(daddr: daddr, dport: segment.destinationPort, name: refusal.name, reason: refusal.reason, count: 1))
+        }
         return (Self.repeatHook, refusal == nil ? NftRunTable.sniPassed : NftRunTable.sniRefused)
     }
 }
