@@ -8,25 +8,32 @@ import Testing
 /// question it gets, another a TCP listener. Nothing is sent to any other address.
 /// Every fence is shown with a control in which the same attempt gets through.
 @Suite(.serialized) struct DomainTests {
-    /// The test DNS server: `ADDRESS LOGFILE NAME=IP[@TTL]…` on UDP and TCP port 53 of
-    /// ADDRESS; every question is logged as `name type`; a name not listed is NXDOMAIN.
+    /// The test DNS server: `ADDRESS LOGFILE PACKETLOG NAME=IP[@TTL][~DELAY]…` on UDP
+    /// and TCP port 53 of ADDRESS; every packet (UDP datagram, TCP message) is logged
+    /// in PACKETLOG as hex before anything else, every question in LOGFILE as
+    /// `name type`; a name not listed is NXDOMAIN; a name with a DELAY (seconds) is
+    /// answered that much later over UDP (on a thread of its own).
     static let dnsServerScript = """
         import socket, struct, sys, threading, time
-        addr, logpath = sys.argv[1], sys.argv[2]
+        addr, logpath, packetpath = sys.argv[1], sys.argv[2], sys.argv[3]
         log = open(logpath, "a", buffering=1)
-        records = {}
-        for spec in sys.argv[3:]:
+        packets = open(packetpath, "a", buffering=1)
+        records, delays = {}, {}
+        for spec in sys.argv[4:]:
             name, rest = spec.split("=")
+            rest, _, delay = rest.partition("~")
+            if delay: delays[name.lower()] = float(delay)
             ip, _, ttl = rest.partition("@")
             t = 28 if ":" in ip else 1
             records.setdefault(name.lower(), []).append((t, ip, int(ttl or 60)))
-        def answer(q):
-            qid = struct.unpack("!H", q[:2])[0]
+        def question(q):
             labels, i = [], 12
             while q[i]:
                 labels.append(q[i + 1:i + 1 + q[i]].decode().lower()); i += 1 + q[i]
-            i += 1
-            name = ".".join(labels)
+            return ".".join(labels), i + 1
+        def answer(q):
+            qid = struct.unpack("!H", q[:2])[0]
+            name, i = question(q)
             qtype = struct.unpack("!H", q[i:i + 2])[0]
             log.write("%s %d\\n" % (name, qtype))
             recs = [r for r in records.get(name, []) if r[0] == qtype]
@@ -36,13 +43,20 @@ import Testing
                 data = socket.inet_pton(socket.AF_INET6 if t == 28 else socket.AF_INET, ip)
                 out += b"\\xc0\\x0c" + struct.pack("!HHIH", t, 1, ttl, len(data)) + data
             return out
+        def reply(s, q, peer, delay=0):
+            time.sleep(delay)
+            try: s.sendto(answer(q), peer)
+            except Exception as e: log.write("bad %r\\n" % e)
         def udp():
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             s.bind((addr, 53))
             while True:
                 q, peer = s.recvfrom(4096)
-                try: s.sendto(answer(q), peer)
-                except Exception as e: log.write("bad %r\\n" % e)
+                packets.write(q.hex() + "\\n")
+                try: delay = delays.get(question(q)[0], 0)
+                except Exception: delay = 0
+                if delay: threading.Thread(target=reply, args=(s, q, peer, delay), daemon=True).start()
+                else: reply(s, q, peer)
         def tcp():
             s = socket.socket()
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -51,7 +65,9 @@ import Testing
                 c, _ = s.accept()
                 try:
                     n = struct.unpack("!H", c.recv(2))[0]
-                    a = answer(c.recv(n))
+                    q = c.recv(n)
+                    packets.write(q.hex() + "\\n")
+                    a = answer(q)
                     c.sendall(struct.pack("!H", len(a)) + a)
                 except Exception as e: log.write("bad %r\\n" % e)
                 c.close()
@@ -65,16 +81,19 @@ import Testing
     /// A DNS server on a test host, stopped (SIGKILL, our own child) by `stop`.
     final class DNSServer {
         let log: String
+        let packetLog: String
         private let process: Process
 
         init(on host: EgressTests.RemoteHost, records: [String], dir: String) throws {
             log = "\(dir)/dns-queries.log"
+            packetLog = "\(dir)/dns-packets.log"
             FileManager.default.createFile(atPath: log, contents: nil)
+            FileManager.default.createFile(atPath: packetLog, contents: nil)
             let script = "\(dir)/dns_server.py"
             try DomainTests.dnsServerScript.write(toFile: script, atomically: true, encoding: .utf8)
             process = Process()
             process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-            process.arguments = ["netns", "exec", host.netns, "python3", script, host.address, log] + records
+            process.arguments = ["netns", "exec", host.netns, "python3", script, host.address, log, packetLog] + records
             let out = Pipe()
             process.standardOutput = out
             process.standardError = FileHandle.nullDevice
@@ -90,6 +109,11 @@ import Testing
             ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
         }
 
+        /// Every packet it received, DNS or not, in hex (an empty datagram: an empty line).
+        var packets: [String] {
+            ((try? String(contentsOfFile: packetLog, encoding: .utf8)) ?? "").split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)
+        }
+
         func stop() {
             if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
         }
@@ -98,8 +122,10 @@ import Testing
     /// The probe: `name:HOST:PORT` resolves HOST (getaddrinfo, IPv4) and connects
     /// (`ok:<answer>`, `gai:<error>`, or the errno name); `q:NAME:TYPE` sends one
     /// question to the stub over UDP (`rcode:N,an:N`, or `timeout`), `qt:NAME:TYPE`
-    /// over TCP; the kinds of
-    /// `EgressTests.probeScript` as they are.
+    /// over TCP; `many:NAME:N` sends N A questions at once over UDP and counts the
+    /// answers' rcodes (`rcode0:32,rcode2:16`; `lost:N` for no answer in 5 s);
+    /// `raw:HEX` sends those bytes to the stub over UDP (`none`, or `reply:RCODE` if
+    /// it answered within 0.5 s); the kinds of `EgressTests.probeScript` as they are.
     static let probeScript = EgressTests.probeScript.replacingOccurrences(of: "for arg in sys.argv[1:]:", with: """
         import struct, random
         def named(host, port):
@@ -154,7 +180,41 @@ import Testing
             except socket.timeout:
                 codes["lost"] = 1
             return ",".join("rcode%d:%d" % kv for kv in sorted(codes.items()))
+        def many(qname, n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            s.settimeout(5)
+            for qid in range(n):
+                q = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+                for label in qname.split("."):
+                    q += bytes([len(label)]) + label.encode()
+                s.sendto(q + b"\\0" + struct.pack("!HH", 1, 1), ("127.0.0.53", 53))
+            codes = {}
+            try:
+                for _ in range(n):
+                    a = s.recv(4096)
+                    c = "rcode%d" % (struct.unpack("!H", a[2:4])[0] & 15)
+                    codes[c] = codes.get(c, 0) + 1
+            except socket.timeout:
+                codes["lost"] = n - sum(codes.values())
+            return ",".join("%s:%d" % kv for kv in sorted(codes.items()))
+        def raw(data):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.settimeout(0.5)
+            s.sendto(data, ("127.0.0.53", 53))
+            try:
+                a = s.recv(4096)
+                return "reply:%d" % (struct.unpack("!H", a[2:4])[0] & 15 if len(a) >= 4 else -1)
+            except socket.timeout:
+                return "none"
         for arg in sys.argv[1:]:
+            if arg.startswith("many:"):
+                _, qname, n = arg.split(":")
+                print("%s=%s" % (arg, many(qname, int(n))), flush=True)
+                continue
+            if arg.startswith("raw:"):
+                print("%s=%s" % (arg, raw(bytes.fromhex(arg[4:]))), flush=True)
+                continue
             if arg.startswith("burst:"):
                 _, qname, n = arg.split(":")
                 print("%s=%s" % (arg, burst(qname, int(n))), flush=True)
@@ -453,6 +513,67 @@ import Testing
             let d = Self.dnsDenied(out.result)
             #expect(!d.contains { $0.reason == "busy" }, "\(d)")
             #expect(d.contains { $0.name == "flood.test" && $0.reason == "not_allowed" && $0.count == 2000 }, "\(d)")
+        }
+    }
+
+    /// More allowed questions in flight than the stub's 32 workers (an upstream that
+    /// answers after 1 s): 32 are asked upstream and answered, the other 16 get
+    /// SERVFAIL at once, are never sent upstream, and are counted `busy`. Control:
+    /// once the workers are free, the same question is answered.
+    @Test func questionsOverTheWorkerCapAreBusy() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        try Self.withHosts(records: { ["slow.test=\($0.address)@60~1"] }) { dns, server, _, dir, probe in
+            let policy = Self.policy(in: dir, """
+                allow = [{ host = "slow.test", ports = [8080] }]
+                upstream_dns = ["\(dns.address)"]
+                """)
+            let out = try Harness.exec(policy: policy, ["python3", probe, "many:slow.test:48", "q:slow.test:1"], cwd: dir, timeout: 90)
+            let r = EgressTests.results(out.stdout)
+            #expect(r["many:slow.test:48"] == "rcode0:32,rcode2:16", "\(out.stdout) \(out.stderr)")
+            #expect(r["q:slow.test:1"] == "rcode:0,an:1", "\(out.stdout)")
+            #expect(server.questions.filter { $0 == "slow.test 1" }.count == 33, "upstream saw: \(server.questions)")
+            let d = Self.dnsDenied(out.result)
+            #expect(d.contains { $0.name == "slow.test" && $0.type == "A" && $0.reason == "busy" && $0.count == 16 }, "\(d)")
+            let busy = (out.result?["denials"] as? [[String: Any]] ?? []).first { $0["kind"] as? String == "dns" && $0["what"] as? String == "slow.test" }
+            #expect((busy?["detail"] as? String)?.contains("too many questions in flight") == true && busy?["count"] as? Int == 16,
+                    "\(String(describing: out.result?["denials"]))")
+        }
+    }
+
+    /// What is not a DNS query, sent to the stub over UDP, gets no answer and nothing
+    /// reaches the upstream server — also messages that nearly are one, for an allowed
+    /// name: a response, NOTIFY and UPDATE opcodes, two questions, an answer record,
+    /// bytes after the question, a cut question, an empty datagram, plain text. The
+    /// server logs every packet it receives. Control: a real question for the same
+    /// name, sent after them, is the one packet it sees.
+    @Test func whatIsNotAQueryGoesNowhereUpstream() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        try Self.withHosts(records: { ["ok.test=\($0.address)"] }) { dns, server, _, dir, probe in
+            let policy = Self.policy(in: dir, """
+                allow = [{ host = "ok.test", ports = [8080] }]
+                upstream_dns = ["\(dns.address)"]
+                """)
+            let question = "026f6b04746573740000010001"  // ok.test A IN
+            let notQueries = [
+                "123481800001000000000000" + question,   // QR set: a response
+                "123420000001000000000000" + question,   // opcode 4, NOTIFY
+                "123428000001000000000000" + question,   // opcode 5, UPDATE
+                "123401000002000000000000" + question + question,  // two questions
+                "123401000001000100000000" + question,        // an answer count, no answer
+                "123401000001000000000000" + question + "ff", // a byte after the question
+                "123401000001000000000000026f6b047465",       // the question cut
+                "",                                            // an empty datagram
+                "70726f6265",                                  // "probe"
+            ]
+            let out = try Harness.exec(policy: policy, ["python3", probe] + notQueries.map { "raw:\($0)" } + ["q:ok.test:1"], cwd: dir, timeout: 90)
+            let r = EgressTests.results(out.stdout)
+            for q in notQueries { #expect(r["raw:\(q)"] == "none", "\(q): \(out.stdout) \(out.stderr)") }
+            #expect(r["q:ok.test:1"] == "rcode:0,an:1", "\(out.stdout)")
+            usleep(300_000)
+            let packets = server.packets
+            #expect(packets.count == 1 && server.questions == ["ok.test 1"], "upstream saw: \(packets)")
+            // The one packet is the stub's own question for ok.test A (its own id, RD, an OPT record).
+            #expect(packets.first?.dropFirst(4).hasPrefix("01000001000000000001" + question) == true, "\(packets)")
         }
     }
 
