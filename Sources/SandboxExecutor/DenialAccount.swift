@@ -288,8 +288,12 @@ struct DenialAccount {
             case .busy: why = "too many questions in flight: SERVFAIL"
             case .setFull: why = "the rule's address sets (or the stub's name memory) are full: SERVFAIL, nothing opened"
             case .tooManyAddresses: why = "more addresses than one answer may open: the rest left out, not opened"
+            case .tooManyConnections: why = "over the stub's 16 TCP connections at once: closed unread"
             }
-            add(RunResult.Denial(kind: .dns, what: r.name, detail: "\(r.type): \(why)",
+            // A connection closed unread has no question: it is named by the stub's port.
+            let connection = r.reason == .tooManyConnections
+            add(RunResult.Denial(kind: .dns, what: connection ? "\(plan.network.stub?.address ?? "stub"):53/tcp" : r.name,
+                                 detail: connection ? why : "\(r.type): \(why)",
                                  count: Int(clamping: r.count), first: nil, hint: d.hint))
         }
         // The server name check's resets (also `sniDenied`): a flow to a host rule's

@@ -199,6 +199,8 @@ public struct RunResult: Codable, Sendable, Equatable {
                 hint = "the host rule's address sets are full (\(NftRunTable.nameSetSize) addresses each), or the stub remembers its most (address, name) pairs (16384, e.g. many names of a wildcard); this answer got SERVFAIL and opened nothing — entries free as their TTLs expire"
             case .tooManyAddresses:
                 hint = "the answer held more addresses than one answer may open (32); the rest were left out of the reply and not opened"
+            case .tooManyConnections:
+                hint = "more than 16 TCP connections to the DNS stub were open at once; this one was closed before a question was read — ask over UDP, or hold fewer connections open"
             case .deniedAddress:
                 hint = "\(r.name) resolved to an address in network.deny_resolved (loopback, link-local/metadata, multicast, this host, the sandbox bridge, or a listed range); it was left out of the answer and not opened"
             }

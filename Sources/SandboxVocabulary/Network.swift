@@ -91,6 +91,9 @@ public struct DNSRefusal: Sendable, Equatable, Hashable {
         case setFull = "set_full"
         /// An answer held more addresses than one answer may open (32): the rest left out.
         case tooManyAddresses = "too_many_addresses"
+        /// A TCP connection to the stub while 16 were open: closed before a question
+        /// was read (the entry's name and type are empty).
+        case tooManyConnections = "too_many_connections"
     }
     public var name: String
     public var type: String

@@ -124,6 +124,8 @@ import Testing
     /// question to the stub over UDP (`rcode:N,an:N`, or `timeout`), `qt:NAME:TYPE`
     /// over TCP; `many:NAME:N` sends N A questions at once over UDP and counts the
     /// answers' rcodes (`rcode0:32,rcode2:16`; `lost:N` for no answer in 5 s);
+    /// `tcpcap:HELD:MORE` holds HELD idle TCP connections to the stub, then opens MORE
+    /// and says how many the stub closed unread (`closed:N,open:N`), then closes all;
     /// `raw:HEX` sends those bytes to the stub over UDP (`none`, or `reply:RCODE` if
     /// it answered within 0.5 s); the kinds of `EgressTests.probeScript` as they are.
     static let probeScript = EgressTests.probeScript.replacingOccurrences(of: "for arg in sys.argv[1:]:", with: """
@@ -198,6 +200,29 @@ import Testing
             except socket.timeout:
                 codes["lost"] = n - sum(codes.values())
             return ",".join("%s:%d" % kv for kv in sorted(codes.items()))
+        def tcpcap(held, more):
+            import time
+            conns = []
+            for _ in range(held):
+                c = socket.create_connection(("127.0.0.53", 53), timeout=3); conns.append(c)
+            time.sleep(0.5)  # the stub has accepted them all
+            closed = opened = 0
+            extra = []
+            for _ in range(more):
+                c = socket.create_connection(("127.0.0.53", 53), timeout=3); extra.append(c)
+            time.sleep(1)  # a close comes at once; an idle connection lasts 5 s
+            for c in extra:
+                c.setblocking(False)
+                try:
+                    if c.recv(2) == b"": closed += 1
+                    else: opened += 1
+                except ConnectionResetError:
+                    closed += 1
+                except BlockingIOError:
+                    opened += 1
+            for c in conns + extra: c.close()
+            time.sleep(0.3)  # the stub's threads see the ends and free their places
+            return "closed:%d,open:%d" % (closed, opened)
         def raw(data):
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             s.settimeout(0.5)
@@ -211,6 +236,10 @@ import Testing
             if arg.startswith("many:"):
                 _, qname, n = arg.split(":")
                 print("%s=%s" % (arg, many(qname, int(n))), flush=True)
+                continue
+            if arg.startswith("tcpcap:"):
+                _, held, more = arg.split(":")
+                print("%s=%s" % (arg, tcpcap(int(held), int(more))), flush=True)
                 continue
             if arg.startswith("raw:"):
                 print("%s=%s" % (arg, raw(bytes.fromhex(arg[4:]))), flush=True)
@@ -537,6 +566,30 @@ import Testing
             let busy = (out.result?["denials"] as? [[String: Any]] ?? []).first { $0["kind"] as? String == "dns" && $0["what"] as? String == "slow.test" }
             #expect((busy?["detail"] as? String)?.contains("too many questions in flight") == true && busy?["count"] as? Int == 16,
                     "\(String(describing: out.result?["denials"]))")
+        }
+    }
+
+    /// TCP connections to the stub over its 16 at once are closed before a question is
+    /// read, and counted (`too_many_connections`, no name or type; in `denials` as the
+    /// stub's port). Control: the 16 held ones stay open, and once they are closed a
+    /// question over TCP is answered.
+    @Test func tcpConnectionsOverTheCapAreCounted() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        try Self.withHosts(records: { ["ok.test=\($0.address)"] }) { dns, _, _, dir, probe in
+            let policy = Self.policy(in: dir, """
+                allow = [{ host = "ok.test", ports = [8080] }]
+                upstream_dns = ["\(dns.address)"]
+                """)
+            let out = try Harness.exec(policy: policy, ["python3", probe, "tcpcap:16:4", "tcpcap:12:0", "qt:ok.test:1"], cwd: dir, timeout: 90)
+            let r = EgressTests.results(out.stdout)
+            #expect(r["tcpcap:16:4"] == "closed:4,open:0", "\(out.stdout) \(out.stderr)")
+            #expect(r["qt:ok.test:1"] == "rcode:0,an:1", "\(out.stdout)")
+            let d = Self.dnsDenied(out.result)
+            #expect(d.filter { $0.reason == "too_many_connections" }.map { "\($0.name)|\($0.type)|\($0.count)" } == ["||4"], "\(d)")
+            let denial = (out.result?["denials"] as? [[String: Any]] ?? []).first { $0["kind"] as? String == "dns" && $0["what"] as? String == "127.0.0.53:53/tcp" }
+            #expect(denial?["count"] as? Int == 4 && (denial?["detail"] as? String)?.contains("16 TCP connections") == true,
+                    "\(String(describing: out.result?["denials"]))")
+            #expect((denial?["hint"] as? String)?.contains("UDP") == true, "\(String(describing: denial))")
         }
     }
 

@@ -43,7 +43,8 @@ public final class DNSStub: @unchecked Sendable {
     /// Questions asked upstream at once over UDP (each a worker thread); over it,
     /// SERVFAIL at once (`busy`). Refusals are answered on the serving thread.
     static let maxInFlight = 32
-    /// TCP connections at once; over it, closed at once. Each serves at most
+    /// TCP connections at once; over it, closed at once, unread, and counted
+    /// (`too_many_connections`, no name or type). Each serves at most
     /// `tcpQueriesPerConnection` and is closed after 5 s without a query.
     static let maxTCP = 16
     static let tcpQueriesPerConnection = 32
@@ -195,7 +196,12 @@ public final class DNSStub: @unchecked Sendable {
     }
 
     private func dispatchTCP(_ fd: Int32) {
-        guard admit(\.tcpOpen, max: Self.maxTCP) else { Glibc.close(fd); return }
+        guard admit(\.tcpOpen, max: Self.maxTCP) else {
+            Glibc.close(fd)
+            loop.count("\u{0}\u{0}\(DNSRefusal.Reason.tooManyConnections.rawValue)",
+                       DNSRefusal(name: "", type: "", reason: .tooManyConnections, count: 1))
+            return
+        }
         Thread.detachNewThread { [self] in
             var tv = timeval(tv_sec: 5, tv_usec: 0)
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
