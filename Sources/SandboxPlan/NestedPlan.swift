@@ -35,6 +35,15 @@ struct NestedSeccomp {
                            "semget", "semop", "semtimedop", "semctl", "mq_open", "mq_unlink", "mq_timedsend",
                            "mq_timedreceive", "mq_notify", "mq_getsetattr"]
     static let origin = "builtin: nested, no System V IPC or POSIX message queues"
+    /// Refused in every nested run, whatever the policy says (red-team of nested):
+    /// io_uring makes sockets without socket(2), past the family filter; and Landlock
+    /// (ABI <= 7) does not cover a file's mode, owner or extended attributes, so
+    /// without a read-only mount or a uid of its own the command could chmod or set
+    /// an ACL on any file the invoker owns, on every path of the host. The fd-based
+    /// forms (fchmod, fchown, fsetxattr) stay: they need a file Landlock let it open.
+    static let alwaysDenied = ["io_uring_setup", "io_uring_enter", "io_uring_register",
+                               "chmod", "fchmodat", "fchmodat2", "chown", "lchown", "fchownat",
+                               "setxattr", "lsetxattr", "removexattr", "lremovexattr", "setxattrat", "removexattrat"]
 }
 
 extension Context {
@@ -60,6 +69,15 @@ extension Context {
             throw PlanError(key: "landlock.mode", message: policy.landlock.mode == .off
                 ? "nested isolation needs Landlock: without a private root it is the only fence on the filesystem; set landlock.mode = \"enforce\""
                 : "nested isolation needs Landlock (without a private root it is the only fence on the filesystem), and this kernel has none")
+        }
+        // No user namespace: the command runs as the invoker. Another user, or
+        // capabilities kept (real ones on the host, not a namespace's), would be
+        // silently different from what the policy says: refused.
+        if policy.process.user != .invoker || (policy.process.group.map { $0 != .invoker } ?? false) {
+            throw PlanError(key: policy.process.user != .invoker ? "process.user" : "process.group", message: "nested isolation has no user namespace and runs the command as the invoker (uid \(host.invokerUID)); another user or group cannot be applied. Remove it, or run with namespaces")
+        }
+        if !policy.capabilities.keep.isEmpty {
+            throw PlanError(key: "capabilities.keep", message: "nested isolation has no user namespace: a kept capability would be a real one on the host, not one of the run's own namespace. Keep none (capabilities.keep = []), or run with namespaces")
         }
         if policy.network.mode != .none {
             throw PlanError(key: "network.mode", message: "\"\(policy.network.mode.rawValue)\" needs a network namespace of the run's own, which nested isolation does not have; use network.mode = \"none\" (enforced by the seccomp filter and Landlock) or namespaces")
@@ -138,7 +156,8 @@ extension Context {
         var keep: Set<SocketFamily> = [.alg]
         if accepted.contains(.unixSockets) { keep.insert(.unix) }
         let families = (policy.seccomp.socketFamilies ?? SocketFamily.allCases).filter(keep.contains).sorted()
-        return NestedSeccomp(families: families, deny: accepted.contains(.ipc) ? [] : NestedSeccomp.ipcCalls)
+        return NestedSeccomp(families: families,
+                             deny: NestedSeccomp.alwaysDenied + (accepted.contains(.ipc) ? [] : NestedSeccomp.ipcCalls))
     }
 
     /// Every layer of a namespaced run, and what a nested one has of each.
@@ -164,7 +183,7 @@ extension Context {
             ? "the run's limits, in a cgroup of its own made at run time where one can be made (delegated)"
             : "no [resources] limit asked for"))
         layers.append(IsolationLayer(name: "network", applied: true, how:
-            "mode none without a network namespace: socket(2) of every network family refused by the seccomp filter" + (ll.connectTCP == [] ? ", TCP bind and connect by Landlock" : "")))
+            "mode none without a network namespace: socket(2) of every network family and io_uring refused by the seccomp filter" + (ll.connectTCP == [] ? ", TCP bind and connect by Landlock" : "")))
         layers.append(IsolationLayer(name: "unix_sockets", applied: gaps[.unixSockets] == nil, how:
             gaps[.unixSockets] ?? "socket(AF_UNIX) refused by the seccomp filter (a unix socket anywhere on the host could be reached by path)"))
         layers.append(IsolationLayer(name: "ipc_namespace", applied: gaps[.ipc] == nil, how:

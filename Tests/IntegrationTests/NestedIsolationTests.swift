@@ -37,6 +37,12 @@ import Testing
                 r[key] = errno.errorcode.get(e.errno, str(e.errno))
         attempt('inside', 'inside.txt')
         attempt('outside', OUTSIDE + '/written.txt')
+        import os
+        try:
+            os.chmod(OUTSIDE + '/victim', 0o666)   # Landlock does not cover a file's mode
+            r['chmod'] = 'OK'
+        except OSError as e:
+            r['chmod'] = errno.errorcode.get(e.errno, str(e.errno))
         rc = libc.syscall(101, 0, 0, 0, 0)  # ptrace(PTRACE_TRACEME)
         r['ptrace'] = 'OK' if rc == 0 else errno.errorcode.get(ctypes.get_errno(), '?')
         print(' '.join('%s=%s' % kv for kv in sorted(r.items())), flush=True)
@@ -127,11 +133,18 @@ import Testing
         defer { w.remove() }
         let outer = w.outerPolicy(profile: profile)
 
-        // Control: the outer environment itself may write outside and ptrace.
+        // A file outside every bind whose mode the command tries to loosen.
+        let victim = "\(w.outside)/victim"
+        FileManager.default.createFile(atPath: victim, contents: Data("secret".utf8), attributes: [.posixPermissions: 0o600])
+        func mode() -> Int { ((try? FileManager.default.attributesOfItem(atPath: victim))?[.posixPermissions] as? Int) ?? -1 }
+
+        // Control: the outer environment itself may write outside, chmod there and ptrace.
         let control = try Harness.exec(policy: outer, ["python3", "-c", w.script], cwd: w.work)
         let c = Self.results(control.stdout)
         #expect(control.status == 0, "outer environment: \(control.status) \(control.stderr)")
-        #expect(c["outside"] == "OK" && c["ptrace"] == "OK", "control: the outer environment fences these itself: \(control.stdout)")
+        #expect(c["outside"] == "OK" && c["ptrace"] == "OK" && c["chmod"] == "OK", "control: the outer environment fences these itself: \(control.stdout)")
+        #expect(mode() == 0o666, "control chmod did not take")
+        chmod(victim, 0o600)
         #expect((control.result?["fences"] as? [String: Any])?["capabilitiesKept"] as? [String] == [], "outer keeps capabilities")
         try? FileManager.default.removeItem(atPath: "\(w.outside)/written.txt")
 
@@ -141,6 +154,8 @@ import Testing
         #expect(r["inside"] == "OK", "the workspace is writable: \(out.stdout) \(out.stderr)")
         #expect(r["outside"] == "EACCES", "Landlock let a write outside the workspace through: \(out.stdout)")
         #expect(r["ptrace"] == "EPERM", "ptrace not denied: \(out.stdout)")
+        // Red-team F1: chmod of a host file outside every bind is refused (seccomp).
+        #expect(r["chmod"] == "EPERM" && mode() == 0o600, "chmod outside the binds: \(out.stdout), mode \(String(mode(), radix: 8))")
         #expect(!FileManager.default.fileExists(atPath: "\(w.outside)/written.txt"))
         // The ptrace refusal is the seccomp filter's: the supervisor answered it.
         let violations = (result?["violations"] as? [[String: Any]] ?? []).compactMap { $0["syscall"] as? String }

@@ -54,6 +54,11 @@ import Testing
         // No network family, no unix sockets, no System V IPC.
         #expect(plan.seccomp.socketFamilies == [.alg])
         #expect(plan.seccomp.rules.contains { $0.syscalls.contains("shmget") && $0.action == .errno })
+        // Red-team F1/F2: io_uring (sockets past the family filter) and the path forms
+        // of chmod/chown/xattr (not covered by Landlock) are refused in every nested run.
+        for call in ["io_uring_setup", "io_uring_enter", "fchmodat", "chmod", "fchownat", "setxattr", "lsetxattr", "removexattr"] {
+            #expect(plan.seccomp.rules.contains { $0.syscalls.contains(call) && $0.action == .errno }, "\(call) not denied")
+        }
         let l = layers(plan)
         for name in ["landlock", "seccomp", "capabilities", "no_new_privs", "rlimits", "network", "unix_sockets", "ipc_namespace"] {
             #expect(l[name] == true, "\(name): \(l)")
@@ -105,5 +110,18 @@ import Testing
         let namespaced = try compile(either, host: h)
         #expect(namespaced.isolation?.mode == .namespaces && namespaced.isolation?.layers == [])
         #expect(namespaced.mounts.contains { $0.kind == .tmpfs })
+    }
+
+    /// Red-team F3/F4: without a user namespace another user, or a kept capability
+    /// (a real one on the host), cannot be what the policy says: refused with the key.
+    @Test func anotherUserOrKeptCapabilitiesAreRefused() throws {
+        let withUser = Self.nested.replacingOccurrences(of: "isolation = \"nested\"", with: "isolation = \"nested\"\nuser = 65534")
+        do { _ = try compile(withUser); Issue.record("another user was accepted") } catch let e as PlanError { #expect(e.key == "process.user", "\(e)") }
+        let withCaps = Self.nested + "\n[capabilities]\nkeep = [\"CAP_SYS_NICE\"]\n"
+        do { _ = try compile(withCaps); Issue.record("a kept capability was accepted") } catch let e as PlanError { #expect(e.key == "capabilities.keep", "\(e)") }
+        // Control: with namespaces both compile.
+        for toml in [withUser, withCaps] {
+            _ = try compile(toml.replacingOccurrences(of: "isolation = \"nested\"", with: ""))
+        }
     }
 }
