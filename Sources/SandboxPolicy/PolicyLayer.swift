@@ -538,17 +538,8 @@ final class LayerReader {
                 remove = true
                 if number == nil { error(ip, "\"\(s)\": write \"!\" and a port number, e.g. \"!443\""); ok = false; continue }
             }
-            guard let n = number else {
-                error(ip, "expected a port number 1…65535, found \(describe(item.type))")
-                ok = false
-                continue
-            }
-            guard n >= 1 && n <= 65_535 else {
-                error(ip, "port \(n) is out of range; ports are 1…65535")
-                ok = false
-                continue
-            }
-            out.append(remove ? .remove(UInt16(n)) : .add(UInt16(n)))
+            guard let port = port(number, found: item.type, at: ip) else { ok = false; continue }
+            out.append(remove ? .remove(port) : .add(port))
         }
         return ok ? out : nil
     }
@@ -735,6 +726,20 @@ final class LayerReader {
         return nil
     }
 
+    /// One port number of a list (`number` nil: the item was no integer, of type
+    /// `found`), or nil after saying why at `ip`.
+    private func port(_ number: Int?, found: TOMLType, at ip: TOMLPath) -> UInt16? {
+        guard let n = number else {
+            error(ip, "expected a port number 1…65535, found \(describe(found))")
+            return nil
+        }
+        guard n >= 1 && n <= 65_535 else {
+            error(ip, "port \(n) is out of range; ports are 1…65535")
+            return nil
+        }
+        return UInt16(n)
+    }
+
     private func ports(_ t: TOMLTable, _ key: String, at p: TOMLPath) -> [UInt16]? {
         guard let v = t[key] else { return nil }
         let kp = p.key(key)
@@ -744,17 +749,8 @@ final class LayerReader {
         for i in 0..<items.count {
             let item = items[i]
             let ip = kp.index(i)
-            guard item.type == .int, let n = item.int else {
-                error(ip, "expected a port number 1…65535, found \(describe(item.type))")
-                ok = false
-                continue
-            }
-            guard n >= 1 && n <= 65_535 else {
-                error(ip, "port \(n) is out of range; ports are 1…65535")
-                ok = false
-                continue
-            }
-            if !out.contains(UInt16(n)) { out.append(UInt16(n)) }
+            guard let port = port(item.type == .int ? item.int : nil, found: item.type, at: ip) else { ok = false; continue }
+            if !out.contains(port) { out.append(port) }
         }
         return ok ? out : nil
     }
