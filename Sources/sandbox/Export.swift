@@ -41,7 +41,7 @@ struct Export: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "k8s",
             abstract: "Write a Pod, its NetworkPolicy (and CiliumNetworkPolicy for host rules) and seccomp profile as JSON.",
-            usage: "sandbox export k8s --policy <policy> [--dir <dir>] [--name <name>] [--image <image>] -- <command> ...",
+            usage: "sandbox export k8s --policy <policy> --image <image> [--dir <dir>] [--name <name>] -- <command> ...",
             discussion: "Apply with `kubectl apply -f DIR`; copy DIR/seccomp/* into the kubelet's seccomp directory on each node first. What a cluster cannot carry is in each object's sandbox/not-carried annotation and `sandbox explain --target k8s`.")
 
         @OptionGroup var options: PolicyOptions
@@ -49,14 +49,17 @@ struct Export: ParsableCommand {
         var dir = "k8s"
         @Option(name: .long, help: "The Pod's name (default: sandbox-<policy>).")
         var name: String?
-        @Option(name: .long, help: "The container image that provides the command's files.")
-        var image = "debian:bookworm-slim"
+        // No default: the image is the Pod's whole file system (host paths are not
+        // mounted), so which one — and whether it is pinned by digest — is the user's call,
+        // not a tag this binary happens to name.
+        @Option(name: .long, help: "The container image that provides the command's files (required; pin it by digest).")
+        var image: String
         @Argument(parsing: .captureForPassthrough, help: "The command and its arguments (after --).")
         var command: [String] = []
 
         func run() throws {
             let argv = command.first == "--" ? Array(command.dropFirst()) : command
-            guard !argv.isEmpty else { fail("export k8s: no command given; usage: sandbox export k8s --policy P [--dir DIR] -- CMD…") }
+            guard !argv.isEmpty else { fail("export k8s: no command given; usage: sandbox export k8s --policy P --image IMAGE [--dir DIR] -- CMD…") }
             let plan = compile(loadPolicy(options.policy), argv: argv, runId: "export")
             let podName = name ?? "sandbox-" + K8sExport.dnsLabel(plan.policy.name, limit: 50)
             guard K8sExport.dnsLabel(podName) == podName else {

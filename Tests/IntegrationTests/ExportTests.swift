@@ -154,7 +154,7 @@ import Testing
         #expect(Self.shippedPolicies.count >= 4)
         for policy in Self.shippedPolicies {
             let dir = out + "/" + policy
-            let export = try Harness.sandbox(["export", "k8s", "--policy", policy, "--dir", dir, "--", "/bin/true"], cwd: w)
+            let export = try Harness.sandbox(["export", "k8s", "--policy", policy, "--image", "registry.example/tools:1", "--dir", dir, "--", "/bin/true"], cwd: w)
             #expect(export.status == 0, "export k8s \(policy): \(export.stderr)")
             let check = try Harness.run(validate, ["--strict", "--no-warn", dir + "/pod.json", dir + "/network-policy.json"])
             #expect(check.status == 0, "\(policy): \(check.stdout)\(check.stderr)")
@@ -205,7 +205,7 @@ import Testing
             allow = [{ host = "pypi.org", ports = [443] }, { host = "*.example.test", ports = [443] },
                      { cidr = "192.0.2.0/24", ports = [8443] }]
             """, in: w)
-        let export = try Harness.sandbox(["export", "k8s", "--policy", policy, "--dir", out + "/k", "--", "/bin/true"], cwd: w)
+        let export = try Harness.sandbox(["export", "k8s", "--policy", policy, "--image", "registry.example/tools:1", "--dir", out + "/k", "--", "/bin/true"], cwd: w)
         #expect(export.status == 0, "export k8s: \(export.stderr)")
         let check = try Harness.run(validate, ["--strict", "--no-warn", out + "/k/pod.json", out + "/k/network-policy.json"])
         #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
@@ -245,7 +245,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: w); try? FileManager.default.removeItem(atPath: out) }
         var k8sKeys: [String: [String]] = [:]
         for policy in Self.shippedPolicies {
-            let export = try Harness.sandbox(["export", "k8s", "--policy", policy, "--dir", out + "/" + policy, "--", "/bin/true"], cwd: w)
+            let export = try Harness.sandbox(["export", "k8s", "--policy", policy, "--image", "registry.example/tools:1", "--dir", out + "/" + policy, "--", "/bin/true"], cwd: w)
             #expect(export.status == 0, "\(export.stderr)")
             let explain = try Harness.sandbox(["explain", "--policy", policy, "--target", "k8s"], cwd: w)
             #expect(explain.status == 0, "\(explain.stderr)")
