@@ -969,6 +969,18 @@ static int set_capabilities(struct child *c) {
     return 0;
 }
 
+/* A fresh anonymous session keyring: the one inherited from the supervisor is the
+ * invoker's, and a process possesses its session keyring whatever its uid — a policy
+ * that allows keyctl would let the command read and link the invoker's keys. With a
+ * NULL name the kernel checks no permission, so ENOSYS (no CONFIG_KEYS) and EPERM (a
+ * seccomp filter or an LSM above us, which the command inherits and cannot lift) mean
+ * keyrings are out of the command's reach anyway; any other errno fails the step. */
+static int join_session_keyring(struct child *c) {
+    (void)c;
+    if (syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, NULL) >= 0) return 0;
+    return errno == ENOSYS || errno == EPERM ? 0 : -1;
+}
+
 static int no_new_privs(struct child *c) {
     (void)c;
     return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
@@ -1196,6 +1208,9 @@ static const struct step payload_steps[] = {
     { SBX_STEP_SETGID, set_gid },
     { SBX_STEP_SETUID, set_uid },
     { SBX_STEP_CAPS, set_capabilities },
+    /* AFTER the uid change, so the command's uid owns the new keyring; BEFORE the
+     * fences (seccomp may deny keyctl). */
+    { SBX_STEP_KEYRING, join_session_keyring },
     /* AFTER the uid change (setuid from root would clear it anyway) and BEFORE
      * Landlock and seccomp, which require it for an unprivileged caller. */
     { SBX_STEP_NO_NEW_PRIVS, no_new_privs },
@@ -1233,6 +1248,7 @@ static const struct step nested_steps[] = {
     { SBX_STEP_SETGID, set_gid },
     { SBX_STEP_SETUID, set_uid },
     { SBX_STEP_CAPS, set_capabilities },
+    { SBX_STEP_KEYRING, join_session_keyring },
     { SBX_STEP_NO_NEW_PRIVS, no_new_privs },
     { SBX_STEP_CHDIR, enter_workdir },
     { SBX_STEP_LANDLOCK, apply_landlock },

@@ -154,6 +154,7 @@ public struct ChildFailure: Sendable, Equatable {
         case SBX_STEP_SETGID.rawValue: return "setgid"
         case SBX_STEP_SETUID.rawValue: return "setuid"
         case SBX_STEP_CAPS.rawValue: return "set capabilities"
+        case SBX_STEP_KEYRING.rawValue: return "join a fresh session keyring"
         case SBX_STEP_NO_NEW_PRIVS.rawValue: return "PR_SET_NO_NEW_PRIVS"
         case SBX_STEP_CHDIR.rawValue: return "chdir"
         case SBX_STEP_LANDLOCK.rawValue: return index < 0 ? "landlock_restrict_self" : "landlock_add_rule"

@@ -1,5 +1,6 @@
 import CSandbox
 import Glibc
+import SandboxVocabulary
 
 /// What the running kernel and the invoker look like; the CLI turns this into the
 /// planner's `HostFacts`.
@@ -40,7 +41,12 @@ public struct HostProbe: Sendable {
     /// namespace alone (and with a user namespace of its own) to name those refused.
     /// For `process.isolation = "namespaces-or-nested"` and the reason a namespaced
     /// run is refused; each try is a short-lived child, so not on every run's path.
-    public static func namespaceBlocker() -> String? {
+    public static func namespaceBlocker() -> String? { namespaceRefusal()?.why }
+
+    /// `namespaceBlocker`, with every errno the tries met: whether a policy that
+    /// accepts either isolation may fall back to nested depends on them
+    /// (`NamespaceRefusal.allowsNested`).
+    public static func namespaceRefusal() -> NamespaceRefusal? {
         let user: UInt64 = 0x1000_0000
         let kinds: [(name: String, flag: UInt64)] = [
             ("user", user), ("mount", 0x0002_0000), ("PID", 0x2000_0000), ("IPC", 0x0800_0000),
@@ -52,21 +58,25 @@ public struct HostProbe: Sendable {
             let r = sbx_probe_clone3(flags, Int32(SBX_PROBE_EXIT.rawValue), &status, &step)
             return r < 0 ? -r : 0
         }
+        func met(_ e: Int32) -> ProbeErrno { ProbeErrno(code: e, name: Errno(e).name) }
         let all = kinds.reduce(0) { $0 | $1.flag }
         let e = attempt(all)
         if e == 0 { return nil }
         if e == ENOSYS {
-            return "clone3: ENOSYS (a seccomp filter refuses clone3, as Docker's default profile does, so that namespace flags can be filtered)"
+            return NamespaceRefusal(why: "clone3: ENOSYS (a seccomp filter refuses clone3, as Docker's default profile does, so that namespace flags can be filtered)",
+                                    errnos: [met(e)])
         }
+        var errnos = [met(e)]
         let refused = kinds.compactMap { k -> String? in
             let alone = attempt(k.flag)
             if alone == 0 || (k.flag != user && attempt(user | k.flag) == 0) { return nil }
+            if !errnos.contains(met(alone)) { errnos.append(met(alone)) }
             return "\(k.name) (\(Errno(alone).name))"
         }
         var why = "clone3 refuses new " + (refused.isEmpty ? "namespaces all at once (\(Errno(e).name))" : refused.joined(separator: ", ") + " namespaces")
         if HostFeatures.effectiveCapabilities() & (1 << 21) == 0 { why += "; no CAP_SYS_ADMIN" }
         if let sysctl = userNamespaceBlocker() { why += "; \(sysctl)" }
-        return why
+        return NamespaceRefusal(why: why, errnos: errnos)
     }
 
     /// Why unprivileged user namespaces are unavailable, if a sysctl says so.

@@ -77,7 +77,7 @@ public enum RunSteps {
         var host = host
         // Only a policy that accepts either isolation needs to know which it gets here.
         if policy.process.isolation == .namespacesOrNested, host.namespaces == .notProbed {
-            host.namespaces = HostProbe.namespaceBlocker().map { .blocked($0) } ?? .available
+            host.namespaces = HostProbe.namespaceRefusal().map { .blocked($0) } ?? .available
         }
         do {
             return try PlanCompiler(host: host).compile(policy, argv: argv, runId: runId, digest: digest)

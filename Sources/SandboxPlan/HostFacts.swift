@@ -53,8 +53,8 @@ public struct HostFacts: Sendable {
 public enum NamespaceCheck: Sendable, Equatable {
     case notProbed
     case available
-    /// Why not: the call, the namespaces and the errno that refused them.
-    case blocked(String)
+    /// Why not: the call, the namespaces and the errnos that refused them.
+    case blocked(NamespaceRefusal)
 }
 
 public enum FileKind: Sendable, Equatable {

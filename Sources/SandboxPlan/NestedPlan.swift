@@ -48,13 +48,21 @@ struct NestedSeccomp {
 
 extension Context {
     /// `process.isolation` against what the host allows: nested or namespaces, and why.
-    func chooseIsolation() -> (mode: Isolation, reason: String)? {
+    /// The fallback only on errnos that mean "not permitted here"
+    /// (`NamespaceRefusal.allowsNested`); any other refuses the run, naming it.
+    func chooseIsolation() throws -> (mode: Isolation, reason: String)? {
         switch policy.process.isolation {
         case .namespaces: return nil
         case .nested: return (.nested, "process.isolation = \"nested\"")
         case .namespacesOrNested:
-            if case .blocked(let why) = host.namespaces {
-                return (.nested, "process.isolation = \"namespaces-or-nested\" and namespaces cannot be made here: \(why)")
+            if case .blocked(let refusal) = host.namespaces {
+                guard refusal.allowsNested else {
+                    let names = refusal.blockingErrnos
+                    throw PlanError(key: "process.isolation", message: "namespaces cannot be made here (\(refusal.why)) with \(names.joined(separator: ", ")), which does not mean they are not permitted here (only \(NamespaceRefusal.notPermitted.values.sorted().joined(separator: ", ")) do): \"namespaces-or-nested\" does not fall back to nested on a failure of the moment"
+                        + (names.contains("ENOSPC") ? " (ENOSPC: the user's namespace count, user.max_*_namespaces, is exhausted, which another process of the same user can cause on purpose to force the weaker isolation)" : "")
+                        + ". Retry, or set process.isolation = \"nested\"")
+                }
+                return (.nested, "process.isolation = \"namespaces-or-nested\" and namespaces cannot be made here: \(refusal.why)")
             }
             return (.namespaces, host.namespaces == .available
                 ? "process.isolation = \"namespaces-or-nested\" and namespaces can be made here"

@@ -22,7 +22,7 @@ public struct PlanCompiler {
         }
         try PlanCompiler.checkNetwork(policy, rootless: host.invokerUID != 0)
         let ctx = Context(policy: policy, host: host, runId: runId)
-        let isolation = ctx.chooseIsolation()
+        let isolation = try ctx.chooseIsolation()
         let nested = isolation?.mode == .nested
         if nested { try ctx.checkNested() }   // NestedPlan.swift
         var notApplied: [String] = []

@@ -36,3 +36,41 @@ public enum NestedGap: String, Sendable, Hashable, CaseIterable, Codable, Compar
 
     public static func < (a: NestedGap, b: NestedGap) -> Bool { a.rawValue < b.rawValue }
 }
+
+/// An errno a probe met, by number and by the kernel's name for it.
+public struct ProbeErrno: Sendable, Hashable {
+    public var code: Int32
+    public var name: String
+    public init(code: Int32, name: String) { self.code = code; self.name = name }
+}
+
+/// Why a run's namespaces cannot be made here: what the probe (`HostProbe.namespaceRefusal`)
+/// says, and every errno its tries met.
+public struct NamespaceRefusal: Sendable, Equatable {
+    public var why: String
+    public var errnos: [ProbeErrno]
+    public init(why: String, errnos: [ProbeErrno]) { self.why = why; self.errnos = errnos }
+
+    /// The errnos that mean "not permitted here", as clone3 and unshare return them
+    /// in a container or under user-namespace restrictions: EPERM (no CAP_SYS_ADMIN, a
+    /// sysctl, an LSM), EACCES (an LSM), ENOSYS (a seccomp filter answering clone3, as
+    /// Docker's default profile does), EINVAL (a filter or an older kernel refusing the
+    /// flags). Numbers, not Glibc's names: this module imports no libc.
+    public static let notPermitted: [Int32: String] = [1: "EPERM", 13: "EACCES", 38: "ENOSYS", 22: "EINVAL"]
+
+    /// Whether `namespaces-or-nested` may fall back to nested: only when every errno
+    /// met means "not permitted here". Any other is a failure of this moment, not of
+    /// the environment — and some can be caused from outside the run: ENOSPC is the
+    /// per-user namespace counter (user.max_*_namespaces) exhausted, which another
+    /// process of the same user (a concurrent run's command among them) can do on
+    /// purpose to force the weaker isolation; ENOMEM, EAGAIN (RLIMIT_NPROC), EUSERS
+    /// (nesting depth) likewise. Those fail the run (125) instead.
+    public var allowsNested: Bool {
+        !errnos.isEmpty && errnos.allSatisfy { NamespaceRefusal.notPermitted[$0.code] != nil }
+    }
+
+    /// The errnos that forbid the fallback, by name.
+    public var blockingErrnos: [String] {
+        errnos.filter { NamespaceRefusal.notPermitted[$0.code] == nil }.map(\.name)
+    }
+}

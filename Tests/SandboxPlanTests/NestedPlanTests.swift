@@ -102,7 +102,7 @@ import Testing
     @Test func namespacesOrNestedFollowsTheProbe() throws {
         let either = Self.nested.replacingOccurrences(of: "isolation = \"nested\"", with: "isolation = \"namespaces-or-nested\"")
         var h = host(uid: 0)
-        h.namespaces = .blocked("clone3: ENOSYS")
+        h.namespaces = .blocked(NamespaceRefusal(why: "clone3: ENOSYS", errnos: [ProbeErrno(code: 38, name: "ENOSYS")]))
         let nested = try compile(either, host: h)
         #expect(nested.isNested)
         #expect(nested.isolation?.reason.contains("clone3: ENOSYS") == true)
@@ -110,6 +110,30 @@ import Testing
         let namespaced = try compile(either, host: h)
         #expect(namespaced.isolation?.mode == .namespaces && namespaced.isolation?.layers == [])
         #expect(namespaced.mounts.contains { $0.kind == .tmpfs })
+    }
+
+    /// Red-team F6: the fallback to nested only on errnos that mean "not permitted
+    /// here"; ENOSPC (the per-user namespace count, which a concurrent run's command can
+    /// exhaust to force a downgrade), ENOMEM and the like refuse the run, naming them.
+    @Test func namespacesOrNestedFallsBackOnlyWhenNotPermitted() throws {
+        func e(_ code: Int32, _ name: String) -> ProbeErrno { ProbeErrno(code: code, name: name) }
+        let (eperm, eacces, enosys, einval) = (e(1, "EPERM"), e(13, "EACCES"), e(38, "ENOSYS"), e(22, "EINVAL"))
+        let (enospc, enomem, eagain, eusers) = (e(28, "ENOSPC"), e(12, "ENOMEM"), e(11, "EAGAIN"), e(87, "EUSERS"))
+        for ok in [[eperm], [eacces], [enosys], [einval], [eperm, einval]] {
+            #expect(NamespaceRefusal(why: "w", errnos: ok).allowsNested, "\(ok)")
+        }
+        for bad in [[enospc], [enomem], [eagain], [eusers], [eperm, enospc], []] {
+            #expect(!NamespaceRefusal(why: "w", errnos: bad).allowsNested, "\(bad)")
+        }
+        // Through the planner: refused with the key and the errno named.
+        let either = Self.nested.replacingOccurrences(of: "isolation = \"nested\"", with: "isolation = \"namespaces-or-nested\"")
+        var h = host(uid: 0)
+        h.namespaces = .blocked(NamespaceRefusal(why: "clone3 refuses new user (ENOSPC) namespaces", errnos: [eperm, enospc]))
+        do { _ = try compile(either, host: h); Issue.record("ENOSPC fell back to nested") } catch let err as PlanError {
+            #expect(err.key == "process.isolation" && err.message.contains("with ENOSPC") && err.message.contains("count"), "\(err)")
+        }
+        h.namespaces = .blocked(NamespaceRefusal(why: "clone3 refuses new user (EPERM) namespaces", errnos: [eperm]))
+        #expect(try compile(either, host: h).isNested)
     }
 
     /// Red-team F3/F4: without a user namespace another user, or a kept capability

@@ -190,6 +190,7 @@ enum sbx_step {
     SBX_STEP_SETGID,
     SBX_STEP_SETUID,
     SBX_STEP_CAPS,                 /* index = capability raised in ambient, or -1 */
+    SBX_STEP_KEYRING,              /* join a fresh session keyring */
     SBX_STEP_NO_NEW_PRIVS,
     SBX_STEP_CHDIR,
     SBX_STEP_LANDLOCK,             /* index = inner rule, or -1 for restrict_self */
