@@ -35,6 +35,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef CLONE_PIDFD
@@ -583,6 +584,8 @@ struct child {
     sigset_t reaped;           /* the signals PID 1 waits for */
     long payload_pid;
     int payload_pidfd;
+    long reaper_pid;           /* nested: the payload's parent, for its PDEATHSIG check */
+    int children_fd;           /* nested: the reaper's /proc/thread-self/children, or -1 */
     int exec_run_fd;           /* [binary]: what execveat runs (check_executable) */
 };
 
@@ -675,9 +678,11 @@ static int close_inherited_fds(struct child *c) {
     return close_all_except(c->keep, c->n_keep);
 }
 
+/* Nested, the signal is one the reaper ends the run on (it blocks it before the
+ * fork): a plain SIGKILL would leave the command's processes behind, with no PID
+ * namespace to end with it. */
 static int die_with_supervisor(struct child *c) {
-    (void)c;
-    return prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    return prctl(PR_SET_PDEATHSIG, c->spec->nested ? SBX_SIGNAL_END_RUN : SIGKILL, 0, 0, 0);
 }
 
 /* EOF means the supervisor died (or gave up) before the go: nobody reads a report
@@ -822,11 +827,27 @@ static int block_reaped_signals(struct child *c) {
     sigemptyset(&c->reaped);
     sigaddset(&c->reaped, SIGCHLD);
     for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++) sigaddset(&c->reaped, forwarded[i]);
+    if (c->spec->nested) sigaddset(&c->reaped, SBX_SIGNAL_END_RUN);
     return sigprocmask(SIG_BLOCK, &c->reaped, NULL);
 }
 
 __attribute__((noreturn))
 static void run_payload(struct child *c);
+
+/* Nested: no PID namespace whose end takes down what the command leaves behind
+ * (a double-forked or setsid daemon). The reaper becomes a child subreaper, so every
+ * orphan of the run is reparented to it, not to the host's init, and it keeps its
+ * children list open to find them at the end (end_leftovers). No /proc, or a kernel
+ * without CONFIG_PROC_CHILDREN: the step fails and the run is refused, since a clean
+ * end could not be guaranteed. Namespaced: PID 1 already is the reaper. */
+static int become_subreaper(struct child *c) {
+    c->children_fd = -1;
+    if (!c->spec->nested) return 0;
+    c->reaper_pid = getpid();
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0) return -1;
+    c->children_fd = open("/proc/thread-self/children", O_RDONLY | O_CLOEXEC);
+    return c->children_fd < 0 ? -1 : 0;
+}
 
 /* The payload is PID 1's child; it runs its own steps and never returns. */
 static int fork_payload(struct child *c) {
@@ -844,10 +865,49 @@ static int make_reaper_undumpable(struct child *c) {
     return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
-/* The reaper keeps only the status pipe and the payload's pidfd. */
+/* The reaper keeps only the status pipe, the payload's pidfd and (nested) its
+ * children list. */
 static int close_reaper_fds(struct child *c) {
-    int keep[2] = { c->spec->status_fd, c->payload_pidfd };
-    return close_all_except(keep, 2);
+    int keep[3] = { c->spec->status_fd, c->payload_pidfd, c->children_fd };
+    return close_all_except(keep, 3);
+}
+
+/* Nested, once the payload is gone: kill every process of the run still alive. Each
+ * is this subreaper's child (orphans were reparented here), so its pid cannot be
+ * reused before this process waits on it: pidfd_open pins it, and the kill goes to
+ * the pidfd. A process killed while forking leaves children that reparent here and
+ * show in the next round; the rounds end when no child is left (ECHILD). */
+static void end_leftovers(struct child *c) {
+    char buf[4096];
+    int status;
+    for (;;) {
+        while (waitpid(-1, &status, WNOHANG) > 0) {}
+        ssize_t n = -1;
+        if (lseek(c->children_fd, 0, SEEK_SET) == 0) n = read(c->children_fd, buf, sizeof buf - 1);
+        if (n < 0) n = 0;
+        /* A full buffer may end mid-number: that one waits for the next round. */
+        if ((size_t)n == sizeof buf - 1) while (n > 0 && buf[n - 1] != ' ') n--;
+        int killed = 0;
+        long pid = 0;
+        for (ssize_t i = 0; i < n; i++) {
+            if (buf[i] >= '0' && buf[i] <= '9') { pid = pid * 10 + (buf[i] - '0'); continue; }
+            if (pid > 0) {
+                int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+                if (fd >= 0) { syscall(SYS_pidfd_send_signal, fd, SIGKILL, NULL, 0); close(fd); killed = 1; }
+            }
+            pid = 0;
+        }
+        /* Wait for one killed to die, then look again. None killed: either none is
+         * left (ECHILD), or one was missed (the list is read while processes come
+         * and go): look again shortly rather than wait for a process never killed. */
+        pid_t done;
+        do { done = waitpid(-1, &status, killed ? 0 : WNOHANG); } while (done < 0 && errno == EINTR);
+        if (done < 0 && errno == ECHILD) return;
+        if (!killed && done == 0) {
+            struct timespec pause = { 0, 1000000 };
+            nanosleep(&pause, NULL);
+        }
+    }
 }
 
 __attribute__((noreturn))
@@ -862,6 +922,12 @@ static void reap(struct child *c) {
              * bounced back. (sigqueue can forge si_pid 0 from inside; that only sends
              * the payload a signal it could send itself.) */
             if (si.si_pid == 0) syscall(SYS_pidfd_send_signal, c->payload_pidfd, sig, NULL, 0);
+            /* Nested: no PID namespace tells the supervisor's signals apart, and none
+             * is needed (from the payload, a signal to itself). SBX_SIGNAL_END_RUN is
+             * the supervisor's kill: SIGKILL to the reaper would leave the processes
+             * of the run behind, so the payload is killed and the reaper ends the rest. */
+            else if (c->spec->nested)
+                syscall(SYS_pidfd_send_signal, c->payload_pidfd, sig == SBX_SIGNAL_END_RUN ? SIGKILL : sig, NULL, 0);
             continue;
         }
         int status;
@@ -869,7 +935,9 @@ static void reap(struct child *c) {
         while ((done = waitpid(-1, &status, WNOHANG)) > 0) {
             if (done == (pid_t)c->payload_pid) {
                 /* The run ends with the payload: returning kills every other process
-                 * in the pid namespace (double-forked daemons included). */
+                 * in the pid namespace (double-forked daemons included); nested, the
+                 * reaper kills them itself first. */
+                if (c->spec->nested) end_leftovers(c);
                 write_all(c->spec->status_fd, (const char *)&status, sizeof status);
                 _exit(0);
             }
@@ -884,6 +952,16 @@ static int unblock_signals(struct child *c) {
     sigset_t none;
     sigemptyset(&none);
     return sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* Nested: the reaper is no PID 1 whose death ends the payload; die with it (a kill
+ * from outside, or by the command where the signal scope is missing), and leave at
+ * once if it is already gone. Namespaced: nothing to do. */
+static int die_with_reaper(struct child *c) {
+    if (!c->spec->nested) return 0;
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) return -1;
+    if (getppid() != c->reaper_pid) _exit(125);
+    return 0;
 }
 
 /* A session of its own: no controlling terminal, so TIOCSTI cannot reach the
@@ -1190,6 +1268,8 @@ static const struct step reaper_steps[] = {
     /* BEFORE the payload exists, which could read /proc/1/cmdline. */
     { SBX_STEP_REAPER_NAME, hide_supervisor_argv },
     { SBX_STEP_REAPER_SIGNALS, block_reaped_signals },
+    /* Nested only; BEFORE the fork, so no orphan of the payload's escapes it. */
+    { SBX_STEP_SUBREAPER, become_subreaper },
     { SBX_STEP_FORK, fork_payload },
     { SBX_STEP_REAPER_DUMPABLE, make_reaper_undumpable },
     { SBX_STEP_REAPER_CLOSE_FDS, close_reaper_fds },
@@ -1197,6 +1277,7 @@ static const struct step reaper_steps[] = {
 
 static const struct step payload_steps[] = {
     { SBX_STEP_PAYLOAD_SIGNALS, unblock_signals },
+    { SBX_STEP_PAYLOAD_PDEATHSIG, die_with_reaper },
     { SBX_STEP_SETSID, new_session },
     /* Identity and capabilities: the bounding set BEFORE setuid (needs CAP_SETPCAP);
      * securebits BEFORE the uid change, so kept capabilities survive it; gid BEFORE
@@ -1228,10 +1309,11 @@ static const struct step payload_steps[] = {
     { SBX_STEP_EXEC, exec_command },
 };
 
-/* Nested isolation (namespaces cannot be made here): the process clone made is the
- * command. No root is built and no reaper stays behind; it runs the init's steps
- * that need no namespace, then the payload's, from the same functions. */
-static const struct step nested_steps[] = {
+/* Nested isolation (namespaces cannot be made here): no root is built. The init's
+ * steps that need no namespace, then the reaper's and the payload's, from the same
+ * functions: the reaper stays behind as a child subreaper that ends what the
+ * command leaves behind (no PID namespace does it). */
+static const struct step nested_init_steps[] = {
     { SBX_STEP_SIGNALS, reset_signals },
     { SBX_STEP_STDIO, install_stdio },
     { SBX_STEP_KEEP_LIST, list_kept_fds },
@@ -1240,23 +1322,6 @@ static const struct step nested_steps[] = {
     { SBX_STEP_SYNC, wait_for_supervisor },
     { SBX_STEP_CGROUP_JOIN, join_cgroups_v1 },
     { SBX_STEP_RLIMIT, set_rlimits },
-    { SBX_STEP_PAYLOAD_SIGNALS, unblock_signals },
-    { SBX_STEP_SETSID, new_session },
-    { SBX_STEP_CAPS_BOUNDING, drop_bounding_set },
-    { SBX_STEP_SECUREBITS, lock_securebits },
-    { SBX_STEP_SETGROUPS, clear_groups },
-    { SBX_STEP_SETGID, set_gid },
-    { SBX_STEP_SETUID, set_uid },
-    { SBX_STEP_CAPS, set_capabilities },
-    { SBX_STEP_KEYRING, join_session_keyring },
-    { SBX_STEP_NO_NEW_PRIVS, no_new_privs },
-    { SBX_STEP_CHDIR, enter_workdir },
-    { SBX_STEP_LANDLOCK, apply_landlock },
-    { SBX_STEP_PAYLOAD_CLOSE_FDS, close_payload_fds },
-    { SBX_STEP_EXEC_CHECK, check_executable },
-    { SBX_STEP_SECCOMP, load_seccomp },
-    { SBX_STEP_NOTIFY_SEND, send_listener },
-    { SBX_STEP_EXEC, exec_command },
 };
 
 #define N_STEPS(list) (sizeof list / sizeof list[0])
@@ -1283,11 +1348,9 @@ static void sbx_init(const struct sbx_spec *spec) {
     c.listener = -1;
     c.payload_pidfd = -1;
     c.b.rootfd = -1;
-    if (spec->nested) {
-        run_list(&c, nested_steps, N_STEPS(nested_steps));
-        _exit(125);
-    }
-    run_list(&c, init_steps, N_STEPS(init_steps));
+    c.children_fd = -1;
+    if (spec->nested) run_list(&c, nested_init_steps, N_STEPS(nested_init_steps));
+    else run_list(&c, init_steps, N_STEPS(init_steps));
     run_list(&c, reaper_steps, N_STEPS(reaper_steps));
     reap(&c);
 }

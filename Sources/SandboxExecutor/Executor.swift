@@ -151,6 +151,8 @@ public final class Executor {
     /// Whether the fences were applied to anything: false for a run refused or failed
     /// before clone3, whose result then reports none.
     private var spawned = false
+    /// Whether the run got a cgroup of its own (every best-effort limit missing: none).
+    private var cgroupMade = false
     /// Set when teardown could not remove something; the run directory then stays.
     private var keepRunDirectory = false
     /// The host uid leased to this run (`process.host_uid = "own"`).
@@ -160,7 +162,7 @@ public final class Executor {
     /// What the run directory says about the run (`state.json`), once it exists.
     private var record: RunRecord?
     /// Shared with other threads: signal the run (``signal(_:)``).
-    public let handle = RunHandle()
+    public let handle: RunHandle
     /// The audit log (`[audit] path`) once this run's start is in it.
     private var audit: AuditLog?
     /// `[binary]`: what was checked (also when refused), for the result and the audit.
@@ -171,6 +173,7 @@ public final class Executor {
         self.options = options
         self.notApplied = plan.notApplied
         self.account = DenialAccount(plan: plan)
+        self.handle = RunHandle(end: plan.isNested ? Signal.endRun : Signal.kill)
     }
 
     /// Runs the plan to completion. Never throws: a set-up failure is a RunResult with
@@ -294,8 +297,7 @@ public final class Executor {
                                                exitCode: 128 + 31),
                               cgroupStats: stats)
         }
-        let (code, signal) = Executor.exitStatus(payload: statusBytes, initExited: exit.exited, initStatus: exit.status,
-                                                 initIsCommand: plan.isNested)
+        let (code, signal) = Executor.exitStatus(payload: statusBytes, initExited: exit.exited, initStatus: exit.status)
         return makeResult(exitCode: code, signal: signal, timedOut: timedOut, started: started,
                           exit: exit, error: nil, cgroupStats: stats)
     }
@@ -348,6 +350,7 @@ public final class Executor {
                                               bestEffort: Set(plan.resources.bestEffort), host: host)
             undo.push { [unowned self] in if !cgroup.remove().isEmpty { self.keepRunDirectory = true } }
             notApplied += cgroup.notAppliedDescriptions
+            cgroupMade = !cgroup.directories.isEmpty
             return cgroup
         } catch {
             // The cgroup facility throws KernelErrors: the file, errno and data
@@ -501,7 +504,7 @@ public final class Executor {
         let sandboxInit = SandboxInit(pid: child.pid, pidfd: Pidfd(fd: child.pidfd))
         undo.push { [handle] in
             handle.ended()
-            if !sandboxInit.reaped { sandboxInit.pidfd.signal(Signal.kill); _ = try? sandboxInit.pidfd.wait() }
+            if !sandboxInit.reaped { sandboxInit.pidfd.signal(handle.end); _ = try? sandboxInit.pidfd.wait() }
             sandboxInit.pidfd.close()
         }
         handle.started(sandboxInit.pidfd)
@@ -567,11 +570,7 @@ public final class Executor {
     /// The exit status `sandbox exec` returns, and the signal that ended the command:
     /// from the payload's wait status (the 4 bytes the init writes on the status
     /// pipe), else from the init's own end (`waitid`'s code and status).
-    static func exitStatus(payload: [UInt8], initExited: Bool, initStatus: Int32,
-                           initIsCommand: Bool = false) -> (code: Int32, signal: Int32?) {
-        // Nested: no reaper; the process clone made is the command (a set-up failure
-        // was read from the error pipe before this).
-        if initIsCommand { return initExited ? (initStatus, nil) : (128 + initStatus, initStatus) }
+    static func exitStatus(payload: [UInt8], initExited: Bool, initStatus: Int32) -> (code: Int32, signal: Int32?) {
         if payload.count == 4 {
             let ws = payload.withUnsafeBytes { $0.load(as: Int32.self) }
             if ws & 0x7f == 0 { return ((ws >> 8) & 0xff, nil) }
@@ -584,7 +583,8 @@ public final class Executor {
 
     /// poll() on the pidfd, the signalfd and the seccomp listener; the timeout sends
     /// SIGTERM, then SIGKILL after the grace period (which takes down the whole pid
-    /// namespace, as the init is its PID 1).
+    /// namespace, as the init is its PID 1; nested, `Signal.endRun`, on which the
+    /// reaper kills the command and every process it left).
     private func loop(pidfd: Pidfd, signals: SignalChannel?, notifySocket: OwnedFD?) throws -> (Bool, Pidfd.Exit) {
         var timedOut = false
         var termDeadline: UInt64? = plan.process.timeoutMs.map { Clock.monotonicMs() + $0 }
@@ -620,7 +620,7 @@ public final class Executor {
                     if given == .none && killedFor == nil {
                         // The call stays blocked in the kernel; the sandbox dies first.
                         killedFor = v.syscall
-                        pidfd.signal(Signal.kill)
+                        pidfd.signal(handle.end)
                     }
                 } else if events[3].contains(.hangup) {
                     n.close(); notifier = nil
@@ -629,7 +629,7 @@ public final class Executor {
 
             let t = Clock.monotonicMs()
             if let d = killDeadline, t >= d {
-                pidfd.signal(Signal.kill)
+                pidfd.signal(handle.end)
                 killDeadline = nil
                 termDeadline = nil
             } else if let d = termDeadline, t >= d, killDeadline == nil {
@@ -880,7 +880,7 @@ public final class Executor {
                                         memoryPeakBytes: $0.memoryPeakBytes, throttledUs: $0.throttledUs)
             })
         result.cpuSource = cpu.source
-        result.isolation = plan.isolation
+        result.isolation = plan.isolation.map { spawned ? $0.atRunTime(cgroup: cgroupMade) : $0 }
         result.hostUID = spawned ? hostUID : nil
         result.binary = binary
         result.violationsTotal = account.violations.total
@@ -987,8 +987,11 @@ public final class RunHandle: Sendable {
         var pidfd: Pidfd?
     }
     private let state = Mutex(State())
+    /// What ends the run: SIGKILL to the init, whose end takes down its PID namespace;
+    /// nested, `Signal.endRun`, on which the reaper ends every process of the run.
+    let end: Int32
 
-    init() {}
+    init(end: Int32) { self.end = end }
 
     /// Sends `sig` to the sandbox init (which forwards it to the command). False when
     /// there is no child: before `clone3`, or once the run has ended.
@@ -1003,7 +1006,7 @@ public final class RunHandle: Sendable {
     public func cancel() {
         state.withLock { s in
             s.cancelled = true
-            s.pidfd?.signal(Signal.kill)
+            s.pidfd?.signal(end)
         }
     }
 
@@ -1025,7 +1028,7 @@ public final class RunHandle: Sendable {
     func started(_ pidfd: Pidfd) {
         state.withLock { s in
             s.pidfd = pidfd
-            if s.cancelled { pidfd.signal(Signal.kill) }
+            if s.cancelled { pidfd.signal(end) }
         }
     }
     func ended() { state.withLock { $0.pidfd = nil } }

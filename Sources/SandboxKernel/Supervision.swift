@@ -10,6 +10,10 @@ public enum Signal {
     public static let forwarded: [Int32] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2]
     public static let term = SIGTERM
     public static let kill = SIGKILL
+    /// Nested: the supervisor's kill, sent to the reaper instead of SIGKILL, which
+    /// would leave the command's processes behind (no PID namespace ends them): the
+    /// reaper kills the payload and then every process of the run left.
+    public static let endRun = Int32(SBX_SIGNAL_END_RUN)
 }
 
 /// Signals delivered through a signalfd instead of handlers: blocked on the calling

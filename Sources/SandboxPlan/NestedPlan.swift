@@ -188,8 +188,7 @@ extension Context {
         layers.append(IsolationLayer(name: "no_new_privs", applied: true, how: "set before Landlock and seccomp"))
         layers.append(IsolationLayer(name: "rlimits", applied: true, how: list(plan.process.rlimits.map(\.name))))
         layers.append(IsolationLayer(name: "cgroup", applied: plan.resources.needsCgroup, how: plan.resources.needsCgroup
-            ? "the run's limits, in a cgroup of its own made at run time where one can be made (delegated)"
-            : "no [resources] limit asked for"))
+            ? IsolationLayer.cgroupPlanned : IsolationLayer.cgroupNotAsked))
         layers.append(IsolationLayer(name: "network", applied: true, how:
             "mode none without a network namespace: socket(2) of every network family and io_uring refused by the seccomp filter" + (ll.connectTCP == [] ? ", TCP bind and connect by Landlock" : "")))
         layers.append(IsolationLayer(name: "unix_sockets", applied: gaps[.unixSockets] == nil, how:
@@ -201,7 +200,7 @@ extension Context {
         layers.append(IsolationLayer(name: "mount_namespace", applied: false, how:
             "no private root: paths outside the binds are denied by Landlock, but their names can still be looked up (stat)"))
         layers.append(IsolationLayer(name: "pid_namespace", applied: false, how:
-            "the invoker's PID namespace: Landlock keeps the command from tracing or (with its signal scope) signalling processes outside; processes it leaves behind are ended only by the run's cgroup, if it has one"))
+            "the invoker's PID namespace: Landlock keeps the command from tracing or (with its signal scope) signalling processes outside; the processes it leaves behind (double-forked, setsid) are reparented to the run's reaper, a child subreaper, which kills them by pidfd when the command ends"))
         layers.append(IsolationLayer(name: "uts_namespace", applied: false, how: "the invoker's hostname, not process.hostname"))
         layers.append(IsolationLayer(name: "cgroup_namespace", applied: false, how: "/proc/self/cgroup would show the host's layout (/proc is denied)"))
         let dropped: [(String, MountKind, String)] = [
@@ -224,6 +223,26 @@ extension Context {
         if let how = gaps[.protect] { layers.append(IsolationLayer(name: "protect", applied: false, how: how + " (accepted: nested_without)")) }
         if let how = gaps[.scopes] { layers.append(IsolationLayer(name: "scopes", applied: false, how: how + " (accepted: nested_without)")) }
         return layers
+    }
+}
+
+extension IsolationLayer {
+    static let cgroupPlanned = "the run's limits, in a cgroup of its own made at run time where one can be made (delegated); where none can, refused unless every limit is best_effort (the result says whether it was made)"
+    static let cgroupNotAsked = "no [resources] limit asked for: no cgroup of its own"
+    static let cgroupMissing = "no cgroup could be made here (none delegated): every limit was best_effort and is in notApplied"
+}
+
+extension IsolationPlan {
+    /// The layers as the run had them: `cgroup` applied only when a cgroup of the
+    /// run's own was made and the command placed in it (nested, a host without a
+    /// delegated cgroup runs best-effort limits without one).
+    public func atRunTime(cgroup made: Bool) -> IsolationPlan {
+        var out = self
+        for i in out.layers.indices where out.layers[i].name == "cgroup" && out.layers[i].applied != made {
+            out.layers[i].applied = made
+            if !made && out.layers[i].how == IsolationLayer.cgroupPlanned { out.layers[i].how = IsolationLayer.cgroupMissing }
+        }
+        return out
     }
 }
 

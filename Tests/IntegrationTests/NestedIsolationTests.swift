@@ -207,6 +207,76 @@ import Testing
         #expect(Self.results(eout.stdout)["outside"] == "EACCES", "stdout: \(eout.stdout)")
     }
 
+    /// Red-team F5: a nested run has no PID namespace whose end kills what the command
+    /// leaves behind, and in a container no cgroup of its own. A command that starts a
+    /// setsid daemon (`sleep 30`, double-forked: its parent exits at once) and exits:
+    /// once `sandbox exec` returns, the daemon must be gone — the reaper, a child
+    /// subreaper, killed it by pidfd. Control: the same command run directly in the
+    /// outer environment leaves the daemon alive after it returns (measured before the
+    /// fix, a nested run left it too: `daemon=alive` from this same check, the sleep
+    /// reparented to the outer init and the run's result listing `cgroup` as applied).
+    /// The checks run inside the outer environment, whose PID namespace the pids are of.
+    @Test func nestedRunLeavesNoProcessBehindWithoutACgroup() throws {
+        guard Self.ready(), let profile = Self.dockerProfile() else { return }
+        let w = World()
+        defer { w.remove() }
+        let outer = w.outerPolicy(profile: profile)
+        let inner = w.innerPolicy("nested", isolation: "nested")
+        let daemon = "(setsid sleep 30 </dev/null >/dev/null 2>&1 & echo $! > daemon.pid); exit 0"
+        // Prints daemon=alive or daemon=gone for the pid in daemon.pid, a `sleep`.
+        let check = "pid=$(cat daemon.pid); if kill -0 \"$pid\" 2>/dev/null && grep -qs sleep /proc/$pid/cmdline; then echo daemon=alive; else echo daemon=gone; fi"
+
+        let control = try Harness.exec(policy: outer, ["sh", "-c", "sh -c '\(daemon)'; \(check)"], cwd: w.work)
+        #expect(control.stdout.contains("daemon=alive"), "control: the command left no daemon behind: \(control.stdout) \(control.stderr)")
+
+        let resultFile = "\(w.results)/daemon.json"
+        let out = try Harness.exec(policy: outer, ["sh", "-c", "\(Harness.binary) exec --policy \(inner) --result \(resultFile) -- sh -c '\(daemon)'; echo status=$?; \(check)"], cwd: w.work)
+        #expect(out.stdout.contains("status=0"), "nested run: \(out.stdout) \(out.stderr)")
+        #expect(out.stdout.contains("daemon=gone"), "the daemon outlived the nested run: \(out.stdout) \(out.stderr)")
+        let result = FileManager.default.contents(atPath: resultFile).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+        let layers = (result?["isolation"] as? [String: Any])?["layers"] as? [[String: Any]] ?? []
+        #expect(layers.contains { $0["name"] as? String == "cgroup" && $0["applied"] as? Bool == false }, "cgroup layer: \(layers)")
+    }
+
+    /// Limits that need a cgroup, where none can be made (the container-like
+    /// environment has no cgroup hierarchy): refused with 125 naming each, unless
+    /// best-effort; then they are in notApplied and the result's cgroup layer is not
+    /// applied (the plan's says it is asked for).
+    @Test func cgroupLimitsWithoutACgroupAreRefusedUnlessBestEffort() throws {
+        guard Self.ready(), let profile = Self.dockerProfile() else { return }
+        let w = World()
+        defer { w.remove() }
+        let outer = w.outerPolicy(profile: profile)
+        func inner(_ bestEffort: String) -> String {
+            Harness.policy("""
+                name = "nested-limits"
+                extends = ["\(Harness.repoRoot)/Policies/base.toml"]
+                [process]
+                isolation = "nested"
+                [filesystem]
+                rw = ["{cwd}"]
+                [resources]
+                memory = "256M"
+                pids = 100
+                best_effort = [\(bestEffort)]
+                """, in: w.work, name: "limits-\(bestEffort.isEmpty ? "strict" : "best-effort").toml")
+        }
+        let refused = try Harness.exec(policy: outer, [Harness.binary, "exec", "--policy", inner(""), "--", "true"], cwd: w.work)
+        #expect(refused.status == 125, "status \(refused.status): \(refused.stderr)")
+        #expect(refused.stderr.contains("memory") && refused.stderr.contains("pids"), "the limits are not named: \(refused.stderr)")
+
+        let resultFile = "\(w.results)/limits.json"
+        let ran = try Harness.exec(policy: outer, [Harness.binary, "exec", "--policy", inner("\"memory\", \"swap\", \"pids\""),
+                                                   "--result", resultFile, "--", "true"], cwd: w.work)
+        #expect(ran.status == 0, "best-effort: \(ran.status) \(ran.stderr)")
+        let result = FileManager.default.contents(atPath: resultFile).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+        let notApplied = (result?["notApplied"] as? [String] ?? []).joined(separator: "; ")
+        #expect(notApplied.contains("memory") && notApplied.contains("pids"), "notApplied: \(notApplied)")
+        let layers = (result?["isolation"] as? [String: Any])?["layers"] as? [[String: Any]] ?? []
+        let cgroup = layers.first { $0["name"] as? String == "cgroup" }
+        #expect(cgroup?["applied"] as? Bool == false, "the result lists a cgroup that was not made: \(cgroup ?? [:])")
+    }
+
     /// What a container's non-root user has: a full bounding set and no CAP_SETPCAP to
     /// drop it with (here: uid 65534 on the host). Nested still runs, and Landlock still
     /// keeps it to the workspace. Control: that user writes the other directory itself.

@@ -72,7 +72,8 @@ struct sbx_spec {
     /* Namespaces and placement. */
     uint64_t clone_flags;          /* CLONE_NEW* set; CLONE_PIDFD is added */
     /* Nested isolation (no namespaces can be made here): clone_flags is 0, and the
-     * child runs nested_steps — no root, no reaper: it is the command itself. */
+     * child runs nested_init_steps — no root — then the reaper's, as a child
+     * subreaper that ends what the command leaves behind. */
     int nested;
     int cgroup_fd;                 /* v2: CLONE_INTO_CGROUP target, or -1 */
     const int *cgroup_procs_fds;   /* v1: cgroup.procs files the child writes "0" to */
@@ -178,11 +179,13 @@ enum sbx_step {
     /* PID 1 becomes the reaper. */
     SBX_STEP_REAPER_NAME,
     SBX_STEP_REAPER_SIGNALS,
+    SBX_STEP_SUBREAPER,            /* nested: PR_SET_CHILD_SUBREAPER, open the children list */
     SBX_STEP_FORK,
     SBX_STEP_REAPER_DUMPABLE,
     SBX_STEP_REAPER_CLOSE_FDS,
     /* The payload, PID 1's child, until execve. */
     SBX_STEP_PAYLOAD_SIGNALS,
+    SBX_STEP_PAYLOAD_PDEATHSIG,    /* nested: die with the reaper */
     SBX_STEP_SETSID,
     SBX_STEP_CAPS_BOUNDING,        /* index = capability */
     SBX_STEP_SECUREBITS,
@@ -201,6 +204,10 @@ enum sbx_step {
     SBX_STEP_EXEC,
     SBX_STEP_END                   /* one past the last code; not a step */
 };
+
+/* Nested: the supervisor's kill, sent to the reaper (SIGRTMAX, never forwarded
+ * otherwise): it kills the payload and then every process of the run left. */
+#define SBX_SIGNAL_END_RUN 64
 
 struct sbx_child_error {
     int32_t step;
