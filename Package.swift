@@ -66,7 +66,7 @@ let package = Package(
         .plugin(name: "RecordRevision", capability: .buildTool()),
 
         .testTarget(name: "SandboxPolicyTests", dependencies: ["SandboxPolicy", "CDigest"], exclude: ["Fixtures"]),
-        .testTarget(name: "SandboxPlanTests", dependencies: ["SandboxPlan", "SandboxPolicy", "PolicyFuzz"]),
+        .testTarget(name: "SandboxPlanTests", dependencies: ["SandboxPlan", "SandboxPolicy", "SandboxExport", "PolicyFuzz"]),
         .testTarget(name: "SandboxAuditTests", dependencies: ["SandboxAudit", "SandboxPlan", "SandboxPolicy"]),
         // The policy fuzzer (Docs/reliability.md): the generator and in-process driver, and
         // `policy-fuzz`, its long form; outside Sources/ so none of it ships.
