@@ -87,3 +87,13 @@ let package = Package(
     ],
     swiftLanguageModes: [.v5]
 )
+
+// A file sees only the members of the modules it imports itself (Swift 6's
+// MemberImportVisibility). TOMLKit imports corelibs Foundation (`struct
+// Foundation.Data`), and without this its String methods (`contains`,
+// `trimmingCharacters`, `replacingOccurrences`…) would be picked over the standard
+// library's in every module above SandboxPolicy, linking Foundation,
+// FoundationInternationalization and ICU into the binary again (StartupTests).
+for target in package.targets where [.regular, .executable].contains(target.type) {
+    target.swiftSettings = (target.swiftSettings ?? []) + [.enableUpcomingFeature("MemberImportVisibility")]
+}

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -59,4 +60,8 @@ int sbx_signalfd_next(int fd) {
     ssize_t n;
     do { n = read(fd, &si, sizeof si); } while (n < 0 && errno == EINTR);
     return n == (ssize_t)sizeof si ? (int)si.ssi_signo : -1;
+}
+
+int sbx_set_thread_name(const char *name) {
+    return prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0) < 0 ? -errno : 0;
 }

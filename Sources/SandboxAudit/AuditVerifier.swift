@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import SandboxKernel
 
 /// `sandbox audit verify`: reads an audit file back and checks every link.
 ///
@@ -67,11 +68,11 @@ public enum AuditVerifier {
               line[line.endIndex - 2] == UInt8(ascii: "\"") else { return nil }
         let seal = String(decoding: line[(sealStart + sealSuffix.count)..<(line.endIndex - 2)], as: UTF8.self)
         guard seal.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) else { return nil }
-        guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
-              let type = object["type"] as? String, let seq = (object["seq"] as? NSNumber)?.intValue,
-              object["seq"] is NSNumber, object.keys.contains("prev") else { return nil }
+        guard let object = JSONTree.parse(line) as? [String: Any],
+              let type = object["type"] as? String, let seq = object["seq"] as? Int,
+              object.keys.contains("prev") else { return nil }
         let prev = object["prev"] as? String
-        if prev == nil && !(object["prev"] is NSNull) { return nil }
+        if prev == nil && !(object["prev"] is JSONTree.Null) { return nil }
         return Fields(type: type, seq: seq, prev: prev, runId: object["runId"] as? String,
                       link: object["link"] as? String, keyId: object["keyId"] as? String,
                       sealed: line[line.startIndex..<sealStart], seal: seal)

@@ -333,7 +333,7 @@ struct DenialAccount {
             return RunResult.Denial(kind: .egress, what: key.object, detail: right, count: 0, first: nil,
                                     hint: "\(key.object): \(right == "net.bind_tcp" ? "binding" : "connecting to") this TCP port is not allowed by this policy")
         }
-        let verb = right.hasPrefix("fs.") ? String(right.dropFirst(3)).replacingOccurrences(of: "_", with: " ") : right
+        let verb = right.hasPrefix("fs.") ? String(right.dropFirst(3)).replacing("_", with: " ") : right
         return RunResult.Denial(kind: .filesystem, what: key.object, detail: right, count: 0, first: nil,
                                 hint: "\(key.object): \(verb) is not allowed by this policy")
     }

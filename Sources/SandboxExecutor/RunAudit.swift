@@ -1,5 +1,6 @@
 import SandboxAudit
 import SandboxPlan
+import SandboxVocabulary
 
 /// What the audit log records of a run, from its plan and its result.
 enum RunAudit {

@@ -1,4 +1,5 @@
-import Foundation   // JSONDecoder, for ps and gc (the run itself writes by hand)
+import FoundationEssentials   // JSONDecoder, for ps and gc (the run itself writes by hand)
+import Glibc
 import SandboxKernel
 import SandboxPlan
 

@@ -1,3 +1,4 @@
+import SandboxKernel
 import SandboxPlan
 import SandboxVocabulary
 

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import SandboxPlan
 import SandboxVocabulary
 
@@ -50,7 +50,7 @@ public struct K8sExport: Sendable, Equatable {
             let parts = line.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             return .init(name: String(parts[0]), value: parts.count > 1 ? String(parts[1]) : "")
         }
-        let keep = plan.capabilities.keep.map { $0.uppercased().replacingOccurrences(of: "CAP_", with: "") }
+        let keep = plan.capabilities.keep.map { $0.uppercased().replacing("CAP_", with: "") }
         let container = K8s.Container(
             name: "command", image: image, command: plan.process.argv, workingDir: plan.process.workdir, env: env,
             resources: resources(plan.resources),
@@ -154,6 +154,8 @@ public struct K8sExport: Sendable, Equatable {
         }
         while out.hasSuffix("-") { out.removeLast() }
         if out.isEmpty { out = "root" }
-        return String(out.prefix(limit)).trimmingCharacters(in: CharacterSet(charactersIn: "-"))
+        var label = out.prefix(limit)   // starts with a letter or digit
+        while label.hasSuffix("-") { label.removeLast() }
+        return String(label)
     }
 }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import SandboxPlan
 import SandboxVocabulary
 
@@ -46,12 +46,12 @@ public struct OCIBundle: Sendable, Equatable {
         }
         for link in symlinks {
             let path = directory + "/rootfs" + link.path
-            try fm.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try fm.createDirectory(atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path, withIntermediateDirectories: true)
             try fm.createSymbolicLink(atPath: path, withDestinationPath: link.target)
         }
         for file in files {
             let path = directory + "/" + file.path
-            try fm.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try fm.createDirectory(atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path, withIntermediateDirectories: true)
             guard fm.createFile(atPath: path, contents: Data(file.text.utf8), attributes: [.posixPermissions: 0o644]) else {
                 throw ExportError("bundle \(directory): cannot write \(file.path)")
             }

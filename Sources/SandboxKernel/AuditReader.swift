@@ -2,7 +2,7 @@
 import Glibc
 #endif
 import CSandbox
-import Foundation
+import FoundationEssentials
 import Synchronization
 
 /// What the audit reader collected for one run: bounded whatever the run does.
@@ -93,7 +93,7 @@ public final class AuditReader: @unchecked Sendable {
     /// Kernel audit on (`AUDIT_GET` enabled ≠ 0): Landlock logs denials only then.
     /// nil: the status could not be read.
     public let kernelAuditEnabled: Bool?
-    private let cond = NSCondition()
+    private let cond = Condition()
     // Guarded by `cond`:
     private var demux: AuditDemux
     private var tallies: [UInt32: AuditTally] = [:]
@@ -171,7 +171,7 @@ public final class AuditReader: @unchecked Sendable {
         let sent = withUnsafeBytes(of: &token) { Glibc.write(markerFD, $0.baseAddress, 2) } == 2
         var lastProgress = (recordsRead, Clock.monotonicMs())
         while sent, broken == nil, markersSeen < mine {
-            _ = cond.wait(until: Date(timeIntervalSinceNow: 0.05))
+            cond.wait(milliseconds: 50)
             let now = Clock.monotonicMs()
             if recordsRead != lastProgress.0 { lastProgress = (recordsRead, now) }
             else if now - lastProgress.1 >= stallMs { break }

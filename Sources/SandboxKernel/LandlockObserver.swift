@@ -2,7 +2,7 @@
 import Glibc
 #endif
 import CSandbox
-import Foundation
+import FoundationEssentials
 import Synchronization
 
 /// Landlock's denials without kernel audit (Docs/denials.md): a BPF program on the
@@ -17,7 +17,7 @@ import Synchronization
 /// drains it.
 public final class LandlockObserver: @unchecked Sendable {
     private var observer = sbx_ll_observer()
-    private let lock = NSLock()
+    private let lock = Lock()
     // Guarded by `lock`:
     private var tallies: [UInt32: AuditTally] = [:]
     /// Per watched uid: when it was subscribed (CLOCK_MONOTONIC ns; a record older

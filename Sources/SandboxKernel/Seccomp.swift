@@ -3,7 +3,7 @@ import Glibc
 #endif
 import CSandbox
 import CSeccomp
-import Foundation
+import FoundationEssentials
 import SandboxVocabulary
 import Synchronization
 

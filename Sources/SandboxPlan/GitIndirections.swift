@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import SandboxPolicy
 
 /// Files outside `.git` that git on the host runs or reads because the repository's
 /// own config says so: `core.hooksPath` (husky and lefthook point it into the work
@@ -20,7 +21,7 @@ enum GitIndirections {
         let gitDir = configDir ?? repoRoot + "/.git"
         var out: [Target] = []
         for (section, key, value) in entries(config) {
-            let v = value.trimmingCharacters(in: .whitespaces)
+            let v = value.trimmingBlanks()
             if v.isEmpty { continue }
             switch (section, key) {
             case ("core", "hookspath"):
@@ -61,23 +62,23 @@ enum GitIndirections {
         var section = ""
         var out: [(String, String, String)] = []
         for rawLine in text.split(whereSeparator: \.isNewline) {
-            var line = Substring(rawLine).trimmingCharacters(in: .whitespaces)
+            var line = Substring(rawLine).trimmingBlanks()
             if line.isEmpty || line.hasPrefix("#") || line.hasPrefix(";") { continue }
             if line.hasPrefix("[") {
                 guard let close = line.firstIndex(of: "]") else { continue }
                 section = String(line[line.index(after: line.startIndex)..<close]).lowercased()
-                let rest = line[line.index(after: close)...].trimmingCharacters(in: .whitespaces)
+                let rest = line[line.index(after: close)...].trimmingBlanks()
                 if rest.isEmpty { continue }
                 line = rest   // `[core] hooksPath = x` on one line
             }
             guard let eq = line.firstIndex(of: "=") else { continue }
-            let key = line[..<eq].trimmingCharacters(in: .whitespaces).lowercased()
-            var value = line[line.index(after: eq)...].trimmingCharacters(in: .whitespaces)
+            let key = line[..<eq].trimmingBlanks().lowercased()
+            var value = line[line.index(after: eq)...].trimmingBlanks()
             if value.hasPrefix("\"") {
                 value.removeFirst()
                 if let end = value.firstIndex(of: "\"") { value = String(value[..<end]) }
             } else if let c = value.firstIndex(where: { $0 == "#" || $0 == ";" }) {
-                value = String(value[..<c]).trimmingCharacters(in: .whitespaces)
+                value = String(value[..<c]).trimmingBlanks()
             }
             out.append((section, key, value))
         }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import SandboxPolicy
 import SandboxVocabulary
 
@@ -455,11 +455,11 @@ struct Context {
         if host.files.kind(of: dotGit) == .file {
             guard let text = host.files.contents(of: dotGit, maxBytes: 4096),
                   let line = text.split(separator: "\n").first, line.hasPrefix("gitdir:") else { return [] }
-            let target = line.dropFirst("gitdir:".count).trimmingCharacters(in: .whitespaces)
+            let target = line.dropFirst("gitdir:".count).trimmingBlanks()
             gitDir = Context.normalize(target.hasPrefix("/") ? target : repo + "/" + target)
         }
         var configs: [(path: String, depth: Int)] = []
-        if let common = host.files.contents(of: gitDir + "/commondir", maxBytes: 4096)?.trimmingCharacters(in: .whitespacesAndNewlines),
+        if let common = host.files.contents(of: gitDir + "/commondir", maxBytes: 4096)?.trimmingBlanks(newlines: true),
            !common.isEmpty {
             configs.append((Context.normalize((common.hasPrefix("/") ? common : gitDir + "/" + common) + "/config"), 0))
         }

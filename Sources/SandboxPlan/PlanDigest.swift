@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import SandboxPolicy
 
 /// Canonical JSON (`CanonicalJSON`: sorted keys, no whitespace) and its SHA-256: the

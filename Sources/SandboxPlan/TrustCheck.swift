@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import SandboxPolicy
 
 /// A host path later runs rely on: the `sandbox` executable, the data directory, the

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// An IPv4 or IPv6 address, parsed strictly (no leading zeros, no zone ids), so that
 /// everything rendered into nft text or resolv.conf comes from a typed value.

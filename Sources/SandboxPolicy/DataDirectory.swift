@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Where the shipped `Policies/` and `Profiles/` live.
 ///

@@ -1,5 +1,5 @@
-import Foundation
-import TOMLKit
+import FoundationEssentials
+internal import TOMLKit
 
 /// The policies a name can select (`--policy NAME`, `extends = ["NAME"]`): every
 /// `*.toml` of each search directory, built-in ones included, the first of each name
@@ -63,7 +63,7 @@ public struct PolicyCatalog: Sendable {
         // The first paragraph of the leading comment (up to a bare "#" or a non-comment line).
         var lines: [String] = []
         for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            let words = line.hasPrefix("#") ? line.dropFirst().trimmingCharacters(in: .whitespaces) : ""
+            let words = line.hasPrefix("#") ? line.dropFirst().trimmingBlanks() : ""
             if words.isEmpty { break }
             lines.append(words)
         }

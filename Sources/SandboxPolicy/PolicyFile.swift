@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Reading the files a policy names (the policy files of the `extends` chain, seccomp
 /// profiles) without trusting what they are: only a regular file is opened, never a

@@ -1,4 +1,4 @@
-import TOMLKit
+internal import TOMLKit
 
 /// One entry of a list key as written: a value to add, `"!value"` to remove an
 /// inherited one, or (first, from `{ replace = […] }`) drop everything inherited.

@@ -1,4 +1,4 @@
-import TOMLKit
+internal import TOMLKit
 
 /// Bounds on what loading a policy may cost. A policy file is input from whoever
 /// wrote it; each bound below is checked before the work it protects, so a hostile

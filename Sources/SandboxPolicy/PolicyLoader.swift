@@ -1,5 +1,5 @@
-import Foundation
-import TOMLKit
+import FoundationEssentials
+internal import TOMLKit
 
 /// Reads policy files into a validated `Policy`: parses every file of the `extends`
 /// chain, validates each on its own, merges them base-first and applies the
@@ -105,7 +105,7 @@ public struct PolicyLoader: Sendable {
         if diagnostics.isEmpty, let rootLayer {
             var merger = Merger(rootFile: path)
             let built = merger.build(layers: layers, root: rootLayer,
-                                     defaultName: (Paths.basename(path) as NSString).deletingPathExtension)
+                                     defaultName: Paths.deletingExtension(Paths.basename(path)))
             diagnostics += merger.diagnostics
             omitted += merger.omitted
             policy = built

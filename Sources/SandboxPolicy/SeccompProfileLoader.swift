@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 // Loading of seccomp profiles in the OCI runtime-spec `linux.seccomp` JSON format and
 // the Docker / containerd / Podman dialects of it (`archMap`, `names`/`name`,
@@ -548,7 +548,7 @@ struct JSONNodeParser {
 
     private func describe(_ byte: UInt8) -> String {
         if byte >= 0x21 && byte < 0x7f { return "'\(Character(Unicode.Scalar(byte)))'" }
-        return String(format: "byte 0x%02x", byte)
+        return "byte 0x" + (byte < 0x10 ? "0" : "") + String(byte, radix: 16)
     }
 
     private mutating func skipWhitespace() {

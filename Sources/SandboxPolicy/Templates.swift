@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Path rules for policy files: templates, the optional marker, normalisation.
 ///
@@ -161,6 +161,13 @@ enum Paths {
         return String(n[n.index(after: slash)...])
     }
 
+    /// The name without its extension, as NSString's `deletingPathExtension`:
+    /// `agent.toml` → `agent`, `a.b.` → `a.b`; `.toml` (its only dot first) and `..` stay.
+    static func deletingExtension(_ name: String) -> String {
+        guard name.count > 1, name != "..", let dot = name.lastIndex(of: "."), dot != name.startIndex else { return name }
+        return String(name[..<dot])
+    }
+
     /// The path with symlinks resolved, used to recognise the same file reached twice.
     static func identity(_ absolutePath: String) -> String {
         if BuiltIn.isBuiltIn(absolutePath) { return absolutePath }
@@ -169,13 +176,13 @@ enum Paths {
 
     static func isDirectory(_ path: String) -> Bool {
         if BuiltIn.isBuiltIn(path) { return BuiltIn.isDirectory(path) }
-        var isDir: ObjCBool = false
-        return FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && isDir.boolValue
+        var isDir = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && isDir
     }
 
     static func isFile(_ path: String) -> Bool {
         if BuiltIn.isBuiltIn(path) { return BuiltIn.contents(of: path) != nil }
-        var isDir: ObjCBool = false
-        return FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && !isDir.boolValue
+        var isDir = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && !isDir
     }
 }

@@ -143,11 +143,15 @@ public struct PolicyValueError: Error, Sendable, Equatable, CustomStringConverti
 extension StringProtocol {
     /// What Foundation's `trimmingCharacters(in: .whitespaces)` gives — the scalars of
     /// general category Zs, the tab and (as its tables have it) U+200B removed from both
-    /// ends; BlankTrimmingTests compares the two — without Foundation, whose first
-    /// string operation of a process costs more than the parse (start-up).
-    func trimmingBlanks() -> String {
+    /// ends; with `newlines`, what `.whitespacesAndNewlines` gives (also U+000A–U+000D,
+    /// U+0085 and categories Zl and Zp). BlankTrimmingTests compares them — without
+    /// Foundation, which the binary does not link (its ICU cost every run's start-up).
+    public func trimmingBlanks(newlines: Bool = false) -> String {
         func blank(_ u: Unicode.Scalar) -> Bool {
-            u == "\t" || u == "\u{200B}" || u.properties.generalCategory == .spaceSeparator
+            if u == "\t" || u == "\u{200B}" || u.properties.generalCategory == .spaceSeparator { return true }
+            guard newlines else { return false }
+            let category = u.properties.generalCategory
+            return (0x0A...0x0D).contains(u.value) || u == "\u{85}" || category == .lineSeparator || category == .paragraphSeparator
         }
         let scalars = unicodeScalars
         guard let first = scalars.firstIndex(where: { !blank($0) }) else { return "" }

@@ -1,5 +1,6 @@
 import CSandbox
-import Foundation
+import FoundationEssentials
+import Glibc
 import SandboxKit
 
 /// `sandbox exec --server PATH`: one request to a `sandbox serve`, with this
@@ -49,7 +50,7 @@ public enum ServeClient {
             line += chunk[..<n]
         }
         line = Array(line[...line.firstIndex(of: UInt8(ascii: "\n"))!])
-        guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
+        guard let object = JSONTree.parse(line) as? [String: Any],
               let exit = object["exitCode"] as? Int else {
             throw ServeError("\(path): the reply is not a result")
         }

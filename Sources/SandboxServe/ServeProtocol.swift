@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import SandboxKit
 
 /// One request of the serve protocol (Docs/serve.md): a JSON object on one line, sent

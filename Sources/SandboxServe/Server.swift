@@ -1,5 +1,7 @@
 import CSandbox
-import Foundation
+import Dispatch
+import FoundationEssentials
+import Glibc
 import SandboxKit
 import Synchronization
 
@@ -319,9 +321,7 @@ public final class Server: @unchecked Sendable {
     }
 
     private func startThread(_ body: @escaping @Sendable () -> Void) {
-        let t = Thread { body() }
-        t.stackSize = 4 << 20
-        t.start()
+        Threads.detach(stackSize: 4 << 20, body)
     }
 }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import SandboxExecutor
 import SandboxKernel
 import SandboxPlan
@@ -37,7 +38,7 @@ struct Doctor: ParsableCommand {
         } else {
             print(text(report, cwd: probe.cwd))
         }
-        Foundation.exit(report.ok ? 0 : 1)
+        Glibc.exit(report.ok ? 0 : 1)
     }
 
     /// Load, compile for this host (the planner's refusals are blockers), then the

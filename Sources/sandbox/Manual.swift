@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 
 /// `sandbox completions bash|zsh|fish`: ArgumentParser's script for the command tree
 /// (subcommands, flags; `--policy` completes the names `sandbox policies` lists, asked
@@ -100,7 +100,7 @@ enum ManualPage {
     static func options(_ c: Command, path: [String]) -> [String] {
         var out: [String] = []
         for a in shown(c, path: path) {
-            out += [".TP", synopsis(a).replacingOccurrences(of: "[", with: "").replacingOccurrences(of: "]", with: "")]
+            out += [".TP", synopsis(a).replacing("[", with: "").replacing("]", with: "")]
             var text = a.abstract ?? ""
             if let d = a.defaultValue, !d.isEmpty { text += " (default: \(d))" }
             out.append(escape(text))
@@ -138,7 +138,9 @@ enum ManualPage {
             switch u {
             case "\\": out += "\\e"
             case "-": out += "\\-"
-            case _ where u.value > 0x7e: out += "\\[u" + String(format: "%04X", u.value) + "]"
+            case _ where u.value > 0x7e:
+                let hex = String(u.value, radix: 16, uppercase: true)   // %04X
+                out += "\\[u" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex + "]"
             default: out.unicodeScalars.append(u)
             }
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import SandboxKit
 import SandboxServe
 import SandboxExport
@@ -38,9 +39,12 @@ struct PolicyOptions: ParsableArguments {
     }
 }
 
+/// Writes `text` whole to stderr.
+func printError(_ text: String) { _ = FD.writeAll(STDERR_FILENO, Array(text.utf8)) }
+
 func fail(_ message: String, code: Int32 = exitSandboxError) -> Never {
-    FileHandle.standardError.write(Data("sandbox: \(message)\n".utf8))
-    Foundation.exit(code)
+    printError("sandbox: \(message)\n")
+    Glibc.exit(code)
 }
 
 /// Each step below ends the process on failure through `onError`: by default a message
@@ -89,7 +93,7 @@ func runExec(policyName: String, argv: [String], resultPath: String?, resultFD: 
                 errorMessage: outcome.error?.message)
     }
     func deliver(_ bytes: [UInt8], exitCode: Int32, errorMessage: String?) -> Never {
-        if let errorMessage { FileHandle.standardError.write(Data("sandbox: \(errorMessage)\n".utf8)) }
+        if let errorMessage { printError("sandbox: \(errorMessage)\n") }
         var lost = false
         // A reader that is gone is EPIPE here, not a SIGPIPE that would end the
         // supervisor with a status that looks like the command's.
@@ -97,22 +101,22 @@ func runExec(policyName: String, argv: [String], resultPath: String?, resultFD: 
             errno = 0
             if FD.writeAllWithoutSIGPIPE(fd, bytes) { continue }
             let why = errno == 0 ? "a short write" : String(cString: strerror(errno))
-            FileHandle.standardError.write(Data("sandbox: --result-fd \(fd): cannot write the result: \(why)\n".utf8))
+            printError("sandbox: --result-fd \(fd): cannot write the result: \(why)\n")
             lost = true
         }
         if let resultFile {
             do { try resultFile.write(bytes) } catch {
-                FileHandle.standardError.write(Data("sandbox: --result \(resultFile.path): \(error)\n".utf8))
+                printError("sandbox: --result \(resultFile.path): \(error)\n")
                 lost = true
             }
         }
         // A caller that asked for the result and cannot have it must not read the
         // command's status as the whole story: 125, and the status said in words.
         if lost {
-            FileHandle.standardError.write(Data("sandbox: the result is lost; exiting 125 instead of the run's status \(exitCode)\n".utf8))
-            Foundation.exit(exitSandboxError)
+            printError("sandbox: the result is lost; exiting 125 instead of the run's status \(exitCode)\n")
+            Glibc.exit(exitSandboxError)
         }
-        Foundation.exit(exitCode)
+        Glibc.exit(exitCode)
     }
     // A thin client: the server loads, plans and runs (Docs/serve.md).
     if let server {
@@ -223,7 +227,7 @@ struct Serve: ParsableCommand {
         do {
             let server = try Server(group: gid)
             try server.serve(path: socket) {
-                FileHandle.standardError.write(Data("sandbox: serving on \(socket)\n".utf8))
+                printError("sandbox: serving on \(socket)\n")
             }
         } catch { fail("serve: \(error)") }
     }
@@ -246,13 +250,13 @@ struct Check: ParsableCommand {
                 print("\(path): ok (policy \"\(p.name)\")")
             } catch let e as PolicyError {
                 bad = true
-                for d in e.diagnostics { FileHandle.standardError.write(Data("\(d)\n".utf8)) }
+                for d in e.diagnostics { printError("\(d)\n") }
             } catch {
                 bad = true
-                FileHandle.standardError.write(Data("\(f): \(error)\n".utf8))
+                printError("\(f): \(error)\n")
             }
         }
-        Foundation.exit(bad ? exitSandboxError : 0)
+        Glibc.exit(bad ? exitSandboxError : 0)
     }
 }
 
@@ -323,7 +327,7 @@ struct Ps: ParsableCommand {
         print("RUN ID        POLICY        STARTED                STATE     COMMAND")
         for entry in live {
             guard let r = RunRecord.read(runDirectory: entry.path) else { print("\(entry.id.padding(14))?"); continue }
-            let started = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: TimeInterval(r.started)))
+            let started = Date(timeIntervalSince1970: TimeInterval(r.started)).ISO8601Format()
             // One line per run whatever the command line holds: newlines and other
             // control characters are printed escaped (RunRecord.printable).
             print("\(RunRecord.printable(r.runId).padding(14))\(RunRecord.printable(r.policy).padding(14))"
@@ -403,10 +407,10 @@ struct Audit: ParsableCommand {
             let bytes: [UInt8]
             do { bytes = try AppendOnlyFile.contents(of: file) } catch { fail("audit verify: \(error)") }
             let report = AuditVerifier.verify(bytes, key: key)
-            for w in report.warnings { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
+            for w in report.warnings { printError("warning: \(w)\n") }
             if let problem = report.problem {
-                FileHandle.standardError.write(Data("\(file): \(problem)\n".utf8))
-                Foundation.exit(1)
+                printError("\(file): \(problem)\n")
+                Glibc.exit(1)
             }
             print("\(file): ok: \(report.records) records, \(report.runsStarted) runs started, \(report.runsEnded) ended, \(report.denials) denials (\(report.link) chain); head \(report.head ?? "-")")
         }
@@ -431,8 +435,8 @@ do {
     // A usage error is a sandbox error (125), never a status a command could also
     // return (ArgumentParser's default is 64); help and version still exit 0.
     if Sandbox.exitCode(for: error).rawValue == 64 {
-        FileHandle.standardError.write(Data((Sandbox.fullMessage(for: error) + "\n").utf8))
-        Foundation.exit(exitSandboxError)
+        printError(Sandbox.fullMessage(for: error) + "\n")
+        Glibc.exit(exitSandboxError)
     }
     Sandbox.exit(withError: error)
 }

@@ -196,9 +196,11 @@ import Testing
     }
 }
 
-/// The size and duration parsers trim with our own `trimmingBlanks` instead of
-/// Foundation's (start-up cost): it must trim exactly what Foundation's
-/// `.whitespaces` trims, so a policy accepted before is accepted now and vice versa.
+/// The size and duration parsers, the policy catalog and the git config reader trim
+/// with our own `trimmingBlanks` instead of Foundation's (the binary does not link
+/// Foundation): it must trim exactly what Foundation's `.whitespaces` (and
+/// `.whitespacesAndNewlines`) trims, so a policy accepted before is accepted now and
+/// vice versa.
 @Suite struct BlankTrimmingTests {
     @Test(arguments: [
         "", " ", "\t", "  8 MiB\t", "\u{00A0}30s\u{3000}", "\u{2003}x\u{2009}", "\n5s\n", "\r1m\r",
@@ -207,6 +209,7 @@ import Testing
     func trimsWhatFoundationTrims(_ text: String) {
         #expect(text.trimmingBlanks() == text.trimmingCharacters(in: .whitespaces))
         #expect(text[...].trimmingBlanks() == text.trimmingCharacters(in: .whitespaces))
+        #expect(text.trimmingBlanks(newlines: true) == text.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
     /// Every scalar, alone between two letters and at both ends.
@@ -216,6 +219,9 @@ import Testing
             let s = String(u) + "a" + String(u) + "b" + String(u)
             if s.trimmingBlanks() != s.trimmingCharacters(in: .whitespaces) {
                 Issue.record("U+\(String(v, radix: 16)) trimmed differently")
+            }
+            if s.trimmingBlanks(newlines: true) != s.trimmingCharacters(in: .whitespacesAndNewlines) {
+                Issue.record("U+\(String(v, radix: 16)) trimmed differently with newlines")
             }
         }
     }

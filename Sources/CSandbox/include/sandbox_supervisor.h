@@ -21,5 +21,7 @@ int sbx_pipe_cloexec(int fds[2]);
 int sbx_signalfd(const sigset_t *mask);
 /* The next pending signal number from a signalfd, or -1 when none is pending. */
 int sbx_signalfd_next(int fd);
+/* prctl(PR_SET_NAME): the calling thread's name (15 bytes kept); 0 or -errno. */
+int sbx_set_thread_name(const char *name);
 
 #endif

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Glibc
 import SandboxVocabulary
 
@@ -57,7 +57,7 @@ public final class DNSStub: @unchecked Sendable {
     private let netns: OwnedFD
     /// The serving thread and the refusals, one entry per (name, type, reason).
     private let loop: ServingLoop<DNSRefusal>
-    private let lock = NSLock()
+    private let lock = Lock()
     /// "set address" → when the entry the stub made expires (monotonic seconds).
     private var expiries: [String: Double] = [:]
     /// Which name resolved to which address in this run, until when (the server name
@@ -189,7 +189,7 @@ public final class DNSStub: @unchecked Sendable {
             send(DNSMessage.reply(to: q, rcode: .servFail))
             return
         }
-        Thread.detachNewThread { [self] in
+        Threads.detach { [self] in
             send(resolve(q, rules: screened.rules, overTCP: false))
             release(\.inFlight)
         }
@@ -202,7 +202,7 @@ public final class DNSStub: @unchecked Sendable {
                        DNSRefusal(name: "", type: "", reason: .tooManyConnections, count: 1))
             return
         }
-        Thread.detachNewThread { [self] in
+        Threads.detach { [self] in
             var tv = timeval(tv_sec: 5, tv_usec: 0)
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
             setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Glibc
 import SandboxVocabulary
 
@@ -305,7 +305,7 @@ public final class EgressNetwork {
     /// in libnftables JSON — other sets of the table are not denials:
     /// `{"elem": {"val": {"concat": ["10.9.9.9", "udp", 9999]}, "counter": {"packets": 3, …}}}`.
     static func parseDenied(_ json: String) -> [DeniedDestination] {
-        guard let root = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
+        guard let root = JSONTree.parse(json.utf8) as? [String: Any],
               let items = root["nftables"] as? [[String: Any]] else { return [] }
         var out: [DeniedDestination] = []
         for item in items {
@@ -316,19 +316,19 @@ public final class EgressNetwork {
                 var packets: UInt64 = 0
                 if let wrapped = (e as? [String: Any])?["elem"] as? [String: Any] {
                     value = wrapped["val"]
-                    if let c = wrapped["counter"] as? [String: Any] { packets = (c["packets"] as? NSNumber)?.uint64Value ?? 0 }
+                    if let c = wrapped["counter"] as? [String: Any] { packets = (c["packets"] as? Int).map { UInt64(clamping: $0) } ?? 0 }
                 }
                 guard let concat = (value as? [String: Any])?["concat"] as? [Any], concat.count == 3,
                       let daddr = concat[0] as? String else { continue }
                 let proto: String
                 switch concat[1] {
                 case let s as String: proto = s
-                case let n as NSNumber: proto = n.intValue == 6 ? "tcp" : n.intValue == 17 ? "udp" : n.stringValue
+                case let n as Int: proto = n == 6 ? "tcp" : n == 17 ? "udp" : String(n)
                 default: continue
                 }
                 let port: UInt16
                 switch concat[2] {
-                case let n as NSNumber: port = n.uint16Value
+                case let n as Int: port = UInt16(truncatingIfNeeded: n)
                 case let s as String: guard let p = UInt16(s) else { continue }; port = p
                 default: continue
                 }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Glibc
 import SandboxVocabulary
 
@@ -199,7 +199,7 @@ extension Bridge {
     /// listing of that table alone).
     func hostTableIsIntact() -> Bool {
         guard let json = try? Nftables.run("list table inet \(table)", json: true, operation: "nft list table", subject: "inet \(table)"),
-              let root = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
+              let root = JSONTree.parse(json.utf8) as? [String: Any],
               let items = root["nftables"] as? [[String: Any]] else { return false }
         let chains = items.compactMap { $0["chain"] as? [String: Any] }
         let hooks = Set(chains.compactMap { $0["hook"] as? String })

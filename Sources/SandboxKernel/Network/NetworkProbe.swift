@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Glibc
 
 extension EgressNetwork {
@@ -15,7 +15,7 @@ extension EgressNetwork {
             lines.append("nft: not checked (egress runs need a root invoker)")
         } else { do {
             let json = try Nftables.run("list ruleset", json: true, operation: "nft list ruleset", subject: "host")
-            let root = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]
+            let root = JSONTree.parse(json.utf8) as? [String: Any]
             hostRuleset = root?["nftables"] as? [[String: Any]] ?? []
             lines.append("nft: libnftables usable (nf_tables in the kernel)")
         } catch {

@@ -1,5 +1,5 @@
 import CNftables
-import Foundation
+import FoundationEssentials
 import Glibc
 
 /// libnftables, in the network namespace of the calling thread: a context is
@@ -15,7 +15,7 @@ import Glibc
 enum Nftables {
     /// libnftables keeps some process-wide state (symbol tables, the parser's
     /// scanner setup); contexts are used one at a time.
-    private static let lock = NSLock()
+    private static let lock = Lock()
 
     /// Runs `commands` (nft syntax, one transaction per call) and returns what nft
     /// printed (JSON when `json`). Throws with nft's own error text.

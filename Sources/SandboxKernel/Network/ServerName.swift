@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// What the first data of a TCP flow says about the server it is for: the `server_name`
 /// of a TLS ClientHello, or the `Host` of an HTTP/1 request (Docs/network.md, "The

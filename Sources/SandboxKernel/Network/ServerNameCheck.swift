@@ -1,5 +1,5 @@
 import CSandbox
-import Foundation
+import FoundationEssentials
 import Glibc
 import SandboxVocabulary
 
@@ -20,7 +20,7 @@ public final class ServerNameCheck: @unchecked Sendable {
     private let stub: DNSStub
     /// The serving thread and the refusals, one entry per (address, port, name, reason).
     private let loop: ServingLoop<ServerNameRefusal>
-    private let lock = NSLock()
+    private let lock = Lock()
     private var flows = FlowBook()
 
     /// Appends the queue rule to the run's `sandbox_sni` chains and binds the queue,

@@ -1,4 +1,5 @@
-import Foundation
+import Dispatch
+import FoundationEssentials
 import Glibc
 import SandboxVocabulary
 
@@ -21,7 +22,7 @@ final class ServingLoop<Refusal: CountedRefusal>: @unchecked Sendable {
 
     private let stopPipe: (read: OwnedFD, write: OwnedFD)
     private let served = DispatchSemaphore(value: 0)
-    private let lock = NSLock()
+    private let lock = Lock()
     private var started = false
     private var stopped = false
     private var kinds: [String: Refusal] = [:]
@@ -48,9 +49,7 @@ final class ServingLoop<Refusal: CountedRefusal>: @unchecked Sendable {
         started = true
         lock.unlock()
         guard first else { return }
-        let thread = Thread { [served] in serve(); served.signal() }
-        thread.name = name
-        thread.start()
+        Threads.detach(name: name) { [served] in serve(); served.signal() }
     }
 
     /// Stops serving and returns when the thread has (idempotent; at once if it was
