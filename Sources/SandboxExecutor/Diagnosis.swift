@@ -165,6 +165,13 @@ public enum Diagnosis {
                 detail: "namespaces: a run gets its own user, mount, PID, IPC, UTS, cgroup and network namespaces and a private root (process.isolation = \"nested\" runs without them, with \(fences))")
         }
         let why = f.namespaceBlocker ?? describe(f.namespaces, works: "")
+        if let refusal = f.namespaceRefusal, !refusal.allowsNested {
+            // ENOSPC and the like: a failure of the moment, which namespaces-or-nested
+            // does not fall back on (NamespaceRefusal.allowsNested).
+            return DoctorReport.Feature(name: "isolation", state: .unavailable,
+                detail: "namespaces cannot be made right now (\(why)) with \(refusal.blockingErrnos.joined(separator: ", ")), which does not mean they are not permitted here: process.isolation = \"namespaces-or-nested\" refuses the run rather than fall back; \"nested\" runs with \(fences)",
+                disables: ["process.isolation = \"namespaces\" and \"namespaces-or-nested\" until the cause is gone"])
+        }
         return DoctorReport.Feature(name: "isolation", state: f.landlockABI > 0 ? .partial : .unavailable,
             detail: "nested only: namespaces cannot be made here (\(why)); a policy with process.isolation = \"nested\" or \"namespaces-or-nested\" runs with \(fences), and its plan and result list each layer applied or not",
             disables: ["process.isolation = \"namespaces\" (the default): set \"namespaces-or-nested\" or \"nested\""])

@@ -145,7 +145,9 @@ public struct HostFeatures: Sendable {
     public var userNamespaceBlocker: String?
     /// When `namespaces` fails: which namespaces are refused and why
     /// (`HostProbe.namespaceBlocker`); nil when they can be made.
-    public var namespaceBlocker: String? = nil
+    public var namespaceBlocker: String? { namespaceRefusal?.why }
+    /// The same, with the errnos met (whether `namespaces-or-nested` may fall back).
+    public var namespaceRefusal: NamespaceRefusal? = nil
     public var cgroups: CgroupHost
     /// libnftables lists the ruleset (root only: egress needs a root invoker).
     public var nftables: ProbeOutcome
@@ -234,7 +236,7 @@ public struct HostFeatures: Sendable {
             hardLimits: limits,
             landlockObserverRefusal: rootless ? "it needs CAP_BPF and CAP_PERFMON (root)"
                 : { if case .failure(let why) = LandlockObserver.shared() { return why.reason }; return nil }())
-        if !features.namespaces.works { features.namespaceBlocker = HostProbe.namespaceBlocker() }
+        if !features.namespaces.works { features.namespaceRefusal = HostProbe.namespaceRefusal() }
         return features
     }
 

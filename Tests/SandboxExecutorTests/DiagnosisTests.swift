@@ -1,6 +1,7 @@
 import Glibc
 import SandboxExecutor
 @testable import SandboxKernel
+import SandboxVocabulary
 import Testing
 
 /// `sandbox doctor`'s features on hosts this machine is not: each missing feature is
@@ -20,6 +21,23 @@ import Testing
             audit: missing ? .notBuilt : .status(enabled: 1, daemonPID: 0, lost: 0),
             capAuditRead: !missing, capAuditControl: !missing, auditReadlog: missing ? fail : .works,
             initialNetworkNamespace: !missing, hardLimits: [:])
+    }
+
+    /// Red-team F6: where the namespace probe met ENOSPC (the per-user count
+    /// exhausted, which another process of the user can cause), doctor does not say
+    /// "nested only": namespaces-or-nested refuses the run there. EPERM: nested only.
+    @Test func isolationTellsAFailureOfTheMomentFromARestriction() {
+        var f = Self.host(missing: false)
+        f.namespaces = .fails(KernelError(operation: "clone3", subject: "", errno: EPERM))
+        func isolation() -> DoctorReport.Feature? {
+            Diagnosis.features(f, idmapPaths: [], idmap: { _ in nil }).first { $0.name == "isolation" }
+        }
+        f.namespaceRefusal = NamespaceRefusal(why: "clone3 refuses new user (EPERM) namespaces", errnos: [ProbeErrno(code: EPERM, name: "EPERM")])
+        #expect(isolation()?.state == .partial && isolation()?.detail.hasPrefix("nested only") == true, "\(isolation().map { "\($0)" } ?? "none")")
+        f.namespaceRefusal = NamespaceRefusal(why: "clone3 refuses new user (ENOSPC) namespaces", errnos: [ProbeErrno(code: ENOSPC, name: "ENOSPC")])
+        let spc = isolation()
+        #expect(spc?.state == .unavailable && spc?.detail.contains("with ENOSPC") == true && spc?.detail.contains("refuses the run") == true,
+                "\(spc.map { "\($0)" } ?? "none")")
     }
 
     @Test func everyMissingFeatureSaysWhatItDisables() {
