@@ -31,19 +31,95 @@ struct NestedSeccomp {
     var families: [SocketFamily]?
     /// Calls refused with EPERM.
     var deny: [String]
+    /// Calls allowed only in some forms of their arguments, the others refused with EPERM.
+    var fences: [ArgumentFence]
     static let ipcCalls = ["shmget", "shmat", "shmdt", "shmctl", "msgget", "msgsnd", "msgrcv", "msgctl",
                            "semget", "semop", "semtimedop", "semctl", "mq_open", "mq_unlink", "mq_timedsend",
                            "mq_timedreceive", "mq_notify", "mq_getsetattr"]
     static let origin = "builtin: nested, no System V IPC or POSIX message queues"
+    static let fenceOrigin = "builtin: nested, only on itself"
     /// Refused in every nested run, whatever the policy says (red-team of nested):
-    /// io_uring makes sockets without socket(2), past the family filter; and Landlock
+    /// io_uring makes sockets without socket(2), past the family filter. Landlock
     /// (ABI <= 7) does not cover a file's mode, owner or extended attributes, so
     /// without a read-only mount or a uid of its own the command could chmod or set
-    /// an ACL on any file the invoker owns, on every path of the host. The fd-based
-    /// forms (fchmod, fchown, fsetxattr) stay: they need a file Landlock let it open.
+    /// an ACL on any file the invoker owns: the path forms on every path of the host,
+    /// the fd forms on every file in an ro bind (a read-only fd is enough: the kernel
+    /// checks ownership, not the fd's mode), so every form is refused. inotify and
+    /// fanotify are not mediated by Landlock either: a watch on a directory outside
+    /// every bind reports the names created, opened and changed there.
     static let alwaysDenied = ["io_uring_setup", "io_uring_enter", "io_uring_register",
-                               "chmod", "fchmodat", "fchmodat2", "chown", "lchown", "fchownat",
-                               "setxattr", "lsetxattr", "removexattr", "lremovexattr", "setxattrat", "removexattrat"]
+                               "chmod", "fchmod", "fchmodat", "fchmodat2",
+                               "chown", "fchown", "lchown", "fchownat",
+                               "setxattr", "lsetxattr", "fsetxattr", "setxattrat",
+                               "removexattr", "lremovexattr", "fremovexattr", "removexattrat", "file_setattr",
+                               "inotify_add_watch", "fanotify_init", "fanotify_mark"]
+
+    /// The command shares the invoker's uid and PID namespace, and the kernel lets a
+    /// process of one uid change the limits (prlimit64: RLIMIT_CPU kills, RLIMIT_FSIZE
+    /// kills at the next write), priority, scheduling class, CPU affinity and I/O
+    /// priority of every other process of that uid (Landlock has no hook there): the
+    /// invoker's shell, other runs' supervisors. So these calls are allowed only on
+    /// the caller itself, pid 0 (glibc's setrlimit, nice, sched_setaffinity(0, …) pass
+    /// it); a thread-level call with a tid (pthread_setaffinity_np,
+    /// pthread_setschedparam, renice -p $$) gets EPERM.
+    static let onlyOnItself: [ArgumentFence] = {
+        let pidZero = ArgumentFence.Form.equal(0, 0)
+        var fences = ["prlimit64", "sched_setscheduler", "sched_setparam", "sched_setattr", "sched_setaffinity"].map {
+            ArgumentFence(syscall: $0, allowed: [[pidZero]], refused: [[.notEqual(0, 0)]])
+        }
+        // setpriority(PRIO_PROCESS = 0, who = 0), ioprio_set(IOPRIO_WHO_PROCESS = 1, who = 0).
+        for (name, which) in [("setpriority", UInt64(0)), ("ioprio_set", 1)] {
+            fences.append(ArgumentFence(syscall: name, allowed: [[.equal(0, which), .equal(1, 0)]],
+                                        refused: [[.notEqual(0, which)], [.equal(0, which), .notEqual(1, 0)]]))
+        }
+        // fcntl(fd, F_SETLEASE = 1024): a lease on a file in an ro bind the invoker owns
+        // holds every writer of it on the host for up to lease-break-time. The kernel
+        // reads cmd as 32 bits, so the refusal masks the upper ones off; the allowed
+        // forms are every cmd below 2048 but 1024 with them clear (Linux has none
+        // above 1024 + 64); a higher one gets the filter's default.
+        var fcntlAllowed: [[ArgumentFence.Form]] = [[.masked(1, ~UInt64(0x3ff), 0)]]
+        for k in 0..<10 { fcntlAllowed.append([.masked(1, ~(UInt64(1) << k - 1), 1024 + UInt64(1) << k)]) }
+        fences.append(ArgumentFence(syscall: "fcntl", allowed: fcntlAllowed, refused: [[.masked(1, 0xffff_ffff, 1024)]]))
+        return fences
+    }()
+
+    /// socketpair, when unix sockets are fenced: a datagram socket of a pair can be
+    /// re-aimed by sendto or connect at any datagram socket on the host by path
+    /// (/dev/log, journald, a notify socket), past the socket(AF_UNIX) refusal. Only
+    /// AF_UNIX stream and seqpacket pairs stay (a connected pair cannot be re-aimed:
+    /// EISCONN); SOCK_DGRAM and SOCK_RAW (which AF_UNIX makes a datagram socket) are
+    /// refused whatever the SOCK_NONBLOCK/SOCK_CLOEXEC flags, as is any other family.
+    static let datagramPairs: ArgumentFence = {
+        let unix = ArgumentFence.Form.equal(0, UInt64(SocketFamily.unix.number))
+        let type = { (t: UInt64) in ArgumentFence.Form.masked(1, 0xf, t) }
+        return ArgumentFence(syscall: "socketpair", allowed: [[unix, type(1)], [unix, type(5)]],
+                             refused: [[.notEqual(0, UInt64(SocketFamily.unix.number))], [unix, type(2)], [unix, type(3)]])
+    }()
+}
+
+/// A call allowed only in some forms of its arguments. Each form is an AND of
+/// comparisons on the whole 64-bit register, so an allowed form has one reading
+/// only (the kernel truncates int arguments: 1 << 32 | pid is pid to it, but not 0
+/// here). `allowed` and `refused` never overlap (libseccomp does not say which of
+/// two matching conditional rules wins); a form in neither gets the filter's default.
+struct ArgumentFence {
+    enum Form {
+        case equal(UInt32, UInt64), notEqual(UInt32, UInt64)
+        /// (argument & mask) == value.
+        case masked(UInt32, UInt64, UInt64)
+        var arg: SeccompArgPlan {
+            switch self {
+            case .equal(let i, let v): SeccompArgPlan(index: i, op: .equal, value: v, valueTwo: 0)
+            case .notEqual(let i, let v): SeccompArgPlan(index: i, op: .notEqual, value: v, valueTwo: 0)
+            case .masked(let i, let mask, let v): SeccompArgPlan(index: i, op: .maskedEqual, value: mask, valueTwo: v)
+            }
+        }
+    }
+    var syscall: String
+    /// Allowed where the profile allowed the call.
+    var allowed: [[Form]]
+    /// Refused with EPERM whatever the profile says.
+    var refused: [[Form]]
 }
 
 extension Context {
@@ -165,7 +241,8 @@ extension Context {
         if accepted.contains(.unixSockets) { keep.insert(.unix) }
         let families = (policy.seccomp.socketFamilies ?? SocketFamily.allCases).filter(keep.contains).sorted()
         return NestedSeccomp(families: families,
-                             deny: NestedSeccomp.alwaysDenied + (accepted.contains(.ipc) ? [] : NestedSeccomp.ipcCalls))
+                             deny: NestedSeccomp.alwaysDenied + (accepted.contains(.ipc) ? [] : NestedSeccomp.ipcCalls),
+                             fences: NestedSeccomp.onlyOnItself + (accepted.contains(.unixSockets) ? [] : [NestedSeccomp.datagramPairs]))
     }
 
     /// Every layer of a namespaced run, and what a nested one has of each.
@@ -192,13 +269,18 @@ extension Context {
         layers.append(IsolationLayer(name: "network", applied: true, how:
             "mode none without a network namespace: socket(2) of every network family and io_uring refused by the seccomp filter" + (ll.connectTCP == [] ? ", TCP bind and connect by Landlock" : "")))
         layers.append(IsolationLayer(name: "unix_sockets", applied: gaps[.unixSockets] == nil, how:
-            gaps[.unixSockets] ?? "socket(AF_UNIX) refused by the seccomp filter (a unix socket anywhere on the host could be reached by path)"))
+            gaps[.unixSockets] ?? "socket(AF_UNIX), and socketpair but for AF_UNIX stream and seqpacket pairs (a datagram one can be re-aimed by sendto or connect), refused by the seccomp filter (a unix socket anywhere on the host could be reached by path)"))
         layers.append(IsolationLayer(name: "ipc_namespace", applied: gaps[.ipc] == nil, how:
             gaps[.ipc] ?? "no IPC namespace; System V IPC and POSIX message queue calls refused by the seccomp filter"))
         layers.append(IsolationLayer(name: "user_namespace", applied: false, how:
-            "the command runs as the invoker's uid \(plan.process.uid) and gid \(plan.process.gid), supplementary groups kept; no uid of its own"))
+            "the command runs as the invoker's uid \(plan.process.uid) and gid \(plan.process.gid), supplementary groups kept; no uid of its own. "
+            + "What the kernel lets a process do to what its uid owns, and Landlock does not cover, is refused by the seccomp filter (EPERM): "
+            + "changing any file's mode, owner, ACL or extended attributes (chmod, chown, setxattr, removexattr in every form, fd ones included), "
+            + "a lease on a file (fcntl F_SETLEASE), and limits, priority, scheduling, CPU affinity or I/O priority of any process but itself "
+            + "(prlimit64, sched_setscheduler, sched_setparam, sched_setattr, sched_setaffinity only with pid 0; setpriority and ioprio_set only on the process itself, who 0: a thread id gets EPERM)"))
         layers.append(IsolationLayer(name: "mount_namespace", applied: false, how:
-            "no private root: paths outside the binds are denied by Landlock, but their names can still be looked up (stat)"))
+            "no private root: paths outside the binds are denied by Landlock, but their names and metadata can still be read (stat, readlink, getxattr, listxattr; no contents); "
+            + "inotify_add_watch and fanotify, which would report names created outside, are refused by the seccomp filter"))
         layers.append(IsolationLayer(name: "pid_namespace", applied: false, how:
             "the invoker's PID namespace: Landlock keeps the command from tracing or (with its signal scope) signalling processes outside; the processes it leaves behind (double-forked, setsid) are reparented to the run's reaper, a child subreaper, which kills them by pidfd when the command ends"))
         layers.append(IsolationLayer(name: "uts_namespace", applied: false, how: "the invoker's hostname, not process.hostname"))

@@ -629,6 +629,9 @@ struct Context {
         if enabled && (policy.network.mode == .none || policy.network.mode == .loopback) {
             rules = Context.connectThroughSupervisor(rules, arch: arch, denied: denied, defaultAllows: defaultAction == .allow)
         }
+        if enabled, let fences = nested?.fences {
+            rules = Context.argumentFences(fences, rules, arch: arch, denied: denied, defaultAllows: defaultAction == .allow)
+        }
         let denyNames = sc.deny.filter { SyscallTable.number($0, arch: arch) != nil }
         for n in sc.deny where SyscallTable.number(n, arch: arch) == nil { unknown.insert(n) }
         if !denyNames.isEmpty {
@@ -791,6 +794,48 @@ struct Context {
         guard allowed else { return rules }
         out.append(SeccompRulePlan(syscalls: [name], action: .notify, errno: nil, args: [],
                                    origin: SeccompPlan.connectAccountOrigin))
+        return out
+    }
+
+    /// Nested: each fenced call is allowed in its fence's forms where the profile
+    /// allowed it unconditionally (or the default allows), and refused with EPERM in
+    /// the fence's refused forms whatever the profile says. A profile that restricts
+    /// the call by its arguments itself gets it refused in every form: its conditions
+    /// and the fence's could overlap, and libseccomp does not say which matching
+    /// conditional rule wins (no shipped profile does this). A call the policy denies
+    /// (seccomp.deny) keeps its deny rule alone.
+    static func argumentFences(_ fences: [ArgumentFence], _ rules: [SeccompRulePlan], arch: String, denied: Set<String>,
+                               defaultAllows: Bool) -> [SeccompRulePlan] {
+        let fences = fences.filter { SyscallTable.number($0.syscall, arch: arch) != nil && !denied.contains($0.syscall) }
+        let names = Set(fences.map(\.syscall))
+        var allowed = defaultAllows ? names : []
+        var conditional: Set<String> = []
+        var out: [SeccompRulePlan] = []
+        for var r in rules {
+            let fenced = r.syscalls.filter(names.contains)
+            if !fenced.isEmpty {
+                if !r.args.isEmpty { conditional.formUnion(fenced) }
+                else if r.action == .allow || r.action == .log { allowed.formUnion(fenced) }
+                r.syscalls.removeAll(where: names.contains)
+                if r.syscalls.isEmpty { continue }
+            }
+            out.append(r)
+        }
+        let origin = NestedSeccomp.fenceOrigin
+        for f in fences {
+            if conditional.contains(f.syscall) {
+                out.append(SeccompRulePlan(syscalls: [f.syscall], action: .errno, errno: 1, args: [], origin: origin))
+                continue
+            }
+            if allowed.contains(f.syscall) {
+                for form in f.allowed {
+                    out.append(SeccompRulePlan(syscalls: [f.syscall], action: .allow, errno: nil, args: form.map(\.arg), origin: origin))
+                }
+            }
+            for form in f.refused {
+                out.append(SeccompRulePlan(syscalls: [f.syscall], action: .errno, errno: 1, args: form.map(\.arg), origin: origin))
+            }
+        }
         return out
     }
 

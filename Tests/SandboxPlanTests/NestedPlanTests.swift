@@ -59,6 +59,11 @@ import Testing
         for call in ["io_uring_setup", "io_uring_enter", "fchmodat", "chmod", "fchownat", "setxattr", "lsetxattr", "removexattr"] {
             #expect(plan.seccomp.rules.contains { $0.syscalls.contains(call) && $0.action == .errno }, "\(call) not denied")
         }
+        // Red team 2, N4/N5: the fd forms too (a read-only fd in an ro bind is enough),
+        // and watches on paths outside every bind.
+        for call in ["fchmod", "fchown", "fsetxattr", "fremovexattr", "inotify_add_watch", "fanotify_init", "fanotify_mark"] {
+            #expect(plan.seccomp.rules.contains { $0.syscalls.contains(call) && $0.action == .errno && $0.args.isEmpty }, "\(call) not denied")
+        }
         let l = layers(plan)
         for name in ["landlock", "seccomp", "capabilities", "no_new_privs", "rlimits", "network", "unix_sockets", "ipc_namespace"] {
             #expect(l[name] == true, "\(name): \(l)")
@@ -66,6 +71,60 @@ import Testing
         for name in ["user_namespace", "mount_namespace", "pid_namespace", "uts_namespace", "tmpfs", "proc", "dev"] {
             #expect(l[name] == false, "\(name): \(l)")
         }
+    }
+
+    /// The forms of a call a rule matches, by argument: "0==0&1==0", "1&0xf==2".
+    func forms(_ plan: RunPlan, _ call: String, _ action: SeccompAction) -> Set<String> {
+        Set(plan.seccomp.rules.filter { $0.syscalls.contains(call) && $0.action == action }.map { r in
+            r.args.map { a in
+                switch a.op {
+                case .maskedEqual: "\(a.index)&0x\(String(a.value, radix: 16))==\(a.valueTwo)"
+                case .notEqual: "\(a.index)!=\(a.value)"
+                default: "\(a.index)==\(a.value)"
+                }
+            }.joined(separator: "&")
+        })
+    }
+
+    /// Red team 2, N1–N3, N6: calls on other processes of the invoker's uid allowed only
+    /// on the caller itself, datagram socket pairs and file leases refused. Each as
+    /// conditional rules that replace the profile's unconditional allow (which would
+    /// win over them), with whole-register comparisons for what is allowed.
+    @Test func callsOnOtherProcessesPairsAndLeasesAreFenced() throws {
+        let profile = Self.nested.replacingOccurrences(of: "[seccomp]", with: "[seccomp]\nprofile = \"default\"")
+        for plan in [try compile(Self.nested), try compile(profile)] {
+            for call in ["prlimit64", "sched_setscheduler", "sched_setparam", "sched_setattr", "sched_setaffinity"] {
+                #expect(forms(plan, call, .allow) == ["0==0"], "\(call): \(forms(plan, call, .allow))")
+                #expect(forms(plan, call, .errno) == ["0!=0"], "\(call): \(forms(plan, call, .errno))")
+            }
+            #expect(forms(plan, "setpriority", .allow) == ["0==0&1==0"])
+            #expect(forms(plan, "setpriority", .errno) == ["0!=0", "0==0&1!=0"])
+            #expect(forms(plan, "ioprio_set", .allow) == ["0==1&1==0"])
+            #expect(forms(plan, "ioprio_set", .errno) == ["0!=1", "0==1&1!=0"])
+            #expect(forms(plan, "socketpair", .allow) == ["0==1&1&0xf==1", "0==1&1&0xf==5"])
+            #expect(forms(plan, "socketpair", .errno) == ["0!=1", "0==1&1&0xf==2", "0==1&1&0xf==3"])
+            #expect(forms(plan, "fcntl", .errno) == ["1&0xffffffff==1024"])
+            #expect(forms(plan, "fcntl", .allow).count == 11 && forms(plan, "fcntl", .allow).contains("1&0xfffffffffffffc00==0"))
+            for call in ["prlimit64", "setpriority", "socketpair", "fcntl"] {
+                #expect(!plan.seccomp.rules.contains { $0.syscalls.contains(call) && $0.args.isEmpty }, "\(call) has an unconditional rule")
+            }
+        }
+        // fcntl's allowed forms are every cmd below 2048 but F_SETLEASE, upper bits clear.
+        let plan = try compile(Self.nested)
+        let allowed = plan.seccomp.rules.filter { $0.syscalls == ["fcntl"] && $0.action == .allow }.map { $0.args[0] }
+        func allows(_ cmd: UInt64) -> Bool { allowed.contains { cmd & $0.value == $0.valueTwo } }
+        #expect((0..<2048).filter { !allows($0) } == [1024])
+        #expect(!allows(1 << 32 | 1024) && !allows(1 << 32 | 3) && !allows(2048))
+        // Accepting unix sockets leaves socketpair as the profile says.
+        let unix = try compile(Self.nested.replacingOccurrences(of: "isolation = \"nested\"", with: "isolation = \"nested\"\nnested_without = [\"unix_sockets\"]"))
+        #expect(!unix.seccomp.rules.contains { $0.syscalls.contains("socketpair") && !$0.args.isEmpty })
+        #expect(forms(unix, "prlimit64", .allow) == ["0==0"])
+        // The policy's own deny keeps its rule alone.
+        let denied = try compile(Self.nested.replacingOccurrences(of: "[seccomp]\n", with: "[seccomp]\ndeny = [\"prlimit64\"]\n"))
+        #expect(denied.seccomp.rules.filter { $0.syscalls.contains("prlimit64") }.map(\.origin) == ["seccomp.deny"])
+        // Namespaced runs are unchanged: no such rules.
+        let namespaced = try compile(Self.nested.replacingOccurrences(of: "isolation = \"nested\"", with: ""))
+        #expect(!namespaced.seccomp.rules.contains { $0.origin == "builtin: nested, only on itself" })
     }
 
     @Test func acceptedGapsAreLeftOpenAndListed() throws {

@@ -1,0 +1,315 @@
+import Foundation
+import Testing
+
+/// Nested isolation against a command that uses what it shares with the invoker — its
+/// uid and the host's PID namespace and file system (red team 2 of issue 19, N1–N6
+/// and the CLONE_PARENT note). The invoker is uid 65534 on the host, as a non-root
+/// user on a host that restricts user namespaces would be. One probe makes every
+/// attack: run directly as that user it succeeds (the control: the kernel allows each
+/// to a process of the same uid), run by `sandbox exec` of a nested policy each is
+/// refused, the host's view (a victim process of the same uid outside the run, a file
+/// in an ro bind, a datagram socket outside every bind) unchanged. The calls the fence
+/// keeps (on the process itself, a stream pair, fcntl's other commands) work in both.
+@Suite(.serialized) struct NestedSameUidTests {
+    static let uid: UInt32 = 65534
+
+    /// Prints `key=OK` or `key=ERRNO` per attack. argv: victim pid, a file in the ro
+    /// bind, a directory outside every bind, a datagram socket there. Raw syscalls
+    /// where the 64-bit argument matters (the kernel reads int arguments as 32 bits).
+    static let probe = #"""
+        import ctypes, errno, fcntl, os, platform, resource, socket, sys
+        VICTIM, RO, OUTSIDE, SOCK = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall.restype = ctypes.c_long
+        NR = {'x86_64': dict(prlimit64=302, sched_setattr=314, ioprio_set=251, migrate_pages=256, move_pages=279,
+                             fcntl=72, fchownat=260, setpriority=141),
+              'aarch64': dict(prlimit64=261, sched_setattr=274, ioprio_set=30, migrate_pages=238, move_pages=239,
+                              fcntl=25, fchownat=54, setpriority=140)}[platform.machine()]
+        r = {}
+        def attempt(key, f):
+            try:
+                f(); r[key] = 'OK'
+            except OSError as e:
+                r[key] = errno.errorcode.get(e.errno, str(e.errno))
+        def raw(name, *args):
+            rc = libc.syscall(ctypes.c_long(NR[name]), *[ctypes.c_ulong(a) if isinstance(a, int) else a for a in args])
+            if rc < 0:
+                e = ctypes.get_errno(); raise OSError(e, os.strerror(e))
+        HI = 1 << 32   # the kernel drops it: HI | pid is pid, HI | 1024 is F_SETLEASE
+
+        # N1: a datagram pair re-aimed at a host socket by path.
+        def pair_send(kind):
+            a, b = socket.socketpair(socket.AF_UNIX, kind)
+            a.sendto(b'from-the-command', SOCK)
+        attempt('pair_dgram', lambda: pair_send(socket.SOCK_DGRAM))
+        attempt('pair_dgram_flags', lambda: pair_send(socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC))
+        attempt('pair_raw', lambda: pair_send(socket.SOCK_RAW))     # AF_UNIX makes SOCK_RAW a datagram socket
+        attempt('keep_pair_stream', lambda: socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC))
+        attempt('keep_pair_seqpacket', lambda: socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET))
+
+        # N2: limits of another process of the same uid (RLIMIT_CPU kills it).
+        attempt('prlimit_victim', lambda: resource.prlimit(VICTIM, resource.RLIMIT_NOFILE, (64, 64)))
+        old = (ctypes.c_ulong * 2)()
+        attempt('prlimit_victim_hi', lambda: raw('prlimit64', HI | VICTIM, resource.RLIMIT_NOFILE, 0, old))
+        attempt('keep_setrlimit_self', lambda: resource.setrlimit(resource.RLIMIT_CORE, (0, 0)))
+        attempt('keep_getrlimit_self', lambda: resource.getrlimit(resource.RLIMIT_NOFILE))
+
+        # N3: priority, scheduling, affinity, I/O priority of that process.
+        attempt('setpriority_victim_hi', lambda: raw('setpriority', 0, HI | VICTIM, 19))
+        attempt('setpriority_victim', lambda: os.setpriority(os.PRIO_PROCESS, VICTIM, 19))
+        attempt('sched_idle_victim', lambda: os.sched_setscheduler(VICTIM, os.SCHED_IDLE, os.sched_param(0)))
+        attempt('sched_param_victim', lambda: os.sched_setparam(VICTIM, os.sched_param(0)))
+        attr = (ctypes.c_uint32 * 14)(56, 5)    # struct sched_attr: size 56, SCHED_IDLE
+        attempt('sched_attr_victim', lambda: raw('sched_setattr', VICTIM, attr, 0))
+        attempt('affinity_victim', lambda: os.sched_setaffinity(VICTIM, {min(os.sched_getaffinity(0))}))
+        attempt('ioprio_victim', lambda: raw('ioprio_set', 1, VICTIM, 3 << 13))    # IOPRIO_WHO_PROCESS, class idle
+        nodes = ctypes.c_ulong(1)
+        attempt('migrate_pages_victim', lambda: raw('migrate_pages', VICTIM, 64, ctypes.byref(nodes), ctypes.byref(nodes)))
+        page, status = (ctypes.c_void_p * 1)(0x10000), (ctypes.c_int * 1)()
+        attempt('move_pages_victim', lambda: raw('move_pages', VICTIM, 1, page, 0, status, 0))
+        attempt('keep_nice_self', lambda: os.setpriority(os.PRIO_PROCESS, 0, 1))
+        attempt('keep_affinity_self', lambda: os.sched_setaffinity(0, os.sched_getaffinity(0)))
+        attempt('keep_sched_self', lambda: os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0)))
+        attempt('keep_ioprio_self', lambda: raw('ioprio_set', 1, 0, 2 << 13 | 4))  # best effort, level 4
+
+        # N4: mode, owner, xattrs of a file in the ro bind, through a read-only fd.
+        fd = os.open(RO, os.O_RDONLY)
+        attempt('fchmod_ro', lambda: os.fchmod(fd, 0o666))
+        attempt('fchown_ro', lambda: os.fchown(fd, -1, os.getgid()))
+        attempt('fchownat_empty_ro', lambda: raw('fchownat', fd, b'', 0xffffffff, os.getgid(), 0x1000))  # AT_EMPTY_PATH
+        attempt('fsetxattr_ro', lambda: os.setxattr(fd, 'user.planted', b'by-the-command'))
+        attempt('fremovexattr_ro', lambda: os.removexattr(fd, 'user.owner-note'))
+
+        # N5: a watch on a directory outside every bind.
+        ino = libc.inotify_init1(0)
+        def watch():
+            if libc.inotify_add_watch(ino, OUTSIDE.encode(), 0x100) < 0:   # IN_CREATE
+                e = ctypes.get_errno(); raise OSError(e, os.strerror(e))
+        attempt('inotify_outside', watch)
+
+        # N6: a lease on the ro file (holds the host's writers for lease-break-time).
+        def lease(cmd):
+            raw('fcntl', fd, cmd, fcntl.F_RDLCK); fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+        attempt('lease_ro', lambda: lease(fcntl.F_SETLEASE))
+        attempt('lease_ro_hi', lambda: lease(HI | fcntl.F_SETLEASE))
+        attempt('keep_fcntl_getfl', lambda: fcntl.fcntl(fd, fcntl.F_GETFL))
+        attempt('keep_fcntl_getlease', lambda: fcntl.fcntl(fd, 1025))            # F_GETLEASE
+        attempt('keep_fcntl_dupfd_cloexec', lambda: fcntl.fcntl(fd, 1030, 10))   # F_DUPFD_CLOEXEC
+        print(' '.join('%s=%s' % kv for kv in sorted(r.items())), flush=True)
+        """#
+
+    /// Attacks that succeed as the user and must be refused nested; the calls the
+    /// fence keeps, `keep_*`, succeed in both. migrate_pages and move_pages are
+    /// refused nested by Landlock (ptrace_may_access), not by the filter.
+    static let attacks = ["pair_dgram", "pair_dgram_flags", "pair_raw", "prlimit_victim", "prlimit_victim_hi",
+                          "setpriority_victim", "setpriority_victim_hi", "sched_idle_victim", "sched_param_victim",
+                          "sched_attr_victim", "affinity_victim", "ioprio_victim", "migrate_pages_victim", "move_pages_victim",
+                          "fchmod_ro", "fchown_ro", "fchownat_empty_ro", "fsetxattr_ro", "fremovexattr_ro",
+                          "inotify_outside", "lease_ro", "lease_ro_hi"]
+    static let kept = ["keep_pair_stream", "keep_pair_seqpacket", "keep_setrlimit_self", "keep_getrlimit_self",
+                       "keep_nice_self", "keep_affinity_self", "keep_sched_self", "keep_ioprio_self",
+                       "keep_fcntl_getfl", "keep_fcntl_getlease", "keep_fcntl_dupfd_cloexec"]
+
+    /// The world of one test, owned by the user: the workspace (rw), a directory bound
+    /// ro with one file, a directory outside every bind with a datagram socket bound
+    /// by this test, and the victim processes (`sleep`, the user's, no capability).
+    final class World {
+        let work = Harness.tempDir(owner: NestedSameUidTests.uid)
+        let ro = Harness.tempDir(owner: NestedSameUidTests.uid)
+        let outside = Harness.tempDir(owner: NestedSameUidTests.uid)
+        let runtime = Harness.tempDir(owner: NestedSameUidTests.uid)
+        var socketFD: Int32 = -1
+        var victims: [Process] = []
+        var file: String { "\(ro)/Makefile" }
+        var socketPath: String { "\(outside)/svc.sock" }
+
+        init() throws {
+            chmod(runtime, 0o700)
+            try "all:\n".write(toFile: file, atomically: false, encoding: .utf8)
+            chown(file, NestedSameUidTests.uid, NestedSameUidTests.uid)
+            try Self.setOwnerNote(file)
+            try NestedSameUidTests.probe.write(toFile: "\(work)/probe.py", atomically: false, encoding: .utf8)
+            socketFD = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            var addr = sockaddr_un()
+            addr.sun_family = sa_family_t(AF_UNIX)
+            let bytes = Array(socketPath.utf8)
+            withUnsafeMutableBytes(of: &addr.sun_path) { p in for (i, b) in bytes.enumerated() { p[i] = b } }
+            let bound = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socketFD, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }
+            guard bound == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+            chmod(socketPath, 0o777)
+        }
+
+        /// The file's xattrs reset to one note of the owner's (what the probe removes).
+        static func setOwnerNote(_ path: String) throws {
+            let out = try Harness.run("/usr/bin/env", ["python3", "-c", """
+                import os, sys
+                for n in os.listxattr(sys.argv[1]): os.removexattr(sys.argv[1], n)
+                os.setxattr(sys.argv[1], 'user.owner-note', b'x')
+                """, path])
+            guard out.status == 0 else { throw POSIXError(.EIO) }
+        }
+
+        /// The names of the file's xattrs.
+        func xattrs() -> [String] {
+            let out = try? Harness.run("/usr/bin/env", ["python3", "-c", "import os, sys; print(' '.join(sorted(os.listxattr(sys.argv[1]))))", file])
+            return (out?.stdout ?? "").split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+        }
+
+        /// A new victim: `sleep 60` as the user, with no capability; its pid.
+        func victim() throws -> Int32 {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+            p.arguments = ["--reuid=\(NestedSameUidTests.uid)", "--regid=\(NestedSameUidTests.uid)", "--clear-groups", "sleep", "60"]
+            try p.run()
+            victims.append(p)
+            usleep(100_000)   // setpriv has exec'd sleep
+            return p.processIdentifier
+        }
+
+        /// What the host sees of a victim: its open-file limit, nice value, scheduling
+        /// policy and CPUs.
+        static func state(of pid: Int32) -> String {
+            let limits = (try? String(contentsOfFile: "/proc/\(pid)/limits", encoding: .utf8)) ?? ""
+            let nofile = limits.split(separator: "\n").first { $0.hasPrefix("Max open files") }.map { String($0) } ?? "?"
+            let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+            let fields = stat.split(separator: ")").last?.split(separator: " ") ?? []
+            // After the ')': state is field 3; nice is 19, policy 41.
+            let nice = fields.count > 16 ? String(fields[16]) : "?"
+            let policy = fields.count > 38 ? String(fields[38]) : "?"
+            let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+            let cpus = status.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list") }.map { String($0) } ?? "?"
+            return "\(nofile.split(separator: " ").filter { !$0.isEmpty }.suffix(3).joined(separator: " ")) nice=\(nice) policy=\(policy) \(cpus)"
+        }
+
+        /// What arrived at the host's datagram socket since the last call.
+        func received() -> [String] {
+            var out: [String] = []
+            var buf = [UInt8](repeating: 0, count: 256)
+            while true {
+                let n = recv(socketFD, &buf, buf.count, 0)
+                if n <= 0 { return out }
+                out.append(String(decoding: buf[0..<n], as: UTF8.self))
+            }
+        }
+
+        func mode() -> Int { ((try? FileManager.default.attributesOfItem(atPath: file))?[.posixPermissions] as? Int) ?? -1 }
+
+        func policy() -> String {
+            Harness.policy("""
+                name = "nested-same-uid"
+                extends = ["\(Harness.repoRoot)/Policies/base.toml"]
+                [process]
+                isolation = "nested"
+                [filesystem]
+                ro = ["\(ro)"]
+                rw = ["{cwd}"]
+                [seccomp]
+                on_violation = "errno"
+                """, in: work, name: "nested-same-uid.toml")
+        }
+
+        func remove() {
+            for p in victims where p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() }
+            if socketFD >= 0 { close(socketFD) }
+            for d in [work, ro, outside, runtime] { try? FileManager.default.removeItem(atPath: d) }
+        }
+    }
+
+    static func asUser(_ argv: [String], cwd: String) throws -> Harness.Output {
+        try Harness.run("/usr/bin/setpriv", ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups"] + argv, cwd: cwd)
+    }
+
+    @Test func attacksOnTheInvokersProcessesFilesAndSocketsAreRefused() throws {
+        guard Harness.require(Harness.isRoot, "root (to run as another user)") else { return }
+        let w = try World()
+        defer { w.remove() }
+
+        // Control: as the user itself, outside any sandbox, every attack works.
+        let victimA = try w.victim()
+        let before = World.state(of: victimA)
+        let control = try Self.asUser(["python3", "probe.py", "\(victimA)", w.file, w.outside, w.socketPath], cwd: w.work)
+        let c = NestedIsolationTests.results(control.stdout)
+        for key in Self.attacks + Self.kept {
+            #expect(c[key] == "OK", "control: \(key) = \(c[key] ?? "missing") (\(control.stdout) \(control.stderr))")
+        }
+        #expect(World.state(of: victimA) != before, "control: the victim is unchanged: \(before)")
+        #expect(w.mode() == 0o666, "control: fchmod through a read-only fd did not take")
+        #expect(w.received().count == 3, "control: the host socket did not get the three datagrams")
+
+        // Nested: each refused, the host's view unchanged.
+        #expect(w.xattrs() == ["user.planted"], "control: fsetxattr/fremovexattr through a read-only fd did not take")
+        chmod(w.file, 0o644)
+        try World.setOwnerNote(w.file)
+        let victimB = try w.victim()
+        let victimBefore = World.state(of: victimB)
+        let out = try Harness.exec(policy: w.policy(), ["python3", "probe.py", "\(victimB)", w.file, w.outside, w.socketPath],
+                                   cwd: w.work, asUser: (Self.uid, w.runtime))
+        let r = NestedIsolationTests.results(out.stdout)
+        #expect(out.status == 0, "nested run: \(out.status) \(out.stdout) \(out.stderr)")
+        #expect((out.result?["isolation"] as? [String: Any])?["mode"] as? String == "nested")
+        for key in Self.attacks {
+            #expect(r[key] == "EPERM", "nested: \(key) = \(r[key] ?? "missing") (\(out.stdout) \(out.stderr))")
+        }
+        for key in Self.kept {
+            #expect(r[key] == "OK", "nested: \(key) = \(r[key] ?? "missing"), a call the fence keeps (\(out.stdout))")
+        }
+        #expect(World.state(of: victimB) == victimBefore, "the victim was changed from inside")
+        #expect(w.mode() == 0o644, "the mode of the ro file changed: \(String(w.mode(), radix: 8))")
+        #expect(w.xattrs() == ["user.owner-note"], "the ro file's xattrs changed: \(w.xattrs())")
+        #expect(w.received().isEmpty, "a datagram reached the host socket from inside")
+    }
+
+    /// clone(CLONE_PARENT) makes a sibling of the command: the reaper's child, not the
+    /// command's, and without the command's die-with-the-reaper signal. The reaper
+    /// kills every child it has when the command ends, so it does not outlive the run.
+    /// Control: the same command run as the user leaves the sibling alive, and it
+    /// writes its marker 2 s later.
+    @Test func aCloneParentSiblingDoesNotOutliveTheRun() throws {
+        guard Harness.require(Harness.isRoot, "root (to run as another user)") else { return }
+        let w = try World()
+        defer { w.remove() }
+        let script = #"""
+            import ctypes, os, platform, sys, time
+            libc = ctypes.CDLL(None, use_errno=True)
+            nr = {'x86_64': 56, 'aarch64': 220}[platform.machine()]
+            # clone(CLONE_PARENT | SIGCHLD), no new stack: a fork whose parent is ours.
+            pid = libc.syscall(ctypes.c_long(nr), ctypes.c_ulong(0x8000 | 17), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0))
+            if pid == 0:
+                null = os.open('/dev/null', os.O_RDWR)
+                for fd in (0, 1, 2): os.dup2(null, fd)   # the caller waits for its pipes' end
+                open('sibling.pid', 'w').write(str(os.getpid()))
+                time.sleep(2)
+                open('sibling.alive', 'w').write('outlived the command')
+                os._exit(0)
+            if pid < 0: print('clone failed', ctypes.get_errno()); sys.exit(3)
+            time.sleep(0.3)
+            os._exit(0)
+            """#
+        try script.write(toFile: "\(w.work)/sibling.py", atomically: false, encoding: .utf8)
+        func sibling() -> Int32? { (try? String(contentsOfFile: "\(w.work)/sibling.pid", encoding: .utf8)).flatMap { Int32($0) } }
+        func alive(_ pid: Int32) -> Bool {
+            kill(pid, 0) == 0 && ((try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? "").contains("sibling.py")
+        }
+        // Checked by the user's shell as soon as the command returns: sibling=alive or gone.
+        let check = "pid=$(cat sibling.pid); if grep -qs sibling.py /proc/$pid/cmdline; then echo sibling=alive; else echo sibling=gone; fi"
+
+        let control = try Self.asUser(["sh", "-c", "python3 sibling.py; \(check)"], cwd: w.work)
+        #expect(control.stdout.contains("sibling=alive"), "control: the sibling did not outlive the command: \(control.stdout) \(control.stderr)")
+        usleep(2_500_000)
+        #expect(FileManager.default.fileExists(atPath: "\(w.work)/sibling.alive"), "control: no marker")
+        if let pid = sibling(), alive(pid) { kill(pid, SIGKILL) }
+        for f in ["sibling.pid", "sibling.alive"] { try? FileManager.default.removeItem(atPath: "\(w.work)/\(f)") }
+
+        let out = try Self.asUser(["env", "XDG_RUNTIME_DIR=\(w.runtime)", "HOME=\(w.runtime)", "sh", "-c",
+                                   "\(Harness.binary) exec --policy \(w.policy()) -- python3 sibling.py; echo status=$?; \(check)"], cwd: w.work)
+        #expect(out.stdout.contains("status=0"), "nested run: \(out.stdout) \(out.stderr)")
+        let nestedPid = sibling()
+        #expect(nestedPid != nil, "the sibling never ran: \(out.stdout) \(out.stderr)")
+        #expect(out.stdout.contains("sibling=gone"), "the CLONE_PARENT sibling outlived the nested run: \(out.stdout)")
+        usleep(2_500_000)
+        #expect(!FileManager.default.fileExists(atPath: "\(w.work)/sibling.alive"), "the sibling wrote its marker after the run")
+        if let nestedPid, alive(nestedPid) { kill(nestedPid, SIGKILL) }
+    }
+}
