@@ -261,6 +261,56 @@ import Testing
         #expect(w.received().isEmpty, "a datagram reached the host socket from inside")
     }
 
+    /// N2's other half: a supervisor whose file-size limit is lowered under it (by
+    /// another process of the invoker's uid; before the fence, by a command's
+    /// prlimit64) reports the failed write and exits 125: SIGXFSZ is ignored, and the
+    /// EFBIG of its stderr, a regular file here as in a CI log, does not trap it (it
+    /// did, 132, while stderr went through corelibs FileHandle). Control: a process
+    /// that does not ignore SIGXFSZ dies of it under the same limit.
+    @Test func aSupervisorWhoseFileSizeLimitIsLoweredReportsInsteadOfDying() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let work = Harness.tempDir(), logs = Harness.tempDir()
+        defer { for d in [work, logs] { try? FileManager.default.removeItem(atPath: d) } }
+        // (SIGXFSZ at its default action and unblocked: both are inherited across exec.)
+        let control = try Harness.run("/usr/bin/prlimit", ["--fsize=0:0", "python3", "-c", """
+            import os, signal, sys
+            signal.signal(signal.SIGXFSZ, signal.SIG_DFL); signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGXFSZ])
+            os.write(os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o600), b'x')
+            """, "\(logs)/control"])
+        #expect(control.status == SIGXFSZ, "control: \(control.status) \(control.stderr)")
+
+        let policy = Harness.policy("""
+            name = "nested-fsize"
+            extends = ["\(Harness.repoRoot)/Policies/base.toml"]
+            [process]
+            isolation = "nested"
+            [filesystem]
+            rw = ["{cwd}"]
+            """, in: work, name: "nested-fsize.toml")
+        FileManager.default.createFile(atPath: "\(logs)/stderr", contents: nil)
+        let log = try #require(FileHandle(forWritingAtPath: "\(logs)/stderr"))
+        // The supervisor starts as the control does, SIGXFSZ at its default and unblocked:
+        // only its own disposition keeps it alive.
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        p.arguments = ["-c", """
+            import os, signal, sys
+            signal.signal(signal.SIGXFSZ, signal.SIG_DFL); signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGXFSZ])
+            os.execv(sys.argv[1], sys.argv[1:])
+            """, Harness.binary, "exec", "--policy", policy, "--result", "\(logs)/result.json", "--", "sleep", "1"]
+        p.currentDirectoryURL = URL(fileURLWithPath: work)
+        p.standardOutput = log
+        p.standardError = log
+        try p.run()
+        usleep(300_000)
+        let lowered = try Harness.run("/usr/bin/prlimit", ["--pid", "\(p.processIdentifier)", "--fsize=0:0"])
+        #expect(lowered.status == 0, "prlimit of the supervisor: \(lowered.stderr)")
+        p.waitUntilExit()
+        #expect(p.terminationReason == .exit && p.terminationStatus == 125,
+                "the supervisor: \(p.terminationReason == .exit ? "exit" : "signal") \(p.terminationStatus)")
+        #expect(((try? FileManager.default.attributesOfItem(atPath: "\(logs)/result.json"))?[.size] as? Int ?? 0) == 0)
+    }
+
     /// clone(CLONE_PARENT) makes a sibling of the command: the reaper's child, not the
     /// command's, and without the command's die-with-the-reaper signal. The reaper
     /// kills every child it has when the command ends, so it does not outlive the run.
