@@ -271,9 +271,9 @@ struct DenialAccount {
             }
         }
         for e in egress {
-            add(RunResult.Denial(kind: .egress, what: "\(e.daddr):\(e.dport)/\(e.proto)", detail: "packets dropped by the egress firewall",
-                                 count: Int(clamping: e.packets), first: nil,
-                                 hint: "\(e.daddr) port \(e.dport) is not in this policy's network.allow"))
+            let why = Self.egressWhy(e, plan.network.connections)
+            add(RunResult.Denial(kind: .egress, what: "\(e.daddr):\(e.dport)/\(e.proto)", detail: why.detail,
+                                 count: Int(clamping: e.packets), first: nil, hint: why.hint))
         }
         // The stub's refusals (also `dnsDenied`, with the reason as a word).
         for r in dns {
@@ -315,6 +315,27 @@ struct DenialAccount {
         return out.sorted {
             let a = order.firstIndex(of: $0.kind)!, b = order.firstIndex(of: $1.kind)!
             return a != b ? a < b : $0.what < $1.what
+        }
+    }
+
+    /// The detail and hint of a destination the egress firewall refused, by the set
+    /// it was recorded in: only `not_allowed` is about network.allow.
+    static func egressWhy(_ e: DeniedDestination, _ limits: ConnectionLimits?) -> (detail: String, hint: String) {
+        let max = limits.map { "network.max_connections = \($0.max)" } ?? "network.max_connections"
+        let rate = limits.map { "\($0.perSecond) a second (burst \($0.burst))" } ?? "its rate"
+        switch e.reason {
+        case .notAllowed:
+            return ("packets dropped by the egress firewall",
+                    "\(e.daddr) port \(e.dport) is not in this policy's network.allow")
+        case .connectionLimit:
+            return ("allowed, refused by the connection cap (\(max))",
+                    "\(e.daddr) port \(e.dport) is allowed, but the run already had \(max) connections open; close connections (or let them finish) before opening more, or raise network.max_connections")
+        case .connectionRate:
+            return ("allowed, refused by the new-connection rate: \(rate)",
+                    "\(e.daddr) port \(e.dport) is allowed, but the run opened new connections faster than \(rate), the rate \(max) sets (an eighth of it); open them more slowly (reuse connections), or raise network.max_connections")
+        case .dnsCheck:
+            return ("a datagram to a resolver that failed the DNS checks",
+                    "a datagram to the resolver \(e.daddr) port \(e.dport) was not a DNS query (at most 576 bytes, one question, no answers) or DNS went faster than 100 datagrams a second (burst 200); send only DNS queries there, more slowly")
         }
     }
 

@@ -874,7 +874,7 @@ public final class Executor {
                 seccompCacheHit: seccompProgram?.cacheHit, capabilitiesKept: plan.capabilities.keep,
                 noNewPrivs: true),
             violations: account.violations.sorted,
-            egressDenied: egressDenied.map { RunResult.EgressDenial(daddr: $0.daddr, dport: $0.dport, proto: $0.proto, packets: $0.packets) },
+            egressDenied: egressDenied.map { RunResult.EgressDenial(daddr: $0.daddr, dport: $0.dport, proto: $0.proto, packets: $0.packets, reason: $0.reason) },
             resources: cgroupStats.map {
                 RunResult.ResourceUsage(oomKilled: $0.oomKilled, pidsLimitHit: $0.pidsLimitHit,
                                         memoryPeakBytes: $0.memoryPeakBytes, throttledUs: $0.throttledUs)

@@ -42,7 +42,7 @@ public struct RunResult: Codable, Sendable, Equatable {
     /// What the command tried and was denied (filled by the fences that report it):
     /// one entry per syscall, at most `Violation.maxEntries` of them (see `ViolationLog`).
     public var violations: [Violation]
-    /// Destinations the egress firewall dropped, with packet counts (egress runs).
+    /// Destinations the egress firewall refused, with packet counts and why (egress runs).
     public var egressDenied: [EgressDenial]
     /// Everything the run tried and was denied, one entry per (kind, what, detail):
     /// the denial account (Docs/denials.md). Kinds that could not be observed on this
@@ -232,11 +232,14 @@ public struct RunResult: Codable, Sendable, Equatable {
         }
     }
 
+    /// `egressDenied[]`: `{daddr, dport, proto, packets, reason}`, one per destination
+    /// and reason (an allowed destination the cap refused is not "not allowed").
     public struct EgressDenial: Codable, Sendable, Equatable {
         public var daddr: String
         public var dport: UInt16
         public var proto: String
         public var packets: UInt64
+        public var reason: EgressRefusal
     }
 
     public enum CPUSource: String, Codable, Sendable {

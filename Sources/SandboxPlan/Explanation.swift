@@ -130,7 +130,8 @@ public enum Explanation {
                 }
             }
             line("  no broad rule opens this host's addresses, the sandbox bridge (other runs), link-local (cloud metadata), loopback or multicast; only a rule naming the address exactly")
-            line("  at most \(policy.network.maxConnections) connections at once (network.max_connections); new ones over it are refused")
+            let rate = plan.network.connections.map { ", and at most \($0.perSecond) new ones a second (burst \($0.burst))" } ?? ""
+            line("  at most \(policy.network.maxConnections) connections at once (network.max_connections)\(rate); new ones over either are refused (connection_limit, connection_rate in egressDenied)")
         }
         line()
 

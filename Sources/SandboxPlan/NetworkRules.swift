@@ -28,6 +28,8 @@ enum NetworkRules {
                                hosts: hostsFile(net), allow: allow,
                                nftRuleset: try ruleset(net, hostAddresses: hostAddresses))
         plan.stub = stub
+        let rate = newConnectionRate(net.maxConnections)
+        plan.connections = ConnectionLimits(max: net.maxConnections, perSecond: rate.perSecond, burst: rate.burst)
         return plan
     }
 
@@ -267,6 +269,10 @@ enum NetworkRules {
 
     // MARK: - The ruleset
 
+    /// Elements in each set of refused destinations; past it packets are still
+    /// refused (the chain's final `counter drop`), not itemised.
+    static let deniedSetSize = 1024
+
     /// output policy drop. In order: `lo`; every UDP packet to a resolver's port 53 must
     /// look like a DNS query (size, header, rate); established traffic; new connections
     /// to the resolvers' port 53 and to exact addresses a rule may name inside the
@@ -274,9 +280,10 @@ enum NetworkRules {
     /// rules' sets (through `resolved`, which refuses deny_resolved); the other allow
     /// rules. Every new
     /// connection that is allowed passes `admit`, which refuses it once the run has
-    /// `maxConnections` tracked (`ct count`). Whatever is refused goes to `refuse`:
-    /// recorded in a `denied` set (with counters, read into the run result), then a TCP
-    /// reset or a drop. IPv6 only where allowed.
+    /// `maxConnections` tracked (`ct count`) or opens them too fast. Whatever is refused
+    /// goes to the chain of its reason (`EgressRefusal`: `refuse`, `refuse_limit`,
+    /// `refuse_rate`, `refuse_dns`): recorded in that reason's sets (with counters, read
+    /// into the run result), then a TCP reset or a drop. IPv6 only where allowed.
     static func ruleset(_ net: NetworkPolicy, hostAddresses: [String] = []) throws -> String {
         let protected = protectedRanges(hostAddresses: hostAddresses)
         // A resolver no rule could reach is a plan error here, so every one gets rules.
@@ -286,13 +293,15 @@ enum NetworkRules {
 
         var lines: [String] = []
         lines.append("table \(NftRunTable.family) \(NftRunTable.name) {")
-        for (set, type) in [(NftRunTable.deniedSetV4, "ipv4_addr"), (NftRunTable.deniedSetV6, "ipv6_addr")] {
-            lines.append("  set \(set) {")
-            lines.append("    type \(type) . inet_proto . inet_service")
-            lines.append("    flags dynamic")
-            lines.append("    size 1024")
-            lines.append("    counter")
-            lines.append("  }")
+        for reason in EgressRefusal.allCases {
+            for (set, type) in [(reason.sets.v4, "ipv4_addr"), (reason.sets.v6, "ipv6_addr")] {
+                lines.append("  set \(set) {")
+                lines.append("    type \(type) . inet_proto . inet_service")
+                lines.append("    flags dynamic")
+                lines.append("    size \(deniedSetSize)")
+                lines.append("    counter")
+                lines.append("  }")
+            }
         }
         // One pair of sets per host rule, filled by the DNS stub with the addresses its
         // name resolved to, each for the answer's (clamped) TTL.
@@ -375,14 +384,15 @@ enum NetworkRules {
         // opcode QUERY, one question, no answer or authority records, at most the EDNS0
         // record), at a bounded rate. What follows the header is not parsed: the resolver
         // must be trusted (Docs/network.md, DNS).
+        let notDNS = EgressRefusal.dnsCheck.chain
         lines.append("  chain dns {")
-        lines.append("    meta length > \(dnsMaxPacket) goto refuse")
-        lines.append("    udp length < \(dnsMinUDPLength) goto refuse")
-        lines.append("    @th,80,5 != 0 goto refuse")
-        lines.append("    @th,96,16 != 1 goto refuse")
-        lines.append("    @th,112,32 != 0 goto refuse")
-        lines.append("    @th,144,16 > 1 goto refuse")
-        lines.append("    limit rate over \(dnsRate.perSecond)/second burst \(dnsRate.burst) packets goto refuse")
+        lines.append("    meta length > \(dnsMaxPacket) goto \(notDNS)")
+        lines.append("    udp length < \(dnsMinUDPLength) goto \(notDNS)")
+        lines.append("    @th,80,5 != 0 goto \(notDNS)")
+        lines.append("    @th,96,16 != 1 goto \(notDNS)")
+        lines.append("    @th,112,32 != 0 goto \(notDNS)")
+        lines.append("    @th,144,16 > 1 goto \(notDNS)")
+        lines.append("    limit rate over \(dnsRate.perSecond)/second burst \(dnsRate.burst) packets goto \(notDNS)")
         lines.append("  }")
 
         // The connection cap: `ct count` counts this run's tracked connections (its own
@@ -397,22 +407,26 @@ enum NetworkRules {
         let rate = Self.newConnectionRate(net.maxConnections)
         lines.append("  chain admit {")
         lines.append("    ct status confirmed accept")
-        lines.append("    ct count over \(net.maxConnections) goto refuse")
-        lines.append("    limit rate over \(rate.perSecond)/second burst \(rate.burst) packets goto refuse")
+        lines.append("    ct count over \(net.maxConnections) goto \(EgressRefusal.connectionLimit.chain)")
+        lines.append("    limit rate over \(rate.perSecond)/second burst \(rate.burst) packets goto \(EgressRefusal.connectionRate.chain)")
         lines.append("    accept")
         lines.append("  }")
 
         // Record, then refuse: a TCP connect gets a reset (ECONNREFUSED at once, not a
-        // two-minute SYN retry), anything else is dropped (EPERM for local senders).
-        lines.append("  chain refuse {")
-        for (fam, set) in [("ip", NftRunTable.deniedSetV4), ("ip6", NftRunTable.deniedSetV6)] {
-            for (proto, verdict) in [("tcp", "reject with tcp reset"), ("udp", "drop")] {
-                lines.append("    meta l4proto \(proto) \(fam) daddr . meta l4proto . th dport @\(set) counter \(verdict)")
-                lines.append("    meta l4proto \(proto) add @\(set) { \(fam) daddr . meta l4proto . th dport } \(verdict)")
+        // two-minute SYN retry), anything else is dropped (EPERM for local senders). One
+        // chain per reason, each with its own sets: the result tells a destination no
+        // rule allows from an allowed one the cap or a rate refused.
+        for reason in EgressRefusal.allCases {
+            lines.append("  chain \(reason.chain) {")
+            for (fam, set) in [("ip", reason.sets.v4), ("ip6", reason.sets.v6)] {
+                for (proto, verdict) in [("tcp", "reject with tcp reset"), ("udp", "drop")] {
+                    lines.append("    meta l4proto \(proto) \(fam) daddr . meta l4proto . th dport @\(set) counter \(verdict)")
+                    lines.append("    meta l4proto \(proto) add @\(set) { \(fam) daddr . meta l4proto . th dport } \(verdict)")
+                }
             }
+            lines.append("    counter drop")
+            lines.append("  }")
         }
-        lines.append("    counter drop")
-        lines.append("  }")
         lines.append("}")
         if net.allowHosts.contains(where: { $0.proto == .tcp }) { lines += serverNameTables() }
         return lines.joined(separator: "\n") + "\n"

@@ -252,6 +252,13 @@ extension NetworkPlan {
                     w.field("proto", a.proto)
                 }
             }
+            if let connections {
+                w.key("connections"); w.object { w in
+                    w.field("burst", connections.burst)
+                    w.field("max", connections.max)
+                    w.field("perSecond", connections.perSecond)
+                }
+            }
             w.field("dns", dns)
             w.field("hosts", hosts)
             w.field("mode", mode)

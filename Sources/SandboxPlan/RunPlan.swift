@@ -310,6 +310,9 @@ public struct NetworkPlan: Codable, Sendable, Equatable {
     public var nftRuleset: String?
     /// The DNS stub, when allow rules name hosts (Docs/network.md, "Names").
     public var stub: DNSStubPlan? = nil
+    /// The connection cap and new-connection rate the ruleset enforces (egress): the
+    /// result's hints for `connection_limit` and `connection_rate` name them.
+    public var connections: ConnectionLimits? = nil
 
     /// The text of an in-memory file; nil when this plan has none.
     public func text(of file: InMemoryFile) -> String? {
@@ -317,6 +320,18 @@ public struct NetworkPlan: Codable, Sendable, Equatable {
         case .resolvConf: resolvConf
         case .hosts: hosts
         }
+    }
+}
+
+/// `network.max_connections` and the new-connection rate it sets (Docs/network.md,
+/// "Connection cap").
+public struct ConnectionLimits: Codable, Sendable, Equatable {
+    public var max: Int
+    public var perSecond: Int
+    public var burst: Int
+
+    public init(max: Int, perSecond: Int, burst: Int) {
+        self.max = max; self.perSecond = perSecond; self.burst = burst
     }
 }
 

@@ -19,10 +19,8 @@ public enum NftRunTable {
     /// `table inet sandbox`.
     public static let family = "inet"
     public static let name = "sandbox"
-    /// Destinations the ruleset refused, with packet counts (IPv4, IPv6).
-    public static let deniedSetV4 = "denied4"
-    public static let deniedSetV6 = "denied6"
-    public static let deniedSets = [deniedSetV4, deniedSetV6]
+    // The sets of destinations the ruleset refused, with packet counts: a pair
+    // (IPv4, IPv6) per reason, `EgressRefusal.sets`.
 
     /// The server name check (Docs/network.md): `table ip`/`ip6 sandbox_sni`, chain
     /// `output` after the run's own, where the supervisor appends the queue rule.
@@ -38,6 +36,49 @@ public enum NftRunTable {
     /// declares them with this size, the DNS stub refuses an answer that would
     /// overflow one (`set_full`) without asking the kernel.
     public static let nameSetSize = 4096
+}
+
+/// Why the egress firewall refused a new flow (the result's `egressDenied[].reason`).
+/// Each reason has its own chain and its own pair of sets in the run's ruleset, so the
+/// supervisor reads the reason from where the kernel recorded the refusal.
+public enum EgressRefusal: String, Sendable, Codable, CaseIterable {
+    /// No allow rule admits the destination.
+    case notAllowed = "not_allowed"
+    /// Allowed, but the run already had `network.max_connections` connections tracked.
+    case connectionLimit = "connection_limit"
+    /// Allowed, but the run opened new connections faster than its rate (an eighth of
+    /// `network.max_connections` per second, burst `max_connections`).
+    case connectionRate = "connection_rate"
+    /// A UDP datagram to a resolver's port 53 that did not look like a DNS query, or
+    /// came over the DNS rate (100 a second, burst 200).
+    case dnsCheck = "dns_check"
+
+    /// Its sets in `table inet sandbox` (IPv4, IPv6), each element
+    /// `daddr . l4proto . dport` with a packet counter.
+    public var sets: (v4: String, v6: String) {
+        switch self {
+        case .notAllowed: ("denied4", "denied6")
+        case .connectionLimit: ("limit4", "limit6")
+        case .connectionRate: ("rate4", "rate6")
+        case .dnsCheck: ("dns4", "dns6")
+        }
+    }
+
+    /// The chain that records it in `sets`, then resets or drops.
+    public var chain: String {
+        switch self {
+        case .notAllowed: "refuse"
+        case .connectionLimit: "refuse_limit"
+        case .connectionRate: "refuse_rate"
+        case .dnsCheck: "refuse_dns"
+        }
+    }
+
+    /// The reason a set of that name records; nil for other sets of the table.
+    public init?(set name: String) {
+        guard let r = Self.allCases.first(where: { $0.sets.v4 == name || $0.sets.v6 == name }) else { return nil }
+        self = r
+    }
 }
 
 /// A flow the server name check refused, with how often (the run result's `sniDenied`).

@@ -309,6 +309,85 @@ import Testing
         }
     }
 
+    /// Connections the cap or the new-connection rate refused are allowed destinations:
+    /// the result says so (`connection_limit`, `connection_rate`, with the limits in the
+    /// hint), not "not in network.allow". max_connections = 8 (rate 1/s, burst 8): eight
+    /// connections held open to h1:8080 pass, a ninth is refused by the cap; then, all
+    /// closed, a quick burst to h1:8081 is refused by the rate (the burst is spent).
+    /// Controls: h2:8080 (no rule) is still `not_allowed` with the old hint, and a
+    /// datagram to the resolver's port 53 that is no DNS query is `dns_check`.
+    @Test func connectionLimitRefusalsAreNotReportedAsNotAllowed() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        try Self.withRemotes { h1, h2 in
+            let dir = Harness.tempDir()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let probe = Self.writeProbe(in: dir)
+            try Self.holdScript.write(toFile: "\(dir)/hold.py", atomically: true, encoding: .utf8)
+            let policy = Harness.egressPolicy(in: dir, name: "cap-reason", network: """
+                dns = ["\(h1.address)"]
+                allow = [{ cidr = "\(h1.address)/32", ports = [8080, 8081], proto = "tcp" }]
+                max_connections = 8
+                """)
+            let script = "python3 hold.py \(h1.address) && python3 \(probe) tcp:\(h2.address):8080 udp:\(h1.address):53"
+            let out = try Harness.exec(policy: policy, ["sh", "-c", script], cwd: dir, timeout: 90)
+            #expect(out.status == 0, "stderr: \(out.stderr)")
+            let r = Self.results(out.stdout)
+            #expect(r["held"] == "8" && r["over_cap"] == "ECONNREFUSED", "\(out.stdout)")
+            #expect(Int(r["burst_refused"] ?? "") ?? 0 >= 1, "the rate refused none of the burst: \(out.stdout)")
+            #expect(r["tcp:\(h2.address):8080"] == "ECONNREFUSED" && r["udp:\(h1.address):53"] == "EPERM", "\(out.stdout)")
+
+            let denied = (out.result?["egressDenied"] as? [[String: Any]]) ?? []
+            func reasons(_ daddr: String, _ dport: Int, _ proto: String = "tcp") -> Set<String> {
+                Set(denied.filter { $0["daddr"] as? String == daddr && $0["dport"] as? Int == dport && $0["proto"] as? String == proto }
+                    .compactMap { $0["reason"] as? String })
+            }
+            #expect(reasons(h1.address, 8080) == ["connection_limit"], "egressDenied: \(denied)")
+            #expect(reasons(h1.address, 8081) == ["connection_rate"], "egressDenied: \(denied)")
+            #expect(reasons(h2.address, 8080) == ["not_allowed"], "control: \(denied)")
+            #expect(reasons(h1.address, 53, "udp") == ["dns_check"], "control: \(denied)")
+
+            let denials = (out.result?["denials"] as? [[String: Any]]) ?? []
+            func hint(_ what: String) -> String {
+                denials.first { $0["kind"] as? String == "egress" && $0["what"] as? String == what }?["hint"] as? String ?? "missing"
+            }
+            let limit = hint("\(h1.address):8080/tcp"), rate = hint("\(h1.address):8081/tcp")
+            #expect(limit.contains("is allowed") && limit.contains("network.max_connections = 8") && !limit.contains("not in"), "\(limit)")
+            #expect(rate.contains("is allowed") && rate.contains("1 a second (burst 8)") && !rate.contains("not in"), "\(rate)")
+            #expect(hint("\(h2.address):8080/tcp") == "\(h2.address) port 8080 is not in this policy's network.allow", "\(denials)")
+            #expect(hint("\(h1.address):53/udp").contains("not a DNS query"), "\(denials)")
+            runGone(out)
+        }
+    }
+
+    /// Holds eight TCP connections to HOST:8080 open (the listener has sent its line
+    /// and closed its end: each stays tracked, CLOSE_WAIT), tries a ninth, closes them,
+    /// then opens six to HOST:8081 as fast as it can. Prints `held`, `over_cap`,
+    /// `burst_refused`.
+    static let holdScript = """
+        import errno, socket, sys, time
+        host = sys.argv[1]
+        def connect(port):
+            s = socket.socket()
+            s.settimeout(2)
+            try:
+                s.connect((host, port))
+                s.recv(64)
+                return s, "ok"
+            except OSError as e:
+                s.close()
+                return None, errno.errorcode.get(e.errno, str(e.errno)) if e.errno else type(e).__name__
+        held = [s for s, _ in (connect(8080) for _ in range(8)) if s]
+        print("held=%d" % len(held), flush=True)
+        print("over_cap=%s" % connect(8080)[1], flush=True)
+        for s in held:
+            s.close()
+        time.sleep(0.3)
+        burst = [connect(8081) for _ in range(6)]
+        print("burst_refused=%d" % sum(1 for s, r in burst if r == "ECONNREFUSED"), flush=True)
+        for s, _ in burst:
+            if s: s.close()
+        """
+
     /// Acceptance 2: no file appears on the host for resolv.conf (or anything else),
     /// and the host's own resolv.conf is untouched.
     @Test func noHostFileIsCreated() throws {

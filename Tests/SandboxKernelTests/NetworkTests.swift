@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Testing
 @testable import SandboxKernel
+import SandboxVocabulary
 
 // The egress network facility. The first suite is pure (golden netlink bytes, nft
 // text, JSON parsing, the address pool) and runs unprivileged. The second runs
@@ -198,6 +199,11 @@ private func sandboxRuleset(dns: String) -> String {
             DeniedDestination(daddr: "10.9.9.8", dport: 81, proto: "tcp", packets: 1),
         ])
         #expect(EgressNetwork.parseDenied(#"{"nftables": [{"set": {"name": "denied6"}}]}"#).isEmpty)
+        // Each reason's sets: the destination carries the reason of the set it is in.
+        for (set, reason) in [("limit4", EgressRefusal.connectionLimit), ("rate4", .connectionRate), ("dns4", .dnsCheck), ("denied4", .notAllowed)] {
+            let named = json.replacingOccurrences(of: #""name": "denied4""#, with: #""name": "\#(set)""#)
+            #expect(EgressNetwork.parseDenied(named).map(\.reason) == [reason, reason], "\(set)")
+        }
         // A `list table` holds the table's other sets too (and its rules): not denials.
         let other = json.replacingOccurrences(of: #""name": "denied4""#, with: #""name": "allowed4""#)
         #expect(other != json && EgressNetwork.parseDenied(other).isEmpty)

@@ -30,14 +30,18 @@ struct NetworkRulesTests {
 
     @Test func connectionCapDefaultsTo256AndFollowsThePolicy() throws {
         let d = try ruleset("dns = [\"10.203.0.1\"]")
-        #expect(d.contains("ct count over 256 goto refuse"))
+        #expect(d.contains("ct count over 256 goto refuse_limit"))
         // A flow already admitted passes before the count (retransmitted SYNs).
         let admit = d.firstIndex(of: "chain admit {")!
-        // Then the count, then a rate (closed connections stay in the host's table).
-        #expect(Array(d[(admit + 1)...(admit + 4)]) == ["ct status confirmed accept", "ct count over 256 goto refuse",
-                                                        "limit rate over 32/second burst 256 packets goto refuse", "accept"])
+        // Then the count, then a rate (closed connections stay in the host's table), each
+        // refused through a chain of its own: the result tells them from "not allowed".
+        #expect(Array(d[(admit + 1)...(admit + 4)]) == ["ct status confirmed accept", "ct count over 256 goto refuse_limit",
+                                                        "limit rate over 32/second burst 256 packets goto refuse_rate", "accept"])
         let small = try ruleset("max_connections = 64")
-        #expect(small.contains("ct count over 64 goto refuse") && small.contains("limit rate over 8/second burst 64 packets goto refuse"))
+        #expect(small.contains("ct count over 64 goto refuse_limit") && small.contains("limit rate over 8/second burst 64 packets goto refuse_rate"))
+        // The plan carries the same numbers for the result's hints.
+        #expect(try compile("max_connections = 64").network.connections == ConnectionLimits(max: 64, perSecond: 8, burst: 64))
+        #expect(try compile("dns = [\"10.203.0.1\"]").network.connections == ConnectionLimits(max: 256, perSecond: 32, burst: 256))
         // Every new connection that is allowed goes through admit; nothing accepts directly
         // after the established rule.
         let r = try ruleset("dns = [\"10.203.0.1\"]\nallow = [{ cidr = \"192.0.2.128/25\", ports = [443] }]")
@@ -59,9 +63,9 @@ struct NetworkRulesTests {
             #expect(r.contains("ip daddr \(dns) tcp dport 53 goto admit"))
         }
         let dns = r[r.firstIndex(of: "chain dns {")!...]
-        for rule in ["meta length > 576 goto refuse", "udp length < 25 goto refuse", "@th,80,5 != 0 goto refuse",
-                     "@th,96,16 != 1 goto refuse", "@th,112,32 != 0 goto refuse", "@th,144,16 > 1 goto refuse",
-                     "limit rate over 100/second burst 200 packets goto refuse"] {
+        for rule in ["meta length > 576 goto refuse_dns", "udp length < 25 goto refuse_dns", "@th,80,5 != 0 goto refuse_dns",
+                     "@th,96,16 != 1 goto refuse_dns", "@th,112,32 != 0 goto refuse_dns", "@th,144,16 > 1 goto refuse_dns",
+                     "limit rate over 100/second burst 200 packets goto refuse_dns"] {
             #expect(dns.contains(rule), "\(rule)")
         }
         // No resolver, no DNS rule at all.
@@ -135,12 +139,36 @@ struct NetworkRulesTests {
         #expect(bare.contains("ip daddr { 0.0.0.0/8, 127.0.0.0/8, 169.254.0.0/16, 224.0.0.0/4, 255.255.255.255 } goto refuse"))
     }
 
-    @Test func theRulesetLoadsAsOneTableWithFourChains() throws {
+    @Test func theRulesetLoadsAsOneTableWithItsChains() throws {
         let text = try compile("dns = [\"10.203.0.1\"]").network.nftRuleset ?? ""
-        for chain in ["chain output {", "chain dns {", "chain admit {", "chain refuse {"] {
+        for chain in ["chain output {", "chain dns {", "chain admit {", "chain refuse {", "chain refuse_limit {",
+                      "chain refuse_rate {", "chain refuse_dns {"] {
             #expect(text.contains(chain))
         }
         #expect(text.contains("type filter hook output priority filter; policy drop;"))
+    }
+
+    /// Each refusal chain records into its own sets (the result's `egressDenied[].reason`
+    /// is the set a destination is in), then resets or drops exactly as `refuse` does.
+    @Test func eachReasonRecordsInItsOwnSets() throws {
+        let r = try ruleset("dns = [\"10.203.0.1\"]")
+        for (chain, v4, v6) in [("refuse", "denied4", "denied6"), ("refuse_limit", "limit4", "limit6"),
+                                ("refuse_rate", "rate4", "rate6"), ("refuse_dns", "dns4", "dns6")] {
+            #expect(r.contains("set \(v4) {") && r.contains("set \(v6) {"), "\(v4), \(v6)")
+            let start = try #require(r.firstIndex(of: "chain \(chain) {"))
+            let body = Array(r[(start + 1)...(start + 10)])
+            #expect(body == [
+                "meta l4proto tcp ip daddr . meta l4proto . th dport @\(v4) counter reject with tcp reset",
+                "meta l4proto tcp add @\(v4) { ip daddr . meta l4proto . th dport } reject with tcp reset",
+                "meta l4proto udp ip daddr . meta l4proto . th dport @\(v4) counter drop",
+                "meta l4proto udp add @\(v4) { ip daddr . meta l4proto . th dport } drop",
+                "meta l4proto tcp ip6 daddr . meta l4proto . th dport @\(v6) counter reject with tcp reset",
+                "meta l4proto tcp add @\(v6) { ip6 daddr . meta l4proto . th dport } reject with tcp reset",
+                "meta l4proto udp ip6 daddr . meta l4proto . th dport @\(v6) counter drop",
+                "meta l4proto udp add @\(v6) { ip6 daddr . meta l4proto . th dport } drop",
+                "counter drop", "}",
+            ], "\(chain): \(body)")
+        }
     }
 }
 

@@ -15,14 +15,17 @@ struct PlanSpellingTests {
     /// seccomp rules that keep signals off PID 1 (Landlock's signal scope) and
     /// connect(2) through the supervisor in network modes none and loopback. ci-build's
     /// changed when its allow rules moved into cdn-egress (issue 18): its plan names
-    /// one more policy file in `policy.sources`, and nothing else changed.
+    /// one more policy file in `policy.sources`, and nothing else changed. The egress
+    /// plans (agent-net, ci-build) changed when each refusal reason got its own chain
+    /// and sets in the ruleset and the plan carried the connection limits
+    /// (`network.connections`) for the result's hints.
     static let goldenDigests: [String: String] = [
         "base root": "5469990e6b781dd3360034ecaafe66ee27e49915af4380c5e3a8f98403348c10",
         "base rootless": "8c0c041cbab7c1f84f7241138194ca010aa6f47cbed0e87294c6cc54617cd3e3",
         "agent root": "24877daa0f2bf819db8a109578b2fdd718bd555eedf40cbb07d4bb3586155312",
         "agent rootless": "b1a49a6b32644b3b6e4de434cb8b4b5cc52e510f8d9c8cc4ced3dd3f1b5b7802",
-        "agent-net root": "98f3543607f1bb5b04a4e940763062fc8c7e3551b016bbd5057cdc1a1e4b75da",
-        "ci-build root": "f9e090a0d74351b3223332d7f88617aa6bc7c69790854f234c0dbbd49a26bb14",
+        "agent-net root": "62dcdea8131c5c58e5e1131a2d91925bfe4b6c1154defb7e01f2b909373b1a87",
+        "ci-build root": "33183a8e6358c10d663637cc457c2dc1d7d5df616680262a44f659b5934367ff",
         "strict root": "e36f597e509dcdd1279ac5a515b1fa997efa87d76fb17347bf345ca2d1cc4a03",
         "strict rootless": "d1beb60df96448326c9c70c9e0cf7ea4289f0e13b5ae7420cc2e75cdf06deddc",
     ]

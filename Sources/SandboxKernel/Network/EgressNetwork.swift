@@ -23,15 +23,17 @@ public struct EgressConfig: Sendable {
 }
 
 /// A destination the sandbox tried and the egress firewall denied, read from the
-/// `denied4`/`denied6` sets of its ruleset (Docs/design.md §5), with the packet count.
+/// sets of its ruleset (Docs/design.md §5), with the packet count and why: the set it
+/// was recorded in (`EgressRefusal.sets`).
 public struct DeniedDestination: Codable, Sendable, Equatable, Hashable {
     public var daddr: String
     public var dport: UInt16
     public var proto: String
     public var packets: UInt64
+    public var reason: EgressRefusal
 
-    public init(daddr: String, dport: UInt16, proto: String, packets: UInt64) {
-        self.daddr = daddr; self.dport = dport; self.proto = proto; self.packets = packets
+    public init(daddr: String, dport: UInt16, proto: String, packets: UInt64, reason: EgressRefusal = .notAllowed) {
+        self.daddr = daddr; self.dport = dport; self.proto = proto; self.packets = packets; self.reason = reason
     }
 }
 
@@ -282,9 +284,9 @@ public final class EgressNetwork {
         (try? readDeniedDestinations()) ?? []
     }
 
-    /// Lists the `denied4` and `denied6` sets of `table inet sandbox` (JSON, with
-    /// counters) from a thread inside the run's namespace. A ruleset without one of
-    /// the sets contributes nothing.
+    /// Lists the sets of refused destinations of `table inet sandbox` (`denied4`,
+    /// `limit4`…, JSON, with counters) from a thread inside the run's namespace. A
+    /// ruleset without one of the sets contributes nothing.
     public func readDeniedDestinations() throws -> [DeniedDestination] {
         guard netnsFD >= 0 else {
             throw KernelError(operation: "nft list table", subject: Self.runTable, errno: EBADF, detail: "the run's network is torn down")
@@ -297,12 +299,13 @@ public final class EgressNetwork {
             try Nftables.run("list table \(Self.runTable)", json: true, operation: "nft list table", subject: Self.runTable)
         }
         return EgressNetwork.parseDenied(json).sorted {
-            ($0.proto, $0.daddr, $0.dport) < ($1.proto, $1.daddr, $1.dport)
+            ($0.proto, $0.daddr, $0.dport, $0.reason.rawValue) < ($1.proto, $1.daddr, $1.dport, $1.reason.rawValue)
         }
     }
 
-    /// The elements of the `denied4`/`denied6` sets in a `list table` (or `list set`)
-    /// in libnftables JSON — other sets of the table are not denials:
+    /// The elements of the sets of refused destinations (`EgressRefusal.sets`) in a
+    /// `list table` (or `list set`) in libnftables JSON, each with the reason its set
+    /// records — other sets of the table are not denials:
     /// `{"elem": {"val": {"concat": ["10.9.9.9", "udp", 9999]}, "counter": {"packets": 3, …}}}`.
     static func parseDenied(_ json: String) -> [DeniedDestination] {
         guard let root = JSONTree.parse(json.utf8) as? [String: Any],
@@ -310,7 +313,7 @@ public final class EgressNetwork {
         var out: [DeniedDestination] = []
         for item in items {
             guard let set = item["set"] as? [String: Any], let name = set["name"] as? String,
-                  NftRunTable.deniedSets.contains(name), let elems = set["elem"] as? [Any] else { continue }
+                  let reason = EgressRefusal(set: name), let elems = set["elem"] as? [Any] else { continue }
             for e in elems {
                 var value: Any? = e
                 var packets: UInt64 = 0
@@ -332,7 +335,7 @@ public final class EgressNetwork {
                 case let s as String: guard let p = UInt16(s) else { continue }; port = p
                 default: continue
                 }
-                out.append(DeniedDestination(daddr: daddr, dport: port, proto: proto, packets: packets))
+                out.append(DeniedDestination(daddr: daddr, dport: port, proto: proto, packets: packets, reason: reason))
             }
         }
         return out
