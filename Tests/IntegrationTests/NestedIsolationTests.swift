@@ -238,6 +238,49 @@ import Testing
         #expect(layers.contains { $0["name"] as? String == "cgroup" && $0["applied"] as? Bool == false }, "cgroup layer: \(layers)")
     }
 
+    /// Red team 3, R1: leftovers that keep changing pid (each forks and its parent
+    /// exits at once) outran the reaper's pid-by-pid kill rounds — the run lasted as
+    /// long as they chose and its timeout was ignored. The reaper now holds a
+    /// signal-scoped Landlock domain of its own and ends them with kill(-1, SIGKILL)
+    /// sweeps that reach nothing outside the run. Here 100 shell churners (each
+    /// generation appends a byte and forks the next) that stop only when a `stop` file
+    /// appears, which the test makes 20 s later: the run returns long before that,
+    /// nothing writes after it, and a bystander of the same uid started before the run
+    /// survives it (the sweep is scoped). Control: the same churners started by the
+    /// outer environment itself keep writing after their launcher returned.
+    @Test func forkingLeftoversDoNotOutliveTheRun() throws {
+        guard Self.ready(), let profile = Self.dockerProfile() else { return }
+        let w = World()
+        defer { FileManager.default.createFile(atPath: "\(w.work)/stop", contents: nil); usleep(300_000); w.remove() }
+        let outer = w.outerPolicy(profile: profile)
+        let inner = w.innerPolicy("nested", isolation: "nested")
+        let churn = "f() { [ -e stop ] && exit 0; echo x >> churn.log; f & exit 0; }; for i in $(seq ${N:-100}); do f & done; exit 0"
+        try churn.write(toFile: "\(w.work)/churn.sh", atomically: true, encoding: .utf8)
+        // Bytes of churn.log now, and again after a second: equal when nothing writes.
+        let growth = "a=$(stat -c %s churn.log 2>/dev/null || echo 0); sleep 1; b=$(stat -c %s churn.log 2>/dev/null || echo 0); echo before=$a after=$b"
+        func sizes(_ stdout: String) -> [String] {
+            let line = stdout.split(separator: "\n").first { $0.hasPrefix("before=") } ?? ""
+            return line.split(separator: " ").map { $0.split(separator: "=").last.map(String.init) ?? "" }
+        }
+
+        let control = try Harness.exec(policy: outer, ["sh", "-c", "N=4 sh churn.sh; sleep 0.3; \(growth); touch stop; sleep 0.3"], cwd: w.work)
+        let c = sizes(control.stdout)
+        #expect(c.count == 2 && c[0] != c[1], "control: churners left by a plain launcher stopped writing: \(control.stdout) \(control.stderr)")
+        try? FileManager.default.removeItem(atPath: "\(w.work)/stop")
+        try? FileManager.default.removeItem(atPath: "\(w.work)/churn.log")
+
+        let started = Date()
+        let out = try Harness.exec(policy: outer, ["sh", "-c",
+            "(sleep 20; touch stop) & sleep 60 & bystander=$!; \(Harness.binary) exec --policy \(inner) -- sh churn.sh; echo status=$?; \(growth); if kill -0 $bystander; then echo bystander=alive; kill $bystander; fi"],
+            cwd: w.work, timeout: 90)
+        let elapsed = Date().timeIntervalSince(started)
+        #expect(out.stdout.contains("status=0"), "nested run: \(out.stdout) \(out.stderr)")
+        #expect(elapsed < 15, "the run waited for its leftovers (\(Int(elapsed)) s; they stop at 20 s): \(out.stdout)")
+        let parts = sizes(out.stdout)
+        #expect(parts.count == 2 && parts[0] == parts[1], "a leftover kept writing after the run: \(out.stdout)")
+        #expect(out.stdout.contains("bystander=alive"), "the sweep reached a process outside the run: \(out.stdout)")
+    }
+
     /// Limits that need a cgroup, where none can be made (the container-like
     /// environment has no cgroup hierarchy): refused with 125 naming each, unless
     /// best-effort; then they are in notApplied and the result's cgroup layer is not
