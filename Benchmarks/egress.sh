@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 command -v hyperfine >/dev/null || { echo "needs hyperfine (apt-get install hyperfine)"; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "egress runs need root"; exit 1; }
 [ -n "${NO_BUILD:-}" ] || swift build -c release --static-swift-stdlib >/dev/null
-bin="$PWD/.build/release/sandbox"
+bin="${SANDBOX_BIN:-$PWD/.build/release/sandbox}"
 # Policies and profiles from this checkout for every binary (BEFORE may live elsewhere).
 export SANDBOX_DATA_DIR="$PWD"
 bench="$PWD/Benchmarks"
@@ -24,8 +24,7 @@ trap 'cd /; rm -rf "$work"; "$bench/egress-peer.sh" --remove' EXIT
 cd "$work"
 # Everything from here under the suite lock: the runs use the shared bridge sbx0, and
 # the peer makes a network namespace (/run/netns) the suites would see.
-exec 9>/tmp/sandbox-suite.lock
-flock 9
+if [ -z "${SANDBOX_BENCH_LOCKED:-}" ]; then exec 9>/tmp/sandbox-suite.lock; flock 9; fi
 "$bin" exec --policy "$bench/bench-egress.toml" -- true   # the bridge, host table, seccomp cache
 "$bench/egress-peer.sh"                                   # the peer's bridge
 

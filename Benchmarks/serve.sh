@@ -27,6 +27,7 @@ mkdir "$work/cwd"
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 100); do [ -S "$work/sock/s" ] && break; sleep 0.05; done
+[ -S "$work/sock/s" ] || { echo "sandbox serve did not start: $(cat "$work/serve.log")"; exit 1; }
 cd "$work/cwd"
 "$bin" exec --policy agent -- true   # warm the seccomp cache, as the server's first run would
 
