@@ -893,6 +893,13 @@ static int fork_payload(struct child *c) {
     c->payload_pid = clone_with_pidfd(0, -1, &c->payload_pidfd);
     if (c->payload_pid < 0) { errno = (int)-c->payload_pid; return -1; }
     if (c->payload_pid == 0) run_payload(c);
+    /* Nested: the reaper leaves the supervisor's process group, so a SIGKILL to that
+     * group (a CI job's timeout, `kill -9 -PGID`) does not end the reaper before it
+     * sweeps — its PDEATHSIG (SBX_SIGNAL_END_RUN) then ends the run as a killed
+     * supervisor does (red team 4, F2). After the fork, so the payload stays in the
+     * terminal's foreground group where new_session = false. setpgid(0, 0) fails only
+     * for a session leader, which this fresh child of the supervisor is not. */
+    if (c->spec->nested) (void)setpgid(0, 0);
     return 0;
 }
 
@@ -918,15 +925,21 @@ static int close_reaper_fds(struct child *c) {
 static void end_leftovers(struct child *c) {
     char buf[4096];
     int status;
-    /* Anchored: sweep with kill(-1) until no child is left. No child at all (the
-     * usual end): nothing of the run is alive — a living descendant has a living
-     * ancestor among the children, or was reparented here — and no sweep is made. */
+    /* Anchored: sweep with kill(-1), then reap until no child is left. No child at
+     * all (the usual end): nothing of the run is alive — a living descendant has a
+     * living ancestor among the children, or was reparented here — and no sweep is
+     * made. Only ASK whether a child is left first (WNOWAIT): reaping zombies before
+     * the sweep let fork chains pile them up faster than a reaper with 1/(N+1) of
+     * the CPU reaps them, so the sweep never came (red team 4, F1). One sweep ends
+     * them all (a process with SIGKILL pending cannot fork); it is repeated every
+     * 64 reaps as a guard, not because it is needed. */
     if (c->signal_anchored) {
-        for (;;) {
+        siginfo_t any;
+        memset(&any, 0, sizeof any);
+        if (waitid(P_ALL, 0, &any, WEXITED | WNOHANG | WNOWAIT) < 0 && errno == ECHILD) return;
+        for (unsigned reaped = 0;; reaped++) {
+            if (reaped % 64 == 0) kill(-1, SIGKILL);
             pid_t done;
-            while ((done = waitpid(-1, &status, WNOHANG)) > 0) {}
-            if (done < 0 && errno == ECHILD) return;
-            kill(-1, SIGKILL);
             do { done = waitpid(-1, &status, 0); } while (done < 0 && errno == EINTR);
             if (done < 0 && errno == ECHILD) return;
         }

@@ -281,6 +281,30 @@ import Testing
         #expect(out.stdout.contains("bystander=alive"), "the sweep reached a process outside the run: \(out.stdout)")
     }
 
+    /// Red team 4, F2: a SIGKILL to the supervisor's process group (a CI job's timeout,
+    /// `kill -9 -PGID`) also ended the reaper, which was in that group, before it could
+    /// sweep: the command's setsid daemon outlived the run. The reaper now has a group
+    /// of its own, and the supervisor's death reaches it as its PDEATHSIG (END_RUN).
+    /// Control: the same daemon started without the sandbox survives the same kill.
+    @Test func killingTheSupervisorsProcessGroupLeavesNoDaemon() throws {
+        guard Self.ready(), let profile = Self.dockerProfile() else { return }
+        let w = World()
+        defer { w.remove() }
+        let outer = w.outerPolicy(profile: profile)
+        let inner = w.innerPolicy("nested", isolation: "nested")
+        let payload = "setsid sleep 30 </dev/null >/dev/null 2>&1 & echo $! > daemon.pid; sleep 30"
+        let check = "pid=$(cat daemon.pid); if kill -0 \"$pid\" 2>/dev/null && grep -qs sleep /proc/$pid/cmdline; then echo daemon=alive; kill \"$pid\"; else echo daemon=gone; fi"
+        func script(_ launcher: String) -> String {
+            "rm -f daemon.pid; setsid \(launcher) sh -c '\(payload)' & group=$!; "
+                + "for i in $(seq 200); do [ -s daemon.pid ] && break; sleep 0.05; done; sleep 0.3; "
+                + "kill -9 -$group || echo group-kill-failed; sleep 0.7; \(check)"
+        }
+        let control = try Harness.exec(policy: outer, ["sh", "-c", script("")], cwd: w.work)
+        #expect(control.stdout.contains("daemon=alive"), "control: the daemon did not survive a group kill: \(control.stdout) \(control.stderr)")
+        let out = try Harness.exec(policy: outer, ["sh", "-c", script("\(Harness.binary) exec --policy \(inner) --")], cwd: w.work)
+        #expect(out.stdout.contains("daemon=gone"), "the daemon outlived a kill of the supervisor's process group: \(out.stdout) \(out.stderr)")
+    }
+
     /// Limits that need a cgroup, where none can be made (the container-like
     /// environment has no cgroup hierarchy): refused with 125 naming each, unless
     /// best-effort; then they are in notApplied and the result's cgroup layer is not
