@@ -15,6 +15,7 @@
 #define _GNU_SOURCE
 #include "sandbox_child.h"
 #include "kernel_abi.h"
+#include "sandbox_fence.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -871,10 +872,9 @@ static int become_subreaper(struct child *c) {
 #define SBX_LANDLOCK_SCOPE_SIGNAL (1ULL << 1)
 #define SBX_LANDLOCK_RESTRICT_SELF_LOG_SAME_EXEC_OFF (1U << 0)
 static int anchor_signals(struct child *c) {
-    long abi = syscall(SYS_landlock_create_ruleset, NULL, 0, 1U /* LANDLOCK_CREATE_RULESET_VERSION */);
+    int abi = sbx_fence_landlock_abi();
     if (abi < 6) return 0;
-    struct { uint64_t fs, net, scoped; } attr = { 0, 0, SBX_LANDLOCK_SCOPE_SIGNAL };
-    int fd = (int)syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0);
+    int fd = sbx_fence_landlock_create_ruleset(0, 0, SBX_LANDLOCK_SCOPE_SIGNAL, abi);
     if (fd < 0) return -1;
     unsigned flags = abi >= 7 ? SBX_LANDLOCK_RESTRICT_SELF_LOG_SAME_EXEC_OFF : 0;
     int r = -1;

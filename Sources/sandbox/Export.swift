@@ -25,7 +25,7 @@ struct Export: ParsableCommand {
         var command: [String] = []
 
         func run() throws {
-            let argv = command.first == "--" ? Array(command.dropFirst()) : command
+            let argv = commandLine(command)
             guard !argv.isEmpty else { fail("export oci: no command given; usage: sandbox export oci --policy P [--bundle DIR] -- CMD…") }
             let plan = compile(loadPolicy(options.policy), argv: argv, runId: "export")
             guard let binary = LoadedLibraries.executable() else { fail("export oci: cannot find this executable (/proc/self/exe)") }
@@ -59,7 +59,7 @@ struct Export: ParsableCommand {
         var command: [String] = []
 
         func run() throws {
-            let argv = command.first == "--" ? Array(command.dropFirst()) : command
+            let argv = commandLine(command)
             guard !argv.isEmpty else { fail("export k8s: no command given; usage: sandbox export k8s --policy P --image IMAGE [--dir DIR] -- CMD…") }
             let plan = compile(loadPolicy(options.policy), argv: argv, runId: "export")
             let podName = name ?? "sandbox-" + K8sExport.dnsLabel(plan.policy.name, limit: 50)
@@ -88,7 +88,7 @@ struct LandlockExec: ParsableCommand {
     var command: [String] = []
 
     func run() throws {
-        let argv = command.first == "--" ? Array(command.dropFirst()) : command
+        let argv = commandLine(command)
         let plan: LandlockPlan
         do { plan = try JSONDecoder().decode(LandlockPlan.self, from: Data(contentsOf: URL(fileURLWithPath: rules))) } catch {
             fail("landlock-exec: --rules \(rules): \(error)")

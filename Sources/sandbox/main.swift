@@ -58,6 +58,12 @@ func loadPolicy(_ nameOrPath: String, relativeTo cwd: String = FileManager.defau
 
 func hostFacts(_ probe: HostProbe = .probe()) -> HostFacts { RunSteps.hostFacts(probe) }
 
+/// The command of a `.captureForPassthrough` argument: ArgumentParser keeps the `--`
+/// that ends the options as its first element.
+func commandLine(_ captured: [String]) -> [String] {
+    captured.first == "--" ? Array(captured.dropFirst()) : captured
+}
+
 func compile(_ policy: Policy, argv: [String], runId: String, probe: HostProbe = .probe(), digest: Bool = true,
              onError: OnError = { fail($0.message) }) -> RunPlan {
     do { return try RunSteps.plan(policy, argv: argv, runId: runId, host: hostFacts(probe), digest: digest) } catch {
@@ -202,7 +208,7 @@ struct Exec: ParsableCommand {
     var command: [String] = []
 
     func run() throws {
-        let argv = command.first == "--" ? Array(command.dropFirst()) : command
+        let argv = commandLine(command)
         runExec(policyName: options.policy, argv: argv, resultPath: result, resultFD: resultFD, server: server)
     }
 }
@@ -275,7 +281,7 @@ struct Plan: ParsableCommand {
     var command: [String] = []
 
     func run() throws {
-        var argv = command.first == "--" ? Array(command.dropFirst()) : command
+        var argv = commandLine(command)
         if argv.isEmpty { argv = ["/bin/sh"] }
         let plan = compile(loadPolicy(options.policy), argv: argv, runId: runId)
         print((try? plan.prettyJSON()) ?? "{}")
