@@ -663,13 +663,13 @@ static int list_kept_fds(struct child *c) {
     size_t n_moved = 0;
     for (size_t i = 0; i < spec->n_mounts; i++)
         if (spec->mounts[i].kind == SBX_MOUNT_MOVE_FD && spec->mounts[i].fd >= 0) n_moved++;
-    size_t want = 7 + spec->n_cgroup_procs_fds + n_moved;
+    size_t want = 7 + spec->n_cgroup_join_fds + n_moved;
     if (want > SBX_MAX_KEEP) { c->index = (int)want; errno = E2BIG; return -1; }
     size_t nk = 0;
     c->keep[nk++] = spec->sync_fd; c->keep[nk++] = spec->error_fd; c->keep[nk++] = spec->status_fd;
     c->keep[nk++] = spec->landlock_fd; c->keep[nk++] = spec->notify_sock;
     c->keep[nk++] = spec->exec_fd; c->keep[nk++] = spec->script_fd;
-    for (size_t i = 0; i < spec->n_cgroup_procs_fds; i++) c->keep[nk++] = spec->cgroup_procs_fds[i];
+    for (size_t i = 0; i < spec->n_cgroup_join_fds; i++) c->keep[nk++] = spec->cgroup_join_fds[i];
     for (size_t i = 0; i < spec->n_mounts; i++)
         if (spec->mounts[i].kind == SBX_MOUNT_MOVE_FD && spec->mounts[i].fd >= 0) c->keep[nk++] = spec->mounts[i].fd;
     c->n_keep = nk;
@@ -699,13 +699,15 @@ static int wait_for_supervisor(struct child *c) {
     return 0;
 }
 
-/* cgroup v1: join each controller by writing "0" (= this process) to the files the
- * supervisor opened; no PID is ever written by the supervisor. */
+/* cgroup v1: join each controller by writing "0" (= this thread) to the `tasks` files
+ * the supervisor opened; no PID is ever written by the supervisor. We are single-
+ * threaded here, so this thread is the process; a one-thread move of the caller skips
+ * the kernel's global threadgroup rwsem and its RCU grace period (CgroupV1.swift). */
 static int join_cgroups_v1(struct child *c) {
     const struct sbx_spec *spec = c->spec;
-    for (size_t i = 0; i < spec->n_cgroup_procs_fds; i++) {
-        if (write_all(spec->cgroup_procs_fds[i], "0", 1) < 0) { c->index = (int)i; return -1; }
-        close(spec->cgroup_procs_fds[i]);
+    for (size_t i = 0; i < spec->n_cgroup_join_fds; i++) {
+        if (write_all(spec->cgroup_join_fds[i], "0", 1) < 0) { c->index = (int)i; return -1; }
+        close(spec->cgroup_join_fds[i]);
     }
     return 0;
 }
@@ -714,7 +716,7 @@ static int join_cgroups_v1(struct child *c) {
  * run's own cgroups so /proc/self/cgroup inside shows "/", not the host's layout.
  * (v2 needs nothing: CLONE_INTO_CGROUP placed us before the namespace.) */
 static int reroot_cgroup_namespace(struct child *c) {
-    if (c->spec->n_cgroup_procs_fds == 0) return 0;
+    if (c->spec->n_cgroup_join_fds == 0) return 0;
     return unshare(CLONE_NEWCGROUP);
 }
 

@@ -472,7 +472,7 @@ public final class Executor {
                             message: "filesystem: \(spec.mounts.count) mounts; at most \(ChildSpec.maxMounts) are supported")
         }
         spec.cgroupFD = cgroup?.cloneIntoFD ?? -1
-        spec.cgroupProcsFDs = cgroup?.procsFDs ?? []
+        spec.cgroupJoinFDs = cgroup?.joinFDs ?? []
         spec.landlockFD = landlock?.fd ?? -1
         spec.notifySocket = notify?.child.raw ?? -1
         spec.syncFD = pipes.sync.read.raw

@@ -31,7 +31,7 @@ public struct ChildSpec {
     /// the identity, capability and fence steps and execs the command itself.
     public var nested = false
     public var cgroupFD: Int32 = -1
-    public var cgroupProcsFDs: [Int32] = []
+    public var cgroupJoinFDs: [Int32] = []
     public var loopbackUp = false
     public var uidMap: String? = nil
     public var gidMap: String? = nil
@@ -202,8 +202,8 @@ public enum Child {
         c.clone_flags = spec.cloneFlags
         c.nested = spec.nested ? 1 : 0
         c.cgroup_fd = spec.cgroupFD
-        c.cgroup_procs_fds = arena.array(spec.cgroupProcsFDs)
-        c.n_cgroup_procs_fds = spec.cgroupProcsFDs.count
+        c.cgroup_join_fds = arena.array(spec.cgroupJoinFDs)
+        c.n_cgroup_join_fds = spec.cgroupJoinFDs.count
         c.loopback_up = spec.loopbackUp ? 1 : 0
         c.uid_map = spec.uidMap.map { arena.string($0) }
         c.gid_map = spec.gidMap.map { arena.string($0) }

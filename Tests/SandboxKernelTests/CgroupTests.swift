@@ -55,7 +55,7 @@ private func cgroup2MountPoint() -> String? {
 }
 
 /// A spawned `/bin/sh -c script`, with `fds[i]` available to it as fd 3+i (dup2 drops
-/// O_CLOEXEC on the copy, exactly as the executor's child inherits procsFDs).
+/// O_CLOEXEC on the copy, exactly as the executor's child inherits joinFDs).
 private struct Spawned {
     let pid: pid_t
 
@@ -110,7 +110,7 @@ private func waitForMembers(_ procs: String, count: Int, timeoutMs: Int = 5000) 
 /// CLONE_INTO_CGROUP, which sh cannot), "0" into the run's cgroup.procs.
 private func joinScript(_ cg: RunCgroup) -> String {
     switch layout(cg) {
-    case .v1: return (0..<cg.procsFDs.count).map { "echo 0 >&\(3 + $0)" }.joined(separator: " && ")
+    case .v1: return (0..<cg.joinFDs.count).map { "echo 0 >&\(3 + $0)" }.joined(separator: " && ")
     case .v2(let dir): return "echo 0 > \(dir)/cgroup.procs"
     case .none: return "false"
     }
@@ -118,7 +118,7 @@ private func joinScript(_ cg: RunCgroup) -> String {
 
 /// Spawns `script` inside `cg`; exit 99 if joining failed.
 private func spawnInside(_ cg: RunCgroup, _ script: String) throws -> Spawned {
-    try Spawned("\(joinScript(cg)) || exit 99; \(script)", fds: cg.procsFDs)
+    try Spawned("\(joinScript(cg)) || exit 99; \(script)", fds: cg.joinFDs)
 }
 
 /// Which backend a RunCgroup got, with its directories.
@@ -343,7 +343,7 @@ struct CgroupKernelTests {
             switch layout(cg) {
             case .v1(let dirs):
                 #expect(cg.cloneIntoFD == -1)
-                #expect(cg.procsFDs.count == cg.directories.count)
+                #expect(cg.joinFDs.count == cg.directories.count)
                 #expect(cg.directories.first == dirs["freezer"], "freezer is joined first")
                 for c in ["freezer", "memory", "pids", "cpu", "cpuacct"] { #expect(dirs[c].map(isDir) == true, "\(c) directory") }
                 #expect(dirs["blkio"] == nil)
@@ -353,7 +353,7 @@ struct CgroupKernelTests {
                 #expect(readFile(dirs["cpu"]! + "/cpu.cfs_quota_us") == "50000")
                 #expect(readFile(dirs["cpu"]! + "/cpu.cfs_period_us") == "100000")
             case .v2(let dir):
-                #expect(cg.cloneIntoFD >= 0 && cg.procsFDs.isEmpty)
+                #expect(cg.cloneIntoFD >= 0 && cg.joinFDs.isEmpty)
                 #expect(readFile(dir + "/memory.max") == "67108864")
                 #expect(readFile(dir + "/memory.swap.max") == "0")
                 #expect(readFile(dir + "/pids.max") == "32")
@@ -371,11 +371,11 @@ struct CgroupKernelTests {
             for d in cg.directories { #expect(!isDir(d), "\(d) removed") }
             #expect(RunCgroup.existingRunIds(host: host).isEmpty)
             #expect(cg.remove().isEmpty, "remove twice is fine")
-            #expect(cg.cloneIntoFD == -1 && cg.procsFDs.isEmpty)
+            #expect(cg.cloneIntoFD == -1 && cg.joinFDs.isEmpty)
         }
     }
 
-    /// The executor's v1 path: the child inherits procsFDs and writes "0" into each;
+    /// The executor's v1 path: the child inherits joinFDs and writes "0" into each;
     /// it forks a grandchild that outlives it (a daemon), and killAll gets both.
     @Test func v1ChildJoinsThroughInheritedFDsAndKillAllKillsEverything() throws {
         try withTestHost { host in
@@ -431,7 +431,7 @@ struct CgroupKernelTests {
             defer { cg.remove() }
             let dirs = v1Dirs(cg)
             #expect(Set(dirs.keys) == Set(["freezer", "cpuacct"].filter { v1[$0] != nil }))
-            #expect(cg.procsFDs.count == cg.directories.count)
+            #expect(cg.joinFDs.count == cg.directories.count)
             let s = cg.stats()
             #expect(s.memoryPeakBytes == nil && s.cpuUserUs != nil)
             #expect(cg.remove().isEmpty)
@@ -560,7 +560,7 @@ struct CgroupKernelTests {
             defer { cg.remove() }
             let dir = mp + "/" + host.parentName + "/" + id
             #expect(cg.directories == [dir] && isDir(dir))
-            #expect(cg.cloneIntoFD >= 0 && cg.procsFDs.isEmpty)
+            #expect(cg.cloneIntoFD >= 0 && cg.joinFDs.isEmpty)
             var st = stat()
             #expect(fstat(cg.cloneIntoFD, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR)
             #expect(fcntl(cg.cloneIntoFD, F_GETFD) & FD_CLOEXEC != 0)

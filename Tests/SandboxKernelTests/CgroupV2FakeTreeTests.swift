@@ -203,7 +203,7 @@ struct CgroupV2FakeTreeTests {
         let cg = try RunCgroup.create(runId: "fresh", limits: CgroupLimits(), bestEffort: [], host: fake.host)
         #expect(cg.directories == [fake.parent + "/fresh"])
         #expect(fake.bytes("sandbox/cgroup.subtree_control") == "+pids")
-        #expect(cg.cloneIntoFD >= 0 && cg.procsFDs.isEmpty)
+        #expect(cg.cloneIntoFD >= 0 && cg.joinFDs.isEmpty)
         #expect(RunCgroup.existingRunIds(host: fake.host) == ["fake", "fresh"])
         #expect(cg.remove().isEmpty)
         #expect(!CgroupFS.isDirectory(fake.parent + "/fresh"))

@@ -60,7 +60,7 @@ import Testing
         defer { close(fds[0]) }
         var spec = ChildSpec()
         spec.errorFD = fds[1]
-        spec.cgroupProcsFDs = Array(repeating: fds[1], count: Int(SBX_MAX_KEEP))
+        spec.cgroupJoinFDs = Array(repeating: fds[1], count: Int(SBX_MAX_KEEP))
         spec.argv = ["/bin/true"]
         spec.hideSupervisorArgv = false
         let child = try Child.spawn(spec)

@@ -76,8 +76,8 @@ struct sbx_spec {
      * subreaper that ends what the command leaves behind. */
     int nested;
     int cgroup_fd;                 /* v2: CLONE_INTO_CGROUP target, or -1 */
-    const int *cgroup_procs_fds;   /* v1: cgroup.procs files the child writes "0" to */
-    size_t n_cgroup_procs_fds;
+    const int *cgroup_join_fds;   /* v1: `tasks` files the child writes "0" to */
+    size_t n_cgroup_join_fds;
     int loopback_up;
     const char *uid_map;           /* rootless: "inside outside 1\n", else NULL */
     const char *gid_map;

@@ -11,7 +11,7 @@ import Glibc
 /// 1. create + apply limits — each backend's `static func create`, which makes the
 ///    directories, writes every limit, and hands back the child's join fds;
 /// 2. add the child — v2: `clone3(CLONE_INTO_CGROUP)` on the directory fd; v1: the
-///    child writes "0" into each `cgroup.procs` fd before exec;
+///    child writes "0" into each hierarchy's `tasks` fd before exec (see ``CgroupV1``);
 /// 3. `stats()` — what the run's own files say (OOM kills, pids.max hits, peak
 ///    memory, CPU time, throttling);
 /// 4. `killAll(deadline:)` — every process, bounded; `freeze`/`thaw` where kill uses them;

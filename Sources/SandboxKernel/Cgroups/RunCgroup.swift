@@ -16,7 +16,7 @@ import Synchronization
 ///   inside with `clone3(CLONE_INTO_CGROUP)` on `cloneIntoFD`.
 /// * v1: `<controller mount>/sandbox/<run-id>` for freezer and cpuacct always, and
 ///   memory, pids, cpu, blkio when their limit is applied. The child writes "0" to
-///   each of `procsFDs` (freezer first) before it execs.
+///   each of `joinFDs` (freezer first) before it execs.
 ///
 /// Decisions worth knowing:
 /// * Host cgroups we did not create are never written. In particular the root's (or
@@ -53,11 +53,12 @@ public final class RunCgroup: Sendable {
     /// v2: `O_RDONLY|O_DIRECTORY|O_CLOEXEC` fd of the run cgroup, for `clone3`'s
     /// `CLONE_INTO_CGROUP`; -1 on v1 or once closed.
     public var cloneIntoFD: Int32 { cloneInto.raw }
-    /// v1: `O_WRONLY|O_CLOEXEC` fds of each hierarchy's `<run>/cgroup.procs`, freezer
-    /// first. The child writes "0" (itself) into each, in this order, before exec —
+    /// v1: `O_WRONLY|O_CLOEXEC` fds of each hierarchy's `<run>/tasks`, freezer first
+    /// (`tasks`, not `cgroup.procs`: see ``CgroupV1``). The child, single-threaded,
+    /// writes "0" (itself) into each, in this order, before exec —
     /// the kernel checks the permission against the opener's credentials (this root
     /// supervisor), so the child may do it whatever it becomes. Empty on v2.
-    public var procsFDs: [Int32] { procs.map(\.raw).filter { $0 >= 0 } }
+    public var joinFDs: [Int32] { procs.map(\.raw).filter { $0 >= 0 } }
 
     /// The child's descriptors, owned here (closed once: `closeChildFDs`, `remove`
     /// or when the last reference goes).
