@@ -235,7 +235,7 @@ public struct HostFeatures: Sendable {
             initialNetworkNamespace: inInitialNetworkNamespace(),
             hardLimits: limits,
             landlockObserverRefusal: rootless ? "it needs CAP_BPF and CAP_PERFMON (root)"
-                : { if case .failure(let why) = LandlockObserver.shared() { return why.reason }; return nil }())
+                : { if case .failure(let why) = LandlockObserver.shared(fresh: true) { return why.reason }; return nil }())
         if !features.namespaces.works { features.namespaceRefusal = HostProbe.namespaceRefusal() }
         return features
     }

@@ -42,19 +42,83 @@ public final class LandlockObserver: @unchecked Sendable {
     /// ENOTSUP, EINVAL: no trampolines, no function, another layout) is kept; a
     /// passing one (E2BIG: 38 programs on the function already, ENOMEM, EMFILE) is
     /// tried again at the next run.
-    public static func shared() -> Result<LandlockObserver, AuditUnavailable> {
+    ///
+    /// A lasting refusal is also remembered for the boot (``RememberedRefusal``), so
+    /// the next `sandbox exec` does not pay the BTF scan and the verifier (≈1 ms of CPU
+    /// and a TLB shootdown per run) to hear it again; `fresh` (doctor) asks the kernel.
+    public static func shared(fresh: Bool = false) -> Result<LandlockObserver, AuditUnavailable> {
         instance.withLock { slot in
-            if let slot { return slot }
+            if let slot, !fresh || (try? slot.get()) != nil { return slot }
+            if !fresh, let remembered = RememberedRefusal.read() {
+                let refusal = AuditUnavailable(reason: remembered + " (remembered for this boot; `sandbox doctor` asks the kernel again)")
+                slot = .failure(refusal)
+                return .failure(refusal)
+            }
             do throws(Refusal) {
                 let o = try LandlockObserver(rawTracepoint: nil, fakeCwdRequest: false, ringBytes: ringBytes, perRunCap: perRunCap)
                 slot = .success(o)
+                RememberedRefusal.forget()
                 return .success(o)
             } catch {
                 let refusal = AuditUnavailable(reason: error.reason)
-                if [EPERM, ENOENT, ENOTSUP, EINVAL].contains(error.errno) { slot = .failure(refusal) }
+                if [EPERM, ENOENT, ENOTSUP, EINVAL].contains(error.errno) {
+                    slot = .failure(refusal)
+                    RememberedRefusal.write(error.reason)
+                }
                 return .failure(refusal)
             }
         }
+    }
+
+    /// The kernel's lasting refusal of the observer, kept in `/run/sandbox` (root's
+    /// run directory base: the observer is root's only) for as long as it holds: the
+    /// same boot, kernel and effective capabilities (a root with CAP_BPF dropped must
+    /// not speak for one that has it). Only denial reporting depends on it — Landlock
+    /// enforces either way — and a run that reads it says so in its reason.
+    enum RememberedRefusal {
+        static let path = "/run/sandbox/.landlock-observer-refused"
+
+        /// boot id, kernel release and CapEff: what the refusal was heard under.
+        static func key() -> String? {
+            guard let boot = RunDirectory.read("/proc/sys/kernel/random/boot_id")?.split(separator: "\n").first else { return nil }
+            var u = utsname()
+            uname(&u)
+            let release = withUnsafeBytes(of: &u.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            return "\(boot) \(release) \(String(HostFeatures.effectiveCapabilities(), radix: 16))"
+        }
+
+        /// The reason, if a refusal was heard under the same key. The file must be
+        /// root's, mode 0600, a regular file (O_NOFOLLOW): nothing else may speak here.
+        static func read(at path: String = path) -> String? {
+            guard geteuid() == 0, let key = key() else { return nil }
+            let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+            guard fd >= 0 else { return nil }
+            defer { close(fd) }
+            var st = stat()
+            guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_uid == 0,
+                  st.st_mode & 0o077 == 0, st.st_size < 4096 else { return nil }
+            var buf = [UInt8](repeating: 0, count: Int(st.st_size))
+            guard Glibc.read(fd, &buf, buf.count) == buf.count else { return nil }
+            let lines = String(decoding: buf, as: UTF8.self).split(separator: "\n")
+            guard lines.count == 2, lines[0] == key else { return nil }
+            return String(lines[1])
+        }
+
+        /// Written whole under a temporary name, then renamed: a reader sees the old
+        /// file or the new one. Best effort: without it the next run asks the kernel.
+        static func write(_ reason: String, at path: String = path) {
+            guard geteuid() == 0, let key = key() else { return }
+            if path == Self.path, mkdir("/run/sandbox", 0o711) == 0 { chmod("/run/sandbox", 0o711) }
+            let tmp = "\(path).\(getpid()).tmp"
+            let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
+            guard fd >= 0 else { return }
+            let bytes = Array("\(key)\n\(reason.split(separator: "\n").joined(separator: " "))\n".utf8)
+            let ok = Glibc.write(fd, bytes, bytes.count) == bytes.count
+            close(fd)
+            if !ok || rename(tmp, path) != 0 { unlink(tmp) }
+        }
+
+        static func forget(at path: String = path) { unlink(path) }
     }
 
     /// Why the observer did not open, and the errno that says whether it would again.

@@ -27,6 +27,15 @@ import Testing
         func run(_ args: [String], env: [String: String] = [:]) throws -> Harness.Output {
             var environment = ["PATH": "\(bin):/usr/local/bin:/usr/bin:/bin", "SANDBOX_DATA_DIR": "", "SANDBOX_POLICY_PATH": ""]
             for (k, v) in env { environment[k] = v }
+            // ETXTBSY: a process another test forked while the copy was open for
+            // writing holds that descriptor until it execs (the kernel refuses to
+            // exec a file open for writing); it is gone within moments. Only that
+            // error is retried.
+            for _ in 0..<100 {
+                let out = try Harness.run("/usr/bin/env", ["sandbox"] + args, cwd: work, env: environment)
+                guard out.status == 126, out.stderr.contains("Text file busy") else { return out }
+                usleep(20_000)
+            }
             return try Harness.run("/usr/bin/env", ["sandbox"] + args, cwd: work, env: environment)
         }
     }

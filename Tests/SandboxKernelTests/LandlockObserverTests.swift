@@ -1,7 +1,7 @@
 import CSandbox
 import Foundation
 import Glibc
-import SandboxKernel
+@testable import SandboxKernel
 import Testing
 
 /// The Landlock observer (Docs/denials.md): the BPF program, its ring and its decoder.
@@ -108,6 +108,43 @@ import Testing
         case .failure(let why):
             #expect(why.reason.hasPrefix("the kernel refused the observer (BPF fentry on landlock_log_denial): "), "\(why.reason)")
         }
+    }
+
+    /// A lasting refusal is remembered for the boot, so each `exec` does not load the
+    /// program again to hear it — but only under the key it was heard under (boot,
+    /// kernel, effective capabilities) and only from a root-owned 0600 regular file:
+    /// a file someone else could write, a symlink, or another key is ignored (the
+    /// next run then asks the kernel).
+    @Test func aRememberedRefusalSpeaksOnlyUnderItsKey() throws {
+        guard require(Self.isRoot, "root (the file is root's)") else { return }
+        var template = Array("/tmp/observer-refused-XXXXXX".utf8CString)
+        let dir = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)!) }
+        defer { unlink(dir + "/link"); unlink(dir + "/refused"); rmdir(dir) }
+        let file = dir + "/refused"
+        LandlockObserver.RememberedRefusal.write("the kernel refused it: EPERM", at: file)
+        #expect(LandlockObserver.RememberedRefusal.read(at: file) == "the kernel refused it: EPERM")
+        var st = stat()
+        #expect(stat(file, &st) == 0 && st.st_mode & 0o777 == 0o600 && st.st_uid == 0)
+
+        // Another key (a reboot, another kernel, other capabilities): not read.
+        let key = try #require(LandlockObserver.RememberedRefusal.key())
+        try ("\(key)x\nstale\n").write(toFile: file, atomically: false, encoding: .utf8)
+        chmod(file, 0o600)
+        #expect(LandlockObserver.RememberedRefusal.read(at: file) == nil)
+        // The right key, but writable by others, or owned by another uid: not read.
+        try ("\(key)\nplanted\n").write(toFile: file, atomically: false, encoding: .utf8)
+        chmod(file, 0o606)
+        #expect(LandlockObserver.RememberedRefusal.read(at: file) == nil)
+        chmod(file, 0o600)
+        #expect(LandlockObserver.RememberedRefusal.read(at: file) == "planted")   // control
+        chown(file, 65534, 65534)
+        #expect(LandlockObserver.RememberedRefusal.read(at: file) == nil)
+        // A symlink to a root-owned file with the right contents: not followed.
+        chown(file, 0, 0)
+        symlink(file, dir + "/link")
+        #expect(LandlockObserver.RememberedRefusal.read(at: dir + "/link") == nil)
+        LandlockObserver.RememberedRefusal.forget(at: file)
+        #expect(LandlockObserver.RememberedRefusal.read(at: file) == nil)
     }
 
     /// Landlock's names for the missing rights, as its audit records spell them.
