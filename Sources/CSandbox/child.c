@@ -808,6 +808,42 @@ static int set_rlimits(struct child *c) {
     return 0;
 }
 
+/* Nested: the policy's rlimits are the payload's, never the reaper's. The reaper is
+ * what ends the run's leftovers, and the command chooses how much CPU it spends (every
+ * orphan is its child): with rlimits.cpu on the reaper (soft = hard, so SIGKILL), a
+ * command that kept it busy killed it and its daemons outlived the run (red team 5,
+ * A). Namespaced, the init's death ends the PID namespace, so it keeps them. BEFORE
+ * the capabilities go: a hard limit above the invoker's needs CAP_SYS_RESOURCE. */
+static int set_payload_rlimits(struct child *c) {
+    return c->spec->nested ? set_rlimits(c) : 0;
+}
+
+/* Under memory pressure the OOM killer takes the largest process at the same
+ * oom_score_adj. A command that keeps each of its processes small (memory in memfds)
+ * made the supervisor its first victim and the nested reaper its second, before the
+ * reaper swept, so a daemon outlived the run (red team 5, B). At +1000 every process
+ * of the command is chosen before any at 0: the supervisor (and so the result) and
+ * the reaper outlive a command's OOM. Raising needs no privilege; with
+ * CAP_SYS_RESOURCE (a root invoker) it also sets oom_score_adj_min, so it cannot be
+ * lowered again; nested, Landlock grants nothing under /proc anyway. */
+static int write_oom_score_adj(void) {
+    int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int r = write_all(fd, "1000", 4);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return r < 0 ? -1 : 0;
+}
+
+/* Nested: the payload only — the reaper must outlive the command to sweep.
+ * (Namespaced, the supervisor writes the init's before the sync byte, and the payload
+ * inherits it: a root supervisor's init that took a leased uid is not dumpable, so
+ * its own /proc files are not its to write.) */
+static int prefer_payload_for_oom(struct child *c) {
+    return c->spec->nested ? write_oom_score_adj() : 0;
+}
+
 /* ---- PID 1 becomes the reaper. ---- */
 
 static const int forwarded[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
@@ -826,8 +862,17 @@ static int hide_supervisor_argv(struct child *c) {
     return 0;
 }
 
-/* Blocked before the fork so no signal is lost; the payload unblocks its copy. */
+/* Blocked before the fork so no signal is lost; the payload unblocks its copy.
+ * SIGCHLD with SA_NOCLDSTOP: a child's stop or continue sends nothing, so only an
+ * exit (which costs the command a fork) wakes the reaper — stop/continue loops of
+ * its orphans cannot burn its CPU (red team 5, A). execve clears the flag for the
+ * command. */
 static int block_reaped_signals(struct child *c) {
+    struct sigaction chld;
+    memset(&chld, 0, sizeof chld);
+    chld.sa_handler = SIG_DFL;
+    chld.sa_flags = SA_NOCLDSTOP;
+    if (sigaction(SIGCHLD, &chld, NULL) < 0) return -1;
     sigemptyset(&c->reaped);
     sigaddset(&c->reaped, SIGCHLD);
     for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++) sigaddset(&c->reaped, forwarded[i]);
@@ -976,12 +1021,50 @@ static void end_leftovers(struct child *c) {
     }
 }
 
+/* Nested: whether the supervisor's END_RUN is pending, taking it if so. sigwaitinfo
+ * hands out the lowest pending signal first, so with SIGCHLD (17) kept pending by a
+ * stream of exits END_RUN (64) would wait behind it; this asks for it alone. */
+static int take_end_run(struct child *c) {
+    if (!c->spec->nested) return 0;
+    sigset_t only;
+    sigemptyset(&only);
+    sigaddset(&only, SBX_SIGNAL_END_RUN);
+    struct timespec zero = { 0, 0 };
+    return sigtimedwait(&only, NULL, &zero) == SBX_SIGNAL_END_RUN;
+}
+
+/* Nested, END_RUN (the timeout's kill, a cancel, the supervisor's death): the run
+ * ends now. Anchored: one sweep (kill(-1), which reaches exactly the run's processes)
+ * ends the payload and everything it left at once, then reap until no child is left,
+ * keeping the payload's status — no wait for the payload's SIGCHLD, which a stream of
+ * other exits could hold off (red team 5, C). Not anchored: kill the payload; its
+ * reaping ends the rest in rounds (end_leftovers). */
+static void end_run(struct child *c) {
+    if (!c->signal_anchored) {
+        syscall(SYS_pidfd_send_signal, c->payload_pidfd, SIGKILL, NULL, 0);
+        return;
+    }
+    int status = 0, have = 0;
+    for (unsigned reaped = 0;; reaped++) {
+        if (reaped % 64 == 0) kill(-1, SIGKILL);
+        int st;
+        pid_t done;
+        do { done = waitpid(-1, &st, 0); } while (done < 0 && errno == EINTR);
+        if (done < 0) break;
+        if (done == (pid_t)c->payload_pid) { status = st; have = 1; }
+    }
+    if (have) write_all(c->spec->status_fd, (const char *)&status, sizeof status);
+    _exit(0);
+}
+
 __attribute__((noreturn))
 static void reap(struct child *c) {
     for (;;) {
+        if (take_end_run(c)) end_run(c);
         siginfo_t si;
         int sig = sigwaitinfo(&c->reaped, &si);
         if (sig < 0) continue;
+        if (sig == SBX_SIGNAL_END_RUN && c->spec->nested) { end_run(c); continue; }
         if (sig != SIGCHLD) {
             /* Forward what the supervisor sends: a sender in an ancestor pid
              * namespace shows as pid 0 here, so kill(1, sig) from inside is not
@@ -989,16 +1072,18 @@ static void reap(struct child *c) {
              * the payload a signal it could send itself.) */
             if (si.si_pid == 0) syscall(SYS_pidfd_send_signal, c->payload_pidfd, sig, NULL, 0);
             /* Nested: no PID namespace tells the supervisor's signals apart, and none
-             * is needed (from the payload, a signal to itself). SBX_SIGNAL_END_RUN is
-             * the supervisor's kill: SIGKILL to the reaper would leave the processes
-             * of the run behind, so the payload is killed and the reaper ends the rest. */
+             * is needed (from the payload, a signal to itself). SBX_SIGNAL_END_RUN, the
+             * supervisor's kill, is end_run's above. */
             else if (c->spec->nested)
-                syscall(SYS_pidfd_send_signal, c->payload_pidfd, sig == SBX_SIGNAL_END_RUN ? SIGKILL : sig, NULL, 0);
+                syscall(SYS_pidfd_send_signal, c->payload_pidfd, sig, NULL, 0);
             continue;
         }
         int status;
         pid_t done;
+        unsigned drained = 0;
         while ((done = waitpid(-1, &status, WNOHANG)) > 0) {
+            /* A drain the command keeps feeding must not hold END_RUN off. */
+            if (++drained % 64 == 0 && done != (pid_t)c->payload_pid && take_end_run(c)) end_run(c);
             if (done == (pid_t)c->payload_pid) {
                 /* The run ends with the payload: returning kills every other process
                  * in the pid namespace (double-forked daemons included); nested, the
@@ -1345,6 +1430,9 @@ static const struct step payload_steps[] = {
     { SBX_STEP_PAYLOAD_SIGNALS, unblock_signals },
     { SBX_STEP_PAYLOAD_PDEATHSIG, die_with_reaper },
     { SBX_STEP_SETSID, new_session },
+    /* Nested only: the reaper keeps neither (see each). BEFORE the capabilities go. */
+    { SBX_STEP_PAYLOAD_RLIMIT, set_payload_rlimits },
+    { SBX_STEP_PAYLOAD_OOM_SCORE, prefer_payload_for_oom },
     /* Identity and capabilities: the bounding set BEFORE setuid (needs CAP_SETPCAP);
      * securebits BEFORE the uid change, so kept capabilities survive it; gid BEFORE
      * uid (after a non-root uid the gid cannot change); capset AFTER the uid change,
@@ -1387,7 +1475,7 @@ static const struct step nested_init_steps[] = {
     { SBX_STEP_PDEATHSIG, die_with_supervisor },
     { SBX_STEP_SYNC, wait_for_supervisor },
     { SBX_STEP_CGROUP_JOIN, join_cgroups_v1 },
-    { SBX_STEP_RLIMIT, set_rlimits },
+    /* No rlimits and no oom_score_adj here: they are the payload's (its list). */
 };
 
 #define N_STEPS(list) (sizeof list / sizeof list[0])

@@ -75,6 +75,7 @@ public enum SetupStep: String, Sendable, CaseIterable {
     case signals = "signals"
     case clone = "clone3"
     case idMaps = "id maps"
+    case oomScore = "oom score"
     case network = "network"
     case supervise = "supervise"
 }
@@ -269,6 +270,7 @@ public final class Executor {
         cgroup?.closeChildFDs(); for fd in trees.values { fd.close() }    // 11
         executable?.closeFiles()                                          // 11
         try writeIDMaps(child, lease: lease)                              // 11
+        try preferRunForOOM(child)                                        // 11
         let network = try setUpNetwork(child, runDir: runDir)             // 11
         letChildGoOn(pipes, runDir: runDir)                               // 11
         let (timedOut, exit) = try loop(pidfd: child.pidfd, signals: signals, notifySocket: notify?.parent) // 12
@@ -298,6 +300,19 @@ public final class Executor {
                               cgroupStats: stats)
         }
         let (code, signal) = Executor.exitStatus(payload: statusBytes, initExited: exit.exited, initStatus: exit.status)
+        if statusBytes.count != 4, !exit.exited, !timedOut, !handle.isCancelled {
+            // Killed by a signal we did not send (the OOM killer, an RLIMIT_CPU it
+            // inherited, a kill from outside) before it could report the command's
+            // status: the command's exit is unknown, and nested, what it left may
+            // still run — a sandbox failure, not the command's signal (red team 5).
+            let what = plan.isolation?.mode == .nested
+                ? "the run's reaper was killed by signal \(exit.status) before it reported the command's status; processes the command left may still be running"
+                    + (cgroup == nil ? " (there is no run cgroup to end them)" : " (the run's cgroup was ended)")
+                : "the sandbox init was killed by signal \(exit.status) before it reported the command's status (its PID namespace ended every process of the run)"
+            return makeResult(exitCode: 125, signal: nil, timedOut: timedOut, started: started, exit: exit,
+                              error: ExecError(kind: .child, step: "reaper", subject: "signal \(exit.status)", message: what),
+                              cgroupStats: stats)
+        }
         return makeResult(exitCode: code, signal: signal, timedOut: timedOut, started: started,
                           exit: exit, error: nil, cgroupStats: stats)
     }
@@ -519,6 +534,21 @@ public final class Executor {
         let maps = (uid: "\(plan.process.uid) \(lease.uid) 1\n", gid: "\(plan.process.gid) \(lease.uid) 1\n")
         do { try MountSources.writeIDMaps(pid: child.pid, uidMap: maps.uid, gidMap: maps.gid) } catch {
             throw ExecError(.idMaps, error, label: "host uid")
+        }
+    }
+
+    /// 11. Namespaced: the init's `oom_score_adj` 1000 before the sync byte, so the
+    /// init and everything of the run (which inherits it) are the OOM killer's first
+    /// choice, never this supervisor, which must live to report (red team 5, B: a
+    /// command of small processes made the OOM killer take the supervisor first). The
+    /// init's death ends the PID namespace, so the run ends whole. Written here, not by
+    /// the init: one that took a leased uid is not dumpable, and its /proc files are
+    /// root's. Nested, the payload writes its own (the reaper keeps 0 to sweep).
+    private func preferRunForOOM(_ child: SandboxInit) throws {
+        guard plan.isolation?.mode != .nested else { return }
+        // The init is our unreaped child: its pid cannot name another process yet.
+        do { try MountSources.writeOOMScoreAdj(pid: child.pid, 1000) } catch {
+            throw ExecError(.oomScore, error)
         }
     }
 

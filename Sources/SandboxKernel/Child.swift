@@ -104,7 +104,7 @@ public struct ChildFailure: Sendable, Equatable {
     /// `[binary]`: the checked file was written to between its hash and the exec.
     public var isExecutableChanged: Bool { step == Int32(SBX_STEP_EXEC_CHECK.rawValue) }
     public var isChdir: Bool { step == Int32(SBX_STEP_CHDIR.rawValue) }
-    public var isRlimit: Bool { step == Int32(SBX_STEP_RLIMIT.rawValue) }
+    public var isRlimit: Bool { step == Int32(SBX_STEP_RLIMIT.rawValue) || step == Int32(SBX_STEP_PAYLOAD_RLIMIT.rawValue) }
 
     /// The 12-byte record the child writes on the error pipe.
     public init?(record: [UInt8]) {
@@ -150,6 +150,8 @@ public struct ChildFailure: Sendable, Equatable {
         case SBX_STEP_PAYLOAD_SIGNALS.rawValue: return "unblock the payload's signals"
         case SBX_STEP_PAYLOAD_PDEATHSIG.rawValue: return "die with the reaper"
         case SBX_STEP_SETSID.rawValue: return "setsid"
+        case SBX_STEP_PAYLOAD_RLIMIT.rawValue: return "setrlimit (the payload's, nested)"
+        case SBX_STEP_PAYLOAD_OOM_SCORE.rawValue: return "write /proc/self/oom_score_adj (the payload's, nested)"
         case SBX_STEP_CAPS_BOUNDING.rawValue: return "drop capability \(index) from the bounding set"
         case SBX_STEP_SECUREBITS.rawValue: return "lock securebits"
         case SBX_STEP_SETGROUPS.rawValue: return "setgroups"

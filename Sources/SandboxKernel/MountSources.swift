@@ -111,11 +111,21 @@ public enum MountSources {
     }
 
     /// Writes the id maps of our own child `pid` (clone3'd, not reaped, so the pid
-    /// names it): the one place the supervisor uses a pid, because only
+    /// names it): one of the two places the supervisor uses a pid, because only
     /// /proc/<pid>/{uid,gid}_map can set a user namespace's maps.
     public static func writeIDMaps(pid: Int32, uidMap: String, gidMap: String) throws(KernelError) {
         let r = sbx_mounts_write_maps(pid, uidMap, gidMap)
         guard r == 0 else { throw KernelError(operation: "write id maps", subject: uidMap.trimmedLine, errno: -r) }
+    }
+
+    /// Sets our own child's `oom_score_adj` (clone3'd, not reaped, so the pid names
+    /// it; no pidfd form exists): the other place the supervisor uses a pid.
+    public static func writeOOMScoreAdj(pid: Int32, _ value: Int) throws(KernelError) {
+        let path = "/proc/\(pid)/oom_score_adj"
+        let fd = Glibc.open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { throw .last("open", path) }
+        defer { close(fd) }
+        guard FD.writeAll(fd, Array("\(value)".utf8)) else { throw .last("write", path) }
     }
 
     /// Whether the filesystem at `path` can be idmapped (what a writable bind of a run

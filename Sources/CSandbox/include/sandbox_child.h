@@ -164,7 +164,7 @@ enum sbx_step {
     SBX_STEP_CLOSE_FDS,
     SBX_STEP_PDEATHSIG,
     SBX_STEP_SYNC,                 /* a failed read; EOF (supervisor gone) sends nothing */
-    SBX_STEP_CGROUP_JOIN,          /* index = cgroup.procs file */
+    SBX_STEP_CGROUP_JOIN,          /* index = cgroup tasks file */
     SBX_STEP_CGROUP_NAMESPACE,
     SBX_STEP_USERNS_MAP,           /* index 0 setgroups, 1 uid_map, 2 gid_map */
     SBX_STEP_HOSTNAME,
@@ -187,6 +187,8 @@ enum sbx_step {
     SBX_STEP_PAYLOAD_SIGNALS,
     SBX_STEP_PAYLOAD_PDEATHSIG,    /* nested: die with the reaper */
     SBX_STEP_SETSID,
+    SBX_STEP_PAYLOAD_RLIMIT,       /* nested: index = rlimit */
+    SBX_STEP_PAYLOAD_OOM_SCORE,    /* nested: oom_score_adj 1000 for the payload */
     SBX_STEP_CAPS_BOUNDING,        /* index = capability */
     SBX_STEP_SECUREBITS,
     SBX_STEP_SETGROUPS,
