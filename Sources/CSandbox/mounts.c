@@ -89,6 +89,13 @@ int sbx_mounts_write_maps(pid_t pid, const char *uid_map, const char *gid_map) {
     return write_text(path, gid_map);
 }
 
+int sbx_mounts_write_oom_score_adj(pid_t pid, int value) {
+    char path[64], text[16];
+    snprintf(path, sizeof path, "/proc/%d/oom_score_adj", (int)pid);
+    snprintf(text, sizeof text, "%d", value);
+    return write_text(path, text);
+}
+
 int sbx_mounts_make_userns(const char *uid_map, const char *gid_map) {
     int sync[2];
     if (pipe2(sync, O_CLOEXEC) < 0) return -errno;

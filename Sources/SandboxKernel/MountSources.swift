@@ -120,12 +120,9 @@ public enum MountSources {
 
     /// Sets our own child's `oom_score_adj` (clone3'd, not reaped, so the pid names
     /// it; no pidfd form exists): the other place the supervisor uses a pid.
-    public static func writeOOMScoreAdj(pid: Int32, _ value: Int) throws(KernelError) {
-        let path = "/proc/\(pid)/oom_score_adj"
-        let fd = Glibc.open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW)
-        guard fd >= 0 else { throw .last("open", path) }
-        defer { close(fd) }
-        guard FD.writeAll(fd, Array("\(value)".utf8)) else { throw .last("write", path) }
+    public static func writeOOMScoreAdj(pid: Int32, _ value: Int32) throws(KernelError) {
+        let r = sbx_mounts_write_oom_score_adj(pid, value)
+        guard r == 0 else { throw KernelError(operation: "write", subject: "oom_score_adj of the sandbox init", errno: -r) }
     }
 
     /// Whether the filesystem at `path` can be idmapped (what a writable bind of a run

@@ -60,10 +60,13 @@ import Testing
     static let scopedSweep = (file: "CSandbox/child.c", call: "kill(-1, SIGKILL)")
 
     /// The one exception: a user namespace's id maps can only be written through
-    /// /proc/<pid>/{uid,gid}_map, so `sbx_mounts_write_maps` writes those two files of
-    /// the supervisor's own clone3'd child, which it has not reaped (its pid cannot
-    /// name another process). Nothing else of /proc/<pid> is allowed, there or elsewhere.
-    static let idMapWriter = (file: "CSandbox/mounts.c", allowed: [#""/proc/%d/uid_map""#, #""/proc/%d/gid_map""#])
+    /// /proc/<pid>/{uid,gid}_map, and another process's oom_score_adj through
+    /// /proc/<pid>/oom_score_adj, so `sbx_mounts_write_maps` and
+    /// `sbx_mounts_write_oom_score_adj` write those files of the supervisor's own
+    /// clone3'd child, which it has not reaped (its pid cannot name another process).
+    /// Nothing else of /proc/<pid> is allowed, there or elsewhere.
+    static let idMapWriter = (file: "CSandbox/mounts.c",
+                              allowed: [#""/proc/%d/uid_map""#, #""/proc/%d/gid_map""#, #""/proc/%d/oom_score_adj""#])
 
     /// A /proc/<pid> path built in Swift ("/proc/\(pid)"), in C ("/proc/%d"), by
     /// concatenation, or written out.

@@ -33,6 +33,9 @@ int sbx_mounts_make_userns(const char *uid_map, const char *gid_map);
 /* Write the uid/gid maps of `pid`, our own clone3'd child that has not been
  * reaped (so the pid cannot have been reused). 0 or -errno. */
 int sbx_mounts_write_maps(pid_t pid, const char *uid_map, const char *gid_map);
+/* /proc/<pid>/oom_score_adj of the caller's own unreaped child (its pid cannot name
+ * another process); 0 or -errno. */
+int sbx_mounts_write_oom_score_adj(pid_t pid, int value);
 
 /* ioctl(pidfd, PIDFD_GET_NET_NAMESPACE): the child's network namespace. fd or -errno. */
 int sbx_mounts_pidfd_netns(int pidfd);
