@@ -140,7 +140,13 @@ struct CgroupV1: CgroupBackend {
             let cg = CgroupV1(dirs: dirs, directories: ordered)
             try cg.apply(request, host: host)
             for dir in ordered {
-                fds.append(OwnedFD(try CgroupFS.open(dir + "/tasks", O_WRONLY | O_CLOEXEC)))
+                // A delegation that handed over cgroup.procs but not tasks: the same
+                // join, only slower (the global lock) — never a failed run.
+                let fd: Int32
+                do { fd = try CgroupFS.open(dir + "/tasks", O_WRONLY | O_CLOEXEC) } catch let e as KernelError where e.errno == EACCES || e.errno == EPERM {
+                    fd = try CgroupFS.open(dir + "/cgroup.procs", O_WRONLY | O_CLOEXEC)
+                }
+                fds.append(OwnedFD(fd))
             }
             return (cg, fds)
         } catch {
