@@ -1305,6 +1305,13 @@ static int load_seccomp(struct child *c) {
         struct sock_fprog pre = { spec->seccomp_unlogged_len, (struct sock_filter *)spec->seccomp_unlogged };
         if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &pre) < 0) return -1;
     }
+    /* Nested: the ioctl fence (default ALLOW, EPERM for the refused commands). The
+     * kernel runs every filter and takes the most restrictive answer, so its EPERM
+     * holds whatever the filters above say. */
+    if (spec->seccomp_fence) {
+        struct sock_fprog fence = { spec->seccomp_fence_len, (struct sock_filter *)spec->seccomp_fence };
+        if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fence) < 0) return -1;
+    }
     return 0;
 }
 

@@ -454,6 +454,7 @@ public final class Executor {
         spec.landlockInner = landlock?.innerRules ?? []
         if let seccomp {
             spec.seccompFilter = seccomp.filter
+            spec.seccompFence = seccomp.ioctlFence
             if seccomp.usesNotify { spec.seccompFlags |= 1 << 3 } // SECCOMP_FILTER_FLAG_NEW_LISTENER
         }
         return spec
@@ -995,6 +996,7 @@ extension SeccompPlan {
                     socketFamilies: socketFamilies, rulesDigest: rulesDigest)
         spec.socketFamiliesViaSupervisor = onViolation != .errno // covered by rulesDigest
         spec.syscallNumbers = syscallNumbers.mapValues { Int32($0) }
+        spec.refusedIoctls = refusedIoctls?.map(\.number) ?? []
         return spec
     }
 }

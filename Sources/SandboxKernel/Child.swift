@@ -64,6 +64,8 @@ public struct ChildSpec {
     /// A second filter, installed after `seccompFilter` without flags (the
     /// unknown-number prefix when the first is logged: SeccompProgram.unknownNumberFilter).
     public var seccompUnlogged: [UInt8]? = nil
+    /// Nested: the ioctl fence (SeccompProgram.ioctlFence), installed after both.
+    public var seccompFence: [UInt8]? = nil
     public var notifySocket: Int32 = -1
     public var syncFD: Int32 = -1
     public var errorFD: Int32 = -1
@@ -290,6 +292,10 @@ public enum Child {
         if let unlogged = spec.seccompUnlogged {
             c.seccomp_unlogged = UnsafeRawPointer(arena.array(unlogged))
             c.seccomp_unlogged_len = UInt16(unlogged.count / 8)
+        }
+        if let fence = spec.seccompFence {
+            c.seccomp_fence = UnsafeRawPointer(arena.array(fence))
+            c.seccomp_fence_len = UInt16(fence.count / 8)
         }
         c.notify_sock = spec.notifySocket
         c.sync_fd = spec.syncFD

@@ -58,6 +58,8 @@ public struct SeccompSpec: Codable, Sendable, Equatable {
     /// the planner's own table for `arch`. Consulted only when libseccomp cannot resolve
     /// a name.
     public var syscallNumbers: [String: Int32]
+    /// ioctl commands refused with EPERM by a filter of their own (``SeccompProgram/ioctlFence``).
+    public var refusedIoctls: [UInt32] = []
 
     public init(arch: String, defaultAction: SeccompAction, defaultErrno: UInt32? = nil, rules: [Rule],
                 socketFamilies: [SocketFamily]?, rulesDigest: String,
@@ -84,6 +86,9 @@ public struct SeccompProgram: Sendable, Equatable {
     public let unresolvedSyscalls: [String]
     /// Instructions of the unknown-number prefix at the start of `filter` (0: none).
     public let unknownPrefixLength: Int
+    /// The ioctl fence, a filter of its own installed after `filter` (and after
+    /// ``unknownNumberFilter``), or nil: see ``SeccompCompiler/ioctlFence(arch:ioctlNR:commands:)``.
+    public var ioctlFence: [UInt8]? = nil
 
     public init(filter: [UInt8], cacheHit: Bool, usesNotify: Bool, unresolvedSyscalls: [String] = [],
                 unknownPrefixLength: Int = 0) {
@@ -149,6 +154,20 @@ public enum SeccompCompiler {
     /// 0700). A hit returns `cacheHit = true` without calling libseccomp.
     /// A cache directory that is not ours is an error, never silently trusted.
     public static func compile(_ spec: SeccompSpec, cacheDir: String?) throws -> SeccompProgram {
+        var program = try compileMain(spec, cacheDir: cacheDir)
+        if !spec.refusedIoctls.isEmpty {
+            // Built every time (a few instructions, no libseccomp), so not cached.
+            let nr = seccomp_syscall_resolve_name("ioctl")
+            guard nr >= 0 else {
+                throw KernelError(operation: "seccomp_syscall_resolve_name", subject: "ioctl",
+                                 detail: "no ioctl(2) on this architecture; the ioctl fence cannot be built")
+            }
+            program.ioctlFence = try ioctlFence(arch: seccomp_arch_native(), ioctlNR: UInt32(nr), commands: spec.refusedIoctls)
+        }
+        return program
+    }
+
+    private static func compileMain(_ spec: SeccompSpec, cacheDir: String?) throws -> SeccompProgram {
         let native = seccomp_arch_native()
         let archName = try checkArch(spec.arch, native: native)
         let usesNotify = try resolvedActions(spec).contains(SCMP_ACT_NOTIFY)
@@ -355,6 +374,48 @@ public enum SeccompCompiler {
             code.append((jeq, toLib(from: code.count), 0, family))
         }
         code.append((ret, 0, 0, viaSupervisor ? SCMP_ACT_NOTIFY : sbx_fence_scmp_act_errno(UInt16(EAFNOSUPPORT))))
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(code.count * 8)
+        for (op, jt, jf, k) in code {
+            withUnsafeBytes(of: op) { bytes.append(contentsOf: $0) }
+            bytes.append(jt)
+            bytes.append(jf)
+            withUnsafeBytes(of: k) { bytes.append(contentsOf: $0) }
+        }
+        return bytes
+    }
+
+    /// The ioctl fence: a filter of its own, stacked after the main one, that refuses
+    /// `commands` with EPERM and allows everything else (the main filter decides that).
+    /// The command is compared on the low 32 bits of ioctl's second argument, as the
+    /// kernel reads it (`unsigned int cmd`): a caller's sign-extended 0xffffffff_800c6613
+    /// is the same command as 0x800c6613. Another architecture (which the main filter
+    /// kills) and every other call are allowed here.
+    ///
+    ///     0      ld  [arch]
+    ///     1      jeq native, 0, → allow
+    ///     2      ld  [nr]
+    ///     3      jeq ioctl,  0, → allow
+    ///     4      ld  [args[1] low 32 bits]
+    ///     5…4+n  jeq cmd_k, → eperm, 0
+    ///     5+n    allow: ret ALLOW
+    ///     6+n    eperm: ret ERRNO(EPERM)
+    static func ioctlFence(arch: UInt32, ioctlNR: UInt32, commands: [UInt32]) throws -> [UInt8] {
+        let commands = Array(Set(commands)).sorted()
+        guard !commands.isEmpty, commands.count <= 200 else {
+            throw KernelError(operation: "seccomp", subject: "ioctl fence", detail: "\(commands.count) commands; 1 to 200 are supported")
+        }
+        let ldAbs: UInt16 = 0x20, jeq: UInt16 = 0x15, ret: UInt16 = 0x06
+        let a1Low: UInt32 = UInt16(1).littleEndian == 1 ? 24 : 28   // seccomp_data.args[1] @24
+        let allow = 5 + commands.count, eperm = allow + 1
+        var code: [(UInt16, UInt8, UInt8, UInt32)] = [
+            (ldAbs, 0, 0, 4), (jeq, 0, UInt8(allow - 2), arch),
+            (ldAbs, 0, 0, 0), (jeq, 0, UInt8(allow - 4), ioctlNR),
+            (ldAbs, 0, 0, a1Low),
+        ]
+        for cmd in commands { code.append((jeq, UInt8(eperm - code.count - 1), 0, cmd)) }
+        code.append((ret, 0, 0, 0x7fff_0000))                               // SECCOMP_RET_ALLOW
+        code.append((ret, 0, 0, sbx_fence_scmp_act_errno(UInt16(EPERM))))
         var bytes: [UInt8] = []
         bytes.reserveCapacity(code.count * 8)
         for (op, jt, jf, k) in code {

@@ -98,6 +98,9 @@ public enum Explanation {
                 line("    on violation: EPERM")
             }
             if let fam = plan.seccomp.socketFamilies { line("    socket families: \(list(fam.map(\.rawValue))) (others fail with EAFNOSUPPORT)") }
+            if let ioctls = plan.seccomp.refusedIoctls {
+                line("    ioctl commands refused (EPERM, a second filter on the low 32 bits of cmd): \(list(ioctls.map(\.name)))")
+            }
             line("    only \(plan.seccomp.arch) syscalls; 32-bit and x32 entry points kill the process")
         } else {
             line("  seccomp: none")

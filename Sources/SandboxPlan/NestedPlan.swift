@@ -33,6 +33,8 @@ struct NestedSeccomp {
     var deny: [String]
     /// Calls allowed only in some forms of their arguments, the others refused with EPERM.
     var fences: [ArgumentFence]
+    /// ioctl commands refused with EPERM (`refusedIoctls`).
+    var ioctls: [IoctlCommand] = NestedSeccomp.refusedIoctls
     static let ipcCalls = ["shmget", "shmat", "shmdt", "shmctl", "msgget", "msgsnd", "msgrcv", "msgctl",
                            "semget", "semop", "semtimedop", "semctl", "mq_open", "mq_unlink", "mq_timedsend",
                            "mq_timedreceive", "mq_notify", "mq_getsetattr"]
@@ -53,6 +55,57 @@ struct NestedSeccomp {
                                "setxattr", "lsetxattr", "fsetxattr", "setxattrat",
                                "removexattr", "lremovexattr", "fremovexattr", "removexattrat", "file_setattr",
                                "inotify_add_watch", "fanotify_init", "fanotify_mark"]
+
+    /// ioctl commands that change an inode (or create or remove one) where the kernel
+    /// checks only that the caller owns it, or may write its directory, not how the fd
+    /// was opened and not Landlock: through a read-only fd on a file in an `ro` bind (a
+    /// directory fd is always read-only) a nested command could change the invoker's
+    /// files there. Refused in every nested run, whatever the profile says. Numbers from
+    /// the kernel's uapi headers (linux/fs.h, fscrypt.h, fsverity.h, btrfs.h; ext4's
+    /// from fs/ext4/ext4.h), the asm-generic encoding x86_64 and aarch64 share.
+    ///
+    /// How: a second, small filter stacked after the main one (default ALLOW; EPERM
+    /// when ioctl's cmd, its low 32 bits — the kernel reads `unsigned int`, callers
+    /// pass it sign-extended or not — is one of these). Not rules in the main filter:
+    /// libseccomp 2.5 drops a conditional rule for a call the profile allows
+    /// unconditionally (measured: seccomp_rule_add returns 0 and the exported filter
+    /// allows every ioctl), so the main filter would have to allow every other command
+    /// in forms of its own. The kernel runs every stacked filter and takes the most
+    /// restrictive answer (ERRNO over USER_NOTIF and ALLOW), so the second filter
+    /// refuses these whatever the first says and changes nothing else.
+    ///
+    /// Left allowed on purpose: FIDEDUPERANGE (an owner may dedupe through a read-only
+    /// fd, but the kernel shares only ranges whose bytes are equal: contents unchanged),
+    /// FICLONE/FICLONERANGE and the f2fs and ext4 data ioctls (they need the fd opened
+    /// for writing), and what needs a capability the command does not have
+    /// (FS_IOC_REMOVE_ENCRYPTION_KEY_ALL_USERS, btrfs device and quota ioctls,
+    /// immutable and append-only flags).
+    static let refusedIoctls: [IoctlCommand] = [
+        // chattr: the flags an owner may set (d nodump, A noatime, S sync, …).
+        IoctlCommand("FS_IOC_SETFLAGS", 0x4008_6602), IoctlCommand("FS_IOC32_SETFLAGS", 0x4004_6602),
+        // The extended form (xflags, extent size hint; XFS and ext4).
+        IoctlCommand("FS_IOC_FSSETXATTR", 0x401c_5820),
+        // The inode's generation number.
+        IoctlCommand("FS_IOC_SETVERSION", 0x4008_7602), IoctlCommand("FS_IOC32_SETVERSION", 0x4004_7602),
+        IoctlCommand("EXT4_IOC_SETVERSION", 0x4008_6604), IoctlCommand("EXT4_IOC32_SETVERSION", 0x4004_6604),
+        // ext4: converts the inode's block map to extents.
+        IoctlCommand("EXT4_IOC_MIGRATE", 0x0000_6609),
+        // fs-verity on a read-only fd by design: the file is read-only for good.
+        IoctlCommand("FS_IOC_ENABLE_VERITY", 0x4080_6685),
+        // fscrypt: a policy on an empty directory the owner has (v1 and v2 policies
+        // share this number; there is no separate "_EX" set), and the user's keys on
+        // the filesystem (removing the invoker's key locks its encrypted files).
+        IoctlCommand("FS_IOC_SET_ENCRYPTION_POLICY", 0x800c_6613),
+        IoctlCommand("FS_IOC_ADD_ENCRYPTION_KEY", 0xc050_6617), IoctlCommand("FS_IOC_REMOVE_ENCRYPTION_KEY", 0xc040_6618),
+        // btrfs: a subvolume or snapshot is made in (or removed from, with
+        // user_subvol_rm_allowed) any directory the uid may write, with no LSM hook;
+        // the subvolume's read-only flag and received UUID need only ownership.
+        IoctlCommand("BTRFS_IOC_SNAP_CREATE", 0x5000_9401), IoctlCommand("BTRFS_IOC_SNAP_CREATE_V2", 0x5000_9417),
+        IoctlCommand("BTRFS_IOC_SUBVOL_CREATE", 0x5000_940e), IoctlCommand("BTRFS_IOC_SUBVOL_CREATE_V2", 0x5000_9418),
+        IoctlCommand("BTRFS_IOC_SNAP_DESTROY", 0x5000_940f), IoctlCommand("BTRFS_IOC_SNAP_DESTROY_V2", 0x5000_943f),
+        IoctlCommand("BTRFS_IOC_SUBVOL_SETFLAGS", 0x4008_941a),
+        IoctlCommand("BTRFS_IOC_SET_RECEIVED_SUBVOL", 0xc0c8_9425), IoctlCommand("BTRFS_IOC_SET_RECEIVED_SUBVOL_32", 0xc0c0_9425),
+    ]
 
     /// The command shares the invoker's uid and PID namespace, and the kernel lets a
     /// process of one uid change the limits (prlimit64: RLIMIT_CPU kills, RLIMIT_FSIZE
@@ -276,7 +329,7 @@ extension Context {
             "the command runs as the invoker's uid \(plan.process.uid) and gid \(plan.process.gid), supplementary groups kept; no uid of its own. "
             + "What the kernel lets a process do to what its uid owns, and Landlock does not cover, is refused by the seccomp filter (EPERM): "
             + "changing any file's mode, owner, ACL or extended attributes (chmod, chown, setxattr, removexattr in every form, fd ones included), "
-            + "a lease on a file (fcntl F_SETLEASE), and limits, priority, scheduling, CPU affinity or I/O priority of any process but itself "
+            + "a lease on a file (fcntl F_SETLEASE), the ioctl commands that change an inode through a read-only fd or make a btrfs subvolume (chattr's FS_IOC_SETFLAGS, FS_IOC_FSSETXATTR, fs-verity, fscrypt policies and keys, \((plan.seccomp.refusedIoctls ?? []).count) commands in seccomp.refusedIoctls, by a second filter), and limits, priority, scheduling, CPU affinity or I/O priority of any process but itself "
             + "(prlimit64, sched_setscheduler, sched_setparam, sched_setattr, sched_setaffinity only with pid 0; setpriority and ioprio_set only on the process itself, who 0: a thread id gets EPERM)"))
         layers.append(IsolationLayer(name: "mount_namespace", applied: false, how:
             "no private root: paths outside the binds are denied by Landlock, but their names and metadata can still be read (stat, readlink, getxattr, listxattr; no contents); "

@@ -643,6 +643,7 @@ struct Context {
                                          origin: NestedSeccomp.origin))
         }
         let families = nested?.families ?? sc.socketFamilies.map { $0.sorted() }
+        let ioctls = enabled && SyscallTable.number("ioctl", arch: arch) != nil && !denied.contains("ioctl") ? nested?.ioctls : nil
         var numbers: [String: Int] = [:]
         for r in rules { for n in r.syscalls { numbers[n] = SyscallTable.number(n, arch: arch) } }
         // The cache key of the compiled BPF: it must cover everything the compiler
@@ -656,12 +657,13 @@ struct Context {
             for a in r.args { key += " arg\(a.index) \(a.op.rawValue) \(a.value) \(a.valueTwo)" }
             key += "\n"
         }
+        if let ioctls { key += "ioctls \(ioctls.map { String($0.number) }.joined(separator: ","))\n" }
         let digest = PlanDigest.sha256Hex(Array(key.utf8))
         return SeccompPlan(
             enabled: enabled, profile: sc.profile?.source, arch: arch, defaultAction: defaultAction,
             defaultErrno: defaultErrno, rules: rules, socketFamilies: families,
             onViolation: sc.onViolation, unknownSyscalls: unknown.sorted(),
-            syscallNumbers: numbers, rulesDigest: digest)
+            syscallNumbers: numbers, rulesDigest: digest, refusedIoctls: ioctls)
     }
 
     /// The syscalls that set a file's mode, and which argument holds it.

@@ -356,6 +356,14 @@ extension SeccompPlan {
             w.field("enabled", enabled)
             w.field("onViolation", onViolation)
             w.field("profile", profile)
+            if let refusedIoctls {
+                w.key("refusedIoctls"); w.array(refusedIoctls) { w, c in
+                    w.object { w in
+                        w.field("name", c.name)
+                        w.field("number", c.number)
+                    }
+                }
+            }
             w.key("rules"); w.array(rules) { w, r in
                 w.object { w in
                     w.field("action", r.action)

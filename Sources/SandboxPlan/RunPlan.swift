@@ -218,6 +218,18 @@ public struct SeccompPlan: Codable, Sendable, Equatable {
     public var syscallNumbers: [String: Int]
     /// sha256 of the rule set alone: the cache key of the compiled BPF.
     public var rulesDigest: String
+    /// Nested: the ioctl commands refused with EPERM whatever the profile says
+    /// (`NestedSeccomp.refusedIoctls`), in a second filter stacked after the main one
+    /// (`SeccompCompiler.ioctlFence`). nil: none.
+    public var refusedIoctls: [IoctlCommand]? = nil
+}
+
+/// One ioctl command by its kernel name and number (the low 32 bits the kernel
+/// reads: `unsigned int cmd`).
+public struct IoctlCommand: Codable, Sendable, Equatable {
+    public var name: String
+    public var number: UInt32
+    public init(_ name: String, _ number: UInt32) { self.name = name; self.number = number }
 }
 
 public struct CapabilityPlan: Codable, Sendable, Equatable {

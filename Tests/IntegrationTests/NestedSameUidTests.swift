@@ -17,14 +17,15 @@ import Testing
     /// bind, a directory outside every bind, a datagram socket there. Raw syscalls
     /// where the 64-bit argument matters (the kernel reads int arguments as 32 bits).
     static let probe = #"""
-        import ctypes, errno, fcntl, os, platform, resource, socket, sys
+        import ctypes, errno, fcntl, os, platform, resource, socket, struct, sys
         VICTIM, RO, OUTSIDE, SOCK = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
         libc = ctypes.CDLL(None, use_errno=True)
         libc.syscall.restype = ctypes.c_long
         NR = {'x86_64': dict(prlimit64=302, sched_setattr=314, ioprio_set=251, migrate_pages=256, move_pages=279,
-                             fcntl=72, fchownat=260, setpriority=141),
+                             fcntl=72, fchownat=260, setpriority=141, ioctl=16),
               'aarch64': dict(prlimit64=261, sched_setattr=274, ioprio_set=30, migrate_pages=238, move_pages=239,
-                              fcntl=25, fchownat=54, setpriority=140)}[platform.machine()]
+                              fcntl=25, fchownat=54, setpriority=140, ioctl=29)}[platform.machine()]
+        REFUSED_IOCTLS = REFUSED_IOCTLS_HERE
         r = {}
         def attempt(key, f):
             try:
@@ -95,8 +96,50 @@ import Testing
         attempt('keep_fcntl_getfl', lambda: fcntl.fcntl(fd, fcntl.F_GETFL))
         attempt('keep_fcntl_getlease', lambda: fcntl.fcntl(fd, 1025))            # F_GETLEASE
         attempt('keep_fcntl_dupfd_cloexec', lambda: fcntl.fcntl(fd, 1030, 10))   # F_DUPFD_CLOEXEC
+
+        # R3: inode flags through the read-only fd (chattr +dA: nodump, noatime), the
+        # command as given and with bits above 32 (the kernel reads unsigned int cmd).
+        FS_IOC_GETFLAGS, FS_IOC_SETFLAGS = 0x80086601, 0x40086602
+        def getflags():
+            return struct.unpack('i', fcntl.ioctl(fd, FS_IOC_GETFLAGS, b'\0' * 4))[0]
+        def setflags(cmd):
+            buf = ctypes.c_int(getflags() | 0x40 | 0x80)   # FS_NODUMP_FL | FS_NOATIME_FL
+            raw('ioctl', fd, cmd, ctypes.byref(buf))
+        # Every refused command, zeroed argument, plain and with the upper bits set
+        # (sign-extended, as a caller with an int cmd passes 0x8… and 0xc… ones):
+        # EPERM nested whatever the filesystem supports; the control gets the
+        # kernel's own answer (ENOTTY, EINVAL, EOPNOTSUPP, or OK on this file).
+        zero = ctypes.create_string_buffer(4096)
+        for name, cmd in REFUSED_IOCTLS:
+            attempt('ioctl_' + name, lambda: raw('ioctl', fd, cmd, zero))
+            attempt('ioctl_' + name + '_hi', lambda: raw('ioctl', fd, 0xffffffff00000000 | cmd, zero))
+        # After the sweep, whose zeroed FS_IOC_SETFLAGS clears the flags.
+        attempt('keep_getflags', getflags)
+        attempt('chattr_ro', lambda: setflags(FS_IOC_SETFLAGS))
+        attempt('chattr_ro_hi', lambda: setflags(HI | FS_IOC_SETFLAGS))
         print(' '.join('%s=%s' % kv for kv in sorted(r.items())), flush=True)
         """#
+
+    /// The ioctl commands every nested run refuses (NestedSeccomp.refusedIoctls),
+    /// numbers from the kernel's headers, written here again so a change of either is
+    /// seen.
+    static let refusedIoctls: [(String, UInt32)] = [
+        ("FS_IOC_SETFLAGS", 0x4008_6602), ("FS_IOC32_SETFLAGS", 0x4004_6602), ("FS_IOC_FSSETXATTR", 0x401c_5820),
+        ("FS_IOC_SETVERSION", 0x4008_7602), ("FS_IOC32_SETVERSION", 0x4004_7602),
+        ("EXT4_IOC_SETVERSION", 0x4008_6604), ("EXT4_IOC32_SETVERSION", 0x4004_6604), ("EXT4_IOC_MIGRATE", 0x0000_6609),
+        ("FS_IOC_ENABLE_VERITY", 0x4080_6685), ("FS_IOC_SET_ENCRYPTION_POLICY", 0x800c_6613),
+        ("FS_IOC_ADD_ENCRYPTION_KEY", 0xc050_6617), ("FS_IOC_REMOVE_ENCRYPTION_KEY", 0xc040_6618),
+        ("BTRFS_IOC_SNAP_CREATE", 0x5000_9401), ("BTRFS_IOC_SNAP_CREATE_V2", 0x5000_9417),
+        ("BTRFS_IOC_SUBVOL_CREATE", 0x5000_940e), ("BTRFS_IOC_SUBVOL_CREATE_V2", 0x5000_9418),
+        ("BTRFS_IOC_SNAP_DESTROY", 0x5000_940f), ("BTRFS_IOC_SNAP_DESTROY_V2", 0x5000_943f),
+        ("BTRFS_IOC_SUBVOL_SETFLAGS", 0x4008_941a), ("BTRFS_IOC_SET_RECEIVED_SUBVOL", 0xc0c8_9425),
+        ("BTRFS_IOC_SET_RECEIVED_SUBVOL_32", 0xc0c0_9425),
+    ]
+    static var probeSource: String {
+        probe.replacingOccurrences(of: "REFUSED_IOCTLS_HERE",
+                                   with: "[" + refusedIoctls.map { "('\($0.0)', \($0.1))" }.joined(separator: ", ") + "]")
+    }
+    static var ioctlSweep: [String] { refusedIoctls.flatMap { ["ioctl_\($0.0)", "ioctl_\($0.0)_hi"] } }
 
     /// Attacks that succeed as the user and must be refused nested; the calls the
     /// fence keeps, `keep_*`, succeed in both. migrate_pages and move_pages are
@@ -105,10 +148,10 @@ import Testing
                           "setpriority_victim", "setpriority_victim_hi", "sched_idle_victim", "sched_param_victim",
                           "sched_attr_victim", "affinity_victim", "ioprio_victim", "migrate_pages_victim", "move_pages_victim",
                           "fchmod_ro", "fchown_ro", "fchownat_empty_ro", "fsetxattr_ro", "fremovexattr_ro",
-                          "inotify_outside", "lease_ro", "lease_ro_hi"]
+                          "inotify_outside", "lease_ro", "lease_ro_hi", "chattr_ro", "chattr_ro_hi"]
     static let kept = ["keep_pair_stream", "keep_pair_seqpacket", "keep_setrlimit_self", "keep_getrlimit_self",
                        "keep_nice_self", "keep_affinity_self", "keep_sched_self", "keep_ioprio_self",
-                       "keep_fcntl_getfl", "keep_fcntl_getlease", "keep_fcntl_dupfd_cloexec"]
+                       "keep_fcntl_getfl", "keep_fcntl_getlease", "keep_fcntl_dupfd_cloexec", "keep_getflags"]
 
     /// The world of one test, owned by the user: the workspace (rw), a directory bound
     /// ro with one file, a directory outside every bind with a datagram socket bound
@@ -128,7 +171,7 @@ import Testing
             try "all:\n".write(toFile: file, atomically: false, encoding: .utf8)
             chown(file, NestedSameUidTests.uid, NestedSameUidTests.uid)
             try Self.setOwnerNote(file)
-            try NestedSameUidTests.probe.write(toFile: "\(work)/probe.py", atomically: false, encoding: .utf8)
+            try NestedSameUidTests.probeSource.write(toFile: "\(work)/probe.py", atomically: false, encoding: .utf8)
             socketFD = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             var addr = sockaddr_un()
             addr.sun_family = sa_family_t(AF_UNIX)
@@ -194,6 +237,25 @@ import Testing
             }
         }
 
+        /// The file's inode flags (FS_IOC_GETFLAGS), or -1.
+        func flags() -> Int {
+            let out = try? Harness.run("/usr/bin/env", ["python3", "-c", """
+                import fcntl, os, struct, sys
+                fd = os.open(sys.argv[1], os.O_RDONLY)
+                print(struct.unpack('i', fcntl.ioctl(fd, 0x80086601, b'\\0' * 4))[0])
+                """, file])
+            return Int((out?.stdout ?? "").trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        }
+
+        /// Inode flags back to none (what the probe's chattr sets).
+        func clearFlags() {
+            _ = try? Harness.run("/usr/bin/env", ["python3", "-c", """
+                import fcntl, os, struct, sys
+                fd = os.open(sys.argv[1], os.O_RDONLY)
+                fcntl.ioctl(fd, 0x40086602, struct.pack('i', 0))
+                """, file])
+        }
+
         func mode() -> Int { ((try? FileManager.default.attributesOfItem(atPath: file))?[.posixPermissions] as? Int) ?? -1 }
 
         func policy() -> String {
@@ -237,11 +299,17 @@ import Testing
         #expect(World.state(of: victimA) != before, "control: the victim is unchanged: \(before)")
         #expect(w.mode() == 0o666, "control: fchmod through a read-only fd did not take")
         #expect(w.received().count == 3, "control: the host socket did not get the three datagrams")
+        #expect(w.flags() & 0xc0 == 0xc0, "control: chattr +dA through a read-only fd did not take: \(w.flags())")
+        for key in Self.ioctlSweep {
+            #expect(c[key] != nil && c[key] != "EPERM", "control: \(key) = \(c[key] ?? "missing"): the kernel's own answer must not be EPERM, or the nested EPERM proves nothing")
+        }
 
         // Nested: each refused, the host's view unchanged.
         #expect(w.xattrs() == ["user.planted"], "control: fsetxattr/fremovexattr through a read-only fd did not take")
         chmod(w.file, 0o644)
         try World.setOwnerNote(w.file)
+        w.clearFlags()
+        let flagsBefore = w.flags()
         let victimB = try w.victim()
         let victimBefore = World.state(of: victimB)
         let out = try Harness.exec(policy: w.policy(), ["python3", "probe.py", "\(victimB)", w.file, w.outside, w.socketPath],
@@ -249,7 +317,7 @@ import Testing
         let r = NestedIsolationTests.results(out.stdout)
         #expect(out.status == 0, "nested run: \(out.status) \(out.stdout) \(out.stderr)")
         #expect((out.result?["isolation"] as? [String: Any])?["mode"] as? String == "nested")
-        for key in Self.attacks {
+        for key in Self.attacks + Self.ioctlSweep {
             #expect(r[key] == "EPERM", "nested: \(key) = \(r[key] ?? "missing") (\(out.stdout) \(out.stderr))")
         }
         for key in Self.kept {
@@ -258,6 +326,7 @@ import Testing
         #expect(World.state(of: victimB) == victimBefore, "the victim was changed from inside")
         #expect(w.mode() == 0o644, "the mode of the ro file changed: \(String(w.mode(), radix: 8))")
         #expect(w.xattrs() == ["user.owner-note"], "the ro file's xattrs changed: \(w.xattrs())")
+        #expect(w.flags() == flagsBefore, "the ro file's inode flags changed: \(flagsBefore) → \(w.flags())")
         #expect(w.received().isEmpty, "a datagram reached the host socket from inside")
     }
 

@@ -33,6 +33,29 @@ import Testing
         let plan = try compile(Self.nested.replacingOccurrences(of: "isolation = \"nested\"", with: ""))
         #expect(plan.isolation == nil)
         #expect(!plan.isNested)
+        #expect(plan.seccomp.refusedIoctls == nil)
+    }
+
+    /// R3: the ioctl commands that change an inode through a read-only fd are in the
+    /// plan (its JSON, digest and the filter cache key), whatever the profile says
+    /// about ioctl; a policy that denies ioctl outright needs no fence.
+    @Test func inodeChangingIoctlsAreRefusedInTheirOwnFilter() throws {
+        let plan = try compile(Self.nested)
+        let names = (plan.seccomp.refusedIoctls ?? []).map(\.name)
+        for name in ["FS_IOC_SETFLAGS", "FS_IOC32_SETFLAGS", "FS_IOC_FSSETXATTR", "FS_IOC_SETVERSION", "FS_IOC32_SETVERSION",
+                     "EXT4_IOC_SETVERSION", "FS_IOC_ENABLE_VERITY", "FS_IOC_SET_ENCRYPTION_POLICY", "BTRFS_IOC_SUBVOL_SETFLAGS"] {
+            #expect(names.contains(name), "\(name) not refused: \(names)")
+        }
+        #expect(plan.seccomp.refusedIoctls?.first { $0.name == "FS_IOC_SETFLAGS" }?.number == 0x4008_6602)
+        #expect(!plan.seccomp.rules.contains { $0.syscalls.contains("ioctl") }, "the main filter's ioctl rules changed")
+        let json = String(decoding: try PlanDigest.canonicalJSON(plan), as: UTF8.self)
+        #expect(json.contains(#"{"name":"FS_IOC_SETFLAGS","number":1074292226}"#))
+        var without = plan
+        without.seccomp.refusedIoctls = nil
+        #expect(try PlanDigest.digest(of: without) != (try PlanDigest.digest(of: plan)))
+        let denied = try compile(Self.nested.replacingOccurrences(of: "[seccomp]\n", with: "[seccomp]\ndeny = [\"ioctl\"]\n"))
+        #expect(denied.seccomp.refusedIoctls == nil, "ioctl is denied outright: no fence needed")
+        #expect(denied.seccomp.rulesDigest != plan.seccomp.rulesDigest)
     }
 
     @Test func nestedCarriesLandlockOnHostPathsAndSeccompInsteadOfNamespaces() throws {

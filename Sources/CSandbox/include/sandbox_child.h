@@ -133,6 +133,8 @@ struct sbx_spec {
     unsigned seccomp_flags;        /* SECCOMP_FILTER_FLAG_* */
     const void *seccomp_unlogged;  /* installed after the filter, no flags, or NULL */
     unsigned short seccomp_unlogged_len;
+    const void *seccomp_fence;     /* nested: the ioctl fence, installed after both, or NULL */
+    unsigned short seccomp_fence_len;
     int notify_sock;               /* listener fd goes back over this, or -1 */
 
     /* Channels to the supervisor. */
