@@ -246,3 +246,22 @@ long sbx_fence_notif_read_caller(int listener_fd, uint64_t id, uint32_t pid, uin
     if (ioctl(listener_fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) != 0) return -1;
     return (long)n;
 }
+
+int sbx_fence_notif_id_valid(int listener_fd, uint64_t id) {
+    return ioctl(listener_fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &id);
+}
+
+int sbx_times_open(int dirfd, const char *path, int nofollow, int directory) {
+    int flags = O_PATH | O_CLOEXEC | (nofollow ? O_NOFOLLOW : 0) | (directory ? O_DIRECTORY : 0);
+    struct sbx_open_how how = { (uint64_t)(unsigned)flags, 0, SBX_RESOLVE_NO_MAGICLINKS };
+    return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+}
+
+int sbx_times_open_caller(const char *proc_path) {
+    return open(proc_path, O_PATH | O_CLOEXEC);
+}
+
+int sbx_times_set(int fd, int64_t atime_sec, int64_t atime_nsec, int64_t mtime_sec, int64_t mtime_nsec) {
+    struct timespec ts[2] = { { (time_t)atime_sec, (long)atime_nsec }, { (time_t)mtime_sec, (long)mtime_nsec } };
+    return utimensat(fd, "", ts, AT_EMPTY_PATH);
+}

@@ -173,6 +173,19 @@ struct DenialAccount {
         return .error(err)
     }
 
+    /// Nested: explicit file times the TimesFence refused (EPERM), in any
+    /// `on_violation` mode: a built-in refusal, not a call outside the allow-list.
+    mutating func refusedTimes(_ v: SeccompViolation, atMs: UInt64) {
+        let d = RunResult.Denial(kind: .syscall, what: v.syscall, detail: "explicit times outside the writable binds, or on a file not the command's (EPERM)",
+                                 count: 1, first: atMs,
+                                 hint: "a nested run sets explicit file times only on its own files beneath an rw bind; times NULL (now, as touch sets them) work anywhere writable")
+        if let i = builtins.firstIndex(where: { $0.kind == d.kind && $0.what == d.what && $0.detail == d.detail }) {
+            builtins[i].count += 1
+        } else if builtins.count < AuditTally.maxEntries {
+            builtins.append(d)
+        }
+    }
+
     func isBuiltin(_ v: SeccompViolation) -> Bool {
         classifier.builtin(v, viaSupervisor: plan.seccomp.onViolation != .errno) != nil
     }

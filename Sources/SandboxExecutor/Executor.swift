@@ -139,6 +139,8 @@ public final class Executor {
     private var undo = UndoStack()
     private var notApplied: [String]
     private var seccompProgram: SeccompProgram?
+    /// Nested: the supervisor's side of explicit file times (step 7, `makeTimesFence`).
+    private var timesFence: TimesFence?
     /// Every fence's denials (the notifier's calls, the audit records, the
     /// firewall's counters), bounded: `denials` and `violations` in the result.
     private var account: DenialAccount
@@ -254,6 +256,7 @@ public final class Executor {
         let cgroup = try makeCgroup(runDir)                               // 6
         let landlock = try makeLandlockRuleset(sources)                   // 7
         let (program, notify) = try compileSeccomp()                      // 7
+        makeTimesFence(sources)                                           // 7
         let logFlags = startDenialAccount()                               // 7
         let pipes = try ChildPipes(undo: &undo)                           // 8
         var spec = childSpec(runDir: runDir, lease: lease, landlock: landlock, seccomp: program) // 8
@@ -407,6 +410,15 @@ public final class Executor {
         do { pair = try FD.socketPair() } catch { throw ExecError(.seccomp, error) }
         undo.push { pair.0.close(); pair.1.close() }
         return (program, (pair.0, pair.1))
+    }
+
+    /// 7. Nested: what answers utimensat with explicit times (TimesFence), keyed by
+    /// the identities of the rw binds' sources opened in step 2.
+    private func makeTimesFence(_ sources: [Int: OpenedSource]) {
+        guard plan.seccomp.explicitTimesViaSupervisor == true else { return }
+        let roots = plan.mounts.indices.filter { plan.mounts[$0].kind == .bind && !plan.mounts[$0].readOnly }
+            .compactMap { sources[$0] }.map { TimesFence.Root(device: $0.device, inode: $0.inode) }
+        timesFence = TimesFence(writableRoots: roots, uid: plan.process.uid)
     }
 
     /// 7. The denial account: the run's leased uid subscribed to the process's audit
@@ -642,11 +654,17 @@ public final class Executor {
             if let n = notifier, !events[3].isEmpty {
                 let kill = plan.seccomp.onViolation == .kill
                 let answer: SeccompNotifier.Answer = kill ? .none : plan.seccomp.onViolation == .log ? .allow : .deny
+                // Explicit file times first (nested): answered by the TimesFence, and
+                // accounted (as a built-in refusal) only when it refused them.
                 if events[3].contains(.readable), let (v, given) = n.handleOne(decide: { v in
                     let at = Clock.realtimeMs() - startedWallMs
+                    if let times = timesFence?.answer(v, notifier: n) {
+                        if times == .deny { account.refusedTimes(v, atMs: at) }
+                        return times
+                    }
                     return account.accountConnect(v, atMs: at) { n.readCaller(v, address: $0, length: $1) }
                         ?? account.refuseBuiltin(v, atMs: at) ?? answer
-                }), !account.isAccountedConnect(v), !account.isBuiltin(v) {
+                }), timesFence?.handles(v) != true, !account.isAccountedConnect(v), !account.isBuiltin(v) {
                     record(v)
                     if given == .none && killedFor == nil {
                         // The call stays blocked in the kernel; the sandbox dies first.
@@ -855,6 +873,14 @@ public final class Executor {
 
         if f.isChdir {
             return child(plan.process.workdir, "chdir \(plan.process.workdir): \(err)")
+        }
+        if f.isSecondListener {
+            // Never run without the listener: what it answers would be left open.
+            var needs: [String] = []
+            if plan.seccomp.explicitTimesViaSupervisor == true { needs.append("explicit file times (nested_without = [\"timestamps\"] accepts that gap)") }
+            if plan.seccomp.rules.contains(where: { $0.origin == SeccompPlan.connectAccountOrigin }) { needs.append("the connect account (network none or loopback)") }
+            if plan.seccomp.onViolation != .errno { needs.append("on_violation = \"\(plan.seccomp.onViolation.rawValue)\"") }
+            return child("seccomp", "load the seccomp filter: \(err): a seccomp filter above this process (another sandbox's, a runtime's) already has a user-notification listener, and the kernel allows one per filter chain; this run's filter needs its own for \(needs.joined(separator: ", ")). Not run")
         }
         if f.isRlimit, f.index >= 0, Int(f.index) < plan.process.rlimits.count {
             let l = plan.process.rlimits[Int(f.index)]

@@ -107,6 +107,9 @@ public struct ChildFailure: Sendable, Equatable {
     public var isExecutableChanged: Bool { step == Int32(SBX_STEP_EXEC_CHECK.rawValue) }
     public var isChdir: Bool { step == Int32(SBX_STEP_CHDIR.rawValue) }
     public var isRlimit: Bool { step == Int32(SBX_STEP_RLIMIT.rawValue) || step == Int32(SBX_STEP_PAYLOAD_RLIMIT.rawValue) }
+    /// The filter could not be loaded because one above already has a listener
+    /// (EBUSY: the kernel allows one per filter chain).
+    public var isSecondListener: Bool { step == Int32(SBX_STEP_SECCOMP.rawValue) && errno == EBUSY }
 
     /// The 12-byte record the child writes on the error pipe.
     public init?(record: [UInt8]) {

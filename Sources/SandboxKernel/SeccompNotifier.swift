@@ -30,6 +30,9 @@ public struct SeccompViolation: Codable, Sendable, Equatable {
 /// The answer is never `SECCOMP_USER_NOTIF_FLAG_CONTINUE`: by the time the supervisor
 /// looked at pointer arguments the caller could have changed them (TOCTOU), so the
 /// notifier is an audit channel, not a policy engine — the verdict is always "denied".
+/// The one exception does the call itself rather than let it run: a nested run's
+/// explicit file times (``TimesFence``), set by the supervisor on its own descriptor
+/// from its own copy of the arguments, answered `.succeeded` or with an errno.
 ///
 /// Use: poll ``fd`` for `POLLIN` (a notification is pending) and call ``handleOne()``;
 /// `POLLHUP` means every task using the filter has exited.
@@ -74,7 +77,11 @@ public final class SeccompNotifier {
     /// Receives one notification. With `respond` (the default) the call is answered
     /// with EPERM. Without, it is left blocked: for `on_violation = "kill"`, where the
     /// supervisor kills the sandbox and the call must never return to the caller.
-    public enum Answer: Equatable { case deny, allow, none, error(Int32) }
+    public enum Answer: Equatable {
+        case deny, allow, none, error(Int32)
+        /// The call returns 0: the supervisor did it itself (TimesFence).
+        case succeeded
+    }
 
     public func handleOne(respond: Bool = true) -> SeccompViolation? {
         handleOne(answer: respond ? .deny : .none)
@@ -107,10 +114,11 @@ public final class SeccompNotifier {
         case .deny: _ = sbx_fence_notif_send_error(fd, sendBuffer.baseAddress, sendBuffer.count, note.id, EPERM)
         case .error(let e): _ = sbx_fence_notif_send_error(fd, sendBuffer.baseAddress, sendBuffer.count, note.id, e)
         case .allow: _ = sbx_fence_notif_send_continue(fd, sendBuffer.baseAddress, sendBuffer.count, note.id)
+        case .succeeded: _ = sbx_fence_notif_send_error(fd, sendBuffer.baseAddress, sendBuffer.count, note.id, 0) // error 0, val 0
         case .none: break
         }
         switch answer {
-        case .deny, .error: v.action = "notify"
+        case .deny, .error, .succeeded: v.action = "notify"
         case .allow: v.action = "log"
         case .none: v.action = "kill"
         }
@@ -139,6 +147,12 @@ public final class SeccompNotifier {
         let n = bytes.withUnsafeMutableBytes { sbx_fence_notif_read_caller(fd, v.id, v.pid, address, $0.baseAddress, length) }
         guard n > 0 else { return nil }
         return Array(bytes.prefix(n))
+    }
+
+    /// True while the call of `v` is still held (SECCOMP_IOCTL_NOTIF_ID_VALID): what
+    /// was opened through `/proc/<pid>` before this answer was the caller's.
+    public func isPending(_ v: SeccompViolation) -> Bool {
+        fd >= 0 && sbx_fence_notif_id_valid(fd, v.id) == 0
     }
 
     /// Closes the listener; idempotent. Tasks still blocked in a notifying syscall then

@@ -98,6 +98,9 @@ public enum Explanation {
                 line("    on violation: EPERM")
             }
             if let fam = plan.seccomp.socketFamilies { line("    socket families: \(list(fam.map(\.rawValue))) (others fail with EAFNOSUPPORT)") }
+            if plan.seccomp.explicitTimesViaSupervisor == true {
+                line("    utimensat with explicit times: set by the supervisor only on the command's files beneath an rw bind, else EPERM (times NULL, \"now\", run in the kernel; utime, utimes, futimesat with explicit times: EPERM)")
+            }
             if let ioctls = plan.seccomp.refusedIoctls {
                 line("    ioctl commands refused (EPERM, a second filter on the low 32 bits of cmd): \(list(ioctls.map(\.name)))")
             }

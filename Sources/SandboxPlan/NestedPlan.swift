@@ -40,6 +40,28 @@ struct NestedSeccomp {
                            "mq_timedreceive", "mq_notify", "mq_getsetattr"]
     static let origin = "builtin: nested, no System V IPC or POSIX message queues"
     static let fenceOrigin = "builtin: nested, only on itself"
+    static let timesOrigin = "builtin: nested, explicit times through the supervisor"
+
+    /// R2: Landlock does not cover a file's times, so a nested command could set the
+    /// access and modification times of any file the invoker owns, anywhere on the
+    /// host. Times NULL ("now", what `touch` passes) stay allowed in the kernel: they
+    /// need write access to the file, which Landlock does mediate where it matters
+    /// less (a time of "now" misleads no build). Explicit times (`tar -x`, `cp -p`,
+    /// `rsync -t`, `shutil.copy2`) go to the supervisor (USER_NOTIF; TimesFence),
+    /// which reads the path and times once, resolves the target itself, sets them on
+    /// its own descriptor when the target lies beneath a writable bind and is the
+    /// command's, and answers with that result or EPERM: never CONTINUE, so nothing
+    /// the caller changes after the check matters. The filter cannot tell a
+    /// UTIME_NOW pair from explicit times (they are behind the pointer), so only NULL
+    /// stays in the kernel. The legacy calls (glibc has used utimensat for them since
+    /// 2.33; only old static binaries make them) keep NULL and get EPERM otherwise.
+    static let explicitTimes: [ArgumentFence] = [
+        ArgumentFence(syscall: "utimensat", allowed: [[.equal(2, 0)]], refused: [], notified: [[.notEqual(2, 0)]],
+                      origin: timesOrigin),
+        ArgumentFence(syscall: "utime", allowed: [[.equal(1, 0)]], refused: [[.notEqual(1, 0)]], origin: timesOrigin),
+        ArgumentFence(syscall: "utimes", allowed: [[.equal(1, 0)]], refused: [[.notEqual(1, 0)]], origin: timesOrigin),
+        ArgumentFence(syscall: "futimesat", allowed: [[.equal(2, 0)]], refused: [[.notEqual(2, 0)]], origin: timesOrigin),
+    ]
     /// Refused in every nested run, whatever the policy says (red-team of nested):
     /// io_uring makes sockets without socket(2), past the family filter. Landlock
     /// (ABI <= 7) does not cover a file's mode, owner or extended attributes, so
@@ -173,6 +195,10 @@ struct ArgumentFence {
     var allowed: [[Form]]
     /// Refused with EPERM whatever the profile says.
     var refused: [[Form]]
+    /// Handed to the supervisor (USER_NOTIF) where the profile allowed the call, which
+    /// answers it itself (`NestedSeccomp.explicitTimes`).
+    var notified: [[Form]] = []
+    var origin: String = NestedSeccomp.fenceOrigin
 }
 
 extension Context {
@@ -256,6 +282,9 @@ extension Context {
         if accepted.contains(.ipc) {
             gaps[.ipc] = "System V IPC and POSIX message queues of the invoker's IPC namespace are reachable"
         }
+        if accepted.contains(.timestamps) {
+            gaps[.timestamps] = "the access and modification times of any file the invoker owns, anywhere on the host, can be set (utimensat, utimes: Landlock does not cover them)"
+        }
         if !refused.isEmpty {
             throw PlanError(key: "process.isolation", message: "nested isolation cannot fence what this policy asks for: \(refused.joined(separator: "; ")). Accept each in process.nested_without (\(NestedGap.allCases.map(\.rawValue).joined(separator: ", "))), or run with namespaces")
         }
@@ -295,7 +324,8 @@ extension Context {
         let families = (policy.seccomp.socketFamilies ?? SocketFamily.allCases).filter(keep.contains).sorted()
         return NestedSeccomp(families: families,
                              deny: NestedSeccomp.alwaysDenied + (accepted.contains(.ipc) ? [] : NestedSeccomp.ipcCalls),
-                             fences: NestedSeccomp.onlyOnItself + (accepted.contains(.unixSockets) ? [] : [NestedSeccomp.datagramPairs]))
+                             fences: NestedSeccomp.onlyOnItself + (accepted.contains(.unixSockets) ? [] : [NestedSeccomp.datagramPairs])
+                                + (accepted.contains(.timestamps) ? [] : NestedSeccomp.explicitTimes))
     }
 
     /// Every layer of a namespaced run, and what a nested one has of each.
@@ -331,6 +361,10 @@ extension Context {
             + "changing any file's mode, owner, ACL or extended attributes (chmod, chown, setxattr, removexattr in every form, fd ones included), "
             + "a lease on a file (fcntl F_SETLEASE), the ioctl commands that change an inode through a read-only fd or make a btrfs subvolume (chattr's FS_IOC_SETFLAGS, FS_IOC_FSSETXATTR, fs-verity, fscrypt policies and keys, \((plan.seccomp.refusedIoctls ?? []).count) commands in seccomp.refusedIoctls, by a second filter), and limits, priority, scheduling, CPU affinity or I/O priority of any process but itself "
             + "(prlimit64, sched_setscheduler, sched_setparam, sched_setattr, sched_setaffinity only with pid 0; setpriority and ioprio_set only on the process itself, who 0: a thread id gets EPERM)"))
+        layers.append(IsolationLayer(name: "timestamps", applied: gaps[.timestamps] == nil, how: gaps[.timestamps].map { $0 + " (accepted: nested_without)" } ?? (
+            plan.seccomp.explicitTimesViaSupervisor == true
+                ? "Landlock does not cover file times: utimensat with times NULL (now) runs in the kernel; with explicit times the supervisor resolves the path itself and sets them only on a file of the command's uid beneath a writable bind (\(list(binds.filter { !$0.readOnly }.map(\.destination)))), else EPERM; utime, utimes and futimesat with explicit times get EPERM"
+                : "utimensat, utimes, utime and futimesat are not allowed by the profile")))
         layers.append(IsolationLayer(name: "mount_namespace", applied: false, how:
             "no private root: paths outside the binds are denied by Landlock, but their names and metadata can still be read (stat, readlink, getxattr, listxattr; no contents); "
             + "inotify_add_watch and fanotify, which would report names created outside, are refused by the seccomp filter"))

@@ -663,7 +663,8 @@ struct Context {
             enabled: enabled, profile: sc.profile?.source, arch: arch, defaultAction: defaultAction,
             defaultErrno: defaultErrno, rules: rules, socketFamilies: families,
             onViolation: sc.onViolation, unknownSyscalls: unknown.sorted(),
-            syscallNumbers: numbers, rulesDigest: digest, refusedIoctls: ioctls)
+            syscallNumbers: numbers, rulesDigest: digest, refusedIoctls: ioctls,
+            explicitTimesViaSupervisor: rules.contains { $0.origin == NestedSeccomp.timesOrigin && $0.action == .notify } ? true : nil)
     }
 
     /// The syscalls that set a file's mode, and which argument holds it.
@@ -823,19 +824,21 @@ struct Context {
             }
             out.append(r)
         }
-        let origin = NestedSeccomp.fenceOrigin
         for f in fences {
             if conditional.contains(f.syscall) {
-                out.append(SeccompRulePlan(syscalls: [f.syscall], action: .errno, errno: 1, args: [], origin: origin))
+                out.append(SeccompRulePlan(syscalls: [f.syscall], action: .errno, errno: 1, args: [], origin: f.origin))
                 continue
             }
             if allowed.contains(f.syscall) {
                 for form in f.allowed {
-                    out.append(SeccompRulePlan(syscalls: [f.syscall], action: .allow, errno: nil, args: form.map(\.arg), origin: origin))
+                    out.append(SeccompRulePlan(syscalls: [f.syscall], action: .allow, errno: nil, args: form.map(\.arg), origin: f.origin))
+                }
+                for form in f.notified {
+                    out.append(SeccompRulePlan(syscalls: [f.syscall], action: .notify, errno: nil, args: form.map(\.arg), origin: f.origin))
                 }
             }
             for form in f.refused {
-                out.append(SeccompRulePlan(syscalls: [f.syscall], action: .errno, errno: 1, args: form.map(\.arg), origin: origin))
+                out.append(SeccompRulePlan(syscalls: [f.syscall], action: .errno, errno: 1, args: form.map(\.arg), origin: f.origin))
             }
         }
         return out

@@ -354,6 +354,7 @@ extension SeccompPlan {
             w.field("defaultAction", defaultAction)
             w.field("defaultErrno", defaultErrno)
             w.field("enabled", enabled)
+            if let explicitTimesViaSupervisor { w.field("explicitTimesViaSupervisor", explicitTimesViaSupervisor) }
             w.field("onViolation", onViolation)
             w.field("profile", profile)
             if let refusedIoctls {

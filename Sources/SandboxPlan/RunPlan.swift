@@ -222,6 +222,10 @@ public struct SeccompPlan: Codable, Sendable, Equatable {
     /// (`NestedSeccomp.refusedIoctls`), in a second filter stacked after the main one
     /// (`SeccompCompiler.ioctlFence`). nil: none.
     public var refusedIoctls: [IoctlCommand]? = nil
+    /// Nested: utimensat with explicit times is handed to the supervisor, which sets
+    /// them itself only beneath a writable bind (`NestedSeccomp.explicitTimes`,
+    /// `SandboxKernel.TimesFence`). nil: no such rule.
+    public var explicitTimesViaSupervisor: Bool? = nil
 }
 
 /// One ioctl command by its kernel name and number (the low 32 bits the kernel

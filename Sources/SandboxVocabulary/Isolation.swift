@@ -33,6 +33,11 @@ public enum NestedGap: String, Sendable, Hashable, CaseIterable, Codable, Compar
     /// it: Landlock's scopes (ABI 6) fence them. On an older kernel, not accepted:
     /// refused.
     case scopes
+    /// File times (`utimensat`, `utimes`, `utime`, `futimesat` with explicit times) on
+    /// any file the invoker owns, anywhere on the host: Landlock does not cover them.
+    /// Not accepted: explicit times are set by the supervisor, and only on a file
+    /// beneath a writable bind (`utimensat`), or refused (the legacy calls).
+    case timestamps
 
     public static func < (a: NestedGap, b: NestedGap) -> Bool { a.rawValue < b.rawValue }
 }

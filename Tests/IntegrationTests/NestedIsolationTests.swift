@@ -69,7 +69,7 @@ import Testing
         /// The container-like outer policy: no capability, Docker's default seccomp
         /// profile unchanged (and connect denied), a private /tmp and /run, the system
         /// and the build read-only, the three directories writable.
-        func outerPolicy(profile: String) -> String {
+        func outerPolicy(profile: String, listener: Bool = false) -> String {
             let ro = ["/usr", "/bin", "/sbin", "/lib", "/lib64?", "/etc/passwd?", "/etc/group?", "/etc/ld.so.cache?",
                       "/etc/nsswitch.conf?", "/opt/swift?", Harness.repoRoot, Harness.policyDir(for: work)]
             let list = { (xs: [String]) in xs.map { "\"\($0)\"" }.joined(separator: ", ") }
@@ -92,7 +92,7 @@ import Testing
                 # Only so that this filter has no user-notification listener (a network-none
                 # run hands connect to its supervisor through one): the kernel allows one
                 # listener per filter chain, and a real container's filter has none.
-                deny = ["connect"]
+                \(listener ? "" : "deny = [\"connect\"]")
                 [capabilities]
                 keep = []
                 [network]
@@ -174,6 +174,26 @@ import Testing
             #expect(layers[name] == false, "\(name) not listed as absent: \(layers)")
         }
         #expect((result?["fences"] as? [String: Any])?["landlockABI"] as? Int ?? 0 >= 1)
+    }
+
+    /// A nested run needs the filter's listener (explicit file times; here the connect
+    /// account too): under a filter that already has one (the outer run's own, for
+    /// its connect account), the kernel refuses a second (EBUSY), and the run fails
+    /// with 125 naming why — never runs without what the listener answers. Control:
+    /// the same outer environment without its listener runs it (the test above).
+    @Test func aNestedRunUnderAnotherListenerFailsNamingWhy() throws {
+        guard Self.ready(), let profile = Self.dockerProfile() else { return }
+        let w = World()
+        defer { w.remove() }
+        let (out, result) = try w.nestedRun(outer: w.outerPolicy(profile: profile, listener: true),
+                                            inner: w.innerPolicy("nested", isolation: "nested"))
+        #expect(out.status == 125, "nested run under a listener: \(out.status) \(out.stdout) \(out.stderr)")
+        let error = (result?["error"] as? [String: Any]) ?? [:]
+        let message = error["message"] as? String ?? ""
+        #expect(error["errnoName"] as? String == "EBUSY", "error: \(error)")
+        #expect(message.contains("already has a user-notification listener") && message.contains("explicit file times"),
+                "error: \(message) \(out.stderr)")
+        #expect(!out.stdout.contains("inside="), "the command ran: \(out.stdout)")
     }
 
     @Test func namespacesOnlyPolicyIsRefusedThereNamingWhy() throws {

@@ -330,6 +330,158 @@ import Testing
         #expect(w.received().isEmpty, "a datagram reached the host socket from inside")
     }
 
+    /// R2: file times. Prints `key=OK` or `key=ERRNO`; a positive (`keep_*`) prints OK
+    /// only when the file then has exactly the times asked for. argv: a file in the ro
+    /// bind, a file and its directory outside every bind. Explicit times T.
+    static let timesProbe = #"""
+        import ctypes, errno, os, platform, sys
+        RO, OUT, OUTDIR = sys.argv[1], sys.argv[2], sys.argv[3]
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall.restype = ctypes.c_long
+        T = (1000000000, 1000000001)                 # atime, mtime: 2001-09-09
+        TNS = (T[0] * 10**9 + 7, T[1] * 10**9 + 42)
+        r = {}
+        def attempt(key, f):
+            try:
+                f(); r[key] = 'OK'
+            except OSError as e:
+                r[key] = errno.errorcode.get(e.errno, str(e.errno))
+        def exact(path, follow=True):
+            st = os.stat(path, follow_symlinks=follow)
+            if (st.st_atime_ns, st.st_mtime_ns) != TNS: raise OSError(errno.EDOM, 'times %s' % ((st.st_atime_ns, st.st_mtime_ns),))
+        class timespec(ctypes.Structure): _fields_ = [('sec', ctypes.c_long), ('nsec', ctypes.c_long)]
+        UTIME_NOW = (1 << 30) - 1
+        def utimensat(dirfd, path, times, flags):
+            ts = (timespec * 2)(*times) if times else None
+            if libc.utimensat(dirfd, path, ts, flags) != 0:
+                e = ctypes.get_errno(); raise OSError(e, os.strerror(e))
+        def legacy(name, *args):
+            nr = {'utime': 132, 'utimes': 235, 'futimesat': 261}.get(name) if platform.machine() == 'x86_64' else None
+            if nr is None: raise OSError(errno.ENOSYS, 'no ' + name)
+            if libc.syscall(ctypes.c_long(nr), *args) < 0:
+                e = ctypes.get_errno(); raise OSError(e, os.strerror(e))
+        class timeval(ctypes.Structure): _fields_ = [('sec', ctypes.c_long), ('usec', ctypes.c_long)]
+        tv = (timeval * 2)(timeval(T[0], 0), timeval(T[1], 0))
+        AT_FDCWD, AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH = -100, 0x100, 0x1000
+        for name in ['a', 'b', 'c', 'd', 'e', 'to-outside', 'own-link']:
+            if os.path.isdir(name) and not os.path.islink(name): os.rmdir(name)
+            elif os.path.lexists(name): os.unlink(name)
+        os.symlink(OUT, 'to-outside')
+        ro_fd = os.open(RO, os.O_RDONLY)
+        outdir_fd = os.open(OUTDIR, os.O_PATH)      # Landlock does not check O_PATH opens
+
+        # Attacks: explicit times on a file outside every bind and in the ro bind.
+        attempt('times_outside', lambda: os.utime(OUT, ns=TNS))
+        attempt('times_ro', lambda: os.utime(RO, ns=TNS))
+        attempt('times_ro_fd', lambda: os.utime(ro_fd, ns=TNS))                  # futimens: utimensat(fd, NULL, …)
+        attempt('times_ro_empty_path', lambda: utimensat(ro_fd, b'', [timespec(T[0], 0), timespec(T[1], 0)], AT_EMPTY_PATH))
+        attempt('times_outside_dirfd', lambda: os.utime(os.path.basename(OUT), ns=TNS, dir_fd=outdir_fd))
+        attempt('times_outside_symlink', lambda: os.utime('to-outside', ns=TNS))   # a link in the workspace, followed
+        attempt('times_outside_dotdot', lambda: os.utime(os.path.relpath(OUT), ns=TNS))
+        attempt('times_outside_now_pair', lambda: utimensat(AT_FDCWD, OUT.encode(), [timespec(0, UTIME_NOW), timespec(0, UTIME_NOW)], 0))
+        attempt('times_outside_utimes', lambda: legacy('utimes', OUT.encode(), tv))
+        attempt('times_outside_futimesat', lambda: legacy('futimesat', AT_FDCWD, OUT.encode(), tv))
+
+        # Kept: times in the workspace (rw), exact; NULL ("now", touch) anywhere writable.
+        for name in 'abce': open(name, 'w').close()
+        os.mkdir('d')
+        def fd_times():
+            fd = os.open('b', os.O_WRONLY); os.utime(fd, ns=TNS); os.close(fd); exact('b')
+        def dirfd_times():
+            fd = os.open('.', os.O_RDONLY | os.O_DIRECTORY); os.utime('c', ns=TNS, dir_fd=fd); os.close(fd); exact('c')
+        def own_link():
+            os.symlink('a', 'own-link'); os.utime('own-link', ns=TNS, follow_symlinks=False); exact('own-link', follow=False)
+        attempt('keep_times_work', lambda: (os.utime('a', ns=TNS), exact('a')))
+        attempt('keep_futimens_work', fd_times)
+        attempt('keep_dirfd_work', dirfd_times)
+        attempt('keep_times_dir_work', lambda: (os.utime('d', ns=TNS), exact('d')))
+        attempt('keep_nofollow_link_work', own_link)
+        attempt('keep_now_pair_work', lambda: utimensat(AT_FDCWD, b'a', [timespec(0, UTIME_NOW), timespec(0, UTIME_NOW)], 0))
+        attempt('keep_touch_work', lambda: os.utime('e', None))
+        attempt('keep_missing_enoent', lambda: os.utime('no-such-file', ns=TNS))
+        print(' '.join('%s=%s' % kv for kv in sorted(r.items())), flush=True)
+        """#
+
+    static let timeAttacks = ["times_outside", "times_ro", "times_ro_fd", "times_ro_empty_path", "times_outside_dirfd",
+                              "times_outside_symlink", "times_outside_dotdot", "times_outside_now_pair"]
+    static let legacyTimeAttacks = ["times_outside_utimes", "times_outside_futimesat"]
+    static let timesKept = ["keep_times_work", "keep_futimens_work", "keep_dirfd_work", "keep_times_dir_work",
+                            "keep_nofollow_link_work", "keep_now_pair_work", "keep_touch_work"]
+
+    /// R2: explicit file times are set only beneath a writable bind. Control: as the
+    /// user, outside any sandbox, every attack sets the times of a file outside the
+    /// binds or in the ro bind. Nested: each gets EPERM and the files keep their
+    /// times; the workspace gets exactly the times asked for — by os.utime in every
+    /// form, `cp --preserve=timestamps` and `tar -x` (`cp -p` also sets the mode, which
+    /// a nested run refuses) — and NULL ("now", `touch`) works. Fails without the
+    /// fence: the attacks succeed inside as they do outside.
+    @Test func explicitTimesAreSetOnlyBeneathAWritableBind() throws {
+        guard Harness.require(Harness.isRoot, "root (to run as another user)") else { return }
+        let w = try World()
+        defer { w.remove() }
+        let outsideFile = "\(w.outside)/Makefile"
+        try "all:\n".write(toFile: outsideFile, atomically: false, encoding: .utf8)
+        chown(outsideFile, Self.uid, Self.uid)
+        try Self.timesProbe.write(toFile: "\(w.work)/times.py", atomically: false, encoding: .utf8)
+        func times(_ path: String) -> String {
+            var st = stat()
+            guard lstat(path, &st) == 0 else { return "missing" }
+            return "\(st.st_atim.tv_sec).\(st.st_atim.tv_nsec)/\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)"
+        }
+        func reset() {
+            var ts = [timespec(tv_sec: 1_600_000_000, tv_nsec: 0), timespec(tv_sec: 1_600_000_000, tv_nsec: 0)]
+            for f in [w.file, outsideFile] { _ = utimensat(AT_FDCWD, f, &ts, 0) }
+        }
+        let isX86 = { var u = utsname(); uname(&u); return withUnsafeBytes(of: u.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) } == "x86_64" }()
+        let legacy = isX86 ? Self.legacyTimeAttacks : []
+
+        reset()
+        let untouched = (times(w.file), times(outsideFile))
+        let control = try Self.asUser(["python3", "times.py", w.file, outsideFile, w.outside], cwd: w.work)
+        let c = NestedIsolationTests.results(control.stdout)
+        for key in Self.timeAttacks + legacy + Self.timesKept {
+            #expect(c[key] == "OK", "control: \(key) = \(c[key] ?? "missing") (\(control.stdout) \(control.stderr))")
+        }
+        #expect(times(w.file) != untouched.0 && times(outsideFile) != untouched.1, "control: the times did not change")
+
+        // The tools' part: a file and an archive whose times are T, made by the user.
+        reset()
+        let before = (times(w.file), times(outsideFile))
+        let tools = """
+            set -e
+            rm -rf src.txt copied.txt arch.tar ex; mkdir ex
+            echo data > src.txt; touch -d @1000000001 src.txt
+            mkdir -p tree; for i in 1 2 3; do echo $i > tree/f$i; touch -d @100000000$i tree/f$i; done
+            tar -cf arch.tar tree; rm -rf tree
+            """
+        #expect(try Self.asUser(["sh", "-c", tools], cwd: w.work).status == 0)
+        let script = "python3 times.py \(w.file) \(outsideFile) \(w.outside) && cp --preserve=timestamps src.txt copied.txt && tar -xf arch.tar -C ex && echo tools=done"
+        let out = try Harness.exec(policy: w.policy(), ["sh", "-c", script], cwd: w.work, asUser: (Self.uid, w.runtime))
+        let r = NestedIsolationTests.results(out.stdout)
+        #expect(out.status == 0, "nested run: \(out.status) \(out.stdout) \(out.stderr)")
+        for key in Self.timeAttacks + legacy {
+            #expect(r[key] == "EPERM", "nested: \(key) = \(r[key] ?? "missing") (\(out.stdout) \(out.stderr))")
+        }
+        for key in Self.timesKept {
+            #expect(r[key] == "OK", "nested: \(key) = \(r[key] ?? "missing"), times in the workspace (\(out.stdout) \(out.stderr))")
+        }
+        #expect(r["keep_missing_enoent"] == "ENOENT", "a missing file: \(r["keep_missing_enoent"] ?? "missing")")
+        #expect(r["tools"] == "done", "cp --preserve=timestamps / tar -x in the workspace: \(out.stdout) \(out.stderr)")
+        #expect(times("\(w.work)/copied.txt").hasSuffix("/1000000001.0"), "cp --preserve=timestamps: \(times("\(w.work)/copied.txt"))")
+        for i in 1...3 {
+            #expect(times("\(w.work)/ex/tree/f\(i)").hasSuffix("/100000000\(i).0"), "tar -x f\(i): \(times("\(w.work)/ex/tree/f\(i)"))")
+        }
+        #expect(times(w.file) == before.0, "the ro file's times changed from inside: \(before.0) → \(times(w.file))")
+        #expect(times(outsideFile) == before.1, "the outside file's times changed from inside: \(before.1) → \(times(outsideFile))")
+        // The refusals are in the run's denial account.
+        let denials = (out.result?["denials"] as? [[String: Any]]) ?? []
+        #expect(denials.contains { $0["kind"] as? String == "syscall" && $0["what"] as? String == "utimensat"
+                    && ($0["detail"] as? String ?? "").contains("writable binds") && $0["count"] as? Int == 8 },
+                "no utimensat denial recorded, or not 8: \(denials)")
+        // Not a call outside the allow-list: errno mode lists no violation.
+        #expect((out.result?["violations"] as? [Any])?.isEmpty == true, "violations: \(out.result?["violations"] ?? "none")")
+    }
+
     /// N2's other half: a supervisor whose file-size limit is lowered under it (by
     /// another process of the invoker's uid; before the fence, by a command's
     /// prlimit64) reports the failed write and exits 125: SIGXFSZ is ignored, and the

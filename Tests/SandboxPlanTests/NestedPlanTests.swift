@@ -150,6 +150,33 @@ import Testing
         #expect(!namespaced.seccomp.rules.contains { $0.origin == "builtin: nested, only on itself" })
     }
 
+    /// R2: utimensat with times NULL stays in the kernel, with explicit times it goes
+    /// to the supervisor (whole-register comparisons: a pointer); the legacy calls
+    /// keep NULL only. Accepting "timestamps" leaves them as the profile says.
+    @Test func explicitTimesGoToTheSupervisor() throws {
+        let profile = Self.nested.replacingOccurrences(of: "[seccomp]", with: "[seccomp]\nprofile = \"default\"")
+        for plan in [try compile(Self.nested), try compile(profile)] {
+            #expect(forms(plan, "utimensat", .allow) == ["2==0"])
+            #expect(forms(plan, "utimensat", .notify) == ["2!=0"])
+            #expect(forms(plan, "utimensat", .errno).isEmpty)
+            for (call, arg) in [("utime", 1), ("utimes", 1), ("futimesat", 2)] {
+                #expect(forms(plan, call, .allow) == ["\(arg)==0"], "\(call)")
+                #expect(forms(plan, call, .errno) == ["\(arg)!=0"], "\(call)")
+            }
+            #expect(!plan.seccomp.rules.contains { $0.syscalls.contains("utimensat") && $0.args.isEmpty })
+            #expect(plan.seccomp.explicitTimesViaSupervisor == true)
+            #expect(layers(plan)["timestamps"] == true)
+        }
+        let accepted = try compile(Self.nested.replacingOccurrences(of: "isolation = \"nested\"", with: "isolation = \"nested\"\nnested_without = [\"timestamps\"]"))
+        #expect(!accepted.seccomp.rules.contains { $0.syscalls.contains("utimensat") })
+        #expect(accepted.seccomp.explicitTimesViaSupervisor == nil)
+        #expect(accepted.isolation?.accepted == [.timestamps])
+        #expect(layers(accepted)["timestamps"] == false)
+        let namespaced = try compile(Self.nested.replacingOccurrences(of: "isolation = \"nested\"", with: ""))
+        #expect(namespaced.seccomp.explicitTimesViaSupervisor == nil)
+        #expect(!namespaced.seccomp.rules.contains { $0.syscalls.contains("utimensat") })
+    }
+
     @Test func acceptedGapsAreLeftOpenAndListed() throws {
         let plan = try compile(Self.nested.replacingOccurrences(
             of: "isolation = \"nested\"", with: "isolation = \"nested\"\nnested_without = [\"unix_sockets\", \"ipc\"]"))

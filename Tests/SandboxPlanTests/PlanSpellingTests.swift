@@ -113,6 +113,7 @@ struct PlanSpellingTests {
         full.seccomp.defaultErrno = 38
         full.seccomp.socketFamilies = [.unix, .inet]
         full.seccomp.syscallNumbers["Zeta"] = -1
+        full.seccomp.explicitTimesViaSupervisor = true
         full.seccomp.refusedIoctls = [IoctlCommand("FS_IOC_SETFLAGS", 0x4008_6602), IoctlCommand("\u{1}", UInt32.max)]
         full.seccomp.rules.append(SeccompRulePlan(syscalls: ["a", "b"], action: .errno, errno: 1,
             args: [SeccompArgPlan(index: 5, op: .maskedEqual, value: UInt64.max, valueTwo: 0)], origin: "o"))

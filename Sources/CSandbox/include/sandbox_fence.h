@@ -121,6 +121,25 @@ int sbx_fence_notif_send_continue(int listener_fd, void *buf, size_t buf_size, u
  * the moment after). Returns the bytes read, or -1 with errno. */
 long sbx_fence_notif_read_caller(int listener_fd, uint64_t id, uint32_t pid, uint64_t addr, void *buf, size_t len);
 
+/* ioctl(SECCOMP_IOCTL_NOTIF_ID_VALID): 0 while notification `id` is still pending
+ * (its caller blocked in the call), so what was opened through /proc/<pid> before
+ * was the caller's, not a process that reused its pid; -1 with errno (ENOENT) else. */
+int sbx_fence_notif_id_valid(int listener_fd, uint64_t id);
+
+/* ---- explicit file times, set by the supervisor (TimesFence) --------------- */
+
+/* openat2(dirfd, path, {O_PATH | O_CLOEXEC [| O_NOFOLLOW] [| O_DIRECTORY], 0,
+ * RESOLVE_NO_MAGICLINKS}): a path of the caller's, resolved as the kernel would for
+ * it, but no /proc magic link (the supervisor's own /proc/self would be another
+ * process's view). Returns an fd or -1. */
+int sbx_times_open(int dirfd, const char *path, int nofollow, int directory);
+/* open(path, O_PATH | O_CLOEXEC), following a magic link: /proc/<pid>/fd/<n> and
+ * /proc/<pid>/cwd of the caller. */
+int sbx_times_open_caller(const char *proc_path);
+/* utimensat(fd, "", times, AT_EMPTY_PATH) on an O_PATH fd: the inode the fd names
+ * (a symlink itself when opened O_NOFOLLOW). 0, or -1 with errno. */
+int sbx_times_set(int fd, int64_t atime_sec, int64_t atime_nsec, int64_t mtime_sec, int64_t mtime_nsec);
+
 /* ---- files ---------------------------------------------------------------- */
 
 /* openat2(AT_FDCWD, path, {flags, mode, RESOLVE_NO_SYMLINKS}): no component of

@@ -1,0 +1,243 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CSandbox
+import CSeccomp
+
+/// The supervisor's answer to `utimensat` with explicit times in a nested run (issue
+/// 19, R2). Landlock does not cover a file's times, and a nested command runs as the
+/// invoker: left to the kernel, it could set the times of any file the invoker owns,
+/// anywhere on the host. The filter lets times NULL ("now") run in the kernel and
+/// hands explicit times here (USER_NOTIF), where they are set only on a file beneath
+/// a writable bind, as Landlock would decide a write.
+///
+/// For each call, once:
+/// 1. the times (32 bytes) and the path (up to PATH_MAX, page by page) are read from
+///    the caller (`process_vm_readv`), each read checked with NOTIF_ID_VALID;
+/// 2. the target is opened here, `O_PATH`, as the kernel would resolve it for the
+///    caller: relative to its dirfd (`/proc/<pid>/fd/<n>`) or cwd (`/proc/<pid>/cwd`),
+///    checked still pending after the open (so not a process that reused the pid),
+///    `AT_SYMLINK_NOFOLLOW` honoured, a final symlink followed by hand so the
+///    directory it lands in is known; no /proc magic link in the caller's path
+///    (`RESOLVE_NO_MAGICLINKS`: this process's /proc/self is not the caller's);
+/// 3. it must be the command's (explicit times need the owner, and the command has no
+///    CAP_FOWNER, which a root supervisor has), and beneath a writable bind: the
+///    target, its directory, and each `..` up to `/` are compared by (device, inode)
+///    with the rw binds' sources opened at the run's start — never by path prefix;
+/// 4. the times are set on this process's own descriptor (`utimensat(fd, "",
+///    times, AT_EMPTY_PATH)`) and the call answered with that result, or EPERM.
+///
+/// Never SECCOMP_USER_NOTIF_FLAG_CONTINUE: the caller could change the path or the
+/// times after the check; here the check and the change use the same copy.
+///
+/// A hard link does not widen this: Landlock's REFER right keeps the command from
+/// linking a file of an `ro` bind into a writable one, and a file already linked
+/// into a writable bind from outside could be written there anyway. The walk is
+/// not raced by the command: what it may move stays beneath the writable binds.
+///
+/// Bounded: one call at a time, on the run's own supervisor thread (the kernel holds
+/// the others; no queue here), each a fixed number of system calls (at most 40
+/// symlinks, a walk of at most 4096 levels); a caller gone meanwhile only makes the
+/// answer fail to arrive.
+public final class TimesFence {
+    /// A writable bind's source, by identity.
+    public struct Root: Hashable, Sendable {
+        public var device: UInt64
+        public var inode: UInt64
+        public init(device: UInt64, inode: UInt64) { self.device = device; self.inode = inode }
+    }
+
+    private let roots: Set<Root>
+    private let uid: UInt32
+    private let utimensatNumber: Int32
+
+    /// - Parameters:
+    ///   - writableRoots: the sources of the run's rw binds.
+    ///   - uid: the command's uid, which must own the target.
+    public init(writableRoots: [Root], uid: UInt32) {
+        roots = Set(writableRoots)
+        self.uid = uid
+        utimensatNumber = seccomp_syscall_resolve_name("utimensat")
+    }
+
+    /// `v` is a utimensat this fence answers.
+    public func handles(_ v: SeccompViolation) -> Bool { utimensatNumber >= 0 && v.number == utimensatNumber }
+
+    /// The answer to `v`, nil when it is not a utimensat: `.succeeded` (set here),
+    /// `.deny` (refused: EPERM), or `.error(e)` (what the kernel answered this
+    /// process's own lookup or call: ENOENT, EINVAL…).
+    public func answer(_ v: SeccompViolation, notifier: SeccompNotifier) -> SeccompNotifier.Answer? {
+        guard handles(v) else { return nil }
+        do throws(Failure) {
+            try setTimes(v, notifier)
+            return .succeeded
+        } catch {
+            switch error {
+            case .refused: return .deny
+            case .failed(let e): return .error(e)
+            }
+        }
+    }
+
+    enum Failure: Error { case refused, failed(Int32) }
+
+    /// An opened target: the inode, and the directory it was found in (nil for a
+    /// directory, whose own `..` is the walk).
+    struct Target {
+        var file: OwnedFD
+        var parent: OwnedFD?
+    }
+
+    static let symlinkNoFollow: UInt32 = 0x100   // AT_SYMLINK_NOFOLLOW
+    static let emptyPath: UInt32 = 0x1000        // AT_EMPTY_PATH
+    static let atCWD: Int32 = -100               // AT_FDCWD
+    static let pathMax = 4096                    // PATH_MAX, with its NUL
+
+    private func setTimes(_ v: SeccompViolation, _ n: SeccompNotifier) throws(Failure) {
+        let dirfd = Int32(truncatingIfNeeded: v.args[0])
+        let pathAddress = v.args[1], timesAddress = v.args[2]
+        let flags = UInt32(truncatingIfNeeded: v.args[3])
+        guard flags & ~(Self.symlinkNoFollow | Self.emptyPath) == 0 else { throw .failed(EINVAL) }
+        guard timesAddress != 0 else { throw .refused } // NULL never comes here: the filter runs it
+        guard let raw = n.readCaller(v, address: timesAddress, length: 32), raw.count == 32 else { throw .failed(EFAULT) }
+        let t: [Int64] = raw.withUnsafeBytes { b in (0..<4).map { Int64(littleEndian: b.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self)) } }
+
+        let target: Target
+        if pathAddress == 0 {
+            // futimens(fd, times) is utimensat(fd, NULL, times, 0).
+            guard dirfd != Self.atCWD else { throw .failed(EFAULT) }
+            guard flags == 0 else { throw .failed(EINVAL) }
+            target = try callerFile(v, n, dirfd)
+        } else {
+            let path = try readPath(v, n, pathAddress)
+            if path.isEmpty {
+                guard flags & Self.emptyPath != 0 else { throw .failed(ENOENT) }
+                target = try callerFile(v, n, dirfd)
+            } else if path.hasPrefix("/") {
+                target = try resolve(path, from: Self.atCWD, follow: flags & Self.symlinkNoFollow == 0)
+            } else {
+                let base = try callerOpen(v, n, dirfd)
+                target = try resolve(path, from: base.raw, follow: flags & Self.symlinkNoFollow == 0)
+            }
+        }
+        var st = stat()
+        guard fstat(target.file.raw, &st) == 0 else { throw .failed(errno) }
+        guard st.st_uid == uid, try beneathWritableRoot(target, Root(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))) else { throw .refused }
+        guard sbx_times_set(target.file.raw, t[0], t[1], t[2], t[3]) == 0 else { throw .failed(errno) }
+    }
+
+    /// The caller's NUL-terminated path, read page by page (a read that crosses into
+    /// an unmapped page fails whole), at most PATH_MAX bytes.
+    private func readPath(_ v: SeccompViolation, _ n: SeccompNotifier, _ address: UInt64) throws(Failure) -> String {
+        var bytes: [UInt8] = []
+        var at = address
+        while bytes.count < Self.pathMax {
+            let chunk = min(4096 - Int(at % 4096), Self.pathMax - bytes.count)
+            guard let part = n.readCaller(v, address: at, length: chunk), !part.isEmpty else { throw .failed(EFAULT) }
+            if let end = part.firstIndex(of: 0) { return String(decoding: bytes + part[..<end], as: UTF8.self) }
+            bytes += part
+            at += UInt64(part.count)
+        }
+        throw .failed(ENAMETOOLONG)
+    }
+
+    /// The caller's dirfd (or cwd for AT_FDCWD), opened here through /proc and checked
+    /// to be the caller's: its call still pending after the open.
+    private func callerOpen(_ v: SeccompViolation, _ n: SeccompNotifier, _ fd: Int32) throws(Failure) -> OwnedFD {
+        guard fd == Self.atCWD || fd >= 0 else { throw .failed(EBADF) }
+        let proc = fd == Self.atCWD ? "/proc/\(v.pid)/cwd" : "/proc/\(v.pid)/fd/\(fd)"
+        let raw = sbx_times_open_caller(proc)
+        guard raw >= 0 else { throw .failed(errno == ENOENT ? EBADF : errno) }
+        let opened = OwnedFD(raw)
+        guard n.isPending(v) else { throw .failed(ESRCH) }
+        return opened
+    }
+
+    /// The file a caller's fd names, with the directory it is in: a directory is its
+    /// own start; another file is found again by the path the kernel keeps for the fd
+    /// (`readlink /proc/<pid>/fd/<n>`) and must be the same inode (not deleted,
+    /// renamed or reached some other way meanwhile), else refused.
+    private func callerFile(_ v: SeccompViolation, _ n: SeccompNotifier, _ fd: Int32) throws(Failure) -> Target {
+        let file = try callerOpen(v, n, fd)
+        var st = stat()
+        guard fstat(file.raw, &st) == 0 else { throw .failed(errno) }
+        if st.st_mode & S_IFMT == S_IFDIR { return Target(file: file, parent: nil) }
+        let proc = fd == Self.atCWD ? "/proc/\(v.pid)/cwd" : "/proc/\(v.pid)/fd/\(fd)"
+        guard let link = Self.readLink(Self.atCWD, proc), link.hasPrefix("/"), !link.hasSuffix(" (deleted)") else { throw .refused }
+        let found = try resolve(link, from: Self.atCWD, follow: false)
+        var again = stat()
+        guard fstat(found.file.raw, &again) == 0, again.st_dev == st.st_dev, again.st_ino == st.st_ino else { throw .refused }
+        return found
+    }
+
+    /// `path` resolved from `base` as the kernel resolves it for utimensat, the last
+    /// symlink followed by hand (`follow`) so the directory it lands in is known.
+    func resolve(_ path: String, from base: Int32, follow: Bool) throws(Failure) -> Target {
+        var base = base, path = path, hops = 0
+        var held: OwnedFD? = nil   // keeps `base` open while it is one of ours
+        while true {
+            guard path.utf8.count < Self.pathMax else { throw .failed(ENAMETOOLONG) }
+            let slash = path.lastIndex(of: "/")
+            let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
+            if name.isEmpty || name == "." || name == ".." {
+                // Names a directory (a trailing slash follows a final symlink).
+                let fd = sbx_times_open(base, path, 0, 1)
+                guard fd >= 0 else { throw .failed(errno) }
+                return Target(file: OwnedFD(fd), parent: nil)
+            }
+            let dir = slash.map { String(path[...$0]) } ?? "."
+            let pfd = sbx_times_open(base, dir, 0, 1)
+            guard pfd >= 0 else { throw .failed(errno) }
+            let parent = OwnedFD(pfd)
+            let fd = sbx_times_open(parent.raw, name, 1, 0)
+            guard fd >= 0 else { throw .failed(errno) }
+            let file = OwnedFD(fd)
+            var st = stat()
+            guard fstat(file.raw, &st) == 0 else { throw .failed(errno) }
+            if st.st_mode & S_IFMT == S_IFDIR { return Target(file: file, parent: nil) }
+            guard follow, st.st_mode & S_IFMT == S_IFLNK else { return Target(file: file, parent: parent) }
+            hops += 1
+            guard hops <= 40, let link = Self.readLink(file.raw, "") else { throw .failed(hops > 40 ? ELOOP : errno) }
+            guard !link.isEmpty else { throw .failed(ENOENT) }
+            held = parent
+            base = link.hasPrefix("/") ? Self.atCWD : parent.raw
+            path = link
+            _ = held
+        }
+    }
+
+    /// The target is a writable bind's source, or lies beneath one: its directory and
+    /// each `..` above it, by (device, inode), up to `/` (whose `..` is itself).
+    func beneathWritableRoot(_ target: Target, _ identity: Root) throws(Failure) -> Bool {
+        if roots.contains(identity) { return true }
+        var dir = target.parent ?? target.file
+        var seen = try Self.identity(dir)
+        if target.parent != nil, roots.contains(seen) { return true }
+        for _ in 0..<4096 {
+            let up = sbx_times_open(dir.raw, "..", 0, 1)
+            guard up >= 0 else { throw .failed(errno) }
+            dir = OwnedFD(up)
+            let next = try Self.identity(dir)
+            if roots.contains(next) { return true }
+            if next == seen { return false }
+            seen = next
+        }
+        return false
+    }
+
+    static func identity(_ fd: OwnedFD) throws(Failure) -> Root {
+        var st = stat()
+        guard fstat(fd.raw, &st) == 0 else { throw .failed(errno) }
+        return Root(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+    }
+
+    /// readlinkat(fd, path), or nil with errno set.
+    static func readLink(_ fd: Int32, _ path: String) -> String? {
+        var buf = [UInt8](repeating: 0, count: Self.pathMax + 1)
+        let n = buf.withUnsafeMutableBufferPointer { b in
+            b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: b.count) { readlinkat(fd, path, $0, b.count - 1) }
+        }
+        guard n >= 0 else { return nil }
+        return String(decoding: buf[..<n], as: UTF8.self)
+    }
+}
