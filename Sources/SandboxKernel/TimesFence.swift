@@ -113,7 +113,7 @@ public final class TimesFence {
             if path.isEmpty {
                 guard flags & Self.emptyPath != 0 else { throw .failed(ENOENT) }
                 target = try callerFile(v, n, dirfd)
-            } else if path.hasPrefix("/") {
+            } else if path[0] == Self.slash {
                 target = try resolve(path, from: Self.atCWD, follow: flags & Self.symlinkNoFollow == 0)
             } else {
                 let base = try callerOpen(v, n, dirfd)
@@ -127,26 +127,34 @@ public final class TimesFence {
     }
 
     /// The caller's NUL-terminated path, read page by page (a read that crosses into
-    /// an unmapped page fails whole), at most PATH_MAX bytes.
-    private func readPath(_ v: SeccompViolation, _ n: SeccompNotifier, _ address: UInt64) throws(Failure) -> String {
+    /// an unmapped page fails whole), at most PATH_MAX bytes. Bytes, not a String: a
+    /// name need not be UTF-8.
+    private func readPath(_ v: SeccompViolation, _ n: SeccompNotifier, _ address: UInt64) throws(Failure) -> [UInt8] {
         var bytes: [UInt8] = []
         var at = address
         while bytes.count < Self.pathMax {
             let chunk = min(4096 - Int(at % 4096), Self.pathMax - bytes.count)
             guard let part = n.readCaller(v, address: at, length: chunk), !part.isEmpty else { throw .failed(EFAULT) }
-            if let end = part.firstIndex(of: 0) { return String(decoding: bytes + part[..<end], as: UTF8.self) }
+            if let end = part.firstIndex(of: 0) { return bytes + part[..<end] }
             bytes += part
             at += UInt64(part.count)
         }
         throw .failed(ENAMETOOLONG)
     }
 
+    /// The caller's fd `fd` (or its cwd, AT_FDCWD) in /proc. The one /proc/<pid> path
+    /// the supervisor builds (LintTests): the pid is a notification's caller, held in
+    /// its call, and every use is followed by NOTIF_ID_VALID, so what was opened was
+    /// that caller's, not a process that reused the pid.
+    static func procPath(_ v: SeccompViolation, _ fd: Int32) -> String {
+        fd == atCWD ? "/proc/\(v.pid)/cwd" : "/proc/\(v.pid)/fd/\(fd)"
+    }
+
     /// The caller's dirfd (or cwd for AT_FDCWD), opened here through /proc and checked
     /// to be the caller's: its call still pending after the open.
     private func callerOpen(_ v: SeccompViolation, _ n: SeccompNotifier, _ fd: Int32) throws(Failure) -> OwnedFD {
         guard fd == Self.atCWD || fd >= 0 else { throw .failed(EBADF) }
-        let proc = fd == Self.atCWD ? "/proc/\(v.pid)/cwd" : "/proc/\(v.pid)/fd/\(fd)"
-        let raw = sbx_times_open_caller(proc)
+        let raw = sbx_times_open_caller(Self.procPath(v, fd))
         guard raw >= 0 else { throw .failed(errno == ENOENT ? EBADF : errno) }
         let opened = OwnedFD(raw)
         guard n.isPending(v) else { throw .failed(ESRCH) }
@@ -162,8 +170,8 @@ public final class TimesFence {
         var st = stat()
         guard fstat(file.raw, &st) == 0 else { throw .failed(errno) }
         if st.st_mode & S_IFMT == S_IFDIR { return Target(file: file, parent: nil) }
-        let proc = fd == Self.atCWD ? "/proc/\(v.pid)/cwd" : "/proc/\(v.pid)/fd/\(fd)"
-        guard let link = Self.readLink(Self.atCWD, proc), link.hasPrefix("/"), !link.hasSuffix(" (deleted)") else { throw .refused }
+        guard let link = Self.readLink(Self.atCWD, Array(Self.procPath(v, fd).utf8)), link.first == Self.slash,
+              !link.reversed().starts(with: Array(" (deleted)".utf8).reversed()) else { throw .refused }
         let found = try resolve(link, from: Self.atCWD, follow: false)
         var again = stat()
         guard fstat(found.file.raw, &again) == 0, again.st_dev == st.st_dev, again.st_ino == st.st_ino else { throw .refused }
@@ -172,24 +180,24 @@ public final class TimesFence {
 
     /// `path` resolved from `base` as the kernel resolves it for utimensat, the last
     /// symlink followed by hand (`follow`) so the directory it lands in is known.
-    func resolve(_ path: String, from base: Int32, follow: Bool) throws(Failure) -> Target {
+    func resolve(_ path: [UInt8], from base: Int32, follow: Bool) throws(Failure) -> Target {
         var base = base, path = path, hops = 0
         var held: OwnedFD? = nil   // keeps `base` open while it is one of ours
         while true {
-            guard path.utf8.count < Self.pathMax else { throw .failed(ENAMETOOLONG) }
-            let slash = path.lastIndex(of: "/")
-            let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
-            if name.isEmpty || name == "." || name == ".." {
+            guard path.count < Self.pathMax else { throw .failed(ENAMETOOLONG) }
+            let slash = path.lastIndex(of: Self.slash)
+            let name = Array(slash.map { path[($0 + 1)...] } ?? path[...])
+            if name.isEmpty || name == [Self.dot] || name == [Self.dot, Self.dot] {
                 // Names a directory (a trailing slash follows a final symlink).
-                let fd = sbx_times_open(base, path, 0, 1)
+                let fd = Self.open(base, path, nofollow: false, directory: true)
                 guard fd >= 0 else { throw .failed(errno) }
                 return Target(file: OwnedFD(fd), parent: nil)
             }
-            let dir = slash.map { String(path[...$0]) } ?? "."
-            let pfd = sbx_times_open(base, dir, 0, 1)
+            let dir = slash.map { Array(path[...$0]) } ?? [Self.dot]
+            let pfd = Self.open(base, dir, nofollow: false, directory: true)
             guard pfd >= 0 else { throw .failed(errno) }
             let parent = OwnedFD(pfd)
-            let fd = sbx_times_open(parent.raw, name, 1, 0)
+            let fd = Self.open(parent.raw, name, nofollow: true, directory: false)
             guard fd >= 0 else { throw .failed(errno) }
             let file = OwnedFD(fd)
             var st = stat()
@@ -197,10 +205,10 @@ public final class TimesFence {
             if st.st_mode & S_IFMT == S_IFDIR { return Target(file: file, parent: nil) }
             guard follow, st.st_mode & S_IFMT == S_IFLNK else { return Target(file: file, parent: parent) }
             hops += 1
-            guard hops <= 40, let link = Self.readLink(file.raw, "") else { throw .failed(hops > 40 ? ELOOP : errno) }
+            guard hops <= 40, let link = Self.readLink(file.raw, []) else { throw .failed(hops > 40 ? ELOOP : errno) }
             guard !link.isEmpty else { throw .failed(ENOENT) }
             held = parent
-            base = link.hasPrefix("/") ? Self.atCWD : parent.raw
+            base = link[0] == Self.slash ? Self.atCWD : parent.raw
             path = link
             _ = held
         }
@@ -214,7 +222,7 @@ public final class TimesFence {
         var seen = try Self.identity(dir)
         if target.parent != nil, roots.contains(seen) { return true }
         for _ in 0..<4096 {
-            let up = sbx_times_open(dir.raw, "..", 0, 1)
+            let up = Self.open(dir.raw, [Self.dot, Self.dot], nofollow: false, directory: true)
             guard up >= 0 else { throw .failed(errno) }
             dir = OwnedFD(up)
             let next = try Self.identity(dir)
@@ -231,13 +239,26 @@ public final class TimesFence {
         return Root(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
     }
 
-    /// readlinkat(fd, path), or nil with errno set.
-    static func readLink(_ fd: Int32, _ path: String) -> String? {
+    static let slash = UInt8(ascii: "/"), dot = UInt8(ascii: ".")
+
+    /// sbx_times_open with a path of bytes.
+    static func open(_ base: Int32, _ path: [UInt8], nofollow: Bool, directory: Bool) -> Int32 {
+        (path + [0]).withUnsafeBufferPointer { b in
+            b.withMemoryRebound(to: CChar.self) { sbx_times_open(base, $0.baseAddress, nofollow ? 1 : 0, directory ? 1 : 0) }
+        }
+    }
+
+    /// readlinkat(fd, path), its bytes, or nil with errno set.
+    static func readLink(_ fd: Int32, _ path: [UInt8]) -> [UInt8]? {
         var buf = [UInt8](repeating: 0, count: Self.pathMax + 1)
-        let n = buf.withUnsafeMutableBufferPointer { b in
-            b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: b.count) { readlinkat(fd, path, $0, b.count - 1) }
+        let n = (path + [0]).withUnsafeBufferPointer { p in
+            p.withMemoryRebound(to: CChar.self) { name in
+                buf.withUnsafeMutableBufferPointer { b in
+                    b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: b.count) { readlinkat(fd, name.baseAddress!, $0, b.count - 1) }
+                }
+            }
         }
         guard n >= 0 else { return nil }
-        return String(decoding: buf[..<n], as: UTF8.self)
+        return Array(buf[..<n])
     }
 }

@@ -398,6 +398,11 @@ import Testing
         attempt('keep_nofollow_link_work', own_link)
         attempt('keep_now_pair_work', lambda: utimensat(AT_FDCWD, b'a', [timespec(0, UTIME_NOW), timespec(0, UTIME_NOW)], 0))
         attempt('keep_touch_work', lambda: os.utime('e', None))
+        def raw_name():   # a name that is not UTF-8: the supervisor resolves bytes
+            name = b'n\xff'
+            if os.path.lexists(name): os.unlink(name)
+            open(name, 'w').close(); os.utime(name, ns=TNS); exact(name)
+        attempt('keep_non_utf8_name_work', raw_name)
         attempt('keep_missing_enoent', lambda: os.utime('no-such-file', ns=TNS))
         print(' '.join('%s=%s' % kv for kv in sorted(r.items())), flush=True)
         """#
@@ -406,7 +411,7 @@ import Testing
                               "times_outside_symlink", "times_outside_dotdot", "times_outside_now_pair"]
     static let legacyTimeAttacks = ["times_outside_utimes", "times_outside_futimesat"]
     static let timesKept = ["keep_times_work", "keep_futimens_work", "keep_dirfd_work", "keep_times_dir_work",
-                            "keep_nofollow_link_work", "keep_now_pair_work", "keep_touch_work"]
+                            "keep_nofollow_link_work", "keep_now_pair_work", "keep_touch_work", "keep_non_utf8_name_work"]
 
     /// R2: explicit file times are set only beneath a writable bind. Control: as the
     /// user, outside any sandbox, every attack sets the times of a file outside the
