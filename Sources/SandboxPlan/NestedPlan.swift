@@ -265,6 +265,16 @@ extension Context {
             let what = "filesystem.protect: \(protects.joined(separator: ", ")) stay writable (Landlock cannot take back a right granted above them)"
             if accepted.contains(.protect) { gaps[.protect] = what } else { refused.append(what) }
         }
+        // An ro bind at or beneath an rw bind: Landlock grants a file the union of the
+        // rules on its path up to /, so the rw rule above gives write whatever the rule
+        // on the ro bind says (red team 6, G1: `.git` bound ro in a writable workspace
+        // was written, where a namespaced run's read-only mount gives EROFS). An rw
+        // bind beneath an ro one only adds, as its mount would.
+        let shadowed = Context.roWithinRw(binds)
+        if !shadowed.isEmpty {
+            let what = "filesystem.ro within filesystem.rw: \(shadowed.map { "\($0.ro) (beneath \($0.rw))" }.joined(separator: ", ")) stay writable (Landlock grants an rw bind's rights to everything beneath it and cannot take them back)"
+            if accepted.contains(.roWithinRw) { gaps[.roWithinRw] = what } else { refused.append(what) }
+        }
         let readable = binds.map(\.destination)
         let masks = mounts.filter { m in m.kind == .mask && readable.contains { Context.isBeneath(m.destination, $0) } }
             .map(\.destination)
@@ -289,6 +299,18 @@ extension Context {
             throw PlanError(key: "process.isolation", message: "nested isolation cannot fence what this policy asks for: \(refused.joined(separator: "; ")). Accept each in process.nested_without (\(NestedGap.allCases.map(\.rawValue).joined(separator: ", "))), or run with namespaces")
         }
         return (mounts.filter { $0.kind == .bind || $0.kind == .symlink }, gaps)
+    }
+
+    /// Each ro bind that lies at or beneath an rw bind, with the innermost such rw bind
+    /// (nested binds are at their sources' paths, which have no symlink on them: the
+    /// executor opens each so).
+    static func roWithinRw(_ binds: [MountStep]) -> [(ro: String, rw: String)] {
+        let writable = binds.filter { $0.kind == .bind && !$0.readOnly }.map(\.destination)
+        return binds.compactMap { b in
+            guard b.kind == .bind, b.readOnly,
+                  let rw = writable.filter({ Context.isBeneath(b.destination, $0) }).max(by: { $0.count < $1.count }) else { return nil }
+            return (b.destination, rw)
+        }
     }
 
     /// Nested Landlock: every rule on a host path — the binds' sources, and the
@@ -334,8 +356,9 @@ extension Context {
         var layers: [IsolationLayer] = []
         let ll = plan.landlock
         let binds = plan.mounts.filter { $0.kind == .bind }
+        let writableRo = Set(Context.roWithinRw(binds).map(\.ro))
         layers.append(IsolationLayer(name: "landlock", applied: true, how:
-            "ABI \(ll.abi): rules on the host paths of the binds (\(list(binds.map { "\($0.destination) \($0.readOnly ? "ro" : "rw")" }))) and the device nodes \(list(ll.rules.filter { $0.path.hasPrefix("/dev/") }.map(\.path))); everything else denied"
+            "ABI \(ll.abi): rules on the host paths of the binds (\(list(binds.map { "\($0.destination) \($0.readOnly ? (writableRo.contains($0.destination) ? "ro, writable within rw" : "ro") : "rw")" }))) and the device nodes \(list(ll.rules.filter { $0.path.hasPrefix("/dev/") }.map(\.path))); everything else denied"
             + (ll.scopes.isEmpty ? "" : "; scoped: \(list(ll.scopes.map(\.rawValue)))")
             + (ll.connectTCP == [] ? "; no TCP bind or connect" : "")))
         let sc = plan.seccomp
@@ -390,6 +413,7 @@ extension Context {
             layers.append(IsolationLayer(name: "mask", applied: true, how: "\(list(masks)): outside every bind, so denied by Landlock"))
         }
         if let how = gaps[.protect] { layers.append(IsolationLayer(name: "protect", applied: false, how: how + " (accepted: nested_without)")) }
+        if let how = gaps[.roWithinRw] { layers.append(IsolationLayer(name: "ro_within_rw", applied: false, how: how + " (accepted: nested_without)")) }
         if let how = gaps[.scopes] { layers.append(IsolationLayer(name: "scopes", applied: false, how: how + " (accepted: nested_without)")) }
         return layers
     }

@@ -38,6 +38,10 @@ public enum NestedGap: String, Sendable, Hashable, CaseIterable, Codable, Compar
     /// Not accepted: explicit times are set by the supervisor, and only on a file
     /// beneath a writable bind (`utimensat`), or refused (the legacy calls).
     case timestamps
+    /// An `ro` bind at or beneath an `rw` bind (`ro = ["{cwd}/.git"]` with `rw =
+    /// ["{cwd}"]`): Landlock grants the rw bind's rights to everything beneath it and
+    /// cannot take them back, so the ro bind stays writable. Not accepted: refused.
+    case roWithinRw = "ro_within_rw"
 
     public static func < (a: NestedGap, b: NestedGap) -> Bool { a.rawValue < b.rawValue }
 }

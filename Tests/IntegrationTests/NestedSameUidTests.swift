@@ -588,4 +588,70 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: "\(w.work)/sibling.alive"), "the sibling wrote its marker after the run")
         if let nestedPid, alive(nestedPid) { kill(nestedPid, SIGKILL) }
     }
+
+    /// Red team 6, G1: an `ro` bind inside the workspace (`.git` here, the natural
+    /// stand-in for `protect`, which nested refuses) is writable in a nested run:
+    /// Landlock grants the rw rule's rights to everything beneath `{cwd}`. The plan is
+    /// refused (125) naming both binds. Control: accepting the gap
+    /// (`nested_without = ["ro_within_rw"]`) the same command rewrites HEAD and
+    /// creates a file there, and the result lists the gap; namespaced, the read-only
+    /// mount refuses both (EROFS). Fails without the refusal: the nested run writes.
+    @Test func anRoBindWithinTheWorkspaceIsRefusedRatherThanLeftWritable() throws {
+        guard Harness.require(Harness.isRoot, "root (to run as another user)") else { return }
+        let w = try World()
+        defer { w.remove() }
+        let git = "\(w.work)/git", head = "\(w.work)/git/HEAD"
+        mkdir(git, 0o755)
+        chown(git, Self.uid, Self.uid)
+        func resetHead() {
+            try? "ref: refs/heads/main\n".write(toFile: head, atomically: false, encoding: .utf8)
+            chown(head, Self.uid, Self.uid)
+            try? FileManager.default.removeItem(atPath: "\(git)/planted")
+        }
+        func policy(_ isolation: String, accept: Bool) -> String {
+            Harness.policy("""
+                name = "ro-within-rw"
+                extends = ["\(Harness.repoRoot)/Policies/base.toml"]
+                [process]
+                isolation = "\(isolation)"
+                \(accept ? "nested_without = [\"ro_within_rw\"]" : "")
+                [filesystem]
+                ro = ["{cwd}/git"]
+                rw = ["{cwd}"]
+                [seccomp]
+                on_violation = "errno"
+                """, in: w.work, name: "ro-within-rw-\(isolation)-\(accept).toml")
+        }
+        let attack = "if echo EVIL > git/HEAD; then echo write=OK; else echo write=denied; fi; "
+            + "if touch git/planted; then echo create=OK; else echo create=denied; fi"
+        func run(_ policy: String) throws -> Harness.Output {
+            resetHead()
+            return try Harness.exec(policy: policy, ["sh", "-c", attack], cwd: w.work, asUser: (Self.uid, w.runtime))
+        }
+        func headText() -> String { (try? String(contentsOfFile: head, encoding: .utf8)) ?? "missing" }
+        let planted = { FileManager.default.fileExists(atPath: "\(git)/planted") }
+
+        // Control: the gap accepted, the attack works — the ro bind is writable nested.
+        let open = try run(policy("nested", accept: true))
+        let o = NestedIsolationTests.results(open.stdout)
+        #expect(open.status == 0 && o["write"] == "OK" && o["create"] == "OK",
+                "control: the ro bind within rw was not writable nested: \(open.status) \(open.stdout) \(open.stderr)")
+        #expect(headText() == "EVIL\n" && planted(), "control: HEAD \(headText()), planted \(planted())")
+        let iso = open.result?["isolation"] as? [String: Any]
+        #expect((iso?["accepted"] as? [String]) == ["ro_within_rw"], "accepted: \(iso?["accepted"] ?? "none")")
+        let layer = (iso?["layers"] as? [[String: Any]])?.first { $0["name"] as? String == "ro_within_rw" }
+        #expect(layer?["applied"] as? Bool == false && (layer?["how"] as? String ?? "").contains(git), "layer: \(layer ?? [:])")
+
+        // Namespaced, the same policy: a read-only mount, EROFS.
+        let ns = try run(policy("namespaces", accept: false))
+        let n = NestedIsolationTests.results(ns.stdout)
+        #expect(ns.status == 0 && n["write"] == "denied" && n["create"] == "denied", "namespaces: \(ns.status) \(ns.stdout) \(ns.stderr)")
+        #expect(ns.stdout.contains("Read-only file system") || ns.stderr.contains("Read-only file system"), "namespaces: \(ns.stderr)")
+
+        // Nested, not accepted: refused before the command runs, naming both binds.
+        let refused = try run(policy("nested", accept: false))
+        #expect(refused.status == 125, "nested: \(refused.status) \(refused.stdout) \(refused.stderr)")
+        #expect(refused.stderr.contains("\(git) (beneath \(w.work))") && refused.stderr.contains("ro_within_rw"), "nested: \(refused.stderr)")
+        #expect(refused.stdout.isEmpty && headText() == "ref: refs/heads/main\n" && !planted(), "the command ran: \(refused.stdout), HEAD \(headText())")
+    }
 }

@@ -208,6 +208,41 @@ import Testing
         }
     }
 
+    /// Red team 6, G1: an ro bind at or beneath an rw bind is writable nested (Landlock
+    /// grants the rw rule's rights beneath it), so the plan is refused naming both,
+    /// `{cwd}`-relative, a file, and written as { src, dst } alike; accepted, it runs
+    /// with the gap listed and the layer not applied. An rw bind beneath an ro one, or
+    /// ro binds beside the workspace, plan as before.
+    @Test func anRoBindWithinAnRwBindIsRefusedUnlessAccepted() throws {
+        let h = host(uid: 0, files: ["/work/proj/Makefile": .file, "/work/proj/cfg": .directory, "/usr/share": .directory])
+        let shapes = [
+            #"ro = ["/usr", "{cwd}/.git"]"#,
+            #"ro = ["/usr", "/work/proj/Makefile"]"#,
+            #"ro = ["/usr", { src = "{cwd}/cfg", dst = "/work/proj/cfg" }]"#,
+        ]
+        for (shape, inner) in zip(shapes, ["/work/proj/.git", "/work/proj/Makefile", "/work/proj/cfg"]) {
+            let toml = Self.nested.replacingOccurrences(of: #"ro = ["/usr"]"#, with: shape)
+            #expect { try compile(toml, host: h) } throws: { e in
+                let m = "\(e)"
+                return m.contains("\(inner) (beneath /work/proj)") && m.contains("ro_within_rw") && m.contains("stay writable")
+            }
+            // Namespaced, the same policy is a read-only mount inside the rw one: fine.
+            _ = try compile(toml.replacingOccurrences(of: "isolation = \"nested\"", with: ""), host: h)
+            let accepted = try compile(toml.replacingOccurrences(of: "isolation = \"nested\"",
+                                                                 with: "isolation = \"nested\"\nnested_without = [\"ro_within_rw\"]"), host: h)
+            #expect(accepted.isolation?.accepted == [.roWithinRw])
+            #expect(layers(accepted)["ro_within_rw"] == false)
+            let how = accepted.isolation?.layers.first { $0.name == "landlock" }?.how ?? ""
+            #expect(how.contains("\(inner) ro, writable within rw"), "\(how)")
+        }
+        // rw beneath ro only adds; ro beside rw is what it says.
+        let rwInRo = Self.nested.replacingOccurrences(of: #"rw = ["{cwd}"]"#, with: #"rw = ["{cwd}", "/usr/share"]"#)
+        let plan = try compile(rwInRo, host: h)
+        #expect(layers(plan)["ro_within_rw"] == nil && plan.isolation?.accepted == [])
+        // The shipped workspace shape (agent: base's ro system paths, rw {cwd}) plans as before.
+        _ = try compile(Self.nested, host: h)
+    }
+
     @Test func namespacesOrNestedFollowsTheProbe() throws {
         let either = Self.nested.replacingOccurrences(of: "isolation = \"nested\"", with: "isolation = \"namespaces-or-nested\"")
         var h = host(uid: 0)
