@@ -28,6 +28,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -570,7 +571,7 @@ static long clone_with_pidfd(uint64_t flags, int cgroup_fd, int *pidfd) {
 /* ---- What the steps share. ---- */
 
 /* The state one step leaves for a later one, on the init's stack (the payload gets
- * its own copy at the fork). A step returns 0, or -1 with errno set and, when it
+ * its own copy at the fork: payload_main). A step returns 0, or -1 with errno set and, when it
  * failed at one item of a list (a mount, an rlimit, a capability), that item in
  * `index`; the step runner reports {step, index, errno} and _exit()s. */
 struct child {
@@ -589,6 +590,8 @@ struct child {
     int children_fd;           /* nested: the reaper's /proc/thread-self/children, or -1 */
     int signal_anchored;       /* nested: the reaper holds a signal-scoped Landlock domain */
     int exec_run_fd;           /* [binary]: what execveat runs (check_executable) */
+    void *payload_stack;       /* the payload's stack (map_payload_stack), until the fork */
+    size_t payload_stack_len;
 };
 
 struct step {
@@ -799,6 +802,24 @@ static int pivot_into_root(struct child *c) {
     return 0;
 }
 
+/* The stack the payload runs on until its execve (fork_payload shares the init's
+ * memory with it): mapped BEFORE the rlimits, since a small `as` or `data` limit
+ * would refuse the mapping (a fork is not held to them). Its lowest page is left
+ * inaccessible, so an overflow faults in the payload instead of writing over the
+ * init's memory. 64 KiB: the payload's deepest step (the PATH search's buffer)
+ * needs under 8. */
+#define SBX_PAYLOAD_STACK_SIZE (64 * 1024)
+static int map_payload_stack(struct child *c) {
+    size_t guard = (size_t)getpagesize();
+    size_t len = guard + SBX_PAYLOAD_STACK_SIZE;
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (p == MAP_FAILED) return -1;
+    if (mprotect(p, guard, PROT_NONE) < 0) { int e = errno; munmap(p, len); errno = e; return -1; }
+    c->payload_stack = p;
+    c->payload_stack_len = len;
+    return 0;
+}
+
 static int set_rlimits(struct child *c) {
     const struct sbx_spec *spec = c->spec;
     for (size_t i = 0; i < spec->n_rlimits; i++) {
@@ -934,12 +955,53 @@ static int anchor_signals(struct child *c) {
     return 0;
 }
 
-/* The payload is PID 1's child; it runs its own steps and never returns. */
+/* The payload's first frame, on its own stack. It works on a copy of the init's
+ * state, so nothing a step writes (index, exit_code, the listener) lands in the
+ * memory the init reads once the payload has exec'd or exited. */
+static int payload_main(void *arg) {
+    struct child own = *(const struct child *)arg;
+    run_payload(&own);
+}
+
+/* The payload is PID 1's child; it runs its own steps and never returns. It is
+ * started as posix_spawn starts a program, not forked: a fork of this copy of the
+ * supervisor (a large binary, Swift heaps) copied its page tables and then took
+ * copy-on-write faults on both sides, for a process that execs a moment later.
+ * CLONE_VM shares the init's memory; CLONE_VFORK suspends the init until the
+ * payload's execve (its memory is then a new one) or _exit, so the two never run at
+ * once on it. The payload never runs on the init's frames (map_payload_stack) and
+ * writes only its own copy of the state (payload_main). Its steps are raw syscalls
+ * and glibc's thin wrappers, whose only writes to shared memory (errno, the
+ * thread's cancellation bits, put back on return) the suspended init does not read;
+ * no signal handler can run on that memory: the init reset every disposition to the
+ * default (reset_signals), and glibc's two internal handlers act only on a tgkill
+ * the process sends itself. What the steps change is per task and so the payload's
+ * own: credentials, capabilities, no_new_privs, Landlock, seccomp, PDEATHSIG,
+ * rlimits, the descriptor table and dispositions (no CLONE_FILES, CLONE_SIGHAND or
+ * CLONE_THREAD), the session. The one per-memory setting, dumpable, is the
+ * reaper's: make_reaper_undumpable, make_shared_memory_undumpable. A failure before
+ * execve is reported by the payload itself (fail(): the error pipe, then _exit), as
+ * from a fork.
+ *
+ * Suspended, the init answers only SIGKILL until the payload's execve: the
+ * supervisor's own kill (and its PDEATHSIG) of a namespaced run, which takes the
+ * payload with the PID namespace. Signals it forwards wait until the command runs.
+ * Nested, the supervisor ends the run with SBX_SIGNAL_END_RUN, which the reaper
+ * must be able to act on while the payload is still setting up (a chdir or an
+ * execve held by a hung filesystem); so a nested payload is a copy-on-write fork,
+ * as before, on the same stack and steps. */
 static int fork_payload(struct child *c) {
     c->payload_pidfd = -1;
-    c->payload_pid = clone_with_pidfd(0, -1, &c->payload_pidfd);
-    if (c->payload_pid < 0) { errno = (int)-c->payload_pid; return -1; }
-    if (c->payload_pid == 0) run_payload(c);
+    int shared = c->spec->nested ? 0 : CLONE_VM | CLONE_VFORK;
+    char *top = (char *)c->payload_stack + c->payload_stack_len;
+    int pid = clone(payload_main, top, shared | CLONE_PIDFD | SIGCHLD, c, (pid_t *)&c->payload_pidfd);
+    int e = errno;
+    /* The init's own mapping is unused from here: the payload runs a new memory
+     * after its execve, or none (or, forked, a copy of the mapping). */
+    munmap(c->payload_stack, c->payload_stack_len);
+    c->payload_stack = NULL;
+    if (pid < 0) { errno = e; return -1; }
+    c->payload_pid = pid;
     /* Nested: the reaper leaves the supervisor's process group, so a SIGKILL to that
      * group (a CI job's timeout, `kill -9 -PGID`) does not end the reaper before it
      * sweeps — its PDEATHSIG (SBX_SIGNAL_END_RUN) then ends the run as a killed
@@ -951,7 +1013,10 @@ static int fork_payload(struct child *c) {
 }
 
 /* The payload cannot inspect or ptrace PID 1. (PID 1 never changes credentials:
- * that would clear PDEATHSIG.) */
+ * that would clear PDEATHSIG.) AFTER the fork: a nested payload, a copy, writes its
+ * own /proc/self/oom_score_adj, which a not-dumpable memory would leave to root.
+ * Namespaced, this runs once the payload has exec'd, and the payload has made the
+ * memory it shared not dumpable already (make_shared_memory_undumpable). */
 static int make_reaper_undumpable(struct child *c) {
     (void)c;
     return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -1198,6 +1263,19 @@ static int set_capabilities(struct child *c) {
     return 0;
 }
 
+/* Namespaced, the payload shares the reaper's memory until its execve (fork_payload)
+ * and the reaper runs again only after it, so its own step (make_reaper_undumpable)
+ * would leave the command a moment beside a dumpable PID 1: the payload makes that
+ * memory not dumpable itself, after the last step that can mark it (a change of uid,
+ * gid or a capability gained marks it as fs.suid_dumpable says, commit_creds; with 1,
+ * a debugging setting, dumpable). The payload is then not dumpable until its execve,
+ * which none of the steps left needs; execve gives the command a new memory whose
+ * dumpable state follows its credentials, as after a fork. Nested, the payload's
+ * memory is a copy: nothing to do. */
+static int make_shared_memory_undumpable(struct child *c) {
+    return c->spec->nested ? 0 : prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
 /* A fresh anonymous session keyring: the one inherited from the supervisor is the
  * invoker's, and a process possesses its session keyring whatever its uid — a policy
  * that allows keyctl would let the command read and link the invoker's keys. With a
@@ -1416,6 +1494,8 @@ static const struct step init_steps[] = {
     { SBX_STEP_MASK_HELPER, remove_mask_helper },
     { SBX_STEP_ROOT_READONLY, make_root_readonly },
     { SBX_STEP_PIVOT_ROOT, pivot_into_root },
+    /* BEFORE the rlimits: a small `as` or `data` limit would refuse the mapping. */
+    { SBX_STEP_PAYLOAD_STACK, map_payload_stack },
     /* AFTER the root is built, so a small nofile or fsize cannot break building it;
      * BEFORE the fork, so the command inherits them. */
     { SBX_STEP_RLIMIT, set_rlimits },
@@ -1450,6 +1530,10 @@ static const struct step payload_steps[] = {
     { SBX_STEP_SETGID, set_gid },
     { SBX_STEP_SETUID, set_uid },
     { SBX_STEP_CAPS, set_capabilities },
+    /* Namespaced: the memory it shares with the reaper, BEFORE execve (the reaper's
+     * own step runs only after it) and AFTER the uid change and capset, which can
+     * mark that memory dumpable. */
+    { SBX_STEP_SHARED_UNDUMPABLE, make_shared_memory_undumpable },
     /* AFTER the uid change, so the command's uid owns the new keyring; BEFORE the
      * fences (seccomp may deny keyctl). */
     { SBX_STEP_KEYRING, join_session_keyring },
@@ -1482,7 +1566,9 @@ static const struct step nested_init_steps[] = {
     { SBX_STEP_PDEATHSIG, die_with_supervisor },
     { SBX_STEP_SYNC, wait_for_supervisor },
     { SBX_STEP_CGROUP_JOIN, join_cgroups_v1 },
-    /* No rlimits and no oom_score_adj here: they are the payload's (its list). */
+    /* No rlimits and no oom_score_adj here: they are the payload's (its list). The
+     * payload's stack, though (fork_payload). */
+    { SBX_STEP_PAYLOAD_STACK, map_payload_stack },
 };
 
 #define N_STEPS(list) (sizeof list / sizeof list[0])

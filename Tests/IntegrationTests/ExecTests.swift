@@ -493,4 +493,60 @@ import Testing
         #expect(!lines.contains { $0.hasPrefix("FAKE-RUN") }, "an argument's newline started a line of ps: \(ps.stdout)")
         #expect(!ps.stdout.contains("\u{1b}") && !ps.stdout.contains("\r"), "a raw control character in ps: \(ps.stdout)")
     }
+
+    /// The payload runs on a stack the init maps before the rlimits (child.c,
+    /// map_payload_stack): the init is a copy of the supervisor, far past these
+    /// limits, so a mapping made after them would be refused (ENOMEM) and no command
+    /// would start. The command still gets the limits.
+    @Test func smallAddressSpaceAndDataLimitsStillStartTheCommand() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let dir = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let policy = Harness.policy("""
+            extends = ["base"]
+            [process]
+            env.set = { PATH = "/usr/bin:/bin" }
+            [resources]
+            rlimits = { as = "48MiB", data = "16MiB" }
+            """, in: dir)
+        let out = try Harness.exec(policy: policy, ["sh", "-c", "ulimit -v; ulimit -d"], cwd: dir)
+        #expect(out.status == 0 && out.stdout == "49152\n16384\n", "status \(out.status), stdout \(out.stdout), stderr \(out.stderr)")
+    }
+
+    /// PR_SET_DUMPABLE is per memory, and the payload shares the init's until its
+    /// execve (child.c, fork_payload): the reaper must still be not dumpable, its
+    /// /proc files owned by a root, and the command dumpable, its /proc files its own,
+    /// as after a fork. Under agent (root invoker, the run's own uid owning the user
+    /// namespace) the reaper's files belong to the host's root, unmapped inside (the
+    /// overflow uid); nested, run by a non-root invoker whose uid the command keeps,
+    /// only the reaper's own step makes it not dumpable: dumpable, its files would
+    /// be the invoker's.
+    @Test func reaperIsNotDumpableAndTheCommandIs() throws {
+        guard Harness.require(Harness.isRoot, "root (to run as another user)") else { return }
+        let dir = Harness.tempDir(owner: 65534)
+        let runtime = Harness.tempDir(owner: 65534)
+        defer { try? FileManager.default.removeItem(atPath: dir); try? FileManager.default.removeItem(atPath: runtime) }
+        let probe = """
+            import ctypes, os
+            libc = ctypes.CDLL(None)
+            reaper = 1 if os.getpid() == 2 else os.getppid()
+            print("dumpable", libc.prctl(3, 0, 0, 0, 0), "uid", os.geteuid())
+            print("self", os.stat("/proc/self/environ").st_uid, "reaper", os.stat(f"/proc/{reaper}/environ").st_uid)
+            """
+        let out = try Harness.exec(policy: "\(Harness.repoRoot)/Policies/agent.toml", ["python3", "-c", probe], cwd: dir)
+        #expect(out.status == 0, "\(out.stderr)")
+        #expect(out.stdout == "dumpable 1 uid 0\nself 0 reaper 65534\n", "agent: \(out.stdout) \(out.stderr)")
+
+        let nested = Harness.policy("""
+            extends = ["\(Harness.repoRoot)/Policies/base.toml"]
+            [process]
+            isolation = "nested"
+            [filesystem]
+            rw = ["{cwd}"]
+            """, in: dir, name: "nested-dumpable.toml")
+        chmod(nested, 0o644)
+        let n = try Harness.exec(policy: nested, ["python3", "-c", probe], cwd: dir, asUser: (65534, runtime))
+        #expect(n.status == 0, "\(n.stderr)")
+        #expect(n.stdout == "dumpable 1 uid 65534\nself 65534 reaper 0\n", "nested: \(n.stdout) \(n.stderr)")
+    }
 }

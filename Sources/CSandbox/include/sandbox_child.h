@@ -177,12 +177,13 @@ enum sbx_step {
     SBX_STEP_MASK_HELPER,
     SBX_STEP_ROOT_READONLY,
     SBX_STEP_PIVOT_ROOT,
+    SBX_STEP_PAYLOAD_STACK,        /* mmap the stack the payload runs on until execve */
     SBX_STEP_RLIMIT,               /* index = rlimit */
     /* PID 1 becomes the reaper. */
     SBX_STEP_REAPER_NAME,
     SBX_STEP_REAPER_SIGNALS,
     SBX_STEP_SUBREAPER,            /* nested: PR_SET_CHILD_SUBREAPER, open the children list */
-    SBX_STEP_FORK,
+    SBX_STEP_FORK,                 /* clone(CLONE_VM | CLONE_VFORK): the payload shares the init's memory until execve */
     SBX_STEP_REAPER_DUMPABLE,
     SBX_STEP_REAPER_CLOSE_FDS,
     /* The payload, PID 1's child, until execve. */
@@ -197,6 +198,7 @@ enum sbx_step {
     SBX_STEP_SETGID,
     SBX_STEP_SETUID,
     SBX_STEP_CAPS,                 /* index = capability raised in ambient, or -1 */
+    SBX_STEP_SHARED_UNDUMPABLE,    /* namespaced: the memory shared with the reaper, after the uid change */
     SBX_STEP_KEYRING,              /* join a fresh session keyring */
     SBX_STEP_NO_NEW_PRIVS,
     SBX_STEP_CHDIR,
