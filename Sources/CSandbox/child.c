@@ -177,15 +177,20 @@ static void add_own_dev(struct builder *b, int fd) {
     if (b->n_own < 64 && fstat(fd, &st) == 0) b->own_devs[b->n_own++] = st.st_dev;
 }
 
+/* A directory fd open_parent returns: the root's own is lent, not closed. */
+static void close_dir(const struct builder *b, int fd) {
+    if (fd != b->rootfd) close(fd);
+}
+
 /* Open the directory that will contain `dest`'s last component, creating missing
- * directories (only on our own filesystems). Returns an O_PATH fd and points *leaf
- * into `buf` at the last component. */
+ * directories (only on our own filesystems). Returns an O_PATH fd (close it with
+ * close_dir: a top-level `dest` gets the root fd itself, not a dup) and points
+ * *leaf into `buf` at the last component. */
 static int open_parent(struct builder *b, const char *dest, char *buf, const char **leaf) {
     if (str_copy(buf, SBX_PATH_MAX, dest, NULL) < 0) { errno = ENAMETOOLONG; return -1; }
     char *p = buf;
     while (*p == '/') p++;
-    int dirfd = dup(b->rootfd);
-    if (dirfd < 0) return -1;
+    int dirfd = b->rootfd;
     for (;;) {
         char *slash = p;
         while (*slash && *slash != '/') slash++;
@@ -194,13 +199,13 @@ static int open_parent(struct builder *b, const char *dest, char *buf, const cha
         int next = openat(dirfd, p, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (next < 0 && errno == ENOENT) {
             struct stat st;
-            if (fstat(dirfd, &st) < 0) { int e = errno; close(dirfd); errno = e; return -1; }
-            if (!is_own_dev(b, st.st_dev)) { close(dirfd); errno = EROFS; return -1; }
-            if (mkdirat(dirfd, p, 0755) < 0 && errno != EEXIST) { int e = errno; close(dirfd); errno = e; return -1; }
+            if (fstat(dirfd, &st) < 0) { int e = errno; close_dir(b, dirfd); errno = e; return -1; }
+            if (!is_own_dev(b, st.st_dev)) { close_dir(b, dirfd); errno = EROFS; return -1; }
+            if (mkdirat(dirfd, p, 0755) < 0 && errno != EEXIST) { int e = errno; close_dir(b, dirfd); errno = e; return -1; }
             next = openat(dirfd, p, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         }
         int e = errno;
-        close(dirfd);
+        close_dir(b, dirfd);
         if (next < 0) { errno = e; return -1; }
         dirfd = next;
         p = slash + 1;
@@ -219,18 +224,18 @@ static int open_mount_point(struct builder *b, const char *dest, int want_dir) {
     int fd = openat(dirfd, leaf, O_PATH | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT) {
         struct stat st;
-        if (fstat(dirfd, &st) < 0 || !is_own_dev(b, st.st_dev)) { close(dirfd); errno = EROFS; return -1; }
+        if (fstat(dirfd, &st) < 0 || !is_own_dev(b, st.st_dev)) { close_dir(b, dirfd); errno = EROFS; return -1; }
         if (want_dir) {
-            if (mkdirat(dirfd, leaf, 0755) < 0 && errno != EEXIST) { int e = errno; close(dirfd); errno = e; return -1; }
+            if (mkdirat(dirfd, leaf, 0755) < 0 && errno != EEXIST) { int e = errno; close_dir(b, dirfd); errno = e; return -1; }
         } else {
             int f = openat(dirfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-            if (f < 0 && errno != EEXIST) { int e = errno; close(dirfd); errno = e; return -1; }
+            if (f < 0 && errno != EEXIST) { int e = errno; close_dir(b, dirfd); errno = e; return -1; }
             if (f >= 0) close(f);
         }
         fd = openat(dirfd, leaf, O_PATH | O_NOFOLLOW | O_CLOEXEC);
     }
     int e = errno;
-    close(dirfd);
+    close_dir(b, dirfd);
     errno = e;
     return fd;
 }
@@ -335,7 +340,7 @@ static int make_symlink(struct builder *b, const char *target, const char *dest)
     else if (!is_own_dev(b, st.st_dev)) { errno = EROFS; r = -1; }
     else r = symlinkat(target, dirfd, leaf);
     int e = errno;
-    close(dirfd);
+    close_dir(b, dirfd);
     errno = e;
     return r;
 }
