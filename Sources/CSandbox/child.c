@@ -1027,6 +1027,29 @@ static int make_reaper_undumpable(struct child *c) {
     return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
+/* Nested: every orphan's exit costs the reaper a wake-up and a scan of its children,
+ * and the command chooses how many exit: over a long run that spends any CPU limit
+ * the reaper carries (red team 6, G4: an invoker's inherited `prlimit --cpu` ended
+ * the reaper and a thousand leftovers outlived the run). So the reaper lifts its own:
+ * no limit at all where it may (CAP_SYS_RESOURCE), else — the usual case, the reaper
+ * holds no effective capability — soft up to the hard one, with SIGXCPU ignored;
+ * only a hard limit its invoker was given can still end it (documented). After the
+ * fork: the payload keeps what it inherited (and the policy's, set in its own steps). */
+static int lift_reaper_cpu_limit(struct child *c) {
+    if (!c->spec->nested) return 0;
+    struct rlimit rl = { RLIM_INFINITY, RLIM_INFINITY };
+    if (setrlimit(RLIMIT_CPU, &rl) < 0) {
+        if (errno != EPERM) return -1;
+        if (getrlimit(RLIMIT_CPU, &rl) < 0) return -1;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_CPU, &rl) < 0) return -1;
+    }
+    struct sigaction ign;
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    return sigaction(SIGXCPU, &ign, NULL);
+}
+
 /* The reaper keeps only the status pipe, the payload's pidfd and (nested) its
  * children list. */
 static int close_reaper_fds(struct child *c) {
@@ -1515,6 +1538,8 @@ static const struct step reaper_steps[] = {
     { SBX_STEP_SUBREAPER, become_subreaper },
     { SBX_STEP_FORK, fork_payload },
     { SBX_STEP_REAPER_DUMPABLE, make_reaper_undumpable },
+    /* Nested only; AFTER the fork, so the payload keeps its limits. */
+    { SBX_STEP_REAPER_CPU_LIMIT, lift_reaper_cpu_limit },
     { SBX_STEP_REAPER_CLOSE_FDS, close_reaper_fds },
 };
 

@@ -152,6 +152,7 @@ public struct ChildFailure: Sendable, Equatable {
         case SBX_STEP_SUBREAPER.rawValue: return "become the run's subreaper"
         case SBX_STEP_FORK.rawValue: return "fork the payload"
         case SBX_STEP_REAPER_DUMPABLE.rawValue: return "make the reaper not dumpable"
+        case SBX_STEP_REAPER_CPU_LIMIT.rawValue: return "lift the reaper's CPU limit"
         case SBX_STEP_REAPER_CLOSE_FDS.rawValue: return "close the reaper's descriptors"
         case SBX_STEP_PAYLOAD_SIGNALS.rawValue: return "unblock the payload's signals"
         case SBX_STEP_PAYLOAD_PDEATHSIG.rawValue: return "die with the reaper"

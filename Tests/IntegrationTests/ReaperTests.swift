@@ -22,7 +22,7 @@ import Testing
     /// and a `sleep`, reads the supervisor's, the reaper's and the payload's limits and
     /// OOM scores, then SIGKILLs the reaper (our own process, by pid, while it lives)
     /// and waits. Returns the `key=value` lines and the result.
-    static func probeAndKillReaper(isolation: String) throws -> (facts: [String: String], result: [String: Any]?, status: Int32) {
+    static func probeAndKillReaper(isolation: String, launcher: String = "") throws -> (facts: [String: String], result: [String: Any]?, status: Int32) {
         let dir = Harness.tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let policy = Harness.policy("""
@@ -41,7 +41,7 @@ import Testing
         let script = """
             cpu() { awk '/^Max cpu time/ {print $4}' /proc/$1/limits; }
             kids() { cat /proc/$1/task/*/children 2>/dev/null | tr ' ' '\\n' | grep . | head -1; }
-            '\(Harness.binary)' exec --policy '\(policy)' --result '\(resultFile)' -- sleep 30 & sup=$!
+            \(launcher) '\(Harness.binary)' exec --policy '\(policy)' --result '\(resultFile)' -- sleep 30 & sup=$!
             reaper=; payload=
             for i in $(seq 400); do
               reaper=$(kids $sup); [ -n "$reaper" ] && payload=$(kids $reaper)
@@ -50,6 +50,7 @@ import Testing
             done
             echo "reaper_comm=$(cat /proc/$reaper/comm)"
             echo "reaper_cpu=$(cpu $reaper)"
+            echo "reaper_sigign=$(awk '/^SigIgn/ {print $2}' /proc/$reaper/status)"
             echo "payload_cpu=$(cpu $payload)"
             echo "supervisor_oom=$(cat /proc/$sup/oom_score_adj)"
             echo "reaper_oom=$(cat /proc/$reaper/oom_score_adj)"
@@ -74,8 +75,15 @@ import Testing
 
     @Test func theNestedReaperKeepsNeitherTheLimitsNorTheOOMPreferenceOfTheCommand() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
-        let (facts, result, _) = try Self.probeAndKillReaper(isolation: "nested")
+        // Started under an inherited CPU limit (an invoker's `prlimit --cpu=200:300`):
+        // the reaper lifts its soft limit to the hard one and ignores SIGXCPU (red
+        // team 6, G4); only the invoker's hard limit bounds it. The command keeps the
+        // policy's.
+        let (facts, result, _) = try Self.probeAndKillReaper(isolation: "nested", launcher: "prlimit --cpu=200:300")
         #expect(facts["reaper_comm"] == "sandbox-init", "\(facts)")
+        #expect(facts["reaper_cpu"] == "300", "the reaper kept its soft CPU limit: \(facts)")
+        let ignored = UInt64(facts["reaper_sigign"] ?? "", radix: 16) ?? 0
+        #expect(ignored & (1 << (UInt64(SIGXCPU) - 1)) != 0, "the reaper does not ignore SIGXCPU: \(facts)")
         // The control: the command has the policy's limit and the OOM preference.
         #expect(facts["payload_cpu"] == "97", "the payload lacks rlimits.cpu: \(facts)")
         #expect(facts["payload_oom"] == "1000", "\(facts)")

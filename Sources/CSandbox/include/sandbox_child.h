@@ -185,6 +185,7 @@ enum sbx_step {
     SBX_STEP_SUBREAPER,            /* nested: PR_SET_CHILD_SUBREAPER, open the children list */
     SBX_STEP_FORK,                 /* clone(CLONE_VM | CLONE_VFORK): the payload shares the init's memory until execve */
     SBX_STEP_REAPER_DUMPABLE,
+    SBX_STEP_REAPER_CPU_LIMIT,     /* nested: lift the reaper's own RLIMIT_CPU */
     SBX_STEP_REAPER_CLOSE_FDS,
     /* The payload, PID 1's child, until execve. */
     SBX_STEP_PAYLOAD_SIGNALS,
