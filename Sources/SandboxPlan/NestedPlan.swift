@@ -83,7 +83,7 @@ struct NestedSeccomp {
     /// was opened and not Landlock: through a read-only fd on a file in an `ro` bind (a
     /// directory fd is always read-only) a nested command could change the invoker's
     /// files there. Refused in every nested run, whatever the profile says. Numbers from
-    /// the kernel's uapi headers (linux/fs.h, fscrypt.h, fsverity.h, btrfs.h; ext4's
+    /// the kernel's uapi headers (linux/fs.h, fscrypt.h, fsverity.h, btrfs.h, msdos_fs.h; ext4's
     /// from fs/ext4/ext4.h), the asm-generic encoding x86_64 and aarch64 share.
     ///
     /// How: a second, small filter stacked after the main one (default ALLOW; EPERM
@@ -127,6 +127,14 @@ struct NestedSeccomp {
         IoctlCommand("BTRFS_IOC_SNAP_DESTROY", 0x5000_940f), IoctlCommand("BTRFS_IOC_SNAP_DESTROY_V2", 0x5000_943f),
         IoctlCommand("BTRFS_IOC_SUBVOL_SETFLAGS", 0x4008_941a),
         IoctlCommand("BTRFS_IOC_SET_RECEIVED_SUBVOL", 0xc0c8_9425), IoctlCommand("BTRFS_IOC_SET_RECEIVED_SUBVOL_32", 0xc0c0_9425),
+        // btrfs defrag checks only that the uid may write the file (DAC), "not the file
+        // descriptor": through a read-only fd on an ro bind's file it rewrites (and,
+        // with the compress flag, recompresses) its extents and unshares the extents
+        // it shares with snapshots and reflinks (red team 6, G6). Nothing a build needs.
+        IoctlCommand("BTRFS_IOC_DEFRAG", 0x5000_9402), IoctlCommand("BTRFS_IOC_DEFRAG_RANGE", 0x4030_9410),
+        // vfat: "equivalent to a chmod()" (ATTR_RO and the write bits, hidden, system),
+        // owner only, a read-only fd enough: the one mode change the chmod refusals left.
+        IoctlCommand("FAT_IOCTL_SET_ATTRIBUTES", 0x4004_7211),
     ]
 
     /// The command shares the invoker's uid and PID namespace, and the kernel lets a

@@ -134,6 +134,7 @@ import Testing
         ("BTRFS_IOC_SNAP_DESTROY", 0x5000_940f), ("BTRFS_IOC_SNAP_DESTROY_V2", 0x5000_943f),
         ("BTRFS_IOC_SUBVOL_SETFLAGS", 0x4008_941a), ("BTRFS_IOC_SET_RECEIVED_SUBVOL", 0xc0c8_9425),
         ("BTRFS_IOC_SET_RECEIVED_SUBVOL_32", 0xc0c0_9425),
+        ("BTRFS_IOC_DEFRAG", 0x5000_9402), ("BTRFS_IOC_DEFRAG_RANGE", 0x4030_9410), ("FAT_IOCTL_SET_ATTRIBUTES", 0x4004_7211),
     ]
     static var probeSource: String {
         probe.replacingOccurrences(of: "REFUSED_IOCTLS_HERE",

@@ -43,10 +43,12 @@ import Testing
         let plan = try compile(Self.nested)
         let names = (plan.seccomp.refusedIoctls ?? []).map(\.name)
         for name in ["FS_IOC_SETFLAGS", "FS_IOC32_SETFLAGS", "FS_IOC_FSSETXATTR", "FS_IOC_SETVERSION", "FS_IOC32_SETVERSION",
-                     "EXT4_IOC_SETVERSION", "FS_IOC_ENABLE_VERITY", "FS_IOC_SET_ENCRYPTION_POLICY", "BTRFS_IOC_SUBVOL_SETFLAGS"] {
+                     "EXT4_IOC_SETVERSION", "FS_IOC_ENABLE_VERITY", "FS_IOC_SET_ENCRYPTION_POLICY", "BTRFS_IOC_SUBVOL_SETFLAGS",
+                     "BTRFS_IOC_DEFRAG", "BTRFS_IOC_DEFRAG_RANGE", "FAT_IOCTL_SET_ATTRIBUTES"] {
             #expect(names.contains(name), "\(name) not refused: \(names)")
         }
         #expect(plan.seccomp.refusedIoctls?.first { $0.name == "FS_IOC_SETFLAGS" }?.number == 0x4008_6602)
+        #expect(plan.seccomp.refusedIoctls?.first { $0.name == "FAT_IOCTL_SET_ATTRIBUTES" }?.number == 0x4004_7211)
         #expect(!plan.seccomp.rules.contains { $0.syscalls.contains("ioctl") }, "the main filter's ioctl rules changed")
         let json = String(decoding: try PlanDigest.canonicalJSON(plan), as: UTF8.self)
         #expect(json.contains(#"{"name":"FS_IOC_SETFLAGS","number":1074292226}"#))
