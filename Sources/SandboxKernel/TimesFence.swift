@@ -92,6 +92,10 @@ public final class TimesFence {
     static let emptyPath: UInt32 = 0x1000        // AT_EMPTY_PATH
     static let atCWD: Int32 = -100               // AT_FDCWD
     static let pathMax = 4096                    // PATH_MAX, with its NUL
+    static let utimeNow: Int64 = (1 << 30) - 1, utimeOmit: Int64 = (1 << 30) - 2
+
+    /// The kernel's nsec_valid: 0…999 999 999, UTIME_NOW or UTIME_OMIT.
+    static func validNsec(_ n: Int64) -> Bool { n == utimeNow || n == utimeOmit || (0...999_999_999).contains(n) }
 
     private func setTimes(_ v: SeccompViolation, _ n: SeccompNotifier) throws(Failure) {
         let dirfd = Int32(truncatingIfNeeded: v.args[0])
@@ -101,6 +105,8 @@ public final class TimesFence {
         guard timesAddress != 0 else { throw .refused } // NULL never comes here: the filter runs it
         guard let raw = n.readCaller(v, address: timesAddress, length: 32), raw.count == 32 else { throw .failed(EFAULT) }
         let t: [Int64] = raw.withUnsafeBytes { b in (0..<4).map { Int64(littleEndian: b.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self)) } }
+        // As the kernel, before any lookup: a tv_nsec out of range is EINVAL.
+        guard Self.validNsec(t[1]), Self.validNsec(t[3]) else { throw .failed(EINVAL) }
 
         let target: Target
         if pathAddress == 0 {
@@ -120,6 +126,9 @@ public final class TimesFence {
                 target = try resolve(path, from: base.raw, follow: flags & Self.symlinkNoFollow == 0)
             }
         }
+        // Both UTIME_OMIT: the kernel answers 0 once the target is found, changing
+        // nothing and checking no permission; so does this.
+        if t[1] == Self.utimeOmit && t[3] == Self.utimeOmit { return }
         var st = stat()
         guard fstat(target.file.raw, &st) == 0 else { throw .failed(errno) }
         guard st.st_uid == uid, try beneathWritableRoot(target, Root(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))) else { throw .refused }

@@ -351,7 +351,7 @@ import Testing
             st = os.stat(path, follow_symlinks=follow)
             if (st.st_atime_ns, st.st_mtime_ns) != TNS: raise OSError(errno.EDOM, 'times %s' % ((st.st_atime_ns, st.st_mtime_ns),))
         class timespec(ctypes.Structure): _fields_ = [('sec', ctypes.c_long), ('nsec', ctypes.c_long)]
-        UTIME_NOW = (1 << 30) - 1
+        UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
         def utimensat(dirfd, path, times, flags):
             ts = (timespec * 2)(*times) if times else None
             if libc.utimensat(dirfd, path, ts, flags) != 0:
@@ -405,6 +405,10 @@ import Testing
             open(name, 'w').close(); os.utime(name, ns=TNS); exact(name)
         attempt('keep_non_utf8_name_work', raw_name)
         attempt('keep_missing_enoent', lambda: os.utime('no-such-file', ns=TNS))
+        # As the kernel answers (red team 6, G7): a bad tv_nsec is EINVAL before any
+        # lookup; both UTIME_OMIT change nothing and succeed, wherever the file is.
+        attempt('keep_bad_nsec_einval', lambda: utimensat(AT_FDCWD, OUT.encode(), [timespec(0, 10**9), timespec(0, 0)], 0))
+        attempt('keep_omit_outside', lambda: utimensat(AT_FDCWD, OUT.encode(), [timespec(0, UTIME_OMIT), timespec(0, UTIME_OMIT)], 0))
         print(' '.join('%s=%s' % kv for kv in sorted(r.items())), flush=True)
         """#
 
@@ -412,7 +416,8 @@ import Testing
                               "times_outside_symlink", "times_outside_dotdot", "times_outside_now_pair"]
     static let legacyTimeAttacks = ["times_outside_utimes", "times_outside_futimesat"]
     static let timesKept = ["keep_times_work", "keep_futimens_work", "keep_dirfd_work", "keep_times_dir_work",
-                            "keep_nofollow_link_work", "keep_now_pair_work", "keep_touch_work", "keep_non_utf8_name_work"]
+                            "keep_nofollow_link_work", "keep_now_pair_work", "keep_touch_work", "keep_non_utf8_name_work",
+                            "keep_omit_outside"]
 
     /// R2: explicit file times are set only beneath a writable bind. Control: as the
     /// user, outside any sandbox, every attack sets the times of a file outside the
@@ -472,6 +477,8 @@ import Testing
             #expect(r[key] == "OK", "nested: \(key) = \(r[key] ?? "missing"), times in the workspace (\(out.stdout) \(out.stderr))")
         }
         #expect(r["keep_missing_enoent"] == "ENOENT", "a missing file: \(r["keep_missing_enoent"] ?? "missing")")
+        #expect(c["keep_bad_nsec_einval"] == "EINVAL" && r["keep_bad_nsec_einval"] == "EINVAL",
+                "a bad tv_nsec: control \(c["keep_bad_nsec_einval"] ?? "missing"), nested \(r["keep_bad_nsec_einval"] ?? "missing")")
         #expect(r["tools"] == "done", "cp --preserve=timestamps / tar -x in the workspace: \(out.stdout) \(out.stderr)")
         #expect(times("\(w.work)/copied.txt").hasSuffix("/1000000001.0"), "cp --preserve=timestamps: \(times("\(w.work)/copied.txt"))")
         for i in 1...3 {
