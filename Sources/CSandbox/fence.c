@@ -257,6 +257,12 @@ int sbx_times_open(int dirfd, const char *path, int nofollow, int directory) {
     return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
 }
 
+int sbx_times_open_beneath(int rootfd, const char *path) {
+    struct sbx_open_how how = { (uint64_t)(unsigned)(O_PATH | O_CLOEXEC | O_DIRECTORY), 0,
+                                SBX_RESOLVE_BENEATH | SBX_RESOLVE_NO_SYMLINKS | SBX_RESOLVE_NO_MAGICLINKS };
+    return (int)syscall(SYS_openat2, rootfd, path, &how, sizeof how);
+}
+
 int sbx_times_open_caller(const char *proc_path) {
     return open(proc_path, O_PATH | O_CLOEXEC);
 }

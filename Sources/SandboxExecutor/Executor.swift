@@ -412,12 +412,12 @@ public final class Executor {
         return (program, (pair.0, pair.1))
     }
 
-    /// 7. Nested: what answers utimensat with explicit times (TimesFence), keyed by
-    /// the identities of the rw binds' sources opened in step 2.
+    /// 7. Nested: what answers utimensat with explicit times (TimesFence), from the
+    /// rw binds' sources opened in step 2.
     private func makeTimesFence(_ sources: [Int: OpenedSource]) {
         guard plan.seccomp.explicitTimesViaSupervisor == true else { return }
         let roots = plan.mounts.indices.filter { plan.mounts[$0].kind == .bind && !plan.mounts[$0].readOnly }
-            .compactMap { sources[$0] }.map { TimesFence.Root(device: $0.device, inode: $0.inode) }
+            .compactMap { sources[$0] }
         timesFence = TimesFence(writableRoots: roots, uid: plan.process.uid)
     }
 

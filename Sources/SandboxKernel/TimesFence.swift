@@ -22,8 +22,11 @@ import CSeccomp
 ///    (`RESOLVE_NO_MAGICLINKS`: this process's /proc/self is not the caller's);
 /// 3. it must be the command's (explicit times need the owner, and the command has no
 ///    CAP_FOWNER, which a root supervisor has), and beneath a writable bind: the
-///    target, its directory, and each `..` up to `/` are compared by (device, inode)
-///    with the rw binds' sources opened at the run's start — never by path prefix;
+///    target or its directory is an rw bind's source by (device, inode), or the
+///    kernel's path of that directory (`/proc/self/fd/<n>`) lies beneath the kernel's
+///    path of a source held open since the run's start, and that directory is then
+///    opened again from the source by the rest of the path (`RESOLVE_BENEATH`, no
+///    symlink) and is the same inode — never the caller's path compared by prefix;
 /// 4. the times are set on this process's own descriptor (`utimensat(fd, "",
 ///    times, AT_EMPTY_PATH)`) and the call answered with that result, or EPERM.
 ///
@@ -32,13 +35,17 @@ import CSeccomp
 ///
 /// A hard link does not widen this: Landlock's REFER right keeps the command from
 /// linking a file of an `ro` bind into a writable one, and a file already linked
-/// into a writable bind from outside could be written there anyway. The walk is
+/// into a writable bind from outside could be written there anyway. The check is
 /// not raced by the command: what it may move stays beneath the writable binds.
 ///
 /// Bounded: one call at a time, on the run's own supervisor thread (the kernel holds
 /// the others; no queue here), each a fixed number of system calls (at most 40
-/// symlinks, a walk of at most 4096 levels); a caller gone meanwhile only makes the
-/// answer fail to arrive.
+/// symlinks; two readlinks and one open per writable bind for the check), whatever
+/// the depth of the target: the check was a walk of `..`, one open and fstat per
+/// level, which a command made cost the supervisor 20–47 ms a call with a path 2000–
+/// 4000 levels deep (red team 6, G3). A directory whose path is longer than PATH_MAX
+/// (the kernel cannot name it) is refused (EPERM). A caller gone meanwhile only makes
+/// the answer fail to arrive.
 public final class TimesFence {
     /// A writable bind's source, by identity.
     public struct Root: Hashable, Sendable {
@@ -48,14 +55,23 @@ public final class TimesFence {
     }
 
     private let roots: Set<Root>
+    /// The directory sources, held open (duplicates of the run's bind sources): their
+    /// kernel paths now, and the start of the proof that a directory is beneath one.
+    private let rootDirectories: [OwnedFD]
     private let uid: UInt32
     private let utimensatNumber: Int32
 
     /// - Parameters:
-    ///   - writableRoots: the sources of the run's rw binds.
+    ///   - writableRoots: the sources of the run's rw binds, opened at its start. A
+    ///     directory's fd is duplicated here (one it cannot duplicate only matches
+    ///     by identity: beneath it is refused, never allowed).
     ///   - uid: the command's uid, which must own the target.
-    public init(writableRoots: [Root], uid: UInt32) {
-        roots = Set(writableRoots)
+    public init(writableRoots: [OpenedSource], uid: UInt32) {
+        roots = Set(writableRoots.map { Root(device: $0.device, inode: $0.inode) })
+        rootDirectories = writableRoots.filter(\.isDirectory).compactMap { s in
+            let fd = fcntl(s.fd, F_DUPFD_CLOEXEC, 0)
+            return fd < 0 ? nil : OwnedFD(fd)
+        }
         self.uid = uid
         utimensatNumber = seccomp_syscall_resolve_name("utimensat")
     }
@@ -223,23 +239,42 @@ public final class TimesFence {
         }
     }
 
-    /// The target is a writable bind's source, or lies beneath one: its directory and
-    /// each `..` above it, by (device, inode), up to `/` (whose `..` is itself).
+    /// The target is a writable bind's source, or lies beneath one: the target or its
+    /// directory is a source by (device, inode); or the kernel's path of the directory
+    /// is a source's kernel path and more, and the rest of it, opened from the source
+    /// (beneath it, no symlink), is that directory. The kernel's paths are taken at
+    /// once (under its rename lock), and the reopen proves the relation by identity,
+    /// so neither a rename meanwhile (the command can rename only within the writable
+    /// binds; Landlock) nor a path the kernel renders oddly (a deleted directory's
+    /// " (deleted)", a detached mount) can make an outside directory pass: it only
+    /// refuses. Stricter than Landlock in one place: a directory reached through
+    /// another mount of a source (a host bind mount of it elsewhere) has another
+    /// path, and is refused.
     func beneathWritableRoot(_ target: Target, _ identity: Root) throws(Failure) -> Bool {
         if roots.contains(identity) { return true }
-        var dir = target.parent ?? target.file
-        var seen = try Self.identity(dir)
-        if target.parent != nil, roots.contains(seen) { return true }
-        for _ in 0..<4096 {
-            let up = Self.open(dir.raw, [Self.dot, Self.dot], nofollow: false, directory: true)
-            guard up >= 0 else { throw .failed(errno) }
-            dir = OwnedFD(up)
-            let next = try Self.identity(dir)
-            if roots.contains(next) { return true }
-            if next == seen { return false }
-            seen = next
+        let dir = target.parent ?? target.file
+        let dirIdentity = try Self.identity(dir)
+        if roots.contains(dirIdentity) { return true }
+        guard let path = Self.kernelPath(dir.raw) else { return false }
+        for root in rootDirectories {
+            guard let prefix = Self.kernelPath(root.raw) else { continue }
+            let start = prefix == [Self.slash] ? 1 : prefix.count + 1
+            guard path.count > start, path.starts(with: prefix), prefix == [Self.slash] || path[prefix.count] == Self.slash else { continue }
+            let rest = Array(path[start...])
+            let fd = (rest + [0]).withUnsafeBufferPointer { b in
+                b.withMemoryRebound(to: CChar.self) { sbx_times_open_beneath(root.raw, $0.baseAddress) }
+            }
+            guard fd >= 0 else { continue }
+            if try Self.identity(OwnedFD(fd)) == dirIdentity { return true }
         }
         return false
+    }
+
+    /// The kernel's path of this process's fd (`readlink /proc/self/fd/<n>`), nil when
+    /// it has none that starts with `/` (longer than PATH_MAX, unreachable).
+    static func kernelPath(_ fd: Int32) -> [UInt8]? {
+        guard let link = readLink(atCWD, Array("/proc/self/fd/\(fd)".utf8)), link.first == slash else { return nil }
+        return link
     }
 
     static func identity(_ fd: OwnedFD) throws(Failure) -> Root {

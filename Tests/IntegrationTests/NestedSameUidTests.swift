@@ -662,4 +662,68 @@ import Testing
         #expect(refused.stderr.contains("\(git) (beneath \(w.work))") && refused.stderr.contains("ro_within_rw"), "nested: \(refused.stderr)")
         #expect(refused.stdout.isEmpty && headText() == "ref: refs/heads/main\n" && !planted(), "the command ran: \(refused.stdout), HEAD \(headText())")
     }
+
+    /// Red team 6, G3: what one explicit-times call costs the supervisor must not grow
+    /// with a depth the command chooses. The check was a walk of `..` from the
+    /// target's directory, an open and an fstat per level, on the supervisor's one
+    /// thread while the caller waits at no cost: 300 calls 1900 levels below the
+    /// workspace cost it 10–20 ms each (seconds in all), and an RLIMIT_CPU the invoker
+    /// passed on killed it. Now the kernel's path of the directory and one reopen
+    /// beneath the source (whose kernel work still grows with the depth, up to
+    /// PATH_MAX): the supervisor's CPU per deep call stays below 2 ms and within ten
+    /// times a shallow one's (measured: 32–89 us shallow, 308–507 us 1900 levels down). The deep file gets its times (it is in the workspace);
+    /// a directory whose path is longer than PATH_MAX is refused (EPERM, documented).
+    /// Fails with the walk: the deep calls cost the supervisor ~10 ms each.
+    @Test func explicitTimesCostTheSupervisorTheSameAtAnyDepth() throws {
+        guard Harness.require(Harness.isRoot, "root (to run as another user)") else { return }
+        let w = try World()
+        defer { w.remove() }
+        let probe = #"""
+            import ctypes, errno, os, resource, sys
+            DIR, CALLS = sys.argv[1], int(sys.argv[2])
+            libc = ctypes.CDLL(None, use_errno=True)
+            class ts(ctypes.Structure): _fields_ = [('s', ctypes.c_long), ('n', ctypes.c_long)]
+            T = (ts * 2)(ts(1000000000, 0), ts(1000000001, 0))
+            os.chdir(DIR)
+            ok = failed = 0
+            for _ in range(CALLS):
+                if libc.utimensat(-100, b'x', T, 0) == 0: ok += 1
+                else: failed = ctypes.get_errno()
+            # 200 levels more: from the deep directory, a path longer than PATH_MAX.
+            fd = os.open('.', os.O_RDONLY)
+            for _ in range(200): os.mkdir('e') if not os.path.isdir('e') else None; os.chdir('e')
+            open('y', 'w').close()
+            long_path = 'OK' if libc.utimensat(-100, b'y', T, 0) == 0 else errno.errorcode[ctypes.get_errno()]
+            r = resource.getrusage(resource.RUSAGE_SELF)
+            print('ok=%d failed=%s long_path=%s cmd_cpu=%f' % (ok, errno.errorcode.get(failed, failed), long_path, r.ru_utime + r.ru_stime))
+            """#
+        try probe.write(toFile: "\(w.ro)/deep.py", atomically: false, encoding: .utf8)
+        // The tree, made by the user: 1900 levels of d/ (a path of ~3.8 KB), a file x at
+        // the bottom and one at the top.
+        let deep = w.work + String(repeating: "/d", count: 1900)
+        let made = try Self.asUser(["python3", "-c", "import os\nopen('x', 'w').close()\nfor _ in range(1900): os.mkdir('d'); os.chdir('d')\nopen('x', 'w').close()"],
+                                   cwd: w.work)
+        #expect(made.status == 0 && FileManager.default.fileExists(atPath: deep + "/x"), "the tree: \(made.stderr)")
+        // The supervisor's CPU: every process the run had (supervisor, reaper, command),
+        // as the driver's children, less what the command itself used.
+        let driver = "import resource, subprocess, sys; subprocess.run(sys.argv[1:]); r = resource.getrusage(resource.RUSAGE_CHILDREN); print('tree_cpu=%f' % (r.ru_utime + r.ru_stime))"
+        func supervisorCPU(_ dir: String, calls: Int) throws -> (seconds: Double, r: [String: String]) {
+            let out = try Self.asUser(["env", "XDG_RUNTIME_DIR=\(w.runtime)", "HOME=\(w.runtime)", "python3", "-c", driver,
+                                       Harness.binary, "exec", "--policy", w.policy(), "--", "python3", "\(w.ro)/deep.py", dir, "\(calls)"], cwd: w.work)
+            let r = NestedIsolationTests.results(out.stdout)
+            let tree = Double(r["tree_cpu"] ?? "") ?? -1, cmd = Double(r["cmd_cpu"] ?? "") ?? -1
+            #expect(r["ok"] == "\(calls)" && tree >= 0 && cmd >= 0, "\(dir.count)-byte dir: \(out.stdout) \(out.stderr)")
+            let long = dir == deep ? "EPERM" : "OK"   // 200 levels below the deep one: beyond PATH_MAX
+            #expect(r["long_path"] == long, "a file 200 levels below the \(dir.count)-byte dir: \(r["long_path"] ?? "missing")")
+            return (tree - cmd, r)
+        }
+        let calls = 300
+        let idle = try supervisorCPU(deep, calls: 0).seconds
+        let shallow = try supervisorCPU(w.work, calls: calls).seconds
+        let deepCost = try supervisorCPU(deep, calls: calls).seconds
+        let perShallow = max(shallow - idle, 0) / Double(calls), perDeep = max(deepCost - idle, 0) / Double(calls)
+        print("explicit times, supervisor CPU per call: shallow \(Int(perShallow * 1e6)) us, 1900 levels \(Int(perDeep * 1e6)) us (idle run \(Int(idle * 1e3)) ms)")
+        #expect(perDeep < 0.002 && perDeep < max(10 * perShallow, 0.001),
+                "a deep explicit-times call costs the supervisor \(Int(perDeep * 1e6)) us, a shallow one \(Int(perShallow * 1e6)) us")
+    }
 }

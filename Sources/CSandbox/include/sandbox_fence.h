@@ -133,6 +133,11 @@ int sbx_fence_notif_id_valid(int listener_fd, uint64_t id);
  * it, but no /proc magic link (the supervisor's own /proc/self would be another
  * process's view). Returns an fd or -1. */
 int sbx_times_open(int dirfd, const char *path, int nofollow, int directory);
+/* openat2(rootfd, path, {O_PATH | O_CLOEXEC | O_DIRECTORY, 0, RESOLVE_BENEATH |
+ * RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS}): the directory `path` names beneath
+ * a writable bind's source, reached without leaving it and without a symlink (the
+ * proof that a directory the kernel's path puts there is there). An fd or -1. */
+int sbx_times_open_beneath(int rootfd, const char *path);
 /* open(path, O_PATH | O_CLOEXEC), following a magic link: /proc/<pid>/fd/<n> and
  * /proc/<pid>/cwd of the caller. */
 int sbx_times_open_caller(const char *proc_path);
