@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/landlock.h>
 #include <linux/seccomp.h>
@@ -262,6 +263,23 @@ int sbx_times_open_beneath(int rootfd, const char *path) {
                                 SBX_RESOLVE_BENEATH | SBX_RESOLVE_NO_SYMLINKS | SBX_RESOLVE_NO_MAGICLINKS };
     return (int)syscall(SYS_openat2, rootfd, path, &how, sizeof how);
 }
+
+static const uint32_t sbx_dac_caps = (1u << 1) | (1u << 2) | (1u << 3); /* DAC_OVERRIDE, DAC_READ_SEARCH, FOWNER */
+
+static int sbx_times_effective(uint32_t clear, uint32_t set, uint32_t *before) {
+    struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct data[2];
+    if (syscall(SYS_capget, &hdr, data) < 0) return -1;
+    if (before) *before = data[0].effective;
+    uint32_t want = (data[0].effective & ~clear) | (set & data[0].permitted);
+    if (want == data[0].effective) return 0;
+    data[0].effective = want;
+    return syscall(SYS_capset, &hdr, data) < 0 ? -1 : 0;
+}
+
+int sbx_times_drop_dac(uint32_t *saved) { return sbx_times_effective(sbx_dac_caps, 0, saved); }
+
+int sbx_times_restore_dac(uint32_t saved) { return sbx_times_effective(0, saved & sbx_dac_caps, NULL); }
 
 int sbx_times_open_caller(const char *proc_path) {
     return open(proc_path, O_PATH | O_CLOEXEC);

@@ -30,6 +30,11 @@ import CSeccomp
 /// 4. the times are set on this process's own descriptor (`utimensat(fd, "",
 ///    times, AT_EMPTY_PATH)`) and the call answered with that result, or EPERM.
 ///
+/// Every lookup with this thread's DAC capabilities dropped (a root supervisor's):
+/// the command's uid and groups are the supervisor's (nested runs as the invoker),
+/// so the kernel answers each step as it would the command's own (EACCES where it
+/// could not search).
+///
 /// Never SECCOMP_USER_NOTIF_FLAG_CONTINUE: the caller could change the path or the
 /// times after the check; here the check and the change use the same copy.
 ///
@@ -84,6 +89,14 @@ public final class TimesFence {
     /// process's own lookup or call: ENOENT, EINVAL…).
     public func answer(_ v: SeccompViolation, notifier: SeccompNotifier) -> SeccompNotifier.Answer? {
         guard handles(v) else { return nil }
+        // Every lookup as the command would make it: the same uid and groups (nested:
+        // the invoker's), and no DAC capability, which a root invoker's supervisor has
+        // and its command has not — else it would set times beneath a directory the
+        // command cannot search, and answer EPERM or ENOENT there where the command's
+        // own stat gets EACCES (red team 6, G5). Per thread: capset acts on this one.
+        var saved: UInt32 = 0
+        guard sbx_times_drop_dac(&saved) == 0 else { return .deny }
+        defer { _ = sbx_times_restore_dac(saved) }
         do throws(Failure) {
             try setTimes(v, notifier)
             return .succeeded

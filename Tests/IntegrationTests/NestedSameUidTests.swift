@@ -726,4 +726,66 @@ import Testing
         #expect(perDeep < 0.002 && perDeep < max(10 * perShallow, 0.001),
                 "a deep explicit-times call costs the supervisor \(Int(perDeep * 1e6)) us, a shallow one \(Int(perShallow * 1e6)) us")
     }
+
+    /// Red team 6, G5: a root invoker's supervisor looked the caller's path up with
+    /// root's DAC capabilities, which the command (uid 0, no capability) lacks: it set
+    /// times on the command's file beneath the workspace inside a 0700 directory of
+    /// another user that the command cannot search, and told an existing name (EPERM)
+    /// from a missing one (ENOENT) in such a directory outside every bind. Now the
+    /// fence drops those capabilities for its lookups and answers as the kernel does.
+    /// Control: the same calls left to the kernel (`nested_without = ["timestamps"]`)
+    /// get EACCES each, as does the command's own stat. Fails without the drop: OK,
+    /// EPERM and ENOENT.
+    @Test func aRootInvokersFenceLooksUpAsTheCommandWould() throws {
+        guard Harness.require(Harness.isRoot, "root (a root invoker)") else { return }
+        let work = Harness.tempDir(), outside = Harness.tempDir()
+        defer { for d in [work, outside] { try? FileManager.default.removeItem(atPath: d) } }
+        for d in ["\(work)/priv", "\(outside)/priv"] {
+            mkdir(d, 0o700)
+            try "x\n".write(toFile: "\(d)/f", atomically: false, encoding: .utf8)   // root's
+            chown(d, Self.uid, Self.uid)
+        }
+        let probe = #"""
+            import errno, os, sys
+            OUT, T = sys.argv[1], (1000000000 * 10**9, 1000000001 * 10**9)
+            r = {}
+            def attempt(key, f):
+                try:
+                    f(); r[key] = 'OK'
+                except OSError as e:
+                    r[key] = errno.errorcode.get(e.errno, str(e.errno))
+            attempt('stat_private_work', lambda: os.stat('priv/f'))
+            attempt('times_private_work', lambda: os.utime('priv/f', ns=T))
+            attempt('times_private_outside', lambda: os.utime(OUT + '/priv/f', ns=T))
+            attempt('times_private_outside_missing', lambda: os.utime(OUT + '/priv/nosuch', ns=T))
+            print(' '.join('%s=%s' % kv for kv in sorted(r.items())), flush=True)
+            """#
+        try probe.write(toFile: "\(work)/probe.py", atomically: false, encoding: .utf8)
+        func policy(accept: Bool) -> String {
+            Harness.policy("""
+                name = "root-lookups"
+                extends = ["\(Harness.repoRoot)/Policies/base.toml"]
+                [process]
+                isolation = "nested"
+                \(accept ? "nested_without = [\"timestamps\"]" : "")
+                [filesystem]
+                rw = ["{cwd}"]
+                [seccomp]
+                on_violation = "errno"
+                """, in: work, name: "root-lookups-\(accept).toml")
+        }
+        func mtime(_ p: String) -> Int { var st = stat(); return lstat(p, &st) == 0 ? st.st_mtim.tv_sec : -1 }
+        let before = (mtime("\(work)/priv/f"), mtime("\(outside)/priv/f"))
+        let keys = ["stat_private_work", "times_private_work", "times_private_outside", "times_private_outside_missing"]
+
+        let kernel = try Harness.exec(policy: policy(accept: true), ["python3", "probe.py", outside], cwd: work)
+        let k = NestedIsolationTests.results(kernel.stdout)
+        for key in keys { #expect(k[key] == "EACCES", "control (the kernel): \(key) = \(k[key] ?? "missing") \(kernel.stdout) \(kernel.stderr)") }
+
+        let fenced = try Harness.exec(policy: policy(accept: false), ["python3", "probe.py", outside], cwd: work)
+        let f = NestedIsolationTests.results(fenced.stdout)
+        #expect(fenced.status == 0, "nested: \(fenced.status) \(fenced.stderr)")
+        for key in keys { #expect(f[key] == "EACCES", "nested (the fence): \(key) = \(f[key] ?? "missing") \(fenced.stdout) \(fenced.stderr)") }
+        #expect((mtime("\(work)/priv/f"), mtime("\(outside)/priv/f")) == before, "times changed through a directory the command cannot search")
+    }
 }

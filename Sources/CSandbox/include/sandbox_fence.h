@@ -141,6 +141,14 @@ int sbx_times_open_beneath(int rootfd, const char *path);
 /* open(path, O_PATH | O_CLOEXEC), following a magic link: /proc/<pid>/fd/<n> and
  * /proc/<pid>/cwd of the caller. */
 int sbx_times_open_caller(const char *proc_path);
+/* The calling thread's effective capabilities without CAP_DAC_OVERRIDE,
+ * CAP_DAC_READ_SEARCH and CAP_FOWNER (capset acts on the calling thread only), so
+ * the lookups it makes for a nested command (the invoker's uid and groups, no
+ * capability) get the answers the command would: a root supervisor would search
+ * directories the command cannot. *saved gets the effective set's low word to give
+ * back to sbx_times_restore_dac. 0 (nothing to drop is 0 too), or -1 with errno. */
+int sbx_times_drop_dac(uint32_t *saved);
+int sbx_times_restore_dac(uint32_t saved);
 /* utimensat(fd, "", times, AT_EMPTY_PATH) on an O_PATH fd: the inode the fd names
  * (a symlink itself when opened O_NOFOLLOW). 0, or -1 with errno. */
 int sbx_times_set(int fd, int64_t atime_sec, int64_t atime_nsec, int64_t mtime_sec, int64_t mtime_nsec);
