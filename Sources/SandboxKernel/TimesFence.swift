@@ -130,12 +130,14 @@ public final class TimesFence {
         let dirfd = Int32(truncatingIfNeeded: v.args[0])
         let pathAddress = v.args[1], timesAddress = v.args[2]
         let flags = UInt32(truncatingIfNeeded: v.args[3])
-        guard flags & ~(Self.symlinkNoFollow | Self.emptyPath) == 0 else { throw .failed(EINVAL) }
         guard timesAddress != 0 else { throw .refused } // NULL never comes here: the filter runs it
         guard let raw = n.readCaller(v, address: timesAddress, length: 32), raw.count == 32 else { throw .failed(EFAULT) }
         let t: [Int64] = raw.withUnsafeBytes { b in (0..<4).map { Int64(littleEndian: b.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self)) } }
-        // As the kernel, before any lookup: a tv_nsec out of range is EINVAL.
-        guard Self.validNsec(t[1]), Self.validNsec(t[3]) else { throw .failed(EINVAL) }
+        // In the kernel's order (sys_utimensat, do_utimes, vfs_utimes): both UTIME_OMIT
+        // is 0 at once, without even looking at the path or the flags (nothing changes,
+        // no permission is checked); then the flags; then the lookup; then tv_nsec.
+        if t[1] == Self.utimeOmit && t[3] == Self.utimeOmit { return }
+        guard flags & ~(Self.symlinkNoFollow | Self.emptyPath) == 0 else { throw .failed(EINVAL) }
 
         let target: Target
         if pathAddress == 0 {
@@ -155,9 +157,7 @@ public final class TimesFence {
                 target = try resolve(path, from: base.raw, follow: flags & Self.symlinkNoFollow == 0)
             }
         }
-        // Both UTIME_OMIT: the kernel answers 0 once the target is found, changing
-        // nothing and checking no permission; so does this.
-        if t[1] == Self.utimeOmit && t[3] == Self.utimeOmit { return }
+        guard Self.validNsec(t[1]), Self.validNsec(t[3]) else { throw .failed(EINVAL) }
         var st = stat()
         guard fstat(target.file.raw, &st) == 0 else { throw .failed(errno) }
         guard st.st_uid == uid, try beneathWritableRoot(target, Root(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))) else { throw .refused }
