@@ -340,6 +340,28 @@ public enum SeccompCompiler {
         return name
     }
 
+    /// The classic-BPF words the hand-built programs here use (socketFamilyPrefix,
+    /// ioctlFence), and their encoding as `struct sock_filter`s.
+    enum BPF {
+        typealias Instruction = (op: UInt16, jt: UInt8, jf: UInt8, k: UInt32)
+        static let ldAbs: UInt16 = 0x20    // BPF_LD | BPF_W | BPF_ABS
+        static let jeq: UInt16 = 0x15      // BPF_JMP | BPF_JEQ | BPF_K
+        static let ret: UInt16 = 0x06      // BPF_RET | BPF_K
+
+        /// `code` as the kernel reads it: 8 bytes per instruction, host byte order.
+        static func assemble(_ code: [Instruction]) -> [UInt8] {
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(code.count * 8)
+            for (op, jt, jf, k) in code {
+                withUnsafeBytes(of: op) { bytes.append(contentsOf: $0) }
+                bytes.append(jt)
+                bytes.append(jf)
+                withUnsafeBytes(of: k) { bytes.append(contentsOf: $0) }
+            }
+            return bytes
+        }
+    }
+
     /// The BPF prefix that fails socket(2) for families not in `families` with
     /// EAFNOSUPPORT and lets everything else through to the program that follows
     /// (which begins right after the prefix; BPF jumps are relative, so libseccomp's
@@ -357,13 +379,11 @@ public enum SeccompCompiler {
         guard families.count <= 64 else {
             throw KernelError(operation: "seccomp", subject: "socket_families", detail: "at most 64 families")
         }
-        let ldAbs: UInt16 = 0x20    // BPF_LD | BPF_W | BPF_ABS
-        let jeq: UInt16 = 0x15      // BPF_JMP | BPF_JEQ | BPF_K
-        let ret: UInt16 = 0x06      // BPF_RET | BPF_K
+        let (ldAbs, jeq, ret) = (BPF.ldAbs, BPF.jeq, BPF.ret)
         // struct seccomp_data: nr @0, arch @4, instruction_pointer @8, args[6] @16.
         let a0Low: UInt32 = UInt16(1).littleEndian == 1 ? 16 : 20
         let length = 6 + families.count
-        var code: [(UInt16, UInt8, UInt8, UInt32)] = []
+        var code: [BPF.Instruction] = []
         func toLib(from index: Int) -> UInt8 { UInt8(length - index - 1) }
         code.append((ldAbs, 0, 0, 4))
         code.append((jeq, 0, toLib(from: 1), arch))
@@ -374,15 +394,7 @@ public enum SeccompCompiler {
             code.append((jeq, toLib(from: code.count), 0, family))
         }
         code.append((ret, 0, 0, viaSupervisor ? SCMP_ACT_NOTIFY : sbx_fence_scmp_act_errno(UInt16(EAFNOSUPPORT))))
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(code.count * 8)
-        for (op, jt, jf, k) in code {
-            withUnsafeBytes(of: op) { bytes.append(contentsOf: $0) }
-            bytes.append(jt)
-            bytes.append(jf)
-            withUnsafeBytes(of: k) { bytes.append(contentsOf: $0) }
-        }
-        return bytes
+        return BPF.assemble(code)
     }
 
     /// The ioctl fence: a filter of its own, stacked after the main one, that refuses
@@ -405,10 +417,10 @@ public enum SeccompCompiler {
         guard !commands.isEmpty, commands.count <= 200 else {
             throw KernelError(operation: "seccomp", subject: "ioctl fence", detail: "\(commands.count) commands; 1 to 200 are supported")
         }
-        let ldAbs: UInt16 = 0x20, jeq: UInt16 = 0x15, ret: UInt16 = 0x06
+        let (ldAbs, jeq, ret) = (BPF.ldAbs, BPF.jeq, BPF.ret)
         let a1Low: UInt32 = UInt16(1).littleEndian == 1 ? 24 : 28   // seccomp_data.args[1] @24
         let allow = 5 + commands.count, eperm = allow + 1
-        var code: [(UInt16, UInt8, UInt8, UInt32)] = [
+        var code: [BPF.Instruction] = [
             (ldAbs, 0, 0, 4), (jeq, 0, UInt8(allow - 2), arch),
             (ldAbs, 0, 0, 0), (jeq, 0, UInt8(allow - 4), ioctlNR),
             (ldAbs, 0, 0, a1Low),
@@ -416,15 +428,7 @@ public enum SeccompCompiler {
         for cmd in commands { code.append((jeq, UInt8(eperm - code.count - 1), 0, cmd)) }
         code.append((ret, 0, 0, 0x7fff_0000))                               // SECCOMP_RET_ALLOW
         code.append((ret, 0, 0, sbx_fence_scmp_act_errno(UInt16(EPERM))))
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(code.count * 8)
-        for (op, jt, jf, k) in code {
-            withUnsafeBytes(of: op) { bytes.append(contentsOf: $0) }
-            bytes.append(jt)
-            bytes.append(jf)
-            withUnsafeBytes(of: k) { bytes.append(contentsOf: $0) }
-        }
-        return bytes
+        return BPF.assemble(code)
     }
 
     /// Every system-call number this build can name on the native architecture:
