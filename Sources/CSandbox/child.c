@@ -1062,6 +1062,22 @@ static int close_reaper_fds(struct child *c) {
  * reused before this process waits on it: pidfd_open pins it, and the kill goes to
  * the pidfd. A process killed while forking leaves children that reparent here and
  * show in the next round; the rounds end when no child is left (ECHILD). */
+/* Anchored (anchor_signals): kill(-1) reaches exactly the run's processes. Sweep, then
+ * reap until no child is left, the sweep repeated every 64 reaps as a guard, not because
+ * it is needed (a process with SIGKILL pending cannot fork). Returns 1 with the
+ * payload's wait status in *payload_status if the payload was among those reaped. */
+static int sweep_and_reap_all(struct child *c, int *payload_status) {
+    int have = 0;
+    for (unsigned reaped = 0;; reaped++) {
+        if (reaped % 64 == 0) kill(-1, SIGKILL);
+        int st;
+        pid_t done;
+        do { done = waitpid(-1, &st, 0); } while (done < 0 && errno == EINTR);
+        if (done < 0) return have;   /* ECHILD: none left */
+        if (done == (pid_t)c->payload_pid) { *payload_status = st; have = 1; }
+    }
+}
+
 static void end_leftovers(struct child *c) {
     char buf[4096];
     int status;
@@ -1070,19 +1086,14 @@ static void end_leftovers(struct child *c) {
      * living ancestor among the children, or was reparented here — and no sweep is
      * made. Only ASK whether a child is left first (WNOWAIT): reaping zombies before
      * the sweep let fork chains pile them up faster than a reaper with 1/(N+1) of
-     * the CPU reaps them, so the sweep never came (red team 4, F1). One sweep ends
-     * them all (a process with SIGKILL pending cannot fork); it is repeated every
-     * 64 reaps as a guard, not because it is needed. */
+     * the CPU reaps them, so the sweep never came (red team 4, F1). The payload is
+     * reaped already: its status is not among these. */
     if (c->signal_anchored) {
         siginfo_t any;
         memset(&any, 0, sizeof any);
         if (waitid(P_ALL, 0, &any, WEXITED | WNOHANG | WNOWAIT) < 0 && errno == ECHILD) return;
-        for (unsigned reaped = 0;; reaped++) {
-            if (reaped % 64 == 0) kill(-1, SIGKILL);
-            pid_t done;
-            do { done = waitpid(-1, &status, 0); } while (done < 0 && errno == EINTR);
-            if (done < 0 && errno == ECHILD) return;
-        }
+        (void)sweep_and_reap_all(c, &status);
+        return;
     }
     for (;;) {
         while (waitpid(-1, &status, WNOHANG) > 0) {}
@@ -1137,16 +1148,8 @@ static void end_run(struct child *c) {
         syscall(SYS_pidfd_send_signal, c->payload_pidfd, SIGKILL, NULL, 0);
         return;
     }
-    int status = 0, have = 0;
-    for (unsigned reaped = 0;; reaped++) {
-        if (reaped % 64 == 0) kill(-1, SIGKILL);
-        int st;
-        pid_t done;
-        do { done = waitpid(-1, &st, 0); } while (done < 0 && errno == EINTR);
-        if (done < 0) break;
-        if (done == (pid_t)c->payload_pid) { status = st; have = 1; }
-    }
-    if (have) write_all(c->spec->status_fd, (const char *)&status, sizeof status);
+    int status = 0;
+    if (sweep_and_reap_all(c, &status)) write_all(c->spec->status_fd, (const char *)&status, sizeof status);
     _exit(0);
 }
 
