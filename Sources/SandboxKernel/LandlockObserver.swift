@@ -104,18 +104,14 @@ public final class LandlockObserver: @unchecked Sendable {
             return String(lines[1])
         }
 
-        /// Written whole under a temporary name, then renamed: a reader sees the old
-        /// file or the new one. Best effort: without it the next run asks the kernel.
+        /// Written whole, then renamed into place (FD.writeAtomically): a reader sees
+        /// the old file or the new one. Best effort: without it the next run asks the
+        /// kernel.
         static func write(_ reason: String, at path: String = path) {
             guard geteuid() == 0, let key = key() else { return }
             if path == Self.path, mkdir("/run/sandbox", 0o711) == 0 { chmod("/run/sandbox", 0o711) }
-            let tmp = "\(path).\(getpid()).tmp"
-            let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
-            guard fd >= 0 else { return }
-            let bytes = Array("\(key)\n\(reason.split(separator: "\n").joined(separator: " "))\n".utf8)
-            let ok = Glibc.write(fd, bytes, bytes.count) == bytes.count
-            close(fd)
-            if !ok || rename(tmp, path) != 0 { unlink(tmp) }
+            let text = "\(key)\n\(reason.split(separator: "\n").joined(separator: " "))\n"
+            try? FD.writeAtomically(path, Array(text.utf8), mode: 0o600)
         }
 
         static func forget(at path: String = path) { unlink(path) }

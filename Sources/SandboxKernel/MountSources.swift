@@ -111,15 +111,15 @@ public enum MountSources {
     }
 
     /// Writes the id maps of our own child `pid` (clone3'd, not reaped, so the pid
-    /// names it): one of the two places the supervisor uses a pid, because only
-    /// /proc/<pid>/{uid,gid}_map can set a user namespace's maps.
+    /// names it): the supervisor uses a pid here because only /proc/<pid>/{uid,gid}_map
+    /// can set a user namespace's maps (LintTests lists every such place).
     public static func writeIDMaps(pid: Int32, uidMap: String, gidMap: String) throws(KernelError) {
         let r = sbx_mounts_write_maps(pid, uidMap, gidMap)
         guard r == 0 else { throw KernelError(operation: "write id maps", subject: uidMap.trimmedLine, errno: -r) }
     }
 
     /// Sets our own child's `oom_score_adj` (clone3'd, not reaped, so the pid names
-    /// it; no pidfd form exists): the other place the supervisor uses a pid.
+    /// it; no pidfd form exists).
     public static func writeOOMScoreAdj(pid: Int32, _ value: Int32) throws(KernelError) {
         let r = sbx_mounts_write_oom_score_adj(pid, value)
         guard r == 0 else { throw KernelError(operation: "write", subject: "oom_score_adj of the sandbox init", errno: -r) }
