@@ -14,12 +14,11 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sched.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define SBX_MOUNT_ATTR_IDMAP 0x00100000ULL
-#define SBX_CLONE_NEWUSER_FLAG 0x10000000ULL
-#define SBX_CLONE_PIDFD_FLAG 0x00001000ULL
 #define SBX_P_PIDFD 3
 /* _IO(PIDFS_IOCTL_MAGIC 0xFF, n): PIDFD_GET_NET_NAMESPACE (4) and
  * PIDFD_GET_USER_NAMESPACE (9), Linux 6.11; newer than the libc headers here. */
@@ -96,39 +95,37 @@ int sbx_mounts_write_oom_score_adj(pid_t pid, int value) {
     return write_text(path, text);
 }
 
+/* The helper's whole life: every signal blocked (nothing of ours may run on it)
+ * and every descriptor closed (in a process running several runs at once it was
+ * cloned holding the others' pipes and run locks), then asleep until the SIGKILL.
+ * It shares the supervisor's memory (CLONE_VM): raw syscalls only, none of which
+ * fails here, so it never writes errno, which lives in the cloning thread's TLS. */
+static int userns_helper(void *arg) {
+    (void)arg;
+    sigset_t all;
+    sigfillset(&all);
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, NULL, sizeof(uint64_t));
+    syscall(SYS_close_range, 0U, ~0U, 0);
+    for (;;) syscall(SYS_pause);
+    return 0;
+}
+
 int sbx_mounts_make_userns(const char *uid_map, const char *gid_map) {
-    int sync[2];
-    if (pipe2(sync, O_CLOEXEC) < 0) return -errno;
+    /* Started the way posix_spawn starts a program: CLONE_VM, on a stack in this
+     * frame, which outlives the helper (reaped below before returning). A fork of
+     * the supervisor copied its page tables and then took copy-on-write faults on
+     * both sides, for a process that only holds a namespace for a moment (issue 16:
+     * about half a millisecond of every run with an idmapped bind). */
+    _Alignas(16) char stack[16384];
     int pidfd = -1;
-    struct sbx_clone_args args;
-    memset(&args, 0, sizeof args);
-    args.flags = SBX_CLONE_NEWUSER_FLAG | SBX_CLONE_PIDFD_FLAG;
-    args.pidfd = (uint64_t)(uintptr_t)&pidfd;
-    args.exit_signal = SIGCHLD;
-    long pid = syscall(SYS_clone3, &args, sizeof args);
-    if (pid < 0) { int e = errno; close(sync[0]); close(sync[1]); return -e; }
-    if (pid == 0) {
-        /* The helper only waits, then exits: async-signal-safe. It keeps nothing but
-         * its end of the pipe: in a process running several runs at once it was
-         * cloned holding every other descriptor too (another run's pipes, run lock,
-         * and the write end of another helper's pipe, which would then never see EOF
-         * while that helper held ours: both waited for ever). */
-        char c;
-        int keep = sync[0];
-        if (keep > 0) syscall(SYS_close_range, 0U, (unsigned)keep - 1, 0);
-        syscall(SYS_close_range, (unsigned)keep + 1, ~0U, 0);
-        while (read(keep, &c, 1) < 0 && errno == EINTR) {}
-        _exit(0);
-    }
-    close(sync[0]);
+    int pid = clone(userns_helper, stack + sizeof stack, CLONE_VM | CLONE_NEWUSER | CLONE_PIDFD | SIGCHLD,
+                    NULL, &pidfd);
+    if (pid < 0) return -errno;
     int result = sbx_mounts_write_maps((pid_t)pid, uid_map, gid_map);
     if (result == 0) {
         result = ioctl(pidfd, SBX_PIDFD_GET_USER_NAMESPACE, 0);
         if (result < 0) result = -errno;
     }
-    /* Done with it: EOF tells it to exit, and SIGKILL by pidfd makes sure it does
-     * even if a process cloned meanwhile by another thread still holds the write end. */
-    close(sync[1]);
     syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
     siginfo_t si;
     while (syscall(SYS_waitid, SBX_P_PIDFD, pidfd, &si, WEXITED, NULL) < 0 && errno == EINTR) {}

@@ -27,7 +27,8 @@ int sbx_mounts_prepare_tree(int source_fd, int readonly, int userns_fd, int *fai
 
 /* A user namespace with exactly these maps ("inside outside count\n"), held by fd
  * only: a short-lived helper process is created in it, its maps are written, the
- * namespace is opened and the helper is reaped. fd or -errno. */
+ * namespace is opened and the helper is reaped. fd or -errno. The helper shares
+ * this memory (CLONE_VM) and only sleeps: nothing is copied for it. */
 int sbx_mounts_make_userns(const char *uid_map, const char *gid_map);
 
 /* Write the uid/gid maps of `pid`, our own clone3'd child that has not been
