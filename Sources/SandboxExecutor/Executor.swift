@@ -164,6 +164,8 @@ public final class Executor {
     private var createdEntries: (paths: [String], total: Int, incomplete: Bool) = ([], 0, false)
     /// What the run directory says about the run (`state.json`), once it exists.
     private var record: RunRecord?
+    /// The cgroup layout step 3 probed (when the plan has limits), for step 6.
+    private var cgroupHost: CgroupHost?
     /// Shared with other threads: signal the run (``signal(_:)``).
     public let handle: RunHandle
     /// The audit log (`[audit] path`) once this run's start is in it.
@@ -334,7 +336,22 @@ public final class Executor {
         record = RunRecord(runId: plan.runId, policy: plan.policy.name, planDigest: plan.digest ?? "",
                            argv: plan.process.argv, started: Clock.unixSeconds(), state: .starting,
                            writable: RunRecord.writableSources(plan, sources))
-        do { try updateRecord(runDir) { _ in } } catch { throw ExecError(.runDirectory, error) }
+        // The record is written once for steps 3, 4 and 6: every cgroup directory the
+        // run may make is known now, and a leased uid is written with it by step 4's
+        // first pick (each write replaces state.json, a journalled rename where /run
+        // is not a tmpfs). A supervisor killed before that write leaves a directory
+        // without a record, which gc handles: cgroups by the run id, the uid lease by
+        // the run id it holds (`UidLease.releaseOrphans`).
+        if plan.resources.needsCgroup {
+            var host = CgroupHost.probe()
+            host.nestUnderInvoker = true
+            cgroupHost = host
+            let planned = RunCgroup.plannedDirectories(runId: plan.runId, host: host)
+            if !planned.isEmpty { record?.cgroups = planned }
+        }
+        if plan.process.hostUID != .own {
+            do { try updateRecord(runDir) { _ in } } catch { throw ExecError(.runDirectory, error) }
+        }
         return runDir
     }
 
@@ -360,10 +377,8 @@ public final class Executor {
     private func makeCgroup(_ runDir: RunDirectory) throws -> RunCgroup? {
         guard plan.resources.needsCgroup else { return nil }
         do {
-            var host = CgroupHost.probe()
-            host.nestUnderInvoker = true
-            let planned = RunCgroup.plannedDirectories(runId: plan.runId, host: host)
-            if !planned.isEmpty { try updateRecord(runDir) { $0.cgroups = planned } }
+            // Probed, and its directories recorded, by step 3 (makeRunDirectory).
+            guard let host = cgroupHost else { throw KernelError(operation: "create run cgroup", subject: "", detail: "no cgroup host probed") }
             let cgroup = try RunCgroup.create(runId: plan.runId, limits: plan.resources.cgroupLimits,
                                               bestEffort: Set(plan.resources.bestEffort), host: host)
             undo.push { [unowned self] in if !cgroup.remove().isEmpty { self.keepRunDirectory = true } }
