@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sched.h>
@@ -95,32 +96,43 @@ int sbx_mounts_write_oom_score_adj(pid_t pid, int value) {
     return write_text(path, text);
 }
 
-/* The helper's whole life: every signal blocked (nothing of ours may run on it)
- * and every descriptor closed (in a process running several runs at once it was
- * cloned holding the others' pipes and run locks), then asleep until the SIGKILL.
- * It shares the supervisor's memory (CLONE_VM): raw syscalls only, none of which
- * fails here, so it never writes errno, which lives in the cloning thread's TLS. */
+/* The helper's whole life: every signal blocked (nothing of ours may run on it),
+ * bound to its creator's life (a supervisor killed between the clone and the
+ * SIGKILL below would otherwise leave it asleep for ever: PDEATHSIG, then a check
+ * that the creator did not die before it was armed), every descriptor closed (in a
+ * process running several runs at once it was cloned holding the others' pipes and
+ * run locks), then asleep until the SIGKILL. It shares the supervisor's memory
+ * (CLONE_VM): raw syscalls only, none of which fails here, so it never writes errno,
+ * which lives in the cloning thread's TLS. */
 static int userns_helper(void *arg) {
-    (void)arg;
+    /* By value: the creator's frame is reused while this runs (shared memory). */
+    pid_t creator = (pid_t)(intptr_t)arg;
     sigset_t all;
     sigfillset(&all);
     syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, NULL, sizeof(uint64_t));
+    syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (syscall(SYS_getppid) != creator) syscall(SYS_exit_group, 0);
     syscall(SYS_close_range, 0U, ~0U, 0);
     for (;;) syscall(SYS_pause);
     return 0;
 }
 
+/* The helper is started the way posix_spawn starts a program: CLONE_VM, on a stack
+ * in the caller's frame (sbx_mounts_make_userns's), which outlives it. A fork of the
+ * supervisor copied its page tables and then took copy-on-write faults on both
+ * sides, for a process that only holds a namespace for a moment (issue 16: about
+ * half a millisecond of every run with an idmapped bind). */
+int sbx_mounts_spawn_userns_helper(void *stack_top, int *pidfd) {
+    int pid = clone(userns_helper, stack_top, CLONE_VM | CLONE_NEWUSER | CLONE_PIDFD | SIGCHLD,
+                    (void *)(intptr_t)getpid(), pidfd);
+    return pid < 0 ? -errno : pid;
+}
+
 int sbx_mounts_make_userns(const char *uid_map, const char *gid_map) {
-    /* Started the way posix_spawn starts a program: CLONE_VM, on a stack in this
-     * frame, which outlives the helper (reaped below before returning). A fork of
-     * the supervisor copied its page tables and then took copy-on-write faults on
-     * both sides, for a process that only holds a namespace for a moment (issue 16:
-     * about half a millisecond of every run with an idmapped bind). */
     _Alignas(16) char stack[16384];
     int pidfd = -1;
-    int pid = clone(userns_helper, stack + sizeof stack, CLONE_VM | CLONE_NEWUSER | CLONE_PIDFD | SIGCHLD,
-                    NULL, &pidfd);
-    if (pid < 0) return -errno;
+    int pid = sbx_mounts_spawn_userns_helper(stack + sizeof stack, &pidfd);
+    if (pid < 0) return pid;
     int result = sbx_mounts_write_maps((pid_t)pid, uid_map, gid_map);
     if (result == 0) {
         result = ioctl(pidfd, SBX_PIDFD_GET_USER_NAMESPACE, 0);

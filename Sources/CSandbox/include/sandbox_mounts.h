@@ -31,6 +31,13 @@ int sbx_mounts_prepare_tree(int source_fd, int readonly, int userns_fd, int *fai
  * this memory (CLONE_VM) and only sleeps: nothing is copied for it. */
 int sbx_mounts_make_userns(const char *uid_map, const char *gid_map);
 
+/* The helper alone, in a new user namespace with no maps yet, on the stack that
+ * ends at `stack_top` (16-byte aligned, at least 16 KiB below it, and alive until
+ * the helper is reaped: it shares this memory). It sleeps until killed and dies
+ * with the calling thread (PDEATHSIG). Its pid (its pidfd in *pidfd), or -errno.
+ * For sbx_mounts_make_userns, and for the test that kills its creator. */
+int sbx_mounts_spawn_userns_helper(void *stack_top, int *pidfd);
+
 /* Write the uid/gid maps of `pid`, our own clone3'd child that has not been
  * reaped (so the pid cannot have been reused). 0 or -errno. */
 int sbx_mounts_write_maps(pid_t pid, const char *uid_map, const char *gid_map);

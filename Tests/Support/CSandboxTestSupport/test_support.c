@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "sandbox_test_support.h"
 #include "sandbox_supervisor.h" /* sbx_recv_fd */
+#include "sandbox_mounts.h"   /* sbx_mounts_spawn_userns_helper */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -219,4 +220,34 @@ int sbx_cg_clone_into_paused(int cgroup_fd) {
         for (;;) pause();
     }
     return (int)pid;
+}
+
+/* A process that starts the idmap helper (sbx_mounts_spawn_userns_helper) and dies
+ * at once, the way a supervisor SIGKILLed between that clone and its own kill of the
+ * helper does. Returns a pidfd of the helper (the caller checks that it ends), or
+ * -errno. */
+int sbx_test_orphaned_userns_helper(void) {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0) return -errno;
+    pid_t creator = fork();
+    if (creator < 0) { int e = errno; close(p[0]); close(p[1]); return -e; }
+    if (creator == 0) {
+        static _Alignas(16) char stack[16384];
+        int pidfd = -1;
+        int pid = sbx_mounts_spawn_userns_helper(stack + sizeof stack, &pidfd);
+        (void)!write(p[1], &pid, sizeof pid);
+        _exit(0);
+    }
+    close(p[1]);
+    int pid = -1;
+    ssize_t n = read(p[0], &pid, sizeof pid);
+    close(p[0]);
+    int status;
+    while (waitpid(creator, &status, 0) < 0 && errno == EINTR) {}
+    if (n != (ssize_t)sizeof pid) return -EIO;
+    if (pid < 0) return pid;
+    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    /* Gone already (reaped by its new parent): that is the outcome the test wants. */
+    if (fd < 0) return errno == ESRCH ? -ESRCH : -errno;
+    return fd;
 }

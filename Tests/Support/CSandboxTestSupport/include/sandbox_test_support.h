@@ -67,4 +67,8 @@ int sbx_fence_test_wait(pid_t pid);
 
 /* clone3(CLONE_INTO_CGROUP) a child that pauses until killed; returns its pid. */
 int sbx_cg_clone_into_paused(int cgroup_fd);
+
+/* A process starts the idmap helper and dies without killing it: a pidfd of the
+ * helper, -ESRCH when it is gone already, or another -errno. */
+int sbx_test_orphaned_userns_helper(void);
 #endif
