@@ -101,6 +101,13 @@ public struct ExecOptions {
     /// server runs each request with its client's descriptors). Borrowed: the caller
     /// keeps them open for the whole of ``Executor/run()`` and closes them after.
     public var stdio: (Int32, Int32, Int32)? = nil
+    /// Called once, on the run's thread, with the run's result as soon as it is final
+    /// (and on record in the audit log, when the plan has one), before teardown
+    /// removes the run's cgroup, run directory and leases: a server replies without
+    /// waiting for the cleanup. ``Executor/run()`` returns the same result after
+    /// teardown. Nothing of the run is left running by then: its PID namespace (or,
+    /// nested, its reaper's sweep) has ended every process.
+    public var onResult: ((RunResult) -> Void)? = nil
     public init(runBase: String, seccompCacheDir: String? = nil) {
         self.runBase = runBase; self.seccompCacheDir = seccompCacheDir
     }
@@ -203,8 +210,12 @@ public final class Executor {
         } catch {
             result = failure(ExecError(.supervise, message: "\(error)"), started: started)
         }
+        // The audit record first: it describes the run, not its cleanup, and a result
+        // handed out is one that is on record.
+        result = endAudit(result)
+        options.onResult?(result)
         teardown()
-        return endAudit(result)
+        return result
     }
 
     /// Sends `sig` to the sandbox (its init forwards it to the command), from any

@@ -244,9 +244,18 @@ public final class Server: @unchecked Sendable {
         connection.retain()
         inFlight.withLock { $0 += 1 }
         startThread {
-            let result = self.run(request, stdio: stdio, directory: directory, connection: connection)
+            // The reply goes out as soon as the result is final (before the run's
+            // teardown, which this thread still does before the run stops counting
+            // against the bounds); a run refused before it started replies here.
+            var replied = false
+            let reply = { (result: RunResult) in
+                guard !replied else { return }
+                replied = true
+                connection.send(ServeReply.line(id: request.id, peer: connection.peer, result: result))
+            }
+            let result = self.run(request, stdio: stdio, directory: directory, connection: connection, reply: reply)
+            reply(result)
             for fd in descriptors { fd.close() }
-            connection.send(ServeReply.line(id: request.id, peer: connection.peer, result: result))
             self.inFlight.withLock { $0 -= 1 }
             self.running.signal()
             connection.slots.signal()
@@ -257,7 +266,8 @@ public final class Server: @unchecked Sendable {
     /// One run, on its own thread, as `exec` would make it in the client's directory
     /// (`directory`, the fourth descriptor) with `request.env`: the same steps
     /// (RunSteps), a fresh Executor.
-    func run(_ request: ServeRequest, stdio: [OwnedFD], directory: OwnedFD, connection: Connection) -> RunResult {
+    func run(_ request: ServeRequest, stdio: [OwnedFD], directory: OwnedFD, connection: Connection,
+             reply: @escaping (RunResult) -> Void = { _ in }) -> RunResult {
         let runId = RunSteps.newRunId()
         var label = request.policy
         func refused(_ e: ExecError) -> RunResult { .refused(runId: runId, policy: label, argv: request.argv, error: e) }
@@ -293,6 +303,7 @@ public final class Server: @unchecked Sendable {
             options.stdio = (stdio[0].raw, stdio[1].raw, stdio[2].raw)
             options.forwardSignals = false    // the server's signals are its own
             options.restoreTerminal = false   // the client's terminal is the client's
+            options.onResult = reply          // the client need not wait for the teardown
             // Its descriptors, counted from the plan, must fit below FD_SETSIZE beside
             // the other runs' (``DescriptorBudget``): else it waits.
             let need = DescriptorBudget.estimate(mounts: plan.mounts.count)
