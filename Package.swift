@@ -82,7 +82,7 @@ let package = Package(
         // ConcurrencyTests also drives the library in-process, as a harness would.
         .testTarget(name: "IntegrationTests", dependencies: [
             "sandbox", "policy-fuzz", "SandboxPolicy", "SandboxPlan", "SandboxKernel", "SandboxExecutor", "SandboxAudit",
-            "SandboxKit", "CSandbox", "SandboxServe",
+            "SandboxKit", "CSandbox", "SandboxServe", "CSandboxTestSupport",
         ]),
     ],
     swiftLanguageModes: [.v5]

@@ -103,13 +103,18 @@ int sbx_mounts_write_oom_score_adj(pid_t pid, int value) {
  * process running several runs at once it was cloned holding the others' pipes and
  * run locks), then asleep until the SIGKILL. It shares the supervisor's memory
  * (CLONE_VM): raw syscalls only, none of which fails here, so it never writes errno,
- * which lives in the cloning thread's TLS. */
+ * which lives in the cloning thread's TLS. It is root in a user namespace root owns,
+ * so any uid-0 process, even one without capabilities, passes the ptrace check on it
+ * and could open its memory — the supervisor's — read-write, but for the memory
+ * being not dumpable, which a root supervisor's is for its whole life
+ * (SupervisorHardening; red team, session 27). */
 static int userns_helper(void *arg) {
     /* By value: the creator's frame is reused while this runs (shared memory). */
     pid_t creator = (pid_t)(intptr_t)arg;
-    sigset_t all;
-    sigfillset(&all);
-    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, NULL, sizeof(uint64_t));
+    /* Every bit: glibc's sigfillset leaves out its own two (32, 33), and a handler
+     * of the supervisor's on this memory and its thread's TLS must never run. */
+    uint64_t all = ~(uint64_t)0;
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, NULL, sizeof all);
     syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     if (syscall(SYS_getppid) != creator) syscall(SYS_exit_group, 0);
     syscall(SYS_close_range, 0U, ~0U, 0);

@@ -65,3 +65,7 @@ int sbx_signalfd_next(int fd) {
 int sbx_set_thread_name(const char *name) {
     return prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0) < 0 ? -errno : 0;
 }
+
+int sbx_make_undumpable(void) {
+    return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 ? -errno : 0;
+}

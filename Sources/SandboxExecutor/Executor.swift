@@ -191,6 +191,7 @@ public final class Executor {
     /// Runs the plan to completion. Never throws: a set-up failure is a RunResult with
     /// exit code 125 (or 126/127) and `error` set, after everything was undone.
     public func run() -> RunResult {
+        SupervisorHardening.apply()
         let started = Clock.monotonicMs()
         startedWallMs = Clock.realtimeMs()
         guard handle.claim() else {
@@ -323,7 +324,7 @@ public final class Executor {
             // still run — a sandbox failure, not the command's signal (red team 5).
             let what = plan.isolation?.mode == .nested
                 ? "the run's reaper was killed by signal \(exit.status) before it reported the command's status; processes the command left may still be running"
-                    + (cgroup == nil ? " (there is no run cgroup to end them)" : " (the run's cgroup was ended)")
+                    + (cgroup == nil ? " (there is no run cgroup to end them)" : " (the run's cgroup ends them at teardown)")
                 : "the sandbox init was killed by signal \(exit.status) before it reported the command's status (its PID namespace ended every process of the run)"
             return makeResult(exitCode: 125, signal: nil, timedOut: timedOut, started: started, exit: exit,
                               error: ExecError(kind: .child, step: "reaper", subject: "signal \(exit.status)", message: what),
@@ -757,7 +758,8 @@ public final class Executor {
         }
     }
 
-    /// `run_end` (and the run's denials) after teardown, whatever the outcome. A run
+    /// `run_end` (and the run's denials) once the run is over and before its teardown (the
+    /// record describes the run, not its cleanup), whatever the outcome. A run
     /// whose end cannot be recorded reports 125: the account the caller asked for is
     /// incomplete.
     private func endAudit(_ result: RunResult) -> RunResult {

@@ -158,3 +158,18 @@ extension KernelError {
     /// clone3 failed because this user may not create a user namespace.
     public var isUserNamespaceDenied: Bool { [EPERM, ENOSPC, EINVAL, EUSERS].contains(errno?.rawValue ?? 0) }
 }
+
+/// A root supervisor's process is not dumpable (`PR_SET_DUMPABLE 0`) for its whole
+/// life, set before its first run. The idmap helper (`sbx_mounts_make_userns`) shares
+/// its memory and is root in a user namespace root owns: any uid-0 process, even one
+/// with no capability (a hardened service, a container sharing the host's PID
+/// namespace), passes the ptrace check on it as that namespace's owner and could open
+/// its memory, the supervisor's, read-write (red team, session 27). On a memory that
+/// is not dumpable the check also needs CAP_SYS_PTRACE in the initial namespace.
+/// Once, not around each helper: `sbx_spawn` saves and restores the flag around its
+/// euid change, and concurrent runs would otherwise put a dumpable flag back. It also
+/// keeps a process that holds the audit key out of core files.
+public enum SupervisorHardening {
+    public static func apply() { _ = applied }
+    private static let applied: Bool = geteuid() == 0 ? sbx_make_undumpable() == 0 : true
+}

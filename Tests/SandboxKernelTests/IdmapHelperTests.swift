@@ -18,3 +18,18 @@ import Testing
         #expect(ready == 1, "the helper outlived its creator by 5 s")
     }
 }
+
+/// Red team, session 27: the helper is root in a user namespace root owns, so a uid-0
+/// process without any capability passes the ptrace check on it (as the namespace's
+/// owner) and, the helper sharing the supervisor's memory, could write into the
+/// supervisor. A memory that is not dumpable needs CAP_SYS_PTRACE besides, which a
+/// root supervisor's is (SupervisorHardening).
+@Suite struct IdmapHelperMemoryTests {
+    @Test func aRootProcessWithoutCapabilitiesCannotOpenTheHelpersMemory() {
+        // Control: the helper of a dumpable creator — the attack works.
+        #expect(sbx_test_open_helper_memory(0) == 0, "control: the attack should open a dumpable helper's memory")
+        // The fence: the creator is not dumpable, as a root supervisor is.
+        let fenced = sbx_test_open_helper_memory(1)
+        #expect(fenced == EACCES || fenced == EPERM, "a capability-less root opened the helper's memory: \(fenced)")
+    }
+}

@@ -23,5 +23,7 @@ int sbx_signalfd(const sigset_t *mask);
 int sbx_signalfd_next(int fd);
 /* prctl(PR_SET_NAME): the calling thread's name (15 bytes kept); 0 or -errno. */
 int sbx_set_thread_name(const char *name);
+/* prctl(PR_SET_DUMPABLE, 0) for the whole process; 0 or -errno. */
+int sbx_make_undumpable(void);
 
 #endif

@@ -5,12 +5,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/landlock.h>
 #include <linux/seccomp.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -250,4 +252,55 @@ int sbx_test_orphaned_userns_helper(void) {
     /* Gone already (reaped by its new parent): that is the outcome the test wants. */
     if (fd < 0) return errno == ESRCH ? -ESRCH : -errno;
     return fd;
+}
+
+/* The red team's attack on the idmap helper (session 27): a process stands in for
+ * the supervisor (not dumpable when `undumpable`), starts the helper and waits; a
+ * uid-0 process with no capability at all then opens the helper's memory — the
+ * stand-in's — read-write. Returns 0 when it could (the attack works), else the
+ * errno of the refusal; -errno when the set-up failed. */
+int sbx_test_open_helper_memory(int undumpable) {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0) return -errno;
+    pid_t sup = fork();
+    if (sup < 0) { int e = errno; close(p[0]); close(p[1]); return -e; }
+    if (sup == 0) {
+        if (undumpable && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) _exit(1);
+        static _Alignas(16) char stack[16384];
+        int pidfd = -1;
+        int pid = sbx_mounts_spawn_userns_helper(stack + sizeof stack, &pidfd);
+        (void)!write(p[1], &pid, sizeof pid);
+        for (;;) pause();
+    }
+    close(p[1]);
+    int helper = -1;
+    ssize_t n = read(p[0], &helper, sizeof helper);
+    close(p[0]);
+    int result;
+    if (n != (ssize_t)sizeof helper) result = -EIO;
+    else if (helper < 0) result = helper;
+    else {
+        pid_t attacker = fork();
+        if (attacker == 0) {
+            struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+            struct __user_cap_data_struct d[2];
+            memset(d, 0, sizeof d);
+            if (syscall(SYS_capset, &h, d) < 0) _exit(254);
+            char path[64];
+            snprintf(path, sizeof path, "/proc/%d/mem", helper);
+            int fd = open(path, O_RDWR | O_CLOEXEC);
+            _exit(fd >= 0 ? 0 : (errno & 0xff));
+        }
+        int st = 0;
+        while (attacker > 0 && waitpid(attacker, &st, 0) < 0 && errno == EINTR) {}
+        result = attacker < 0 ? -errno : !WIFEXITED(st) ? -ECHILD : WEXITSTATUS(st) == 254 ? -EPERM : WEXITSTATUS(st);
+    }
+    kill(sup, SIGKILL); /* our own child; the helper dies with it (PDEATHSIG) */
+    int st;
+    while (waitpid(sup, &st, 0) < 0 && errno == EINTR) {}
+    return result;
+}
+
+int sbx_test_dumpable(void) {
+    return prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
 }

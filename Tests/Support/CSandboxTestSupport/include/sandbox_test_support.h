@@ -71,4 +71,12 @@ int sbx_cg_clone_into_paused(int cgroup_fd);
 /* A process starts the idmap helper and dies without killing it: a pidfd of the
  * helper, -ESRCH when it is gone already, or another -errno. */
 int sbx_test_orphaned_userns_helper(void);
+
+/* A uid-0 process with no capability opens the idmap helper's memory read-write; the
+ * helper's creator is not dumpable when `undumpable`. 0: it could; else the errno of
+ * the refusal; -errno: the set-up failed. */
+int sbx_test_open_helper_memory(int undumpable);
+
+/* prctl(PR_GET_DUMPABLE) of this process. */
+int sbx_test_dumpable(void);
 #endif
