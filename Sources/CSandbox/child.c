@@ -16,6 +16,7 @@
 #include "sandbox_child.h"
 #include "kernel_abi.h"
 #include "sandbox_fence.h"
+#include "sandbox_supervisor.h" /* sbx_harden_root, sbx_dumpable_lock */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1673,10 +1674,20 @@ pid_t sbx_spawn(const struct sbx_spec *spec, int *pidfd_out) {
     int pidfd = -1;
     /* A euid change marks the whole process not dumpable (suid_dumpable); the
      * supervisor's own setting is put back afterwards. */
-    int dumpable = spec->has_userns_owner ? prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) : -1;
+    int hardened = sbx_harden_root();
+    if (hardened < 0) return hardened;
+    /* A hardened (root) process is put back to not dumpable whatever it was, and no
+     * idmap helper lives meanwhile (with fs.suid_dumpable = 1 the euid change makes
+     * the process dumpable until then). */
+    if (spec->has_userns_owner) sbx_dumpable_lock();
+    int dumpable = spec->has_userns_owner ? (sbx_is_hardened() ? 0 : prctl(PR_GET_DUMPABLE, 0, 0, 0, 0)) : -1;
     if (spec->has_userns_owner) {
         int r = become_owner(spec->userns_owner);
-        if (r < 0) { if (dumpable >= 0) prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0); return r; }
+        if (r < 0) {
+            if (dumpable >= 0) prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0);
+            sbx_dumpable_unlock();
+            return r;
+        }
     }
     long pid = clone_with_pidfd(spec->nested ? 0 : spec->clone_flags, spec->cgroup_fd, &pidfd);
     if (pid == 0) sbx_init(spec);
@@ -1686,6 +1697,7 @@ pid_t sbx_spawn(const struct sbx_spec *spec, int *pidfd_out) {
         syscall(SYS_setresuid, -1, 0, -1);
         syscall(SYS_setresgid, -1, 0, -1);
         if (dumpable >= 0) prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0);
+        sbx_dumpable_unlock();
     }
     if (pid < 0) return (pid_t)pid;
     *pidfd_out = pidfd;

@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "sandbox_mounts.h"
 #include "kernel_abi.h"
+#include "sandbox_supervisor.h" /* sbx_harden_root, sbx_dumpable_lock */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -106,8 +107,8 @@ int sbx_mounts_write_oom_score_adj(pid_t pid, int value) {
  * which lives in the cloning thread's TLS. It is root in a user namespace root owns,
  * so any uid-0 process, even one without capabilities, passes the ptrace check on it
  * and could open its memory — the supervisor's — read-write, but for the memory
- * being not dumpable, which a root supervisor's is for its whole life
- * (SupervisorHardening; red team, session 27). */
+ * being not dumpable, which a root supervisor's is from the first helper on
+ * (sbx_harden_root; red team, session 27). */
 static int userns_helper(void *arg) {
     /* By value: the creator's frame is reused while this runs (shared memory). */
     pid_t creator = (pid_t)(intptr_t)arg;
@@ -136,8 +137,11 @@ int sbx_mounts_spawn_userns_helper(void *stack_top, int *pidfd) {
 int sbx_mounts_make_userns(const char *uid_map, const char *gid_map) {
     _Alignas(16) char stack[16384];
     int pidfd = -1;
+    int hardened = sbx_harden_root();
+    if (hardened < 0) return hardened;
+    sbx_dumpable_lock();
     int pid = sbx_mounts_spawn_userns_helper(stack + sizeof stack, &pidfd);
-    if (pid < 0) return pid;
+    if (pid < 0) { sbx_dumpable_unlock(); return pid; }
     int result = sbx_mounts_write_maps((pid_t)pid, uid_map, gid_map);
     if (result == 0) {
         result = ioctl(pidfd, SBX_PIDFD_GET_USER_NAMESPACE, 0);
@@ -146,6 +150,7 @@ int sbx_mounts_make_userns(const char *uid_map, const char *gid_map) {
     syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
     siginfo_t si;
     while (syscall(SYS_waitid, SBX_P_PIDFD, pidfd, &si, WEXITED, NULL) < 0 && errno == EINTR) {}
+    sbx_dumpable_unlock();
     close(pidfd);
     return result;
 }

@@ -3,7 +3,8 @@
  */
 #define _GNU_SOURCE
 #include "sandbox_probe.h"
-#include "kernel_abi.h"   /* SYS_clone3, SYS_pidfd_send_signal, struct sbx_clone_args */
+#include "kernel_abi.h"
+#include "sandbox_supervisor.h" /* sbx_harden_root */   /* SYS_clone3, SYS_pidfd_send_signal, struct sbx_clone_args */
 
 #include <errno.h>
 #include <linux/audit.h>
@@ -45,6 +46,10 @@ static int probe_child(int action) {
 }
 
 int sbx_probe_clone3(uint64_t flags, int action, int *child_status, const char **step) {
+    /* The probe is a copy of this process, uid 0 in a namespace root owns when the
+     * caller is root: not dumpable, or a capability-less root could read it. */
+    int hardened = sbx_harden_root();
+    if (hardened < 0) { *step = "prctl(PR_SET_DUMPABLE)"; return hardened; }
     int pidfd = -1;
     struct sbx_clone_args args;
     memset(&args, 0, sizeof args);

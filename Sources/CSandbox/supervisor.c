@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -66,6 +67,19 @@ int sbx_set_thread_name(const char *name) {
     return prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0) < 0 ? -errno : 0;
 }
 
-int sbx_make_undumpable(void) {
+/* Set once, never cleared: sbx_spawn puts back "not dumpable" after its euid change
+ * whatever it found before. */
+static _Atomic int undumpable;
+/* Held while an idmap helper lives and across sbx_spawn's euid change, which makes
+ * the process dumpable for a moment where fs.suid_dumpable is 1. */
+static pthread_mutex_t dumpable_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int sbx_harden_root(void) {
+    if (geteuid() != 0) return 0;
+    undumpable = 1;
     return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 ? -errno : 0;
 }
+
+int sbx_is_hardened(void) { return undumpable; }
+void sbx_dumpable_lock(void) { pthread_mutex_lock(&dumpable_lock); }
+void sbx_dumpable_unlock(void) { pthread_mutex_unlock(&dumpable_lock); }

@@ -159,17 +159,19 @@ extension KernelError {
     public var isUserNamespaceDenied: Bool { [EPERM, ENOSPC, EINVAL, EUSERS].contains(errno?.rawValue ?? 0) }
 }
 
-/// A root supervisor's process is not dumpable (`PR_SET_DUMPABLE 0`) for its whole
-/// life, set before its first run. The idmap helper (`sbx_mounts_make_userns`) shares
-/// its memory and is root in a user namespace root owns: any uid-0 process, even one
-/// with no capability (a hardened service, a container sharing the host's PID
-/// namespace), passes the ptrace check on it as that namespace's owner and could open
-/// its memory, the supervisor's, read-write (red team, session 27). On a memory that
-/// is not dumpable the check also needs CAP_SYS_PTRACE in the initial namespace.
-/// Once, not around each helper: `sbx_spawn` saves and restores the flag around its
-/// euid change, and concurrent runs would otherwise put a dumpable flag back. It also
+/// A root supervisor's process is not dumpable (`PR_SET_DUMPABLE 0`) for the rest of
+/// its life (`sbx_harden_root`). The idmap helper (`sbx_mounts_make_userns`) shares its
+/// memory, and the namespace probe and the sandbox init are copies of it; the helper
+/// and the probe are root in a user namespace root owns, so any uid-0 process, even
+/// one with no capability (a hardened service, a container sharing the host's PID
+/// namespace), passes the ptrace check on them as that namespace's owner and could
+/// open their memory — the helper's is the supervisor's own — read-write (red team,
+/// session 27). On a memory that is not dumpable the check also needs CAP_SYS_PTRACE
+/// in the initial namespace. The C helpers that clone harden the process themselves;
+/// this is the same, done first: by `main` for every subcommand, and by
+/// ``Executor``-level entry points for a harness that embeds the library. It also
 /// keeps a process that holds the audit key out of core files.
 public enum SupervisorHardening {
     public static func apply() { _ = applied }
-    private static let applied: Bool = geteuid() == 0 ? sbx_make_undumpable() == 0 : true
+    private static let applied: Bool = sbx_harden_root() == 0
 }

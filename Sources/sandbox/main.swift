@@ -433,6 +433,9 @@ extension String {
 // reported (125, naming the file), not kill the supervisor with SIGXFSZ: its status
 // 153 would look like the command's. The child resets every disposition before execve.
 signal(SIGXFSZ, SIG_IGN)
+// Run as root, not dumpable from the start: every subcommand may clone a copy of this
+// process or a helper sharing its memory (SupervisorHardening).
+SupervisorHardening.apply()
 fastExec(CommandLine.arguments)
 do {
     var command = try Sandbox.parseAsRoot()

@@ -33,3 +33,17 @@ import Testing
         #expect(fenced == EACCES || fenced == EPERM, "a capability-less root opened the helper's memory: \(fenced)")
     }
 }
+
+/// Red team, session 27 (second review): `doctor`, `explain` and a plan for
+/// `isolation = "namespaces-or-nested"` start the idmap helper or the namespace probe
+/// before any run; each hardens the process itself, so a root process is not
+/// dumpable by the time a copy of it, or a helper sharing its memory, exists.
+@Suite struct HardeningBeforeAnyRunTests {
+    @Test func makingAnIdmapNamespaceHardensTheProcess() {
+        #expect(sbx_test_dumpable_after(0) == 0, "still dumpable after an idmap user namespace was made")
+    }
+
+    @Test func theNamespaceProbeHardensTheProcess() {
+        #expect(sbx_test_dumpable_after(1) == 0, "still dumpable after the namespace probe ran")
+    }
+}

@@ -23,7 +23,18 @@ int sbx_signalfd(const sigset_t *mask);
 int sbx_signalfd_next(int fd);
 /* prctl(PR_SET_NAME): the calling thread's name (15 bytes kept); 0 or -errno. */
 int sbx_set_thread_name(const char *name);
-/* prctl(PR_SET_DUMPABLE, 0) for the whole process; 0 or -errno. */
-int sbx_make_undumpable(void);
+/* A root process (euid 0) becomes not dumpable for the rest of its life
+ * (prctl(PR_SET_DUMPABLE, 0)); anyone else: nothing. Called before anything copies
+ * the process or shares its memory with a helper that is root in a namespace root
+ * owns (sbx_spawn, sbx_probe_clone3, sbx_mounts_make_userns): any uid-0 process,
+ * capabilities or not, passes the ptrace check on such a child as the namespace's
+ * owner, unless the memory is not dumpable. 0 or -errno. */
+int sbx_harden_root(void);
+/* Whether sbx_harden_root made this process not dumpable. */
+int sbx_is_hardened(void);
+/* Serialises the moments the process's dumpable flag could be wrong with the
+ * lifetime of an idmap helper (sbx_mounts_make_userns, sbx_spawn). */
+void sbx_dumpable_lock(void);
+void sbx_dumpable_unlock(void);
 
 #endif

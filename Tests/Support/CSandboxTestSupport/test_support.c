@@ -2,6 +2,7 @@
 #include "sandbox_test_support.h"
 #include "sandbox_supervisor.h" /* sbx_recv_fd */
 #include "sandbox_mounts.h"   /* sbx_mounts_spawn_userns_helper */
+#include "sandbox_probe.h"    /* sbx_probe_clone3 */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -10,6 +11,7 @@
 #include <linux/landlock.h>
 #include <linux/seccomp.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -265,7 +267,9 @@ int sbx_test_open_helper_memory(int undumpable) {
     pid_t sup = fork();
     if (sup < 0) { int e = errno; close(p[0]); close(p[1]); return -e; }
     if (sup == 0) {
-        if (undumpable && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) _exit(1);
+        /* Explicitly either way: a fork inherits the test process's flag, which an
+         * in-process root run has cleared. */
+        if (prctl(PR_SET_DUMPABLE, undumpable ? 0 : 1, 0, 0, 0) < 0) _exit(1);
         static _Alignas(16) char stack[16384];
         int pidfd = -1;
         int pid = sbx_mounts_spawn_userns_helper(stack + sizeof stack, &pidfd);
@@ -303,4 +307,29 @@ int sbx_test_open_helper_memory(int undumpable) {
 
 int sbx_test_dumpable(void) {
     return prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+}
+
+/* In a fork that starts dumpable: `which` 0 makes an idmap user namespace
+ * (sbx_mounts_make_userns), 1 runs the namespace probe (sbx_probe_clone3), as
+ * `doctor`, `explain` and a plan for `namespaces-or-nested` do before any run. Returns
+ * the fork's dumpable flag afterwards (0: hardened), or -errno. */
+int sbx_test_dumpable_after(int which) {
+    pid_t pid = fork();
+    if (pid < 0) return -errno;
+    if (pid == 0) {
+        if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0) _exit(100);
+        if (which == 0) {
+            int fd = sbx_mounts_make_userns("0 1879047999 1\n", "0 1879047999 1\n");
+            if (fd < 0) _exit(101);
+            close(fd);
+        } else {
+            int status = 0;
+            const char *step = NULL;
+            (void)sbx_probe_clone3(CLONE_NEWUSER, SBX_PROBE_EXIT, &status, &step);
+        }
+        _exit(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0));
+    }
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -ECHILD;
 }

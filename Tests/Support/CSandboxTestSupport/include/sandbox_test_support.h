@@ -77,6 +77,11 @@ int sbx_test_orphaned_userns_helper(void);
  * the refusal; -errno: the set-up failed. */
 int sbx_test_open_helper_memory(int undumpable);
 
+/* A fork that starts dumpable makes an idmap user namespace (which 0) or runs the
+ * namespace probe (which 1): its dumpable flag afterwards (0: hardened), or -errno;
+ * 100/101: the set-up failed. */
+int sbx_test_dumpable_after(int which);
+
 /* prctl(PR_GET_DUMPABLE) of this process. */
 int sbx_test_dumpable(void);
 #endif
