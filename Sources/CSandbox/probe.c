@@ -3,8 +3,8 @@
  */
 #define _GNU_SOURCE
 #include "sandbox_probe.h"
-#include "kernel_abi.h"
-#include "sandbox_supervisor.h" /* sbx_harden_root */   /* SYS_clone3, SYS_pidfd_send_signal, struct sbx_clone_args */
+#include "kernel_abi.h"   /* SYS_clone3, SYS_pidfd_send_signal, struct sbx_clone_args */
+#include "sandbox_supervisor.h" /* sbx_harden_root */
 
 #include <errno.h>
 #include <linux/audit.h>

@@ -191,7 +191,6 @@ public final class Executor {
     /// Runs the plan to completion. Never throws: a set-up failure is a RunResult with
     /// exit code 125 (or 126/127) and `error` set, after everything was undone.
     public func run() -> RunResult {
-        SupervisorHardening.apply()
         let started = Clock.monotonicMs()
         startedWallMs = Clock.realtimeMs()
         guard handle.claim() else {

@@ -167,10 +167,11 @@ extension KernelError {
 /// namespace), passes the ptrace check on them as that namespace's owner and could
 /// open their memory — the helper's is the supervisor's own — read-write (red team,
 /// session 27). On a memory that is not dumpable the check also needs CAP_SYS_PTRACE
-/// in the initial namespace. The C helpers that clone harden the process themselves;
-/// this is the same, done first: by `main` for every subcommand, and by
-/// ``Executor``-level entry points for a harness that embeds the library. It also
-/// keeps a process that holds the audit key out of core files.
+/// in the initial namespace. The C functions that clone (`sbx_spawn`,
+/// `sbx_probe_clone3`, `sbx_mounts_make_userns`) harden the process themselves, so a
+/// harness that embeds the library is covered by its first run or plan; `main` does
+/// it first for every subcommand. It also keeps a process that holds the audit key
+/// out of core files.
 public enum SupervisorHardening {
     public static func apply() { _ = applied }
     private static let applied: Bool = sbx_harden_root() == 0
