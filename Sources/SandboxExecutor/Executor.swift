@@ -347,12 +347,10 @@ public final class Executor {
         record = RunRecord(runId: plan.runId, policy: plan.policy.name, planDigest: plan.digest ?? "",
                            argv: plan.process.argv, started: Clock.unixSeconds(), state: .starting,
                            writable: RunRecord.writableSources(plan, sources))
-        // The record is written once for steps 3, 4 and 6: every cgroup directory the
-        // run may make is known now, and a leased uid is written with it by step 4's
-        // first pick (each write replaces state.json, a journalled rename where /run
-        // is not a tmpfs). A supervisor killed before that write leaves a directory
-        // without a record, which gc handles: cgroups by the run id, the uid lease by
-        // the run id it holds (`UidLease.releaseOrphans`).
+        // Every cgroup directory step 6 may make is known now and recorded with the
+        // rest, so step 6 need not replace state.json again (each write is a rename,
+        // journalled where /run is not a tmpfs); step 4 adds a leased uid. The record
+        // exists from here on: `ps`, `gc` and the run's own traces find it by it.
         if plan.resources.needsCgroup {
             var host = CgroupHost.probe()
             host.nestUnderInvoker = true
@@ -360,9 +358,7 @@ public final class Executor {
             let planned = RunCgroup.plannedDirectories(runId: plan.runId, host: host)
             if !planned.isEmpty { record?.cgroups = planned }
         }
-        if plan.process.hostUID != .own {
-            do { try updateRecord(runDir) { _ in } } catch { throw ExecError(.runDirectory, error) }
-        }
+        do { try updateRecord(runDir) { _ in } } catch { throw ExecError(.runDirectory, error) }
         return runDir
     }
 
