@@ -17,6 +17,7 @@
 #include "kernel_abi.h"
 #include "sandbox_fence.h"
 #include "sandbox_supervisor.h" /* sbx_harden_root, sbx_dumpable_lock */
+#include "sandbox_spawner.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -562,7 +563,9 @@ static long clone_with_pidfd(uint64_t flags, int cgroup_fd, int *pidfd) {
     memset(&args, 0, sizeof args);
     args.flags = flags | CLONE_PIDFD;
     args.pidfd = (uint64_t)(uintptr_t)pidfd;
-    args.exit_signal = SIGCHLD;
+    /* CLONE_PARENT (the spawner): the child signals our parent with our own exit
+     * signal (SIGCHLD), and clone3 refuses an exit_signal of its own. */
+    args.exit_signal = (flags & CLONE_PARENT) ? 0 : SIGCHLD;
     if (cgroup_fd >= 0) {
         args.flags |= SBX_CLONE_INTO_CGROUP;
         args.cgroup = (uint64_t)cgroup_fd;
@@ -1671,6 +1674,13 @@ undo:;
 }
 
 pid_t sbx_spawn(const struct sbx_spec *spec, int *pidfd_out) {
+    pid_t pid;
+    /* A server's spawner (spawner.c) clones the init from its own small image. */
+    if (sbx_spawner_spawn(spec, pidfd_out, &pid)) return pid;
+    return sbx_spawn_here(spec, 0, pidfd_out);
+}
+
+pid_t sbx_spawn_here(const struct sbx_spec *spec, uint64_t extra_flags, int *pidfd_out) {
     int pidfd = -1;
     /* A euid change marks the whole process not dumpable (suid_dumpable); the
      * supervisor's own setting is put back afterwards. */
@@ -1689,7 +1699,7 @@ pid_t sbx_spawn(const struct sbx_spec *spec, int *pidfd_out) {
             return r;
         }
     }
-    long pid = clone_with_pidfd(spec->nested ? 0 : spec->clone_flags, spec->cgroup_fd, &pidfd);
+    long pid = clone_with_pidfd((spec->nested ? 0 : spec->clone_flags) | extra_flags, spec->cgroup_fd, &pidfd);
     if (pid == 0) sbx_init(spec);
     /* Back to euid 0 (the kernel restores the effective set from the permitted one)
      * and egid 0. */

@@ -79,6 +79,15 @@ public final class Server: @unchecked Sendable {
         let signals: SignalChannel
         do { signals = try SignalChannel([SIGINT, SIGTERM, SIGHUP]) } catch { throw ServeError("\(error)") }
         defer { signals.close() }
+        // Every sandbox init is cloned by a spawner forked now, while this process is
+        // one thread holding nothing of any client (sandbox_spawner.h): an init copied
+        // from the busy server shares its pages copy-on-write with the server's
+        // threads. Without one (it could not start), inits are cloned here: the same
+        // sandbox, slower under load.
+        let spawner = sbx_spawner_start()
+        if spawner < 0 { fputs("sandbox serve: no spawner (\(String(cString: strerror(-spawner)))); sandboxes are cloned by the server itself\n", stderr) }
+        // Stopped once the runs have ended (below); its inits are this process's own.
+        defer { sbx_spawner_stop() }
         let socket = try ListeningSocket(path: path, group: group)
         defer { socket.remove() }
         ready()

@@ -226,9 +226,14 @@ struct sbx_child_error {
  * Clone the sandbox init (PID 1 of the new pid namespace) with CLONE_PIDFD and run
  * `spec` in it. Returns the pid in the caller's namespace (> 0) and the pidfd in
  * *pidfd_out, or -errno. Call from a thread that lives as long as the run: the
- * child's PDEATHSIG fires when this *thread* exits.
+ * child's PDEATHSIG fires when this *thread* exits. When this process started a
+ * spawner (sandbox_spawner.h), the spawner clones it instead, as this process's
+ * child, and the thread that matters is the one that started the spawner.
  */
 pid_t sbx_spawn(const struct sbx_spec *spec, int *pidfd_out);
+/* The clone itself, in this process, with `extra_flags` added (the spawner adds
+ * CLONE_PARENT). */
+pid_t sbx_spawn_here(const struct sbx_spec *spec, uint64_t extra_flags, int *pidfd_out);
 
 /* The step codes of the child's step lists, in order (for the supervisor's tests:
  * every code is sent by one step and named in Swift). Returns how many there are;

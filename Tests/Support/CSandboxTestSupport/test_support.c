@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -332,4 +333,145 @@ int sbx_test_dumpable_after(int which) {
     int st = 0;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
     return WIFEXITED(st) ? WEXITSTATUS(st) : -ECHILD;
+}
+
+/* ---- The spawner's flattening (sandbox_spawner.h). ---- */
+
+#include "sandbox_child.h"
+#include "sandbox_spawner.h"
+
+static int differ_str(const char *a, const char *b) {
+    if (!a || !b) return a != b;
+    return strcmp(a, b) != 0;
+}
+
+static int differ_strv(char *const *a, char *const *b) {
+    if (!a || !b) return a != b;
+    size_t i = 0;
+    for (; a[i] && b[i]; i++) if (strcmp(a[i], b[i])) return 1;
+    return a[i] != b[i];
+}
+
+struct roundtrip { const struct sbx_spec *want; int differ; };
+
+/* Descriptors come back as the index they travel as: 0 is the working directory,
+ * then one per descriptor in flatten's order. */
+static void compare_spec(const struct sbx_spec *got, void *ctx) {
+    struct roundtrip *rt = ctx;
+    const struct sbx_spec *w = rt->want;
+    int d = 0;
+    d += got->clone_flags != w->clone_flags;
+    d += got->nested != w->nested;
+    d += got->cgroup_fd != 1;
+    d += got->n_cgroup_join_fds != 2 || got->cgroup_join_fds[0] != 2 || got->cgroup_join_fds[1] != 3;
+    d += got->loopback_up != w->loopback_up;
+    d += differ_str(got->uid_map, w->uid_map) + differ_str(got->gid_map, w->gid_map);
+    d += got->has_userns_owner != w->has_userns_owner || got->userns_owner != w->userns_owner;
+    d += differ_str(got->staging, w->staging);
+    d += got->n_mounts != w->n_mounts;
+    for (size_t i = 0; i < w->n_mounts && i < got->n_mounts; i++) {
+        const struct sbx_mount_op *a = &got->mounts[i], *b = &w->mounts[i];
+        d += a->kind != b->kind || a->flags != b->flags || a->dev != b->dev || a->ino != b->ino;
+        d += differ_str(a->source, b->source) + differ_str(a->dest, b->dest) + differ_str(a->data, b->data);
+        d += a->fd != (b->fd < 0 ? -1 : 4);
+    }
+    d += differ_str(got->hostname, w->hostname);
+    d += got->n_rlimits != w->n_rlimits || memcmp(got->rlimits, w->rlimits, w->n_rlimits * sizeof *w->rlimits);
+    d += got->uid != w->uid || got->gid != w->gid || got->new_session != w->new_session;
+    d += differ_str(got->workdir, w->workdir);
+    d += differ_strv(got->argv, w->argv) + differ_strv(got->envp, w->envp);
+    d += differ_str(got->search_path, w->search_path);
+    d += got->exec_fd != 5;
+    d += differ_strv(got->exec_argv, w->exec_argv);
+    d += got->exec_ctime_sec != w->exec_ctime_sec || got->exec_ctime_nsec != w->exec_ctime_nsec;
+    d += got->exec_size != w->exec_size || got->exec_leased != w->exec_leased;
+    d += differ_str(got->exec_view, w->exec_view);
+    d += got->script_fd != 6;
+    d += got->script_ctime_sec != w->script_ctime_sec || got->script_ctime_nsec != w->script_ctime_nsec;
+    d += got->script_size != w->script_size;
+    d += got->cap_keep != w->cap_keep || got->apply_caps != w->apply_caps;
+    d += got->landlock_fd != 7 || got->landlock_restrict_flags != w->landlock_restrict_flags;
+    d += got->n_landlock_inner != w->n_landlock_inner;
+    for (size_t i = 0; i < w->n_landlock_inner && i < got->n_landlock_inner; i++)
+        d += differ_str(got->landlock_inner[i].path, w->landlock_inner[i].path) + (got->landlock_inner[i].access != w->landlock_inner[i].access);
+    d += got->seccomp_len != w->seccomp_len || memcmp(got->seccomp_filter, w->seccomp_filter, (size_t)w->seccomp_len * 8);
+    d += got->seccomp_flags != w->seccomp_flags;
+    d += got->seccomp_unlogged_len != w->seccomp_unlogged_len || memcmp(got->seccomp_unlogged, w->seccomp_unlogged, (size_t)w->seccomp_unlogged_len * 8);
+    d += got->seccomp_fence_len != w->seccomp_fence_len || memcmp(got->seccomp_fence, w->seccomp_fence, (size_t)w->seccomp_fence_len * 8);
+    d += got->notify_sock != 8 || got->sync_fd != 9 || got->error_fd != 10 || got->status_fd != 11;
+    d += got->stdio_fds[0] != 12 || got->stdio_fds[1] != 13 || got->stdio_fds[2] != -1;
+    d += got->argv_area != w->argv_area || got->argv_area_len != w->argv_area_len;
+    rt->differ = d;
+}
+
+int sbx_test_spawner_roundtrip(void) {
+    static char *argv[] = { "sh", "-c", "echo hi", NULL };
+    static char *envp[] = { "PATH=/usr/bin:/bin", "A=b", "EMPTY=", NULL };
+    static char *exec_argv[] = { "/usr/bin/python3", "/dev/fd/6", NULL };
+    int join[2] = { 40, 41 };
+    struct sbx_mount_op mounts[3] = {
+        { SBX_MOUNT_BIND, SBX_MF_RDONLY, "/usr", "/usr", NULL, -1, 7, 9 },
+        { SBX_MOUNT_MOVE_FD, 0, NULL, "/work", NULL, 42, 0, 0 },
+        { SBX_MOUNT_FILE, SBX_MF_RDONLY, NULL, "/etc/passwd", "root:x:0:0::/:/bin/sh\n", -1, 0, 0 },
+    };
+    struct sbx_rlimit rlimits[2] = { { RLIMIT_NOFILE, 64, 128 }, { RLIMIT_NPROC, 10, 10 } };
+    struct sbx_landlock_inner inner[2] = { { "/tmp", 0x3 }, { "/work", 0x7ff } };
+    struct sock_filter filter[3] = { { 0x20, 0, 0, 4 }, { 0x15, 0, 1, 62 }, { 0x06, 0, 0, 0x7fff0000 } };
+    struct sock_filter unlogged[1] = { { 0x06, 0, 0, 0x7fff0000 } };
+    struct sock_filter fence[2] = { { 0x20, 0, 0, 0 }, { 0x06, 0, 0, 0x7fff0000 } };
+    static char area[] = "sandbox\0serve";
+    struct sbx_spec s;
+    memset(&s, 0, sizeof s);
+    s.clone_flags = SBX_CLONE_NEWNS | SBX_CLONE_NEWPID | SBX_CLONE_NEWUSER;
+    s.nested = 0;
+    s.cgroup_fd = 39;
+    s.cgroup_join_fds = join; s.n_cgroup_join_fds = 2;
+    s.loopback_up = 1;
+    s.uid_map = "0 100000 1\n"; s.gid_map = "0 100000 1\n";
+    s.has_userns_owner = 1; s.userns_owner = 100000;
+    s.staging = "/run/sandbox/x/root";
+    s.mounts = mounts; s.n_mounts = 3;
+    s.hostname = "sandbox";
+    s.rlimits = rlimits; s.n_rlimits = 2;
+    s.uid = 1000; s.gid = 1001; s.new_session = 1;
+    s.workdir = "/work";
+    s.argv = argv; s.envp = envp;
+    s.search_path = "/usr/bin:/bin";
+    s.exec_fd = 43; s.exec_argv = exec_argv;
+    s.exec_ctime_sec = 1700000000; s.exec_ctime_nsec = 123; s.exec_size = 4096; s.exec_leased = 1;
+    s.exec_view = "/usr/bin/python3";
+    s.script_fd = 44; s.script_ctime_sec = 1700000001; s.script_ctime_nsec = 456; s.script_size = 77;
+    s.cap_keep = 1ull << 10; s.apply_caps = 1;
+    s.landlock_fd = 45; s.landlock_restrict_flags = 2;
+    s.landlock_inner = inner; s.n_landlock_inner = 2;
+    s.seccomp_filter = filter; s.seccomp_len = 3; s.seccomp_flags = 8;
+    s.seccomp_unlogged = unlogged; s.seccomp_unlogged_len = 1;
+    s.seccomp_fence = fence; s.seccomp_fence_len = 2;
+    s.notify_sock = 46; s.sync_fd = 47; s.error_fd = 48; s.status_fd = 49;
+    s.stdio_fds[0] = 50; s.stdio_fds[1] = 51; s.stdio_fds[2] = -1;
+    s.argv_area = area; s.argv_area_len = sizeof area;
+    struct roundtrip rt = { &s, -1 };
+    int r = sbx_spawner_roundtrip(&s, compare_spec, &rt);
+    return r < 0 ? r : rt.differ;
+}
+
+static void ignore_spec(const struct sbx_spec *got, void *ctx) { (void)got; (void)ctx; }
+
+int sbx_test_spawner_fit(int n_moved) {
+    static char *argv[] = { "true", NULL };
+    struct sbx_mount_op *mounts = calloc((size_t)n_moved, sizeof *mounts);
+    if (!mounts) return -ENOMEM;
+    for (int i = 0; i < n_moved; i++) {
+        mounts[i].kind = SBX_MOUNT_MOVE_FD; mounts[i].dest = "/m"; mounts[i].fd = 100 + i;
+    }
+    struct sbx_spec s;
+    memset(&s, 0, sizeof s);
+    s.cgroup_fd = -1; s.exec_fd = -1; s.script_fd = -1; s.landlock_fd = -1; s.notify_sock = -1;
+    s.sync_fd = 3; s.error_fd = 4; s.status_fd = 5;
+    s.stdio_fds[0] = s.stdio_fds[1] = s.stdio_fds[2] = -1;
+    s.mounts = mounts; s.n_mounts = (size_t)n_moved;
+    s.argv = argv;
+    int r = sbx_spawner_roundtrip(&s, ignore_spec, NULL);
+    free(mounts);
+    return r;
 }

@@ -84,4 +84,11 @@ int sbx_test_dumpable_after(int which);
 
 /* prctl(PR_GET_DUMPABLE) of this process. */
 int sbx_test_dumpable(void);
+
+/* A spec with every field set, flattened for the spawner and read back: how many
+ * fields differ (0: none), or -errno when it did not fit or read back. */
+int sbx_test_spawner_roundtrip(void);
+/* The same with `n_moved` moved mounts (one descriptor each): 0, or -errno (-EMFILE
+ * when more descriptors than one message carries). */
+int sbx_test_spawner_fit(int n_moved);
 #endif

@@ -1,0 +1,489 @@
+/* See sandbox_spawner.h. The server's side (flatten, send, receive the pidfd) and
+ * the spawner's loop (receive, read back, clone with CLONE_PARENT, reply). */
+#define _GNU_SOURCE
+#include "sandbox_spawner.h"
+#include "sandbox_child.h"
+#include "sandbox_supervisor.h"
+#include "kernel_abi.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define SPAWNER_MAGIC 0x53425853u      /* "SXBS" */
+#define SPAWNER_MAX_BODY (8u << 20)
+#define SPAWNER_MAX_FDS 253            /* SCM_MAX_FD: what one message carries */
+
+struct wire_header {
+    uint32_t magic;
+    uint32_t nfds;                     /* on this message; [0] is the working directory */
+    uint64_t len;                      /* body bytes that follow */
+    uint8_t cloexec[(SPAWNER_MAX_FDS + 7) / 8];
+};
+
+static struct {
+    pthread_mutex_t lock;              /* one request on the socket at a time */
+    int sock;                          /* -1: no spawner; clone here */
+    int pidfd;
+    pid_t pid;
+} spawner = { PTHREAD_MUTEX_INITIALIZER, -1, -1, 0 };
+
+/* ---- Flattening (the server's side; ordinary code, it may allocate). ---- */
+
+struct writer {
+    unsigned char *buf;
+    size_t len, cap;
+    int fds[SPAWNER_MAX_FDS];
+    size_t nfd;
+    int err;                           /* E2BIG, EMFILE, ENOMEM: the spec does not fit */
+};
+
+/* Appends n bytes at the next 8-byte boundary; their offset (> 0 after the spec). */
+static uintptr_t put(struct writer *w, const void *p, size_t n) {
+    size_t off = (w->len + 7) & ~(size_t)7;
+    if (w->err) return 0;
+    if (off > SPAWNER_MAX_BODY || n > SPAWNER_MAX_BODY - off) { w->err = E2BIG; return 0; }
+    if (off + n > w->cap) {
+        size_t cap = w->cap ? w->cap : 4096;
+        while (cap < off + n) cap *= 2;
+        unsigned char *b = realloc(w->buf, cap);
+        if (!b) { w->err = ENOMEM; return 0; }
+        w->buf = b; w->cap = cap;
+    }
+    memset(w->buf + w->len, 0, off - w->len);
+    if (n) memcpy(w->buf + off, p, n);
+    w->len = off + n;
+    return off;
+}
+
+static const void *at(uintptr_t off) { return (const void *)off; }
+
+static const char *put_string(struct writer *w, const char *s) {
+    return s ? at(put(w, s, strlen(s) + 1)) : NULL;
+}
+
+static char *const *put_strings(struct writer *w, char *const *v) {
+    if (!v) return NULL;
+    size_t n = 0;
+    while (v[n]) n++;
+    uintptr_t *offs = malloc((n + 1) * sizeof *offs);
+    if (!offs) { w->err = ENOMEM; return NULL; }
+    for (size_t i = 0; i < n; i++) offs[i] = (uintptr_t)put_string(w, v[i]);
+    offs[n] = 0;
+    uintptr_t off = put(w, offs, (n + 1) * sizeof *offs);
+    free(offs);
+    return (char *const *)at(off);
+}
+
+/* A descriptor travels as its index on the message; -1 stays -1. */
+static int put_fd(struct writer *w, int fd) {
+    if (fd < 0) return -1;
+    if (w->nfd == SPAWNER_MAX_FDS) { w->err = EMFILE; return -1; }
+    w->fds[w->nfd] = fd;
+    return (int)w->nfd++;
+}
+
+static int flatten(const struct sbx_spec *spec, int cwd, struct writer *w) {
+    struct sbx_spec s = *spec;
+    put(w, spec, sizeof *spec);        /* offset 0; rewritten below */
+    put_fd(w, cwd);                    /* index 0 */
+
+    s.cgroup_fd = put_fd(w, spec->cgroup_fd);
+    if (spec->n_cgroup_join_fds) {
+        int *fds = malloc(spec->n_cgroup_join_fds * sizeof *fds);
+        if (!fds) return -ENOMEM;
+        for (size_t i = 0; i < spec->n_cgroup_join_fds; i++) fds[i] = put_fd(w, spec->cgroup_join_fds[i]);
+        s.cgroup_join_fds = at(put(w, fds, spec->n_cgroup_join_fds * sizeof *fds));
+        free(fds);
+    } else s.cgroup_join_fds = NULL;
+    s.uid_map = put_string(w, spec->uid_map);
+    s.gid_map = put_string(w, spec->gid_map);
+    s.staging = put_string(w, spec->staging);
+    if (spec->n_mounts) {
+        struct sbx_mount_op *ops = malloc(spec->n_mounts * sizeof *ops);
+        if (!ops) return -ENOMEM;
+        for (size_t i = 0; i < spec->n_mounts; i++) {
+            ops[i] = spec->mounts[i];
+            ops[i].source = put_string(w, spec->mounts[i].source);
+            ops[i].dest = put_string(w, spec->mounts[i].dest);
+            ops[i].data = put_string(w, spec->mounts[i].data);
+            ops[i].fd = put_fd(w, spec->mounts[i].fd);
+        }
+        s.mounts = at(put(w, ops, spec->n_mounts * sizeof *ops));
+        free(ops);
+    } else s.mounts = NULL;
+    s.hostname = put_string(w, spec->hostname);
+    s.rlimits = spec->n_rlimits ? at(put(w, spec->rlimits, spec->n_rlimits * sizeof *spec->rlimits)) : NULL;
+    s.workdir = put_string(w, spec->workdir);
+    s.argv = put_strings(w, spec->argv);
+    s.envp = put_strings(w, spec->envp);
+    s.search_path = put_string(w, spec->search_path);
+    s.exec_fd = put_fd(w, spec->exec_fd);
+    s.exec_argv = put_strings(w, spec->exec_argv);
+    s.exec_view = put_string(w, spec->exec_view);
+    s.script_fd = put_fd(w, spec->script_fd);
+    s.landlock_fd = put_fd(w, spec->landlock_fd);
+    if (spec->n_landlock_inner) {
+        struct sbx_landlock_inner *in = malloc(spec->n_landlock_inner * sizeof *in);
+        if (!in) return -ENOMEM;
+        for (size_t i = 0; i < spec->n_landlock_inner; i++) {
+            in[i] = spec->landlock_inner[i];
+            in[i].path = put_string(w, spec->landlock_inner[i].path);
+        }
+        s.landlock_inner = at(put(w, in, spec->n_landlock_inner * sizeof *in));
+        free(in);
+    } else s.landlock_inner = NULL;
+    /* struct sock_filter: 8 bytes an instruction. */
+    s.seccomp_filter = spec->seccomp_filter ? at(put(w, spec->seccomp_filter, (size_t)spec->seccomp_len * 8)) : NULL;
+    s.seccomp_unlogged = spec->seccomp_unlogged ? at(put(w, spec->seccomp_unlogged, (size_t)spec->seccomp_unlogged_len * 8)) : NULL;
+    s.seccomp_fence = spec->seccomp_fence ? at(put(w, spec->seccomp_fence, (size_t)spec->seccomp_fence_len * 8)) : NULL;
+    s.notify_sock = put_fd(w, spec->notify_sock);
+    s.sync_fd = put_fd(w, spec->sync_fd);
+    s.error_fd = put_fd(w, spec->error_fd);
+    s.status_fd = put_fd(w, spec->status_fd);
+    for (int i = 0; i < 3; i++) s.stdio_fds[i] = put_fd(w, spec->stdio_fds[i]);
+    /* argv_area stays a pointer: the spawner is a copy of this process, its argv
+     * strings at the same address (the reaper overwrites its own copy). */
+    if (w->err) return -w->err;
+    memcpy(w->buf, &s, sizeof s);
+    return 0;
+}
+
+/* ---- Reading back (the spawner's side: no allocation; checks every offset). ---- */
+
+struct reader {
+    unsigned char *base;
+    size_t len;
+    const int *fds;
+    size_t nfd;
+    int bad;
+};
+
+static const void *get(struct reader *r, const void *p, size_t n) {
+    uintptr_t off = (uintptr_t)p;
+    if (!off) return NULL;
+    if (off < sizeof(struct sbx_spec) || off > r->len || n > r->len - off || off % 4) { r->bad = 1; return NULL; }
+    return r->base + off;
+}
+
+static const char *get_string(struct reader *r, const char *p) {
+    uintptr_t off = (uintptr_t)p;
+    if (!off) return NULL;
+    if (off < sizeof(struct sbx_spec) || off >= r->len || !memchr(r->base + off, 0, r->len - off)) { r->bad = 1; return NULL; }
+    return (const char *)(r->base + off);
+}
+
+static char *const *get_strings(struct reader *r, char *const *p) {
+    if (!p) return NULL;
+    uintptr_t off = (uintptr_t)p;
+    if (off < sizeof(struct sbx_spec) || off > r->len || off % 8) { r->bad = 1; return NULL; }
+    uintptr_t *v = (uintptr_t *)(r->base + off);
+    size_t max = (r->len - off) / sizeof *v;
+    size_t i = 0;
+    for (; i < max && v[i]; i++) v[i] = (uintptr_t)get_string(r, (const char *)v[i]);
+    if (i == max) { r->bad = 1; return NULL; }
+    return (char *const *)v;
+}
+
+static int get_fd(struct reader *r, int index) {
+    if (index < 0) return -1;
+    if ((size_t)index >= r->nfd) { r->bad = 1; return -1; }
+    return r->fds[index];
+}
+
+/* The spec in r->base made whole again in place: offsets to pointers, indexes to
+ * the descriptors received. 0, or -EPROTO. */
+static int read_back(struct reader *r) {
+    if (r->len < sizeof(struct sbx_spec)) return -EPROTO;
+    struct sbx_spec *s = (struct sbx_spec *)r->base;
+    s->cgroup_fd = get_fd(r, s->cgroup_fd);
+    int *join = (int *)(uintptr_t)get(r, s->cgroup_join_fds, s->n_cgroup_join_fds * sizeof(int));
+    for (size_t i = 0; join && i < s->n_cgroup_join_fds; i++) join[i] = get_fd(r, join[i]);
+    s->cgroup_join_fds = join;
+    if (!join) s->n_cgroup_join_fds = 0;
+    s->uid_map = get_string(r, s->uid_map);
+    s->gid_map = get_string(r, s->gid_map);
+    s->staging = get_string(r, s->staging);
+    struct sbx_mount_op *ops = (struct sbx_mount_op *)(uintptr_t)get(r, s->mounts, s->n_mounts * sizeof *ops);
+    for (size_t i = 0; ops && i < s->n_mounts; i++) {
+        ops[i].source = get_string(r, ops[i].source);
+        ops[i].dest = get_string(r, ops[i].dest);
+        ops[i].data = get_string(r, ops[i].data);
+        ops[i].fd = get_fd(r, ops[i].fd);
+    }
+    s->mounts = ops;
+    if (!ops) s->n_mounts = 0;
+    s->hostname = get_string(r, s->hostname);
+    s->rlimits = get(r, s->rlimits, s->n_rlimits * sizeof *s->rlimits);
+    if (!s->rlimits) s->n_rlimits = 0;
+    s->workdir = get_string(r, s->workdir);
+    s->argv = get_strings(r, s->argv);
+    s->envp = get_strings(r, s->envp);
+    s->search_path = get_string(r, s->search_path);
+    s->exec_fd = get_fd(r, s->exec_fd);
+    s->exec_argv = get_strings(r, s->exec_argv);
+    s->exec_view = get_string(r, s->exec_view);
+    s->script_fd = get_fd(r, s->script_fd);
+    s->landlock_fd = get_fd(r, s->landlock_fd);
+    struct sbx_landlock_inner *in = (struct sbx_landlock_inner *)(uintptr_t)get(r, s->landlock_inner, s->n_landlock_inner * sizeof *in);
+    for (size_t i = 0; in && i < s->n_landlock_inner; i++) in[i].path = get_string(r, in[i].path);
+    s->landlock_inner = in;
+    if (!in) s->n_landlock_inner = 0;
+    s->seccomp_filter = get(r, s->seccomp_filter, (size_t)s->seccomp_len * 8);
+    s->seccomp_unlogged = get(r, s->seccomp_unlogged, (size_t)s->seccomp_unlogged_len * 8);
+    s->seccomp_fence = get(r, s->seccomp_fence, (size_t)s->seccomp_fence_len * 8);
+    s->notify_sock = get_fd(r, s->notify_sock);
+    s->sync_fd = get_fd(r, s->sync_fd);
+    s->error_fd = get_fd(r, s->error_fd);
+    s->status_fd = get_fd(r, s->status_fd);
+    for (int i = 0; i < 3; i++) s->stdio_fds[i] = get_fd(r, s->stdio_fds[i]);
+    return r->bad ? -EPROTO : 0;
+}
+
+/* ---- The wire. ---- */
+
+static int send_all(int sock, const unsigned char *p, size_t n) {
+    while (n) {
+        ssize_t k = send(sock, p, n, MSG_NOSIGNAL);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) return k < 0 ? -errno : -EPIPE;
+        p += k; n -= (size_t)k;
+    }
+    return 0;
+}
+
+static int recv_all(int sock, unsigned char *p, size_t n) {
+    while (n) {
+        ssize_t k = recv(sock, p, n, 0);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) return k < 0 ? -errno : -EPIPE;
+        p += k; n -= (size_t)k;
+    }
+    return 0;
+}
+
+/* One message carrying `n` bytes of `data` and `nfds` descriptors. */
+static int send_with_fds(int sock, const void *data, size_t n, const int *fds, size_t nfds) {
+    union { char buf[CMSG_SPACE(SPAWNER_MAX_FDS * sizeof(int))]; struct cmsghdr align; } u;
+    struct iovec iov = { (void *)data, n };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+    if (nfds) {
+        memset(&u, 0, sizeof u);
+        msg.msg_control = u.buf;
+        msg.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET; c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+        memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
+    }
+    ssize_t k;
+    do { k = sendmsg(sock, &msg, MSG_NOSIGNAL); } while (k < 0 && errno == EINTR);
+    if (k < 0) return -errno;
+    return send_all(sock, (const unsigned char *)data + k, n - (size_t)k);
+}
+
+/* Receives `n` bytes; the descriptors that came with the first part into fds (at
+ * most `max`, *nfds of them, close-on-exec). -EPIPE at EOF. */
+static int recv_with_fds(int sock, void *data, size_t n, int *fds, size_t max, size_t *nfds) {
+    union { char buf[CMSG_SPACE(SPAWNER_MAX_FDS * sizeof(int))]; struct cmsghdr align; } u;
+    struct iovec iov = { data, n };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = CMSG_SPACE(max * sizeof(int)) };
+    *nfds = 0;
+    ssize_t k;
+    do { k = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); } while (k < 0 && errno == EINTR);
+    if (k <= 0) return k < 0 ? -errno : -EPIPE;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        size_t got = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < got; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+            if (*nfds < max) fds[(*nfds)++] = fd; else close(fd);
+        }
+    }
+    if (msg.msg_flags & MSG_CTRUNC) {
+        for (size_t i = 0; i < *nfds; i++) close(fds[i]);
+        *nfds = 0;
+        return -EMFILE;
+    }
+    return recv_all(sock, (unsigned char *)data + k, n - (size_t)k);
+}
+
+/* ---- The spawner process. ---- */
+
+static void close_all(const int *fds, size_t n) {
+    for (size_t i = 0; i < n; i++) close(fds[i]);
+}
+
+/* One request: the header and its descriptors, the body, the clone; the reply is
+ * {pid or -errno} with the pidfd. Returns -1 when the server has gone (EOF). */
+static int serve_one(int sock, unsigned char *body) {
+    struct wire_header h;
+    int fds[SPAWNER_MAX_FDS];
+    size_t nfd = 0;
+    int r = recv_with_fds(sock, &h, sizeof h, fds, SPAWNER_MAX_FDS, &nfd);
+    if (r == -EPIPE) return -1;
+    /* A stream out of step cannot be read further: the server sees EOF and its
+     * spawns fail rather than guess. */
+    if (r < 0 && r != -EMFILE) return -1;
+    if (h.magic != SPAWNER_MAGIC || h.len > SPAWNER_MAX_BODY) { close_all(fds, nfd); return -1; }
+    if (recv_all(sock, body, h.len) < 0) { close_all(fds, nfd); return -1; }
+
+    int64_t result = r;
+    int pidfd = -1;
+    if (result == 0 && (nfd != h.nfds || nfd == 0)) result = -EPROTO;
+    for (size_t i = 0; result == 0 && i < nfd; i++)
+        if (!(h.cloexec[i / 8] & (1u << (i % 8))) && fcntl(fds[i], F_SETFD, 0) < 0) result = -errno;
+    struct reader rd = { body, h.len, fds, nfd, 0 };
+    if (result == 0) result = read_back(&rd);
+    /* The caller's working directory: the init resolves working-directory binds
+     * beneath it (child.c, do_bind). */
+    if (result == 0 && fchdir(fds[0]) < 0) result = -errno;
+    if (result == 0) result = sbx_spawn_here((const struct sbx_spec *)body, CLONE_PARENT, &pidfd);
+    close_all(fds, nfd);
+    /* The next init is a copy of this process: nothing of this request (argv, env,
+     * file contents) may be in it. */
+    explicit_bzero(body, h.len);
+    r = send_with_fds(sock, &result, sizeof result, &pidfd, pidfd >= 0 ? 1 : 0);
+    if (pidfd >= 0) close(pidfd);
+    return r < 0 ? -1 : 0;
+}
+
+static _Noreturn void spawner_main(int sock, pid_t server) {
+    /* Ends with the server: the death signal, and a server that died before it was
+     * armed seen by getppid (PDEATHSIG fires only for a parent alive when set). */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != server) _exit(0);
+    prctl(PR_SET_NAME, "sandbox-spawner", 0, 0, 0);
+    /* Nothing of the server's but its stdio and the socket. */
+    if (sock != 3) { if (dup3(sock, 3, O_CLOEXEC) < 0) _exit(0); sock = 3; }
+    syscall(SYS_close_range, 4, ~0U, 0);
+    unsigned char *body = mmap(NULL, SPAWNER_MAX_BODY, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (body == MAP_FAILED) _exit(0);
+    while (serve_one(sock, body) == 0) {}
+    _exit(0);
+}
+
+int sbx_spawner_start(void) {
+    int r = sbx_harden_root();
+    if (r < 0) return r;
+    pthread_mutex_lock(&spawner.lock);
+    if (spawner.sock >= 0) { pthread_mutex_unlock(&spawner.lock); return -EALREADY; }
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) { r = -errno; pthread_mutex_unlock(&spawner.lock); return r; }
+    pid_t server = getpid();
+    int pidfd = -1;
+    struct sbx_clone_args args;
+    memset(&args, 0, sizeof args);
+    args.flags = CLONE_PIDFD;
+    args.pidfd = (uint64_t)(uintptr_t)&pidfd;
+    args.exit_signal = SIGCHLD;
+    long pid = syscall(SYS_clone3, &args, sizeof args);
+    if (pid == 0) { close(sv[0]); spawner_main(sv[1], server); }
+    r = pid < 0 ? -errno : 0;
+    close(sv[1]);
+    if (r < 0) close(sv[0]);
+    else { spawner.sock = sv[0]; spawner.pidfd = pidfd; spawner.pid = (pid_t)pid; }
+    pthread_mutex_unlock(&spawner.lock);
+    return r;
+}
+
+/* Closes the socket and reaps the spawner (it exits at EOF). Under the lock. */
+static void end_spawner(void) {
+    if (spawner.sock < 0) return;
+    close(spawner.sock);
+    spawner.sock = -1;
+    int code, status;
+    sbx_pidfd_wait(spawner.pidfd, &code, &status, NULL);
+    close(spawner.pidfd);
+    spawner.pidfd = -1;
+    spawner.pid = 0;
+}
+
+void sbx_spawner_stop(void) {
+    pthread_mutex_lock(&spawner.lock);
+    end_spawner();
+    pthread_mutex_unlock(&spawner.lock);
+}
+
+pid_t sbx_spawner_pid(void) {
+    pthread_mutex_lock(&spawner.lock);
+    pid_t pid = spawner.pid;
+    pthread_mutex_unlock(&spawner.lock);
+    return pid;
+}
+
+int sbx_spawner_spawn(const struct sbx_spec *spec, int *pidfd_out, pid_t *pid_out) {
+    if (__atomic_load_n(&spawner.sock, __ATOMIC_RELAXED) < 0) return 0;
+    int cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (cwd < 0) { *pid_out = -errno; return 1; }
+    struct writer *w = calloc(1, sizeof *w);
+    if (!w) { close(cwd); return 0; }
+    int r = flatten(spec, cwd, w);
+    if (r < 0) { free(w->buf); free(w); close(cwd); return 0; }   /* does not fit: here */
+    struct wire_header h;
+    memset(&h, 0, sizeof h);
+    h.magic = SPAWNER_MAGIC; h.nfds = (uint32_t)w->nfd; h.len = w->len;
+    for (size_t i = 0; i < w->nfd; i++) {
+        int flags = fcntl(w->fds[i], F_GETFD);
+        if (flags < 0) { r = -errno; break; }
+        if (flags & FD_CLOEXEC) h.cloexec[i / 8] |= (uint8_t)(1u << (i % 8));
+    }
+    int handled = 1;
+    pthread_mutex_lock(&spawner.lock);
+    if (r == 0 && spawner.sock < 0) handled = 0;               /* stopped meanwhile */
+    else if (r == 0) {
+        /* A failure after the whole request was sent (no reply, or one out of step)
+         * ends the spawner, and later runs clone here; this run fails: the spawner
+         * may have cloned it, and a second init must not read the same channels. */
+        int broken = 0;
+        r = send_with_fds(spawner.sock, &h, sizeof h, w->fds, w->nfd);
+        if (r == 0) r = send_all(spawner.sock, w->buf, w->len);
+        /* Not all sent: the spawner had gone before reading the whole request, so
+         * it cloned nothing and this run can be cloned here. */
+        if (r < 0) { end_spawner(); handled = 0; }
+        else {
+            int64_t result = 0;
+            size_t n = 0;
+            int pidfd = -1;
+            r = recv_with_fds(spawner.sock, &result, sizeof result, &pidfd, 1, &n);
+            if (r < 0) broken = 1;
+            else if (result > 0 && n == 1) { *pidfd_out = pidfd; *pid_out = (pid_t)result; }
+            else {
+                if (n) close(pidfd);
+                if (result < 0 && result >= -4095) r = (int)result;   /* the clone's own error */
+                else { r = -EPROTO; broken = 1; }
+            }
+            if (broken) end_spawner();
+        }
+    }
+    pthread_mutex_unlock(&spawner.lock);
+    if (handled && r < 0) *pid_out = r;
+    free(w->buf); free(w); close(cwd);
+    return handled;
+}
+
+int sbx_spawner_roundtrip(const struct sbx_spec *spec, void (*check)(const struct sbx_spec *copy, void *ctx), void *ctx) {
+    struct writer *w = calloc(1, sizeof *w);
+    if (!w) return -ENOMEM;
+    int r = flatten(spec, 0, w);
+    if (r == 0) {
+        int fds[SPAWNER_MAX_FDS];
+        for (size_t i = 0; i < w->nfd; i++) fds[i] = (int)i;
+        struct reader rd = { w->buf, w->len, fds, w->nfd, 0 };
+        r = read_back(&rd);
+        if (r == 0) check((const struct sbx_spec *)w->buf, ctx);
+    }
+    free(w->buf); free(w);
+    return r;
+}

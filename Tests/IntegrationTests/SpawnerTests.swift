@@ -1,0 +1,177 @@
+import Foundation
+import Glibc
+import Testing
+
+/// A server's sandbox inits are cloned by its spawner (sandbox_spawner.h), a copy of
+/// the server taken before any request: an init is still the server's child, holds
+/// nothing of another client's request, and the spawner neither outlives the server
+/// nor takes the server down with it.
+@Suite struct SpawnerTests {
+    typealias Served = ServeTests.Served
+    typealias Client = ServeTests.Client
+    typealias Stdio = ServeTests.Stdio
+
+    struct Proc: CustomStringConvertible { let pid: Int32, comm: String, state: Character
+        var description: String { "\(pid) \(comm) \(state)" }
+    }
+
+    /// The processes whose parent is `parent` (from /proc/*/stat).
+    static func children(of parent: Int32) -> [Proc] {
+        var found: [Proc] = []
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = Int32(name), let stat = try? String(contentsOfFile: "/proc/\(name)/stat", encoding: .utf8),
+                  let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")") else { continue }
+            let comm = String(stat[stat.index(after: open)..<close])
+            let rest = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
+            guard rest.count > 1, let ppid = Int32(rest[1]), ppid == parent else { continue }
+            found.append(Proc(pid: pid, comm: comm, state: rest[0].first ?? "?"))
+        }
+        return found
+    }
+
+    static func inits(of server: Int32) -> [Int32] {
+        children(of: server).filter { $0.comm == "sandbox-init" && $0.state != "Z" }.map(\.pid)
+    }
+
+    /// Waits up to 10 s for `count` live inits of the server.
+    static func waitForInits(of server: Int32, count: Int) -> [Int32] {
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            let found = inits(of: server)
+            if found.count >= count { return found }
+            usleep(20_000)
+        }
+        return inits(of: server)
+    }
+
+    /// Which of `needles` occur in the writable memory of `pid` (root reads
+    /// /proc/<pid>/mem; every writable mapping: heap, stacks, data, anonymous).
+    static func memory(of pid: Int32, contains needles: [String]) -> [String: Bool] {
+        var found = Dictionary(uniqueKeysWithValues: needles.map { ($0, false) })
+        guard let maps = try? String(contentsOfFile: "/proc/\(pid)/maps", encoding: .utf8) else { return found }
+        let fd = open("/proc/\(pid)/mem", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return found }
+        defer { close(fd) }
+        let patterns = needles.map { Array($0.utf8) }
+        let overlap = patterns.map(\.count).max() ?? 0
+        for line in maps.split(separator: "\n") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count >= 2, fields[1].hasPrefix("rw") else { continue }
+            if fields.count >= 6, fields[5].hasPrefix("[v") { continue }   // [vvar], [vsyscall]
+            let range = fields[0].split(separator: "-").compactMap { UInt64($0, radix: 16) }
+            guard range.count == 2 else { continue }
+            var at = range[0]
+            var carry: [UInt8] = []
+            while at < range[1] {
+                let n = Int(min(UInt64(1 << 20), range[1] - at))
+                var chunk = [UInt8](repeating: 0, count: n)
+                let got = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress, n, off_t(Int64(bitPattern: at))) }
+                if got <= 0 { break }
+                let window = carry + chunk[..<got]
+                for (i, p) in patterns.enumerated() where !found[needles[i]]! {
+                    if window.count >= p.count, Self.find(p, in: window) { found[needles[i]] = true }
+                }
+                carry = Array(window.suffix(overlap))
+                at += UInt64(got)
+            }
+        }
+        return found
+    }
+
+    static func find(_ p: [UInt8], in hay: [UInt8]) -> Bool {
+        guard let first = p.first, hay.count >= p.count else { return false }
+        var i = 0
+        let last = hay.count - p.count
+        while i <= last {
+            guard let j = hay[i...last].firstIndex(of: first) else { return false }
+            if hay[j..<(j + p.count)].elementsEqual(p) { return true }
+            i = j + 1
+        }
+        return false
+    }
+
+    @Test func anInitHoldsNothingOfAnotherClientsRequest() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let served = try Served()
+        defer { served.stop() }
+        guard Harness.require(served.ready, "sandbox serve started") else { return }
+        let server = served.process.processIdentifier
+        let spawners = Self.children(of: server).filter { $0.comm == "sandbox-spawner" }
+        #expect(spawners.count == 1, "the server's children: \(Self.children(of: server))")
+        let ws = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: ws) }
+        // A's request is the longer by far (its command ends with A's marker 200 kB
+        // in): a spawner that kept the bytes of its last request would leave that
+        // tail in B's init.
+        let markerA = "client-a-" + UUID().uuidString
+        let markerB = "client-b-" + UUID().uuidString
+        let padding = String(repeating: "x", count: 100_000)   // execve takes 128 KiB a string
+        let argvA = ["sh", "-c", "sleep 5", padding, padding + markerA]
+        let a = try Client(served.socket)
+        defer { a.close() }
+        let stdioA = Stdio()
+        a.send(ServeTests.request(id: "a", policy: "agent", argv: argvA, cwd: ws), fds: stdioA.fds)
+        stdioA.closeSent()
+        let first = Self.waitForInits(of: server, count: 1)
+        try #require(first.count == 1, "A's run did not start: \(Self.children(of: server))")
+        let b = try Client(served.socket)
+        defer { b.close() }
+        let stdioB = Stdio()
+        b.send(ServeTests.request(id: "b", policy: "agent", argv: ["sh", "-c", "sleep 3 # \(markerB)"], cwd: ws), fds: stdioB.fds)
+        stdioB.closeSent()
+        let both = Self.waitForInits(of: server, count: 2)
+        let initB = try #require(both.first { !first.contains($0) }, "B's run did not start: \(Self.children(of: server))")
+
+        // Control: A's request is in the server's memory while A runs (an init
+        // copied from the server would hold it too).
+        #expect(Self.memory(of: server, contains: [markerA])[markerA] == true, "the probe does not find A's request in the server")
+        let seen = Self.memory(of: initB, contains: [markerA, markerB])
+        #expect(seen[markerB] == true, "the probe does not find B's own request in B's init")
+        #expect(seen[markerA] == false, "B's init holds A's request")
+
+        #expect(b.reply()?["exitCode"] as? Int == 0)
+        #expect(a.reply()?["exitCode"] as? Int == 0)
+        _ = stdioA.output(); _ = stdioB.output()
+    }
+
+    @Test func aKilledSpawnerLeavesTheServerCloningItself() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let served = try Served()
+        defer { served.stop() }
+        guard Harness.require(served.ready, "sandbox serve started") else { return }
+        let server = served.process.processIdentifier
+        let spawner = try #require(Self.children(of: server).first { $0.comm == "sandbox-spawner" })
+        let ws = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: ws) }
+        #expect(try ServeTests.runOnce(served, policy: "agent", argv: ["sh", "-c", "exit 3"], cwd: ws).reply?["exitCode"] as? Int == 3)
+        // The server's spawner, started by the server this test started.
+        kill(spawner.pid, SIGKILL)
+        usleep(100_000)
+        for i in 0..<3 {
+            let r = try ServeTests.runOnce(served, policy: "agent", argv: ["sh", "-c", "exit \(4 + i)"], cwd: ws)
+            #expect(r.reply?["exitCode"] as? Int == 4 + i, "run \(i) after the spawner was killed: \(r.reply ?? [:])")
+        }
+        #expect(served.process.isRunning)
+        #expect(!Self.children(of: server).contains { $0.pid == spawner.pid }, "the killed spawner was not reaped")
+    }
+
+    @Test func theSpawnerEndsWithAKilledServer() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let served = try Served()
+        defer { served.stop() }
+        guard Harness.require(served.ready, "sandbox serve started") else { return }
+        let server = served.process.processIdentifier
+        let spawner = try #require(Self.children(of: server).first { $0.comm == "sandbox-spawner" })
+        kill(server, SIGKILL)   // our own child
+        let deadline = Date().addingTimeInterval(5)
+        var state = "?"
+        while Date() < deadline {
+            guard let stat = try? String(contentsOfFile: "/proc/\(spawner.pid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { state = "gone"; break }
+            state = String(stat[stat.index(close, offsetBy: 2)])
+            if state == "Z" || state == "X" { break }
+            usleep(20_000)
+        }
+        #expect(state == "gone" || state == "Z" || state == "X", "the spawner outlived its server by 5 s (state \(state))")
+    }
+}
