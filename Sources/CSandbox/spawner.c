@@ -353,8 +353,9 @@ static int serve_one(int sock, unsigned char *body) {
     if (result == 0) result = sbx_spawn_here((const struct sbx_spec *)body, CLONE_PARENT, &pidfd);
     close_all(fds, nfd);
     /* The next init is a copy of this process: nothing of this request (argv, env,
-     * file contents) may be in it. */
+     * file contents, its directory) may be in it. */
     explicit_bzero(body, h.len);
+    if (chdir("/") < 0) return -1;
     r = send_with_fds(sock, &result, sizeof result, &pidfd, pidfd >= 0 ? 1 : 0);
     if (pidfd >= 0) close(pidfd);
     return r < 0 ? -1 : 0;
