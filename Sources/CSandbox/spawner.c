@@ -9,10 +9,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sched.h>
+#include <net/if.h>
+#include <sched.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -326,6 +329,50 @@ static void close_all(const int *fds, size_t n) {
     for (size_t i = 0; i < n; i++) close(fds[i]);
 }
 
+/* A network namespace made while no request waits, for the next run that may take
+ * one (premade_netns_ok): its creation (loopback, sysctl tables: most of what a
+ * clone with CLONE_NEWNET costs) is then off that run's path. Each is taken once;
+ * nothing of one run's network reaches another. The spawner itself stays in the
+ * host's namespace (`host_netns`), which a run without a new one inherits. */
+static int host_netns = -1, premade_netns = -1;
+
+static void make_netns_ahead(void) {
+    if (premade_netns >= 0 || host_netns < 0) return;
+    if (unshare(CLONE_NEWNET) < 0) return;   /* none ahead: runs make their own */
+    premade_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+    /* Runs that must not take it would be cloned in it: end the spawner (the
+     * server then clones itself) rather than stay. */
+    if (setns(host_netns, CLONE_NEWNET) < 0) _exit(0);
+}
+
+/* Enter the namespace made ahead for `s`, with `lo` up when the run asks for it
+ * (its init could not: the namespace's owner is not its user namespace); the spec
+ * then asks for neither. 1: entered (leave_premade_netns after the clone); 0: the
+ * run makes its own as before. */
+static int enter_premade_netns(struct sbx_spec *s) {
+    if (!s->premade_netns_ok || s->nested || !(s->clone_flags & CLONE_NEWNET) || premade_netns < 0) return 0;
+    if (setns(premade_netns, CLONE_NEWNET) < 0) return 0;
+    if (s->loopback_up) {
+        int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        struct ifreq ifr;
+        memset(&ifr, 0, sizeof ifr);
+        memcpy(ifr.ifr_name, "lo", 3);
+        int r = sock < 0 ? -1 : ioctl(sock, SIOCGIFFLAGS, &ifr);
+        if (r == 0) { ifr.ifr_flags |= IFF_UP; r = ioctl(sock, SIOCSIFFLAGS, &ifr); }
+        if (sock >= 0) close(sock);
+        if (r < 0) { if (setns(host_netns, CLONE_NEWNET) < 0) _exit(0); return 0; }
+    }
+    s->clone_flags &= ~(uint64_t)CLONE_NEWNET;
+    s->loopback_up = 0;
+    return 1;
+}
+
+static void leave_premade_netns(void) {
+    if (setns(host_netns, CLONE_NEWNET) < 0) _exit(0);
+    close(premade_netns);
+    premade_netns = -1;
+}
+
 /* One request: the header and its descriptors, the body, the clone; the reply is
  * {pid or -errno} with the pidfd. Returns -1 when the server has gone (EOF). */
 static int serve_one(int sock, unsigned char *body) {
@@ -350,7 +397,9 @@ static int serve_one(int sock, unsigned char *body) {
     /* The caller's working directory: the init resolves working-directory binds
      * beneath it (child.c, do_bind). */
     if (result == 0 && fchdir(fds[0]) < 0) result = -errno;
+    int premade = result == 0 && enter_premade_netns((struct sbx_spec *)body);
     if (result == 0) result = sbx_spawn_here((const struct sbx_spec *)body, CLONE_PARENT, &pidfd);
+    if (premade) leave_premade_netns();
     close_all(fds, nfd);
     /* The next init is a copy of this process: nothing of this request (argv, env,
      * file contents, its directory) may be in it. */
@@ -358,6 +407,7 @@ static int serve_one(int sock, unsigned char *body) {
     if (chdir("/") < 0) return -1;
     r = send_with_fds(sock, &result, sizeof result, &pidfd, pidfd >= 0 ? 1 : 0);
     if (pidfd >= 0) close(pidfd);
+    make_netns_ahead();
     return r < 0 ? -1 : 0;
 }
 
@@ -371,6 +421,8 @@ static _Noreturn void spawner_main(int sock, pid_t server) {
     syscall(SYS_close_range, 4, ~0U, 0);
     unsigned char *body = mmap(NULL, SPAWNER_MAX_BODY, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (body == MAP_FAILED) _exit(0);
+    host_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+    make_netns_ahead();
     while (serve_one(sock, body) == 0) {}
     _exit(0);
 }

@@ -33,6 +33,9 @@ public struct ChildSpec {
     public var cgroupFD: Int32 = -1
     public var cgroupJoinFDs: [Int32] = []
     public var loopbackUp = false
+    /// The network namespace may be one a server's spawner made ahead (owned by the
+    /// initial user namespace): no egress, no network capability kept.
+    public var premadeNetworkNamespaceOK = false
     public var uidMap: String? = nil
     public var gidMap: String? = nil
     /// The effective uid clone3 runs with (a root invoker's run with a uid of its
@@ -215,6 +218,7 @@ public enum Child {
         c.cgroup_join_fds = arena.array(spec.cgroupJoinFDs)
         c.n_cgroup_join_fds = spec.cgroupJoinFDs.count
         c.loopback_up = spec.loopbackUp ? 1 : 0
+        c.premade_netns_ok = spec.premadeNetworkNamespaceOK ? 1 : 0
         c.uid_map = spec.uidMap.map { arena.string($0) }
         c.gid_map = spec.gidMap.map { arena.string($0) }
         c.has_userns_owner = spec.userNamespaceOwner == nil ? 0 : 1

@@ -1,3 +1,4 @@
+import CSandboxTestSupport
 import Foundation
 import Glibc
 import Testing
@@ -173,5 +174,61 @@ import Testing
             usleep(20_000)
         }
         #expect(state == "gone" || state == "Z" || state == "X", "the spawner outlived its server by 5 s (state \(state))")
+    }
+}
+
+extension SpawnerTests {
+    /// A run without egress or a kept network capability takes a network namespace
+    /// the spawner made ahead (owned by the initial user namespace; `lo` up when the
+    /// policy asks for it): each run its own, none the host's. A run that keeps a
+    /// network capability gets one of its own user namespace, where the capability
+    /// acts (bind to port 80).
+    @Test func runsTakeNetworkNamespacesMadeAheadEachItsOwn() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let served = try Served()
+        defer { served.stop() }
+        guard Harness.require(served.ready, "sandbox serve started") else { return }
+        let server = served.process.processIdentifier
+        let ws = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: ws) }
+        let host = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/net")) ?? "?"
+        let bind = "import socket, os; s = socket.socket(); s.bind(('127.0.0.1', PORT)); s.listen(); print(os.readlink('/proc/self/ns/net'))"
+        var seen: [String] = []
+        for _ in 0..<3 {
+            let r = try ServeTests.runOnce(served, policy: "agent", argv: ["python3", "-c", bind.replacingOccurrences(of: "PORT", with: "5555")], cwd: ws)
+            #expect(r.reply?["exitCode"] as? Int == 0, "loopback run: \(r.reply ?? [:]) \(r.err)")
+            seen.append(r.out.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        #expect(Set(seen).count == 3 && !seen.contains(host) && !seen.contains(""), "namespaces \(seen), host \(host)")
+
+        // Who owns the namespace of a running init: the initial user namespace.
+        let a = try ServeTests.Client(served.socket)
+        defer { a.close() }
+        let stdio = ServeTests.Stdio()
+        a.send(ServeTests.request(id: "a", policy: "agent", argv: ["sleep", "2"], cwd: ws), fds: stdio.fds)
+        stdio.closeSent()
+        let inits = Self.waitForInits(of: server, count: 1)
+        try #require(inits.count == 1, "no init: \(Self.children(of: server))")
+        #expect(sbx_test_netns_owned_by_ours(inits[0]) == 1, "the agent run's namespace was not made ahead")
+        #expect(a.reply()?["exitCode"] as? Int == 0)
+        _ = stdio.output()
+
+        // A kept network capability acts in its own namespace only.
+        let keep = Harness.policy("""
+            name = "serve-keep"
+            extends = ["agent"]
+            [capabilities]
+            keep = ["net_bind_service"]
+            """, in: ws, name: "serve-keep.toml")
+        let b = try ServeTests.Client(served.socket)
+        defer { b.close() }
+        let stdioB = ServeTests.Stdio()
+        b.send(ServeTests.request(id: "b", policy: keep, argv: ["python3", "-c", bind.replacingOccurrences(of: "PORT", with: "80") + "; import time; time.sleep(2)"], cwd: ws), fds: stdioB.fds)
+        stdioB.closeSent()
+        let both = Self.waitForInits(of: server, count: 1)
+        if let initB = both.first { #expect(sbx_test_netns_owned_by_ours(initB) == 0, "a run keeping net_bind_service took a namespace made ahead") }
+        let rb = b.reply()
+        let (out, err) = stdioB.output()
+        #expect(rb?["exitCode"] as? Int == 0, "bind to port 80 with net_bind_service kept: \(rb ?? [:]) \(out) \(err)")
     }
 }

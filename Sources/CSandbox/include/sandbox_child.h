@@ -79,6 +79,11 @@ struct sbx_spec {
     const int *cgroup_join_fds;   /* v1: `tasks` files the child writes "0" to */
     size_t n_cgroup_join_fds;
     int loopback_up;
+    /* 1: the network namespace may be one a server's spawner made ahead
+     * (sandbox_spawner.h), owned by the initial user namespace instead of the run's:
+     * only for a run without egress and with no network capability kept (those act
+     * in the namespace's owning user namespace). Ignored without a spawner. */
+    int premade_netns_ok;
     const char *uid_map;           /* rootless: "inside outside 1\n", else NULL */
     const char *gid_map;
     /* Root invoker, a uid of the run's own: clone3 runs with this effective uid, so

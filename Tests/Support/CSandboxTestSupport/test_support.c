@@ -364,7 +364,7 @@ static void compare_spec(const struct sbx_spec *got, void *ctx) {
     d += got->nested != w->nested;
     d += got->cgroup_fd != 1;
     d += got->n_cgroup_join_fds != 2 || got->cgroup_join_fds[0] != 2 || got->cgroup_join_fds[1] != 3;
-    d += got->loopback_up != w->loopback_up;
+    d += got->loopback_up != w->loopback_up || got->premade_netns_ok != w->premade_netns_ok;
     d += differ_str(got->uid_map, w->uid_map) + differ_str(got->gid_map, w->gid_map);
     d += got->has_userns_owner != w->has_userns_owner || got->userns_owner != w->userns_owner;
     d += differ_str(got->staging, w->staging);
@@ -427,6 +427,7 @@ int sbx_test_spawner_roundtrip(void) {
     s.cgroup_fd = 39;
     s.cgroup_join_fds = join; s.n_cgroup_join_fds = 2;
     s.loopback_up = 1;
+    s.premade_netns_ok = 1;
     s.uid_map = "0 100000 1\n"; s.gid_map = "0 100000 1\n";
     s.has_userns_owner = 1; s.userns_owner = 100000;
     s.staging = "/run/sandbox/x/root";
@@ -473,5 +474,20 @@ int sbx_test_spawner_fit(int n_moved) {
     s.argv = argv;
     int r = sbx_spawner_roundtrip(&s, ignore_spec, NULL);
     free(mounts);
+    return r;
+}
+
+int sbx_test_netns_owned_by_ours(int pid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/ns/net", pid);
+    int net = open(path, O_RDONLY | O_CLOEXEC);
+    if (net < 0) return -errno;
+    int owner = ioctl(net, _IO(0xb7, 0x1)); /* NS_GET_USERNS */
+    int e = errno;
+    close(net);
+    if (owner < 0) return -e;
+    struct stat a, b;
+    int r = fstat(owner, &a) == 0 && stat("/proc/self/ns/user", &b) == 0 ? (a.st_dev == b.st_dev && a.st_ino == b.st_ino) : -errno;
+    close(owner);
     return r;
 }

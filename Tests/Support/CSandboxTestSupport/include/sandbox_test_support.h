@@ -91,4 +91,8 @@ int sbx_test_spawner_roundtrip(void);
 /* The same with `n_moved` moved mounts (one descriptor each): 0, or -errno (-EMFILE
  * when more descriptors than one message carries). */
 int sbx_test_spawner_fit(int n_moved);
+
+/* Whether the network namespace of `pid` is owned by this process's user namespace
+ * (ioctl NS_GET_USERNS): 1 yes, 0 no, -errno. */
+int sbx_test_netns_owned_by_ours(int pid);
 #endif
