@@ -30,6 +30,14 @@ import Testing
         return found
     }
 
+    /// A server of this test's own, listening; nil when the test cannot run here.
+    static func startServer() throws -> Served? {
+        guard Harness.require(Harness.isRoot, "root") else { return nil }
+        let served = try Served()
+        guard Harness.require(served.ready, "sandbox serve started") else { served.stop(); return nil }
+        return served
+    }
+
     static func inits(of server: Int32) -> [Int32] {
         children(of: server).filter { $0.comm == "sandbox-init" && $0.state != "Z" }.map(\.pid)
     }
@@ -92,10 +100,8 @@ import Testing
     }
 
     @Test func anInitHoldsNothingOfAnotherClientsRequest() throws {
-        guard Harness.require(Harness.isRoot, "root") else { return }
-        let served = try Served()
+        guard let served = try Self.startServer() else { return }
         defer { served.stop() }
-        guard Harness.require(served.ready, "sandbox serve started") else { return }
         let server = served.process.processIdentifier
         let spawners = Self.children(of: server).filter { $0.comm == "sandbox-spawner" }
         #expect(spawners.count == 1, "the server's children: \(Self.children(of: server))")
@@ -136,10 +142,8 @@ import Testing
     }
 
     @Test func aKilledSpawnerLeavesTheServerCloningItself() throws {
-        guard Harness.require(Harness.isRoot, "root") else { return }
-        let served = try Served()
+        guard let served = try Self.startServer() else { return }
         defer { served.stop() }
-        guard Harness.require(served.ready, "sandbox serve started") else { return }
         let server = served.process.processIdentifier
         let spawner = try #require(Self.children(of: server).first { $0.comm == "sandbox-spawner" })
         let ws = Harness.tempDir()
@@ -157,10 +161,8 @@ import Testing
     }
 
     @Test func theSpawnerEndsWithAKilledServer() throws {
-        guard Harness.require(Harness.isRoot, "root") else { return }
-        let served = try Served()
+        guard let served = try Self.startServer() else { return }
         defer { served.stop() }
-        guard Harness.require(served.ready, "sandbox serve started") else { return }
         let server = served.process.processIdentifier
         let spawner = try #require(Self.children(of: server).first { $0.comm == "sandbox-spawner" })
         kill(server, SIGKILL)   // our own child
@@ -184,10 +186,8 @@ extension SpawnerTests {
     /// network capability gets one of its own user namespace, where the capability
     /// acts (bind to port 80).
     @Test func runsTakeNetworkNamespacesMadeAheadEachItsOwn() throws {
-        guard Harness.require(Harness.isRoot, "root") else { return }
-        let served = try Served()
+        guard let served = try Self.startServer() else { return }
         defer { served.stop() }
-        guard Harness.require(served.ready, "sandbox serve started") else { return }
         let server = served.process.processIdentifier
         let ws = Harness.tempDir()
         defer { try? FileManager.default.removeItem(atPath: ws) }
