@@ -100,9 +100,13 @@ int sbx_mounts_write_oom_score_adj(pid_t pid, int value) {
 /* The helper's whole life: every signal blocked (nothing of ours may run on it),
  * bound to its creator's life (a supervisor killed between the clone and the
  * SIGKILL below would otherwise leave it asleep for ever: PDEATHSIG, then a check
- * that the creator did not die before it was armed), every descriptor closed (in a
- * process running several runs at once it was cloned holding the others' pipes and
- * run locks), then asleep until the SIGKILL. It shares the supervisor's memory
+ * that the creator did not die before it was armed), then asleep until the SIGKILL.
+ * It shares the supervisor's descriptor table (CLONE_FILES), so it holds no
+ * descriptor of its own: a copy would keep other runs' pipes and run locks open,
+ * and closing one may wait for ever in the file's flush (a server client's stdin on
+ * a FUSE mount whose daemon never answers: red team, session 28 — the supervisor
+ * waits for the helper under the dumpable lock, so every run of the server waited).
+ * It shares the supervisor's memory
  * (CLONE_VM): raw syscalls only, none of which fails here, so it never writes errno,
  * which lives in the cloning thread's TLS. It is root in a user namespace root owns,
  * so any uid-0 process, even one without capabilities, passes the ptrace check on it
@@ -118,7 +122,6 @@ static int userns_helper(void *arg) {
     syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, NULL, sizeof all);
     syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     if (syscall(SYS_getppid) != creator) syscall(SYS_exit_group, 0);
-    syscall(SYS_close_range, 0U, ~0U, 0);
     for (;;) syscall(SYS_pause);
     return 0;
 }
@@ -129,7 +132,7 @@ static int userns_helper(void *arg) {
  * sides, for a process that only holds a namespace for a moment (issue 16: about
  * half a millisecond of every run with an idmapped bind). */
 int sbx_mounts_spawn_userns_helper(void *stack_top, int *pidfd) {
-    int pid = clone(userns_helper, stack_top, CLONE_VM | CLONE_NEWUSER | CLONE_PIDFD | SIGCHLD,
+    int pid = clone(userns_helper, stack_top, CLONE_VM | CLONE_FILES | CLONE_NEWUSER | CLONE_PIDFD | SIGCHLD,
                     (void *)(intptr_t)getpid(), pidfd);
     return pid < 0 ? -errno : pid;
 }

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #define SBX_PROBE_CLONE_PIDFD 0x00001000ULL
+#define SBX_PROBE_CLONE_FILES 0x00000400ULL
 #define SBX_PROBE_P_PIDFD 3
 #ifndef SECCOMP_FILTER_FLAG_LOG
 #define SECCOMP_FILTER_FLAG_LOG (1UL << 1)
@@ -53,7 +54,10 @@ int sbx_probe_clone3(uint64_t flags, int action, int *child_status, const char *
     int pidfd = -1;
     struct sbx_clone_args args;
     memset(&args, 0, sizeof args);
-    args.flags = flags | SBX_PROBE_CLONE_PIDFD;
+    /* CLONE_FILES: the probe holds no copy of this process's descriptors, whose
+     * close at its exit could wait for ever in a file's flush (a server client's
+     * stdio on a FUSE mount that never answers: red team, session 28). */
+    args.flags = flags | SBX_PROBE_CLONE_PIDFD | SBX_PROBE_CLONE_FILES;
     args.pidfd = (uint64_t)(uintptr_t)&pidfd;
     args.exit_signal = SIGCHLD;
     *step = "clone3";

@@ -15,10 +15,14 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -27,6 +31,7 @@
 #define SPAWNER_MAGIC 0x53425853u      /* "SXBS" */
 #define SPAWNER_MAX_BODY (8u << 20)
 #define SPAWNER_MAX_FDS 253            /* SCM_MAX_FD: what one message carries */
+#define SPAWNER_TIMEOUT_S 10
 
 struct wire_header {
     uint32_t magic;
@@ -180,6 +185,13 @@ static const void *get(struct reader *r, const void *p, size_t n) {
     return r->base + off;
 }
 
+/* An array of `count` elements of `size` bytes (the count is checked before the
+ * multiplication can wrap). */
+static const void *get_array(struct reader *r, const void *p, size_t count, size_t size) {
+    if (p && count > r->len / size) { r->bad = 1; return NULL; }
+    return get(r, p, count * size);
+}
+
 static const char *get_string(struct reader *r, const char *p) {
     uintptr_t off = (uintptr_t)p;
     if (!off) return NULL;
@@ -211,14 +223,14 @@ static int read_back(struct reader *r) {
     if (r->len < sizeof(struct sbx_spec)) return -EPROTO;
     struct sbx_spec *s = (struct sbx_spec *)r->base;
     s->cgroup_fd = get_fd(r, s->cgroup_fd);
-    int *join = (int *)(uintptr_t)get(r, s->cgroup_join_fds, s->n_cgroup_join_fds * sizeof(int));
+    int *join = (int *)(uintptr_t)get_array(r, s->cgroup_join_fds, s->n_cgroup_join_fds, sizeof(int));
     for (size_t i = 0; join && i < s->n_cgroup_join_fds; i++) join[i] = get_fd(r, join[i]);
     s->cgroup_join_fds = join;
     if (!join) s->n_cgroup_join_fds = 0;
     s->uid_map = get_string(r, s->uid_map);
     s->gid_map = get_string(r, s->gid_map);
     s->staging = get_string(r, s->staging);
-    struct sbx_mount_op *ops = (struct sbx_mount_op *)(uintptr_t)get(r, s->mounts, s->n_mounts * sizeof *ops);
+    struct sbx_mount_op *ops = (struct sbx_mount_op *)(uintptr_t)get_array(r, s->mounts, s->n_mounts, sizeof *ops);
     for (size_t i = 0; ops && i < s->n_mounts; i++) {
         ops[i].source = get_string(r, ops[i].source);
         ops[i].dest = get_string(r, ops[i].dest);
@@ -228,7 +240,7 @@ static int read_back(struct reader *r) {
     s->mounts = ops;
     if (!ops) s->n_mounts = 0;
     s->hostname = get_string(r, s->hostname);
-    s->rlimits = get(r, s->rlimits, s->n_rlimits * sizeof *s->rlimits);
+    s->rlimits = get_array(r, s->rlimits, s->n_rlimits, sizeof *s->rlimits);
     if (!s->rlimits) s->n_rlimits = 0;
     s->workdir = get_string(r, s->workdir);
     s->argv = get_strings(r, s->argv);
@@ -239,13 +251,13 @@ static int read_back(struct reader *r) {
     s->exec_view = get_string(r, s->exec_view);
     s->script_fd = get_fd(r, s->script_fd);
     s->landlock_fd = get_fd(r, s->landlock_fd);
-    struct sbx_landlock_inner *in = (struct sbx_landlock_inner *)(uintptr_t)get(r, s->landlock_inner, s->n_landlock_inner * sizeof *in);
+    struct sbx_landlock_inner *in = (struct sbx_landlock_inner *)(uintptr_t)get_array(r, s->landlock_inner, s->n_landlock_inner, sizeof *in);
     for (size_t i = 0; in && i < s->n_landlock_inner; i++) in[i].path = get_string(r, in[i].path);
     s->landlock_inner = in;
     if (!in) s->n_landlock_inner = 0;
-    s->seccomp_filter = get(r, s->seccomp_filter, (size_t)s->seccomp_len * 8);
-    s->seccomp_unlogged = get(r, s->seccomp_unlogged, (size_t)s->seccomp_unlogged_len * 8);
-    s->seccomp_fence = get(r, s->seccomp_fence, (size_t)s->seccomp_fence_len * 8);
+    s->seccomp_filter = get_array(r, s->seccomp_filter, s->seccomp_len, 8);
+    s->seccomp_unlogged = get_array(r, s->seccomp_unlogged, s->seccomp_unlogged_len, 8);
+    s->seccomp_fence = get_array(r, s->seccomp_fence, s->seccomp_fence_len, 8);
     s->notify_sock = get_fd(r, s->notify_sock);
     s->sync_fd = get_fd(r, s->sync_fd);
     s->error_fd = get_fd(r, s->error_fd);
@@ -329,6 +341,65 @@ static void close_all(const int *fds, size_t n) {
     for (size_t i = 0; i < n; i++) close(fds[i]);
 }
 
+/* Whether closing `fd` returns at once: an O_PATH descriptor, a pipe, a unix
+ * socket, an anonymous inode, a memory device (/dev/null…). Anything else may wait
+ * in its file's flush (a FUSE daemon that never answers, an NFS server, a TCP
+ * socket with SO_LINGER, a tty draining), and a client chooses its stdio and its
+ * command's file. Asked without calling into the file's filesystem
+ * (AT_STATX_DONT_SYNC: no FUSE round trip). */
+static int closes_at_once(int fd) {
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0 && (fl & O_PATH)) return 1;
+    struct statx st;
+    if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE, &st) < 0) return 0;
+    unsigned type = st.stx_mode & S_IFMT;
+    if (type == S_IFIFO || type == 0) return 1;
+    if (type == S_IFCHR) return st.stx_rdev_major == 1;
+    if (type == S_IFSOCK) {
+        int domain = -1;
+        socklen_t len = sizeof domain;
+        return getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 && domain == AF_UNIX;
+    }
+    return 0;
+}
+
+/* The request's descriptors, after the reply: those that close at once here; each
+ * other one by a child of its own sharing this descriptor table (CLONE_FILES),
+ * whose close takes it out of the table at once and may then wait in the flush,
+ * holding only that child, never the next request. The spawner waits until the
+ * slot is free (at most a second): a later init, a copy of this table, would
+ * otherwise inherit the file and wait in the same flush when it closes what it
+ * inherited. */
+static void release_request(const int *fds, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (closes_at_once(fds[i])) { close(fds[i]); continue; }
+        long pid = syscall(SYS_clone, (unsigned long)(CLONE_FILES | SIGCHLD), 0UL, 0UL, 0UL, 0UL);
+        if (pid == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);   /* a stuck close ends with the spawner */
+            close(fds[i]);
+            _exit(0);
+        }
+        if (pid < 0) { close(fds[i]); continue; }      /* no child: here, as before */
+        struct timespec step = { 0, 20000 };
+        for (int waited = 0; fcntl(fds[i], F_GETFD) >= 0 && waited < 50000; waited++) nanosleep(&step, NULL);
+    }
+}
+
+/* Closers that have finished (the spawner's only children: inits are the server's). */
+static void reap_closers(void) {
+    while (waitpid(-1, NULL, WNOHANG) > 0) {}
+}
+
+/* Whether the init resolves a bind beneath its working directory (rootless:
+ * child.c, do_bind): only then does the spawner enter the caller's directory, which
+ * on a FUSE mount could wait on its daemon. */
+static int needs_cwd(const struct sbx_spec *s) {
+    for (size_t i = 0; i < s->n_mounts; i++)
+        if (s->mounts[i].kind == SBX_MOUNT_BIND && (s->mounts[i].flags & SBX_MF_BENEATH_CWD) && !(s->mounts[i].flags & SBX_MF_SKIP))
+            return 1;
+    return 0;
+}
+
 /* A network namespace made while no request waits, for the next run that may take
  * one (premade_netns_ok): its creation (loopback, sysctl tables: most of what a
  * clone with CLONE_NEWNET costs) is then off that run's path. Each is taken once;
@@ -394,19 +465,20 @@ static int serve_one(int sock, unsigned char *body) {
         if (!(h.cloexec[i / 8] & (1u << (i % 8))) && fcntl(fds[i], F_SETFD, 0) < 0) result = -errno;
     struct reader rd = { body, h.len, fds, nfd, 0 };
     if (result == 0) result = read_back(&rd);
-    /* The caller's working directory: the init resolves working-directory binds
-     * beneath it (child.c, do_bind). */
-    if (result == 0 && fchdir(fds[0]) < 0) result = -errno;
+    /* The caller's working directory, when the init resolves binds beneath it. */
+    int entered = result == 0 && needs_cwd((const struct sbx_spec *)body);
+    if (entered && fchdir(fds[0]) < 0) result = -errno;
     int premade = result == 0 && enter_premade_netns((struct sbx_spec *)body);
     if (result == 0) result = sbx_spawn_here((const struct sbx_spec *)body, CLONE_PARENT, &pidfd);
     if (premade) leave_premade_netns();
-    close_all(fds, nfd);
     /* The next init is a copy of this process: nothing of this request (argv, env,
      * file contents, its directory) may be in it. */
     explicit_bzero(body, h.len);
-    if (chdir("/") < 0) return -1;
+    if (entered && chdir("/") < 0) return -1;
     r = send_with_fds(sock, &result, sizeof result, &pidfd, pidfd >= 0 ? 1 : 0);
     if (pidfd >= 0) close(pidfd);
+    release_request(fds, nfd);
+    reap_closers();
     make_netns_ahead();
     return r < 0 ? -1 : 0;
 }
@@ -445,19 +517,38 @@ int sbx_spawner_start(void) {
     if (pid == 0) { close(sv[0]); spawner_main(sv[1], server); }
     r = pid < 0 ? -errno : 0;
     close(sv[1]);
+    /* No wait on the spawner is unbounded: one that neither takes a request nor
+     * answers within 10 s is ended (end_spawner) and runs are cloned here. */
+    struct timeval limit = { SPAWNER_TIMEOUT_S, 0 };
+    if (r == 0 && (setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit) < 0 ||
+                   setsockopt(sv[0], SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit) < 0)) {
+        r = -errno;
+        sbx_pidfd_send_signal(pidfd, SIGKILL);
+        int code, status;
+        sbx_pidfd_wait(pidfd, &code, &status, NULL);
+        close(pidfd);
+    }
     if (r < 0) close(sv[0]);
     else { spawner.sock = sv[0]; spawner.pidfd = pidfd; spawner.pid = (pid_t)pid; }
     pthread_mutex_unlock(&spawner.lock);
     return r;
 }
 
-/* Closes the socket and reaps the spawner (it exits at EOF). Under the lock. */
-static void end_spawner(void) {
+/* Closes the socket, kills the spawner and reaps it once it has exited, waiting at
+ * most `wait_ms`: one stuck where no signal reaches (a forced flush of a FUSE file)
+ * is left as it is rather than hold every later run, and reaped with the server.
+ * Under the lock. */
+static void end_spawner(int wait_ms) {
     if (spawner.sock < 0) return;
     close(spawner.sock);
     spawner.sock = -1;
-    int code, status;
-    sbx_pidfd_wait(spawner.pidfd, &code, &status, NULL);
+    sbx_pidfd_send_signal(spawner.pidfd, SIGKILL);
+    struct pollfd p = { spawner.pidfd, POLLIN, 0 };
+    if (poll(&p, 1, wait_ms) == 1) {
+        siginfo_t si;
+        memset(&si, 0, sizeof si);
+        syscall(SYS_waitid, 3 /* P_PIDFD */, spawner.pidfd, &si, WEXITED | WNOHANG, NULL);
+    }
     close(spawner.pidfd);
     spawner.pidfd = -1;
     spawner.pid = 0;
@@ -465,7 +556,7 @@ static void end_spawner(void) {
 
 void sbx_spawner_stop(void) {
     pthread_mutex_lock(&spawner.lock);
-    end_spawner();
+    end_spawner(2000);
     pthread_mutex_unlock(&spawner.lock);
 }
 
@@ -504,20 +595,20 @@ int sbx_spawner_spawn(const struct sbx_spec *spec, int *pidfd_out, pid_t *pid_ou
         if (r == 0) r = send_all(spawner.sock, w->buf, w->len);
         /* Not all sent: the spawner had gone before reading the whole request, so
          * it cloned nothing and this run can be cloned here. */
-        if (r < 0) { end_spawner(); handled = 0; }
+        if (r < 0) { end_spawner(100); handled = 0; }
         else {
             int64_t result = 0;
             size_t n = 0;
             int pidfd = -1;
             r = recv_with_fds(spawner.sock, &result, sizeof result, &pidfd, 1, &n);
-            if (r < 0) broken = 1;
+            if (r < 0) { broken = 1; if (r == -EAGAIN) r = -ETIMEDOUT; }
             else if (result > 0 && n == 1) { *pidfd_out = pidfd; *pid_out = (pid_t)result; }
             else {
                 if (n) close(pidfd);
                 if (result < 0 && result >= -4095) r = (int)result;   /* the clone's own error */
                 else { r = -EPROTO; broken = 1; }
             }
-            if (broken) end_spawner();
+            if (broken) end_spawner(100);
         }
     }
     pthread_mutex_unlock(&spawner.lock);

@@ -232,3 +232,50 @@ extension SpawnerTests {
         #expect(rb?["exitCode"] as? Int == 0, "bind to port 80 with net_bind_service kept: \(rb ?? [:]) \(out) \(err)")
     }
 }
+
+extension SpawnerTests {
+    /// A client whose stdin is a file whose close never returns (a FUSE daemon that
+    /// never answers FLUSH) holds up no other client (red team, session 28: the
+    /// spawner closed it before replying, under the one lock every spawn takes, so
+    /// every other run and the server's shutdown waited for ever). The spawner now
+    /// replies first and leaves such a close to a child of its own.
+    @Test func aCloseThatNeverReturnsHoldsUpNoOtherClient() throws {
+        guard let served = try Self.startServer() else { return }
+        defer { served.stop() }
+        let ws = Harness.tempDir(), mnt = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: ws); rmdir(mnt) }
+        var daemon: Int32 = 0
+        let mounted = sbx_test_fuse_that_never_flushes(mnt, &daemon)
+        try #require(mounted == 0, "FUSE mount: \(String(cString: strerror(-mounted)))")
+        let stuck = open(mnt + "/f", O_RDONLY | O_CLOEXEC)
+        // Killing our daemon aborts the connection: every waiting close returns
+        // (ours too: closed only then).
+        defer { kill(daemon, SIGKILL); waitpid(daemon, nil, 0); if stuck >= 0 { close(stuck) }; umount2(mnt, Int32(MNT_DETACH)) }
+        try #require(stuck >= 0, "open the FUSE file: \(String(cString: strerror(errno)))")
+
+        let attacker = try Client(served.socket)
+        defer { attacker.close() }
+        var out: [Int32] = [0, 0]
+        pipe(&out)
+        attacker.send(ServeTests.request(id: "stuck", policy: "agent", argv: ["true"], cwd: ws), fds: [stuck, out[1], out[1]])
+        close(out[1])
+        defer { close(out[0]) }
+        usleep(500_000)
+
+        // Another client's run, with a deadline instead of a hang.
+        final class Box: @unchecked Sendable {   // written by the thread before `done`
+            let served: Served
+            var reply: [String: Any]?
+            let done = DispatchSemaphore(value: 0)
+            init(_ served: Served) { self.served = served }
+        }
+        let box = Box(served)
+        Thread.detachNewThread {
+            box.reply = (try? ServeTests.runOnce(box.served, policy: "agent", argv: ["sh", "-c", "exit 7"], cwd: ws))?.reply
+            box.done.signal()
+        }
+        let finished = box.done.wait(timeout: .now() + 30) == .success
+        #expect(finished, "another client's run waited 30 s behind the stuck close")
+        if finished { #expect(box.reply?["exitCode"] as? Int == 7, "\(box.reply ?? [:])") }
+    }
+}

@@ -491,3 +491,101 @@ int sbx_test_netns_owned_by_ours(int pid) {
     close(owner);
     return r;
 }
+
+/* ---- A FUSE daemon that never answers FLUSH or ACCESS (raw /dev/fuse). ---- */
+
+#include <linux/fuse.h>
+#include <sys/mount.h>
+
+static void fuse_reply(int fd, uint64_t unique, int err, const void *p, size_t n) {
+    char out[4096];
+    struct fuse_out_header h = { .len = (uint32_t)(sizeof h + n), .error = err, .unique = unique };
+    memcpy(out, &h, sizeof h);
+    if (n) memcpy(out + sizeof h, p, n);
+    if (write(fd, out, sizeof h + n) < 0) { /* the kernel dropped the request */ }
+}
+
+static void fuse_attr_of(struct fuse_attr *a, uint64_t ino) {
+    memset(a, 0, sizeof *a);
+    a->ino = ino;
+    if (ino == 1) { a->mode = S_IFDIR | 0755; a->nlink = 2; }
+    else { a->mode = S_IFREG | 0644; a->nlink = 1; a->size = 6; }
+}
+
+static _Noreturn void fuse_daemon(int fd) {
+    static char buf[1 << 17];
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n < 0) { if (errno == EINTR || errno == ENOENT) continue; _exit(0); }
+        struct fuse_in_header *in = (void *)buf;
+        void *arg = buf + sizeof *in;
+        switch (in->opcode) {
+        case FUSE_INIT: {
+            struct fuse_init_in *i = arg;
+            struct fuse_init_out o;
+            memset(&o, 0, sizeof o);
+            o.major = FUSE_KERNEL_VERSION;
+            o.minor = i->minor < FUSE_KERNEL_MINOR_VERSION ? i->minor : FUSE_KERNEL_MINOR_VERSION;
+            o.max_readahead = i->max_readahead; o.max_write = 4096; o.max_pages = 1;
+            fuse_reply(fd, in->unique, 0, &o, sizeof o);
+            break;
+        }
+        case FUSE_LOOKUP: {
+            if (strcmp((const char *)arg, "f")) { fuse_reply(fd, in->unique, -ENOENT, NULL, 0); break; }
+            struct fuse_entry_out e;
+            memset(&e, 0, sizeof e);
+            e.nodeid = 2;
+            fuse_attr_of(&e.attr, 2);
+            fuse_reply(fd, in->unique, 0, &e, sizeof e);
+            break;
+        }
+        case FUSE_GETATTR: {
+            struct fuse_attr_out o;
+            memset(&o, 0, sizeof o);
+            fuse_attr_of(&o.attr, in->nodeid);
+            fuse_reply(fd, in->unique, 0, &o, sizeof o);
+            break;
+        }
+        case FUSE_OPEN: case FUSE_OPENDIR: {
+            struct fuse_open_out o;
+            memset(&o, 0, sizeof o);
+            o.fh = 1;
+            fuse_reply(fd, in->unique, 0, &o, sizeof o);
+            break;
+        }
+        case FUSE_READ: {
+            struct fuse_read_in *r = arg;
+            size_t off = r->offset > 6 ? 6 : (size_t)r->offset;
+            fuse_reply(fd, in->unique, 0, "hello\n" + off, 6 - off);
+            break;
+        }
+        case FUSE_FLUSH: case FUSE_ACCESS: break;          /* never answered */
+        case FUSE_FORGET: case FUSE_BATCH_FORGET: case FUSE_INTERRUPT: break;
+        case FUSE_RELEASE: case FUSE_RELEASEDIR: case FUSE_READDIR: fuse_reply(fd, in->unique, 0, NULL, 0); break;
+        case FUSE_STATFS: {
+            struct fuse_statfs_out o;
+            memset(&o, 0, sizeof o);
+            fuse_reply(fd, in->unique, 0, &o, sizeof o);
+            break;
+        }
+        default: fuse_reply(fd, in->unique, -ENOSYS, NULL, 0);
+        }
+    }
+}
+
+int sbx_test_fuse_that_never_flushes(const char *mountpoint, int *daemon_pid) {
+    int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    char opts[128];
+    snprintf(opts, sizeof opts, "fd=%d,rootmode=40000,user_id=0,group_id=0,allow_other", fd);
+    if (mount("sbx-test-fuse", mountpoint, "fuse", MS_NOSUID | MS_NODEV, opts) < 0) { int e = errno; close(fd); return -e; }
+    pid_t pid = fork();
+    if (pid < 0) { int e = errno; umount2(mountpoint, MNT_DETACH); close(fd); return -e; }
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        fuse_daemon(fd);
+    }
+    close(fd);
+    *daemon_pid = pid;
+    return 0;
+}

@@ -95,4 +95,10 @@ int sbx_test_spawner_fit(int n_moved);
 /* Whether the network namespace of `pid` is owned by this process's user namespace
  * (ioctl NS_GET_USERNS): 1 yes, 0 no, -errno. */
 int sbx_test_netns_owned_by_ours(int pid);
+
+/* Mounts a FUSE filesystem at `mountpoint` served by a forked daemon (our child,
+ * *daemon_pid): one file "f" ("hello\n"); it never answers FLUSH or ACCESS, so a
+ * close of "f" or an access check on the root waits until the daemon is killed
+ * (which aborts the connection). 0 or -errno. Unmount with umount2(MNT_DETACH). */
+int sbx_test_fuse_that_never_flushes(const char *mountpoint, int *daemon_pid);
 #endif
