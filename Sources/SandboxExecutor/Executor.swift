@@ -165,6 +165,14 @@ public final class Executor {
     private var cgroupMade = false
     /// Set when teardown could not remove something; the run directory then stays.
     private var keepRunDirectory = false
+    /// The init did not end `abandonAfterMs` after it was sent its end: a process of
+    /// the run is in uninterruptible sleep (a client's stdin on a FUSE mount whose
+    /// daemon never answers FLUSH makes any close of it wait so, SIGKILL or not). The
+    /// run is then left as a killed supervisor's would be: not waited for, its uid
+    /// lease and run directory kept for `sandbox gc`, so a server's bounds are not
+    /// held for ever (red team, session 28).
+    private var abandoned = false
+    static let abandonAfterMs: UInt64 = 10_000
     /// The host uid leased to this run (`process.host_uid = "own"`).
     private var hostUID: UInt32?
     /// What the run created that the plan reports (`plan.reportCreated`).
@@ -371,7 +379,8 @@ public final class Executor {
                 uid throws(KernelError) in try self.updateRecord(runDir) { $0.hostUID = uid }
             }
             hostUID = lease.uid
-            undo.push { lease.release() }
+            // An abandoned run's processes may still hold the uid: gc releases it.
+            undo.push { [unowned self] in if self.abandoned { self.keepRunDirectory = true } else { lease.release() } }
             return lease
         } catch { throw ExecError(.hostUID, error) }
     }
@@ -558,9 +567,12 @@ public final class Executor {
         }
         spawned = true
         let sandboxInit = SandboxInit(pid: child.pid, pidfd: Pidfd(fd: child.pidfd))
-        undo.push { [handle] in
+        undo.push { [handle, unowned self] in
             handle.ended()
-            if !sandboxInit.reaped { sandboxInit.pidfd.signal(handle.end); _ = try? sandboxInit.pidfd.wait() }
+            if !sandboxInit.reaped {
+                sandboxInit.pidfd.signal(handle.end)
+                if !self.abandoned { _ = try? sandboxInit.pidfd.wait() }
+            }
             sandboxInit.pidfd.close()
         }
         handle.started(sandboxInit.pidfd)
@@ -662,14 +674,23 @@ public final class Executor {
         var killDeadline: UInt64? = nil
         var notifier: SeccompNotifier? = nil
         defer { notifier?.close() }
+        // When the run was sent its end (by this loop, or by a cancel from another
+        // thread, which does not wake the poll: looked at every second).
+        var endSentAt: UInt64? = nil
 
         while true {
             // Fixed slots: 0 pidfd, 1 signals, 2 notify socket (until the listener
             // arrives), 3 listener.
             let fds = [pidfd.fd, signals?.fd ?? -1, notifySocket?.raw ?? -1, notifier?.fd ?? -1]
             let now = Clock.monotonicMs()
-            var wait: Int32 = -1
-            if let d = killDeadline ?? termDeadline { wait = Int32(clamping: d > now ? d - now : 0) }
+            if endSentAt == nil, handle.isCancelled { endSentAt = now }
+            if let sent = endSentAt, now >= sent + Self.abandonAfterMs {
+                abandoned = true
+                throw ExecError(kind: .child, step: "reaper", subject: "uninterruptible",
+                                message: "the run did not end \(Self.abandonAfterMs / 1000) s after it was killed: a process of it sleeps uninterruptibly in the kernel (for example closing a file of a FUSE filesystem whose daemon does not answer); its uid lease, cgroup and run directory are left for `sandbox gc`")
+            }
+            var wait: Int32 = 1000
+            if let d = killDeadline ?? termDeadline { wait = min(wait, Int32(clamping: d > now ? d - now : 0)) }
             let events: [PollEvents]
             do { events = try Poll.wait(fds, timeoutMs: wait) } catch { throw ExecError(.supervise, error, label: "") }
 
@@ -698,6 +719,7 @@ public final class Executor {
                         // The call stays blocked in the kernel; the sandbox dies first.
                         killedFor = v.syscall
                         pidfd.signal(handle.end)
+                        endSentAt = endSentAt ?? Clock.monotonicMs()
                     }
                 } else if events[3].contains(.hangup) {
                     n.close(); notifier = nil
@@ -707,6 +729,7 @@ public final class Executor {
             let t = Clock.monotonicMs()
             if let d = killDeadline, t >= d {
                 pidfd.signal(handle.end)
+                endSentAt = endSentAt ?? t
                 killDeadline = nil
                 termDeadline = nil
             } else if let d = termDeadline, t >= d, killDeadline == nil {

@@ -264,11 +264,14 @@ public final class Server: @unchecked Sendable {
             }
             let result = self.run(request, stdio: stdio, directory: directory, connection: connection, reply: reply)
             reply(result)
-            for fd in descriptors { fd.close() }
             self.inFlight.withLock { $0 -= 1 }
             self.running.signal()
             connection.slots.signal()
             connection.release()
+            // Last, holding no bound: closing a client's file can wait for ever (a
+            // FUSE daemon that never answers FLUSH; red team, session 28), and then
+            // only this thread waits.
+            for fd in descriptors { fd.close() }
         }
     }
 

@@ -245,7 +245,7 @@ extension SpawnerTests {
         let ws = Harness.tempDir(), mnt = Harness.tempDir()
         defer { try? FileManager.default.removeItem(atPath: ws); rmdir(mnt) }
         var daemon: Int32 = 0
-        let mounted = sbx_test_fuse_that_never_flushes(mnt, &daemon)
+        let mounted = sbx_test_fuse_that_never_flushes(mnt, 0, &daemon)
         try #require(mounted == 0, "FUSE mount: \(String(cString: strerror(-mounted)))")
         let stuck = open(mnt + "/f", O_RDONLY | O_CLOEXEC)
         // Killing our daemon aborts the connection: every waiting close returns

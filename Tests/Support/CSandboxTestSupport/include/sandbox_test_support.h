@@ -97,8 +97,9 @@ int sbx_test_spawner_fit(int n_moved);
 int sbx_test_netns_owned_by_ours(int pid);
 
 /* Mounts a FUSE filesystem at `mountpoint` served by a forked daemon (our child,
- * *daemon_pid): one file "f" ("hello\n"); it never answers FLUSH or ACCESS, so a
- * close of "f" or an access check on the root waits until the daemon is killed
- * (which aborts the connection). 0 or -errno. Unmount with umount2(MNT_DETACH). */
-int sbx_test_fuse_that_never_flushes(const char *mountpoint, int *daemon_pid);
+ * *daemon_pid): one file "f" ("hello\n"); it never answers FLUSH or ACCESS (from
+ * anyone, or with `except_root` from any uid but 0), so such a close of "f" or an
+ * access check on the root waits until the daemon is killed (which aborts the
+ * connection). 0 or -errno. Unmount with umount2(MNT_DETACH). */
+int sbx_test_fuse_that_never_flushes(const char *mountpoint, int except_root, int *daemon_pid);
 #endif

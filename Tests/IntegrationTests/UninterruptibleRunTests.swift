@@ -1,0 +1,53 @@
+import CSandboxTestSupport
+import Foundation
+import Glibc
+import Testing
+
+/// A run that cannot be ended — a process of it sleeps uninterruptibly in the kernel
+/// — is abandoned 10 s after its kill instead of being waited for for ever: the
+/// supervisor reports it (125) and leaves it to `sandbox gc`, as a killed
+/// supervisor's run. Its trigger here: the command's stdin is a file of a FUSE
+/// filesystem whose daemon never answers FLUSH for the run's uid, so the close at the
+/// command's exit waits, SIGKILL or not (red team, session 28: a server held such
+/// runs' descriptor budget and slots for good, and stopped starting runs).
+@Suite struct UninterruptibleRunTests {
+    @Test func aRunThatCannotBeKilledIsLeftToGc() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let ws = Harness.tempDir(), mnt = Harness.tempDir()
+        var daemon: Int32 = 0
+        let mounted = sbx_test_fuse_that_never_flushes(mnt, 1, &daemon)
+        try #require(mounted == 0, "FUSE mount: \(String(cString: strerror(-mounted)))")
+        var daemonAlive = true
+        defer {
+            if daemonAlive { kill(daemon, SIGKILL); waitpid(daemon, nil, 0) }
+            umount2(mnt, Int32(MNT_DETACH)); rmdir(mnt)
+            try? FileManager.default.removeItem(atPath: ws)
+        }
+        let policy = Harness.policy("""
+            name = "abandon"
+            extends = ["agent"]
+            [process]
+            timeout = "1s"
+            grace = "1s"
+            """, in: ws, name: "abandon.toml")
+        let before = Set(Harness.runDirEntries())
+        // The shell opens the file (root: its flush is answered) and becomes the
+        // supervisor; the run's own uid is not root, so the command's close waits.
+        let script = "exec '\(Harness.binary)' exec --policy '\(policy)' -- true < '\(mnt)/f' > '\(ws)/out' 2> '\(ws)/err'"
+        let started = Date()
+        let out = try Harness.run("/bin/sh", ["-c", script], cwd: ws, timeout: 60)
+        let elapsed = Date().timeIntervalSince(started)
+        let err = (try? String(contentsOfFile: ws + "/err", encoding: .utf8)) ?? ""
+        #expect(out.status == 125, "status \(out.status) after \(elapsed) s: \(err)")
+        #expect(err.contains("did not end 10 s after it was killed"), "\(err)")
+        // Left for gc: its run directory stays (its uid lease with it).
+        let left = Set(Harness.runDirEntries()).subtracting(before)
+        #expect(left.count == 1, "run directories left: \(left)")
+
+        // The daemon gone, the close fails and the process ends; gc removes the run.
+        kill(daemon, SIGKILL); waitpid(daemon, nil, 0); daemonAlive = false
+        usleep(500_000)
+        let gc = try Harness.sandbox(["gc"])
+        #expect(Set(Harness.runDirEntries()).subtracting(before).isEmpty, "after gc: \(gc.stdout) \(gc.stderr)")
+    }
+}
