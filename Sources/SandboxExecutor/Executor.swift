@@ -483,9 +483,10 @@ public final class Executor {
         }
         spec.loopbackUp = plan.network.mode == .loopback
         // A namespace a server's spawner made ahead is owned by the initial user
-        // namespace, where a kept network capability (bind below 1024, raw sockets,
-        // interface changes) would not act, and egress sets up one the child made.
-        let networkCapabilities: UInt64 = 1 << 10 | 1 << 11 | 1 << 12 | 1 << 13 // net_bind_service, net_broadcast, net_admin, net_raw
+        // namespace, where a kept capability that acts on the network namespace
+        // (bind below 1024, raw sockets, interface changes; sys_admin: a sysfs of
+        // its own, setns) would not act, and egress sets up one the child made.
+        let networkCapabilities: UInt64 = 1 << 10 | 1 << 11 | 1 << 12 | 1 << 13 | 1 << 21 // net_bind_service, net_broadcast, net_admin, net_raw, sys_admin
         spec.premadeNetworkNamespaceOK = !plan.isNested && plan.network.mode != .egress
             && plan.capabilities.keepMask & networkCapabilities == 0
         spec.staging = runDir.staging
