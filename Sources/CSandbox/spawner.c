@@ -451,12 +451,12 @@ static int serve_one(int sock, unsigned char *body) {
     int fds[SPAWNER_MAX_FDS];
     size_t nfd = 0;
     int r = recv_with_fds(sock, &h, sizeof h, fds, SPAWNER_MAX_FDS, &nfd);
-    if (r == -EPIPE) return -1;
     /* A stream out of step cannot be read further: the server sees EOF and its
-     * spawns fail rather than guess. */
-    if (r < 0 && r != -EMFILE) return -1;
-    if (h.magic != SPAWNER_MAGIC || h.len > SPAWNER_MAX_BODY) { close_all(fds, nfd); return -1; }
-    if (recv_all(sock, body, h.len) < 0) { close_all(fds, nfd); return -1; }
+     * spawns fail rather than guess. What came with it is let go as after a
+     * request (release_request: no close here that could wait). */
+    if (r < 0 && r != -EMFILE) { release_request(fds, nfd); return -1; }
+    if (h.magic != SPAWNER_MAGIC || h.len > SPAWNER_MAX_BODY) { release_request(fds, nfd); return -1; }
+    if (recv_all(sock, body, h.len) < 0) { release_request(fds, nfd); return -1; }
 
     int64_t result = r;
     int pidfd = -1;
