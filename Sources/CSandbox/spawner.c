@@ -342,18 +342,66 @@ static void close_all(const int *fds, size_t n) {
 }
 
 /* Whether closing `fd` returns at once: an O_PATH descriptor, a pipe, a unix
- * socket, an anonymous inode, a memory device (/dev/null…). Anything else may wait
+ * socket, an anonymous inode, a memory device (/dev/null…), a file or directory of
+ * a local filesystem (mount_flushes_never: the checked binary, usually). Anything else may wait
  * in its file's flush (a FUSE daemon that never answers, an NFS server, a TCP
  * socket with SO_LINGER, a tty draining), and a client chooses its stdio and its
  * command's file. Asked without calling into the file's filesystem
  * (AT_STATX_DONT_SYNC: no FUSE round trip). */
+#define SBX_STATX_MNT_ID_UNIQUE 0x00004000U   /* Linux 6.8 */
+#define SBX_SYS_statmount 457                 /* x86_64 and arm64 alike */
+#define SBX_STATMOUNT_SB_BASIC 0x00000001U
+
+/* Filesystems whose files have no flush to wait in (a block or memory filesystem of
+ * the kernel's own): by superblock magic. FUSE, NFS, SMB, 9p, Ceph, overlayfs (whose
+ * flush is its lower file's) and anything unknown are not here. */
+static int flushes_never(uint64_t magic) {
+    static const uint64_t local[] = {
+        0xEF53,        /* ext2, ext3, ext4 */
+        0x58465342,    /* xfs */
+        0x9123683E,    /* btrfs */
+        0x01021994,    /* tmpfs, devtmpfs */
+        0x858458f6,    /* ramfs */
+        0x73717368,    /* squashfs */
+        0xE0F5E1E2,    /* erofs */
+        0x9fa0,        /* proc */
+        0x62656572,    /* sysfs */
+        0x27e0eb,      /* cgroup */
+        0x63677270,    /* cgroup2 */
+    };
+    for (size_t i = 0; i < sizeof local / sizeof local[0]; i++) if (local[i] == magic) return 1;
+    return 0;
+}
+
+/* Whether the mount with this unique id (never reused: STATX_MNT_ID_UNIQUE) is of
+ * such a filesystem, asked once (statmount) and remembered. 0 when it cannot be
+ * told (an older kernel): the file is then closed aside. */
+static int mount_flushes_never(uint64_t unique_id) {
+    static struct { uint64_t id; int never; } seen[64];
+    static unsigned next;
+    for (size_t i = 0; i < 64; i++) if (seen[i].id == unique_id) return seen[i].never;
+    struct { uint32_t size, spare; uint64_t mnt_id, param; } req = { 24, 0, unique_id, SBX_STATMOUNT_SB_BASIC };
+    _Alignas(8) unsigned char buf[4096];
+    if (syscall(SBX_SYS_statmount, &req, buf, sizeof buf, 0) < 0) return 0;
+    uint64_t mask, magic;
+    memcpy(&mask, buf + 8, sizeof mask);       /* struct statmount: size, mnt_opts, mask, */
+    memcpy(&magic, buf + 24, sizeof magic);    /* sb_dev_major, sb_dev_minor, sb_magic */
+    int never = (mask & SBX_STATMOUNT_SB_BASIC) && flushes_never(magic);
+    seen[next % 64].id = unique_id;
+    seen[next % 64].never = never;
+    next++;
+    return never;
+}
+
 static int closes_at_once(int fd) {
     int fl = fcntl(fd, F_GETFL);
     if (fl >= 0 && (fl & O_PATH)) return 1;
     struct statx st;
-    if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE, &st) < 0) return 0;
+    if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE | SBX_STATX_MNT_ID_UNIQUE, &st) < 0) return 0;
     unsigned type = st.stx_mode & S_IFMT;
     if (type == S_IFIFO || type == 0) return 1;
+    if ((type == S_IFREG || type == S_IFDIR) && (st.stx_mask & SBX_STATX_MNT_ID_UNIQUE))
+        return mount_flushes_never(st.stx_mnt_id);
     if (type == S_IFCHR) return st.stx_rdev_major == 1;
     if (type == S_IFSOCK) {
         int domain = -1;

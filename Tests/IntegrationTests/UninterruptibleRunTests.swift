@@ -13,7 +13,7 @@ import Testing
 @Suite struct UninterruptibleRunTests {
     @Test func aRunThatCannotBeKilledIsLeftToGc() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
-        let ws = Harness.tempDir(), mnt = Harness.tempDir()
+        let ws = Harness.tempDir(), mnt = Harness.tempDir(), out = Harness.tempDir()   // out: not writable by the run
         var daemon: Int32 = 0
         let mounted = sbx_test_fuse_that_never_flushes(mnt, 1, &daemon)
         try #require(mounted == 0, "FUSE mount: \(String(cString: strerror(-mounted)))")
@@ -21,7 +21,7 @@ import Testing
         defer {
             if daemonAlive { kill(daemon, SIGKILL); waitpid(daemon, nil, 0) }
             umount2(mnt, Int32(MNT_DETACH)); rmdir(mnt)
-            try? FileManager.default.removeItem(atPath: ws)
+            try? FileManager.default.removeItem(atPath: ws); try? FileManager.default.removeItem(atPath: out)
         }
         let policy = Harness.policy("""
             name = "abandon"
@@ -30,24 +30,25 @@ import Testing
             timeout = "1s"
             grace = "1s"
             """, in: ws, name: "abandon.toml")
-        let before = Set(Harness.runDirEntries())
         // The shell opens the file (root: its flush is answered) and becomes the
         // supervisor; the run's own uid is not root, so the command's close waits.
-        let script = "exec '\(Harness.binary)' exec --policy '\(policy)' -- true < '\(mnt)/f' > '\(ws)/out' 2> '\(ws)/err'"
+        let script = "exec '\(Harness.binary)' exec --policy '\(policy)' --result '\(out)/result.json' -- true < '\(mnt)/f' > '\(out)/out' 2> '\(out)/err'"
         let started = Date()
-        let out = try Harness.run("/bin/sh", ["-c", script], cwd: ws, timeout: 60)
+        let shell = try Harness.run("/bin/sh", ["-c", script], cwd: ws, timeout: 60)
         let elapsed = Date().timeIntervalSince(started)
-        let err = (try? String(contentsOfFile: ws + "/err", encoding: .utf8)) ?? ""
-        #expect(out.status == 125, "status \(out.status) after \(elapsed) s: \(err)")
+        let err = (try? String(contentsOfFile: out + "/err", encoding: .utf8)) ?? ""
+        #expect(shell.status == 125, "status \(shell.status) after \(elapsed) s: \(err)")
         #expect(err.contains("did not end 10 s after it was killed"), "\(err)")
         // Left for gc: its run directory stays (its uid lease with it).
-        let left = Set(Harness.runDirEntries()).subtracting(before)
-        #expect(left.count == 1, "run directories left: \(left)")
+        let result = FileManager.default.contents(atPath: out + "/result.json")
+            .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+        let runId = try #require(result?["runId"] as? String, "no result: \(err)")
+        #expect(Harness.runDirEntries().contains(runId), "the run directory of \(runId) is gone")
 
         // The daemon gone, the close fails and the process ends; gc removes the run.
         kill(daemon, SIGKILL); waitpid(daemon, nil, 0); daemonAlive = false
         usleep(500_000)
         let gc = try Harness.sandbox(["gc"])
-        #expect(Set(Harness.runDirEntries()).subtracting(before).isEmpty, "after gc: \(gc.stdout) \(gc.stderr)")
+        #expect(!Harness.runDirEntries().contains(runId), "after gc: \(gc.stdout) \(gc.stderr)")
     }
 }
