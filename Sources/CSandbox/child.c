@@ -748,8 +748,7 @@ static int set_hostname(struct child *c) {
     return sethostname(c->spec->hostname, str_len(c->spec->hostname));
 }
 
-static int bring_up_loopback(struct child *c) {
-    if (!c->spec->loopback_up) return 0;
+int sbx_loopback_up(void) {
     int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (s < 0) return -1;
     struct ifreq ifr;
@@ -761,6 +760,10 @@ static int bring_up_loopback(struct child *c) {
     close(s);
     errno = e;
     return r;
+}
+
+static int bring_up_loopback(struct child *c) {
+    return c->spec->loopback_up ? sbx_loopback_up() : 0;
 }
 
 static int make_mounts_private(struct child *c) {

@@ -106,9 +106,9 @@ int sbx_mounts_write_oom_score_adj(pid_t pid, int value) {
  * and closing one may wait for ever in the file's flush (a server client's stdin on
  * a FUSE mount whose daemon never answers: red team, session 28 — the supervisor
  * waits for the helper under the dumpable lock, so every run of the server waited).
- * It shares the supervisor's memory
- * (CLONE_VM): raw syscalls only, none of which fails here, so it never writes errno,
- * which lives in the cloning thread's TLS. It is root in a user namespace root owns,
+ * It shares the supervisor's memory (CLONE_VM): raw syscalls only, none of which
+ * fails here, so it never writes errno, which lives in the cloning thread's TLS.
+ * It is root in a user namespace root owns,
  * so any uid-0 process, even one without capabilities, passes the ptrace check on it
  * and could open its memory — the supervisor's — read-write, but for the memory
  * being not dumpable, which a root supervisor's is from the first helper on

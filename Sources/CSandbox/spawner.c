@@ -9,14 +9,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sched.h>
-#include <net/if.h>
 #include <sched.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -44,8 +42,7 @@ static struct {
     pthread_mutex_t lock;              /* one request on the socket at a time */
     int sock;                          /* -1: no spawner; clone here */
     int pidfd;
-    pid_t pid;
-} spawner = { PTHREAD_MUTEX_INITIALIZER, -1, -1, 0 };
+} spawner = { PTHREAD_MUTEX_INITIALIZER, -1, -1 };
 
 /* ---- Flattening (the server's side; ordinary code, it may allocate). ---- */
 
@@ -337,17 +334,6 @@ static int recv_with_fds(int sock, void *data, size_t n, int *fds, size_t max, s
 
 /* ---- The spawner process. ---- */
 
-static void close_all(const int *fds, size_t n) {
-    for (size_t i = 0; i < n; i++) close(fds[i]);
-}
-
-/* Whether closing `fd` returns at once: an O_PATH descriptor, a pipe, a unix
- * socket, an anonymous inode, a memory device (/dev/null…), a file or directory of
- * a local filesystem (mount_flushes_never: the checked binary, usually). Anything else may wait
- * in its file's flush (a FUSE daemon that never answers, an NFS server, a TCP
- * socket with SO_LINGER, a tty draining), and a client chooses its stdio and its
- * command's file. Asked without calling into the file's filesystem
- * (AT_STATX_DONT_SYNC: no FUSE round trip). */
 #define SBX_STATX_MNT_ID_UNIQUE 0x00004000U   /* Linux 6.8 */
 #define SBX_SYS_statmount 457                 /* x86_64 and arm64 alike */
 #define SBX_STATMOUNT_SB_BASIC 0x00000001U
@@ -393,6 +379,13 @@ static int mount_flushes_never(uint64_t unique_id) {
     return never;
 }
 
+/* Whether closing `fd` returns at once: an O_PATH descriptor, a pipe, a unix
+ * socket, an anonymous inode, a memory device (/dev/null…), a file or directory of
+ * a local filesystem (mount_flushes_never: the checked binary, usually). Anything else may wait
+ * in its file's flush (a FUSE daemon that never answers, an NFS server, a TCP
+ * socket with SO_LINGER, a tty draining), and a client chooses its stdio and its
+ * command's file. Asked without calling into the file's filesystem
+ * (AT_STATX_DONT_SYNC: no FUSE round trip). */
 static int closes_at_once(int fd) {
     int fl = fcntl(fd, F_GETFL);
     if (fl >= 0 && (fl & O_PATH)) return 1;
@@ -471,15 +464,9 @@ static void make_netns_ahead(void) {
 static int enter_premade_netns(struct sbx_spec *s) {
     if (!s->premade_netns_ok || s->nested || !(s->clone_flags & CLONE_NEWNET) || premade_netns < 0) return 0;
     if (setns(premade_netns, CLONE_NEWNET) < 0) return 0;
-    if (s->loopback_up) {
-        int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        struct ifreq ifr;
-        memset(&ifr, 0, sizeof ifr);
-        memcpy(ifr.ifr_name, "lo", 3);
-        int r = sock < 0 ? -1 : ioctl(sock, SIOCGIFFLAGS, &ifr);
-        if (r == 0) { ifr.ifr_flags |= IFF_UP; r = ioctl(sock, SIOCSIFFLAGS, &ifr); }
-        if (sock >= 0) close(sock);
-        if (r < 0) { if (setns(host_netns, CLONE_NEWNET) < 0) _exit(0); return 0; }
+    if (s->loopback_up && sbx_loopback_up() < 0) {
+        if (setns(host_netns, CLONE_NEWNET) < 0) _exit(0);
+        return 0;
     }
     s->clone_flags &= ~(uint64_t)CLONE_NEWNET;
     s->loopback_up = 0;
@@ -577,7 +564,7 @@ int sbx_spawner_start(void) {
         close(pidfd);
     }
     if (r < 0) close(sv[0]);
-    else { spawner.sock = sv[0]; spawner.pidfd = pidfd; spawner.pid = (pid_t)pid; }
+    else { spawner.sock = sv[0]; spawner.pidfd = pidfd; }
     pthread_mutex_unlock(&spawner.lock);
     return r;
 }
@@ -592,27 +579,16 @@ static void end_spawner(int wait_ms) {
     spawner.sock = -1;
     sbx_pidfd_send_signal(spawner.pidfd, SIGKILL);
     struct pollfd p = { spawner.pidfd, POLLIN, 0 };
-    if (poll(&p, 1, wait_ms) == 1) {
-        siginfo_t si;
-        memset(&si, 0, sizeof si);
-        syscall(SYS_waitid, 3 /* P_PIDFD */, spawner.pidfd, &si, WEXITED | WNOHANG, NULL);
-    }
+    int code, status;
+    if (poll(&p, 1, wait_ms) == 1) sbx_pidfd_wait(spawner.pidfd, &code, &status, NULL);   /* exited: no wait */
     close(spawner.pidfd);
     spawner.pidfd = -1;
-    spawner.pid = 0;
 }
 
 void sbx_spawner_stop(void) {
     pthread_mutex_lock(&spawner.lock);
     end_spawner(2000);
     pthread_mutex_unlock(&spawner.lock);
-}
-
-pid_t sbx_spawner_pid(void) {
-    pthread_mutex_lock(&spawner.lock);
-    pid_t pid = spawner.pid;
-    pthread_mutex_unlock(&spawner.lock);
-    return pid;
 }
 
 int sbx_spawner_spawn(const struct sbx_spec *spec, int *pidfd_out, pid_t *pid_out) {

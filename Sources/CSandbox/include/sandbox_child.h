@@ -239,6 +239,9 @@ pid_t sbx_spawn(const struct sbx_spec *spec, int *pidfd_out);
 /* The clone itself, in this process, with `extra_flags` added (the spawner adds
  * CLONE_PARENT). */
 pid_t sbx_spawn_here(const struct sbx_spec *spec, uint64_t extra_flags, int *pidfd_out);
+/* `lo` up in the caller's network namespace (async-signal-safe): the init's own
+ * step, and the spawner's for a namespace it made ahead. 0, or -1 with errno. */
+int sbx_loopback_up(void);
 
 /* The step codes of the child's step lists, in order (for the supervisor's tests:
  * every code is sent by one step and named in Swift). Returns how many there are;

@@ -31,8 +31,6 @@ struct sbx_spec;
 int sbx_spawner_start(void);
 /* Close the spawner's socket and wait for it to exit; later spawns are local. */
 void sbx_spawner_stop(void);
-/* The spawner's pid, or 0 when none runs (tests). */
-pid_t sbx_spawner_pid(void);
 
 /* sbx_spawn's first step: 1 when the spawner took the spec (*pid_out: the pid, or
  * -errno), 0 when it must be cloned here (no spawner, or a spec that does not fit). */
