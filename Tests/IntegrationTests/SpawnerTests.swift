@@ -113,7 +113,7 @@ import Testing
         let markerA = "client-a-" + UUID().uuidString
         let markerB = "client-b-" + UUID().uuidString
         let padding = String(repeating: "x", count: 100_000)   // execve takes 128 KiB a string
-        let argvA = ["sh", "-c", "sleep 5", padding, padding + markerA]
+        let argvA = ["sh", "-c", "sleep 8", padding, padding + markerA]
         let a = try Client(served.socket)
         defer { a.close() }
         let stdioA = Stdio()
@@ -124,17 +124,19 @@ import Testing
         let b = try Client(served.socket)
         defer { b.close() }
         let stdioB = Stdio()
-        b.send(ServeTests.request(id: "b", policy: "agent", argv: ["sh", "-c", "sleep 3 # \(markerB)"], cwd: ws), fds: stdioB.fds)
+        b.send(ServeTests.request(id: "b", policy: "agent", argv: ["sh", "-c", "sleep 5 # \(markerB)"], cwd: ws), fds: stdioB.fds)
         stdioB.closeSent()
         let both = Self.waitForInits(of: server, count: 2)
         let initB = try #require(both.first { !first.contains($0) }, "B's run did not start: \(Self.children(of: server))")
 
-        // Control: A's request is in the server's memory while A runs (an init
-        // copied from the server would hold it too).
-        #expect(Self.memory(of: server, contains: [markerA])[markerA] == true, "the probe does not find A's request in the server")
+        // B's init first, while it surely runs (reading the server's memory takes
+        // a while on a loaded host).
         let seen = Self.memory(of: initB, contains: [markerA, markerB])
         #expect(seen[markerB] == true, "the probe does not find B's own request in B's init")
         #expect(seen[markerA] == false, "B's init holds A's request")
+        // Control: A's request is in the server's memory while A runs (an init
+        // copied from the server would hold it too).
+        #expect(Self.memory(of: server, contains: [markerA])[markerA] == true, "the probe does not find A's request in the server")
 
         #expect(b.reply()?["exitCode"] as? Int == 0)
         #expect(a.reply()?["exitCode"] as? Int == 0)
