@@ -560,6 +560,16 @@ struct Context {
     // MARK: Seccomp
 
     func seccompPlan(nested: NestedSeccomp? = nil) throws -> SeccompPlan {
+        guard nested == nil else { return try buildSeccompPlan(nested: nested) }
+        let inputs = SeccompPlanMemo.Inputs(
+            seccomp: policy.seccomp, keep: policy.capabilities.keep, scope: policy.landlock.scope,
+            network: policy.network.mode, arch: host.arch, kernelRelease: host.kernelRelease)
+        return try SeccompPlanMemo.shared.plan(for: inputs) { try buildSeccompPlan(nested: nil) }
+    }
+
+    /// The seccomp section; for `nested: nil`, a function of `SeccompPlanMemo.Inputs`
+    /// alone (nothing else of the policy or the host may be read here).
+    func buildSeccompPlan(nested: NestedSeccomp?) throws -> SeccompPlan {
         let sc = policy.seccomp
         let arch = host.arch
         let enabled = sc.profile != nil || !sc.deny.isEmpty || sc.socketFamilies != nil || nested != nil

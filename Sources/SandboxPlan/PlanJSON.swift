@@ -71,6 +71,9 @@ struct PlanJSONWriter {
 
     // MARK: Values
 
+    /// A value this writer wrote before, in another writer (`SeccompPlanMemo`).
+    mutating func append(rendered bytes: [UInt8]) { out.append(contentsOf: bytes) }
+
     mutating func string(_ s: String) { CanonicalJSON.appendQuoted(s, into: &out) }
     mutating func bool(_ b: Bool) { out.append(contentsOf: (b ? "true" : "false").utf8) }
     mutating func int<I: BinaryInteger>(_ n: I) { out.append(contentsOf: String(n).utf8) }
@@ -348,7 +351,17 @@ extension ResourcePlan {
 }
 
 extension SeccompPlan {
+    /// A section the planner remembers (`SeccompPlanMemo`) is written once per process.
     func write(to w: inout PlanJSONWriter) {
+        let remembered = SeccompPlanMemo.shared.json(of: self) {
+            var own = PlanJSONWriter()
+            render(to: &own)
+            return own.out
+        }
+        if let remembered { w.append(rendered: remembered) } else { render(to: &w) }
+    }
+
+    private func render(to w: inout PlanJSONWriter) {
         w.object { w in
             w.field("arch", arch)
             w.field("defaultAction", defaultAction)
