@@ -125,13 +125,17 @@ extension PlanCompiler {
             }
             return out
         }
-        let trustedAncestry = canonicalTrusted.map { (entry: $0.entry, canonical: $0.canonical, chain: ancestry($0.canonical)) }
+        // Each trusted path's chain and place once, not once per bind (each place is a
+        // realpath(3) and a walk of the mount table).
+        let trustedAncestry = canonicalTrusted.map {
+            (entry: $0.entry, canonical: $0.canonical, chain: ancestry($0.canonical), location: host.files.location(of: $0.canonical))
+        }
 
         for (key, _, bind) in named {
             let w = resolver.canonical(bind.source)
             let wChain = ancestry(w)
             let wLoc = host.files.location(of: w)
-            for (entry, t, tChain) in trustedAncestry where !bind.readOnly || entry.what == TrustedPath.Kind.auditKey {
+            for (entry, t, tChain, tLoc) in trustedAncestry where !bind.readOnly || entry.what == TrustedPath.Kind.auditKey {
                 var holds = Context.isBeneath(t, w)
                 var inside = !holds && Context.isBeneath(w, t)
                 if !holds && !inside, let wID = wChain.last?.id, wChain.last?.path == w {
@@ -143,7 +147,7 @@ extension PlanCompiler {
                 }
                 // The same places on their filesystem, whatever mounts show them (an
                 // alias of a subdirectory of the writable path shares no ancestor).
-                if !holds && !inside, let a = wLoc, let b = host.files.location(of: t), a.device == b.device {
+                if !holds && !inside, let a = wLoc, let b = tLoc, a.device == b.device {
                     holds = Context.isBeneath(b.path, a.path)
                     inside = !holds && Context.isBeneath(a.path, b.path)
                 }
