@@ -14,18 +14,19 @@ import SandboxVocabulary
 /// compares the two on the shipped plans and on a plan with every optional set, the
 /// policy fuzzer on each plan it compiles, and debug builds check every object's keys
 /// are written in increasing order. A field added to a plan type must be added here.
-struct PlanJSONWriter {
-    private(set) var out: [UInt8] = []
+/// The run result is written with it too (`RunResult.canonicalJSON`, SandboxExecutor).
+public struct PlanJSONWriter {
+    public private(set) var out: [UInt8] = []
     private var first = true
     #if DEBUG
     private var lastKey: [UInt8]? = nil
     #endif
 
-    init() { out.reserveCapacity(24 << 10) }
+    public init(capacity: Int = 24 << 10) { out.reserveCapacity(capacity) }
 
     // MARK: Containers
 
-    mutating func object(_ fill: (inout PlanJSONWriter) -> Void) {
+    public mutating func object(_ fill: (inout PlanJSONWriter) -> Void) {
         out.append(UInt8(ascii: "{"))
         let saved = first
         first = true
@@ -41,7 +42,7 @@ struct PlanJSONWriter {
         out.append(UInt8(ascii: "}"))
     }
 
-    mutating func array<S: Sequence>(_ items: S, _ each: (inout PlanJSONWriter, S.Element) -> Void) {
+    public mutating func array<S: Sequence>(_ items: S, _ each: (inout PlanJSONWriter, S.Element) -> Void) {
         out.append(UInt8(ascii: "["))
         var firstItem = true
         for item in items {
@@ -55,7 +56,7 @@ struct PlanJSONWriter {
     }
 
     /// A key of the object being written; keys must come in increasing byte order.
-    mutating func key(_ k: StaticString) {
+    public mutating func key(_ k: StaticString) {
         if !first { out.append(UInt8(ascii: ",")) }
         first = false
         k.withUTF8Buffer { b in
@@ -72,18 +73,18 @@ struct PlanJSONWriter {
     // MARK: Values
 
     /// A value this writer wrote before, in another writer (`SeccompPlanMemo`).
-    mutating func append(rendered bytes: [UInt8]) { out.append(contentsOf: bytes) }
+    public mutating func append(rendered bytes: [UInt8]) { out.append(contentsOf: bytes) }
 
-    mutating func string(_ s: String) { CanonicalJSON.appendQuoted(s, into: &out) }
-    mutating func bool(_ b: Bool) { out.append(contentsOf: (b ? "true" : "false").utf8) }
-    mutating func int<I: BinaryInteger>(_ n: I) { out.append(contentsOf: String(n).utf8) }
-    mutating func strings(_ items: [String]) { array(items) { $0.string($1) } }
-    mutating func raw<R: RawRepresentable>(_ v: R) where R.RawValue == String { string(v.rawValue) }
-    mutating func raws<R: RawRepresentable>(_ items: [R]) where R.RawValue == String { array(items) { $0.raw($1) } }
-    mutating func ints<I: BinaryInteger>(_ items: [I]) { array(items) { $0.int($1) } }
+    public mutating func string(_ s: String) { CanonicalJSON.appendQuoted(s, into: &out) }
+    public mutating func bool(_ b: Bool) { out.append(contentsOf: (b ? "true" : "false").utf8) }
+    public mutating func int<I: BinaryInteger>(_ n: I) { out.append(contentsOf: String(n).utf8) }
+    public mutating func strings(_ items: [String]) { array(items) { $0.string($1) } }
+    public mutating func raw<R: RawRepresentable>(_ v: R) where R.RawValue == String { string(v.rawValue) }
+    public mutating func raws<R: RawRepresentable>(_ items: [R]) where R.RawValue == String { array(items) { $0.raw($1) } }
+    public mutating func ints<I: BinaryInteger>(_ items: [I]) { array(items) { $0.int($1) } }
 
     /// A `[String: V]` as an object, keys in UTF-8 byte order (as `CanonicalJSON`).
-    mutating func dictionary<V>(_ d: [String: V], _ value: (inout PlanJSONWriter, V) -> Void) {
+    public mutating func dictionary<V>(_ d: [String: V], _ value: (inout PlanJSONWriter, V) -> Void) {
         let entries = d.map { (key: Array($0.key.utf8), value: $0.value) }
             .sorted { $0.key.lexicographicallyPrecedes($1.key) }
         out.append(UInt8(ascii: "{"))
@@ -101,13 +102,13 @@ struct PlanJSONWriter {
     }
 
     // Fields: the key and its value; an optional's key only when it has one.
-    mutating func field(_ k: StaticString, _ s: String) { key(k); string(s) }
-    mutating func field(_ k: StaticString, _ s: String?) { if let s { key(k); string(s) } }
-    mutating func field(_ k: StaticString, _ b: Bool) { key(k); bool(b) }
-    mutating func field<I: BinaryInteger>(_ k: StaticString, _ n: I) { key(k); int(n) }
-    mutating func field<I: BinaryInteger>(_ k: StaticString, _ n: I?) { if let n { key(k); int(n) } }
-    mutating func field(_ k: StaticString, _ items: [String]) { key(k); strings(items) }
-    mutating func field<R: RawRepresentable>(_ k: StaticString, _ v: R) where R.RawValue == String { key(k); raw(v) }
+    public mutating func field(_ k: StaticString, _ s: String) { key(k); string(s) }
+    public mutating func field(_ k: StaticString, _ s: String?) { if let s { key(k); string(s) } }
+    public mutating func field(_ k: StaticString, _ b: Bool) { key(k); bool(b) }
+    public mutating func field<I: BinaryInteger>(_ k: StaticString, _ n: I) { key(k); int(n) }
+    public mutating func field<I: BinaryInteger>(_ k: StaticString, _ n: I?) { if let n { key(k); int(n) } }
+    public mutating func field(_ k: StaticString, _ items: [String]) { key(k); strings(items) }
+    public mutating func field<R: RawRepresentable>(_ k: StaticString, _ v: R) where R.RawValue == String { key(k); raw(v) }
 }
 
 extension RunPlan {
@@ -136,21 +137,7 @@ extension RunPlan {
             }
             w.field("digest", digest)
             w.key("host"); host.write(to: &w)
-            if let isolation {
-                w.key("isolation"); w.object { w in
-                    w.key("accepted"); w.raws(isolation.accepted)
-                    w.key("layers"); w.array(isolation.layers) { w, l in
-                        w.object { w in
-                            w.field("applied", l.applied)
-                            w.field("how", l.how)
-                            w.field("name", l.name)
-                        }
-                    }
-                    w.field("mode", isolation.mode)
-                    w.field("reason", isolation.reason)
-                    w.field("requested", isolation.requested)
-                }
-            }
+            if let isolation { w.key("isolation"); isolation.write(to: &w) }
             w.key("landlock"); landlock.write(to: &w)
             w.key("mounts"); w.array(mounts) { w, m in m.write(to: &w) }
             w.key("network"); network.write(to: &w)
@@ -346,6 +333,25 @@ extension ResourcePlan {
             w.field("memoryBytes", memoryBytes)
             w.field("pids", pids)
             w.field("swapBytes", swapBytes)
+        }
+    }
+}
+
+extension IsolationPlan {
+    /// In the plan and in the run result alike.
+    public func write(to w: inout PlanJSONWriter) {
+        w.object { w in
+            w.key("accepted"); w.raws(accepted)
+            w.key("layers"); w.array(layers) { w, l in
+                w.object { w in
+                    w.field("applied", l.applied)
+                    w.field("how", l.how)
+                    w.field("name", l.name)
+                }
+            }
+            w.field("mode", mode)
+            w.field("reason", reason)
+            w.field("requested", requested)
         }
     }
 }

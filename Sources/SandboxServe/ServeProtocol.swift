@@ -106,7 +106,7 @@ enum ServeReply {
     /// One line: the RunResult's canonical JSON with the request's `id` and the
     /// connection's `peer` first.
     static func line(id: String, peer: Peer?, result: RunResult) -> [UInt8] {
-        let body = (try? CanonicalJSON.encode(result)) ?? Array("{}".utf8)
+        let body = result.canonicalJSON()
         var out = Array("{\"id\":\(id),".utf8)
         if let peer { out += Array("\"peer\":{\"gid\":\(peer.gid),\"pid\":\(peer.pid),\"uid\":\(peer.uid)},".utf8) }
         out += body.dropFirst()

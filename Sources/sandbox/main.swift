@@ -95,7 +95,7 @@ func runExec(policyName: String, argv: [String], resultPath: String?, resultFD: 
         resultFDs.append(fd)
     }
     func report(_ outcome: RunResult) -> Never {
-        deliver(((try? CanonicalJSON.encode(outcome)) ?? []) + [UInt8(ascii: "\n")], exitCode: outcome.exitCode,
+        deliver(outcome.canonicalJSON() + [UInt8(ascii: "\n")], exitCode: outcome.exitCode,
                 errorMessage: outcome.error?.message)
     }
     func deliver(_ bytes: [UInt8], exitCode: Int32, errorMessage: String?) -> Never {
