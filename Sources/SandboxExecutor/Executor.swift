@@ -344,8 +344,9 @@ public final class Executor {
     // MARK: - The steps
 
     /// 3. The run directory and its lock, held for the supervisor's life, and the run
-    /// record (`starting`). Left for `sandbox gc` (lock released) if a kernel object
-    /// of the run could not be removed; gc retries under the lock.
+    /// record (`starting`; written here, or with the leased uid at step 4). Left for
+    /// `sandbox gc` (lock released) if a kernel object of the run could not be
+    /// removed; gc retries under the lock.
     private func makeRunDirectory(_ sources: [Int: OpenedSource]) throws -> RunDirectory {
         let runDir: RunDirectory
         do { runDir = try RunDirectory.create(base: options.runBase, id: plan.runId) } catch {
@@ -358,7 +359,8 @@ public final class Executor {
         // Every cgroup directory step 6 may make is known now and recorded with the
         // rest, so step 6 need not replace state.json again (each write is a rename,
         // journalled where /run is not a tmpfs); step 4 adds a leased uid. The record
-        // exists from here on: `ps`, `gc` and the run's own traces find it by it.
+        // exists from here on (or step 4): `ps`, `gc` and the run's own traces find it
+        // by it.
         if plan.resources.needsCgroup {
             var host = CgroupHost.probe()
             host.nestUnderInvoker = true
@@ -366,12 +368,17 @@ public final class Executor {
             let planned = RunCgroup.plannedDirectories(runId: plan.runId, host: host)
             if !planned.isEmpty { record?.cgroups = planned }
         }
-        do { try updateRecord(runDir) { _ in } } catch { throw ExecError(.runDirectory, error) }
+        // A run with a uid to lease writes its record first at step 4, with the uid
+        // (nothing of the run exists before then): one rename of state.json fewer.
+        if plan.process.hostUID != .own {
+            do { try updateRecord(runDir) { _ in } } catch { throw ExecError(.runDirectory, error) }
+        }
         return runDir
     }
 
     /// 4. A root invoker's command runs as a host uid of its own (`process.host_uid =
-    /// "own"`): recorded in the run record first, so gc can release it, then taken.
+    /// "own"`): recorded in the run record first (the record's first write), so gc
+    /// can release it, then taken.
     private func leaseHostUID(_ runDir: RunDirectory) throws -> UidLease? {
         guard plan.process.hostUID == .own else { return nil }
         do {
