@@ -14,6 +14,13 @@ public struct PlanCompiler {
     ///   and lets the executor compute it while the child builds its root: the child
     ///   does not need it, and it is the most expensive part of compiling.
     public func compile(_ policy: Policy, argv: [String], runId: String, digest: Bool = true) throws -> RunPlan {
+        // One view of the host's files for this plan (PlanFileView).
+        var viewed = host
+        viewed.files = PlanFileView(host.files)
+        return try PlanCompiler(host: viewed).compileInView(policy, argv: argv, runId: runId, digest: digest)
+    }
+
+    private func compileInView(_ policy: Policy, argv: [String], runId: String, digest: Bool) throws -> RunPlan {
         guard !argv.isEmpty, !argv[0].isEmpty else {
             throw PlanError(key: "argv", message: "no command given (usage: sandbox exec --policy P -- CMD ARGS…)")
         }

@@ -1,0 +1,55 @@
+/// The host's files as one compilation sees them: each question about a path asked
+/// of the `FileInspector` once.
+///
+/// Why: the mount plan and the trust check walk every bind and trusted path component
+/// by component, so the same prefixes were asked again and again (`/etc` some 16
+/// times per plan, each an lstat, and each `location` a realpath(3) of readlinks):
+/// about 170 lstats of some 17 paths per `agent` plan (issue 16). One answer per path
+/// is also one view of the host for the whole plan.
+///
+/// Made by `PlanCompiler.compile` for each compilation and dropped with it, so
+/// nothing is remembered from one plan to the next. Used by that compilation's one
+/// thread only.
+final class PlanFileView: FileInspector, @unchecked Sendable {
+    let files: any FileInspector
+    private var kinds: [String: FileKind?] = [:]
+    private var identities: [String: FileIdentity?] = [:]
+    private var linkCounts: [String: Int?] = [:]
+    private var locations: [String: (device: String, path: String)?] = [:]
+
+    init(_ files: any FileInspector) { self.files = files }
+
+    func kind(of path: String) -> FileKind? {
+        if let known = kinds[path] { return known }
+        let answer = files.kind(of: path)
+        kinds[path] = .some(answer)
+        return answer
+    }
+
+    func identity(of path: String) -> FileIdentity? {
+        if let known = identities[path] { return known }
+        let answer = files.identity(of: path)
+        identities[path] = .some(answer)
+        return answer
+    }
+
+    func linkCount(of path: String) -> Int? {
+        if let known = linkCounts[path] { return known }
+        let answer = files.linkCount(of: path)
+        linkCounts[path] = .some(answer)
+        return answer
+    }
+
+    func location(of path: String) -> (device: String, path: String)? {
+        if let known = locations[path] { return known }
+        let answer = files.location(of: path)
+        locations[path] = .some(answer)
+        return answer
+    }
+
+    // Asked once per plan already: passed through.
+    func contents(of path: String, maxBytes: Int) -> String? { files.contents(of: path, maxBytes: maxBytes) }
+    func unixSockets(under roots: [String], skipping: Set<String>, limit: Int) -> SocketSearch? {
+        files.unixSockets(under: roots, skipping: skipping, limit: limit)
+    }
+}
