@@ -175,8 +175,15 @@ public enum SeccompCompiler {
 
         var cache: FilterCache?
         if let cacheDir, !spec.rulesDigest.isEmpty {
+            // A filter this process compiled or loaded before: immutable, kept in memory.
+            let path = FilterCache.path(directory: cacheDir, spec: spec, arch: archName)
+            if let entry = FilterCache.remembered(path) {
+                return SeccompProgram(filter: entry.filter, cacheHit: true, usesNotify: usesNotify,
+                                      unresolvedSyscalls: entry.unresolved, unknownPrefixLength: entry.prefixLength)
+            }
             cache = try FilterCache(directory: cacheDir, spec: spec, arch: archName)
             if let entry = cache?.load() {
+                FilterCache.remember(path, entry)
                 return SeccompProgram(filter: entry.filter, cacheHit: true, usesNotify: usesNotify,
                                       unresolvedSyscalls: entry.unresolved, unknownPrefixLength: entry.prefixLength)
             }
@@ -201,7 +208,10 @@ public enum SeccompCompiler {
             throw KernelError(operation: "seccomp", subject: "filter",
                              detail: "\(filter.count / 8) instructions; the kernel takes at most 4096 (BPF_MAXINSNS)")
         }
-        cache?.store(filter, unresolved: unresolved, prefixLength: prefixLength)
+        if let cache {
+            cache.store(filter, unresolved: unresolved, prefixLength: prefixLength)
+            FilterCache.remember(cache.path, (filter, unresolved, prefixLength))
+        }
         return SeccompProgram(filter: filter, cacheHit: false, usesNotify: usesNotify, unresolvedSyscalls: unresolved,
                               unknownPrefixLength: prefixLength)
     }
@@ -571,11 +581,42 @@ struct FilterCache {
     let header: [UInt8]
     static let magic = Array("SBXBPF1\n".utf8)
 
+    typealias Entry = (filter: [UInt8], unresolved: [String], prefixLength: Int)
+
+    /// The file of a spec's filter: its name holds everything the filter is compiled
+    /// from (the rules digest, the architecture, libseccomp's and the format's versions).
+    static func path(directory: String, spec: SeccompSpec, arch: String) -> String {
+        "\(directory)/\(safeDigest(spec))-\(arch)-libseccomp\(SeccompCompiler.libseccompVersion())-v\(SeccompCompiler.formatVersion).bpf"
+    }
+
+    static func safeDigest(_ spec: SeccompSpec) -> String {
+        String(spec.rulesDigest.map { $0.isLetter || $0.isNumber || "-_.".contains($0) ? $0 : "_" })
+    }
+
+    /// Filters this process compiled or loaded, by file path (a filter is a pure
+    /// function of what its path names, so one is never stale): a long-lived `sandbox
+    /// serve` reads and checks the cache file once per policy, not once per run. Only
+    /// the last few are kept.
+    private static let memory = Mutex<[(path: String, entry: Entry)]>([])
+    static let memoryCapacity = 8
+
+    static func remembered(_ path: String) -> Entry? {
+        memory.withLock { m in m.first { $0.path == path }?.entry }
+    }
+
+    static func remember(_ path: String, _ entry: Entry) {
+        memory.withLock { m in
+            m.removeAll { $0.path == path }
+            m.insert((path, entry), at: 0)
+            if m.count > memoryCapacity { m.removeLast() }
+        }
+    }
+
     init(directory: String, spec: SeccompSpec, arch: String) throws {
         let version = SeccompCompiler.libseccompVersion()
-        let safeDigest = String(spec.rulesDigest.map { $0.isLetter || $0.isNumber || "-_.".contains($0) ? $0 : "_" })
+        let safeDigest = Self.safeDigest(spec)
         self.directory = directory
-        self.path = "\(directory)/\(safeDigest)-\(arch)-libseccomp\(version)-v\(SeccompCompiler.formatVersion).bpf"
+        self.path = Self.path(directory: directory, spec: spec, arch: arch)
         // The planner's rulesDigest covers every field of the spec (arch, actions,
         // rules, their syscall numbers, socket families, on_violation), so it and the
         // compiler's own identity are the whole key. Built by hand: this runs on every
@@ -632,7 +673,7 @@ struct FilterCache {
             return bytes[offset..<(offset + length)]
         }
         guard let storedHeader = block(), Array(storedHeader) == header,
-              let meta = block(), let unresolved = try? JSONDecoder().decode([String].self, from: Data(meta)),
+              let meta = block(), let unresolved = Self.names(fromJSON: meta),
               let lengthBlock = block(), lengthBlock.count == 4
         else { return nil }
         let prefixLength = lengthBlock.reversed().reduce(0) { $0 << 8 | Int($1) }
@@ -641,10 +682,45 @@ struct FilterCache {
         return (filter, unresolved, prefixLength)
     }
 
+    /// The unresolved syscall names as the JSON array JSONEncoder wrote before
+    /// (`["a","b"]`), by hand: Foundation's JSON was a first-use cost of every exec.
+    /// Only names of letters, digits and `_` (every syscall name); nil otherwise.
+    static func json(ofNames names: [String]) -> [UInt8]? {
+        var out: [UInt8] = [UInt8(ascii: "[")]
+        for (i, name) in names.enumerated() {
+            guard !name.isEmpty, name.utf8.allSatisfy(isNameByte) else { return nil }
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(UInt8(ascii: "\""))
+            out += name.utf8
+            out.append(UInt8(ascii: "\""))
+        }
+        out.append(UInt8(ascii: "]"))
+        return out
+    }
+
+    /// The names of `json(ofNames:)`'s array; nil for anything else (a miss).
+    static func names(fromJSON bytes: ArraySlice<UInt8>) -> [String]? {
+        var rest = bytes
+        guard rest.popFirst() == UInt8(ascii: "["), rest.popLast() == UInt8(ascii: "]") else { return nil }
+        if rest.isEmpty { return [] }
+        var names: [String] = []
+        for item in rest.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
+            guard item.count > 2, item.first == UInt8(ascii: "\""), item.last == UInt8(ascii: "\"") else { return nil }
+            let name = item.dropFirst().dropLast()
+            guard name.allSatisfy(isNameByte) else { return nil }
+            names.append(String(decoding: name, as: UTF8.self))
+        }
+        return names
+    }
+
+    static func isNameByte(_ b: UInt8) -> Bool {
+        (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x5F
+    }
+
     /// Writes the entry atomically. A failure only costs a compile next time, so it is
     /// not an error.
     func store(_ filter: [UInt8], unresolved: [String], prefixLength: Int) {
-        let meta = (try? JSONEncoder().encode(unresolved)).map(Array.init) ?? Array("[]".utf8)
+        guard let meta = Self.json(ofNames: unresolved) else { return }
         var length: [UInt8] = []
         withUnsafeBytes(of: UInt32(prefixLength).littleEndian) { length.append(contentsOf: $0) }
         var bytes = Self.magic

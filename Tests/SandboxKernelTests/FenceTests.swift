@@ -241,9 +241,28 @@ struct FenceTests {
         #expect(other.filter != first.filter)
         #expect(SeccompCompiler.compileCount == compiled + 1)
 
-        // A cache others can write to is refused, not trusted.
+        // A filter this process has compiled or loaded is kept in memory: with its file
+        // gone, the next compile is still a hit, and nothing is compiled.
+        for name in try FileManager.default.contentsOfDirectory(atPath: dir) { unlink("\(dir)/\(name)") }
+        let remembered = try SeccompCompiler.compile(spec, cacheDir: dir)
+        #expect(remembered.cacheHit && remembered.filter == first.filter)
+        #expect(SeccompCompiler.compileCount == compiled + 1)
+
+        // A cache others can write to is refused, not trusted (a spec not in memory).
         chmod(dir, 0o777)
-        #expect(throws: KernelError.self) { _ = try SeccompCompiler.compile(spec, cacheDir: dir) }
+        #expect(throws: KernelError.self) { _ = try SeccompCompiler.compile(Self.spec(digest: "sha256:89ab"), cacheDir: dir) }
+    }
+
+    @Test func theCachedNamesAreJSONEncodersBytes() throws {
+        for names in [[], ["getxattrat"], ["no_such_call", "getxattrat", "x86_64_only"]] {
+            let hand = try #require(FilterCache.json(ofNames: names))
+            #expect(hand == Array(try JSONEncoder().encode(names)))
+            #expect(FilterCache.names(fromJSON: hand[...]) == names)
+        }
+        #expect(FilterCache.json(ofNames: ["a\"b"]) == nil)
+        for bad in ["", "[", "[\"a\"", "[\"a\",]", "[\"\"]", "[\"a b\"]", "[a]", "{}"] {
+            #expect(FilterCache.names(fromJSON: Array(bad.utf8)[...]) == nil, "\(bad)")
+        }
     }
 
     @Test func refusesAnotherArchitecture() throws {
