@@ -1,5 +1,4 @@
 import Glibc
-import Synchronization
 
 /// Where a path lives on its filesystem, whatever mount shows it: the device
 /// (`major:minor`) and the path below that filesystem's root. Two paths that name the
@@ -61,14 +60,9 @@ public struct FileSystemLocation: Sendable, Equatable, CustomStringConvertible {
     /// the project (the planner's table, the cgroup probe). Parsed as bytes: this runs
     /// on every plan, and splitting the text as Swift `String`s cost three times the read.
     static func mounts(mountinfo path: String = "/proc/self/mountinfo") -> [Mount] {
-        if path == "/proc/self/mountinfo", let known = OwnMountTable.shared.mounts() { return known }
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return [] }
         defer { Glibc.close(fd) }
-        return parse(readAll(fd))
-    }
-
-    static func readAll(_ fd: Int32) -> [UInt8] {
         var text: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -77,7 +71,7 @@ public struct FileSystemLocation: Sendable, Equatable, CustomStringConvertible {
             if n <= 0 { break }
             text += chunk[0..<n]
         }
-        return text
+        return parse(text)
     }
 
     /// Parses mountinfo text; lines without the five leading fields are skipped, and
@@ -132,48 +126,5 @@ public struct FileSystemLocation: Sendable, Equatable, CustomStringConvertible {
 
     static func isBeneath(_ path: String, _ root: String) -> Bool {
         root == "/" || path == root || path.hasPrefix(root + "/")
-    }
-}
-
-/// This process's mount table, read again only when the kernel says it changed.
-///
-/// Why: every run read `/proc/self/mountinfo` twice (the planner's table, the cgroup
-/// probe), and the kernel's rendering of it was the largest part of both (issue 16);
-/// `sandbox serve` did so for every request. An open `/proc/self/mountinfo` polls
-/// POLLPRI|POLLERR once any mount or unmount has changed the mount namespace since the
-/// last poll (proc(5)); the table is read again then, and whenever the poll fails. A
-/// change right after the poll is as fresh as one right after a read would be.
-final class OwnMountTable: Sendable {
-    static let shared = OwnMountTable()
-    /// The open mountinfo and what it held at the last read.
-    private let state = Mutex<(fd: Int32, mounts: [FileSystemLocation.Mount])?>(nil)
-    /// It could not be opened: every caller reads the file itself.
-    private let unavailable = Atomic<Bool>(false)
-
-    /// Tests: how many times the file was read.
-    let reads = Atomic<Int>(0)
-
-    func mounts() -> [FileSystemLocation.Mount]? {
-        if unavailable.load(ordering: .relaxed) { return nil }
-        return state.withLock { s -> [FileSystemLocation.Mount]? in
-            if let current = s {
-                var p = pollfd(fd: current.fd, events: Int16(POLLPRI), revents: 0)
-                let r = poll(&p, 1, 0)
-                // Only POLLPRI asked (it is always readable): 0 = unchanged.
-                if r == 0 || (r == 1 && p.revents & Int16(POLLPRI | POLLERR) == 0) { return current.mounts }
-                guard lseek(current.fd, 0, SEEK_SET) == 0 else { return nil }
-                let mounts = FileSystemLocation.parse(FileSystemLocation.readAll(current.fd))
-                reads.add(1, ordering: .relaxed)
-                s = (current.fd, mounts)
-                return mounts
-            }
-            let fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { unavailable.store(true, ordering: .relaxed); return nil }
-            // Opening took the namespace's change count: a change after it polls.
-            let mounts = FileSystemLocation.parse(FileSystemLocation.readAll(fd))
-            reads.add(1, ordering: .relaxed)
-            s = (fd, mounts)
-            return mounts
-        }
     }
 }
