@@ -42,7 +42,12 @@ public enum RunSteps {
     /// the identity of the working directory (of the calling thread), what later runs
     /// trust (the executable, its data, the policy search path, the run base), and the
     /// addresses a broad egress rule must not open.
-    public static func hostFacts(_ probe: HostProbe = .probe()) -> HostFacts {
+    ///
+    /// - Parameter network: the policy's network mode, when known. Only an egress plan
+    ///   reads the host's addresses and resolvers (`NetworkRules`), so for another mode
+    ///   they are not gathered: a netlink dump of every address on every run
+    ///   (`PlanCompilerTests` checks such a plan is the same with or without them).
+    public static func hostFacts(_ probe: HostProbe = .probe(), network: NetworkMode? = nil) -> HostFacts {
         var facts = HostFacts(arch: probe.arch, kernelRelease: probe.kernelRelease, landlockABI: probe.landlockABI,
                               invokerUID: probe.uid, invokerGID: probe.gid, cwd: probe.cwd, home: probe.home,
                               environment: probe.environment, files: HostFiles())
@@ -65,8 +70,10 @@ public enum RunSteps {
         if let base { trusted.append(.seccompCache(base + "/.seccomp-cache")) }
         facts.trusted = trusted
         // What a broad egress allow rule must not open: the host's addresses, the bridge.
-        facts.hostAddresses = HostAddresses.egressProtected()
-        facts.hostResolvers = HostResolvers.read()
+        if network == nil || network == .egress {
+            facts.hostAddresses = HostAddresses.egressProtected()
+            facts.hostResolvers = HostResolvers.read()
+        }
         return facts
     }
 

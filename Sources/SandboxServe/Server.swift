@@ -307,7 +307,8 @@ public final class Server: @unchecked Sendable {
         do {
             let policy = try policies.load(request.policy, relativeTo: probe.cwd)
             label = policy.name
-            let plan = try RunSteps.plan(policy, argv: request.argv, runId: runId, host: RunSteps.hostFacts(probe), digest: false)
+            let host = RunSteps.hostFacts(probe, network: policy.network.mode)
+            let plan = try RunSteps.plan(policy, argv: request.argv, runId: runId, host: host, digest: false)
             if let dir = request.resultDirectory {
                 try RunSteps.checkResultDirectory(dir, path: request.resultPath ?? dir, plan: plan)
             }

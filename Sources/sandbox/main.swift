@@ -56,7 +56,9 @@ func loadPolicy(_ nameOrPath: String, relativeTo cwd: String = FileManager.defau
     do { return try RunSteps.loadPolicy(nameOrPath, relativeTo: cwd) } catch { onError(error) }
 }
 
-func hostFacts(_ probe: HostProbe = .probe()) -> HostFacts { RunSteps.hostFacts(probe) }
+func hostFacts(_ probe: HostProbe = .probe(), network: NetworkMode? = nil) -> HostFacts {
+    RunSteps.hostFacts(probe, network: network)
+}
 
 /// The command of a `.captureForPassthrough` argument: ArgumentParser keeps the `--`
 /// that ends the options as its first element.
@@ -66,7 +68,10 @@ func commandLine(_ captured: [String]) -> [String] {
 
 func compile(_ policy: Policy, argv: [String], runId: String, probe: HostProbe = .probe(), digest: Bool = true,
              onError: OnError = { fail($0.message) }) -> RunPlan {
-    do { return try RunSteps.plan(policy, argv: argv, runId: runId, host: hostFacts(probe), digest: digest) } catch {
+    do {
+        return try RunSteps.plan(policy, argv: argv, runId: runId, host: hostFacts(probe, network: policy.network.mode),
+                                 digest: digest)
+    } catch {
         onError(error)
     }
 }

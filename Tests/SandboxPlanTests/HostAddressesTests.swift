@@ -1,0 +1,31 @@
+import Foundation
+import SandboxPlan
+import SandboxPolicy
+import Testing
+
+/// `RunSteps.hostFacts(network:)` leaves the host's addresses and resolvers out for a
+/// policy that is not egress: the planner must not read them for such a plan.
+struct HostAddressesOnlyForEgressTests {
+    @Test func onlyAnEgressPlanDependsOnTheHostsAddresses() throws {
+        var with = host(uid: 0)
+        with.hostAddresses = ["140.82.112.7/24", "2001:db8::7/64"]   // inside the egress allow rule below
+        with.hostResolvers = ["192.0.2.53"]
+        let without = host(uid: 0)
+        for mode in ["none", "loopback"] {
+            let p = try derived("[network]\nmode = \"\(mode)\"\n")
+            let a = try PlanCompiler(host: with).compile(p, argv: ["sh"], runId: "r1")
+            let b = try PlanCompiler(host: without).compile(p, argv: ["sh"], runId: "r1")
+            #expect(a.digest == b.digest, "\(mode): the plan read the host's addresses")
+        }
+        // Control: an egress plan does read them (its firewall drops the host's own).
+        let egress = try derived("""
+            [network]
+            mode = "egress"
+            dns = ["10.203.0.1"]
+            allow = [ { cidr = "140.82.112.0/20", ports = [443], proto = "tcp" } ]
+            """)
+        let a = try PlanCompiler(host: with).compile(egress, argv: ["sh"], runId: "r1")
+        let b = try PlanCompiler(host: without).compile(egress, argv: ["sh"], runId: "r1")
+        #expect(a.digest != b.digest)
+    }
+}
