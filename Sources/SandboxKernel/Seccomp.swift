@@ -177,13 +177,13 @@ public enum SeccompCompiler {
         if let cacheDir, !spec.rulesDigest.isEmpty {
             // A filter this process compiled or loaded before: immutable, kept in memory.
             let path = FilterCache.path(directory: cacheDir, spec: spec, arch: archName)
-            if let entry = FilterCache.remembered(path) {
+            if let entry = FilterCache.remembered(path, spec) {
                 return SeccompProgram(filter: entry.filter, cacheHit: true, usesNotify: usesNotify,
                                       unresolvedSyscalls: entry.unresolved, unknownPrefixLength: entry.prefixLength)
             }
             cache = try FilterCache(directory: cacheDir, spec: spec, arch: archName)
             if let entry = cache?.load() {
-                FilterCache.remember(path, entry)
+                FilterCache.remember(path, spec, entry)
                 return SeccompProgram(filter: entry.filter, cacheHit: true, usesNotify: usesNotify,
                                       unresolvedSyscalls: entry.unresolved, unknownPrefixLength: entry.prefixLength)
             }
@@ -210,7 +210,7 @@ public enum SeccompCompiler {
         }
         if let cache {
             cache.store(filter, unresolved: unresolved, prefixLength: prefixLength)
-            FilterCache.remember(cache.path, (filter, unresolved, prefixLength))
+            FilterCache.remember(cache.path, spec, (filter, unresolved, prefixLength))
         }
         return SeccompProgram(filter: filter, cacheHit: false, usesNotify: usesNotify, unresolvedSyscalls: unresolved,
                               unknownPrefixLength: prefixLength)
@@ -593,21 +593,24 @@ struct FilterCache {
         String(spec.rulesDigest.map { $0.isLetter || $0.isNumber || "-_.".contains($0) ? $0 : "_" })
     }
 
-    /// Filters this process compiled or loaded, by file path (a filter is a pure
-    /// function of what its path names, so one is never stale): a long-lived `sandbox
-    /// serve` reads and checks the cache file once per policy, not once per run. Only
-    /// the last few are kept.
-    private static let memory = Mutex<[(path: String, entry: Entry)]>([])
+    /// Filters this process compiled or loaded: a long-lived `sandbox serve` reads and
+    /// checks the cache file once per policy, not once per run. Only the last few are
+    /// kept. A hit needs the same path, byte for byte, and an equal spec: the path
+    /// alone trusts a digest a library caller may have set (and `safeDigest` is not
+    /// one-to-one; red team, session 29).
+    private static let memory = Mutex<[(path: [UInt8], spec: SeccompSpec, entry: Entry)]>([])
     static let memoryCapacity = 8
 
-    static func remembered(_ path: String) -> Entry? {
-        memory.withLock { m in m.first { $0.path == path }?.entry }
+    static func remembered(_ path: String, _ spec: SeccompSpec) -> Entry? {
+        let bytes = Array(path.utf8)
+        return memory.withLock { m in m.first { $0.path == bytes && $0.spec == spec }?.entry }
     }
 
-    static func remember(_ path: String, _ entry: Entry) {
+    static func remember(_ path: String, _ spec: SeccompSpec, _ entry: Entry) {
+        let bytes = Array(path.utf8)
         memory.withLock { m in
-            m.removeAll { $0.path == path }
-            m.insert((path, entry), at: 0)
+            m.removeAll { $0.path == bytes }
+            m.insert((bytes, spec, entry), at: 0)
             if m.count > memoryCapacity { m.removeLast() }
         }
     }

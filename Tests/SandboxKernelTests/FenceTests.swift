@@ -253,6 +253,20 @@ struct FenceTests {
         #expect(throws: KernelError.self) { _ = try SeccompCompiler.compile(Self.spec(digest: "sha256:89ab"), cacheDir: dir) }
     }
 
+    /// Red team, session 29: the memory matched paths as Swift strings (canonically
+    /// equivalent ones are equal) and trusted the digest alone; a library caller's
+    /// digests "é" and "e\u{301}" (two files on disk) got one filter.
+    @Test func theMemoryNeedsTheSamePathBytesAndAnEqualSpec() throws {
+        let dir = Self.makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let strict = Self.spec(deny: ["ptrace"], digest: "\u{e9}")
+        let loose = Self.spec(deny: [], digest: "e\u{301}")
+        let a = try SeccompCompiler.compile(strict, cacheDir: dir)
+        let b = try SeccompCompiler.compile(loose, cacheDir: dir)
+        #expect(!b.cacheHit && b.filter != a.filter, "another spec got a remembered filter")
+        #expect(try SeccompCompiler.compile(strict, cacheDir: dir).filter == a.filter)
+    }
+
     @Test func theCachedNamesAreJSONEncodersBytes() throws {
         for names in [[], ["getxattrat"], ["no_such_call", "getxattrat", "x86_64_only"]] {
             let hand = try #require(FilterCache.json(ofNames: names))
