@@ -12,7 +12,6 @@
 #include <sched.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
@@ -43,11 +42,7 @@ static struct {
     pthread_mutex_t lock;              /* one request on the socket at a time */
     int sock;                          /* -1: no spawner; clone here */
     int pidfd;
-    int exe;                           /* O_PATH of this binary, opened at the first start */
-} spawner = { PTHREAD_MUTEX_INITIALIZER, -1, -1, -1 };
-
-/* The argument that makes `sandbox` a spawner (sbx_spawner_main_if_asked). */
-#define SPAWNER_ARG "--sandbox-spawner-fd"
+} spawner = { PTHREAD_MUTEX_INITIALIZER, -1, -1 };
 
 /* ---- Flattening (the server's side; ordinary code, it may allocate). ---- */
 
@@ -163,8 +158,8 @@ static int flatten(const struct sbx_spec *spec, int cwd, struct writer *w) {
     s.error_fd = put_fd(w, spec->error_fd);
     s.status_fd = put_fd(w, spec->status_fd);
     for (int i = 0; i < 3; i++) s.stdio_fds[i] = put_fd(w, spec->stdio_fds[i]);
-    /* argv_area is this process's: the spawner puts its own in (serve_one), where
-     * the reaper overwrites its copy. */
+    /* argv_area stays a pointer: the spawner is a copy of this process, its argv
+     * strings at the same address (the reaper overwrites its own copy). */
     if (w->err) return -w->err;
     memcpy(w->buf, &s, sizeof s);
     return 0;
@@ -453,10 +448,6 @@ static int needs_cwd(const struct sbx_spec *s) {
  * host's namespace (`host_netns`), which a run without a new one inherits. */
 static int host_netns = -1, premade_netns = -1;
 
-/* The spawner's own argv strings (sbx_spawner_main_if_asked): each init's reaper
- * overwrites its copy of them. */
-static struct { char *start; size_t len; } own_argv;
-
 static void make_netns_ahead(void) {
     if (premade_netns >= 0 || host_netns < 0) return;
     if (unshare(CLONE_NEWNET) < 0) return;   /* none ahead: runs make their own */
@@ -512,11 +503,6 @@ static int serve_one(int sock, unsigned char *body) {
     /* The caller's working directory, when the init resolves binds beneath it. */
     int entered = result == 0 && needs_cwd((const struct sbx_spec *)body);
     if (entered && fchdir(fds[0]) < 0) result = -errno;
-    /* The init is a copy of this process: its /proc/1/cmdline is this argv. */
-    if (result == 0) {
-        ((struct sbx_spec *)body)->argv_area = own_argv.start;
-        ((struct sbx_spec *)body)->argv_area_len = own_argv.len;
-    }
     int premade = result == 0 && enter_premade_netns((struct sbx_spec *)body);
     if (result == 0) result = sbx_spawn_here((const struct sbx_spec *)body, CLONE_PARENT, &pidfd);
     if (premade) leave_premade_netns();
@@ -539,49 +525,23 @@ static _Noreturn void spawner_main(int sock, pid_t server) {
     prctl(PR_SET_NAME, "sandbox-spawner", 0, 0, 0);
     /* Nothing of the server's but its stdio and the socket. */
     if (sock != 3) { if (dup3(sock, 3, O_CLOEXEC) < 0) _exit(0); sock = 3; }
-    else if (fcntl(3, F_SETFD, FD_CLOEXEC) < 0) _exit(0);
     syscall(SYS_close_range, 4, ~0U, 0);
     unsigned char *body = mmap(NULL, SPAWNER_MAX_BODY, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (body == MAP_FAILED) _exit(0);
     host_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
     make_netns_ahead();
-    /* Ready: the server waits for this byte before its first request. */
-    unsigned char ready = 'R';
-    if (send_all(sock, &ready, 1) < 0) _exit(0);
     while (serve_one(sock, body) == 0) {}
     _exit(0);
 }
 
-void sbx_spawner_main_if_asked(int argc, char **argv) {
-    if (argc != 4 || strcmp(argv[1], SPAWNER_ARG) != 0) return;
-    char *end;
-    long sock = strtol(argv[2], &end, 10);
-    if (*end || sock < 0 || sock > 1024) _exit(2);
-    long server = strtol(argv[3], &end, 10);
-    if (*end || server <= 0) _exit(2);
-    own_argv.start = argv[0];
-    own_argv.len = (size_t)(argv[argc - 1] + strlen(argv[argc - 1]) + 1 - argv[0]);
-    spawner_main((int)sock, (pid_t)server);
-}
-
-static void end_spawner(int wait_ms);
-
-/* Under the lock, from the thread that lives as long as every run. */
-static int start_locked(void) {
-    if (spawner.sock >= 0) return -EALREADY;
-    if (spawner.exe < 0) {
-        spawner.exe = open("/proc/self/exe", O_PATH | O_CLOEXEC);
-        if (spawner.exe < 0) return -errno;
-    }
+int sbx_spawner_start(void) {
+    int r = sbx_harden_root();
+    if (r < 0) return r;
+    pthread_mutex_lock(&spawner.lock);
+    if (spawner.sock >= 0) { pthread_mutex_unlock(&spawner.lock); return -EALREADY; }
     int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return -errno;
-    /* Everything the child needs is made before the clone: between clone and execve
-     * it only moves a descriptor (this process has threads). */
-    char sock_arg[16], server_arg[24];
-    snprintf(sock_arg, sizeof sock_arg, "%d", 3);
-    snprintf(server_arg, sizeof server_arg, "%d", (int)getpid());
-    char *argv[] = { (char *)"sandbox-spawner", (char *)SPAWNER_ARG, sock_arg, server_arg, NULL };
-    char *envp[] = { NULL };
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) { r = -errno; pthread_mutex_unlock(&spawner.lock); return r; }
+    pid_t server = getpid();
     int pidfd = -1;
     struct sbx_clone_args args;
     memset(&args, 0, sizeof args);
@@ -589,27 +549,15 @@ static int start_locked(void) {
     args.pidfd = (uint64_t)(uintptr_t)&pidfd;
     args.exit_signal = SIGCHLD;
     long pid = syscall(SYS_clone3, &args, sizeof args);
-    if (pid == 0) {
-        /* The socket as descriptor 3, kept across the exec (dup2 clears CLOEXEC; on
-         * 3 already, clear it). */
-        if (sv[1] == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(sv[1], 3) < 0) _exit(127);
-        syscall(SYS_execveat, spawner.exe, "", argv, envp, AT_EMPTY_PATH);
-        _exit(127);
-    }
-    int r = pid < 0 ? -errno : 0;
+    if (pid == 0) { close(sv[0]); spawner_main(sv[1], server); }
+    r = pid < 0 ? -errno : 0;
     close(sv[1]);
     /* No wait on the spawner is unbounded: one that neither takes a request nor
      * answers within 10 s is ended (end_spawner) and runs are cloned here. */
     struct timeval limit = { SPAWNER_TIMEOUT_S, 0 };
     if (r == 0 && (setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit) < 0 ||
-                   setsockopt(sv[0], SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit) < 0)) r = -errno;
-    if (r == 0) {
-        unsigned char ready = 0;
-        ssize_t n;
-        do n = recv(sv[0], &ready, 1, 0); while (n < 0 && errno == EINTR);
-        if (n != 1 || ready != 'R') r = n < 0 ? (errno == EAGAIN ? -ETIMEDOUT : -errno) : -ECHILD;
-    }
-    if (r < 0 && pid > 0) {
+                   setsockopt(sv[0], SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit) < 0)) {
+        r = -errno;
         sbx_pidfd_send_signal(pidfd, SIGKILL);
         int code, status;
         sbx_pidfd_wait(pidfd, &code, &status, NULL);
@@ -617,31 +565,6 @@ static int start_locked(void) {
     }
     if (r < 0) close(sv[0]);
     else { spawner.sock = sv[0]; spawner.pidfd = pidfd; }
-    return r;
-}
-
-int sbx_spawner_start(void) {
-    int r = sbx_harden_root();
-    if (r < 0) return r;
-    pthread_mutex_lock(&spawner.lock);
-    r = start_locked();
-    pthread_mutex_unlock(&spawner.lock);
-    return r;
-}
-
-int sbx_spawner_pidfd(void) {
-    return __atomic_load_n(&spawner.pidfd, __ATOMIC_RELAXED);
-}
-
-int sbx_spawner_restart(void) {
-    pthread_mutex_lock(&spawner.lock);
-    int r = 0;
-    if (spawner.pidfd >= 0) {
-        struct pollfd p = { spawner.pidfd, POLLIN, 0 };
-        if (poll(&p, 1, 0) == 1) end_spawner(0);       /* exited: reaped, socket closed */
-        else r = -EALREADY;                             /* still there */
-    }
-    if (r == 0) r = start_locked();
     pthread_mutex_unlock(&spawner.lock);
     return r;
 }

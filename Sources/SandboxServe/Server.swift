@@ -79,12 +79,11 @@ public final class Server: @unchecked Sendable {
         let signals: SignalChannel
         do { signals = try SignalChannel([SIGINT, SIGTERM, SIGHUP]) } catch { throw ServeError("\(error)") }
         defer { signals.close() }
-        // Every sandbox init is cloned by a spawner, a fresh exec of this binary
-        // started by this thread (sandbox_spawner.h): an init copied from the busy
-        // server would share its pages copy-on-write with the server's threads and hold
-        // a copy of its memory, other clients' requests included. Without one (it
-        // could not start, or died and is not yet replaced), inits are cloned here: the
-        // same sandbox, slower under load.
+        // Every sandbox init is cloned by a spawner forked now, while this process is
+        // one thread holding nothing of any client (sandbox_spawner.h): an init copied
+        // from the busy server shares its pages copy-on-write with the server's
+        // threads. Without one (it could not start), inits are cloned here: the same
+        // sandbox, slower under load.
         let spawner = sbx_spawner_start()
         if spawner < 0 { fputs("sandbox serve: no spawner (\(String(cString: strerror(-spawner)))); sandboxes are cloned by the server itself\n", stderr) }
         // Stopped once the runs have ended (below); its inits are this process's own.
@@ -93,14 +92,8 @@ public final class Server: @unchecked Sendable {
         defer { socket.remove() }
         ready()
         accepting: while true {
-            // A spawner that died is replaced from here (its PDEATHSIG and its inits'
-            // follow this thread): when its pidfd says so, or within a second when
-            // a run ended it.
-            let spawnerFD = sbx_spawner_pidfd()
-            let fds = spawnerFD >= 0 ? [socket.fd.raw, signals.fd, spawnerFD] : [socket.fd.raw, signals.fd]
-            guard let events = try? Poll.wait(fds, timeoutMs: spawnerFD >= 0 ? -1 : 1000) else { continue }
+            guard let events = try? Poll.wait([socket.fd.raw, signals.fd], timeoutMs: -1) else { continue }
             if !events[1].isEmpty, !signals.pending().isEmpty { break accepting }
-            if spawnerFD < 0 || !events[2].isEmpty { _ = sbx_spawner_restart() }
             guard events[0].contains(.readable) else { continue }
             let fd = sbx_serve_accept(socket.fd.raw)
             if fd < 0 { continue }
@@ -349,12 +342,6 @@ public final class Server: @unchecked Sendable {
         var env = request.env
         for key in ["SANDBOX_POLICY_PATH", "XDG_RUNTIME_DIR"] { env[key] = serverEnvironment[key] }
         return env
-    }
-
-    /// First thing in `main`: a process `serve` started as its spawner
-    /// (`--sandbox-spawner-fd`, sandbox_spawner.h) becomes it and never returns.
-    public static func becomeSpawnerIfAsked() {
-        sbx_spawner_main_if_asked(CommandLine.argc, CommandLine.unsafeArgv)
     }
 
     private func startThread(_ body: @escaping @Sendable () -> Void) {

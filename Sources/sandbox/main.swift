@@ -441,8 +441,6 @@ signal(SIGXFSZ, SIG_IGN)
 // Run as root, not dumpable from the start: every subcommand may clone a copy of this
 // process or a helper sharing its memory (SupervisorHardening).
 SupervisorHardening.apply()
-// A spawner started by `sandbox serve` (sandbox_spawner.h) never returns from here.
-Server.becomeSpawnerIfAsked()
 fastExec(CommandLine.arguments)
 do {
     var command = try Sandbox.parseAsRoot()

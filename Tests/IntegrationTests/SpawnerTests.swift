@@ -143,50 +143,21 @@ import Testing
         _ = stdioA.output(); _ = stdioB.output()
     }
 
-    /// A spawner that dies is replaced by a fresh exec of the binary, started by the
-    /// server's main thread: the new one holds nothing of the server's memory, though
-    /// a client's request is in flight there when it starts (a spawner forked from
-    /// the server then would hold it, and so would every init it clones). Runs go on
-    /// throughout.
-    @Test func aKilledSpawnerIsReplacedByAFreshOne() throws {
+    @Test func aKilledSpawnerLeavesTheServerCloningItself() throws {
         guard let served = try Self.startServer() else { return }
         defer { served.stop() }
         let server = served.process.processIdentifier
         let spawner = try #require(Self.children(of: server).first { $0.comm == "sandbox-spawner" })
-        let cmdline = (try? String(contentsOfFile: "/proc/\(spawner.pid)/cmdline", encoding: .utf8)) ?? ""
-        #expect(cmdline.contains("--sandbox-spawner-fd"), "not an exec of the binary: \(cmdline)")
         let ws = Harness.tempDir()
         defer { try? FileManager.default.removeItem(atPath: ws) }
         #expect(try ServeTests.runOnce(served, policy: "agent", argv: ["sh", "-c", "exit 3"], cwd: ws).reply?["exitCode"] as? Int == 3)
-
-        // A request in flight in the server while the spawner is replaced.
-        let marker = "in-flight-" + UUID().uuidString
-        let a = try Client(served.socket)
-        defer { a.close() }
-        let stdioA = Stdio()
-        a.send(ServeTests.request(id: "a", policy: "agent", argv: ["sh", "-c", "sleep 4 # \(marker)"], cwd: ws), fds: stdioA.fds)
-        stdioA.closeSent()
-        try #require(Self.waitForInits(of: server, count: 1).count == 1, "A's run did not start")
-
-        kill(spawner.pid, SIGKILL)   // the server's spawner, started by the server this test started
-        var fresh: Proc?
-        let deadline = Date().addingTimeInterval(5)
-        while Date() < deadline {
-            fresh = Self.children(of: server).first { $0.comm == "sandbox-spawner" && $0.pid != spawner.pid && $0.state != "Z" }
-            if fresh != nil { break }
-            usleep(20_000)
-        }
-        let replacement = try #require(fresh, "no new spawner within 5 s: \(Self.children(of: server))")
-        #expect(Self.memory(of: replacement.pid, contains: [marker])[marker] == false, "the new spawner holds a request that was in flight")
-        // Control: the request is in the server's memory meanwhile.
-        #expect(Self.memory(of: server, contains: [marker])[marker] == true, "the probe does not find the request in the server")
-
+        // The server's spawner, started by the server this test started.
+        kill(spawner.pid, SIGKILL)
+        usleep(100_000)
         for i in 0..<3 {
             let r = try ServeTests.runOnce(served, policy: "agent", argv: ["sh", "-c", "exit \(4 + i)"], cwd: ws)
-            #expect(r.reply?["exitCode"] as? Int == 4 + i, "run \(i) after the spawner was replaced: \(r.reply ?? [:])")
+            #expect(r.reply?["exitCode"] as? Int == 4 + i, "run \(i) after the spawner was killed: \(r.reply ?? [:])")
         }
-        #expect(a.reply()?["exitCode"] as? Int == 0)
-        _ = stdioA.output()
         #expect(served.process.isRunning)
         #expect(!Self.children(of: server).contains { $0.pid == spawner.pid }, "the killed spawner was not reaped")
     }

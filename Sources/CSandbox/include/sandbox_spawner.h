@@ -1,16 +1,14 @@
 /*
- * The spawner: a small process a server starts before its first run (a fresh exec
- * of its own binary), which clones every sandbox init for it.
+ * The spawner: a small process a server forks from itself before its first run,
+ * which clones every sandbox init for it.
  *
  * Why: a sandbox init is a copy of the process that clones it. Cloned from a
  * multi-threaded server, every init copies the server's page tables and then shares
  * its pages copy-on-write while the server's threads write theirs: page faults on
  * both sides and a TLB shootdown on every CPU the server runs on (a quarter of all
- * CPU under 16-way load, Docs/benchmarks.md). The spawner is the same binary
- * executed afresh (`--sandbox-spawner-fd`): single-threaded, small, and holding
- * nothing of the server's memory, so nothing of any client, whenever it is started
- * (a spawner that died is started again by the server's main thread, and runs in
- * between are cloned by the server). It clones the init with CLONE_PARENT, so the init is the server's child
+ * CPU under 16-way load, Docs/benchmarks.md). The spawner is a copy of the server
+ * taken before any request: single-threaded, small, and holding nothing of any
+ * client. It clones the init with CLONE_PARENT, so the init is the server's child
  * as before (the server waits for it, signals it and reads its exit through the
  * pidfd the spawner sends back); only the image it is copied from changes.
  *
@@ -27,20 +25,10 @@
 
 struct sbx_spec;
 
-/* Start the spawner: fork, then execveat this binary (opened once, at the first
- * start) as `sandbox-spawner --sandbox-spawner-fd 3 <server pid>`, with an empty
- * environment and the socket as descriptor 3; 0 once it says it is ready, or -errno.
- * Call from the thread that lives as long as every run: the spawner's and the
- * inits' PDEATHSIG follow that thread. */
+/* Fork the spawner. Call once, from the thread that lives as long as every run
+ * (the inits' PDEATHSIG follows that thread), before any other thread exists.
+ * 0 or -errno. */
 int sbx_spawner_start(void);
-/* The spawner's pidfd (readable once it has exited), or -1 without one. */
-int sbx_spawner_pidfd(void);
-/* From the same thread as sbx_spawner_start: a spawner that has exited (or none) is
- * replaced by a new one. 0, -EALREADY while the current one lives, or -errno. */
-int sbx_spawner_restart(void);
-/* First thing in main: with `--sandbox-spawner-fd N PID` this process is a spawner
- * and never returns; otherwise it returns at once. */
-void sbx_spawner_main_if_asked(int argc, char **argv);
 /* Close the spawner's socket and wait for it to exit; later spawns are local. */
 void sbx_spawner_stop(void);
 
