@@ -46,7 +46,7 @@ public enum RunSteps {
     /// - Parameter network: the policy's network mode, when known. Only an egress plan
     ///   reads the host's addresses and resolvers (`NetworkRules`), so for another mode
     ///   they are not gathered: a netlink dump of every address on every run
-    ///   (`PlanCompilerTests` checks such a plan is the same with or without them).
+    ///   (`HostAddressesTests` checks such a plan is the same with or without them).
     public static func hostFacts(_ probe: HostProbe = .probe(), network: NetworkMode? = nil) -> HostFacts {
         var facts = HostFacts(arch: probe.arch, kernelRelease: probe.kernelRelease, landlockABI: probe.landlockABI,
                               invokerUID: probe.uid, invokerGID: probe.gid, cwd: probe.cwd, home: probe.home,

@@ -19,31 +19,18 @@ final class PlanFileView: FileInspector, @unchecked Sendable {
 
     init(_ files: any FileInspector) { self.files = files }
 
-    func kind(of path: String) -> FileKind? {
-        if let known = kinds[path] { return known }
-        let answer = files.kind(of: path)
-        kinds[path] = .some(answer)
-        return answer
-    }
-
-    func identity(of path: String) -> FileIdentity? {
-        if let known = identities[path] { return known }
-        let answer = files.identity(of: path)
-        identities[path] = .some(answer)
-        return answer
-    }
-
-    func linkCount(of path: String) -> Int? {
-        if let known = linkCounts[path] { return known }
-        let answer = files.linkCount(of: path)
-        linkCounts[path] = .some(answer)
-        return answer
-    }
-
+    func kind(of path: String) -> FileKind? { Self.once(&kinds, path) { files.kind(of: path) } }
+    func identity(of path: String) -> FileIdentity? { Self.once(&identities, path) { files.identity(of: path) } }
+    func linkCount(of path: String) -> Int? { Self.once(&linkCounts, path) { files.linkCount(of: path) } }
     func location(of path: String) -> (device: String, path: String)? {
-        if let known = locations[path] { return known }
-        let answer = files.location(of: path)
-        locations[path] = .some(answer)
+        Self.once(&locations, path) { files.location(of: path) }
+    }
+
+    /// The answer for `path` from `known`, or asked now and kept (nil answers too).
+    private static func once<T>(_ known: inout [String: T?], _ path: String, _ ask: () -> T?) -> T? {
+        if let answer = known[path] { return answer }
+        let answer = ask()
+        known[path] = .some(answer)
         return answer
     }
 
