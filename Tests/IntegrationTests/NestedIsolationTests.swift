@@ -242,7 +242,10 @@ import Testing
         defer { w.remove() }
         let outer = w.outerPolicy(profile: profile)
         let inner = w.innerPolicy("nested", isolation: "nested")
-        let daemon = "(setsid sleep 30 </dev/null >/dev/null 2>&1 & echo $! > daemon.pid); exit 0"
+        // The subshell returns only once the daemon's pid is `sleep` (setsid has exec'd
+        // it), bounded at 5 s: otherwise a loaded host checks the pid while it is still
+        // a shell and the control reads `daemon=gone` for a daemon that lives on.
+        let daemon = "(setsid sleep 30 </dev/null >/dev/null 2>&1 & echo $! > daemon.pid; i=0; while [ $i -lt 500 ] && ! grep -qs sleep /proc/$!/cmdline; do i=$((i+1)); sleep 0.01; done); exit 0"
         // Prints daemon=alive or daemon=gone for the pid in daemon.pid, a `sleep`.
         let check = "pid=$(cat daemon.pid); if kill -0 \"$pid\" 2>/dev/null && grep -qs sleep /proc/$pid/cmdline; then echo daemon=alive; else echo daemon=gone; fi"
 
