@@ -3,10 +3,11 @@ import FoundationEssentials
 import Glibc
 
 // What corelibs Foundation gave that FoundationEssentials does not: a lock, a lock
-// with a condition, a detached thread, a JSON tree. The shipped binary imports only
-// FoundationEssentials: corelibs Foundation brings FoundationInternationalization and
-// ICU (a 34 MB data table and 12 000 symbols), which every run paid for at start-up
-// in relocations and page faults (Docs/benchmarks.md, "Cold start").
+// with a condition, a detached thread (and JSONTree.swift, a JSON tree). The shipped
+// binary imports only FoundationEssentials: corelibs Foundation brings
+// FoundationInternationalization and ICU (a 34 MB data table and 12 000 symbols),
+// which every run paid for at start-up in relocations and page faults
+// (Docs/benchmarks.md, "Cold start").
 
 /// A mutex (`NSLock`'s `lock()`/`unlock()`, not recursive).
 public final class Lock: @unchecked Sendable {
@@ -88,37 +89,5 @@ public enum Threads {
         }, start)
         if e != 0 { Unmanaged<Start>.fromOpaque(start).release(); return false }
         return true
-    }
-}
-
-/// JSON read into the shapes `JSONSerialization.jsonObject` gave, for the readers of
-/// JSON we did not write (libnftables' listings) and of loosely shaped lines (a serve
-/// reply's id, an audit record's header): `[String: Any]`, `[Any]`, `String`, `Bool`,
-/// `Int` (an integer that fits), `Double` (any other number) and ``Null``.
-public enum JSONTree {
-    /// JSON `null`, where `JSONSerialization` gave `NSNull` (a key with a null value
-    /// is present).
-    public struct Null: Sendable, Equatable {}
-
-    /// The document's value; nil when it is not JSON.
-    public static func parse(_ bytes: some Sequence<UInt8>) -> Any? {
-        (try? JSONDecoder().decode(Node.self, from: Data(bytes)))?.value
-    }
-
-    private enum Node: Decodable {
-        case value(Any)
-
-        var value: Any { switch self { case .value(let v): v } }
-
-        init(from decoder: Decoder) throws {
-            let c = try decoder.singleValueContainer()
-            if c.decodeNil() { self = .value(Null()); return }
-            if let b = try? c.decode(Bool.self) { self = .value(b); return }
-            if let i = try? c.decode(Int.self) { self = .value(i); return }
-            if let d = try? c.decode(Double.self) { self = .value(d); return }
-            if let s = try? c.decode(String.self) { self = .value(s); return }
-            if let a = try? c.decode([Node].self) { self = .value(a.map(\.value)); return }
-            self = .value(try c.decode([String: Node].self).mapValues(\.value))
-        }
     }
 }
