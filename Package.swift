@@ -41,7 +41,7 @@ let package = Package(
         // The only Swift module that talks to the kernel.
         // Capabilities are dropped in the child with raw prctl/capset (libcap allocates,
         // which is not allowed between clone and execve), so libcap is not linked.
-        .target(name: "SandboxKernel", dependencies: ["SandboxVocabulary", "CSandbox", "CSeccomp", "CNftables"]),
+        .target(name: "SandboxKernel", dependencies: ["SandboxVocabulary", "CSandbox", "CSeccomp", "CNftables", "CDigest"]),
         // The tamper-evident audit log: records, the hash chain, verification.
         .target(name: "SandboxAudit", dependencies: ["SandboxPlan", "SandboxKernel", "CDigest"]),
         .target(name: "SandboxExecutor", dependencies: ["SandboxPlan", "SandboxKernel", "SandboxAudit"]),

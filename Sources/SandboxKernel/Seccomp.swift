@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CDigest
 import CSandbox
 import CSeccomp
 import FoundationEssentials
@@ -137,7 +138,7 @@ public enum SeccompCompiler {
     /// entries are not reused. 3: the unknown-number (ENOSYS) prefix. 4: the
     /// unknown-number prefix's length in the entry. 5: the socket-family prefix may
     /// notify (socketFamiliesViaSupervisor).
-    static let formatVersion = 5
+    static let formatVersion = 6
 
     private static let compiles = Atomic<Int>(0)
 
@@ -148,8 +149,9 @@ public enum SeccompCompiler {
     /// Compiles `spec`. With a `cacheDir`, the program is looked up first under
     /// `<cacheDir>/<rulesDigest>-<arch>-libseccomp<version>-v<format>.bpf`; an entry is
     /// used only if its header names the same digest, architecture, libseccomp and
-    /// format (the planner's rulesDigest covers every field of the spec) and the file
-    /// and directory belong to us (or root) and are not writable by others. A miss compiles and stores the result
+    /// format, and our own digest of the whole spec (`FilterCache.specDigest`: the
+    /// name's digest comes from the caller), and the file and directory belong to us
+    /// (or root) and are not writable by others. A miss compiles and stores the result
     /// atomically (temporary file, mode 0600, then rename; the directory is created
     /// 0700). A hit returns `cacheHit = true` without calling libseccomp.
     /// A cache directory that is not ours is an error, never silently trusted.
@@ -593,6 +595,49 @@ struct FilterCache {
         String(spec.rulesDigest.map { $0.isLetter || $0.isNumber || "-_.".contains($0) ? $0 : "_" })
     }
 
+    /// SHA-256 (hex) of every field a filter is compiled from, in an unambiguous
+    /// encoding (each string and list length-prefixed, `syscallNumbers` sorted):
+    /// computed here from the spec itself, never taken from the caller.
+    static func specDigest(_ spec: SeccompSpec) -> String {
+        var b: [UInt8] = []
+        b.reserveCapacity(8192)
+        func int(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { b.append(contentsOf: $0) } }
+        func str(_ s: String) { int(UInt64(s.utf8.count)); b.append(contentsOf: s.utf8) }
+        func opt(_ v: UInt32?) { if let v { b.append(1); int(UInt64(v)) } else { b.append(0) } }
+        str(spec.arch)
+        str(spec.defaultAction.rawValue)
+        opt(spec.defaultErrno)
+        int(UInt64(spec.rules.count))
+        for rule in spec.rules {
+            int(UInt64(rule.syscalls.count))
+            for name in rule.syscalls { str(name) }
+            str(rule.action.rawValue)
+            opt(rule.errno)
+            int(UInt64(rule.args.count))
+            for arg in rule.args { int(UInt64(arg.index)); str(arg.op.rawValue); int(arg.value); int(arg.valueTwo) }
+            str(rule.origin)
+        }
+        if let families = spec.socketFamilies {
+            b.append(1)
+            int(UInt64(families.count))
+            for f in families { str(f.rawValue) }
+        } else {
+            b.append(0)
+        }
+        b.append(spec.socketFamiliesViaSupervisor ? 1 : 0)
+        let numbers = spec.syscallNumbers.sorted { Array($0.key.utf8).lexicographicallyPrecedes(Array($1.key.utf8)) }
+        int(UInt64(numbers.count))
+        for (name, nr) in numbers { str(name); int(UInt64(UInt32(bitPattern: nr))) }
+        int(UInt64(spec.refusedIoctls.count))
+        for cmd in spec.refusedIoctls { int(UInt64(cmd)) }
+        var out = [UInt8](repeating: 0, count: Int(SBX_SHA256_DIGEST_LENGTH))
+        b.withUnsafeBufferPointer { sbx_sha256($0.baseAddress, $0.count, &out) }
+        let hex = Array("0123456789abcdef".utf8)
+        var text: [UInt8] = []
+        for byte in out { text.append(hex[Int(byte >> 4)]); text.append(hex[Int(byte & 0xf)]) }
+        return String(decoding: text, as: UTF8.self)
+    }
+
     /// Filters this process compiled or loaded: a long-lived `sandbox serve` reads and
     /// checks the cache file once per policy, not once per run. Only the last few are
     /// kept. A hit needs the same path, byte for byte, and an equal spec: the path
@@ -620,11 +665,13 @@ struct FilterCache {
         let safeDigest = Self.safeDigest(spec)
         self.directory = directory
         self.path = Self.path(directory: directory, spec: spec, arch: arch)
-        // The planner's rulesDigest covers every field of the spec (arch, actions,
-        // rules, their syscall numbers, socket families, on_violation), so it and the
-        // compiler's own identity are the whole key. Built by hand: this runs on every
-        // exec, and JSONEncoder was a measurable part of start-up.
-        self.header = Array("{\"arch\":\"\(arch)\",\"format\":\(SeccompCompiler.formatVersion),\"libseccomp\":\"\(version)\",\"rulesDigest\":\"\(safeDigest)\"}".utf8)
+        // The file is named by the planner's rulesDigest, but the header holds our own
+        // digest of the whole spec: a library caller sets rulesDigest, and safeDigest
+        // is not one-to-one, so a name alone could hand one spec another's filter.
+        // Built by hand: this runs on every exec, and JSONEncoder was a measurable part
+        // of start-up.
+        self.header = Array(("{\"arch\":\"\(arch)\",\"format\":\(SeccompCompiler.formatVersion),\"libseccomp\":\"\(version)\","
+            + "\"rulesDigest\":\"\(safeDigest)\",\"spec\":\"\(Self.specDigest(spec))\"}").utf8)
         try Self.prepareDirectory(directory)
     }
 

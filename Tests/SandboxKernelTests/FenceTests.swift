@@ -267,6 +267,60 @@ struct FenceTests {
         #expect(try SeccompCompiler.compile(strict, cacheDir: dir).filter == a.filter)
     }
 
+    /// The cache file is named by the caller's rulesDigest; two specs under one digest
+    /// (a library caller's mistake, or safeDigest folding two digests into one name)
+    /// must not share a filter on disk: the second reads the first's file and finds
+    /// its own spec digest missing from the header. Without the spec digest in the
+    /// header (format 5) the second got the first's filter, a hit: the loose spec ran
+    /// under the strict one's rules, or the other way round.
+    @Test func aCacheFileIsOnlyReadForTheSpecItWasCompiledFrom() throws {
+        let dir = Self.makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let strict = Self.spec(deny: ["ptrace", "personality"], digest: "collide")
+        let loose = Self.spec(deny: [], digest: "collide")
+        let a = try SeccompCompiler.compile(strict, cacheDir: dir)
+        // The file is there, under the shared name.
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".bpf") }
+        #expect(files.count == 1 && files[0].hasPrefix("collide-"), "\(files)")
+        let b = try SeccompCompiler.compile(loose, cacheDir: dir)
+        #expect(!b.cacheHit, "the loose spec was served the strict spec's cached filter")
+        #expect(b.filter == (try SeccompCompiler.compile(loose, cacheDir: nil)).filter)
+        #expect(b.filter != a.filter)
+        // Each spec's digest tells the two apart, and is stable.
+        #expect(FilterCache.specDigest(strict) != FilterCache.specDigest(loose))
+        #expect(FilterCache.specDigest(strict) == FilterCache.specDigest(Self.spec(deny: ["ptrace", "personality"], digest: "other")))
+    }
+
+    /// Every field a filter is compiled from changes the spec digest.
+    @Test func theSpecDigestCoversEveryField() {
+        let base = Self.spec(deny: ["ptrace"], digest: "d")
+        var variants: [SeccompSpec] = []
+        var v = base; v.arch = "aarch64"; variants.append(v)
+        v = base; v.defaultAction = .errno; variants.append(v)
+        v = base; v.defaultErrno = 38; variants.append(v)
+        v = base; v.rules[0].syscalls.append("acct"); variants.append(v)
+        v = base; v.rules[0].action = .killProcess; variants.append(v)
+        v = base; v.rules[0].errno = 1; variants.append(v)
+        v = base; v.rules[0].args = [.init(index: 0, op: .equal, value: 1)]; variants.append(v)
+        v = base; v.rules[0].args = [.init(index: 0, op: .equal, value: 2)]; variants.append(v)
+        v = base; v.rules[0].args = [.init(index: 1, op: .equal, value: 1)]; variants.append(v)
+        v = base; v.rules[0].args = [.init(index: 0, op: .maskedEqual, value: 1, valueTwo: 1)]; variants.append(v)
+        v = base; v.socketFamilies = nil; variants.append(v)
+        v = base; v.socketFamilies = [.unix]; variants.append(v)
+        v = base; v.socketFamiliesViaSupervisor = true; variants.append(v)
+        v = base; v.syscallNumbers = ["getxattrat": 464]; variants.append(v)
+        v = base; v.syscallNumbers = ["getxattrat": 465]; variants.append(v)
+        v = base; v.refusedIoctls = [0x5412]; variants.append(v)
+        // Length prefixes: moving a byte from one name to the next is another spec.
+        v = base; v.rules[0].syscalls = ["ab", "c"]; variants.append(v)
+        v = base; v.rules[0].syscalls = ["a", "bc"]; variants.append(v)
+        let digests = ([base] + variants).map(FilterCache.specDigest)
+        #expect(Set(digests).count == digests.count, "\(digests)")
+        // The caller's digest is not part of it.
+        v = base; v.rulesDigest = "other"
+        #expect(FilterCache.specDigest(v) == FilterCache.specDigest(base))
+    }
+
     @Test func theCachedNamesAreJSONEncodersBytes() throws {
         for names in [[], ["getxattrat"], ["no_such_call", "getxattrat", "x86_64_only"]] {
             let hand = try #require(FilterCache.json(ofNames: names))
