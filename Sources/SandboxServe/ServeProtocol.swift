@@ -25,10 +25,14 @@ public struct ServeRequest: Sendable {
 
     /// The request in `line`, or the error reply's id (when one could be read) and why.
     static func parse(_ line: ArraySlice<UInt8>) -> Result<ServeRequest, Refusal> {
-        // JSONDecoder, not JSONSerialization: it tells `true` from 1 and 1.5 from 1.
-        guard let o = try? JSONDecoder().decode(Wire.self, from: Data(line)) else {
+        guard let o = Wire(line) else {
             return .failure(Refusal(id: "null", "the request is not a JSON object on one line"))
         }
+        return validate(o)
+    }
+
+    /// The request from its fields, or why not.
+    static func validate(_ o: Wire) -> Result<ServeRequest, Refusal> {
         guard let id = o.id else { return .failure(Refusal(id: "null", subject: "id", "id: a string or an integer is required")) }
         if let unknown = o.present.subtracting(keys).sorted().first {
             return .failure(Refusal(id: id, subject: unknown, "\(unknown): not a request field (\(keys.sorted().joined(separator: ", ")))"))
@@ -59,31 +63,55 @@ public struct ServeRequest: Sendable {
     }
 
     /// The line as sent: each field nil when absent or of the wrong type, and which
-    /// keys were there.
-    private struct Wire: Decodable {
+    /// keys were there. Read with `JSONTree` (one pass, by hand), not `JSONDecoder`,
+    /// whose keyed decoding was most of the server's per-request parsing; `JSONTree`
+    /// still tells `true` from 1 and 1.5 from 1, and a repeated key counts once (the
+    /// first), as before.
+    struct Wire {
         var present: Set<String>
         var id: String?
         var policy: String?, argv: [String]?, cwd: String?, env: [String: String]?
         var resultDir: String?, resultPath: String?
+    }
+}
 
-        struct Key: CodingKey {
-            var stringValue: String
-            var intValue: Int? { nil }
-            init(_ s: String) { stringValue = s }
-            init?(stringValue: String) { self.stringValue = stringValue }
-            init?(intValue: Int) { nil }
-        }
-
-        init(from decoder: Decoder) throws {
-            let c = try decoder.container(keyedBy: Key.self)
-            present = Set(c.allKeys.map(\.stringValue))
-            func get<T: Decodable>(_ key: String) -> T? { try? c.decode(T.self, forKey: Key(key)) }
-            if let s: String = get("id") { id = CanonicalJSON.quote(s) } else if let n: Int = get("id") { id = String(n) }
-            policy = get("policy"); argv = get("argv"); cwd = get("cwd"); env = get("env")
-            resultDir = get("resultDir"); resultPath = get("resultPath")
-        }
+extension ServeRequest.Wire {
+    init?(_ line: ArraySlice<UInt8>) {
+        guard let o = JSONTree.parse(line) as? [String: Any] else { return nil }
+        present = Set(o.keys)
+        if let s = o["id"] as? String { id = CanonicalJSON.quote(s) } else if let n = Self.integer(o["id"]) { id = String(n) }
+        policy = o["policy"] as? String
+        argv = Self.strings(o["argv"])
+        cwd = o["cwd"] as? String
+        env = Self.stringObject(o["env"])
+        resultDir = o["resultDir"] as? String
+        resultPath = o["resultPath"] as? String
     }
 
+    /// An integer, never a Bool (JSON `true` is not 1).
+    static func integer(_ v: Any?) -> Int? {
+        guard let v, !(v is Bool) else { return nil }
+        return v as? Int
+    }
+
+    static func strings(_ v: Any?) -> [String]? {
+        guard let a = v as? [Any] else { return nil }
+        var out: [String] = []
+        out.reserveCapacity(a.count)
+        for e in a { guard let s = e as? String else { return nil }; out.append(s) }
+        return out
+    }
+
+    static func stringObject(_ v: Any?) -> [String: String]? {
+        guard let o = v as? [String: Any] else { return nil }
+        var out: [String: String] = [:]
+        out.reserveCapacity(o.count)
+        for (k, e) in o { guard let s = e as? String else { return nil }; out[k] = s }
+        return out
+    }
+}
+
+extension ServeRequest {
     /// A request refused before it ran: the error reply's id and the error.
     struct Refusal: Error {
         var id: String
