@@ -210,7 +210,7 @@ public enum JSONTree {
                 if next == UInt8(ascii: "+") { at += 1 } else if next == UInt8(ascii: "-") { sign = -1; at += 1 }
                 let expStart = at
                 while let c = next, c >= UInt8(ascii: "0"), c <= UInt8(ascii: "9") {
-                    exponent = min(exponent * 10 + Int(c - UInt8(ascii: "0")), 1_000_000) // far past any Int or Double
+                    exponent = min(exponent * 10 + Int(c - UInt8(ascii: "0")), 1 << 40) // past any digit count a line can hold
                     at += 1
                 }
                 guard at > expStart else { return nil }
@@ -230,17 +230,23 @@ public enum JSONTree {
 
         /// The number's value as an `Int` when it is exactly an integer that fits:
         /// its digits times 10^(exponent − fraction digits), computed without rounding.
+        /// Walks the digits by index, each at most once: a number of a million
+        /// leading zeros (`0.000…01`, which an edited audit line may hold) costs a
+        /// million steps, not a million shifts of a million bytes (red team, session 30).
         func exactInteger(negative: Bool, int: Range<Int>, frac: Range<Int>, exponent: Int) -> Int? {
-            var digits = Array(bytes[int]) + Array(bytes[frac])
+            let total = int.count + frac.count
+            func digit(_ i: Int) -> UInt8 { i < int.count ? bytes[int.lowerBound + i] : bytes[frac.lowerBound + i - int.count] }
+            var first = 0
+            while first < total, digit(first) == UInt8(ascii: "0") { first += 1 }
+            if first == total { return 0 } // 0, -0.0, 0e9
+            var end = total
             var scale = exponent - frac.count
-            while let first = digits.first, first == UInt8(ascii: "0") { digits.removeFirst() }
-            if digits.isEmpty { return 0 } // 0, -0.0, 0e9
-            while scale < 0, digits.last == UInt8(ascii: "0") { digits.removeLast(); scale += 1 }
-            guard scale >= 0, digits.count + scale <= 19 else { return nil }
+            while scale < 0, digit(end - 1) == UInt8(ascii: "0") { end -= 1; scale += 1 }
+            guard scale >= 0, end - first + scale <= 19 else { return nil }
             var v = 0
-            for d in digits {
+            for i in first..<end {
                 let (m, o1) = v.multipliedReportingOverflow(by: 10)
-                let (a, o2) = m.subtractingReportingOverflow(Int(d - UInt8(ascii: "0"))) // negative: reaches Int.min
+                let (a, o2) = m.subtractingReportingOverflow(Int(digit(i) - UInt8(ascii: "0"))) // negative: reaches Int.min
                 guard !o1, !o2 else { return nil }
                 v = a
             }

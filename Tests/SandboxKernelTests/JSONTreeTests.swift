@@ -130,6 +130,22 @@ import Testing
         }
     }
 
+    /// Numbers of many leading zeros (red team, session 30: `0.000…01` in an edited
+    /// audit line made `audit verify` spin for minutes, each leading zero shifting the
+    /// rest of the digits). Read in one pass now; the values are exact. Control,
+    /// measured when the fix was made (a debug build, the replaced digit loop): this
+    /// test took 43 s; with the fix under 1 s. Not asserted here: a benchmark's job.
+    @Test func manyLeadingZerosAreReadOnce() {
+        let zeros = String(repeating: "0", count: 999_999)
+        #expect(Self.shape(JSONTree.parse(("0." + zeros + "1").utf8)) == "d:0") // 1e-1000000 underflows
+        #expect(Self.shape(JSONTree.parse(("0." + zeros + "1e1000000").utf8)) == "i:1")
+        #expect(Self.shape(JSONTree.parse(("-0." + zeros + "1e1000002").utf8)) == "i:-100")
+        #expect(Self.shape(JSONTree.parse(("[0." + zeros + "5e1000000]").utf8)) == "[i:5]")
+        #expect(Self.shape(JSONTree.parse(("[0." + zeros + "5e999999]").utf8)) == "[d:\(0.5.bitPattern)]")
+        let integerZeros = "1" + String(repeating: "0", count: 1_000_000) + ".0e-999990"
+        #expect(Self.shape(JSONTree.parse(integerZeros.utf8)) == "i:10000000000")
+    }
+
     /// Nesting past the limit is refused (not a recursion as deep as the line asks);
     /// at the limit it is read.
     @Test func deepNestingIsBounded() {
