@@ -625,7 +625,9 @@ struct FilterCache {
             b.append(0)
         }
         b.append(spec.socketFamiliesViaSupervisor ? 1 : 0)
-        let numbers = spec.syscallNumbers.sorted { Array($0.key.utf8).lexicographicallyPrecedes(Array($1.key.utf8)) }
+        // By number, then name (the names of one dictionary are never equal, so the
+        // order is total); comparing names only on equal numbers keeps this cheap.
+        let numbers = spec.syscallNumbers.sorted { $0.value != $1.value ? $0.value < $1.value : $0.key < $1.key }
         int(UInt64(numbers.count))
         for (name, nr) in numbers { str(name); int(UInt64(UInt32(bitPattern: nr))) }
         int(UInt64(spec.refusedIoctls.count))
