@@ -1,3 +1,5 @@
+import SandboxVocabulary
+
 /// JSON read into the shapes `JSONSerialization.jsonObject` gave, for the readers of
 /// JSON we did not write (libnftables' listings) and of loosely shaped lines (a serve
 /// reply's id, an audit record's header): `[String: Any]`, `[Any]`, `String`, `Bool`,
@@ -137,13 +139,8 @@ public enum JSONTree {
                 case UInt8(ascii: "\\"):
                     guard let e = next else { return nil }
                     at += 1
+                    if let b = JSONEscape.byte(for: e) { out.append(b); continue }
                     switch e {
-                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): out.append(e)
-                    case UInt8(ascii: "b"): out.append(0x08)
-                    case UInt8(ascii: "f"): out.append(0x0C)
-                    case UInt8(ascii: "n"): out.append(0x0A)
-                    case UInt8(ascii: "r"): out.append(0x0D)
-                    case UInt8(ascii: "t"): out.append(0x09)
                     case UInt8(ascii: "u"):
                         guard var scalar = hex4() else { return nil }
                         if (0xD800...0xDBFF).contains(scalar) {

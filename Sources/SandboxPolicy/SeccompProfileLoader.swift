@@ -1,4 +1,5 @@
 import FoundationEssentials
+import SandboxVocabulary
 
 // Loading of seccomp profiles in the OCI runtime-spec `linux.seccomp` JSON format and
 // the Docker / containerd / Podman dialects of it (`archMap`, `names`/`name`,
@@ -680,15 +681,8 @@ struct JSONNodeParser {
                 guard index < bytes.count else { throw failure("unterminated string") }
                 let e = bytes[index]
                 index += 1
+                if let b = JSONEscape.byte(for: e) { out.append(b); continue }
                 switch e {
-                case UInt8(ascii: "\""): out.append(0x22)
-                case UInt8(ascii: "\\"): out.append(0x5C)
-                case UInt8(ascii: "/"): out.append(0x2F)
-                case UInt8(ascii: "b"): out.append(0x08)
-                case UInt8(ascii: "f"): out.append(0x0C)
-                case UInt8(ascii: "n"): out.append(0x0A)
-                case UInt8(ascii: "r"): out.append(0x0D)
-                case UInt8(ascii: "t"): out.append(0x09)
                 case UInt8(ascii: "u"):
                     var scalar = try hex4()
                     if (0xD800...0xDBFF).contains(scalar) {
