@@ -19,9 +19,38 @@ public enum JSONTree {
     /// otherwise be a recursion as deep as a hostile line asks).
     public static let maximumDepth = 512
 
+    /// The longest object key read, in bytes: every key of the JSON read here is a
+    /// field name or an environment variable's.
+    public static let maximumKeyBytes = 4096
+
+    /// The longest run of combining marks (non-starters) a key may hold: Unicode's
+    /// stream-safe limit (UAX #15). Swift hashes and compares strings in normalised
+    /// form, which sorts each such run, so a key of 100 000 marks cost minutes of CPU
+    /// to insert (red team, session 30: a 256 kB serve request line took 33 s; the
+    /// replaced JSONDecoder reader too). Values are not hashed here and are kept
+    /// as sent: an audit line quoting such a name still reads.
+    public static let maximumCombiningRun = 30
+
+    /// A key within both limits.
+    static func isReadableKey(_ key: String) -> Bool {
+        guard key.utf8.count <= maximumKeyBytes else { return false }
+        if key.utf8.allSatisfy({ $0 < 0x80 }) { return true }
+        var run = 0
+        for scalar in key.unicodeScalars {
+            if scalar.properties.canonicalCombiningClass.rawValue != 0 {
+                run += 1
+                if run > maximumCombiningRun { return false }
+            } else {
+                run = 0
+            }
+        }
+        return true
+    }
+
     /// The document's value; nil when it is not JSON (RFC 8259: one value, white
     /// space around it, strings of valid UTF-8 without raw control characters, no
-    /// lone surrogate escapes), or nests deeper than ``maximumDepth``.
+    /// lone surrogate escapes), nests deeper than ``maximumDepth``, or has a key
+    /// past ``maximumKeyBytes`` or ``maximumCombiningRun``.
     public static func parse(_ bytes: some Sequence<UInt8>) -> Any? {
         let array = Array(bytes)
         return array.withUnsafeBufferPointer { buffer -> Any? in
@@ -80,7 +109,7 @@ public enum JSONTree {
             if next == UInt8(ascii: "}") { at += 1; return out }
             while true {
                 skipSpace()
-                guard next == UInt8(ascii: "\""), let key = string() else { return nil }
+                guard next == UInt8(ascii: "\""), let key = string(), JSONTree.isReadableKey(key) else { return nil }
                 skipSpace()
                 guard next == UInt8(ascii: ":") else { return nil }
                 at += 1

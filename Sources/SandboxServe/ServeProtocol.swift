@@ -40,6 +40,11 @@ public struct ServeRequest: Sendable {
         guard let policy = o.policy, !policy.isEmpty else {
             return .failure(Refusal(id: id, subject: "policy", "policy: a policy name or file is required"))
         }
+        // A name or a path (PATH_MAX): the server keeps loaded policies by it, and a
+        // longer string of combining marks would cost quadratic time to hash.
+        guard policy.utf8.count <= 4096 else {
+            return .failure(Refusal(id: id, subject: "policy", "policy: at most 4096 bytes (a policy name or a file's path)"))
+        }
         guard let argv = o.argv, !argv.isEmpty else {
             return .failure(Refusal(id: id, subject: "argv", "argv: a non-empty array of strings is required"))
         }

@@ -145,5 +145,11 @@ import SandboxPlan
         #expect(subject(#"{"id": 1, "policy": "p", "argv": ["x"], "nope": 1}"#) == "nope")
         #expect(subject(#"{"id": 1, "policy": "p", "argv": ["x"], "cwd": "rel"}"#) == "cwd")
         #expect(subject(#"{"id": 1, "policy": "p", "argv": ["x"]}"#) == nil)
+        // The server keeps policies by name: a name it could not hash cheaply (red
+        // team, session 30) is refused; a path-sized one is not.
+        let marks = String(repeating: "\u{0316}\u{0301}", count: 10_000)
+        #expect(subject(#"{"id": 1, "policy": "p\#(marks)", "argv": ["x"]}"#) == "policy")
+        #expect(subject(#"{"id": 1, "policy": "/\#(String(repeating: "p", count: 4095))", "argv": ["x"]}"#) == nil)
+        #expect(subject(#"{"id": 1, "policy": "p", "argv": ["x"], "env": {"A\#(marks)": "v"}}"#) == "none") // not JSON we read
     }
 }

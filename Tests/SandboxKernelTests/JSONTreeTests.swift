@@ -146,6 +146,24 @@ import Testing
         #expect(Self.shape(JSONTree.parse(integerZeros.utf8)) == "i:10000000000")
     }
 
+    /// Keys Swift would take quadratic time to hash (red team, session 30: a key of
+    /// 104 000 combining marks in a 256 kB serve line took 33 s of CPU to read, with
+    /// the replaced reader too): more than 30 marks in a row, or more than 4 kB, make
+    /// the document unread. Values are kept as sent, marks and all.
+    @Test func keysSwiftCannotHashCheaplyAreRefused() {
+        let marks = { (n: Int) in String(repeating: "\u{0316}\u{0301}", count: n / 2) }
+        #expect(JSONTree.parse("{\"a\(marks(30))\": 1}".utf8) != nil)
+        #expect(JSONTree.parse("{\"a\(marks(32))\": 1}".utf8) == nil)
+        #expect(JSONTree.parse("{\"a\(marks(30))b\(marks(30))\": 1}".utf8) != nil) // runs, not totals
+        #expect(JSONTree.parse("{\"\(String(repeating: "k", count: 4096))\": 1}".utf8) != nil)
+        #expect(JSONTree.parse("{\"\(String(repeating: "k", count: 4097))\": 1}".utf8) == nil)
+        let value = "x" + marks(100_000)
+        let read = JSONTree.parse("{\"name\": \"\(value)\"}".utf8) as? [String: Any]
+        #expect((read?["name"] as? String)?.unicodeScalars.count == value.unicodeScalars.count)
+        // The shape a red-team line had, at full size: refused at once.
+        #expect(JSONTree.parse("{\"a\(marks(104_000))\": 1, \"id\": 1}".utf8) == nil)
+    }
+
     /// Nesting past the limit is refused (not a recursion as deep as the line asks);
     /// at the limit it is read.
     @Test func deepNestingIsBounded() {
