@@ -213,7 +213,10 @@ struct Census {
     func foreignRoots(token: String) -> Set<Int32> {
         let me = getpid()
         return Set(processes.filter { pid, p in
-            (p.argv.contains(" exec ") && p.argv.contains("sandbox") && !p.argv.contains(token))
+            // Another suite's `sandbox exec`, or its `sandbox serve` (whose spawner
+            // holds a network namespace made ahead, and whose inits are the server's
+            // children): no suite that takes a census starts a server.
+            ((p.argv.contains(" exec ") || p.argv.contains(" serve ")) && p.argv.contains("sandbox") && !p.argv.contains(token))
                 || (p.ppid == me && p.argv.hasPrefix("sandbox-init"))
         }.map(\.key))
     }

@@ -8,6 +8,39 @@ import Testing
 /// leases, veths, cgroups and namespaces left for `gc`.) The namespace is counted
 /// only when the caller names it as its own: another suite's test host is not ours.
 @Suite(.serialized) struct CensusTests {
+    /// Another suite's `sandbox serve` is not a leak of the suite taking the census:
+    /// its spawner holds a network namespace made ahead for the next run (CI, session
+    /// 30: ChurnTests named three such namespaces while ServeTests' load ran beside
+    /// it). The census sees the namespace (new since `before`), and does not count it.
+    @Test func anotherSuitesServerIsNotALeak() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let token = Reliability.newToken("census-serve")
+        let before = Census.take()
+        let served = try ServeTests.Served()
+        defer { served.stop() }
+        guard Harness.require(served.ready, "sandbox serve started") else { return }
+        // The spawner (the server's child) and the namespace it made ahead.
+        var netns: String?
+        for _ in 0..<100 where netns == nil {
+            let children = (try? String(contentsOfFile: "/proc/\(served.process.processIdentifier)/task/\(served.process.processIdentifier)/children", encoding: .utf8)) ?? ""
+            for pid in children.split(separator: " ") {
+                let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
+                for fd in fds {
+                    if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)"), target.hasPrefix("net:[") {
+                        netns = target
+                    }
+                }
+            }
+            if netns == nil { usleep(50_000) }
+        }
+        guard let netns else { Issue.record("the spawner holds no namespace made ahead"); return }
+        let now = Census.take()
+        #expect(now.objects.subtracting(before.objects).contains { $0.description == "network namespace \(netns)" },
+                "the census does not see \(netns)")
+        let leaks = now.leaks(since: before, token: token, ours: []).map(\.description)
+        #expect(!leaks.contains("network namespace \(netns)"), "another suite's server counted: \(leaks)")
+    }
+
     @Test func theCensusNamesWhatIsLeftAndNothingOnceItIsGone() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
         // The other reliability suites count host objects while they hold this lock.
