@@ -88,7 +88,10 @@ import Testing
         for _ in 0..<3 {
             let t0 = Date()
             let p = try Self.start(policy: policy, cwd: dir)
-            while p.isRunning && Set(Harness.runDirEntries()).subtracting(seenRuns).isEmpty { usleep(200) }
+            // Our run's directory (its record names the token): another suite's run
+            // appearing meanwhile made this 5 ms once (CI, session 30), and every kill
+            // then landed before any run directory existed.
+            while p.isRunning && !Set(Harness.runDirEntries()).subtracting(seenRuns).contains(where: Self.ours) { usleep(200) }
             loadUs.append(UInt32(Date().timeIntervalSince(t0) * 1_000_000))
             kill(p.processIdentifier, SIGKILL) // our own child, not yet reaped
             p.waitUntilExit()
