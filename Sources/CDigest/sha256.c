@@ -178,6 +178,17 @@ void sbx_sha256(const void *data, size_t count, uint8_t out[SBX_SHA256_DIGEST_LE
     sbx_sha256_final(&ctx, out);
 }
 
+void sbx_sha256_hex(const void *data, size_t count, char out[SBX_SHA256_HEX_LENGTH + 1]) {
+    static const char digits[] = "0123456789abcdef";
+    uint8_t digest[SBX_SHA256_DIGEST_LENGTH];
+    sbx_sha256(data, count, digest);
+    for (size_t i = 0; i < SBX_SHA256_DIGEST_LENGTH; i++) {
+        out[2 * i] = digits[digest[i] >> 4];
+        out[2 * i + 1] = digits[digest[i] & 15];
+    }
+    out[SBX_SHA256_HEX_LENGTH] = 0;
+}
+
 void sbx_hmac_sha256(const void *key, size_t key_length, const void *data, size_t count,
                      uint8_t out[SBX_SHA256_DIGEST_LENGTH]) {
     uint8_t k[64] = {0}, pad[64], inner[SBX_SHA256_DIGEST_LENGTH];

@@ -169,20 +169,16 @@ public enum JSONTree {
                     guard let e = next else { return nil }
                     at += 1
                     if let b = JSONEscape.byte(for: e) { out.append(b); continue }
-                    switch e {
-                    case UInt8(ascii: "u"):
-                        guard var scalar = hex4() else { return nil }
-                        if (0xD800...0xDBFF).contains(scalar) {
-                            // A high surrogate must be followed by a low one.
-                            guard literal("\\u"), let low = hex4(), (0xDC00...0xDFFF).contains(low) else { return nil }
-                            scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
-                        } else if (0xDC00...0xDFFF).contains(scalar) {
-                            return nil
-                        }
-                        guard let u = Unicode.Scalar(scalar) else { return nil }
-                        out.append(contentsOf: UTF8.encode(u)!)
-                    default: return nil
+                    guard e == UInt8(ascii: "u"), var scalar = hex4() else { return nil }
+                    if (0xD800...0xDBFF).contains(scalar) {
+                        // A high surrogate must be followed by a low one.
+                        guard literal("\\u"), let low = hex4(), (0xDC00...0xDFFF).contains(low) else { return nil }
+                        scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                    } else if (0xDC00...0xDFFF).contains(scalar) {
+                        return nil
                     }
+                    guard let u = Unicode.Scalar(scalar) else { return nil }
+                    out.append(contentsOf: UTF8.encode(u)!)
                 default:
                     if c < 0x20 { return nil }
                     out.append(c)

@@ -632,12 +632,9 @@ struct FilterCache {
         for (name, nr) in numbers { str(name); int(UInt64(UInt32(bitPattern: nr))) }
         int(UInt64(spec.refusedIoctls.count))
         for cmd in spec.refusedIoctls { int(UInt64(cmd)) }
-        var out = [UInt8](repeating: 0, count: Int(SBX_SHA256_DIGEST_LENGTH))
-        b.withUnsafeBufferPointer { sbx_sha256($0.baseAddress, $0.count, &out) }
-        let hex = Array("0123456789abcdef".utf8)
-        var text: [UInt8] = []
-        for byte in out { text.append(hex[Int(byte >> 4)]); text.append(hex[Int(byte & 0xf)]) }
-        return String(decoding: text, as: UTF8.self)
+        var hex = [CChar](repeating: 0, count: Int(SBX_SHA256_HEX_LENGTH) + 1)
+        b.withUnsafeBufferPointer { sbx_sha256_hex($0.baseAddress, $0.count, &hex) }
+        return String(cString: hex)
     }
 
     /// Filters this process compiled or loaded: a long-lived `sandbox serve` reads and

@@ -9,7 +9,16 @@ public enum Digest {
         return out
     }
 
-    public static func sha256Hex(_ bytes: [UInt8]) -> String { hex(sha256(bytes)) }
+    public static func sha256Hex(_ bytes: [UInt8]) -> String {
+        bytes.withUnsafeBufferPointer { sha256Hex($0) }
+    }
+
+    /// The one SHA-256-as-hex (`sbx_sha256_hex`), which SandboxKernel calls too.
+    public static func sha256Hex(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
+        var out = [CChar](repeating: 0, count: Int(SBX_SHA256_HEX_LENGTH) + 1)
+        sbx_sha256_hex(bytes.baseAddress, bytes.count, &out)
+        return String(cString: out)
+    }
 
     public static func hex(_ bytes: [UInt8]) -> String {
         let digits = Array("0123456789abcdef".utf8)

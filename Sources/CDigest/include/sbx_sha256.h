@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #define SBX_SHA256_DIGEST_LENGTH 32
+#define SBX_SHA256_HEX_LENGTH 64
 
 typedef struct {
     uint32_t state[8];
@@ -22,6 +23,9 @@ void sbx_sha256_init(sbx_sha256_ctx *ctx);
 void sbx_sha256_update(sbx_sha256_ctx *ctx, const void *data, size_t count);
 void sbx_sha256_final(sbx_sha256_ctx *ctx, uint8_t out[SBX_SHA256_DIGEST_LENGTH]);
 void sbx_sha256(const void *data, size_t count, uint8_t out[SBX_SHA256_DIGEST_LENGTH]);
+/* The digest as lowercase hex and a NUL: what every layer compares and records
+ * (policy files, plans, the audit chain, the seccomp cache's spec digest). */
+void sbx_sha256_hex(const void *data, size_t count, char out[SBX_SHA256_HEX_LENGTH + 1]);
 void sbx_hmac_sha256(const void *key, size_t key_length, const void *data, size_t count,
                      uint8_t out[SBX_SHA256_DIGEST_LENGTH]);
 
