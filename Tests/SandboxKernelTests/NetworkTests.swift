@@ -185,29 +185,61 @@ private func sandboxRuleset(dns: String) -> String {
             """)
     }
 
-    @Test func deniedSetJSONIsParsed() {
-        // What libnftables 1.0.6 printed for `list set inet sandbox denied4` after three
-        // UDP datagrams and one TCP SYN were dropped.
-        let json = """
-            {"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, \
-            {"set": {"family": "inet", "name": "denied4", "table": "sandbox", "type": ["ipv4_addr", "inet_proto", "inet_service"], \
-            "handle": 2, "size": 1024, "elem": [{"elem": {"val": {"concat": ["10.9.9.9", "udp", 9999]}, "counter": {"packets": 3, "bytes": 87}}}, \
-            {"elem": {"val": {"concat": ["10.9.9.8", "tcp", 81]}, "counter": {"packets": 1, "bytes": 60}}}], "stmt": [{"counter": null}]}}]}
-            """
-        #expect(EgressNetwork.parseDenied(json) == [
-            DeniedDestination(daddr: "10.9.9.9", dport: 9999, proto: "udp", packets: 3),
-            DeniedDestination(daddr: "10.9.9.8", dport: 81, proto: "tcp", packets: 1),
-        ])
-        #expect(EgressNetwork.parseDenied(#"{"nftables": [{"set": {"name": "denied6"}}]}"#).isEmpty)
-        // Each reason's sets: the destination carries the reason of the set it is in.
-        for (set, reason) in [("limit4", EgressRefusal.connectionLimit), ("rate4", .connectionRate), ("dns4", .dnsCheck), ("denied4", .notAllowed)] {
-            let named = json.replacingOccurrences(of: #""name": "denied4""#, with: #""name": "\#(set)""#)
-            #expect(EgressNetwork.parseDenied(named).map(\.reason) == [reason, reason], "\(set)")
+    /// A NEWSETELEM message as the kernel sends it: nfgenmsg, the table and set, and
+    /// the list of elements, each a key (NFTA_DATA_VALUE) and its counter, as one
+    /// expression (NFTA_SET_ELEM_EXPR, the set has one) or a list of them
+    /// (NFTA_SET_ELEM_EXPRESSIONS).
+    @Test func refusalSetElementsAreParsed() {
+        func counter(_ packets: UInt64) -> (inout NetlinkMessage) -> Void {
+            { m in
+                m.attribute(RefusalSets.NFTA_EXPR_NAME, string: "counter")
+                m.nested(RefusalSets.NFTA_EXPR_DATA) { d in
+                    d.attribute(1, (0..<8).map { UInt8((UInt64(packets * 29) >> (56 - 8 * UInt64($0))) & 0xff) })   // bytes
+                    d.attribute(RefusalSets.NFTA_COUNTER_PACKETS, (0..<8).map { UInt8((packets >> (56 - 8 * UInt64($0))) & 0xff) })
+                }
+            }
         }
-        // A `list table` holds the table's other sets too (and its rules): not denials.
-        let other = json.replacingOccurrences(of: #""name": "denied4""#, with: #""name": "allowed4""#)
-        #expect(other != json && EgressNetwork.parseDenied(other).isEmpty)
-        #expect(EgressNetwork.parseDenied("not json").isEmpty)
+        func element(_ key: [UInt8], packets: UInt64, list: Bool) -> (inout NetlinkMessage) -> Void {
+            { e in
+                e.nested(RefusalSets.NFTA_SET_ELEM_KEY) { $0.attribute(RefusalSets.NFTA_DATA_VALUE, key) }
+                if list {
+                    e.nested(RefusalSets.NFTA_SET_ELEM_EXPRESSIONS) { $0.nested(RefusalSets.NFTA_LIST_ELEM, counter(packets)) }
+                } else {
+                    e.nested(RefusalSets.NFTA_SET_ELEM_EXPR, counter(packets))
+                }
+            }
+        }
+        var m = NetlinkMessage(type: RefusalSets.NFT_MSG_NEWSETELEM, flags: 0)
+        m.raw([RefusalSets.NFPROTO_INET, 0, 0, 0])
+        m.attribute(RefusalSets.NFTA_SET_ELEM_LIST_TABLE, string: "sandbox")
+        m.attribute(RefusalSets.NFTA_SET_ELEM_LIST_SET, string: "denied4")
+        m.nested(RefusalSets.NFTA_SET_ELEM_LIST_ELEMENTS) { l in
+            l.nested(RefusalSets.NFTA_LIST_ELEM, element([10, 9, 9, 9, 17, 0, 0, 0, 0x27, 0x0f, 0, 0], packets: 3, list: false))
+            l.nested(RefusalSets.NFTA_LIST_ELEM, element([10, 9, 9, 8, 6, 0, 0, 0, 0, 81, 0, 0], packets: 1 << 33, list: true))
+            // Another key length: not a refusal set's element.
+            l.nested(RefusalSets.NFTA_LIST_ELEM, element([10, 9, 9, 7], packets: 1, list: false))
+        }
+        #expect(RefusalSets.elements(m.payload, v6: false, reason: .connectionRate) == [
+            DeniedDestination(daddr: "10.9.9.9", dport: 9999, proto: "udp", packets: 3, reason: .connectionRate),
+            DeniedDestination(daddr: "10.9.9.8", dport: 81, proto: "tcp", packets: 1 << 33, reason: .connectionRate),
+        ])
+        var v6 = NetlinkMessage(type: RefusalSets.NFT_MSG_NEWSETELEM, flags: 0)
+        v6.raw([RefusalSets.NFPROTO_INET, 0, 0, 0])
+        v6.nested(RefusalSets.NFTA_SET_ELEM_LIST_ELEMENTS) { l in
+            l.nested(RefusalSets.NFTA_LIST_ELEM, element([0x20, 0x01, 0x0d, 0xb8] + [UInt8](repeating: 0, count: 11) + [1, 6, 0, 0, 0, 1, 0xbb, 0, 0], packets: 2, list: false))
+        }
+        #expect(RefusalSets.elements(v6.payload, v6: true, reason: .notAllowed) == [
+            DeniedDestination(daddr: "2001:db8::1", dport: 443, proto: "tcp", packets: 2),
+        ])
+        #expect(RefusalSets.elements(v6.payload, v6: false, reason: .notAllowed).isEmpty, "a 24-byte key is not an IPv4 element")
+        #expect(RefusalSets.elements([1, 0, 0, 0, 9, 0], v6: false, reason: .notAllowed).isEmpty)
+    }
+
+    /// GETSETELEM as nft sends it for `list set inet sandbox denied4` (a dump).
+    @Test func refusalSetRequestBytes() {
+        let bytes = RefusalSets.request(table: "sandbox", set: "denied4").encoded(seq: 7)
+        #expect(hex(bytes) == "2c000000" + "0d0a" + "0003" + "07000000" + "00000000"
+                + "01000000" + "0c000100" + hex(Array("sandbox".utf8)) + "00" + "0c000200" + hex(Array("denied4".utf8)) + "00")
     }
 
     @Test func leaseText() {
@@ -503,6 +535,89 @@ func tcpProbe(_ host: String, _ port: UInt16, timeoutMs: Int32 = 1000) -> String
             #expect(denied.contains { $0.daddr == gw && $0.dport == 81 && $0.proto == "tcp" && $0.packets >= 1 }, "\(denied)")
             #expect(net.deniedDestinations() == denied)
         }
+    }
+
+    /// The refusal sets read by GETSETELEM (RefusalSets) give what libnftables'
+    /// listing of the table gives (how they were read before, kept here as the
+    /// reference): every set of every reason, IPv4 and IPv6, TCP and UDP, counters
+    /// past 2^32, a set with no element. In a namespace of the test's own.
+    @Test func refusalSetsReadAsTheListingDoes() throws {
+        guard require(getuid() == 0, "root") else { return }
+        let netns = OwnedFD(try Netns.create())
+        defer { netns.close() }
+        var table = "table inet sandbox {\n"
+        for reason in EgressRefusal.allCases {
+            for (set, type) in [(reason.sets.v4, "ipv4_addr"), (reason.sets.v6, "ipv6_addr")] {
+                table += "  set \(set) { type \(type) . inet_proto . inet_service; flags dynamic; size 1024; counter; }\n"
+            }
+        }
+        table += "  set other4 { type ipv4_addr . inet_proto . inet_service; flags dynamic; counter; }\n}\n"
+        let elements = [
+            "denied4 { 10.9.9.9 . udp . 9999 counter packets 3 bytes 87, 10.9.9.8 . tcp . 81 counter packets 1 bytes 60 }",
+            "denied6 { 2001:db8::1 . tcp . 443 counter packets 5 bytes 300, fe80::1:2 . udp . 53 counter packets 8589934593 bytes 1 }",
+            "limit4 { 10.1.2.3 . tcp . 8080 counter packets 7 bytes 420 }",
+            "rate6 { ::ffff:10.0.0.1 . tcp . 1 counter packets 2 bytes 120 }",
+            "dns4 { 10.203.0.1 . udp . 53 counter packets 4 bytes 4 }",
+            "other4 { 10.7.7.7 . tcp . 22 counter packets 9 bytes 9 }",   // not a refusal set
+        ].map { "add element inet sandbox \($0)\n" }.joined()
+        let (read, listing) = try Netns.run(in: netns.raw) { () throws -> ([DeniedDestination], String) in
+            _ = try Nftables.run(table + elements, operation: "nft load", subject: "test table")
+            return (try RefusalSets().read(), try Nftables.run("list table inet sandbox", json: true, operation: "nft list table", subject: "test table"))
+        }
+        func sorted(_ d: [DeniedDestination]) -> [DeniedDestination] {
+            d.sorted { ($0.proto, $0.daddr, $0.dport, $0.reason.rawValue) < ($1.proto, $1.daddr, $1.dport, $1.reason.rawValue) }
+        }
+        let reference = sorted(Self.referenceDenied(listing))
+        #expect(reference.count == 7, "\(reference)")
+        #expect(sorted(read) == reference)
+        #expect(read.contains(DeniedDestination(daddr: "fe80::1:2", dport: 53, proto: "udp", packets: 8589934593)))
+        #expect(read.contains(DeniedDestination(daddr: "::ffff:10.0.0.1", dport: 1, proto: "tcp", packets: 2, reason: .connectionRate)))
+        #expect(!read.contains { $0.dport == 22 }, "other4 is not a refusal set")
+        // A table without the sets: nothing, no error.
+        let bare = OwnedFD(try Netns.create())
+        defer { bare.close() }
+        let none = try Netns.run(in: bare.raw) { () throws -> [DeniedDestination] in
+            _ = try Nftables.run("table inet sandbox { set denied4 { type ipv4_addr . inet_proto . inet_service; counter; }\n}\n",
+                                 operation: "nft load", subject: "test table")
+            return try RefusalSets().read()
+        }
+        #expect(none.isEmpty)
+    }
+
+    /// How the sets were read before RefusalSets: the elements of the refusal sets in
+    /// libnftables' JSON listing of the table.
+    static func referenceDenied(_ json: String) -> [DeniedDestination] {
+        guard let root = JSONTree.parse(json.utf8) as? [String: Any],
+              let items = root["nftables"] as? [[String: Any]] else { return [] }
+        var out: [DeniedDestination] = []
+        for item in items {
+            guard let set = item["set"] as? [String: Any], let name = set["name"] as? String,
+                  let reason = EgressRefusal(set: name), let elems = set["elem"] as? [Any] else { continue }
+            for e in elems {
+                var value: Any? = e
+                var packets: UInt64 = 0
+                if let wrapped = (e as? [String: Any])?["elem"] as? [String: Any] {
+                    value = wrapped["val"]
+                    if let c = wrapped["counter"] as? [String: Any] { packets = (c["packets"] as? Int).map { UInt64(clamping: $0) } ?? 0 }
+                }
+                guard let concat = (value as? [String: Any])?["concat"] as? [Any], concat.count == 3,
+                      let daddr = concat[0] as? String else { continue }
+                let proto: String
+                switch concat[1] {
+                case let s as String: proto = s
+                case let n as Int: proto = n == 6 ? "tcp" : n == 17 ? "udp" : String(n)
+                default: continue
+                }
+                let port: UInt16
+                switch concat[2] {
+                case let n as Int: port = UInt16(truncatingIfNeeded: n)
+                case let s as String: guard let p = UInt16(s) else { continue }; port = p
+                default: continue
+                }
+                out.append(DeniedDestination(daddr: daddr, dport: port, proto: proto, packets: packets, reason: reason))
+            }
+        }
+        return out
     }
 
     @Test func aFailedSetUpLeavesNothing() throws {

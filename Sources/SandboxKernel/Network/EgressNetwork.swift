@@ -71,12 +71,17 @@ public final class EgressNetwork {
     private let stub: DNSStub?
     /// The server name check of the host rules' TCP flows (with the stub).
     private let serverNames: ServerNameCheck?
+    /// The refusal sets' reader, its socket made inside the namespace at set-up (so
+    /// reading them after the run needs no thread to enter it). Dropped by `tearDown`.
+    private var refusalSets: RefusalSets?
 
     private var tornDown = false
 
     private init(config: EgressConfig, hostInterface: String, address: IPv4, bridge: Bridge,
-                 netns: OwnedFD, stub: DNSStub?, serverNames: ServerNameCheck?, setUpMicroseconds: UInt64) {
+                 netns: OwnedFD, refusalSets: RefusalSets, stub: DNSStub?, serverNames: ServerNameCheck?,
+                 setUpMicroseconds: UInt64) {
         runId = config.runId; runDir = config.runDir; self.stub = stub; self.serverNames = serverNames
+        self.refusalSets = refusalSets
         self.hostInterface = hostInterface
         self.address = address.description; gateway = bridge.gateway.description; prefixLength = bridge.prefixLength
         self.netns = netns; self.setUpMicroseconds = setUpMicroseconds
@@ -161,7 +166,7 @@ public final class EgressNetwork {
             let ruleset = config.nftRuleset
             let prefix = bridge.prefixLength
             let gw = bridge.gateway
-            try Netns.run(in: netns) {
+            let refusalSets = try Netns.run(in: netns) {
                 try configureInside(ruleset: ruleset, address: address, prefixLength: prefix, gateway: gw)
             }
             // 4. The DNS stub on the namespace's lo (up now), before the command runs.
@@ -177,7 +182,8 @@ public final class EgressNetwork {
             undo.append { serverNames?.stop() }
 
             return EgressNetwork(config: config, hostInterface: name, address: address,
-                                 bridge: bridge, netns: netnsOwner, stub: stub, serverNames: serverNames,
+                                 bridge: bridge, netns: netnsOwner, refusalSets: refusalSets,
+                                 stub: stub, serverNames: serverNames,
                                  setUpMicroseconds: Clock.monotonicUs() - started)
         } catch {
             while let step = undo.popLast() { step() }
@@ -249,9 +255,11 @@ public final class EgressNetwork {
         }
     }
 
-    /// Runs on a thread inside the run's namespace.
-    static func configureInside(ruleset: String, address: IPv4, prefixLength: Int, gateway: IPv4) throws {
+    /// Runs on a thread inside the run's namespace. Returns the reader of the
+    /// ruleset's refusal sets, whose socket belongs to this namespace.
+    static func configureInside(ruleset: String, address: IPv4, prefixLength: Int, gateway: IPv4) throws -> RefusalSets {
         _ = try Nftables.run(ruleset, operation: "nft load ruleset", subject: runTable)
+        let sets = try RefusalSets()
         let rtnl = try RouteSocket()
         guard let lo = try rtnl.link(named: "lo") else { throw KernelError(operation: "netlink RTM_GETLINK", subject: "lo", errno: ENODEV) }
         try rtnl.setLink(index: lo.index, name: "lo", up: true, alias: nil, master: nil)
@@ -259,6 +267,7 @@ public final class EgressNetwork {
         try rtnl.addAddress(index: eth.index, name: "eth0", address: address, prefixLength: prefixLength)
         try rtnl.setLink(index: eth.index, name: "eth0", up: true, alias: nil, master: nil)
         try rtnl.addDefaultRoute(gateway: gateway, index: eth.index, name: "eth0")
+        return sets
     }
 
     // MARK: - Results
@@ -284,67 +293,17 @@ public final class EgressNetwork {
         (try? readDeniedDestinations()) ?? []
     }
 
-    /// Lists the sets of refused destinations of `table inet sandbox` (`denied4`,
-    /// `limit4`…, JSON, with counters) from a thread inside the run's namespace. A
-    /// ruleset without one of the sets contributes nothing.
+    /// The elements of the refusal sets of `table inet sandbox` (`denied4`,
+    /// `limit4`…, each with its packet counter), read on the socket made inside the
+    /// run's namespace at set-up (`RefusalSets`). A ruleset without one of the sets
+    /// contributes nothing.
     public func readDeniedDestinations() throws -> [DeniedDestination] {
-        guard netnsFD >= 0 else {
-            throw KernelError(operation: "nft list table", subject: Self.runTable, errno: EBADF, detail: "the run's network is torn down")
+        guard let refusalSets, netnsFD >= 0 else {
+            throw KernelError(operation: "nft list set", subject: Self.runTable, errno: EBADF, detail: "the run's network is torn down")
         }
-        // The whole table in one listing (one libnftables context): it holds both sets
-        // with their elements, and a ruleset without one of them is no error.
-        // (`list set` twice in one command fails: libnftables fetches the cache for
-        // the last set named only.)
-        let json: String = try Netns.run(in: netnsFD) {
-            try Nftables.run("list table \(Self.runTable)", json: true, operation: "nft list table", subject: Self.runTable)
-        }
-        return EgressNetwork.parseDenied(json).sorted {
+        return try refusalSets.read().sorted {
             ($0.proto, $0.daddr, $0.dport, $0.reason.rawValue) < ($1.proto, $1.daddr, $1.dport, $1.reason.rawValue)
         }
-    }
-
-    /// The elements of the sets of refused destinations (`EgressRefusal.sets`) in a
-    /// `list table` (or `list set`) in libnftables JSON, each with the reason its set
-    /// records — other sets of the table are not denials:
-    /// `{"elem": {"val": {"concat": ["10.9.9.9", "udp", 9999]}, "counter": {"packets": 3, …}}}`.
-    static func parseDenied(_ json: String) -> [DeniedDestination] {
-        // Most runs are refused nothing, and then no set has an element. libnftables
-        // writes the key "elem" plainly (jansson escapes no letter), and inside a
-        // JSON string those quotes would be escaped: without these six bytes
-        // anywhere there is nothing to read, and the listing (~18 kB, 0.5 ms to
-        // parse) is not parsed at all.
-        guard json.utf8.firstRange(of: #""elem""#.utf8) != nil else { return [] }
-        guard let root = JSONTree.parse(json.utf8) as? [String: Any],
-              let items = root["nftables"] as? [[String: Any]] else { return [] }
-        var out: [DeniedDestination] = []
-        for item in items {
-            guard let set = item["set"] as? [String: Any], let name = set["name"] as? String,
-                  let reason = EgressRefusal(set: name), let elems = set["elem"] as? [Any] else { continue }
-            for e in elems {
-                var value: Any? = e
-                var packets: UInt64 = 0
-                if let wrapped = (e as? [String: Any])?["elem"] as? [String: Any] {
-                    value = wrapped["val"]
-                    if let c = wrapped["counter"] as? [String: Any] { packets = (c["packets"] as? Int).map { UInt64(clamping: $0) } ?? 0 }
-                }
-                guard let concat = (value as? [String: Any])?["concat"] as? [Any], concat.count == 3,
-                      let daddr = concat[0] as? String else { continue }
-                let proto: String
-                switch concat[1] {
-                case let s as String: proto = s
-                case let n as Int: proto = n == 6 ? "tcp" : n == 17 ? "udp" : String(n)
-                default: continue
-                }
-                let port: UInt16
-                switch concat[2] {
-                case let n as Int: port = UInt16(truncatingIfNeeded: n)
-                case let s as String: guard let p = UInt16(s) else { continue }; port = p
-                default: continue
-                }
-                out.append(DeniedDestination(daddr: daddr, dport: port, proto: proto, packets: packets, reason: reason))
-            }
-        }
-        return out
     }
 
     // MARK: - Teardown
@@ -366,6 +325,7 @@ public final class EgressNetwork {
         serverNames?.stop()
         stub?.stop()
         Lease.release(runDir: runDir)
+        refusalSets = nil
         netns.close()
     }
 
