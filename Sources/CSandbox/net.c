@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -72,15 +73,33 @@ int sbx_net_run_in_netns(int netns_fd, void (*fn)(void *ctx), void *ctx) {
 
 int sbx_net_rtnl_open(void) { return sbx_net_netlink_open(NETLINK_ROUTE); }
 
-int sbx_net_netlink_open(int protocol) {
-    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
-    if (fd < 0) return -errno;
+int sbx_net_netlink_bind(int fd) {
     struct sockaddr_nl addr;
     memset(&addr, 0, sizeof addr);
     addr.nl_family = AF_NETLINK;
+    /* [2^22, 2^31): above PID_MAX_LIMIT, below the kernel's own automatic
+     * addresses (counted down from -4096). Taken: another try. */
+    for (int tries = 0;; tries++) {
+        uint32_t r;
+        if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r) return errno ? -errno : -EIO;
+        addr.nl_pid = (1u << 22) + r % ((1u << 31) - (1u << 22));
+        if (bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0) break;
+        if (errno != EADDRINUSE || tries == 16) return -errno;
+    }
+    struct sockaddr_nl kernel;
+    memset(&kernel, 0, sizeof kernel);
+    kernel.nl_family = AF_NETLINK;
+    if (connect(fd, (struct sockaddr *)&kernel, sizeof kernel) != 0) return -errno;
+    return 0;
+}
+
+int sbx_net_netlink_open(int protocol) {
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
+    if (fd < 0) return -errno;
+    int b = sbx_net_netlink_bind(fd);
+    if (b < 0) { close(fd); return b; }
     int one = 1;
-    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 ||
-        setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one) != 0 ||
+    if (setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one) != 0 ||
         setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one) != 0) {
         int e = errno;
         close(fd);

@@ -1,6 +1,7 @@
 /* The SNI check's netlink side; see include/sandbox_nfqueue.h. */
 
 #include "sandbox_nfqueue.h"
+#include "sandbox_net.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -64,8 +65,8 @@ static void nest_end(struct msg *m, size_t at) {
 static int nl_socket(void) {
     int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
     if (fd < 0) return -errno;
-    struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) { int e = errno; close(fd); return -e; }
+    int b = sbx_net_netlink_bind(fd);   /* not the process id: see sandbox_net.h */
+    if (b < 0) { close(fd); return b; }
     return fd;
 }
 

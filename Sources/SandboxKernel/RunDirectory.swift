@@ -1,3 +1,4 @@
+import CSandbox
 import Glibc
 import SandboxVocabulary
 

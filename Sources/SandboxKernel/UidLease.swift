@@ -1,3 +1,4 @@
+import CSandbox
 import Glibc
 
 /// A host uid (and the gid of the same number) leased to one run, so the command

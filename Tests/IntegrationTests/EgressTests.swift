@@ -541,6 +541,34 @@ import Testing
         }
     }
 
+    /// The supervisor's netlink socket inside the run's namespace (it reads the
+    /// refusal sets after the run) does not tell the command the supervisor's host
+    /// pid: /proc/net/netlink lists every socket of the namespace with its address,
+    /// and an automatically bound socket's address is its process id (red team,
+    /// session 31). The attack: read the list and look for an address that is a
+    /// process id. Control: with `bind` to address 0 (the kernel's choice), as
+    /// before, the supervisor's NETLINK_NETFILTER socket (protocol 12) shows its pid.
+    @Test func theSupervisorsPidIsNotVisibleInside() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        try Self.withRemotes { h1, _ in
+            let dir = Harness.tempDir()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let policy = Self.egressPolicy(in: dir, allow: h1.address, dns: h1.address)
+            let out = try Harness.exec(policy: policy, ["cat", "/proc/net/netlink"], cwd: dir)
+            #expect(out.status == 0, "stderr: \(out.stderr)")
+            // sk Eth Pid Groups …: (protocol, address) of each socket.
+            let sockets = out.stdout.split(separator: "\n").dropFirst().compactMap { line -> (Int, UInt64)? in
+                let f = line.split(separator: " ")
+                guard f.count > 2, let eth = Int(f[1]), let pid = UInt64(f[2]) else { return nil }
+                return (eth, pid)
+            }
+            #expect(sockets.contains { $0.0 == 12 && $0.1 != 0 }, "the supervisor's netfilter socket is listed: \(out.stdout)")
+            let pidLike = sockets.filter { $0.1 != 0 && $0.1 < 1 << 22 }
+            #expect(pidLike.isEmpty, "addresses that are process ids (PID_MAX_LIMIT is 2^22): \(pidLike) in \(out.stdout)")
+            runGone(out)
+        }
+    }
+
     /// network.hosts: an /etc/hosts of the policy's entries, in memory and read-only
     /// like resolv.conf; a name from it resolves and connects.
     @Test func hostsEntriesResolveInside() throws {

@@ -42,8 +42,16 @@ int sbx_net_run_in_netns(int netns_fd, void (*fn)(void *ctx), void *ctx);
 int sbx_net_rtnl_open(void);
 
 /* The same for another netlink protocol (NETLINK_NETFILTER: nf_tables' generation
- * id, read without libnftables). */
+ * id and a run's refusal sets, read without libnftables). */
 int sbx_net_netlink_open(int protocol);
+
+/* Binds a netlink socket to a random address above every process id, then connects
+ * it to the kernel. An unbound socket gets the process id as its address on first
+ * use, and /proc/net/netlink lists the addresses of a namespace's sockets to anyone
+ * in it: a socket the supervisor opens inside a run's network namespace would tell
+ * the command the supervisor's host pid (red team, session 31). Connected, the
+ * socket takes messages from the kernel only. 0 or -errno. */
+int sbx_net_netlink_bind(int fd);
 
 #ifdef __cplusplus
 }

@@ -278,7 +278,13 @@ final class RouteSocket {
                     if code == 0 { return replies }
                     throw KernelError(operation: operation, subject: subject, errno: code, detail: text)
                 }
-                if reply.type == RTNL.NLMSG_DONE { return replies }
+                if reply.type == RTNL.NLMSG_DONE {
+                    // A dump that failed part-way ends with its errno here.
+                    if reply.payload.count >= 4, reply.payload.s32(at: 0) < 0 {
+                        throw KernelError(operation: operation, subject: subject, errno: -reply.payload.s32(at: 0), detail: "the dump ended early")
+                    }
+                    return replies
+                }
                 replies.append(reply)
             }
         }

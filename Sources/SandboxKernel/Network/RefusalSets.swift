@@ -85,9 +85,11 @@ struct RefusalSets {
                     case NFTA_SET_ELEM_KEY:
                         key = netlinkAttributes(a.data, from: 0).first { $0.type == NFTA_DATA_VALUE }?.data
                     case NFTA_SET_ELEM_EXPR:
-                        packets += counterPackets(a.data)
+                        packets = saturatingSum(packets, counterPackets(a.data))
                     case NFTA_SET_ELEM_EXPRESSIONS:
-                        for e in netlinkAttributes(a.data, from: 0) where e.type == NFTA_LIST_ELEM { packets += counterPackets(e.data) }
+                        for e in netlinkAttributes(a.data, from: 0) where e.type == NFTA_LIST_ELEM {
+                            packets = saturatingSum(packets, counterPackets(e.data))
+                        }
                     default: break
                     }
                 }
@@ -99,6 +101,11 @@ struct RefusalSets {
             }
         }
         return out
+    }
+
+    static func saturatingSum(_ a: UInt64, _ b: UInt64) -> UInt64 {
+        let (sum, over) = a.addingReportingOverflow(b)
+        return over ? .max : sum
     }
 
     /// The packets of a `counter` expression (name, then data); 0 for any other.
