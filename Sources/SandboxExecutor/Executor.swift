@@ -492,9 +492,12 @@ public final class Executor {
         // A namespace a server's spawner made ahead is owned by the initial user
         // namespace, where a kept capability that acts on the network namespace
         // (bind below 1024, raw sockets, interface changes; sys_admin: a sysfs of
-        // its own, setns) would not act, and egress sets up one the child made.
+        // its own, setns) would not act. Egress may take one: the supervisor sets it
+        // up from the init's pidfd either way, as root of the initial user
+        // namespace, and the command has even less hold on a namespace its own user
+        // namespace does not own.
         let networkCapabilities: UInt64 = 1 << 10 | 1 << 11 | 1 << 12 | 1 << 13 | 1 << 21 // net_bind_service, net_broadcast, net_admin, net_raw, sys_admin
-        spec.premadeNetworkNamespaceOK = !plan.isNested && plan.network.mode != .egress
+        spec.premadeNetworkNamespaceOK = !plan.isNested
             && plan.capabilities.keepMask & networkCapabilities == 0
         spec.staging = runDir.staging
         spec.hostname = plan.process.hostname

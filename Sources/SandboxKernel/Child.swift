@@ -34,7 +34,7 @@ public struct ChildSpec {
     public var cgroupJoinFDs: [Int32] = []
     public var loopbackUp = false
     /// The network namespace may be one a server's spawner made ahead (owned by the
-    /// initial user namespace): no egress, no network capability kept.
+    /// initial user namespace): no network capability kept.
     public var premadeNetworkNamespaceOK = false
     public var uidMap: String? = nil
     public var gidMap: String? = nil

@@ -233,6 +233,49 @@ extension SpawnerTests {
         let (out, err) = stdioB.output()
         #expect(rb?["exitCode"] as? Int == 0, "bind to port 80 with net_bind_service kept: \(rb ?? [:]) \(out) \(err)")
     }
+
+    /// An egress run takes a namespace made ahead too (session 31): it is set up from
+    /// the init's pidfd as before, the allowed port answers, the refused one is
+    /// refused and reported, the command cannot change its interface (the namespace
+    /// is owned by the initial user namespace, where it has nothing), and the next
+    /// run has another namespace.
+    @Test func egressRunsTakeANamespaceMadeAhead() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        guard let served = try Self.startServer() else { return }
+        defer { served.stop() }
+        let server = served.process.processIdentifier
+        try EgressTests.withRemotes { h1, _ in
+            let ws = Harness.tempDir()
+            defer { try? FileManager.default.removeItem(atPath: ws) }
+            let probe = EgressTests.writeProbe(in: ws)
+            let policy = EgressTests.egressPolicy(in: ws, allow: h1.address, dns: h1.address)
+            let script = "readlink /proc/self/ns/net; ip link set eth0 down 2>/dev/null; echo \"ip=$?\"; sleep 1; "
+                + "python3 \(probe) tcp:\(h1.address):8080 tcp:\(h1.address):8081"
+            let client = try ServeTests.Client(served.socket)
+            defer { client.close() }
+            var namespaces: [String] = []
+            for i in 0..<2 {
+                let stdio = ServeTests.Stdio()
+                client.send(ServeTests.request(id: "e\(i)", policy: policy, argv: ["sh", "-c", script], cwd: ws), fds: stdio.fds)
+                stdio.closeSent()
+                let inits = Self.waitForInits(of: server, count: 1)
+                try #require(inits.count == 1, "no init: \(Self.children(of: server))")
+                #expect(sbx_test_netns_owned_by_ours(inits[0]) == 1, "the egress run's namespace was not made ahead")
+                let reply = client.reply()
+                let (out, err) = stdio.output()
+                #expect(reply?["exitCode"] as? Int == 0, "\(reply ?? [:]) \(err)")
+                let r = EgressTests.results(out)
+                #expect(r["ip"] != "0" && r["ip"] != nil, "ip link set eth0 down succeeded: \(out)")
+                #expect(r["tcp:\(h1.address):8080"] == "ok:hello-8080", "\(out) \(err)")
+                #expect(r["tcp:\(h1.address):8081"] == "ECONNREFUSED", "\(out)")
+                #expect(EgressTests.denied(reply).contains { $0.daddr == h1.address && $0.dport == 8081 && $0.proto == "tcp" },
+                        "egressDenied: \(reply?["egressDenied"] ?? "none")")
+                namespaces.append(out.split(separator: "\n").first.map(String.init) ?? "")
+            }
+            let host = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/net")) ?? "?"
+            #expect(Set(namespaces).count == 2 && !namespaces.contains(host) && !namespaces.contains(""), "namespaces \(namespaces), host \(host)")
+        }
+    }
 }
 
 extension SpawnerTests {
