@@ -584,6 +584,62 @@ func tcpProbe(_ host: String, _ port: UInt16, timeoutMs: Int32 = 1000) -> String
         #expect(none.isEmpty)
     }
 
+    /// The host addresses an egress plan protects, read by one RTM_GETADDR dump, are
+    /// what `getifaddrs` gives (how they were read before, kept here as the
+    /// reference): in a namespace of the test's own with an address with and without
+    /// a broadcast address, a point-to-point address, IPv6 global and link-local, and
+    /// loopback; and on this host.
+    @Test func hostAddressesAreWhatGetifaddrsGives() throws {
+        guard require(getuid() == 0, "root") else { return }
+        let netns = OwnedFD(try Netns.create())
+        defer { netns.close() }
+        let ns = "/proc/\(getpid())/fd/\(netns.raw)"
+        for args in [["link", "add", "dum0", "type", "veth", "peer", "name", "dum1"], ["link", "set", "lo", "up"], ["link", "set", "dum0", "up"],
+                     ["addr", "add", "10.9.0.1/24", "brd", "+", "dev", "dum0"], ["addr", "add", "10.9.1.1/32", "dev", "dum0"],
+                     ["addr", "add", "10.9.2.1", "peer", "10.9.2.2", "dev", "dum0"],
+                     ["-6", "addr", "add", "2001:db8::5/64", "dev", "dum0", "nodad"],
+                     ["-6", "addr", "add", "fe80::99/64", "dev", "dum0", "nodad"]] {
+            let r = shell("/usr/bin/nsenter", ["--net=\(ns)", "/usr/sbin/ip"] + args)
+            try #require(r.status == 0, "ip \(args)")
+        }
+        let (read, reference) = try Netns.run(in: netns.raw) { (HostAddresses.interfaceAddresses(), Self.referenceInterfaceAddresses()) }
+        #expect(Set(read) == Set(reference), "dump \(read.sorted()), getifaddrs \(reference.sorted())")
+        #expect(Set(read) == ["10.9.0.1", "10.9.0.255", "10.9.1.1", "10.9.2.1", "10.9.2.2", "2001:db8::5"], "\(read.sorted())")
+        #expect(Set(HostAddresses.interfaceAddresses()) == Set(Self.referenceInterfaceAddresses()), "this host")
+    }
+
+    /// How the host addresses were read before: `getifaddrs`.
+    static func referenceInterfaceAddresses() -> [String] {
+        var head: UnsafeMutablePointer<ifaddrs>?
+        guard getifaddrs(&head) == 0, let first = head else { return [] }
+        defer { freeifaddrs(head) }
+        var out: [String] = []
+        var cursor: UnsafeMutablePointer<ifaddrs>? = first
+        while let entry = cursor {
+            defer { cursor = entry.pointee.ifa_next }
+            guard let sa = entry.pointee.ifa_addr else { continue }
+            switch Int32(sa.pointee.sa_family) {
+            case AF_INET:
+                let v = sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt32(bigEndian: $0.pointee.sin_addr.s_addr) }
+                if v >> 24 == 127 || v >> 16 == 0xa9fe { continue }
+                out.append(IPv4(v).description)
+                if entry.pointee.ifa_flags & UInt32(IFF_BROADCAST) != 0, let b = entry.pointee.ifa_ifu.ifu_broadaddr, Int32(b.pointee.sa_family) == AF_INET {
+                    out.append(IPv4(b.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt32(bigEndian: $0.pointee.sin_addr.s_addr) }).description)
+                }
+            case AF_INET6:
+                var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+                var addr = sa.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee.sin6_addr }
+                let bytes = withUnsafeBytes(of: &addr) { Array($0) }
+                if bytes == [UInt8](repeating: 0, count: 15) + [1] || (bytes[0] == 0xfe && bytes[1] & 0xc0 == 0x80) { continue }
+                guard inet_ntop(AF_INET6, &addr, &text, socklen_t(text.count)) != nil else { continue }
+                out.append(String(cString: text))
+            default:
+                continue
+            }
+        }
+        return out
+    }
+
     /// How the sets were read before RefusalSets: the elements of the refusal sets in
     /// libnftables' JSON listing of the table.
     static func referenceDenied(_ json: String) -> [DeniedDestination] {

@@ -15,6 +15,7 @@ enum RTNL {
     static let RTM_DELLINK: UInt16 = 17
     static let RTM_GETLINK: UInt16 = 18
     static let RTM_NEWADDR: UInt16 = 20
+    static let RTM_GETADDR: UInt16 = 22
     static let RTM_NEWROUTE: UInt16 = 24
 
     // nlmsghdr.nlmsg_flags.
@@ -43,6 +44,7 @@ enum RTNL {
     // struct ifaddrmsg / struct rtmsg attributes.
     static let IFA_ADDRESS: UInt16 = 1
     static let IFA_LOCAL: UInt16 = 2
+    static let IFA_BROADCAST: UInt16 = 4
     static let RTA_OIF: UInt16 = 4
     static let RTA_GATEWAY: UInt16 = 5
 
@@ -55,6 +57,7 @@ enum RTNL {
 
     static let AF_UNSPEC: UInt8 = 0
     static let AF_INET: UInt8 = 2
+    static let AF_INET6: UInt8 = 10
     static let IFF_UP: UInt32 = 0x1
     static let RT_TABLE_MAIN: UInt8 = 254
     static let RTPROT_STATIC: UInt8 = 4
@@ -68,6 +71,7 @@ enum RTNL {
         case RTM_GETLINK: return "RTM_GETLINK"
         case RTM_NEWADDR: return "RTM_NEWADDR"
         case RTM_NEWROUTE: return "RTM_NEWROUTE"
+        case RTM_GETADDR: return "RTM_GETADDR"
         case NFT_MSG_GETGEN: return "NFT_MSG_GETGEN"
         default: return "type \(type)"
         }
