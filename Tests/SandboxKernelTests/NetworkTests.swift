@@ -106,6 +106,11 @@ private func sandboxRuleset(dns: String) -> String {
             + "0000" + "0000" + "05000000" + "01000000" + "01000000" // index 5, flags IFF_UP, change IFF_UP
             + "0e00" + "1400" + "73616e64626f783a7231" + "0000"      // IFLA_IFALIAS "sandbox:r1" (no NUL) + pad
             + "0800" + "0a00" + "03000000")                          // IFLA_MASTER 3
+        let named = RouteSocket.setLinkMessage(index: 0, up: true, alias: nil, master: nil, name: "lo")
+        #expect(hex(named.encoded(seq: 1)) ==
+            "28000000" + "1000" + "0000" + "01000000" + "00000000"   // RTM_NEWLINK on an existing link
+            + "0000" + "0000" + "00000000" + "01000000" + "01000000" // index 0: by name; IFF_UP
+            + "0700" + "0300" + "6c6f00" + "00")                     // IFLA_IFNAME "lo\0" + pad
         let addr = RouteSocket.newAddressMessage(index: 4, address: IPv4("10.203.0.7")!, prefixLength: 16)
         #expect(hex(addr.encoded(seq: 1)) ==
             "28000000" + "1400" + "0005" + "01000000" + "00000000"   // RTM_NEWADDR, CREATE|REPLACE

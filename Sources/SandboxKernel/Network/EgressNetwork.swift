@@ -237,11 +237,9 @@ public final class EgressNetwork {
         state.values["subnet"] = bridge.subnet
         try state.write(bridge.statePath)
 
-        guard let host = try rtnl.link(named: name) else {
-            throw KernelError(operation: "netlink RTM_GETLINK", subject: name, errno: ENODEV)
-        }
-        // Mark, attach, up — one message (rtnl_newlink ignores the alias on create).
-        try rtnl.setLink(index: host.index, name: name, up: true, alias: mark, master: bridgeIndex)
+        // Mark, attach, up — one message (rtnl_newlink ignores the alias on create),
+        // by name: created EXCL under the lock, the link of this name is ours.
+        try rtnl.setLink(named: name, up: true, alias: mark, master: bridgeIndex)
         return (address, name)
     }
 
@@ -261,8 +259,7 @@ public final class EgressNetwork {
         _ = try Nftables.run(ruleset, operation: "nft load ruleset", subject: runTable)
         let sets = try RefusalSets()
         let rtnl = try RouteSocket()
-        guard let lo = try rtnl.link(named: "lo") else { throw KernelError(operation: "netlink RTM_GETLINK", subject: "lo", errno: ENODEV) }
-        try rtnl.setLink(index: lo.index, name: "lo", up: true, alias: nil, master: nil)
+        try rtnl.setLink(named: "lo", up: true, alias: nil, master: nil)
         guard let eth = try rtnl.link(named: "eth0") else { throw KernelError(operation: "netlink RTM_GETLINK", subject: "eth0", errno: ENODEV) }
         try rtnl.addAddress(index: eth.index, name: "eth0", address: address, prefixLength: prefixLength)
         try rtnl.setLink(index: eth.index, name: "eth0", up: true, alias: nil, master: nil)

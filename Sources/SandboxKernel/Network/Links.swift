@@ -57,6 +57,12 @@ extension RouteSocket {
         try request(RouteSocket.setLinkMessage(index: index, up: up, alias: alias, master: master), subject: name)
     }
 
+    /// The same for the link of that name (no RTM_GETLINK first for its index: the
+    /// kernel looks the name up when the index is 0).
+    func setLink(named name: String, up: Bool?, alias: String?, master: Int32?) throws(KernelError) {
+        try request(RouteSocket.setLinkMessage(index: 0, up: up, alias: alias, master: master, name: name), subject: name)
+    }
+
     /// Sets the link's hardware address. A bridge with an address of its own keeps
     /// it; without one it takes the lowest address of its ports, and every time such
     /// a port goes away, each live sandbox's cached gateway address points nowhere.
@@ -121,9 +127,10 @@ extension RouteSocket {
         return m
     }
 
-    static func setLinkMessage(index: Int32, up: Bool?, alias: String?, master: Int32?) -> NetlinkMessage {
+    static func setLinkMessage(index: Int32, up: Bool?, alias: String?, master: Int32?, name: String? = nil) -> NetlinkMessage {
         var m = NetlinkMessage(type: RTNL.RTM_NEWLINK, flags: 0)
         m.ifinfomsg(index: index, flags: up == true ? RTNL.IFF_UP : 0, change: up == nil ? 0 : RTNL.IFF_UP)
+        if let name { m.attribute(RTNL.IFLA_IFNAME, string: name) }
         if let alias { m.attribute(RTNL.IFLA_IFALIAS, Array(alias.utf8)) }
         if let master { m.attribute(RTNL.IFLA_MASTER, s32: master) }
         return m
