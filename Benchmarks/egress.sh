@@ -3,7 +3,8 @@
 # lines see the same machine state: sandbox egress `true` (bench-egress.toml),
 # sandbox `true` without a network (bench.toml), and the shell-out peer
 # (egress-peer.sh: netns + veth + addresses + nft + teardown with ip/nft). Prints
-# min/median/p99 of each and the ratios. Root only; takes the suite lock (it uses
+# min/median/p99 of each and the ratios; then the same two runs through `sandbox
+# serve` beside the peer spawned by the same client (serve_egress.py). Root only; takes the suite lock (it uses
 # the shared bridge sbx0).
 #
 #   Benchmarks/egress.sh                 # release build, 100 runs each
@@ -45,3 +46,15 @@ for k, t in r.items():
     print(f"| {k} | {t[0]*1e3:.1f} ms | {med[k]:.1f} ms | {q(t, 0.99):.1f} ms | {med[k] / med['shell-out peer']:.2f}× |")
 print(f"\nwhat egress adds (median): {med['sandbox egress'] - med['sandbox none']:.1f} ms")
 PY
+
+# The warm path: the same runs through `sandbox serve`, beside the peer spawned by the
+# same client (Benchmarks/serve_egress.py), interleaved.
+mkdir -m 700 "$work/sock"
+"$bin" serve --socket "$work/sock/s" 2>"$work/serve.log" &
+server=$!
+trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; cd /; rm -rf "$work"; "$bench/egress-peer.sh" --remove' EXIT
+for _ in $(seq 100); do [ -S "$work/sock/s" ] && break; sleep 0.05; done
+[ -S "$work/sock/s" ] || { echo "sandbox serve did not start: $(cat "$work/serve.log")"; exit 1; }
+echo
+python3 "$bench/serve_egress.py" --socket "$work/sock/s" --egress-policy "$bench/bench-egress.toml" \
+    --none-policy "$bench/bench.toml" --peer "$bench/egress-peer.sh" --runs "$runs"
