@@ -1511,8 +1511,9 @@ static const struct step init_steps[] = {
     { SBX_STEP_CLOSE_FDS, close_inherited_fds },
     /* Die with the supervisor; THEN wait for its go: EOF means it died before
      * PDEATHSIG was armed (getppid() is 0 across a pid namespace, so it can't tell).
-     * (Egress: this process's own network namespace from clone3 was set up by the
-     * supervisor before the sync byte; nothing to join.) */
+     * (Egress: this process's own network namespace, from clone3 or made ahead by a
+     * server's spawner, was set up by the supervisor before the sync byte; nothing
+     * to join.) */
     { SBX_STEP_PDEATHSIG, die_with_supervisor },
     { SBX_STEP_SYNC, wait_for_supervisor },
     /* BEFORE anything is built or forked, so every later process is inside. */

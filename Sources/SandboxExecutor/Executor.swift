@@ -473,8 +473,9 @@ public final class Executor {
     private func childSpec(runDir: RunDirectory, lease: UidLease?, landlock: LandlockRuleset?,
                            seccomp: SeccompProgram?) -> ChildSpec {
         var spec = ChildSpec()
-        // The child always gets a network namespace of its own from clone3 (so it is
-        // owned by the run's user namespace); egress sets it up before the child goes on.
+        // The child always gets a network namespace of its own: from clone3 (owned by
+        // the run's user namespace when it has one), or one a server's spawner made
+        // ahead (below); egress sets it up before the child goes on.
         spec.cloneFlags = ChildSpec.newNamespaces | ChildSpec.newNet
         if plan.isNested {
             // No namespaces can be made here: a plain clone that is the command.

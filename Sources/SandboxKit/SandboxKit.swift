@@ -71,7 +71,7 @@ public enum RunSteps {
         facts.trusted = trusted
         // What a broad egress allow rule must not open: the host's addresses, the bridge.
         if network == nil || network == .egress {
-            facts.hostAddresses = HostAddresses.egressProtected()
+            do { facts.hostAddresses = try HostAddresses.egressProtected() } catch { facts.hostAddressesError = "\(error)" }
             facts.hostResolvers = HostResolvers.read()
         }
         return facts

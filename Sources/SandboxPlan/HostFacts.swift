@@ -33,6 +33,10 @@ public struct HostFacts: Sendable {
     /// rule opens another address of such a network. The CLI fills it with
     /// `HostAddresses.egressProtected()`; a harness should do the same.
     public var hostAddresses: [String] = []
+    /// Why `hostAddresses` could not be read whole (a netlink error, or a dump still
+    /// interrupted by changes after its retries); nil when it was. An egress plan is
+    /// then refused: without them a broad allow rule could open the host.
+    public var hostAddressesError: String? = nil
     /// The host's resolvers (`nameserver` lines of its /etc/resolv.conf): the DNS
     /// stub's upstream when the policy names none (`network.upstream_dns`).
     public var hostResolvers: [String] = []

@@ -34,6 +34,10 @@ public struct PlanCompiler {
         if nested { try ctx.checkNested() }   // NestedPlan.swift
         var notApplied: [String] = []
 
+        // Fail closed: the host's addresses are what a broad allow rule must not open.
+        if policy.network.mode == .egress, let why = host.hostAddressesError {
+            throw PlanError(key: "network.mode", message: "\"egress\" needs the host's own addresses, which could not be read (\(why)); they keep broad allow rules off the host. Try again")
+        }
         // Rendered once: the mount list and the Landlock rules need its files too.
         var network = try NetworkRules.plan(policy.network, hostAddresses: host.hostAddresses,
                                             hostResolvers: host.hostResolvers)

@@ -28,4 +28,30 @@ struct HostAddressesOnlyForEgressTests {
         let b = try PlanCompiler(host: without).compile(egress, argv: ["sh"], runId: "r1")
         #expect(a.digest != b.digest)
     }
+
+    /// Fail closed: when the host's addresses could not be read whole, an egress plan
+    /// is refused (a plan without some of them would let a broad allow rule open
+    /// them); a plan without egress does not need them.
+    @Test func egressIsRefusedWhenTheHostsAddressesAreUnknown() throws {
+        var unknown = host(uid: 0)
+        unknown.hostAddressesError = "netlink RTM_GETADDR every address of the host: EINTR"
+        let egress = try derived("""
+            [network]
+            mode = "egress"
+            dns = ["10.203.0.1"]
+            allow = [ { cidr = "0.0.0.0/0", ports = [443], proto = "tcp" } ]
+            """)
+        #expect(throws: PlanError.self) { _ = try PlanCompiler(host: unknown).compile(egress, argv: ["sh"], runId: "r1") }
+        do {
+            _ = try PlanCompiler(host: unknown).compile(egress, argv: ["sh"], runId: "r1")
+        } catch let e as PlanError {
+            #expect(e.key == "network.mode" && e.message.contains("could not be read") && e.message.contains("EINTR"), "\(e)")
+        }
+        // Control: the same host facts without the error plan it.
+        var known = unknown
+        known.hostAddressesError = nil
+        #expect(throws: Never.self) { _ = try PlanCompiler(host: known).compile(egress, argv: ["sh"], runId: "r1") }
+        let none = try derived("[network]\nmode = \"none\"\n")
+        #expect(throws: Never.self) { _ = try PlanCompiler(host: unknown).compile(none, argv: ["sh"], runId: "r1") }
+    }
 }

@@ -11,8 +11,8 @@ public struct EgressConfig: Sendable {
     public var nftRuleset: String
     /// The shared host side; `.standard` unless an installation or a test says otherwise.
     public var bridge: BridgeConfig
-    /// The namespace to set up (the sandbox init's own, from its pidfd, so it is owned
-    /// by the run's user namespace); nil: a fresh one is made. Duplicated, not taken.
+    /// The namespace to set up (the sandbox init's own, from its pidfd); nil: a fresh
+    /// one is made. Duplicated, not taken.
     public var netnsFD: Int32? = nil
     /// The DNS stub to serve inside the namespace (`plan.network.stub`); nil: none.
     public var stub: DNSStubConfig? = nil

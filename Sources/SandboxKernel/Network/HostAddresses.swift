@@ -11,8 +11,10 @@ public enum HostAddresses {
     /// ranges whole anyway. Sorted, without duplicates, so the plan stays
     /// deterministic for one host. The bridge comes from its configuration, so the
     /// subnet is covered before the first egress run has made the bridge.
-    public static func egressProtected(bridge: BridgeConfig = .standard) -> [String] {
-        var out = Set(interfaceAddresses())
+    /// Throws when the host's addresses cannot be read whole: a plan built without
+    /// some of them would let a broad rule open them (the planner then refuses egress).
+    public static func egressProtected(bridge: BridgeConfig = .standard) throws(KernelError) -> [String] {
+        var out = Set(try interfaceAddresses())
         if let b = try? Bridge(bridge) {
             out.insert(b.gateway.description)
             out.insert(b.subnet)
@@ -27,9 +29,10 @@ public enum HostAddresses {
     /// IFA_LOCAL and IFA_ADDRESS (the same, but for a peer address, the other end of a
     /// point-to-point address: protected too, as `getifaddrs` reports it on a
     /// broadcast link; on a point-to-point link it did not) and, IPv4, its
-    /// IFA_BROADCAST, which the host receives too. [] if the dump fails.
-    static func interfaceAddresses() -> [String] {
-        guard let rtnl = try? RouteSocket(), let replies = try? rtnl.request(addressDump(), subject: "every address") else { return [] }
+    /// IFA_BROADCAST, which the host receives too. A dump the kernel reports
+    /// interrupted by a change is taken again (`dumpConsistently`), never used.
+    static func interfaceAddresses() throws(KernelError) -> [String] {
+        let replies = try RouteSocket().dumpConsistently(addressDump(), subject: "every address of the host")
         var out: [String] = []
         for reply in replies where reply.type == RTNL.RTM_NEWADDR {
             out += addresses(inNewAddr: reply.payload)

@@ -17,7 +17,7 @@ extension RouteSocket {
     func links() throws(KernelError) -> [LinkInfo] {
         var m = NetlinkMessage(type: RTNL.RTM_GETLINK, flags: RTNL.NLM_F_DUMP)
         m.ifinfomsg()
-        return try request(m, subject: "every link").compactMap {
+        return try dumpConsistently(m, subject: "every link").compactMap {
             $0.type == RTNL.RTM_NEWLINK ? LinkInfo(payload: $0.payload) : nil
         }
     }

@@ -23,6 +23,7 @@ enum RTNL {
     static let NLM_F_MULTI: UInt16 = 0x2
     static let NLM_F_ACK: UInt16 = 0x4
     static let NLM_F_DUMP: UInt16 = 0x300
+    static let NLM_F_DUMP_INTR: UInt16 = 0x10   // on a dump's messages: the dumped state changed meanwhile
     static let NLM_F_REPLACE: UInt16 = 0x100
     static let NLM_F_EXCL: UInt16 = 0x200
     static let NLM_F_CREATE: UInt16 = 0x400
@@ -251,6 +252,17 @@ final class RouteSocket {
 
     /// Sends `message` with NLM_F_REQUEST|NLM_F_ACK and returns the replies that came
     /// before the ack (e.g. the RTM_NEWLINK answering an RTM_GETLINK).
+    /// A dump (NLM_F_DUMP) taken again while the kernel reports it interrupted by a
+    /// change, up to `attempts` times; then the EINTR error: never a partial answer.
+    func dumpConsistently(_ message: NetlinkMessage, subject: String, attempts: Int = 16) throws(KernelError) -> [NetlinkReply] {
+        var attempt = 1
+        while true {
+            do { return try request(message, subject: subject) } catch where error.errno?.rawValue == EINTR && attempt < attempts {
+                attempt += 1
+            }
+        }
+    }
+
     @discardableResult
     func request(_ message: NetlinkMessage, subject: String) throws(KernelError) -> [NetlinkReply] {
         seq &+= 1
@@ -262,6 +274,7 @@ final class RouteSocket {
         guard sent == bytes.count else { throw KernelError.last(operation, subject) }
 
         var replies: [NetlinkReply] = []
+        var interrupted = false
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
             let n = buffer.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) }
@@ -277,6 +290,7 @@ final class RouteSocket {
                                          seq: buffer.u32(at: i + 8), payload: Array(buffer[(i + 16)..<(i + len)]))
                 i += (len + 3) & ~3
                 guard reply.seq == seq else { continue } // a stale answer to an earlier request
+                if reply.flags & RTNL.NLM_F_DUMP_INTR != 0 { interrupted = true }
                 if reply.type == RTNL.NLMSG_ERROR {
                     let (code, text) = reply.error
                     if code == 0 { return replies }
@@ -286,6 +300,12 @@ final class RouteSocket {
                     // A dump that failed part-way ends with its errno here.
                     if reply.payload.count >= 4, reply.payload.s32(at: 0) < 0 {
                         throw KernelError(operation: operation, subject: subject, errno: -reply.payload.s32(at: 0), detail: "the dump ended early")
+                    }
+                    // What changed while it was dumped may be missing or twice in it
+                    // (red team, session 31: host addresses lost under churn).
+                    if interrupted {
+                        throw KernelError(operation: operation, subject: subject, errno: EINTR,
+                                          detail: "the dump was interrupted by a change (NLM_F_DUMP_INTR)")
                     }
                     return replies
                 }

@@ -47,7 +47,7 @@ struct RefusalSets {
             for (set, v6) in [(reason.sets.v4, false), (reason.sets.v6, true)] {
                 let replies: [NetlinkReply]
                 do {
-                    replies = try socket.request(Self.request(table: table, set: set), subject: "\(NftRunTable.family) \(table) \(set)")
+                    replies = try socket.dumpConsistently(Self.request(table: table, set: set), subject: "\(NftRunTable.family) \(table) \(set)")
                 } catch where error.errno?.rawValue == ENOENT {
                     continue   // a ruleset without this set
                 }
