@@ -250,8 +250,6 @@ final class RouteSocket {
 
     deinit { Glibc.close(fd) }
 
-    /// Sends `message` with NLM_F_REQUEST|NLM_F_ACK and returns the replies that came
-    /// before the ack (e.g. the RTM_NEWLINK answering an RTM_GETLINK).
     /// A dump (NLM_F_DUMP) taken again while the kernel reports it interrupted by a
     /// change, up to `attempts` times; then the EINTR error: never a partial answer.
     func dumpConsistently(_ message: NetlinkMessage, subject: String, attempts: Int = 16) throws(KernelError) -> [NetlinkReply] {
@@ -263,6 +261,9 @@ final class RouteSocket {
         }
     }
 
+    /// Sends `message` with NLM_F_REQUEST|NLM_F_ACK and returns the replies that came
+    /// before the ack (e.g. the RTM_NEWLINK answering an RTM_GETLINK). A dump the
+    /// kernel marks interrupted (NLM_F_DUMP_INTR) is an EINTR error.
     @discardableResult
     func request(_ message: NetlinkMessage, subject: String) throws(KernelError) -> [NetlinkReply] {
         seq &+= 1
