@@ -295,7 +295,7 @@ public final class EgressNetwork {
     /// run's namespace at set-up (`RefusalSets`). A ruleset without one of the sets
     /// contributes nothing.
     public func readDeniedDestinations() throws -> [DeniedDestination] {
-        guard let refusalSets, netnsFD >= 0 else {
+        guard let refusalSets else {   // nil once torn down
             throw KernelError(operation: "nft list set", subject: Self.runTable, errno: EBADF, detail: "the run's network is torn down")
         }
         return try refusalSets.read().sorted {

@@ -61,19 +61,20 @@ public enum HostAddresses {
         }
         guard let own = local ?? address else { return [] }
         let peer = local != nil && address != nil && address != local ? address : nil
+        let kept: [[UInt8]?]
         switch payload[0] {
         case RTNL.AF_INET where own.count == 4:
-            func text(_ b: [UInt8]) -> String { IPv4(b.reduce(UInt32(0)) { $0 << 8 | UInt32($1) }).description }
             // 127.0.0.0/8 and 169.254.0.0/16: refused whole by the planner.
             if own[0] == 127 || (own[0] == 169 && own[1] == 254) { return [] }
-            return [own, peer, broadcast].compactMap { $0 }.filter { $0.count == 4 }.map(text)
+            kept = [own, peer, broadcast]
         case RTNL.AF_INET6 where own.count == 16:
             // ::1 and fe80::/10: refused whole by the planner.
             if own == [UInt8](repeating: 0, count: 15) + [1] || (own[0] == 0xfe && own[1] & 0xc0 == 0x80) { return [] }
-            return [own, peer].compactMap { $0 }.filter { $0.count == 16 }.compactMap { RefusalSets.addressText($0, v6: true) }
+            kept = [own, peer]
         default:
             return []
         }
+        return kept.compactMap { $0 }.filter { $0.count == own.count }.compactMap(AddressRange.format)
     }
 }
 

@@ -96,7 +96,7 @@ struct RefusalSets {
                 guard let key, key.count == addressBytes + 8 else { continue }
                 let proto = key[addressBytes]
                 let port = UInt16(key[addressBytes + 4]) << 8 | UInt16(key[addressBytes + 5])
-                guard let daddr = addressText(Array(key[..<addressBytes]), v6: v6) else { continue }
+                guard let daddr = AddressRange.format(Array(key[..<addressBytes])) else { continue }
                 out.append(DeniedDestination(daddr: daddr, dport: port, proto: protocolName(proto), packets: packets, reason: reason))
             }
         }
@@ -125,14 +125,5 @@ struct RefusalSets {
         case UInt8(IPPROTO_UDP): "udp"
         default: String(p)
         }
-    }
-
-    /// inet_ntop's text, as nft prints addresses.
-    static func addressText(_ bytes: [UInt8], v6: Bool) -> String? {
-        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-        let ok = bytes.withUnsafeBytes { b in
-            inet_ntop(v6 ? AF_INET6 : AF_INET, b.baseAddress, &text, socklen_t(text.count)) != nil
-        }
-        return ok ? String(cString: text) : nil
     }
 }
