@@ -158,6 +158,7 @@ static int flatten(const struct sbx_spec *spec, int cwd, struct writer *w) {
     s.error_fd = put_fd(w, spec->error_fd);
     s.status_fd = put_fd(w, spec->status_fd);
     for (int i = 0; i < 3; i++) s.stdio_fds[i] = put_fd(w, spec->stdio_fds[i]);
+    s.netns_fd = put_fd(w, spec->netns_fd);
     /* argv_area stays a pointer: the spawner is a copy of this process, its argv
      * strings at the same address (the reaper overwrites its own copy). */
     if (w->err) return -w->err;
@@ -260,6 +261,7 @@ static int read_back(struct reader *r) {
     s->error_fd = get_fd(r, s->error_fd);
     s->status_fd = get_fd(r, s->status_fd);
     for (int i = 0; i < 3; i++) s->stdio_fds[i] = get_fd(r, s->stdio_fds[i]);
+    s->netns_fd = get_fd(r, s->netns_fd);
     return r->bad ? -EPROTO : 0;
 }
 
@@ -459,22 +461,28 @@ static void make_netns_ahead(void) {
 
 /* Enter the namespace made ahead for `s`, with `lo` up when the run asks for it
  * (its init could not: the namespace's owner is not its user namespace); the spec
- * then asks for neither. 1: entered (leave_premade_netns after the clone); 0: the
- * run makes its own as before. */
+ * then asks for neither. 1: ours entered, 2: the server's (leave_premade_netns
+ * after the clone); 0: the run makes its own as before. */
 static int enter_premade_netns(struct sbx_spec *s) {
-    if (!s->premade_netns_ok || s->nested || !(s->clone_flags & CLONE_NEWNET) || premade_netns < 0) return 0;
-    if (setns(premade_netns, CLONE_NEWNET) < 0) return 0;
+    if (!s->premade_netns_ok || s->nested || !(s->clone_flags & CLONE_NEWNET)) return 0;
+    /* One the server prepared for this run (netns_fd) is taken instead of ours,
+     * which stays for the next run. Not entered: as if none was given (the
+     * supervisor sees which namespace the init is in before it relies on it). */
+    int which = s->netns_fd >= 0 ? 2 : 1;
+    int ns = which == 2 ? s->netns_fd : premade_netns;
+    if (ns < 0 || setns(ns, CLONE_NEWNET) < 0) return 0;
     if (s->loopback_up && sbx_loopback_up() < 0) {
         if (setns(host_netns, CLONE_NEWNET) < 0) _exit(0);
         return 0;
     }
     s->clone_flags &= ~(uint64_t)CLONE_NEWNET;
     s->loopback_up = 0;
-    return 1;
+    return which;
 }
 
-static void leave_premade_netns(void) {
+static void leave_premade_netns(int which) {
     if (setns(host_netns, CLONE_NEWNET) < 0) _exit(0);
+    if (which != 1) return;   /* the server's (2) is closed with the request's descriptors */
     close(premade_netns);
     premade_netns = -1;
 }
@@ -505,7 +513,7 @@ static int serve_one(int sock, unsigned char *body) {
     if (entered && fchdir(fds[0]) < 0) result = -errno;
     int premade = result == 0 && enter_premade_netns((struct sbx_spec *)body);
     if (result == 0) result = sbx_spawn_here((const struct sbx_spec *)body, CLONE_PARENT, &pidfd);
-    if (premade) leave_premade_netns();
+    if (premade) leave_premade_netns(premade);
     /* The next init is a copy of this process: nothing of this request (argv, env,
      * file contents, its directory) may be in it. */
     explicit_bzero(body, h.len);

@@ -108,6 +108,12 @@ public struct ExecOptions {
     /// teardown. Nothing of the run is left running by then: its PID namespace (or,
     /// nested, its reaper's sweep) has ended every process.
     public var onResult: ((RunResult) -> Void)? = nil
+    /// An egress namespace prepared ahead for this run's ruleset (a server's
+    /// `EgressNamespacePool`): taken by the spawner instead of one it made, and its
+    /// inside not set up again (`PreparedNamespace`). Given to this run alone; closed
+    /// by it. Ignored unless the plan is egress with exactly its ruleset, the run may
+    /// take a namespace made ahead, and the init is then found in it.
+    public var preparedNetwork: PreparedNamespace? = nil
     public init(runBase: String, seccompCacheDir: String? = nil) {
         self.runBase = runBase; self.seccompCacheDir = seccompCacheDir
     }
@@ -218,6 +224,7 @@ public final class Executor {
         } catch {
             result = failure(ExecError(.supervise, message: "\(error)"), started: started)
         }
+        options.preparedNetwork?.close()   // a run that failed before its network
         // The audit record first: it describes the run, not its cleanup, and a result
         // handed out is one that is on record.
         result = endAudit(result)
@@ -500,6 +507,10 @@ public final class Executor {
         let networkCapabilities: UInt64 = 1 << 10 | 1 << 11 | 1 << 12 | 1 << 13 | 1 << 21 // net_bind_service, net_broadcast, net_admin, net_raw, sys_admin
         spec.premadeNetworkNamespaceOK = !plan.isNested
             && plan.capabilities.keepMask & networkCapabilities == 0
+        if spec.premadeNetworkNamespaceOK, plan.network.mode == .egress, let prepared = options.preparedNetwork,
+           prepared.ruleset == plan.network.nftRuleset {
+            spec.preparedNetworkNamespace = prepared.netns.raw
+        }
         spec.staging = runDir.staging
         spec.hostname = plan.process.hostname
         spec.rlimits = plan.process.rlimits.map { ($0.resource, $0.soft, $0.hard) }
@@ -625,10 +636,14 @@ public final class Executor {
             throw ExecError(kind: .plan, step: SetupStep.network.rawValue, message: "network: egress plan without a ruleset")
         }
         do {
+            // Ours, as the prepared namespace's descriptor is once the init is in it:
+            // neither may keep the namespace (and its veth) past the run.
+            defer { options.preparedNetwork?.close() }
             let netns = try MountSources.networkNamespace(pidfd: child.pidfd.fd)
             defer { netns.close() }
             var config = EgressConfig(runId: plan.runId, runDir: runDir.path, nftRuleset: ruleset)
             config.netnsFD = netns.raw
+            config.prepared = options.preparedNetwork
             config.stub = plan.network.stub.map(DNSStubConfig.init(plan:))
             let network = try EgressNetwork.setUp(config)
             undo.push { network.tearDown() }

@@ -36,6 +36,9 @@ public struct ChildSpec {
     /// The network namespace may be one a server's spawner made ahead (owned by the
     /// initial user namespace): no network capability kept.
     public var premadeNetworkNamespaceOK = false
+    /// A network namespace a server prepared for this run (`PreparedNamespace`),
+    /// taken instead of the spawner's when `premadeNetworkNamespaceOK`; -1: none.
+    public var preparedNetworkNamespace: Int32 = -1
     public var uidMap: String? = nil
     public var gidMap: String? = nil
     /// The effective uid clone3 runs with (a root invoker's run with a uid of its
@@ -219,6 +222,7 @@ public enum Child {
         c.n_cgroup_join_fds = spec.cgroupJoinFDs.count
         c.loopback_up = spec.loopbackUp ? 1 : 0
         c.premade_netns_ok = spec.premadeNetworkNamespaceOK ? 1 : 0
+        c.netns_fd = spec.preparedNetworkNamespace
         c.uid_map = spec.uidMap.map { arena.string($0) }
         c.gid_map = spec.gidMap.map { arena.string($0) }
         c.has_userns_owner = spec.userNamespaceOwner == nil ? 0 : 1

@@ -54,6 +54,10 @@ public final class Server: @unchecked Sendable {
     private let descriptors: DescriptorBudget
     private let running: DispatchSemaphore
     private let connections = Mutex<[ObjectIdentifier: Connection]>([:])
+    /// Egress namespaces made ahead for the last egress ruleset; used only while
+    /// the spawner runs (it is what enters them).
+    let egressNamespaces = EgressNamespacePool()
+    private let spawnerRunning = Atomic(false)
 
     public init(group: UInt32?, limits: Limits = Limits()) throws(ServeError) {
         // Many runs share the process's Landlock observer: a larger ring.
@@ -86,8 +90,9 @@ public final class Server: @unchecked Sendable {
         // sandbox, slower under load.
         let spawner = sbx_spawner_start()
         if spawner < 0 { fputs("sandbox serve: no spawner (\(String(cString: strerror(-spawner)))); sandboxes are cloned by the server itself\n", stderr) }
+        spawnerRunning.store(spawner == 0, ordering: .relaxed)
         // Stopped once the runs have ended (below); its inits are this process's own.
-        defer { sbx_spawner_stop() }
+        defer { sbx_spawner_stop(); egressNamespaces.drain() }
         let socket = try ListeningSocket(path: path, group: group)
         defer { socket.remove() }
         ready()
@@ -317,6 +322,10 @@ public final class Server: @unchecked Sendable {
             options.forwardSignals = false    // the server's signals are its own
             options.restoreTerminal = false   // the client's terminal is the client's
             options.onResult = reply          // the client need not wait for the teardown
+            if plan.network.mode == .egress, let ruleset = plan.network.nftRuleset,
+               spawnerRunning.load(ordering: .relaxed) {
+                options.preparedNetwork = egressNamespaces.take(ruleset: ruleset)
+            }
             // Its descriptors, counted from the plan, must fit below FD_SETSIZE beside
             // the other runs' (``DescriptorBudget``): else it waits.
             let need = DescriptorBudget.estimate(mounts: plan.mounts.count)

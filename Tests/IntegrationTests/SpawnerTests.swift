@@ -279,6 +279,89 @@ extension SpawnerTests {
 }
 
 extension SpawnerTests {
+    /// The network namespaces `pid` holds open (`net:[inode]`), from /proc/<pid>/fd.
+    static func heldNetworkNamespaces(of pid: Int32) -> Set<String> {
+        let dir = "/proc/\(pid)/fd"
+        let links = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [])
+            .compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "\(dir)/\($0)") }
+        return Set(links.filter { $0.hasPrefix("net:[") })
+    }
+
+    /// Waits up to 10 s until the server holds at least `count` namespaces.
+    static func waitForPreparedNamespaces(of pid: Int32, count: Int) -> Set<String> {
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            let held = heldNetworkNamespaces(of: pid)
+            if held.count >= count { return held }
+            usleep(20_000)
+        }
+        return heldNetworkNamespaces(of: pid)
+    }
+
+    /// Under serve, an egress run after the first of its ruleset takes a namespace
+    /// the server prepared while it waited (`EgressNamespacePool`): its firewall
+    /// already loaded, so the run's set-up adds only its veth and address. Each is
+    /// given once; a run whose ruleset differs never gets one prepared for another
+    /// ruleset, and its own rules hold, not the others'.
+    @Test func egressRunsTakeANamespacePreparedWithTheirRuleset() throws {
+        guard let served = try Self.startServer() else { return }
+        defer { served.stop() }
+        let server = served.process.processIdentifier
+        try EgressTests.withRemotes { h1, _ in
+            let ws = Harness.tempDir()
+            defer { try? FileManager.default.removeItem(atPath: ws) }
+            let probe = EgressTests.writeProbe(in: ws)
+            let first = EgressTests.egressPolicy(in: ws, allow: h1.address, dns: h1.address)   // 8080 open
+            let second = Harness.egressPolicy(in: ws, name: "egress-other", network: """
+                dns = ["\(h1.address)"]
+                allow = [{ cidr = "\(h1.address)/32", ports = [8081], proto = "tcp" }]
+                """)
+            let script = "readlink /proc/self/ns/net; python3 \(probe) tcp:\(h1.address):8080 tcp:\(h1.address):8081"
+            let client = try ServeTests.Client(served.socket)
+            defer { client.close() }
+            func run(_ policy: String, _ id: String) throws -> (ns: String, probe: [String: String], reply: [String: Any]?) {
+                let stdio = ServeTests.Stdio()
+                client.send(ServeTests.request(id: id, policy: policy, argv: ["sh", "-c", script], cwd: ws), fds: stdio.fds)
+                stdio.closeSent()
+                let reply = client.reply()
+                let (out, err) = stdio.output()
+                #expect(reply?["exitCode"] as? Int == 0, "\(id): \(reply ?? [:]) \(err)")
+                return (out.split(separator: "\n").first.map(String.init) ?? "", EgressTests.results(out), reply)
+            }
+
+            // The first run of a ruleset finds none prepared (control: its namespace
+            // is not one the server held before it).
+            let before = Self.heldNetworkNamespaces(of: server)
+            let cold = try run(first, "cold")
+            #expect(!cold.ns.isEmpty && !before.contains(cold.ns), "\(cold.ns) in \(before)")
+            // Then the server prepares some; each later run of the ruleset takes one,
+            // and its firewall is the policy's: 8080 open, 8081 refused and counted.
+            var taken: [String] = []
+            for i in 0..<3 {
+                let held = Self.waitForPreparedNamespaces(of: server, count: 1)
+                try #require(!held.isEmpty, "the server prepared no namespace")
+                let warm = try run(first, "warm\(i)")
+                #expect(held.contains(warm.ns), "run \(i): \(warm.ns) is not one the server prepared: \(held)")
+                #expect(warm.probe["tcp:\(h1.address):8080"] == "ok:hello-8080", "\(warm.probe)")
+                #expect(warm.probe["tcp:\(h1.address):8081"] == "ECONNREFUSED", "\(warm.probe)")
+                #expect(EgressTests.denied(warm.reply).contains { $0.daddr == h1.address && $0.dport == 8081 && $0.proto == "tcp" },
+                        "egressDenied: \(warm.reply?["egressDenied"] ?? "none")")
+                taken.append(warm.ns)
+            }
+            #expect(Set(taken).count == taken.count, "a namespace was given twice: \(taken)")
+
+            // Another ruleset: none of those prepared for the first is given, and
+            // its own rules hold (8081 open, 8080 refused).
+            let forFirst = Self.waitForPreparedNamespaces(of: server, count: 1)
+            let other = try run(second, "other")
+            #expect(!forFirst.contains(other.ns), "\(other.ns) was prepared for another ruleset: \(forFirst)")
+            #expect(other.probe["tcp:\(h1.address):8081"] == "ok:hello-8081", "\(other.probe)")
+            #expect(other.probe["tcp:\(h1.address):8080"] == "ECONNREFUSED", "\(other.probe)")
+        }
+    }
+}
+
+extension SpawnerTests {
     /// A client whose stdin is a file whose close never returns (a FUSE daemon that
     /// never answers FLUSH) holds up no other client (red team, session 28: the
     /// spawner closed it before replying, under the one lock every spawn takes, so

@@ -542,6 +542,91 @@ func tcpProbe(_ host: String, _ port: UInt16, timeoutMs: Int32 = 1000) -> String
         }
     }
 
+    /// A namespace prepared ahead (`PreparedNamespace`, what `sandbox serve` keeps for
+    /// the next egress run) is set up without loading its ruleset again, and only for
+    /// the ruleset it holds: another ruleset is refused, never loaded on top (the two
+    /// tables would merge into the union of both allow lists; the control shows that
+    /// a second load does merge). Given beside another namespace, it is left alone.
+    @Test func aPreparedNamespaceServesOnlyItsOwnRuleset() throws {
+        guard require(getuid() == 0, "root") else { return }
+        try withTestHost { host in
+            let a = sandboxRuleset(dns: host.gateway)
+            let b = a.replacingOccurrences(of: "192.0.2.0/24", with: "198.51.100.0/24")
+            func rules(_ fd: Int32) -> String {
+                shell("/usr/bin/nsenter", ["--net=/proc/\(getpid())/fd/\(fd)", "/usr/sbin/nft", "list", "table", "inet", "sandbox"]).out
+            }
+            func count(_ text: String, _ needle: String) -> Int { text.components(separatedBy: needle).count - 1 }
+
+            // Used: lo up and the firewall from the preparation, loaded once; the
+            // address, eth0 and the route added; refusals counted by its reader.
+            let p = try PreparedNamespace.make(ruleset: a)
+            defer { p.close() }
+            #expect(count(rules(p.netns.raw), "oifname \"lo\" accept") == 1)
+            let run = try host.runDir()
+            var config = host.egress(run, ruleset: a)
+            config.netnsFD = p.netns.raw
+            config.prepared = p
+            let net = try EgressNetwork.setUp(config)
+            defer { net.tearDown() }
+            let inUse = rules(net.netnsFD)
+            #expect(count(inUse, "oifname \"lo\" accept") == 1 && count(inUse, "192.0.2.0/24") == 1, "loaded again: \(inUse)")
+            let addrs = inside(net, "ip", ["-o", "addr"]).out
+            #expect(addrs.contains("lo    inet 127.0.0.1/8") && addrs.contains("eth0    inet \(net.address)/24"), "\(addrs)")
+            #expect(inside(net, "ip", ["route"]).out.contains("default via \(host.gateway) dev eth0"))
+            let gw = host.gateway
+            let sent: Int = try Netns.run(in: net.netnsFD) {
+                var addr = sockaddr_in()
+                addr.sin_family = sa_family_t(AF_INET)
+                addr.sin_addr.s_addr = inet_addr(gw)
+                addr.sin_port = in_port_t(9).bigEndian
+                let u = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+                defer { close(u) }
+                return withUnsafePointer(to: &addr) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(u, "x", 1, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                }
+            }
+            #expect(sent < 0, "the datagram to port 9 went out")
+            #expect(try net.readDeniedDestinations() == [DeniedDestination(daddr: gw, dport: 9, proto: "udp", packets: 1)])
+
+            // Refused: prepared with a, the run's ruleset b. Nothing is loaded on top,
+            // no veth or lease is left.
+            let q = try PreparedNamespace.make(ruleset: a)
+            defer { q.close() }
+            let other = try host.runDir()
+            var wrong = host.egress(other, ruleset: b)
+            wrong.netnsFD = q.netns.raw
+            wrong.prepared = q
+            #expect(throws: KernelError.self) { _ = try EgressNetwork.setUp(wrong) }
+            let kept = rules(q.netns.raw)
+            #expect(count(kept, "192.0.2.0/24") == 1 && count(kept, "198.51.100.0/24") == 0, "\(kept)")
+            #expect(access(other.path + "/lease", F_OK) != 0, "lease left behind")
+            #expect(!shell("ip", ["-o", "link"]).out.contains("sandbox:\(other.id)"), "veth left behind")
+            // Control: without the check, the second ruleset loads on top and the
+            // table holds both allow rules.
+            let merged = OwnedFD(try Netns.create())
+            defer { merged.close() }
+            try Netns.run(in: merged.raw) {
+                _ = try Nftables.run(a, operation: "nft load", subject: "control")
+                _ = try Nftables.run(b, operation: "nft load", subject: "control")
+            }
+            let both = rules(merged.raw)
+            #expect(count(both, "192.0.2.0/24") == 1 && count(both, "198.51.100.0/24") == 1, "control: \(both)")
+
+            // Given beside another namespace (the init's own): ignored, the run's own
+            // is set up from the start, the prepared one untouched.
+            let r = try PreparedNamespace.make(ruleset: a)
+            defer { r.close() }
+            let third = try host.runDir()
+            var beside = host.egress(third, ruleset: b)
+            beside.prepared = r
+            let own = try EgressNetwork.setUp(beside)
+            defer { own.tearDown() }
+            #expect(count(rules(own.netnsFD), "198.51.100.0/24") == 1)
+            let untouched = shell("/usr/bin/nsenter", ["--net=/proc/\(getpid())/fd/\(r.netns.raw)", "/usr/sbin/ip", "-o", "link"]).out
+            #expect(!untouched.contains("eth0") && count(rules(r.netns.raw), "198.51.100.0/24") == 0, "\(untouched)")
+        }
+    }
+
     /// The refusal sets read by GETSETELEM (RefusalSets) give what libnftables'
     /// listing of the table gives (how they were read before, kept here as the
     /// reference): every set of every reason, IPv4 and IPv6, TCP and UDP, counters

@@ -84,6 +84,12 @@ struct sbx_spec {
      * only for a run without egress and with no network capability kept (those act
      * in the namespace's owning user namespace). Ignored without a spawner. */
     int premade_netns_ok;
+    /* A network namespace a server prepared for this run (an egress namespace with
+     * the plan's ruleset already loaded, Docs/network.md), or -1. The spawner clones
+     * the init in it instead of the one it made ahead; ignored without a spawner and
+     * unless premade_netns_ok (the supervisor checks which namespace the init is in
+     * before it counts on anything prepared). Set -1 explicitly: 0 is a descriptor. */
+    int netns_fd;
     const char *uid_map;           /* rootless: "inside outside 1\n", else NULL */
     const char *gid_map;
     /* Root invoker, a uid of the run's own: clone3 runs with this effective uid, so

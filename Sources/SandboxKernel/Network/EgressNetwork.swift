@@ -16,6 +16,11 @@ public struct EgressConfig: Sendable {
     public var netnsFD: Int32? = nil
     /// The DNS stub to serve inside the namespace (`plan.network.stub`); nil: none.
     public var stub: DNSStubConfig? = nil
+    /// A namespace prepared ahead (a server's `PreparedNamespace`). When `netnsFD`
+    /// is that very namespace, its firewall and lo are not set up again, and its
+    /// ruleset must be `nftRuleset` (else set-up fails: never one loaded on top of
+    /// another). When `netnsFD` is another namespace, it is ignored.
+    public var prepared: PreparedNamespace? = nil
 
     public init(runId: String, runDir: String, nftRuleset: String, bridge: BridgeConfig = .standard) {
         self.runId = runId; self.runDir = runDir; self.nftRuleset = nftRuleset; self.bridge = bridge
@@ -154,6 +159,18 @@ public final class EgressNetwork {
             }
             undo.append { netnsOwner.close() }
             let netns = netnsOwner.raw
+            // A namespace prepared with the ruleset (`PreparedNamespace`): its firewall
+            // and lo are in place, and its refusal sets' reader is made.
+            var ready: RefusalSets? = nil
+            if let prepared = config.prepared, prepared.holds(netns) {
+                // Never another ruleset loaded on top of the prepared one: the two
+                // would merge into one table, the union of both allow lists.
+                guard prepared.ruleset == config.nftRuleset, let reader = prepared.takeReader() else {
+                    throw KernelError(operation: "egress", subject: "run \(config.runId)", errno: EINVAL,
+                                      detail: "the run's namespace was prepared with another ruleset, or was given to another run")
+                }
+                ready = reader
+            }
 
             // 2. Shared host state, under the host lock from the first look at the
             // bridge to the moment our veth is a port of it with its lease on disk.
@@ -162,12 +179,14 @@ public final class EgressNetwork {
                                                            netns: netns, rtnl: rtnl, undo: &undo)
 
             // 3. Inside: the firewall first — policy drop holds before any interface
-            // inside is up — then lo, the address, eth0 up, the default route.
+            // inside is up — then lo, the address, eth0 up, the default route. In a
+            // namespace prepared with this ruleset, the first two are done.
             let ruleset = config.nftRuleset
             let prefix = bridge.prefixLength
             let gw = bridge.gateway
             let refusalSets = try Netns.run(in: netns) {
-                try configureInside(ruleset: ruleset, address: address, prefixLength: prefix, gateway: gw)
+                try configureInside(ruleset: ready == nil ? ruleset : nil, refusalSets: ready, address: address,
+                                    prefixLength: prefix, gateway: gw)
             }
             // 4. The DNS stub on the namespace's lo (up now), before the command runs.
             let stub = try config.stub.map { try DNSStub.start($0, netnsFD: netns) }
@@ -254,12 +273,22 @@ public final class EgressNetwork {
     }
 
     /// Runs on a thread inside the run's namespace. Returns the reader of the
-    /// ruleset's refusal sets, whose socket belongs to this namespace.
-    static func configureInside(ruleset: String, address: IPv4, prefixLength: Int, gateway: IPv4) throws -> RefusalSets {
-        _ = try Nftables.run(ruleset, operation: "nft load ruleset", subject: runTable)
-        let sets = try RefusalSets()
+    /// ruleset's refusal sets, whose socket belongs to this namespace. `ruleset` nil:
+    /// a prepared namespace (`PreparedNamespace`), its ruleset loaded, lo up and
+    /// `refusalSets` its reader.
+    static func configureInside(ruleset: String?, refusalSets: RefusalSets? = nil, address: IPv4,
+                                prefixLength: Int, gateway: IPv4) throws -> RefusalSets {
         let rtnl = try RouteSocket()
-        try rtnl.setLink(named: "lo", up: true, alias: nil, master: nil)
+        let sets: RefusalSets
+        if let ruleset {
+            _ = try Nftables.run(ruleset, operation: "nft load ruleset", subject: runTable)
+            sets = try RefusalSets()
+            try rtnl.setLink(named: "lo", up: true, alias: nil, master: nil)
+        } else if let refusalSets {
+            sets = refusalSets
+        } else {
+            throw KernelError(operation: "egress", subject: "prepared namespace", errno: EINVAL, detail: "neither a ruleset nor a prepared namespace")
+        }
         guard let eth = try rtnl.link(named: "eth0") else { throw KernelError(operation: "netlink RTM_GETLINK", subject: "eth0", errno: ENODEV) }
         try rtnl.addAddress(index: eth.index, name: "eth0", address: address, prefixLength: prefixLength)
         try rtnl.setLink(index: eth.index, name: "eth0", up: true, alias: nil, master: nil)

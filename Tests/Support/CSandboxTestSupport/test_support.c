@@ -365,6 +365,7 @@ static void compare_spec(const struct sbx_spec *got, void *ctx) {
     d += got->cgroup_fd != 1;
     d += got->n_cgroup_join_fds != 2 || got->cgroup_join_fds[0] != 2 || got->cgroup_join_fds[1] != 3;
     d += got->loopback_up != w->loopback_up || got->premade_netns_ok != w->premade_netns_ok;
+    d += got->netns_fd != 14;
     d += differ_str(got->uid_map, w->uid_map) + differ_str(got->gid_map, w->gid_map);
     d += got->has_userns_owner != w->has_userns_owner || got->userns_owner != w->userns_owner;
     d += differ_str(got->staging, w->staging);
@@ -428,6 +429,7 @@ int sbx_test_spawner_roundtrip(void) {
     s.cgroup_join_fds = join; s.n_cgroup_join_fds = 2;
     s.loopback_up = 1;
     s.premade_netns_ok = 1;
+    s.netns_fd = 52;
     s.uid_map = "0 100000 1\n"; s.gid_map = "0 100000 1\n";
     s.has_userns_owner = 1; s.userns_owner = 100000;
     s.staging = "/run/sandbox/x/root";
@@ -467,7 +469,7 @@ int sbx_test_spawner_fit(int n_moved) {
     }
     struct sbx_spec s;
     memset(&s, 0, sizeof s);
-    s.cgroup_fd = -1; s.exec_fd = -1; s.script_fd = -1; s.landlock_fd = -1; s.notify_sock = -1;
+    s.cgroup_fd = -1; s.netns_fd = -1; s.exec_fd = -1; s.script_fd = -1; s.landlock_fd = -1; s.notify_sock = -1;
     s.sync_fd = 3; s.error_fd = 4; s.status_fd = 5;
     s.stdio_fds[0] = s.stdio_fds[1] = s.stdio_fds[2] = -1;
     s.mounts = mounts; s.n_mounts = (size_t)n_moved;
