@@ -543,10 +543,12 @@ func tcpProbe(_ host: String, _ port: UInt16, timeoutMs: Int32 = 1000) -> String
     }
 
     /// A namespace prepared ahead (`PreparedNamespace`, what `sandbox serve` keeps for
-    /// the next egress run) is set up without loading its ruleset again, and only for
-    /// the ruleset it holds: another ruleset is refused, never loaded on top (the two
-    /// tables would merge into the union of both allow lists; the control shows that
-    /// a second load does merge). Given beside another namespace, it is left alone.
+    /// the next egress run): its firewall, lo, veth pair, address and route made
+    /// before the run, the host end down, unattached and unmarked until a run takes
+    /// it; set-up then only leases, marks and attaches. Only for the ruleset it holds:
+    /// another ruleset is refused, never loaded on top (the two tables would merge
+    /// into the union of both allow lists; the control shows that a second load does
+    /// merge). Given beside another namespace, it is left alone. Closed, its veth goes.
     @Test func aPreparedNamespaceServesOnlyItsOwnRuleset() throws {
         guard require(getuid() == 0, "root") else { return }
         try withTestHost { host in
@@ -555,24 +557,39 @@ func tcpProbe(_ host: String, _ port: UInt16, timeoutMs: Int32 = 1000) -> String
             func rules(_ fd: Int32) -> String {
                 shell("/usr/bin/nsenter", ["--net=/proc/\(getpid())/fd/\(fd)", "/usr/sbin/nft", "list", "table", "inet", "sandbox"]).out
             }
+            func insideOf(_ fd: Int32, _ args: [String]) -> String {
+                shell("/usr/bin/nsenter", ["--net=/proc/\(getpid())/fd/\(fd)", "/usr/sbin/ip"] + args).out
+            }
             func count(_ text: String, _ needle: String) -> Int { text.components(separatedBy: needle).count - 1 }
 
-            // Used: lo up and the firewall from the preparation, loaded once; the
-            // address, eth0 and the route added; refusals counted by its reader.
-            let p = try PreparedNamespace.make(ruleset: a)
+            // Prepared: the firewall loaded once, eth0 addressed and up with its
+            // route; the host end down, with no master and no mark.
+            let p = try PreparedNamespace.make(ruleset: a, bridge: host.config)
             defer { p.close() }
             #expect(count(rules(p.netns.raw), "oifname \"lo\" accept") == 1)
+            #expect(insideOf(p.netns.raw, ["-o", "addr"]).contains("eth0    inet \(p.link.address)/24"))
+            #expect(insideOf(p.netns.raw, ["route"]).contains("default via \(host.gateway) dev eth0"))
+            let before = linkJSON(p.link.hostInterface)
+            #expect(before != nil && before?["master"] == nil && before?["ifalias"] == nil
+                    && (before?["flags"] as? [String])?.contains("UP") == false, "\(before ?? [:])")
+
+            // Used: set-up leases, marks and attaches it; nothing is loaded again;
+            // refusals are counted by the reader made ahead.
             let run = try host.runDir()
             var config = host.egress(run, ruleset: a)
             config.netnsFD = p.netns.raw
             config.prepared = p
             let net = try EgressNetwork.setUp(config)
             defer { net.tearDown() }
+            #expect(net.address == p.link.address.description && net.hostInterface == p.link.hostInterface)
             let inUse = rules(net.netnsFD)
             #expect(count(inUse, "oifname \"lo\" accept") == 1 && count(inUse, "192.0.2.0/24") == 1, "loaded again: \(inUse)")
+            let after = linkJSON(net.hostInterface)
+            #expect(after?["ifalias"] as? String == "sandbox:\(run.id)" && after?["master"] as? String == host.config.name
+                    && (after?["flags"] as? [String])?.contains("UP") == true, "\(after ?? [:])")
+            #expect(RunDirectory.read(run.path + "/lease") == "address=\(net.address)\nbridge=\(host.config.name)\nveth=\(net.hostInterface)\n")
             let addrs = inside(net, "ip", ["-o", "addr"]).out
             #expect(addrs.contains("lo    inet 127.0.0.1/8") && addrs.contains("eth0    inet \(net.address)/24"), "\(addrs)")
-            #expect(inside(net, "ip", ["route"]).out.contains("default via \(host.gateway) dev eth0"))
             let gw = host.gateway
             let sent: Int = try Netns.run(in: net.netnsFD) {
                 var addr = sockaddr_in()
@@ -588,42 +605,51 @@ func tcpProbe(_ host: String, _ port: UInt16, timeoutMs: Int32 = 1000) -> String
             #expect(sent < 0, "the datagram to port 9 went out")
             #expect(try net.readDeniedDestinations() == [DeniedDestination(daddr: gw, dport: 9, proto: "udp", packets: 1)])
 
-            // Refused: prepared with a, the run's ruleset b. Nothing is loaded on top,
-            // no veth or lease is left.
-            let q = try PreparedNamespace.make(ruleset: a)
+            // Refused: prepared with a, the run's ruleset b (or another bridge).
+            // Nothing is loaded on top, no lease is written, the host end stays
+            // unmarked and unattached.
+            let q = try PreparedNamespace.make(ruleset: a, bridge: host.config)
             defer { q.close() }
             let other = try host.runDir()
             var wrong = host.egress(other, ruleset: b)
             wrong.netnsFD = q.netns.raw
             wrong.prepared = q
             #expect(throws: KernelError.self) { _ = try EgressNetwork.setUp(wrong) }
+            var elsewhere = host.egress(other, ruleset: a)
+            elsewhere.bridge.name = "sbxt\(host.tag)x"
+            elsewhere.netnsFD = q.netns.raw
+            elsewhere.prepared = q
+            #expect(throws: KernelError.self) { _ = try EgressNetwork.setUp(elsewhere) }
             let kept = rules(q.netns.raw)
             #expect(count(kept, "192.0.2.0/24") == 1 && count(kept, "198.51.100.0/24") == 0, "\(kept)")
-            #expect(access(other.path + "/lease", F_OK) != 0, "lease left behind")
-            #expect(!shell("ip", ["-o", "link"]).out.contains("sandbox:\(other.id)"), "veth left behind")
+            #expect(access(other.path + "/lease", F_OK) != 0, "lease written")
+            #expect(linkJSON(q.link.hostInterface)?["ifalias"] == nil && linkJSON(q.link.hostInterface)?["master"] == nil)
+            #expect(shell("ip", ["link", "show", "sbxt\(host.tag)x"]).status != 0, "another bridge was made")
             // Control: without the check, the second ruleset loads on top and the
             // table holds both allow rules.
             let merged = OwnedFD(try Netns.create())
             defer { merged.close() }
             try Netns.run(in: merged.raw) {
-                _ = try Nftables.run(a, operation: "nft load", subject: "control")
-                _ = try Nftables.run(b, operation: "nft load", subject: "control")
+                try EgressNetwork.loadFirewall(a)
+                try EgressNetwork.loadFirewall(b)
             }
             let both = rules(merged.raw)
             #expect(count(both, "192.0.2.0/24") == 1 && count(both, "198.51.100.0/24") == 1, "control: \(both)")
 
             // Given beside another namespace (the init's own): ignored, the run's own
             // is set up from the start, the prepared one untouched.
-            let r = try PreparedNamespace.make(ruleset: a)
-            defer { r.close() }
+            let r = try PreparedNamespace.make(ruleset: a, bridge: host.config)
             let third = try host.runDir()
             var beside = host.egress(third, ruleset: b)
             beside.prepared = r
             let own = try EgressNetwork.setUp(beside)
             defer { own.tearDown() }
-            #expect(count(rules(own.netnsFD), "198.51.100.0/24") == 1)
-            let untouched = shell("/usr/bin/nsenter", ["--net=/proc/\(getpid())/fd/\(r.netns.raw)", "/usr/sbin/ip", "-o", "link"]).out
-            #expect(!untouched.contains("eth0") && count(rules(r.netns.raw), "198.51.100.0/24") == 0, "\(untouched)")
+            #expect(count(rules(own.netnsFD), "198.51.100.0/24") == 1 && own.hostInterface != r.link.hostInterface)
+            #expect(count(rules(r.netns.raw), "198.51.100.0/24") == 0)
+            #expect(linkJSON(r.link.hostInterface)?["ifalias"] == nil && linkJSON(r.link.hostInterface)?["master"] == nil)
+            // Closed before any run took it: the kernel removes its veth with it.
+            r.close()
+            #expect(linkGone(r.link.hostInterface), "a prepared veth outlived its namespace")
         }
     }
 

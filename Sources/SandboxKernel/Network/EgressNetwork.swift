@@ -159,34 +159,43 @@ public final class EgressNetwork {
             }
             undo.append { netnsOwner.close() }
             let netns = netnsOwner.raw
-            // A namespace prepared with the ruleset (`PreparedNamespace`): its firewall
-            // and lo are in place, and its refusal sets' reader is made.
-            var ready: RefusalSets? = nil
+            // A namespace prepared for this ruleset and bridge (`PreparedNamespace`):
+            // its firewall, lo, veth pair, address and route are in place, and its
+            // refusal sets' reader is made.
+            var ready: (sets: RefusalSets, link: PreparedNamespace.Link)? = nil
             if let prepared = config.prepared, prepared.holds(netns) {
                 // Never another ruleset loaded on top of the prepared one: the two
                 // would merge into one table, the union of both allow lists.
-                guard prepared.ruleset == config.nftRuleset, let reader = prepared.takeReader() else {
+                guard prepared.ruleset == config.nftRuleset, prepared.link.bridge == config.bridge,
+                      let sets = prepared.takeReader() else {
                     throw KernelError(operation: "egress", subject: "run \(config.runId)", errno: EINVAL,
-                                      detail: "the run's namespace was prepared with another ruleset, or was given to another run")
+                                      detail: "the run's namespace was prepared for another ruleset or bridge, or was given to another run")
                 }
-                ready = reader
+                ready = (sets, prepared.link)
             }
 
-            // 2. Shared host state, under the host lock from the first look at the
-            // bridge to the moment our veth is a port of it with its lease on disk.
             let rtnl = try RouteSocket()
-            let (address, name) = try attachUnderLock(config: config, bridge: bridge, mark: mark,
-                                                           netns: netns, rtnl: rtnl, undo: &undo)
-
-            // 3. Inside: the firewall first — policy drop holds before any interface
-            // inside is up — then lo, the address, eth0 up, the default route. In a
-            // namespace prepared with this ruleset, the first two are done.
-            let ruleset = config.nftRuleset
-            let prefix = bridge.prefixLength
-            let gw = bridge.gateway
-            let refusalSets = try Netns.run(in: netns) {
-                try configureInside(ruleset: ready == nil ? ruleset : nil, refusalSets: ready, address: address,
-                                    prefixLength: prefix, gateway: gw)
+            let address: IPv4, name: String, refusalSets: RefusalSets
+            if let ready {
+                // 2. Shared host state, under the host lock: the bridge, the lease,
+                // the prepared veth made a marked port of the bridge.
+                try attachPrepared(ready.link, config: config, bridge: bridge, mark: mark, rtnl: rtnl, undo: &undo)
+                (address, name, refusalSets) = (ready.link.address, ready.link.hostInterface, ready.sets)
+            } else {
+                // 2. Shared host state, under the host lock from the first look at the
+                // bridge to the moment our veth is a port of it with its lease on disk.
+                (address, name) = try attachUnderLock(config: config, bridge: bridge, mark: mark,
+                                                      netns: netns, rtnl: rtnl, undo: &undo)
+                // 3. Inside: the firewall first — policy drop holds before any
+                // interface inside is up — then lo, the address, eth0 up, the route.
+                let ruleset = config.nftRuleset
+                let prefix = bridge.prefixLength
+                let gw = bridge.gateway
+                refusalSets = try Netns.run(in: netns) {
+                    try loadFirewall(ruleset)
+                    try configureLink(address: address, prefixLength: prefix, gateway: gw)
+                    return try RefusalSets()
+                }
             }
             // 4. The DNS stub on the namespace's lo (up now), before the command runs.
             let stub = try config.stub.map { try DNSStub.start($0, netnsFD: netns) }
@@ -218,7 +227,44 @@ public final class EgressNetwork {
         defer { lock.release() }
         var state = HostState.read(bridge.statePath)
         let bridgeIndex = try bridge.ensureHostState(rtnl, state: &state)
+        let (address, name) = try createVethUnderLock(bridge: bridge, state: &state, netns: netns, rtnl: rtnl, undo: &undo)
+        let runDir = config.runDir
+        undo.append { Lease.release(runDir: runDir) }
+        try Lease(address: address, bridge: bridge.name, veth: name).write(runDir: runDir)
+        try state.write(bridge.statePath)
+        // Mark, attach, up — one message (rtnl_newlink ignores the alias on create),
+        // by name: created EXCL under the lock, the link of this name is ours.
+        try rtnl.setLink(named: name, up: true, alias: mark, master: bridgeIndex)
+        return (address, name)
+    }
 
+    /// A prepared namespace's veth, made a port of the bridge for this run: the host
+    /// side ensured, the lease written (what `gc` reads if the run dies), the host end
+    /// marked, attached and up. Under the host lock.
+    private static func attachPrepared(_ link: PreparedNamespace.Link, config: EgressConfig, bridge: Bridge, mark: String,
+                                       rtnl: RouteSocket, undo: inout [() -> Void]) throws {
+        let lock = try HostLock(bridge)
+        defer { lock.release() }
+        let found = HostState.read(bridge.statePath)
+        var state = found
+        let bridgeIndex = try bridge.ensureHostState(rtnl, state: &state)
+        let name = link.hostInterface
+        undo.append {
+            // Created EXCL by the server under the lock: the link of this name is ours.
+            if let l = try? rtnl.link(named: name) { try? rtnl.deleteLink(index: l.index, name: name) }
+        }
+        let runDir = config.runDir
+        undo.append { Lease.release(runDir: runDir) }
+        try Lease(address: link.address, bridge: bridge.name, veth: name).write(runDir: runDir)
+        if state != found { try state.write(bridge.statePath) }   // the address was leased ahead
+        try rtnl.setLink(named: name, up: true, alias: mark, master: bridgeIndex)
+    }
+
+    /// Leases an address and creates the veth pair for it, the peer born inside
+    /// `netns` as eth0 (the host end down, unattached, unmarked). The caller holds the
+    /// host lock and writes `state` (the cursor moved on) afterwards.
+    static func createVethUnderLock(bridge: Bridge, state: inout HostState, netns: Int32, rtnl: RouteSocket,
+                                    undo: inout [() -> Void]) throws -> (IPv4, String) {
         // The address, from the cursor on: the first whose host veth name can be
         // created. The pair in one message: the peer is born inside the namespace as
         // eth0. NLM_F_EXCL: a link of that name (ours, still alive or not yet removed by
@@ -248,17 +294,9 @@ public final class EgressNetwork {
             // Created EXCL by us under the lock: the link of this name is ours.
             if let link = try? rtnl.link(named: created) { try? rtnl.deleteLink(index: link.index, name: created) }
         }
-        let runDir = config.runDir
-        undo.append { Lease.release(runDir: runDir) }
-        try Lease(address: address, bridge: bridge.name, veth: name).write(runDir: runDir)
         state.values["next"] = IPv4(address.value == bridge.pool.upperBound ? bridge.pool.lowerBound : address.value + 1).description
         state.values["bridge"] = bridge.name
         state.values["subnet"] = bridge.subnet
-        try state.write(bridge.statePath)
-
-        // Mark, attach, up — one message (rtnl_newlink ignores the alias on create),
-        // by name: created EXCL under the lock, the link of this name is ours.
-        try rtnl.setLink(named: name, up: true, alias: mark, master: bridgeIndex)
         return (address, name)
     }
 
@@ -272,28 +310,21 @@ public final class EgressNetwork {
         }
     }
 
-    /// Runs on a thread inside the run's namespace. Returns the reader of the
-    /// ruleset's refusal sets, whose socket belongs to this namespace. `ruleset` nil:
-    /// a prepared namespace (`PreparedNamespace`), its ruleset loaded, lo up and
-    /// `refusalSets` its reader.
-    static func configureInside(ruleset: String?, refusalSets: RefusalSets? = nil, address: IPv4,
-                                prefixLength: Int, gateway: IPv4) throws -> RefusalSets {
+    /// The run's firewall, on a thread inside its namespace, before any interface
+    /// there is up.
+    static func loadFirewall(_ ruleset: String) throws {
+        _ = try Nftables.run(ruleset, operation: "nft load ruleset", subject: runTable)
+    }
+
+    /// On a thread inside the namespace, after its firewall: lo up, the address on
+    /// eth0, eth0 up, the default route through the bridge.
+    static func configureLink(address: IPv4, prefixLength: Int, gateway: IPv4) throws {
         let rtnl = try RouteSocket()
-        let sets: RefusalSets
-        if let ruleset {
-            _ = try Nftables.run(ruleset, operation: "nft load ruleset", subject: runTable)
-            sets = try RefusalSets()
-            try rtnl.setLink(named: "lo", up: true, alias: nil, master: nil)
-        } else if let refusalSets {
-            sets = refusalSets
-        } else {
-            throw KernelError(operation: "egress", subject: "prepared namespace", errno: EINVAL, detail: "neither a ruleset nor a prepared namespace")
-        }
+        try rtnl.setLink(named: "lo", up: true, alias: nil, master: nil)
         guard let eth = try rtnl.link(named: "eth0") else { throw KernelError(operation: "netlink RTM_GETLINK", subject: "eth0", errno: ENODEV) }
         try rtnl.addAddress(index: eth.index, name: "eth0", address: address, prefixLength: prefixLength)
         try rtnl.setLink(index: eth.index, name: "eth0", up: true, alias: nil, master: nil)
         try rtnl.addDefaultRoute(gateway: gateway, index: eth.index, name: "eth0")
-        return sets
     }
 
     // MARK: - Results

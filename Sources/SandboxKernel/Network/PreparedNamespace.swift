@@ -1,60 +1,90 @@
 import CSandbox
 import Glibc
 
-/// A network namespace made ahead for one egress run, with everything of its inside
-/// that does not depend on the run already done: the ruleset loaded (its table, its
-/// policy drop, its empty refusal sets), `lo` up, the refusal sets' reader opened.
-/// What the run adds at set-up is its own: the veth pair and the leased address,
-/// `eth0` up, the default route (Docs/network.md, "Made ahead under serve").
+/// A network namespace made ahead for one egress run, with everything that does not
+/// depend on the run already done: the ruleset loaded (its table, its policy drop,
+/// its empty refusal sets), the refusal sets' reader opened, an address leased on the
+/// bridge subnet with its veth pair (the peer `eth0` inside, addressed and up, the
+/// default route through the bridge; the host end down, unattached and unmarked), `lo`
+/// up. What the run adds at set-up is its own: the lease in its run directory and the
+/// host end marked with its run id, attached to the bridge and up
+/// (Docs/network.md, "Made ahead under serve").
 ///
-/// Why: loading the ruleset is libnftables' parse and one transaction, about 1.9 ms,
-/// and the namespace itself about 0.8 ms: most of what egress adds to a run under
-/// `sandbox serve`, where the next egress run's ruleset is known (the last one's). A
-/// server makes a few while it waits (`EgressNamespacePool`) and hands one to the
-/// spawner with the run's spec (`ChildSpec.preparedNetworkNamespace`).
+/// Why: loading the ruleset is libnftables' parse and one transaction (about 1.9 ms),
+/// creating the veth pair about 0.9 ms, the inside's address and route a thread and
+/// a few round trips: most of what egress adds to a run under `sandbox serve`, where
+/// the next egress run's ruleset is known (the last one's). A server makes a few while
+/// it waits (`EgressNamespacePool`) and hands one to the spawner with the run's spec
+/// (`ChildSpec.preparedNetworkNamespace`).
 ///
 /// Nothing of one run reaches another: a prepared namespace is given to one run only,
 /// has never held a process before that run's init, and is closed with it. Its ruleset
 /// is the plan's text exactly (`ruleset`), and `EgressNetwork.setUp` relies on what
 /// was prepared only when the init is in this very namespace (`holds(_:)`);
-/// otherwise it sets the init's own up from the start.
+/// otherwise it sets the init's own up from the start. Until a run takes it, its
+/// host veth has no mark and no master: `gc` never counts it as a run's, and if the
+/// server dies the kernel removes the pair with the namespace.
 public final class PreparedNamespace: @unchecked Sendable { // immutable but for the taken reader
+    /// The host side made ahead: on which bridge, the leased address and the host end.
+    public struct Link: Sendable {
+        public let bridge: BridgeConfig
+        public let address: IPv4
+        public let hostInterface: String
+    }
+
     /// The nft ruleset loaded inside, as the planner wrote it.
     public let ruleset: String
+    public let link: Link
     /// The namespace (O_CLOEXEC); closed with this object.
     public let netns: OwnedFD
     private let identity: (dev: UInt64, ino: UInt64)
     private var reader: RefusalSets?
 
-    /// Makes a namespace and prepares its inside. Owned by the caller's user namespace
-    /// (the server's: the initial one, as the spawner's made-ahead namespaces are).
-    public static func make(ruleset: String) throws(KernelError) -> PreparedNamespace {
+    /// Makes a namespace and prepares it for `bridge`. Owned by the caller's user
+    /// namespace (the server's: the initial one, as the spawner's made-ahead ones are).
+    /// A failure leaves nothing (the veth goes with the namespace, and is deleted).
+    public static func make(ruleset: String, bridge config: BridgeConfig = .standard) throws(KernelError) -> PreparedNamespace {
         guard !ruleset.trimmed.isEmpty else {
             throw KernelError(operation: "egress", subject: "prepared namespace", errno: EINVAL, detail: "no nft ruleset")
         }
+        let bridge = try Bridge(config)
         let netns = OwnedFD(try Netns.create())
         guard let identity = Self.identity(of: netns.raw) else {
             throw KernelError(operation: "fstat", subject: "network namespace", errno: errno)
         }
-        let reader: RefusalSets
+        var undo: [() -> Void] = []
         do {
-            reader = try Netns.run(in: netns.raw) { () throws -> RefusalSets in
-                // The firewall first, as at any set-up: policy drop holds before lo is up.
-                _ = try Nftables.run(ruleset, operation: "nft load ruleset", subject: EgressNetwork.runTable)
-                let sets = try RefusalSets()
-                try RouteSocket().setLink(named: "lo", up: true, alias: nil, master: nil)
-                return sets
+            // The firewall first, as at any set-up: policy drop holds before any
+            // interface inside is up.
+            let reader = try Netns.run(in: netns.raw) { () throws -> RefusalSets in
+                try EgressNetwork.loadFirewall(ruleset)
+                return try RefusalSets()
             }
-        } catch let e as KernelError {
-            throw e
+            let rtnl = try RouteSocket()
+            let (address, name): (IPv4, String)
+            do {
+                let lock = try HostLock(bridge)
+                defer { lock.release() }
+                var state = HostState.read(bridge.statePath)
+                (address, name) = try EgressNetwork.createVethUnderLock(bridge: bridge, state: &state, netns: netns.raw,
+                                                                        rtnl: rtnl, undo: &undo)
+                try state.write(bridge.statePath)
+            }
+            let (prefix, gateway) = (bridge.prefixLength, bridge.gateway)
+            try Netns.run(in: netns.raw) {
+                try EgressNetwork.configureLink(address: address, prefixLength: prefix, gateway: gateway)
+            }
+            return PreparedNamespace(ruleset: ruleset, link: Link(bridge: config, address: address, hostInterface: name),
+                                     netns: netns, identity: identity, reader: reader)
         } catch {
+            while let step = undo.popLast() { step() }
+            if let e = error as? KernelError { throw e }
             throw KernelError(operation: "egress", subject: "prepared namespace", errno: EIO, detail: "\(error)")
         }
-        return PreparedNamespace(ruleset: ruleset, netns: netns, identity: identity, reader: reader)
     }
 
-    private init(ruleset: String, netns: OwnedFD, identity: (dev: UInt64, ino: UInt64), reader: RefusalSets) {
-        self.ruleset = ruleset; self.netns = netns; self.identity = identity; self.reader = reader
+    private init(ruleset: String, link: Link, netns: OwnedFD, identity: (dev: UInt64, ino: UInt64), reader: RefusalSets) {
+        self.ruleset = ruleset; self.link = link; self.netns = netns; self.identity = identity; self.reader = reader
     }
 
     /// Whether `fd` (e.g. the init's namespace, from its pidfd) is this namespace.
