@@ -72,6 +72,8 @@
 #define SBX_RESOLVE_NO_SYMLINKS 0x04
 #define SBX_RESOLVE_BENEATH 0x08
 #define SBX_RESOLVE_IN_ROOT 0x10
+/* <linux/magic.h>: the filesystem of namespace descriptors (/proc/<pid>/ns/<type>). */
+#define SBX_NSFS_MAGIC 0x6e736673
 
 /* struct clone_args up to `cgroup` (CLONE_ARGS_SIZE_VER2, Linux 5.7). */
 struct sbx_clone_args {

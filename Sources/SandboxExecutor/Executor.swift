@@ -475,6 +475,16 @@ public final class Executor {
         return flags
     }
 
+    /// Whether a run of `plan` may be cloned inside a network namespace made ahead
+    /// (a server's spawner's, or one prepared for its egress ruleset): owned by the
+    /// initial user namespace, where a kept capability that acts on the network
+    /// namespace (net_bind_service, net_broadcast, net_admin, net_raw; sys_admin: a
+    /// sysfs of its own, setns) would not act. Not nested (no namespaces there).
+    public static func mayTakeNamespaceMadeAhead(_ plan: RunPlan) -> Bool {
+        let networkCapabilities: UInt64 = 1 << 10 | 1 << 11 | 1 << 12 | 1 << 13 | 1 << 21
+        return !plan.isNested && plan.capabilities.keepMask & networkCapabilities == 0
+    }
+
     /// 8. The child's spec (`ChildSpec` → flat C `sbx_spec`), every value but the
     /// descriptors and the mounts that carry them (step 9).
     private func childSpec(runDir: RunDirectory, lease: UidLease?, landlock: LandlockRuleset?,
@@ -504,9 +514,7 @@ public final class Executor {
         // up from the init's pidfd either way, as root of the initial user
         // namespace, and the command has even less hold on a namespace its own user
         // namespace does not own.
-        let networkCapabilities: UInt64 = 1 << 10 | 1 << 11 | 1 << 12 | 1 << 13 | 1 << 21 // net_bind_service, net_broadcast, net_admin, net_raw, sys_admin
-        spec.premadeNetworkNamespaceOK = !plan.isNested
-            && plan.capabilities.keepMask & networkCapabilities == 0
+        spec.premadeNetworkNamespaceOK = Executor.mayTakeNamespaceMadeAhead(plan)
         if spec.premadeNetworkNamespaceOK, plan.network.mode == .egress, let prepared = options.preparedNetwork,
            prepared.ruleset == plan.network.nftRuleset {
             spec.preparedNetworkNamespace = prepared.netns.raw

@@ -1,59 +1,74 @@
 import SandboxKit
 import Synchronization
 
-/// The server's egress namespaces made ahead (`PreparedNamespace`): a few for the
-/// ruleset of the last egress run, so the next one with the same ruleset (the same
-/// policy, usually) finds its firewall loaded and pays only for its veth and address.
+/// The server's egress namespaces made ahead (`PreparedNamespace`): two for each of
+/// the rulesets of the last few egress runs, so the next run with one of them (the
+/// same policy, usually) finds its firewall, veth and address in place and pays only
+/// for its lease and the host end's attachment.
 ///
 /// - Keyed by the ruleset's exact text: a run takes a namespace only if the ruleset
-///   loaded in it is its plan's, byte for byte. A run with another ruleset takes
-///   none, and the pool starts over for that one (one ruleset at a time: a bound on
-///   what the server holds, two descriptors a namespace).
+///   loaded in it is its plan's, byte for byte.
+/// - The most recently asked rulesets are kept (``rulesets``); a ruleset asked for
+///   once more than that evicts the least recent one, whose namespaces are closed.
+///   So clients alternating between a few policies each keep theirs (red team,
+///   session 32: with one ruleset, two clients of two policies emptied the pool for
+///   each other on every run, and every run paid for the refill as well).
 /// - Each namespace is given out once and is never entered before the run's init.
-/// - Filled on a thread of its own after each take (the run does not wait for it);
-///   a failure to make one stops the filling until the next take.
+/// - Filled on one thread of its own after each take (the run does not wait for it),
+///   most recent ruleset first; a failure to make one stops the filling until the
+///   next take.
 final class EgressNamespacePool: Sendable {
-    private struct State {
-        var ruleset: String? = nil
+    /// Rulesets kept, and namespaces kept per ruleset.
+    static let rulesets = 3
+    static let perRuleset = 2
+    /// What the pool holds at most (two each: the namespace and its refusal sets'
+    /// socket), plus what the one filling thread holds while it makes one (the
+    /// namespace, the refusal sets' socket, a route socket, libnftables' socket):
+    /// reserved in the server's descriptor bound (`Server.Limits.runDescriptors`).
+    static let descriptors = rulesets * perRuleset * 2 + 4
+
+    private struct Entry {
+        let ruleset: String
         var ready: [PreparedNamespace] = []
+    }
+    private struct State {
+        var entries: [Entry] = []   // most recently asked first
         var filling = false
     }
     private let state = Mutex(State())
-    let capacity: Int
 
-    init(capacity: Int = 2) { self.capacity = capacity }
+    init() {}
 
-    /// A namespace prepared with exactly `ruleset`, or nil; either way the pool is
-    /// then filled for `ruleset`.
+    /// A namespace prepared with exactly `ruleset`, or nil; either way `ruleset`
+    /// becomes the most recent and the pool is filled.
     func take(ruleset: String) -> PreparedNamespace? {
-        let (taken, dropped, fill) = state.withLock { s -> (PreparedNamespace?, [PreparedNamespace], Bool) in
-            var dropped: [PreparedNamespace] = []
-            if s.ruleset != ruleset {
-                dropped = s.ready
-                s.ready = []
-                s.ruleset = ruleset
-            }
-            let taken = s.ready.popLast()
+        let (taken, evicted, fill) = state.withLock { s -> (PreparedNamespace?, [PreparedNamespace], Bool) in
+            var entry = s.entries.firstIndex { $0.ruleset == ruleset }.map { s.entries.remove(at: $0) } ?? Entry(ruleset: ruleset)
+            let taken = entry.ready.popLast()
+            s.entries.insert(entry, at: 0)
+            var evicted: [PreparedNamespace] = []
+            while s.entries.count > Self.rulesets { evicted += s.entries.removeLast().ready }
             let fill = !s.filling
             s.filling = true
-            return (taken, dropped, fill)
+            return (taken, evicted, fill)
         }
-        for p in dropped { p.close() }
+        for p in evicted { p.close() }
         if fill, !Threads.detach(name: "sandbox-netns", stackSize: 1 << 20, { self.fill() }) {
             state.withLock { $0.filling = false }
         }
         return taken
     }
 
-    /// Namespaces ready now (tests and the benchmark's accounting).
-    var readyCount: Int { state.withLock { $0.ready.count } }
+    /// Namespaces ready now, per ruleset, most recent first (tests).
+    var readyCounts: [Int] { state.withLock { $0.entries.map(\.ready.count) } }
 
-    /// Makes namespaces for the current ruleset until there are `capacity` of it.
+    /// Makes namespaces until every kept ruleset has ``perRuleset``, the most recent
+    /// first.
     private func fill() {
         while true {
             let want = state.withLock { s -> String? in
-                guard let r = s.ruleset, s.ready.count < capacity else { s.filling = false; return nil }
-                return r
+                guard let e = s.entries.first(where: { $0.ready.count < Self.perRuleset }) else { s.filling = false; return nil }
+                return e.ruleset
             }
             guard let want else { return }
             guard let made = try? PreparedNamespace.make(ruleset: want) else {
@@ -61,8 +76,9 @@ final class EgressNamespacePool: Sendable {
                 return
             }
             let kept = state.withLock { s -> Bool in
-                guard s.ruleset == want, s.ready.count < capacity else { return false }
-                s.ready.append(made)
+                guard let i = s.entries.firstIndex(where: { $0.ruleset == want }), s.entries[i].ready.count < Self.perRuleset
+                else { return false }
+                s.entries[i].ready.append(made)
                 return true
             }
             if !kept { made.close() }
@@ -72,8 +88,8 @@ final class EgressNamespacePool: Sendable {
     /// Closes every namespace held (the server is stopping).
     func drain() {
         let all = state.withLock { s -> [PreparedNamespace] in
-            defer { s.ready = []; s.ruleset = nil }
-            return s.ready
+            defer { s.entries = [] }
+            return s.entries.flatMap(\.ready)
         }
         for p in all { p.close() }
     }

@@ -30,9 +30,10 @@ public final class Server: @unchecked Sendable {
         public var maxConnections = 64
         /// Descriptors the runs may hold at once (``DescriptorBudget``): what is
         /// left below 1024 after the connections (one each, and the four of the
-        /// request each reader may hold while it waits), the server's own (~40) and
-        /// room for libnftables' netlink sockets.
-        public var runDescriptors = 1024 - 64 * 5 - 128
+        /// request each reader may hold while it waits), the server's own (~40),
+        /// room for libnftables' netlink sockets, and the egress namespaces made
+        /// ahead (``EgressNamespacePool/descriptors``).
+        public var runDescriptors = 1024 - 64 * 5 - 128 - EgressNamespacePool.descriptors
         public init() {}
     }
 
@@ -54,10 +55,9 @@ public final class Server: @unchecked Sendable {
     private let descriptors: DescriptorBudget
     private let running: DispatchSemaphore
     private let connections = Mutex<[ObjectIdentifier: Connection]>([:])
-    /// Egress namespaces made ahead for the last egress ruleset; used only while
+    /// Egress namespaces made ahead for the last egress rulesets; used only while
     /// the spawner runs (it is what enters them).
     let egressNamespaces = EgressNamespacePool()
-    private let spawnerRunning = Atomic(false)
 
     public init(group: UInt32?, limits: Limits = Limits()) throws(ServeError) {
         // Many runs share the process's Landlock observer: a larger ring.
@@ -90,7 +90,6 @@ public final class Server: @unchecked Sendable {
         // sandbox, slower under load.
         let spawner = sbx_spawner_start()
         if spawner < 0 { fputs("sandbox serve: no spawner (\(String(cString: strerror(-spawner)))); sandboxes are cloned by the server itself\n", stderr) }
-        spawnerRunning.store(spawner == 0, ordering: .relaxed)
         // Stopped once the runs have ended (below); its inits are this process's own.
         defer { sbx_spawner_stop(); egressNamespaces.drain() }
         let socket = try ListeningSocket(path: path, group: group)
@@ -322,10 +321,6 @@ public final class Server: @unchecked Sendable {
             options.forwardSignals = false    // the server's signals are its own
             options.restoreTerminal = false   // the client's terminal is the client's
             options.onResult = reply          // the client need not wait for the teardown
-            if plan.network.mode == .egress, let ruleset = plan.network.nftRuleset,
-               spawnerRunning.load(ordering: .relaxed) {
-                options.preparedNetwork = egressNamespaces.take(ruleset: ruleset)
-            }
             // Its descriptors, counted from the plan, must fit below FD_SETSIZE beside
             // the other runs' (``DescriptorBudget``): else it waits.
             let need = DescriptorBudget.estimate(mounts: plan.mounts.count)
@@ -333,6 +328,12 @@ public final class Server: @unchecked Sendable {
                 return refused(ExecError(kind: .plan, step: "cancelled", message: "the client disconnected before the run started"))
             }
             defer { descriptors.release(need) }
+            // An egress namespace prepared for this ruleset, when the run can take
+            // one (its descriptors are among the run's own, counted above).
+            if plan.network.mode == .egress, let ruleset = plan.network.nftRuleset,
+               Executor.mayTakeNamespaceMadeAhead(plan), sbx_spawner_running() == 1 {
+                options.preparedNetwork = egressNamespaces.take(ruleset: ruleset)
+            }
             let executor = Executor(plan: plan, options: options)
             guard let key = connection.register(executor.handle) else {
                 return refused(ExecError(kind: .plan, step: "cancelled", message: "the client disconnected before the run started"))

@@ -357,6 +357,29 @@ extension SpawnerTests {
             #expect(!forFirst.contains(other.ns), "\(other.ns) was prepared for another ruleset: \(forFirst)")
             #expect(other.probe["tcp:\(h1.address):8081"] == "ok:hello-8081", "\(other.probe)")
             #expect(other.probe["tcp:\(h1.address):8080"] == "ECONNREFUSED", "\(other.probe)")
+
+            // The first ruleset's namespaces are kept beside the second's (red team,
+            // session 32: with one ruleset kept, two clients of two policies emptied
+            // the pool for each other): its next run still takes one.
+            let both = Self.waitForPreparedNamespaces(of: server, count: 4)
+            let back = try run(first, "back")
+            #expect(forFirst.intersection(both).contains(back.ns), "\(back.ns): not one prepared for its ruleset before: \(forFirst) / \(both)")
+            #expect(back.probe["tcp:\(h1.address):8080"] == "ok:hello-8080", "\(back.probe)")
+
+            // A run that keeps a network capability cannot take a namespace made
+            // ahead: none is taken for it (those prepared stay held) and it runs in
+            // one of its own, with its own rules.
+            let keeps = Harness.egressPolicy(in: ws, name: "egress-keeps", network: """
+                dns = ["\(h1.address)"]
+                allow = [{ cidr = "\(h1.address)/32", ports = [8080], proto = "tcp" }]
+                [capabilities]
+                keep = ["net_bind_service"]
+                """)
+            let held = Self.waitForPreparedNamespaces(of: server, count: 4)
+            let kept = try run(keeps, "keeps")
+            #expect(!held.contains(kept.ns), "a run keeping net_bind_service ran in a prepared namespace: \(kept.ns)")
+            #expect(kept.probe["tcp:\(h1.address):8080"] == "ok:hello-8080", "\(kept.probe)")
+            #expect(held.isSubset(of: Self.heldNetworkNamespaces(of: server)), "a prepared namespace was taken for a run that cannot use it")
         }
     }
 }

@@ -32,6 +32,9 @@ int sbx_spawner_start(void);
 /* Close the spawner's socket and wait for it to exit; later spawns are local. */
 void sbx_spawner_stop(void);
 
+/* 1 while the spawner takes requests (it has not been stopped or ended). */
+int sbx_spawner_running(void);
+
 /* sbx_spawn's first step: 1 when the spawner took the spec (*pid_out: the pid, or
  * -errno), 0 when it must be cloned here (no spawner, or a spec that does not fit). */
 int sbx_spawner_spawn(const struct sbx_spec *spec, int *pidfd_out, pid_t *pid_out);
