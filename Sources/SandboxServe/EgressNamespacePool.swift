@@ -13,6 +13,9 @@ import Synchronization
 ///   So clients alternating between a few policies each keep theirs (red team,
 ///   session 32: with one ruleset, two clients of two policies emptied the pool for
 ///   each other on every run, and every run paid for the refill as well).
+/// - A ruleset is prepared for from its second run on (while it is kept): a client
+///   cycling through more policies than are kept would otherwise have namespaces made
+///   and closed unused on every run (three times the namespaces, red team, session 32).
 /// - Each namespace is given out once and is never entered before the run's init.
 /// - Filled on one thread of its own after each take (the run does not wait for it),
 ///   most recent ruleset first; a failure to make one stops the filling until the
@@ -30,6 +33,8 @@ final class EgressNamespacePool: Sendable {
     private struct Entry {
         let ruleset: String
         var ready: [PreparedNamespace] = []
+        /// Runs that asked for it while it was kept.
+        var asked = 0
     }
     private struct State {
         var entries: [Entry] = []   // most recently asked first
@@ -45,6 +50,7 @@ final class EgressNamespacePool: Sendable {
         let (taken, evicted, fill) = state.withLock { s -> (PreparedNamespace?, [PreparedNamespace], Bool) in
             var entry = s.entries.firstIndex { $0.ruleset == ruleset }.map { s.entries.remove(at: $0) } ?? Entry(ruleset: ruleset)
             let taken = entry.ready.popLast()
+            entry.asked += 1
             s.entries.insert(entry, at: 0)
             var evicted: [PreparedNamespace] = []
             while s.entries.count > Self.rulesets { evicted += s.entries.removeLast().ready }
@@ -59,15 +65,15 @@ final class EgressNamespacePool: Sendable {
         return taken
     }
 
-    /// Namespaces ready now, per ruleset, most recent first (tests).
-    var readyCounts: [Int] { state.withLock { $0.entries.map(\.ready.count) } }
-
-    /// Makes namespaces until every kept ruleset has ``perRuleset``, the most recent
-    /// first.
+    /// Makes namespaces until every kept ruleset asked for more than once has
+    /// ``perRuleset``, the most recent first.
     private func fill() {
         while true {
             let want = state.withLock { s -> String? in
-                guard let e = s.entries.first(where: { $0.ready.count < Self.perRuleset }) else { s.filling = false; return nil }
+                guard let e = s.entries.first(where: { $0.asked > 1 && $0.ready.count < Self.perRuleset }) else {
+                    s.filling = false
+                    return nil
+                }
                 return e.ruleset
             }
             guard let want else { return }

@@ -653,6 +653,40 @@ func tcpProbe(_ host: String, _ port: UInt16, timeoutMs: Int32 = 1000) -> String
         }
     }
 
+    /// A prepared veth is attached by the index it was made with, never by its name
+    /// alone (red team, session 32): if its unmarked host end is deleted while it
+    /// waits (an operator's cleanup) and its address is leased again, the name is
+    /// another run's veth, which set-up must neither mark, attach nor delete.
+    @Test func aPreparedVethThatIsGoneIsNeverTakenByName() throws {
+        guard require(getuid() == 0, "root") else { return }
+        try withTestHost { host in
+            let a = sandboxRuleset(dns: host.gateway)
+            let p = try PreparedNamespace.make(ruleset: a, bridge: host.config)
+            defer { p.close() }
+            #expect(shell("ip", ["link", "del", p.link.hostInterface]).status == 0)
+            // The cursor back at its address (as after a wrap): a live run takes it.
+            let statePath = host.config.stateDir + "/.net.state"
+            let state = (RunDirectory.read(statePath) ?? "").split(separator: "\n").filter { !$0.hasPrefix("next=") }
+            try (state.joined(separator: "\n") + "\nnext=\(p.link.address)\n").write(toFile: statePath, atomically: true, encoding: .utf8)
+            let victim = try host.runDir()
+            let live = try EgressNetwork.setUp(host.egress(victim, ruleset: a))
+            defer { live.tearDown() }
+            // The attack's precondition (control): the live run's veth has the name.
+            #expect(live.hostInterface == p.link.hostInterface)
+
+            let run = try host.runDir()
+            var config = host.egress(run, ruleset: a)
+            config.netnsFD = p.netns.raw
+            config.prepared = p
+            #expect(throws: KernelError.self) { _ = try EgressNetwork.setUp(config) }
+            let link = linkJSON(live.hostInterface)
+            #expect(link?["ifalias"] as? String == "sandbox:\(victim.id)" && link?["master"] as? String == host.config.name,
+                    "the live run's veth was changed: \(link ?? [:])")
+            #expect(access(run.path + "/lease", F_OK) != 0, "lease written")
+            #expect(inside(live, "ip", ["-o", "addr"]).out.contains("eth0    inet \(live.address)/24"))
+        }
+    }
+
     /// The refusal sets read by GETSETELEM (RefusalSets) give what libnftables'
     /// listing of the table gives (how they were read before, kept here as the
     /// reference): every set of every reason, IPv4 and IPv6, TCP and UDP, counters

@@ -245,19 +245,23 @@ public final class EgressNetwork {
                                        rtnl: RouteSocket, undo: inout [() -> Void]) throws {
         let lock = try HostLock(bridge)
         defer { lock.release() }
-        let found = HostState.read(bridge.statePath)
-        var state = found
+        let before = HostState.read(bridge.statePath)
+        var state = before
         let bridgeIndex = try bridge.ensureHostState(rtnl, state: &state)
-        let name = link.hostInterface
-        undo.append {
-            // Created EXCL by the server under the lock: the link of this name is ours.
-            if let l = try? rtnl.link(named: name) { try? rtnl.deleteLink(index: l.index, name: name) }
+        // Still the link the server made: same name and index, unmarked, no master.
+        // By index from here on: a name alone could by now be another run's veth, if
+        // this one had been deleted and its address leased again (red team, session 32).
+        let name = link.hostInterface, index = link.index
+        guard let host = try rtnl.link(named: name), host.index == index, host.alias == nil, host.master == nil else {
+            throw KernelError(operation: "egress", subject: name, errno: ENODEV,
+                              detail: "the veth prepared for this run is gone or changed (ifindex \(index), unmarked, no master)")
         }
+        undo.append { try? rtnl.deleteLink(index: index, name: name) }
         let runDir = config.runDir
         undo.append { Lease.release(runDir: runDir) }
         try Lease(address: link.address, bridge: bridge.name, veth: name).write(runDir: runDir)
-        if state != found { try state.write(bridge.statePath) }   // the address was leased ahead
-        try rtnl.setLink(named: name, up: true, alias: mark, master: bridgeIndex)
+        if state != before { try state.write(bridge.statePath) }   // the address was leased ahead
+        try rtnl.setLink(index: index, name: name, up: true, alias: mark, master: bridgeIndex)
     }
 
     /// Leases an address and creates the veth pair for it, the peer born inside

@@ -30,6 +30,10 @@ public final class PreparedNamespace: @unchecked Sendable { // immutable but for
         public let bridge: BridgeConfig
         public let address: IPv4
         public let hostInterface: String
+        /// The host end's ifindex, read under the lock that created it: what the run
+        /// attaches, never the name alone (red team, session 32: if the unmarked end
+        /// were deleted meanwhile, another run's veth could carry the name).
+        let index: Int32
     }
 
     /// The nft ruleset loaded inside, as the planner wrote it.
@@ -62,19 +66,24 @@ public final class PreparedNamespace: @unchecked Sendable { // immutable but for
             }
             let rtnl = try RouteSocket()
             let (address, name): (IPv4, String)
+            let index: Int32
             do {
                 let lock = try HostLock(bridge)
                 defer { lock.release() }
                 var state = HostState.read(bridge.statePath)
                 (address, name) = try EgressNetwork.createVethUnderLock(bridge: bridge, state: &state, netns: netns.raw,
                                                                         rtnl: rtnl, undo: &undo)
+                guard let made = try rtnl.link(named: name) else {
+                    throw KernelError(operation: "netlink RTM_GETLINK", subject: name, errno: ENODEV)
+                }
+                index = made.index
                 try state.write(bridge.statePath)
             }
             let (prefix, gateway) = (bridge.prefixLength, bridge.gateway)
             try Netns.run(in: netns.raw) {
                 try EgressNetwork.configureLink(address: address, prefixLength: prefix, gateway: gateway)
             }
-            return PreparedNamespace(ruleset: ruleset, link: Link(bridge: config, address: address, hostInterface: name),
+            return PreparedNamespace(ruleset: ruleset, link: Link(bridge: config, address: address, hostInterface: name, index: index),
                                      netns: netns, identity: identity, reader: reader)
         } catch {
             while let step = undo.popLast() { step() }
