@@ -22,8 +22,9 @@
 
 #define SBX_MOUNT_ATTR_IDMAP 0x00100000ULL
 #define SBX_P_PIDFD 3
-/* _IO(PIDFS_IOCTL_MAGIC 0xFF, n): PIDFD_GET_NET_NAMESPACE (4) and
+/* _IO(PIDFS_IOCTL_MAGIC 0xFF, n): PIDFD_GET_MNT_NAMESPACE (3), PIDFD_GET_NET_NAMESPACE (4) and
  * PIDFD_GET_USER_NAMESPACE (9), Linux 6.11; newer than the libc headers here. */
+#define SBX_PIDFD_GET_MNT_NAMESPACE 0xFF03
 #define SBX_PIDFD_GET_NET_NAMESPACE 0xFF04
 #define SBX_PIDFD_GET_USER_NAMESPACE 0xFF09
 
@@ -160,6 +161,11 @@ int sbx_mounts_make_userns(const char *uid_map, const char *gid_map) {
 
 int sbx_mounts_pidfd_netns(int pidfd) {
     int fd = ioctl(pidfd, SBX_PIDFD_GET_NET_NAMESPACE, 0);
+    return fd < 0 ? -errno : fd;
+}
+
+int sbx_mounts_pidfd_mntns(int pidfd) {
+    int fd = ioctl(pidfd, SBX_PIDFD_GET_MNT_NAMESPACE, 0);
     return fd < 0 ? -errno : fd;
 }
 

@@ -302,6 +302,7 @@ public final class Executor {
         executable?.closeFiles()                                          // 11
         try writeIDMaps(child, lease: lease)                              // 11
         try preferRunForOOM(child)                                        // 11
+        holdMountNamespace(child)                                         // 11
         let network = try setUpNetwork(child, runDir: runDir)             // 11
         letChildGoOn(pipes, runDir: runDir)                               // 11
         let (timedOut, exit) = try loop(pidfd: child.pidfd, signals: signals, notifySocket: notify?.parent) // 12
@@ -634,6 +635,20 @@ public final class Executor {
         do { try MountSources.writeOOMScoreAdj(pid: child.pid, 1000) } catch {
             throw ExecError(.oomScore, error)
         }
+    }
+
+    /// 11. Namespaced: a reference to the init's mount namespace, let go at teardown.
+    /// The last reference's release unmounts the run's whole tree — an expedited RCU
+    /// grace period, then every superblock of the run (its /proc, tmpfs, /dev) shut
+    /// down — and when the init's exit makes it, the kernel does it before it tells
+    /// the supervisor the init has ended: the result waited for it. Held here, the
+    /// init's exit only drops a reference; the unmounting happens at teardown, after
+    /// the result is out (a server's reply does not wait for it). No process is in the
+    /// namespace by then: the init's PID namespace took every process with it. Without
+    /// the ioctl (older kernels) the run only loses the saving.
+    private func holdMountNamespace(_ child: SandboxInit) {
+        guard !plan.isNested, let ns = try? MountSources.mountNamespace(pidfd: child.pidfd.fd) else { return }
+        undo.push { ns.close() }
     }
 
     /// 11. Egress: the child's own network namespace (from its pidfd) joined to the

@@ -149,6 +149,13 @@ public enum MountSources {
         guard r >= 0 else { throw KernelError(operation: "PIDFD_GET_NET_NAMESPACE", subject: "sandbox init", errno: -r) }
         return OwnedFD(r)
     }
+
+    /// The mount namespace of the process behind `pidfd`.
+    public static func mountNamespace(pidfd: Int32) throws(KernelError) -> OwnedFD {
+        let r = sbx_mounts_pidfd_mntns(pidfd)
+        guard r >= 0 else { throw KernelError(operation: "PIDFD_GET_MNT_NAMESPACE", subject: "sandbox init", errno: -r) }
+        return OwnedFD(r)
+    }
 }
 
 private extension String {

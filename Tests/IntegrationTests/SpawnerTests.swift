@@ -44,13 +44,18 @@ import Testing
 
     /// Waits up to 10 s for `count` live inits of the server.
     static func waitForInits(of server: Int32, count: Int) -> [Int32] {
+        waitFor(count) { inits(of: server) }
+    }
+
+    /// Polls `look` for up to 10 s until it finds at least `count`; its last answer.
+    static func waitFor<C: Collection>(_ count: Int, _ look: () -> C) -> C {
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
-            let found = inits(of: server)
+            let found = look()
             if found.count >= count { return found }
             usleep(20_000)
         }
-        return inits(of: server)
+        return look()
     }
 
     /// Which of `needles` occur in the writable memory of `pid` (root reads
@@ -280,22 +285,48 @@ extension SpawnerTests {
 
 extension SpawnerTests {
     /// The network namespaces `pid` holds open (`net:[inode]`), from /proc/<pid>/fd.
-    static func heldNetworkNamespaces(of pid: Int32) -> Set<String> {
+    static func heldNetworkNamespaces(of pid: Int32) -> Set<String> { heldNamespaces("net", of: pid) }
+
+    /// The namespaces of one type (`mnt`, `net`…) `pid` holds open, from /proc/<pid>/fd.
+    static func heldNamespaces(_ type: String, of pid: Int32) -> Set<String> {
         let dir = "/proc/\(pid)/fd"
         let links = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [])
             .compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "\(dir)/\($0)") }
-        return Set(links.filter { $0.hasPrefix("net:[") })
+        return Set(links.filter { $0.hasPrefix("\(type):[") })
+    }
+
+    /// While a run lives, the supervisor holds its mount namespace, so the init's exit
+    /// does not unmount the run's tree before the result can be sent (the last
+    /// reference's release does it: an expedited RCU grace period and every
+    /// superblock's shutdown); teardown lets it go, after the reply.
+    @Test func theRunsMountNamespaceIsHeldUntilTeardown() throws {
+        guard let served = try Self.startServer() else { return }
+        defer { served.stop() }
+        let server = served.process.processIdentifier
+        let ws = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: ws) }
+        let client = try Client(served.socket)
+        defer { client.close() }
+        let stdio = Stdio()
+        client.send(ServeTests.request(id: "m", policy: "agent", argv: ["sleep", "2"], cwd: ws), fds: stdio.fds)
+        stdio.closeSent()
+        let inits = Self.waitForInits(of: server, count: 1)
+        try #require(inits.count == 1, "no init: \(Self.children(of: server))")
+        let initsNamespace = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(inits[0])/ns/mnt")) ?? "?"
+        let held = Self.waitFor(1) { Self.heldNamespaces("mnt", of: server) }
+        #expect(held == [initsNamespace], "held \(held), the init's \(initsNamespace)")
+        let reply = client.reply()
+        _ = stdio.output()
+        #expect(reply?["exitCode"] as? Int == 0, "\(reply ?? [:])")
+        // Let go once the run is torn down (the reply comes first).
+        let deadline = Date().addingTimeInterval(10)
+        while !Self.heldNamespaces("mnt", of: server).isEmpty && Date() < deadline { usleep(20_000) }
+        #expect(Self.heldNamespaces("mnt", of: server).isEmpty, "still held: \(Self.heldNamespaces("mnt", of: server))")
     }
 
     /// Waits up to 10 s until the server holds at least `count` namespaces.
     static func waitForPreparedNamespaces(of pid: Int32, count: Int) -> Set<String> {
-        let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline {
-            let held = heldNetworkNamespaces(of: pid)
-            if held.count >= count { return held }
-            usleep(20_000)
-        }
-        return heldNetworkNamespaces(of: pid)
+        waitFor(count) { heldNetworkNamespaces(of: pid) }
     }
 
     /// Under serve, an egress run after the first of its ruleset takes a namespace
@@ -329,11 +360,17 @@ extension SpawnerTests {
                 return (out.split(separator: "\n").first.map(String.init) ?? "", EgressTests.results(out), reply)
             }
 
-            // The first run of a ruleset finds none prepared (control: its namespace
-            // is not one the server held before it).
+            // The first runs of a ruleset find none prepared (control: their
+            // namespaces are not ones the server held before), and after the first
+            // alone none is made (a ruleset asked for once may never come back).
             let before = Self.heldNetworkNamespaces(of: server)
             let cold = try run(first, "cold")
             #expect(!cold.ns.isEmpty && !before.contains(cold.ns), "\(cold.ns) in \(before)")
+            usleep(500_000)
+            let afterOne = Self.heldNetworkNamespaces(of: server)
+            #expect(afterOne.isEmpty, "namespaces prepared for a ruleset asked for once: \(afterOne)")
+            let again = try run(first, "again")
+            #expect(!again.ns.isEmpty && !afterOne.contains(again.ns), "\(again.ns) in \(afterOne)")
             // Then the server prepares some; each later run of the ruleset takes one,
             // and its firewall is the policy's: 8080 open, 8081 refused and counted.
             var taken: [String] = []
@@ -361,9 +398,9 @@ extension SpawnerTests {
             // The first ruleset's namespaces are kept beside the second's (red team,
             // session 32: with one ruleset kept, two clients of two policies emptied
             // the pool for each other): its next run still takes one.
-            let both = Self.waitForPreparedNamespaces(of: server, count: 4)
+            let kept = Self.waitForPreparedNamespaces(of: server, count: 2)
             let back = try run(first, "back")
-            #expect(forFirst.intersection(both).contains(back.ns), "\(back.ns): not one prepared for its ruleset before: \(forFirst) / \(both)")
+            #expect(forFirst.intersection(kept).contains(back.ns), "\(back.ns): not one prepared for its ruleset before: \(forFirst) / \(kept)")
             #expect(back.probe["tcp:\(h1.address):8080"] == "ok:hello-8080", "\(back.probe)")
 
             // A run that keeps a network capability cannot take a namespace made
@@ -375,10 +412,10 @@ extension SpawnerTests {
                 [capabilities]
                 keep = ["net_bind_service"]
                 """)
-            let held = Self.waitForPreparedNamespaces(of: server, count: 4)
-            let kept = try run(keeps, "keeps")
-            #expect(!held.contains(kept.ns), "a run keeping net_bind_service ran in a prepared namespace: \(kept.ns)")
-            #expect(kept.probe["tcp:\(h1.address):8080"] == "ok:hello-8080", "\(kept.probe)")
+            let held = Self.waitForPreparedNamespaces(of: server, count: 2)
+            let keeping = try run(keeps, "keeps")
+            #expect(!held.contains(keeping.ns), "a run keeping net_bind_service ran in a prepared namespace: \(keeping.ns)")
+            #expect(keeping.probe["tcp:\(h1.address):8080"] == "ok:hello-8080", "\(keeping.probe)")
             #expect(held.isSubset(of: Self.heldNetworkNamespaces(of: server)), "a prepared namespace was taken for a run that cannot use it")
         }
     }

@@ -47,6 +47,8 @@ int sbx_mounts_write_oom_score_adj(pid_t pid, int value);
 
 /* ioctl(pidfd, PIDFD_GET_NET_NAMESPACE): the child's network namespace. fd or -errno. */
 int sbx_mounts_pidfd_netns(int pidfd);
+/* ioctl(pidfd, PIDFD_GET_MNT_NAMESPACE): the child's mount namespace. fd or -errno. */
+int sbx_mounts_pidfd_mntns(int pidfd);
 
 /* statx(dirfd, name, AT_SYMLINK_NOFOLLOW): the later of its birth time and change
  * time (*is_birth: the filesystem records births), device and type bits.
