@@ -320,6 +320,46 @@ import Testing
         }
     }
 
+    /// The stub puts each answer's addresses into the run's sets through a netfilter
+    /// socket of its own with a random address (`NameSets`). Through libnftables, as
+    /// before, every update opened a socket the kernel bound to the supervisor's pid,
+    /// which `/proc/net/netlink` inside the run showed for that moment: a command that
+    /// reads it while names resolve learns a host pid. Here 80 answers, each a new
+    /// address, are put in while the command reads the table without pause.
+    @Test func setUpdatesNeverShowTheSupervisorsPid() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        try Self.withHosts(records: { web in (1...80).map { "r\($0).w.test=10.204.\(web.n).\(100 + $0)" } }) { dns, server, web, dir, _ in
+            let policy = Self.policy(in: dir, """
+                allow = [{ host = "*.w.test", ports = [8080] }]
+                upstream_dns = ["\(dns.address)"]
+                """)
+            let watcher = "\(dir)/watch.py"
+            try """
+            import socket, threading
+            seen, done = set(), False
+            def watch():
+                while not done:
+                    for line in open("/proc/net/netlink").read().split("\\n")[1:]:
+                        f = line.split()
+                        if len(f) > 2 and f[2] != "0" and int(f[2]) < (1 << 22): seen.add(f[1] + ":" + f[2])
+            t = threading.Thread(target=watch); t.start()
+            ok = 0
+            for i in range(1, 81):
+                try:
+                    socket.getaddrinfo("r%d.w.test" % i, 8080, socket.AF_INET, socket.SOCK_STREAM); ok += 1
+                except OSError: pass
+            done = True; t.join()
+            print("resolved=%d" % ok)
+            print("pids=%s" % ",".join(sorted(seen)))
+            """.write(toFile: watcher, atomically: true, encoding: .utf8)
+            let out = try Harness.exec(policy: policy, ["python3", watcher], cwd: dir, timeout: 120)
+            #expect(out.status == 0, "stderr: \(out.stderr)")
+            let r = EgressTests.results(out.stdout)
+            #expect(Int(r["resolved"] ?? "") ?? 0 >= 75, "the names did not resolve (no set updates to watch): \(out.stdout) \(out.stderr)")
+            #expect(r["pids"] == "", "netlink sockets inside bound to process ids: \(r["pids"] ?? "?")")
+        }
+    }
+
     /// The address behind an allowed name is closed until the name is resolved in this
     /// run; control: a CIDR rule for it opens it without any lookup.
     @Test func anAddressIsClosedUntilItsNameIsResolved() throws {

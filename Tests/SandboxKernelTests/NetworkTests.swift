@@ -734,6 +734,84 @@ func tcpProbe(_ host: String, _ port: UInt16, timeoutMs: Int32 = 1000) -> String
         #expect(none.isEmpty)
     }
 
+    /// The DNS stub's set writes (`NameSets`, one nfnetlink batch) do what `nft add
+    /// element … timeout …` / `delete element` did: elements with their timeouts in
+    /// the right set, IPv4 and IPv6, a replacement (delete and add in one batch), read
+    /// back by libnftables' listing; a batch with one bad change commits nothing.
+    @Test func nameSetWritesReadBackAsNftWrites() throws {
+        guard require(getuid() == 0, "root") else { return }
+        let netns = OwnedFD(try Netns.create())
+        defer { netns.close() }
+        let table = """
+            table inet sandbox {
+              set name0_4 { type ipv4_addr; flags timeout; size 4; }
+              set name0_6 { type ipv6_addr; flags timeout; size 4; }
+              set name1_4 { type ipv4_addr; flags timeout; size 4; }
+            }
+
+            """
+        func listing() throws -> [String: [String: Int]] {   // set → element → timeout (s)
+            let json = try Netns.run(in: netns.raw) {
+                try Nftables.run("list table inet sandbox", json: true, operation: "nft list", subject: "test")
+            }
+            var out: [String: [String: Int]] = [:]
+            let root = JSONTree.parse(json.utf8) as? [String: Any]
+            for item in root?["nftables"] as? [[String: Any]] ?? [] {
+                guard let set = item["set"] as? [String: Any], let name = set["name"] as? String else { continue }
+                var elements: [String: Int] = [:]
+                for e in set["elem"] as? [Any] ?? [] {
+                    let inner = (e as? [String: Any])?["elem"] as? [String: Any]
+                    if let v = inner?["val"] as? String { elements[v] = inner?["timeout"] as? Int ?? -1 }
+                }
+                out[name] = elements
+            }
+            return out
+        }
+        let sets = try Netns.run(in: netns.raw) { () throws -> NameSets in
+            _ = try Nftables.run(table, operation: "nft load", subject: "test")
+            return try NameSets()
+        }
+        try sets.apply([
+            .init(set: "name0_4", address: [10, 1, 2, 3], timeoutSeconds: 300),
+            .init(set: "name0_6", address: [0x20, 0x01, 0x0d, 0xb8] + Array(repeating: 0, count: 11) + [7], timeoutSeconds: 60),
+            .init(set: "name1_4", address: [192, 0, 2, 9], timeoutSeconds: 3600),
+            .init(set: "name0_4", address: [10, 1, 2, 4], timeoutSeconds: 30),
+        ])
+        #expect(try listing() == ["name0_4": ["10.1.2.3": 300, "10.1.2.4": 30], "name0_6": ["2001:db8::7": 60], "name1_4": ["192.0.2.9": 3600]])
+        // A replacement: delete and add the same element in one batch (its new timeout).
+        try sets.apply([.init(set: "name0_4", address: [10, 1, 2, 3], timeoutSeconds: nil),
+                        .init(set: "name0_4", address: [10, 1, 2, 3], timeoutSeconds: 120)])
+        #expect(try listing()["name0_4"] == ["10.1.2.3": 120, "10.1.2.4": 30])
+        // One bad change (a set that does not exist): none of the batch is committed.
+        #expect(throws: KernelError.self) {
+            try sets.apply([.init(set: "name1_4", address: [192, 0, 2, 10], timeoutSeconds: 60),
+                            .init(set: "name9_4", address: [192, 0, 2, 11], timeoutSeconds: 60)])
+        }
+        // A set over its size refuses the batch too.
+        #expect(throws: KernelError.self) {
+            try sets.apply((1...5).map { .init(set: "name1_4", address: [198, 51, 100, UInt8($0)], timeoutSeconds: 60) })
+        }
+        #expect(try listing()["name1_4"] == ["192.0.2.9": 3600])
+    }
+
+    /// The batch's bytes: the messages per set (deletions first), nested attributes
+    /// flagged NLA_F_NESTED, the timeout in big-endian milliseconds.
+    @Test func nameSetMessageBytes() {
+        let m = NameSets.messages([.init(set: "s", address: [10, 0, 0, 1], timeoutSeconds: 2),
+                                   .init(set: "s", address: [10, 0, 0, 1], timeoutSeconds: nil)], table: "t")
+        #expect(m.map(\.type) == [NameSets.NFT_MSG_DELSETELEM, NameSets.NFT_MSG_NEWSETELEM])
+        #expect(m[1].flags == RTNL.NLM_F_CREATE)
+        let add: [UInt8] = [1, 0, 0, 0,                                   // nfgenmsg: NFPROTO_INET, v0
+                            6, 0, 1, 0, 0x74, 0, 0, 0,                    // TABLE "t"
+                            6, 0, 2, 0, 0x73, 0, 0, 0,                    // SET "s"
+                            32, 0, 3, 0x80,                               // ELEMENTS (nested)
+                            28, 0, 1, 0x80,                               //   LIST_ELEM (nested)
+                            12, 0, 1, 0x80,                               //     KEY (nested)
+                            8, 0, 1, 0, 10, 0, 0, 1,                      //       DATA_VALUE 10.0.0.1
+                            12, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0x07, 0xd0]   //     TIMEOUT 2000 ms
+        #expect(m[1].payload == add)
+    }
+
     /// The host addresses an egress plan protects, read by one RTM_GETADDR dump, are
     /// what `getifaddrs` gives (how they were read before, kept here as the
     /// reference): in a namespace of the test's own with an address with and without

@@ -53,8 +53,10 @@ public final class DNSStub: @unchecked Sendable {
     private let deny: [AddressRange]
     private let udp: OwnedFD
     private let tcp: OwnedFD
-    /// The run's namespace (a duplicate), for the set updates.
+    /// The run's namespace (a duplicate).
     private let netns: OwnedFD
+    /// The name sets' writer, its socket made inside the namespace at start.
+    private let sets: NameSets
     /// The serving thread and the refusals, one entry per (name, type, reason).
     private let loop: ServingLoop<DNSRefusal>
     private let lock = Lock()
@@ -92,20 +94,21 @@ public final class DNSStub: @unchecked Sendable {
         let dup = fcntl(netnsFD, F_DUPFD_CLOEXEC, 3)
         guard dup >= 0 else { throw KernelError(operation: "dup", subject: "network namespace fd \(netnsFD)", errno: errno) }
         let netns = OwnedFD(dup)
-        let (u, t) = try Netns.run(in: netnsFD) { () throws -> (OwnedFD, OwnedFD) in
+        let (u, t, sets) = try Netns.run(in: netnsFD) { () throws -> (OwnedFD, OwnedFD, NameSets) in
             let u = OwnedFD(try local.bound(Int32(SOCK_DGRAM.rawValue)))
             let t = OwnedFD(try local.bound(Int32(SOCK_STREAM.rawValue)))
             guard listen(t.raw, 64) == 0 else { throw KernelError(operation: "listen", subject: "\(config.address):53 (tcp)", errno: errno) }
-            return (u, t)
+            return (u, t, try NameSets())
         }
-        let stub = DNSStub(config: config, deny: deny, udp: u, tcp: t, netns: netns, loop: loop)
+        let stub = DNSStub(config: config, deny: deny, udp: u, tcp: t, netns: netns, sets: sets, loop: loop)
         loop.start(name: "dns-stub") { stub.serve() }
         return stub
     }
 
     private init(config: DNSStubConfig, deny: [AddressRange], udp: OwnedFD, tcp: OwnedFD, netns: OwnedFD,
-                 loop: ServingLoop<DNSRefusal>) {
-        self.config = config; self.deny = deny; self.udp = udp; self.tcp = tcp; self.netns = netns; self.loop = loop
+                 sets: NameSets, loop: ServingLoop<DNSRefusal>) {
+        self.config = config; self.deny = deny; self.udp = udp; self.tcp = tcp; self.netns = netns; self.sets = sets
+        self.loop = loop
     }
 
     deinit {
@@ -344,22 +347,20 @@ public final class DNSStub: @unchecked Sendable {
     /// the run's namespace, and returns for each the seconds its entries are sure to
     /// live (what the reply's TTL may say).
     ///
-    /// A transaction costs milliseconds (libnftables fetches the table first; replacing
-    /// an element, add–delete–add, more), and `add` renews an existing element's
-    /// timeout only on newer kernels. So the stub remembers when each entry it made
-    /// expires: a new entry, or one that has expired, is added; one that lives at
-    /// least `ttlMin` more is left as it is and the reply's TTL is held to what is
-    /// left of it; one about to expire is replaced (delete, add). Only the stub writes
-    /// these sets (the command has no CAP_NET_ADMIN), so what it remembers is what
-    /// the kernel holds — or later: the entry's clock starts after ours.
+    /// `add` renews an existing element's timeout only on newer kernels. So the stub
+    /// remembers when each entry it made expires: a new entry, or one that has
+    /// expired, is added; one that lives at least `ttlMin` more is left as it is and
+    /// the reply's TTL is held to what is left of it; one about to expire is replaced
+    /// (delete, add). Only the stub writes these sets (the command has no
+    /// CAP_NET_ADMIN), so what it remembers is what the kernel holds — or later: the
+    /// entry's clock starts after ours. The transaction goes through `NameSets`.
     ///
     /// Nil when a set would hold more than `NftRunTable.nameSetSize` live entries (by
     /// what the stub remembers): the kernel would refuse the transaction, so it is not
-    /// tried — no nft work, and no wait on the shared nftables lock, for a full set.
+    /// tried.
     private func open(_ addresses: [(address: [UInt8], ttl: UInt32)], rules: [DNSStubConfig.Name]) throws -> [[UInt8]: UInt32]? {
-        var commands = ""
+        var changes: [NameSets.Change] = []
         var lifetimes: [[UInt8]: UInt32] = [:]
-        let table = "\(NftRunTable.family) \(NftRunTable.name)"
         let now = Self.now()
         var made: [(key: String, expiry: Double)] = []
         lock.lock()
@@ -368,15 +369,14 @@ public final class DNSStub: @unchecked Sendable {
                 guard let text = AddressRange.format(a.address) else { continue }
                 let set = a.address.count == 4 ? rule.set4 : rule.set6
                 let key = "\(set) \(text)"
-                let add = "add element \(table) \(set) { \(text) timeout \(a.ttl)s }\n"
                 var left = a.ttl
                 if let expiry = expiries[key], expiry > now + Double(config.ttlMin) {
                     left = min(left, UInt32(expiry - now))
                 } else {
                     if let expiry = expiries[key], expiry > now {
-                        commands += "delete element \(table) \(set) { \(text) }\n"
+                        changes.append(.init(set: set, address: a.address, timeoutSeconds: nil))
                     }
-                    commands += add
+                    changes.append(.init(set: set, address: a.address, timeoutSeconds: a.ttl))
                     made.append((key, now + Double(a.ttl)))
                 }
                 lifetimes[a.address] = min(lifetimes[a.address] ?? .max, left)
@@ -395,11 +395,8 @@ public final class DNSStub: @unchecked Sendable {
             }
         }
         lock.unlock()
-        guard !commands.isEmpty else { return lifetimes }
-        let ns = netns.raw
-        _ = try Netns.run(in: ns) {
-            try Nftables.run(commands, operation: "nft add element", subject: table)
-        }
+        guard !changes.isEmpty else { return lifetimes }
+        try sets.apply(changes)
         lock.lock()
         if expiries.count > 4 * Self.maxRememberedEntries { expiries = expiries.filter { $0.value > now } }
         for m in made { expiries[m.key] = m.expiry }

@@ -250,6 +250,12 @@ final class RouteSocket {
 
     deinit { Glibc.close(fd) }
 
+    /// The next sequence number (each request's own, so stale answers are told apart).
+    func nextSeq() -> UInt32 {
+        seq &+= 1
+        return seq
+    }
+
     /// A dump (NLM_F_DUMP) taken again while the kernel reports it interrupted by a
     /// change, up to `attempts` times; then the EINTR error: never a partial answer.
     func dumpConsistently(_ message: NetlinkMessage, subject: String, attempts: Int = 16) throws(KernelError) -> [NetlinkReply] {
@@ -266,7 +272,7 @@ final class RouteSocket {
     /// kernel marks interrupted (NLM_F_DUMP_INTR) is an EINTR error.
     @discardableResult
     func request(_ message: NetlinkMessage, subject: String) throws(KernelError) -> [NetlinkReply] {
-        seq &+= 1
+        let seq = nextSeq()
         var m = message
         m.flags |= RTNL.NLM_F_REQUEST | RTNL.NLM_F_ACK
         let bytes = m.encoded(seq: seq)

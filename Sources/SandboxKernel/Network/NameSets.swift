@@ -1,0 +1,142 @@
+import Glibc
+import SandboxVocabulary
+
+/// The DNS stub's writes to the name sets of a run's `table inet sandbox`
+/// (`name<i>_4`, `name<i>_6`: `type ipv4_addr`/`ipv6_addr`, `flags timeout`): the
+/// addresses an allowed name resolved to, each for its answer's TTL, put in by one
+/// nf_tables transaction (an nfnetlink batch of DELSETELEM and NEWSETELEM) on a
+/// netfilter socket opened inside the run's namespace when the stub starts.
+///
+/// Why not libnftables (`nft add element …`, as before): each update then opened a
+/// netlink socket of its own, which the kernel binds to the process's pid, so for the
+/// moment of every update `/proc/net/netlink` inside the run showed the supervisor's
+/// host pid (red team, session 31; Docs/status.md had it as a gap). This socket's
+/// address is random (`sbx_net_netlink_bind`). It also spares each update a thread
+/// that enters the namespace and libnftables' parse and cache fetch.
+final class NameSets {
+    // <linux/netfilter/nfnetlink.h>, <linux/netfilter/nf_tables.h>
+    static let NFNL_MSG_BATCH_BEGIN: UInt16 = 16   // NLMSG_MIN_TYPE
+    static let NFNL_MSG_BATCH_END: UInt16 = 17
+    static let NFNL_SUBSYS_NFTABLES: UInt8 = 10
+    static let NFT_MSG_NEWSETELEM: UInt16 = 10 << 8 | 12
+    static let NFT_MSG_DELSETELEM: UInt16 = 10 << 8 | 14
+    static let NFTA_SET_ELEM_TIMEOUT: UInt16 = 4
+    static let NLA_F_NESTED: UInt16 = 0x8000
+
+    /// One element change: the address (4 or 16 bytes, network order) in `set`, added
+    /// with `timeoutSeconds`, or deleted (nil).
+    struct Change: Equatable {
+        var set: String
+        var address: [UInt8]
+        var timeoutSeconds: UInt32?
+    }
+
+    private let socket: RouteSocket
+    private let lock = Lock()   // one transaction at a time on the socket
+
+    /// Call on a thread inside the run's namespace.
+    init() throws(KernelError) { socket = try RouteSocket(family: RTNL.NETLINK_NETFILTER) }
+
+    /// Applies every change at once: the kernel takes the whole batch or none of it
+    /// (a set over its size refuses it). Deletions before additions, set by set, as
+    /// `delete element …; add element …` would.
+    func apply(_ changes: [Change], table: String = NftRunTable.name) throws(KernelError) {
+        guard !changes.isEmpty else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        try socket.transaction(Self.messages(changes, table: table), subject: "\(NftRunTable.family) \(table)")
+    }
+
+    /// The batch's messages (without BATCH_BEGIN/END): per set, in the order sets first
+    /// appear, one DELSETELEM with its deletions, then one NEWSETELEM with its additions.
+    static func messages(_ changes: [Change], table: String) -> [NetlinkMessage] {
+        var sets: [String] = []
+        for c in changes where !sets.contains(c.set) { sets.append(c.set) }
+        var out: [NetlinkMessage] = []
+        for set in sets {
+            let deletes = changes.filter { $0.set == set && $0.timeoutSeconds == nil }
+            let adds = changes.filter { $0.set == set && $0.timeoutSeconds != nil }
+            if !deletes.isEmpty { out.append(message(NFT_MSG_DELSETELEM, flags: 0, table: table, set: set, deletes)) }
+            if !adds.isEmpty { out.append(message(NFT_MSG_NEWSETELEM, flags: RTNL.NLM_F_CREATE, table: table, set: set, adds)) }
+        }
+        return out
+    }
+
+    private static func message(_ type: UInt16, flags: UInt16, table: String, set: String, _ elements: [Change]) -> NetlinkMessage {
+        var m = NetlinkMessage(type: type, flags: flags)
+        m.raw([RefusalSets.NFPROTO_INET, RefusalSets.NFNETLINK_V0, 0, 0])   // struct nfgenmsg
+        m.attribute(RefusalSets.NFTA_SET_ELEM_LIST_TABLE, string: table)
+        m.attribute(RefusalSets.NFTA_SET_ELEM_LIST_SET, string: set)
+        m.nested(RefusalSets.NFTA_SET_ELEM_LIST_ELEMENTS | NLA_F_NESTED) { list in
+            for e in elements {
+                list.nested(RefusalSets.NFTA_LIST_ELEM | NLA_F_NESTED) { element in
+                    element.nested(RefusalSets.NFTA_SET_ELEM_KEY | NLA_F_NESTED) { key in
+                        key.attribute(RefusalSets.NFTA_DATA_VALUE, e.address)
+                    }
+                    if let seconds = e.timeoutSeconds {
+                        // Milliseconds, big-endian (NLA_U64 in network order).
+                        let ms = UInt64(seconds) * 1000
+                        element.attribute(NFTA_SET_ELEM_TIMEOUT, (0..<8).map { UInt8((ms >> (56 - 8 * UInt64($0))) & 0xff) })
+                    }
+                }
+            }
+        }
+        return m
+    }
+}
+
+extension RouteSocket {
+    /// An nf_tables transaction: BATCH_BEGIN, `messages` (each with NLM_F_ACK), BATCH_END
+    /// in one send; then an ack or an error for each message. The kernel commits all of
+    /// them or, on any error, none (the first error is thrown).
+    func transaction(_ messages: [NetlinkMessage], subject: String) throws(KernelError) {
+        // struct nfgenmsg of the batch markers: res_id = NFNL_SUBSYS_NFTABLES, big-endian.
+        let marker: [UInt8] = [RTNL.AF_UNSPEC, RefusalSets.NFNETLINK_V0, 0, NameSets.NFNL_SUBSYS_NFTABLES]
+        var begin = NetlinkMessage(type: NameSets.NFNL_MSG_BATCH_BEGIN, flags: RTNL.NLM_F_REQUEST)
+        begin.raw(marker)
+        var end = NetlinkMessage(type: NameSets.NFNL_MSG_BATCH_END, flags: RTNL.NLM_F_REQUEST)
+        end.raw(marker)
+        let beginSeq = nextSeq()
+        var bytes = begin.encoded(seq: beginSeq)
+        var waiting: Set<UInt32> = []
+        for message in messages {
+            var m = message
+            m.flags |= RTNL.NLM_F_REQUEST | RTNL.NLM_F_ACK
+            let seq = nextSeq()
+            waiting.insert(seq)
+            bytes += m.encoded(seq: seq)
+        }
+        let endSeq = nextSeq()
+        bytes += end.encoded(seq: endSeq)
+        let operation = "netlink nf_tables transaction"
+        let sent = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) }
+        guard sent == bytes.count else { throw KernelError.last(operation, subject) }
+        var failure: KernelError? = nil
+        var buffer = [UInt8](repeating: 0, count: 16384)
+        while !waiting.isEmpty {
+            let n = buffer.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) }
+            if n < 0 {
+                if Glibc.errno == EINTR { continue }
+                throw KernelError.last(operation + " (receive)", subject)
+            }
+            var i = 0
+            while i + 16 <= n {
+                let len = Int(buffer.u32(at: i))
+                guard len >= 16, i + len <= n else { break }
+                let reply = NetlinkReply(type: buffer.u16(at: i + 4), flags: buffer.u16(at: i + 6),
+                                         seq: buffer.u32(at: i + 8), payload: Array(buffer[(i + 16)..<(i + len)]))
+                i += (len + 3) & ~3
+                guard reply.type == RTNL.NLMSG_ERROR else { continue }
+                let (code, text) = reply.error
+                // An error on a batch marker (e.g. no memory for the error list) is
+                // the only answer the batch gets.
+                if code != 0 && (reply.seq == beginSeq || reply.seq == endSeq) {
+                    throw KernelError(operation: operation, subject: subject, errno: code, detail: text)
+                }
+                guard waiting.remove(reply.seq) != nil else { continue }
+                if code != 0 && failure == nil { failure = KernelError(operation: operation, subject: subject, errno: code, detail: text) }
+            }
+        }
+        if let failure { throw failure }
+    }
+}
