@@ -112,30 +112,18 @@ extension RouteSocket {
         let sent = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) }
         guard sent == bytes.count else { throw KernelError.last(operation, subject) }
         var failure: KernelError? = nil
-        var buffer = [UInt8](repeating: 0, count: 16384)
-        while !waiting.isEmpty {
-            let n = buffer.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) }
-            if n < 0 {
-                if Glibc.errno == EINTR { continue }
-                throw KernelError.last(operation + " (receive)", subject)
+        guard !waiting.isEmpty else { return }
+        try receive(operation: operation, subject: subject) { reply throws(KernelError) -> Bool in
+            guard reply.type == RTNL.NLMSG_ERROR else { return false }
+            let (code, text) = reply.error
+            // An error on a batch marker (e.g. no memory for the error list) is the
+            // only answer the batch gets.
+            if code != 0 && (reply.seq == beginSeq || reply.seq == endSeq) {
+                throw KernelError(operation: operation, subject: subject, errno: code, detail: text)
             }
-            var i = 0
-            while i + 16 <= n {
-                let len = Int(buffer.u32(at: i))
-                guard len >= 16, i + len <= n else { break }
-                let reply = NetlinkReply(type: buffer.u16(at: i + 4), flags: buffer.u16(at: i + 6),
-                                         seq: buffer.u32(at: i + 8), payload: Array(buffer[(i + 16)..<(i + len)]))
-                i += (len + 3) & ~3
-                guard reply.type == RTNL.NLMSG_ERROR else { continue }
-                let (code, text) = reply.error
-                // An error on a batch marker (e.g. no memory for the error list) is
-                // the only answer the batch gets.
-                if code != 0 && (reply.seq == beginSeq || reply.seq == endSeq) {
-                    throw KernelError(operation: operation, subject: subject, errno: code, detail: text)
-                }
-                guard waiting.remove(reply.seq) != nil else { continue }
-                if code != 0 && failure == nil { failure = KernelError(operation: operation, subject: subject, errno: code, detail: text) }
-            }
+            guard waiting.remove(reply.seq) != nil else { return false }
+            if code != 0 && failure == nil { failure = KernelError(operation: operation, subject: subject, errno: code, detail: text) }
+            return waiting.isEmpty
         }
         if let failure { throw failure }
     }

@@ -282,6 +282,36 @@ final class RouteSocket {
 
         var replies: [NetlinkReply] = []
         var interrupted = false
+        try receive(operation: operation, subject: subject) { reply throws(KernelError) -> Bool in
+            guard reply.seq == seq else { return false } // a stale answer to an earlier request
+            if reply.flags & RTNL.NLM_F_DUMP_INTR != 0 { interrupted = true }
+            if reply.type == RTNL.NLMSG_ERROR {
+                let (code, text) = reply.error
+                if code == 0 { return true }
+                throw KernelError(operation: operation, subject: subject, errno: code, detail: text)
+            }
+            if reply.type == RTNL.NLMSG_DONE {
+                // A dump that failed part-way ends with its errno here.
+                if reply.payload.count >= 4, reply.payload.s32(at: 0) < 0 {
+                    throw KernelError(operation: operation, subject: subject, errno: -reply.payload.s32(at: 0), detail: "the dump ended early")
+                }
+                // What changed while it was dumped may be missing or twice in it
+                // (red team, session 31: host addresses lost under churn).
+                if interrupted {
+                    throw KernelError(operation: operation, subject: subject, errno: EINTR,
+                                      detail: "the dump was interrupted by a change (NLM_F_DUMP_INTR)")
+                }
+                return true
+            }
+            replies.append(reply)
+            return false
+        }
+        return replies
+    }
+
+    /// Reads messages from the socket and hands each to `handle` until it says the
+    /// exchange is over (true).
+    func receive(operation: String, subject: String, _ handle: (NetlinkReply) throws(KernelError) -> Bool) throws(KernelError) {
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
             let n = buffer.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) }
@@ -296,27 +326,7 @@ final class RouteSocket {
                 let reply = NetlinkReply(type: buffer.u16(at: i + 4), flags: buffer.u16(at: i + 6),
                                          seq: buffer.u32(at: i + 8), payload: Array(buffer[(i + 16)..<(i + len)]))
                 i += (len + 3) & ~3
-                guard reply.seq == seq else { continue } // a stale answer to an earlier request
-                if reply.flags & RTNL.NLM_F_DUMP_INTR != 0 { interrupted = true }
-                if reply.type == RTNL.NLMSG_ERROR {
-                    let (code, text) = reply.error
-                    if code == 0 { return replies }
-                    throw KernelError(operation: operation, subject: subject, errno: code, detail: text)
-                }
-                if reply.type == RTNL.NLMSG_DONE {
-                    // A dump that failed part-way ends with its errno here.
-                    if reply.payload.count >= 4, reply.payload.s32(at: 0) < 0 {
-                        throw KernelError(operation: operation, subject: subject, errno: -reply.payload.s32(at: 0), detail: "the dump ended early")
-                    }
-                    // What changed while it was dumped may be missing or twice in it
-                    // (red team, session 31: host addresses lost under churn).
-                    if interrupted {
-                        throw KernelError(operation: operation, subject: subject, errno: EINTR,
-                                          detail: "the dump was interrupted by a change (NLM_F_DUMP_INTR)")
-                    }
-                    return replies
-                }
-                replies.append(reply)
+                if try handle(reply) { return }
             }
         }
     }
