@@ -360,6 +360,26 @@ import Testing
         }
     }
 
+    /// An answer that lists the same address twice, when its entry is about to expire
+    /// and is replaced (delete, add), still opens it: the change is made once (red team,
+    /// session 32: deleted twice in one batch, the kernel refused the whole update and
+    /// the question got SERVFAIL).
+    @Test func anAddressListedTwiceIsRenewed() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        try Self.withHosts(records: { ["dup.w.test=\($0.address)@5", "dup.w.test=\($0.address)@5"] }) { dns, _, web, dir, probe in
+            let policy = Self.policy(in: dir, """
+                allow = [{ host = "dup.w.test", ports = [8080] }]
+                upstream_dns = ["\(dns.address)"]
+                """)
+            let script = "python3 \(probe) q:dup.w.test:1; sleep 3; python3 \(probe) q:dup.w.test:1 name:dup.w.test:8080"
+            let out = try Harness.exec(policy: policy, ["sh", "-c", script], cwd: dir, timeout: 90)
+            #expect(out.status == 0, "stderr: \(out.stderr)")
+            let answers = out.stdout.split(separator: "\n").filter { $0.hasPrefix("q:dup.w.test:1=") }
+            #expect(answers.count == 2 && answers.allSatisfy { $0.contains("rcode:0") }, "\(out.stdout)")
+            #expect(EgressTests.results(out.stdout)["name:dup.w.test:8080"] == "addr:\(web.address)/ok:hello-8080", "\(out.stdout)")
+        }
+    }
+
     /// The address behind an allowed name is closed until the name is resolved in this
     /// run; control: a CIDR rule for it opens it without any lookup.
     @Test func anAddressIsClosedUntilItsNameIsResolved() throws {

@@ -60,6 +60,8 @@ public final class DNSStub: @unchecked Sendable {
     /// The serving thread and the refusals, one entry per (name, type, reason).
     private let loop: ServingLoop<DNSRefusal>
     private let lock = Lock()
+    /// Held by a set update from its decision to its record (`open`).
+    private let updates = Lock()
     /// "set address" → when the entry the stub made expires (monotonic seconds).
     private var expiries: [String: Double] = [:]
     /// Which name resolved to which address in this run, until when (the server name
@@ -94,12 +96,13 @@ public final class DNSStub: @unchecked Sendable {
         let dup = fcntl(netnsFD, F_DUPFD_CLOEXEC, 3)
         guard dup >= 0 else { throw KernelError(operation: "dup", subject: "network namespace fd \(netnsFD)", errno: errno) }
         let netns = OwnedFD(dup)
-        let (u, t, sets) = try Netns.run(in: netnsFD) { () throws -> (OwnedFD, OwnedFD, NameSets) in
+        let (u, t) = try Netns.run(in: netnsFD) { () throws -> (OwnedFD, OwnedFD) in
             let u = OwnedFD(try local.bound(Int32(SOCK_DGRAM.rawValue)))
             let t = OwnedFD(try local.bound(Int32(SOCK_STREAM.rawValue)))
             guard listen(t.raw, 64) == 0 else { throw KernelError(operation: "listen", subject: "\(config.address):53 (tcp)", errno: errno) }
-            return (u, t, try NameSets())
+            return (u, t)
         }
+        let sets = try NameSets(netnsFD: netnsFD)
         let stub = DNSStub(config: config, deny: deny, udp: u, tcp: t, netns: netns, sets: sets, loop: loop)
         loop.start(name: "dns-stub") { stub.serve() }
         return stub
@@ -359,6 +362,11 @@ public final class DNSStub: @unchecked Sendable {
     /// what the stub remembers): the kernel would refuse the transaction, so it is not
     /// tried.
     private func open(_ addresses: [(address: [UInt8], ttl: UInt32)], rules: [DNSStubConfig.Name]) throws -> [[UInt8]: UInt32]? {
+        // One answer's decision, write and record at a time: two answers for one
+        // address deciding together would each add it, and the kernel keeps the
+        // later commit's timeout while each reply says its own (red team, session 32).
+        updates.lock()
+        defer { updates.unlock() }
         var changes: [NameSets.Change] = []
         var lifetimes: [[UInt8]: UInt32] = [:]
         let now = Self.now()
@@ -369,6 +377,15 @@ public final class DNSStub: @unchecked Sendable {
                 guard let text = AddressRange.format(a.address) else { continue }
                 let set = a.address.count == 4 ? rule.set4 : rule.set6
                 let key = "\(set) \(text)"
+                // An address listed twice in the answer is decided once (its shorter TTL).
+                if let i = made.firstIndex(where: { $0.key == key }) {
+                    lifetimes[a.address] = min(lifetimes[a.address] ?? .max, a.ttl)
+                    if let j = changes.lastIndex(where: { $0.set == set && $0.address == a.address }), let t = changes[j].timeoutSeconds, a.ttl < t {
+                        changes[j].timeoutSeconds = a.ttl
+                        made[i].expiry = now + Double(a.ttl)
+                    }
+                    continue
+                }
                 var left = a.ttl
                 if let expiry = expiries[key], expiry > now + Double(config.ttlMin) {
                     left = min(left, UInt32(expiry - now))

@@ -31,20 +31,68 @@ final class NameSets {
         var timeoutSeconds: UInt32?
     }
 
-    private let socket: RouteSocket
+    /// The namespace (a duplicate): a socket whose state is in doubt is made again there.
+    private let netns: OwnedFD
+    /// nil after a transaction whose outcome is unknown (no answer in time, answers
+    /// lost): stale answers must not be read as the next batch's.
+    private var socket: RouteSocket?
     private let lock = Lock()   // one transaction at a time on the socket
+    /// How long a transaction may wait for the kernel's answer.
+    static let answerTimeoutMs: Int32 = 2000
 
-    /// Call on a thread inside the run's namespace.
-    init() throws(KernelError) { socket = try RouteSocket(family: RTNL.NETLINK_NETFILTER) }
+    /// A writer for the namespace `netnsFD` (duplicated), its socket made there now.
+    init(netnsFD: Int32) throws(KernelError) {
+        let dup = fcntl(netnsFD, F_DUPFD_CLOEXEC, 3)
+        guard dup >= 0 else { throw KernelError(operation: "dup", subject: "network namespace fd \(netnsFD)", errno: errno) }
+        netns = OwnedFD(dup)
+        socket = try Self.openSocket(in: netns.raw)
+    }
+
+    /// The netfilter socket, made on a thread inside the namespace. Its receive
+    /// buffer holds an error for every message of the largest batch (4096 rules, two
+    /// messages each; the kernel drops what does not fit, and then the last answer).
+    private static func openSocket(in netns: Int32) throws(KernelError) -> RouteSocket {
+        do {
+            return try Netns.run(in: netns) { () throws -> RouteSocket in
+                let s = try RouteSocket(family: RTNL.NETLINK_NETFILTER)
+                var size: Int32 = 8 << 20
+                if setsockopt(s.fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size)) != 0 {
+                    _ = setsockopt(s.fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+                }
+                return s
+            }
+        } catch let e as KernelError {
+            throw e
+        } catch {
+            throw KernelError(operation: "socket", subject: "NETLINK_NETFILTER", errno: EIO, detail: "\(error)")
+        }
+    }
 
     /// Applies every change at once: the kernel takes the whole batch or none of it
-    /// (a set over its size refuses it). Deletions before additions, set by set, as
-    /// `delete element …; add element …` would.
+    /// (a set over its size refuses it). A change is made once (the same address twice
+    /// in an answer would delete it twice in one batch, which the kernel refuses);
+    /// deletions come before additions, set by set, as `delete element …; add element
+    /// …` would. A timeout of 0 is refused: the kernel would keep that element for ever.
     func apply(_ changes: [Change], table: String = NftRunTable.name) throws(KernelError) {
-        guard !changes.isEmpty else { return }
+        var unique: [Change] = []
+        for c in changes where !unique.contains(c) { unique.append(c) }
+        guard !unique.isEmpty else { return }
+        let subject = "\(NftRunTable.family) \(table)"
+        guard !unique.contains(where: { $0.timeoutSeconds == 0 }) else {
+            throw KernelError(operation: "nf_tables transaction", subject: subject, errno: EINVAL, detail: "an element timeout of 0 never expires")
+        }
         lock.lock()
         defer { lock.unlock() }
-        try socket.transaction(Self.messages(changes, table: table), subject: "\(NftRunTable.family) \(table)")
+        let s: RouteSocket
+        if let open = socket { s = open } else { s = try Self.openSocket(in: netns.raw); socket = s }
+        do {
+            try s.transaction(Self.messages(unique, table: table), subject: subject, timeoutMs: Self.answerTimeoutMs)
+        } catch where error.errno?.rawValue == ETIMEDOUT || error.errno?.rawValue == ENOBUFS || error.operation.hasSuffix("(receive)") {
+            // The outcome is unknown, and answers may still come: a new socket for the
+            // next batch.
+            socket = nil
+            throw error
+        }
     }
 
     /// The batch's messages (without BATCH_BEGIN/END): per set, in the order sets first
@@ -86,10 +134,14 @@ final class NameSets {
 }
 
 extension RouteSocket {
-    /// An nf_tables transaction: BATCH_BEGIN, `messages` (each with NLM_F_ACK), BATCH_END
-    /// in one send; then an ack or an error for each message. The kernel commits all of
-    /// them or, on any error, none (the first error is thrown).
-    func transaction(_ messages: [NetlinkMessage], subject: String) throws(KernelError) {
+    /// An nf_tables transaction: BATCH_BEGIN, `messages`, BATCH_END in one send. The
+    /// last message asks for an ack: the kernel answers each failed message with an
+    /// error and then the last one, in order, so its answer closes the exchange (an
+    /// ack per message would be one answer per message, which a large batch overflows
+    /// the receive buffer with). The kernel commits all of them or, on any error,
+    /// none (the first error is thrown). No answer within `timeoutMs`: ETIMEDOUT.
+    func transaction(_ messages: [NetlinkMessage], subject: String, timeoutMs: Int32) throws(KernelError) {
+        guard !messages.isEmpty else { return }
         // struct nfgenmsg of the batch markers: res_id = NFNL_SUBSYS_NFTABLES, big-endian.
         let marker: [UInt8] = [RTNL.AF_UNSPEC, RefusalSets.NFNETLINK_V0, 0, NameSets.NFNL_SUBSYS_NFTABLES]
         var begin = NetlinkMessage(type: NameSets.NFNL_MSG_BATCH_BEGIN, flags: RTNL.NLM_F_REQUEST)
@@ -98,13 +150,14 @@ extension RouteSocket {
         end.raw(marker)
         let beginSeq = nextSeq()
         var bytes = begin.encoded(seq: beginSeq)
-        var waiting: Set<UInt32> = []
-        for message in messages {
+        var ours: Set<UInt32> = []
+        var lastSeq: UInt32 = 0
+        for (i, message) in messages.enumerated() {
             var m = message
-            m.flags |= RTNL.NLM_F_REQUEST | RTNL.NLM_F_ACK
-            let seq = nextSeq()
-            waiting.insert(seq)
-            bytes += m.encoded(seq: seq)
+            m.flags |= RTNL.NLM_F_REQUEST | (i == messages.count - 1 ? RTNL.NLM_F_ACK : 0)
+            lastSeq = nextSeq()
+            ours.insert(lastSeq)
+            bytes += m.encoded(seq: lastSeq)
         }
         let endSeq = nextSeq()
         bytes += end.encoded(seq: endSeq)
@@ -112,8 +165,7 @@ extension RouteSocket {
         let sent = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) }
         guard sent == bytes.count else { throw KernelError.last(operation, subject) }
         var failure: KernelError? = nil
-        guard !waiting.isEmpty else { return }
-        try receive(operation: operation, subject: subject) { reply throws(KernelError) -> Bool in
+        try receive(operation: operation, subject: subject, timeoutMs: timeoutMs) { reply throws(KernelError) -> Bool in
             guard reply.type == RTNL.NLMSG_ERROR else { return false }
             let (code, text) = reply.error
             // An error on a batch marker (e.g. no memory for the error list) is the
@@ -121,9 +173,9 @@ extension RouteSocket {
             if code != 0 && (reply.seq == beginSeq || reply.seq == endSeq) {
                 throw KernelError(operation: operation, subject: subject, errno: code, detail: text)
             }
-            guard waiting.remove(reply.seq) != nil else { return false }
+            guard ours.contains(reply.seq) else { return false }   // a stale answer
             if code != 0 && failure == nil { failure = KernelError(operation: operation, subject: subject, errno: code, detail: text) }
-            return waiting.isEmpty
+            return reply.seq == lastSeq
         }
         if let failure { throw failure }
     }

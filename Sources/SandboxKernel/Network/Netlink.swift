@@ -310,10 +310,23 @@ final class RouteSocket {
     }
 
     /// Reads messages from the socket and hands each to `handle` until it says the
-    /// exchange is over (true).
-    func receive(operation: String, subject: String, _ handle: (NetlinkReply) throws(KernelError) -> Bool) throws(KernelError) {
+    /// exchange is over (true). With `timeoutMs`, ETIMEDOUT when nothing more came
+    /// within that long of the call.
+    func receive(operation: String, subject: String, timeoutMs: Int32? = nil,
+                 _ handle: (NetlinkReply) throws(KernelError) -> Bool) throws(KernelError) {
         var buffer = [UInt8](repeating: 0, count: 65536)
+        let deadline = timeoutMs.map { Clock.monotonicMs() + UInt64($0) }
         while true {
+            if let deadline {
+                let now = Clock.monotonicMs()
+                var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                let r = now >= deadline ? 0 : poll(&p, 1, Int32(deadline - now))
+                if r < 0 && Glibc.errno == EINTR { continue }
+                if r <= 0 {
+                    throw KernelError(operation: operation + " (receive)", subject: subject, errno: r == 0 ? ETIMEDOUT : Glibc.errno,
+                                      detail: r == 0 ? "no answer from the kernel within \(timeoutMs ?? 0) ms" : nil)
+                }
+            }
             let n = buffer.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) }
             if n < 0 {
                 if Glibc.errno == EINTR { continue }
