@@ -19,14 +19,18 @@ import Testing
         let served = try ServeTests.Served()
         defer { served.stop() }
         guard Harness.require(served.ready, "sandbox serve started") else { return }
-        // The spawner (the server's child) and the namespace it made ahead.
+        // The spawner (the server's child) and the namespace it made ahead — not the
+        // host's, which it holds too (to come back to), from its first moment on: a
+        // look before the one made ahead existed found only that one (CI, session 32).
+        let host = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/net")
         var netns: String?
         for _ in 0..<100 where netns == nil {
             let children = (try? String(contentsOfFile: "/proc/\(served.process.processIdentifier)/task/\(served.process.processIdentifier)/children", encoding: .utf8)) ?? ""
             for pid in children.split(separator: " ") {
                 let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
                 for fd in fds {
-                    if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)"), target.hasPrefix("net:[") {
+                    if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)"),
+                       target.hasPrefix("net:["), target != host {
                         netns = target
                     }
                 }
