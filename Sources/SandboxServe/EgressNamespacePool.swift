@@ -26,9 +26,10 @@ final class EgressNamespacePool: Sendable {
     static let perRuleset = 2
     /// What the pool holds at most (two each: the namespace and its refusal sets'
     /// socket), plus what the one filling thread holds while it makes one (the
-    /// namespace, the refusal sets' socket, a route socket, libnftables' socket):
-    /// reserved in the server's descriptor bound (`Server.Limits.runDescriptors`).
-    static let descriptors = rulesets * perRuleset * 2 + 4
+    /// namespace, the refusal sets' socket, a route socket, libnftables' socket, the
+    /// host lock, the state file being written, and room): reserved in the server's
+    /// descriptor bound (`Server.Limits.runDescriptors`).
+    static let descriptors = rulesets * perRuleset * 2 + 8
 
     private struct Entry {
         let ruleset: String

@@ -812,7 +812,7 @@ func tcpProbe(_ host: String, _ port: UInt16, timeoutMs: Int32 = 1000) -> String
         let netns = OwnedFD(try Netns.create())
         defer { netns.close() }
         let names = (0..<600).map { "name\($0)_4" }
-        let table = "table inet sandbox {\n" + names.map { "  set \($0) { type ipv4_addr; flags timeout; size 8; }\n" }.joined() + "}\n"
+        let table = "table inet sandbox {\n" + names.map { "  set \($0) { type ipv4_addr; flags timeout; size 9; }\n" }.joined() + "}\n"
         try Netns.run(in: netns.raw) { _ = try Nftables.run(table, operation: "nft load", subject: "test") }
         let sets = try NameSets(netnsFD: netns.raw)
         try sets.apply(names.map { .init(set: $0, address: [10, 9, 9, 9], timeoutSeconds: 60) })
@@ -825,6 +825,20 @@ func tcpProbe(_ host: String, _ port: UInt16, timeoutMs: Int32 = 1000) -> String
             try Nftables.run("list set inet sandbox name599_4", operation: "nft list", subject: "test")
         }
         #expect(listed.contains("10.9.9.9 timeout 30s"), "\(listed)")
+        // A batch larger than a socket's default send buffer (~1 MiB: 600 sets, each
+        // with 7 addresses replaced), which a netlink message must fit whole.
+        let many = (1...7).map { [10, 7, 7, UInt8($0)] as [UInt8] }
+        try sets.apply(names.flatMap { n in many.map { NameSets.Change(set: n, address: $0, timeoutSeconds: 60) } })
+        try sets.apply(names.flatMap { n in many.flatMap { [NameSets.Change(set: n, address: $0, timeoutSeconds: nil),
+                                                            NameSets.Change(set: n, address: $0, timeoutSeconds: 45)] } })
+        let big = NameSets.messages(names.flatMap { n in many.flatMap { [NameSets.Change(set: n, address: $0, timeoutSeconds: nil),
+                                                                         NameSets.Change(set: n, address: $0, timeoutSeconds: 45)] } },
+                                    table: "sandbox").reduce(0) { $0 + 16 + $1.payload.count }
+        #expect(big > 212_992, "the batch (\(big) bytes) is not larger than the default buffer")
+        let after = try Netns.run(in: netns.raw) {
+            try Nftables.run("list set inet sandbox name599_4", operation: "nft list", subject: "test")
+        }
+        #expect(after.contains("10.7.7.7 timeout 45s"), "\(after)")
         // A batch that fails in every message (each set full) is answered too (its
         // error, not the deadline's), and is not the socket's last.
         var error: KernelError? = nil

@@ -25,7 +25,7 @@ final class NameSets {
 
     /// One element change: the address (4 or 16 bytes, network order) in `set`, added
     /// with `timeoutSeconds`, or deleted (nil).
-    struct Change: Equatable {
+    struct Change: Hashable {
         var set: String
         var address: [UInt8]
         var timeoutSeconds: UInt32?
@@ -48,16 +48,19 @@ final class NameSets {
         socket = try Self.openSocket(in: netns.raw)
     }
 
-    /// The netfilter socket, made on a thread inside the namespace. Its receive
-    /// buffer holds an error for every message of the largest batch (4096 rules, two
-    /// messages each; the kernel drops what does not fit, and then the last answer).
+    /// The netfilter socket, made on a thread inside the namespace. Its buffers hold
+    /// the largest batch (a netlink message must fit the send buffer whole: 4096 rules
+    /// matching one name, up to two messages each) and an error for every message of
+    /// it (the kernel drops what does not fit, and then the last answer), as
+    /// libnftables sizes its own.
     private static func openSocket(in netns: Int32) throws(KernelError) -> RouteSocket {
         do {
             return try Netns.run(in: netns) { () throws -> RouteSocket in
                 let s = try RouteSocket(family: RTNL.NETLINK_NETFILTER)
-                var size: Int32 = 8 << 20
-                if setsockopt(s.fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size)) != 0 {
-                    _ = setsockopt(s.fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+                var size: Int32 = 16 << 20
+                for (forced, plain) in [(SO_RCVBUFFORCE, SO_RCVBUF), (SO_SNDBUFFORCE, SO_SNDBUF)]
+                where setsockopt(s.fd, SOL_SOCKET, forced, &size, socklen_t(MemoryLayout<Int32>.size)) != 0 {
+                    _ = setsockopt(s.fd, SOL_SOCKET, plain, &size, socklen_t(MemoryLayout<Int32>.size))
                 }
                 return s
             }
@@ -74,8 +77,8 @@ final class NameSets {
     /// deletions come before additions, set by set, as `delete element …; add element
     /// …` would. A timeout of 0 is refused: the kernel would keep that element for ever.
     func apply(_ changes: [Change], table: String = NftRunTable.name) throws(KernelError) {
-        var unique: [Change] = []
-        for c in changes where !unique.contains(c) { unique.append(c) }
+        var seen = Set<Change>()
+        let unique = changes.filter { seen.insert($0).inserted }
         guard !unique.isEmpty else { return }
         let subject = "\(NftRunTable.family) \(table)"
         guard !unique.contains(where: { $0.timeoutSeconds == 0 }) else {
@@ -98,12 +101,17 @@ final class NameSets {
     /// The batch's messages (without BATCH_BEGIN/END): per set, in the order sets first
     /// appear, one DELSETELEM with its deletions, then one NEWSETELEM with its additions.
     static func messages(_ changes: [Change], table: String) -> [NetlinkMessage] {
+        // Grouped in one pass (an answer's changes times the rules its name matches
+        // can be many: nothing here may be quadratic in them).
         var sets: [String] = []
-        for c in changes where !sets.contains(c.set) { sets.append(c.set) }
+        var bySet: [String: (deletes: [Change], adds: [Change])] = [:]
+        for c in changes {
+            if bySet[c.set] == nil { sets.append(c.set); bySet[c.set] = ([], []) }
+            if c.timeoutSeconds == nil { bySet[c.set]!.deletes.append(c) } else { bySet[c.set]!.adds.append(c) }
+        }
         var out: [NetlinkMessage] = []
         for set in sets {
-            let deletes = changes.filter { $0.set == set && $0.timeoutSeconds == nil }
-            let adds = changes.filter { $0.set == set && $0.timeoutSeconds != nil }
+            let (deletes, adds) = bySet[set]!
             if !deletes.isEmpty { out.append(message(NFT_MSG_DELSETELEM, flags: 0, table: table, set: set, deletes)) }
             if !adds.isEmpty { out.append(message(NFT_MSG_NEWSETELEM, flags: RTNL.NLM_F_CREATE, table: table, set: set, adds)) }
         }
