@@ -368,6 +368,7 @@ public final class DNSStub: @unchecked Sendable {
         updates.lock()
         defer { updates.unlock() }
         var changes: [NameSets.Change] = []
+        var decided: [String: (made: Int, change: Int)] = [:]
         var lifetimes: [[UInt8]: UInt32] = [:]
         let now = Self.now()
         var made: [(key: String, expiry: Double)] = []
@@ -377,10 +378,12 @@ public final class DNSStub: @unchecked Sendable {
                 guard let text = AddressRange.format(a.address) else { continue }
                 let set = a.address.count == 4 ? rule.set4 : rule.set6
                 let key = "\(set) \(text)"
-                // An address listed twice in the answer is decided once (its shorter TTL).
-                if let i = made.firstIndex(where: { $0.key == key }) {
+                // An address listed twice in the answer is decided once (its shorter
+                // TTL); looked up, not searched: an answer's addresses times the rules
+                // its name matches can be many.
+                if let (i, j) = decided[key] {
                     lifetimes[a.address] = min(lifetimes[a.address] ?? .max, a.ttl)
-                    if let j = changes.lastIndex(where: { $0.set == set && $0.address == a.address }), let t = changes[j].timeoutSeconds, a.ttl < t {
+                    if let t = changes[j].timeoutSeconds, a.ttl < t {
                         changes[j].timeoutSeconds = a.ttl
                         made[i].expiry = now + Double(a.ttl)
                     }
@@ -395,6 +398,7 @@ public final class DNSStub: @unchecked Sendable {
                     }
                     changes.append(.init(set: set, address: a.address, timeoutSeconds: a.ttl))
                     made.append((key, now + Double(a.ttl)))
+                    decided[key] = (made.count - 1, changes.count - 1)
                 }
                 lifetimes[a.address] = min(lifetimes[a.address] ?? .max, left)
             }
