@@ -224,7 +224,10 @@ public final class Executor {
         } catch {
             result = failure(ExecError(.supervise, message: "\(error)"), started: started)
         }
-        options.preparedNetwork?.close()   // a run that failed before its network
+        // The prepared namespace's descriptor, whatever happened (the init is in it,
+        // or the run failed first): it may not keep the namespace and its veth past
+        // the run.
+        options.preparedNetwork?.close()
         // The audit record first: it describes the run, not its cleanup, and a result
         // handed out is one that is on record.
         result = endAudit(result)
@@ -659,9 +662,6 @@ public final class Executor {
             throw ExecError(kind: .plan, step: SetupStep.network.rawValue, message: "network: egress plan without a ruleset")
         }
         do {
-            // Ours, as the prepared namespace's descriptor is once the init is in it:
-            // neither may keep the namespace (and its veth) past the run.
-            defer { options.preparedNetwork?.close() }
             let netns = try MountSources.networkNamespace(pidfd: child.pidfd.fd)
             defer { netns.close() }
             var config = EgressConfig(runId: plan.runId, runDir: runDir.path, nftRuleset: ruleset)

@@ -145,15 +145,17 @@ public enum MountSources {
 
     /// The network namespace of the process behind `pidfd`.
     public static func networkNamespace(pidfd: Int32) throws(KernelError) -> OwnedFD {
-        let r = sbx_mounts_pidfd_netns(pidfd)
-        guard r >= 0 else { throw KernelError(operation: "PIDFD_GET_NET_NAMESPACE", subject: "sandbox init", errno: -r) }
-        return OwnedFD(r)
+        try namespace(sbx_mounts_pidfd_netns(pidfd), "PIDFD_GET_NET_NAMESPACE")
     }
 
     /// The mount namespace of the process behind `pidfd`.
     public static func mountNamespace(pidfd: Int32) throws(KernelError) -> OwnedFD {
-        let r = sbx_mounts_pidfd_mntns(pidfd)
-        guard r >= 0 else { throw KernelError(operation: "PIDFD_GET_MNT_NAMESPACE", subject: "sandbox init", errno: -r) }
+        try namespace(sbx_mounts_pidfd_mntns(pidfd), "PIDFD_GET_MNT_NAMESPACE")
+    }
+
+    /// An ioctl's namespace descriptor, or its -errno as the error.
+    private static func namespace(_ r: Int32, _ ioctl: String) throws(KernelError) -> OwnedFD {
+        guard r >= 0 else { throw KernelError(operation: ioctl, subject: "sandbox init", errno: -r) }
         return OwnedFD(r)
     }
 }

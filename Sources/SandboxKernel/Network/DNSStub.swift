@@ -53,9 +53,8 @@ public final class DNSStub: @unchecked Sendable {
     private let deny: [AddressRange]
     private let udp: OwnedFD
     private let tcp: OwnedFD
-    /// The run's namespace (a duplicate).
-    private let netns: OwnedFD
-    /// The name sets' writer, its socket made inside the namespace at start.
+    /// The name sets' writer, its socket made inside the namespace at start (it holds
+    /// the namespace).
     private let sets: NameSets
     /// The serving thread and the refusals, one entry per (name, type, reason).
     private let loop: ServingLoop<DNSRefusal>
@@ -93,9 +92,6 @@ public final class DNSStub: @unchecked Sendable {
             throw KernelError(operation: "dns stub", subject: config.address, errno: EINVAL, detail: "not an address")
         }
         let loop = try ServingLoop<DNSRefusal>(subject: "dns stub")
-        let dup = fcntl(netnsFD, F_DUPFD_CLOEXEC, 3)
-        guard dup >= 0 else { throw KernelError(operation: "dup", subject: "network namespace fd \(netnsFD)", errno: errno) }
-        let netns = OwnedFD(dup)
         let (u, t) = try Netns.run(in: netnsFD) { () throws -> (OwnedFD, OwnedFD) in
             let u = OwnedFD(try local.bound(Int32(SOCK_DGRAM.rawValue)))
             let t = OwnedFD(try local.bound(Int32(SOCK_STREAM.rawValue)))
@@ -103,19 +99,18 @@ public final class DNSStub: @unchecked Sendable {
             return (u, t)
         }
         let sets = try NameSets(netnsFD: netnsFD)
-        let stub = DNSStub(config: config, deny: deny, udp: u, tcp: t, netns: netns, sets: sets, loop: loop)
+        let stub = DNSStub(config: config, deny: deny, udp: u, tcp: t, sets: sets, loop: loop)
         loop.start(name: "dns-stub") { stub.serve() }
         return stub
     }
 
-    private init(config: DNSStubConfig, deny: [AddressRange], udp: OwnedFD, tcp: OwnedFD, netns: OwnedFD,
+    private init(config: DNSStubConfig, deny: [AddressRange], udp: OwnedFD, tcp: OwnedFD,
                  sets: NameSets, loop: ServingLoop<DNSRefusal>) {
-        self.config = config; self.deny = deny; self.udp = udp; self.tcp = tcp; self.netns = netns; self.sets = sets
-        self.loop = loop
+        self.config = config; self.deny = deny; self.udp = udp; self.tcp = tcp; self.sets = sets; self.loop = loop
     }
 
     deinit {
-        udp.close(); tcp.close(); netns.close()
+        udp.close(); tcp.close()
     }
 
     /// Stops serving: no new question is read after it returns. Idempotent. Questions

@@ -151,9 +151,7 @@ public final class EgressNetwork {
             // 1. The namespace, as an fd, before anything refers to it.
             let netnsOwner: OwnedFD
             if let given = config.netnsFD {
-                let dup = fcntl(given, F_DUPFD_CLOEXEC, 3)
-                guard dup >= 0 else { throw KernelError(operation: "dup", subject: "network namespace fd \(given)", errno: errno) }
-                netnsOwner = OwnedFD(dup)
+                netnsOwner = try Netns.duplicate(given)
             } else {
                 netnsOwner = OwnedFD(try Netns.create())
             }

@@ -33,8 +33,8 @@ final class NameSets {
 
     /// The namespace (a duplicate): a socket whose state is in doubt is made again there.
     private let netns: OwnedFD
-    /// nil after a transaction whose outcome is unknown (no answer in time, answers
-    /// lost): stale answers must not be read as the next batch's.
+    /// nil after a failed transaction: stale answers must not be read as the next
+    /// batch's.
     private var socket: RouteSocket?
     private let lock = Lock()   // one transaction at a time on the socket
     /// How long a transaction may wait for the kernel's answer.
@@ -42,9 +42,7 @@ final class NameSets {
 
     /// A writer for the namespace `netnsFD` (duplicated), its socket made there now.
     init(netnsFD: Int32) throws(KernelError) {
-        let dup = fcntl(netnsFD, F_DUPFD_CLOEXEC, 3)
-        guard dup >= 0 else { throw KernelError(operation: "dup", subject: "network namespace fd \(netnsFD)", errno: errno) }
-        netns = OwnedFD(dup)
+        netns = try Netns.duplicate(netnsFD)
         socket = try Self.openSocket(in: netns.raw)
     }
 
@@ -90,9 +88,9 @@ final class NameSets {
         if let open = socket { s = open } else { s = try Self.openSocket(in: netns.raw); socket = s }
         do {
             try s.transaction(Self.messages(unique, table: table), subject: subject, timeoutMs: Self.answerTimeoutMs)
-        } catch where error.errno?.rawValue == ETIMEDOUT || error.errno?.rawValue == ENOBUFS || error.operation.hasSuffix("(receive)") {
-            // The outcome is unknown, and answers may still come: a new socket for the
-            // next batch.
+        } catch {
+            // After a failure answers may still come (no answer in time, answers lost):
+            // the next batch gets a new socket rather than read them as its own.
             socket = nil
             throw error
         }
@@ -158,13 +156,11 @@ extension RouteSocket {
         end.raw(marker)
         let beginSeq = nextSeq()
         var bytes = begin.encoded(seq: beginSeq)
-        var ours: Set<UInt32> = []
-        var lastSeq: UInt32 = 0
+        var lastSeq = beginSeq
         for (i, message) in messages.enumerated() {
             var m = message
             m.flags |= RTNL.NLM_F_REQUEST | (i == messages.count - 1 ? RTNL.NLM_F_ACK : 0)
             lastSeq = nextSeq()
-            ours.insert(lastSeq)
             bytes += m.encoded(seq: lastSeq)
         }
         let endSeq = nextSeq()
@@ -181,7 +177,10 @@ extension RouteSocket {
             if code != 0 && (reply.seq == beginSeq || reply.seq == endSeq) {
                 throw KernelError(operation: operation, subject: subject, errno: code, detail: text)
             }
-            guard ours.contains(reply.seq) else { return false }   // a stale answer
+            // The batch's messages have the numbers after its BATCH_BEGIN's; any other
+            // answer is a stale one.
+            let k = reply.seq &- beginSeq
+            guard k >= 1, k <= UInt32(messages.count) else { return false }
             if code != 0 && failure == nil { failure = KernelError(operation: operation, subject: subject, errno: code, detail: text) }
             return reply.seq == lastSeq
         }

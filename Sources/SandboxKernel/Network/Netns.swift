@@ -16,6 +16,13 @@ enum Netns {
         return fd
     }
 
+    /// A duplicate of the namespace descriptor `fd` (O_CLOEXEC), owned by the caller.
+    static func duplicate(_ fd: Int32) throws(KernelError) -> OwnedFD {
+        let dup = fcntl(fd, F_DUPFD_CLOEXEC, 3)
+        guard dup >= 0 else { throw KernelError(operation: "dup", subject: "network namespace fd \(fd)", errno: errno) }
+        return OwnedFD(dup)
+    }
+
     /// Runs `body` on a new thread inside the namespace `fd` and returns its result.
     static func run<T>(in fd: Int32, _ body: @escaping () throws -> T) throws -> T {
         var result: Result<T, Error>? = nil
