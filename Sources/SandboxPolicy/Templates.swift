@@ -1,4 +1,5 @@
 import FoundationEssentials
+import Glibc
 
 /// Path rules for policy files: templates, the optional marker, normalisation.
 ///
@@ -145,7 +146,15 @@ enum Paths {
     /// A built-in path is its own absolute form.
     static func absolute(_ path: String) -> String {
         if BuiltIn.isBuiltIn(path) { return path }
-        return join(FileManager.default.currentDirectoryPath, path)
+        return join(currentDirectory(), path)
+    }
+
+    /// The process's working directory (getcwd; FileManager's first use costs a cold
+    /// start more than the call).
+    static func currentDirectory() -> String {
+        var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        guard getcwd(&buf, buf.count) != nil else { return "/" }
+        return String(cString: buf)
     }
 
     static func dirname(_ path: String) -> String {
@@ -176,13 +185,19 @@ enum Paths {
 
     static func isDirectory(_ path: String) -> Bool {
         if BuiltIn.isBuiltIn(path) { return BuiltIn.isDirectory(path) }
-        var isDir = false
-        return FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && isDir
+        return fileType(path).map { $0 == S_IFDIR } ?? false
     }
 
+    /// Anything but a directory, as FileManager's `fileExists(atPath:isDirectory:)`.
     static func isFile(_ path: String) -> Bool {
         if BuiltIn.isBuiltIn(path) { return BuiltIn.contents(of: path) != nil }
-        var isDir = false
-        return FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && !isDir
+        return fileType(path).map { $0 != S_IFDIR } ?? false
+    }
+
+    /// The type bits of what `path` names, symlinks followed (stat), or nil.
+    private static func fileType(_ path: String) -> mode_t? {
+        var st = stat()
+        guard !path.isEmpty, stat(path, &st) == 0 else { return nil }
+        return st.st_mode & S_IFMT
     }
 }

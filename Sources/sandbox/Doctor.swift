@@ -13,6 +13,7 @@ import SandboxPolicy
 /// and why) or none was found.
 struct Doctor: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "doctor",
         abstract: "Report what this host supports, what each missing feature disables, and which shipped policies can run here.",
         discussion: "Exit status: 0 when every shipped policy can run on this host as this user; 1 when one cannot (each is named with the key at fault and why) or no shipped policy was found.")
 

@@ -8,6 +8,7 @@ import SandboxKit
 /// runtime, and `landlock-exec`, the entrypoint an exported OCI bundle runs.
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "export",
         abstract: "Write a policy's plan as an OCI bundle or Kubernetes objects (Docs/scale-out.md).",
         subcommands: [OCI.self, K8sObjects.self])
 

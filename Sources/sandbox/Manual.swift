@@ -6,6 +6,7 @@ import FoundationEssentials
 /// of the installed binary at completion time).
 struct Completions: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "completions",
         abstract: "Print a shell completion script: subcommands, flags and policy names.",
         discussion: """
             bash: sandbox completions bash > /etc/bash_completion.d/sandbox; \
@@ -28,6 +29,7 @@ extension CompletionShell: @retroactive ExpressibleByArgument {}
 /// tree), so it cannot fall behind the binary: `sandbox man | man -l -`.
 struct Man: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "man",
         abstract: "Print the manual page (roff): sandbox man | man -l -, or install it as man1/sandbox.1.")
 
     func run() throws {

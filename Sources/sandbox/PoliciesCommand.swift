@@ -4,6 +4,7 @@ import SandboxKit
 /// `sandbox policies`: every policy a name selects, from where, and what it is.
 struct Policies: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "policies",
         abstract: "List the policies --policy NAME can select: name, source, extends, description.",
         discussion: """
             Searched in order: each directory of $SANDBOX_POLICY_PATH, the data directory's \

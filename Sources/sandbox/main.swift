@@ -198,6 +198,7 @@ func fastExec(_ args: [String]) {
 
 struct Exec: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "exec",
         abstract: "Run a command in a sandbox built from a policy.",
         usage: "sandbox exec --policy <policy> [--result <result>] [--result-fd <result-fd>] [--server <socket>] [--] <command> ...",
         discussion: "Example: sandbox exec --policy agent -- python3 -c 'print(1)'")
@@ -220,6 +221,7 @@ struct Exec: ParsableCommand {
 
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "serve",
         abstract: "Serve runs over a unix socket: JSON lines, stdio passed as descriptors (Docs/serve.md).",
         discussion: "Each request runs in a fresh sandbox exactly as `exec` would. Stops on SIGINT/SIGTERM/SIGHUP, cancelling its runs.")
 
@@ -246,6 +248,7 @@ struct Serve: ParsableCommand {
 
 struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "check",
         abstract: "Validate policy files; print every problem found. Exit 0 or 125.")
 
     @Argument(help: "Policy files or names.")
@@ -273,6 +276,7 @@ struct Check: ParsableCommand {
 
 struct Plan: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "plan",
         abstract: "Print the RunPlan a policy compiles to (JSON, with its digest).",
         usage: "sandbox plan --policy <policy> [--json] [--run-id <run-id>] [--] [<command> ...]",
         discussion: "The plan is deterministic: the same policy, command and host give the same digest.")
@@ -295,6 +299,7 @@ struct Plan: ParsableCommand {
 
 struct Explain: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "explain",
         abstract: "Summarise for people what a policy allows and denies.",
         usage: "sandbox explain --policy <policy> [--target oci|k8s]")
 
@@ -329,6 +334,7 @@ struct Explain: ParsableCommand {
 
 struct Ps: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "ps",
         abstract: "List live runs (those whose supervisor still holds the run lock).")
 
     func run() throws {
@@ -349,6 +355,7 @@ struct Ps: ParsableCommand {
 
 struct Gc: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "gc",
         abstract: "Remove what runs whose supervisor died left behind (run directories, cgroups).")
 
     func run() throws {
@@ -398,10 +405,12 @@ struct Gc: ParsableCommand {
 
 struct Audit: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "audit",
         abstract: "Work with audit logs ([audit] path).", subcommands: [Verify.self])
 
     struct Verify: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "verify",
             abstract: "Check an audit log's chain. Exit 0 and counts when intact; 1 naming the first bad line.",
             discussion: "A run with a start and no end is a warning (still running, its supervisor died, or the end of the file was cut).")
 
