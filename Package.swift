@@ -63,6 +63,14 @@ let package = Package(
             // never calls back), and every start paid for them (a 236 KiB table paged
             // in, dladdr's scan of it): process start 3.7 -> 3.1 ms (Docs/benchmarks.md).
             .unsafeFlags(["-Xlinker", "--no-export-dynamic"], .when(platforms: [.linux])),
+            // libstdc++ and libgcc's unwinder linked in from their static archives, not
+            // loaded at every start: Linking/static-runtime holds linker scripts that
+            // `-lstdc++` and `-lgcc_s` find first (the driver names both explicitly, so
+            // -static-libstdc++ cannot). A cold start 4.1 -> 3.1 ms (Docs/benchmarks.md).
+            // Release only: a debug build loads libswiftCore.so, which brings the shared
+            // libstdc++ anyway, and two copies of it in one process broke toml++'s
+            // number parsing (the tests link this target's objects and settings).
+            .unsafeFlags(["-L" + Context.packageDirectory + "/Linking/static-runtime"], .when(platforms: [.linux], configuration: .release)),
         ], plugins: ["RecordRevision"]),
 
         // Build-time only (nothing here ships): the generator of SandboxPolicy's

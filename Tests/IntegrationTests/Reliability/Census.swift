@@ -278,6 +278,9 @@ struct Census {
                 guard let parent = processes[pid]?.ppid, parent != me else { return false }
                 return descends(parent, from: tokenProcesses)
             case "mount":
+                // Other suites' fixtures: a mount a test makes itself names its source
+                // `sbx-test-…` (UidLeaseTests' ramfs, the FUSE daemon's), never a run's.
+                if o.key.contains(" sbx-test-") { return false }
                 // Other suites' test hosts.
                 guard o.key.hasPrefix("/run/netns/") else { return true }
                 let name = String(o.key.dropFirst(11).prefix { $0 != " " })
