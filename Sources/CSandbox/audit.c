@@ -130,7 +130,7 @@ static int install_marker_filter(void) {
     return 0;
 }
 
-struct marker_start { int pipe_read; int ready[2]; };
+struct marker_start { int pipe_read; int ready; };
 
 /* The supervisor's threads block the signals it forwards (signalfd) on the run's
  * thread only; a thread of ours that did not block them would take a
@@ -143,41 +143,46 @@ static void block_all_signals(void) {
 
 static void *marker_thread(void *arg) {
     block_all_signals();
-    struct marker_start *start = arg;
-    int rfd = start->pipe_read;
-    int ready = start->ready[1];
+    struct marker_start start = *(struct marker_start *)arg;
+    free(arg);
     int rc = install_marker_filter();
-    (void)!write(ready, &rc, sizeof rc); /* `start` is gone after this */
-    if (rc < 0) { close(rfd); return NULL; }
+    (void)!write(start.ready, &rc, sizeof rc);
+    close(start.ready);
+    if (rc < 0) { close(start.pipe_read); return NULL; }
     for (;;) {
         uint16_t token;
-        ssize_t n = read(rfd, &token, sizeof token);
+        ssize_t n = read(start.pipe_read, &token, sizeof token);
         if (n == sizeof token) { syscall(SYS_getpgid, (long)token, (long)SBX_AUDIT_MARKER_MAGIC); continue; }
         if (n < 0 && errno == EINTR) continue;
-        close(rfd);
+        close(start.pipe_read);
         return NULL;
     }
 }
 
-int sbx_audit_marker_start(void) {
-    int p[2];
+int sbx_audit_marker_start(int *ready) {
+    int p[2], r[2];
     if (pipe2(p, O_CLOEXEC) < 0) return -errno;
-    /* On this stack: the thread reads it only before it answers on `ready`. */
-    struct marker_start start;
-    start.pipe_read = p[0];
-    if (pipe2(start.ready, O_CLOEXEC) < 0) { int e = errno; close(p[0]); close(p[1]); return -e; }
+    if (pipe2(r, O_CLOEXEC) < 0) { int e = errno; close(p[0]); close(p[1]); return -e; }
+    struct marker_start *start = malloc(sizeof *start);
+    if (!start) { close(p[0]); close(p[1]); close(r[0]); close(r[1]); return -ENOMEM; }
+    start->pipe_read = p[0];
+    start->ready = r[1];
     pthread_t t;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    int e = pthread_create(&t, &attr, marker_thread, &start);
+    int e = pthread_create(&t, &attr, marker_thread, start);
     pthread_attr_destroy(&attr);
-    if (e != 0) { close(p[0]); close(p[1]); close(start.ready[0]); close(start.ready[1]); return -e; }
-    int rc = -EIO;
-    while (read(start.ready[0], &rc, sizeof rc) < 0 && errno == EINTR) {}
-    close(start.ready[0]); close(start.ready[1]);
-    if (rc < 0) { close(p[1]); return rc; }
+    if (e != 0) { free(start); close(p[0]); close(p[1]); close(r[0]); close(r[1]); return -e; }
+    *ready = r[0];
     return p[1];
+}
+
+int sbx_audit_marker_ready(int ready) {
+    int rc = -EIO;
+    while (read(ready, &rc, sizeof rc) < 0 && errno == EINTR) {}
+    close(ready);
+    return rc;
 }
 
 struct thread_start { void (*body)(void *); void *context; };

@@ -97,12 +97,29 @@ public final class AuditReader: @unchecked Sendable {
     // Guarded by `cond`:
     private var demux: AuditDemux
     private var tallies: [UInt32: AuditTally] = [:]
+    /// The marker thread's answer, read before the first token (`markerChecked`).
+    private var markerReady: Int32
+    private var markerChecked = false
     private var markersSent: UInt64 = 0
     private var markersSeen: UInt64 = 0
     private var recordsRead: UInt64 = 0
     private var broken: String?
 
     private static let instance = Mutex<Result<AuditReader, AuditUnavailable>?>(nil)
+    private static let auditState = Mutex<Bool??>(nil)
+
+    /// Kernel audit on (`AUDIT_GET` enabled ≠ 0), asked once per process as the
+    /// reader's `kernelAuditEnabled` is (the reader takes its answer from here).
+    /// nil: the state could not be read (AUDIT_GET needs CAP_AUDIT_CONTROL).
+    public static func kernelAuditState() -> Bool? {
+        auditState.withLock { slot in
+            if let known = slot { return known }
+            var enabled: UInt32 = 0, lost: UInt32 = 0
+            let state: Bool? = sbx_audit_status(&enabled, &lost) == 0 ? enabled != 0 : nil
+            slot = .some(state)
+            return state
+        }
+    }
 
     /// The process's reader, started on the first call (the outcome, failure
     /// included, is kept: a host without CAP_AUDIT_READ does not retry every run).
@@ -127,15 +144,16 @@ public final class AuditReader: @unchecked Sendable {
                 ? "no CAP_AUDIT_READ (a rootless or capability-dropped supervisor cannot read audit records)"
                 : "the audit netlink socket: \(String(cString: strerror(e)))")
         }
-        let marker = sbx_audit_marker_start()
+        var ready: Int32 = -1
+        let marker = sbx_audit_marker_start(&ready)
         guard marker >= 0 else {
             Glibc.close(rc)
-            throw AuditUnavailable(reason: "the marker thread's seccomp filter: \(String(cString: strerror(-marker)))")
+            throw AuditUnavailable(reason: "the marker thread: \(String(cString: strerror(-marker)))")
         }
         fd = rc
         markerFD = marker
-        var enabled: UInt32 = 0, lost: UInt32 = 0
-        kernelAuditEnabled = sbx_audit_status(&enabled, &lost) == 0 ? enabled != 0 : nil
+        markerReady = ready
+        kernelAuditEnabled = Self.kernelAuditState()
         demux = AuditDemux(markerPid: getpid(), markerSyscall: sbx_audit_marker_syscall(),
                            nativeArch: sbx_audit_native_arch())
         let context = Unmanaged.passRetained(self).toOpaque()
@@ -164,11 +182,19 @@ public final class AuditReader: @unchecked Sendable {
     /// stalled for `stallMs` or stopped), `lost` if the socket overflowed meanwhile.
     public func finish(uid: UInt32, stallMs: UInt64 = 2000) -> AuditTally {
         cond.lock(); defer { cond.unlock() }
+        if !markerChecked {
+            // Started without waiting (sbx_audit_marker_start); by now it has had the
+            // whole run to put its filter in.
+            markerChecked = true
+            let rc = sbx_audit_marker_ready(markerReady)
+            markerReady = -1
+            if rc < 0, broken == nil { broken = "the marker thread's seccomp filter: \(String(cString: strerror(-rc)))" }
+        }
         markersSent += 1
         if markersSent & 0xffff == 0 { markersSent += 1 } // token 0 would be errno 0
         let mine = markersSent
         var token = UInt16(truncatingIfNeeded: mine)
-        let sent = withUnsafeBytes(of: &token) { Glibc.write(markerFD, $0.baseAddress, 2) } == 2
+        let sent = broken == nil && withUnsafeBytes(of: &token) { Glibc.write(markerFD, $0.baseAddress, 2) } == 2
         var lastProgress = (recordsRead, Clock.monotonicMs())
         while sent, broken == nil, markersSeen < mine {
             cond.wait(milliseconds: 50)

@@ -189,6 +189,49 @@ import Testing
         #expect(!Self.notApplied(out).contains { $0.contains("setuid-bit") }, "\(Self.notApplied(out))")
     }
 
+    /// A run that would read only Landlock's records from the audit log starts no
+    /// reader where Landlock writes none (kernel audit off): no socket joins the audit
+    /// multicast group, and the result still says why those denials are not observed
+    /// (unless the BPF observer took them). Control: the same policy in errno mode
+    /// (the seccomp log is read whatever the audit state) joins it.
+    @Test func noAuditReaderWhereItCouldReadNothing() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        guard Harness.require(FileManager.default.isExecutableFile(atPath: "/usr/bin/strace"), "strace (apt-get install strace)") else { return }
+        let dir = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var joined: [String: Bool] = [:]
+        var notApplied: [String: [String]] = [:]
+        for mode in ["notify", "errno"] {
+            let policy = Harness.policy("""
+                name = "reader-\(mode)"
+                extends = ["\(Self.agent)"]
+                [seccomp]
+                on_violation = "\(mode)"
+                """, in: dir, name: "\(mode).toml")
+            let trace = "\(dir)/../\(UUID().uuidString).strace"
+            let result = "\(dir)/../\(UUID().uuidString).json"
+            defer { try? FileManager.default.removeItem(atPath: trace); try? FileManager.default.removeItem(atPath: result) }
+            let out = try Harness.run("/usr/bin/strace", ["-f", "-e", "trace=bind", "-o", trace, Harness.binary,
+                                                          "exec", "--policy", policy, "--result", result, "--", "true"], cwd: dir)
+            #expect(out.status == 0, "\(mode): \(out.stderr)")
+            let text = (try? String(contentsOfFile: trace, encoding: .utf8)) ?? ""
+            // AUDIT_NLGRP_READLOG (1): the group the reader's socket joins.
+            joined[mode] = text.contains("nl_groups=0x000001")
+            let r = (try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: result)))) as? [String: Any]
+            notApplied[mode] = (r?["notApplied"] as? [String]) ?? []
+        }
+        #expect(joined["errno"] == true, "control: the errno-mode run did not start the reader")
+        // With kernel audit on (or its state unreadable) a notify run may need the
+        // reader for Landlock's records; what it must not do is start one for nothing.
+        if AuditReader.kernelAuditState() == false {
+            #expect(joined["notify"] == false, "a notify-mode run started the audit reader with kernel audit off")
+            let landlock = notApplied["notify"]?.filter { $0.contains("filesystem") } ?? []
+            #expect(landlock.allSatisfy { $0.contains("kernel audit is off") }, "\(landlock)")
+            #expect(landlock.isEmpty == !(notApplied["errno"]?.contains { $0.contains("filesystem") } ?? false),
+                    "notify \(landlock) / errno \(notApplied["errno"] ?? [])")
+        }
+    }
+
     /// on_violation = "kill": a built-in refusal is answered (EPERM) and listed; it
     /// does not end the run (the errno rules it stands for never did).
     @Test func killModeAnswersBuiltinRefusals() throws {

@@ -23,8 +23,16 @@ int sbx_audit_status(uint32_t *enabled, uint32_t *lost);
  * ERRNO(token & 0xffff) and lets everything else through. Each 2-byte token written
  * to the returned pipe end makes it fire once: an AUDIT_SECCOMP record with this
  * process's pid, syscall getpgid and code 0x50000|token, queued behind every record
- * emitted before it. Returns the write end, or -errno. */
-int sbx_audit_marker_start(void);
+ * emitted before it. Returns the write end, or -errno.
+ *
+ * Not waited for: the thread installs its filter while the caller goes on (waiting
+ * for it to be scheduled cost a cold run up to a millisecond). `*ready` receives a
+ * descriptor that sbx_audit_marker_ready reads the outcome from, before the first
+ * token is written (the thread answers nothing until its filter is in). */
+int sbx_audit_marker_start(int *ready);
+/* The marker thread's outcome: 0 once its filter is in, or -errno (it is gone then:
+ * write no token). Blocks until the thread has answered; closes `ready`. */
+int sbx_audit_marker_ready(int ready);
 #define SBX_AUDIT_MARKER_MAGIC 0x5b3a7d11u
 /* The syscall number of the marker call on this architecture (its record's syscall=). */
 int sbx_audit_marker_syscall(void);
