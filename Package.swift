@@ -1,6 +1,21 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// SANDBOX_STATIC_CXX=1, set beside --static-swift-stdlib (README, Benchmarks/): the
+// `sandbox` binary links libstdc++ and libgcc's unwinder from their static archives
+// instead of loading them at every start. Linking/static-runtime holds linker scripts
+// that `-lstdc++` and `-lgcc_s` find first (the driver names both explicitly, so
+// -static-libstdc++ cannot): the loader's start-up 1.7M -> 0.4M cycles, a refused
+// start 4.9 -> 3.2 ms (Docs/benchmarks.md, session 33). Opt-in, and release only,
+// because a binary on the shared Swift runtime (any debug build, a release build
+// without --static-swift-stdlib) loads libswiftCore.so and with it the shared
+// libstdc++: two copies in one process broke toml++'s number parsing. Such a binary
+// refuses to start (main.swift, `SANDBOX_STATIC_CXX`).
+let staticCxx = Context.environment["SANDBOX_STATIC_CXX"] == "1"
+let staticCxxLinking: [LinkerSetting] = staticCxx
+    ? [.unsafeFlags(["-L" + Context.packageDirectory + "/Linking/static-runtime"], .when(platforms: [.linux], configuration: .release))]
+    : []
+
 let package = Package(
     name: "sandbox",
     platforms: [.macOS(.v13)],
@@ -57,21 +72,14 @@ let package = Package(
         .executableTarget(name: "sandbox", dependencies: [
             "SandboxKit", "SandboxServe", "SandboxExport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ], linkerSettings: [
+        ], swiftSettings: staticCxx ? [.define("SANDBOX_STATIC_CXX", .when(configuration: .release))] : [],
+        linkerSettings: [
             // SwiftPM links an executable with --export-dynamic: all ~9 800 global
             // symbols in .dynsym. Nothing looks them up (libnftables is dlopen'ed and
             // never calls back), and every start paid for them (a 236 KiB table paged
             // in, dladdr's scan of it): process start 3.7 -> 3.1 ms (Docs/benchmarks.md).
             .unsafeFlags(["-Xlinker", "--no-export-dynamic"], .when(platforms: [.linux])),
-            // libstdc++ and libgcc's unwinder linked in from their static archives, not
-            // loaded at every start: Linking/static-runtime holds linker scripts that
-            // `-lstdc++` and `-lgcc_s` find first (the driver names both explicitly, so
-            // -static-libstdc++ cannot). A cold start 4.1 -> 3.1 ms (Docs/benchmarks.md).
-            // Release only: a debug build loads libswiftCore.so, which brings the shared
-            // libstdc++ anyway, and two copies of it in one process broke toml++'s
-            // number parsing (the tests link this target's objects and settings).
-            .unsafeFlags(["-L" + Context.packageDirectory + "/Linking/static-runtime"], .when(platforms: [.linux], configuration: .release)),
-        ], plugins: ["RecordRevision"]),
+        ] + staticCxxLinking, plugins: ["RecordRevision"]),
 
         // Build-time only (nothing here ships): the generator of SandboxPolicy's
         // ShippedFiles, and the git revision `sandbox --version` reports.

@@ -81,7 +81,9 @@ struct DenialAccount {
         // Only Landlock's records are wanted, and with kernel audit off Landlock writes
         // none: the reader (two threads and a 32 MiB socket, ~1 ms of a cold start)
         // would wait for records that never come. Said as the reader would say it.
-        if seccompKinds.isEmpty, hostUID != nil, AuditReader.kernelAuditState() == false {
+        // (Not when a rule kills or logs: the kernel logs those without FLAG_LOG, and
+        // only the reader counts them.)
+        if seccompKinds.isEmpty, !classifier.logsUnflagged, hostUID != nil, AuditReader.kernelAuditState() == false {
             notObserved.append(Self.line(landlockKinds, auditOff + observerSaid))
             return 0
         }
@@ -133,7 +135,8 @@ struct DenialAccount {
         guard let reader, let uid else { return }
         let t = reader.finish(uid: uid)
         if !t.complete {
-            notObserved.append("denials: the account may be incomplete: the audit reader did not confirm it had every record of the run")
+            notObserved.append("denials: the account may be incomplete: the audit reader did not confirm it had every record of the run"
+                               + (reader.failure.map { " (\($0))" } ?? ""))
         }
         if t.lost {
             notObserved.append("denials: the audit socket overflowed during the run: some denials are missing (counts are lower bounds)")
@@ -399,6 +402,9 @@ struct SeccompClassifier {
     let signalGuarded: Set<String>
     var signalRule: Bool { !signalGuarded.isEmpty }
     let hasDenyRules: Bool
+    /// A rule (or the default) kills or logs: the kernel logs those calls whatever
+    /// the filter's flags, so the audit reader sees them in every mode.
+    let logsUnflagged: Bool
 
     init(plan: SeccompPlan) {
         socketFamilies = plan.enabled ? plan.socketFamilies : nil
@@ -416,6 +422,8 @@ struct SeccompClassifier {
         signalGuarded = plan.enabled ? guarded(SeccompPlan.noSignalsToInitOrigin) : []
         hasDenyRules = plan.enabled && (plan.defaultAction != .allow
             || plan.rules.contains { $0.action != .allow && $0.action != .log })
+        let unflagged: Set<SeccompAction> = [.kill, .killProcess, .killThread, .log]
+        logsUnflagged = plan.enabled && (unflagged.contains(plan.defaultAction) || plan.rules.contains { unflagged.contains($0.action) })
     }
 
     /// The kinds only the seccomp log can report under `onViolation` (notify mode

@@ -162,6 +162,8 @@ public final class AuditReader: @unchecked Sendable {
         }, context)
         if spawned != 0 {
             Unmanaged<AuditReader>.fromOpaque(context).release()
+            // The marker thread ends when its token pipe closes.
+            Glibc.close(ready); Glibc.close(marker); Glibc.close(rc)
             throw AuditUnavailable(reason: "the reader thread: \(String(cString: strerror(-spawned)))")
         }
     }

@@ -447,6 +447,16 @@ extension String {
 // reported (125, naming the file), not kill the supervisor with SIGXFSZ: its status
 // 153 would look like the command's. The child resets every disposition before execve.
 signal(SIGXFSZ, SIG_IGN)
+#if SANDBOX_STATIC_CXX
+// Built with the C++ runtime linked in (Package.swift, SANDBOX_STATIC_CXX). A shared
+// libstdc++ loaded as well means the Swift runtime is the shared one (a build without
+// --static-swift-stdlib), and two C++ runtimes in one process misread policy numbers:
+// refuse to run rather than misread a limit.
+if dlopen("libstdc++.so.6", RTLD_NOLOAD | RTLD_LAZY) != nil {
+    fputs("sandbox: this binary links the C++ runtime statically (SANDBOX_STATIC_CXX=1) but the shared one is loaded too: build it with --static-swift-stdlib, or without SANDBOX_STATIC_CXX\n", stderr)
+    exit(exitSandboxError)
+}
+#endif
 // Run as root, not dumpable from the start: every subcommand may clone a copy of this
 // process or a helper sharing its memory (SupervisorHardening).
 SupervisorHardening.apply()

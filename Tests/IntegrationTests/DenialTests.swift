@@ -192,8 +192,10 @@ import Testing
     /// A run that would read only Landlock's records from the audit log starts no
     /// reader where Landlock writes none (kernel audit off): no socket joins the audit
     /// multicast group, and the result still says why those denials are not observed
-    /// (unless the BPF observer took them). Control: the same policy in errno mode
-    /// (the seccomp log is read whatever the audit state) joins it.
+    /// (unless the BPF observer took them). Controls: the same policy in errno mode
+    /// (the seccomp log is read whatever the audit state) joins it, and so does the
+    /// notify policy with a profile rule that kills (the kernel logs a kill whatever
+    /// the filter's flags).
     @Test func noAuditReaderWhereItCouldReadNothing() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
         guard Harness.require(FileManager.default.isExecutableFile(atPath: "/usr/bin/strace"), "strace (apt-get install strace)") else { return }
@@ -201,12 +203,15 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         var joined: [String: Bool] = [:]
         var notApplied: [String: [String]] = [:]
-        for mode in ["notify", "errno"] {
+        try #"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["acct"], "action": "SCMP_ACT_KILL"}]}"#
+            .write(toFile: "\(Harness.policyDir(for: dir))/kill.json", atomically: true, encoding: .utf8)
+        for mode in ["notify", "errno", "kill-rule"] {
             let policy = Harness.policy("""
                 name = "reader-\(mode)"
                 extends = ["\(Self.agent)"]
                 [seccomp]
-                on_violation = "\(mode)"
+                on_violation = "\(mode == "errno" ? "errno" : "notify")"
+                \(mode == "kill-rule" ? "profile = \"\(Harness.policyDir(for: dir))/kill.json\"" : "")
                 """, in: dir, name: "\(mode).toml")
             let trace = "\(dir)/../\(UUID().uuidString).strace"
             let result = "\(dir)/../\(UUID().uuidString).json"
@@ -221,6 +226,7 @@ import Testing
             notApplied[mode] = (r?["notApplied"] as? [String]) ?? []
         }
         #expect(joined["errno"] == true, "control: the errno-mode run did not start the reader")
+        #expect(joined["kill-rule"] == true, "control: a notify-mode run with a killing rule did not start the reader")
         // With kernel audit on (or its state unreadable) a notify run may need the
         // reader for Landlock's records; what it must not do is start one for nothing.
         if AuditReader.kernelAuditState() == false {
