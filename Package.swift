@@ -121,8 +121,8 @@ let package = Package(
 // metadata through accessor functions, not by mangled name: by name, the first use of
 // each type in a process demangles it and checks its generic requirements, which
 // scans every protocol conformance in the binary (~5 000) for each one not yet cached.
-// A cold `exec` did that 173 times (35 conformance scans); with accessors 5 times
-// (10). The price is a little code (~100 KB of text). Docs/benchmarks.md, session 33.
+// A cold `exec` did that 173 times (35 conformance lookups); with accessors 8 times
+// (12). The price is a little code (~100 KB of text). Docs/benchmarks.md, session 33.
 for target in package.targets where [.regular, .executable].contains(target.type) {
     target.swiftSettings = (target.swiftSettings ?? []) + [
         .enableUpcomingFeature("MemberImportVisibility"),

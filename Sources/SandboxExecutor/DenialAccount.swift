@@ -101,8 +101,9 @@ struct DenialAccount {
         case .success(let r):
             reader = r; uid = hostUID
             if !landlockKinds.isEmpty {
-                if r.kernelAuditEnabled != true {
-                    notObserved.append(Self.line(landlockKinds, (r.kernelAuditEnabled == nil
+                let auditState = AuditReader.kernelAuditState()
+                if auditState != true {
+                    notObserved.append(Self.line(landlockKinds, (auditState == nil
                         ? "Landlock logs denials only with kernel audit on, and its state could not be read"
                         : auditOff) + observerSaid))
                 } else if plan.landlock.abi < 7 {

@@ -90,9 +90,6 @@ public struct AuditUnavailable: Error, Sendable, Equatable {
 public final class AuditReader: @unchecked Sendable {
     private let fd: Int32
     private let markerFD: Int32
-    /// Kernel audit on (`AUDIT_GET` enabled ≠ 0): Landlock logs denials only then.
-    /// nil: the status could not be read.
-    public let kernelAuditEnabled: Bool?
     private let cond = Condition()
     // Guarded by `cond`:
     private var demux: AuditDemux
@@ -108,9 +105,9 @@ public final class AuditReader: @unchecked Sendable {
     private static let instance = Mutex<Result<AuditReader, AuditUnavailable>?>(nil)
     private static let auditState = Mutex<Bool??>(nil)
 
-    /// Kernel audit on (`AUDIT_GET` enabled ≠ 0), asked once per process as the
-    /// reader's `kernelAuditEnabled` is (the reader takes its answer from here).
-    /// nil: the state could not be read (AUDIT_GET needs CAP_AUDIT_CONTROL).
+    /// Kernel audit on (`AUDIT_GET` enabled ≠ 0): Landlock logs denials only then.
+    /// Asked once per process. nil: the state could not be read (AUDIT_GET needs
+    /// CAP_AUDIT_CONTROL).
     public static func kernelAuditState() -> Bool? {
         auditState.withLock { slot in
             if let known = slot { return known }
@@ -153,7 +150,6 @@ public final class AuditReader: @unchecked Sendable {
         fd = rc
         markerFD = marker
         markerReady = ready
-        kernelAuditEnabled = Self.kernelAuditState()
         demux = AuditDemux(markerPid: getpid(), markerSyscall: sbx_audit_marker_syscall(),
                            nativeArch: sbx_audit_native_arch())
         let context = Unmanaged.passRetained(self).toOpaque()

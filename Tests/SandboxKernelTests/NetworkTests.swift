@@ -854,7 +854,7 @@ func tcpProbe(_ host: String, _ port: UInt16, timeoutMs: Int32 = 1000) -> String
     @Test func nameSetMessageBytes() {
         let m = NameSets.messages([.init(set: "s", address: [10, 0, 0, 1], timeoutSeconds: 2),
                                    .init(set: "s", address: [10, 0, 0, 1], timeoutSeconds: nil)], table: "t")
-        #expect(m.map(\.type) == [NameSets.NFT_MSG_DELSETELEM, NameSets.NFT_MSG_NEWSETELEM])
+        #expect(m.map(\.type) == [NameSets.NFT_MSG_DELSETELEM, RefusalSets.NFT_MSG_NEWSETELEM])
         #expect(m[1].flags == RTNL.NLM_F_CREATE)
         let add: [UInt8] = [1, 0, 0, 0,                                   // nfgenmsg: NFPROTO_INET, v0
                             6, 0, 1, 0, 0x74, 0, 0, 0,                    // TABLE "t"

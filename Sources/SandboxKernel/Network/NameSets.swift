@@ -18,7 +18,6 @@ final class NameSets {
     static let NFNL_MSG_BATCH_BEGIN: UInt16 = 16   // NLMSG_MIN_TYPE
     static let NFNL_MSG_BATCH_END: UInt16 = 17
     static let NFNL_SUBSYS_NFTABLES: UInt8 = 10
-    static let NFT_MSG_NEWSETELEM: UInt16 = 10 << 8 | 12
     static let NFT_MSG_DELSETELEM: UInt16 = 10 << 8 | 14
     static let NFTA_SET_ELEM_TIMEOUT: UInt16 = 4
     static let NLA_F_NESTED: UInt16 = 0x8000
@@ -111,7 +110,7 @@ final class NameSets {
         for set in sets {
             let (deletes, adds) = bySet[set]!
             if !deletes.isEmpty { out.append(message(NFT_MSG_DELSETELEM, flags: 0, table: table, set: set, deletes)) }
-            if !adds.isEmpty { out.append(message(NFT_MSG_NEWSETELEM, flags: RTNL.NLM_F_CREATE, table: table, set: set, adds)) }
+            if !adds.isEmpty { out.append(message(RefusalSets.NFT_MSG_NEWSETELEM, flags: RTNL.NLM_F_CREATE, table: table, set: set, adds)) }
         }
         return out
     }
