@@ -24,11 +24,15 @@ public enum PlanDigest {
     /// The digest of `plan` (as `digest(of:)`) and the canonical JSON of the plan with
     /// that digest set (as `canonicalJSON`): run start-up needs both.
     public static func digestAndJSON(of plan: RunPlan) throws -> (digest: String, json: [UInt8]) {
+        var (json, at) = plan.canonicalJSONWithoutDigest()
+        let digest = sha256Hex(json)
+        json.insert(contentsOf: Array(#","digest":""#.utf8) + Array(digest.utf8) + [UInt8(ascii: "\"")], at: at)
+        #if DEBUG
         var copy = plan
-        copy.digest = nil
-        let digest = sha256Hex(copy.canonicalJSON())
         copy.digest = digest
-        return (digest, copy.canonicalJSON())
+        precondition(json == copy.canonicalJSON(), "PlanDigest.digestAndJSON: the spliced digest differs from the plan's own JSON")
+        #endif
+        return (digest, json)
     }
 }
 

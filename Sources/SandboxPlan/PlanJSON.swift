@@ -127,7 +127,25 @@ extension RunPlan {
         return w.out
     }
 
+    /// The canonical JSON of this plan without its digest, and where the `digest`
+    /// field goes in it: writing `,"digest":"<hex>"` there gives, byte for byte, the
+    /// JSON of the plan with that digest set (`"capabilities"`, always present, comes
+    /// before it), so a run's start-up encodes its plan once, not twice.
+    func canonicalJSONWithoutDigest() -> (json: [UInt8], digestAt: Int) {
+        var copy = self
+        copy.digest = nil
+        var w = PlanJSONWriter()
+        var at = 0
+        copy.write(to: &w, digestAt: &at)
+        return (w.out, at)
+    }
+
     func write(to w: inout PlanJSONWriter) {
+        var at = 0
+        write(to: &w, digestAt: &at)
+    }
+
+    private func write(to w: inout PlanJSONWriter, digestAt: inout Int) {
         w.object { w in
             w.key("audit"); audit.write(to: &w)
             w.key("binary"); binary.write(to: &w)
@@ -135,6 +153,7 @@ extension RunPlan {
                 w.field("keep", capabilities.keep)
                 w.field("keepMask", capabilities.keepMask)
             }
+            digestAt = w.out.count
             w.field("digest", digest)
             w.key("host"); host.write(to: &w)
             if let isolation { w.key("isolation"); isolation.write(to: &w) }

@@ -214,6 +214,27 @@ struct CgroupProbeParsingTests {
         #expect(CgroupHost.invokerDirectory(selfCgroup: "4:memory:/x\n", mount: m) == nil)
     }
 
+    /// v1: the line naming the controller (co-mounted lists too), the mount's root
+    /// removed, and no directory for a deleted path or one that climbs out with `..`.
+    @Test func v1InvokerDirectoryFindsItsControllersLine() {
+        let text = "12:pids:/ci/job-42\n7:cpu,cpuacct:/ci/job-42\n4:memory:/ci/job-42/../x\n3:freezer:/gone (deleted)\n2:blkio:/ci/..\n0::/ci\n"
+        let mount = { (point: String, root: String) in
+            CgroupHost.Mount(device: "0:40", root: root, mountPoint: point, fstype: "cgroup")
+        }
+        #expect(CgroupHost.v1InvokerDirectory(selfCgroup: text, controller: "pids", mount: mount("/sys/fs/cgroup/pids", "/"))
+                == "/sys/fs/cgroup/pids/ci/job-42")
+        #expect(CgroupHost.v1InvokerDirectory(selfCgroup: text, controller: "cpuacct", mount: mount("/sys/fs/cgroup/cpu,cpuacct", "/ci"))
+                == "/sys/fs/cgroup/cpu,cpuacct/job-42")
+        #expect(CgroupHost.v1InvokerDirectory(selfCgroup: text, controller: "memory", mount: mount("/sys/fs/cgroup/memory", "/")) == nil)
+        #expect(CgroupHost.v1InvokerDirectory(selfCgroup: text, controller: "freezer", mount: mount("/sys/fs/cgroup/freezer", "/")) == nil)
+        #expect(CgroupHost.v1InvokerDirectory(selfCgroup: text, controller: "blkio", mount: mount("/sys/fs/cgroup/blkio", "/")) == nil)
+        // "cpu" is not "cpuacct", and a controller no line names has no directory.
+        #expect(CgroupHost.v1InvokerDirectory(selfCgroup: "7:cpuacct:/a\n", controller: "cpu", mount: mount("/sys/fs/cgroup/cpu", "/")) == nil)
+        #expect(CgroupHost.v1InvokerDirectory(selfCgroup: text, controller: "hugetlb", mount: mount("/sys/fs/cgroup/hugetlb", "/")) == nil)
+        // The cgroup2 line is not a v1 controller's.
+        #expect(CgroupHost.v1InvokerDirectory(selfCgroup: "0::/ci\n", controller: "", mount: mount("/sys/fs/cgroup/x", "/")) == nil)
+    }
+
     /// probe(procRoot:) on a fake /proc whose cgroup2 mount is a plain directory, to
     /// check controller and delegation reporting without touching a real hierarchy.
     @Test func probeFakeUnifiedHost() throws {

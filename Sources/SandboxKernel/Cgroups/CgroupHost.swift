@@ -49,18 +49,18 @@ public struct CgroupHost: Sendable {
     /// Reads `<procRoot>/self/mountinfo` and `<procRoot>/self/cgroup` and builds the
     /// host view. Never fails: a host without usable cgroups is `.unavailable`.
     public static func probe(procRoot: String = "/proc") -> CgroupHost {
-        let selfCgroup = CgroupFS.read(procRoot + "/self/cgroup") ?? ""
+        let selfCgroup = SelfCgroup(CgroupFS.read(procRoot + "/self/cgroup") ?? "")
         let mounts = cgroupMounts(FileSystemLocation.mounts(mountinfo: procRoot + "/self/mountinfo"))
         let mode = mode(of: mounts)
         var invoker: String? = nil
         if case .unified(let mp) = mode, let m = mounts.first(where: { $0.fstype == "cgroup2" && $0.mountPoint == mp }) {
-            invoker = invokerDirectory(selfCgroup: selfCgroup, mount: m)
+            invoker = selfCgroup.directory(controller: nil, mount: m)
         }
         var host = CgroupHost(mode: mode, invokerCgroup: invoker)
         if case .hybrid(let v1, _) = mode {
             for (controller, mountPoint) in v1 {
                 guard let m = mounts.first(where: { $0.mountPoint == mountPoint }),
-                      let dir = v1InvokerDirectory(selfCgroup: selfCgroup, controller: controller, mount: m) else { continue }
+                      let dir = selfCgroup.directory(controller: controller, mount: m) else { continue }
                 host.v1InvokerDirs[controller] = dir
             }
         }
@@ -70,18 +70,56 @@ public struct CgroupHost: Sendable {
     /// The invoker's directory in a v1 hierarchy: the `/proc/self/cgroup` line whose
     /// controller list names `controller`, joined to the mount (minus its root).
     static func v1InvokerDirectory(selfCgroup: String, controller: String, mount: Mount) -> String? {
-        for line in selfCgroup.split(separator: "\n") {
-            let parts = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
-            guard parts.count == 3, parts[1].split(separator: ",").contains(Substring(controller)) else { continue }
-            var path = String(parts[2])
-            if path.hasSuffix(" (deleted)") || path.contains("/../") || path.hasSuffix("/..") { return nil }
+        SelfCgroup(selfCgroup).directory(controller: controller, mount: mount)
+    }
+
+    /// Our own cgroup2 directory: the `0::` line of /proc/self/cgroup (relative to our
+    /// cgroup namespace) joined to the mount point, after removing the mount's root.
+    static func invokerDirectory(selfCgroup: String, mount: Mount) -> String? {
+        SelfCgroup(selfCgroup).directory(controller: nil, mount: mount)
+    }
+
+    /// `/proc/self/cgroup`, split once into its `id:controllers:path` lines (a run
+    /// looks up each of its six v1 controllers in it).
+    struct SelfCgroup {
+        struct Line { var controllers: [Substring]; var path: Substring; var unified: Bool }
+        let lines: [Line]
+
+        init(_ text: String) {
+            lines = text.split(separator: "\n").compactMap { line in
+                let parts = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+                guard parts.count == 3 else { return nil }
+                return Line(controllers: parts[1].split(separator: ","), path: parts[2],
+                            unified: parts[0] == "0" && parts[1].isEmpty)
+            }
+        }
+
+        /// The directory of the line naming `controller` (nil: the cgroup2 `0::` line),
+        /// joined to the mount point after removing the mount's root; nil where the
+        /// path was deleted, climbs out with `..` (v1), or lies outside the mount.
+        func directory(controller: String?, mount: Mount) -> String? {
+            let found = controller.map { c in lines.first { $0.controllers.contains(Substring(c)) } }
+                ?? lines.first { $0.unified }
+            guard let line = found else { return nil }
+            var path = String(line.path)
+            if path.hasSuffix(" (deleted)") { return nil }
+            if controller != nil, path.hasSuffix("/..") || Self.hasDotDotComponent(path) { return nil }
             if mount.root != "/" {
                 guard path == mount.root || path.hasPrefix(mount.root + "/") else { return nil }
                 path = String(path.dropFirst(mount.root.count))
             }
             return path.isEmpty || path == "/" ? mount.mountPoint : mount.mountPoint + path
         }
-        return nil
+
+        /// `/../` anywhere in the path, compared as bytes.
+        static func hasDotDotComponent(_ path: String) -> Bool {
+            let b = Array(path.utf8)
+            guard b.count >= 4 else { return false }
+            for i in 0...(b.count - 4) where b[i] == 0x2F && b[i + 1] == 0x2E && b[i + 2] == 0x2E && b[i + 3] == 0x2F {
+                return true
+            }
+            return false
+        }
     }
 
     /// Builds the host view for a given layout by looking at its files.
@@ -250,20 +288,6 @@ public struct CgroupHost: Sendable {
         if !v1.isEmpty { return .hybrid(v1: v1, unified: unified) }
         if let unified { return .unified(mountPoint: unified) }
         return .unavailable
-    }
-
-    /// Our own cgroup2 directory: the `0::` line of /proc/self/cgroup (relative to our
-    /// cgroup namespace) joined to the mount point, after removing the mount's root.
-    static func invokerDirectory(selfCgroup: String, mount: Mount) -> String? {
-        guard let line = selfCgroup.split(separator: "\n").first(where: { $0.hasPrefix("0::") }) else { return nil }
-        var path = String(line.dropFirst(3))
-        if path.hasSuffix(" (deleted)") { return nil }
-        if mount.root != "/" {
-            guard path == mount.root || path.hasPrefix(mount.root + "/") else { return nil }
-            path = String(path.dropFirst(mount.root.count))
-        }
-        if path.isEmpty || path == "/" { return mount.mountPoint }
-        return mount.mountPoint + path
     }
 
     static func parentDirectory(_ path: String) -> String {
