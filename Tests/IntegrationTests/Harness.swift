@@ -134,6 +134,13 @@ enum Harness {
         return path
     }
 
+    /// Removes a test's directory tree, however deep: FileManager's removal fails on
+    /// a path longer than PATH_MAX (a 1 900-level tree a test builds stayed behind in
+    /// /tmp), rm's walk goes by descriptor. Never crosses into another file system.
+    static func removeTree(_ path: String) {
+        _ = try? run("/bin/rm", ["-rf", "--one-file-system", "--", path])
+    }
+
     /// Writes a policy file for the test that works in `dir`, returns its path. The
     /// file goes to `policyDir(for: dir)`, not into `dir`: `dir` is usually the run's
     /// writable `{cwd}`, and the planner refuses a policy file a run could rewrite

@@ -276,7 +276,7 @@ import Testing
         func remove() {
             for p in victims where p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() }
             if socketFD >= 0 { close(socketFD) }
-            for d in [work, ro, outside, runtime] { try? FileManager.default.removeItem(atPath: d) }
+            for d in [work, ro, outside, runtime] { Harness.removeTree(d) }
         }
     }
 
