@@ -212,6 +212,9 @@ struct CgroupProbeParsingTests {
         #expect(CgroupHost.invokerDirectory(selfCgroup: "0::/docker/abc/init\n", mount: sub) == "/sys/fs/cgroup/init")
         #expect(CgroupHost.invokerDirectory(selfCgroup: "0::/elsewhere\n", mount: sub) == nil)
         #expect(CgroupHost.invokerDirectory(selfCgroup: "4:memory:/x\n", mount: m) == nil)
+        // Our cgroup outside our cgroup namespace's root has no directory under the mount.
+        #expect(CgroupHost.invokerDirectory(selfCgroup: "0::/../x\n", mount: m) == nil)
+        #expect(CgroupHost.invokerDirectory(selfCgroup: "0::/..\n", mount: m) == nil)
     }
 
     /// v1: the line naming the controller (co-mounted lists too), the mount's root
@@ -231,6 +234,10 @@ struct CgroupProbeParsingTests {
         // "cpu" is not "cpuacct", and a controller no line names has no directory.
         #expect(CgroupHost.v1InvokerDirectory(selfCgroup: "7:cpuacct:/a\n", controller: "cpu", mount: mount("/sys/fs/cgroup/cpu", "/")) == nil)
         #expect(CgroupHost.v1InvokerDirectory(selfCgroup: text, controller: "hugetlb", mount: mount("/sys/fs/cgroup/hugetlb", "/")) == nil)
+        // A combining mark after `/..` does not hide the climb (as characters, `/../`
+        // did not match it).
+        #expect(CgroupHost.v1InvokerDirectory(selfCgroup: "4:memory:/../\u{301}x\n", controller: "memory",
+                                              mount: mount("/sys/fs/cgroup/memory", "/")) == nil)
         // The cgroup2 line is not a v1 controller's.
         #expect(CgroupHost.v1InvokerDirectory(selfCgroup: "0::/ci\n", controller: "", mount: mount("/sys/fs/cgroup/x", "/")) == nil)
     }

@@ -96,14 +96,17 @@ public struct CgroupHost: Sendable {
 
         /// The directory of the line naming `controller` (nil: the cgroup2 `0::` line),
         /// joined to the mount point after removing the mount's root; nil where the
-        /// path was deleted, climbs out with `..` (v1), or lies outside the mount.
+        /// path was deleted, climbs out with `..` (our cgroup lies outside our cgroup
+        /// namespace's root: it has no path under the mount), or lies outside the
+        /// mount. `..` is looked for as bytes: compared as characters, `/..` followed
+        /// by a combining mark did not match `/../`, and such a path was joined.
         func directory(controller: String?, mount: Mount) -> String? {
             let found = controller.map { c in lines.first { $0.controllers.contains(Substring(c)) } }
                 ?? lines.first { $0.unified }
             guard let line = found else { return nil }
             var path = String(line.path)
             if path.hasSuffix(" (deleted)") { return nil }
-            if controller != nil, path.hasSuffix("/..") || Self.hasDotDotComponent(path) { return nil }
+            if path.hasSuffix("/..") || Self.hasDotDotComponent(path) { return nil }
             if mount.root != "/" {
                 guard path == mount.root || path.hasPrefix(mount.root + "/") else { return nil }
                 path = String(path.dropFirst(mount.root.count))
