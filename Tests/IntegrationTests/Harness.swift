@@ -136,7 +136,8 @@ enum Harness {
 
     /// Removes a test's directory tree, however deep: FileManager's removal fails on
     /// a path longer than PATH_MAX (a 1 900-level tree a test builds stayed behind in
-    /// /tmp), rm's walk goes by descriptor. Never crosses into another file system.
+    /// /tmp), rm's walk goes by descriptor. It does not cross into another file
+    /// system (a bind of the same one inside would be walked: no test makes one).
     static func removeTree(_ path: String) {
         _ = try? run("/bin/rm", ["-rf", "--one-file-system", "--", path])
     }
