@@ -36,32 +36,17 @@ public enum PathTemplates {
         if body.isEmpty { return .failure("empty path; \(mustBeAbsolute)") }
         if body.contains("\0") { return .failure("path contains a NUL character") }
 
-        // Templates: only known names, roots only at the start.
-        var names: [(name: String, offset: Int)] = []
-        let chars = Array(body)
-        var i = 0
-        while i < chars.count {
-            if chars[i] == "{" {
-                guard let close = chars[i...].firstIndex(of: "}") else {
-                    return .failure("unclosed \"{\" in \"\(text)\"; templates are \(allowedList)")
-                }
-                let name = String(chars[(i + 1)..<close])
-                guard allowed.contains(name) else {
-                    return .failure("unknown template \"{\(name)}\"; allowed templates: \(allowedList)")
-                }
-                names.append((name, i))
-                i = close + 1
-            } else if chars[i] == "}" {
-                return .failure("unmatched \"}\" in \"\(text)\"; templates are \(allowedList)")
-            } else {
-                i += 1
-            }
-        }
-        for (name, offset) in names where roots.contains(name) {
-            let end = offset + name.count + 2
-            if offset != 0 || (end < chars.count && chars[end] != "/") {
-                return .failure("{\(name)} stands for a directory and may only start a path, as in \"{\(name)}/sub\"")
-            }
+        // Templates: only known names, roots only at the start. An ASCII path (every
+        // path of the shipped policies) is scanned as bytes, which are its characters;
+        // other text as characters (a combining mark after "}" or "/" makes another
+        // character than the brace or slash alone).
+        let scanned = body.utf8.allSatisfy({ $0 < 0x80 })
+            ? templateNames(Array(body.utf8), text: text, brace: (0x7B, 0x7D), slash: 0x2F) { String(decoding: $0, as: UTF8.self) }
+            : templateNames(Array(body), text: text, brace: ("{", "}"), slash: "/") { String($0) }
+        let names: [(name: String, offset: Int)]
+        switch scanned {
+        case .success(let found): names = found
+        case .failure(let e): return .failure(e)
         }
         let startsWithRoot = names.first.map { $0.offset == 0 && roots.contains($0.name) } ?? false
         guard body.hasPrefix("/") || startsWithRoot else {
@@ -96,6 +81,40 @@ public enum PathTemplates {
             if normalized.isEmpty { normalized = "/" }
         }
         return .success(PathTemplate(normalized, optional: optional))
+    }
+
+    /// The templates of a path's `elements` (its bytes or its characters) with their
+    /// offsets: only known names; a root template only at the start, followed by "/"
+    /// or nothing.
+    private static func templateNames<E: Equatable>(_ chars: [E], text: String, brace: (open: E, close: E), slash: E,
+                                                    name makeName: (ArraySlice<E>) -> String)
+        -> Result<[(name: String, offset: Int)], PolicyValueError> {
+        var names: [(name: String, offset: Int)] = []
+        var i = 0
+        while i < chars.count {
+            if chars[i] == brace.open {
+                guard let close = chars[i...].firstIndex(of: brace.close) else {
+                    return .failure("unclosed \"{\" in \"\(text)\"; templates are \(allowedList)")
+                }
+                let name = makeName(chars[(i + 1)..<close])
+                guard allowed.contains(name) else {
+                    return .failure("unknown template \"{\(name)}\"; allowed templates: \(allowedList)")
+                }
+                names.append((name, i))
+                i = close + 1
+            } else if chars[i] == brace.close {
+                return .failure("unmatched \"}\" in \"\(text)\"; templates are \(allowedList)")
+            } else {
+                i += 1
+            }
+        }
+        for (name, offset) in names where roots.contains(name) {
+            let end = offset + name.count + 2
+            if offset != 0 || (end < chars.count && chars[end] != slash) {
+                return .failure("{\(name)} stands for a directory and may only start a path, as in \"{\(name)}/sub\"")
+            }
+        }
+        return .success(names)
     }
 
     /// Validates a `filesystem.protect` entry: a relative name such as `.git` or

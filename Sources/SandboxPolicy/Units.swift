@@ -79,7 +79,11 @@ public enum PolicyDuration {
             .failure("invalid duration \"\(text)\": \(why); write \(acceptedForms)")
         }
         if s.isEmpty { return fail("it is empty") }
-        if s.allSatisfy({ $0.isASCII && $0.isNumber }) {
+        // ASCII digits and letters by their byte (for ASCII, what isNumber and isLetter
+        // say, without Unicode's tables).
+        func digit(_ c: Character) -> Bool { c.asciiValue.map { (0x30...0x39).contains($0) } ?? false }
+        func letter(_ c: Character) -> Bool { c.asciiValue.map { (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) } ?? false }
+        if s.allSatisfy(digit) {
             guard let secs = UInt64(s) else { return fail("the number is too large") }
             let (ms, o) = secs.multipliedReportingOverflow(by: 1_000)
             return o ? fail("the number is too large") : .success(ms)
@@ -88,10 +92,10 @@ public enum PolicyDuration {
         var total: UInt64 = 0
         var seen = Set<String>()
         while !rest.isEmpty {
-            let digits = rest.prefix(while: { $0.isASCII && $0.isNumber })
+            let digits = rest.prefix(while: digit)
             if digits.isEmpty { return fail("expected a number at \"\(rest)\"") }
             rest = rest.dropFirst(digits.count)
-            let letters = rest.prefix(while: { $0.isASCII && $0.isLetter })
+            let letters = rest.prefix(while: letter)
             rest = rest.dropFirst(letters.count)
             guard let mult = units.first(where: { $0.0 == String(letters) })?.1 else {
                 if letters.isEmpty { return fail("\"\(digits)\" has no unit") }
@@ -147,6 +151,12 @@ extension StringProtocol {
     /// U+0085 and categories Zl and Zp). BlankTrimmingTests compares them — without
     /// Foundation, which the binary does not link (its ICU cost every run's start-up).
     public func trimmingBlanks(newlines: Bool = false) -> String {
+        // Text that starts and ends with an ASCII byte that is not blank (what policy
+        // values almost always are) has nothing to trim: no Unicode property lookup,
+        // no rebuilt string (both were a measurable part of a cold run's policy load).
+        func asciiBlank(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 || (newlines && (0x0A...0x0D).contains(b)) }
+        if let f = unicodeScalars.first, let l = unicodeScalars.last, f.isASCII, l.isASCII,
+           !asciiBlank(UInt8(f.value)), !asciiBlank(UInt8(l.value)) { return String(self) }
         func blank(_ u: Unicode.Scalar) -> Bool {
             if u == "\t" || u == "\u{200B}" || u.properties.generalCategory == .spaceSeparator { return true }
             guard newlines else { return false }

@@ -37,7 +37,8 @@ import Testing
         #expect(try PolicyDuration.parseMilliseconds(text).get() == ms)
     }
 
-    @Test(arguments: ["forever", "", "5x", "m5", "1m1m", "1.5s", "-3s"])
+    // Digits and unit letters are ASCII: an Arabic-Indic three or a fullwidth s is not one.
+    @Test(arguments: ["forever", "", "5x", "m5", "1m1m", "1.5s", "-3s", "\u{663}s", "3\u{FF53}"])
     func rejects(_ text: String) {
         guard case .failure(let e) = PolicyDuration.parseMilliseconds(text) else {
             Issue.record("\"\(text)\" was accepted")
@@ -67,6 +68,8 @@ import Testing
         ("{policy_dir}/data", "/etc/sandbox/policies/data", false),
         ("{policy_dir}", "/etc/sandbox/policies", false),
         ("{policy_dir}/opt?", "/etc/sandbox/policies/opt", true),
+        // Not ASCII: scanned as characters.
+        ("/é/{uid}-x", "/é/{uid}-x", false), ("{cwd}/é", "{cwd}/é", false),
     ] as [(String, String, Bool)])
     func accepts(_ text: String, _ raw: String, _ optional: Bool) throws {
         let t = try parse(text).get()
@@ -86,6 +89,10 @@ import Testing
         ("/a/{cwd", "unclosed"),
         ("/a}", "unmatched"),
         ("/a\0b", "NUL"),
+        // A combining mark after the slash makes another character than "/".
+        ("{cwd}/\u{301}x", "may only start a path"),
+        ("/é/{cwd}", "may only start a path"),
+        ("/é/{nope}", "unknown template \"{nope}\""),
     ])
     func rejects(_ text: String, _ fragment: String) {
         guard case .failure(let e) = parse(text) else {
