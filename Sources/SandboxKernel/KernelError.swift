@@ -183,9 +183,16 @@ extension FD {
 extension String {
     /// Without leading and trailing whitespace (kernel files end in "\n").
     var trimmed: String {
+        // ASCII by its byte (space, tab to carriage return: Unicode's White_Space in
+        // ASCII); `isWhitespace` looks in the runtime's Unicode tables, whose first
+        // use costs page faults, and kernel files are ASCII.
+        func space(_ c: Character) -> Bool {
+            if let a = c.asciiValue { return a == 0x20 || (0x09...0x0D).contains(a) }
+            return c.isWhitespace
+        }
         var s = Substring(self)
-        while let c = s.first, c.isWhitespace { s.removeFirst() }
-        while let c = s.last, c.isWhitespace { s.removeLast() }
+        while let c = s.first, space(c) { s.removeFirst() }
+        while let c = s.last, space(c) { s.removeLast() }
         return String(s)
     }
 }

@@ -592,7 +592,7 @@ struct FilterCache {
     }
 
     static func safeDigest(_ spec: SeccompSpec) -> String {
-        String(spec.rulesDigest.map { $0.isLetter || $0.isNumber || "-_.".contains($0) ? $0 : "_" })
+        String(spec.rulesDigest.map { $0.isASCIILetter || $0.isASCIIDigit || "-_.".contains($0) ? $0 : "_" })
     }
 
     /// SHA-256 (hex) of every field a filter is compiled from, in an unambiguous

@@ -882,7 +882,7 @@ struct Context {
 
     static func kernel(_ release: String, atLeast wanted: String) -> Bool {
         func parts(_ s: String) -> [Int] {
-            s.split(whereSeparator: { !$0.isNumber }).prefix(2).map { Int($0) ?? 0 }
+            s.split(whereSeparator: { !$0.isASCIIDigit }).prefix(2).map { Int($0) ?? 0 }
         }
         let a = parts(release), b = parts(wanted)
         return (a.first ?? 0, a.dropFirst().first ?? 0) >= (b.first ?? 0, b.dropFirst().first ?? 0)

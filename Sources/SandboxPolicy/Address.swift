@@ -15,7 +15,7 @@ public enum IPAddress: Sendable, Hashable, Comparable, CustomStringConvertible {
             guard parts.count == 4 else { return nil }
             var value: UInt32 = 0
             for part in parts {
-                guard !part.isEmpty, part.count <= 3, part.allSatisfy({ $0.isASCII && $0.isNumber }),
+                guard !part.isEmpty, part.count <= 3, part.allSatisfy(\.isASCIIDigit),
                       !(part.count > 1 && part.first == "0"),
                       let octet = UInt32(part), octet <= 255 else { return nil }
                 value = value << 8 | octet

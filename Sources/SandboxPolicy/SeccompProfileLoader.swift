@@ -213,7 +213,7 @@ struct SeccompProfileReader {
             error(node, path, "\(text) is negative; expected \(what)")
             return nil
         }
-        guard text.allSatisfy({ $0.isASCII && $0.isNumber }) else {
+        guard text.allSatisfy(\.isASCIIDigit) else {
             error(node, path, "\(text) is not an integer; expected \(what)")
             return nil
         }
@@ -466,7 +466,7 @@ struct SeccompProfileReader {
     static func kernelVersion(_ s: String) -> String? {
         let parts = s.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 2,
-              parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy { $0.isASCII && $0.isNumber } }),
+              parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isASCIIDigit) }),
               let kernel = UInt8(parts[0]), let major = UInt8(parts[1]),
               kernel != 0 || major != 0 else { return nil }
         return "\(kernel).\(major)"

@@ -28,11 +28,11 @@ public enum ByteSize {
         }
         var digits = Substring(""), fraction = Substring("")
         var rest = Substring(s)
-        digits = rest.prefix(while: { $0.isASCII && $0.isNumber })
+        digits = rest.prefix(while: { $0.isASCIIDigit })
         rest = rest.dropFirst(digits.count)
         if rest.first == "." {
             rest = rest.dropFirst()
-            fraction = rest.prefix(while: { $0.isASCII && $0.isNumber })
+            fraction = rest.prefix(while: { $0.isASCIIDigit })
             rest = rest.dropFirst(fraction.count)
             if fraction.isEmpty { return fail("a digit must follow the decimal point") }
         }
@@ -79,11 +79,7 @@ public enum PolicyDuration {
             .failure("invalid duration \"\(text)\": \(why); write \(acceptedForms)")
         }
         if s.isEmpty { return fail("it is empty") }
-        // ASCII digits and letters by their byte (for ASCII, what isNumber and isLetter
-        // say, without Unicode's tables).
-        func digit(_ c: Character) -> Bool { c.asciiValue.map { (0x30...0x39).contains($0) } ?? false }
-        func letter(_ c: Character) -> Bool { c.asciiValue.map { (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) } ?? false }
-        if s.allSatisfy(digit) {
+        if s.allSatisfy(\.isASCIIDigit) {
             guard let secs = UInt64(s) else { return fail("the number is too large") }
             let (ms, o) = secs.multipliedReportingOverflow(by: 1_000)
             return o ? fail("the number is too large") : .success(ms)
@@ -92,10 +88,10 @@ public enum PolicyDuration {
         var total: UInt64 = 0
         var seen = Set<String>()
         while !rest.isEmpty {
-            let digits = rest.prefix(while: digit)
+            let digits = rest.prefix(while: \.isASCIIDigit)
             if digits.isEmpty { return fail("expected a number at \"\(rest)\"") }
             rest = rest.dropFirst(digits.count)
-            let letters = rest.prefix(while: letter)
+            let letters = rest.prefix(while: \.isASCIILetter)
             rest = rest.dropFirst(letters.count)
             guard let mult = units.first(where: { $0.0 == String(letters) })?.1 else {
                 if letters.isEmpty { return fail("\"\(digits)\" has no unit") }

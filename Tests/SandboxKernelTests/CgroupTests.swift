@@ -764,3 +764,24 @@ struct CgroupKernelTests {
         #expect(RunCgroup.existingRunIds(host: host).isEmpty)
     }
 }
+
+/// `trimmed` (kernel files' text) reads ASCII whitespace by its byte: the same as
+/// `isWhitespace` on every ASCII character, and `isWhitespace` beyond ASCII.
+@Suite struct KernelTextTrimmingTests {
+    func reference(_ s: String) -> String {
+        var t = Substring(s)
+        while let c = t.first, c.isWhitespace { t.removeFirst() }
+        while let c = t.last, c.isWhitespace { t.removeLast() }
+        return String(t)
+    }
+
+    @Test func agreesWithIsWhitespace() {
+        var scalars = (0...0x7F).compactMap(Unicode.Scalar.init)
+        scalars += ["\u{85}", "\u{A0}", "\u{2028}", "\u{3000}", "\u{200B}", "\u{301}", "é"]
+        for u in scalars {
+            for s in [String(u), "\(u)x\(u)", "\(u)\(u)1 2\(u)", "\r\n\(u)\r\n"] {
+                #expect(s.trimmed == reference(s), "U+\(String(u.value, radix: 16)) in \(s.debugDescription)")
+            }
+        }
+    }
+}

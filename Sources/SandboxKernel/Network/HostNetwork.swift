@@ -65,7 +65,7 @@ struct Bridge: Sendable, Equatable {
         guard let gw = IPv4(c.address) else { throw bad(c.address, "not an IPv4 address") }
         guard (8...30).contains(c.prefixLength) else { throw bad("/\(c.prefixLength)", "the prefix length must be 8-30") }
         guard c.table.first.map({ $0.isASCII && $0.isLetter }) == true, c.table.count <= 32,
-              c.table.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }) else {
+              c.table.allSatisfy({ $0.isASCIILetter || $0.isASCIIDigit || $0 == "_" }) else {
             throw bad(c.table, "an nft table name is a letter, then letters, digits and _")
         }
         guard c.stateDir.hasPrefix("/") else { throw bad(c.stateDir, "the state directory must be absolute") }
@@ -76,7 +76,7 @@ struct Bridge: Sendable, Equatable {
 
     static func isInterfaceName(_ s: String) -> Bool {
         (1...15).contains(s.utf8.count)
-            && s.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }
+            && s.allSatisfy { $0.isASCIILetter || $0.isASCIIDigit || $0 == "_" || $0 == "-" }
     }
 
     /// Our host table, replaced as a whole in one transaction (`add` makes the
