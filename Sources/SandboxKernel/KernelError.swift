@@ -68,17 +68,21 @@ public enum FD {
     /// Reads until EOF, `max` bytes, or an error (EINTR is retried); the error, if one
     /// stopped it, comes back with what was read before (EAGAIN for a drained
     /// non-blocking fd).
-    public static func read(_ fd: Int32, max: Int = Int.max) -> (bytes: [UInt8], errno: Int32?) {
+    public static func read(_ fd: Int32, max: Int = Int.max, chunk: Int = 16384) -> (bytes: [UInt8], errno: Int32?) {
         var out: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 16384)
+        // Not zeroed: read(2) writes what is used, and a fresh buffer's pages are
+        // then touched only as far as the file goes (run start-up reads several
+        // small kernel files; zeroing each buffer faulted in all of its pages).
+        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 1)
+        defer { buf.deallocate() }
         while out.count < max {
-            let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, Swift.min($0.count, max - out.count)) }
+            let n = Glibc.read(fd, buf.baseAddress, Swift.min(buf.count, max - out.count))
             if n < 0 {
                 if Glibc.errno == EINTR { continue }
                 return (out, Glibc.errno)
             }
             if n == 0 { break }
-            out.append(contentsOf: buf[0..<n])
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[0..<n]))
         }
         return (out, nil)
     }
