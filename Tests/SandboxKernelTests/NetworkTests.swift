@@ -197,41 +197,41 @@ private func sandboxRuleset(dns: String) -> String {
     @Test func refusalSetElementsAreParsed() {
         func counter(_ packets: UInt64) -> (inout NetlinkMessage) -> Void {
             { m in
-                m.attribute(RefusalSets.NFTA_EXPR_NAME, string: "counter")
-                m.nested(RefusalSets.NFTA_EXPR_DATA) { d in
+                m.attribute(NFTables.NFTA_EXPR_NAME, string: "counter")
+                m.nested(NFTables.NFTA_EXPR_DATA) { d in
                     d.attribute(1, (0..<8).map { UInt8((UInt64(packets * 29) >> (56 - 8 * UInt64($0))) & 0xff) })   // bytes
-                    d.attribute(RefusalSets.NFTA_COUNTER_PACKETS, (0..<8).map { UInt8((packets >> (56 - 8 * UInt64($0))) & 0xff) })
+                    d.attribute(NFTables.NFTA_COUNTER_PACKETS, (0..<8).map { UInt8((packets >> (56 - 8 * UInt64($0))) & 0xff) })
                 }
             }
         }
         func element(_ key: [UInt8], packets: UInt64, list: Bool) -> (inout NetlinkMessage) -> Void {
             { e in
-                e.nested(RefusalSets.NFTA_SET_ELEM_KEY) { $0.attribute(RefusalSets.NFTA_DATA_VALUE, key) }
+                e.nested(NFTables.NFTA_SET_ELEM_KEY) { $0.attribute(NFTables.NFTA_DATA_VALUE, key) }
                 if list {
-                    e.nested(RefusalSets.NFTA_SET_ELEM_EXPRESSIONS) { $0.nested(RefusalSets.NFTA_LIST_ELEM, counter(packets)) }
+                    e.nested(NFTables.NFTA_SET_ELEM_EXPRESSIONS) { $0.nested(NFTables.NFTA_LIST_ELEM, counter(packets)) }
                 } else {
-                    e.nested(RefusalSets.NFTA_SET_ELEM_EXPR, counter(packets))
+                    e.nested(NFTables.NFTA_SET_ELEM_EXPR, counter(packets))
                 }
             }
         }
-        var m = NetlinkMessage(type: RefusalSets.NFT_MSG_NEWSETELEM, flags: 0)
-        m.raw([RefusalSets.NFPROTO_INET, 0, 0, 0])
-        m.attribute(RefusalSets.NFTA_SET_ELEM_LIST_TABLE, string: "sandbox")
-        m.attribute(RefusalSets.NFTA_SET_ELEM_LIST_SET, string: "denied4")
-        m.nested(RefusalSets.NFTA_SET_ELEM_LIST_ELEMENTS) { l in
-            l.nested(RefusalSets.NFTA_LIST_ELEM, element([10, 9, 9, 9, 17, 0, 0, 0, 0x27, 0x0f, 0, 0], packets: 3, list: false))
-            l.nested(RefusalSets.NFTA_LIST_ELEM, element([10, 9, 9, 8, 6, 0, 0, 0, 0, 81, 0, 0], packets: 1 << 33, list: true))
+        var m = NetlinkMessage(type: NFTables.NFT_MSG_NEWSETELEM, flags: 0)
+        m.raw([NFTables.NFPROTO_INET, 0, 0, 0])
+        m.attribute(NFTables.NFTA_SET_ELEM_LIST_TABLE, string: "sandbox")
+        m.attribute(NFTables.NFTA_SET_ELEM_LIST_SET, string: "denied4")
+        m.nested(NFTables.NFTA_SET_ELEM_LIST_ELEMENTS) { l in
+            l.nested(NFTables.NFTA_LIST_ELEM, element([10, 9, 9, 9, 17, 0, 0, 0, 0x27, 0x0f, 0, 0], packets: 3, list: false))
+            l.nested(NFTables.NFTA_LIST_ELEM, element([10, 9, 9, 8, 6, 0, 0, 0, 0, 81, 0, 0], packets: 1 << 33, list: true))
             // Another key length: not a refusal set's element.
-            l.nested(RefusalSets.NFTA_LIST_ELEM, element([10, 9, 9, 7], packets: 1, list: false))
+            l.nested(NFTables.NFTA_LIST_ELEM, element([10, 9, 9, 7], packets: 1, list: false))
         }
         #expect(RefusalSets.elements(m.payload, v6: false, reason: .connectionRate) == [
             DeniedDestination(daddr: "10.9.9.9", dport: 9999, proto: "udp", packets: 3, reason: .connectionRate),
             DeniedDestination(daddr: "10.9.9.8", dport: 81, proto: "tcp", packets: 1 << 33, reason: .connectionRate),
         ])
-        var v6 = NetlinkMessage(type: RefusalSets.NFT_MSG_NEWSETELEM, flags: 0)
-        v6.raw([RefusalSets.NFPROTO_INET, 0, 0, 0])
-        v6.nested(RefusalSets.NFTA_SET_ELEM_LIST_ELEMENTS) { l in
-            l.nested(RefusalSets.NFTA_LIST_ELEM, element([0x20, 0x01, 0x0d, 0xb8] + [UInt8](repeating: 0, count: 11) + [1, 6, 0, 0, 0, 1, 0xbb, 0, 0], packets: 2, list: false))
+        var v6 = NetlinkMessage(type: NFTables.NFT_MSG_NEWSETELEM, flags: 0)
+        v6.raw([NFTables.NFPROTO_INET, 0, 0, 0])
+        v6.nested(NFTables.NFTA_SET_ELEM_LIST_ELEMENTS) { l in
+            l.nested(NFTables.NFTA_LIST_ELEM, element([0x20, 0x01, 0x0d, 0xb8] + [UInt8](repeating: 0, count: 11) + [1, 6, 0, 0, 0, 1, 0xbb, 0, 0], packets: 2, list: false))
         }
         #expect(RefusalSets.elements(v6.payload, v6: true, reason: .notAllowed) == [
             DeniedDestination(daddr: "2001:db8::1", dport: 443, proto: "tcp", packets: 2),
@@ -854,9 +854,9 @@ func tcpProbe(_ host: String, _ port: UInt16, timeoutMs: Int32 = 1000) -> String
     @Test func nameSetMessageBytes() {
         let m = NameSets.messages([.init(set: "s", address: [10, 0, 0, 1], timeoutSeconds: 2),
                                    .init(set: "s", address: [10, 0, 0, 1], timeoutSeconds: nil)], table: "t")
-        #expect(m.map(\.type) == [NameSets.NFT_MSG_DELSETELEM, RefusalSets.NFT_MSG_NEWSETELEM])
+        #expect(m.map(\.type) == [NFTables.NFT_MSG_DELSETELEM, NFTables.NFT_MSG_NEWSETELEM])
         #expect(m[1].flags == RTNL.NLM_F_CREATE)
-        let add: [UInt8] = [1, 0, 0, 0,                                   // nfgenmsg: NFPROTO_INET, v0
+        let add: [UInt8] = [1, 0, 0, 0,                                   // nfgenmsg: NFTables.NFPROTO_INET, v0
                             6, 0, 1, 0, 0x74, 0, 0, 0,                    // TABLE "t"
                             6, 0, 2, 0, 0x73, 0, 0, 0,                    // SET "s"
                             32, 0, 3, 0x80,                               // ELEMENTS (nested)

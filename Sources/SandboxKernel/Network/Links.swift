@@ -26,10 +26,10 @@ extension RouteSocket {
     /// sockets only): it changes with every committed change of any table there, so an
     /// unchanged value means a ruleset checked before is still as it was.
     func nftGeneration() throws(KernelError) -> UInt32 {
-        var m = NetlinkMessage(type: RTNL.NFT_MSG_GETGEN, flags: 0)
+        var m = NetlinkMessage(type: NFTables.NFT_MSG_GETGEN, flags: 0)
         m.raw([RTNL.AF_UNSPEC, 0, 0, 0]) // struct nfgenmsg { family, version, res_id (be16) }
-        for reply in try request(m, subject: "nf_tables generation") where reply.type == RTNL.NFT_MSG_NEWGEN {
-            for a in netlinkAttributes(reply.payload, from: 4) where a.type == RTNL.NFTA_GEN_ID && a.data.count == 4 {
+        for reply in try request(m, subject: "nf_tables generation") where reply.type == NFTables.NFT_MSG_NEWGEN {
+            for a in netlinkAttributes(reply.payload, from: 4) where a.type == NFTables.NFTA_GEN_ID && a.data.count == 4 {
                 return UInt32(a.data[0]) << 24 | UInt32(a.data[1]) << 16 | UInt32(a.data[2]) << 8 | UInt32(a.data[3])
             }
         }

@@ -14,13 +14,7 @@ import SandboxVocabulary
 /// address is random (`sbx_net_netlink_bind`). It also spares each update a thread
 /// that enters the namespace and libnftables' parse and cache fetch.
 final class NameSets {
-    // <linux/netfilter/nfnetlink.h>, <linux/netfilter/nf_tables.h>
-    static let NFNL_MSG_BATCH_BEGIN: UInt16 = 16   // NLMSG_MIN_TYPE
-    static let NFNL_MSG_BATCH_END: UInt16 = 17
-    static let NFNL_SUBSYS_NFTABLES: UInt8 = 10
-    static let NFT_MSG_DELSETELEM: UInt16 = 10 << 8 | 14
-    static let NFTA_SET_ELEM_TIMEOUT: UInt16 = 4
-    static let NLA_F_NESTED: UInt16 = 0x8000
+    // The numbers it speaks: `NFTables`.
 
     /// One element change: the address (4 or 16 bytes, network order) in `set`, added
     /// with `timeoutSeconds`, or deleted (nil).
@@ -109,27 +103,27 @@ final class NameSets {
         var out: [NetlinkMessage] = []
         for set in sets {
             let (deletes, adds) = bySet[set]!
-            if !deletes.isEmpty { out.append(message(NFT_MSG_DELSETELEM, flags: 0, table: table, set: set, deletes)) }
-            if !adds.isEmpty { out.append(message(RefusalSets.NFT_MSG_NEWSETELEM, flags: RTNL.NLM_F_CREATE, table: table, set: set, adds)) }
+            if !deletes.isEmpty { out.append(message(NFTables.NFT_MSG_DELSETELEM, flags: 0, table: table, set: set, deletes)) }
+            if !adds.isEmpty { out.append(message(NFTables.NFT_MSG_NEWSETELEM, flags: RTNL.NLM_F_CREATE, table: table, set: set, adds)) }
         }
         return out
     }
 
     private static func message(_ type: UInt16, flags: UInt16, table: String, set: String, _ elements: [Change]) -> NetlinkMessage {
         var m = NetlinkMessage(type: type, flags: flags)
-        m.raw([RefusalSets.NFPROTO_INET, RefusalSets.NFNETLINK_V0, 0, 0])   // struct nfgenmsg
-        m.attribute(RefusalSets.NFTA_SET_ELEM_LIST_TABLE, string: table)
-        m.attribute(RefusalSets.NFTA_SET_ELEM_LIST_SET, string: set)
-        m.nested(RefusalSets.NFTA_SET_ELEM_LIST_ELEMENTS | NLA_F_NESTED) { list in
+        m.raw([NFTables.NFPROTO_INET, NFTables.NFNETLINK_V0, 0, 0])   // struct nfgenmsg
+        m.attribute(NFTables.NFTA_SET_ELEM_LIST_TABLE, string: table)
+        m.attribute(NFTables.NFTA_SET_ELEM_LIST_SET, string: set)
+        m.nested(NFTables.NFTA_SET_ELEM_LIST_ELEMENTS | NFTables.NLA_F_NESTED) { list in
             for e in elements {
-                list.nested(RefusalSets.NFTA_LIST_ELEM | NLA_F_NESTED) { element in
-                    element.nested(RefusalSets.NFTA_SET_ELEM_KEY | NLA_F_NESTED) { key in
-                        key.attribute(RefusalSets.NFTA_DATA_VALUE, e.address)
+                list.nested(NFTables.NFTA_LIST_ELEM | NFTables.NLA_F_NESTED) { element in
+                    element.nested(NFTables.NFTA_SET_ELEM_KEY | NFTables.NLA_F_NESTED) { key in
+                        key.attribute(NFTables.NFTA_DATA_VALUE, e.address)
                     }
                     if let seconds = e.timeoutSeconds {
                         // Milliseconds, big-endian (NLA_U64 in network order).
                         let ms = UInt64(seconds) * 1000
-                        element.attribute(NFTA_SET_ELEM_TIMEOUT, (0..<8).map { UInt8((ms >> (56 - 8 * UInt64($0))) & 0xff) })
+                        element.attribute(NFTables.NFTA_SET_ELEM_TIMEOUT, (0..<8).map { UInt8((ms >> (56 - 8 * UInt64($0))) & 0xff) })
                     }
                 }
             }
@@ -148,10 +142,10 @@ extension RouteSocket {
     func transaction(_ messages: [NetlinkMessage], subject: String, timeoutMs: Int32) throws(KernelError) {
         guard !messages.isEmpty else { return }
         // struct nfgenmsg of the batch markers: res_id = NFNL_SUBSYS_NFTABLES, big-endian.
-        let marker: [UInt8] = [RTNL.AF_UNSPEC, RefusalSets.NFNETLINK_V0, 0, NameSets.NFNL_SUBSYS_NFTABLES]
-        var begin = NetlinkMessage(type: NameSets.NFNL_MSG_BATCH_BEGIN, flags: RTNL.NLM_F_REQUEST)
+        let marker: [UInt8] = [RTNL.AF_UNSPEC, NFTables.NFNETLINK_V0, 0, NFTables.NFNL_SUBSYS_NFTABLES]
+        var begin = NetlinkMessage(type: NFTables.NFNL_MSG_BATCH_BEGIN, flags: RTNL.NLM_F_REQUEST)
         begin.raw(marker)
-        var end = NetlinkMessage(type: NameSets.NFNL_MSG_BATCH_END, flags: RTNL.NLM_F_REQUEST)
+        var end = NetlinkMessage(type: NFTables.NFNL_MSG_BATCH_END, flags: RTNL.NLM_F_REQUEST)
         end.raw(marker)
         let beginSeq = nextSeq()
         var bytes = begin.encoded(seq: beginSeq)

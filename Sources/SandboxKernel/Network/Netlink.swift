@@ -49,12 +49,8 @@ enum RTNL {
     static let RTA_OIF: UInt16 = 4
     static let RTA_GATEWAY: UInt16 = 5
 
-    // nfnetlink (<linux/netfilter/nfnetlink.h>, <linux/netfilter/nf_tables.h>): the
-    // type is the subsystem (NFNL_SUBSYS_NFTABLES = 10) << 8 | the message.
+    // The nfnetlink family (its messages' numbers: `NFTables`).
     static let NETLINK_NETFILTER: Int32 = 12
-    static let NFT_MSG_NEWGEN: UInt16 = 10 << 8 | 15
-    static let NFT_MSG_GETGEN: UInt16 = 10 << 8 | 16
-    static let NFTA_GEN_ID: UInt16 = 1
 
     static let AF_UNSPEC: UInt8 = 0
     static let AF_INET: UInt8 = 2
@@ -73,7 +69,7 @@ enum RTNL {
         case RTM_NEWADDR: return "RTM_NEWADDR"
         case RTM_NEWROUTE: return "RTM_NEWROUTE"
         case RTM_GETADDR: return "RTM_GETADDR"
-        case NFT_MSG_GETGEN: return "NFT_MSG_GETGEN"
+        case NFTables.NFT_MSG_GETGEN: return "NFT_MSG_GETGEN"
         default: return "type \(type)"
         }
     }

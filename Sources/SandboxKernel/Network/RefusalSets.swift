@@ -11,27 +11,7 @@ import SandboxVocabulary
 /// under `sandbox serve` (issue 16). The dump returns only the elements, each a key
 /// and its counter, in the kernel's own layout (<linux/netfilter/nf_tables.h>).
 struct RefusalSets {
-    // nfnetlink message types: NFNL_SUBSYS_NFTABLES (10) << 8 | NFT_MSG_*.
-    static let NFT_MSG_GETSETELEM: UInt16 = 10 << 8 | 13
-    static let NFT_MSG_NEWSETELEM: UInt16 = 10 << 8 | 12
-    // struct nfgenmsg { u8 nfgen_family; u8 version; __be16 res_id; }
-    static let NFPROTO_INET: UInt8 = 1
-    static let NFNETLINK_V0: UInt8 = 0
-    // enum nft_set_elem_list_attributes
-    static let NFTA_SET_ELEM_LIST_TABLE: UInt16 = 1
-    static let NFTA_SET_ELEM_LIST_SET: UInt16 = 2
-    static let NFTA_SET_ELEM_LIST_ELEMENTS: UInt16 = 3
-    // enum nft_list_attributes
-    static let NFTA_LIST_ELEM: UInt16 = 1
-    // enum nft_set_elem_attributes
-    static let NFTA_SET_ELEM_KEY: UInt16 = 1
-    static let NFTA_SET_ELEM_EXPR: UInt16 = 7
-    static let NFTA_SET_ELEM_EXPRESSIONS: UInt16 = 11
-    // enum nft_data_attributes, nft_expr_attributes, nft_counter_attributes
-    static let NFTA_DATA_VALUE: UInt16 = 1
-    static let NFTA_EXPR_NAME: UInt16 = 1
-    static let NFTA_EXPR_DATA: UInt16 = 2
-    static let NFTA_COUNTER_PACKETS: UInt16 = 2
+    // The numbers it speaks: `NFTables`.
 
     /// NETLINK_NETFILTER, in the namespace of the thread that makes it (the run's).
     private let socket: RouteSocket
@@ -51,7 +31,7 @@ struct RefusalSets {
                 } catch where error.errno?.rawValue == ENOENT {
                     continue   // a ruleset without this set
                 }
-                for reply in replies where reply.type == Self.NFT_MSG_NEWSETELEM {
+                for reply in replies where reply.type == NFTables.NFT_MSG_NEWSETELEM {
                     out += Self.elements(reply.payload, v6: v6, reason: reason)
                 }
             }
@@ -61,10 +41,10 @@ struct RefusalSets {
 
     /// GETSETELEM, a dump of one set's elements.
     static func request(table: String, set: String) -> NetlinkMessage {
-        var m = NetlinkMessage(type: NFT_MSG_GETSETELEM, flags: RTNL.NLM_F_DUMP)
-        m.raw([NFPROTO_INET, NFNETLINK_V0, 0, 0])
-        m.attribute(NFTA_SET_ELEM_LIST_TABLE, string: table)
-        m.attribute(NFTA_SET_ELEM_LIST_SET, string: set)
+        var m = NetlinkMessage(type: NFTables.NFT_MSG_GETSETELEM, flags: RTNL.NLM_F_DUMP)
+        m.raw([NFTables.NFPROTO_INET, NFTables.NFNETLINK_V0, 0, 0])
+        m.attribute(NFTables.NFTA_SET_ELEM_LIST_TABLE, string: table)
+        m.attribute(NFTables.NFTA_SET_ELEM_LIST_SET, string: set)
         return m
     }
 
@@ -76,18 +56,18 @@ struct RefusalSets {
     static func elements(_ payload: [UInt8], v6: Bool, reason: EgressRefusal) -> [DeniedDestination] {
         let addressBytes = v6 ? 16 : 4
         var out: [DeniedDestination] = []
-        for list in netlinkAttributes(payload, from: 4) where list.type == NFTA_SET_ELEM_LIST_ELEMENTS {
-            for element in netlinkAttributes(list.data, from: 0) where element.type == NFTA_LIST_ELEM {
+        for list in netlinkAttributes(payload, from: 4) where list.type == NFTables.NFTA_SET_ELEM_LIST_ELEMENTS {
+            for element in netlinkAttributes(list.data, from: 0) where element.type == NFTables.NFTA_LIST_ELEM {
                 var key: [UInt8]? = nil
                 var packets: UInt64 = 0
                 for a in netlinkAttributes(element.data, from: 0) {
                     switch a.type {
-                    case NFTA_SET_ELEM_KEY:
-                        key = netlinkAttributes(a.data, from: 0).first { $0.type == NFTA_DATA_VALUE }?.data
-                    case NFTA_SET_ELEM_EXPR:
+                    case NFTables.NFTA_SET_ELEM_KEY:
+                        key = netlinkAttributes(a.data, from: 0).first { $0.type == NFTables.NFTA_DATA_VALUE }?.data
+                    case NFTables.NFTA_SET_ELEM_EXPR:
                         packets = saturatingSum(packets, counterPackets(a.data))
-                    case NFTA_SET_ELEM_EXPRESSIONS:
-                        for e in netlinkAttributes(a.data, from: 0) where e.type == NFTA_LIST_ELEM {
+                    case NFTables.NFTA_SET_ELEM_EXPRESSIONS:
+                        for e in netlinkAttributes(a.data, from: 0) where e.type == NFTables.NFTA_LIST_ELEM {
                             packets = saturatingSum(packets, counterPackets(e.data))
                         }
                     default: break
@@ -111,9 +91,9 @@ struct RefusalSets {
     /// The packets of a `counter` expression (name, then data); 0 for any other.
     static func counterPackets(_ expression: [UInt8]) -> UInt64 {
         let attributes = netlinkAttributes(expression, from: 0)
-        guard let name = attributes.first(where: { $0.type == NFTA_EXPR_NAME }), cString(name.data) == "counter",
-              let data = attributes.first(where: { $0.type == NFTA_EXPR_DATA }),
-              let p = netlinkAttributes(data.data, from: 0).first(where: { $0.type == NFTA_COUNTER_PACKETS }),
+        guard let name = attributes.first(where: { $0.type == NFTables.NFTA_EXPR_NAME }), cString(name.data) == "counter",
+              let data = attributes.first(where: { $0.type == NFTables.NFTA_EXPR_DATA }),
+              let p = netlinkAttributes(data.data, from: 0).first(where: { $0.type == NFTables.NFTA_COUNTER_PACKETS }),
               p.data.count == 8 else { return 0 }
         return p.data.reduce(0) { $0 << 8 | UInt64($1) }   // big-endian
     }
