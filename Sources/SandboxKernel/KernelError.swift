@@ -69,6 +69,7 @@ public enum FD {
     /// stopped it, comes back with what was read before (EAGAIN for a drained
     /// non-blocking fd).
     public static func read(_ fd: Int32, max: Int = Int.max, chunk: Int = 16384) -> (bytes: [UInt8], errno: Int32?) {
+        precondition(chunk > 0, "FD.read: a chunk of \(chunk) bytes")
         var out: [UInt8] = []
         // Not zeroed: read(2) writes what is used, and a fresh buffer's pages are
         // then touched only as far as the file goes (run start-up reads several

@@ -64,7 +64,7 @@ struct Bridge: Sendable, Equatable {
         }
         guard let gw = IPv4(c.address) else { throw bad(c.address, "not an IPv4 address") }
         guard (8...30).contains(c.prefixLength) else { throw bad("/\(c.prefixLength)", "the prefix length must be 8-30") }
-        guard c.table.first.map({ $0.isASCII && $0.isLetter }) == true, c.table.count <= 32,
+        guard c.table.first?.isASCIILetter == true, c.table.count <= 32,
               c.table.allSatisfy({ $0.isASCIILetter || $0.isASCIIDigit || $0 == "_" }) else {
             throw bad(c.table, "an nft table name is a letter, then letters, digits and _")
         }
