@@ -106,6 +106,63 @@ public enum CanonicalJSON {
         out.append(UInt8(ascii: "\""))
     }
 
+    /// Canonical JSON (no whitespace outside strings) laid out as `JSONEncoder`'s
+    /// `.prettyPrinted` does: each member and element on a line of its own, indented
+    /// two spaces a level, `"key" : value`, an empty object or array as `{` and `}`
+    /// with an empty line between. Strings and scalars are copied as they are.
+    static func indented(_ json: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(json.count * 2)
+        var depth = 0
+        func newline() {
+            out.append(UInt8(ascii: "\n"))
+            out.append(contentsOf: repeatElement(UInt8(ascii: " "), count: 2 * depth))
+        }
+        var i = 0
+        while i < json.count {
+            let b = json[i]
+            switch b {
+            case UInt8(ascii: "\""):
+                // The string as it is, through its closing quote.
+                out.append(b)
+                i += 1
+                while i < json.count {
+                    let c = json[i]
+                    out.append(c)
+                    i += 1
+                    if c == UInt8(ascii: "\\"), i < json.count { out.append(json[i]); i += 1; continue }
+                    if c == UInt8(ascii: "\"") { break }
+                }
+                continue
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                out.append(b)
+                let close = b == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")
+                if i + 1 < json.count, json[i + 1] == close {
+                    out.append(UInt8(ascii: "\n"))
+                    newline()
+                    out.append(close)
+                    i += 2
+                    continue
+                }
+                depth += 1
+                newline()
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                depth -= 1
+                newline()
+                out.append(b)
+            case UInt8(ascii: ","):
+                out.append(b)
+                newline()
+            case UInt8(ascii: ":"):
+                out.append(contentsOf: [UInt8(ascii: " "), b, UInt8(ascii: " ")])
+            default:
+                out.append(b)
+            }
+            i += 1
+        }
+        return out
+    }
+
     // MARK: Encoder
 
     struct NodeEncoder: Encoder {

@@ -37,10 +37,12 @@ public enum PlanDigest {
 }
 
 extension RunPlan {
-    /// The plan as people and tools read it: sorted keys, indented, digest included.
+    /// The plan as people and tools read it: its canonical JSON (digest included)
+    /// indented as `JSONEncoder`'s `.prettyPrinted` lays it out (`"key" : value`, two
+    /// spaces a level). Written from the canonical bytes, not by `JSONEncoder`, whose
+    /// `Codable` walk was a sixth of `sandbox plan`'s time; the strings are the
+    /// canonical form's (`\n`, `\u00xx`), the keys in its byte order.
     public func prettyJSON() throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted]
-        return String(decoding: try encoder.encode(self), as: UTF8.self)
+        String(decoding: CanonicalJSON.indented(canonicalJSON()), as: UTF8.self)
     }
 }

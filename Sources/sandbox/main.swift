@@ -196,6 +196,31 @@ func fastExec(_ args: [String]) {
     runExec(policyName: policy, argv: Array(args[(i + 1)...]), resultPath: result, resultFD: resultFD, server: server)
 }
 
+/// `sandbox plan --policy P [--json] [-- CMD…]` parsed by hand, as `exec` is:
+/// building ArgumentParser's command tree was a sixth of `plan`'s time. Anything
+/// else (`--run-id`, help, a second `--policy`, another order) goes to ArgumentParser.
+func fastPlan(_ args: [String]) {
+    guard args.count > 3, args[1] == "plan", args[2] == "--policy", !args[3].hasPrefix("-") else { return }
+    let policy = args[3]
+    var i = 4
+    if i < args.count, args[i] == "--json" { i += 1 }
+    var argv: [String] = []
+    if i < args.count {
+        guard args[i] == "--" else { return }
+        argv = Array(args[(i + 1)...])
+    }
+    runPlan(policyName: policy, argv: argv, runId: "plan")
+    exit(0)
+}
+
+/// `plan`'s work, shared by the ArgumentParser command and the fast path above.
+func runPlan(policyName: String, argv: [String], runId: String) {
+    let probe = HostProbe.probe()
+    let plan = compile(loadPolicy(policyName, relativeTo: probe.cwd), argv: argv.isEmpty ? ["/bin/sh"] : argv,
+                       runId: runId, probe: probe)
+    print((try? plan.prettyJSON()) ?? "{}")
+}
+
 struct Exec: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "exec",
@@ -290,10 +315,7 @@ struct Plan: ParsableCommand {
     var command: [String] = []
 
     func run() throws {
-        var argv = commandLine(command)
-        if argv.isEmpty { argv = ["/bin/sh"] }
-        let plan = compile(loadPolicy(options.policy), argv: argv, runId: runId)
-        print((try? plan.prettyJSON()) ?? "{}")
+        runPlan(policyName: options.policy, argv: commandLine(command), runId: runId)
     }
 }
 
@@ -461,6 +483,7 @@ if dlopen("libstdc++.so.6", RTLD_NOLOAD | RTLD_LAZY) != nil {
 // process or a helper sharing its memory (SupervisorHardening).
 SupervisorHardening.apply()
 fastExec(CommandLine.arguments)
+fastPlan(CommandLine.arguments)
 do {
     var command = try Sandbox.parseAsRoot()
     try command.run()

@@ -146,6 +146,13 @@ struct PlanSpellingTests {
                 let codable = try CanonicalJSON.encode(p)
                 #expect(hand == codable, "\(String(decoding: hand, as: UTF8.self))\n!=\n\(String(decoding: codable, as: UTF8.self))")
             }
+            // `sandbox plan`'s layout is JSONEncoder's .prettyPrinted, written from the
+            // canonical bytes.
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted]
+            for p in [plan, bare] {
+                #expect(try p.prettyJSON() == String(decoding: try encoder.encode(p), as: UTF8.self))
+            }
             let (digest, json) = try PlanDigest.digestAndJSON(of: bare)
             #expect(digest == PlanDigest.sha256Hex(try CanonicalJSON.encode(bare)))
             var withDigest = bare
