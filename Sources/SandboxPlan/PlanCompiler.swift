@@ -179,6 +179,7 @@ struct Context {
     }
 
     static func normalize(_ path: String) -> String {
+        if PathText.isNormalAbsolute(path) { return path }
         var parts: [Substring] = []
         for p in path.split(separator: "/") where p != "." { parts.append(p) }
         return "/" + parts.joined(separator: "/")

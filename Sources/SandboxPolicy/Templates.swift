@@ -1,5 +1,6 @@
 import FoundationEssentials
 import Glibc
+import SandboxVocabulary
 
 /// Path rules for policy files: templates, the optional marker, normalisation.
 ///
@@ -140,6 +141,7 @@ public enum PathTemplates {
 enum Paths {
     /// Removes `.`, empty components and `a/..` pairs; keeps leading `..` of relative paths.
     static func normalize(_ path: String) -> String {
+        if PathText.isNormalAbsolute(path) { return path }
         let absolute = path.hasPrefix("/")
         var out: [Substring] = []
         for c in path.split(separator: "/", omittingEmptySubsequences: true) {

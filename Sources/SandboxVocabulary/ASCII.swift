@@ -10,3 +10,31 @@ extension Character {
     /// kernel release's numbers), these are stricter: any other character is neither.
     public var isASCIILetter: Bool { asciiValue.map { (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) } ?? false }
 }
+
+public enum PathText {
+    /// Whether `path` is ASCII and already what lexical normalisation gives: absolute,
+    /// no empty, `.` or `..` component, no trailing slash (`/` itself is normal).
+    /// Checked on its bytes, so the normalisers return such a path as it is instead of
+    /// splitting and joining it (their generic `split`/`joined` cost a cold run page
+    /// faults). Not ASCII: false, since the normalisers split characters, and a
+    /// combining mark after a `/` makes a character that is not a slash.
+    public static func isNormalAbsolute(_ path: String) -> Bool {
+        var path = path
+        return path.withUTF8 { b in
+            guard let first = b.first, first == 0x2F else { return false }
+            if b.count == 1 { return true }
+            if b[b.count - 1] == 0x2F { return false }
+            var start = 1   // the current component's first byte
+            for i in 1...b.count {
+                if i < b.count && b[i] >= 0x80 { return false }
+                guard i == b.count || b[i] == 0x2F else { continue }
+                let n = i - start
+                if n == 0 { return false }
+                if n == 1 && b[start] == 0x2E { return false }
+                if n == 2 && b[start] == 0x2E && b[start + 1] == 0x2E { return false }
+                start = i + 1
+            }
+            return true
+        }
+    }
+}
