@@ -17,9 +17,16 @@ import Glibc
 public enum RunSteps {
     /// A fresh run id: 12 random hex digits (``RunID``'s rule).
     public static func newRunId() -> String {
+        // Twelve hex digits, as bytes: an array of Characters was its own first use of
+        // generic code on every run's start-up.
         var g = SystemRandomNumberGenerator()
-        let digits = Array("0123456789abcdef")
-        return String((0..<12).map { _ in digits[Int(g.next() & 15)] })
+        let digits: StaticString = "0123456789abcdef"
+        return digits.withUTF8Buffer { d in
+            String(unsafeUninitializedCapacity: 12) { out in
+                for i in 0..<12 { out[i] = d[Int(g.next() & 15)] }
+                return 12
+            }
+        }
     }
 
     /// Loads a policy by name (the search path: `SANDBOX_POLICY_PATH`, then the shipped

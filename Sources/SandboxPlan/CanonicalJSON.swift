@@ -109,7 +109,8 @@ public enum CanonicalJSON {
     /// Canonical JSON (no whitespace outside strings) laid out as `JSONEncoder`'s
     /// `.prettyPrinted` does: each member and element on a line of its own, indented
     /// two spaces a level, `"key" : value`, an empty object or array as `{` and `}`
-    /// with an empty line between. Strings and scalars are copied as they are.
+    /// with an empty line between. Strings and scalars are copied as they are, but for
+    /// backspace and form feed, which JSONEncoder writes as `\b` and `\f`.
     static func indented(_ json: [UInt8]) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(json.count * 2)
@@ -128,9 +129,23 @@ public enum CanonicalJSON {
                 i += 1
                 while i < json.count {
                     let c = json[i]
-                    out.append(c)
                     i += 1
-                    if c == UInt8(ascii: "\\"), i < json.count { out.append(json[i]); i += 1; continue }
+                    if c == UInt8(ascii: "\\"), i < json.count {
+                        // JSONEncoder names backspace and form feed (\b, \f), which the
+                        // canonical form writes as \u0008 and \u000c.
+                        if json[i] == UInt8(ascii: "u"), i + 5 <= json.count, json[(i + 1)..<(i + 4)].elementsEqual("000".utf8),
+                           json[i + 4] == UInt8(ascii: "8") || json[i + 4] == UInt8(ascii: "c") {
+                            out.append(c)
+                            out.append(json[i + 4] == UInt8(ascii: "8") ? UInt8(ascii: "b") : UInt8(ascii: "f"))
+                            i += 5
+                            continue
+                        }
+                        out.append(c)
+                        out.append(json[i])
+                        i += 1
+                        continue
+                    }
+                    out.append(c)
                     if c == UInt8(ascii: "\"") { break }
                 }
                 continue

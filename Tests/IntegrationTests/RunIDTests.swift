@@ -1,5 +1,6 @@
 import Foundation
 import SandboxExecutor
+import SandboxKit
 import SandboxKernel
 import SandboxPlan
 import SandboxPolicy
@@ -62,5 +63,17 @@ struct RunIDTests {
         let planned = try Harness.sandbox(["plan", "--policy", policy, "--run-id", "abc", "--", "true"], cwd: dir)
         #expect(planned.status == 0, "stderr: \(planned.stderr)")
         #expect(planned.stdout.contains("\"runId\" : \"abc\""), "stdout: \(planned.stdout)")
+    }
+}
+
+/// A run id is twelve lowercase hex digits, a valid `RunID`, new on every call.
+@Suite struct NewRunIdTests {
+    @Test func twelveHexDigitsEachTimeNew() {
+        let ids = (0..<200).map { _ in RunSteps.newRunId() }
+        for id in ids {
+            #expect(id.utf8.count == 12 && id.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }, "\(id)")
+            #expect(RunID.isValid(id), "\(id)")
+        }
+        #expect(Set(ids).count == ids.count)
     }
 }

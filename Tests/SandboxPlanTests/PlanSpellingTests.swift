@@ -131,7 +131,7 @@ struct PlanSpellingTests {
                               NetworkAllowPlan(cidr: "::/0", ports: [53, 1], proto: "udp")]
         full.binary.pin = ["/usr/bin/b": "ff", "/usr/bin/a": "00", "/usr/bin/B": "11"]
         full.reportCreated = [".git"]
-        full.notApplied = ["x\u{7f}"]
+        full.notApplied = ["x\u{7f}", "control: \u{8}\u{c}\u{1}\u{1f}\t\r\n\"\\ {[,:]} é"]
         var step = MountStep(kind: .bind, source: "/s", destination: "/d", readOnly: false, options: "mode=0755",
                              optional: true, origin: "filesystem.rw")
         step.sourceIdentity = FileIdentity(device: 1, inode: UInt64.max)
