@@ -14,6 +14,13 @@ public struct HostProbe: Sendable {
     public var home: String
     public var environment: [String: String]
 
+    /// The working directory (getcwd with room for PATH_MAX; Foundation's
+    /// `currentDirectoryPath` gives up past 1 025 bytes), or `/` where it has none.
+    public static func currentDirectory() -> String {
+        var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        return getcwd(&buf, buf.count) != nil ? String(cString: buf) : "/"
+    }
+
     public static func probe() -> HostProbe {
         var u = utsname()
         uname(&u)
@@ -27,8 +34,7 @@ public struct HostProbe: Sendable {
             if let eq = s.firstIndex(of: "=") { env[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
             p += 1
         }
-        var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let cwd = getcwd(&buf, buf.count) != nil ? String(cString: buf) : "/"
+        let cwd = currentDirectory()
         var home = env["HOME"] ?? "/"
         if home.isEmpty || !home.hasPrefix("/") { home = "/" }
         return HostProbe(arch: field(u.machine), kernelRelease: field(u.release),

@@ -51,7 +51,7 @@ func fail(_ message: String, code: Int32 = exitSandboxError) -> Never {
 /// and exit 125; `exec` passes its own, which also writes the `--result`.
 typealias OnError = (ExecError) -> Never
 
-func loadPolicy(_ nameOrPath: String, relativeTo cwd: String = FileManager.default.currentDirectoryPath,
+func loadPolicy(_ nameOrPath: String, relativeTo cwd: String = HostProbe.currentDirectory(),
                 onError: OnError = { fail($0.message) }) -> Policy {
     do { return try RunSteps.loadPolicy(nameOrPath, relativeTo: cwd) } catch { onError(error) }
 }
@@ -284,7 +284,7 @@ struct Check: ParsableCommand {
         var bad = false
         for f in files {
             do {
-                let path = try loader.resolve(nameOrPath: f, relativeTo: FileManager.default.currentDirectoryPath)
+                let path = try loader.resolve(nameOrPath: f, relativeTo: HostProbe.currentDirectory())
                 let p = try loader.load(path: path)
                 print("\(path): ok (policy \"\(p.name)\")")
             } catch let e as PolicyError {
