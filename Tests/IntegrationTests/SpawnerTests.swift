@@ -38,6 +38,13 @@ import Testing
         return served
     }
 
+    /// The server's spawner: forked before the server listens, it names itself
+    /// (PR_SET_NAME) when it first runs, which on a loaded host can be after the
+    /// socket is ready; waited for up to 10 s.
+    static func spawners(of server: Int32) -> [Proc] {
+        waitFor(1) { children(of: server).filter { $0.comm == "sandbox-spawner" } }
+    }
+
     static func inits(of server: Int32) -> [Int32] {
         children(of: server).filter { $0.comm == "sandbox-init" && $0.state != "Z" }.map(\.pid)
     }
@@ -108,7 +115,7 @@ import Testing
         guard let served = try Self.startServer() else { return }
         defer { served.stop() }
         let server = served.process.processIdentifier
-        let spawners = Self.children(of: server).filter { $0.comm == "sandbox-spawner" }
+        let spawners = Self.spawners(of: server)
         #expect(spawners.count == 1, "the server's children: \(Self.children(of: server))")
         let ws = Harness.tempDir()
         defer { try? FileManager.default.removeItem(atPath: ws) }
@@ -152,7 +159,7 @@ import Testing
         guard let served = try Self.startServer() else { return }
         defer { served.stop() }
         let server = served.process.processIdentifier
-        let spawner = try #require(Self.children(of: server).first { $0.comm == "sandbox-spawner" })
+        let spawner = try #require(Self.spawners(of: server).first)
         let ws = Harness.tempDir()
         defer { try? FileManager.default.removeItem(atPath: ws) }
         #expect(try ServeTests.runOnce(served, policy: "agent", argv: ["sh", "-c", "exit 3"], cwd: ws).reply?["exitCode"] as? Int == 3)
@@ -171,7 +178,7 @@ import Testing
         guard let served = try Self.startServer() else { return }
         defer { served.stop() }
         let server = served.process.processIdentifier
-        let spawner = try #require(Self.children(of: server).first { $0.comm == "sandbox-spawner" })
+        let spawner = try #require(Self.spawners(of: server).first)
         kill(server, SIGKILL)   // our own child
         let deadline = Date().addingTimeInterval(5)
         var state = "?"
