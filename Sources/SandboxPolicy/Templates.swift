@@ -141,7 +141,12 @@ public enum PathTemplates {
 enum Paths {
     /// Removes `.`, empty components and `a/..` pairs; keeps leading `..` of relative paths.
     static func normalize(_ path: String) -> String {
-        if PathText.isNormalAbsolute(path) { return path }
+        PathText.isNormalAbsolute(path) ? path : normalizeBySplitting(path)
+    }
+
+    /// `normalize` without its fast path: components split as characters, `.` and
+    /// empty ones dropped, `a/..` pairs removed.
+    static func normalizeBySplitting(_ path: String) -> String {
         let absolute = path.hasPrefix("/")
         var out: [Substring] = []
         for c in path.split(separator: "/", omittingEmptySubsequences: true) {
