@@ -106,7 +106,7 @@ public struct CgroupHost: Sendable {
             guard let line = found else { return nil }
             var path = String(line.path)
             if path.hasSuffix(" (deleted)") { return nil }
-            if path.hasSuffix("/..") || Self.hasDotDotComponent(path) { return nil }
+            if Self.hasDotDotComponent(path) { return nil }
             if mount.root != "/" {
                 guard path == mount.root || path.hasPrefix(mount.root + "/") else { return nil }
                 path = String(path.dropFirst(mount.root.count))
@@ -114,12 +114,12 @@ public struct CgroupHost: Sendable {
             return path.isEmpty || path == "/" ? mount.mountPoint : mount.mountPoint + path
         }
 
-        /// `/../` anywhere in the path, compared as bytes.
+        /// A `..` after a slash, inside (`/../`) or at the end (`/..`), compared as bytes.
         static func hasDotDotComponent(_ path: String) -> Bool {
             let b = Array(path.utf8)
-            guard b.count >= 4 else { return false }
-            for i in 0...(b.count - 4) where b[i] == 0x2F && b[i + 1] == 0x2E && b[i + 2] == 0x2E && b[i + 3] == 0x2F {
-                return true
+            guard b.count >= 3 else { return false }
+            for i in 0...(b.count - 3) where b[i] == 0x2F && b[i + 1] == 0x2E && b[i + 2] == 0x2E {
+                if i + 3 == b.count || b[i + 3] == 0x2F { return true }
             }
             return false
         }
