@@ -465,6 +465,10 @@ extension String {
     }
 }
 
+// The loader is done with the executable's relocation table (1.1 MiB, read once
+// before main): unmapped, it is not in the supervisor's resident set for the run
+// (ExecutableImage). Nothing depends on the result.
+ExecutableImage.releaseRelocationPages()
 // A file-size limit (`ulimit -f`) the invoker set must make a write fail with EFBIG,
 // reported (125, naming the file), not kill the supervisor with SIGXFSZ: its status
 // 153 would look like the command's. The child resets every disposition before execve.
