@@ -24,10 +24,11 @@ struct search {
     int count;
 };
 
-static uintptr_t absolute(ElfW(Addr) base, ElfW(Addr) value) {
-    /* glibc rewrites some d_ptr entries of a PIE's dynamic section to run-time
-     * addresses; others stay link-time offsets. */
-    return value >= base ? (uintptr_t)value : (uintptr_t)(base + value);
+/* glibc (elf_get_dynamic_info) rewrites the address entries of a writable dynamic
+ * section to run-time addresses before main; a read-only one keeps link-time
+ * offsets. The same rule here, by the PT_DYNAMIC segment's own flags. */
+static uintptr_t absolute(ElfW(Addr) base, int dynamic_writable, ElfW(Addr) value) {
+    return dynamic_writable ? (uintptr_t)value : (uintptr_t)(base + value);
 }
 
 static int in_read_only_load(const struct dl_phdr_info *info, uintptr_t start, uintptr_t end) {
@@ -44,16 +45,19 @@ static int search_first(struct dl_phdr_info *info, size_t size, void *data) {
     (void)size;
     struct search *search = data;
     const ElfW(Dyn) *dynamic = NULL;
+    int writable = 0;
     for (int i = 0; i < info->dlpi_phnum; i++)
-        if (info->dlpi_phdr[i].p_type == PT_DYNAMIC)
+        if (info->dlpi_phdr[i].p_type == PT_DYNAMIC) {
             dynamic = (const ElfW(Dyn) *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
+            writable = (info->dlpi_phdr[i].p_flags & PF_W) != 0;
+        }
     if (!dynamic) return 1;
     uintptr_t tables[2][2] = {{0, 0}, {0, 0}}; /* {address, size} of RELA, RELR */
     for (const ElfW(Dyn) *d = dynamic; d->d_tag != DT_NULL; d++) {
         switch (d->d_tag) {
-        case DT_RELA: tables[0][0] = absolute(info->dlpi_addr, d->d_un.d_ptr); break;
+        case DT_RELA: tables[0][0] = absolute(info->dlpi_addr, writable, d->d_un.d_ptr); break;
         case DT_RELASZ: tables[0][1] = d->d_un.d_val; break;
-        case DT_RELR: tables[1][0] = absolute(info->dlpi_addr, d->d_un.d_ptr); break;
+        case DT_RELR: tables[1][0] = absolute(info->dlpi_addr, writable, d->d_un.d_ptr); break;
         case DT_RELRSZ: tables[1][1] = d->d_un.d_val; break;
         /* Text relocations: the loader wrote into read-only pages; leave them. */
         case DT_TEXTREL: return 1;

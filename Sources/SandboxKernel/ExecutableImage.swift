@@ -14,8 +14,9 @@ public enum ExecutableImage {
     /// Unmaps the relocation pages, which the loader read once before `main` (1.1 MiB
     /// in the release binary) and nothing reads again: the supervisor's resident set
     /// no longer holds them for the whole run (issue 16). A later read faults the
-    /// file's bytes back in. Returns the bytes released, or a negative errno (the
-    /// pages then stay mapped; nothing else changes).
+    /// file's bytes back in. The page cache keeps them (shared): what shrinks is this
+    /// process's resident set. Returns the bytes released, or a negative errno (a
+    /// table not yet released then stays mapped; nothing else changes).
     @discardableResult
     public static func releaseRelocationPages() -> Int {
         sbx_release_relocation_pages()

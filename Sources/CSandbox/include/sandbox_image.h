@@ -25,8 +25,11 @@ int sbx_relocation_pages(struct sbx_image_range out[2]);
  * (DT_RELA/DT_RELR): the loader reads them once, before main, and nothing reads
  * them again (lazy binding uses DT_JMPREL, which stays). Only whole pages that lie
  * in a read-only segment of a binary without text relocations, so no page a write
- * changed is dropped; a later read would fault the file's bytes back in. Returns
- * the bytes released, 0 when there is nothing to release, or -errno. */
+ * changed is dropped; a later read would fault the file's bytes back in. The
+ * pages stay in the page cache (shared, and charged to the memory cgroup as
+ * before): what shrinks is this process's resident set. Returns the bytes
+ * released, 0 when there is nothing to release, or -errno (a second table may then
+ * still be mapped; nothing else changes). */
 long sbx_release_relocation_pages(void);
 
 #ifdef __cplusplus
