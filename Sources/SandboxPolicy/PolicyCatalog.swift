@@ -1,4 +1,5 @@
 import FoundationEssentials
+import SandboxVocabulary
 internal import TOMLKit
 
 /// The policies a name can select (`--policy NAME`, `extends = ["NAME"]`): every
@@ -59,7 +60,7 @@ public struct PolicyCatalog: Sendable {
     /// cannot be read or parsed (the catalog lists it anyway: `check` says why).
     static func summary(of path: String, name: String) -> (String, [String]) {
         guard case .success(let bytes) = PolicyFile.read(path, limit: PolicyLimits.maxFileBytes),
-              let text = String(bytes: bytes, encoding: .utf8) else { return ("", []) }
+              let text = String(utf8Text: bytes) else { return ("", []) }
         // The first paragraph of the leading comment (up to a bare "#" or a non-comment line).
         var lines: [String] = []
         for line in text.split(separator: "\n", omittingEmptySubsequences: false) {

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import SandboxVocabulary
 internal import TOMLKit
 
 /// Reads policy files into a validated `Policy`: parses every file of the `extends`
@@ -148,7 +149,7 @@ public struct PolicyLoader: Sendable {
         if case .exceeded(let found) = scan {
             return refused(PolicyDiagnostic(file: file.display, line: found.line, message: found.message), bytes: bytes.count)
         }
-        guard let text = String(bytes: bytes, encoding: .utf8) else {
+        guard let text = String(utf8Text: bytes) else {
             return refused(PolicyDiagnostic(file: file.display, message: "the file is not valid UTF-8; policy files are UTF-8 TOML"), bytes: bytes.count)
         }
         let table: TOMLTable
@@ -304,7 +305,7 @@ public struct PolicyLoader: Sendable {
             // from at most the bytes the layer was read from.
             if indexes[file.absolute] == nil {
                 let text = (try? PolicyFile.read(file.absolute, limit: PolicyLimits.maxFileBytes).get())
-                    .flatMap { String(bytes: $0, encoding: .utf8) } ?? ""
+                    .flatMap { String(utf8Text: $0) } ?? ""
                 indexes[file.absolute] = SourceIndex(source: text)
             }
             let line = indexes[file.absolute]?.line(for: keyPath)
@@ -502,7 +503,7 @@ struct Merger {
     private mutating func failAt(_ layer: PolicyLayer, _ keyPath: TOMLPath, _ message: String) {
         guard diagnostics.count < PolicyLimits.maxDiagnostics else { omitted += 1; return }
         let text = (try? PolicyFile.read(layer.absolutePath, limit: PolicyLimits.maxFileBytes).get())
-            .flatMap { String(bytes: $0, encoding: .utf8) } ?? ""
+            .flatMap { String(utf8Text: $0) } ?? ""
         diagnostics.append(PolicyDiagnostic(file: layer.file, keyPath: keyPath.description,
                                             line: SourceIndex(source: text).line(for: keyPath), message: message))
     }

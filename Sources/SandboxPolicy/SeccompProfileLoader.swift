@@ -674,7 +674,7 @@ struct JSONNodeParser {
             switch b {
             case UInt8(ascii: "\""):
                 index += 1
-                guard let s = String(bytes: out, encoding: .utf8) else { throw failure("string is not valid UTF-8") }
+                guard let s = String(utf8Text: out) else { throw failure("string is not valid UTF-8") }
                 return s
             case UInt8(ascii: "\\"):
                 index += 1

@@ -38,3 +38,18 @@ public enum PathText {
         }
     }
 }
+
+extension String {
+    /// What FoundationEssentials' `String(bytes:encoding: .utf8)` gives — a leading
+    /// byte-order mark (EF BB BF) dropped, nil when the bytes are not UTF-8 — without
+    /// its generic decoder, whose first use in a process instantiates the metadata of
+    /// every encoding it handles (the UTF-16 and UTF-32 adaptors) on a cold run's path
+    /// (the policy text). `UTF8TextTests` holds the two side by side.
+    public init?(utf8Text bytes: [UInt8]) {
+        if bytes.count >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF {
+            self.init(validating: bytes[3...], as: UTF8.self)
+        } else {
+            self.init(validating: bytes, as: UTF8.self)
+        }
+    }
+}
