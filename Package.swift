@@ -1,6 +1,10 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// The release build (README, Benchmarks/) also passes --disable-local-rpath: without
+// it SwiftPM gives the executable a RUNPATH of $ORIGIN, where the loader looks for
+// every library first (Docs/architecture.md, start-up path).
+//
 // SANDBOX_STATIC_CXX=1, set beside --static-swift-stdlib (README, Benchmarks/): the
 // `sandbox` binary links libstdc++ and libgcc's unwinder from their static archives
 // instead of loading them at every start. Linking/static-runtime holds linker scripts
