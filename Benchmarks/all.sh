@@ -10,7 +10,8 @@
 #   3. egress `true` vs the same run without a network vs the shell-out peer
 #      (egress.sh, egress-peer.sh)
 #   4. CLI throughput at 1/4/16/64 in flight vs bwrap (throughput.sh)
-#   5. peak RSS: the supervisor of a cold exec vs bwrap (memory.sh)
+#   5. peak RSS: the supervisor of a cold exec vs bwrap (memory.sh), and how stale
+#      Linking/text-order.txt is (order-text.sh --check)
 #   6. `plan` time per shipped policy (hyperfine)
 #
 #   Benchmarks/all.sh                                          # release build first
@@ -54,6 +55,9 @@ TOTAL=$tp Benchmarks/throughput.sh
 
 section "5. peak RSS"
 Benchmarks/memory.sh
+# How much of a cold run's text lies outside the first-call order (Linking/): a
+# growing count says Linking/text-order.txt wants regenerating.
+Linking/order-text.sh --check 2>/dev/null | head -1
 
 section "6. plan time per shipped policy (ms)"
 work=$(mktemp -d)
