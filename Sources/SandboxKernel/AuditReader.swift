@@ -103,19 +103,21 @@ public final class AuditReader: @unchecked Sendable {
     private var broken: String?
 
     private static let instance = Mutex<Result<AuditReader, AuditUnavailable>?>(nil)
-    private static let auditState = Mutex<Bool??>(nil)
 
     /// Kernel audit on (`AUDIT_GET` enabled ≠ 0): Landlock logs denials only then.
-    /// Asked once per process. nil: the state could not be read (AUDIT_GET needs
-    /// CAP_AUDIT_CONTROL).
-    public static func kernelAuditState() -> Bool? {
-        auditState.withLock { slot in
-            if let known = slot { return known }
-            var enabled: UInt32 = 0, lost: UInt32 = 0
-            let state: Bool? = sbx_audit_status(&enabled, &lost) == 0 ? enabled != 0 : nil
-            slot = .some(state)
-            return state
-        }
+    /// nil: the state could not be read (AUDIT_GET needs CAP_AUDIT_CONTROL).
+    /// Asked afresh on every call (one netlink round trip): kept for the process, a
+    /// long-lived `serve` would go on saying what the host's audit was when it
+    /// started, and with audit turned off since, claim to observe Landlock's denials
+    /// that the kernel no longer logs. A run asks once (`DenialAccount.start`).
+    public static func kernelAuditState(status: () -> (ok: Bool, enabled: UInt32) = readStatus) -> Bool? {
+        let (ok, enabled) = status()
+        return ok ? enabled != 0 : nil
+    }
+
+    public static func readStatus() -> (ok: Bool, enabled: UInt32) {
+        var enabled: UInt32 = 0, lost: UInt32 = 0
+        return (sbx_audit_status(&enabled, &lost) == 0, enabled)
     }
 
     /// The process's reader, started on the first call (the outcome, failure
