@@ -43,15 +43,16 @@ trace 3 plan --policy agent
 trace 4 exec --policy "$repo/Benchmarks/bench-egress.toml" -- /bin/true
 trace 5 exec --policy "$repo/Benchmarks/bench.toml" -- /bin/true
 python3 - "$work" "$repo/Linking/text-order.txt" "${1:-}" <<'PY'
-import sys
+import glob, sys
 work, out, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 names = {}
 for line in open(f"{work}/functions"):
     address, name = line.split()
     names[int(address, 16)] = name
 parent, child, listed = [], [], set()
-for n in (1, 2, 3, 4, 5):
-    for line in open(f"{work}/hits.{n}"):
+# Every traced run, in the order traced (hits.1, hits.2, …).
+for hits in sorted(glob.glob(f"{work}/hits.*"), key=lambda p: int(p.rsplit(".", 1)[1])):
+    for line in open(hits):
         who, address = line.split()
         name = names[int(address, 16)]
         (parent if who == "P" else child).append(name)

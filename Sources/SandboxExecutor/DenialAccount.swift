@@ -77,22 +77,16 @@ struct DenialAccount {
         guard !seccompKinds.isEmpty || !landlockKinds.isEmpty else { return 0 }
         let observerSaid = observerRefusal.map { "; \($0)" } ?? ""
         let auditOff = "kernel audit is off (Landlock logs denials only with it on; the sandbox never turns it on)"
-        // The host's audit state, asked once for this run (not kept for the process:
-        // a server's runs see it as it is when each starts).
-        var auditStateRead: Bool?? = nil
-        func auditState() -> Bool? {
-            if let known = auditStateRead { return known }
-            let state = AuditReader.kernelAuditState()
-            auditStateRead = .some(state)
-            return state
-        }
+        // The host's audit state, asked at most once for this run, and only if needed
+        // (not kept for the process: a server's runs see it as it is when each starts).
+        lazy var auditState = AuditReader.kernelAuditState()
 
         // Only Landlock's records are wanted, and with kernel audit off Landlock writes
         // none: the reader (two threads and a 32 MiB socket, ~1 ms of a cold start)
         // would wait for records that never come. Said as the reader would say it.
         // (Not when a rule kills or logs: the kernel logs those without FLAG_LOG, and
         // only the reader counts them.)
-        if seccompKinds.isEmpty, !classifier.logsUnflagged, hostUID != nil, auditState() == false {
+        if seccompKinds.isEmpty, !classifier.logsUnflagged, hostUID != nil, auditState == false {
             notObserved.append(Self.line(landlockKinds, auditOff + observerSaid))
             return 0
         }
@@ -110,7 +104,7 @@ struct DenialAccount {
         case .success(let r):
             reader = r; uid = hostUID
             if !landlockKinds.isEmpty {
-                let state = auditState()
+                let state = auditState
                 if state != true {
                     notObserved.append(Self.line(landlockKinds, (state == nil
                         ? "Landlock logs denials only with kernel audit on, and its state could not be read"

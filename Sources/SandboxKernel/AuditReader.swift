@@ -115,7 +115,8 @@ public final class AuditReader: @unchecked Sendable {
         return ok ? enabled != 0 : nil
     }
 
-    public static func readStatus() -> (ok: Bool, enabled: UInt32) {
+    /// AUDIT_GET itself (`kernelAuditState`'s default; tests pass their own).
+    @usableFromInline static func readStatus() -> (ok: Bool, enabled: UInt32) {
         var enabled: UInt32 = 0, lost: UInt32 = 0
         return (sbx_audit_status(&enabled, &lost) == 0, enabled)
     }
