@@ -675,12 +675,13 @@ static int list_kept_fds(struct child *c) {
     size_t n_moved = 0;
     for (size_t i = 0; i < spec->n_mounts; i++)
         if (spec->mounts[i].kind == SBX_MOUNT_MOVE_FD && spec->mounts[i].fd >= 0) n_moved++;
-    size_t want = 7 + spec->n_cgroup_join_fds + n_moved;
+    size_t want = 8 + spec->n_cgroup_join_fds + n_moved;
     if (want > SBX_MAX_KEEP) { c->index = (int)want; errno = E2BIG; return -1; }
     size_t nk = 0;
     c->keep[nk++] = spec->sync_fd; c->keep[nk++] = spec->error_fd; c->keep[nk++] = spec->status_fd;
     c->keep[nk++] = spec->landlock_fd; c->keep[nk++] = spec->notify_sock;
     c->keep[nk++] = spec->exec_fd; c->keep[nk++] = spec->script_fd;
+    c->keep[nk++] = spec->command_fd;
     for (size_t i = 0; i < spec->n_cgroup_join_fds; i++) c->keep[nk++] = spec->cgroup_join_fds[i];
     for (size_t i = 0; i < spec->n_mounts; i++)
         if (spec->mounts[i].kind == SBX_MOUNT_MOVE_FD && spec->mounts[i].fd >= 0) c->keep[nk++] = spec->mounts[i].fd;
@@ -821,6 +822,44 @@ static int pivot_into_root(struct child *c) {
  * init's memory. 64 KiB: the payload's deepest step (the PATH search's buffer)
  * needs under 8. */
 #define SBX_PAYLOAD_STACK_SIZE (64 * 1024)
+/* Built ahead (a server's warm path): the root is built and pivoted into; wait here
+ * for the command this sandbox runs, which no step before needed. The init's spec
+ * becomes a copy with the command's fields (its memory is the init's own: a copy of
+ * the spawner's or the supervisor's), and the command's stdio goes onto 0, 1, 2 as
+ * install_stdio does for a spec that carries them; the originals are closed (the
+ * executable and script descriptors stay for the payload's steps). EOF: the sandbox
+ * was let go unused; nobody reads a report, so the init leaves. */
+static struct sbx_spec commanded;
+
+/* The command the sandbox was built with (a placeholder) and its environment (the
+ * request's that had it built), zeroed once the real one is in: the reaper keeps
+ * its memory for the whole run. */
+static void scrub(char *const *v) {
+    for (size_t i = 0; v && v[i]; i++) memset(v[i], 0, str_len(v[i]));
+}
+
+static int receive_command(struct child *c) {
+    int sock = c->spec->command_fd;
+    if (sock < 0) return 0;
+    /* `ps` tells a sandbox waiting for its command from the spawner it was copied
+     * from; the reaper names itself "sandbox-init" once it has one. */
+    static const char name[] = "sandbox-ahead";
+    (void)prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0);
+    commanded = *c->spec;
+    int r;
+    do { r = sbx_command_receive(sock, &commanded); } while (r == -EINTR);
+    if (r == -EPIPE) _exit(125);
+    if (r < 0) { errno = -r; return -1; }
+    close(sock);
+    scrub(c->spec->argv);
+    scrub(c->spec->envp);
+    commanded.command_fd = -1;
+    c->spec = &commanded;
+    if (install_stdio(c) < 0) return -1;
+    for (int i = 0; i < 3; i++) if (commanded.stdio_fds[i] > 2) close(commanded.stdio_fds[i]);
+    return 0;
+}
+
 static int map_payload_stack(struct child *c) {
     size_t guard = (size_t)getpagesize();
     size_t len = guard + SBX_PAYLOAD_STACK_SIZE;
@@ -1533,6 +1572,10 @@ static const struct step init_steps[] = {
     { SBX_STEP_MASK_HELPER, remove_mask_helper },
     { SBX_STEP_ROOT_READONLY, make_root_readonly },
     { SBX_STEP_PIVOT_ROOT, pivot_into_root },
+    /* Built ahead: the command, AFTER the root (what makes a sandbox built ahead
+     * worth having) and BEFORE the rlimits (a small `as` limit could refuse the
+     * message's mapping, `nofile` its descriptors) and the payload's stack. */
+    { SBX_STEP_COMMAND, receive_command },
     /* BEFORE the rlimits: a small `as` or `data` limit would refuse the mapping. */
     { SBX_STEP_PAYLOAD_STACK, map_payload_stack },
     /* AFTER the root is built, so a small nofile or fsize cannot break building it;

@@ -160,6 +160,7 @@ static int flatten(const struct sbx_spec *spec, int cwd, struct writer *w) {
     s.status_fd = put_fd(w, spec->status_fd);
     for (int i = 0; i < 3; i++) s.stdio_fds[i] = put_fd(w, spec->stdio_fds[i]);
     s.netns_fd = put_fd(w, spec->netns_fd);
+    s.command_fd = put_fd(w, spec->command_fd);
     /* argv_area stays a pointer: the spawner is a copy of this process, its argv
      * strings at the same address (the reaper overwrites its own copy). */
     if (w->err) return -w->err;
@@ -263,6 +264,7 @@ static int read_back(struct reader *r) {
     s->status_fd = get_fd(r, s->status_fd);
     for (int i = 0; i < 3; i++) s->stdio_fds[i] = get_fd(r, s->stdio_fds[i]);
     s->netns_fd = get_fd(r, s->netns_fd);
+    s->command_fd = get_fd(r, s->command_fd);
     return r->bad ? -EPROTO : 0;
 }
 
@@ -671,4 +673,91 @@ int sbx_spawner_roundtrip(const struct sbx_spec *spec, void (*check)(const struc
     }
     free(w->buf); free(w);
     return r;
+}
+
+/* ---- The command of a sandbox built ahead (sandbox_spawner.h). ---- */
+
+#define COMMAND_MAGIC 0x44435853u      /* "SXCD" */
+#define COMMAND_MAX_FDS 5              /* exec_fd, script_fd, stdin, stdout, stderr */
+
+/* The body is laid out as flatten's: a struct sbx_spec first (only the command
+ * fields set, every other zero), then what its pointers and indexes name. */
+static int flatten_command(const struct sbx_spec *spec, struct writer *w) {
+    struct sbx_spec s;
+    memset(&s, 0, sizeof s);
+    put(w, &s, sizeof s);
+    s.argv = put_strings(w, spec->argv);
+    s.envp = put_strings(w, spec->envp);
+    s.search_path = put_string(w, spec->search_path);
+    s.exec_fd = put_fd(w, spec->exec_fd);
+    s.exec_argv = put_strings(w, spec->exec_argv);
+    s.exec_ctime_sec = spec->exec_ctime_sec; s.exec_ctime_nsec = spec->exec_ctime_nsec;
+    s.exec_size = spec->exec_size; s.exec_leased = spec->exec_leased;
+    s.exec_view = put_string(w, spec->exec_view);
+    s.script_fd = put_fd(w, spec->script_fd);
+    s.script_ctime_sec = spec->script_ctime_sec; s.script_ctime_nsec = spec->script_ctime_nsec;
+    s.script_size = spec->script_size;
+    for (int i = 0; i < 3; i++) s.stdio_fds[i] = put_fd(w, spec->stdio_fds[i]);
+    if (w->err) return -w->err;
+    memcpy(w->buf, &s, sizeof s);
+    return 0;
+}
+
+int sbx_command_send(int sock, const struct sbx_spec *command) {
+    struct writer *w = calloc(1, sizeof *w);
+    if (!w) return -ENOMEM;
+    int r = flatten_command(command, w);
+    if (r == 0 && w->nfd > COMMAND_MAX_FDS) r = -EMFILE;
+    if (r == 0) {
+        struct wire_header h;
+        memset(&h, 0, sizeof h);
+        h.magic = COMMAND_MAGIC; h.nfds = (uint32_t)w->nfd; h.len = w->len;
+        r = send_with_fds(sock, &h, sizeof h, w->fds, w->nfd);
+        if (r == 0) r = send_all(sock, w->buf, w->len);
+    }
+    free(w->buf); free(w);
+    return r;
+}
+
+int sbx_command_receive(int sock, struct sbx_spec *into) {
+    struct wire_header h;
+    int fds[COMMAND_MAX_FDS];
+    size_t nfd = 0;
+    int r = recv_with_fds(sock, &h, sizeof h, fds, COMMAND_MAX_FDS, &nfd);
+    if (r < 0) { for (size_t i = 0; i < nfd; i++) close(fds[i]); return r; }
+    unsigned char *body = MAP_FAILED;
+    if (h.magic != COMMAND_MAGIC || h.nfds != nfd || h.len < sizeof(struct sbx_spec) || h.len > SPAWNER_MAX_BODY) r = -EPROTO;
+    if (r == 0) {
+        body = mmap(NULL, h.len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (body == MAP_FAILED) r = -errno;
+    }
+    if (r == 0) r = recv_all(sock, body, h.len);
+    struct reader rd = { body, h.len, fds, nfd, 0 };
+    struct sbx_spec *s = (struct sbx_spec *)body;
+    if (r == 0) {
+        s->argv = get_strings(&rd, s->argv);
+        s->envp = get_strings(&rd, s->envp);
+        s->search_path = get_string(&rd, s->search_path);
+        s->exec_fd = get_fd(&rd, s->exec_fd);
+        s->exec_argv = get_strings(&rd, s->exec_argv);
+        s->exec_view = get_string(&rd, s->exec_view);
+        s->script_fd = get_fd(&rd, s->script_fd);
+        for (int i = 0; i < 3; i++) s->stdio_fds[i] = get_fd(&rd, s->stdio_fds[i]);
+        /* Something to run: execve and execveat read argv[0] and the vectors. */
+        if (rd.bad || !s->argv || !s->argv[0] || !s->envp || (s->exec_fd >= 0 && !s->exec_argv)) r = -EPROTO;
+    }
+    if (r < 0) {
+        for (size_t i = 0; i < nfd; i++) close(fds[i]);
+        return r;
+    }
+    into->argv = s->argv; into->envp = s->envp; into->search_path = s->search_path;
+    into->exec_fd = s->exec_fd; into->exec_argv = s->exec_argv;
+    into->exec_ctime_sec = s->exec_ctime_sec; into->exec_ctime_nsec = s->exec_ctime_nsec;
+    into->exec_size = s->exec_size; into->exec_leased = s->exec_leased;
+    into->exec_view = s->exec_view;
+    into->script_fd = s->script_fd;
+    into->script_ctime_sec = s->script_ctime_sec; into->script_ctime_nsec = s->script_ctime_nsec;
+    into->script_size = s->script_size;
+    for (int i = 0; i < 3; i++) into->stdio_fds[i] = s->stdio_fds[i];
+    return 0;
 }

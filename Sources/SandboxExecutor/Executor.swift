@@ -148,7 +148,7 @@ public struct ExecOptions {
 public final class Executor {
     /// `var` only for the digest, filled after clone3 when the caller left it out.
     private(set) var plan: RunPlan
-    let options: ExecOptions
+    private(set) var options: ExecOptions
     private var undo = UndoStack()
     private var notApplied: [String]
     private var seccompProgram: SeccompProgram?
@@ -179,6 +179,8 @@ public final class Executor {
     /// held for ever (red team, session 28).
     private var abandoned = false
     static let abandonAfterMs: UInt64 = 10_000
+    /// Built ahead (``prepareAhead()``): the sandbox waiting for its command.
+    private var prepared: Sandbox?
     /// The host uid leased to this run (`process.host_uid = "own"`).
     private var hostUID: UInt32?
     /// What the run created that the plan reports (`plan.reportCreated`).
@@ -207,18 +209,26 @@ public final class Executor {
     public func run() -> RunResult {
         let started = Clock.monotonicMs()
         startedWallMs = Clock.realtimeMs()
-        guard handle.claim() else {
-            return RunResult.refused(runId: plan.runId, policy: plan.policy.name, argv: plan.process.argv,
-                                     error: ExecError(kind: .plan, step: SetupStep.refuse.rawValue,
-                                                      message: "this Executor has already run its plan; make a new Executor for each run"))
-        }
+        guard handle.claim() else { return alreadyRan() }
         // The command inherits stdin/stdout/stderr: a terminal among them gets its
         // attributes back however the run ends (TerminalModes).
         let terminal = options.restoreTerminal ? TerminalModes.save() : TerminalModes()
         defer { terminal.restore() }
+        return complete(started: started) { try self.supervise(started: started) }
+    }
+
+    private func alreadyRan() -> RunResult {
+        RunResult.refused(runId: plan.runId, policy: plan.policy.name, argv: plan.process.argv,
+                          error: ExecError(kind: .plan, step: SetupStep.refuse.rawValue,
+                                           message: "this Executor has already run its plan; make a new Executor for each run"))
+    }
+
+    /// The run's body, then what every run does however it went: its result (a
+    /// failure as a 125 result), the audit record, the caller's `onResult`, teardown.
+    private func complete(started: UInt64, _ body: () throws -> RunResult) -> RunResult {
         var result: RunResult
         do {
-            result = try supervise(started: started)
+            result = try body()
         } catch let e as ExecError {
             result = failure(namespacesRefused(e), started: started)
         } catch {
@@ -234,6 +244,121 @@ public final class Executor {
         options.onResult?(result)
         teardown()
         return result
+    }
+
+    // MARK: - A sandbox built ahead of its command (a server's warm path)
+
+    /// Builds the plan's sandbox before its command is known: steps 2–11 as ``run()``
+    /// makes them, with the init waiting, its root built, for the command that
+    /// ``run(command:stdio:onResult:)`` sends it. The plan's argv, env and search path
+    /// are placeholders: what the sandbox is made of comes from the rest of the plan
+    /// (``RunPlan/sameSandbox(as:)`` says which request may take it). A failure
+    /// leaves nothing behind (teardown) and is returned. Used once: a sandbox
+    /// either runs one command or is let go (``discard()``). Needs a server's
+    /// spawner (the init must not die with this thread) and no forwarded signals.
+    public func prepareAhead() -> ExecError? {
+        guard handle.claim() else { return alreadyRan().error.map { ExecError(kind: .plan, step: $0.step, message: $0.message) } }
+        guard !plan.isNested, plan.network.mode != .egress, !options.forwardSignals, options.preparedNetwork == nil else {
+            teardown()
+            return ExecError(kind: .plan, step: SetupStep.refuse.rawValue,
+                             message: "a sandbox built ahead must be namespaced, without egress and without forwarded signals")
+        }
+        if plan.landlock.abi > 0 && plan.process.hostUID == .own { LandlockObserver.prepareInBackground() }
+        do {
+            let sources = try openBindSources()
+            prepared = try build(sources: sources, executable: nil, ahead: true)
+            return nil
+        } catch {
+            teardown()
+            return error as? ExecError ?? ExecError(.supervise, message: "\(error)")
+        }
+    }
+
+    /// Whether `request` may run in the sandbox built ahead: the plan compiled for it
+    /// makes exactly this sandbox (``RunPlan/sameSandbox(as:)``: every field but the
+    /// command, the run id and the digest) and the init is still waiting.
+    public func canRun(_ request: RunPlan) -> Bool {
+        guard let sandbox = prepared, request.sameSandbox(as: plan) else { return false }
+        return !sandbox.child.pidfd.hasExited
+    }
+
+    /// Runs `request`'s command in the sandbox built ahead (``canRun(_:)`` must hold,
+    /// else the run is refused and the sandbox let go): its audit start, its
+    /// `[binary]` check, then the command sent to the waiting init, supervised as
+    /// ``run()`` supervises; the result is `request`'s (under this run's id), as
+    /// `run()` would give it. `stdio` is borrowed as ``ExecOptions/stdio`` is.
+    public func run(command request: RunPlan, stdio: (Int32, Int32, Int32),
+                    onResult: ((RunResult) -> Void)?) -> RunResult {
+        let started = Clock.monotonicMs()
+        startedWallMs = Clock.realtimeMs()
+        options.stdio = stdio
+        options.onResult = onResult
+        guard let sandbox = prepared, canRun(request) else {
+            let refused = ExecError(kind: .plan, step: SetupStep.refuse.rawValue,
+                                    message: "the sandbox built ahead does not match this request's plan")
+            plan = request
+            return complete(started: started) { throw refused }
+        }
+        var mine = request
+        mine.runId = plan.runId
+        plan = mine
+        // Nothing runs in the sandbox until the command is sent: a refusal before
+        // then reports no fences, as a refusal before clone3 does.
+        spawned = false
+        return complete(started: started) {
+            let executable = try checkBinary(sandbox.sources)             // 2b
+            try startAudit()                                              // 1
+            var sandbox = sandbox
+            sandbox.startedWall = Clock.fileTimestampNow()
+            try sendCommand(sandbox, executable: executable)               // 11
+            spawned = true
+            return try superviseRun(sandbox, started: started)            // 12–13
+        }
+    }
+
+    /// Lets a sandbox built ahead go unused: its init killed, everything of it removed.
+    public func discard() {
+        prepared = nil
+        teardown()
+    }
+
+    /// 8. Built ahead: the socket pair the command goes over (the child's end in the
+    /// spec), and the null device as the init's stdio until the command brings its own.
+    private func commandChannel(_ spec: inout ChildSpec) throws -> (parent: OwnedFD, child: OwnedFD) {
+        let pair: (OwnedFD, OwnedFD)
+        let null: OwnedFD
+        do {
+            pair = try FD.socketPair(stream: true)
+            undo.push { pair.0.close(); pair.1.close() }
+            null = try FD.openNullDevice()
+        } catch { throw ExecError(.childSpec, error, label: "command socket") }
+        undo.push { null.close() }
+        spec.commandSocket = pair.1.raw
+        spec.stdio = (null.raw, null.raw, null.raw)
+        return (pair.0, pair.1)
+    }
+
+    /// 11. Built ahead: the command to the waiting init (argv, env, search path, the
+    /// checked executable, the client's stdio), then the record and `plan.json` as
+    /// a run that was given its command at clone3 writes them.
+    private func sendCommand(_ sandbox: Sandbox, executable: BinaryCheck.Opened?) throws {
+        var checked: CheckedExec?
+        if var e = executable, !TestHooks.execByPath {
+            try e.confirm()
+            checked = CheckedExec(
+                fd: (e.interpreter ?? e.command).fd, stamp: (e.interpreter ?? e.command).stamp,
+                leased: (e.interpreter ?? e.command).fence == .lease, view: e.view, argv: e.argv,
+                script: e.interpreter == nil ? nil : (e.command.fd, e.command.stamp))
+        }
+        guard let socket = sandbox.command, let stdio = options.stdio else {
+            throw ExecError(.childSpec, message: "a sandbox built ahead has no command socket")
+        }
+        let command = ChildCommand(argv: plan.process.argv, env: plan.process.env, searchPath: plan.process.searchPath,
+                                   checkedExec: checked, stdio: stdio)
+        do { try Child.sendCommand(command, on: socket.raw) } catch { throw ExecError(.childSpec, error, label: "command") }
+        socket.close()
+        executable?.closeFiles()
+        recordRunning(sandbox.runDir)
     }
 
     /// Sends `sig` to the sandbox (its init forwards it to the command), from any
@@ -281,6 +406,16 @@ public final class Executor {
         }
         try startAudit()                                                  // 1
         let (sources, executable) = try opened.get()
+        let sandbox = try build(sources: sources, executable: executable, ahead: false) // 3–11
+        return try superviseRun(sandbox, started: started)                // 12–13
+    }
+
+    /// Steps 3–11: the sandbox around the opened sources, its init let go. `ahead`:
+    /// built before its command is known (``prepareAhead()``): the init gets a
+    /// command socket instead of argv, env and stdio (the null device meanwhile), and
+    /// waits on it once its root is built; the record and `plan.json` wait for the
+    /// command too.
+    private func build(sources: [Int: OpenedSource], executable: BinaryCheck.Opened?, ahead: Bool) throws -> Sandbox {
         let runDir = try makeRunDirectory(sources)                        // 3
         let lease = try leaseHostUID(runDir)                              // 4
         let trees = try prepareTrees(sources, lease: lease)               // 5
@@ -293,6 +428,7 @@ public final class Executor {
         var spec = childSpec(runDir: runDir, lease: lease, landlock: landlock, seccomp: program) // 8
         if let program, logFlags != 0 { spec.seccompFlags |= logFlags; spec.seccompUnlogged = program.unknownNumberFilter }
         if account.landlockLogged { spec.landlockRestrictFlags = 1 << 1 } // LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON
+        let command = ahead ? try commandChannel(&spec) : nil             // 8
         let signals = try blockSignals()                                  // 9
         try giveDescriptors(to: &spec, sources: sources, trees: trees, cgroup: cgroup, landlock: landlock,
                             notify: notify, pipes: pipes, executable: executable) // 9
@@ -302,13 +438,22 @@ public final class Executor {
         // The child has its own copies now; the parent's are closed by their owners.
         pipes.closeChildEnds(); notify?.child.close(); landlock?.close()  // 11
         cgroup?.closeChildFDs(); for fd in trees.values { fd.close() }    // 11
-        executable?.closeFiles()                                          // 11
+        executable?.closeFiles(); command?.child.close()                  // 11
         try writeIDMaps(child, lease: lease)                              // 11
         try preferRunForOOM(child)                                        // 11
         holdMountNamespace(child)                                         // 11
         let network = try setUpNetwork(child, runDir: runDir)             // 11
-        letChildGoOn(pipes, runDir: runDir)                               // 11
-        let (timedOut, exit) = try loop(pidfd: child.pidfd, signals: signals, notifySocket: notify?.parent) // 12
+        letChildGoOn(pipes, runDir: runDir, recordRun: !ahead)            // 11
+        return Sandbox(sources: sources, runDir: runDir, child: child, pipes: pipes, signals: signals,
+                       notify: notify, cgroup: cgroup, network: network, command: command?.parent,
+                       startedWall: startedWall)
+    }
+
+    /// Steps 12–13: the run supervised to its end, and its result.
+    private func superviseRun(_ sandbox: Sandbox, started: UInt64) throws -> RunResult {
+        let (child, pipes, cgroup, network, sources) = (sandbox.child, sandbox.pipes, sandbox.cgroup, sandbox.network, sandbox.sources)
+        let startedWall = sandbox.startedWall
+        let (timedOut, exit) = try loop(pidfd: child.pidfd, signals: sandbox.signals, notifySocket: sandbox.notify?.parent) // 12
         child.reaped = true // nothing left to kill by pidfd
         account.finish() // the run's pid namespace is empty: its last audit records are in flight
 
@@ -678,16 +823,24 @@ public final class Executor {
     /// killed before it read this, is seen at waitid). While it builds its root: the
     /// plan's digest (if the caller left it for now), the record (`running`) and the
     /// plan (`plan.json`) in the run directory.
-    private func letChildGoOn(_ pipes: ChildPipes, runDir: RunDirectory) {
+    private func letChildGoOn(_ pipes: ChildPipes, runDir: RunDirectory, recordRun: Bool) {
         _ = FD.writeAllWithoutSIGPIPE(pipes.sync.write.raw, [1])
         pipes.sync.write.close()
+        if recordRun { recordRunning(runDir) }
+    }
+
+    /// The plan's digest (if the caller left it for now), the record (`running`, with
+    /// the command) and the plan (`plan.json`) in the run directory.
+    private func recordRunning(_ runDir: RunDirectory) {
         // Encoding the plan here overlaps with the child building its root instead of
         // delaying it.
         var json: [UInt8]?
         if plan.digest == nil, let (digest, bytes) = try? PlanDigest.digestAndJSON(of: plan) {
             plan.digest = digest; json = bytes
         }
-        try? updateRecord(runDir) { [plan] in $0.state = .running; $0.planDigest = plan.digest ?? "" }
+        try? updateRecord(runDir) { [plan] in
+            $0.state = .running; $0.planDigest = plan.digest ?? ""; $0.argv = RunRecord.cut(plan.process.argv)
+        }
         let bytes = json ?? plan.canonicalJSON()
         try? runDir.write("plan.json", String(decoding: bytes, as: UTF8.self) + "\n")
     }
@@ -1192,6 +1345,23 @@ public final class RunHandle: Sendable {
         }
     }
     func ended() { state.withLock { $0.pidfd = nil } }
+}
+
+/// What steps 3–11 made (``Executor``'s `build`): the sandbox whose init runs, or
+/// (built ahead) waits for its command on `command`.
+private struct Sandbox {
+    let sources: [Int: OpenedSource]
+    let runDir: RunDirectory
+    let child: SandboxInit
+    let pipes: ChildPipes
+    let signals: SignalChannel?
+    let notify: (parent: OwnedFD, child: OwnedFD)?
+    let cgroup: RunCgroup?
+    let network: EgressNetwork?
+    /// Built ahead: the supervisor's end of the command socket, until the command is sent.
+    let command: OwnedFD?
+    /// For "created during the run" (the scan's lower bound on birth times).
+    var startedWall: (sec: Int64, nsec: UInt32)
 }
 
 /// The sandbox init after `clone3`: its pid (for the id maps), its pidfd (the only

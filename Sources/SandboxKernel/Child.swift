@@ -84,6 +84,11 @@ public struct ChildSpec {
     /// its copy of this process's argv strings with "sandbox-init", so
     /// `/proc/1/cmdline` inside does not show the supervisor's command line.
     public var hideSupervisorArgv = true
+    /// Built ahead of its command (a server's warm path): the init's end of a unix
+    /// stream socket on which it waits, its root built, for the command
+    /// (``Child/sendCommand(_:on:)``), whose fields then replace `argv`, `env`,
+    /// `searchPath`, `checkedExec` and `stdio`. -1: the command is in this spec.
+    public var commandSocket: Int32 = -1
 
     public init() {}
 
@@ -151,6 +156,7 @@ public struct ChildFailure: Sendable, Equatable {
         case SBX_STEP_MASK_HELPER.rawValue: return "remove the mask helper file"
         case SBX_STEP_ROOT_READONLY.rawValue: return "make the root read-only"
         case SBX_STEP_PIVOT_ROOT.rawValue: return "pivot_root"
+        case SBX_STEP_COMMAND.rawValue: return index < 0 ? "receive the command" : "install stdio descriptor \(index) (the command's)"
         case SBX_STEP_PAYLOAD_STACK.rawValue: return "map the payload's stack"
         case SBX_STEP_RLIMIT.rawValue: return "setrlimit"
         case SBX_STEP_REAPER_NAME.rawValue: return "name the reaper"
@@ -204,6 +210,20 @@ public struct CheckedExec {
     public init(fd: Int32, stamp: ExecutableFile.Stamp, leased: Bool, view: String?, argv: [String],
                 script: (fd: Int32, stamp: ExecutableFile.Stamp)?) {
         self.fd = fd; self.stamp = stamp; self.leased = leased; self.view = view; self.argv = argv; self.script = script
+    }
+}
+
+/// What a sandbox built ahead runs (``ChildSpec/commandSocket``): the command's
+/// fields of a spec.
+public struct ChildCommand {
+    public var argv: [String]
+    public var env: [String]
+    public var searchPath: String
+    public var checkedExec: CheckedExec?
+    /// Borrowed: sent as they are, the caller closes its own.
+    public var stdio: (Int32, Int32, Int32)
+    public init(argv: [String], env: [String], searchPath: String, checkedExec: CheckedExec?, stdio: (Int32, Int32, Int32)) {
+        self.argv = argv; self.env = env; self.searchPath = searchPath; self.checkedExec = checkedExec; self.stdio = stdio
     }
 }
 
@@ -274,22 +294,7 @@ public enum Child {
         c.gid = spec.gid
         c.new_session = spec.newSession ? 1 : 0
         c.workdir = arena.string(spec.workdir)
-        c.argv = arena.stringArray(spec.argv)
-        c.envp = arena.stringArray(spec.env)
-        c.search_path = arena.string(spec.searchPath)
-        c.exec_fd = -1
-        c.script_fd = -1
-        if let e = spec.checkedExec {
-            c.exec_fd = e.fd
-            c.exec_argv = arena.stringArray(e.argv)
-            (c.exec_ctime_sec, c.exec_ctime_nsec, c.exec_size) = (e.stamp.ctimeSec, e.stamp.ctimeNsec, e.stamp.size)
-            c.exec_leased = e.leased ? 1 : 0
-            c.exec_view = e.view.map { arena.string($0) }
-            if let s = e.script {
-                c.script_fd = s.fd
-                (c.script_ctime_sec, c.script_ctime_nsec, c.script_size) = (s.stamp.ctimeSec, s.stamp.ctimeNsec, s.stamp.size)
-            }
-        }
+        setCommand(&c, argv: spec.argv, env: spec.env, searchPath: spec.searchPath, checkedExec: spec.checkedExec, arena: &arena)
 
         c.cap_keep = spec.capKeep
         c.apply_caps = spec.applyCaps ? 1 : 0
@@ -317,6 +322,7 @@ public enum Child {
         c.status_fd = spec.statusFD
         let stdio = spec.stdio ?? (-1, -1, -1)
         c.stdio_fds = (stdio.0, stdio.1, stdio.2)
+        c.command_fd = spec.commandSocket
         if spec.hideSupervisorArgv, let area = argvArea() {
             c.argv_area = area.start
             c.argv_area_len = area.count
@@ -326,6 +332,39 @@ public enum Child {
         let pid = sbx_spawn(&c, &pidfd)
         if pid < 0 { throw KernelError(operation: "clone3", subject: "sandbox init", errno: -pid) }
         return (pid, pidfd)
+    }
+
+    /// The command of a sandbox built ahead, sent to its init over `socket` (the
+    /// supervisor's end of ``ChildSpec/commandSocket``'s pair).
+    public static func sendCommand(_ command: ChildCommand, on socket: Int32) throws(KernelError) {
+        var arena = CArena()
+        defer { arena.free() }
+        var c = sbx_spec()
+        setCommand(&c, argv: command.argv, env: command.env, searchPath: command.searchPath,
+                   checkedExec: command.checkedExec, arena: &arena)
+        c.stdio_fds = (command.stdio.0, command.stdio.1, command.stdio.2)
+        let r = sbx_command_send(socket, &c)
+        if r < 0 { throw KernelError(operation: "send the command", subject: "sandbox init", errno: -r) }
+    }
+
+    /// The command's fields of `c` (the rest of a spec is the sandbox).
+    private static func setCommand(_ c: inout sbx_spec, argv: [String], env: [String], searchPath: String,
+                                   checkedExec: CheckedExec?, arena: inout CArena) {
+        c.argv = arena.stringArray(argv)
+        c.envp = arena.stringArray(env)
+        c.search_path = arena.string(searchPath)
+        c.exec_fd = -1
+        c.script_fd = -1
+        guard let e = checkedExec else { return }
+        c.exec_fd = e.fd
+        c.exec_argv = arena.stringArray(e.argv)
+        (c.exec_ctime_sec, c.exec_ctime_nsec, c.exec_size) = (e.stamp.ctimeSec, e.stamp.ctimeNsec, e.stamp.size)
+        c.exec_leased = e.leased ? 1 : 0
+        c.exec_view = e.view.map { arena.string($0) }
+        if let s = e.script {
+            c.script_fd = s.fd
+            (c.script_ctime_sec, c.script_ctime_nsec, c.script_size) = (s.stamp.ctimeSec, s.stamp.ctimeNsec, s.stamp.size)
+        }
     }
 }
 

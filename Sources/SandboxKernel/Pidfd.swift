@@ -24,6 +24,15 @@ public final class Pidfd: Sendable {
         }
     }
 
+    /// Whether the process has exited (its pidfd is readable), without waiting.
+    public var hasExited: Bool {
+        owner.withRaw { fd in
+            guard fd >= 0 else { return true }
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            return poll(&p, 1, 0) != 0
+        }
+    }
+
     public struct Exit {
         /// CLD_EXITED, CLD_KILLED, CLD_DUMPED.
         public var code: Int32

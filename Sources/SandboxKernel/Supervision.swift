@@ -117,10 +117,19 @@ public enum Clock {
 }
 
 extension FD {
-    /// A connected AF_UNIX SOCK_SEQPACKET pair, both ends close-on-exec.
-    public static func socketPair() throws(KernelError) -> (OwnedFD, OwnedFD) {
+    /// `/dev/null`, read and write, close-on-exec.
+    public static func openNullDevice() throws(KernelError) -> OwnedFD {
+        let fd = open("/dev/null", O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { throw .last("open", "/dev/null") }
+        return OwnedFD(fd)
+    }
+
+    /// A connected AF_UNIX SOCK_SEQPACKET pair (`stream`: SOCK_STREAM), both ends
+    /// close-on-exec.
+    public static func socketPair(stream: Bool = false) throws(KernelError) -> (OwnedFD, OwnedFD) {
         var pair: [Int32] = [-1, -1]
-        guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
+        let type = stream ? Int32(SOCK_STREAM.rawValue) : Int32(SOCK_SEQPACKET.rawValue)
+        guard socketpair(AF_UNIX, type | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
             throw .last("socketpair", "AF_UNIX")
         }
         return (OwnedFD(pair[0]), OwnedFD(pair[1]))

@@ -37,6 +37,25 @@ public struct RunPlan: Codable, Sendable, Equatable {
     public var digest: String?
 }
 
+extension RunPlan {
+    /// Whether `other` makes the same sandbox as this plan: equal in every field but
+    /// the command (`process.argv`, `env`, `searchPath`), the run id and the digest.
+    /// A sandbox built ahead from one is what the other would build (a server's warm
+    /// path): the same mounts and bind identities, fences, limits, uid and network.
+    public func sameSandbox(as other: RunPlan) -> Bool {
+        func sandbox(_ plan: RunPlan) -> RunPlan {
+            var p = plan
+            p.runId = ""
+            p.digest = nil
+            p.process.argv = []
+            p.process.env = []
+            p.process.searchPath = ""
+            return p
+        }
+        return sandbox(self) == sandbox(other)
+    }
+}
+
 public struct PolicyInfo: Codable, Sendable, Equatable {
     public var name: String
     public var sources: [String]

@@ -28,6 +28,9 @@ public final class Server: @unchecked Sendable {
         public var maxRunning = 32
         /// Connections at once; one more gets an error line and is closed.
         public var maxConnections = 64
+        /// Sandboxes built ahead of their command at once (``WarmSandboxes``); 0:
+        /// none, every run builds its own when it comes.
+        public var sandboxesBuiltAhead = WarmSandboxes.defaultCapacity
         /// Descriptors the runs may hold at once (``DescriptorBudget``): what is
         /// left below 1024 after the connections (one each, and the four of the
         /// request each reader may hold while it waits), the server's own (~40),
@@ -58,6 +61,10 @@ public final class Server: @unchecked Sendable {
     /// Egress namespaces made ahead for the last egress rulesets; used only while
     /// the spawner runs (it is what enters them).
     let egressNamespaces = EgressNamespacePool()
+    /// Sandboxes built ahead for the last requests' client, policy and directory;
+    /// used only while the spawner runs (the inits must not die with the thread
+    /// that built them).
+    let warm: WarmSandboxes
 
     public init(group: UInt32?, limits: Limits = Limits()) throws(ServeError) {
         // Many runs share the process's Landlock observer: a larger ring.
@@ -67,6 +74,7 @@ public final class Server: @unchecked Sendable {
         self.limits = limits
         running = DispatchSemaphore(value: limits.maxRunning)
         descriptors = DescriptorBudget(total: limits.runDescriptors)
+        warm = WarmSandboxes(capacity: limits.sandboxesBuiltAhead)
         let probe = HostProbe.probe()
         serverEnvironment = probe.environment
         searchPath = PolicyLoader.defaultSearchPath()
@@ -104,6 +112,7 @@ public final class Server: @unchecked Sendable {
             accept(fd)
         }
         socket.remove()
+        warm.stop()
         let all = connections.withLock { Array($0.values) }
         // The readers see EOF and let go; the runs' threads close each connection.
         for c in all { c.cancelAll(); shutdown(c.fd, Int32(SHUT_RDWR)) }
@@ -304,10 +313,7 @@ public final class Server: @unchecked Sendable {
             let e = errno
             return refused(ExecError(kind: .plan, step: "cwd", subject: request.cwd, errno: Errno(e), message: "cwd: the fourth descriptor\(request.cwd.map { " (\($0))" } ?? ""): \(String(cString: strerror(e)))"))
         }
-        var probe = HostProbe.probe()
-        probe.environment = environment(for: request)
-        let home = probe.environment["HOME"] ?? "/"
-        probe.home = home.hasPrefix("/") ? home : "/"
+        let probe = hostProbe(for: request)
         do {
             let policy = try policies.load(request.policy, relativeTo: probe.cwd)
             label = policy.name
@@ -321,6 +327,21 @@ public final class Server: @unchecked Sendable {
             options.forwardSignals = false    // the server's signals are its own
             options.restoreTerminal = false   // the client's terminal is the client's
             options.onResult = reply          // the client need not wait for the teardown
+            // A sandbox built ahead for this client, policy and directory, if the
+            // plan makes exactly it; and the next one built while this one runs.
+            let warmKey = warmable(plan) ? self.warmKey(request, directory: directory, peer: connection.peer) : nil
+            if let warmKey {
+                if let built = warm.take(warmKey) {
+                    if built.executor.canRun(plan) {
+                        prepareAhead(warmKey, request: request, directory: directory)
+                        return runBuiltAhead(built, plan: plan, stdio: stdio, connection: connection, reply: reply)
+                    }
+                    warm.mismatched()
+                    built.executor.discard()
+                    self.descriptors.release(built.descriptors)
+                }
+                prepareAhead(warmKey, request: request, directory: directory)
+            }
             // Its descriptors, counted from the plan, must fit below FD_SETSIZE beside
             // the other runs' (``DescriptorBudget``): else it waits.
             let need = DescriptorBudget.estimate(mounts: plan.mounts.count)
@@ -343,6 +364,90 @@ public final class Server: @unchecked Sendable {
         } catch {
             return refused(error)
         }
+    }
+
+    /// Whether a run of `plan` may use a sandbox built ahead: namespaced, without
+    /// egress (whose namespaces have a pool of their own), with the spawner running.
+    private func warmable(_ plan: RunPlan) -> Bool {
+        !plan.isNested && plan.network.mode != .egress && sbx_spawner_running() == 1
+    }
+
+    private func warmKey(_ request: ServeRequest, directory: OwnedFD, peer: Peer) -> WarmSandboxes.Key? {
+        var st = stat()
+        guard fstat(directory.raw, &st) == 0 else { return nil }
+        return .init(peerUID: peer.uid, policy: request.policy, device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+    }
+
+    /// The request's command in `built`: as ``run(_:stdio:directory:connection:reply:)``
+    /// runs one in a sandbox of its own, with the same result.
+    private func runBuiltAhead(_ built: WarmSandboxes.Sandbox, plan: RunPlan, stdio: [OwnedFD], connection: Connection,
+                               reply: @escaping (RunResult) -> Void) -> RunResult {
+        defer { descriptors.release(built.descriptors) }
+        guard let key = connection.register(built.executor.handle) else {
+            built.executor.discard()
+            return .refused(runId: plan.runId, policy: plan.policy.name, argv: plan.process.argv,
+                            error: ExecError(kind: .plan, step: "cancelled", message: "the client disconnected before the run started"))
+        }
+        defer { connection.unregister(key) }
+        return built.executor.run(command: plan, stdio: (stdio[0].raw, stdio[1].raw, stdio[2].raw), onResult: reply)
+    }
+
+    /// Builds the next sandbox for `key` on a thread of its own, as this request's
+    /// would be built but with a placeholder command, when there is room
+    /// (``WarmSandboxes``); the thread then waits until a request takes it, or lets
+    /// it go.
+    private func prepareAhead(_ key: WarmSandboxes.Key, request: ServeRequest, directory: OwnedFD) {
+        guard warm.reserve(key) else { return }
+        let dir = fcntl(directory.raw, F_DUPFD_CLOEXEC, 0)
+        guard dir >= 0 else { warm.abandon(key); return }
+        let owned = OwnedFD(dir)
+        inFlight.withLock { $0 += 1 }
+        startThread {
+            defer { self.inFlight.withLock { $0 -= 1 } }
+            guard let built = self.build(request, directory: owned) else { self.warm.abandon(key); return }
+            guard self.warm.offer(built, for: key) else {
+                built.executor.discard()
+                self.descriptors.release(built.descriptors)
+                return
+            }
+            if self.warm.waitTakenOrWithdraw(built, for: key) {
+                built.executor.discard()
+                self.descriptors.release(built.descriptors)
+            }
+        }
+    }
+
+    /// The sandbox `request` would get, built ahead of its command, or nil (it
+    /// could not be: the next request builds its own, as without this).
+    private func build(_ request: ServeRequest, directory: OwnedFD) -> WarmSandboxes.Sandbox? {
+        defer { directory.close() }
+        guard sbx_serve_unshare_fs() == 0, fchdir(directory.raw) == 0 else { return nil }
+        let probe = hostProbe(for: request)
+        guard let policy = try? policies.load(request.policy, relativeTo: probe.cwd),
+              let plan = try? RunSteps.plan(policy, argv: ["sandbox-built-ahead"], runId: RunSteps.newRunId(),
+                                            host: RunSteps.hostFacts(probe, network: policy.network.mode), digest: false),
+              warmable(plan) else { return nil }
+        let need = DescriptorBudget.estimate(mounts: plan.mounts.count)
+        guard descriptors.acquire(need, while: { false }) else { return nil }
+        var options = RunSteps.options(runBase: runBase)
+        options.forwardSignals = false
+        options.restoreTerminal = false
+        let executor = Executor(plan: plan, options: options)
+        guard executor.prepareAhead() == nil else {
+            descriptors.release(need)
+            return nil
+        }
+        return WarmSandboxes.Sandbox(executor: executor, descriptors: need)
+    }
+
+    /// The host as the request's run sees it: this thread's directory (the client's),
+    /// the client's environment and home.
+    private func hostProbe(for request: ServeRequest) -> HostProbe {
+        var probe = HostProbe.probe()
+        probe.environment = environment(for: request)
+        let home = probe.environment["HOME"] ?? "/"
+        probe.home = home.hasPrefix("/") ? home : "/"
+        return probe
     }
 
     /// The client's environment, but the server's `SANDBOX_POLICY_PATH` and

@@ -254,8 +254,11 @@ struct Serve: ParsableCommand {
     var socket: String
     @Option(name: .long, help: "Let this group's members connect (mode 0660); a root server still serves root only.")
     var group: String?
+    @Option(name: .customLong("built-ahead"), help: "Sandboxes built ahead of their command for the last clients' policy and directory (default 2; 0: none).")
+    var builtAhead: Int = WarmSandboxes.defaultCapacity
 
     func run() throws {
+        guard builtAhead >= 0, builtAhead <= 16 else { fail("serve: --built-ahead \(builtAhead): between 0 and 16") }
         var gid: UInt32?
         if let group {
             if let n = UInt32(group) { gid = n } else if let g = getgrnam(group) { gid = g.pointee.gr_gid } else {
@@ -263,7 +266,9 @@ struct Serve: ParsableCommand {
             }
         }
         do {
-            let server = try Server(group: gid)
+            var limits = Server.Limits()
+            limits.sandboxesBuiltAhead = builtAhead
+            let server = try Server(group: gid, limits: limits)
             try server.serve(path: socket) {
                 printError("sandbox: serving on \(socket)\n")
             }

@@ -76,7 +76,7 @@ import Testing
 
         #expect(n == 12)
         let failure = try #require(ChildFailure(record: record))
-        let asked = Int32(SBX_MAX_KEEP) + 7 // the init's five channels and fence fds, the checked executable and script
+        let asked = Int32(SBX_MAX_KEEP) + 8 // the init's five channels and fence fds, the checked executable and script, the command socket
         #expect(failure == ChildFailure(step: Int32(SBX_STEP_KEEP_LIST.rawValue), index: asked, errno: E2BIG))
         #expect(failure.stepName == "keep \(asked) descriptors across the first close (at most \(SBX_MAX_KEEP))")
     }

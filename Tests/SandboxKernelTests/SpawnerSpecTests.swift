@@ -11,6 +11,12 @@ import Testing
         #expect(sbx_test_spawner_roundtrip() == 0)
     }
 
+    /// A sandbox built ahead receives its command (argv, environment, the checked
+    /// executable, stdio) whole, and only those fields of its spec change.
+    @Test func theCommandOfASandboxBuiltAheadReadsBackEqual() {
+        #expect(sbx_test_command_roundtrip() == 0)
+    }
+
     @Test func moreDescriptorsThanOneMessageCarriesDoNotFit() {
         // cwd, sync, error, status: 4, plus one per moved mount; a message carries 253.
         #expect(sbx_test_spawner_fit(249) == 0)

@@ -158,6 +158,14 @@ struct sbx_spec {
      * -1: inherit. */
     int stdio_fds[3];
 
+    /* A sandbox built ahead of its command (a server's warm path, Docs/serve.md):
+     * a unix stream socket on which the init, its root built and pivoted into,
+     * waits for the command (SBX_STEP_COMMAND): argv, envp, search_path, the
+     * [binary] fields and the stdio descriptors, which then replace the spec's own
+     * (sbx_command_send, sandbox_spawner.h). EOF: the sandbox was let go unused,
+     * and the init leaves. -1: the command is in this spec. */
+    int command_fd;
+
     /* The supervisor's argv strings, argv[0] to the end of the last one's NUL (the
      * bytes /proc/<pid>/cmdline shows): the reaper overwrites its copy with
      * "sandbox-init" and NULs. NULL: left as is. */
@@ -188,6 +196,7 @@ enum sbx_step {
     SBX_STEP_MASK_HELPER,
     SBX_STEP_ROOT_READONLY,
     SBX_STEP_PIVOT_ROOT,
+    SBX_STEP_COMMAND,              /* built ahead: receive the command (index -1) or install its stdio (0-2) */
     SBX_STEP_PAYLOAD_STACK,        /* mmap the stack the payload runs on until execve */
     SBX_STEP_RLIMIT,               /* index = rlimit */
     /* PID 1 becomes the reaper. */

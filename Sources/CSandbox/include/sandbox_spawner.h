@@ -45,4 +45,20 @@ int sbx_spawner_spawn(const struct sbx_spec *spec, int *pidfd_out, pid_t *pid_ou
  * fit (-E2BIG, -EMFILE) or does not read back (-EPROTO). */
 int sbx_spawner_roundtrip(const struct sbx_spec *spec, void (*check)(const struct sbx_spec *copy, void *ctx), void *ctx);
 
+/* ---- The command of a sandbox built ahead (sbx_spec.command_fd). ---- */
+
+/* Sends the command fields of `command` (argv, envp, search_path, exec_fd,
+ * exec_argv, the exec and script stamps, exec_leased, exec_view, script_fd,
+ * stdio_fds; every other field is ignored) as one message on `sock`, the
+ * descriptors with SCM_RIGHTS. The supervisor's side: it may allocate. 0 or -errno
+ * (-E2BIG, -EMFILE: it does not fit). */
+int sbx_command_send(int sock, const struct sbx_spec *command);
+
+/* The init's side (async-signal-safe: no allocation but one anonymous mapping for
+ * the body, which lives as long as the process): receives one command message and
+ * writes its command fields into `into`, whose other fields stay as they are. The
+ * descriptors arrive close-on-exec but the stdio ones, which the init installs.
+ * 0, -EPIPE at EOF, or -errno (-EPROTO: a message out of shape). */
+int sbx_command_receive(int sock, struct sbx_spec *into);
+
 #endif

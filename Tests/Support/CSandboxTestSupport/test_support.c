@@ -365,7 +365,7 @@ static void compare_spec(const struct sbx_spec *got, void *ctx) {
     d += got->cgroup_fd != 1;
     d += got->n_cgroup_join_fds != 2 || got->cgroup_join_fds[0] != 2 || got->cgroup_join_fds[1] != 3;
     d += got->loopback_up != w->loopback_up || got->premade_netns_ok != w->premade_netns_ok;
-    d += got->netns_fd != 14;
+    d += got->netns_fd != 14 || got->command_fd != 15;
     d += differ_str(got->uid_map, w->uid_map) + differ_str(got->gid_map, w->gid_map);
     d += got->has_userns_owner != w->has_userns_owner || got->userns_owner != w->userns_owner;
     d += differ_str(got->staging, w->staging);
@@ -452,6 +452,7 @@ int sbx_test_spawner_roundtrip(void) {
     s.seccomp_fence = fence; s.seccomp_fence_len = 2;
     s.notify_sock = 46; s.sync_fd = 47; s.error_fd = 48; s.status_fd = 49;
     s.stdio_fds[0] = 50; s.stdio_fds[1] = 51; s.stdio_fds[2] = -1;
+    s.command_fd = 53;
     s.argv_area = area; s.argv_area_len = sizeof area;
     struct roundtrip rt = { &s, -1 };
     int r = sbx_spawner_roundtrip(&s, compare_spec, &rt);
@@ -470,13 +471,69 @@ int sbx_test_spawner_fit(int n_moved) {
     struct sbx_spec s;
     memset(&s, 0, sizeof s);
     s.cgroup_fd = -1; s.netns_fd = -1; s.exec_fd = -1; s.script_fd = -1; s.landlock_fd = -1; s.notify_sock = -1;
-    s.sync_fd = 3; s.error_fd = 4; s.status_fd = 5;
+    s.sync_fd = 3; s.error_fd = 4; s.status_fd = 5; s.command_fd = -1;
     s.stdio_fds[0] = s.stdio_fds[1] = s.stdio_fds[2] = -1;
     s.mounts = mounts; s.n_mounts = (size_t)n_moved;
     s.argv = argv;
     int r = sbx_spawner_roundtrip(&s, ignore_spec, NULL);
     free(mounts);
     return r;
+}
+
+/* The command of a sandbox built ahead over a stream socket pair, as the supervisor
+ * sends it and the init receives it: 0 when every command field arrives equal (the
+ * descriptors as descriptors of the same files), every other field of the receiving
+ * spec untouched, a message out of shape refused (-EPROTO) and EOF told apart
+ * (-EPIPE); else a positive count of what differed, or -errno. */
+static int same_file(int a, int b) {
+    struct stat x, y;
+    return a >= 0 && b >= 0 && fstat(a, &x) == 0 && fstat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+}
+
+int sbx_test_command_roundtrip(void) {
+    static char *argv[] = { "sh", "-c", "echo hi", NULL };
+    static char *envp[] = { "PATH=/usr/bin:/bin", "A=b", NULL };
+    static char *exec_argv[] = { "/usr/bin/python3", "/dev/fd/6", NULL };
+    int sv[2], out[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return -errno;
+    if (pipe2(out, O_CLOEXEC) < 0) { int e = errno; close(sv[0]); close(sv[1]); return -e; }
+    int exe = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+    struct sbx_spec cmd;
+    memset(&cmd, 0, sizeof cmd);
+    cmd.argv = argv; cmd.envp = envp; cmd.search_path = "/usr/bin:/bin";
+    cmd.exec_fd = exe; cmd.exec_argv = exec_argv; cmd.exec_view = "/usr/bin/python3";
+    cmd.exec_ctime_sec = 1700000000; cmd.exec_ctime_nsec = 123; cmd.exec_size = 4096; cmd.exec_leased = 1;
+    cmd.script_fd = -1;
+    cmd.stdio_fds[0] = out[0]; cmd.stdio_fds[1] = out[1]; cmd.stdio_fds[2] = out[1];
+    /* Fields that are not the command's: the sender ignores them. */
+    cmd.sync_fd = 3; cmd.workdir = "/elsewhere";
+    int d = 0;
+    int r = sbx_command_send(sv[0], &cmd);
+    struct sbx_spec got;
+    memset(&got, 0, sizeof got);
+    got.workdir = "/work"; got.sync_fd = 9; got.error_fd = 10; got.hostname = "sandbox";
+    if (r == 0) r = sbx_command_receive(sv[1], &got);
+    if (r == 0) {
+        d += differ_strv(got.argv, argv) + differ_strv(got.envp, envp) + differ_str(got.search_path, "/usr/bin:/bin");
+        d += !same_file(got.exec_fd, exe) + differ_strv(got.exec_argv, exec_argv) + differ_str(got.exec_view, "/usr/bin/python3");
+        d += got.exec_ctime_sec != 1700000000 || got.exec_ctime_nsec != 123 || got.exec_size != 4096 || got.exec_leased != 1;
+        d += got.script_fd != -1;
+        d += !same_file(got.stdio_fds[0], out[0]) + !same_file(got.stdio_fds[1], out[1]) + !same_file(got.stdio_fds[2], out[1]);
+        d += differ_str(got.workdir, "/work") + (got.sync_fd != 9) + (got.error_fd != 10) + differ_str(got.hostname, "sandbox");
+        int received[4] = { got.exec_fd, got.stdio_fds[0], got.stdio_fds[1], got.stdio_fds[2] };
+        for (int i = 0; i < 4; i++) if (received[i] >= 0) close(received[i]);
+        /* A message out of shape: a bad magic. */
+        uint64_t junk[8] = { 0x1234 };
+        if (send(sv[0], junk, sizeof junk, MSG_NOSIGNAL) != (ssize_t)sizeof junk) r = -errno;
+        else d += sbx_command_receive(sv[1], &got) != -EPROTO;
+        /* The supervisor let it go: EOF. */
+        close(sv[0]); sv[0] = -1;
+        if (r == 0) d += sbx_command_receive(sv[1], &got) != -EPIPE;
+    }
+    if (sv[0] >= 0) close(sv[0]);
+    close(sv[1]); close(out[0]); close(out[1]);
+    if (exe >= 0) close(exe);
+    return r < 0 ? r : d;
 }
 
 int sbx_test_netns_owned_by_ours(int pid) {

@@ -91,6 +91,9 @@ int sbx_test_spawner_roundtrip(void);
 /* The same with `n_moved` moved mounts (one descriptor each): 0, or -errno (-EMFILE
  * when more descriptors than one message carries). */
 int sbx_test_spawner_fit(int n_moved);
+/* The command of a sandbox built ahead, sent and received (sbx_command_send/receive):
+ * 0 when it arrives whole and alone; a malformed message and EOF are told apart. */
+int sbx_test_command_roundtrip(void);
 
 /* Whether the network namespace of `pid` is owned by this process's user namespace
  * (ioctl NS_GET_USERNS): 1 yes, 0 no, -errno. */

@@ -1,0 +1,122 @@
+import Dispatch
+import SandboxKit
+import Synchronization
+
+/// Sandboxes the server built ahead of their command (Docs/serve.md, "Sandboxes
+/// built ahead"): after a request, the next sandbox for the same client, policy and
+/// directory is built while nobody waits for it — run directory, uid lease, bind
+/// trees, cgroup, fences, the init cloned and its root built — and the init waits
+/// for a command (`Executor.prepareAhead`). The next such request sends its command
+/// to it instead of building its own.
+///
+/// - A request takes one only if the plan compiled for it makes exactly that
+///   sandbox (`RunPlan.sameSandbox(as:)`: every field but the command, the run id
+///   and the digest): its plan is compiled and checked as for any run, so a policy,
+///   a bind source, an environment or a host fact that changed since means a
+///   sandbox of its own, and the one built ahead is let go.
+/// - Each is used once, by one request of the client it was built for (the peer's
+///   uid is in the key), and nothing of one run is in another: a fresh init, root,
+///   cgroup, uid lease and run directory each.
+/// - At most `capacity` (`sandbox serve --built-ahead`, default 2) exist or are being built at once; one not taken within
+///   ``idleSeconds`` is let go (its init killed, everything removed), and all are at
+///   the server's stop. A killed server's inits die with it (PDEATHSIG) and `sandbox
+///   gc` removes their run directories, as for any run.
+public final class WarmSandboxes: Sendable {
+    public static let defaultCapacity = 2
+    static let idleSeconds = 30
+    let capacity: Int
+
+    struct Key: Hashable, Sendable {
+        let peerUID: UInt32
+        let policy: String
+        /// The client's directory (the request's fourth descriptor) by identity.
+        let device: UInt64, inode: UInt64
+    }
+
+    /// One built: its executor, the descriptors it holds in the server's budget
+    /// (released by whoever ends it), and the wake-up of the thread that built it,
+    /// which lets it go when it is not taken in time.
+    final class Sandbox: @unchecked Sendable {
+        let executor: Executor
+        let descriptors: Int
+        let settled = DispatchSemaphore(value: 0)
+        init(executor: Executor, descriptors: Int) { self.executor = executor; self.descriptors = descriptors }
+    }
+
+    private struct State {
+        var ready: [Key: Sandbox] = [:]
+        var building: Set<Key> = []
+        var stopping = false
+        /// Requests that took one, and that found one that did not match (tests, docs).
+        var taken = 0, mismatched = 0
+    }
+    private let state = Mutex(State())
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    /// Whether a sandbox for `key` should be built now: none ready or being built
+    /// for it, room under the capacity, the server not stopping. True reserves the
+    /// slot: ``offer(_:for:)`` or ``abandon(_:)`` must follow.
+    func reserve(_ key: Key) -> Bool {
+        state.withLock { s in
+            guard !s.stopping, s.ready[key] == nil, !s.building.contains(key),
+                  s.ready.count + s.building.count < capacity else { return false }
+            s.building.insert(key)
+            return true
+        }
+    }
+
+    /// The reservation let go: the build failed.
+    func abandon(_ key: Key) {
+        state.withLock { _ = $0.building.remove(key) }
+    }
+
+    /// A sandbox built for `key`, now ready. False when the server is stopping (the
+    /// caller lets it go).
+    func offer(_ sandbox: Sandbox, for key: Key) -> Bool {
+        state.withLock { s in
+            s.building.remove(key)
+            guard !s.stopping else { return false }
+            s.ready[key] = sandbox
+            return true
+        }
+    }
+
+    /// The ready sandbox for `key`, taken (nobody else gets it), or nil.
+    func take(_ key: Key) -> Sandbox? {
+        let taken = state.withLock { s -> Sandbox? in
+            guard let sandbox = s.ready.removeValue(forKey: key) else { return nil }
+            s.taken += 1
+            return sandbox
+        }
+        taken?.settled.signal()
+        return taken
+    }
+
+    /// Counts a taken sandbox whose plan did not match its request's.
+    func mismatched() { state.withLock { $0.mismatched += 1 } }
+
+    /// The builder's wait: until the sandbox is taken, the server stops or
+    /// ``idleSeconds`` pass. True when the builder must let it go (not taken).
+    func waitTakenOrWithdraw(_ sandbox: Sandbox, for key: Key) -> Bool {
+        _ = sandbox.settled.wait(timeout: .now() + .seconds(Self.idleSeconds))
+        return state.withLock { s in
+            guard s.ready[key] === sandbox else { return false }   // taken
+            s.ready[key] = nil
+            return true
+        }
+    }
+
+    /// The server stops: nothing more is built, and every builder waiting on a ready
+    /// sandbox wakes and lets it go.
+    func stop() {
+        let waiting = state.withLock { s -> [Sandbox] in
+            s.stopping = true
+            return Array(s.ready.values)
+        }
+        for sandbox in waiting { sandbox.settled.signal() }
+    }
+
+    /// (taken, mismatched) so far.
+    var counts: (taken: Int, mismatched: Int) { state.withLock { ($0.taken, $0.mismatched) } }
+}

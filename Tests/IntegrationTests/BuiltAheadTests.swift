@@ -1,0 +1,179 @@
+import Foundation
+import Testing
+
+/// `sandbox serve` builds the next sandbox for a client, policy and directory ahead of
+/// its command (Docs/serve.md, "Sandboxes built ahead"). A request takes it only when
+/// the plan compiled for the request makes exactly that sandbox; each is used once;
+/// the result is what a sandbox built for the request would give; nothing of one is
+/// left for another, nor after the server.
+@Suite(.serialized) struct BuiltAheadTests {
+    typealias Served = ServeTests.Served
+
+    /// The run directories of sandboxes built ahead that wait for their command (their
+    /// record's argv is the placeholder), by run id.
+    static func waiting() -> Set<String> {
+        let base = "/run/sandbox"
+        let ids = (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? []
+        return Set(ids.filter { id in
+            guard let data = FileManager.default.contents(atPath: "\(base)/\(id)/state.json"),
+                  let record = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return false }
+            return record["argv"] as? [String] == ["sandbox-built-ahead"]
+        })
+    }
+
+    /// The server's children waiting as a sandbox built ahead (`ps` shows "sandbox-ahead").
+    static func aheadInits(of server: Int32) -> [Int32] {
+        SpawnerTests.children(of: server).filter { $0.comm == "sandbox-ahead" && $0.state != "Z" }.map(\.pid)
+    }
+
+    /// Waits up to 10 s for a sandbox built ahead of the server's (its init waiting and
+    /// its run directory recorded); the run ids waiting then.
+    static func waitForOneAhead(_ served: Served) -> Set<String> {
+        let server = served.process.processIdentifier
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            let ids = waiting()
+            if !aheadInits(of: server).isEmpty && !ids.isEmpty { return ids }
+            usleep(20_000)
+        }
+        return []
+    }
+
+    /// Whether `pid` exists and is not a zombie (its /proc stat state).
+    static func isRunning(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        return stat[stat.index(close, offsetBy: 2)] != "Z"
+    }
+
+    static func start(builtAhead: Int? = nil) throws -> Served? {
+        guard Harness.require(Harness.isRoot, "root") else { return nil }
+        let served = try Served(builtAhead: builtAhead)
+        guard Harness.require(served.ready, "sandbox serve started") else { served.stop(); return nil }
+        return served
+    }
+
+    /// The second request of a client runs in the sandbox built after the first (its
+    /// run id is the one that waited), and its result is the one `exec` gives for it;
+    /// with `--built-ahead 0` nothing is built ahead (the control: the waiting one
+    /// is the server's doing).
+    @Test func aRequestRunsInTheSandboxBuiltForItWithExecsResult() throws {
+        guard let served = try Self.start() else { return }
+        defer { served.stop() }
+        let ws = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: ws) }
+        let policy = ServeTests.notifyPolicy(in: ws)
+        _ = try ServeTests.runOnce(served, policy: policy, argv: ["true"], cwd: ws)
+        let argv = ["sh", "-c", "echo out; unshare -r true 2>/dev/null; echo err >&2; exit 7"]
+        for round in 0..<2 {
+            let ahead = Self.waitForOneAhead(served)
+            try #require(!ahead.isEmpty, "round \(round): no sandbox was built ahead")
+            let (reply, out, err) = try ServeTests.runOnce(served, policy: policy, argv: argv, cwd: ws)
+            let runId = reply?["runId"] as? String ?? "-"
+            #expect(ahead.contains(runId), "round \(round): run \(runId) is not one of those built ahead, \(ahead)")
+            let exec = try Harness.exec(policy: policy, argv, cwd: ws)
+            #expect(ServeTests.sameContent(reply, exec.result), "serve \(reply ?? [:])\nexec \(exec.result ?? [:])")
+            #expect(out == "out\n" && err == "err\n", "stdout \(out) stderr \(err)")
+            #expect(ServeTests.syscalls(reply) == ["unshare"], "\(reply ?? [:])")
+            let want = try ServeTests.planDigest(policy: policy, argv: argv, runId: runId, cwd: ws)
+            #expect(want != nil && reply?["planDigest"] as? String == want, "digest \(reply?["planDigest"] ?? "-") vs plan \(want ?? "-")")
+        }
+
+        guard let none = try Self.start(builtAhead: 0) else { return }
+        defer { none.stop() }
+        _ = try ServeTests.runOnce(none, policy: policy, argv: ["true"], cwd: ws)
+        usleep(500_000)
+        #expect(Self.aheadInits(of: none.process.processIdentifier).isEmpty, "--built-ahead 0 built one")
+    }
+
+    /// Attack: a bind source swapped (renamed away, another directory put in its place)
+    /// after the sandbox was built ahead. The request's plan sees the new directory, so
+    /// the sandbox holding the old one is not used: the command reads the new file.
+    /// Control: without the swap, the same request takes the sandbox built ahead.
+    @Test func aSandboxBuiltBeforeASwapIsNotUsed() throws {
+        guard let served = try Self.start() else { return }
+        defer { served.stop() }
+        let ws = Harness.tempDir(), shared = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: ws); try? FileManager.default.removeItem(atPath: shared) }
+        let data = shared + "/data"
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        try "old\n".write(toFile: data + "/f", atomically: true, encoding: .utf8)
+        let policy = Harness.policy("""
+            name = "ahead-bind"
+            extends = ["agent"]
+            [filesystem]
+            ro = ["\(data)"]
+            """, in: ws, name: "ahead-bind.toml")
+        let read = ["cat", data + "/f"]
+        #expect(try ServeTests.runOnce(served, policy: policy, argv: read, cwd: ws).out == "old\n")
+
+        // Control: nothing changed, the sandbox built ahead runs the request.
+        var ahead = Self.waitForOneAhead(served)
+        try #require(!ahead.isEmpty, "no sandbox was built ahead")
+        let same = try ServeTests.runOnce(served, policy: policy, argv: read, cwd: ws)
+        #expect(same.out == "old\n" && ahead.contains(same.reply?["runId"] as? String ?? "-"),
+                "control: \(same.reply ?? [:]) not run in one of \(ahead)")
+
+        // The swap, once the next one is built with the old directory.
+        ahead = Self.waitForOneAhead(served)
+        try #require(!ahead.isEmpty, "no sandbox was built ahead")
+        try FileManager.default.moveItem(atPath: data, toPath: shared + "/old")
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        try "new\n".write(toFile: data + "/f", atomically: true, encoding: .utf8)
+        let swapped = try ServeTests.runOnce(served, policy: policy, argv: read, cwd: ws)
+        let runId = swapped.reply?["runId"] as? String ?? "-"
+        #expect(swapped.out == "new\n", "the command read \(swapped.out.debugDescription) after the swap")
+        #expect(!ahead.contains(runId), "run \(runId) took the sandbox built before the swap")
+        #expect(swapped.reply?["exitCode"] as? Int == 0, "\(swapped.reply ?? [:])")
+    }
+
+    /// Attack: a run in a sandbox built ahead leaves a file in its /tmp and a process
+    /// of its own (a daemon that left its session); the next run, in the next sandbox
+    /// built ahead, finds neither. Control: the run itself sees both.
+    @Test func aRunLeavesNothingForTheNextSandboxBuiltAhead() throws {
+        guard let served = try Self.start() else { return }
+        defer { served.stop() }
+        let ws = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: ws) }
+        let policy = "agent"
+        _ = try ServeTests.runOnce(served, policy: policy, argv: ["true"], cwd: ws)
+        let leave = ["sh", "-c", "echo mark > /tmp/left; setsid sleep 30 < /dev/null > /dev/null 2>&1 & sleep 0.2; cat /tmp/left; ls /proc | grep -c '^[0-9]'"]
+        let look = ["sh", "-c", "cat /tmp/left 2>/dev/null || echo none; ls /proc | grep -c '^[0-9]'"]
+        var ahead = Self.waitForOneAhead(served)
+        let first = try ServeTests.runOnce(served, policy: policy, argv: leave, cwd: ws)
+        #expect(ahead.contains(first.reply?["runId"] as? String ?? "-"), "the first run was not built ahead: \(first.reply ?? [:])")
+        // Control: in its own run, the file is there and the daemon is one more process.
+        let mine = first.out.split(separator: "\n")
+        #expect(mine.first == "mark" && (Int(mine.last ?? "") ?? 0) >= 4, "control: \(first.out)")
+        ahead = Self.waitForOneAhead(served)
+        let next = try ServeTests.runOnce(served, policy: policy, argv: look, cwd: ws)
+        #expect(ahead.contains(next.reply?["runId"] as? String ?? "-"), "the next run was not built ahead: \(next.reply ?? [:])")
+        let seen = next.out.split(separator: "\n")
+        // Its own processes only: the init, sh, ls and grep.
+        #expect(seen.first == "none" && (Int(seen.last ?? "") ?? 99) <= 4, "the next run saw: \(next.out)")
+    }
+
+    /// A server that stops lets its sandboxes built ahead go (init gone, run directory
+    /// removed); one killed takes their inits with it (PDEATHSIG), and `sandbox gc`
+    /// removes what they left.
+    @Test func aStoppedOrKilledServerLeavesNoSandboxBuiltAhead() throws {
+        let ws = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: ws) }
+        for kill in [false, true] {
+            guard let served = try Self.start() else { return }
+            let server = served.process.processIdentifier
+            _ = try ServeTests.runOnce(served, policy: "agent", argv: ["true"], cwd: ws)
+            let ahead = Self.waitForOneAhead(served)
+            let inits = Self.aheadInits(of: server)
+            try #require(!ahead.isEmpty && !inits.isEmpty, "no sandbox was built ahead")
+            if kill { Glibc.kill(server, SIGKILL) }   // our own child, not yet reaped
+            _ = served.stop()
+            let deadline = Date().addingTimeInterval(10)
+            func alive() -> [Int32] { inits.filter(Self.isRunning) }
+            while !alive().isEmpty && Date() < deadline { usleep(20_000) }
+            #expect(alive().isEmpty, "kill \(kill): inits \(alive()) outlived the server")
+            if kill { _ = try Harness.sandbox(["gc"]) }
+            #expect(Self.waiting().intersection(ahead).isEmpty, "kill \(kill): left \(Self.waiting().intersection(ahead))")
+        }
+    }
+}
