@@ -9,6 +9,7 @@
 #     spawning its own bwrap, runs per second and the ratio.
 #
 #   Benchmarks/serve.sh              # release build; RUNS=400 per latency row, 1600 per throughput row
+#   SERVE_ARGS="--built-ahead 0" Benchmarks/serve.sh   # the server without sandboxes built ahead
 #
 # Take /tmp/sandbox-suite.lock around it on a shared machine. The client is
 # Benchmarks/serve_client.py; the bwrap line is Benchmarks/startup.sh's.
@@ -23,7 +24,8 @@ client="$PWD/Benchmarks/serve_client.py"
 work=$(mktemp -d)
 mkdir "$work/sock" && chmod 700 "$work/sock"
 mkdir "$work/cwd"
-"$bin" serve --socket "$work/sock/s" 2>"$work/serve.log" &
+# shellcheck disable=SC2086
+"$bin" serve --socket "$work/sock/s" ${SERVE_ARGS:-} 2>"$work/serve.log" &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 100); do [ -S "$work/sock/s" ] && break; sleep 0.05; done

@@ -1,4 +1,5 @@
 import Dispatch
+import Glibc
 import SandboxKit
 import Synchronization
 
@@ -44,54 +45,73 @@ public final class WarmSandboxes: Sendable {
     }
 
     private struct State {
-        var ready: [Key: Sandbox] = [:]
-        var building: Set<Key> = []
+        var ready: [Key: [Sandbox]] = [:]
+        var building: [Key: Int] = [:]
         var stopping = false
         /// Requests that took one, and that found one that did not match (tests, docs).
         var taken = 0, mismatched = 0
+        var count: Int { ready.values.reduce(0) { $0 + $1.count } + building.values.reduce(0, +) }
     }
     private let state = Mutex(State())
 
     init(capacity: Int) { self.capacity = capacity }
 
-    /// Whether a sandbox for `key` should be built now: none ready or being built
-    /// for it, room under the capacity, the server not stopping. True reserves the
-    /// slot: ``offer(_:for:)`` or ``abandon(_:)`` must follow.
+    /// Whether a sandbox for `key` should be built now: room under the capacity, the
+    /// server not stopping. True reserves the slot: ``offer(_:for:)`` or
+    /// ``abandon(_:)`` must follow.
     func reserve(_ key: Key) -> Bool {
         state.withLock { s in
-            guard !s.stopping, s.ready[key] == nil, !s.building.contains(key),
-                  s.ready.count + s.building.count < capacity else { return false }
-            s.building.insert(key)
+            guard !s.stopping, s.count < capacity else { return false }
+            s.building[key, default: 0] += 1
             return true
         }
     }
 
+    private static func doneBuilding(_ key: Key, _ s: inout State) {
+        let left = (s.building[key] ?? 1) - 1
+        s.building[key] = left > 0 ? left : nil
+    }
+
     /// The reservation let go: the build failed.
     func abandon(_ key: Key) {
-        state.withLock { _ = $0.building.remove(key) }
+        state.withLock { Self.doneBuilding(key, &$0) }
     }
 
     /// A sandbox built for `key`, now ready. False when the server is stopping (the
     /// caller lets it go).
     func offer(_ sandbox: Sandbox, for key: Key) -> Bool {
         state.withLock { s in
-            s.building.remove(key)
+            Self.doneBuilding(key, &s)
             guard !s.stopping else { return false }
-            s.ready[key] = sandbox
+            s.ready[key, default: []].append(sandbox)
             return true
         }
     }
 
-    /// The ready sandbox for `key`, taken (nobody else gets it), or nil.
+    /// A ready sandbox for `key`, taken (nobody else gets it), or nil. One being
+    /// built for `key` is waited for, up to ``buildWaitMs``: it was started by an
+    /// earlier request and is further along than one this request would start (a
+    /// client sending its requests one after another finds the next still being
+    /// built).
     func take(_ key: Key) -> Sandbox? {
-        let taken = state.withLock { s -> Sandbox? in
-            guard let sandbox = s.ready.removeValue(forKey: key) else { return nil }
-            s.taken += 1
-            return sandbox
+        let deadline = Clock.monotonicUs() + Self.buildWaitMs * 1000
+        while true {
+            let (taken, building) = state.withLock { s -> (Sandbox?, Bool) in
+                if var list = s.ready[key], !list.isEmpty {
+                    let sandbox = list.removeFirst()
+                    s.ready[key] = list.isEmpty ? nil : list
+                    s.taken += 1
+                    return (sandbox, false)
+                }
+                return (nil, !s.stopping && s.building[key] != nil)
+            }
+            if let taken { taken.settled.signal(); return taken }
+            if !building || Clock.monotonicUs() >= deadline { return nil }
+            usleep(100)
         }
-        taken?.settled.signal()
-        return taken
     }
+
+    static let buildWaitMs: UInt64 = 100
 
     /// Counts a taken sandbox whose plan did not match its request's.
     func mismatched() { state.withLock { $0.mismatched += 1 } }
@@ -101,8 +121,9 @@ public final class WarmSandboxes: Sendable {
     func waitTakenOrWithdraw(_ sandbox: Sandbox, for key: Key) -> Bool {
         _ = sandbox.settled.wait(timeout: .now() + .seconds(Self.idleSeconds))
         return state.withLock { s in
-            guard s.ready[key] === sandbox else { return false }   // taken
-            s.ready[key] = nil
+            guard var list = s.ready[key], let i = list.firstIndex(where: { $0 === sandbox }) else { return false } // taken
+            list.remove(at: i)
+            s.ready[key] = list.isEmpty ? nil : list
             return true
         }
     }
@@ -112,7 +133,7 @@ public final class WarmSandboxes: Sendable {
     func stop() {
         let waiting = state.withLock { s -> [Sandbox] in
             s.stopping = true
-            return Array(s.ready.values)
+            return s.ready.values.flatMap { $0 }
         }
         for sandbox in waiting { sandbox.settled.signal() }
     }

@@ -9,11 +9,27 @@ import Testing
 @Suite(.serialized) struct BuiltAheadTests {
     typealias Served = ServeTests.Served
 
+    static let runBase = "/run/sandbox"
+
+    /// The run ids whose run directory `pid` holds open (its lock: a supervisor holds
+    /// its runs' for their whole life), from /proc/<pid>/fd.
+    static func runs(of pid: Int32) -> Set<String> {
+        let dir = "/proc/\(pid)/fd"
+        let links = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [])
+            .compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "\(dir)/\($0)") }
+        return Set(links.compactMap { link -> String? in
+            guard link.hasPrefix(runBase + "/") else { return nil }
+            return link.dropFirst(runBase.count + 1).split(separator: "/").first.map(String.init)
+        })
+    }
+
     /// The run directories of sandboxes built ahead that wait for their command (their
-    /// record's argv is the placeholder), by run id.
-    static func waiting() -> Set<String> {
-        let base = "/run/sandbox"
-        let ids = (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? []
+    /// record's argv is the placeholder), by run id; `server`'s only, when given (the
+    /// suite's other servers run beside).
+    static func waiting(of server: Int32? = nil) -> Set<String> {
+        let base = runBase
+        var ids = Set((try? FileManager.default.contentsOfDirectory(atPath: base)) ?? [])
+        if let server { ids.formIntersection(runs(of: server)) }
         return Set(ids.filter { id in
             guard let data = FileManager.default.contents(atPath: "\(base)/\(id)/state.json"),
                   let record = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return false }
@@ -32,7 +48,7 @@ import Testing
         let server = served.process.processIdentifier
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
-            let ids = waiting()
+            let ids = waiting(of: server)
             if !aheadInits(of: server).isEmpty && !ids.isEmpty { return ids }
             usleep(20_000)
         }
