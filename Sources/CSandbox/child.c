@@ -1724,6 +1724,10 @@ pid_t sbx_spawn(const struct sbx_spec *spec, int *pidfd_out) {
     pid_t pid;
     /* A server's spawner (spawner.c) clones the init from its own small image. */
     if (sbx_spawner_spawn(spec, pidfd_out, &pid)) return pid;
+    /* A sandbox built ahead outlives the thread that builds it, and an init cloned
+     * here dies with its cloning thread (PDEATHSIG): only the spawner, whose
+     * thread is the server's for good, may clone one. */
+    if (spec->command_fd >= 0) return -EXDEV;
     return sbx_spawn_here(spec, 0, pidfd_out);
 }
 

@@ -248,7 +248,8 @@ struct sbx_child_error {
  * *pidfd_out, or -errno. Call from a thread that lives as long as the run: the
  * child's PDEATHSIG fires when this *thread* exits. When this process started a
  * spawner (sandbox_spawner.h), the spawner clones it instead, as this process's
- * child, and the thread that matters is the one that started the spawner.
+ * child, and the thread that matters is the one that started the spawner. A spec
+ * built ahead (command_fd >= 0) is cloned only by the spawner: -EXDEV otherwise.
  */
 pid_t sbx_spawn(const struct sbx_spec *spec, int *pidfd_out);
 /* The clone itself, in this process, with `extra_flags` added (the spawner adds
