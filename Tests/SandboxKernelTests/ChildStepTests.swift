@@ -80,4 +80,25 @@ import Testing
         #expect(failure == ChildFailure(step: Int32(SBX_STEP_KEEP_LIST.rawValue), index: asked, errno: E2BIG))
         #expect(failure.stepName == "keep \(asked) descriptors across the first close (at most \(SBX_MAX_KEEP))")
     }
+
+    /// A sandbox built ahead waits for its command after the thread that built it may
+    /// have gone, and an init cloned by a thread dies with it (PDEATHSIG): without a
+    /// server's spawner it is refused before anything is cloned (EXDEV).
+    @Test func aSandboxBuiltAheadIsClonedOnlyByTheSpawner() throws {
+        var pair: [Int32] = [-1, -1]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0)
+        defer { close(pair[0]); close(pair[1]) }
+        #expect(sbx_spawner_running() == 0)
+        var spec = ChildSpec()
+        spec.argv = ["/bin/true"]
+        spec.commandSocket = pair[1]
+        spec.hideSupervisorArgv = false
+        do {
+            let child = try Child.spawn(spec)
+            close(child.pidfd)
+            Issue.record("cloned without a spawner: pid \(child.pid)")
+        } catch {
+            #expect(error.errno?.rawValue == EXDEV, "\(error)")
+        }
+    }
 }
