@@ -831,9 +831,9 @@ static int pivot_into_root(struct child *c) {
  * was let go unused; nobody reads a report, so the init leaves. */
 static struct sbx_spec commanded;
 
-/* The command the sandbox was built with (a placeholder) and its environment (the
- * request's that had it built), zeroed once the real one is in: the reaper keeps
- * its memory for the whole run. */
+/* The command the sandbox was built with (a placeholder), its environment and
+ * search path (the request's that had it built), zeroed once the real ones are in:
+ * the reaper keeps its memory for the whole run. */
 static void scrub(char *const *v) {
     for (size_t i = 0; v && v[i]; i++) memset(v[i], 0, str_len(v[i]));
 }
@@ -853,6 +853,7 @@ static int receive_command(struct child *c) {
     close(sock);
     scrub(c->spec->argv);
     scrub(c->spec->envp);
+    if (c->spec->search_path) memset((char *)c->spec->search_path, 0, str_len(c->spec->search_path));
     commanded.command_fd = -1;
     c->spec = &commanded;
     if (install_stdio(c) < 0) return -1;

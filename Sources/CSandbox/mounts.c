@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -187,4 +188,75 @@ int sbx_mounts_birth(int dirfd, const char *name, int64_t *sec, uint32_t *nsec, 
     *dev = ((uint64_t)sx.stx_dev_major << 32) | sx.stx_dev_minor;
     *mode = sx.stx_mode;
     return 0;
+}
+
+int sbx_mounts_open_root(pid_t pid) {
+    char path[32];
+    snprintf(path, sizeof path, "/proc/%d/root", (int)pid);
+    int fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+int sbx_mounts_is_mount_root(int fd) {
+    struct statx stx;
+    if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_TYPE, &stx) < 0) return -errno;
+    if (!(stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT)) return -EOPNOTSUPP;
+    return (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT) ? 1 : 0;
+}
+
+int sbx_mounts_mount_id(int fd, uint64_t *id) {
+    struct statx stx;
+    if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &stx) < 0) return -errno;
+    if (!(stx.stx_mask & STATX_MNT_ID)) return -EOPNOTSUPP;
+    *id = stx.stx_mnt_id;
+    return 0;
+}
+
+int sbx_mounts_in_own_namespace(int fd) {
+    struct statx stx;
+    uint64_t id;
+    int r = sbx_mounts_mount_id(fd, &id);
+    if (r < 0) return r;
+    stx.stx_mnt_id = id;
+    int table = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+    if (table < 0) return -errno;
+    /* Each line starts with the mount id; only line starts are compared. */
+    char want[24];
+    int wn = snprintf(want, sizeof want, "%llu ", (unsigned long long)stx.stx_mnt_id);
+    char buf[8192];
+    size_t have = 0;
+    int found = 0, at_line_start = 1;
+    for (;;) {
+        ssize_t n = read(table, buf + have, sizeof buf - have);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) { int e = errno; close(table); return -e; }
+        size_t end = have + (size_t)n, i = 0;
+        while (i < end) {
+            if (at_line_start) {
+                if (end - i < (size_t)wn && n > 0) break;   /* the id may continue in the next read */
+                if (end - i >= (size_t)wn && memcmp(buf + i, want, (size_t)wn) == 0) { found = 1; break; }
+                at_line_start = 0;
+            }
+            char *nl = memchr(buf + i, '\n', end - i);
+            if (!nl) { i = end; break; }
+            i = (size_t)(nl - buf) + 1;
+            at_line_start = 1;
+        }
+        if (found || n == 0) break;
+        have = end - i;
+        memmove(buf, buf + i, have);
+    }
+    close(table);
+    return found;
+}
+
+int sbx_mounts_events_open(void) {
+    int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+int sbx_mounts_events_changed(int fd) {
+    struct pollfd p = { fd, POLLPRI, 0 };
+    int r = poll(&p, 1, 0);
+    return r > 0 && (p.revents & (POLLPRI | POLLERR)) ? 1 : 0;
 }

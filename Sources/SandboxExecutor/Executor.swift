@@ -179,8 +179,10 @@ public final class Executor {
     /// held for ever (red team, session 28).
     private var abandoned = false
     static let abandonAfterMs: UInt64 = 10_000
-    /// Built ahead (``prepareAhead()``): the sandbox waiting for its command.
+    /// Built ahead (``prepareAhead()``): the sandbox waiting for its command, and the
+    /// host's kernel audit state when it was built.
     private var prepared: Sandbox?
+    private var auditStateAtBuild: Bool?
     /// The host uid leased to this run (`process.host_uid = "own"`).
     private var hostUID: UInt32?
     /// What the run created that the plan reports (`plan.reportCreated`).
@@ -264,6 +266,9 @@ public final class Executor {
                              message: "a sandbox built ahead must be namespaced, without egress and without forwarded signals")
         }
         if plan.landlock.abi > 0 && plan.process.hostUID == .own { LandlockObserver.prepareInBackground() }
+        // Before the denial account reads it (step 7): the account's choices (which
+        // records to expect, the filter's log flag) hold only while it stays so.
+        auditStateAtBuild = AuditReader.kernelAuditState()
         do {
             let sources = try openBindSources()
             prepared = try build(sources: sources, executable: nil, ahead: true)
@@ -278,8 +283,49 @@ public final class Executor {
     /// makes exactly this sandbox (``RunPlan/sameSandbox(as:)``: every field but the
     /// command, the run id and the digest) and the init is still waiting.
     public func canRun(_ request: RunPlan) -> Bool {
-        guard let sandbox = prepared, request.sameSandbox(as: plan) else { return false }
-        return !sandbox.child.pidfd.hasExited
+        guard let sandbox = prepared, request.sameSandbox(as: plan), !sandbox.child.pidfd.hasExited else { return false }
+        // The host's audit state as at the build (the account was set up for it), and
+        // the mounts on host paths as the plan puts them.
+        return AuditReader.kernelAuditState() == auditStateAtBuild && mountsStillHold(sandbox)
+    }
+
+    /// Built ahead: the mounts the init made on host paths beneath writable binds
+    /// (`protect`, `pin`, `mask`) still sit where the plan puts them, on what is
+    /// there now. The plan names them by path, and the host may since have replaced
+    /// the entry (`rm -rf .git && git init` detaches the mount on the old one;
+    /// `mv .git old && mkdir .git` takes it along with the old one): a sandbox built
+    /// now would protect the new entry, so this one may not run (red team, session
+    /// 36). Seen from the host through the init's root (`/proc/<pid>/root`,
+    /// resolved inside it with no symlink): each must be a mount root, and a
+    /// `protect` or `pin` (bound onto itself) the very object the host path beneath
+    /// its writable bind names now. A `mask` is optional: absent inside (and so on
+    /// the host) is as a build now would leave it.
+    private func mountsStillHold(_ sandbox: Sandbox) -> Bool {
+        let writable = plan.mounts.indices.filter { plan.mounts[$0].kind == .bind && !plan.mounts[$0].readOnly }
+        for step in plan.mounts where step.kind == .protect || step.kind == .pin || step.kind == .mask {
+            let seen: (device: UInt64, inode: UInt64, mountRoot: Bool)?
+            do { seen = try MountSources.objectInside(pid: sandbox.child.pid, path: step.destination) } catch { return false }
+            guard let seen else {
+                if step.kind == .mask { continue }
+                return false
+            }
+            guard seen.mountRoot else { return false }
+            guard step.kind != .mask else { continue }
+            // The writable bind the path lies beneath (the innermost), and the host
+            // object at the same place beneath its opened source.
+            let enclosing = writable.filter { Self.isBeneath(step.destination, plan.mounts[$0].destination) }
+                .max { plan.mounts[$0].destination.count < plan.mounts[$1].destination.count }
+            guard let b = enclosing, let source = sandbox.sources[b] else { return false }
+            let base = plan.mounts[b].destination
+            let rest = step.destination == base ? "" : String(step.destination.dropFirst(base == "/" ? 1 : base.count + 1))
+            guard let host = rest.isEmpty ? (source.device, source.inode) : MountSources.identity(beneath: source.fd, rest),
+                  host.device == seen.device, host.inode == seen.inode else { return false }
+        }
+        return true
+    }
+
+    static func isBeneath(_ path: String, _ directory: String) -> Bool {
+        directory == "/" || path == directory || path.hasPrefix(directory + "/")
     }
 
     /// Runs `request`'s command in the sandbox built ahead (``canRun(_:)`` must hold,
@@ -358,7 +404,7 @@ public final class Executor {
         do { try Child.sendCommand(command, on: socket.raw) } catch { throw ExecError(.childSpec, error, label: "command") }
         socket.close()
         executable?.closeFiles()
-        recordRunning(sandbox.runDir)
+        recordRunning(sandbox.runDir, startedNow: true)
     }
 
     /// Sends `sig` to the sandbox (its init forwards it to the command), from any
@@ -831,7 +877,7 @@ public final class Executor {
 
     /// The plan's digest (if the caller left it for now), the record (`running`, with
     /// the command) and the plan (`plan.json`) in the run directory.
-    private func recordRunning(_ runDir: RunDirectory) {
+    private func recordRunning(_ runDir: RunDirectory, startedNow: Bool = false) {
         // Encoding the plan here overlaps with the child building its root instead of
         // delaying it.
         var json: [UInt8]?
@@ -840,6 +886,8 @@ public final class Executor {
         }
         try? updateRecord(runDir) { [plan] in
             $0.state = .running; $0.planDigest = plan.digest ?? ""; $0.argv = RunRecord.cut(plan.process.argv)
+            // Built ahead: the run starts with its command, not with its build.
+            if startedNow { $0.started = Clock.unixSeconds() }
         }
         let bytes = json ?? plan.canonicalJSON()
         try? runDir.write("plan.json", String(decoding: bytes, as: UTF8.self) + "\n")

@@ -78,6 +78,47 @@ public enum MountSources {
         return OpenedSource(owner: owner, device: dev, inode: ino, isDirectory: true)
     }
 
+    /// An object inside a running sandbox as the host sees it: `path` (absolute,
+    /// inside) resolved in the root of `pid` — the caller's own unreaped child, so
+    /// the pid names it — never leaving that root and with no symlink on the way;
+    /// nil when nothing is there. `mountRoot`: a mount sits on it.
+    public static func objectInside(pid: Int32, path: String) throws(KernelError)
+        -> (device: UInt64, inode: UInt64, mountRoot: Bool)? {
+        let root = sbx_mounts_open_root(pid)
+        guard root >= 0 else { throw KernelError(operation: "open", subject: "/proc/\(pid)/root", errno: -root) }
+        defer { Glibc.close(root) }
+        let relative = String(path.drop(while: { $0 == "/" }))
+        let fd = sbx_mounts_open_source(root, relative, UInt64(SBX_RESOLVE_IN_ROOT_FLAG | SBX_RESOLVE_NO_SYMLINKS_FLAG))
+        if fd == -ENOENT { return nil }
+        guard fd >= 0 else { throw KernelError(operation: "open", subject: path, errno: -fd) }
+        defer { Glibc.close(fd) }
+        var dev: UInt64 = 0, ino: UInt64 = 0, mode: UInt32 = 0
+        let s = sbx_mounts_identity(fd, &dev, &ino, &mode)
+        guard s == 0 else { throw KernelError(operation: "fstat", subject: path, errno: -s) }
+        let m = sbx_mounts_is_mount_root(fd)
+        guard m >= 0 else { throw KernelError(operation: "statx", subject: path, errno: -m) }
+        return (dev, ino, m == 1)
+    }
+
+    /// Device and inode of what `relative` names beneath the directory `directoryFD`,
+    /// reached without leaving it and with no symlink; nil when it is not there.
+    public static func identity(beneath directoryFD: Int32, _ relative: String) -> (device: UInt64, inode: UInt64)? {
+        let fd = sbx_mounts_open_source(directoryFD, relative, UInt64(SBX_RESOLVE_BENEATH_FLAG | SBX_RESOLVE_NO_SYMLINKS_FLAG))
+        guard fd >= 0 else { return nil }
+        defer { Glibc.close(fd) }
+        var dev: UInt64 = 0, ino: UInt64 = 0, mode: UInt32 = 0
+        return sbx_mounts_identity(fd, &dev, &ino, &mode) == 0 ? (dev, ino) : nil
+    }
+
+    /// The id of the mount `fd` is on (as mountinfo shows it), or nil.
+    public static func mountID(_ fd: Int32) -> UInt64? {
+        var id: UInt64 = 0
+        return sbx_mounts_mount_id(fd, &id) == 0 ? id : nil
+    }
+
+    /// Whether the mount `fd` is on belongs to this process's mount namespace.
+    public static func isInOwnNamespace(_ fd: Int32) -> Bool { sbx_mounts_in_own_namespace(fd) == 1 }
+
     /// Device and inode of the working directory (for the planner's `HostFacts`).
     public static func workingDirectoryIdentity() -> (device: UInt64, inode: UInt64)? {
         guard let s = try? openWorkingDirectory() else { return nil }
@@ -162,4 +203,23 @@ public enum MountSources {
 
 private extension String {
     var trimmedLine: String { split(separator: "\n").first.map(String.init) ?? self }
+}
+
+/// This process's mount namespace watched for change: any mount made, changed
+/// (a remount read-only) or removed in it since ``init()`` (or the last ``changed``)
+/// marks it. What a sandbox built ahead cloned of the host's mounts is as it was at
+/// its build; a change since means it may differ from what a build now would clone.
+public final class MountEvents: Sendable {
+    private let fd: OwnedFD
+
+    public init() throws(KernelError) {
+        let r = sbx_mounts_events_open()
+        guard r >= 0 else { throw KernelError(operation: "open", subject: "/proc/self/mountinfo", errno: -r) }
+        fd = OwnedFD(r)
+    }
+
+    /// Whether any mount of the namespace changed since the last call (or since init).
+    public var changed: Bool { fd.withRaw { $0 < 0 || sbx_mounts_events_changed($0) == 1 } }
+
+    public func close() { fd.close() }
 }

@@ -332,12 +332,12 @@ public final class Server: @unchecked Sendable {
             let warmKey = warmable(plan) ? self.warmKey(request, directory: directory, peer: connection.peer) : nil
             if let warmKey {
                 if let built = warm.take(warmKey) {
-                    if built.executor.canRun(plan) {
+                    if built.canRun(plan) {
                         prepareAhead(warmKey, request: request, directory: directory)
                         return runBuiltAhead(built, plan: plan, stdio: stdio, connection: connection, reply: reply)
                     }
                     warm.mismatched()
-                    built.executor.discard()
+                    built.discard()
                     self.descriptors.release(built.descriptors)
                 }
                 prepareAhead(warmKey, request: request, directory: directory)
@@ -374,8 +374,9 @@ public final class Server: @unchecked Sendable {
 
     private func warmKey(_ request: ServeRequest, directory: OwnedFD, peer: Peer) -> WarmSandboxes.Key? {
         var st = stat()
-        guard fstat(directory.raw, &st) == 0 else { return nil }
-        return .init(peerUID: peer.uid, policy: request.policy, device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+        guard fstat(directory.raw, &st) == 0, let mount = MountSources.mountID(directory.raw) else { return nil }
+        return .init(peerUID: peer.uid, policy: request.policy, device: UInt64(st.st_dev), inode: UInt64(st.st_ino),
+                     mount: mount)
     }
 
     /// The request's command in `built`: as ``run(_:stdio:directory:connection:reply:)``
@@ -383,6 +384,7 @@ public final class Server: @unchecked Sendable {
     private func runBuiltAhead(_ built: WarmSandboxes.Sandbox, plan: RunPlan, stdio: [OwnedFD], connection: Connection,
                                reply: @escaping (RunResult) -> Void) -> RunResult {
         defer { descriptors.release(built.descriptors) }
+        defer { built.mounts.close() }
         guard let key = connection.register(built.executor.handle) else {
             built.executor.discard()
             return .refused(runId: plan.runId, policy: plan.policy.name, argv: plan.process.argv,
@@ -406,12 +408,12 @@ public final class Server: @unchecked Sendable {
             defer { self.inFlight.withLock { $0 -= 1 } }
             guard let built = self.build(request, directory: owned) else { self.warm.abandon(key); return }
             guard self.warm.offer(built, for: key) else {
-                built.executor.discard()
+                built.discard()
                 self.descriptors.release(built.descriptors)
                 return
             }
             if self.warm.waitTakenOrWithdraw(built, for: key) {
-                built.executor.discard()
+                built.discard()
                 self.descriptors.release(built.descriptors)
             }
         }
@@ -421,7 +423,14 @@ public final class Server: @unchecked Sendable {
     /// could not be: the next request builds its own, as without this).
     private func build(_ request: ServeRequest, directory: OwnedFD) -> WarmSandboxes.Sandbox? {
         defer { directory.close() }
-        guard sbx_serve_unshare_fs() == 0, fchdir(directory.raw) == 0 else { return nil }
+        // Watched from before the plan: a mount change during the build counts too.
+        // Only a directory on a mount of the server's own namespace, whose changes
+        // that watch sees (a client's namespace of its own is not watched).
+        guard let mounts = try? MountEvents() else { return nil }
+        var done = false
+        defer { if !done { mounts.close() } }
+        guard MountSources.isInOwnNamespace(directory.raw),
+              sbx_serve_unshare_fs() == 0, fchdir(directory.raw) == 0 else { return nil }
         let probe = hostProbe(for: request)
         guard let policy = try? policies.load(request.policy, relativeTo: probe.cwd),
               let plan = try? RunSteps.plan(policy, argv: ["sandbox-built-ahead"], runId: RunSteps.newRunId(),
@@ -437,7 +446,8 @@ public final class Server: @unchecked Sendable {
             descriptors.release(need)
             return nil
         }
-        return WarmSandboxes.Sandbox(executor: executor, descriptors: need)
+        done = true
+        return WarmSandboxes.Sandbox(executor: executor, descriptors: need, mounts: mounts)
     }
 
     /// The host as the request's run sees it: this thread's directory (the client's),

@@ -30,8 +30,9 @@ public final class WarmSandboxes: Sendable {
     struct Key: Hashable, Sendable {
         let peerUID: UInt32
         let policy: String
-        /// The client's directory (the request's fourth descriptor) by identity.
-        let device: UInt64, inode: UInt64
+        /// The client's directory (the request's fourth descriptor) by identity, and
+        /// the mount it is on (a read-only bind of the same directory is another).
+        let device: UInt64, inode: UInt64, mount: UInt64
     }
 
     /// One built: its executor, the descriptors it holds in the server's budget
@@ -40,8 +41,21 @@ public final class WarmSandboxes: Sendable {
     final class Sandbox: @unchecked Sendable {
         let executor: Executor
         let descriptors: Int
+        /// The server's mount namespace, watched from before the plan was made: what
+        /// the sandbox cloned of the host's mounts (a bind's tree, its flags, what is
+        /// mounted beneath) is as it was then; any mount change since, and it is let go.
+        let mounts: MountEvents
         let settled = DispatchSemaphore(value: 0)
-        init(executor: Executor, descriptors: Int) { self.executor = executor; self.descriptors = descriptors }
+        init(executor: Executor, descriptors: Int, mounts: MountEvents) {
+            self.executor = executor; self.descriptors = descriptors; self.mounts = mounts
+        }
+
+        /// Whether `plan` (a request's) may run in it: no mount of the server's
+        /// namespace changed since its plan was made, and the executor's own checks.
+        func canRun(_ plan: RunPlan) -> Bool { !mounts.changed && executor.canRun(plan) }
+
+        /// Let go unused: its init killed, everything of it removed.
+        func discard() { executor.discard(); mounts.close() }
     }
 
     private struct State {

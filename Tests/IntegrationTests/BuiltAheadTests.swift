@@ -192,4 +192,82 @@ import Testing
             #expect(Self.waiting().intersection(ahead).isEmpty, "kill \(kill): left \(Self.waiting().intersection(ahead))")
         }
     }
+
+    /// Attack (red team, session 36): `.git` replaced on the host after the sandbox
+    /// was built ahead (`rm -rf .git && mkdir .git`, or renamed away and made anew).
+    /// The plan names `protect` by path, so it compares equal; but the mount the init
+    /// made sits on the old entry, and the new `.git` would be writable: hooks planted
+    /// there run with the host's next git command. Control: seen from the host, the
+    /// waiting sandbox's `.git` is no longer a mount (the attack's premise), and
+    /// without a replacement the sandbox is taken and `.git` is read-only in it.
+    @Test func aSandboxWhoseProtectedEntryWasReplacedIsNotUsed() throws {
+        guard let served = try Self.start() else { return }
+        defer { served.stop() }
+        let ws = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: ws) }
+        let server = served.process.processIdentifier
+        try FileManager.default.createDirectory(atPath: ws + "/.git/hooks", withIntermediateDirectories: true)
+        let plant = ["sh", "-c", "touch .git/hooks/pwn 2>/dev/null; echo rc=$?"]
+        _ = try ServeTests.runOnce(served, policy: "agent", argv: ["true"], cwd: ws)
+
+        // Control: nothing replaced; taken, and .git read-only in it.
+        var ahead = Self.waitForOneAhead(served)
+        let kept = try ServeTests.runOnce(served, policy: "agent", argv: plant, cwd: ws)
+        #expect(ahead.contains(kept.reply?["runId"] as? String ?? "-") && kept.out == "rc=1\n", "control: \(kept.out) \(kept.reply ?? [:])")
+
+        for replace in ["rm -rf .git && mkdir -p .git/hooks", "mv .git .git-old && mkdir -p .git/hooks"] {
+            ahead = Self.waitForOneAhead(served)
+            let waitingInit = try #require(Self.aheadInits(of: server).first, "no sandbox was built ahead")
+            #expect(Self.isMountRoot(pid: waitingInit, ws + "/.git") == true, "\(replace): .git is not protected in the sandbox built ahead")
+            let r = try Harness.run("/bin/sh", ["-c", replace], cwd: ws)
+            #expect(r.status == 0, "\(replace): \(r)")
+            // The premise: the sandbox built before now has an unprotected .git.
+            #expect(Self.isMountRoot(pid: waitingInit, ws + "/.git") == false, "\(replace): the attack did not take")
+            let after = try ServeTests.runOnce(served, policy: "agent", argv: plant, cwd: ws)
+            #expect(after.out == "rc=1\n", "\(replace): the new .git was writable: \(after.out)")
+            #expect(!ahead.contains(after.reply?["runId"] as? String ?? "-"), "\(replace): ran in the sandbox built before")
+            #expect(!FileManager.default.fileExists(atPath: ws + "/.git/hooks/pwn"))
+            try? FileManager.default.removeItem(atPath: ws + "/.git-old")
+        }
+    }
+
+    /// Attack (red team, session 36): a mount on the host after the sandbox was built
+    /// ahead — a tmpfs over a directory beneath the client's, hiding what is under it.
+    /// The plan does not see mounts beneath a bind; the sandbox cloned the tree as it
+    /// was. Control: seen from the host, the waiting sandbox still shows the hidden
+    /// file (the attack's premise); a request after the mount does not run there and
+    /// does not see it.
+    @Test func aSandboxBuiltBeforeAMountChangeIsNotUsed() throws {
+        guard let served = try Self.start() else { return }
+        defer { served.stop() }
+        let ws = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: ws) }
+        let server = served.process.processIdentifier
+        try FileManager.default.createDirectory(atPath: ws + "/secrets", withIntermediateDirectories: true)
+        try "TOPSECRET\n".write(toFile: ws + "/secrets/key", atomically: true, encoding: .utf8)
+        let read = ["sh", "-c", "cat secrets/key 2>/dev/null || echo hidden"]
+        _ = try ServeTests.runOnce(served, policy: "agent", argv: ["true"], cwd: ws)
+        let ahead = Self.waitForOneAhead(served)
+        let waitingInit = try #require(Self.aheadInits(of: server).first, "no sandbox was built ahead")
+        let mounted = try Harness.run("/bin/mount", ["-t", "tmpfs", "-o", "size=64k", "ahead-test", ws + "/secrets"])
+        try #require(mounted.status == 0, "mount: \(mounted)")
+        defer { _ = try? Harness.run("/bin/umount", [ws + "/secrets"]) }
+        // The premise: the sandbox built before still shows what the mount hides.
+        let inside = (try? String(contentsOfFile: "/proc/\(waitingInit)/root\(ws)/secrets/key", encoding: .utf8)) ?? "-"
+        #expect(inside == "TOPSECRET\n", "the sandbox built ahead does not show the hidden file: \(inside)")
+        let after = try ServeTests.runOnce(served, policy: "agent", argv: read, cwd: ws)
+        #expect(after.out == "hidden\n", "the command read what the mount hides: \(after.out)")
+        #expect(!ahead.contains(after.reply?["runId"] as? String ?? "-"), "ran in the sandbox built before the mount")
+    }
+
+    /// Whether a mount sits on `path` (absolute, as `pid` sees it) in `pid`'s mount
+    /// namespace (its /proc/PID/mountinfo), or nil when that cannot be read.
+    static func isMountRoot(pid: Int32, _ path: String) -> Bool? {
+        guard let handle = FileHandle(forReadingAtPath: "/proc/\(pid)/mountinfo"),
+              let bytes = try? handle.readToEnd() else { return nil }
+        try? handle.close()
+        let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n")
+        // Field 5 is the mount point as the process sees it (octal escapes for spaces).
+        return lines.contains { $0.split(separator: " ").dropFirst(4).first.map(String.init) == path }
+    }
 }

@@ -12,6 +12,7 @@
 
 #define SBX_RESOLVE_BENEATH_FLAG 0x08ULL
 #define SBX_RESOLVE_NO_SYMLINKS_FLAG 0x04ULL
+#define SBX_RESOLVE_IN_ROOT_FLAG 0x10ULL
 
 /* openat2(dirfd, path, O_PATH|O_CLOEXEC[|O_NOFOLLOW], resolve). An empty path opens
  * dirfd itself (a new O_PATH fd for the same object). fd or -errno. */
@@ -55,5 +56,27 @@ int sbx_mounts_pidfd_mntns(int pidfd);
  * 0 or -errno. */
 int sbx_mounts_birth(int dirfd, const char *name, int64_t *sec, uint32_t *nsec, int *is_birth,
                      uint64_t *dev, uint32_t *mode);
+
+/* The root directory of `pid` (/proc/<pid>/root followed: the process's own root,
+ * as an O_PATH fd). fd or -errno. */
+int sbx_mounts_open_root(pid_t pid);
+
+/* statx(fd, "", AT_EMPTY_PATH): 1 when a mount sits on the object `fd` names
+ * (STATX_ATTR_MOUNT_ROOT), 0 when not, -errno (-EOPNOTSUPP: the kernel does not say). */
+int sbx_mounts_is_mount_root(int fd);
+
+/* The id of the mount `fd` is on (statx STATX_MNT_ID, as /proc/PID/mountinfo
+ * shows it). 0 or -errno. */
+int sbx_mounts_mount_id(int fd, uint64_t *id);
+
+/* Whether the mount `fd` is on is one of the caller's mount namespace (its id in
+ * /proc/self/mountinfo): 1, 0, or -errno. */
+int sbx_mounts_in_own_namespace(int fd);
+
+/* /proc/self/mountinfo opened to watch the caller's mount namespace: the kernel
+ * marks it when any mount of the namespace is made, changed or removed. fd or -errno. */
+int sbx_mounts_events_open(void);
+/* 1 when the namespace changed since `fd` was opened or last asked, else 0. */
+int sbx_mounts_events_changed(int fd);
 
 #endif
