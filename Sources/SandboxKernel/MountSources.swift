@@ -79,13 +79,14 @@ public enum MountSources {
     }
 
     /// An object inside a running sandbox as the host sees it: `path` (absolute,
-    /// inside) resolved in the root of `pid` — the caller's own unreaped child, so
-    /// the pid names it — never leaving that root and with no symlink on the way;
+    /// inside) resolved in the root of `pid` (`sbx_mounts_open_root`) — the caller's
+    /// own unreaped child, so the pid names it — never leaving that root and with no
+    /// symlink on the way;
     /// nil when nothing is there. `mountRoot`: a mount sits on it.
     public static func objectInside(pid: Int32, path: String) throws(KernelError)
         -> (device: UInt64, inode: UInt64, mountRoot: Bool)? {
         let root = sbx_mounts_open_root(pid)
-        guard root >= 0 else { throw KernelError(operation: "open", subject: "/proc/\(pid)/root", errno: -root) }
+        guard root >= 0 else { throw KernelError(operation: "open the root of", subject: "the sandbox init, pid \(pid)", errno: -root) }
         defer { Glibc.close(root) }
         let relative = String(path.drop(while: { $0 == "/" }))
         let fd = sbx_mounts_open_source(root, relative, UInt64(SBX_RESOLVE_IN_ROOT_FLAG | SBX_RESOLVE_NO_SYMLINKS_FLAG))

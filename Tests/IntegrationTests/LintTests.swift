@@ -63,10 +63,13 @@ import Testing
     /// /proc/<pid>/{uid,gid}_map, and another process's oom_score_adj through
     /// /proc/<pid>/oom_score_adj, so `sbx_mounts_write_maps` and
     /// `sbx_mounts_write_oom_score_adj` write those files of the supervisor's own
-    /// clone3'd child, which it has not reaped (its pid cannot name another process).
+    /// clone3'd child, which it has not reaped (its pid cannot name another process);
+    /// and a sandbox built ahead is looked at from the host through the root of that
+    /// same unreaped child (`sbx_mounts_open_root`: no pidfd opens a process's root).
     /// Nothing else of /proc/<pid> is allowed, there or elsewhere, but the next one.
     static let idMapWriter = (file: "CSandbox/mounts.c",
-                              allowed: [#""/proc/%d/uid_map""#, #""/proc/%d/gid_map""#, #""/proc/%d/oom_score_adj""#])
+                              allowed: [#""/proc/%d/uid_map""#, #""/proc/%d/gid_map""#, #""/proc/%d/oom_score_adj""#,
+                                        #""/proc/%d/root""#])
 
     /// And a nested run's explicit file times (TimesFence.procPath): the caller's fd
     /// and cwd, of a seccomp notification's caller held in its call, each open
