@@ -845,6 +845,12 @@ static int receive_command(struct child *c) {
      * from; the reaper names itself "sandbox-init" once it has one. */
     static const char name[] = "sandbox-ahead";
     (void)prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0);
+    /* The root is built: the supervisor records what it mounted (seen from the host)
+     * before it offers the sandbox, and compares at the take. */
+    if (send(sock, "R", 1, MSG_NOSIGNAL) != 1) {
+        if (errno == EPIPE) _exit(125);   /* let go already */
+        return -1;
+    }
     commanded = *c->spec;
     int r;
     do { r = sbx_command_receive(sock, &commanded); } while (r == -EINTR);

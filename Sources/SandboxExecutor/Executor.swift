@@ -183,6 +183,8 @@ public final class Executor {
     /// host's kernel audit state when it was built.
     private var prepared: Sandbox?
     private var auditStateAtBuild: Bool?
+    /// What its init mounted beneath writable binds, as seen once its root was built.
+    private var builtMounts: [Int: MountSources.InsideObject?]?
     /// The host uid leased to this run (`process.host_uid = "own"`).
     private var hostUID: UInt32?
     /// What the run created that the plan reports (`plan.reportCreated`).
@@ -271,7 +273,9 @@ public final class Executor {
         auditStateAtBuild = AuditReader.kernelAuditState()
         do {
             let sources = try openBindSources()
-            prepared = try build(sources: sources, executable: nil, ahead: true)
+            let sandbox = try build(sources: sources, executable: nil, ahead: true)
+            prepared = sandbox
+            try recordBuiltMounts(sandbox)
             return nil
         } catch {
             teardown()
@@ -289,28 +293,24 @@ public final class Executor {
         return AuditReader.kernelAuditState() == auditStateAtBuild && mountsStillHold(sandbox)
     }
 
-    /// Built ahead: the mounts the init made on host paths beneath writable binds
-    /// (`protect`, `pin`, `mask`) still sit where the plan puts them, on what is
-    /// there now. The plan names them by path, and the host may since have replaced
-    /// the entry (`rm -rf .git && git init` detaches the mount on the old one;
-    /// `mv .git old && mkdir .git` takes it along with the old one): a sandbox built
-    /// now would protect the new entry, so this one may not run (red team, session
-    /// 36). Seen from the host through the init's root (`/proc/<pid>/root`,
-    /// resolved inside it with no symlink): each must be a mount root, and a
-    /// `protect` or `pin` (bound onto itself) the very object the host path beneath
-    /// its writable bind names now. A `mask` is optional: absent inside (and so on
-    /// the host) is as a build now would leave it.
+    /// Built ahead: the mounts the init made beneath writable binds are as they were
+    /// when its root was built (``recordBuiltMounts(_:)``), and each `protect` and
+    /// `pin` (bound onto itself) sits on the very object the host path names now. The
+    /// plan names these places by path only, and the host — or a command of another
+    /// run with the same writable directory — can rename or remove what is there
+    /// after the build: `rm -rf .git && git init` detaches the protect mount on the
+    /// old entry, `mv .git old && mkdir .git` or `mv cache x && mkdir cache` takes a
+    /// protect or a tmpfs along with the old one; a sandbox built now would mount on
+    /// the new entry, so this one may not run (red team, session 36, twice). Mounts
+    /// elsewhere in the root are on the init's own tmpfs, which nothing outside
+    /// reaches. Seen from the host through the init's root (resolved inside it, no
+    /// symlink).
     private func mountsStillHold(_ sandbox: Sandbox) -> Bool {
-        let writable = plan.mounts.indices.filter { plan.mounts[$0].kind == .bind && !plan.mounts[$0].readOnly }
-        for step in plan.mounts where step.kind == .protect || step.kind == .pin || step.kind == .mask {
-            let seen: (device: UInt64, inode: UInt64, mountRoot: Bool)?
-            do { seen = try MountSources.objectInside(pid: sandbox.child.pid, path: step.destination) } catch { return false }
-            guard let seen else {
-                if step.kind == .mask { continue }
-                return false
-            }
-            guard seen.mountRoot else { return false }
-            guard step.kind != .mask else { continue }
+        guard let built = builtMounts, observeMounts(sandbox) == built else { return false }
+        let writable = writableBinds()
+        for (i, seen) in built {
+            let step = plan.mounts[i]
+            guard step.kind == .protect || step.kind == .pin, let seen else { continue }
             // The writable bind the path lies beneath (the innermost), and the host
             // object at the same place beneath its opened source.
             let enclosing = writable.filter { Self.isBeneath(step.destination, plan.mounts[$0].destination) }
@@ -323,6 +323,39 @@ public final class Executor {
         }
         return true
     }
+
+    private func writableBinds() -> [Int] {
+        plan.mounts.indices.filter { plan.mounts[$0].kind == .bind && !plan.mounts[$0].readOnly }
+    }
+
+    /// What is at each mount step's destination that lies strictly beneath a
+    /// writable bind (by step index; nil: nothing there), seen from the host.
+    private func observeMounts(_ sandbox: Sandbox) -> [Int: MountSources.InsideObject?]? {
+        let writable = writableBinds().map { plan.mounts[$0].destination }
+        var seen: [Int: MountSources.InsideObject?] = [:]
+        for (i, step) in plan.mounts.enumerated() where step.kind != .symlink {
+            guard writable.contains(where: { $0 != step.destination && Self.isBeneath(step.destination, $0) }) else { continue }
+            do { seen[i] = try MountSources.objectInside(pid: sandbox.child.pid, path: step.destination) } catch { return nil }
+        }
+        return seen
+    }
+
+    /// Built ahead: once the init says its root is built (one byte on the command
+    /// socket, or EOF if a step failed), what ``mountsStillHold(_:)`` compares with.
+    private func recordBuiltMounts(_ sandbox: Sandbox) throws {
+        guard let socket = sandbox.command else { throw ExecError(.childSpec, message: "a sandbox built ahead has no command socket") }
+        let byte: UInt8?
+        do { byte = try FD.readByte(socket.raw, timeoutMs: Self.buildTimeoutMs) } catch { throw ExecError(.clone, error, label: "built ahead") }
+        guard byte == UInt8(ascii: "R") else {
+            throw ExecError(kind: .child, step: SetupStep.clone.rawValue, message: "the sandbox built ahead did not finish its root (its init failed or took over \(Self.buildTimeoutMs / 1000) s)")
+        }
+        guard let seen = observeMounts(sandbox) else {
+            throw ExecError(kind: .child, step: SetupStep.clone.rawValue, message: "the sandbox built ahead could not be looked at from the host")
+        }
+        builtMounts = seen
+    }
+
+    static let buildTimeoutMs: Int32 = 10_000
 
     static func isBeneath(_ path: String, _ directory: String) -> Bool {
         directory == "/" || path == directory || path.hasPrefix(directory + "/")

@@ -22,7 +22,20 @@ public struct FileSystemLocation: Sendable, Equatable, CustomStringConvertible {
     public static func of(_ path: String) -> FileSystemLocation? { of(path, in: mounts()) }
 
     /// The mount table, read once for several lookups (`of(_:in:)`).
-    public struct Table: Sendable { let mounts: [Mount] }
+    public struct Table: Sendable {
+        let mounts: [Mount]
+
+        /// Whether the mounts that make up the trees at `paths` are the same in both
+        /// tables: every mount whose mount point is one of them, above one (path
+        /// resolution goes through it) or beneath one (a bind clones it, or it hides
+        /// what is under it), with its id, parent, root, device, options and type.
+        public func sameTrees(as other: Table, at paths: [String]) -> Bool {
+            func trees(_ t: Table) -> [Mount] {
+                t.mounts.filter { m in paths.contains { isBeneath($0, m.mountPoint) || isBeneath(m.mountPoint, $0) } }
+            }
+            return trees(self) == trees(other)
+        }
+    }
     public static func table() -> Table { Table(mounts: mounts()) }
     public static func of(_ path: String, in table: Table) -> FileSystemLocation? { of(path, in: table.mounts) }
 
@@ -47,6 +60,10 @@ public struct FileSystemLocation: Sendable, Equatable, CustomStringConvertible {
         var device: String
         var root: String
         var mountPoint: String
+        /// The mount's id, its parent's, and its per-mount options (`rw,nosuid,…`).
+        var id: String = ""
+        var parent: String = ""
+        var options: String = ""
         /// The mount point's bytes were valid UTF-8 (else `mountPoint` is lossy).
         var valid: Bool = true
         /// The filesystem type (`ext4`, `cgroup2`, …), after the ` - ` separator.
@@ -83,6 +100,9 @@ public struct FileSystemLocation: Sendable, Equatable, CustomStringConvertible {
                     let point = unescape(fields[4])
                     var m = Mount(device: unescape(fields[2]).text, root: unescape(fields[3]).text,
                                   mountPoint: point.text, valid: point.valid)
+                    m.id = String(decoding: fields[0], as: UTF8.self)
+                    m.parent = String(decoding: fields[1], as: UTF8.self)
+                    if fields.count > 5 { m.options = String(decoding: fields[5], as: UTF8.self) }
                     // Optional fields come before the lone "-"; fstype, source and super
                     // options after it.
                     if fields.count > 6, let dash = fields[6...].firstIndex(where: { $0.count == 1 && $0.first == 0x2D }),

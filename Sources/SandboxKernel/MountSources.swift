@@ -83,8 +83,13 @@ public enum MountSources {
     /// own unreaped child, so the pid names it — never leaving that root and with no
     /// symlink on the way;
     /// nil when nothing is there. `mountRoot`: a mount sits on it.
-    public static func objectInside(pid: Int32, path: String) throws(KernelError)
-        -> (device: UInt64, inode: UInt64, mountRoot: Bool)? {
+    public struct InsideObject: Equatable, Sendable {
+        public var device: UInt64, inode: UInt64
+        /// The mount it is on (its id), and whether a mount sits on it.
+        public var mount: UInt64, mountRoot: Bool
+    }
+
+    public static func objectInside(pid: Int32, path: String) throws(KernelError) -> InsideObject? {
         let root = sbx_mounts_open_root(pid)
         guard root >= 0 else { throw KernelError(operation: "open the root of", subject: "the sandbox init, pid \(pid)", errno: -root) }
         defer { Glibc.close(root) }
@@ -98,7 +103,10 @@ public enum MountSources {
         guard s == 0 else { throw KernelError(operation: "fstat", subject: path, errno: -s) }
         let m = sbx_mounts_is_mount_root(fd)
         guard m >= 0 else { throw KernelError(operation: "statx", subject: path, errno: -m) }
-        return (dev, ino, m == 1)
+        var mount: UInt64 = 0
+        let id = sbx_mounts_mount_id(fd, &mount)
+        guard id == 0 else { throw KernelError(operation: "statx", subject: path, errno: -id) }
+        return InsideObject(device: dev, inode: ino, mount: mount, mountRoot: m == 1)
     }
 
     /// Device and inode of what `relative` names beneath the directory `directoryFD`,

@@ -117,6 +117,21 @@ public enum Clock {
 }
 
 extension FD {
+    /// One byte from `fd`, waiting at most `timeoutMs`: nil at EOF; ETIMEDOUT when
+    /// none came in time.
+    public static func readByte(_ fd: Int32, timeoutMs: Int32) throws(KernelError) -> UInt8? {
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        var r: Int32
+        repeat { r = poll(&p, 1, timeoutMs) } while r < 0 && errno == EINTR
+        if r < 0 { throw .last("poll", "fd \(fd)") }
+        if r == 0 { throw KernelError(operation: "read", subject: "fd \(fd)", errno: ETIMEDOUT) }
+        var byte: UInt8 = 0
+        var n: Int
+        repeat { n = Glibc.read(fd, &byte, 1) } while n < 0 && errno == EINTR
+        if n < 0 { throw .last("read", "fd \(fd)") }
+        return n == 0 ? nil : byte
+    }
+
     /// `/dev/null`, read and write, close-on-exec.
     public static func openNullDevice() throws(KernelError) -> OwnedFD {
         let fd = open("/dev/null", O_RDWR | O_CLOEXEC)

@@ -427,6 +427,7 @@ public final class Server: @unchecked Sendable {
         // Only a directory on a mount of the server's own namespace, whose changes
         // that watch sees (a client's namespace of its own is not watched).
         guard let mounts = try? MountEvents() else { return nil }
+        let table = FileSystemLocation.table()
         var done = false
         defer { if !done { mounts.close() } }
         guard MountSources.isInOwnNamespace(directory.raw),
@@ -442,12 +443,14 @@ public final class Server: @unchecked Sendable {
         options.forwardSignals = false
         options.restoreTerminal = false
         let executor = Executor(plan: plan, options: options)
-        guard executor.prepareAhead() == nil else {
+        // A mount changed while it was built: what it cloned is of no one table.
+        guard executor.prepareAhead() == nil, !mounts.changed else {
+            executor.discard()
             descriptors.release(need)
             return nil
         }
         done = true
-        return WarmSandboxes.Sandbox(executor: executor, descriptors: need, mounts: mounts)
+        return WarmSandboxes.Sandbox(executor: executor, descriptors: need, mounts: mounts, table: table)
     }
 
     /// The host as the request's run sees it: this thread's directory (the client's),

@@ -45,14 +45,26 @@ public final class WarmSandboxes: Sendable {
         /// the sandbox cloned of the host's mounts (a bind's tree, its flags, what is
         /// mounted beneath) is as it was then; any mount change since, and it is let go.
         let mounts: MountEvents
+        /// The mount table when the watch began; none changed until the sandbox was
+        /// built (else it was let go at once), so it is the table the sandbox was
+        /// built from.
+        let table: FileSystemLocation.Table
         let settled = DispatchSemaphore(value: 0)
-        init(executor: Executor, descriptors: Int, mounts: MountEvents) {
-            self.executor = executor; self.descriptors = descriptors; self.mounts = mounts
+        init(executor: Executor, descriptors: Int, mounts: MountEvents, table: FileSystemLocation.Table) {
+            self.executor = executor; self.descriptors = descriptors; self.mounts = mounts; self.table = table
         }
 
-        /// Whether `plan` (a request's) may run in it: no mount of the server's
-        /// namespace changed since its plan was made, and the executor's own checks.
-        func canRun(_ plan: RunPlan) -> Bool { !mounts.changed && executor.canRun(plan) }
+        /// Whether `plan` (a request's) may run in it: the mounts that make up its
+        /// binds' trees as they were at the build (looked at only when a mount of the
+        /// server's namespace changed since: a busy host mounts elsewhere all the
+        /// time), and the executor's own checks.
+        func canRun(_ plan: RunPlan) -> Bool {
+            if mounts.changed {
+                let sources = plan.mounts.compactMap { $0.kind == .bind ? $0.source : nil }
+                guard FileSystemLocation.table().sameTrees(as: table, at: sources) else { return false }
+            }
+            return executor.canRun(plan)
+        }
 
         /// Let go unused: its init killed, everything of it removed.
         func discard() { executor.discard(); mounts.close() }

@@ -267,6 +267,47 @@ import Testing
         #expect(!ahead.contains(after.reply?["runId"] as? String ?? "-"), "ran in the sandbox built before the mount")
     }
 
+    /// Attack (red team, session 36): a tmpfs the policy puts inside the writable
+    /// directory moved away with its directory after the sandbox was built ahead —
+    /// by a command of another run, with no help from the host: run A renames the
+    /// parent and plants a file where the tmpfs was; the next run, in the sandbox
+    /// built while A ran, would work on the host's directory there instead of a fresh
+    /// tmpfs. Control: seen from the host, the waiting sandbox's tmpfs moved with the
+    /// renamed parent (the attack's premise). The next request runs elsewhere and
+    /// finds its tmpfs empty.
+    @Test func aSandboxWhoseTmpfsWasMovedAwayIsNotUsed() throws {
+        guard let served = try Self.start() else { return }
+        defer { served.stop() }
+        let ws = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: ws) }
+        let server = served.process.processIdentifier
+        try FileManager.default.createDirectory(atPath: ws + "/a/cache", withIntermediateDirectories: true)
+        let policy = Harness.policy("""
+            name = "ahead-tmpfs"
+            extends = ["agent"]
+            [filesystem]
+            tmpfs = ["{cwd}/a/cache"]
+            """, in: ws, name: "ahead-tmpfs.toml")
+        let look = ["sh", "-c", "cat a/cache/x 2>/dev/null || echo empty; echo y > a/cache/y"]
+        #expect(try ServeTests.runOnce(served, policy: policy, argv: look, cwd: ws).out == "empty\n")
+        let ahead = Self.waitForOneAhead(served)
+        let waitingInit = try #require(Self.aheadInits(of: server).first, "no sandbox was built ahead")
+        #expect(Self.isMountRoot(pid: waitingInit, ws + "/a/cache") == true, "the tmpfs is not in the sandbox built ahead")
+        // Run A moves the tmpfs's parent once the next sandbox is built (while it sleeps).
+        let plant = try ServeTests.runOnce(served, policy: policy,
+                                            argv: ["sh", "-c", "sleep 1; mv a a.old && mkdir -p a/cache && echo PLANTED > a/cache/x && echo moved"], cwd: ws)
+        #expect(plant.out == "moved\n", "run A: \(plant.out) \(plant.reply ?? [:])")
+        let next = Self.waitForOneAhead(served)
+        // The premise: A's rename reached the waiting sandbox, whose tmpfs went with a.old.
+        let moved = Self.aheadInits(of: server).filter { Self.isMountRoot(pid: $0, ws + "/a.old/cache") == true }
+        #expect(!moved.isEmpty, "no waiting sandbox had its tmpfs moved: the attack did not take")
+        let b = try ServeTests.runOnce(served, policy: policy, argv: look, cwd: ws)
+        #expect(!next.contains(b.reply?["runId"] as? String ?? "-"), "run B ran in the sandbox whose tmpfs was moved")
+        #expect(b.out == "empty\n", "run B read what run A planted: \(b.out)")
+        #expect(!FileManager.default.fileExists(atPath: ws + "/a/cache/y"), "run B wrote to the host through the moved tmpfs")
+        _ = ahead
+    }
+
     /// Whether a mount sits on `path` (absolute, as `pid` sees it) in `pid`'s mount
     /// namespace (its /proc/PID/mountinfo), or nil when that cannot be read.
     static func isMountRoot(pid: Int32, _ path: String) -> Bool? {
