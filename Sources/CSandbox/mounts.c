@@ -212,6 +212,18 @@ int sbx_mounts_mount_id(int fd, uint64_t *id) {
     return 0;
 }
 
+#ifndef STATX_MNT_ID_UNIQUE
+#define STATX_MNT_ID_UNIQUE 0x00004000U
+#endif
+
+int sbx_mounts_unique_id_at(const char *path, uint64_t *id) {
+    struct statx stx;
+    if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_MNT_ID_UNIQUE, &stx) < 0) return -errno;
+    if (!(stx.stx_mask & STATX_MNT_ID_UNIQUE)) return -EOPNOTSUPP;
+    *id = stx.stx_mnt_id;
+    return 0;
+}
+
 int sbx_mounts_in_own_namespace(int fd) {
     struct statx stx;
     uint64_t id;

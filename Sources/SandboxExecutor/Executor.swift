@@ -293,18 +293,20 @@ public final class Executor {
         return AuditReader.kernelAuditState() == auditStateAtBuild && mountsStillHold(sandbox)
     }
 
-    /// Built ahead: the mounts the init made beneath writable binds are as they were
-    /// when its root was built (``recordBuiltMounts(_:)``), and each `protect` and
-    /// `pin` (bound onto itself) sits on the very object the host path names now. The
-    /// plan names these places by path only, and the host — or a command of another
-    /// run with the same writable directory — can rename or remove what is there
-    /// after the build: `rm -rf .git && git init` detaches the protect mount on the
-    /// old entry, `mv .git old && mkdir .git` or `mv cache x && mkdir cache` takes a
-    /// protect or a tmpfs along with the old one; a sandbox built now would mount on
-    /// the new entry, so this one may not run (red team, session 36, twice). Mounts
-    /// elsewhere in the root are on the init's own tmpfs, which nothing outside
-    /// reaches. Seen from the host through the init's root (resolved inside it, no
-    /// symlink).
+    /// Built ahead: the mounts the init made beneath binds are as they were when its
+    /// root was built (``recordBuiltMounts(_:)``), and each `protect` and `pin`
+    /// (bound onto itself) sits on the very object the host path names now. The plan
+    /// names these places by path only, and a bind — read-only too — shares its
+    /// entries with the host, where the host or a command of another run with the
+    /// same directory writable can rename, remove or create them after the build:
+    /// `rm -rf .git && git init` detaches the protect mount on the old entry, `mv
+    /// .git old && mkdir .git` or `mv cache x && mkdir cache` takes a protect or a
+    /// tmpfs along with the old one, a masked file saved anew (or one absent at the
+    /// build, so not masked then) is the host's file; a sandbox built now would
+    /// mount on the new entry, so this one may not run (red team, session 36, three
+    /// rounds). Mounts elsewhere in the root are on the init's own tmpfs, which
+    /// nothing outside reaches. Seen from the host through the init's root
+    /// (resolved inside it, no symlink).
     private func mountsStillHold(_ sandbox: Sandbox) -> Bool {
         guard let built = builtMounts, observeMounts(sandbox) == built else { return false }
         let writable = writableBinds()
@@ -328,13 +330,13 @@ public final class Executor {
         plan.mounts.indices.filter { plan.mounts[$0].kind == .bind && !plan.mounts[$0].readOnly }
     }
 
-    /// What is at each mount step's destination that lies strictly beneath a
-    /// writable bind (by step index; nil: nothing there), seen from the host.
+    /// What is at each mount step's destination that lies strictly beneath a bind
+    /// (by step index; nil: nothing there), seen from the host.
     private func observeMounts(_ sandbox: Sandbox) -> [Int: MountSources.InsideObject?]? {
-        let writable = writableBinds().map { plan.mounts[$0].destination }
+        let binds = plan.mounts.filter { $0.kind == .bind }.map(\.destination)
         var seen: [Int: MountSources.InsideObject?] = [:]
         for (i, step) in plan.mounts.enumerated() where step.kind != .symlink {
-            guard writable.contains(where: { $0 != step.destination && Self.isBeneath(step.destination, $0) }) else { continue }
+            guard binds.contains(where: { $0 != step.destination && Self.isBeneath(step.destination, $0) }) else { continue }
             do { seen[i] = try MountSources.objectInside(pid: sandbox.child.pid, path: step.destination) } catch { return nil }
         }
         return seen

@@ -1,3 +1,4 @@
+import CSandbox
 import Glibc
 
 /// Where a path lives on its filesystem, whatever mount shows it: the device
@@ -25,15 +26,34 @@ public struct FileSystemLocation: Sendable, Equatable, CustomStringConvertible {
     public struct Table: Sendable {
         let mounts: [Mount]
 
-        /// Whether the mounts that make up the trees at `paths` are the same in both
-        /// tables: every mount whose mount point is one of them, above one (path
-        /// resolution goes through it) or beneath one (a bind clones it, or it hides
-        /// what is under it), with its id, parent, root, device, options and type.
-        public func sameTrees(as other: Table, at paths: [String]) -> Bool {
-            func trees(_ t: Table) -> [Mount] {
-                t.mounts.filter { m in paths.contains { isBeneath($0, m.mountPoint) || isBeneath(m.mountPoint, $0) } }
-            }
-            return trees(self) == trees(other)
+        /// Whether the mounts that make up the trees at `paths` are the same in this
+        /// table (read now) as in `built` (``trees(at:)`` of the table the sandbox was
+        /// built from, with ``withUniqueIDs()``): every
+        /// mount whose mount point is one of them, above one (path resolution goes
+        /// through it) or beneath one (a bind clones it, or it hides what is under
+        /// it), with its id, parent, root, device, options, type and unique id.
+        /// mountinfo's ids are reused (the lowest free one): a mount replaced by
+        /// another of the same source at the same place reads the same line (red
+        /// team, session 36); the unique id (STATX_MNT_ID_UNIQUE, Linux 6.8) tells
+        /// them apart. Where the kernel has none, the lines alone are compared.
+        public func sameTrees(as built: Table, at paths: [String]) -> Bool {
+            trees(at: paths).withUniqueIDs().mounts == built.trees(at: paths).mounts
+        }
+
+        /// The mounts that make up the trees at `paths` (see ``sameTrees(as:at:)``).
+        public func trees(at paths: [String]) -> Table {
+            Table(mounts: mounts.filter { m in paths.contains { isBeneath($0, m.mountPoint) || isBeneath(m.mountPoint, $0) } })
+        }
+
+        /// Each mount with the unique id of the mount its mount point shows (the
+        /// topmost there), as far as the kernel gives one.
+        public func withUniqueIDs() -> Table {
+            Table(mounts: mounts.map { m in
+                var m = m
+                var id: UInt64 = 0
+                if sbx_mounts_unique_id_at(m.mountPoint, &id) == 0 { m.unique = id }
+                return m
+            })
         }
     }
     public static func table() -> Table { Table(mounts: mounts()) }
@@ -64,6 +84,8 @@ public struct FileSystemLocation: Sendable, Equatable, CustomStringConvertible {
         var id: String = ""
         var parent: String = ""
         var options: String = ""
+        /// The unique id of the mount at the mount point (``Table/withUniqueIDs()``).
+        var unique: UInt64? = nil
         /// The mount point's bytes were valid UTF-8 (else `mountPoint` is lossy).
         var valid: Bool = true
         /// The filesystem type (`ext4`, `cgroup2`, …), after the ` - ` separator.

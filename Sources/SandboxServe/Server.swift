@@ -443,14 +443,18 @@ public final class Server: @unchecked Sendable {
         options.forwardSignals = false
         options.restoreTerminal = false
         let executor = Executor(plan: plan, options: options)
-        // A mount changed while it was built: what it cloned is of no one table.
-        guard executor.prepareAhead() == nil, !mounts.changed else {
+        // The mounts its binds' trees are made of, with their unique ids; then none
+        // may have changed since the table was read (else what it cloned, or the ids
+        // just read, are of no one table, and it is let go at once).
+        let failed = executor.prepareAhead() != nil
+        let trees = table.trees(at: plan.mounts.compactMap { $0.kind == .bind ? $0.source : nil }).withUniqueIDs()
+        guard !failed, !mounts.changed else {
             executor.discard()
             descriptors.release(need)
             return nil
         }
         done = true
-        return WarmSandboxes.Sandbox(executor: executor, descriptors: need, mounts: mounts, table: table)
+        return WarmSandboxes.Sandbox(executor: executor, descriptors: need, mounts: mounts, table: trees)
     }
 
     /// The host as the request's run sees it: this thread's directory (the client's),

@@ -45,9 +45,9 @@ public final class WarmSandboxes: Sendable {
         /// the sandbox cloned of the host's mounts (a bind's tree, its flags, what is
         /// mounted beneath) is as it was then; any mount change since, and it is let go.
         let mounts: MountEvents
-        /// The mount table when the watch began; none changed until the sandbox was
-        /// built (else it was let go at once), so it is the table the sandbox was
-        /// built from.
+        /// The mounts its binds' trees were built from, with their unique ids: read
+        /// when the watch began, and none changed until it was built (else it was let
+        /// go at once).
         let table: FileSystemLocation.Table
         let settled = DispatchSemaphore(value: 0)
         init(executor: Executor, descriptors: Int, mounts: MountEvents, table: FileSystemLocation.Table) {

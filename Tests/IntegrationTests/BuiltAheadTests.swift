@@ -308,6 +308,75 @@ import Testing
         _ = ahead
     }
 
+    /// Attack (red team, session 36, round 3): beneath a read-only bind, which
+    /// shares its entries with the host, a masked path created (absent at the build,
+    /// so not masked then) or replaced (`mv secret old && mkdir secret`) after the
+    /// sandbox was built ahead. Control: seen from the host, the waiting sandbox shows
+    /// the new file unmasked (the attack's premise). The request does not run there.
+    @Test func aSandboxWhoseMaskBeneathAReadOnlyBindChangedIsNotUsed() throws {
+        guard let served = try Self.start() else { return }
+        defer { served.stop() }
+        let ws = Harness.tempDir(), data = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: ws); try? FileManager.default.removeItem(atPath: data) }
+        let server = served.process.processIdentifier
+        let policy = Harness.policy("""
+            name = "ahead-mask"
+            extends = ["agent"]
+            [filesystem]
+            ro = ["\(data)"]
+            mask = ["\(data)/secret"]
+            """, in: ws, name: "ahead-mask.toml")
+        let read = ["sh", "-c", "cat \(data)/secret/key 2>/dev/null || echo hidden"]
+        for change in ["mkdir secret && echo TOPSECRET > secret/key", "mv secret old && mkdir secret && echo NEW > secret/key"] {
+            _ = try ServeTests.runOnce(served, policy: policy, argv: ["true"], cwd: ws)
+            let ahead = Self.waitForOneAhead(served)
+            let waitingInit = try #require(Self.aheadInits(of: server).first, "no sandbox was built ahead")
+            let r = try Harness.run("/bin/sh", ["-c", change], cwd: data)
+            #expect(r.status == 0, "\(change): \(r)")
+            let seen = (try? String(contentsOfFile: "/proc/\(waitingInit)/root\(data)/secret/key", encoding: .utf8)) ?? "-"
+            #expect(seen != "-", "\(change): the sandbox built ahead does not show the new file (the attack's premise)")
+            let after = try ServeTests.runOnce(served, policy: policy, argv: read, cwd: ws)
+            #expect(after.out == "hidden\n", "\(change): the command read \(after.out)")
+            #expect(!ahead.contains(after.reply?["runId"] as? String ?? "-"), "\(change): ran in the sandbox built before")
+        }
+    }
+
+    /// Attack (red team, session 36, round 3): a mount beneath a read-only bind's
+    /// source replaced after the build by another of the same source at the same
+    /// place — the mountinfo line reads the same (its id reused), the content
+    /// differs. Control: the waiting sandbox still shows the old content. The request
+    /// runs elsewhere and reads the new one.
+    @Test func aMountReplacedByOneThatReadsTheSameIsSeen() throws {
+        guard let served = try Self.start() else { return }
+        defer { served.stop() }
+        let ws = Harness.tempDir(), data = Harness.tempDir(), srv = Harness.tempDir()
+        defer {
+            _ = try? Harness.run("/bin/umount", [data + "/m"])
+            for d in [ws, data, srv, srv + "-x"] { try? FileManager.default.removeItem(atPath: d) }
+        }
+        let server = served.process.processIdentifier
+        try FileManager.default.createDirectory(atPath: data + "/m", withIntermediateDirectories: true)
+        try "V1\n".write(toFile: srv + "/v", atomically: true, encoding: .utf8)
+        try #require(try Harness.run("/bin/mount", ["--bind", srv, data + "/m"]).status == 0)
+        let policy = Harness.policy("""
+            name = "ahead-aba"
+            extends = ["agent"]
+            [filesystem]
+            ro = ["\(data)"]
+            """, in: ws, name: "ahead-aba.toml")
+        _ = try ServeTests.runOnce(served, policy: policy, argv: ["true"], cwd: ws)
+        let ahead = Self.waitForOneAhead(served)
+        let waitingInit = try #require(Self.aheadInits(of: server).first, "no sandbox was built ahead")
+        let swap = "umount \(data)/m && mv \(srv) \(srv)-x && mkdir \(srv) && echo V2 > \(srv)/v && mount --bind \(srv) \(data)/m"
+        let r = try Harness.run("/bin/sh", ["-c", swap])
+        try #require(r.status == 0, "\(r)")
+        let seen = (try? String(contentsOfFile: "/proc/\(waitingInit)/root\(data)/m/v", encoding: .utf8)) ?? "-"
+        #expect(seen == "V1\n", "the sandbox built ahead does not show the old mount: \(seen)")
+        let after = try ServeTests.runOnce(served, policy: policy, argv: ["cat", data + "/m/v"], cwd: ws)
+        #expect(after.out == "V2\n", "the command read \(after.out)")
+        #expect(!ahead.contains(after.reply?["runId"] as? String ?? "-"), "ran in the sandbox built before the swap")
+    }
+
     /// Whether a mount sits on `path` (absolute, as `pid` sees it) in `pid`'s mount
     /// namespace (its /proc/PID/mountinfo), or nil when that cannot be read.
     static func isMountRoot(pid: Int32, _ path: String) -> Bool? {

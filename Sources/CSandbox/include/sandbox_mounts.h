@@ -69,6 +69,11 @@ int sbx_mounts_is_mount_root(int fd);
  * shows it). 0 or -errno. */
 int sbx_mounts_mount_id(int fd, uint64_t *id);
 
+/* The unique id (statx STATX_MNT_ID_UNIQUE, Linux 6.8: never reused) of the mount
+ * at `path` (the topmost mount there; no symlink followed at its end, no automount).
+ * 0, or -errno (-EOPNOTSUPP: the kernel gives none). */
+int sbx_mounts_unique_id_at(const char *path, uint64_t *id);
+
 /* Whether the mount `fd` is on is one of the caller's mount namespace (its id in
  * /proc/self/mountinfo): 1, 0, or -errno. */
 int sbx_mounts_in_own_namespace(int fd);
