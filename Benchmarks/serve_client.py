@@ -38,11 +38,13 @@ def spawner(argv):
     return run
 
 
-def latency(run, runs, warmup=20):
+def latency(run, runs, warmup=20, pause=0.0):
     for _ in range(warmup):
         run()
+        time.sleep(pause)
     out = []
     for _ in range(runs):
+        time.sleep(pause)
         t = time.perf_counter()
         run()
         out.append((time.perf_counter() - t) * 1e3)
@@ -108,6 +110,17 @@ def main():
     b = med["bwrap (spawned)"]
     print(f"ratio serve/bwrap (medians) = {med['serve (request on an open connection)'] / b:.2f}")
     print(f"ratio exec --server/bwrap = {med['sandbox exec --server (spawned)'] / b:.2f}, exec/bwrap = {med['sandbox exec (spawned)'] / b:.2f}")
+    # A harness that does something between its commands (here 20 ms): the server
+    # builds the next sandbox meanwhile (Docs/serve.md, "Sandboxes built ahead").
+    paused = {"serve": [], "bwrap": []}
+    for _ in range(rounds):
+        paused["serve"] += latency(conn.run, o.runs // (2 * rounds), warmup=2, pause=0.02)
+        paused["bwrap"] += latency(spawner(BWRAP), o.runs // (2 * rounds), warmup=2, pause=0.02)
+    pm = {k: statistics.median(v) for k, v in paused.items()}
+    for k in ("serve", "bwrap"):
+        v = sorted(paused[k])
+        print(f"{k + ', 20 ms between requests':40} {v[0]:7.2f} {pm[k]:7.2f} {v[int(len(v) * 0.99) - 1]:7.2f}")
+    print(f"ratio serve/bwrap with 20 ms between requests (medians) = {pm['serve'] / pm['bwrap']:.2f}")
     print()
     t_serve = throughput(lambda: Connection(o.socket).run, o.threads, o.throughput_runs)
     t_bwrap = throughput(lambda: spawner(BWRAP), o.threads, o.throughput_runs)
