@@ -363,23 +363,22 @@ public final class Executor {
         directory == "/" || path == directory || path.hasPrefix(directory + "/")
     }
 
-    /// Runs `request`'s command in the sandbox built ahead (``canRun(_:)`` must hold,
-    /// else the run is refused and the sandbox let go): its audit start, its
+    /// Runs `request`'s command in the sandbox built ahead when ``canRun(_:)`` holds
+    /// (nil when not: nothing was started, and the caller lets it go and builds one
+    /// for the request): its audit start, its
     /// `[binary]` check, then the command sent to the waiting init, supervised as
     /// ``run()`` supervises; the result is `request`'s (under this run's id), as
     /// `run()` would give it. `stdio` is borrowed as ``ExecOptions/stdio`` is.
     public func run(command request: RunPlan, stdio: (Int32, Int32, Int32),
-                    onResult: ((RunResult) -> Void)?) -> RunResult {
+                    onResult: ((RunResult) -> Void)?) -> RunResult? {
+        // The one check of the take: a second one a moment later could differ (the
+        // host changing an entry meanwhile) and would have to refuse a request the
+        // first let through (red team, session 36, round 4).
+        guard let sandbox = prepared, canRun(request) else { return nil }
         let started = Clock.monotonicMs()
         startedWallMs = Clock.realtimeMs()
         options.stdio = stdio
         options.onResult = onResult
-        guard let sandbox = prepared, canRun(request) else {
-            let refused = ExecError(kind: .plan, step: SetupStep.refuse.rawValue,
-                                    message: "the sandbox built ahead does not match this request's plan")
-            plan = request
-            return complete(started: started) { throw refused }
-        }
         var mine = request
         mine.runId = plan.runId
         plan = mine

@@ -331,16 +331,14 @@ public final class Server: @unchecked Sendable {
             // plan makes exactly it; and the next one built while this one runs.
             let warmKey = warmable(plan) ? self.warmKey(request, directory: directory, peer: connection.peer) : nil
             if let warmKey {
-                if let built = warm.take(warmKey) {
-                    if built.canRun(plan) {
-                        prepareAhead(warmKey, request: request, directory: directory)
-                        return runBuiltAhead(built, plan: plan, stdio: stdio, connection: connection, reply: reply)
+                let built = warm.take(warmKey)
+                prepareAhead(warmKey, request: request, directory: directory)
+                if let built {
+                    if let result = runBuiltAhead(built, plan: plan, stdio: stdio, connection: connection, reply: reply) {
+                        return result
                     }
                     warm.mismatched()
-                    built.discard()
-                    self.descriptors.release(built.descriptors)
                 }
-                prepareAhead(warmKey, request: request, directory: directory)
             }
             // Its descriptors, counted from the plan, must fit below FD_SETSIZE beside
             // the other runs' (``DescriptorBudget``): else it waits.
@@ -379,19 +377,24 @@ public final class Server: @unchecked Sendable {
                      mount: mount)
     }
 
-    /// The request's command in `built`: as ``run(_:stdio:directory:connection:reply:)``
-    /// runs one in a sandbox of its own, with the same result.
+    /// The request's command in `built`, with the same result as in a sandbox built
+    /// for it (``run(_:stdio:directory:connection:reply:)``); nil when `built` may not
+    /// run it (let go here: the caller builds one).
     private func runBuiltAhead(_ built: WarmSandboxes.Sandbox, plan: RunPlan, stdio: [OwnedFD], connection: Connection,
-                               reply: @escaping (RunResult) -> Void) -> RunResult {
+                               reply: @escaping (RunResult) -> Void) -> RunResult? {
         defer { descriptors.release(built.descriptors) }
-        defer { built.mounts.close() }
         guard let key = connection.register(built.executor.handle) else {
-            built.executor.discard()
+            built.discard()
             return .refused(runId: plan.runId, policy: plan.policy.name, argv: plan.process.argv,
                             error: ExecError(kind: .plan, step: "cancelled", message: "the client disconnected before the run started"))
         }
         defer { connection.unregister(key) }
-        return built.executor.run(command: plan, stdio: (stdio[0].raw, stdio[1].raw, stdio[2].raw), onResult: reply)
+        guard let result = built.run(plan, stdio: (stdio[0].raw, stdio[1].raw, stdio[2].raw), onResult: reply) else {
+            built.discard()
+            return nil
+        }
+        built.mounts.close()
+        return result
     }
 
     /// Builds the next sandbox for `key` on a thread of its own, as this request's

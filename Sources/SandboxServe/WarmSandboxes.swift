@@ -54,16 +54,17 @@ public final class WarmSandboxes: Sendable {
             self.executor = executor; self.descriptors = descriptors; self.mounts = mounts; self.table = table
         }
 
-        /// Whether `plan` (a request's) may run in it: the mounts that make up its
+        /// Runs `plan` (a request's) in it if it may: the mounts that make up its
         /// binds' trees as they were at the build (looked at only when a mount of the
         /// server's namespace changed since: a busy host mounts elsewhere all the
-        /// time), and the executor's own checks.
-        func canRun(_ plan: RunPlan) -> Bool {
+        /// time), and the executor's own checks (``Executor/run(command:stdio:onResult:)``).
+        /// nil: it may not, and nothing was started.
+        func run(_ plan: RunPlan, stdio: (Int32, Int32, Int32), onResult: @escaping (RunResult) -> Void) -> RunResult? {
             if mounts.changed {
                 let sources = plan.mounts.compactMap { $0.kind == .bind ? $0.source : nil }
-                guard FileSystemLocation.table().sameTrees(as: table, at: sources) else { return false }
+                guard FileSystemLocation.table().sameTrees(as: table, at: sources) else { return nil }
             }
-            return executor.canRun(plan)
+            return executor.run(command: plan, stdio: stdio, onResult: onResult)
         }
 
         /// Let go unused: its init killed, everything of it removed.
