@@ -74,6 +74,8 @@ public final class WarmSandboxes: Sendable {
     private struct State {
         var ready: [Key: [Sandbox]] = [:]
         var building: [Key: Int] = [:]
+        /// Requests waiting for one being built, by key: at most one per build.
+        var waiting: [Key: Int] = [:]
         var stopping = false
         /// Requests that took one, and that found one that did not match (tests, docs).
         var taken = 0, mismatched = 0
@@ -116,24 +118,32 @@ public final class WarmSandboxes: Sendable {
     }
 
     /// A ready sandbox for `key`, taken (nobody else gets it), or nil. One being
-    /// built for `key` is waited for, up to ``buildWaitMs``: it was started by an
-    /// earlier request and is further along than one this request would start (a
-    /// client sending its requests one after another finds the next still being
-    /// built).
+    /// built for `key` that no other request waits for is waited for, up to
+    /// ``buildWaitMs``: it was started by an earlier request and is further along
+    /// than one this request would start (a client sending its requests one after
+    /// another finds the next still being built). More requests than builds go on
+    /// at once: under load, waiting would only queue them behind the builds.
     func take(_ key: Key) -> Sandbox? {
         let deadline = Clock.monotonicUs() + Self.buildWaitMs * 1000
+        var waits = false
+        defer { if waits { state.withLock { s in s.waiting[key] = (s.waiting[key] ?? 1) > 1 ? s.waiting[key]! - 1 : nil } } }
         while true {
-            let (taken, building) = state.withLock { s -> (Sandbox?, Bool) in
+            let (taken, wait) = state.withLock { s -> (Sandbox?, Bool) in
                 if var list = s.ready[key], !list.isEmpty {
                     let sandbox = list.removeFirst()
                     s.ready[key] = list.isEmpty ? nil : list
                     s.taken += 1
                     return (sandbox, false)
                 }
-                return (nil, !s.stopping && s.building[key] != nil)
+                guard !s.stopping, let building = s.building[key] else { return (nil, false) }
+                if waits { return (nil, true) }
+                guard building > s.waiting[key] ?? 0 else { return (nil, false) }
+                s.waiting[key, default: 0] += 1
+                waits = true
+                return (nil, true)
             }
             if let taken { taken.settled.signal(); return taken }
-            if !building || Clock.monotonicUs() >= deadline { return nil }
+            if !wait || Clock.monotonicUs() >= deadline { return nil }
             usleep(100)
         }
     }
