@@ -342,11 +342,8 @@ public final class Server: @unchecked Sendable {
             if let warmKey {
                 let built = warm.take(warmKey)
                 prepareAhead(warmKey, request: request, directory: directory)
-                if let built {
-                    if let result = runBuiltAhead(built, plan: plan, stdio: stdio, connection: connection, reply: reply) {
-                        return result
-                    }
-                    warm.mismatched()
+                if let built, let result = runBuiltAhead(built, plan: plan, stdio: stdio, connection: connection, reply: reply) {
+                    return result
                 }
             }
             // Its descriptors, counted from the plan, must fit below FD_SETSIZE beside

@@ -18,10 +18,14 @@ import Synchronization
 /// - Each is used once, by one request of the client it was built for (the peer's
 ///   uid is in the key), and nothing of one run is in another: a fresh init, root,
 ///   cgroup, uid lease and run directory each.
-/// - At most `capacity` (`sandbox serve --built-ahead`, default 2) exist or are being built at once; one not taken within
-///   ``idleSeconds`` is let go (its init killed, everything removed), and all are at
-///   the server's stop. A killed server's inits die with it (PDEATHSIG) and `sandbox
-///   gc` removes their run directories, as for any run.
+/// - At most `capacity` (`sandbox serve --built-ahead`, default 2) exist or are
+///   being built at once, over all clients; one not taken within ``idleSeconds`` is
+///   let go (its init killed, everything removed), and all are at the server's
+///   stop. A killed server's inits die with it (PDEATHSIG) and `sandbox gc` removes
+///   their run directories, as for any run.
+/// - What the plan does not hold is checked at the take (``Sandbox/run(_:stdio:onResult:)``,
+///   `Executor.run(command:stdio:onResult:)`): the mounts of the binds' trees, and
+///   what the init mounted beneath the binds (Docs/serve.md).
 public final class WarmSandboxes: Sendable {
     public static let defaultCapacity = 2
     static let idleSeconds = 30
@@ -77,8 +81,6 @@ public final class WarmSandboxes: Sendable {
         /// Requests waiting for one being built, by key: at most one per build.
         var waiting: [Key: Int] = [:]
         var stopping = false
-        /// Requests that took one, and that found one that did not match (tests, docs).
-        var taken = 0, mismatched = 0
         var count: Int { ready.values.reduce(0) { $0 + $1.count } + building.values.reduce(0, +) }
     }
     private let state = Mutex(State())
@@ -132,7 +134,6 @@ public final class WarmSandboxes: Sendable {
                 if var list = s.ready[key], !list.isEmpty {
                     let sandbox = list.removeFirst()
                     s.ready[key] = list.isEmpty ? nil : list
-                    s.taken += 1
                     return (sandbox, false)
                 }
                 guard !s.stopping, let building = s.building[key] else { return (nil, false) }
@@ -149,9 +150,6 @@ public final class WarmSandboxes: Sendable {
     }
 
     static let buildWaitMs: UInt64 = 100
-
-    /// Counts a taken sandbox whose plan did not match its request's.
-    func mismatched() { state.withLock { $0.mismatched += 1 } }
 
     /// The builder's wait: until the sandbox is taken, the server stops or
     /// ``idleSeconds`` pass. True when the builder must let it go (not taken).
@@ -174,7 +172,4 @@ public final class WarmSandboxes: Sendable {
         }
         for sandbox in waiting { sandbox.settled.signal() }
     }
-
-    /// (taken, mismatched) so far.
-    var counts: (taken: Int, mismatched: Int) { state.withLock { ($0.taken, $0.mismatched) } }
 }
