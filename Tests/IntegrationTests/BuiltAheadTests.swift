@@ -271,8 +271,8 @@ import Testing
     /// directory moved away with its directory after the sandbox was built ahead —
     /// by a command of another run, with no help from the host: run A renames the
     /// parent and plants a file where the tmpfs was; the next run, in the sandbox
-    /// built while A ran, would work on the host's directory there instead of a fresh
-    /// tmpfs. Control: seen from the host, the waiting sandbox's tmpfs moved with the
+    /// that waited while A ran, would work on the host's directory there instead of a
+    /// fresh tmpfs. Control: seen from the host, the waiting sandbox's tmpfs moved with the
     /// renamed parent (the attack's premise). The next request runs elsewhere and
     /// finds its tmpfs empty.
     @Test func aSandboxWhoseTmpfsWasMovedAwayIsNotUsed() throws {
@@ -293,19 +293,24 @@ import Testing
         let ahead = Self.waitForOneAhead(served)
         let waitingInit = try #require(Self.aheadInits(of: server).first, "no sandbox was built ahead")
         #expect(Self.isMountRoot(pid: waitingInit, ws + "/a/cache") == true, "the tmpfs is not in the sandbox built ahead")
-        // Run A moves the tmpfs's parent once the next sandbox is built (while it sleeps).
-        let plant = try ServeTests.runOnce(served, policy: policy,
-                                            argv: ["sh", "-c", "sleep 1; mv a a.old && mkdir -p a/cache && echo PLANTED > a/cache/x && echo moved"], cwd: ws)
+        // Run A, under the same policy by another name (so it does not take the
+        // waiting sandbox itself), moves the tmpfs's parent while that one waits.
+        let policyA = Harness.policy("""
+            name = "ahead-tmpfs-a"
+            extends = ["agent"]
+            [filesystem]
+            tmpfs = ["{cwd}/a/cache"]
+            """, in: ws, name: "ahead-tmpfs-a.toml")
+        let plant = try ServeTests.runOnce(served, policy: policyA,
+                                            argv: ["sh", "-c", "mv a a.old && mkdir -p a/cache && echo PLANTED > a/cache/x && echo moved"], cwd: ws)
         #expect(plant.out == "moved\n", "run A: \(plant.out) \(plant.reply ?? [:])")
-        let next = Self.waitForOneAhead(served)
         // The premise: A's rename reached the waiting sandbox, whose tmpfs went with a.old.
         let moved = Self.aheadInits(of: server).filter { Self.isMountRoot(pid: $0, ws + "/a.old/cache") == true }
         #expect(!moved.isEmpty, "no waiting sandbox had its tmpfs moved: the attack did not take")
         let b = try ServeTests.runOnce(served, policy: policy, argv: look, cwd: ws)
-        #expect(!next.contains(b.reply?["runId"] as? String ?? "-"), "run B ran in the sandbox whose tmpfs was moved")
+        #expect(!ahead.contains(b.reply?["runId"] as? String ?? "-"), "run B ran in the sandbox whose tmpfs was moved")
         #expect(b.out == "empty\n", "run B read what run A planted: \(b.out)")
         #expect(!FileManager.default.fileExists(atPath: ws + "/a/cache/y"), "run B wrote to the host through the moved tmpfs")
-        _ = ahead
     }
 
     /// Attack (red team, session 36, round 3): beneath a read-only bind, which
