@@ -286,7 +286,7 @@ public final class Executor {
     /// Whether `request` may run in the sandbox built ahead: the plan compiled for it
     /// makes exactly this sandbox (``RunPlan/sameSandbox(as:)``: every field but the
     /// command, the run id and the digest) and the init is still waiting.
-    public func canRun(_ request: RunPlan) -> Bool {
+    private func canRun(_ request: RunPlan) -> Bool {
         guard let sandbox = prepared, request.sameSandbox(as: plan), !sandbox.child.pidfd.hasExited else { return false }
         // The host's audit state as at the build (the account was set up for it), and
         // the mounts on host paths as the plan puts them.
@@ -363,7 +363,7 @@ public final class Executor {
         directory == "/" || path == directory || path.hasPrefix(directory + "/")
     }
 
-    /// Runs `request`'s command in the sandbox built ahead when ``canRun(_:)`` holds
+    /// Runs `request`'s command in the sandbox built ahead when `canRun` holds
     /// (nil when not: nothing was started, and the caller lets it go and builds one
     /// for the request): its audit start, its
     /// `[binary]` check, then the command sent to the waiting init, supervised as
