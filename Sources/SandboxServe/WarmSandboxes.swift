@@ -3,11 +3,11 @@ import SandboxKit
 import Synchronization
 
 /// Sandboxes the server built ahead of their command (Docs/serve.md, "Sandboxes
-/// built ahead"): after a request, the next sandbox for the same client, policy and
-/// directory is built while nobody waits for it — run directory, uid lease, bind
-/// trees, cgroup, fences, the init cloned and its root built — and the init waits
-/// for a command (`Executor.prepareAhead`). The next such request sends its command
-/// to it instead of building its own.
+/// built ahead"): once a request's result is out, the next sandbox for the same
+/// client, policy and directory is built while the client reads it — run directory,
+/// uid lease, bind trees, cgroup, fences, the init cloned and its root built — and
+/// the init waits for a command (`Executor.prepareAhead`). The next such request
+/// sends its command to it instead of building its own.
 ///
 /// - A request takes one only if the plan compiled for it makes exactly that
 ///   sandbox (`RunPlan.sameSandbox(as:)`: every field but the command, the run id
@@ -46,7 +46,8 @@ public final class WarmSandboxes: Sendable {
         let descriptors: Int
         /// The server's mount namespace, watched from before the plan was made: what
         /// the sandbox cloned of the host's mounts (a bind's tree, its flags, what is
-        /// mounted beneath) is as it was then; any mount change since, and it is let go.
+        /// mounted beneath) is as it was then; after any mount change since, the take
+        /// compares the mounts of its binds' trees with ``table``.
         let mounts: MountEvents
         /// The mounts its binds' trees were built from, with their unique ids: read
         /// when the watch began, and none changed until it was built (else it was let
