@@ -225,16 +225,14 @@ int sbx_mounts_unique_id_at(const char *path, uint64_t *id) {
 }
 
 int sbx_mounts_in_own_namespace(int fd) {
-    struct statx stx;
     uint64_t id;
     int r = sbx_mounts_mount_id(fd, &id);
     if (r < 0) return r;
-    stx.stx_mnt_id = id;
     int table = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
     if (table < 0) return -errno;
     /* Each line starts with the mount id; only line starts are compared. */
     char want[24];
-    int wn = snprintf(want, sizeof want, "%llu ", (unsigned long long)stx.stx_mnt_id);
+    int wn = snprintf(want, sizeof want, "%llu ", (unsigned long long)id);
     char buf[8192];
     size_t have = 0;
     int found = 0, at_line_start = 1;

@@ -222,10 +222,11 @@ public final class Executor {
     }
 
     private func alreadyRan() -> RunResult {
-        RunResult.refused(runId: plan.runId, policy: plan.policy.name, argv: plan.process.argv,
-                          error: ExecError(kind: .plan, step: SetupStep.refuse.rawValue,
-                                           message: "this Executor has already run its plan; make a new Executor for each run"))
+        RunResult.refused(runId: plan.runId, policy: plan.policy.name, argv: plan.process.argv, error: Self.ranBefore)
     }
+
+    static let ranBefore = ExecError(kind: .plan, step: SetupStep.refuse.rawValue,
+                                     message: "this Executor has already run its plan; make a new Executor for each run")
 
     /// The run's body, then what every run does however it went: its result (a
     /// failure as a 125 result), the audit record, the caller's `onResult`, teardown.
@@ -261,7 +262,7 @@ public final class Executor {
     /// either runs one command or is let go (``discard()``). Needs a server's
     /// spawner (the init must not die with this thread) and no forwarded signals.
     public func prepareAhead() -> ExecError? {
-        guard handle.claim() else { return alreadyRan().error.map { ExecError(kind: .plan, step: $0.step, message: $0.message) } }
+        guard handle.claim() else { return Self.ranBefore }
         guard !plan.isNested, plan.network.mode != .egress, !options.forwardSignals, options.preparedNetwork == nil else {
             teardown()
             return ExecError(kind: .plan, step: SetupStep.refuse.rawValue,
@@ -315,7 +316,7 @@ public final class Executor {
             guard step.kind == .protect || step.kind == .pin, let seen else { continue }
             // The writable bind the path lies beneath (the innermost), and the host
             // object at the same place beneath its opened source.
-            let enclosing = writable.filter { Self.isBeneath(step.destination, plan.mounts[$0].destination) }
+            let enclosing = writable.filter { PathText.isBeneath(step.destination, plan.mounts[$0].destination) }
                 .max { plan.mounts[$0].destination.count < plan.mounts[$1].destination.count }
             guard let b = enclosing, let source = sandbox.sources[b] else { return false }
             let base = plan.mounts[b].destination
@@ -336,7 +337,7 @@ public final class Executor {
         let binds = plan.mounts.filter { $0.kind == .bind }.map(\.destination)
         var seen: [Int: MountSources.InsideObject?] = [:]
         for (i, step) in plan.mounts.enumerated() where step.kind != .symlink {
-            guard binds.contains(where: { $0 != step.destination && Self.isBeneath(step.destination, $0) }) else { continue }
+            guard binds.contains(where: { $0 != step.destination && PathText.isBeneath(step.destination, $0) }) else { continue }
             do { seen[i] = try MountSources.objectInside(pid: sandbox.child.pid, path: step.destination) } catch { return nil }
         }
         return seen
@@ -358,10 +359,6 @@ public final class Executor {
     }
 
     static let buildTimeoutMs: Int32 = 10_000
-
-    static func isBeneath(_ path: String, _ directory: String) -> Bool {
-        directory == "/" || path == directory || path.hasPrefix(directory + "/")
-    }
 
     /// Runs `request`'s command in the sandbox built ahead when `canRun` holds
     /// (nil when not: nothing was started, and the caller lets it go and builds one
@@ -425,10 +422,7 @@ public final class Executor {
         var checked: CheckedExec?
         if var e = executable, !TestHooks.execByPath {
             try e.confirm()
-            checked = CheckedExec(
-                fd: (e.interpreter ?? e.command).fd, stamp: (e.interpreter ?? e.command).stamp,
-                leased: (e.interpreter ?? e.command).fence == .lease, view: e.view, argv: e.argv,
-                script: e.interpreter == nil ? nil : (e.command.fd, e.command.stamp))
+            checked = Executor.checkedExec(e)
         }
         guard let socket = sandbox.command, let stdio = options.stdio else {
             throw ExecError(.childSpec, message: "a sandbox built ahead has no command socket")
@@ -806,11 +800,16 @@ public final class Executor {
         if var e = executable, !TestHooks.execByPath {
             try e.confirm()
             TestHooks.pauseBeforeClone() // debug builds only: the child's check is left
-            spec.checkedExec = CheckedExec(
-                fd: (e.interpreter ?? e.command).fd, stamp: (e.interpreter ?? e.command).stamp,
-                leased: (e.interpreter ?? e.command).fence == .lease, view: e.view, argv: e.argv,
-                script: e.interpreter == nil ? nil : (e.command.fd, e.command.stamp))
+            spec.checkedExec = Executor.checkedExec(e)
         }
+    }
+
+    /// The child's form of a confirmed `[binary]` check: the file to exec (a script's
+    /// checked interpreter), its stamp and fence, and the script beside it.
+    static func checkedExec(_ e: BinaryCheck.Opened) -> CheckedExec {
+        let exec = e.interpreter ?? e.command
+        return CheckedExec(fd: exec.fd, stamp: exec.stamp, leased: exec.fence == .lease, view: e.view, argv: e.argv,
+                           script: e.interpreter == nil ? nil : (e.command.fd, e.command.stamp))
     }
 
     /// 10. clone3. From here the child exists; its pidfd is the only handle to it.

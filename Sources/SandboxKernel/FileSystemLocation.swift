@@ -1,5 +1,6 @@
 import CSandbox
 import Glibc
+import SandboxVocabulary
 
 /// Where a path lives on its filesystem, whatever mount shows it: the device
 /// (`major:minor`) and the path below that filesystem's root. Two paths that name the
@@ -42,7 +43,7 @@ public struct FileSystemLocation: Sendable, Equatable, CustomStringConvertible {
 
         /// The mounts that make up the trees at `paths` (see ``sameTrees(as:at:)``).
         public func trees(at paths: [String]) -> Table {
-            Table(mounts: mounts.filter { m in paths.contains { isBeneath($0, m.mountPoint) || isBeneath(m.mountPoint, $0) } })
+            Table(mounts: mounts.filter { m in paths.contains { PathText.isBeneath($0, m.mountPoint) || PathText.isBeneath(m.mountPoint, $0) } })
         }
 
         /// Each mount with the unique id of the mount its mount point shows (the
@@ -64,7 +65,7 @@ public struct FileSystemLocation: Sendable, Equatable, CustomStringConvertible {
         defer { free(real) }
         let canonical = String(cString: real)
         var best: Mount?
-        for m in mounts where isBeneath(canonical, m.mountPoint) {
+        for m in mounts where PathText.isBeneath(canonical, m.mountPoint) {
             // The longest mount point wins; of equal ones the later mount is on top.
             if best == nil || m.mountPoint.count >= best!.mountPoint.count { best = m }
         }
@@ -157,9 +158,5 @@ public struct FileSystemLocation: Sendable, Equatable, CustomStringConvertible {
         }
         if let s = String(validating: out, as: UTF8.self) { return (s, true) }
         return (String(decoding: out, as: UTF8.self), false)
-    }
-
-    static func isBeneath(_ path: String, _ root: String) -> Bool {
-        root == "/" || path == root || path.hasPrefix(root + "/")
     }
 }

@@ -78,17 +78,17 @@ public enum MountSources {
         return OpenedSource(owner: owner, device: dev, inode: ino, isDirectory: true)
     }
 
-    /// An object inside a running sandbox as the host sees it: `path` (absolute,
-    /// inside) resolved in the root of `pid` (`sbx_mounts_open_root`) — the caller's
-    /// own unreaped child, so the pid names it — never leaving that root and with no
-    /// symlink on the way;
-    /// nil when nothing is there. `mountRoot`: a mount sits on it.
+    /// What ``objectInside(pid:path:)`` finds: the object's identity, the mount it is
+    /// on (its id), and whether a mount sits on it.
     public struct InsideObject: Equatable, Sendable {
         public var device: UInt64, inode: UInt64
-        /// The mount it is on (its id), and whether a mount sits on it.
         public var mount: UInt64, mountRoot: Bool
     }
 
+    /// An object inside a running sandbox as the host sees it: `path` (absolute,
+    /// inside) resolved in the root of `pid` (`sbx_mounts_open_root`) — the caller's
+    /// own unreaped child, so the pid names it — never leaving that root and with no
+    /// symlink on the way; nil when nothing is there.
     public static func objectInside(pid: Int32, path: String) throws(KernelError) -> InsideObject? {
         let root = sbx_mounts_open_root(pid)
         guard root >= 0 else { throw KernelError(operation: "open the root of", subject: "the sandbox init, pid \(pid)", errno: -root) }

@@ -284,7 +284,7 @@ extension Context {
             if accepted.contains(.roWithinRw) { gaps[.roWithinRw] = what } else { refused.append(what) }
         }
         let readable = binds.map(\.destination)
-        let masks = mounts.filter { m in m.kind == .mask && readable.contains { Context.isBeneath(m.destination, $0) } }
+        let masks = mounts.filter { m in m.kind == .mask && readable.contains { PathText.isBeneath(m.destination, $0) } }
             .map(\.destination)
         if !masks.isEmpty {
             let what = "filesystem.mask: \(masks.joined(separator: ", ")) stay visible (they lie beneath a path the command may read; Landlock cannot hide them)"
@@ -316,7 +316,7 @@ extension Context {
         let writable = binds.filter { $0.kind == .bind && !$0.readOnly }.map(\.destination)
         return binds.compactMap { b in
             guard b.kind == .bind, b.readOnly,
-                  let rw = writable.filter({ Context.isBeneath(b.destination, $0) }).max(by: { $0.count < $1.count }) else { return nil }
+                  let rw = writable.filter({ PathText.isBeneath(b.destination, $0) }).max(by: { $0.count < $1.count }) else { return nil }
             return (b.destination, rw)
         }
     }

@@ -185,10 +185,6 @@ struct Context {
         return "/" + parts.joined(separator: "/")
     }
 
-    static func isBeneath(_ path: String, _ root: String) -> Bool {
-        root == "/" || path == root || path.hasPrefix(root + "/")
-    }
-
     // MARK: Process
 
     func processPlan(argv: [String]) throws -> ProcessPlan {
@@ -221,7 +217,7 @@ struct Context {
             // at its destination when it has one: the innermost bind holding the cwd.
             let holding = (policy.filesystem.ro + policy.filesystem.rw)
                 .compactMap { t in (try? expand(t, key: "")).map { (source: $0, inside: t.destination ?? $0) } }
-                .filter { Context.isBeneath(cwd, $0.source) }
+                .filter { PathText.isBeneath(cwd, $0.source) }
                 .max { $0.source.count < $1.source.count }
             if let b = holding {
                 workdir = cwd == b.source ? b.inside
@@ -262,7 +258,7 @@ struct Context {
     static func checkWorkdir(_ workdir: String, mounts: [MountStep]) throws {
         let kinds: Set<MountKind> = [.bind, .tmpfs, .proc, .dev, .symlink]
         let places = mounts.filter { kinds.contains($0.kind) }.map(\.destination)
-        if workdir == "/" || places.contains(where: { isBeneath(workdir, $0) || isBeneath($0, workdir) }) { return }
+        if workdir == "/" || places.contains(where: { PathText.isBeneath(workdir, $0) || PathText.isBeneath($0, workdir) }) { return }
         throw PlanError(key: "process.workdir", message: "\(workdir) is outside every mount of this plan, so it does not exist inside the sandbox; name a path at or under a bind or tmpfs that is mounted here (an optional \"?\" entry whose host path is absent mounts nothing)")
     }
 
@@ -291,7 +287,7 @@ struct Context {
                 }
                 // A bind with a destination occupies the destination inside.
                 let inside = t.destination ?? path
-                if let r = [path, inside].first(where: { p in reserved.contains { Context.isBeneath(p, $0) } }) {
+                if let r = [path, inside].first(where: { p in reserved.contains { PathText.isBeneath(p, $0) } }) {
                     throw PlanError(key: "\(key)[\(i)]", message: "\(r) is provided by the sandbox itself (a private /proc and a minimal /dev); remove it from the policy")
                 }
                 if let existing = entries[inside] {
@@ -326,7 +322,7 @@ struct Context {
             func located(_ step: MountStep) -> MountStep {
                 var step = step
                 step.sourceIdentity = host.files.identity(of: path)
-                if host.cwdIdentity != nil, cwd != "/", Context.isBeneath(path, cwd) {
+                if host.cwdIdentity != nil, cwd != "/", PathText.isBeneath(path, cwd) {
                     step.cwdRelative = String(path.dropFirst(cwd.count + 1))
                 }
                 return step
@@ -431,7 +427,7 @@ struct Context {
         }
         for (i, t) in policy.filesystem.mask.enumerated() {
             let path = try expand(t, key: "filesystem.mask[\(i)]")
-            if let b = writable.filter({ path != $0.destination && Context.isBeneath(path, $0.destination) })
+            if let b = writable.filter({ path != $0.destination && PathText.isBeneath(path, $0.destination) })
                 .max(by: { $0.destination.count < $1.destination.count }) {
                 let rest = path.dropFirst(b.destination == "/" ? 1 : b.destination.count + 1)
                 pinParents(of: Context.normalize(b.source + "/" + rest), under: b)
@@ -487,8 +483,8 @@ struct Context {
                 if target.key.hasSuffix(".path"), depth < 4 { configs.append((target.path, depth + 1)) }
                 // Inside a .git that is protected already; outside every writable path
                 // the command cannot change it.
-                guard !Context.isBeneath(target.path, dotGit), !Context.isBeneath(target.path, gitDir),
-                      let home = writable.filter({ Context.isBeneath(target.path, $0) }).max(by: { $0.count < $1.count }) else { continue }
+                guard !PathText.isBeneath(target.path, dotGit), !PathText.isBeneath(target.path, gitDir),
+                      let home = writable.filter({ PathText.isBeneath(target.path, $0) }).max(by: { $0.count < $1.count }) else { continue }
                 if target.path == home {
                     throw PlanError(key: "filesystem.protect", message: "\(configPath) sets \(target.key) to \(target.path), the writable directory itself; git on the host would run what the command writes there. Point it elsewhere or do not make that directory writable")
                 }

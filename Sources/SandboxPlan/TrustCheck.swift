@@ -1,5 +1,6 @@
 import FoundationEssentials
 import SandboxPolicy
+import SandboxVocabulary
 
 /// A host path later runs rely on: the `sandbox` executable, the data directory, the
 /// seccomp cache, a policy or profile file. No run may be able to write it.
@@ -85,7 +86,7 @@ extension PlanCompiler {
         for (key, fromCwd, bind) in named {
             let canonical = resolver.canonical(bind.source)
             for root in reserved {
-                guard Context.isBeneath(bind.source, root.path) || Context.isBeneath(canonical, resolver.canonical(root.path))
+                guard PathText.isBeneath(bind.source, root.path) || PathText.isBeneath(canonical, resolver.canonical(root.path))
                 else { continue }
                 let advice = fromCwd
                     ? "run sandbox from a project directory, not from under \(root.path)"
@@ -136,8 +137,8 @@ extension PlanCompiler {
             let wChain = ancestry(w)
             let wLoc = host.files.location(of: w)
             for (entry, t, tChain, tLoc) in trustedAncestry where !bind.readOnly || entry.what == TrustedPath.Kind.auditKey {
-                var holds = Context.isBeneath(t, w)
-                var inside = !holds && Context.isBeneath(w, t)
+                var holds = PathText.isBeneath(t, w)
+                var inside = !holds && PathText.isBeneath(w, t)
                 if !holds && !inside, let wID = wChain.last?.id, wChain.last?.path == w {
                     // The same objects under other names (a bind-mount alias).
                     holds = tChain.contains { $0.id == wID }
@@ -148,8 +149,8 @@ extension PlanCompiler {
                 // The same places on their filesystem, whatever mounts show them (an
                 // alias of a subdirectory of the writable path shares no ancestor).
                 if !holds && !inside, let a = wLoc, let b = tLoc, a.device == b.device {
-                    holds = Context.isBeneath(b.path, a.path)
-                    inside = !holds && Context.isBeneath(a.path, b.path)
+                    holds = PathText.isBeneath(b.path, a.path)
+                    inside = !holds && PathText.isBeneath(a.path, b.path)
                 }
                 guard holds || inside else { continue }
                 let relation = holds ? "it holds" : "it lies inside"

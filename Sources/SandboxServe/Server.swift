@@ -461,7 +461,7 @@ public final class Server: @unchecked Sendable {
         // may have changed since the table was read (else what it cloned, or the ids
         // just read, are of no one table, and it is let go at once).
         let failed = executor.prepareAhead() != nil
-        let trees = table.trees(at: plan.mounts.compactMap { $0.kind == .bind ? $0.source : nil }).withUniqueIDs()
+        let trees = table.trees(at: WarmSandboxes.Sandbox.bindSources(plan)).withUniqueIDs()
         guard !failed, !mounts.changed else {
             executor.discard()
             descriptors.release(need)

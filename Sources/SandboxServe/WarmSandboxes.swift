@@ -65,10 +65,14 @@ public final class WarmSandboxes: Sendable {
         /// nil: it may not, and nothing was started.
         func run(_ plan: RunPlan, stdio: (Int32, Int32, Int32), onResult: @escaping (RunResult) -> Void) -> RunResult? {
             if mounts.changed {
-                let sources = plan.mounts.compactMap { $0.kind == .bind ? $0.source : nil }
-                guard FileSystemLocation.table().sameTrees(as: table, at: sources) else { return nil }
+                guard FileSystemLocation.table().sameTrees(as: table, at: Self.bindSources(plan)) else { return nil }
             }
             return executor.run(command: plan, stdio: stdio, onResult: onResult)
+        }
+
+        /// The host paths of `plan`'s binds: where the trees its mounts make up start.
+        static func bindSources(_ plan: RunPlan) -> [String] {
+            plan.mounts.compactMap { $0.kind == .bind ? $0.source : nil }
         }
 
         /// Let go unused: its init killed, everything of it removed.

@@ -12,6 +12,13 @@ extension Character {
 }
 
 public enum PathText {
+    /// Whether the absolute, normal `path` is `root` or lies beneath it, by its text
+    /// (no lookup): the one lexical "beneath" of the planner, the mount table and the
+    /// executor.
+    public static func isBeneath(_ path: String, _ root: String) -> Bool {
+        root == "/" || path == root || path.hasPrefix(root + "/")
+    }
+
     /// Whether `path` is ASCII and already what lexical normalisation gives: absolute,
     /// no empty, `.` or `..` component, no trailing slash (`/` itself is normal).
     /// Checked on its bytes, so the normalisers return such a path as it is instead of
