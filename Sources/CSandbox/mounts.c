@@ -17,6 +17,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/vfs.h>
 #include <sched.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -263,6 +264,11 @@ int sbx_mounts_in_own_namespace(int fd) {
 int sbx_mounts_events_open(void) {
     int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
     return fd < 0 ? -errno : fd;
+}
+
+long long sbx_fs_type(int fd) {
+    struct statfs fs;
+    return fstatfs(fd, &fs) == 0 ? (long long)(unsigned long)fs.f_type : -errno;
 }
 
 int sbx_mounts_events_changed(int fd) {

@@ -3,15 +3,20 @@ import SandboxKernel
 import SandboxPlan
 
 /// Held by one `HostFiles`: the mount table, read on first use by the one thread that
-/// compiles the plan.
+/// compiles the plan (from the memo when there is one: the same table while no mount
+/// changed).
 final class MountTableOnce: @unchecked Sendable {
-    lazy var table = FileSystemLocation.table()
+    let memo: HostViewMemo?
+    init(_ memo: HostViewMemo?) { self.memo = memo }
+    lazy var table = memo?.table() ?? FileSystemLocation.table()
 }
 
 /// The planner's view of host paths, answered by lstat/readlink in the kernel layer:
 /// what the CLI gives the planner, and what a harness embedding the library can use.
 public struct HostFiles: FileInspector {
-    public init() {}
+    /// `memo`: what a long-lived process's plans share while it has not changed
+    /// (`sandbox serve`); nil, the CLI's: everything asked afresh.
+    public init(memo: HostViewMemo? = nil) { mountTable = MountTableOnce(memo) }
 
     public func kind(of path: String) -> FileKind? {
         switch PathInfo.of(path) {
@@ -36,7 +41,7 @@ public struct HostFiles: FileInspector {
     }
 
     /// Read once per plan: the trust check asks for many paths.
-    private let mountTable = MountTableOnce()
+    private let mountTable: MountTableOnce
 
     public func location(of path: String) -> (device: String, path: String)? {
         FileSystemLocation.of(path, in: mountTable.table).map { ($0.device, $0.path) }
@@ -55,7 +60,8 @@ public struct HostFiles: FileInspector {
     }
 
     public func unixSockets(under roots: [String], skipping: Set<String>, limit: Int) -> SocketSearch? {
-        let o = UnixSocketScan.scan(roots: roots, skip: skipping, limit: limit, mounts: mountTable.table)
+        let o = mountTable.memo?.unixSockets(roots: roots, skip: skipping, limit: limit)
+            ?? UnixSocketScan.scan(roots: roots, skip: skipping, limit: limit, mounts: mountTable.table)
         return SocketSearch(sockets: o.sockets, entries: o.entries, incompleteRoot: o.incompleteRoot,
                             incompleteReason: o.incompleteReason)
     }

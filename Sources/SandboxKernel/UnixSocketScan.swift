@@ -1,3 +1,4 @@
+import CSandbox
 import Glibc
 
 /// The unix sockets a read-only bind would show. A read-only mount does not stop
@@ -32,7 +33,64 @@ public enum UnixSocketScan {
     /// `mounts`: the mount table when the caller has read it already (else read here).
     public static func scan(roots: [String], skip: Set<String>, limit: Int, maxDepth: Int = 128,
                             mounts: FileSystemLocation.Table? = nil) -> Outcome {
+        var trace: Trace?
+        return scan(roots: roots, skip: skip, limit: limit, maxDepth: maxDepth, mounts: mounts, trace: &trace)
+    }
+
+    /// What an outcome rests on, for ``HostViewMemo``: each root as `lstat` saw it and
+    /// each directory the walk listed, as `fstat` saw it once opened (before its first
+    /// entry was read). `cacheable` is false when the outcome rests on more than that:
+    /// an entry skipped because it vanished, could not be stat'ed or could not be
+    /// passed through (a `chmod` of it changes its own ctime, not its parent's), a
+    /// name that is not UTF-8 (no path to stamp), a filesystem whose directories may
+    /// not record their changes in ctime (``Stamp/localFilesystems``).
+    struct Trace {
+        var roots: [(path: String, stamp: Stamp?)] = []
+        var directories: [(path: String, stamp: Stamp)] = []
+        var cacheable = true
+    }
+
+    /// A directory's (or root's) identity and last change, as `stat` gives them.
+    struct Stamp: Equatable {
+        var device: UInt64, inode: UInt64, mode: UInt32, ctimeSec: Int, ctimeNsec: Int
+        init(_ st: stat) {
+            device = UInt64(st.st_dev); inode = UInt64(st.st_ino); mode = st.st_mode
+            ctimeSec = st.st_ctim.tv_sec; ctimeNsec = st.st_ctim.tv_nsec
+        }
+        /// `lstat(path)` now, nil when it fails (as the walk treats an absent root).
+        static func of(_ path: String) -> Stamp? {
+            var st = stat()
+            return lstat(path, &st) == 0 ? Stamp(st) : nil
+        }
+        /// Filesystems whose directories change their ctime with every entry added,
+        /// removed or renamed, by any writer the kernel serves: local ones (ext4, xfs,
+        /// btrfs, tmpfs, overlay, f2fs) and read-only images (squashfs, iso9660,
+        /// erofs). Not NFS, FUSE or the like, where another host or a daemon decides
+        /// what a directory holds and the kernel's attributes may lag.
+        static let localFilesystems: Set<Int> = [0xEF53, 0x5846_5342, 0x9123_683E, 0x0102_1994, 0x794C_7630,
+                                                 0xF2F5_2010, 0x7371_7368, 0x9660, 0xE0F5_E1E2]
+    }
+
+    /// ``scan(roots:skip:limit:maxDepth:mounts:)``, and what its outcome rests on in
+    /// `trace` when `trace` is given non-nil.
+    static func scan(roots: [String], skip: Set<String>, limit: Int, maxDepth: Int = 128,
+                     mounts: FileSystemLocation.Table?, trace: inout Trace?) -> Outcome {
         var out = Outcome()
+        let tracing = trace != nil
+        var traced = Trace()
+        defer { if tracing { trace = traced } }
+        /// The directory open at `fd`, stamped; false (nothing can be memoized) when
+        /// it cannot be, or is on a filesystem ``Stamp/localFilesystems`` does not name.
+        func stampDirectory(_ fd: Int32, _ path: String, exact: Bool) {
+            guard tracing, traced.cacheable else { return }
+            var st = stat()
+            guard exact, fstat(fd, &st) == 0, case let type = sbx_fs_type(fd), type >= 0,
+                  Stamp.localFilesystems.contains(Int(type)) else {
+                traced.cacheable = false
+                return
+            }
+            traced.directories.append((path, Stamp(st)))
+        }
         var found = Set<String>()
         func record(_ path: String) { if found.insert(path).inserted { out.sockets.append(path) } }
         func stop(_ root: String, _ why: String) {
@@ -44,6 +102,7 @@ public enum UnixSocketScan {
         /// false beneath a name that is not UTF-8: a mask step names its target as a
         /// `String`, so a socket there could not be hidden, and the search stops.
         func walk(_ fd: Int32, path: String, exact: Bool, depth: Int, root: String) {
+            stampDirectory(fd, path, exact: exact)
             guard let dir = fdopendir(fd) else {
                 let e = errno
                 Glibc.close(fd)
@@ -67,7 +126,7 @@ public enum UnixSocketScan {
                 var type = ent.pointee.d_type
                 if type == UInt8(DT_UNKNOWN) {
                     var st = stat()
-                    guard fstatat(dirfd(dir), name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+                    guard fstatat(dirfd(dir), name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { traced.cacheable = false; continue }
                     switch st.st_mode & S_IFMT {
                     case S_IFDIR: type = UInt8(DT_DIR)
                     case S_IFSOCK: type = UInt8(DT_SOCK)
@@ -96,10 +155,11 @@ public enum UnixSocketScan {
                         let e = errno
                         switch e {
                         case ENOENT, ENOTDIR, ELOOP:
+                            traced.cacheable = false
                             continue   // removed or replaced since it was listed
                         case EACCES, EPERM:
                             // Unreachable for the invoker, so for the command too.
-                            if faccessat(dirfd(dir), name, X_OK, AT_EACCESS | AT_SYMLINK_NOFOLLOW) != 0 { continue }
+                            if faccessat(dirfd(dir), name, X_OK, AT_EACCESS | AT_SYMLINK_NOFOLLOW) != 0 { traced.cacheable = false; continue }
                             stop(root, "\(p): cannot be listed (\(String(cString: strerror(e)))), but can be passed through")
                         default:
                             stop(root, "\(p): \(String(cString: strerror(e)))")
@@ -115,7 +175,8 @@ public enum UnixSocketScan {
         for root in roots {
             if out.incompleteRoot != nil { break }
             var st = stat()
-            guard lstat(root, &st) == 0 else { continue }   // absent: nothing to show
+            guard lstat(root, &st) == 0 else { traced.roots.append((root, nil)); continue }   // absent: nothing to show
+            traced.roots.append((root, Stamp(st)))
             switch st.st_mode & S_IFMT {
             case S_IFSOCK:
                 record(root)

@@ -53,6 +53,9 @@ public final class Server: @unchecked Sendable {
     let searchPath: [String]
     let runBase: String
     let policies: PolicyCache
+    /// The mount table and the unix-socket searches, shared by the runs' plans while
+    /// nothing they rest on changed (the build ahead and the request each plan).
+    let hostView = HostViewMemo()
     let serverEnvironment: [String: String]
     private let inFlight = Mutex(0)
     /// Requests being run (``inFlight`` without the threads that build ahead).
@@ -326,7 +329,7 @@ public final class Server: @unchecked Sendable {
         do {
             let policy = try policies.load(request.policy, relativeTo: probe.cwd)
             label = policy.name
-            let host = RunSteps.hostFacts(probe, network: policy.network.mode)
+            let host = hostFacts(probe, network: policy.network.mode)
             let plan = try RunSteps.plan(policy, argv: request.argv, runId: runId, host: host, digest: false)
             if let dir = request.resultDirectory {
                 try RunSteps.checkResultDirectory(dir, path: request.resultPath ?? dir, plan: plan)
@@ -420,12 +423,19 @@ public final class Server: @unchecked Sendable {
         inFlight.withLock { $0 += 1 }
         startThread {
             defer { self.inFlight.withLock { $0 -= 1 } }
-            guard let built = self.build(request, directory: owned) else { self.warm.abandon(key); return }
+            let built = self.build(request, directory: owned)
+            guard let built else { owned.close(); self.warm.abandon(key); return }
             guard self.warm.offer(built, for: key) else {
+                owned.close()
                 built.discard()
                 self.descriptors.release(built.descriptors)
                 return
             }
+            // Topped up to the capacity, one build after another: a client that
+            // sends its next request as soon as it has a result finds a sandbox
+            // built a whole request earlier, not one still being built.
+            self.prepareAhead(key, request: request, directory: owned)
+            owned.close()
             if self.warm.waitTakenOrWithdraw(built, for: key) {
                 built.discard()
                 self.descriptors.release(built.descriptors)
@@ -436,7 +446,6 @@ public final class Server: @unchecked Sendable {
     /// The sandbox `request` would get, built ahead of its command, or nil (it
     /// could not be: the next request builds its own, as without this).
     private func build(_ request: ServeRequest, directory: OwnedFD) -> WarmSandboxes.Sandbox? {
-        defer { directory.close() }
         // Watched from before the plan: a mount change during the build counts too.
         // Only a directory on a mount of the server's own namespace, whose changes
         // that watch sees (a client's namespace of its own is not watched).
@@ -449,7 +458,7 @@ public final class Server: @unchecked Sendable {
         let probe = hostProbe(for: request)
         guard let policy = try? policies.load(request.policy, relativeTo: probe.cwd),
               let plan = try? RunSteps.plan(policy, argv: ["sandbox-built-ahead"], runId: RunSteps.newRunId(),
-                                            host: RunSteps.hostFacts(probe, network: policy.network.mode), digest: false),
+                                            host: hostFacts(probe, network: policy.network.mode), digest: false),
               warmable(plan) else { return nil }
         let need = DescriptorBudget.estimate(mounts: plan.mounts.count)
         guard descriptors.acquire(need, while: { false }) else { return nil }
@@ -469,6 +478,14 @@ public final class Server: @unchecked Sendable {
         }
         done = true
         return WarmSandboxes.Sandbox(executor: executor, descriptors: need, mounts: mounts, table: trees)
+    }
+
+    /// The planner's view of the host for a run of this server: `exec`'s, with the
+    /// server's shared memo of the host (``hostView``).
+    private func hostFacts(_ probe: HostProbe, network: NetworkMode) -> HostFacts {
+        var host = RunSteps.hostFacts(probe, network: network)
+        host.files = HostFiles(memo: hostView)
+        return host
     }
 
     /// The host as the request's run sees it: this thread's directory (the client's),

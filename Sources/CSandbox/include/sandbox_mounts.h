@@ -84,4 +84,7 @@ int sbx_mounts_events_open(void);
 /* 1 when the namespace changed since `fd` was opened or last asked, else 0. */
 int sbx_mounts_events_changed(int fd);
 
+/* The filesystem type (statfs f_type) of what `fd` is open on, or -errno. */
+long long sbx_fs_type(int fd);
+
 #endif

@@ -1,0 +1,148 @@
+import Foundation
+@testable import SandboxKernel
+import Testing
+
+/// `sandbox serve` keeps the search for unix sockets under `ro` binds, and the mount
+/// table, while nothing they rest on changed (``HostViewMemo``). A socket that appears
+/// after a search must still be masked: each test makes one appear for real (bound,
+/// moved in inside a directory, bound inside a mount made after the search), and its
+/// control shows the memory without that check answering the stale search.
+@Suite(.serialized) struct HostViewMemoTests {
+    /// A tree `root/a/b` old enough for a search of it to be kept (the memo keeps none
+    /// resting on a ctime from the last 50 ms).
+    static func tree() throws -> String {
+        let root = Harness.tempDir()
+        try FileManager.default.createDirectory(atPath: root + "/a/b", withIntermediateDirectories: true)
+        try "".write(toFile: root + "/a/f", atomically: false, encoding: .utf8)
+        usleep(150_000)
+        return root
+    }
+
+    /// A unix socket bound at `path` (closed by the caller: the file stays).
+    static func bindSocket(_ path: String) -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        withUnsafeMutableBytes(of: &addr.sun_path) { p in for (i, b) in bytes.enumerated() { p[i] = b } }
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        #expect(bound == 0, "bind \(path): \(String(cString: strerror(errno)))")
+        return fd
+    }
+
+    static func search(_ memo: HostViewMemo, _ root: String) -> [String] {
+        memo.unixSockets(roots: [root], skip: [], limit: 100_000).sockets
+    }
+
+    /// Attack: a socket bound in a directory the last search listed. Control: the
+    /// memory answering without looking at the directories still says there is none.
+    @Test func aSocketBoundAfterASearchIsFound() throws {
+        let root = try Self.tree()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let memo = HostViewMemo()
+        #expect(Self.search(memo, root).isEmpty)
+        #expect(Self.search(memo, root).isEmpty)
+        #expect(memo.searches.withLock { $0 } == 1, "the unchanged tree was searched again: nothing is kept")
+        let fd = Self.bindSocket(root + "/a/b/s")
+        defer { close(fd) }
+        #expect(Self.search(memo, root) == [root + "/a/b/s"], "a socket bound after the search was not found")
+
+        // Control.
+        let other = try Self.tree()
+        defer { try? FileManager.default.removeItem(atPath: other) }
+        let stale = HostViewMemo()
+        #expect(Self.search(stale, other).isEmpty)
+        stale.checks = [.mounts]
+        let fd2 = Self.bindSocket(other + "/a/b/s")
+        defer { close(fd2) }
+        #expect(Self.search(stale, other).isEmpty, "control: without the directory checks the stale search is answered")
+        stale.checks = .all
+        #expect(Self.search(stale, other) == [other + "/a/b/s"])
+    }
+
+    /// Attack: a directory holding a socket, made elsewhere, renamed into the tree
+    /// (its own ctime is old; the directory it lands in changes). Control: without the
+    /// directory checks, the memory does not see it.
+    @Test func aDirectoryMovedInWithASocketIsFound() throws {
+        for checked in [true, false] {
+            let root = try Self.tree(), outside = Harness.tempDir()
+            defer { try? FileManager.default.removeItem(atPath: root); try? FileManager.default.removeItem(atPath: outside) }
+            try FileManager.default.createDirectory(atPath: outside + "/d", withIntermediateDirectories: true)
+            let fd = Self.bindSocket(outside + "/d/s")
+            defer { close(fd) }
+            usleep(150_000)
+            let memo = HostViewMemo()
+            #expect(Self.search(memo, root).isEmpty)
+            if !checked { memo.checks = [.mounts] }
+            #expect(rename(outside + "/d", root + "/a/d") == 0)
+            let found = Self.search(memo, root)
+            if checked {
+                #expect(found == [root + "/a/d/s"], "a socket moved in inside a directory was not found: \(found)")
+            } else {
+                #expect(found.isEmpty, "control: without the directory checks the stale search is answered")
+            }
+        }
+    }
+
+    /// Attack: a socket bind-mounted over a file of the tree after the search (no
+    /// directory of the tree changes: only the mount table does; a mount over a
+    /// directory the search listed changes what `lstat` sees there, which the
+    /// directory checks catch). Control: without the mount watch, the memory does not
+    /// see it.
+    @Test func aSocketMountedOverAFileAfterASearchIsFound() throws {
+        guard Harness.require(Harness.isRoot, "root (mount)") else { return }
+        for watched in [true, false] {
+            let root = try Self.tree(), outside = Harness.tempDir()
+            defer { try? FileManager.default.removeItem(atPath: root); try? FileManager.default.removeItem(atPath: outside) }
+            let fd = Self.bindSocket(outside + "/s")
+            defer { close(fd) }
+            let memo = HostViewMemo()
+            #expect(Self.search(memo, root).isEmpty)
+            if !watched { memo.checks = [.directories] }
+            let file = root + "/a/f"
+            try #require(mount(outside + "/s", file, nil, UInt(MS_BIND), nil) == 0, "mount: \(String(cString: strerror(errno)))")
+            defer { umount2(file, Int32(MNT_DETACH)) }
+            let found = Self.search(memo, root)
+            if watched {
+                #expect(found == [file], "a socket mounted over a file after the search was not found: \(found)")
+            } else {
+                #expect(found.isEmpty, "control: without the mount watch the stale search is answered")
+            }
+        }
+    }
+
+    /// Through `sandbox serve`, where two plans a request share the memory (the
+    /// sandbox built ahead, the request's own): a socket bound under an `ro` bind after
+    /// the next sandbox was built is masked in the next run, which does not take the
+    /// sandbox built without the mask. Control: before the socket, the same request
+    /// takes the sandbox built ahead (the kept search matched).
+    @Test func aSocketBoundAfterTheBuildIsMaskedThroughServe() throws {
+        guard let served = try BuiltAheadTests.start() else { return }
+        defer { served.stop() }
+        let ws = Harness.tempDir(), root = try Self.tree()
+        defer { try? FileManager.default.removeItem(atPath: ws); try? FileManager.default.removeItem(atPath: root) }
+        let policy = Harness.policy("""
+            name = "memo-socket"
+            extends = ["agent"]
+            [filesystem]
+            ro = ["\(root)"]
+            """, in: ws, name: "memo-socket.toml")
+        let socket = root + "/a/b/s"
+        let look = ["sh", "-c", "test -S \(socket) && echo visible || echo hidden"]
+        _ = try ServeTests.runOnce(served, policy: policy, argv: ["true"], cwd: ws)
+        let same = try BuiltAheadTests.runInOneBuiltAhead(served, policy: policy, argv: look, cwd: ws)
+        #expect(same.out == "hidden\n" && same.took, "control: \(same.out) \(same.reply ?? [:]) did not take a sandbox built ahead")
+
+        let ahead = BuiltAheadTests.waitForOneAhead(served, retrigger: (policy, ws))
+        try #require(!ahead.isEmpty, "no sandbox was built ahead")
+        let fd = Self.bindSocket(socket)
+        defer { close(fd) }
+        chmod(socket, 0o777)
+        let after = try ServeTests.runOnce(served, policy: policy, argv: look, cwd: ws)
+        let runId = after.reply?["runId"] as? String ?? "-"
+        #expect(after.out == "hidden\n", "the socket bound after the build was \(after.out) in run \(runId): \(after.reply ?? [:])")
+        #expect(!ahead.contains(runId), "run \(runId) took the sandbox built before the socket")
+    }
+}
