@@ -3,12 +3,10 @@ import SandboxKernel
 import SandboxPlan
 
 /// Held by one `HostFiles`: the mount table, read on first use by the one thread that
-/// compiles the plan (from the memo when there is one: the same table while no mount
-/// changed).
+/// compiles the plan. Never kept past the plan: a rename above a mount point changes
+/// the table's text with no event to tell (ServeMountRenameTests).
 final class MountTableOnce: @unchecked Sendable {
-    let memo: HostViewMemo?
-    init(_ memo: HostViewMemo?) { self.memo = memo }
-    lazy var table = memo?.table() ?? FileSystemLocation.table()
+    lazy var table = FileSystemLocation.table()
 }
 
 /// The planner's view of host paths, answered by lstat/readlink in the kernel layer:
@@ -16,7 +14,8 @@ final class MountTableOnce: @unchecked Sendable {
 public struct HostFiles: FileInspector {
     /// `memo`: what a long-lived process's plans share while it has not changed
     /// (`sandbox serve`); nil, the CLI's: everything asked afresh.
-    public init(memo: HostViewMemo? = nil) { mountTable = MountTableOnce(memo) }
+    public init(memo: HostViewMemo? = nil) { self.memo = memo }
+    private let memo: HostViewMemo?
 
     public func kind(of path: String) -> FileKind? {
         switch PathInfo.of(path) {
@@ -41,7 +40,7 @@ public struct HostFiles: FileInspector {
     }
 
     /// Read once per plan: the trust check asks for many paths.
-    private let mountTable: MountTableOnce
+    private let mountTable = MountTableOnce()
 
     public func location(of path: String) -> (device: String, path: String)? {
         FileSystemLocation.of(path, in: mountTable.table).map { ($0.device, $0.path) }
@@ -60,7 +59,7 @@ public struct HostFiles: FileInspector {
     }
 
     public func unixSockets(under roots: [String], skipping: Set<String>, limit: Int) -> SocketSearch? {
-        let o = mountTable.memo?.unixSockets(roots: roots, skip: skipping, limit: limit)
+        let o = memo?.unixSockets(roots: roots, skip: skipping, limit: limit)
             ?? UnixSocketScan.scan(roots: roots, skip: skipping, limit: limit, mounts: mountTable.table)
         return SocketSearch(sockets: o.sockets, entries: o.entries, incompleteRoot: o.incompleteRoot,
                             incompleteReason: o.incompleteReason)

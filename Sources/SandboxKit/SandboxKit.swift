@@ -19,11 +19,13 @@ public enum RunSteps {
     public static func newRunId() -> String {
         // Twelve hex digits, as bytes: an array of Characters was its own first use of
         // generic code on every run's start-up.
+        // One getrandom(2) for the 48 bits, not one per digit.
         var g = SystemRandomNumberGenerator()
+        let bits = g.next()
         let digits: StaticString = "0123456789abcdef"
         return digits.withUTF8Buffer { d in
             String(unsafeUninitializedCapacity: 12) { out in
-                for i in 0..<12 { out[i] = d[Int(g.next() & 15)] }
+                for i in 0..<12 { out[i] = d[Int((bits >> UInt64(4 * i)) & 15)] }
                 return 12
             }
         }

@@ -361,10 +361,12 @@ struct Context {
                                               options: "mode=1777", origin: "filesystem.tmpfs"), bind: nil)
         }
 
-        let ordered = entries.values.sorted {
-            let da = $0.dest.split(separator: "/").count, db = $1.dest.split(separator: "/").count
-            return da != db ? da < db : $0.dest < $1.dest
-        }
+        // Shallowest first, then by path; each depth counted once, not in every
+        // comparison (the split allocated: 3 % of a server's CPU).
+        let keyed: [(depth: Int, entry: Entry)] = entries.values.map { ($0.dest.split(separator: "/").count, $0) }
+        let ordered: [Entry] = keyed.sorted { a, b in
+            a.depth != b.depth ? a.depth < b.depth : a.entry.dest < b.entry.dest
+        }.map { $0.entry }
         // Every bind source is opened by the supervisor with no symlink on its path
         // and checked against `sourceIdentity` (Executor.openBindSources), so nested
         // binds need nothing more here.

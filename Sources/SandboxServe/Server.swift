@@ -53,8 +53,8 @@ public final class Server: @unchecked Sendable {
     let searchPath: [String]
     let runBase: String
     let policies: PolicyCache
-    /// The mount table and the unix-socket searches, shared by the runs' plans while
-    /// nothing they rest on changed (the build ahead and the request each plan).
+    /// The unix-socket searches, shared by the runs' plans while nothing they rest on
+    /// changed (the build ahead and the request each plan).
     let hostView = HostViewMemo()
     let serverEnvironment: [String: String]
     private let inFlight = Mutex(0)

@@ -145,4 +145,46 @@ import Testing
         #expect(after.out == "hidden\n", "the socket bound after the build was \(after.out) in run \(runId): \(after.reply ?? [:])")
         #expect(!ahead.contains(runId), "run \(runId) took the sandbox built before the socket")
     }
+
+    /// Sleeps until the wall clock is `fraction` into a second (the next such moment).
+    static func waitUntil(fraction: Double) {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let into = Double(now.tv_nsec) / 1e9
+        let wait = into <= fraction ? fraction - into : 1 - into + fraction
+        usleep(UInt32(wait * 1e6))
+    }
+
+    /// Attack (red team, session 37): on a filesystem that keeps ctime in whole
+    /// seconds (ext4 made with 128-byte inodes), a directory changed early in a second,
+    /// searched later in that second and then given a socket in the same second keeps
+    /// its ctime. The memory must not keep a search resting on such a ctime until the
+    /// second is over. Control: taking the whole-second ctime at its face value, the
+    /// stale search is answered.
+    @Test func aSocketBoundInTheSecondOfAWholeSecondCtimeIsFound() throws {
+        guard Harness.require(Harness.isRoot, "root (loop mount)") else { return }
+        for whole in [true, false] {
+            let dir = Harness.tempDir()
+            let image = dir + "/ext4.img", mnt = dir + "/mnt"
+            try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
+            let made = try Harness.run("/bin/sh", ["-c", "truncate -s 8M \(image) && mkfs.ext4 -q -I 128 \(image) 2>/dev/null && mount -o loop \(image) \(mnt)"])
+            try #require(made.status == 0, "an ext4 with 128-byte inodes: \(made.stderr)")
+            defer { _ = try? Harness.run("/bin/umount", [mnt]); try? FileManager.default.removeItem(atPath: dir) }
+            try FileManager.default.createDirectory(atPath: mnt + "/a/b", withIntermediateDirectories: true)
+            let memo = HostViewMemo()
+            if !whole { memo.checks.remove(.wholeSeconds) }
+            Self.waitUntil(fraction: 0.1)
+            try "".write(toFile: mnt + "/a/b/t", atomically: false, encoding: .utf8)   // ctime S.000000000
+            Self.waitUntil(fraction: 0.4)
+            #expect(Self.search(memo, mnt).isEmpty)
+            let fd = Self.bindSocket(mnt + "/a/b/s")                                      // the same second
+            defer { close(fd) }
+            let found = Self.search(memo, mnt)
+            if whole {
+                #expect(found == [mnt + "/a/b/s"], "a socket bound within the second of a whole-second ctime was not found: \(found)")
+            } else {
+                #expect(found.isEmpty, "control: with the ctime at its face value the stale search is answered (or the second ended between the steps)")
+            }
+        }
+    }
 }
