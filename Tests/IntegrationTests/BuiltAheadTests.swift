@@ -216,7 +216,8 @@ import Testing
     /// waiting sandbox's `.git` is no longer a mount (the attack's premise), and
     /// without a replacement the sandbox is taken and `.git` is read-only in it.
     @Test func aSandboxWhoseProtectedEntryWasReplacedIsNotUsed() throws {
-        guard let served = try Self.start() else { return }
+        // One at a time: the waiting init looked at is the one built before the replacement.
+        guard let served = try Self.start(builtAhead: 1) else { return }
         defer { served.stop() }
         let ws = Harness.tempDir()
         defer { try? FileManager.default.removeItem(atPath: ws) }
