@@ -125,6 +125,22 @@ enum Harness {
                       stderr: String(decoding: errBox.data, as: UTF8.self))
     }
 
+    /// A unix socket of `type` bound at `path`, or -1 with errno set (the caller
+    /// closes it; the file stays).
+    static func bindUnixSocket(_ path: String, type: Int32 = Int32(SOCK_STREAM.rawValue)) -> Int32 {
+        let fd = socket(AF_UNIX, type | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return -1 }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        withUnsafeMutableBytes(of: &addr.sun_path) { p in for (i, b) in bytes.enumerated() { p[i] = b } }
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard bound == 0 else { let e = errno; close(fd); errno = e; return -1 }
+        return fd
+    }
+
     /// A fresh directory (removed by the caller), optionally owned by `uid`.
     static func tempDir(owner uid: UInt32? = nil) -> String {
         let path = NSTemporaryDirectory() + "sbx-test-\(UUID().uuidString.prefix(8))"

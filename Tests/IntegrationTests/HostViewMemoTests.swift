@@ -20,15 +20,8 @@ import Testing
 
     /// A unix socket bound at `path` (closed by the caller: the file stays).
     static func bindSocket(_ path: String) -> Int32 {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        withUnsafeMutableBytes(of: &addr.sun_path) { p in for (i, b) in bytes.enumerated() { p[i] = b } }
-        let bound = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        #expect(bound == 0, "bind \(path): \(String(cString: strerror(errno)))")
+        let fd = Harness.bindUnixSocket(path)
+        #expect(fd >= 0, "bind \(path): \(String(cString: strerror(errno)))")
         return fd
     }
 

@@ -47,15 +47,8 @@ import Testing
             try! FileManager.default.createDirectory(atPath: "\(dir)/sub", withIntermediateDirectories: true)
             chmod("\(dir)/sub", 0o755)
             for (path, mode) in [(world, 0o777), (root, 0o600), (deep, 0o777)] {
-                let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-                var addr = sockaddr_un()
-                addr.sun_family = sa_family_t(AF_UNIX)
-                let bytes = Array(path.utf8)
-                withUnsafeMutableBytes(of: &addr.sun_path) { p in for (i, b) in bytes.enumerated() { p[i] = b } }
-                let bound = withUnsafePointer(to: &addr) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-                }
-                #expect(bound == 0 && listen(fd, 512) == 0, "listen on \(path): \(String(cString: strerror(errno)))")
+                let fd = Harness.bindUnixSocket(path)
+                #expect(fd >= 0 && listen(fd, 512) == 0, "listen on \(path): \(String(cString: strerror(errno)))")
                 chmod(path, mode_t(mode))
                 fds.append(fd)
             }
