@@ -1271,8 +1271,15 @@ static int new_session(struct child *c) {
 }
 
 static int cap_last(void) {
-    /* Probe downward from 63: PR_CAPBSET_READ fails with EINVAL past the last cap. */
-    for (int c = 63; c >= 0; c--) if (prctl(PR_CAPBSET_READ, c, 0, 0, 0) >= 0) return c;
+    /* PR_CAPBSET_READ fails with EINVAL past the last cap. From the last one this
+     * build knows (CAP_CHECKPOINT_RESTORE, 40) up, else down: two calls on a kernel of
+     * the same age, not the 24 of a probe down from 63. */
+    int c = 40;
+    if (prctl(PR_CAPBSET_READ, c, 0, 0, 0) >= 0) {
+        while (c < 63 && prctl(PR_CAPBSET_READ, c + 1, 0, 0, 0) >= 0) c++;
+        return c;
+    }
+    for (c = 39; c >= 0; c--) if (prctl(PR_CAPBSET_READ, c, 0, 0, 0) >= 0) return c;
     return 40;
 }
 

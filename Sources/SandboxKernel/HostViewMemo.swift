@@ -1,4 +1,5 @@
 import Glibc
+import SandboxVocabulary
 import Synchronization
 
 /// What the plans of one long-lived process (`sandbox serve`) may share of the host
@@ -32,8 +33,11 @@ import Synchronization
 ///   (``UnixSocketScan/Stamp/localFilesystems``); a search through NFS or FUSE is made
 ///   afresh every time.
 public final class HostViewMemo: Sendable {
+    /// By bytes: `String`'s equality is Unicode canonical equivalence, under which two
+    /// different directories (é as one scalar, or e and a combining accent) were one
+    /// key, and one's search answered for the other (red team, session 37).
     private struct ScanKey: Hashable {
-        var roots: [String], skip: Set<String>, limit: Int, maxDepth: Int
+        var roots: [PathText.Key], skip: Set<PathText.Key>, limit: Int, maxDepth: Int
     }
     private struct ScanEntry {
         var outcome: UnixSocketScan.Outcome
@@ -84,7 +88,7 @@ public final class HostViewMemo: Sendable {
     /// nothing it rests on changed (above).
     public func unixSockets(roots: [String], skip: Set<String>, limit: Int, maxDepth: Int = 128) -> UnixSocketScan.Outcome {
         let generation = generation()
-        let key = ScanKey(roots: roots, skip: skip, limit: limit, maxDepth: maxDepth)
+        let key = ScanKey(roots: roots.map(PathText.Key.init), skip: Set(skip.map(PathText.Key.init)), limit: limit, maxDepth: maxDepth)
         if events != nil, let e = state.withLock({ $0.scans[key] }), e.generation == generation,
            !checks.contains(.directories) || Self.holds(e) {
             return e.outcome

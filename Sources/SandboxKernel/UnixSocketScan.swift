@@ -1,5 +1,6 @@
 import CSandbox
 import Glibc
+import SandboxVocabulary
 
 /// The unix sockets a read-only bind would show. A read-only mount does not stop
 /// `connect(2)`: the kernel asks only for write permission on the socket inode, which
@@ -76,6 +77,9 @@ public enum UnixSocketScan {
     static func scan(roots: [String], skip: Set<String>, limit: Int, maxDepth: Int = 128,
                      mounts: FileSystemLocation.Table?, trace: inout Trace?) -> Outcome {
         var out = Outcome()
+        // Paths by their bytes: `String` sets merge canonically equivalent names,
+        // which are different files (PathText.Key).
+        let skip = Set(skip.map(PathText.Key.init))
         let tracing = trace != nil
         var traced = Trace()
         defer { if tracing { trace = traced } }
@@ -91,8 +95,8 @@ public enum UnixSocketScan {
             }
             traced.directories.append((path, Stamp(st)))
         }
-        var found = Set<String>()
-        func record(_ path: String) { if found.insert(path).inserted { out.sockets.append(path) } }
+        var found = Set<PathText.Key>()
+        func record(_ path: String) { if found.insert(PathText.Key(path)).inserted { out.sockets.append(path) } }
         func stop(_ root: String, _ why: String) {
             if out.incompleteRoot == nil { out.incompleteRoot = root; out.incompleteReason = why }
         }
@@ -136,7 +140,7 @@ public enum UnixSocketScan {
                 if type == UInt8(DT_SOCK) {
                     let valid = String(validatingCString: name)
                     let p = path + "/" + (valid ?? String(cString: name))
-                    if skip.contains(p) { continue }
+                    if skip.contains(PathText.Key(p)) { continue }
                     guard exact, valid != nil else {
                         stop(root, "\(p): a unix socket whose path is not UTF-8 cannot be masked")
                         return
@@ -145,7 +149,7 @@ public enum UnixSocketScan {
                 } else if type == UInt8(DT_DIR) {
                     let valid = String(validatingCString: name)
                     let p = path + "/" + (valid ?? String(cString: name))
-                    if skip.contains(p) { continue }
+                    if skip.contains(PathText.Key(p)) { continue }
                     if depth + 1 > maxDepth {
                         stop(root, "\(p): deeper than \(maxDepth) directories")
                         return
@@ -198,8 +202,8 @@ public enum UnixSocketScan {
         for m in (mounts ?? FileSystemLocation.table()).mounts {
             let (point, valid) = (m.mountPoint, m.valid)
             // The innermost root holding it: a nested root is searched on its own.
-            guard let root = searched.filter({ point != $0 && point.hasPrefix($0 + "/") })
-                .max(by: { $0.count < $1.count }) else { continue }
+            guard let root = searched.filter({ !PathText.same(point, $0) && PathText.isBeneath(point, $0) })
+                .max(by: { $0.utf8.count < $1.utf8.count }) else { continue }
             if skipped(point, under: root, skip) { continue }
             guard valid else {
                 // Its name cannot be given to lstat or to a mask step.
@@ -213,12 +217,13 @@ public enum UnixSocketScan {
     }
 
     /// Whether `path` (beneath `root`) is at or beneath a skipped path.
-    static func skipped(_ path: String, under root: String, _ skip: Set<String>) -> Bool {
-        var p = Substring(path)
-        while p.count > root.count {
-            if skip.contains(String(p)) { return true }
-            guard let slash = p.lastIndex(of: "/") else { break }
-            p = p[..<slash]
+    static func skipped(_ path: String, under root: String, _ skip: Set<PathText.Key>) -> Bool {
+        var p = Array(path.utf8)
+        let rootCount = root.utf8.count
+        while p.count > rootCount {
+            if skip.contains(PathText.Key(bytes: p)) { return true }
+            guard let slash = p.lastIndex(of: 0x2F) else { break }
+            p.removeSubrange(slash...)
         }
         return false
     }

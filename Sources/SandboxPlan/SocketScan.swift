@@ -1,4 +1,5 @@
 import SandboxPolicy
+import SandboxVocabulary
 
 /// Unix sockets under `ro` binds are hidden (issue 12, item 4).
 ///
@@ -28,7 +29,10 @@ enum SocketScan {
         let fs = policy.filesystem
         var skip: [String] = []
         for (i, t) in fs.socketScanSkip.enumerated() { skip.append(try expand(t, "filesystem.socket_scan_skip[\(i)]")) }
-        func beneath(_ path: String, _ root: String) -> Bool { path == root || path.hasPrefix(root + "/") }
+        // Host paths by their bytes (PathText): `String` comparison merges canonically
+        // equivalent names, which are different files, and one of two such sockets
+        // went unmasked (red team, session 37).
+        func beneath(_ path: String, _ root: String) -> Bool { PathText.isBeneath(path, root) }
 
         // The ro binds (not mirrored symlinks, not skipped optional ones), with their keys:
         // searched on the host (`path`, the source), hidden inside (`inside`, the
@@ -51,7 +55,8 @@ enum SocketScan {
         // trees socket_scan_skip vouches for are left out, and each socket is judged
         // where each root shows it (below).
         let rootPaths = Set(roots.map(\.path))
-        let elsewhere = roots.contains { $0.inside != $0.path }
+        let rootKeys = Set(roots.map { PathText.Key($0.path) })
+        let elsewhere = roots.contains { !PathText.same($0.inside, $0.path) }
         let covered = elsewhere ? Set(skip) : Set(destinations).subtracting(rootPaths).union(skip)
         guard let found = files.unixSockets(under: roots.map(\.path), skipping: covered.union(rootPaths),
                                             limit: fs.socketScanLimit) else {
@@ -60,7 +65,7 @@ enum SocketScan {
         }
         /// The innermost root showing `path`.
         func root(of path: String) -> (path: String, inside: String, key: String)? {
-            roots.filter { beneath(path, $0.path) }.max(by: { $0.path.count < $1.path.count })
+            roots.filter { beneath(path, $0.path) }.max(by: { $0.path.utf8.count < $1.path.utf8.count })
         }
         func key(of path: String) -> String { root(of: path)?.key ?? "filesystem.ro" }
         if let root = found.incompleteRoot {
@@ -71,15 +76,19 @@ enum SocketScan {
         // Each socket is hidden where each root shows it, unless a mount nested in that
         // root's destination covers the place (the innermost mount decides what is seen).
         var sockets: [String] = []
-        var seen = Set<String>()
-        for s in Set(found.sockets).sorted() {
-            if rootPaths.contains(s) {
+        var seen = Set<PathText.Key>()
+        var unique: [(key: PathText.Key, path: String)] = []
+        var listed = Set<PathText.Key>()
+        for s in found.sockets where listed.insert(PathText.Key(s)).inserted { unique.append((PathText.Key(s), s)) }
+        for (_, s) in unique.sorted(by: { $0.key < $1.key }) {
+            if rootKeys.contains(PathText.Key(s)) {
                 throw PlanError(key: key(of: s), message: "\(s) is a unix socket; a read-only bind does not stop connect(2) to it. List it in filesystem.unix_sockets to let the command connect, or remove it")
             }
             for r in roots where beneath(s, r.path) {
-                let at = r.inside == r.path ? s : (r.inside == "/" ? "" : r.inside) + s.dropFirst(r.path.count)
-                let nested = destinations.contains { $0 != r.inside && beneath($0, r.inside) && beneath(at, $0) }
-                if !nested, seen.insert(at).inserted { sockets.append(at) }
+                let rest = String(decoding: s.utf8.dropFirst(r.path.utf8.count), as: UTF8.self)
+                let at = PathText.same(r.inside, r.path) ? s : (r.inside == "/" ? "" : r.inside) + rest
+                let nested = destinations.contains { !PathText.same($0, r.inside) && beneath($0, r.inside) && beneath(at, $0) }
+                if !nested, seen.insert(PathText.Key(at)).inserted { sockets.append(at) }
             }
         }
         if sockets.count > maxSockets {

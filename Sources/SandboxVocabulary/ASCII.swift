@@ -12,11 +12,29 @@ extension Character {
 }
 
 public enum PathText {
-    /// Whether the absolute, normal `path` is `root` or lies beneath it, by its text
+    /// Whether the absolute, normal `path` is `root` or lies beneath it, by its bytes
     /// (no lookup): the one lexical "beneath" of the planner, the mount table and the
-    /// executor.
+    /// executor. Bytes, not `String` comparison: Swift compares strings by Unicode
+    /// canonical equivalence, under which two names the kernel tells apart (é as one
+    /// scalar, or e and a combining accent) are one (red team, session 37).
     public static func isBeneath(_ path: String, _ root: String) -> Bool {
-        root == "/" || path == root || path.hasPrefix(root + "/")
+        let p = path.utf8, r = root.utf8
+        if r.count == 1 && r.first == 0x2F { return true }
+        guard p.count >= r.count, p.starts(with: r) else { return false }
+        return p.count == r.count || p[p.index(p.startIndex, offsetBy: r.count)] == 0x2F
+    }
+
+    /// Whether two host paths are the same bytes (not merely canonically equivalent
+    /// text, which `==` on `String` says).
+    public static func same(_ a: String, _ b: String) -> Bool { a.utf8.elementsEqual(b.utf8) }
+
+    /// A host path as a set member or dictionary key: equal, hashed and ordered by
+    /// its bytes (``isBeneath(_:_:)`` says why).
+    public struct Key: Hashable, Comparable, Sendable {
+        public let bytes: [UInt8]
+        public init(_ path: String) { bytes = Array(path.utf8) }
+        public init(bytes: [UInt8]) { self.bytes = bytes }
+        public static func < (a: Key, b: Key) -> Bool { a.bytes.lexicographicallyPrecedes(b.bytes) }
     }
 
     /// Whether `path` is ASCII and already what lexical normalisation gives: absolute,

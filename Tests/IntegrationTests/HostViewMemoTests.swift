@@ -180,4 +180,23 @@ import Testing
             }
         }
     }
+
+    /// Attack (red team, session 37): two directories whose names read the same (é as
+    /// one scalar, or e and a combining accent) are two directories to the kernel and
+    /// one `String` to Swift; the second's search must not be answered with the
+    /// first's. Control (the premise): Swift's `==` says the two paths are equal.
+    @Test func twoDirectoriesWhoseNamesReadTheSameAreSearchedApart() throws {
+        let base = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let nfc = base + "/\u{E9}", nfd = base + "/e\u{301}"
+        #expect(nfc == nfd && Array(nfc.utf8) != Array(nfd.utf8), "control: the two names are one String")
+        for dir in [nfc, nfd] { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        let fd = Self.bindSocket(nfd + "/s")
+        defer { close(fd) }
+        usleep(150_000)
+        let memo = HostViewMemo()
+        #expect(Self.search(memo, nfc).isEmpty)
+        let found = Self.search(memo, nfd)
+        #expect(found.map { Array($0.utf8) } == [Array((nfd + "/s").utf8)], "the search of \(nfd) was answered with another's: \(found)")
+    }
 }

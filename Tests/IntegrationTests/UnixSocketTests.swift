@@ -144,6 +144,39 @@ import Testing
         #expect(s.all.allSatisfy { b[$0] == "OK" }, "control (bwrap --ro-bind): \(bwrap.stdout) \(bwrap.stderr)")
     }
 
+    /// Attack (red team, session 37): two sockets whose names read the same (é as one
+    /// scalar, or e and a combining accent) are two files to the kernel and one
+    /// `String` to Swift; the search's sets merged them and one stayed connectable.
+    /// Both are hidden. Control: without the search, both connect.
+    @Test func twoSocketsWhoseNamesReadTheSameAreBothHidden() throws {
+        guard Self.ready() else { return }
+        let p = Project(), dir = Harness.tempDir()
+        defer { p.remove(); try? FileManager.default.removeItem(atPath: dir) }
+        chmod(dir, 0o755)
+        let paths = [dir + "/\u{E9}", dir + "/e\u{301}"]
+        #expect(paths[0] == paths[1] && Array(paths[0].utf8) != Array(paths[1].utf8), "the premise: one String, two names")
+        var fds: [Int32] = []
+        defer { for fd in fds { close(fd) } }
+        for path in paths {
+            let fd = Harness.bindUnixSocket(path)
+            #expect(fd >= 0 && listen(fd, 16) == 0, "listen on \(path): \(String(cString: strerror(errno)))")
+            chmod(path, 0o777)
+            fds.append(fd)
+        }
+        // One line per argument, by index (the names are one key to a Swift dictionary).
+        let probe = "import socket, sys\nfor i, p in enumerate(sys.argv[1:]):\n    s = socket.socket(socket.AF_UNIX)\n    try:\n        s.connect(p); print(i, 'OK')\n    except OSError as e:\n        print(i, e.errno)\n"
+        try probe.write(toFile: p.dir + "/byindex.py", atomically: true, encoding: .utf8)
+        func connect(_ policy: String) throws -> [String] {
+            let out = try Harness.exec(policy: policy, ["python3", "byindex.py"] + paths, cwd: p.dir)
+            #expect(out.status == 0, "stderr: \(out.stderr)")
+            return out.stdout.split(separator: "\n").map { String($0.split(separator: " ").last ?? "") }
+        }
+        let hidden = try connect(p.policy("same-names", "ro = [\"\(dir)\"]"))
+        #expect(hidden.count == 2 && !hidden.contains("OK"), "a socket whose name reads like another's was connectable: \(hidden)")
+        let open = try connect(p.policy("same-names-off", "ro = [\"\(dir)\"]\nsocket_scan_skip = [\"\(dir)\"]"))
+        #expect(open == ["OK", "OK"], "control (no search): \(open)")
+    }
+
     /// Listed in `unix_sockets` (the socket, or a directory of sockets), it connects;
     /// the others stay hidden.
     @Test func listedInUnixSocketsConnects() throws {
