@@ -18,15 +18,30 @@ public enum PathText {
     /// canonical equivalence, under which two names the kernel tells apart (é as one
     /// scalar, or e and a combining accent) are one (red team, session 37).
     public static func isBeneath(_ path: String, _ root: String) -> Bool {
-        let p = path.utf8, r = root.utf8
-        if r.count == 1 && r.first == 0x2F { return true }
-        guard p.count >= r.count, p.starts(with: r) else { return false }
-        return p.count == r.count || p[p.index(p.startIndex, offsetBy: r.count)] == 0x2F
+        // Over the strings' contiguous UTF-8 (no generic sequence algorithm: a cold
+        // run's pages).
+        var path = path, root = root
+        return root.withUTF8 { r in
+            path.withUTF8 { p in
+                if r.count == 1 && r[0] == 0x2F { return true }
+                guard p.count >= r.count, prefixEqual(p, r, r.count) else { return false }
+                return p.count == r.count || p[r.count] == 0x2F
+            }
+        }
     }
 
     /// Whether two host paths are the same bytes (not merely canonically equivalent
     /// text, which `==` on `String` says).
-    public static func same(_ a: String, _ b: String) -> Bool { a.utf8.elementsEqual(b.utf8) }
+    public static func same(_ a: String, _ b: String) -> Bool {
+        var a = a, b = b
+        return a.withUTF8 { x in b.withUTF8 { y in x.count == y.count && prefixEqual(x, y, x.count) } }
+    }
+
+    private static func prefixEqual(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>, _ n: Int) -> Bool {
+        var i = 0
+        while i < n { if a[i] != b[i] { return false }; i += 1 }
+        return true
+    }
 
     /// A host path as a set member or dictionary key: equal, hashed and ordered by
     /// its bytes (``isBeneath(_:_:)`` says why).
