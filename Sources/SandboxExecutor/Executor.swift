@@ -320,7 +320,7 @@ public final class Executor {
                 .max { plan.mounts[$0].destination.count < plan.mounts[$1].destination.count }
             guard let b = enclosing, let source = sandbox.sources[b] else { return false }
             let base = plan.mounts[b].destination
-            let rest = step.destination == base ? "" : String(step.destination.dropFirst(base == "/" ? 1 : base.count + 1))
+            let rest = PathText.same(step.destination, base) ? "" : PathText.remainder(of: step.destination, under: base)
             guard let host = rest.isEmpty ? (source.device, source.inode) : MountSources.identity(beneath: source.fd, rest),
                   host.device == seen.device, host.inode == seen.inode else { return false }
         }

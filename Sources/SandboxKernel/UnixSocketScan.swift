@@ -140,7 +140,8 @@ public enum UnixSocketScan {
                 if type == UInt8(DT_SOCK) {
                     let valid = String(validatingCString: name)
                     let p = path + "/" + (valid ?? String(cString: name))
-                    if skip.contains(PathText.Key(p)) { continue }
+                    // A name that is not UTF-8 reads as U+FFFD: it matches no skip entry.
+                    if exact, valid != nil, skip.contains(PathText.Key(p)) { continue }
                     guard exact, valid != nil else {
                         stop(root, "\(p): a unix socket whose path is not UTF-8 cannot be masked")
                         return
@@ -149,7 +150,7 @@ public enum UnixSocketScan {
                 } else if type == UInt8(DT_DIR) {
                     let valid = String(validatingCString: name)
                     let p = path + "/" + (valid ?? String(cString: name))
-                    if skip.contains(PathText.Key(p)) { continue }
+                    if exact, valid != nil, skip.contains(PathText.Key(p)) { continue }
                     if depth + 1 > maxDepth {
                         stop(root, "\(p): deeper than \(maxDepth) directories")
                         return
@@ -204,7 +205,7 @@ public enum UnixSocketScan {
             // The innermost root holding it: a nested root is searched on its own.
             guard let root = searched.filter({ !PathText.same(point, $0) && PathText.isBeneath(point, $0) })
                 .max(by: { $0.utf8.count < $1.utf8.count }) else { continue }
-            if skipped(point, under: root, skip) { continue }
+            if skipped(point, under: root, skip, exact: valid) { continue }
             guard valid else {
                 // Its name cannot be given to lstat or to a mask step.
                 stop(root, "\(point): a mount point whose path is not UTF-8")
@@ -217,11 +218,15 @@ public enum UnixSocketScan {
     }
 
     /// Whether `path` (beneath `root`) is at or beneath a skipped path.
-    static func skipped(_ path: String, under root: String, _ skip: Set<PathText.Key>) -> Bool {
+    /// `exact` false: the path read a name that is not UTF-8 as U+FFFD; a prefix
+    /// holding one matches no skip entry.
+    static func skipped(_ path: String, under root: String, _ skip: Set<PathText.Key>, exact: Bool = true) -> Bool {
         var p = Array(path.utf8)
         let rootCount = root.utf8.count
+        let replacement: [UInt8] = [0xEF, 0xBF, 0xBD]
         while p.count > rootCount {
-            if skip.contains(PathText.Key(bytes: p)) { return true }
+            let lossy = !exact && p.indices.contains { p[$0...].starts(with: replacement) }
+            if !lossy && skip.contains(PathText.Key(bytes: p)) { return true }
             guard let slash = p.lastIndex(of: 0x2F) else { break }
             p.removeSubrange(slash...)
         }

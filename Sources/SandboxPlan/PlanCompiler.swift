@@ -220,8 +220,8 @@ struct Context {
                 .filter { PathText.isBeneath(cwd, $0.source) }
                 .max { $0.source.count < $1.source.count }
             if let b = holding {
-                workdir = cwd == b.source ? b.inside
-                    : Context.normalize(b.inside + "/" + cwd.dropFirst(b.source == "/" ? 1 : b.source.count + 1))
+                workdir = PathText.same(cwd, b.source) ? b.inside
+                    : Context.normalize(b.inside + "/" + PathText.remainder(of: cwd, under: b.source))
             } else {
                 workdir = "/"
             }
@@ -323,7 +323,7 @@ struct Context {
                 var step = step
                 step.sourceIdentity = host.files.identity(of: path)
                 if host.cwdIdentity != nil, cwd != "/", PathText.isBeneath(path, cwd) {
-                    step.cwdRelative = String(path.dropFirst(cwd.count + 1))
+                    step.cwdRelative = PathText.remainder(of: path, under: cwd)
                 }
                 return step
             }
@@ -389,12 +389,12 @@ struct Context {
         // place inside (its destination, which differs for a bind with a dst).
         let writable = binds.filter { !$0.readOnly && $0.isDirectory }
         func inside(_ hostPath: String, of b: ResolvedBind) -> String {
-            hostPath == b.source ? b.destination
-                : Context.normalize(b.destination + "/" + hostPath.dropFirst(b.source == "/" ? 1 : b.source.count + 1))
+            PathText.same(hostPath, b.source) ? b.destination
+                : Context.normalize(b.destination + "/" + PathText.remainder(of: hostPath, under: b.source))
         }
         func pinParents(of path: String, under b: ResolvedBind) {
             var prefix = b.source
-            let rest = path.dropFirst(b.source == "/" ? 1 : b.source.count + 1).split(separator: "/").dropLast()
+            let rest = PathText.components(PathText.remainder(of: path, under: b.source)).dropLast()
             for part in rest {
                 prefix += "/" + part
                 let dest = inside(prefix, of: b)

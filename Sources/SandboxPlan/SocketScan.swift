@@ -40,7 +40,7 @@ enum SocketScan {
         var roots: [(path: String, inside: String, key: String)] = []
         for (i, t) in fs.ro.enumerated() {
             let path = try expand(t, "filesystem.ro[\(i)]")
-            guard let bind = binds.first(where: { $0.source == path && $0.readOnly }) else { continue }
+            guard let bind = binds.first(where: { PathText.same($0.source, path) && $0.readOnly }) else { continue }
             if skip.contains(where: { beneath(path, $0) }) { continue }
             roots.append((path, bind.destination, "filesystem.ro[\(i)]"))
         }

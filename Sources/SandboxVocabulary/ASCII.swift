@@ -37,6 +37,24 @@ public enum PathText {
         return a.withUTF8 { x in b.withUTF8 { y in x.count == y.count && prefixEqual(x, y, x.count) } }
     }
 
+    /// What follows `root` in `path` (which ``isBeneath(_:_:)`` puts beneath it), cut
+    /// by bytes: "" for the root itself, else the part after the separating slash.
+    /// Not by `Character`s: a slash followed by a combining mark is one character,
+    /// so a cut by their count took the mark with it (red team, session 37).
+    public static func remainder(of path: String, under root: String) -> String {
+        let n = root.utf8.count
+        var path = path
+        return path.withUTF8 { p in
+            let start = n == 1 && p.first == 0x2F ? 1 : n + 1
+            return start >= p.count ? "" : String(decoding: UnsafeBufferPointer(rebasing: p[start...]), as: UTF8.self)
+        }
+    }
+
+    /// The components of a relative path, split at its slash bytes (empty ones left out).
+    public static func components(_ path: String) -> [String] {
+        Array(path.utf8).split(separator: 0x2F).map { String(decoding: $0, as: UTF8.self) }
+    }
+
     private static func prefixEqual(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>, _ n: Int) -> Bool {
         var i = 0
         while i < n { if a[i] != b[i] { return false }; i += 1 }

@@ -203,7 +203,13 @@ import Testing
             func alive() -> [Int32] { inits.filter(Self.isRunning) }
             while !alive().isEmpty && Date() < deadline { usleep(20_000) }
             #expect(alive().isEmpty, "kill \(kill): inits \(alive()) outlived the server")
-            if kill { _ = try Harness.sandbox(["gc"]) }
+            if kill {
+                // Under the suite's gc lock: a gc removes every stale run, and another
+                // test may be keeping one stale on purpose (ExecTests' killed supervisor).
+                Harness.gcLock.lock()
+                defer { Harness.gcLock.unlock() }
+                _ = try Harness.sandbox(["gc"])
+            }
             #expect(Self.waiting().intersection(ahead).isEmpty, "kill \(kill): left \(Self.waiting().intersection(ahead))")
         }
     }

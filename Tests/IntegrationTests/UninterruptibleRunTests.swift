@@ -48,6 +48,9 @@ import Testing
         // The daemon gone, the close fails and the process ends; gc removes the run.
         kill(daemon, SIGKILL); waitpid(daemon, nil, 0); daemonAlive = false
         usleep(500_000)
+        // Under the suite's gc lock (another test may keep a stale run on purpose).
+        Harness.gcLock.lock()
+        defer { Harness.gcLock.unlock() }
         let gc = try Harness.sandbox(["gc"])
         #expect(!Harness.runDirEntries().contains(runId), "after gc: \(gc.stdout) \(gc.stderr)")
     }

@@ -249,3 +249,29 @@ import Testing
         }
     }
 }
+
+/// Host paths by their bytes (red team, session 37): `String`'s `==` and `hasPrefix`
+/// follow Unicode canonical equivalence, and a slash followed by a combining mark is
+/// one `Character`, so byte-wise "beneath" and a cut by `Character` count disagreed.
+@Suite struct PathBytesTests {
+    let nfc = "/w/\u{E9}", nfd = "/w/e\u{301}"
+
+    @Test func beneathAndSameAreByBytes() {
+        #expect(nfc == nfd, "the premise: one String")
+        #expect(!PathText.same(nfc, nfd) && PathText.same(nfc, "/w/\u{E9}"))
+        #expect(!PathText.isBeneath(nfc + "/x", nfd) && PathText.isBeneath(nfd + "/x", nfd))
+        #expect(PathText.Key(nfc) != PathText.Key(nfd) && Set([PathText.Key(nfc), PathText.Key(nfd)]).count == 2)
+        for (path, root, want) in [("/a", "/", true), ("/", "/", true), ("/a", "/a", true), ("/ab", "/a", false),
+                                   ("/a", "/ab", false), ("/a/b", "/a", true), ("/a/\u{301}x", "/a", true)] {
+            #expect(PathText.isBeneath(path, root) == want, "\(path.debugDescription) beneath \(root.debugDescription)")
+        }
+    }
+
+    @Test func theRemainderIsCutByBytes() {
+        let path = "/w/\u{301}x"
+        #expect(Array(PathText.remainder(of: path, under: "/w").utf8) == Array("\u{301}x".utf8),
+                "a slash and a combining mark are one Character: a cut by Character count took the mark")
+        #expect(PathText.remainder(of: "/w", under: "/w") == "" && PathText.remainder(of: "/a/b", under: "/") == "a/b")
+        #expect(PathText.components("a/\u{301}b/c").map { Array($0.utf8) } == [Array("a".utf8), Array("\u{301}b".utf8), Array("c".utf8)])
+    }
+}
