@@ -83,8 +83,9 @@ public enum UnixSocketScan {
         let tracing = trace != nil
         var traced = Trace()
         defer { if tracing { trace = traced } }
-        /// The directory open at `fd`, stamped; false (nothing can be memoized) when
-        /// it cannot be, or is on a filesystem ``Stamp/localFilesystems`` does not name.
+        /// The directory open at `fd`, stamped into the trace; the trace marked not
+        /// cacheable when it cannot be, or is on a filesystem ``Stamp/localFilesystems``
+        /// does not name.
         func stampDirectory(_ fd: Int32, _ path: String, exact: Bool) {
             guard tracing, traced.cacheable else { return }
             var st = stat()
