@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -61,6 +62,24 @@ int sbx_signalfd_next(int fd) {
     ssize_t n;
     do { n = read(fd, &si, sizeof si); } while (n < 0 && errno == EINTR);
     return n == (ssize_t)sizeof si ? (int)si.ssi_signo : -1;
+}
+
+int sbx_affinity_get(sbx_cpumask *mask) {
+    memset(mask, 0, sizeof *mask);
+    return sched_getaffinity(0, sizeof *mask, (cpu_set_t *)mask) == 0 ? 0 : -errno;
+}
+
+int sbx_affinity_set(const sbx_cpumask *mask) {
+    return sched_setaffinity(0, sizeof *mask, (const cpu_set_t *)mask) == 0 ? 0 : -errno;
+}
+
+int sbx_affinity_pin_here(void) {
+    int cpu = sched_getcpu();
+    if (cpu < 0 || cpu >= (int)(sizeof(sbx_cpumask) * 8)) return -EINVAL;
+    sbx_cpumask one;
+    memset(&one, 0, sizeof one);
+    one.bits[cpu / (8 * sizeof(unsigned long))] = 1UL << (cpu % (8 * sizeof(unsigned long)));
+    return sbx_affinity_set(&one);
 }
 
 int sbx_set_thread_name(const char *name) {

@@ -276,7 +276,17 @@ public final class Server: @unchecked Sendable {
         connection.retain()
         inFlight.withLock { $0 += 1 }
         requestsRunning.withLock { $0 += 1 }
+        // The run's thread starts on this CPU, which this reader leaves at once for its
+        // next read. A new thread is otherwise placed on the idlest CPU, and waking an
+        // idle one took 1.4–2.0 ms here (median; a virtual CPU halted in the host),
+        // against 0.2 ms pinned (uprobes, Docs/benchmarks.md, session 37). The thread
+        // takes back this reader's affinity as its first step.
+        var affinity = sbx_cpumask()
+        let pinned = sbx_affinity_get(&affinity) == 0 && sbx_affinity_pin_here() == 0
+        defer { if pinned { _ = sbx_affinity_set(&affinity) } }
+        let readerAffinity = affinity
         startThread {
+            if pinned { var mask = readerAffinity; _ = sbx_affinity_set(&mask) }
             // The reply goes out as soon as the result is final (before the run's
             // teardown, which this thread still does before the run stops counting
             // against the bounds); a run refused before it started replies here.

@@ -23,6 +23,15 @@ int sbx_signalfd(const sigset_t *mask);
 int sbx_signalfd_next(int fd);
 /* prctl(PR_SET_NAME): the calling thread's name (15 bytes kept); 0 or -errno. */
 int sbx_set_thread_name(const char *name);
+
+/* A thread's CPU affinity, saved and restored as opaque bits (1024 CPUs). */
+typedef struct { unsigned long bits[16]; } sbx_cpumask;
+/* The calling thread's affinity into *mask; 0 or -errno. */
+int sbx_affinity_get(sbx_cpumask *mask);
+/* The calling thread's affinity set to *mask; 0 or -errno. */
+int sbx_affinity_set(const sbx_cpumask *mask);
+/* The calling thread pinned to the CPU it runs on now; 0 or -errno. */
+int sbx_affinity_pin_here(void);
 /* A root process (euid 0) becomes not dumpable for the rest of its life
  * (prctl(PR_SET_DUMPABLE, 0)); anyone else: nothing. Called before anything copies
  * the process or shares its memory with a helper that is root in a namespace root
