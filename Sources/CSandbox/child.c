@@ -601,6 +601,8 @@ struct child {
     int exec_run_fd;           /* [binary]: what execveat runs (check_executable) */
     void *payload_stack;       /* the payload's stack (map_payload_stack), until the fork */
     size_t payload_stack_len;
+    sbx_cpumask affinity;      /* the init's CPU affinity, while it is pinned for the fork */
+    int affinity_pinned;
 };
 
 struct step {
@@ -1052,8 +1054,15 @@ static int fork_payload(struct child *c) {
     c->payload_pidfd = -1;
     int shared = c->spec->nested ? 0 : CLONE_VM | CLONE_VFORK;
     char *top = (char *)c->payload_stack + c->payload_stack_len;
+    /* The payload starts on this CPU, which the init leaves at once (it waits for the
+     * payload's execve, or for nothing): a new process is otherwise placed on the
+     * idlest CPU, and waking an idle virtual CPU took up to milliseconds
+     * (Docs/benchmarks.md, session 37). The payload takes the affinity back as its
+     * first step, the init after the fork. Not pinned if either call fails. */
+    c->affinity_pinned = sbx_affinity_get(&c->affinity) == 0 && sbx_affinity_pin_here() == 0;
     int pid = clone(payload_main, top, shared | CLONE_PIDFD | SIGCHLD, c, (pid_t *)&c->payload_pidfd);
     int e = errno;
+    if (c->affinity_pinned) (void)sbx_affinity_set(&c->affinity);
     /* The init's own mapping is unused from here: the payload runs a new memory
      * after its execve, or none (or, forked, a copy of the mapping). */
     munmap(c->payload_stack, c->payload_stack_len);
@@ -1246,6 +1255,11 @@ static void reap(struct child *c) {
 }
 
 /* ---- The payload's steps: identity, fences, exec. ---- */
+
+/* The CPU affinity the init had before it pinned itself for the fork (fork_payload). */
+static int restore_payload_affinity(struct child *c) {
+    return c->affinity_pinned ? sbx_affinity_set(&c->affinity) == 0 ? 0 : -1 : 0;
+}
 
 static int unblock_signals(struct child *c) {
     close(c->spec->status_fd);
@@ -1612,6 +1626,8 @@ static const struct step reaper_steps[] = {
 };
 
 static const struct step payload_steps[] = {
+    /* FIRST: the command's steps and the command run where the scheduler puts them. */
+    { SBX_STEP_PAYLOAD_AFFINITY, restore_payload_affinity },
     { SBX_STEP_PAYLOAD_SIGNALS, unblock_signals },
     { SBX_STEP_PAYLOAD_PDEATHSIG, die_with_reaper },
     { SBX_STEP_SETSID, new_session },

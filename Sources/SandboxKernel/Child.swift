@@ -187,6 +187,7 @@ public struct ChildFailure: Sendable, Equatable {
         case SBX_STEP_SECCOMP.rawValue: return "load the seccomp filter"
         case SBX_STEP_NOTIFY_SEND.rawValue: return "hand the seccomp listener to the supervisor"
         case SBX_STEP_EXEC.rawValue: return "execve"
+        case SBX_STEP_PAYLOAD_AFFINITY.rawValue: return "restore the payload's CPU affinity"
         default: return "step \(step)"
         }
     }

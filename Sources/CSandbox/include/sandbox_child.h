@@ -229,6 +229,7 @@ enum sbx_step {
     SBX_STEP_SECCOMP,
     SBX_STEP_NOTIFY_SEND,
     SBX_STEP_EXEC,
+    SBX_STEP_PAYLOAD_AFFINITY,     /* restore the CPU affinity the init pinned for the fork */
     SBX_STEP_END                   /* one past the last code; not a step */
 };
 
