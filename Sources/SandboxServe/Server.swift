@@ -188,6 +188,22 @@ public final class Server: @unchecked Sendable {
         return "uid \(peer.uid) may not use this server: not in group \(group)"
     }
 
+    /// Every bit of a CPU mask set: no restriction (the kernel intersects it with the
+    /// CPUs possible and the cpuset).
+    static let everyCPU: sbx_cpumask = {
+        var m = sbx_cpumask()
+        withUnsafeMutableBytes(of: &m) { for i in $0.indices { $0[i] = 0xFF } }
+        return m
+    }()
+
+    /// Whether `mask` holds as many CPUs as are online (so it was read from a thread
+    /// not restricted to some of them).
+    static func coversEveryOnlineCPU(_ mask: sbx_cpumask) -> Bool {
+        var mask = mask
+        let count = withUnsafeBytes(of: &mask) { $0.reduce(0) { $0 + $1.nonzeroBitCount } }
+        return count == Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+    }
+
     /// The descriptors of a request: stdin, stdout, stderr and the working directory.
     static let descriptorsPerRequest = 4
 
@@ -283,6 +299,12 @@ public final class Server: @unchecked Sendable {
         // takes back this reader's affinity as its first step.
         var affinity = sbx_cpumask()
         let pinned = sbx_affinity_get(&affinity) == 0 && sbx_affinity_pin_here() == 0
+        // What is read back is the mask cut to the CPUs online now; set again as it
+        // is, it would leave out a CPU brought online later (and, from Linux 6.2, stay
+        // as the thread's requested mask). A mask of every online CPU was no
+        // restriction at all: all bits are put back instead (the kernel keeps them
+        // within the cpuset).
+        if pinned, Self.coversEveryOnlineCPU(affinity) { affinity = Self.everyCPU }
         defer { if pinned { _ = sbx_affinity_set(&affinity) } }
         let readerAffinity = affinity
         startThread {
