@@ -1258,7 +1258,8 @@ static void reap(struct child *c) {
 
 /* The CPU affinity the init had before it pinned itself for the fork (fork_payload). */
 static int restore_payload_affinity(struct child *c) {
-    return c->affinity_pinned ? sbx_affinity_set(&c->affinity) == 0 ? 0 : -1 : 0;
+    if (!c->affinity_pinned) return 0;
+    return sbx_affinity_set(&c->affinity) == 0 ? 0 : -1;
 }
 
 static int unblock_signals(struct child *c) {

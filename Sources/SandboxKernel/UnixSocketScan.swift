@@ -38,9 +38,10 @@ public enum UnixSocketScan {
         return scan(roots: roots, skip: skip, limit: limit, maxDepth: maxDepth, mounts: mounts, trace: &trace)
     }
 
-    /// What an outcome rests on, for ``HostViewMemo``: each root as `lstat` saw it and
-    /// each directory the walk listed, as `fstat` saw it once opened (before its first
-    /// entry was read). `cacheable` is false when the outcome rests on more than that:
+    /// What an outcome rests on, for ``HostViewMemo``: each root that is not a
+    /// directory as `lstat` saw it (nil: absent), and each directory the walk listed,
+    /// directory roots included, as `fstat` saw it once opened (before its first entry
+    /// was read). `cacheable` is false when the outcome rests on more than that:
     /// an entry skipped because it vanished, could not be stat'ed or could not be
     /// passed through (a `chmod` of it changes its own ctime, not its parent's), a
     /// name that is not UTF-8 (no path to stamp), a filesystem whose directories may
@@ -182,7 +183,8 @@ public enum UnixSocketScan {
             if out.incompleteRoot != nil { break }
             var st = stat()
             guard lstat(root, &st) == 0 else { traced.roots.append((root, nil)); continue }   // absent: nothing to show
-            traced.roots.append((root, Stamp(st)))
+            // A directory root is stamped by its walk (as every directory listed).
+            if st.st_mode & S_IFMT != S_IFDIR { traced.roots.append((root, Stamp(st))) }
             switch st.st_mode & S_IFMT {
             case S_IFSOCK:
                 record(root)
@@ -224,10 +226,11 @@ public enum UnixSocketScan {
     static func skipped(_ path: String, under root: String, _ skip: Set<PathText.Key>, exact: Bool = true) -> Bool {
         var p = Array(path.utf8)
         let rootCount = root.utf8.count
-        let replacement: [UInt8] = [0xEF, 0xBF, 0xBD]
+        // Not exact: a prefix reaching past the first U+FFFD (EF BF BD) is not the path's.
+        let exactLength = exact ? p.count
+            : (p.indices.first { p[$0...].starts(with: [0xEF, 0xBF, 0xBD]) } ?? p.count)
         while p.count > rootCount {
-            let lossy = !exact && p.indices.contains { p[$0...].starts(with: replacement) }
-            if !lossy && skip.contains(PathText.Key(bytes: p)) { return true }
+            if p.count <= exactLength && skip.contains(PathText.Key(bytes: p)) { return true }
             guard let slash = p.lastIndex(of: 0x2F) else { break }
             p.removeSubrange(slash...)
         }

@@ -431,7 +431,7 @@ struct Context {
             let path = try expand(t, key: "filesystem.mask[\(i)]")
             if let b = writable.filter({ path != $0.destination && PathText.isBeneath(path, $0.destination) })
                 .max(by: { $0.destination.count < $1.destination.count }) {
-                let rest = path.dropFirst(b.destination == "/" ? 1 : b.destination.count + 1)
+                let rest = PathText.remainder(of: path, under: b.destination)
                 pinParents(of: Context.normalize(b.source + "/" + rest), under: b)
             }
             steps.append(MountStep(kind: .mask, destination: path, readOnly: true, optional: true,

@@ -32,7 +32,6 @@ enum SocketScan {
         // Host paths by their bytes (PathText): `String` comparison merges canonically
         // equivalent names, which are different files, and one of two such sockets
         // went unmasked (red team, session 37).
-        func beneath(_ path: String, _ root: String) -> Bool { PathText.isBeneath(path, root) }
 
         // The ro binds (not mirrored symlinks, not skipped optional ones), with their keys:
         // searched on the host (`path`, the source), hidden inside (`inside`, the
@@ -41,7 +40,7 @@ enum SocketScan {
         for (i, t) in fs.ro.enumerated() {
             let path = try expand(t, "filesystem.ro[\(i)]")
             guard let bind = binds.first(where: { PathText.same($0.source, path) && $0.readOnly }) else { continue }
-            if skip.contains(where: { beneath(path, $0) }) { continue }
+            if skip.contains(where: { PathText.isBeneath(path, $0) }) { continue }
             roots.append((path, bind.destination, "filesystem.ro[\(i)]"))
         }
         if roots.isEmpty { return [] }
@@ -65,7 +64,7 @@ enum SocketScan {
         }
         /// The innermost root showing `path`.
         func root(of path: String) -> (path: String, inside: String, key: String)? {
-            roots.filter { beneath(path, $0.path) }.max(by: { $0.path.utf8.count < $1.path.utf8.count })
+            roots.filter { PathText.isBeneath(path, $0.path) }.max(by: { $0.path.utf8.count < $1.path.utf8.count })
         }
         func key(of path: String) -> String { root(of: path)?.key ?? "filesystem.ro" }
         if let root = found.incompleteRoot {
@@ -77,17 +76,16 @@ enum SocketScan {
         // root's destination covers the place (the innermost mount decides what is seen).
         var sockets: [String] = []
         var seen = Set<PathText.Key>()
-        var unique: [(key: PathText.Key, path: String)] = []
-        var listed = Set<PathText.Key>()
-        for s in found.sockets where listed.insert(PathText.Key(s)).inserted { unique.append((PathText.Key(s), s)) }
-        for (_, s) in unique.sorted(by: { $0.key < $1.key }) {
+        var byBytes: [PathText.Key: String] = [:]
+        for s in found.sockets { byBytes[PathText.Key(s)] = s }
+        for (_, s) in byBytes.sorted(by: { $0.key < $1.key }) {
             if rootKeys.contains(PathText.Key(s)) {
                 throw PlanError(key: key(of: s), message: "\(s) is a unix socket; a read-only bind does not stop connect(2) to it. List it in filesystem.unix_sockets to let the command connect, or remove it")
             }
-            for r in roots where beneath(s, r.path) {
+            for r in roots where PathText.isBeneath(s, r.path) {
                 let rest = String(decoding: s.utf8.dropFirst(r.path.utf8.count), as: UTF8.self)
                 let at = PathText.same(r.inside, r.path) ? s : (r.inside == "/" ? "" : r.inside) + rest
-                let nested = destinations.contains { !PathText.same($0, r.inside) && beneath($0, r.inside) && beneath(at, $0) }
+                let nested = destinations.contains { !PathText.same($0, r.inside) && PathText.isBeneath($0, r.inside) && PathText.isBeneath(at, $0) }
                 if !nested, seen.insert(PathText.Key(at)).inserted { sockets.append(at) }
             }
         }
