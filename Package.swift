@@ -85,8 +85,10 @@ let package = Package(
             .unsafeFlags(["-Xlinker", "--no-export-dynamic"], .when(platforms: [.linux])),
             // The functions a cold run calls, laid out together in the order they are
             // first called (Linking/order-text.sh; our objects are built with one
-            // section per function for it): the text resident in a cold `exec` 7.6 ->
-            // 5.6 MiB, its peak RSS 13.0 -> 11.6 MiB (Docs/benchmarks.md, session 35).
+            // section per function for it, and Scripts/build-release.sh builds the
+            // dependencies' so too): the text resident in a cold `exec` 7.6 -> 5.6 MiB,
+            // its peak RSS 13.0 -> 11.6 MiB (session 35), with the dependencies' laid
+            // out too 10.0 MiB (Docs/benchmarks.md, session 38).
             // Gold's option (Swift's default linker on Linux).
             .unsafeFlags(["-Xlinker", "--section-ordering-file=" + Context.packageDirectory + "/Linking/text-order.txt"], .when(platforms: [.linux], configuration: .release)),
         ] + staticCxxLinking, plugins: ["RecordRevision"]),

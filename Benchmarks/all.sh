@@ -24,7 +24,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 for tool in hyperfine bwrap python3; do command -v "$tool" >/dev/null || { echo "needs $tool"; exit 1; }; done
 [ "$(id -u)" = 0 ] || { echo "run as root (agent leases a uid of its own per run)"; exit 1; }
-if [ -z "${SANDBOX_BIN:-}" ]; then SANDBOX_STATIC_CXX=1 swift build -c release --static-swift-stdlib --disable-local-rpath >/dev/null; fi
+if [ -z "${SANDBOX_BIN:-}" ]; then Scripts/build-release.sh >/dev/null; fi
 export SANDBOX_BIN="${SANDBOX_BIN:-$PWD/.build/release/sandbox}"
 export NO_BUILD=1
 exec 9>/tmp/sandbox-suite.lock

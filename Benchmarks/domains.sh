@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "egress runs need root"; exit 1; }
-[ -n "${NO_BUILD:-}" ] || SANDBOX_STATIC_CXX=1 swift build -c release --static-swift-stdlib --disable-local-rpath >/dev/null
+[ -n "${NO_BUILD:-}" ] || Scripts/build-release.sh >/dev/null
 bin="$(realpath "${SANDBOX_BIN:-.build/release/sandbox}")"
 export SANDBOX_DATA_DIR="$PWD"
 samples="${SAMPLES:-200}"

@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v hyperfine >/dev/null || { echo "needs hyperfine (apt-get install hyperfine)"; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "egress runs need root"; exit 1; }
-[ -n "${NO_BUILD:-}" ] || SANDBOX_STATIC_CXX=1 swift build -c release --static-swift-stdlib --disable-local-rpath >/dev/null
+[ -n "${NO_BUILD:-}" ] || Scripts/build-release.sh >/dev/null
 bin="${SANDBOX_BIN:-$PWD/.build/release/sandbox}"
 # Policies and profiles from this checkout for every binary (BEFORE may live elsewhere).
 export SANDBOX_DATA_DIR="$PWD"

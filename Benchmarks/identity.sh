@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 command -v hyperfine >/dev/null || { echo "needs hyperfine (apt-get install hyperfine)"; exit 1; }
 command -v bwrap >/dev/null || { echo "needs bubblewrap (apt-get install bubblewrap)"; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "run as root: host_uid applies to a root invoker's runs"; exit 1; }
-[ -n "${NO_BUILD:-}" ] || SANDBOX_STATIC_CXX=1 swift build -c release --static-swift-stdlib --disable-local-rpath >/dev/null
+[ -n "${NO_BUILD:-}" ] || Scripts/build-release.sh >/dev/null
 bin="$PWD/.build/release/sandbox"
 runs="${RUNS:-200}"
 work=$(mktemp -d)

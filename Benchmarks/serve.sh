@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 command -v bwrap >/dev/null || { echo "needs bubblewrap (apt-get install bubblewrap)"; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "run as root (agent leases a uid of its own per run)"; exit 1; }
 # SANDBOX_BIN: a release binary built elsewhere (then nothing is built here).
-if [ -z "${SANDBOX_BIN:-}" ]; then SANDBOX_STATIC_CXX=1 swift build -c release --static-swift-stdlib --disable-local-rpath >/dev/null; fi
+if [ -z "${SANDBOX_BIN:-}" ]; then Scripts/build-release.sh >/dev/null; fi
 bin="${SANDBOX_BIN:-$PWD/.build/release/sandbox}"
 client="$PWD/Benchmarks/serve_client.py"
 work=$(mktemp -d)

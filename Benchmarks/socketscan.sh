@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 command -v hyperfine >/dev/null || { echo "needs hyperfine (apt-get install hyperfine)"; exit 1; }
 command -v bwrap >/dev/null || { echo "needs bubblewrap (apt-get install bubblewrap)"; exit 1; }
 scratch="${SCRATCH:-.build}"
-SANDBOX_STATIC_CXX=1 swift build -c release --static-swift-stdlib --disable-local-rpath --scratch-path "$scratch" >/dev/null
+Scripts/build-release.sh --scratch-path "$scratch" >/dev/null
 bin="$PWD/$scratch/release/sandbox"
 runs="${RUNS:-300}"
 policies=$(mktemp -d)

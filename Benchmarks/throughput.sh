@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v bwrap >/dev/null || { echo "needs bubblewrap (apt-get install bubblewrap)"; exit 1; }
-[ -n "${NO_BUILD:-}" ] || SANDBOX_STATIC_CXX=1 swift build -c release --static-swift-stdlib --disable-local-rpath >/dev/null
+[ -n "${NO_BUILD:-}" ] || Scripts/build-release.sh >/dev/null
 bin="${SANDBOX_BIN:-$PWD/.build/release/sandbox}"
 policy="${POLICY:-$PWD/Benchmarks/bench.toml}"
 total="${TOTAL:-256}"

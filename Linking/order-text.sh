@@ -6,7 +6,7 @@
 # 13 MiB of text, the ~2 300 functions a run calls kept 7.6 MiB of it resident and
 # cost a fault for each window (Docs/benchmarks.md, session 35).
 #
-#   Linking/order-text.sh              # after a release build
+#   Linking/order-text.sh              # after Scripts/build-release.sh
 #   SANDBOX_BIN=/path/to/sandbox Linking/order-text.sh
 #   Linking/order-text.sh --check      # how stale the list is; changes nothing
 #

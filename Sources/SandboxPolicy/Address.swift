@@ -1,5 +1,3 @@
-import FoundationEssentials
-
 /// An IPv4 or IPv6 address, parsed strictly (no leading zeros, no zone ids), so that
 /// everything rendered into nft text or resolv.conf comes from a typed value.
 public enum IPAddress: Sendable, Hashable, Comparable, CustomStringConvertible {
@@ -24,8 +22,27 @@ public enum IPAddress: Sendable, Hashable, Comparable, CustomStringConvertible {
         }
     }
 
+    /// The parts of `text` between non-overlapping "::", left to right (as Foundation's
+    /// `components(separatedBy:)`, without Foundation on a run's path).
+    private static func halves(_ text: String) -> [String] {
+        let b = Array(text.utf8)
+        var parts: [String] = []
+        var start = 0, i = 0
+        while i + 1 < b.count {
+            if b[i] == UInt8(ascii: ":") && b[i + 1] == UInt8(ascii: ":") {
+                parts.append(String(decoding: b[start..<i], as: UTF8.self))
+                i += 2
+                start = i
+            } else {
+                i += 1
+            }
+        }
+        parts.append(String(decoding: b[start...], as: UTF8.self))
+        return parts
+    }
+
     private static func parseV6(_ text: String) -> [UInt16]? {
-        let halves = text.components(separatedBy: "::")
+        let halves = halves(text)
         guard halves.count <= 2 else { return nil }
         func groups(_ s: String) -> [UInt16]? {
             if s.isEmpty { return [] }

@@ -49,7 +49,7 @@ extension SeccompProfile {
         case .failure(let why):
             return .failure(LoadFailure(diagnostics: [PolicyDiagnostic(file: path, message: "cannot read seccomp profile: \(why.reason)")]))
         }
-        let absolute = BuiltIn.isBuiltIn(path) ? path : URL(fileURLWithPath: path).standardizedFileURL.path
+        let absolute = Paths.absolute(path)
         return loadCounted(bytes: bytes, source: absolute, file: path)
     }
 

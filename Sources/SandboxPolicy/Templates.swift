@@ -1,4 +1,3 @@
-import FoundationEssentials
 import Glibc
 import SandboxVocabulary
 
@@ -203,10 +202,15 @@ enum Paths {
         return String(name[..<dot])
     }
 
-    /// The path with symlinks resolved, used to recognise the same file reached twice.
+    /// The path with symlinks resolved, used to recognise the same file reached twice:
+    /// realpath(3), or the path normalised when it cannot be resolved (a missing file
+    /// is reported by its read). Not Foundation's URL, whose code was ~0.4 MiB of
+    /// every cold run's resident text (Docs/benchmarks.md, session 38).
     static func identity(_ absolutePath: String) -> String {
         if BuiltIn.isBuiltIn(absolutePath) { return absolutePath }
-        return URL(fileURLWithPath: absolutePath).resolvingSymlinksInPath().path
+        guard let resolved = realpath(absolutePath, nil) else { return normalize(absolutePath) }
+        defer { free(resolved) }
+        return String(cString: resolved)
     }
 
     static func isDirectory(_ path: String) -> Bool {

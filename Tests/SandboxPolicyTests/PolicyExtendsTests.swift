@@ -151,6 +151,32 @@ import Testing
         #expect(d.first?.message.hasPrefix("extends cycle: ") == true)
     }
 
+    /// The same base reached once by name and once through a symlink in another
+    /// directory (`Paths.identity`: realpath(3)) is merged once.
+    @Test func aBaseReachedThroughASymlinkIsMergedOnce() throws {
+        let s = PolicyScratch()
+        s.write("d.toml", "[filesystem]\nro = [\"/usr\"]\n")
+        try FileManager.default.createDirectory(atPath: s.dir + "/sub", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: s.dir + "/sub/alias.toml", withDestinationPath: "../d.toml")
+        s.write("b.toml", "extends = [\"./sub/alias.toml\"]\n")
+        s.write("c.toml", "extends = [\"d\"]\n[filesystem]\nro = [\"!/usr\", \"/c\"]\n")
+        s.write("a.toml", "extends = [\"b\", \"c\"]\n")
+        let p = try s.load("a.toml")
+        #expect(p.filesystem.ro.map(\.raw) == ["/c"])
+        #expect(p.sources.count == 4, "\(p.sources)")
+    }
+
+    @Test func ipv6AddressesSplitOnTheirOneDoubleColon() {
+        #expect(IPAddress("::") == .v6([0, 0, 0, 0, 0, 0, 0, 0]))
+        #expect(IPAddress("::1") == .v6([0, 0, 0, 0, 0, 0, 0, 1]))
+        #expect(IPAddress("fe80::") == .v6([0xfe80, 0, 0, 0, 0, 0, 0, 0]))
+        #expect(IPAddress("fd00:1::2:3") == .v6([0xfd00, 1, 0, 0, 0, 0, 2, 3]))
+        #expect(IPAddress("1:2:3:4:5:6:7:8") == .v6([1, 2, 3, 4, 5, 6, 7, 8]))
+        for bad in [":::1", "1::2::3", "::1::", "1:::2", ":1::", "1::2:", "1:2:3:4:5:6:7:8:9", "1:2:3:4:5:6:7", "::g"] {
+            #expect(IPAddress(bad) == nil, "\(bad)")
+        }
+    }
+
     @Test func profileErrorsNameTheProfileFile() {
         let s = PolicyScratch()
         s.write("profiles/bad.json", #"{"defaultAction": "SCMP_ACT_EXPLODE"}"#)
