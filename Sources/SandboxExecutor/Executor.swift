@@ -263,10 +263,14 @@ public final class Executor {
     /// spawner (the init must not die with this thread) and no forwarded signals.
     public func prepareAhead() -> ExecError? {
         guard handle.claim() else { return Self.ranBefore }
-        guard !plan.isNested, plan.network.mode != .egress, !options.forwardSignals, options.preparedNetwork == nil else {
+        // Egress too (since session 38): its namespace is set up in the build (step
+        // 11, from a prepared one when `options.preparedNetwork` holds its ruleset) and
+        // waits with the init; the run's firewall counters, refusal sets and DNS stub
+        // are this sandbox's own, and nothing reaches them before the command starts.
+        guard !plan.isNested, !options.forwardSignals else {
             teardown()
             return ExecError(kind: .plan, step: SetupStep.refuse.rawValue,
-                             message: "a sandbox built ahead must be namespaced, without egress and without forwarded signals")
+                             message: "a sandbox built ahead must be namespaced, without forwarded signals")
         }
         if plan.landlock.abi > 0 && plan.process.hostUID == .own { LandlockObserver.prepareInBackground() }
         // Before the denial account reads it (step 7): the account's choices (which

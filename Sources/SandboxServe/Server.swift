@@ -393,12 +393,7 @@ public final class Server: @unchecked Sendable {
                 return refused(ExecError(kind: .plan, step: "cancelled", message: "the client disconnected before the run started"))
             }
             defer { descriptors.release(need) }
-            // An egress namespace prepared for this ruleset, when the run can take
-            // one (its descriptors are among the run's own, counted above).
-            if plan.network.mode == .egress, let ruleset = plan.network.nftRuleset,
-               Executor.mayTakeNamespaceMadeAhead(plan), sbx_spawner_running() == 1 {
-                options.preparedNetwork = egressNamespaces.take(ruleset: ruleset)
-            }
+            takePreparedNetwork(for: plan, into: &options)
             let executor = Executor(plan: plan, options: options)
             guard let key = connection.register(executor.handle) else {
                 return refused(ExecError(kind: .plan, step: "cancelled", message: "the client disconnected before the run started"))
@@ -410,10 +405,20 @@ public final class Server: @unchecked Sendable {
         }
     }
 
-    /// Whether a run of `plan` may use a sandbox built ahead: namespaced, without
-    /// egress (whose namespaces have a pool of their own), with the spawner running.
+    /// An egress namespace prepared for this ruleset, when the run can take one (its
+    /// descriptors are among the run's own, counted from its plan).
+    private func takePreparedNetwork(for plan: RunPlan, into options: inout ExecOptions) {
+        if plan.network.mode == .egress, let ruleset = plan.network.nftRuleset,
+           Executor.mayTakeNamespaceMadeAhead(plan), sbx_spawner_running() == 1 {
+            options.preparedNetwork = egressNamespaces.take(ruleset: ruleset)
+        }
+    }
+
+    /// Whether a run of `plan` may use a sandbox built ahead: namespaced, with the
+    /// spawner running. Egress too: the build sets its network up (from a namespace
+    /// prepared for its ruleset when there is one) as the run's own would be.
     private func warmable(_ plan: RunPlan) -> Bool {
-        !plan.isNested && plan.network.mode != .egress && sbx_spawner_running() == 1
+        !plan.isNested && sbx_spawner_running() == 1
     }
 
     private func warmKey(_ request: ServeRequest, directory: OwnedFD, peer: Peer) -> WarmSandboxes.Key? {
@@ -497,6 +502,7 @@ public final class Server: @unchecked Sendable {
         var options = RunSteps.options(runBase: runBase)
         options.forwardSignals = false
         options.restoreTerminal = false
+        takePreparedNetwork(for: plan, into: &options)
         let executor = Executor(plan: plan, options: options)
         // The mounts its binds' trees are made of, with their unique ids; then none
         // may have changed since the table was read (else what it cloned, or the ids

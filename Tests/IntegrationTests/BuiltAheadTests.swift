@@ -122,6 +122,44 @@ import Testing
         #expect(Self.aheadInits(of: none.process.processIdentifier).isEmpty, "--built-ahead 0 built one")
     }
 
+    /// An egress request takes a sandbox built ahead too (its network namespace set up
+    /// in the build, from one prepared for its ruleset when the pool has one), with
+    /// the result `exec` gives: the allowed port answers, the other is refused and
+    /// counted. The next one built ahead has a network of its own: another
+    /// namespace, and a refusal account that holds nothing of the first run's
+    /// (control: the first run's refusal is counted, so an empty account is this
+    /// sandbox's own).
+    @Test func anEgressRequestRunsInASandboxBuiltAheadWithANetworkOfItsOwn() throws {
+        guard let served = try Self.start() else { return }
+        defer { served.stop() }
+        try EgressTests.withRemotes { h1, _ in
+            let ws = Harness.tempDir()
+            defer { try? FileManager.default.removeItem(atPath: ws) }
+            let probe = EgressTests.writeProbe(in: ws)
+            let policy = EgressTests.egressPolicy(in: ws, allow: h1.address, dns: h1.address)
+            let open = "tcp:\(h1.address):8080", closed = "tcp:\(h1.address):8081"
+            _ = try ServeTests.runOnce(served, policy: policy, argv: ["true"], cwd: ws)
+
+            let refused = ["sh", "-c", "readlink /proc/self/ns/net; python3 \(probe) \(open) \(closed)"]
+            let first = try Self.runInOneBuiltAhead(served, policy: policy, argv: refused, cwd: ws)
+            #expect(first.took, "run \(first.reply?["runId"] ?? "-") did not take a sandbox built ahead")
+            #expect(EgressTests.results(first.out)[open] == "ok:hello-8080", "\(first.out) \(first.err)")
+            #expect(EgressTests.results(first.out)[closed] == "ECONNREFUSED", "\(first.out) \(first.err)")
+            #expect(EgressTests.denied(first.reply).contains { $0.daddr == h1.address && $0.dport == 8081 && $0.proto == "tcp" },
+                    "egressDenied: \(first.reply?["egressDenied"] ?? "none")")
+            let exec = try Harness.exec(policy: policy, refused, cwd: ws)
+            #expect(ServeTests.sameContent(first.reply, exec.result), "serve \(first.reply ?? [:])\nexec \(exec.result ?? [:])")
+
+            let allowed = ["sh", "-c", "readlink /proc/self/ns/net; python3 \(probe) \(open)"]
+            let second = try Self.runInOneBuiltAhead(served, policy: policy, argv: allowed, cwd: ws)
+            #expect(second.took, "run \(second.reply?["runId"] ?? "-") did not take a sandbox built ahead")
+            #expect(EgressTests.results(second.out)[open] == "ok:hello-8080", "\(second.out) \(second.err)")
+            #expect(EgressTests.denied(second.reply).isEmpty, "egressDenied: \(second.reply?["egressDenied"] ?? "none")")
+            let namespaces = [first.out, second.out].map { $0.split(separator: "\n").first.map(String.init) ?? "" }
+            #expect(!namespaces[0].isEmpty && namespaces[0] != namespaces[1], "network namespaces \(namespaces)")
+        }
+    }
+
     /// Attack: a bind source swapped (renamed away, another directory put in its place)
     /// after the sandbox was built ahead. The request's plan sees the new directory, so
     /// the sandbox holding the old one is not used: the command reads the new file.

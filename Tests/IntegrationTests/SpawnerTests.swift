@@ -348,7 +348,9 @@ extension SpawnerTests {
     /// given once; a run whose ruleset differs never gets one prepared for another
     /// ruleset, and its own rules hold, not the others'.
     @Test func egressRunsTakeANamespacePreparedWithTheirRuleset() throws {
-        guard let served = try Self.startServer() else { return }
+        // Nothing built ahead: each request's own run takes from the pool (a sandbox
+        // built ahead takes its namespace in the build: BuiltAheadTests).
+        guard let served = try Self.startServer(builtAhead: 0) else { return }
         defer { served.stop() }
         let server = served.process.processIdentifier
         try EgressTests.withRemotes { h1, _ in
