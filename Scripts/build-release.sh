@@ -6,7 +6,11 @@
 # one section per function, so that Linking/text-order.txt can lay out the functions
 # a cold run calls together. Package.swift can set that flag for our targets only;
 # the dependencies' functions stayed where their object files put them, each call
-# into one mapping 64 KiB of text around it (Docs/benchmarks.md, session 38).
+# into one mapping 64 KiB of text around it (Docs/benchmarks.md, session 38). And
+# every target reaches concrete generic metadata by accessor, not by mangled name, as
+# Package.swift asks of ours: the linker keeps one copy of each shared generic
+# specialisation, often a dependency's, whose first call demangled its types and
+# searched the conformance records (a sixteenth of a refused start).
 #
 #   Scripts/build-release.sh                      # .build/release/sandbox
 #   Scripts/build-release.sh --scratch-path DIR   # extra arguments go to swift build
@@ -14,4 +18,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SANDBOX_STATIC_CXX=1 exec swift build -c release --static-swift-stdlib --disable-local-rpath \
     -Xswiftc -Xfrontend -Xswiftc -function-sections \
+    -Xswiftc -Xfrontend -Xswiftc -disable-concrete-type-metadata-mangled-name-accessors \
     -Xcc -ffunction-sections -Xcxx -ffunction-sections "$@"
