@@ -264,8 +264,7 @@ public final class Executor {
     public func prepareAhead() -> ExecError? {
         guard handle.claim() else { return Self.ranBefore }
         // Egress too (since session 38): its namespace is set up in the build (step
-        // 11, from a prepared one when `options.preparedNetwork` holds its ruleset) and
-        // waits with the init; the run's firewall counters, refusal sets and DNS stub
+        // 11) and waits with the init; the run's firewall counters, refusal sets and DNS stub
         // are this sandbox's own, and nothing reaches them before the command starts.
         guard !plan.isNested, !options.forwardSignals else {
             teardown()

@@ -393,7 +393,12 @@ public final class Server: @unchecked Sendable {
                 return refused(ExecError(kind: .plan, step: "cancelled", message: "the client disconnected before the run started"))
             }
             defer { descriptors.release(need) }
-            takePreparedNetwork(for: plan, into: &options)
+            // An egress namespace prepared for this ruleset, when the run can take
+            // one (its descriptors are among the run's own, counted above).
+            if plan.network.mode == .egress, let ruleset = plan.network.nftRuleset,
+               Executor.mayTakeNamespaceMadeAhead(plan), sbx_spawner_running() == 1 {
+                options.preparedNetwork = egressNamespaces.take(ruleset: ruleset)
+            }
             let executor = Executor(plan: plan, options: options)
             guard let key = connection.register(executor.handle) else {
                 return refused(ExecError(kind: .plan, step: "cancelled", message: "the client disconnected before the run started"))
@@ -405,18 +410,9 @@ public final class Server: @unchecked Sendable {
         }
     }
 
-    /// An egress namespace prepared for this ruleset, when the run can take one (its
-    /// descriptors are among the run's own, counted from its plan).
-    private func takePreparedNetwork(for plan: RunPlan, into options: inout ExecOptions) {
-        if plan.network.mode == .egress, let ruleset = plan.network.nftRuleset,
-           Executor.mayTakeNamespaceMadeAhead(plan), sbx_spawner_running() == 1 {
-            options.preparedNetwork = egressNamespaces.take(ruleset: ruleset)
-        }
-    }
-
     /// Whether a run of `plan` may use a sandbox built ahead: namespaced, with the
-    /// spawner running. Egress too: the build sets its network up (from a namespace
-    /// prepared for its ruleset when there is one) as the run's own would be.
+    /// spawner running. Egress too: the build sets its network up as the run's own
+    /// would be.
     private func warmable(_ plan: RunPlan) -> Bool {
         !plan.isNested && sbx_spawner_running() == 1
     }
@@ -502,7 +498,12 @@ public final class Server: @unchecked Sendable {
         var options = RunSteps.options(runBase: runBase)
         options.forwardSignals = false
         options.restoreTerminal = false
-        takePreparedNetwork(for: plan, into: &options)
+        // An egress sandbox sets its network up here, off any request's path, in a
+        // namespace of its own: not one from `egressNamespaces`, whose rule (a
+        // ruleset is prepared for from its second request on) a build after every
+        // request would defeat — every policy a client used once would get
+        // namespaces made, and a client cycling through policies would have them
+        // made and closed unused (red team, session 32).
         let executor = Executor(plan: plan, options: options)
         // The mounts its binds' trees are made of, with their unique ids; then none
         // may have changed since the table was read (else what it cloned, or the ids
