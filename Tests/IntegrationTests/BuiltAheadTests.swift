@@ -160,6 +160,40 @@ import Testing
         }
     }
 
+    /// A sandbox built ahead after every request does not ask the server's pool of
+    /// egress namespaces (`EgressNamespacePool` prepares for a ruleset from its second
+    /// request on): after one egress request the network namespaces the server holds
+    /// are those of the sandboxes built ahead (their waiting inits'), nothing else.
+    /// Control: two requests with nothing built ahead (`--built-ahead 0`) have the
+    /// pool prepare some.
+    @Test func aSandboxBuiltAheadLeavesThePoolOfEgressNamespacesAlone() throws {
+        try EgressTests.withRemotes { h1, _ in
+            let ws = Harness.tempDir()
+            defer { try? FileManager.default.removeItem(atPath: ws) }
+            let policy = EgressTests.egressPolicy(in: ws, allow: h1.address, dns: h1.address)
+
+            guard let served = try Self.start() else { return }
+            defer { served.stop() }
+            let server = served.process.processIdentifier
+            _ = try ServeTests.runOnce(served, policy: policy, argv: ["true"], cwd: ws)
+            let ahead = Self.waitForOneAhead(served)
+            #expect(!ahead.isEmpty, "no sandbox was built ahead")
+            usleep(1_000_000)
+            let held = SpawnerTests.heldNetworkNamespaces(of: server)
+            let waiting = Set(Self.aheadInits(of: server).compactMap {
+                try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\($0)/ns/net")
+            })
+            #expect(!waiting.isEmpty && held.isSubset(of: waiting),
+                    "namespaces held beside those of the sandboxes built ahead (\(waiting)): \(held)")
+
+            guard let none = try Self.start(builtAhead: 0) else { return }
+            defer { none.stop() }
+            for _ in 0..<2 { _ = try ServeTests.runOnce(none, policy: policy, argv: ["true"], cwd: ws) }
+            let prepared = SpawnerTests.waitForPreparedNamespaces(of: none.process.processIdentifier, count: 1)
+            #expect(!prepared.isEmpty, "control: the pool prepared nothing after two requests")
+        }
+    }
+
     /// Attack: a bind source swapped (renamed away, another directory put in its place)
     /// after the sandbox was built ahead. The request's plan sees the new directory, so
     /// the sandbox holding the old one is not used: the command reads the new file.
