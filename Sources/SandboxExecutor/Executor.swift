@@ -263,9 +263,12 @@ public final class Executor {
     /// spawner (the init must not die with this thread) and no forwarded signals.
     public func prepareAhead() -> ExecError? {
         guard handle.claim() else { return Self.ranBefore }
-        // Egress too (since session 38): its namespace is set up in the build (step
-        // 11) and waits with the init; the run's firewall counters, refusal sets and DNS stub
-        // are this sandbox's own, and nothing reaches them before the command starts.
+        // Egress too (since session 38): the init is cloned in a namespace prepared
+        // for its ruleset when `options.preparedNetwork` holds one (firewall, lo and
+        // eth0 in place, the host end down and detached; else a namespace with only
+        // lo, down), and the rest of the network is set up at the take, before the
+        // command: the firewall's counters, refusal sets and DNS stub are this run's
+        // own, and no traffic reaches the sandbox while it waits.
         guard !plan.isNested, !options.forwardSignals else {
             teardown()
             return ExecError(kind: .plan, step: SetupStep.refuse.rawValue,
@@ -389,6 +392,10 @@ public final class Executor {
             let executable = try checkBinary(sandbox.sources)             // 2b
             try startAudit()                                              // 1
             var sandbox = sandbox
+            // Egress: the host side now (from the namespace prepared for the build,
+            // the lease, the bridge and host table ensured, the veth attached), its
+            // DNS stub and server name check; the firewall was loaded in the build.
+            sandbox.network = try setUpNetwork(sandbox.child, runDir: sandbox.runDir) // 11
             sandbox.startedWall = Clock.fileTimestampNow()
             try sendCommand(sandbox, executable: executable)               // 11
             spawned = true
@@ -519,7 +526,11 @@ public final class Executor {
         try writeIDMaps(child, lease: lease)                              // 11
         try preferRunForOOM(child)                                        // 11
         holdMountNamespace(child)                                         // 11
-        let network = try setUpNetwork(child, runDir: runDir)             // 11
+        // Built ahead: the network waits for the take (below), so that nothing
+        // reaches the sandbox before its command: a host end attached while it waits
+        // let any host process put conntrack state in it (a datagram to its port
+        // opened the reply path the command used; red team, session 38).
+        let network = ahead ? nil : try setUpNetwork(child, runDir: runDir) // 11
         letChildGoOn(pipes, runDir: runDir, recordRun: !ahead)            // 11
         return Sandbox(sources: sources, runDir: runDir, child: child, pipes: pipes, signals: signals,
                        notify: notify, cgroup: cgroup, network: network, command: command?.parent,
@@ -1441,7 +1452,8 @@ private struct Sandbox {
     let signals: SignalChannel?
     let notify: (parent: OwnedFD, child: OwnedFD)?
     let cgroup: RunCgroup?
-    let network: EgressNetwork?
+    /// Built ahead: nil until the take (``Executor/run(command:stdio:onResult:)``).
+    var network: EgressNetwork?
     /// Built ahead: the supervisor's end of the command socket, until the command is sent.
     let command: OwnedFD?
     /// For "created during the run" (the scan's lower bound on birth times).

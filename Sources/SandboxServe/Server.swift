@@ -498,12 +498,18 @@ public final class Server: @unchecked Sendable {
         var options = RunSteps.options(runBase: runBase)
         options.forwardSignals = false
         options.restoreTerminal = false
-        // An egress sandbox sets its network up here, off any request's path, in a
-        // namespace of its own: not one from `egressNamespaces`, whose rule (a
-        // ruleset is prepared for from its second request on) a build after every
-        // request would defeat — every policy a client used once would get
-        // namespaces made, and a client cycling through policies would have them
-        // made and closed unused (red team, session 32).
+        // An egress sandbox gets a namespace prepared for its ruleset here, off any
+        // request's path (firewall, lo and eth0 in place, the host end down and
+        // detached: nothing reaches it while it waits; the take attaches it). Its own,
+        // not one from `egressNamespaces`, whose rule (a ruleset is prepared for from
+        // its second request on) a build after every request would defeat: every
+        // policy a client used once would get namespaces made, and a client cycling
+        // through policies would have them made and closed unused (red team, session
+        // 32). Without one, the take sets the whole network up.
+        if plan.network.mode == .egress, let ruleset = plan.network.nftRuleset,
+           Executor.mayTakeNamespaceMadeAhead(plan) {
+            options.preparedNetwork = try? PreparedNamespace.make(ruleset: ruleset)
+        }
         let executor = Executor(plan: plan, options: options)
         // The mounts its binds' trees are made of, with their unique ids; then none
         // may have changed since the table was read (else what it cloned, or the ids

@@ -160,6 +160,121 @@ import Testing
         }
     }
 
+    /// A host process that sends a datagram to a sandbox puts a conntrack entry in its
+    /// namespace, and the firewall then lets the command's "reply" from that port go
+    /// out (`ct state established`). Attack (red team, session 38): prime every
+    /// sandbox built ahead and waiting, then have the request that takes one send from
+    /// the primed port to the host's refused port. Built ahead, a sandbox's host end
+    /// is down and detached until the take, so the priming reaches nothing and the
+    /// send is refused and counted. Control: the same priming against a running
+    /// command's sandbox (reachable, as any run's is while its command runs) lets the
+    /// send out.
+    @Test func aHostProcessCannotPrimeASandboxWaitingForItsCommand() throws {
+        guard let served = try Self.start() else { return }
+        defer { served.stop() }
+        let server = served.process.processIdentifier
+        try EgressTests.withRemotes { h1, _ in
+            let ws = Harness.tempDir()
+            defer { try? FileManager.default.removeItem(atPath: ws) }
+            let policy = EgressTests.egressPolicy(in: ws, allow: h1.address, dns: h1.address)
+            let gateway = try #require(Self.bridgeGateway(), "no address on the bridge")
+            _ = try ServeTests.runOnce(served, policy: policy, argv: ["true"], cwd: ws)
+
+            var took = false
+            for attempt in 0..<4 where !took {
+                let ahead = Self.waitForOneAhead(served, retrigger: (policy, ws))
+                let addresses = Self.aheadInits(of: server).compactMap(Self.eth0Address(ofProcess:))
+                let port = 40100 + attempt
+                let listener = try Self.primer(gateway: gateway, port: port, primes: addresses)
+                let r = try ServeTests.runOnce(served, policy: policy, argv: Self.sendFromPrimedPort(gateway, port), cwd: ws)
+                let heard = Self.finish(listener)
+                guard ahead.contains(r.reply?["runId"] as? String ?? "-") else { continue }
+                took = true
+                #expect(r.out.hasPrefix("error"), "the command's send: \(r.out) \(r.err)")
+                #expect(heard == "nothing", "the host heard: \(heard)")
+                #expect(EgressTests.denied(r.reply).contains { $0.daddr == gateway && $0.dport == port && $0.proto == "udp" },
+                        "egressDenied: \(r.reply?["egressDenied"] ?? "none")")
+            }
+            #expect(took, "no request took a sandbox built ahead")
+
+            // Control: a running command's sandbox, primed while the command waits.
+            let script = "import socket,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+                + "s.connect((\"\(gateway)\",9))\nprint(s.getsockname()[0],flush=True)\ntime.sleep(2)\n"
+                + Self.sendScript(gateway, 40199)
+            let run = Process()
+            run.executableURL = URL(fileURLWithPath: Harness.binary)
+            run.arguments = ["exec", "--policy", policy, "--", "python3", "-c", script]
+            run.currentDirectoryURL = URL(fileURLWithPath: ws)
+            let out = Pipe()
+            run.standardOutput = out
+            run.standardError = FileHandle.nullDevice
+            try run.run()
+            let handle = out.fileHandleForReading
+            var line = Data()
+            while let byte = try handle.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) { line += byte }
+            let address = String(decoding: line, as: UTF8.self)
+            let listener = try Self.primer(gateway: gateway, port: 40199, primes: [address])
+            run.waitUntilExit()
+            let rest = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+            let heard = Self.finish(listener)
+            #expect(rest.hasPrefix("sent") && heard.hasPrefix("GOT"), "control: the command \(rest), the host \(heard) (address \(address))")
+        }
+    }
+
+    /// The host's address on the sandboxes' bridge.
+    static func bridgeGateway() -> String? {
+        let out = EgressTests.ip(["-4", "-o", "addr", "show", "dev", "sbx0"]).stdout
+        guard let inet = out.split(separator: " ").firstIndex(of: "inet") else { return nil }
+        let words = out.split(separator: " ")
+        return words[words.index(after: inet)].split(separator: "/").first.map(String.init)
+    }
+
+    /// The IPv4 address of eth0 in the network namespace of `pid`, if any.
+    static func eth0Address(ofProcess pid: Int32) -> String? {
+        let out = (try? Harness.run("/usr/bin/nsenter", ["--net=/proc/\(pid)/ns/net", "ip", "-4", "-o", "addr", "show", "dev", "eth0"]))?.stdout ?? ""
+        let words = out.split(separator: " ")
+        guard let inet = words.firstIndex(of: "inet") else { return nil }
+        return words[words.index(after: inet)].split(separator: "/").first.map(String.init)
+    }
+
+    static func sendScript(_ gateway: String, _ port: Int) -> String {
+        "u=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\nu.bind((\"0.0.0.0\",5555))\n"
+            + "try:\n    u.sendto(b\"exfil\",(\"\(gateway)\",\(port)));print(\"sent\")\n"
+            + "except OSError as e:\n    print(\"error\",e.errno)\n"
+    }
+
+    static func sendFromPrimedPort(_ gateway: String, _ port: Int) -> [String] {
+        ["python3", "-c", "import socket\n" + sendScript(gateway, port)]
+    }
+
+    /// A host process (as nobody) bound to `gateway:port` that sends one datagram to
+    /// port 5555 of each address in `primes`, then waits 4 s for one back; started
+    /// once it has sent.
+    static func primer(gateway: String, port: Int, primes: [String]) throws -> (Process, Pipe) {
+        let code = "import socket,sys\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+            + "s.bind((\"\(gateway)\",\(port)))\n"
+            + "for a in sys.argv[1:]:\n    s.sendto(b\"prime\",(a,5555))\n"
+            + "print(\"primed\",flush=True)\ns.settimeout(4)\n"
+            + "try:\n    d,p=s.recvfrom(100);print(\"GOT\",d,p,flush=True)\nexcept socket.timeout:\n    print(\"nothing\",flush=True)\n"
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        p.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", code] + primes
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        var line = Data()
+        while let byte = try out.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) { line += byte }
+        usleep(200_000)
+        return (p, out)
+    }
+
+    /// What the primer heard ("nothing", or "GOT …"), once it has ended.
+    static func finish(_ primer: (Process, Pipe)) -> String {
+        primer.0.waitUntilExit()
+        return String(decoding: primer.1.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
     /// A sandbox built ahead after every request does not ask the server's pool of
     /// egress namespaces (`EgressNamespacePool` prepares for a ruleset from its second
     /// request on): after one egress request the network namespaces the server holds
