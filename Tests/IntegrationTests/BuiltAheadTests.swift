@@ -160,6 +160,34 @@ import Testing
         }
     }
 
+    /// An egress policy with an allow rule naming a host: the DNS stub and its name
+    /// sets are started when a request takes the sandbox built ahead (with its
+    /// network), and the run is what `exec` gives: the allowed name resolves through
+    /// the stub and connects, another name is NXDOMAIN, never asked upstream, and
+    /// counted.
+    @Test func aSandboxBuiltAheadResolvesAllowedNamesThroughItsStub() throws {
+        guard let served = try Self.start() else { return }
+        defer { served.stop() }
+        try DomainTests.withHosts(records: { ["ok.test=\($0.address)", "bad.test=\($0.address)"] }) { dns, server, web, dir, probe in
+            let policy = DomainTests.policy(in: dir, """
+                allow = [{ host = "ok.test", ports = [8080] }]
+                upstream_dns = ["\(dns.address)"]
+                """)
+            _ = try ServeTests.runOnce(served, policy: policy, argv: ["true"], cwd: dir)
+            let argv = ["python3", probe, "name:ok.test:8080", "name:bad.test:8080"]
+            let r = try Self.runInOneBuiltAhead(served, policy: policy, argv: argv, cwd: dir)
+            #expect(r.took, "run \(r.reply?["runId"] ?? "-") did not take a sandbox built ahead")
+            let results = EgressTests.results(r.out)
+            #expect(results["name:ok.test:8080"] == "addr:\(web.address)/ok:hello-8080", "\(r.out) \(r.err)")
+            #expect(results["name:bad.test:8080"] == "gai:-2", "\(r.out)")
+            #expect(!server.questions.contains { $0.hasPrefix("bad.test") }, "a name not allowed reached upstream: \(server.questions)")
+            #expect(DomainTests.dnsDenied(r.reply).contains { $0.name == "bad.test" && $0.reason == "not_allowed" },
+                    "dnsDenied: \(r.reply?["dnsDenied"] ?? "none")")
+            let exec = try Harness.exec(policy: policy, argv, cwd: dir, timeout: 90)
+            #expect(ServeTests.sameContent(r.reply, exec.result), "serve \(r.reply ?? [:])\nexec \(exec.result ?? [:])")
+        }
+    }
+
     /// A host process that sends a datagram to a sandbox puts a conntrack entry in its
     /// namespace, and the firewall then lets the command's "reply" from that port go
     /// out (`ct state established`). Attack (red team, session 38): prime every
