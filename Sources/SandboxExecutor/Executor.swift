@@ -268,7 +268,9 @@ public final class Executor {
         // eth0 in place, the host end down and detached; else a namespace with only
         // lo, down), and the rest of the network is set up at the take, before the
         // command: the firewall's counters, refusal sets and DNS stub are this run's
-        // own, and no traffic reaches the sandbox while it waits.
+        // own, and no packet reaches the sandbox while it waits (one the host queued
+        // for its address may arrive once attached, as for any run just started:
+        // Docs/network.md, Known limits).
         guard !plan.isNested, !options.forwardSignals else {
             teardown()
             return ExecError(kind: .plan, step: SetupStep.refuse.rawValue,
@@ -526,10 +528,10 @@ public final class Executor {
         try writeIDMaps(child, lease: lease)                              // 11
         try preferRunForOOM(child)                                        // 11
         holdMountNamespace(child)                                         // 11
-        // Built ahead: the network waits for the take (below), so that nothing
-        // reaches the sandbox before its command: a host end attached while it waits
-        // let any host process put conntrack state in it (a datagram to its port
-        // opened the reply path the command used; red team, session 38).
+        // Built ahead: the network waits for the take (below), so that no packet
+        // reaches the sandbox while it waits: a host end attached meanwhile let any
+        // host process put conntrack state in it (a datagram to its port opened the
+        // reply path the command used; red team, session 38).
         let network = ahead ? nil : try setUpNetwork(child, runDir: runDir) // 11
         letChildGoOn(pipes, runDir: runDir, recordRun: !ahead)            // 11
         return Sandbox(sources: sources, runDir: runDir, child: child, pipes: pipes, signals: signals,
