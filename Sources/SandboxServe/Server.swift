@@ -411,8 +411,7 @@ public final class Server: @unchecked Sendable {
     }
 
     /// Whether a run of `plan` may use a sandbox built ahead: namespaced, with the
-    /// spawner running. Egress too: the build sets its network up as the run's own
-    /// would be.
+    /// spawner running. Egress too: the take sets its network up (``build(_:directory:)``).
     private func warmable(_ plan: RunPlan) -> Bool {
         !plan.isNested && sbx_spawner_running() == 1
     }
@@ -500,7 +499,7 @@ public final class Server: @unchecked Sendable {
         options.restoreTerminal = false
         // An egress sandbox gets a namespace prepared for its ruleset here, off any
         // request's path (firewall, lo and eth0 in place, the host end down and
-        // detached: nothing reaches it while it waits; the take attaches it). Its own,
+        // detached: no packet reaches it while it waits; the take attaches it). Its own,
         // not one from `egressNamespaces`, whose rule (a ruleset is prepared for from
         // its second request on) a build after every request would defeat: every
         // policy a client used once would get namespaces made, and a client cycling

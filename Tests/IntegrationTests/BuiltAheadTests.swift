@@ -231,21 +231,10 @@ import Testing
             let script = "import socket,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
                 + "s.connect((\"\(gateway)\",9))\nprint(s.getsockname()[0],flush=True)\ntime.sleep(2)\n"
                 + Self.sendScript(gateway, 40199)
-            let run = Process()
-            run.executableURL = URL(fileURLWithPath: Harness.binary)
-            run.arguments = ["exec", "--policy", policy, "--", "python3", "-c", script]
-            run.currentDirectoryURL = URL(fileURLWithPath: ws)
-            let out = Pipe()
-            run.standardOutput = out
-            run.standardError = FileHandle.nullDevice
-            try run.run()
-            let handle = out.fileHandleForReading
-            var line = Data()
-            while let byte = try handle.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) { line += byte }
-            let address = String(decoding: line, as: UTF8.self)
+            let run = try EgressScopeTests.Background(Harness.binary, ["exec", "--policy", policy, "--", "python3", "-c", script], cwd: ws)
+            let address = run.firstLine()
             let listener = try Self.primer(gateway: gateway, port: 40199, primes: [address])
-            run.waitUntilExit()
-            let rest = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
+            let rest = Self.finish(run)
             let heard = Self.finish(listener)
             #expect(rest.hasPrefix("sent") && heard.hasPrefix("GOT"), "control: the command \(rest), the host \(heard) (address \(address))")
         }
@@ -253,18 +242,19 @@ import Testing
 
     /// The host's address on the sandboxes' bridge.
     static func bridgeGateway() -> String? {
-        let out = EgressTests.ip(["-4", "-o", "addr", "show", "dev", "sbx0"]).stdout
-        guard let inet = out.split(separator: " ").firstIndex(of: "inet") else { return nil }
-        let words = out.split(separator: " ")
-        return words[words.index(after: inet)].split(separator: "/").first.map(String.init)
+        firstIPv4(EgressTests.ip(["-4", "-o", "addr", "show", "dev", "sbx0"]).stdout)
     }
 
     /// The IPv4 address of eth0 in the network namespace of `pid`, if any.
     static func eth0Address(ofProcess pid: Int32) -> String? {
-        let out = (try? Harness.run("/usr/bin/nsenter", ["--net=/proc/\(pid)/ns/net", "ip", "-4", "-o", "addr", "show", "dev", "eth0"]))?.stdout ?? ""
-        let words = out.split(separator: " ")
-        guard let inet = words.firstIndex(of: "inet") else { return nil }
-        return words[words.index(after: inet)].split(separator: "/").first.map(String.init)
+        firstIPv4((try? Harness.run("/usr/bin/nsenter", ["--net=/proc/\(pid)/ns/net", "ip", "-4", "-o", "addr", "show", "dev", "eth0"]))?.stdout ?? "")
+    }
+
+    /// The address after the first "inet" of `ip -4 -o addr` output, without its length.
+    static func firstIPv4(_ ipOutput: String) -> String? {
+        let words = ipOutput.split(separator: " ")
+        guard let inet = words.firstIndex(of: "inet"), inet + 1 < words.count else { return nil }
+        return words[inet + 1].split(separator: "/").first.map(String.init)
     }
 
     static func sendScript(_ gateway: String, _ port: Int) -> String {
@@ -280,28 +270,24 @@ import Testing
     /// A host process (as nobody) bound to `gateway:port` that sends one datagram to
     /// port 5555 of each address in `primes`, then waits 4 s for one back; started
     /// once it has sent.
-    static func primer(gateway: String, port: Int, primes: [String]) throws -> (Process, Pipe) {
+    static func primer(gateway: String, port: Int, primes: [String]) throws -> EgressScopeTests.Background {
         let code = "import socket,sys\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
             + "s.bind((\"\(gateway)\",\(port)))\n"
             + "for a in sys.argv[1:]:\n    s.sendto(b\"prime\",(a,5555))\n"
             + "print(\"primed\",flush=True)\ns.settimeout(4)\n"
             + "try:\n    d,p=s.recvfrom(100);print(\"GOT\",d,p,flush=True)\nexcept socket.timeout:\n    print(\"nothing\",flush=True)\n"
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-        p.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", code] + primes
-        let out = Pipe()
-        p.standardOutput = out
-        try p.run()
-        var line = Data()
-        while let byte = try out.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8) { line += byte }
+        let p = try EgressScopeTests.Background("/usr/bin/setpriv",
+                                                ["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", code] + primes)
+        _ = p.firstLine()
         usleep(200_000)
-        return (p, out)
+        return p
     }
 
-    /// What the primer heard ("nothing", or "GOT …"), once it has ended.
-    static func finish(_ primer: (Process, Pipe)) -> String {
-        primer.0.waitUntilExit()
-        return String(decoding: primer.1.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    /// What a background process printed after its first line, once it has ended
+    /// (the primer: "nothing" or "GOT …").
+    static func finish(_ background: EgressScopeTests.Background) -> String {
+        background.process.waitUntilExit()
+        return String(decoding: background.output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             .trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
