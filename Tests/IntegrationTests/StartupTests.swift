@@ -43,4 +43,56 @@ import Testing
             (use the standard library's or FoundationEssentials' own); `swift demangle` names them.
             """)
     }
+
+    /// The supervisor maps its code a page at a time through a userfaultfd it holds
+    /// for its whole life (sandbox_text_paging.h). A userfaultfd acts on the memory of
+    /// the process that made it, whoever holds it, so the command must never get it:
+    /// the supervisor holds exactly one, and the command's descriptors are its three
+    /// and the one its own `ls` opens (the control: what the listing sees of a
+    /// descriptor the command did not open itself is checked through /dev/fd/3 of a
+    /// shell that opened it).
+    @Test func theSupervisorsUserfaultfdNeverReachesTheCommand() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let ws = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: ws) }
+        let policy = Harness.policy("""
+            name = "paging"
+            extends = ["base"]
+            [process]
+            env.set = { PATH = "/usr/bin:/bin" }
+            [filesystem]
+            rw = ["{cwd}"]
+            """, in: ws)
+        let script = "ls -l /proc/self/fd/; exec 3</dev/null; echo control; ls -l /proc/$$/fd/; echo ready; sleep 1"
+        let run = try EgressScopeTests.Background(Harness.binary, ["exec", "--policy", policy, "--", "sh", "-c", script], cwd: ws)
+        defer { run.stop() }  // only if an expectation below threw first
+        var lines: [String] = []
+        var data = Data()
+        let deadline = Date().addingTimeInterval(20)
+        while !lines.contains("ready") && Date() < deadline {
+            let chunk = run.output.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            data += chunk
+            lines = String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
+        }
+        try #require(lines.contains("ready"), "the command did not start: \(lines)")
+
+        let supervisor = run.process.processIdentifier
+        let held = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(supervisor)/fd")) ?? []).compactMap {
+            try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(supervisor)/fd/\($0)")
+        }
+        #expect(held.filter { $0 == "anon_inode:[userfaultfd]" }.count == 1, "the supervisor holds no userfaultfd: \(held)")
+
+        let split = lines.firstIndex(of: "control") ?? lines.count
+        let command = lines[..<split].filter { $0.contains(" -> ") }
+        #expect(!command.isEmpty, "no descriptor listed: \(lines)")
+        #expect(!command.contains { $0.contains("userfaultfd") }, "the command holds a userfaultfd: \(command)")
+        let numbers = Set(command.compactMap { $0.split(separator: " ").dropLast(2).last.map(String.init) })
+        #expect(numbers.isSubset(of: ["0", "1", "2", "3"]), "the command holds descriptors it did not open: \(command)")
+        // Control: the listing shows a descriptor the shell opened (fd 3 on /dev/null).
+        let control = lines[split...].filter { $0.contains(" -> ") }
+        #expect(control.contains { $0.contains(" 3 -> /dev/null") }, "control: the listing missed fd 3: \(Array(control))")
+        run.process.waitUntilExit()
+        #expect(run.process.terminationStatus == 0, "the run ended with \(run.process.terminationStatus): \(lines)")
+    }
 }

@@ -1,0 +1,76 @@
+/* Fault-around off for this process's loaded objects (sandbox_text_paging.h). */
+#define _GNU_SOURCE
+#include "sandbox_text_paging.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <linux/userfaultfd.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
+#ifndef UFFD_FEATURE_WP_ASYNC
+#define UFFD_FEATURE_WP_ASYNC (1 << 15)
+#endif
+
+static int paging_fd = -1;
+
+static int register_segments(struct dl_phdr_info *info, size_t size, void *data) {
+    (void)size;
+    int *registered = data;
+    /* The vDSO is a special mapping: no userfaultfd, and nothing to page in. */
+    if (info->dlpi_name != NULL && strncmp(info->dlpi_name, "linux-vdso", 10) == 0) return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || ph->p_memsz == 0) continue;
+        unsigned long start = (info->dlpi_addr + ph->p_vaddr) & ~4095UL;
+        unsigned long end = (info->dlpi_addr + ph->p_vaddr + ph->p_memsz + 4095UL) & ~4095UL;
+        struct uffdio_register reg = {
+            .range = { .start = start, .len = end - start },
+            .mode = UFFDIO_REGISTER_MODE_WP,
+        };
+        /* A segment the kernel will not register (a special mapping, a hole) keeps
+         * fault-around; the others are still worth it. */
+        if (ioctl(paging_fd, UFFDIO_REGISTER, &reg) == 0) (*registered)++;
+    }
+    return 0;
+}
+
+int sbx_map_text_page_by_page(void) {
+    if (paging_fd >= 0) return -EALREADY;
+    /* User-mode faults only: what is registered is only ever touched by this
+     * process's own code, and it needs no privilege (vm.unprivileged_userfaultfd). */
+    int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY);
+    if (fd < 0) return -errno;
+    /* Above the standard three even if one was closed when we started, so that
+     * nothing later writes its output into this descriptor. */
+    if (fd < 3) {
+        int high = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        int saved = errno;
+        close(fd);
+        if (high < 0) return -saved;
+        fd = high;
+    }
+    struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_WP_ASYNC };
+    if (ioctl(fd, UFFDIO_API, &api) < 0) {
+        int saved = errno;
+        close(fd);
+        return -saved;
+    }
+    paging_fd = fd;
+    int registered = 0;
+    dl_iterate_phdr(register_segments, &registered);
+    if (registered == 0) {
+        paging_fd = -1;
+        close(fd);
+        return -ENOENT;
+    }
+    return registered;
+}
+
+int sbx_text_paging_fd(void) { return paging_fd; }
