@@ -41,6 +41,14 @@ static int register_segments(struct dl_phdr_info *info, size_t size, void *data)
     return 0;
 }
 
+/* Registers every loaded object's segments; one already registered is registered
+ * again, which changes nothing. */
+static int register_all(void) {
+    int registered = 0;
+    dl_iterate_phdr(register_segments, &registered);
+    return registered;
+}
+
 int sbx_map_text_page_by_page(void) {
     if (paging_fd >= 0) return -EALREADY;
     /* User-mode faults only: what is registered is only ever touched by this
@@ -63,14 +71,17 @@ int sbx_map_text_page_by_page(void) {
         return -saved;
     }
     paging_fd = fd;
-    int registered = 0;
-    dl_iterate_phdr(register_segments, &registered);
+    int registered = register_all();
     if (registered == 0) {
         paging_fd = -1;
         close(fd);
         return -ENOENT;
     }
     return registered;
+}
+
+int sbx_map_loaded_objects_page_by_page(void) {
+    return paging_fd < 0 ? -EBADF : register_all();
 }
 
 int sbx_text_paging_fd(void) { return paging_fd; }

@@ -8,7 +8,7 @@ import CSandbox
 
 // First, before most of the binary's code has run: each page of code or data this
 // process touches is mapped alone, not with the 64 KiB around it (fault-around). A
-// cold `exec`'s peak RSS 9.0 -> 5.4 MiB (sandbox_text_paging.h, Docs/benchmarks.md).
+// cold `exec`'s peak RSS 9.1 -> 6.2 MiB (sandbox_text_paging.h, Docs/benchmarks.md).
 // A kernel without it runs as before: it saves memory, it guards nothing.
 _ = sbx_map_text_page_by_page()
 

@@ -26,6 +26,11 @@ extern "C" {
  * other it does not keep. Call once, first thing in main. */
 int sbx_map_text_page_by_page(void);
 
+/* After a dlopen: the objects loaded since are mapped a page at a time too. -EBADF
+ * if sbx_map_text_page_by_page did not succeed (a library's host process never
+ * called it: nothing changes there). */
+int sbx_map_loaded_objects_page_by_page(void);
+
 /* The descriptor sbx_map_text_page_by_page holds, or -1. */
 int sbx_text_paging_fd(void);
 
