@@ -8,6 +8,7 @@
 #include <linux/userfaultfd.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -19,6 +20,9 @@
 #endif
 
 static int paging_fd = -1;
+/* The process that made it: a fork's copy of paging_fd names another descriptor, or
+ * this one on the parent's memory. */
+static pid_t paging_owner = 0;
 
 static int register_segments(struct dl_phdr_info *info, size_t size, void *data) {
     (void)size;
@@ -51,8 +55,14 @@ static int register_all(void) {
 
 int sbx_map_text_page_by_page(void) {
     if (paging_fd >= 0) return -EALREADY;
-    /* User-mode faults only: what is registered is only ever touched by this
-     * process's own code, and it needs no privilege (vm.unprivileged_userfaultfd). */
+    /* Not under a seccomp filter: one that kills on userfaultfd (a policy's
+     * on_violation = "kill" around a nested sandbox, a unit's SystemCallFilter)
+     * would end the process for a memory saving, and one that logs would report a
+     * violation the command never made. */
+    if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) != 0) return -EPERM;
+    /* User-mode only: no privilege needed (vm.unprivileged_userfaultfd). With
+     * write-protect alone in asynchronous mode no fault is ever handed to a reader,
+     * so the kernel's own accesses (read(2) into a static buffer) are unaffected. */
     int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | UFFD_USER_MODE_ONLY);
     if (fd < 0) return -errno;
     /* Above the standard three even if one was closed when we started, so that
@@ -71,6 +81,7 @@ int sbx_map_text_page_by_page(void) {
         return -saved;
     }
     paging_fd = fd;
+    paging_owner = getpid();
     int registered = register_all();
     if (registered == 0) {
         paging_fd = -1;
@@ -81,7 +92,7 @@ int sbx_map_text_page_by_page(void) {
 }
 
 int sbx_map_loaded_objects_page_by_page(void) {
-    return paging_fd < 0 ? -EBADF : register_all();
+    return paging_fd < 0 || paging_owner != getpid() ? -EBADF : register_all();
 }
 
 int sbx_text_paging_fd(void) { return paging_fd; }

@@ -17,6 +17,13 @@ public enum ServeClient {
 
     public static func run(socket path: String, policy: String, argv: [String], cwd: String,
                            environment: [String: String], result: ResultFile?) throws(ServeError) -> Reply {
+        // A closed stdin, stdout or stderr would be taken by the connection itself (or
+        // the directory's descriptor), and sent as the command's: the command could then
+        // send requests of its own as this client. The server refuses such a request
+        // too; this says why before anything is sent.
+        for (n, name) in ["stdin", "stdout", "stderr"].enumerated() where fcntl(Int32(n), F_GETFD) < 0 {
+            throw ServeError("\(name) is closed: the command would get the connection to the server in its place; open it (e.g. on /dev/null)")
+        }
         let fd = sbx_serve_connect(path)
         guard fd >= 0 else { throw ServeError("connect \(path): \(String(cString: strerror(-fd)))") }
         let socket = OwnedFD(fd)

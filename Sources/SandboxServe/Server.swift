@@ -268,6 +268,14 @@ public final class Server: @unchecked Sendable {
     }
 
     /// One request line: refused at once, or run on a thread of its own.
+    /// Whether `fd` is a unix socket whose other end is this process's: the
+    /// credentials a connection's client end holds of its peer are the listener's
+    /// (this server's, from listen()).
+    static func isConnectionToThisServer(_ fd: Int32) -> Bool {
+        var uid: UInt32 = 0, gid: UInt32 = 0, pid: Int32 = 0
+        return sbx_serve_peer(fd, &uid, &gid, &pid) == 0 && pid == getpid()
+    }
+
     private func handle(_ line: ArraySlice<UInt8>, descriptors: [OwnedFD], count: Int, on connection: Connection) {
         let request: ServeRequest
         switch ServeRequest.parse(line) {
@@ -281,6 +289,14 @@ public final class Server: @unchecked Sendable {
             for fd in descriptors { fd.close() }
             let got = count < 0 ? "more than 16" : "\(count)"
             connection.send(ServeReply.refused(.init(id: request.id, subject: "descriptors", "the request came with \(got) descriptors; send exactly four with its first byte (SCM_RIGHTS): stdin, stdout, stderr and the working directory"), peer: connection.peer, argv: request.argv))
+            return
+        }
+        // A connection to this server among them (a client whose stdin was closed when
+        // it connected sends its own connection as the command's stdin) would let the
+        // command send requests of its own, under any policy, as that client: refused.
+        if let i = descriptors.firstIndex(where: { Self.isConnectionToThisServer($0.raw) }) {
+            for fd in descriptors { fd.close() }
+            connection.send(ServeReply.refused(.init(id: request.id, subject: "descriptors", "descriptor \(i) of the request (\(["stdin", "stdout", "stderr", "the working directory"][i])) is a connection to this server: a command holding it could send requests of its own; give the command another (e.g. /dev/null)"), peer: connection.peer, argv: request.argv))
             return
         }
         let stdio = Array(descriptors.prefix(3))

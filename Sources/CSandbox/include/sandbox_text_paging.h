@@ -18,8 +18,11 @@ extern "C" {
 
 /* Registers every loaded object's PT_LOAD segments (the vDSO's excepted). Returns the
  * number of segments registered, or -errno when the kernel offers no asynchronous
- * write-protect userfaultfd (older than 6.7, or refused by a seccomp filter or an
- * LSM); the process then runs as before. The descriptor, close-on-exec and above
+ * write-protect userfaultfd (older than 6.7, or refused by an LSM), or -EPERM under
+ * a seccomp filter (not tried: a filter may kill on it); the process then runs as
+ * before. The descriptor is a capability to write into this process's memory
+ * (UFFDIO_REGISTER and UFFDIO_COPY act on the memory of the process that made it,
+ * whoever holds it): treat it like the seccomp listener. Close-on-exec and above
  * the standard three, stays open for the life of the process: closing it would undo
  * the registration. Children do not inherit the registration (no
  * UFFD_FEATURE_EVENT_FORK), and the sandbox's child closes the descriptor with every
@@ -27,8 +30,8 @@ extern "C" {
 int sbx_map_text_page_by_page(void);
 
 /* After a dlopen: the objects loaded since are mapped a page at a time too. -EBADF
- * if sbx_map_text_page_by_page did not succeed (a library's host process never
- * called it: nothing changes there). */
+ * if sbx_map_text_page_by_page did not succeed in this process (a library's host
+ * process never called it; a fork's copy of the descriptor is not used). */
 int sbx_map_loaded_objects_page_by_page(void);
 
 /* The descriptor sbx_map_text_page_by_page holds, or -1. */

@@ -1,0 +1,123 @@
+import CSandbox
+import Foundation
+import Glibc
+import Testing
+
+/// A connection to `sandbox serve` never reaches a command (red team, session 39).
+/// Whoever holds one can send requests of their own, under any policy the server can
+/// read, as that client: a command holding its client's connection leaves its sandbox.
+/// A client started with stdin closed had its connection take descriptor 0 and sent
+/// it as the command's stdin.
+@Suite(.serialized) struct ServeStdioTests {
+    /// Sends argv[1] (a request line) over the connection on descriptor 0, with four
+    /// descriptors (/dev/null three times and argv[2], the request's directory), and
+    /// prints "sent" (the reply comes to whoever reads the connection).
+    static let injector = """
+        import os, socket, sys
+        s = socket.socket(fileno=0)
+        null = os.open("/dev/null", os.O_RDWR)
+        d = os.open(sys.argv[2], os.O_PATH | os.O_DIRECTORY)
+        socket.send_fds(s, [sys.argv[1].encode() + b"\\n"], [null, null, null, d])
+        print("sent", flush=True)
+        """
+
+    /// Attack: a request whose stdin is the client's own connection, its command the
+    /// injector asking for a host policy that writes a marker outside the sandbox. The
+    /// server refuses the request (subject `descriptors`) and nothing runs. Control:
+    /// the injector run on the host with a connection as its stdin gets the marker
+    /// written (what the command would have done with it).
+    @Test func aRequestCarryingAConnectionToTheServerIsRefused() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let ws = Harness.tempDir(), host = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: ws); try? FileManager.default.removeItem(atPath: host) }
+        let marker = host + "/escaped"
+        let inner = Harness.policy("""
+            name = "serve-stdio"
+            extends = ["base"]
+            [process]
+            env.set = { PATH = "/usr/bin:/bin" }
+            [filesystem]
+            rw = ["{cwd}"]
+            """, in: ws, name: "inner.toml")
+        let hostPolicy = Harness.policy("""
+            name = "serve-stdio-host"
+            extends = ["base"]
+            [process]
+            env.set = { PATH = "/usr/bin:/bin" }
+            [filesystem]
+            rw = ["{cwd}", "\(host)"]
+            """, in: ws, name: "host.toml")
+        let injected = ServeTests.request(id: "injected", policy: hostPolicy, argv: ["touch", marker], cwd: ws)
+
+        let served = try ServeTests.Served()
+        defer { _ = served.stop() }
+        try #require(served.ready, "sandbox serve did not start")
+
+        let client = try ServeTests.Client(served.socket)
+        defer { client.close() }
+        let directory = open(ws, ServeTests.oPath | O_DIRECTORY | O_CLOEXEC)
+        defer { Glibc.close(directory) }
+        let out = ServeTests.Stdio()
+        client.send(ServeTests.request(id: "outer", policy: inner, argv: ["python3", "-c", Self.injector, injected, ws], cwd: ws),
+                    fds: [client.fd, out.fds[1], out.fds[2], directory])
+        out.closeSent()
+        // Without the fence the injected request runs once the outer one has ended,
+        // and its reply comes on this connection too.
+        var reply = client.reply()
+        let printed = out.output()
+        if reply?["id"] as? String != "outer" || reply?["exitCode"] as? Int != 125 {
+            let other = client.reply()
+            if reply?["id"] as? String != "outer" { reply = other }
+        }
+        let message = (reply?["error"] as? [String: Any])?["message"] as? String ?? ""
+        #expect(reply?["id"] as? String == "outer" && reply?["exitCode"] as? Int == 125
+                && message.contains("is a connection to this server"), "\(reply ?? [:]); \(printed)")
+        #expect(!FileManager.default.fileExists(atPath: marker), "the injected request ran: \(marker) exists; \(printed)")
+
+        // Control: a process holding a connection has the host policy's request run.
+        let connection = sbx_serve_connect(served.socket)
+        try #require(connection >= 0)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = ["-c", Self.injector, injected, ws]
+        defer { Glibc.close(connection) }
+        // The child gets a copy; this one stays open (closing a connection cancels its
+        // runs) and reads the reply.
+        process.standardInput = FileHandle(fileDescriptor: dup(connection), closeOnDealloc: true)
+        let controlOut = Pipe()
+        process.standardOutput = controlOut
+        try process.run()
+        process.waitUntilExit()
+        var controlReply: [UInt8] = []
+        var byte: UInt8 = 0
+        while !controlReply.contains(UInt8(ascii: "\n")) && read(connection, &byte, 1) == 1 { controlReply.append(byte) }
+        _ = controlOut.fileHandleForReading.readDataToEndOfFile()
+        #expect(FileManager.default.fileExists(atPath: marker), "control: the request sent over a held connection did not run: \(String(decoding: controlReply, as: UTF8.self))")
+    }
+
+    /// `exec --server` started with stdin closed: the command's stdin is /dev/null, not
+    /// a socket (before, the connection to the server). Control: with stdin open on a
+    /// pipe the command sees that pipe.
+    @Test func execServerWithStdinClosedGivesTheCommandNoConnection() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let ws = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: ws) }
+        let served = try ServeTests.Served()
+        defer { _ = served.stop() }
+        try #require(served.ready, "sandbox serve did not start")
+        let policy = Harness.policy("""
+            name = "serve-stdin"
+            extends = ["base"]
+            [process]
+            env.set = { PATH = "/usr/bin:/bin" }
+            [filesystem]
+            rw = ["{cwd}"]
+            """, in: ws)
+        let exec = "exec \(Harness.binary) exec --server \(served.socket) --policy \(policy) -- readlink /proc/self/fd/0"
+        let closed = try Harness.run("/bin/sh", ["-c", "exec 0<&-; " + exec], cwd: ws)
+        #expect(closed.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "/dev/null",
+                "stdin closed: the command's stdin is \(closed.stdout) \(closed.stderr)")
+        let open = try Harness.run("/bin/sh", ["-c", "echo x | " + exec], cwd: ws)
+        #expect(open.stdout.hasPrefix("pipe:"), "control: the command's stdin is \(open.stdout) \(open.stderr)")
+    }
+}
