@@ -168,6 +168,18 @@ enum Harness {
         return path
     }
 
+    /// base with a PATH, the working directory writable and `rw` beside it.
+    static func basePolicy(in dir: String, name: String, rw: [String] = []) -> String {
+        policy("""
+            name = "\(name)"
+            extends = ["base"]
+            [process]
+            env.set = { PATH = "/usr/bin:/bin" }
+            [filesystem]
+            rw = [\((["{cwd}"] + rw).map { "\"\($0)\"" }.joined(separator: ", "))]
+            """, in: dir, name: "\(name).toml")
+    }
+
     /// An egress policy: base, the working directory writable, `network` the rest of
     /// its `[network]` table (dns, allow, …).
     static func egressPolicy(in dir: String, name: String, network: String) -> String {

@@ -31,22 +31,8 @@ import Testing
         let ws = Harness.tempDir(), host = Harness.tempDir()
         defer { try? FileManager.default.removeItem(atPath: ws); try? FileManager.default.removeItem(atPath: host) }
         let marker = host + "/escaped"
-        let inner = Harness.policy("""
-            name = "serve-stdio"
-            extends = ["base"]
-            [process]
-            env.set = { PATH = "/usr/bin:/bin" }
-            [filesystem]
-            rw = ["{cwd}"]
-            """, in: ws, name: "inner.toml")
-        let hostPolicy = Harness.policy("""
-            name = "serve-stdio-host"
-            extends = ["base"]
-            [process]
-            env.set = { PATH = "/usr/bin:/bin" }
-            [filesystem]
-            rw = ["{cwd}", "\(host)"]
-            """, in: ws, name: "host.toml")
+        let inner = Harness.basePolicy(in: ws, name: "serve-stdio")
+        let hostPolicy = Harness.basePolicy(in: ws, name: "serve-stdio-host", rw: [host])
         let injected = ServeTests.request(id: "injected", policy: hostPolicy, argv: ["touch", marker], cwd: ws)
 
         let served = try ServeTests.Served()
@@ -105,14 +91,7 @@ import Testing
         let served = try ServeTests.Served()
         defer { _ = served.stop() }
         try #require(served.ready, "sandbox serve did not start")
-        let policy = Harness.policy("""
-            name = "serve-stdin"
-            extends = ["base"]
-            [process]
-            env.set = { PATH = "/usr/bin:/bin" }
-            [filesystem]
-            rw = ["{cwd}"]
-            """, in: ws)
+        let policy = Harness.basePolicy(in: ws, name: "serve-stdin")
         let exec = "exec \(Harness.binary) exec --server \(served.socket) --policy \(policy) -- readlink /proc/self/fd/0"
         let closed = try Harness.run("/bin/sh", ["-c", "exec 0<&-; " + exec], cwd: ws)
         #expect(closed.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "/dev/null",

@@ -44,10 +44,18 @@ import Testing
             """)
     }
 
+    /// A process's descriptors: number and what each names.
+    static func descriptors(of pid: Int32) -> [(number: String, target: String)] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []).compactMap { n in
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(n)")).map { (n, $0) }
+        }
+    }
+
     /// The supervisor maps its code a page at a time through a userfaultfd it holds
     /// for its whole life (sandbox_text_paging.h). A userfaultfd acts on the memory of
     /// the process that made it, whoever holds it, so the command must never get it:
-    /// the supervisor holds exactly one, and the command's descriptors are its three
+    /// the supervisor holds exactly one (close-on-exec), no process below it holds
+    /// one, and the command's descriptors are its three
     /// and the one its own `ls` opens (the control: what the listing sees of a
     /// descriptor the command did not open itself is checked through /dev/fd/3 of a
     /// shell that opened it).
@@ -55,14 +63,7 @@ import Testing
         guard Harness.require(Harness.isRoot, "root") else { return }
         let ws = Harness.tempDir()
         defer { try? FileManager.default.removeItem(atPath: ws) }
-        let policy = Harness.policy("""
-            name = "paging"
-            extends = ["base"]
-            [process]
-            env.set = { PATH = "/usr/bin:/bin" }
-            [filesystem]
-            rw = ["{cwd}"]
-            """, in: ws)
+        let policy = Harness.basePolicy(in: ws, name: "paging")
         let script = "ls -l /proc/self/fd/; exec 3</dev/null; echo control; ls -l /proc/$$/fd/; echo ready; sleep 1"
         let run = try EgressScopeTests.Background(Harness.binary, ["exec", "--policy", policy, "--", "sh", "-c", script], cwd: ws)
         defer { run.stop() }  // only if an expectation below threw first
@@ -78,10 +79,27 @@ import Testing
         try #require(lines.contains("ready"), "the command did not start: \(lines)")
 
         let supervisor = run.process.processIdentifier
-        let held = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(supervisor)/fd")) ?? []).compactMap {
-            try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(supervisor)/fd/\($0)")
+        let fds = Self.descriptors(of: supervisor)
+        let paging = fds.filter { $0.target == "anon_inode:[userfaultfd]" }
+        #expect(paging.count == 1, "the supervisor holds no userfaultfd: \(fds)")
+        // Close-on-exec (O_CLOEXEC, 02000000 in fdinfo's octal flags).
+        for fd in paging {
+            let info = (try? String(contentsOfFile: "/proc/\(supervisor)/fdinfo/\(fd.number)", encoding: .utf8)) ?? ""
+            let flags = info.split(separator: "\n").first { $0.hasPrefix("flags:") }.flatMap { Int($0.dropFirst(6).trimmingCharacters(in: .whitespaces), radix: 8) } ?? 0
+            #expect(flags & 0o2000000 != 0, "the supervisor's userfaultfd is not close-on-exec: \(info)")
         }
-        #expect(held.filter { $0 == "anon_inode:[userfaultfd]" }.count == 1, "the supervisor holds no userfaultfd: \(held)")
+        // Nor does any process below the supervisor: the sandbox's init closes every
+        // descriptor it does not keep (close-on-exec alone would not clear it there,
+        // as it does not exec), and the command's shell and sleep after it.
+        var below = SpawnerTests.children(of: supervisor).map(\.pid)
+        var seen: [Int32] = []
+        while let pid = below.popLast() {
+            seen.append(pid)
+            below += SpawnerTests.children(of: pid).map(\.pid)
+            let theirs = Self.descriptors(of: pid)
+            #expect(!theirs.contains { $0.target.contains("userfaultfd") }, "process \(pid) below the supervisor holds a userfaultfd: \(theirs)")
+        }
+        #expect(seen.count >= 2, "no init and command found below the supervisor: \(seen)")
 
         let split = lines.firstIndex(of: "control") ?? lines.count
         let command = lines[..<split].filter { $0.contains(" -> ") }
