@@ -74,7 +74,7 @@ let package = Package(
         .target(name: "SandboxServe", dependencies: ["SandboxKit", "CSandbox"]),
 
         .executableTarget(name: "sandbox", dependencies: [
-            "SandboxKit", "SandboxServe", "SandboxExport", "CSandbox",
+            "SandboxKit", "SandboxServe", "SandboxExport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: staticCxx ? [.define("SANDBOX_STATIC_CXX", .when(configuration: .release))] : [],
         linkerSettings: [

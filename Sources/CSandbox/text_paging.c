@@ -96,3 +96,20 @@ int sbx_map_loaded_objects_page_by_page(void) {
 }
 
 int sbx_text_paging_fd(void) { return paging_fd; }
+
+/* Before the Swift runtime's, libdispatch's and libstdc++'s static constructors (a
+ * priority runs before the default ones of the executable): what they touch is
+ * mapped page by page too: a cold run's peak RSS 6.2 -> 5.2 MiB, an egress run's
+ * 8.2 -> 7.4 MiB (called from main, it was later). Only in the `sandbox`
+ * executable, whose `main` is SwiftPM's entry point of the `sandbox` module,
+ * `sandbox_main`, under a second name. The test bundle links the same module but
+ * has the test runner's `main`, and a harness linking SandboxKit has no
+ * `sandbox_main`: neither is touched. Both are weak, so that a library loaded
+ * where neither resolves still loads. */
+extern int main(int, char **) __attribute__((weak));
+extern int sandbox_main(int, char **) __attribute__((weak));
+
+__attribute__((constructor(101))) static void map_sandbox_page_by_page(void) {
+    if (sandbox_main != NULL && sandbox_main == main) (void)sbx_map_text_page_by_page();
+}
+

@@ -4,7 +4,6 @@ import Glibc
 import SandboxKit
 import SandboxServe
 import SandboxExport
-import CSandbox
 
 // A descriptor 0, 1 or 2 closed when we started would be taken by the first file this
 // process opens (a connection to `sandbox serve`, a run's directory, a pidfd) and
@@ -16,12 +15,6 @@ for stdio: Int32 in 0...2 where fcntl(stdio, F_GETFD) < 0 {
         exit(125)
     }
 }
-
-// Then, before most of the binary's code has run: each page of code or data this
-// process touches is mapped alone, not with the 64 KiB around it (fault-around). A
-// cold `exec`'s peak RSS 9.1 -> 6.2 MiB (sandbox_text_paging.h, Docs/benchmarks.md).
-// A kernel without it runs as before: it saves memory, it guards nothing.
-_ = sbx_map_text_page_by_page()
 
 // Exit codes, like env(1), timeout(1) and container runtimes.
 let exitSandboxError: Int32 = 125

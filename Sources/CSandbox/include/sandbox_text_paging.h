@@ -26,7 +26,8 @@ extern "C" {
  * the standard three, stays open for the life of the process: closing it would undo
  * the registration. Children do not inherit the registration (no
  * UFFD_FEATURE_EVENT_FORK), and the sandbox's child closes the descriptor with every
- * other it does not keep. Call once, first thing in main. */
+ * other it does not keep. Called once, by a constructor of the `sandbox`
+ * executable (text_paging.c), before the Swift runtime's own. */
 int sbx_map_text_page_by_page(void);
 
 /* After a dlopen: the objects loaded since are mapped a page at a time too. -EBADF
