@@ -13,6 +13,14 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+/* SO_PASSPIDFD and SCM_PIDFD (6.5), spelled out for older headers. */
+#ifndef SO_PASSPIDFD
+#define SO_PASSPIDFD 76
+#endif
+#ifndef SCM_PIDFD
+#define SCM_PIDFD 0x04
+#endif
+
 int sbx_serve_listen(int dirfd, const char *name, unsigned mode, long gid, int backlog) {
     if (strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, "..") || !*name) return -EINVAL;
     /* Bound under a temporary name and renamed into place once listening: a client
@@ -26,6 +34,11 @@ int sbx_serve_listen(int dirfd, const char *name, unsigned mode, long gid, int b
     if (n < 0 || (size_t)n >= sizeof a.sun_path) return -ENAMETOOLONG;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;
+    /* Every message a connection receives carries its sender's pidfd (SCM_PIDFD;
+     * connections inherit the option from the listener, and a message sent before
+     * the accept is stamped too): sbx_serve_recv checks each one's PID namespace. */
+    int on = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_PASSPIDFD, &on, sizeof on) < 0) { int e0 = errno; close(fd); return -e0; }
     unlinkat(dirfd, tmp, 0);   /* ours, from a server of this pid that died */
     /* The socket file gets 0777 & ~umask: with this umask it is never looser than
      * `mode` (0600 until the group is set), not even between bind and the chmod. */
@@ -62,21 +75,26 @@ int sbx_serve_peer(int fd, uint32_t *uid, uint32_t *gid, int32_t *pid) {
 #endif
 #define SBX_PIDFD_GET_PID_NAMESPACE 0xFF05
 
-int sbx_serve_peer_pidns(int fd, uint64_t *dev, uint64_t *ino) {
-    int pidfd = -1;
-    socklen_t len = sizeof pidfd;
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) < 0) return -errno;
+/* The PID namespace (nsfs device and inode) of the process `pidfd` names. */
+static int pidfd_pidns(int pidfd, uint64_t *dev, uint64_t *ino) {
     int ns = ioctl(pidfd, SBX_PIDFD_GET_PID_NAMESPACE, 0);
-    int e = errno;
-    close(pidfd);
-    if (ns < 0) return -e;
+    if (ns < 0) return -errno;
     struct stat st;
     int r = fstat(ns, &st);
-    e = errno;
+    int e = errno;
     close(ns);
     if (r < 0) return -e;
     *dev = (uint64_t)st.st_dev; *ino = (uint64_t)st.st_ino;
     return 0;
+}
+
+int sbx_serve_peer_pidns(int fd, uint64_t *dev, uint64_t *ino) {
+    int pidfd = -1;
+    socklen_t len = sizeof pidfd;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) < 0) return -errno;
+    int r = pidfd_pidns(pidfd, dev, ino);
+    close(pidfd);
+    return r;
 }
 
 int sbx_serve_peer_groups(int fd, uint32_t *groups, int max) {
@@ -85,22 +103,38 @@ int sbx_serve_peer_groups(int fd, uint32_t *groups, int max) {
     return (int)(len / sizeof(gid_t));
 }
 
-ssize_t sbx_serve_recv(int fd, void *buf, size_t len, int *fds, int max_fds, int *n_fds, int *truncated) {
-    char control[CMSG_SPACE(sizeof(int) * 16)];
+ssize_t sbx_serve_recv(int fd, void *buf, size_t len, int *fds, int max_fds, int *n_fds, int *truncated,
+                       uint64_t ns_dev, uint64_t ns_ino, int *sender) {
+    /* Room for the sender's pidfd and 16 descriptors. */
+    char control[CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(int) * 16)];
     if (max_fds > 16) max_fds = 16;
+    *sender = 0;
     struct iovec iov = { .iov_base = buf, .iov_len = len };
     struct msghdr m;
     memset(&m, 0, sizeof m);
     m.msg_iov = &iov;
     m.msg_iovlen = 1;
     m.msg_control = control;
-    m.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)max_fds);
+    m.msg_controllen = CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(int) * (size_t)max_fds);
     *n_fds = 0;
     *truncated = 0;
     ssize_t n;
     do { n = recvmsg(fd, &m, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
     if (n < 0) return -errno;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_PIDFD && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+            int pidfd;
+            memcpy(&pidfd, CMSG_DATA(c), sizeof pidfd);
+            uint64_t dev = 0, ino = 0;
+            /* A sender gone already has no pidfd (a negative one, or none): not
+             * known to be ours, so not ours. */
+            if (pidfd >= 0) {
+                int r = pidfd_pidns(pidfd, &dev, &ino);
+                *sender = r < 0 ? r : (dev == ns_dev && ino == ns_ino ? 1 : 0);
+                close(pidfd);
+            }
+            continue;
+        }
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
         int count = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
         int got[16];

@@ -165,8 +165,9 @@ public final class Server: @unchecked Sendable {
         // SO_PEERCRED cannot tell a sandboxed command from its owner (a run of the
         // server's own uid, or a root run with `host_uid = "invoker"`, that reaches the
         // socket): it would ask for any policy, directory and command and so leave its
-        // sandbox. Every run has a PID namespace of its own, so a peer outside the
-        // server's is never served.
+        // sandbox. Every run but a nested one has a PID namespace of its own, so a
+        // peer outside the server's is never served (nor any message from outside it:
+        // ``read``).
         var dev: UInt64 = 0, ino: UInt64 = 0
         let r = sbx_serve_peer_pidns(fd, &dev, &ino)
         guard r == 0 else {
@@ -229,11 +230,22 @@ public final class Server: @unchecked Sendable {
         }
         while true {
             var fds = [Int32](repeating: -1, count: 16)
-            var nfds: Int32 = 0, truncated: Int32 = 0
+            var nfds: Int32 = 0, truncated: Int32 = 0, sender: Int32 = 0
+            let own = pidNamespace ?? (dev: 0, ino: 0)
             let n = chunk.withUnsafeMutableBytes { b in
-                sbx_serve_recv(connection.fd, b.baseAddress, b.count, &fds, 16, &nfds, &truncated)
+                sbx_serve_recv(connection.fd, b.baseAddress, b.count, &fds, 16, &nfds, &truncated, own.dev, own.ino, &sender)
             }
             if n <= 0 { return }   // EOF or error: the client is gone
+            // Who wrote it, not only who connected: a connection the client handed to
+            // a sandboxed command (as a descriptor of a run of another server, or
+            // through a socket it passed) would let the command ask for any policy.
+            guard sender == 1, pidNamespace != nil else {
+                for fd in fds[..<Int(nfds)] { Glibc.close(fd) }
+                let why = sender < 0 ? "its sender's PID namespace cannot be read (SCM_PIDFD, PIDFD_GET_PID_NAMESPACE: \(String(cString: strerror(-sender))))"
+                    : "it was sent by a process outside the server's PID namespace (a sandboxed command holding the client's connection), or by one gone already"
+                connection.send(ServeReply.refused(.init(id: "null", subject: "peer", step: "peer", "a message on this connection is refused: \(why); the connection is closed"), peer: connection.peer))
+                return
+            }
             var received: [OwnedFD]? = nfds > 0 || truncated != 0 ? fds[..<Int(nfds)].map { OwnedFD($0) } : nil
             let receivedCount = truncated != 0 ? -1 : Int(nfds)
             if let r = received, !buffer.isEmpty {

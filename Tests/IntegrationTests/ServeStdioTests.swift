@@ -32,8 +32,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: ws); try? FileManager.default.removeItem(atPath: host) }
         let marker = host + "/escaped"
         let inner = Harness.basePolicy(in: ws, name: "serve-stdio")
-        let hostPolicy = Harness.basePolicy(in: ws, name: "serve-stdio-host", rw: [host])
-        let injected = ServeTests.request(id: "injected", policy: hostPolicy, argv: ["touch", marker], cwd: ws)
+        let injected = Self.injectedRequest(writing: marker, in: ws)
 
         let served = try ServeTests.Served()
         defer { _ = served.stop() }
@@ -44,7 +43,7 @@ import Testing
         let directory = open(ws, ServeTests.oPath | O_DIRECTORY | O_CLOEXEC)
         defer { Glibc.close(directory) }
         let out = ServeTests.Stdio()
-        client.send(ServeTests.request(id: "outer", policy: inner, argv: ["python3", "-c", Self.injector, injected, ws], cwd: ws),
+        client.send(ServeTests.request(id: "outer", policy: inner, argv: ["python3", "-c", Self.injector, injected, "/"], cwd: ws),
                     fds: [client.fd, out.fds[1], out.fds[2], directory])
         out.closeSent()
         // Without the fence the injected request runs once the outer one has ended,
@@ -65,7 +64,7 @@ import Testing
         try #require(connection >= 0)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = ["-c", Self.injector, injected, ws]
+        process.arguments = ["-c", Self.injector, injected, "/"]
         defer { Glibc.close(connection) }
         // The child gets a copy; this one stays open (closing a connection cancels its
         // runs) and reads the reply.
@@ -74,11 +73,71 @@ import Testing
         process.standardOutput = controlOut
         try process.run()
         process.waitUntilExit()
-        var controlReply: [UInt8] = []
-        var byte: UInt8 = 0
-        while !controlReply.contains(UInt8(ascii: "\n")) && read(connection, &byte, 1) == 1 { controlReply.append(byte) }
+        let controlReply = Self.line(from: connection)
         _ = controlOut.fileHandleForReading.readDataToEndOfFile()
-        #expect(FileManager.default.fileExists(atPath: marker), "control: the request sent over a held connection did not run: \(String(decoding: controlReply, as: UTF8.self))")
+        #expect(FileManager.default.fileExists(atPath: marker), "control: the request sent over a held connection did not run: \(controlReply)")
+    }
+
+    /// What the command asks for: a policy that can write the directory of `marker`
+    /// (outside the command's sandbox), run in the directory the injector opens ("/":
+    /// inside a sandbox, its own root; the policy has no `{cwd}` to bind).
+    static func injectedRequest(writing marker: String, in ws: String) -> String {
+        let host = (marker as NSString).deletingLastPathComponent
+        let policy = Harness.policy("""
+            name = "serve-stdio-host"
+            extends = ["base"]
+            [process]
+            env.set = { PATH = "/usr/bin:/bin" }
+            [filesystem]
+            rw = ["\(host)"]
+            """, in: ws, name: "serve-stdio-host.toml")
+        return ServeTests.request(id: "injected", policy: policy, argv: ["touch", marker], cwd: "/")
+    }
+
+    /// One line read from `fd`, a byte at a time (the reply of a request another
+    /// process sent on it).
+    static func line(from fd: Int32) -> String {
+        var bytes: [UInt8] = []
+        var byte: UInt8 = 0
+        while !bytes.contains(UInt8(ascii: "\n")) && read(fd, &byte, 1) == 1 { bytes.append(byte) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Attack: the client holds a connection to server A and runs a command through
+    /// server B with that connection as its stdin (B's check sees a connection to
+    /// another process). The command sends A a request for a host policy that writes a
+    /// marker: A refuses the message, whose sender is in the command's PID namespace,
+    /// and closes the connection; no marker. Control: the same injector on the host,
+    /// holding a connection to A, has it written (the aRequestCarrying… control).
+    @Test func aConnectionToAnotherServerIsUselessToACommand() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let ws = Harness.tempDir(), host = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: ws); try? FileManager.default.removeItem(atPath: host) }
+        let marker = host + "/escaped"
+        let inner = Harness.basePolicy(in: ws, name: "serve-stdio")
+        let injected = Self.injectedRequest(writing: marker, in: ws)
+
+        let a = try ServeTests.Served(), b = try ServeTests.Served()
+        defer { _ = a.stop(); _ = b.stop() }
+        try #require(a.ready && b.ready, "sandbox serve did not start")
+        let toA = sbx_serve_connect(a.socket)
+        try #require(toA >= 0)
+        defer { Glibc.close(toA) }
+
+        let client = try ServeTests.Client(b.socket)
+        defer { client.close() }
+        let directory = open(ws, ServeTests.oPath | O_DIRECTORY | O_CLOEXEC)
+        defer { Glibc.close(directory) }
+        let out = ServeTests.Stdio()
+        client.send(ServeTests.request(id: "outer", policy: inner, argv: ["python3", "-c", Self.injector, injected, "/"], cwd: ws),
+                    fds: [toA, out.fds[1], out.fds[2], directory])
+        out.closeSent()
+        let reply = client.reply()
+        let printed = out.output()
+        #expect(reply?["exitCode"] as? Int == 0 && printed.out.contains("sent"), "the command did not send: \(reply ?? [:]) \(printed)")
+        let refusal = Self.line(from: toA)
+        #expect(refusal.contains("outside the server's PID namespace"), "server A did not refuse the command's message: \(refusal)")
+        #expect(!FileManager.default.fileExists(atPath: marker), "the command's request ran on server A: \(marker) exists")
     }
 
     /// `exec --server` started with stdin closed: the command's stdin is /dev/null, not

@@ -40,9 +40,14 @@ int sbx_serve_peer_groups(int fd, uint32_t *groups, int max);
 
 /* recvmsg with MSG_CMSG_CLOEXEC: up to `len` bytes and up to `max_fds` descriptors
  * (SCM_RIGHTS) into `fds`, their count in *n_fds; *truncated = 1 when the kernel cut
- * the descriptors short (it closed those that did not fit). Returns the bytes read
- * (0: EOF) or -errno. */
-ssize_t sbx_serve_recv(int fd, void *buf, size_t len, int *fds, int max_fds, int *n_fds, int *truncated);
+ * the descriptors short (it closed those that did not fit). *sender: 1 if the
+ * message's sender (SCM_PIDFD, sbx_serve_listen sets SO_PASSPIDFD) is in the PID
+ * namespace (`ns_dev`, `ns_ino`); 0 if it is in another, or no pidfd came (the
+ * sender is gone); -errno if its namespace could not be read. The kernel never
+ * joins two senders' messages in one read. Returns the bytes read (0: EOF) or
+ * -errno. */
+ssize_t sbx_serve_recv(int fd, void *buf, size_t len, int *fds, int max_fds, int *n_fds, int *truncated,
+                       uint64_t ns_dev, uint64_t ns_ino, int *sender);
 
 /* sendmsg with MSG_NOSIGNAL: `len` bytes, and `n_fds` descriptors on the first. Returns
  * the bytes sent or -errno (EPIPE when the peer is gone, never SIGPIPE). */
