@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -75,7 +76,9 @@ int sbx_serve_peer(int fd, uint32_t *uid, uint32_t *gid, int32_t *pid) {
 #endif
 #define SBX_PIDFD_GET_PID_NAMESPACE 0xFF05
 
-/* The PID namespace (nsfs device and inode) of the process `pidfd` names. */
+/* The PID namespace (nsfs device and inode) of the process `pidfd` names. The
+ * ioctl needs ptrace read access to that process: a peer of another uid (a --group
+ * member) or not dumpable gets EACCES. */
 static int pidfd_pidns(int pidfd, uint64_t *dev, uint64_t *ino) {
     int ns = ioctl(pidfd, SBX_PIDFD_GET_PID_NAMESPACE, 0);
     if (ns < 0) return -errno;
@@ -88,11 +91,80 @@ static int pidfd_pidns(int pidfd, uint64_t *dev, uint64_t *ino) {
     return 0;
 }
 
-int sbx_serve_peer_pidns(int fd, uint64_t *dev, uint64_t *ino) {
+/* The numbers after `key` in a /proc text (tab-separated, one line): how many, the
+ * first in *first; -1 if the key is missing. */
+static int proc_numbers(const char *text, const char *key, long *first) {
+    const char *p = strstr(text, key);
+    if (!p) return -1;
+    p += strlen(key);
+    int n = 0;
+    while (*p && *p != '\n') {
+        while (*p == '\t' || *p == ' ') p++;
+        if (!*p || *p == '\n') break;
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p) return -1;
+        if (n == 0) *first = v;
+        n++;
+        p = end;
+    }
+    return n;
+}
+
+static int read_text(const char *path, char *buf, size_t len) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    ssize_t n;
+    do { n = read(fd, buf, len - 1); } while (n < 0 && errno == EINTR);
+    int e = errno;
+    close(fd);
+    if (n < 0) return -e;
+    buf[n] = 0;
+    return 0;
+}
+
+/* Whether /proc is this process's own PID namespace's (its NSpid has one entry):
+ * then a pidfd's fdinfo tells, without any access to the process it names, whether
+ * that process is in it. 1, 0, or not yet known (-1); the same answer for every
+ * thread, so a race only computes it twice. */
+static int proc_is_own = -1;
+
+static int pidfd_in_pidns_by_fdinfo(int pidfd) {
+    if (proc_is_own < 0) {
+        char st[4096];
+        long first = 0;
+        proc_is_own = read_text("/proc/self/status", st, sizeof st) == 0
+            && proc_numbers(st, "\nNSpid:", &first) == 1 && first == getpid();
+    }
+    if (!proc_is_own) return -ENOTSUP;
+    char path[64], info[1024];
+    snprintf(path, sizeof path, "/proc/self/fdinfo/%d", pidfd);
+    int r = read_text(path, info, sizeof info);
+    if (r < 0) return r;
+    long first = 0;
+    /* NSpid: the process's number in /proc's namespace and each one below it down to
+     * its own; one entry: its own is /proc's, this process's. -1: it is gone; 0:
+     * outside /proc's namespace. */
+    int n = proc_numbers(info, "\nNSpid:", &first);
+    if (n < 0) return -ENOTSUP;
+    if (first == -1) return -ESRCH;
+    return n == 1 && first > 0 ? 1 : 0;
+}
+
+int sbx_pidfd_in_pidns(int pidfd, uint64_t dev, uint64_t ino) {
+    int r = pidfd_in_pidns_by_fdinfo(pidfd);
+    if (r != -ENOTSUP) return r;
+    uint64_t d = 0, i = 0;
+    r = pidfd_pidns(pidfd, &d, &i);
+    if (r < 0) return r;
+    return d == dev && i == ino ? 1 : 0;
+}
+
+int sbx_serve_peer_in_pidns(int fd, uint64_t dev, uint64_t ino) {
     int pidfd = -1;
     socklen_t len = sizeof pidfd;
     if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) < 0) return -errno;
-    int r = pidfd_pidns(pidfd, dev, ino);
+    int r = sbx_pidfd_in_pidns(pidfd, dev, ino);
     close(pidfd);
     return r;
 }
@@ -105,8 +177,10 @@ int sbx_serve_peer_groups(int fd, uint32_t *groups, int max) {
 
 ssize_t sbx_serve_recv(int fd, void *buf, size_t len, int *fds, int max_fds, int *n_fds, int *truncated,
                        uint64_t ns_dev, uint64_t ns_ino, int *sender) {
-    /* Room for the sender's pidfd and 16 descriptors. */
-    char control[CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(int) * 16)];
+    /* Room for as many descriptors as a message can carry (SCM_MAX_FD, 253) and the
+     * sender's pidfd: what a smaller buffer cut off, the kernel would close, but a
+     * pidfd that did not fit would be missing; those past `max_fds` are closed here. */
+    union { char buf[CMSG_SPACE(sizeof(int) * 253) + CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
     if (max_fds > 16) max_fds = 16;
     *sender = 0;
     struct iovec iov = { .iov_base = buf, .iov_len = len };
@@ -114,34 +188,32 @@ ssize_t sbx_serve_recv(int fd, void *buf, size_t len, int *fds, int max_fds, int
     memset(&m, 0, sizeof m);
     m.msg_iov = &iov;
     m.msg_iovlen = 1;
-    m.msg_control = control;
-    m.msg_controllen = CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(int) * (size_t)max_fds);
+    m.msg_control = control.buf;
+    m.msg_controllen = sizeof control.buf;
     *n_fds = 0;
     *truncated = 0;
     ssize_t n;
     do { n = recvmsg(fd, &m, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
     if (n < 0) return -errno;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_PIDFD && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_len < CMSG_LEN(0)) continue;
+        size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        const unsigned char *data = CMSG_DATA(c);
+        if (c->cmsg_type == SCM_PIDFD && count >= 1) {
             int pidfd;
-            memcpy(&pidfd, CMSG_DATA(c), sizeof pidfd);
-            uint64_t dev = 0, ino = 0;
-            /* A sender gone already has no pidfd (a negative one, or none): not
-             * known to be ours, so not ours. */
+            memcpy(&pidfd, data, sizeof pidfd);
+            /* A sender gone before the pidfd was made has none (a negative one). */
             if (pidfd >= 0) {
-                int r = pidfd_pidns(pidfd, &dev, &ino);
-                *sender = r < 0 ? r : (dev == ns_dev && ino == ns_ino ? 1 : 0);
+                *sender = sbx_pidfd_in_pidns(pidfd, ns_dev, ns_ino);
                 close(pidfd);
             }
-            continue;
-        }
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-        int count = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-        int got[16];
-        memcpy(got, CMSG_DATA(c), sizeof(int) * (size_t)(count > 16 ? 16 : count));
-        for (int i = 0; i < count && i < 16; i++) {
-            if (*n_fds < max_fds) fds[(*n_fds)++] = got[i];
-            else { close(got[i]); *truncated = 1; }
+        } else if (c->cmsg_type == SCM_RIGHTS) {
+            for (size_t i = 0; i < count; i++) {
+                int got;
+                memcpy(&got, data + i * sizeof(int), sizeof got);
+                if (*n_fds < max_fds) fds[(*n_fds)++] = got;
+                else { close(got); *truncated = 1; }
+            }
         }
     }
     if (m.msg_flags & MSG_CTRUNC) *truncated = 1;

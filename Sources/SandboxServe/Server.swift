@@ -168,12 +168,14 @@ public final class Server: @unchecked Sendable {
         // sandbox. Every run but a nested one has a PID namespace of its own, so a
         // peer outside the server's is never served (nor any message from outside it:
         // ``read``).
-        var dev: UInt64 = 0, ino: UInt64 = 0
-        let r = sbx_serve_peer_pidns(fd, &dev, &ino)
-        guard r == 0 else {
-            return "pid \(peer.pid) may not use this server: its PID namespace cannot be read (SO_PEERPIDFD, PIDFD_GET_PID_NAMESPACE: \(String(cString: strerror(-r))))"
+        guard let own = pidNamespace else {
+            return "pid \(peer.pid) may not use this server: the server's own PID namespace cannot be read (/proc/self/ns/pid)"
         }
-        guard let own = pidNamespace, own.dev == dev, own.ino == ino else {
+        let r = sbx_serve_peer_in_pidns(fd, own.dev, own.ino)
+        guard r >= 0 else {
+            return "pid \(peer.pid) may not use this server: its PID namespace cannot be read (SO_PEERPIDFD, then its fdinfo or PIDFD_GET_PID_NAMESPACE: \(String(cString: strerror(-r))))"
+        }
+        guard r == 1 else {
             return "pid \(peer.pid) may not use this server: it is not in the server's PID namespace (a sandboxed command is never served)"
         }
         if peer.uid == uid { return nil }
@@ -241,8 +243,10 @@ public final class Server: @unchecked Sendable {
             // through a socket it passed) would let the command ask for any policy.
             guard sender == 1, pidNamespace != nil else {
                 for fd in fds[..<Int(nfds)] { Glibc.close(fd) }
-                let why = sender < 0 ? "its sender's PID namespace cannot be read (SCM_PIDFD, PIDFD_GET_PID_NAMESPACE: \(String(cString: strerror(-sender))))"
-                    : "it was sent by a process outside the server's PID namespace (a sandboxed command holding the client's connection), or by one gone already"
+                let why = sender == -ESRCH ? "its sender has exited (a client must stay until its requests are read)"
+                    : sender < 0 ? "its sender's PID namespace cannot be read (SCM_PIDFD, then its fdinfo or PIDFD_GET_PID_NAMESPACE: \(String(cString: strerror(-sender))))"
+                    : truncated != 0 ? "it carried more descriptors than a request may (16)"
+                    : "it was sent by a process outside the server's PID namespace (a sandboxed command holding the client's connection)"
                 connection.send(ServeReply.refused(.init(id: "null", subject: "peer", step: "peer", "a message on this connection is refused: \(why); the connection is closed"), peer: connection.peer))
                 return
             }

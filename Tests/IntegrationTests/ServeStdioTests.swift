@@ -140,6 +140,81 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: marker), "the command's request ran on server A: \(marker) exists")
     }
 
+    /// A message with more descriptors than a request may carry: the server keeps
+    /// none of them (red team round 3: with room for the sender's pidfd, up to six
+    /// past the sixteenth stayed open in the server for good), and refuses the line
+    /// for its count, not for its sender.
+    @Test func extraDescriptorsAreNotKeptByTheServer() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let served = try ServeTests.Served()
+        defer { _ = served.stop() }
+        try #require(served.ready, "sandbox serve did not start")
+        let server = served.process.processIdentifier
+        func open() -> Int { StartupTests.descriptors(of: server).count }
+        usleep(200_000)
+        let before = open()
+        // A client that sends 40 (ours refuses to send more than 16), prints the
+        // reply, then holds the connection open for 5 s.
+        let many = """
+            import os, socket, sys
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(sys.argv[1])
+            null = os.open("/dev/null", os.O_RDWR)
+            socket.send_fds(s, [b'{"id":"many","policy":"agent","argv":["true"],"cwd":"/"}\\n'], [null] * 40)
+            print(s.makefile().readline(), end="", flush=True)
+            import time; time.sleep(5)
+            """
+        let client = try EgressScopeTests.Background("/usr/bin/python3", ["-c", many, served.socket])
+        defer { client.stop() }
+        let reply = client.firstLine()
+        #expect(reply.contains("more than 16"), "\(reply)")
+        usleep(200_000)
+        // At most the connection itself is left (24 would be, had the server kept
+        // what it does not pass on).
+        #expect(open() <= before + 1, "the server keeps descriptors of the message: \(before) -> \(open())")
+    }
+
+    /// A server that is not root with `--group G` serves a member of G of another uid
+    /// (red team round 3: reading a peer's PID namespace by ioctl needs ptrace access
+    /// to it, so such a member was refused as "cannot be read"). The member's request
+    /// gets the server's answer to the request itself (it came without descriptors),
+    /// not a refusal of the peer.
+    @Test func aGroupMemberOfAnotherUidIsServedByANonRootServer() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let (owner, member, group) = (65532, 65531, 65529)
+        let dir = Harness.tempDir(owner: UInt32(owner))
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        chmod(dir, 0o755)
+        let socket = dir + "/s"
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        server.arguments = ["--reuid=\(owner)", "--regid=\(owner)", "--groups=\(group)", "env", "XDG_RUNTIME_DIR=\(dir)",
+                            Harness.binary, "serve", "--socket", socket, "--group", "\(group)"]
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        defer { if server.isRunning { server.terminate() }; server.waitUntilExit() }
+        for _ in 0..<100 where !FileManager.default.fileExists(atPath: socket) { usleep(20_000) }
+        try #require(FileManager.default.fileExists(atPath: socket), "the server did not start")
+        let probe = """
+            import socket, sys
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(sys.argv[1])
+            try:
+                s.sendall(b'{"id":1,"policy":"agent","argv":["true"],"cwd":"/"}\\n')
+            except OSError:
+                pass
+            print(s.makefile().readline(), end="")
+            """
+        func ask(_ uid: Int, groups: String) throws -> [String: Any]? {
+            let out = try Harness.run("/usr/bin/setpriv", ["--reuid=\(uid)", "--regid=\(uid)", groups, "python3", "-c", probe, socket])
+            return try? JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [String: Any]
+        }
+        let served = try ask(member, groups: "--groups=\(group)")
+        let error = served?["error"] as? [String: Any]
+        #expect(error?["step"] as? String != "peer" && error != nil, "the member was refused as a peer: \(served ?? [:])")
+        #expect((error?["message"] as? String ?? "").contains("descriptors"), "the member's request was not answered: \(served ?? [:])")
+    }
+
     /// `exec --server` started with stdin closed: the command's stdin is /dev/null, not
     /// a socket (before, the connection to the server). Control: with stdin open on a
     /// pipe the command sees that pipe.

@@ -28,11 +28,15 @@ int sbx_serve_listen(int dirfd, const char *name, unsigned mode, long gid, int b
 /* The peer's credentials (SO_PEERCRED) as of connect(). */
 int sbx_serve_peer(int fd, uint32_t *uid, uint32_t *gid, int32_t *pid);
 
-/* The PID namespace of the process that connected (SO_PEERPIDFD, then
- * ioctl PIDFD_GET_PID_NAMESPACE): its nsfs device and inode, to compare with the
- * server's own /proc/self/ns/pid. -ESRCH when the peer is gone (a pidfd, so a
- * reused pid is never mistaken for it). */
-int sbx_serve_peer_pidns(int fd, uint64_t *dev, uint64_t *ino);
+/* Whether the process `pidfd` names is in the PID namespace (nsfs `dev`, `ino`) this
+ * process is in: 1, 0, -ESRCH if it is gone, or -errno. Read from the pidfd's fdinfo
+ * (NSpid) when /proc is this process's namespace's: no access to the other process
+ * is needed (a --group member's, or one not dumpable); else by
+ * ioctl(PIDFD_GET_PID_NAMESPACE) (Linux 6.11), which needs ptrace read access. */
+int sbx_pidfd_in_pidns(int pidfd, uint64_t dev, uint64_t ino);
+
+/* The same for a connected unix socket's peer (SO_PEERPIDFD, Linux 6.5). */
+int sbx_serve_peer_in_pidns(int fd, uint64_t dev, uint64_t ino);
 
 /* The peer's supplementary groups (SO_PEERGROUPS): how many were written (at most
  * `max`), or -errno. */
@@ -40,10 +44,11 @@ int sbx_serve_peer_groups(int fd, uint32_t *groups, int max);
 
 /* recvmsg with MSG_CMSG_CLOEXEC: up to `len` bytes and up to `max_fds` descriptors
  * (SCM_RIGHTS) into `fds`, their count in *n_fds; *truncated = 1 when the kernel cut
- * the descriptors short (it closed those that did not fit). *sender: 1 if the
- * message's sender (SCM_PIDFD, sbx_serve_listen sets SO_PASSPIDFD) is in the PID
- * namespace (`ns_dev`, `ns_ino`); 0 if it is in another, or no pidfd came (the
- * sender is gone); -errno if its namespace could not be read. The kernel never
+ * the descriptors short, or more than `max_fds` came (those past it are closed).
+ * *sender: 1 if the message's sender (SCM_PIDFD, sbx_serve_listen sets
+ * SO_PASSPIDFD) is in the PID namespace (`ns_dev`, `ns_ino`); 0 if it is in
+ * another, or no pidfd came; -ESRCH if it is gone; -errno if its namespace could
+ * not be read (sbx_pidfd_in_pidns). The kernel never
  * joins two senders' messages in one read. Returns the bytes read (0: EOF) or
  * -errno. */
 ssize_t sbx_serve_recv(int fd, void *buf, size_t len, int *fds, int max_fds, int *n_fds, int *truncated,
