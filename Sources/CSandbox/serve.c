@@ -114,12 +114,19 @@ static int proc_numbers(const char *text, const char *key, long *first) {
 static int read_text(const char *path, char *buf, size_t len) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return -errno;
-    ssize_t n;
-    do { n = read(fd, buf, len - 1); } while (n < 0 && errno == EINTR);
-    int e = errno;
+    /* To the end: /proc/self/status grows with the supplementary groups. A file
+     * longer than `buf` is an error, not a text cut short. */
+    size_t got = 0;
+    for (;;) {
+        ssize_t n = read(fd, buf + got, len - 1 - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) { int e = errno; close(fd); return -e; }
+        if (n == 0) break;
+        got += (size_t)n;
+        if (got == len - 1) { close(fd); return -EFBIG; }
+    }
     close(fd);
-    if (n < 0) return -e;
-    buf[n] = 0;
+    buf[got] = 0;
     return 0;
 }
 
@@ -127,18 +134,22 @@ static int read_text(const char *path, char *buf, size_t len) {
  * then a pidfd's fdinfo tells, without any access to the process it names, whether
  * that process is in it. 1, 0, or not yet known (-1); the same answer for every
  * thread, so a race only computes it twice. */
-static int proc_is_own = -1;
+static _Atomic int proc_is_own = -1;
 
 static int pidfd_in_pidns_by_fdinfo(int pidfd) {
     if (proc_is_own < 0) {
-        char st[4096];
+        size_t size = 65536;
+        char *st = malloc(size);
         long first = 0;
-        proc_is_own = read_text("/proc/self/status", st, sizeof st) == 0
+        proc_is_own = st != NULL && read_text("/proc/self/status", st, size) == 0
             && proc_numbers(st, "\nNSpid:", &first) == 1 && first == getpid();
+        free(st);
     }
     if (!proc_is_own) return -ENOTSUP;
     char path[64], info[1024];
-    snprintf(path, sizeof path, "/proc/self/fdinfo/%d", pidfd);
+    /* This thread's descriptor table (a thread with a table of its own would find
+     * another file under the number in the process's). */
+    snprintf(path, sizeof path, "/proc/thread-self/fdinfo/%d", pidfd);
     int r = read_text(path, info, sizeof info);
     if (r < 0) return r;
     long first = 0;
