@@ -48,13 +48,13 @@ static int register_segments(struct dl_phdr_info *info, size_t size, void *data)
     int *registered = data;
     /* The vDSO is a special mapping: no userfaultfd, and nothing to page in. */
     if (info->dlpi_name != NULL && strncmp(info->dlpi_name, "linux-vdso", 10) == 0) return 0;
+    unsigned long first = (unsigned long)&sbx_text_order_first & ~4095UL;
+    unsigned long last = ((unsigned long)&sbx_text_order_last + 4095UL) & ~4095UL;
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type != PT_LOAD || ph->p_memsz == 0) continue;
         unsigned long start = (info->dlpi_addr + ph->p_vaddr) & ~4095UL;
         unsigned long end = (info->dlpi_addr + ph->p_vaddr + ph->p_memsz + 4095UL) & ~4095UL;
-        unsigned long first = (unsigned long)&sbx_text_order_first & ~4095UL;
-        unsigned long last = ((unsigned long)&sbx_text_order_last + 4095UL) & ~4095UL;
         /* A segment the kernel will not register (a special mapping, a hole) keeps
          * fault-around; the others are still worth it. */
         if (first >= start && last <= end && first < last) {
@@ -115,8 +115,6 @@ int sbx_map_text_page_by_page(void) {
 int sbx_map_loaded_objects_page_by_page(void) {
     return paging_fd < 0 || paging_owner != getpid() ? -EBADF : register_all();
 }
-
-int sbx_text_paging_fd(void) { return paging_fd; }
 
 /* Before the Swift runtime's, libdispatch's and libstdc++'s static constructors (a
  * priority runs before the default ones of the executable): what they touch is

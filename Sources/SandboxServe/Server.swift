@@ -283,7 +283,6 @@ public final class Server: @unchecked Sendable {
         }
     }
 
-    /// One request line: refused at once, or run on a thread of its own.
     /// Whether `fd` is a unix socket whose other end is this process's: the
     /// credentials a connection's client end holds of its peer are the listener's
     /// (this server's, from listen()).
@@ -292,6 +291,7 @@ public final class Server: @unchecked Sendable {
         return sbx_serve_peer(fd, &uid, &gid, &pid) == 0 && pid == getpid()
     }
 
+    /// One request line: refused at once, or run on a thread of its own.
     private func handle(_ line: ArraySlice<UInt8>, descriptors: [OwnedFD], count: Int, on connection: Connection) {
         let request: ServeRequest
         switch ServeRequest.parse(line) {

@@ -5,19 +5,19 @@ import SandboxKit
 import SandboxServe
 import SandboxExport
 
+// Exit codes, like env(1), timeout(1) and container runtimes.
+let exitSandboxError: Int32 = 125
+
 // A descriptor 0, 1 or 2 closed when we started would be taken by the first file this
 // process opens (a connection to `sandbox serve`, a run's directory, a pidfd) and
 // handed to the command as its stdin, stdout or stderr: each is opened on /dev/null
 // first, or the run refused.
 for stdio: Int32 in 0...2 where fcntl(stdio, F_GETFD) < 0 {
     guard open("/dev/null", O_RDWR) == stdio else {
-        _ = "sandbox: descriptor \(stdio) is closed and cannot be opened on /dev/null\n".withCString { write(2, $0, strlen($0)) }
-        exit(125)
+        printError("sandbox: descriptor \(stdio) is closed and cannot be opened on /dev/null\n")
+        exit(exitSandboxError)
     }
 }
-
-// Exit codes, like env(1), timeout(1) and container runtimes.
-let exitSandboxError: Int32 = 125
 
 struct Sandbox: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -33,11 +33,8 @@ import Testing
     /// written (what the command would have done with it).
     @Test func aRequestCarryingAConnectionToTheServerIsRefused() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
-        let ws = Harness.tempDir(), host = Harness.tempDir()
-        defer { try? FileManager.default.removeItem(atPath: ws); try? FileManager.default.removeItem(atPath: host) }
-        let marker = host + "/escaped"
-        let inner = Harness.basePolicy(in: ws, name: "serve-stdio")
-        let injected = Self.injectedRequest(writing: marker, in: ws)
+        let attack = Attack()
+        defer { attack.remove() }
 
         let served = try ServeTests.Served()
         defer { _ = served.stop() }
@@ -45,12 +42,7 @@ import Testing
 
         let client = try ServeTests.Client(served.socket)
         defer { client.close() }
-        let directory = open(ws, ServeTests.oPath | O_DIRECTORY | O_CLOEXEC)
-        defer { Glibc.close(directory) }
-        let out = ServeTests.Stdio()
-        client.send(ServeTests.request(id: "outer", policy: inner, argv: ["python3", "-c", Self.injector, injected, "/"], cwd: ws),
-                    fds: [client.fd, out.fds[1], out.fds[2], directory])
-        out.closeSent()
+        let out = attack.sendInjector(on: client, stdin: client.fd)
         // Without the fence the injected request runs once the outer one has ended,
         // and its reply comes on this connection too.
         var reply = client.reply()
@@ -62,14 +54,14 @@ import Testing
         let message = (reply?["error"] as? [String: Any])?["message"] as? String ?? ""
         #expect(reply?["id"] as? String == "outer" && reply?["exitCode"] as? Int == 125
                 && message.contains("is a connection to this server"), "\(reply ?? [:]); \(printed)")
-        #expect(!FileManager.default.fileExists(atPath: marker), "the injected request ran: \(marker) exists; \(printed)")
+        #expect(!FileManager.default.fileExists(atPath: attack.marker), "the injected request ran: \(attack.marker) exists; \(printed)")
 
         // Control: a process holding a connection has the host policy's request run.
         let connection = sbx_serve_connect(served.socket)
         try #require(connection >= 0)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = ["-c", Self.injector, injected, "/"]
+        process.arguments = ["-c", Self.injector, attack.injected, "/"]
         defer { Glibc.close(connection) }
         // The child gets a copy; this one stays open (closing a connection cancels its
         // runs) and reads the reply.
@@ -79,23 +71,49 @@ import Testing
         try process.run()
         process.waitUntilExit()
         let controlReply = String(decoding: controlOut.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(FileManager.default.fileExists(atPath: marker), "control: the request sent over a held connection did not run: \(controlReply)")
+        #expect(FileManager.default.fileExists(atPath: attack.marker), "control: the request sent over a held connection did not run: \(controlReply)")
     }
 
-    /// What the command asks for: a policy that can write the directory of `marker`
-    /// (outside the command's sandbox), run in the directory the injector opens ("/":
-    /// inside a sandbox, its own root; the policy has no `{cwd}` to bind).
-    static func injectedRequest(writing marker: String, in ws: String) -> String {
-        let host = (marker as NSString).deletingLastPathComponent
-        let policy = Harness.policy("""
-            name = "serve-stdio-host"
-            extends = ["base"]
-            [process]
-            env.set = { PATH = "/usr/bin:/bin" }
-            [filesystem]
-            rw = ["\(host)"]
-            """, in: ws, name: "serve-stdio-host.toml")
-        return ServeTests.request(id: "injected", policy: policy, argv: ["touch", marker], cwd: "/")
+    /// One attack's setting: the client's working directory, a host directory outside
+    /// it, the marker the attack writes there, and the request the injector sends
+    /// (a policy that can write the host directory, run in the directory the
+    /// injector opens, "/": inside a sandbox, its own root; the policy has no
+    /// `{cwd}` to bind).
+    struct Attack {
+        let ws = Harness.tempDir(), host = Harness.tempDir()
+        let marker: String
+        let injected: String
+
+        init() {
+            marker = host + "/escaped"
+            let policy = Harness.policy("""
+                name = "serve-stdio-host"
+                extends = ["base"]
+                [process]
+                env.set = { PATH = "/usr/bin:/bin" }
+                [filesystem]
+                rw = ["\(host)"]
+                """, in: ws, name: "serve-stdio-host.toml")
+            injected = ServeTests.request(id: "injected", policy: policy, argv: ["touch", marker], cwd: "/")
+        }
+
+        func remove() {
+            try? FileManager.default.removeItem(atPath: ws)
+            try? FileManager.default.removeItem(atPath: host)
+        }
+
+        /// Sends the outer request on `client`: the injector under base with `{cwd}`
+        /// writable, `stdin` its stdin, pipes for its output (returned).
+        func sendInjector(on client: ServeTests.Client, stdin: Int32) -> ServeTests.Stdio {
+            let inner = Harness.basePolicy(in: ws, name: "serve-stdio")
+            let directory = open(ws, ServeTests.oPath | O_DIRECTORY | O_CLOEXEC)
+            defer { Glibc.close(directory) }
+            let out = ServeTests.Stdio()
+            client.send(ServeTests.request(id: "outer", policy: inner, argv: ["python3", "-c", ServeStdioTests.injector, injected, "/"], cwd: ws),
+                        fds: [stdin, out.fds[1], out.fds[2], directory])
+            out.closeSent()
+            return out
+        }
     }
 
     /// Attack: the client holds a connection to server A and runs a command through
@@ -106,11 +124,8 @@ import Testing
     /// holding a connection to A, has it written (the aRequestCarrying… control).
     @Test func aConnectionToAnotherServerIsUselessToACommand() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
-        let ws = Harness.tempDir(), host = Harness.tempDir()
-        defer { try? FileManager.default.removeItem(atPath: ws); try? FileManager.default.removeItem(atPath: host) }
-        let marker = host + "/escaped"
-        let inner = Harness.basePolicy(in: ws, name: "serve-stdio")
-        let injected = Self.injectedRequest(writing: marker, in: ws)
+        let attack = Attack()
+        defer { attack.remove() }
 
         let a = try ServeTests.Served(), b = try ServeTests.Served()
         defer { _ = a.stop(); _ = b.stop() }
@@ -121,17 +136,12 @@ import Testing
 
         let client = try ServeTests.Client(b.socket)
         defer { client.close() }
-        let directory = open(ws, ServeTests.oPath | O_DIRECTORY | O_CLOEXEC)
-        defer { Glibc.close(directory) }
-        let out = ServeTests.Stdio()
-        client.send(ServeTests.request(id: "outer", policy: inner, argv: ["python3", "-c", Self.injector, injected, "/"], cwd: ws),
-                    fds: [toA, out.fds[1], out.fds[2], directory])
-        out.closeSent()
+        let out = attack.sendInjector(on: client, stdin: toA)
         let reply = client.reply()
         let printed = out.output()
         #expect(reply?["exitCode"] as? Int == 0 && printed.out.contains("sent"), "the command did not send: \(reply ?? [:]) \(printed)")
         #expect(printed.out.contains("outside the server's PID namespace"), "server A did not refuse the command's message: \(printed)")
-        #expect(!FileManager.default.fileExists(atPath: marker), "the command's request ran on server A: \(marker) exists")
+        #expect(!FileManager.default.fileExists(atPath: attack.marker), "the command's request ran on server A: \(attack.marker) exists")
     }
 
     /// A message with more descriptors than a request may carry: the server keeps

@@ -35,9 +35,6 @@ int sbx_map_text_page_by_page(void);
  * process never called it; a fork's copy of the descriptor is not used). */
 int sbx_map_loaded_objects_page_by_page(void);
 
-/* The descriptor sbx_map_text_page_by_page holds, or -1. */
-int sbx_text_paging_fd(void);
-
 #ifdef __cplusplus
 }
 #endif
