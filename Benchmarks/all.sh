@@ -13,6 +13,8 @@
 #   5. peak RSS: the supervisor of a cold exec vs bwrap (memory.sh), and how stale
 #      Linking/text-order.txt is (order-text.sh --check)
 #   6. `plan` time per shipped policy (hyperfine)
+#   7. the floor: only the kernel work strict's fences need (floor.sh, floor.c), cold
+#      and in one process at 1/4/16 in flight, beside bwrap and `sandbox exec`
 #
 #   Benchmarks/all.sh                                          # release build first
 #   SANDBOX_BIN=/path/to/sandbox QUICK=1 Benchmarks/all.sh     # fewer runs (a smoke run)
@@ -77,3 +79,6 @@ for r in json.load(open(sys.argv[1]))["results"]:
     pick = lambda q: t[min(len(t) - 1, int(q * len(t)))] * 1e3
     print(f"{r['command']:16} min {pick(0):6.2f}  median {pick(0.5):6.2f}  p99 {pick(0.99):6.2f}")
 PY
+
+section "7. the floor: the kernel work of strict's fences alone (floor.c) vs bwrap"
+RUNS=$n TOTAL=$((tp * 2)) Benchmarks/floor.sh

@@ -133,6 +133,39 @@ public enum FD {
         guard rename(tmp, path) == 0 else { let e = KernelError.last("rename", path); unlink(tmp); throw e }
     }
 
+    /// The temporary files `writeAtomically` leaves in `directory` when its writer is
+    /// killed between the open and the rename (a killed supervisor or server, a test
+    /// that ends one): `.<name>.<hex>.tmp`, a regular file, untouched for
+    /// `minAgeSeconds` (a live writer holds its name for microseconds). Nothing else
+    /// is removed, and nothing is followed: unlinked by name in the directory opened
+    /// without following a symlink. Returns the names removed (`sandbox gc`).
+    public static func removeAbandonedTemporaries(in directory: String, minAgeSeconds: Int = 60) -> [String] {
+        let dirfd = open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard dirfd >= 0 else { return [] }
+        defer { Glibc.close(dirfd) }
+        var removed: [String] = []
+        for (name, isDirectory) in entries(directory) where !isDirectory && isTemporaryName(name) {
+            var st = stat()
+            guard fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0, st.st_mode & S_IFMT == S_IFREG,
+                  Int(time(nil)) - Int(st.st_mtim.tv_sec) >= minAgeSeconds,
+                  unlinkat(dirfd, name, 0) == 0 else { continue }
+            removed.append(name)
+        }
+        return removed
+    }
+
+    /// `.<name>.<hex>.tmp` as `writeAtomically` names it: a leading dot, a name, a dot,
+    /// 1–16 lowercase hex digits, `.tmp`.
+    static func isTemporaryName(_ name: String) -> Bool {
+        let bytes = Array(name.utf8)
+        guard bytes.count > 7, bytes.first == UInt8(ascii: "."), name.hasSuffix(".tmp") else { return false }
+        let stem = bytes.dropLast(4)
+        guard let dot = stem.lastIndex(of: UInt8(ascii: ".")), dot > 1 else { return false }
+        let hex = stem[(dot + 1)...]
+        return (1...16).contains(hex.count)
+            && hex.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }
+    }
+
     public static func setNonBlocking(_ fd: Int32) {
         let flags = fcntl(fd, F_GETFL)
         _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)

@@ -437,6 +437,11 @@ struct Gc: ParsableCommand {
         for uid in UidLease.releaseOrphans(directory: UidLease.directory(runBase: base), runBase: base) {
             print("released uid lease \(uid)")
         }
+        // Temporary files of an atomic write whose writer was killed before its rename
+        // (the network state, the Landlock observer's note, seccomp cache entries).
+        for dir in [base, base + "/.seccomp-cache"] {
+            for name in FD.removeAbandonedTemporaries(in: dir) { print("removed \(dir)/\(name)") }
+        }
         print("\(removed) stale run(s) removed")
     }
 }
