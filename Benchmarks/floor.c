@@ -8,22 +8,32 @@
  *     made read-only, nosuid and nodev (the strict policy's 10 ro binds);
  *   - a cgroup in each v1 hierarchy a limit needs (memory + swap, pids, cpu) with
  *     the limits written, or one v2 cgroup joined with CLONE_INTO_CGROUP;
- *   - a Landlock ruleset (ABI 5 rights) with a rule per bind source;
+ *   - a Landlock ruleset (ABI 5 file rights, TCP bind and connect) with a rule per
+ *     bind source;
  *   - clone3 with new user (owned by a uid of the run's own), mount, PID, IPC, UTS,
  *     cgroup and network namespaces and a pidfd; the id maps written;
- *   - in the child (PID 1): a tmpfs root, the trees moved in, the symlinks, tmpfs
+ *   - in the child (PID 1): inherited descriptors closed, death with its parent,
+ *     a tmpfs root, the trees moved in, the symlinks, tmpfs
  *     /tmp, proc with the same read-only and masked entries, /dev (tmpfs, six
  *     nodes, a devpts instance, /dev/shm, symlinks), /etc/hosts on a tmpfs of its
- *     own, the root read-only, pivot_root, hostname, a new session, two rlimits,
- *     the Landlock rules on sandbox paths, no_new_privs, Landlock enforced, every
- *     capability dropped, a seccomp filter of the same size as strict's;
- *   - the payload forked by the PID 1 and exec'd; the PID 1 reaps it and exits;
- *   - the supervisor waits on the pidfd and removes the cgroups.
+ *     own, the root read-only, pivot_root, the working directory, hostname, a new
+ *     session, two rlimits, the Landlock rules on sandbox paths, uid and gid 65534
+ *     (real, effective, saved; no groups), no_new_privs, Landlock enforced, every
+ *     capability dropped, strict's own seccomp filter (-f: the BPF `sandbox` compiled
+ *     and cached; floor.sh finds it) or a synthetic one of the same size;
+ *   - the payload forked by the PID 1 and exec'd with strict's environment; the
+ *     PID 1 reaps it and exits;
+ *   - the supervisor waits on the pidfd (with strict's 60 s timeout) and removes the
+ *     cgroups. A failure, or SIGINT/SIGTERM/SIGHUP, kills the run and removes them.
  * Left out, because they are the project's choices rather than a fence: the plan,
  * the run directory and record, the uid lease files, the audit log and the denial
- * account, the binary check, the init's CPU pinning, /proc/<pid> reads for results.
+ * account, the binary check, the init's CPU pinning, the result's statistics.
+ * Kept although a cheaper design would do (a review measured each, Docs/benchmarks.md,
+ * session 40): a fresh cgroup and network namespace per run (a pool per uid lease
+ * would share counters between runs), a PID 1 apart from the payload, tmpfs
+ * instances of their own for /dev and /etc/hosts.
  *
- *   floor [-n RUNS] [-p WORKERS] [-b BPF_INSNS] [-x STEP,...] -- CMD ARGS...
+ *   floor [-n RUNS] [-p WORKERS] [-f BPF_FILE | -b BPF_INSNS] [-x STEP,...] -- CMD ARGS...
  * With -p, WORKERS processes each make RUNS/WORKERS runs, and the rate is printed.
  * Needs root. Everything it makes is gone when it returns (cgroups removed,
  * namespaces die with the run).
@@ -40,6 +50,7 @@
 #include <linux/seccomp.h>
 #include <linux/audit.h>
 #include <sched.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -57,12 +68,43 @@
 #ifndef OPEN_TREE_CLONE
 #define OPEN_TREE_CLONE 1
 #endif
+#ifndef LANDLOCK_ACCESS_NET_BIND_TCP       /* Landlock ABI 4 */
+#define LANDLOCK_ACCESS_NET_BIND_TCP (1ULL << 0)
+#define LANDLOCK_ACCESS_NET_CONNECT_TCP (1ULL << 1)
+#endif
 #ifndef LANDLOCK_ACCESS_FS_IOCTL_DEV   /* Landlock ABI 5; older uapi headers lack it */
 #define LANDLOCK_ACCESS_FS_IOCTL_DEV (1ULL << 15)
 #endif
 
+static char work_dir[512];
+/* What a failure or a signal must undo: the live run's pidfd and cgroups. */
+static volatile int live_pidfd = -1;
+static char live_cg[3][1600];
+static volatile int live_cg_count;
+
+/* Kill the live run (if any), wait for it, remove its cgroups. Only system calls:
+ * it runs in signal handlers too. */
+static void undo_live_run(void) {
+    if (live_pidfd >= 0) {
+        siginfo_t si;
+        syscall(SYS_pidfd_send_signal, live_pidfd, SIGKILL, NULL, 0);
+        syscall(SYS_waitid, P_PIDFD, live_pidfd, &si, WEXITED, NULL);
+        live_pidfd = -1;
+    }
+    for (int c = live_cg_count - 1; c >= 0; c--)
+        for (int tries = 0; rmdir(live_cg[c]) < 0 && errno == EBUSY && tries < 1000; tries++) {
+            struct timespec t = { 0, 100000 };
+            nanosleep(&t, NULL);
+        }
+    live_cg_count = 0;
+}
+static void on_signal(int sig) {
+    undo_live_run();
+    _exit(128 + sig);
+}
 static void die(const char *what, const char *subject) {
     fprintf(stderr, "floor: %s %s: %s\n", what, subject ? subject : "", strerror(errno));
+    undo_live_run();
     exit(125);
 }
 /* In the child: no stdio beyond this one message, then the status says it failed. */
@@ -167,7 +209,6 @@ struct run {
     int ruleset;
     int cg_tasks[3];
     int cg_v2_fd;
-    char cg_dir[3][1600];
     char *const *argv;
 };
 
@@ -258,6 +299,12 @@ static void build_hosts(int root) {
 /* PID 1 of the run. */
 static int child_main(struct run *r) {
     char b;
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) child_die("pdeathsig");
+    /* Keep 0-2 and what the run needs; the invoker's other descriptors go. */
+    int keep = r->sync[0] > r->sync[1] ? r->sync[0] : r->sync[1];
+    if (r->ruleset > keep) keep = r->ruleset;
+    for (int i = 0; i < n_binds; i++) if (r->trees[i] > keep) keep = r->trees[i];
+    if (syscall(SYS_close_range, keep + 1, ~0U, 0) < 0) child_die("close_range");
     close(r->sync[1]);
     if (read(r->sync[0], &b, 1) != 1) _exit(125);
     close(r->sync[0]);
@@ -287,6 +334,7 @@ static int child_main(struct run *r) {
     if (fchdir(root) < 0 || syscall(SYS_pivot_root, ".", ".") < 0 || umount2(".", MNT_DETACH) < 0 || chdir("/") < 0)
         child_die("pivot_root");
     close(root);
+    if (chdir(work_dir) < 0) child_die("chdir");
     if (sethostname("sandbox", 7) < 0) child_die("hostname");
     if (setsid() < 0) child_die("setsid");
     struct rlimit core = { 0, 0 }, nofile = { 1024, 1024 };
@@ -301,6 +349,9 @@ static int child_main(struct run *r) {
                         | LANDLOCK_ACCESS_FS_WRITE_FILE) < 0
         || ll_rule_path(r->ruleset, "/etc/hosts", LANDLOCK_ACCESS_FS_READ_FILE) < 0))
         child_die("landlock rule");
+    /* Real, effective and saved ids all 65534 (the run's host uid), no groups. */
+    if (syscall(SYS_setgroups, 0, NULL) < 0 || syscall(SYS_setresgid, 65534, 65534, 65534) < 0
+        || syscall(SYS_setresuid, 65534, 65534, 65534) < 0) child_die("set ids");
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) child_die("no_new_privs");
     if (!no_landlock) {
         if (syscall(SYS_landlock_restrict_self, r->ruleset, 0) < 0) child_die("landlock_restrict_self");
@@ -317,8 +368,9 @@ static int child_main(struct run *r) {
     pid_t p = fork();
     if (p < 0) child_die("fork");
     if (p == 0) {
-        execvp(r->argv[0], r->argv);
-        child_die("execvp");
+        static char *const env[] = { "HOME=/tmp", "LANG=C.UTF-8", "PATH=/usr/local/bin:/usr/bin:/bin", "TERM=xterm", NULL };
+        execve(r->argv[0], r->argv, env);
+        child_die("execve");
     }
     int status;
     for (;;) {
@@ -347,7 +399,9 @@ static int one_run(char *const *argv, unsigned seq) {
         if (r.trees[i] < 0 || setattr(r.trees[i], MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, 1) < 0)
             die("bind tree", binds[i].path);
         if (i == 0 && !no_landlock) {
-            struct landlock_ruleset_attr ra = { .handled_access_fs = handled_fs };
+            /* The uapi struct of Landlock ABI 4 (older headers lack the net field). */
+            struct { uint64_t fs, net; } ra = {
+                handled_fs, LANDLOCK_ACCESS_NET_BIND_TCP | LANDLOCK_ACCESS_NET_CONNECT_TCP };
             r.ruleset = (int)syscall(SYS_landlock_create_ruleset, &ra, sizeof ra, 0);
             if (r.ruleset < 0) die("landlock_create_ruleset", NULL);
         }
@@ -357,15 +411,16 @@ static int one_run(char *const *argv, unsigned seq) {
     /* Cgroups: the limits of strict (memory 512 MiB, swap 0, pids 64, cpu 1). */
     if (no_cgroups) {
     } else if (cg_v2) {
-        snprintf(r.cg_dir[0], sizeof r.cg_dir[0], "%s/floor-%d-%u", cg_v2_base, getpid(), seq);
-        if (mkdir(r.cg_dir[0], 0755) < 0) die("mkdir", r.cg_dir[0]);
+        snprintf(live_cg[0], sizeof live_cg[0], "%s/floor-%d-%u", cg_v2_base, getpid(), seq);
+        if (mkdir(live_cg[0], 0755) < 0) die("mkdir", live_cg[0]);
+        live_cg_count = 1;
         char f[700];
-        snprintf(f, sizeof f, "%s/memory.max", r.cg_dir[0]); write_file(f, "536870912");
-        snprintf(f, sizeof f, "%s/memory.swap.max", r.cg_dir[0]); write_file(f, "0");
-        snprintf(f, sizeof f, "%s/pids.max", r.cg_dir[0]); write_file(f, "64");
-        snprintf(f, sizeof f, "%s/cpu.max", r.cg_dir[0]); write_file(f, "100000 100000");
-        r.cg_v2_fd = open(r.cg_dir[0], O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (r.cg_v2_fd < 0) die("open", r.cg_dir[0]);
+        snprintf(f, sizeof f, "%s/memory.max", live_cg[0]); write_file(f, "536870912");
+        snprintf(f, sizeof f, "%s/memory.swap.max", live_cg[0]); write_file(f, "0");
+        snprintf(f, sizeof f, "%s/pids.max", live_cg[0]); write_file(f, "64");
+        snprintf(f, sizeof f, "%s/cpu.max", live_cg[0]); write_file(f, "100000 100000");
+        r.cg_v2_fd = open(live_cg[0], O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (r.cg_v2_fd < 0) die("open", live_cg[0]);
     } else {
         static const char *const files[3][2][2] = {
             { { "memory.limit_in_bytes", "536870912" }, { "memory.memsw.limit_in_bytes", "536870912" } },
@@ -373,14 +428,15 @@ static int one_run(char *const *argv, unsigned seq) {
             { { "cpu.cfs_period_us", "100000" }, { "cpu.cfs_quota_us", "100000" } },
         };
         for (int c = 0; c < 3; c++) {
-            snprintf(r.cg_dir[c], sizeof r.cg_dir[c], "%s/floor-%d-%u", cg_base[c], getpid(), seq);
-            if (mkdir(r.cg_dir[c], 0755) < 0) die("mkdir", r.cg_dir[c]);
+            snprintf(live_cg[c], sizeof live_cg[c], "%s/floor-%d-%u", cg_base[c], getpid(), seq);
+            if (mkdir(live_cg[c], 0755) < 0) die("mkdir", live_cg[c]);
+            live_cg_count = c + 1;
             char f[700];
             for (int k = 0; k < 2 && files[c][k][0]; k++) {
-                snprintf(f, sizeof f, "%s/%s", r.cg_dir[c], files[c][k][0]);
+                snprintf(f, sizeof f, "%s/%s", live_cg[c], files[c][k][0]);
                 write_file(f, files[c][k][1]);
             }
-            snprintf(f, sizeof f, "%s/tasks", r.cg_dir[c]);
+            snprintf(f, sizeof f, "%s/tasks", live_cg[c]);
             r.cg_tasks[c] = open(f, O_WRONLY | O_CLOEXEC);
             if (r.cg_tasks[c] < 0) die("open", f);
         }
@@ -406,6 +462,7 @@ static int one_run(char *const *argv, unsigned seq) {
     if (syscall(SYS_setresuid, -1, 0, -1) < 0 || syscall(SYS_setresgid, -1, 0, -1) < 0) die("setresuid back", NULL);
     errno = e;
     if (pid < 0) die("clone3", NULL);
+    live_pidfd = pidfd;
     close(r.sync[0]);
     char path[64], map[64];
     snprintf(map, sizeof map, "65534 %u 1\n", run_uid);
@@ -416,7 +473,7 @@ static int one_run(char *const *argv, unsigned seq) {
         char num[24];
         int n = snprintf(num, sizeof num, "%ld", pid);
         for (int c = 0; c < 3; c++) {
-            if (write(r.cg_tasks[c], num, (size_t)n) != n) die("join cgroup", r.cg_dir[c]);
+            if (write(r.cg_tasks[c], num, (size_t)n) != n) die("join cgroup", live_cg[c]);
             close(r.cg_tasks[c]);
         }
     } else close(r.cg_v2_fd);
@@ -424,17 +481,19 @@ static int one_run(char *const *argv, unsigned seq) {
     if (!no_landlock) close(r.ruleset);
     if (write(r.sync[1], "g", 1) != 1) die("sync", NULL);
     close(r.sync[1]);
-    siginfo_t si;
+    /* strict's timeout: 60 s, then the run is killed (undo_live_run). */
+    struct pollfd pfd = { .fd = pidfd, .events = POLLIN };
     for (;;) {
-        if (syscall(SYS_waitid, P_PIDFD, pidfd, &si, WEXITED, NULL) == 0) break;
-        if (errno != EINTR) die("waitid", NULL);
+        int n = poll(&pfd, 1, 60000);
+        if (n > 0) break;
+        if (n == 0) { errno = ETIMEDOUT; die("run", "timed out"); }
+        if (errno != EINTR) die("poll", NULL);
     }
+    siginfo_t si;
+    if (syscall(SYS_waitid, P_PIDFD, pidfd, &si, WEXITED, NULL) < 0) die("waitid", NULL);
+    live_pidfd = -1;
     close(pidfd);
-    for (int c = 0; c < (no_cgroups ? 0 : cg_v2 ? 1 : 3); c++)
-        for (int tries = 0; rmdir(r.cg_dir[c]) < 0; tries++) {
-            if (errno != EBUSY || tries > 1000) die("rmdir", r.cg_dir[c]);
-            usleep(100);
-        }
+    undo_live_run();   /* the cgroups, now empty */
     return si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
 }
 
@@ -461,7 +520,7 @@ static void v1_base(const char *controller, char *out, size_t size) {
 
 int main(int argc, char **argv) {
     long runs = 1, workers = 0, insns = 470;
-    const char *without = NULL;
+    const char *without = NULL, *bpf_file = NULL;
     int i = 1;
     for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
         if (i + 1 >= argc) break;
@@ -469,13 +528,15 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "-p") == 0) workers = atol(argv[++i]);
         else if (strcmp(argv[i], "-b") == 0) insns = atol(argv[++i]);
         else if (strcmp(argv[i], "-x") == 0) without = argv[++i];
+        else if (strcmp(argv[i], "-f") == 0) bpf_file = argv[++i];
         else break;
     }
     if (i >= argc || strcmp(argv[i], "--") != 0 || i + 1 >= argc || runs < 1 || insns < 6 || insns > 4000) {
-        fprintf(stderr, "usage: floor [-n RUNS] [-p WORKERS] [-b BPF_INSNS] [-x STEP,...] -- CMD ARGS...\n");
+        fprintf(stderr, "usage: floor [-n RUNS] [-p WORKERS] [-f BPF_FILE | -b BPF_INSNS] [-x STEP,...] -- /ABS/CMD ARGS...\n");
         return 125;
     }
     char **cmd = argv + i + 1;
+    if (cmd[0][0] != '/') { fprintf(stderr, "floor: the command must be an absolute path\n"); return 125; }
     if (without) {
         char list[256], *tok, *save;
         snprintf(list, sizeof list, "%s", without);
@@ -492,6 +553,14 @@ int main(int argc, char **argv) {
 
     static char cwd[512];
     if (!getcwd(cwd, sizeof cwd)) die("getcwd", NULL);
+    snprintf(work_dir, sizeof work_dir, "%s", cwd);
+    /* The invoker's descriptors are no run's: closed once here (each run's PID 1
+     * closes what it inherits beyond its own as well). */
+    syscall(SYS_close_range, 3, ~0U, 0);
+    struct sigaction sa = { .sa_handler = on_signal };
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     struct { const char *p; int f; } wanted[] = {
         { "/usr", 0 }, { "/etc/alternatives", 0 }, { "/etc/ca-certificates", 0 }, { "/etc/group", 1 },
         { "/etc/ld.so.cache", 1 }, { "/etc/nsswitch.conf", 1 }, { "/etc/passwd", 1 }, { cwd, 0 },
@@ -504,8 +573,19 @@ int main(int argc, char **argv) {
     if (abi < 5) { errno = ENOSYS; die("Landlock ABI 5 needed", NULL); }
     handled_fs = (LANDLOCK_ACCESS_FS_IOCTL_DEV << 1) - 1;
 
-    /* A filter of `insns` instructions in libseccomp's shape for an allow list:
-     * the architecture checked, then a comparison per syscall number. */
+    if (bpf_file) {
+        /* A raw program (struct sock_filter[]), e.g. strict's from the seccomp cache. */
+        static struct sock_filter loaded[4096];
+        int fd = open(bpf_file, O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd < 0 ? -1 : read(fd, loaded, sizeof loaded);
+        if (n <= 0 || n % (ssize_t)sizeof *loaded != 0) die("read BPF program", bpf_file);
+        close(fd);
+        filter.len = (unsigned short)(n / (ssize_t)sizeof *loaded);
+        filter.filter = loaded;
+    }
+    /* Else a filter of `insns` instructions: the architecture checked, then a
+     * linear chain of comparisons (dearer to attach than libseccomp's tree of the
+     * same size: the kernel's per-syscall cache walks it for every number). */
     long pairs = (insns - 5) / 2;
     struct sock_filter *prog = calloc((size_t)(5 + 2 * pairs), sizeof *prog);
     int k = 0;
@@ -518,8 +598,10 @@ int main(int argc, char **argv) {
         prog[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM);
     }
     prog[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-    filter.len = (unsigned short)k;
-    filter.filter = prog;
+    if (!bpf_file) {
+        filter.len = (unsigned short)k;
+        filter.filter = prog;
+    }
 
     struct stat st;
     cg_v2 = stat("/sys/fs/cgroup/cgroup.controllers", &st) == 0;

@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # The floor under issue 16's ratios: Benchmarks/floor.c makes only the kernel calls
-# the shipped `strict` policy asks for (no plan, no run record, no audit), so what it
-# costs is what any implementation of the same fences pays on this host. One
-# hyperfine run puts it beside bwrap (the same command line as throughput.sh and
-# all.sh), beside itself with each fence left out, and beside `sandbox exec`; then
-# runs/s with 1/4/16 in flight: floor in one process (what a server that forks
-# nothing per run could reach at best) against bwrap spawned by xargs.
+# the shipped `strict` policy asks for (no plan, no run record, no audit), with
+# strict's own seccomp filter, so what it costs is about what any implementation of
+# the same fences, built the same way, pays on this host. Beside bwrap (the command
+# line of throughput.sh and all.sh), beside itself with each fence left out, and
+# beside `sandbox exec`:
+#   - cold: ROUNDS hyperfine runs of RUNS/ROUNDS each, the commands in a new random
+#     order each round (one hyperfine block per command would put the host's drift,
+#     and the deferred cleanup of the runs before, on whichever command comes later);
+#   - runs/s with 1/4/16 in flight, three rounds in a random order, medians: floor
+#     in one process (what a server that spawns nothing per run could reach at best;
+#     the serve benchmark's client does not spawn either), floor and bwrap spawned
+#     by xargs (what a CLI could reach).
 #
-#   sudo Benchmarks/floor.sh                   # RUNS=300 TOTAL=512
+#   sudo Benchmarks/floor.sh                     # RUNS=300 TOTAL=512 ROUNDS=20
 #   SANDBOX_BIN=.build/release/sandbox sudo -E Benchmarks/floor.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,68 +21,108 @@ for tool in cc hyperfine bwrap python3; do command -v "$tool" >/dev/null || { ec
 [ "$(id -u)" = 0 ] || { echo "needs root (cgroups, a uid of the run's own)"; exit 1; }
 runs="${RUNS:-300}"
 total="${TOTAL:-512}"
+rounds="${ROUNDS:-20}"
 src="$PWD/Benchmarks/floor.c"
-bin="${SANDBOX_BIN:-}"
-[ -z "$bin" ] || bin=$(realpath "$bin")
+bin="${SANDBOX_BIN:-$PWD/.build/release/sandbox}"
+[ -x "$bin" ] && bin=$(realpath "$bin") || bin=""
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cc -O2 -Wall -Wno-format-truncation -o "$work/floor" "$src"
 mkdir "$work/cwd"
 cd "$work/cwd"        # strict binds the working directory; /tmp itself it refuses
 
-bwrap_cmd="bwrap --unshare-all --die-with-parent --new-session --ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/lib /lib --symlink usr/lib64 /lib64 --symlink usr/sbin /sbin --proc /proc --dev /dev --tmpfs /tmp --cap-drop ALL true"
-names=(bwrap floor)
-cmds=("$bwrap_cmd" "$work/floor -- /bin/true")
-for step in cgroups proc-masks landlock seccomp netns; do
-    names+=("floor without $step")
-    cmds+=("$work/floor -x $step -- /bin/true")
-done
-names+=("floor without all five")
-cmds+=("$work/floor -x cgroups,proc-masks,landlock,seccomp,netns -- /bin/true")
+# strict's seccomp program, as `sandbox` compiled and cached it (SBXBPF1: magic, three
+# length-prefixed blocks, then the struct sock_filter array).
+filter=(-b 455)
 if [ -n "$bin" ]; then
     "$bin" exec --policy strict -- /bin/true   # the seccomp cache
+    digest=$("$bin" plan --policy strict -- /bin/true | python3 -c 'import json, sys; print(json.load(sys.stdin)["seccomp"]["rulesDigest"])')
+    python3 - "$digest" "$work/strict.bpf" <<'EOF'
+import glob, sys
+paths = glob.glob(f"/run/sandbox/.seccomp-cache/{sys.argv[1]}-*.bpf")
+data = open(paths[0], "rb").read()
+assert data[:8] == b"SBXBPF1\n"
+off = 8
+for _ in range(3):
+    off += 4 + int.from_bytes(data[off:off + 4], "little")
+open(sys.argv[2], "wb").write(data[off:])
+EOF
+    filter=(-f "$work/strict.bpf")
+    echo "seccomp: strict's own filter, $(( $(stat -c %s "$work/strict.bpf") / 8 )) instructions"
+else
+    echo "seccomp: no sandbox binary (SANDBOX_BIN), a synthetic filter of 455 instructions"
+fi
+
+bwrap_cmd="bwrap --unshare-all --die-with-parent --new-session --ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/lib /lib --symlink usr/lib64 /lib64 --symlink usr/sbin /sbin --proc /proc --dev /dev --tmpfs /tmp --cap-drop ALL true"
+floor_cmd="$work/floor ${filter[*]}"
+names=(bwrap floor)
+cmds=("$bwrap_cmd" "$floor_cmd -- /bin/true")
+for step in cgroups proc-masks landlock seccomp netns; do
+    names+=("floor without $step")
+    cmds+=("$floor_cmd -x $step -- /bin/true")
+done
+names+=("floor without all five")
+cmds+=("$floor_cmd -x cgroups,proc-masks,landlock,seccomp,netns -- /bin/true")
+if [ -n "$bin" ]; then
     names+=("sandbox exec strict")
     cmds+=("$bin exec --policy strict -- /bin/true")
 fi
-args=()
-for i in "${!names[@]}"; do args+=(-n "${names[$i]}" "${cmds[$i]}"); done
-# Five rounds of one hyperfine run each, so a drift of the host's load falls on
-# every command alike (one hyperfine run times each command's runs in one block).
-rounds=5
-for r in $(seq $rounds); do
-    hyperfine -N -w 5 -r $(( (runs + rounds - 1) / rounds )) --export-json "$work/cold$r.json" "${args[@]}" >/dev/null 2>&1
+per_round=$(( (runs + rounds - 1) / rounds ))
+for r in $(seq "$rounds"); do
+    args=()
+    for i in $(python3 -c "import random; x = list(range(${#names[@]})); random.shuffle(x); print(*x)"); do
+        args+=(-n "${names[$i]}" "${cmds[$i]}")
+    done
+    hyperfine -N -w 2 -r "$per_round" --export-json "$work/cold$r.json" "${args[@]}" >/dev/null 2>&1
 done
 
-echo "== cold: exec -- /bin/true, ms ($rounds hyperfine rounds, $runs runs each in all)"
+echo "== cold: exec -- /bin/true, ms ($rounds rounds in random order, $((per_round * rounds)) runs each)"
 python3 - "$work"/cold*.json <<'EOF'
 import json, statistics, sys
-results = json.load(open(sys.argv[1]))["results"]
-for path in sys.argv[2:]:
-    for r, more in zip(results, json.load(open(path))["results"]):
-        r["times"] += more["times"]
+times = {}
+for path in sys.argv[1:]:
+    for r in json.load(open(path))["results"]:
+        times.setdefault(r["command"], []).extend(x * 1000 for x in r["times"])
 def q(xs, p):
     xs = sorted(xs); return xs[min(len(xs) - 1, int(p * len(xs)))]
-base = statistics.median(results[0]["times"])
+base = statistics.median(times["bwrap"])
 print(f"{'command':28} {'min':>7} {'median':>7} {'p99':>7}  median/bwrap")
-for r in results:
-    t = [x * 1000 for x in r["times"]]
-    print(f"{r['command']:28} {min(t):7.2f} {statistics.median(t):7.2f} {q(t, .99):7.2f}  {statistics.median(r['times']) / base:6.2f}")
+order = ["bwrap", "floor"] + sorted(k for k in times if k.startswith("floor ")) + [k for k in times if k.startswith("sandbox")]
+for name in order:
+    t = times[name]
+    print(f"{name:28} {min(t):7.2f} {statistics.median(t):7.2f} {q(t, .99):7.2f}  {statistics.median(t) / base:6.2f}")
 EOF
 
 echo
-echo "== runs/s of $total runs of true: floor in one process (-p N), bwrap spawned by xargs -P N"
-printf "%-9s %10s %10s %8s\n" parallel floor bwrap ratio
-rate_bwrap() {
+echo "== runs/s of $total runs of true (three rounds in random order, medians)"
+rate_spawned() {   # runs/s of TOTAL copies of the command, N at a time
+    local n=$1; shift
     local start end
     start=$(date +%s.%N)
-    # shellcheck disable=SC2086
-    seq "$total" | xargs -P "$1" -I{} $bwrap_cmd >/dev/null
+    seq "$total" | xargs -P "$n" -I{} "$@" >/dev/null
     end=$(date +%s.%N)
     python3 -c "print(f'{$total / ($end - $start):.0f}')"
 }
+printf "%-9s %14s %14s %10s %18s %18s\n" parallel "floor, 1 proc" "floor, xargs" "bwrap" "1 proc / bwrap" "xargs / bwrap"
 for n in 1 4 16; do
-    f=$("$work/floor" -n "$total" -p "$n" -- /bin/true)
-    b=$(rate_bwrap "$n")
-    printf "%-9s %10s %10s %8s\n" "$n" "$f" "$b" "$(python3 -c "print(f'{$f / $b:.2f}')")"
+    declare -A got=([inproc]="" [spawned]="" [bwrap]="")
+    for round in 1 2 3; do
+        for kind in $(python3 -c "import random; x = ['inproc', 'spawned', 'bwrap']; random.shuffle(x); print(*x)"); do
+            case $kind in
+                # shellcheck disable=SC2086
+                inproc) v=$("$work/floor" "${filter[@]}" -n "$total" -p "$n" -- /bin/true) ;;
+                # shellcheck disable=SC2086
+                spawned) v=$(rate_spawned "$n" $floor_cmd -- /bin/true) ;;
+                # shellcheck disable=SC2086
+                bwrap) v=$(rate_spawned "$n" $bwrap_cmd) ;;
+            esac
+            got[$kind]="${got[$kind]} $v"
+        done
+    done
+    python3 - "$n" "${got[inproc]}" "${got[spawned]}" "${got[bwrap]}" <<'EOF'
+import statistics, sys
+n, i, s, b = sys.argv[1], *[statistics.median(map(float, a.split())) for a in sys.argv[2:]]
+print(f"{n:9} {i:14.0f} {s:14.0f} {b:10.0f} {i / b:18.2f} {s / b:18.2f}")
+EOF
 done
 echo "(kernel $(uname -r), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
