@@ -64,7 +64,7 @@ for name in parent + child:
 if mode == "--check":
     current = set(open(out).read().split())
     missing = [l for l in lines if l not in current]
-    print(f"{len(missing)} of the {len(lines)} functions the traced runs call are not in {out}")
+    print(f"{len(missing)} of the {len(lines)} functions the traced runs call are not in Linking/text-order.txt")
     for l in missing[:20]:
         print("  " + l[len(".text."):])
     sys.exit(0)
