@@ -28,6 +28,8 @@ bin="${SANDBOX_BIN:-$PWD/.build/release/sandbox}"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cc -O2 -Wall -Wno-format-truncation -o "$work/floor" "$src"
+# shellcheck source=rate.sh
+source "$PWD/Benchmarks/rate.sh"
 mkdir "$work/cwd"
 cd "$work/cwd"        # strict binds the working directory; /tmp itself it refuses
 
@@ -95,14 +97,6 @@ EOF
 
 echo
 echo "== runs/s of $total runs of true (three rounds in random order, medians)"
-rate_spawned() {   # runs/s of TOTAL copies of the command, N at a time
-    local n=$1; shift
-    local start end
-    start=$(date +%s.%N)
-    seq "$total" | xargs -P "$n" -I{} "$@" >/dev/null
-    end=$(date +%s.%N)
-    python3 -c "print(f'{$total / ($end - $start):.0f}')"
-}
 printf "%-9s %14s %14s %10s %18s %18s\n" parallel "floor, 1 proc" "floor, xargs" "bwrap" "1 proc / bwrap" "xargs / bwrap"
 for n in 1 4 16; do
     declare -A got=([inproc]="" [spawned]="" [bwrap]="")
@@ -112,9 +106,9 @@ for n in 1 4 16; do
                 # shellcheck disable=SC2086
                 inproc) v=$("$work/floor" "${filter[@]}" -n "$total" -p "$n" -- /bin/true) ;;
                 # shellcheck disable=SC2086
-                spawned) v=$(rate_spawned "$n" $floor_cmd -- /bin/true) ;;
+                spawned) v=$(rate "$n" $floor_cmd -- /bin/true) ;;
                 # shellcheck disable=SC2086
-                bwrap) v=$(rate_spawned "$n" $bwrap_cmd) ;;
+                bwrap) v=$(rate "$n" $bwrap_cmd) ;;
             esac
             got[$kind]="${got[$kind]} $v"
         done

@@ -7,6 +7,8 @@
 #   POLICY=agent TOTAL=400 NO_BUILD=1 Benchmarks/throughput.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=rate.sh
+source "$PWD/Benchmarks/rate.sh"
 command -v bwrap >/dev/null || { echo "needs bubblewrap (apt-get install bubblewrap)"; exit 1; }
 [ -n "${NO_BUILD:-}" ] || Scripts/build-release.sh >/dev/null
 bin="${SANDBOX_BIN:-$PWD/.build/release/sandbox}"
@@ -22,15 +24,6 @@ bwrap_cmd=(bwrap --unshare-all --die-with-parent --new-session --ro-bind /usr /u
     --symlink usr/bin /bin --symlink usr/lib /lib --symlink usr/lib64 /lib64 --symlink usr/sbin /sbin
     --proc /proc --dev /dev --tmpfs /tmp --cap-drop ALL true)
 
-# runs/s of TOTAL copies of the command, N at a time; a failed run fails the script.
-rate() {
-    local n=$1; shift
-    local start end
-    start=$(date +%s.%N)
-    seq "$total" | xargs -P "$n" -I{} "$@" >/dev/null
-    end=$(date +%s.%N)
-    python3 -c "print(f'{$total / ($end - $start):.0f}')"
-}
 
 printf "%-9s %10s %10s %8s\n" parallel sandbox bwrap ratio
 for n in 1 4 16 64; do
