@@ -251,7 +251,7 @@ struct BinaryCheck {
             let name = pending.removeFirst()
             if name == "." { continue }
             if name == ".." { if !resolved.isEmpty { resolved.removeLast() }; continue }
-            let candidate = "/" + (resolved + [name]).joined(separator: "/")
+            let candidate = "/" + (resolved + [name]).joinedText(separator: "/")
             var target: String?
             switch cover(candidate) {
             case .symlink(let t): target = t
@@ -276,7 +276,7 @@ struct BinaryCheck {
             }
             resolved.append(name)
         }
-        let final = "/" + resolved.joined(separator: "/")
+        let final = "/" + resolved.joinedText(separator: "/")
         guard case .bind(let i, let relative) = cover(final) else { return .missing }
         switch ExecutableFile.lookup(beneath: sources[i]!.fd, relative) {
         case .file(let mode):

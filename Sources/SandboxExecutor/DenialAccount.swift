@@ -120,7 +120,7 @@ struct DenialAccount {
     }
 
     static func line(_ kinds: [String], _ reason: String) -> String {
-        "denials: \(kinds.joined(separator: ", ")) not observed: \(reason)"
+        "denials: \(kinds.joinedText(separator: ", ")) not observed: \(reason)"
     }
 
     /// Once the run's init was reaped: the reader's records of the run.
@@ -222,7 +222,7 @@ struct DenialAccount {
             for i in stride(from: 0, to: 16, by: 2) { groups.append(String(UInt16(a[i]) << 8 | UInt16(a[i + 1]), radix: 16)) }
             let mapped = a[0..<10].allSatisfy { $0 == 0 } && a[10] == 0xff && a[11] == 0xff
             let loopback = a[0..<15].allSatisfy { $0 == 0 } && a[15] == 1 || (mapped && a[12] == 127)
-            return ("[\(groups.joined(separator: ":"))]:\(port)", loopback)
+            return ("[\(groups.joinedText(separator: ":"))]:\(port)", loopback)
         }
         return nil
     }
@@ -452,7 +452,7 @@ struct SeccompClassifier {
             let known = SocketFamily.allCases.first { $0.number == family }
             let afName = known.map { "AF_" + $0.rawValue.uppercased() } ?? "address family \(family)"
             return (RunResult.Denial(kind: .socketFamily, what: "socket", detail: "\(afName) (EAFNOSUPPORT)", count: 0, first: nil,
-                                     hint: "the policy forbids creating \(afName) sockets (socket_families allows \(allowed.map(\.rawValue).joined(separator: ", ")))"),
+                                     hint: "the policy forbids creating \(afName) sockets (socket_families allows \(allowed.map(\.rawValue).joinedText(separator: ", ")))"),
                     EAFNOSUPPORT)
         }
         if setuidGuarded.contains(name), let arg = SeccompPlan.modeArgument[name] {
@@ -477,7 +477,7 @@ struct SeccompClassifier {
         let action = key.code & 0xffff_0000
         if action == SeccompAuditRecord.errnoAction {
             if name == "socket" && socketFamilies != nil {
-                let allowed = socketFamilies!.map(\.rawValue).joined(separator: ", ")
+                let allowed = socketFamilies!.map(\.rawValue).joinedText(separator: ", ")
                 return RunResult.Denial(kind: .socketFamily, what: "socket", detail: "address family not in socket_families (EAFNOSUPPORT)",
                                         count: 0, first: nil,
                                         hint: "this policy allows only \(allowed.isEmpty ? "no" : allowed) sockets; other address families (netlink, packet…) fail with EAFNOSUPPORT")

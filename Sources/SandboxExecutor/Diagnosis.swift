@@ -147,7 +147,7 @@ public enum Diagnosis {
             }
             out.append(F(name: "idmapped-mounts", state: bad.isEmpty ? .available : (bad.count == idmapPaths.count ? .unavailable : .partial),
                          detail: bad.isEmpty ? "writable binds can be idmapped for a run's own uid"
-                             : "writable binds cannot be idmapped under \(bad.joined(separator: ", "))",
+                             : "writable binds cannot be idmapped under \(bad.joinedText(separator: ", "))",
                          disables: bad.map { "process.host_uid = \"own\" (the default) with filesystem.rw under \($0): set \"invoker\"" },
                          notes: notes))
         }
@@ -169,7 +169,7 @@ public enum Diagnosis {
             // ENOSPC and the like: a failure of the moment, which namespaces-or-nested
             // does not fall back on (NamespaceRefusal.allowsNested).
             return DoctorReport.Feature(name: "isolation", state: .unavailable,
-                detail: "namespaces cannot be made right now (\(why)) with \(refusal.blockingErrnos.joined(separator: ", ")), which does not mean they are not permitted here: process.isolation = \"namespaces-or-nested\" refuses the run rather than fall back; \"nested\" runs with \(fences)",
+                detail: "namespaces cannot be made right now (\(why)) with \(refusal.blockingErrnos.joinedText(separator: ", ")), which does not mean they are not permitted here: process.isolation = \"namespaces-or-nested\" refuses the run rather than fall back; \"nested\" runs with \(fences)",
                 disables: ["process.isolation = \"namespaces\" and \"namespaces-or-nested\" until the cause is gone"])
         }
         return DoctorReport.Feature(name: "isolation", state: f.landlockABI > 0 ? .partial : .unavailable,
@@ -217,7 +217,7 @@ public enum Diagnosis {
         }
         var out: [F] = []
         let missingErrno = !actions.contains("errno")
-        out.append(F(name: "seccomp", state: missingErrno ? .partial : .available, detail: "actions: \(actions.joined(separator: " "))",
+        out.append(F(name: "seccomp", state: missingErrno ? .partial : .available, detail: "actions: \(actions.joinedText(separator: " "))",
                      disables: missingErrno ? ["seccomp.on_violation = \"errno\" (the default)"] : []))
         let notify = actions.contains("user_notif") && f.seccompListener.works
         out.append(F(name: "seccomp-user-notification", state: notify ? .available : .unavailable,
@@ -230,11 +230,11 @@ public enum Diagnosis {
         // read the audit log group.
         var why: [String] = []
         if !f.seccompLogFlag.works { why.append(describe(f.seccompLogFlag, works: "")) }
-        if !f.seccompLogged.contains("errno") { why.append("errno is not in /proc/sys/kernel/seccomp/actions_logged (\(f.seccompLogged.joined(separator: " ")))") }
+        if !f.seccompLogged.contains("errno") { why.append("errno is not in /proc/sys/kernel/seccomp/actions_logged (\(f.seccompLogged.joinedText(separator: " ")))") }
         if !auditReadable(f) { why.append("the audit log group cannot be read (see audit-read)") }
         out.append(F(name: "seccomp-log", state: why.isEmpty ? .available : .unavailable,
-                     detail: why.isEmpty ? "SECCOMP_FILTER_FLAG_LOG loads, errno denials are logged (actions_logged: \(f.seccompLogged.joined(separator: " "))) and readable"
-                         : why.joined(separator: "; "),
+                     detail: why.isEmpty ? "SECCOMP_FILTER_FLAG_LOG loads, errno denials are logged (actions_logged: \(f.seccompLogged.joinedText(separator: " "))) and readable"
+                         : why.joinedText(separator: "; "),
                      unreported: why.isEmpty ? [] : ["denials of kind syscall in errno mode (the calls still fail)"]))
         return out
     }
@@ -256,7 +256,7 @@ public enum Diagnosis {
         case .hybrid(_, let unified?): mode = "hybrid: cgroup v1 controllers, cgroup2 at \(unified) unused for limits"
         case .unavailable: mode = "no usable cgroup hierarchy"
         }
-        let usable = host.canCreate ? host.controllers.joined(separator: " ") : "none (this user cannot create run cgroups)"
+        let usable = host.canCreate ? host.controllers.joinedText(separator: " ") : "none (this user cannot create run cgroups)"
         return .init(name: "cgroups", state: disables.isEmpty ? .available : (disables.count == limitNames.count ? .unavailable : .partial),
                      detail: "\(mode); controllers usable for this user: \(usable.isEmpty ? "none" : usable)",
                      disables: disables.map { $0 + " unless best-effort" }, notes: host.summary)
@@ -318,7 +318,7 @@ public enum Diagnosis {
         if f.initialNetworkNamespace == false { why.append("not in the initial network namespace (the audit log group reaches only that one)") }
         let unsure = f.initialNetworkNamespace == nil ? " (whether this is the initial network namespace, the only one it delivers to, cannot be told on this kernel)" : ""
         out.append(F(name: "audit-read", state: why.isEmpty ? .available : .unavailable,
-                     detail: why.isEmpty ? "CAP_AUDIT_READ; the audit log group (AUDIT_NLGRP_READLOG) can be joined\(unsure)" : why.joined(separator: "; "),
+                     detail: why.isEmpty ? "CAP_AUDIT_READ; the audit log group (AUDIT_NLGRP_READLOG) can be joined\(unsure)" : why.joinedText(separator: "; "),
                      unreported: why.isEmpty ? [] : landlockKinds + ["denials of kind syscall in errno mode"]))
         // Landlock's denials: the observer (BPF fentry on landlock_log_denial) where
         // the kernel allows it; else Landlock's audit records (ABI 7), only while
@@ -330,14 +330,14 @@ public enum Diagnosis {
         if f.landlockObserverRefusal == nil {
             out.append(F(name: "landlock-audit", state: .available,
                          detail: "Landlock denials observed by the BPF observer (fentry on landlock_log_denial)"
-                             + (llWhy.isEmpty ? "; also logged by the kernel audit" : "; kernel audit not needed (\(llWhy.joined(separator: "; ")))")))
+                             + (llWhy.isEmpty ? "; also logged by the kernel audit" : "; kernel audit not needed (\(llWhy.joinedText(separator: "; ")))")))
         } else {
             let llState: DoctorReport.State = !llWhy.isEmpty ? .unavailable : (enabled == nil ? .unknown : .available)
             if !llWhy.isEmpty, let refusal = f.landlockObserverRefusal { llWhy.append(refusal) }
             out.append(F(name: "landlock-audit", state: llState,
                          detail: llWhy.isEmpty ? (enabled == nil ? "Landlock ABI \(f.landlockABI) logs denials; whether audit is on could not be read"
                                                                   : "Landlock denials are logged and readable")
-                             : llWhy.joined(separator: "; "),
+                             : llWhy.joinedText(separator: "; "),
                          unreported: llWhy.isEmpty ? [] : landlockKinds))
         }
         out.append(F(name: "audit-log", state: f.openat2.works ? .available : .unavailable,

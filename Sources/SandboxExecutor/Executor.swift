@@ -687,7 +687,7 @@ public final class Executor {
             // Only names the compiler could drop without allowing more (see
             // SeccompCompiler): listed so the result says exactly what the filter holds.
             notApplied.append("seccomp: left out of allow rules (unknown to this libseccomp): "
-                              + program.unresolvedSyscalls.joined(separator: ", "))
+                              + program.unresolvedSyscalls.joinedText(separator: ", "))
         }
         guard program.usesNotify else { return (program, nil) }
         let pair: (OwnedFD, OwnedFD)
@@ -1232,7 +1232,7 @@ public final class Executor {
             if plan.seccomp.explicitTimesViaSupervisor == true { needs.append("explicit file times (nested_without = [\"timestamps\"] accepts that gap)") }
             if plan.seccomp.rules.contains(where: { $0.origin == SeccompPlan.connectAccountOrigin }) { needs.append("the connect account (network none or loopback)") }
             if plan.seccomp.onViolation != .errno { needs.append("on_violation = \"\(plan.seccomp.onViolation.rawValue)\"") }
-            return child("seccomp", "load the seccomp filter: \(err): a seccomp filter above this process (another sandbox's, a runtime's) already has a user-notification listener, and the kernel allows one per filter chain; this run's filter needs its own for \(needs.joined(separator: ", ")). Not run")
+            return child("seccomp", "load the seccomp filter: \(err): a seccomp filter above this process (another sandbox's, a runtime's) already has a user-notification listener, and the kernel allows one per filter chain; this run's filter needs its own for \(needs.joinedText(separator: ", ")). Not run")
         }
         if f.isRlimit, f.index >= 0, Int(f.index) < plan.process.rlimits.count {
             let l = plan.process.rlimits[Int(f.index)]

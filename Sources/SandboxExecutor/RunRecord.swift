@@ -2,6 +2,7 @@ import FoundationEssentials   // JSONDecoder, for ps and gc (the run itself writ
 import Glibc
 import SandboxKernel
 import SandboxPlan
+import SandboxVocabulary
 
 /// What a run directory says about its run: one file, `state.json`, written by the
 /// executor (atomically replaced at every change) and read by `sandbox ps` and
@@ -104,7 +105,7 @@ public struct RunRecord: Codable, Sendable, Equatable {
     /// than the rest of the write. `read` decodes it with the synthesized `Decodable`.
     var json: String {
         var fields = [
-            "\"argv\":[" + argv.map(CanonicalJSON.quote).joined(separator: ",") + "]",
+            "\"argv\":[" + argv.map(CanonicalJSON.quote).joinedText(separator: ",") + "]",
             "\"planDigest\":" + CanonicalJSON.quote(planDigest),
             "\"policy\":" + CanonicalJSON.quote(policy),
             "\"runId\":" + CanonicalJSON.quote(runId),
@@ -113,20 +114,20 @@ public struct RunRecord: Codable, Sendable, Equatable {
         ]
         if let cgroups {
             let entries = cgroups.keys.sorted().map { CanonicalJSON.quote($0) + ":" + CanonicalJSON.quote(cgroups[$0]!) }
-            fields.append("\"cgroups\":{" + entries.joined(separator: ",") + "}")
+            fields.append("\"cgroups\":{" + entries.joinedText(separator: ",") + "}")
         }
         if let hostUID { fields.append("\"hostUID\":\(hostUID)") }
         if let writable {
             let entries = writable.map {
                 "{\"device\":\($0.device),\"inode\":\($0.inode),\"path\":" + CanonicalJSON.quote($0.path) + "}"
             }
-            fields.append("\"writable\":[" + entries.joined(separator: ",") + "]")
+            fields.append("\"writable\":[" + entries.joinedText(separator: ",") + "]")
         }
-        return "{" + fields.sorted().joined(separator: ",") + "}\n"
+        return "{" + fields.sorted().joinedText(separator: ",") + "}\n"
     }
 
     /// The command as `sandbox ps` prints it: one line whatever argv holds.
-    public var commandLine: String { argv.map(RunRecord.printable).joined(separator: " ") }
+    public var commandLine: String { argv.map(RunRecord.printable).joinedText(separator: " ") }
 
     /// `s` with what would break a line of a table or mislead a terminal escaped:
     /// control characters (C0, DEL, C1) as `\n`, `\t`, `\r` or `\xNN`, the Unicode

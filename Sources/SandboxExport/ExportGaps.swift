@@ -59,7 +59,7 @@ public enum ExportGaps {
                 add("in-memory files", "/etc/hosts and /etc/resolv.conf are the kubelet's, not the plan's text")
             }
             if !plan.process.rlimits.isEmpty {
-                add("process.rlimits", "no Pod field: the container runtime's limits apply (\(plan.process.rlimits.map(\.name).joined(separator: ", ")))")
+                add("process.rlimits", "no Pod field: the container runtime's limits apply (\(plan.process.rlimits.map(\.name).joinedText(separator: ", ")))")
             }
             if plan.process.hostUID == .own {
                 add("process.host_uid", "runAsUser is the uid on the node unless the cluster runs the Pod in a user namespace")
@@ -110,7 +110,7 @@ public enum ExportGaps {
             add("audit", "no audit log record")
         }
         if !plan.reportCreated.isEmpty {
-            add("filesystem.protect (report)", "creation of \(plan.reportCreated.joined(separator: ", ")) is not reported")
+            add("filesystem.protect (report)", "creation of \(plan.reportCreated.joinedText(separator: ", ")) is not reported")
         }
         add("result", "no run result or denial account: the runtime reports an exit status")
         return gaps

@@ -20,7 +20,7 @@ public struct K8sExport: Sendable, Equatable {
     public static let selectorLabel = "sandbox/run"
 
     public static func objects(_ plan: RunPlan, name: String, image: String) -> K8sExport {
-        let gaps = ExportGaps.of(plan, target: .k8s).map(\.line).joined(separator: "\n")
+        let gaps = ExportGaps.of(plan, target: .k8s).map(\.line).joinedText(separator: "\n")
         let annotations = [ExportGaps.annotation: gaps, "sandbox/policy": plan.policy.name]
         let selector = K8s.LabelSelector(matchLabels: [selectorLabel: name])
         func meta(_ suffix: String) -> K8s.ObjectMeta {

@@ -182,7 +182,7 @@ public enum OCIExport {
             mounts: mounts,
             linux: .init(namespaces: namespaces, resources: resources(plan.resources), seccomp: seccomp(plan.seccomp),
                          maskedPaths: masked, readonlyPaths: readonly),
-            annotations: [ExportGaps.annotation: gaps.map(\.line).joined(separator: "\n"),
+            annotations: [ExportGaps.annotation: gaps.map(\.line).joinedText(separator: "\n"),
                           "sandbox/policy": plan.policy.name])
         return OCIBundle(spec: spec, files: files, symlinks: symlinks, directories: directories)
     }

@@ -79,7 +79,7 @@ public struct HostProbe: Sendable {
             if !errnos.contains(met(alone)) { errnos.append(met(alone)) }
             return "\(k.name) (\(Errno(alone).name))"
         }
-        var why = "clone3 refuses new " + (refused.isEmpty ? "namespaces all at once (\(Errno(e).name))" : refused.joined(separator: ", ") + " namespaces")
+        var why = "clone3 refuses new " + (refused.isEmpty ? "namespaces all at once (\(Errno(e).name))" : refused.joinedText(separator: ", ") + " namespaces")
         if HostFeatures.effectiveCapabilities() & (1 << 21) == 0 { why += "; no CAP_SYS_ADMIN" }
         if let sysctl = userNamespaceBlocker() { why += "; \(sysctl)" }
         return NamespaceRefusal(why: why, errnos: errnos)

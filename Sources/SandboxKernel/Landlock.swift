@@ -150,7 +150,7 @@ public final class LandlockRuleset {
             let bits = try Landlock.accessBits(rule.access, abi: abi)
             guard bits & ~handledFS == 0 else {
                 throw KernelError(operation: "landlock_add_rule", subject: rule.path,
-                                 detail: "grants \(Landlock.rightNames(bits & ~handledFS).joined(separator: " ")), "
+                                 detail: "grants \(Landlock.rightNames(bits & ~handledFS).joinedText(separator: " ")), "
                                      + "which the ruleset does not handle")
             }
             if bits == 0 { continue }
@@ -210,7 +210,7 @@ public final class LandlockRuleset {
         if bits == 0 { return }
         guard sbx_fence_landlock_add_path_rule(rulesetFD, pathFD, bits) == 0 else {
             throw KernelError(operation: "landlock_add_rule", subject: hostPath, errno: errno,
-                             detail: "\(purpose) granting \(Landlock.rightNames(bits).joined(separator: " "))")
+                             detail: "\(purpose) granting \(Landlock.rightNames(bits).joinedText(separator: " "))")
         }
     }
 

@@ -680,7 +680,8 @@ struct FilterCache {
     static func prepareDirectory(_ directory: String) throws {
         var prefix = directory.hasPrefix("/") ? "" : "."
         for component in directory.split(separator: "/") {
-            prefix += "/" + component
+            prefix.append("/")
+            prefix.append(contentsOf: component)   // not `+ component`: generic, a conformance scan cold
             if mkdir(prefix, 0o700) != 0 && errno != EEXIST {
                 throw KernelError(operation: "mkdir", subject: prefix, errno: errno, detail: "seccomp cache directory")
             }

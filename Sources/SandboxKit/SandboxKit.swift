@@ -41,7 +41,7 @@ public enum RunSteps {
         } catch let e as PolicyError {
             // The subject: the first file at fault (the policy, or a file it extends).
             throw ExecError(kind: .policy, step: "load", subject: e.diagnostics.first?.file ?? nameOrPath,
-                            message: "invalid policy:\n" + e.diagnostics.map { "  \($0)" }.joined(separator: "\n"))
+                            message: "invalid policy:\n" + e.diagnostics.map { "  \($0)" }.joinedText(separator: "\n"))
         } catch {
             throw ExecError(kind: .policy, step: "load", subject: nameOrPath, message: "\(error)")
         }

@@ -9,9 +9,9 @@ public enum Explanation {
         let paths = Context(policy: policy, host: host, runId: plan.runId)
         var out: [String] = []
         func line(_ s: String = "") { out.append(s) }
-        func list(_ items: [String]) -> String { items.isEmpty ? "nothing" : items.joined(separator: ", ") }
+        func list(_ items: [String]) -> String { items.isEmpty ? "nothing" : items.joinedText(separator: ", ") }
 
-        line("Policy \"\(plan.policy.name)\" (from \(plan.policy.sources.joined(separator: " ← ")))")
+        line("Policy \"\(plan.policy.name)\" (from \(plan.policy.sources.joinedText(separator: " ← ")))")
         line("Plan digest (for this host and command): \(plan.digest ?? "-")")
         if let iso = plan.isolation {
             line()
@@ -40,7 +40,7 @@ public enum Explanation {
         let links = plan.mounts.filter { $0.kind == .symlink }.map { "\($0.destination) → \($0.source ?? "")" }
         if !links.isEmpty { line("  symlinks:          \(list(links))") }
         let protect = plan.mounts.filter { $0.kind == .protect }.map(\.destination)
-        line("  read-only again:   \(list(protect))\(policy.filesystem.protect.isEmpty ? "" : " (protect: \(policy.filesystem.protect.joined(separator: ", ")))")")
+        line("  read-only again:   \(list(protect))\(policy.filesystem.protect.isEmpty ? "" : " (protect: \(policy.filesystem.protect.joinedText(separator: ", ")))")")
         let masks = plan.mounts.filter { $0.kind == .mask }.map(\.destination)
         if !masks.isEmpty { line("  hidden (masked):   \(list(masks))") }
         if !policy.filesystem.socketScanSkip.isEmpty {
@@ -161,7 +161,7 @@ public enum Explanation {
                          b.rejectWritable ? "not group- or world-writable, nor any directory above it" : nil,
                          b.rejectSetuid ? "not setuid or setgid" : nil].compactMap { $0 }
             line()
-            line("Binary: the command (and a #! script's interpreter) is found as the sandbox sees it, opened once and run from that descriptor; refused with 126 unless it is \(rules.isEmpty ? "as pinned" : rules.joined(separator: "; "))")
+            line("Binary: the command (and a #! script's interpreter) is found as the sandbox sees it, opened once and run from that descriptor; refused with 126 unless it is \(rules.isEmpty ? "as pinned" : rules.joinedText(separator: "; "))")
             for (path, digest) in b.pin.sorted(by: { $0.key < $1.key }) { line("  pin \(path) = \(digest)") }
         }
         if !plan.notApplied.isEmpty {
@@ -169,7 +169,7 @@ public enum Explanation {
             line("NOT APPLIED on this host (best-effort):")
             for n in plan.notApplied { line("  - \(n)") }
         }
-        return out.joined(separator: "\n")
+        return out.joinedText(separator: "\n")
     }
 
     static func duration(_ ms: UInt64) -> String {

@@ -221,7 +221,7 @@ extension Context {
             if case .blocked(let refusal) = host.namespaces {
                 guard refusal.allowsNested else {
                     let names = refusal.blockingErrnos
-                    throw PlanError(key: "process.isolation", message: "namespaces cannot be made here (\(refusal.why)) with \(names.joined(separator: ", ")), which does not mean they are not permitted here (only \(NamespaceRefusal.notPermitted.values.sorted().joined(separator: ", ")) do): \"namespaces-or-nested\" does not fall back to nested on a failure of the moment"
+                    throw PlanError(key: "process.isolation", message: "namespaces cannot be made here (\(refusal.why)) with \(names.joinedText(separator: ", ")), which does not mean they are not permitted here (only \(NamespaceRefusal.notPermitted.values.sorted().joinedText(separator: ", ")) do): \"namespaces-or-nested\" does not fall back to nested on a failure of the moment"
                         + (names.contains("ENOSPC") ? " (ENOSPC: the user's namespace count, user.max_*_namespaces, is exhausted, which another process of the same user can cause on purpose to force the weaker isolation)" : "")
                         + ". Retry, or set process.isolation = \"nested\"")
                 }
@@ -270,7 +270,7 @@ extension Context {
         }
         let protects = mounts.filter { $0.kind == .protect }.map(\.destination)
         if !protects.isEmpty {
-            let what = "filesystem.protect: \(protects.joined(separator: ", ")) stay writable (Landlock cannot take back a right granted above them)"
+            let what = "filesystem.protect: \(protects.joinedText(separator: ", ")) stay writable (Landlock cannot take back a right granted above them)"
             if accepted.contains(.protect) { gaps[.protect] = what } else { refused.append(what) }
         }
         // An ro bind at or beneath an rw bind: Landlock grants a file the union of the
@@ -280,14 +280,14 @@ extension Context {
         // bind beneath an ro one only adds, as its mount would.
         let shadowed = Context.roWithinRw(binds)
         if !shadowed.isEmpty {
-            let what = "filesystem.ro within filesystem.rw: \(shadowed.map { "\($0.ro) (beneath \($0.rw))" }.joined(separator: ", ")) stay writable (Landlock grants an rw bind's rights to everything beneath it and cannot take them back)"
+            let what = "filesystem.ro within filesystem.rw: \(shadowed.map { "\($0.ro) (beneath \($0.rw))" }.joinedText(separator: ", ")) stay writable (Landlock grants an rw bind's rights to everything beneath it and cannot take them back)"
             if accepted.contains(.roWithinRw) { gaps[.roWithinRw] = what } else { refused.append(what) }
         }
         let readable = binds.map(\.destination)
         let masks = mounts.filter { m in m.kind == .mask && readable.contains { PathText.isBeneath(m.destination, $0) } }
             .map(\.destination)
         if !masks.isEmpty {
-            let what = "filesystem.mask: \(masks.joined(separator: ", ")) stay visible (they lie beneath a path the command may read; Landlock cannot hide them)"
+            let what = "filesystem.mask: \(masks.joinedText(separator: ", ")) stay visible (they lie beneath a path the command may read; Landlock cannot hide them)"
             if accepted.contains(.mask) { gaps[.mask] = what } else { refused.append(what) }
         }
         if abi < LandlockScope.signal.abi {
@@ -304,7 +304,7 @@ extension Context {
             gaps[.timestamps] = "the access and modification times of any file the invoker owns, anywhere on the host, can be set (utimensat, utimes: Landlock does not cover them)"
         }
         if !refused.isEmpty {
-            throw PlanError(key: "process.isolation", message: "nested isolation cannot fence what this policy asks for: \(refused.joined(separator: "; ")). Accept each in process.nested_without (\(NestedGap.allCases.map(\.rawValue).joined(separator: ", "))), or run with namespaces")
+            throw PlanError(key: "process.isolation", message: "nested isolation cannot fence what this policy asks for: \(refused.joinedText(separator: "; ")). Accept each in process.nested_without (\(NestedGap.allCases.map(\.rawValue).joinedText(separator: ", "))), or run with namespaces")
         }
         return (mounts.filter { $0.kind == .bind || $0.kind == .symlink }, gaps)
     }
@@ -360,7 +360,7 @@ extension Context {
 
     /// Every layer of a namespaced run, and what a nested one has of each.
     func nestedLayers(plan: RunPlan, gaps: [NestedGap: String], droppedMounts: [MountStep]) -> [IsolationLayer] {
-        func list(_ xs: [String]) -> String { xs.isEmpty ? "none" : xs.joined(separator: ", ") }
+        func list(_ xs: [String]) -> String { xs.isEmpty ? "none" : xs.joinedText(separator: ", ") }
         var layers: [IsolationLayer] = []
         let ll = plan.landlock
         let binds = plan.mounts.filter { $0.kind == .bind }

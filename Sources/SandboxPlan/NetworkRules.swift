@@ -23,7 +23,7 @@ enum NetworkRules {
         }
         let stub = try stubPlan(net, hostAddresses: hostAddresses, hostResolvers: hostResolvers)
         let resolvers = stub.map { [$0.address] } ?? net.dns.map(\.description)
-        let resolv = resolvers.isEmpty ? nil : resolvers.map { "nameserver \($0)\n" }.joined() + "options edns0\n"
+        let resolv = resolvers.isEmpty ? nil : resolvers.map { "nameserver \($0)\n" }.joinedText() + "options edns0\n"
         var plan = NetworkPlan(mode: net.mode, dns: resolvers, resolvConf: resolv,
                                hosts: hostsFile(net), allow: allow,
                                nftRuleset: try ruleset(net, hostAddresses: hostAddresses))
@@ -335,7 +335,7 @@ enum NetworkRules {
             lines.append("    \(family(dns)) daddr \(dns) tcp dport 53 goto admit")
         }
         func allowLine(_ rule: AllowRule) -> String {
-            let ports = rule.ports.sorted().map(String.init).joined(separator: ", ")
+            let ports = rule.ports.sorted().map(String.init).joinedText(separator: ", ")
             return "    \(family(rule.cidr.address)) daddr \(rule.cidr) \(rule.proto.rawValue) dport { \(ports) } goto admit"
         }
         let exact = net.allow.filter { exactMayOpen(Net($0.cidr), protected) }
@@ -344,7 +344,7 @@ enum NetworkRules {
         for (fam, v4) in [("ip", true), ("ip6", false)] {
             let ranges = refused.filter { $0.isV4 == v4 }
             if !ranges.isEmpty {
-                lines.append("    \(fam) daddr { \(ranges.map(\.description).joined(separator: ", ")) } goto refuse")
+                lines.append("    \(fam) daddr { \(ranges.map(\.description).joinedText(separator: ", ")) } goto refuse")
             }
         }
         // Host rules: the addresses the stub put in the rule's sets, each checked again
@@ -355,7 +355,7 @@ enum NetworkRules {
         // (`sandbox_sni`).
         for (i, rule) in net.allowHosts.enumerated() {
             let sets = nameSets(i)
-            let ports = rule.ports.sorted().map(String.init).joined(separator: ", ")
+            let ports = rule.ports.sorted().map(String.init).joinedText(separator: ", ")
             let mark = rule.proto == .tcp ? "ct mark set \(hex(NftRunTable.sniPending)) " : ""
             lines.append("    ip daddr @\(sets.v4) \(rule.proto.rawValue) dport { \(ports) } \(mark)goto resolved")
             lines.append("    ip6 daddr @\(sets.v6) \(rule.proto.rawValue) dport { \(ports) } \(mark)goto resolved")
@@ -373,7 +373,7 @@ enum NetworkRules {
             for (fam, v4) in [("ip", true), ("ip6", false)] {
                 let ranges = deny.filter { $0.isV4 == v4 }
                 if !ranges.isEmpty {
-                    lines.append("    \(fam) daddr { \(ranges.map(\.description).joined(separator: ", ")) } goto refuse")
+                    lines.append("    \(fam) daddr { \(ranges.map(\.description).joinedText(separator: ", ")) } goto refuse")
                 }
             }
             lines.append("    goto admit")
@@ -429,7 +429,7 @@ enum NetworkRules {
         }
         lines.append("}")
         if net.allowHosts.contains(where: { $0.proto == .tcp }) { lines += serverNameTables() }
-        return lines.joined(separator: "\n") + "\n"
+        return lines.joinedText(separator: "\n") + "\n"
     }
 
     static func hex(_ v: UInt32) -> String { "0x" + String(v, radix: 16) }

@@ -75,7 +75,7 @@ public struct PlanCompiler {
         let v6 = policy.network.allow.filter { !$0.cidr.address.isV4 }.map(\.cidr.description)
             + policy.network.dns.filter { !$0.isV4 }.map(\.description)
         if policy.network.mode == .egress && !v6.isEmpty {
-            notApplied.append("network: IPv6 destinations have no route yet (the bridge is IPv4-only): \(v6.joined(separator: ", "))")
+            notApplied.append("network: IPv6 destinations have no route yet (the bridge is IPv4-only): \(v6.joinedText(separator: ", "))")
         }
         let binary = BinaryPlan(
             requireRootOwned: policy.binary.requireRootOwned, rejectWritable: policy.binary.rejectWritable,
@@ -521,7 +521,7 @@ struct Context {
         let abi = min(host.landlockABI, LandlockAccess.knownABI)
         let missing = needs.filter { $0.abi > abi }
         if !missing.isEmpty {
-            let list = missing.map { "\($0.feature) (ABI \($0.abi))" }.joined(separator: ", ")
+            let list = missing.map { "\($0.feature) (ABI \($0.abi))" }.joinedText(separator: ", ")
             if ll.mode == .enforce {
                 let have = host.landlockABI > LandlockAccess.knownABI
                     ? "this kernel has Landlock ABI \(host.landlockABI), of which this build uses up to ABI \(abi)"
@@ -670,14 +670,14 @@ struct Context {
         // reads. Rendered as plain text (one line per field and rule) rather than
         // through an Encoder: this runs on every exec.
         var key = "arch \(arch)\ndefault \(defaultAction.rawValue) \(defaultErrno.map(String.init) ?? "-")\n"
-        key += "families \(families?.map(\.rawValue).joined(separator: ",") ?? "*")\nviolation \(sc.onViolation.rawValue)\n"
+        key += "families \(families?.map(\.rawValue).joinedText(separator: ",") ?? "*")\nviolation \(sc.onViolation.rawValue)\n"
         for r in rules {
             key += "rule \(r.action.rawValue) \(r.errno.map(String.init) ?? "-")"
             for n in r.syscalls { key += " \(n)=\(numbers[n].map(String.init) ?? "?")" }
             for a in r.args { key += " arg\(a.index) \(a.op.rawValue) \(a.value) \(a.valueTwo)" }
             key += "\n"
         }
-        if let ioctls { key += "ioctls \(ioctls.map { String($0.number) }.joined(separator: ","))\n" }
+        if let ioctls { key += "ioctls \(ioctls.map { String($0.number) }.joinedText(separator: ","))\n" }
         let digest = PlanDigest.sha256Hex(Array(key.utf8))
         return SeccompPlan(
             enabled: enabled, profile: sc.profile?.source, arch: arch, defaultAction: defaultAction,

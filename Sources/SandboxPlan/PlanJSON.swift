@@ -17,7 +17,7 @@ import SandboxVocabulary
 /// The run result is written with it too (`RunResult.canonicalJSON`, SandboxExecutor).
 public struct PlanJSONWriter {
     public private(set) var out: [UInt8] = []
-    private var first = true
+    @usableFromInline var first = true
     #if DEBUG
     private var lastKey: [UInt8]? = nil
     #endif
@@ -42,18 +42,24 @@ public struct PlanJSONWriter {
         out.append(UInt8(ascii: "}"))
     }
 
+    /// Inlinable so that a caller in another module (the run result) gets its own
+    /// specialisation: the generic one looks up `S.Element` at run time, which made
+    /// the Swift runtime scan the binary's conformance records on a cold run.
+    @inlinable
     public mutating func array<S: Sequence>(_ items: S, _ each: (inout PlanJSONWriter, S.Element) -> Void) {
-        out.append(UInt8(ascii: "["))
+        appendByte(UInt8(ascii: "["))
         var firstItem = true
         for item in items {
-            if !firstItem { out.append(UInt8(ascii: ",")) }
+            if !firstItem { appendByte(UInt8(ascii: ",")) }
             firstItem = false
             let saved = first
             each(&self, item)
             first = saved
         }
-        out.append(UInt8(ascii: "]"))
+        appendByte(UInt8(ascii: "]"))
     }
+
+    @usableFromInline mutating func appendByte(_ byte: UInt8) { out.append(byte) }
 
     /// A key of the object being written; keys must come in increasing byte order.
     public mutating func key(_ k: StaticString) {
@@ -77,7 +83,19 @@ public struct PlanJSONWriter {
 
     public mutating func string(_ s: String) { CanonicalJSON.appendQuoted(s, into: &out) }
     public mutating func bool(_ b: Bool) { out.append(contentsOf: (b ? "true" : "false").utf8) }
-    public mutating func int<I: BinaryInteger>(_ n: I) { out.append(contentsOf: String(n).utf8) }
+    public mutating func int<I: BinaryInteger>(_ n: I) {
+        // Digits by hand: `String(n)` is the stdlib's generic `init(_:radix:uppercase:)`
+        // here, whose metadata lookups cost a cold run (perf, session 40).
+        guard let v = Int64(exactly: n) else { out.append(contentsOf: String(n).utf8); return }
+        if v < 0 { out.append(UInt8(ascii: "-")) }
+        var m = v.magnitude
+        let start = out.count
+        repeat {
+            out.append(UInt8(ascii: "0") + UInt8(m % 10))
+            m /= 10
+        } while m > 0
+        out[start...].reverse()
+    }
     public mutating func strings(_ items: [String]) { array(items) { $0.string($1) } }
     public mutating func raw<R: RawRepresentable>(_ v: R) where R.RawValue == String { string(v.rawValue) }
     public mutating func raws<R: RawRepresentable>(_ items: [R]) where R.RawValue == String { array(items) { $0.raw($1) } }

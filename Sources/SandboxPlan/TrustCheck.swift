@@ -121,7 +121,8 @@ extension PlanCompiler {
             var out: [(String, FileIdentity)] = []
             var prefix = ""
             for part in canonical.split(separator: "/") {
-                prefix += "/" + part
+                prefix.append("/")
+                prefix.append(contentsOf: part)   // not `+ part`: the generic `Sequence` append
                 if let id = host.files.identity(of: prefix) { out.append((prefix, id)) }
             }
             return out
@@ -217,7 +218,7 @@ struct CanonicalPaths {
             if part == "." || part.isEmpty { continue }
             if part == ".." { if !out.isEmpty { out.removeLast() }; continue }
             if missing { out.append(part); continue }
-            let candidate = "/" + (out + [part]).joined(separator: "/")
+            let candidate = "/" + (out + [part]).joinedText(separator: "/")
             switch files.kind(of: candidate) {
             case .symlink(let target)? where hops < 40:
                 hops += 1
@@ -231,7 +232,7 @@ struct CanonicalPaths {
                 out.append(part)
             }
         }
-        let result = "/" + out.joined(separator: "/")
+        let result = "/" + out.joinedText(separator: "/")
         cache[path] = result
         return result
     }

@@ -77,7 +77,7 @@ public enum IPAddress: Sendable, Hashable, Comparable, CustomStringConvertible {
                 } else { i += 1 }
             }
             let hex = g.map { String($0, radix: 16) }
-            if bestStart < 0 { return hex.joined(separator: ":") }
+            if bestStart < 0 { return hex.joinedText(separator: ":") }
             let head = hex[0..<bestStart].joined(separator: ":")
             let tail = hex[(bestStart + bestLen)...].joined(separator: ":")
             return head + "::" + tail

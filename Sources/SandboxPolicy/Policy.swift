@@ -259,6 +259,6 @@ extension Policy {
     /// The policy's identity as text: SHA-256 of its files' digests in merge order,
     /// one hex digest and a newline each. Nil for a policy built in code.
     public var digest: String? {
-        sourceDigests.isEmpty ? nil : Digest.sha256Hex(Array(sourceDigests.map { $0 + "\n" }.joined().utf8))
+        sourceDigests.isEmpty ? nil : Digest.sha256Hex(Array(sourceDigests.map { $0 + "\n" }.joinedText().utf8))
     }
 }

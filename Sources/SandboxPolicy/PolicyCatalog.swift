@@ -68,7 +68,7 @@ public struct PolicyCatalog: Sendable {
             if words.isEmpty { break }
             lines.append(words)
         }
-        var description = lines.joined(separator: " ")
+        var description = lines.joinedText(separator: " ")
         if description.count > 160 { description = description.prefix(159) + "…" }
         if !description.isEmpty {
             // "agent — one tool call …": the name is in the NAME column already.

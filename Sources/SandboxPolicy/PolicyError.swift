@@ -24,5 +24,5 @@ public struct PolicyDiagnostic: Error, Sendable, Equatable, CustomStringConverti
 public struct PolicyError: Error, Sendable, Equatable, CustomStringConvertible {
     public var diagnostics: [PolicyDiagnostic]
     public init(_ diagnostics: [PolicyDiagnostic]) { self.diagnostics = diagnostics }
-    public var description: String { diagnostics.map(\.description).joined(separator: "\n") }
+    public var description: String { diagnostics.map(\.description).joinedText(separator: "\n") }
 }

@@ -436,7 +436,7 @@ final class LayerReader {
         }
         layer.bestEffort = edits(t, "best_effort", at: p) { s, kp in
             if PolicySchema.bestEffortNames.contains(s) { return s }
-            self.error(kp, "unknown limit \"\(s)\"; allowed: \(PolicySchema.bestEffortNames.map { "\"\($0)\"" }.joined(separator: ", "))")
+            self.error(kp, "unknown limit \"\(s)\"; allowed: \(PolicySchema.bestEffortNames.map { "\"\($0)\"" }.joinedText(separator: ", "))")
             return nil
         }
     }
@@ -791,7 +791,7 @@ final class LayerReader {
         if candidates.isEmpty {
             error(kp, "seccomp profile \"\(s)\" not found: no data directory with Profiles/seccomp was found (set SANDBOX_DATA_DIR); \(forms)")
         } else {
-            error(kp, "seccomp profile \"\(s)\" not found; looked for \(candidates.joined(separator: ", ")); \(forms)")
+            error(kp, "seccomp profile \"\(s)\" not found; looked for \(candidates.joinedText(separator: ", ")); \(forms)")
         }
         return nil
     }
@@ -881,7 +881,7 @@ final class LayerReader {
         var message = "unknown \(noun) \"\(key)\""
         if let place { message += " " + place }
         if let guess = Validate.closest(to: key, in: allowed) { message += " (did you mean \"\(guess)\"?)" }
-        message += "; allowed: \(allowed.joined(separator: ", "))"
+        message += "; allowed: \(allowed.joinedText(separator: ", "))"
         error(kp, message)
     }
 
@@ -914,7 +914,7 @@ final class LayerReader {
 
     func parseEnum<E: RawRepresentable & CaseIterable>(_ s: String, at kp: TOMLPath, _: E.Type) -> E? where E.RawValue == String {
         if let e = E(rawValue: s) { return e }
-        let allowed = E.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
+        let allowed = E.allCases.map { "\"\($0.rawValue)\"" }.joinedText(separator: ", ")
         error(kp, "unknown value \"\(s)\"; allowed: \(allowed)")
         return nil
     }

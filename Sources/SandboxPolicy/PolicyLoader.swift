@@ -70,7 +70,7 @@ public struct PolicyLoader: Sendable {
         if looked.isEmpty {
             return .notFound("no policy named \"\(text)\": the policy search path is empty (set SANDBOX_POLICY_PATH or SANDBOX_DATA_DIR, or give a path such as \"./\(text).toml\")")
         }
-        return .notFound("no policy named \"\(text)\"; looked for \(looked.joined(separator: ", ")); give a name from the search path or a path such as \"./\(text).toml\"")
+        return .notFound("no policy named \"\(text)\"; looked for \(looked.joinedText(separator: ", ")); give a name from the search path or a path such as \"./\(text).toml\"")
     }
 
     /// `"agent"` → the first `<dir>/agent.toml` of the search path; `"./x.toml"`,
@@ -266,14 +266,14 @@ public struct PolicyLoader: Sendable {
                         // Report each cycle once, however many files close it.
                         let key = here[start...].map(\.identity).sorted()
                         if reportedCycles.insert(key).inserted {
-                            report(file, keyPath, "extends cycle: " + cycle.joined(separator: " -> "), layer: layer)
+                            report(file, keyPath, "extends cycle: " + cycle.joinedText(separator: " -> "), layer: layer)
                         }
                         continue
                     }
                     if done.contains(childID) { continue }
                     // `here.count` is the level the child would be at (the root is level 0).
                     if here.count > PolicyLimits.maxExtendsDepth {
-                        let chain = (here.map(\.display) + [display]).joined(separator: " -> ")
+                        let chain = (here.map(\.display) + [display]).joinedText(separator: " -> ")
                         report(file, keyPath, "extends depth limit exceeded: \(chain) is more than \(PolicyLimits.maxExtendsDepth) levels of extends", layer: layer)
                         continue
                     }
@@ -453,7 +453,7 @@ struct Merger {
             for (what, ports) in rules {
                 let listed = ports.filter(dnsPorts.contains).sorted()
                 guard !listed.isEmpty else { continue }
-                fail("network.allow", "the rule { \(what) } lists port \(listed.map(String.init).joined(separator: " and ")), which host rules never open: DNS goes only to the DNS stub (its upstream is network.upstream_dns) and DNS over TLS nowhere; remove the port from the rule")
+                fail("network.allow", "the rule { \(what) } lists port \(listed.map(String.init).joinedText(separator: " and ")), which host rules never open: DNS goes only to the DNS stub (its upstream is network.upstream_dns) and DNS over TLS nowhere; remove the port from the rule")
             }
         }
         if p.network.allowHosts.isEmpty {

@@ -149,7 +149,7 @@ struct SeccompProfileReader {
                                             line: node.line, column: node.column, message: message))
     }
 
-    private static func allowed(_ list: [String]) -> String { list.joined(separator: ", ") }
+    private static func allowed(_ list: [String]) -> String { list.joinedText(separator: ", ") }
 
     private static func join(_ path: String, _ key: String) -> String { path.isEmpty ? key : path + "." + key }
 

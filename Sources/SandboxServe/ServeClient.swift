@@ -29,8 +29,8 @@ public enum ServeClient {
         let socket = OwnedFD(fd)
         defer { socket.close() }
         func q(_ s: String) -> String { CanonicalJSON.quote(s) }
-        var json = "{\"id\":1,\"policy\":\(q(policy)),\"argv\":[\(argv.map(q).joined(separator: ","))],\"cwd\":\(q(cwd))"
-        json += ",\"env\":{\(environment.sorted { $0.key < $1.key }.map { "\(q($0.key)):\(q($0.value))" }.joined(separator: ","))}"
+        var json = "{\"id\":1,\"policy\":\(q(policy)),\"argv\":[\(argv.map(q).joinedText(separator: ","))],\"cwd\":\(q(cwd))"
+        json += ",\"env\":{\(environment.sorted { $0.key < $1.key }.map { "\(q($0.key)):\(q($0.value))" }.joinedText(separator: ","))}"
         if let result { json += ",\"resultDir\":\(q(result.directory)),\"resultPath\":\(q(result.path))" }
         let request = Array((json + "}\n").utf8)
         // The fourth descriptor: this process's working directory, the inode it runs

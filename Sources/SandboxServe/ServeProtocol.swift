@@ -35,7 +35,7 @@ public struct ServeRequest: Sendable {
     static func validate(_ o: Wire) -> Result<ServeRequest, Refusal> {
         guard let id = o.id else { return .failure(Refusal(id: "null", subject: "id", "id: a string or an integer is required")) }
         if let unknown = o.present.subtracting(keys).sorted().first {
-            return .failure(Refusal(id: id, subject: unknown, "\(unknown): not a request field (\(keys.sorted().joined(separator: ", ")))"))
+            return .failure(Refusal(id: id, subject: unknown, "\(unknown): not a request field (\(keys.sorted().joinedText(separator: ", ")))"))
         }
         guard let policy = o.policy, !policy.isEmpty else {
             return .failure(Refusal(id: id, subject: "policy", "policy: a policy name or file is required"))

@@ -88,8 +88,8 @@ struct Doctor: ParsableCommand {
         if !blocked.isEmpty {
             out.append("")
             out.append("cannot run on this host as uid \(r.invokerUID): "
-                       + blocked.map { "\($0.name) (\($0.blockers.map(\.key).joined(separator: ", ")))" }.joined(separator: "; "))
+                       + blocked.map { "\($0.name) (\($0.blockers.map(\.key).joinedText(separator: ", ")))" }.joinedText(separator: "; "))
         }
-        return out.joined(separator: "\n")
+        return out.joinedText(separator: "\n")
     }
 }

@@ -19,7 +19,7 @@ struct Policies: ParsableCommand {
 
     static func table(_ catalog: PolicyCatalog) -> String {
         let rows = catalog.entries.map { e in
-            [e.name, e.source, e.extends.isEmpty ? "-" : e.extends.joined(separator: ","), e.description]
+            [e.name, e.source, e.extends.isEmpty ? "-" : e.extends.joinedText(separator: ","), e.description]
         }
         let header = ["NAME", "SOURCE", "EXTENDS", "DESCRIPTION"]
         let widths = (0..<3).map { i in ([header] + rows).map { RunRecord.printable($0[i]).count }.max()! }
@@ -31,6 +31,6 @@ struct Policies: ParsableCommand {
             out.append(line(row))
             for o in e.overrides { out.append("    overrides \(RunRecord.printable(o))") }
         }
-        return out.joined(separator: "\n")
+        return out.joinedText(separator: "\n")
     }
 }

@@ -365,8 +365,8 @@ struct Explain: ParsableCommand {
         let who = uid == 0 ? "root" : "uid \(uid) (rootless)"
         var out = ["", "On this host, as \(who): " + (blockers.isEmpty ? "runs." : "cannot run:")]
         out += blockers.map { "  - \($0.key): \($0.reason)" }
-        if !without.isEmpty { out.append("  runs without (best-effort): " + without.joined(separator: "; ")) }
-        return out.joined(separator: "\n")
+        if !without.isEmpty { out.append("  runs without (best-effort): " + without.joinedText(separator: "; ")) }
+        return out.joinedText(separator: "\n")
     }
 }
 

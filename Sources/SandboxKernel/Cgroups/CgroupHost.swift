@@ -1,4 +1,5 @@
 import Glibc
+import SandboxVocabulary
 
 /// The host's cgroup layout, probed once and shared by the executor (to create run
 /// cgroups) and `sandbox doctor` (to explain what works). Every path the facility
@@ -185,7 +186,7 @@ public struct CgroupHost: Sendable {
         let enabled = Set(CgroupFS.words(CgroupFS.read(base + "/cgroup.subtree_control") ?? ""))
         let available = Set(CgroupFS.words(CgroupFS.read(base + "/cgroup.controllers") ?? ""))
         controllers = Self.v2LimitControllers.filter { enabled.contains($0) }
-        summary.append("controllers: " + (controllers.isEmpty ? "none" : controllers.joined(separator: " ")) + " (enabled in \(base)/cgroup.subtree_control)")
+        summary.append("controllers: " + (controllers.isEmpty ? "none" : controllers.joinedText(separator: " ")) + " (enabled in \(base)/cgroup.subtree_control)")
         for c in Self.v2LimitControllers where !enabled.contains(c) {
             let why = available.contains(c)
                 ? "not enabled in \(base)/cgroup.subtree_control (enable it: echo +\(c) > \(base)/cgroup.subtree_control)"
@@ -213,7 +214,7 @@ public struct CgroupHost: Sendable {
         }
         if v1["freezer"] != nil { usable.append("freezer") }
         controllers = usable
-        summary.append("controllers: " + (usable.isEmpty ? "none" : usable.joined(separator: " ")) + " (v1)" + (v1["cpuacct"] != nil ? "; cpuacct for CPU time" : ""))
+        summary.append("controllers: " + (usable.isEmpty ? "none" : usable.joinedText(separator: " ")) + " (v1)" + (v1["cpuacct"] != nil ? "; cpuacct for CPU time" : ""))
 
         if let memory = v1["memory"] {
             v1SwapLimit = CgroupFS.exists(memory + "/memory.memsw.limit_in_bytes")
@@ -247,7 +248,7 @@ public struct CgroupHost: Sendable {
         }
         canCreate = blockers.isEmpty
         summary.append(canCreate ? "delegation: run cgroups can be created" + (euid == 0 ? " (root)" : "")
-                                 : "delegation: run cgroups cannot be created: not writable: " + blockers.joined(separator: ", ") + " (v1 has no safe delegation; run as root)")
+                                 : "delegation: run cgroups cannot be created: not writable: " + blockers.joinedText(separator: ", ") + " (v1 has no safe delegation; run as root)")
     }
 
     private static func missingLines(_ controllers: [String], why: String) -> [String] {

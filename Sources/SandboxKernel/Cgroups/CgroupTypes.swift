@@ -1,4 +1,5 @@
 import Glibc
+import SandboxVocabulary
 
 /// The resource limits of one run, as the plan resolved them. `nil` means "no limit".
 public struct CgroupLimits: Sendable, Equatable {
@@ -98,7 +99,7 @@ extension KernelError {
     static func cgroup(_ operation: String, _ path: String, data: String? = nil, errno: Int32,
                        detail: String? = nil) -> KernelError {
         KernelError(operation: operation, subject: path, errno: Errno(errno),
-                    detail: [data.map(writing), detail].compactMap { $0 }.joined(separator: "; "))
+                    detail: [data.map(writing), detail].compactMap { $0 }.joinedText(separator: "; "))
     }
 
     /// A limit (`memory`, `swap`, `pids`, `cpu`, `io`) was asked for but this host

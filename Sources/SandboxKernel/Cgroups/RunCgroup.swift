@@ -118,9 +118,9 @@ public final class RunCgroup: Sendable {
             reasons.append(reason)
         }
         let shared = Set(reasons).count == 1
-        let listed = shared ? limits.joined(separator: ", ") + " limits cannot be applied: " + reasons[0]
-            : zip(limits, reasons).map { "\($0) (\($1))" }.joined(separator: ", ") + ": these limits cannot be applied"
-        let names = limits.map { "\"\($0)\"" }.joined(separator: ", ")
+        let listed = shared ? limits.joinedText(separator: ", ") + " limits cannot be applied: " + reasons[0]
+            : zip(limits, reasons).map { "\($0) (\($1))" }.joinedText(separator: ", ") + ": these limits cannot be applied"
+        let names = limits.map { "\"\($0)\"" }.joinedText(separator: ", ")
         return KernelError(operation: first.operation, subject: first.subject,
                            detail: "\(listed); mark them best-effort in [resources] (best_effort = [\(names)]) to run without them, or use a policy without them (`sandbox doctor` says which shipped policies run here)")
     }

@@ -146,7 +146,7 @@ struct HostState: Equatable {
     }
 
     func write(_ path: String) throws(KernelError) {
-        let text = values.keys.sorted().map { "\($0)=\(values[$0]!)\n" }.joined()
+        let text = values.keys.sorted().map { "\($0)=\(values[$0]!)\n" }.joinedText()
         try FD.writeAtomically(path, Array(text.utf8), mode: 0o644)
     }
 }
