@@ -76,7 +76,7 @@ public enum RunSteps {
         for dir in (probe.environment["SANDBOX_POLICY_PATH"] ?? "").split(separator: ":") {
             trusted.append(.policySearchDirectory(dir.hasPrefix("/") ? String(dir) : probe.cwd + "/" + dir))
         }
-        if let base { trusted.append(.seccompCache(base + "/.seccomp-cache")) }
+        if let base { trusted.append(.seccompCache(seccompCacheDirectory(runBase: base))) }
         facts.trusted = trusted
         // What a broad egress allow rule must not open: the host's addresses, the bridge.
         if network == nil || network == .egress {
@@ -129,8 +129,12 @@ public enum RunSteps {
 
     /// The options `exec` runs with: this run base and its seccomp cache.
     public static func options(runBase: String) -> ExecOptions {
-        ExecOptions(runBase: runBase, seccompCacheDir: runBase + "/.seccomp-cache")
+        ExecOptions(runBase: runBase, seccompCacheDir: seccompCacheDirectory(runBase: runBase))
     }
+
+    /// Where compiled seccomp filters are cached for a run base (`exec`, the trust
+    /// checks, `gc`).
+    public static func seccompCacheDirectory(runBase: String) -> String { runBase + "/.seccomp-cache" }
 }
 
 /// realpath(3), or nil if the path cannot be resolved.

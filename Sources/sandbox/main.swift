@@ -439,7 +439,7 @@ struct Gc: ParsableCommand {
         }
         // Temporary files of an atomic write whose writer was killed before its rename
         // (the network state, the Landlock observer's note, seccomp cache entries).
-        for dir in [base, base + "/.seccomp-cache"] {
+        for dir in [base, RunSteps.seccompCacheDirectory(runBase: base)] {
             for name in FD.removeAbandonedTemporaries(in: dir) { print("removed \(dir)/\(name)") }
         }
         print("\(removed) stale run(s) removed")
