@@ -168,32 +168,26 @@ enum Harness {
         return path
     }
 
-    /// base with a PATH, the working directory writable and `rw` beside it.
-    static func basePolicy(in dir: String, name: String, rw: [String] = []) -> String {
+    /// base with `path` as PATH, the working directory writable and `rw` beside it,
+    /// then `tables` (more TOML) as given.
+    static func basePolicy(in dir: String, name: String, rw: [String] = [], path: String = "/usr/bin:/bin",
+                           tables: String = "") -> String {
         policy("""
             name = "\(name)"
             extends = ["base"]
             [process]
-            env.set = { PATH = "/usr/bin:/bin" }
+            env.set = { PATH = "\(path)" }
             [filesystem]
             rw = [\((["{cwd}"] + rw).map { "\"\($0)\"" }.joined(separator: ", "))]
+            \(tables)
             """, in: dir, name: "\(name).toml")
     }
 
     /// An egress policy: base, the working directory writable, `network` the rest of
     /// its `[network]` table (dns, allow, …).
     static func egressPolicy(in dir: String, name: String, network: String) -> String {
-        policy("""
-            name = "\(name)"
-            extends = ["base"]
-            [process]
-            env.set = { PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin" }
-            [filesystem]
-            rw = ["{cwd}"]
-            [network]
-            mode = "egress"
-            \(network)
-            """, in: dir, name: "\(name).toml")
+        basePolicy(in: dir, name: name, path: "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+                   tables: "[network]\nmode = \"egress\"\n\(network)")
     }
 
     /// Where `policy(_:in:)` writes the policies of the test working in `dir`: a
