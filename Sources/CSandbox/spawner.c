@@ -563,9 +563,13 @@ int sbx_spawner_start(void) {
     args.flags = CLONE_PIDFD;
     args.pidfd = (uint64_t)(uintptr_t)&pidfd;
     args.exit_signal = SIGCHLD;
+    /* The spawner clones sandboxes with a uid of their own (sbx_spawn_here takes the
+     * dumpable lock): copied under the lock, released in the copy. */
+    sbx_dumpable_lock();
     long pid = syscall(SYS_clone3, &args, sizeof args);
-    if (pid == 0) { close(sv[0]); spawner_main(sv[1], server); }
+    if (pid == 0) { sbx_dumpable_lock_released_in_copy(); close(sv[0]); spawner_main(sv[1], server); }
     r = pid < 0 ? -errno : 0;
+    sbx_dumpable_unlock();
     close(sv[1]);
     /* No wait on the spawner is unbounded: one that neither takes a request nor
      * answers within 10 s is ended (end_spawner) and runs are cloned here. */

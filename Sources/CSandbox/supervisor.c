@@ -102,3 +102,4 @@ int sbx_harden_root(void) {
 int sbx_is_hardened(void) { return undumpable; }
 void sbx_dumpable_lock(void) { pthread_mutex_lock(&dumpable_lock); }
 void sbx_dumpable_unlock(void) { pthread_mutex_unlock(&dumpable_lock); }
+void sbx_dumpable_lock_released_in_copy(void) { pthread_mutex_init(&dumpable_lock, NULL); }

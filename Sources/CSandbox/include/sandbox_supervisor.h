@@ -45,5 +45,12 @@ int sbx_is_hardened(void);
  * lifetime of an idmap helper (sbx_mounts_make_userns, sbx_spawn). */
 void sbx_dumpable_lock(void);
 void sbx_dumpable_unlock(void);
+/* For a copy of this process (a fork, a clone without CLONE_VM) that goes on to
+ * make idmap helpers or spawn: the copy is made under sbx_dumpable_lock, so its
+ * dumpable flag is not caught mid-change, and the copy, having one thread, calls
+ * this first: the lock its copy of memory holds belongs to no thread of its own. A
+ * copy made while another thread held the lock waited on it for ever (the test
+ * HardeningBeforeAnyRunTests hung a CI run). */
+void sbx_dumpable_lock_released_in_copy(void);
 
 #endif

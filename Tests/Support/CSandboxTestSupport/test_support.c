@@ -315,9 +315,10 @@ int sbx_test_dumpable(void) {
  * `doctor`, `explain` and a plan for `namespaces-or-nested` do before any run. Returns
  * the fork's dumpable flag afterwards (0: hardened), or -errno. */
 int sbx_test_dumpable_after(int which) {
+    sbx_dumpable_lock();    /* other tests' runs take it in this process's threads */
     pid_t pid = fork();
-    if (pid < 0) return -errno;
     if (pid == 0) {
+        sbx_dumpable_lock_released_in_copy();
         if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0) _exit(100);
         if (which == 0) {
             int fd = sbx_mounts_make_userns("0 1879047999 1\n", "0 1879047999 1\n");
@@ -330,6 +331,9 @@ int sbx_test_dumpable_after(int which) {
         }
         _exit(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0));
     }
+    int e = errno;
+    sbx_dumpable_unlock();
+    if (pid < 0) return -e;
     int st = 0;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
     return WIFEXITED(st) ? WEXITSTATUS(st) : -ECHILD;
