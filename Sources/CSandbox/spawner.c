@@ -558,18 +558,11 @@ int sbx_spawner_start(void) {
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) { r = -errno; pthread_mutex_unlock(&spawner.lock); return r; }
     pid_t server = getpid();
     int pidfd = -1;
-    struct sbx_clone_args args;
-    memset(&args, 0, sizeof args);
-    args.flags = CLONE_PIDFD;
-    args.pidfd = (uint64_t)(uintptr_t)&pidfd;
-    args.exit_signal = SIGCHLD;
     /* The spawner clones sandboxes with a uid of their own (sbx_spawn_here takes the
-     * dumpable lock): copied under the lock, released in the copy. */
-    sbx_dumpable_lock();
-    long pid = syscall(SYS_clone3, &args, sizeof args);
-    if (pid == 0) { sbx_dumpable_lock_released_in_copy(); close(sv[0]); spawner_main(sv[1], server); }
-    r = pid < 0 ? -errno : 0;
-    sbx_dumpable_unlock();
+     * dumpable lock). */
+    long pid = sbx_copy_process(&pidfd);
+    if (pid == 0) { close(sv[0]); spawner_main(sv[1], server); }
+    r = pid < 0 ? (int)pid : 0;
     close(sv[1]);
     /* No wait on the spawner is unbounded: one that neither takes a request nor
      * answers within 10 s is ended (end_spawner) and runs are cloned here. */

@@ -1,11 +1,14 @@
 /* See sandbox_supervisor.h. Runs in the supervisor, around the child it spawned. */
 #define _GNU_SOURCE
 #include "sandbox_supervisor.h"
+#include "kernel_abi.h" /* SYS_clone3, struct sbx_clone_args */
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -102,4 +105,22 @@ int sbx_harden_root(void) {
 int sbx_is_hardened(void) { return undumpable; }
 void sbx_dumpable_lock(void) { pthread_mutex_lock(&dumpable_lock); }
 void sbx_dumpable_unlock(void) { pthread_mutex_unlock(&dumpable_lock); }
-void sbx_dumpable_lock_released_in_copy(void) { pthread_mutex_init(&dumpable_lock, NULL); }
+
+long sbx_copy_process(int *pidfd) {
+    struct sbx_clone_args args;
+    memset(&args, 0, sizeof args);
+    args.flags = pidfd ? CLONE_PIDFD : 0;
+    args.pidfd = (uint64_t)(uintptr_t)pidfd;
+    args.exit_signal = SIGCHLD;
+    sbx_dumpable_lock();
+    long pid = syscall(SYS_clone3, &args, sizeof args);
+    if (pid == 0) {
+        /* One thread here, and the lock its copy of memory holds is the caller's,
+         * taken above: free it for this process's own use. */
+        pthread_mutex_init(&dumpable_lock, NULL);
+        return 0;
+    }
+    int e = errno;
+    sbx_dumpable_unlock();
+    return pid < 0 ? -e : pid;
+}

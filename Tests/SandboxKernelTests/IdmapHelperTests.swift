@@ -47,3 +47,17 @@ import Testing
         #expect(sbx_test_dumpable_after(1) == 0, "still dumpable after the namespace probe ran")
     }
 }
+
+/// Session 40's hang: a copy of the process made by a bare `fork` while another thread
+/// held the dumpable lock kept a locked copy of it that no thread of its own would
+/// release, and waited on it for ever (it hung a CI run). `sbx_copy_process` makes the
+/// copy under the lock and frees the copy's. Here another thread really holds the lock
+/// across the copy; the wait on the copy is bounded, so the control fails, not hangs.
+@Suite struct CopyUnderTheDumpableLockTests {
+    @Test func aCopyMadeWhileAnotherThreadHoldsTheLockCanTakeIt() {
+        // Control: a bare fork while the lock is held; the copy waits on it for ever.
+        #expect(sbx_test_copy_while_lock_held(0) == -ETIMEDOUT, "control: a bare fork's copy should wait on the held lock")
+        // The fence: the product's copy.
+        #expect(sbx_test_copy_while_lock_held(1) == 0, "the copy could not take the dumpable lock")
+    }
+}

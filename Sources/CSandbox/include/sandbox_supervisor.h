@@ -45,12 +45,14 @@ int sbx_is_hardened(void);
  * lifetime of an idmap helper (sbx_mounts_make_userns, sbx_spawn). */
 void sbx_dumpable_lock(void);
 void sbx_dumpable_unlock(void);
-/* For a copy of this process (a fork, a clone without CLONE_VM) that goes on to
- * make idmap helpers or spawn: the copy is made under sbx_dumpable_lock, so its
- * dumpable flag is not caught mid-change, and the copy, having one thread, calls
- * this first: the lock its copy of memory holds belongs to no thread of its own. A
- * copy made while another thread held the lock waited on it for ever (the test
- * HardeningBeforeAnyRunTests hung a CI run). */
-void sbx_dumpable_lock_released_in_copy(void);
+/* A copy of this process (clone3 without CLONE_VM, SIGCHLD at its exit; its pidfd
+ * in *pidfd unless NULL) that may go on to make idmap helpers or spawn. The copy is
+ * made under sbx_dumpable_lock, so its dumpable flag is not caught mid-change, and
+ * the copy's lock is set free: a bare fork made while another thread held the lock
+ * left the copy a lock no thread of its own would release, and it waited on it for
+ * ever (HardeningBeforeAnyRunTests hung a CI run; CopyUnderTheDumpableLockTests).
+ * The copy has one thread and runs only async-signal-safe code. 0 in the copy, its
+ * pid in the caller, or -errno. */
+long sbx_copy_process(int *pidfd);
 
 #endif

@@ -12,6 +12,9 @@
 #include <linux/seccomp.h>
 #include <netinet/in.h>
 #include <sched.h>
+#include <time.h>
+#include <pthread.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -315,10 +318,9 @@ int sbx_test_dumpable(void) {
  * `doctor`, `explain` and a plan for `namespaces-or-nested` do before any run. Returns
  * the fork's dumpable flag afterwards (0: hardened), or -errno. */
 int sbx_test_dumpable_after(int which) {
-    sbx_dumpable_lock();    /* other tests' runs take it in this process's threads */
-    pid_t pid = fork();
+    /* Other tests' runs take the dumpable lock in this process's threads. */
+    long pid = sbx_copy_process(NULL);
     if (pid == 0) {
-        sbx_dumpable_lock_released_in_copy();
         if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0) _exit(100);
         if (which == 0) {
             int fd = sbx_mounts_make_userns("0 1879047999 1\n", "0 1879047999 1\n");
@@ -331,12 +333,64 @@ int sbx_test_dumpable_after(int which) {
         }
         _exit(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0));
     }
-    int e = errno;
-    sbx_dumpable_unlock();
-    if (pid < 0) return -e;
+    if (pid < 0) return (int)pid;
     int st = 0;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+    while (waitpid((pid_t)pid, &st, 0) < 0 && errno == EINTR) {}
     return WIFEXITED(st) ? WEXITSTATUS(st) : -ECHILD;
+}
+
+static _Atomic int lock_holder_state; /* 0 not yet, 1 holding, 2 let go */
+
+static void *hold_dumpable_lock(void *unused) {
+    (void)unused;
+    sbx_dumpable_lock();
+    lock_holder_state = 1;
+    struct timespec hold = { 0, 300 * 1000 * 1000 };
+    while (nanosleep(&hold, &hold) < 0 && errno == EINTR) {}
+    sbx_dumpable_unlock();
+    lock_holder_state = 2;
+    return NULL;
+}
+
+int sbx_test_copy_while_lock_held(int fenced) {
+    lock_holder_state = 0;
+    pthread_t holder;
+    int r = pthread_create(&holder, NULL, hold_dumpable_lock, NULL);
+    if (r != 0) return -r;
+    while (lock_holder_state == 0) sched_yield();
+    long pid;
+    int pidfd = -1;
+    if (fenced) {
+        pid = sbx_copy_process(&pidfd);
+    } else {
+        pid = fork();
+        if (pid < 0) pid = -errno;
+        else if (pid > 0) { pidfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0); }
+    }
+    if (pid == 0) {
+        /* What the spawner's copy does before it spawns with a uid of its own. */
+        sbx_dumpable_lock();
+        sbx_dumpable_unlock();
+        _exit(0);
+    }
+    int result = 0;
+    if (pid < 0) result = (int)pid;
+    else if (pidfd < 0) result = -errno;
+    else {
+        struct pollfd p = { .fd = pidfd, .events = POLLIN };
+        int n;
+        do { n = poll(&p, 1, 5000); } while (n < 0 && errno == EINTR);
+        if (n == 0) { syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0); result = -ETIMEDOUT; }
+        else if (n < 0) result = -errno;
+    }
+    if (pid > 0) {
+        int st = 0;
+        while (waitpid((pid_t)pid, &st, 0) < 0 && errno == EINTR) {}
+        if (result == 0 && !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) result = -ECHILD;
+    }
+    if (pidfd >= 0) close(pidfd);
+    pthread_join(holder, NULL);
+    return result;
 }
 
 /* ---- The spawner's flattening (sandbox_spawner.h). ---- */

@@ -81,6 +81,12 @@ int sbx_test_open_helper_memory(int undumpable);
  * namespace probe (which 1): its dumpable flag afterwards (0: hardened), or -errno;
  * 100/101: the set-up failed. */
 int sbx_test_dumpable_after(int which);
+/* A copy of this process made while another thread holds the dumpable lock (for
+ * 300 ms): `fenced` 1 makes it with sbx_copy_process, 0 with a bare fork (the
+ * control). The copy takes and releases the lock, as the spawner does before it
+ * spawns with a uid of its own. 0 if the copy finished within 5 s, -ETIMEDOUT if it
+ * was still waiting (then killed), or -errno. */
+int sbx_test_copy_while_lock_held(int fenced);
 
 /* prctl(PR_GET_DUMPABLE) of this process. */
 int sbx_test_dumpable(void);
