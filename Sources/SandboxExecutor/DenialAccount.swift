@@ -45,7 +45,9 @@ struct DenialAccount {
 
     /// Before clone3: subscribe the run's uid to the reader. Returns the filter flag
     /// to add (SECCOMP_FILTER_FLAG_LOG) when the seccomp log is read, else 0.
-    mutating func start(hostUID: UInt32?) -> UInt32 {
+    /// `auditState` answers the host's audit state when it is needed (a sandbox built
+    /// ahead passes the reading it just made and will compare at the take).
+    mutating func start(hostUID: UInt32?, auditState readAuditState: () -> Bool? = { AuditReader.kernelAuditState() }) -> UInt32 {
         var seccompKinds = classifier.loggedKinds(onViolation: plan.seccomp.onViolation)
         if plan.seccomp.onViolation != .errno && !seccompKinds.isEmpty {
             // FLAG_LOG logs every action but ALLOW: under notify each notification
@@ -79,7 +81,7 @@ struct DenialAccount {
         let auditOff = "kernel audit is off (Landlock logs denials only with it on; the sandbox never turns it on)"
         // The host's audit state, asked at most once for this run, and only if needed
         // (not kept for the process: a server's runs see it as it is when each starts).
-        lazy var auditState = AuditReader.kernelAuditState()
+        lazy var auditState = readAuditState()
 
         // Only Landlock's records are wanted, and with kernel audit off Landlock writes
         // none: the reader (two threads and a 32 MiB socket, ~1 ms of a cold start)

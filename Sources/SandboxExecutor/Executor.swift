@@ -509,7 +509,7 @@ public final class Executor {
         let landlock = try makeLandlockRuleset(sources)                   // 7
         let (program, notify) = try compileSeccomp()                      // 7
         makeTimesFence(sources)                                           // 7
-        let logFlags = startDenialAccount()                               // 7
+        let logFlags = startDenialAccount(ahead: ahead)                   // 7
         let pipes = try ChildPipes(undo: &undo)                           // 8
         var spec = childSpec(runDir: runDir, lease: lease, landlock: landlock, seccomp: program) // 8
         if let program, logFlags != 0 { spec.seccompFlags |= logFlags; spec.seccompUnlogged = program.unknownNumberFilter }
@@ -708,8 +708,11 @@ public final class Executor {
     /// 7. The denial account: the run's leased uid subscribed to the process's audit
     /// reader before the run's first process exists (DenialAccount). Returns the
     /// seccomp filter flags that make the filter's denials logged.
-    private func startDenialAccount() -> UInt32 {
-        let flags = account.start(hostUID: hostUID)
+    private func startDenialAccount(ahead: Bool) -> UInt32 {
+        // Built ahead: the state read just before the build (and compared again at the
+        // take), not a second AUDIT_GET microseconds later.
+        let flags = ahead ? account.start(hostUID: hostUID, auditState: { [auditStateAtBuild] in auditStateAtBuild })
+                          : account.start(hostUID: hostUID)
         undo.push { [unowned self] in self.account.finish() } // a failed start: unsubscribe
         return flags
     }

@@ -429,6 +429,28 @@ struct CgroupKernelTests {
         }
     }
 
+    /// `remove()` tries `rmdir` first and kills only when the kernel refuses it: with
+    /// processes of the run still alive (a daemon and its parent), the first `rmdir`
+    /// is refused, nothing is removed before the kill (the freezer, which the v1 kill
+    /// needs, is tried last), and `remove()` alone kills both and removes every
+    /// directory. Control: `removeIfEmpty` on the live run says no.
+    @Test func removeKillsWhatIsStillRunningBeforeItRemoves() throws {
+        try withTestHost { host in
+            guard require(host.canCreate, "run cgroups can be created") else { return }
+            let cg = try RunCgroup.create(runId: "test-" + randomHex(), limits: CgroupLimits(pids: 16), bestEffort: [], host: host)
+            defer { cg.remove() }
+            let child = try spawnInside(cg, "sleep 30 & exec sleep 30")
+            cg.closeChildFDs()
+            let first = cg.directories[0] + "/cgroup.procs"
+            #expect(waitForMembers(first, count: 2), "child and grandchild joined")
+            #expect(cg.backend?.removeIfEmpty() == false, "control: a cgroup holding processes was removed")
+            for d in cg.directories { #expect(isDir(d), "\(d) removed while processes were in it") }
+            #expect(cg.remove().isEmpty)
+            for d in cg.directories { #expect(!isDir(d), "\(d) removed") }
+            #expect(killedBySIGKILL(child.reap()), "child reaped, killed by SIGKILL")
+        }
+    }
+
     /// swap = 32 MiB on top of 64 MiB memory: v1 limits memory+swap together.
     @Test func explicitSwapIsAddedToTheMemoryLimit() throws {
         try withTestHost { host in

@@ -232,15 +232,17 @@ public final class RunCgroup: Sendable {
 
     // MARK: - remove
 
-    /// Tears the run down: `killAll`, closes the child fds, removes each directory
+    /// Tears the run down: closes the child fds; removes the directories at once if
+    /// no process is left in them, else `killAll`, then removes each directory
     /// (short bounded retry on EBUSY; ENOENT counts as done). Idempotent; never
     /// aborts half-way. Returns what could not be done.
     @discardableResult
     public func remove() -> [KernelError] {
         teardown.withLock { _ in
-            var errors = killLocked()
             closeChildFDs()
-            errors += backend?.removeDirectories() ?? []
+            guard let backend, !backend.removeIfEmpty() else { return [] }
+            var errors = killLocked()
+            errors += backend.removeDirectories()
             return errors
         }
     }
