@@ -782,13 +782,17 @@ static int mount_root_tmpfs(struct child *c) {
     int mnt = new_fs("tmpfs", root_opts, SBX_MOUNT_ATTR_NOSUID | SBX_MOUNT_ATTR_NODEV);
     if (mnt < 0) return -1;
     add_own_dev(&c->b, mnt);
-    int r = sys_move_mount(mnt, "", AT_FDCWD, c->spec->staging, SBX_MOVE_MOUNT_F_EMPTY_PATH);
-    int e = errno;
-    close(mnt);
-    errno = e;
-    if (r < 0) return -1;
-    c->b.rootfd = open(c->spec->staging, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    return c->b.rootfd < 0 ? -1 : 0;
+    /* Attached on the staging directory of this (private) namespace's copy of the
+     * host tree; the mount's own descriptor then names the new root, with no second
+     * lookup of a path that is shared by every run. */
+    if (sys_move_mount(mnt, "", AT_FDCWD, c->spec->staging, SBX_MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+        int e = errno;
+        close(mnt);
+        errno = e;
+        return -1;
+    }
+    c->b.rootfd = mnt;
+    return 0;
 }
 
 static int apply_mounts(struct child *c) {

@@ -39,7 +39,7 @@ struct Census {
 
     static let runBase = "/run/sandbox"
     /// Files of the run base that are shared host state, not a run's.
-    static let sharedRunBaseEntries: Set<String> = [".net.lock", ".net.state", ".seccomp-cache", ".uids", ".create.lock"]
+    static let sharedRunBaseEntries: Set<String> = [".net.lock", ".net.state", ".seccomp-cache", ".uids", ".create.lock", ".root"]
 
     // MARK: - Taking a census
 
@@ -303,12 +303,16 @@ struct Census {
         }
     }
 
-    /// A run is alive exactly while its lock is held (RunDirectory).
+    /// A run is alive exactly while its directory is locked (RunDirectory), or the
+    /// `lock` file in it (a supervisor of an older build).
     static func isLive(_ dir: String) -> Bool {
-        let fd = open(dir + "/lock", O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-        if fd < 0 { return false }
-        defer { close(fd) }
-        return flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK
+        func held(_ fd: Int32) -> Bool {
+            if fd < 0 { return false }
+            defer { close(fd) }
+            return flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK
+        }
+        return held(open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW))
+            || held(open(dir + "/lock", O_RDONLY | O_CLOEXEC | O_NOFOLLOW))
     }
 
     /// The census as counts per kind, for the report line.
