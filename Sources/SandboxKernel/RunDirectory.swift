@@ -3,23 +3,21 @@ import Glibc
 import SandboxVocabulary
 
 /// `/run/sandbox/<run-id>/` (or `$XDG_RUNTIME_DIR/sandbox/<run-id>/` rootless): the
-/// plan and the state. The supervisor holds the directory itself with `flock` for its
-/// whole life: a run is alive exactly when its directory is locked; `ps` and `gc`
-/// never look at PIDs. (Until session 41 the lock was a `lock` file inside it, and
-/// each run had a `root` directory of its own to mount its new root on: two inodes
-/// made and removed per run, 0.16 ms where `/run` is ext4 rather than a tmpfs. A
-/// `lock` file, as a supervisor of an older build leaves, is still honoured.)
+/// plan, the state and a lock file that the supervisor holds with `flock` for its
+/// whole life. A run is alive exactly when its lock is held; `ps` and `gc` never look
+/// at PIDs.
 public final class RunDirectory {
     public let base: String
     public let id: String
     public let path: String
-    /// The run directory, opened and `flock`ed: the run is alive exactly while this
-    /// is open.
+    /// The `flock`ed lock file: the run is alive exactly while this is open.
     private let lock: OwnedFD
 
     /// Where the sandbox init mounts its new root, in its own mount namespace: one
     /// empty directory of the base that every run shares (nothing is ever mounted on
-    /// it in the host's namespace; each init mounts on its private copy).
+    /// it in the host's namespace; each init mounts on its private copy and then uses
+    /// the mount's descriptor). Until session 41 each run had a `root` of its own:
+    /// an inode made and removed per run, 0.1 ms where `/run` is ext4, not tmpfs.
     public var staging: String { Self.staging(base: base) }
     static func staging(base: String) -> String { base + "/" + stagingName }
     static let stagingName = ".root"
@@ -56,7 +54,8 @@ public final class RunDirectory {
         let tmp = "\(base)/.\(id).new"
         let final = "\(base)/\(id)"
         // The staging directory, made by the first run: a directory of ours, not a
-        // link (the init follows the path it is given).
+        // link. (The lock stays a file: a `ps` or `gc` of an older build looks for
+        // it, and would take a live run without one for a dead one.)
         let staging = staging(base: base)
         if mkdir(staging, 0o700) != 0 {
             guard errno == EEXIST else { throw .last("mkdir", staging) }
@@ -67,20 +66,18 @@ public final class RunDirectory {
                                   detail: "not a directory of this user; remove it")
             }
         }
-        // 0711: the sandbox init of a run with a uid of its own (no capability over
-        // host files) passes through the base to the staging directory; nothing in a
-        // run directory can be listed, and the files are 0600.
+        // 0711 (the base too): the sandbox init of a run with a uid of its own (no
+        // capability over host files) passes through the base to the staging
+        // directory; nothing in here can be listed, and the files are 0600.
         guard mkdir(tmp, 0o711) == 0 else { throw .last("mkdir", tmp) }
         guard chmod(tmp, 0o711) == 0 else { let e = KernelError.last("chmod", tmp); rmdir(tmp); throw e }
-        let fd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW)
-        guard fd >= 0 else { let e = KernelError.last("open", tmp); rmdir(tmp); throw e }
+        let fd = open(tmp + "/lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard fd >= 0 else { let e = KernelError.last("open", tmp + "/lock"); rmdir(tmp); throw e }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            let e = KernelError.last("flock", tmp); close(fd); rmdir(tmp); throw e
+            let e = KernelError.last("flock", tmp + "/lock"); close(fd); unlink(tmp + "/lock"); rmdir(tmp); throw e
         }
-        // The open directory follows the rename: the lock is held from before the
-        // name `gc` looks at exists.
         guard rename(tmp, final) == 0 else {
-            let e = KernelError.last("rename", final); close(fd); rmdir(tmp); throw e
+            let e = KernelError.last("rename", final); close(fd); unlink(tmp + "/lock"); rmdir(tmp); throw e
         }
         return RunDirectory(base: base, id: id, path: final, lock: OwnedFD(fd))
     }
@@ -107,11 +104,11 @@ public final class RunDirectory {
     }
 
     static func removeContents(_ path: String) {
-        for (name, _) in FD.entries(path) where name != legacyLockName {
+        for (name, _) in FD.entries(path) where name != "lock" {
             let full = "\(path)/\(name)"
             if unlink(full) != 0 && errno == EISDIR { rmdir(full) }
         }
-        unlink(path + "/" + legacyLockName)
+        unlink(path + "/lock")
         rmdir(path)
     }
 
@@ -128,36 +125,24 @@ public final class RunDirectory {
             .map { Entry(id: $0, path: "\(base)/\($0)", live: isLocked("\(base)/\($0)")) }
     }
 
-    /// Whether a live supervisor holds the run at `path`: its directory locked, or
-    /// the `lock` file inside it (a supervisor of a build before session 41).
     static func isLocked(_ path: String) -> Bool {
-        isHeld(open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW))
-            || isHeld(open(path + "/" + legacyLockName, O_RDONLY | O_CLOEXEC | O_NOFOLLOW))
-    }
-
-    private static func isHeld(_ fd: Int32) -> Bool {
+        let fd = open(path + "/lock", O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         if fd < 0 { return false }
         defer { close(fd) }
         return flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK
     }
 
-    /// The lock file of builds before session 41.
-    static let legacyLockName = "lock"
-
     /// For `gc`: take the lock of a run whose supervisor is gone, run `cleanup` while
     /// holding it, then remove the directory. Returns false if the run is alive.
     public static func reclaim(base: String, id: String, cleanup: () -> Void) -> Bool {
         let path = "\(base)/\(id)"
-        var held: [Int32] = []
-        defer { for fd in held { close(fd) } }
-        for file in [path, path + "/" + legacyLockName] {
-            let fd = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-            guard fd >= 0 else { continue }
-            held.append(fd)
-            guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { return false }
+        let fd = open(path + "/lock", O_RDWR | O_CLOEXEC | O_NOFOLLOW)
+        if fd >= 0 {
+            guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { close(fd); return false }
         }
         cleanup()
         removeContents(path)
+        if fd >= 0 { close(fd) }
         return true
     }
 
@@ -185,6 +170,7 @@ public final class RunDirectory {
             var st = stat()
             guard lstat(path, &st) == 0, st.st_mode & S_IFMT == S_IFDIR,
                   Int(time(nil)) - Int(st.st_mtim.tv_sec) >= minAge, !isLocked(path) else { continue }
+            rmdir(path + "/root")
             removeContents(path)
             removed.append(name)
         }

@@ -303,16 +303,12 @@ struct Census {
         }
     }
 
-    /// A run is alive exactly while its directory is locked (RunDirectory), or the
-    /// `lock` file in it (a supervisor of an older build).
+    /// A run is alive exactly while its lock is held (RunDirectory).
     static func isLive(_ dir: String) -> Bool {
-        func held(_ fd: Int32) -> Bool {
-            if fd < 0 { return false }
-            defer { close(fd) }
-            return flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK
-        }
-        return held(open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW))
-            || held(open(dir + "/lock", O_RDONLY | O_CLOEXEC | O_NOFOLLOW))
+        let fd = open(dir + "/lock", O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        if fd < 0 { return false }
+        defer { close(fd) }
+        return flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK
     }
 
     /// The census as counts per kind, for the report line.
