@@ -167,6 +167,11 @@ struct builder {
     int rootfd;
     dev_t own_devs[64];   /* st_dev of filesystems we created (may hold mount points) */
     size_t n_own;
+    /* The first file mask, once attached (-1 before): each later file mask is a
+     * clone of it, read-only and the rest already, instead of the helper file opened,
+     * cloned and made read-only again (three system calls fewer per mask; /proc has
+     * about twenty). Closed with the helper file's removal. */
+    int mask_mnt;
 };
 
 static int is_own_dev(const struct builder *b, dev_t dev) {
@@ -382,6 +387,9 @@ static int mask_at(struct builder *b, int fd) {
     if (S_ISDIR(st.st_mode)) {
         static const char *const opts[] = { "mode", "0000", "size", "4k", NULL, NULL };
         mnt = new_fs("tmpfs", opts, SBX_MOUNT_ATTR_RDONLY | SBX_MOUNT_ATTR_NOSUID | SBX_MOUNT_ATTR_NODEV | SBX_MOUNT_ATTR_NOEXEC);
+    } else if (b->mask_mnt >= 0) {
+        /* A clone of the first file mask keeps its attributes. */
+        mnt = sys_open_tree(b->mask_mnt, "", SBX_OPEN_TREE_CLONE | O_CLOEXEC | AT_EMPTY_PATH);
     } else {
         /* An empty mode-000 file on the root tmpfs, bound read-only over the target. */
         int f = openat(b->rootfd, SBX_MASK_NAME, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0);
@@ -396,7 +404,9 @@ static int mask_at(struct builder *b, int fd) {
     if (mnt < 0) return -1;
     int r = attach(mnt, fd);
     int e = errno;
-    close(mnt);
+    /* The first file mask stays open for the others to be cloned from. */
+    if (r == 0 && !S_ISDIR(st.st_mode) && b->mask_mnt < 0) b->mask_mnt = mnt;
+    else close(mnt);
     errno = e;
     return r;
 }
@@ -779,6 +789,7 @@ static int mount_root_tmpfs(struct child *c) {
     c->b.spec = c->spec;
     c->b.rootfd = -1;
     c->b.n_own = 0;
+    c->b.mask_mnt = -1;
     int mnt = new_fs("tmpfs", root_opts, SBX_MOUNT_ATTR_NOSUID | SBX_MOUNT_ATTR_NODEV);
     if (mnt < 0) return -1;
     add_own_dev(&c->b, mnt);
@@ -801,8 +812,10 @@ static int apply_mounts(struct child *c) {
     return 0;
 }
 
-/* The helper file for masks must not stay visible; the binds keep its inode. */
+/* The helper file for masks must not stay visible; the binds keep its inode. The
+ * first mask's descriptor goes with it. */
 static int remove_mask_helper(struct child *c) {
+    if (c->b.mask_mnt >= 0) { close(c->b.mask_mnt); c->b.mask_mnt = -1; }
     return unlinkat(c->b.rootfd, SBX_MASK_NAME, 0) < 0 && errno != ENOENT ? -1 : 0;
 }
 
@@ -1714,6 +1727,7 @@ static void sbx_init(const struct sbx_spec *spec) {
     c.listener = -1;
     c.payload_pidfd = -1;
     c.b.rootfd = -1;
+    c.b.mask_mnt = -1;
     c.children_fd = -1;
     if (spec->nested) run_list(&c, nested_init_steps, N_STEPS(nested_init_steps));
     else run_list(&c, init_steps, N_STEPS(init_steps));
