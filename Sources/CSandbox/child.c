@@ -172,6 +172,8 @@ struct builder {
      * cloned and made read-only again (three system calls fewer per mask; /proc has
      * about twenty). Closed with the helper file's removal. */
     int mask_mnt;
+    dev_t mask_dev;   /* the helper file's identity, once mask_mnt is set */
+    ino_t mask_ino;
 };
 
 static int is_own_dev(const struct builder *b, dev_t dev) {
@@ -383,6 +385,12 @@ static int do_dev(struct builder *b, const char *dest) {
 static int mask_at(struct builder *b, int fd) {
     struct stat st;
     if (fstat(fd, &st) < 0) return -1;
+    /* Already a mask (the helper file itself: a second path, a link in a writable
+     * bind, or a mask the policy names twice, resolves to one made before). Hidden
+     * already, and a mask on it would cover the helper file's last name, whose
+     * removal then failed the run (EBUSY) — a run could plant such a link for every
+     * later run in its directory (red team, session 41). */
+    if (b->mask_mnt >= 0 && !S_ISDIR(st.st_mode) && st.st_dev == b->mask_dev && st.st_ino == b->mask_ino) return 0;
     int mnt;
     if (S_ISDIR(st.st_mode)) {
         static const char *const opts[] = { "mode", "0000", "size", "4k", NULL, NULL };
@@ -405,8 +413,14 @@ static int mask_at(struct builder *b, int fd) {
     int r = attach(mnt, fd);
     int e = errno;
     /* The first file mask stays open for the others to be cloned from. */
-    if (r == 0 && !S_ISDIR(st.st_mode) && b->mask_mnt < 0) b->mask_mnt = mnt;
-    else close(mnt);
+    struct stat helper;
+    if (r == 0 && !S_ISDIR(st.st_mode) && b->mask_mnt < 0 && fstat(mnt, &helper) == 0) {
+        b->mask_mnt = mnt;
+        b->mask_dev = helper.st_dev;
+        b->mask_ino = helper.st_ino;
+    } else {
+        close(mnt);
+    }
     errno = e;
     return r;
 }
