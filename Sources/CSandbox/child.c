@@ -390,7 +390,7 @@ static int mask_at(struct builder *b, int fd) {
      * already, and a mask on it would cover the helper file's last name, whose
      * removal then failed the run (EBUSY) — a run could plant such a link for every
      * later run in its directory (red team, session 41). */
-    if (b->mask_mnt >= 0 && !S_ISDIR(st.st_mode) && st.st_dev == b->mask_dev && st.st_ino == b->mask_ino) return 0;
+    if (b->mask_mnt >= 0 && st.st_dev == b->mask_dev && st.st_ino == b->mask_ino) return 0;
     int mnt;
     if (S_ISDIR(st.st_mode)) {
         static const char *const opts[] = { "mode", "0000", "size", "4k", NULL, NULL };

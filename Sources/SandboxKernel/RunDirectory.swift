@@ -170,8 +170,7 @@ public final class RunDirectory {
             var st = stat()
             guard lstat(path, &st) == 0, st.st_mode & S_IFMT == S_IFDIR,
                   Int(time(nil)) - Int(st.st_mtim.tv_sec) >= minAge, !isLocked(path) else { continue }
-            rmdir(path + "/root")
-            removeContents(path)
+            removeContents(path)   // an older build's `root` too: it removes directories
             removed.append(name)
         }
         return removed

@@ -339,25 +339,24 @@ int sbx_test_dumpable_after(int which) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : -ECHILD;
 }
 
-static _Atomic int lock_holder_state; /* 0 not yet, 1 holding, 2 let go */
+static _Atomic int lock_held; /* the holder has taken the lock */
 
 static void *hold_dumpable_lock(void *unused) {
     (void)unused;
     sbx_dumpable_lock();
-    lock_holder_state = 1;
+    lock_held = 1;
     struct timespec hold = { 0, 300 * 1000 * 1000 };
     while (nanosleep(&hold, &hold) < 0 && errno == EINTR) {}
     sbx_dumpable_unlock();
-    lock_holder_state = 2;
     return NULL;
 }
 
 int sbx_test_copy_while_lock_held(int fenced) {
-    lock_holder_state = 0;
+    lock_held = 0;
     pthread_t holder;
     int r = pthread_create(&holder, NULL, hold_dumpable_lock, NULL);
     if (r != 0) return -r;
-    while (lock_holder_state == 0) sched_yield();
+    while (!lock_held) sched_yield();
     long pid;
     int pidfd = -1;
     if (fenced) {
