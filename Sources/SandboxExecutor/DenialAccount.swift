@@ -125,6 +125,16 @@ struct DenialAccount {
         "denials: \(kinds.joinedText(separator: ", ")) not observed: \(reason)"
     }
 
+    /// Once the run's init was reaped: the audit reader's end marker sent, so that
+    /// it travels (through the kernel's audit queue and the reader's thread, on
+    /// another CPU) while the supervisor reads the run's statistics; ``finish()``
+    /// then waits for it. Without this, `finish` sends it itself.
+    mutating func markEnd() {
+        guard let reader, uid != nil, case .unsent = endMarker else { return }
+        endMarker = .sent(reader.sendMarker())
+    }
+    private var endMarker = AuditReader.Marker.unsent
+
     /// Once the run's init was reaped: the reader's records of the run.
     mutating func finish() {
         if let observer, let uid {
@@ -139,7 +149,7 @@ struct DenialAccount {
             self.observer = nil
         }
         guard let reader, let uid else { return }
-        let t = reader.finish(uid: uid)
+        let t = reader.finish(uid: uid, marker: endMarker)
         if !t.complete {
             notObserved.append("denials: the account may be incomplete: the audit reader did not confirm it had every record of the run"
                                + (reader.failure.map { " (\($0))" } ?? ""))

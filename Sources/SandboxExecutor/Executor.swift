@@ -545,7 +545,9 @@ public final class Executor {
         let startedWall = sandbox.startedWall
         let (timedOut, exit) = try loop(pidfd: child.pidfd, signals: sandbox.signals, notifySocket: sandbox.notify?.parent) // 12
         child.reaped = true // nothing left to kill by pidfd
-        account.finish() // the run's pid namespace is empty: its last audit records are in flight
+        // The run's pid namespace is empty: its last audit records are in flight. The
+        // marker behind them travels while the outcome and statistics are read.
+        account.markEnd()
 
         // 13. Why it ended: a set-up failure report, else the payload's wait status;
         // what the run's cgroup, the scan and the firewall counted (the nft sets live
@@ -556,6 +558,7 @@ public final class Executor {
         egressDenied = network?.deniedDestinations() ?? []
         sniRefusals = network?.serverNameRefusals() ?? ([], 0)
         dnsRefusals = network?.dnsRefusals() ?? ([], 0)
+        account.finish()
         if let f = ChildFailure(record: report) {
             let e = describe(f)
             return makeResult(exitCode: e.exitCode, signal: nil, timedOut: timedOut, started: started,

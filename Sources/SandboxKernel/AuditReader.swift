@@ -177,12 +177,17 @@ public final class AuditReader: @unchecked Sendable {
         return true
     }
 
-    /// Once every process of the run is gone: waits for the records still in flight
-    /// (the marker, see the type's comment), then stops accounting `uid` and returns
-    /// its tally. `complete` is false if the marker did not arrive (the reader
-    /// stalled for `stallMs` or stopped), `lost` if the socket overflowed meanwhile.
-    public func finish(uid: UInt32, stallMs: UInt64 = 2000) -> AuditTally {
+    /// Once every process of the run is gone: sends the marker (see the type's
+    /// comment) that ``finish(uid:marker:stallMs:)`` waits for, so the caller can
+    /// read the run's statistics while it travels through the kernel and the
+    /// reader's thread. Its token, or nil if it could not be sent (the tally is then
+    /// incomplete).
+    public func sendMarker() -> UInt64? {
         cond.lock(); defer { cond.unlock() }
+        return sendMarkerLocked()
+    }
+
+    private func sendMarkerLocked() -> UInt64? {
         if !markerChecked {
             // Started without waiting (sbx_audit_marker_start); by now it has had the
             // whole run to put its filter in.
@@ -196,6 +201,22 @@ public final class AuditReader: @unchecked Sendable {
         let mine = markersSent
         var token = UInt16(truncatingIfNeeded: mine)
         let sent = broken == nil && withUnsafeBytes(of: &token) { Glibc.write(markerFD, $0.baseAddress, 2) } == 2
+        return sent ? mine : nil
+    }
+
+    /// Waits for the records still in flight: those before `marker` (``sendMarker()``;
+    /// `.unsent` sends one now), then stops accounting `uid` and returns its tally.
+    /// `complete` is false if the marker was not sent or did not arrive (the reader
+    /// stalled for `stallMs` or stopped), `lost` if the socket overflowed meanwhile.
+    public func finish(uid: UInt32, marker: Marker = .unsent, stallMs: UInt64 = 2000) -> AuditTally {
+        cond.lock(); defer { cond.unlock() }
+        let token: UInt64?
+        switch marker {
+        case .unsent: token = sendMarkerLocked()
+        case .sent(let t): token = t
+        }
+        let sent = token != nil
+        let mine = token ?? 0
         var lastProgress = (recordsRead, Clock.monotonicMs())
         while sent, broken == nil, markersSeen < mine {
             cond.wait(milliseconds: 50)
@@ -214,6 +235,9 @@ public final class AuditReader: @unchecked Sendable {
         demux.unsubscribe(uid)
         return tally
     }
+
+    /// The end marker of a run, as ``finish(uid:marker:stallMs:)`` takes it.
+    public enum Marker: Sendable { case unsent, sent(UInt64?) }
 
     /// Why the reader stopped, if it did.
     public var failure: String? { cond.lock(); defer { cond.unlock() }; return broken }
