@@ -122,6 +122,42 @@ import Testing
         #expect(Self.aheadInits(of: none.process.processIdentifier).isEmpty, "--built-ahead 0 built one")
     }
 
+    /// The sandbox built after a request is made from that request's plan, so the
+    /// mount watch it rests on starts before that plan: a mount made and undone while
+    /// the request runs (after its plan, before the build) lets the build go, and
+    /// nothing waits. Control: the same request with no mount leaves one waiting (a
+    /// few tries: the suite's other tests mount too). A build with its own plan and
+    /// watch would have kept the first.
+    @Test func aMountChangeAfterTheRequestsPlanLetsTheBuildFromItGo() throws {
+        let ws = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: ws) }
+        let target = ws + "/mnt"
+        try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+        let slow = ["sh", "-c", "sleep 0.6"]
+        func firstRequest(mounting: Bool) throws -> Bool {
+            guard let served = try Self.start() else { throw CancellationError() }
+            defer { served.stop() }
+            let server = served.process.processIdentifier
+            var mountStatus: Int32 = -1
+            let mounter = Thread {
+                usleep(250_000)
+                mountStatus = (try? Harness.run("/bin/mount", ["-t", "tmpfs", "-o", "size=64k", "window-test", target]))?.status ?? -1
+                _ = try? Harness.run("/bin/umount", [target])
+            }
+            if mounting { mounter.start() }
+            let reply = try ServeTests.runOnce(served, policy: "agent", argv: slow, cwd: ws).reply
+            #expect(reply?["exitCode"] as? Int == 0, "\(reply ?? [:])")
+            if mounting { #expect(mountStatus == 0, "the test's mount failed") }
+            usleep(1_000_000)
+            return !Self.aheadInits(of: server).isEmpty && !Self.waiting(of: server).isEmpty
+        }
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        var controlBuilt = false
+        for _ in 0..<5 where !controlBuilt { controlBuilt = try firstRequest(mounting: false) }
+        #expect(controlBuilt, "control: no sandbox was built after a request without a mount")
+        #expect(try firstRequest(mounting: true) == false, "a sandbox was built from a plan made before a mount change")
+    }
+
     /// An egress request takes a sandbox built ahead too (its network namespace set up
     /// in the build, from one prepared for its ruleset when the pool has one), with
     /// the result `exec` gives: the allowed port answers, the other is refused and
