@@ -59,7 +59,7 @@ int sbx_audit_open_reader(int rcvbuf) {
     return fd;
 }
 
-int sbx_audit_status(uint32_t *enabled, uint32_t *lost) {
+int sbx_audit_status_request(void) {
     int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_AUDIT);
     if (fd < 0) return -errno;
     struct { struct nlmsghdr h; } req;
@@ -73,9 +73,15 @@ int sbx_audit_status(uint32_t *enabled, uint32_t *lost) {
     kernel.nl_family = AF_NETLINK;
     struct timeval tv = { 1, 0 };
     (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    /* The kernel reads its state here, in this call (audit_receive runs in the
+     * sender's context); only the reply is sent later, from a thread of its own. */
     if (sendto(fd, &req, sizeof req, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) {
         int e = errno; close(fd); return -e;
     }
+    return fd;
+}
+
+int sbx_audit_status_reply(int fd, uint32_t *enabled, uint32_t *lost) {
     char buf[8192] __attribute__((aligned(8)));
     for (;;) {
         ssize_t n = recv(fd, buf, sizeof buf, 0);
@@ -96,6 +102,11 @@ int sbx_audit_status(uint32_t *enabled, uint32_t *lost) {
             }
         }
     }
+}
+
+int sbx_audit_status(uint32_t *enabled, uint32_t *lost) {
+    int fd = sbx_audit_status_request();
+    return fd < 0 ? fd : sbx_audit_status_reply(fd, enabled, lost);
 }
 
 /* The marker filter (classic BPF; struct seccomp_data: nr @0, arch @4, args @16):

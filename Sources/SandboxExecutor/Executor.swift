@@ -183,6 +183,9 @@ public final class Executor {
     /// host's kernel audit state when it was built.
     private var prepared: Sandbox?
     private var auditStateAtBuild: Bool?
+    /// `Clock.monotonicUs()` once `auditStateAtBuild` was read: a query asked
+    /// after it tells the state since the build (``canRun(_:auditState:)``).
+    private var auditStateReadAtUs: UInt64 = .max
     /// What its init mounted beneath writable binds, as seen once its root was built.
     private var builtMounts: [Int: MountSources.InsideObject?]?
     /// The host uid leased to this run (`process.host_uid = "own"`).
@@ -280,6 +283,7 @@ public final class Executor {
         // Before the denial account reads it (step 7): the account's choices (which
         // records to expect, the filter's log flag) hold only while it stays so.
         auditStateAtBuild = AuditReader.kernelAuditState()
+        auditStateReadAtUs = Clock.monotonicUs()
         do {
             let sources = try openBindSources()
             let sandbox = try build(sources: sources, executable: nil, ahead: true)
@@ -295,11 +299,14 @@ public final class Executor {
     /// Whether `request` may run in the sandbox built ahead: the plan compiled for it
     /// makes exactly this sandbox (``RunPlan/sameSandbox(as:)``: every field but the
     /// command, the run id and the digest) and the init is still waiting.
-    private func canRun(_ request: RunPlan) -> Bool {
+    private func canRun(_ request: RunPlan, auditState query: AuditStateQuery?) -> Bool {
         guard let sandbox = prepared, request.sameSandbox(as: plan), !sandbox.child.pidfd.hasExited else { return false }
         // The host's audit state as at the build (the account was set up for it), and
-        // the mounts on host paths as the plan puts them.
-        return AuditReader.kernelAuditState() == auditStateAtBuild && mountsStillHold(sandbox)
+        // the mounts on host paths as the plan puts them. The state from `query` when
+        // the kernel read it after the build's reading (asked while the request was
+        // planned), else asked now.
+        let now = query.flatMap { $0.askedAtUs > auditStateReadAtUs ? $0.answer() : nil } ?? AuditReader.kernelAuditState()
+        return now == auditStateAtBuild && mountsStillHold(sandbox)
     }
 
     /// Built ahead: the mounts the init made beneath binds are as they were when its
@@ -375,11 +382,11 @@ public final class Executor {
     /// ``run()`` supervises; the result is `request`'s (under this run's id), as
     /// `run()` would give it. `stdio` is borrowed as ``ExecOptions/stdio`` is.
     public func run(command request: RunPlan, stdio: (Int32, Int32, Int32),
-                    onResult: ((RunResult) -> Void)?) -> RunResult? {
+                    onResult: ((RunResult) -> Void)?, auditState: AuditStateQuery? = nil) -> RunResult? {
         // The one check of the take: a second one a moment later could differ (the
         // host changing an entry meanwhile) and would have to refuse a request the
         // first let through (red team, session 36, round 4).
-        guard let sandbox = prepared, canRun(request) else { return nil }
+        guard let sandbox = prepared, canRun(request, auditState: auditState) else { return nil }
         let started = Clock.monotonicMs()
         startedWallMs = Clock.realtimeMs()
         options.stdio = stdio

@@ -115,6 +115,9 @@ public final class AuditReader: @unchecked Sendable {
         return ok ? enabled != 0 : nil
     }
 
+    /// AUDIT_GET sent now, its answer read later (``AuditStateQuery/answer()``).
+    public static func askAuditState() -> AuditStateQuery { AuditStateQuery() }
+
     /// AUDIT_GET itself (`kernelAuditState`'s default; tests pass their own).
     @usableFromInline static func readStatus() -> (ok: Bool, enabled: UInt32) {
         var enabled: UInt32 = 0, lost: UInt32 = 0
@@ -319,5 +322,39 @@ public final class AuditReader: @unchecked Sendable {
             while UInt16(truncatingIfNeeded: seq) != token, seq < markersSent { seq += 1 }
             if seq <= markersSent { markersSeen = seq }
         }
+    }
+}
+
+/// `AuditReader.kernelAuditState()` in two halves: the kernel reads its state when
+/// the query is sent (``init()``), and answers from a thread it starts for each
+/// query (kthread creation: about 0.1 ms), which runs on another CPU while the
+/// caller works until it reads the answer. One answer, read once.
+public final class AuditStateQuery: @unchecked Sendable {
+    private let lock = Mutex<(fd: Int32, answer: Bool??)>((-1, nil))
+    /// `Clock.monotonicUs()` just before the state was read: the query tells the
+    /// state at some moment after it.
+    public let askedAtUs: UInt64
+
+    fileprivate init() {
+        askedAtUs = Clock.monotonicUs()
+        let fd = sbx_audit_status_request()
+        lock.withLock { $0.fd = fd }
+    }
+
+    /// The state (`enabled != 0`), or nil if it could not be read.
+    public func answer() -> Bool? {
+        lock.withLock { s in
+            if let known = s.answer { return known }
+            var enabled: UInt32 = 0, lost: UInt32 = 0
+            let ok = s.fd >= 0 && sbx_audit_status_reply(s.fd, &enabled, &lost) == 0
+            s.fd = -1 // closed by the reply, whatever it said
+            let state: Bool? = ok ? enabled != 0 : nil
+            s.answer = .some(state)
+            return state
+        }
+    }
+
+    deinit {
+        lock.withLock { s in if s.fd >= 0 { Glibc.close(s.fd) } }
     }
 }

@@ -393,6 +393,11 @@ public final class Server: @unchecked Sendable {
         // ahead is made from (``build(_:directory:from:)``): a mount change from here
         // until that build is done lets it go, as one during a build of its own plan.
         let mountWatch = warm.capacity > 0 && sbx_spawner_running() == 1 ? try? MountEvents() : nil
+        // A sandbox built ahead waits for this client, policy and directory: the
+        // host's audit state its take compares is asked now and answered while the
+        // plan is compiled (the kernel answers from a thread it starts per query).
+        let earlyKey = mountWatch != nil ? warmKey(request, directory: directory, peer: connection.peer) : nil
+        let auditState = earlyKey.flatMap { warm.isReady($0) ? AuditReader.askAuditState() : nil }
         let probe = hostProbe(for: request)
         do {
             let policy = try policies.load(request.policy, relativeTo: probe.cwd)
@@ -411,7 +416,7 @@ public final class Server: @unchecked Sendable {
             // out — while the client reads it and the run is torn down, not while the
             // command starts (started before, the build took the CPU this request's
             // own take and command were waiting for: 1.6 ms of its 6).
-            let warmKey = warmable(plan) ? self.warmKey(request, directory: directory, peer: connection.peer) : nil
+            let warmKey = warmable(plan) ? earlyKey ?? self.warmKey(request, directory: directory, peer: connection.peer) : nil
             var buildNext = warmKey != nil
             var reusable = mountWatch.flatMap { PlanToBuildFrom(plan, mounts: $0) }
             let replied = { (result: RunResult) in
@@ -423,7 +428,8 @@ public final class Server: @unchecked Sendable {
             }
             options.onResult = replied        // the client need not wait for the teardown
             if let warmKey, let built = warm.take(warmKey),
-               let result = runBuiltAhead(built, plan: plan, stdio: stdio, connection: connection, reply: replied) {
+               let result = runBuiltAhead(built, plan: plan, stdio: stdio, connection: connection, auditState: auditState,
+                                          reply: replied) {
                 return result
             }
             // Its descriptors, counted from the plan, must fit below FD_SETSIZE beside
@@ -467,7 +473,7 @@ public final class Server: @unchecked Sendable {
     /// for it (``run(_:stdio:directory:connection:reply:)``); nil when `built` may not
     /// run it (let go here: the caller builds one).
     private func runBuiltAhead(_ built: WarmSandboxes.Sandbox, plan: RunPlan, stdio: [OwnedFD], connection: Connection,
-                               reply: @escaping (RunResult) -> Void) -> RunResult? {
+                               auditState: AuditStateQuery?, reply: @escaping (RunResult) -> Void) -> RunResult? {
         defer { descriptors.release(built.descriptors) }
         guard let key = connection.register(built.executor.handle) else {
             built.discard()
@@ -475,7 +481,8 @@ public final class Server: @unchecked Sendable {
                             error: ExecError(kind: .plan, step: "cancelled", message: "the client disconnected before the run started"))
         }
         defer { connection.unregister(key) }
-        guard let result = built.run(plan, stdio: (stdio[0].raw, stdio[1].raw, stdio[2].raw), onResult: reply) else {
+        guard let result = built.run(plan, stdio: (stdio[0].raw, stdio[1].raw, stdio[2].raw), onResult: reply,
+                                     auditState: auditState) else {
             built.discard()
             return nil
         }

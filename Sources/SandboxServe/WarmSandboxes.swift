@@ -63,11 +63,12 @@ public final class WarmSandboxes: Sendable {
         /// server's namespace changed since: a busy host mounts elsewhere all the
         /// time), and the executor's own checks (``Executor/run(command:stdio:onResult:)``).
         /// nil: it may not, and nothing was started.
-        func run(_ plan: RunPlan, stdio: (Int32, Int32, Int32), onResult: @escaping (RunResult) -> Void) -> RunResult? {
+        func run(_ plan: RunPlan, stdio: (Int32, Int32, Int32), onResult: @escaping (RunResult) -> Void,
+                 auditState: AuditStateQuery? = nil) -> RunResult? {
             if mounts.changed {
                 guard FileSystemLocation.table().sameTrees(as: table, at: Self.bindSources(plan)) else { return nil }
             }
-            return executor.run(command: plan, stdio: stdio, onResult: onResult)
+            return executor.run(command: plan, stdio: stdio, onResult: onResult, auditState: auditState)
         }
 
         /// The host paths of `plan`'s binds: where the trees its mounts make up start.
@@ -126,6 +127,9 @@ public final class WarmSandboxes: Sendable {
     /// only as far along as the client was quick, and a request that waited for it
     /// paid nearly a whole build before its own run (back to back: 1.6× bwrap
     /// waiting, 1.0× not).
+    /// Whether a sandbox for `key` waits now (a request may take it).
+    func isReady(_ key: Key) -> Bool { state.withLock { !($0.ready[key]?.isEmpty ?? true) } }
+
     func take(_ key: Key) -> Sandbox? {
         let taken = state.withLock { s -> Sandbox? in
             guard var list = s.ready[key], !list.isEmpty else { return nil }

@@ -1,3 +1,4 @@
+import Glibc
 import Testing
 @testable import SandboxKernel
 
@@ -20,5 +21,20 @@ import Testing
     @Test func theHostStateReadsTheSameTwice() {
         // The real AUDIT_GET (this suite runs as root): two reads in a row agree.
         #expect(AuditReader.kernelAuditState() == AuditReader.kernelAuditState())
+    }
+
+    /// The query in two halves (serve asks while a request is planned) answers what
+    /// AUDIT_GET answers, once, whenever it is read; it says when it was asked.
+    @Test func aQueryAskedNowAndReadLaterAnswersTheHostState() {
+        let before = Clock.monotonicUs()
+        let query = AuditReader.askAuditState()
+        #expect(query.askedAtUs >= before)
+        usleep(20_000)
+        let answer = query.answer()
+        #expect(answer != nil, "AUDIT_GET was not answered")
+        #expect(answer == AuditReader.kernelAuditState())
+        #expect(query.answer() == answer, "a second read differs")
+        // Never read: its socket is closed with it.
+        _ = AuditReader.askAuditState()
     }
 }

@@ -17,6 +17,10 @@ int sbx_audit_open_reader(int rcvbuf);
 /* AUDIT_GET (read only, changes nothing): kernel audit `enabled` (0, 1, 2 locked)
  * and the global `lost` counter. 0 or -errno. */
 int sbx_audit_status(uint32_t *enabled, uint32_t *lost);
+/* sbx_audit_status in two halves: the request (the kernel reads its state during
+ * it; returns the socket or -errno) and, later, its reply (closes the socket). */
+int sbx_audit_status_request(void);
+int sbx_audit_status_reply(int fd, uint32_t *enabled, uint32_t *lost);
 
 /* The marker thread: a thread of this process with a seccomp filter (FLAG_LOG) of
  * its own that answers one call, getpgid(token, SBX_AUDIT_MARKER_MAGIC), with
