@@ -1,3 +1,4 @@
+import Glibc
 import SandboxAudit
 import SandboxKernel
 import SandboxPlan
@@ -250,6 +251,9 @@ public final class Executor {
         // handed out is one that is on record.
         result = endAudit(result)
         options.onResult?(result)
+        // The test hook's reaper leaves the rest of the run to the init's exit, which
+        // the teardown's kill brings; held off so that the control sees it (tests).
+        if TestHooks.statusBeforeSweep { Glibc.usleep(500_000) }
         teardown()
         return result
     }
@@ -550,8 +554,16 @@ public final class Executor {
     private func superviseRun(_ sandbox: Sandbox, started: UInt64) throws -> RunResult {
         let (child, pipes, cgroup, network, sources) = (sandbox.child, sandbox.pipes, sandbox.cgroup, sandbox.network, sandbox.sources)
         let startedWall = sandbox.startedWall
-        let (timedOut, exit) = try loop(pidfd: child.pidfd, signals: sandbox.signals, notifySocket: sandbox.notify?.parent) // 12
-        child.reaped = true // nothing left to kill by pidfd
+        // Namespaced with a cgroup (which counts the run's CPU): the init writes the
+        // payload's status once it has killed and reaped every other process of the
+        // run, so the run is over then, before the init's own exit; the teardown
+        // waits for that (the spawn's undo), not the result.
+        let earlyStatus = !plan.isNested && cgroup != nil ? pipes.status.read : nil
+        let ended = try loop(pidfd: child.pidfd, signals: sandbox.signals, notifySocket: sandbox.notify?.parent,
+                             status: earlyStatus) // 12
+        let timedOut = ended.timedOut
+        var exit = ended.exit
+        if exit != nil { child.reaped = true } // nothing left to kill by pidfd
         // The run's pid namespace is empty: its last audit records are in flight. The
         // marker behind them travels while the outcome and statistics are read.
         account.markEnd()
@@ -559,8 +571,14 @@ public final class Executor {
         // 13. Why it ended: a set-up failure report, else the payload's wait status;
         // what the run's cgroup, the scan and the firewall counted (the nft sets live
         // in the run's namespace: read before teardown).
-        let (report, statusBytes) = pipes.readOutcome()
+        let (report, statusRead) = pipes.readOutcome()
+        let statusBytes = ended.status ?? statusRead
         let stats = cgroup?.stats()
+        if exit == nil, stats?.cpuUserUs == nil || stats?.cpuSystemUs == nil {
+            // The CPU times come from the init's reaped tree then.
+            exit = try waitExit(child.pidfd)
+            child.reaped = true
+        }
         createdEntries = scanCreated(sources: sources, since: startedWall)
         egressDenied = network?.deniedDestinations() ?? []
         sniRefusals = network?.serverNameRefusals() ?? ([], 0)
@@ -579,8 +597,8 @@ public final class Executor {
                                                exitCode: 128 + 31),
                               cgroupStats: stats)
         }
-        let (code, signal) = Executor.exitStatus(payload: statusBytes, initExited: exit.exited, initStatus: exit.status)
-        if statusBytes.count != 4, !exit.exited, !timedOut, !handle.isCancelled {
+        let (code, signal) = Executor.exitStatus(payload: statusBytes, initExited: exit?.exited ?? true, initStatus: exit?.status ?? 0)
+        if statusBytes.count != 4, let exit, !exit.exited, !timedOut, !handle.isCancelled {
             // Killed by a signal we did not send (the OOM killer, an RLIMIT_CPU it
             // inherited, a kill from outside) before it could report the command's
             // status: the command's exit is unknown, and nested, what it left may
@@ -746,6 +764,7 @@ public final class Executor {
         // the run's user namespace when it has one), or one a server's spawner made
         // ahead (below); egress sets it up before the child goes on.
         spec.cloneFlags = ChildSpec.newNamespaces | ChildSpec.newNet
+        spec.testStatusBeforeSweep = TestHooks.statusBeforeSweep
         if plan.isNested {
             // No namespaces can be made here: a plain clone that is the command.
             spec.cloneFlags = 0
@@ -981,8 +1000,21 @@ public final class Executor {
     /// SIGTERM, then SIGKILL after the grace period (which takes down the whole pid
     /// namespace, as the init is its PID 1; nested, `Signal.endRun`, on which the
     /// reaper kills the command and every process it left).
-    private func loop(pidfd: Pidfd, signals: SignalChannel?, notifySocket: OwnedFD?) throws -> (Bool, Pidfd.Exit) {
+    /// How supervision ended: the init's exit, or (``loop``'s `status`) the payload's
+    /// status the init wrote once the rest of the run was gone, before its own exit.
+    private struct Ended {
+        var timedOut: Bool
+        var exit: Pidfd.Exit?
+        var status: [UInt8]?
+    }
+
+    /// 12. Until the run is over: the init's exit (pidfd), or, when `status` is given,
+    /// the 4 bytes of the payload's status on it. Forwards signals, answers the
+    /// seccomp listener, ends the run at its timeout.
+    private func loop(pidfd: Pidfd, signals: SignalChannel?, notifySocket: OwnedFD?, status: OwnedFD?) throws -> Ended {
         var timedOut = false
+        var statusFD = status?.raw ?? -1
+        if statusFD >= 0 { FD.setNonBlocking(statusFD) }
         var termDeadline: UInt64? = plan.process.timeoutMs.map { Clock.monotonicMs() + $0 }
         var killDeadline: UInt64? = nil
         var notifier: SeccompNotifier? = nil
@@ -993,8 +1025,8 @@ public final class Executor {
 
         while true {
             // Fixed slots: 0 pidfd, 1 signals, 2 notify socket (until the listener
-            // arrives), 3 listener.
-            let fds = [pidfd.fd, signals?.fd ?? -1, notifySocket?.raw ?? -1, notifier?.fd ?? -1]
+            // arrives), 3 listener, 4 the status pipe.
+            let fds = [pidfd.fd, signals?.fd ?? -1, notifySocket?.raw ?? -1, notifier?.fd ?? -1, statusFD]
             let now = Clock.monotonicMs()
             if endSentAt == nil, handle.isCancelled { endSentAt = now }
             if let sent = endSentAt, now >= sent + Self.abandonAfterMs {
@@ -1007,7 +1039,14 @@ public final class Executor {
             let events: [PollEvents]
             do { events = try Poll.wait(fds, timeoutMs: wait) } catch { throw ExecError(.supervise, error, label: "") }
 
-            if !events[0].isEmpty { return (timedOut, try waitExit(pidfd)) }
+            if !events[0].isEmpty { return Ended(timedOut: timedOut, exit: try waitExit(pidfd)) }
+            if statusFD >= 0, !events[4].isEmpty {
+                // Written in one piece (4 bytes, below PIPE_BUF); anything else (EOF:
+                // the init is gone without a status) is the pidfd's to tell.
+                let bytes = FD.readAll(statusFD, max: 4)
+                if bytes.count == 4 { return Ended(timedOut: timedOut, exit: nil, status: bytes) }
+                statusFD = -1
+            }
             if let signals, !events[1].isEmpty { for sig in signals.pending() { pidfd.signal(sig) } }
             if let socket = notifySocket, socket.isOpen, !events[2].isEmpty {
                 if let fd = FD.receiveFD(socket) { notifier = SeccompNotifier(listener: fd, arch: plan.seccomp.arch) }

@@ -30,6 +30,8 @@ public struct ChildSpec {
     /// Nested isolation: a plain clone (no namespaces, `cloneFlags` unused) that runs
     /// the identity, capability and fence steps and execs the command itself.
     public var nested = false
+    /// Tests only: see `TestHooks.statusBeforeSweep`.
+    public var testStatusBeforeSweep = false
     public var cgroupFD: Int32 = -1
     public var cgroupJoinFDs: [Int32] = []
     public var loopbackUp = false
@@ -238,6 +240,7 @@ public enum Child {
         var c = sbx_spec()
         c.clone_flags = spec.cloneFlags
         c.nested = spec.nested ? 1 : 0
+        c.test_status_before_sweep = spec.testStatusBeforeSweep ? 1 : 0
         c.cgroup_fd = spec.cgroupFD
         c.cgroup_join_fds = arena.array(spec.cgroupJoinFDs)
         c.n_cgroup_join_fds = spec.cgroupJoinFDs.count

@@ -359,6 +359,18 @@ public enum TestHooks {
         #endif
     }
 
+    /// `SANDBOX_TEST_STATUS_BEFORE_SWEEP=1`: the control of the served-result test:
+    /// the namespaced reaper writes the command's status before the rest of the run
+    /// is killed, and exits (which kills it) 0.5 s later; the supervisor's teardown,
+    /// whose kill of the init would end it sooner, waits as long.
+    public static var statusBeforeSweep: Bool {
+        #if DEBUG
+        return getenv("SANDBOX_TEST_STATUS_BEFORE_SWEEP").map { String(cString: $0) } == "1"
+        #else
+        return false
+        #endif
+    }
+
     /// `SANDBOX_TEST_EXEC_BY_PATH=1`: the control of the swap test: the child execs
     /// `argv[0]` by path after the check, as it would without the checked fd.
     public static var execByPath: Bool {

@@ -73,6 +73,45 @@ import Testing
         return (facts, result, out.status)
     }
 
+    /// A served result comes before the sandbox init's own exit (the reaper writes
+    /// the command's status once it has killed and reaped the rest of the run), so
+    /// nothing of the run may be alive when it comes: a daemon the command left, which
+    /// ignores SIGTERM and keeps appending to a file, has stopped for good by the time
+    /// the client has its result. Control (`SANDBOX_TEST_STATUS_BEFORE_SWEEP`): a
+    /// reaper that writes the status first and leaves the daemon to its own exit 0.5 s
+    /// later lets the daemon write after the result.
+    @Test func aServedResultComesOnlyOnceEveryProcessOfTheRunIsGone() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        func grewAfterTheResult(control: Bool) throws -> Bool {
+            let served = try ServeTests.Served(builtAhead: 0,
+                                               environment: control ? ["SANDBOX_TEST_STATUS_BEFORE_SWEEP": "1"] : [:])
+            defer { served.stop() }
+            try #require(served.ready, "sandbox serve did not start")
+            let ws = Harness.tempDir()
+            defer { try? FileManager.default.removeItem(atPath: ws) }
+            // Its stdio away from the client's pipes, which the client reads to EOF.
+            let daemon = "(trap '' TERM HUP INT; while :; do echo x >> tick; done) </dev/null >/dev/null 2>&1 & sleep 0.2"
+            func size() -> Int { ((try? FileManager.default.attributesOfItem(atPath: ws + "/tick"))?[.size] as? Int) ?? -1 }
+            // The reply is the moment: the client's pipes reach EOF only once the
+            // server lets its copies go, after the teardown.
+            let client = try ServeTests.Client(served.socket)
+            defer { client.close() }
+            let stdio = ServeTests.Stdio(stdin: nil)
+            client.send(ServeTests.request(id: "one", policy: "agent", argv: ["sh", "-c", daemon], cwd: ws), fds: stdio.fds)
+            stdio.closeSent()
+            let reply = client.reply()
+            let atResult = size()
+            usleep(300_000)
+            let later = size()
+            _ = stdio.output()
+            #expect(reply?["exitCode"] as? Int == 0, "\(reply ?? [:])")
+            #expect(atResult > 0, "the daemon never wrote")
+            return later != atResult
+        }
+        #expect(try grewAfterTheResult(control: true), "control: the daemon did not outlive the result")
+        #expect(try grewAfterTheResult(control: false) == false, "a process of the run wrote after its result")
+    }
+
     @Test func theNestedReaperKeepsNeitherTheLimitsNorTheOOMPreferenceOfTheCommand() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
         // Started under an inherited CPU limit (an invoker's `prlimit --cpu=200:300`):

@@ -15,13 +15,17 @@ import Testing
         let process = Process()
         let output = Pipe()
 
-        init(group: String? = nil, dirMode: mode_t = 0o700, in directory: String? = nil, builtAhead: Int? = nil) throws {
+        init(group: String? = nil, dirMode: mode_t = 0o700, in directory: String? = nil, builtAhead: Int? = nil,
+             environment: [String: String] = [:]) throws {
             dir = directory ?? Harness.tempDir()
             if directory == nil { chmod(dir, dirMode) }
             socket = dir + "/serve.sock"
             process.executableURL = URL(fileURLWithPath: Harness.binary)
             process.arguments = ["serve", "--socket", socket] + (group.map { ["--group", $0] } ?? [])
                 + (builtAhead.map { ["--built-ahead", "\($0)"] } ?? [])
+            if !environment.isEmpty {
+                process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+            }
             process.standardOutput = output
             process.standardError = output
             try process.run()

@@ -75,6 +75,10 @@ struct sbx_spec {
      * child runs nested_init_steps — no root — then the reaper's, as a child
      * subreaper that ends what the command leaves behind. */
     int nested;
+    /* Tests only (SANDBOX_TEST_STATUS_BEFORE_SWEEP, debug builds): the namespaced
+     * reaper writes the payload's status before the rest of the run is killed, and
+     * exits 0.5 s later, as a reaper that left the sweep to its own exit would. */
+    int test_status_before_sweep;
     int cgroup_fd;                 /* v2: CLONE_INTO_CGROUP target, or -1 */
     const int *cgroup_join_fds;   /* v1: `tasks` files the child writes "0" to */
     size_t n_cgroup_join_fds;
