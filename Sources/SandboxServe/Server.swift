@@ -418,7 +418,8 @@ public final class Server: @unchecked Sendable {
             // own take and command were waiting for: 1.6 ms of its 6).
             let warmKey = warmable(plan) ? earlyKey ?? self.warmKey(request, directory: directory, peer: connection.peer) : nil
             var buildNext = warmKey != nil
-            var reusable = mountWatch.flatMap { PlanToBuildFrom(plan, mounts: $0) }
+            // Made into the next build's plan on the build's thread, after the reply.
+            var reusable = mountWatch.map { PlanToBuildFrom(plan, mounts: $0) }
             let replied = { (result: RunResult) in
                 reply(result)
                 if buildNext, let warmKey {
@@ -539,7 +540,8 @@ public final class Server: @unchecked Sendable {
               sbx_serve_unshare_fs() == 0, fchdir(directory.raw) == 0 else { return nil }
         let plan: RunPlan
         if let reused {
-            plan = reused.plan(runId: RunSteps.newRunId())
+            guard let p = reused.plan(runId: RunSteps.newRunId()) else { return nil }
+            plan = p
         } else {
             let probe = hostProbe(for: request)
             guard let policy = try? policies.load(request.policy, relativeTo: probe.cwd),
@@ -682,22 +684,22 @@ struct PlanToBuildFrom {
     /// The command a sandbox built ahead is planned with until its own arrives.
     static let placeholder = ["sandbox-built-ahead"]
 
-    /// nil when `request` depends on its run id (a `{run_id}` template: its paths are
-    /// that run's, and no other plan is the same sandbox), so that no sandbox is built
-    /// on another run's paths. Its canonical form holds the id nowhere else then.
-    init?(_ request: RunPlan, mounts: MountEvents) {
-        var bare = request
-        bare.runId = ""
-        let id = Array(request.runId.utf8)
-        guard !id.isEmpty, !bare.canonicalJSON().contains(subsequence: id) else { return nil }
+    init(_ request: RunPlan, mounts: MountEvents) {
         self.request = request
         self.mounts = mounts
     }
 
     /// The plan that compiling the request's policy for a run `runId` with the
     /// placeholder command gives: the request's, but for those two fields (the
-    /// command goes nowhere else in a plan, the run id nowhere else in this one).
-    func plan(runId: String) -> RunPlan {
+    /// command goes nowhere else in a plan). nil when the request's plan depends on
+    /// its run id (a `{run_id}` template: its paths are that run's, and no other plan
+    /// is the same sandbox), so that no sandbox is built on another run's paths; its
+    /// canonical form holds the id nowhere else otherwise.
+    func plan(runId: String) -> RunPlan? {
+        var bare = request
+        bare.runId = ""
+        let id = Array(request.runId.utf8)
+        guard !id.isEmpty, !bare.canonicalJSON().contains(subsequence: id) else { return nil }
         var p = request
         p.runId = runId
         p.process.argv = Self.placeholder

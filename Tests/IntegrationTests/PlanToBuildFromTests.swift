@@ -29,8 +29,8 @@ import Testing
         let policy = try RunSteps.loadPolicy(name, relativeTo: ws)
         let host = try Self.host(cwd: ws)
         let request = try RunSteps.plan(policy, argv: ["/bin/sh", "-c", "echo hi"], runId: "0123456789ab", host: host, digest: false)
-        let reused = try #require(PlanToBuildFrom(request, mounts: try MountEvents()), "\(name): not reused")
-        let built = reused.plan(runId: "ba9876543210")
+        let built = try #require(PlanToBuildFrom(request, mounts: try MountEvents()).plan(runId: "ba9876543210"),
+                                 "\(name): not reused")
         let own = try RunSteps.plan(policy, argv: PlanToBuildFrom.placeholder, runId: "ba9876543210", host: host, digest: false)
         #expect(built == own, "\(name): the plan built from differs from the build's own")
         #expect(built.sameSandbox(as: request))
@@ -48,8 +48,8 @@ import Testing
             let policy = try RunSteps.loadPolicy(file, relativeTo: ws)
             return try RunSteps.plan(policy, argv: ["true"], runId: "0123456789ab", host: host, digest: false)
         }
-        #expect(PlanToBuildFrom(try plan("/var/tmp/sbx-{run_id}.log"), mounts: try MountEvents()) == nil)
-        #expect(PlanToBuildFrom(try plan("/var/tmp/sbx-fixed.log"), mounts: try MountEvents()) != nil)
+        #expect(PlanToBuildFrom(try plan("/var/tmp/sbx-{run_id}.log"), mounts: try MountEvents()).plan(runId: "ba9876543210") == nil)
+        #expect(PlanToBuildFrom(try plan("/var/tmp/sbx-fixed.log"), mounts: try MountEvents()).plan(runId: "ba9876543210") != nil)
     }
 
     @Test func subsequenceSearch() {
