@@ -340,44 +340,32 @@ public enum TestHooks {
     /// `SANDBOX_TEST_EXEC_FENCE=none|copy`: `none` runs an ELF without its fence (no
     /// lease, no copy: the control of the shared-mapping rewrite test); `copy` skips
     /// the lease, so a root test exercises the copy a rootless run gets.
-    public static var execFence: String? {
+    public static var execFence: String? { value("SANDBOX_TEST_EXEC_FENCE") }
+
+    /// A hook's variable; always nil in a release build, which no environment sets a
+    /// test hook in.
+    private static func value(_ variable: String) -> String? {
         #if DEBUG
-        return getenv("SANDBOX_TEST_EXEC_FENCE").map { String(cString: $0) }
+        return getenv(variable).map { String(cString: $0) }
         #else
         return nil
         #endif
     }
 
+    private static func isSet(_ variable: String) -> Bool { value(variable) == "1" }
+
     /// `SANDBOX_TEST_EXEC_HOST_FD=1`: the control of the `/proc/self/exe` test: the
     /// child execs the supervisor's descriptor (opened through the host's mount)
     /// instead of reopening the file through the sandbox's own mount.
-    public static var execHostFD: Bool {
-        #if DEBUG
-        return getenv("SANDBOX_TEST_EXEC_HOST_FD").map { String(cString: $0) } == "1"
-        #else
-        return false
-        #endif
-    }
+    public static var execHostFD: Bool { isSet("SANDBOX_TEST_EXEC_HOST_FD") }
 
     /// `SANDBOX_TEST_STATUS_BEFORE_SWEEP=1`: the control of the served-result test:
     /// the namespaced reaper writes the command's status before the rest of the run
     /// is killed, and exits (which kills it) 0.5 s later; the supervisor's teardown,
     /// whose kill of the init would end it sooner, waits as long.
-    public static var statusBeforeSweep: Bool {
-        #if DEBUG
-        return getenv("SANDBOX_TEST_STATUS_BEFORE_SWEEP").map { String(cString: $0) } == "1"
-        #else
-        return false
-        #endif
-    }
+    public static var statusBeforeSweep: Bool { isSet("SANDBOX_TEST_STATUS_BEFORE_SWEEP") }
 
     /// `SANDBOX_TEST_EXEC_BY_PATH=1`: the control of the swap test: the child execs
     /// `argv[0]` by path after the check, as it would without the checked fd.
-    public static var execByPath: Bool {
-        #if DEBUG
-        return getenv("SANDBOX_TEST_EXEC_BY_PATH").map { String(cString: $0) } == "1"
-        #else
-        return false
-        #endif
-    }
+    public static var execByPath: Bool { isSet("SANDBOX_TEST_EXEC_BY_PATH") }
 }
