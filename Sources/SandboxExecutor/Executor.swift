@@ -1177,7 +1177,16 @@ public final class Executor {
                     throw ExecError(kind: .setup, step: SetupStep.bindSources.rawValue, subject: step.source ?? error.subject,
                                     errno: error.errno, message: "\(step.summary): \(MountSources.explain(error))")
                 }
-                guard let source else { continue }
+                guard let source else {
+                    // An optional source the plan found (and recorded) is gone: the
+                    // sandbox would quietly lack a bind its plan, digest and audit
+                    // record list (red team, session 42: a command of the run before
+                    // renamed it away, and back before the next request's plan).
+                    if let want = step.sourceIdentity {
+                        throw ExecError(.bindSources, subject: step.source, message: "\(step.summary): the source changed after the plan was made (it was \(want), it is now missing); refused: a concurrent run may have renamed or removed it")
+                    }
+                    continue
+                }
                 opened[i] = source
                 if let want = step.sourceIdentity, want.device != source.device || want.inode != source.inode {
                     throw ExecError(.bindSources, subject: step.source, message: "\(step.summary): the source changed after the plan was made (it was \(want), it is now device \(source.device) inode \(source.inode)); refused: a concurrent run may have renamed or swapped it")

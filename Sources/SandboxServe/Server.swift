@@ -392,7 +392,10 @@ public final class Server: @unchecked Sendable {
         // Watched from before this request's plan, which the next sandbox built
         // ahead is made from (``build(_:directory:from:)``): a mount change from here
         // until that build is done lets it go, as one during a build of its own plan.
-        let mountWatch = warm.capacity > 0 && sbx_spawner_running() == 1 ? try? MountEvents() : nil
+        // Only while few requests run (a build waits for that, ``prepareAhead``): the
+        // descriptor it holds for the run's life is not among those the budget counts.
+        let mountWatch = warm.capacity > 0 && sbx_spawner_running() == 1
+            && requestsRunning.withLock({ $0 }) <= buildAheadBelow ? try? MountEvents() : nil
         // A sandbox built ahead waits for this client, policy and directory: the
         // host's audit state its take compares is asked now and answered while the
         // plan is compiled (the kernel answers from a thread it starts per query).

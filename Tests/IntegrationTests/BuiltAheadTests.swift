@@ -158,6 +158,44 @@ import Testing
         #expect(try firstRequest(mounting: true) == false, "a sandbox was built from a plan made before a mount change")
     }
 
+    /// Attack (red team, session 42): the sandbox built after request A is made from
+    /// A's plan, and A's command renames an optional bind source away (`{cwd}/cfg/npmrc?`
+    /// over the host's `~/.npmrc`); a request from the same client's `cfg` directory (a
+    /// different key) puts it back, same inode, so the next request's plan equals A's.
+    /// Its run must show the project's file, as a fresh build does. Before the fix the
+    /// build skipped the missing optional source quietly, and that request read the
+    /// host's file under a plan that lists the bind (its digest and audit record too);
+    /// now an optional source the plan found is refused as changed when it is gone
+    /// (`openBindSources`). Control: with that check switched off, the request reads
+    /// the host's file (measured: `SECRET-host-token`). No other request comes first:
+    /// the capacity is the server's, not a key's, and its builds would fill it.
+    @Test func anOptionalSourceGoneSinceThePlanLeavesNoSandboxWithoutItsBind() throws {
+        guard let served = try Self.start() else { return }
+        defer { served.stop() }
+        let ws = Harness.tempDir(), home = Harness.tempDir(), policies = Harness.tempDir()
+        defer { for d in [ws, home, policies] { try? FileManager.default.removeItem(atPath: d) } }
+        try "SECRET-host-token\n".write(toFile: home + "/.npmrc", atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: ws + "/cfg", withIntermediateDirectories: true)
+        try "SAFE-project-npmrc\n".write(toFile: ws + "/cfg/npmrc", atomically: true, encoding: .utf8)
+        let policy = Harness.policy("""
+            version = 1
+            name = "overlay"
+            extends = ["agent"]
+            [filesystem]
+            ro = ["\(home)", { src = "{cwd}/cfg/npmrc?", dst = "\(home)/.npmrc" }]
+            """, in: policies, name: "overlay.toml")
+        let read = ["cat", home + "/.npmrc"]
+        // The first request of this policy and directory: nothing waits for them yet,
+        // so the next request would take the sandbox built from A's plan (the builds
+        // given time to finish).
+        _ = try ServeTests.runOnce(served, policy: policy, argv: ["mv", "cfg/npmrc", "cfg/npmrc.x"], cwd: ws)
+        usleep(400_000)
+        _ = try ServeTests.runOnce(served, policy: policy, argv: ["mv", "npmrc.x", "npmrc"], cwd: ws + "/cfg")
+        usleep(400_000)
+        let b = try ServeTests.runOnce(served, policy: policy, argv: read, cwd: ws)
+        #expect(b.out == "SAFE-project-npmrc\n", "the run read \(b.out) under a plan that binds the project's file: \(b.reply ?? [:])")
+    }
+
     /// An egress request takes a sandbox built ahead too (its network namespace set up
     /// in the build, from one prepared for its ruleset when the pool has one), with
     /// the result `exec` gives: the allowed port answers, the other is refused and
