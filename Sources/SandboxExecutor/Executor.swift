@@ -180,6 +180,17 @@ public final class Executor {
     /// held for ever (red team, session 28).
     private var abandoned = false
     static let abandonAfterMs: UInt64 = 10_000
+    /// How old an audit state asked ahead may be at the take (``canRun``): about a
+    /// request's plan, and no more than the take's own query ever stood before the
+    /// command (the `[binary]` check, an egress network's set-up).
+    static let auditStateFreshUs: UInt64 = 2_000
+
+    /// Whether an audit state asked at `askedAtUs` tells the state at the take
+    /// (`nowUs`) for a sandbox whose build read its own at `builtReadAtUs`: asked
+    /// after that reading, and fresh.
+    static func mayUseAuditState(askedAtUs: UInt64, builtReadAtUs: UInt64, nowUs: UInt64) -> Bool {
+        askedAtUs > builtReadAtUs && nowUs >= askedAtUs && nowUs - askedAtUs <= auditStateFreshUs
+    }
     /// Built ahead (``prepareAhead()``): the sandbox waiting for its command, and the
     /// host's kernel audit state when it was built.
     private var prepared: Sandbox?
@@ -307,9 +318,15 @@ public final class Executor {
         guard let sandbox = prepared, request.sameSandbox(as: plan), !sandbox.child.pidfd.hasExited else { return false }
         // The host's audit state as at the build (the account was set up for it), and
         // the mounts on host paths as the plan puts them. The state from `query` when
-        // the kernel read it after the build's reading (asked while the request was
-        // planned), else asked now.
-        let now = query.flatMap { $0.askedAtUs > auditStateReadAtUs ? $0.answer() : nil } ?? AuditReader.kernelAuditState()
+        // the kernel read it after the build's reading and at most
+        // `auditStateFreshUs` ago (asked while the request was planned), else asked
+        // now: a request held up between its arrival and the take (a slow policy
+        // read) would otherwise take a sandbox on a state since changed (red team,
+        // session 42).
+        let nowUs = Clock.monotonicUs()
+        let now = query.flatMap {
+            Self.mayUseAuditState(askedAtUs: $0.askedAtUs, builtReadAtUs: auditStateReadAtUs, nowUs: nowUs) ? $0.answer() : nil
+        } ?? AuditReader.kernelAuditState()
         return now == auditStateAtBuild && mountsStillHold(sandbox)
     }
 
@@ -574,8 +591,10 @@ public final class Executor {
         let (report, statusRead) = pipes.readOutcome()
         let statusBytes = ended.status ?? statusRead
         let stats = cgroup?.stats()
-        if exit == nil, stats?.cpuUserUs == nil || stats?.cpuSystemUs == nil {
-            // The CPU times come from the init's reaped tree then.
+        if exit == nil, stats?.cpuUserUs == nil || stats?.cpuSystemUs == nil,
+           child.pidfd.waitExited(timeoutMs: Int32(Self.abandonAfterMs)) {
+            // The CPU times come from the init's reaped tree then (the teardown
+            // handles an init that does not end).
             exit = try waitExit(child.pidfd)
             child.reaped = true
         }
@@ -878,7 +897,18 @@ public final class Executor {
             handle.ended()
             if !sandboxInit.reaped {
                 sandboxInit.pidfd.signal(handle.end)
-                if !self.abandoned { _ = try? sandboxInit.pidfd.wait() }
+                // Bounded: after the status (``loop``) the init is only exiting, but
+                // its namespace's end waits for every process in it, one a host
+                // process put there by setns too (red team, session 42: stuck closing
+                // a file of a FUSE daemon that never answers, it held a server's
+                // teardown for ever). Past the bound the run is left for `gc`.
+                if !self.abandoned {
+                    if sandboxInit.pidfd.waitExited(timeoutMs: Int32(Self.abandonAfterMs)) {
+                        _ = try? sandboxInit.pidfd.wait()
+                    } else {
+                        self.abandoned = true
+                    }
+                }
             }
             sandboxInit.pidfd.close()
         }
@@ -996,10 +1026,6 @@ public final class Executor {
         return (128 + initStatus, initStatus)
     }
 
-    /// poll() on the pidfd, the signalfd and the seccomp listener; the timeout sends
-    /// SIGTERM, then SIGKILL after the grace period (which takes down the whole pid
-    /// namespace, as the init is its PID 1; nested, `Signal.endRun`, on which the
-    /// reaper kills the command and every process it left).
     /// How supervision ended: the init's exit, or (``loop``'s `status`) the payload's
     /// status the init wrote once the rest of the run was gone, before its own exit.
     private struct Ended {
@@ -1009,8 +1035,11 @@ public final class Executor {
     }
 
     /// 12. Until the run is over: the init's exit (pidfd), or, when `status` is given,
-    /// the 4 bytes of the payload's status on it. Forwards signals, answers the
-    /// seccomp listener, ends the run at its timeout.
+    /// the 4 bytes of the payload's status on it. poll() on the pidfd, the signalfd,
+    /// the seccomp listener and the status pipe; the timeout sends SIGTERM, then
+    /// SIGKILL after the grace period (which takes down the whole pid namespace, as
+    /// the init is its PID 1; nested, `Signal.endRun`, on which the reaper kills the
+    /// command and every process it left).
     private func loop(pidfd: Pidfd, signals: SignalChannel?, notifySocket: OwnedFD?, status: OwnedFD?) throws -> Ended {
         var timedOut = false
         var statusFD = status?.raw ?? -1

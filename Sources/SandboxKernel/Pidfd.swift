@@ -47,6 +47,20 @@ public final class Pidfd: Sendable {
         static func ms(_ t: timeval) -> UInt64 { UInt64(max(0, t.tv_sec)) * 1000 + UInt64(max(0, t.tv_usec)) / 1000 }
     }
 
+    /// Whether the process has exited (the pidfd is readable) within `timeoutMs`;
+    /// it is not reaped.
+    public func waitExited(timeoutMs: Int32) -> Bool {
+        let deadline = Clock.monotonicMs() + UInt64(max(0, timeoutMs))
+        while true {
+            let now = Clock.monotonicMs()
+            guard let events = try? Poll.wait([fd], timeoutMs: Int32(clamping: deadline > now ? deadline - now : 0)) else {
+                return false
+            }
+            if !events[0].isEmpty { return true }
+            if Clock.monotonicMs() >= deadline { return false }
+        }
+    }
+
     public func wait() throws(KernelError) -> Exit {
         var code: Int32 = 0, status: Int32 = 0
         var usage = rusage()

@@ -122,14 +122,14 @@ public final class WarmSandboxes: Sendable {
         }
     }
 
+    /// Whether a sandbox for `key` waits now (a request may take it).
+    func isReady(_ key: Key) -> Bool { state.withLock { !($0.ready[key]?.isEmpty ?? true) } }
+
     /// A ready sandbox for `key`, taken (nobody else gets it), or nil. One still
     /// being built is not waited for: built once the previous result was out, it is
     /// only as far along as the client was quick, and a request that waited for it
     /// paid nearly a whole build before its own run (back to back: 1.6× bwrap
     /// waiting, 1.0× not).
-    /// Whether a sandbox for `key` waits now (a request may take it).
-    func isReady(_ key: Key) -> Bool { state.withLock { !($0.ready[key]?.isEmpty ?? true) } }
-
     func take(_ key: Key) -> Sandbox? {
         let taken = state.withLock { s -> Sandbox? in
             guard var list = s.ready[key], !list.isEmpty else { return nil }

@@ -222,3 +222,26 @@ struct CPUTimeTests {
         #expect(Executor.cpuTime(cgroup: nil, rusage: nil).source == nil)
     }
 }
+
+/// A sandbox built ahead is taken only on the host audit state its denial account was
+/// set up for. The state a server asks as a request arrives stands for the state at
+/// the take only if it was asked after the build read its own, and not long before
+/// the take: a request held up on its way (a slow policy read) asks again (red team,
+/// session 42: held 3 s, it took a sandbox set up for audit off with audit on).
+struct AuditStateAskedAheadTests {
+    @Test func askedAfterTheBuildAndFreshIsUsed() {
+        #expect(Executor.mayUseAuditState(askedAtUs: 1_000, builtReadAtUs: 900, nowUs: 1_800))
+    }
+
+    @Test func askedBeforeTheBuildsOwnReadingIsNot() {
+        #expect(!Executor.mayUseAuditState(askedAtUs: 900, builtReadAtUs: 900, nowUs: 1_000))
+        #expect(!Executor.mayUseAuditState(askedAtUs: 800, builtReadAtUs: 900, nowUs: 1_000))
+    }
+
+    @Test func askedTooLongBeforeTheTakeIsNot() {
+        let fresh = Executor.auditStateFreshUs
+        #expect(Executor.mayUseAuditState(askedAtUs: 1_000, builtReadAtUs: 0, nowUs: 1_000 + fresh))
+        #expect(!Executor.mayUseAuditState(askedAtUs: 1_000, builtReadAtUs: 0, nowUs: 1_001 + fresh))
+        #expect(!Executor.mayUseAuditState(askedAtUs: 1_000, builtReadAtUs: 0, nowUs: 3_000_000))
+    }
+}
