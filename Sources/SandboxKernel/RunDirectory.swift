@@ -133,16 +133,18 @@ public final class RunDirectory {
     }
 
     /// For `gc`: take the lock of a run whose supervisor is gone, run `cleanup` while
-    /// holding it, then remove the directory. Returns false if the run is alive.
-    public static func reclaim(base: String, id: String, cleanup: () -> Void) -> Bool {
+    /// holding it, then remove the directory unless `cleanup` said the run must stay
+    /// (a process of it still runs: a later `gc` tries again). Returns false if the
+    /// run is alive or stays.
+    public static func reclaim(base: String, id: String, cleanup: () -> Bool) -> Bool {
         let path = "\(base)/\(id)"
         let fd = open(path + "/lock", O_RDWR | O_CLOEXEC | O_NOFOLLOW)
         if fd >= 0 {
             guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { close(fd); return false }
         }
-        cleanup()
+        defer { if fd >= 0 { close(fd) } }
+        guard cleanup() else { return false }
         removeContents(path)
-        if fd >= 0 { close(fd) }
         return true
     }
 

@@ -403,22 +403,31 @@ struct Gc: ParsableCommand {
         var removed = 0
         for entry in RunDirectory.list(base: base) where !entry.live {
             if RunDirectory.reclaim(base: base, id: entry.id, cleanup: {
-                EgressNetwork.removeLeftovers(runId: entry.id, runDir: entry.path)
                 let record = RunRecord.read(runDirectory: entry.path)
+                // The cgroups first: the directories the run recorded (before it made
+                // any: every place it may have one). Without a record (a supervisor
+                // killed before writing it), by this run's id in every place a run of
+                // this invoker can have a cgroup: nested in our own v1 cgroups
+                // (`<invoker>/sandbox-<id>`) and `<mount>/sandbox/<id>`. One that
+                // cannot be removed holds a process of the run that even a kill did
+                // not end (an abandoned run, asleep in the kernel): the run stays,
+                // its uid lease with it, until a later gc (red team, session 42: gc
+                // released the uid of a process still running as it, and the cgroups
+                // lost their record).
+                let errors = (record?.cgroups.map { RunCgroup.removeLeftovers(runId: entry.id, directories: $0, host: host) }
+                    ?? RunCgroup.removeLeftovers(runId: entry.id, host: host))
+                    .filter { $0.operation == "rmdir" } // a directory left in place
+                guard errors.isEmpty else {
+                    let why = errors.map { "\($0)" }.joinedText(separator: "; ")
+                    printError("sandbox gc: kept \(entry.id): its cgroup could not be removed (\(why)); a process of it may still run — run gc again once it has ended\n")
+                    return false
+                }
+                EgressNetwork.removeLeftovers(runId: entry.id, runDir: entry.path)
                 // The host uid the run leased, recorded before the lease was taken.
                 if let uid = record?.hostUID {
                     UidLease.releaseLeftover(directory: UidLease.directory(runBase: base), uid: uid, runId: entry.id)
                 }
-                // The directories the run recorded (before it made any: every place it
-                // may have one). Without a record (a supervisor killed before writing
-                // it), by this run's id in every place a run of this invoker can have a
-                // cgroup: nested in our own v1 cgroups (`<invoker>/sandbox-<id>`) and
-                // `<mount>/sandbox/<id>`.
-                if let dirs = record?.cgroups {
-                    RunCgroup.removeLeftovers(runId: entry.id, directories: dirs, host: host)
-                } else {
-                    RunCgroup.removeLeftovers(runId: entry.id, host: host)
-                }
+                return true
             }) {
                 print("removed \(entry.id)")
                 removed += 1

@@ -45,13 +45,33 @@ import Testing
         let runId = try #require(result?["runId"] as? String, "no result: \(err)")
         #expect(Harness.runDirEntries().contains(runId), "the run directory of \(runId) is gone")
 
-        // The daemon gone, the close fails and the process ends; gc removes the run.
-        kill(daemon, SIGKILL); waitpid(daemon, nil, 0); daemonAlive = false
-        usleep(500_000)
         // Under the suite's gc lock (another test may keep a stale run on purpose).
         Harness.gcLock.lock()
         defer { Harness.gcLock.unlock() }
+        // While its process still sleeps in the kernel, gc keeps the run: its cgroup
+        // cannot be removed, and its uid lease stays with it, so no other run gets
+        // the uid that process still runs as (red team, session 42: gc released the
+        // lease and removed the directory, and the cgroups lost their record). The
+        // premise: that process is in the run's cgroup, alive.
+        let record = (try? String(contentsOfFile: "\(BuiltAheadTests.runBase)/\(runId)/state.json", encoding: .utf8))
+            .flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let cgroups = Array(((record?["cgroups"] as? [String: String]) ?? [:]).values)
+        let leased = (record?["hostUID"] as? Int).map(String.init) ?? "-"
+        let leases = { (try? FileManager.default.contentsOfDirectory(atPath: "\(BuiltAheadTests.runBase)/.uids")) ?? [] }
+        try #require(!cgroups.isEmpty, "no cgroups recorded: \(record ?? [:])")
+        #expect(cgroups.contains { !((try? String(contentsOfFile: $0 + "/cgroup.procs", encoding: .utf8)) ?? "").isEmpty },
+                "no process left in the run's cgroups")
+        let early = try Harness.sandbox(["gc"])
+        #expect(Harness.runDirEntries().contains(runId), "gc removed a run whose process still runs: \(early.stdout) \(early.stderr)")
+        #expect(leases().contains { $0.hasPrefix(leased) }, "gc released the uid \(leased) of a process still running as it: \(leases())")
+        #expect(early.stderr.contains("kept \(runId)"), "\(early.stderr)")
+
+        // The daemon gone, the close fails and the process ends; gc removes the run.
+        kill(daemon, SIGKILL); waitpid(daemon, nil, 0); daemonAlive = false
+        usleep(500_000)
         let gc = try Harness.sandbox(["gc"])
         #expect(!Harness.runDirEntries().contains(runId), "after gc: \(gc.stdout) \(gc.stderr)")
+        #expect(!cgroups.contains { FileManager.default.fileExists(atPath: $0) }, "cgroups left: \(cgroups)")
+        #expect(!leases().contains { $0.hasPrefix(leased + ":") || $0 == leased }, "lease left: \(leases())")
     }
 }
