@@ -79,7 +79,7 @@ public struct UidLease: Sendable, Equatable {
             }
             guard let uid = UInt32(entry.name), let text = RunDirectory.read("\(directory)/\(entry.name)"),
                   let runId = text.split(separator: "\n").first.map(String.init), !runId.isEmpty,
-                  !runId.contains("/"), access("\(runBase)/\(runId)", F_OK) != 0 else { continue }
+                  !runId.contains("/"), access("\(runBase)/\(runId)", F_OK) != 0, !inUse(uid) else { continue }
             // Read again right before: a lease is never reused for another run id.
             if RunDirectory.read("\(directory)/\(entry.name)")?.hasPrefix(runId) == true {
                 unlink("\(directory)/\(entry.name)")
@@ -105,6 +105,25 @@ public struct UidLease: Sendable, Equatable {
 
     /// For `gc`: releases `uid` if its lease still names `runId` (a lease taken by
     /// a later run for the same uid is left alone).
+    /// Whether a process runs as `uid` (any of its real, effective, saved or
+    /// filesystem uids; zombies aside), as this process's /proc shows them: a leased uid is the run's
+    /// alone while its lease is held, so such a process is one of that run's — one a
+    /// kill did not end (asleep in the kernel), or one outside the run's cgroup (a run
+    /// without limits has none). Its lease must stay (red team, session 42).
+    public static func inUse(_ uid: UInt32) -> Bool {
+        let want = String(uid)
+        for entry in FD.entries("/proc") where entry.isDirectory && entry.name.first?.isNumber == true {
+            guard let status = RunDirectory.read("/proc/\(entry.name)/status") else { continue }
+            let lines = status.split(separator: "\n")
+            // A zombie does nothing more (the run's abandoned init waits there for the
+            // host's PID 1 to reap it, as the uid of the lease).
+            if lines.contains(where: { $0.hasPrefix("State:") && $0.dropFirst(6).drop(while: { $0 == "\t" || $0 == " " }).hasPrefix("Z") }) { continue }
+            guard let line = lines.first(where: { $0.hasPrefix("Uid:") }) else { continue }
+            if line.dropFirst(4).split(whereSeparator: { $0 == "\t" || $0 == " " }).contains(where: { $0 == want }) { return true }
+        }
+        return false
+    }
+
     public static func releaseLeftover(directory: String, uid: UInt32, runId: String) {
         let path = "\(directory)/\(uid)"
         guard let text = RunDirectory.read(path), text.split(separator: "\n").first.map(String.init) == runId else { return }

@@ -419,7 +419,13 @@ struct Gc: ParsableCommand {
                     .filter { $0.operation == "rmdir" } // a directory left in place
                 guard errors.isEmpty else {
                     let why = errors.map { "\($0)" }.joinedText(separator: "; ")
-                    printError("sandbox gc: kept \(entry.id): its cgroup could not be removed (\(why)); a process of it may still run — run gc again once it has ended\n")
+                    printError("sandbox gc: kept \(entry.id): its cgroup could not be removed (\(why)); a process of it (or a cgroup in it) is left — run gc again once it has ended\n")
+                    return false
+                }
+                // A run with no cgroup (no limits) has nothing above to end it: a process
+                // still running as its uid keeps the lease and the run.
+                if let uid = record?.hostUID, UidLease.inUse(uid) {
+                    printError("sandbox gc: kept \(entry.id): a process still runs as its host uid \(uid) — run gc again once it has ended\n")
                     return false
                 }
                 EgressNetwork.removeLeftovers(runId: entry.id, runDir: entry.path)

@@ -133,6 +133,62 @@ import Testing
         print("CgroupLeakTests: set-up starts ~\(base / 1000) ms after exec; \(candidates.count) runs, \(withCgroup) with a cgroup before gc, \(leaked.count) left after gc")
     }
 
+    /// A stale run whose cgroup holds an empty cgroup of its own (made inside it by the
+    /// host or by a command allowed to) is removed whole by `gc`: the child is removed
+    /// first. Red team, session 42: gc took the child's EBUSY for a live process and
+    /// kept the run, its uid lease with it, for ever. Control: a child holding a
+    /// process keeps the run until that process has ended.
+    @Test func anEmptyCgroupInsideAStaleRunsDoesNotKeepIt() throws {
+        guard Self.ready() else { return }
+        let dir = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let policy = Self.policy(in: dir)
+        Harness.gcLock.lock()
+        defer { Harness.gcLock.unlock() }
+        func staleRun() throws -> (id: String, child: String) {
+            let before = Set(Harness.runDirEntries())
+            let p = try Self.start(policy: policy, cwd: dir)
+            var id: String?
+            let deadline = Date().addingTimeInterval(10)
+            while id == nil && Date() < deadline {
+                id = Set(Harness.runDirEntries()).subtracting(before).first { Self.ours($0) && !Self.recorded($0).isEmpty
+                    && (try? String(contentsOfFile: "/run/sandbox/\($0)/state.json", encoding: .utf8))?.contains("\"running\"") == true }
+                usleep(10_000)
+            }
+            kill(p.processIdentifier, SIGKILL) // our own child, not yet reaped; its init dies with it
+            p.waitUntilExit()
+            let run = try #require(id, "no run of this test started")
+            let parent = try #require(Self.recorded(run).sorted().first { FileManager.default.fileExists(atPath: $0) },
+                                      "no cgroup of the run exists: \(Self.recorded(run))")
+            let child = parent + "/made-inside"
+            try #require(mkdir(child, 0o755) == 0, "mkdir \(child): \(String(cString: strerror(errno)))")
+            return (run, child)
+        }
+        // The empty child: gc removes it and the run.
+        let (a, childA) = try staleRun()
+        usleep(200_000)
+        let gc = try Harness.sandbox(["gc"])
+        #expect(!Harness.runDirEntries().contains(a), "the run was kept: \(gc.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: childA), "the child cgroup is left")
+        #expect(Self.census()[a] == nil, "cgroups left: \(Self.census()[a] ?? [])")
+
+        // Control: a process in the child keeps the run until it ends.
+        let (b, childB) = try staleRun()
+        let sleeper = Process()
+        sleeper.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        sleeper.arguments = ["30"]
+        try sleeper.run()
+        defer { if sleeper.isRunning { sleeper.terminate() }; sleeper.waitUntilExit(); rmdir(childB) }
+        try "\(sleeper.processIdentifier)\n".write(toFile: childB + "/cgroup.procs", atomically: false, encoding: .utf8)
+        let kept = try Harness.sandbox(["gc"])
+        #expect(Harness.runDirEntries().contains(b), "a run whose cgroup holds a process was removed: \(kept.stderr)")
+        sleeper.terminate(); sleeper.waitUntilExit()
+        usleep(200_000)
+        let after = try Harness.sandbox(["gc"])
+        #expect(!Harness.runDirEntries().contains(b), "after the process ended: \(after.stderr)")
+        #expect(Self.census()[b] == nil, "cgroups left: \(Self.census()[b] ?? [])")
+    }
+
     /// Control for the ordering: catch a run the moment its first cgroup directory
     /// appears, kill its supervisor there, and its run directory already records it.
     /// (Before the fix the record was written after every directory and limit, so a

@@ -11,7 +11,10 @@ import Testing
 /// command's exit waits, SIGKILL or not (red team, session 28: a server held such
 /// runs' descriptor budget and slots for good, and stopped starting runs).
 @Suite struct UninterruptibleRunTests {
-    @Test func aRunThatCannotBeKilledIsLeftToGc() throws {
+    /// With the policy's limits (a cgroup: gc cannot remove it while the process is in
+    /// it) and without (no cgroup: the process still runs as the run's leased uid).
+    @Test(arguments: [true, false])
+    func aRunThatCannotBeKilledIsLeftToGc(withLimits: Bool) throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
         let ws = Harness.tempDir(), mnt = Harness.tempDir(), out = Harness.tempDir()   // out: not writable by the run
         var daemon: Int32 = 0
@@ -29,7 +32,13 @@ import Testing
             [process]
             timeout = "1s"
             grace = "1s"
-            """, in: ws, name: "abandon.toml")
+            """ + (withLimits ? "" : """
+
+            [resources]
+            memory = "!"
+            pids = "!"
+            cpu = "!"
+            """), in: ws, name: "abandon.toml")
         // The shell opens the file (root: its flush is answered) and becomes the
         // supervisor; the run's own uid is not root, so the command's close waits.
         let script = "exec '\(Harness.binary)' exec --policy '\(policy)' --result '\(out)/result.json' -- true < '\(mnt)/f' > '\(out)/out' 2> '\(out)/err'"
@@ -58,9 +67,14 @@ import Testing
         let cgroups = Array(((record?["cgroups"] as? [String: String]) ?? [:]).values)
         let leased = (record?["hostUID"] as? Int).map(String.init) ?? "-"
         let leases = { (try? FileManager.default.contentsOfDirectory(atPath: "\(BuiltAheadTests.runBase)/.uids")) ?? [] }
-        try #require(!cgroups.isEmpty, "no cgroups recorded: \(record ?? [:])")
-        #expect(cgroups.contains { !((try? String(contentsOfFile: $0 + "/cgroup.procs", encoding: .utf8)) ?? "").isEmpty },
-                "no process left in the run's cgroups")
+        try #require(leased != "-", "no host uid recorded: \(record ?? [:])")
+        if withLimits {
+            try #require(!cgroups.isEmpty, "no cgroups recorded: \(record ?? [:])")
+            #expect(cgroups.contains { !((try? String(contentsOfFile: $0 + "/cgroup.procs", encoding: .utf8)) ?? "").isEmpty },
+                    "no process left in the run's cgroups")
+        } else {
+            #expect(cgroups.isEmpty, "a run without limits has no cgroup: \(cgroups)")
+        }
         let early = try Harness.sandbox(["gc"])
         #expect(Harness.runDirEntries().contains(runId), "gc removed a run whose process still runs: \(early.stdout) \(early.stderr)")
         #expect(leases().contains { $0.hasPrefix(leased) }, "gc released the uid \(leased) of a process still running as it: \(leases())")

@@ -88,6 +88,17 @@ enum CgroupFS {
         return KernelError.cgroup("rmdir", path, errno: last)
     }
 
+    /// Removes every cgroup directory beneath `dir` that holds no process, deepest
+    /// first (rmdir refuses one with a process or a child left); `dir` itself stays.
+    static func removeEmptyDescendants(of dir: String, depth: Int = 0) {
+        guard depth < 32 else { return }
+        for entry in FD.entries(dir) where entry.isDirectory && entry.name != "." && entry.name != ".." {
+            let child = dir + "/" + entry.name
+            removeEmptyDescendants(of: child, depth: depth + 1)
+            rmdir(child)
+        }
+    }
+
     static func exists(_ path: String) -> Bool {
         access(path, F_OK) == 0
     }

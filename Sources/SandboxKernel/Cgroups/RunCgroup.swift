@@ -267,6 +267,10 @@ public final class RunCgroup: Sendable {
                                     detail: "not a run cgroup of \(runId)")]
             }
         }
+        // Empty cgroups made inside the run's (by a command allowed to, or by the host)
+        // would keep its directories busy for good; ones holding a process stay, and
+        // so does the run.
+        for dir in Set(directories.values) { CgroupFS.removeEmptyDescendants(of: dir) }
         let backend: any CgroupBackend
         if let unified = directories["unified"], directories.count == 1 { backend = CgroupV2(dir: unified) }
         else { backend = CgroupV1(dirs: directories, directories: Array(Set(directories.values)).sorted()) }
