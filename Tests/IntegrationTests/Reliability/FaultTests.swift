@@ -56,11 +56,6 @@ import Testing
 
     @Test func killedSupervisorsLeaveNothingAfterGcAndGcSparesLiveRuns() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
-        // Its gcs run beside live runs on purpose, but not beside another suite's test
-        // that keeps a stale run for a moment (UidLeaseTests' control of a killed
-        // supervisor's lease was reclaimed by one of these, session 42).
-        Harness.gcLock.lock()
-        defer { Harness.gcLock.unlock() }
         let stage = try Reliability.Stage()
         defer { stage.close() }
         let ws = stage.ws, host = stage.host
