@@ -113,15 +113,25 @@ public struct UidLease: Sendable, Equatable {
     public static func inUse(_ uid: UInt32) -> Bool {
         let want = String(uid)
         for entry in FD.entries("/proc") where entry.isDirectory && entry.name.first?.isNumber == true {
-            guard let status = RunDirectory.read("/proc/\(entry.name)/status") else { continue }
-            let lines = status.split(separator: "\n")
-            // A zombie does nothing more (the run's abandoned init waits there for the
-            // host's PID 1 to reap it, as the uid of the lease).
-            if lines.contains(where: { $0.hasPrefix("State:") && $0.dropFirst(6).drop(while: { $0 == "\t" || $0 == " " }).hasPrefix("Z") }) { continue }
-            guard let line = lines.first(where: { $0.hasPrefix("Uid:") }) else { continue }
-            if line.dropFirst(4).split(whereSeparator: { $0 == "\t" || $0 == " " }).contains(where: { $0 == want }) { return true }
+            if let status = RunDirectory.read("/proc/\(entry.name)/status"), Self.status(status, runsAs: want) { return true }
         }
         return false
+    }
+
+    /// Whether a /proc/<pid>/status text is of a process that runs as `uid` (decimal):
+    /// one of its four uids is it, and it is no zombie — a zombie does nothing more (a
+    /// run's abandoned init waits so for the host's PID 1 to reap it, as the lease's
+    /// uid), but a thread-group leader that exited shows Z while its other threads run
+    /// on (`Threads:` above 1): that one counts (red team, session 42).
+    static func status(_ text: String, runsAs uid: String) -> Bool {
+        func field(_ name: String) -> [Substring]? {
+            text.split(separator: "\n").first { $0.hasPrefix(name) }
+                .map { $0.dropFirst(name.count).split(whereSeparator: { $0 == "\t" || $0 == " " }) }
+        }
+        guard field("Uid:")?.contains(where: { $0 == uid }) == true else { return false }
+        let zombie = field("State:")?.first?.hasPrefix("Z") == true
+        let threads = field("Threads:")?.first.flatMap { Int($0) } ?? 1
+        return !zombie || threads > 1
     }
 
     public static func releaseLeftover(directory: String, uid: UInt32, runId: String) {

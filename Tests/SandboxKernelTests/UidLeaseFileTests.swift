@@ -44,3 +44,30 @@ import Testing
         #expect(FD.entries(dir).isEmpty, "left: \(FD.entries(dir).map(\.name))")
     }
 }
+
+/// `gc` keeps a stale run's lease while a process still runs as its uid
+/// (`UidLease.inUse`), read from /proc/<pid>/status: any of the four uids; a zombie
+/// does not count, but a thread-group leader that exited (Z) with threads still
+/// running does (red team, session 42).
+struct UidInUseStatusTests {
+    static func status(state: String, uids: String, threads: Int) -> String {
+        "Name:\tsleep\nUmask:\t0022\nState:\t\(state)\nTgid:\t12\nPid:\t12\nUid:\t\(uids)\nGid:\t0\t0\t0\t0\nThreads:\t\(threads)\n"
+    }
+
+    @Test func aRunningProcessOfTheUidCounts() {
+        #expect(UidLease.status(Self.status(state: "S (sleeping)", uids: "1879000001\t1879000001\t1879000001\t1879000001", threads: 1), runsAs: "1879000001"))
+        #expect(UidLease.status(Self.status(state: "D (disk sleep)", uids: "0\t0\t1879000001\t0", threads: 1), runsAs: "1879000001"),
+                "a saved uid counts, and a process asleep in the kernel")
+    }
+
+    @Test func anotherUidOrAZombieDoesNot() {
+        #expect(!UidLease.status(Self.status(state: "R (running)", uids: "1879000002\t1879000002\t1879000002\t1879000002", threads: 1), runsAs: "1879000001"))
+        #expect(!UidLease.status(Self.status(state: "Z (zombie)", uids: "1879000001\t1879000001\t1879000001\t1879000001", threads: 1), runsAs: "1879000001"))
+        #expect(!UidLease.status(Self.status(state: "S (sleeping)", uids: "18790000010\t0\t0\t0", threads: 1), runsAs: "1879000001"),
+                "a longer number that starts the same is another uid")
+    }
+
+    @Test func anExitedLeaderWithThreadsStillRunningCounts() {
+        #expect(UidLease.status(Self.status(state: "Z (zombie)", uids: "1879000001\t1879000001\t1879000001\t1879000001", threads: 2), runsAs: "1879000001"))
+    }
+}
