@@ -1296,13 +1296,13 @@ static void reap(struct child *c) {
                  * as this one exits); nested, the anchored sweep or the rounds of
                  * the children list. */
                 if (c->spec->nested) end_leftovers(c);
-                else if (c->spec->test_status_before_sweep) {
-                    write_all(c->spec->status_fd, (const char *)&status, sizeof status);
+                else if (!c->spec->test_status_before_sweep) sweep_namespace(c);
+                write_all(c->spec->status_fd, (const char *)&status, sizeof status);
+                if (c->spec->test_status_before_sweep) {
+                    /* The tests' control: the rest of the run is left to this exit. */
                     struct timespec late = { 0, 500000000 };
                     nanosleep(&late, NULL);
-                    _exit(0);
-                } else sweep_namespace(c);
-                write_all(c->spec->status_fd, (const char *)&status, sizeof status);
+                }
                 _exit(0);
             }
         }

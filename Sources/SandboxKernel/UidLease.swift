@@ -103,11 +103,9 @@ public struct UidLease: Sendable, Equatable {
     /// Gives the uid back. Idempotent.
     public func release() { unlink("\(directory)/\(uid)") }
 
-    /// For `gc`: releases `uid` if its lease still names `runId` (a lease taken by
-    /// a later run for the same uid is left alone).
     /// Whether a process runs as `uid` (any of its real, effective, saved or
-    /// filesystem uids; zombies aside), as this process's /proc shows them: a leased uid is the run's
-    /// alone while its lease is held, so such a process is one of that run's — one a
+    /// filesystem uids; zombies aside), as this process's /proc shows them: a leased
+    /// uid is the run's alone while its lease is held, so such a process is one of that run's — one a
     /// kill did not end (asleep in the kernel), or one outside the run's cgroup (a run
     /// without limits has none). Its lease must stay (red team, session 42).
     public static func inUse(_ uid: UInt32) -> Bool {
@@ -134,6 +132,8 @@ public struct UidLease: Sendable, Equatable {
         return !zombie || threads > 1
     }
 
+    /// For `gc`: releases `uid` if its lease still names `runId` (a lease taken by
+    /// a later run for the same uid is left alone).
     public static func releaseLeftover(directory: String, uid: UInt32, runId: String) {
         let path = "\(directory)/\(uid)"
         guard let text = RunDirectory.read(path), text.split(separator: "\n").first.map(String.init) == runId else { return }

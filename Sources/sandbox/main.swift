@@ -414,9 +414,9 @@ struct Gc: ParsableCommand {
                 // its uid lease with it, until a later gc (red team, session 42: gc
                 // released the uid of a process still running as it, and the cgroups
                 // lost their record).
-                let errors = (record?.cgroups.map { RunCgroup.removeLeftovers(runId: entry.id, directories: $0, host: host) }
-                    ?? RunCgroup.removeLeftovers(runId: entry.id, host: host))
-                    .filter { $0.operation == "rmdir" } // a directory left in place
+                let errors = RunCgroup.directoriesLeft(
+                    record?.cgroups.map { RunCgroup.removeLeftovers(runId: entry.id, directories: $0, host: host) }
+                        ?? RunCgroup.removeLeftovers(runId: entry.id, host: host))
                 guard errors.isEmpty else {
                     let why = errors.map { "\($0)" }.joinedText(separator: "; ")
                     printError("sandbox gc: kept \(entry.id): its cgroup could not be removed (\(why)); a process of it (or a cgroup in it) is left — run gc again once it has ended\n")

@@ -73,6 +73,10 @@ enum CgroupFS {
                           detail: e == EEXIST ? "a cgroup with this run id already exists; `sandbox gc` removes stale ones" : nil)
     }
 
+    /// The operation of ``rmdirRetrying(_:attempts:sleepUs:)``'s error: a directory
+    /// left in place (``RunCgroup/directoriesLeft(_:)``).
+    static let rmdirOperation = "rmdir"
+
     /// `rmdir` with a short bounded retry: a cgroup stays busy (EBUSY) for a moment
     /// after its last task exited while the kernel finishes tearing it down. ENOENT
     /// counts as done, which makes removal idempotent.
@@ -85,7 +89,7 @@ enum CgroupFS {
             if last != EBUSY && last != EINTR { break }
             if i + 1 < attempts { usleep(sleepUs) }
         }
-        return KernelError.cgroup("rmdir", path, errno: last)
+        return KernelError.cgroup(rmdirOperation, path, errno: last)
     }
 
     /// Removes every cgroup directory beneath `dir` that holds no process, deepest

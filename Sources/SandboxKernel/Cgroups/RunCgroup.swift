@@ -247,6 +247,13 @@ public final class RunCgroup: Sendable {
         }
     }
 
+    /// Of ``remove()``'s errors (or ``removeLeftovers``'), those that left a directory
+    /// in place: a process, or a cgroup, is still in it. The others (a freeze or a
+    /// kill that failed) leave nothing behind once these are none.
+    public static func directoriesLeft(_ errors: [KernelError]) -> [KernelError] {
+        errors.filter { $0.operation == CgroupFS.rmdirOperation }
+    }
+
     /// Where each controller's directory of this run is: what the executor records in
     /// the run directory so `gc` can remove exactly these (v1 runs may be nested in an
     /// invoker's cgroup that gc, running elsewhere, cannot derive).
