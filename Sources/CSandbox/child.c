@@ -1231,6 +1231,23 @@ static void end_leftovers(struct child *c) {
     }
 }
 
+/* The run's end to the supervisor (struct sbx_run_status): the payload's wait status
+ * and the CPU time of the reaped tree, this process's own included. Written once the
+ * rest of the run was reaped, so nothing of it runs on: the figure is complete. */
+static void write_status(struct child *c, int wait_status) {
+    struct sbx_run_status out;
+    memset(&out, 0, sizeof out);
+    out.wait_status = wait_status;
+    struct rusage children, self;
+    if (getrusage(RUSAGE_CHILDREN, &children) == 0 && getrusage(RUSAGE_SELF, &self) == 0) {
+        out.cpu_user_us = (uint64_t)(children.ru_utime.tv_sec + self.ru_utime.tv_sec) * 1000000u
+            + (uint64_t)(children.ru_utime.tv_usec + self.ru_utime.tv_usec);
+        out.cpu_system_us = (uint64_t)(children.ru_stime.tv_sec + self.ru_stime.tv_sec) * 1000000u
+            + (uint64_t)(children.ru_stime.tv_usec + self.ru_stime.tv_usec);
+    }
+    write_all(c->spec->status_fd, (const char *)&out, sizeof out);
+}
+
 /* Nested: whether the supervisor's END_RUN is pending, taking it if so. sigwaitinfo
  * hands out the lowest pending signal first, so with SIGCHLD (17) kept pending by a
  * stream of exits END_RUN (64) would wait behind it; this asks for it alone. */
@@ -1255,7 +1272,7 @@ static void end_run(struct child *c) {
         return;
     }
     int status = 0;
-    if (sweep_and_reap_all(c, &status)) write_all(c->spec->status_fd, (const char *)&status, sizeof status);
+    if (sweep_and_reap_all(c, &status)) write_status(c, status);
     _exit(0);
 }
 
@@ -1297,7 +1314,7 @@ static void reap(struct child *c) {
                  * the children list. */
                 if (c->spec->nested) end_leftovers(c);
                 else if (!c->spec->test_status_before_sweep) sweep_namespace(c);
-                write_all(c->spec->status_fd, (const char *)&status, sizeof status);
+                write_status(c, status);
                 if (c->spec->test_status_before_sweep) {
                     /* The tests' control: the rest of the run is left to this exit. */
                     struct timespec late = { 0, 500000000 };

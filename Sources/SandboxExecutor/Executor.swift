@@ -571,15 +571,15 @@ public final class Executor {
     private func superviseRun(_ sandbox: Sandbox, started: UInt64) throws -> RunResult {
         let (child, pipes, cgroup, network, sources) = (sandbox.child, sandbox.pipes, sandbox.cgroup, sandbox.network, sandbox.sources)
         let startedWall = sandbox.startedWall
-        // Namespaced with a cgroup (which counts the run's CPU): the init writes the
-        // payload's status once it has killed and reaped every other process of the
-        // run, so the run is over then, before the init's own exit; the teardown
-        // waits for that (the spawn's undo), not the result.
-        let earlyStatus = !plan.isNested && cgroup != nil ? pipes.status.read : nil
+        // Namespaced: the init writes its report (the payload's status, the run's CPU
+        // time) once it has killed and reaped every other process of the run, so the
+        // run is over then, before the init's own exit; the teardown waits for that
+        // (the spawn's undo), not the result.
+        let earlyStatus = !plan.isNested ? pipes.status.read : nil
         let ended = try loop(pidfd: child.pidfd, signals: sandbox.signals, notifySocket: sandbox.notify?.parent,
                              status: earlyStatus) // 12
         let timedOut = ended.timedOut
-        var exit = ended.exit
+        let exit = ended.exit
         if exit != nil { child.reaped = true } // nothing left to kill by pidfd
         // The run's pid namespace is empty: its last audit records are in flight. The
         // marker behind them travels while the outcome and statistics are read.
@@ -589,15 +589,8 @@ public final class Executor {
         // what the run's cgroup, the scan and the firewall counted (the nft sets live
         // in the run's namespace: read before teardown).
         let (report, statusRead) = pipes.readOutcome()
-        let statusBytes = ended.status ?? statusRead
+        let reaper = ended.status ?? statusRead
         let stats = cgroup?.stats()
-        if exit == nil, stats?.cpuUserUs == nil || stats?.cpuSystemUs == nil,
-           child.pidfd.waitExited(timeoutMs: Int32(Self.abandonAfterMs)) {
-            // The CPU times come from the init's reaped tree then (the teardown
-            // handles an init that does not end).
-            exit = try waitExit(child.pidfd)
-            child.reaped = true
-        }
         createdEntries = scanCreated(sources: sources, since: startedWall)
         egressDenied = network?.deniedDestinations() ?? []
         sniRefusals = network?.serverNameRefusals() ?? ([], 0)
@@ -606,7 +599,7 @@ public final class Executor {
         if let f = ChildFailure(record: report) {
             let e = describe(f)
             return makeResult(exitCode: e.exitCode, signal: nil, timedOut: timedOut, started: started,
-                              exit: exit, error: e, cgroupStats: stats)
+                              exit: exit, error: e, cgroupStats: stats, reaper: reaper)
         }
         if let syscall = killedFor {
             // Reported as the kernel's own kill would be: SIGSYS, 128+31.
@@ -614,10 +607,10 @@ public final class Executor {
                               error: ExecError(kind: .violation, step: "seccomp", subject: syscall,
                                                message: "killed: seccomp violation: \(syscall) (on_violation = \"kill\")",
                                                exitCode: 128 + 31),
-                              cgroupStats: stats)
+                              cgroupStats: stats, reaper: reaper)
         }
-        let (code, signal) = Executor.exitStatus(payload: statusBytes, initExited: exit?.exited ?? true, initStatus: exit?.status ?? 0)
-        if statusBytes.count != 4, let exit, !exit.exited, !timedOut, !handle.isCancelled {
+        let (code, signal) = Executor.exitStatus(payload: reaper, initExited: exit?.exited ?? true, initStatus: exit?.status ?? 0)
+        if reaper == nil, let exit, !exit.exited, !timedOut, !handle.isCancelled {
             // Killed by a signal we did not send (the OOM killer, an RLIMIT_CPU it
             // inherited, a kill from outside) before it could report the command's
             // status: the command's exit is unknown, and nested, what it left may
@@ -628,10 +621,10 @@ public final class Executor {
                 : "the sandbox init was killed by signal \(exit.status) before it reported the command's status (its PID namespace ended every process of the run)"
             return makeResult(exitCode: 125, signal: nil, timedOut: timedOut, started: started, exit: exit,
                               error: ExecError(kind: .child, step: "reaper", subject: "signal \(exit.status)", message: what),
-                              cgroupStats: stats)
+                              cgroupStats: stats, reaper: reaper)
         }
         return makeResult(exitCode: code, signal: signal, timedOut: timedOut, started: started,
-                          exit: exit, error: nil, cgroupStats: stats)
+                          exit: exit, error: nil, cgroupStats: stats, reaper: reaper)
     }
 
     // MARK: - The steps
@@ -1013,11 +1006,11 @@ public final class Executor {
     }
 
     /// The exit status `sandbox exec` returns, and the signal that ended the command:
-    /// from the payload's wait status (the 4 bytes the init writes on the status
+    /// from the payload's wait status (in the report the init writes on the status
     /// pipe), else from the init's own end (`waitid`'s code and status).
-    static func exitStatus(payload: [UInt8], initExited: Bool, initStatus: Int32) -> (code: Int32, signal: Int32?) {
-        if payload.count == 4 {
-            let ws = payload.withUnsafeBytes { $0.load(as: Int32.self) }
+    static func exitStatus(payload: ReaperReport?, initExited: Bool, initStatus: Int32) -> (code: Int32, signal: Int32?) {
+        if let payload {
+            let ws = payload.waitStatus
             if ws & 0x7f == 0 { return ((ws >> 8) & 0xff, nil) }
             return (128 + (ws & 0x7f), ws & 0x7f)
         }
@@ -1031,11 +1024,11 @@ public final class Executor {
     private struct Ended {
         var timedOut: Bool
         var exit: Pidfd.Exit?
-        var status: [UInt8]?
+        var status: ReaperReport?
     }
 
     /// 12. Until the run is over: the init's exit (pidfd), or, when `status` is given,
-    /// the 4 bytes of the payload's status on it. poll() on the pidfd, the signalfd,
+    /// the reaper's report (the payload's status, the run's CPU time) on it. poll() on the pidfd, the signalfd,
     /// the seccomp listener and the status pipe; the timeout sends SIGTERM, then
     /// SIGKILL after the grace period (which takes down the whole pid namespace, as
     /// the init is its PID 1; nested, `Signal.endRun`, on which the reaper kills the
@@ -1070,10 +1063,11 @@ public final class Executor {
 
             if !events[0].isEmpty { return Ended(timedOut: timedOut, exit: try waitExit(pidfd)) }
             if statusFD >= 0, !events[4].isEmpty {
-                // Written in one piece (4 bytes, below PIPE_BUF); anything else (EOF:
-                // the init is gone without a status) is the pidfd's to tell.
-                let bytes = FD.readAll(statusFD, max: 4)
-                if bytes.count == 4 { return Ended(timedOut: timedOut, exit: nil, status: bytes) }
+                // Written in one piece (below PIPE_BUF); anything else (EOF: the init
+                // is gone without a status) is the pidfd's to tell.
+                if let report = ReaperReport(FD.readAll(statusFD, max: ReaperReport.size)) {
+                    return Ended(timedOut: timedOut, exit: nil, status: report)
+                }
                 statusFD = -1
             }
             if let signals, !events[1].isEmpty { for sig in signals.pending() { pidfd.signal(sig) } }
@@ -1347,9 +1341,9 @@ public final class Executor {
     }
 
     /// The run's one CPU figure (see `RunResult.cpuUserMs`): the cgroup's account
-    /// when it has both times, which counts every task of the run; else the rusage of
-    /// the reaped tree, which misses what was killed unreaped; nil source when
-    /// nothing ran.
+    /// when it has both times (v2), which counts every task of the run; else the
+    /// rusage of the reaped tree, which is the whole run once the init has reaped it
+    /// (v1, no cgroup); nil source when nothing ran.
     static func cpuTime(cgroup: CgroupStats?, rusage: (userMs: UInt64, systemMs: UInt64)?)
         -> (userMs: UInt64, systemMs: UInt64, source: RunResult.CPUSource?) {
         if let user = cgroup?.cpuUserUs, let system = cgroup?.cpuSystemUs { return (user / 1000, system / 1000, .cgroup) }
@@ -1358,8 +1352,13 @@ public final class Executor {
     }
 
     private func makeResult(exitCode: Int32, signal: Int32?, timedOut: Bool, started: UInt64,
-                            exit: Pidfd.Exit?, error: ExecError?, cgroupStats: CgroupStats?) -> RunResult {
-        let cpu = Executor.cpuTime(cgroup: cgroupStats, rusage: exit.map { ($0.cpuUserMs, $0.cpuSystemMs) })
+                            exit: Pidfd.Exit?, error: ExecError?, cgroupStats: CgroupStats?,
+                            reaper: ReaperReport? = nil) -> RunResult {
+        // The reaper's report when it wrote one (the whole tree, reaped), else the
+        // init's own end, which also counts everything it or its PID namespace's
+        // end reaped.
+        let rusage = reaper.map { ($0.cpuUserUs / 1000, $0.cpuSystemUs / 1000) } ?? exit.map { ($0.cpuUserMs, $0.cpuSystemMs) }
+        let cpu = Executor.cpuTime(cgroup: cgroupStats, rusage: rusage)
         var result = RunResult(
             runId: plan.runId, policy: plan.policy.name, planDigest: plan.digest ?? "",
             argv: plan.process.argv, exitCode: exitCode, signal: signal, timedOut: timedOut,
@@ -1589,14 +1588,14 @@ private struct ChildPipes {
     }
 
     /// Once the init has exited: the child's failure record (12 bytes, or none) and
-    /// the payload's wait status (4 bytes, or none).
-    func readOutcome() -> (report: [UInt8], status: [UInt8]) {
+    /// the reaper's report (the payload's wait status and the run's CPU time, or none).
+    func readOutcome() -> (report: [UInt8], status: ReaperReport?) {
         FD.setNonBlocking(errors.read.raw)
         let report = FD.readAll(errors.read.raw, max: 12)
         errors.read.close()
         FD.setNonBlocking(status.read.raw)
-        let bytes = FD.readAll(status.read.raw, max: 4)
+        let bytes = FD.readAll(status.read.raw, max: ReaperReport.size)
         status.read.close()
-        return (report, bytes)
+        return (report, ReaperReport(bytes))
     }
 }

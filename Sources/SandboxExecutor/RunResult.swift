@@ -19,15 +19,17 @@ public struct RunResult: Codable, Sendable, Equatable {
     /// The run's CPU time, user and system, in ms: the one CPU figure of the result
     /// (`cpuSource` says where it comes from).
     ///
-    /// - `cgroup`: the run's cgroup account (v1 `cpuacct.usage_user`/`usage_sys`, v2
-    ///   `cpu.stat`), when the run has a cgroup (any `[resources]` limit). Complete:
-    ///   every task that ran in the run, reaped or not — a background process killed
-    ///   when the run ended included. On cgroup v1 the kernel samples the user/system
-    ///   split at ticks (time stolen from a VM's CPU is not counted), so the figure
-    ///   can be below what the processes' own CPU clocks say.
-    /// - `rusage`: without a cgroup, the rusage `waitid` gives for the sandbox init
-    ///   and what it reaped. A lower bound: processes still running when the run ends
-    ///   (killed with its PID namespace) are not counted.
+    /// - `cgroup`: the run's cgroup v2 account (`cpu.stat`), when the run has a
+    ///   cgroup (any `[resources]` limit) on a v2 host. Complete: every task that ran
+    ///   in the run.
+    /// - `rusage`: the sandbox init's rusage of everything it reaped and its own
+    ///   (its report on the status pipe, else what `waitid` gives for it). Complete
+    ///   too: the init kills and reaps every process of the run before it reports (a
+    ///   background process killed when the run ended included), and an init that
+    ///   dies first has its PID namespace's processes reaped by the kernel, into its
+    ///   own account. Used on cgroup v1 hosts, whose `cpuacct.usage_user`/`usage_sys`
+    ///   are sampled at the tick (0.53–0.73 s read for an exact 0.50 s on a loaded
+    ///   host), and for runs without a cgroup.
     public var cpuUserMs: UInt64
     public var cpuSystemMs: UInt64
     /// Where `cpuUserMs`/`cpuSystemMs` come from; nil when nothing ran.

@@ -416,3 +416,40 @@ private struct CArena {
 
     func free() { for b in blocks { Glibc.free(b) } }
 }
+
+/// What the sandbox's reaper writes on the status pipe once the run is over
+/// (`struct sbx_run_status`): the payload's wait status, and the CPU time of the
+/// whole reaped tree (the init's `RUSAGE_CHILDREN` and `RUSAGE_SELF` after it killed
+/// and reaped every other process of the run). The kernel's rusage totals are the
+/// runtime it scheduled, so the figure is exact where v1's `cpuacct.usage_user` and
+/// `usage_sys` are sampled at the tick.
+public struct ReaperReport: Equatable, Sendable {
+    public var waitStatus: Int32
+    public var cpuUserUs: UInt64
+    public var cpuSystemUs: UInt64
+
+    /// The bytes one write puts on the pipe (below PIPE_BUF: whole or nothing).
+    public static let size = MemoryLayout<sbx_run_status>.size
+
+    public init(waitStatus: Int32, cpuUserUs: UInt64 = 0, cpuSystemUs: UInt64 = 0) {
+        self.waitStatus = waitStatus
+        self.cpuUserUs = cpuUserUs
+        self.cpuSystemUs = cpuSystemUs
+    }
+
+    /// The report in `bytes`, nil unless they are exactly one.
+    public init?(_ bytes: [UInt8]) {
+        guard bytes.count == Self.size else { return nil }
+        let s = bytes.withUnsafeBytes { $0.loadUnaligned(as: sbx_run_status.self) }
+        self.init(waitStatus: s.wait_status, cpuUserUs: s.cpu_user_us, cpuSystemUs: s.cpu_system_us)
+    }
+
+    /// As the reaper writes it (tests).
+    public var bytes: [UInt8] {
+        var s = sbx_run_status()
+        s.wait_status = waitStatus
+        s.cpu_user_us = cpuUserUs
+        s.cpu_system_us = cpuSystemUs
+        return withUnsafeBytes(of: &s) { Array($0) }
+    }
+}

@@ -70,8 +70,8 @@ struct ExecErrorTests {
 }
 
 struct ExitStatusTests {
-    /// A wait status as the init writes it on the status pipe.
-    static func payload(_ ws: Int32) -> [UInt8] { withUnsafeBytes(of: ws) { Array($0) } }
+    /// A wait status as the init writes it on the status pipe (in its report).
+    static func payload(_ ws: Int32) -> ReaperReport? { ReaperReport(ReaperReport(waitStatus: ws).bytes) }
 
     @Test func payloadExitCode() {
         let r = Executor.exitStatus(payload: Self.payload(3 << 8), initExited: true, initStatus: 0)
@@ -88,13 +88,23 @@ struct ExitStatusTests {
 
     @Test func noPayloadFallsBackToTheInit() {
         // The init failed before forking the payload: 0 would claim success.
-        #expect(Executor.exitStatus(payload: [], initExited: true, initStatus: 0) == (125, nil))
-        #expect(Executor.exitStatus(payload: [], initExited: true, initStatus: 7) == (7, nil))
+        #expect(Executor.exitStatus(payload: nil, initExited: true, initStatus: 0) == (125, nil))
+        #expect(Executor.exitStatus(payload: nil, initExited: true, initStatus: 7) == (7, nil))
         // The init itself was killed (SIGKILL to the sandbox).
-        let killed = Executor.exitStatus(payload: [], initExited: false, initStatus: SIGKILL)
+        let killed = Executor.exitStatus(payload: nil, initExited: false, initStatus: SIGKILL)
         #expect(killed.code == 137 && killed.signal == SIGKILL)
         // A short read is no payload.
-        #expect(Executor.exitStatus(payload: [0, 0], initExited: true, initStatus: 4) == (4, nil))
+        #expect(Executor.exitStatus(payload: ReaperReport([0, 0, 0, 0]), initExited: true, initStatus: 4) == (4, nil))
+    }
+
+    /// The report is read as the reaper's C struct lays it out: a short or long read
+    /// is none, and every field comes back.
+    @Test func theReapersReportRoundTrips() {
+        let r = ReaperReport(waitStatus: 9 << 8, cpuUserUs: 1_234_567, cpuSystemUs: 89_012)
+        #expect(ReaperReport.size == 24)
+        #expect(ReaperReport(r.bytes) == r)
+        #expect(ReaperReport(Array(r.bytes.dropLast())) == nil)
+        #expect(ReaperReport(r.bytes + [0]) == nil)
     }
 }
 

@@ -155,7 +155,7 @@ struct sbx_spec {
     /* Channels to the supervisor. */
     int sync_fd;                   /* read: one byte once the supervisor is ready */
     int error_fd;                  /* write, CLOEXEC: struct sbx_child_error */
-    int status_fd;                 /* write: the payload's wait status (int) */
+    int status_fd;                 /* write: struct sbx_run_status, once */
 
     /* The command's stdin, stdout, stderr when not the supervisor's own 0, 1, 2 (a
      * server runs each request with its client's): dup'ed onto 0, 1, 2 first thing.
@@ -240,6 +240,20 @@ enum sbx_step {
 /* Nested: the supervisor's kill, sent to the reaper (SIGRTMAX, never forwarded
  * otherwise): it kills the payload and then every process of the run left. */
 #define SBX_SIGNAL_END_RUN 64
+
+/* What the sandbox's reaper writes on the status pipe once the run is over (every
+ * other process of it killed and reaped): the payload's wait status, and the CPU time
+ * of everything the reaper reaped (RUSAGE_CHILDREN: each process's own time flows to
+ * whoever reaps it, and every process of the run was reaped here in the end) plus its
+ * own (RUSAGE_SELF). The kernel's rusage totals are exact (the runtime it scheduled);
+ * v1's cpuacct.usage_user/usage_sys are sampled at the tick. One write, below
+ * PIPE_BUF: read whole or not at all. */
+struct sbx_run_status {
+    int32_t wait_status;
+    uint32_t reserved;
+    uint64_t cpu_user_us;
+    uint64_t cpu_system_us;
+};
 
 struct sbx_child_error {
     int32_t step;

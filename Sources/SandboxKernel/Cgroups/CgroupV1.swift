@@ -1,7 +1,10 @@
 import Glibc
 
-/// The cgroup v1 backend: one directory per hierarchy the run uses, freezer and
-/// cpuacct always, memory, pids, cpu, blkio only when their limit is applied. The
+/// The cgroup v1 backend: one directory per hierarchy the run uses, freezer always,
+/// memory, pids, cpu, blkio only when their limit is applied. No cpuacct: the run's
+/// CPU time comes from its reaper's report (`ReaperReport`), exact where v1's
+/// `cpuacct.usage_user`/`usage_sys` are sampled at the tick, and one hierarchy fewer
+/// to make, join and remove per run. The
 /// child writes "0" (itself) into each directory's `tasks` fd, freezer first, before
 /// it execs.
 ///
@@ -110,9 +113,8 @@ struct CgroupV1: CgroupBackend {
         // invoker's cgroup in that hierarchy when our parent sits at its top (and out
         // of any limit the invoker is under there). So a limiting controller gets a
         // directory only when its limit is applied: memory, pids, cpu, blkio. freezer
-        // (teardown) and cpuacct (CPU time) limit nothing, so they are always used.
+        // (teardown) limits nothing, so it is always used.
         var wanted = ["freezer"]
-        if v1["cpuacct"] != nil { wanted.append("cpuacct") }
         if l.memoryBytes != nil && request.applies("memory") { wanted.append("memory") }
         if l.pids != nil && request.applies("pids") { wanted.append("pids") }
         if l.cpuQuotaUs != nil && request.applies("cpu") { wanted.append("cpu") }
@@ -127,7 +129,7 @@ struct CgroupV1: CgroupBackend {
                 let mount = v1[c]!
                 let (dir, nested) = directory(controller: c, mount: mount, runId: runId, host: host)
                 dirs[c] = dir
-                if ordered.contains(dir) { continue }       // co-mounted (e.g. cpu,cpuacct)
+                if ordered.contains(dir) { continue }       // co-mounted hierarchies
                 if !nested { try CgroupFS.mkdirShared(mount + "/" + host.parentName) }
                 try CgroupFS.mkdirNew(dir)
                 ordered.append(dir)
@@ -235,10 +237,6 @@ struct CgroupV1: CgroupBackend {
         }
         if let dir = dirs["pids"], let ev = CgroupFS.readKeyed(dir + "/pids.events") {
             s.pidsLimitHit = (ev["max"] ?? 0) > 0
-        }
-        if let dir = dirs["cpuacct"] {
-            s.cpuUserUs = CgroupFS.readNumber(dir + "/cpuacct.usage_user").map { $0 / 1000 }
-            s.cpuSystemUs = CgroupFS.readNumber(dir + "/cpuacct.usage_sys").map { $0 / 1000 }
         }
         if let dir = dirs["cpu"], let st = CgroupFS.readKeyed(dir + "/cpu.stat") {
             s.throttledUs = st["throttled_usec"] ?? st["throttled_time"].map { $0 / 1000 }
