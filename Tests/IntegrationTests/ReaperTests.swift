@@ -79,9 +79,24 @@ import Testing
     /// ignores SIGTERM and keeps appending to a file, has stopped for good by the time
     /// the client has its result. Control (`SANDBOX_TEST_STATUS_BEFORE_SWEEP`): a
     /// reaper that writes the status first and leaves the daemon to its own exit 0.5 s
-    /// later lets the daemon write after the result.
-    @Test func aServedResultComesOnlyOnceEveryProcessOfTheRunIsGone() throws {
+    /// later lets the daemon write after the result. With limits (a cgroup) and
+    /// without: the reaper's report carries the run's CPU time, so a run without a
+    /// cgroup is answered from it too.
+    @Test(arguments: ["agent", "no limits"])
+    func aServedResultComesOnlyOnceEveryProcessOfTheRunIsGone(_ which: String) throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
+        let policyDir = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: policyDir) }
+        // agent's directory and session, without its [resources]: no run cgroup.
+        let policy = which == "agent" ? "agent" : Harness.policy("""
+            name = "no-limits"
+            extends = ["base"]
+            [process]
+            workdir = "{cwd}"
+            new_session = true
+            [filesystem]
+            rw = ["{cwd}"]
+            """, in: policyDir, name: "no-limits.toml")
         func grewAfterTheResult(control: Bool) throws -> Bool {
             let served = try ServeTests.Served(builtAhead: 0,
                                                environment: control ? ["SANDBOX_TEST_STATUS_BEFORE_SWEEP": "1"] : [:])
@@ -97,7 +112,7 @@ import Testing
             let client = try ServeTests.Client(served.socket)
             defer { client.close() }
             let stdio = ServeTests.Stdio(stdin: nil)
-            client.send(ServeTests.request(id: "one", policy: "agent", argv: ["sh", "-c", daemon], cwd: ws), fds: stdio.fds)
+            client.send(ServeTests.request(id: "one", policy: policy, argv: ["sh", "-c", daemon], cwd: ws), fds: stdio.fds)
             stdio.closeSent()
             let reply = client.reply()
             let atResult = size()
@@ -105,6 +120,7 @@ import Testing
             let later = size()
             _ = stdio.output()
             #expect(reply?["exitCode"] as? Int == 0, "\(reply ?? [:])")
+            #expect(reply?["cpuSource"] as? String == (which == "agent" ? ResourceTests.cpuSource : "rusage"), "\(reply ?? [:])")
             #expect(atResult > 0, "the daemon never wrote")
             return later != atResult
         }
