@@ -46,6 +46,10 @@ public struct HostFiles: FileInspector {
         FileSystemLocation.of(path, in: mountTable.table).map { ($0.device, $0.path) }
     }
 
+    public func location(ofResolved path: String) -> (device: String, path: String)? {
+        FileSystemLocation.of(resolved: path, in: mountTable.table).map { ($0.device, $0.path) }
+    }
+
     public func linkCount(of path: String) -> Int? {
         var st = stat()
         guard lstat(path, &st) == 0 else { return nil }

@@ -63,7 +63,16 @@ public struct FileSystemLocation: Sendable, Equatable, CustomStringConvertible {
     static func of(_ path: String, in mounts: [Mount]) -> FileSystemLocation? {
         guard let real = realpath(path, nil) else { return nil }
         defer { free(real) }
-        let canonical = String(cString: real)
+        return of(resolved: String(cString: real), in: mounts)
+    }
+
+    /// The location of a path already resolved (absolute, no symlink, no `.` or `..`,
+    /// as realpath gives it): the mount table's answer alone.
+    public static func of(resolved canonical: String, in table: Table) -> FileSystemLocation? {
+        of(resolved: canonical, in: table.mounts)
+    }
+
+    static func of(resolved canonical: String, in mounts: [Mount]) -> FileSystemLocation? {
         var best: Mount?
         for m in mounts where PathText.isBeneath(canonical, m.mountPoint) {
             // The longest mount point wins; of equal ones the later mount is on top.

@@ -33,8 +33,18 @@ public enum LoadedLibraries {
         return dirs.sorted()
     }
 
-    /// This executable's own path (`/proc/self/exe`, resolved).
+    /// This executable's own path (`/proc/self/exe`, resolved). The link's target is
+    /// the kernel's name for the file, resolved already: one readlink, where
+    /// realpath(3) read the link and then every component of its target again. A
+    /// target ending in " (deleted)" (the file replaced since this process started)
+    /// is left to realpath, which fails for a file that is gone.
     public static func executable() -> String? {
+        var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlink("/proc/self/exe", &buf, buf.count - 1)
+        if n > 0, n < buf.count - 1, buf[0] == CChar(UInt8(ascii: "/")) {
+            let target = String(decoding: buf[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if !target.hasSuffix(" (deleted)") { return target }
+        }
         guard let resolved = realpath("/proc/self/exe", nil) else { return nil }
         defer { free(resolved) }
         return String(cString: resolved)

@@ -68,7 +68,7 @@ public enum RunSteps {
         let base = try? RunDirectory.base(rootless: probe.uid != 0, environment: probe.environment)
         facts.runBase = base
         var trusted: [TrustedPath] = []
-        if let exe = realPath("/proc/self/exe") { trusted.append(.executable(exe)) }
+        if let exe = LoadedLibraries.executable() { trusted.append(.executable(exe)) }
         if let data = DataDirectory.locate() {
             trusted.append(.policies(data.policies))
             trusted.append(.profiles(data.profiles))
@@ -135,11 +135,4 @@ public enum RunSteps {
     /// Where compiled seccomp filters are cached for a run base (`exec`, the trust
     /// checks, `gc`).
     public static func seccompCacheDirectory(runBase: String) -> String { runBase + "/.seccomp-cache" }
-}
-
-/// realpath(3), or nil if the path cannot be resolved.
-private func realPath(_ path: String) -> String? {
-    guard let p = realpath(path, nil) else { return nil }
-    defer { free(p) }
-    return String(cString: p)
 }

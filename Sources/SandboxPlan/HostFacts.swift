@@ -98,6 +98,11 @@ public protocol FileInspector: Sendable {
     /// path below that filesystem's root (from the host's mount table); nil when
     /// unknown. Two names for one place (bind-mount aliases) have the same location.
     func location(of path: String) -> (device: String, path: String)?
+    /// ``location(of:)`` of a path already resolved: absolute, every component
+    /// present and none a symlink (as `CanonicalPaths` found it), so not resolved
+    /// again (realpath(3) is a readlink per component: most of the trust check's
+    /// system calls).
+    func location(ofResolved path: String) -> (device: String, path: String)?
 }
 
 extension FileInspector {
@@ -106,6 +111,7 @@ extension FileInspector {
     public func linkCount(of path: String) -> Int? { nil }
     public func unixSockets(under roots: [String], skipping: Set<String>, limit: Int) -> SocketSearch? { nil }
     public func location(of path: String) -> (device: String, path: String)? { nil }
+    public func location(ofResolved path: String) -> (device: String, path: String)? { location(of: path) }
 }
 
 /// What `FileInspector.unixSockets` found.

@@ -25,6 +25,10 @@ final class PlanFileView: FileInspector, @unchecked Sendable {
     func location(of path: String) -> (device: String, path: String)? {
         Self.once(&locations, path) { files.location(of: path) }
     }
+    /// The same answer as `location(of:)` for such a path: one memo for both.
+    func location(ofResolved path: String) -> (device: String, path: String)? {
+        Self.once(&locations, path) { files.location(ofResolved: path) }
+    }
 
     /// The answer for `path` from `known`, or asked now and kept (nil answers too).
     private static func once<T>(_ known: inout [String: T?], _ path: String, _ ask: () -> T?) -> T? {

@@ -127,16 +127,32 @@ extension PlanCompiler {
             }
             return out
         }
+        // Where a canonical path lives: the mount table's answer alone when the
+        // resolver found every component and none a symlink (the kinds it asked
+        // are this plan's: `PlanFileView`), else realpath(3)'s, which is nil for a
+        // missing path and for one it could not resolve (40 symlinks).
+        func located(_ canonical: String) -> (device: String, path: String)? {
+            var prefix = ""
+            for part in canonical.split(separator: "/") {
+                prefix.append("/")
+                prefix.append(contentsOf: part)
+                switch host.files.kind(of: prefix) {
+                case nil, .symlink?: return host.files.location(of: canonical)
+                default: continue
+                }
+            }
+            return host.files.location(ofResolved: canonical)
+        }
         // Each trusted path's chain and place once, not once per bind (each place is a
-        // realpath(3) and a walk of the mount table).
+        // walk of the mount table).
         let trustedAncestry = canonicalTrusted.map {
-            (entry: $0.entry, canonical: $0.canonical, chain: ancestry($0.canonical), location: host.files.location(of: $0.canonical))
+            (entry: $0.entry, canonical: $0.canonical, chain: ancestry($0.canonical), location: located($0.canonical))
         }
 
         for (key, _, bind) in named {
             let w = resolver.canonical(bind.source)
             let wChain = ancestry(w)
-            let wLoc = host.files.location(of: w)
+            let wLoc = located(w)
             for (entry, t, tChain, tLoc) in trustedAncestry where !bind.readOnly || entry.what == TrustedPath.Kind.auditKey {
                 var holds = PathText.isBeneath(t, w)
                 var inside = !holds && PathText.isBeneath(w, t)
