@@ -1341,9 +1341,9 @@ public final class Executor {
     }
 
     /// The run's one CPU figure (see `RunResult.cpuUserMs`): the cgroup's account
-    /// when it has both times (v2), which counts every task of the run; else the
-    /// rusage of the reaped tree, which is the whole run once the init has reaped it
-    /// (v1, no cgroup); nil source when nothing ran.
+    /// when it has both times, which counts every task of the run; else the rusage of
+    /// the reaped tree, a lower bound (what was reaped without a wait is not in it);
+    /// nil source when nothing ran.
     static func cpuTime(cgroup: CgroupStats?, rusage: (userMs: UInt64, systemMs: UInt64)?)
         -> (userMs: UInt64, systemMs: UInt64, source: RunResult.CPUSource?) {
         if let user = cgroup?.cpuUserUs, let system = cgroup?.cpuSystemUs { return (user / 1000, system / 1000, .cgroup) }
@@ -1354,9 +1354,8 @@ public final class Executor {
     private func makeResult(exitCode: Int32, signal: Int32?, timedOut: Bool, started: UInt64,
                             exit: Pidfd.Exit?, error: ExecError?, cgroupStats: CgroupStats?,
                             reaper: ReaperReport? = nil) -> RunResult {
-        // The reaper's report when it wrote one (the whole tree, reaped), else the
-        // init's own end, which also counts everything it or its PID namespace's
-        // end reaped.
+        // The reaper's report when it wrote one (what it reaped once it had killed
+        // the rest of the run), else the init's own end (what it reaped).
         let rusage = reaper.map { ($0.cpuUserUs / 1000, $0.cpuSystemUs / 1000) } ?? exit.map { ($0.cpuUserMs, $0.cpuSystemMs) }
         let cpu = Executor.cpuTime(cgroup: cgroupStats, rusage: rusage)
         var result = RunResult(

@@ -19,17 +19,17 @@ public struct RunResult: Codable, Sendable, Equatable {
     /// The run's CPU time, user and system, in ms: the one CPU figure of the result
     /// (`cpuSource` says where it comes from).
     ///
-    /// - `cgroup`: the run's cgroup v2 account (`cpu.stat`), when the run has a
-    ///   cgroup (any `[resources]` limit) on a v2 host. Complete: every task that ran
-    ///   in the run.
-    /// - `rusage`: the sandbox init's rusage of everything it reaped and its own
-    ///   (its report on the status pipe, else what `waitid` gives for it). Complete
-    ///   too: the init kills and reaps every process of the run before it reports (a
-    ///   background process killed when the run ended included), and an init that
-    ///   dies first has its PID namespace's processes reaped by the kernel, into its
-    ///   own account. Used on cgroup v1 hosts, whose `cpuacct.usage_user`/`usage_sys`
-    ///   are sampled at the tick (0.53–0.73 s read for an exact 0.50 s on a loaded
-    ///   host), and for runs without a cgroup.
+    /// - `cgroup`: the run's cgroup account, when the run has a cgroup (any
+    ///   `[resources]` limit): v2's `cpu.stat`; v1's exact `cpuacct.usage` split in
+    ///   the proportion of its tick-sampled `usage_user`/`usage_sys` (those alone read
+    ///   0.53–0.73 s for an exact 0.50 s on a loaded host). Complete: every task that
+    ///   ran in the run, reaped or not.
+    /// - `rusage`: without a cgroup, the sandbox init's rusage of what it reaped and
+    ///   its own (its report on the status pipe, else what `waitid` gives for it).
+    ///   The init kills and reaps what the command left before it reports, so a
+    ///   background process is counted; still a lower bound: the kernel drops the time
+    ///   of a process reaped without a wait (its parent ignores SIGCHLD) and of those
+    ///   still running when the init is killed (a timeout's kill).
     public var cpuUserMs: UInt64
     public var cpuSystemMs: UInt64
     /// Where `cpuUserMs`/`cpuSystemMs` come from; nil when nothing ran.

@@ -120,7 +120,7 @@ import Testing
             let later = size()
             _ = stdio.output()
             #expect(reply?["exitCode"] as? Int == 0, "\(reply ?? [:])")
-            #expect(reply?["cpuSource"] as? String == (which == "agent" ? ResourceTests.cpuSource : "rusage"), "\(reply ?? [:])")
+            #expect(reply?["cpuSource"] as? String == (which == "agent" ? "cgroup" : "rusage"), "\(reply ?? [:])")
             #expect(atResult > 0, "the daemon never wrote")
             return later != atResult
         }

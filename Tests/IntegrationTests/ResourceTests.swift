@@ -1,5 +1,4 @@
 import Foundation
-import SandboxKernel
 import Testing
 
 /// Resource limits end to end (issue 7): `sandbox exec` with `[resources]` against
@@ -32,13 +31,6 @@ struct ResourceTests {
 
     static func resources(_ out: Harness.Output) -> [String: Any] {
         out.result?["resources"] as? [String: Any] ?? [:]
-    }
-
-    /// Where a run with a cgroup gets its CPU time on this host: v2's cpu.stat, or on
-    /// v1 (no cpuacct) the reaper's rusage.
-    static var cpuSource: String {
-        if case .hybrid = CgroupHost.probe().mode { return "rusage" }
-        return "cgroup"
     }
 
     static func number(_ v: Any?) -> UInt64? {
@@ -256,9 +248,9 @@ struct ResourceTests {
         let out = try Harness.exec(policy: policy, ["python3", "-c", script], cwd: dir)
         #expect(out.status == 0, "exit \(out.status), stderr: \(out.stderr)")
         let res = Self.resources(out)
-        // The run's one CPU figure: the cgroup's own account on v2 (cpu.stat), the
-        // reaper's rusage of the reaped tree on v1 (cpuacct's is tick-sampled).
-        #expect(out.result?["cpuSource"] as? String == Self.cpuSource, "\(out.result ?? [:])")
+        // The run's one CPU figure, from the cgroup's own account (cpuacct on v1,
+        // cpu.stat on v2).
+        #expect(out.result?["cpuSource"] as? String == "cgroup", "\(out.result ?? [:])")
         let ms = (Self.number(out.result?["cpuUserMs"]) ?? 0) + (Self.number(out.result?["cpuSystemMs"]) ?? 0)
         // At most the quota (1 s of 2 s); at least most of it, though a loop on a busy
         // 2-core host (the whole suite runs at once) may get less than its quota.
@@ -289,15 +281,50 @@ struct ResourceTests {
         let script = #"for i in 1 2; do (python3 -c "$0" $i &); done; while [ ! -e /tmp/hog-1 ] || [ ! -e /tmp/hog-2 ]; do sleep 0.05; done"#
         let out = try Harness.exec(policy: policy, ["sh", "-c", script, hog], cwd: dir)
         #expect(out.status == 0, "exit \(out.status), stderr: \(out.stderr)")
-        #expect(out.result?["cpuSource"] as? String == Self.cpuSource, "\(out.result ?? [:])")
+        #expect(out.result?["cpuSource"] as? String == "cgroup", "\(out.result ?? [:])")
         let ms = (Self.number(out.result?["cpuUserMs"]) ?? 0) + (Self.number(out.result?["cpuSystemMs"]) ?? 0)
-        // 600 ms by the hogs' own clocks, and both figures are the kernel's exact
-        // runtime now: v2's cpu.stat, or (v1) the reaper's rusage once it killed and
-        // reaped the hogs. Before the reaper reported it, the rusage of the reaped
-        // tree said 42 ms, and v1's tick-sampled cpuacct 414 to 592 ms.
+        // 600 ms by the hogs' own clocks, and the figure is the kernel's exact
+        // runtime: v2's cpu.stat, v1's cpuacct.usage. (v1's tick-sampled
+        // usage_user/usage_sys alone said 414 to 592 ms on a loaded host, the rusage
+        // of the reaped tree 42 ms.)
         #expect(ms >= 580, "CPU time \(ms) ms for two processes that used 300 ms each")
         #expect(Self.resources(out)["cpuUserUs"] == nil, "a second CPU figure: \(Self.resources(out))")
         Self.expectRunGone(out)
+    }
+
+    /// A command whose processes are reaped without a wait (it ignores SIGCHLD: the
+    /// kernel then drops each child's time instead of adding it to anyone's rusage)
+    /// spends 0.6 s in two children. With a run cgroup the figure is the cgroup's and
+    /// counts it; the control, the same command without a cgroup, shows what the
+    /// rusage alone says (a lower bound, as `RunResult.cpuUserMs` documents).
+    @Test func cpuTimeCountsChildrenReapedWithoutAWait() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let dir = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let script = """
+            import os, signal, time
+            signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+            for _ in range(2):
+                if os.fork() == 0:
+                    while time.process_time() < 0.3: pass
+                    os._exit(0)
+            try:
+                while True: os.wait()
+            except ChildProcessError:
+                pass
+            """
+        func cpu(_ resources: String) throws -> (ms: UInt64, source: String?) {
+            let out = try Harness.exec(policy: Self.policy(in: dir, resources: resources, process: "timeout = \"30s\""),
+                                       ["python3", "-c", script], cwd: dir)
+            #expect(out.status == 0, "exit \(out.status), stderr: \(out.stderr)")
+            Self.expectRunGone(out)
+            return ((Self.number(out.result?["cpuUserMs"]) ?? 0) + (Self.number(out.result?["cpuSystemMs"]) ?? 0),
+                    out.result?["cpuSource"] as? String)
+        }
+        let counted = try cpu("pids = 64")
+        #expect(counted.source == "cgroup" && counted.ms >= 580, "CPU time \(counted) for two children that used 300 ms each")
+        let control = try cpu("")
+        #expect(control.source == "rusage" && control.ms < 300, "control: the rusage counted what was reaped without a wait: \(control)")
     }
 
     // MARK: 4. daemons

@@ -177,8 +177,7 @@ struct CgroupProbeParsingTests {
 
     @Test func hybridLayout() {
         let mode = CgroupHost.mode(of: CgroupHost.parseMountinfo(Self.hybridMountinfo))
-        // cpuacct is not among them: a run's CPU time is its reaper's report.
-        #expect(mode == .hybrid(v1: ["cpu": "/sys/fs/cgroup/cpu",
+        #expect(mode == .hybrid(v1: ["cpu": "/sys/fs/cgroup/cpu", "cpuacct": "/sys/fs/cgroup/cpuacct",
                                      "memory": "/sys/fs/cgroup/memory", "freezer": "/sys/fs/cgroup/freezer",
                                      "blkio": "/sys/fs/cgroup/blkio", "pids": "/sys/fs/cgroup/pids"],
                                 unified: "/sys/fs/cgroup/unified"))
@@ -194,7 +193,7 @@ struct CgroupProbeParsingTests {
         31 25 0:27 / /sys/fs/cgroup/my\\040freezer rw - cgroup cgroup rw,freezer
         """
         let mode = CgroupHost.mode(of: CgroupHost.parseMountinfo(comounted))
-        #expect(mode == .hybrid(v1: ["cpu": "/sys/fs/cgroup/cpu,cpuacct",
+        #expect(mode == .hybrid(v1: ["cpu": "/sys/fs/cgroup/cpu,cpuacct", "cpuacct": "/sys/fs/cgroup/cpu,cpuacct",
                                      "freezer": "/sys/fs/cgroup/my freezer"], unified: nil))
 
         // A stray v1 net_cls mount next to a full cgroup2 is still a v2 host for us.
@@ -374,8 +373,7 @@ struct CgroupKernelTests {
                 #expect(cg.cloneIntoFD == -1)
                 #expect(cg.joinFDs.count == cg.directories.count)
                 #expect(cg.directories.first == dirs["freezer"], "freezer is joined first")
-                for c in ["freezer", "memory", "pids", "cpu"] { #expect(dirs[c].map(isDir) == true, "\(c) directory") }
-                #expect(dirs["cpuacct"] == nil, "no cpuacct: CPU time is the reaper's report")
+                for c in ["freezer", "memory", "pids", "cpu", "cpuacct"] { #expect(dirs[c].map(isDir) == true, "\(c) directory") }
                 #expect(dirs["blkio"] == nil)
                 #expect(readFile(dirs["memory"]! + "/memory.limit_in_bytes") == "67108864")
                 if host.v1SwapLimit { #expect(readFile(dirs["memory"]! + "/memory.memsw.limit_in_bytes") == "67108864") }
@@ -394,8 +392,7 @@ struct CgroupKernelTests {
             let s = cg.stats()
             #expect(!s.oomKilled && s.oomKills == 0 && !s.pidsLimitHit)
             #expect(s.memoryPeakBytes != nil)
-            // v2's cpu.stat; v1 has no cpuacct directory (the reaper's report).
-            if case .v2 = layout(cg) { #expect(s.cpuUserUs != nil && s.cpuSystemUs != nil) } else { #expect(s.cpuUserUs == nil) }
+            #expect(s.cpuUserUs != nil && s.cpuSystemUs != nil)
             #expect(s.throttledUs == 0)
 
             #expect(cg.remove().isEmpty)
@@ -474,9 +471,8 @@ struct CgroupKernelTests {
         }
     }
 
-    /// A run without limits joins only freezer on v1: the limiting hierarchies would
-    /// take it out of the invoker's own memory/pids/cpu cgroup (and its CPU time is
-    /// the reaper's report, not cpuacct's tick-sampled account).
+    /// A run without limits joins only freezer and cpuacct on v1: the limiting
+    /// hierarchies would take it out of the invoker's own memory/pids/cpu cgroup.
     @Test func v1RunWithoutLimitsStaysInInvokersLimitingCgroups() throws {
         try withTestHost { host in
             guard case .hybrid(let v1, _) = host.mode else { return }
@@ -484,10 +480,10 @@ struct CgroupKernelTests {
             let cg = try RunCgroup.create(runId: "test-" + randomHex(), limits: CgroupLimits(), bestEffort: [], host: host)
             defer { cg.remove() }
             let dirs = v1Dirs(cg)
-            #expect(Set(dirs.keys) == Set(["freezer"].filter { v1[$0] != nil }))
+            #expect(Set(dirs.keys) == Set(["freezer", "cpuacct"].filter { v1[$0] != nil }))
             #expect(cg.joinFDs.count == cg.directories.count)
             let s = cg.stats()
-            #expect(s.memoryPeakBytes == nil && s.cpuUserUs == nil)
+            #expect(s.memoryPeakBytes == nil && s.cpuUserUs != nil)
             #expect(cg.remove().isEmpty)
         }
     }
@@ -587,6 +583,17 @@ struct CgroupKernelTests {
             // 0.5 s/s throttle, sometimes 0 over 1 s), so only require it readable.
             #expect(s.throttledUs != nil)
         }
+    }
+
+    /// v1's exact total (cpuacct.usage) split in the tick-sampled proportion, as the
+    /// kernel scales a task's times: never more than the total, all of it to one side
+    /// when the other saw no tick.
+    @Test func v1CPUTimeIsTheExactTotalSplitByTheTicks() {
+        #expect(CgroupV1.split(totalNs: 500_000_000, userNs: 600_000_000, systemNs: 130_000_000)
+                == (userNs: 410_958_905, systemNs: 89_041_095))
+        #expect(CgroupV1.split(totalNs: 3_000_000, userNs: 0, systemNs: 0) == (userNs: 3_000_000, systemNs: 0))
+        #expect(CgroupV1.split(totalNs: 3_000_000, userNs: 0, systemNs: 4_000_000) == (userNs: 0, systemNs: 3_000_000))
+        #expect(CgroupV1.split(totalNs: 7, userNs: .max - 1, systemNs: .max - 1) == (userNs: 4, systemNs: 3))
     }
 
     @Test func ioIsBestEffortOrRefusedClearly() throws {

@@ -43,7 +43,7 @@ public struct CgroupHost: Sendable {
     /// The v1 controllers a run uses, in the order their directories are created and
     /// their `cgroup.procs` joined: freezer first, so that every process of the run is
     /// frozen-and-killable whatever else it managed to join.
-    static let v1RunControllers = ["freezer", "memory", "pids", "cpu", "blkio"]
+    static let v1RunControllers = ["freezer", "memory", "pids", "cpu", "cpuacct", "blkio"]
     /// The v2 controllers limits use.
     static let v2LimitControllers = ["memory", "pids", "cpu", "io"]
 
@@ -204,7 +204,7 @@ public struct CgroupHost: Sendable {
 
     private mutating func probeHybrid(v1: [String: String], unified: String?, euid: uid_t) {
         summary.append("cgroup mode: hybrid (cgroup v1 controllers" + (unified.map { "; cgroup2 at \($0) is not used for limits" } ?? "") + ")")
-        summary.append("run cgroups: <controller mount>/\(parentName)/<run-id> for memory, pids, cpu, freezer (blkio when io is limited); CPU time from the run's reaper")
+        summary.append("run cgroups: <controller mount>/\(parentName)/<run-id> for memory, pids, cpu, cpuacct, freezer (blkio when io is limited)")
         var usable: [String] = []
         for c in ["memory", "pids", "cpu"] where v1[c] != nil { usable.append(c) }
         if let blkio = v1["blkio"] {
@@ -214,7 +214,7 @@ public struct CgroupHost: Sendable {
         }
         if v1["freezer"] != nil { usable.append("freezer") }
         controllers = usable
-        summary.append("controllers: " + (usable.isEmpty ? "none" : usable.joinedText(separator: " ")) + " (v1)")
+        summary.append("controllers: " + (usable.isEmpty ? "none" : usable.joinedText(separator: " ")) + " (v1)" + (v1["cpuacct"] != nil ? "; cpuacct for CPU time" : ""))
 
         if let memory = v1["memory"] {
             v1SwapLimit = CgroupFS.exists(memory + "/memory.memsw.limit_in_bytes")
@@ -225,6 +225,7 @@ public struct CgroupHost: Sendable {
         for c in ["memory", "pids", "cpu"] where v1[c] == nil {
             summary.append(contentsOf: Self.missingLines([c], why: "no v1 \(c) hierarchy is mounted"))
         }
+        if v1["cpuacct"] == nil { summary.append("cpuacct: not mounted → CPU user/system time is not reported") }
         if v1BlkioWeightFile == nil {
             let why = v1["blkio"] == nil ? "no v1 blkio hierarchy is mounted"
                 : "blkio has neither blkio.weight (CFQ, removed in Linux 5.0) nor blkio.bfq.weight (BFQ scheduler not in use)"

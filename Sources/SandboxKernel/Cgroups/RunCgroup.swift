@@ -14,7 +14,7 @@ import Synchronization
 /// * v2: `<base>/sandbox/<run-id>`, where base is the mount point for root and the
 ///   top of the invoker's writable (delegated) subtree otherwise. The child is born
 ///   inside with `clone3(CLONE_INTO_CGROUP)` on `cloneIntoFD`.
-/// * v1: `<controller mount>/sandbox/<run-id>` for freezer always, and
+/// * v1: `<controller mount>/sandbox/<run-id>` for freezer and cpuacct always, and
 ///   memory, pids, cpu, blkio when their limit is applied. The child writes "0" to
 ///   each of `joinFDs` (freezer first) before it execs.
 ///
