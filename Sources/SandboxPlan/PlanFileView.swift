@@ -1,3 +1,5 @@
+import SandboxVocabulary
+
 /// The host's files as one compilation sees them: each question about a path asked
 /// of the `FileInspector` once.
 ///
@@ -10,12 +12,18 @@
 /// Made by `PlanCompiler.compile` for each compilation and dropped with it, so
 /// nothing is remembered from one plan to the next. Used by that compilation's one
 /// thread only.
+///
+/// Keyed by the path's bytes, never by `String` equality: Swift strings that are
+/// canonically equivalent compare equal (`K` and the Kelvin sign, NFC and NFD `é`)
+/// while the kernel sees two different names, so one's answer (a directory) stood
+/// for the other (a symlink to a directory a run can write) and the trust check
+/// resolved a policy file through the wrong one (red team, session 43).
 final class PlanFileView: FileInspector, @unchecked Sendable {
     let files: any FileInspector
-    private var kinds: [String: FileKind?] = [:]
-    private var identities: [String: FileIdentity?] = [:]
-    private var linkCounts: [String: Int?] = [:]
-    private var locations: [String: (device: String, path: String)?] = [:]
+    private var kinds: [PathText.Key: FileKind?] = [:]
+    private var identities: [PathText.Key: FileIdentity?] = [:]
+    private var linkCounts: [PathText.Key: Int?] = [:]
+    private var locations: [PathText.Key: (device: String, path: String)?] = [:]
 
     init(_ files: any FileInspector) { self.files = files }
 
@@ -31,10 +39,11 @@ final class PlanFileView: FileInspector, @unchecked Sendable {
     }
 
     /// The answer for `path` from `known`, or asked now and kept (nil answers too).
-    private static func once<T>(_ known: inout [String: T?], _ path: String, _ ask: () -> T?) -> T? {
-        if let answer = known[path] { return answer }
+    private static func once<T>(_ known: inout [PathText.Key: T?], _ path: String, _ ask: () -> T?) -> T? {
+        let key = PathText.Key(path)
+        if let answer = known[key] { return answer }
         let answer = ask()
-        known[path] = .some(answer)
+        known[key] = .some(answer)
         return answer
     }
 

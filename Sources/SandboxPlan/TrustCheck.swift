@@ -66,15 +66,17 @@ extension PlanCompiler {
             ("filesystem.ro", policy.filesystem.ro), ("filesystem.rw", policy.filesystem.rw),
             ("filesystem.unix_sockets", policy.filesystem.unixSockets),
         ]
-        var seen = Set<String>()
+        // By bytes, as every path here: equivalent strings are different names.
+        var seen = Set<PathText.Key>()
         for (key, list) in lists {
             for (i, t) in list.enumerated() {
                 let path = expandTemplate(t.raw, runId: runId)
-                guard let bind = binds.first(where: { $0.source == path }), seen.insert(path).inserted else { continue }
+                let pathKey = PathText.Key(path)
+                guard let bind = binds.first(where: { PathText.Key($0.source) == pathKey }), seen.insert(pathKey).inserted else { continue }
                 named.append(("\(key)[\(i)]", t.raw.hasPrefix("{cwd}"), bind))
             }
         }
-        for bind in binds where !seen.contains(bind.source) { named.append(("filesystem", false, bind)) }
+        for bind in binds where !seen.contains(PathText.Key(bind.source)) { named.append(("filesystem", false, bind)) }
 
         func shown(_ path: String, _ canonical: String) -> String {
             path == canonical ? path : "\(path) (that is \(canonical))"
@@ -217,12 +219,13 @@ extension PlanCompiler {
 /// reached; from the first missing component on, the rest is taken as written.
 struct CanonicalPaths {
     let files: any FileInspector
-    private var cache: [String: String] = [:]
+    /// By the path's bytes (see `PlanFileView`: equivalent strings are different names).
+    private var cache: [PathText.Key: String] = [:]
 
     init(files: any FileInspector) { self.files = files }
 
     mutating func canonical(_ path: String) -> String {
-        if let hit = cache[path] { return hit }
+        if let hit = cache[PathText.Key(path)] { return hit }
         var rest = path.split(separator: "/").map(String.init)
         var out: [String] = []
         var hops = 0
@@ -249,7 +252,7 @@ struct CanonicalPaths {
             }
         }
         let result = "/" + out.joinedText(separator: "/")
-        cache[path] = result
+        cache[PathText.Key(path)] = result
         return result
     }
 }

@@ -161,6 +161,45 @@ import Testing
         #expect(ok.status == 0, "control: \(ok.stderr)")
     }
 
+    /// Names are bytes to the kernel and only equivalent to Swift: `K` and the Kelvin
+    /// sign `\u{212A}`, NFC and NFD `é`. A policy file reached through `k/K`, a symlink
+    /// to a directory the policy makes writable, while the policy also binds `k/\u{212A}`,
+    /// a real directory: the plan's memo answered the symlink's lstat with the
+    /// directory's, the trust check never followed the link, and (since the place of
+    /// a resolved path no longer comes from realpath) the run rewrote its own policy
+    /// (red team, session 43). Control: without the twin the same layout is refused
+    /// too, and the twin's bytes do differ.
+    @Test(arguments: [("K", "\u{212A}"), ("d\u{E9}", "de\u{301}")])
+    func aPolicyBehindAUnicodeTwinOfABindIsRefused(_ twin: (link: String, dir: String)) throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let root = Harness.tempDir(), proj = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: root); try? FileManager.default.removeItem(atPath: proj) }
+        #expect(twin.link == twin.dir && Array(twin.link.utf8) != Array(twin.dir.utf8), "not a twin")
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: "\(root)/srv/pol", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: "\(root)/k/\(twin.dir)", withIntermediateDirectories: true)
+        #expect(symlink("\(root)/srv/pol", "\(root)/k/\(twin.link)") == 0)
+        let policy = "\(root)/k/\(twin.link)/p.toml"
+        func write(twinBound: Bool) throws {
+            try """
+                version = 1
+                name = "twin"
+                extends = ["\(Self.agent)"]
+                [filesystem]
+                ro = [\(twinBound ? "\"\(root)/k/\(twin.dir)\"" : "")]
+                rw = ["\(root)/srv/pol"]
+                """.write(toFile: "\(root)/srv/pol/p.toml", atomically: true, encoding: .utf8)
+        }
+        for twinBound in [true, false] {
+            try write(twinBound: twinBound)
+            let out = try Harness.exec(policy: policy, ["sh", "-c", "echo '# changed' >> \(root)/srv/pol/p.toml"], cwd: proj)
+            #expect(out.status == 125, "twin bound: \(twinBound): \(out.stderr)")
+            #expect(out.stderr.contains("holds the policy file"), "\(out.stderr)")
+            #expect(!((try? String(contentsOfFile: "\(root)/srv/pol/p.toml", encoding: .utf8)) ?? "").contains("changed"),
+                    "the run rewrote its policy")
+        }
+    }
+
     @Test func hardLinkedPolicyIsRefused() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
         let dir = Harness.tempDir(), ws = Harness.tempDir()
