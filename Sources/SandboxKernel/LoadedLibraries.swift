@@ -35,15 +35,21 @@ public enum LoadedLibraries {
 
     /// This executable's own path (`/proc/self/exe`, resolved). The link's target is
     /// the kernel's name for the file, resolved already: one readlink, where
-    /// realpath(3) read the link and then every component of its target again. A
-    /// target ending in " (deleted)" (the file replaced since this process started)
-    /// is left to realpath, which fails for a file that is gone.
+    /// realpath(3) read the link and then every component of its target again.
+    /// Replaced since this process started (an upgrade renames a new file over it),
+    /// the target reads "<path> (deleted)": the path is still where the executable
+    /// is installed, and what later runs start, so it is the answer (realpath of the
+    /// link failed there, and a long-running server trusted no executable at all:
+    /// red team, session 43).
     public static func executable() -> String? {
         var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let n = readlink("/proc/self/exe", &buf, buf.count - 1)
         if n > 0, n < buf.count - 1, buf[0] == CChar(UInt8(ascii: "/")) {
             let target = String(decoding: buf[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            if !target.hasSuffix(" (deleted)") { return target }
+            let deleted = " (deleted)"
+            var st = stat()
+            guard target.hasSuffix(deleted), lstat(target, &st) != 0 else { return target }
+            return String(target.dropLast(deleted.count))
         }
         guard let resolved = realpath("/proc/self/exe", nil) else { return nil }
         defer { free(resolved) }

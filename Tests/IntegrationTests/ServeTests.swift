@@ -16,11 +16,11 @@ import Testing
         let output = Pipe()
 
         init(group: String? = nil, dirMode: mode_t = 0o700, in directory: String? = nil, builtAhead: Int? = nil,
-             environment: [String: String] = [:]) throws {
+             environment: [String: String] = [:], binary: String = Harness.binary) throws {
             dir = directory ?? Harness.tempDir()
             if directory == nil { chmod(dir, dirMode) }
             socket = dir + "/serve.sock"
-            process.executableURL = URL(fileURLWithPath: Harness.binary)
+            process.executableURL = URL(fileURLWithPath: binary)
             process.arguments = ["serve", "--socket", socket] + (group.map { ["--group", $0] } ?? [])
                 + (builtAhead.map { ["--built-ahead", "\($0)"] } ?? [])
             if !environment.isEmpty {

@@ -200,6 +200,38 @@ import Testing
         }
     }
 
+    /// A server whose binary was replaced since it started (an upgrade renames a new
+    /// file over it) still refuses a writable bind of the installed binary's
+    /// directory: `/proc/self/exe` then reads "<path> (deleted)", realpath of it
+    /// failed, and no executable was trusted, so a run overwrote the installed binary
+    /// (red team, session 43; older than it). Control: the same request before the
+    /// upgrade is refused alike.
+    @Test func aServerWhoseBinaryWasReplacedStillTrustsItsPath() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let inst = Harness.tempDir(), ws = Harness.tempDir(), pol = Harness.tempDir()
+        defer { for d in [inst, ws, pol] { try? FileManager.default.removeItem(atPath: d) } }
+        let copy = try Self.copyBinary(into: inst)
+        let bin = String(copy[..<copy.lastIndex(of: "/")!])
+        let policy = Harness.policy("name = \"upgrade\"\nextends = [\"\(Self.agent)\"]\n[filesystem]\nrw = [\"\(bin)\"]\n",
+                                    in: pol, name: "upgrade.toml")
+        let served = try ServeTests.Served(environment: ["SANDBOX_DATA_DIR": Harness.repoRoot], binary: copy)
+        defer { served.stop() }
+        try #require(served.ready, "sandbox serve did not start")
+        func overwrite() throws -> Harness.Output {
+            try Harness.run(Harness.binary, ["exec", "--server", served.socket, "--policy", policy, "--",
+                                             "sh", "-c", "echo '#!/bin/sh' > \(copy)"], cwd: ws)
+        }
+        let before = try overwrite()
+        #expect(before.status == 125 && before.stderr.contains("the sandbox executable"), "control: \(before.stderr)")
+        // The upgrade: a new file renamed over the running one.
+        try FileManager.default.copyItem(atPath: Harness.binary, toPath: copy + ".new")
+        #expect(rename(copy + ".new", copy) == 0)
+        let after = try overwrite()
+        #expect(after.status == 125 && after.stderr.contains("the sandbox executable \(Self.realPath(copy))"), "\(after.stderr)")
+        let size = (try? FileManager.default.attributesOfItem(atPath: copy))?[.size] as? Int ?? 0
+        #expect(size > 4096, "the run overwrote the installed binary")
+    }
+
     @Test func hardLinkedPolicyIsRefused() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
         let dir = Harness.tempDir(), ws = Harness.tempDir()
