@@ -41,18 +41,29 @@ public enum LoadedLibraries {
     /// is installed, and what later runs start, so it is the answer (realpath of the
     /// link failed there, and a long-running server trusted no executable at all:
     /// red team, session 43).
+    /// The suffix is matched and cut as bytes: a name ending in a prepended
+    /// character (U+0600) joins the kernel's space into one `Character`, so
+    /// `hasSuffix` missed it (red team, session 43).
     public static func executable() -> String? {
         var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let n = readlink("/proc/self/exe", &buf, buf.count - 1)
         if n > 0, n < buf.count - 1, buf[0] == CChar(UInt8(ascii: "/")) {
-            let target = String(decoding: buf[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            let deleted = " (deleted)"
+            let bytes = buf[..<n].map { UInt8(bitPattern: $0) }
+            let target = String(decoding: bytes, as: UTF8.self)
+            let deleted = Array(" (deleted)".utf8)
             var st = stat()
-            guard target.hasSuffix(deleted), lstat(target, &st) != 0 else { return target }
-            return String(target.dropLast(deleted.count))
+            guard bytes.count > deleted.count, bytes.suffix(deleted.count).elementsEqual(deleted),
+                  lstat(target, &st) != 0 else { return target }
+            return String(decoding: bytes.dropLast(deleted.count), as: UTF8.self)
         }
         guard let resolved = realpath("/proc/self/exe", nil) else { return nil }
         defer { free(resolved) }
         return String(cString: resolved)
     }
+
+    /// ``executable()`` as it was when this process first asked (a server asks as it
+    /// starts): where it was started from stays trusted after the file is renamed
+    /// away and another put in its place (an upgrade by `mv old aside; cp new`), which
+    /// `/proc/self/exe` then no longer names (red team, session 43).
+    public static let executableAtStart: String? = executable()
 }

@@ -68,7 +68,11 @@ public enum RunSteps {
         let base = try? RunDirectory.base(rootless: probe.uid != 0, environment: probe.environment)
         facts.runBase = base
         var trusted: [TrustedPath] = []
-        if let exe = LoadedLibraries.executable() { trusted.append(.executable(exe)) }
+        let exe = LoadedLibraries.executable()
+        if let exe { trusted.append(.executable(exe)) }
+        if let start = LoadedLibraries.executableAtStart, exe.map({ !PathText.same($0, start) }) ?? true {
+            trusted.append(.executable(start))
+        }
         if let data = DataDirectory.locate() {
             trusted.append(.policies(data.policies))
             trusted.append(.profiles(data.profiles))

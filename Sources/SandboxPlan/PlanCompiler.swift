@@ -312,7 +312,10 @@ struct Context {
             let dest = t.destination ?? path
             // The working directory itself is the inode the invoker runs in (opened by
             // the supervisor from its cwd fd), whatever the path names by now.
-            if path == cwd, let id = host.cwdIdentity {
+            // By bytes: a name only equivalent to the cwd's (the Kelvin sign for `K`) is
+            // another directory, which must not get the cwd's identity (red team,
+            // session 43: the run had the cwd bound writable under the twin's checks).
+            if PathText.same(path, cwd), let id = host.cwdIdentity {
                 var step = MountStep(kind: .bind, source: path, destination: dest, readOnly: readOnly, origin: origin)
                 step.sourceIdentity = id
                 step.cwdRelative = ""
@@ -418,9 +421,9 @@ struct Context {
             }
             if policy.filesystem.protect.contains(".git") {
                 for t in try gitIndirections(root: b.source, writable: writable.map(\.source), notApplied: &notApplied) {
-                    guard let home = writable.first(where: { $0.source == t.home }) else { continue }
+                    guard let home = writable.first(where: { PathText.same($0.source, t.home) }) else { continue }
                     let dest = inside(t.path, of: home)
-                    if steps.contains(where: { $0.kind == .protect && $0.destination == dest }) { continue }
+                    if steps.contains(where: { $0.kind == .protect && PathText.same($0.destination, dest) }) { continue }
                     pinParents(of: t.path, under: home)
                     steps.append(MountStep(kind: .protect, destination: dest, readOnly: true, optional: false,
                                            origin: "filesystem.protect (\(t.key))"))
@@ -429,7 +432,7 @@ struct Context {
         }
         for (i, t) in policy.filesystem.mask.enumerated() {
             let path = try expand(t, key: "filesystem.mask[\(i)]")
-            if let b = writable.filter({ path != $0.destination && PathText.isBeneath(path, $0.destination) })
+            if let b = writable.filter({ !PathText.same(path, $0.destination) && PathText.isBeneath(path, $0.destination) })
                 .max(by: { $0.destination.count < $1.destination.count }) {
                 let rest = PathText.remainder(of: path, under: b.destination)
                 pinParents(of: Context.normalize(b.source + "/" + rest), under: b)
@@ -487,7 +490,7 @@ struct Context {
                 // the command cannot change it.
                 guard !PathText.isBeneath(target.path, dotGit), !PathText.isBeneath(target.path, gitDir),
                       let home = writable.filter({ PathText.isBeneath(target.path, $0) }).max(by: { $0.count < $1.count }) else { continue }
-                if target.path == home {
+                if PathText.same(target.path, home) {
                     throw PlanError(key: "filesystem.protect", message: "\(configPath) sets \(target.key) to \(target.path), the writable directory itself; git on the host would run what the command writes there. Point it elsewhere or do not make that directory writable")
                 }
                 switch host.files.kind(of: target.path) {

@@ -122,7 +122,8 @@ extension PlanCompiler {
         func ancestry(_ canonical: String) -> [(path: String, id: FileIdentity)] {
             var out: [(String, FileIdentity)] = []
             var prefix = ""
-            for part in canonical.split(separator: "/") {
+            // Split at slash bytes, as every path here (see `CanonicalPaths`).
+            for part in PathText.components(canonical) {
                 prefix.append("/")
                 prefix.append(contentsOf: part)   // not `+ part`: the generic `Sequence` append
                 if let id = host.files.identity(of: prefix) { out.append((prefix, id)) }
@@ -135,7 +136,7 @@ extension PlanCompiler {
         // missing path and for one it could not resolve (40 symlinks).
         func located(_ canonical: String) -> (device: String, path: String)? {
             var prefix = ""
-            for part in canonical.split(separator: "/") {
+            for part in PathText.components(canonical) {
                 prefix.append("/")
                 prefix.append(contentsOf: part)
                 switch host.files.kind(of: prefix) {
@@ -224,9 +225,13 @@ struct CanonicalPaths {
 
     init(files: any FileInspector) { self.files = files }
 
+    /// Split at slash bytes and compared by bytes: a slash followed by a combining
+    /// mark is one `Character`, so a split by characters kept `x/\u{301}p` one
+    /// component, whose lstat the kernel resolved through the symlink `x` that this
+    /// resolver then never followed (red team, session 43).
     mutating func canonical(_ path: String) -> String {
         if let hit = cache[PathText.Key(path)] { return hit }
-        var rest = path.split(separator: "/").map(String.init)
+        var rest = PathText.components(path)
         var out: [String] = []
         var hops = 0
         var missing = false
@@ -234,15 +239,15 @@ struct CanonicalPaths {
         while i < rest.count {
             let part = rest[i]
             i += 1
-            if part == "." || part.isEmpty { continue }
-            if part == ".." { if !out.isEmpty { out.removeLast() }; continue }
+            if PathText.same(part, ".") || part.isEmpty { continue }
+            if PathText.same(part, "..") { if !out.isEmpty { out.removeLast() }; continue }
             if missing { out.append(part); continue }
             let candidate = "/" + (out + [part]).joinedText(separator: "/")
             switch files.kind(of: candidate) {
             case .symlink(let target)? where hops < 40:
                 hops += 1
-                if target.hasPrefix("/") { out = [] }
-                rest = target.split(separator: "/").map(String.init) + rest[i...]
+                if target.utf8.first == UInt8(ascii: "/") { out = [] }
+                rest = PathText.components(target) + rest[i...]
                 i = 0
             case nil:
                 missing = true

@@ -96,6 +96,9 @@ public final class Server: @unchecked Sendable {
     /// for their teardown and removes the socket. `ready` is called once clients can
     /// connect.
     public func serve(path: String, ready: () -> Void = {}) throws(ServeError) {
+        // Where this server was started from, read now: still trusted after an
+        // upgrade renames the file away (``LoadedLibraries/executableAtStart``).
+        _ = LoadedLibraries.executableAtStart
         // Blocked here, before any thread exists, so every thread inherits the mask
         // and only this signalfd sees them.
         let signals: SignalChannel

@@ -205,14 +205,20 @@ import Testing
     /// directory: `/proc/self/exe` then reads "<path> (deleted)", realpath of it
     /// failed, and no executable was trusted, so a run overwrote the installed binary
     /// (red team, session 43; older than it). Control: the same request before the
-    /// upgrade is refused alike.
-    @Test func aServerWhoseBinaryWasReplacedStillTrustsItsPath() throws {
+    /// upgrade is refused alike. Also when the upgrade moves the old file aside first
+    /// (`mv sandbox sandbox.old; cp new sandbox`): `/proc/self/exe` then names
+    /// `sandbox.old`, and the path the server was started from is trusted too.
+    @Test(arguments: ["rename over", "move aside"])
+    func aServerWhoseBinaryWasReplacedStillTrustsItsPath(_ upgrade: String) throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
         let inst = Harness.tempDir(), ws = Harness.tempDir(), pol = Harness.tempDir()
         defer { for d in [inst, ws, pol] { try? FileManager.default.removeItem(atPath: d) } }
         let copy = try Self.copyBinary(into: inst)
         let bin = String(copy[..<copy.lastIndex(of: "/")!])
-        let policy = Harness.policy("name = \"upgrade\"\nextends = [\"\(Self.agent)\"]\n[filesystem]\nrw = [\"\(bin)\"]\n",
+        // The installed file's directory; moved aside, the old file stays in it, so the
+        // file itself.
+        let writable = upgrade == "rename over" ? bin : copy
+        let policy = Harness.policy("name = \"upgrade\"\nextends = [\"\(Self.agent)\"]\n[filesystem]\nrw = [\"\(writable)\"]\n",
                                     in: pol, name: "upgrade.toml")
         let served = try ServeTests.Served(environment: ["SANDBOX_DATA_DIR": Harness.repoRoot], binary: copy)
         defer { served.stop() }
@@ -223,13 +229,63 @@ import Testing
         }
         let before = try overwrite()
         #expect(before.status == 125 && before.stderr.contains("the sandbox executable"), "control: \(before.stderr)")
-        // The upgrade: a new file renamed over the running one.
-        try FileManager.default.copyItem(atPath: Harness.binary, toPath: copy + ".new")
-        #expect(rename(copy + ".new", copy) == 0)
+        // The upgrade: a new file renamed over the running one, or the running one
+        // moved aside and the new one copied in.
+        if upgrade == "rename over" {
+            try FileManager.default.copyItem(atPath: Harness.binary, toPath: copy + ".new")
+            #expect(rename(copy + ".new", copy) == 0)
+        } else {
+            #expect(rename(copy, copy + ".old") == 0)
+            try FileManager.default.copyItem(atPath: Harness.binary, toPath: copy)
+        }
         let after = try overwrite()
         #expect(after.status == 125 && after.stderr.contains("the sandbox executable \(Self.realPath(copy))"), "\(after.stderr)")
         let size = (try? FileManager.default.attributesOfItem(atPath: copy))?[.size] as? Int ?? 0
         #expect(size > 4096, "the run overwrote the installed binary")
+    }
+
+    /// A path only canonically equivalent to the working directory (`K` and the
+    /// Kelvin sign) is another directory: the plan bound the cwd itself under the
+    /// twin's name (its identity and `cwdRelative` ""), while the trust check looked
+    /// at the twin, so the run rewrote a policy file in the cwd (red team, session
+    /// 43). Now the twin is bound, and the cwd's files are out of reach. Control: the
+    /// twin's own file is written.
+    @Test func aUnicodeTwinOfTheWorkingDirectoryIsAnotherDirectory() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let root = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let cwd = "\(root)/polK", twin = "\(root)/pol\u{212A}"
+        for d in [cwd, twin] { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
+        try "version = 1\nname = \"twin-cwd\"\nextends = [\"\(Harness.repoRoot)/Policies/base.toml\"]\n[filesystem]\nrw = [\"\(twin)\"]\n"
+            .write(toFile: "\(cwd)/p.toml", atomically: true, encoding: .utf8)
+        let out = try Harness.exec(policy: "\(cwd)/p.toml", ["sh", "-c", "echo '# changed' >> '\(twin)/p.toml'"], cwd: cwd)
+        #expect(out.status == 0, "\(out.stderr)")
+        #expect(!((try? String(contentsOfFile: "\(cwd)/p.toml", encoding: .utf8)) ?? "").contains("changed"),
+                "the run rewrote the policy in the working directory through its twin")
+        #expect(access("\(twin)/p.toml", F_OK) == 0, "control: the twin was not written")
+    }
+
+    /// A slash followed by a combining mark is one `Character`: split by characters,
+    /// `x/\u{301}p.toml` stayed one component, which the kernel resolved through the
+    /// symlink `x` while the trust check never followed it, and the run rewrote the
+    /// policy it was started with (red team, session 43). Control: the same file by
+    /// its direct path is refused alike.
+    @Test func aSymlinkBeforeACombiningMarkIsFollowed() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let root = Harness.tempDir(), proj = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: root); try? FileManager.default.removeItem(atPath: proj) }
+        let name = "\u{301}p.toml"
+        try FileManager.default.createDirectory(atPath: "\(root)/victim", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: "\(root)/front", withIntermediateDirectories: true)
+        #expect(symlink("\(root)/victim", "\(root)/front/x") == 0)
+        try "version = 1\nname = \"mark\"\nextends = [\"\(Harness.repoRoot)/Policies/base.toml\"]\n[filesystem]\nrw = [\"\(root)/victim\"]\n"
+            .write(toFile: "\(root)/victim/\(name)", atomically: true, encoding: .utf8)
+        for policy in ["\(root)/front/x/\(name)", "\(root)/victim/\(name)"] {
+            let out = try Harness.exec(policy: policy, ["sh", "-c", "echo '# changed' >> '\(root)/victim/\(name)'"], cwd: proj)
+            #expect(out.status == 125 && out.stderr.contains("holds the policy file"), "\(policy): \(out.stderr)")
+        }
+        #expect(!((try? String(contentsOfFile: "\(root)/victim/\(name)", encoding: .utf8)) ?? "").contains("changed"),
+                "the run rewrote its policy")
     }
 
     @Test func hardLinkedPolicyIsRefused() throws {
