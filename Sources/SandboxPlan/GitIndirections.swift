@@ -46,13 +46,16 @@ enum GitIndirections {
 
     private static func resolve(_ value: String, against base: String) -> String {
         let raw = value.hasPrefix("/") ? value : base + "/" + value
-        var parts: [Substring] = []
-        for p in raw.split(separator: "/") {
-            if p == "." { continue }
-            if p == ".." { if !parts.isEmpty { parts.removeLast() }; continue }
+        // Split at slash bytes: a slash and a combining mark are one Character, so
+        // `.git/../\u{301}h` kept its `..` inside a part and looked like a path under
+        // .git (red team, session 43).
+        var parts: [String] = []
+        for p in PathText.components(raw) {
+            if PathText.same(p, ".") { continue }
+            if PathText.same(p, "..") { if !parts.isEmpty { parts.removeLast() }; continue }
             parts.append(p)
         }
-        return "/" + parts.joined(separator: "/")
+        return "/" + parts.joinedText(separator: "/")
     }
 
     /// (section, key, value) with section and key lower-cased; a subsection is kept

@@ -28,6 +28,15 @@ public struct PlanCompiler {
             throw PlanError(key: "run_id", message: "\"\(runId)\" is not a valid run id (\(RunID.rule))")
         }
         try PlanCompiler.checkNetwork(policy, rootless: host.invokerUID != 0)
+        // The planner compares host paths as text; a name that is not UTF-8 reached it
+        // decoded with U+FFFD in place of its bytes, another (missing) path, so the
+        // protects under it were left out and the trust check looked elsewhere while
+        // the executor bound the real directory by its descriptor (red team, session
+        // 43: `.git/hooks` writable under `agent`). Refused, as is a name that holds
+        // U+FFFD itself (the two cannot be told apart).
+        if PathText.hasReplacementCharacter(host.cwd) {
+            throw PlanError(key: "cwd", message: "the working directory \(host.cwd) has a name that is not valid UTF-8 (shown with U+FFFD); sandbox compares host paths as text and refuses such a directory. Run from a directory whose path is valid UTF-8")
+        }
         let ctx = Context(policy: policy, host: host, runId: runId)
         let isolation = try ctx.chooseIsolation()
         let nested = isolation?.mode == .nested

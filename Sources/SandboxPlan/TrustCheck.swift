@@ -116,6 +116,13 @@ extension PlanCompiler {
             trusted.append(TrustedPath(what: TrustedPath.Kind.auditKey, path: expandTemplate(key.raw, runId: runId)))
         }
         let canonicalTrusted = trusted.map { (entry: $0, canonical: resolver.canonical($0.path)) }
+        // A name that is not UTF-8 on any of these paths: what the check would compare
+        // is another path than the one the kernel opens (red team, session 43: a policy
+        // opened through a symlink to such a directory was rewritten by the run).
+        for (_, _, bind) in named { _ = resolver.canonical(bind.source) }
+        if let path = resolver.notText {
+            throw PlanError(key: "filesystem", message: "\(path) has a name that is not valid UTF-8 (shown with U+FFFD), on the way to a bind or to a file later runs trust; sandbox compares host paths as text and refuses it. Rename it, or reach the files by a path that is valid UTF-8")
+        }
 
         // Identities: each trusted path and every directory above it (a writable bind
         // of any of them holds it), by device and inode, whatever path names them.
@@ -222,6 +229,10 @@ struct CanonicalPaths {
     let files: any FileInspector
     /// By the path's bytes (see `PlanFileView`: equivalent strings are different names).
     private var cache: [PathText.Key: String] = [:]
+    /// The first path asked, or symlink met, whose text holds U+FFFD: a name that is
+    /// not UTF-8, decoded lossily, so another path than the kernel's (the trust check
+    /// refuses the plan).
+    private(set) var notText: String?
 
     init(files: any FileInspector) { self.files = files }
 
@@ -231,6 +242,7 @@ struct CanonicalPaths {
     /// resolver then never followed (red team, session 43).
     mutating func canonical(_ path: String) -> String {
         if let hit = cache[PathText.Key(path)] { return hit }
+        if PathText.hasReplacementCharacter(path), notText == nil { notText = path }
         var rest = PathText.components(path)
         var out: [String] = []
         var hops = 0
@@ -245,6 +257,7 @@ struct CanonicalPaths {
             let candidate = "/" + (out + [part]).joinedText(separator: "/")
             switch files.kind(of: candidate) {
             case .symlink(let target)? where hops < 40:
+                if PathText.hasReplacementCharacter(target), notText == nil { notText = candidate }
                 hops += 1
                 if target.utf8.first == UInt8(ascii: "/") { out = [] }
                 rest = PathText.components(target) + rest[i...]

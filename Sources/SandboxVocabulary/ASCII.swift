@@ -50,6 +50,18 @@ public enum PathText {
         }
     }
 
+    /// Whether `path` holds U+FFFD, what a name that is not UTF-8 decodes to (lossy
+    /// `String(cString:)` of getcwd, readlink, realpath): a path the kernel does not
+    /// know by that text. Searched as its bytes (EF BF BD).
+    public static func hasReplacementCharacter(_ path: String) -> Bool {
+        var path = path
+        return path.withUTF8 { b in
+            guard b.count >= 3 else { return false }
+            for i in 0...(b.count - 3) where b[i] == 0xEF && b[i + 1] == 0xBF && b[i + 2] == 0xBD { return true }
+            return false
+        }
+    }
+
     /// The components of a relative path, split at its slash bytes (empty ones left out).
     public static func components(_ path: String) -> [String] {
         Array(path.utf8).split(separator: 0x2F).map { String(decoding: $0, as: UTF8.self) }

@@ -288,6 +288,59 @@ import Testing
                 "the run rewrote its policy")
     }
 
+    /// Names that are not UTF-8 reach the planner decoded with U+FFFD: another, missing
+    /// path. From such a working directory `agent`'s protects of `.git` and
+    /// `.sandbox` were left out (the executor bound the real directory by its
+    /// descriptor) and the run wrote a git hook; a policy opened through a symlink to
+    /// such a directory had its trust checked at the missing twin and was rewritten
+    /// (red team, session 43). Both are refused now. Control: the same from a valid
+    /// name, whose protect holds and whose policy is accepted.
+    @Test func namesThatAreNotUTF8AreRefused() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let root = Harness.tempDir(), pol = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: root); try? FileManager.default.removeItem(atPath: pol) }
+        let bad = #"$(printf 'proj\377')"#
+        let script = """
+            set -e; cd "$1"; mkdir "\(bad)" projok other
+            mkdir "\(bad)/.git" projok/.git
+            printf 'version = 1\\nname = "p"\\nextends = ["%s"]\\n[filesystem]\\nrw = ["%s/other"]\\n' "$3" "$1" > "\(bad)/p.toml"
+            cp "\(bad)/p.toml" projok/p.toml
+            ln -s "\(bad)" L; ln -s projok Lok
+            for d in "\(bad)" projok; do
+              (cd "$d" && "$2" exec --policy agent -- sh -c 'echo x > .git/hook' > /dev/null 2>err || true; echo "cwd $d: $(cat err | head -c 300)")
+            done
+            for l in L Lok; do "$2" plan --policy "$1/$l/p.toml" -- true > /dev/null 2>err && echo "plan $l: accepted" || echo "plan $l: $(head -c 300 err)"; done
+            """
+        let out = try Harness.run("/bin/sh", ["-c", script, "sh", root, Harness.binary, "\(Harness.repoRoot)/Policies/base.toml"], cwd: pol)
+        let lines = out.stdout.split(separator: "\n").map(String.init)
+        func line(_ prefix: String) -> String { lines.first { $0.hasPrefix(prefix) } ?? "(none)" }
+        #expect(line("cwd proj").contains("not valid UTF-8") && !line("cwd proj").hasPrefix("cwd projok"), "\(out.stdout) \(out.stderr)")
+        #expect(access("\(root)/projok/.git/hook", F_OK) != 0, "control: the protect of .git did not hold")
+        #expect(line("cwd projok").contains("Read-only"), "control: \(line("cwd projok"))")
+        #expect(line("plan L:").contains("not valid UTF-8"), "\(out.stdout) \(out.stderr)")
+        #expect(line("plan Lok:") == "plan Lok: accepted", "control: \(out.stdout)")
+        let hooks = try Harness.run("/bin/sh", ["-c", "ls -b \"$1\"/proj*/.git", "sh", root])
+        #expect(!hooks.stdout.contains("hook"), "a run wrote into .git: \(hooks.stdout)")
+    }
+
+    /// `core.hooksPath = .git/../\u{301}h`: split by characters, the `..` stayed inside
+    /// a part and the target looked as if under the protected .git, so it was not
+    /// protected; git on the host runs hooks from `repo/\u{301}h`, which the run wrote
+    /// (red team, session 43). Control: `hooksPath = h` is protected alike.
+    @Test(arguments: ["\u{301}h", "h"])
+    func aHooksPathBehindACombiningMarkIsProtected(_ name: String) throws {
+        guard Harness.require(Harness.isRoot, "root") && Harness.require(FileManager.default.isExecutableFile(atPath: "/usr/bin/git"), "git") else { return }
+        let repo = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: repo) }
+        _ = try Harness.run("/usr/bin/git", ["init", "-q", repo])
+        try FileManager.default.createDirectory(atPath: "\(repo)/\(name)", withIntermediateDirectories: true)
+        let value = name == "h" ? "h" : ".git/../\(name)"
+        _ = try Harness.run("/usr/bin/git", ["-C", repo, "config", "core.hooksPath", value])
+        let out = try Harness.exec(policy: "agent", ["sh", "-c", "echo x > '\(name)/pre-commit'"], cwd: repo)
+        #expect(out.status != 0 && out.stderr.contains("Read-only"), "\(out.status) \(out.stderr)")
+        #expect(access("\(repo)/\(name)/pre-commit", F_OK) != 0, "the run wrote a hook git runs on the host")
+    }
+
     @Test func hardLinkedPolicyIsRefused() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
         let dir = Harness.tempDir(), ws = Harness.tempDir()
