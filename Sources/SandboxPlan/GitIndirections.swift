@@ -30,7 +30,7 @@ enum GitIndirections {
                 // A boolean selects git's built-in daemon; anything else is a command.
                 if ["true", "false", "yes", "no", "on", "off", "1", "0"].contains(v.lowercased()) { continue }
                 // A command line: every word that names a file (`sh .husky/x`) counts.
-                let words = v.split(separator: " ").map(String.init)
+                let words = Substring(v).unicodeScalars.split(separator: " ").map { String(Substring($0)) }
                 for (i, w) in words.enumerated() where i == 0 || w.contains("/") {
                     out.append(Target(key: "core.fsmonitor", path: resolve(w, against: repoRoot)))
                 }
@@ -60,30 +60,42 @@ enum GitIndirections {
 
     /// (section, key, value) with section and key lower-cased; a subsection is kept
     /// in the section name (`includeif "gitdir:x"`). Enough of git-config(1) for the
-    /// keys above: comments, quoted values, no continuation lines.
+    /// keys above: comments, quoted values, no continuation lines. Parsed by Unicode
+    /// scalars, not Characters: a combining mark after `=`, `[`, `"` or `#` is one
+    /// Character with it, which hid the syntax from a Character parse while git,
+    /// which reads bytes, sees it (red team, session 43: `hooksPath =\u{301}h` was
+    /// skipped and the hooks it names left writable).
     static func entries(_ text: String) -> [(String, String, String)] {
+        typealias Scalars = Substring.UnicodeScalarView
+        func trimmed(_ s: Scalars) -> Scalars {
+            var s = s
+            while let f = s.first, f == " " || f == "\t" { s.removeFirst() }
+            while let l = s.last, l == " " || l == "\t" { s.removeLast() }
+            return s
+        }
+        func string(_ s: Scalars) -> String { String(Substring(s)) }
         var section = ""
         var out: [(String, String, String)] = []
-        for rawLine in text.split(whereSeparator: \.isNewline) {
-            var line = Substring(rawLine).trimmingBlanks()
-            if line.isEmpty || line.hasPrefix("#") || line.hasPrefix(";") { continue }
-            if line.hasPrefix("[") {
+        for rawLine in Substring(text).unicodeScalars.split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
+            var line = trimmed(rawLine)
+            if line.isEmpty || line.first == "#" || line.first == ";" { continue }
+            if line.first == "[" {
                 guard let close = line.firstIndex(of: "]") else { continue }
-                section = String(line[line.index(after: line.startIndex)..<close]).lowercased()
-                let rest = line[line.index(after: close)...].trimmingBlanks()
+                section = string(line[line.index(after: line.startIndex)..<close]).lowercased()
+                let rest = trimmed(line[line.index(after: close)...])
                 if rest.isEmpty { continue }
                 line = rest   // `[core] hooksPath = x` on one line
             }
             guard let eq = line.firstIndex(of: "=") else { continue }
-            let key = line[..<eq].trimmingBlanks().lowercased()
-            var value = line[line.index(after: eq)...].trimmingBlanks()
-            if value.hasPrefix("\"") {
+            let key = string(trimmed(line[..<eq])).lowercased()
+            var value = trimmed(line[line.index(after: eq)...])
+            if value.first == "\"" {
                 value.removeFirst()
-                if let end = value.firstIndex(of: "\"") { value = String(value[..<end]) }
+                if let end = value.firstIndex(of: "\"") { value = value[..<end] }
             } else if let c = value.firstIndex(where: { $0 == "#" || $0 == ";" }) {
-                value = String(value[..<c]).trimmingBlanks()
+                value = trimmed(value[..<c])
             }
-            out.append((section, key, value))
+            out.append((section, key, string(value)))
         }
         return out
     }

@@ -473,15 +473,24 @@ struct Context {
             repo = slash == repo.startIndex ? "/" : String(repo[..<slash])
         }
         let dotGit = (repo == "/" ? "" : repo) + "/.git"
+        // A git file that is not UTF-8 read here decodes with U+FFFD: another path
+        // than git's, so its targets went unprotected (red team, session 43). Refused.
+        func read(_ path: String, maxBytes: Int) throws -> String? {
+            guard let text = host.files.contents(of: path, maxBytes: maxBytes) else { return nil }
+            if PathText.hasReplacementCharacter(text) {
+                throw PlanError(key: "filesystem.protect", message: "\(path) is not valid UTF-8 (or holds U+FFFD); the paths git reads from it cannot be protected as text. Fix the file or do not protect .git")
+            }
+            return text
+        }
         var gitDir = dotGit
         if host.files.kind(of: dotGit) == .file {
-            guard let text = host.files.contents(of: dotGit, maxBytes: 4096),
+            guard let text = try read(dotGit, maxBytes: 4096),
                   let line = text.split(separator: "\n").first, line.hasPrefix("gitdir:") else { return [] }
             let target = line.dropFirst("gitdir:".count).trimmingBlanks()
             gitDir = Context.normalize(target.hasPrefix("/") ? target : repo + "/" + target)
         }
         var configs: [(path: String, depth: Int)] = []
-        if let common = host.files.contents(of: gitDir + "/commondir", maxBytes: 4096)?.trimmingBlanks(newlines: true),
+        if let common = try read(gitDir + "/commondir", maxBytes: 4096)?.trimmingBlanks(newlines: true),
            !common.isEmpty {
             configs.append((Context.normalize((common.hasPrefix("/") ? common : gitDir + "/" + common) + "/config"), 0))
         }
@@ -491,7 +500,7 @@ struct Context {
         while !configs.isEmpty {
             let (configPath, depth) = configs.removeFirst()
             guard seen.insert(configPath).inserted, seen.count <= 32,
-                  let text = host.files.contents(of: configPath, maxBytes: 1 << 20) else { continue }
+                  let text = try read(configPath, maxBytes: 1 << 20) else { continue }
             let configDir = String(configPath[..<(configPath.lastIndex(of: "/") ?? configPath.endIndex)])
             for target in GitIndirections.targets(config: text, repoRoot: repo, configDir: configDir) {
                 if target.key.hasSuffix(".path"), depth < 4 { configs.append((target.path, depth + 1)) }

@@ -341,6 +341,33 @@ import Testing
         #expect(access("\(repo)/\(name)/pre-commit", F_OK) != 0, "the run wrote a hook git runs on the host")
     }
 
+    /// Git reads its config as bytes. `hooksPath =\u{301}h` (a combining mark right
+    /// after `=`, one Character with it) was skipped by a Character parse, and a
+    /// `hooksPath` naming a directory that is not UTF-8 decoded to a missing path:
+    /// both left the hooks git runs writable (red team, session 43). The first is
+    /// protected now, the second refused. Control: the test's own hook directory
+    /// is what git uses.
+    @Test func gitConfigIsReadAsGitReadsIt() throws {
+        guard Harness.require(Harness.isRoot, "root") && Harness.require(FileManager.default.isExecutableFile(atPath: "/usr/bin/git"), "git") else { return }
+        let root = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let script = #"""
+            set -e; cd "$1"
+            git init -q mark; mkdir "mark/$(printf '\314\201h')"
+            printf '[core]\n\thooksPath =\314\201h\n' >> mark/.git/config
+            [ "$(git -C mark config core.hooksPath)" = "$(printf '\314\201h')" ] && echo "control: git reads the mark"
+            git init -q bad; mkdir "bad/$(printf 'h\377')"; git -C bad config core.hooksPath "$(printf 'h\377')"
+            (cd mark && "$2" exec --policy agent -- sh -c 'echo x > "$(printf "\314\201h")/pre-commit"' >/dev/null 2>err || true; echo "mark: $(head -c 300 err)")
+            (cd bad && "$2" exec --policy agent -- sh -c 'echo x > "$(printf "h\377")/pre-commit"' >/dev/null 2>err || true; echo "bad: $(head -c 300 err)")
+            ls mark/*h bad/h* 2>/dev/null | grep -c pre-commit || true
+            """#
+        let out = try Harness.run("/bin/sh", ["-c", script, "sh", root, Harness.binary], cwd: root)
+        #expect(out.stdout.contains("control: git reads the mark"), "\(out.stdout) \(out.stderr)")
+        #expect(out.stdout.contains("mark: ") && out.stdout.contains("Read-only"), "\(out.stdout)")
+        #expect(out.stdout.contains("is not valid UTF-8"), "\(out.stdout)")
+        #expect(out.stdout.hasSuffix("0\n"), "a run wrote a hook: \(out.stdout)")
+    }
+
     @Test func hardLinkedPolicyIsRefused() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
         let dir = Harness.tempDir(), ws = Harness.tempDir()
