@@ -13,6 +13,11 @@ enum GitIndirections {
         var key: String
         /// Absolute, normalised.
         var path: String
+        /// Set when the value uses config syntax this reading does not follow as git
+        /// does (escapes, a quote inside it, a continued line), or a key that moves
+        /// where git resolves the others (`core.worktree`): the plan is refused rather
+        /// than protect another path than git's (red team, session 43).
+        var unreadable: String? = nil
     }
 
     /// The targets named by `config`: hooks and fsmonitor relative to the work tree
@@ -20,18 +25,33 @@ enum GitIndirections {
     static func targets(config: String, repoRoot: String, configDir: String? = nil) -> [Target] {
         let gitDir = configDir ?? repoRoot + "/.git"
         var out: [Target] = []
-        for (section, key, value) in entries(config) {
-            let v = value.trimmingBlanks()
+        for (section, key, value, plain) in entries(config) {
+            // Trimmed already as git trims (ASCII blanks of an unquoted value only).
+            let v = value
+            let keyName = "\(section).\(key)"
+            let relevant = (section == "core" && ["hookspath", "fsmonitor", "worktree"].contains(key))
+                || (section == "include" && key == "path") || (section.hasPrefix("includeif") && key == "path")
+            if relevant && !plain {
+                out.append(Target(key: keyName, path: "", unreadable: "its value uses escapes, an inner quote or a continued line"))
+                continue
+            }
             if v.isEmpty { continue }
             switch (section, key) {
+            case ("core", "worktree"):
+                out.append(Target(key: "core.worktree", path: "", unreadable: "it moves the work tree the other paths are resolved against"))
             case ("core", "hookspath"):
                 out.append(Target(key: "core.hooksPath", path: resolve(v, against: repoRoot)))
             case ("core", "fsmonitor"):
                 // A boolean selects git's built-in daemon; anything else is a command.
                 if ["true", "false", "yes", "no", "on", "off", "1", "0"].contains(v.lowercased()) { continue }
-                // A command line: every word that names a file (`sh .husky/x`) counts.
+                // A command line, run by a shell from the work tree: every word may
+                // name a file (`sh fsmon.sh`), and shell syntax could name any.
+                if v.unicodeScalars.contains(where: { "\"'\\$`;|&<>(){}*?[~\t".unicodeScalars.contains($0) }) {
+                    out.append(Target(key: "core.fsmonitor", path: "", unreadable: "its command uses shell syntax"))
+                    continue
+                }
                 let words = Substring(v).unicodeScalars.split(separator: " ").map { String(Substring($0)) }
-                for (i, w) in words.enumerated() where i == 0 || w.contains("/") {
+                for w in words {
                     out.append(Target(key: "core.fsmonitor", path: resolve(w, against: repoRoot)))
                 }
             case ("include", "path"), (_, "path") where section.hasPrefix("includeif"):
@@ -65,7 +85,7 @@ enum GitIndirections {
     /// Character with it, which hid the syntax from a Character parse while git,
     /// which reads bytes, sees it (red team, session 43: `hooksPath =\u{301}h` was
     /// skipped and the hooks it names left writable).
-    static func entries(_ text: String) -> [(String, String, String)] {
+    static func entries(_ text: String) -> [(String, String, String, Bool)] {
         typealias Scalars = Substring.UnicodeScalarView
         func trimmed(_ s: Scalars) -> Scalars {
             var s = s
@@ -75,7 +95,7 @@ enum GitIndirections {
         }
         func string(_ s: Scalars) -> String { String(Substring(s)) }
         var section = ""
-        var out: [(String, String, String)] = []
+        var out: [(String, String, String, Bool)] = []
         for rawLine in Substring(text).unicodeScalars.split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
             var line = trimmed(rawLine)
             if line.isEmpty || line.first == "#" || line.first == ";" { continue }
@@ -89,13 +109,21 @@ enum GitIndirections {
             guard let eq = line.firstIndex(of: "=") else { continue }
             let key = string(trimmed(line[..<eq])).lowercased()
             var value = trimmed(line[line.index(after: eq)...])
+            // Plain: no backslash (escapes, a continued line) and either no quote or
+            // one pair around the whole value, as git reads it then.
+            var plain = !value.contains("\\")
             if value.first == "\"" {
                 value.removeFirst()
-                if let end = value.firstIndex(of: "\"") { value = value[..<end] }
-            } else if let c = value.firstIndex(where: { $0 == "#" || $0 == ";" }) {
-                value = trimmed(value[..<c])
+                if let end = value.firstIndex(of: "\"") {
+                    let after = trimmed(value[value.index(after: end)...])
+                    if !(after.isEmpty || after.first == "#" || after.first == ";") { plain = false }
+                    value = value[..<end]
+                } else { plain = false }
+            } else {
+                if let c = value.firstIndex(where: { $0 == "#" || $0 == ";" }) { value = trimmed(value[..<c]) }
+                if value.contains("\"") { plain = false }
             }
-            out.append((section, key, string(value)))
+            out.append((section, key, string(value), plain))
         }
         return out
     }

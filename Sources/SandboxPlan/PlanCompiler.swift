@@ -486,7 +486,10 @@ struct Context {
         if host.files.kind(of: dotGit) == .file {
             guard let text = try read(dotGit, maxBytes: 4096),
                   let line = text.split(separator: "\n").first, line.hasPrefix("gitdir:") else { return [] }
-            let target = line.dropFirst("gitdir:".count).trimmingBlanks()
+            // Git strips the line's end, CRLF too ("\r\n" is one Character: split
+            // at "\n" kept it, and no config was read; red team, session 43).
+            var target = line.dropFirst("gitdir:".count).trimmingBlanks(newlines: true)
+            while target.unicodeScalars.last == "\r" { target.unicodeScalars.removeLast() }
             gitDir = Context.normalize(target.hasPrefix("/") ? target : repo + "/" + target)
         }
         var configs: [(path: String, depth: Int)] = []
@@ -503,6 +506,9 @@ struct Context {
                   let text = try read(configPath, maxBytes: 1 << 20) else { continue }
             let configDir = String(configPath[..<(configPath.lastIndex(of: "/") ?? configPath.endIndex)])
             for target in GitIndirections.targets(config: text, repoRoot: repo, configDir: configDir) {
+                if let why = target.unreadable {
+                    throw PlanError(key: "filesystem.protect", message: "\(configPath) sets \(target.key), and \(why); sandbox cannot tell which files git would run or read from it, so it cannot protect them. Simplify the setting or do not protect .git")
+                }
                 if target.key.hasSuffix(".path"), depth < 4 { configs.append((target.path, depth + 1)) }
                 // Inside a .git that is protected already; outside every writable path
                 // the command cannot change it.

@@ -368,6 +368,63 @@ import Testing
         #expect(out.stdout.hasSuffix("0\n"), "a run wrote a hook: \(out.stdout)")
     }
 
+    /// Git config syntax the planner does not read as git does is refused, and what it
+    /// reads is what git uses (red team, session 43, round 6: each of these left a
+    /// hook or fsmonitor script writable that the host's git then ran). Each case
+    /// writes a config, makes the file git would run, and runs a command under `agent`
+    /// that overwrites it: refused before it starts, or the write fails read-only.
+    /// Control (`plain`): an ordinary hooksPath, read-only.
+    @Test(arguments: [
+        ("plain", "[core]\n\thooksPath = hooks\n", "hooks/pre-commit", "read-only"),
+        ("inner quote", "[core]\n\thooksPath = h\"ooks\"\n", "hooks/pre-commit", "refused"),
+        ("continued line", "[core]\n\thooksPath = \"ho\\\nks\"\n", "hoks/pre-commit", "refused"),
+        ("escape", "[core]\n\thooksPath = \"a\\tb\"\n", "a\tb/pre-commit", "refused"),
+        ("quoted blank", "[core]\n\thooksPath = \"hooks \"\n", "hooks /pre-commit", "read-only"),
+        ("fsmonitor word", "[core]\n\tfsmonitor = sh fsmon.sh\n", "fsmon.sh", "read-only"),
+        ("fsmonitor shell", "[core]\n\tfsmonitor = sh \"$PWD/fsmon.sh\"\n", "fsmon.sh", "refused"),
+        ("core.worktree", "[core]\n\tworktree = ../w\n\thooksPath = hooks\n", "hooks/pre-commit", "refused"),
+    ])
+    func gitConfigSyntaxIsReadAsGitDoesOrRefused(_ c: (name: String, config: String, file: String, expected: String)) throws {
+        guard Harness.require(Harness.isRoot, "root") && Harness.require(FileManager.default.isExecutableFile(atPath: "/usr/bin/git"), "git") else { return }
+        let repo = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: repo) }
+        _ = try Harness.run("/usr/bin/git", ["init", "-q", repo])
+        let config = try String(contentsOfFile: "\(repo)/.git/config", encoding: .utf8)
+        try (config + c.config).write(toFile: "\(repo)/.git/config", atomically: true, encoding: .utf8)
+        let setup = try Harness.run("/bin/sh", ["-c", "mkdir -p \"$(dirname \"$1\")\"; echo '#!/bin/sh' > \"$1\"", "sh", c.file], cwd: repo)
+        #expect(setup.status == 0, "\(setup.stderr)")
+        let out = try Harness.exec(policy: "agent", ["sh", "-c", "echo 'echo PWNED' >> \"$1\"", "sh", c.file], cwd: repo)
+        if c.expected == "refused" {
+            #expect(out.status == 125 && out.stderr.contains("cannot protect"), "\(c.name): \(out.status) \(out.stderr)")
+        } else {
+            #expect(out.status != 0 && out.stderr.contains("Read-only"), "\(c.name): \(out.status) \(out.stderr)")
+        }
+        #expect(!((try? String(contentsOfFile: "\(repo)/\(c.file)", encoding: .utf8)) ?? "").contains("PWNED"), "\(c.name): the run wrote \(c.file)")
+    }
+
+    /// A linked worktree whose `.git` file ends in CRLF: git strips it; the planner
+    /// read `gitdir:` with the "\r\n" Character kept, found no config, and left the
+    /// main repository's hooksPath writable (red team, session 43). Control: LF.
+    @Test(arguments: ["\r\n", "\n"])
+    func aWorktreeGitFileWithCRLFIsRead(_ end: String) throws {
+        guard Harness.require(Harness.isRoot, "root") && Harness.require(FileManager.default.isExecutableFile(atPath: "/usr/bin/git"), "git") else { return }
+        let root = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let git = ["-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+        _ = try Harness.run("/usr/bin/git", ["init", "-q", "\(root)/main"])
+        _ = try Harness.run("/usr/bin/git", git + ["-C", "\(root)/main", "commit", "-q", "--allow-empty", "-m", "i"])
+        _ = try Harness.run("/usr/bin/git", ["-C", "\(root)/main", "worktree", "add", "-q", "\(root)/wt"])
+        _ = try Harness.run("/usr/bin/git", ["-C", "\(root)/main", "config", "core.hooksPath", "hooks"])
+        let dotGit = "\(root)/wt/.git"
+        let line = try String(contentsOfFile: dotGit, encoding: .utf8).trimmingCharacters(in: .newlines)
+        try (line + end).write(toFile: dotGit, atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: "\(root)/wt/hooks", withIntermediateDirectories: true)
+        try "#!/bin/sh\n".write(toFile: "\(root)/wt/hooks/pre-commit", atomically: true, encoding: .utf8)
+        let out = try Harness.exec(policy: "agent", ["sh", "-c", "echo 'echo PWNED' >> hooks/pre-commit"], cwd: "\(root)/wt")
+        #expect(out.status != 0 && out.stderr.contains("Read-only"), "\(out.status) \(out.stderr)")
+        #expect(!((try? String(contentsOfFile: "\(root)/wt/hooks/pre-commit", encoding: .utf8)) ?? "").contains("PWNED"))
+    }
+
     @Test func hardLinkedPolicyIsRefused() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
         let dir = Harness.tempDir(), ws = Harness.tempDir()
