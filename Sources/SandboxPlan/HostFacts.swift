@@ -103,6 +103,10 @@ public protocol FileInspector: Sendable {
     /// again (realpath(3) is a readlink per component: most of the trust check's
     /// system calls).
     func location(ofResolved path: String) -> (device: String, path: String)?
+    /// The names in a directory (not `.` and `..`; a name that is not UTF-8 decoded
+    /// with U+FFFD), without following a symlink at `path`; nil when it is not a
+    /// directory that can be listed, or this inspector cannot list.
+    func directoryEntries(of path: String) -> [String]?
 }
 
 extension FileInspector {
@@ -112,6 +116,7 @@ extension FileInspector {
     public func unixSockets(under roots: [String], skipping: Set<String>, limit: Int) -> SocketSearch? { nil }
     public func location(of path: String) -> (device: String, path: String)? { nil }
     public func location(ofResolved path: String) -> (device: String, path: String)? { location(of: path) }
+    public func directoryEntries(of path: String) -> [String]? { nil }
 }
 
 /// What `FileInspector.unixSockets` found.

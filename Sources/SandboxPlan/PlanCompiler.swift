@@ -498,6 +498,14 @@ struct Context {
             configs.append((Context.normalize((common.hasPrefix("/") ? common : gitDir + "/" + common) + "/config"), 0))
         }
         configs += [(gitDir + "/config", 0), (gitDir + "/config.worktree", 0)]
+        // Submodules: git on the host recurses into them (`git status`), running what
+        // their own configs (`<common dir>/modules/<name>/config`, nested for nested
+        // submodules) name, resolved against their work trees. Not followed here: a
+        // submodule config that names a hook, an fsmonitor command or an include
+        // refuses the plan (red team, session 43: an fsmonitor script in a submodule
+        // was rewritten and run by the superproject's `git status`).
+        let commonDir = configs.first.map { String($0.path.dropLast("/config".count)) } ?? gitDir
+        try checkSubmoduleConfigs(under: commonDir + "/modules", read: read)
         var seen = Set<String>()
         var out: [(key: String, path: String, home: String)] = []
         while !configs.isEmpty {
@@ -528,6 +536,41 @@ struct Context {
             }
         }
         return out
+    }
+
+    /// The submodule configs beneath `modules` (each directory holding a `config`,
+    /// nested ones too; at most 256 directories, 8 deep): one that names a file git
+    /// runs or reads (hooksPath, a command fsmonitor, an include) refuses the plan,
+    /// as does a name that is not UTF-8 or a tree too large to read.
+    func checkSubmoduleConfigs(under modules: String, read: (String, Int) throws -> String?) throws {
+        guard host.files.kind(of: modules) == .directory else { return }
+        var pending: [(path: String, depth: Int)] = [(modules, 0)]
+        var visited = 0
+        while let (dir, depth) = pending.popLast() {
+            visited += 1
+            guard visited <= 256, depth <= 8, let names = host.files.directoryEntries(of: dir) else {
+                throw PlanError(key: "filesystem.protect", message: "\(modules) (the repository's submodules) could not be read whole; sandbox cannot tell what git would run from them. Do not protect .git here")
+            }
+            for name in names {
+                let path = dir + "/" + name
+                if PathText.hasReplacementCharacter(name) {
+                    throw PlanError(key: "filesystem.protect", message: "\(path) has a name that is not valid UTF-8; sandbox cannot read the submodule configs as text. Do not protect .git here")
+                }
+                if name == "config", host.files.kind(of: path) == .file, let text = try read(path, 1 << 20) {
+                    for (section, key, value, _) in GitIndirections.entries(text) {
+                        let command = section == "core" && key == "fsmonitor"
+                            && !["true", "false", "yes", "no", "on", "off", "1", "0", ""].contains(value.lowercased())
+                        let names = (section == "core" && key == "hookspath") || command
+                            || (key == "path" && (section == "include" || section.hasPrefix("includeif")))
+                        if names {
+                            throw PlanError(key: "filesystem.protect", message: "\(path) (a submodule's config) sets \(section).\(key); git on the host runs or reads what it names from the submodule's work tree, which sandbox does not protect. Remove the setting or do not protect .git")
+                        }
+                    }
+                } else if host.files.kind(of: path) == .directory, name != "objects", name != "refs", name != "logs", name != "hooks", name != "info" {
+                    pending.append((path, depth + 1))
+                }
+            }
+        }
     }
 
     // MARK: Landlock

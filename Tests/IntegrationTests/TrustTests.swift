@@ -425,6 +425,34 @@ import Testing
         #expect(!((try? String(contentsOfFile: "\(root)/wt/hooks/pre-commit", encoding: .utf8)) ?? "").contains("PWNED"))
     }
 
+    /// A submodule's own config (`.git/modules/<name>/config`) may name an fsmonitor
+    /// command or hooks in the submodule's work tree, which the superproject's
+    /// `git status` runs while recursing; the planner did not read it, and a run
+    /// rewrote the script (red team, session 43). Such a config refuses the plan now.
+    /// Control: the same repository without the setting runs, its .git protected.
+    @Test func aSubmoduleConfigNamingAProgramIsRefused() throws {
+        guard Harness.require(Harness.isRoot, "root") && Harness.require(FileManager.default.isExecutableFile(atPath: "/usr/bin/git"), "git") else { return }
+        let root = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let git = ["-c", "user.name=t", "-c", "user.email=t@example.invalid", "-c", "protocol.file.allow=always"]
+        for args in [["init", "-q", "\(root)/src"], ["-C", "\(root)/src", "commit", "-q", "--allow-empty", "-m", "i"],
+                     ["init", "-q", "\(root)/super"],
+                     ["-C", "\(root)/super", "submodule", "add", "-q", "\(root)/src", "sub"]] {
+            let r = try Harness.run("/usr/bin/git", git + args)
+            #expect(r.status == 0, "git \(args): \(r.stderr)")
+        }
+        let moduleConfig = "\(root)/super/.git/modules/sub/config"
+        #expect(FileManager.default.fileExists(atPath: moduleConfig), "no submodule gitdir")
+        try "#!/bin/sh\n".write(toFile: "\(root)/super/sub/fsmon.sh", atomically: true, encoding: .utf8)
+        let control = try Harness.exec(policy: "agent", ["sh", "-c", "echo x > .git/x"], cwd: "\(root)/super")
+        #expect(control.status != 0 && control.stderr.contains("Read-only"), "control: \(control.status) \(control.stderr)")
+        let r = try Harness.run("/usr/bin/git", ["config", "--file", moduleConfig, "core.fsmonitor", "./fsmon.sh"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let out = try Harness.exec(policy: "agent", ["sh", "-c", "echo 'echo PWNED' >> sub/fsmon.sh"], cwd: "\(root)/super")
+        #expect(out.status == 125 && out.stderr.contains("a submodule's config"), "\(out.status) \(out.stderr)")
+        #expect(!((try? String(contentsOfFile: "\(root)/super/sub/fsmon.sh", encoding: .utf8)) ?? "").contains("PWNED"), "the run rewrote the submodule's fsmonitor")
+    }
+
     @Test func hardLinkedPolicyIsRefused() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
         let dir = Harness.tempDir(), ws = Harness.tempDir()
