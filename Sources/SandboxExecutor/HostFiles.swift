@@ -62,22 +62,7 @@ public struct HostFiles: FileInspector {
         return FileIdentity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
     }
 
-    public func directoryEntries(of path: String) -> [String]? {
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0, let dir = fdopendir(fd) else {
-            if fd >= 0 { close(fd) }
-            return nil
-        }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names
-    }
+    public func directoryEntries(of path: String) -> [String]? { FD.names(inDirectory: path) }
 
     public func unixSockets(under roots: [String], skipping: Set<String>, limit: Int) -> SocketSearch? {
         let o = memo?.unixSockets(roots: roots, skip: skipping, limit: limit)

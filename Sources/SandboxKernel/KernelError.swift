@@ -108,6 +108,24 @@ public enum FD {
         return out
     }
 
+    /// The names in the directory `path` (not "." and ".."; a name that is not UTF-8
+    /// decoded with U+FFFD), `path` itself not followed if a symlink; nil when it is
+    /// not a directory that can be listed.
+    public static func names(inDirectory path: String) -> [String]? {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        guard let dir = fdopendir(fd) else { Glibc.close(fd); return nil }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
     public static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
         var off = 0
         while off < bytes.count {

@@ -22,12 +22,24 @@ enum GitIndirections {
 
     /// The targets named by `config`: hooks and fsmonitor relative to the work tree
     /// `repoRoot`, includes relative to `configDir` (the directory of the config file).
-    static func targets(config: String, repoRoot: String, configDir: String? = nil) -> [Target] {
+    /// `home`: the invoker's, for a value git expands from `~/` (red team, session 43:
+    /// `hooksPath = ~/.githooks` with HOME in the work tree was taken literally).
+    static func targets(config: String, repoRoot: String, configDir: String? = nil, home: String? = nil) -> [Target] {
         let gitDir = configDir ?? repoRoot + "/.git"
         var out: [Target] = []
         for (section, key, value, plain) in entries(config) {
             // Trimmed already as git trims (ASCII blanks of an unquoted value only).
-            let v = value
+            var v = value
+            if v.unicodeScalars.first == "~" {
+                // git expands `~/…` and `~` with HOME, `~user/…` with that user's.
+                if v == "~" || v.hasPrefix("~/"), let home, home.hasPrefix("/") {
+                    v = home + String(v.dropFirst())
+                } else if (section == "core" && key == "hookspath")
+                            || (key == "path" && (section == "include" || section.hasPrefix("includeif"))) {
+                    out.append(Target(key: "\(section).\(key)", path: "", unreadable: "it names another user's home (~user)"))
+                    continue
+                }
+            }
             let keyName = "\(section).\(key)"
             let relevant = (section == "core" && ["hookspath", "fsmonitor", "worktree"].contains(key))
                 || (section == "include" && key == "path") || (section.hasPrefix("includeif") && key == "path")
@@ -55,7 +67,6 @@ enum GitIndirections {
                     out.append(Target(key: "core.fsmonitor", path: resolve(w, against: repoRoot)))
                 }
             case ("include", "path"), (_, "path") where section.hasPrefix("includeif"):
-                if v.hasPrefix("~") { continue }  // the invoker's home: not the run's to write
                 out.append(Target(key: section.hasPrefix("includeif") ? "includeIf.path" : "include.path",
                                   path: resolve(v, against: gitDir)))
             default: continue
@@ -64,7 +75,7 @@ enum GitIndirections {
         return out
     }
 
-    private static func resolve(_ value: String, against base: String) -> String {
+    static func resolve(_ value: String, against base: String) -> String {
         let raw = value.hasPrefix("/") ? value : base + "/" + value
         // Split at slash bytes: a slash and a combining mark are one Character, so
         // `.git/../\u{301}h` kept its `..` inside a part and looked like a path under
@@ -100,7 +111,19 @@ enum GitIndirections {
             var line = trimmed(rawLine)
             if line.isEmpty || line.first == "#" || line.first == ";" { continue }
             if line.first == "[" {
-                guard let close = line.firstIndex(of: "]") else { continue }
+                // The header ends at the first `]` outside the quoted subsection
+                // (`[includeIf "gitdir:/r[2]/"] path = x`: the first `]` is inside
+                // the quotes; red team, session 43).
+                var close: Scalars.Index? = nil
+                var quoted = false, escaped = false
+                for i in line.indices {
+                    let c = line[i]
+                    if escaped { escaped = false; continue }
+                    if quoted && c == "\\" { escaped = true; continue }
+                    if c == "\"" { quoted.toggle(); continue }
+                    if c == "]" && !quoted { close = i; break }
+                }
+                guard let close else { continue }
                 section = string(line[line.index(after: line.startIndex)..<close]).lowercased()
                 let rest = trimmed(line[line.index(after: close)...])
                 if rest.isEmpty { continue }

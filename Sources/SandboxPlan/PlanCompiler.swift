@@ -505,19 +505,24 @@ struct Context {
         // refuses the plan (red team, session 43: an fsmonitor script in a submodule
         // was rewritten and run by the superproject's `git status`).
         let commonDir = configs.first.map { String($0.path.dropLast("/config".count)) } ?? gitDir
-        try checkSubmoduleConfigs(under: commonDir + "/modules", read: read)
+        let submoduleGitEntries = try checkSubmoduleConfigs(under: commonDir + "/modules", read: read)
         var seen = Set<String>()
         var out: [(key: String, path: String, home: String)] = []
         while !configs.isEmpty {
             let (configPath, depth) = configs.removeFirst()
-            guard seen.insert(configPath).inserted, seen.count <= 32,
-                  let text = try read(configPath, maxBytes: 1 << 20) else { continue }
+            guard seen.insert(configPath).inserted else { continue }
+            // Git follows ten levels of includes; past what is read here the plan is
+            // refused, not left unread (red team, session 43).
+            if seen.count > 32 || depth > 4 {
+                throw PlanError(key: "filesystem.protect", message: "\(configPath) is included too deep (\(depth) levels) or among too many configs for sandbox to read; it cannot tell what git would run from it. Flatten the includes or do not protect .git")
+            }
+            guard let text = try read(configPath, maxBytes: 1 << 20) else { continue }
             let configDir = String(configPath[..<(configPath.lastIndex(of: "/") ?? configPath.endIndex)])
-            for target in GitIndirections.targets(config: text, repoRoot: repo, configDir: configDir) {
+            for target in GitIndirections.targets(config: text, repoRoot: repo, configDir: configDir, home: host.home) {
                 if let why = target.unreadable {
                     throw PlanError(key: "filesystem.protect", message: "\(configPath) sets \(target.key), and \(why); sandbox cannot tell which files git would run or read from it, so it cannot protect them. Simplify the setting or do not protect .git")
                 }
-                if target.key.hasSuffix(".path"), depth < 4 { configs.append((target.path, depth + 1)) }
+                if target.key.hasSuffix(".path") { configs.append((target.path, depth + 1)) }
                 // Inside a .git that is protected already; outside every writable path
                 // the command cannot change it.
                 guard !PathText.isBeneath(target.path, dotGit), !PathText.isBeneath(target.path, gitDir),
@@ -535,6 +540,21 @@ struct Context {
                 }
             }
         }
+        // Each submodule's `.git` in the work tree names its git directory: rewritten,
+        // it points the host's `git status` (which recurses) at a config the command
+        // made (red team, session 43). Protected like the targets above.
+        for entry in submoduleGitEntries {
+            guard let home = writable.filter({ PathText.isBeneath(entry, $0) }).max(by: { $0.count < $1.count }),
+                  !PathText.same(entry, home) else { continue }
+            switch host.files.kind(of: entry) {
+            case .symlink?:
+                throw PlanError(key: "filesystem.protect", message: "\(entry) (a submodule's .git) is a symlink; the command could point it elsewhere and git on the host would follow it. Replace the link or do not protect .git")
+            case nil:
+                notApplied.append("filesystem.protect: the submodule .git \(entry) does not exist, so it cannot be protected; one the command creates is reported in createdEntries")
+            case _?:
+                if !out.contains(where: { PathText.same($0.path, entry) }) { out.append(("submodule", entry, home)) }
+            }
+        }
         return out
     }
 
@@ -542,8 +562,10 @@ struct Context {
     /// nested ones too; at most 256 directories, 8 deep): one that names a file git
     /// runs or reads (hooksPath, a command fsmonitor, an include) refuses the plan,
     /// as does a name that is not UTF-8 or a tree too large to read.
-    func checkSubmoduleConfigs(under modules: String, read: (String, Int) throws -> String?) throws {
-        guard host.files.kind(of: modules) == .directory else { return }
+    /// Returns each submodule's `.git` in its work tree (from its `core.worktree`).
+    func checkSubmoduleConfigs(under modules: String, read: (String, Int) throws -> String?) throws -> [String] {
+        guard host.files.kind(of: modules) == .directory else { return [] }
+        var gitEntries: [String] = []
         var pending: [(path: String, depth: Int)] = [(modules, 0)]
         var visited = 0
         while let (dir, depth) = pending.popLast() {
@@ -557,7 +579,14 @@ struct Context {
                     throw PlanError(key: "filesystem.protect", message: "\(path) has a name that is not valid UTF-8; sandbox cannot read the submodule configs as text. Do not protect .git here")
                 }
                 if name == "config", host.files.kind(of: path) == .file, let text = try read(path, 1 << 20) {
-                    for (section, key, value, _) in GitIndirections.entries(text) {
+                    var worktree: String? = nil
+                    for (section, key, value, plain) in GitIndirections.entries(text) {
+                        if section == "core" && key == "worktree" {
+                            guard plain, !value.isEmpty else {
+                                throw PlanError(key: "filesystem.protect", message: "\(path) (a submodule's config) sets core.worktree in a form sandbox does not read; it cannot find the submodule's .git to protect. Do not protect .git here")
+                            }
+                            worktree = GitIndirections.resolve(value, against: dir)
+                        }
                         let command = section == "core" && key == "fsmonitor"
                             && !["true", "false", "yes", "no", "on", "off", "1", "0", ""].contains(value.lowercased())
                         let names = (section == "core" && key == "hookspath") || command
@@ -566,11 +595,16 @@ struct Context {
                             throw PlanError(key: "filesystem.protect", message: "\(path) (a submodule's config) sets \(section).\(key); git on the host runs or reads what it names from the submodule's work tree, which sandbox does not protect. Remove the setting or do not protect .git")
                         }
                     }
+                    guard let worktree else {
+                        throw PlanError(key: "filesystem.protect", message: "\(path) (a submodule's config) has no core.worktree; sandbox cannot find the submodule's .git to protect. Do not protect .git here")
+                    }
+                    gitEntries.append(worktree + "/.git")
                 } else if host.files.kind(of: path) == .directory, name != "objects", name != "refs", name != "logs", name != "hooks", name != "info" {
                     pending.append((path, depth + 1))
                 }
             }
         }
+        return gitEntries
     }
 
     // MARK: Landlock

@@ -453,6 +453,54 @@ import Testing
         #expect(!((try? String(contentsOfFile: "\(root)/super/sub/fsmon.sh", encoding: .utf8)) ?? "").contains("PWNED"), "the run rewrote the submodule's fsmonitor")
     }
 
+    /// Red team round 7 (session 43), each older than this session: a submodule's
+    /// `.git` file rewritten to point at a git directory the command made (the host's
+    /// `git status` recursed into it and ran its fsmonitor); an include on an
+    /// `[includeIf "…[2]…"]` header (the first `]` is inside the quotes); an include
+    /// chain deeper than the planner read; `hooksPath = ~/.githooks` with HOME in the
+    /// work tree. Each is now protected or refused.
+    @Test func gitIndirectionsRoundSeven() throws {
+        guard Harness.require(Harness.isRoot, "root") && Harness.require(FileManager.default.isExecutableFile(atPath: "/usr/bin/git"), "git") else { return }
+        let root = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let git = ["-c", "user.name=t", "-c", "user.email=t@example.invalid", "-c", "protocol.file.allow=always"]
+        func gitRun(_ args: [String]) throws {
+            let r = try Harness.run("/usr/bin/git", git + args)
+            #expect(r.status == 0, "git \(args): \(r.stderr)")
+        }
+        func write(_ path: String, _ text: String) throws { try text.write(toFile: path, atomically: true, encoding: .utf8) }
+        func append(_ path: String, _ text: String) throws { try write(path, (try String(contentsOfFile: path, encoding: .utf8)) + text) }
+
+        // The submodule's .git file: read-only now.
+        try gitRun(["init", "-q", "\(root)/src"]); try gitRun(["-C", "\(root)/src", "commit", "-q", "--allow-empty", "-m", "i"])
+        try gitRun(["init", "-q", "\(root)/super"]); try gitRun(["-C", "\(root)/super", "submodule", "add", "-q", "\(root)/src", "sub"])
+        let sub = try Harness.exec(policy: "agent", ["sh", "-c", "printf 'gitdir: .evilgit\\n' > sub/.git"], cwd: "\(root)/super")
+        #expect(sub.status != 0 && sub.stderr.contains("Read-only"), "submodule .git: \(sub.status) \(sub.stderr)")
+
+        // An include behind a `]` inside the header's quotes: protected.
+        try gitRun(["init", "-q", "\(root)/brk"])
+        try append("\(root)/brk/.git/config", "[includeIf \"gitdir:/nowhere[2]/\"] path = ../cfg.inc\n")
+        try write("\(root)/brk/cfg.inc", "[core]\n\thooksPath = .husky\n")
+        let brk = try Harness.exec(policy: "agent", ["sh", "-c", "echo '#' >> cfg.inc"], cwd: "\(root)/brk")
+        #expect(brk.status != 0 && brk.stderr.contains("Read-only"), "includeIf header: \(brk.status) \(brk.stderr)")
+
+        // Six levels of includes: refused.
+        try gitRun(["init", "-q", "\(root)/deep"])
+        try append("\(root)/deep/.git/config", "[include]\n\tpath = ../c1\n")
+        for i in 1...5 { try write("\(root)/deep/c\(i)", "[include]\n\tpath = c\(i + 1)\n") }
+        try write("\(root)/deep/c6", "[core]\n\thooksPath = .husky\n")
+        let deep = try Harness.exec(policy: "agent", ["true"], cwd: "\(root)/deep")
+        #expect(deep.status == 125 && deep.stderr.contains("included too deep"), "include depth: \(deep.status) \(deep.stderr)")
+
+        // `~/.githooks` with HOME in the work tree: protected.
+        try gitRun(["init", "-q", "\(root)/home"])
+        try gitRun(["-C", "\(root)/home", "config", "core.hooksPath", "~/.githooks"])
+        try FileManager.default.createDirectory(atPath: "\(root)/home/.githooks", withIntermediateDirectories: true)
+        let tilde = try Harness.run(Harness.binary, ["exec", "--policy", "agent", "--", "sh", "-c", "echo x > .githooks/pre-commit"],
+                                    cwd: "\(root)/home", env: ["HOME": "\(root)/home"])
+        #expect(tilde.status != 0 && tilde.stderr.contains("Read-only"), "~ hooksPath: \(tilde.status) \(tilde.stderr)")
+    }
+
     @Test func hardLinkedPolicyIsRefused() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
         let dir = Harness.tempDir(), ws = Harness.tempDir()
