@@ -505,7 +505,22 @@ struct Context {
         // refuses the plan (red team, session 43: an fsmonitor script in a submodule
         // was rewritten and run by the superproject's `git status`).
         let commonDir = configs.first.map { String($0.path.dropLast("/config".count)) } ?? gitDir
-        let submoduleGitEntries = try checkSubmoduleConfigs(under: commonDir + "/modules", read: read)
+        // A linked worktree keeps its submodules' git directories in its own gitdir.
+        var submoduleGitEntries = try checkSubmoduleConfigs(under: commonDir + "/modules", read: read)
+        if !PathText.same(gitDir, commonDir) { submoduleGitEntries += try checkSubmoduleConfigs(under: gitDir + "/modules", read: read) }
+        // And the submodules `.gitmodules` names, absorbed or not: a submodule whose
+        // `.git` is a directory in the work tree has no `modules/` entry, and one not
+        // yet initialised has none at all (red team round 8, session 43).
+        var uninitialised: [String] = []
+        if let text = try read(repo + "/.gitmodules", maxBytes: 1 << 20) {
+            for (section, key, value, plain) in GitIndirections.entries(text) where section.hasPrefix("submodule") && key == "path" {
+                guard plain, !value.isEmpty else {
+                    throw PlanError(key: "filesystem.protect", message: "\(repo)/.gitmodules sets a submodule path in a form sandbox does not read; it cannot find the submodule's .git to protect. Do not protect .git here")
+                }
+                let sub = GitIndirections.resolve(value, against: repo)
+                if host.files.kind(of: sub + "/.git") == nil { uninitialised.append(sub) } else { submoduleGitEntries.append(sub + "/.git") }
+            }
+        }
         var seen = Set<String>()
         var out: [(key: String, path: String, home: String)] = []
         while !configs.isEmpty {
@@ -553,6 +568,20 @@ struct Context {
                 notApplied.append("filesystem.protect: the submodule .git \(entry) does not exist, so it cannot be protected; one the command creates is reported in createdEntries")
             case _?:
                 if !out.contains(where: { PathText.same($0.path, entry) }) { out.append(("submodule", entry, home)) }
+            }
+        }
+        // A submodule not initialised: its directory, empty, is protected whole, so the
+        // command cannot make a repository there that git would recurse into.
+        for sub in uninitialised {
+            guard let home = writable.filter({ PathText.isBeneath(sub, $0) }).max(by: { $0.count < $1.count }),
+                  !PathText.same(sub, home) else { continue }
+            switch host.files.kind(of: sub) {
+            case .directory?:
+                if !out.contains(where: { PathText.same($0.path, sub) }) { out.append(("submodule (not initialised)", sub, home)) }
+            case .symlink?:
+                throw PlanError(key: "filesystem.protect", message: "\(sub) (a submodule's directory) is a symlink; the command could point it elsewhere and git on the host would follow it. Replace the link or do not protect .git")
+            default:
+                notApplied.append("filesystem.protect: the submodule directory \(sub) does not exist, so it cannot be protected; a .git the command creates there is reported in createdEntries")
             }
         }
         return out

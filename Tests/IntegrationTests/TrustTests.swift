@@ -501,6 +501,45 @@ import Testing
         #expect(tilde.status != 0 && tilde.stderr.contains("Read-only"), "~ hooksPath: \(tilde.status) \(tilde.stderr)")
     }
 
+    /// Red team round 8 (session 43), older than this session: submodules the planner
+    /// found only under `.git/modules` missed a submodule whose `.git` is a directory
+    /// in the work tree, one registered but not initialised (the command ran `git
+    /// init` in it), and one of a linked worktree (its git directory under
+    /// `.git/worktrees/<wt>/modules`). In each the command set an fsmonitor that the
+    /// host's `git status` ran. Now each is read-only.
+    @Test func submodulesAreFoundAsGitFindsThem() throws {
+        guard Harness.require(Harness.isRoot, "root") && Harness.require(FileManager.default.isExecutableFile(atPath: "/usr/bin/git"), "git") else { return }
+        let root = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let git = ["-c", "user.name=t", "-c", "user.email=t@example.invalid", "-c", "protocol.file.allow=always"]
+        func gitRun(_ args: [String], in dir: String? = nil) throws {
+            let r = try Harness.run("/usr/bin/git", git + args, cwd: dir)
+            #expect(r.status == 0, "git \(args): \(r.stderr)")
+        }
+        // A submodule added in place: its .git is a directory.
+        try gitRun(["init", "-q", "\(root)/inplace"])
+        try gitRun(["init", "-q", "\(root)/inplace/sub"]); try gitRun(["-C", "\(root)/inplace/sub", "commit", "-q", "--allow-empty", "-m", "s"])
+        try gitRun(["submodule", "add", "-q", "./sub", "sub"], in: "\(root)/inplace")
+        try gitRun(["commit", "-q", "-m", "sub"], in: "\(root)/inplace")
+        let inplace = try Harness.exec(policy: "agent", ["sh", "-c", "echo '[core]' >> sub/.git/config"], cwd: "\(root)/inplace")
+        #expect(inplace.status != 0 && inplace.stderr.contains("Read-only"), "in place: \(inplace.status) \(inplace.stderr)")
+
+        // Registered, not initialised: the command may not make a repository there.
+        try gitRun(["init", "-q", "\(root)/src"]); try gitRun(["-C", "\(root)/src", "commit", "-q", "--allow-empty", "-m", "i"])
+        try gitRun(["clone", "-q", "\(root)/inplace", "\(root)/clone"])
+        try FileManager.default.createDirectory(atPath: "\(root)/clone/sub", withIntermediateDirectories: true)
+        let uninit = try Harness.exec(policy: "agent", ["sh", "-c", "cd sub && git init -q ."], cwd: "\(root)/clone")
+        #expect(uninit.status != 0, "not initialised: \(uninit.status) \(uninit.stderr)")
+        #expect(access("\(root)/clone/sub/.git", F_OK) != 0, "the command made a repository in the submodule's place")
+
+        // A linked worktree's submodule.
+        try gitRun(["init", "-q", "\(root)/main"]); try gitRun(["-C", "\(root)/main", "commit", "-q", "--allow-empty", "-m", "i"])
+        try gitRun(["-C", "\(root)/main", "worktree", "add", "-q", "\(root)/wt"])
+        try gitRun(["submodule", "add", "-q", "\(root)/src", "sub"], in: "\(root)/wt")
+        let wt = try Harness.exec(policy: "agent", ["sh", "-c", "printf 'gitdir: /nowhere\\n' > sub/.git"], cwd: "\(root)/wt")
+        #expect(wt.status != 0 && wt.stderr.contains("Read-only"), "linked worktree: \(wt.status) \(wt.stderr)")
+    }
+
     @Test func hardLinkedPolicyIsRefused() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
         let dir = Harness.tempDir(), ws = Harness.tempDir()
