@@ -624,10 +624,10 @@ struct Context {
                             throw PlanError(key: "filesystem.protect", message: "\(path) (a submodule's config) sets \(section).\(key); git on the host runs or reads what it names from the submodule's work tree, which sandbox does not protect. Remove the setting or do not protect .git")
                         }
                     }
-                    guard let worktree else {
-                        throw PlanError(key: "filesystem.protect", message: "\(path) (a submodule's config) has no core.worktree; sandbox cannot find the submodule's .git to protect. Do not protect .git here")
-                    }
-                    gitEntries.append(worktree + "/.git")
+                    // None after `git submodule deinit` (the work tree emptied): its
+                    // directory is found from `.gitmodules` then (red team round 9:
+                    // refusing here refused every run in such a repository).
+                    if let worktree { gitEntries.append(worktree + "/.git") }
                 } else if host.files.kind(of: path) == .directory, name != "objects", name != "refs", name != "logs", name != "hooks", name != "info" {
                     pending.append((path, depth + 1))
                 }

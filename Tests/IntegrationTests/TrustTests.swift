@@ -538,6 +538,15 @@ import Testing
         try gitRun(["submodule", "add", "-q", "\(root)/src", "sub"], in: "\(root)/wt")
         let wt = try Harness.exec(policy: "agent", ["sh", "-c", "printf 'gitdir: /nowhere\\n' > sub/.git"], cwd: "\(root)/wt")
         #expect(wt.status != 0 && wt.stderr.contains("Read-only"), "linked worktree: \(wt.status) \(wt.stderr)")
+
+        // A submodule deinitialised (its git directory keeps no core.worktree): the
+        // repository still runs, and the emptied directory is protected.
+        try gitRun(["init", "-q", "\(root)/deinit"])
+        try gitRun(["submodule", "add", "-q", "\(root)/src", "sub"], in: "\(root)/deinit")
+        try gitRun(["commit", "-q", "-m", "sub"], in: "\(root)/deinit")
+        try gitRun(["submodule", "deinit", "-q", "-f", "sub"], in: "\(root)/deinit")
+        let emptied = try Harness.exec(policy: "agent", ["sh", "-c", "echo y > f && ! git init -q sub 2>/dev/null"], cwd: "\(root)/deinit")
+        #expect(emptied.status == 0, "deinitialised: \(emptied.status) \(emptied.stderr)")
     }
 
     @Test func hardLinkedPolicyIsRefused() throws {
