@@ -97,11 +97,17 @@ public enum FD {
     /// directory (d_type); empty if it cannot be read.
     static func entries(_ path: String) -> [(name: String, isDirectory: Bool)] {
         guard let dir = opendir(path) else { return [] }
+        return entries(of: dir)
+    }
+
+    /// The entries of an open directory stream, without "." and "..", and the stream
+    /// closed.
+    private static func entries(of dir: OpaquePointer) -> [(name: String, isDirectory: Bool)] {
         defer { closedir(dir) }
         var out: [(name: String, isDirectory: Bool)] = []
         while let entry = readdir(dir) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
             }
             if name != "." && name != ".." { out.append((name, entry.pointee.d_type == UInt8(DT_DIR))) }
         }
@@ -115,15 +121,7 @@ public enum FD {
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         guard let dir = fdopendir(fd) else { Glibc.close(fd); return nil }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names
+        return entries(of: dir).map(\.name)
     }
 
     public static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {

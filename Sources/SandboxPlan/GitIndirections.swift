@@ -20,6 +20,21 @@ enum GitIndirections {
         var unreadable: String? = nil
     }
 
+    /// Values of `core.fsmonitor` that select git's built-in daemon, not a command.
+    static let fsmonitorBooleans: Set<String> = ["true", "false", "yes", "no", "on", "off", "1", "0"]
+
+    /// Whether (section, key) is an include (`include.path`, `includeIf.<cond>.path`).
+    static func isInclude(section: String, key: String) -> Bool {
+        key == "path" && (section == "include" || section.hasPrefix("includeif"))
+    }
+
+    /// Whether (section, key) names a file git runs or reads: a hooks directory, an
+    /// fsmonitor command, an include.
+    static func namesAFile(section: String, key: String, value: String) -> Bool {
+        (section == "core" && key == "hookspath") || isInclude(section: section, key: key)
+            || (section == "core" && key == "fsmonitor" && !value.isEmpty && !fsmonitorBooleans.contains(value.lowercased()))
+    }
+
     /// The targets named by `config`: hooks and fsmonitor relative to the work tree
     /// `repoRoot`, includes relative to `configDir` (the directory of the config file).
     /// `home`: the invoker's, for a value git expands from `~/` (red team, session 43:
@@ -34,15 +49,14 @@ enum GitIndirections {
                 // git expands `~/…` and `~` with HOME, `~user/…` with that user's.
                 if v == "~" || v.hasPrefix("~/"), let home, home.hasPrefix("/") {
                     v = home + String(v.dropFirst())
-                } else if (section == "core" && key == "hookspath")
-                            || (key == "path" && (section == "include" || section.hasPrefix("includeif"))) {
+                } else if (section == "core" && key == "hookspath") || isInclude(section: section, key: key) {
                     out.append(Target(key: "\(section).\(key)", path: "", unreadable: "it names another user's home (~user)"))
                     continue
                 }
             }
             let keyName = "\(section).\(key)"
             let relevant = (section == "core" && ["hookspath", "fsmonitor", "worktree"].contains(key))
-                || (section == "include" && key == "path") || (section.hasPrefix("includeif") && key == "path")
+                || isInclude(section: section, key: key)
             if relevant && !plain {
                 out.append(Target(key: keyName, path: "", unreadable: "its value uses escapes, an inner quote or a continued line"))
                 continue
@@ -55,7 +69,7 @@ enum GitIndirections {
                 out.append(Target(key: "core.hooksPath", path: resolve(v, against: repoRoot)))
             case ("core", "fsmonitor"):
                 // A boolean selects git's built-in daemon; anything else is a command.
-                if ["true", "false", "yes", "no", "on", "off", "1", "0"].contains(v.lowercased()) { continue }
+                if fsmonitorBooleans.contains(v.lowercased()) { continue }
                 // A command line, run by a shell from the work tree: every word may
                 // name a file (`sh fsmon.sh`), and shell syntax could name any.
                 if v.unicodeScalars.contains(where: { "\"'\\$`;|&<>(){}*?[~\t".unicodeScalars.contains($0) }) {
@@ -66,7 +80,7 @@ enum GitIndirections {
                 for w in words {
                     out.append(Target(key: "core.fsmonitor", path: resolve(w, against: repoRoot)))
                 }
-            case ("include", "path"), (_, "path") where section.hasPrefix("includeif"):
+            case _ where isInclude(section: section, key: key):
                 out.append(Target(key: section.hasPrefix("includeif") ? "includeIf.path" : "include.path",
                                   path: resolve(v, against: gitDir)))
             default: continue

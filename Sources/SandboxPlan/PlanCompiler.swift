@@ -521,6 +521,11 @@ struct Context {
                 if host.files.kind(of: sub + "/.git") == nil { uninitialised.append(sub) } else { submoduleGitEntries.append(sub + "/.git") }
             }
         }
+        // The innermost writable path holding `path` (a target there is the command's
+        // to change), nil when none does.
+        func innermostWritable(_ path: String) -> String? {
+            writable.filter({ PathText.isBeneath(path, $0) }).max(by: { $0.count < $1.count })
+        }
         var seen = Set<String>()
         var out: [(key: String, path: String, home: String)] = []
         while !configs.isEmpty {
@@ -541,7 +546,7 @@ struct Context {
                 // Inside a .git that is protected already; outside every writable path
                 // the command cannot change it.
                 guard !PathText.isBeneath(target.path, dotGit), !PathText.isBeneath(target.path, gitDir),
-                      let home = writable.filter({ PathText.isBeneath(target.path, $0) }).max(by: { $0.count < $1.count }) else { continue }
+                      let home = innermostWritable(target.path) else { continue }
                 if PathText.same(target.path, home) {
                     throw PlanError(key: "filesystem.protect", message: "\(configPath) sets \(target.key) to \(target.path), the writable directory itself; git on the host would run what the command writes there. Point it elsewhere or do not make that directory writable")
                 }
@@ -559,8 +564,7 @@ struct Context {
         // it points the host's `git status` (which recurses) at a config the command
         // made (red team, session 43). Protected like the targets above.
         for entry in submoduleGitEntries {
-            guard let home = writable.filter({ PathText.isBeneath(entry, $0) }).max(by: { $0.count < $1.count }),
-                  !PathText.same(entry, home) else { continue }
+            guard let home = innermostWritable(entry), !PathText.same(entry, home) else { continue }
             switch host.files.kind(of: entry) {
             case .symlink?:
                 throw PlanError(key: "filesystem.protect", message: "\(entry) (a submodule's .git) is a symlink; the command could point it elsewhere and git on the host would follow it. Replace the link or do not protect .git")
@@ -573,8 +577,7 @@ struct Context {
         // A submodule not initialised: its directory, empty, is protected whole, so the
         // command cannot make a repository there that git would recurse into.
         for sub in uninitialised {
-            guard let home = writable.filter({ PathText.isBeneath(sub, $0) }).max(by: { $0.count < $1.count }),
-                  !PathText.same(sub, home) else { continue }
+            guard let home = innermostWritable(sub), !PathText.same(sub, home) else { continue }
             switch host.files.kind(of: sub) {
             case .directory?:
                 if !out.contains(where: { PathText.same($0.path, sub) }) { out.append(("submodule (not initialised)", sub, home)) }
@@ -616,11 +619,7 @@ struct Context {
                             }
                             worktree = GitIndirections.resolve(value, against: dir)
                         }
-                        let command = section == "core" && key == "fsmonitor"
-                            && !["true", "false", "yes", "no", "on", "off", "1", "0", ""].contains(value.lowercased())
-                        let names = (section == "core" && key == "hookspath") || command
-                            || (key == "path" && (section == "include" || section.hasPrefix("includeif")))
-                        if names {
+                        if GitIndirections.namesAFile(section: section, key: key, value: value) {
                             throw PlanError(key: "filesystem.protect", message: "\(path) (a submodule's config) sets \(section).\(key); git on the host runs or reads what it names from the submodule's work tree, which sandbox does not protect. Remove the setting or do not protect .git")
                         }
                     }

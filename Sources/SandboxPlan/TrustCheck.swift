@@ -116,42 +116,40 @@ extension PlanCompiler {
             trusted.append(TrustedPath(what: TrustedPath.Kind.auditKey, path: expandTemplate(key.raw, runId: runId)))
         }
         let canonicalTrusted = trusted.map { (entry: $0, canonical: resolver.canonical($0.path)) }
-        // A name that is not UTF-8 on any of these paths: what the check would compare
-        // is another path than the one the kernel opens (red team, session 43: a policy
-        // opened through a symlink to such a directory was rewritten by the run).
-        for (_, _, bind) in named { _ = resolver.canonical(bind.source) }
+        // A name that is not UTF-8 on any of these paths (every bind was resolved by
+        // step 1): what the check would compare is another path than the one the
+        // kernel opens (red team, session 43: a policy opened through a symlink to
+        // such a directory was rewritten by the run).
         if let path = resolver.notText {
             throw PlanError(key: "filesystem", message: "\(path) has a name that is not valid UTF-8 (shown with U+FFFD), on the way to a bind or to a file later runs trust; sandbox compares host paths as text and refuses it. Rename it, or reach the files by a path that is valid UTF-8")
         }
 
         // Identities: each trusted path and every directory above it (a writable bind
         // of any of them holds it), by device and inode, whatever path names them.
-        func ancestry(_ canonical: String) -> [(path: String, id: FileIdentity)] {
-            var out: [(String, FileIdentity)] = []
+        // `/a`, `/a/b`, … of a path, split at slash bytes as every path here (see
+        // `CanonicalPaths`).
+        func prefixes(_ canonical: String) -> [String] {
+            var out: [String] = []
             var prefix = ""
-            // Split at slash bytes, as every path here (see `CanonicalPaths`).
             for part in PathText.components(canonical) {
                 prefix.append("/")
                 prefix.append(contentsOf: part)   // not `+ part`: the generic `Sequence` append
-                if let id = host.files.identity(of: prefix) { out.append((prefix, id)) }
+                out.append(prefix)
             }
             return out
+        }
+        func ancestry(_ canonical: String) -> [(path: String, id: FileIdentity)] {
+            prefixes(canonical).compactMap { p in host.files.identity(of: p).map { (p, $0) } }
         }
         // Where a canonical path lives: the mount table's answer alone when the
         // resolver found every component and none a symlink (the kinds it asked
         // are this plan's: `PlanFileView`), else realpath(3)'s, which is nil for a
         // missing path and for one it could not resolve (40 symlinks).
         func located(_ canonical: String) -> (device: String, path: String)? {
-            var prefix = ""
-            for part in PathText.components(canonical) {
-                prefix.append("/")
-                prefix.append(contentsOf: part)
-                switch host.files.kind(of: prefix) {
-                case nil, .symlink?: return host.files.location(of: canonical)
-                default: continue
-                }
+            let whole = prefixes(canonical).allSatisfy { p in
+                switch host.files.kind(of: p) { case nil, .symlink?: false; default: true }
             }
-            return host.files.location(ofResolved: canonical)
+            return whole ? host.files.location(ofResolved: canonical) : host.files.location(of: canonical)
         }
         // Each trusted path's chain and place once, not once per bind (each place is a
         // walk of the mount table).
