@@ -32,9 +32,19 @@ import Testing
             }
         }
         watcher.start()
-        for i in 0..<3000 {
+        // Acquire and release until the watcher has looked at enough leases: on a
+        // loaded host (the suite runs in parallel on two cores) a fixed count of
+        // 3 000 once left the watcher unscheduled for all but 99 of them. Bounded
+        // so that a watcher that never sees one fails the control below.
+        var i = 0
+        while i < 200_000 {
+            if i % 500 == 0 {
+                watch.lock.lock(); let seen = watch.seen; watch.lock.unlock()
+                if seen >= 1_000 { break }
+            }
             let lease = try UidLease.acquire(directory: dir, runId: "run\(i)", record: { _ in })
             lease.release()
+            i += 1
         }
         watch.lock.lock(); watch.stop = true; let seen = watch.seen, empty = watch.empty; watch.lock.unlock()
         // Control: the watcher did see leases (else it could not see an empty one).
