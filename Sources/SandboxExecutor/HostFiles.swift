@@ -28,6 +28,10 @@ public struct HostFiles: FileInspector {
     }
 
     public func contents(of path: String, maxBytes: Int) -> String? {
+        bytes(of: path, maxBytes: maxBytes).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    public func bytes(of path: String, maxBytes: Int) -> [UInt8]? {
         let opened = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
         guard opened >= 0 else { return nil }
         let owner = OwnedFD(opened)
@@ -35,8 +39,7 @@ public struct HostFiles: FileInspector {
         let fd = owner.raw
         var st = stat()
         guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG, Int(st.st_size) <= maxBytes else { return nil }
-        let bytes = FD.readAll(fd, max: maxBytes)
-        return String(decoding: bytes, as: UTF8.self)
+        return FD.readAll(fd, max: maxBytes)
     }
 
     /// Read once per plan: the trust check asks for many paths.

@@ -86,6 +86,10 @@ public protocol FileInspector: Sendable {
     /// following a symlink and at most `maxBytes`; nil when absent, not a regular
     /// file or larger.
     func contents(of path: String, maxBytes: Int) -> String?
+    /// The bytes of a regular file (a repository's `.git/index`), read as `contents`
+    /// reads; nil when absent, not a regular file, larger, or not readable by this
+    /// inspector (fakes in tests).
+    func bytes(of path: String, maxBytes: Int) -> [UInt8]?
     /// lstat's link count; nil when absent or unknown (fakes in tests).
     func linkCount(of path: String) -> Int?
     /// The unix sockets at or beneath `roots` (absolute paths without symlinks), as a
@@ -112,6 +116,7 @@ public protocol FileInspector: Sendable {
 extension FileInspector {
     public func identity(of path: String) -> FileIdentity? { nil }
     public func contents(of path: String, maxBytes: Int) -> String? { nil }
+    public func bytes(of path: String, maxBytes: Int) -> [UInt8]? { nil }
     public func linkCount(of path: String) -> Int? { nil }
     public func unixSockets(under roots: [String], skipping: Set<String>, limit: Int) -> SocketSearch? { nil }
     public func location(of path: String) -> (device: String, path: String)? { nil }

@@ -508,19 +508,14 @@ struct Context {
         // A linked worktree keeps its submodules' git directories in its own gitdir.
         var submoduleGitEntries = try checkSubmoduleConfigs(under: commonDir + "/modules", read: read)
         if !PathText.same(gitDir, commonDir) { submoduleGitEntries += try checkSubmoduleConfigs(under: gitDir + "/modules", read: read) }
-        // And the submodules `.gitmodules` names, absorbed or not: a submodule whose
-        // `.git` is a directory in the work tree has no `modules/` entry, and one not
-        // yet initialised has none at all (red team round 8, session 43).
-        var uninitialised: [String] = []
-        if let text = try read(repo + "/.gitmodules", maxBytes: 1 << 20) {
-            for (section, key, value, plain) in GitIndirections.entries(text) where section.hasPrefix("submodule") && key == "path" {
-                guard plain, !value.isEmpty else {
-                    throw PlanError(key: "filesystem.protect", message: "\(repo)/.gitmodules sets a submodule path in a form sandbox does not read; it cannot find the submodule's .git to protect. Do not protect .git here")
-                }
-                let sub = GitIndirections.resolve(value, against: repo)
-                if host.files.kind(of: sub + "/.git") == nil { uninitialised.append(sub) } else { submoduleGitEntries.append(sub + "/.git") }
-            }
-        }
+        // And the submodules git recurses into from the index (gitlinks), or that
+        // `.gitmodules` names, absorbed or not, nested in each other too: a submodule
+        // whose `.git` is a directory in the work tree has no `modules/` entry, one not
+        // yet initialised has none at all (red team round 8, session 43), and a gitlink
+        // need not be in `.gitmodules` (round 9).
+        let found = try submodules(workTree: repo, gitDir: gitDir, commonDir: commonDir, read: read)
+        submoduleGitEntries += found.gitEntries
+        let uninitialised = found.uninitialised
         // The innermost writable path holding `path` (a target there is the command's
         // to change), nil when none does.
         func innermostWritable(_ path: String) -> String? {
@@ -633,6 +628,110 @@ struct Context {
             }
         }
         return gitEntries
+    }
+
+    /// The submodules git on the host recurses into from the repository whose work
+    /// tree is `workTree` and git directory `gitDir`, and from theirs in turn: the
+    /// gitlinks of each index (`GitIndex`; git's own list, under a protected `.git`)
+    /// and the paths `.gitmodules` names (a work-tree file, read as well, not
+    /// instead). Returns each one's `.git` when it has one, its directory when not
+    /// (not initialised, or deinitialised). The git directory of each (a `.git`
+    /// directory in its work tree, or the one its `.git` file names) has its config
+    /// checked as `checkSubmoduleConfigs` checks those under `modules/`, and its own
+    /// submodules followed: at most 8 levels and 256 submodules, past which the plan
+    /// is refused rather than left unread.
+    func submodules(workTree: String, gitDir: String, commonDir: String,
+                    read: (String, Int) throws -> String?) throws -> (gitEntries: [String], uninitialised: [String]) {
+        func refuse(_ what: String) -> PlanError {
+            PlanError(key: "filesystem.protect", message: "\(what); sandbox cannot tell which submodules git on the host would recurse into, so it cannot protect their .git. Do not protect .git here")
+        }
+        var gitEntries: [String] = [], uninitialised: [String] = []
+        var seen = Set<PathText.Key>()
+        var pending: [(workTree: String, gitDir: String, commonDir: String, depth: Int)] = [(workTree, gitDir, commonDir, 0)]
+        while let repo = pending.popLast() {
+            // The object names' size: SHA-256 repositories say so in their config.
+            var objectSize = 20
+            if let text = try read(repo.commonDir + "/config", 1 << 20) {
+                for (section, key, value, _) in GitIndirections.entries(text)
+                where section == "extensions" && key == "objectformat" && value.lowercased() == "sha256" { objectSize = 32 }
+            }
+            var paths: [String] = []
+            // The index, and the shared index a split one names (a gitlink may be in
+            // either; both read whole, which can only add paths).
+            var indexes = [repo.gitDir + "/index"]
+            while !indexes.isEmpty {
+                let index = indexes.removeFirst()
+                guard host.files.kind(of: index) != nil else { continue }
+                guard let bytes = host.files.bytes(of: index, maxBytes: 256 << 20) else {
+                    throw refuse("\(index) could not be read (not a regular file, or larger than 256 MiB)")
+                }
+                let contents: GitIndex.Contents
+                do { contents = try GitIndex.read(bytes, objectSize: objectSize) } catch {
+                    throw refuse("\(index) is not an index sandbox can read (\(error))")
+                }
+                for link in contents.gitlinks {
+                    let text = String(decoding: link, as: UTF8.self)
+                    if PathText.hasReplacementCharacter(text) || link.contains(0) {
+                        throw refuse("\(index) holds a gitlink whose path is not valid UTF-8")
+                    }
+                    paths.append(text)
+                }
+                if let shared = contents.sharedIndex, index.hasSuffix("/index") {
+                    indexes.append(repo.gitDir + "/sharedindex." + shared)
+                }
+            }
+            if let text = try read(repo.workTree + "/.gitmodules", 1 << 20) {
+                for (section, key, value, plain) in GitIndirections.entries(text) where section.hasPrefix("submodule") && key == "path" {
+                    guard plain, !value.isEmpty else {
+                        throw refuse("\(repo.workTree)/.gitmodules sets a submodule path in a form sandbox does not read")
+                    }
+                    paths.append(value)
+                }
+            }
+            for path in paths {
+                let sub = GitIndirections.resolve(path, against: repo.workTree)
+                // `..` in a path git refuses; one that leaves the work tree is not a
+                // submodule git would enter.
+                guard PathText.isBeneath(sub, repo.workTree), !PathText.same(sub, repo.workTree),
+                      seen.insert(PathText.Key(sub)).inserted else { continue }
+                if seen.count > 256 || repo.depth >= 8 {
+                    throw refuse("\(sub) is among more than 256 submodules or nested more than 8 deep")
+                }
+                let dotGit = sub + "/.git"
+                var subGitDir: String? = nil
+                switch host.files.kind(of: dotGit) {
+                case nil:
+                    uninitialised.append(sub)
+                case .directory?:
+                    gitEntries.append(dotGit)
+                    subGitDir = dotGit
+                case .file?:
+                    gitEntries.append(dotGit)
+                    if let text = try read(dotGit, 4096), let line = text.split(separator: "\n").first, line.hasPrefix("gitdir:") {
+                        var target = line.dropFirst("gitdir:".count).trimmingBlanks(newlines: true)
+                        while target.unicodeScalars.last == "\r" { target.unicodeScalars.removeLast() }
+                        let dir = Context.normalize(target.hasPrefix("/") ? target : sub + "/" + target)
+                        if host.files.kind(of: dir) == .directory { subGitDir = dir }
+                    }
+                default:
+                    gitEntries.append(dotGit)   // a symlink or other: refused or protected by the caller
+                }
+                guard let subGitDir else { continue }
+                // Its config: what it names is run from its work tree, not protected.
+                if let text = try read(subGitDir + "/config", 1 << 20) {
+                    for (section, key, value, _) in GitIndirections.entries(text) {
+                        if section == "core" && key == "worktree" && !PathText.same(GitIndirections.resolve(value, against: subGitDir), sub) {
+                            throw refuse("\(subGitDir)/config (a submodule's config) sets core.worktree elsewhere than \(sub)")
+                        }
+                        if GitIndirections.namesAFile(section: section, key: key, value: value) {
+                            throw PlanError(key: "filesystem.protect", message: "\(subGitDir)/config (a submodule's config) sets \(section).\(key); git on the host runs or reads what it names from the submodule's work tree, which sandbox does not protect. Remove the setting or do not protect .git")
+                        }
+                    }
+                }
+                pending.append((sub, subGitDir, subGitDir, repo.depth + 1))
+            }
+        }
+        return (gitEntries, uninitialised)
     }
 
     // MARK: Landlock

@@ -50,6 +50,7 @@ final class PlanFileView: FileInspector, @unchecked Sendable {
     // Asked once per plan already: passed through.
     func directoryEntries(of path: String) -> [String]? { files.directoryEntries(of: path) }
     func contents(of path: String, maxBytes: Int) -> String? { files.contents(of: path, maxBytes: maxBytes) }
+    func bytes(of path: String, maxBytes: Int) -> [UInt8]? { files.bytes(of: path, maxBytes: maxBytes) }
     func unixSockets(under roots: [String], skipping: Set<String>, limit: Int) -> SocketSearch? {
         files.unixSockets(under: roots, skipping: skipping, limit: limit)
     }

@@ -549,6 +549,79 @@ import Testing
         #expect(emptied.status == 0, "deinitialised: \(emptied.status) \(emptied.stderr)")
     }
 
+    /// Git recurses into the gitlinks of its index, whatever `.gitmodules` says (red
+    /// team round 9, session 43): a repository `git add`ed in place (no `.gitmodules`
+    /// entry), one whose entry a run removed from `.gitmodules`, and one nested in a
+    /// submodule added in place each had their `.git` left writable, and the host's
+    /// `git status` would run an fsmonitor written into it. Each index form git writes
+    /// is read: versions 2, 3 (extended flags), 4 (compressed paths), a split index,
+    /// SHA-256 object names. Each case fails without the index read.
+    @Test func gitlinksAreReadFromTheIndex() throws {
+        guard Harness.require(Harness.isRoot, "root") && Harness.require(FileManager.default.isExecutableFile(atPath: "/usr/bin/git"), "git") else { return }
+        let root = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let git = ["-c", "user.name=t", "-c", "user.email=t@example.invalid", "-c", "protocol.file.allow=always"]
+        func gitRun(_ args: [String], in dir: String? = nil) throws {
+            let r = try Harness.run("/usr/bin/git", git + args, cwd: dir)
+            #expect(r.status == 0, "git \(args): \(r.stderr)")
+        }
+        /// The attack: an fsmonitor written into the submodule's config.
+        func attack(_ repo: String, _ sub: String, _ what: String) throws {
+            let out = try Harness.exec(policy: "agent", ["sh", "-c", "printf '[core]\\n\\tfsmonitor = ./x\\n' >> \(sub)/.git/config"], cwd: repo)
+            #expect(out.status != 0 && out.stderr.contains("Read-only"), "\(what): \(out.status) \(out.stderr)")
+            let config = (try? String(contentsOfFile: "\(repo)/\(sub)/.git/config", encoding: .utf8)) ?? ""
+            #expect(!config.contains("fsmonitor"), "\(what): the command wrote the submodule's config")
+        }
+        func embedded(_ repo: String, format: [String] = []) throws {
+            try gitRun(["init", "-q"] + format + [repo])
+            try gitRun(["init", "-q"] + format + ["\(repo)/emb"]); try gitRun(["-C", "\(repo)/emb", "commit", "-q", "--allow-empty", "-m", "e"])
+            try "t\n".write(toFile: "\(repo)/later", atomically: true, encoding: .utf8)
+            for name in ["a", "b", "emc"] { try "\(name)\n".write(toFile: "\(repo)/\(name)", atomically: true, encoding: .utf8) }
+            try gitRun(["-C", repo, "add", "a", "b", "emb", "emc"])
+            try gitRun(["-C", repo, "add", "-N", "later"])   // intent to add: extended flags
+            try gitRun(["-C", repo, "commit", "-q", "-m", "x"])
+            #expect(access("\(repo)/.gitmodules", F_OK) != 0)
+        }
+        for (name, setup) in [("v2", ["--index-version", "2"]), ("v3", ["--index-version", "3"]),
+                              ("v4", ["--index-version", "4"]), ("split", ["--split-index"])] {
+            let repo = "\(root)/\(name)"
+            try embedded(repo)
+            if name == "v2" { try FileManager.default.removeItem(atPath: "\(repo)/later") ; try gitRun(["-C", repo, "rm", "-q", "--cached", "later"]) }
+            try gitRun(["-C", repo, "update-index"] + setup)
+            try attack(repo, "emb", name)
+        }
+        let sha256 = "\(root)/sha256"
+        try embedded(sha256, format: ["--object-format=sha256"])
+        try attack(sha256, "emb", "sha256")
+
+        // A submodule added in place, removed from .gitmodules by an earlier run.
+        let removed = "\(root)/removed"
+        try gitRun(["init", "-q", removed])
+        try gitRun(["init", "-q", "\(removed)/sub"]); try gitRun(["-C", "\(removed)/sub", "commit", "-q", "--allow-empty", "-m", "s"])
+        try gitRun(["submodule", "add", "-q", "./sub", "sub"], in: removed)
+        try gitRun(["commit", "-q", "-m", "sub"], in: removed)
+        let edit = try Harness.exec(policy: "agent", ["sh", "-c", ": > .gitmodules"], cwd: removed)
+        #expect(edit.status == 0, "the earlier run: \(edit.stderr)")
+        try attack(removed, "sub", "removed from .gitmodules")
+
+        // A repository embedded in a submodule added in place.
+        let nested = "\(root)/nested"
+        try gitRun(["init", "-q", nested])
+        try gitRun(["init", "-q", "\(nested)/sub"]); try gitRun(["-C", "\(nested)/sub", "commit", "-q", "--allow-empty", "-m", "s"])
+        try gitRun(["init", "-q", "\(nested)/sub/inner"]); try gitRun(["-C", "\(nested)/sub/inner", "commit", "-q", "--allow-empty", "-m", "i"])
+        try gitRun(["-C", "\(nested)/sub", "add", "inner"]); try gitRun(["-C", "\(nested)/sub", "commit", "-q", "-m", "inner"])
+        try gitRun(["submodule", "add", "-q", "./sub", "sub"], in: nested)
+        try gitRun(["commit", "-q", "-m", "sub"], in: nested)
+        try attack(nested, "sub/inner", "nested in an in-place submodule")
+
+        // An index sandbox cannot read refuses the plan, not leaves its gitlinks out.
+        let garbled = "\(root)/garbled"
+        try embedded(garbled)
+        try Data("DIRC\0\0\0\u{2}\0\0\0\u{9}".utf8).write(to: URL(fileURLWithPath: "\(garbled)/.git/index"))
+        let refused = try Harness.exec(policy: "agent", ["true"], cwd: garbled)
+        #expect(refused.status == 125 && refused.stderr.contains("not an index sandbox can read"), "garbled: \(refused.status) \(refused.stderr)")
+    }
+
     @Test func hardLinkedPolicyIsRefused() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
         let dir = Harness.tempDir(), ws = Harness.tempDir()
