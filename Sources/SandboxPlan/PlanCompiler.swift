@@ -492,12 +492,14 @@ struct Context {
             while target.unicodeScalars.last == "\r" { target.unicodeScalars.removeLast() }
             gitDir = Context.normalize(target.hasPrefix("/") ? target : repo + "/" + target)
         }
-        var configs: [(path: String, depth: Int)] = []
+        // `global`: a per-user or system config, which git applies in every repository,
+        // submodules too.
+        var configs: [(path: String, depth: Int, global: Bool)] = []
         if let common = try read(gitDir + "/commondir", maxBytes: 4096)?.trimmingBlanks(newlines: true),
            !common.isEmpty {
-            configs.append((Context.normalize((common.hasPrefix("/") ? common : gitDir + "/" + common) + "/config"), 0))
+            configs.append((Context.normalize((common.hasPrefix("/") ? common : gitDir + "/" + common) + "/config"), 0, false))
         }
-        configs += [(gitDir + "/config", 0), (gitDir + "/config.worktree", 0)]
+        configs += [(gitDir + "/config", 0, false), (gitDir + "/config.worktree", 0, false)]
         // Submodules: git on the host recurses into them (`git status`), running what
         // their own configs (`<common dir>/modules/<name>/config`, nested for nested
         // submodules) name, resolved against their work trees. Not followed here: a
@@ -516,6 +518,19 @@ struct Context {
         let found = try submodules(workTree: repo, gitDir: gitDir, commonDir: commonDir, read: read)
         submoduleGitEntries += found.gitEntries
         let uninitialised = found.uninitialised
+        // The per-user and system configs: a relative `core.hooksPath` or fsmonitor
+        // there is resolved against whichever work tree git runs in, this one and each
+        // submodule's (`git config --global core.hooksPath .githooks` is a common way to
+        // share hooks; the host's next commit ran what the command wrote there). Every
+        // place git may look is read: the environment git would see now need not be
+        // the one of the host's next git command.
+        var globals = [host.home + "/.gitconfig", host.home + "/.config/git/config", "/etc/gitconfig"]
+        for name in ["XDG_CONFIG_HOME", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM"] {
+            guard let value = host.environment[name], value.hasPrefix("/") else { continue }
+            globals.append(name == "XDG_CONFIG_HOME" ? value + "/git/config" : value)
+        }
+        configs += globals.map { (Context.normalize($0), 0, true) }
+        let workTrees = [repo] + submoduleGitEntries.map { String($0.dropLast("/.git".count)) }
         // The innermost writable path holding `path` (a target there is the command's
         // to change), nil when none does.
         func innermostWritable(_ path: String) -> String? {
@@ -524,7 +539,7 @@ struct Context {
         var seen = Set<String>()
         var out: [(key: String, path: String, home: String)] = []
         while !configs.isEmpty {
-            let (configPath, depth) = configs.removeFirst()
+            let (configPath, depth, global) = configs.removeFirst()
             guard seen.insert(configPath).inserted else { continue }
             // Git follows ten levels of includes; past what is read here the plan is
             // refused, not left unread (red team, session 43).
@@ -533,11 +548,14 @@ struct Context {
             }
             guard let text = try read(configPath, maxBytes: 1 << 20) else { continue }
             let configDir = String(configPath[..<(configPath.lastIndex(of: "/") ?? configPath.endIndex)])
-            for target in GitIndirections.targets(config: text, repoRoot: repo, configDir: configDir, home: host.home) {
+            let targets = (global ? workTrees : [repo]).flatMap {
+                GitIndirections.targets(config: text, repoRoot: $0, configDir: configDir, home: host.home)
+            }
+            for target in targets {
                 if let why = target.unreadable {
                     throw PlanError(key: "filesystem.protect", message: "\(configPath) sets \(target.key), and \(why); sandbox cannot tell which files git would run or read from it, so it cannot protect them. Simplify the setting or do not protect .git")
                 }
-                if target.key.hasSuffix(".path") { configs.append((target.path, depth + 1)) }
+                if target.key.hasSuffix(".path") { configs.append((target.path, depth + 1, global)) }
                 // Inside a .git that is protected already; outside every writable path
                 // the command cannot change it.
                 guard !PathText.isBeneath(target.path, dotGit), !PathText.isBeneath(target.path, gitDir),

@@ -622,6 +622,42 @@ import Testing
         #expect(refused.status == 125 && refused.stderr.contains("not an index sandbox can read"), "garbled: \(refused.status) \(refused.stderr)")
     }
 
+    /// The per-user config applies in every repository: `core.hooksPath = .githooks`
+    /// there (a common way to share hooks) names each work tree's `.githooks`, and a
+    /// relative fsmonitor command runs in each submodule's work tree too. Neither was
+    /// read, and the command rewrote the hook the host's next commit runs. `~/.gitconfig`
+    /// and `$XDG_CONFIG_HOME/git/config` are read now; each case fails without.
+    @Test func perUserGitConfigIsRead() throws {
+        guard Harness.require(Harness.isRoot, "root") && Harness.require(FileManager.default.isExecutableFile(atPath: "/usr/bin/git"), "git") else { return }
+        let root = Harness.tempDir(), home = Harness.tempDir(), xdg = Harness.tempDir()
+        defer { for d in [root, home, xdg] { try? FileManager.default.removeItem(atPath: d) } }
+        let git = ["-c", "user.name=t", "-c", "user.email=t@example.invalid", "-c", "protocol.file.allow=always"]
+        func gitRun(_ args: [String], in dir: String? = nil) throws {
+            let r = try Harness.run("/usr/bin/git", git + args, cwd: dir)
+            #expect(r.status == 0, "git \(args): \(r.stderr)")
+        }
+        let repo = "\(root)/repo"
+        try gitRun(["init", "-q", repo])
+        try gitRun(["init", "-q", "\(repo)/sub"]); try gitRun(["-C", "\(repo)/sub", "commit", "-q", "--allow-empty", "-m", "s"])
+        try gitRun(["submodule", "add", "-q", "./sub", "sub"], in: repo)
+        try gitRun(["commit", "-q", "-m", "sub"], in: repo)
+        try FileManager.default.createDirectory(atPath: "\(repo)/.githooks", withIntermediateDirectories: true)
+        try "#!/bin/sh\nexit 0\n".write(toFile: "\(repo)/.githooks/pre-commit", atomically: true, encoding: .utf8)
+        try "#!/bin/sh\n".write(toFile: "\(repo)/sub/fsmon.sh", atomically: true, encoding: .utf8)
+
+        try "[core]\n\thooksPath = .githooks\n".write(toFile: "\(home)/.gitconfig", atomically: true, encoding: .utf8)
+        let hook = try Harness.exec(policy: "agent", ["sh", "-c", "echo 'touch /tmp/pwned' >> .githooks/pre-commit"], cwd: repo, env: ["HOME": home])
+        #expect(hook.status != 0 && hook.stderr.contains("Read-only"), "~/.gitconfig hooksPath: \(hook.status) \(hook.stderr)")
+
+        try FileManager.default.removeItem(atPath: "\(home)/.gitconfig")
+        try FileManager.default.createDirectory(atPath: "\(xdg)/git", withIntermediateDirectories: true)
+        try "[core]\n\tfsmonitor = sh fsmon.sh\n".write(toFile: "\(xdg)/git/config", atomically: true, encoding: .utf8)
+        let fsmon = try Harness.exec(policy: "agent", ["sh", "-c", "echo 'touch /tmp/pwned' >> sub/fsmon.sh"], cwd: repo,
+                                     env: ["HOME": home, "XDG_CONFIG_HOME": xdg])
+        #expect(fsmon.status != 0 && fsmon.stderr.contains("Read-only"), "XDG fsmonitor in a submodule: \(fsmon.status) \(fsmon.stderr)")
+        #expect(!((try? String(contentsOfFile: "\(repo)/sub/fsmon.sh", encoding: .utf8)) ?? "").contains("pwned"))
+    }
+
     @Test func hardLinkedPolicyIsRefused() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
         let dir = Harness.tempDir(), ws = Harness.tempDir()
