@@ -18,6 +18,43 @@ enum GitIndirections {
         /// where git resolves the others (`core.worktree`): the plan is refused rather
         /// than protect another path than git's (red team, session 43).
         var unreadable: String? = nil
+        /// The word as written, for a word of a command-valued key (`commandWords`):
+        /// protected when it names a file that exists, reported missing only when it
+        /// is written as a path.
+        var commandWord: String? = nil
+    }
+
+    /// Keys whose value is a command git runs (from the top of the work tree, where
+    /// a relative word names a file the command can write), by the key's last part:
+    /// `core.pager`, `pager.<cmd>`, `core.editor`, `sequence.editor`,
+    /// `core.sshCommand`, `core.askPass`, `core.gitProxy`, `diff.external`,
+    /// `diff.<driver>.command`/`textconv`, `filter.<driver>.clean`/`smudge`/
+    /// `process`, `merge.<driver>.driver`, `credential.helper`, `gpg.program`,
+    /// `gpg.ssh.defaultKeyCommand`, `difftool`/`mergetool.<tool>.cmd`/`path`,
+    /// `interactive.diffFilter`, `alias.*` (`!` commands), `submodule.<name>.update`
+    /// (`!` commands), `remote.<name>.uploadpack`/`receivepack`, `trailer.*.cmd`.
+    static let commandKeys: Set<String> = ["pager", "editor", "sshcommand", "askpass", "gitproxy", "external",
+                                           "command", "textconv", "clean", "smudge", "process", "driver", "helper",
+                                           "program", "defaultkeycommand", "cmd", "difffilter", "uploadpack",
+                                           "receivepack", "browser"]
+
+    static func isCommand(section: String, key: String) -> Bool {
+        if section == "alias" || section == "pager" { return true }
+        if key == "path" { return section.hasPrefix("difftool") || section.hasPrefix("mergetool") }
+        if key == "update" { return section.hasPrefix("submodule") }
+        return commandKeys.contains(key)
+    }
+
+    /// The words of a command value that may name a file: split at blanks and at
+    /// shell syntax, quotes and escapes (an over-reading: a word that is not a file
+    /// names nothing to protect), without a leading `!` or option words.
+    static func commandWords(_ value: String) -> [String] {
+        let separators = Set(" \t\"'\\$`;|&<>(){}=,".unicodeScalars)
+        return Substring(value).unicodeScalars.split(whereSeparator: { separators.contains($0) }).compactMap {
+            var w = String(Substring($0))
+            while w.unicodeScalars.first == "!" { w.unicodeScalars.removeFirst() }
+            return w.isEmpty || w.hasPrefix("-") || w.hasPrefix("~") ? nil : w
+        }
     }
 
     /// Values of `core.fsmonitor` that select git's built-in daemon, not a command.
@@ -54,7 +91,10 @@ enum GitIndirections {
                     continue
                 }
             }
-            let keyName = "\(section).\(key)"
+            // `diff "y"` and `textconv` read back as git writes them: `diff.y.textconv`.
+            var keyName = ""
+            for c in section.unicodeScalars where c != "\"" { keyName.unicodeScalars.append(c == " " ? "." : c) }
+            keyName += "." + key
             let relevant = (section == "core" && ["hookspath", "fsmonitor", "worktree"].contains(key))
                 || isInclude(section: section, key: key)
             if relevant && !plain {
@@ -83,6 +123,10 @@ enum GitIndirections {
             case _ where isInclude(section: section, key: key):
                 out.append(Target(key: section.hasPrefix("includeif") ? "includeIf.path" : "include.path",
                                   path: resolve(v, against: gitDir)))
+            case _ where isCommand(section: section, key: key):
+                for w in commandWords(v) {
+                    out.append(Target(key: keyName, path: resolve(w, against: repoRoot), commandWord: w))
+                }
             default: continue
             }
         }

@@ -555,11 +555,25 @@ struct Context {
                 if let why = target.unreadable {
                     throw PlanError(key: "filesystem.protect", message: "\(configPath) sets \(target.key), and \(why); sandbox cannot tell which files git would run or read from it, so it cannot protect them. Simplify the setting or do not protect .git")
                 }
-                if target.key.hasSuffix(".path") { configs.append((target.path, depth + 1, global)) }
+                if target.commandWord == nil, target.key == "include.path" || target.key == "includeIf.path" { configs.append((target.path, depth + 1, global)) }
                 // Inside a .git that is protected already; outside every writable path
                 // the command cannot change it.
                 guard !PathText.isBeneath(target.path, dotGit), !PathText.isBeneath(target.path, gitDir),
                       let home = innermostWritable(target.path) else { continue }
+                if let word = target.commandWord {
+                    // A word of a command: a file it names is protected; a directory, the
+                    // work tree itself or a missing bare word (a program found on PATH,
+                    // an argument) names nothing git runs; a missing path is reported.
+                    switch host.files.kind(of: target.path) {
+                    case .directory?: continue
+                    case nil:
+                        if word.contains("/") {
+                            notApplied.append("filesystem.protect: \(target.key) in \(configPath) names \(target.path), which does not exist, so it cannot be protected; what the command creates there runs with the host's next git command")
+                        }
+                        continue
+                    default: break
+                    }
+                }
                 if PathText.same(target.path, home) {
                     throw PlanError(key: "filesystem.protect", message: "\(configPath) sets \(target.key) to \(target.path), the writable directory itself; git on the host would run what the command writes there. Point it elsewhere or do not make that directory writable")
                 }

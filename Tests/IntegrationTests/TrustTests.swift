@@ -658,6 +658,52 @@ import Testing
         #expect(!((try? String(contentsOfFile: "\(repo)/sub/fsmon.sh", encoding: .utf8)) ?? "").contains("pwned"))
     }
 
+    /// A command git runs from the repository's config (pager, filters, aliases,
+    /// textconv, …) may name a program in the work tree; the command rewrote it and
+    /// the host's next `git log` or `git status` ran it. Each file such a command names
+    /// is protected now, a missing one written as a path is reported, and a command
+    /// that names only programs on PATH leaves the work tree writable.
+    @Test func programsOfCommandValuedGitKeysAreProtected() throws {
+        guard Harness.require(Harness.isRoot, "root") && Harness.require(FileManager.default.isExecutableFile(atPath: "/usr/bin/git"), "git") else { return }
+        let repo = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: repo) }
+        #expect(try Harness.run("/usr/bin/git", ["init", "-q", repo]).status == 0)
+        for dir in ["tools", "scripts"] { try FileManager.default.createDirectory(atPath: "\(repo)/\(dir)", withIntermediateDirectories: true) }
+        for file in ["tools/pager.sh", "scripts/clean.sh", "t.sh", "tools/other"] {
+            try "#!/bin/sh\n".write(toFile: "\(repo)/\(file)", atomically: true, encoding: .utf8)
+        }
+        try """
+        [core]
+        \tpager = ./tools/pager.sh -R
+        [filter "x"]
+        \tclean = "sh scripts/clean.sh %f"
+        [alias]
+        \tt = "!./t.sh && echo done"
+        \tst = status
+        [diff "y"]
+        \ttextconv = tools/conv
+        [pager]
+        \tlog = less -R
+        [difftool "z"]
+        \tpath = tools/dt
+
+        """.appending("").write(toFile: "\(repo)/.git/config", atomically: false, encoding: .utf8)
+        // A program, not text: not read as a config (a `path` key that is no include).
+        try Data([0x7F, 0x45, 0x4C, 0x46, 0xFF, 0xFE]).write(to: URL(fileURLWithPath: "\(repo)/tools/dt"))
+        for file in ["tools/pager.sh", "scripts/clean.sh", "t.sh", "tools/dt"] {
+            let out = try Harness.exec(policy: "agent", ["sh", "-c", "echo pwned >> \(file)"], cwd: repo)
+            #expect(out.status != 0 && out.stderr.contains("Read-only"), "\(file): \(out.status) \(out.stderr)")
+            #expect(!((try? String(contentsOfFile: "\(repo)/\(file)", encoding: .utf8)) ?? "").contains("pwned"), "\(file)")
+        }
+        // What names no file of the work tree stays writable, and the missing path is
+        // reported.
+        let ok = try Harness.exec(policy: "agent", ["sh", "-c", "echo x >> tools/other && echo x > scripts/new"], cwd: repo)
+        #expect(ok.status == 0, "\(ok.stderr)")
+        let notApplied = ok.result?["notApplied"] as? [String] ?? []
+        #expect(notApplied.contains { $0.contains("diff.y.textconv") && $0.contains("\(repo)/tools/conv") }, "\(notApplied)")
+        #expect(!notApplied.contains { $0.contains("less") || $0.contains("status") }, "\(notApplied)")
+    }
+
     @Test func hardLinkedPolicyIsRefused() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
         let dir = Harness.tempDir(), ws = Harness.tempDir()
