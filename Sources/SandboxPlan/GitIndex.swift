@@ -48,10 +48,12 @@ enum GitIndex {
                 guard version >= 3, at + 2 <= end else { throw .truncated(entry: i) }
                 at += 2
             }
-            var path: [UInt8]
+            let gitlink = mode & 0o170000 == 0o160000
+            let nameLength = Int(flags & 0xFFF)
             if version == 4 {
                 // The number of bytes to drop from the previous path (git's varint),
-                // then the rest of this path, NUL-terminated; no padding.
+                // then the rest of this path, NUL-terminated; no padding. The previous
+                // path is kept in one buffer: a large index is read for every plan.
                 guard at < end else { throw .truncated(entry: i) }
                 var c = b[at]; at += 1
                 var strip = Int(c & 127)
@@ -60,18 +62,34 @@ enum GitIndex {
                     c = b[at]; at += 1
                     strip = ((strip + 1) << 7) | Int(c & 127)
                 }
-                guard strip <= previous.count, let nul = b[at..<end].firstIndex(of: 0) else { throw .truncated(entry: i) }
-                path = Array(previous[..<(previous.count - strip)]) + b[at..<nul]
-                at = nul + 1
+                guard strip <= previous.count else { throw .truncated(entry: i) }
+                let kept = previous.count - strip
+                // The path's length as git takes it: the flags' unless 0xFFF (longer).
+                let suffix: Int
+                if nameLength == 0xFFF {
+                    guard let nul = b[at..<end].firstIndex(of: 0) else { throw .truncated(entry: i) }
+                    suffix = nul - at
+                } else {
+                    guard nameLength >= kept, nameLength - kept < end - at else { throw .truncated(entry: i) }
+                    suffix = nameLength - kept
+                }
+                previous.removeLast(strip)
+                previous.append(contentsOf: b[at..<(at + suffix)])
+                if gitlink { gitlinks.append(previous) }
+                at += suffix + 1
             } else {
-                // NUL-terminated, padded with NULs to a multiple of eight bytes.
-                guard let nul = b[at..<end].firstIndex(of: 0) else { throw .truncated(entry: i) }
-                path = Array(b[at..<nul])
-                at = start + ((nul - start + 8) & ~7)
+                // The flags' length (NUL-terminated past 0xFFF), then NULs to a
+                // multiple of eight bytes, as git reads it.
+                var length = nameLength
+                if nameLength == 0xFFF {
+                    guard let nul = b[at..<end].firstIndex(of: 0) else { throw .truncated(entry: i) }
+                    length = nul - at
+                }
+                guard length < end - at else { throw .truncated(entry: i) }
+                if gitlink { gitlinks.append(Array(b[at..<(at + length)])) }
+                at = start + ((at + length - start + 8) & ~7)
                 guard at <= end else { throw .truncated(entry: i) }
             }
-            if mode & 0o170000 == 0o160000 { gitlinks.append(path) }
-            previous = path
         }
         // Extensions: a four-byte signature and a four-byte size each.
         var shared: String? = nil
