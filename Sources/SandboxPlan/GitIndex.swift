@@ -20,7 +20,15 @@ enum GitIndex {
         case notAnIndex
         case version(UInt32)
         case truncated(entry: Int)
+        /// A path longer than `maxPath` or more than `maxGitlinks` gitlinks: an index
+        /// a command made (in a `.git` of its own that `.gitmodules` names) grew
+        /// version 4's paths a byte an entry and held the planner for minutes and
+        /// gigabytes (red team, session 44). Git's paths are at most PATH_MAX.
+        case tooLarge(entry: Int)
     }
+
+    static let maxPath = 4096
+    static let maxGitlinks = 1024
 
     /// `objectSize`: 20 (SHA-1) or 32 (SHA-256, `extensions.objectFormat`).
     static func read(_ b: [UInt8], objectSize: Int) throws(ReadError) -> Contents {
@@ -49,6 +57,7 @@ enum GitIndex {
                 at += 2
             }
             let gitlink = mode & 0o170000 == 0o160000
+            if gitlink && gitlinks.count >= maxGitlinks { throw .tooLarge(entry: i) }
             let nameLength = Int(flags & 0xFFF)
             if version == 4 {
                 // The number of bytes to drop from the previous path (git's varint),
@@ -73,6 +82,7 @@ enum GitIndex {
                     guard nameLength >= kept, nameLength - kept < end - at else { throw .truncated(entry: i) }
                     suffix = nameLength - kept
                 }
+                guard kept + suffix <= maxPath else { throw .tooLarge(entry: i) }
                 previous.removeLast(strip)
                 previous.append(contentsOf: b[at..<(at + suffix)])
                 if gitlink { gitlinks.append(previous) }
@@ -86,6 +96,7 @@ enum GitIndex {
                     length = nul - at
                 }
                 guard length < end - at else { throw .truncated(entry: i) }
+                guard length <= maxPath else { throw .tooLarge(entry: i) }
                 if gitlink { gitlinks.append(Array(b[at..<(at + length)])) }
                 at = start + ((at + length - start + 8) & ~7)
                 guard at <= end else { throw .truncated(entry: i) }

@@ -1,59 +1,84 @@
 import FoundationEssentials
 import SandboxPolicy
 
-/// Files outside `.git` that git on the host runs or reads because the repository's
-/// own config says so: `core.hooksPath` (husky and lefthook point it into the work
-/// tree), `core.fsmonitor` (a command), `include.path` and `includeIf.<cond>.path`.
-/// Protecting `.git` alone leaves these writable, and the host's next `git commit`
-/// or `git status` would run what the command planted there. The planner protects
-/// the ones that exist (`PlanCompiler.mountPlan`) when the policy protects `.git`.
+/// What a git config names that git on the host runs or reads, read as git reads it:
+/// `core.hooksPath` and `init.templateDir` (husky and lefthook point the first into
+/// the work tree; the second's hooks are copied into every clone), `core.fsmonitor`
+/// and every other command-valued key (`isCommand`), `include.path` and
+/// `includeIf.<cond>.path`, and local remotes (their hooks run on push). Protecting
+/// `.git` alone leaves these writable, and the host's next `git commit`, `git status`
+/// or `git push` would run what the command planted there. `GitProtection` protects
+/// them when the policy protects `.git`.
 enum GitIndirections {
     struct Target: Equatable {
-        /// The config key, e.g. `core.hooksPath`.
+        /// The config key as git writes it, e.g. `core.hooksPath`, `diff.y.textconv`.
         var key: String
         /// Absolute, normalised.
         var path: String
-        /// Set when the value uses config syntax this reading does not follow as git
-        /// does (escapes, a quote inside it, a continued line), or a key that moves
-        /// where git resolves the others (`core.worktree`): the plan is refused rather
-        /// than protect another path than git's (red team, session 43).
+        /// Set for a value that cannot be resolved as git would (`~user`), or a key
+        /// that moves where git resolves the others (`core.worktree`): the plan is
+        /// refused rather than protect another path than git's (red team, session 43).
         var unreadable: String? = nil
         /// The word as written, for a word of a command-valued key (`commandWords`):
         /// protected when it names a file that exists, reported missing only when it
         /// is written as a path.
         var commandWord: String? = nil
+        /// An included config, to be read in turn.
+        var isInclude = false
     }
 
-    /// Keys whose value is a command git runs (from the top of the work tree, where
-    /// a relative word names a file the command can write), by the key's last part:
-    /// `core.pager`, `pager.<cmd>`, `core.editor`, `sequence.editor`,
-    /// `core.sshCommand`, `core.askPass`, `core.gitProxy`, `diff.external`,
-    /// `diff.<driver>.command`/`textconv`, `filter.<driver>.clean`/`smudge`/
-    /// `process`, `merge.<driver>.driver`, `credential.helper`, `gpg.program`,
-    /// `gpg.ssh.defaultKeyCommand`, `difftool`/`mergetool.<tool>.cmd`/`path`,
-    /// `interactive.diffFilter`, `alias.*` (`!` commands), `submodule.<name>.update`
-    /// (`!` commands), `remote.<name>.uploadpack`/`receivepack`, `trailer.*.cmd`.
+    /// Keys whose value is a command or a program git runs (from the top of the work
+    /// tree, where a relative word names a file the command can write), by the key's
+    /// last part: `core.pager`, `core.editor`, `sequence.editor`, `core.sshCommand`,
+    /// `core.askPass`, `core.gitProxy`, `diff.external`, `diff.<driver>.command`/
+    /// `textconv`, `filter.<driver>.clean`/`smudge`/`process`, `merge.<driver>.driver`,
+    /// `credential.helper`, `gpg.program`, `gpg.ssh.defaultKeyCommand`,
+    /// `interactive.diffFilter`, `remote.<name>.uploadpack`/`receivepack`,
+    /// `imap.tunnel`, `instaweb.httpd`, `sendemail.smtpServer`; every key ending in
+    /// `cmd`, `command` or `hook` (`sendemail.toCmd`, `core.alternateRefsCommand`,
+    /// `uploadpack.packObjectsHook`, `trailer.*.cmd`, difftool and mergetool `cmd`);
+    /// a `path` of difftool, mergetool, browser, man and lfs.customtransfer tools;
+    /// `alias.*` and `pager.*` whole; `submodule.<name>.update`.
     static let commandKeys: Set<String> = ["pager", "editor", "sshcommand", "askpass", "gitproxy", "external",
-                                           "command", "textconv", "clean", "smudge", "process", "driver", "helper",
-                                           "program", "defaultkeycommand", "cmd", "difffilter", "uploadpack",
-                                           "receivepack", "browser"]
+                                           "textconv", "clean", "smudge", "process", "driver", "helper",
+                                           "program", "difffilter", "uploadpack", "receivepack", "browser",
+                                           "tunnel", "httpd", "smtpserver"]
 
     static func isCommand(section: String, key: String) -> Bool {
         if section == "alias" || section == "pager" { return true }
-        if key == "path" { return section.hasPrefix("difftool") || section.hasPrefix("mergetool") }
+        if key == "path" {
+            return ["difftool", "mergetool", "browser", "man", "lfs"].contains { section.hasPrefix($0) }
+        }
         if key == "update" { return section.hasPrefix("submodule") }
-        return commandKeys.contains(key)
+        return commandKeys.contains(key) || key.hasSuffix("cmd") || key.hasSuffix("command") || key.hasSuffix("hook")
+    }
+
+    /// `diff "y"` and `textconv` as git writes them: `diff.y.textconv`.
+    static func keyName(section: String, key: String) -> String {
+        guard !section.isEmpty else { return key }
+        let s = section.unicodeScalars
+        guard let space = s.firstIndex(of: " ") else { return section + "." + key }
+        // `base "subsection"`: the subsection between the first quote and the last.
+        let sub = s[s.index(space, offsetBy: 2)..<s.index(before: s.endIndex)]
+        return String(String.UnicodeScalarView(s[..<space])) + "." + String(String.UnicodeScalarView(sub)) + "." + key
     }
 
     /// The words of a command value that may name a file: split at blanks and at
     /// shell syntax, quotes and escapes (an over-reading: a word that is not a file
-    /// names nothing to protect), without a leading `!` or option words.
-    static func commandWords(_ value: String) -> [String] {
-        let separators = Set(" \t\"'\\$`;|&<>(){}=,".unicodeScalars)
+    /// names nothing to protect), without a leading `!`, option words or variable
+    /// assignments; `~` and `~/` expanded with `home` as the shell would (red team,
+    /// session 44: `sh ~/dotfiles/bin/editor` was dropped).
+    static func commandWords(_ value: String, home: String) -> [String] {
+        let separators = Set(" \t\n\"'\\$`;|&<>(){},".unicodeScalars)
         return Substring(value).unicodeScalars.split(whereSeparator: { separators.contains($0) }).compactMap {
             var w = String(Substring($0))
             while w.unicodeScalars.first == "!" { w.unicodeScalars.removeFirst() }
-            return w.isEmpty || w.hasPrefix("-") || w.hasPrefix("~") ? nil : w
+            if w.isEmpty || w.hasPrefix("-") || w.unicodeScalars.contains("=") { return nil }
+            if w.unicodeScalars.first == "~" {
+                guard w == "~" || w.unicodeScalars.dropFirst().first == "/", home.hasPrefix("/") else { return nil }
+                w = home + String(String.UnicodeScalarView(w.unicodeScalars.dropFirst()))
+            }
+            return w
         }
     }
 
@@ -72,59 +97,73 @@ enum GitIndirections {
             || (section == "core" && key == "fsmonitor" && !value.isEmpty && !fsmonitorBooleans.contains(value.lowercased()))
     }
 
-    /// The targets named by `config`: hooks and fsmonitor relative to the work tree
-    /// `repoRoot`, includes relative to `configDir` (the directory of the config file).
-    /// `home`: the invoker's, for a value git expands from `~/` (red team, session 43:
-    /// `hooksPath = ~/.githooks` with HOME in the work tree was taken literally).
+    /// The targets named by `config`'s text (one target refusing the plan when git
+    /// would refuse the file).
     static func targets(config: String, repoRoot: String, configDir: String? = nil, home: String? = nil) -> [Target] {
-        let gitDir = configDir ?? repoRoot + "/.git"
+        guard let entries = entries(config) else {
+            return [Target(key: "config", path: "", unreadable: "it is not a config git can read (git would refuse it)")]
+        }
+        return targets(entries: entries, repoRoot: repoRoot, configDir: configDir ?? repoRoot + "/.git", home: home)
+    }
+
+    /// The targets named by a config's entries: hooks, templates, fsmonitor and
+    /// command words relative to the work tree `repoRoot`, includes relative to
+    /// `configDir` (the directory of the config file). `home`: the invoker's, for a
+    /// value git expands from `~/` (red team, session 43: `hooksPath = ~/.githooks`
+    /// with HOME in the work tree was taken literally).
+    static func targets(entries: [(String, String, String)], repoRoot: String, configDir: String, home: String?) -> [Target] {
         var out: [Target] = []
-        for (section, key, value, plain) in entries(config) {
-            // Trimmed already as git trims (ASCII blanks of an unquoted value only).
+        for (section, key, value) in entries {
+            let keyName = keyName(section: section, key: key)
+            let isPath = (section == "core" && key == "hookspath") || (section == "init" && key == "templatedir")
+                || isInclude(section: section, key: key)
             var v = value
-            if v.unicodeScalars.first == "~" {
+            if isPath && v.unicodeScalars.first == "~" {
                 // git expands `~/…` and `~` with HOME, `~user/…` with that user's.
-                if v == "~" || v.hasPrefix("~/"), let home, home.hasPrefix("/") {
-                    v = home + String(v.dropFirst())
-                } else if (section == "core" && key == "hookspath") || isInclude(section: section, key: key) {
-                    out.append(Target(key: "\(section).\(key)", path: "", unreadable: "it names another user's home (~user)"))
+                if v == "~" || v.unicodeScalars.dropFirst().first == "/", let home, home.hasPrefix("/") {
+                    v = home + String(String.UnicodeScalarView(v.unicodeScalars.dropFirst()))
+                } else {
+                    out.append(Target(key: keyName, path: "", unreadable: "it names another user's home (~user)"))
                     continue
                 }
             }
-            // `diff "y"` and `textconv` read back as git writes them: `diff.y.textconv`.
-            var keyName = ""
-            for c in section.unicodeScalars where c != "\"" { keyName.unicodeScalars.append(c == " " ? "." : c) }
-            keyName += "." + key
-            let relevant = (section == "core" && ["hookspath", "fsmonitor", "worktree"].contains(key))
-                || isInclude(section: section, key: key)
-            if relevant && !plain {
-                out.append(Target(key: keyName, path: "", unreadable: "its value uses escapes, an inner quote or a continued line"))
+            if isPath && v.hasPrefix("%(prefix)/") {
+                out.append(Target(key: keyName, path: "", unreadable: "it names git's install prefix"))
+                continue
+            }
+            if section == "core" && key == "worktree" {
+                out.append(Target(key: "core.worktree", path: "", unreadable: "it moves the work tree the other paths are resolved against"))
                 continue
             }
             if v.isEmpty { continue }
             switch (section, key) {
-            case ("core", "worktree"):
-                out.append(Target(key: "core.worktree", path: "", unreadable: "it moves the work tree the other paths are resolved against"))
             case ("core", "hookspath"):
                 out.append(Target(key: "core.hooksPath", path: resolve(v, against: repoRoot)))
+            case ("init", "templatedir"):
+                out.append(Target(key: "init.templateDir", path: resolve(v, against: repoRoot)))
             case ("core", "fsmonitor"):
                 // A boolean selects git's built-in daemon; anything else is a command.
                 if fsmonitorBooleans.contains(v.lowercased()) { continue }
                 // A command line, run by a shell from the work tree: every word may
                 // name a file (`sh fsmon.sh`), and shell syntax could name any.
-                if v.unicodeScalars.contains(where: { "\"'\\$`;|&<>(){}*?[~\t".unicodeScalars.contains($0) }) {
+                if v.unicodeScalars.contains(where: { "\"'\\$`;|&<>(){}*?[~\t\n".unicodeScalars.contains($0) }) {
                     out.append(Target(key: "core.fsmonitor", path: "", unreadable: "its command uses shell syntax"))
                     continue
                 }
-                let words = Substring(v).unicodeScalars.split(separator: " ").map { String(Substring($0)) }
-                for w in words {
+                for w in Substring(v).unicodeScalars.split(separator: " ").map({ String(Substring($0)) }) {
                     out.append(Target(key: "core.fsmonitor", path: resolve(w, against: repoRoot)))
                 }
             case _ where isInclude(section: section, key: key):
                 out.append(Target(key: section.hasPrefix("includeif") ? "includeIf.path" : "include.path",
-                                  path: resolve(v, against: gitDir)))
+                                  path: resolve(v, against: configDir), isInclude: true))
+            case _ where section.hasPrefix("remote") && (key == "url" || key == "pushurl"):
+                // A local repository: its hooks run on push (red team, session 44).
+                var url = v
+                if url.hasPrefix("file://") { url = String(url.dropFirst("file://".count)) }
+                guard url.hasPrefix("/") || url.hasPrefix("./") || url.hasPrefix("../") else { continue }
+                out.append(Target(key: keyName, path: resolve(url, against: repoRoot)))
             case _ where isCommand(section: section, key: key):
-                for w in commandWords(v) {
+                for w in commandWords(v, home: home ?? "") {
                     out.append(Target(key: keyName, path: resolve(w, against: repoRoot), commandWord: w))
                 }
             default: continue
@@ -147,65 +186,136 @@ enum GitIndirections {
         return "/" + parts.joinedText(separator: "/")
     }
 
-    /// (section, key, value) with section and key lower-cased; a subsection is kept
-    /// in the section name (`includeif "gitdir:x"`). Enough of git-config(1) for the
-    /// keys above: comments, quoted values, no continuation lines. Parsed by Unicode
-    /// scalars, not Characters: a combining mark after `=`, `[`, `"` or `#` is one
-    /// Character with it, which hid the syntax from a Character parse while git,
-    /// which reads bytes, sees it (red team, session 43: `hooksPath =\u{301}h` was
-    /// skipped and the hooks it names left writable).
-    static func entries(_ text: String) -> [(String, String, String, Bool)] {
-        typealias Scalars = Substring.UnicodeScalarView
-        func trimmed(_ s: Scalars) -> Scalars {
-            var s = s
-            while let f = s.first, f == " " || f == "\t" { s.removeFirst() }
-            while let l = s.last, l == " " || l == "\t" { s.removeLast() }
-            return s
+    /// (section, key, value) as git's own config parser (config.c: `git_parse_source`,
+    /// `get_base_var`, `get_value`, `parse_value`) reads them: section and key
+    /// lower-cased, a subsection kept case and all in the section name
+    /// (`includeif "gitdir:x"`, the old `[a.b]` form as `a "b"`); values with quotes
+    /// toggled anywhere, the escapes `\"` `\\` `\n` `\t` `\b`, a backslash-newline
+    /// continuing the line, `#` and `;` comments outside quotes, blanks outside quotes
+    /// kept as single spaces between words and dropped at the ends, CRLF as LF. A key
+    /// without `=` has the value "" (git's boolean true). nil where git itself would
+    /// refuse the file (it then runs nothing from it, but the plan cannot know what a
+    /// fixed file will say: the callers refuse). Read by Unicode scalars: git's syntax
+    /// is ASCII, which no scalar of a longer UTF-8 sequence contains, and a combining
+    /// mark after `=` or `"` stays a scalar of its own (red team, session 43).
+    /// Before, values were read only as far as a simple form went and the rest refused
+    /// or misread (red team, session 44: `clean = "\"/usr/bin/env\" ./tools/fmt.sh"`,
+    /// the form `git config` itself writes, protected nothing).
+    static func entries(_ text: String) -> [(String, String, String)]? {
+        var scalars = Array(text.unicodeScalars)
+        if scalars.first == "\u{FEFF}" { scalars.removeFirst() }   // a UTF-8 byte order mark
+        var at = 0
+        var eof = false
+        // git's get_next_char: CRLF read as LF, the end as one last LF.
+        func next() -> Unicode.Scalar {
+            guard at < scalars.count else { eof = true; return "\n" }
+            var c = scalars[at]; at += 1
+            if c == "\r", at < scalars.count, scalars[at] == "\n" { c = "\n"; at += 1 }
+            return c
         }
-        func string(_ s: Scalars) -> String { String(Substring(s)) }
-        var section = ""
-        var out: [(String, String, String, Bool)] = []
-        for rawLine in Substring(text).unicodeScalars.split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
-            var line = trimmed(rawLine)
-            if line.isEmpty || line.first == "#" || line.first == ";" { continue }
-            if line.first == "[" {
-                // The header ends at the first `]` outside the quoted subsection
-                // (`[includeIf "gitdir:/r[2]/"] path = x`: the first `]` is inside
-                // the quotes; red team, session 43).
-                var close: Scalars.Index? = nil
-                var quoted = false, escaped = false
-                for i in line.indices {
-                    let c = line[i]
-                    if escaped { escaped = false; continue }
-                    if quoted && c == "\\" { escaped = true; continue }
-                    if c == "\"" { quoted.toggle(); continue }
-                    if c == "]" && !quoted { close = i; break }
+        func isSpace(_ c: Unicode.Scalar) -> Bool { c == " " || c == "\t" || c == "\n" || c == "\r" }
+        func isAlpha(_ c: Unicode.Scalar) -> Bool { (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") }
+        func isKeyChar(_ c: Unicode.Scalar) -> Bool { isAlpha(c) || (c >= "0" && c <= "9") || c == "-" }
+        func lower(_ c: Unicode.Scalar) -> Unicode.Scalar { c >= "A" && c <= "Z" ? Unicode.Scalar(c.value + 32)! : c }
+        var out: [(String, String, String)] = []
+        // Git takes a key before any section header, with no section.
+        var section: String? = ""
+        var comment = false
+        while true {
+            var c = next()
+            if c == "\n" {
+                if eof { return out }
+                comment = false
+                continue
+            }
+            if comment || isSpace(c) { continue }
+            if c == "#" || c == ";" { comment = true; continue }
+            if c == "[" {
+                // get_base_var: key characters and dots, then `]` or a blank and a
+                // quoted subsection.
+                var base = ""
+                var subsection: String? = nil
+                while true {
+                    let d = next()
+                    if eof { return nil }
+                    if d == "]" { break }
+                    if isSpace(d) {
+                        var e = d
+                        repeat {
+                            if e == "\n" { return nil }
+                            e = next()
+                        } while isSpace(e)
+                        guard e == "\"" else { return nil }
+                        var sub = ""
+                        while true {
+                            var f = next()
+                            if f == "\n" { return nil }
+                            if f == "\"" { break }
+                            if f == "\\" { f = next(); if f == "\n" { return nil } }
+                            sub.unicodeScalars.append(f)
+                        }
+                        guard next() == "]" else { return nil }
+                        subsection = sub
+                        break
+                    }
+                    guard isKeyChar(d) || d == "." else { return nil }
+                    base.unicodeScalars.append(lower(d))
                 }
-                guard let close else { continue }
-                section = string(line[line.index(after: line.startIndex)..<close]).lowercased()
-                let rest = trimmed(line[line.index(after: close)...])
-                if rest.isEmpty { continue }
-                line = rest   // `[core] hooksPath = x` on one line
+                guard !base.isEmpty else { return nil }
+                if subsection == nil, let dot = base.firstIndex(of: ".") {
+                    // `[a.b]`, the old form: a subsection, lower-cased.
+                    subsection = String(base[base.index(after: dot)...])
+                    base = String(base[..<dot])
+                }
+                section = subsection.map { base + " \"" + $0 + "\"" } ?? base
+                continue
             }
-            guard let eq = line.firstIndex(of: "=") else { continue }
-            let key = string(trimmed(line[..<eq])).lowercased()
-            var value = trimmed(line[line.index(after: eq)...])
-            // Plain: no backslash (escapes, a continued line) and either no quote or
-            // one pair around the whole value, as git reads it then.
-            var plain = !value.contains("\\")
-            if value.first == "\"" {
-                value.removeFirst()
-                if let end = value.firstIndex(of: "\"") {
-                    let after = trimmed(value[value.index(after: end)...])
-                    if !(after.isEmpty || after.first == "#" || after.first == ";") { plain = false }
-                    value = value[..<end]
-                } else { plain = false }
-            } else {
-                if let c = value.firstIndex(where: { $0 == "#" || $0 == ";" }) { value = trimmed(value[..<c]) }
-                if value.contains("\"") { plain = false }
+            guard isAlpha(c), let current = section else { return nil }
+            // get_value: the key, blanks, then `=` and the value or the line's end.
+            var key = String(lower(c))
+            while true {
+                c = next()
+                if eof || !isKeyChar(c) { break }
+                key.unicodeScalars.append(lower(c))
             }
-            out.append((section, key, string(value), plain))
+            while c == " " || c == "\t" { c = next() }
+            var value = ""
+            if c != "\n" {
+                guard c == "=" else { return nil }
+                // parse_value.
+                var quote = false, inComment = false, spaces = 0
+                while true {
+                    var d = next()
+                    if d == "\n" {
+                        if quote { return nil }
+                        break
+                    }
+                    if inComment { continue }
+                    if isSpace(d) && !quote {
+                        if !value.isEmpty { spaces += 1 }
+                        continue
+                    }
+                    if !quote && (d == ";" || d == "#") { inComment = true; continue }
+                    while spaces > 0 { value.unicodeScalars.append(" "); spaces -= 1 }
+                    if d == "\\" {
+                        d = next()
+                        switch d {
+                        case "\n": continue
+                        case "t": d = "\t"
+                        case "b": d = "\u{8}"
+                        case "n": d = "\n"
+                        case "\\", "\"": break
+                        default: return nil
+                        }
+                        value.unicodeScalars.append(d)
+                        continue
+                    }
+                    if d == "\"" { quote.toggle(); continue }
+                    value.unicodeScalars.append(d)
+                }
+            }
+            out.append((current, key, value))
+            if eof { return out }
         }
-        return out
     }
 }

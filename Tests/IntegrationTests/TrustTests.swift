@@ -368,17 +368,23 @@ import Testing
         #expect(out.stdout.hasSuffix("0\n"), "a run wrote a hook: \(out.stdout)")
     }
 
-    /// Git config syntax the planner does not read as git does is refused, and what it
-    /// reads is what git uses (red team, session 43, round 6: each of these left a
-    /// hook or fsmonitor script writable that the host's git then ran). Each case
+    /// Git config syntax is read as git reads it, and what git would refuse is refused
+    /// (red team, session 43, round 6: each of these left a hook or fsmonitor script
+    /// writable that the host's git then ran; session 44: quotes, escapes and
+    /// continued lines in command values, once refused or misread, are read as git
+    /// reads them). Each case
     /// writes a config, makes the file git would run, and runs a command under `agent`
     /// that overwrites it: refused before it starts, or the write fails read-only.
     /// Control (`plain`): an ordinary hooksPath, read-only.
     @Test(arguments: [
         ("plain", "[core]\n\thooksPath = hooks\n", "hooks/pre-commit", "read-only"),
-        ("inner quote", "[core]\n\thooksPath = h\"ooks\"\n", "hooks/pre-commit", "refused"),
-        ("continued line", "[core]\n\thooksPath = \"ho\\\nks\"\n", "hoks/pre-commit", "refused"),
-        ("escape", "[core]\n\thooksPath = \"a\\tb\"\n", "a\tb/pre-commit", "refused"),
+        ("inner quote", "[core]\n\thooksPath = h\"ooks\"\n", "hooks/pre-commit", "read-only"),
+        ("continued line", "[core]\n\thooksPath = \"ho\\\nks\"\n", "hoks/pre-commit", "read-only"),
+        ("escape", "[core]\n\thooksPath = \"a\\tb\"\n", "a\tb/pre-commit", "read-only"),
+        ("unknown escape", "[core]\n\thooksPath = a\\qb\n", "hooks/pre-commit", "refused"),
+        ("escaped quotes", "[filter \"fmt\"]\n\tclean = \"\\\"/usr/bin/env\\\" ./tools/fmt.sh\"\n", "tools/fmt.sh", "read-only"),
+        ("comment sign quoted", "[alias]\n\tt = \"!echo a;b\" && ./tools/x.sh # x\n", "tools/x.sh", "read-only"),
+        ("continued command", "[diff \"y\"]\n\ttextconv = /usr/bin/env \\\n./tools/conv.sh\n", "tools/conv.sh", "read-only"),
         ("quoted blank", "[core]\n\thooksPath = \"hooks \"\n", "hooks /pre-commit", "read-only"),
         ("fsmonitor word", "[core]\n\tfsmonitor = sh fsmon.sh\n", "fsmon.sh", "read-only"),
         ("fsmonitor shell", "[core]\n\tfsmonitor = sh \"$PWD/fsmon.sh\"\n", "fsmon.sh", "refused"),
@@ -395,7 +401,7 @@ import Testing
         #expect(setup.status == 0, "\(setup.stderr)")
         let out = try Harness.exec(policy: "agent", ["sh", "-c", "echo 'echo PWNED' >> \"$1\"", "sh", c.file], cwd: repo)
         if c.expected == "refused" {
-            #expect(out.status == 125 && out.stderr.contains("cannot protect"), "\(c.name): \(out.status) \(out.stderr)")
+            #expect(out.status == 125 && (out.stderr.contains("cannot protect") || out.stderr.contains("cannot tell")), "\(c.name): \(out.status) \(out.stderr)")
         } else {
             #expect(out.status != 0 && out.stderr.contains("Read-only"), "\(c.name): \(out.status) \(out.stderr)")
         }

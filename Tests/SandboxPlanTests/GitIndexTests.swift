@@ -43,7 +43,7 @@ struct GitIndexTests {
     static let entries: [(String, UInt32)] = [("a", 0o100644), ("lib/sub", 0o160000), ("lib/subdir/file", 0o100755),
                                               ("lib/sym", 0o120000), ("vendor/" + String(repeating: "x", count: 90), 0o160000),
                                               // Longer than the flags' 12 bits: NUL-terminated.
-                                              ("z/" + String(repeating: "y", count: 5000), 0o160000)]
+                                              ("z/" + String(repeating: "y", count: 4094), 0o160000)]
 
     @Test(arguments: [(UInt32(2), false), (3, true), (4, false), (4, true)])
     func gitlinksOfEachVersion(version: UInt32, extended: Bool) throws {
@@ -51,7 +51,7 @@ struct GitIndexTests {
             let b = Self.index(version: version, objectSize: objectSize, entries: Self.entries, extended: extended)
             let read = try GitIndex.read(b, objectSize: objectSize)
             #expect(read.gitlinks.map { String(decoding: $0, as: UTF8.self) }
-                    == ["lib/sub", "vendor/" + String(repeating: "x", count: 90), "z/" + String(repeating: "y", count: 5000)])
+                    == ["lib/sub", "vendor/" + String(repeating: "x", count: 90), "z/" + String(repeating: "y", count: 4094)])
             #expect(read.sharedIndex == nil)
         }
     }
@@ -77,7 +77,7 @@ struct GitIndexTests {
     /// reads without a crash; a truncated index never reads as whole.
     @Test func truncatedOrCorruptIndexesNeverCrash() {
         for version in [UInt32(2), 4] {
-            // Without the 5 000-byte path: every cut of it would be read again.
+            // Without the 4 096-byte path: every cut of it would be read again.
             let b = Self.index(version: version, entries: Array(Self.entries.dropLast()))
             // Where the entries end (the TREE extension begins).
             let entriesEnd = (0..<b.count - 4).first { b[$0..<$0 + 4].elementsEqual("TREE".utf8) }!
@@ -97,5 +97,25 @@ struct GitIndexTests {
                 }
             }
         }
+    }
+
+    /// What a command can write into a `.git` of its own is bounded: a path past
+    /// PATH_MAX, more than 1 024 gitlinks, and version 4 paths grown a byte an entry
+    /// (red team, session 44: 6.5 GB and a minute of planning) are refused at once.
+    @Test func hostileIndexesAreRefusedQuickly() throws {
+        let long = Self.index(version: 2, entries: [("z/" + String(repeating: "y", count: 4095), 0o160000)])
+        #expect(throws: GitIndex.ReadError.tooLarge(entry: 0)) { try GitIndex.read(long, objectSize: 20) }
+        let many = Self.index(version: 2, entries: (0..<1025).map { ("s\($0)", UInt32(0o160000)) })
+        #expect(throws: GitIndex.ReadError.tooLarge(entry: 1024)) { try GitIndex.read(many, objectSize: 20) }
+        // Version 4, each entry keeping the whole previous path and adding a byte.
+        var b: [UInt8] = Array("DIRC".utf8) + [0, 0, 0, 4, 0, 1, 0x86, 0xA0]   // 100 000 entries
+        for _ in 0..<100_000 {
+            b += [UInt8](repeating: 0, count: 24) + [0, 0, 0xE0, 0] + [UInt8](repeating: 0, count: 12)
+            b += [UInt8](repeating: 0, count: 20) + [0x0F, 0xFF] + [0, 0x61, 0]   // length: NUL-terminated
+        }
+        b += [UInt8](repeating: 0, count: 20)
+        // Refused at the path past PATH_MAX (without the bound: 100 000 gitlinks up
+        // to 100 000 bytes each, some 5 GB).
+        #expect(throws: GitIndex.ReadError.tooLarge(entry: 1024)) { try GitIndex.read(b, objectSize: 20) }
     }
 }

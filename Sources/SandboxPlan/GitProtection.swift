@@ -1,0 +1,471 @@
+import SandboxPolicy
+
+/// With `.git` protected, what else git on the host runs or reads from a writable
+/// directory, found as git finds it, and protected (or the plan refused):
+///
+/// 1. Every repository enclosing the writable directory, walking up as git's
+///    discovery does past a `.git` that is no repository (red team, session 44: an
+///    empty `.git` made by one run in a subdirectory hid the monorepo above it from
+///    the next plan, whose hooks path pointed into that subdirectory).
+/// 2. Its git directory and common directory when they lie in a writable path (a
+///    `.git` file naming `./.bare`, `--separate-git-dir`), its linked worktrees
+///    (`<common>/worktrees/*/gitdir`) that do, with their `.git` files.
+/// 3. The configs git reads there — the common config, `config.worktree`, the
+///    per-user and system configs, their includes — read through symlinks (stow and
+///    home-manager link them) and parsed as git parses them (`GitIndirections`); a
+///    config file itself in a writable path is protected.
+/// 4. What those configs name: hooks (`core.hooksPath`, `init.templateDir`), the
+///    words of fsmonitor and every other command-valued key, includes, local remotes,
+///    resolved against each work tree git applies them in.
+/// 5. Submodules, from each index's gitlinks and `.gitmodules`, nested (`submodules`).
+///
+/// A target behind a symlink in a writable path is refused: the command could
+/// replace the link (or a directory on the way) and git would follow the new one.
+struct GitProtection {
+    let files: any FileInspector
+    let home: String
+    let environment: [String: String]
+    let writable: [String]
+    /// What to protect: the key that names it, the path, the writable root holding it.
+    private(set) var out: [(key: String, path: String, home: String)] = []
+    var notApplied: [String] = []
+    /// Git directories protected whole (each writable root's `.git` by the policy,
+    /// and those found in writable paths): nothing beneath them is protected again.
+    private var protectedGitDirs: [String]
+
+    init(files: any FileInspector, home: String, environment: [String: String], writable: [String]) {
+        self.files = files; self.home = home; self.environment = environment; self.writable = writable
+        protectedGitDirs = writable.map { $0 + "/.git" }
+    }
+
+    static func refusal(_ message: String) -> PlanError {
+        PlanError(key: "filesystem.protect", message: message)
+    }
+
+    func innermostWritable(_ path: String) -> String? {
+        writable.filter({ PathText.isBeneath(path, $0) }).max(by: { $0.count < $1.count })
+    }
+
+    func isCovered(_ path: String) -> Bool { protectedGitDirs.contains { PathText.isBeneath(path, $0) } }
+
+    static func parent(_ path: String) -> String {
+        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return "/" }
+        return String(path[..<slash])
+    }
+
+    // MARK: Protecting
+
+    /// Protects `path` when a writable path holds it: refused when it is the writable
+    /// directory itself or a symlink is on the way from there (pins keep real
+    /// directories in place, not links); reported when missing (`missing` says what a
+    /// file created there would do, nil: not reported).
+    mutating func protect(_ path: String, key: String, missing: String? = "") throws {
+        guard !isCovered(path), let root = innermostWritable(path) else { return }
+        if PathText.same(path, root) {
+            throw Self.refusal("\(key) names \(path), the writable directory itself; git on the host would run what the command writes there. Point it elsewhere or do not make that directory writable")
+        }
+        var prefix = root
+        for part in PathText.components(PathText.remainder(of: path, under: root)) {
+            prefix += "/" + part
+            switch files.kind(of: prefix) {
+            case .symlink?:
+                throw Self.refusal("\(prefix) is a symlink on the way to \(path) (\(key)); the command could replace it and git on the host would follow the new one. Replace the link or remove the setting")
+            case nil:
+                if let missing {
+                    notApplied.append("filesystem.protect: \(key) names \(path), which does not exist, so it cannot be protected\(missing.isEmpty ? "; what the command creates there runs with the host's next git command" : missing)")
+                }
+                return
+            default: continue
+            }
+        }
+        if !out.contains(where: { PathText.same($0.path, path) }) { out.append((key, path, root)) }
+    }
+
+    /// A git directory (or common directory) in a writable path is protected whole.
+    mutating func protectGitDirectory(_ dir: String, key: String) throws {
+        guard !isCovered(dir), innermostWritable(dir) != nil else { return }
+        try protect(dir, key: key)
+        protectedGitDirs.append(dir)
+    }
+
+    // MARK: Reading git's files
+
+    /// Where `path` leads through symlinks (16 at most, as the kernel), each link in a
+    /// writable path refused; nil when it leads nowhere.
+    func followed(_ path: String, what: String) throws -> String? {
+        var p = path
+        for _ in 0..<16 {
+            guard case .symlink(let target)? = files.kind(of: p) else { return files.kind(of: p) == nil ? nil : p }
+            if !isCovered(p), innermostWritable(p) != nil {
+                throw Self.refusal("\(p) (\(what)) is a symlink in a writable directory; the command could point it at a file of its own, which git on the host would read. Replace the link with the file or do not protect .git here")
+            }
+            p = GitIndirections.resolve(target, against: Self.parent(p))
+        }
+        throw Self.refusal("\(path) (\(what)) is a loop of symlinks; sandbox cannot tell what git reads there")
+    }
+
+    /// The text of a file git reads (a config, a `.git` file, `.gitmodules`): through
+    /// symlinks, protected when it lies in a writable path (`protectIt`), nil when
+    /// absent. A file that exists but cannot be read, or is not UTF-8, refuses the
+    /// plan: git would read what sandbox did not.
+    mutating func read(_ path: String, what: String, maxBytes: Int = 1 << 20, protectIt: Bool = true) throws -> String? {
+        guard let real = try followed(path, what: what) else { return nil }
+        if protectIt { try protect(real, key: what) }
+        guard let text = files.contents(of: real, maxBytes: maxBytes) else {
+            throw Self.refusal("\(real) (\(what)) could not be read (not a regular file, or larger than \(maxBytes >> 10) KiB); sandbox cannot tell what git would run from it. Do not protect .git here")
+        }
+        if PathText.hasReplacementCharacter(text) {
+            throw Self.refusal("\(real) (\(what)) is not valid UTF-8 (or holds U+FFFD); the paths git reads from it cannot be protected as text. Fix the file or do not protect .git")
+        }
+        return text
+    }
+
+    /// A config's entries as git reads them; a file git would refuse refuses the plan.
+    mutating func config(_ path: String, what: String, protectIt: Bool = true) throws -> [(String, String, String)]? {
+        guard let text = try read(path, what: what, protectIt: protectIt) else { return nil }
+        guard let entries = GitIndirections.entries(text) else {
+            throw Self.refusal("\(path) (\(what)) is not a config git can read; sandbox cannot tell what git would run from it once fixed. Fix it or do not protect .git here")
+        }
+        return entries
+    }
+
+    /// The git directory a `.git` file names (`gitdir: …`, relative to the file's
+    /// directory), nil when it names none.
+    mutating func gitFileTarget(_ dotGit: String) throws -> String? {
+        guard let text = try read(dotGit, what: "a .git file", maxBytes: 4096),
+              let line = text.split(separator: "\n").first, line.hasPrefix("gitdir:") else { return nil }
+        // Git strips the line's end, CRLF too (red team, session 43).
+        var target = line.dropFirst("gitdir:".count).trimmingBlanks(newlines: true)
+        while target.unicodeScalars.last == "\r" { target.unicodeScalars.removeLast() }
+        guard !target.isEmpty else { return nil }
+        return GitIndirections.resolve(target, against: Self.parent(dotGit))
+    }
+
+    /// What git's `is_git_directory` asks: a HEAD, and objects and refs (here or in
+    /// the common directory a linked worktree's names).
+    func isGitDirectory(_ dir: String) -> Bool {
+        guard let head = files.kind(of: dir + "/HEAD"), head != .directory else { return false }
+        if files.kind(of: dir + "/commondir") == .file { return true }
+        return files.kind(of: dir + "/objects") != nil && files.kind(of: dir + "/refs") != nil
+    }
+
+    // MARK: The search
+
+    struct Repository {
+        var workTree: String
+        var gitDir: String
+        var commonDir: String
+    }
+
+    /// Every repository git would find from `root` or any directory above it.
+    mutating func enclosingRepositories(of root: String) throws -> [Repository] {
+        var found: [Repository] = []
+        var dir = root
+        while true {
+            let dotGit = (dir == "/" ? "" : dir) + "/.git"
+            var gitDir: String? = nil
+            switch files.kind(of: dotGit) {
+            case .directory?: gitDir = dotGit
+            case .file?: gitDir = try gitFileTarget(dotGit)
+            case .symlink?: gitDir = try followed(dotGit, what: "a .git symlink")
+            default: break
+            }
+            if let g = gitDir, isGitDirectory(g) {
+                var common = g
+                if let text = try read(g + "/commondir", what: "a git commondir file", maxBytes: 4096, protectIt: false)?
+                    .trimmingBlanks(newlines: true), !text.isEmpty {
+                    common = GitIndirections.resolve(text, against: g)
+                }
+                found.append(Repository(workTree: dir, gitDir: g, commonDir: common))
+            }
+            if dir == "/" { return found }
+            dir = Self.parent(dir)
+        }
+    }
+
+    /// The linked worktrees of a common directory: (work tree, its git directory).
+    mutating func linkedWorktrees(of commonDir: String) throws -> [(workTree: String, gitDir: String)] {
+        guard let names = files.directoryEntries(of: commonDir + "/worktrees") else { return [] }
+        var out: [(String, String)] = []
+        for name in names.prefix(256) where !PathText.hasReplacementCharacter(name) {
+            let gitDir = commonDir + "/worktrees/" + name
+            guard let text = try read(gitDir + "/gitdir", what: "a linked worktree's gitdir file", maxBytes: 4096, protectIt: false)?
+                .trimmingBlanks(newlines: true), text.hasPrefix("/"), text.hasSuffix("/.git") else { continue }
+            out.append((Self.parent(GitIndirections.resolve(text, against: "/")), gitDir))
+        }
+        return out
+    }
+
+    /// The whole search from one writable root (step 1–5 above).
+    mutating func search(from root: String) throws {
+        let repositories = try enclosingRepositories(of: root)
+        guard !repositories.isEmpty else { return }
+        // Work trees each config applies in: a repository's own configs in its
+        // work trees (main and linked), the per-user and system ones in all of them
+        // and in every submodule's.
+        var allWorkTrees: [String] = []
+        var repoConfigs: [(path: String, workTrees: [String])] = []
+        for repo in repositories {
+            try protectGitDirectory(repo.gitDir, key: "the repository's git directory")
+            try protectGitDirectory(repo.commonDir, key: "the repository's common git directory")
+            if files.kind(of: repo.workTree + "/.git") == .file { try protect(repo.workTree + "/.git", key: "a .git file") }
+            var trees: [(workTree: String, gitDir: String)] = [(repo.workTree, repo.gitDir)]
+            // The main work tree of a linked one, and every linked worktree.
+            if !PathText.same(repo.gitDir, repo.commonDir), repo.commonDir.hasSuffix("/.git") {
+                trees.append((Self.parent(repo.commonDir), repo.commonDir))
+            }
+            for wt in try linkedWorktrees(of: repo.commonDir) where !trees.contains(where: { PathText.same($0.workTree, wt.workTree) }) {
+                trees.append(wt)
+                if innermostWritable(wt.workTree) != nil { try protect(wt.workTree + "/.git", key: "a linked worktree's .git") }
+            }
+            // Submodules git recurses into from each of those work trees, and the
+            // configs of the modules the common directory keeps.
+            var subTrees: [String] = []
+            for t in trees {
+                let found = try submodules(workTree: t.workTree, gitDir: t.gitDir, commonDir: repo.commonDir)
+                subTrees += found.workTrees
+            }
+            try checkSubmoduleConfigs(under: repo.commonDir + "/modules")
+            if !PathText.same(repo.gitDir, repo.commonDir) { try checkSubmoduleConfigs(under: repo.gitDir + "/modules") }
+            let workTrees = trees.map(\.workTree)
+            allWorkTrees += workTrees + subTrees
+            repoConfigs += [(repo.commonDir + "/config", workTrees), (repo.gitDir + "/config.worktree", workTrees)]
+            if !PathText.same(repo.gitDir, repo.commonDir) { repoConfigs.append((repo.gitDir + "/config", workTrees)) }
+        }
+        // The per-user and system configs: a relative `core.hooksPath` there is
+        // resolved against whichever work tree git runs in (session 44). Every place
+        // git may look is read: the environment git sees now need not be the one of
+        // the host's next git command.
+        var globals = [home + "/.gitconfig", home + "/.config/git/config", "/etc/gitconfig"]
+        for name in ["XDG_CONFIG_HOME", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM"] {
+            guard let value = environment[name], value.hasPrefix("/") else { continue }
+            globals.append(name == "XDG_CONFIG_HOME" ? value + "/git/config" : value)
+        }
+        for g in globals where files.kind(of: g) == nil {
+            // Missing, and the command could create it.
+            if innermostWritable(g) != nil, !isCovered(g) {
+                notApplied.append("filesystem.protect: the git config \(g) does not exist and lies in a writable directory; one the command creates there is read by the host's next git command")
+            }
+        }
+        var configs = repoConfigs.map { (path: $0.path, workTrees: $0.workTrees, depth: 0) }
+            + globals.map { (path: GitIndirections.resolve($0, against: "/"), workTrees: allWorkTrees, depth: 0) }
+        var seen = Set<PathText.Key>()
+        var commandValues: [(key: String, value: String)] = []
+        while !configs.isEmpty {
+            let (path, workTrees, depth) = configs.removeFirst()
+            guard seen.insert(PathText.Key(path)).inserted else { continue }
+            // Git follows ten levels of includes; past what is read here the plan is
+            // refused, not left unread (red team, session 43).
+            if seen.count > 32 || depth > 4 {
+                throw Self.refusal("\(path) is included too deep (\(depth) levels) or among too many configs for sandbox to read; it cannot tell what git would run from it. Flatten the includes or do not protect .git")
+            }
+            guard let entries = try config(path, what: depth == 0 ? "a git config" : "an included git config") else { continue }
+            let configDir = Self.parent(path)
+            for (section, key, value) in entries where GitIndirections.isCommand(section: section, key: key) && !value.isEmpty {
+                commandValues.append((GitIndirections.keyName(section: section, key: key), value))
+            }
+            var targets: [GitIndirections.Target] = []
+            for tree in workTrees {
+                targets += GitIndirections.targets(entries: entries, repoRoot: tree, configDir: configDir, home: home)
+            }
+            for target in targets {
+                if let why = target.unreadable {
+                    throw Self.refusal("\(path) sets \(target.key), and \(why); sandbox cannot tell which files git would run or read from it, so it cannot protect them. Simplify the setting or do not protect .git")
+                }
+                let key = "\(target.key) in \(path)"
+                if target.isInclude {
+                    configs.append((target.path, workTrees, depth + 1))
+                    try protect(target.path, key: key)
+                } else if let word = target.commandWord {
+                    // A word of a command: a file it names is protected; a directory
+                    // or a missing bare word (a program found on PATH, an argument)
+                    // names nothing git runs; a missing path is reported.
+                    switch files.kind(of: target.path) {
+                    case .directory?: continue
+                    case nil: try protect(target.path, key: key, missing: word.contains("/") ? "" : nil)
+                    default: try protect(target.path, key: key)
+                    }
+                } else {
+                    try protect(target.path, key: key)
+                }
+            }
+        }
+        reportCommands(commandValues)
+    }
+
+    /// What a word-by-word protection cannot hold, said once: a program git runs by
+    /// name may be found on a PATH entry the command can write, and an interpreter or
+    /// package runner loads code from the work tree it runs in (`python3 -m
+    /// nbstripout`, what nbstripout installs as a clean filter; `npx`; a virtualenv's
+    /// site-packages) — red team, session 44.
+    mutating func reportCommands(_ commands: [(key: String, value: String)]) {
+        let runners: Set<String> = ["python", "python2", "python3", "node", "nodejs", "npx", "npm", "pnpm", "yarn", "bun",
+                                    "deno", "uv", "uvx", "poetry", "pipenv", "ruby", "bundle", "perl", "php", "make",
+                                    "sh", "bash", "zsh", "dash", "java", "go", "cargo", "dotnet", "pwsh", "env"]
+        let path = (environment["PATH"] ?? "").split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        let writablePath = path.filter { !$0.hasPrefix("/") || innermostWritable(GitIndirections.resolve($0, against: "/")) != nil }
+        var loaders: [String] = [], byName: [String] = []
+        for (key, value) in commands {
+            guard let program = GitIndirections.commandWords(value, home: home).first else { continue }
+            let base = program.split(separator: "/").last.map(String.init) ?? program
+            let name = base.hasPrefix("python") ? "python" : base
+            if runners.contains(name) { loaders.append("\(key) (\(base))") }
+            if !program.contains("/") { byName.append(key) }
+        }
+        if !loaders.isEmpty {
+            notApplied.append("filesystem.protect: git runs an interpreter or package runner from the work tree for \(loaders.joinedText(separator: ", ")); the files its command names are protected, but what that program loads from the work tree (a module, a package, a virtualenv's site-packages) is not")
+        }
+        if !byName.isEmpty && !writablePath.isEmpty {
+            notApplied.append("filesystem.protect: PATH has entries that are relative or writable by the command (\(writablePath.joinedText(separator: ", "))), and git runs programs by name for \(byName.joinedText(separator: ", ")); a program the command puts there runs with the host's next git command")
+        }
+    }
+
+    /// The submodules git on the host recurses into from the repository whose work
+    /// tree is `workTree` and git directory `gitDir`, and from theirs in turn: the
+    /// gitlinks of each index (`GitIndex`; git's own list) and the paths `.gitmodules`
+    /// names (a work-tree file, read as well, not instead). Each one's `.git` is
+    /// protected when it has one, its directory when not (not initialised, or
+    /// deinitialised), so the command cannot make a repository there. The git
+    /// directory each `.git` file names is followed only where git puts them (the
+    /// parent's `modules/`) or in a writable path, where it is protected: a `.git`
+    /// file an earlier run wrote could name any repository on the host, whose
+    /// gitlinks the plan would then list (red team, session 44). Each followed git
+    /// directory has its config checked (`checkSubmoduleConfig`) and its own
+    /// submodules followed: at most 8 levels and 256 submodules.
+    /// Returns the work trees of the submodules found.
+    mutating func submodules(workTree: String, gitDir: String, commonDir: String) throws -> (workTrees: [String], Void) {
+        func refuse(_ what: String) -> PlanError {
+            Self.refusal("\(what); sandbox cannot tell which submodules git on the host would recurse into, so it cannot protect their .git. Do not protect .git here")
+        }
+        var workTrees: [String] = []
+        var seen = Set<PathText.Key>()
+        var pending: [(workTree: String, gitDir: String, commonDir: String, depth: Int)] = [(workTree, gitDir, commonDir, 0)]
+        while let repo = pending.popLast() {
+            var objectSize = 20
+            for (section, key, value) in try config(repo.commonDir + "/config", what: "a git config") ?? []
+            where section == "extensions" && key == "objectformat" && value.lowercased() == "sha256" { objectSize = 32 }
+            var paths: [String] = []
+            // The index, and the shared index a split one names (a gitlink may be in
+            // either; both read whole, which can only add paths).
+            var indexes = [repo.gitDir + "/index"]
+            while !indexes.isEmpty {
+                let index = indexes.removeFirst()
+                guard files.kind(of: index) != nil else { continue }
+                guard let bytes = files.bytes(of: index, maxBytes: 256 << 20) else {
+                    throw refuse("\(index) could not be read (not a regular file, or larger than 256 MiB)")
+                }
+                let contents: GitIndex.Contents
+                do { contents = try GitIndex.read(bytes, objectSize: objectSize) } catch {
+                    throw refuse("\(index) is not an index sandbox can read (\(error))")
+                }
+                for link in contents.gitlinks {
+                    let text = String(decoding: link, as: UTF8.self)
+                    if PathText.hasReplacementCharacter(text) || link.contains(0) {
+                        throw refuse("\(index) holds a gitlink whose path is not valid UTF-8")
+                    }
+                    paths.append(text)
+                }
+                if let shared = contents.sharedIndex, index.hasSuffix("/index") {
+                    indexes.append(repo.gitDir + "/sharedindex." + shared)
+                }
+            }
+            // `.gitmodules` is the command's to edit (left writable): what it names is
+            // protected, and followed only as far as a git directory is trusted.
+            if let entries = try config(repo.workTree + "/.gitmodules", what: "a .gitmodules file", protectIt: false) {
+                for (section, key, value) in entries where section.hasPrefix("submodule") && key == "path" && !value.isEmpty {
+                    paths.append(value)
+                }
+            }
+            for path in paths {
+                let sub = GitIndirections.resolve(path, against: repo.workTree)
+                // `..` in a path git refuses; one that leaves the work tree is not a
+                // submodule git would enter.
+                guard PathText.isBeneath(sub, repo.workTree), !PathText.same(sub, repo.workTree),
+                      seen.insert(PathText.Key(sub)).inserted else { continue }
+                if seen.count > 256 || repo.depth >= 8 {
+                    throw refuse("\(sub) is among more than 256 submodules or nested more than 8 deep")
+                }
+                workTrees.append(sub)
+                let dotGit = sub + "/.git"
+                var subGitDir: String? = nil
+                switch files.kind(of: dotGit) {
+                case nil:
+                    // Not initialised: the empty directory is protected whole.
+                    if files.kind(of: sub) == .directory || files.kind(of: sub) == nil {
+                        try protect(sub, key: "a submodule not initialised", missing: "; a .git the command creates there is reported in createdEntries")
+                    } else {
+                        try protect(sub, key: "a submodule")
+                    }
+                case .directory?:
+                    try protect(dotGit, key: "a submodule's .git")
+                    protectedGitDirs.append(dotGit)
+                    subGitDir = dotGit
+                case .file?:
+                    try protect(dotGit, key: "a submodule's .git")
+                    if let dir = try gitFileTarget(dotGit), files.kind(of: dir) == .directory {
+                        if PathText.isBeneath(dir, repo.commonDir + "/modules") {
+                            subGitDir = dir
+                        } else if innermostWritable(dir) != nil {
+                            try protectGitDirectory(dir, key: "a submodule's git directory")
+                            subGitDir = dir
+                        } else {
+                            notApplied.append("filesystem.protect: the submodule \(sub) keeps its git directory outside its superproject's modules and outside every writable path; not followed")
+                        }
+                    }
+                default:
+                    try protect(dotGit, key: "a submodule's .git")   // a symlink: refused
+                }
+                guard let subGitDir else { continue }
+                try checkSubmoduleConfig(subGitDir + "/config", workTree: sub)
+                pending.append((sub, subGitDir, subGitDir, repo.depth + 1))
+            }
+        }
+        return (workTrees, ())
+    }
+
+    /// A submodule's config: one that names a hook, an fsmonitor command or an
+    /// include refuses the plan (git on the host recurses into submodules and runs
+    /// what they name from their work trees; red team, session 43), as does a
+    /// `core.worktree` other than `workTree` (when given).
+    mutating func checkSubmoduleConfig(_ path: String, workTree: String?) throws {
+        for (section, key, value) in try config(path, what: "a submodule's config") ?? [] {
+            if let workTree, section == "core" && key == "worktree",
+               !PathText.same(GitIndirections.resolve(value, against: Self.parent(path)), workTree) {
+                throw Self.refusal("\(path) (a submodule's config) sets core.worktree elsewhere than \(workTree); sandbox cannot tell which .git git would use there. Do not protect .git here")
+            }
+            if GitIndirections.namesAFile(section: section, key: key, value: value) {
+                throw Self.refusal("\(path) (a submodule's config) sets \(section).\(key); git on the host runs or reads what it names from the submodule's work tree, which sandbox does not protect. Remove the setting or do not protect .git")
+            }
+        }
+    }
+
+    /// The submodule git directories beneath `modules` (a directory holding a
+    /// `config` is one; directories between are the submodule's path, `a/b/lib`),
+    /// and theirs in their own `modules/`: each config checked as above. At most 4096
+    /// directories and 8 levels of submodules; a name that is not UTF-8 refuses.
+    /// Counting levels of submodules, not directories: a submodule at `a/b/c/d/e/f/g`
+    /// was refused before (red team, session 44).
+    mutating func checkSubmoduleConfigs(under modules: String) throws {
+        guard files.kind(of: modules) == .directory else { return }
+        var pending: [(path: String, nesting: Int)] = [(modules, 0)]
+        var visited = 0
+        while let (dir, nesting) = pending.popLast() {
+            visited += 1
+            guard visited <= 4096, nesting <= 8, let names = files.directoryEntries(of: dir) else {
+                throw Self.refusal("\(modules) (the repository's submodules) could not be read whole; sandbox cannot tell what git would run from them. Do not protect .git here")
+            }
+            if names.contains("config") && files.kind(of: dir + "/config") == .file && !PathText.same(dir, modules) {
+                try checkSubmoduleConfig(dir + "/config", workTree: nil)
+                if files.kind(of: dir + "/modules") == .directory { pending.append((dir + "/modules", nesting + 1)) }
+                continue
+            }
+            for name in names {
+                let path = dir + "/" + name
+                if PathText.hasReplacementCharacter(name) {
+                    throw Self.refusal("\(path) has a name that is not valid UTF-8; sandbox cannot read the submodule configs as text. Do not protect .git here")
+                }
+                if files.kind(of: path) == .directory { pending.append((path, nesting)) }
+            }
+        }
+    }
+}
