@@ -344,7 +344,12 @@ struct GitProtection {
             var objectSize = 20
             for (section, key, value) in try config(repo.commonDir + "/config", what: "a git config") ?? []
             where section == "extensions" && key == "objectformat" && value.lowercased() == "sha256" { objectSize = 32 }
-            var paths: [String] = []
+            // (path, from the index): `.gitmodules` is the command's to edit, so a
+            // path only it names has its `.git` protected but is not followed (a
+            // `.git` an earlier run made there, with an index or a `gitdir:` of its
+            // own, would have the planner read what the command chose; red team,
+            // session 44). Git recurses only into the index's gitlinks.
+            var paths: [(path: String, fromIndex: Bool)] = []
             // The index, and the shared index a split one names (a gitlink may be in
             // either; both read whole, which can only add paths).
             var indexes = [repo.gitDir + "/index"]
@@ -363,7 +368,7 @@ struct GitProtection {
                     if PathText.hasReplacementCharacter(text) || link.contains(0) {
                         throw refuse("\(index) holds a gitlink whose path is not valid UTF-8")
                     }
-                    paths.append(text)
+                    paths.append((text, true))
                 }
                 if let shared = contents.sharedIndex, index.hasSuffix("/index") {
                     indexes.append(repo.gitDir + "/sharedindex." + shared)
@@ -373,10 +378,11 @@ struct GitProtection {
             // protected, and followed only as far as a git directory is trusted.
             if let entries = try config(repo.workTree + "/.gitmodules", what: "a .gitmodules file", protectIt: false) {
                 for (section, key, value) in entries where section.hasPrefix("submodule") && key == "path" && !value.isEmpty {
-                    paths.append(value)
+                    paths.append((value, false))
                 }
             }
-            for path in paths {
+            // An index's first: the path is followed when either names it.
+            for (path, fromIndex) in paths.sorted(by: { $0.fromIndex && !$1.fromIndex }) {
                 let sub = GitIndirections.resolve(path, against: repo.workTree)
                 // `..` in a path git refuses; one that leaves the work tree is not a
                 // submodule git would enter.
@@ -399,10 +405,10 @@ struct GitProtection {
                 case .directory?:
                     try protect(dotGit, key: "a submodule's .git")
                     protectedGitDirs.append(dotGit)
-                    subGitDir = dotGit
+                    if fromIndex { subGitDir = dotGit }
                 case .file?:
                     try protect(dotGit, key: "a submodule's .git")
-                    if let dir = try gitFileTarget(dotGit), files.kind(of: dir) == .directory {
+                    if fromIndex, let dir = try gitFileTarget(dotGit), files.kind(of: dir) == .directory {
                         if PathText.isBeneath(dir, repo.commonDir + "/modules") {
                             subGitDir = dir
                         } else if innermostWritable(dir) != nil {

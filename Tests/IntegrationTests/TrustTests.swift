@@ -710,6 +710,92 @@ import Testing
         #expect(!notApplied.contains { $0.contains("less") || $0.contains("status") }, "\(notApplied)")
     }
 
+    /// Red team, session 44: git's world as git finds it. Each case failed before
+    /// (control: d0dc79d's parent, 35f1e76, let the write through or hung).
+    @Test func gitIsFoundAsGitFindsIt() throws {
+        guard Harness.require(Harness.isRoot, "root") && Harness.require(FileManager.default.isExecutableFile(atPath: "/usr/bin/git"), "git") else { return }
+        let root = Harness.tempDir(), home = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: root); try? FileManager.default.removeItem(atPath: home) }
+        let env = ["HOME": home]
+        func sh(_ script: String, in dir: String) throws {
+            let r = try Harness.run("/bin/sh", ["-c", "set -e; g() { git -c user.name=t -c user.email=t@example.invalid -c protocol.file.allow=always \"$@\"; }; " + script], cwd: dir, env: env)
+            #expect(r.status == 0, "setup: \(script): \(r.stderr)")
+        }
+        func blocked(_ cmd: String, in dir: String, _ what: String) throws {
+            let out = try Harness.exec(policy: "agent", ["sh", "-c", cmd], cwd: dir, env: env)
+            #expect(out.status != 0 && (out.stderr.contains("Read-only") || out.status == 125), "\(what): \(out.status) \(out.stderr)")
+        }
+        func hook(_ dir: String) -> String { "mkdir -p \(dir) && printf '#!/bin/sh\\n' > \(dir)/pre-commit && chmod +x \(dir)/pre-commit" }
+
+        // An empty .git made in a subdirectory by one run hid the monorepo above it
+        // from the next plan, whose hooks path pointed into that subdirectory.
+        try FileManager.default.createDirectory(atPath: "\(root)/mono", withIntermediateDirectories: true)
+        try sh("g init -q . && \(hook("frontend/.husky")) && g config core.hooksPath frontend/.husky && g add -A && g commit -qm i", in: "\(root)/mono")
+        let plant = try Harness.exec(policy: "agent", ["mkdir", ".git"], cwd: "\(root)/mono/frontend", env: env)
+        #expect(plant.status == 0, "\(plant.stderr)")
+        try blocked("echo 'echo PWNED' >> .husky/pre-commit", in: "\(root)/mono/frontend", "a .git that is no repository")
+
+        // A per-user config that is a symlink (stow, home-manager), and one that lies
+        // in the writable directory itself.
+        try sh("mkdir -p dotfiles && printf '[core]\\n\\thooksPath = .githooks\\n' > dotfiles/gitconfig && ln -s dotfiles/gitconfig .gitconfig", in: home)
+        try FileManager.default.createDirectory(atPath: "\(root)/linked", withIntermediateDirectories: true)
+        try sh("g init -q . && \(hook(".githooks"))", in: "\(root)/linked")
+        try blocked("echo 'echo PWNED' >> .githooks/pre-commit", in: "\(root)/linked", "a symlinked ~/.gitconfig")
+        try sh("g init -q .", in: "\(home)/dotfiles")
+        try blocked("printf '[core]\\n\\tfsmonitor = ./evil.sh\\n' >> gitconfig", in: "\(home)/dotfiles", "a per-user config in the writable directory")
+        try FileManager.default.removeItem(atPath: "\(home)/.gitconfig")
+
+        // A linked worktree inside the work tree: the hooks path is resolved in it too.
+        try FileManager.default.createDirectory(atPath: "\(root)/wt", withIntermediateDirectories: true)
+        try sh("g init -q . && \(hook(".husky")) && g config core.hooksPath .husky && echo .worktrees/ > .gitignore && g add -A && g commit -qm i && g worktree add -q .worktrees/feat", in: "\(root)/wt")
+        try blocked("echo 'echo PWNED' >> .worktrees/feat/.husky/pre-commit", in: "\(root)/wt", "a nested linked worktree")
+        try blocked("echo 'gitdir: /tmp' > .worktrees/feat/.git", in: "\(root)/wt", "a nested linked worktree's .git")
+
+        // A git directory in the writable directory (--separate-git-dir, a bare
+        // repository beside its worktrees).
+        try FileManager.default.createDirectory(atPath: "\(root)/sep", withIntermediateDirectories: true)
+        try sh("g init -q --separate-git-dir=.realgit .", in: "\(root)/sep")
+        try blocked("\(hook(".realgit/hooks"))", in: "\(root)/sep", "a separate git directory")
+
+        // A path only .gitmodules names is protected but not followed: an index of
+        // the command's making there neither hangs the plan nor refuses later runs.
+        try FileManager.default.createDirectory(atPath: "\(root)/mods", withIntermediateDirectories: true)
+        try sh("g init -q . && g commit -q --allow-empty -m i", in: "\(root)/mods")
+        let garbage = try Harness.exec(policy: "agent", ["sh", "-c", "mkdir -p x/.git && head -c 100000 /dev/zero > x/.git/index && printf 'DIRC' | dd of=x/.git/index conv=notrunc 2>/dev/null && printf '[submodule \"x\"]\\n\\tpath = x\\n' >> .gitmodules"], cwd: "\(root)/mods", env: env)
+        #expect(garbage.status == 0, "\(garbage.stderr)")
+        let after = try Harness.exec(policy: "agent", ["true"], cwd: "\(root)/mods", env: env)
+        #expect(after.status == 0, "a .gitmodules path's own index was read: \(after.status) \(after.stderr)")
+
+        // A submodule at a deep path is no refusal.
+        try FileManager.default.createDirectory(atPath: "\(root)/deep", withIntermediateDirectories: true)
+        try sh("g init -q lib && g -C lib commit -q --allow-empty -m i && g init -q r && cd r && g submodule add -q ../lib a/b/c/d/e/f/g/lib && g commit -qm s", in: "\(root)/deep")
+        let deep = try Harness.exec(policy: "agent", ["true"], cwd: "\(root)/deep/r", env: env)
+        #expect(deep.status == 0, "a deep submodule path: \(deep.status) \(deep.stderr)")
+
+        // A symlinked directory on the way to a program a config names.
+        try FileManager.default.createDirectory(atPath: "\(root)/via", withIntermediateDirectories: true)
+        try sh("g init -q . && mkdir scripts && echo x > scripts/conv.sh && ln -s scripts tools && g config diff.y.textconv ./tools/conv.sh", in: "\(root)/via")
+        let via = try Harness.exec(policy: "agent", ["sh", "-c", "rm tools && mkdir tools && echo PWNED > tools/conv.sh"], cwd: "\(root)/via", env: env)
+        #expect(via.status == 125 && via.stderr.contains("symlink on the way"), "a symlinked directory: \(via.status) \(via.stderr)")
+
+        // init.templateDir, a local remote, and ~ in a command.
+        try FileManager.default.createDirectory(atPath: "\(root)/keys", withIntermediateDirectories: true)
+        try sh("g init -q . && \(hook("template/hooks")) && g init -q --bare remote.git && \(hook("remote.git/hooks")) && mkdir bin && echo x > bin/editor && g config init.templateDir ./template && g config remote.origin.url ./remote.git && g config core.editor 'sh ~/bin/editor'", in: "\(root)/keys")
+        try blocked("echo PWNED >> template/hooks/pre-commit", in: "\(root)/keys", "init.templateDir")
+        try blocked("echo PWNED >> remote.git/hooks/pre-commit", in: "\(root)/keys", "a local remote")
+        // `~` in a command word, with HOME the work tree.
+        let ed = try Harness.exec(policy: "agent", ["sh", "-c", "echo PWNED >> bin/editor"], cwd: "\(root)/keys", env: ["HOME": "\(root)/keys"])
+        #expect(ed.status != 0 && ed.stderr.contains("Read-only"), "~ in a command word: \(ed.status) \(ed.stderr)")
+
+        // An interpreter git runs from the work tree is reported: what it loads there
+        // is not protected.
+        try FileManager.default.createDirectory(atPath: "\(root)/nb", withIntermediateDirectories: true)
+        try sh("g init -q . && g config filter.nbstripout.clean '\"/usr/bin/python3\" -m nbstripout'", in: "\(root)/nb")
+        let nb = try Harness.exec(policy: "agent", ["true"], cwd: "\(root)/nb", env: env)
+        let notApplied = nb.result?["notApplied"] as? [String] ?? []
+        #expect(nb.status == 0 && notApplied.contains { $0.contains("filter.nbstripout.clean (python3)") }, "\(nb.stderr) \(notApplied)")
+    }
+
     @Test func hardLinkedPolicyIsRefused() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
         let dir = Harness.tempDir(), ws = Harness.tempDir()
