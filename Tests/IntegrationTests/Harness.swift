@@ -45,6 +45,16 @@ enum Harness {
         var resultBytes: Data? = nil
     }
 
+    /// Copies an executable by `/bin/cp`, not in this process: a file this process
+    /// holds open for writing is inherited by any child another test forks in that
+    /// window, and exec of the copy then fails with ETXTBSY for as long as that child
+    /// lives (TrustTests once failed so in a full run).
+    static func copyExecutable(_ from: String, to: String) throws {
+        let r = try run("/bin/cp", [from, to])
+        guard r.status == 0 else { throw NSError(domain: "cp", code: Int(r.status), userInfo: [NSLocalizedDescriptionKey: r.stderr]) }
+        chmod(to, 0o755)
+    }
+
     /// `sandbox exec --policy POLICY -- ARGV`, in `cwd`, optionally as another user.
     static func exec(policy: String, _ argv: [String], cwd: String? = nil, asUser: (uid: UInt32, runtimeDir: String)? = nil,
                      env: [String: String] = [:], stdin: String? = nil, timeout: TimeInterval = 60) throws -> Output {

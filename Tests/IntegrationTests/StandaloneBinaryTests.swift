@@ -15,7 +15,7 @@ import Testing
         let bin = Harness.tempDir()
         let work = Harness.tempDir()
         init() throws {
-            try FileManager.default.copyItem(atPath: Harness.binary, toPath: bin + "/sandbox")
+            try Harness.copyExecutable(Harness.binary, to: bin + "/sandbox")
         }
         deinit {
             try? FileManager.default.removeItem(atPath: bin)

@@ -19,7 +19,7 @@ import Testing
         let dir = "\(proj)/.build/release"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let copy = "\(dir)/sandbox"
-        try FileManager.default.copyItem(atPath: Harness.binary, toPath: copy)
+        try Harness.copyExecutable(Harness.binary, to: copy)
         chmod(copy, 0o755)
         return copy
     }
@@ -232,11 +232,11 @@ import Testing
         // The upgrade: a new file renamed over the running one, or the running one
         // moved aside and the new one copied in.
         if upgrade == "rename over" {
-            try FileManager.default.copyItem(atPath: Harness.binary, toPath: copy + ".new")
+            try Harness.copyExecutable(Harness.binary, to: copy + ".new")
             #expect(rename(copy + ".new", copy) == 0)
         } else {
             #expect(rename(copy, copy + ".old") == 0)
-            try FileManager.default.copyItem(atPath: Harness.binary, toPath: copy)
+            try Harness.copyExecutable(Harness.binary, to: copy)
         }
         let after = try overwrite()
         #expect(after.status == 125 && after.stderr.contains("the sandbox executable \(Self.realPath(copy))"), "\(after.stderr)")
