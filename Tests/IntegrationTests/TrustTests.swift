@@ -24,6 +24,13 @@ import Testing
         return copy
     }
 
+    /// git with an identity and local submodules allowed, expected to succeed.
+    static func git(_ args: [String], in dir: String? = nil, env: [String: String] = [:]) throws {
+        let r = try Harness.run("/usr/bin/git", ["-c", "user.name=t", "-c", "user.email=t@example.invalid",
+                                                 "-c", "protocol.file.allow=always"] + args, cwd: dir, env: env)
+        #expect(r.status == 0, "git \(args): \(r.stderr)")
+    }
+
     // MARK: (a) the binary
 
     /// The binary inside the writable `{cwd}`: `exec`, `plan` and `explain` refuse with
@@ -440,12 +447,10 @@ import Testing
         guard Harness.require(Harness.isRoot, "root") && Harness.require(FileManager.default.isExecutableFile(atPath: "/usr/bin/git"), "git") else { return }
         let root = Harness.tempDir()
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let git = ["-c", "user.name=t", "-c", "user.email=t@example.invalid", "-c", "protocol.file.allow=always"]
         for args in [["init", "-q", "\(root)/src"], ["-C", "\(root)/src", "commit", "-q", "--allow-empty", "-m", "i"],
                      ["init", "-q", "\(root)/super"],
                      ["-C", "\(root)/super", "submodule", "add", "-q", "\(root)/src", "sub"]] {
-            let r = try Harness.run("/usr/bin/git", git + args)
-            #expect(r.status == 0, "git \(args): \(r.stderr)")
+            try Self.git(args)
         }
         let moduleConfig = "\(root)/super/.git/modules/sub/config"
         #expect(FileManager.default.fileExists(atPath: moduleConfig), "no submodule gitdir")
@@ -469,11 +474,7 @@ import Testing
         guard Harness.require(Harness.isRoot, "root") && Harness.require(FileManager.default.isExecutableFile(atPath: "/usr/bin/git"), "git") else { return }
         let root = Harness.tempDir()
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let git = ["-c", "user.name=t", "-c", "user.email=t@example.invalid", "-c", "protocol.file.allow=always"]
-        func gitRun(_ args: [String]) throws {
-            let r = try Harness.run("/usr/bin/git", git + args)
-            #expect(r.status == 0, "git \(args): \(r.stderr)")
-        }
+        let gitRun = { (args: [String]) throws in try Self.git(args) }
         func write(_ path: String, _ text: String) throws { try text.write(toFile: path, atomically: true, encoding: .utf8) }
         func append(_ path: String, _ text: String) throws { try write(path, (try String(contentsOfFile: path, encoding: .utf8)) + text) }
 
@@ -517,11 +518,7 @@ import Testing
         guard Harness.require(Harness.isRoot, "root") && Harness.require(FileManager.default.isExecutableFile(atPath: "/usr/bin/git"), "git") else { return }
         let root = Harness.tempDir()
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let git = ["-c", "user.name=t", "-c", "user.email=t@example.invalid", "-c", "protocol.file.allow=always"]
-        func gitRun(_ args: [String], in dir: String? = nil) throws {
-            let r = try Harness.run("/usr/bin/git", git + args, cwd: dir)
-            #expect(r.status == 0, "git \(args): \(r.stderr)")
-        }
+        func gitRun(_ args: [String], in dir: String? = nil) throws { try Self.git(args, in: dir) }
         // A submodule added in place: its .git is a directory.
         try gitRun(["init", "-q", "\(root)/inplace"])
         try gitRun(["init", "-q", "\(root)/inplace/sub"]); try gitRun(["-C", "\(root)/inplace/sub", "commit", "-q", "--allow-empty", "-m", "s"])
@@ -566,11 +563,7 @@ import Testing
         guard Harness.require(Harness.isRoot, "root") && Harness.require(FileManager.default.isExecutableFile(atPath: "/usr/bin/git"), "git") else { return }
         let root = Harness.tempDir()
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let git = ["-c", "user.name=t", "-c", "user.email=t@example.invalid", "-c", "protocol.file.allow=always"]
-        func gitRun(_ args: [String], in dir: String? = nil) throws {
-            let r = try Harness.run("/usr/bin/git", git + args, cwd: dir)
-            #expect(r.status == 0, "git \(args): \(r.stderr)")
-        }
+        func gitRun(_ args: [String], in dir: String? = nil) throws { try Self.git(args, in: dir) }
         /// The attack: an fsmonitor written into the submodule's config.
         func attack(_ repo: String, _ sub: String, _ what: String) throws {
             let out = try Harness.exec(policy: "agent", ["sh", "-c", "printf '[core]\\n\\tfsmonitor = ./x\\n' >> \(sub)/.git/config"], cwd: repo)
@@ -637,11 +630,7 @@ import Testing
         guard Harness.require(Harness.isRoot, "root") && Harness.require(FileManager.default.isExecutableFile(atPath: "/usr/bin/git"), "git") else { return }
         let root = Harness.tempDir(), home = Harness.tempDir(), xdg = Harness.tempDir()
         defer { for d in [root, home, xdg] { try? FileManager.default.removeItem(atPath: d) } }
-        let git = ["-c", "user.name=t", "-c", "user.email=t@example.invalid", "-c", "protocol.file.allow=always"]
-        func gitRun(_ args: [String], in dir: String? = nil) throws {
-            let r = try Harness.run("/usr/bin/git", git + args, cwd: dir)
-            #expect(r.status == 0, "git \(args): \(r.stderr)")
-        }
+        func gitRun(_ args: [String], in dir: String? = nil) throws { try Self.git(args, in: dir) }
         let repo = "\(root)/repo"
         try gitRun(["init", "-q", repo])
         try gitRun(["init", "-q", "\(repo)/sub"]); try gitRun(["-C", "\(repo)/sub", "commit", "-q", "--allow-empty", "-m", "s"])
