@@ -283,6 +283,13 @@ struct GitProtection {
                     switch files.kind(of: target.path) {
                     case .directory?: continue
                     case nil: try protect(target.path, key: key, missing: word.contains("/") ? "" : nil)
+                    case .symlink? where !word.contains("/"):
+                        // A bare word that happens to name a link at the work tree's top
+                        // (`alias.st = status` beside a link named `status`) is more
+                        // likely an argument than a program: said, not refused.
+                        if innermostWritable(target.path) != nil && !isCovered(target.path) {
+                            notApplied.append("filesystem.protect: \(key) has the word \(word), which names the symlink \(target.path); the command could point it elsewhere, and it is not protected")
+                        }
                     default: try protect(target.path, key: key)
                     }
                 } else {
