@@ -49,7 +49,31 @@ public enum CreatedEntryScan {
                 var s: Int64 = 0, ns: UInt32 = 0, b: Int32 = 0, d: UInt64 = 0, m: UInt32 = 0
                 return sbx_mounts_birth(dirFD, n, &s, &ns, &b, &d, &m) == 0 && (s, ns) >= (since.sec, since.nsec)
             }
-            if changed(fd, "config") || changed(fd, "hooks") { return true }
+            if changed(fd, "config") || changed(fd, "hooks") || changed(fd, "config.worktree") || changed(fd, "commondir") { return true }
+            // A submodule's git directory (`modules/<name>[/modules/…]`) given a config
+            // or hooks (red team, session 44): its config and hooks, 8 levels down.
+            func changedModule(_ dirFD: Int32, depth: Int) -> Bool {
+                guard depth < 8, let dir = fdopendir(dup(dirFD)) else { return false }
+                defer { closedir(dir) }
+                var seen = 0
+                while let ent = readdir(dir), seen < 256 {
+                    seen += 1
+                    let n = withUnsafeBytes(of: ent.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+                    if n == "." || n == ".." || n == "objects" || n == "refs" || n == "logs" { continue }
+                    if (n == "config" || n == "hooks" || n == "config.worktree") && changed(dirfd(dir), n) { return true }
+                    let sub = openat(dirfd(dir), n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                    guard sub >= 0 else { continue }
+                    defer { Glibc.close(sub) }
+                    if changedModule(sub, depth: depth + 1) { return true }
+                }
+                return false
+            }
+            for name in ["modules", "worktrees"] {
+                let sub = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                guard sub >= 0 else { continue }
+                defer { Glibc.close(sub) }
+                if changedModule(sub, depth: 0) { return true }
+            }
             let hooks = openat(fd, "hooks", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             guard hooks >= 0, let dir = fdopendir(hooks) else { if hooks >= 0 { Glibc.close(hooks) }; return false }
             defer { closedir(dir) }
@@ -86,7 +110,22 @@ public enum CreatedEntryScan {
                     }
                     continue
                 }
-                guard m & UInt32(S_IFMT) == UInt32(S_IFDIR), d == dev else { continue }
+                // A directory shaped as a git directory (`HEAD`, `objects`, `refs`)
+                // whose HEAD or config the run wrote: git's discovery takes it for a
+                // bare repository before any `.git` above it (red team, session 44).
+                if (entryName == "HEAD" || entryName == "config"), m & UInt32(S_IFMT) == UInt32(S_IFREG),
+                   (s, ns) >= (since.sec, since.nsec), !out.created.contains(path) {
+                    var st = stat()
+                    if fstatat(dirfd(dir), "objects", &st, AT_SYMLINK_NOFOLLOW) == 0, fstatat(dirfd(dir), "refs", &st, AT_SYMLINK_NOFOLLOW) == 0,
+                       fstatat(dirfd(dir), "HEAD", &st, AT_SYMLINK_NOFOLLOW) == 0 {
+                        out.total += 1
+                        if out.created.count < maxReported { out.created.append(path) }
+                    }
+                }
+                guard m & UInt32(S_IFMT) == UInt32(S_IFDIR) else { continue }
+                // Another filesystem mounted beneath is not walked: the scan says it
+                // is incomplete rather than that nothing was made there.
+                guard d == dev else { out.complete = false; continue }
                 if depth + 1 > maxDepth { out.complete = false; continue }
                 walk(openat(dirfd(dir), entryName, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC),
                      path: path + "/" + entryName, depth: depth + 1)

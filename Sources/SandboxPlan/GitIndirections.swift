@@ -25,6 +25,8 @@ enum GitIndirections {
         var commandWord: String? = nil
         /// An included config, to be read in turn.
         var isInclude = false
+        /// A local remote: protected only when it is a repository.
+        var isRemote = false
     }
 
     /// Keys whose value is a command or a program git runs (from the top of the work
@@ -50,7 +52,18 @@ enum GitIndirections {
             return ["difftool", "mergetool", "browser", "man", "lfs"].contains { section.hasPrefix($0) }
         }
         if key == "update" { return section.hasPrefix("submodule") }
+        if section.hasPrefix("remote") && (key == "uploadpack" || key == "receivepack") { return true }
         return commandKeys.contains(key) || key.hasSuffix("cmd") || key.hasSuffix("command") || key.hasSuffix("hook")
+    }
+
+    /// Whether `targets` reads (section, key): a value of any other key may hold
+    /// what is not UTF-8 (a Latin-1 `user.name`) without refusing the plan.
+    static func isRead(section: String, key: String) -> Bool {
+        isCommand(section: section, key: key) || isInclude(section: section, key: key)
+            || (section == "core" && ["hookspath", "fsmonitor", "worktree"].contains(key))
+            || (section == "init" && key == "templatedir") || (section == "extensions" && key == "objectformat")
+            || (section.hasPrefix("remote") && ["url", "pushurl", "pushdefault"].contains(key))
+            || (section.hasPrefix("branch") && ["remote", "pushremote"].contains(key))
     }
 
     /// `diff "y"` and `textconv` as git writes them: `diff.y.textconv`.
@@ -132,15 +145,25 @@ enum GitIndirections {
                 continue
             }
             if section == "core" && key == "worktree" {
+                // The work tree it was found as (a submodule's, `../../../lib`) is no move.
+                if !v.isEmpty, PathText.same(resolve(v, against: configDir), repoRoot) { continue }
                 out.append(Target(key: "core.worktree", path: "", unreadable: "it moves the work tree the other paths are resolved against"))
                 continue
             }
+            // Only an alias starting with `!` runs a shell; the others are git's own
+            // commands (red team, session 44: `alias.lg = log …` beside a link `log`).
+            if section == "alias" && v.unicodeScalars.first != "!" { continue }
             if v.isEmpty { continue }
             switch (section, key) {
             case ("core", "hookspath"):
-                out.append(Target(key: "core.hooksPath", path: resolve(v, against: repoRoot)))
+                out.append(Target(key: "core.hooksPath", path: join(v, against: repoRoot)))
+                // Husky's `.husky/_`: each hook there runs `.husky/<hook>` (red team,
+                // session 44), so the directory above is protected too.
+                if PathText.components(v).last.map({ PathText.same($0, "_") }) == true {
+                    out.append(Target(key: "core.hooksPath (husky)", path: join(v + "/..", against: repoRoot)))
+                }
             case ("init", "templatedir"):
-                out.append(Target(key: "init.templateDir", path: resolve(v, against: repoRoot)))
+                out.append(Target(key: "init.templateDir", path: join(v, against: repoRoot)))
             case ("core", "fsmonitor"):
                 // A boolean selects git's built-in daemon; anything else is a command.
                 if fsmonitorBooleans.contains(v.lowercased()) { continue }
@@ -151,20 +174,32 @@ enum GitIndirections {
                     continue
                 }
                 for w in Substring(v).unicodeScalars.split(separator: " ").map({ String(Substring($0)) }) {
-                    out.append(Target(key: "core.fsmonitor", path: resolve(w, against: repoRoot)))
+                    out.append(Target(key: "core.fsmonitor", path: join(w, against: repoRoot)))
                 }
             case _ where isInclude(section: section, key: key):
                 out.append(Target(key: section.hasPrefix("includeif") ? "includeIf.path" : "include.path",
-                                  path: resolve(v, against: configDir), isInclude: true))
-            case _ where section.hasPrefix("remote") && (key == "url" || key == "pushurl"):
-                // A local repository: its hooks run on push (red team, session 44).
+                                  path: join(v, against: configDir), isInclude: true))
+            case _ where (section.hasPrefix("remote") && (key == "url" || key == "pushurl" || key == "pushdefault"))
+                || (section.hasPrefix("branch") && (key == "remote" || key == "pushremote")):
+                // A local repository: its hooks run on push (red team, session 44). A
+                // URL is local when it has no scheme and no `host:` (git's rule); a
+                // remote's name in its place is a URL too (`pushRemote = ./backup.git`).
                 var url = v
                 if url.hasPrefix("file://") { url = String(url.dropFirst("file://".count)) }
-                guard url.hasPrefix("/") || url.hasPrefix("./") || url.hasPrefix("../") else { continue }
-                out.append(Target(key: keyName, path: resolve(url, against: repoRoot)))
+                if let colon = url.unicodeScalars.firstIndex(of: ":"),
+                   !(url.unicodeScalars.firstIndex(of: "/").map { $0 < colon } ?? false) { continue }
+                out.append(Target(key: keyName, path: join(url, against: repoRoot), isRemote: true))
+            case _ where section.hasPrefix("submodule") && key == "update":
+                // `!command`, run in the submodule's directory (its name, in the
+                // subsection, is its path unless set otherwise).
+                guard v.unicodeScalars.first == "!", let quote = section.unicodeScalars.firstIndex(of: "\"") else { continue }
+                let name = String(String.UnicodeScalarView(section.unicodeScalars[section.unicodeScalars.index(after: quote)...].dropLast()))
+                for w in commandWords(v, home: home ?? "") {
+                    out.append(Target(key: keyName, path: join(w, against: join(name, against: repoRoot)), commandWord: w))
+                }
             case _ where isCommand(section: section, key: key):
                 for w in commandWords(v, home: home ?? "") {
-                    out.append(Target(key: keyName, path: resolve(w, against: repoRoot), commandWord: w))
+                    out.append(Target(key: keyName, path: join(w, against: repoRoot), commandWord: w))
                 }
             default: continue
             }
@@ -172,6 +207,14 @@ enum GitIndirections {
         return out
     }
 
+    /// `value` against `base` as written, `..` kept: `GitProtection.real` resolves it
+    /// as the kernel does (a `..` after a symlink leaves what the link reached).
+    static func join(_ value: String, against base: String) -> String {
+        value.hasPrefix("/") ? value : base + "/" + value
+    }
+
+    /// `value` against `base`, `..` taken from the text: for paths compared, not
+    /// opened (the ones opened go through `join` and `GitProtection.real`).
     static func resolve(_ value: String, against base: String) -> String {
         let raw = value.hasPrefix("/") ? value : base + "/" + value
         // Split at slash bytes: a slash and a combining mark are one Character, so

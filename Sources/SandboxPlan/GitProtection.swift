@@ -59,7 +59,8 @@ struct GitProtection {
     /// directory itself or a symlink is on the way from there (pins keep real
     /// directories in place, not links); reported when missing (`missing` says what a
     /// file created there would do, nil: not reported).
-    mutating func protect(_ path: String, key: String, missing: String? = "") throws {
+    mutating func protect(_ raw: String, key: String, missing: String? = "") throws {
+        let path = try real(raw, what: key)
         guard !isCovered(path), let root = innermostWritable(path) else { return }
         if PathText.same(path, root) {
             throw Self.refusal("\(key) names \(path), the writable directory itself; git on the host would run what the command writes there. Point it elsewhere or do not make that directory writable")
@@ -81,40 +82,79 @@ struct GitProtection {
         if !out.contains(where: { PathText.same($0.path, path) }) { out.append((key, path, root)) }
     }
 
-    /// A git directory (or common directory) in a writable path is protected whole.
+    /// A git directory (or common directory) in a writable path is protected whole;
+    /// one that is the writable directory itself (a bare repository the command runs
+    /// in) has what git runs or reads there protected: its config, hooks, HEAD and
+    /// the worktrees' and submodules' git directories.
     mutating func protectGitDirectory(_ dir: String, key: String) throws {
-        guard !isCovered(dir), innermostWritable(dir) != nil else { return }
+        guard !isCovered(dir), let root = innermostWritable(dir) else { return }
+        if PathText.same(dir, root) {
+            for name in ["config", "config.worktree", "hooks", "HEAD", "commondir", "worktrees", "modules", "info"]
+            where files.kind(of: dir + "/" + name) != nil {
+                try protect(dir + "/" + name, key: key)
+            }
+            return
+        }
         try protect(dir, key: key)
         protectedGitDirs.append(dir)
     }
 
     // MARK: Reading git's files
 
-    /// Where `path` leads through symlinks (16 at most, as the kernel), each link in a
-    /// writable path refused; nil when it leads nowhere.
-    func followed(_ path: String, what: String) throws -> String? {
-        var p = path
-        for _ in 0..<16 {
-            guard case .symlink(let target)? = files.kind(of: p) else { return files.kind(of: p) == nil ? nil : p }
-            if !isCovered(p), innermostWritable(p) != nil {
-                throw Self.refusal("\(p) (\(what)) is a symlink in a writable directory; the command could point it at a file of its own, which git on the host would read. Replace the link with the file or do not protect .git here")
+    /// `path` as the kernel resolves it: every symlink on the way followed (40 at
+    /// most), `..` taken from what was reached, not from the text (red team, session
+    /// 44: `~/.config -> dotfiles/config` holding `git/config -> ../../gitconfig`, and
+    /// a HOME reached through `/home -> /var/home`, were read or matched as other
+    /// paths than git's). A symlink in a writable path is refused: the command could
+    /// point it at a file of its own. From a missing component on, the rest is taken
+    /// as written.
+    func real(_ path: String, what: String) throws -> String {
+        var rest = PathText.components(path)
+        var out: [String] = []
+        var hops = 0, i = 0
+        var missing = false
+        while i < rest.count {
+            let part = rest[i]
+            i += 1
+            if part.isEmpty || PathText.same(part, ".") { continue }
+            if PathText.same(part, "..") { if !out.isEmpty { out.removeLast() }; continue }
+            let candidate = "/" + (out + [part]).joinedText(separator: "/")
+            if missing { out.append(part); continue }
+            switch files.kind(of: candidate) {
+            case .symlink(let target)?:
+                if !isCovered(candidate), innermostWritable(candidate) != nil {
+                    throw Self.refusal("\(candidate) is a symlink in a writable directory on the way to \(path) (\(what)); the command could point it elsewhere, and git on the host would follow the new one. Replace the link or do not protect .git here")
+                }
+                hops += 1
+                guard hops <= 40 else {
+                    throw Self.refusal("\(path) (\(what)) leads through more than 40 symlinks; sandbox cannot tell what git reads there")
+                }
+                if target.utf8.first == UInt8(ascii: "/") { out = [] }
+                rest = PathText.components(target) + rest[i...]
+                i = 0
+            case nil:
+                missing = true
+                out.append(part)
+            default:
+                out.append(part)
             }
-            p = GitIndirections.resolve(target, against: Self.parent(p))
         }
-        throw Self.refusal("\(path) (\(what)) is a loop of symlinks; sandbox cannot tell what git reads there")
+        return "/" + out.joinedText(separator: "/")
     }
 
     /// The text of a file git reads (a config, a `.git` file, `.gitmodules`): through
     /// symlinks, protected when it lies in a writable path (`protectIt`), nil when
     /// absent. A file that exists but cannot be read, or is not UTF-8, refuses the
     /// plan: git would read what sandbox did not.
-    mutating func read(_ path: String, what: String, maxBytes: Int = 1 << 20, protectIt: Bool = true) throws -> String? {
-        guard let real = try followed(path, what: what) else { return nil }
+    mutating func read(_ path: String, what: String, maxBytes: Int = 1 << 20, protectIt: Bool = true,
+                       anyText: Bool = false) throws -> String? {
+        let real = try real(path, what: what)
+        guard files.kind(of: real) != nil else { return nil }
         if protectIt { try protect(real, key: what) }
         guard let text = files.contents(of: real, maxBytes: maxBytes) else {
             throw Self.refusal("\(real) (\(what)) could not be read (not a regular file, or larger than \(maxBytes >> 10) KiB); sandbox cannot tell what git would run from it. Do not protect .git here")
         }
-        if PathText.hasReplacementCharacter(text) {
+        if !anyText && PathText.hasReplacementCharacter(text) {
             throw Self.refusal("\(real) (\(what)) is not valid UTF-8 (or holds U+FFFD); the paths git reads from it cannot be protected as text. Fix the file or do not protect .git")
         }
         return text
@@ -122,9 +162,15 @@ struct GitProtection {
 
     /// A config's entries as git reads them; a file git would refuse refuses the plan.
     mutating func config(_ path: String, what: String, protectIt: Bool = true) throws -> [(String, String, String)]? {
-        guard let text = try read(path, what: what, protectIt: protectIt) else { return nil }
+        guard let text = try read(path, what: what, protectIt: protectIt, anyText: true) else { return nil }
         guard let entries = GitIndirections.entries(text) else {
             throw Self.refusal("\(path) (\(what)) is not a config git can read; sandbox cannot tell what git would run from it once fixed. Fix it or do not protect .git here")
+        }
+        // Bytes that are not UTF-8 decode as U+FFFD: another path than git's, but
+        // only in a value the search reads (red team, session 44: a Latin-1
+        // `user.name` in ~/.gitconfig refused every run).
+        for (section, key, value) in entries where GitIndirections.isRead(section: section, key: key) && PathText.hasReplacementCharacter(value) {
+            throw Self.refusal("\(path) (\(what)) sets \(GitIndirections.keyName(section: section, key: key)) to a value that is not valid UTF-8; the paths git reads from it cannot be protected as text. Fix it or do not protect .git")
         }
         return entries
     }
@@ -167,9 +213,13 @@ struct GitProtection {
             switch files.kind(of: dotGit) {
             case .directory?: gitDir = dotGit
             case .file?: gitDir = try gitFileTarget(dotGit)
-            case .symlink?: gitDir = try followed(dotGit, what: "a .git symlink")
+            case .symlink?: gitDir = try real(dotGit, what: "a .git symlink")
             default: break
             }
+            // The directory itself a git directory (a bare repository, its worktrees
+            // inside it): git's discovery asks this after `dir/.git` (red team,
+            // session 44: the command's hooks in a bare repository it ran in).
+            if gitDir == nil || !isGitDirectory(gitDir!), dir != "/", isGitDirectory(dir) { gitDir = dir }
             if let g = gitDir, isGitDirectory(g) {
                 var common = g
                 if let text = try read(g + "/commondir", what: "a git commondir file", maxBytes: 4096, protectIt: false)?
@@ -222,14 +272,22 @@ struct GitProtection {
             // configs of the modules the common directory keeps.
             var subTrees: [String] = []
             for t in trees {
-                let found = try submodules(workTree: t.workTree, gitDir: t.gitDir, commonDir: repo.commonDir)
-                subTrees += found.workTrees
+                for sub in try submodules(workTree: t.workTree, gitDir: t.gitDir, commonDir: repo.commonDir) {
+                    subTrees.append(sub.workTree)
+                    // Its own config's commands run in its work tree (red team, session
+                    // 44: a relative clean filter there ran under the host's git status).
+                    if let config = sub.config { repoConfigs.append((config, [sub.workTree])) }
+                }
             }
             try checkSubmoduleConfigs(under: repo.commonDir + "/modules")
             if !PathText.same(repo.gitDir, repo.commonDir) { try checkSubmoduleConfigs(under: repo.gitDir + "/modules") }
             let workTrees = trees.map(\.workTree)
             allWorkTrees += workTrees + subTrees
-            repoConfigs += [(repo.commonDir + "/config", workTrees), (repo.gitDir + "/config.worktree", workTrees)]
+            // The common config applies in every work tree; each `config.worktree` in
+            // its own (the main one's beside the common config; red team, session 44:
+            // another worktree's hooks path went unread).
+            repoConfigs.append((repo.commonDir + "/config", workTrees))
+            for t in trees { repoConfigs.append((t.gitDir + "/config.worktree", [t.workTree])) }
             if !PathText.same(repo.gitDir, repo.commonDir) { repoConfigs.append((repo.gitDir + "/config", workTrees)) }
         }
         // The per-user and system configs: a relative `core.hooksPath` there is
@@ -251,6 +309,7 @@ struct GitProtection {
             + globals.map { (path: GitIndirections.resolve($0, against: "/"), workTrees: allWorkTrees, depth: 0) }
         var seen = Set<PathText.Key>()
         var commandValues: [(key: String, value: String)] = []
+        var hooksDirectories: [String] = []
         while !configs.isEmpty {
             let (path, workTrees, depth) = configs.removeFirst()
             guard seen.insert(PathText.Key(path)).inserted else { continue }
@@ -273,7 +332,11 @@ struct GitProtection {
                     throw Self.refusal("\(path) sets \(target.key), and \(why); sandbox cannot tell which files git would run or read from it, so it cannot protect them. Simplify the setting or do not protect .git")
                 }
                 let key = "\(target.key) in \(path)"
-                if target.isInclude {
+                if target.isRemote {
+                    let path = try real(target.path, what: key)
+                    if isGitDirectory(path) { try protectGitDirectory(path, key: key) }
+                    else if files.kind(of: path + "/.git") != nil { try protect(path + "/.git", key: key) }
+                } else if target.isInclude {
                     configs.append((target.path, workTrees, depth + 1))
                     try protect(target.path, key: key)
                 } else if let word = target.commandWord {
@@ -293,11 +356,23 @@ struct GitProtection {
                     default: try protect(target.path, key: key)
                     }
                 } else {
+                    if target.key == "core.hooksPath" { hooksDirectories.append(target.path) }
                     try protect(target.path, key: key)
                 }
             }
         }
         reportCommands(commandValues)
+        // Hooks that are there: what they run from the work tree (a hook manager's
+        // config, lint-staged's packages, scripts) is not theirs to protect here.
+        var hooked: [String] = []
+        for dir in hooksDirectories + repositories.map({ $0.commonDir + "/hooks" }) {
+            guard let names = files.directoryEntries(of: try real(dir, what: "a hooks directory")) else { continue }
+            let live = names.filter { !$0.hasSuffix(".sample") && !$0.hasPrefix(".") }.sorted()
+            if !live.isEmpty && !hooked.contains(dir) {
+                hooked.append(dir)
+                notApplied.append("filesystem.protect: git runs hooks from \(dir) (\(Array(live.prefix(4)).joinedText(separator: ", "))\(live.count > 4 ? ", …" : "")); what they run from the work tree (a hook manager's config, packages, scripts) is not protected")
+            }
+        }
     }
 
     /// What a word-by-word protection cannot hold, said once: a program git runs by
@@ -329,34 +404,30 @@ struct GitProtection {
 
     /// The submodules git on the host recurses into from the repository whose work
     /// tree is `workTree` and git directory `gitDir`, and from theirs in turn: the
-    /// gitlinks of each index (`GitIndex`; git's own list) and the paths `.gitmodules`
-    /// names (a work-tree file, read as well, not instead). Each one's `.git` is
-    /// protected when it has one, its directory when not (not initialised, or
-    /// deinitialised), so the command cannot make a repository there. The git
-    /// directory each `.git` file names is followed only where git puts them (the
-    /// parent's `modules/`) or in a writable path, where it is protected: a `.git`
-    /// file an earlier run wrote could name any repository on the host, whose
-    /// gitlinks the plan would then list (red team, session 44). Each followed git
-    /// directory has its config checked (`checkSubmoduleConfig`) and its own
-    /// submodules followed: at most 8 levels and 256 submodules.
-    /// Returns the work trees of the submodules found.
-    mutating func submodules(workTree: String, gitDir: String, commonDir: String) throws -> (workTrees: [String], Void) {
+    /// gitlinks of each index (`GitIndex`), git's own list under a protected git
+    /// directory. `.gitmodules` is not read: it is the command's to edit, git
+    /// recurses only into gitlinks, and paths it named had the planner protect
+    /// directories and read `.git`s of the command's choosing (red team, session 44:
+    /// a hostile index, a `gitdir:` at another repository, 300 entries past the mount
+    /// limit). Each one's `.git` is protected when it has one, its directory when not
+    /// (not initialised, or deinitialised), so the command cannot make a repository
+    /// there. The git directory a `.git` file names is followed only where git puts
+    /// them (the parent's `modules/`) or in a writable path, where it is protected.
+    /// Each followed git directory has its config checked (`checkSubmoduleConfig`)
+    /// and its own submodules followed: at most 8 levels and 256 submodules.
+    /// Returns each submodule's work tree and the config git applies there.
+    mutating func submodules(workTree: String, gitDir: String, commonDir: String) throws -> [(workTree: String, config: String?)] {
         func refuse(_ what: String) -> PlanError {
             Self.refusal("\(what); sandbox cannot tell which submodules git on the host would recurse into, so it cannot protect their .git. Do not protect .git here")
         }
-        var workTrees: [String] = []
+        var found: [(workTree: String, config: String?)] = []
         var seen = Set<PathText.Key>()
         var pending: [(workTree: String, gitDir: String, commonDir: String, depth: Int)] = [(workTree, gitDir, commonDir, 0)]
         while let repo = pending.popLast() {
             var objectSize = 20
             for (section, key, value) in try config(repo.commonDir + "/config", what: "a git config") ?? []
             where section == "extensions" && key == "objectformat" && value.lowercased() == "sha256" { objectSize = 32 }
-            // (path, from the index): `.gitmodules` is the command's to edit, so a
-            // path only it names has its `.git` protected but is not followed (a
-            // `.git` an earlier run made there, with an index or a `gitdir:` of its
-            // own, would have the planner read what the command chose; red team,
-            // session 44). Git recurses only into the index's gitlinks.
-            var paths: [(path: String, fromIndex: Bool)] = []
+            var paths: [String] = []
             // The index, and the shared index a split one names (a gitlink may be in
             // either; both read whole, which can only add paths).
             var indexes = [repo.gitDir + "/index"]
@@ -375,21 +446,13 @@ struct GitProtection {
                     if PathText.hasReplacementCharacter(text) || link.contains(0) {
                         throw refuse("\(index) holds a gitlink whose path is not valid UTF-8")
                     }
-                    paths.append((text, true))
+                    paths.append(text)
                 }
                 if let shared = contents.sharedIndex, index.hasSuffix("/index") {
                     indexes.append(repo.gitDir + "/sharedindex." + shared)
                 }
             }
-            // `.gitmodules` is the command's to edit (left writable): what it names is
-            // protected, and followed only as far as a git directory is trusted.
-            if let entries = try config(repo.workTree + "/.gitmodules", what: "a .gitmodules file", protectIt: false) {
-                for (section, key, value) in entries where section.hasPrefix("submodule") && key == "path" && !value.isEmpty {
-                    paths.append((value, false))
-                }
-            }
-            // An index's first: the path is followed when either names it.
-            for (path, fromIndex) in paths.sorted(by: { $0.fromIndex && !$1.fromIndex }) {
+            for path in paths {
                 let sub = GitIndirections.resolve(path, against: repo.workTree)
                 // `..` in a path git refuses; one that leaves the work tree is not a
                 // submodule git would enter.
@@ -398,24 +461,19 @@ struct GitProtection {
                 if seen.count > 256 || repo.depth >= 8 {
                     throw refuse("\(sub) is among more than 256 submodules or nested more than 8 deep")
                 }
-                workTrees.append(sub)
                 let dotGit = sub + "/.git"
                 var subGitDir: String? = nil
                 switch files.kind(of: dotGit) {
                 case nil:
                     // Not initialised: the empty directory is protected whole.
-                    if files.kind(of: sub) == .directory || files.kind(of: sub) == nil {
-                        try protect(sub, key: "a submodule not initialised", missing: "; a .git the command creates there is reported in createdEntries")
-                    } else {
-                        try protect(sub, key: "a submodule")
-                    }
+                    try protect(sub, key: "a submodule not initialised", missing: "; a .git the command creates there is reported in createdEntries")
                 case .directory?:
                     try protect(dotGit, key: "a submodule's .git")
                     protectedGitDirs.append(dotGit)
-                    if fromIndex { subGitDir = dotGit }
+                    subGitDir = dotGit
                 case .file?:
                     try protect(dotGit, key: "a submodule's .git")
-                    if fromIndex, let dir = try gitFileTarget(dotGit), files.kind(of: dir) == .directory {
+                    if let dir = try gitFileTarget(dotGit), files.kind(of: dir) == .directory {
                         if PathText.isBeneath(dir, repo.commonDir + "/modules") {
                             subGitDir = dir
                         } else if innermostWritable(dir) != nil {
@@ -428,12 +486,13 @@ struct GitProtection {
                 default:
                     try protect(dotGit, key: "a submodule's .git")   // a symlink: refused
                 }
+                found.append((sub, subGitDir.map { $0 + "/config" }))
                 guard let subGitDir else { continue }
                 try checkSubmoduleConfig(subGitDir + "/config", workTree: sub)
                 pending.append((sub, subGitDir, subGitDir, repo.depth + 1))
             }
         }
-        return (workTrees, ())
+        return found
     }
 
     /// A submodule's config: one that names a hook, an fsmonitor command or an

@@ -765,7 +765,7 @@ import Testing
         try FileManager.default.createDirectory(atPath: "\(root)/via", withIntermediateDirectories: true)
         try sh("g init -q . && mkdir scripts && echo x > scripts/conv.sh && ln -s scripts tools && g config diff.y.textconv ./tools/conv.sh", in: "\(root)/via")
         let via = try Harness.exec(policy: "agent", ["sh", "-c", "rm tools && mkdir tools && echo PWNED > tools/conv.sh"], cwd: "\(root)/via", env: env)
-        #expect(via.status == 125 && via.stderr.contains("symlink on the way"), "a symlinked directory: \(via.status) \(via.stderr)")
+        #expect(via.status == 125 && via.stderr.contains("symlink in a writable directory"), "a symlinked directory: \(via.status) \(via.stderr)")
 
         // init.templateDir, a local remote, and ~ in a command.
         try FileManager.default.createDirectory(atPath: "\(root)/keys", withIntermediateDirectories: true)
@@ -783,6 +783,72 @@ import Testing
         let nb = try Harness.exec(policy: "agent", ["true"], cwd: "\(root)/nb", env: env)
         let notApplied = nb.result?["notApplied"] as? [String] ?? []
         #expect(nb.status == 0 && notApplied.contains { $0.contains("filter.nbstripout.clean (python3)") }, "\(nb.stderr) \(notApplied)")
+    }
+
+    /// Red team, session 44, third review: each case let the host's git run the
+    /// command's code, or refused an ordinary repository, on 5937442.
+    @Test func gitIsFoundAsGitFindsItRoundThree() throws {
+        guard Harness.require(Harness.isRoot, "root") && Harness.require(FileManager.default.isExecutableFile(atPath: "/usr/bin/git"), "git") else { return }
+        let root = Harness.tempDir(), home = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: root); try? FileManager.default.removeItem(atPath: home) }
+        let env = ["HOME": home]
+        func sh(_ script: String, in dir: String) throws {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            let r = try Harness.run("/bin/sh", ["-c", "set -e; g() { git -c user.name=t -c user.email=t@example.invalid -c protocol.file.allow=always \"$@\"; }; " + script], cwd: dir, env: env)
+            #expect(r.status == 0, "setup: \(script): \(r.stderr)")
+        }
+        func blocked(_ cmd: String, in dir: String, _ what: String) throws {
+            let out = try Harness.exec(policy: "agent", ["sh", "-c", cmd], cwd: dir, env: env)
+            #expect(out.status != 0 && (out.stderr.contains("Read-only") || out.status == 125), "\(what): \(out.status) \(out.stderr)")
+        }
+        func runs(_ cmd: String, in dir: String, _ what: String) throws -> Harness.Output {
+            let out = try Harness.exec(policy: "agent", ["sh", "-c", cmd], cwd: dir, env: env)
+            #expect(out.status == 0, "\(what): \(out.status) \(out.stderr)")
+            return out
+        }
+        let hook = "printf '#!/bin/sh\\n' > pre-commit && chmod +x pre-commit"
+
+        // A bare repository the command runs in, its worktree inside it.
+        try sh("g init -q src && g -C src commit -q --allow-empty -m i && g clone -q --bare src p && g -C p worktree add -q main", in: root)
+        try blocked("echo 'echo PWNED' > hooks/pre-commit", in: "\(root)/p", "a bare repository")
+        try blocked("printf '[core]\\n\\tfsmonitor = ./x\\n' >> config", in: "\(root)/p", "a bare repository's config")
+        // One the command shapes in a subdirectory is reported.
+        let shaped = try runs("mkdir -p sub/objects sub/refs && echo 'ref: refs/heads/main' > sub/HEAD && printf '[core]\\n' > sub/config", in: "\(root)/src", "a shaped git directory")
+        #expect((shaped.result?["createdEntries"] as? [String] ?? []).contains { $0.hasSuffix("/src/sub") }, "\(String(describing: shaped.result?["createdEntries"]))")
+
+        // Husky's layout: .husky/_ runs .husky/<hook>; and hooks are reported.
+        try sh("g init -q . && mkdir -p .husky/_ && (cd .husky/_ && \(hook)) && echo 'echo lint' > .husky/pre-commit && g config core.hooksPath .husky/_", in: "\(root)/husky")
+        try blocked("echo 'echo PWNED' >> .husky/pre-commit", in: "\(root)/husky", "husky's hook")
+        let hooked = try runs("true", in: "\(root)/husky", "husky")
+        #expect((hooked.result?["notApplied"] as? [String] ?? []).contains { $0.contains("git runs hooks from") }, "\(String(describing: hooked.result?["notApplied"]))")
+
+        // A submodule's own clean filter, relative to its work tree.
+        try sh("g init -q libsrc && mkdir libsrc/tools && echo x > libsrc/tools/fmt.sh && g -C libsrc add -A && g -C libsrc commit -qm i && g init -q super && g -C super submodule add -q ../libsrc lib && g -C super commit -qm s && g -C super/lib config filter.fmt.clean ./tools/fmt.sh", in: "\(root)/sm")
+        try blocked("echo PWNED >> lib/tools/fmt.sh", in: "\(root)/sm/super", "a submodule's filter")
+        // A repository inside a submodule runs (its core.worktree is where it was found).
+        _ = try runs("true", in: "\(root)/sm/super/lib", "a submodule's own work tree")
+
+        // Another linked worktree's config.worktree.
+        try sh("g init -q . && g commit -q --allow-empty -m i && g worktree add -q wt && g config extensions.worktreeConfig true && g -C wt config --worktree core.hooksPath .githooks && mkdir -p wt/.githooks && (cd wt/.githooks && \(hook))", in: "\(root)/wtc")
+        try blocked("echo PWNED >> wt/.githooks/pre-commit", in: "\(root)/wtc", "another worktree's config.worktree")
+
+        // Stow: ~/.config a link, git/config in it a relative link leaving it by `..`.
+        try sh("mkdir -p dotfiles/config/git && printf '[core]\\n\\thooksPath = .githooks\\n' > dotfiles/gitconfig && ln -s ../../gitconfig dotfiles/config/git/config && ln -s dotfiles/config .config", in: home)
+        try sh("g init -q . && mkdir .githooks && (cd .githooks && \(hook))", in: "\(root)/stow")
+        try blocked("echo PWNED >> .githooks/pre-commit", in: "\(root)/stow", "a config reached by .. through a link")
+        try sh("rm .config", in: home)
+
+        // A local remote written without ./, and a push remote given as a path.
+        try sh("g init -q . && g init -q --bare backup.git && g init -q --bare push.git && g config remote.backup.url backup.git && g config branch.main.pushRemote ./push.git", in: "\(root)/remote")
+        try blocked("echo PWNED > backup.git/hooks/pre-receive", in: "\(root)/remote", "remote.backup.url = backup.git")
+        try blocked("echo PWNED > push.git/hooks/pre-receive", in: "\(root)/remote", "branch.main.pushRemote")
+
+        // No refusal: an alias that is a git command beside a link of its name, and a
+        // per-user config whose name is Latin-1.
+        try sh("g init -q . && ln -s /nowhere log && g config alias.lg 'log --oneline'", in: "\(root)/alias")
+        _ = try runs("true", in: "\(root)/alias", "an alias beside a link")
+        try Data("[user]\n\tname = Jos\u{E9}\n".utf8.map { $0 == 0xC3 ? 0xE9 : $0 }.filter { $0 != 0xA9 }).write(to: URL(fileURLWithPath: "\(home)/.gitconfig"))
+        _ = try runs("true", in: "\(root)/alias", "a Latin-1 user.name")
     }
 
     @Test func hardLinkedPolicyIsRefused() throws {
