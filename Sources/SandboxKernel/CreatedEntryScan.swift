@@ -86,49 +86,73 @@ public enum CreatedEntryScan {
             return false
         }
 
+        /// Git's own `is_git_directory` on an open directory: a HEAD of any type
+        /// (a symlink too), and a `commondir` or both `objects` and `refs`. Such a
+        /// directory is a repository to git's discovery, before any `.git` above it.
+        func isGitDirectory(_ fd: Int32) -> Bool {
+            var st = stat()
+            guard fstatat(fd, "HEAD", &st, AT_SYMLINK_NOFOLLOW) == 0 else { return false }
+            if fstatat(fd, "commondir", &st, AT_SYMLINK_NOFOLLOW) == 0 { return true }
+            return fstatat(fd, "objects", &st, AT_SYMLINK_NOFOLLOW) == 0 && fstatat(fd, "refs", &st, AT_SYMLINK_NOFOLLOW) == 0
+        }
+
+        func report(_ full: String) {
+            out.total += 1
+            if out.created.count < maxReported {
+                out.created.append(full.utf8.count <= maxPathBytes ? full
+                                   : String(decoding: full.utf8.prefix(maxPathBytes - 3), as: UTF8.self) + "…")
+            }
+        }
+
         func walk(_ fd: Int32, path: String, depth: Int) {
             guard fd >= 0 else { out.complete = false; return }
+            // A directory shaped as a git directory whose HEAD, config, commondir,
+            // objects or refs the run made or changed, or whose config or hooks it
+            // changed: git's discovery takes it for a repository (red team, session
+            // 44: made in a subdirectory, or the working directory itself reshaped,
+            // with a symlinked HEAD, a commondir, or over two runs).
+            if isGitDirectory(fd) {
+                var s: Int64 = 0, ns: UInt32 = 0, b: Int32 = 0, d: UInt64 = 0, m: UInt32 = 0
+                let names: [String] = ["HEAD", "config", "commondir", "objects", "refs"]
+                let touched = names.contains { (n: String) -> Bool in
+                    sbx_mounts_birth(fd, n, &s, &ns, &b, &d, &m) == 0 && (s, ns) >= (since.sec, since.nsec)
+                }
+                if touched || changedInside(fd, ".", isDirectory: true) { report(path) }
+            }
             guard let dir = fdopendir(fd) else { Glibc.close(fd); out.complete = false; return }
             defer { closedir(dir) }
             while let ent = readdir(dir) {
-                let entryName = withUnsafeBytes(of: ent.pointee.d_name) { raw in
-                    String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-                }
-                if entryName == "." || entryName == ".." { continue }
+                // The name's bytes as the kernel gave them: a name that is not UTF-8,
+                // decoded, is another name, and its directory was skipped unseen
+                // (red team, session 44).
+                var raw = withUnsafeBytes(of: ent.pointee.d_name) { Array($0.prefix(while: { $0 != 0 })) }
+                if raw == [0x2E] || raw == [0x2E, 0x2E] { continue }
+                let entryName = String(decoding: raw, as: UTF8.self)
+                raw.append(0)
                 out.entriesSeen += 1
                 if out.entriesSeen > maxEntries { out.complete = false; return }
                 var s: Int64 = 0, ns: UInt32 = 0, isBirth: Int32 = 0, d: UInt64 = 0, m: UInt32 = 0
-                guard sbx_mounts_birth(dirfd(dir), entryName, &s, &ns, &isBirth, &d, &m) == 0 else { continue }
+                let statted = raw.withUnsafeBufferPointer { name in
+                    name.withMemoryRebound(to: CChar.self) { sbx_mounts_birth(dirfd(dir), $0.baseAddress!, &s, &ns, &isBirth, &d, &m) }
+                }
+                guard statted == 0 else { out.complete = false; continue }
                 if entryName == name {
                     if (s, ns) >= (since.sec, since.nsec) || changedInside(dirfd(dir), entryName, isDirectory: m & UInt32(S_IFMT) == UInt32(S_IFDIR)) {
-                        out.total += 1
-                        if out.created.count < maxReported {
-                            let full = path + "/" + entryName
-                            out.created.append(full.utf8.count <= maxPathBytes ? full
-                                               : String(decoding: full.utf8.prefix(maxPathBytes - 3), as: UTF8.self) + "…")
-                        }
+                        report(path + "/" + entryName)
                     }
                     continue
-                }
-                // A directory shaped as a git directory (`HEAD`, `objects`, `refs`)
-                // whose HEAD or config the run wrote: git's discovery takes it for a
-                // bare repository before any `.git` above it (red team, session 44).
-                if (entryName == "HEAD" || entryName == "config"), m & UInt32(S_IFMT) == UInt32(S_IFREG),
-                   (s, ns) >= (since.sec, since.nsec), !out.created.contains(path) {
-                    var st = stat()
-                    if fstatat(dirfd(dir), "objects", &st, AT_SYMLINK_NOFOLLOW) == 0, fstatat(dirfd(dir), "refs", &st, AT_SYMLINK_NOFOLLOW) == 0,
-                       fstatat(dirfd(dir), "HEAD", &st, AT_SYMLINK_NOFOLLOW) == 0 {
-                        out.total += 1
-                        if out.created.count < maxReported { out.created.append(path) }
-                    }
                 }
                 guard m & UInt32(S_IFMT) == UInt32(S_IFDIR) else { continue }
                 // Another filesystem mounted beneath is not walked: the scan says it
                 // is incomplete rather than that nothing was made there.
                 guard d == dev else { out.complete = false; continue }
                 if depth + 1 > maxDepth { out.complete = false; continue }
-                walk(openat(dirfd(dir), entryName, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC),
-                     path: path + "/" + entryName, depth: depth + 1)
+                let sub = raw.withUnsafeBufferPointer { name in
+                    name.withMemoryRebound(to: CChar.self) {
+                        openat(dirfd(dir), $0.baseAddress!, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                    }
+                }
+                walk(sub, path: path + "/" + entryName, depth: depth + 1)
                 if !out.complete && out.entriesSeen > maxEntries { return }
             }
         }

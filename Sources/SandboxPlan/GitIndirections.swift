@@ -86,7 +86,12 @@ enum GitIndirections {
         return Substring(value).unicodeScalars.split(whereSeparator: { separators.contains($0) }).compactMap {
             var w = String(Substring($0))
             while w.unicodeScalars.first == "!" { w.unicodeScalars.removeFirst() }
-            if w.isEmpty || w.hasPrefix("-") || w.unicodeScalars.contains("=") { return nil }
+            // `-c core.hooksPath=./h`, `-oProxyCommand=./p`, `VAR=./x`: what follows
+            // the first `=` may name a file (red team, session 44).
+            if let eq = w.unicodeScalars.firstIndex(of: "=") {
+                w = String(String.UnicodeScalarView(w.unicodeScalars[w.unicodeScalars.index(after: eq)...]))
+            }
+            if w.isEmpty || w.hasPrefix("-") { return nil }
             if w.unicodeScalars.first == "~" {
                 guard w == "~" || w.unicodeScalars.dropFirst().first == "/", home.hasPrefix("/") else { return nil }
                 w = home + String(String.UnicodeScalarView(w.unicodeScalars.dropFirst()))

@@ -79,6 +79,11 @@ struct GitProtection {
             default: continue
             }
         }
+        // A file with another link: the command writes it through that one (red team,
+        // session 44: a filter script linked from `.cache/` before the filter was set).
+        if files.kind(of: path) == .file, let links = files.linkCount(of: path), links > 1 {
+            throw Self.refusal("\(path) (\(key)) has \(links) hard links; the command could write it through another, which a mount does not cover. Make it a file of its own (cp, then mv over it) or remove the setting")
+        }
         if !out.contains(where: { PathText.same($0.path, path) }) { out.append((key, path, root)) }
     }
 
@@ -89,9 +94,13 @@ struct GitProtection {
     mutating func protectGitDirectory(_ dir: String, key: String) throws {
         guard !isCovered(dir), let root = innermostWritable(dir) else { return }
         if PathText.same(dir, root) {
-            for name in ["config", "config.worktree", "hooks", "HEAD", "commondir", "worktrees", "modules", "info"]
-            where files.kind(of: dir + "/" + name) != nil {
-                try protect(dir + "/" + name, key: key)
+            for name in ["config", "config.worktree", "hooks", "HEAD", "commondir", "worktrees", "modules", "info"] {
+                if files.kind(of: dir + "/" + name) != nil { try protect(dir + "/" + name, key: key) }
+                else if ["hooks", "commondir", "config"].contains(name) {
+                    // Made by the command, it would move git's config, hooks and refs
+                    // (red team, session 44); reported in createdEntries then.
+                    notApplied.append("filesystem.protect: \(dir) is a bare repository and the writable directory; its \(name) does not exist, so it cannot be protected, and one the command creates is reported in createdEntries")
+                }
             }
             return
         }
@@ -117,7 +126,15 @@ struct GitProtection {
             let part = rest[i]
             i += 1
             if part.isEmpty || PathText.same(part, ".") { continue }
-            if PathText.same(part, "..") { if !out.isEmpty { out.removeLast() }; continue }
+            if PathText.same(part, "..") {
+                // Past a missing directory `..` depends on what the command puts there
+                // (a link to elsewhere), so the path cannot be known now.
+                if missing, innermostWritable("/" + out.joinedText(separator: "/")) != nil {
+                    throw Self.refusal("\(path) (\(what)) goes up with .. from a directory that does not exist in a writable path; the command could make it a link, and git would follow it. Write the path without ..")
+                }
+                if !out.isEmpty { out.removeLast() }
+                continue
+            }
             let candidate = "/" + (out + [part]).joinedText(separator: "/")
             if missing { out.append(part); continue }
             switch files.kind(of: candidate) {
@@ -248,7 +265,18 @@ struct GitProtection {
 
     /// The whole search from one writable root (step 1–5 above).
     mutating func search(from root: String) throws {
-        let repositories = try enclosingRepositories(of: root)
+        var repositories = try enclosingRepositories(of: root)
+        // And the repositories one level down (a workspace of several checkouts;
+        // red team, session 44: a nested repository's husky hook was left writable).
+        // Deeper ones are the command's to make and are reported in createdEntries.
+        for name in (files.directoryEntries(of: root) ?? []).prefix(4096) where !PathText.hasReplacementCharacter(name) {
+            let dir = (root == "/" ? "" : root) + "/" + name
+            guard files.kind(of: dir) == .directory,
+                  files.kind(of: dir + "/.git") != nil || isGitDirectory(dir) else { continue }
+            for repo in try enclosingRepositories(of: dir) where !repositories.contains(where: { PathText.same($0.gitDir, repo.gitDir) }) {
+                repositories.append(repo)
+            }
+        }
         guard !repositories.isEmpty else { return }
         // Work trees each config applies in: a repository's own configs in its
         // work trees (main and linked), the per-user and system ones in all of them
@@ -305,13 +333,13 @@ struct GitProtection {
                 notApplied.append("filesystem.protect: the git config \(g) does not exist and lies in a writable directory; one the command creates there is read by the host's next git command")
             }
         }
-        var configs = repoConfigs.map { (path: $0.path, workTrees: $0.workTrees, depth: 0) }
-            + globals.map { (path: GitIndirections.resolve($0, against: "/"), workTrees: allWorkTrees, depth: 0) }
+        var configs = repoConfigs.map { (path: $0.path, workTrees: $0.workTrees, depth: 0, global: false) }
+            + globals.map { (path: GitIndirections.resolve($0, against: "/"), workTrees: allWorkTrees, depth: 0, global: true) }
         var seen = Set<PathText.Key>()
         var commandValues: [(key: String, value: String)] = []
         var hooksDirectories: [String] = []
         while !configs.isEmpty {
-            let (path, workTrees, depth) = configs.removeFirst()
+            let (path, workTrees, depth, global) = configs.removeFirst()
             guard seen.insert(PathText.Key(path)).inserted else { continue }
             // Git follows ten levels of includes; past what is read here the plan is
             // refused, not left unread (red team, session 43).
@@ -337,7 +365,7 @@ struct GitProtection {
                     if isGitDirectory(path) { try protectGitDirectory(path, key: key) }
                     else if files.kind(of: path + "/.git") != nil { try protect(path + "/.git", key: key) }
                 } else if target.isInclude {
-                    configs.append((target.path, workTrees, depth + 1))
+                    configs.append((target.path, workTrees, depth + 1, global))
                     try protect(target.path, key: key)
                 } else if let word = target.commandWord {
                     // A word of a command: a file it names is protected; a directory
@@ -345,11 +373,17 @@ struct GitProtection {
                     // names nothing git runs; a missing path is reported.
                     switch files.kind(of: target.path) {
                     case .directory?: continue
-                    case nil: try protect(target.path, key: key, missing: word.contains("/") ? "" : nil)
-                    case .symlink? where !word.contains("/"):
-                        // A bare word that happens to name a link at the work tree's top
-                        // (`alias.st = status` beside a link named `status`) is more
-                        // likely an argument than a program: said, not refused.
+                    case nil:
+                        // Missing: reported when written as a path in the repository's
+                        // own config (a per-user alias's words, resolved in every work
+                        // tree, said so a dozen times a run; red team, session 44).
+                        try protect(target.path, key: key, missing: word.contains("/") && !global ? "" : nil)
+                    case .symlink?:
+                        // A word naming a link (`.venv/bin/python`, which nbstripout
+                        // installs as a clean filter; `alias.st = status` beside a link
+                        // named `status`): the link cannot be covered by a mount, and
+                        // refusing refused ordinary repositories (red team, session 44):
+                        // said, not protected, like what an interpreter loads.
                         if innermostWritable(target.path) != nil && !isCovered(target.path) {
                             notApplied.append("filesystem.protect: \(key) has the word \(word), which names the symlink \(target.path); the command could point it elsewhere, and it is not protected")
                         }
@@ -368,6 +402,11 @@ struct GitProtection {
         for dir in hooksDirectories + repositories.map({ $0.commonDir + "/hooks" }) {
             guard let names = files.directoryEntries(of: try real(dir, what: "a hooks directory")) else { continue }
             let live = names.filter { !$0.hasSuffix(".sample") && !$0.hasPrefix(".") }.sorted()
+            // A hook that is a link into the work tree (`ln -s ../../tools/hooks/x`):
+            // what it reaches is the hook (red team, session 44).
+            for name in live {
+                if case .symlink? = files.kind(of: dir + "/" + name) { try protect(dir + "/" + name, key: "the hook \(dir)/\(name)") }
+            }
             if !live.isEmpty && !hooked.contains(dir) {
                 hooked.append(dir)
                 notApplied.append("filesystem.protect: git runs hooks from \(dir) (\(Array(live.prefix(4)).joinedText(separator: ", "))\(live.count > 4 ? ", …" : "")); what they run from the work tree (a hook manager's config, packages, scripts) is not protected")
@@ -474,7 +513,7 @@ struct GitProtection {
                 case .file?:
                     try protect(dotGit, key: "a submodule's .git")
                     if let dir = try gitFileTarget(dotGit), files.kind(of: dir) == .directory {
-                        if PathText.isBeneath(dir, repo.commonDir + "/modules") {
+                        if PathText.isBeneath(dir, repo.commonDir + "/modules") || PathText.isBeneath(dir, repo.gitDir + "/modules") {
                             subGitDir = dir
                         } else if innermostWritable(dir) != nil {
                             try protectGitDirectory(dir, key: "a submodule's git directory")

@@ -851,6 +851,64 @@ import Testing
         _ = try runs("true", in: "\(root)/alias", "a Latin-1 user.name")
     }
 
+    /// Red team, session 44, fourth review: each case let the host's git run the
+    /// command's code unreported, or refused an ordinary repository, on 4c04ed4.
+    @Test func gitIsFoundAsGitFindsItRoundFour() throws {
+        guard Harness.require(Harness.isRoot, "root") && Harness.require(FileManager.default.isExecutableFile(atPath: "/usr/bin/git"), "git") else { return }
+        let root = Harness.tempDir(), home = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: root); try? FileManager.default.removeItem(atPath: home) }
+        let env = ["HOME": home]
+        func sh(_ script: String, in dir: String) throws {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            let r = try Harness.run("/bin/sh", ["-c", "set -e; g() { git -c user.name=t -c user.email=t@example.invalid \"$@\"; }; " + script], cwd: dir, env: env)
+            #expect(r.status == 0, "setup: \(script): \(r.stderr)")
+        }
+        func run(_ cmd: String, in dir: String) throws -> Harness.Output {
+            try Harness.exec(policy: "agent", ["sh", "-c", cmd], cwd: dir, env: env)
+        }
+        func reported(_ out: Harness.Output, _ suffix: String, _ what: String) {
+            let created = out.result?["createdEntries"] as? [String] ?? []
+            #expect(out.status == 0 && created.contains { $0.hasSuffix(suffix) }, "\(what): \(out.status) \(out.stderr) \(created)")
+        }
+        try sh("g init -q . && g commit -q --allow-empty -m i && mkdir pkg", in: "\(root)/mono")
+
+        // A git directory shaped with a symlinked HEAD and config, with a commondir,
+        // or over two runs: each reported.
+        reported(try run("mkdir -p a/.c a/objects a/refs && printf '[core]\\n' > a/.c/config && ln -s refs/heads/main a/HEAD && ln -s .c/config a/config", in: "\(root)/mono/pkg"), "/pkg/a", "symlinked HEAD")
+        reported(try run("mkdir -p b/.c/objects b/.c/refs && echo 'ref: refs/heads/main' > b/HEAD && echo .c > b/commondir", in: "\(root)/mono/pkg"), "/pkg/b", "a commondir")
+        let first = try run("mkdir c && echo 'ref: refs/heads/main' > c/HEAD && printf '[core]\\n' > c/config", in: "\(root)/mono/pkg")
+        #expect(first.status == 0)
+        reported(try run("mkdir c/objects c/refs", in: "\(root)/mono/pkg"), "/pkg/c", "shaped over two runs")
+        // A .git beneath a directory whose name is not UTF-8.
+        reported(try run("d=$(printf '\\377'); mkdir -p \"$d/t/.git\"", in: "\(root)/mono/pkg"), "/t/.git", "a name that is not UTF-8")
+
+        // A workspace of checkouts: a nested repository's husky hook, a nested bare
+        // repository's hooks.
+        try sh("g init -q --bare origin.git && g init -q proj && cd proj && mkdir -p .husky/_ && echo 'echo lint' > .husky/pre-commit && g config core.hooksPath .husky/_", in: "\(root)/ws")
+        let husky = try run("echo PWNED >> proj/.husky/pre-commit", in: "\(root)/ws")
+        #expect(husky.status != 0 && husky.stderr.contains("Read-only"), "a nested repository's hook: \(husky.status) \(husky.stderr)")
+        let bareHook = try run("echo PWNED > origin.git/hooks/post-receive", in: "\(root)/ws")
+        #expect(bareHook.status != 0 && bareHook.stderr.contains("Read-only"), "a nested bare repository's hooks: \(bareHook.status) \(bareHook.stderr)")
+
+        // A hook that is a link into the work tree; a filter script with a second link.
+        try sh("g init -q . && mkdir tools && printf '#!/bin/sh\\n' > tools/pre-commit && chmod +x tools/pre-commit && ln -s ../../tools/pre-commit .git/hooks/pre-commit", in: "\(root)/hooklink")
+        let hookLink = try run("echo PWNED >> tools/pre-commit", in: "\(root)/hooklink")
+        #expect(hookLink.status != 0 && hookLink.stderr.contains("Read-only"), "a linked hook: \(hookLink.status) \(hookLink.stderr)")
+        try sh("g init -q . && mkdir scripts .cache && echo x > scripts/fmt.sh && ln scripts/fmt.sh .cache/f && g config filter.fmt.clean ./scripts/fmt.sh", in: "\(root)/hardlink")
+        let hard = try run("echo PWNED >> .cache/f", in: "\(root)/hardlink")
+        #expect(hard.status == 125 && hard.stderr.contains("hard links"), "a second link: \(hard.status) \(hard.stderr)")
+
+        // `..` past a directory that does not exist.
+        try sh("g init -q . && mkdir .githooks && g config core.hooksPath build/../.githooks", in: "\(root)/dotdot")
+        let dotdot = try run("true", in: "\(root)/dotdot")
+        #expect(dotdot.status == 125 && dotdot.stderr.contains("goes up with .."), "\(dotdot.status) \(dotdot.stderr)")
+
+        // No refusal: nbstripout installed in a project virtualenv (a symlinked python).
+        try sh("g init -q . && mkdir -p .venv/bin && ln -s /usr/bin/python3 .venv/bin/python && g config filter.nbstripout.clean \"\\\"$PWD/.venv/bin/python\\\" -m nbstripout\"", in: "\(root)/venv")
+        let venv = try run("true", in: "\(root)/venv")
+        #expect(venv.status == 0 && (venv.result?["notApplied"] as? [String] ?? []).contains { $0.contains(".venv/bin/python") }, "\(venv.status) \(venv.stderr)")
+    }
+
     @Test func hardLinkedPolicyIsRefused() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
         let dir = Harness.tempDir(), ws = Harness.tempDir()
