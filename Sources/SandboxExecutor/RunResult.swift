@@ -65,13 +65,16 @@ public struct RunResult: Codable, Sendable, Equatable {
     /// `Violation.maxEntries` syscalls: counted here and in `violationsTotal` only.
     public var violationsDropped: Int = 0
     /// Entries the plan reports (`.git`) that the run created, moved into place, or
-    /// whose config or hooks it changed, beneath a writable directory: git on the host
-    /// would read that config and run those hooks.
+    /// whose config, hooks, submodule or worktree configs it changed, and directories
+    /// git would take for a git directory whose HEAD, config, commondir, objects or
+    /// refs the run made or changed, beneath a writable directory: git on the host
+    /// would read that config and run those hooks (`CreatedEntryScan`).
     public var createdEntries: [String] = []
     /// How many were found (`createdEntries` lists at most 256).
     public var createdEntriesTotal: Int = 0
-    /// The walk stopped at its bound (50 000 entries, depth 64): more may exist. A
-    /// caller must not take an empty `createdEntries` as "none" then.
+    /// The walk stopped at its bound (50 000 entries, depth 64), met another
+    /// filesystem or could not examine an entry: more may exist. A caller must not
+    /// take an empty `createdEntries` as "none" then.
     public var createdEntriesIncomplete: Bool = false
     /// Runs with a DNS stub (allow rules naming hosts): the questions it refused, one
     /// entry per (name, type, reason), most frequent first, at most 256.
