@@ -50,24 +50,39 @@ public enum CreatedEntryScan {
                 return sbx_mounts_birth(dirFD, n, &s, &ns, &b, &d, &m) == 0 && (s, ns) >= (since.sec, since.nsec)
             }
             if changed(fd, "config") || changed(fd, "hooks") || changed(fd, "config.worktree") || changed(fd, "commondir") { return true }
-            // A submodule's git directory (`modules/<name>[/modules/…]`) given a config
-            // or hooks (red team, session 44): its config and hooks, 8 levels down.
+            // A submodule's or worktree's git directory (`modules/<name>[/modules/…]`,
+            // `worktrees/<x>`) changed in any way: a config, hooks, a `commondir` or
+            // `gitdir` redirected, entries added (red team, session 44: a commondir
+            // pointed at a repository of the command's, and 5 000 directories added
+            // to get past a bound). Entries beneath `objects`, `refs` and `logs` are
+            // git's own work and not looked at; past the bound the scan is incomplete.
             func changedModule(_ dirFD: Int32, depth: Int) -> Bool {
-                guard depth < 8, let dir = fdopendir(dup(dirFD)) else { return false }
+                guard depth < 8, let dir = fdopendir(dup(dirFD)) else { out.complete = false; return false }
                 defer { closedir(dir) }
                 var seen = 0
-                while let ent = readdir(dir), seen < 256 {
+                while let ent = readdir(dir) {
                     seen += 1
-                    let n = withUnsafeBytes(of: ent.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-                    if n == "." || n == ".." || n == "objects" || n == "refs" || n == "logs" { continue }
-                    if (n == "config" || n == "hooks" || n == "config.worktree") && changed(dirfd(dir), n) { return true }
-                    let sub = openat(dirfd(dir), n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                    if seen > 4096 { out.complete = false; return false }
+                    let n = withUnsafeBytes(of: ent.pointee.d_name) { Array($0.prefix(while: { $0 != 0 })) }
+                    if n == Array(".".utf8) || n == Array("..".utf8) { continue }
+                    let name = String(decoding: n, as: UTF8.self)
+                    if name == "objects" || name == "refs" || name == "logs" || name == "index" || name == "FETCH_HEAD"
+                        || name == "ORIG_HEAD" || name == "packed-refs" { continue }
+                    let sub = (n + [0]).withUnsafeBufferPointer { b in
+                        b.withMemoryRebound(to: CChar.self) { p -> Int32 in
+                            var s: Int64 = 0, ns: UInt32 = 0, bb: Int32 = 0, d: UInt64 = 0, m: UInt32 = 0
+                            if sbx_mounts_birth(dirfd(dir), p.baseAddress!, &s, &ns, &bb, &d, &m) == 0 && (s, ns) >= (since.sec, since.nsec) { return -2 }
+                            return openat(dirfd(dir), p.baseAddress!, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                        }
+                    }
+                    if sub == -2 { return true }
                     guard sub >= 0 else { continue }
                     defer { Glibc.close(sub) }
                     if changedModule(sub, depth: depth + 1) { return true }
                 }
                 return false
             }
+            if changed(fd, "modules") || changed(fd, "worktrees") { return true }
             for name in ["modules", "worktrees"] {
                 let sub = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                 guard sub >= 0 else { continue }
@@ -78,8 +93,9 @@ public enum CreatedEntryScan {
             guard hooks >= 0, let dir = fdopendir(hooks) else { if hooks >= 0 { Glibc.close(hooks) }; return false }
             defer { closedir(dir) }
             var seen = 0
-            while let ent = readdir(dir), seen < 256 {
+            while let ent = readdir(dir) {
                 seen += 1
+                if seen > 4096 { out.complete = false; return false }
                 let n = withUnsafeBytes(of: ent.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
                 if n != "." && n != "..", changed(dirfd(dir), n) { return true }
             }
@@ -90,8 +106,9 @@ public enum CreatedEntryScan {
         /// (a symlink too), and a `commondir` or both `objects` and `refs`. Such a
         /// directory is a repository to git's discovery, before any `.git` above it.
         func isGitDirectory(_ fd: Int32) -> Bool {
+            // Without a HEAD too: the directory a `commondir` names needs only
+            // `objects` and `refs` (red team, session 44).
             var st = stat()
-            guard fstatat(fd, "HEAD", &st, AT_SYMLINK_NOFOLLOW) == 0 else { return false }
             if fstatat(fd, "commondir", &st, AT_SYMLINK_NOFOLLOW) == 0 { return true }
             return fstatat(fd, "objects", &st, AT_SYMLINK_NOFOLLOW) == 0 && fstatat(fd, "refs", &st, AT_SYMLINK_NOFOLLOW) == 0
         }

@@ -269,7 +269,11 @@ struct GitProtection {
         // And the repositories one level down (a workspace of several checkouts;
         // red team, session 44: a nested repository's husky hook was left writable).
         // Deeper ones are the command's to make and are reported in createdEntries.
-        for name in (files.directoryEntries(of: root) ?? []).prefix(4096) where !PathText.hasReplacementCharacter(name) {
+        let below = files.directoryEntries(of: root) ?? []
+        if below.count > 4096 {
+            notApplied.append("filesystem.protect: \(root) has more than 4 096 entries; repositories below it past the first 4 096 were not searched, and what their configs name is not protected")
+        }
+        for name in below.prefix(4096) where !PathText.hasReplacementCharacter(name) {
             let dir = (root == "/" ? "" : root) + "/" + name
             guard files.kind(of: dir) == .directory,
                   files.kind(of: dir + "/.git") != nil || isGitDirectory(dir) else { continue }
@@ -343,8 +347,14 @@ struct GitProtection {
             guard seen.insert(PathText.Key(path)).inserted else { continue }
             // Git follows ten levels of includes; past what is read here the plan is
             // refused, not left unread (red team, session 43).
-            if seen.count > 32 || depth > 4 {
-                throw Self.refusal("\(path) is included too deep (\(depth) levels) or among too many configs for sandbox to read; it cannot tell what git would run from it. Flatten the includes or do not protect .git")
+            // The bound on all configs is the search's (a workspace of checkouts, a
+            // superproject of many submodules: 16 repositories were refused under a
+            // bound of 32; red team, session 44); includes are bounded per chain.
+            if depth > 4 {
+                throw Self.refusal("\(path) is included too deep (\(depth) levels) for sandbox to read; it cannot tell what git would run from it. Flatten the includes or do not protect .git")
+            }
+            if seen.count > 4096 {
+                throw Self.refusal("\(path) is among more than 4 096 git configs for sandbox to read; it cannot tell what git would run from them. Do not protect .git here")
             }
             guard let entries = try config(path, what: depth == 0 ? "a git config" : "an included git config") else { continue }
             let configDir = Self.parent(path)

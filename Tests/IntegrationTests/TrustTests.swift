@@ -909,6 +909,36 @@ import Testing
         #expect(venv.status == 0 && (venv.result?["notApplied"] as? [String] ?? []).contains { $0.contains(".venv/bin/python") }, "\(venv.status) \(venv.stderr)")
     }
 
+    /// Red team, session 44, fifth review: a submodule's `commondir` redirected and a
+    /// config changed behind 5 000 new entries went unreported; a workspace of 16
+    /// checkouts was refused. Each fails on 453f09a.
+    @Test func gitIsFoundAsGitFindsItRoundFive() throws {
+        guard Harness.require(Harness.isRoot, "root") && Harness.require(FileManager.default.isExecutableFile(atPath: "/usr/bin/git"), "git") else { return }
+        let root = Harness.tempDir(), home = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: root); try? FileManager.default.removeItem(atPath: home) }
+        let env = ["HOME": home]
+        func sh(_ script: String, in dir: String) throws {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            let r = try Harness.run("/bin/sh", ["-c", "set -e; g() { git -c user.name=t -c user.email=t@example.invalid -c protocol.file.allow=always \"$@\"; }; " + script], cwd: dir, env: env)
+            #expect(r.status == 0, "setup: \(script): \(r.stderr)")
+        }
+        func reported(_ cmd: String, in dir: String, _ suffix: String, _ what: String) throws {
+            let out = try Harness.exec(policy: "agent", ["sh", "-c", cmd], cwd: dir, env: env)
+            let created = out.result?["createdEntries"] as? [String] ?? []
+            let incomplete = out.result?["createdEntriesIncomplete"] as? Bool ?? false
+            #expect(out.status == 0 && (created.contains { $0.hasSuffix(suffix) } || incomplete), "\(what): \(out.status) \(out.stderr) \(created)")
+        }
+        try sh("g init -q lib && g -C lib commit -q --allow-empty -m i && g init -q w/a/b && g -C w/a/b submodule add -q \(root)/lib sub && g -C w/a/b commit -qm s", in: root)
+        try reported("mkdir -p evil && cp -r a/b/.git/modules/sub/objects a/b/.git/modules/sub/refs evil/ && cp a/b/.git/modules/sub/config evil/ && echo ../../../../../evil > a/b/.git/modules/sub/commondir",
+                     in: "\(root)/w", "/a/b/.git", "a submodule's commondir")
+        try reported("cd a/b/.git/modules && i=0; while [ $i -lt 5000 ]; do mkdir j$i; i=$((i+1)); done; printf '[core]\\n' >> sub/config",
+                     in: "\(root)/w", "/a/b/.git", "a config behind 5 000 entries")
+
+        try sh("i=0; while [ $i -lt 16 ]; do g init -q r$i; i=$((i+1)); done", in: "\(root)/ws")
+        let ws = try Harness.exec(policy: "agent", ["true"], cwd: "\(root)/ws", env: env)
+        #expect(ws.status == 0, "a workspace of 16 checkouts: \(ws.status) \(ws.stderr)")
+    }
+
     @Test func hardLinkedPolicyIsRefused() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
         let dir = Harness.tempDir(), ws = Harness.tempDir()
