@@ -31,6 +31,26 @@ import Testing
         #expect(r.status == 0, "git \(args): \(r.stderr)")
     }
 
+    /// A setup script with `g` as git (an identity, local submodules allowed), run in
+    /// `dir` (made first), expected to succeed.
+    static func shell(_ script: String, in dir: String, env: [String: String]) throws {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let r = try Harness.run("/bin/sh", ["-c", "set -e; g() { git -c user.name=t -c user.email=t@example.invalid -c protocol.file.allow=always \"$@\"; }; " + script], cwd: dir, env: env)
+        #expect(r.status == 0, "setup: \(script): \(r.stderr)")
+    }
+
+    /// `cmd` under `agent` in `dir`, expected to be stopped: a read-only write, or a
+    /// plan refused.
+    static func blocked(_ cmd: String, in dir: String, env: [String: String], _ what: String) throws {
+        let out = try Harness.exec(policy: "agent", ["sh", "-c", cmd], cwd: dir, env: env)
+        #expect(out.status != 0 && (out.stderr.contains("Read-only") || out.status == 125), "\(what): \(out.status) \(out.stderr)")
+    }
+
+    /// Root and git, which the git tests need (a failure, not a skip, without them).
+    static func rootAndGit() -> Bool {
+        Harness.require(Harness.isRoot, "root") && Harness.require(FileManager.default.isExecutableFile(atPath: "/usr/bin/git"), "git")
+    }
+
     // MARK: (a) the binary
 
     /// The binary inside the writable `{cwd}`: `exec`, `plan` and `explain` refuse with
@@ -336,7 +356,7 @@ import Testing
     /// (red team, session 43). Control: `hooksPath = h` is protected alike.
     @Test(arguments: ["\u{301}h", "h"])
     func aHooksPathBehindACombiningMarkIsProtected(_ name: String) throws {
-        guard Harness.require(Harness.isRoot, "root") && Harness.require(FileManager.default.isExecutableFile(atPath: "/usr/bin/git"), "git") else { return }
+        guard Self.rootAndGit() else { return }
         let repo = Harness.tempDir()
         defer { try? FileManager.default.removeItem(atPath: repo) }
         _ = try Harness.run("/usr/bin/git", ["init", "-q", repo])
@@ -355,7 +375,7 @@ import Testing
     /// protected now, the second refused. Control: the test's own hook directory
     /// is what git uses.
     @Test func gitConfigIsReadAsGitReadsIt() throws {
-        guard Harness.require(Harness.isRoot, "root") && Harness.require(FileManager.default.isExecutableFile(atPath: "/usr/bin/git"), "git") else { return }
+        guard Self.rootAndGit() else { return }
         let root = Harness.tempDir()
         defer { try? FileManager.default.removeItem(atPath: root) }
         let script = #"""
@@ -398,7 +418,7 @@ import Testing
         ("core.worktree", "[core]\n\tworktree = ../w\n\thooksPath = hooks\n", "hooks/pre-commit", "refused"),
     ])
     func gitConfigSyntaxIsReadAsGitDoesOrRefused(_ c: (name: String, config: String, file: String, expected: String)) throws {
-        guard Harness.require(Harness.isRoot, "root") && Harness.require(FileManager.default.isExecutableFile(atPath: "/usr/bin/git"), "git") else { return }
+        guard Self.rootAndGit() else { return }
         let repo = Harness.tempDir()
         defer { try? FileManager.default.removeItem(atPath: repo) }
         _ = try Harness.run("/usr/bin/git", ["init", "-q", repo])
@@ -420,7 +440,7 @@ import Testing
     /// main repository's hooksPath writable (red team, session 43). Control: LF.
     @Test(arguments: ["\r\n", "\n"])
     func aWorktreeGitFileWithCRLFIsRead(_ end: String) throws {
-        guard Harness.require(Harness.isRoot, "root") && Harness.require(FileManager.default.isExecutableFile(atPath: "/usr/bin/git"), "git") else { return }
+        guard Self.rootAndGit() else { return }
         let root = Harness.tempDir()
         defer { try? FileManager.default.removeItem(atPath: root) }
         let git = ["-c", "user.name=t", "-c", "user.email=t@example.invalid"]
@@ -444,7 +464,7 @@ import Testing
     /// rewrote the script (red team, session 43). Such a config refuses the plan now.
     /// Control: the same repository without the setting runs, its .git protected.
     @Test func aSubmoduleConfigNamingAProgramIsRefused() throws {
-        guard Harness.require(Harness.isRoot, "root") && Harness.require(FileManager.default.isExecutableFile(atPath: "/usr/bin/git"), "git") else { return }
+        guard Self.rootAndGit() else { return }
         let root = Harness.tempDir()
         defer { try? FileManager.default.removeItem(atPath: root) }
         for args in [["init", "-q", "\(root)/src"], ["-C", "\(root)/src", "commit", "-q", "--allow-empty", "-m", "i"],
@@ -471,7 +491,7 @@ import Testing
     /// chain deeper than the planner read; `hooksPath = ~/.githooks` with HOME in the
     /// work tree. Each is now protected or refused.
     @Test func gitIndirectionsRoundSeven() throws {
-        guard Harness.require(Harness.isRoot, "root") && Harness.require(FileManager.default.isExecutableFile(atPath: "/usr/bin/git"), "git") else { return }
+        guard Self.rootAndGit() else { return }
         let root = Harness.tempDir()
         defer { try? FileManager.default.removeItem(atPath: root) }
         let gitRun = { (args: [String]) throws in try Self.git(args) }
@@ -515,7 +535,7 @@ import Testing
     /// `.git/worktrees/<wt>/modules`). In each the command set an fsmonitor that the
     /// host's `git status` ran. Now each is read-only.
     @Test func submodulesAreFoundAsGitFindsThem() throws {
-        guard Harness.require(Harness.isRoot, "root") && Harness.require(FileManager.default.isExecutableFile(atPath: "/usr/bin/git"), "git") else { return }
+        guard Self.rootAndGit() else { return }
         let root = Harness.tempDir()
         defer { try? FileManager.default.removeItem(atPath: root) }
         func gitRun(_ args: [String], in dir: String? = nil) throws { try Self.git(args, in: dir) }
@@ -560,7 +580,7 @@ import Testing
     /// is read: versions 2, 3 (extended flags), 4 (compressed paths), a split index,
     /// SHA-256 object names. Each case fails without the index read.
     @Test func gitlinksAreReadFromTheIndex() throws {
-        guard Harness.require(Harness.isRoot, "root") && Harness.require(FileManager.default.isExecutableFile(atPath: "/usr/bin/git"), "git") else { return }
+        guard Self.rootAndGit() else { return }
         let root = Harness.tempDir()
         defer { try? FileManager.default.removeItem(atPath: root) }
         func gitRun(_ args: [String], in dir: String? = nil) throws { try Self.git(args, in: dir) }
@@ -627,7 +647,7 @@ import Testing
     /// read, and the command rewrote the hook the host's next commit runs. `~/.gitconfig`
     /// and `$XDG_CONFIG_HOME/git/config` are read now; each case fails without.
     @Test func perUserGitConfigIsRead() throws {
-        guard Harness.require(Harness.isRoot, "root") && Harness.require(FileManager.default.isExecutableFile(atPath: "/usr/bin/git"), "git") else { return }
+        guard Self.rootAndGit() else { return }
         let root = Harness.tempDir(), home = Harness.tempDir(), xdg = Harness.tempDir()
         defer { for d in [root, home, xdg] { try? FileManager.default.removeItem(atPath: d) } }
         func gitRun(_ args: [String], in dir: String? = nil) throws { try Self.git(args, in: dir) }
@@ -659,7 +679,7 @@ import Testing
     /// is protected now, a missing one written as a path is reported, and a command
     /// that names only programs on PATH leaves the work tree writable.
     @Test func programsOfCommandValuedGitKeysAreProtected() throws {
-        guard Harness.require(Harness.isRoot, "root") && Harness.require(FileManager.default.isExecutableFile(atPath: "/usr/bin/git"), "git") else { return }
+        guard Self.rootAndGit() else { return }
         let repo = Harness.tempDir()
         defer { try? FileManager.default.removeItem(atPath: repo) }
         #expect(try Harness.run("/usr/bin/git", ["init", "-q", repo]).status == 0)
@@ -702,18 +722,12 @@ import Testing
     /// Red team, session 44: git's world as git finds it. Each case failed before
     /// (control: d0dc79d's parent, 35f1e76, let the write through or hung).
     @Test func gitIsFoundAsGitFindsIt() throws {
-        guard Harness.require(Harness.isRoot, "root") && Harness.require(FileManager.default.isExecutableFile(atPath: "/usr/bin/git"), "git") else { return }
+        guard Self.rootAndGit() else { return }
         let root = Harness.tempDir(), home = Harness.tempDir()
         defer { try? FileManager.default.removeItem(atPath: root); try? FileManager.default.removeItem(atPath: home) }
         let env = ["HOME": home]
-        func sh(_ script: String, in dir: String) throws {
-            let r = try Harness.run("/bin/sh", ["-c", "set -e; g() { git -c user.name=t -c user.email=t@example.invalid -c protocol.file.allow=always \"$@\"; }; " + script], cwd: dir, env: env)
-            #expect(r.status == 0, "setup: \(script): \(r.stderr)")
-        }
-        func blocked(_ cmd: String, in dir: String, _ what: String) throws {
-            let out = try Harness.exec(policy: "agent", ["sh", "-c", cmd], cwd: dir, env: env)
-            #expect(out.status != 0 && (out.stderr.contains("Read-only") || out.status == 125), "\(what): \(out.status) \(out.stderr)")
-        }
+        func sh(_ script: String, in dir: String) throws { try Self.shell(script, in: dir, env: env) }
+        func blocked(_ cmd: String, in dir: String, _ what: String) throws { try Self.blocked(cmd, in: dir, env: env, what) }
         func hook(_ dir: String) -> String { "mkdir -p \(dir) && printf '#!/bin/sh\\n' > \(dir)/pre-commit && chmod +x \(dir)/pre-commit" }
 
         // An empty .git made in a subdirectory by one run hid the monorepo above it
@@ -788,19 +802,12 @@ import Testing
     /// Red team, session 44, third review: each case let the host's git run the
     /// command's code, or refused an ordinary repository, on 5937442.
     @Test func gitIsFoundAsGitFindsItRoundThree() throws {
-        guard Harness.require(Harness.isRoot, "root") && Harness.require(FileManager.default.isExecutableFile(atPath: "/usr/bin/git"), "git") else { return }
+        guard Self.rootAndGit() else { return }
         let root = Harness.tempDir(), home = Harness.tempDir()
         defer { try? FileManager.default.removeItem(atPath: root); try? FileManager.default.removeItem(atPath: home) }
         let env = ["HOME": home]
-        func sh(_ script: String, in dir: String) throws {
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            let r = try Harness.run("/bin/sh", ["-c", "set -e; g() { git -c user.name=t -c user.email=t@example.invalid -c protocol.file.allow=always \"$@\"; }; " + script], cwd: dir, env: env)
-            #expect(r.status == 0, "setup: \(script): \(r.stderr)")
-        }
-        func blocked(_ cmd: String, in dir: String, _ what: String) throws {
-            let out = try Harness.exec(policy: "agent", ["sh", "-c", cmd], cwd: dir, env: env)
-            #expect(out.status != 0 && (out.stderr.contains("Read-only") || out.status == 125), "\(what): \(out.status) \(out.stderr)")
-        }
+        func sh(_ script: String, in dir: String) throws { try Self.shell(script, in: dir, env: env) }
+        func blocked(_ cmd: String, in dir: String, _ what: String) throws { try Self.blocked(cmd, in: dir, env: env, what) }
         func runs(_ cmd: String, in dir: String, _ what: String) throws -> Harness.Output {
             let out = try Harness.exec(policy: "agent", ["sh", "-c", cmd], cwd: dir, env: env)
             #expect(out.status == 0, "\(what): \(out.status) \(out.stderr)")
@@ -854,15 +861,11 @@ import Testing
     /// Red team, session 44, fourth review: each case let the host's git run the
     /// command's code unreported, or refused an ordinary repository, on 4c04ed4.
     @Test func gitIsFoundAsGitFindsItRoundFour() throws {
-        guard Harness.require(Harness.isRoot, "root") && Harness.require(FileManager.default.isExecutableFile(atPath: "/usr/bin/git"), "git") else { return }
+        guard Self.rootAndGit() else { return }
         let root = Harness.tempDir(), home = Harness.tempDir()
         defer { try? FileManager.default.removeItem(atPath: root); try? FileManager.default.removeItem(atPath: home) }
         let env = ["HOME": home]
-        func sh(_ script: String, in dir: String) throws {
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            let r = try Harness.run("/bin/sh", ["-c", "set -e; g() { git -c user.name=t -c user.email=t@example.invalid \"$@\"; }; " + script], cwd: dir, env: env)
-            #expect(r.status == 0, "setup: \(script): \(r.stderr)")
-        }
+        func sh(_ script: String, in dir: String) throws { try Self.shell(script, in: dir, env: env) }
         func run(_ cmd: String, in dir: String) throws -> Harness.Output {
             try Harness.exec(policy: "agent", ["sh", "-c", cmd], cwd: dir, env: env)
         }
@@ -913,15 +916,11 @@ import Testing
     /// config changed behind 5 000 new entries went unreported; a workspace of 16
     /// checkouts was refused. Each fails on 453f09a.
     @Test func gitIsFoundAsGitFindsItRoundFive() throws {
-        guard Harness.require(Harness.isRoot, "root") && Harness.require(FileManager.default.isExecutableFile(atPath: "/usr/bin/git"), "git") else { return }
+        guard Self.rootAndGit() else { return }
         let root = Harness.tempDir(), home = Harness.tempDir()
         defer { try? FileManager.default.removeItem(atPath: root); try? FileManager.default.removeItem(atPath: home) }
         let env = ["HOME": home]
-        func sh(_ script: String, in dir: String) throws {
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            let r = try Harness.run("/bin/sh", ["-c", "set -e; g() { git -c user.name=t -c user.email=t@example.invalid -c protocol.file.allow=always \"$@\"; }; " + script], cwd: dir, env: env)
-            #expect(r.status == 0, "setup: \(script): \(r.stderr)")
-        }
+        func sh(_ script: String, in dir: String) throws { try Self.shell(script, in: dir, env: env) }
         func reported(_ cmd: String, in dir: String, _ suffix: String, _ what: String) throws {
             let out = try Harness.exec(policy: "agent", ["sh", "-c", cmd], cwd: dir, env: env)
             let created = out.result?["createdEntries"] as? [String] ?? []
