@@ -59,6 +59,11 @@ public enum CreatedEntryScan {
             func changedModule(_ dirFD: Int32, depth: Int) -> Bool {
                 guard depth < 8, let dir = fdopendir(dup(dirFD)) else { out.complete = false; return false }
                 defer { closedir(dir) }
+                // Git's own busy names are passed over only inside a git directory: a
+                // submodule at `tools/refs` is a path, not refs (red team, session 44).
+                var probe = stat()
+                let inGitDirectory = fstatat(dirFD, "HEAD", &probe, AT_SYMLINK_NOFOLLOW) == 0
+                    || fstatat(dirFD, "config", &probe, AT_SYMLINK_NOFOLLOW) == 0
                 var seen = 0
                 while let ent = readdir(dir) {
                     seen += 1
@@ -66,8 +71,8 @@ public enum CreatedEntryScan {
                     let n = withUnsafeBytes(of: ent.pointee.d_name) { Array($0.prefix(while: { $0 != 0 })) }
                     if n == Array(".".utf8) || n == Array("..".utf8) { continue }
                     let name = String(decoding: n, as: UTF8.self)
-                    if name == "objects" || name == "refs" || name == "logs" || name == "index" || name == "FETCH_HEAD"
-                        || name == "ORIG_HEAD" || name == "packed-refs" { continue }
+                    if inGitDirectory && (name == "objects" || name == "refs" || name == "logs" || name == "index"
+                        || name == "FETCH_HEAD" || name == "ORIG_HEAD" || name == "packed-refs") { continue }
                     let sub = (n + [0]).withUnsafeBufferPointer { b in
                         b.withMemoryRebound(to: CChar.self) { p -> Int32 in
                             var s: Int64 = 0, ns: UInt32 = 0, bb: Int32 = 0, d: UInt64 = 0, m: UInt32 = 0
@@ -146,6 +151,13 @@ public enum CreatedEntryScan {
                 if raw == [0x2E] || raw == [0x2E, 0x2E] { continue }
                 let entryName = String(decoding: raw, as: UTF8.self)
                 raw.append(0)
+                // Only directories (and entries of the name looked for) are examined
+                // and counted: a project's node_modules passed the bound counting its
+                // files, and every scan there said it was incomplete (red team,
+                // session 44). A git directory's own names are checked above, by
+                // the directory that holds them.
+                let type = ent.pointee.d_type
+                if type != UInt8(DT_DIR) && type != UInt8(DT_UNKNOWN) && entryName != name { continue }
                 out.entriesSeen += 1
                 if out.entriesSeen > maxEntries { out.complete = false; return }
                 var s: Int64 = 0, ns: UInt32 = 0, isBirth: Int32 = 0, d: UInt64 = 0, m: UInt32 = 0

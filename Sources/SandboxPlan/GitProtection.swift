@@ -59,7 +59,27 @@ struct GitProtection {
     /// directory itself or a symlink is on the way from there (pins keep real
     /// directories in place, not links); reported when missing (`missing` says what a
     /// file created there would do, nil: not reported).
-    mutating func protect(_ raw: String, key: String, missing: String? = "") throws {
+    /// A file with another link: the command writes it through that one (red team,
+    /// session 44: a filter script linked from `.cache/` before the filter was set; a
+    /// hook in a protected hooks directory linked from `scripts/`). A directory's
+    /// files are looked at too, two levels and 1 024 entries down.
+    func checkLinks(_ p: String, key: String, depth: Int, budget: inout Int) throws {
+        switch files.kind(of: p) {
+        case .file?:
+            if let links = files.linkCount(of: p), links > 1 {
+                throw Self.refusal("\(p) (\(key)) has \(links) hard links; the command could write it through another, which a mount does not cover. Make it a file of its own (cp, then mv over it) or remove the setting")
+            }
+        case .directory? where depth < 3:
+            for name in files.directoryEntries(of: p) ?? [] {
+                budget -= 1
+                if budget < 0 { return }
+                try checkLinks(p + "/" + name, key: key, depth: depth + 1, budget: &budget)
+            }
+        default: return
+        }
+    }
+
+    mutating func protect(_ raw: String, key: String, missing: String? = "", checkingLinks: Bool = true) throws {
         let path = try real(raw, what: key)
         guard !isCovered(path), let root = innermostWritable(path) else { return }
         if PathText.same(path, root) {
@@ -79,10 +99,9 @@ struct GitProtection {
             default: continue
             }
         }
-        // A file with another link: the command writes it through that one (red team,
-        // session 44: a filter script linked from `.cache/` before the filter was set).
-        if files.kind(of: path) == .file, let links = files.linkCount(of: path), links > 1 {
-            throw Self.refusal("\(path) (\(key)) has \(links) hard links; the command could write it through another, which a mount does not cover. Make it a file of its own (cp, then mv over it) or remove the setting")
+        if checkingLinks {
+            var budget = 1024
+            try checkLinks(path, key: key, depth: 0, budget: &budget)
         }
         if !out.contains(where: { PathText.same($0.path, path) }) { out.append((key, path, root)) }
     }
@@ -104,7 +123,11 @@ struct GitProtection {
             }
             return
         }
-        try protect(dir, key: key)
+        // Objects of a repository cloned locally are hard links; what git runs or
+        // reads as code (config, hooks) is checked.
+        try protect(dir, key: key, checkingLinks: false)
+        var budget = 1024
+        for name in ["config", "config.worktree", "hooks"] { try checkLinks(dir + "/" + name, key: key, depth: 1, budget: &budget) }
         protectedGitDirs.append(dir)
     }
 
@@ -281,6 +304,37 @@ struct GitProtection {
                 repositories.append(repo)
             }
         }
+        // Outside any repository (`~/code` holding `github.com/org/app`, ghq's and
+        // GOPATH's layout), the checkouts deeper down, breadth first: 4 levels, 512
+        // directories, 8 192 entries at most, past which the plan says so (red team,
+        // session 44: a husky hook two levels down was left writable).
+        if repositories.isEmpty {
+            var queue: [(dir: String, depth: Int)] = [(root, 0)]
+            var directories = 0, entries = 0
+            var exhausted = false
+            while !queue.isEmpty {
+                let (dir, depth) = queue.removeFirst()
+                directories += 1
+                guard directories <= 512, let names = files.directoryEntries(of: dir) else { exhausted = directories > 512; break }
+                for name in names where name != ".git" && !PathText.hasReplacementCharacter(name) {
+                    entries += 1
+                    if entries > 8192 { exhausted = true; break }
+                    let sub = (dir == "/" ? "" : dir) + "/" + name
+                    guard files.kind(of: sub) == .directory else { continue }
+                    if files.kind(of: sub + "/.git") != nil || isGitDirectory(sub) {
+                        for repo in try enclosingRepositories(of: sub) where !repositories.contains(where: { PathText.same($0.gitDir, repo.gitDir) }) {
+                            repositories.append(repo)
+                        }
+                    } else if depth + 1 < 4 {
+                        queue.append((sub, depth + 1))
+                    }
+                }
+                if exhausted { break }
+            }
+            if exhausted {
+                notApplied.append("filesystem.protect: \(root) is no repository and holds more than sandbox searches for checkouts (4 levels, 512 directories, 8 192 entries); what the configs of repositories it did not reach name is not protected")
+            }
+        }
         guard !repositories.isEmpty else { return }
         // Work trees each config applies in: a repository's own configs in its
         // work trees (main and linked), the per-user and system ones in all of them
@@ -358,7 +412,9 @@ struct GitProtection {
             }
             guard let entries = try config(path, what: depth == 0 ? "a git config" : "an included git config") else { continue }
             let configDir = Self.parent(path)
-            for (section, key, value) in entries where GitIndirections.isCommand(section: section, key: key) && !value.isEmpty {
+            for (section, key, value) in entries where GitIndirections.isCommand(section: section, key: key) && !value.isEmpty
+                && !(section == "alias" && value.unicodeScalars.first != "!")
+                && !(section == "pager" && GitIndirections.fsmonitorBooleans.contains(value.lowercased())) {
                 commandValues.append((GitIndirections.keyName(section: section, key: key), value))
             }
             var targets: [GitIndirections.Target] = []
@@ -517,7 +573,7 @@ struct GitProtection {
                     // Not initialised: the empty directory is protected whole.
                     try protect(sub, key: "a submodule not initialised", missing: "; a .git the command creates there is reported in createdEntries")
                 case .directory?:
-                    try protect(dotGit, key: "a submodule's .git")
+                    try protect(dotGit, key: "a submodule's .git", checkingLinks: false)
                     protectedGitDirs.append(dotGit)
                     subGitDir = dotGit
                 case .file?:

@@ -925,7 +925,9 @@ import Testing
             let out = try Harness.exec(policy: "agent", ["sh", "-c", cmd], cwd: dir, env: env)
             let created = out.result?["createdEntries"] as? [String] ?? []
             let incomplete = out.result?["createdEntriesIncomplete"] as? Bool ?? false
-            #expect(out.status == 0 && (created.contains { $0.hasSuffix(suffix) } || incomplete), "\(what): \(out.status) \(out.stderr) \(created)")
+            // Reported, or (since round 6 finds checkouts deeper down) protected.
+            #expect((out.status == 0 && (created.contains { $0.hasSuffix(suffix) } || incomplete))
+                    || (out.status != 0 && out.stderr.contains("Read-only")), "\(what): \(out.status) \(out.stderr) \(created)")
         }
         try sh("g init -q lib && g -C lib commit -q --allow-empty -m i && g init -q w/a/b && g -C w/a/b submodule add -q \(root)/lib sub && g -C w/a/b commit -qm s", in: root)
         try reported("mkdir -p evil && cp -r a/b/.git/modules/sub/objects a/b/.git/modules/sub/refs evil/ && cp a/b/.git/modules/sub/config evil/ && echo ../../../../../evil > a/b/.git/modules/sub/commondir",
@@ -936,6 +938,43 @@ import Testing
         try sh("i=0; while [ $i -lt 16 ]; do g init -q r$i; i=$((i+1)); done", in: "\(root)/ws")
         let ws = try Harness.exec(policy: "agent", ["true"], cwd: "\(root)/ws", env: env)
         #expect(ws.status == 0, "a workspace of 16 checkouts: \(ws.status) \(ws.stderr)")
+    }
+
+    /// Red team, session 44, sixth review: a hook hard-linked into a protected hooks
+    /// directory, a checkout two levels down, a submodule at a path named `refs`, and
+    /// a scan that gave up in any node_modules. Each fails on a2e5c23.
+    @Test func gitIsFoundAsGitFindsItRoundSix() throws {
+        guard Self.rootAndGit() else { return }
+        let root = Harness.tempDir(), home = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: root); try? FileManager.default.removeItem(atPath: home) }
+        let env = ["HOME": home]
+        func sh(_ script: String, in dir: String) throws { try Self.shell(script, in: dir, env: env) }
+
+        try sh("g init -q . && mkdir hooks scripts && printf '#!/bin/sh\\n' > scripts/pre-commit && ln scripts/pre-commit hooks/pre-commit && g config core.hooksPath hooks", in: "\(root)/linked")
+        let linked = try Harness.exec(policy: "agent", ["sh", "-c", "echo PWNED >> scripts/pre-commit"], cwd: "\(root)/linked", env: env)
+        #expect(linked.status == 125 && linked.stderr.contains("hard links"), "a hook with a second link: \(linked.status) \(linked.stderr)")
+
+        try sh("g init -q github.com/org/app && cd github.com/org/app && mkdir -p .husky/_ && echo 'echo lint' > .husky/pre-commit && g config core.hooksPath .husky/_", in: "\(root)/code")
+        try Self.blocked("echo PWNED >> github.com/org/app/.husky/pre-commit", in: "\(root)/code", env: env, "a checkout two levels down")
+
+        try sh("g init -q lib && g -C lib commit -q --allow-empty -m i && g init -q ws/group/app && g -C ws/group/app submodule add -q \(root)/sm/lib tools/refs && g -C ws/group/app commit -qm s", in: "\(root)/sm")
+        let refs = try Harness.exec(policy: "agent", ["sh", "-c", "printf '[core]\\n' >> group/app/.git/modules/tools/refs/config"], cwd: "\(root)/sm/ws", env: env)
+        // Protected now (found two levels down), or else reported.
+        #expect((refs.status != 0 && refs.stderr.contains("Read-only"))
+                || (refs.result?["createdEntries"] as? [String] ?? []).contains { $0.hasSuffix("/group/app/.git") },
+                "a submodule at tools/refs: \(refs.status) \(String(describing: refs.result?["createdEntries"]))")
+        // The scan alone (the repository one level down is searched, not protected
+        // whole): a config under modules/tools/refs is reported.
+        try sh("g init -q lib && g -C lib commit -q --allow-empty -m i && g init -q app && g -C app submodule add -q \(root)/sm2/lib tools/refs && g -C app commit -qm s", in: "\(root)/sm2")
+        let refs2 = try Harness.exec(policy: "agent", ["sh", "-c", "printf '[core]\\n' >> app/.git/modules/tools/refs/config"], cwd: "\(root)/sm2", env: env)
+        #expect((refs2.status != 0 && refs2.stderr.contains("Read-only"))
+                || (refs2.result?["createdEntries"] as? [String] ?? []).contains { $0.hasSuffix("/app/.git") },
+                "a submodule at tools/refs, one level down: \(refs2.status) \(String(describing: refs2.result?["createdEntries"]))")
+
+        // 60 000 files in 200 directories: the scan is complete.
+        try sh("g init -q . && mkdir node_modules && cd node_modules && i=0; while [ $i -lt 200 ]; do mkdir p$i; i=$((i+1)); done; for d in p*; do (cd $d && seq 1 300 | xargs touch); done", in: "\(root)/js")
+        let js = try Harness.exec(policy: "agent", ["true"], cwd: "\(root)/js", env: env)
+        #expect(js.status == 0 && js.result?["createdEntriesIncomplete"] as? Bool == false, "node_modules: \(js.status) \(String(describing: js.result?["createdEntriesIncomplete"]))")
     }
 
     @Test func hardLinkedPolicyIsRefused() throws {

@@ -1,0 +1,70 @@
+import Foundation
+import Glibc
+import Testing
+@testable import SandboxKernel
+
+/// `CreatedEntryScan` on trees made here: what it names, and that it stays complete
+/// in a tree of many files (red team, session 44).
+struct CreatedEntryScanTests {
+    static func scan(_ root: String, since: (Int64, UInt32)) -> CreatedEntryScan.Outcome {
+        let fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        defer { close(fd) }
+        return CreatedEntryScan.scan(rootFD: fd, rootPath: root, name: ".git", since: (sec: since.0, nsec: since.1))
+    }
+
+    static func now() -> (Int64, UInt32) {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return (Int64(ts.tv_sec), UInt32(ts.tv_nsec))
+    }
+
+    static func make(_ path: String, file: Bool = false) throws {
+        if file {
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            FileManager.default.createFile(atPath: path, contents: Data("x\n".utf8))
+        } else {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        }
+    }
+
+    /// A submodule whose path has a component named like git's own (`tools/refs`):
+    /// its config changed is reported. Before, `refs` was passed over at every level.
+    @Test func aSubmoduleAtAPathNamedRefsIsLookedAt() throws {
+        let root = NSTemporaryDirectory() + "sbx-scan-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let module = "\(root)/app/.git/modules/tools/refs"
+        for d in ["\(root)/app/.git/objects", "\(root)/app/.git/refs", "\(module)/objects", "\(module)/refs"] { try Self.make(d) }
+        try Self.make("\(module)/config", file: true)
+        try Self.make("\(module)/HEAD", file: true)
+        usleep(20_000)
+        let since = Self.now()
+        usleep(20_000)
+        try "[core]\n".write(toFile: "\(module)/config", atomically: false, encoding: .utf8)
+        let out = Self.scan(root, since: since)
+        #expect(out.created.contains("\(root)/app/.git"), "\(out)")
+        // Control: nothing changed since a later moment, nothing reported.
+        usleep(20_000)
+        #expect(Self.scan(root, since: Self.now()).created.isEmpty)
+    }
+
+    /// A directory shaped as a git directory after `since` (objects and refs made by
+    /// the run) is reported; 60 000 files in 200 directories do not make it stop.
+    @Test func aShapedDirectoryIsFoundAmongManyFiles() throws {
+        let root = NSTemporaryDirectory() + "sbx-scan-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        for p in 0..<200 {
+            let dir = "\(root)/node_modules/p\(p)"
+            try Self.make(dir)
+            for f in 0..<300 { close(creat("\(dir)/f\(f)", 0o644)) }
+        }
+        try Self.make("\(root)/pkg/HEAD", file: true)
+        usleep(20_000)
+        let since = Self.now()
+        usleep(20_000)
+        try Self.make("\(root)/pkg/objects")
+        try Self.make("\(root)/pkg/refs")
+        let out = Self.scan(root, since: since)
+        #expect(out.complete, "the scan stopped after \(out.entriesSeen) entries")
+        #expect(out.created == ["\(root)/pkg"], "\(out.created)")
+    }
+}
