@@ -72,7 +72,7 @@ public struct RunResult: Codable, Sendable, Equatable {
     public var createdEntries: [String] = []
     /// How many were found (`createdEntries` lists at most 256).
     public var createdEntriesTotal: Int = 0
-    /// The walk stopped at its bound (50 000 entries, depth 64), met another
+    /// The walk stopped at its bound (50 000 directories, depth 64), met another
     /// filesystem or could not examine an entry: more may exist. A caller must not
     /// take an empty `createdEntries` as "none" then.
     public var createdEntriesIncomplete: Bool = false

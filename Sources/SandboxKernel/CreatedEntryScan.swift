@@ -2,17 +2,22 @@ import CSandbox
 import Glibc
 
 /// After a run: which entries of a given name (`.git`) were created beneath a
-/// writable directory while it ran. A `.git` the command plants in a subdirectory
-/// (with `core.fsmonitor` or hooks of its choosing) is run by the host's next `git`
-/// there; it cannot be prevented by a mount, so the result names it.
+/// writable directory while it ran, and which directories git would take for a git
+/// directory. A `.git` the command plants in a subdirectory (with `core.fsmonitor`
+/// or hooks of its choosing) is run by the host's next `git` there; it cannot be
+/// prevented by a mount, so the result names it.
 ///
 /// The walk starts from the supervisor's own fd of the bind source, never follows a
-/// symlink, stays on the source's filesystem, does not descend into the entries it
-/// looks for, and stops after `maxEntries` (then `complete` is false). Reported: an
-/// entry whose birth or change time is at or after `since` (a rename into place
-/// changes the latter), or, for a directory, whose `config`, `hooks` or any hook
-/// changed since — a repository that was there before but was given a config or
-/// hooks by the run.
+/// symlink, stays on the source's filesystem (another one beneath makes it
+/// incomplete), does not descend into the entries it looks for, examines and counts
+/// only directories and entries of that name, and stops after `maxEntries` of them
+/// (then `complete` is false). Reported: an entry whose birth or change time is at
+/// or after `since` (a rename into place changes the latter), or, for a directory,
+/// whose `config`, `hooks`, any hook, or anything under its `modules/` and
+/// `worktrees/` changed since — a repository that was there before but was given a
+/// config or hooks by the run; and a directory shaped as a git directory (a
+/// `commondir`, or `objects` and `refs`) whose HEAD, config, commondir, objects or
+/// refs are that new, or whose config or hooks changed (red team, session 44).
 public enum CreatedEntryScan {
     public struct Outcome: Sendable, Equatable {
         /// Absolute paths, as the plan names the bind (`rootPath` + relative path).
