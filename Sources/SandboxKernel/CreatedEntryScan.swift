@@ -66,9 +66,13 @@ public enum CreatedEntryScan {
                 defer { closedir(dir) }
                 // Git's own busy names are passed over only inside a git directory: a
                 // submodule at `tools/refs` is a path, not refs (red team, session 44).
+                // Git's own test (a HEAD, and a commondir or objects and refs): a module
+                // named `config` beside one named `logs` made their parent look like one
+                // (red team, session 44).
                 var probe = stat()
                 let inGitDirectory = fstatat(dirFD, "HEAD", &probe, AT_SYMLINK_NOFOLLOW) == 0
-                    || fstatat(dirFD, "config", &probe, AT_SYMLINK_NOFOLLOW) == 0
+                    && (fstatat(dirFD, "commondir", &probe, AT_SYMLINK_NOFOLLOW) == 0
+                        || (fstatat(dirFD, "objects", &probe, AT_SYMLINK_NOFOLLOW) == 0 && fstatat(dirFD, "refs", &probe, AT_SYMLINK_NOFOLLOW) == 0))
                 var seen = 0
                 while let ent = readdir(dir) {
                     seen += 1

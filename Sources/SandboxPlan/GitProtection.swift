@@ -70,7 +70,8 @@ struct GitProtection {
                 throw Self.refusal("\(p) (\(key)) has \(links) hard links; the command could write it through another, which a mount does not cover. Make it a file of its own (cp, then mv over it) or remove the setting")
             }
         case .directory? where depth < 3:
-            for name in files.directoryEntries(of: p) ?? [] {
+            // Samples git never runs (a deduplicating tool links them across repositories).
+            for name in files.directoryEntries(of: p) ?? [] where !name.hasSuffix(".sample") {
                 budget -= 1
                 if budget < 0 { return }
                 try checkLinks(p + "/" + name, key: key, depth: depth + 1, budget: &budget)
@@ -289,6 +290,15 @@ struct GitProtection {
     /// The whole search from one writable root (step 1–5 above).
     mutating func search(from root: String) throws {
         var repositories = try enclosingRepositories(of: root)
+        let insideARepository = !repositories.isEmpty
+        // The policy's own `.git` is protected by the policy; what git runs from it
+        // must not be writable through a second hard link either (red team, session 44).
+        if files.kind(of: root + "/.git") == .directory {
+            var budget = 1024
+            for name in ["config", "config.worktree", "hooks"] {
+                try checkLinks(root + "/.git/" + name, key: "the repository's .git", depth: 1, budget: &budget)
+            }
+        }
         // And the repositories one level down (a workspace of several checkouts;
         // red team, session 44: a nested repository's husky hook was left writable).
         // Deeper ones are the command's to make and are reported in createdEntries.
@@ -308,10 +318,10 @@ struct GitProtection {
         // GOPATH's layout), the checkouts deeper down, breadth first: 4 levels, 512
         // directories, 8 192 entries at most, past which the plan says so (red team,
         // session 44: a husky hook two levels down was left writable).
-        if repositories.isEmpty {
+        if !insideARepository {
             var queue: [(dir: String, depth: Int)] = [(root, 0)]
             var directories = 0, entries = 0
-            var exhausted = false
+            var exhausted = false, tooDeep = false
             while !queue.isEmpty {
                 let (dir, depth) = queue.removeFirst()
                 directories += 1
@@ -327,13 +337,23 @@ struct GitProtection {
                         }
                     } else if depth + 1 < 4 {
                         queue.append((sub, depth + 1))
+                    } else {
+                        tooDeep = true
                     }
                 }
                 if exhausted { break }
             }
-            if exhausted {
+            if exhausted || tooDeep {
                 notApplied.append("filesystem.protect: \(root) is no repository and holds more than sandbox searches for checkouts (4 levels, 512 directories, 8 192 entries); what the configs of repositories it did not reach name is not protected")
             }
+        }
+        // Each repository's protections are mounts, of which a run has at most 240:
+        // past 64 repositories the rest are said, not protected (red team, session
+        // 44: 120 checkouts refused every run at the mount limit).
+        if repositories.count > 64 {
+            let dropped = repositories[64...].map(\.workTree)
+            repositories = Array(repositories.prefix(64))
+            notApplied.append("filesystem.protect: more than 64 repositories at or below \(root); \(dropped.count) were not searched (\(Array(dropped.prefix(3)).joinedText(separator: ", "))\(dropped.count > 3 ? ", …" : "")), and what their configs name is not protected")
         }
         guard !repositories.isEmpty else { return }
         // Work trees each config applies in: a repository's own configs in its
@@ -429,6 +449,7 @@ struct GitProtection {
                 if target.isRemote {
                     let path = try real(target.path, what: key)
                     if isGitDirectory(path) { try protectGitDirectory(path, key: key) }
+                    else if files.kind(of: path + "/.git") == .directory { try protectGitDirectory(path + "/.git", key: key) }
                     else if files.kind(of: path + "/.git") != nil { try protect(path + "/.git", key: key) }
                 } else if target.isInclude {
                     configs.append((target.path, workTrees, depth + 1, global))

@@ -977,6 +977,41 @@ import Testing
         #expect(js.status == 0 && js.result?["createdEntriesIncomplete"] as? Bool == false, "node_modules: \(js.status) \(String(describing: js.result?["createdEntriesIncomplete"]))")
     }
 
+    /// Red team, session 44, seventh review. Each check fails on 498b0f5.
+    @Test func gitIsFoundAsGitFindsItRoundSeven() throws {
+        guard Self.rootAndGit() else { return }
+        let root = Harness.tempDir(), home = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: root); try? FileManager.default.removeItem(atPath: home) }
+        let env = ["HOME": home]
+        func sh(_ script: String, in dir: String) throws { try Self.shell(script, in: dir, env: env) }
+        func runs(_ cmd: String, in dir: String, _ what: String) throws -> Harness.Output {
+            let out = try Harness.exec(policy: "agent", ["sh", "-c", cmd], cwd: dir, env: env)
+            #expect(out.status == 0, "\(what): \(out.status) \(out.stderr)")
+            return out
+        }
+        // A checkout one level down does not stop the search for deeper ones.
+        try sh("g init -q dotfiles && g init -q github.com/org/app && mkdir github.com/org/app/.githooks && touch github.com/org/app/.githooks/pre-commit && g -C github.com/org/app config core.hooksPath .githooks", in: "\(root)/code")
+        try Self.blocked("echo x >> github.com/org/app/.githooks/pre-commit", in: "\(root)/code", env: env, "a deeper checkout beside one at depth 1")
+        // Submodules named config and logs: a change to one is reported.
+        try sh("g init -q lib && g -C lib commit -q --allow-empty -m i && g init -q deep/super && g -C deep/super submodule add -q \(root)/mods/lib config && g -C deep/super submodule add -q \(root)/mods/lib logs && g -C deep/super commit -qm s", in: "\(root)/mods")
+        let mods = try Harness.exec(policy: "agent", ["sh", "-c", "printf '[core]\\n' >> deep/super/.git/modules/logs/config"], cwd: "\(root)/mods", env: env)
+        #expect((mods.status != 0 && mods.stderr.contains("Read-only"))
+                || (mods.result?["createdEntries"] as? [String] ?? []).contains { $0.hasSuffix("/deep/super/.git") }, "modules config and logs: \(mods.status) \(mods.stderr)")
+        // No refusal: a local remote cloned with hard-linked objects; hook samples
+        // linked across repositories; 70 checkouts (64 searched, the rest said).
+        try sh("g init -q . && g init -q vendor/upstream && g -C vendor/upstream commit -q --allow-empty -m i && g clone -q vendor/upstream work", in: "\(root)/remote")
+        _ = try runs("true", in: "\(root)/remote", "a local remote with hard-linked objects")
+        try sh("g init -q a && g init -q b && ln -f a/.git/hooks/pre-commit.sample b/.git/hooks/pre-commit.sample", in: "\(root)/samples")
+        _ = try runs("true", in: "\(root)/samples", "linked hook samples")
+        try sh("i=0; while [ $i -lt 70 ]; do g init -q r$i; i=$((i+1)); done", in: "\(root)/many")
+        let many = try runs("true", in: "\(root)/many", "70 checkouts")
+        #expect((many.result?["notApplied"] as? [String] ?? []).contains { $0.contains("more than 64 repositories") })
+        // The working directory's own hook, hard-linked from the work tree.
+        try sh("g init -q . && mkdir scripts && printf '#!/bin/sh\\n' > scripts/pre-commit && ln scripts/pre-commit .git/hooks/pre-commit", in: "\(root)/own")
+        let own = try Harness.exec(policy: "agent", ["sh", "-c", "echo PWNED >> scripts/pre-commit"], cwd: "\(root)/own", env: env)
+        #expect(own.status == 125 && own.stderr.contains("hard links"), "the own .git's hook: \(own.status) \(own.stderr)")
+    }
+
     @Test func hardLinkedPolicyIsRefused() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
         let dir = Harness.tempDir(), ws = Harness.tempDir()
