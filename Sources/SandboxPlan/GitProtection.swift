@@ -321,7 +321,7 @@ struct GitProtection {
         if !insideARepository {
             var queue: [(dir: String, depth: Int)] = [(root, 0)]
             var directories = 0, entries = 0
-            var exhausted = false, tooDeep = false
+            var exhausted = false
             while !queue.isEmpty {
                 let (dir, depth) = queue.removeFirst()
                 directories += 1
@@ -335,16 +335,17 @@ struct GitProtection {
                         for repo in try enclosingRepositories(of: sub) where !repositories.contains(where: { PathText.same($0.gitDir, repo.gitDir) }) {
                             repositories.append(repo)
                         }
-                    } else if depth + 1 < 4 {
+                    } else if depth + 1 < 4 && !["node_modules", "site-packages", "__pycache__"].contains(name)
+                                && files.kind(of: sub + "/pyvenv.cfg") == nil {
+                        // Package trees and virtualenvs hold no checkouts of the user's:
+                        // not spent on (red team, session 44: a venv alone used the bound).
                         queue.append((sub, depth + 1))
-                    } else {
-                        tooDeep = true
                     }
                 }
                 if exhausted { break }
             }
-            if exhausted || tooDeep {
-                notApplied.append("filesystem.protect: \(root) is no repository and holds more than sandbox searches for checkouts (4 levels, 512 directories, 8 192 entries); what the configs of repositories it did not reach name is not protected")
+            if exhausted {
+                notApplied.append("filesystem.protect: \(root) is no repository and holds more than sandbox searches for checkouts below it (512 directories, 8 192 entries, 4 levels); what the configs of repositories it did not reach name is not protected")
             }
         }
         // Each repository's protections are mounts, of which a run has at most 240:
@@ -447,10 +448,21 @@ struct GitProtection {
                 }
                 let key = "\(target.key) in \(path)"
                 if target.isRemote {
-                    let path = try real(target.path, what: key)
-                    if isGitDirectory(path) { try protectGitDirectory(path, key: key) }
-                    else if files.kind(of: path + "/.git") == .directory { try protectGitDirectory(path + "/.git", key: key) }
-                    else if files.kind(of: path + "/.git") != nil { try protect(path + "/.git", key: key) }
+                    // As git's `enter_repo` looks: `X/.git`, `X`, `X.git/.git`, `X.git`,
+                    // a `.git` file followed to its git directory (red team, session 44:
+                    // `remote = …/sub/bare` reached `sub/bare.git`, a gitfile's target
+                    // was left writable).
+                    for candidate in [target.path + "/.git", target.path, target.path + ".git/.git", target.path + ".git"] {
+                        let path = try real(candidate, what: key)
+                        if files.kind(of: path) == .file, let dir = try gitFileTarget(path) {
+                            try protect(path, key: key)
+                            let realDir = try real(dir, what: key)
+                            if isGitDirectory(realDir) { try protectGitDirectory(realDir, key: key); break }
+                        } else if files.kind(of: path) == .directory, isGitDirectory(path) {
+                            try protectGitDirectory(path, key: key)
+                            break
+                        }
+                    }
                 } else if target.isInclude {
                     configs.append((target.path, workTrees, depth + 1, global))
                     try protect(target.path, key: key)

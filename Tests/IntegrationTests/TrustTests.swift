@@ -1012,6 +1012,24 @@ import Testing
         #expect(own.status == 125 && own.stderr.contains("hard links"), "the own .git's hook: \(own.status) \(own.stderr)")
     }
 
+    /// Red team, session 44, eighth review: a local remote whose `.git` is a gitfile,
+    /// one git reaches by adding `.git`, and a non-repository directory with a
+    /// virtualenv said to hold more than the search reads. Each fails on a0abce9.
+    @Test func gitIsFoundAsGitFindsItRoundEight() throws {
+        guard Self.rootAndGit() else { return }
+        let root = Harness.tempDir(), home = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: root); try? FileManager.default.removeItem(atPath: home) }
+        let env = ["HOME": home]
+        func sh(_ script: String, in dir: String) throws { try Self.shell(script, in: dir, env: env) }
+        try sh("g init -q . && mkdir vendor && g init -q --separate-git-dir=vendor/gd vendor/mirror && g remote add backup $PWD/vendor/mirror && g init -q --bare sub/bare.git && g remote add pub $PWD/sub/bare", in: "\(root)/r")
+        try Self.blocked("echo x > vendor/gd/hooks/pre-receive", in: "\(root)/r", env: env, "a remote's gitfile target")
+        try Self.blocked("echo x > sub/bare.git/hooks/pre-receive", in: "\(root)/r", env: env, "a remote reached as X.git")
+        try sh("mkdir -p .venv/lib/python3/site-packages/pkg/sub && touch .venv/pyvenv.cfg && mkdir -p src/main/java/com/acme", in: "\(root)/plain")
+        let plain = try Harness.exec(policy: "agent", ["true"], cwd: "\(root)/plain", env: env)
+        #expect(plain.status == 0 && !(plain.result?["notApplied"] as? [String] ?? []).contains { $0.contains("filesystem.protect") },
+                "\(plain.status) \(String(describing: plain.result?["notApplied"]))")
+    }
+
     @Test func hardLinkedPolicyIsRefused() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
         let dir = Harness.tempDir(), ws = Harness.tempDir()
