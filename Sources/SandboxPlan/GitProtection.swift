@@ -38,6 +38,17 @@ struct GitProtection {
         protectedGitDirs = writable.map { $0 + "/.git" }
     }
 
+    /// The hooks git runs (githooks(5)): other files in a hooks directory (husky's
+    /// helper `h`, samples) are not hooks.
+    static let hookNames: Set<String> = [
+        "applypatch-msg", "pre-applypatch", "post-applypatch", "pre-commit", "pre-merge-commit",
+        "prepare-commit-msg", "commit-msg", "post-commit", "pre-rebase", "post-checkout", "post-merge",
+        "pre-push", "pre-receive", "update", "proc-receive", "post-receive", "post-update",
+        "reference-transaction", "push-to-checkout", "pre-auto-gc", "post-rewrite", "sendemail-validate",
+        "fsmonitor-watchman", "p4-changelist", "p4-prepare-changelist", "p4-post-changelist", "p4-pre-submit",
+        "post-index-change",
+    ]
+
     static func refusal(_ message: String) -> PlanError {
         PlanError(key: "filesystem.protect", message: message)
     }
@@ -500,7 +511,7 @@ struct GitProtection {
         var hooked: [String] = []
         for dir in hooksDirectories + repositories.map({ $0.commonDir + "/hooks" }) {
             guard let names = files.directoryEntries(of: try real(dir, what: "a hooks directory")) else { continue }
-            let live = names.filter { !$0.hasSuffix(".sample") && !$0.hasPrefix(".") }.sorted()
+            let live = names.filter { Self.hookNames.contains($0) }.sorted()
             // A hook that is a link into the work tree (`ln -s ../../tools/hooks/x`):
             // what it reaches is the hook (red team, session 44).
             for name in live {

@@ -824,10 +824,11 @@ import Testing
         #expect((shaped.result?["createdEntries"] as? [String] ?? []).contains { $0.hasSuffix("/src/sub") }, "\(String(describing: shaped.result?["createdEntries"]))")
 
         // Husky's layout: .husky/_ runs .husky/<hook>; and hooks are reported.
-        try sh("g init -q . && mkdir -p .husky/_ && (cd .husky/_ && \(hook)) && echo 'echo lint' > .husky/pre-commit && g config core.hooksPath .husky/_", in: "\(root)/husky")
+        try sh("g init -q . && mkdir -p .husky/_ && (cd .husky/_ && \(hook)) && touch .husky/_/h && echo 'echo lint' > .husky/pre-commit && g config core.hooksPath .husky/_", in: "\(root)/husky")
         try blocked("echo 'echo PWNED' >> .husky/pre-commit", in: "\(root)/husky", "husky's hook")
         let hooked = try runs("true", in: "\(root)/husky", "husky")
-        #expect((hooked.result?["notApplied"] as? [String] ?? []).contains { $0.contains("git runs hooks from") }, "\(String(describing: hooked.result?["notApplied"]))")
+        #expect((hooked.result?["notApplied"] as? [String] ?? []).contains { $0.contains("git runs hooks from") && $0.contains("(pre-commit)") },
+                "husky's helper h is no hook: \(String(describing: hooked.result?["notApplied"]))")
 
         // A submodule's own clean filter, relative to its work tree.
         try sh("g init -q libsrc && mkdir libsrc/tools && echo x > libsrc/tools/fmt.sh && g -C libsrc add -A && g -C libsrc commit -qm i && g init -q super && g -C super submodule add -q ../libsrc lib && g -C super commit -qm s && g -C super/lib config filter.fmt.clean ./tools/fmt.sh", in: "\(root)/sm")
