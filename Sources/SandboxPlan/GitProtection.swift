@@ -66,10 +66,6 @@ struct GitProtection {
 
     // MARK: Protecting
 
-    /// Protects `path` when a writable path holds it: refused when it is the writable
-    /// directory itself or a symlink is on the way from there (pins keep real
-    /// directories in place, not links); reported when missing (`missing` says what a
-    /// file created there would do, nil: not reported).
     /// A file with another link: the command writes it through that one (red team,
     /// session 44: a filter script linked from `.cache/` before the filter was set; a
     /// hook in a protected hooks directory linked from `scripts/`). A directory's
@@ -91,25 +87,23 @@ struct GitProtection {
         }
     }
 
+    /// Protects `raw` when a writable path holds it: refused when it is the writable
+    /// directory itself, or (by `real`) a symlink in a writable path is on the way
+    /// (pins keep real directories in place, not links); reported when missing
+    /// (`missing` says what a file created there would do, nil: not reported).
     mutating func protect(_ raw: String, key: String, missing: String? = "", checkingLinks: Bool = true) throws {
+        // Resolved, so no symlink is left on the way: what `real` met in a writable
+        // path it refused; from a missing component on, nothing exists to protect.
         let path = try real(raw, what: key)
         guard !isCovered(path), let root = innermostWritable(path) else { return }
         if PathText.same(path, root) {
             throw Self.refusal("\(key) names \(path), the writable directory itself; git on the host would run what the command writes there. Point it elsewhere or do not make that directory writable")
         }
-        var prefix = root
-        for part in PathText.components(PathText.remainder(of: path, under: root)) {
-            prefix += "/" + part
-            switch files.kind(of: prefix) {
-            case .symlink?:
-                throw Self.refusal("\(prefix) is a symlink on the way to \(path) (\(key)); the command could replace it and git on the host would follow the new one. Replace the link or remove the setting")
-            case nil:
-                if let missing {
-                    notApplied.append("filesystem.protect: \(key) names \(path), which does not exist, so it cannot be protected\(missing.isEmpty ? "; what the command creates there runs with the host's next git command" : missing)")
-                }
-                return
-            default: continue
+        if files.kind(of: path) == nil {
+            if let missing {
+                notApplied.append("filesystem.protect: \(key) names \(path), which does not exist, so it cannot be protected\(missing.isEmpty ? "; what the command creates there runs with the host's next git command" : missing)")
             }
+            return
         }
         if checkingLinks {
             var budget = 1024
