@@ -32,30 +32,7 @@ public struct HostFiles: FileInspector {
     }
 
     public func bytes(of path: String, maxBytes: Int) -> [UInt8]? {
-        let opened = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
-        guard opened >= 0 else { return nil }
-        let owner = OwnedFD(opened)
-        defer { owner.close() }
-        let fd = owner.raw
-        var st = stat()
-        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG, Int(st.st_size) <= maxBytes else { return nil }
-        // One buffer of the file's size, filled by as few reads: a repository's index
-        // (megabytes) read in chunks into a growing array cost 16 ms of page faults
-        // and copies per plan. What the file grew by since fstat is not read.
-        let size = Int(st.st_size)
-        guard size > 0 else { return [] }
-        var failed = false
-        let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
-            count = 0
-            while count < size {
-                let n = Glibc.read(fd, buffer.baseAddress! + count, size - count)
-                if n < 0 && errno == EINTR { continue }
-                if n < 0 { failed = true; return }
-                if n == 0 { return }
-                count += n
-            }
-        }
-        return failed ? nil : bytes
+        FD.regularFile(at: path, maxBytes: maxBytes)
     }
 
     /// Read once per plan: the trust check asks for many paths.
