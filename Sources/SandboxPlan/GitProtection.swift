@@ -147,45 +147,20 @@ struct GitProtection {
     /// point it at a file of its own. From a missing component on, the rest is taken
     /// as written.
     func real(_ path: String, what: String) throws -> String {
-        var rest = PathText.components(path)
-        var out: [String] = []
-        var hops = 0, i = 0
-        var missing = false
-        while i < rest.count {
-            let part = rest[i]
-            i += 1
-            if part.isEmpty || PathText.same(part, ".") { continue }
-            if PathText.same(part, "..") {
-                // Past a missing directory `..` depends on what the command puts there
-                // (a link to elsewhere), so the path cannot be known now.
-                if missing, innermostWritable("/" + out.joinedText(separator: "/")) != nil {
-                    throw Self.refusal("\(path) (\(what)) goes up with .. from a directory that does not exist in a writable path; the command could make it a link, and git would follow it. Write the path without ..")
-                }
-                if !out.isEmpty { out.removeLast() }
-                continue
+        try CanonicalPaths.walk(path, files: files, link: { at, _, followed in
+            if !isCovered(at), innermostWritable(at) != nil {
+                throw Self.refusal("\(at) is a symlink in a writable directory on the way to \(path) (\(what)); the command could point it elsewhere, and git on the host would follow the new one. Replace the link or do not protect .git here")
             }
-            let candidate = "/" + (out + [part]).joinedText(separator: "/")
-            if missing { out.append(part); continue }
-            switch files.kind(of: candidate) {
-            case .symlink(let target)?:
-                if !isCovered(candidate), innermostWritable(candidate) != nil {
-                    throw Self.refusal("\(candidate) is a symlink in a writable directory on the way to \(path) (\(what)); the command could point it elsewhere, and git on the host would follow the new one. Replace the link or do not protect .git here")
-                }
-                hops += 1
-                guard hops <= 40 else {
-                    throw Self.refusal("\(path) (\(what)) leads through more than 40 symlinks; sandbox cannot tell what git reads there")
-                }
-                if target.utf8.first == UInt8(ascii: "/") { out = [] }
-                rest = PathText.components(target) + rest[i...]
-                i = 0
-            case nil:
-                missing = true
-                out.append(part)
-            default:
-                out.append(part)
+            guard followed else {
+                throw Self.refusal("\(path) (\(what)) leads through more than 40 symlinks; sandbox cannot tell what git reads there")
             }
-        }
-        return "/" + out.joinedText(separator: "/")
+        }, upPastMissing: { reached in
+            // Past a missing directory `..` depends on what the command puts there
+            // (a link to elsewhere), so the path cannot be known now.
+            if innermostWritable(reached) != nil {
+                throw Self.refusal("\(path) (\(what)) goes up with .. from a directory that does not exist in a writable path; the command could make it a link, and git would follow it. Write the path without ..")
+            }
+        })
     }
 
     /// The text of a file git reads (a config, a `.git` file, `.gitmodules`): through

@@ -241,21 +241,46 @@ struct CanonicalPaths {
     mutating func canonical(_ path: String) -> String {
         if let hit = cache[PathText.Key(path)] { return hit }
         if PathText.hasReplacementCharacter(path), notText == nil { notText = path }
+        var notText = self.notText
+        let result = Self.walk(path, files: files, link: { at, target, followed in
+            if followed, PathText.hasReplacementCharacter(target), notText == nil { notText = at }
+        }, upPastMissing: { _ in })
+        self.notText = notText
+        cache[PathText.Key(path)] = result
+        return result
+    }
+
+    /// realpath(3)'s walk, which the trust check and `GitProtection.real` share:
+    /// components split at slash bytes; each symlink met is followed (relative to the
+    /// directory holding it, absolute from `/`) up to `maxHops`, past which it is
+    /// taken as a plain component; `..` goes to the parent of what was reached; from
+    /// the first missing component on, the rest is taken as written. `link` hears of
+    /// each symlink (`followed` false past `maxHops`) before it is followed, and
+    /// `upPastMissing` of each `..` met after a missing component (`reached`: the path
+    /// so far); either may throw to stop the walk.
+    static func walk(_ path: String, files: any FileInspector, maxHops: Int = 40,
+                     link: (_ at: String, _ target: String, _ followed: Bool) throws -> Void,
+                     upPastMissing: (_ reached: String) throws -> Void) rethrows -> String {
         var rest = PathText.components(path)
         var out: [String] = []
-        var hops = 0
+        var hops = 0, i = 0
         var missing = false
-        var i = 0
         while i < rest.count {
             let part = rest[i]
             i += 1
-            if PathText.same(part, ".") || part.isEmpty { continue }
-            if PathText.same(part, "..") { if !out.isEmpty { out.removeLast() }; continue }
+            if part.isEmpty || PathText.same(part, ".") { continue }
+            if PathText.same(part, "..") {
+                if missing { try upPastMissing("/" + out.joinedText(separator: "/")) }
+                if !out.isEmpty { out.removeLast() }
+                continue
+            }
             if missing { out.append(part); continue }
             let candidate = "/" + (out + [part]).joinedText(separator: "/")
             switch files.kind(of: candidate) {
-            case .symlink(let target)? where hops < 40:
-                if PathText.hasReplacementCharacter(target), notText == nil { notText = candidate }
+            case .symlink(let target)?:
+                let follow = hops < maxHops
+                try link(candidate, target, follow)
+                guard follow else { out.append(part); continue }
                 hops += 1
                 if target.utf8.first == UInt8(ascii: "/") { out = [] }
                 rest = PathText.components(target) + rest[i...]
@@ -267,8 +292,6 @@ struct CanonicalPaths {
                 out.append(part)
             }
         }
-        let result = "/" + out.joinedText(separator: "/")
-        cache[PathText.Key(path)] = result
-        return result
+        return "/" + out.joinedText(separator: "/")
     }
 }
