@@ -235,7 +235,7 @@ struct BinaryCheck {
     }
 
     private func absolute(_ path: String) -> String {
-        path.hasPrefix("/") ? path : join(plan.process.workdir, path)
+        PathText.isAbsolute(path) ? path : join(plan.process.workdir, path)
     }
 
     /// Resolves `path` one component at a time in the sandbox's view: a symlink the
@@ -243,14 +243,16 @@ struct BinaryCheck {
     /// followed the way the kernel inside would (absolute targets from the sandbox's
     /// root), up to 40 links. Only finds: the open checks again, without following.
     func lookup(_ path: String) -> Lookup {
-        var pending = path.split(separator: "/").map(String.init)
+        // Split at slash bytes, as the kernel does (PathText): a slash and a combining
+        // mark are one `Character`, which `split(separator: "/")` does not cut.
+        var pending = PathText.components(path)
         var resolved: [String] = []
         var links = 0
         var hops: [Hop] = []
         while !pending.isEmpty {
             let name = pending.removeFirst()
-            if name == "." { continue }
-            if name == ".." { if !resolved.isEmpty { resolved.removeLast() }; continue }
+            if PathText.same(name, ".") { continue }
+            if PathText.same(name, "..") { if !resolved.isEmpty { resolved.removeLast() }; continue }
             let candidate = "/" + (resolved + [name]).joinedText(separator: "/")
             var target: String?
             switch cover(candidate) {
@@ -270,8 +272,8 @@ struct BinaryCheck {
             if let target {
                 links += 1
                 if links > 40 { return .loop }
-                pending = target.split(separator: "/").map(String.init) + pending
-                if target.hasPrefix("/") { resolved = [] }
+                pending = PathText.components(target) + pending
+                if PathText.isAbsolute(target) { resolved = [] }
                 continue
             }
             resolved.append(name)
@@ -295,15 +297,15 @@ struct BinaryCheck {
         var found = Cover.none
         for (i, m) in plan.mounts.enumerated() {
             let d = m.destination
-            guard path == d || path.hasPrefix(d == "/" ? "/" : d + "/") else { continue }
+            guard PathText.isBeneath(path, d) else { continue }
             switch m.kind {
             case .protect, .pin: continue
             case .bind:
                 guard sources[i] != nil else { continue }
-                found = .bind(i, relative: String(path.dropFirst(d.count)).split(separator: "/").joined(separator: "/"))
+                found = .bind(i, relative: PathText.remainder(of: path, under: d))
             case .symlink:
                 // A symlink the root holds at d: followed only when d itself is reached.
-                found = path == d ? .symlink(m.source ?? "") : .none
+                found = PathText.same(path, d) ? .symlink(m.source ?? "") : .none
             default: found = .other(m.kind)
             }
         }
@@ -336,7 +338,7 @@ struct BinaryCheck {
     private func hostPlace(bind: Int, relative: String) -> (String, Int, (device: UInt64, inode: UInt64)) {
         let base = plan.mounts[bind].source ?? "/"
         let source = sources[bind]!
-        return (relative.isEmpty ? base : join(base, relative), base.split(separator: "/").count,
+        return (relative.isEmpty ? base : join(base, relative), PathText.components(base).count,
                 (device: source.device, inode: source.inode))
     }
 

@@ -1,5 +1,6 @@
 import CSandbox
 import Glibc
+import SandboxVocabulary
 
 /// The command's executable for `[binary]`: found by looking at host paths without
 /// following symlinks (the caller resolves them in the sandbox's own view), then
@@ -277,8 +278,11 @@ public enum ExecutableFile {
     /// the last one's fd, every directory seen, the path's components.
     private static func walk(hostPath: String, anchorDepth: Int, anchor: (device: UInt64, inode: UInt64))
         throws(KernelError) -> (OwnedFD, [Directory], [String]) {
-        let components = hostPath.split(separator: "/").map(String.init)
-        guard !components.isEmpty, !components.contains(".."), !components.contains(".") else {
+        // At slash bytes (PathText), as the kernel splits: `split(separator: "/")`
+        // does not cut a slash that a combining mark follows, so the walk counted one
+        // directory too few and missed its anchor.
+        let components = PathText.components(hostPath)
+        guard !components.isEmpty, !components.contains(where: { PathText.same($0, "..") || PathText.same($0, ".") }) else {
             throw KernelError(operation: "open", subject: hostPath, errno: EINVAL)
         }
         var dirs: [Directory] = []

@@ -93,7 +93,7 @@ enum GitIndirections {
             }
             if w.isEmpty || w.hasPrefix("-") { return nil }
             if w.unicodeScalars.first == "~" {
-                guard w == "~" || w.unicodeScalars.dropFirst().first == "/", home.hasPrefix("/") else { return nil }
+                guard w == "~" || w.unicodeScalars.dropFirst().first == "/", PathText.isAbsolute(home) else { return nil }
                 w = home + String(String.UnicodeScalarView(w.unicodeScalars.dropFirst()))
             }
             return w
@@ -138,7 +138,7 @@ enum GitIndirections {
             var v = value
             if isPath && v.unicodeScalars.first == "~" {
                 // git expands `~/…` and `~` with HOME, `~user/…` with that user's.
-                if v == "~" || v.unicodeScalars.dropFirst().first == "/", let home, home.hasPrefix("/") {
+                if v == "~" || v.unicodeScalars.dropFirst().first == "/", let home, PathText.isAbsolute(home) {
                     v = home + String(String.UnicodeScalarView(v.unicodeScalars.dropFirst()))
                 } else {
                     out.append(Target(key: keyName, path: "", unreadable: "it names another user's home (~user)"))
@@ -215,13 +215,13 @@ enum GitIndirections {
     /// `value` against `base` as written, `..` kept: `GitProtection.real` resolves it
     /// as the kernel does (a `..` after a symlink leaves what the link reached).
     static func join(_ value: String, against base: String) -> String {
-        value.hasPrefix("/") ? value : base + "/" + value
+        PathText.isAbsolute(value) ? value : base + "/" + value
     }
 
     /// `value` against `base`, `..` taken from the text: for paths compared, not
     /// opened (the ones opened go through `join` and `GitProtection.real`).
     static func resolve(_ value: String, against base: String) -> String {
-        let raw = value.hasPrefix("/") ? value : base + "/" + value
+        let raw = PathText.isAbsolute(value) ? value : base + "/" + value
         // Split at slash bytes: a slash and a combining mark are one Character, so
         // `.git/../\u{301}h` kept its `..` inside a part and looked like a path under
         // .git (red team, session 43).

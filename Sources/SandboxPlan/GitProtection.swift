@@ -59,10 +59,7 @@ struct GitProtection {
 
     func isCovered(_ path: String) -> Bool { protectedGitDirs.contains { PathText.isBeneath(path, $0) } }
 
-    static func parent(_ path: String) -> String {
-        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return "/" }
-        return String(path[..<slash])
-    }
+    static func parent(_ path: String) -> String { PathText.parent(path) }
 
     // MARK: Protecting
 
@@ -261,7 +258,7 @@ struct GitProtection {
         for name in names.prefix(256) where !PathText.hasReplacementCharacter(name) {
             let gitDir = commonDir + "/worktrees/" + name
             guard let text = try read(gitDir + "/gitdir", what: "a linked worktree's gitdir file", maxBytes: 4096, protectIt: false)?
-                .trimmingBlanks(newlines: true), text.hasPrefix("/"), text.hasSuffix("/.git") else { continue }
+                .trimmingBlanks(newlines: true), PathText.isAbsolute(text), PathText.endsWith(text, "/.git") else { continue }
             out.append((Self.parent(GitIndirections.resolve(text, against: "/")), gitDir))
         }
         return out
@@ -348,7 +345,7 @@ struct GitProtection {
             if files.kind(of: repo.workTree + "/.git") == .file { try protect(repo.workTree + "/.git", key: "a .git file") }
             var trees: [(workTree: String, gitDir: String)] = [(repo.workTree, repo.gitDir)]
             // The main work tree of a linked one, and every linked worktree.
-            if !PathText.same(repo.gitDir, repo.commonDir), repo.commonDir.hasSuffix("/.git") {
+            if !PathText.same(repo.gitDir, repo.commonDir), PathText.endsWith(repo.commonDir, "/.git") {
                 trees.append((Self.parent(repo.commonDir), repo.commonDir))
             }
             for wt in try linkedWorktrees(of: repo.commonDir) where !trees.contains(where: { PathText.same($0.workTree, wt.workTree) }) {
@@ -383,7 +380,7 @@ struct GitProtection {
         // the host's next git command.
         var globals = [home + "/.gitconfig", home + "/.config/git/config", "/etc/gitconfig"]
         for name in ["XDG_CONFIG_HOME", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM"] {
-            guard let value = environment[name], value.hasPrefix("/") else { continue }
+            guard let value = environment[name], PathText.isAbsolute(value) else { continue }
             globals.append(name == "XDG_CONFIG_HOME" ? value + "/git/config" : value)
         }
         for g in globals where files.kind(of: g) == nil {
@@ -456,7 +453,7 @@ struct GitProtection {
                         // Missing: reported when written as a path in the repository's
                         // own config (a per-user alias's words, resolved in every work
                         // tree, said so a dozen times a run; red team, session 44).
-                        try protect(target.path, key: key, missing: word.contains("/") && !global ? "" : nil)
+                        try protect(target.path, key: key, missing: word.utf8.contains(0x2F) && !global ? "" : nil)
                     case .symlink?:
                         // A word naming a link (`.venv/bin/python`, which nbstripout
                         // installs as a clean filter; `alias.st = status` beside a link
@@ -503,14 +500,14 @@ struct GitProtection {
                                     "deno", "uv", "uvx", "poetry", "pipenv", "ruby", "bundle", "perl", "php", "make",
                                     "sh", "bash", "zsh", "dash", "java", "go", "cargo", "dotnet", "pwsh", "env"]
         let path = (environment["PATH"] ?? "").split(separator: ":", omittingEmptySubsequences: false).map(String.init)
-        let writablePath = path.filter { !$0.hasPrefix("/") || innermostWritable(GitIndirections.resolve($0, against: "/")) != nil }
+        let writablePath = path.filter { !PathText.isAbsolute($0) || innermostWritable(GitIndirections.resolve($0, against: "/")) != nil }
         var loaders: [String] = [], byName: [String] = []
         for (key, value) in commands {
             guard let program = GitIndirections.commandWords(value, home: home).first else { continue }
-            let base = program.split(separator: "/").last.map(String.init) ?? program
+            let base = PathText.lastComponent(program)
             let name = base.hasPrefix("python") ? "python" : base
             if runners.contains(name) { loaders.append("\(key) (\(base))") }
-            if !program.contains("/") { byName.append(key) }
+            if !program.utf8.contains(0x2F) { byName.append(key) }
         }
         if !loaders.isEmpty {
             notApplied.append("filesystem.protect: git runs an interpreter or package runner from the work tree for \(loaders.joinedText(separator: ", ")); the files its command names are protected, but what that program loads from the work tree (a module, a package, a virtualenv's site-packages) is not")
@@ -566,7 +563,7 @@ struct GitProtection {
                     }
                     paths.append(text)
                 }
-                if let shared = contents.sharedIndex, index.hasSuffix("/index") {
+                if let shared = contents.sharedIndex, PathText.endsWith(index, "/index") {
                     indexes.append(repo.gitDir + "/sharedindex." + shared)
                 }
             }

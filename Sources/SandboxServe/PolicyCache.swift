@@ -79,9 +79,12 @@ final class PolicyCache: Sendable {
     /// The directories a name may be looked up in (a file added there could shadow
     /// one that `extends` names): the search paths and every policy file's directory.
     private func stamps(_ p: Policy) -> [(path: String, stamp: Stamp)] {
-        let lookedIn = Set(p.sources.map { String($0[..<($0.lastIndex(of: "/") ?? $0.endIndex)]) } + searchPath + profileSearchPath)
+        // By bytes (PathText): `lastIndex(of: "/")` passes over a slash a combining
+        // mark follows, and a `Set<String>` makes two canonically equal names one.
+        var lookedIn: [PathText.Key: String] = [:]
+        for dir in p.sources.map(PathText.parent) + searchPath + profileSearchPath { lookedIn[PathText.Key(dir)] = dir }
         var dirs: [(path: String, stamp: Stamp)] = []
-        for dir in lookedIn.sorted() {
+        for (_, dir) in lookedIn.sorted(by: { $0.key < $1.key }) {
             guard let s = Self.stamp(dir) else { continue }   // absent: nothing there to shadow
             dirs.append((dir, s))
         }

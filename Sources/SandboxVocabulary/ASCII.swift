@@ -62,6 +62,41 @@ public enum PathText {
         }
     }
 
+    /// Whether `path` is absolute: its first byte a slash. Not `hasPrefix("/")`, which
+    /// compares `Character`s: a slash followed by a combining mark is one character
+    /// and no "/", so `/\u{301}x` read as relative (session 44's read-back).
+    public static func isAbsolute(_ path: String) -> Bool { path.utf8.first == 0x2F }
+
+    /// The directory holding `path` (absolute, no trailing slash), cut at its last
+    /// slash byte; `/` for `/` and a name under it. Not `lastIndex(of: "/")`, which
+    /// passes over a slash followed by a combining mark and so went up two levels
+    /// (session 44's read-back: a repository above such a directory was not found).
+    public static func parent(_ path: String) -> String {
+        var path = path
+        return path.withUTF8 { b in
+            var i = b.count - 1
+            while i > 0 && b[i] != 0x2F { i -= 1 }
+            return i <= 0 ? "/" : String(decoding: UnsafeBufferPointer(rebasing: b[..<i]), as: UTF8.self)
+        }
+    }
+
+    /// What follows the last slash byte of `path` (all of it when it has none).
+    public static func lastComponent(_ path: String) -> String {
+        var path = path
+        return path.withUTF8 { b in
+            var i = b.count
+            while i > 0 && b[i - 1] != 0x2F { i -= 1 }
+            return String(decoding: UnsafeBufferPointer(rebasing: b[i...]), as: UTF8.self)
+        }
+    }
+
+    /// Whether `path`'s bytes end with `suffix`'s (not `hasSuffix`, which compares
+    /// characters: a combining mark after the suffix's first byte hides it).
+    public static func endsWith(_ path: String, _ suffix: String) -> Bool {
+        let p = Array(path.utf8), s = Array(suffix.utf8)
+        return p.count >= s.count && p[(p.count - s.count)...].elementsEqual(s)
+    }
+
     /// The components of a relative path, split at its slash bytes (empty ones left out).
     public static func components(_ path: String) -> [String] {
         Array(path.utf8).split(separator: 0x2F).map { String(decoding: $0, as: UTF8.self) }

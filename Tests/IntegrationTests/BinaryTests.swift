@@ -93,6 +93,32 @@ import Testing
         #expect(checked?["path"] as? String == f.tool && checked?["sha256"] as? String == actual, "binary: \(checked ?? [:])")
     }
 
+    /// A directory whose name starts with a combining mark: the slash before it and
+    /// the mark are one Swift `Character`, which a split at `"/"` does not cut. The
+    /// lookup and the anchored walk count components by bytes, as the kernel does,
+    /// so the file is found, checked and run; and a symlink `../\u{301}d/../alt/tool`
+    /// leads where the kernel's `..` leads (`alt/tool`, which exits 1).
+    @Test func namesStartingWithACombiningMarkAreSplitAsTheKernelSplitsThem() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let f = try Fixture()
+        defer { f.remove() }
+        let marked = f.root + "/\u{301}d"
+        try FileManager.default.createDirectory(atPath: marked, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: f.root + "/alt", withIntermediateDirectories: true)
+        chmod(marked, 0o755); chmod(f.root + "/alt", 0o755)
+        try f.copy("/usr/bin/true", to: marked + "/tool")
+        try f.copy("/usr/bin/false", to: f.root + "/alt/tool")
+        let ran = try f.run([marked + "/tool"], policy: f.policy())
+        #expect(ran.status == 0, "status \(ran.status); stderr: \(ran.stderr)")
+        let checked = ran.result?["binary"] as? [String: Any]
+        #expect((checked?["path"] as? String).map { Array($0.utf8) == Array((marked + "/tool").utf8) } == true, "binary: \(checked ?? [:])")
+        #expect(symlink("../\u{301}d/../alt/tool", f.bin + "/link") == 0)
+        let linked = try f.run([f.bin + "/link"], policy: f.policy())
+        #expect(linked.status == 1, "the kernel's \u{301}d/.. is the fixture root: alt/tool exits 1; status \(linked.status); stderr: \(linked.stderr)")
+        let viaLink = linked.result?["binary"] as? [String: Any]
+        #expect(viaLink?["path"] as? String == f.root + "/alt/tool", "binary: \(viaLink ?? [:])")
+    }
+
     /// A pin on the name the command is found by (a symlink) holds the bytes of the
     /// file it leads to; the result names both.
     @Test func pinThroughASymlinkChecksTheFileItLeadsTo() throws {

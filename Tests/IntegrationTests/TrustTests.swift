@@ -1031,6 +1031,24 @@ import Testing
                 "\(plain.status) \(String(describing: plain.result?["notApplied"]))")
     }
 
+    /// A directory whose name starts with a combining mark: the slash before it and
+    /// the mark are one Swift `Character`, so a walk up by `lastIndex(of: "/")` went
+    /// from `r/\u{301}w` straight to `r`'s parent, and the repository `r` whose
+    /// hooks path lies in that directory was never read (session 44's read-back). The
+    /// same repository with a plain name is the control that the hooks are protected.
+    @Test func aRepositoryAboveANameStartingWithACombiningMarkIsFound() throws {
+        guard Self.rootAndGit() else { return }
+        let root = Harness.tempDir(), home = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: root); try? FileManager.default.removeItem(atPath: home) }
+        let env = ["HOME": home]
+        for name in ["\u{301}w", "w"] {
+            let repo = "\(root)/r-\(name.utf8.count)"
+            try Self.shell("g init -q . && mkdir -p '\(name)/hooks' && g config core.hooksPath '\(name)/hooks'", in: repo, env: env)
+            try Self.blocked("echo x > hooks/pre-commit", in: "\(repo)/\(name)", env: env, "hooks in \(name.debugDescription)")
+            #expect(!Self.exists("\(repo)/\(name)/hooks/pre-commit"), "\(name.debugDescription): the hook was written")
+        }
+    }
+
     @Test func hardLinkedPolicyIsRefused() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
         let dir = Harness.tempDir(), ws = Harness.tempDir()

@@ -274,4 +274,18 @@ import Testing
         #expect(PathText.remainder(of: "/w", under: "/w") == "" && PathText.remainder(of: "/a/b", under: "/") == "a/b")
         #expect(PathText.components("a/\u{301}b/c").map { Array($0.utf8) } == [Array("a".utf8), Array("\u{301}b".utf8), Array("c".utf8)])
     }
+
+    /// Parent, last component, absolute and suffix by bytes: the `Character` forms
+    /// (`lastIndex(of: "/")`, `hasPrefix("/")`, `hasSuffix`) pass over a slash that
+    /// a combining mark follows. Each premise is checked first, so the case is real.
+    @Test func parentAndAbsoluteAreByBytes() {
+        let marked = "/r/\u{301}w"
+        #expect(marked.lastIndex(of: "/") == marked.startIndex && !"/\u{301}x".hasPrefix("/"), "the premise")
+        #expect(Array(PathText.parent(marked).utf8) == Array("/r".utf8))
+        #expect(PathText.parent("/") == "/" && PathText.parent("/a") == "/" && PathText.parent("/a/b") == "/a")
+        #expect(PathText.isAbsolute("/\u{301}x") && !PathText.isAbsolute("\u{301}/x") && !PathText.isAbsolute(""))
+        #expect(Array(PathText.lastComponent("/usr/bin/\u{301}x").utf8) == Array("\u{301}x".utf8))
+        #expect(PathText.lastComponent("git") == "git" && PathText.lastComponent("/usr/bin/git") == "git")
+        #expect(PathText.endsWith("/a/.git", "/.git") && !PathText.endsWith("/a/.git\u{301}", "/.git") && !PathText.endsWith("t", "/.git"))
+    }
 }
