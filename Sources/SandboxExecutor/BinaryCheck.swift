@@ -4,7 +4,7 @@ import SandboxPlan
 import SandboxPolicy
 
 private func join(_ dir: String, _ name: String) -> String {
-    dir.hasSuffix("/") ? dir + name : dir + "/" + name
+    dir.utf8.last == 0x2F ? dir + name : dir + "/" + name
 }
 
 /// What `[binary]` checked: the executable (and a script's interpreter), by the path
@@ -203,7 +203,9 @@ struct BinaryCheck {
     /// `PATH` (empty and relative entries from the working directory), else from the
     /// working directory.
     private func find(_ argv0: String) throws(ExecError) -> Located {
-        if argv0.contains("/") { return try locate(argv0, for: argv0) }
+        // A slash byte, as execvp asks: `contains("/")` looks for a `Character`, and a
+        // slash followed by a combining mark (or after a prepend mark) is none.
+        if argv0.utf8.contains(0x2F) { return try locate(argv0, for: argv0) }
         var sawNotExecutable: String?
         var sawNotOnBind: (String, MountKind)?
         for dir in plan.process.searchPath.split(separator: ":", omittingEmptySubsequences: false) {

@@ -145,7 +145,7 @@ enum GitIndirections {
                     continue
                 }
             }
-            if isPath && v.hasPrefix("%(prefix)/") {
+            if isPath && v.utf8.starts(with: "%(prefix)/".utf8) {
                 out.append(Target(key: keyName, path: "", unreadable: "it names git's install prefix"))
                 continue
             }

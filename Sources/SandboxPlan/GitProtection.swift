@@ -54,7 +54,7 @@ struct GitProtection {
     }
 
     func innermostWritable(_ path: String) -> String? {
-        writable.filter({ PathText.isBeneath(path, $0) }).max(by: { $0.count < $1.count })
+        writable.filter({ PathText.isBeneath(path, $0) }).max(by: { $0.utf8.count < $1.utf8.count })
     }
 
     func isCovered(_ path: String) -> Bool { protectedGitDirs.contains { PathText.isBeneath(path, $0) } }

@@ -316,7 +316,7 @@ extension Context {
         let writable = binds.filter { $0.kind == .bind && !$0.readOnly }.map(\.destination)
         return binds.compactMap { b in
             guard b.kind == .bind, b.readOnly,
-                  let rw = writable.filter({ PathText.isBeneath(b.destination, $0) }).max(by: { $0.count < $1.count }) else { return nil }
+                  let rw = writable.filter({ PathText.isBeneath(b.destination, $0) }).max(by: { $0.utf8.count < $1.utf8.count }) else { return nil }
             return (b.destination, rw)
         }
     }

@@ -280,12 +280,14 @@ struct Context {
     func mountPlan(network net: NetworkPlan, notApplied: inout [String],
                    beforeSocketScan: ([ResolvedBind]) throws -> Void = { _ in }) throws -> ([MountStep], [ResolvedBind]) {
         struct Entry { var dest: String; var step: MountStep; var bind: ResolvedBind? }
-        var entries: [String: Entry] = [:]
+        // Keyed by bytes (PathText): `String` keys merge canonically equal names the
+        // kernel tells apart.
+        var entries: [PathText.Key: Entry] = [:]
         // Host path bound → the entry that binds it. A source is bound once: the trust
         // checks, the socket masks and the git-indirection protects each look a bind up
         // by its source, so a second bind of it (another dst, or `{cwd}` beside its
         // literal path) would be checked at one place and open at the other.
-        var boundSources: [String: String] = [:]
+        var boundSources: [PathText.Key: String] = [:]
         let reserved = ["/proc", "/dev"]
 
         func add(_ list: [PathTemplate], key: String, make: (String, PathTemplate) throws -> Entry?) throws {
@@ -299,17 +301,17 @@ struct Context {
                 if let r = [path, inside].first(where: { p in reserved.contains { PathText.isBeneath(p, $0) } }) {
                     throw PlanError(key: "\(key)[\(i)]", message: "\(r) is provided by the sandbox itself (a private /proc and a minimal /dev); remove it from the policy")
                 }
-                if let existing = entries[inside] {
+                if let existing = entries[PathText.Key(inside)] {
                     throw PlanError(key: "\(key)[\(i)]", message: "\(inside) is also listed in \(existing.step.origin); a path may appear in one list only")
                 }
                 guard let e = try make(path, t) else { continue }
                 if e.bind != nil, e.step.kind == .bind, let source = e.step.source {
-                    if let other = boundSources[source] {
+                    if let other = boundSources[PathText.Key(source)] {
                         throw PlanError(key: "\(key)[\(i)]", message: "\(source) is already bound by \(other); a host path may be bound at one place only (one ro or rw entry, one dst) — its trust checks, socket masks and protects follow that one bind")
                     }
-                    boundSources[source] = "\(e.step.origin) at \(e.dest)"
+                    boundSources[PathText.Key(source)] = "\(e.step.origin) at \(e.dest)"
                 }
-                entries[inside] = e
+                entries[PathText.Key(inside)] = e
             }
         }
 
@@ -396,7 +398,10 @@ struct Context {
         // Directories between a writable bind and a nested protect/mask target are
         // pinned (bound onto themselves): otherwise a run could rename a parent away,
         // so the next run finds nothing to protect, write there, and rename it back.
-        var pinned = Set<String>()
+        // By bytes (red team, session 45): in a `Set<String>`, `é` and `e` with a
+        // combining accent are one member, so of two such directories only the first
+        // was pinned, and the command renamed the other away, hooks path and all.
+        var pinned = Set<PathText.Key>()
         // Protect and pin look at the host (the bind's source); their steps name the
         // place inside (its destination, which differs for a bind with a dst).
         let writable = binds.filter { !$0.readOnly && $0.isDirectory }
@@ -410,7 +415,7 @@ struct Context {
             for part in rest {
                 prefix += "/" + part
                 let dest = inside(prefix, of: b)
-                if host.files.kind(of: prefix) == .directory, pinned.insert(dest).inserted {
+                if host.files.kind(of: prefix) == .directory, pinned.insert(PathText.Key(dest)).inserted {
                     steps.append(MountStep(kind: .pin, destination: dest, readOnly: false, origin: "filesystem.protect"))
                 }
             }
@@ -450,7 +455,7 @@ struct Context {
                                    origin: "filesystem.mask"))
         }
         try beforeSocketScan(binds)
-        steps += try SocketScan.masks(policy: policy, files: host.files, binds: binds, destinations: Array(entries.keys),
+        steps += try SocketScan.masks(policy: policy, files: host.files, binds: binds, destinations: entries.values.map(\.dest),
                                       expand: expand, notApplied: &notApplied)   // SocketScan.swift
         return (steps, binds)
     }

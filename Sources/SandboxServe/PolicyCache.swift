@@ -16,7 +16,8 @@ final class PolicyCache: Sendable {
         var directories: [(path: String, stamp: Stamp)]
     }
     private struct Stamp: Equatable { var dev: UInt64, ino: UInt64, mtimeSec: Int, mtimeNsec: Int, ctimeSec: Int, ctimeNsec: Int }
-    private let entries = Mutex<[String: Entry]>([:])
+    /// Keyed by the path's bytes: two canonically equal names are two files.
+    private let entries = Mutex<[PathText.Key: Entry]>([:])
     private let searchPath: [String]
     private let profileSearchPath: [String]
     /// Bounded: a client naming many policy files cannot grow the server.
@@ -36,7 +37,7 @@ final class PolicyCache: Sendable {
         guard let path = try? loader.resolve(nameOrPath: nameOrPath, relativeTo: cwd) else {
             return try RunSteps.loadPolicy(nameOrPath, relativeTo: cwd, searchPath: searchPath)
         }
-        if let e = entries.withLock({ $0[path] }), valid(e) { return e.policy }
+        if let e = entries.withLock({ $0[PathText.Key(path)] }), valid(e) { return e.policy }
         // Loaded once, and cached on the SHA-256 of the exact bytes the loader parsed
         // (`Policy.sourceDigests`, the profile's `sha256`), never on the files read
         // again: a file rewritten meanwhile is then a mismatch at the next request,
@@ -61,7 +62,7 @@ final class PolicyCache: Sendable {
         if quiet && files.count == policy.sources.count + (policy.seccomp.profile == nil ? 0 : 1) {
             entries.withLock { m in
                 if m.count >= Self.maxEntries { m.removeAll() }
-                m[path] = Entry(policy: policy, files: files, directories: directories)
+                m[PathText.Key(path)] = Entry(policy: policy, files: files, directories: directories)
             }
         }
         return policy

@@ -1049,6 +1049,38 @@ import Testing
         }
     }
 
+    /// Two directories whose names are canonically equal but not the same bytes (`é`
+    /// as one scalar, and `e` with a combining accent): in a `Set<String>` of pinned
+    /// directories they were one member, so only the first named was pinned, and the
+    /// command renamed the other away with the hooks path in it, made a new one and
+    /// wrote a hook the host's next `git commit` ran (red team, session 45). The
+    /// attack runs as a command would: `mv`, `mkdir`, write.
+    @Test func canonicallyEqualDirectoriesAreEachPinned() throws {
+        guard Self.rootAndGit() else { return }
+        let root = Harness.tempDir(), home = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: root); try? FileManager.default.removeItem(atPath: home) }
+        let env = ["HOME": home]
+        // The alias names the accented directory decomposed (NFD), the hooks path composed (NFC).
+        try Self.shell("""
+            nfd=$(printf 'e\\314\\201'); nfc=$(printf '\\303\\251')
+            mkdir r && cd r && g init -q . && mkdir -p "$nfd/bin" "$nfc/hooks" && printf '#!/bin/sh\\n' > "$nfd/bin/tool" && chmod +x "$nfd/bin/tool"
+            g config alias.t "!$nfd/bin/tool" && g config core.hooksPath "$nfc/hooks"
+            """, in: root, env: env)
+        // Each directory renamed away, a new one made and the program or hook written
+        // where git looks: which of the two was left unpinned depends on the order the
+        // plan met them, so both are tried.
+        let attack = """
+            cd r; nfd=$(printf 'e\\314\\201'); nfc=$(printf '\\303\\251')
+            mv "$nfc" a && echo renamed-nfc && mkdir -p "$nfc/hooks" && echo x > "$nfc/hooks/pre-commit"
+            mv "$nfd" b && echo renamed-nfd && mkdir -p "$nfd/bin" && echo x > "$nfd/bin/tool"
+            true
+            """
+        let out = try Harness.exec(policy: "agent", ["sh", "-c", attack], cwd: root, env: env)
+        #expect(out.status == 0 && !out.stdout.contains("renamed"), "a directory git reads from was renamed: \(out.stdout) \(out.stderr)")
+        #expect(!Self.exists("\(root)/r/\u{E9}/hooks/pre-commit") && !Self.exists("\(root)/r/a") && !Self.exists("\(root)/r/b"),
+                "a hook or program was written where git looks")
+    }
+
     @Test func hardLinkedPolicyIsRefused() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
         let dir = Harness.tempDir(), ws = Harness.tempDir()
