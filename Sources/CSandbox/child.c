@@ -28,6 +28,7 @@
 #include <net/if.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -1835,12 +1836,31 @@ pid_t sbx_spawn(const struct sbx_spec *spec, int *pidfd_out) {
     return sbx_spawn_here(spec, 0, pidfd_out);
 }
 
+/* Back to the host's network namespace after a clone in one made ahead: this
+ * thread goes on there; if it cannot, nothing it does after (sockets, the next
+ * clone) could be trusted to be where it should, so the process ends. */
+static void leave_netns(int host_netns) {
+    if (host_netns < 0) return;
+    if (setns(host_netns, CLONE_NEWNET) < 0) abort();
+    close(host_netns);
+}
+
 pid_t sbx_spawn_here(const struct sbx_spec *spec, uint64_t extra_flags, int *pidfd_out) {
     int pidfd = -1;
+    uint64_t flags = (spec->nested ? 0 : spec->clone_flags) | extra_flags;
+    /* A network namespace made ahead: the init is cloned in it, and only in it
+     * (entered while this thread is still euid 0; a failure fails the spawn). */
+    int host_netns = -1;
+    if (spec->join_netns_fd >= 0 && (flags & CLONE_NEWNET)) {
+        host_netns = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+        if (host_netns < 0) return -errno;
+        if (setns(spec->join_netns_fd, CLONE_NEWNET) < 0) { int e = errno; close(host_netns); return -e; }
+        flags &= ~(uint64_t)CLONE_NEWNET;
+    }
     /* A euid change marks the whole process not dumpable (suid_dumpable); the
      * supervisor's own setting is put back afterwards. */
     int hardened = sbx_harden_root();
-    if (hardened < 0) return hardened;
+    if (hardened < 0) { leave_netns(host_netns); return hardened; }
     /* A hardened (root) process is put back to not dumpable whatever it was, and no
      * idmap helper lives meanwhile (with fs.suid_dumpable = 1 the euid change makes
      * the process dumpable until then). */
@@ -1851,10 +1871,11 @@ pid_t sbx_spawn_here(const struct sbx_spec *spec, uint64_t extra_flags, int *pid
         if (r < 0) {
             if (dumpable >= 0) prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0);
             sbx_dumpable_unlock();
+            leave_netns(host_netns);
             return r;
         }
     }
-    long pid = clone_with_pidfd((spec->nested ? 0 : spec->clone_flags) | extra_flags, spec->cgroup_fd, &pidfd);
+    long pid = clone_with_pidfd(flags, spec->cgroup_fd, &pidfd);
     if (pid == 0) sbx_init(spec);
     /* Back to euid 0 (the kernel restores the effective set from the permitted one)
      * and egid 0. */
@@ -1864,6 +1885,7 @@ pid_t sbx_spawn_here(const struct sbx_spec *spec, uint64_t extra_flags, int *pid
         if (dumpable >= 0) prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0);
         sbx_dumpable_unlock();
     }
+    leave_netns(host_netns);
     if (pid < 0) return (pid_t)pid;
     *pidfd_out = pidfd;
     return (pid_t)pid;

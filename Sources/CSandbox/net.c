@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "sandbox_net.h"
 #include "kernel_abi.h"
+#include "sandbox_child.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -47,6 +48,31 @@ int sbx_net_new_netns(void) {
     if (r != 0) return -r;
     pthread_join(t, NULL);
     return job.fd >= 0 ? job.fd : -job.err;
+}
+
+static void *netns_ahead_thread(void *arg) {
+    struct sbx_netns_ahead *a = arg;
+    if (unshare(CLONE_NEWNET) != 0) { a->err = errno; return NULL; }
+    /* The init could not bring lo up in a namespace its user namespace does not
+     * own; this thread, root of the initial one, can. */
+    if (a->loopback_up && sbx_loopback_up() < 0) { a->err = errno; return NULL; }
+    a->fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (a->fd < 0) a->err = errno;
+    return NULL;
+}
+
+int sbx_net_netns_ahead_start(struct sbx_netns_ahead *a, int loopback_up) {
+    a->loopback_up = loopback_up;
+    a->fd = -1;
+    a->err = 0;
+    int r = pthread_create(&a->thread, NULL, netns_ahead_thread, a);
+    return r == 0 ? 0 : -r;
+}
+
+int sbx_net_netns_ahead_take(struct sbx_netns_ahead *a) {
+    pthread_join(a->thread, NULL);
+    if (a->fd >= 0) return a->fd;
+    return a->err ? -a->err : -EIO;
 }
 
 struct in_netns_job { int netns_fd; void (*fn)(void *); void *ctx; int err; };

@@ -264,6 +264,7 @@ static int read_back(struct reader *r) {
     s->status_fd = get_fd(r, s->status_fd);
     for (int i = 0; i < 3; i++) s->stdio_fds[i] = get_fd(r, s->stdio_fds[i]);
     s->netns_fd = get_fd(r, s->netns_fd);
+    s->join_netns_fd = -1;   /* the caller's descriptor, not sent: the spawner makes its own */
     s->command_fd = get_fd(r, s->command_fd);
     return r->bad ? -EPROTO : 0;
 }

@@ -194,6 +194,8 @@ public final class Executor {
     /// Built ahead (``prepareAhead()``): the sandbox waiting for its command, and the
     /// host's kernel audit state when it was built.
     private var prepared: Sandbox?
+    /// A cold run's network namespace, made while steps 1–9 run (`supervise`).
+    private var networkNamespaceAhead: NetworkNamespaceAhead?
     private var auditStateAtBuild: Bool?
     /// `Clock.monotonicUs()` once `auditStateAtBuild` was read: a query asked
     /// after it tells the state since the build (``canRun(_:auditState:)``).
@@ -513,6 +515,13 @@ public final class Executor {
         // overlaps steps 1–7 (the account joins it at step 7).
         // Only a run of its own (leased) uid can be told apart by it.
         if plan.landlock.abi > 0 && plan.process.hostUID == .own { LandlockObserver.prepareInBackground() }
+        // The run's network namespace, made on another thread meanwhile (most of
+        // what CLONE_NEWNET costs the clone); a run that may not take one owned by
+        // the initial user namespace makes its own as before.
+        if !plan.isNested && Executor.mayTakeNamespaceMadeAhead(plan) {
+            networkNamespaceAhead = NetworkNamespaceAhead(loopbackUp: plan.network.mode == .loopback)
+            undo.push { [unowned self] in networkNamespaceAhead?.close(); networkNamespaceAhead = nil }
+        }
         // Refusals from here on are audited: run_start names the checked binary.
         let opened = Result { () throws -> ([Int: OpenedSource], BinaryCheck.Opened?) in
             let sources = try openBindSources()                           // 2
@@ -552,6 +561,7 @@ public final class Executor {
         // The child has its own copies now; the parent's are closed by their owners.
         pipes.closeChildEnds(); notify?.child.close(); landlock?.close()  // 11
         cgroup?.closeChildFDs(); for fd in trees.values { fd.close() }    // 11
+        networkNamespaceAhead?.close(); networkNamespaceAhead = nil        // 11
         executable?.closeFiles(); command?.child.close()                  // 11
         try writeIDMaps(child, lease: lease)                              // 11
         try preferRunForOOM(child)                                        // 11
@@ -801,6 +811,13 @@ public final class Executor {
         if spec.premadeNetworkNamespaceOK, plan.network.mode == .egress, let prepared = options.preparedNetwork,
            prepared.ruleset == plan.network.nftRuleset {
             spec.preparedNetworkNamespace = prepared.netns.raw
+        }
+        // A cold run's namespace made meanwhile (`supervise`), lo already up in it
+        // when the plan asks: the init could not (its user namespace does not own it).
+        if spec.premadeNetworkNamespaceOK, spec.cloneFlags & ChildSpec.newNet != 0, let ahead = networkNamespaceAhead,
+           ahead.loopbackUp == spec.loopbackUp, let fd = ahead.take() {
+            spec.joinNetworkNamespace = fd
+            spec.loopbackUp = false
         }
         spec.staging = runDir.staging
         spec.hostname = plan.process.hostname

@@ -41,6 +41,10 @@ public struct ChildSpec {
     /// A network namespace a server prepared for this run (`PreparedNamespace`),
     /// taken instead of the spawner's when `premadeNetworkNamespaceOK`; -1: none.
     public var preparedNetworkNamespace: Int32 = -1
+    /// A cold run's network namespace made ahead (``NetworkNamespaceAhead``), which
+    /// the init is cloned in instead of with `CLONE_NEWNET` (the spawn fails rather
+    /// than clone it in the caller's); -1: none. Borrowed: the caller closes it.
+    public var joinNetworkNamespace: Int32 = -1
     public var uidMap: String? = nil
     public var gidMap: String? = nil
     /// The effective uid clone3 runs with (a root invoker's run with a uid of its
@@ -247,6 +251,7 @@ public enum Child {
         c.loopback_up = spec.loopbackUp ? 1 : 0
         c.premade_netns_ok = spec.premadeNetworkNamespaceOK ? 1 : 0
         c.netns_fd = spec.preparedNetworkNamespace
+        c.join_netns_fd = spec.joinNetworkNamespace
         c.uid_map = spec.uidMap.map { arena.string($0) }
         c.gid_map = spec.gidMap.map { arena.string($0) }
         c.has_userns_owner = spec.userNamespaceOwner == nil ? 0 : 1

@@ -81,6 +81,30 @@ import Testing
         #expect(failure.stepName == "keep \(asked) descriptors across the first close (at most \(SBX_MAX_KEEP))")
     }
 
+    /// A network namespace made ahead that cannot be entered fails the spawn: the
+    /// init is never cloned without CLONE_NEWNET in the caller's own namespace, and
+    /// the calling thread is still in the namespace it was in. Needs no privilege:
+    /// setns on a descriptor that is no namespace is EINVAL before any check.
+    @Test func aNamespaceMadeAheadThatCannotBeEnteredFailsTheSpawn() throws {
+        let before = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/thread-self/ns/net")
+        let notANamespace = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        #expect(notANamespace >= 0)
+        defer { close(notANamespace) }
+        var spec = ChildSpec()
+        spec.argv = ["/bin/true"]
+        spec.cloneFlags = ChildSpec.newNet
+        spec.joinNetworkNamespace = notANamespace
+        spec.hideSupervisorArgv = false
+        do {
+            let child = try Child.spawn(spec)
+            close(child.pidfd)
+            Issue.record("cloned although the namespace could not be entered: pid \(child.pid)")
+        } catch {
+            #expect(error.errno?.rawValue == EINVAL, "\(error)")
+        }
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/thread-self/ns/net") == before)
+    }
+
     /// A sandbox built ahead waits for its command after the thread that built it may
     /// have gone, and an init cloned by a thread dies with it (PDEATHSIG): without a
     /// server's spawner it is refused before anything is cloned (EXDEV).

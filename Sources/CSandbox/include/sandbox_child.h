@@ -94,6 +94,11 @@ struct sbx_spec {
      * unless premade_netns_ok (the supervisor checks which namespace the init is in
      * before it counts on anything prepared). Set -1 explicitly: 0 is a descriptor. */
     int netns_fd;
+    /* A cold run's network namespace made ahead (sbx_net_netns_ahead_take), or -1:
+     * sbx_spawn_here clones the init in it (setns on the calling thread, then back)
+     * instead of with CLONE_NEWNET, and fails rather than clone in the caller's
+     * own. Not sent to a spawner (which makes its own). */
+    int join_netns_fd;
     const char *uid_map;           /* rootless: "inside outside 1\n", else NULL */
     const char *gid_map;
     /* Root invoker, a uid of the run's own: clone3 runs with this effective uid, so

@@ -17,6 +17,7 @@
 #ifndef SANDBOX_NET_H
 #define SANDBOX_NET_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,6 +30,17 @@ extern "C" {
  * then the only reference (no /run/netns name), so the namespace dies with its last
  * fd and its last process. Returns the fd or -errno. */
 int sbx_net_new_netns(void);
+
+/* A run's network namespace made on a thread of its own while the supervisor
+ * prepares the rest (a cold `exec`: its creation, loopback and the per-namespace
+ * tables, is most of what CLONE_NEWNET costs the clone). `start` creates the thread
+ * (0 or -errno); `take` waits for it and returns the namespace's fd (O_CLOEXEC; lo
+ * up when asked) or -errno, once. Owned by the initial user namespace, like a
+ * server's namespace made ahead: only for a run that keeps no network capability
+ * (`Executor.mayTakeNamespaceMadeAhead`). */
+struct sbx_netns_ahead { pthread_t thread; int loopback_up; int fd; int err; };
+int sbx_net_netns_ahead_start(struct sbx_netns_ahead *a, int loopback_up);
+int sbx_net_netns_ahead_take(struct sbx_netns_ahead *a);
 
 /* Runs fn(ctx) on a new thread that has joined `netns_fd` with setns(CLONE_NEWNET),
  * waits for it and returns 0. Sockets the callback opens (rtnetlink, libnftables)

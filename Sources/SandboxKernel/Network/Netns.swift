@@ -41,3 +41,45 @@ private final class NetnsJob {
     let work: () -> Void
     init(_ work: @escaping () -> Void) { self.work = work }
 }
+
+/// A cold run's network namespace, made on a thread of its own while the supervisor
+/// prepares the rest of the run: creating one (its loopback, the per-namespace
+/// tables) is most of what `CLONE_NEWNET` adds to the clone, and off that path it
+/// overlaps the run's other set-up on another core. Taken once, for one run; a
+/// namespace not taken is closed with this object, so nothing of it reaches another
+/// run. Owned by the initial user namespace, as a server's namespace made ahead:
+/// only for a run that keeps no network capability.
+public final class NetworkNamespaceAhead {
+    private var job = sbx_netns_ahead()
+    private var pending: Bool
+    private var fd: Int32 = -1
+    public let loopbackUp: Bool
+
+    /// Starts the thread; nil when it cannot be started (the run then makes its own),
+    /// or when a server's spawner clones the run (it makes its own ahead).
+    public init?(loopbackUp: Bool) {
+        if sbx_spawner_running() == 1 { return nil }
+        self.loopbackUp = loopbackUp
+        pending = sbx_net_netns_ahead_start(&job, loopbackUp ? 1 : 0) == 0
+        if !pending { return nil }
+    }
+
+    /// The namespace (borrowed: closed with this object), or nil when it could not be
+    /// made. Waits for the thread the first time.
+    public func take() -> Int32? {
+        if pending {
+            pending = false
+            let r = sbx_net_netns_ahead_take(&job)
+            fd = r >= 0 ? r : -1
+        }
+        return fd >= 0 ? fd : nil
+    }
+
+    /// Closes the namespace now (after the clone: the init holds it).
+    public func close() {
+        _ = take()
+        if fd >= 0 { Glibc.close(fd); fd = -1 }
+    }
+
+    deinit { close() }
+}
