@@ -355,7 +355,7 @@ public final class Executor {
             // The writable bind the path lies beneath (the innermost), and the host
             // object at the same place beneath its opened source.
             let enclosing = writable.filter { PathText.isBeneath(step.destination, plan.mounts[$0].destination) }
-                .max { plan.mounts[$0].destination.count < plan.mounts[$1].destination.count }
+                .max { plan.mounts[$0].destination.utf8.count < plan.mounts[$1].destination.utf8.count }
             guard let b = enclosing, let source = sandbox.sources[b] else { return false }
             let base = plan.mounts[b].destination
             let rest = PathText.same(step.destination, base) ? "" : PathText.remainder(of: step.destination, under: base)

@@ -14,9 +14,12 @@ public struct FileSystemLocation: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { "\(device):\(path)" }
 
-    /// Whether `other` is this place or lies beneath it.
+    /// Whether `other` is this place or lies beneath it, by the paths' bytes
+    /// (`PathText`): `hasPrefix(path + "/")` compares `Character`s, and a slash a
+    /// combining mark follows is none, so a file below `/w/\u{301}d` was not inside
+    /// `/w` and `require_root_owned` passed it (red team, session 45).
     public func contains(_ other: FileSystemLocation) -> Bool {
-        device == other.device && (path == "/" || other.path == path || other.path.hasPrefix(path + "/"))
+        device == other.device && PathText.isBeneath(other.path, path)
     }
 
     /// The location of an existing path (resolved with realpath), nil if it cannot be
@@ -76,10 +79,12 @@ public struct FileSystemLocation: Sendable, Equatable, CustomStringConvertible {
         var best: Mount?
         for m in mounts where PathText.isBeneath(canonical, m.mountPoint) {
             // The longest mount point wins; of equal ones the later mount is on top.
-            if best == nil || m.mountPoint.count >= best!.mountPoint.count { best = m }
+            if best == nil || m.mountPoint.utf8.count >= best!.mountPoint.utf8.count { best = m }
         }
         guard let m = best else { return nil }
-        let rest = m.mountPoint == "/" ? canonical : String(canonical.dropFirst(m.mountPoint.count))
+        // Cut by bytes: a prepend mark before the slash makes one `Character` of both.
+        let rest = m.mountPoint == "/" ? canonical
+            : PathText.same(canonical, m.mountPoint) ? "" : "/" + PathText.remainder(of: canonical, under: m.mountPoint)
         let inFS = m.root == "/" ? (rest.isEmpty ? "/" : rest) : m.root + rest
         return FileSystemLocation(device: m.device, path: inFS)
     }

@@ -119,6 +119,40 @@ import Testing
         #expect(viaLink?["path"] as? String == f.root + "/alt/tool", "binary: \(viaLink ?? [:])")
     }
 
+    /// A file in a directory this run can write, reached through a bind alias of a
+    /// subdirectory (no inode on the walked path is the writable root's, so the check
+    /// falls back to filesystem locations): refused by `require_root_owned` also when
+    /// the subdirectory's name starts with a combining mark, which a `Character`
+    /// prefix test did not see beneath the writable root (red team, session 45: the
+    /// tool ran). The plain name is the control that the rule refuses there at all.
+    /// In a private mount namespace, so the host's mount table is not touched.
+    @Test func aWritablePlaceSeenThroughABindAliasIsFoundByBytes() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        for name in ["d", "\u{301}d"] {
+            let f = try Fixture()
+            defer { f.remove() }
+            let dir = f.root + "/w/" + name
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: f.root + "/alias", withIntermediateDirectories: true)
+            chmod(f.root + "/w", 0o755); chmod(dir, 0o755); chmod(f.root + "/alias", 0o755)
+            try f.copy("/usr/bin/true", to: dir + "/tool")
+            let policy = Harness.policy("""
+                name = "alias-test"
+                extends = ["base"]
+                [filesystem]
+                rw = ["\(f.root)/w"]
+                ro = ["\(f.root)/alias"]
+                [binary]
+                require_root_owned = true
+                """, in: f.cwd)
+            let out = try Harness.run("/usr/bin/unshare", ["-m", "--propagation", "private", "/bin/sh", "-c",
+                                                          "mount --bind \"$1\" \"$2\" && exec \"$3\" exec --policy \"$4\" -- \"$2/tool\"",
+                                                          "sh", dir, f.root + "/alias", Harness.binary, policy], cwd: f.cwd)
+            #expect(out.status == 126 && out.stderr.contains("require_root_owned") && out.stderr.contains("which this run can write"),
+                    "\(name.debugDescription): \(out.status) \(out.stderr)")
+        }
+    }
+
     /// A pin on the name the command is found by (a symlink) holds the bytes of the
     /// file it leads to; the result names both.
     @Test func pinThroughASymlinkChecksTheFileItLeadsTo() throws {
