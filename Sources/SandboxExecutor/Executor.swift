@@ -519,7 +519,7 @@ public final class Executor {
         // what CLONE_NEWNET costs the clone); a run that may not take one owned by
         // the initial user namespace makes its own as before.
         if !plan.isNested && Executor.mayTakeNamespaceMadeAhead(plan) {
-            networkNamespaceAhead = NetworkNamespaceAhead(loopbackUp: plan.network.mode == .loopback)
+            networkNamespaceAhead = NetworkNamespaceAhead.start(loopbackUp: plan.network.mode == .loopback)
             undo.push { [unowned self] in networkNamespaceAhead?.close(); networkNamespaceAhead = nil }
         }
         // Refusals from here on are audited: run_start names the checked binary.

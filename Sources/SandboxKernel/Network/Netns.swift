@@ -50,18 +50,27 @@ private final class NetnsJob {
 /// run. Owned by the initial user namespace, as a server's namespace made ahead:
 /// only for a run that keeps no network capability.
 public final class NetworkNamespaceAhead {
-    private var job = sbx_netns_ahead()
+    /// The thread writes here after `start` returns: memory of this object's own,
+    /// not a Swift property (whose address `&` guarantees only during the call).
+    private let job = UnsafeMutablePointer<sbx_netns_ahead>.allocate(capacity: 1)
     private var pending: Bool
     private var fd: Int32 = -1
     public let loopbackUp: Bool
 
     /// Starts the thread; nil when it cannot be started (the run then makes its own),
-    /// or when a server's spawner clones the run (it makes its own ahead).
-    public init?(loopbackUp: Bool) {
-        if sbx_spawner_running() == 1 { return nil }
+    /// when a server's spawner clones the run (it makes its own ahead), or when this
+    /// process is not root (a rootless invoker cannot make one owned by the initial
+    /// user namespace; its run makes its own with CLONE_NEWNET).
+    public static func start(loopbackUp: Bool) -> NetworkNamespaceAhead? {
+        guard geteuid() == 0, sbx_spawner_running() == 0 else { return nil }
+        let ahead = NetworkNamespaceAhead(loopbackUp: loopbackUp)
+        return ahead.pending ? ahead : nil
+    }
+
+    private init(loopbackUp: Bool) {
         self.loopbackUp = loopbackUp
-        pending = sbx_net_netns_ahead_start(&job, loopbackUp ? 1 : 0) == 0
-        if !pending { return nil }
+        job.initialize(to: sbx_netns_ahead())
+        pending = sbx_net_netns_ahead_start(job, loopbackUp ? 1 : 0) == 0
     }
 
     /// The namespace (borrowed: closed with this object), or nil when it could not be
@@ -69,7 +78,7 @@ public final class NetworkNamespaceAhead {
     public func take() -> Int32? {
         if pending {
             pending = false
-            let r = sbx_net_netns_ahead_take(&job)
+            let r = sbx_net_netns_ahead_take(job)
             fd = r >= 0 ? r : -1
         }
         return fd >= 0 ? fd : nil
@@ -81,5 +90,8 @@ public final class NetworkNamespaceAhead {
         if fd >= 0 { Glibc.close(fd); fd = -1 }
     }
 
-    deinit { close() }
+    deinit {
+        close()
+        job.deallocate()
+    }
 }
