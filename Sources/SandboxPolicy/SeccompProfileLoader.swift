@@ -156,19 +156,20 @@ struct SeccompProfileReader {
     // MARK: typed accessors (nil + diagnostic on a wrong type; JSON null counts as absent)
 
     /// The members of an object, after reporting unknown and duplicate keys.
-    mutating func members(_ node: JSONNode, _ path: String, allowedKeys: [String]) -> [String: JSONNode]? {
+    mutating func members(_ node: JSONNode, _ path: @autoclosure () -> String, allowedKeys: [String]) -> [String: JSONNode]? {
         guard case .object(let list) = node.kind else {
-            error(node, path, "expected an object, found \(node.typeName)")
+            error(node, path(), "expected an object, found \(node.typeName)")
             return nil
         }
         var result: [String: JSONNode] = [:]
         var seen = Set<String>()
         for member in list {
-            let keyPath = Self.join(path, member.key)
+            // Key paths are built only for a diagnostic: a profile names hundreds of
+            // syscalls, and building each one's path cost a cold run 0.2 ms.
             if !allowedKeys.contains(member.key) {
-                error(member.keyNode, keyPath, "unknown key \"\(member.key)\"; allowed: \(Self.allowed(allowedKeys))")
+                error(member.keyNode, Self.join(path(), member.key), "unknown key \"\(member.key)\"; allowed: \(Self.allowed(allowedKeys))")
             } else if !seen.insert(member.key).inserted {
-                error(member.keyNode, keyPath, "duplicate key \"\(member.key)\"")
+                error(member.keyNode, Self.join(path(), member.key), "duplicate key \"\(member.key)\"")
             } else if case .null = member.value.kind {
                 continue
             } else {
@@ -178,47 +179,47 @@ struct SeccompProfileReader {
         return result
     }
 
-    mutating func string(_ node: JSONNode, _ path: String) -> String? {
+    mutating func string(_ node: JSONNode, _ path: @autoclosure () -> String) -> String? {
         guard case .string(let s) = node.kind else {
-            error(node, path, "expected a string, found \(node.typeName)")
+            error(node, path(), "expected a string, found \(node.typeName)")
             return nil
         }
         return s
     }
 
-    mutating func array(_ node: JSONNode, _ path: String) -> [JSONNode]? {
+    mutating func array(_ node: JSONNode, _ path: @autoclosure () -> String) -> [JSONNode]? {
         guard case .array(let items) = node.kind else {
-            error(node, path, "expected an array, found \(node.typeName)")
+            error(node, path(), "expected an array, found \(node.typeName)")
             return nil
         }
         return items
     }
 
-    mutating func strings(_ node: JSONNode, _ path: String) -> [String]? {
-        guard let items = array(node, path) else { return nil }
+    mutating func strings(_ node: JSONNode, _ path: @autoclosure () -> String) -> [String]? {
+        guard let items = array(node, path()) else { return nil }
         var result: [String] = []
         var ok = true
         for (i, item) in items.enumerated() {
-            if let s = string(item, "\(path)[\(i)]") { result.append(s) } else { ok = false }
+            if let s = string(item, "\(path())[\(i)]") { result.append(s) } else { ok = false }
         }
         return ok ? result : nil
     }
 
-    mutating func unsigned(_ node: JSONNode, _ path: String, max: UInt64 = .max, what: String = "a non-negative integer") -> UInt64? {
+    mutating func unsigned(_ node: JSONNode, _ path: @autoclosure () -> String, max: UInt64 = .max, what: String = "a non-negative integer") -> UInt64? {
         guard case .number(let text) = node.kind else {
-            error(node, path, "expected \(what), found \(node.typeName)")
+            error(node, path(), "expected \(what), found \(node.typeName)")
             return nil
         }
         if text.hasPrefix("-") {
-            error(node, path, "\(text) is negative; expected \(what)")
+            error(node, path(), "\(text) is negative; expected \(what)")
             return nil
         }
         guard text.allSatisfy(\.isASCIIDigit) else {
-            error(node, path, "\(text) is not an integer; expected \(what)")
+            error(node, path(), "\(text) is not an integer; expected \(what)")
             return nil
         }
         guard let value = UInt64(text), value <= max else {
-            error(node, path, "\(text) is out of range; expected \(what) ≤ \(max)")
+            error(node, path(), "\(text) is out of range; expected \(what) ≤ \(max)")
             return nil
         }
         return value
@@ -298,93 +299,93 @@ struct SeccompProfileReader {
         return node
     }
 
-    mutating func checkArch(_ name: String, node: JSONNode, _ path: String) -> Bool {
+    mutating func checkArch(_ name: String, node: JSONNode, _ path: @autoclosure () -> String) -> Bool {
         if Self.architectures.contains(name) { return true }
-        error(node, path, "unknown architecture \"\(name)\"; allowed: \(Self.allowed(Self.architectures))")
+        error(node, path(), "unknown architecture \"\(name)\"; allowed: \(Self.allowed(Self.architectures))")
         return false
     }
 
-    mutating func action(_ node: JSONNode, _ path: String) -> SeccompAction? {
-        guard let s = string(node, path) else { return nil }
+    mutating func action(_ node: JSONNode, _ path: @autoclosure () -> String) -> SeccompAction? {
+        guard let s = string(node, path()) else { return nil }
         if let a = SeccompAction(rawValue: s) { return a }
-        error(node, path, "unknown action \"\(s)\"; allowed: \(Self.allowed(SeccompAction.allCases.map(\.rawValue)))")
+        error(node, path(), "unknown action \"\(s)\"; allowed: \(Self.allowed(SeccompAction.allCases.map(\.rawValue)))")
         return nil
     }
 
     /// `errnoRet` (number) and Podman's `errno` (name) for an action; they must agree.
-    mutating func errno(number: JSONNode?, numberPath: String, name: JSONNode?, namePath: String,
+    mutating func errno(number: JSONNode?, numberPath: @autoclosure () -> String, name: JSONNode?, namePath: @autoclosure () -> String,
                         action: SeccompAction?) -> UInt32? {
         guard number != nil || name != nil else { return nil }
         // SCMP_ACT_TRACE carries a 16-bit message for the tracer instead of an errno.
         let limit: UInt64 = action == .trace ? 0xffff : Self.maxErrno
         var fromNumber: UInt32?
-        if let number, let v = unsigned(number, numberPath, max: limit,
+        if let number, let v = unsigned(number, numberPath(), max: limit,
                                         what: action == .trace ? "a trace message number" : "an errno number") {
             fromNumber = UInt32(v)
         }
         var fromName: UInt32?
-        if let name, let s = string(name, namePath) {
+        if let name, let s = string(name, namePath()) {
             if let v = Self.errnoNames[s] {
                 fromName = v
             } else {
-                error(name, namePath, "unknown errno name \"\(s)\"; expected a name such as EPERM, EACCES, ENOSYS")
+                error(name, namePath(), "unknown errno name \"\(s)\"; expected a name such as EPERM, EACCES, ENOSYS")
             }
         }
         if let action, action != .errno, action != .trace {
             let node = number ?? name!
-            error(node, number != nil ? numberPath : namePath,
+            error(node, number != nil ? numberPath() : namePath(),
                   "only valid with SCMP_ACT_ERRNO or SCMP_ACT_TRACE, not \(action.rawValue)")
             return nil
         }
         if let a = fromNumber, let b = fromName, a != b {
-            error(name!, namePath, "errno \(b) does not match \(numberPath) \(a)")
+            error(name!, namePath(), "errno \(b) does not match \(numberPath()) \(a)")
             return nil
         }
         return fromNumber ?? fromName
     }
 
-    mutating func rule(_ node: JSONNode, _ path: String) -> SeccompRule? {
-        guard let m = members(node, path, allowedKeys: Self.ruleKeys) else { return nil }
+    mutating func rule(_ node: JSONNode, _ path: @autoclosure () -> String) -> SeccompRule? {
+        guard let m = members(node, path(), allowedKeys: Self.ruleKeys) else { return nil }
         let before = diagnostics.count
 
         var names: [String] = []
         switch (m["name"], m["names"]) {
         case (let single?, let list?):
-            error(single, path + ".name", "both \"name\" and \"names\" are given; use \"names\"")
+            error(single, path() + ".name", "both \"name\" and \"names\" are given; use \"names\"")
             _ = list
         case (let single?, nil):
-            if let s = string(single, path + ".name"), checkSyscallName(s, node: single, path + ".name") {
+            if let s = string(single, path() + ".name"), checkSyscallName(s, node: single, path() + ".name") {
                 names = [s]
             }
         case (nil, let list?):
-            if let items = strings(list, path + ".names") {
-                if items.isEmpty { error(list, path + ".names", "empty; a rule needs at least one syscall name") }
+            if let items = strings(list, path() + ".names") {
+                if items.isEmpty { error(list, path() + ".names", "empty; a rule needs at least one syscall name") }
                 for (i, s) in items.enumerated() {
-                    if checkSyscallName(s, node: arrayItem(list, i), path + ".names[\(i)]") { names.append(s) }
+                    if checkSyscallName(s, node: arrayItem(list, i), path() + ".names[\(i)]") { names.append(s) }
                 }
             }
         case (nil, nil):
-            error(node, path + ".names", "missing; a rule needs \"names\" (or the older \"name\")")
+            error(node, path() + ".names", "missing; a rule needs \"names\" (or the older \"name\")")
         }
 
         var action: SeccompAction?
         if let a = m["action"] {
-            action = self.action(a, path + ".action")
+            action = self.action(a, path() + ".action")
         } else {
-            error(node, path + ".action", "missing; required, one of: \(Self.allowed(SeccompAction.allCases.map(\.rawValue)))")
+            error(node, path() + ".action", "missing; required, one of: \(Self.allowed(SeccompAction.allCases.map(\.rawValue)))")
         }
-        let errnoRet = errno(number: m["errnoRet"], numberPath: path + ".errnoRet",
-                             name: m["errno"], namePath: path + ".errno", action: action)
+        let errnoRet = errno(number: m["errnoRet"], numberPath: path() + ".errnoRet",
+                             name: m["errno"], namePath: path() + ".errno", action: action)
 
         var args: [SeccompArg] = []
-        if let a = m["args"], let items = array(a, path + ".args") {
+        if let a = m["args"], let items = array(a, path() + ".args") {
             for (i, item) in items.enumerated() {
-                if let arg = argument(item, path + ".args[\(i)]") { args.append(arg) }
+                if let arg = argument(item, path() + ".args[\(i)]") { args.append(arg) }
             }
         }
-        if let c = m["comment"] { _ = string(c, path + ".comment") }
-        let includes = m["includes"].flatMap { condition($0, path + ".includes") } ?? SeccompCondition()
-        let excludes = m["excludes"].flatMap { condition($0, path + ".excludes") } ?? SeccompCondition()
+        if let c = m["comment"] { _ = string(c, path() + ".comment") }
+        let includes = m["includes"].flatMap { condition($0, path() + ".includes") } ?? SeccompCondition()
+        let excludes = m["excludes"].flatMap { condition($0, path() + ".excludes") } ?? SeccompCondition()
 
         guard let action, diagnostics.count == before else { return nil }
         return SeccompRule(names: names, action: action, errnoRet: errnoRet, args: args,
@@ -393,69 +394,69 @@ struct SeccompProfileReader {
 
     /// Names are kept as written (other architectures' names are legitimate), but
     /// must look like a syscall name.
-    mutating func checkSyscallName(_ s: String, node: JSONNode, _ path: String) -> Bool {
+    mutating func checkSyscallName(_ s: String, node: JSONNode, _ path: @autoclosure () -> String) -> Bool {
         let ok = !s.isEmpty && s.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7a) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5f }
-        if !ok { error(node, path, "\"\(s)\" is not a syscall name (lower-case letters, digits and _)") }
+        if !ok { error(node, path(), "\"\(s)\" is not a syscall name (lower-case letters, digits and _)") }
         return ok
     }
 
-    mutating func argument(_ node: JSONNode, _ path: String) -> SeccompArg? {
-        guard let m = members(node, path, allowedKeys: Self.argKeys) else { return nil }
+    mutating func argument(_ node: JSONNode, _ path: @autoclosure () -> String) -> SeccompArg? {
+        guard let m = members(node, path(), allowedKeys: Self.argKeys) else { return nil }
         let before = diagnostics.count
         var index: UInt64?
         if let n = m["index"] {
-            index = unsigned(n, path + ".index", max: 5, what: "an argument index 0…5")
+            index = unsigned(n, path() + ".index", max: 5, what: "an argument index 0…5")
         } else {
-            error(node, path + ".index", "missing; required, 0…5")
+            error(node, path() + ".index", "missing; required, 0…5")
         }
         var value: UInt64?
         if let n = m["value"] {
-            value = unsigned(n, path + ".value", what: "an unsigned 64-bit integer")
+            value = unsigned(n, path() + ".value", what: "an unsigned 64-bit integer")
         } else {
-            error(node, path + ".value", "missing; required")
+            error(node, path() + ".value", "missing; required")
         }
-        let valueTwo = m["valueTwo"].flatMap { unsigned($0, path + ".valueTwo", what: "an unsigned 64-bit integer") } ?? 0
+        let valueTwo = m["valueTwo"].flatMap { unsigned($0, path() + ".valueTwo", what: "an unsigned 64-bit integer") } ?? 0
         var op: SeccompOperator?
         if let n = m["op"] {
-            if let s = string(n, path + ".op") {
+            if let s = string(n, path() + ".op") {
                 op = SeccompOperator(rawValue: s)
                 if op == nil {
-                    error(n, path + ".op", "unknown operator \"\(s)\"; allowed: \(Self.allowed(SeccompOperator.allCases.map(\.rawValue)))")
+                    error(n, path() + ".op", "unknown operator \"\(s)\"; allowed: \(Self.allowed(SeccompOperator.allCases.map(\.rawValue)))")
                 }
             }
         } else {
-            error(node, path + ".op", "missing; required, one of: \(Self.allowed(SeccompOperator.allCases.map(\.rawValue)))")
+            error(node, path() + ".op", "missing; required, one of: \(Self.allowed(SeccompOperator.allCases.map(\.rawValue)))")
         }
         guard let index, let value, let op, diagnostics.count == before else { return nil }
         return SeccompArg(index: UInt32(index), value: value, valueTwo: valueTwo, op: op)
     }
 
-    mutating func condition(_ node: JSONNode, _ path: String) -> SeccompCondition? {
-        guard let m = members(node, path, allowedKeys: Self.conditionKeys) else { return nil }
+    mutating func condition(_ node: JSONNode, _ path: @autoclosure () -> String) -> SeccompCondition? {
+        guard let m = members(node, path(), allowedKeys: Self.conditionKeys) else { return nil }
         var result = SeccompCondition()
-        if let n = m["caps"], let caps = strings(n, path + ".caps") {
+        if let n = m["caps"], let caps = strings(n, path() + ".caps") {
             for (i, cap) in caps.enumerated() {
                 if let canonical = CapabilityTable.canonicalName(cap) {
                     // Normalized, so `cap_sys_admin` and `CAP_SYS_ADMIN` mean the same.
                     result.caps.append("CAP_" + canonical.uppercased())
                 } else {
-                    error(arrayItem(n, i), path + ".caps[\(i)]",
+                    error(arrayItem(n, i), path() + ".caps[\(i)]",
                           "unknown capability \"\(cap)\"; expected a name such as CAP_SYS_ADMIN (CAP_CHOWN … CAP_CHECKPOINT_RESTORE)")
                 }
             }
         }
-        if let n = m["arches"], let arches = strings(n, path + ".arches") {
+        if let n = m["arches"], let arches = strings(n, path() + ".arches") {
             for (i, arch) in arches.enumerated() where arch.isEmpty {
-                error(arrayItem(n, i), path + ".arches[\(i)]", "empty architecture name")
+                error(arrayItem(n, i), path() + ".arches[\(i)]", "empty architecture name")
             }
             result.arches = arches.filter { !$0.isEmpty }
         }
-        if let n = m["minKernel"], let s = string(n, path + ".minKernel") {
+        if let n = m["minKernel"], let s = string(n, path() + ".minKernel") {
             if !s.isEmpty {   // Docker treats "" as no minimum
                 if let v = Self.kernelVersion(s) {
                     result.minKernel = v
                 } else {
-                    error(n, path + ".minKernel", "invalid kernel version \"\(s)\"; expected \"<kernel>.<major>\", e.g. \"4.8\"")
+                    error(n, path() + ".minKernel", "invalid kernel version \"\(s)\"; expected \"<kernel>.<major>\", e.g. \"4.8\"")
                 }
             }
         }
