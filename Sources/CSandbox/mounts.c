@@ -276,3 +276,20 @@ int sbx_mounts_events_changed(int fd) {
     int r = poll(&p, 1, 0);
     return r > 0 && (p.revents & (POLLPRI | POLLERR)) ? 1 : 0;
 }
+
+static void *close_thread(void *arg) {
+    struct sbx_background_close *c = arg;
+    close(c->fd);
+    return NULL;
+}
+
+void sbx_close_in_background(struct sbx_background_close *c, int fd) {
+    c->fd = fd;
+    c->started = pthread_create(&c->thread, NULL, close_thread, c) == 0;
+    if (!c->started) close(fd);
+}
+
+void sbx_background_close_wait(struct sbx_background_close *c) {
+    if (c->started) pthread_join(c->thread, NULL);
+    c->started = 0;
+}

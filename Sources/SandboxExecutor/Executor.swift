@@ -194,6 +194,8 @@ public final class Executor {
     /// Built ahead (``prepareAhead()``): the sandbox waiting for its command, and the
     /// host's kernel audit state when it was built.
     private var prepared: Sandbox?
+    /// The run's mount namespace being let go at teardown (`holdMountNamespace`).
+    private var mountNamespaceRelease: BackgroundClose?
     /// A cold run's network namespace, made while steps 1–9 run (`supervise`).
     private var networkNamespaceAhead: NetworkNamespaceAhead?
     private var auditStateAtBuild: Bool?
@@ -489,7 +491,11 @@ public final class Executor {
                    exit: nil, error: e, cgroupStats: nil)
     }
 
-    private func teardown() { undo.unwind() }
+    private func teardown() {
+        undo.unwind()
+        mountNamespaceRelease?.wait()
+        mountNamespaceRelease = nil
+    }
 
     /// A namespaced run refused where namespaces cannot be made (the bind trees need
     /// CAP_SYS_ADMIN, clone3 the namespaces): the error says so, names what the probe
@@ -963,7 +969,12 @@ public final class Executor {
     /// the ioctl (older kernels) the run only loses the saving.
     private func holdMountNamespace(_ child: SandboxInit) {
         guard !plan.isNested, let ns = try? MountSources.mountNamespace(pidfd: child.pidfd.fd) else { return }
-        undo.push { ns.close() }
+        // Without a server (its reply does not wait for teardown), the release runs on
+        // a thread of its own while the rest of the teardown (the init's end, cgroups,
+        // the run directory) goes on; `teardown` waits for it.
+        undo.push { [unowned self] in
+            if Child.spawnerRunning { ns.close() } else { mountNamespaceRelease = BackgroundClose(ns) }
+        }
     }
 
     /// 11. Egress: the child's own network namespace (from its pidfd) joined to the

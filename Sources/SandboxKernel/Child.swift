@@ -235,6 +235,9 @@ public struct ChildCommand {
 }
 
 public enum Child {
+    /// Whether a server's spawner clones this process's inits (`sandbox serve`).
+    public static var spawnerRunning: Bool { sbx_spawner_running() == 1 }
+
     /// clone3 the sandbox init and run `spec` in it. Must be called on a thread that
     /// outlives the run (PDEATHSIG is tied to the calling thread).
     public static func spawn(_ spec: ChildSpec) throws(KernelError) -> (pid: Int32, pidfd: Int32) {

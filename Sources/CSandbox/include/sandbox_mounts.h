@@ -7,6 +7,7 @@
 #ifndef SANDBOX_MOUNTS_H
 #define SANDBOX_MOUNTS_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -86,5 +87,13 @@ int sbx_mounts_events_changed(int fd);
 
 /* The filesystem type (statfs f_type) of what `fd` is open on, or -errno. */
 long long sbx_fs_type(int fd);
+
+/* Closes `fd` on a thread of its own (closed here when no thread can be made), so
+ * that a caller can go on meanwhile: the last reference to a run's mount namespace
+ * unmounts the run's whole tree inside close(2) (an expedited RCU grace period, then
+ * every superblock of the run shut down). `wait` joins that thread; call it once. */
+struct sbx_background_close { pthread_t thread; int fd; int started; };
+void sbx_close_in_background(struct sbx_background_close *c, int fd);
+void sbx_background_close_wait(struct sbx_background_close *c);
 
 #endif
