@@ -111,7 +111,7 @@ let package = Package(
         .testTarget(name: "SandboxKernelTests", dependencies: ["SandboxVocabulary", "SandboxKernel", "CSandboxTestSupport"]),
         // What the executor decides without the kernel (errors, exit status, undo
         // order, fd ownership): no root needed.
-        .testTarget(name: "SandboxExecutorTests", dependencies: ["SandboxExecutor", "SandboxKernel"]),
+        .testTarget(name: "SandboxExecutorTests", dependencies: ["SandboxExecutor", "SandboxKernel", "SandboxPlan", "SandboxPolicy"]),
         // Runs the built `sandbox` binary against the real kernel; needs root for part.
         // ConcurrencyTests also drives the library in-process, as a harness would.
         .testTarget(name: "IntegrationTests", dependencies: [

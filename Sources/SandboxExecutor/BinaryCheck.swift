@@ -550,16 +550,25 @@ extension BinaryCheck {
     /// names them), or the file's place on its filesystem lies beneath the source's
     /// (a bind-mount alias of a subdirectory shares no inode on the walk).
     func writablePlace(holding f: ExecutableFile.Opened) -> WritablePlace? {
-        writablePlace(chain: f.directories.map { ($0.device, $0.inode) } + [(f.device, f.inode)], hostPath: f.hostPath)
+        writablePlace(chain: f.directories.map { ($0.device, $0.inode) } + [(f.device, f.inode)], hostPath: f.hostPath,
+                      opened: f.fd)
     }
 
     /// The same for any object: the identities the walk passed (its own last), its
-    /// host path.
-    func writablePlace(chain: [(UInt64, UInt64)], hostPath: String) -> WritablePlace? {
+    /// host path, and its descriptor when it has one. The place on its filesystem is
+    /// found from the descriptor (the object that was opened and runs), not looked
+    /// up again by name, which a run that writes there could swap meanwhile; a place
+    /// that cannot be found counts as writable (red team, session 45: it counted as
+    /// not writable, so a lookup made to fail let the file through).
+    func writablePlace(chain: [(UInt64, UInt64)], hostPath: String, opened fd: Int32? = nil) -> WritablePlace? {
         guard !writable.isEmpty else { return nil }
         if let w = writable.first(where: { w in chain.contains { $0 == (w.device, w.inode) } }) { return w }
         let table = FileSystemLocation.table()
-        guard let here = FileSystemLocation.of(hostPath, in: table) else { return nil }
+        let found = fd.map { FileSystemLocation.of("/proc/self/fd/\($0)", in: table) } ?? FileSystemLocation.of(hostPath, in: table)
+        guard let here = found else {
+            return WritablePlace(path: hostPath, device: 0, inode: 0,
+                                 writer: "possibly a run (its place on its filesystem could not be found, so sandbox cannot rule that out)")
+        }
         return writable.first { FileSystemLocation.of($0.path, in: table)?.contains(here) == true }
     }
 }

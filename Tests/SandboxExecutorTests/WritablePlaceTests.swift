@@ -1,0 +1,55 @@
+import Foundation
+import Glibc
+@testable import SandboxExecutor
+import SandboxPlan
+import SandboxPolicy
+import Testing
+
+/// `[binary] require_root_owned`'s writable-place check fails closed: a file whose
+/// place on its filesystem cannot be found counts as lying in a writable place (red
+/// team, session 45: it counted as not writable, so a run that could make that
+/// lookup fail — swapping or removing the name between the open and the lookup — let
+/// its file through). The place is found from the opened descriptor, not the name.
+@Suite struct WritablePlaceTests {
+    struct NoFiles: FileInspector {
+        func kind(of path: String) -> FileKind? { path == "/" || path == "/usr" ? .directory : nil }
+    }
+
+    static func check() throws -> BinaryCheck {
+        let dir = NSTemporaryDirectory() + "sbx-wp-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "name = \"wp\"\n[filesystem]\nro = [\"/usr\"]\n".write(toFile: dir + "/p.toml", atomically: true, encoding: .utf8)
+        let policy = try PolicyLoader(searchPath: []).load(path: dir + "/p.toml")
+        let host = HostFacts(arch: "x86_64", kernelRelease: "6.18.0", landlockABI: 7, invokerUID: 0, invokerGID: 0,
+                             cwd: "/", home: "/root", environment: ["PATH": "/usr/bin"], files: NoFiles())
+        var check = BinaryCheck(plan: try PlanCompiler(host: host).compile(policy, argv: ["true"], runId: "wp1"), sources: [:])
+        check.writable = [WritablePlace(path: "/nonexistent-writable-\(UUID().uuidString)", device: 1, inode: 2, writer: "this run")]
+        return check
+    }
+
+    @Test func aPlaceThatCannotBeFoundCountsAsWritable() throws {
+        let check = try Self.check()
+        let gone = "/nonexistent-\(UUID().uuidString)/tool"
+        let w = check.writablePlace(chain: [], hostPath: gone)
+        #expect(w != nil && w?.writer.hasPrefix("possibly a run") == true, "\(String(describing: w))")
+        // Through a descriptor whose file is gone (its /proc/self/fd link reads "(deleted)").
+        let file = NSTemporaryDirectory() + "sbx-wp-\(UUID().uuidString.prefix(8))"
+        FileManager.default.createFile(atPath: file, contents: Data([1]))
+        let fd = open(file, O_RDONLY | O_CLOEXEC)
+        #expect(fd >= 0)
+        defer { close(fd) }
+        unlink(file)
+        #expect(check.writablePlace(chain: [], hostPath: file, opened: fd) != nil)
+    }
+
+    /// The control: a file that exists outside every writable place is not refused.
+    @Test func aPlaceFoundOutsideEveryWritableOneIsNot() throws {
+        let check = try Self.check()
+        let fd = open("/usr/bin/true", O_RDONLY | O_CLOEXEC)
+        #expect(fd >= 0)
+        defer { close(fd) }
+        #expect(check.writablePlace(chain: [], hostPath: "/usr/bin/true", opened: fd) == nil)
+        #expect(check.writablePlace(chain: [], hostPath: "/usr/bin/true") == nil)
+    }
+}
