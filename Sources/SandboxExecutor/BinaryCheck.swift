@@ -421,8 +421,9 @@ struct BinaryCheck {
             }
             // Its directory's place (realpath of the link itself would follow it).
             let holder = link.directories.last?.path ?? "/"
+            let holderID = link.directories.last.map { ($0.device, $0.inode) } ?? (0, 0)
             if let w = writablePlace(chain: link.directories.map { ($0.device, $0.inode) } + [(link.device, link.inode)],
-                                     hostPath: holder) {
+                                     hostPath: holder, object: holderID) {
                 throw refusal(hop.path, "require_root_owned: \(what) lies in \(w.path), which \(w.writer) can write")
             }
         }
@@ -551,24 +552,32 @@ extension BinaryCheck {
     /// (a bind-mount alias of a subdirectory shares no inode on the walk).
     func writablePlace(holding f: ExecutableFile.Opened) -> WritablePlace? {
         writablePlace(chain: f.directories.map { ($0.device, $0.inode) } + [(f.device, f.inode)], hostPath: f.hostPath,
-                      opened: f.fd)
+                      object: (f.device, f.inode), opened: f.fd)
     }
 
-    /// The same for any object: the identities the walk passed (its own last), its
-    /// host path, and its descriptor when it has one. The place on its filesystem is
-    /// found from the descriptor (the object that was opened and runs), not looked
-    /// up again by name, which a run that writes there could swap meanwhile; a place
-    /// that cannot be found counts as writable (red team, session 45: it counted as
-    /// not writable, so a lookup made to fail let the file through).
-    func writablePlace(chain: [(UInt64, UInt64)], hostPath: String, opened fd: Int32? = nil) -> WritablePlace? {
+    /// The same for any object: the identities the walk passed (its own last), the
+    /// host path of `object` (the file, or the directory holding a symlink), and its
+    /// descriptor when it has one. Its place on its filesystem comes from the
+    /// kernel's name for the descriptor (else from `hostPath`), resolved, and counts
+    /// only if that name still leads to `object` itself: a name is looked up again
+    /// by `realpath`, and a run that writes there could swap it, plant a symlink
+    /// where the kernel's name for a removed file points (`tool (deleted)`), or move
+    /// the file out of an aliased directory (red team, session 45). A place that
+    /// cannot be found, or a name that leads elsewhere, counts as writable.
+    func writablePlace(chain: [(UInt64, UInt64)], hostPath: String, object: (device: UInt64, inode: UInt64),
+                       opened fd: Int32? = nil) -> WritablePlace? {
         guard !writable.isEmpty else { return nil }
         if let w = writable.first(where: { w in chain.contains { $0 == (w.device, w.inode) } }) { return w }
+        let unknown = WritablePlace(path: hostPath, device: 0, inode: 0,
+                                    writer: "possibly a run (its place on its filesystem could not be found, so sandbox cannot rule that out)")
+        guard let real = realpath(fd.map { "/proc/self/fd/\($0)" } ?? hostPath, nil) else { return unknown }
+        defer { free(real) }
+        // Its bytes, not their text (a name that is not UTF-8 decodes lossily).
+        var st = stat()
+        guard stat(real, &st) == 0, UInt64(st.st_dev) == object.device, UInt64(st.st_ino) == object.inode else { return unknown }
+        let resolved = String(cString: real)
         let table = FileSystemLocation.table()
-        let found = fd.map { FileSystemLocation.of("/proc/self/fd/\($0)", in: table) } ?? FileSystemLocation.of(hostPath, in: table)
-        guard let here = found else {
-            return WritablePlace(path: hostPath, device: 0, inode: 0,
-                                 writer: "possibly a run (its place on its filesystem could not be found, so sandbox cannot rule that out)")
-        }
+        guard let here = FileSystemLocation.of(resolved: resolved, in: table) else { return unknown }
         return writable.first { FileSystemLocation.of($0.path, in: table)?.contains(here) == true }
     }
 }

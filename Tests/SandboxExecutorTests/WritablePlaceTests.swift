@@ -6,10 +6,11 @@ import SandboxPolicy
 import Testing
 
 /// `[binary] require_root_owned`'s writable-place check fails closed: a file whose
-/// place on its filesystem cannot be found counts as lying in a writable place (red
-/// team, session 45: it counted as not writable, so a run that could make that
-/// lookup fail — swapping or removing the name between the open and the lookup — let
-/// its file through). The place is found from the opened descriptor, not the name.
+/// place on its filesystem cannot be found, or whose name leads to another object
+/// than the one opened, counts as lying in a writable place (red team, session 45: a
+/// failed lookup counted as not writable; then a `tool (deleted)` symlink, planted
+/// where the kernel's name for a removed file points, led the lookup to
+/// /usr/bin/true and let the file through).
 @Suite struct WritablePlaceTests {
     struct NoFiles: FileInspector {
         func kind(of path: String) -> FileKind? { path == "/" || path == "/usr" ? .directory : nil }
@@ -31,7 +32,7 @@ import Testing
     @Test func aPlaceThatCannotBeFoundCountsAsWritable() throws {
         let check = try Self.check()
         let gone = "/nonexistent-\(UUID().uuidString)/tool"
-        let w = check.writablePlace(chain: [], hostPath: gone)
+        let w = check.writablePlace(chain: [], hostPath: gone, object: (1, 1))
         #expect(w != nil && w?.writer.hasPrefix("possibly a run") == true, "\(String(describing: w))")
         // Through a descriptor whose file is gone (its /proc/self/fd link reads "(deleted)").
         let file = NSTemporaryDirectory() + "sbx-wp-\(UUID().uuidString.prefix(8))"
@@ -39,8 +40,16 @@ import Testing
         let fd = open(file, O_RDONLY | O_CLOEXEC)
         #expect(fd >= 0)
         defer { close(fd) }
+        var st = stat()
+        #expect(fstat(fd, &st) == 0)
+        let me = (UInt64(st.st_dev), UInt64(st.st_ino))
         unlink(file)
-        #expect(check.writablePlace(chain: [], hostPath: file, opened: fd) != nil)
+        #expect(check.writablePlace(chain: [], hostPath: file, object: me, opened: fd) != nil)
+        // The attack: its kernel name made to lead to a file outside every writable place.
+        #expect(symlink("/usr/bin/true", file + " (deleted)") == 0)
+        defer { unlink(file + " (deleted)") }
+        #expect(check.writablePlace(chain: [], hostPath: file, object: me, opened: fd) != nil,
+                "a planted '(deleted)' link led the lookup to /usr/bin/true")
     }
 
     /// The control: a file that exists outside every writable place is not refused.
@@ -49,7 +58,10 @@ import Testing
         let fd = open("/usr/bin/true", O_RDONLY | O_CLOEXEC)
         #expect(fd >= 0)
         defer { close(fd) }
-        #expect(check.writablePlace(chain: [], hostPath: "/usr/bin/true", opened: fd) == nil)
-        #expect(check.writablePlace(chain: [], hostPath: "/usr/bin/true") == nil)
+        var st = stat()
+        #expect(fstat(fd, &st) == 0)
+        let me = (UInt64(st.st_dev), UInt64(st.st_ino))
+        #expect(check.writablePlace(chain: [], hostPath: "/usr/bin/true", object: me, opened: fd) == nil)
+        #expect(check.writablePlace(chain: [], hostPath: "/usr/bin/true", object: me) == nil)
     }
 }
