@@ -578,6 +578,14 @@ extension BinaryCheck {
         let resolved = String(cString: real)
         let table = FileSystemLocation.table()
         guard let here = FileSystemLocation.of(resolved: resolved, in: table) else { return unknown }
-        return writable.first { FileSystemLocation.of($0.path, in: table)?.contains(here) == true }
+        // A filesystem mounted beneath a writable place is writable through it too: a
+        // bind clones its whole tree (red team, session 45: a tmpfs at ws/sub, bound
+        // again at alias/, passed as outside the writable ws).
+        return writable.first { w in
+            if FileSystemLocation.of(w.path, in: table)?.contains(here) == true { return true }
+            guard let real = realpath(w.path, nil) else { return false }
+            defer { free(real) }
+            return table.locations(mountedWritableBeneath: String(cString: real)).contains { $0.contains(here) }
+        }
     }
 }

@@ -44,6 +44,15 @@ public struct FileSystemLocation: Sendable, Equatable, CustomStringConvertible {
             trees(at: paths).withUniqueIDs().mounts == built.trees(at: paths).mounts
         }
 
+        /// Where the filesystems mounted writable at or beneath `path` (resolved) are:
+        /// a bind of `path` takes them with it (a recursive clone, each mount's own
+        /// flags kept and a read-only one locked so), so what lies in them lies in
+        /// what the bind shows, whatever their devices.
+        public func locations(mountedWritableBeneath path: String) -> [FileSystemLocation] {
+            mounts.filter { PathText.isBeneath($0.mountPoint, path) && $0.options.split(separator: ",").contains("rw") }
+                .map { FileSystemLocation(device: $0.device, path: $0.root) }
+        }
+
         /// The mounts that make up the trees at `paths` (see ``sameTrees(as:at:)``).
         public func trees(at paths: [String]) -> Table {
             Table(mounts: mounts.filter { m in paths.contains { PathText.isBeneath($0, m.mountPoint) || PathText.isBeneath(m.mountPoint, $0) } })

@@ -153,6 +153,43 @@ import Testing
         }
     }
 
+    /// A filesystem mounted beneath a writable place is writable through it (a bind
+    /// clones the whole tree): a tool on a tmpfs mounted at `w/sub`, reached through
+    /// another mount of that tmpfs at `alias/`, is refused by `require_root_owned`
+    /// (red team, session 45: its device is not `w`'s, so it passed). The control:
+    /// the same tmpfs mounted read-only beneath `w` (a run cannot write it) is not
+    /// refused. In a private mount namespace.
+    @Test func aFilesystemMountedBeneathAWritablePlaceIsWritable() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        for (mode, refused) in [("rw", true), ("ro", false)] {
+            let f = try Fixture()
+            defer { f.remove() }
+            for d in ["/w/sub", "/alias"] { try FileManager.default.createDirectory(atPath: f.root + d, withIntermediateDirectories: true) }
+            for d in ["/w", "/w/sub", "/alias"] { chmod(f.root + d, 0o755) }
+            let policy = Harness.policy("""
+                name = "submount-test"
+                extends = ["base"]
+                [filesystem]
+                rw = ["\(f.root)/w"]
+                ro = ["\(f.root)/alias"]
+                [binary]
+                require_root_owned = true
+                """, in: f.cwd)
+            let script = """
+                mount -t tmpfs -o mode=0755 sbx-submount "$1/w/sub" && cp /usr/bin/true "$1/w/sub/tool" && chmod 755 "$1/w/sub/tool" \
+                && mount --bind "$1/w/sub" "$1/alias" && mount -o remount,bind,$4 "$1/w/sub" && exec "$2" exec --policy "$3" -- "$1/alias/tool"
+                """
+            let out = try Harness.run("/usr/bin/unshare", ["-m", "--propagation", "private", "/bin/sh", "-c", script,
+                                                          "sh", f.root, Harness.binary, policy, mode], cwd: f.cwd)
+            if refused {
+                #expect(out.status == 126 && out.stderr.contains("require_root_owned") && out.stderr.contains("which this run can write"),
+                        "\(mode): \(out.status) \(out.stderr)")
+            } else {
+                #expect(out.status == 0, "\(mode) (control): \(out.status) \(out.stderr)")
+            }
+        }
+    }
+
     /// A pin on the name the command is found by (a symlink) holds the bytes of the
     /// file it leads to; the result names both.
     @Test func pinThroughASymlinkChecksTheFileItLeadsTo() throws {
