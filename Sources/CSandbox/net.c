@@ -29,27 +29,8 @@
 
 /* ---- Namespace threads ---------------------------------------------------- */
 
-struct new_netns_job { int fd; int err; };
-
-static void *new_netns_thread(void *arg) {
-    struct new_netns_job *job = arg;
-    /* Only this thread moves to the new namespace; it exits right after, leaving
-     * the fd as the namespace's only reference. */
-    if (unshare(CLONE_NEWNET) != 0) { job->err = errno; return NULL; }
-    job->fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (job->fd < 0) job->err = errno;
-    return NULL;
-}
-
-int sbx_net_new_netns(void) {
-    struct new_netns_job job = { -1, 0 };
-    pthread_t t;
-    int r = pthread_create(&t, NULL, new_netns_thread, &job);
-    if (r != 0) return -r;
-    pthread_join(t, NULL);
-    return job.fd >= 0 ? job.fd : -job.err;
-}
-
+/* Only this thread moves to the new namespace; it exits right after, leaving the fd
+ * as the namespace's only reference. */
 static void *netns_ahead_thread(void *arg) {
     struct sbx_netns_ahead *a = arg;
     if (unshare(CLONE_NEWNET) != 0) { a->err = errno; return NULL; }
@@ -73,6 +54,12 @@ int sbx_net_netns_ahead_take(struct sbx_netns_ahead *a) {
     pthread_join(a->thread, NULL);
     if (a->fd >= 0) return a->fd;
     return a->err ? -a->err : -EIO;
+}
+
+int sbx_net_new_netns(void) {
+    struct sbx_netns_ahead a;
+    int r = sbx_net_netns_ahead_start(&a, 0);
+    return r < 0 ? r : sbx_net_netns_ahead_take(&a);
 }
 
 struct in_netns_job { int netns_fd; void (*fn)(void *); void *ctx; int err; };

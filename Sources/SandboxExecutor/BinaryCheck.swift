@@ -582,10 +582,11 @@ extension BinaryCheck {
         // bind clones its whole tree (red team, session 45: a tmpfs at ws/sub, bound
         // again at alias/, passed as outside the writable ws).
         return writable.first { w in
-            if FileSystemLocation.of(w.path, in: table)?.contains(here) == true { return true }
             guard let real = realpath(w.path, nil) else { return false }
             defer { free(real) }
-            return table.locations(mountedWritableBeneath: String(cString: real)).contains { $0.contains(here) }
+            let place = String(cString: real)
+            return FileSystemLocation.of(resolved: place, in: table)?.contains(here) == true
+                || table.locations(mountedWritableBeneath: place).contains { $0.contains(here) }
         }
     }
 }

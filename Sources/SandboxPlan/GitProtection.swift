@@ -264,6 +264,16 @@ struct GitProtection {
         return out
     }
 
+    /// Whether `dir` is a checkout (a `.git` in it, or itself a git directory); if so,
+    /// its repository and those enclosing it are added to `repositories`, each once.
+    private mutating func addCheckout(_ dir: String, to repositories: inout [Repository]) throws -> Bool {
+        guard files.kind(of: dir + "/.git") != nil || isGitDirectory(dir) else { return false }
+        for repo in try enclosingRepositories(of: dir) where !repositories.contains(where: { PathText.same($0.gitDir, repo.gitDir) }) {
+            repositories.append(repo)
+        }
+        return true
+    }
+
     /// The whole search from one writable root (step 1–5 above).
     mutating func search(from root: String) throws {
         var repositories = try enclosingRepositories(of: root)
@@ -285,11 +295,8 @@ struct GitProtection {
         }
         for name in below.prefix(4096) where !PathText.hasReplacementCharacter(name) {
             let dir = (root == "/" ? "" : root) + "/" + name
-            guard files.kind(of: dir) == .directory,
-                  files.kind(of: dir + "/.git") != nil || isGitDirectory(dir) else { continue }
-            for repo in try enclosingRepositories(of: dir) where !repositories.contains(where: { PathText.same($0.gitDir, repo.gitDir) }) {
-                repositories.append(repo)
-            }
+            guard files.kind(of: dir) == .directory else { continue }
+            _ = try addCheckout(dir, to: &repositories)
         }
         // Outside any repository (`~/code` holding `github.com/org/app`, ghq's and
         // GOPATH's layout), the checkouts deeper down, breadth first: 4 levels, 512
@@ -308,12 +315,8 @@ struct GitProtection {
                     if entries > 8192 { exhausted = true; break }
                     let sub = (dir == "/" ? "" : dir) + "/" + name
                     guard files.kind(of: sub) == .directory else { continue }
-                    if files.kind(of: sub + "/.git") != nil || isGitDirectory(sub) {
-                        for repo in try enclosingRepositories(of: sub) where !repositories.contains(where: { PathText.same($0.gitDir, repo.gitDir) }) {
-                            repositories.append(repo)
-                        }
-                    } else if depth + 1 < 4 && !["node_modules", "site-packages", "__pycache__"].contains(name)
-                                && files.kind(of: sub + "/pyvenv.cfg") == nil {
+                    if try !addCheckout(sub, to: &repositories), depth + 1 < 4,
+                       !["node_modules", "site-packages", "__pycache__"].contains(name), files.kind(of: sub + "/pyvenv.cfg") == nil {
                         // Package trees and virtualenvs hold no checkouts of the user's:
                         // not spent on (red team, session 44: a venv alone used the bound).
                         queue.append((sub, depth + 1))

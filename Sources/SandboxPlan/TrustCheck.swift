@@ -282,7 +282,7 @@ struct CanonicalPaths {
                 try link(candidate, target, follow)
                 guard follow else { out.append(part); continue }
                 hops += 1
-                if target.utf8.first == UInt8(ascii: "/") { out = [] }
+                if PathText.isAbsolute(target) { out = [] }
                 rest = PathText.components(target) + rest[i...]
                 i = 0
             case nil:

@@ -62,7 +62,7 @@ public final class NetworkNamespaceAhead {
     /// process is not root (a rootless invoker cannot make one owned by the initial
     /// user namespace; its run makes its own with CLONE_NEWNET).
     public static func start(loopbackUp: Bool) -> NetworkNamespaceAhead? {
-        guard geteuid() == 0, sbx_spawner_running() == 0 else { return nil }
+        guard geteuid() == 0, !Child.spawnerRunning else { return nil }
         let ahead = NetworkNamespaceAhead(loopbackUp: loopbackUp)
         return ahead.pending ? ahead : nil
     }
