@@ -119,13 +119,38 @@ import Testing
         #expect(viaLink?["path"] as? String == f.root + "/alt/tool", "binary: \(viaLink ?? [:])")
     }
 
+    /// `sandbox exec` of `root/alias/tool` under `base` with `root/w` writable,
+    /// `root/alias` read-only and `require_root_owned`, after `setup` (shell, `$1` the
+    /// fixture's root, `$2` `extra`): in a private mount namespace, so the host's mount
+    /// table is not touched.
+    static func runAliasedTool(_ f: Fixture, after setup: String, extra: String = "") throws -> Harness.Output {
+        for d in ["/w", "/alias"] { try FileManager.default.createDirectory(atPath: f.root + d, withIntermediateDirectories: true) }
+        for d in ["/w", "/alias"] { chmod(f.root + d, 0o755) }
+        let policy = Harness.policy("""
+            name = "alias-test"
+            extends = ["base"]
+            [filesystem]
+            rw = ["\(f.root)/w"]
+            ro = ["\(f.root)/alias"]
+            [binary]
+            require_root_owned = true
+            """, in: f.cwd)
+        let script = setup + " && exec \"$3\" exec --policy \"$4\" -- \"$1/alias/tool\""
+        return try Harness.run("/usr/bin/unshare", ["-m", "--propagation", "private", "/bin/sh", "-c", script,
+                                                   "sh", f.root, extra, Harness.binary, policy], cwd: f.cwd)
+    }
+
+    /// A refusal because a run can write where the file lies.
+    static func refusedAsWritable(_ out: Harness.Output) -> Bool {
+        out.status == 126 && out.stderr.contains("require_root_owned") && out.stderr.contains("which this run can write")
+    }
+
     /// A file in a directory this run can write, reached through a bind alias of a
     /// subdirectory (no inode on the walked path is the writable root's, so the check
     /// falls back to filesystem locations): refused by `require_root_owned` also when
     /// the subdirectory's name starts with a combining mark, which a `Character`
     /// prefix test did not see beneath the writable root (red team, session 45: the
     /// tool ran). The plain name is the control that the rule refuses there at all.
-    /// In a private mount namespace, so the host's mount table is not touched.
     @Test func aWritablePlaceSeenThroughABindAliasIsFoundByBytes() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
         for name in ["d", "\u{301}d"] {
@@ -133,23 +158,10 @@ import Testing
             defer { f.remove() }
             let dir = f.root + "/w/" + name
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            try FileManager.default.createDirectory(atPath: f.root + "/alias", withIntermediateDirectories: true)
-            chmod(f.root + "/w", 0o755); chmod(dir, 0o755); chmod(f.root + "/alias", 0o755)
+            chmod(dir, 0o755)
             try f.copy("/usr/bin/true", to: dir + "/tool")
-            let policy = Harness.policy("""
-                name = "alias-test"
-                extends = ["base"]
-                [filesystem]
-                rw = ["\(f.root)/w"]
-                ro = ["\(f.root)/alias"]
-                [binary]
-                require_root_owned = true
-                """, in: f.cwd)
-            let out = try Harness.run("/usr/bin/unshare", ["-m", "--propagation", "private", "/bin/sh", "-c",
-                                                          "mount --bind \"$1\" \"$2\" && exec \"$3\" exec --policy \"$4\" -- \"$2/tool\"",
-                                                          "sh", dir, f.root + "/alias", Harness.binary, policy], cwd: f.cwd)
-            #expect(out.status == 126 && out.stderr.contains("require_root_owned") && out.stderr.contains("which this run can write"),
-                    "\(name.debugDescription): \(out.status) \(out.stderr)")
+            let out = try Self.runAliasedTool(f, after: "mount --bind \"$1/w/$2\" \"$1/alias\"", extra: name)
+            #expect(Self.refusedAsWritable(out), "\(name.debugDescription): \(out.status) \(out.stderr)")
         }
     }
 
@@ -158,32 +170,20 @@ import Testing
     /// another mount of that tmpfs at `alias/`, is refused by `require_root_owned`
     /// (red team, session 45: its device is not `w`'s, so it passed). The control:
     /// the same tmpfs mounted read-only beneath `w` (a run cannot write it) is not
-    /// refused. In a private mount namespace.
+    /// refused.
     @Test func aFilesystemMountedBeneathAWritablePlaceIsWritable() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
         for (mode, refused) in [("rw", true), ("ro", false)] {
             let f = try Fixture()
             defer { f.remove() }
-            for d in ["/w/sub", "/alias"] { try FileManager.default.createDirectory(atPath: f.root + d, withIntermediateDirectories: true) }
-            for d in ["/w", "/w/sub", "/alias"] { chmod(f.root + d, 0o755) }
-            let policy = Harness.policy("""
-                name = "submount-test"
-                extends = ["base"]
-                [filesystem]
-                rw = ["\(f.root)/w"]
-                ro = ["\(f.root)/alias"]
-                [binary]
-                require_root_owned = true
-                """, in: f.cwd)
-            let script = """
+            try FileManager.default.createDirectory(atPath: f.root + "/w/sub", withIntermediateDirectories: true)
+            chmod(f.root + "/w/sub", 0o755)
+            let out = try Self.runAliasedTool(f, after: """
                 mount -t tmpfs -o mode=0755 sbx-submount "$1/w/sub" && cp /usr/bin/true "$1/w/sub/tool" && chmod 755 "$1/w/sub/tool" \
-                && mount --bind "$1/w/sub" "$1/alias" && mount -o remount,bind,$4 "$1/w/sub" && exec "$2" exec --policy "$3" -- "$1/alias/tool"
-                """
-            let out = try Harness.run("/usr/bin/unshare", ["-m", "--propagation", "private", "/bin/sh", "-c", script,
-                                                          "sh", f.root, Harness.binary, policy, mode], cwd: f.cwd)
+                && mount --bind "$1/w/sub" "$1/alias" && mount -o remount,bind,$2 "$1/w/sub"
+                """, extra: mode)
             if refused {
-                #expect(out.status == 126 && out.stderr.contains("require_root_owned") && out.stderr.contains("which this run can write"),
-                        "\(mode): \(out.status) \(out.stderr)")
+                #expect(Self.refusedAsWritable(out), "\(mode): \(out.status) \(out.stderr)")
             } else {
                 #expect(out.status == 0, "\(mode) (control): \(out.status) \(out.stderr)")
             }
