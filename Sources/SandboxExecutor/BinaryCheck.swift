@@ -384,8 +384,8 @@ struct BinaryCheck {
         // refused when a place a run can write is on its filesystem (its other names
         // cannot be found without a scan). Root's files are left alone: system
         // binaries have several links, and runs write as the invoker.
-        if b.requireRootOwned, f.uid != 0, f.linkCount > 1, let w = writable.first(where: { $0.device == f.device }) {
-            throw refusal(l.path, "require_root_owned: \(name) (uid \(f.uid)) has \(f.linkCount) hard links and \(w.path), which \(w.writer) can write, is on its filesystem: another of its names may lie there")
+        if b.requireRootOwned, f.uid != 0, f.linkCount > 1, let w = writablePlace(reachingDevice: f.device) {
+            throw refusal(l.path, "require_root_owned: \(name) (uid \(f.uid)) has \(f.linkCount) hard links and \(w.path), which \(w.writer) can write, reaches its filesystem: another of its names may lie there")
         }
         if b.rejectSetuid && f.mode & 0o6000 != 0 {
             let what = f.mode & 0o4000 != 0 ? "setuid" : "setgid"
@@ -578,15 +578,49 @@ extension BinaryCheck {
         let resolved = String(cString: real)
         let table = FileSystemLocation.table()
         guard let here = FileSystemLocation.of(resolved: resolved, in: table) else { return unknown }
-        // A filesystem mounted beneath a writable place is writable through it too: a
-        // bind clones its whole tree (red team, session 45: a tmpfs at ws/sub, bound
-        // again at alias/, passed as outside the writable ws).
-        return writable.first { w in
-            guard let real = realpath(w.path, nil) else { return false }
-            defer { free(real) }
-            let place = String(cString: real)
-            return FileSystemLocation.of(resolved: place, in: table)?.contains(here) == true
-                || table.locations(mountedWritableBeneath: place).contains { $0.contains(here) }
+        for w in writable {
+            guard let reach = reach(of: w, in: table) else {
+                if w.device == object.device { return lost(w) }
+                continue
+            }
+            if reach.contains(where: { $0.contains(here) }) { return w }
         }
+        return nil
+    }
+
+    /// A writable place through which a run could write a file on `device`: one on
+    /// that filesystem, one beneath which a filesystem on it is mounted read-write (a
+    /// partial bind of it included: a second name of a file may lie in the part
+    /// shown), or one that cannot be found and is on it. For hard links, which stay
+    /// on one filesystem but may lie in any part of it.
+    func writablePlace(reachingDevice device: UInt64) -> WritablePlace? {
+        if let w = writable.first(where: { $0.device == device }) { return w }
+        let table = FileSystemLocation.table()
+        let text = FileSystemLocation.device(device)
+        return writable.first { w in reach(of: w, in: table)?.contains { $0.device == text } == true }
+    }
+
+    /// Where on their filesystems a run can write through `w`: its own place and those
+    /// of the filesystems mounted read-write beneath it (a bind clones the whole tree:
+    /// red team, session 45, a tmpfs at ws/sub bound again at alias/ passed as outside
+    /// the writable ws). Nil when its recorded path no longer leads to it (renamed or
+    /// removed since it was recorded, by the host or by a run that can write its
+    /// parent): then where it is cannot be known from here.
+    private func reach(of w: WritablePlace, in table: FileSystemLocation.Table) -> [FileSystemLocation]? {
+        guard let real = realpath(w.path, nil) else { return nil }
+        defer { free(real) }
+        var st = stat()
+        guard stat(real, &st) == 0, UInt64(st.st_dev) == w.device, UInt64(st.st_ino) == w.inode else { return nil }
+        let place = String(cString: real)
+        guard let own = FileSystemLocation.of(resolved: place, in: table) else { return nil }
+        return [own] + table.locations(mountedWritableBeneath: place)
+    }
+
+    /// A place that cannot be found any more, for a file on its filesystem: the file
+    /// may lie in it (red team, session 45: following the recorded path alone, a
+    /// renamed place seen through a bind alias held nothing).
+    private func lost(_ w: WritablePlace) -> WritablePlace {
+        WritablePlace(path: w.path, device: w.device, inode: w.inode,
+                      writer: "\(w.writer) (its directory is no longer at that path, so sandbox cannot tell whether this file lies in it; if that run is over, `sandbox gc` removes its record)")
     }
 }

@@ -14,6 +14,13 @@ public struct FileSystemLocation: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { "\(device):\(path)" }
 
+    /// `st_dev` as mountinfo writes it, `major:minor` (glibc's encoding of `dev_t`).
+    public static func device(_ dev: UInt64) -> String {
+        let major = ((dev >> 32) & 0xFFFF_F000) | ((dev >> 8) & 0xFFF)
+        let minor = ((dev >> 12) & 0xFFFF_FF00) | (dev & 0xFF)
+        return "\(major):\(minor)"
+    }
+
     /// Whether `other` is this place or lies beneath it, by the paths' bytes
     /// (`PathText`): `hasPrefix(path + "/")` compares `Character`s, and a slash a
     /// combining mark follows is none, so a file below `/w/\u{301}d` was not inside

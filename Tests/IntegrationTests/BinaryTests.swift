@@ -1009,6 +1009,56 @@ import Testing
         #expect(ok.status == 0, "control: with one link it runs: status \(ok.status), stderr \(ok.stderr)")
     }
 
+    /// A hard link's other name may lie in any part of the file's filesystem, and a
+    /// run can write a part of another filesystem bound read-write beneath its
+    /// writable place: here `t/d` of a tmpfs `t`, bound at `w/sub`, holds a second
+    /// name of `t/e/tool`, which the command names through `alias` (all of `t`). The
+    /// hard-link rule looked only at writable places on the file's own device, and
+    /// `w` is not on the tmpfs, so the tool ran (red team, session 45, left then).
+    /// Control: the same without the second name runs (it lies in no part a run can
+    /// write).
+    @Test func aHardLinkInAFilesystemBoundBeneathAWritablePlaceIsSeen() throws {
+        guard Harness.require(Harness.isRoot, "root (a private mount namespace, then setpriv)") else { return }
+        for linked in [true, false] {
+            let f = try Fixture()
+            defer { f.remove() }
+            for d in ["/w/sub", "/alias", "/t"] {
+                try FileManager.default.createDirectory(atPath: f.root + d, withIntermediateDirectories: true)
+                chmod(f.root + d, 0o755)
+            }
+            chown(f.root + "/w", 65534, 65534)
+            let runtime = Harness.tempDir(owner: 65534)
+            let dir = Harness.tempDir(owner: 65534)
+            defer { try? FileManager.default.removeItem(atPath: dir); try? FileManager.default.removeItem(atPath: runtime) }
+            let policy = Harness.policy("""
+                name = "binary-partial-bind-link"
+                extends = ["base"]
+                [filesystem]
+                rw = ["\(f.root)/w"]
+                ro = ["\(f.root)/alias"]
+                [binary]
+                require_root_owned = true
+                """, in: dir)
+            chmod(policy, 0o644)
+            let script = """
+                mount -t tmpfs -o mode=0755 sbx-partial "$1/t" && mkdir "$1/t/d" "$1/t/e" \
+                && cp /usr/bin/true "$1/t/e/tool" && chmod 755 "$1/t/e/tool" \
+                && { [ "$2" = no ] || ln "$1/t/e/tool" "$1/t/d/tool2"; } && chown -R 65534:65534 "$1/t" \
+                && mount --bind "$1/t/d" "$1/w/sub" && mount --bind "$1/t" "$1/alias" \
+                && exec setpriv --reuid=65534 --regid=65534 --clear-groups env XDG_RUNTIME_DIR="$5" HOME="$5" \
+                   "$3" exec --policy "$4" -- "$1/alias/e/tool"
+                """
+            let out = try Harness.run("/usr/bin/unshare", ["-m", "--propagation", "private", "/bin/sh", "-c", script,
+                                                           "sh", f.root, linked ? "yes" : "no", Harness.binary, policy, runtime], cwd: dir)
+            if linked {
+                #expect(out.status == 126 && out.stderr.contains("require_root_owned") && out.stderr.contains("2 hard links"),
+                        "a second name in the part bound beneath w: \(out.status) \(out.stderr)")
+            } else {
+                #expect(out.status == 0, "control: one name, in no part a run can write: \(out.status) \(out.stderr)")
+            }
+        }
+    }
+
     // MARK: - File capabilities
 
     /// reject_setuid also refuses file capabilities (security.capability, written

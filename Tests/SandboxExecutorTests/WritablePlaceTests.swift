@@ -52,6 +52,41 @@ import Testing
                 "a planted '(deleted)' link led the lookup to /usr/bin/true")
     }
 
+    /// A writable place renamed since it was recorded (by the host, or by a run that
+    /// can write its parent) is no longer where its path says: a file in it reached
+    /// by a name that passes none of its inodes (a bind alias; here an empty chain)
+    /// was not in it, because the place was looked up by its recorded path alone
+    /// (red team, session 45, left then). It now counts as writable for every file on
+    /// the place's filesystem. The control: before the rename, a file beside the
+    /// place is not refused and one inside it is.
+    @Test func aPlaceRenamedSinceItWasRecordedCountsForFilesOnItsFilesystem() throws {
+        var check = try Self.check()
+        let base = NSTemporaryDirectory() + "sbx-wp-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        try FileManager.default.createDirectory(atPath: base + "/w/sub", withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: base + "/w/sub/tool", contents: Data([1]))
+        FileManager.default.createFile(atPath: base + "/beside", contents: Data([1]))
+        var st = stat()
+        #expect(stat(base + "/w", &st) == 0)
+        check.writable = [WritablePlace(path: base + "/w", device: UInt64(st.st_dev), inode: UInt64(st.st_ino), writer: "run r1")]
+        func place(_ path: String) -> WritablePlace? {
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            #expect(fd >= 0, "\(path)")
+            defer { close(fd) }
+            var s = stat()
+            #expect(fstat(fd, &s) == 0)
+            return check.writablePlace(chain: [], hostPath: path, object: (UInt64(s.st_dev), UInt64(s.st_ino)), opened: fd)
+        }
+        #expect(place(base + "/beside") == nil, "control: a file beside the place")
+        #expect(place(base + "/w/sub/tool")?.writer == "run r1", "control: a file inside it")
+        #expect(rename(base + "/w", base + "/moved") == 0)
+        let w = place(base + "/moved/sub/tool")
+        #expect(w?.writer.hasPrefix("run r1 (its directory is no longer at that path") == true, "\(String(describing: w))")
+        // What is left at the old name is not the place: a directory made there holds nothing of it.
+        try FileManager.default.createDirectory(atPath: base + "/w", withIntermediateDirectories: false)
+        #expect(place(base + "/moved/sub/tool") != nil, "a new directory at the recorded path hid the renamed place")
+    }
+
     /// The control: a file that exists outside every writable place is not refused.
     @Test func aPlaceFoundOutsideEveryWritableOneIsNot() throws {
         let check = try Self.check()
