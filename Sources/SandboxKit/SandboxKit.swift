@@ -73,7 +73,9 @@ public enum RunSteps {
         if let start = LoadedLibraries.executableAtStart, exe.map({ !PathText.same($0, start) }) ?? true {
             trusted.append(.executable(start))
         }
-        if let data = DataDirectory.locate() {
+        // Every place the data directory is looked for up to the one found: one made
+        // at an earlier place would be found first.
+        for data in DataDirectory.search().looked {
             trusted.append(.policies(data.policies))
             trusted.append(.profiles(data.profiles))
         }

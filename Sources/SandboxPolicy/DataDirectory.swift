@@ -17,29 +17,45 @@ public struct DataDirectory: Sendable, Equatable {
     /// `<profiles>/seccomp`: where `seccomp.profile = "NAME"` looks for `NAME.json`.
     public var seccompProfiles: String { profiles + "/seccomp" }
 
-    public static func locate() -> DataDirectory? {
-        locate(environment: Environment.only("SANDBOX_DATA_DIR"), executablePath: executablePath())
+    public static func locate() -> DataDirectory? { search().found }
+
+    /// The search: the data directory found, and every place it looked at on the way,
+    /// in order, the one found included (all of them when none is found). What later
+    /// runs trust is each of those places, not only the one found: a `Policies` and
+    /// `Profiles` made at any of them, where none was, is the data directory of every
+    /// later run (red team, session 46: a run whose working directory was
+    /// `<exe dir>/../share` made `sandbox/Policies/agent.toml` there, and the next
+    /// `--policy agent` anywhere loaded it).
+    public static func search() -> (found: DataDirectory?, looked: [DataDirectory]) {
+        search(environment: Environment.only("SANDBOX_DATA_DIR"), executablePath: executablePath())
     }
 
-    /// The search with its inputs made explicit, for tests.
+    /// ``locate()`` with its inputs made explicit, for tests.
     static func locate(environment: [String: String], executablePath: String?) -> DataDirectory? {
+        search(environment: environment, executablePath: executablePath).found
+    }
+
+    static func search(environment: [String: String], executablePath: String?) -> (found: DataDirectory?, looked: [DataDirectory]) {
         if let dir = environment["SANDBOX_DATA_DIR"], !dir.isEmpty {
-            return DataDirectory(root: Paths.absolute(dir))
+            let data = DataDirectory(root: Paths.absolute(dir))
+            return (data, [data])
         }
-        guard let exe = executablePath else { return nil }
+        guard let exe = executablePath else { return (nil, []) }
         let exeDir = Paths.dirname(exe)
+        var looked: [DataDirectory] = []
         var dir = exeDir
         while true {
             let candidate = DataDirectory(root: dir)
+            looked.append(candidate)
             if Paths.isDirectory(candidate.policies) && Paths.isDirectory(candidate.profiles) {
-                return candidate
+                return (candidate, looked)
             }
             if dir == "/" { break }
             dir = Paths.dirname(dir)
         }
-        let share = Paths.join(exeDir, "../share/sandbox")
-        if Paths.isDirectory(share) { return DataDirectory(root: share) }
-        return nil
+        let share = DataDirectory(root: Paths.join(exeDir, "../share/sandbox"))
+        looked.append(share)
+        return (Paths.isDirectory(share.root) ? share : nil, looked)
     }
 
     /// The running executable with symlinks resolved: `/proc/self/exe`, else argv[0].

@@ -53,6 +53,45 @@ import Testing
 
     // MARK: (a) the binary
 
+    /// Every place the data directory is looked for is trusted, made or not: an
+    /// installed binary at `bin/sandbox` with no data directory yet looks for
+    /// `bin/../share/sandbox`, which is not above the binary, so a run whose writable
+    /// directory was `share` made `sandbox/Policies/agent.toml` there and every later
+    /// `--policy agent` loaded it (red team, session 46: the next run wrote a
+    /// directory the planted policy made writable). Now refused (125), nothing made.
+    /// Controls: the same files made by the host are the next run's data directory
+    /// (what the planted ones would have been), and the same command from a directory
+    /// that is no such place runs.
+    @Test func aDataDirectoryARunCouldMakeIsTrustedBeforeItExists() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let top = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: top) }
+        for d in ["bin", "share", "ws", "victim"] {
+            try FileManager.default.createDirectory(atPath: "\(top)/\(d)", withIntermediateDirectories: true)
+            chmod("\(top)/\(d)", 0o755)
+        }
+        let copy = "\(top)/bin/sandbox"
+        try Harness.copyExecutable(Harness.binary, to: copy)
+        let env = ["SANDBOX_DATA_DIR": "", "SANDBOX_POLICY_PATH": ""]
+        let real = Self.realPath(top)
+        let plant = """
+            mkdir -p sandbox/Policies sandbox/Profiles && printf 'version = 1\\nname = "agent"\\nextends = ["builtin:Policies/agent.toml"]\\n[filesystem]\\nrw = ["\(real)/victim"]\\n' > sandbox/Policies/agent.toml
+            """
+        let out = try Harness.run(copy, ["exec", "--policy", "agent", "--", "/bin/sh", "-c", plant], cwd: "\(top)/share", env: env)
+        #expect(out.status == 125 && out.stderr.contains("the data directory's Policies \(real)/share/sandbox/Policies"),
+                "\(out.status) \(out.stderr)")
+        #expect(!Self.exists("\(top)/share/sandbox"), "the run made the data directory")
+
+        // Control: from a directory that is no such place, the same command runs.
+        let elsewhere = try Harness.run(copy, ["exec", "--policy", "agent", "--", "/bin/sh", "-c", plant], cwd: "\(top)/ws", env: env)
+        #expect(elsewhere.status == 0 && Self.exists("\(top)/ws/sandbox/Policies/agent.toml"), "\(elsewhere.status) \(elsewhere.stderr)")
+        // Control: those files at share/sandbox are what every later run loads.
+        try FileManager.default.moveItem(atPath: "\(top)/ws/sandbox", toPath: "\(top)/share/sandbox")
+        let plan = try Harness.run(copy, ["plan", "--policy", "agent", "--", "true"], cwd: "\(top)/ws", env: env)
+        #expect(plan.status == 0 && plan.stdout.contains("\(real)/share/sandbox/Policies/agent.toml")
+                && plan.stdout.contains("\(real)/victim"), "the planted policy is loaded: \(plan.status) \(plan.stderr)")
+    }
+
     /// The binary inside the writable `{cwd}`: `exec`, `plan` and `explain` refuse with
     /// 125 naming both paths, and the command does not run.
     @Test func binaryInsideTheWritableDirectoryIsRefused() throws {
