@@ -18,6 +18,17 @@ import Glibc
 /// config or hooks by the run; and a directory shaped as a git directory (a
 /// `commondir`, or `objects` and `refs`) whose HEAD, config, commondir, objects or
 /// refs are that new, or whose config or hooks changed (red team, session 44).
+/// Also every such entry beneath a directory that was moved in: one whose time and
+/// its parent's are both at or after `since` (a rename changes the moved
+/// directory's change time and its new parent's, whatever else the command does;
+/// red team, session 46: `mv stash/evil pkg/app` left `pkg/app/.git` with its old
+/// times, and nothing was reported). A directory in which the command added or
+/// removed an entry, beneath one where it did too, counts as well: more reported,
+/// never less.
+///
+/// Paths are written as text that names one path: bytes of a name that are not
+/// UTF-8 as `\xNN`, and a backslash as `\\` (red team, session 46: a name with
+/// byte 0xFF was reported as U+FFFD, the name of a decoy the command made).
 public enum CreatedEntryScan {
     public struct Outcome: Sendable, Equatable {
         /// Absolute paths, as the plan names the bind (`rootPath` + relative path).
@@ -31,6 +42,29 @@ public enum CreatedEntryScan {
     public static let maxReported = 256
     public static let maxPathBytes = 1024
 
+    /// A name's bytes as text that names it alone: valid UTF-8 as it is, a backslash
+    /// doubled, every other byte `\xNN`.
+    public static func shown(_ bytes: some Collection<UInt8>) -> String {
+        let b = Array(bytes)
+        if !b.contains(0x5C), let text = String(validating: b, as: UTF8.self) { return text }
+        var out = ""
+        var i = 0
+        while i < b.count {
+            if b[i] == 0x5C { out += "\\\\"; i += 1; continue }
+            // The shortest valid scalar starting here, if any.
+            var taken = 0
+            for n in 1...4 where i + n <= b.count {
+                if let scalar = String(validating: b[i..<(i + n)], as: UTF8.self) { out += scalar; taken = n; break }
+            }
+            if taken == 0 {
+                out += "\\x" + (b[i] < 0x10 ? "0" : "") + String(b[i], radix: 16)
+                taken = 1
+            }
+            i += taken
+        }
+        return out
+    }
+
     public static func scan(rootFD: Int32, rootPath: String, name: String, since: (sec: Int64, nsec: UInt32),
                             maxEntries: Int = 50_000, maxDepth: Int = 64) -> Outcome {
         var out = Outcome(created: [], total: 0, complete: true, entriesSeen: 0)
@@ -40,7 +74,8 @@ public enum CreatedEntryScan {
             out.complete = false
             return out
         }
-        walk(openat(rootFD, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), path: rootPath, depth: 0)
+        walk(openat(rootFD, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), path: shown(rootPath.utf8), depth: 0,
+             changed: (sec, nsec) >= (since.sec, since.nsec), movedIn: false)
         return out
 
         /// A repository the run did not create can still have been given a config or
@@ -135,7 +170,9 @@ public enum CreatedEntryScan {
             }
         }
 
-        func walk(_ fd: Int32, path: String, depth: Int) {
+        /// `changed`: this directory's time is at or after `since`; `movedIn`: it or a
+        /// directory between it and the root was moved in (see above).
+        func walk(_ fd: Int32, path: String, depth: Int, changed: Bool, movedIn: Bool) {
             guard fd >= 0 else { out.complete = false; return }
             // A directory shaped as a git directory whose HEAD, config, commondir,
             // objects or refs the run made or changed, or whose config or hooks it
@@ -148,7 +185,7 @@ public enum CreatedEntryScan {
                 let touched = names.contains { (n: String) -> Bool in
                     sbx_mounts_birth(fd, n, &s, &ns, &b, &d, &m) == 0 && (s, ns) >= (since.sec, since.nsec)
                 }
-                if touched || changedInside(fd, ".", isDirectory: true) { report(path) }
+                if movedIn || touched || changedInside(fd, ".", isDirectory: true) { report(path) }
             }
             guard let dir = fdopendir(fd) else { Glibc.close(fd); out.complete = false; return }
             defer { closedir(dir) }
@@ -158,7 +195,7 @@ public enum CreatedEntryScan {
                 // (red team, session 44).
                 var raw = withUnsafeBytes(of: ent.pointee.d_name) { Array($0.prefix(while: { $0 != 0 })) }
                 if raw == [0x2E] || raw == [0x2E, 0x2E] { continue }
-                let entryName = String(decoding: raw, as: UTF8.self)
+                let entryName = shown(raw)
                 raw.append(0)
                 // Only directories (and entries of the name looked for) are examined
                 // and counted: a project's node_modules passed the bound counting its
@@ -174,8 +211,9 @@ public enum CreatedEntryScan {
                     name.withMemoryRebound(to: CChar.self) { sbx_mounts_birth(dirfd(dir), $0.baseAddress!, &s, &ns, &isBirth, &d, &m) }
                 }
                 guard statted == 0 else { out.complete = false; continue }
+                let entryChanged = (s, ns) >= (since.sec, since.nsec)
                 if entryName == name {
-                    if (s, ns) >= (since.sec, since.nsec) || changedInside(dirfd(dir), entryName, isDirectory: m & UInt32(S_IFMT) == UInt32(S_IFDIR)) {
+                    if movedIn || entryChanged || changedInside(dirfd(dir), entryName, isDirectory: m & UInt32(S_IFMT) == UInt32(S_IFDIR)) {
                         report(path + "/" + entryName)
                     }
                     continue
@@ -190,7 +228,8 @@ public enum CreatedEntryScan {
                         openat(dirfd(dir), $0.baseAddress!, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                     }
                 }
-                walk(sub, path: path + "/" + entryName, depth: depth + 1)
+                walk(sub, path: path + "/" + entryName, depth: depth + 1,
+                     changed: entryChanged, movedIn: movedIn || (entryChanged && changed))
                 if !out.complete && out.entriesSeen > maxEntries { return }
             }
         }

@@ -67,4 +67,49 @@ struct CreatedEntryScanTests {
         #expect(out.complete, "the scan stopped after \(out.entriesSeen) entries")
         #expect(out.created == ["\(root)/pkg"], "\(out.created)")
     }
+
+    /// A `.git` moved into place by renaming a directory above it keeps its own times:
+    /// `mv stash/evil pkg/app` was not reported (red team, session 46), and the host's
+    /// git in `pkg/app` ran the planted `core.fsmonitor`. The moved directory's change
+    /// time and its new parent's are both new, so what lies beneath is reported.
+    /// Controls: before the rename nothing is; a file added beside a `.git` whose
+    /// parent's parent did not change leaves it unreported.
+    @Test func aGitDirectoryMovedInByRenamingADirectoryAboveItIsReported() throws {
+        let root = NSTemporaryDirectory() + "sbx-scan-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try Self.make("\(root)/stash/evil/.git/hooks")
+        try Self.make("\(root)/stash/evil/.git/config", file: true)
+        try Self.make("\(root)/pkg")
+        try Self.make("\(root)/a/b/.git/config", file: true)
+        usleep(20_000)
+        let since = Self.now()
+        usleep(20_000)
+        #expect(Self.scan(root, since: since).created.isEmpty, "control: nothing moved yet")
+        try Self.make("\(root)/a/b/new", file: true)
+        #expect(Self.scan(root, since: since).created.isEmpty, "control: a file added beside a .git")
+        #expect(rename("\(root)/stash/evil", "\(root)/pkg/app") == 0)
+        let out = Self.scan(root, since: since)
+        #expect(out.created == ["\(root)/pkg/app/.git"], "\(out.created)")
+    }
+
+    /// A name that is not UTF-8 is written with `\xNN` for its bytes (and a backslash
+    /// doubled): it was decoded with U+FFFD, which named a decoy directory the command
+    /// made beside it (red team, session 46). Control: the decoy itself, with no
+    /// `.git`, is not reported.
+    @Test func aNameThatIsNotUTF8IsWrittenAsItsBytes() throws {
+        let root = NSTemporaryDirectory() + "sbx-scan-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try Self.make(root)
+        usleep(20_000)
+        let since = Self.now()
+        usleep(20_000)
+        let raw: [UInt8] = Array("\(root)/a".utf8) + [0xFF] + Array("b".utf8)
+        #expect((raw + [0]).withUnsafeBufferPointer { $0.withMemoryRebound(to: CChar.self) { mkdir($0.baseAddress!, 0o755) } } == 0)
+        #expect(((raw + Array("/.git".utf8)) + [0]).withUnsafeBufferPointer { $0.withMemoryRebound(to: CChar.self) { mkdir($0.baseAddress!, 0o755) } } == 0)
+        try Self.make("\(root)/a\u{FFFD}b")
+        try Self.make("\(root)/c\\d/.git")
+        let out = Self.scan(root, since: since)
+        #expect(Set(out.created) == ["\(root)/a\\xffb/.git", "\(root)/c\\\\d/.git"], "\(out.created)")
+        #expect(CreatedEntryScan.shown([0x61, 0xC3, 0xA9, 0xE2, 0x82, 0x5C, 0x0A]) == "a\u{E9}\\xe2\\x82\\\\\n")
+    }
 }
