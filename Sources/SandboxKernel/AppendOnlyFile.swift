@@ -170,7 +170,10 @@ public final class AppendOnlyFile {
         "it has \(n) hard links; another link could lie in a path a run can reach, and writing or reading through it would bypass the checks on this path. Use a file with a single link"
     }
 
-    /// A whole file, for reading a log back (`sandbox audit verify`).
+    /// A whole file, for reading a log back (`sandbox audit verify`). A file longer
+    /// than `maxBytes` is refused (EFBIG), never read in part: what lies past the
+    /// part read would go unverified, and a cut at a line's end verified as a whole
+    /// chain (red team, session 46: a 1 GiB chain with lines after it said ok).
     public static func contents(of path: String, maxBytes: Int = 1 << 30) throws(KernelError) -> [UInt8] {
         let raw = Glibc.open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard raw >= 0 else { throw KernelError.last("open", path) }
@@ -181,8 +184,15 @@ public final class AppendOnlyFile {
         guard st.st_mode & S_IFMT == S_IFREG else {
             throw KernelError(operation: "open", subject: path, errno: EINVAL, detail: "not a regular file")
         }
-        let r = FD.read(raw, max: maxBytes)
+        func tooLong(_ size: String) -> KernelError {
+            KernelError(operation: "read", subject: path, errno: EFBIG,
+                        detail: "the file is \(size) bytes; at most \(maxBytes) are read and verified, and a part is not verified alone (start a new log per period)")
+        }
+        if Int64(st.st_size) > Int64(maxBytes) { throw tooLong("\(st.st_size)") }
+        // One byte more than the bound: a file that grew since the fstat.
+        let r = FD.read(raw, max: maxBytes + 1)
         if let err = r.errno { throw KernelError(operation: "read", subject: path, errno: err) }
+        if r.bytes.count > maxBytes { throw tooLong("more than \(maxBytes)") }
         return r.bytes
     }
 }

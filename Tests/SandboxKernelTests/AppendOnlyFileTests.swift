@@ -26,4 +26,23 @@ import Testing
             #expect(error.errno == EMLINK, "\(error)")
         }
     }
+
+    /// A log longer than what is read is refused, not read in part: the part read
+    /// verified alone said ok for a chain whose lines after the bound were garbage
+    /// (red team, session 46, at the 1 GiB bound). Control: a bound the file fits in
+    /// reads it whole.
+    @Test func aLogLongerThanTheBoundIsRefusedNotReadInPart() throws {
+        let dir = NSTemporaryDirectory() + "aof-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let log = "\(dir)/audit.jsonl"
+        FileManager.default.createFile(atPath: log, contents: Data("line1\nnot a record\n".utf8))
+        do {
+            let part = try AppendOnlyFile.contents(of: log, maxBytes: 6)
+            Issue.record("read \(part.count) bytes of a longer file")
+        } catch {
+            #expect(error.errno == EFBIG && error.detail?.contains("is 19 bytes") == true, "\(error)")
+        }
+        #expect(try AppendOnlyFile.contents(of: log, maxBytes: 19).count == 19)
+    }
 }
