@@ -704,20 +704,9 @@ import Testing
         #expect(s.status == 0 && s.stdout == "ran\n" && i?["fence"] as? String == "copy",
                 "status \(s.status) stdout \(s.stdout) interpreter \(i ?? [:]) stderr \(s.stderr)")
 
-        let runtime = Harness.tempDir(owner: 65534)
-        let dir = Harness.tempDir(owner: 65534)
-        defer { try? FileManager.default.removeItem(atPath: dir); try? FileManager.default.removeItem(atPath: runtime) }
-        let policy = Harness.policy("""
-            name = "binary-rootless"
-            extends = ["base"]
-            [filesystem]
-            ro = ["\(f.root)"]
-            [binary]
-            require_root_owned = true
-            pin = { "\(f.tool)" = "sha256:\(pin)" }
-            """, in: dir)
-        chmod(policy, 0o644)
-        let r = try Harness.exec(policy: policy, [f.tool], cwd: dir, asUser: (65534, runtime))
+        let nobody = Nobody("binary-rootless", filesystem: "ro = [\"\(f.root)\"]", binary: "pin = { \"\(f.tool)\" = \"sha256:\(pin)\" }")
+        defer { nobody.remove() }
+        let r = try nobody.exec([f.tool])
         #expect(r.status == 0 && (r.result?["binary"] as? [String: Any])?["fence"] as? String == "copy",
                 "rootless: status \(r.status), binary \(r.result?["binary"] ?? "nil"), stderr \(r.stderr)")
 
@@ -725,7 +714,7 @@ import Testing
         let own = f.bin + "/own"
         try f.copy("/usr/bin/true", to: own)
         chown(own, 65534, 65534)
-        let o = try Harness.exec(policy: policy, [own], cwd: dir, asUser: (65534, runtime))
+        let o = try nobody.exec([own])
         #expect(o.status == 0 && (o.result?["binary"] as? [String: Any])?["fence"] as? String == "lease",
                 "rootless, own file: status \(o.status), binary \(o.result?["binary"] ?? "nil"), stderr \(o.stderr)")
     }
@@ -744,30 +733,19 @@ import Testing
         let own = f.bin + "/bash"
         try f.copy("/bin/bash", to: own)
         chown(own, 65534, 65534)
-        let runtime = Harness.tempDir(owner: 65534)
-        let dir = Harness.tempDir(owner: 65534)
-        defer { try? FileManager.default.removeItem(atPath: dir); try? FileManager.default.removeItem(atPath: runtime) }
-        let policy = Harness.policy("""
-            name = "binary-proc-exe"
-            extends = ["base"]
-            [filesystem]
-            ro = ["\(f.root)"]
-            [binary]
-            require_root_owned = true
-            """, in: dir)
-        chmod(policy, 0o644)
+        let nobody = Nobody("binary-proc-exe", filesystem: "ro = [\"\(f.root)\"]")
+        defer { nobody.remove() }
         let argv = [own, "-c", "/usr/bin/chmod 777 /proc/$$/exe && echo CHANGED"]
         func mode() -> mode_t { var st = stat(); stat(own, &st); return st.st_mode & 0o7777 }
 
-        let out = try Harness.exec(policy: policy, argv, cwd: dir, asUser: (65534, runtime))
+        let out = try nobody.exec(argv)
         #expect((out.result?["binary"] as? [String: Any])?["fence"] as? String == "lease",
                 "the own file should run under a lease: \(out.result?["binary"] ?? "nil"), stderr \(out.stderr)")
         #expect(!out.stdout.contains("CHANGED") && out.stderr.contains("Read-only file system"),
                 "chmod of /proc/$$/exe: stdout \(out.stdout) stderr \(out.stderr)")
         #expect(mode() == 0o755, "the host file's mode changed: \(String(mode(), radix: 8))")
 
-        let control = try Harness.exec(policy: policy, argv, cwd: dir, asUser: (65534, runtime),
-                                       env: ["SANDBOX_TEST_EXEC_HOST_FD": "1"])
+        let control = try nobody.exec(argv, env: ["SANDBOX_TEST_EXEC_HOST_FD": "1"])
         #expect(control.stdout.contains("CHANGED") && mode() == 0o777,
                 "control: the host descriptor should let the chmod through: stdout \(control.stdout) stderr \(control.stderr)")
     }
@@ -915,26 +893,16 @@ import Testing
         guard Harness.require(Harness.isRoot, "root (to switch to an unprivileged user with setpriv)") else { return }
         let f = try Fixture()
         defer { f.remove() }
-        let runtime = Harness.tempDir(owner: 65534)
-        let dir = Harness.tempDir(owner: 65534)
-        defer { try? FileManager.default.removeItem(atPath: dir); try? FileManager.default.removeItem(atPath: runtime) }
-        let base = runtime + "/sandbox"
+        let nobody = Nobody("binary-run-base", filesystem: "ro = [\"\(f.root)\"]")
+        defer { nobody.remove() }
+        let base = nobody.runtime + "/sandbox"
         try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: false)
         chown(base, 65534, 65534)
         chmod(base, 0o777)
-        let policy = Harness.policy("""
-            name = "binary-run-base"
-            extends = ["base"]
-            [filesystem]
-            ro = ["\(f.root)"]
-            [binary]
-            require_root_owned = true
-            """, in: dir)
-        chmod(policy, 0o644)
-        let out = try Harness.exec(policy: policy, [f.tool], cwd: dir, asUser: (65534, runtime))
+        let out = try nobody.exec([f.tool])
         Self.expectRefused(out, rule: "require_root_owned", path: base)
         chmod(base, 0o711)
-        let ok = try Harness.exec(policy: policy, [f.tool], cwd: dir, asUser: (65534, runtime))
+        let ok = try nobody.exec([f.tool])
         #expect(ok.status == 0, "status \(ok.status); stderr \(ok.stderr)")
     }
 
@@ -946,29 +914,42 @@ import Testing
         guard Harness.require(Harness.isRoot, "root (to switch to an unprivileged user with setpriv)") else { return }
         let f = try Fixture()
         defer { f.remove() }
-        let runtime = Harness.tempDir(owner: 65534)
-        let dir = Harness.tempDir(owner: 65534)
-        defer { try? FileManager.default.removeItem(atPath: dir); try? FileManager.default.removeItem(atPath: runtime) }
-        let base = runtime + "/sandbox"
+        let nobody = Nobody("binary-corrupt-record", filesystem: "ro = [\"\(f.root)\"]")
+        defer { nobody.remove() }
+        let base = nobody.runtime + "/sandbox"
         let run = base + "/r-corrupt"
         try FileManager.default.createDirectory(atPath: run, withIntermediateDirectories: true)
         for d in [base, run] { chown(d, 65534, 65534); chmod(d, 0o711) }
         try "{\"runId\": \"r-corrupt\", \"writable\": [".write(toFile: run + "/state.json", atomically: false, encoding: .utf8)
         chown(run + "/state.json", 65534, 65534)
-        let policy = Harness.policy("""
-            name = "binary-corrupt-record"
-            extends = ["base"]
-            [filesystem]
-            ro = ["\(f.root)"]
-            [binary]
-            require_root_owned = true
-            """, in: dir)
-        chmod(policy, 0o644)
-        let out = try Harness.exec(policy: policy, [f.tool], cwd: dir, asUser: (65534, runtime))
+        let out = try nobody.exec([f.tool])
         Self.expectRefused(out, rule: "require_root_owned", path: "r-corrupt")
         try FileManager.default.removeItem(atPath: run + "/state.json")
-        let ok = try Harness.exec(policy: policy, [f.tool], cwd: dir, asUser: (65534, runtime))
+        let ok = try nobody.exec([f.tool])
         #expect(ok.status == 0, "control: a run directory with no record yet is skipped: status \(ok.status), stderr \(ok.stderr)")
+    }
+
+    /// A run as nobody (uid 65534): its runtime directory, and a working directory
+    /// holding its policy, `base` with the `filesystem` lines and `[binary]`
+    /// `require_root_owned` plus the `binary` lines; `remove()` removes both.
+    struct Nobody {
+        let runtime = Harness.tempDir(owner: 65534)
+        let dir = Harness.tempDir(owner: 65534)
+        let policy: String
+
+        init(_ name: String, filesystem: String, binary: String = "") {
+            policy = Harness.policy("name = \"\(name)\"\nextends = [\"base\"]\n[filesystem]\n\(filesystem)\n[binary]\nrequire_root_owned = true\n\(binary)\n", in: dir)
+            chmod(policy, 0o644)
+        }
+
+        func exec(_ argv: [String], env: [String: String] = [:]) throws -> Harness.Output {
+            try Harness.exec(policy: policy, argv, cwd: dir, asUser: (65534, runtime), env: env)
+        }
+
+        func remove() {
+            try? FileManager.default.removeItem(atPath: dir)
+            try? FileManager.default.removeItem(atPath: runtime)
+        }
     }
 
     /// A hard link is another name of the same inode, which require_root_owned's
@@ -988,24 +969,13 @@ import Testing
         try f.copy("/usr/bin/true", to: own)
         chown(own, 65534, 65534)
         #expect(link(own, shared + "/tool") == 0)
-        let runtime = Harness.tempDir(owner: 65534)
-        let dir = Harness.tempDir(owner: 65534)
-        defer { try? FileManager.default.removeItem(atPath: dir); try? FileManager.default.removeItem(atPath: runtime) }
-        let policy = Harness.policy("""
-            name = "binary-hard-link"
-            extends = ["base"]
-            [filesystem]
-            ro = ["\(f.root)"]
-            rw = ["\(shared)"]
-            [binary]
-            require_root_owned = true
-            """, in: dir)
-        chmod(policy, 0o644)
-        let out = try Harness.exec(policy: policy, [own], cwd: dir, asUser: (65534, runtime))
+        let nobody = Nobody("binary-hard-link", filesystem: "ro = [\"\(f.root)\"]\nrw = [\"\(shared)\"]")
+        defer { nobody.remove() }
+        let out = try nobody.exec([own])
         Self.expectRefused(out, rule: "require_root_owned", path: own)
         #expect((Self.error(out)["message"] as? String ?? "").contains("hard links"), "\(Self.error(out))")
         unlink(shared + "/tool")
-        let ok = try Harness.exec(policy: policy, [own], cwd: dir, asUser: (65534, runtime))
+        let ok = try nobody.exec([own])
         #expect(ok.status == 0, "control: with one link it runs: status \(ok.status), stderr \(ok.stderr)")
     }
 
@@ -1027,19 +997,8 @@ import Testing
                 chmod(f.root + d, 0o755)
             }
             chown(f.root + "/w", 65534, 65534)
-            let runtime = Harness.tempDir(owner: 65534)
-            let dir = Harness.tempDir(owner: 65534)
-            defer { try? FileManager.default.removeItem(atPath: dir); try? FileManager.default.removeItem(atPath: runtime) }
-            let policy = Harness.policy("""
-                name = "binary-partial-bind-link"
-                extends = ["base"]
-                [filesystem]
-                rw = ["\(f.root)/w"]
-                ro = ["\(f.root)/alias"]
-                [binary]
-                require_root_owned = true
-                """, in: dir)
-            chmod(policy, 0o644)
+            let nobody = Nobody("binary-partial-bind-link", filesystem: "rw = [\"\(f.root)/w\"]\nro = [\"\(f.root)/alias\"]")
+            defer { nobody.remove() }
             let script = """
                 mount -t tmpfs -o mode=0755 sbx-partial "$1/t" && mkdir "$1/t/d" "$1/t/e" \
                 && cp /usr/bin/true "$1/t/e/tool" && chmod 755 "$1/t/e/tool" \
@@ -1049,7 +1008,7 @@ import Testing
                    "$3" exec --policy "$4" -- "$1/alias/e/tool"
                 """
             let out = try Harness.run("/usr/bin/unshare", ["-m", "--propagation", "private", "/bin/sh", "-c", script,
-                                                           "sh", f.root, linked ? "yes" : "no", Harness.binary, policy, runtime], cwd: dir)
+                                                           "sh", f.root, linked ? "yes" : "no", Harness.binary, nobody.policy, nobody.runtime], cwd: nobody.dir)
             if linked {
                 #expect(out.status == 126 && out.stderr.contains("require_root_owned") && out.stderr.contains("2 hard links"),
                         "a second name in the part bound beneath w: \(out.status) \(out.stderr)")
