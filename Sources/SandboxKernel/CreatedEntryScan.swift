@@ -1,3 +1,4 @@
+import CDigest
 import CSandbox
 import Glibc
 
@@ -18,17 +19,22 @@ import Glibc
 /// config or hooks by the run; and a directory shaped as a git directory (a
 /// `commondir`, or `objects` and `refs`) whose HEAD, config, commondir, objects or
 /// refs are that new, or whose config or hooks changed (red team, session 44).
-/// Also every such entry beneath a directory that was moved in: one whose time and
-/// its parent's are both at or after `since` (a rename changes the moved
-/// directory's change time and its new parent's, whatever else the command does;
-/// red team, session 46: `mv stash/evil pkg/app` left `pkg/app/.git` with its old
-/// times, and nothing was reported). A directory in which the command added or
-/// removed an entry, beneath one where it did too, counts as well: more reported,
-/// never less.
+/// A timestamp of whole seconds (ext4 with 128-byte inodes, and others that keep no
+/// more) counts as the end of its second: `since` has nanoseconds, and every change
+/// in the run's first second was older than it (red team, session 46: nothing was
+/// reported there).
+///
+/// Not reported: a `.git` moved in by renaming a directory above it (its own times
+/// stay old). The moved directory's change time and its new parent's are new, but
+/// so are those of any directory in which the command added a file beneath one
+/// where it added another: a rule on them named untouched submodules in four of six
+/// ordinary runs (red team, session 46), and one more file in the moved directory
+/// makes a move look like an edit.
 ///
 /// Paths are written as text that names one path: bytes of a name that are not
 /// UTF-8 as `\xNN`, and a backslash as `\\` (red team, session 46: a name with
-/// byte 0xFF was reported as U+FFFD, the name of a decoy the command made).
+/// byte 0xFF was reported as U+FFFD, the name of a decoy the command made); a path
+/// cut at `maxPathBytes` ends in `…` and 16 hex digits of the SHA-256 of the whole.
 public enum CreatedEntryScan {
     public struct Outcome: Sendable, Equatable {
         /// Absolute paths, as the plan names the bind (`rootPath` + relative path).
@@ -65,6 +71,11 @@ public enum CreatedEntryScan {
         return out
     }
 
+    /// A timestamp at or after `since`; one of whole seconds as the end of its second.
+    static func isNew(sec: Int64, nsec: UInt32, since: (sec: Int64, nsec: UInt32)) -> Bool {
+        nsec == 0 ? sec >= since.sec : (sec, nsec) >= (since.sec, since.nsec)
+    }
+
     public static func scan(rootFD: Int32, rootPath: String, name: String, since: (sec: Int64, nsec: UInt32),
                             maxEntries: Int = 50_000, maxDepth: Int = 64) -> Outcome {
         var out = Outcome(created: [], total: 0, complete: true, entriesSeen: 0)
@@ -74,9 +85,10 @@ public enum CreatedEntryScan {
             out.complete = false
             return out
         }
-        walk(openat(rootFD, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), path: shown(rootPath.utf8), depth: 0,
-             changed: (sec, nsec) >= (since.sec, since.nsec), movedIn: false)
+        walk(openat(rootFD, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), path: shown(rootPath.utf8), depth: 0)
         return out
+
+        func isNew(_ sec: Int64, _ nsec: UInt32) -> Bool { CreatedEntryScan.isNew(sec: sec, nsec: nsec, since: since) }
 
         /// A repository the run did not create can still have been given a config or
         /// hooks of its choosing: `config`, `hooks` and each hook changed since `since`.
@@ -87,7 +99,7 @@ public enum CreatedEntryScan {
             defer { Glibc.close(fd) }
             func changed(_ dirFD: Int32, _ n: String) -> Bool {
                 var s: Int64 = 0, ns: UInt32 = 0, b: Int32 = 0, d: UInt64 = 0, m: UInt32 = 0
-                return sbx_mounts_birth(dirFD, n, &s, &ns, &b, &d, &m) == 0 && (s, ns) >= (since.sec, since.nsec)
+                return sbx_mounts_birth(dirFD, n, &s, &ns, &b, &d, &m) == 0 && isNew(s, ns)
             }
             if changed(fd, "config") || changed(fd, "hooks") || changed(fd, "config.worktree") || changed(fd, "commondir") { return true }
             // A submodule's or worktree's git directory (`modules/<name>[/modules/…]`,
@@ -120,7 +132,7 @@ public enum CreatedEntryScan {
                     let sub = (n + [0]).withUnsafeBufferPointer { b in
                         b.withMemoryRebound(to: CChar.self) { p -> Int32 in
                             var s: Int64 = 0, ns: UInt32 = 0, bb: Int32 = 0, d: UInt64 = 0, m: UInt32 = 0
-                            if sbx_mounts_birth(dirfd(dir), p.baseAddress!, &s, &ns, &bb, &d, &m) == 0 && (s, ns) >= (since.sec, since.nsec) { return -2 }
+                            if sbx_mounts_birth(dirfd(dir), p.baseAddress!, &s, &ns, &bb, &d, &m) == 0 && isNew(s, ns) { return -2 }
                             return openat(dirfd(dir), p.baseAddress!, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                         }
                     }
@@ -165,14 +177,23 @@ public enum CreatedEntryScan {
         func report(_ full: String) {
             out.total += 1
             if out.created.count < maxReported {
-                out.created.append(full.utf8.count <= maxPathBytes ? full
-                                   : String(decoding: full.utf8.prefix(maxPathBytes - 3), as: UTF8.self) + "…")
+                // Cut at a character's end; the digest keeps two long paths apart.
+                var cut = full.utf8.count <= maxPathBytes ? full : ""
+                if cut.isEmpty {
+                    for c in full {
+                        if cut.utf8.count + c.utf8.count > maxPathBytes - 20 { break }
+                        cut.append(c)
+                    }
+                    var hex = [CChar](repeating: 0, count: Int(SBX_SHA256_HEX_LENGTH) + 1)
+                    let bytes = Array(full.utf8)
+                    bytes.withUnsafeBufferPointer { sbx_sha256_hex($0.baseAddress, $0.count, &hex) }
+                    cut += "…" + String(String(cString: hex).prefix(16))
+                }
+                out.created.append(cut)
             }
         }
 
-        /// `changed`: this directory's time is at or after `since`; `movedIn`: it or a
-        /// directory between it and the root was moved in (see above).
-        func walk(_ fd: Int32, path: String, depth: Int, changed: Bool, movedIn: Bool) {
+        func walk(_ fd: Int32, path: String, depth: Int) {
             guard fd >= 0 else { out.complete = false; return }
             // A directory shaped as a git directory whose HEAD, config, commondir,
             // objects or refs the run made or changed, or whose config or hooks it
@@ -183,9 +204,9 @@ public enum CreatedEntryScan {
                 var s: Int64 = 0, ns: UInt32 = 0, b: Int32 = 0, d: UInt64 = 0, m: UInt32 = 0
                 let names: [String] = ["HEAD", "config", "commondir", "objects", "refs"]
                 let touched = names.contains { (n: String) -> Bool in
-                    sbx_mounts_birth(fd, n, &s, &ns, &b, &d, &m) == 0 && (s, ns) >= (since.sec, since.nsec)
+                    sbx_mounts_birth(fd, n, &s, &ns, &b, &d, &m) == 0 && isNew(s, ns)
                 }
-                if movedIn || touched || changedInside(fd, ".", isDirectory: true) { report(path) }
+                if touched || changedInside(fd, ".", isDirectory: true) { report(path) }
             }
             guard let dir = fdopendir(fd) else { Glibc.close(fd); out.complete = false; return }
             defer { closedir(dir) }
@@ -211,9 +232,8 @@ public enum CreatedEntryScan {
                     name.withMemoryRebound(to: CChar.self) { sbx_mounts_birth(dirfd(dir), $0.baseAddress!, &s, &ns, &isBirth, &d, &m) }
                 }
                 guard statted == 0 else { out.complete = false; continue }
-                let entryChanged = (s, ns) >= (since.sec, since.nsec)
                 if entryName == name {
-                    if movedIn || entryChanged || changedInside(dirfd(dir), entryName, isDirectory: m & UInt32(S_IFMT) == UInt32(S_IFDIR)) {
+                    if isNew(s, ns) || changedInside(dirfd(dir), entryName, isDirectory: m & UInt32(S_IFMT) == UInt32(S_IFDIR)) {
                         report(path + "/" + entryName)
                     }
                     continue
@@ -228,8 +248,7 @@ public enum CreatedEntryScan {
                         openat(dirfd(dir), $0.baseAddress!, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                     }
                 }
-                walk(sub, path: path + "/" + entryName, depth: depth + 1,
-                     changed: entryChanged, movedIn: movedIn || (entryChanged && changed))
+                walk(sub, path: path + "/" + entryName, depth: depth + 1)
                 if !out.complete && out.entriesSeen > maxEntries { return }
             }
         }

@@ -68,28 +68,36 @@ struct CreatedEntryScanTests {
         #expect(out.created == ["\(root)/pkg"], "\(out.created)")
     }
 
-    /// A `.git` moved into place by renaming a directory above it keeps its own times:
-    /// `mv stash/evil pkg/app` was not reported (red team, session 46), and the host's
-    /// git in `pkg/app` ran the planted `core.fsmonitor`. The moved directory's change
-    /// time and its new parent's are both new, so what lies beneath is reported.
-    /// Controls: before the rename nothing is; a file added beside a `.git` whose
-    /// parent's parent did not change leaves it unreported.
-    @Test func aGitDirectoryMovedInByRenamingADirectoryAboveItIsReported() throws {
+    /// A timestamp of whole seconds counts as the end of its second: on a filesystem
+    /// that keeps no more (ext4 with 128-byte inodes), a `.git` made in the run's first
+    /// second has a change time before `since` and was not reported (red team,
+    /// session 46). The predicate, for a run started half a second into a second.
+    /// Controls: the second before, and a finer time before `since`, are not new.
+    @Test func aWholeSecondTimestampCountsAsTheEndOfItsSecond() {
+        let since: (sec: Int64, nsec: UInt32) = (1_000, 500_000_000)
+        #expect(CreatedEntryScan.isNew(sec: 1_000, nsec: 0, since: since), "the whole second the run started in")
+        #expect(!CreatedEntryScan.isNew(sec: 999, nsec: 0, since: since), "control: the second before")
+        #expect(!CreatedEntryScan.isNew(sec: 1_000, nsec: 400_000_000, since: since), "control: a finer time before since")
+        #expect(CreatedEntryScan.isNew(sec: 1_000, nsec: 500_000_000, since: since))
+    }
+
+    /// Paths longer than the bound are cut with a digest of the whole: two `.git`s
+    /// under one 1 250-byte prefix were reported as the same text (red team,
+    /// session 46).
+    @Test func longPathsCutStayApart() throws {
         let root = NSTemporaryDirectory() + "sbx-scan-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: root) }
-        try Self.make("\(root)/stash/evil/.git/hooks")
-        try Self.make("\(root)/stash/evil/.git/config", file: true)
-        try Self.make("\(root)/pkg")
-        try Self.make("\(root)/a/b/.git/config", file: true)
+        var deep = root
+        for i in 0..<6 { deep += "/" + String(repeating: Character(String(i)), count: 200) }
+        try Self.make(deep)
         usleep(20_000)
         let since = Self.now()
         usleep(20_000)
-        #expect(Self.scan(root, since: since).created.isEmpty, "control: nothing moved yet")
-        try Self.make("\(root)/a/b/new", file: true)
-        #expect(Self.scan(root, since: since).created.isEmpty, "control: a file added beside a .git")
-        #expect(rename("\(root)/stash/evil", "\(root)/pkg/app") == 0)
+        try Self.make(deep + "/decoy/.git")
+        try Self.make(deep + "/evil/.git")
         let out = Self.scan(root, since: since)
-        #expect(out.created == ["\(root)/pkg/app/.git"], "\(out.created)")
+        #expect(out.created.count == 2 && Set(out.created).count == 2, "\(out.created)")
+        #expect(out.created.allSatisfy { $0.utf8.count <= CreatedEntryScan.maxPathBytes + 2 }, "\(out.created.map { $0.utf8.count })")
     }
 
     /// A name that is not UTF-8 is written with `\xNN` for its bytes (and a backslash
