@@ -578,21 +578,18 @@ extension BinaryCheck {
         let resolved = String(cString: real)
         let table = FileSystemLocation.table()
         guard let here = FileSystemLocation.of(resolved: resolved, in: table) else { return unknown }
-        for w in writable {
-            guard let reach = reach(of: w, in: table) else {
-                if w.device == object.device { return lost(w) }
-                continue
-            }
-            if reach.contains(where: { $0.contains(here) }) { return w }
-        }
-        return nil
+        // A place whose recorded path no longer leads to it (renamed or removed since)
+        // cannot be located from here, and is passed over: counting every file on its
+        // filesystem as in it refused /usr/bin/true whenever a live run's directory
+        // was renamed (red team, session 46). Docs/binary.md, known gaps.
+        return writable.first { w in reach(of: w, in: table)?.contains { $0.contains(here) } == true }
     }
 
     /// A writable place through which a run could write a file on `device`: one on
     /// that filesystem, one beneath which a filesystem on it is mounted read-write (a
     /// partial bind of it included: a second name of a file may lie in the part
-    /// shown), or one that cannot be found and is on it. For hard links, which stay
-    /// on one filesystem but may lie in any part of it.
+    /// shown). For hard links, which stay on one filesystem but may lie in any part
+    /// of it.
     func writablePlace(reachingDevice device: UInt64) -> WritablePlace? {
         if let w = writable.first(where: { $0.device == device }) { return w }
         let table = FileSystemLocation.table()
@@ -605,7 +602,8 @@ extension BinaryCheck {
     /// red team, session 45, a tmpfs at ws/sub bound again at alias/ passed as outside
     /// the writable ws). Nil when its recorded path no longer leads to it (renamed or
     /// removed since it was recorded, by the host or by a run that can write its
-    /// parent): then where it is cannot be known from here.
+    /// parent): then where it is cannot be known from here, and a directory made at
+    /// that path since is not it.
     private func reach(of w: WritablePlace, in table: FileSystemLocation.Table) -> [FileSystemLocation]? {
         guard let real = realpath(w.path, nil) else { return nil }
         defer { free(real) }
@@ -614,13 +612,5 @@ extension BinaryCheck {
         let place = String(cString: real)
         guard let own = FileSystemLocation.of(resolved: place, in: table) else { return nil }
         return [own] + table.locations(mountedWritableBeneath: place)
-    }
-
-    /// A place that cannot be found any more, for a file on its filesystem: the file
-    /// may lie in it (red team, session 45: following the recorded path alone, a
-    /// renamed place seen through a bind alias held nothing).
-    private func lost(_ w: WritablePlace) -> WritablePlace {
-        WritablePlace(path: w.path, device: w.device, inode: w.inode,
-                      writer: "\(w.writer) (its directory is no longer at that path, so sandbox cannot tell whether this file lies in it; if that run is over, `sandbox gc` removes its record)")
     }
 }
