@@ -73,9 +73,9 @@ public enum RunSteps {
         if let start = LoadedLibraries.executableAtStart, exe.map({ !PathText.same($0, start) }) ?? true {
             trusted.append(.executable(start))
         }
-        // Every place the data directory is looked for up to the one found: one made
-        // at an earlier place would be found first.
-        for data in DataDirectory.search().looked {
+        // Every place the data directory is looked for up to the one found (one made
+        // at an earlier place would be found first), with and without $SANDBOX_DATA_DIR.
+        for data in DataDirectory.placesLaterRunsTrust() {
             trusted.append(.policies(data.policies))
             trusted.append(.profiles(data.profiles))
         }

@@ -30,6 +30,16 @@ public struct DataDirectory: Sendable, Equatable {
         search(environment: Environment.only("SANDBOX_DATA_DIR"), executablePath: executablePath())
     }
 
+    /// Every place a search looks at, with `$SANDBOX_DATA_DIR` and without it: a run
+    /// of a supervisor given the variable could otherwise make the data directory of
+    /// every later run that is not (red team, session 46).
+    public static func placesLaterRunsTrust() -> [DataDirectory] {
+        let exe = executablePath()
+        var out = search(environment: Environment.only("SANDBOX_DATA_DIR"), executablePath: exe).looked
+        for d in search(environment: [:], executablePath: exe).looked where !out.contains(d) { out.append(d) }
+        return out
+    }
+
     /// ``locate()`` with its inputs made explicit, for tests.
     static func locate(environment: [String: String], executablePath: String?) -> DataDirectory? {
         search(environment: environment, executablePath: executablePath).found

@@ -22,6 +22,8 @@ enum PolicyFile {
         case notRegular(String)   // "a directory", "a FIFO (named pipe)", …
         case tooLarge(limit: Int)
         case failed(String)       // strerror
+        /// Another user could change it: why (`owned by uid 1001`, …).
+        case untrusted(String)
 
         /// "no such file", "it is a FIFO (named pipe), not a regular file", …
         var reason: String {
@@ -30,6 +32,7 @@ enum PolicyFile {
             case .notRegular(let what): return "it is \(what), not a regular file"
             case .tooLarge(let limit): return "file size limit exceeded: larger than \(PolicyLimits.bytes(limit)) (\(limit) bytes)"
             case .failed(let why): return "it cannot be read (\(why))"
+            case .untrusted(let why): return "another user could change it: \(why); keep policies and profiles where only root or you (uid \(geteuid())) can write"
             }
         }
     }
@@ -100,6 +103,7 @@ enum PolicyFile {
         guard fstat(fd, &st) == 0 else { return .failure(.failed(String(cString: strerror(errno)))) }
         let k = kind(mode: st.st_mode)
         guard k == .regular else { return .failure(.notRegular(describe(k) ?? "not a regular file")) }
+        if let why = untrusted(path, st) { return .failure(.untrusted(why)) }
         if Int(st.st_size) > limit { return .failure(.tooLarge(limit: limit)) }
 
         // The size may change while reading: read until EOF, but never past limit + 1.
@@ -123,6 +127,42 @@ enum PolicyFile {
         if total > limit { return .failure(.tooLarge(limit: limit)) }
         bytes.removeSubrange(total...)
         return .success(bytes)
+    }
+}
+
+extension PolicyFile {
+    /// Why another user could change what a policy or profile file says, or nil. The
+    /// file must be owned by root or the invoker and writable by neither group nor
+    /// others; every directory above it (symlinks resolved) owned by root or the
+    /// invoker and writable by neither, unless sticky (another user can add an entry
+    /// there, but not rename or remove ours). A policy named `agent` is the first
+    /// `agent.toml` on the search path, so without this another user who can write
+    /// a directory on it, or above the data directory, chose what `--policy agent`
+    /// means (red team, session 46: `/tmp/share/sandbox/Policies/agent.toml`, planted
+    /// beside a binary in `/tmp/bin`, kept `sys_admin` and turned seccomp off for root).
+    static func untrusted(_ path: String, _ st: stat) -> String? {
+        let me = geteuid()
+        func owner(_ uid: uid_t) -> Bool { uid == 0 || uid == me }
+        if !owner(st.st_uid) { return "\(path) is owned by uid \(st.st_uid)" }
+        if st.st_mode & 0o022 != 0 { return "\(path) is writable by \(st.st_mode & 0o002 != 0 ? "others" : "its group") (mode \(String(st.st_mode & 0o7777, radix: 8)))" }
+        guard let real = realpath(path, nil) else { return "\(path) cannot be resolved" }
+        // Walked up by its bytes: a name that is not UTF-8 decoded is another name, and
+        // a slash a combining mark follows is one `Character`.
+        var bytes = Array(UnsafeBufferPointer(start: UnsafeRawPointer(real).assumingMemoryBound(to: UInt8.self), count: strlen(real)))
+        free(real)
+        while bytes.count > 1 {
+            bytes = Array(bytes[..<max(1, bytes.lastIndex(of: 0x2F) ?? 1)])
+            let dir = String(decoding: bytes, as: UTF8.self)
+            var d = stat()
+            guard (bytes + [0]).withUnsafeBufferPointer({ b in
+                b.withMemoryRebound(to: CChar.self) { stat($0.baseAddress!, &d) }
+            }) == 0 else { return "\(dir) cannot be examined" }
+            if !owner(d.st_uid) { return "\(dir) above it is owned by uid \(d.st_uid)" }
+            if d.st_mode & 0o022 != 0 && d.st_mode & S_ISVTX == 0 {
+                return "\(dir) above it is writable by \(d.st_mode & 0o002 != 0 ? "others" : "its group") (mode \(String(d.st_mode & 0o7777, radix: 8)))"
+            }
+        }
+        return nil
     }
 }
 

@@ -92,6 +92,66 @@ import Testing
                 && plan.stdout.contains("\(real)/victim"), "the planted policy is loaded: \(plan.status) \(plan.stderr)")
     }
 
+    /// The same place made by a run of a supervisor given `$SANDBOX_DATA_DIR`: it was
+    /// trusted only where that variable's search looked, so a run made the default
+    /// data directory of every later run without it (red team, session 46). Control:
+    /// the same command from a directory that is no such place runs.
+    @Test func theDefaultDataDirectoryIsTrustedWhenAnotherIsGiven() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let top = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: top) }
+        for d in ["bin", "share", "ws"] {
+            try FileManager.default.createDirectory(atPath: "\(top)/\(d)", withIntermediateDirectories: true)
+            chmod("\(top)/\(d)", 0o755)
+        }
+        let copy = "\(top)/bin/sandbox"
+        try Harness.copyExecutable(Harness.binary, to: copy)
+        let env = ["SANDBOX_DATA_DIR": Harness.repoRoot, "SANDBOX_POLICY_PATH": ""]
+        let plant = "mkdir -p sandbox/Policies sandbox/Profiles"
+        let out = try Harness.run(copy, ["exec", "--policy", "agent", "--", "/bin/sh", "-c", plant], cwd: "\(top)/share", env: env)
+        #expect(out.status == 125 && out.stderr.contains("the data directory's Policies \(Self.realPath(top))/share/sandbox/Policies"),
+                "\(out.status) \(out.stderr)")
+        #expect(!Self.exists("\(top)/share/sandbox"), "the run made the default data directory")
+        let elsewhere = try Harness.run(copy, ["exec", "--policy", "agent", "--", "/bin/sh", "-c", plant], cwd: "\(top)/ws", env: env)
+        #expect(elsewhere.status == 0, "control: \(elsewhere.status) \(elsewhere.stderr)")
+    }
+
+    /// A policy file another user could change is not loaded: a binary in a directory
+    /// under a sticky, world-writable one (as `/tmp`) looks for `../share/sandbox`,
+    /// which any user can make, and uid 64999's `Policies/agent.toml` there was what
+    /// root's `--policy agent` meant (red team, session 46: it kept `sys_admin` and
+    /// turned seccomp off). Now 125 naming the owner. Control: the same file owned by
+    /// root is loaded (what the planted one was).
+    @Test func aPolicyFileAnotherUserCouldChangeIsNotLoaded() throws {
+        guard Harness.require(Harness.isRoot, "root (files of another uid)") else { return }
+        let top = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: top) }
+        chmod(top, 0o1777)
+        for d in ["bin", "ws"] {
+            try FileManager.default.createDirectory(atPath: "\(top)/\(d)", withIntermediateDirectories: true)
+            chmod("\(top)/\(d)", 0o755)
+        }
+        let copy = "\(top)/bin/sandbox"
+        try Harness.copyExecutable(Harness.binary, to: copy)
+        let policies = "\(top)/share/sandbox/Policies"
+        try FileManager.default.createDirectory(atPath: policies, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: "\(top)/share/sandbox/Profiles", withIntermediateDirectories: true)
+        try "version = 1\nname = \"agent\"\nextends = [\"builtin:Policies/agent.toml\"]\n".write(toFile: "\(policies)/agent.toml", atomically: false, encoding: .utf8)
+        for p in ["\(top)/share", "\(top)/share/sandbox", policies, "\(top)/share/sandbox/Profiles", "\(policies)/agent.toml"] {
+            chown(p, 64999, 64999)
+        }
+        chmod("\(policies)/agent.toml", 0o644)
+        let env = ["SANDBOX_DATA_DIR": "", "SANDBOX_POLICY_PATH": ""]
+        let out = try Harness.run(copy, ["plan", "--policy", "agent", "--", "true"], cwd: "\(top)/ws", env: env)
+        #expect(out.status == 125 && out.stderr.contains("another user could change it") && out.stderr.contains("owned by uid 64999"),
+                "\(out.status) \(out.stderr)")
+        for p in ["\(top)/share", "\(top)/share/sandbox", policies, "\(top)/share/sandbox/Profiles", "\(policies)/agent.toml"] {
+            chown(p, 0, 0)
+        }
+        let owned = try Harness.run(copy, ["plan", "--policy", "agent", "--", "true"], cwd: "\(top)/ws", env: env)
+        #expect(owned.status == 0 && owned.stdout.contains("\(Self.realPath(policies))/agent.toml"), "control: \(owned.status) \(owned.stderr)")
+    }
+
     /// The binary inside the writable `{cwd}`: `exec`, `plan` and `explain` refuse with
     /// 125 naming both paths, and the command does not run.
     @Test func binaryInsideTheWritableDirectoryIsRefused() throws {
