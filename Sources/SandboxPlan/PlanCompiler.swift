@@ -395,6 +395,30 @@ struct Context {
         }
 
         let binds = ordered.compactMap(\.bind)
+        // A bind whose source lies inside a writable bind's source shows the same files
+        // at two places: at its own destination and within the writable one's. Unless
+        // the two are one place, what it makes read-only is writable at the other (red
+        // team, session 46: rw {src = W, dst = /w} with ro W/sub left /w/sub writable).
+        for e in ordered {
+            guard let inner = e.bind, inner.readOnly else { continue }
+            for outer in binds where !outer.readOnly && outer.isDirectory && PathText.isBeneath(inner.source, outer.source)
+                && !PathText.same(inner.source, outer.source) {
+                let there = Self.inside(inner.source, of: outer)
+                if !PathText.same(there, inner.destination) {
+                    throw PlanError(key: e.step.origin, message: "\(inner.source) lies inside \(outer.source), which is bound writable at \(outer.destination): the command could write it as \(there). Bind it there instead ({ src = \"\(inner.source)\", dst = \"\(there)\" }), or leave it out")
+                }
+            }
+        }
+        // A mask names a place inside the sandbox; one that names a host path bound
+        // elsewhere (a bind with a dst) hides nothing where the files are shown.
+        for (i, t) in policy.filesystem.mask.enumerated() {
+            let path = try expand(t, key: "filesystem.mask[\(i)]")
+            if binds.contains(where: { PathText.isBeneath(path, $0.destination) }) { continue }
+            if let outer = binds.first(where: { !PathText.same($0.source, $0.destination) && PathText.isBeneath(path, $0.source) }) {
+                let there = Self.inside(path, of: outer)
+                throw PlanError(key: "filesystem.mask[\(i)]", message: "\(path) is not a place inside the sandbox: it lies inside \(outer.source), which is bound at \(outer.destination). Masks name places inside the sandbox: mask \(there)")
+            }
+        }
         // Directories between a writable bind and a nested protect/mask target are
         // pinned (bound onto themselves): otherwise a run could rename a parent away,
         // so the next run finds nothing to protect, write there, and rename it back.
@@ -405,10 +429,7 @@ struct Context {
         // Protect and pin look at the host (the bind's source); their steps name the
         // place inside (its destination, which differs for a bind with a dst).
         let writable = binds.filter { !$0.readOnly && $0.isDirectory }
-        func inside(_ hostPath: String, of b: ResolvedBind) -> String {
-            PathText.same(hostPath, b.source) ? b.destination
-                : Context.normalize(b.destination + "/" + PathText.remainder(of: hostPath, under: b.source))
-        }
+        func inside(_ hostPath: String, of b: ResolvedBind) -> String { Self.inside(hostPath, of: b) }
         func pinParents(of path: String, under b: ResolvedBind) {
             var prefix = b.source
             let rest = PathText.components(PathText.remainder(of: path, under: b.source)).dropLast()
@@ -458,6 +479,12 @@ struct Context {
         steps += try SocketScan.masks(policy: policy, files: host.files, binds: binds, destinations: entries.values.map(\.dest),
                                       expand: expand, notApplied: &notApplied)   // SocketScan.swift
         return (steps, binds)
+    }
+
+    /// Where a host path beneath a bind's source is inside the sandbox.
+    static func inside(_ hostPath: String, of b: ResolvedBind) -> String {
+        PathText.same(hostPath, b.source) ? b.destination
+            : Context.normalize(b.destination + "/" + PathText.remainder(of: hostPath, under: b.source))
     }
 
     /// With `.git` protected, what else git on the host runs or reads from a writable

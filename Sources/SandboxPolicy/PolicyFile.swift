@@ -142,7 +142,8 @@ extension PolicyFile {
     /// beside a binary in `/tmp/bin`, kept `sys_admin` and turned seccomp off for root).
     static func untrusted(_ path: String, _ st: stat) -> String? {
         let me = geteuid()
-        func owner(_ uid: uid_t) -> Bool { uid == 0 || uid == me }
+        let unmapped = unmappedOwner
+        func owner(_ uid: uid_t) -> Bool { uid == 0 || uid == me || uid == unmapped }
         if !owner(st.st_uid) { return "\(path) is owned by uid \(st.st_uid)" }
         if st.st_mode & 0o022 != 0 { return "\(path) is writable by \(st.st_mode & 0o002 != 0 ? "others" : "its group") (mode \(String(st.st_mode & 0o7777, radix: 8)))" }
         guard let real = realpath(path, nil) else { return "\(path) cannot be resolved" }
@@ -164,6 +165,25 @@ extension PolicyFile {
         }
         return nil
     }
+
+    /// Inside a user namespace that does not map every uid (a nested run, a rootless
+    /// container), a file whose owner is not mapped shows as the overflow uid: the
+    /// host's root among them, whose files (policies bound in from the host) no user
+    /// in this namespace can change. Nil in the initial namespace.
+    static let unmappedOwner: uid_t? = {
+        // Read here, not with `read(_:limit:)`, which asks this.
+        func text(_ path: String) -> String {
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { return "" }
+            defer { close(fd) }
+            var buf = [UInt8](repeating: 0, count: 4096)
+            let n = buf.withUnsafeMutableBytes { systemRead(fd, $0.baseAddress!, $0.count) }
+            return n > 0 ? String(decoding: buf[..<n], as: UTF8.self) : ""
+        }
+        let fields = text("/proc/self/uid_map").split(whereSeparator: { $0 == " " || $0 == "\n" })
+        if fields.count == 3, fields[0] == "0", fields[1] == "0", fields[2] == "4294967295" { return nil }
+        return UInt32(text("/proc/sys/kernel/overflowuid").split(separator: "\n").first ?? "") ?? 65534
+    }()
 }
 
 /// read(2); a file-level name, as `PolicyFile.read` hides the global one inside the enum.

@@ -100,4 +100,35 @@ import Testing
         let out4 = try Harness.exec(policy: viewOnly, ["sh", "-c", "cat /v/alone.toml"], cwd: dir)
         #expect(out4.status == 0 && out4.stdout.contains("extends"), "\(out4.status) \(out4.stdout) \(out4.stderr)")
     }
+
+    /// A read-only file inside the workspace's source, bound at its own path while the
+    /// workspace is bound at /workspace, was writable as /workspace/Makefile (red team,
+    /// session 46: the host file changed). Refused (125) before anything runs.
+    /// Control: the same file bound read-only at /workspace/Makefile cannot be written
+    /// there.
+    @Test func aReadOnlyFileInsideTheWorkspaceBoundElsewhereIsRefused() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let dir = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "all:\n".write(toFile: "\(dir)/Makefile", atomically: false, encoding: .utf8)
+        func policy(_ ro: String) -> String {
+            let p = Harness.policy("""
+                extends = ["base"]
+                [filesystem]
+                rw = [{ src = "{cwd}", dst = "/workspace" }]
+                ro = [\(ro)]
+                [process]
+                workdir = "/workspace"
+                """, in: dir)
+            chmod(p, 0o644)
+            return p
+        }
+        let write = ["sh", "-c", "echo changed > /workspace/Makefile"]
+        let out = try Harness.exec(policy: policy(#""{cwd}/Makefile""#), write, cwd: dir)
+        #expect(out.status == 125 && out.stderr.contains("bound writable at /workspace"), "\(out.status) \(out.stderr)")
+        #expect(FileManager.default.contents(atPath: "\(dir)/Makefile") == Data("all:\n".utf8), "the host file changed")
+        let placed = try Harness.exec(policy: policy(#"{ src = "{cwd}/Makefile", dst = "/workspace/Makefile" }"#), write, cwd: dir)
+        #expect(placed.status != 0 && placed.stderr.contains("Read-only"), "control: \(placed.status) \(placed.stderr)")
+        #expect(FileManager.default.contents(atPath: "\(dir)/Makefile") == Data("all:\n".utf8), "the host file changed")
+    }
 }

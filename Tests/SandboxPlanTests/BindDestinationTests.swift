@@ -174,4 +174,41 @@ private final class PolicyScratch {
         let two = try policy("[filesystem]\nro = [\"/usr\", { src = \"/srv\", dst = \"/v\" }]\nrw = [\"{cwd}\"]\n")
         _ = try PlanCompiler(host: host()).compile(two, argv: ["sh"], runId: "r1")
     }
+
+    /// A read-only bind whose source lies inside a writable bind's source with a dst:
+    /// the same files were writable at the dst (red team, session 46: rw
+    /// `{ src = W, dst = /w }` with ro `W/sub` left `/w/sub` writable). Refused, naming
+    /// where to bind it. Control: the same read-only source bound at that place
+    /// compiles, and so does one nested without a dst on either.
+    @Test func aReadOnlySourceInsideAWritableOneBoundElsewhereIsRefused() throws {
+        let files: [String: FileKind] = ["/work/proj/Makefile": .file]
+        let refused = try policy("[filesystem]\nro = [\"/usr\", \"{cwd}/Makefile\"]\nrw = [{ src = \"{cwd}\", dst = \"/workspace\" }]\n[process]\nworkdir = \"/workspace\"\n")
+        do {
+            _ = try PlanCompiler(host: host(files: files)).compile(refused, argv: ["sh"], runId: "r1")
+            Issue.record("compiled: /workspace/Makefile is writable")
+        } catch let e as PlanError {
+            #expect(e.key == "filesystem.ro" && e.message.contains("dst = \"/workspace/Makefile\""), "\(e)")
+        }
+        let placed = try policy("[filesystem]\nro = [\"/usr\", { src = \"{cwd}/Makefile\", dst = \"/workspace/Makefile\" }]\nrw = [{ src = \"{cwd}\", dst = \"/workspace\" }]\n[process]\nworkdir = \"/workspace\"\n")
+        _ = try PlanCompiler(host: host(files: files)).compile(placed, argv: ["sh"], runId: "r1")
+        let nested = try policy("[filesystem]\nro = [\"/usr\", \"{cwd}/Makefile\"]\nrw = [\"{cwd}\"]\n")
+        _ = try PlanCompiler(host: host(files: files)).compile(nested, argv: ["sh"], runId: "r1")
+    }
+
+    /// A mask names a place inside: one naming a host path that is bound elsewhere hid
+    /// nothing where the files are shown (red team, session 46). Refused, naming the
+    /// place to mask. Control: the place inside compiles.
+    @Test func aMaskOfAHostPathBoundElsewhereIsRefused() throws {
+        let files: [String: FileKind] = ["/work/proj/.env": .file]
+        let base = "[filesystem]\nro = [\"/usr\"]\nrw = [{ src = \"{cwd}\", dst = \"/workspace\" }]\n[process]\nworkdir = \"/workspace\"\n"
+        let refused = try policy(base.replacingOccurrences(of: "[process]", with: "mask = [\"{cwd}/.env\"]\n[process]"))
+        do {
+            _ = try PlanCompiler(host: host(files: files)).compile(refused, argv: ["sh"], runId: "r1")
+            Issue.record("compiled: /workspace/.env is readable")
+        } catch let e as PlanError {
+            #expect(e.key == "filesystem.mask[0]" && e.message.contains("mask /workspace/.env"), "\(e)")
+        }
+        let inside = try policy(base.replacingOccurrences(of: "[process]", with: "mask = [\"/workspace/.env\"]\n[process]"))
+        _ = try PlanCompiler(host: host(files: files)).compile(inside, argv: ["sh"], runId: "r1")
+    }
 }
