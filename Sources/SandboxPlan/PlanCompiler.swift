@@ -399,8 +399,10 @@ struct Context {
         // at two places: at its own destination and within the writable one's. Unless
         // the two are one place, what it makes read-only is writable at the other (red
         // team, session 46: rw {src = W, dst = /w} with ro W/sub left /w/sub writable).
+        // (One given a dst of its own is a view placed there, not a claim about the
+        // source's own place.)
         for e in ordered {
-            guard let inner = e.bind, inner.readOnly else { continue }
+            guard let inner = e.bind, inner.readOnly, PathText.same(inner.source, inner.destination) else { continue }
             for outer in binds where !outer.readOnly && outer.isDirectory && PathText.isBeneath(inner.source, outer.source)
                 && !PathText.same(inner.source, outer.source) {
                 let there = Self.inside(inner.source, of: outer)

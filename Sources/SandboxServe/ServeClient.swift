@@ -28,6 +28,17 @@ public enum ServeClient {
         guard fd >= 0 else { throw ServeError("connect \(path): \(String(cString: strerror(-fd)))") }
         let socket = OwnedFD(fd)
         defer { socket.close() }
+        // Who listens: the request carries the environment, the stdio and a
+        // descriptor of the working directory, so only a server of this uid or root
+        // gets them (red team, session 46: a socket another user bound in a directory
+        // it could write got all three). The credentials are the listener's, as of its
+        // listen().
+        var uid: UInt32 = 0, gid: UInt32 = 0, pid: Int32 = 0
+        let got = sbx_serve_peer(fd, &uid, &gid, &pid)
+        guard got == 0 else { throw ServeError("\(path): the server's credentials cannot be read: \(String(cString: strerror(-got)))") }
+        guard uid == 0 || uid == geteuid() else {
+            throw ServeError("\(path): the server runs as uid \(uid), neither root nor you (uid \(geteuid())); nothing was sent. Use a socket of your own server, in a directory only you can write")
+        }
         func q(_ s: String) -> String { CanonicalJSON.quote(s) }
         var json = "{\"id\":1,\"policy\":\(q(policy)),\"argv\":[\(argv.map(q).joinedText(separator: ","))],\"cwd\":\(q(cwd))"
         json += ",\"env\":{\(environment.sorted { $0.key < $1.key }.map { "\(q($0.key)):\(q($0.value))" }.joinedText(separator: ","))}"

@@ -237,4 +237,44 @@ import Testing
         let open = try Harness.run("/bin/sh", ["-c", "echo x | " + exec], cwd: ws)
         #expect(open.stdout.hasPrefix("pipe:"), "control: the command's stdin is \(open.stdout) \(open.stderr)")
     }
+
+    /// `exec --server` sends its environment, stdio and a descriptor of its working
+    /// directory to whoever listens on the path: a listener of another uid (uid 64999,
+    /// on a socket in a directory it could write) got them all (red team, session
+    /// 46). Now nothing is sent and the client says whose the server is. Control: the
+    /// same listener run as root receives the request.
+    @Test func execServerSendsNothingToAListenerOfAnotherUser() throws {
+        guard Harness.require(Harness.isRoot, "root (a listener of another uid)") else { return }
+        let dir = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        chmod(dir, 0o1777)
+        let listener = """
+            import socket, sys
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.bind(sys.argv[1]); s.listen(1)
+            open(sys.argv[1] + ".ready", "w").close()
+            s.settimeout(20); c, _ = s.accept(); c.settimeout(2)
+            got = b""
+            try:
+                while True:
+                    b = c.recv(65536)
+                    if not b: break
+                    got += b
+            except Exception: pass
+            open(sys.argv[2], "wb").write(got)
+            """
+        for (uid, refused) in [(UInt32(64999), true), (UInt32(0), false)] {
+            let sock = "\(dir)/s\(uid)", got = "\(dir)/got\(uid)"
+            let listen = "exec setpriv --reuid=\(uid) --regid=\(uid) --clear-groups python3 -c \"$1\" \"$2\" \"$3\" & "
+                + "while [ ! -e \"$2.ready\" ]; do sleep 0.05; done; "
+                + "SECRET_TOKEN=t0ken \"$4\" exec --server \"$2\" --policy base -- true; echo status=$?; wait"
+            let out = try Harness.run("/bin/sh", ["-c", listen, "sh", listener, sock, got, Harness.binary], cwd: dir, timeout: 60)
+            let bytes = (try? String(contentsOfFile: got, encoding: .utf8)) ?? "(nothing)"
+            if refused {
+                #expect(out.stderr.contains("the server runs as uid 64999") && !out.stdout.contains("status=0"), "\(out.stdout) \(out.stderr)")
+                #expect(!bytes.contains("t0ken") && !bytes.contains("argv"), "the listener got: \(bytes)")
+            } else {
+                #expect(bytes.contains("t0ken") && bytes.contains("argv"), "control: the root listener got \(bytes); \(out.stderr)")
+            }
+        }
+    }
 }
