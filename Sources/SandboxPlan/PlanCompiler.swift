@@ -432,15 +432,28 @@ struct Context {
         // place inside (its destination, which differs for a bind with a dst).
         let writable = binds.filter { !$0.readOnly && $0.isDirectory }
         func inside(_ hostPath: String, of b: ResolvedBind) -> String { Self.inside(hostPath, of: b) }
-        func pinParents(of path: String, under b: ResolvedBind) {
+        func pinParents(of path: String, under b: ResolvedBind, origin: String = "filesystem.protect") {
             var prefix = b.source
             let rest = PathText.components(PathText.remainder(of: path, under: b.source)).dropLast()
             for part in rest {
                 prefix += "/" + part
                 let dest = inside(prefix, of: b)
                 if host.files.kind(of: prefix) == .directory, pinned.insert(PathText.Key(dest)).inserted {
-                    steps.append(MountStep(kind: .pin, destination: dest, readOnly: false, origin: "filesystem.protect"))
+                    steps.append(MountStep(kind: .pin, destination: dest, readOnly: false, origin: origin))
                 }
+            }
+        }
+        // The same for a read-only bind inside a writable one: its mount rides on the
+        // directory it was made on, so a command that renamed a parent away and made a
+        // new one wrote where the policy says read-only (red team, session 46:
+        // `mv .github .github.old && mkdir -p .github/workflows` under rw {cwd}, ro
+        // {cwd}/.github/workflows changed the host's workflow). Pins clone their trees
+        // whole, the read-only mount inside with them.
+        for e in ordered {
+            guard let inner = e.bind, inner.readOnly else { continue }
+            for b in writable where PathText.isBeneath(inner.source, b.source) && !PathText.same(inner.source, b.source)
+                && PathText.same(inside(inner.source, of: b), inner.destination) {
+                pinParents(of: inner.source, under: b, origin: e.step.origin)
             }
         }
         for b in writable {

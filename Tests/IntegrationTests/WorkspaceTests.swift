@@ -131,4 +131,29 @@ import Testing
         #expect(placed.status != 0 && placed.stderr.contains("Read-only"), "control: \(placed.status) \(placed.stderr)")
         #expect(FileManager.default.contents(atPath: "\(dir)/Makefile") == Data("all:\n".utf8), "the host file changed")
     }
+
+    /// A read-only directory inside the writable cwd rides on the directory it was
+    /// mounted on: renaming a parent away and making a new one wrote a workflow the
+    /// policy makes read-only (red team, session 46: the host's file changed). Its
+    /// parents are pinned now: the rename fails (EBUSY) and the host file stays.
+    /// Control: a direct write into it fails too (the bind itself is read-only).
+    @Test func aReadOnlyDirectoryInsideTheCwdCannotBeSwappedByRenamingAParent() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let dir = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: "\(dir)/.github/workflows", withIntermediateDirectories: true)
+        try "on: push\n".write(toFile: "\(dir)/.github/workflows/ci.yml", atomically: false, encoding: .utf8)
+        let policy = Harness.policy("""
+            extends = ["base"]
+            [filesystem]
+            rw = ["{cwd}"]
+            ro = ["{cwd}/.github/workflows"]
+            """, in: dir)
+        chmod(policy, 0o644)
+        let swap = try Harness.exec(policy: policy, ["sh", "-c", "mv .github .github.old && mkdir -p .github/workflows && echo evil > .github/workflows/ci.yml"], cwd: dir)
+        #expect(swap.status != 0 && swap.stderr.contains("busy"), "\(swap.status) \(swap.stderr)")
+        #expect(FileManager.default.contents(atPath: "\(dir)/.github/workflows/ci.yml") == Data("on: push\n".utf8), "the host's workflow changed")
+        let direct = try Harness.exec(policy: policy, ["sh", "-c", "echo evil > .github/workflows/ci.yml"], cwd: dir)
+        #expect(direct.status != 0 && direct.stderr.contains("Read-only"), "control: \(direct.status) \(direct.stderr)")
+    }
 }
