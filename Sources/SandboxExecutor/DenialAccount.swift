@@ -458,12 +458,17 @@ struct SeccompClassifier {
     func builtin(_ v: SeccompViolation, viaSupervisor: Bool) -> (RunResult.Denial, errno: Int32)? {
         guard viaSupervisor, v.args.count == 6 else { return nil }
         let name = v.syscall
-        if name == "socket", let allowed = socketFamilies {
+        if name == "socket", socketFamilies != nil, UInt32(truncatingIfNeeded: v.args[2]) == SeccompCompiler.ipprotoMPTCP {
+            return (RunResult.Denial(kind: .socketFamily, what: "socket", detail: "IPPROTO_MPTCP (EPROTONOSUPPORT)", count: 0, first: nil,
+                                     hint: "MPTCP sockets are refused: Landlock's TCP rules do not cover them; plain TCP works as the policy allows"),
+                    EPROTONOSUPPORT)
+        }
+        if name == "socket" || name == "socketpair", let allowed = socketFamilies {
             let family = UInt32(truncatingIfNeeded: v.args[0])
             guard !allowed.contains(where: { $0.number == family }) else { return nil }
             let known = SocketFamily.allCases.first { $0.number == family }
             let afName = known.map { "AF_" + $0.rawValue.uppercased() } ?? "address family \(family)"
-            return (RunResult.Denial(kind: .socketFamily, what: "socket", detail: "\(afName) (EAFNOSUPPORT)", count: 0, first: nil,
+            return (RunResult.Denial(kind: .socketFamily, what: name, detail: "\(afName) (EAFNOSUPPORT)", count: 0, first: nil,
                                      hint: "the policy forbids creating \(afName) sockets (socket_families allows \(allowed.map(\.rawValue).joinedText(separator: ", ")))"),
                     EAFNOSUPPORT)
         }
@@ -488,9 +493,10 @@ struct SeccompClassifier {
         // rule, because each rule told apart here is the only one that denies it.
         let action = key.code & 0xffff_0000
         if action == SeccompAuditRecord.errnoAction {
-            if name == "socket" && socketFamilies != nil {
+            if (name == "socket" || name == "socketpair") && socketFamilies != nil {
                 let allowed = socketFamilies!.map(\.rawValue).joinedText(separator: ", ")
-                return RunResult.Denial(kind: .socketFamily, what: "socket", detail: "address family not in socket_families (EAFNOSUPPORT)",
+                let mptcp = name == "socket" ? ", or an MPTCP socket (EPROTONOSUPPORT)" : ""
+                return RunResult.Denial(kind: .socketFamily, what: name, detail: "address family not in socket_families (EAFNOSUPPORT)\(mptcp)",
                                         count: 0, first: nil,
                                         hint: "this policy allows only \(allowed.isEmpty ? "no" : allowed) sockets; other address families (netlink, packet…) fail with EAFNOSUPPORT")
             }

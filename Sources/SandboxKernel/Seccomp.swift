@@ -137,8 +137,9 @@ public enum SeccompCompiler {
     /// Bumped when the generated program changes for the same spec, so old cache
     /// entries are not reused. 3: the unknown-number (ENOSYS) prefix. 4: the
     /// unknown-number prefix's length in the entry. 5: the socket-family prefix may
-    /// notify (socketFamiliesViaSupervisor).
-    static let formatVersion = 6
+    /// notify (socketFamiliesViaSupervisor). 7: the socket prefix covers socketpair
+    /// and MPTCP.
+    static let formatVersion = 7
 
     private static let compiles = Atomic<Int>(0)
 
@@ -194,12 +195,12 @@ public enum SeccompCompiler {
         var (filter, unresolved) = try compileWithLibseccomp(spec)
         if let families = spec.socketFamilies {
             let numbers = families.map(\.number)
-            let socketNR = seccomp_syscall_resolve_name("socket")
-            guard socketNR >= 0 else {
+            let socketNR = seccomp_syscall_resolve_name("socket"), socketpairNR = seccomp_syscall_resolve_name("socketpair")
+            guard socketNR >= 0, socketpairNR >= 0 else {
                 throw KernelError(operation: "seccomp_syscall_resolve_name", subject: "socket",
-                                 detail: "no socket(2) on \(archName); socket_families cannot be enforced")
+                                 detail: "no socket(2) or socketpair(2) on \(archName); socket_families cannot be enforced")
             }
-            filter = try socketFamilyPrefix(arch: native, socketNR: UInt32(socketNR),
+            filter = try socketFamilyPrefix(arch: native, socketNR: UInt32(socketNR), socketpairNR: UInt32(socketpairNR),
                                             families: Array(Set(numbers)).sorted(),
                                             viaSupervisor: spec.socketFamiliesViaSupervisor) + filter
         }
@@ -374,40 +375,56 @@ public enum SeccompCompiler {
         }
     }
 
-    /// The BPF prefix that fails socket(2) for families not in `families` with
-    /// EAFNOSUPPORT and lets everything else through to the program that follows
+    /// The BPF prefix that fails socket(2) and socketpair(2) for families not in
+    /// `families` with EAFNOSUPPORT, and socket(2) of the MPTCP protocol with
+    /// EPROTONOSUPPORT, and lets everything else through to the program that follows
     /// (which begins right after the prefix; BPF jumps are relative, so libseccomp's
-    /// program works unchanged behind it).
+    /// program works unchanged behind it). socketpair reaches a family's create code
+    /// as socket does (red team, session 46: AF_TIPC pairs where the module loads);
+    /// Landlock's TCP rules do not see MPTCP sockets (the same review: an MPTCP
+    /// socket connected past `connect_tcp = []` and fell back to TCP).
     ///
     ///     0      ld  [arch]
-    ///     1      jeq native,   0, → lib      other arch: libseccomp kills it
+    ///     1      jeq native,     0, → lib       other arch: libseccomp kills it
     ///     2      ld  [nr]
-    ///     3      jeq socket,   0, → lib      x32 socket (nr|0x40000000) too: killed there
-    ///     4      ld  [args[0] low 32 bits]   the kernel's `int family`
-    ///     5…4+n  jeq family_k, → lib, 0
-    ///     5+n    ret ERRNO(EAFNOSUPPORT)     (viaSupervisor: ret USER_NOTIF)
-    static func socketFamilyPrefix(arch: UInt32, socketNR: UInt32, families: [UInt32],
+    ///     3      jeq socket,     → 5, 0          x32 numbers (nr|0x40000000): killed there
+    ///     4      jeq socketpair, → 7, → lib
+    ///     5      ld  [args[2] low 32 bits]       the protocol
+    ///     6      jeq MPTCP,      → mptcp, 0
+    ///     7      ld  [args[0] low 32 bits]       the kernel's `int family`
+    ///     8…7+n  jeq family_k,   → lib, 0
+    ///     8+n    ret ERRNO(EAFNOSUPPORT)         (viaSupervisor: ret USER_NOTIF)
+    ///     9+n    mptcp: ret ERRNO(EPROTONOSUPPORT) (viaSupervisor: ret USER_NOTIF)
+    static func socketFamilyPrefix(arch: UInt32, socketNR: UInt32, socketpairNR: UInt32, families: [UInt32],
                                    viaSupervisor: Bool = false) throws -> [UInt8] {
         guard families.count <= 64 else {
             throw KernelError(operation: "seccomp", subject: "socket_families", detail: "at most 64 families")
         }
         let (ldAbs, jeq, ret) = (BPF.ldAbs, BPF.jeq, BPF.ret)
         // struct seccomp_data: nr @0, arch @4, instruction_pointer @8, args[6] @16.
-        let a0Low: UInt32 = UInt16(1).littleEndian == 1 ? 16 : 20
-        let length = 6 + families.count
-        var code: [BPF.Instruction] = []
-        func toLib(from index: Int) -> UInt8 { UInt8(length - index - 1) }
-        code.append((ldAbs, 0, 0, 4))
-        code.append((jeq, 0, toLib(from: 1), arch))
-        code.append((ldAbs, 0, 0, 0))
-        code.append((jeq, 0, toLib(from: 3), socketNR))
-        code.append((ldAbs, 0, 0, a0Low))
-        for family in families {
-            code.append((jeq, toLib(from: code.count), 0, family))
-        }
+        let little = UInt16(1).littleEndian == 1
+        let a0Low: UInt32 = little ? 16 : 20, a2Low: UInt32 = little ? 32 : 36
+        let n = families.count
+        let lib = 10 + n, mptcp = 9 + n
+        func to(_ target: Int, from index: Int) -> UInt8 { UInt8(target - index - 1) }
+        var code: [BPF.Instruction] = [
+            (ldAbs, 0, 0, 4),
+            (jeq, 0, to(lib, from: 1), arch),
+            (ldAbs, 0, 0, 0),
+            (jeq, to(5, from: 3), 0, socketNR),
+            (jeq, to(7, from: 4), to(lib, from: 4), socketpairNR),
+            (ldAbs, 0, 0, a2Low),
+            (jeq, to(mptcp, from: 6), 0, Self.ipprotoMPTCP),
+            (ldAbs, 0, 0, a0Low),
+        ]
+        for family in families { code.append((jeq, to(lib, from: code.count), 0, family)) }
         code.append((ret, 0, 0, viaSupervisor ? SCMP_ACT_NOTIFY : sbx_fence_scmp_act_errno(UInt16(EAFNOSUPPORT))))
+        code.append((ret, 0, 0, viaSupervisor ? SCMP_ACT_NOTIFY : sbx_fence_scmp_act_errno(UInt16(EPROTONOSUPPORT))))
         return BPF.assemble(code)
     }
+
+    /// IPPROTO_MPTCP (linux/in.h).
+    public static let ipprotoMPTCP: UInt32 = 262
 
     /// The ioctl fence: a filter of its own, stacked after the main one, that refuses
     /// `commands` with EPERM and allows everything else (the main filter decides that).

@@ -482,13 +482,32 @@ struct FenceTests {
     }
 
     @Test func socketFamilyPrefixLayout() throws {
-        // 6 fixed instructions + one per family; the last returns ERRNO(EAFNOSUPPORT).
-        let prefix = try SeccompCompiler.socketFamilyPrefix(arch: 0xC000_003E, socketNR: 41, families: [1, 2, 10])
-        #expect(prefix.count == 9 * 8)
-        let lastK = prefix[(8 * 8 + 4)...].enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * $1.offset) }
-        #expect(lastK == 0x0005_0000 | UInt32(EAFNOSUPPORT))
+        // 10 fixed instructions + one per family; ERRNO(EAFNOSUPPORT), then the MPTCP
+        // refusal, ERRNO(EPROTONOSUPPORT).
+        let prefix = try SeccompCompiler.socketFamilyPrefix(arch: 0xC000_003E, socketNR: 41, socketpairNR: 53, families: [1, 2, 10])
+        #expect(prefix.count == 13 * 8)
+        func k(_ i: Int) -> UInt32 { prefix[(i * 8 + 4)..<(i * 8 + 8)].enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * $1.offset) } }
+        #expect(k(11) == 0x0005_0000 | UInt32(EAFNOSUPPORT))
+        #expect(k(12) == 0x0005_0000 | UInt32(EPROTONOSUPPORT))
         // Each family jump lands right after the prefix (jt = length - index - 1).
-        #expect(prefix[5 * 8 + 2] == 3)
-        #expect(prefix[7 * 8 + 2] == 1)
+        #expect(prefix[8 * 8 + 2] == 4)
+        #expect(prefix[10 * 8 + 2] == 2)
+        // socketpair goes to the family check (7); MPTCP to its refusal (12).
+        #expect(prefix[4 * 8 + 2] == 2 && prefix[6 * 8 + 2] == 5)
+    }
+
+    /// The prefix in the kernel: socketpair of a family outside the list and an
+    /// MPTCP socket are refused (red team, session 46: socketpair reached
+    /// AF_NETLINK's create code, and MPTCP connected past Landlock's TCP rules).
+    /// Controls: without the filter both work (as root; MPTCP where the kernel has
+    /// it), and a listed family's socketpair works under it.
+    @Test func socketpairAndMPTCPAreRefused() throws {
+        let program = try SeccompCompiler.compile(Self.spec(), cacheDir: nil)
+        #expect(Self.probe(nil, Int32(SBX_FENCE_PROBE_SOCKETPAIR_NETLINK)) != .exited(EAFNOSUPPORT), "control: no filter")
+        #expect(Self.probe(program, Int32(SBX_FENCE_PROBE_SOCKETPAIR_NETLINK)) == .exited(EAFNOSUPPORT))
+        #expect(Self.probe(program, Int32(SBX_FENCE_PROBE_SOCKETPAIR_UNIX)) == .exited(0))
+        #expect(Self.probe(nil, Int32(SBX_FENCE_PROBE_SOCKET_MPTCP)) != .exited(EPROTONOSUPPORT), "control: no filter")
+        #expect(Self.probe(program, Int32(SBX_FENCE_PROBE_SOCKET_MPTCP)) == .exited(EPROTONOSUPPORT))
+        #expect(Self.probe(program, Int32(SBX_FENCE_PROBE_SOCKET_INET)) == .exited(0))
     }
 }

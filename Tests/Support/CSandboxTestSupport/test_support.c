@@ -63,6 +63,18 @@ static int run_probe(int probe, const char *path, uint16_t port) {
         }
         break;
     }
+    case SBX_FENCE_PROBE_SOCKETPAIR_NETLINK:
+    case SBX_FENCE_PROBE_SOCKETPAIR_UNIX: {
+        int sv[2];
+        rc = syscall(SYS_socketpair, probe == SBX_FENCE_PROBE_SOCKETPAIR_UNIX ? AF_UNIX : AF_NETLINK,
+                     probe == SBX_FENCE_PROBE_SOCKETPAIR_UNIX ? SOCK_STREAM : SOCK_RAW, 0, sv);
+        if (rc == 0) { close(sv[0]); close(sv[1]); }
+        break;
+    }
+    case SBX_FENCE_PROBE_SOCKET_MPTCP:
+        rc = syscall(SYS_socket, AF_INET, SOCK_STREAM, 262);
+        if (rc >= 0) close((int)rc);
+        break;
 #if defined(__x86_64__)
     case SBX_FENCE_PROBE_X32_GETPID:
         rc = syscall(0x40000000 | 39);

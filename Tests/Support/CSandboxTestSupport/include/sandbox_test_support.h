@@ -35,6 +35,9 @@ enum {
     SBX_FENCE_PROBE_SIGNAL_PARENT = 14,      /* kill(getppid(), 0) */
     SBX_FENCE_PROBE_UNKNOWN_NR = 15,         /* syscall(100000, 0x1111): above every known number */
     SBX_FENCE_PROBE_GAP_NR = 16,             /* x86_64: syscall(400), in the gap 335…423 (ENOSYS elsewhere) */
+    SBX_FENCE_PROBE_SOCKETPAIR_NETLINK = 17, /* socketpair(AF_NETLINK, SOCK_RAW, 0) */
+    SBX_FENCE_PROBE_SOCKETPAIR_UNIX = 18,    /* socketpair(AF_UNIX, SOCK_STREAM, 0) */
+    SBX_FENCE_PROBE_SOCKET_MPTCP = 19,       /* socket(AF_INET, SOCK_STREAM, IPPROTO_MPTCP) */
 };
 
 /* Exit codes of a test child whose setup failed. */
