@@ -415,6 +415,11 @@ struct Context {
         // elsewhere (a bind with a dst) hides nothing where the files are shown.
         for (i, t) in policy.filesystem.mask.enumerated() {
             let path = try expand(t, key: "filesystem.mask[\(i)]")
+            // Masks are placed while the root is built, where /proc/self is the builder,
+            // PID 1: the command's own file stayed readable (red team, session 46).
+            if let own = ["/proc/self", "/proc/thread-self"].first(where: { PathText.isBeneath(path, $0) }) {
+                throw PlanError(key: "filesystem.mask[\(i)]", message: "\(path) is under \(own), which names whichever process looks: the mask would cover the sandbox init's file, not the command's. Mask a path that names one file (a /proc entry every process shares, such as /proc/kcore), or leave it out")
+            }
             if binds.contains(where: { PathText.isBeneath(path, $0.destination) }) { continue }
             if let outer = binds.first(where: { !PathText.same($0.source, $0.destination) && PathText.isBeneath(path, $0.source) }) {
                 let there = Self.inside(path, of: outer)

@@ -211,4 +211,15 @@ private final class PolicyScratch {
         let inside = try policy(base.replacingOccurrences(of: "[process]", with: "mask = [\"/workspace/.env\"]\n[process]"))
         _ = try PlanCompiler(host: host(files: files)).compile(inside, argv: ["sh"], runId: "r1")
     }
+
+    /// A mask under /proc/self covered the sandbox init's file, not the command's
+    /// (red team, session 46): refused. Control: a /proc entry every process shares
+    /// compiles.
+    @Test func aMaskUnderProcSelfIsRefused() throws {
+        for m in ["/proc/self/mountinfo", "/proc/thread-self/environ"] {
+            let p = try policy("[filesystem]\nro = [\"/usr\"]\nmask = [\"\(m)\"]\n")
+            #expect(throws: PlanError.self, "\(m)") { try PlanCompiler(host: host()).compile(p, argv: ["sh"], runId: "r1") }
+        }
+        _ = try PlanCompiler(host: host()).compile(try policy("[filesystem]\nro = [\"/usr\"]\nmask = [\"/proc/kcore\"]\n"), argv: ["sh"], runId: "r1")
+    }
 }
