@@ -1268,7 +1268,7 @@ public final class Executor {
                 found += r.created.prefix(CreatedEntryScan.maxReported - found.count)
                 if !r.complete {
                     incomplete = true
-                    notApplied.append("filesystem: the scan for \(name) created under \(step.destination) stopped after \(r.entriesSeen) entries; deeper ones are not reported")
+                    notApplied.append("filesystem: the scan for \(name) created under \(step.destination) is incomplete (it met its bound of 50 000 directories or depth 64, another filesystem, or a directory it could not open or examine, after \(r.entriesSeen) entries); what lies there is not reported")
                 }
             }
         }
