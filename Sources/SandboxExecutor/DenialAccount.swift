@@ -465,7 +465,7 @@ struct SeccompClassifier {
         }
         if name == "socket" || name == "socketpair", let allowed = socketFamilies {
             let family = UInt32(truncatingIfNeeded: v.args[0])
-            guard !allowed.contains(where: { $0.number == family }) else { return nil }
+            guard !allowed.contains(where: { $0.number == family }), !(name == "socketpair" && family == 1) else { return nil }
             let known = SocketFamily.allCases.first { $0.number == family }
             let afName = known.map { "AF_" + $0.rawValue.uppercased() } ?? "address family \(family)"
             return (RunResult.Denial(kind: .socketFamily, what: name, detail: "\(afName) (EAFNOSUPPORT)", count: 0, first: nil,

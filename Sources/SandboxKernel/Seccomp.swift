@@ -380,21 +380,25 @@ public enum SeccompCompiler {
     /// EPROTONOSUPPORT, and lets everything else through to the program that follows
     /// (which begins right after the prefix; BPF jumps are relative, so libseccomp's
     /// program works unchanged behind it). socketpair reaches a family's create code
-    /// as socket does (red team, session 46: AF_TIPC pairs where the module loads);
-    /// Landlock's TCP rules do not see MPTCP sockets (the same review: an MPTCP
-    /// socket connected past `connect_tcp = []` and fell back to TCP).
+    /// as socket does (red team, session 46: AF_TIPC pairs where the module loads),
+    /// except AF_UNIX, whose pair is two connected ends and nothing outside: it is
+    /// always let through (programs make them without asking for unix sockets).
+    /// Landlock's TCP rules do not see MPTCP sockets (the same review: an MPTCP socket
+    /// connected past `connect_tcp = []` and fell back to TCP).
     ///
     ///     0      ld  [arch]
     ///     1      jeq native,     0, → lib       other arch: libseccomp kills it
     ///     2      ld  [nr]
-    ///     3      jeq socket,     → 5, 0          x32 numbers (nr|0x40000000): killed there
-    ///     4      jeq socketpair, → 7, → lib
-    ///     5      ld  [args[2] low 32 bits]       the protocol
-    ///     6      jeq MPTCP,      → mptcp, 0
-    ///     7      ld  [args[0] low 32 bits]       the kernel's `int family`
-    ///     8…7+n  jeq family_k,   → lib, 0
-    ///     8+n    ret ERRNO(EAFNOSUPPORT)         (viaSupervisor: ret USER_NOTIF)
-    ///     9+n    mptcp: ret ERRNO(EPROTONOSUPPORT) (viaSupervisor: ret USER_NOTIF)
+    ///     3      jeq socket,     → 7, 0          x32 numbers (nr|0x40000000): killed there
+    ///     4      jeq socketpair, 0, → lib
+    ///     5      ld  [args[0] low 32 bits]       the kernel's `int family`
+    ///     6      jeq AF_UNIX,    → lib, → 10
+    ///     7      ld  [args[2] low 32 bits]       the protocol
+    ///     8      jeq MPTCP,      → mptcp, 0
+    ///     9      ld  [args[0] low 32 bits]
+    ///     10…9+n jeq family_k,   → lib, 0
+    ///     10+n   ret ERRNO(EAFNOSUPPORT)         (viaSupervisor: ret USER_NOTIF)
+    ///     11+n   mptcp: ret ERRNO(EPROTONOSUPPORT) (viaSupervisor: ret USER_NOTIF)
     static func socketFamilyPrefix(arch: UInt32, socketNR: UInt32, socketpairNR: UInt32, families: [UInt32],
                                    viaSupervisor: Bool = false) throws -> [UInt8] {
         guard families.count <= 64 else {
@@ -405,16 +409,18 @@ public enum SeccompCompiler {
         let little = UInt16(1).littleEndian == 1
         let a0Low: UInt32 = little ? 16 : 20, a2Low: UInt32 = little ? 32 : 36
         let n = families.count
-        let lib = 10 + n, mptcp = 9 + n
+        let lib = 12 + n, mptcp = 11 + n
         func to(_ target: Int, from index: Int) -> UInt8 { UInt8(target - index - 1) }
         var code: [BPF.Instruction] = [
             (ldAbs, 0, 0, 4),
             (jeq, 0, to(lib, from: 1), arch),
             (ldAbs, 0, 0, 0),
-            (jeq, to(5, from: 3), 0, socketNR),
-            (jeq, to(7, from: 4), to(lib, from: 4), socketpairNR),
+            (jeq, to(7, from: 3), 0, socketNR),
+            (jeq, 0, to(lib, from: 4), socketpairNR),
+            (ldAbs, 0, 0, a0Low),
+            (jeq, to(lib, from: 6), to(10, from: 6), 1 /* AF_UNIX */),
             (ldAbs, 0, 0, a2Low),
-            (jeq, to(mptcp, from: 6), 0, Self.ipprotoMPTCP),
+            (jeq, to(mptcp, from: 8), 0, Self.ipprotoMPTCP),
             (ldAbs, 0, 0, a0Low),
         ]
         for family in families { code.append((jeq, to(lib, from: code.count), 0, family)) }

@@ -482,27 +482,29 @@ struct FenceTests {
     }
 
     @Test func socketFamilyPrefixLayout() throws {
-        // 10 fixed instructions + one per family; ERRNO(EAFNOSUPPORT), then the MPTCP
+        // 12 fixed instructions + one per family; ERRNO(EAFNOSUPPORT), then the MPTCP
         // refusal, ERRNO(EPROTONOSUPPORT).
-        let prefix = try SeccompCompiler.socketFamilyPrefix(arch: 0xC000_003E, socketNR: 41, socketpairNR: 53, families: [1, 2, 10])
-        #expect(prefix.count == 13 * 8)
+        let prefix = try SeccompCompiler.socketFamilyPrefix(arch: 0xC000_003E, socketNR: 41, socketpairNR: 53, families: [2, 10, 16])
+        #expect(prefix.count == 15 * 8)
         func k(_ i: Int) -> UInt32 { prefix[(i * 8 + 4)..<(i * 8 + 8)].enumerated().reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * $1.offset) } }
-        #expect(k(11) == 0x0005_0000 | UInt32(EAFNOSUPPORT))
-        #expect(k(12) == 0x0005_0000 | UInt32(EPROTONOSUPPORT))
+        #expect(k(13) == 0x0005_0000 | UInt32(EAFNOSUPPORT))
+        #expect(k(14) == 0x0005_0000 | UInt32(EPROTONOSUPPORT))
         // Each family jump lands right after the prefix (jt = length - index - 1).
-        #expect(prefix[8 * 8 + 2] == 4)
-        #expect(prefix[10 * 8 + 2] == 2)
-        // socketpair goes to the family check (7); MPTCP to its refusal (12).
-        #expect(prefix[4 * 8 + 2] == 2 && prefix[6 * 8 + 2] == 5)
+        #expect(prefix[10 * 8 + 2] == 4)
+        #expect(prefix[12 * 8 + 2] == 2)
+        // A unix pair goes past the prefix, another pair to the family check (10);
+        // MPTCP to its refusal (14).
+        #expect(prefix[6 * 8 + 2] == 8 && prefix[6 * 8 + 3] == 3 && prefix[8 * 8 + 2] == 5)
     }
 
     /// The prefix in the kernel: socketpair of a family outside the list and an
     /// MPTCP socket are refused (red team, session 46: socketpair reached
     /// AF_NETLINK's create code, and MPTCP connected past Landlock's TCP rules).
     /// Controls: without the filter both work (as root; MPTCP where the kernel has
-    /// it), and a listed family's socketpair works under it.
+    /// it), and a unix pair works under it even where `unix` is not listed (its ends
+    /// reach nothing outside; programs make them without asking for unix sockets).
     @Test func socketpairAndMPTCPAreRefused() throws {
-        let program = try SeccompCompiler.compile(Self.spec(), cacheDir: nil)
+        let program = try SeccompCompiler.compile(Self.spec(families: [.inet, .inet6]), cacheDir: nil)
         #expect(Self.probe(nil, Int32(SBX_FENCE_PROBE_SOCKETPAIR_NETLINK)) != .exited(EAFNOSUPPORT), "control: no filter")
         #expect(Self.probe(program, Int32(SBX_FENCE_PROBE_SOCKETPAIR_NETLINK)) == .exited(EAFNOSUPPORT))
         #expect(Self.probe(program, Int32(SBX_FENCE_PROBE_SOCKETPAIR_UNIX)) == .exited(0))
