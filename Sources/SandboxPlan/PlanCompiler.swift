@@ -417,13 +417,17 @@ struct Context {
             let path = try expand(t, key: "filesystem.mask[\(i)]")
             // Masks are placed while the root is built, where /proc/self is the builder,
             // PID 1: the command's own file stayed readable (red team, session 46).
-            if let own = ["/proc/self", "/proc/thread-self"].first(where: { PathText.isBeneath(path, $0) }) {
+            // (`/proc/mounts`, `/proc/net` and `/dev/fd` are links into it.)
+            if let own = ["/proc/self", "/proc/thread-self", "/proc/mounts", "/proc/net", "/dev/fd",
+                          "/dev/stdin", "/dev/stdout", "/dev/stderr"].first(where: { PathText.isBeneath(path, $0) }) {
                 throw PlanError(key: "filesystem.mask[\(i)]", message: "\(path) is under \(own), which names whichever process looks: the mask would cover the sandbox init's file, not the command's. Mask a path that names one file (a /proc entry every process shares, such as /proc/kcore), or leave it out")
             }
-            if binds.contains(where: { PathText.isBeneath(path, $0.destination) }) { continue }
-            if let outer = binds.first(where: { !PathText.same($0.source, $0.destination) && PathText.isBeneath(path, $0.source) }) {
+            // Whatever else shows the path (a read-only bind of a parent), the bind with a
+            // dst shows the same files unmasked (red team, session 46).
+            if let outer = binds.first(where: { !PathText.same($0.source, $0.destination) && PathText.isBeneath(path, $0.source)
+                && !PathText.isBeneath(path, $0.destination) }) {
                 let there = Self.inside(path, of: outer)
-                throw PlanError(key: "filesystem.mask[\(i)]", message: "\(path) is not a place inside the sandbox: it lies inside \(outer.source), which is bound at \(outer.destination). Masks name places inside the sandbox: mask \(there)")
+                throw PlanError(key: "filesystem.mask[\(i)]", message: "\(path) lies inside \(outer.source), which is bound at \(outer.destination): the files it names are shown there, unmasked. Masks name places inside the sandbox: mask \(there)")
             }
         }
         // Directories between a writable bind and a nested protect/mask target are

@@ -132,45 +132,65 @@ enum PolicyFile {
 
 extension PolicyFile {
     /// Why another user could change what a policy or profile file says, or nil. The
-    /// file must be owned by root or the invoker and writable by neither group nor
-    /// others; every directory above it (symlinks resolved) owned by root or the
-    /// invoker and writable by neither, unless sticky (another user can add an entry
-    /// there, but not rename or remove ours). A policy named `agent` is the first
-    /// `agent.toml` on the search path, so without this another user who can write
-    /// a directory on it, or above the data directory, chose what `--policy agent`
-    /// means (red team, session 46: `/tmp/share/sandbox/Policies/agent.toml`, planted
-    /// beside a binary in `/tmp/bin`, kept `sys_admin` and turned seccomp off for root).
+    /// file must be owned by the invoker or root and writable by neither group nor
+    /// others, and so must every directory on its way: those its path names as
+    /// written (a symlink there is chosen by whoever can write its directory: red
+    /// team, session 46, a link in another user's directory made a root-owned
+    /// profile that allows `clone(CLONE_NEWUSER)` root's `default`) and those it
+    /// resolves to, a sticky one (`/tmp`) excepted. A policy named `agent` is the
+    /// first `agent.toml` on the search path, so without this another user who can
+    /// write a directory on it, or above the data directory, chose what `--policy
+    /// agent` means (the same review: `/tmp/…/share/sandbox/Policies/agent.toml`,
+    /// planted beside a binary in `/tmp/…/bin`, kept `sys_admin` with seccomp off).
+    ///
+    /// Owners trusted: root, the invoker, under `sudo` the user who ran it (their
+    /// own policies), and inside a user namespace the overflow uid when it stands
+    /// for no mapped user (the host's files, a nested run's). Group write is allowed
+    /// only in a user-private group: the group is the invoker's own, numbered as its
+    /// uid (umask 002 systems; another member would have to be added by root).
     static func untrusted(_ path: String, _ st: stat) -> String? {
+        let trusted = trustedOwners
+        func owner(_ uid: uid_t) -> Bool { trusted.contains(uid) }
         let me = geteuid()
-        let unmapped = unmappedOwner
-        func owner(_ uid: uid_t) -> Bool { uid == 0 || uid == me || uid == unmapped }
-        if !owner(st.st_uid) { return "\(path) is owned by uid \(st.st_uid)" }
-        if st.st_mode & 0o022 != 0 { return "\(path) is writable by \(st.st_mode & 0o002 != 0 ? "others" : "its group") (mode \(String(st.st_mode & 0o7777, radix: 8)))" }
-        guard let real = realpath(path, nil) else { return "\(path) cannot be resolved" }
-        // Walked up by its bytes: a name that is not UTF-8 decoded is another name, and
-        // a slash a combining mark follows is one `Character`.
-        var bytes = Array(UnsafeBufferPointer(start: UnsafeRawPointer(real).assumingMemoryBound(to: UInt8.self), count: strlen(real)))
-        free(real)
-        while bytes.count > 1 {
-            bytes = Array(bytes[..<max(1, bytes.lastIndex(of: 0x2F) ?? 1)])
-            let dir = String(decoding: bytes, as: UTF8.self)
-            var d = stat()
-            guard (bytes + [0]).withUnsafeBufferPointer({ b in
-                b.withMemoryRebound(to: CChar.self) { stat($0.baseAddress!, &d) }
-            }) == 0 else { return "\(dir) cannot be examined" }
-            if !owner(d.st_uid) { return "\(dir) above it is owned by uid \(d.st_uid)" }
-            if d.st_mode & 0o022 != 0 && d.st_mode & S_ISVTX == 0 {
-                return "\(dir) above it is writable by \(d.st_mode & 0o002 != 0 ? "others" : "its group") (mode \(String(d.st_mode & 0o7777, radix: 8)))"
-            }
+        func groupOK(_ s: stat) -> Bool { me != 0 && s.st_gid == me && getegid() == me }
+        func writable(_ s: stat, sticky: Bool) -> String? {
+            if s.st_mode & 0o002 != 0 && !(sticky && s.st_mode & S_ISVTX != 0) { return "others" }
+            if s.st_mode & 0o020 != 0 && !groupOK(s) && !(sticky && s.st_mode & S_ISVTX != 0) { return "its group" }
+            return nil
         }
-        return nil
+        func mode(_ s: stat) -> String { String(s.st_mode & 0o7777, radix: 8) }
+        if !owner(st.st_uid) { return "\(path) is owned by uid \(st.st_uid)" }
+        if let who = writable(st, sticky: false) { return "\(path) is writable by \(who) (mode \(mode(st))); chmod go-w it" }
+        func checkChain(_ full: [UInt8]) -> String? {
+            // Walked up by bytes: a name that is not UTF-8 decoded is another name, and
+            // a slash a combining mark follows is one `Character`.
+            var bytes = full
+            while bytes.count > 1 {
+                bytes = Array(bytes[..<max(1, bytes.lastIndex(of: 0x2F) ?? 1)])
+                let dir = String(decoding: bytes, as: UTF8.self)
+                var d = stat()
+                guard (bytes + [0]).withUnsafeBufferPointer({ b in
+                    b.withMemoryRebound(to: CChar.self) { stat($0.baseAddress!, &d) }
+                }) == 0 else { return "\(dir) cannot be examined" }
+                if !owner(d.st_uid) { return "\(dir) above it is owned by uid \(d.st_uid)" }
+                if let who = writable(d, sticky: true) { return "\(dir) above it is writable by \(who) (mode \(mode(d)))" }
+            }
+            return nil
+        }
+        // As written: the directories holding each name on the way, links included.
+        let written = Array((path.hasPrefix("/") ? path : Paths.absolute(path)).utf8)
+        if let why = checkChain(written) { return why }
+        guard let real = realpath(path, nil) else { return "\(path) cannot be resolved" }
+        let resolved = Array(UnsafeBufferPointer(start: UnsafeRawPointer(real).assumingMemoryBound(to: UInt8.self), count: strlen(real)))
+        free(real)
+        return resolved == written ? nil : checkChain(resolved)
     }
 
-    /// Inside a user namespace that does not map every uid (a nested run, a rootless
-    /// container), a file whose owner is not mapped shows as the overflow uid: the
-    /// host's root among them, whose files (policies bound in from the host) no user
-    /// in this namespace can change. Nil in the initial namespace.
-    static let unmappedOwner: uid_t? = {
+    /// Root, the invoker, `sudo`'s user, and the overflow uid where it stands for no
+    /// mapped user (see ``untrusted(_:_:)``).
+    static let trustedOwners: Set<uid_t> = {
+        var out: Set<uid_t> = [0, geteuid()]
+        if geteuid() == 0, getuid() == 0, let s = getenv("SUDO_UID"), let u = UInt32(String(cString: s)) { out.insert(u) }
         // Read here, not with `read(_:limit:)`, which asks this.
         func text(_ path: String) -> String {
             let fd = open(path, O_RDONLY | O_CLOEXEC)
@@ -180,10 +200,24 @@ extension PolicyFile {
             let n = buf.withUnsafeMutableBytes { systemRead(fd, $0.baseAddress!, $0.count) }
             return n > 0 ? String(decoding: buf[..<n], as: UTF8.self) : ""
         }
-        let fields = text("/proc/self/uid_map").split(whereSeparator: { $0 == " " || $0 == "\n" })
-        if fields.count == 3, fields[0] == "0", fields[1] == "0", fields[2] == "4294967295" { return nil }
-        return UInt32(text("/proc/sys/kernel/overflowuid").split(separator: "\n").first ?? "") ?? 65534
+        let overflow = UInt32(text("/proc/sys/kernel/overflowuid").split(separator: "\n").first ?? "") ?? 65534
+        if overflowStandsForNoUser(uidMap: text("/proc/self/uid_map"), overflow: overflow) { out.insert(overflow) }
+        return out
     }()
+
+    /// Whether, under this `uid_map`, a file owned by the overflow uid is one whose
+    /// owner is not mapped: not in the initial namespace (where it is a real user),
+    /// and not inside a mapped range (in "0 100000 65536" it is the namespace's own
+    /// nobody, who can write its files: red team, session 46).
+    static func overflowStandsForNoUser(uidMap: String, overflow: UInt32) -> Bool {
+        let ranges = uidMap.split(separator: "\n").compactMap { line -> (UInt64, UInt64)? in
+            let f = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard f.count == 3, let inside = UInt64(f[0]), let count = UInt64(f[2]) else { return nil }
+            return (inside, count)
+        }
+        if ranges.isEmpty || (ranges.count == 1 && ranges[0].0 == 0 && ranges[0].1 == 4_294_967_295) { return false }
+        return !ranges.contains { UInt64(overflow) >= $0.0 && UInt64(overflow) < $0.0 + $0.1 }
+    }
 }
 
 /// read(2); a file-level name, as `PolicyFile.read` hides the global one inside the enum.

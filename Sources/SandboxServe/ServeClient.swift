@@ -39,6 +39,16 @@ public enum ServeClient {
         guard uid == 0 || uid == geteuid() else {
             throw ServeError("\(path): the server runs as uid \(uid), neither root nor you (uid \(geteuid())); nothing was sent. Use a socket of your own server, in a directory only you can write")
         }
+        // And in this PID namespace, as the server asks of its clients: a sandboxed
+        // command of a rootless run is the invoker's uid on the host, and one listening
+        // where the client looked got all three (red team, session 46).
+        var ns = stat()
+        guard stat("/proc/self/ns/pid", &ns) == 0 else { throw ServeError("\(path): this process's PID namespace cannot be read; nothing was sent") }
+        let inNS = sbx_serve_peer_in_pidns(fd, UInt64(ns.st_dev), UInt64(ns.st_ino))
+        guard inNS == 1 else {
+            throw ServeError(inNS < 0 ? "\(path): the server's PID namespace cannot be read (\(String(cString: strerror(-inNS)))); nothing was sent"
+                             : "\(path): the listener (pid \(pid)) is not in this PID namespace, as a sandboxed command is not; nothing was sent")
+        }
         func q(_ s: String) -> String { CanonicalJSON.quote(s) }
         var json = "{\"id\":1,\"policy\":\(q(policy)),\"argv\":[\(argv.map(q).joinedText(separator: ","))],\"cwd\":\(q(cwd))"
         json += ",\"env\":{\(environment.sorted { $0.key < $1.key }.map { "\(q($0.key)):\(q($0.value))" }.joinedText(separator: ","))}"

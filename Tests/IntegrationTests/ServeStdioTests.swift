@@ -241,8 +241,9 @@ import Testing
     /// `exec --server` sends its environment, stdio and a descriptor of its working
     /// directory to whoever listens on the path: a listener of another uid (uid 64999,
     /// on a socket in a directory it could write) got them all (red team, session
-    /// 46). Now nothing is sent and the client says whose the server is. Control: the
-    /// same listener run as root receives the request.
+    /// 46), and so did a root listener in another PID namespace. Now nothing is sent
+    /// and the client says why. Control: the same listener run as root here receives
+    /// the request.
     @Test func execServerSendsNothingToAListenerOfAnotherUser() throws {
         guard Harness.require(Harness.isRoot, "root (a listener of another uid)") else { return }
         let dir = Harness.tempDir()
@@ -262,15 +263,19 @@ import Testing
             except Exception: pass
             open(sys.argv[2], "wb").write(got)
             """
-        for (uid, refused) in [(UInt32(64999), true), (UInt32(0), false)] {
-            let sock = "\(dir)/s\(uid)", got = "\(dir)/got\(uid)"
-            let listen = "exec setpriv --reuid=\(uid) --regid=\(uid) --clear-groups python3 -c \"$1\" \"$2\" \"$3\" & "
+        // Another uid; root in another PID namespace (a sandboxed command of a rootless
+        // run is its invoker's uid: red team, session 46); the control, root here.
+        for (uid, pidns, refused) in [(UInt32(64999), false, true), (UInt32(0), true, true), (UInt32(0), false, false)] {
+            let sock = "\(dir)/s\(uid)\(pidns)", got = "\(dir)/got\(uid)\(pidns)"
+            let unshare = pidns ? "unshare -p -f --kill-child " : ""
+            let listen = "exec \(unshare)setpriv --reuid=\(uid) --regid=\(uid) --clear-groups python3 -c \"$1\" \"$2\" \"$3\" & "
                 + "while [ ! -e \"$2.ready\" ]; do sleep 0.05; done; "
                 + "SECRET_TOKEN=t0ken \"$4\" exec --server \"$2\" --policy base -- true; echo status=$?; wait"
             let out = try Harness.run("/bin/sh", ["-c", listen, "sh", listener, sock, got, Harness.binary], cwd: dir, timeout: 60)
             let bytes = (try? String(contentsOfFile: got, encoding: .utf8)) ?? "(nothing)"
             if refused {
-                #expect(out.stderr.contains("the server runs as uid 64999") && !out.stdout.contains("status=0"), "\(out.stdout) \(out.stderr)")
+                let why = pidns ? "is not in this PID namespace" : "the server runs as uid 64999"
+                #expect(out.stderr.contains(why) && !out.stdout.contains("status=0"), "\(out.stdout) \(out.stderr)")
                 #expect(!bytes.contains("t0ken") && !bytes.contains("argv"), "the listener got: \(bytes)")
             } else {
                 #expect(bytes.contains("t0ken") && bytes.contains("argv"), "control: the root listener got \(bytes); \(out.stderr)")

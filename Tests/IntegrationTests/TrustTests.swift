@@ -152,6 +152,72 @@ import Testing
         #expect(owned.status == 0 && owned.stdout.contains("\(Self.realPath(policies))/agent.toml"), "control: \(owned.status) \(owned.stderr)")
     }
 
+    /// A symlink in another user's directory chooses which root-owned file is read:
+    /// only the resolved file's directories were examined, so uid 64999's
+    /// `Profiles/seccomp/default.json -> <a root-owned profile>` was root's `default`
+    /// profile (red team, session 46: one that lets `clone(CLONE_NEWUSER)` through).
+    /// The directories the path names as written are examined too. Control: the same
+    /// link in a directory of root's is followed.
+    @Test func aLinkInAnotherUsersDirectoryDoesNotChooseWhatIsRead() throws {
+        guard Harness.require(Harness.isRoot, "root (files of another uid)") else { return }
+        let top = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: top) }
+        chmod(top, 0o1777)
+        for d in ["bin", "ws", "real"] {
+            try FileManager.default.createDirectory(atPath: "\(top)/\(d)", withIntermediateDirectories: true)
+            chmod("\(top)/\(d)", 0o755)
+        }
+        let copy = "\(top)/bin/sandbox"
+        try Harness.copyExecutable(Harness.binary, to: copy)
+        try "version = 1\nname = \"agent\"\nextends = [\"builtin:Policies/agent.toml\"]\n".write(toFile: "\(top)/real/agent.toml", atomically: false, encoding: .utf8)
+        chmod("\(top)/real/agent.toml", 0o644)
+        let policies = "\(top)/share/sandbox/Policies"
+        try FileManager.default.createDirectory(atPath: policies, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: "\(top)/share/sandbox/Profiles", withIntermediateDirectories: true)
+        #expect(symlink("\(top)/real/agent.toml", "\(policies)/agent.toml") == 0)
+        let owned = ["\(top)/share", "\(top)/share/sandbox", policies, "\(top)/share/sandbox/Profiles"]
+        for p in owned { chown(p, 64999, 64999) }
+        #expect(lchown("\(policies)/agent.toml", 64999, 64999) == 0)
+        let env = ["SANDBOX_DATA_DIR": "", "SANDBOX_POLICY_PATH": ""]
+        let out = try Harness.run(copy, ["plan", "--policy", "agent", "--", "true"], cwd: "\(top)/ws", env: env)
+        #expect(out.status == 125 && out.stderr.contains("above it is owned by uid 64999"), "\(out.status) \(out.stderr)")
+        for p in owned { chown(p, 0, 0) }
+        let control = try Harness.run(copy, ["plan", "--policy", "agent", "--", "true"], cwd: "\(top)/ws", env: env)
+        #expect(control.status == 0 && control.stdout.contains("\(Self.realPath(policies))/agent.toml"), "control: \(control.status) \(control.stderr)")
+    }
+
+    /// Two owners besides root and the invoker: under `sudo`, the user who ran it
+    /// (root refused `sudo sandbox exec --policy ~/p.toml`: red team, session 46), and
+    /// a user-private group may write (umask 002: a rootless user's own 664 policy was
+    /// refused). Controls: without SUDO_UID the same file is refused; a group that is
+    /// not the user's own may not write.
+    @Test func sudosUserAndAPrivateGroupAreTheInvokers() throws {
+        guard Harness.require(Harness.isRoot, "root (files of another uid)") else { return }
+        let dir = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        chmod(dir, 0o755)
+        let mine = "\(dir)/mine"
+        try FileManager.default.createDirectory(atPath: mine, withIntermediateDirectories: true)
+        let policy = "\(mine)/p.toml"
+        try "version = 1\nname = \"p\"\nextends = [\"base\"]\n".write(toFile: policy, atomically: false, encoding: .utf8)
+        chown(mine, 64999, 64999); chown(policy, 64999, 64999)
+        chmod(mine, 0o775); chmod(policy, 0o664)
+        func check(_ env: [String: String], asUser: Bool) throws -> Harness.Output {
+            asUser ? try Harness.run("/usr/bin/setpriv", ["--reuid=64999", "--regid=64999", "--clear-groups", Harness.binary, "check", policy], cwd: dir, env: env)
+                   : try Harness.run(Harness.binary, ["check", policy], cwd: dir, env: env)
+        }
+        let own = try check([:], asUser: true)
+        #expect(own.status == 0, "uid 64999's own 664 file in its 775 directory: \(own.status) \(own.stderr)")
+        chmod(mine, 0o755); chmod(policy, 0o644)
+        let sudo = try check(["SUDO_UID": "64999"], asUser: false)
+        #expect(sudo.status == 0, "root under sudo from uid 64999: \(sudo.status) \(sudo.stderr)")
+        let root = try check([:], asUser: false)
+        #expect(root.status != 0 && root.stderr.contains("owned by uid 64999"), "control: root without sudo: \(root.status) \(root.stderr)")
+        chown(policy, 64999, 64998); chmod(policy, 0o664)
+        let other = try check([:], asUser: true)
+        #expect(other.status != 0 && other.stderr.contains("writable by its group"), "control: another group: \(other.status) \(other.stderr)")
+    }
+
     /// The binary inside the writable `{cwd}`: `exec`, `plan` and `explain` refuse with
     /// 125 naming both paths, and the command does not run.
     @Test func binaryInsideTheWritableDirectoryIsRefused() throws {

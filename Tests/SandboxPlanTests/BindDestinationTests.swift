@@ -222,4 +222,22 @@ private final class PolicyScratch {
         }
         _ = try PlanCompiler(host: host()).compile(try policy("[filesystem]\nro = [\"/usr\"]\nmask = [\"/proc/kcore\"]\n"), argv: ["sh"], runId: "r1")
     }
+
+    /// A mask of a host path bound elsewhere is refused also when another bind (a
+    /// read-only parent) shows that path: the bind with the dst shows the files
+    /// unmasked (red team, session 46: /workspace/secret read TOPSECRET). And masks of
+    /// `/proc/mounts`, `/proc/net` and `/dev/fd`, links into /proc/self, are refused
+    /// as /proc/self is. Control: the place inside compiles.
+    @Test func aMaskOfAHostPathShownElsewhereIsRefusedWhateverElseShowsIt() throws {
+        let files: [String: FileKind] = ["/work/proj/secret": .file, "/work": .directory]
+        let base = "[filesystem]\nro = [\"/usr\", \"/work\"]\nrw = [{ src = \"{cwd}\", dst = \"/workspace\" }]\n[process]\nworkdir = \"/workspace\"\n"
+        let refused = try policy(base.replacingOccurrences(of: "[process]", with: "mask = [\"{cwd}/secret\"]\n[process]"))
+        #expect(throws: PlanError.self) { try PlanCompiler(host: host(files: files)).compile(refused, argv: ["sh"], runId: "r1") }
+        let inside = try policy(base.replacingOccurrences(of: "[process]", with: "mask = [\"/workspace/secret\"]\n[process]"))
+        _ = try PlanCompiler(host: host(files: files)).compile(inside, argv: ["sh"], runId: "r1")
+        for m in ["/proc/net", "/proc/net/tcp", "/proc/mounts", "/dev/fd/3"] {
+            let p = try policy("[filesystem]\nro = [\"/usr\"]\nmask = [\"\(m)\"]\n")
+            #expect(throws: PlanError.self, "\(m)") { try PlanCompiler(host: host()).compile(p, argv: ["sh"], runId: "r1") }
+        }
+    }
 }
