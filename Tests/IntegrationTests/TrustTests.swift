@@ -116,6 +116,40 @@ import Testing
         #expect(elsewhere.status == 0, "control: \(elsewhere.status) \(elsewhere.stderr)")
     }
 
+    /// A copy of the binary at `top/bin/sandbox`, under a sticky, world-writable `top`
+    /// (as `/tmp`), and the data directory it looks for at `top/share/sandbox`, with an
+    /// `agent.toml` made by `plant` in its `Policies`; `own(uid)` gives the data
+    /// directory (not the file) to `uid`; `plan()` asks for `--policy agent` from
+    /// `top/ws`.
+    struct PlantedDataDirectory {
+        let top = Harness.tempDir()
+        var copy: String { "\(top)/bin/sandbox" }
+        var policies: String { "\(top)/share/sandbox/Policies" }
+        var directories: [String] { ["\(top)/share", "\(top)/share/sandbox", policies, "\(top)/share/sandbox/Profiles"] }
+
+        init(plant: (_ agentToml: String, _ top: String) throws -> Void) throws {
+            chmod(top, 0o1777)
+            for d in ["bin", "ws", "real"] {
+                try FileManager.default.createDirectory(atPath: "\(top)/\(d)", withIntermediateDirectories: true)
+                chmod("\(top)/\(d)", 0o755)
+            }
+            try Harness.copyExecutable(Harness.binary, to: copy)
+            for d in directories { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true) }
+            try plant("\(policies)/agent.toml", top)
+        }
+
+        func own(_ uid: UInt32) { for d in directories { chown(d, uid, uid) } }
+
+        func plan() throws -> Harness.Output {
+            try Harness.run(copy, ["plan", "--policy", "agent", "--", "true"], cwd: "\(top)/ws",
+                            env: ["SANDBOX_DATA_DIR": "", "SANDBOX_POLICY_PATH": ""])
+        }
+
+        func remove() { try? FileManager.default.removeItem(atPath: top) }
+    }
+
+    static let agentExtension = "version = 1\nname = \"agent\"\nextends = [\"builtin:Policies/agent.toml\"]\n"
+
     /// A policy file another user could change is not loaded: a binary in a directory
     /// under a sticky, world-writable one (as `/tmp`) looks for `../share/sandbox`,
     /// which any user can make, and uid 64999's `Policies/agent.toml` there was what
@@ -124,32 +158,20 @@ import Testing
     /// root is loaded (what the planted one was).
     @Test func aPolicyFileAnotherUserCouldChangeIsNotLoaded() throws {
         guard Harness.require(Harness.isRoot, "root (files of another uid)") else { return }
-        let top = Harness.tempDir()
-        defer { try? FileManager.default.removeItem(atPath: top) }
-        chmod(top, 0o1777)
-        for d in ["bin", "ws"] {
-            try FileManager.default.createDirectory(atPath: "\(top)/\(d)", withIntermediateDirectories: true)
-            chmod("\(top)/\(d)", 0o755)
+        let d = try PlantedDataDirectory { toml, _ in
+            try Self.agentExtension.write(toFile: toml, atomically: false, encoding: .utf8)
+            chmod(toml, 0o644)
+            chown(toml, 64999, 64999)
         }
-        let copy = "\(top)/bin/sandbox"
-        try Harness.copyExecutable(Harness.binary, to: copy)
-        let policies = "\(top)/share/sandbox/Policies"
-        try FileManager.default.createDirectory(atPath: policies, withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(atPath: "\(top)/share/sandbox/Profiles", withIntermediateDirectories: true)
-        try "version = 1\nname = \"agent\"\nextends = [\"builtin:Policies/agent.toml\"]\n".write(toFile: "\(policies)/agent.toml", atomically: false, encoding: .utf8)
-        for p in ["\(top)/share", "\(top)/share/sandbox", policies, "\(top)/share/sandbox/Profiles", "\(policies)/agent.toml"] {
-            chown(p, 64999, 64999)
-        }
-        chmod("\(policies)/agent.toml", 0o644)
-        let env = ["SANDBOX_DATA_DIR": "", "SANDBOX_POLICY_PATH": ""]
-        let out = try Harness.run(copy, ["plan", "--policy", "agent", "--", "true"], cwd: "\(top)/ws", env: env)
+        defer { d.remove() }
+        d.own(64999)
+        let out = try d.plan()
         #expect(out.status == 125 && out.stderr.contains("another user could change it") && out.stderr.contains("owned by uid 64999"),
                 "\(out.status) \(out.stderr)")
-        for p in ["\(top)/share", "\(top)/share/sandbox", policies, "\(top)/share/sandbox/Profiles", "\(policies)/agent.toml"] {
-            chown(p, 0, 0)
-        }
-        let owned = try Harness.run(copy, ["plan", "--policy", "agent", "--", "true"], cwd: "\(top)/ws", env: env)
-        #expect(owned.status == 0 && owned.stdout.contains("\(Self.realPath(policies))/agent.toml"), "control: \(owned.status) \(owned.stderr)")
+        d.own(0)
+        chown("\(d.policies)/agent.toml", 0, 0)
+        let owned = try d.plan()
+        #expect(owned.status == 0 && owned.stdout.contains("\(Self.realPath(d.policies))/agent.toml"), "control: \(owned.status) \(owned.stderr)")
     }
 
     /// A symlink in another user's directory chooses which root-owned file is read:
@@ -160,30 +182,19 @@ import Testing
     /// link in a directory of root's is followed.
     @Test func aLinkInAnotherUsersDirectoryDoesNotChooseWhatIsRead() throws {
         guard Harness.require(Harness.isRoot, "root (files of another uid)") else { return }
-        let top = Harness.tempDir()
-        defer { try? FileManager.default.removeItem(atPath: top) }
-        chmod(top, 0o1777)
-        for d in ["bin", "ws", "real"] {
-            try FileManager.default.createDirectory(atPath: "\(top)/\(d)", withIntermediateDirectories: true)
-            chmod("\(top)/\(d)", 0o755)
+        let d = try PlantedDataDirectory { toml, top in
+            try Self.agentExtension.write(toFile: "\(top)/real/agent.toml", atomically: false, encoding: .utf8)
+            chmod("\(top)/real/agent.toml", 0o644)
+            #expect(symlink("\(top)/real/agent.toml", toml) == 0)
+            #expect(lchown(toml, 64999, 64999) == 0)
         }
-        let copy = "\(top)/bin/sandbox"
-        try Harness.copyExecutable(Harness.binary, to: copy)
-        try "version = 1\nname = \"agent\"\nextends = [\"builtin:Policies/agent.toml\"]\n".write(toFile: "\(top)/real/agent.toml", atomically: false, encoding: .utf8)
-        chmod("\(top)/real/agent.toml", 0o644)
-        let policies = "\(top)/share/sandbox/Policies"
-        try FileManager.default.createDirectory(atPath: policies, withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(atPath: "\(top)/share/sandbox/Profiles", withIntermediateDirectories: true)
-        #expect(symlink("\(top)/real/agent.toml", "\(policies)/agent.toml") == 0)
-        let owned = ["\(top)/share", "\(top)/share/sandbox", policies, "\(top)/share/sandbox/Profiles"]
-        for p in owned { chown(p, 64999, 64999) }
-        #expect(lchown("\(policies)/agent.toml", 64999, 64999) == 0)
-        let env = ["SANDBOX_DATA_DIR": "", "SANDBOX_POLICY_PATH": ""]
-        let out = try Harness.run(copy, ["plan", "--policy", "agent", "--", "true"], cwd: "\(top)/ws", env: env)
+        defer { d.remove() }
+        d.own(64999)
+        let out = try d.plan()
         #expect(out.status == 125 && out.stderr.contains("above it is owned by uid 64999"), "\(out.status) \(out.stderr)")
-        for p in owned { chown(p, 0, 0) }
-        let control = try Harness.run(copy, ["plan", "--policy", "agent", "--", "true"], cwd: "\(top)/ws", env: env)
-        #expect(control.status == 0 && control.stdout.contains("\(Self.realPath(policies))/agent.toml"), "control: \(control.status) \(control.stderr)")
+        d.own(0)
+        let control = try d.plan()
+        #expect(control.status == 0 && control.stdout.contains("\(Self.realPath(d.policies))/agent.toml"), "control: \(control.status) \(control.stderr)")
     }
 
     /// Two owners besides root and the invoker: under `sudo`, the user who ran it
