@@ -570,12 +570,7 @@ extension BinaryCheck {
         if let w = writable.first(where: { w in chain.contains { $0 == (w.device, w.inode) } }) { return w }
         let unknown = WritablePlace(path: hostPath, device: 0, inode: 0,
                                     writer: "possibly a run (its place on its filesystem could not be found, so sandbox cannot rule that out)")
-        guard let real = realpath(fd.map { "/proc/self/fd/\($0)" } ?? hostPath, nil) else { return unknown }
-        defer { free(real) }
-        // Its bytes, not their text (a name that is not UTF-8 decodes lossily).
-        var st = stat()
-        guard stat(real, &st) == 0, UInt64(st.st_dev) == object.device, UInt64(st.st_ino) == object.inode else { return unknown }
-        let resolved = String(cString: real)
+        guard let resolved = Self.resolved(fd.map { "/proc/self/fd/\($0)" } ?? hostPath, leadingTo: object) else { return unknown }
         let table = FileSystemLocation.table()
         guard let here = FileSystemLocation.of(resolved: resolved, in: table) else { return unknown }
         // A place whose recorded path no longer leads to it (renamed or removed since)
@@ -605,12 +600,19 @@ extension BinaryCheck {
     /// parent): then where it is cannot be known from here, and a directory made at
     /// that path since is not it.
     private func reach(of w: WritablePlace, in table: FileSystemLocation.Table) -> [FileSystemLocation]? {
-        guard let real = realpath(w.path, nil) else { return nil }
-        defer { free(real) }
-        var st = stat()
-        guard stat(real, &st) == 0, UInt64(st.st_dev) == w.device, UInt64(st.st_ino) == w.inode else { return nil }
-        let place = String(cString: real)
-        guard let own = FileSystemLocation.of(resolved: place, in: table) else { return nil }
+        guard let place = Self.resolved(w.path, leadingTo: (w.device, w.inode)),
+              let own = FileSystemLocation.of(resolved: place, in: table) else { return nil }
         return [own] + table.locations(mountedWritableBeneath: place)
+    }
+
+    /// `path` resolved (realpath), if that name leads to `object` now: a name is
+    /// looked up again, and what it leads to may have been swapped or renamed since.
+    private static func resolved(_ path: String, leadingTo object: (device: UInt64, inode: UInt64)) -> String? {
+        guard let real = realpath(path, nil) else { return nil }
+        defer { free(real) }
+        // Checked on its bytes, not their text (a name that is not UTF-8 decodes lossily).
+        var st = stat()
+        guard stat(real, &st) == 0, UInt64(st.st_dev) == object.device, UInt64(st.st_ino) == object.inode else { return nil }
+        return String(cString: real)
     }
 }

@@ -177,19 +177,16 @@ public enum CreatedEntryScan {
         func report(_ full: String) {
             out.total += 1
             if out.created.count < maxReported {
+                guard full.utf8.count > maxPathBytes else { out.created.append(full); return }
                 // Cut at a character's end; the digest keeps two long paths apart.
-                var cut = full.utf8.count <= maxPathBytes ? full : ""
-                if cut.isEmpty {
-                    for c in full {
-                        if cut.utf8.count + c.utf8.count > maxPathBytes - 20 { break }
-                        cut.append(c)
-                    }
-                    var hex = [CChar](repeating: 0, count: Int(SBX_SHA256_HEX_LENGTH) + 1)
-                    let bytes = Array(full.utf8)
-                    bytes.withUnsafeBufferPointer { sbx_sha256_hex($0.baseAddress, $0.count, &hex) }
-                    cut += "…" + String(String(cString: hex).prefix(16))
+                var cut = ""
+                for c in full {
+                    if cut.utf8.count + c.utf8.count > maxPathBytes - 20 { break }
+                    cut.append(c)
                 }
-                out.created.append(cut)
+                var hex = [CChar](repeating: 0, count: Int(SBX_SHA256_HEX_LENGTH) + 1)
+                Array(full.utf8).withUnsafeBufferPointer { sbx_sha256_hex($0.baseAddress, $0.count, &hex) }
+                out.created.append(cut + "…" + String(String(cString: hex).prefix(16)))
             }
         }
 

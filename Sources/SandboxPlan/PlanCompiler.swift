@@ -395,41 +395,6 @@ struct Context {
         }
 
         let binds = ordered.compactMap(\.bind)
-        // A bind whose source lies inside a writable bind's source shows the same files
-        // at two places: at its own destination and within the writable one's. Unless
-        // the two are one place, what it makes read-only is writable at the other (red
-        // team, session 46: rw {src = W, dst = /w} with ro W/sub left /w/sub writable).
-        // (One given a dst of its own is a view placed there, not a claim about the
-        // source's own place.)
-        for e in ordered {
-            guard let inner = e.bind, inner.readOnly, PathText.same(inner.source, inner.destination) else { continue }
-            for outer in binds where !outer.readOnly && outer.isDirectory && PathText.isBeneath(inner.source, outer.source)
-                && !PathText.same(inner.source, outer.source) {
-                let there = Self.inside(inner.source, of: outer)
-                if !PathText.same(there, inner.destination) {
-                    throw PlanError(key: e.step.origin, message: "\(inner.source) lies inside \(outer.source), which is bound writable at \(outer.destination): the command could write it as \(there). Bind it there instead ({ src = \"\(inner.source)\", dst = \"\(there)\" }), or leave it out")
-                }
-            }
-        }
-        // A mask names a place inside the sandbox; one that names a host path bound
-        // elsewhere (a bind with a dst) hides nothing where the files are shown.
-        for (i, t) in policy.filesystem.mask.enumerated() {
-            let path = try expand(t, key: "filesystem.mask[\(i)]")
-            // Masks are placed while the root is built, where /proc/self is the builder,
-            // PID 1: the command's own file stayed readable (red team, session 46).
-            // (`/proc/mounts`, `/proc/net` and `/dev/fd` are links into it.)
-            if let own = ["/proc/self", "/proc/thread-self", "/proc/mounts", "/proc/net", "/dev/fd",
-                          "/dev/stdin", "/dev/stdout", "/dev/stderr"].first(where: { PathText.isBeneath(path, $0) }) {
-                throw PlanError(key: "filesystem.mask[\(i)]", message: "\(path) is under \(own), which names whichever process looks: the mask would cover the sandbox init's file, not the command's. Mask a path that names one file (a /proc entry every process shares, such as /proc/kcore), or leave it out")
-            }
-            // Whatever else shows the path (a read-only bind of a parent), the bind with a
-            // dst shows the same files unmasked (red team, session 46).
-            if let outer = binds.first(where: { !PathText.same($0.source, $0.destination) && PathText.isBeneath(path, $0.source)
-                && !PathText.isBeneath(path, $0.destination) }) {
-                let there = Self.inside(path, of: outer)
-                throw PlanError(key: "filesystem.mask[\(i)]", message: "\(path) lies inside \(outer.source), which is bound at \(outer.destination): the files it names are shown there, unmasked. Masks name places inside the sandbox: mask \(there)")
-            }
-        }
         // Directories between a writable bind and a nested protect/mask target are
         // pinned (bound onto themselves): otherwise a run could rename a parent away,
         // so the next run finds nothing to protect, write there, and rename it back.
@@ -440,29 +405,40 @@ struct Context {
         // Protect and pin look at the host (the bind's source); their steps name the
         // place inside (its destination, which differs for a bind with a dst).
         let writable = binds.filter { !$0.readOnly && $0.isDirectory }
-        func inside(_ hostPath: String, of b: ResolvedBind) -> String { Self.inside(hostPath, of: b) }
         func pinParents(of path: String, under b: ResolvedBind, origin: String = "filesystem.protect") {
             var prefix = b.source
             let rest = PathText.components(PathText.remainder(of: path, under: b.source)).dropLast()
             for part in rest {
                 prefix += "/" + part
-                let dest = inside(prefix, of: b)
+                let dest = Self.inside(prefix, of: b)
                 if host.files.kind(of: prefix) == .directory, pinned.insert(PathText.Key(dest)).inserted {
                     steps.append(MountStep(kind: .pin, destination: dest, readOnly: false, origin: origin))
                 }
             }
         }
-        // The same for a read-only bind inside a writable one: its mount rides on the
-        // directory it was made on, so a command that renamed a parent away and made a
-        // new one wrote where the policy says read-only (red team, session 46:
-        // `mv .github .github.old && mkdir -p .github/workflows` under rw {cwd}, ro
-        // {cwd}/.github/workflows changed the host's workflow). Pins clone their trees
-        // whole, the read-only mount inside with them.
+        // A read-only bind whose source lies inside a writable bind's source shows the
+        // same files at two places: at its own destination and within the writable
+        // one's.
+        // - Where the two are one place, its mount rides on the directory it was made
+        //   on, so the directories above it are pinned as for protect: a command that
+        //   renamed a parent away and made a new one wrote where the policy says
+        //   read-only (red team, session 46: `mv .github .github.old && mkdir -p
+        //   .github/workflows` under rw {cwd}, ro {cwd}/.github/workflows changed the
+        //   host's workflow). Pins clone their trees whole, the read-only mount inside
+        //   with them.
+        // - Where they are not, and the entry is at its own path, what it makes
+        //   read-only is writable at the other place: refused (the same review: rw
+        //   {src = W, dst = /w} with ro W/sub left /w/sub writable). One given a dst of
+        //   its own is a view placed there, not a claim about the source's own place.
         for e in ordered {
             guard let inner = e.bind, inner.readOnly else { continue }
-            for b in writable where PathText.isBeneath(inner.source, b.source) && !PathText.same(inner.source, b.source)
-                && PathText.same(inside(inner.source, of: b), inner.destination) {
-                pinParents(of: inner.source, under: b, origin: e.step.origin)
+            for b in writable where PathText.isBeneath(inner.source, b.source) && !PathText.same(inner.source, b.source) {
+                let there = Self.inside(inner.source, of: b)
+                if PathText.same(there, inner.destination) {
+                    pinParents(of: inner.source, under: b, origin: e.step.origin)
+                } else if PathText.same(inner.source, inner.destination) {
+                    throw PlanError(key: e.step.origin, message: "\(inner.source) lies inside \(b.source), which is bound writable at \(b.destination): the command could write it as \(there). Bind it there instead ({ src = \"\(inner.source)\", dst = \"\(there)\" }), or leave it out")
+                }
             }
         }
         for b in writable {
@@ -474,14 +450,14 @@ struct Context {
                 if host.files.kind(of: path) != nil {
                     pinParents(of: path, under: b)
                     // Present now, so required at run time: gone by then means tampered.
-                    steps.append(MountStep(kind: .protect, destination: inside(path, of: b), readOnly: true, optional: false,
+                    steps.append(MountStep(kind: .protect, destination: Self.inside(path, of: b), readOnly: true, optional: false,
                                            origin: "filesystem.protect"))
                 }
             }
             if policy.filesystem.protect.contains(".git") {
                 for t in try gitIndirections(root: b.source, writable: writable.map(\.source), notApplied: &notApplied) {
                     guard let home = writable.first(where: { PathText.same($0.source, t.home) }) else { continue }
-                    let dest = inside(t.path, of: home)
+                    let dest = Self.inside(t.path, of: home)
                     if steps.contains(where: { $0.kind == .protect && PathText.same($0.destination, dest) }) { continue }
                     pinParents(of: t.path, under: home)
                     steps.append(MountStep(kind: .protect, destination: dest, readOnly: true, optional: false,
@@ -491,6 +467,20 @@ struct Context {
         }
         for (i, t) in policy.filesystem.mask.enumerated() {
             let path = try expand(t, key: "filesystem.mask[\(i)]")
+            // Masks are placed while the root is built, where /proc/self is the builder,
+            // PID 1: the command's own file stayed readable (red team, session 46).
+            // (`/proc/mounts`, `/proc/net` and `/dev/fd` are links into it.)
+            if let own = ["/proc/self", "/proc/thread-self", "/proc/mounts", "/proc/net", "/dev/fd",
+                          "/dev/stdin", "/dev/stdout", "/dev/stderr"].first(where: { PathText.isBeneath(path, $0) }) {
+                throw PlanError(key: "filesystem.mask[\(i)]", message: "\(path) is under \(own), which names whichever process looks: the mask would cover the sandbox init's file, not the command's. Mask a path that names one file (a /proc entry every process shares, such as /proc/kcore), or leave it out")
+            }
+            // A mask names a place inside the sandbox; a bind with a dst shows the files
+            // of a host path elsewhere, unmasked, whatever else shows that path (a
+            // read-only bind of a parent; the same review).
+            if let outer = binds.first(where: { !PathText.same($0.source, $0.destination) && PathText.isBeneath(path, $0.source)
+                && !PathText.isBeneath(path, $0.destination) }) {
+                throw PlanError(key: "filesystem.mask[\(i)]", message: "\(path) lies inside \(outer.source), which is bound at \(outer.destination): the files it names are shown there, unmasked. Masks name places inside the sandbox: mask \(Self.inside(path, of: outer))")
+            }
             if let b = writable.filter({ !PathText.same(path, $0.destination) && PathText.isBeneath(path, $0.destination) })
                 .max(by: { $0.destination.count < $1.destination.count }) {
                 let rest = PathText.remainder(of: path, under: b.destination)

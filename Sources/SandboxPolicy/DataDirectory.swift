@@ -26,7 +26,7 @@ public struct DataDirectory: Sendable, Equatable {
     /// later run (red team, session 46: a run whose working directory was
     /// `<exe dir>/../share` made `sandbox/Policies/agent.toml` there, and the next
     /// `--policy agent` anywhere loaded it).
-    public static func search() -> (found: DataDirectory?, looked: [DataDirectory]) {
+    static func search() -> (found: DataDirectory?, looked: [DataDirectory]) {
         search(environment: Environment.only("SANDBOX_DATA_DIR"), executablePath: executablePath())
     }
 
@@ -35,7 +35,9 @@ public struct DataDirectory: Sendable, Equatable {
     /// every later run that is not (red team, session 46).
     public static func placesLaterRunsTrust() -> [DataDirectory] {
         let exe = executablePath()
-        var out = search(environment: Environment.only("SANDBOX_DATA_DIR"), executablePath: exe).looked
+        let environment = Environment.only("SANDBOX_DATA_DIR")
+        var out = search(environment: environment, executablePath: exe).looked
+        guard environment["SANDBOX_DATA_DIR"]?.isEmpty == false else { return out }   // that was the default search
         for d in search(environment: [:], executablePath: exe).looked where !out.contains(d) { out.append(d) }
         return out
     }

@@ -42,9 +42,8 @@ public enum ServeClient {
         // And in this PID namespace, as the server asks of its clients: a sandboxed
         // command of a rootless run is the invoker's uid on the host, and one listening
         // where the client looked got all three (red team, session 46).
-        var ns = stat()
-        guard stat("/proc/self/ns/pid", &ns) == 0 else { throw ServeError("\(path): this process's PID namespace cannot be read; nothing was sent") }
-        let inNS = sbx_serve_peer_in_pidns(fd, UInt64(ns.st_dev), UInt64(ns.st_ino))
+        guard let ns = ownPIDNamespace() else { throw ServeError("\(path): this process's PID namespace cannot be read; nothing was sent") }
+        let inNS = sbx_serve_peer_in_pidns(fd, ns.dev, ns.ino)
         guard inNS == 1 else {
             throw ServeError(inNS < 0 ? "\(path): the server's PID namespace cannot be read (\(String(cString: strerror(-inNS)))); nothing was sent"
                              : "\(path): the listener (pid \(pid)) is not in this PID namespace, as a sandboxed command is not; nothing was sent")

@@ -45,10 +45,7 @@ public final class Server: @unchecked Sendable {
     let group: UInt32?
     let uid = geteuid()
     /// The server's own PID namespace (nsfs device and inode): only peers in it are served.
-    let pidNamespace: (dev: UInt64, ino: UInt64)? = {
-        var st = stat()
-        return stat("/proc/self/ns/pid", &st) == 0 ? (UInt64(st.st_dev), UInt64(st.st_ino)) : nil
-    }()
+    let pidNamespace = ownPIDNamespace()
     /// The server's, fixed at start: every run's policy search path and run base.
     let searchPath: [String]
     let runBase: String
@@ -724,4 +721,12 @@ extension Array where Element == UInt8 {
         }
         return false
     }
+}
+
+/// This process's PID namespace (nsfs device and inode), as `sbx_serve_peer_in_pidns`
+/// compares a peer's: the server serves only clients in it, and a client sends only
+/// to a server in it.
+func ownPIDNamespace() -> (dev: UInt64, ino: UInt64)? {
+    var st = stat()
+    return stat("/proc/self/ns/pid", &st) == 0 ? (UInt64(st.st_dev), UInt64(st.st_ino)) : nil
 }
