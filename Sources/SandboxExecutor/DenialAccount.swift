@@ -417,6 +417,8 @@ struct SeccompClassifier {
     let setuidGuarded: Set<String>
     let signalGuarded: Set<String>
     var signalRule: Bool { !signalGuarded.isEmpty }
+    /// io_uring_setup is refused by the built-in rule (whatever the profile says).
+    let ioUringRefused: Bool
     let hasDenyRules: Bool
     /// A rule (or the default) kills or logs: the kernel logs those calls whatever
     /// the filter's flags, so the audit reader sees them in every mode.
@@ -436,6 +438,7 @@ struct SeccompClassifier {
         }
         setuidGuarded = plan.enabled ? guarded(SeccompPlan.noSetuidBitsOrigin) : []
         signalGuarded = plan.enabled ? guarded(SeccompPlan.noSignalsToInitOrigin) : []
+        ioUringRefused = plan.enabled && plan.rules.contains { $0.origin == SeccompPlan.noIoUringOrigin }
         hasDenyRules = plan.enabled && (plan.defaultAction != .allow
             || plan.rules.contains { $0.action != .allow && $0.action != .log })
         let unflagged: Set<SeccompAction> = [.kill, .killProcess, .killThread, .log]
@@ -478,6 +481,10 @@ struct SeccompClassifier {
             guard v.args[Int(arg)] & bits != 0 else { return nil }
             return (RunResult.Denial(kind: .setuidBit, what: name, detail: "a mode with S_ISUID or S_ISGID (EPERM)", count: 0, first: nil,
                                      hint: "setting the setuid or setgid bit is not allowed by this policy"), EPERM)
+        }
+        if ioUringRefused, name == "io_uring_setup" {
+            return (RunResult.Denial(kind: .syscall, what: name, detail: "io_uring (EPERM)", count: 0, first: nil,
+                                     hint: "io_uring is refused wherever a seccomp filter is loaded: its operations (open, socket, connect …) would pass the filter's refusals"), EPERM)
         }
         if signalGuarded.contains(name), v.args[0] == 1 {
             return (RunResult.Denial(kind: .signal, what: name, detail: "to PID 1, the sandbox init (EPERM)", count: 0, first: nil,

@@ -643,12 +643,33 @@ struct Context {
         if enabled && policy.landlock.scope.contains(.signal) {
             rules = Context.noSignalsToInit(rules, arch: arch, denied: denied, defaultAllows: defaultAction == .allow)
         }
+        // io_uring's operations (IORING_OP_OPENAT, _SOCKET, _CONNECT, _SETXATTR,
+        // _RENAMEAT …) run in the kernel without the system calls a filter sees: with
+        // io_uring_setup let through, every refusal of this filter — setuid and setgid
+        // bits, socket_families, the deny list — is one ring away (found by the red
+        // team of session 46: IORING_OP_SOCKET made sockets socket_families refuses).
+        // So a filter refuses it whatever the profile says, as Docker's and Podman's
+        // default profiles now do. A refusal the policy makes itself stands (under
+        // "log" the deny list lets calls run, so it does not count there).
+        let ioUring = "io_uring_setup"
+        let ioUringRefusedByPolicy = nestedDeny.contains(ioUring) || (sc.deny.contains(ioUring) && sc.onViolation != .log)
+        let passing: Set<SeccompAction> = sc.onViolation == .log ? [.allow, .log, .trace, .notify] : [.allow, .log, .trace]
+        let refuseIoUring = enabled && !ioUringRefusedByPolicy
+            && Self.letsThrough(ioUring, rules: rules, defaultAction: defaultAction, passing: passing, arch: arch)
+        if refuseIoUring {
+            rules = rules.compactMap { r in
+                var r = r
+                r.syscalls.removeAll { $0 == ioUring }
+                return r.syscalls.isEmpty ? nil : r
+            }
+            rules.append(SeccompRulePlan(syscalls: [ioUring], action: .errno, errno: 1, args: [], origin: SeccompPlan.noIoUringOrigin))
+        }
         if sc.onViolation != .errno {
             // notify/log/kill: the filter is not logged (its log would repeat every
             // notification), so the built-in refusals reach the supervisor instead,
             // which answers each as the errno rule would (EPERM) and names it in the
             // denial account. Never allowed: the answer is always the refusal.
-            let builtin: Set<String> = [SeccompPlan.noSetuidBitsOrigin, SeccompPlan.noSignalsToInitOrigin]
+            let builtin: Set<String> = [SeccompPlan.noSetuidBitsOrigin, SeccompPlan.noSignalsToInitOrigin, SeccompPlan.noIoUringOrigin]
             for i in rules.indices where rules[i].action == .errno && builtin.contains(rules[i].origin) {
                 rules[i].action = .notify
                 rules[i].errno = nil
@@ -660,7 +681,7 @@ struct Context {
         if enabled, let fences = nested?.fences {
             rules = Context.argumentFences(fences, rules, arch: arch, denied: denied, defaultAllows: defaultAction == .allow)
         }
-        let denyNames = sc.deny.filter { SyscallTable.number($0, arch: arch) != nil }
+        let denyNames = sc.deny.filter { SyscallTable.number($0, arch: arch) != nil && !(refuseIoUring && $0 == ioUring) }
         for n in sc.deny where SyscallTable.number(n, arch: arch) == nil { unknown.insert(n) }
         if !denyNames.isEmpty {
             rules.append(SeccompRulePlan(syscalls: denyNames.sorted(), action: violation.action,
@@ -693,6 +714,19 @@ struct Context {
             onViolation: sc.onViolation, unknownSyscalls: unknown.sorted(),
             syscallNumbers: numbers, rulesDigest: digest, refusedIoctls: ioctls,
             explicitTimesViaSupervisor: rules.contains { $0.origin == NestedSeccomp.timesOrigin && $0.action == .notify } ? true : nil)
+    }
+
+    /// Whether the filter `rules` and `defaultAction` make could let `name` run: a rule
+    /// whose action is one of `passing` names it (with or without conditions on its
+    /// arguments), or no rule refuses it unconditionally and the default passes. A
+    /// name this architecture does not have cannot run.
+    static func letsThrough(_ name: String, rules: [SeccompRulePlan], defaultAction: SeccompAction,
+                            passing: Set<SeccompAction>, arch: String) -> Bool {
+        guard SyscallTable.number(name, arch: arch) != nil else { return false }
+        let naming = rules.filter { $0.syscalls.contains(name) }
+        if naming.contains(where: { passing.contains($0.action) }) { return true }
+        if naming.contains(where: { $0.args.isEmpty }) { return false }
+        return passing.contains(defaultAction)
     }
 
     /// The syscalls that set a file's mode, and which argument holds it.

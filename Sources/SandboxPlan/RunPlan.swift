@@ -220,6 +220,7 @@ public struct SeccompPlan: Codable, Sendable, Equatable {
     public static let noSetuidBitsOrigin = "builtin: no setuid/setgid bits"
     public static let noSignalsToInitOrigin = "builtin: no signals to PID 1"
     public static let connectAccountOrigin = "builtin: connect through the supervisor (egress account)"
+    public static let noIoUringOrigin = "builtin: no io_uring (its operations pass the filter)"
     public var enabled: Bool
     public var profile: String?
     /// Native architecture only; x32/i386 syscalls hit the kill action.

@@ -73,6 +73,38 @@ import Testing
         #expect(host["netlink"] == "OK" && host["packet"] == "OK", "control on the host: \(host)")
     }
 
+    /// io_uring_setup is refused wherever a seccomp filter is loaded, also where the
+    /// profile and the deny list would let it run: io_uring's operations
+    /// (IORING_OP_SOCKET, _OPENAT …) pass the filter's refusals, so a ring would undo
+    /// socket_families and the setuid-bit refusal (SandboxKernelTests
+    /// `FenceTests.ioUringMakesSocketsPastTheFamilyFilterUnlessItIsRefused` makes an
+    /// AF_NETLINK socket so). Under `profile = "none"` with a deny list that leaves
+    /// it out, and under `on_violation = "log"` (whose deny list lets calls run), it
+    /// gets EPERM; the log run's account names the built-in refusal. Control: the same
+    /// probe on the host makes a ring.
+    @Test func ioUringIsRefusedWhateverTheProfileAndDenyListAllow() throws {
+        guard Self.ready() else { return }
+        let p = AttackProject()
+        defer { p.remove() }
+        let open = p.policy("io-uring-open", "[seccomp]\nprofile = \"none\"\ndeny = { replace = [\"ptrace\"] }\n")
+        let (out, r) = try p.probe(open, ["syscall", "io_uring_setup"])
+        #expect(out.status == 0, "stderr: \(out.stderr)")
+        #expect(r["io_uring_setup"] == "EPERM", "profile none, deny = [ptrace]: \(r["io_uring_setup"] ?? "no result"); \(out.stdout) \(out.stderr)")
+
+        let log = p.policy("io-uring-log", "[seccomp]\non_violation = \"log\"\n")
+        let (lout, lr) = try p.probe(log, ["syscall", "io_uring_setup"])
+        #expect(lout.status == 0, "stderr: \(lout.stderr)")
+        #expect(lr["io_uring_setup"] == "EPERM", "on_violation = log: \(lr["io_uring_setup"] ?? "no result"); \(lout.stdout) \(lout.stderr)")
+        let denials = lout.result?["denials"] as? [[String: Any]] ?? []
+        #expect(denials.contains { $0["what"] as? String == "io_uring_setup" && ($0["detail"] as? String)?.contains("io_uring") == true },
+                "the log run's account does not name the refusal: \(denials)")
+
+        if Self.hostRefuses("io_uring_setup") == nil {
+            let host = try p.hostProbe(["syscall", "io_uring_setup"])
+            #expect(host["io_uring_setup"] == "OK", "control: io_uring_setup on the host gave \(host["io_uring_setup"] ?? "no result")")
+        }
+    }
+
     /// A syscall through the i386 entry (`int $0x80`) or the x32 ABI kills the
     /// command with SIGSYS: `sandbox exec` exits 128+31 = 159 and the result names
     /// signal 31. The same binary's native getpid runs.

@@ -512,4 +512,21 @@ struct FenceTests {
         #expect(Self.probe(program, Int32(SBX_FENCE_PROBE_SOCKET_MPTCP)) == .exited(EPROTONOSUPPORT))
         #expect(Self.probe(program, Int32(SBX_FENCE_PROBE_SOCKET_INET)) == .exited(0))
     }
+
+    /// io_uring makes sockets without socket(2) (IORING_OP_SOCKET), so a filter whose
+    /// socket_families refuse AF_NETLINK still lets one be made once io_uring_setup
+    /// runs: the attack, and why the planner refuses io_uring_setup in every filter
+    /// whatever the profile says (`builtin: no io_uring`, PlanCompiler). Control:
+    /// socket(2) of the same family gets EAFNOSUPPORT under the same filter. With
+    /// io_uring_setup refused, as the built-in rule does, no ring is made.
+    @Test func ioUringMakesSocketsPastTheFamilyFilterUnlessItIsRefused() throws {
+        guard Self.require((try? String(contentsOfFile: "/proc/sys/kernel/io_uring_disabled", encoding: .utf8))?
+                .hasPrefix("2") != true, "io_uring (kernel.io_uring_disabled is 2)") else { return }
+        let families = try SeccompCompiler.compile(Self.spec(deny: ["ptrace"], families: [.inet, .inet6]), cacheDir: nil)
+        #expect(Self.probe(families, Int32(SBX_FENCE_PROBE_SOCKET_NETLINK)) == .exited(EAFNOSUPPORT), "control: socket(2) is refused")
+        #expect(Self.probe(families, Int32(SBX_FENCE_PROBE_IOURING_SOCKET_NETLINK)) == .exited(0),
+                "the attack: IORING_OP_SOCKET made no AF_NETLINK socket past socket_families")
+        let refused = try SeccompCompiler.compile(Self.spec(deny: ["ptrace", "io_uring_setup"], families: [.inet, .inet6]), cacheDir: nil)
+        #expect(Self.probe(refused, Int32(SBX_FENCE_PROBE_IOURING_SOCKET_NETLINK)) == .exited(EPERM))
+    }
 }

@@ -227,6 +227,48 @@ let simple = """
         #expect(plan.seccomp.rulesDigest.count == 64)
     }
 
+    /// io_uring's operations pass the filter (FenceTests in SandboxKernelTests makes a
+    /// socket past socket_families with one), so wherever a filter is loaded and
+    /// io_uring_setup could run — the default lets calls through, the profile allows
+    /// it, or `on_violation = "log"` lets the deny list's calls run — one built-in
+    /// rule refuses it and no other rule names it. A policy that refuses it itself
+    /// keeps its own rule; a policy with no filter gets none.
+    @Test func ioUringIsRefusedByABuiltInRuleWhereverItCouldRun() throws {
+        let builtin = SeccompPlan.noIoUringOrigin
+        func seccomp(_ toml: String) throws -> SeccompPlan {
+            try PlanCompiler(host: host(uid: 0)).compile(try policy(toml), argv: ["sh"], runId: "r1").seccomp
+        }
+        func naming(_ plan: SeccompPlan) -> [SeccompRulePlan] { plan.rules.filter { $0.syscalls.contains("io_uring_setup") } }
+
+        let allowByDefault = try seccomp("name = \"a\"\n[seccomp]\ndeny = [\"ptrace\"]\n")
+        #expect(naming(allowByDefault).map(\.origin) == [builtin])
+        #expect(naming(allowByDefault).first?.action == .errno && naming(allowByDefault).first?.args.isEmpty == true)
+
+        let dir = NSTemporaryDirectory() + "sbx-uring-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try """
+            {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+              {"names": ["read", "io_uring_setup", "io_uring_enter"], "action": "SCMP_ACT_ALLOW"},
+              {"names": ["io_uring_setup"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_LE"}]}]}
+            """.write(toFile: "\(dir)/uring.json", atomically: true, encoding: .utf8)
+        let profileAllows = try seccomp("name = \"p\"\n[seccomp]\nprofile = \"\(dir)/uring.json\"\n")
+        #expect(naming(profileAllows).map(\.origin) == [builtin], "\(profileAllows.rules)")
+        #expect(profileAllows.rules.contains { $0.syscalls == ["read", "io_uring_enter"] && $0.action == .allow })
+
+        let base = try seccomp("name = \"b\"\nextends = [\"base\"]\n")
+        #expect(naming(base).map(\.origin) == ["seccomp.deny"])
+
+        let log = try seccomp("name = \"l\"\nextends = [\"base\"]\n[seccomp]\non_violation = \"log\"\n")
+        #expect(naming(log).map(\.origin) == [builtin])
+        // Through the supervisor, which answers it EPERM (DenialAccount) where the deny
+        // list's calls are let run.
+        #expect(naming(log).first?.action == .notify)
+
+        let unfiltered = try seccomp("name = \"n\"\n")
+        #expect(!unfiltered.enabled && unfiltered.rules.isEmpty)
+    }
+
     @Test func seccompRulesDigestCoversWhatTheCompilerReads() throws {
         let variants = ["", "[seccomp]\non_violation = \"kill\"", "[seccomp]\ndeny = [\"ptrace\"]",
                         "[seccomp]\nsocket_families = [\"unix\"]"]

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
+#include <linux/io_uring.h>
 #include <linux/landlock.h>
 #include <linux/seccomp.h>
 #include <netinet/in.h>
@@ -33,6 +34,47 @@
 #include <seccomp.h> /* macros only: SCMP_ACT_ERRNO, SCMP_ACT_TRACE */
 
 /* ---- TEST SUPPORT ONLY ---------------------------------------------------- */
+
+/* A socket made by io_uring (IORING_OP_SOCKET), not by socket(2): one ring, one
+ * submission, one completion, by raw system calls. Returns 0 when the socket was
+ * made, else the errno of the step that failed (io_uring_setup's, or the
+ * operation's result). */
+static int iouring_socket(int family, int type) {
+    struct io_uring_params p;
+    memset(&p, 0, sizeof p);
+    int ring = (int)syscall(__NR_io_uring_setup, 2, &p);
+    if (ring < 0) return errno;
+    int rc = EIO;
+    size_t sq_len = p.sq_off.array + p.sq_entries * sizeof(unsigned);
+    size_t cq_len = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
+    size_t sqe_len = p.sq_entries * sizeof(struct io_uring_sqe);
+    if (p.features & IORING_FEAT_SINGLE_MMAP) sq_len = cq_len = sq_len > cq_len ? sq_len : cq_len;
+    char *sq = mmap(NULL, sq_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ring, IORING_OFF_SQ_RING);
+    char *cq = (p.features & IORING_FEAT_SINGLE_MMAP) ? sq
+        : mmap(NULL, cq_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ring, IORING_OFF_CQ_RING);
+    struct io_uring_sqe *sqes = mmap(NULL, sqe_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ring, IORING_OFF_SQES);
+    if (sq == MAP_FAILED || cq == MAP_FAILED || sqes == MAP_FAILED) { rc = errno; goto out; }
+    unsigned *tail = (unsigned *)(sq + p.sq_off.tail);
+    unsigned index = *tail & *(unsigned *)(sq + p.sq_off.ring_mask);
+    struct io_uring_sqe *sqe = &sqes[index];
+    memset(sqe, 0, sizeof *sqe);
+    sqe->opcode = IORING_OP_SOCKET;
+    sqe->fd = family;   /* domain */
+    sqe->off = (unsigned)type;
+    sqe->len = 0;       /* protocol */
+    ((unsigned *)(sq + p.sq_off.array))[index] = index;
+    __atomic_store_n(tail, *tail + 1, __ATOMIC_RELEASE);
+    if (syscall(__NR_io_uring_enter, ring, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0) < 0) { rc = errno; goto out; }
+    unsigned head = __atomic_load_n((unsigned *)(cq + p.cq_off.head), __ATOMIC_ACQUIRE);
+    struct io_uring_cqe *cqe = (struct io_uring_cqe *)(cq + p.cq_off.cqes) + (head & *(unsigned *)(cq + p.cq_off.ring_mask));
+    if (cqe->res >= 0) { close(cqe->res); rc = 0; } else rc = -cqe->res;
+out:
+    if (sqes != MAP_FAILED) munmap(sqes, sqe_len);
+    if (cq != MAP_FAILED && cq != sq) munmap(cq, cq_len);
+    if (sq != MAP_FAILED) munmap(sq, sq_len);
+    close(ring);
+    return rc;
+}
 
 /* Runs one probe; returns 0 on success or the errno. Async-signal-safe. */
 static int run_probe(int probe, const char *path, uint16_t port) {
@@ -71,6 +113,8 @@ static int run_probe(int probe, const char *path, uint16_t port) {
         if (rc == 0) { close(sv[0]); close(sv[1]); }
         break;
     }
+    case SBX_FENCE_PROBE_IOURING_SOCKET_NETLINK:
+        return iouring_socket(AF_NETLINK, SOCK_RAW);
     case SBX_FENCE_PROBE_SOCKET_MPTCP:
         rc = syscall(SYS_socket, AF_INET, SOCK_STREAM, 262);
         if (rc >= 0) close((int)rc);

@@ -38,6 +38,7 @@ enum {
     SBX_FENCE_PROBE_SOCKETPAIR_NETLINK = 17, /* socketpair(AF_NETLINK, SOCK_RAW, 0) */
     SBX_FENCE_PROBE_SOCKETPAIR_UNIX = 18,    /* socketpair(AF_UNIX, SOCK_STREAM, 0) */
     SBX_FENCE_PROBE_SOCKET_MPTCP = 19,       /* socket(AF_INET, SOCK_STREAM, IPPROTO_MPTCP) */
+    SBX_FENCE_PROBE_IOURING_SOCKET_NETLINK = 20, /* io_uring_setup, then IORING_OP_SOCKET(AF_NETLINK, SOCK_RAW): no socket(2) */
 };
 
 /* Exit codes of a test child whose setup failed. */
