@@ -419,6 +419,8 @@ struct SeccompClassifier {
     var signalRule: Bool { !signalGuarded.isEmpty }
     /// io_uring_setup is refused by the built-in rule (whatever the profile says).
     let ioUringRefused: Bool
+    /// clone(2) with a namespace flag is refused by the built-in rule (unshare denied).
+    let namespaceClonesRefused: Bool
     let hasDenyRules: Bool
     /// A rule (or the default) kills or logs: the kernel logs those calls whatever
     /// the filter's flags, so the audit reader sees them in every mode.
@@ -439,6 +441,7 @@ struct SeccompClassifier {
         setuidGuarded = plan.enabled ? guarded(SeccompPlan.noSetuidBitsOrigin) : []
         signalGuarded = plan.enabled ? guarded(SeccompPlan.noSignalsToInitOrigin) : []
         ioUringRefused = plan.enabled && plan.rules.contains { $0.origin == SeccompPlan.noIoUringOrigin }
+        namespaceClonesRefused = plan.enabled && plan.rules.contains { $0.origin == SeccompPlan.noNamespaceClonesOrigin && $0.syscalls == ["clone"] }
         hasDenyRules = plan.enabled && (plan.defaultAction != .allow
             || plan.rules.contains { $0.action != .allow && $0.action != .log })
         let unflagged: Set<SeccompAction> = [.kill, .killProcess, .killThread, .log]
@@ -485,6 +488,10 @@ struct SeccompClassifier {
         if ioUringRefused, name == "io_uring_setup" {
             return (RunResult.Denial(kind: .syscall, what: name, detail: "io_uring (EPERM)", count: 0, first: nil,
                                      hint: "io_uring is refused wherever a seccomp filter is loaded: its operations (open, socket, connect …) would pass the filter's refusals"), EPERM)
+        }
+        if namespaceClonesRefused, name == "clone", v.args[0] & SeccompPlan.cloneNamespaceFlags.reduce(0, |) != 0 {
+            return (RunResult.Denial(kind: .syscall, what: name, detail: "a namespace flag (EPERM)", count: 0, first: nil,
+                                     hint: "new namespaces are refused under this policy (its deny list has unshare)"), EPERM)
         }
         if signalGuarded.contains(name), v.args[0] == 1 {
             return (RunResult.Denial(kind: .signal, what: name, detail: "to PID 1, the sandbox init (EPERM)", count: 0, first: nil,

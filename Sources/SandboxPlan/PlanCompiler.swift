@@ -643,6 +643,9 @@ struct Context {
         if enabled && policy.landlock.scope.contains(.signal) {
             rules = Context.noSignalsToInit(rules, arch: arch, denied: denied, defaultAllows: defaultAction == .allow)
         }
+        if enabled && sc.deny.contains("unshare") && sc.onViolation != .log {
+            rules = Context.noNamespaceClones(rules, arch: arch, denied: denied, defaultAction: defaultAction)
+        }
         // io_uring's operations (IORING_OP_OPENAT, _SOCKET, _CONNECT, _SETXATTR,
         // _RENAMEAT …) run in the kernel without the system calls a filter sees: with
         // io_uring_setup let through, every refusal of this filter — setuid and setgid
@@ -669,8 +672,10 @@ struct Context {
             // notification), so the built-in refusals reach the supervisor instead,
             // which answers each as the errno rule would (EPERM) and names it in the
             // denial account. Never allowed: the answer is always the refusal.
-            let builtin: Set<String> = [SeccompPlan.noSetuidBitsOrigin, SeccompPlan.noSignalsToInitOrigin, SeccompPlan.noIoUringOrigin]
-            for i in rules.indices where rules[i].action == .errno && builtin.contains(rules[i].origin) {
+            // (clone3's ENOSYS is an answer glibc falls back on, not a refusal: it stays.)
+            let builtin: Set<String> = [SeccompPlan.noSetuidBitsOrigin, SeccompPlan.noSignalsToInitOrigin, SeccompPlan.noIoUringOrigin,
+                                        SeccompPlan.noNamespaceClonesOrigin]
+            for i in rules.indices where rules[i].action == .errno && rules[i].errno == 1 && builtin.contains(rules[i].origin) {
                 rules[i].action = .notify
                 rules[i].errno = nil
             }
@@ -829,6 +834,45 @@ struct Context {
             out.append(SeccompRulePlan(syscalls: [name], action: .errno, errno: 1,
                                        args: [SeccompArgPlan(index: 0, op: .equal, value: 1, valueTwo: 0)],
                                        origin: SeccompPlan.noSignalsToInitOrigin))
+        }
+        return out
+    }
+
+    /// Where the deny list refuses unshare(2) — no new namespaces from inside — but
+    /// clone(2) or clone3(2) would run unconditionally (`profile = "none"`, or a
+    /// profile that allows them outright), the same namespaces were one clone away
+    /// (red team, session 46: base's deny list under profile none). So clone with a
+    /// namespace flag gets EPERM, and clone3, whose flags lie behind a pointer the
+    /// filter cannot read, ENOSYS, as the default profile answers it (glibc then uses
+    /// clone). A profile's own conditional rules for them, and a rule refusing them,
+    /// are left as they are.
+    static func noNamespaceClones(_ rules: [SeccompRulePlan], arch: String, denied: Set<String>,
+                                  defaultAction: SeccompAction) -> [SeccompRulePlan] {
+        let passing: Set<SeccompAction> = [.allow, .log, .trace]
+        let names = ["clone", "clone3"].filter { name in
+            guard SyscallTable.number(name, arch: arch) != nil, !denied.contains(name) else { return false }
+            let naming = rules.filter { $0.syscalls.contains(name) }
+            if naming.contains(where: { !$0.args.isEmpty }) { return false }
+            return naming.isEmpty ? passing.contains(defaultAction) : naming.contains { passing.contains($0.action) }
+        }
+        guard !names.isEmpty else { return rules }
+        var out: [SeccompRulePlan] = rules.compactMap { r in
+            var r = r
+            r.syscalls.removeAll(where: names.contains)
+            return r.syscalls.isEmpty ? nil : r
+        }
+        let origin = SeccompPlan.noNamespaceClonesOrigin
+        if names.contains("clone") {
+            let all = SeccompPlan.cloneNamespaceFlags.reduce(0, |)
+            out.append(SeccompRulePlan(syscalls: ["clone"], action: .allow, errno: nil,
+                                       args: [SeccompArgPlan(index: 0, op: .maskedEqual, value: all, valueTwo: 0)], origin: origin))
+            for flag in SeccompPlan.cloneNamespaceFlags {
+                out.append(SeccompRulePlan(syscalls: ["clone"], action: .errno, errno: 1,
+                                           args: [SeccompArgPlan(index: 0, op: .maskedEqual, value: flag, valueTwo: flag)], origin: origin))
+            }
+        }
+        if names.contains("clone3") {
+            out.append(SeccompRulePlan(syscalls: ["clone3"], action: .errno, errno: 38 /* ENOSYS */, args: [], origin: origin))
         }
         return out
     }

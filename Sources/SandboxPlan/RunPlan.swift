@@ -221,6 +221,10 @@ public struct SeccompPlan: Codable, Sendable, Equatable {
     public static let noSignalsToInitOrigin = "builtin: no signals to PID 1"
     public static let connectAccountOrigin = "builtin: connect through the supervisor (egress account)"
     public static let noIoUringOrigin = "builtin: no io_uring (its operations pass the filter)"
+    public static let noNamespaceClonesOrigin = "builtin: no namespaces by clone (unshare is denied)"
+    /// clone(2)'s namespace flags (CLONE_NEWNS, _NEWCGROUP, _NEWUTS, _NEWIPC,
+    /// _NEWUSER, _NEWPID, _NEWNET): the mask Docker's profile allows clone under.
+    public static let cloneNamespaceFlags: [UInt64] = [0x0002_0000, 0x0200_0000, 0x0400_0000, 0x0800_0000, 0x1000_0000, 0x2000_0000, 0x4000_0000]
     public var enabled: Bool
     public var profile: String?
     /// Native architecture only; x32/i386 syscalls hit the kill action.

@@ -105,6 +105,46 @@ import Testing
         }
     }
 
+    /// Under `seccomp.profile = "none"` base's deny list is the whole filter, and its
+    /// unshare, setns and mount meant no new namespaces and no mounts from inside; the
+    /// namespaces were one clone(CLONE_NEWUSER) away, and mounts one fsopen (red team,
+    /// session 46). Now clone with a namespace flag gets EPERM (`builtin: no
+    /// namespaces by clone`), clone3 ENOSYS (its flags lie behind a pointer; glibc
+    /// then uses clone, which is filtered), and base denies the new mount API; a plain
+    /// fork still works. Controls: under agent (the default profile) the same answers,
+    /// and on the host each call succeeds.
+    @Test func namespacesAndMountsStayRefusedWithoutAProfile() throws {
+        guard Self.ready() else { return }
+        let p = AttackProject()
+        defer { p.remove() }
+        let calls = ["clone-newuser", "clone3-newuser", "fsopen"]
+        let expected = ["clone-newuser": "EPERM", "clone3-newuser": "ENOSYS", "fsopen": "EPERM"]
+        let none = p.policy("no-profile", "[seccomp]\nprofile = \"none\"\n")
+        for policy in [none, Self.agent] {
+            let (out, r) = try p.probe(policy, ["syscall"] + calls)
+            #expect(out.status == 0, "stderr: \(out.stderr)")
+            for call in calls {
+                #expect(r[call] == expected[call], "\(call) under \(policy): \(r[call] ?? "no result"); \(out.stdout) \(out.stderr)")
+            }
+        }
+        // fsopen also needs a capability the command lacks, so its EPERM alone proves
+        // nothing of the filter: under "notify" the supervisor answers and records it
+        // (a violation of the deny list), and the clone refusal is in the account.
+        let notify = p.policy("no-profile-notify", "[seccomp]\nprofile = \"none\"\non_violation = \"notify\"\n")
+        let (nout, nr) = try p.probe(notify, ["syscall"] + calls)
+        for call in calls {
+            #expect(nr[call] == expected[call], "\(call) under notify: \(nr[call] ?? "no result"); \(nout.stdout) \(nout.stderr)")
+        }
+        #expect(Self.violations(nout).contains { $0.syscall == "fsopen" }, "fsopen not recorded: \(Self.violations(nout))")
+        let denials = nout.result?["denials"] as? [[String: Any]] ?? []
+        #expect(denials.contains { $0["what"] as? String == "clone" && ($0["detail"] as? String)?.contains("namespace") == true },
+                "the clone refusal is not in the account: \(denials)")
+        let fork = try p.sandbox(none, ["python3", "-c", "import os; pid = os.fork()\nif pid == 0: os._exit(7)\nprint(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))"])
+        #expect(fork.status == 0 && fork.stdout == "7\n", "a plain fork under profile none: \(fork.status) \(fork.stdout) \(fork.stderr)")
+        let host = try p.hostProbe(["syscall"] + calls)
+        for call in calls { #expect(host[call] == "OK", "control: \(call) on the host gave \(host[call] ?? "no result")") }
+    }
+
     /// A syscall through the i386 entry (`int $0x80`) or the x32 ABI kills the
     /// command with SIGSYS: `sandbox exec` exits 128+31 = 159 and the result names
     /// signal 31. The same binary's native getpid runs.

@@ -269,6 +269,40 @@ let simple = """
         #expect(!unfiltered.enabled && unfiltered.rules.isEmpty)
     }
 
+    /// Where the deny list refuses unshare and clone or clone3 would otherwise run
+    /// unconditionally (`profile = "none"`), clone is allowed only without namespace
+    /// flags (each flag refused, EPERM; through the supervisor in notify modes) and
+    /// clone3 gets ENOSYS. The default profile's own clone rules stand; a deny list
+    /// without unshare, and "log" (whose deny list lets calls run), add nothing.
+    @Test func namespaceClonesAreRefusedWhereUnshareIsDenied() throws {
+        let builtin = SeccompPlan.noNamespaceClonesOrigin
+        func seccomp(_ toml: String) throws -> SeccompPlan {
+            try PlanCompiler(host: host(uid: 0)).compile(try policy(toml), argv: ["sh"], runId: "r1").seccomp
+        }
+        func naming(_ plan: SeccompPlan, _ name: String) -> [SeccompRulePlan] { plan.rules.filter { $0.syscalls.contains(name) } }
+
+        let none = try seccomp("name = \"n\"\nextends = [\"base\"]\n[seccomp]\nprofile = \"none\"\n")
+        let clone = naming(none, "clone")
+        #expect(clone.allSatisfy { $0.origin == builtin && $0.syscalls == ["clone"] }, "\(clone)")
+        #expect(clone.filter { $0.action == .allow }.map { $0.args.first?.value } == [0x7E02_0000])
+        #expect(clone.filter { $0.action == .errno && $0.errno == 1 }.count == 7)
+        #expect(naming(none, "clone3").map { "\($0.origin) \($0.action.rawValue) \($0.errno ?? 0)" } == ["\(builtin) SCMP_ACT_ERRNO 38"])
+        for call in ["fsopen", "fsmount", "move_mount", "open_tree", "mount_setattr"] {
+            #expect(naming(none, call).map(\.origin) == ["seccomp.deny"], "\(call)")
+        }
+
+        let notify = try seccomp("name = \"m\"\nextends = [\"base\"]\n[seccomp]\nprofile = \"none\"\non_violation = \"notify\"\n")
+        #expect(naming(notify, "clone").filter { !$0.args.isEmpty && $0.args[0].valueTwo != 0 }.allSatisfy { $0.action == .notify })
+        #expect(naming(notify, "clone3").first?.action == .errno)
+
+        let profile = try seccomp("name = \"b\"\nextends = [\"base\"]\n")
+        #expect(!profile.rules.contains { $0.origin == builtin })
+        let log = try seccomp("name = \"l\"\nextends = [\"base\"]\n[seccomp]\nprofile = \"none\"\non_violation = \"log\"\n")
+        #expect(!log.rules.contains { $0.origin == builtin })
+        let noUnshare = try seccomp("name = \"u\"\n[seccomp]\ndeny = [\"ptrace\"]\n")
+        #expect(!noUnshare.rules.contains { $0.origin == builtin })
+    }
+
     @Test func seccompRulesDigestCoversWhatTheCompilerReads() throws {
         let variants = ["", "[seccomp]\non_violation = \"kill\"", "[seccomp]\ndeny = [\"ptrace\"]",
                         "[seccomp]\nsocket_families = [\"unix\"]"]
