@@ -696,6 +696,16 @@ struct Context {
             rules.append(SeccompRulePlan(syscalls: nestedDeny.sorted(), action: .errno, errno: 1, args: [],
                                          origin: NestedSeccomp.origin))
         }
+        let listens = rules.contains { $0.action == .notify } || defaultAction == .notify
+        if enabled && listens && !Self.letsThrough("sendmsg", rules: rules, defaultAction: defaultAction, passing: [.allow, .log], arch: arch) {
+            // child.c's last steps: load the filter, then send its listener to the
+            // supervisor with sendmsg(2). A filter that refuses that sendmsg failed the
+            // run with "hand the seccomp listener to the supervisor: EPERM"; one that
+            // hands it to the listener the supervisor does not hold yet left the run
+            // waiting until its timeout, or for good (red team, session 47).
+            let mode = sc.onViolation == .errno ? "" : ", or use on_violation = \"errno\" where nothing else needs the supervisor"
+            throw PlanError(key: "seccomp", message: "the sandbox's own set-up passes the seccomp filter's listener to the supervisor with sendmsg(2) once the filter is loaded, and this filter does not let sendmsg through (the profile or the deny list refuses it, on_violation = \"\(sc.onViolation.rawValue)\"): the command could never start. Let sendmsg through\(mode)")
+        }
         let families = nested?.families ?? sc.socketFamilies.map { $0.sorted() }
         let ioctls = enabled && SyscallTable.number("ioctl", arch: arch) != nil && !denied.contains("ioctl") ? nested?.ioctls : nil
         var numbers: [String: Int] = [:]

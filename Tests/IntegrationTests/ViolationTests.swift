@@ -33,6 +33,45 @@ import Testing
         #expect((v.first?["args"] as? [Int])?.prefix(2) == [16, 1])
     }
 
+    /// The sandbox's own set-up hands the filter's listener to the supervisor with
+    /// sendmsg(2) after loading the filter; a filter with a listener that refuses
+    /// sendmsg is refused at once (125, naming sendmsg). In notify, kill and log modes
+    /// the run used to wait for its listener until its timeout (137, "timed out", the
+    /// command never started) or for good (red team, session 47); in errno mode (a
+    /// listener for connect's account) it failed with a bare EPERM of the hand-off.
+    /// Control: with network mode egress there is no listener in errno mode, and the
+    /// same deny list runs.
+    @Test func aFilterThatWouldHoldItsOwnListenerIsRefused() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let dir = Harness.tempDir(), pol = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir); try? FileManager.default.removeItem(atPath: pol) }
+        for mode in ["notify", "kill", "log", "errno"] {
+            let policy = Harness.policy("""
+                name = "listener-\(mode)"
+                extends = ["\(Harness.repoRoot)/Policies/agent.toml"]
+                [process]
+                timeout = "3s"
+                [seccomp]
+                on_violation = "\(mode)"
+                deny = ["sendmsg"]
+                """, in: pol, name: "listener-\(mode).toml")
+            let out = try Harness.exec(policy: policy, ["touch", "ran"], cwd: dir)
+            #expect(out.status == 125 && out.stderr.contains("sendmsg"), "\(mode): \(out.status) \(out.stderr)")
+            #expect(out.result?["timedOut"] as? Bool != true, "\(mode): the run waited for its timeout")
+            #expect(!FileManager.default.fileExists(atPath: "\(dir)/ran"))
+        }
+        let errno = Harness.policy("""
+            name = "listener-none"
+            extends = ["\(Harness.repoRoot)/Policies/agent.toml"]
+            [seccomp]
+            deny = ["sendmsg"]
+            [network]
+            mode = "egress"
+            """, in: pol, name: "listener-none.toml")
+        let out = try Harness.exec(policy: errno, ["touch", "ran"], cwd: dir)
+        #expect(out.status == 0 && FileManager.default.fileExists(atPath: "\(dir)/ran"), "control: \(out.status) \(out.stderr)")
+    }
+
     @Test func errnoModeLetsTheCommandGoOn() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
         let dir = Harness.tempDir()

@@ -208,13 +208,20 @@ let simple = """
     }
 
     @Test func seccompDockerConditionsAndDeny() throws {
-        let p = try policy("""
-            name = "sc"
-            [seccomp]
-            profile = "\(repoRoot())/Tests/SandboxPolicyTests/Fixtures/seccomp/docker-format.json"
-            deny = ["ptrace"]
-            on_violation = "kill"
-            """)
+        let fixture = "\(repoRoot())/Tests/SandboxPolicyTests/Fixtures/seccomp/docker-format.json"
+        let toml = "name = \"sc\"\n[seccomp]\nprofile = \"PROFILE\"\ndeny = [\"ptrace\"]\non_violation = \"kill\"\n"
+        // The fixture allows no sendmsg, which the set-up needs once a filter with a
+        // listener is loaded (it sends the listener with it): refused, not left to hang.
+        #expect(throws: PlanError.self) {
+            try PlanCompiler(host: host()).compile(try policy(toml.replacingOccurrences(of: "PROFILE", with: fixture)), argv: ["sh"], runId: "r1")
+        }
+        let dir = NSTemporaryDirectory() + "sbx-docker-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let withSendmsg = try String(contentsOfFile: fixture, encoding: .utf8)
+            .replacingOccurrences(of: "\"names\": [\"read\", ", with: "\"names\": [\"sendmsg\", \"read\", ")
+        try withSendmsg.write(toFile: "\(dir)/docker-format.json", atomically: true, encoding: .utf8)
+        let p = try policy(toml.replacingOccurrences(of: "PROFILE", with: "\(dir)/docker-format.json"))
         let plan = try PlanCompiler(host: host()).compile(p, argv: ["sh"], runId: "r1")
         #expect(plan.seccomp.enabled)
         // The profile's "deny the rest" takes the policy's on_violation action; "kill"

@@ -15,7 +15,7 @@ struct SeccompPlanMemoTests {
         p.seccomp.profile = SeccompProfile(
             source: "/memo-test.json", defaultAction: .errno, defaultErrnoRet: 1, architectures: ["SCMP_ARCH_X86_64"],
             syscalls: [
-                SeccompRule(names: ["read", "write", "exit_group", "kill", "tgkill", "connect", "chmod"], action: .allow),
+                SeccompRule(names: ["read", "write", "exit_group", "kill", "tgkill", "connect", "chmod", "sendmsg"], action: .allow),
                 SeccompRule(names: ["ptrace"], action: .allow, includes: SeccompCondition(minKernel: "4.8")),
                 SeccompRule(names: ["personality"], action: .allow, includes: SeccompCondition(caps: ["CAP_SYS_ADMIN"])),
                 SeccompRule(names: ["arch_prctl"], action: .allow, includes: SeccompCondition(arches: ["amd64"])),
