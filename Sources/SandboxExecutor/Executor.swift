@@ -423,6 +423,7 @@ public final class Executor {
         // then reports no fences, as a refusal before clone3 does.
         spawned = false
         return complete(started: started) {
+            try refuseRingsAsStdio()
             let executable = try checkBinary(sandbox.sources)             // 2b
             try startAudit()                                              // 1
             var sandbox = sandbox
@@ -516,7 +517,21 @@ public final class Executor {
     /// Each step that creates something registers its own undo as it goes, and
     /// `teardown` unwinds them newest first on every path, so a failure at any step
     /// leaves nothing behind.
+    /// No io_uring instance reaches the command as its stdin, stdout or stderr: the
+    /// ring's operations (IORING_OP_OPENAT, _SOCKET …) run past the seccomp filter,
+    /// which refuses only io_uring_setup (red team, session 47: a ring an invoker's
+    /// wrapper left on fd 0 made an AF_NETLINK socket past socket_families). The
+    /// command cannot make or receive one itself (rings are close-on-exec and cannot
+    /// pass over SCM_RIGHTS), so its stdio is the only way in.
+    private func refuseRingsAsStdio() throws {
+        let (i, o, e) = options.stdio ?? (0, 1, 2)
+        for (fd, name) in [(i, "stdin"), (o, "stdout"), (e, "stderr")] where FD.isIoUring(fd) {
+            throw ExecError(.childSpec, message: "the command's \(name) is an io_uring instance, whose operations would run past the seccomp filter; give it a file, a pipe, a socket or a terminal")
+        }
+    }
+
     private func supervise(started: UInt64) throws -> RunResult {
+        try refuseRingsAsStdio()
         // The Landlock observer opens once per process; started now, its cost
         // overlaps steps 1–7 (the account joins it at step 7).
         // Only a run of its own (leased) uid can be told apart by it.

@@ -254,6 +254,16 @@ public enum PathInfo: Sendable, Equatable {
 }
 
 extension FD {
+    /// Whether `fd` is an io_uring instance (its `/proc/self/fd` link reads
+    /// `anon_inode:[io_uring]`). False where that cannot be read.
+    public static func isIoUring(_ fd: Int32) -> Bool {
+        var buffer = [UInt8](repeating: 0, count: 32)
+        let n = buffer.withUnsafeMutableBufferPointer { b in
+            b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: b.count) { readlink("/proc/self/fd/\(fd)", $0, b.count) }
+        }
+        return n > 0 && buffer[0..<n].elementsEqual("anon_inode:[io_uring]".utf8)
+    }
+
     /// Whether `fd` is open for writing (for `--result-fd`).
     public static func isWritable(_ fd: Int32) -> Bool {
         let flags = fcntl(fd, F_GETFL)

@@ -1,3 +1,4 @@
+import CSandboxTestSupport
 import Foundation
 import Testing
 
@@ -103,6 +104,36 @@ import Testing
             let host = try p.hostProbe(["syscall", "io_uring_setup"])
             #expect(host["io_uring_setup"] == "OK", "control: io_uring_setup on the host gave \(host["io_uring_setup"] ?? "no result")")
         }
+    }
+
+    /// A ring the invoker leaves on the command's stdin would carry io_uring past the
+    /// filter's refusal of io_uring_setup (red team, session 47: a wrapper's ring on
+    /// fd 0 made an AF_NETLINK socket past socket_families; FenceTests shows such a
+    /// socket under the filter alone), so `sandbox exec` refuses it (125) before
+    /// anything runs. Control: a pipe as stdin runs the same command. (With the check
+    /// taken out the command ran with the ring as its fd 0.)
+    @Test func aRingAsStdinIsRefused() throws {
+        guard Self.ready() else { return }
+        let p = AttackProject()
+        defer { p.remove() }
+        let ring = sbx_test_io_uring()
+        guard Harness.require(ring >= 0, "io_uring (io_uring_setup: errno \(errno))") else { return }
+        defer { close(ring) }
+        let run = Process()
+        run.executableURL = URL(fileURLWithPath: Harness.binary)
+        run.arguments = ["exec", "--policy", Self.agent, "--", "sh", "-c", "readlink /proc/self/fd/0 > fd0"]
+        run.currentDirectoryURL = URL(fileURLWithPath: p.dir)
+        run.standardInput = FileHandle(fileDescriptor: ring, closeOnDealloc: false)
+        let errors = Pipe()
+        run.standardError = errors
+        try run.run()
+        run.waitUntilExit()
+        let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(run.terminationStatus == 125 && stderr.contains("io_uring"), "\(run.terminationStatus) \(stderr)")
+        #expect(!FileManager.default.fileExists(atPath: "\(p.dir)/fd0"), "the command ran with the ring")
+
+        let control = try p.sandbox(Self.agent, ["sh", "-c", "readlink /proc/self/fd/0 > fd0"])
+        #expect(control.status == 0 && FileManager.default.fileExists(atPath: "\(p.dir)/fd0"), "control: \(control.status) \(control.stderr)")
     }
 
     /// Under `seccomp.profile = "none"` base's deny list is the whole filter, and its

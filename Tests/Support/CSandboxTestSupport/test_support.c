@@ -188,6 +188,12 @@ static int install_filter(const void *filter, size_t len, unsigned int flags) {
     return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
 }
 
+int sbx_test_io_uring(void) {
+    struct io_uring_params p;
+    memset(&p, 0, sizeof p);
+    return (int)syscall(__NR_io_uring_setup, 2, &p);
+}
+
 int sbx_fence_test_wait(pid_t pid) {
     int status;
     for (;;) {

@@ -68,6 +68,10 @@ int sbx_fence_test_probe_landlock(int ruleset_fd, int probe, const char *path, u
 /* waitpid(pid) retrying EINTR; the status or -1. */
 int sbx_fence_test_wait(pid_t pid);
 
+/* A new io_uring instance (two entries), close-on-exec as the kernel makes it; -1
+ * with errno on failure. */
+int sbx_test_io_uring(void);
+
 
 /* clone3(CLONE_INTO_CGROUP) a child that pauses until killed; returns its pid. */
 int sbx_cg_clone_into_paused(int cgroup_fd);
