@@ -855,7 +855,7 @@ public final class Executor {
         spec.landlockInner = landlock?.innerRules ?? []
         if let seccomp {
             spec.seccompFilter = seccomp.filter
-            spec.seccompFence = seccomp.ioctlFence
+            spec.seccompFence = seccomp.fence
             if seccomp.usesNotify { spec.seccompFlags |= 1 << 3 } // SECCOMP_FILTER_FLAG_NEW_LISTENER
         }
         return spec
@@ -1506,6 +1506,7 @@ extension SeccompPlan {
         spec.socketFamiliesViaSupervisor = onViolation != .errno // covered by rulesDigest
         spec.syscallNumbers = syscallNumbers.mapValues { Int32($0) }
         spec.refusedIoctls = refusedIoctls?.map(\.number) ?? []
+        spec.namespaceFence = namespaceFence == true
         return spec
     }
 }

@@ -76,7 +76,7 @@ public struct ChildSpec {
     /// A second filter, installed after `seccompFilter` without flags (the
     /// unknown-number prefix when the first is logged: SeccompProgram.unknownNumberFilter).
     public var seccompUnlogged: [UInt8]? = nil
-    /// Nested: the ioctl fence (SeccompProgram.ioctlFence), installed after both.
+    /// The fence (SeccompProgram.fence), installed after both.
     public var seccompFence: [UInt8]? = nil
     public var notifySocket: Int32 = -1
     public var syncFD: Int32 = -1

@@ -59,8 +59,11 @@ public struct SeccompSpec: Codable, Sendable, Equatable {
     /// the planner's own table for `arch`. Consulted only when libseccomp cannot resolve
     /// a name.
     public var syscallNumbers: [String: Int32]
-    /// ioctl commands refused with EPERM by a filter of their own (``SeccompProgram/ioctlFence``).
+    /// ioctl commands refused with EPERM by a filter of their own (``SeccompProgram/fence``).
     public var refusedIoctls: [UInt32] = []
+    /// clone with a namespace flag refused (EPERM) and clone3 (ENOSYS) by that filter
+    /// too, whatever the main one's rules say (``SeccompCompiler/fence(arch:ioctl:namespaces:)``).
+    public var namespaceFence = false
 
     public init(arch: String, defaultAction: SeccompAction, defaultErrno: UInt32? = nil, rules: [Rule],
                 socketFamilies: [SocketFamily]?, rulesDigest: String,
@@ -87,9 +90,9 @@ public struct SeccompProgram: Sendable, Equatable {
     public let unresolvedSyscalls: [String]
     /// Instructions of the unknown-number prefix at the start of `filter` (0: none).
     public let unknownPrefixLength: Int
-    /// The ioctl fence, a filter of its own installed after `filter` (and after
-    /// ``unknownNumberFilter``), or nil: see ``SeccompCompiler/ioctlFence(arch:ioctlNR:commands:)``.
-    public var ioctlFence: [UInt8]? = nil
+    /// The fence, a filter of its own installed after `filter` (and after
+    /// ``unknownNumberFilter``), or nil: see ``SeccompCompiler/fence(arch:ioctl:namespaces:)``.
+    public var fence: [UInt8]? = nil
 
     public init(filter: [UInt8], cacheHit: Bool, usesNotify: Bool, unresolvedSyscalls: [String] = [],
                 unknownPrefixLength: Int = 0) {
@@ -158,14 +161,21 @@ public enum SeccompCompiler {
     /// A cache directory that is not ours is an error, never silently trusted.
     public static func compile(_ spec: SeccompSpec, cacheDir: String?) throws -> SeccompProgram {
         var program = try compileMain(spec, cacheDir: cacheDir)
-        if !spec.refusedIoctls.isEmpty {
+        if !spec.refusedIoctls.isEmpty || spec.namespaceFence {
             // Built every time (a few instructions, no libseccomp), so not cached.
-            let nr = seccomp_syscall_resolve_name("ioctl")
-            guard nr >= 0 else {
-                throw KernelError(operation: "seccomp_syscall_resolve_name", subject: "ioctl",
-                                 detail: "no ioctl(2) on this architecture; the ioctl fence cannot be built")
+            func number(_ name: String) throws -> UInt32 {
+                let nr = seccomp_syscall_resolve_name(name)
+                guard nr >= 0 else {
+                    throw KernelError(operation: "seccomp_syscall_resolve_name", subject: name,
+                                     detail: "no \(name)(2) on this architecture; the fence cannot be built")
+                }
+                return UInt32(nr)
             }
-            program.ioctlFence = try ioctlFence(arch: seccomp_arch_native(), ioctlNR: UInt32(nr), commands: spec.refusedIoctls)
+            let clone3 = seccomp_syscall_resolve_name("clone3")
+            program.fence = try fence(
+                arch: seccomp_arch_native(),
+                ioctl: spec.refusedIoctls.isEmpty ? nil : (try number("ioctl"), spec.refusedIoctls),
+                namespaces: spec.namespaceFence ? (try number("clone"), clone3 >= 0 ? UInt32(clone3) : nil) : nil)
         }
         return program
     }
@@ -432,39 +442,74 @@ public enum SeccompCompiler {
     /// IPPROTO_MPTCP (linux/in.h).
     public static let ipprotoMPTCP: UInt32 = 262
 
-    /// The ioctl fence: a filter of its own, stacked after the main one, that refuses
-    /// `commands` with EPERM and allows everything else (the main filter decides that).
-    /// The command is compared on the low 32 bits of ioctl's second argument, as the
-    /// kernel reads it (`unsigned int cmd`): a caller's sign-extended 0xffffffff_800c6613
-    /// is the same command as 0x800c6613. Another architecture (which the main filter
-    /// kills) and every other call are allowed here.
+    /// The fence: a filter of its own, stacked after the main one, that refuses what
+    /// the main one cannot be trusted to refuse whatever its profile says, and allows
+    /// everything else (the main filter decides that; the kernel takes the strictest
+    /// answer of all). Another architecture (which the main filter kills) is allowed.
+    /// - `ioctl` (nested runs): the commands refused with EPERM, compared on the low 32
+    ///   bits of ioctl's second argument, as the kernel reads it (`unsigned int cmd`):
+    ///   a caller's sign-extended 0xffffffff_800c6613 is the same command as 0x800c6613.
+    /// - `namespaces` (a deny list with unshare beside profile rules for clone that
+    ///   cannot be read as refusing namespaces): clone with a namespace flag in the low
+    ///   32 bits of its flags (all the kernel reads) gets EPERM, and clone3, whose flags
+    ///   lie behind a pointer, ENOSYS (glibc then uses clone).
     ///
-    ///     0      ld  [arch]
-    ///     1      jeq native, 0, → allow
-    ///     2      ld  [nr]
-    ///     3      jeq ioctl,  0, → allow
-    ///     4      ld  [args[1] low 32 bits]
-    ///     5…4+n  jeq cmd_k, → eperm, 0
-    ///     5+n    allow: ret ALLOW
-    ///     6+n    eperm: ret ERRNO(EPERM)
-    static func ioctlFence(arch: UInt32, ioctlNR: UInt32, commands: [UInt32]) throws -> [UInt8] {
-        let commands = Array(Set(commands)).sorted()
-        guard !commands.isEmpty, commands.count <= 200 else {
-            throw KernelError(operation: "seccomp", subject: "ioctl fence", detail: "\(commands.count) commands; 1 to 200 are supported")
+    ///     0   ld  [arch]
+    ///     1   jeq native,  0, → allow
+    ///     2   ld  [nr]
+    ///         namespaces:  jeq clone3, → enosys, 0
+    ///                      jeq clone,  0, → ioctl block
+    ///                      ld  [args[0] low 32 bits]
+    ///                      jset CLONE_NEW*, → eperm, → allow
+    ///         ioctl:       jeq ioctl,  0, → allow
+    ///                      ld  [args[1] low 32 bits]
+    ///                      jeq cmd_k,  → eperm, 0      (each command)
+    ///         allow:  ret ALLOW
+    ///         eperm:  ret ERRNO(EPERM)
+    ///         enosys: ret ERRNO(ENOSYS)
+    static func fence(arch: UInt32, ioctl: (nr: UInt32, commands: [UInt32])?,
+                      namespaces: (clone: UInt32, clone3: UInt32?)?) throws -> [UInt8] {
+        let commands = Array(Set(ioctl?.commands ?? [])).sorted()
+        guard commands.count <= 200, ioctl == nil || !commands.isEmpty, ioctl != nil || namespaces != nil else {
+            throw KernelError(operation: "seccomp", subject: "fence", detail: "\(commands.count) ioctl commands; 1 to 200 are supported")
         }
         let (ldAbs, jeq, ret) = (BPF.ldAbs, BPF.jeq, BPF.ret)
-        let a1Low: UInt32 = UInt16(1).littleEndian == 1 ? 24 : 28   // seccomp_data.args[1] @24
-        let allow = 5 + commands.count, eperm = allow + 1
-        var code: [BPF.Instruction] = [
-            (ldAbs, 0, 0, 4), (jeq, 0, UInt8(allow - 2), arch),
-            (ldAbs, 0, 0, 0), (jeq, 0, UInt8(allow - 4), ioctlNR),
-            (ldAbs, 0, 0, a1Low),
+        let jset: UInt16 = 0x45   // BPF_JMP | BPF_JSET | BPF_K
+        let little = UInt16(1).littleEndian == 1
+        let a0Low: UInt32 = little ? 16 : 20, a1Low: UInt32 = little ? 24 : 28   // seccomp_data.args[0] @16, args[1] @24
+        // Targets: an index, or one of the three returns at the end (resolved below).
+        let allow = -1, eperm = -2, enosys = -3
+        var code: [(op: UInt16, jt: Int?, jf: Int?, k: UInt32)] = [
+            (ldAbs, nil, nil, 4), (jeq, nil, allow, arch), (ldAbs, nil, nil, 0),
         ]
-        for cmd in commands { code.append((jeq, UInt8(eperm - code.count - 1), 0, cmd)) }
-        code.append((ret, 0, 0, 0x7fff_0000))                               // SECCOMP_RET_ALLOW
-        code.append((ret, 0, 0, sbx_fence_scmp_act_errno(UInt16(EPERM))))
-        return BPF.assemble(code)
+        if let ns = namespaces {
+            if let clone3 = ns.clone3 { code.append((jeq, enosys, nil, clone3)) }
+            let afterClone = code.count + 3
+            code.append((jeq, nil, afterClone, ns.clone))
+            code.append((ldAbs, nil, nil, a0Low))
+            code.append((jset, eperm, allow, UInt32(truncatingIfNeeded: cloneNamespaceFlags)))
+        }
+        if let ioctl {
+            code.append((jeq, nil, allow, ioctl.nr))
+            code.append((ldAbs, nil, nil, a1Low))
+            for cmd in commands { code.append((jeq, eperm, nil, cmd)) }
+        }
+        let end = code.count
+        func resolve(_ target: Int?, from index: Int) -> UInt8 {
+            guard let target else { return 0 }
+            let absolute = target >= 0 ? target : end + (-target - 1)
+            return UInt8(absolute - index - 1)
+        }
+        var out: [BPF.Instruction] = code.enumerated().map { i, c in (c.op, resolve(c.jt, from: i), resolve(c.jf, from: i), c.k) }
+        out.append((ret, 0, 0, 0x7fff_0000))                               // SECCOMP_RET_ALLOW
+        out.append((ret, 0, 0, sbx_fence_scmp_act_errno(UInt16(EPERM))))
+        out.append((ret, 0, 0, sbx_fence_scmp_act_errno(UInt16(ENOSYS))))
+        return BPF.assemble(out)
     }
+
+    /// clone(2)'s namespace flags (CLONE_NEWNS, _NEWCGROUP, _NEWUTS, _NEWIPC,
+    /// _NEWUSER, _NEWPID, _NEWNET), all in the low 32 bits.
+    static let cloneNamespaceFlags: UInt64 = 0x7E02_0000
 
     /// Every system-call number this build can name on the native architecture:
     /// libseccomp's table (numbers below 1024; an architecture numbered above that,

@@ -643,8 +643,9 @@ struct Context {
         if enabled && policy.landlock.scope.contains(.signal) {
             rules = Context.noSignalsToInit(rules, arch: arch, denied: denied, defaultAllows: defaultAction == .allow)
         }
+        var namespaceFence = false
         if enabled && sc.deny.contains("unshare") && sc.onViolation != .log {
-            rules = Context.noNamespaceClones(rules, arch: arch, denied: denied, defaultAction: defaultAction)
+            (rules, namespaceFence) = Context.noNamespaceClones(rules, arch: arch, denied: denied, defaultAction: defaultAction)
         }
         // io_uring's operations (IORING_OP_OPENAT, _SOCKET, _CONNECT, _SETXATTR,
         // _RENAMEAT …) run in the kernel without the system calls a filter sees: with
@@ -696,18 +697,24 @@ struct Context {
             rules.append(SeccompRulePlan(syscalls: nestedDeny.sorted(), action: .errno, errno: 1, args: [],
                                          origin: NestedSeccomp.origin))
         }
+        let ioctls = enabled && SyscallTable.number("ioctl", arch: arch) != nil && !denied.contains("ioctl") ? nested?.ioctls : nil
+        let ioctlsFenced = ioctls != nil
+        // child.c's last steps: load this filter, stack the fence (with seccomp(2)),
+        // then send this filter's listener to the supervisor with sendmsg(2). A filter
+        // that refuses those calls failed the run with a bare EPERM; one that hands
+        // them to the listener the supervisor does not hold yet left the run waiting
+        // until its timeout, or for good (red team, session 47: sendmsg refused, or
+        // allowed only under a condition the set-up's own call does not meet). So they
+        // must pass whatever their arguments.
         let listens = rules.contains { $0.action == .notify } || defaultAction == .notify
-        if enabled && listens && !Self.letsThrough("sendmsg", rules: rules, defaultAction: defaultAction, passing: [.allow, .log], arch: arch) {
-            // child.c's last steps: load the filter, then send its listener to the
-            // supervisor with sendmsg(2). A filter that refuses that sendmsg failed the
-            // run with "hand the seccomp listener to the supervisor: EPERM"; one that
-            // hands it to the listener the supervisor does not hold yet left the run
-            // waiting until its timeout, or for good (red team, session 47).
-            let mode = sc.onViolation == .errno ? "" : ", or use on_violation = \"errno\" where nothing else needs the supervisor"
-            throw PlanError(key: "seccomp", message: "the sandbox's own set-up passes the seccomp filter's listener to the supervisor with sendmsg(2) once the filter is loaded, and this filter does not let sendmsg through (the profile or the deny list refuses it, on_violation = \"\(sc.onViolation.rawValue)\"): the command could never start. Let sendmsg through\(mode)")
+        let stacks = ioctlsFenced || namespaceFence
+        for (call, needed, why) in [("seccomp", stacks, "stacks a filter of its own after this one with seccomp(2)"),
+                                    ("sendmsg", listens, "passes this filter's listener to the supervisor with sendmsg(2)")]
+        where enabled && needed && !Self.passesWhatever(call, rules: rules, defaultAction: defaultAction, arch: arch) {
+            let mode = sc.onViolation == .errno || call != "sendmsg" ? "" : ", or use on_violation = \"errno\" where nothing else needs the supervisor"
+            throw PlanError(key: "seccomp", message: "the sandbox's own set-up \(why) once the filter is loaded, and this filter does not let \(call) through whatever its arguments (the profile or the deny list refuses it, or allows it only under a condition; on_violation = \"\(sc.onViolation.rawValue)\"): the command could never start. Let \(call) through\(mode)")
         }
         let families = nested?.families ?? sc.socketFamilies.map { $0.sorted() }
-        let ioctls = enabled && SyscallTable.number("ioctl", arch: arch) != nil && !denied.contains("ioctl") ? nested?.ioctls : nil
         var numbers: [String: Int] = [:]
         for r in rules { for n in r.syscalls { numbers[n] = SyscallTable.number(n, arch: arch) } }
         // The cache key of the compiled BPF: it must cover everything the compiler
@@ -722,12 +729,13 @@ struct Context {
             key += "\n"
         }
         if let ioctls { key += "ioctls \(ioctls.map { String($0.number) }.joinedText(separator: ","))\n" }
+        if namespaceFence { key += "namespace fence\n" }
         let digest = PlanDigest.sha256Hex(Array(key.utf8))
         return SeccompPlan(
             enabled: enabled, profile: sc.profile?.source, arch: arch, defaultAction: defaultAction,
             defaultErrno: defaultErrno, rules: rules, socketFamilies: families,
             onViolation: sc.onViolation, unknownSyscalls: unknown.sorted(),
-            syscallNumbers: numbers, rulesDigest: digest, refusedIoctls: ioctls,
+            syscallNumbers: numbers, rulesDigest: digest, refusedIoctls: ioctls, namespaceFence: namespaceFence ? true : nil,
             explicitTimesViaSupervisor: rules.contains { $0.origin == NestedSeccomp.timesOrigin && $0.action == .notify } ? true : nil)
     }
 
@@ -742,6 +750,17 @@ struct Context {
         if naming.contains(where: { passing.contains($0.action) }) { return true }
         if naming.contains(where: { $0.args.isEmpty }) { return false }
         return passing.contains(defaultAction)
+    }
+
+    /// Whether every call of `name` passes the filter, whatever its arguments: an
+    /// unconditional rule lets it through and no conditional one names it, or no rule
+    /// names it and the default lets it through.
+    static func passesWhatever(_ name: String, rules: [SeccompRulePlan], defaultAction: SeccompAction, arch: String) -> Bool {
+        guard SyscallTable.number(name, arch: arch) != nil else { return false }
+        let passing: Set<SeccompAction> = [.allow, .log]
+        let naming = rules.filter { $0.syscalls.contains(name) }
+        if naming.contains(where: { !$0.args.isEmpty }) { return false }
+        return naming.isEmpty ? passing.contains(defaultAction) : naming.allSatisfy { passing.contains($0.action) }
     }
 
     /// The syscalls that set a file's mode, and which argument holds it.
@@ -854,18 +873,40 @@ struct Context {
     /// (red team, session 46: base's deny list under profile none). So clone with a
     /// namespace flag gets EPERM, and clone3, whose flags lie behind a pointer the
     /// filter cannot read, ENOSYS, as the default profile answers it (glibc then uses
-    /// clone). A profile's own conditional rules for them, and a rule refusing them,
-    /// are left as they are.
+    /// clone): rules of this filter, so the account names them in every mode.
+    /// A profile's own conditional rules are left as they are when they plainly refuse
+    /// namespaces (Docker's: clone allowed only with every namespace flag clear, the
+    /// default refusing the rest); any others (a rule refusing CLONE_NEWNET alone, a
+    /// condition that always holds) cannot be rewritten without loosening or reading
+    /// them, so `fence` asks for the same refusals in a filter of their own stacked
+    /// after this one, where no rule of this one can loosen them (red team, session
+    /// 47: both such profiles made a user namespace).
     static func noNamespaceClones(_ rules: [SeccompRulePlan], arch: String, denied: Set<String>,
-                                  defaultAction: SeccompAction) -> [SeccompRulePlan] {
+                                  defaultAction: SeccompAction) -> (rules: [SeccompRulePlan], fence: Bool) {
         let passing: Set<SeccompAction> = [.allow, .log, .trace]
-        let names = ["clone", "clone3"].filter { name in
-            guard SyscallTable.number(name, arch: arch) != nil, !denied.contains(name) else { return false }
+        let flags = SeccompPlan.cloneNamespaceFlags.reduce(0, |)
+        let defaultPasses = passing.contains(defaultAction)
+        var names: [String] = [], fence = false
+        for name in ["clone", "clone3"] where SyscallTable.number(name, arch: arch) != nil && !denied.contains(name) {
             let naming = rules.filter { $0.syscalls.contains(name) }
-            if naming.contains(where: { !$0.args.isEmpty }) { return false }
-            return naming.isEmpty ? passing.contains(defaultAction) : naming.contains { passing.contains($0.action) }
+            let conditional = naming.filter { !$0.args.isEmpty }, unconditional = naming.filter { $0.args.isEmpty }
+            let refusedOutright = unconditional.contains { !passing.contains($0.action) }
+            if conditional.isEmpty {
+                if unconditional.isEmpty ? defaultPasses : !refusedOutright { names.append(name) }
+                continue
+            }
+            // Every passing rule must require the namespace flags clear (clone's
+            // flags are its first argument; clone3's cannot be read), and nothing
+            // else may pass a call.
+            let plainlyRefused = (refusedOutright || (!defaultPasses && unconditional.isEmpty))
+                && conditional.filter { passing.contains($0.action) }.allSatisfy { r in
+                    name == "clone" && r.args.contains { a in
+                        a.index == 0 && a.op == .maskedEqual && a.value & flags == flags && a.valueTwo & flags == 0
+                    }
+                }
+            if !plainlyRefused { fence = true }
         }
-        guard !names.isEmpty else { return rules }
+        guard !names.isEmpty else { return (rules, fence) }
         var out: [SeccompRulePlan] = rules.compactMap { r in
             var r = r
             r.syscalls.removeAll(where: names.contains)
@@ -873,9 +914,8 @@ struct Context {
         }
         let origin = SeccompPlan.noNamespaceClonesOrigin
         if names.contains("clone") {
-            let all = SeccompPlan.cloneNamespaceFlags.reduce(0, |)
             out.append(SeccompRulePlan(syscalls: ["clone"], action: .allow, errno: nil,
-                                       args: [SeccompArgPlan(index: 0, op: .maskedEqual, value: all, valueTwo: 0)], origin: origin))
+                                       args: [SeccompArgPlan(index: 0, op: .maskedEqual, value: flags, valueTwo: 0)], origin: origin))
             for flag in SeccompPlan.cloneNamespaceFlags {
                 out.append(SeccompRulePlan(syscalls: ["clone"], action: .errno, errno: 1,
                                            args: [SeccompArgPlan(index: 0, op: .maskedEqual, value: flag, valueTwo: flag)], origin: origin))
@@ -884,7 +924,7 @@ struct Context {
         if names.contains("clone3") {
             out.append(SeccompRulePlan(syscalls: ["clone3"], action: .errno, errno: 38 /* ENOSYS */, args: [], origin: origin))
         }
-        return out
+        return (out, fence)
     }
 
     /// Network modes none and loopback: connect(2), where the profile allows it

@@ -411,6 +411,7 @@ extension SeccompPlan {
             w.field("defaultErrno", defaultErrno)
             w.field("enabled", enabled)
             if let explicitTimesViaSupervisor { w.field("explicitTimesViaSupervisor", explicitTimesViaSupervisor) }
+            if let namespaceFence { w.field("namespaceFence", namespaceFence) }
             w.field("onViolation", onViolation)
             w.field("profile", profile)
             if let refusedIoctls {

@@ -244,8 +244,13 @@ public struct SeccompPlan: Codable, Sendable, Equatable {
     public var rulesDigest: String
     /// Nested: the ioctl commands refused with EPERM whatever the profile says
     /// (`NestedSeccomp.refusedIoctls`), in a second filter stacked after the main one
-    /// (`SeccompCompiler.ioctlFence`). nil: none.
+    /// (`SeccompCompiler.fence`). nil: none.
     public var refusedIoctls: [IoctlCommand]? = nil
+    /// The same stacked filter refuses clone with a namespace flag (EPERM) and clone3
+    /// (ENOSYS): the deny list has unshare, and the profile's own rules for clone or
+    /// clone3 have conditions the planner cannot read as refusing namespaces
+    /// (`PlanCompiler.noNamespaceClones`). nil: no such refusal there.
+    public var namespaceFence: Bool? = nil
     /// Nested: utimensat with explicit times is handed to the supervisor, which sets
     /// them itself only beneath a writable bind (`NestedSeccomp.explicitTimes`,
     /// `SandboxKernel.TimesFence`). nil: no such rule.

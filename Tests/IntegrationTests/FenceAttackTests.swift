@@ -170,6 +170,23 @@ import Testing
         let denials = nout.result?["denials"] as? [[String: Any]] ?? []
         #expect(denials.contains { $0["what"] as? String == "clone" && ($0["detail"] as? String)?.contains("namespace") == true },
                 "the clone refusal is not in the account: \(denials)")
+        // Profiles whose own clone rules have conditions the planner cannot read as
+        // refusing namespaces (red team, session 47: each made a user namespace): one
+        // refusing CLONE_NEWNET alone over an allow-everything default, one allowing
+        // clone and clone3 under a condition that always holds. The fence, a filter of
+        // its own, refuses them whatever those rules say.
+        let profiles = [
+            #"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["clone"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 1073741824, "valueTwo": 1073741824, "op": "SCMP_CMP_MASKED_EQ"}]}]}"#,
+            #"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["clone", "clone3"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 0, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]}]}"#,
+        ]
+        let profileDir = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: profileDir) }
+        for (i, profile) in profiles.enumerated() {
+            try profile.write(toFile: "\(profileDir)/conditional-\(i).json", atomically: true, encoding: .utf8)
+            let policy = p.policy("conditional-\(i)", "[seccomp]\nprofile = \"\(profileDir)/conditional-\(i).json\"\n")
+            let (out, r) = try p.probe(policy, ["syscall", "clone-newuser", "clone3-newuser"])
+            #expect(r["clone-newuser"] == "EPERM" && r["clone3-newuser"] == "ENOSYS", "profile \(i): \(out.stdout) \(out.stderr)")
+        }
         let fork = try p.sandbox(none, ["python3", "-c", "import os; pid = os.fork()\nif pid == 0: os._exit(7)\nprint(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))"])
         #expect(fork.status == 0 && fork.stdout == "7\n", "a plain fork under profile none: \(fork.status) \(fork.stdout) \(fork.stderr)")
         let host = try p.hostProbe(["syscall"] + calls)

@@ -513,6 +513,23 @@ struct FenceTests {
         #expect(Self.probe(program, Int32(SBX_FENCE_PROBE_SOCKET_INET)) == .exited(0))
     }
 
+    /// The namespace fence, a filter of its own: clone with CLONE_NEWUSER gets EPERM
+    /// and clone3 ENOSYS, a plain fork goes on; stacked after a filter that allows
+    /// everything (what a profile with a rule refusing CLONE_NEWNET alone, or an
+    /// always-true condition, amounts to: red team, session 47), the kernel's
+    /// strictest answer still refuses. Control: without it both make a namespace.
+    @Test func theNamespaceFenceRefusesNamespacesWhateverTheMainFilterAllows() throws {
+        // x86_64: AUDIT_ARCH_X86_64, clone 56, clone3 435.
+        let fence = try SeccompCompiler.fence(arch: 0xC000_003E, ioctl: nil, namespaces: (56, 435))
+        let program = SeccompProgram(filter: fence, cacheHit: false, usesNotify: false)
+        #expect(Self.probe(nil, Int32(SBX_FENCE_PROBE_CLONE_NEWUSER)) == .exited(0), "control: clone(CLONE_NEWUSER)")
+        #expect(Self.probe(nil, Int32(SBX_FENCE_PROBE_CLONE3_NEWUSER)) == .exited(0), "control: clone3(CLONE_NEWUSER)")
+        #expect(Self.probe(program, Int32(SBX_FENCE_PROBE_CLONE_NEWUSER)) == .exited(EPERM))
+        #expect(Self.probe(program, Int32(SBX_FENCE_PROBE_CLONE3_NEWUSER)) == .exited(ENOSYS))
+        #expect(Self.probe(program, Int32(SBX_FENCE_PROBE_CLONE_PLAIN)) == .exited(0))
+        #expect(Self.probe(program, Int32(SBX_FENCE_PROBE_SOCKET_UNIX)) == .exited(0))
+    }
+
     /// io_uring makes sockets without socket(2) (IORING_OP_SOCKET), so a filter whose
     /// socket_families refuse AF_NETLINK still lets one be made once io_uring_setup
     /// runs: the attack, and why the planner refuses io_uring_setup in every filter

@@ -308,6 +308,41 @@ let simple = """
         #expect(!log.rules.contains { $0.origin == builtin })
         let noUnshare = try seccomp("name = \"u\"\n[seccomp]\ndeny = [\"ptrace\"]\n")
         #expect(!noUnshare.rules.contains { $0.origin == builtin })
+        #expect(profile.namespaceFence == nil && none.namespaceFence == nil, "the default profile's clone rule refuses namespaces plainly")
+
+        // Conditions the planner cannot read as refusing namespaces: the fence, a
+        // filter of its own, refuses them; the profile's rules stay as they are.
+        let dir = NSTemporaryDirectory() + "sbx-clone-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let onlyNewNet = #"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["clone"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 1073741824, "valueTwo": 1073741824, "op": "SCMP_CMP_MASKED_EQ"}]}]}"#
+        try onlyNewNet.write(toFile: "\(dir)/p.json", atomically: true, encoding: .utf8)
+        let fenced = try seccomp("name = \"f\"\nextends = [\"base\"]\n[seccomp]\nprofile = \"\(dir)/p.json\"\n")
+        #expect(fenced.namespaceFence == true)
+        #expect(naming(fenced, "clone").map(\.origin) == ["\(dir)/p.json syscalls[0]"])
+        // The fence is stacked with seccomp(2) once the filter is loaded: a filter that
+        // refuses seccomp could never start its command.
+        #expect(throws: PlanError.self) {
+            try seccomp("name = \"g\"\nextends = [\"base\"]\n[seccomp]\nprofile = \"\(dir)/p.json\"\ndeny = [\"seccomp\"]\n")
+        }
+    }
+
+    /// The set-up sends the filter's listener with sendmsg(2) after loading it: a
+    /// sendmsg allowed only under a condition (the set-up's own call passes
+    /// MSG_NOSIGNAL) is refused as one refused outright is (red team, session 47).
+    @Test func theListenersHandOffMustPassWhateverItsArguments() throws {
+        let dir = NSTemporaryDirectory() + "sbx-handoff-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let conditional = #"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["sendmsg"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 2, "value": 16384, "valueTwo": 16384, "op": "SCMP_CMP_MASKED_EQ"}]}]}"#
+        try conditional.write(toFile: "\(dir)/p.json", atomically: true, encoding: .utf8)
+        for mode in ["errno", "notify"] {
+            let p = try policy("name = \"h\"\n[seccomp]\nprofile = \"\(dir)/p.json\"\non_violation = \"\(mode)\"\n")
+            #expect(throws: PlanError.self, "\(mode)") { try PlanCompiler(host: host(uid: 0)).compile(p, argv: ["sh"], runId: "r1") }
+        }
+        // Without a listener (network egress: no connect account; errno) nothing is sent.
+        let egress = try policy("name = \"e\"\n[seccomp]\nprofile = \"\(dir)/p.json\"\n[network]\nmode = \"egress\"\n")
+        #expect(throws: Never.self) { try PlanCompiler(host: host(uid: 0)).compile(egress, argv: ["sh"], runId: "r1") }
     }
 
     @Test func seccompRulesDigestCoversWhatTheCompilerReads() throws {

@@ -115,6 +115,18 @@ static int run_probe(int probe, const char *path, uint16_t port) {
     }
     case SBX_FENCE_PROBE_IOURING_SOCKET_NETLINK:
         return iouring_socket(AF_NETLINK, SOCK_RAW);
+    case SBX_FENCE_PROBE_CLONE_NEWUSER:
+    case SBX_FENCE_PROBE_CLONE_PLAIN:
+    case SBX_FENCE_PROBE_CLONE3_NEWUSER: {
+        uint64_t args[11] = { 0 };   /* struct clone_args, version 0 (88 bytes) */
+        args[0] = CLONE_NEWUSER;     /* flags */
+        args[4] = SIGCHLD;           /* exit_signal */
+        if (probe == SBX_FENCE_PROBE_CLONE3_NEWUSER) rc = syscall(SYS_clone3, args, 88);
+        else rc = syscall(SYS_clone, (probe == SBX_FENCE_PROBE_CLONE_NEWUSER ? CLONE_NEWUSER : 0) | SIGCHLD, 0, 0, 0, 0);
+        if (rc == 0) _exit(0);
+        if (rc > 0) { int st; waitpid((pid_t)rc, &st, 0); rc = 0; }
+        break;
+    }
     case SBX_FENCE_PROBE_SOCKET_MPTCP:
         rc = syscall(SYS_socket, AF_INET, SOCK_STREAM, 262);
         if (rc >= 0) close((int)rc);

@@ -39,6 +39,9 @@ enum {
     SBX_FENCE_PROBE_SOCKETPAIR_UNIX = 18,    /* socketpair(AF_UNIX, SOCK_STREAM, 0) */
     SBX_FENCE_PROBE_SOCKET_MPTCP = 19,       /* socket(AF_INET, SOCK_STREAM, IPPROTO_MPTCP) */
     SBX_FENCE_PROBE_IOURING_SOCKET_NETLINK = 20, /* io_uring_setup, then IORING_OP_SOCKET(AF_NETLINK, SOCK_RAW): no socket(2) */
+    SBX_FENCE_PROBE_CLONE_NEWUSER = 21,      /* clone(CLONE_NEWUSER | SIGCHLD): the child exits at once */
+    SBX_FENCE_PROBE_CLONE3_NEWUSER = 22,     /* clone3 with CLONE_NEWUSER, exit signal SIGCHLD */
+    SBX_FENCE_PROBE_CLONE_PLAIN = 23,        /* clone(SIGCHLD): a fork */
 };
 
 /* Exit codes of a test child whose setup failed. */
