@@ -55,8 +55,13 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: "\(Self.leases)/\(uid)"), "no lease file while the run is live")
         Harness.gcLock.lock()
         defer { Harness.gcLock.unlock() }
+        // What the control's failure needs to tell apart (seen twice, cause unknown):
+        // whether the run was still going when it was killed.
+        let liveBeforeKill = (sup.isRunning, UidLease.inUse(uid))
         kill(sup.processIdentifier, SIGKILL) // our own child, not yet reaped
         sup.waitUntilExit()
+        let ended = sup.terminationReason == .uncaughtSignal ? "killed by signal \(sup.terminationStatus)"
+            : "exited with \(sup.terminationStatus) on its own"
         // The run's processes end after their supervisor (the init's parent-death
         // signal, then its sweep); gc rightly keeps a lease while any still runs as
         // the uid. A fixed 0.3 s was once too short on a loaded CI host: wait until
@@ -64,7 +69,8 @@ import Testing
         var gone = 0
         while UidLease.inUse(uid) && gone < 200 { usleep(50_000); gone += 1 }
         #expect(!UidLease.inUse(uid), "a process still runs as \(uid) 10 s after its supervisor was killed")
-        #expect(FileManager.default.fileExists(atPath: "\(Self.leases)/\(uid)"), "control: a killed supervisor leaves its lease for gc")
+        #expect(FileManager.default.fileExists(atPath: "\(Self.leases)/\(uid)"),
+                "control: a killed supervisor leaves its lease for gc (the supervisor \(ended); before the kill it ran: \(liveBeforeKill.0), a process ran as \(uid): \(liveBeforeKill.1))")
         _ = try Harness.sandbox(["gc"])
         #expect(!FileManager.default.fileExists(atPath: "\(Self.leases)/\(uid)"), "gc did not release lease \(uid)")
     }
