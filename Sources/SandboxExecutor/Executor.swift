@@ -570,7 +570,14 @@ public final class Executor {
         let logFlags = startDenialAccount(ahead: ahead)                   // 7
         let pipes = try ChildPipes(undo: &undo)                           // 8
         var spec = childSpec(runDir: runDir, lease: lease, landlock: landlock, seccomp: program) // 8
-        if let program, logFlags != 0 { spec.seccompFlags |= logFlags; spec.seccompUnlogged = program.unknownNumberFilter }
+        if let program, logFlags != 0 {
+            spec.seccompFlags |= logFlags
+            // The unknown-number filter is stacked with seccomp(2) after the main one;
+            // it only keeps those calls out of the log, so where the main filter does
+            // not let seccomp through it is left out, not the run (red team, session
+            // 47: `deny = ["seccomp"]` failed with "load the seccomp filter: EPERM").
+            if plan.seccomp.passesWhatever("seccomp") { spec.seccompUnlogged = program.unknownNumberFilter }
+        }
         if account.landlockLogged { spec.landlockRestrictFlags = 1 << 1 } // LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON
         let command = ahead ? try commandChannel(&spec) : nil             // 8
         let signals = try blockSignals()                                  // 9

@@ -710,7 +710,7 @@ struct Context {
         let stacks = ioctlsFenced || namespaceFence
         for (call, needed, why) in [("seccomp", stacks, "stacks a filter of its own after this one with seccomp(2)"),
                                     ("sendmsg", listens, "passes this filter's listener to the supervisor with sendmsg(2)")]
-        where enabled && needed && !Self.passesWhatever(call, rules: rules, defaultAction: defaultAction, arch: arch) {
+        where enabled && needed && !SeccompPlan.passesWhatever(call, rules: rules, defaultAction: defaultAction, arch: arch) {
             let mode = sc.onViolation == .errno || call != "sendmsg" ? "" : ", or use on_violation = \"errno\" where nothing else needs the supervisor"
             throw PlanError(key: "seccomp", message: "the sandbox's own set-up \(why) once the filter is loaded, and this filter does not let \(call) through whatever its arguments (the profile or the deny list refuses it, or allows it only under a condition; on_violation = \"\(sc.onViolation.rawValue)\"): the command could never start. Let \(call) through\(mode)")
         }
@@ -750,17 +750,6 @@ struct Context {
         if naming.contains(where: { passing.contains($0.action) }) { return true }
         if naming.contains(where: { $0.args.isEmpty }) { return false }
         return passing.contains(defaultAction)
-    }
-
-    /// Whether every call of `name` passes the filter, whatever its arguments: an
-    /// unconditional rule lets it through and no conditional one names it, or no rule
-    /// names it and the default lets it through.
-    static func passesWhatever(_ name: String, rules: [SeccompRulePlan], defaultAction: SeccompAction, arch: String) -> Bool {
-        guard SyscallTable.number(name, arch: arch) != nil else { return false }
-        let passing: Set<SeccompAction> = [.allow, .log]
-        let naming = rules.filter { $0.syscalls.contains(name) }
-        if naming.contains(where: { !$0.args.isEmpty }) { return false }
-        return naming.isEmpty ? passing.contains(defaultAction) : naming.allSatisfy { passing.contains($0.action) }
     }
 
     /// The syscalls that set a file's mode, and which argument holds it.
@@ -890,15 +879,21 @@ struct Context {
         for name in ["clone", "clone3"] where SyscallTable.number(name, arch: arch) != nil && !denied.contains(name) {
             let naming = rules.filter { $0.syscalls.contains(name) }
             let conditional = naming.filter { !$0.args.isEmpty }, unconditional = naming.filter { $0.args.isEmpty }
-            let refusedOutright = unconditional.contains { !passing.contains($0.action) }
+            let passes = unconditional.contains { passing.contains($0.action) }
+            let refuses = unconditional.contains { !passing.contains($0.action) }
             if conditional.isEmpty {
-                if unconditional.isEmpty ? defaultPasses : !refusedOutright { names.append(name) }
+                if unconditional.isEmpty ? defaultPasses : !refuses { names.append(name) }
+                // Unconditional rules that disagree: libseccomp keeps one and drops
+                // the rest, and a rule equal to the default is left out before it
+                // (red team, session 47: ERRNO then ALLOW let clone through), so
+                // which one holds is not the planner's to read.
+                if passes && refuses { fence = true }
                 continue
             }
             // Every passing rule must require the namespace flags clear (clone's
-            // flags are its first argument; clone3's cannot be read), and nothing
-            // else may pass a call.
-            let plainlyRefused = (refusedOutright || (!defaultPasses && unconditional.isEmpty))
+            // flags are its first argument; clone3's cannot be read), no rule without
+            // conditions may name the call, and the default must refuse the rest.
+            let plainlyRefused = unconditional.isEmpty && !defaultPasses
                 && conditional.filter { passing.contains($0.action) }.allSatisfy { r in
                     name == "clone" && r.args.contains { a in
                         a.index == 0 && a.op == .maskedEqual && a.value & flags == flags && a.valueTwo & flags == 0

@@ -257,6 +257,25 @@ public struct SeccompPlan: Codable, Sendable, Equatable {
     public var explicitTimesViaSupervisor: Bool? = nil
 }
 
+extension SeccompPlan {
+    /// Whether every call of `name` passes a filter of `rules` and `defaultAction`,
+    /// whatever its arguments: rules without conditions name it and all let it
+    /// through, and none with conditions names it; or no rule names it and the
+    /// default lets it through.
+    public static func passesWhatever(_ name: String, rules: [SeccompRulePlan], defaultAction: SeccompAction, arch: String) -> Bool {
+        guard SyscallTable.number(name, arch: arch) != nil else { return false }
+        let passing: Set<SeccompAction> = [.allow, .log]
+        let naming = rules.filter { $0.syscalls.contains(name) }
+        if naming.contains(where: { !$0.args.isEmpty }) { return false }
+        return naming.isEmpty ? passing.contains(defaultAction) : naming.allSatisfy { passing.contains($0.action) }
+    }
+
+    /// The same, of this plan's filter.
+    public func passesWhatever(_ name: String) -> Bool {
+        Self.passesWhatever(name, rules: rules, defaultAction: defaultAction, arch: arch)
+    }
+}
+
 /// One ioctl command by its kernel name and number (the low 32 bits the kernel
 /// reads: `unsigned int cmd`).
 public struct IoctlCommand: Codable, Sendable, Equatable {

@@ -106,6 +106,20 @@ import Testing
         }
     }
 
+    /// A deny list with `seccomp` runs in errno mode: the unknown-number filter the
+    /// set-up stacks after the main one (with seccomp(2)) only keeps unknown numbers
+    /// out of the audit log, so it is left out there, not the run (third red team of
+    /// session 47: 125 "load the seccomp filter: EPERM"); the command's own
+    /// seccomp(2) is refused.
+    @Test func aDenyListWithSeccompRuns() throws {
+        guard Self.ready() else { return }
+        let p = AttackProject()
+        defer { p.remove() }
+        let policy = p.policy("no-seccomp", "[seccomp]\ndeny = [\"seccomp\"]\n")
+        let out = try p.sandbox(policy, ["python3", "-c", "import ctypes; l = ctypes.CDLL(None, use_errno=True); print(l.syscall(317, 0, 0, None), ctypes.get_errno())"])
+        #expect(out.status == 0 && out.stdout == "-1 1\n", "\(out.status) \(out.stdout) \(out.stderr)")
+    }
+
     /// A ring the invoker leaves on the command's stdin would carry io_uring past the
     /// filter's refusal of io_uring_setup (red team, session 47: a wrapper's ring on
     /// fd 0 made an AF_NETLINK socket past socket_families; FenceTests shows such a
@@ -181,7 +195,21 @@ import Testing
         ]
         let profileDir = Harness.tempDir()
         defer { try? FileManager.default.removeItem(atPath: profileDir) }
-        for (i, profile) in profiles.enumerated() {
+        // And unconditional rules that disagree (third red team of session 47): the
+        // shipped profile with clone and clone3 refused and then allowed; the refusal,
+        // equal to the default, is left out of the filter, so the allow held.
+        let shipped = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(Harness.repoRoot)/Profiles/seccomp/default.json"))) as! [String: Any]
+        var disagreeing = shipped
+        var rules = (shipped["syscalls"] as! [[String: Any]]).compactMap { rule -> [String: Any]? in
+            var rule = rule
+            rule["names"] = (rule["names"] as? [String] ?? []).filter { $0 != "clone" && $0 != "clone3" }
+            return (rule["names"] as! [String]).isEmpty ? nil : rule
+        }
+        rules.insert(["names": ["clone", "clone3"], "action": "SCMP_ACT_ALLOW"], at: 0)
+        rules.insert(["names": ["clone", "clone3"], "action": "SCMP_ACT_ERRNO"], at: 0)
+        disagreeing["syscalls"] = rules
+        let all = profiles + [String(decoding: try JSONSerialization.data(withJSONObject: disagreeing), as: UTF8.self)]
+        for (i, profile) in all.enumerated() {
             try profile.write(toFile: "\(profileDir)/conditional-\(i).json", atomically: true, encoding: .utf8)
             let policy = p.policy("conditional-\(i)", "[seccomp]\nprofile = \"\(profileDir)/conditional-\(i).json\"\n")
             let (out, r) = try p.probe(policy, ["syscall", "clone-newuser", "clone3-newuser"])

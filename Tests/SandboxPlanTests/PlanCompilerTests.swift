@@ -319,6 +319,11 @@ let simple = """
         try onlyNewNet.write(toFile: "\(dir)/p.json", atomically: true, encoding: .utf8)
         let fenced = try seccomp("name = \"f\"\nextends = [\"base\"]\n[seccomp]\nprofile = \"\(dir)/p.json\"\n")
         #expect(fenced.namespaceFence == true)
+        // Unconditional rules that disagree: libseccomp keeps one, the planner cannot
+        // tell which.
+        let disagreeing = #"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["clone", "clone3"], "action": "SCMP_ACT_ERRNO"}, {"names": ["clone", "clone3"], "action": "SCMP_ACT_ALLOW"}, {"names": ["sendmsg", "seccomp", "read"], "action": "SCMP_ACT_ALLOW"}]}"#
+        try disagreeing.write(toFile: "\(dir)/d.json", atomically: true, encoding: .utf8)
+        #expect(try seccomp("name = \"d\"\nextends = [\"base\"]\n[seccomp]\nprofile = \"\(dir)/d.json\"\n").namespaceFence == true)
         #expect(naming(fenced, "clone").map(\.origin) == ["\(dir)/p.json syscalls[0]"])
         // The fence is stacked with seccomp(2) once the filter is loaded: a filter that
         // refuses seccomp could never start its command.
