@@ -417,6 +417,15 @@ struct SeccompClassifier {
     let setuidGuarded: Set<String>
     let signalGuarded: Set<String>
     var signalRule: Bool { !signalGuarded.isEmpty }
+    /// The syscalls whose setuid bits or signals to PID 1 the supervisor answers as
+    /// the built-in refusal when they reach it. Under "log", every one a no-setuid or
+    /// no-signal rule names, whatever its action: an answer left to that mode lets the
+    /// call run, so a call the profile does not allow, with a setuid bit, was let run
+    /// (red team, session 47: chmod 04755 under a profile without chmod). (The sets
+    /// above, for the log, hold only calls the profile allows: there an EPERM is the
+    /// built-in's.)
+    let setuidAnswered: Set<String>
+    let signalAnswered: Set<String>
     /// io_uring_setup is refused by the built-in rule (whatever the profile says).
     let ioUringRefused: Bool
     /// clone(2) with a namespace flag is refused by the built-in rule (unshare denied).
@@ -440,6 +449,12 @@ struct SeccompClassifier {
         }
         setuidGuarded = plan.enabled ? guarded(SeccompPlan.noSetuidBitsOrigin) : []
         signalGuarded = plan.enabled ? guarded(SeccompPlan.noSignalsToInitOrigin) : []
+        // Under "log" only: in the other modes such a call, which the profile does not
+        // allow either, is answered as the mode answers a violation (EPERM, or the kill).
+        func named(_ origin: String) -> Set<String> { Set(plan.rules.filter { $0.origin == origin }.flatMap(\.syscalls)) }
+        let log = plan.onViolation == .log
+        setuidAnswered = plan.enabled ? (log ? named(SeccompPlan.noSetuidBitsOrigin) : setuidGuarded) : []
+        signalAnswered = plan.enabled ? (log ? named(SeccompPlan.noSignalsToInitOrigin) : signalGuarded) : []
         ioUringRefused = plan.enabled && plan.rules.contains { $0.origin == SeccompPlan.noIoUringOrigin }
         namespaceClonesRefused = plan.enabled && plan.rules.contains { $0.origin == SeccompPlan.noNamespaceClonesOrigin && $0.syscalls == ["clone"] }
         hasDenyRules = plan.enabled && (plan.defaultAction != .allow
@@ -478,7 +493,7 @@ struct SeccompClassifier {
                                      hint: "the policy forbids creating \(afName) sockets (socket_families allows \(allowed.map(\.rawValue).joinedText(separator: ", ")))"),
                     EAFNOSUPPORT)
         }
-        if setuidGuarded.contains(name), let arg = SeccompPlan.modeArgument[name] {
+        if setuidAnswered.contains(name), let arg = SeccompPlan.modeArgument[name] {
             let bits: UInt64 = 0o6000
             if let flagsArg = SeccompPlan.createFlagsArgument[name], v.args[Int(flagsArg)] & SeccompPlan.createFlags == 0 { return nil }
             guard v.args[Int(arg)] & bits != 0 else { return nil }
@@ -493,7 +508,7 @@ struct SeccompClassifier {
             return (RunResult.Denial(kind: .syscall, what: name, detail: "a namespace flag (EPERM)", count: 0, first: nil,
                                      hint: "new namespaces are refused under this policy (its deny list has unshare)"), EPERM)
         }
-        if signalGuarded.contains(name), v.args[0] == 1 {
+        if signalAnswered.contains(name), v.args[0] == 1 {
             return (RunResult.Denial(kind: .signal, what: name, detail: "to PID 1, the sandbox init (EPERM)", count: 0, first: nil,
                                      hint: "processes outside the sandbox (PID 1, the sandbox init, included) cannot be signalled under this policy"), EPERM)
         }

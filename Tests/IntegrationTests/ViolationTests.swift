@@ -72,6 +72,45 @@ import Testing
         #expect(out.status == 0 && FileManager.default.fileExists(atPath: "\(dir)/ran"), "control: \(out.status) \(out.stderr)")
     }
 
+    /// Under `on_violation = "log"` a call outside the profile runs (and is recorded),
+    /// but a setuid or setgid bit stays refused: with a profile that does not allow
+    /// chmod, chmod 04755 got through before (red team, session 47), as the log mode's
+    /// answer to what reached the supervisor. Control: chmod 0755 runs there.
+    @Test func logModeStillRefusesSetuidBitsOutsideTheProfile() throws {
+        guard Harness.require(Harness.isRoot, "root") else { return }
+        let dir = Harness.tempDir(), pol = Harness.tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir); try? FileManager.default.removeItem(atPath: pol) }
+        let shipped = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(Harness.repoRoot)/Profiles/seccomp/default.json"))) as! [String: Any]
+        var profile = shipped
+        let modeSetters: Set<String> = ["chmod", "fchmod", "fchmodat", "fchmodat2"]
+        profile["syscalls"] = (shipped["syscalls"] as! [[String: Any]]).compactMap { rule -> [String: Any]? in
+            var rule = rule
+            rule["names"] = (rule["names"] as? [String] ?? []).filter { !modeSetters.contains($0) }
+            return (rule["names"] as! [String]).isEmpty ? nil : rule
+        }
+        try JSONSerialization.data(withJSONObject: profile).write(to: URL(fileURLWithPath: "\(pol)/no-chmod.json"))
+        let policy = Harness.policy("""
+            name = "log-setuid"
+            extends = ["\(Harness.repoRoot)/Policies/agent.toml"]
+            [seccomp]
+            profile = "\(pol)/no-chmod.json"
+            on_violation = "log"
+            """, in: pol, name: "log-setuid.toml")
+        let probe = """
+            import os
+            for name, mode in (("plain", 0o755), ("setuid", 0o4755)):
+                open(name, "w").close()
+                try:
+                    os.chmod(name, mode)
+                    print(name, oct(os.stat(name).st_mode & 0o7777))
+                except OSError as e:
+                    print(name, e.errno)
+            """
+        let out = try Harness.exec(policy: policy, ["python3", "-c", probe], cwd: dir)
+        #expect(out.status == 0, "\(out.stderr)")
+        #expect(out.stdout == "plain 0o755\nsetuid 1\n", "\(out.stdout) \(out.stderr)")
+    }
+
     @Test func errnoModeLetsTheCommandGoOn() throws {
         guard Harness.require(Harness.isRoot, "root") else { return }
         let dir = Harness.tempDir()
