@@ -638,6 +638,7 @@ struct Context {
                     args: rule.args.map { SeccompArgPlan(index: $0.index, op: $0.op, value: $0.value, valueTwo: $0.valueTwo) },
                     origin: "\(profile.source) syscalls[\(i)]"))
             }
+            if let why = Self.ambiguity(rules) { throw PlanError(key: "seccomp.profile", message: why) }
         }
         if enabled { rules = Context.noSetuidBits(rules, arch: arch, denied: denied, defaultAllows: defaultAction == .allow) }
         if enabled && policy.landlock.scope.contains(.signal) {
@@ -737,6 +738,36 @@ struct Context {
             onViolation: sc.onViolation, unknownSyscalls: unknown.sorted(),
             syscallNumbers: numbers, rulesDigest: digest, refusedIoctls: ioctls, namespaceFence: namespaceFence ? true : nil,
             explicitTimesViaSupervisor: rules.contains { $0.origin == NestedSeccomp.timesOrigin && $0.action == .notify } ? true : nil)
+    }
+
+    /// Why the profile's rules (those that apply here) cannot be compiled into the
+    /// filter the plan shows, or nil: two rules without conditions that name a call with
+    /// different answers (libseccomp keeps one, and the compiler leaves out a rule
+    /// equal to the default: the plan could not say which holds; red team, session 47,
+    /// made a user namespace so), two with the same conditions and different answers,
+    /// or a rule with two conditions on one argument (libseccomp refuses both, so the
+    /// run failed at `exec`).
+    static func ambiguity(_ rules: [SeccompRulePlan]) -> String? {
+        var plain: [String: SeccompRulePlan] = [:], conditioned: [String: SeccompRulePlan] = [:]
+        for r in rules {
+            let indices = r.args.map(\.index)
+            if Set(indices).count != indices.count {
+                return "\(r.origin) has two conditions on one argument, which libseccomp refuses; write one condition per argument (or two rules)"
+            }
+            let conditions = r.args.map { "\($0.index) \($0.op.rawValue) \($0.value) \($0.valueTwo)" }.sorted().joinedText(separator: ";")
+            for name in r.syscalls {
+                let key = "\(name)|\(conditions)"
+                guard let other = r.args.isEmpty ? plain[key] : conditioned[key] else {
+                    if r.args.isEmpty { plain[key] = r } else { conditioned[key] = r }
+                    continue
+                }
+                if other.action != r.action || other.errno != r.errno {
+                    let what = r.args.isEmpty ? "without conditions" : "under the same conditions"
+                    return "\(other.origin) and \(r.origin) both name \(name) \(what), with different answers (\(other.action.rawValue), \(r.action.rawValue)): the filter keeps only one of them, so this plan could not say which holds. Keep one (or name \(name) in seccomp.deny)"
+                }
+            }
+        }
+        return nil
     }
 
     /// Whether the filter `rules` and `defaultAction` make could let `name` run: a rule

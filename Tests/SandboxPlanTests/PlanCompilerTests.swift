@@ -323,12 +323,45 @@ let simple = """
         // tell which.
         let disagreeing = #"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["clone", "clone3"], "action": "SCMP_ACT_ERRNO"}, {"names": ["clone", "clone3"], "action": "SCMP_ACT_ALLOW"}, {"names": ["sendmsg", "seccomp", "read"], "action": "SCMP_ACT_ALLOW"}]}"#
         try disagreeing.write(toFile: "\(dir)/d.json", atomically: true, encoding: .utf8)
-        #expect(try seccomp("name = \"d\"\nextends = [\"base\"]\n[seccomp]\nprofile = \"\(dir)/d.json\"\n").namespaceFence == true)
+        #expect(throws: PlanError.self) { try seccomp("name = \"d\"\nextends = [\"base\"]\n[seccomp]\nprofile = \"\(dir)/d.json\"\n") }
         #expect(naming(fenced, "clone").map(\.origin) == ["\(dir)/p.json syscalls[0]"])
         // The fence is stacked with seccomp(2) once the filter is loaded: a filter that
         // refuses seccomp could never start its command.
         #expect(throws: PlanError.self) {
             try seccomp("name = \"g\"\nextends = [\"base\"]\n[seccomp]\nprofile = \"\(dir)/p.json\"\ndeny = [\"seccomp\"]\n")
+        }
+    }
+
+    /// Profile rules the filter cannot hold as the plan shows them are a plan error
+    /// (key `seccomp.profile`), not a filter that keeps one of them or a run that fails
+    /// at exec: two rules without conditions that answer one call differently
+    /// (libseccomp keeps one; red team, session 47, made a user namespace that way
+    /// before the namespace fence), two with the same conditions and different
+    /// answers, and two conditions on one argument (libseccomp refuses both).
+    /// Rules that agree, and rules that apply under different capabilities (Docker's
+    /// clone3), are fine.
+    @Test func profileRulesTheFilterCannotHoldAsShownAreRefused() throws {
+        let dir = NSTemporaryDirectory() + "sbx-ambiguous-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let masked = #"{"index": 0, "value": 8, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}"#
+        let cases: [(String, Bool)] = [
+            (#"[{"names": ["ptrace"], "action": "SCMP_ACT_ERRNO"}, {"names": ["ptrace"], "action": "SCMP_ACT_ALLOW"}]"#, true),
+            (#"[{"names": ["clone"], "action": "SCMP_ACT_ALLOW", "args": [\#(masked)]}, {"names": ["clone"], "action": "SCMP_ACT_KILL_PROCESS", "args": [\#(masked)]}]"#, true),
+            (#"[{"names": ["clone"], "action": "SCMP_ACT_ALLOW", "args": [\#(masked), {"index": 0, "value": 1, "op": "SCMP_CMP_GE"}]}]"#, true),
+            (#"[{"names": ["ptrace", "read"], "action": "SCMP_ACT_ALLOW"}, {"names": ["ptrace"], "action": "SCMP_ACT_ALLOW"}]"#, false),
+            (#"[{"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38, "excludes": {"caps": ["CAP_SYS_ADMIN"]}}, {"names": ["clone3"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_SYS_ADMIN"]}}]"#, false),
+        ]
+        for (i, (rules, refused)) in cases.enumerated() {
+            let profile = #"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": ["# + rules.dropFirst().dropLast() + #", {"names": ["sendmsg", "seccomp"], "action": "SCMP_ACT_ALLOW"}]}"#
+            try profile.write(toFile: "\(dir)/\(i).json", atomically: true, encoding: .utf8)
+            let p = try policy("name = \"a\(i)\"\n[seccomp]\nprofile = \"\(dir)/\(i).json\"\n")
+            do {
+                _ = try PlanCompiler(host: host(uid: 0)).compile(p, argv: ["sh"], runId: "r1")
+                #expect(!refused, "case \(i) compiled")
+            } catch let e as PlanError {
+                #expect(refused && e.key == "seccomp.profile", "case \(i): \(e)")
+            }
         }
     }
 
