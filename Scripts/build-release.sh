@@ -12,6 +12,12 @@
 # specialisation, often a dependency's, whose first call demangled its types and
 # searched the conformance records (a sixteenth of a refused start).
 #
+# An incremental build can be wrong: after a change to one module's struct layout,
+# SwiftPM rebuilt that module but not SandboxServe, whose optimised code kept the old
+# layout (session 47: a serve that corrupted its heap on its first request). Before
+# measuring a changed tree, build from a clean .build, or touch the dependents'
+# sources (Sources/SandboxKit, SandboxServe, sandbox).
+#
 #   Scripts/build-release.sh                      # .build/release/sandbox
 #   Scripts/build-release.sh --scratch-path DIR   # extra arguments go to swift build
 set -euo pipefail
