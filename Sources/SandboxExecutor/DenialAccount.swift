@@ -504,7 +504,7 @@ struct SeccompClassifier {
             return (RunResult.Denial(kind: .syscall, what: name, detail: "io_uring (EPERM)", count: 0, first: nil,
                                      hint: "io_uring is refused wherever a seccomp filter is loaded: its operations (open, socket, connect …) would pass the filter's refusals"), EPERM)
         }
-        if namespaceClonesRefused, name == "clone", v.args[0] & SeccompPlan.cloneNamespaceFlags.reduce(0, |) != 0 {
+        if namespaceClonesRefused, name == "clone", v.args[0] & SeccompPlan.cloneNamespaceMask != 0 {
             return (RunResult.Denial(kind: .syscall, what: name, detail: "a namespace flag (EPERM)", count: 0, first: nil,
                                      hint: "new namespaces are refused under this policy (its deny list has unshare)"), EPERM)
         }

@@ -512,11 +512,6 @@ public final class Executor {
 
     // MARK: - The run, step by step
 
-    /// The supervisor's work in order, one step per line (as nsjail's `containProc`;
-    /// Docs/architecture.md, "The supervisor's preparation", numbers them the same).
-    /// Each step that creates something registers its own undo as it goes, and
-    /// `teardown` unwinds them newest first on every path, so a failure at any step
-    /// leaves nothing behind.
     /// No io_uring instance reaches the command as its stdin, stdout or stderr: the
     /// ring's operations (IORING_OP_OPENAT, _SOCKET …) run past the seccomp filter,
     /// which refuses only io_uring_setup (red team, session 47: a ring an invoker's
@@ -530,6 +525,11 @@ public final class Executor {
         }
     }
 
+    /// The supervisor's work in order, one step per line (as nsjail's `containProc`;
+    /// Docs/architecture.md, "The supervisor's preparation", numbers them the same).
+    /// Each step that creates something registers its own undo as it goes, and
+    /// `teardown` unwinds them newest first on every path, so a failure at any step
+    /// leaves nothing behind.
     private func supervise(started: UInt64) throws -> RunResult {
         try refuseRingsAsStdio()
         // The Landlock observer opens once per process; started now, its cost
@@ -1513,7 +1513,7 @@ extension SeccompPlan {
         spec.socketFamiliesViaSupervisor = onViolation != .errno // covered by rulesDigest
         spec.syscallNumbers = syscallNumbers.mapValues { Int32($0) }
         spec.refusedIoctls = refusedIoctls?.map(\.number) ?? []
-        spec.namespaceFence = namespaceFence == true
+        spec.namespaceFlags = namespaceFence == true ? SeccompPlan.cloneNamespaceMask : 0
         return spec
     }
 }

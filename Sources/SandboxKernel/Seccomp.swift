@@ -61,9 +61,10 @@ public struct SeccompSpec: Codable, Sendable, Equatable {
     public var syscallNumbers: [String: Int32]
     /// ioctl commands refused with EPERM by a filter of their own (``SeccompProgram/fence``).
     public var refusedIoctls: [UInt32] = []
-    /// clone with a namespace flag refused (EPERM) and clone3 (ENOSYS) by that filter
-    /// too, whatever the main one's rules say (``SeccompCompiler/fence(arch:ioctl:namespaces:)``).
-    public var namespaceFence = false
+    /// Nonzero: clone with any of these namespace flags refused (EPERM) and clone3
+    /// (ENOSYS) by that filter too, whatever the main one's rules say
+    /// (``SeccompCompiler/fence(arch:ioctl:namespaces:)``; the planner's mask).
+    public var namespaceFlags: UInt64 = 0
 
     public init(arch: String, defaultAction: SeccompAction, defaultErrno: UInt32? = nil, rules: [Rule],
                 socketFamilies: [SocketFamily]?, rulesDigest: String,
@@ -161,7 +162,7 @@ public enum SeccompCompiler {
     /// A cache directory that is not ours is an error, never silently trusted.
     public static func compile(_ spec: SeccompSpec, cacheDir: String?) throws -> SeccompProgram {
         var program = try compileMain(spec, cacheDir: cacheDir)
-        if !spec.refusedIoctls.isEmpty || spec.namespaceFence {
+        if !spec.refusedIoctls.isEmpty || spec.namespaceFlags != 0 {
             // Built every time (a few instructions, no libseccomp), so not cached.
             func number(_ name: String) throws -> UInt32 {
                 let nr = seccomp_syscall_resolve_name(name)
@@ -175,7 +176,8 @@ public enum SeccompCompiler {
             program.fence = try fence(
                 arch: seccomp_arch_native(),
                 ioctl: spec.refusedIoctls.isEmpty ? nil : (try number("ioctl"), spec.refusedIoctls),
-                namespaces: spec.namespaceFence ? (try number("clone"), clone3 >= 0 ? UInt32(clone3) : nil) : nil)
+                namespaces: spec.namespaceFlags == 0 ? nil
+                    : (try number("clone"), clone3 >= 0 ? UInt32(clone3) : nil, spec.namespaceFlags))
         }
         return program
     }
@@ -450,7 +452,7 @@ public enum SeccompCompiler {
     ///   bits of ioctl's second argument, as the kernel reads it (`unsigned int cmd`):
     ///   a caller's sign-extended 0xffffffff_800c6613 is the same command as 0x800c6613.
     /// - `namespaces` (a deny list with unshare beside profile rules for clone that
-    ///   cannot be read as refusing namespaces): clone with a namespace flag in the low
+    ///   cannot be read as refusing namespaces): clone with one of `flags` in the low
     ///   32 bits of its flags (all the kernel reads) gets EPERM, and clone3, whose flags
     ///   lie behind a pointer, ENOSYS (glibc then uses clone).
     ///
@@ -468,7 +470,7 @@ public enum SeccompCompiler {
     ///         eperm:  ret ERRNO(EPERM)
     ///         enosys: ret ERRNO(ENOSYS)
     static func fence(arch: UInt32, ioctl: (nr: UInt32, commands: [UInt32])?,
-                      namespaces: (clone: UInt32, clone3: UInt32?)?) throws -> [UInt8] {
+                      namespaces: (clone: UInt32, clone3: UInt32?, flags: UInt64)?) throws -> [UInt8] {
         let commands = Array(Set(ioctl?.commands ?? [])).sorted()
         guard commands.count <= 200, ioctl == nil || !commands.isEmpty, ioctl != nil || namespaces != nil else {
             throw KernelError(operation: "seccomp", subject: "fence", detail: "\(commands.count) ioctl commands; 1 to 200 are supported")
@@ -487,7 +489,7 @@ public enum SeccompCompiler {
             let afterClone = code.count + 3
             code.append((jeq, nil, afterClone, ns.clone))
             code.append((ldAbs, nil, nil, a0Low))
-            code.append((jset, eperm, allow, UInt32(truncatingIfNeeded: cloneNamespaceFlags)))
+            code.append((jset, eperm, allow, UInt32(truncatingIfNeeded: ns.flags)))
         }
         if let ioctl {
             code.append((jeq, nil, allow, ioctl.nr))
@@ -506,10 +508,6 @@ public enum SeccompCompiler {
         out.append((ret, 0, 0, sbx_fence_scmp_act_errno(UInt16(ENOSYS))))
         return BPF.assemble(out)
     }
-
-    /// clone(2)'s namespace flags (CLONE_NEWNS, _NEWCGROUP, _NEWUTS, _NEWIPC,
-    /// _NEWUSER, _NEWPID, _NEWNET), all in the low 32 bits.
-    static let cloneNamespaceFlags: UInt64 = 0x7E02_0000
 
     /// Every system-call number this build can name on the native architecture:
     /// libseccomp's table (numbers below 1024; an architecture numbered above that,

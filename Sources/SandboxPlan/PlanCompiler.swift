@@ -662,11 +662,7 @@ struct Context {
         let refuseIoUring = enabled && !ioUringRefusedByPolicy
             && Self.letsThrough(ioUring, rules: rules, defaultAction: defaultAction, passing: passing, arch: arch)
         if refuseIoUring {
-            rules = rules.compactMap { r in
-                var r = r
-                r.syscalls.removeAll { $0 == ioUring }
-                return r.syscalls.isEmpty ? nil : r
-            }
+            rules = Self.removing([ioUring], from: rules)
             rules.append(SeccompRulePlan(syscalls: [ioUring], action: .errno, errno: 1, args: [], origin: SeccompPlan.noIoUringOrigin))
         }
         if sc.onViolation != .errno {
@@ -768,6 +764,17 @@ struct Context {
             }
         }
         return nil
+    }
+
+    /// `rules` with `names` taken out of every rule, conditions or not, and the rules
+    /// left naming nothing dropped: what a built-in rule that answers those calls
+    /// itself starts from (libseccomp keeps one rule without conditions per call).
+    static func removing(_ names: Set<String>, from rules: [SeccompRulePlan]) -> [SeccompRulePlan] {
+        rules.compactMap { r in
+            var r = r
+            r.syscalls.removeAll(where: names.contains)
+            return r.syscalls.isEmpty ? nil : r
+        }
     }
 
     /// Whether the filter `rules` and `defaultAction` make could let `name` run: a rule
@@ -904,7 +911,7 @@ struct Context {
     static func noNamespaceClones(_ rules: [SeccompRulePlan], arch: String, denied: Set<String>,
                                   defaultAction: SeccompAction) -> (rules: [SeccompRulePlan], fence: Bool) {
         let passing: Set<SeccompAction> = [.allow, .log, .trace]
-        let flags = SeccompPlan.cloneNamespaceFlags.reduce(0, |)
+        let flags = SeccompPlan.cloneNamespaceMask
         let defaultPasses = passing.contains(defaultAction)
         var names: [String] = [], fence = false
         for name in ["clone", "clone3"] where SyscallTable.number(name, arch: arch) != nil && !denied.contains(name) {
@@ -933,11 +940,7 @@ struct Context {
             if !plainlyRefused { fence = true }
         }
         guard !names.isEmpty else { return (rules, fence) }
-        var out: [SeccompRulePlan] = rules.compactMap { r in
-            var r = r
-            r.syscalls.removeAll(where: names.contains)
-            return r.syscalls.isEmpty ? nil : r
-        }
+        var out = removing(Set(names), from: rules)
         let origin = SeccompPlan.noNamespaceClonesOrigin
         if names.contains("clone") {
             out.append(SeccompRulePlan(syscalls: ["clone"], action: .allow, errno: nil,

@@ -225,6 +225,8 @@ public struct SeccompPlan: Codable, Sendable, Equatable {
     /// clone(2)'s namespace flags (CLONE_NEWNS, _NEWCGROUP, _NEWUTS, _NEWIPC,
     /// _NEWUSER, _NEWPID, _NEWNET): the mask Docker's profile allows clone under.
     public static let cloneNamespaceFlags: [UInt64] = [0x0002_0000, 0x0200_0000, 0x0400_0000, 0x0800_0000, 0x1000_0000, 0x2000_0000, 0x4000_0000]
+    /// All of them at once (0x7E020000): the namespace fence is built from it.
+    public static var cloneNamespaceMask: UInt64 { cloneNamespaceFlags.reduce(0, |) }
     public var enabled: Bool
     public var profile: String?
     /// Native architecture only; x32/i386 syscalls hit the kill action.

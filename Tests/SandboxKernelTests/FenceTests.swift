@@ -519,8 +519,8 @@ struct FenceTests {
     /// always-true condition, amounts to: red team, session 47), the kernel's
     /// strictest answer still refuses. Control: without it both make a namespace.
     @Test func theNamespaceFenceRefusesNamespacesWhateverTheMainFilterAllows() throws {
-        // x86_64: AUDIT_ARCH_X86_64, clone 56, clone3 435.
-        let fence = try SeccompCompiler.fence(arch: 0xC000_003E, ioctl: nil, namespaces: (56, 435))
+        // x86_64: AUDIT_ARCH_X86_64, clone 56, clone3 435; CLONE_NEW* (the planner's mask).
+        let fence = try SeccompCompiler.fence(arch: 0xC000_003E, ioctl: nil, namespaces: (56, 435, 0x7E02_0000))
         let program = SeccompProgram(filter: fence, cacheHit: false, usesNotify: false)
         #expect(Self.probe(nil, Int32(SBX_FENCE_PROBE_CLONE_NEWUSER)) == .exited(0), "control: clone(CLONE_NEWUSER)")
         #expect(Self.probe(nil, Int32(SBX_FENCE_PROBE_CLONE3_NEWUSER)) == .exited(0), "control: clone3(CLONE_NEWUSER)")
