@@ -60,7 +60,7 @@ import Testing
             #expect(out.result?["timedOut"] as? Bool != true, "\(mode): the run waited for its timeout")
             #expect(!FileManager.default.fileExists(atPath: "\(dir)/ran"))
         }
-        let errno = Harness.policy("""
+        let noListener = Harness.policy("""
             name = "listener-none"
             extends = ["\(Harness.repoRoot)/Policies/agent.toml"]
             [seccomp]
@@ -68,7 +68,7 @@ import Testing
             [network]
             mode = "egress"
             """, in: pol, name: "listener-none.toml")
-        let out = try Harness.exec(policy: errno, ["touch", "ran"], cwd: dir)
+        let out = try Harness.exec(policy: noListener, ["touch", "ran"], cwd: dir)
         #expect(out.status == 0 && FileManager.default.fileExists(atPath: "\(dir)/ran"), "control: \(out.status) \(out.stderr)")
     }
 
